@@ -1,0 +1,19 @@
+//! # kafsim-engine
+//!
+//! Kafka's semantics as sans-IO state machines: the partition log, replication and the
+//! controller on the broker side; the producer and consumer clients with their
+//! application model on the client side.
+//!
+//! Architecture invariant: this crate performs no I/O, reads no clock, spawns no thread and
+//! draws no global randomness. Everything reaches a node through [`node::Cx`]; everything a
+//! node wants done leaves through it. It depends on nothing else in the repository.
+
+pub mod history;
+pub mod node;
+pub mod protocol;
+pub mod record;
+pub mod time;
+
+pub use node::{Cx, Disk, DiskData, DiskDone, DiskEntry, Effect, FileId, Node, NodeId, Timer, TimerId};
+pub use record::{Key, Record, RecordBatch, TopicId, TopicPartition, ValueId};
+pub use time::{Duration, Instant};

@@ -1,0 +1,174 @@
+//! Consumer-group protocol: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch.
+
+use super::ErrorCode;
+use crate::node::NodeId;
+use crate::record::{TopicId, TopicPartition};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinatorType {
+    Group,
+    Transaction,
+}
+
+#[derive(Clone, Debug)]
+pub struct FindCoordinatorRequest {
+    pub correlation_id: u64,
+    pub key: String,
+    pub key_type: CoordinatorType,
+}
+
+#[derive(Clone, Debug)]
+pub struct FindCoordinatorResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+    pub coordinator: Option<NodeId>,
+}
+
+/// What a member sends in JoinGroup for one assignor it supports (ConsumerProtocolSubscription).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub topics: Vec<TopicId>,
+    /// Partitions the member owns now (cooperative protocol, KIP-429) or owned (sticky).
+    pub owned_partitions: Vec<TopicPartition>,
+    /// Generation in which `owned_partitions` were owned (sticky user data), -1 if none.
+    pub generation: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct JoinGroupRequest {
+    pub correlation_id: u64,
+    pub group: String,
+    /// Empty on the first join (the coordinator answers MemberIdRequired with an id).
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub session_timeout_ms: u32,
+    pub rebalance_timeout_ms: u32,
+    /// (assignor name, subscription), in the member's order of preference.
+    pub protocols: Vec<(String, Subscription)>,
+}
+
+impl JoinGroupRequest {
+    pub fn wire_size(&self) -> u32 {
+        32 + self.group.len() as u32
+            + self.member_id.len() as u32
+            + self
+                .protocols
+                .iter()
+                .map(|(n, s)| {
+                    n.len() as u32 + 8 * s.topics.len() as u32 + 8 * s.owned_partitions.len() as u32
+                })
+                .sum::<u32>()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct JoinGroupResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+    pub generation: i32,
+    /// The assignor the coordinator chose.
+    pub protocol: String,
+    pub leader: String,
+    pub member_id: String,
+    /// Only for the leader: every member's id and subscription.
+    pub members: Vec<(String, Subscription)>,
+}
+
+impl JoinGroupResponse {
+    pub fn wire_size(&self) -> u32 {
+        32 + self.members.iter().map(|(m, s)| m.len() as u32 + 8 * s.topics.len() as u32).sum::<u32>()
+    }
+}
+
+/// A member's assignment (ConsumerProtocolAssignment).
+pub type Assignment = Arc<Vec<TopicPartition>>;
+
+#[derive(Clone, Debug)]
+pub struct SyncGroupRequest {
+    pub correlation_id: u64,
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+    /// Only from the leader: the assignment of every member.
+    pub assignments: Vec<(String, Assignment)>,
+}
+
+impl SyncGroupRequest {
+    pub fn wire_size(&self) -> u32 {
+        24 + self.assignments.iter().map(|(m, a)| m.len() as u32 + 8 * a.len() as u32).sum::<u32>()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncGroupResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+    pub assignment: Assignment,
+}
+
+impl SyncGroupResponse {
+    pub fn wire_size(&self) -> u32 {
+        16 + 8 * self.assignment.len() as u32
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HeartbeatRequest {
+    pub correlation_id: u64,
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeartbeatResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaveGroupRequest {
+    pub correlation_id: u64,
+    pub group: String,
+    pub member_id: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaveGroupResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug)]
+pub struct OffsetCommitRequest {
+    pub correlation_id: u64,
+    pub group: String,
+    pub member_id: String,
+    /// -1 for a commit from outside the group (simple consumer / standalone).
+    pub generation: i32,
+    /// (partition, next offset to consume, leader epoch of the last consumed record).
+    pub offsets: Vec<(TopicPartition, u64, Option<u32>)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OffsetCommitResponse {
+    pub correlation_id: u64,
+    pub results: Vec<(TopicPartition, ErrorCode)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OffsetFetchRequest {
+    pub correlation_id: u64,
+    pub group: String,
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OffsetFetchResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+    /// (partition, committed offset or `None` when nothing was committed).
+    pub offsets: Vec<(TopicPartition, Option<u64>)>,
+}

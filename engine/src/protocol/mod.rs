@@ -1,0 +1,240 @@
+//! The wire protocol between nodes: Kafka's request and response types, by Kafka's names.
+//!
+//! Each family lives in its own file. Every request carries a `correlation_id` chosen by the
+//! sender and echoed by the response, as Kafka's request header does. [`Message::wire_size`]
+//! models the bytes a message occupies on a TCP connection; the network charges bandwidth
+//! and serialisation delay by it.
+
+mod controller;
+mod fetch;
+mod group;
+mod metadata;
+mod produce;
+mod producer_id;
+
+pub use controller::*;
+pub use fetch::*;
+pub use group::*;
+pub use metadata::*;
+pub use produce::*;
+pub use producer_id::*;
+
+/// Request header bytes (api key, version, correlation id, client id) plus response framing.
+pub const HEADER_BYTES: u32 = 24;
+
+/// Kafka error codes used by the engine (names as in `org.apache.kafka.common.protocol.Errors`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorCode {
+    None,
+    UnknownTopicOrPartition,
+    NotLeaderOrFollower,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    RequestTimedOut,
+    NetworkException,
+    OffsetOutOfRange,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    OutOfOrderSequenceNumber,
+    DuplicateSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+    CoordinatorNotAvailable,
+    NotCoordinator,
+    CoordinatorLoadInProgress,
+    IllegalGeneration,
+    UnknownMemberId,
+    RebalanceInProgress,
+    MemberIdRequired,
+    InconsistentGroupProtocol,
+    StaleControllerEpoch,
+    StaleBrokerEpoch,
+    BrokerNotAvailable,
+    InvalidRequest,
+    RecordListTooLarge,
+    InvalidUpdateVersion,
+    FencedInstanceId,
+    TransactionCoordinatorFenced,
+    InvalidTxnState,
+    ConcurrentTransactions,
+}
+
+impl ErrorCode {
+    /// Errors a client may retry after refreshing metadata or backing off.
+    pub fn is_retriable(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            UnknownTopicOrPartition
+                | NotLeaderOrFollower
+                | NotEnoughReplicas
+                | NotEnoughReplicasAfterAppend
+                | RequestTimedOut
+                | NetworkException
+                | FencedLeaderEpoch
+                | UnknownLeaderEpoch
+                | CoordinatorNotAvailable
+                | NotCoordinator
+                | CoordinatorLoadInProgress
+                | BrokerNotAvailable
+                | ConcurrentTransactions
+        )
+    }
+
+    /// Errors after which a client should refresh its metadata (leader moved).
+    pub fn needs_metadata_refresh(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            UnknownTopicOrPartition
+                | NotLeaderOrFollower
+                | FencedLeaderEpoch
+                | UnknownLeaderEpoch
+                | NotEnoughReplicas
+                | BrokerNotAvailable
+        )
+    }
+}
+
+/// Every message that crosses the network.
+#[derive(Clone, Debug)]
+pub enum Message {
+    /// Not sent by nodes: the host delivers it when the peer's process died and the
+    /// operating system reset the TCP connection. Requests in flight to that peer are lost.
+    ConnectionReset,
+
+    MetadataRequest(MetadataRequest),
+    MetadataResponse(MetadataResponse),
+    ProduceRequest(ProduceRequest),
+    ProduceResponse(ProduceResponse),
+    FetchRequest(FetchRequest),
+    FetchResponse(FetchResponse),
+    ListOffsetsRequest(ListOffsetsRequest),
+    ListOffsetsResponse(ListOffsetsResponse),
+    OffsetsForLeaderEpochRequest(OffsetsForLeaderEpochRequest),
+    OffsetsForLeaderEpochResponse(OffsetsForLeaderEpochResponse),
+    InitProducerIdRequest(InitProducerIdRequest),
+    InitProducerIdResponse(InitProducerIdResponse),
+
+    FindCoordinatorRequest(FindCoordinatorRequest),
+    FindCoordinatorResponse(FindCoordinatorResponse),
+    JoinGroupRequest(JoinGroupRequest),
+    JoinGroupResponse(JoinGroupResponse),
+    SyncGroupRequest(SyncGroupRequest),
+    SyncGroupResponse(SyncGroupResponse),
+    HeartbeatRequest(HeartbeatRequest),
+    HeartbeatResponse(HeartbeatResponse),
+    LeaveGroupRequest(LeaveGroupRequest),
+    LeaveGroupResponse(LeaveGroupResponse),
+    OffsetCommitRequest(OffsetCommitRequest),
+    OffsetCommitResponse(OffsetCommitResponse),
+    OffsetFetchRequest(OffsetFetchRequest),
+    OffsetFetchResponse(OffsetFetchResponse),
+
+    BrokerRegistrationRequest(BrokerRegistrationRequest),
+    BrokerRegistrationResponse(BrokerRegistrationResponse),
+    BrokerHeartbeatRequest(BrokerHeartbeatRequest),
+    BrokerHeartbeatResponse(BrokerHeartbeatResponse),
+    LeaderAndIsrRequest(LeaderAndIsrRequest),
+    LeaderAndIsrResponse(LeaderAndIsrResponse),
+    AlterPartitionRequest(AlterPartitionRequest),
+    AlterPartitionResponse(AlterPartitionResponse),
+    CreateTopicsRequest(CreateTopicsRequest),
+    CreateTopicsResponse(CreateTopicsResponse),
+    /// Active controller -> standby controllers: the replicated controller state.
+    ControllerSync(ControllerSync),
+    ControllerSyncAck(ControllerSyncAck),
+}
+
+impl Message {
+    /// Modelled size on the wire, in bytes.
+    pub fn wire_size(&self) -> u32 {
+        use Message::*;
+        let body = match self {
+            ConnectionReset => 0,
+            MetadataRequest(m) => m.wire_size(),
+            MetadataResponse(m) => m.wire_size(),
+            ProduceRequest(m) => m.wire_size(),
+            ProduceResponse(m) => m.wire_size(),
+            FetchRequest(m) => m.wire_size(),
+            FetchResponse(m) => m.wire_size(),
+            ListOffsetsRequest(m) => 16 * m.partitions.len() as u32,
+            ListOffsetsResponse(m) => 24 * m.partitions.len() as u32,
+            OffsetsForLeaderEpochRequest(m) => 16 * m.partitions.len() as u32,
+            OffsetsForLeaderEpochResponse(m) => 24 * m.partitions.len() as u32,
+            InitProducerIdRequest(_) | InitProducerIdResponse(_) => 32,
+            FindCoordinatorRequest(m) => 8 + m.key.len() as u32,
+            FindCoordinatorResponse(_) => 32,
+            JoinGroupRequest(m) => m.wire_size(),
+            JoinGroupResponse(m) => m.wire_size(),
+            SyncGroupRequest(m) => m.wire_size(),
+            SyncGroupResponse(m) => m.wire_size(),
+            HeartbeatRequest(m) => 16 + m.group.len() as u32 + m.member_id.len() as u32,
+            HeartbeatResponse(_) => 8,
+            LeaveGroupRequest(m) => 16 + m.group.len() as u32 + m.member_id.len() as u32,
+            LeaveGroupResponse(_) => 8,
+            OffsetCommitRequest(m) => 32 + m.group.len() as u32 + 24 * m.offsets.len() as u32,
+            OffsetCommitResponse(m) => 8 + 12 * m.results.len() as u32,
+            OffsetFetchRequest(m) => 8 + m.group.len() as u32 + 8 * m.partitions.len() as u32,
+            OffsetFetchResponse(m) => 8 + 24 * m.offsets.len() as u32,
+            BrokerRegistrationRequest(_) | BrokerRegistrationResponse(_) => 32,
+            BrokerHeartbeatRequest(_) | BrokerHeartbeatResponse(_) => 24,
+            LeaderAndIsrRequest(m) => m.wire_size(),
+            LeaderAndIsrResponse(m) => 8 + 8 * m.partitions.len() as u32,
+            AlterPartitionRequest(m) => 24 + 4 * m.new_isr.len() as u32,
+            AlterPartitionResponse(m) => 24 + 4 * m.isr.len() as u32,
+            CreateTopicsRequest(m) => 16 * m.topics.len() as u32,
+            CreateTopicsResponse(_) => 16,
+            ControllerSync(m) => 64 + 32 * m.partitions.len() as u32,
+            ControllerSyncAck(_) => 16,
+        };
+        HEADER_BYTES + body
+    }
+
+    /// A short stable name of the message type, for traces and the trace hash.
+    pub fn kind(&self) -> &'static str {
+        use Message::*;
+        match self {
+            ConnectionReset => "ConnectionReset",
+            MetadataRequest(_) => "MetadataRequest",
+            MetadataResponse(_) => "MetadataResponse",
+            ProduceRequest(_) => "ProduceRequest",
+            ProduceResponse(_) => "ProduceResponse",
+            FetchRequest(_) => "FetchRequest",
+            FetchResponse(_) => "FetchResponse",
+            ListOffsetsRequest(_) => "ListOffsetsRequest",
+            ListOffsetsResponse(_) => "ListOffsetsResponse",
+            OffsetsForLeaderEpochRequest(_) => "OffsetsForLeaderEpochRequest",
+            OffsetsForLeaderEpochResponse(_) => "OffsetsForLeaderEpochResponse",
+            InitProducerIdRequest(_) => "InitProducerIdRequest",
+            InitProducerIdResponse(_) => "InitProducerIdResponse",
+            FindCoordinatorRequest(_) => "FindCoordinatorRequest",
+            FindCoordinatorResponse(_) => "FindCoordinatorResponse",
+            JoinGroupRequest(_) => "JoinGroupRequest",
+            JoinGroupResponse(_) => "JoinGroupResponse",
+            SyncGroupRequest(_) => "SyncGroupRequest",
+            SyncGroupResponse(_) => "SyncGroupResponse",
+            HeartbeatRequest(_) => "HeartbeatRequest",
+            HeartbeatResponse(_) => "HeartbeatResponse",
+            LeaveGroupRequest(_) => "LeaveGroupRequest",
+            LeaveGroupResponse(_) => "LeaveGroupResponse",
+            OffsetCommitRequest(_) => "OffsetCommitRequest",
+            OffsetCommitResponse(_) => "OffsetCommitResponse",
+            OffsetFetchRequest(_) => "OffsetFetchRequest",
+            OffsetFetchResponse(_) => "OffsetFetchResponse",
+            BrokerRegistrationRequest(_) => "BrokerRegistrationRequest",
+            BrokerRegistrationResponse(_) => "BrokerRegistrationResponse",
+            BrokerHeartbeatRequest(_) => "BrokerHeartbeatRequest",
+            BrokerHeartbeatResponse(_) => "BrokerHeartbeatResponse",
+            LeaderAndIsrRequest(_) => "LeaderAndIsrRequest",
+            LeaderAndIsrResponse(_) => "LeaderAndIsrResponse",
+            AlterPartitionRequest(_) => "AlterPartitionRequest",
+            AlterPartitionResponse(_) => "AlterPartitionResponse",
+            CreateTopicsRequest(_) => "CreateTopicsRequest",
+            CreateTopicsResponse(_) => "CreateTopicsResponse",
+            ControllerSync(_) => "ControllerSync",
+            ControllerSyncAck(_) => "ControllerSyncAck",
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Records, batches and the names that address them.
+//!
+//! Payload bytes are never stored: a record carries a unique value id (so every record can be
+//! traced through the history), its key, its modelled size and timestamps. Sizes drive the
+//! cost model and every byte-based limit (`batch.size`, `fetch.max.bytes`, ...).
+
+use crate::time::Instant;
+use std::sync::Arc;
+
+/// A topic, by its index in the cluster's topic table. Names live in the scenario; the engine
+/// only needs a stable identity (Kafka itself moved to topic ids in KIP-516).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicId(pub u32);
+
+/// One partition of one topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: TopicId,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub const fn new(topic: TopicId, partition: u32) -> TopicPartition {
+        TopicPartition { topic, partition }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t{}/{}", self.topic.0, self.partition)
+    }
+}
+
+/// The unique identity of a produced value. The simulator hands out ids so that no two sends,
+/// across all producers and retries of a run, share one: a value seen twice is a duplicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ValueId(pub u64);
+
+/// A record key. Workloads draw keys from `0..keys`; the bytes a partitioner hashes are the
+/// key's decimal text (`"17"`), which is what a service keying by an id would send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(pub u32);
+
+impl Key {
+    /// The key's wire bytes: its decimal representation, without allocation.
+    pub fn bytes(self) -> KeyBytes {
+        let mut buf = [0u8; 10];
+        let mut n = self.0;
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        KeyBytes { buf, start: i as u8 }
+    }
+}
+
+/// Stack copy of a key's bytes (see [`Key::bytes`]).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyBytes {
+    buf: [u8; 10],
+    start: u8,
+}
+
+impl std::ops::Deref for KeyBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start as usize..]
+    }
+}
+
+/// A record as the log holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub value: ValueId,
+    pub key: Option<Key>,
+    /// Modelled value size in bytes (the payload itself is not stored).
+    pub size: u32,
+    /// When the application handed the record to its producer.
+    pub create_time: Instant,
+}
+
+/// Per-record overhead in a v2 record batch (varint lengths, attributes, deltas, headers
+/// count): about 8 bytes plus the key bytes for small records.
+pub const RECORD_OVERHEAD_BYTES: u32 = 8;
+/// Size of a v2 record batch header (magic 2), as Kafka's `DefaultRecordBatch`.
+pub const BATCH_HEADER_BYTES: u32 = 61;
+
+impl Record {
+    /// Bytes this record occupies inside a batch.
+    pub fn wire_size(&self) -> u32 {
+        let key_len = self.key.map_or(0, |k| k.bytes().len() as u32);
+        self.size + key_len + RECORD_OVERHEAD_BYTES
+    }
+}
+
+/// `producer_id` of a batch written without idempotence (Kafka's NO_PRODUCER_ID).
+pub const NO_PRODUCER_ID: i64 = -1;
+/// `base_sequence` of a batch written without idempotence (Kafka's NO_SEQUENCE).
+pub const NO_SEQUENCE: i32 = -1;
+
+/// A record batch: the unit of produce, replication, storage and fetch.
+///
+/// `records` is shared (`Arc`) so that moving a batch from a produce request into the log,
+/// onto the disk and out to followers and consumers never copies the records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBatch {
+    /// Offset of the first record; assigned by the partition leader on append.
+    pub base_offset: u64,
+    /// Leader epoch of the leader that appended the batch (stamped on append).
+    pub partition_leader_epoch: u32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub is_transactional: bool,
+    /// A transaction marker (commit / abort) rather than data.
+    pub control: Option<ControlMarker>,
+    pub records: Arc<[Record]>,
+}
+
+/// Transaction control markers written by the coordinator into data partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlMarker {
+    Commit,
+    Abort,
+}
+
+impl RecordBatch {
+    /// A plain (non-idempotent, non-transactional) batch; offsets are assigned on append.
+    pub fn new(records: Arc<[Record]>) -> RecordBatch {
+        RecordBatch {
+            base_offset: 0,
+            partition_leader_epoch: 0,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: -1,
+            base_sequence: NO_SEQUENCE,
+            is_transactional: false,
+            control: None,
+            records,
+        }
+    }
+
+    /// Number of offsets the batch spans (a control batch spans one).
+    pub fn record_count(&self) -> u64 {
+        self.records.len().max(1) as u64
+    }
+
+    /// Offset of the last record of the batch.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + self.record_count() - 1
+    }
+
+    /// The offset after this batch.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + self.record_count()
+    }
+
+    /// Modelled size on the wire and on disk.
+    pub fn wire_size(&self) -> u32 {
+        BATCH_HEADER_BYTES + self.records.iter().map(Record::wire_size).sum::<u32>()
+    }
+
+    /// Sequence number of the last record (idempotent batches only).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence == NO_SEQUENCE {
+            return NO_SEQUENCE;
+        }
+        // Sequences wrap at i32::MAX, as in Kafka.
+        let last = self.base_sequence as i64 + self.records.len() as i64 - 1;
+        (last % (i32::MAX as i64 + 1)) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_bytes_are_decimal_text() {
+        assert_eq!(&*Key(0).bytes(), b"0");
+        assert_eq!(&*Key(17).bytes(), b"17");
+        assert_eq!(&*Key(u32::MAX).bytes(), b"4294967295");
+    }
+
+    #[test]
+    fn batch_offsets() {
+        let rec = |v| Record { value: ValueId(v), key: None, size: 100, create_time: Instant::ZERO };
+        let mut b = RecordBatch::new(vec![rec(1), rec(2), rec(3)].into());
+        b.base_offset = 10;
+        assert_eq!(b.last_offset(), 12);
+        assert_eq!(b.next_offset(), 13);
+        assert_eq!(b.wire_size(), 61 + 3 * 108);
+    }
+}

@@ -1,0 +1,8 @@
+//! # kafsim-sim
+//!
+//! The deterministic simulator: scheduler, network, disk, node lifecycle, nemesis, history,
+//! checkers, campaign runner and traces. It knows the engine only through the
+//! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
+
+pub mod history;
+pub mod violation;

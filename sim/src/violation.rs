@@ -1,0 +1,107 @@
+//! Violation kinds (DESIGN §4, exact strings) and the violation record every checker emits.
+
+use kafsim_engine::{Instant, TopicPartition, ValueId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViolationKind {
+    LostWrite,
+    Unseen,
+    Duplicate,
+    InconsistentOffsets,
+    NonmonotonicSend,
+    NonmonotonicPoll,
+    PollSkip,
+    KeyOrder,
+    AbortedRead,
+    SinkLoss,
+    SinkDuplicate,
+    Divergence,
+    Invariant,
+    Panic,
+    Stall,
+}
+
+impl ViolationKind {
+    pub const ALL: [ViolationKind; 15] = [
+        ViolationKind::LostWrite,
+        ViolationKind::Unseen,
+        ViolationKind::Duplicate,
+        ViolationKind::InconsistentOffsets,
+        ViolationKind::NonmonotonicSend,
+        ViolationKind::NonmonotonicPoll,
+        ViolationKind::PollSkip,
+        ViolationKind::KeyOrder,
+        ViolationKind::AbortedRead,
+        ViolationKind::SinkLoss,
+        ViolationKind::SinkDuplicate,
+        ViolationKind::Divergence,
+        ViolationKind::Invariant,
+        ViolationKind::Panic,
+        ViolationKind::Stall,
+    ];
+
+    /// The exact string of DESIGN §4.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::LostWrite => "lost-write",
+            ViolationKind::Unseen => "unseen",
+            ViolationKind::Duplicate => "duplicate",
+            ViolationKind::InconsistentOffsets => "inconsistent-offsets",
+            ViolationKind::NonmonotonicSend => "nonmonotonic-send",
+            ViolationKind::NonmonotonicPoll => "nonmonotonic-poll",
+            ViolationKind::PollSkip => "poll-skip",
+            ViolationKind::KeyOrder => "key-order",
+            ViolationKind::AbortedRead => "aborted-read",
+            ViolationKind::SinkLoss => "sink-loss",
+            ViolationKind::SinkDuplicate => "sink-duplicate",
+            ViolationKind::Divergence => "divergence",
+            ViolationKind::Invariant => "invariant",
+            ViolationKind::Panic => "panic",
+            ViolationKind::Stall => "stall",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ViolationKind> {
+        ViolationKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One violation found in one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    pub partition: Option<TopicPartition>,
+    pub offset: Option<u64>,
+    pub value: Option<ValueId>,
+    /// Simulated time at which the violation became evident (or the fact it is about).
+    pub at: Instant,
+    /// One line a human reads.
+    pub detail: String,
+}
+
+impl Violation {
+    pub fn new(kind: ViolationKind, at: Instant, detail: impl Into<String>) -> Violation {
+        Violation { kind, partition: None, offset: None, value: None, at, detail: detail.into() }
+    }
+
+    pub fn at_partition(mut self, partition: TopicPartition) -> Violation {
+        self.partition = Some(partition);
+        self
+    }
+
+    pub fn at_offset(mut self, offset: u64) -> Violation {
+        self.offset = Some(offset);
+        self
+    }
+
+    pub fn of_value(mut self, value: ValueId) -> Violation {
+        self.value = Some(value);
+        self
+    }
+}

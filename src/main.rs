@@ -1,0 +1,46 @@
+//! The `kafsim` command line (DESIGN §6). Only argument parsing and dispatch live here; each
+//! command is a module of `cli/`, and all real work is in the workspace crates.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "kafsim", version, about = "Deterministic simulation and benchmark harness for Kafka-style streaming systems")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a fault-injection campaign of one scenario over many seeds
+    Run(cli::run::RunArgs),
+    /// Re-run one seed of a scenario, byte for byte, with the life of every violating record
+    Replay(cli::replay::ReplayArgs),
+    /// Run the scenario library against its expectations
+    Check(cli::check::CheckArgs),
+    /// Throughput / latency benchmark of a workload on a modelled cluster
+    Bench(cli::bench::BenchArgs),
+    /// List the scenario library with descriptions
+    List(cli::list::ListArgs),
+    /// Print the partition each key goes to under a client's partitioner
+    Partition(cli::partition::PartitionArgs),
+    /// Compute a consumer-group assignment as a client's assignor would
+    Assign(cli::assign::AssignArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let code = match args.command {
+        Command::Run(a) => cli::run::main(a),
+        Command::Replay(a) => cli::replay::main(a),
+        Command::Check(a) => cli::check::main(a),
+        Command::Bench(a) => cli::bench::main(a),
+        Command::List(a) => cli::list::main(a),
+        Command::Partition(a) => cli::partition::main(a),
+        Command::Assign(a) => cli::assign::main(a),
+    };
+    ExitCode::from(code)
+}
