@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "kafsim", version, about = "Deterministic simulation and benchmark harness for Kafka-style streaming systems")]
+#[command(
+    name = "kafsim",
+    version,
+    about = "Deterministic simulation and benchmark harness for Kafka-style streaming systems"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,

@@ -14,44 +14,129 @@ use crate::record::{Key, TopicId, TopicPartition, ValueId};
 pub enum HistoryEvent {
     // ---- producer side ----
     /// The application handed a value to its producer.
-    SendInvoke { producer: u32, value: ValueId, key: Option<Key>, topic: TopicId },
+    SendInvoke {
+        producer: u32,
+        value: ValueId,
+        key: Option<Key>,
+        topic: TopicId,
+    },
     /// The producer got an acknowledgement: the value is at `offset` of `partition`.
-    SendOk { producer: u32, value: ValueId, partition: TopicPartition, offset: u64 },
+    SendOk {
+        producer: u32,
+        value: ValueId,
+        partition: TopicPartition,
+        offset: u64,
+    },
     /// Definitely not written (a non-retriable error, or rejected before it was sent).
-    SendFail { producer: u32, value: ValueId, error: ErrorCode },
+    SendFail {
+        producer: u32,
+        value: ValueId,
+        error: ErrorCode,
+    },
     /// Outcome unknown (timed out, connection lost, retries exhausted after sending): the value
     /// may or may not be in the log. Never counted as lost.
-    SendInfo { producer: u32, value: ValueId, reason: &'static str },
+    SendInfo {
+        producer: u32,
+        value: ValueId,
+        reason: &'static str,
+    },
 
     // ---- consumer side ----
     /// A member's assignment after a rebalance (generation), as the member applied it.
-    Assigned { group: u32, member: u32, generation: i32, partitions: Vec<TopicPartition> },
+    Assigned {
+        group: u32,
+        member: u32,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+    },
     /// A record returned by poll to the application.
-    Poll { group: u32, member: u32, partition: TopicPartition, offset: u64, value: ValueId, key: Option<Key> },
+    Poll {
+        group: u32,
+        member: u32,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
+        key: Option<Key>,
+    },
     /// An offset commit and its outcome.
-    Commit { group: u32, member: u32, generation: i32, partition: TopicPartition, offset: u64, error: ErrorCode },
+    Commit {
+        group: u32,
+        member: u32,
+        generation: i32,
+        partition: TopicPartition,
+        offset: u64,
+        error: ErrorCode,
+    },
     /// The service's sink stored the result of processing a value.
-    SinkWrite { group: u32, member: u32, partition: TopicPartition, offset: u64, value: ValueId, key: Option<Key> },
+    SinkWrite {
+        group: u32,
+        member: u32,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
+        key: Option<Key>,
+    },
     /// A record that failed processing was produced to the dead-letter topic (by value id).
-    DeadLetter { group: u32, member: u32, value: ValueId },
+    DeadLetter {
+        group: u32,
+        member: u32,
+        value: ValueId,
+    },
     /// The consumer position was reset (auto.offset.reset or a seek): subsequent reads of that
     /// partition may skip without it being a poll-skip.
-    PositionReset { group: u32, member: u32, partition: TopicPartition, offset: u64 },
+    PositionReset {
+        group: u32,
+        member: u32,
+        partition: TopicPartition,
+        offset: u64,
+    },
 
     // ---- transactions ----
-    TxnBegin { producer: u32, txn: u64 },
-    TxnCommit { producer: u32, txn: u64 },
-    TxnAbort { producer: u32, txn: u64 },
+    TxnBegin {
+        producer: u32,
+        txn: u64,
+    },
+    TxnCommit {
+        producer: u32,
+        txn: u64,
+    },
+    TxnAbort {
+        producer: u32,
+        txn: u64,
+    },
     /// A value was sent within transaction `txn`.
-    TxnValue { producer: u32, txn: u64, value: ValueId },
+    TxnValue {
+        producer: u32,
+        txn: u64,
+        value: ValueId,
+    },
 
     // ---- broker side ----
     /// A leader advanced the high watermark of a partition.
-    HighWatermark { broker: NodeId, partition: TopicPartition, leader_epoch: u32, high_watermark: u64 },
+    HighWatermark {
+        broker: NodeId,
+        partition: TopicPartition,
+        leader_epoch: u32,
+        high_watermark: u64,
+    },
     /// A broker became leader of a partition in `leader_epoch`.
-    BecameLeader { broker: NodeId, partition: TopicPartition, leader_epoch: u32, log_end_offset: u64 },
+    BecameLeader {
+        broker: NodeId,
+        partition: TopicPartition,
+        leader_epoch: u32,
+        log_end_offset: u64,
+    },
     /// A replica truncated its log to `offset` (records at and above it are gone from it).
-    Truncated { broker: NodeId, partition: TopicPartition, offset: u64, reason: &'static str },
+    Truncated {
+        broker: NodeId,
+        partition: TopicPartition,
+        offset: u64,
+        reason: &'static str,
+    },
     /// The controller changed the ISR of a partition.
-    IsrChanged { partition: TopicPartition, leader_epoch: u32, isr: Vec<NodeId> },
+    IsrChanged {
+        partition: TopicPartition,
+        leader_epoch: u32,
+        isr: Vec<NodeId>,
+    },
 }

@@ -8,12 +8,15 @@
 //! draws no global randomness. Everything reaches a node through [`node::Cx`]; everything a
 //! node wants done leaves through it. It depends on nothing else in the repository.
 
+pub mod coordinator;
 pub mod history;
 pub mod node;
 pub mod protocol;
 pub mod record;
 pub mod time;
 
-pub use node::{Cx, Disk, DiskData, DiskDone, DiskEntry, Effect, FileId, Node, NodeId, Timer, TimerId};
-pub use record::{Key, Record, RecordBatch, TopicId, TopicPartition, ValueId};
+pub use node::{
+    Cx, Disk, DiskData, DiskDone, DiskEntry, Effect, FileId, Node, NodeId, Timer, TimerId,
+};
+pub use record::{InternalPayload, Key, Record, RecordBatch, TopicId, TopicPartition, ValueId};
 pub use time::{Duration, Instant};

@@ -65,7 +65,10 @@ impl Timer {
 
     /// A timer about one partition (`key` packs topic and partition).
     pub const fn for_partition(kind: u16, tp: TopicPartition) -> Timer {
-        Timer { kind, key: ((tp.topic.0 as u64) << 32) | tp.partition as u64 }
+        Timer {
+            kind,
+            key: ((tp.topic.0 as u64) << 32) | tp.partition as u64,
+        }
     }
 
     /// The partition packed by [`Timer::for_partition`].
@@ -125,7 +128,11 @@ pub struct DiskEntry {
 
 impl DiskEntry {
     pub fn new(data: DiskData, bytes: u32) -> DiskEntry {
-        DiskEntry { data, bytes, torn: false }
+        DiskEntry {
+            data,
+            bytes,
+            torn: false,
+        }
     }
 }
 
@@ -152,10 +159,22 @@ pub struct DiskDone {
 /// An effect a node asks its host to carry out after the handler returns.
 #[derive(Debug)]
 pub enum Effect {
-    Send { to: NodeId, msg: Message },
-    SetTimer { id: TimerId, at: Instant, timer: Timer },
-    CancelTimer { id: TimerId },
-    Fsync { file: FileId, token: u64 },
+    Send {
+        to: NodeId,
+        msg: Message,
+    },
+    SetTimer {
+        id: TimerId,
+        at: Instant,
+        timer: Timer,
+    },
+    CancelTimer {
+        id: TimerId,
+    },
+    Fsync {
+        file: FileId,
+        token: u64,
+    },
     Record(HistoryEvent),
 }
 
@@ -180,7 +199,14 @@ impl<'a> Cx<'a> {
         out: &'a mut Vec<Effect>,
         next_timer_id: &'a mut u64,
     ) -> Cx<'a> {
-        Cx { now, me, rng, disk, out, next_timer_id }
+        Cx {
+            now,
+            me,
+            rng,
+            disk,
+            out,
+            next_timer_id,
+        }
     }
 
     pub fn now(&self) -> Instant {
@@ -193,13 +219,23 @@ impl<'a> Cx<'a> {
     }
 
     pub fn send(&mut self, to: NodeId, msg: Message) {
-        assert!(to != self.me, "{} sent a message to itself: {:?}", self.me, msg.kind());
+        assert!(
+            to != self.me,
+            "{} sent a message to itself: {:?}",
+            self.me,
+            msg.kind()
+        );
         self.out.push(Effect::Send { to, msg });
     }
 
     /// Arm a timer at an absolute instant. Setting one in the past is an engine bug.
     pub fn set_timer(&mut self, at: Instant, timer: Timer) -> TimerId {
-        assert!(at >= self.now, "{} set timer {timer:?} in the past ({at} < {})", self.me, self.now);
+        assert!(
+            at >= self.now,
+            "{} set timer {timer:?} in the past ({at} < {})",
+            self.me,
+            self.now
+        );
         *self.next_timer_id += 1;
         let id = TimerId(*self.next_timer_id);
         self.out.push(Effect::SetTimer { id, at, timer });

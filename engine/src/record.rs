@@ -55,7 +55,10 @@ impl Key {
                 break;
             }
         }
-        KeyBytes { buf, start: i as u8 }
+        KeyBytes {
+            buf,
+            start: i as u8,
+        }
     }
 }
 
@@ -82,6 +85,29 @@ pub struct Record {
     pub size: u32,
     /// When the application handed the record to its producer.
     pub create_time: Instant,
+    /// Content of records of internal topics (`__consumer_offsets`), which the engine must be
+    /// able to read back after a failover. `None` for user data, whose bytes are not modelled.
+    pub payload: Option<Arc<InternalPayload>>,
+}
+
+/// What a record of an internal topic says. Stored in the log like any record, so it
+/// replicates, truncates and is lost exactly as data is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InternalPayload {
+    /// `__consumer_offsets`: the committed offset of one partition for one group.
+    OffsetCommit {
+        group: Arc<str>,
+        partition: TopicPartition,
+        offset: u64,
+        leader_epoch: Option<u32>,
+    },
+    /// `__consumer_offsets`: group metadata after a completed rebalance (generation, members).
+    GroupMetadata {
+        group: Arc<str>,
+        generation: i32,
+        protocol: Arc<str>,
+        members: Arc<[Arc<str>]>,
+    },
 }
 
 /// Per-record overhead in a v2 record batch (varint lengths, attributes, deltas, headers
@@ -188,7 +214,13 @@ mod tests {
 
     #[test]
     fn batch_offsets() {
-        let rec = |v| Record { value: ValueId(v), key: None, size: 100, create_time: Instant::ZERO };
+        let rec = |v| Record {
+            value: ValueId(v),
+            key: None,
+            size: 100,
+            create_time: Instant::ZERO,
+            payload: None,
+        };
         let mut b = RecordBatch::new(vec![rec(1), rec(2), rec(3)].into());
         b.base_offset = 10;
         assert_eq!(b.last_offset(), 12);

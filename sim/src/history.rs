@@ -23,7 +23,10 @@ impl History {
     }
 
     pub fn push(&mut self, entry: HistoryEntry) {
-        debug_assert!(self.entries.last().is_none_or(|last| last.at <= entry.at), "history went back in time");
+        debug_assert!(
+            self.entries.last().is_none_or(|last| last.at <= entry.at),
+            "history went back in time"
+        );
         self.entries.push(entry);
     }
 
@@ -42,6 +45,8 @@ impl History {
 
 impl FromIterator<HistoryEntry> for History {
     fn from_iter<I: IntoIterator<Item = HistoryEntry>>(iter: I) -> History {
-        History { entries: iter.into_iter().collect() }
+        History {
+            entries: iter.into_iter().collect(),
+        }
     }
 }

@@ -87,7 +87,14 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(kind: ViolationKind, at: Instant, detail: impl Into<String>) -> Violation {
-        Violation { kind, partition: None, offset: None, value: None, at, detail: detail.into() }
+        Violation {
+            kind,
+            partition: None,
+            offset: None,
+            value: None,
+            at,
+            detail: detail.into(),
+        }
     }
 
     pub fn at_partition(mut self, partition: TopicPartition) -> Violation {

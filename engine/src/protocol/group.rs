@@ -78,7 +78,11 @@ pub struct JoinGroupResponse {
 
 impl JoinGroupResponse {
     pub fn wire_size(&self) -> u32 {
-        32 + self.members.iter().map(|(m, s)| m.len() as u32 + 8 * s.topics.len() as u32).sum::<u32>()
+        32 + self
+            .members
+            .iter()
+            .map(|(m, s)| m.len() as u32 + 8 * s.topics.len() as u32)
+            .sum::<u32>()
     }
 }
 
@@ -97,7 +101,11 @@ pub struct SyncGroupRequest {
 
 impl SyncGroupRequest {
     pub fn wire_size(&self) -> u32 {
-        24 + self.assignments.iter().map(|(m, a)| m.len() as u32 + 8 * a.len() as u32).sum::<u32>()
+        24 + self
+            .assignments
+            .iter()
+            .map(|(m, a)| m.len() as u32 + 8 * a.len() as u32)
+            .sum::<u32>()
     }
 }
 

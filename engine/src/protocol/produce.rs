@@ -27,7 +27,11 @@ pub struct ProduceRequest {
 
 impl ProduceRequest {
     pub fn wire_size(&self) -> u32 {
-        16 + self.batches.iter().map(|(_, b)| 8 + b.wire_size()).sum::<u32>()
+        16 + self
+            .batches
+            .iter()
+            .map(|(_, b)| 8 + b.wire_size())
+            .sum::<u32>()
     }
 }
 
