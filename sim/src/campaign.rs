@@ -170,7 +170,7 @@ mod tests {
         if seed % 7 == 3 {
             panic!("engine bug on seed {seed}");
         }
-        let violations = if seed % 5 == 0 {
+        let violations = if seed.is_multiple_of(5) {
             vec![Violation::new(
                 ViolationKind::LostWrite,
                 Instant::from_millis(seed),
