@@ -7,32 +7,42 @@
 //! Time charts put simulated seconds on x, shade the warm-up and mark each fault with a
 //! dashed vertical line and its label. Latency percentile charts use HDR Histogram's
 //! x-axis: -log10(1 - p), so 90, 99, 99.9 and 99.99 are evenly spaced and the tail shows.
+//! Legends are drawn in a strip under the plot, so they never hide data or fault labels.
 
 use std::ops::Range;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::result::{BenchResult, CurvePoint, Sweep};
+use crate::result::{BenchResult, CurvePoint, Sweep, SweepPoint, TimelinePoint};
 use crate::write::ReportError;
 
-const CHART_SIZE: (u32, u32) = (960, 380);
+const CHART_SIZE: (u32, u32) = (960, 400);
+/// Height of the legend strip under the plot.
+const LEGEND_HEIGHT: u32 = 30;
+/// Where the legend starts, about where the plot area does.
+const LEGEND_LEFT: i32 = 84;
 const FONT: &str = "sans-serif";
 const PUBLISH_COLOR: RGBColor = RGBColor(31, 119, 180);
 const CONSUME_COLOR: RGBColor = RGBColor(255, 127, 14);
 const BACKLOG_COLOR: RGBColor = RGBColor(44, 160, 44);
 const FAULT_COLOR: RGBColor = RGBColor(214, 39, 40);
-const WARMUP_COLOR: RGBColor = RGBColor(225, 225, 225);
-const GRID_COLOR: RGBColor = RGBColor(238, 238, 238);
+const WARMUP_COLOR: RGBColor = RGBColor(228, 228, 228);
+const GRID_COLOR: RGBColor = RGBColor(225, 225, 225);
+const TEXT_COLOR: RGBColor = RGBColor(34, 34, 34);
 /// Fault labels cycle through this many heights so neighbours do not overprint.
 const FAULT_LABEL_ROWS: usize = 4;
+/// At most this many ticks on a time axis.
+const TIME_TICKS_MAX: f64 = 12.0;
 
-type Chart<'a, 'b, X = RangedCoordf64> =
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, RangedCoordf64>>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<TickedAxis, RangedCoordf64>>;
 
-/// A linear f64 axis whose ticks are exactly the given values. plotters' own `with_key_points`
-/// on f64 has no label formatter, and the percentile and sweep axes need their own labels.
+/// A linear f64 axis whose ticks are exactly the given values, so each chart chooses its
+/// own (percentiles, swept values, round seconds). plotters' `with_key_points` on f64 has no
+/// label formatter, hence this small coordinate type.
 struct TickedAxis {
     range: Range<f64>,
     ticks: Vec<f64>,
@@ -49,7 +59,11 @@ impl Ranged for TickedAxis {
         limit.0 + (fraction * f64::from(limit.1 - limit.0)).round() as i32
     }
 
-    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+    /// The ticks for labels and grid lines; no light (minor) grid lines.
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            return Vec::new();
+        }
         self.ticks.clone()
     }
 
@@ -65,8 +79,123 @@ struct Series {
     points: Vec<(f64, Option<f64>)>,
 }
 
+#[derive(Clone, Copy)]
+enum Swatch {
+    Line,
+    Dashed,
+    Box,
+}
+
+struct LegendEntry {
+    name: String,
+    color: RGBColor,
+    swatch: Swatch,
+}
+
+impl LegendEntry {
+    fn line(series: &Series) -> Self {
+        LegendEntry {
+            name: series.name.to_string(),
+            color: series.color,
+            swatch: Swatch::Line,
+        }
+    }
+}
+
+/// What every chart has: title, axes and their labels.
+struct Frame<'f> {
+    title: &'f str,
+    x_axis: TickedAxis,
+    x_desc: String,
+    x_label: &'f dyn Fn(&f64) -> String,
+    y_desc: &'f str,
+    y_max: f64,
+}
+
 fn chart_error(error: impl std::fmt::Display) -> ReportError {
     ReportError::Chart(error.to_string())
+}
+
+/// Draws `frame`, lets `draw` fill the plot, and puts the legend entries it returns under it.
+fn render(
+    frame: Frame,
+    draw: impl FnOnce(&mut Chart) -> Result<Vec<LegendEntry>, ReportError>,
+) -> Result<String, ReportError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let (upper, strip) = root.split_vertically(CHART_SIZE.1 - LEGEND_HEIGHT);
+        let mut chart = ChartBuilder::on(&upper)
+            .caption(frame.title, (FONT, 22).into_font().color(&TEXT_COLOR))
+            .margin_top(8)
+            .margin_left(12)
+            .margin_right(40)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(frame.x_axis, 0f64..frame.y_max)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .bold_line_style(GRID_COLOR)
+            .max_light_lines(0)
+            .label_style((FONT, 15).into_font().color(&TEXT_COLOR))
+            .axis_desc_style((FONT, 16).into_font().color(&TEXT_COLOR))
+            .x_desc(frame.x_desc)
+            .y_desc(frame.y_desc)
+            .x_label_formatter(frame.x_label)
+            .y_label_formatter(&|v| short_number(*v))
+            .draw()
+            .map_err(chart_error)?;
+        let legend = draw(&mut chart)?;
+        draw_legend(&strip, &legend)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// The legend as a row of swatches and names.
+fn draw_legend(
+    strip: &DrawingArea<SVGBackend, Shift>,
+    entries: &[LegendEntry],
+) -> Result<(), ReportError> {
+    let middle = LEGEND_HEIGHT as i32 / 2;
+    let mut x = LEGEND_LEFT;
+    for entry in entries {
+        let stroke = entry.color.stroke_width(2);
+        match entry.swatch {
+            Swatch::Line => strip.draw(&PathElement::new(
+                vec![(x, middle), (x + 24, middle)],
+                stroke,
+            )),
+            Swatch::Dashed => (0..3).try_for_each(|dash| {
+                let start = x + dash * 9;
+                strip.draw(&PathElement::new(
+                    vec![(start, middle), (start + 5, middle)],
+                    stroke,
+                ))
+            }),
+            Swatch::Box => strip.draw(&Rectangle::new(
+                [(x, middle - 6), (x + 24, middle + 6)],
+                entry.color.filled(),
+            )),
+        }
+        .map_err(chart_error)?;
+        let style = TextStyle::from((FONT, 16).into_font())
+            .color(&TEXT_COLOR)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        strip
+            .draw(&Text::new(entry.name.clone(), (x + 30, middle), style))
+            .map_err(chart_error)?;
+        x += 30 + estimated_text_width(&entry.name) + 28;
+    }
+    Ok(())
+}
+
+/// Width in pixels of `text` at the legend's 13 px: browsers lay out the text, this only
+/// spaces the entries.
+fn estimated_text_width(text: &str) -> i32 {
+    (text.chars().count() as f64 * 7.2).ceil() as i32
 }
 
 /// Publish and consume records per second over simulated time.
@@ -90,15 +219,21 @@ pub(crate) fn backlog_chart(result: &BenchResult) -> Result<String, ReportError>
 
 /// Publish latency p99 per second over simulated time.
 pub(crate) fn p99_chart(result: &BenchResult) -> Result<String, ReportError> {
-    let p99 = timeline_series(result, "publish p99", PUBLISH_COLOR, |p| p.p99_ms);
+    let p99 = timeline_series(
+        result,
+        "publish p99 of the acks in each second",
+        PUBLISH_COLOR,
+        |p| p.p99_ms,
+    );
     time_chart(result, "Publish latency p99 per second", "ms", &[p99])
 }
 
+/// A series with one point per timeline second, at the middle of the second.
 fn timeline_series(
     result: &BenchResult,
     name: &'static str,
     color: RGBColor,
-    value: impl Fn(&crate::result::TimelinePoint) -> Option<f64>,
+    value: impl Fn(&TimelinePoint) -> Option<f64>,
 ) -> Series {
     let points = result
         .timeline
@@ -120,69 +255,77 @@ fn time_chart(
 ) -> Result<String, ReportError> {
     let x_max = result.duration_s.max(result.timeline.len() as f64).max(1.0);
     let y_max = headroom(series_max(series));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-            .map_err(chart_error)?;
-        chart
-            .configure_mesh()
-            .light_line_style(GRID_COLOR)
-            .x_desc("simulated time (s)")
-            .y_desc(y_desc)
-            .y_label_formatter(&|v| short_number(*v))
-            .draw()
-            .map_err(chart_error)?;
-        draw_warmup(&mut chart, result.warmup_s, y_max)?;
-        for line in series {
-            draw_line(&mut chart, line)?;
+    let frame = Frame {
+        title,
+        x_axis: TickedAxis {
+            range: 0.0..x_max,
+            ticks: round_ticks(x_max),
+        },
+        x_desc: "simulated time (s)".to_string(),
+        x_label: &|x| short_number(*x),
+        y_desc,
+        y_max,
+    };
+    render(frame, |chart| {
+        let mut legend = Vec::new();
+        if result.warmup_s > 0.0 {
+            draw_warmup(chart, result.warmup_s, y_max)?;
+            legend.push(LegendEntry {
+                name: "warm-up (excluded)".to_string(),
+                color: WARMUP_COLOR,
+                swatch: Swatch::Box,
+            });
         }
-        draw_faults(&mut chart, result, x_max, y_max)?;
-        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        root.present().map_err(chart_error)?;
-    }
-    Ok(svg)
+        for line in series {
+            draw_line(chart, line)?;
+            legend.push(LegendEntry::line(line));
+        }
+        draw_faults(chart, result, x_max, y_max)?;
+        if !result.faults.is_empty() {
+            legend.push(LegendEntry {
+                name: "fault".to_string(),
+                color: FAULT_COLOR,
+                swatch: Swatch::Dashed,
+            });
+        }
+        Ok(legend)
+    })
+}
+
+/// Ticks at a round step (1, 2 or 5 times a power of ten) from 0 to `x_max`.
+fn round_ticks(x_max: f64) -> Vec<f64> {
+    assert!(x_max > 0.0, "reports: time axis ends at {x_max}");
+    let raw_step = x_max / TIME_TICKS_MAX;
+    let power = 10f64.powf(raw_step.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|factor| factor * power)
+        .find(|step| *step >= raw_step)
+        .expect("10 times the power of ten is at least the raw step");
+    let count = (x_max / step + 1e-9).floor() as u32;
+    (0..=count).map(|i| f64::from(i) * step).collect()
 }
 
 fn draw_warmup(chart: &mut Chart, warmup_s: f64, y_max: f64) -> Result<(), ReportError> {
-    if warmup_s <= 0.0 {
-        return Ok(());
-    }
     chart
         .draw_series(std::iter::once(Rectangle::new(
             [(0.0, 0.0), (warmup_s, y_max)],
-            WARMUP_COLOR.mix(0.6).filled(),
+            WARMUP_COLOR.mix(0.7).filled(),
         )))
-        .map_err(chart_error)?
-        .label("warm-up (excluded)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], WARMUP_COLOR.filled()));
+        .map_err(chart_error)?;
     Ok(())
 }
 
-/// Draws `series` as connected runs of present values, with its legend entry once.
+/// Draws `series` as connected runs of present values; a lone value is a dot.
 fn draw_line(chart: &mut Chart, series: &Series) -> Result<(), ReportError> {
-    let mut labelled = false;
     for run in present_runs(&series.points) {
         let color = series.color;
-        let style = color.stroke_width(2);
-        let annotation = if run.len() == 1 {
+        if run.len() == 1 {
             chart.draw_series(std::iter::once(Circle::new(run[0], 2, color.filled())))
         } else {
-            chart.draw_series(LineSeries::new(run, style))
+            chart.draw_series(LineSeries::new(run, color.stroke_width(2)))
         }
         .map_err(chart_error)?;
-        if !labelled {
-            annotation
-                .label(series.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            labelled = true;
-        }
     }
     Ok(())
 }
@@ -204,6 +347,7 @@ fn present_runs(points: &[(f64, Option<f64>)]) -> Vec<Vec<(f64, f64)>> {
     runs
 }
 
+/// A dashed vertical line per fault, labelled near the top of the plot.
 fn draw_faults(
     chart: &mut Chart,
     result: &BenchResult,
@@ -217,15 +361,10 @@ fn draw_faults(
             4,
             FAULT_COLOR.stroke_width(1),
         );
-        let annotation = chart.draw_series(line).map_err(chart_error)?;
-        if index == 0 {
-            annotation.label("fault").legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], FAULT_COLOR.stroke_width(1))
-            });
-        }
+        chart.draw_series(line).map_err(chart_error)?;
         let row = (index % FAULT_LABEL_ROWS) as f64;
-        let position = (fault.t_s + x_max * 0.004, y_max * (0.99 - 0.055 * row));
-        let style = (FONT, 12).into_font().color(&FAULT_COLOR);
+        let position = (fault.t_s + x_max * 0.004, y_max * (0.985 - 0.05 * row));
+        let style = (FONT, 15).into_font().color(&FAULT_COLOR);
         chart
             .draw_series(std::iter::once(Text::new(
                 fault.label.clone(),
@@ -235,20 +374,6 @@ fn draw_faults(
             .map_err(chart_error)?;
     }
     Ok(())
-}
-
-fn draw_legend<'a, 'b: 'a, X: Ranged<ValueType = f64>>(
-    chart: &mut Chart<'a, 'b, X>,
-    position: SeriesLabelPosition,
-) -> Result<(), ReportError> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
-        .map_err(chart_error)
 }
 
 /// Publish and end-to-end latency by percentile, HDR Histogram style.
@@ -269,48 +394,23 @@ pub(crate) fn latency_chart(result: &BenchResult) -> Result<String, ReportError>
         .flat_map(|s| s.points.iter().map(|(x, _)| *x))
         .fold(0.0, f64::max);
     let x_axis_max = if x_reach > 4.0 + 1e-9 { 5.0 } else { 4.0 };
-    let key_points: Vec<f64> = (0..=x_axis_max as u32).map(f64::from).collect();
-    let y_max = headroom(series_max(&series));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Latency by percentile", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(
-                TickedAxis {
-                    range: 0.0..x_axis_max,
-                    ticks: key_points,
-                },
-                0f64..y_max,
-            )
-            .map_err(chart_error)?;
-        chart
-            .configure_mesh()
-            .light_line_style(GRID_COLOR)
-            .x_desc("percentile (%)")
-            .y_desc("latency (ms)")
-            .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|v| short_number(*v))
-            .draw()
-            .map_err(chart_error)?;
+    let frame = Frame {
+        title: "Latency by percentile",
+        x_axis: TickedAxis {
+            range: 0.0..x_axis_max,
+            ticks: (0..=x_axis_max as u32).map(f64::from).collect(),
+        },
+        x_desc: "percentile (%)".to_string(),
+        x_label: &|x| percentile_label(*x),
+        y_desc: "latency (ms)",
+        y_max: headroom(series_max(&series)),
+    };
+    render(frame, |chart| {
         for line in &series {
-            for run in present_runs(&line.points) {
-                let style = line.color.stroke_width(2);
-                chart
-                    .draw_series(LineSeries::new(run, style))
-                    .map_err(chart_error)?
-                    .label(line.name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            }
+            draw_line(chart, line)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-        root.present().map_err(chart_error)?;
-    }
-    Ok(svg)
+        Ok(series.iter().map(LegendEntry::line).collect())
+    })
 }
 
 fn curve_series(name: &'static str, color: RGBColor, curve: &[CurvePoint]) -> Series {
@@ -395,7 +495,7 @@ fn sweep_series(
 }
 
 /// Swept points evenly spaced on x (labelled by their values), so numeric and named values
-/// (acks=1 / all) chart alike.
+/// (acks=1 / all) chart alike. Later series are drawn thinner so equal values stay visible.
 fn sweep_chart(
     sweep: &Sweep,
     title: &str,
@@ -408,69 +508,53 @@ fn sweep_chart(
         .map(|p| sweep_value_label(sweep, p))
         .collect();
     let count = labels.len().max(1);
-    let key_points: Vec<f64> = (0..count).map(|i| i as f64).collect();
-    let y_max = headroom(series_max(series));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(
-                TickedAxis {
-                    range: -0.5..count as f64 - 0.5,
-                    ticks: key_points,
-                },
-                0f64..y_max,
-            )
-            .map_err(chart_error)?;
-        let formatter = |x: &f64| {
-            let index = x.round();
-            if index < 0.0 {
-                return String::new();
-            }
-            labels.get(index as usize).cloned().unwrap_or_default()
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(GRID_COLOR)
-            .x_desc(sweep.parameters().join(" / "))
-            .y_desc(y_desc)
-            .x_label_formatter(&formatter)
-            .y_label_formatter(&|v| short_number(*v))
-            .draw()
-            .map_err(chart_error)?;
-        for line in series {
-            let style = line.color.stroke_width(2);
+    let x_label = |x: &f64| {
+        let index = x.round();
+        if index < 0.0 {
+            return String::new();
+        }
+        labels.get(index as usize).cloned().unwrap_or_default()
+    };
+    let frame = Frame {
+        title,
+        x_axis: TickedAxis {
+            range: -0.5..count as f64 - 0.5,
+            ticks: (0..count).map(|i| i as f64).collect(),
+        },
+        x_desc: sweep.parameters().join(" / "),
+        x_label: &x_label,
+        y_desc,
+        y_max: headroom(series_max(series)),
+    };
+    render(frame, |chart| {
+        for (index, line) in series.iter().enumerate() {
+            let width = if index == 0 { 4 } else { 2 };
             let points: Vec<(f64, f64)> = line
                 .points
                 .iter()
                 .filter_map(|&(x, y)| y.map(|y| (x, y)))
                 .collect();
             chart
-                .draw_series(LineSeries::new(points.clone(), style))
-                .map_err(chart_error)?
-                .label(line.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .draw_series(LineSeries::new(
+                    points.clone(),
+                    line.color.stroke_width(width),
+                ))
+                .map_err(chart_error)?;
+            let radius = if index == 0 { 6 } else { 4 };
             chart
                 .draw_series(
                     points
                         .into_iter()
-                        .map(|p| Circle::new(p, 4, line.color.filled())),
+                        .map(|p| Circle::new(p, radius, line.color.filled())),
                 )
                 .map_err(chart_error)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        root.present().map_err(chart_error)?;
-    }
-    Ok(svg)
+        Ok(series.iter().map(LegendEntry::line).collect())
+    })
 }
 
 /// The swept values of a point, without parameter names (the axis title has them).
-fn sweep_value_label(sweep: &Sweep, point: &crate::result::SweepPoint) -> String {
+fn sweep_value_label(sweep: &Sweep, point: &SweepPoint) -> String {
     let parameters = sweep.parameters();
     let values: Vec<&str> = parameters
         .iter()
@@ -486,8 +570,8 @@ fn series_max(series: &[Series]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Room above the highest value for the legend and fault labels; at least 1 so an
-/// all-zero chart still has an axis.
+/// Room above the highest value for fault labels; at least 1 so an all-zero chart still has
+/// an axis.
 fn headroom(max: f64) -> f64 {
     if max > 0.0 {
         max * 1.25
@@ -534,6 +618,16 @@ mod tests {
         assert_eq!(short_number(0.25), "0.25");
         assert_eq!(short_number(0.0), "0");
         assert_eq!(short_number(2.0e9), "2G");
+    }
+
+    #[test]
+    fn time_ticks_are_round_and_cover_the_axis() {
+        assert_eq!(
+            round_ticks(60.0),
+            [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0]
+        );
+        assert_eq!(round_ticks(3.5), [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]);
+        assert_eq!(round_ticks(1000.0).len(), 11);
     }
 
     #[test]
