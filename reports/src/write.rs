@@ -24,7 +24,7 @@ pub const REPORT_MARKER: &str = ".kafsim-report";
 pub enum ReportError {
     /// DIR exists, is not empty and is not a previous report: it is left alone.
     ForeignDirectory(PathBuf),
-    /// DIR exists and is not a directory.
+    /// DIR exists and is not a directory (a symlink counts: replacing it would replace the link).
     NotADirectory(PathBuf),
     /// A file system operation on `path` failed.
     Io { path: PathBuf, source: io::Error },
