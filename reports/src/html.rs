@@ -231,6 +231,20 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_measured_nothing_still_renders() {
+        let empty =
+            crate::Recorder::new(Duration::ZERO).finish("idle", "default", Duration::from_secs(1));
+        let page = render_html(&[empty.clone()], Some(&crate::Sweep::default())).unwrap();
+        assert_eq!(
+            page.matches("<svg").count(),
+            RUN_CHARTS.len() + SWEEP_CHARTS.len()
+        );
+        assert!(crate::render_text(&empty).starts_with("0 records sent, 0.0 records/sec"));
+        let json: serde_json::Value = serde_json::from_str(&crate::render_json(&empty)).unwrap();
+        assert_eq!(json["end_to_end_latency_ms"]["p99"], 0.0);
+    }
+
+    #[test]
     fn user_text_is_escaped() {
         let page = render_html(&[result("a<b>&c")], None).unwrap();
         assert!(page.contains("a&lt;b&gt;&amp;c"));
