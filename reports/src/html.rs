@@ -234,7 +234,8 @@ mod tests {
     fn a_run_that_measured_nothing_still_renders() {
         let empty =
             crate::Recorder::new(Duration::ZERO).finish("idle", "default", Duration::from_secs(1));
-        let page = render_html(&[empty.clone()], Some(&crate::Sweep::default())).unwrap();
+        let page =
+            render_html(std::slice::from_ref(&empty), Some(&crate::Sweep::default())).unwrap();
         assert_eq!(
             page.matches("<svg").count(),
             RUN_CHARTS.len() + SWEEP_CHARTS.len()
