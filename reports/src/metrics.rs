@@ -340,6 +340,26 @@ mod tests {
     }
 
     #[test]
+    fn a_histogram_has_a_fixed_size_whatever_it_records() {
+        let mut histogram = new_latency_histogram();
+        let slots = histogram.distinct_values();
+        // 23 552 u64 counters (~190 KB), the cost of 3 digits up to one hour.
+        assert!(slots < 30_000, "{slots} counters per histogram");
+        for value in [0, 1, 1_000, LATENCY_MAX_US, u64::MAX] {
+            histogram.saturating_record(value);
+        }
+        assert_eq!(
+            histogram.distinct_values(),
+            slots,
+            "recording never grows it"
+        );
+        assert_eq!(
+            histogram.max(),
+            histogram.highest_equivalent(LATENCY_MAX_US)
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "before it was sent")]
     fn an_ack_before_its_send_panics() {
         Recorder::new(Duration::ZERO).on_publish(10, 5, 1);
