@@ -60,6 +60,7 @@ fn synthetic_run(workload: &str, rate_per_s: u64, base_latency_ms: f64, seed: u6
     recorder.on_fault(20 * SECOND, "crash broker-1 (leader of orders/0)");
     recorder.on_fault(23 * SECOND, "leader elected: broker-2");
     recorder.on_fault(35 * SECOND, "restart broker-1");
+    recorder.on_fault(55 * SECOND, "partition broker-0 | broker-1,broker-2");
     recorder.finish(workload, "default", Duration::from_secs(duration_s))
 }
 

@@ -363,8 +363,17 @@ fn draw_faults(
         );
         chart.draw_series(line).map_err(chart_error)?;
         let row = (index % FAULT_LABEL_ROWS) as f64;
-        let position = (fault.t_s + x_max * 0.004, y_max * (0.985 - 0.05 * row));
-        let style = (FONT, 15).into_font().color(&FAULT_COLOR);
+        let y = y_max * (0.985 - 0.05 * row);
+        // Labels of late faults go left of their line so they stay inside the chart.
+        let (x, anchor) = if fault.t_s > x_max * 0.7 {
+            (fault.t_s - x_max * 0.004, HPos::Right)
+        } else {
+            (fault.t_s + x_max * 0.004, HPos::Left)
+        };
+        let style = TextStyle::from((FONT, 15).into_font())
+            .color(&FAULT_COLOR)
+            .pos(Pos::new(anchor, VPos::Top));
+        let position = (x, y);
         chart
             .draw_series(std::iter::once(Text::new(
                 fault.label.clone(),
