@@ -22,6 +22,10 @@ pub struct DiskConfig {
     pub bandwidth_bytes_per_sec: u64,
     /// Age after which the OS has written a dirty page back on its own; `None` = never.
     pub writeback: Option<Duration>,
+    /// Cost model: dirty bytes the page cache holds before a write blocks until background
+    /// writeback (at `bandwidth_bytes_per_sec`) has made room, as Linux's `vm.dirty_ratio`
+    /// throttles writers; `None` = writes never block (the kernel's free default).
+    pub dirty_limit_bytes: Option<u64>,
 }
 
 impl Default for DiskConfig {
@@ -30,6 +34,7 @@ impl Default for DiskConfig {
             fsync_latency: Duration::from_millis(2),
             bandwidth_bytes_per_sec: 500 << 20,
             writeback: Some(Duration::from_secs(30)),
+            dirty_limit_bytes: None,
         }
     }
 }
@@ -71,6 +76,11 @@ pub struct NodeDisk {
     pub(crate) slowdown: f64,
     config: DiskConfig,
     pub(crate) fsyncs: u64,
+    /// Bytes appended since the node's disk was created (the world diffs it around a handler
+    /// to charge write throttling).
+    pub(crate) appended_bytes: u64,
+    /// When background writeback will have written everything appended so far.
+    writeback_until: Instant,
 }
 
 impl NodeDisk {
@@ -82,7 +92,30 @@ impl NodeDisk {
             slowdown: 1.0,
             config,
             fsyncs: 0,
+            appended_bytes: 0,
+            writeback_until: Instant::ZERO,
         }
+    }
+
+    /// `bytes` were just written at `now`: how long the writer blocks because the page cache
+    /// is over its dirty limit (zero without a limit). Writeback drains at the disk's
+    /// sequential bandwidth, shared by every file of the node.
+    pub(crate) fn write_stall(&mut self, now: Instant, bytes: u64) -> Duration {
+        let (Some(limit), bandwidth) = (
+            self.config.dirty_limit_bytes,
+            self.config.bandwidth_bytes_per_sec,
+        ) else {
+            return Duration::ZERO;
+        };
+        if bandwidth == 0 || bytes == 0 {
+            return Duration::ZERO;
+        }
+        let start = self.writeback_until.max(now);
+        self.writeback_until =
+            start + Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / bandwidth);
+        let dirty_nanos = duration_nanos(self.writeback_until.saturating_since(now));
+        let limit_nanos = limit.saturating_mul(1_000_000_000) / bandwidth;
+        Duration::from_nanos(dirty_nanos.saturating_sub(limit_nanos))
     }
 
     /// Start an fsync of `file` now; returns when it completes and what it will cover.
@@ -171,6 +204,7 @@ impl NodeDisk {
             f.dirty_bytes = 0;
         }
         self.busy_until = now;
+        self.writeback_until = now;
     }
 
     /// Durable image of a file (for tests and inspection).
@@ -187,6 +221,7 @@ impl NodeDisk {
 
 impl Disk for NodeDisk {
     fn append(&mut self, file: FileId, entry: DiskEntry) {
+        self.appended_bytes += entry.bytes as u64;
         let f = self.files.entry(file).or_default();
         f.dirty_bytes += entry.bytes as u64;
         f.entries.push(entry);
@@ -303,6 +338,32 @@ mod tests {
         d.append(F, entry(1));
         d.power_loss(false, &mut rng_for(1, 2));
         assert_eq!(d.read(F).len(), 1);
+    }
+
+    #[test]
+    fn writes_block_only_beyond_the_dirty_limit() {
+        let mut d = NodeDisk::new(DiskConfig {
+            bandwidth_bytes_per_sec: 1_000_000,
+            dirty_limit_bytes: Some(2_000_000),
+            ..DiskConfig::default()
+        });
+        // 1.5 MB dirty at 1 MB/s: under the 2 MB limit, free.
+        assert_eq!(d.write_stall(Instant::ZERO, 1_500_000), Duration::ZERO);
+        // 3 MB dirty: the writer waits until 1 MB has been written back.
+        assert_eq!(
+            d.write_stall(Instant::ZERO, 1_500_000),
+            Duration::from_secs(1)
+        );
+        // Three seconds later everything is written back: free again.
+        assert_eq!(
+            d.write_stall(Instant::from_millis(3_000), 1_000_000),
+            Duration::ZERO
+        );
+        let mut unlimited = NodeDisk::new(DiskConfig::default());
+        assert_eq!(
+            unlimited.write_stall(Instant::ZERO, u32::MAX as u64),
+            Duration::ZERO
+        );
     }
 
     #[test]

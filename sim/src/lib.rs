@@ -5,6 +5,7 @@
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
 pub mod campaign;
+pub mod cost;
 pub mod disk;
 pub mod history;
 pub mod network;

@@ -6,6 +6,13 @@
 //! or cut them (every message in flight is lost and both ends get a reset notice). A message
 //! whose link is blocked or cut when it is sent or when it would arrive is dropped silently:
 //! the ends learn of it only through their own timeouts.
+//!
+//! Cost model (bench): with a NIC bandwidth set, each node has one full-duplex NIC shared by
+//! all its links. A message occupies the sender's egress for `bytes / bandwidth` (after what
+//! the node already queued there) and the receiver's ingress for as long; it arrives when both
+//! are done, plus latency. The ingress is reserved when the message is sent, in send order (an
+//! approximation of the receiver's FIFO: the modelled latency is the same for every pair, so
+//! send order is nearly arrival order).
 
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Duration, Instant, NodeId};
@@ -68,12 +75,22 @@ pub struct NetworkStats {
     pub bytes_sent: u64,
 }
 
+/// One node's NIC (cost model): when each direction has finished what it was given.
+#[derive(Clone, Copy, Debug, Default)]
+struct Nic {
+    egress_free_at: Instant,
+    ingress_free_at: Instant,
+}
+
 /// All links between the nodes of a world.
 #[derive(Debug)]
 pub struct Network {
     config: LinkConfig,
     /// `links[from][to]`.
     links: Vec<Vec<Link>>,
+    /// Per-node NIC bytes per second, each direction; 0 = unlimited (no NIC modelled).
+    nic_bytes_per_sec: u64,
+    nics: Vec<Nic>,
     rng: ChaCha8Rng,
     pub(crate) stats: NetworkStats,
 }
@@ -83,6 +100,8 @@ impl Network {
         Network {
             config,
             links: Vec::new(),
+            nic_bytes_per_sec: 0,
+            nics: Vec::new(),
             rng,
             stats: NetworkStats::default(),
         }
@@ -96,9 +115,17 @@ impl Network {
         self.stats
     }
 
+    /// Model a full-duplex NIC of `bytes_per_sec` per direction on every node (0 = none).
+    pub fn set_nic_bandwidth(&mut self, bytes_per_sec: u64) {
+        self.nic_bytes_per_sec = bytes_per_sec;
+    }
+
     /// Make room for node `id`.
     pub(crate) fn add_node(&mut self, id: NodeId) {
         let n = id.0 as usize + 1;
+        if self.nics.len() < n {
+            self.nics.resize(n, Nic::default());
+        }
         if self.links.len() < n {
             for row in &mut self.links {
                 row.resize(n, Link::default());
@@ -145,18 +172,31 @@ impl Network {
         } else {
             config_bandwidth
         };
-        let start = link.tx_free_at.max(now);
+        let nic_bandwidth = self.nic_bytes_per_sec;
+        let link = &mut self.links[from.0 as usize][to.0 as usize];
+        let mut start = link.tx_free_at.max(now);
+        if nic_bandwidth > 0 {
+            start = start.max(self.nics[from.0 as usize].egress_free_at);
+        }
         // Unlimited bandwidth (0) serialises instantly.
-        let serialisation = Duration::from_nanos(
-            (bytes as u64)
-                .saturating_mul(1_000_000_000)
-                .checked_div(bandwidth)
-                .unwrap_or(0),
-        );
+        let serialisation = serialisation_time(bytes, bandwidth);
         link.tx_free_at = start + serialisation;
-        let arrival =
-            (link.tx_free_at + latency + link.extra_latency + Duration::from_nanos(jitter))
-                .max(link.last_arrival);
+        let flight = latency + link.extra_latency;
+        // When the last byte reaches the receiver (before jitter).
+        let mut landed = link.tx_free_at + flight;
+        if nic_bandwidth > 0 {
+            let on_nic = serialisation_time(bytes, nic_bandwidth);
+            let tx_end = (start + on_nic).max(link.tx_free_at);
+            link.tx_free_at = tx_end;
+            self.nics[from.0 as usize].egress_free_at = tx_end;
+            // The receiver's ingress, on the receiver's clock (send time + flight).
+            let ingress = &mut self.nics[to.0 as usize].ingress_free_at;
+            let rx_start = (start + flight).max(*ingress);
+            let rx_end = (rx_start + on_nic).max(tx_end + flight);
+            *ingress = rx_end;
+            landed = rx_end;
+        }
+        let arrival = (landed + Duration::from_nanos(jitter)).max(link.last_arrival);
         link.last_arrival = arrival;
         link.in_flight_bytes += bytes as u64;
         SendOutcome::Arrives {
@@ -265,6 +305,16 @@ impl Network {
             link.in_flight_bytes = 0;
         }
     }
+}
+
+/// Time to put `bytes` on a wire of `bandwidth` bytes per second (0 = unlimited: instant).
+fn serialisation_time(bytes: u32, bandwidth: u64) -> Duration {
+    Duration::from_nanos(
+        (bytes as u64)
+            .saturating_mul(1_000_000_000)
+            .checked_div(bandwidth)
+            .unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,16 @@
 //! messages and due timers wait and are handed over on resume, like a GC pause) or *down*
 //! (crashed or powered off: the state machine is dropped; a restart builds a fresh one with
 //! the node's factory, and it recovers from what its disk kept).
+//!
+//! CPU (the cost model, `cost.rs`): with `config.cost.cpu` set, a node of a cost class other
+//! than `Free` has `cores`. Handling an event occupies one core for the CPU time of the event
+//! plus everything the handler did (messages sent, records recorded, page-cache writes past
+//! the dirty limit); the handler runs when it gets a core and its messages leave when its
+//! time is over. Events that find every core busy (or the node in a GC pause) wait in the
+//! node's FIFO queue, so each peer's messages are still handled in order. Without a CPU model
+//! (the default) handlers take no time and nothing here changes the timing.
 
+use crate::cost::{CostClass, CostModel, Work};
 use crate::disk::{DiskConfig, FsyncTicket, NodeDisk};
 use crate::history::{History, HistoryEntry};
 use crate::network::{LinkConfig, Network, SendOutcome};
@@ -22,7 +31,7 @@ use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Cx, DiskDone, Duration, Effect, Instant, Node, NodeId, Timer, TimerId};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 
 /// Everything configurable about a world.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +43,8 @@ pub struct WorldConfig {
     pub trace: TraceLevel,
     /// Invariant violations kept per run (later ones are counted, not kept).
     pub max_violations: usize,
+    /// CPU, NIC and wire-size model; free by default (see `cost.rs`).
+    pub cost: CostModel,
 }
 
 impl Default for WorldConfig {
@@ -44,6 +55,7 @@ impl Default for WorldConfig {
             event_budget: 200_000_000,
             trace: TraceLevel::Off,
             max_violations: 100,
+            cost: CostModel::default(),
         }
     }
 }
@@ -80,6 +92,8 @@ enum EventKind {
         ticket: FsyncTicket,
         token: u64,
     },
+    /// A core of the node frees up: handle what waits in its CPU queue.
+    CpuWake,
 }
 
 struct Event {
@@ -112,6 +126,10 @@ impl Ord for Event {
 /// `link_epoch` of a connection-reset notice (not carried by the link).
 const RESET_NOTICE: u64 = u64::MAX;
 
+/// Most events one node's CPU queue may hold: past it the node is hopelessly overloaded and
+/// the run says so loudly rather than grow without bound.
+pub const MAX_CPU_QUEUE: usize = 1_000_000;
+
 type Factory = Box<dyn FnMut() -> Box<dyn Node>>;
 type Invariant = Box<dyn FnMut(&World, NodeId) -> Result<(), String>>;
 
@@ -131,6 +149,12 @@ struct Slot {
     peers: Vec<bool>,
     /// Timer stretch factor (consumer-slowdown: a slow CPU makes everything take longer).
     slowdown: f64,
+    /// Cost model: what the node is, when each of its cores is free, and the events waiting
+    /// for a core (already arrived), with whether a `CpuWake` is scheduled for them.
+    class: CostClass,
+    cores_free_at: Vec<Instant>,
+    cpu_queue: VecDeque<Event>,
+    cpu_wake: bool,
 }
 
 /// Counters of a run, for the per-run stats line.
@@ -162,13 +186,17 @@ pub struct World {
     violations_dropped: u64,
     stats: WorldStats,
     effects: Vec<Effect>,
+    /// When the messages of the handler being applied leave (now, plus its CPU time).
+    send_at: Instant,
 }
 
 impl World {
     pub fn new(seed: u64, config: WorldConfig) -> World {
+        let mut network = Network::new(config.link.clone(), rng_for(seed, stream::NETWORK));
+        network.set_nic_bandwidth(config.cost.nic_bytes_per_sec);
         World {
             seed,
-            network: Network::new(config.link.clone(), rng_for(seed, stream::NETWORK)),
+            network,
             disk_rng: rng_for(seed, stream::DISK),
             config,
             now: Instant::ZERO,
@@ -184,6 +212,7 @@ impl World {
             violations_dropped: 0,
             stats: WorldStats::default(),
             effects: Vec::new(),
+            send_at: Instant::ZERO,
         }
     }
 
@@ -220,9 +249,41 @@ impl World {
             held: Vec::new(),
             peers: Vec::new(),
             slowdown: 1.0,
+            class: CostClass::Free,
+            cores_free_at: Vec::new(),
+            cpu_queue: VecDeque::new(),
+            cpu_wake: false,
         });
         self.schedule(self.now, id, 1, EventKind::Start);
         id
+    }
+
+    /// [`World::add_node`] for a node the cost model charges as `class`.
+    pub fn add_node_with_cost(
+        &mut self,
+        name: impl Into<String>,
+        class: CostClass,
+        factory: impl FnMut() -> Box<dyn Node> + 'static,
+    ) -> NodeId {
+        let id = self.add_node(name, factory);
+        self.set_cost_class(id, class);
+        id
+    }
+
+    /// Charge node `id` as `class` from now on (its cores are idle at this point).
+    pub fn set_cost_class(&mut self, id: NodeId, class: CostClass) {
+        let cores = match &self.config.cost.cpu {
+            Some(cpu) if class != CostClass::Free => cpu.0.cores(class).max(1) as usize,
+            _ => 0,
+        };
+        let now = self.now;
+        let slot = self.slot_mut(id);
+        slot.class = class;
+        slot.cores_free_at = vec![now; cores];
+    }
+
+    pub fn cost_class(&self, id: NodeId) -> CostClass {
+        self.slot(id).class
     }
 
     pub fn node_count(&self) -> usize {
@@ -388,7 +449,7 @@ impl World {
                         return;
                     }
                     // Arrives at a dead process: the bytes are consumed and lost.
-                    let bytes = msg.wire_size();
+                    let bytes = self.config.cost.wire_bytes(msg);
                     self.network.arrive(*from, id, bytes, *link_epoch);
                 }
                 return;
@@ -404,29 +465,52 @@ impl World {
         if event.incarnation != 0 && event.incarnation != slot.incarnation {
             return; // a timer or fsync of a previous incarnation
         }
+        if let EventKind::CpuWake = event.kind {
+            slot.cpu_wake = false;
+            self.drain_cpu_queue(id);
+            return;
+        }
+        if let EventKind::Deliver {
+            from,
+            msg,
+            link_epoch,
+        } = &event.kind
+        {
+            let bytes = self.config.cost.wire_bytes(msg);
+            // Reset notices come from the OS, not through the link's byte stream.
+            if *link_epoch != RESET_NOTICE && !self.network.arrive(*from, id, bytes, *link_epoch) {
+                return;
+            }
+        }
+        let slot = &self.slots[id.0 as usize];
+        if !slot.cores_free_at.is_empty()
+            && (!slot.cpu_queue.is_empty() || self.cpu_start(id) > self.now)
+        {
+            self.enqueue_for_cpu(id, event);
+            return;
+        }
+        self.handle(id, event);
+    }
+
+    /// Run the handler of an event that arrived (and, with a CPU model, got a core).
+    fn handle(&mut self, id: NodeId, event: Event) {
         self.stats.events += 1;
         match event.kind {
             EventKind::Start => {
                 self.hash_event(1, id, None, 0);
                 self.trace(id, || "start".to_string());
-                self.call(id, |node, cx| node.on_start(cx));
+                let cost = self.cpu_cost(id, &Work::Start);
+                self.call(id, cost, |node, cx| node.on_start(cx));
             }
-            EventKind::Deliver {
-                from,
-                msg,
-                link_epoch,
-            } => {
-                let bytes = msg.wire_size();
-                // Reset notices come from the OS, not through the link's byte stream.
-                if link_epoch != RESET_NOTICE && !self.network.arrive(from, id, bytes, link_epoch) {
-                    return;
-                }
+            EventKind::Deliver { from, msg, .. } => {
+                let bytes = self.config.cost.wire_bytes(&msg);
                 set_peer(&mut self.slots[id.0 as usize].peers, from, true);
                 set_peer(&mut self.slots[from.0 as usize].peers, id, true);
                 self.hash_event(2, id, Some(from), bytes as u64);
                 self.hasher.str(msg.kind());
                 self.trace(id, || format!("recv from {} {}", from, msg.kind()));
-                self.call(id, move |node, cx| node.on_message(cx, from, msg));
+                let cost = self.cpu_cost(id, &Work::Receive(&msg, bytes));
+                self.call(id, cost, move |node, cx| node.on_message(cx, from, msg));
             }
             EventKind::Timer {
                 id: timer_id,
@@ -438,7 +522,8 @@ impl World {
                 self.stats.timers_fired += 1;
                 self.hash_event(3, id, None, ((timer.kind as u64) << 48) ^ timer.key);
                 self.trace(id, || format!("timer {}:{}", timer.kind, timer.key));
-                self.call(id, move |node, cx| node.on_timer(cx, timer));
+                let cost = self.cpu_cost(id, &Work::Timer);
+                self.call(id, cost, move |node, cx| node.on_timer(cx, timer));
             }
             EventKind::Fsync { ticket, token } => {
                 self.slots[id.0 as usize].disk.complete_fsync(ticket);
@@ -450,16 +535,107 @@ impl World {
                     file: ticket.file,
                     token,
                 };
-                self.call(id, move |node, cx| node.on_disk(cx, done));
+                let cost = self.cpu_cost(id, &Work::Disk);
+                self.call(id, cost, move |node, cx| node.on_disk(cx, done));
             }
+            EventKind::CpuWake => unreachable!("CpuWake is handled by dispatch"),
         }
         self.check_invariants(id);
     }
 
-    /// Run one handler of node `id` and apply its effects.
-    fn call(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Node, &mut Cx)) {
+    // ---------------------------------------------------------------- CPU (cost model)
+
+    /// CPU time of `work` on node `id` (zero without a CPU model or for a free node).
+    fn cpu_cost(&self, id: NodeId, work: &Work<'_>) -> Duration {
+        let slot = &self.slots[id.0 as usize];
+        match &self.config.cost.cpu {
+            Some(cpu) if !slot.cores_free_at.is_empty() => cpu.0.cost(slot.class, work),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The earliest time, not before now, at which node `id` can start a handler: a core is
+    /// free and the node is not in a garbage-collection pause.
+    fn cpu_start(&self, id: NodeId) -> Instant {
+        let slot = &self.slots[id.0 as usize];
+        let free = slot.cores_free_at.iter().copied().min().unwrap_or(self.now);
+        let t = free.max(self.now);
+        let Some(gc) = self
+            .config
+            .cost
+            .cpu
+            .as_ref()
+            .and_then(|c| c.0.gc(slot.class))
+        else {
+            return t;
+        };
+        let interval = duration_nanos(gc.interval);
+        if interval == 0 {
+            return t;
+        }
+        // Stagger nodes' pauses by a fixed fraction of the interval per node id.
+        let phase = interval * ((id.0 as u64 + 1) * 618 % 1000) / 1000;
+        let since = t.as_nanos().saturating_sub(phase);
+        if t.as_nanos() < phase {
+            return t;
+        }
+        let window_start = t.as_nanos() - since % interval;
+        let window_end = window_start + duration_nanos(gc.pause);
+        if t.as_nanos() < window_end {
+            Instant::from_nanos(window_end)
+        } else {
+            t
+        }
+    }
+
+    /// Queue an arrived event until node `id` has a core for it.
+    fn enqueue_for_cpu(&mut self, id: NodeId, event: Event) {
+        let slot = &mut self.slots[id.0 as usize];
+        assert!(
+            slot.cpu_queue.len() < MAX_CPU_QUEUE,
+            "node {} ({id}): {MAX_CPU_QUEUE} events wait for its CPU; the cost model is \
+             overloaded beyond recovery",
+            slot.name
+        );
+        slot.cpu_queue.push_back(event);
+        if !slot.cpu_wake {
+            self.schedule_cpu_wake(id);
+        }
+    }
+
+    fn schedule_cpu_wake(&mut self, id: NodeId) {
+        let at = self.cpu_start(id);
+        let slot = &mut self.slots[id.0 as usize];
+        slot.cpu_wake = true;
+        let incarnation = slot.incarnation;
+        self.schedule(at, id, incarnation, EventKind::CpuWake);
+    }
+
+    /// Handle queued events of node `id` while it has a free core now, in arrival order.
+    fn drain_cpu_queue(&mut self, id: NodeId) {
+        loop {
+            let slot = &self.slots[id.0 as usize];
+            if slot.cpu_queue.is_empty() || slot.state != NodeState::Up {
+                return;
+            }
+            if self.cpu_start(id) > self.now {
+                self.schedule_cpu_wake(id);
+                return;
+            }
+            let event = self.slots[id.0 as usize]
+                .cpu_queue
+                .pop_front()
+                .expect("checked non-empty");
+            self.handle(id, event);
+        }
+    }
+
+    /// Run one handler of node `id` that costs `cost` of CPU before its effects, and apply
+    /// its effects.
+    fn call(&mut self, id: NodeId, cost: Duration, f: impl FnOnce(&mut dyn Node, &mut Cx)) {
         let now = self.now;
         let mut effects = std::mem::take(&mut self.effects);
+        let appended_before = self.slots[id.0 as usize].disk.appended_bytes;
         {
             let slot = &mut self.slots[id.0 as usize];
             let mut node = slot.node.take().expect("an up node has a state machine");
@@ -475,10 +651,44 @@ impl World {
             f(node.as_mut(), &mut cx);
             slot.node = Some(node);
         }
+        self.send_at = now;
+        if !self.slots[id.0 as usize].cores_free_at.is_empty() {
+            self.occupy_core(id, cost, &effects, appended_before);
+        }
         for effect in effects.drain(..) {
             self.apply(id, effect);
         }
         self.effects = effects;
+    }
+
+    /// Charge node `id` for a handler that ran now: `cost` plus what its effects cost and the
+    /// time its page-cache writes blocked. One core is busy until then; the handler's messages
+    /// leave then.
+    fn occupy_core(&mut self, id: NodeId, cost: Duration, effects: &[Effect], before: u64) {
+        let Some(cpu) = self.config.cost.cpu.clone() else {
+            return;
+        };
+        let now = self.now;
+        let slot = &mut self.slots[id.0 as usize];
+        let class = slot.class;
+        let mut busy = cost;
+        for effect in effects {
+            busy += match effect {
+                Effect::Send { msg, .. } => {
+                    let bytes = self.config.cost.wire_bytes(msg);
+                    cpu.0.cost(class, &Work::Send(msg, bytes))
+                }
+                Effect::Record(event) => cpu.0.cost(class, &Work::Record(event)),
+                _ => Duration::ZERO,
+            };
+        }
+        let appended = slot.disk.appended_bytes - before;
+        busy += slot.disk.write_stall(now, appended);
+        let core = (0..slot.cores_free_at.len())
+            .min_by_key(|&i| slot.cores_free_at[i])
+            .expect("a charged node has cores");
+        slot.cores_free_at[core] = now + busy;
+        self.send_at = now + busy;
     }
 
     fn apply(&mut self, id: NodeId, effect: Effect) {
@@ -489,9 +699,9 @@ impl World {
                     "{id} sent {} to unknown node {to}",
                     msg.kind()
                 );
-                let bytes = msg.wire_size();
+                let bytes = self.config.cost.wire_bytes(&msg);
                 if let SendOutcome::Arrives { at, link_epoch } =
-                    self.network.send(self.now, id, to, bytes)
+                    self.network.send(self.send_at, id, to, bytes)
                 {
                     self.schedule(
                         at,
@@ -611,6 +821,7 @@ impl World {
     /// it are lost. With `notify`, peers get a connection reset (a process crash: the OS
     /// closes its sockets); without, they only time out (power loss).
     fn take_down(&mut self, id: NodeId, notify: bool) {
+        let now = self.now;
         let peers: Vec<NodeId> = {
             let slot = self.slot_mut(id);
             slot.node = None;
@@ -618,6 +829,9 @@ impl World {
             slot.incarnation += 1;
             slot.cancelled.clear();
             slot.held.clear();
+            slot.cpu_queue.clear();
+            slot.cpu_wake = false;
+            slot.cores_free_at.iter_mut().for_each(|t| *t = now);
             let peers = std::mem::take(&mut slot.peers);
             peers
                 .iter()
