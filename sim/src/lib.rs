@@ -6,3 +6,5 @@
 
 pub mod history;
 pub mod violation;
+pub mod checker;
+pub mod life;
