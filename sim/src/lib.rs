@@ -4,7 +4,7 @@
 //! checkers, campaign runner and traces. It knows the engine only through the
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
-pub mod history;
-pub mod violation;
 pub mod checker;
+pub mod history;
 pub mod life;
+pub mod violation;

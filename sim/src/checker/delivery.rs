@@ -149,7 +149,10 @@ impl Pass {
             );
         }
         let positions = self.positions.entry(value).or_default();
-        if positions.iter().any(|(p, o, _)| *p == partition && *o == offset) {
+        if positions
+            .iter()
+            .any(|(p, o, _)| *p == partition && *o == offset)
+        {
             return;
         }
         if let Some((first_partition, first_offset, first_source)) = positions.first().copied() {
@@ -243,7 +246,11 @@ impl Pass {
                     mark.at
                 ),
             ),
-            _ => Violation::new(ViolationKind::Unseen, config.end, format!("{what} by the end")),
+            _ => Violation::new(
+                ViolationKind::Unseen,
+                config.end,
+                format!("{what} by the end"),
+            ),
         };
         out.push(
             violation
@@ -276,10 +283,20 @@ mod tests {
     #[test]
     fn reads_agreeing_with_acks_are_clean() {
         let mut s = Story::new();
-        s.send(1, 0, 1, 0, 0).send(2, 0, 2, 0, 1).send(2, 1, 3, 1, 0);
-        s.poll(3, 0, 0, 0, 0, 1).poll(3, 0, 0, 0, 1, 2).poll(4, 0, 1, 1, 0, 3);
-        s.poll(5, 1, 0, 0, 0, 1).poll(5, 1, 0, 0, 1, 2).poll(6, 1, 0, 1, 0, 3);
-        let found = run(check, &s, &config(vec![group(0, false, false), group(1, true, false)]));
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .send(2, 1, 3, 1, 0);
+        s.poll(3, 0, 0, 0, 0, 1)
+            .poll(3, 0, 0, 0, 1, 2)
+            .poll(4, 0, 1, 1, 0, 3);
+        s.poll(5, 1, 0, 0, 0, 1)
+            .poll(5, 1, 0, 0, 1, 2)
+            .poll(6, 1, 0, 1, 0, 3);
+        let found = run(
+            check,
+            &s,
+            &config(vec![group(0, false, false), group(1, true, false)]),
+        );
         assert_eq!(found, vec![]);
     }
 
@@ -297,12 +314,18 @@ mod tests {
     #[test]
     fn value_read_past_is_lost_write_not_unseen() {
         let mut s = Story::new();
-        s.send(1, 0, 1, 0, 0).send(2, 0, 2, 0, 1).send(3, 0, 3, 0, 2);
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .send(3, 0, 3, 0, 2);
         s.poll(4, 0, 0, 0, 0, 1).poll(5, 0, 0, 0, 2, 3);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![LostWrite]);
         assert_eq!((found[0].offset, found[0].value), (Some(1), Some(v(2))));
-        assert_eq!(found[0].at.as_millis(), 5, "evident at the read of offset 2");
+        assert_eq!(
+            found[0].at.as_millis(),
+            5,
+            "evident at the read of offset 2"
+        );
         assert!(found[0].detail.contains("g0"), "{}", found[0].detail);
     }
 
@@ -332,7 +355,10 @@ mod tests {
     #[test]
     fn acknowledged_then_info_is_still_owed() {
         let mut s = Story::new();
-        s.send(1, 0, 1, 0, 0).send(2, 0, 2, 0, 1).info(3, 0, 2).send(4, 0, 3, 0, 2);
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .info(3, 0, 2)
+            .send(4, 0, 3, 0, 2);
         s.poll(5, 0, 0, 0, 0, 1).poll(6, 0, 0, 0, 2, 3);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![LostWrite]);
@@ -342,9 +368,13 @@ mod tests {
     #[test]
     fn aborted_and_open_transactions_are_not_owed_but_committed_are() {
         let mut s = Story::new();
-        s.txn_value(1, 0, 7, 1).send(1, 0, 1, 0, 0).txn_abort(2, 0, 7);
+        s.txn_value(1, 0, 7, 1)
+            .send(1, 0, 1, 0, 0)
+            .txn_abort(2, 0, 7);
         s.txn_value(3, 0, 8, 2).send(3, 0, 2, 0, 2);
-        s.txn_value(4, 1, 9, 3).send(4, 1, 3, 1, 0).txn_commit(5, 1, 9);
+        s.txn_value(4, 1, 9, 3)
+            .send(4, 1, 3, 1, 0)
+            .txn_commit(5, 1, 9);
         let found = run(check, &s, &config(vec![group(0, true, false)]));
         assert_eq!(kinds(&found), vec![Unseen]);
         assert_eq!(found[0].value, Some(v(3)));
@@ -366,7 +396,9 @@ mod tests {
     #[test]
     fn a_reset_past_the_value_makes_it_unseen_not_lost() {
         let mut s = Story::new();
-        s.send(1, 0, 1, 0, 0).send(2, 0, 2, 0, 1).send(3, 0, 3, 0, 2);
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .send(3, 0, 3, 0, 2);
         s.reset(4, 0, 0, 0, 2).poll(5, 0, 0, 0, 2, 3);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![Unseen, Unseen]);

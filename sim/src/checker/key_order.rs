@@ -104,13 +104,21 @@ mod tests {
     #[test]
     fn redelivery_after_a_crash_is_not_a_key_order_violation() {
         let mut s = Story::new();
-        s.invoke(1, 0, 1, Some(7)).invoke(1, 0, 2, Some(7)).invoke(1, 0, 3, Some(7));
+        s.invoke(1, 0, 1, Some(7))
+            .invoke(1, 0, 2, Some(7))
+            .invoke(1, 0, 3, Some(7));
         s.sink(2, 0, 0, 0, 1).sink(3, 0, 0, 1, 2);
         // Member crashed before committing: it re-reads from offset 0 and writes again.
-        s.sink(5, 0, 0, 0, 1).sink(6, 0, 0, 1, 2).sink(7, 0, 0, 2, 3);
+        s.sink(5, 0, 0, 0, 1)
+            .sink(6, 0, 0, 1, 2)
+            .sink(7, 0, 0, 2, 3);
         // Other keys, other producers and other groups interleave freely; 9 is never sunk.
-        s.invoke(8, 1, 9, Some(7)).invoke(8, 1, 8, Some(7)).invoke(8, 0, 4, Some(3));
-        s.sink(9, 0, 1, 0, 8).sink(9, 0, 1, 1, 4).sink(10, 1, 0, 0, 1);
+        s.invoke(8, 1, 9, Some(7))
+            .invoke(8, 1, 8, Some(7))
+            .invoke(8, 0, 4, Some(3));
+        s.sink(9, 0, 1, 0, 8)
+            .sink(9, 0, 1, 1, 4)
+            .sink(10, 1, 0, 0, 1);
         assert_eq!(run(check, &s, &config(vec![group(0, false, true)])), vec![]);
     }
 }

@@ -154,7 +154,9 @@ mod tests {
     #[test]
     fn skipping_a_known_offset_is_a_poll_skip() {
         let mut s = five_sent();
-        s.assign(2, 0, 0, &[0]).poll(3, 0, 0, 0, 0, 1).poll(4, 0, 0, 0, 2, 3);
+        s.assign(2, 0, 0, &[0])
+            .poll(3, 0, 0, 0, 0, 1)
+            .poll(4, 0, 0, 0, 2, 3);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![PollSkip]);
         assert_eq!((found[0].offset, found[0].at.as_millis()), (Some(2), 4));
@@ -164,7 +166,9 @@ mod tests {
     #[test]
     fn reading_backwards_or_again_is_nonmonotonic() {
         let mut s = five_sent();
-        s.poll(3, 0, 0, 0, 1, 2).poll(4, 0, 0, 0, 2, 3).poll(5, 0, 0, 0, 2, 3);
+        s.poll(3, 0, 0, 0, 1, 2)
+            .poll(4, 0, 0, 0, 2, 3)
+            .poll(5, 0, 0, 0, 2, 3);
         s.poll(6, 0, 0, 0, 0, 1);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![NonmonotonicPoll, NonmonotonicPoll]);
@@ -175,15 +179,25 @@ mod tests {
     fn a_gap_no_one_knows_about_is_not_a_skip() {
         // Offset 2 is a transaction marker: no ack or read ever names it.
         let mut s = Story::new();
-        s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1).send(1, 0, 3, 0, 3);
-        s.poll(2, 0, 0, 0, 0, 1).poll(2, 0, 0, 0, 1, 2).poll(3, 0, 0, 0, 3, 3);
-        assert_eq!(run(check, &s, &config(vec![group(0, false, false)])), vec![]);
+        s.send(1, 0, 1, 0, 0)
+            .send(1, 0, 2, 0, 1)
+            .send(1, 0, 3, 0, 3);
+        s.poll(2, 0, 0, 0, 0, 1)
+            .poll(2, 0, 0, 0, 1, 2)
+            .poll(3, 0, 0, 0, 3, 3);
+        assert_eq!(
+            run(check, &s, &config(vec![group(0, false, false)])),
+            vec![]
+        );
     }
 
     #[test]
     fn aborted_values_are_skipped_only_by_read_committed() {
         let mut s = Story::new();
-        s.send(1, 0, 1, 0, 0).txn_value(1, 0, 5, 2).send(1, 0, 2, 0, 1).txn_abort(2, 0, 5);
+        s.send(1, 0, 1, 0, 0)
+            .txn_value(1, 0, 5, 2)
+            .send(1, 0, 2, 0, 1)
+            .txn_abort(2, 0, 5);
         s.send(3, 0, 3, 0, 3);
         s.poll(4, 0, 0, 0, 0, 1).poll(4, 1, 0, 0, 0, 1);
         s.poll(5, 0, 0, 0, 3, 3).poll(5, 1, 0, 0, 3, 3);
@@ -201,6 +215,9 @@ mod tests {
         s.reset(6, 0, 0, 0, 4).poll(7, 0, 0, 0, 4, 5);
         // Another member's polls are tracked apart.
         s.poll(8, 0, 1, 0, 3, 4);
-        assert_eq!(run(check, &s, &config(vec![group(0, false, false)])), vec![]);
+        assert_eq!(
+            run(check, &s, &config(vec![group(0, false, false)])),
+            vec![]
+        );
     }
 }

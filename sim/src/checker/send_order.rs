@@ -104,13 +104,21 @@ mod tests {
     #[test]
     fn in_order_sends_and_other_producers_or_partitions_are_clean() {
         let mut s = Story::new();
-        s.invoke(1, 0, 1, None).invoke(1, 0, 2, None).invoke(1, 0, 3, None);
+        s.invoke(1, 0, 1, None)
+            .invoke(1, 0, 2, None)
+            .invoke(1, 0, 3, None);
         s.invoke(1, 1, 4, None).invoke(1, 0, 5, None);
         // Producer 1 interleaves below producer 0; producer 0's partition 1 send is lower.
-        s.ok(2, 0, 1, 0, 3).ok(2, 1, 4, 0, 1).ok(3, 0, 2, 0, 4).ok(3, 0, 5, 1, 0);
+        s.ok(2, 0, 1, 0, 3)
+            .ok(2, 1, 4, 0, 1)
+            .ok(3, 0, 2, 0, 4)
+            .ok(3, 0, 5, 1, 0);
         s.ok(4, 0, 3, 0, 9);
         // A failed send between two acknowledged ones is skipped over.
-        s.invoke(5, 0, 6, None).fail(5, 0, 6).invoke(6, 0, 7, None).ok(7, 0, 7, 0, 10);
+        s.invoke(5, 0, 6, None)
+            .fail(5, 0, 6)
+            .invoke(6, 0, 7, None)
+            .ok(7, 0, 7, 0, 10);
         assert_eq!(run(check, &s, &config(vec![])), vec![]);
     }
 }

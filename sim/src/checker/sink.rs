@@ -136,9 +136,18 @@ mod tests {
         let mut s = Story::new();
         s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1);
         s.invoke(1, 0, 3, None).info(2, 0, 3); // unknown outcome: not owed
-        s.txn_value(2, 1, 4, 4).send(2, 1, 4, 0, 2).txn_abort(3, 1, 4); // aborted: not owed
-        s.sink(4, 0, 0, 0, 1).dead_letter(5, 0, 2).sink(5, 1, 0, 0, 1).sink(6, 1, 0, 0, 2);
-        let cfg = config(vec![group(0, true, true), group(1, false, true), group(2, false, false)]);
+        s.txn_value(2, 1, 4, 4)
+            .send(2, 1, 4, 0, 2)
+            .txn_abort(3, 1, 4); // aborted: not owed
+        s.sink(4, 0, 0, 0, 1)
+            .dead_letter(5, 0, 2)
+            .sink(5, 1, 0, 0, 1)
+            .sink(6, 1, 0, 0, 2);
+        let cfg = config(vec![
+            group(0, true, true),
+            group(1, false, true),
+            group(2, false, false),
+        ]);
         assert_eq!(run(check, &s, &cfg), vec![]);
     }
 }

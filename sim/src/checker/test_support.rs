@@ -103,7 +103,15 @@ impl Story {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn poll(&mut self, at: u64, group: u32, member: u32, part: u32, off: u64, value: u64) -> &mut Story {
+    pub fn poll(
+        &mut self,
+        at: u64,
+        group: u32,
+        member: u32,
+        part: u32,
+        off: u64,
+        value: u64,
+    ) -> &mut Story {
         self.event(
             at,
             HistoryEvent::Poll {

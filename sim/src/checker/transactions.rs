@@ -37,7 +37,9 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         if !reported.insert((group, value)) {
             continue;
         }
-        let (producer, txn) = index.txn_of(value).expect("aborted value has a transaction");
+        let (producer, txn) = index
+            .txn_of(value)
+            .expect("aborted value has a transaction");
         out.push(
             Violation::new(
                 ViolationKind::AbortedRead,
@@ -69,7 +71,9 @@ mod tests {
     fn three_transactions() -> Story {
         let mut s = Story::new();
         s.txn_value(1, 0, 1, 1).send(1, 0, 1, 0, 0);
-        s.txn_value(1, 0, 2, 2).send(1, 0, 2, 0, 1).txn_commit(2, 0, 2);
+        s.txn_value(1, 0, 2, 2)
+            .send(1, 0, 2, 0, 1)
+            .txn_commit(2, 0, 2);
         s.txn_value(2, 0, 3, 3).send(2, 0, 3, 0, 2);
         s.poll(2, 0, 0, 0, 0, 1).txn_abort(3, 0, 1);
         s
