@@ -17,12 +17,12 @@
 //! is reported as `unseen`, not `lost-write`.
 
 use super::index::HistoryIndex;
+use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::{at_offset, value_name, CheckConfig, Collector, GroupCheck};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, TopicPartition, ValueId};
-use std::collections::{HashMap, HashSet};
 
 /// Who evidenced a position, for details.
 #[derive(Clone, Copy, Debug)]
@@ -54,8 +54,10 @@ struct ReadMark {
 /// What one pass over the history learns.
 #[derive(Default)]
 struct Pass {
-    /// Every distinct position of each value, first evidence first.
-    positions: HashMap<ValueId, Vec<(TopicPartition, u64, Source)>>,
+    /// The first position evidenced for each value.
+    first_position: HashMap<ValueId, (TopicPartition, u64, Source)>,
+    /// Further distinct positions of a value (duplicates: rare, so kept apart).
+    more_positions: HashMap<ValueId, Vec<(TopicPartition, u64)>>,
     /// The first value evidenced at each position.
     occupant: HashMap<(TopicPartition, u64), (ValueId, Source)>,
     /// (position, value) pairs already reported as inconsistent.
@@ -148,33 +150,35 @@ impl Pass {
                 .of_value(value),
             );
         }
-        let positions = self.positions.entry(value).or_default();
-        if positions
-            .iter()
-            .any(|(p, o, _)| *p == partition && *o == offset)
-        {
+        let (first_partition, first_offset, first_source) = *self
+            .first_position
+            .entry(value)
+            .or_insert((partition, offset, source));
+        if (first_partition, first_offset) == (partition, offset) {
             return;
         }
-        if let Some((first_partition, first_offset, first_source)) = positions.first().copied() {
-            out.push(
-                Violation::new(
-                    ViolationKind::Duplicate,
-                    at,
-                    format!(
-                        "{} at {} ({}) and at {} ({})",
-                        value_name(value),
-                        at_offset(first_partition, first_offset),
-                        first_source.describe(config),
-                        at_offset(partition, offset),
-                        source.describe(config),
-                    ),
-                )
-                .at_partition(partition)
-                .at_offset(offset)
-                .of_value(value),
-            );
+        let more = self.more_positions.entry(value).or_default();
+        if more.contains(&(partition, offset)) {
+            return;
         }
-        positions.push((partition, offset, source));
+        more.push((partition, offset));
+        out.push(
+            Violation::new(
+                ViolationKind::Duplicate,
+                at,
+                format!(
+                    "{} at {} ({}) and at {} ({})",
+                    value_name(value),
+                    at_offset(first_partition, first_offset),
+                    first_source.describe(config),
+                    at_offset(partition, offset),
+                    source.describe(config),
+                ),
+            )
+            .at_partition(partition)
+            .at_offset(offset)
+            .of_value(value),
+        );
     }
 
     fn read(
@@ -198,6 +202,23 @@ impl Pass {
         }
     }
 
+    /// The highest offset of `partition` evidenced for `value`, at least `acked`.
+    fn last_known_offset(&self, value: ValueId, partition: TopicPartition, acked: u64) -> u64 {
+        let first = self.first_position.get(&value).map(|(p, o, _)| (*p, *o));
+        let more = self
+            .more_positions
+            .get(&value)
+            .into_iter()
+            .flatten()
+            .copied();
+        first
+            .into_iter()
+            .chain(more)
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| o)
+            .fold(acked, u64::max)
+    }
+
     /// Reports `value` as `lost-write` or `unseen` for `group` if the group owed it was missed.
     fn check_owed(
         &self,
@@ -213,12 +234,7 @@ impl Pass {
         }
         let ack = index.ack(value).expect("acknowledged value has an ack");
         // Jepsen takes a value's last known index: a consumer past all of them missed it.
-        let offset = self.positions[&value]
-            .iter()
-            .filter(|(p, _, _)| *p == ack.partition)
-            .map(|(_, o, _)| *o)
-            .max()
-            .unwrap_or(ack.offset);
+        let offset = self.last_known_offset(value, ack.partition, ack.offset);
         let skipped_by_reset = self
             .resets
             .get(&(group.group, ack.partition))

@@ -54,10 +54,10 @@ struct KnownOffsets {
 
 #[derive(Debug, Default)]
 pub struct HistoryIndex {
-    invocations: HashMap<ValueId, Invocation>,
-    acks: HashMap<ValueId, Ack>,
-    txn_of: HashMap<ValueId, TxnId>,
-    txn_outcome: HashMap<TxnId, TxnOutcome>,
+    invocations: FastMap<ValueId, Invocation>,
+    acks: FastMap<ValueId, Ack>,
+    txn_of: FastMap<ValueId, TxnId>,
+    txn_outcome: FastMap<TxnId, TxnOutcome>,
     /// Acknowledged values (see [`HistoryIndex::acknowledged`]), ascending.
     acknowledged: Vec<ValueId>,
     known: BTreeMap<TopicPartition, KnownOffsets>,
@@ -247,3 +247,46 @@ impl HistoryIndex {
         offsets.get(at).copied().filter(|o| *o < hi)
     }
 }
+
+/// A fast, deterministic hasher for the checkers' lookup tables (FxHash's multiply-rotate,
+/// written out to avoid a dependency). Histories hold millions of entries and the keys are
+/// small integers, which SipHash's DoS resistance does nothing for. Lookup only: no output
+/// ever depends on a table's iteration order.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+/// `HashSet` with [`FastHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;

@@ -8,12 +8,12 @@
 //! have no order to keep.
 
 use super::index::HistoryIndex;
+use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::{at_offset, value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, Key, ValueId};
-use std::collections::{HashMap, HashSet};
 
 /// The latest-invoked value of one (group, producer, key) the sink has written so far.
 #[derive(Clone, Copy, Debug)]
@@ -24,8 +24,8 @@ struct Highest {
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut written: HashSet<(u32, ValueId)> = HashSet::new();
-    let mut highest: HashMap<(u32, u32, Key), Highest> = HashMap::new();
+    let mut written: HashSet<(u32, ValueId)> = HashSet::default();
+    let mut highest: HashMap<(u32, u32, Key), Highest> = HashMap::default();
     for entry in history.entries() {
         let HistoryEvent::SinkWrite {
             group,

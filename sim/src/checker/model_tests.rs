@@ -399,3 +399,25 @@ fn at_most_the_cap_of_one_kind_is_kept_and_the_rest_counted() {
         unseen[0].detail
     );
 }
+
+/// Scale check (run by hand, timed from outside: `cargo test -p kafsim-sim --release
+/// two_million -- --ignored`): 500 000 values sent, acknowledged, polled and sunk.
+#[test]
+#[ignore = "scale measurement, run by hand"]
+fn two_million_entries_check_clean() {
+    let mut s = Story::new();
+    let values = 500_000u64;
+    for i in 0..values {
+        let (partition, at) = ((i % 8) as u32, i / 1000);
+        let offset = i / 8;
+        s.invoke(at, (i % 4) as u32, i + 1, Some((i % 64) as u32));
+        s.ok(at, (i % 4) as u32, i + 1, partition, offset);
+        s.poll(at, 0, partition % 2, partition, offset, i + 1);
+        s.sink(at, 0, partition, offset, i + 1);
+    }
+    if std::env::var_os("KAFSIM_BUILD_ONLY").is_some() {
+        return;
+    }
+    let found = check_history(s.history(), &config(vec![group(0, false, true)]));
+    assert_eq!(found, vec![]);
+}

@@ -15,13 +15,13 @@
 //! crash shows only as a new `Assigned`) cannot be told apart from a rebalanced one. A
 //! `PositionReset` (auto.offset.reset, seek) clears that one partition.
 
+use super::index::FastMap as HashMap;
 use super::index::HistoryIndex;
 use super::{at_offset, value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, TopicPartition, ValueId};
-use std::collections::HashMap;
 
 /// A member's previous poll of one partition.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +43,7 @@ struct Read {
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     // Per (group, member): the last read of each partition since the last reset.
-    let mut last: HashMap<(u32, u32), HashMap<TopicPartition, LastRead>> = HashMap::new();
+    let mut last: HashMap<(u32, u32), HashMap<TopicPartition, LastRead>> = HashMap::default();
     for entry in history.entries() {
         match entry.event {
             HistoryEvent::Assigned { group, member, .. } => {

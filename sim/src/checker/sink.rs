@@ -8,13 +8,13 @@
 //! `sink-duplicate`; the scenario says so.
 
 use super::index::HistoryIndex;
+use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::{at_offset, value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, TopicPartition, ValueId};
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 
 /// The first sink write of one value by one group.
 #[derive(Clone, Copy, Debug)]
@@ -26,8 +26,8 @@ struct FirstWrite {
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut first: HashMap<(u32, ValueId), FirstWrite> = HashMap::new();
-    let mut dead_lettered: HashSet<(u32, ValueId)> = HashSet::new();
+    let mut first: HashMap<(u32, ValueId), FirstWrite> = HashMap::default();
+    let mut dead_lettered: HashSet<(u32, ValueId)> = HashSet::default();
     for entry in history.entries() {
         match entry.event {
             HistoryEvent::SinkWrite {

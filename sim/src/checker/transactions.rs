@@ -6,16 +6,16 @@
 //!
 //! Evident at the later of the poll and the abort; reported once per (group, value).
 
+use super::index::FastSet as HashSet;
 use super::index::HistoryIndex;
 use super::{at_offset, value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::ValueId;
-use std::collections::HashSet;
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut reported: HashSet<(u32, ValueId)> = HashSet::new();
+    let mut reported: HashSet<(u32, ValueId)> = HashSet::default();
     for entry in history.entries() {
         let HistoryEvent::Poll {
             group,
