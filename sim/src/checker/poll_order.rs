@@ -101,6 +101,18 @@ fn judge(
     config: &CheckConfig,
     out: &mut Collector,
 ) {
+    // The skipped offset for a skip, `None` for a backwards read; no violation returns early.
+    let skipped = if read.offset <= previous.offset {
+        None
+    } else {
+        let skip_aborted = config.read_committed(read.group);
+        let lo = previous.offset + 1;
+        match index.first_known_in(read.partition, lo, read.offset, skip_aborted) {
+            Some(skipped) => Some(skipped),
+            None => return,
+        }
+    };
+    // Details are formatted only for violations: polls are the bulk of a history.
     let who = format!("{} member {}", config.group_name(read.group), read.member);
     let between = format!(
         "{} ({}) at {} then {} ({})",
@@ -110,23 +122,17 @@ fn judge(
         at_offset(read.partition, read.offset),
         value_name(read.value),
     );
-    let violation = if read.offset <= previous.offset {
-        Violation::new(
+    let violation = match skipped {
+        None => Violation::new(
             ViolationKind::NonmonotonicPoll,
             read.at,
             format!("{who} went backwards: read {between}"),
-        )
-    } else {
-        let skip_aborted = config.read_committed(read.group);
-        let lo = previous.offset + 1;
-        match index.first_known_in(read.partition, lo, read.offset, skip_aborted) {
-            Some(skipped) => Violation::new(
-                ViolationKind::PollSkip,
-                read.at,
-                format!("{who} skipped offset {skipped} (known to hold a value): read {between}"),
-            ),
-            None => return,
-        }
+        ),
+        Some(skipped) => Violation::new(
+            ViolationKind::PollSkip,
+            read.at,
+            format!("{who} skipped offset {skipped} (known to hold a value): read {between}"),
+        ),
     };
     out.push(
         violation
