@@ -421,3 +421,27 @@ fn two_million_entries_check_clean() {
     let found = check_history(s.history(), &config(vec![group(0, false, true)]));
     assert_eq!(found, vec![]);
 }
+
+#[test]
+fn redelivery_after_a_crash_is_only_a_sink_duplicate() {
+    let mut s = Story::new();
+    s.invoke(1, 0, 1, Some(7)).ok(1, 0, 1, 0, 0);
+    s.invoke(1, 0, 2, Some(7)).ok(1, 0, 2, 0, 1);
+    s.assign(2, 0, 0, &[0])
+        .poll(3, 0, 0, 0, 0, 1)
+        .sink(3, 0, 0, 0, 1);
+    s.poll(4, 0, 0, 0, 1, 2).sink(4, 0, 0, 1, 2);
+    // Crashed before its commit landed: the restarted member resumes from offset 0.
+    s.assign(6, 0, 0, &[0])
+        .poll(7, 0, 0, 0, 0, 1)
+        .sink(7, 0, 0, 0, 1);
+    s.poll(8, 0, 0, 0, 1, 2).sink(8, 0, 0, 1, 2);
+    let found = check_history(s.history(), &config(vec![group(0, false, true)]));
+    let kinds: Vec<ViolationKind> = found.iter().map(|x| x.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![ViolationKind::SinkDuplicate, ViolationKind::SinkDuplicate],
+        "{found:#?}"
+    );
+    assert_eq!(found[0].value, Some(ValueId(1)));
+}
