@@ -321,6 +321,8 @@ proptest! {
         prop_assert_eq!(missed, index.acknowledged(value), "{:?}", found);
         let sink_lost = found.iter().any(|x| x.kind == ViolationKind::SinkLoss);
         prop_assert_eq!(sink_lost, index.acknowledged(value));
+        prop_assert!(found.is_sorted_by(|a, b| violation_order(a, b).is_le()));
+        prop_assert_eq!(check_history(&mutated, &Model::config()), found, "repeatable");
     }
 }
 
