@@ -199,12 +199,14 @@ mod tests {
     }
 
     #[test]
-    fn aborted_values_are_skipped_only_by_read_committed() {
+    fn aborted_or_open_values_are_skipped_only_by_read_committed() {
         let mut s = Story::new();
         s.send(1, 0, 1, 0, 0)
             .txn_value(1, 0, 5, 2)
             .send(1, 0, 2, 0, 1)
             .txn_abort(2, 0, 5);
+        // Transaction 6 never ends in the history: its producer died.
+        s.txn_value(2, 1, 6, 4).send(2, 1, 4, 0, 2);
         s.send(3, 0, 3, 0, 3);
         s.poll(4, 0, 0, 0, 0, 1).poll(4, 1, 0, 0, 0, 1);
         s.poll(5, 0, 0, 0, 3, 3).poll(5, 1, 0, 0, 3, 3);
