@@ -5,4 +5,5 @@
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
 pub mod history;
+pub mod scenario;
 pub mod violation;
