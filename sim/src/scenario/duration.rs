@@ -58,7 +58,7 @@ pub fn format_duration(d: Duration) -> String {
     }
     for (name, unit_nanos) in UNITS.iter().rev() {
         let unit = *unit_nanos as u128;
-        if nanos % unit == 0 {
+        if (nanos / unit) * unit == nanos {
             return format!("{}{name}", nanos / unit);
         }
     }

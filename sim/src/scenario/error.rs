@@ -108,21 +108,30 @@ pub fn did_you_mean(key: &str, known: &[&str]) -> Option<String> {
         .map(|(_, candidate)| candidate.to_string())
 }
 
-/// Levenshtein distance, case-insensitive (a wrong case is a typo too).
+/// Edit distance counting an insertion, deletion, substitution or swap of two neighbours as
+/// one edit (optimal string alignment), case-insensitive: "drian" is one edit from "drain".
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.to_lowercase().chars().collect();
     let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[(i - 1) * width + j] + 1)
+                    .min(d[i * width + j - 1] + 1)
+                    .min(d[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
         }
-        std::mem::swap(&mut previous, &mut current);
     }
-    previous[b.len()]
+    d[a.len() * width + b.len()]
 }
 
 /// A hint naming the closest of `known`, or listing them all when none is close.
@@ -169,6 +178,11 @@ mod tests {
         assert_eq!(did_you_mean("lingr.ms", &known), Some("linger.ms".into()));
         assert_eq!(did_you_mean("ACKS", &known), Some("acks".into()));
         assert_eq!(did_you_mean("compression.type", &known), None);
+        assert_eq!(
+            did_you_mean("drian", &["drain", "duration"]),
+            Some("drain".into())
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("ab", "ba"), 1);
     }
 }

@@ -4,7 +4,7 @@
 //! `cluster.brokers`, a topic and partition that exist, a group member or producer index in
 //! range.
 
-use super::raw::{RawFaults, RawScheduled, S};
+use super::raw::{RawFaults, RawGroups, RawScheduled, S};
 use super::target::{FaultKind, Target, TARGET_FORMS};
 use super::validate::{Check, R};
 use super::{FaultAction, FaultSpec, Scenario, ScheduledFault, DEFAULT_RANDOM_KINDS};
@@ -474,7 +474,7 @@ fn partition(
 
 fn partition_groups(
     check: &Check<'_>,
-    raw: &S<Vec<S<Vec<S<String>>>>>,
+    raw: &RawGroups,
     key: &str,
     scenario: &Scenario,
 ) -> R<Vec<Vec<Target>>> {

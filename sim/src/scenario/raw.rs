@@ -10,6 +10,9 @@ use toml::Spanned;
 
 pub type S<T> = Spanned<T>;
 
+/// `groups = [["broker:0"], ["broker:1", "broker:2"]]` of a partition.
+pub type RawGroups = S<Vec<S<Vec<S<String>>>>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
@@ -114,7 +117,7 @@ pub struct RawScheduled {
     pub duration: Option<S<toml::Value>>,
     pub latency: Option<S<toml::Value>>,
     pub factor: Option<S<toml::Value>>,
-    pub groups: Option<S<Vec<S<Vec<S<String>>>>>>,
+    pub groups: Option<RawGroups>,
     pub one_way: Option<S<bool>>,
     pub tear: Option<S<bool>>,
 }
