@@ -828,3 +828,26 @@ fn top_level_key_below_a_table_gets_a_hint() {
     let hint = e.hint.unwrap_or_default();
     assert!(hint.contains("top-level key"), "{hint}");
 }
+
+mod never_panics {
+    use super::DESIGN_EXAMPLE;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any edit of a valid file (a span cut out, some text put in) parses or fails with a
+        /// position inside the file: never a panic (DESIGN §5).
+        #[test]
+        fn edited_files_never_panic(cut in 0usize..2000, len in 0usize..40, insert in "[ -~\n]{0,12}") {
+            let text = DESIGN_EXAMPLE;
+            let start = cut.min(text.len());
+            let end = (start + len).min(text.len());
+            let edited = format!("{}{insert}{}", &text[..start], &text[end..]);
+            if let Err(e) = kafsim_sim::scenario::parse("fuzz.toml", &edited) {
+                prop_assert!(e.line <= edited.lines().count() + 1, "{e}");
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+}
