@@ -16,7 +16,11 @@ fn write_case(name: &str, content: &str) -> PathBuf {
 
 fn kafsim_assign(path: &PathBuf) -> Output {
     let bin = env!("CARGO_BIN_EXE_kafsim");
-    Command::new(bin).arg("assign").arg(path).output().expect("run kafsim")
+    Command::new(bin)
+        .arg("assign")
+        .arg(path)
+        .output()
+        .expect("run kafsim")
 }
 
 fn assign_ok(name: &str, case: &Value) -> Value {
@@ -31,10 +35,20 @@ fn assign_fails(name: &str, content: &str, says: &str) {
     let path = write_case(name, content);
     let out = kafsim_assign(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{name}: expected exit 2, stderr {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{name}: expected exit 2, stderr {stderr}"
+    );
     assert!(out.stdout.is_empty(), "{name}: nothing on stdout on error");
-    assert!(stderr.contains(name), "{name}: message must name the file: {stderr}");
-    assert!(stderr.contains(says), "{name}: message must say {says:?}: {stderr}");
+    assert!(
+        stderr.contains(name),
+        "{name}: message must name the file: {stderr}"
+    );
+    assert!(
+        stderr.contains(says),
+        "{name}: message must say {says:?}: {stderr}"
+    );
 }
 
 #[test]
@@ -53,7 +67,10 @@ fn sarama_roundrobin_sorts_partitions_as_strings() {
     let case = json!({"client": "sarama", "client_version": "1.43.3", "strategy": "roundrobin",
         "topics": {"t": 11}, "members": {"C0": ["t"], "C1": ["t"]}});
     let got = assign_ok("sarama-rr.json", &case);
-    assert_eq!(got, json!({"C0": {"t": [0, 3, 5, 7, 9, 10]}, "C1": {"t": [1, 2, 4, 6, 8]}}));
+    assert_eq!(
+        got,
+        json!({"C0": {"t": [0, 3, 5, 7, 9, 10]}, "C1": {"t": [1, 2, 4, 6, 8]}})
+    );
 }
 
 #[test]
@@ -63,7 +80,10 @@ fn cooperative_sticky_withholds_moving_partitions() {
         "topics": {"t": 6}, "members": {"C0": ["t"], "C1": ["t"], "C2": ["t"]},
         "previous": {"C0": {"t": [0, 2, 4]}, "C1": {"t": [1, 3, 5]}}});
     let got = assign_ok("coop.json", &case);
-    assert_eq!(got, json!({"C0": {"t": [0, 2]}, "C1": {"t": [1, 3]}, "C2": {}}));
+    assert_eq!(
+        got,
+        json!({"C0": {"t": [0, 2]}, "C1": {"t": [1, 3]}, "C2": {}})
+    );
 }
 
 #[test]
@@ -90,13 +110,41 @@ fn bad_input_exits_2_naming_file_and_problem() {
         )
     };
     assign_fails("bad-json.json", "{\"client\": ", "bad JSON");
-    assign_fails("unknown-client.json", &base("kafka-rust", "range", "1.0"), "unknown client");
-    assign_fails("unknown-strategy.json", &base("java", "fair", "3.0.12"), "unknown strategy");
-    assign_fails("old-sarama-sticky.json", &base("sarama", "sticky", "1.22.1"), "has no sticky");
-    assign_fails("kafka-go-sticky.json", &base("kafka-go", "cooperative-sticky", "0.4.50"), "has no");
-    assign_fails("bad-version.json", &base("sarama", "range", "one.two"), "client_version");
+    assign_fails(
+        "unknown-client.json",
+        &base("kafka-rust", "range", "1.0"),
+        "unknown client",
+    );
+    assign_fails(
+        "unknown-strategy.json",
+        &base("java", "fair", "3.0.12"),
+        "unknown strategy",
+    );
+    assign_fails(
+        "old-sarama-sticky.json",
+        &base("sarama", "sticky", "1.22.1"),
+        "has no sticky",
+    );
+    assign_fails(
+        "kafka-go-sticky.json",
+        &base("kafka-go", "cooperative-sticky", "0.4.50"),
+        "has no",
+    );
+    assign_fails(
+        "bad-version.json",
+        &base("sarama", "range", "one.two"),
+        "client_version",
+    );
     let unknown_topic = r#"{"client": "java", "strategy": "range", "topics": {"t": 2},
         "members": {"C0": ["t", "nope"]}}"#;
-    assign_fails("unknown-topic.json", unknown_topic, "unknown topic \"nope\"");
-    assign_fails("no-members.json", r#"{"client": "java", "strategy": "range", "topics": {}}"#, "members");
+    assign_fails(
+        "unknown-topic.json",
+        unknown_topic,
+        "unknown topic \"nope\"",
+    );
+    assign_fails(
+        "no-members.json",
+        r#"{"client": "java", "strategy": "range", "topics": {}}"#,
+        "members",
+    );
 }
