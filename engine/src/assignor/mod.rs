@@ -112,13 +112,11 @@ impl Version {
         let text = text.trim();
         let text = text.strip_prefix('v').unwrap_or(text);
         let mut parts = [0u32; 3];
-        let mut count = 0;
-        for piece in text.split('.') {
+        for (count, piece) in text.split('.').enumerate() {
             if count == 3 || piece.is_empty() || !piece.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             parts[count] = piece.parse().ok()?;
-            count += 1;
         }
         Some(Version(parts[0], parts[1], parts[2]))
     }
@@ -168,12 +166,20 @@ pub fn supports(client: Client, version: Option<Version>, strategy: Strategy) ->
     match (client, strategy) {
         (Client::Java | Client::Librdkafka, _) => true,
         (Client::Sarama, Strategy::Range | Strategy::RoundRobin) => true,
-        (Client::Sarama, Strategy::Sticky) => version.map_or(true, |v| v >= SARAMA_STICKY_SINCE),
+        (Client::Sarama, Strategy::Sticky) => at_least(version, SARAMA_STICKY_SINCE),
         (Client::Sarama, Strategy::CooperativeSticky) => {
-            version.map_or(true, |v| v >= SARAMA_COOPERATIVE_SINCE)
+            at_least(version, SARAMA_COOPERATIVE_SINCE)
         }
         (Client::KafkaGo, Strategy::Range | Strategy::RoundRobin) => true,
         (Client::KafkaGo, Strategy::Sticky | Strategy::CooperativeSticky) => false,
+    }
+}
+
+/// Whether `version` (`None` = newest) is `since` or later.
+fn at_least(version: Option<Version>, since: Version) -> bool {
+    match version {
+        None => true,
+        Some(v) => v >= since,
     }
 }
 
@@ -192,7 +198,7 @@ pub fn assign(input: &AssignInput) -> Result<Assignment, String> {
         ));
     }
     let group = Group::new(input);
-    let newer = |since: Version| version.map_or(true, |v| v >= since);
+    let newer = |since: Version| at_least(version, since);
     let raw = match (input.client, input.strategy) {
         (Client::KafkaGo, Strategy::Range) => kafka_go::range(&group),
         (Client::KafkaGo, Strategy::RoundRobin) => kafka_go::roundrobin(&group),
