@@ -13,6 +13,7 @@ pub mod config;
 pub mod coordinator;
 pub mod history;
 pub mod node;
+pub mod partitioner;
 pub mod protocol;
 pub mod record;
 pub mod time;
