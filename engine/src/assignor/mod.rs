@@ -257,9 +257,6 @@ fn uniform(input: &AssignInput) -> BTreeMap<String, i32> {
     members.map(|m| (m.clone(), input.generation)).collect()
 }
 
-/// A topic-partition; ordered by topic name, then partition number.
-pub type TopicPartition = (String, u32);
-
 /// The validated view of an [`AssignInput`] every algorithm starts from.
 pub struct Group<'a> {
     /// Members sorted by id, each with its subscribed topics that exist, deduplicated, in the
