@@ -362,3 +362,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn newer_generation_wins_a_partition_claimed_twice() {
+    // kafka-python 3.0.12 gives A [1], B [0] here for every member order: B's claim on t-0 is
+    // of generation 2, A's of generation 1.
+    use kafsim_engine::assignor::assign_with_generations;
+    let mut case = input(Client::Java, None, Strategy::Sticky);
+    case.topics.insert("t".into(), 2);
+    for member in ["A", "B"] {
+        case.members.insert(member.into(), vec!["t".into()]);
+    }
+    case.previous
+        .insert("A".into(), BTreeMap::from([("t".to_string(), vec![0, 1])]));
+    case.previous
+        .insert("B".into(), BTreeMap::from([("t".to_string(), vec![0])]));
+    let generations = BTreeMap::from([("A".to_string(), 1), ("B".to_string(), 2)]);
+    let got = assign_with_generations(&case, &generations).unwrap();
+    assert_eq!(got["A"]["t"], vec![1]);
+    assert_eq!(got["B"]["t"], vec![0]);
+    // Same generation: the first claimer by id keeps t-0 (kafka-python: the first in join
+    // order), and balancing hands B the other partition.
+    let got = assign(&case).unwrap();
+    assert_eq!(got["A"]["t"], vec![0]);
+    assert_eq!(got["B"]["t"], vec![1]);
+}

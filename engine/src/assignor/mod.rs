@@ -151,7 +151,9 @@ pub struct AssignInput {
     pub members: BTreeMap<String, Vec<String>>,
     /// Member id -> topic -> partitions it owned before this rebalance (sticky and
     /// cooperative-sticky only; absent members owned nothing). Entries of ids that are not in
-    /// `members` are ignored: a member that left cannot report anything.
+    /// `members` are ignored: a member that left cannot report anything. The sticky algorithm
+    /// is sensitive to the order a member lists its partitions in: topics are taken in name
+    /// order (as the oracle lists them), partitions in the order given.
     pub previous: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
     /// The generation every reporting member attaches to its previous ownership.
     pub generation: i32,
@@ -389,4 +391,62 @@ impl<'a> Group<'a> {
 pub(crate) fn add(out: &mut Assignment, member: &str, topic: &str, partition: u32) {
     let topics = out.entry(member.to_string()).or_default();
     topics.entry(topic.to_string()).or_default().push(partition);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{supports, Client, Strategy, Version};
+
+    #[test]
+    fn versions_parse_and_order_numerically() {
+        assert_eq!(Version::parse("1.43.3"), Some(Version(1, 43, 3)));
+        assert_eq!(Version::parse("1.22"), Some(Version(1, 22, 0)));
+        assert_eq!(Version::parse("v0.4.50"), Some(Version(0, 4, 50)));
+        for bad in ["", "1..2", "1.2.3.4", "one", "1.x"] {
+            assert_eq!(Version::parse(bad), None, "{bad:?}");
+        }
+        assert!(Version(1, 9, 0) < Version(1, 10, 0));
+        assert!(Version(1, 34, 1) > Version(1, 34, 0));
+    }
+
+    #[test]
+    fn support_follows_client_versions() {
+        let sarama = |v| Some(Version(1, v, 0));
+        assert!(!supports(Client::Sarama, sarama(23), Strategy::Sticky));
+        assert!(supports(Client::Sarama, sarama(24), Strategy::Sticky));
+        assert!(!supports(
+            Client::Sarama,
+            sarama(43),
+            Strategy::CooperativeSticky
+        ));
+        assert!(supports(Client::Sarama, None, Strategy::CooperativeSticky));
+        assert!(!supports(Client::KafkaGo, None, Strategy::Sticky));
+        assert!(supports(Client::KafkaGo, None, Strategy::RoundRobin));
+        assert!(supports(
+            Client::Librdkafka,
+            None,
+            Strategy::CooperativeSticky
+        ));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for client in [
+            Client::Java,
+            Client::Sarama,
+            Client::KafkaGo,
+            Client::Librdkafka,
+        ] {
+            assert_eq!(Client::from_name(client.name()), Some(client));
+        }
+        for strategy in [
+            Strategy::Range,
+            Strategy::RoundRobin,
+            Strategy::Sticky,
+            Strategy::CooperativeSticky,
+        ] {
+            assert_eq!(Strategy::from_name(strategy.name()), Some(strategy));
+        }
+        assert_eq!(Client::from_name("Java"), None);
+    }
 }
