@@ -16,6 +16,7 @@ use kafsim_engine::assignor::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -28,7 +29,9 @@ pub fn main(args: AssignArgs) -> u8 {
     let shown = args.file.display().to_string();
     match run(&args) {
         Ok(json) => {
-            println!("{json}");
+            // A closed pipe (`| head`) is not an error of the assignment: ignore it rather
+            // than panic the way println! does.
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
             EXIT_OK
         }
         Err(problem) => {
