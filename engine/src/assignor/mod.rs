@@ -215,8 +215,8 @@ pub fn assign(input: &AssignInput) -> Result<Assignment, String> {
         }
         (_, Strategy::Range) => range::assign(&group),
         (_, Strategy::RoundRobin) => roundrobin::assign(&group, roundrobin::Order::Java),
-        (_, Strategy::Sticky) => sticky::assign(&group, &uniform(input)),
-        (_, Strategy::CooperativeSticky) => cooperative::assign(&group, &uniform(input)),
+        (_, Strategy::Sticky) => sticky::assign(&group, &same_generation(input)),
+        (_, Strategy::CooperativeSticky) => cooperative::assign(&group, &same_generation(input)),
     };
     let assignment = group.normalise(raw);
     group.check(&assignment, input.strategy);
@@ -239,7 +239,7 @@ pub fn assign_with_generations(
         return assign(input);
     }
     let group = Group::new(input);
-    let mut gens = uniform(input);
+    let mut gens = same_generation(input);
     for (member, generation) in generations {
         if let Some(slot) = gens.get_mut(member) {
             *slot = *generation;
@@ -254,7 +254,7 @@ pub fn assign_with_generations(
     Ok(assignment)
 }
 
-fn uniform(input: &AssignInput) -> BTreeMap<String, i32> {
+fn same_generation(input: &AssignInput) -> BTreeMap<String, i32> {
     let members = input.members.keys();
     members.map(|m| (m.clone(), input.generation)).collect()
 }
