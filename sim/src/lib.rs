@@ -11,6 +11,7 @@ pub mod disk;
 pub mod history;
 pub mod life;
 pub mod network;
+pub mod scenario;
 pub mod seed;
 pub mod trace;
 pub mod violation;
