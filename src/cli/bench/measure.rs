@@ -1,0 +1,314 @@
+//! Turning a run's history into benchmark numbers: publish latency (`SendInvoke` -> `SendOk`),
+//! end-to-end latency (`SendInvoke` -> the first `Poll` of the value by each group), the
+//! backlog per second (acknowledged minus consumed) and the faults of the nemesis log, fed to
+//! a [`kafsim_reports::Recorder`].
+//!
+//! Memory is bounded: a value's send time is kept only until it is acknowledged and read by
+//! every group (or failed), and at most [`MAX_TRACKED`] values are tracked at once; sends
+//! beyond that are counted in [`Measured::untracked`] and left out of the latencies.
+
+use kafsim_engine::history::HistoryEvent;
+use kafsim_reports::{BenchResult, Recorder};
+use kafsim_sim::history::History;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Values tracked at once (about 40 bytes each: at most ~400 MB).
+pub const MAX_TRACKED: usize = 10_000_000;
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// What the measurement needs to know about the workload.
+#[derive(Clone, Debug)]
+pub struct MeasureSpec {
+    pub workload: String,
+    pub hardware: String,
+    pub warmup: Duration,
+    /// The safety phase: records sent in it are measured; the run's drain is not.
+    pub duration: Duration,
+    /// Value bytes per record, by run-wide producer index.
+    pub message_sizes: Vec<u32>,
+    /// Consumer groups reading the produced topics.
+    pub groups: u32,
+}
+
+/// A value sent and not yet fully accounted for.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    sent_ns: u64,
+    bytes: u32,
+    acked: bool,
+    /// Groups that have not read it yet (one bit per group, first 64 groups).
+    unread: u64,
+}
+
+/// The measured result and what could not be measured.
+#[derive(Debug)]
+pub struct Measured {
+    pub result: BenchResult,
+    /// Sends not tracked because [`MAX_TRACKED`] values were open.
+    pub untracked: u64,
+}
+
+/// Walk `history` (in time order) and `fault_log` into a [`BenchResult`].
+pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> Measured {
+    let mut recorder = Recorder::new(spec.warmup);
+    let groups = spec.groups.min(64);
+    let all_groups: u64 = if groups == 64 {
+        u64::MAX
+    } else {
+        (1u64 << groups) - 1
+    };
+    let end_ns = nanos(spec.duration);
+    let mut open: HashMap<u64, Open> = HashMap::new();
+    let mut untracked = 0u64;
+    let mut acked = 0u64;
+    let mut consumed = 0u64;
+    let mut next_sample_ns = NANOS_PER_SECOND;
+    for entry in history.entries() {
+        let at = entry.at.as_nanos();
+        while groups > 0 && at >= next_sample_ns {
+            recorder.on_backlog(next_sample_ns - 1, backlog(acked, consumed, groups));
+            next_sample_ns += NANOS_PER_SECOND;
+        }
+        match &entry.event {
+            HistoryEvent::SendInvoke {
+                producer, value, ..
+            } => {
+                if at >= end_ns {
+                    continue;
+                }
+                if open.len() >= MAX_TRACKED {
+                    untracked += 1;
+                    continue;
+                }
+                let bytes = spec
+                    .message_sizes
+                    .get(*producer as usize)
+                    .copied()
+                    .unwrap_or(0);
+                open.insert(
+                    value.0,
+                    Open {
+                        sent_ns: at,
+                        bytes,
+                        acked: false,
+                        unread: all_groups,
+                    },
+                );
+            }
+            HistoryEvent::SendOk { value, .. } => {
+                let Some(o) = open.get_mut(&value.0) else {
+                    continue;
+                };
+                if !o.acked {
+                    o.acked = true;
+                    acked += 1;
+                    recorder.on_publish(o.sent_ns, at, o.bytes as u64);
+                }
+                if o.unread == 0 {
+                    open.remove(&value.0);
+                }
+            }
+            HistoryEvent::SendFail { value, .. } | HistoryEvent::SendInfo { value, .. } => {
+                // No acknowledgement to measure; a read of it (SendInfo: it may be in the
+                // log) is still an end-to-end sample while it stays open.
+                if let Some(o) = open.get(&value.0) {
+                    if o.unread == 0 || matches!(entry.event, HistoryEvent::SendFail { .. }) {
+                        open.remove(&value.0);
+                    }
+                }
+            }
+            HistoryEvent::Poll { group, value, .. } => {
+                let Some(o) = open.get_mut(&value.0) else {
+                    continue;
+                };
+                let bit = if *group < 64 { 1u64 << group } else { 0 };
+                if o.unread & bit == 0 {
+                    continue; // a re-read (redelivery after a rebalance or a crash)
+                }
+                o.unread &= !bit;
+                consumed += 1;
+                recorder.on_consume(o.sent_ns, at, o.bytes as u64);
+                if o.unread == 0 && o.acked {
+                    open.remove(&value.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    let last_ns = history.entries().last().map_or(0, |e| e.at.as_nanos());
+    while groups > 0 && next_sample_ns <= last_ns.max(end_ns) {
+        recorder.on_backlog(next_sample_ns - 1, backlog(acked, consumed, groups));
+        next_sample_ns += NANOS_PER_SECOND;
+    }
+    for line in fault_log {
+        if let Some((t_ns, label)) = parse_fault_line(line) {
+            recorder.on_fault(t_ns, label);
+        }
+    }
+    let result = recorder.finish(&spec.workload, &spec.hardware, spec.duration);
+    Measured { result, untracked }
+}
+
+/// Records acknowledged but not yet read, summed over groups.
+fn backlog(acked: u64, consumed: u64, groups: u32) -> u64 {
+    (acked * groups as u64).saturating_sub(consumed)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A nemesis log line is `<ms>.<us>ms <what happened>` (simulated time first).
+pub fn parse_fault_line(line: &str) -> Option<(u64, &str)> {
+    let (time, label) = line.split_once(' ')?;
+    let ms = time.strip_suffix("ms")?;
+    let (whole, frac) = ms.split_once('.').unwrap_or((ms, "0"));
+    let whole: u64 = whole.parse().ok()?;
+    let micros: u64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    Some((whole * 1_000_000 + micros * 1_000, label.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafsim_engine::{Instant, NodeId, TopicId, TopicPartition, ValueId};
+    use kafsim_sim::history::HistoryEntry;
+
+    const MS: u64 = 1_000_000;
+
+    fn entry(at_ns: u64, event: HistoryEvent) -> HistoryEntry {
+        HistoryEntry {
+            at: Instant::from_nanos(at_ns),
+            node: NodeId(0),
+            event,
+        }
+    }
+
+    fn invoke(at: u64, v: u64) -> HistoryEntry {
+        entry(
+            at,
+            HistoryEvent::SendInvoke {
+                producer: 0,
+                value: ValueId(v),
+                key: None,
+                topic: TopicId(0),
+            },
+        )
+    }
+
+    fn ok(at: u64, v: u64) -> HistoryEntry {
+        entry(
+            at,
+            HistoryEvent::SendOk {
+                producer: 0,
+                value: ValueId(v),
+                partition: TopicPartition::new(TopicId(0), 0),
+                offset: v,
+            },
+        )
+    }
+
+    fn poll(at: u64, group: u32, v: u64) -> HistoryEntry {
+        entry(
+            at,
+            HistoryEvent::Poll {
+                group,
+                member: 0,
+                partition: TopicPartition::new(TopicId(0), 0),
+                offset: v,
+                value: ValueId(v),
+                key: None,
+            },
+        )
+    }
+
+    fn spec(groups: u32) -> MeasureSpec {
+        MeasureSpec {
+            workload: "w".into(),
+            hardware: "default".into(),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(3),
+            message_sizes: vec![100],
+            groups,
+        }
+    }
+
+    /// One record per ms for 3 s: acked 2 ms after sending, polled 5 ms after.
+    fn steady(groups: u32) -> History {
+        let mut events = Vec::new();
+        for i in 0..3_000u64 {
+            let t = i * MS;
+            events.push((t, 0, invoke(t, i)));
+            events.push((t + 2 * MS, 1, ok(t + 2 * MS, i)));
+            for g in 0..groups {
+                events.push((t + 5 * MS, 2 + g, poll(t + 5 * MS, g, i)));
+            }
+        }
+        events.sort_by_key(|(t, order, _)| (*t, *order));
+        events.into_iter().map(|(_, _, e)| e).collect()
+    }
+
+    #[test]
+    fn latencies_and_rates_come_from_invoke_ok_and_poll() {
+        let m = measure(&spec(1), &steady(1), &[]);
+        let r = &m.result;
+        // Sent after the 1 s warm-up: 2000 records over 2 s.
+        assert_eq!(r.records_sent, 2_000);
+        assert!((r.publish_rate - 1_000.0).abs() < 1e-6, "{}", r.publish_rate);
+        assert!((r.publish_latency_ms.p50 - 2.0).abs() < 0.01);
+        assert!((r.end_to_end_latency_ms.p99 - 5.0).abs() < 0.01);
+        assert_eq!(r.records_consumed, 2_000);
+        assert_eq!(r.bytes_sent, 200_000);
+        // 5 records read behind, 2 of them not yet acknowledged ... at most 5 in flight.
+        assert!(r.backlog_max <= 5, "backlog {}", r.backlog_max);
+        assert_eq!(m.untracked, 0);
+    }
+
+    #[test]
+    fn each_group_reads_once_and_rereads_do_not_count() {
+        let mut h: Vec<HistoryEntry> = steady(2).entries().to_vec();
+        // A re-read of value 1500 by group 0 after everything.
+        h.push(poll(4_000 * MS, 0, 1_500));
+        let m = measure(&spec(2), &h.into_iter().collect(), &[]);
+        assert_eq!(m.result.records_consumed, 4_000);
+    }
+
+    #[test]
+    fn without_consumers_nothing_is_consumed_and_no_backlog_is_sampled() {
+        let m = measure(&spec(0), &steady(0), &[]);
+        assert_eq!(m.result.records_consumed, 0);
+        assert!(m.result.timeline.iter().all(|p| p.backlog.is_none()));
+    }
+
+    #[test]
+    fn a_consumer_that_stops_reading_shows_a_growing_backlog() {
+        let h: History = steady(1)
+            .entries()
+            .iter()
+            .filter(|e| !matches!(e.event, HistoryEvent::Poll { .. }) || e.at.as_nanos() < MS * 1_000)
+            .cloned()
+            .collect();
+        let m = measure(&spec(1), &h, &[]);
+        assert!(m.result.backlog_max >= 1_900, "{}", m.result.backlog_max);
+    }
+
+    #[test]
+    fn faults_come_from_the_nemesis_log() {
+        let log = vec![
+            "1500.250ms crash broker-1".to_string(),
+            "not a fault line".to_string(),
+        ];
+        let m = measure(&spec(0), &steady(0), &log);
+        assert_eq!(m.result.faults.len(), 1);
+        assert_eq!(m.result.faults[0].label, "crash broker-1");
+        assert!((m.result.faults[0].t_s - 1.50025).abs() < 1e-9);
+        assert_eq!(
+            parse_fault_line("30000.000ms heal: all faults lifted"),
+            Some((30_000_000_000, "heal: all faults lifted"))
+        );
+        assert_eq!(parse_fault_line("12ms x"), Some((12_000_000, "x")));
+        assert_eq!(parse_fault_line("soon crash"), None);
+    }
+}
