@@ -168,8 +168,9 @@ pub const BROKER_PER_BYTE_IN_PS: u64 = 1_000;
 pub const BROKER_PER_BYTE_OUT_PS: u64 = 50;
 /// Producer client: per record handed to `send()` (serialise, partition, append to the
 /// accumulator under its lock). The 2014 Java producer's single user thread peaked near
-/// 800k-900k records/s of 100 bytes (Kreps 2014, single producer thread rows).
-pub const PRODUCER_PER_RECORD_NS: u64 = 1_180;
+/// 800k records/s of 100 bytes (Kreps 2014, single producer thread rows); with the per-request
+/// and per-batch costs below on the same core this is about 1.2 us per record in all.
+pub const PRODUCER_PER_RECORD_NS: u64 = 1_000;
 /// Producer client: per request the sender thread builds and writes, and per response.
 pub const CLIENT_PER_MESSAGE_NS: u64 = 15_000;
 /// Producer client: per batch in a request (drain from the accumulator, batch header, CRC).
@@ -177,9 +178,11 @@ pub const PRODUCER_PER_BATCH_NS: u64 = 2_000;
 /// Consumer client: per record returned by poll (iterate the fetched batch, CRC, deserialise,
 /// hand to the application).
 pub const CONSUMER_PER_RECORD_NS: u64 = 300;
-/// Producer client threads: the application thread calling `send()` and the sender (I/O)
-/// thread.
-pub const PRODUCER_CORES: u32 = 2;
+/// Producer client cores. The application thread calling `send()` does the per-record work
+/// and is what limits a producer (the sender thread idles most of the time); the kernel's cores
+/// take any work, so a second core would split one application thread's records over two
+/// cores. One core keeps the per-record work serial, as on the application thread.
+pub const PRODUCER_CORES: u32 = 1;
 /// Consumer client threads: the application thread and the fetcher / network thread.
 pub const CONSUMER_CORES: u32 = 2;
 
