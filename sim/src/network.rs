@@ -8,11 +8,13 @@
 //! the ends learn of it only through their own timeouts.
 //!
 //! Cost model (bench): with a NIC bandwidth set, each node has one full-duplex NIC shared by
-//! all its links. A message occupies the sender's egress for `bytes / bandwidth` (after what
-//! the node already queued there) and the receiver's ingress for as long; it arrives when both
-//! are done, plus latency. The ingress is reserved when the message is sent, in send order (an
-//! approximation of the receiver's FIFO: the modelled latency is the same for every pair, so
-//! send order is nearly arrival order).
+//! all its links, as TCP flows share it: fairly. A message's serialisation on the sender's
+//! egress takes `bytes / bandwidth` times the number of the sender's links busy sending at that
+//! moment (itself included), and likewise on the receiver's ingress for the links busy
+//! delivering to it; it arrives when both are done, plus latency. This is processor sharing
+//! judged when the message starts (flows that start later do not slow it down), so a small
+//! produce response does not wait behind a megabyte of replication on the same NIC, as it does
+//! not on a real one.
 
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Duration, Instant, NodeId};
@@ -57,6 +59,8 @@ struct Link {
     extra_latency: Duration,
     /// Overrides the configured bandwidth (slow-link fault); 0 = use the config.
     bandwidth_override: u64,
+    /// NIC model: when the receiver's ingress has taken everything sent on this link so far.
+    rx_free_at: Instant,
 }
 
 /// Where a message sent now will be: scheduled to arrive, or dropped.
@@ -75,13 +79,6 @@ pub struct NetworkStats {
     pub bytes_sent: u64,
 }
 
-/// One node's NIC (cost model): when each direction has finished what it was given.
-#[derive(Clone, Copy, Debug, Default)]
-struct Nic {
-    egress_free_at: Instant,
-    ingress_free_at: Instant,
-}
-
 /// All links between the nodes of a world.
 #[derive(Debug)]
 pub struct Network {
@@ -90,7 +87,6 @@ pub struct Network {
     links: Vec<Vec<Link>>,
     /// Per-node NIC bytes per second, each direction; 0 = unlimited (no NIC modelled).
     nic_bytes_per_sec: u64,
-    nics: Vec<Nic>,
     rng: ChaCha8Rng,
     pub(crate) stats: NetworkStats,
 }
@@ -101,7 +97,6 @@ impl Network {
             config,
             links: Vec::new(),
             nic_bytes_per_sec: 0,
-            nics: Vec::new(),
             rng,
             stats: NetworkStats::default(),
         }
@@ -123,9 +118,6 @@ impl Network {
     /// Make room for node `id`.
     pub(crate) fn add_node(&mut self, id: NodeId) {
         let n = id.0 as usize + 1;
-        if self.nics.len() < n {
-            self.nics.resize(n, Nic::default());
-        }
         if self.links.len() < n {
             for row in &mut self.links {
                 row.resize(n, Link::default());
@@ -173,27 +165,35 @@ impl Network {
             config_bandwidth
         };
         let nic_bandwidth = self.nic_bytes_per_sec;
-        let link = &mut self.links[from.0 as usize][to.0 as usize];
-        let mut start = link.tx_free_at.max(now);
-        if nic_bandwidth > 0 {
-            start = start.max(self.nics[from.0 as usize].egress_free_at);
-        }
+        let (f, t) = (from.0 as usize, to.0 as usize);
+        let start = self.links[f][t].tx_free_at.max(now);
+        let flight = latency + self.links[f][t].extra_latency;
+        // Links sharing the sender's egress and the receiver's ingress when this one starts.
+        let (sharing_out, sharing_in) = if nic_bandwidth > 0 {
+            let n = self.links.len();
+            let out = (0..n)
+                .filter(|&j| j != t && self.links[f][j].tx_free_at > start)
+                .count() as u64;
+            let inn = (0..n)
+                .filter(|&i| i != f && self.links[i][t].rx_free_at > start + flight)
+                .count() as u64;
+            (out + 1, inn + 1)
+        } else {
+            (1, 1)
+        };
+        let link = &mut self.links[f][t];
         // Unlimited bandwidth (0) serialises instantly.
         let serialisation = serialisation_time(bytes, bandwidth);
         link.tx_free_at = start + serialisation;
-        let flight = latency + link.extra_latency;
         // When the last byte reaches the receiver (before jitter).
         let mut landed = link.tx_free_at + flight;
         if nic_bandwidth > 0 {
             let on_nic = serialisation_time(bytes, nic_bandwidth);
-            let tx_end = (start + on_nic).max(link.tx_free_at);
+            let tx_end = (start + on_nic * sharing_out as u32).max(link.tx_free_at);
             link.tx_free_at = tx_end;
-            self.nics[from.0 as usize].egress_free_at = tx_end;
-            // The receiver's ingress, on the receiver's clock (send time + flight).
-            let ingress = &mut self.nics[to.0 as usize].ingress_free_at;
-            let rx_start = (start + flight).max(*ingress);
-            let rx_end = (rx_start + on_nic).max(tx_end + flight);
-            *ingress = rx_end;
+            let rx_start = (start + flight).max(link.rx_free_at);
+            let rx_end = (rx_start + on_nic * sharing_in as u32).max(tx_end + flight);
+            link.rx_free_at = rx_end;
             landed = rx_end;
         }
         let arrival = (landed + Duration::from_nanos(jitter)).max(link.last_arrival);
