@@ -115,7 +115,7 @@ fn single_producer_3x_sync() {
 }
 
 #[test]
-#[ignore = "heavy, and not yet calibrated (see benches/KREPS2014.md): cargo test --release --test kreps2014 -- --ignored"]
+#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn three_producers_3x_async() {
     let v = bench("three-producers-3x-async");
     assert_throughput(
@@ -140,7 +140,7 @@ fn three_consumers() {
 }
 
 #[test]
-#[ignore = "heavy, and not yet calibrated (see benches/KREPS2014.md): cargo test --release --test kreps2014 -- --ignored"]
+#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn producer_and_consumer() {
     let v = bench("producer-and-consumer");
     assert_throughput(
