@@ -9,12 +9,12 @@
 //!
 //! Cost model (bench): with a NIC bandwidth set, each node has one full-duplex NIC shared by
 //! all its links, as TCP flows share it: fairly. A message's serialisation on the sender's
-//! egress takes `bytes / bandwidth` times the number of the sender's links busy sending at that
-//! moment (itself included), and likewise on the receiver's ingress for the links busy
-//! delivering to it; it arrives when both are done, plus latency. This is processor sharing
-//! judged when the message starts (flows that start later do not slow it down), so a small
-//! produce response does not wait behind a megabyte of replication on the same NIC, as it does
-//! not on a real one.
+//! egress takes `bytes / bandwidth` times the number of the sender's links busy sending while
+//! it is on the wire (itself included; a link that frees up halfway counts one half), and
+//! likewise on the receiver's ingress for the links busy delivering to it; it arrives when both
+//! are done, plus latency. This is processor sharing judged when the message starts (flows that
+//! start later do not slow it down), so a small produce response does not wait behind a
+//! megabyte of replication on the same NIC, as it does not on a real one.
 
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Duration, Instant, NodeId};
@@ -168,18 +168,26 @@ impl Network {
         let (f, t) = (from.0 as usize, to.0 as usize);
         let start = self.links[f][t].tx_free_at.max(now);
         let flight = latency + self.links[f][t].extra_latency;
-        // Links sharing the sender's egress and the receiver's ingress when this one starts.
-        let (sharing_out, sharing_in) = if nic_bandwidth > 0 {
+        // Links sharing the sender's egress and the receiver's ingress while this message is on
+        // them: each busy link counts for the fraction of this message's time it stays busy.
+        let on_nic = serialisation_time(bytes, nic_bandwidth);
+        let (sharing_out, sharing_in) = if nic_bandwidth > 0 && on_nic > Duration::ZERO {
             let n = self.links.len();
-            let out = (0..n)
-                .filter(|&j| j != t && self.links[f][j].tx_free_at > start)
-                .count() as u64;
-            let inn = (0..n)
-                .filter(|&i| i != f && self.links[i][t].rx_free_at > start + flight)
-                .count() as u64;
-            (out + 1, inn + 1)
+            let own = duration_nanos(on_nic) as f64;
+            let share = |busy_until: Instant, from: Instant| -> f64 {
+                (duration_nanos(busy_until.saturating_since(from)) as f64 / own).min(1.0)
+            };
+            let out: f64 = (0..n)
+                .filter(|&j| j != t)
+                .map(|j| share(self.links[f][j].tx_free_at, start))
+                .sum();
+            let inn: f64 = (0..n)
+                .filter(|&i| i != f)
+                .map(|i| share(self.links[i][t].rx_free_at, start + flight))
+                .sum();
+            (1.0 + out, 1.0 + inn)
         } else {
-            (1, 1)
+            (1.0, 1.0)
         };
         let link = &mut self.links[f][t];
         // Unlimited bandwidth (0) serialises instantly.
@@ -188,11 +196,10 @@ impl Network {
         // When the last byte reaches the receiver (before jitter).
         let mut landed = link.tx_free_at + flight;
         if nic_bandwidth > 0 {
-            let on_nic = serialisation_time(bytes, nic_bandwidth);
-            let tx_end = (start + on_nic * sharing_out as u32).max(link.tx_free_at);
+            let tx_end = (start + on_nic.mul_f64(sharing_out)).max(link.tx_free_at);
             link.tx_free_at = tx_end;
             let rx_start = (start + flight).max(link.rx_free_at);
-            let rx_end = (rx_start + on_nic * sharing_in as u32).max(tx_end + flight);
+            let rx_end = (rx_start + on_nic.mul_f64(sharing_in)).max(tx_end + flight);
             link.rx_free_at = rx_end;
             landed = rx_end;
         }
