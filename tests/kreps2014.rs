@@ -133,7 +133,7 @@ fn single_consumer() {
 }
 
 #[test]
-#[ignore = "heavy, and not yet calibrated (see benches/KREPS2014.md): cargo test --release --test kreps2014 -- --ignored"]
+#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn three_consumers() {
     let v = bench("three-consumers");
     assert_throughput("three-consumers", consume_rate_in_window(&v), 2_615_968.0);
