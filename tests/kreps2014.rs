@@ -151,7 +151,7 @@ fn producer_and_consumer() {
 }
 
 #[test]
-#[ignore = "heavy, and not yet calibrated (see benches/KREPS2014.md): cargo test --release --test kreps2014 -- --ignored"]
+#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn end_to_end_latency() {
     let v = bench("end-to-end-latency");
     for (key, published) in [("p50", 2.0), ("p99", 3.0), ("p999", 14.0)] {
