@@ -8,6 +8,7 @@ pub mod campaign;
 pub mod disk;
 pub mod history;
 pub mod network;
+pub mod scenario;
 pub mod seed;
 pub mod trace;
 pub mod violation;
