@@ -5,8 +5,10 @@
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
 pub mod campaign;
+pub mod checker;
 pub mod disk;
 pub mod history;
+pub mod life;
 pub mod network;
 pub mod scenario;
 pub mod seed;
