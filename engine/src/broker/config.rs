@@ -21,8 +21,10 @@ pub enum ReplicationProtocol {
 pub enum BreakRule {
     /// The leader sets the HW to its own LEO, ignoring followers.
     SkipHwRule,
-    /// A new leader starts its HW from zero instead of its checkpoint.
+    /// The leader lets its HW move back to the ISR's lowest LEO.
     AllowHwRegression,
+    /// The controller elects a new leader without bumping the leader epoch.
+    ReuseLeaderEpoch,
     /// The controller elects a replica outside the ISR even with clean election.
     ElectOutOfIsr,
     /// A follower appends fetched batches without truncating first (leader-epoch mode).

@@ -47,6 +47,10 @@ pub struct Broker {
     coordinator: GroupCoordinator,
     incarnation: u64,
     registered: bool,
+    /// Registered at least once in this incarnation. Until then LeaderAndIsr is ignored: the
+    /// controller may still address the previous incarnation, whose leaderships this process
+    /// must not take over at their old epochs.
+    ever_registered: bool,
     active_controller: Option<NodeId>,
     highest_controller_epoch: u32,
     last_controller_contact: crate::time::Instant,
@@ -69,6 +73,7 @@ impl Broker {
             coordinator,
             incarnation: 0,
             registered: false,
+            ever_registered: false,
             active_controller: None,
             highest_controller_epoch: 0,
             last_controller_contact: crate::time::Instant::ZERO,
@@ -181,6 +186,9 @@ impl Broker {
     }
 
     fn on_leader_and_isr(&mut self, cx: &mut Cx, from: NodeId, req: LeaderAndIsrRequest) {
+        if !self.ever_registered {
+            return;
+        }
         if !self.follow_controller(req.controller, req.controller_epoch) {
             cx.send(
                 from,
@@ -310,6 +318,7 @@ impl Broker {
                     && self.follow_controller(from, r.controller_epoch) =>
             {
                 self.registered = true;
+                self.ever_registered = true;
                 self.rm.broker_epoch = r.broker_epoch;
                 self.active_controller = Some(from);
                 self.rm.controller = Some(from);

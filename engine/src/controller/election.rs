@@ -42,7 +42,14 @@ pub fn elect(
 /// live ISR, an unclean one starts a new ISR of itself; an offline partition keeps its last
 /// ISR member so that only it can become leader cleanly (ZooKeeper-era and KRaft behaviour).
 pub fn apply(p: &mut PartitionState, e: Elected, live: &dyn Fn(NodeId) -> bool) {
-    p.leader_epoch += 1;
+    apply_with(p, e, live, true)
+}
+
+/// [`apply`], optionally without the leader-epoch bump (test-only break).
+pub fn apply_with(p: &mut PartitionState, e: Elected, live: &dyn Fn(NodeId) -> bool, bump: bool) {
+    if bump {
+        p.leader_epoch += 1;
+    }
     p.partition_epoch += 1;
     match e {
         Elected::Clean(l) => {

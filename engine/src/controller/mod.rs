@@ -250,6 +250,7 @@ impl Controller {
     ) -> Vec<TopicPartition> {
         let unclean = self.config.broker.unclean_leader_election;
         let out_of_isr = self.config.broker.breaks(BreakRule::ElectOutOfIsr);
+        let bump = !self.config.broker.breaks(BreakRule::ReuseLeaderEpoch);
         let live: BTreeMap<NodeId, bool> = self.live.iter().map(|(b, l)| (*b, !l.fenced)).collect();
         let is_live = |n: NodeId| live.get(&n).copied().unwrap_or(false);
         let mut changed = Vec::new();
@@ -262,7 +263,7 @@ impl Controller {
             if offline && e == Elected::None {
                 continue;
             }
-            election::apply(p, e, &is_live);
+            election::apply_with(p, e, &is_live, bump);
             changed.push(*tp);
         }
         let _ = cx;

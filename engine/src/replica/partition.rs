@@ -117,9 +117,6 @@ impl Partition {
         if config.replication_protocol == ReplicationProtocol::LeaderEpoch {
             self.log.assign_epoch_start(cx, state.leader_epoch);
         }
-        if config.breaks(BreakRule::AllowHwRegression) {
-            self.high_watermark = 0;
-        }
         cx.record(HistoryEvent::BecameLeader {
             broker: cx.me(),
             partition: self.tp(),
@@ -188,7 +185,8 @@ impl Partition {
                 }
             }
         }
-        if new_hw <= self.high_watermark {
+        let regress = config.breaks(BreakRule::AllowHwRegression) && new_hw < self.high_watermark;
+        if new_hw <= self.high_watermark && !regress {
             return false;
         }
         self.high_watermark = new_hw;
