@@ -86,11 +86,12 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
     }
 }
 
-/// Per partition: the committed values seen on leaders, and which (node, epoch) was checked.
+/// Per partition: the committed values seen on the newest leader, and its epoch. Leaders of
+/// older epochs (deposed, not yet told) are neither checked nor trusted.
 #[derive(Default)]
 struct Committed {
     values: Vec<ValueId>,
-    checked: Option<(NodeId, u32)>,
+    epoch: Option<u32>,
 }
 
 fn register_leader_has_committed(w: &mut World, is_broker: impl Fn(NodeId) -> bool + 'static) {
@@ -108,8 +109,11 @@ fn register_leader_has_committed(w: &mut World, is_broker: impl Fn(NodeId) -> bo
             }
             let epoch = p.leader_epoch().unwrap_or(0);
             let c = committed.entry(*tp).or_default();
-            if c.checked != Some((node, epoch)) {
-                c.checked = Some((node, epoch));
+            if c.epoch.is_some_and(|e| epoch < e) {
+                continue;
+            }
+            if c.epoch != Some(epoch) {
+                c.epoch = Some(epoch);
                 for (o, v) in c.values.iter().enumerate() {
                     let got = p.log.record_at(o as u64).map(|r| r.value);
                     if got != Some(*v) {
