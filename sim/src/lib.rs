@@ -6,8 +6,10 @@
 
 pub mod campaign;
 pub mod checker;
+pub mod cluster;
 pub mod disk;
 pub mod history;
+pub mod invariants;
 pub mod life;
 pub mod network;
 pub mod scenario;
