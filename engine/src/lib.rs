@@ -12,6 +12,7 @@ pub mod config;
 pub mod coordinator;
 pub mod history;
 pub mod node;
+pub mod partitioner;
 pub mod producer;
 pub mod protocol;
 pub mod record;
