@@ -11,6 +11,7 @@
 pub mod config;
 pub mod coordinator;
 pub mod history;
+pub mod log;
 pub mod node;
 pub mod partitioner;
 pub mod producer;

@@ -16,6 +16,7 @@
 //!   (ms or a duration string): the kafka-go `Writer` fields, accepted for that profile only.
 
 use crate::config::{ConfigValue, Configurable};
+use crate::partitioner::PartitionerKind;
 use crate::protocol::Acks;
 use crate::time::Duration;
 
@@ -94,7 +95,7 @@ pub struct ProducerConfig {
     /// `max.request.size` (librdkafka `message.max.bytes`): bytes per produce request.
     pub max_request_size: u32,
     /// `partitioner`: a name of `crate::partitioner` (e.g. "java-murmur2").
-    pub partitioner: String,
+    pub partitioner: PartitionerKind,
     /// `sticky.partitioning.linger.ms` (null-key sticky partitioners).
     pub sticky_linger: Duration,
     /// `sync` (kafsim): see the module docs.
@@ -279,7 +280,7 @@ impl Configurable for ProducerConfig {
             }
             "delivery.timeout.ms" => self.delivery_timeout = Some(ms_value(value)?),
             "max.request.size" => self.max_request_size = value.as_int_in(1, 1 << 30)? as u32,
-            "partitioner" => self.partitioner = value.as_str()?.to_string(),
+            "partitioner" => self.partitioner = PartitionerKind::from_name(value.as_str()?)?,
             "sticky.partitioning.linger.ms" => self.sticky_linger = ms_value(value)?,
             "sync" => self.sync = value.as_bool()?,
             "kafka-go.BatchSize" | "kafka-go.BatchBytes" | "kafka-go.BatchTimeout" => {

@@ -32,6 +32,7 @@ pub use workload::ProducerSpec;
 
 use crate::history::HistoryEvent;
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
+use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
 use crate::protocol::{ErrorCode, Message};
 use crate::record::{Key, Record, TopicPartition, ValueId};
 use crate::time::Instant;
@@ -84,7 +85,7 @@ pub struct Producer {
     metadata: ClientMetadata,
     idempotence: Option<IdempotenceState>,
     sender: Sender,
-    partitioner: partition_choice::Choice,
+    partitioner: Partitioner,
     blocked: Option<BlockedSend>,
     /// Sync mode: the value the application waits for.
     waiting_for: Option<ValueId>,
@@ -109,7 +110,13 @@ impl Producer {
         Producer {
             metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
             idempotence: config.enable_idempotence.then(IdempotenceState::new),
-            partitioner: partition_choice::Choice::new(&config),
+            partitioner: Partitioner::new(
+                config.partitioner,
+                PartitionerConfig {
+                    batch_size: config.batch_size,
+                    sticky_linger: config.sticky_linger,
+                },
+            ),
             accumulator: RecordAccumulator::new(limits),
             sender: Sender::default(),
             workload: Workload::new(spec),
@@ -265,17 +272,22 @@ impl Producer {
             return false;
         };
         let topic = self.workload.spec().topic;
-        let partition = self
-            .partitioner
-            .choose(topic, send.key, size, partitions, now, cx.rng());
+        let key_bytes = send.key.map(Key::bytes);
+        let request = PartitionRequest {
+            key: key_bytes.as_deref(),
+            explicit: None,
+            record_bytes: size,
+            partitions,
+            now,
+        };
+        let partition = self.partitioner.partition(topic, &request, cx.rng());
         assert!(
             partition < partitions,
             "producer {}: partitioner chose {partition} of {partitions}",
             self.producer_index()
         );
         let tp = TopicPartition::new(topic, partition);
-        let new_batch = self.accumulator.append(tp, record, now);
-        self.partitioner.on_append(topic, new_batch);
+        self.accumulator.append(tp, record, now);
         if self.config.sync {
             self.waiting_for = Some(send.value);
         }
@@ -386,44 +398,5 @@ impl Node for Producer {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
-    }
-}
-
-/// Partition choice. Placeholder until the partitioner module lands: keyed records by key
-/// modulo partitions, null keys round robin.
-mod partition_choice {
-    use super::ProducerConfig;
-    use crate::record::{Key, TopicId};
-    use crate::time::Instant;
-    use rand_chacha::ChaCha8Rng;
-
-    pub struct Choice {
-        next: u32,
-    }
-
-    impl Choice {
-        pub fn new(_config: &ProducerConfig) -> Choice {
-            Choice { next: 0 }
-        }
-
-        pub fn choose(
-            &mut self,
-            _topic: TopicId,
-            key: Option<Key>,
-            _record_bytes: u32,
-            partitions: u32,
-            _now: Instant,
-            _rng: &mut ChaCha8Rng,
-        ) -> u32 {
-            match key {
-                Some(k) => k.0 % partitions,
-                None => {
-                    self.next = self.next.wrapping_add(1);
-                    self.next % partitions
-                }
-            }
-        }
-
-        pub fn on_append(&mut self, _topic: TopicId, _new_batch: bool) {}
     }
 }

@@ -25,6 +25,7 @@
 //!   consistent_random.
 
 use super::config::{ClientKind, ProducerConfig, RETRIES_MAX};
+use crate::partitioner::PartitionerKind;
 use crate::protocol::Acks;
 use crate::time::{ms, Duration};
 
@@ -90,7 +91,7 @@ fn base(client: ClientKind) -> ProducerConfig {
         ack_timeout: ms(30_000),
         delivery_timeout: Some(ms(120_000)),
         max_request_size: 1_048_576,
-        partitioner: "java-murmur2".to_string(),
+        partitioner: PartitionerKind::JavaMurmur2,
         sticky_linger: ms(0),
         sync: false,
         max_outstanding_records: 50_000,
@@ -123,7 +124,7 @@ fn sarama() -> ProducerConfig {
     // ChannelBufferSize 256 messages bounds sarama's input; its buffered records are bounded
     // by Producer.MaxMessageBytes per partition in flight. Modelled as buffer.memory.
     c.buffer_memory = 256 * 1_000_000;
-    c.partitioner = "sarama-hash".to_string();
+    c.partitioner = PartitionerKind::SaramaHash;
     c
 }
 
@@ -141,7 +142,7 @@ fn kafka_go() -> ProducerConfig {
     c.delivery_timeout = None;
     c.one_batch_per_partition_in_flight = true;
     c.sync = true;
-    c.partitioner = "kafka-go-round-robin".to_string();
+    c.partitioner = PartitionerKind::KafkaGoRoundRobin;
     c
 }
 
@@ -163,7 +164,8 @@ fn librdkafka(v: Version) -> ProducerConfig {
     c.max_in_flight = 1_000_000;
     c.delivery_timeout = Some(ms(300_000));
     c.buffer_memory = 1 << 30;
-    c.partitioner = "librdkafka-consistent-random".to_string();
+    c.partitioner = PartitionerKind::LibrdkafkaConsistentRandom;
+    c.sticky_linger = ms(10); // sticky.partitioning.linger.ms
     c
 }
 
@@ -192,7 +194,7 @@ mod tests {
             (s.acks, s.retries, s.enable_idempotence),
             (Acks::Leader, 3, false)
         );
-        assert_eq!(s.partitioner, "sarama-hash");
+        assert_eq!(s.partitioner, PartitionerKind::SaramaHash);
         let g = ProducerConfig::for_client("kafka-go", None).unwrap();
         assert_eq!(
             (g.acks, g.batch_records, g.sync),
