@@ -17,6 +17,7 @@ pub mod isr;
 pub mod log;
 pub mod node;
 pub mod partitioner;
+pub mod producer;
 pub mod protocol;
 pub mod record;
 pub mod replica;
