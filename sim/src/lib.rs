@@ -4,5 +4,11 @@
 //! checkers, campaign runner and traces. It knows the engine only through the
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
+pub mod campaign;
+pub mod disk;
 pub mod history;
+pub mod network;
+pub mod seed;
+pub mod trace;
 pub mod violation;
+pub mod world;

@@ -1,0 +1,845 @@
+//! The world: nodes, simulated time, the event queue, the network and the disks.
+//!
+//! One world is one run: one seed, one thread. Events are ordered by (time, insertion
+//! sequence), so ties break in the order they were scheduled and the run is a pure function
+//! of the seed and of the calls made on the world. The world drives [`Node`]s only through
+//! the node interface and inspects them only read-only ([`World::node`]).
+//!
+//! Node lifecycle: a node is *up*, *paused* (receives nothing and fires no timers: its
+//! messages and due timers wait and are handed over on resume, like a GC pause) or *down*
+//! (crashed or powered off: the state machine is dropped; a restart builds a fresh one with
+//! the node's factory, and it recovers from what its disk kept).
+
+use crate::disk::{DiskConfig, FsyncTicket, NodeDisk};
+use crate::history::{History, HistoryEntry};
+use crate::network::{LinkConfig, Network, SendOutcome};
+use crate::seed::{rng_for, stream};
+use crate::trace::{TraceHasher, TraceLevel};
+use crate::violation::{Violation, ViolationKind};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::protocol::Message;
+use kafsim_engine::time::duration_nanos;
+use kafsim_engine::{Cx, DiskDone, Duration, Effect, Instant, Node, NodeId, Timer, TimerId};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+/// Everything configurable about a world.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorldConfig {
+    pub link: LinkConfig,
+    pub disk: DiskConfig,
+    /// Events a run may process before it is stopped (so no seed can hang a campaign).
+    pub event_budget: u64,
+    pub trace: TraceLevel,
+    /// Invariant violations kept per run (later ones are counted, not kept).
+    pub max_violations: usize,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            link: LinkConfig::default(),
+            disk: DiskConfig::default(),
+            event_budget: 200_000_000,
+            trace: TraceLevel::Off,
+            max_violations: 100,
+        }
+    }
+}
+
+/// How a `run_*` call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Reached the requested time.
+    Reached,
+    /// The event budget ran out first.
+    BudgetExhausted,
+}
+
+/// Where a node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Up,
+    Paused,
+    Down,
+}
+
+enum EventKind {
+    Start,
+    Deliver {
+        from: NodeId,
+        msg: Message,
+        link_epoch: u64,
+    },
+    Timer {
+        id: TimerId,
+        timer: Timer,
+    },
+    Fsync {
+        ticket: FsyncTicket,
+        token: u64,
+    },
+}
+
+struct Event {
+    at: Instant,
+    seq: u64,
+    node: NodeId,
+    /// Incarnation of `node` the event belongs to (timers, fsyncs, starts); messages use 0
+    /// and are valid for whatever incarnation is up when they arrive.
+    incarnation: u64,
+    kind: EventKind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// `link_epoch` of a connection-reset notice (not carried by the link).
+const RESET_NOTICE: u64 = u64::MAX;
+
+type Factory = Box<dyn FnMut() -> Box<dyn Node>>;
+type Invariant = Box<dyn FnMut(&World, NodeId) -> Result<(), String>>;
+
+struct Slot {
+    name: String,
+    factory: Factory,
+    node: Option<Box<dyn Node>>,
+    state: NodeState,
+    incarnation: u64,
+    rng: ChaCha8Rng,
+    disk: NodeDisk,
+    cancelled: BTreeSet<TimerId>,
+    /// Events that arrived while paused, in arrival order.
+    held: Vec<Event>,
+    /// Peers this node exchanged messages with since its last reset (for reset notices),
+    /// indexed by node id: a bitmap is cheaper than a set on every delivery.
+    peers: Vec<bool>,
+    /// Timer stretch factor (consumer-slowdown: a slow CPU makes everything take longer).
+    slowdown: f64,
+}
+
+/// Counters of a run, for the per-run stats line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorldStats {
+    pub events: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub timers_fired: u64,
+    pub fsyncs: u64,
+}
+
+/// A simulated world. See the module docs.
+pub struct World {
+    seed: u64,
+    config: WorldConfig,
+    now: Instant,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Event>>,
+    slots: Vec<Slot>,
+    network: Network,
+    disk_rng: ChaCha8Rng,
+    history: History,
+    hasher: TraceHasher,
+    trace_lines: Vec<String>,
+    next_timer_id: u64,
+    invariants: Vec<(&'static str, Invariant)>,
+    violations: Vec<Violation>,
+    violations_dropped: u64,
+    stats: WorldStats,
+    effects: Vec<Effect>,
+}
+
+impl World {
+    pub fn new(seed: u64, config: WorldConfig) -> World {
+        World {
+            seed,
+            network: Network::new(config.link.clone(), rng_for(seed, stream::NETWORK)),
+            disk_rng: rng_for(seed, stream::DISK),
+            config,
+            now: Instant::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            slots: Vec::new(),
+            history: History::new(),
+            hasher: TraceHasher::default(),
+            trace_lines: Vec::new(),
+            next_timer_id: 0,
+            invariants: Vec::new(),
+            violations: Vec::new(),
+            violations_dropped: 0,
+            stats: WorldStats::default(),
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    pub fn config(&self) -> &WorldConfig {
+        &self.config
+    }
+
+    /// Add a node built by `factory` (called now and at every restart); it starts now.
+    pub fn add_node(
+        &mut self,
+        name: impl Into<String>,
+        mut factory: impl FnMut() -> Box<dyn Node> + 'static,
+    ) -> NodeId {
+        let id = NodeId(self.slots.len() as u32);
+        let node = factory();
+        self.network.add_node(id);
+        self.slots.push(Slot {
+            name: name.into(),
+            factory: Box::new(factory),
+            node: Some(node),
+            state: NodeState::Up,
+            incarnation: 1,
+            rng: rng_for(self.seed, stream::NODE_BASE + id.0 as u64),
+            disk: NodeDisk::new(self.config.disk.clone()),
+            cancelled: BTreeSet::new(),
+            held: Vec::new(),
+            peers: Vec::new(),
+            slowdown: 1.0,
+        });
+        self.schedule(self.now, id, 1, EventKind::Start);
+        id
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.slots.len() as u32).map(NodeId)
+    }
+
+    pub fn name(&self, id: NodeId) -> &str {
+        &self.slot(id).name
+    }
+
+    pub fn state(&self, id: NodeId) -> NodeState {
+        self.slot(id).state
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.slot(id).state == NodeState::Up
+    }
+
+    /// Read-only view of a node's state machine (also while paused; `None` when down or of
+    /// another type).
+    pub fn node<T: 'static>(&self, id: NodeId) -> Option<&T> {
+        self.slot(id).node.as_ref()?.as_any().downcast_ref::<T>()
+    }
+
+    /// A node's disk, for inspection.
+    pub fn disk(&self, id: NodeId) -> &NodeDisk {
+        &self.slot(id).disk
+    }
+
+    pub fn net(&mut self) -> &mut Network {
+        &mut self.network
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Take the history out of the world (the end of a run).
+    pub fn take_history(&mut self) -> History {
+        std::mem::take(&mut self.history)
+    }
+
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    pub fn stats(&self) -> WorldStats {
+        let n = self.network.stats();
+        WorldStats {
+            messages_delivered: n.delivered,
+            messages_dropped: n.dropped,
+            fsyncs: self.slots.iter().map(|s| s.disk.fsyncs).sum(),
+            ..self.stats
+        }
+    }
+
+    /// Stable hash of everything that happened so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.hasher.finish()
+    }
+
+    /// The text trace (only with `TraceLevel::Events`).
+    pub fn trace_lines(&self) -> &[String] {
+        &self.trace_lines
+    }
+
+    /// Check `f` after every event; `node` is the node that handled it. A failure becomes an
+    /// `invariant` violation naming `name`.
+    pub fn add_invariant(
+        &mut self,
+        name: &'static str,
+        f: impl FnMut(&World, NodeId) -> Result<(), String> + 'static,
+    ) {
+        self.invariants.push((name, Box::new(f)));
+    }
+
+    /// Record a violation found by the host (e.g. a divergence check).
+    pub fn report(&mut self, violation: Violation) {
+        if self.violations.len() < self.config.max_violations {
+            self.violations.push(violation);
+        } else {
+            self.violations_dropped += 1;
+        }
+    }
+
+    /// Violations found beyond `max_violations`.
+    pub fn violations_dropped(&self) -> u64 {
+        self.violations_dropped
+    }
+
+    fn slot(&self, id: NodeId) -> &Slot {
+        self.slots
+            .get(id.0 as usize)
+            .unwrap_or_else(|| panic!("unknown node {id}"))
+    }
+
+    fn slot_mut(&mut self, id: NodeId) -> &mut Slot {
+        self.slots
+            .get_mut(id.0 as usize)
+            .unwrap_or_else(|| panic!("unknown node {id}"))
+    }
+
+    fn schedule(&mut self, at: Instant, node: NodeId, incarnation: u64, kind: EventKind) {
+        debug_assert!(at >= self.now, "event scheduled in the past");
+        self.seq += 1;
+        self.queue.push(Reverse(Event {
+            at,
+            seq: self.seq,
+            node,
+            incarnation,
+            kind,
+        }));
+    }
+
+    // ---------------------------------------------------------------- running
+
+    /// Process events up to and including `until`; time ends at `until`.
+    pub fn run_until(&mut self, until: Instant) -> RunOutcome {
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at > until {
+                break;
+            }
+            if self.stats.events >= self.config.event_budget {
+                return RunOutcome::BudgetExhausted;
+            }
+            let Reverse(event) = self.queue.pop().expect("peeked");
+            self.now = event.at;
+            self.dispatch(event);
+        }
+        self.now = self.now.max(until);
+        RunOutcome::Reached
+    }
+
+    pub fn run_for(&mut self, d: Duration) -> RunOutcome {
+        self.run_until(self.now + d)
+    }
+
+    /// Time of the next pending event, if any.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse(e)| e.at)
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let id = event.node;
+        let slot = &mut self.slots[id.0 as usize];
+        match slot.state {
+            NodeState::Down => {
+                if let EventKind::Deliver {
+                    from,
+                    msg,
+                    link_epoch,
+                } = &event.kind
+                {
+                    if *link_epoch == RESET_NOTICE {
+                        return;
+                    }
+                    // Arrives at a dead process: the bytes are consumed and lost.
+                    let bytes = msg.wire_size();
+                    self.network.arrive(*from, id, bytes, *link_epoch);
+                }
+                return;
+            }
+            NodeState::Paused => {
+                if event.incarnation == 0 || event.incarnation == slot.incarnation {
+                    slot.held.push(event);
+                }
+                return;
+            }
+            NodeState::Up => {}
+        }
+        if event.incarnation != 0 && event.incarnation != slot.incarnation {
+            return; // a timer or fsync of a previous incarnation
+        }
+        self.stats.events += 1;
+        match event.kind {
+            EventKind::Start => {
+                self.hash_event(1, id, None, 0);
+                self.trace(id, || "start".to_string());
+                self.call(id, |node, cx| node.on_start(cx));
+            }
+            EventKind::Deliver {
+                from,
+                msg,
+                link_epoch,
+            } => {
+                let bytes = msg.wire_size();
+                // Reset notices come from the OS, not through the link's byte stream.
+                if link_epoch != RESET_NOTICE && !self.network.arrive(from, id, bytes, link_epoch) {
+                    return;
+                }
+                set_peer(&mut self.slots[id.0 as usize].peers, from, true);
+                set_peer(&mut self.slots[from.0 as usize].peers, id, true);
+                self.hash_event(2, id, Some(from), bytes as u64);
+                self.hasher.str(msg.kind());
+                self.trace(id, || format!("recv from {} {}", from, msg.kind()));
+                self.call(id, move |node, cx| node.on_message(cx, from, msg));
+            }
+            EventKind::Timer {
+                id: timer_id,
+                timer,
+            } => {
+                if self.slots[id.0 as usize].cancelled.remove(&timer_id) {
+                    return;
+                }
+                self.stats.timers_fired += 1;
+                self.hash_event(3, id, None, ((timer.kind as u64) << 48) ^ timer.key);
+                self.trace(id, || format!("timer {}:{}", timer.kind, timer.key));
+                self.call(id, move |node, cx| node.on_timer(cx, timer));
+            }
+            EventKind::Fsync { ticket, token } => {
+                self.slots[id.0 as usize].disk.complete_fsync(ticket);
+                self.hash_event(4, id, None, token);
+                self.trace(id, || {
+                    format!("fsync done {:?} token {}", ticket.file, token)
+                });
+                let done = DiskDone {
+                    file: ticket.file,
+                    token,
+                };
+                self.call(id, move |node, cx| node.on_disk(cx, done));
+            }
+        }
+        self.check_invariants(id);
+    }
+
+    /// Run one handler of node `id` and apply its effects.
+    fn call(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Node, &mut Cx)) {
+        let now = self.now;
+        let mut effects = std::mem::take(&mut self.effects);
+        {
+            let slot = &mut self.slots[id.0 as usize];
+            let mut node = slot.node.take().expect("an up node has a state machine");
+            slot.disk.now = now;
+            let mut cx = Cx::new(
+                now,
+                id,
+                &mut slot.rng,
+                &mut slot.disk,
+                &mut effects,
+                &mut self.next_timer_id,
+            );
+            f(node.as_mut(), &mut cx);
+            slot.node = Some(node);
+        }
+        for effect in effects.drain(..) {
+            self.apply(id, effect);
+        }
+        self.effects = effects;
+    }
+
+    fn apply(&mut self, id: NodeId, effect: Effect) {
+        match effect {
+            Effect::Send { to, msg } => {
+                assert!(
+                    (to.0 as usize) < self.slots.len(),
+                    "{id} sent {} to unknown node {to}",
+                    msg.kind()
+                );
+                let bytes = msg.wire_size();
+                if let SendOutcome::Arrives { at, link_epoch } =
+                    self.network.send(self.now, id, to, bytes)
+                {
+                    self.schedule(
+                        at,
+                        to,
+                        0,
+                        EventKind::Deliver {
+                            from: id,
+                            msg,
+                            link_epoch,
+                        },
+                    );
+                }
+            }
+            Effect::SetTimer {
+                id: timer_id,
+                at,
+                timer,
+            } => {
+                let slot = &self.slots[id.0 as usize];
+                let at = if slot.slowdown != 1.0 {
+                    let delay = at.saturating_since(self.now);
+                    self.now
+                        + Duration::from_nanos(
+                            (duration_nanos(delay) as f64 * slot.slowdown) as u64,
+                        )
+                } else {
+                    at
+                };
+                let incarnation = slot.incarnation;
+                self.schedule(
+                    at,
+                    id,
+                    incarnation,
+                    EventKind::Timer {
+                        id: timer_id,
+                        timer,
+                    },
+                );
+            }
+            Effect::CancelTimer { id: timer_id } => {
+                self.slots[id.0 as usize].cancelled.insert(timer_id);
+            }
+            Effect::Fsync { file, token } => {
+                let slot = &mut self.slots[id.0 as usize];
+                let (at, ticket) = slot.disk.begin_fsync(file);
+                let incarnation = slot.incarnation;
+                self.schedule(at, id, incarnation, EventKind::Fsync { ticket, token });
+            }
+            Effect::Record(event) => {
+                hash_history(&mut self.hasher, &event);
+                if self.config.trace == TraceLevel::Events {
+                    self.trace_lines.push(format!(
+                        "{} {} record {:?}",
+                        self.now, self.slots[id.0 as usize].name, event
+                    ));
+                }
+                self.history.push(HistoryEntry {
+                    at: self.now,
+                    node: id,
+                    event,
+                });
+            }
+        }
+    }
+
+    fn check_invariants(&mut self, id: NodeId) {
+        if self.invariants.is_empty() {
+            return;
+        }
+        let mut invariants = std::mem::take(&mut self.invariants);
+        for (name, check) in &mut invariants {
+            if let Err(detail) = check(self, id) {
+                let v = Violation::new(
+                    ViolationKind::Invariant,
+                    self.now,
+                    format!("{name}: {detail}"),
+                );
+                self.report(v);
+            }
+        }
+        self.invariants = invariants;
+    }
+
+    fn hash_event(&mut self, kind: u64, node: NodeId, from: Option<NodeId>, extra: u64) {
+        let h = &mut self.hasher;
+        h.word(self.now.as_nanos());
+        h.word(kind);
+        h.word(node.0 as u64);
+        h.word(from.map_or(u64::MAX, |f| f.0 as u64));
+        h.word(extra);
+    }
+
+    fn trace(&mut self, id: NodeId, line: impl FnOnce() -> String) {
+        if self.config.trace == TraceLevel::Events {
+            let text = line();
+            self.trace_lines.push(format!(
+                "{} {} {}",
+                self.now, self.slots[id.0 as usize].name, text
+            ));
+        }
+    }
+
+    // ---------------------------------------------------------------- faults
+
+    fn fault_trace(&mut self, id: NodeId, what: &str) {
+        self.hasher.word(self.now.as_nanos());
+        self.hasher.str(what);
+        self.hasher.word(id.0 as u64);
+        let name = self.slots[id.0 as usize].name.clone();
+        if self.config.trace == TraceLevel::Events {
+            self.trace_lines
+                .push(format!("{} {} fault {}", self.now, name, what));
+        }
+    }
+
+    /// Drop the node's state machine and forget its timers; in-flight messages to and from
+    /// it are lost. With `notify`, peers get a connection reset (a process crash: the OS
+    /// closes its sockets); without, they only time out (power loss).
+    fn take_down(&mut self, id: NodeId, notify: bool) {
+        let peers: Vec<NodeId> = {
+            let slot = self.slot_mut(id);
+            slot.node = None;
+            slot.state = NodeState::Down;
+            slot.incarnation += 1;
+            slot.cancelled.clear();
+            slot.held.clear();
+            let peers = std::mem::take(&mut slot.peers);
+            peers
+                .iter()
+                .enumerate()
+                .filter(|(_, on)| **on)
+                .map(|(i, _)| NodeId(i as u32))
+                .collect()
+        };
+        for peer in peers {
+            self.network.cut(id, peer);
+            set_peer(&mut self.slots[peer.0 as usize].peers, id, false);
+            if notify && !self.network.is_blocked(id, peer) {
+                let at = self.now + self.network.config().latency;
+                self.schedule(
+                    at,
+                    peer,
+                    0,
+                    EventKind::Deliver {
+                        from: id,
+                        msg: Message::ConnectionReset,
+                        link_epoch: RESET_NOTICE,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Process crash: the state machine is gone, the page cache (and so every write) stays.
+    pub fn crash(&mut self, id: NodeId) {
+        if self.slot(id).state == NodeState::Down {
+            return;
+        }
+        self.fault_trace(id, "crash");
+        self.take_down(id, true);
+    }
+
+    /// Power loss: like a crash, but unflushed writes are lost (the last one maybe torn) and
+    /// peers get no reset notice.
+    pub fn power_loss(&mut self, id: NodeId, tear: bool) {
+        self.fault_trace(id, "power-loss");
+        if self.slot(id).state != NodeState::Down {
+            self.take_down(id, false);
+        }
+        let now = self.now;
+        let slot = &mut self.slots[id.0 as usize];
+        slot.disk.now = now;
+        slot.disk.power_loss(tear, &mut self.disk_rng);
+    }
+
+    /// Start a fresh state machine for a down node (no effect on a node that is up).
+    pub fn restart(&mut self, id: NodeId) {
+        if self.slot(id).state != NodeState::Down {
+            return;
+        }
+        self.fault_trace(id, "restart");
+        let slot = self.slot_mut(id);
+        slot.node = Some((slot.factory)());
+        slot.state = NodeState::Up;
+        let incarnation = slot.incarnation;
+        self.schedule(self.now, id, incarnation, EventKind::Start);
+    }
+
+    /// Freeze a node: it receives nothing and fires no timers until resumed.
+    pub fn pause(&mut self, id: NodeId) {
+        if self.slot(id).state != NodeState::Up {
+            return;
+        }
+        self.fault_trace(id, "pause");
+        self.slot_mut(id).state = NodeState::Paused;
+    }
+
+    /// Unfreeze a paused node: what it missed is handed over now, in arrival order.
+    pub fn resume(&mut self, id: NodeId) {
+        if self.slot(id).state != NodeState::Paused {
+            return;
+        }
+        self.fault_trace(id, "resume");
+        let slot = self.slot_mut(id);
+        slot.state = NodeState::Up;
+        let held = std::mem::take(&mut slot.held);
+        for mut event in held {
+            event.at = self.now;
+            self.seq += 1;
+            event.seq = self.seq;
+            self.queue.push(Reverse(event));
+        }
+    }
+
+    /// Cut the TCP connections between `a` and `b`: in-flight messages are lost and both ends
+    /// get a reset notice.
+    pub fn cut(&mut self, a: NodeId, b: NodeId) {
+        self.fault_trace(a, "cut");
+        self.network.cut(a, b);
+        let at = self.now + self.network.config().latency;
+        for (x, y) in [(a, b), (b, a)] {
+            set_peer(&mut self.slots[x.0 as usize].peers, y, false);
+            if self.slot(y).state != NodeState::Down {
+                self.schedule(
+                    at,
+                    y,
+                    0,
+                    EventKind::Deliver {
+                        from: x,
+                        msg: Message::ConnectionReset,
+                        link_epoch: RESET_NOTICE,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Stretch every timer the node sets by `factor` (a slow CPU / overloaded host); 1.0 undoes.
+    pub fn set_slowdown(&mut self, id: NodeId, factor: f64) {
+        assert!(
+            factor > 0.0 && factor.is_finite(),
+            "slowdown factor must be positive"
+        );
+        self.fault_trace(id, "slowdown");
+        self.slot_mut(id).slowdown = factor;
+    }
+
+    /// Multiply the node's fsync time by `factor` (slow-disk fault); 1.0 undoes.
+    pub fn set_disk_slowdown(&mut self, id: NodeId, factor: f64) {
+        assert!(
+            factor > 0.0 && factor.is_finite(),
+            "slow-disk factor must be positive"
+        );
+        self.fault_trace(id, "slow-disk");
+        self.slot_mut(id).disk.slowdown = factor;
+    }
+}
+
+fn set_peer(peers: &mut Vec<bool>, peer: NodeId, on: bool) {
+    let i = peer.0 as usize;
+    if i >= peers.len() {
+        if !on {
+            return;
+        }
+        peers.resize(i + 1, false);
+    }
+    peers[i] = on;
+}
+
+/// Canonical hash of a history event: the fields that identify it, not its Debug text.
+fn hash_history(h: &mut TraceHasher, event: &HistoryEvent) {
+    use HistoryEvent::*;
+    let tp = |h: &mut TraceHasher, p: &kafsim_engine::TopicPartition| {
+        h.word(((p.topic.0 as u64) << 32) | p.partition as u64);
+    };
+    match event {
+        SendInvoke {
+            producer, value, ..
+        } => {
+            h.word(100 + *producer as u64);
+            h.word(value.0);
+        }
+        SendOk {
+            value,
+            partition,
+            offset,
+            ..
+        } => {
+            h.word(101);
+            h.word(value.0);
+            tp(h, partition);
+            h.word(*offset);
+        }
+        SendFail { value, .. } => {
+            h.word(102);
+            h.word(value.0);
+        }
+        SendInfo { value, .. } => {
+            h.word(103);
+            h.word(value.0);
+        }
+        Poll {
+            group,
+            member,
+            partition,
+            offset,
+            value,
+            ..
+        } => {
+            h.word(104 + ((*group as u64) << 16) + ((*member as u64) << 32));
+            tp(h, partition);
+            h.word(*offset);
+            h.word(value.0);
+        }
+        SinkWrite {
+            group,
+            value,
+            offset,
+            ..
+        } => {
+            h.word(105 + ((*group as u64) << 16));
+            h.word(value.0);
+            h.word(*offset);
+        }
+        Commit {
+            group,
+            member,
+            partition,
+            offset,
+            ..
+        } => {
+            h.word(106 + ((*group as u64) << 16) + ((*member as u64) << 32));
+            tp(h, partition);
+            h.word(*offset);
+        }
+        HighWatermark {
+            broker,
+            partition,
+            high_watermark,
+            ..
+        } => {
+            h.word(107 + ((broker.0 as u64) << 16));
+            tp(h, partition);
+            h.word(*high_watermark);
+        }
+        other => {
+            // Rare events: their Debug text is canonical enough (no addresses, no maps).
+            h.str(&format!("{other:?}"));
+        }
+    }
+}
