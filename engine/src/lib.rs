@@ -9,6 +9,7 @@
 //! node wants done leaves through it. It depends on nothing else in the repository.
 
 pub mod app;
+pub mod assignor;
 pub mod config;
 pub mod consumer;
 pub mod coordinator;

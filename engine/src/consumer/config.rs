@@ -20,6 +20,8 @@ pub enum OffsetReset {
 pub struct ConsumerConfig {
     pub client: ClientKind,
     pub client_version: (u32, u32),
+    /// The full version for the assignors (sarama changed behaviour at patch releases).
+    pub assignor_version: Option<crate::assignor::Version>,
     pub enable_auto_commit: bool,
     pub auto_commit_interval: Duration,
     pub auto_offset_reset: OffsetReset,
@@ -67,6 +69,13 @@ impl ConsumerConfig {
     /// modelled one when `None`).
     pub fn for_client(client: &str, version: Option<&str>) -> Result<ConsumerConfig, String> {
         let client = ClientKind::from_name(client)?;
+        let assignor_version =
+            match version {
+                Some(v) => Some(crate::assignor::Version::parse(v).ok_or_else(|| {
+                    format!("bad client_version \"{v}\": expected e.g. \"1.43.2\"")
+                })?),
+                None => None,
+            };
         let version = match version {
             Some(v) => profile::parse_version(v)?,
             None => client.newest_version(),
@@ -75,6 +84,7 @@ impl ConsumerConfig {
         Ok(ConsumerConfig {
             client,
             client_version: version,
+            assignor_version,
             enable_auto_commit: d.enable_auto_commit,
             auto_commit_interval: d.auto_commit_interval,
             auto_offset_reset: if d.earliest {
@@ -115,6 +125,17 @@ impl ConsumerConfig {
         }
         if self.strategies.is_empty() {
             return Err("partition.assignment.strategy must name at least one assignor".into());
+        }
+        let client = super::poll::assignor_client(self.client);
+        for name in &self.strategies {
+            let strategy = crate::assignor::Strategy::from_name(name)
+                .ok_or_else(|| format!("unknown assignor \"{name}\""))?;
+            if !crate::assignor::supports(client, self.assignor_version, strategy) {
+                return Err(format!(
+                    "client {} has no {name} assignor at this version",
+                    self.client.name()
+                ));
+            }
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ use crate::protocol::{
 };
 use crate::record::TopicPartition;
 use crate::time::{Duration, Instant};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -429,38 +429,4 @@ impl Consumer {
         self.lose_partitions();
         self.group.reset();
     }
-}
-
-/// Range assignment per topic (the assignor module replaces this when it lands).
-pub(super) fn range_assign(
-    topic_names: &BTreeMap<crate::record::TopicId, String>,
-    counts: &BTreeMap<crate::record::TopicId, u32>,
-    members: &[(String, Subscription)],
-) -> BTreeMap<String, Vec<TopicPartition>> {
-    let mut out: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
-    for (id, _) in members {
-        out.entry(id.clone()).or_default();
-    }
-    let mut topics: Vec<_> = members.iter().flat_map(|(_, s)| s.topics.clone()).collect();
-    topics.sort_by_key(|t| (topic_names.get(t).cloned().unwrap_or_default(), *t));
-    topics.dedup();
-    for topic in topics {
-        let mut subscribers: Vec<&String> = members
-            .iter()
-            .filter(|(_, s)| s.topics.contains(&topic))
-            .map(|(id, _)| id)
-            .collect();
-        subscribers.sort();
-        let n = counts.get(&topic).copied().unwrap_or(0);
-        let k = subscribers.len() as u32;
-        let (per, extra) = (n / k, n % k);
-        let mut next = 0;
-        for (i, m) in subscribers.iter().enumerate() {
-            let take = per + u32::from((i as u32) < extra);
-            let tps = (next..next + take).map(|p| TopicPartition::new(topic, p));
-            out.get_mut(*m).expect("member").extend(tps);
-            next += take;
-        }
-    }
-    out
 }

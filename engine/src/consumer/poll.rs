@@ -7,12 +7,12 @@
 //! fires. A processed record is written to the sink; a failed one is retried, skipped or
 //! dead-lettered. Marks follow `mark`: before processing (at delivery) or after it.
 
-use super::membership::range_assign;
 use super::{Consumer, ConsumerConfig, Need};
 use crate::app::failure::{draw_failure, MAX_ATTEMPTS};
 use crate::app::handler::process_time;
 use crate::app::workers::InProcess;
 use crate::app::{CommitMode, Delivered, Mark, OnFailure};
+use crate::assignor::{assign, AssignInput, Client, Strategy};
 use crate::history::HistoryEvent;
 use crate::node::{Cx, Timer};
 use crate::protocol::{Acks, Message, ProduceRequest, Subscription};
@@ -311,14 +311,80 @@ pub(super) fn dead_letter_request(
     })
 }
 
-/// The leader's assignment with the protocol the coordinator chose.
+/// The leader's assignment with the protocol the coordinator chose, by the client's own
+/// assignor variant ([`crate::assignor`]). Topic ids without a name in the spec are named
+/// `t<id>` (assignors order topics by name).
 pub(super) fn run_assignor(
-    _config: &ConsumerConfig,
-    _protocol: &str,
+    config: &ConsumerConfig,
+    protocol: &str,
     topic_names: &BTreeMap<TopicId, String>,
     counts: &BTreeMap<TopicId, u32>,
     members: &[(String, Subscription)],
-    _generation: i32,
+    generation: i32,
 ) -> Result<BTreeMap<String, Vec<TopicPartition>>, String> {
-    Ok(range_assign(topic_names, counts, members))
+    let strategy = Strategy::from_name(protocol)
+        .ok_or_else(|| format!("the coordinator chose an unknown assignor \"{protocol}\""))?;
+    let name = |t: TopicId| {
+        topic_names
+            .get(&t)
+            .cloned()
+            .unwrap_or_else(|| format!("t{}", t.0))
+    };
+    let mut by_name: BTreeMap<String, TopicId> = BTreeMap::new();
+    let mut topics = BTreeMap::new();
+    let mut subscribed = BTreeMap::new();
+    let mut previous = BTreeMap::new();
+    let mut owned_generation = -1;
+    for (id, sub) in members {
+        for t in &sub.topics {
+            by_name.insert(name(*t), *t);
+            topics.insert(name(*t), counts.get(t).copied().unwrap_or(0));
+        }
+        subscribed.insert(id.clone(), sub.topics.iter().map(|t| name(*t)).collect());
+        let mut owned: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for tp in &sub.owned_partitions {
+            owned.entry(name(tp.topic)).or_default().push(tp.partition);
+        }
+        if !owned.is_empty() {
+            owned_generation = owned_generation.max(sub.generation);
+            previous.insert(id.clone(), owned);
+        }
+    }
+    let input = AssignInput {
+        client: assignor_client(config.client),
+        client_version: config.assignor_version,
+        strategy,
+        topics,
+        members: subscribed,
+        previous,
+        generation: if owned_generation >= 0 {
+            owned_generation
+        } else {
+            generation
+        },
+    };
+    let result = assign(&input)?;
+    let mut out = BTreeMap::new();
+    for (member, per_topic) in result {
+        let tps: Vec<TopicPartition> = per_topic
+            .into_iter()
+            .flat_map(|(topic, parts)| {
+                let id = by_name[&topic];
+                parts.into_iter().map(move |p| TopicPartition::new(id, p))
+            })
+            .collect();
+        out.insert(member, tps);
+    }
+    Ok(out)
+}
+
+/// The assignor module's name for a client.
+pub fn assignor_client(client: super::profile::ClientKind) -> Client {
+    use super::profile::ClientKind;
+    match client {
+        ClientKind::Java => Client::Java,
+        ClientKind::Sarama => Client::Sarama,
+        ClientKind::KafkaGo => Client::KafkaGo,
+        ClientKind::Librdkafka => Client::Librdkafka,
+    }
 }
