@@ -80,8 +80,7 @@ impl ReplicaManager {
     /// Host a recovered log (at start).
     pub fn add_recovered(&mut self, log: Log, high_watermark: u64) {
         let tp = log.topic_partition();
-        let mut ps = crate::log::producer_state::ProducerStateManager::default();
-        ps.rebuild(log.batches());
+        let ps = crate::log::producer_state::ProducerStateManager::rebuild(log.batches().iter());
         self.producer_states.insert(tp, ps);
         self.partitions
             .insert(tp, Partition::new(log, high_watermark));
@@ -149,7 +148,7 @@ impl ReplicaManager {
 
     fn rebuild_producer_state(&mut self, tp: TopicPartition) {
         if let (Some(p), Some(ps)) = (self.partitions.get(&tp), self.producer_states.get_mut(&tp)) {
-            ps.rebuild(p.log.batches());
+            *ps = crate::log::producer_state::ProducerStateManager::rebuild(p.log.batches().iter());
         }
     }
 
@@ -716,6 +715,10 @@ impl ReplicaManager {
 }
 
 impl OffsetsLog for ReplicaManager {
+    fn leader_of(&self, partition: TopicPartition) -> Option<NodeId> {
+        self.metadata.get(&partition).and_then(|m| m.leader)
+    }
+
     fn leader_epoch(&self, partition: TopicPartition) -> Option<u32> {
         self.partitions
             .get(&partition)
