@@ -47,9 +47,11 @@ pub type TxnId = (u32, u64);
 struct KnownOffsets {
     /// Every offset with evidence.
     all: Vec<u64>,
-    /// Offsets holding at least one value that is not of an aborted transaction: what a
-    /// `read_committed` consumer must not skip.
-    not_aborted: Vec<u64>,
+    /// Offsets holding at least one value that is not transactional or whose transaction
+    /// committed: what a `read_committed` consumer must not skip. Values of transactions the
+    /// history leaves open do not count: the coordinator aborts a transaction whose producer
+    /// died (`transaction.timeout.ms`) without the producer recording it.
+    committed: Vec<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -151,13 +153,13 @@ impl HistoryIndex {
         evidence.sort_unstable();
         evidence.dedup();
         for (partition, offset, value) in evidence {
-            let aborted = self.aborted_at(value).is_some();
+            let committed = self.committed_or_plain(value);
             let known = self.known.entry(partition).or_default();
             if known.all.last() != Some(&offset) {
                 known.all.push(offset);
             }
-            if !aborted && known.not_aborted.last() != Some(&offset) {
-                known.not_aborted.push(offset);
+            if committed && known.committed.last() != Some(&offset) {
+                known.committed.push(offset);
             }
         }
     }
@@ -211,16 +213,21 @@ impl HistoryIndex {
         }
     }
 
+    /// Whether `value` is visible to `read_committed` consumers once written: it was not sent
+    /// in a transaction, or its transaction committed.
+    pub fn committed_or_plain(&self, value: ValueId) -> bool {
+        match self.txn_of(value) {
+            None => true,
+            Some(txn) => matches!(self.txn_outcome(txn), TxnOutcome::Committed(_)),
+        }
+    }
+
     /// A value every consumer of its topic must eventually see: it got a `SendOk` (a later
     /// `SendInfo` does not undo that) and, if sent in a transaction, the transaction
     /// committed. Values of aborted or still-open transactions are not owed to anyone, as in
     /// Jepsen where a transactional send only counts once its transaction commits.
     pub fn acknowledged(&self, value: ValueId) -> bool {
-        self.acks.contains_key(&value)
-            && match self.txn_of(value) {
-                None => true,
-                Some(txn) => matches!(self.txn_outcome(txn), TxnOutcome::Committed(_)),
-            }
+        self.acks.contains_key(&value) && self.committed_or_plain(value)
     }
 
     /// Every acknowledged value, ascending.
@@ -229,17 +236,18 @@ impl HistoryIndex {
     }
 
     /// The lowest offset in `lo..hi` of `partition` known to hold a value; with
-    /// `skip_aborted`, offsets holding only values of aborted transactions do not count.
+    /// `committed_only`, offsets holding only values of aborted or open transactions do not
+    /// count (see [`HistoryIndex::committed_or_plain`]).
     pub fn first_known_in(
         &self,
         partition: TopicPartition,
         lo: u64,
         hi: u64,
-        skip_aborted: bool,
+        committed_only: bool,
     ) -> Option<u64> {
         let known = self.known.get(&partition)?;
-        let offsets = if skip_aborted {
-            &known.not_aborted
+        let offsets = if committed_only {
+            &known.committed
         } else {
             &known.all
         };

@@ -7,7 +7,8 @@
 //!   is known (from any ack or read, anywhere in the history) to hold a value. Offsets no one
 //!   knows about (transaction markers, unacknowledged writes) are legitimately invisible. For a
 //!   `read_committed` group, offsets holding only values of aborted transactions do not count
-//!   either: the fetcher filters them out.
+//!   either: the fetcher filters them out. Nor do values of transactions the history leaves
+//!   open, which the coordinator may have aborted after their producer died.
 //!
 //! Resets: every `Assigned` of a member clears all its tracking. Jepsen resets on every
 //! rebalance: with the eager protocol a member resumes even a partition it keeps from the
@@ -105,9 +106,9 @@ fn judge(
     let skipped = if read.offset <= previous.offset {
         None
     } else {
-        let skip_aborted = config.read_committed(read.group);
+        let committed_only = config.read_committed(read.group);
         let lo = previous.offset + 1;
-        match index.first_known_in(read.partition, lo, read.offset, skip_aborted) {
+        match index.first_known_in(read.partition, lo, read.offset, committed_only) {
             Some(skipped) => Some(skipped),
             None => return,
         }
@@ -198,12 +199,14 @@ mod tests {
     }
 
     #[test]
-    fn aborted_values_are_skipped_only_by_read_committed() {
+    fn aborted_or_open_values_are_skipped_only_by_read_committed() {
         let mut s = Story::new();
         s.send(1, 0, 1, 0, 0)
             .txn_value(1, 0, 5, 2)
             .send(1, 0, 2, 0, 1)
             .txn_abort(2, 0, 5);
+        // Transaction 6 never ends in the history: its producer died.
+        s.txn_value(2, 1, 6, 4).send(2, 1, 4, 0, 2);
         s.send(3, 0, 3, 0, 3);
         s.poll(4, 0, 0, 0, 0, 1).poll(4, 1, 0, 0, 0, 1);
         s.poll(5, 0, 0, 0, 3, 3).poll(5, 1, 0, 0, 3, 3);
@@ -211,6 +214,14 @@ mod tests {
         let found = run(check, &s, &cfg);
         assert_eq!(kinds(&found), vec![PollSkip]);
         assert!(found[0].detail.starts_with("g1 "), "{}", found[0].detail);
+        // A committed transaction's value must not be skipped, even by read_committed.
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0)
+            .txn_value(1, 0, 5, 2)
+            .send(1, 0, 2, 0, 1)
+            .txn_commit(2, 0, 5);
+        s.poll(4, 0, 0, 0, 0, 1).poll(5, 0, 0, 0, 3, 3);
+        assert_eq!(kinds(&run(check, &s, &cfg)), vec![PollSkip]);
     }
 
     #[test]

@@ -59,6 +59,18 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
             _ => {}
         }
     }
+    report_losses(index, config, &first, &dead_lettered, out);
+}
+
+/// `sink-loss` for every acknowledged value a sink group consumes that reached neither its
+/// sink nor its dead-letter topic, in value order.
+fn report_losses(
+    index: &HistoryIndex,
+    config: &CheckConfig,
+    first: &HashMap<(u32, ValueId), FirstWrite>,
+    dead_lettered: &HashSet<(u32, ValueId)>,
+    out: &mut Collector,
+) {
     for value in index.acknowledged_values() {
         for group in config.groups.iter().filter(|g| g.has_sink) {
             let consumes = index.topic(*value).is_some_and(|t| group.consumes(t));
