@@ -644,3 +644,210 @@ fn every_library_scenario_parses() {
         assert_eq!(s.name, stem, "a library scenario's name is its file name");
     }
 }
+
+#[test]
+fn missing_top_level_table() {
+    let e = parse_err("name = \"x\"\n");
+    assert_eq!(e.key, "cluster", "{e}");
+    assert!(e.message.contains("missing required key `cluster`"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "test.toml: cluster: missing required key `cluster`"
+    );
+}
+
+#[test]
+fn unquoted_dotted_property_gets_a_hint() {
+    let text = edited("\"linger.ms\" = 5", "linger.ms = 5");
+    let e = assert_error(
+        &text,
+        "linger.ms = 5",
+        "producers[0].config.linger.ms",
+        "string, number or boolean",
+    );
+    assert!(e.hint.unwrap().contains("quote"));
+}
+
+#[test]
+fn inline_handler_and_multiline_arrays_are_located() {
+    let inline =
+        "name = \"x\"\n[cluster]\nbrokers = 1\n[[topics]]\nname = \"t\"\n[[consumer_groups]]\n\
+                  group = \"g\"\ntopics = [\"t\"]\nhandler = { workers = 2, sink = \"dedup\" }\n";
+    let e = assert_error(
+        inline,
+        "dedup",
+        "consumer_groups[0].handler.sink",
+        "unknown value \"dedup\"",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"dedupe\"?"));
+    let typo = inline.replace("workers", "workrs");
+    let e = assert_error(
+        &typo,
+        "workrs",
+        "consumer_groups[0].handler.workrs",
+        "unknown key",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `workers`?"));
+
+    let multiline = edited(
+        "kinds = [\"crash\", \"power-loss\", \"partition\", \"pause\", \"consumer-crash\"]",
+        "kinds = [\n  \"crash\",\n  \"powerloss\",\n]",
+    );
+    let e = assert_error(
+        &multiline,
+        "\"powerloss\"",
+        "faults.kinds[1]",
+        "unknown fault",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"power-loss\"?"));
+}
+
+#[test]
+fn apply_config_reports_the_property_line() {
+    use kafsim_engine::config::Configurable;
+    #[derive(Default)]
+    struct Linger(i64);
+    impl Configurable for Linger {
+        fn set(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
+            assert_eq!(key, "linger.ms");
+            self.0 = value.as_int_in(0, 1000)?;
+            Ok(())
+        }
+        fn known_keys(&self) -> &'static [&'static str] {
+            &["linger.ms"]
+        }
+    }
+    let text = "name = \"x\"\n[cluster]\nbrokers = 1\n[cluster.config]\n\"linger.ms\" = 5\n\"lingr.ms\" = 1\n";
+    let s = parse(text).unwrap();
+    let mut config = Linger::default();
+    let e = s
+        .apply_config(&s.cluster.config, "cluster.config", &mut config)
+        .unwrap_err();
+    assert_eq!(config.0, 5, "properties before the bad one were applied");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (6, "cluster.config.lingr.ms"),
+        "{e}"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"linger.ms\"?"));
+    let bad_value = text
+        .replace("\"lingr.ms\" = 1", "\"linger.ms\" = 5000")
+        .replacen("\"linger.ms\" = 5\n", "", 1);
+    let s = parse(&bad_value).unwrap();
+    let e = s
+        .apply_config(&s.cluster.config, "cluster.config", &mut config)
+        .unwrap_err();
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (5, "cluster.config.linger.ms"),
+        "{e}"
+    );
+    assert!(e.message.contains("from 0 to 1000"), "{e}");
+}
+
+#[test]
+fn fault_parameters_must_fit_the_action() {
+    let schedule =
+        |body: &str| format!("{DESIGN_EXAMPLE}[[faults.schedule]]\nat = \"20s\"\n{body}\n");
+    let cases = [
+        (
+            "action = \"slow-link\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].latency",
+            "needs `latency`",
+        ),
+        (
+            "action = \"slow-disk\"\ntarget = \"broker:0\"\nfactor = 0.5",
+            "faults.schedule[1].factor",
+            "above 1",
+        ),
+        (
+            "action = \"power-loss\"\ntarget = \"consumer:billing/0\"",
+            "faults.schedule[1].target",
+            "clients have no disk",
+        ),
+        (
+            "action = \"consumer-crash\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].target",
+            "consumer:GROUP/I",
+        ),
+        (
+            "action = \"heal\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].target",
+            "no target",
+        ),
+        (
+            "action = \"restart\"\ntarget = \"broker:0\"\nduration = \"1s\"",
+            "faults.schedule[1].duration",
+            "does not apply",
+        ),
+        (
+            "action = \"partition\"",
+            "faults.schedule[1].groups",
+            "needs `groups`",
+        ),
+        (
+            "action = \"partition\"\ngroups = [[\"broker:0\"], [\"broker:0\"]]",
+            "faults.schedule[1].groups[1][0]",
+            "two groups",
+        ),
+        (
+            "action = \"crash\"\ntarget = \"brokers:0,3\"",
+            "faults.schedule[1].target",
+            "broker 3",
+        ),
+        (
+            "action = \"crash\"\ntarget = \"follower:orders/x\"",
+            "faults.schedule[1].target",
+            "partition index",
+        ),
+        (
+            "action = \"explode\"",
+            "faults.schedule[1].action",
+            "unknown fault",
+        ),
+    ];
+    for (body, key, words) in cases {
+        let e = parse_err(&schedule(body));
+        assert_eq!(e.key, key, "{body}: {e}");
+        assert!(e.to_string().contains(words), "{body}: {e}");
+        assert!(e.line > line_of(DESIGN_EXAMPLE, "[expect]"), "{body}: {e}");
+    }
+}
+
+#[test]
+fn garbage_line_is_not_blamed_on_the_key_above() {
+    let text = edited("rate = 2000 ", "rate = 2000\nbogus line\n");
+    let e = assert_error(&text, "bogus line", "producers[0]", "TOML syntax");
+    assert_eq!(e.column, 7, "{e}");
+}
+
+#[test]
+fn top_level_key_below_a_table_gets_a_hint() {
+    let e = parse_err("name = \"x\"\n[cluster]\nbrokers = 1\nduration = \"10s\"\n");
+    assert_eq!((e.line, e.key.as_str()), (4, "cluster.duration"), "{e}");
+    let hint = e.hint.unwrap_or_default();
+    assert!(hint.contains("top-level key"), "{hint}");
+}
+
+mod never_panics {
+    use super::DESIGN_EXAMPLE;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any edit of a valid file (a span cut out, some text put in) parses or fails with a
+        /// position inside the file: never a panic (DESIGN §5).
+        #[test]
+        fn edited_files_never_panic(cut in 0usize..2000, len in 0usize..40, insert in "[ -~\n]{0,12}") {
+            let text = DESIGN_EXAMPLE;
+            let start = cut.min(text.len());
+            let end = (start + len).min(text.len());
+            let edited = format!("{}{insert}{}", &text[..start], &text[end..]);
+            if let Err(e) = kafsim_sim::scenario::parse("fuzz.toml", &edited) {
+                prop_assert!(e.line <= edited.lines().count() + 1, "{e}");
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+}

@@ -5,21 +5,33 @@
 //! hand-written files; an inline table reports the key that holds it.
 
 use super::error::{did_you_mean, Locator, ScenarioError};
+use super::raw::{PROPERTY_VALUE_EXPECTED, TOP_LEVEL_KEYS};
 use std::collections::BTreeMap;
 
-/// Converts a toml syntax or type error.
-pub fn from_toml(locator: Locator<'_>, error: &toml::de::Error) -> ScenarioError {
+/// Converts a toml error. A syntax error names the key of its own line only (the line may be
+/// garbage); a type error inside a multi-line array names the key that holds the array.
+pub fn from_toml(locator: Locator<'_>, error: &toml::de::Error, syntax: bool) -> ScenarioError {
     let span = error.span().unwrap_or(0..0);
-    let mut path = key_path_at(locator.text, span.start);
     let raw_message = error.message().trim().to_string();
-    let (message, hint, field) = explain(&raw_message);
-    if let Some(field) = field {
+    let (mut message, hint, field) = explain(&raw_message);
+    if syntax {
+        message = format!("TOML syntax: {message}");
+    }
+    // A key missing from the top level is reported with the whole document as its span.
+    let whole_document = span.start == 0 && span.end >= locator.text.trim_end().len();
+    let mut path = if whole_document {
+        String::new()
+    } else {
+        key_path_at(locator.text, span.start, !syntax)
+    };
+    let hint = misplaced_top_level(&path, field.as_deref()).or(hint);
+    if let Some(field) = &field {
         if !path.ends_with(field.as_str()) {
-            push_segment(&mut path, &field);
+            push_segment(&mut path, field);
         }
     }
     let mut out = locator.error(span, path, message);
-    if error.span().is_none() {
+    if error.span().is_none() || whole_document {
         out.line = 0;
         out.column = 0;
     }
@@ -45,10 +57,22 @@ fn explain(raw: &str) -> (String, Option<String>, Option<String>) {
         let message = format!("missing required key `{field}`");
         return (message, None, Some(field));
     }
+    if raw.starts_with(PROPERTY_VALUE_EXPECTED) {
+        let hint = "quote a dotted property name: \"linger.ms\" = 5, not linger.ms = 5";
+        return (raw.to_string(), Some(hint.to_string()), None);
+    }
     if raw.starts_with("invalid type:") {
         return (readable_type_error(raw), None, None);
     }
     (raw.replace('\n', "; "), None, None)
+}
+
+/// A top-level key written below a table header lands in that table; say so.
+fn misplaced_top_level(path: &str, field: Option<&str>) -> Option<String> {
+    let field = field?;
+    let nested = !path.is_empty() && path != field;
+    (nested && TOP_LEVEL_KEYS.contains(&field))
+        .then(|| format!("`{field}` is a top-level key: move it above the first [table] header"))
 }
 
 /// Every `name` between backticks in `text`.
@@ -79,8 +103,9 @@ fn readable_type_error(raw: &str) -> String {
     format!("expected {expected}, found {found}")
 }
 
-/// The dotted key path of the item at byte `offset`.
-pub fn key_path_at(text: &str, offset: usize) -> String {
+/// The dotted key path of the item at byte `offset`: the enclosing table and the key assigned
+/// on that line or, with `look_back`, on the nearest line above (a multi-line array).
+pub fn key_path_at(text: &str, offset: usize, look_back: bool) -> String {
     let mut table = String::new();
     let mut key: Option<String> = None;
     let mut arrays: BTreeMap<String, usize> = BTreeMap::new();
@@ -98,6 +123,8 @@ pub fn key_path_at(text: &str, offset: usize) -> String {
             key = None;
         } else if let Some(k) = assigned_key(trimmed) {
             key = Some(k);
+        } else if !look_back {
+            key = None;
         }
         line_start += line.len();
     }
@@ -211,7 +238,7 @@ at = "1s"
 "#;
 
     fn path_of(needle: &str) -> String {
-        key_path_at(DOC, DOC.find(needle).expect("needle in doc"))
+        key_path_at(DOC, DOC.find(needle).expect("needle in doc"), true)
     }
 
     #[test]

@@ -130,6 +130,12 @@ impl ClientKind {
     }
 }
 
+impl std::fmt::Display for ClientKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Records per second per producer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rate {

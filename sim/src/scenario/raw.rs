@@ -3,6 +3,7 @@
 //! semantic check must point at the line. Values whose type is a choice (a duration string,
 //! "max" or a number) stay [`toml::Value`] here; `validate` gives them meaning.
 
+use kafsim_engine::config::ConfigValue;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -12,6 +13,17 @@ pub type S<T> = Spanned<T>;
 
 /// `groups = [["broker:0"], ["broker:1", "broker:2"]]` of a partition.
 pub type RawGroups = S<Vec<S<Vec<S<String>>>>>;
+
+/// The keys of [`RawScenario`], for the hint when one is written below a table header.
+pub const TOP_LEVEL_KEYS: [&str; 7] = [
+    "name",
+    "description",
+    "duration",
+    "drain",
+    "seeds",
+    "warmup",
+    "hardware",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,7 +146,7 @@ pub struct RawExpect {
 /// A `[x.config]` table: Kafka property names to values, kept in file order (the toml crate
 /// hands table entries over in document order) so that later errors come out in reading order.
 #[derive(Default)]
-pub struct RawConfig(pub Vec<(S<String>, S<toml::Value>)>);
+pub struct RawConfig(pub Vec<(S<String>, PropertyValue)>);
 
 impl<'de> Deserialize<'de> for RawConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawConfig, D::Error> {
@@ -157,5 +169,55 @@ impl<'de> Visitor<'de> for ConfigVisitor {
             entries.push(entry);
         }
         Ok(RawConfig(entries))
+    }
+}
+
+/// A property value: a TOML boolean, integer, float or string. Anything else (an array, a
+/// table made by an unquoted dotted name such as `linger.ms = 5`, a date) is an error here, at
+/// the value's position.
+pub struct PropertyValue(pub ConfigValue);
+
+/// The message of a non-scalar property value; `locate` adds the hint for it.
+pub const PROPERTY_VALUE_EXPECTED: &str = "a property value must be a string, number or boolean";
+
+impl<'de> Deserialize<'de> for PropertyValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PropertyValue, D::Error> {
+        deserializer.deserialize_any(PropertyVisitor)
+    }
+}
+
+struct PropertyVisitor;
+
+impl<'de> Visitor<'de> for PropertyVisitor {
+    type Value = PropertyValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<PropertyValue, E> {
+        Ok(PropertyValue(ConfigValue::Bool(v)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PropertyValue, E> {
+        Ok(PropertyValue(ConfigValue::Int(v)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PropertyValue, E> {
+        i64::try_from(v)
+            .map(|v| PropertyValue(ConfigValue::Int(v)))
+            .map_err(|_| E::custom(format!("{v} is too large")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<PropertyValue, E> {
+        Ok(PropertyValue(ConfigValue::Float(v)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PropertyValue, E> {
+        Ok(PropertyValue(ConfigValue::Str(v.to_string())))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<PropertyValue, A::Error> {
+        Err(serde::de::Error::custom(PROPERTY_VALUE_EXPECTED))
     }
 }

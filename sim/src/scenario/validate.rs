@@ -7,14 +7,14 @@
 use super::duration::{parse_duration, DURATION_HINT};
 use super::error::{unknown_hint, Locator, ScenarioError};
 use super::raw::{
-    RawCluster, RawConfig, RawExpect, RawGroup, RawProducer, RawScenario, RawTopic, S,
+    PropertyValue, RawCluster, RawConfig, RawExpect, RawGroup, RawProducer, RawScenario, RawTopic,
+    S,
 };
 use super::{
     faults, handler, locate, ClientKind, ClusterSpec, Expect, GroupSpec, ProducerSpec, Property,
     Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
-use kafsim_engine::config::ConfigValue;
 use std::time::Duration;
 
 pub type R<T> = Result<T, ScenarioError>;
@@ -32,7 +32,12 @@ pub fn parse(file: &str, text: &str) -> R<Scenario> {
     let check = Check {
         loc: Locator { file, text },
     };
-    let raw: RawScenario = toml::from_str(text).map_err(|e| locate::from_toml(check.loc, &e))?;
+    // Syntax first, so a garbage line is not blamed on the key above it.
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(locate::from_toml(check.loc, &e, true));
+    }
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|e| locate::from_toml(check.loc, &e, false))?;
     check.scenario(raw)
 }
 
@@ -161,46 +166,18 @@ impl Check<'_> {
     }
 
     /// Kafka properties in file order.
-    pub fn properties(&self, raw: &RawConfig, section: &str) -> R<Vec<Property>> {
-        raw.0
-            .iter()
-            .map(|(k, v)| self.property(k, v, section))
-            .collect()
+    pub fn properties(&self, raw: &RawConfig) -> Vec<Property> {
+        raw.0.iter().map(|(k, v)| self.property(k, v)).collect()
     }
 
-    fn property(&self, key: &S<String>, value: &S<toml::Value>, section: &str) -> R<Property> {
-        let path = format!("{section}.{}", key.get_ref());
-        let value = match value.get_ref() {
-            toml::Value::Boolean(b) => ConfigValue::Bool(*b),
-            toml::Value::Integer(i) => ConfigValue::Int(*i),
-            toml::Value::Float(x) => ConfigValue::Float(*x),
-            toml::Value::String(s) => ConfigValue::Str(s.clone()),
-            toml::Value::Table(_) => {
-                return Err(self.err_hint(
-                    key,
-                    &path,
-                    "a property value must be a string, number or boolean",
-                    format!(
-                        "quote a dotted property name: \"{}.<rest>\" = value",
-                        key.get_ref()
-                    ),
-                ))
-            }
-            other => {
-                let message = format!(
-                    "a property value must be a string, number or boolean, found {}",
-                    describe(other)
-                );
-                return Err(self.err(value, &path, message));
-            }
-        };
+    fn property(&self, key: &S<String>, value: &PropertyValue) -> Property {
         let (line, column) = super::error::line_column(self.loc.text, key.span().start);
-        Ok(Property {
+        Property {
             key: key.get_ref().clone(),
-            value,
+            value: value.0.clone(),
             line,
             column,
-        })
+        }
     }
 }
 
@@ -276,7 +253,7 @@ impl Check<'_> {
 
     fn cluster(&self, raw: &RawCluster) -> R<ClusterSpec> {
         let brokers = self.count(&raw.brokers, "cluster.brokers", 1, MAX_BROKERS)?;
-        let config = self.properties(&raw.config, "cluster.config")?;
+        let config = self.properties(&raw.config);
         Ok(ClusterSpec { brokers, config })
     }
 
@@ -300,7 +277,7 @@ impl Check<'_> {
                 1,
             )?;
             let replication_factor = self.replication_factor(t, &at, brokers)?;
-            let config = self.properties(&t.config, &format!("{at}.config"))?;
+            let config = self.properties(&t.config);
             topics.push(TopicSpec {
                 name,
                 partitions,
@@ -384,7 +361,7 @@ impl Check<'_> {
                     MAX_MESSAGE_BYTES,
                     100,
                 )?,
-                config: self.properties(&p.config, &format!("{at}.config"))?,
+                config: self.properties(&p.config),
             });
         }
         Ok(out)
@@ -448,7 +425,7 @@ impl Check<'_> {
                 client: self.client(&g.client, &format!("{at}.client"))?,
                 client_version: self.version(&g.client_version, &format!("{at}.client_version"))?,
                 topics: self.group_topics(&g.topics, &format!("{at}.topics"), topics)?,
-                config: self.properties(&g.config, &format!("{at}.config"))?,
+                config: self.properties(&g.config),
                 handler: handler::handler(self, &g.handler, &format!("{at}.handler"), topics)?,
             });
         }
