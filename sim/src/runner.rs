@@ -16,8 +16,9 @@ use crate::history::History;
 use crate::invariants::{self, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
-    ClientKind, CommitMode as ScCommit, FaultAction, FaultKind, HandlerSpec as ScHandler, MarkPoint, OnFailure as ScOnFailure,
-    ProcessTime, Rate, Routing as ScRouting, Scenario, ScenarioError, SinkKind as ScSink, Target,
+    ClientKind, CommitMode as ScCommit, FaultAction, FaultKind, HandlerSpec as ScHandler,
+    MarkPoint, OnFailure as ScOnFailure, ProcessTime, Rate, Routing as ScRouting, Scenario,
+    ScenarioError, SinkKind as ScSink, Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::TraceLevel;
@@ -74,30 +75,51 @@ struct PreparedGroup {
 }
 
 fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
-    ScenarioError { file: scenario.file.clone(), line: 0, column: 0, key, message, hint: None }
+    ScenarioError {
+        file: scenario.file.clone(),
+        line: 0,
+        column: 0,
+        key,
+        message,
+        hint: None,
+    }
 }
 
 /// Build and validate every engine configuration of `scenario`.
 pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
     let topic_id = |name: &str| -> TopicId {
-        TopicId(scenario.topics.iter().position(|t| t.name == name).expect("validated topic") as u32)
+        TopicId(
+            scenario
+                .topics
+                .iter()
+                .position(|t| t.name == name)
+                .expect("validated topic") as u32,
+        )
     };
     let mut broker = BrokerConfig::default();
     scenario.apply_config(&scenario.cluster.config, "cluster.config", &mut broker)?;
     for (i, t) in scenario.topics.iter().enumerate() {
         if let Some(p) = t.config.first() {
             let hint = Some("set it for the whole cluster in [cluster.config]".to_string());
-            return Err(scenario.property_error(p, &format!("topics[{i}].config"), "topic-level properties are not modelled".into(), hint));
+            return Err(scenario.property_error(
+                p,
+                &format!("topics[{i}].config"),
+                "topic-level properties are not modelled".into(),
+                hint,
+            ));
         }
     }
     let mut producers = Vec::new();
     let mut index = 0;
     for (i, spec) in scenario.producers.iter().enumerate() {
         let section = format!("producers[{i}]");
-        let mut config = ProducerConfig::for_client(spec.client.as_str(), spec.client_version.as_deref())
-            .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
+        let mut config =
+            ProducerConfig::for_client(spec.client.as_str(), spec.client_version.as_deref())
+                .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
         scenario.apply_config(&spec.config, &format!("{section}.config"), &mut config)?;
-        config.validate().map_err(|e| whole(&scenario, format!("{section}.config"), e))?;
+        config
+            .validate()
+            .map_err(|e| whole(&scenario, format!("{section}.config"), e))?;
         for _ in 0..spec.count {
             producers.push(PreparedProducer {
                 index,
@@ -119,7 +141,9 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
         let mut config = ConsumerConfig::for_client(g.client.as_str(), g.client_version.as_deref())
             .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
         scenario.apply_config(&g.config, &format!("{section}.config"), &mut config)?;
-        config.validate().map_err(|e| whole(&scenario, format!("{section}.config"), e))?;
+        config
+            .validate()
+            .map_err(|e| whole(&scenario, format!("{section}.config"), e))?;
         let topics: Vec<TopicId> = g.topics.iter().map(|t| topic_id(t)).collect();
         let topic_names = g.topics.iter().map(|t| (topic_id(t), t.clone())).collect();
         groups.push(PreparedGroup {
@@ -134,7 +158,12 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             config,
         });
     }
-    Ok(Prepared { scenario, broker, producers, groups })
+    Ok(Prepared {
+        scenario,
+        broker,
+        producers,
+        groups,
+    })
 }
 
 fn engine_handler(h: &ScHandler) -> HandlerSpec {
@@ -231,16 +260,31 @@ impl Resolver for View<'_> {
         self.h.cluster.leader_of(self.w, self.tp(topic, partition))
     }
     fn followers(&self, topic: &str, partition: u32) -> Vec<NodeId> {
-        self.h.cluster.followers_of(self.w, self.tp(topic, partition))
+        self.h
+            .cluster
+            .followers_of(self.w, self.tp(topic, partition))
     }
     fn controller(&self) -> Option<NodeId> {
-        self.h.cluster.active_controller(self.w).or_else(|| self.h.cluster.controllers.first().copied())
+        self.h
+            .cluster
+            .active_controller(self.w)
+            .or_else(|| self.h.cluster.controllers.first().copied())
     }
     fn consumer(&self, group: &str, member: u32) -> Option<NodeId> {
-        self.h.groups.iter().find(|(g, _)| g == group)?.1.get(member as usize).copied()
+        self.h
+            .groups
+            .iter()
+            .find(|(g, _)| g == group)?
+            .1
+            .get(member as usize)
+            .copied()
     }
     fn consumers(&self) -> Vec<NodeId> {
-        self.h.groups.iter().flat_map(|(_, m)| m.iter().copied()).collect()
+        self.h
+            .groups
+            .iter()
+            .flat_map(|(_, m)| m.iter().copied())
+            .collect()
     }
     fn producer(&self, index: u32) -> Option<NodeId> {
         self.h.producers.get(index as usize).copied()
@@ -261,13 +305,22 @@ impl Resolver for View<'_> {
 
 /// Whether the faults of `scenario` can take every replica's page cache at once.
 fn correlated_power_loss(s: &Scenario) -> bool {
-    let random = s.faults.random && s.faults.kinds.contains(&FaultKind::PowerLoss) && s.cluster.brokers > 1;
+    let random =
+        s.faults.random && s.faults.kinds.contains(&FaultKind::PowerLoss) && s.cluster.brokers > 1;
     let scripted = s.faults.schedule.iter().any(|f| match &f.action {
-        FaultAction::PowerLoss { target, .. } => matches!(target, Target::AllBrokers | Target::Brokers(_)),
+        FaultAction::PowerLoss { target, .. } => {
+            matches!(target, Target::AllBrokers | Target::Brokers(_))
+        }
         _ => false,
     });
     // Several single-broker power losses can also overlap.
-    let several = s.faults.schedule.iter().filter(|f| matches!(f.action, FaultAction::PowerLoss { .. })).count() > 1;
+    let several = s
+        .faults
+        .schedule
+        .iter()
+        .filter(|f| matches!(f.action, FaultAction::PowerLoss { .. }))
+        .count()
+        > 1;
     random || scripted || several
 }
 
@@ -281,10 +334,21 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         brokers: s.cluster.brokers,
         controllers: 2,
         broker_config: p.broker.clone(),
-        topics: s.topics.iter().map(|t| (t.name.clone(), t.partitions, t.replication_factor)).collect(),
+        topics: s
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions, t.replication_factor))
+            .collect(),
     };
     let cluster = build_cluster(&mut w, &spec);
-    invariants::register(&mut w, &cluster, &p.broker, InvariantScope { correlated_power_loss: correlated_power_loss(s) });
+    invariants::register(
+        &mut w,
+        &cluster,
+        &p.broker,
+        InvariantScope {
+            correlated_power_loss: correlated_power_loss(s),
+        },
+    );
     let stop_at = Instant::ZERO + s.duration;
     let mut producers = Vec::new();
     for pp in &p.producers {
@@ -299,9 +363,10 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             value_base: (pp.index as u64 + 1) << 40,
         };
         let config = pp.config.clone();
-        producers.push(w.add_node(format!("producer-{}", pp.index), move || -> Box<dyn Node> {
-            Box::new(Producer::new(spec.clone(), config.clone()))
-        }));
+        producers.push(w.add_node(
+            format!("producer-{}", pp.index),
+            move || -> Box<dyn Node> { Box::new(Producer::new(spec.clone(), config.clone())) },
+        ));
     }
     let mut groups = Vec::new();
     for g in &p.groups {
@@ -318,13 +383,22 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 dlq_topic: g.dlq,
             };
             let config = g.config.clone();
-            members.push(w.add_node(format!("{}-{m}", g.name), move || -> Box<dyn Node> {
-                Box::new(Consumer::new(spec.clone(), config.clone()))
-            }));
+            members.push(
+                w.add_node(format!("{}-{m}", g.name), move || -> Box<dyn Node> {
+                    Box::new(Consumer::new(spec.clone(), config.clone()))
+                }),
+            );
         }
         groups.push((g.name.clone(), members));
     }
-    (w, Handles { cluster, producers, groups })
+    (
+        w,
+        Handles {
+            cluster,
+            producers,
+            groups,
+        },
+    )
 }
 
 fn apply(w: &mut World, op: &Op) {
@@ -354,7 +428,9 @@ fn apply(w: &mut World, op: &Op) {
                 }
             }
         }
-        Op::SlowDisk { nodes, factor } => nodes.iter().for_each(|n| w.set_disk_slowdown(*n, *factor)),
+        Op::SlowDisk { nodes, factor } => {
+            nodes.iter().for_each(|n| w.set_disk_slowdown(*n, *factor))
+        }
         Op::Slowdown { nodes, factor } => nodes.iter().for_each(|n| w.set_slowdown(*n, *factor)),
     }
 }
@@ -393,10 +469,17 @@ impl DrainTracker {
                 HistoryEvent::SendInvoke { value, .. } => {
                     self.open_sends.insert(value.0, ());
                 }
-                HistoryEvent::SendOk { value, .. } | HistoryEvent::SendFail { value, .. } | HistoryEvent::SendInfo { value, .. } => {
+                HistoryEvent::SendOk { value, .. }
+                | HistoryEvent::SendFail { value, .. }
+                | HistoryEvent::SendInfo { value, .. } => {
                     self.open_sends.remove(&value.0);
                 }
-                HistoryEvent::Poll { group, partition, offset, .. } => {
+                HistoryEvent::Poll {
+                    group,
+                    partition,
+                    offset,
+                    ..
+                } => {
                     let max = self.polled.entry((*group, *partition)).or_insert(0);
                     *max = (*max).max(*offset + 1);
                     self.last_activity.insert(*group, e.at);
@@ -414,11 +497,19 @@ impl DrainTracker {
     /// of every partition it consumes, and has been quiet for a moment.
     fn caught_up(&self, w: &World, h: &Handles, p: &Prepared) -> Result<(), String> {
         if !self.open_sends.is_empty() {
-            return Err(format!("{} sends still without an outcome", self.open_sends.len()));
+            return Err(format!(
+                "{} sends still without an outcome",
+                self.open_sends.len()
+            ));
         }
         for g in &p.groups {
             for &topic in &g.topics {
-                let partitions = h.cluster.topics.iter().find(|t| t.0 == topic).map_or(0, |t| t.2);
+                let partitions = h
+                    .cluster
+                    .topics
+                    .iter()
+                    .find(|t| t.0 == topic)
+                    .map_or(0, |t| t.2);
                 for partition in 0..partitions {
                     let tp = TopicPartition::new(topic, partition);
                     let hw = h
@@ -473,7 +564,10 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     // Heal, then drain.
     heal(&mut w);
     let mut fault_log = std::mem::take(&mut nemesis.log);
-    fault_log.push(format!("{} heal: all faults lifted, every node up", w.now()));
+    fault_log.push(format!(
+        "{} heal: all faults lifted, every node up",
+        w.now()
+    ));
     let drain_end = safety_end + s.drain;
     let mut tracker = DrainTracker::default();
     let mut drained = false;
@@ -494,10 +588,17 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         }
     }
     if !budget_ok {
-        why = format!("the event budget of {} events ran out", w.config().event_budget);
+        why = format!(
+            "the event budget of {} events ran out",
+            w.config().event_budget
+        );
     }
     if !drained {
-        violations.push(Violation::new(ViolationKind::Stall, w.now(), format!("consumers did not catch up after healing: {why}")));
+        violations.push(Violation::new(
+            ViolationKind::Stall,
+            w.now(),
+            format!("consumers did not catch up after healing: {why}"),
+        ));
     }
 
     // Final checks.
@@ -506,15 +607,29 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let groups: Vec<GroupCheck> = p
         .groups
         .iter()
-        .map(|g| GroupCheck { group: g.index, name: g.name.clone(), topics: g.topics.clone(), read_committed: g.read_committed, has_sink: true })
+        .map(|g| GroupCheck {
+            group: g.index,
+            name: g.name.clone(),
+            topics: g.topics.clone(),
+            read_committed: g.read_committed,
+            has_sink: true,
+        })
         .collect();
     let history = w.take_history();
     let found = check_history(&history, &CheckConfig::new(w.now(), groups));
     // Without a drain, what was never read is a consequence of the stall, not a verdict.
-    violations.extend(found.into_iter().filter(|v| drained || !matches!(v.kind, ViolationKind::Unseen | ViolationKind::SinkLoss)));
+    violations.extend(
+        found.into_iter().filter(|v| {
+            drained || !matches!(v.kind, ViolationKind::Unseen | ViolationKind::SinkLoss)
+        }),
+    );
     violations.sort_by(crate::checker::violation_order);
 
-    let mut stats = RunStats { events: w.stats().events, sim_seconds: w.now().as_secs_f64(), ..RunStats::default() };
+    let mut stats = RunStats {
+        events: w.stats().events,
+        sim_seconds: w.now().as_secs_f64(),
+        ..RunStats::default()
+    };
     for e in history.entries() {
         match e.event {
             HistoryEvent::SendInvoke { .. } => stats.records_produced += 1,
@@ -527,7 +642,12 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let node_names = w.node_ids().map(|n| w.name(n).to_string()).collect();
     let topic_names = h.cluster.topics.iter().map(|t| t.1.clone()).collect();
     RunOutput {
-        result: SeedResult { seed, violations, stats, trace_hash: w.trace_hash() },
+        result: SeedResult {
+            seed,
+            violations,
+            stats,
+            trace_hash: w.trace_hash(),
+        },
         history: opts.keep_history.then_some(history),
         plan,
         fault_log,
