@@ -8,7 +8,7 @@ pub mod fetcher;
 pub mod partition;
 pub mod purgatory;
 
-use crate::broker::config::BrokerConfig;
+use crate::broker::config::{BreakRule, BrokerConfig};
 use crate::coordinator::OffsetsLog;
 use crate::isr;
 use crate::log::Log;
@@ -116,9 +116,11 @@ impl ReplicaManager {
             .or_insert_with(|| Partition::new(Log::new(tp), 0));
         self.producer_states.entry(tp).or_default();
         let was_leader = p.is_leader();
+        let leader_moved = p.state.as_ref().is_some_and(|l| l.leader != s.leader);
+        let same_epoch_move = leader_moved && config.breaks(BreakRule::ReuseLeaderEpoch);
         match p.leader_epoch() {
             Some(e) if s.leader_epoch < e => return,
-            Some(e) if s.leader_epoch == e && p.state.is_some() => {
+            Some(e) if s.leader_epoch == e && !same_epoch_move => {
                 let local = p.state.as_mut().expect("checked");
                 if s.partition_epoch > local.partition_epoch {
                     local.isr = s.isr;
