@@ -32,7 +32,14 @@ fn standby_controller_takes_over_and_elects_leaders() {
             topics: vec![("t".into(), 2, 3)],
         },
     );
-    invariants::register(&mut w, &c, &config, InvariantScope { correlated_power_loss: false });
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(45_000));
     w.run_until(Instant::from_millis(3000));
     let (c0, c1) = (c.controllers[0], c.controllers[1]);
@@ -40,18 +47,26 @@ fn standby_controller_takes_over_and_elects_leaders() {
     w.crash(c0);
     w.run_until(Instant::from_millis(15_000));
     assert_eq!(c.active_controller(&w), Some(c1), "the standby took over");
-    assert_eq!(w.node::<Controller>(c1).unwrap().state().controller_epoch, 2);
+    assert_eq!(
+        w.node::<Controller>(c1).unwrap().state().controller_epoch,
+        2
+    );
 
     let leader = c.leader_of(&w, TP).unwrap();
     w.crash(leader);
     w.run_until(Instant::from_millis(30_000));
-    let new_leader = c.leader_of(&w, TP).expect("the new controller elected a leader");
+    let new_leader = c
+        .leader_of(&w, TP)
+        .expect("the new controller elected a leader");
     assert_ne!(new_leader, leader);
     let acked_mid = acked(&w, TP).len();
     w.restart(c0);
     w.restart(leader);
     w.run_until(Instant::from_millis(45_000));
-    assert!(acked(&w, TP).len() > acked_mid, "produce continued under the new controller");
+    assert!(
+        acked(&w, TP).len() > acked_mid,
+        "produce continued under the new controller"
+    );
     assert_eq!(w.node::<Controller>(c0).unwrap().role(), Role::Standby);
     assert_eq!(c.active_controller(&w), Some(c1));
     settle(&mut w, &c, TP, kafsim_engine::Duration::from_secs(10));
