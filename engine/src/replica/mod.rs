@@ -80,8 +80,7 @@ impl ReplicaManager {
     /// Host a recovered log (at start).
     pub fn add_recovered(&mut self, log: Log, high_watermark: u64) {
         let tp = log.topic_partition();
-        let mut ps = crate::log::producer_state::ProducerStateManager::default();
-        ps.rebuild(log.batches());
+        let ps = crate::log::producer_state::ProducerStateManager::rebuild(log.batches().iter());
         self.producer_states.insert(tp, ps);
         self.partitions
             .insert(tp, Partition::new(log, high_watermark));
@@ -153,7 +152,7 @@ impl ReplicaManager {
 
     fn rebuild_producer_state(&mut self, tp: TopicPartition) {
         if let (Some(p), Some(ps)) = (self.partitions.get(&tp), self.producer_states.get_mut(&tp)) {
-            ps.rebuild(p.log.batches());
+            *ps = crate::log::producer_state::ProducerStateManager::rebuild(p.log.batches().iter());
         }
     }
 
