@@ -74,3 +74,44 @@ fn standby_controller_takes_over_and_elects_leaders() {
     assert!(invariants::check_divergence(&w, &c).is_empty());
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+#[test]
+fn a_lone_controller_recovers_its_state_from_disk_after_a_crash() {
+    let mut w = World::new(32, WorldConfig::default());
+    let config = BrokerConfig::default();
+    let c = cluster(&mut w, 3, 2, 3, config.clone());
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(30_000));
+    w.run_until(Instant::from_millis(3000));
+    let ctl = c.controllers[0];
+    let before = w.node::<Controller>(ctl).unwrap().state().clone();
+    w.power_loss(ctl, true);
+    w.restart(ctl);
+    w.run_until(Instant::from_millis(4000));
+    let after = w.node::<Controller>(ctl).unwrap().state();
+    assert_eq!(after.controller_epoch, before.controller_epoch + 1);
+    assert_eq!(after.partitions.len(), before.partitions.len());
+    assert_eq!(
+        after.partition(TP).unwrap().leader,
+        before.partition(TP).unwrap().leader
+    );
+    let leader = c.leader_of(&w, TP).unwrap();
+    w.crash(leader);
+    w.run_until(Instant::from_millis(20_000));
+    assert_ne!(
+        c.leader_of(&w, TP),
+        Some(leader),
+        "the recovered controller elects"
+    );
+    w.restart(leader);
+    settle(&mut w, &c, TP, kafsim_engine::Duration::from_secs(15));
+    assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}

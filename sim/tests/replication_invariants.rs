@@ -166,3 +166,16 @@ fn divergence_is_found_when_followers_skip_truncation() {
     assert!(invariants::check_divergence(&w, &c).is_empty());
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+#[test]
+fn periodic_divergence_check_reports_once_and_agrees_with_the_full_check() {
+    let (w, c) = returning_leader_with_unreplicated_writes(Some(BreakRule::SkipTruncation));
+    let mut periodic = invariants::DivergenceCheck::default();
+    let first = periodic.check(&w, &c);
+    assert_eq!(first.len(), invariants::check_divergence(&w, &c).len());
+    assert!(!first.is_empty());
+    assert!(
+        periodic.check(&w, &c).is_empty(),
+        "each pair is reported once"
+    );
+}
