@@ -86,3 +86,23 @@ fn acks_all_min_insync_2_never_loses_under_crashes_partitions_pauses() {
         "too few acks overall: {total_acked}"
     );
 }
+
+/// One faulty run, returning its trace hash and history length.
+fn run_once(seed: u64) -> (u64, usize) {
+    let mut w = World::new(seed, WorldConfig::default());
+    let config = BrokerConfig {
+        min_insync_replicas: 2,
+        ..BrokerConfig::default()
+    };
+    let c = cluster(&mut w, 3, 2, 3, config);
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
+    random_faults(&mut w, &c.brokers, seed, Instant::from_millis(20_000));
+    w.run_until(Instant::from_millis(30_000));
+    (w.trace_hash(), w.history().len())
+}
+
+#[test]
+fn same_seed_same_trace() {
+    assert_eq!(run_once(5), run_once(5));
+    assert_ne!(run_once(5).0, run_once(6).0);
+}
