@@ -12,6 +12,7 @@ pub mod history;
 pub mod invariants;
 pub mod life;
 pub mod network;
+pub mod scenario;
 pub mod seed;
 pub mod trace;
 pub mod violation;
