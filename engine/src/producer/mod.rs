@@ -172,7 +172,7 @@ impl Producer {
         let next = self.next_wake(now);
         let Some(at) = next else { return };
         if let Some((armed_at, id, _)) = self.wake {
-            if armed_at <= at {
+            if armed_at <= at && armed_at >= now {
                 return;
             }
             cx.cancel_timer(id);
@@ -204,7 +204,23 @@ impl Producer {
                 candidates.push(head.created + timeout);
             }
         }
+        if self.application_can_progress(now) {
+            // A completion during this poll unblocked the application: continue at once, in a
+            // new event, so other nodes' events at this instant interleave.
+            return Some(now);
+        }
         candidates.into_iter().filter(|at| *at > now).min()
+    }
+
+    /// Whether the application could hand over a record right now.
+    fn application_can_progress(&self, now: Instant) -> bool {
+        if let Some(blocked) = self.blocked {
+            let size = blocked_size(self.workload.spec().message_size, blocked.key);
+            return self.metadata.partition_count().is_some() && self.accumulator.has_room(size);
+        }
+        self.waiting_for.is_none()
+            && self.outstanding_records < self.config.max_outstanding_records
+            && self.workload.due(now)
     }
 
     /// The application: retry a blocked send, then make the sends that are due.
@@ -399,4 +415,16 @@ impl Node for Producer {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// Wire size of a record the application is blocked on.
+fn blocked_size(message_size: u32, key: Option<Key>) -> u32 {
+    let record = Record {
+        value: ValueId(0),
+        key,
+        size: message_size,
+        create_time: Instant::ZERO,
+        payload: None,
+    };
+    record.wire_size()
 }
