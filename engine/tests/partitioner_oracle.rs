@@ -511,3 +511,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn explicit_partition_overrides_java_and_librdkafka_only() {
+    let mut rng = rng(23);
+    for kind in PartitionerKind::ALL.into_iter().filter(|k| *k != Manual) {
+        let mut partitioner = Partitioner::new(kind, PartitionerConfig::default());
+        // A key that does not hash to 0 under any kind with 1000 partitions, explicit 0.
+        let req = PartitionRequest {
+            explicit: Some(0),
+            ..keyed(b"kafka", 1000)
+        };
+        let placed: Vec<u32> = (0..20)
+            .map(|_| partitioner.partition(TopicId(0), &req, &mut rng))
+            .collect();
+        let all_explicit = placed.iter().all(|p| *p == 0);
+        assert_eq!(all_explicit, kind.honours_explicit(), "{kind}: {placed:?}");
+        let expected = kind.name().starts_with("java") || kind.name().starts_with("librdkafka");
+        assert_eq!(kind.honours_explicit(), expected, "{kind}");
+    }
+}

@@ -126,8 +126,9 @@ struct Slot {
     cancelled: BTreeSet<TimerId>,
     /// Events that arrived while paused, in arrival order.
     held: Vec<Event>,
-    /// Peers this node exchanged messages with since its last reset (for reset notices).
-    peers: BTreeSet<NodeId>,
+    /// Peers this node exchanged messages with since its last reset (for reset notices),
+    /// indexed by node id: a bitmap is cheaper than a set on every delivery.
+    peers: Vec<bool>,
     /// Timer stretch factor (consumer-slowdown: a slow CPU makes everything take longer).
     slowdown: f64,
 }
@@ -217,7 +218,7 @@ impl World {
             disk: NodeDisk::new(self.config.disk.clone()),
             cancelled: BTreeSet::new(),
             held: Vec::new(),
-            peers: BTreeSet::new(),
+            peers: Vec::new(),
             slowdown: 1.0,
         });
         self.schedule(self.now, id, 1, EventKind::Start);
@@ -420,8 +421,8 @@ impl World {
                 if link_epoch != RESET_NOTICE && !self.network.arrive(from, id, bytes, link_epoch) {
                     return;
                 }
-                self.slots[id.0 as usize].peers.insert(from);
-                self.slots[from.0 as usize].peers.insert(id);
+                set_peer(&mut self.slots[id.0 as usize].peers, from, true);
+                set_peer(&mut self.slots[from.0 as usize].peers, id, true);
                 self.hash_event(2, id, Some(from), bytes as u64);
                 self.hasher.str(msg.kind());
                 self.trace(id, || format!("recv from {} {}", from, msg.kind()));
@@ -617,11 +618,17 @@ impl World {
             slot.incarnation += 1;
             slot.cancelled.clear();
             slot.held.clear();
-            std::mem::take(&mut slot.peers).into_iter().collect()
+            let peers = std::mem::take(&mut slot.peers);
+            peers
+                .iter()
+                .enumerate()
+                .filter(|(_, on)| **on)
+                .map(|(i, _)| NodeId(i as u32))
+                .collect()
         };
         for peer in peers {
             self.network.cut(id, peer);
-            self.slots[peer.0 as usize].peers.remove(&id);
+            set_peer(&mut self.slots[peer.0 as usize].peers, id, false);
             if notify && !self.network.is_blocked(id, peer) {
                 let at = self.now + self.network.config().latency;
                 self.schedule(
@@ -706,7 +713,7 @@ impl World {
         self.network.cut(a, b);
         let at = self.now + self.network.config().latency;
         for (x, y) in [(a, b), (b, a)] {
-            self.slots[x.0 as usize].peers.remove(&y);
+            set_peer(&mut self.slots[x.0 as usize].peers, y, false);
             if self.slot(y).state != NodeState::Down {
                 self.schedule(
                     at,
@@ -741,6 +748,17 @@ impl World {
         self.fault_trace(id, "slow-disk");
         self.slot_mut(id).disk.slowdown = factor;
     }
+}
+
+fn set_peer(peers: &mut Vec<bool>, peer: NodeId, on: bool) {
+    let i = peer.0 as usize;
+    if i >= peers.len() {
+        if !on {
+            return;
+        }
+        peers.resize(i + 1, false);
+    }
+    peers[i] = on;
 }
 
 /// Canonical hash of a history event: the fields that identify it, not its Debug text.

@@ -13,7 +13,10 @@ pub enum PartitionerKind {
     SaramaReferenceHash,
     /// sarama `NewConsistentCRCHashPartitioner`: CRC-32, unsigned remainder.
     SaramaCrc32,
-    /// sarama hash partitioner with a Java-compatible murmur2 hash function.
+    /// sarama ships no murmur2 hash: this is `NewCustomPartitioner(WithAbsFirst(),
+    /// WithCustomHashFunction(<Java murmur2>))`, the way a sarama service matches Java
+    /// (`WithAbsFirst` is Java's `toPositive`); null keys random, as every sarama hash
+    /// partitioner.
     SaramaMurmur2,
     /// sarama `NewRandomPartitioner`.
     SaramaRandom,
@@ -203,6 +206,25 @@ impl PartitionerKind {
     /// least-bytes and manual).
     pub fn hashes_keys(self) -> bool {
         self.behaviour().hash.is_some()
+    }
+
+    /// Whether a record's explicit partition overrides the partitioner. Java
+    /// (`ProducerRecord.partition`) and librdkafka (`RD_KAFKA_PARTITION_UA` is the only value
+    /// that runs the partitioner) honour it always; sarama only through its manual
+    /// partitioner; kafka-go's `Writer` ignores `Message.Partition` ("read-only").
+    pub fn honours_explicit(self) -> bool {
+        matches!(
+            self,
+            Manual
+                | JavaMurmur2
+                | LibrdkafkaConsistentRandom
+                | LibrdkafkaConsistent
+                | LibrdkafkaMurmur2
+                | LibrdkafkaMurmur2Random
+                | LibrdkafkaFnv1a
+                | LibrdkafkaFnv1aRandom
+                | LibrdkafkaRandom
+        )
     }
 
     /// What this kind does with keys. Sources: Kafka 3.3 `BuiltInPartitioner`; sarama

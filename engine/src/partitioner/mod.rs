@@ -56,7 +56,9 @@ impl Default for PartitionerConfig {
 pub struct PartitionRequest<'a> {
     /// The key bytes; `None` is a null key, `Some(&[])` the empty key (not the same thing).
     pub key: Option<&'a [u8]>,
-    /// The partition the application named (used by [`PartitionerKind::Manual`]).
+    /// The partition the application named. Required by [`PartitionerKind::Manual`]; also
+    /// honoured by the Java and librdkafka kinds, ignored by the other sarama kinds and by
+    /// kafka-go (see [`PartitionerKind::honours_explicit`]).
     pub explicit: Option<u32>,
     /// The record's size in bytes (Java sticky switch, kafka-go least-bytes).
     pub record_bytes: u32,
@@ -117,9 +119,11 @@ impl Partitioner {
             self.kind,
             topic.0
         );
-        let partition = match self.hashed(req) {
-            Some(partition) => partition,
-            None => self.spread(topic, req, rng),
+        let explicit = req.explicit.filter(|_| self.kind.honours_explicit());
+        let partition = match (explicit, self.hashed(req)) {
+            (Some(_), _) => self.explicit(topic, req),
+            (None, Some(partition)) => partition,
+            (None, None) => self.spread(topic, req, rng),
         };
         assert!(
             partition < req.partitions,
@@ -179,8 +183,9 @@ impl Partitioner {
         });
         assert!(
             partition < req.partitions,
-            "manual partitioner: record names partition {partition} of topic {} with {} \
-             partitions (producer bug)",
+            "partitioner {}: record names partition {partition} of topic {} with {} partitions \
+             (producer bug)",
+            self.kind,
             topic.0,
             req.partitions
         );

@@ -1,0 +1,238 @@
+//! Campaigns: many seeds of one scenario, on `jobs` threads, with results that do not depend
+//! on `jobs` or on thread scheduling.
+//!
+//! Each seed is an independent single-threaded run; threads only pick the next seed index
+//! from a shared counter, and results are stored by index, so the output order is the seed
+//! order whatever finished first. A panic inside one run is caught and becomes a `panic`
+//! violation of that seed (the panic message and location are its detail); the campaign
+//! goes on.
+
+use crate::violation::{Violation, ViolationKind};
+use kafsim_engine::Instant;
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+
+/// Which seeds a campaign runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedRange {
+    pub first: u64,
+    pub count: u64,
+    /// `Some((i, n))`: only the seeds whose index (0-based within the range) is `i` mod `n`.
+    pub shard: Option<(u64, u64)>,
+}
+
+impl SeedRange {
+    /// The seeds, in order.
+    pub fn seeds(&self) -> Vec<u64> {
+        (0..self.count)
+            .filter(|i| self.shard.is_none_or(|(shard, of)| i % of == shard))
+            .map(|i| self.first.wrapping_add(i))
+            .collect()
+    }
+}
+
+/// Counters every run reports (DESIGN §6 "stats").
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunStats {
+    pub events: u64,
+    pub records_produced: u64,
+    pub records_acked: u64,
+    pub records_consumed: u64,
+    pub sim_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+impl RunStats {
+    pub fn add(&mut self, other: &RunStats) {
+        self.events += other.events;
+        self.records_produced += other.records_produced;
+        self.records_acked += other.records_acked;
+        self.records_consumed += other.records_consumed;
+        self.sim_seconds += other.sim_seconds;
+        self.wall_seconds += other.wall_seconds;
+    }
+}
+
+/// The outcome of one seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedResult {
+    pub seed: u64,
+    /// Every violation found, in a deterministic order.
+    pub violations: Vec<Violation>,
+    pub stats: RunStats,
+    pub trace_hash: u64,
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Route panics of campaign threads into a thread-local instead of stderr, so a caught engine
+/// panic becomes a violation detail rather than noise. Installed once per process; panics
+/// outside [`catch_run`] still print as usual.
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let captured = CAPTURING.with(|c| *c.borrow());
+            if captured {
+                let msg = match info.payload().downcast_ref::<&str>() {
+                    Some(s) => s.to_string(),
+                    None => info
+                        .payload()
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .unwrap_or_else(|| "panic".to_string()),
+                };
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+thread_local! {
+    static CAPTURING: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// Run `f`; a panic inside it is returned as `Err(message with location)`.
+pub fn catch_run<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    install_panic_hook();
+    CAPTURING.with(|c| *c.borrow_mut() = true);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    CAPTURING.with(|c| *c.borrow_mut() = false);
+    result.map_err(|_| {
+        LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| "panic".to_string())
+    })
+}
+
+/// A `panic` violation for a run that panicked.
+pub fn panic_violation(message: String) -> Violation {
+    Violation::new(ViolationKind::Panic, Instant::ZERO, message)
+}
+
+/// Run `run_one` for every seed on `jobs` threads. `on_done` is called as each seed
+/// finishes (in completion order: for progress bars only); the returned results are in seed
+/// order.
+pub fn run_seeds<F, P>(seeds: &[u64], jobs: usize, run_one: F, on_done: P) -> Vec<SeedResult>
+where
+    F: Fn(u64) -> SeedResult + Sync,
+    P: Fn(&SeedResult) + Sync,
+{
+    let jobs = jobs.clamp(1, seeds.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<SeedResult>>> = Mutex::new(vec![None; seeds.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { break };
+                let result = match catch_run(|| run_one(seed)) {
+                    Ok(r) => r,
+                    Err(message) => SeedResult {
+                        seed,
+                        violations: vec![panic_violation(message)],
+                        stats: RunStats::default(),
+                        trace_hash: 0,
+                    },
+                };
+                on_done(&result);
+                results
+                    .lock()
+                    .expect("no thread panics while holding the lock")[i] = Some(result);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("lock not poisoned")
+        .into_iter()
+        .map(|r| r.expect("every seed ran"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(seed: u64) -> SeedResult {
+        if seed % 7 == 3 {
+            panic!("engine bug on seed {seed}");
+        }
+        let violations = if seed.is_multiple_of(5) {
+            vec![Violation::new(
+                ViolationKind::LostWrite,
+                Instant::from_millis(seed),
+                "lost",
+            )]
+        } else {
+            vec![]
+        };
+        SeedResult {
+            seed,
+            violations,
+            stats: RunStats {
+                events: seed,
+                ..RunStats::default()
+            },
+            trace_hash: seed * 31,
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_jobs_and_panics_become_violations() {
+        let seeds = SeedRange {
+            first: 1,
+            count: 40,
+            shard: None,
+        }
+        .seeds();
+        let one = run_seeds(&seeds, 1, fake, |_| {});
+        let four = run_seeds(&seeds, 4, fake, |_| {});
+        assert_eq!(one, four);
+        let panicked: Vec<u64> = one
+            .iter()
+            .filter(|r| r.violations.iter().any(|v| v.kind == ViolationKind::Panic))
+            .map(|r| r.seed)
+            .collect();
+        assert_eq!(panicked, vec![3, 10, 17, 24, 31, 38]);
+        let detail = &one[2].violations[0].detail;
+        assert!(
+            detail.contains("engine bug on seed 3") && detail.contains("campaign.rs"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn shards_partition_the_campaign() {
+        let all = SeedRange {
+            first: 100,
+            count: 10,
+            shard: None,
+        }
+        .seeds();
+        let mut union: Vec<u64> = (0..3)
+            .flat_map(|i| {
+                SeedRange {
+                    first: 100,
+                    count: 10,
+                    shard: Some((i, 3)),
+                }
+                .seeds()
+            })
+            .collect();
+        union.sort();
+        assert_eq!(union, all);
+    }
+}
