@@ -50,7 +50,7 @@ const TIMER_WAKE: u16 = 1;
 const INCARNATION_FILE: FileId = FileId::Named("producer-incarnation");
 
 /// Counters for reports and tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStats {
     pub invoked: u64,
     pub acked: u64,
@@ -59,6 +59,8 @@ pub struct ProducerStats {
     pub produce_requests: u64,
     pub retries: u64,
     pub epoch_bumps: u64,
+    /// Error codes of partition responses, counted per attempt (retried ones included).
+    pub errors: std::collections::BTreeMap<ErrorCode, u64>,
 }
 
 /// How a batch ended, for every record in it.
@@ -130,8 +132,8 @@ impl Producer {
         }
     }
 
-    pub fn stats(&self) -> ProducerStats {
-        self.stats
+    pub fn stats(&self) -> &ProducerStats {
+        &self.stats
     }
 
     pub fn config(&self) -> &ProducerConfig {
