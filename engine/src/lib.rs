@@ -10,13 +10,18 @@
 
 pub mod app;
 pub mod assignor;
+pub mod broker;
 pub mod config;
 pub mod consumer;
+pub mod controller;
 pub mod coordinator;
 pub mod history;
+pub mod isr;
+pub mod log;
 pub mod node;
 pub mod protocol;
 pub mod record;
+pub mod replica;
 pub mod time;
 
 pub use node::{

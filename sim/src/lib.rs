@@ -5,8 +5,10 @@
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
 pub mod campaign;
+pub mod cluster;
 pub mod disk;
 pub mod history;
+pub mod invariants;
 pub mod network;
 pub mod seed;
 pub mod trace;
