@@ -26,7 +26,14 @@ fn fast_config() -> BrokerConfig {
 
 fn isr(w: &World, c: &Cluster) -> Vec<NodeId> {
     let ctl = c.active_controller(w).expect("an active controller");
-    let mut isr = w.node::<Controller>(ctl).unwrap().state().partition(TP).unwrap().isr.clone();
+    let mut isr = w
+        .node::<Controller>(ctl)
+        .unwrap()
+        .state()
+        .partition(TP)
+        .unwrap()
+        .isr
+        .clone();
     isr.sort();
     isr
 }
@@ -36,7 +43,14 @@ fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let mut w = World::new(3, WorldConfig::default());
     let config = fast_config();
     let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(&mut w, &c, &config, InvariantScope { correlated_power_loss: false });
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).unwrap();
@@ -44,10 +58,17 @@ fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     assert_eq!(isr(&w, &c).len(), 3);
     w.net().partition(&[leader], &[lagging]);
     w.run_until(Instant::from_millis(8000));
-    assert!(!isr(&w, &c).contains(&lagging), "ISR still {:?}", isr(&w, &c));
+    assert!(
+        !isr(&w, &c).contains(&lagging),
+        "ISR still {:?}",
+        isr(&w, &c)
+    );
     let acked_while_out = acked(&w, TP).len();
     w.run_until(Instant::from_millis(10_000));
-    assert!(acked(&w, TP).len() > acked_while_out, "acks=all continues with a 2-replica ISR");
+    assert!(
+        acked(&w, TP).len() > acked_while_out,
+        "acks=all continues with a 2-replica ISR"
+    );
     w.net().heal();
     w.run_until(Instant::from_millis(16_000));
     assert_eq!(isr(&w, &c).len(), 3, "the follower rejoined");
@@ -103,7 +124,14 @@ fn isr_of_one_then_leader_dies(unclean: bool) -> (World, Cluster, NodeId) {
         ..fast_config()
     };
     let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(&mut w, &c, &config, InvariantScope { correlated_power_loss: false });
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).unwrap();
     let followers = c.followers_of(&w, TP);
@@ -112,7 +140,10 @@ fn isr_of_one_then_leader_dies(unclean: bool) -> (World, Cluster, NodeId) {
     assert_eq!(isr(&w, &c), vec![leader]);
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(9000));
     w.run_until(Instant::from_millis(9500));
-    assert!(!acked(&w, TP).is_empty(), "the lone leader acknowledged nothing");
+    assert!(
+        !acked(&w, TP).is_empty(),
+        "the lone leader acknowledged nothing"
+    );
     w.crash(leader);
     w.net().heal();
     w.run_until(Instant::from_millis(20_000));
@@ -125,10 +156,17 @@ fn unclean_election_loses_records_acked_by_a_lone_leader() {
     let new = c.leader_of(&w, TP).expect("an unclean leader");
     assert_ne!(new, old);
     let lost = lost_acked(&w, &c, TP).unwrap();
-    assert_eq!(lost.len(), acked(&w, TP).len(), "the new leader never had them");
+    assert_eq!(
+        lost.len(),
+        acked(&w, TP).len(),
+        "the new leader never had them"
+    );
     w.restart(old);
     w.run_until(Instant::from_millis(30_000));
-    assert!(!lost_acked(&w, &c, TP).unwrap().is_empty(), "still lost after the old leader returns");
+    assert!(
+        !lost_acked(&w, &c, TP).unwrap().is_empty(),
+        "still lost after the old leader returns"
+    );
     assert!(invariants::check_divergence(&w, &c).is_empty());
 }
 

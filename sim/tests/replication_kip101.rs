@@ -25,7 +25,14 @@ fn scenario(protocol: ReplicationProtocol) -> (World, Cluster) {
         ..BrokerConfig::default()
     };
     let c = cluster(&mut w, 2, 1, 2, config.clone());
-    invariants::register(&mut w, &c, &config, InvariantScope { correlated_power_loss: false });
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(6000));
     w.run_until(Instant::from_millis(6200));
     let a = c.leader_of(&w, TP).unwrap();
@@ -37,7 +44,11 @@ fn scenario(protocol: ReplicationProtocol) -> (World, Cluster) {
     w.run_until(Instant::from_millis(6500));
     w.crash(a);
     w.run_until(Instant::from_millis(20_000));
-    assert_eq!(c.leader_of(&w, TP), Some(b), "B was in the ISR and is elected");
+    assert_eq!(
+        c.leader_of(&w, TP),
+        Some(b),
+        "B was in the ISR and is elected"
+    );
     w.net().heal();
     w.restart(a);
     w.run_until(Instant::from_millis(30_000));
@@ -48,9 +59,18 @@ fn scenario(protocol: ReplicationProtocol) -> (World, Cluster) {
 fn high_watermark_truncation_loses_committed_records() {
     let (w, c) = scenario(ReplicationProtocol::HighWatermark);
     let lost = lost_acked(&w, &c, TP).unwrap();
-    assert!(!lost.is_empty(), "legacy truncation should lose acked records");
+    assert!(
+        !lost.is_empty(),
+        "legacy truncation should lose acked records"
+    );
     let truncated_to_hw = w.history().entries().iter().any(|e| {
-        matches!(e.event, HistoryEvent::Truncated { reason: "high-watermark", .. })
+        matches!(
+            e.event,
+            HistoryEvent::Truncated {
+                reason: "high-watermark",
+                ..
+            }
+        )
     });
     assert!(truncated_to_hw);
 }
@@ -64,7 +84,14 @@ fn leader_epoch_truncation_keeps_committed_records() {
     let a = c.followers_of(&w, TP)[0];
     let (pa, pb) = (
         w.node::<Broker>(a).unwrap().partition(TP).unwrap(),
-        w.node::<Broker>(c.leader_of(&w, TP).unwrap()).unwrap().partition(TP).unwrap(),
+        w.node::<Broker>(c.leader_of(&w, TP).unwrap())
+            .unwrap()
+            .partition(TP)
+            .unwrap(),
     );
-    assert_eq!(pa.log.log_end_offset(), pb.log.log_end_offset(), "A caught up with B");
+    assert_eq!(
+        pa.log.log_end_offset(),
+        pb.log.log_end_offset(),
+        "A caught up with B"
+    );
 }

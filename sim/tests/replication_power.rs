@@ -23,7 +23,14 @@ fn power_loss_of_all_replicas(flush_every_message: bool) -> (World, Cluster) {
         ..BrokerConfig::default()
     };
     let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(&mut w, &c, &config, InvariantScope { correlated_power_loss: true });
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: true,
+        },
+    );
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(4000));
     w.run_until(Instant::from_millis(4100));
     assert!(acked(&w, TP).len() > 50);

@@ -23,7 +23,14 @@ fn resumed_zombie_leader_is_fenced_and_its_late_writes_vanish() {
         ..BrokerConfig::default()
     };
     let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(&mut w, &c, &config, InvariantScope { correlated_power_loss: false });
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(30_000));
     w.run_until(Instant::from_millis(3000));
     let zombie = c.leader_of(&w, TP).unwrap();
@@ -52,7 +59,12 @@ fn resumed_zombie_leader_is_fenced_and_its_late_writes_vanish() {
         after(e.at) && e.node == zombie && matches!(e.event, HistoryEvent::Truncated { .. })
     });
     assert!(truncated, "the zombie kept its late writes");
-    assert!(!w.node::<Broker>(zombie).unwrap().partition(TP).unwrap().is_leader());
+    assert!(!w
+        .node::<Broker>(zombie)
+        .unwrap()
+        .partition(TP)
+        .unwrap()
+        .is_leader());
     assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
     assert!(invariants::check_divergence(&w, &c).is_empty());
     assert!(w.violations().is_empty(), "{:?}", w.violations());
