@@ -389,3 +389,18 @@ pub fn count_events(w: &World, pred: impl Fn(&HistoryEvent) -> bool) -> usize {
         .filter(|e| pred(&e.event))
         .count()
 }
+
+/// Whether the consumer `node` has positions past every acknowledged offset of the
+/// partitions it owns, and owns every partition of the topic (a drained single-member group).
+pub fn drained(w: &World, node: NodeId) -> bool {
+    let Some(consumer) = w.node::<Consumer>(node) else {
+        return false;
+    };
+    let mut end: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+    for (tp, offset) in acked(w).values() {
+        let e = end.entry(*tp).or_insert(0);
+        *e = (*e).max(offset + 1);
+    }
+    end.iter()
+        .all(|(tp, e)| consumer.position(*tp).is_some_and(|p| p >= *e))
+}
