@@ -115,7 +115,7 @@ impl Consumer {
         {
             return;
         }
-        let to = self.pick_broker();
+        let to = self.pick_broker(cx.now());
         let msg = Message::FindCoordinatorRequest(FindCoordinatorRequest {
             correlation_id: self.take_corr(),
             key: self.spec.group.clone(),

@@ -757,4 +757,10 @@ impl OffsetsLog for ReplicaManager {
             .get(&partition)
             .map_or(Vec::new(), |p| p.log.read(0, u32::MAX, p.high_watermark))
     }
+
+    fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.partitions.get(&partition).map_or(Vec::new(), |p| {
+            p.log.read(0, u32::MAX, p.log.log_end_offset())
+        })
+    }
 }
