@@ -158,10 +158,26 @@ fn unreplicated_unflushed_offsets_lose_commits_on_power_loss() {
     );
 }
 
-/// Rebalances of a 3-member group whose members crash at random (mean every 10 s) and restart
-/// after 2 s, over `minutes` of simulated time. Returns (rebalances, events, group messages).
-fn crash_storm(seed: u64, crashes: bool, minutes: u64) -> (usize, u64, usize) {
-    let mut w = World::new(seed, WorldConfig::default());
+/// What a 3-member group's rebalances cost under random member crashes.
+struct Storm {
+    /// Distinct generations the members applied.
+    generations: usize,
+    /// Mean time from a member crash to the next applied assignment (ms).
+    mean_recovery_ms: f64,
+    /// Group-protocol messages (FindCoordinator, JoinGroup, SyncGroup, LeaveGroup,
+    /// OffsetFetch, requests and responses) delivered, per generation.
+    group_messages_per_generation: f64,
+    events: u64,
+}
+
+/// A 3-member group whose members crash at random (every 5-15 s) and restart after 2 s, over
+/// `minutes` of simulated time (`crashes` false: the same run without faults).
+fn crash_storm(seed: u64, crashes: bool, minutes: u64) -> Storm {
+    let world_config = WorldConfig {
+        trace: kafsim_sim::trace::TraceLevel::Events,
+        ..WorldConfig::default()
+    };
+    let mut w = World::new(seed, world_config);
     let c = cluster(&mut w, 3, 6, false);
     let end = Instant::from_millis(minutes * 60_000);
     add_producer(&mut w, &c, 0, 12, MS(20), end);
@@ -176,40 +192,78 @@ fn crash_storm(seed: u64, crashes: bool, minutes: u64) -> (usize, u64, usize) {
         .map(|m| add_consumer(&mut w, &c, 0, m, cfg.clone(), HandlerSpec::default()))
         .collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut crash_times = Vec::new();
     w.run_until(Instant::from_millis(10_000));
     while w.now() < end {
-        let gap = MS(rng.gen_range(5_000..15_000));
-        w.run_for(gap);
+        w.run_for(MS(rng.gen_range(5_000..15_000)));
         if crashes {
             let m = members[rng.gen_range(0..members.len())];
+            crash_times.push(w.now());
             w.crash(m);
             w.run_for(MS(2000));
             w.restart(m);
         }
     }
-    let generations: BTreeSet<i32> = assigned(&w, 0).iter().map(|(_, g, _)| *g).collect();
-    let group_msgs = count_events(&w, |e| matches!(e, HistoryEvent::Assigned { .. }));
-    (generations.len(), w.stats().events, group_msgs)
+    w.run_for(MS(20_000));
+    let applied: Vec<(Instant, i32)> = w
+        .history()
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            HistoryEvent::Assigned { generation, .. } => Some((e.at, *generation)),
+            _ => None,
+        })
+        .collect();
+    let generations: BTreeSet<i32> = applied.iter().map(|(_, g)| *g).collect();
+    let recoveries: Vec<f64> = crash_times
+        .iter()
+        .filter_map(|t| applied.iter().find(|(at, _)| at > t))
+        .zip(&crash_times)
+        .map(|((at, _), t)| at.saturating_since(*t).as_secs_f64() * 1000.0)
+        .collect();
+    let kinds = [
+        "FindCoordinator",
+        "JoinGroup",
+        "SyncGroup",
+        "LeaveGroup",
+        "OffsetFetch",
+    ];
+    let group_messages = w
+        .trace_lines()
+        .iter()
+        .filter(|l| l.contains(" recv ") && kinds.iter().any(|k| l.contains(k)))
+        .count();
+    Storm {
+        generations: generations.len(),
+        mean_recovery_ms: recoveries.iter().sum::<f64>() / recoveries.len().max(1) as f64,
+        group_messages_per_generation: group_messages as f64 / generations.len().max(1) as f64,
+        events: w.stats().events,
+    }
 }
 
 #[test]
 fn consumer_crashes_cause_rebalances_and_a_quiet_group_does_not() {
     let minutes = 2;
-    let (quiet_rebalances, quiet_events, _) = crash_storm(41, false, minutes);
-    let (rebalances, events, assigned_events) = crash_storm(41, true, minutes);
+    let quiet = crash_storm(41, false, minutes);
+    let storm = crash_storm(41, true, minutes);
     assert_eq!(
-        quiet_rebalances, 1,
+        quiet.generations, 1,
         "a quiet group settles in one generation"
     );
     assert!(
-        rebalances > 4,
-        "crashes every ~12 s rebalance the group: {rebalances}"
+        storm.generations > 4,
+        "crashes rebalance the group: {}",
+        storm.generations
     );
-    let per_minute = rebalances as f64 / minutes as f64;
-    let extra = events.saturating_sub(quiet_events) as f64 / (rebalances - 1).max(1) as f64;
     eprintln!(
-        "3-member group, a member crash every ~12 s: {per_minute:.1} rebalances per simulated \
-         minute; {assigned_events} Assigned events; ~{extra:.0} extra events per rebalance \
-         ({events} vs {quiet_events} events)"
+        "3-member group, a member crash every 5-15 s (restart after 2 s), {minutes} min: \
+         {:.1} rebalances per simulated minute (quiet: {}), {:.0} ms from a crash to the next \
+         applied assignment, {:.1} group-protocol messages per generation, {} vs {} events",
+        storm.generations as f64 / minutes as f64,
+        quiet.generations,
+        storm.mean_recovery_ms,
+        storm.group_messages_per_generation,
+        storm.events,
+        quiet.events,
     );
 }

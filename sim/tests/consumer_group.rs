@@ -232,3 +232,68 @@ fn polling_within_max_poll_interval_keeps_one_generation() {
     assert_eq!(generations.len(), 1, "{:?}", assigned(&w, 0));
     assert_eq!(sink_duplicates(&w, 0), vec![]);
 }
+
+/// Two members consume 6 partitions; a third joins at 10 s. Returns the world and the third
+/// member's index.
+fn join_run(strategy: &str) -> World {
+    let mut w = World::new(26, WorldConfig::default());
+    let c = cluster(&mut w, 3, 6, false);
+    add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(20_000));
+    let cfg = config(
+        "java",
+        &[
+            ("auto.offset.reset", text("earliest")),
+            ("session.timeout.ms", int(10_000)),
+            ("partition.assignment.strategy", text(strategy)),
+        ],
+    );
+    add_consumer(&mut w, &c, 0, 0, cfg.clone(), HandlerSpec::default());
+    add_consumer(&mut w, &c, 0, 1, cfg.clone(), HandlerSpec::default());
+    w.run_until(Instant::from_millis(10_000));
+    add_consumer(&mut w, &c, 0, 2, cfg, HandlerSpec::default());
+    w.run_until(Instant::from_millis(30_000));
+    assert_eq!(sink_lost(&w, 0), vec![]);
+    w
+}
+
+fn assignments_of(w: &World, member: u32) -> Vec<(i32, BTreeSet<kafsim_engine::TopicPartition>)> {
+    assigned(w, 0)
+        .into_iter()
+        .filter(|(m, _, _)| *m == member)
+        .map(|(_, g, p)| (g, p.into_iter().collect()))
+        .collect()
+}
+
+#[test]
+fn cooperative_sticky_rebalances_in_two_phases_without_revoking_kept_partitions() {
+    let w = join_run("cooperative-sticky");
+    let newcomer = assignments_of(&w, 2);
+    assert!(newcomer.len() >= 2, "{newcomer:?}");
+    assert!(
+        newcomer[0].1.is_empty(),
+        "first phase only revokes: {newcomer:?}"
+    );
+    assert_eq!(newcomer.last().unwrap().1.len(), 2, "{newcomer:?}");
+    for member in 0..2 {
+        let a = assignments_of(&w, member);
+        for pair in a.windows(2) {
+            let (before, after) = (&pair[0].1, &pair[1].1);
+            assert!(
+                after.is_subset(before) || before.is_subset(after),
+                "member {member} lost and gained partitions in one generation: {a:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn eager_range_moves_partitions_in_one_generation() {
+    let w = join_run("range");
+    let newcomer = assignments_of(&w, 2);
+    assert_eq!(newcomer.len(), 1, "{newcomer:?}");
+    assert_eq!(
+        newcomer[0].1.len(),
+        2,
+        "the newcomer gets its share at once"
+    );
+}

@@ -49,7 +49,8 @@ pub struct Membership {
     pub heartbeat_inflight: bool,
     heartbeat_epoch: u64,
     pub last_heartbeat_ok: Instant,
-    cooperative: bool,
+    /// KIP-429 incremental rebalancing: owned partitions stay owned across the join.
+    pub cooperative: bool,
     pub rebalances: u64,
 }
 

@@ -64,10 +64,17 @@ impl Consumer {
             return false; // the executor's queue is full: the poll thread blocks in submit
         }
         self.poll.last_poll = cx.now();
-        if !self.group.is_stable() || self.group.rejoin {
-            return false; // the rebalance runs inside this poll (membership drives it)
+        let rebalancing = !self.group.is_stable() || self.group.rejoin;
+        // Eager: the rebalance runs inside this poll (membership drives it) and returns
+        // nothing until it completes. Cooperative (KIP-429): poll keeps returning records of
+        // the partitions the member still owns while its join is in flight.
+        let keeps_owned = self.group.cooperative && !self.group.owned.is_empty();
+        if rebalancing && !(keeps_owned && self.group.generation >= 0) {
+            return false;
         }
-        self.maybe_auto_commit_at_poll(cx);
+        if !rebalancing {
+            self.maybe_auto_commit_at_poll(cx);
+        }
         if self.spec.handler.uses_pool() && self.poll.pool_marks_dirty {
             self.poll.pool_marks_dirty = false;
             self.commit_marks(cx);
