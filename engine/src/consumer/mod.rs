@@ -22,6 +22,8 @@ pub mod fetcher;
 pub mod membership;
 pub mod poll;
 pub mod profile;
+#[cfg(test)]
+mod tests;
 
 use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
