@@ -19,6 +19,7 @@ pub mod history;
 pub mod isr;
 pub mod log;
 pub mod node;
+pub mod partitioner;
 pub mod protocol;
 pub mod record;
 pub mod replica;

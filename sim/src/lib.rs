@@ -5,11 +5,14 @@
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
 pub mod campaign;
+pub mod checker;
 pub mod cluster;
 pub mod disk;
 pub mod history;
 pub mod invariants;
+pub mod life;
 pub mod network;
+pub mod scenario;
 pub mod seed;
 pub mod trace;
 pub mod violation;

@@ -34,7 +34,10 @@ pub fn assign(group: &Group, generations: &BTreeMap<String, i32>) -> Assignment 
         .iter()
         .enumerate()
         .map(|(member, partitions)| {
-            let free = |tp: &&Tp| owned_by.get(tp).map_or(true, |&owner| owner == member);
+            let free = |tp: &&Tp| match owned_by.get(tp) {
+                None => true,
+                Some(&owner) => owner == member,
+            };
             partitions.iter().filter(free).copied().collect()
         })
         .collect();

@@ -112,13 +112,11 @@ impl Version {
         let text = text.trim();
         let text = text.strip_prefix('v').unwrap_or(text);
         let mut parts = [0u32; 3];
-        let mut count = 0;
-        for piece in text.split('.') {
+        for (count, piece) in text.split('.').enumerate() {
             if count == 3 || piece.is_empty() || !piece.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             parts[count] = piece.parse().ok()?;
-            count += 1;
         }
         Some(Version(parts[0], parts[1], parts[2]))
     }
@@ -153,7 +151,9 @@ pub struct AssignInput {
     pub members: BTreeMap<String, Vec<String>>,
     /// Member id -> topic -> partitions it owned before this rebalance (sticky and
     /// cooperative-sticky only; absent members owned nothing). Entries of ids that are not in
-    /// `members` are ignored: a member that left cannot report anything.
+    /// `members` are ignored: a member that left cannot report anything. The sticky algorithm
+    /// is sensitive to the order a member lists its partitions in: topics are taken in name
+    /// order (as the oracle lists them), partitions in the order given.
     pub previous: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
     /// The generation every reporting member attaches to its previous ownership.
     pub generation: i32,
@@ -168,12 +168,20 @@ pub fn supports(client: Client, version: Option<Version>, strategy: Strategy) ->
     match (client, strategy) {
         (Client::Java | Client::Librdkafka, _) => true,
         (Client::Sarama, Strategy::Range | Strategy::RoundRobin) => true,
-        (Client::Sarama, Strategy::Sticky) => version.map_or(true, |v| v >= SARAMA_STICKY_SINCE),
+        (Client::Sarama, Strategy::Sticky) => at_least(version, SARAMA_STICKY_SINCE),
         (Client::Sarama, Strategy::CooperativeSticky) => {
-            version.map_or(true, |v| v >= SARAMA_COOPERATIVE_SINCE)
+            at_least(version, SARAMA_COOPERATIVE_SINCE)
         }
         (Client::KafkaGo, Strategy::Range | Strategy::RoundRobin) => true,
         (Client::KafkaGo, Strategy::Sticky | Strategy::CooperativeSticky) => false,
+    }
+}
+
+/// Whether `version` (`None` = newest) is `since` or later.
+fn at_least(version: Option<Version>, since: Version) -> bool {
+    match version {
+        None => true,
+        Some(v) => v >= since,
     }
 }
 
@@ -192,7 +200,7 @@ pub fn assign(input: &AssignInput) -> Result<Assignment, String> {
         ));
     }
     let group = Group::new(input);
-    let newer = |since: Version| version.map_or(true, |v| v >= since);
+    let newer = |since: Version| at_least(version, since);
     let raw = match (input.client, input.strategy) {
         (Client::KafkaGo, Strategy::Range) => kafka_go::range(&group),
         (Client::KafkaGo, Strategy::RoundRobin) => kafka_go::roundrobin(&group),
@@ -207,8 +215,8 @@ pub fn assign(input: &AssignInput) -> Result<Assignment, String> {
         }
         (_, Strategy::Range) => range::assign(&group),
         (_, Strategy::RoundRobin) => roundrobin::assign(&group, roundrobin::Order::Java),
-        (_, Strategy::Sticky) => sticky::assign(&group, &uniform(input)),
-        (_, Strategy::CooperativeSticky) => cooperative::assign(&group, &uniform(input)),
+        (_, Strategy::Sticky) => sticky::assign(&group, &same_generation(input)),
+        (_, Strategy::CooperativeSticky) => cooperative::assign(&group, &same_generation(input)),
     };
     let assignment = group.normalise(raw);
     group.check(&assignment, input.strategy);
@@ -231,7 +239,7 @@ pub fn assign_with_generations(
         return assign(input);
     }
     let group = Group::new(input);
-    let mut gens = uniform(input);
+    let mut gens = same_generation(input);
     for (member, generation) in generations {
         if let Some(slot) = gens.get_mut(member) {
             *slot = *generation;
@@ -246,13 +254,10 @@ pub fn assign_with_generations(
     Ok(assignment)
 }
 
-fn uniform(input: &AssignInput) -> BTreeMap<String, i32> {
+fn same_generation(input: &AssignInput) -> BTreeMap<String, i32> {
     let members = input.members.keys();
     members.map(|m| (m.clone(), input.generation)).collect()
 }
-
-/// A topic-partition; ordered by topic name, then partition number.
-pub type TopicPartition = (String, u32);
 
 /// The validated view of an [`AssignInput`] every algorithm starts from.
 pub struct Group<'a> {
@@ -386,4 +391,62 @@ impl<'a> Group<'a> {
 pub(crate) fn add(out: &mut Assignment, member: &str, topic: &str, partition: u32) {
     let topics = out.entry(member.to_string()).or_default();
     topics.entry(topic.to_string()).or_default().push(partition);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{supports, Client, Strategy, Version};
+
+    #[test]
+    fn versions_parse_and_order_numerically() {
+        assert_eq!(Version::parse("1.43.3"), Some(Version(1, 43, 3)));
+        assert_eq!(Version::parse("1.22"), Some(Version(1, 22, 0)));
+        assert_eq!(Version::parse("v0.4.50"), Some(Version(0, 4, 50)));
+        for bad in ["", "1..2", "1.2.3.4", "one", "1.x"] {
+            assert_eq!(Version::parse(bad), None, "{bad:?}");
+        }
+        assert!(Version(1, 9, 0) < Version(1, 10, 0));
+        assert!(Version(1, 34, 1) > Version(1, 34, 0));
+    }
+
+    #[test]
+    fn support_follows_client_versions() {
+        let sarama = |v| Some(Version(1, v, 0));
+        assert!(!supports(Client::Sarama, sarama(23), Strategy::Sticky));
+        assert!(supports(Client::Sarama, sarama(24), Strategy::Sticky));
+        assert!(!supports(
+            Client::Sarama,
+            sarama(43),
+            Strategy::CooperativeSticky
+        ));
+        assert!(supports(Client::Sarama, None, Strategy::CooperativeSticky));
+        assert!(!supports(Client::KafkaGo, None, Strategy::Sticky));
+        assert!(supports(Client::KafkaGo, None, Strategy::RoundRobin));
+        assert!(supports(
+            Client::Librdkafka,
+            None,
+            Strategy::CooperativeSticky
+        ));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for client in [
+            Client::Java,
+            Client::Sarama,
+            Client::KafkaGo,
+            Client::Librdkafka,
+        ] {
+            assert_eq!(Client::from_name(client.name()), Some(client));
+        }
+        for strategy in [
+            Strategy::Range,
+            Strategy::RoundRobin,
+            Strategy::Sticky,
+            Strategy::CooperativeSticky,
+        ] {
+            assert_eq!(Strategy::from_name(strategy.name()), Some(strategy));
+        }
+        assert_eq!(Client::from_name("Java"), None);
+    }
 }

@@ -296,10 +296,10 @@ impl Executor {
             .iter()
             .map(|(&m, parts)| (parts.len(), m))
             .collect();
-        let initializing = self
-            .sorted_members
-            .last()
-            .map_or(true, |&(len, _)| len == 0);
+        let initializing = match self.sorted_members.last() {
+            None => true,
+            Some(&(len, _)) => len == 0,
+        };
         for tp in self.unassigned.clone() {
             if !self.potential_consumers[&tp].is_empty() {
                 self.assign_partition(tp);

@@ -1,0 +1,278 @@
+//! `index.html`: one self-contained page, charts as inline SVG, style inline, no script.
+//!
+//! Nothing is fetched: no external stylesheet, font, script or image, so the report opens
+//! the same from a CI artifact, an e-mail attachment or an air-gapped laptop.
+
+use std::fmt::Write;
+
+use crate::charts;
+use crate::result::{sections, BenchResult, LatencySummary, Sweep};
+use crate::write::ReportError;
+
+type RunChart = fn(&BenchResult) -> Result<String, ReportError>;
+type SweepChart = fn(&Sweep) -> Result<String, ReportError>;
+
+/// Charts drawn for each run, in page order.
+const RUN_CHARTS: [RunChart; 4] = [
+    charts::throughput_chart,
+    charts::latency_chart,
+    charts::backlog_chart,
+    charts::p99_chart,
+];
+/// Charts drawn for a sweep: throughput and p99 against the swept values.
+const SWEEP_CHARTS: [SweepChart; 2] = [charts::sweep_throughput_chart, charts::sweep_p99_chart];
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
+margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222;line-height:1.4}\
+h1{font-size:1.6rem}h2{font-size:1.3rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.5rem}\
+table{border-collapse:collapse;margin:1rem 0;font-variant-numeric:tabular-nums}\
+th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}\
+th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}\
+figure{margin:1rem 0}figure svg{max-width:100%;height:auto;display:block}\
+.note{color:#555;font-size:.9rem}code{background:#f3f3f3;padding:0 .2rem}";
+
+/// The whole page for `results` and `sweep` (see [`crate::write_report`]).
+pub fn render_html(results: &[BenchResult], sweep: Option<&Sweep>) -> Result<String, ReportError> {
+    let mut page =
+        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    page.push_str("<title>kafsim bench report</title>\n");
+    let _ = writeln!(page, "<style>{STYLE}</style>\n</head>\n<body>");
+    page.push_str("<h1>kafsim bench report</h1>\n");
+    page.push_str(
+        "<p class=\"note\">All times are simulated time. Rates and latency percentiles leave out \
+         the warm-up (shaded on the time charts); the time charts show it. \
+         MiB = 2<sup>20</sup> bytes. Dashed red lines mark injected faults.</p>\n",
+    );
+    if let Some(sweep) = sweep {
+        page.push_str(&sweep_section(sweep)?);
+    }
+    for (index, section) in sections(results, sweep).iter().enumerate() {
+        let _ = writeln!(
+            page,
+            "<section id=\"run-{}\">\n<h2>{}</h2>",
+            index + 1,
+            escape(&section.heading)
+        );
+        page.push_str(&run_body(section.result)?);
+        page.push_str("</section>\n");
+    }
+    page.push_str("</body>\n</html>\n");
+    Ok(page)
+}
+
+fn sweep_section(sweep: &Sweep) -> Result<String, ReportError> {
+    let parameters = sweep.parameters();
+    let mut out = format!(
+        "<section id=\"sweep\">\n<h2>Sweep over {}</h2>\n<table>\n<tr>",
+        escape(&parameters.join(", "))
+    );
+    for parameter in &parameters {
+        let _ = write!(out, "<th>{}</th>", escape(parameter));
+    }
+    out.push_str(
+        "<th>publish records/s</th><th>publish MiB/s</th><th>consume records/s</th>\
+                  <th>publish p99 ms</th><th>end-to-end p99 ms</th></tr>\n",
+    );
+    for point in &sweep.points {
+        out.push_str("<tr>");
+        for parameter in &parameters {
+            let _ = write!(out, "<td>{}</td>", escape(point.value_of(parameter)));
+        }
+        let result = &point.result;
+        let _ = writeln!(
+            out,
+            "<td>{:.1}</td><td>{:.2}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+            result.publish_rate,
+            result.publish_mib_per_sec,
+            result.consume_rate,
+            result.publish_latency_ms.p99,
+            result.end_to_end_latency_ms.p99,
+        );
+    }
+    out.push_str("</table>\n");
+    for chart in SWEEP_CHARTS {
+        out.push_str(&figure(chart(sweep)?));
+    }
+    out.push_str("</section>\n");
+    Ok(out)
+}
+
+fn run_body(result: &BenchResult) -> Result<String, ReportError> {
+    let mut out = format!(
+        "<p>Workload <code>{}</code> on hardware <code>{}</code>: {:.1} s simulated, the first \
+         {:.1} s warm-up. Largest consumer backlog: {} records.</p>\n",
+        escape(&result.workload),
+        escape(&result.hardware),
+        result.duration_s,
+        result.warmup_s,
+        result.backlog_max,
+    );
+    out.push_str(&summary_table(result));
+    for chart in RUN_CHARTS {
+        out.push_str(&figure(chart(result)?));
+    }
+    out.push_str(&fault_list(result));
+    Ok(out)
+}
+
+fn summary_table(result: &BenchResult) -> String {
+    let mut out = String::from(
+        "<table>\n<tr><th></th><th>records</th><th>records/s</th><th>MiB/s</th><th>avg ms</th>\
+         <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n",
+    );
+    out.push_str(&summary_row(
+        "publish (send to ack)",
+        result.records_sent,
+        result.publish_rate,
+        result.publish_mib_per_sec,
+        result.publish_latency_avg_ms,
+        &result.publish_latency_ms,
+    ));
+    out.push_str(&summary_row(
+        "consume (send to poll)",
+        result.records_consumed,
+        result.consume_rate,
+        result.consume_mib_per_sec,
+        result.end_to_end_latency_avg_ms,
+        &result.end_to_end_latency_ms,
+    ));
+    out.push_str("</table>\n");
+    out
+}
+
+fn summary_row(
+    name: &str,
+    records: u64,
+    rate: f64,
+    mib_per_sec: f64,
+    avg_ms: f64,
+    latency: &LatencySummary,
+) -> String {
+    format!(
+        "<tr><td>{name}</td><td>{records}</td><td>{rate:.1}</td><td>{mib_per_sec:.2}</td>\
+         <td>{avg_ms:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td>\
+         <td>{:.3}</td></tr>\n",
+        latency.p50, latency.p95, latency.p99, latency.p999, latency.max,
+    )
+}
+
+fn fault_list(result: &BenchResult) -> String {
+    if result.faults.is_empty() {
+        return "<p class=\"note\">No faults injected.</p>\n".to_string();
+    }
+    let mut out = String::from("<h3>Faults</h3>\n<ul>\n");
+    for fault in &result.faults {
+        let _ = writeln!(out, "<li>{:.3} s: {}</li>", fault.t_s, escape(&fault.label));
+    }
+    if result.faults_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "<li>and {} more (not kept)</li>",
+            result.faults_dropped
+        );
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
+fn figure(svg: String) -> String {
+    format!("<figure>\n{svg}\n</figure>\n")
+}
+
+/// HTML-escapes user text (workload names, labels, parameter values).
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn result(workload: &str) -> BenchResult {
+        let mut recorder = crate::Recorder::new(Duration::from_secs(1));
+        for i in 0..3_000u64 {
+            let sent = i * 1_000_000;
+            recorder.on_publish(sent, sent + 2_000_000 + (i % 7) * 100_000, 100);
+            recorder.on_consume(sent, sent + 4_000_000, 100);
+            recorder.on_backlog(sent, i % 50);
+        }
+        recorder.on_fault(1_500_000_000, "crash <broker-0>");
+        recorder.finish(workload, "default", Duration::from_secs(3))
+    }
+
+    #[test]
+    fn every_chart_is_inline_svg() {
+        let mut sweep = crate::Sweep::default();
+        sweep.push(vec![("acks".into(), "1".into())], result("w"));
+        sweep.push(vec![("acks".into(), "all".into())], result("w"));
+        let page = render_html(&[result("single")], Some(&sweep)).unwrap();
+        let runs = 3;
+        assert_eq!(
+            page.matches("<svg").count(),
+            runs * RUN_CHARTS.len() + SWEEP_CHARTS.len()
+        );
+        assert_eq!(page.matches("</svg>").count(), page.matches("<svg").count());
+        assert!(page.contains("<h2>Sweep over acks</h2>"));
+        assert!(page.contains("<td>all</td>"));
+    }
+
+    #[test]
+    fn a_run_that_measured_nothing_still_renders() {
+        let empty =
+            crate::Recorder::new(Duration::ZERO).finish("idle", "default", Duration::from_secs(1));
+        let page =
+            render_html(std::slice::from_ref(&empty), Some(&crate::Sweep::default())).unwrap();
+        assert_eq!(
+            page.matches("<svg").count(),
+            RUN_CHARTS.len() + SWEEP_CHARTS.len()
+        );
+        assert!(crate::render_text(&empty).starts_with("0 records sent, 0.0 records/sec"));
+        let json: serde_json::Value = serde_json::from_str(&crate::render_json(&empty)).unwrap();
+        assert_eq!(json["end_to_end_latency_ms"]["p99"], 0.0);
+    }
+
+    #[test]
+    fn user_text_is_escaped() {
+        let page = render_html(&[result("a<b>&c")], None).unwrap();
+        assert!(page.contains("a&lt;b&gt;&amp;c"));
+        assert!(!page.contains("a<b>"));
+        assert!(page.contains("crash &lt;broker-0&gt;"));
+        assert!(!page.contains("<broker-0>"), "escaped in the SVG too");
+    }
+
+    #[test]
+    fn fetches_nothing_from_the_network() {
+        let page = render_html(&[result("w")], None).unwrap();
+        for pattern in [
+            "src=",
+            "href=\"http",
+            "href='http",
+            "url(",
+            "@import",
+            "<script",
+            "<link",
+        ] {
+            assert!(!page.contains(pattern), "page contains {pattern}");
+        }
+        let outside: Vec<&str> = page
+            .match_indices("http")
+            .map(|(at, _)| &page[at.saturating_sub(7)..at + 30])
+            .filter(|context| !context.contains("xmlns=\"http://www.w3.org/2000/svg\""))
+            .collect();
+        assert!(outside.is_empty(), "URLs outside xmlns: {outside:?}");
+    }
+}

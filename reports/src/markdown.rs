@@ -1,0 +1,185 @@
+//! `summary.md`: the report's numbers as Markdown tables, for pull requests and wikis.
+
+use std::fmt::Write;
+
+use crate::result::{sections, BenchResult, Sweep};
+
+/// The summary of a report: the sweep comparison (if any), then one section per run.
+pub fn render_markdown(results: &[BenchResult], sweep: Option<&Sweep>) -> String {
+    let mut out = String::from("# kafsim bench report\n");
+    if let Some(sweep) = sweep {
+        out.push_str(&sweep_table(sweep));
+    }
+    for section in sections(results, sweep) {
+        let _ = write!(out, "\n## {}\n\n", escape(&section.heading));
+        out.push_str(&run_summary(section.result));
+    }
+    out
+}
+
+/// The comparison table of a sweep: one row per point, one column per swept parameter.
+fn sweep_table(sweep: &Sweep) -> String {
+    let parameters = sweep.parameters();
+    let mut out = format!("\n## Sweep over {}\n\n|", escape(&parameters.join(", ")));
+    for parameter in &parameters {
+        let _ = write!(out, " {} |", escape(parameter));
+    }
+    out.push_str(" publish records/s | publish MiB/s | consume records/s | publish p99 ms | end-to-end p99 ms |\n|");
+    out.push_str(&"---|".repeat(parameters.len()));
+    out.push_str("---:|---:|---:|---:|---:|\n");
+    for point in &sweep.points {
+        out.push('|');
+        for parameter in &parameters {
+            let _ = write!(out, " {} |", escape(point.value_of(parameter)));
+        }
+        let result = &point.result;
+        let _ = writeln!(
+            out,
+            " {:.1} | {:.2} | {:.1} | {:.3} | {:.3} |",
+            result.publish_rate,
+            result.publish_mib_per_sec,
+            result.consume_rate,
+            result.publish_latency_ms.p99,
+            result.end_to_end_latency_ms.p99,
+        );
+    }
+    out
+}
+
+/// Throughput and latency table of one run, then its backlog and faults.
+fn run_summary(result: &BenchResult) -> String {
+    let mut out = format!(
+        "Simulated {:.1} s; the first {:.1} s (warm-up) are left out of rates and latencies.\n\n",
+        result.duration_s, result.warmup_s
+    );
+    out.push_str("| | records | records/s | MiB/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let rows = [
+        (
+            "publish (send to ack)",
+            result.records_sent,
+            result.publish_rate,
+            result.publish_mib_per_sec,
+            result.publish_latency_avg_ms,
+            &result.publish_latency_ms,
+        ),
+        (
+            "consume (send to poll)",
+            result.records_consumed,
+            result.consume_rate,
+            result.consume_mib_per_sec,
+            result.end_to_end_latency_avg_ms,
+            &result.end_to_end_latency_ms,
+        ),
+    ];
+    for (name, records, rate, mib, avg, latency) in rows {
+        let _ = writeln!(
+            out,
+            "| {name} | {records} | {rate:.1} | {mib:.2} | {avg:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            latency.p50, latency.p95, latency.p99, latency.p999, latency.max,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nLargest consumer backlog: {} records.",
+        result.backlog_max
+    );
+    out.push_str(&fault_list(result));
+    out
+}
+
+fn fault_list(result: &BenchResult) -> String {
+    if result.faults.is_empty() {
+        return "\nNo faults injected.\n".to_string();
+    }
+    let mut out = String::from("\nFaults:\n\n");
+    for fault in &result.faults {
+        let _ = writeln!(out, "- {:.3} s: {}", fault.t_s, escape(&fault.label));
+    }
+    if result.faults_dropped > 0 {
+        let _ = writeln!(out, "- and {} more (not kept)", result.faults_dropped);
+    }
+    out
+}
+
+/// Keeps user text (workload names, labels) from breaking tables or adding markup.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#'
+        ) {
+            out.push('\\');
+        }
+        if c == '\n' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::Recorder;
+
+    fn result(workload: &str, latency_ms: u64) -> BenchResult {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        for i in 0..100u64 {
+            let sent = i * 10_000_000;
+            recorder.on_publish(sent, sent + latency_ms * 1_000_000, 1024);
+        }
+        recorder.on_fault(500_000_000, "crash | broker-0");
+        recorder.finish(workload, "default", Duration::from_secs(1))
+    }
+
+    #[test]
+    fn summary_has_a_section_per_run_with_its_numbers() {
+        let text = render_markdown(&[result("fast", 2)], None);
+        assert!(text.contains("## fast on default"), "{text}");
+        assert!(
+            text.contains("| publish (send to ack) | 100 | 100.0 | 0.10 |"),
+            "{text}"
+        );
+        assert!(text.contains("- 0.500 s: crash \\| broker-0"), "{text}");
+        assert!(!text.contains("Sweep"));
+    }
+
+    #[test]
+    fn sweep_table_has_a_row_per_point_and_a_column_per_parameter() {
+        let mut sweep = Sweep::default();
+        sweep.push(
+            vec![
+                ("linger.ms".into(), "0".into()),
+                ("acks".into(), "1".into()),
+            ],
+            result("w", 2),
+        );
+        sweep.push(
+            vec![
+                ("linger.ms".into(), "5".into()),
+                ("acks".into(), "all".into()),
+            ],
+            result("w", 7),
+        );
+        let text = render_markdown(&[], Some(&sweep));
+        assert!(text.contains("## Sweep over linger.ms, acks"), "{text}");
+        assert!(
+            text.contains("| linger.ms | acks | publish records/s |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 5 | all | 100.0 | 0.10 | 0.0 | 7.00"),
+            "{text}"
+        );
+        assert!(
+            text.contains("## w on default (linger.ms=0, acks=1)"),
+            "{text}"
+        );
+    }
+}

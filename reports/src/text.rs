@@ -1,0 +1,118 @@
+//! Terminal output in the style of kafka-producer-perf-test, so its readers (and their
+//! scripts) find the numbers where they expect them.
+//!
+//! The publish line follows the tool's final summary (`ProducerPerformance.Stats.printTotal`,
+//! Kafka 2.x-3.x): "%d records sent, %f records/sec (%.2f MB/sec), %.2f ms avg latency, %.2f ms
+//! max latency, %d ms 50th, %d ms 95th, %d ms 99th, %d ms 99.9th." with one change: the rate
+//! has one decimal (as in the tool's per-window lines) instead of `%f`'s six. Its MB are 2^20
+//! bytes and its percentiles whole milliseconds (the tool measures whole ms, so they are
+//! truncated here too); the exact values are in the JSON. The consume and end-to-end lines
+//! follow the same pattern.
+
+use std::fmt::Write;
+
+use crate::result::{BenchResult, LatencySummary};
+
+/// Three lines: publish (perf-test format), consume, end-to-end latency.
+pub fn render_text(result: &BenchResult) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{} records sent, {:.1} records/sec ({:.2} MB/sec), {}.",
+        result.records_sent,
+        result.publish_rate,
+        result.publish_mib_per_sec,
+        latency_phrase(result.publish_latency_avg_ms, &result.publish_latency_ms),
+    )
+    .expect("writing to a String cannot fail");
+    writeln!(
+        out,
+        "{} records consumed, {:.1} records/sec ({:.2} MB/sec).",
+        result.records_consumed, result.consume_rate, result.consume_mib_per_sec,
+    )
+    .expect("writing to a String cannot fail");
+    writeln!(
+        out,
+        "end-to-end: {}.",
+        latency_phrase(
+            result.end_to_end_latency_avg_ms,
+            &result.end_to_end_latency_ms
+        ),
+    )
+    .expect("writing to a String cannot fail");
+    out
+}
+
+fn latency_phrase(avg_ms: f64, summary: &LatencySummary) -> String {
+    format!(
+        "{avg_ms:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th",
+        summary.max,
+        whole_ms(summary.p50),
+        whole_ms(summary.p95),
+        whole_ms(summary.p99),
+        whole_ms(summary.p999),
+    )
+}
+
+/// Whole milliseconds, truncated as the perf tool's integer millisecond latencies are.
+fn whole_ms(ms: f64) -> u64 {
+    ms.floor() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> BenchResult {
+        let summary = LatencySummary {
+            p50: 2.7,
+            p95: 3.0,
+            p99: 3.9,
+            p999: 14.2,
+            max: 14.0,
+        };
+        BenchResult {
+            workload: "w".into(),
+            hardware: "h".into(),
+            publish_rate: 821_557.0,
+            publish_mib_per_sec: 78.349,
+            consume_rate: 800_000.04,
+            publish_latency_ms: summary,
+            end_to_end_latency_ms: LatencySummary {
+                p50: 5.5,
+                ..summary
+            },
+            timeline: Vec::new(),
+            consume_mib_per_sec: 76.3,
+            records_sent: 500_000,
+            bytes_sent: 0,
+            records_consumed: 490_000,
+            bytes_consumed: 0,
+            publish_latency_avg_ms: 2.1,
+            end_to_end_latency_avg_ms: 6.0,
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            backlog_max: 0,
+            faults: Vec::new(),
+            faults_dropped: 0,
+            publish_latency_curve_ms: Vec::new(),
+            end_to_end_latency_curve_ms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn publish_line_matches_the_perf_test_format() {
+        let text = render_text(&example());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "500000 records sent, 821557.0 records/sec (78.35 MB/sec), 2.10 ms avg latency, \
+                 14.00 ms max latency, 2 ms 50th, 3 ms 95th, 3 ms 99th, 14 ms 99.9th.",
+                "490000 records consumed, 800000.0 records/sec (76.30 MB/sec).",
+                "end-to-end: 6.00 ms avg latency, 14.00 ms max latency, 5 ms 50th, 3 ms 95th, \
+                 3 ms 99th, 14 ms 99.9th.",
+            ]
+        );
+    }
+}

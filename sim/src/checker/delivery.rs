@@ -1,0 +1,422 @@
+//! Delivery: is every value where its evidence says, exactly once, and did every consumer
+//! group get every acknowledged value?
+//!
+//! - `inconsistent-offsets`: one (partition, offset) evidenced with two different values.
+//! - `duplicate`: one value evidenced at two different positions.
+//! - `lost-write`: an acknowledged value a group never read although the group read a higher
+//!   offset of its partition (Jepsen's definition, per group: a consumer reading in order that
+//!   got past the value must have seen it).
+//! - `unseen`: an acknowledged value a group consuming its topic never read by the end of the
+//!   run. Reported only when the value is not already a `lost-write` for that group; the
+//!   runner decides whether to count it (only meaningful after a complete drain).
+//!
+//! Evidence of "value v is at (partition, offset)" is every `SendOk` and every `Poll`. A value
+//! whose send ended in `SendInfo` or `SendFail` without any `SendOk` is never owed, nor is a
+//! value of an aborted or unfinished transaction (see [`HistoryIndex::acknowledged`]). A group
+//! whose position was reset (`PositionReset`) past a value's offset skipped it knowingly: that
+//! is reported as `unseen`, not `lost-write`.
+
+use super::index::HistoryIndex;
+use super::index::{FastMap as HashMap, FastSet as HashSet};
+use super::{at_offset, value_name, CheckConfig, Collector, GroupCheck};
+use crate::history::History;
+use crate::violation::{Violation, ViolationKind};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::{Instant, TopicPartition, ValueId};
+
+/// Who evidenced a position, for details.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Ack { producer: u32 },
+    Read { group: u32, member: u32 },
+}
+
+impl Source {
+    fn describe(self, config: &CheckConfig) -> String {
+        match self {
+            Source::Ack { producer } => format!("acked to producer {producer}"),
+            Source::Read { group, member } => {
+                format!("read by {} member {member}", config.group_name(group))
+            }
+        }
+    }
+}
+
+/// A read that raised a group's highest read offset of a partition.
+#[derive(Clone, Copy, Debug)]
+struct ReadMark {
+    at: Instant,
+    offset: u64,
+    member: u32,
+    value: ValueId,
+}
+
+/// What one pass over the history learns.
+#[derive(Default)]
+struct Pass {
+    /// The first position evidenced for each value.
+    first_position: HashMap<ValueId, (TopicPartition, u64, Source)>,
+    /// Further distinct positions of a value (duplicates: rare, so kept apart).
+    more_positions: HashMap<ValueId, Vec<(TopicPartition, u64)>>,
+    /// The first value evidenced at each position.
+    occupant: HashMap<(TopicPartition, u64), (ValueId, Source)>,
+    /// (position, value) pairs already reported as inconsistent.
+    inconsistent: HashSet<(TopicPartition, u64, ValueId)>,
+    /// (group, value) for every value a group polled.
+    read: HashSet<(u32, ValueId)>,
+    /// Per (group, partition): reads that raised the highest read offset, in time order.
+    marks: HashMap<(u32, TopicPartition), Vec<ReadMark>>,
+    /// Per (group, partition): the highest offset a position reset jumped to.
+    resets: HashMap<(u32, TopicPartition), u64>,
+}
+
+pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
+    let mut pass = Pass::default();
+    for entry in history.entries() {
+        match entry.event {
+            HistoryEvent::SendOk {
+                producer,
+                value,
+                partition,
+                offset,
+                ..
+            } => {
+                let source = Source::Ack { producer };
+                pass.evidence(entry.at, partition, offset, value, source, config, out);
+            }
+            HistoryEvent::Poll {
+                group,
+                member,
+                partition,
+                offset,
+                value,
+                ..
+            } => {
+                let source = Source::Read { group, member };
+                pass.evidence(entry.at, partition, offset, value, source, config, out);
+                pass.read(entry.at, group, member, partition, offset, value);
+            }
+            HistoryEvent::PositionReset {
+                group,
+                partition,
+                offset,
+                ..
+            } => {
+                let reset = pass.resets.entry((group, partition)).or_insert(offset);
+                *reset = (*reset).max(offset);
+            }
+            _ => {}
+        }
+    }
+    for value in index.acknowledged_values() {
+        for group in &config.groups {
+            pass.check_owed(*value, group, index, config, out);
+        }
+    }
+}
+
+impl Pass {
+    #[allow(clippy::too_many_arguments)]
+    fn evidence(
+        &mut self,
+        at: Instant,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
+        source: Source,
+        config: &CheckConfig,
+        out: &mut Collector,
+    ) {
+        let (first_value, first_source) = *self
+            .occupant
+            .entry((partition, offset))
+            .or_insert((value, source));
+        if first_value != value && self.inconsistent.insert((partition, offset, value)) {
+            out.push(
+                Violation::new(
+                    ViolationKind::InconsistentOffsets,
+                    at,
+                    format!(
+                        "{} holds {} ({}) and {} ({})",
+                        at_offset(partition, offset),
+                        value_name(first_value),
+                        first_source.describe(config),
+                        value_name(value),
+                        source.describe(config),
+                    ),
+                )
+                .at_partition(partition)
+                .at_offset(offset)
+                .of_value(value),
+            );
+        }
+        let (first_partition, first_offset, first_source) = *self
+            .first_position
+            .entry(value)
+            .or_insert((partition, offset, source));
+        if (first_partition, first_offset) == (partition, offset) {
+            return;
+        }
+        let more = self.more_positions.entry(value).or_default();
+        if more.contains(&(partition, offset)) {
+            return;
+        }
+        more.push((partition, offset));
+        out.push(
+            Violation::new(
+                ViolationKind::Duplicate,
+                at,
+                format!(
+                    "{} at {} ({}) and at {} ({})",
+                    value_name(value),
+                    at_offset(first_partition, first_offset),
+                    first_source.describe(config),
+                    at_offset(partition, offset),
+                    source.describe(config),
+                ),
+            )
+            .at_partition(partition)
+            .at_offset(offset)
+            .of_value(value),
+        );
+    }
+
+    fn read(
+        &mut self,
+        at: Instant,
+        group: u32,
+        member: u32,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
+    ) {
+        self.read.insert((group, value));
+        let marks = self.marks.entry((group, partition)).or_default();
+        if marks.last().is_none_or(|m| m.offset < offset) {
+            marks.push(ReadMark {
+                at,
+                offset,
+                member,
+                value,
+            });
+        }
+    }
+
+    /// The highest offset of `partition` evidenced for `value`, at least `acked`.
+    fn last_known_offset(&self, value: ValueId, partition: TopicPartition, acked: u64) -> u64 {
+        let first = self.first_position.get(&value).map(|(p, o, _)| (*p, *o));
+        let more = self
+            .more_positions
+            .get(&value)
+            .into_iter()
+            .flatten()
+            .copied();
+        first
+            .into_iter()
+            .chain(more)
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| o)
+            .fold(acked, u64::max)
+    }
+
+    /// Reports `value` as `lost-write` or `unseen` for `group` if the group owed it was missed.
+    fn check_owed(
+        &self,
+        value: ValueId,
+        group: &GroupCheck,
+        index: &HistoryIndex,
+        config: &CheckConfig,
+        out: &mut Collector,
+    ) {
+        let consumes = index.topic(value).is_some_and(|t| group.consumes(t));
+        if !consumes || self.read.contains(&(group.group, value)) {
+            return;
+        }
+        let ack = index.ack(value).expect("acknowledged value has an ack");
+        // Jepsen takes a value's last known index: a consumer past all of them missed it.
+        let offset = self.last_known_offset(value, ack.partition, ack.offset);
+        let skipped_by_reset = self
+            .resets
+            .get(&(group.group, ack.partition))
+            .is_some_and(|reset| *reset > offset);
+        let past = self
+            .marks
+            .get(&(group.group, ack.partition))
+            .and_then(|marks| marks.iter().find(|m| m.offset > offset));
+        let what = format!(
+            "acknowledged {} at {} (producer {}) never read by {}",
+            value_name(value),
+            at_offset(ack.partition, offset),
+            ack.producer,
+            group.name
+        );
+        let violation = match past {
+            Some(mark) if !skipped_by_reset => Violation::new(
+                ViolationKind::LostWrite,
+                mark.at.max(ack.at),
+                format!(
+                    "{what}, though member {} read {} ({}) at {}",
+                    mark.member,
+                    at_offset(ack.partition, mark.offset),
+                    value_name(mark.value),
+                    mark.at
+                ),
+            ),
+            _ => Violation::new(
+                ViolationKind::Unseen,
+                config.end,
+                format!("{what} by the end"),
+            ),
+        };
+        out.push(
+            violation
+                .at_partition(ack.partition)
+                .at_offset(offset)
+                .of_value(value),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::checker::test_support::*;
+    use crate::violation::ViolationKind::*;
+    use kafsim_engine::TopicId;
+
+    #[test]
+    fn one_offset_with_two_values_is_inconsistent() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).invoke(2, 0, 2, None).info(3, 0, 2);
+        s.poll(4, 0, 0, 0, 0, 2);
+        let found = run(check, &s, &config(vec![]));
+        assert_eq!(kinds(&found), vec![InconsistentOffsets]);
+        assert_eq!(found[0].value, Some(v(2)));
+        assert_eq!(found[0].offset, Some(0));
+        assert!(found[0].detail.contains("v1") && found[0].detail.contains("v2"));
+    }
+
+    #[test]
+    fn reads_agreeing_with_acks_are_clean() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .send(2, 1, 3, 1, 0);
+        s.poll(3, 0, 0, 0, 0, 1)
+            .poll(3, 0, 0, 0, 1, 2)
+            .poll(4, 0, 1, 1, 0, 3);
+        s.poll(5, 1, 0, 0, 0, 1)
+            .poll(5, 1, 0, 0, 1, 2)
+            .poll(6, 1, 0, 1, 0, 3);
+        let found = run(
+            check,
+            &s,
+            &config(vec![group(0, false, false), group(1, true, false)]),
+        );
+        assert_eq!(found, vec![]);
+    }
+
+    #[test]
+    fn one_value_at_two_offsets_is_a_duplicate() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0);
+        s.poll(2, 0, 0, 0, 0, 1).poll(3, 0, 0, 0, 1, 1);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![Duplicate]);
+        assert_eq!((found[0].offset, found[0].value), (Some(1), Some(v(1))));
+        assert_eq!(found[0].at.as_millis(), 3);
+    }
+
+    #[test]
+    fn value_read_past_is_lost_write_not_unseen() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .send(3, 0, 3, 0, 2);
+        s.poll(4, 0, 0, 0, 0, 1).poll(5, 0, 0, 0, 2, 3);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![LostWrite]);
+        assert_eq!((found[0].offset, found[0].value), (Some(1), Some(v(2))));
+        assert_eq!(
+            found[0].at.as_millis(),
+            5,
+            "evident at the read of offset 2"
+        );
+        assert!(found[0].detail.contains("g0"), "{}", found[0].detail);
+    }
+
+    #[test]
+    fn value_never_read_nor_passed_is_unseen_at_the_end() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).send(2, 0, 2, 0, 1);
+        s.poll(4, 0, 0, 0, 0, 1);
+        let cfg = config(vec![group(0, false, false)]);
+        let found = run(check, &s, &cfg);
+        assert_eq!(kinds(&found), vec![Unseen]);
+        assert_eq!((found[0].value, found[0].at), (Some(v(2)), cfg.end));
+    }
+
+    #[test]
+    fn unknown_and_failed_sends_are_never_owed() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0);
+        s.invoke(2, 0, 2, None).info(3, 0, 2);
+        s.invoke(3, 0, 4, None).fail(3, 0, 4);
+        s.send(4, 0, 3, 0, 2);
+        s.poll(5, 0, 0, 0, 0, 1).poll(6, 0, 0, 0, 2, 3);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(found, vec![]);
+    }
+
+    #[test]
+    fn acknowledged_then_info_is_still_owed() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .info(3, 0, 2)
+            .send(4, 0, 3, 0, 2);
+        s.poll(5, 0, 0, 0, 0, 1).poll(6, 0, 0, 0, 2, 3);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![LostWrite]);
+        assert_eq!(found[0].value, Some(v(2)));
+    }
+
+    #[test]
+    fn aborted_and_open_transactions_are_not_owed_but_committed_are() {
+        let mut s = Story::new();
+        s.txn_value(1, 0, 7, 1)
+            .send(1, 0, 1, 0, 0)
+            .txn_abort(2, 0, 7);
+        s.txn_value(3, 0, 8, 2).send(3, 0, 2, 0, 2);
+        s.txn_value(4, 1, 9, 3)
+            .send(4, 1, 3, 1, 0)
+            .txn_commit(5, 1, 9);
+        let found = run(check, &s, &config(vec![group(0, true, false)]));
+        assert_eq!(kinds(&found), vec![Unseen]);
+        assert_eq!(found[0].value, Some(v(3)));
+    }
+
+    #[test]
+    fn groups_of_other_topics_are_not_owed() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0);
+        let mut other = group(0, false, false);
+        other.topics = vec![TopicId(1)];
+        assert_eq!(run(check, &s, &config(vec![other])), vec![]);
+        assert_eq!(
+            kinds(&run(check, &s, &config(vec![group(0, false, false)]))),
+            vec![Unseen]
+        );
+    }
+
+    #[test]
+    fn a_reset_past_the_value_makes_it_unseen_not_lost() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0)
+            .send(2, 0, 2, 0, 1)
+            .send(3, 0, 3, 0, 2);
+        s.reset(4, 0, 0, 0, 2).poll(5, 0, 0, 0, 2, 3);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![Unseen, Unseen]);
+    }
+}

@@ -1,0 +1,300 @@
+//! The lookups every checker shares, built in one pass over the history: who invoked each
+//! value (and in which order), its first acknowledgement, its transaction and that
+//! transaction's outcome, and per partition the offsets known to hold a value.
+//!
+//! Hash maps here serve lookups only; anything a checker iterates to produce output is a
+//! sorted `Vec` or a `BTreeMap`, so output never depends on hash order.
+
+use crate::history::History;
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::{Instant, Key, TopicId, TopicPartition, ValueId};
+use std::collections::{BTreeMap, HashMap};
+
+/// The application handing a value to its producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    /// Position among all `SendInvoke`s of the run: the invoke order the checkers compare.
+    pub seq: u64,
+    pub at: Instant,
+    pub producer: u32,
+    pub key: Option<Key>,
+    pub topic: TopicId,
+}
+
+/// The first acknowledgement of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub at: Instant,
+    pub producer: u32,
+    pub partition: TopicPartition,
+    pub offset: u64,
+}
+
+/// The fate of one transaction, as its producer recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Neither committed nor aborted by the end of the history.
+    Open,
+    Committed(Instant),
+    Aborted(Instant),
+}
+
+/// A transaction: `(producer, txn)`.
+pub type TxnId = (u32, u64);
+
+/// Offsets of one partition known (from any ack or read) to hold a value, sorted, distinct.
+#[derive(Clone, Debug, Default)]
+struct KnownOffsets {
+    /// Every offset with evidence.
+    all: Vec<u64>,
+    /// Offsets holding at least one value that is not transactional or whose transaction
+    /// committed: what a `read_committed` consumer must not skip. Values of transactions the
+    /// history leaves open do not count: the coordinator aborts a transaction whose producer
+    /// died (`transaction.timeout.ms`) without the producer recording it.
+    committed: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct HistoryIndex {
+    invocations: FastMap<ValueId, Invocation>,
+    acks: FastMap<ValueId, Ack>,
+    txn_of: FastMap<ValueId, TxnId>,
+    txn_outcome: FastMap<TxnId, TxnOutcome>,
+    /// Acknowledged values (see [`HistoryIndex::acknowledged`]), ascending.
+    acknowledged: Vec<ValueId>,
+    known: BTreeMap<TopicPartition, KnownOffsets>,
+}
+
+impl HistoryIndex {
+    pub fn build(history: &History) -> HistoryIndex {
+        let mut index = HistoryIndex::default();
+        let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::new();
+        let mut seq = 0u64;
+        for entry in history.entries() {
+            match &entry.event {
+                HistoryEvent::SendInvoke {
+                    producer,
+                    value,
+                    key,
+                    topic,
+                } => {
+                    let invocation = Invocation {
+                        seq,
+                        at: entry.at,
+                        producer: *producer,
+                        key: *key,
+                        topic: *topic,
+                    };
+                    seq += 1;
+                    let previous = index.invocations.insert(*value, invocation);
+                    assert!(previous.is_none(), "value {value:?} invoked twice");
+                }
+                HistoryEvent::SendOk {
+                    producer,
+                    value,
+                    partition,
+                    offset,
+                } => {
+                    evidence.push((*partition, *offset, *value));
+                    index.acks.entry(*value).or_insert(Ack {
+                        at: entry.at,
+                        producer: *producer,
+                        partition: *partition,
+                        offset: *offset,
+                    });
+                }
+                HistoryEvent::Poll {
+                    partition,
+                    offset,
+                    value,
+                    ..
+                } => evidence.push((*partition, *offset, *value)),
+                HistoryEvent::TxnBegin { producer, txn } => {
+                    index
+                        .txn_outcome
+                        .entry((*producer, *txn))
+                        .or_insert(TxnOutcome::Open);
+                }
+                HistoryEvent::TxnValue {
+                    producer,
+                    txn,
+                    value,
+                } => {
+                    index.txn_of.insert(*value, (*producer, *txn));
+                    index
+                        .txn_outcome
+                        .entry((*producer, *txn))
+                        .or_insert(TxnOutcome::Open);
+                }
+                HistoryEvent::TxnCommit { producer, txn } => {
+                    index.end_txn((*producer, *txn), TxnOutcome::Committed(entry.at));
+                }
+                HistoryEvent::TxnAbort { producer, txn } => {
+                    index.end_txn((*producer, *txn), TxnOutcome::Aborted(entry.at));
+                }
+                _ => {}
+            }
+        }
+        index.build_known(evidence);
+        index.build_acknowledged(history);
+        index
+    }
+
+    /// Records the end of a transaction; the first outcome recorded wins (a producer records
+    /// one, and a second would be a client bug the transactions checker does not judge).
+    fn end_txn(&mut self, txn: TxnId, outcome: TxnOutcome) {
+        let slot = self.txn_outcome.entry(txn).or_insert(TxnOutcome::Open);
+        if *slot == TxnOutcome::Open {
+            *slot = outcome;
+        }
+    }
+
+    fn build_known(&mut self, mut evidence: Vec<(TopicPartition, u64, ValueId)>) {
+        evidence.sort_unstable();
+        evidence.dedup();
+        for (partition, offset, value) in evidence {
+            let committed = self.committed_or_plain(value);
+            let known = self.known.entry(partition).or_default();
+            if known.all.last() != Some(&offset) {
+                known.all.push(offset);
+            }
+            if committed && known.committed.last() != Some(&offset) {
+                known.committed.push(offset);
+            }
+        }
+    }
+
+    fn build_acknowledged(&mut self, history: &History) {
+        let mut acknowledged: Vec<ValueId> = history
+            .entries()
+            .iter()
+            .filter_map(|entry| match entry.event {
+                HistoryEvent::SendOk { value, .. } => Some(value),
+                _ => None,
+            })
+            .filter(|value| self.acknowledged(*value))
+            .collect();
+        acknowledged.sort_unstable();
+        acknowledged.dedup();
+        self.acknowledged = acknowledged;
+    }
+
+    pub fn invocation(&self, value: ValueId) -> Option<&Invocation> {
+        self.invocations.get(&value)
+    }
+
+    pub fn ack(&self, value: ValueId) -> Option<&Ack> {
+        self.acks.get(&value)
+    }
+
+    /// The topic a value was sent to (from its invoke, else its acknowledgement).
+    pub fn topic(&self, value: ValueId) -> Option<TopicId> {
+        self.invocation(value)
+            .map(|i| i.topic)
+            .or_else(|| self.ack(value).map(|a| a.partition.topic))
+    }
+
+    pub fn txn_of(&self, value: ValueId) -> Option<TxnId> {
+        self.txn_of.get(&value).copied()
+    }
+
+    pub fn txn_outcome(&self, txn: TxnId) -> TxnOutcome {
+        self.txn_outcome
+            .get(&txn)
+            .copied()
+            .unwrap_or(TxnOutcome::Open)
+    }
+
+    /// When the transaction of `value` was aborted, if it was.
+    pub fn aborted_at(&self, value: ValueId) -> Option<Instant> {
+        match self.txn_of(value).map(|t| self.txn_outcome(t)) {
+            Some(TxnOutcome::Aborted(at)) => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Whether `value` is visible to `read_committed` consumers once written: it was not sent
+    /// in a transaction, or its transaction committed.
+    pub fn committed_or_plain(&self, value: ValueId) -> bool {
+        match self.txn_of(value) {
+            None => true,
+            Some(txn) => matches!(self.txn_outcome(txn), TxnOutcome::Committed(_)),
+        }
+    }
+
+    /// A value every consumer of its topic must eventually see: it got a `SendOk` (a later
+    /// `SendInfo` does not undo that) and, if sent in a transaction, the transaction
+    /// committed. Values of aborted or still-open transactions are not owed to anyone, as in
+    /// Jepsen where a transactional send only counts once its transaction commits.
+    pub fn acknowledged(&self, value: ValueId) -> bool {
+        self.acks.contains_key(&value) && self.committed_or_plain(value)
+    }
+
+    /// Every acknowledged value, ascending.
+    pub fn acknowledged_values(&self) -> &[ValueId] {
+        &self.acknowledged
+    }
+
+    /// The lowest offset in `lo..hi` of `partition` known to hold a value; with
+    /// `committed_only`, offsets holding only values of aborted or open transactions do not
+    /// count (see [`HistoryIndex::committed_or_plain`]).
+    pub fn first_known_in(
+        &self,
+        partition: TopicPartition,
+        lo: u64,
+        hi: u64,
+        committed_only: bool,
+    ) -> Option<u64> {
+        let known = self.known.get(&partition)?;
+        let offsets = if committed_only {
+            &known.committed
+        } else {
+            &known.all
+        };
+        let at = offsets.partition_point(|o| *o < lo);
+        offsets.get(at).copied().filter(|o| *o < hi)
+    }
+}
+
+/// A fast, deterministic hasher for the checkers' lookup tables (FxHash's multiply-rotate,
+/// written out to avoid a dependency). Histories hold millions of entries and the keys are
+/// small integers, which SipHash's DoS resistance does nothing for. Lookup only: no output
+/// ever depends on a table's iteration order.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+/// `HashSet` with [`FastHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;

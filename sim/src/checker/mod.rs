@@ -1,0 +1,210 @@
+//! Jepsen-grade checkers over the client-visible history (DESIGN §4).
+//!
+//! The checkers see only what clients recorded (sends, acknowledgements, polls, assignments,
+//! sink writes, transactions): they know nothing of the engine, so a bug in the engine cannot
+//! hide itself by also corrupting the checker's view. Definitions follow Jepsen's Kafka workload
+//! (`jepsen.tests.kafka`) where one exists: a value's position is evidenced by every
+//! acknowledgement and every read of it, a skip is only a skip over an offset *known* to hold a
+//! value, and reads are only expected to be monotonic while a consumer keeps its assignment.
+//!
+//! One module per concern; each exposes `check(history, index, config, out)`. [`check_history`]
+//! runs them all over one shared [`index::HistoryIndex`] (built in a single pass) and returns
+//! the violations sorted by `(at, kind, partition, offset, value, detail)`, so the output does
+//! not depend on hash-map iteration order or on the order the checkers ran.
+//!
+//! Memory is bounded for broken runs: at most [`CheckConfig::max_per_kind`] violations of one
+//! kind are kept in detail (the earliest ones in output order); the rest are counted and
+//! reported in one summary violation of that kind at the end of the run.
+
+pub mod delivery;
+pub mod index;
+pub mod key_order;
+pub mod poll_order;
+pub mod send_order;
+pub mod sink;
+pub mod transactions;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use crate::history::History;
+use crate::violation::{Violation, ViolationKind};
+use index::HistoryIndex;
+use kafsim_engine::{Instant, TopicId, TopicPartition, ValueId};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// Default for [`CheckConfig::max_per_kind`]: enough to debug any run, small enough that a run
+/// where every value is lost cannot exhaust memory with violation details.
+pub const MAX_VIOLATIONS_PER_KIND: usize = 1000;
+
+/// What the checkers need to know about one consumer group of the scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCheck {
+    /// The group index clients record in the history.
+    pub group: u32,
+    /// The scenario's name for the group, used in violation details.
+    pub name: String,
+    /// Topics the group consumes: every acknowledged value of these must reach it.
+    pub topics: Vec<TopicId>,
+    /// `isolation.level=read_committed`: it must never see values of aborted transactions, and
+    /// it legitimately skips their offsets.
+    pub read_committed: bool,
+    /// The group runs a service with a sink: every consumed value must reach the sink (or the
+    /// dead-letter topic) exactly once.
+    pub has_sink: bool,
+}
+
+impl GroupCheck {
+    pub fn consumes(&self, topic: TopicId) -> bool {
+        self.topics.contains(&topic)
+    }
+}
+
+/// Configuration of one check of one run's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub groups: Vec<GroupCheck>,
+    /// End of the run (after the drain): the time of `unseen` and `sink-loss` violations.
+    pub end: Instant,
+    /// Violations of one kind kept in detail; the rest are counted in a summary violation.
+    pub max_per_kind: usize,
+}
+
+impl CheckConfig {
+    pub fn new(end: Instant, groups: Vec<GroupCheck>) -> CheckConfig {
+        CheckConfig {
+            groups,
+            end,
+            max_per_kind: MAX_VIOLATIONS_PER_KIND,
+        }
+    }
+
+    /// The configuration of `group`, if the scenario declared it.
+    pub fn group(&self, group: u32) -> Option<&GroupCheck> {
+        self.groups.iter().find(|g| g.group == group)
+    }
+
+    /// Whether `group` reads with `read_committed` (undeclared groups read uncommitted).
+    pub fn read_committed(&self, group: u32) -> bool {
+        self.group(group).is_some_and(|g| g.read_committed)
+    }
+
+    /// Human name of a group for details: the scenario's name, or its index.
+    pub fn group_name(&self, group: u32) -> String {
+        match self.group(group) {
+            Some(g) => g.name.clone(),
+            None => format!("group-{group}"),
+        }
+    }
+}
+
+/// Runs every checker over `history` and returns the violations in deterministic order.
+pub fn check_history(history: &History, config: &CheckConfig) -> Vec<Violation> {
+    let index = HistoryIndex::build(history);
+    let mut out = Collector::new(config.max_per_kind);
+    delivery::check(history, &index, config, &mut out);
+    send_order::check(history, &index, config, &mut out);
+    poll_order::check(history, &index, config, &mut out);
+    key_order::check(history, &index, config, &mut out);
+    sink::check(history, &index, config, &mut out);
+    transactions::check(history, &index, config, &mut out);
+    out.finish(config.end)
+}
+
+/// The total order of the output: `(at, kind, partition, offset, value, detail)`.
+pub fn violation_order(a: &Violation, b: &Violation) -> Ordering {
+    (a.at, a.kind, a.partition, a.offset, a.value, &a.detail).cmp(&(
+        b.at,
+        b.kind,
+        b.partition,
+        b.offset,
+        b.value,
+        &b.detail,
+    ))
+}
+
+/// A violation ordered by [`violation_order`], for the bounded heaps of [`Collector`].
+struct Ordered(Violation);
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Ordered) -> bool {
+        violation_order(&self.0, &other.0) == Ordering::Equal
+    }
+}
+impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Ordered) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ordered {
+    fn cmp(&self, other: &Ordered) -> Ordering {
+        violation_order(&self.0, &other.0)
+    }
+}
+
+/// Collects violations, keeping per kind only the `cap` first in output order (a max-heap
+/// evicts the latest), so what is kept does not depend on the order checkers emit in.
+pub struct Collector {
+    cap: usize,
+    kept: BTreeMap<ViolationKind, BinaryHeap<Ordered>>,
+    dropped: BTreeMap<ViolationKind, u64>,
+}
+
+impl Collector {
+    pub fn new(cap: usize) -> Collector {
+        Collector {
+            cap,
+            kept: BTreeMap::new(),
+            dropped: BTreeMap::new(),
+        }
+    }
+
+    pub fn push(&mut self, violation: Violation) {
+        let kind = violation.kind;
+        let heap = self.kept.entry(kind).or_default();
+        heap.push(Ordered(violation));
+        if heap.len() > self.cap {
+            heap.pop();
+            *self.dropped.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Violations kept so far of `kind` (tests and summaries).
+    pub fn count(&self, kind: ViolationKind) -> usize {
+        self.kept.get(&kind).map_or(0, BinaryHeap::len)
+    }
+
+    /// The sorted output, with one summary violation (at `end`) per kind that overflowed.
+    pub fn finish(self, end: Instant) -> Vec<Violation> {
+        let mut all: Vec<Violation> = Vec::new();
+        for heap in self.kept.into_values() {
+            all.extend(heap.into_iter().map(|o| o.0));
+        }
+        for (kind, dropped) in self.dropped {
+            all.push(Violation::new(
+                kind,
+                end,
+                format!(
+                    "{dropped} more {kind} violations not kept in detail (at most {} per kind)",
+                    self.cap
+                ),
+            ));
+        }
+        all.sort_by(violation_order);
+        all
+    }
+}
+
+/// `partition@offset` for details.
+pub(crate) fn at_offset(partition: TopicPartition, offset: u64) -> String {
+    format!("{partition}@{offset}")
+}
+
+/// `v123` for details.
+pub(crate) fn value_name(value: ValueId) -> String {
+    format!("v{}", value.0)
+}

@@ -1,0 +1,124 @@
+//! `nonmonotonic-send`: per producer and partition, a send invoked later and acknowledged
+//! landed at a lower offset than an earlier-invoked acknowledged send (Jepsen's
+//! `nonmonotonic-send`). Kafka promises this for one partition only with
+//! `max.in.flight.requests.per.connection=1` or the idempotent producer (KIP-98, ordering kept
+//! for up to 5 in-flight requests since Kafka 1.0); a retrying non-idempotent producer with
+//! more in flight may reorder, and the scenario then allows the kind.
+//!
+//! Each value's first `SendOk` counts; values without a `SendInvoke` have no invoke order and
+//! are ignored. The violation becomes evident at the later of the two acknowledgements.
+
+use super::index::HistoryIndex;
+use super::{at_offset, value_name, CheckConfig, Collector};
+use crate::history::History;
+use crate::violation::{Violation, ViolationKind};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::{Instant, TopicPartition, ValueId};
+
+/// One acknowledged send, keyed for the scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Landed {
+    producer: u32,
+    partition: TopicPartition,
+    seq: u64,
+    offset: u64,
+    at: Instant,
+    value: ValueId,
+}
+
+pub fn check(history: &History, index: &HistoryIndex, _: &CheckConfig, out: &mut Collector) {
+    let mut landed: Vec<Landed> = Vec::new();
+    for entry in history.entries() {
+        let HistoryEvent::SendOk { value, .. } = entry.event else {
+            continue;
+        };
+        let (Some(ack), Some(invocation)) = (index.ack(value), index.invocation(value)) else {
+            continue;
+        };
+        if ack.at != entry.at {
+            continue; // a later acknowledgement of the same value: only the first counts
+        }
+        landed.push(Landed {
+            producer: ack.producer,
+            partition: ack.partition,
+            seq: invocation.seq,
+            offset: ack.offset,
+            at: ack.at,
+            value,
+        });
+    }
+    landed.sort_unstable();
+    landed.dedup_by_key(|l| l.value);
+    for run in landed.chunk_by(|a, b| (a.producer, a.partition) == (b.producer, b.partition)) {
+        scan(run, out);
+    }
+}
+
+/// Scans one producer's sends to one partition in invoke order, comparing each with the
+/// highest offset an earlier-invoked send landed at.
+fn scan(run: &[Landed], out: &mut Collector) {
+    let mut highest: Option<Landed> = None;
+    for send in run {
+        match highest {
+            Some(high) if send.offset < high.offset => out.push(
+                Violation::new(
+                    ViolationKind::NonmonotonicSend,
+                    send.at.max(high.at),
+                    format!(
+                        "producer {} invoked {} after {} but it landed at {}, below {}",
+                        send.producer,
+                        value_name(send.value),
+                        value_name(high.value),
+                        at_offset(send.partition, send.offset),
+                        at_offset(high.partition, high.offset),
+                    ),
+                )
+                .at_partition(send.partition)
+                .at_offset(send.offset)
+                .of_value(send.value),
+            ),
+            Some(high) if send.offset == high.offset => {} // inconsistent-offsets reports it
+            _ => highest = Some(*send),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::checker::test_support::*;
+    use crate::violation::ViolationKind::*;
+
+    #[test]
+    fn later_invoke_at_lower_offset_fires_at_the_later_ack() {
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, None).invoke(2, 0, 2, None);
+        s.ok(3, 0, 2, 0, 5).ok(4, 0, 1, 0, 6);
+        let found = run(check, &s, &config(vec![]));
+        assert_eq!(kinds(&found), vec![NonmonotonicSend]);
+        assert_eq!((found[0].value, found[0].offset), (Some(v(2)), Some(5)));
+        assert_eq!(found[0].at.as_millis(), 4);
+        assert!(found[0].detail.contains("v1"), "{}", found[0].detail);
+    }
+
+    #[test]
+    fn in_order_sends_and_other_producers_or_partitions_are_clean() {
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, None)
+            .invoke(1, 0, 2, None)
+            .invoke(1, 0, 3, None);
+        s.invoke(1, 1, 4, None).invoke(1, 0, 5, None);
+        // Producer 1 interleaves below producer 0; producer 0's partition 1 send is lower.
+        s.ok(2, 0, 1, 0, 3)
+            .ok(2, 1, 4, 0, 1)
+            .ok(3, 0, 2, 0, 4)
+            .ok(3, 0, 5, 1, 0);
+        s.ok(4, 0, 3, 0, 9);
+        // A failed send between two acknowledged ones is skipped over.
+        s.invoke(5, 0, 6, None)
+            .fail(5, 0, 6)
+            .invoke(6, 0, 7, None)
+            .ok(7, 0, 7, 0, 10);
+        assert_eq!(run(check, &s, &config(vec![])), vec![]);
+    }
+}

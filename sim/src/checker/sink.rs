@@ -1,0 +1,165 @@
+//! The service's sink: every acknowledged value of a topic a sink group consumes must reach
+//! its sink (`SinkWrite`) or its dead-letter topic (`DeadLetter`) — else `sink-loss`, at the
+//! end of the run — and reach the sink once — else `sink-duplicate`, at the repeated write.
+//!
+//! Only groups declared with `has_sink` owe a sink. What counts as acknowledged is
+//! [`HistoryIndex::acknowledged`]: values of aborted or unfinished transactions and sends with
+//! an unknown outcome are not owed (but may be sunk). At-least-once services allow
+//! `sink-duplicate`; the scenario says so.
+
+use super::index::HistoryIndex;
+use super::index::{FastMap as HashMap, FastSet as HashSet};
+use super::{at_offset, value_name, CheckConfig, Collector};
+use crate::history::History;
+use crate::violation::{Violation, ViolationKind};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::{Instant, TopicPartition, ValueId};
+use std::collections::hash_map::Entry;
+
+/// The first sink write of one value by one group.
+#[derive(Clone, Copy, Debug)]
+struct FirstWrite {
+    at: Instant,
+    member: u32,
+    partition: TopicPartition,
+    offset: u64,
+}
+
+pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
+    let mut first: HashMap<(u32, ValueId), FirstWrite> = HashMap::default();
+    let mut dead_lettered: HashSet<(u32, ValueId)> = HashSet::default();
+    for entry in history.entries() {
+        match entry.event {
+            HistoryEvent::SinkWrite {
+                group,
+                member,
+                partition,
+                offset,
+                value,
+                ..
+            } => {
+                let write = FirstWrite {
+                    at: entry.at,
+                    member,
+                    partition,
+                    offset,
+                };
+                match first.entry((group, value)) {
+                    Entry::Occupied(earlier) => {
+                        out.push(duplicate(group, value, earlier.get(), &write, config));
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(write);
+                    }
+                }
+            }
+            HistoryEvent::DeadLetter { group, value, .. } => {
+                dead_lettered.insert((group, value));
+            }
+            _ => {}
+        }
+    }
+    report_losses(index, config, &first, &dead_lettered, out);
+}
+
+/// `sink-loss` for every acknowledged value a sink group consumes that reached neither its
+/// sink nor its dead-letter topic, in value order.
+fn report_losses(
+    index: &HistoryIndex,
+    config: &CheckConfig,
+    first: &HashMap<(u32, ValueId), FirstWrite>,
+    dead_lettered: &HashSet<(u32, ValueId)>,
+    out: &mut Collector,
+) {
+    for value in index.acknowledged_values() {
+        for group in config.groups.iter().filter(|g| g.has_sink) {
+            let consumes = index.topic(*value).is_some_and(|t| group.consumes(t));
+            let key = (group.group, *value);
+            if consumes && !first.contains_key(&key) && !dead_lettered.contains(&key) {
+                let ack = index.ack(*value).expect("acknowledged value has an ack");
+                out.push(
+                    Violation::new(
+                        ViolationKind::SinkLoss,
+                        config.end,
+                        format!(
+                            "acknowledged {} at {} (producer {}) never reached the sink or \
+                             dead-letter topic of {}",
+                            value_name(*value),
+                            at_offset(ack.partition, ack.offset),
+                            ack.producer,
+                            group.name
+                        ),
+                    )
+                    .at_partition(ack.partition)
+                    .at_offset(ack.offset)
+                    .of_value(*value),
+                );
+            }
+        }
+    }
+}
+
+fn duplicate(
+    group: u32,
+    value: ValueId,
+    earlier: &FirstWrite,
+    write: &FirstWrite,
+    config: &CheckConfig,
+) -> Violation {
+    Violation::new(
+        ViolationKind::SinkDuplicate,
+        write.at,
+        format!(
+            "{} wrote {} to its sink twice: member {} from {} at {}, member {} from {}",
+            config.group_name(group),
+            value_name(value),
+            earlier.member,
+            at_offset(earlier.partition, earlier.offset),
+            earlier.at,
+            write.member,
+            at_offset(write.partition, write.offset),
+        ),
+    )
+    .at_partition(write.partition)
+    .at_offset(write.offset)
+    .of_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::checker::test_support::*;
+    use crate::violation::ViolationKind::*;
+
+    #[test]
+    fn a_value_never_sunk_is_a_sink_loss_and_one_sunk_twice_a_duplicate() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1);
+        s.sink(2, 0, 0, 0, 1).sink(3, 0, 0, 0, 1);
+        let cfg = config(vec![group(0, false, true)]);
+        let found = run(check, &s, &cfg);
+        assert_eq!(kinds(&found), vec![SinkDuplicate, SinkLoss]);
+        assert_eq!((found[0].value, found[0].at.as_millis()), (Some(v(1)), 3));
+        assert_eq!((found[1].value, found[1].at), (Some(v(2)), cfg.end));
+    }
+
+    #[test]
+    fn sunk_once_or_dead_lettered_or_not_owed_is_clean() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1);
+        s.invoke(1, 0, 3, None).info(2, 0, 3); // unknown outcome: not owed
+        s.txn_value(2, 1, 4, 4)
+            .send(2, 1, 4, 0, 2)
+            .txn_abort(3, 1, 4); // aborted: not owed
+        s.sink(4, 0, 0, 0, 1)
+            .dead_letter(5, 0, 2)
+            .sink(5, 1, 0, 0, 1)
+            .sink(6, 1, 0, 0, 2);
+        let cfg = config(vec![
+            group(0, true, true),
+            group(1, false, true),
+            group(2, false, false),
+        ]);
+        assert_eq!(run(check, &s, &cfg), vec![]);
+    }
+}

@@ -1,0 +1,507 @@
+//! The `[faults]` section: the random nemesis (kinds, mean interval) and the scripted schedule.
+//! Each scheduled action takes exactly its own parameters (`latency` only for slow-link, ...),
+//! and every target must name something the scenario declares: a broker index below
+//! `cluster.brokers`, a topic and partition that exist, a group member or producer index in
+//! range.
+
+use super::raw::{RawFaults, RawGroups, RawScheduled, S};
+use super::target::{FaultKind, Target, TARGET_FORMS};
+use super::validate::{Check, R};
+use super::{FaultAction, FaultSpec, Scenario, ScheduledFault, DEFAULT_RANDOM_KINDS};
+use crate::scenario::error::unknown_hint;
+use std::time::Duration;
+
+/// Largest slowdown factor (slow disk, slow consumer).
+pub const MAX_FACTOR: f64 = 1_000_000.0;
+
+pub fn faults(check: &Check<'_>, raw: &RawFaults, scenario: &Scenario) -> R<FaultSpec> {
+    let random = raw.random.as_ref().is_some_and(|r| *r.get_ref());
+    let kinds = random_kinds(check, raw, random, scenario)?;
+    let mean_interval = check.duration_or(
+        &raw.mean_interval,
+        "faults.mean_interval",
+        Duration::from_secs(5),
+    )?;
+    if let (Some(v), true) = (&raw.mean_interval, mean_interval.is_zero()) {
+        return Err(check.err(v, "faults.mean_interval", "must be longer than 0s"));
+    }
+    let schedule = raw
+        .schedule
+        .iter()
+        .enumerate()
+        .map(|(i, s)| scheduled(check, s, &format!("faults.schedule[{i}]"), scenario))
+        .collect::<R<Vec<_>>>()?;
+    Ok(FaultSpec {
+        random,
+        kinds,
+        mean_interval,
+        schedule,
+    })
+}
+
+fn random_kinds(
+    check: &Check<'_>,
+    raw: &RawFaults,
+    random: bool,
+    scenario: &Scenario,
+) -> R<Vec<FaultKind>> {
+    let Some(list) = &raw.kinds else {
+        return Ok(if random {
+            DEFAULT_RANDOM_KINDS.to_vec()
+        } else {
+            Vec::new()
+        });
+    };
+    if random && list.get_ref().is_empty() {
+        return Err(check.err_hint(
+            list,
+            "faults.kinds",
+            "random = true needs at least one kind",
+            "leave `kinds` out for the default crash, power-loss, pause, partition",
+        ));
+    }
+    let mut kinds: Vec<FaultKind> = Vec::new();
+    for (i, value) in list.get_ref().iter().enumerate() {
+        let key = format!("faults.kinds[{i}]");
+        let kind = fault_kind(check, value, &key)?;
+        if kind.is_undo() {
+            return Err(check.err_hint(
+                value,
+                &key,
+                format!("\"{kind}\" undoes a fault and is not a random kind"),
+                "the random nemesis restarts, resumes and heals by itself",
+            ));
+        }
+        if kinds.contains(&kind) {
+            return Err(check.err(value, &key, format!("\"{kind}\" is listed twice")));
+        }
+        needs_clients(check, value, &key, kind, scenario)?;
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
+fn fault_kind(check: &Check<'_>, value: &S<String>, key: &str) -> R<FaultKind> {
+    FaultKind::parse(value.get_ref()).ok_or_else(|| {
+        let hint = unknown_hint(value.get_ref(), &FaultKind::names());
+        check.err_hint(
+            value,
+            key,
+            format!("unknown fault \"{}\"", value.get_ref()),
+            hint,
+        )
+    })
+}
+
+/// Client faults need clients to hit.
+fn needs_clients(
+    check: &Check<'_>,
+    value: &S<String>,
+    key: &str,
+    kind: FaultKind,
+    scenario: &Scenario,
+) -> R<()> {
+    let consumer = matches!(kind, FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown);
+    if consumer && scenario.consumer_groups.is_empty() {
+        return Err(check.err(
+            value,
+            key,
+            format!("\"{kind}\" needs a consumer group, and none is declared"),
+        ));
+    }
+    if kind == FaultKind::ProducerCrash && scenario.producers.is_empty() {
+        return Err(check.err(
+            value,
+            key,
+            format!("\"{kind}\" needs a producer, and none is declared"),
+        ));
+    }
+    Ok(())
+}
+
+fn scheduled(
+    check: &Check<'_>,
+    raw: &RawScheduled,
+    at: &str,
+    scenario: &Scenario,
+) -> R<ScheduledFault> {
+    let key = |name: &str| format!("{at}.{name}");
+    let time = check.duration(&raw.at, &key("at"))?;
+    if time >= scenario.duration {
+        let message = format!(
+            "fault at {} is not within the {} safety phase",
+            super::format_duration(time),
+            super::format_duration(scenario.duration)
+        );
+        return Err(check.err_hint(
+            &raw.at,
+            &key("at"),
+            message,
+            "faults happen during `duration`; the heal phase follows it",
+        ));
+    }
+    let kind = fault_kind(check, &raw.action, &key("action"))?;
+    reject_foreign_parameters(check, raw, at, kind)?;
+    let undo_after = match &raw.duration {
+        Some(v) => Some(positive_duration(check, v, &key("duration"))?),
+        None => None,
+    };
+    let action = action(check, raw, at, kind, scenario)?;
+    let (line, _) = super::error::line_column(check.loc.text, raw.action.span().start);
+    Ok(ScheduledFault {
+        at: time,
+        action,
+        undo_after,
+        line,
+    })
+}
+
+fn positive_duration(check: &Check<'_>, value: &S<toml::Value>, key: &str) -> R<Duration> {
+    let d = check.duration(value, key)?;
+    if d.is_zero() {
+        return Err(check.err(value, key, "must be longer than 0s"));
+    }
+    Ok(d)
+}
+
+/// A parameter the action does not take is an error (it would silently do nothing).
+fn reject_foreign_parameters(
+    check: &Check<'_>,
+    raw: &RawScheduled,
+    at: &str,
+    kind: FaultKind,
+) -> R<()> {
+    use FaultKind::*;
+    let spans: [(&str, Option<std::ops::Range<usize>>, bool); 6] = [
+        (
+            "duration",
+            raw.duration.as_ref().map(S::span),
+            !kind.is_undo(),
+        ),
+        (
+            "latency",
+            raw.latency.as_ref().map(S::span),
+            kind == SlowLink,
+        ),
+        (
+            "factor",
+            raw.factor.as_ref().map(S::span),
+            matches!(kind, SlowDisk | ConsumerSlowdown),
+        ),
+        (
+            "groups",
+            raw.groups.as_ref().map(S::span),
+            kind == Partition,
+        ),
+        (
+            "one_way",
+            raw.one_way.as_ref().map(S::span),
+            kind == Partition,
+        ),
+        ("tear", raw.tear.as_ref().map(S::span), kind == PowerLoss),
+    ];
+    for (name, span, allowed) in spans {
+        if let (Some(span), false) = (span, allowed) {
+            let message = format!("`{name}` does not apply to \"{kind}\"");
+            return Err(check
+                .loc
+                .error(span, format!("{at}.{name}"), message)
+                .with_hint(parameter_hint(name)));
+        }
+    }
+    Ok(())
+}
+
+fn parameter_hint(name: &str) -> &'static str {
+    match name {
+        "duration" => {
+            "`duration` undoes a crash, power-loss, pause, partition or slowdown after that long"
+        }
+        "latency" => "`latency` is the extra delay of slow-link",
+        "factor" => "`factor` is the slowdown of slow-disk and consumer-slowdown",
+        "groups" | "one_way" => "`groups` and `one_way` shape a partition",
+        _ => "`tear` tears the last write of a power-loss",
+    }
+}
+
+fn action(
+    check: &Check<'_>,
+    raw: &RawScheduled,
+    at: &str,
+    kind: FaultKind,
+    scenario: &Scenario,
+) -> R<FaultAction> {
+    use FaultKind::*;
+    if kind == Partition {
+        return partition(check, raw, at, scenario);
+    }
+    if kind == Heal {
+        return match &raw.target {
+            Some(t) => Err(check.err_hint(
+                t,
+                &format!("{at}.target"),
+                "heal takes no target",
+                "heal lifts every partition and slow link",
+            )),
+            None => Ok(FaultAction::Heal),
+        };
+    }
+    let target = target(check, raw, at, kind, scenario)?;
+    Ok(match kind {
+        Crash => FaultAction::Crash(target),
+        Restart => FaultAction::Restart(target),
+        PowerLoss => FaultAction::PowerLoss {
+            target,
+            tear: raw.tear.as_ref().is_some_and(|t| *t.get_ref()),
+        },
+        Pause => FaultAction::Pause(target),
+        Resume => FaultAction::Resume(target),
+        SlowLink => FaultAction::SlowLink {
+            target,
+            latency: required_latency(check, raw, at)?,
+        },
+        SlowDisk => FaultAction::SlowDisk {
+            target,
+            factor: required_factor(check, raw, at)?,
+        },
+        ConsumerCrash => FaultAction::ConsumerCrash(target),
+        ConsumerSlowdown => FaultAction::ConsumerSlowdown {
+            target,
+            factor: required_factor(check, raw, at)?,
+        },
+        ProducerCrash => FaultAction::ProducerCrash(target),
+        Partition | Heal => unreachable!("handled above"),
+    })
+}
+
+fn required_latency(check: &Check<'_>, raw: &RawScheduled, at: &str) -> R<Duration> {
+    let key = format!("{at}.latency");
+    match &raw.latency {
+        Some(v) => positive_duration(check, v, &key),
+        None => Err(check.err_hint(
+            &raw.action,
+            &key,
+            "slow-link needs `latency`",
+            "e.g. latency = \"200ms\"",
+        )),
+    }
+}
+
+fn required_factor(check: &Check<'_>, raw: &RawScheduled, at: &str) -> R<f64> {
+    let key = format!("{at}.factor");
+    let Some(value) = &raw.factor else {
+        let message = format!("\"{}\" needs `factor`", raw.action.get_ref());
+        return Err(check.err_hint(
+            &raw.action,
+            &key,
+            message,
+            "e.g. factor = 10 (ten times slower)",
+        ));
+    };
+    let factor = check.number(value, &key)?;
+    if factor <= 1.0 || factor > MAX_FACTOR {
+        return Err(check.err(
+            value,
+            &key,
+            format!("a slowdown factor must be above 1 and at most {MAX_FACTOR}, got {factor}"),
+        ));
+    }
+    Ok(factor)
+}
+
+/// The action's single target, present, well-formed, of a kind the action accepts, existing.
+fn target(
+    check: &Check<'_>,
+    raw: &RawScheduled,
+    at: &str,
+    kind: FaultKind,
+    scenario: &Scenario,
+) -> R<Target> {
+    let key = format!("{at}.target");
+    let Some(value) = &raw.target else {
+        let message = format!("\"{kind}\" needs a `target`");
+        return Err(check.err_hint(&raw.action, &key, message, TARGET_FORMS));
+    };
+    let target = parse_target(check, value, &key, scenario)?;
+    let fits = match kind {
+        FaultKind::PowerLoss | FaultKind::SlowDisk => target.is_broker_side(),
+        FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => {
+            matches!(target, Target::Consumer { .. })
+        }
+        FaultKind::ProducerCrash => matches!(target, Target::Producer(_)),
+        _ => true,
+    };
+    if !fits {
+        let wanted = match kind {
+            FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => "a consumer:GROUP/I target",
+            FaultKind::ProducerCrash => "a producer:I target",
+            _ => "a broker or controller target (clients have no disk)",
+        };
+        return Err(check.err(
+            value,
+            &key,
+            format!("\"{kind}\" needs {wanted}, got \"{target}\""),
+        ));
+    }
+    Ok(target)
+}
+
+/// Syntax and existence of one target.
+fn parse_target(check: &Check<'_>, value: &S<String>, key: &str, scenario: &Scenario) -> R<Target> {
+    let target =
+        Target::parse(value.get_ref()).map_err(|m| check.err_hint(value, key, m, TARGET_FORMS))?;
+    exists(&target, scenario)
+        .map_err(|(message, hint)| check.err_hint(value, key, message, hint))?;
+    Ok(target)
+}
+
+/// Whether the target names something the scenario declares; else a message and a hint.
+fn exists(target: &Target, scenario: &Scenario) -> Result<(), (String, String)> {
+    let brokers = scenario.cluster.brokers;
+    let broker = |n: u32| {
+        if n < brokers {
+            Ok(())
+        } else {
+            Err((
+                format!("broker {n} does not exist"),
+                format!("brokers are numbered 0 to {}", brokers - 1),
+            ))
+        }
+    };
+    match target {
+        Target::Broker(n) => broker(*n),
+        Target::Brokers(ids) => ids.iter().try_for_each(|n| broker(*n)),
+        Target::AllBrokers | Target::Controller => Ok(()),
+        Target::Leader { topic, partition } => topic_partition(scenario, topic, *partition, false),
+        Target::Follower { topic, partition } => topic_partition(scenario, topic, *partition, true),
+        Target::Consumer { group, member } => {
+            let Some(g) = scenario.consumer_groups.iter().find(|g| &g.group == group) else {
+                let known: Vec<&str> = scenario
+                    .consumer_groups
+                    .iter()
+                    .map(|g| g.group.as_str())
+                    .collect();
+                return Err((
+                    format!("no consumer group \"{group}\" is declared"),
+                    unknown_hint(group, &known),
+                ));
+            };
+            if *member >= g.members {
+                return Err((
+                    format!("group \"{group}\" has no member {member}"),
+                    format!("members are numbered 0 to {}", g.members - 1),
+                ));
+            }
+            Ok(())
+        }
+        Target::Producer(i) => {
+            let total = scenario.total_producers();
+            if *i >= total {
+                return Err((
+                    format!("producer {i} does not exist ({total} declared)"),
+                    "producers are numbered from 0 across every [[producers]] entry's count"
+                        .to_string(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn topic_partition(
+    scenario: &Scenario,
+    topic: &str,
+    partition: u32,
+    follower: bool,
+) -> Result<(), (String, String)> {
+    let Some(t) = scenario.topic(topic) else {
+        let known: Vec<&str> = scenario.topics.iter().map(|t| t.name.as_str()).collect();
+        return Err((
+            format!("no topic \"{topic}\" is declared"),
+            unknown_hint(topic, &known),
+        ));
+    };
+    if partition >= t.partitions {
+        return Err((
+            format!("topic \"{topic}\" has no partition {partition}"),
+            format!("partitions are numbered 0 to {}", t.partitions - 1),
+        ));
+    }
+    if follower && t.replication_factor < 2 {
+        return Err((
+            format!("topic \"{topic}\" has replication factor 1: no follower"),
+            "raise replication_factor or target the leader".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A partition: `groups = [[...], [...]]` or a single `target` (isolated from everyone else).
+fn partition(
+    check: &Check<'_>,
+    raw: &RawScheduled,
+    at: &str,
+    scenario: &Scenario,
+) -> R<FaultAction> {
+    let one_way = raw.one_way.as_ref().is_some_and(|o| *o.get_ref());
+    let groups = match (&raw.groups, &raw.target) {
+        (Some(_), Some(t)) => {
+            return Err(check.err_hint(
+                t,
+                &format!("{at}.target"),
+                "a partition takes `groups` or `target`, not both",
+                "`target` alone isolates that node",
+            ))
+        }
+        (None, Some(t)) => vec![vec![parse_target(
+            check,
+            t,
+            &format!("{at}.target"),
+            scenario,
+        )?]],
+        (None, None) => {
+            return Err(check.err_hint(
+                &raw.action,
+                &format!("{at}.groups"),
+                "a partition needs `groups` or a `target`",
+                "groups = [[\"broker:0\"], [\"broker:1\", \"broker:2\"]]",
+            ))
+        }
+        (Some(g), None) => partition_groups(check, g, &format!("{at}.groups"), scenario)?,
+    };
+    Ok(FaultAction::Partition { groups, one_way })
+}
+
+fn partition_groups(
+    check: &Check<'_>,
+    raw: &RawGroups,
+    key: &str,
+    scenario: &Scenario,
+) -> R<Vec<Vec<Target>>> {
+    if raw.get_ref().is_empty() {
+        return Err(check.err(raw, key, "a partition needs at least one group"));
+    }
+    let mut seen: Vec<Target> = Vec::new();
+    let mut groups = Vec::new();
+    for (i, group) in raw.get_ref().iter().enumerate() {
+        if group.get_ref().is_empty() {
+            return Err(check.err(
+                group,
+                &format!("{key}[{i}]"),
+                "a partition group must name at least one node",
+            ));
+        }
+        let mut targets = Vec::new();
+        for (j, value) in group.get_ref().iter().enumerate() {
+            let at = format!("{key}[{i}][{j}]");
+            let target = parse_target(check, value, &at, scenario)?;
+            if seen.contains(&target) {
+                return Err(check.err(value, &at, format!("\"{target}\" is in two groups")));
+            }
+            seen.push(target.clone());
+            targets.push(target);
+        }
+        groups.push(targets);
+    }
+    Ok(groups)
+}

@@ -1,0 +1,469 @@
+//! Scenario and workload files (DESIGN §5): strict TOML parsed into typed specs the simulator
+//! builds a run from. Strict because tools outside the project write these files: an unknown
+//! key, a bad value or an impossible combination is a [`ScenarioError`] with the file, line,
+//! column, dotted key path and a hint, never a guess and never a panic.
+//!
+//! Layers: `raw` mirrors the file (serde, `deny_unknown_fields`, spans), `validate` turns it
+//! into the types below and checks every combination it can see. Kafka properties
+//! (`[cluster.config]`, `[producers.config]`, ...) are kept as [`Property`] lists in file order;
+//! the engine's config structs judge their names and values through
+//! [`Scenario::apply_config`], which reports with the property's line.
+//!
+//! Defaults for keys a file leaves out: `duration` 60s, `drain` 30s, `seeds` 100; topics 1
+//! partition, replication factor 1 (Kafka's `num.partitions` / `default.replication.factor`);
+//! producers `count` 1, `client` java, `keys` 0 (null keys), `message_size` 100; groups
+//! `members` 1, `client` java; handler as [`HandlerSpec::default`]; faults off,
+//! `mean_interval` 5s and, when `random = true` without `kinds`, [`DEFAULT_RANDOM_KINDS`].
+
+mod duration;
+mod error;
+mod faults;
+mod handler;
+mod locate;
+mod raw;
+mod target;
+mod validate;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::{did_you_mean, edit_distance, ScenarioError};
+pub use target::{FaultKind, Target, TARGET_FORMS};
+
+use crate::violation::ViolationKind;
+use kafsim_engine::config::{ConfigValue, Configurable};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest scenario file read, so a wrong path (a log, a binary) fails fast.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Hardware profiles of the cost model (DESIGN §3) a workload may name.
+pub const HARDWARE_PROFILES: [&str; 3] = ["default", "kreps2014", "i3en.2xlarge"];
+
+/// Random fault kinds used when `random = true` and `kinds` is not given: broker-side faults
+/// every cluster has.
+pub const DEFAULT_RANDOM_KINDS: [FaultKind; 4] = [
+    FaultKind::Crash,
+    FaultKind::PowerLoss,
+    FaultKind::Pause,
+    FaultKind::Partition,
+];
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The file it came from, as given to [`load`] / [`parse`] (for error messages).
+    pub file: String,
+    pub name: String,
+    pub description: String,
+    /// The safety phase: load and faults.
+    pub duration: Duration,
+    /// After heal: consumers must catch up within it.
+    pub drain: Duration,
+    /// Default number of seeds of `kafsim run`.
+    pub seeds: u64,
+    /// Bench workloads: the start of the run left out of measurements (< duration).
+    pub warmup: Option<Duration>,
+    /// Bench workloads: one of [`HARDWARE_PROFILES`].
+    pub hardware: Option<String>,
+    pub cluster: ClusterSpec,
+    pub topics: Vec<TopicSpec>,
+    pub producers: Vec<ProducerSpec>,
+    pub consumer_groups: Vec<GroupSpec>,
+    pub faults: FaultSpec,
+    pub expect: Expect,
+}
+
+/// One Kafka property as written, with its position for later errors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Property {
+    /// The Java property name, e.g. `linger.ms`.
+    pub key: String,
+    pub value: ConfigValue,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSpec {
+    pub brokers: u32,
+    /// Broker properties (`[cluster.config]`), file order.
+    pub config: Vec<Property>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    /// Topic-level overrides (`[topics.config]`), file order.
+    pub config: Vec<Property>,
+}
+
+/// A client library profile (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClientKind {
+    Java,
+    Sarama,
+    KafkaGo,
+    Librdkafka,
+}
+
+impl ClientKind {
+    pub const ALL: [ClientKind; 4] = [
+        ClientKind::Java,
+        ClientKind::Sarama,
+        ClientKind::KafkaGo,
+        ClientKind::Librdkafka,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Java => "java",
+            ClientKind::Sarama => "sarama",
+            ClientKind::KafkaGo => "kafka-go",
+            ClientKind::Librdkafka => "librdkafka",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClientKind> {
+        ClientKind::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ClientKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Records per second per producer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    PerSecond(f64),
+    /// As fast as the client and cluster allow (bench).
+    Max,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProducerSpec {
+    /// How many identical producers this entry stands for.
+    pub count: u32,
+    pub client: ClientKind,
+    /// None = the profile's newest modelled version.
+    pub client_version: Option<String>,
+    pub topic: String,
+    pub rate: Rate,
+    /// Distinct keys; 0 = null keys.
+    pub keys: u32,
+    /// Bytes per record (drives the cost model).
+    pub message_size: u32,
+    /// Producer properties (`[producers.config]`), file order.
+    pub config: Vec<Property>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSpec {
+    pub group: String,
+    pub members: u32,
+    pub client: ClientKind,
+    pub client_version: Option<String>,
+    pub topics: Vec<String>,
+    /// Consumer properties (`[consumer_groups.config]`), file order.
+    pub config: Vec<Property>,
+    pub handler: HandlerSpec,
+}
+
+/// Per-record processing time of the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessTime {
+    /// "2ms"
+    Fixed(Duration),
+    /// "1ms..20ms": drawn uniformly per record, bounds included.
+    Uniform { min: Duration, max: Duration },
+}
+
+/// When the application marks a record's offset as consumed, relative to processing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkPoint {
+    AfterProcess,
+    BeforeProcess,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitMode {
+    /// The client's auto-commit as that client really does it.
+    Auto,
+    Sync,
+    Async,
+}
+
+/// How records are spread over the handler's workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    Key,
+    RoundRobin,
+}
+
+/// The service's database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    Plain,
+    /// Ignores a record id it already holds.
+    Dedupe,
+    /// Stores consumed offsets atomically with the results (and resumes from them).
+    OffsetsInSink,
+}
+
+/// What the handler does when processing a record fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    Retry,
+    Skip,
+    /// Writes the record to `dlq_topic` and moves on.
+    Dlq,
+}
+
+/// The application model of a consumer group (DESIGN §2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HandlerSpec {
+    pub process_time: ProcessTime,
+    pub mark: MarkPoint,
+    pub commit: CommitMode,
+    /// Worker pool size, >= 1.
+    pub workers: u32,
+    pub routing: Routing,
+    pub sink: SinkKind,
+    /// Batch handler: records per batch (None = one record at a time).
+    pub batch: Option<u32>,
+    /// Batch handler: hand over a partial batch after this long.
+    pub batch_timeout: Option<Duration>,
+    /// Probability that processing one record fails, 0.0..=1.0.
+    pub failure_rate: f64,
+    pub on_failure: OnFailure,
+    /// The dead-letter topic (a declared topic) when `on_failure` is `Dlq`.
+    pub dlq_topic: Option<String>,
+}
+
+impl Default for HandlerSpec {
+    fn default() -> HandlerSpec {
+        HandlerSpec {
+            process_time: ProcessTime::Fixed(Duration::ZERO),
+            mark: MarkPoint::AfterProcess,
+            commit: CommitMode::Auto,
+            workers: 1,
+            routing: Routing::Key,
+            sink: SinkKind::Plain,
+            batch: None,
+            batch_timeout: None,
+            failure_rate: 0.0,
+            on_failure: OnFailure::Retry,
+            dlq_topic: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    /// A random schedule drawn per seed from `kinds`.
+    pub random: bool,
+    pub kinds: Vec<FaultKind>,
+    /// Mean time between random faults.
+    pub mean_interval: Duration,
+    /// Scripted faults, in file order.
+    pub schedule: Vec<ScheduledFault>,
+}
+
+impl Default for FaultSpec {
+    fn default() -> FaultSpec {
+        FaultSpec {
+            random: false,
+            kinds: Vec::new(),
+            mean_interval: Duration::from_secs(5),
+            schedule: Vec::new(),
+        }
+    }
+}
+
+/// One `[[faults.schedule]]` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledFault {
+    /// Simulated time from the start of the run, < `duration`.
+    pub at: Duration,
+    pub action: FaultAction,
+    /// `duration = "3s"`: undo the fault (restart, resume, heal, restore speed) this long
+    /// after it, still within the run (the heal phase lifts what remains anyway).
+    pub undo_after: Option<Duration>,
+    /// Line of the entry's `action` key, for messages.
+    pub line: usize,
+}
+
+/// A scripted fault with exactly the parameters its kind takes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// Process crash: the page cache survives.
+    Crash(Target),
+    Restart(Target),
+    /// Every unflushed byte is lost; `tear` also tears the last write.
+    PowerLoss {
+        target: Target,
+        tear: bool,
+    },
+    Pause(Target),
+    Resume(Target),
+    /// Links between nodes of different groups are cut (with `one_way`, only messages from
+    /// the first group to the others). A single group is cut from every other node (isolate).
+    Partition {
+        groups: Vec<Vec<Target>>,
+        one_way: bool,
+    },
+    /// Lifts every partition and slow link.
+    Heal,
+    /// Extra latency on every link to and from the target.
+    SlowLink {
+        target: Target,
+        latency: Duration,
+    },
+    /// Disk bandwidth divided and fsync latency multiplied by `factor`.
+    SlowDisk {
+        target: Target,
+        factor: f64,
+    },
+    ConsumerCrash(Target),
+    /// Processing time multiplied by `factor`.
+    ConsumerSlowdown {
+        target: Target,
+        factor: f64,
+    },
+    ProducerCrash(Target),
+}
+
+impl FaultAction {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            FaultAction::Crash(_) => FaultKind::Crash,
+            FaultAction::Restart(_) => FaultKind::Restart,
+            FaultAction::PowerLoss { .. } => FaultKind::PowerLoss,
+            FaultAction::Pause(_) => FaultKind::Pause,
+            FaultAction::Resume(_) => FaultKind::Resume,
+            FaultAction::Partition { .. } => FaultKind::Partition,
+            FaultAction::Heal => FaultKind::Heal,
+            FaultAction::SlowLink { .. } => FaultKind::SlowLink,
+            FaultAction::SlowDisk { .. } => FaultKind::SlowDisk,
+            FaultAction::ConsumerCrash(_) => FaultKind::ConsumerCrash,
+            FaultAction::ConsumerSlowdown { .. } => FaultKind::ConsumerSlowdown,
+            FaultAction::ProducerCrash(_) => FaultKind::ProducerCrash,
+        }
+    }
+}
+
+/// What the scenario's runs must show (DESIGN §4 kinds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// Kinds that must be found within `seeds`; empty = none may be found.
+    pub violations: Vec<ViolationKind>,
+    /// Kinds that are not failures here.
+    pub allow: Vec<ViolationKind>,
+}
+
+/// Reads and parses a scenario file. A missing or unreadable file is an error too.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| ScenarioError::whole_file(&file, format!("cannot read: {e}")))?;
+    if !metadata.is_file() {
+        return Err(ScenarioError::whole_file(&file, "is not a file"));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(ScenarioError::whole_file(
+            &file,
+            format!("is larger than {MAX_FILE_BYTES} bytes; is it a scenario file?"),
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioError::whole_file(&file, format!("cannot read: {e}")))?;
+    parse(&file, &text)
+}
+
+/// Parses scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    validate::parse(file, text)
+}
+
+impl Scenario {
+    /// An error about one property (a name or value the engine's config rejected), at the
+    /// property's line. `section` is the path of its table, e.g. `producers[0].config`.
+    pub fn property_error(
+        &self,
+        prop: &Property,
+        section: &str,
+        message: String,
+        hint: Option<String>,
+    ) -> ScenarioError {
+        ScenarioError {
+            file: self.file.clone(),
+            line: prop.line,
+            column: prop.column,
+            key: format!("{section}.{}", prop.key),
+            message,
+            hint,
+        }
+    }
+
+    /// Sets every property of `props` on `target` in file order. An unknown name gets a
+    /// did-you-mean hint from `target.known_keys()`; a bad value gets the config's message.
+    pub fn apply_config(
+        &self,
+        props: &[Property],
+        section: &str,
+        target: &mut dyn Configurable,
+    ) -> Result<(), ScenarioError> {
+        for prop in props {
+            let known = target.known_keys();
+            if !known.contains(&prop.key.as_str()) {
+                let hint = did_you_mean(&prop.key, known).map(|k| format!("did you mean \"{k}\"?"));
+                let message = format!("unknown property \"{}\"", prop.key);
+                return Err(self.property_error(prop, section, message, hint));
+            }
+            if let Err(message) = target.set(&prop.key, &prop.value) {
+                return Err(self.property_error(prop, section, message, None));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every producer counted individually (the range of `producer:I` targets).
+    pub fn total_producers(&self) -> u32 {
+        self.producers.iter().map(|p| p.count).sum()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicSpec> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+}
+
+/// The scenario library directory: `explicit` if given, else `scenarios/` under the current
+/// directory when it exists, else the repository's `scenarios/` baked in at compile time (so
+/// `kafsim list` and `kafsim check` work from anywhere in a source checkout).
+pub fn library_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    let local = PathBuf::from("scenarios");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios"))
+}
+
+/// The `*.toml` files of `dir`, sorted by file name (deterministic listing order).
+pub fn library_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}

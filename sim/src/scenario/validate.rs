@@ -1,0 +1,490 @@
+//! From the raw file to a [`Scenario`]: gives values their meaning (durations, rates, client
+//! names, violation kinds) and rejects impossible combinations (replication factor above the
+//! broker count, a producer naming a missing topic, a kind both expected and allowed, ...),
+//! each at the line of the offending key. Fault schedules are checked in `faults`, the
+//! application model in `handler`.
+
+use super::duration::{parse_duration, DURATION_HINT};
+use super::error::{unknown_hint, Locator, ScenarioError};
+use super::raw::{
+    PropertyValue, RawCluster, RawConfig, RawExpect, RawGroup, RawProducer, RawScenario, RawTopic,
+    S,
+};
+use super::{
+    faults, handler, locate, ClientKind, ClusterSpec, Expect, GroupSpec, ProducerSpec, Property,
+    Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
+};
+use crate::violation::ViolationKind;
+use std::time::Duration;
+
+pub type R<T> = Result<T, ScenarioError>;
+
+/// Upper bounds that keep a typo from asking for a run no machine can hold.
+pub const MAX_BROKERS: i64 = 64;
+pub const MAX_PARTITIONS: i64 = 10_000;
+pub const MAX_CLIENTS: i64 = 1_000;
+pub const MAX_SEEDS: i64 = 1_000_000_000;
+pub const MAX_KEYS: i64 = 100_000_000;
+pub const MAX_MESSAGE_BYTES: i64 = 64 << 20;
+pub const MAX_RATE: f64 = 100_000_000.0;
+
+pub fn parse(file: &str, text: &str) -> R<Scenario> {
+    let check = Check {
+        loc: Locator { file, text },
+    };
+    // Syntax first, so a garbage line is not blamed on the key above it.
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(locate::from_toml(check.loc, &e, true));
+    }
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|e| locate::from_toml(check.loc, &e, false))?;
+    check.scenario(raw)
+}
+
+/// Error construction and value checks shared by every section.
+#[derive(Clone, Copy)]
+pub struct Check<'a> {
+    pub loc: Locator<'a>,
+}
+
+impl Check<'_> {
+    pub fn err<T>(&self, value: &S<T>, key: &str, message: impl Into<String>) -> ScenarioError {
+        self.loc.error(value.span(), key, message)
+    }
+
+    pub fn err_hint<T>(
+        &self,
+        value: &S<T>,
+        key: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ScenarioError {
+        self.err(value, key, message).with_hint(hint)
+    }
+
+    /// An integer within `min..=max`.
+    pub fn count(&self, value: &S<i64>, key: &str, min: i64, max: i64) -> R<u32> {
+        let v = *value.get_ref();
+        if v < min {
+            return Err(self.err(value, key, format!("must be at least {min}, got {v}")));
+        }
+        if v > max {
+            return Err(self.err(value, key, format!("must be at most {max}, got {v}")));
+        }
+        Ok(u32::try_from(v).expect("bounds checked above fit in u32"))
+    }
+
+    pub fn count_or(
+        &self,
+        value: &Option<S<i64>>,
+        key: &str,
+        min: i64,
+        max: i64,
+        default: u32,
+    ) -> R<u32> {
+        value
+            .as_ref()
+            .map_or(Ok(default), |v| self.count(v, key, min, max))
+    }
+
+    /// A duration string; an integer gets a hint to add the unit.
+    pub fn duration(&self, value: &S<toml::Value>, key: &str) -> R<Duration> {
+        match value.get_ref() {
+            toml::Value::String(s) => parse_duration(s)
+                .map_err(|message| self.err_hint(value, key, message, DURATION_HINT)),
+            toml::Value::Integer(n) => Err(self.err_hint(
+                value,
+                key,
+                format!("a duration needs a unit, got the bare number {n}"),
+                format!("write \"{n}ms\" or \"{n}s\" (a string with a unit)"),
+            )),
+            other => Err(self.err_hint(
+                value,
+                key,
+                format!("expected a duration string, found {}", other.type_str()),
+                DURATION_HINT,
+            )),
+        }
+    }
+
+    pub fn duration_or(
+        &self,
+        value: &Option<S<toml::Value>>,
+        key: &str,
+        default: Duration,
+    ) -> R<Duration> {
+        value
+            .as_ref()
+            .map_or(Ok(default), |v| self.duration(v, key))
+    }
+
+    /// An integer or float.
+    pub fn number(&self, value: &S<toml::Value>, key: &str) -> R<f64> {
+        match value.get_ref() {
+            toml::Value::Integer(n) => Ok(*n as f64),
+            toml::Value::Float(x) if x.is_finite() => Ok(*x),
+            other => Err(self.err(
+                value,
+                key,
+                format!("expected a number, found {}", describe(other)),
+            )),
+        }
+    }
+
+    /// One of the names of `table`; a typo gets the closest name as a hint.
+    pub fn choice<T: Copy>(&self, value: &S<String>, key: &str, table: &[(&str, T)]) -> R<T> {
+        let text = value.get_ref().as_str();
+        if let Some((_, v)) = table.iter().find(|(name, _)| *name == text) {
+            return Ok(*v);
+        }
+        let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+        Err(self.err_hint(
+            value,
+            key,
+            format!("unknown value \"{text}\""),
+            unknown_hint(text, &names),
+        ))
+    }
+
+    pub fn client(&self, value: &Option<S<String>>, key: &str) -> R<ClientKind> {
+        let table: Vec<(&str, ClientKind)> =
+            ClientKind::ALL.iter().map(|c| (c.as_str(), *c)).collect();
+        value
+            .as_ref()
+            .map_or(Ok(ClientKind::Java), |v| self.choice(v, key, &table))
+    }
+
+    pub fn non_empty(&self, value: &S<String>, key: &str) -> R<String> {
+        if value.get_ref().trim().is_empty() {
+            return Err(self.err(value, key, "must not be empty"));
+        }
+        Ok(value.get_ref().clone())
+    }
+
+    fn version(&self, value: &Option<S<String>>, key: &str) -> R<Option<String>> {
+        value.as_ref().map(|v| self.non_empty(v, key)).transpose()
+    }
+
+    /// Kafka properties in file order.
+    pub fn properties(&self, raw: &RawConfig) -> Vec<Property> {
+        raw.0.iter().map(|(k, v)| self.property(k, v)).collect()
+    }
+
+    fn property(&self, key: &S<String>, value: &PropertyValue) -> Property {
+        let (line, column) = super::error::line_column(self.loc.text, key.span().start);
+        Property {
+            key: key.get_ref().clone(),
+            value: value.0.clone(),
+            line,
+            column,
+        }
+    }
+}
+
+/// "string \"x\"", "array", ... for messages.
+pub fn describe(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => format!("string \"{s}\""),
+        toml::Value::Integer(i) => format!("integer {i}"),
+        toml::Value::Float(x) => format!("float {x}"),
+        toml::Value::Boolean(b) => format!("boolean {b}"),
+        other => other.type_str().to_string(),
+    }
+}
+
+impl Check<'_> {
+    fn scenario(&self, raw: RawScenario) -> R<Scenario> {
+        let name = self.non_empty(&raw.name, "name")?;
+        let description = raw
+            .description
+            .as_ref()
+            .map(|d| d.get_ref().trim().to_string())
+            .unwrap_or_default();
+        let duration = self.duration_or(&raw.duration, "duration", Duration::from_secs(60))?;
+        if duration.is_zero() {
+            let d = raw.duration.as_ref().expect("zero only when written");
+            return Err(self.err(d, "duration", "the safety phase must be longer than 0s"));
+        }
+        let drain = self.duration_or(&raw.drain, "drain", Duration::from_secs(30))?;
+        let seeds = u64::from(self.count_or(&raw.seeds, "seeds", 1, MAX_SEEDS, 100)?);
+        let warmup = self.warmup(&raw, duration)?;
+        let hardware = self.hardware(&raw.hardware)?;
+        let cluster = self.cluster(&raw.cluster)?;
+        let topics = self.topics(&raw.topics, cluster.brokers)?;
+        let producers = self.producers(&raw.producers, &topics)?;
+        let consumer_groups = self.groups(&raw.consumer_groups, &topics)?;
+        let expect = self.expect(&raw.expect)?;
+        let mut scenario = Scenario {
+            file: self.loc.file.to_string(),
+            name,
+            description,
+            duration,
+            drain,
+            seeds,
+            warmup,
+            hardware,
+            cluster,
+            topics,
+            producers,
+            consumer_groups,
+            faults: Default::default(),
+            expect,
+        };
+        scenario.faults = faults::faults(self, &raw.faults, &scenario)?;
+        Ok(scenario)
+    }
+
+    fn warmup(&self, raw: &RawScenario, duration: Duration) -> R<Option<Duration>> {
+        let Some(value) = &raw.warmup else {
+            return Ok(None);
+        };
+        let warmup = self.duration(value, "warmup")?;
+        if warmup >= duration {
+            return Err(self.err(value, "warmup", "must be shorter than `duration`"));
+        }
+        Ok(Some(warmup))
+    }
+
+    fn hardware(&self, value: &Option<S<String>>) -> R<Option<String>> {
+        let Some(value) = value else { return Ok(None) };
+        let table: Vec<(&str, &str)> = HARDWARE_PROFILES.iter().map(|p| (*p, *p)).collect();
+        Ok(Some(self.choice(value, "hardware", &table)?.to_string()))
+    }
+
+    fn cluster(&self, raw: &RawCluster) -> R<ClusterSpec> {
+        let brokers = self.count(&raw.brokers, "cluster.brokers", 1, MAX_BROKERS)?;
+        let config = self.properties(&raw.config);
+        Ok(ClusterSpec { brokers, config })
+    }
+
+    fn topics(&self, raw: &[RawTopic], brokers: u32) -> R<Vec<TopicSpec>> {
+        let mut topics: Vec<TopicSpec> = Vec::new();
+        for (i, t) in raw.iter().enumerate() {
+            let at = format!("topics[{i}]");
+            let name = self.topic_name(&t.name, &format!("{at}.name"))?;
+            if topics.iter().any(|other| other.name == name) {
+                return Err(self.err(
+                    &t.name,
+                    &format!("{at}.name"),
+                    format!("topic \"{name}\" is declared twice"),
+                ));
+            }
+            let partitions = self.count_or(
+                &t.partitions,
+                &format!("{at}.partitions"),
+                1,
+                MAX_PARTITIONS,
+                1,
+            )?;
+            let replication_factor = self.replication_factor(t, &at, brokers)?;
+            let config = self.properties(&t.config);
+            topics.push(TopicSpec {
+                name,
+                partitions,
+                replication_factor,
+                config,
+            });
+        }
+        Ok(topics)
+    }
+
+    /// Kafka's legal topic names ([a-zA-Z0-9._-], at most 249), and not an internal topic.
+    fn topic_name(&self, value: &S<String>, key: &str) -> R<String> {
+        let name = self.non_empty(value, key)?;
+        let legal = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !legal || name.len() > 249 || name == "." || name == ".." {
+            return Err(self.err_hint(
+                value,
+                key,
+                format!("\"{name}\" is not a legal topic name"),
+                "use at most 249 of a-z A-Z 0-9 . _ -",
+            ));
+        }
+        if name.starts_with("__") {
+            return Err(self.err_hint(
+                value,
+                key,
+                format!("\"{name}\" is reserved for internal topics"),
+                "names starting with \"__\" belong to Kafka",
+            ));
+        }
+        Ok(name)
+    }
+
+    fn replication_factor(&self, t: &RawTopic, at: &str, brokers: u32) -> R<u32> {
+        let key = format!("{at}.replication_factor");
+        let Some(value) = &t.replication_factor else {
+            return Ok(1);
+        };
+        let rf = self.count(value, &key, 1, MAX_BROKERS)?;
+        if rf > brokers {
+            return Err(self.err_hint(
+                value,
+                &key,
+                format!(
+                    "replication factor {rf} is larger than the {brokers} broker(s) of the cluster"
+                ),
+                format!("use at most {brokers}, or raise cluster.brokers"),
+            ));
+        }
+        Ok(rf)
+    }
+
+    fn producers(&self, raw: &[RawProducer], topics: &[TopicSpec]) -> R<Vec<ProducerSpec>> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        for (i, p) in raw.iter().enumerate() {
+            let at = format!("producers[{i}]");
+            let count = self.count_or(&p.count, &format!("{at}.count"), 1, MAX_CLIENTS, 1)?;
+            total += i64::from(count);
+            if total > MAX_CLIENTS {
+                let key = format!("{at}.count");
+                let message = format!("more than {MAX_CLIENTS} producers in all");
+                return Err(p.count.as_ref().map_or_else(
+                    || self.err(&p.topic, &key, &message),
+                    |c| self.err(c, &key, &message),
+                ));
+            }
+            out.push(ProducerSpec {
+                count,
+                client: self.client(&p.client, &format!("{at}.client"))?,
+                client_version: self.version(&p.client_version, &format!("{at}.client_version"))?,
+                topic: self.existing_topic(&p.topic, &format!("{at}.topic"), topics)?,
+                rate: self.rate(&p.rate, &format!("{at}.rate"))?,
+                keys: self.count_or(&p.keys, &format!("{at}.keys"), 0, MAX_KEYS, 0)?,
+                message_size: self.count_or(
+                    &p.message_size,
+                    &format!("{at}.message_size"),
+                    1,
+                    MAX_MESSAGE_BYTES,
+                    100,
+                )?,
+                config: self.properties(&p.config),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The name of a declared topic.
+    pub fn existing_topic(&self, value: &S<String>, key: &str, topics: &[TopicSpec]) -> R<String> {
+        let name = value.get_ref();
+        if topics.iter().any(|t| &t.name == name) {
+            return Ok(name.clone());
+        }
+        let known: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        let hint = if known.is_empty() {
+            "declare it in a [[topics]] table".to_string()
+        } else {
+            unknown_hint(name, &known)
+        };
+        Err(self.err_hint(value, key, format!("no topic \"{name}\" is declared"), hint))
+    }
+
+    fn rate(&self, value: &S<toml::Value>, key: &str) -> R<Rate> {
+        if let toml::Value::String(s) = value.get_ref() {
+            if s == "max" {
+                return Ok(Rate::Max);
+            }
+            return Err(self.err_hint(
+                value,
+                key,
+                format!("unknown rate \"{s}\""),
+                "records per second per producer as a number, or \"max\"",
+            ));
+        }
+        let rate = self.number(value, key)?;
+        if rate <= 0.0 || rate > MAX_RATE {
+            return Err(self.err_hint(
+                value,
+                key,
+                format!("rate must be above 0 and at most {MAX_RATE}, got {rate}"),
+                "a producer that sends nothing is left out; \"max\" sends as fast as it can",
+            ));
+        }
+        Ok(Rate::PerSecond(rate))
+    }
+
+    fn groups(&self, raw: &[RawGroup], topics: &[TopicSpec]) -> R<Vec<GroupSpec>> {
+        let mut groups: Vec<GroupSpec> = Vec::new();
+        for (i, g) in raw.iter().enumerate() {
+            let at = format!("consumer_groups[{i}]");
+            let group = self.non_empty(&g.group, &format!("{at}.group"))?;
+            if groups.iter().any(|other| other.group == group) {
+                return Err(self.err_hint(
+                    &g.group,
+                    &format!("{at}.group"),
+                    format!("group \"{group}\" is declared twice"),
+                    "one [[consumer_groups]] table per group; use `members` for more consumers",
+                ));
+            }
+            groups.push(GroupSpec {
+                group,
+                members: self.count_or(&g.members, &format!("{at}.members"), 1, MAX_CLIENTS, 1)?,
+                client: self.client(&g.client, &format!("{at}.client"))?,
+                client_version: self.version(&g.client_version, &format!("{at}.client_version"))?,
+                topics: self.group_topics(&g.topics, &format!("{at}.topics"), topics)?,
+                config: self.properties(&g.config),
+                handler: handler::handler(self, &g.handler, &format!("{at}.handler"), topics)?,
+            });
+        }
+        Ok(groups)
+    }
+
+    fn group_topics(
+        &self,
+        value: &S<Vec<S<String>>>,
+        key: &str,
+        topics: &[TopicSpec],
+    ) -> R<Vec<String>> {
+        if value.get_ref().is_empty() {
+            return Err(self.err(value, key, "a group must subscribe to at least one topic"));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (i, t) in value.get_ref().iter().enumerate() {
+            let name = self.existing_topic(t, &format!("{key}[{i}]"), topics)?;
+            if out.contains(&name) {
+                return Err(self.err(
+                    t,
+                    &format!("{key}[{i}]"),
+                    format!("topic \"{name}\" is listed twice"),
+                ));
+            }
+            out.push(name);
+        }
+        Ok(out)
+    }
+
+    fn expect(&self, raw: &RawExpect) -> R<Expect> {
+        let violations = self.kinds(&raw.violations, "expect.violations")?;
+        let allow = self.kinds(&raw.allow, "expect.allow")?;
+        for (i, kind) in allow.iter().enumerate() {
+            if violations.contains(kind) {
+                return Err(self.err_hint(&raw.allow[i], &format!("expect.allow[{i}]"), format!("\"{kind}\" is both expected and allowed"), "list a kind in `violations` (must be found) or in `allow` (not a failure), not both"));
+            }
+        }
+        Ok(Expect { violations, allow })
+    }
+
+    fn kinds(&self, raw: &[S<String>], key: &str) -> R<Vec<ViolationKind>> {
+        let names: Vec<&str> = ViolationKind::ALL.iter().map(|k| k.as_str()).collect();
+        let mut out: Vec<ViolationKind> = Vec::new();
+        for (i, value) in raw.iter().enumerate() {
+            let at = format!("{key}[{i}]");
+            let Some(kind) = ViolationKind::parse(value.get_ref()) else {
+                return Err(self.err_hint(
+                    value,
+                    &at,
+                    format!("unknown violation kind \"{}\"", value.get_ref()),
+                    unknown_hint(value.get_ref(), &names),
+                ));
+            };
+            if out.contains(&kind) {
+                return Err(self.err(value, &at, format!("\"{kind}\" is listed twice")));
+            }
+            out.push(kind);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,853 @@
+//! Scenario files (DESIGN §5): the design's example parses into every field, each kind of bad
+//! input is reported at the right line with the right key path, and every file of the library
+//! in `scenarios/` parses.
+
+use kafsim_engine::config::ConfigValue;
+use kafsim_sim::scenario::{
+    self, ClientKind, CommitMode, FaultAction, FaultKind, MarkPoint, OnFailure, ProcessTime, Rate,
+    Routing, ScenarioError, SinkKind, Target,
+};
+use kafsim_sim::violation::ViolationKind;
+use std::path::Path;
+use std::time::Duration;
+
+/// DESIGN §5's example, verbatim.
+const DESIGN_EXAMPLE: &str = r#"name = "acks1-leader-crash"
+description = "acks=1 acknowledges before followers have the record; a leader crash loses it."
+duration = "60s"          # safety phase
+drain = "30s"             # after heal
+seeds = 200               # default number of seeds for `kafsim run`
+
+[cluster]
+brokers = 3
+[cluster.config]          # broker properties, Kafka names
+"min.insync.replicas" = 1
+"unclean.leader.election.enable" = false
+"replica.lag.time.max.ms" = 10000
+"replication.protocol" = "leader-epoch"     # or "high-watermark" (legacy, pre-KIP-101)
+
+[[topics]]
+name = "orders"
+partitions = 6
+replication_factor = 3
+
+[[producers]]
+count = 2
+client = "sarama"
+client_version = "1.43"   # optional; the profile's newest modelled version by default
+topic = "orders"
+rate = 2000               # records/s per producer, or "max"
+keys = 100                # distinct keys; 0 = null keys
+message_size = 100
+[producers.config]
+acks = "1"
+"enable.idempotence" = false
+"linger.ms" = 5
+partitioner = "sarama-hash"
+
+[[consumer_groups]]
+group = "billing"
+members = 3
+client = "sarama"
+topics = ["orders"]
+[consumer_groups.config]
+"enable.auto.commit" = true
+"auto.commit.interval.ms" = 1000
+"auto.offset.reset" = "earliest"
+[consumer_groups.handler]
+process_time = "2ms"       # fixed, or "1ms..20ms" drawn uniformly per record
+mark = "after-process"    # or "before-process"
+commit = "auto"           # or "sync", "async"
+workers = 1
+routing = "key"           # or "round-robin"
+sink = "plain"            # or "dedupe", "offsets-in-sink"
+
+[faults]
+random = true
+kinds = ["crash", "power-loss", "partition", "pause", "consumer-crash"]
+mean_interval = "5s"
+[[faults.schedule]]
+at = "10s"
+action = "crash"          # crash, restart, power-loss, partition, heal, pause, resume, slow-link, ...
+target = "leader:orders/0"  # broker:N, leader:T/P, follower:T/P, controller, brokers:all, consumer:G/I, producer:I
+
+[expect]
+violations = ["lost-write"]   # must be found within `seeds`; [] = must find none
+allow = ["duplicate"]         # kinds that are not failures here
+"#;
+
+fn parse(text: &str) -> Result<scenario::Scenario, ScenarioError> {
+    scenario::parse("test.toml", text)
+}
+
+fn parse_err(text: &str) -> ScenarioError {
+    match parse(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in text"))
+        + 1
+}
+
+/// The design example with `from` replaced by `to` (which must occur).
+fn edited(from: &str, to: &str) -> String {
+    assert!(DESIGN_EXAMPLE.contains(from), "{from} not in the example");
+    DESIGN_EXAMPLE.replacen(from, to, 1)
+}
+
+/// Asserts the error's key, line (of `needle` in `text`) and that the message mentions `words`.
+fn assert_error(text: &str, needle: &str, key: &str, words: &str) -> ScenarioError {
+    let e = parse_err(text);
+    assert_eq!(e.key, key, "key of: {e}");
+    assert_eq!(e.line, line_of(text, needle), "line of: {e}");
+    assert!(e.column >= 1, "column of: {e}");
+    assert_eq!(e.file, "test.toml");
+    let shown = e.to_string();
+    assert!(shown.contains(words), "'{words}' not in: {shown}");
+    e
+}
+
+#[test]
+fn design_example_parses_with_every_field() {
+    let s = parse(DESIGN_EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.name, "acks1-leader-crash");
+    assert!(s.description.starts_with("acks=1 acknowledges"));
+    assert_eq!(s.duration, Duration::from_secs(60));
+    assert_eq!(s.drain, Duration::from_secs(30));
+    assert_eq!(s.seeds, 200);
+    assert_eq!((s.warmup, s.hardware.clone()), (None, None));
+
+    assert_eq!(s.cluster.brokers, 3);
+    let cluster: Vec<(&str, &ConfigValue)> = s
+        .cluster
+        .config
+        .iter()
+        .map(|p| (p.key.as_str(), &p.value))
+        .collect();
+    assert_eq!(
+        cluster,
+        [
+            ("min.insync.replicas", &ConfigValue::Int(1)),
+            ("unclean.leader.election.enable", &ConfigValue::Bool(false)),
+            ("replica.lag.time.max.ms", &ConfigValue::Int(10000)),
+            (
+                "replication.protocol",
+                &ConfigValue::Str("leader-epoch".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        s.cluster.config[0].line,
+        line_of(DESIGN_EXAMPLE, "\"min.insync.replicas\"")
+    );
+    assert_eq!(s.cluster.config[0].column, 1);
+
+    assert_eq!(s.topics.len(), 1);
+    let t = &s.topics[0];
+    assert_eq!(
+        (t.name.as_str(), t.partitions, t.replication_factor),
+        ("orders", 6, 3)
+    );
+    assert!(t.config.is_empty());
+
+    assert_eq!(s.producers.len(), 1);
+    let p = &s.producers[0];
+    assert_eq!(p.count, 2);
+    assert_eq!(p.client, ClientKind::Sarama);
+    assert_eq!(p.client_version.as_deref(), Some("1.43"));
+    assert_eq!(p.topic, "orders");
+    assert_eq!(p.rate, Rate::PerSecond(2000.0));
+    assert_eq!((p.keys, p.message_size), (100, 100));
+    let keys: Vec<&str> = p.config.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["acks", "enable.idempotence", "linger.ms", "partitioner"]
+    );
+    assert_eq!(p.config[0].value, ConfigValue::Str("1".into()));
+    assert_eq!(p.config[2].value, ConfigValue::Int(5));
+    assert_eq!(s.total_producers(), 2);
+
+    let g = &s.consumer_groups[0];
+    assert_eq!(
+        (g.group.as_str(), g.members, g.client),
+        ("billing", 3, ClientKind::Sarama)
+    );
+    assert_eq!(g.client_version, None);
+    assert_eq!(g.topics, ["orders"]);
+    assert_eq!(g.config.len(), 3);
+    assert_eq!(g.config[1].value, ConfigValue::Int(1000));
+    let h = &g.handler;
+    assert_eq!(h.process_time, ProcessTime::Fixed(Duration::from_millis(2)));
+    assert_eq!(
+        (h.mark, h.commit, h.workers),
+        (MarkPoint::AfterProcess, CommitMode::Auto, 1)
+    );
+    assert_eq!((h.routing, h.sink), (Routing::Key, SinkKind::Plain));
+    assert_eq!(
+        (h.batch, h.batch_timeout, h.failure_rate),
+        (None, None, 0.0)
+    );
+    assert_eq!(
+        (h.on_failure, h.dlq_topic.clone()),
+        (OnFailure::Retry, None)
+    );
+
+    let f = &s.faults;
+    assert!(f.random);
+    use FaultKind::*;
+    assert_eq!(f.kinds, [Crash, PowerLoss, Partition, Pause, ConsumerCrash]);
+    assert_eq!(f.mean_interval, Duration::from_secs(5));
+    assert_eq!(f.schedule.len(), 1);
+    let leader = Target::Leader {
+        topic: "orders".into(),
+        partition: 0,
+    };
+    assert_eq!(f.schedule[0].at, Duration::from_secs(10));
+    assert_eq!(f.schedule[0].action, FaultAction::Crash(leader));
+    assert_eq!(f.schedule[0].undo_after, None);
+    assert_eq!(
+        f.schedule[0].line,
+        line_of(DESIGN_EXAMPLE, "action = \"crash\"")
+    );
+
+    assert_eq!(s.expect.violations, [ViolationKind::LostWrite]);
+    assert_eq!(s.expect.allow, [ViolationKind::Duplicate]);
+}
+
+#[test]
+fn minimal_file_gets_the_defaults() {
+    let s = parse("name = \"m\"\n[cluster]\nbrokers = 1\n").unwrap();
+    assert_eq!(s.description, "");
+    assert_eq!(
+        (s.duration, s.drain, s.seeds),
+        (Duration::from_secs(60), Duration::from_secs(30), 100)
+    );
+    assert!(s.topics.is_empty() && s.producers.is_empty() && s.consumer_groups.is_empty());
+    assert!(!s.faults.random && s.faults.kinds.is_empty() && s.faults.schedule.is_empty());
+    assert_eq!(s.faults.mean_interval, Duration::from_secs(5));
+    assert!(s.expect.violations.is_empty() && s.expect.allow.is_empty());
+}
+
+#[test]
+fn optional_keys_parse() {
+    let text = edited("seeds = 200", "seeds = 200\nwarmup = \"5s\"\nhardware = \"kreps2014\"")
+        .replace("rate = 2000 ", "rate = \"max\"")
+        .replace("process_time = \"2ms\"", "process_time = \"1ms..20ms\"\nbatch = 10\nbatch_timeout = \"50ms\"\nfailure_rate = 0.5\non_failure = \"dlq\"\ndlq_topic = \"orders\"")
+        .replace("kinds = [\"crash\", \"power-loss\", \"partition\", \"pause\", \"consumer-crash\"]\n", "")
+        + r#"[[faults.schedule]]
+at = "20s"
+action = "power-loss"
+target = "brokers:0,2"
+tear = true
+duration = "2s"
+[[faults.schedule]]
+at = "21s"
+action = "partition"
+groups = [["broker:0", "controller"], ["consumer:billing/2", "producer:1"]]
+one_way = true
+[[faults.schedule]]
+at = "22s"
+action = "slow-disk"
+target = "follower:orders/5"
+factor = 10
+[[faults.schedule]]
+at = "23s"
+action = "consumer-slowdown"
+target = "consumer:billing/0"
+factor = 2.5
+[[faults.schedule]]
+at = "24s"
+action = "heal"
+[[faults.schedule]]
+at = "25s"
+action = "partition"
+target = "broker:1"
+"#;
+    let s = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.warmup, Some(Duration::from_secs(5)));
+    assert_eq!(s.hardware.as_deref(), Some("kreps2014"));
+    assert_eq!(s.producers[0].rate, Rate::Max);
+    let h = &s.consumer_groups[0].handler;
+    let uniform = ProcessTime::Uniform {
+        min: Duration::from_millis(1),
+        max: Duration::from_millis(20),
+    };
+    assert_eq!(h.process_time, uniform);
+    assert_eq!(
+        (h.batch, h.batch_timeout),
+        (Some(10), Some(Duration::from_millis(50)))
+    );
+    assert_eq!(
+        (h.failure_rate, h.on_failure, h.dlq_topic.as_deref()),
+        (0.5, OnFailure::Dlq, Some("orders"))
+    );
+    assert_eq!(s.faults.kinds, scenario::DEFAULT_RANDOM_KINDS);
+    let actions: Vec<&FaultAction> = s.faults.schedule.iter().map(|f| &f.action).collect();
+    assert_eq!(
+        *actions[1],
+        FaultAction::PowerLoss {
+            target: Target::Brokers(vec![0, 2]),
+            tear: true
+        }
+    );
+    assert_eq!(
+        s.faults.schedule[1].undo_after,
+        Some(Duration::from_secs(2))
+    );
+    let groups = vec![
+        vec![Target::Broker(0), Target::Controller],
+        vec![
+            Target::Consumer {
+                group: "billing".into(),
+                member: 2,
+            },
+            Target::Producer(1),
+        ],
+    ];
+    assert_eq!(
+        *actions[2],
+        FaultAction::Partition {
+            groups,
+            one_way: true
+        }
+    );
+    let follower = Target::Follower {
+        topic: "orders".into(),
+        partition: 5,
+    };
+    assert_eq!(
+        *actions[3],
+        FaultAction::SlowDisk {
+            target: follower,
+            factor: 10.0
+        }
+    );
+    assert_eq!(actions[4].kind(), FaultKind::ConsumerSlowdown);
+    assert_eq!(*actions[5], FaultAction::Heal);
+    assert_eq!(
+        *actions[6],
+        FaultAction::Partition {
+            groups: vec![vec![Target::Broker(1)]],
+            one_way: false
+        }
+    );
+}
+
+#[test]
+fn syntax_error_points_at_its_line() {
+    let text = edited("partitions = 6", "partitions = = 6");
+    let e = parse_err(&text);
+    assert_eq!(e.line, line_of(&text, "partitions = = 6"), "{e}");
+    assert_eq!(e.key, "topics[0].partitions", "{e}");
+}
+
+#[test]
+fn unknown_key_at_top_level() {
+    let text = edited("drain = \"30s\"", "drian = \"30s\"");
+    let e = assert_error(&text, "drian", "drian", "unknown key `drian`");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `drain`?"));
+}
+
+#[test]
+fn unknown_key_in_cluster() {
+    let text = edited("brokers = 3", "brokers = 3\nbroker_count = 3");
+    assert_error(&text, "broker_count", "cluster.broker_count", "unknown key");
+}
+
+#[test]
+fn unknown_key_in_producers() {
+    let text = edited(
+        "message_size = 100",
+        "message_size = 100\nmesage_size = 100",
+    );
+    let e = assert_error(
+        &text,
+        "mesage_size",
+        "producers[0].mesage_size",
+        "unknown key",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `message_size`?"));
+}
+
+#[test]
+fn unknown_key_in_handler() {
+    let text = edited("workers = 1", "workrs = 1");
+    let e = assert_error(
+        &text,
+        "workrs",
+        "consumer_groups[0].handler.workrs",
+        "unknown key",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `workers`?"));
+}
+
+#[test]
+fn wrong_type() {
+    let text = edited("brokers = 3", "brokers = \"three\"");
+    assert_error(
+        &text,
+        "brokers = \"three\"",
+        "cluster.brokers",
+        "expected an integer",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let text = edited("drain = \"30s\"", "drain = \"30 seconds\"");
+    let e = assert_error(&text, "drain =", "drain", "unknown unit");
+    assert!(e.hint.is_some());
+    let text = edited("at = \"10s\"", "at = 10000");
+    let e = assert_error(&text, "at = 10000", "faults.schedule[0].at", "needs a unit");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("write \"10000ms\" or \"10000s\" (a string with a unit)")
+    );
+}
+
+#[test]
+fn replication_factor_above_brokers() {
+    let text = edited("replication_factor = 3", "replication_factor = 4");
+    let e = assert_error(
+        &text,
+        "replication_factor = 4",
+        "topics[0].replication_factor",
+        "larger than the 3 broker",
+    );
+    assert!(e.hint.is_some());
+}
+
+#[test]
+fn zero_partitions_and_brokers() {
+    let text = edited("partitions = 6", "partitions = 0");
+    assert_error(
+        &text,
+        "partitions = 0",
+        "topics[0].partitions",
+        "at least 1",
+    );
+    let text = edited("brokers = 3", "brokers = 0");
+    assert_error(&text, "brokers = 0", "cluster.brokers", "at least 1");
+    let text = edited("members = 3", "members = 0");
+    assert_error(
+        &text,
+        "members = 0",
+        "consumer_groups[0].members",
+        "at least 1",
+    );
+    let text = edited("workers = 1", "workers = 0");
+    assert_error(
+        &text,
+        "workers = 0",
+        "consumer_groups[0].handler.workers",
+        "at least 1",
+    );
+}
+
+#[test]
+fn target_naming_a_missing_topic() {
+    let text = edited(
+        "target = \"leader:orders/0\"",
+        "target = \"leader:ordres/0\"",
+    );
+    let e = assert_error(
+        &text,
+        "leader:ordres/0",
+        "faults.schedule[0].target",
+        "no topic \"ordres\"",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"orders\"?"));
+    let text = edited(
+        "target = \"leader:orders/0\"",
+        "target = \"leader:orders/6\"",
+    );
+    assert_error(
+        &text,
+        "leader:orders/6",
+        "faults.schedule[0].target",
+        "no partition 6",
+    );
+    let text = edited("target = \"leader:orders/0\"", "target = \"broker:3\"");
+    assert_error(
+        &text,
+        "broker:3",
+        "faults.schedule[0].target",
+        "broker 3 does not exist",
+    );
+    let text = edited(
+        "target = \"leader:orders/0\"",
+        "target = \"consumer:billing/3\"",
+    );
+    assert_error(
+        &text,
+        "consumer:billing/3",
+        "faults.schedule[0].target",
+        "no member 3",
+    );
+    let text = edited("target = \"leader:orders/0\"", "target = \"producer:2\"");
+    assert_error(
+        &text,
+        "producer:2",
+        "faults.schedule[0].target",
+        "producer 2 does not exist",
+    );
+}
+
+#[test]
+fn producer_and_group_naming_a_missing_topic() {
+    let text = edited("topic = \"orders\"", "topic = \"order\"");
+    assert_error(
+        &text,
+        "topic = \"order\"",
+        "producers[0].topic",
+        "no topic \"order\"",
+    );
+    let text = edited(
+        "topics = [\"orders\"]",
+        "topics = [\"orders\", \"refunds\"]",
+    );
+    assert_error(
+        &text,
+        "refunds",
+        "consumer_groups[0].topics[1]",
+        "no topic \"refunds\"",
+    );
+}
+
+#[test]
+fn dlq_without_dlq_topic() {
+    let text = edited("sink = \"plain\"", "sink = \"plain\"\non_failure = \"dlq\"");
+    assert_error(
+        &text,
+        "on_failure",
+        "consumer_groups[0].handler.dlq_topic",
+        "needs a dead-letter topic",
+    );
+}
+
+#[test]
+fn impossible_combinations() {
+    let dup_topic = edited(
+        "[[producers]]",
+        "[[topics]]\nname = \"orders\"\n\n[[producers]]",
+    );
+    let e = parse_err(&dup_topic);
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("topics[1].name", line_of(&dup_topic, "[[producers]]") - 2),
+        "{e}"
+    );
+    let at_late = edited("at = \"10s\"", "at = \"60s\"");
+    assert_error(
+        &at_late,
+        "at = \"60s\"",
+        "faults.schedule[0].at",
+        "not within",
+    );
+    let both = edited(
+        "allow = [\"duplicate\"]",
+        "allow = [\"duplicate\", \"lost-write\"]",
+    );
+    assert_error(
+        &both,
+        "allow =",
+        "expect.allow[1]",
+        "both expected and allowed",
+    );
+    let unknown_kind = edited(
+        "violations = [\"lost-write\"]",
+        "violations = [\"lost-writes\"]",
+    );
+    let e = assert_error(
+        &unknown_kind,
+        "lost-writes",
+        "expect.violations[0]",
+        "unknown violation kind",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"lost-write\"?"));
+    let zero_rate = edited("rate = 2000 ", "rate = 0 ");
+    assert_error(&zero_rate, "rate = 0", "producers[0].rate", "above 0");
+    let range = edited("process_time = \"2ms\"", "process_time = \"20ms..1ms\"");
+    assert_error(
+        &range,
+        "20ms..1ms",
+        "consumer_groups[0].handler.process_time",
+        "minimum above",
+    );
+    let no_target = edited("target = \"leader:orders/0\"", "");
+    assert_error(
+        &no_target,
+        "action = \"crash\"",
+        "faults.schedule[0].target",
+        "needs a `target`",
+    );
+    let foreign = edited(
+        "target = \"leader:orders/0\"",
+        "target = \"leader:orders/0\"\nlatency = \"5ms\"",
+    );
+    assert_error(
+        &foreign,
+        "latency",
+        "faults.schedule[0].latency",
+        "does not apply",
+    );
+    let bad_client = edited("client = \"sarama\"", "client = \"samara\"");
+    let e = assert_error(
+        &bad_client,
+        "samara",
+        "producers[0].client",
+        "unknown value",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"sarama\"?"));
+}
+
+#[test]
+fn missing_required_key() {
+    let text = edited("name = \"orders\"\n", "");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "topics[0].name", "{e}");
+    assert!(e.message.contains("missing"), "{e}");
+    assert!(e.line > 0, "{e}");
+}
+
+#[test]
+fn missing_file() {
+    let e = scenario::load(Path::new("/nonexistent/kafsim/none.toml")).unwrap_err();
+    assert_eq!((e.line, e.column), (0, 0));
+    assert_eq!(e.file, "/nonexistent/kafsim/none.toml");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/kafsim/none.toml: cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_library_scenario_parses() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios"));
+    let files = scenario::library_files(dir).expect("scenarios/ is readable");
+    assert!(files.len() >= 2, "the library has scenarios");
+    for file in files {
+        let s = scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !s.description.is_empty(),
+            "{} has a description",
+            file.display()
+        );
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        assert_eq!(s.name, stem, "a library scenario's name is its file name");
+    }
+}
+
+#[test]
+fn missing_top_level_table() {
+    let e = parse_err("name = \"x\"\n");
+    assert_eq!(e.key, "cluster", "{e}");
+    assert!(e.message.contains("missing required key `cluster`"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "test.toml: cluster: missing required key `cluster`"
+    );
+}
+
+#[test]
+fn unquoted_dotted_property_gets_a_hint() {
+    let text = edited("\"linger.ms\" = 5", "linger.ms = 5");
+    let e = assert_error(
+        &text,
+        "linger.ms = 5",
+        "producers[0].config.linger.ms",
+        "string, number or boolean",
+    );
+    assert!(e.hint.unwrap().contains("quote"));
+}
+
+#[test]
+fn inline_handler_and_multiline_arrays_are_located() {
+    let inline =
+        "name = \"x\"\n[cluster]\nbrokers = 1\n[[topics]]\nname = \"t\"\n[[consumer_groups]]\n\
+                  group = \"g\"\ntopics = [\"t\"]\nhandler = { workers = 2, sink = \"dedup\" }\n";
+    let e = assert_error(
+        inline,
+        "dedup",
+        "consumer_groups[0].handler.sink",
+        "unknown value \"dedup\"",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"dedupe\"?"));
+    let typo = inline.replace("workers", "workrs");
+    let e = assert_error(
+        &typo,
+        "workrs",
+        "consumer_groups[0].handler.workrs",
+        "unknown key",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `workers`?"));
+
+    let multiline = edited(
+        "kinds = [\"crash\", \"power-loss\", \"partition\", \"pause\", \"consumer-crash\"]",
+        "kinds = [\n  \"crash\",\n  \"powerloss\",\n]",
+    );
+    let e = assert_error(
+        &multiline,
+        "\"powerloss\"",
+        "faults.kinds[1]",
+        "unknown fault",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"power-loss\"?"));
+}
+
+#[test]
+fn apply_config_reports_the_property_line() {
+    use kafsim_engine::config::Configurable;
+    #[derive(Default)]
+    struct Linger(i64);
+    impl Configurable for Linger {
+        fn set(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
+            assert_eq!(key, "linger.ms");
+            self.0 = value.as_int_in(0, 1000)?;
+            Ok(())
+        }
+        fn known_keys(&self) -> &'static [&'static str] {
+            &["linger.ms"]
+        }
+    }
+    let text = "name = \"x\"\n[cluster]\nbrokers = 1\n[cluster.config]\n\"linger.ms\" = 5\n\"lingr.ms\" = 1\n";
+    let s = parse(text).unwrap();
+    let mut config = Linger::default();
+    let e = s
+        .apply_config(&s.cluster.config, "cluster.config", &mut config)
+        .unwrap_err();
+    assert_eq!(config.0, 5, "properties before the bad one were applied");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (6, "cluster.config.lingr.ms"),
+        "{e}"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"linger.ms\"?"));
+    let bad_value = text
+        .replace("\"lingr.ms\" = 1", "\"linger.ms\" = 5000")
+        .replacen("\"linger.ms\" = 5\n", "", 1);
+    let s = parse(&bad_value).unwrap();
+    let e = s
+        .apply_config(&s.cluster.config, "cluster.config", &mut config)
+        .unwrap_err();
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (5, "cluster.config.linger.ms"),
+        "{e}"
+    );
+    assert!(e.message.contains("from 0 to 1000"), "{e}");
+}
+
+#[test]
+fn fault_parameters_must_fit_the_action() {
+    let schedule =
+        |body: &str| format!("{DESIGN_EXAMPLE}[[faults.schedule]]\nat = \"20s\"\n{body}\n");
+    let cases = [
+        (
+            "action = \"slow-link\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].latency",
+            "needs `latency`",
+        ),
+        (
+            "action = \"slow-disk\"\ntarget = \"broker:0\"\nfactor = 0.5",
+            "faults.schedule[1].factor",
+            "above 1",
+        ),
+        (
+            "action = \"power-loss\"\ntarget = \"consumer:billing/0\"",
+            "faults.schedule[1].target",
+            "clients have no disk",
+        ),
+        (
+            "action = \"consumer-crash\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].target",
+            "consumer:GROUP/I",
+        ),
+        (
+            "action = \"heal\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].target",
+            "no target",
+        ),
+        (
+            "action = \"restart\"\ntarget = \"broker:0\"\nduration = \"1s\"",
+            "faults.schedule[1].duration",
+            "does not apply",
+        ),
+        (
+            "action = \"partition\"",
+            "faults.schedule[1].groups",
+            "needs `groups`",
+        ),
+        (
+            "action = \"partition\"\ngroups = [[\"broker:0\"], [\"broker:0\"]]",
+            "faults.schedule[1].groups[1][0]",
+            "two groups",
+        ),
+        (
+            "action = \"crash\"\ntarget = \"brokers:0,3\"",
+            "faults.schedule[1].target",
+            "broker 3",
+        ),
+        (
+            "action = \"crash\"\ntarget = \"follower:orders/x\"",
+            "faults.schedule[1].target",
+            "partition index",
+        ),
+        (
+            "action = \"explode\"",
+            "faults.schedule[1].action",
+            "unknown fault",
+        ),
+    ];
+    for (body, key, words) in cases {
+        let e = parse_err(&schedule(body));
+        assert_eq!(e.key, key, "{body}: {e}");
+        assert!(e.to_string().contains(words), "{body}: {e}");
+        assert!(e.line > line_of(DESIGN_EXAMPLE, "[expect]"), "{body}: {e}");
+    }
+}
+
+#[test]
+fn garbage_line_is_not_blamed_on_the_key_above() {
+    let text = edited("rate = 2000 ", "rate = 2000\nbogus line\n");
+    let e = assert_error(&text, "bogus line", "producers[0]", "TOML syntax");
+    assert_eq!(e.column, 7, "{e}");
+}
+
+#[test]
+fn top_level_key_below_a_table_gets_a_hint() {
+    let e = parse_err("name = \"x\"\n[cluster]\nbrokers = 1\nduration = \"10s\"\n");
+    assert_eq!((e.line, e.key.as_str()), (4, "cluster.duration"), "{e}");
+    let hint = e.hint.unwrap_or_default();
+    assert!(hint.contains("top-level key"), "{hint}");
+}
+
+mod never_panics {
+    use super::DESIGN_EXAMPLE;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any edit of a valid file (a span cut out, some text put in) parses or fails with a
+        /// position inside the file: never a panic (DESIGN §5).
+        #[test]
+        fn edited_files_never_panic(cut in 0usize..2000, len in 0usize..40, insert in "[ -~\n]{0,12}") {
+            let text = DESIGN_EXAMPLE;
+            let start = cut.min(text.len());
+            let end = (start + len).min(text.len());
+            let edited = format!("{}{insert}{}", &text[..start], &text[end..]);
+            if let Err(e) = kafsim_sim::scenario::parse("fuzz.toml", &edited) {
+                prop_assert!(e.line <= edited.lines().count() + 1, "{e}");
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+}
