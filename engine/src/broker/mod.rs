@@ -153,16 +153,18 @@ impl Broker {
             self.registered = false;
         }
         match (self.registered, self.active_controller) {
-            (true, Some(c)) => {
+            (true, Some(_)) => {
+                // Every controller hears the heartbeat (only the active one answers): a
+                // standby uses it to know it is not cut off before it takes over.
                 let correlation_id = self.next_correlation();
-                cx.send(
-                    c,
-                    Message::BrokerHeartbeatRequest(BrokerHeartbeatRequest {
-                        correlation_id,
-                        broker: cx.me(),
-                        broker_epoch: self.rm.broker_epoch,
-                    }),
-                );
+                let req = BrokerHeartbeatRequest {
+                    correlation_id,
+                    broker: cx.me(),
+                    broker_epoch: self.rm.broker_epoch,
+                };
+                for &c in &self.identity.controllers {
+                    cx.send(c, Message::BrokerHeartbeatRequest(req.clone()));
+                }
             }
             _ => self.register(cx),
         }
