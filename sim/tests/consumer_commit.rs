@@ -162,3 +162,52 @@ fn manual_sync_commit_after_processing_loses_nothing() {
     });
     assert!(commits > 10, "only {commits} successful commits");
 }
+
+#[test]
+fn batch_handler_with_sync_commit_loses_nothing_and_commits_per_batch() {
+    let cfg = config(
+        "sarama",
+        &[
+            ("auto.offset.reset", text("earliest")),
+            (
+                "enable.auto.commit",
+                kafsim_engine::config::ConfigValue::Bool(false),
+            ),
+        ],
+    );
+    let h = HandlerSpec {
+        process_time: (MS(2), MS(2)),
+        commit: CommitMode::Sync,
+        batch: Some(25),
+        batch_timeout: Some(MS(200)),
+        ..HandlerSpec::default()
+    };
+    let w = crash_run(15, cfg, h);
+    assert_eq!(sink_lost(&w, 0), vec![]);
+    let commits = count_events(&w, |e| {
+        matches!(e, kafsim_engine::history::HistoryEvent::Commit { error, .. }
+            if *error == kafsim_engine::protocol::ErrorCode::None)
+    });
+    let writes = sink_writes(&w, 0).len();
+    assert!(commits > 5, "only {commits} commits");
+    assert!(
+        commits < writes / 5,
+        "{commits} commits for {writes} writes: not per batch"
+    );
+}
+
+#[test]
+fn batch_handler_marking_before_processing_loses_the_open_batch() {
+    let h = HandlerSpec {
+        process_time: (MS(20), MS(20)),
+        mark: Mark::BeforeProcess,
+        batch: Some(100),
+        batch_timeout: Some(MS(500)),
+        ..HandlerSpec::default()
+    };
+    let w = crash_run(15, sarama(), h);
+    assert!(
+        !sink_lost(&w, 0).is_empty(),
+        "marked records of the unprocessed batch are lost"
+    );
+}

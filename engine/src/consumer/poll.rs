@@ -60,6 +60,11 @@ impl Consumer {
         if !self.poll_thread_idle() {
             return false;
         }
+        if self.batch.due {
+            self.flush_batch();
+            self.run_processor(cx, 0);
+            return true;
+        }
         if self.spec.handler.uses_pool() && !self.procs.pool_has_room() {
             return false; // the executor's queue is full: the poll thread blocks in submit
         }
@@ -196,10 +201,9 @@ impl Consumer {
         self.poll.inline_batch_open = true;
     }
 
-    pub(super) fn on_batch_timeout(&mut self, cx: &mut Cx, seq: u64) {
-        if seq == self.batch.seq && self.poll_thread_idle() {
-            self.flush_batch();
-            self.run_processor(cx, 0);
+    pub(super) fn on_batch_timeout(&mut self, _cx: &mut Cx, seq: u64) {
+        if seq == self.batch.seq {
+            self.batch.due = true; // flushed by the poll loop as soon as it is free
         }
     }
 
