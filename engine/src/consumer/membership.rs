@@ -412,7 +412,7 @@ impl Consumer {
     /// member leave the group (Java's heartbeat thread sends LeaveGroup, KIP-62); it rejoins at
     /// its next poll, and its partitions are lost meanwhile.
     pub(super) fn check_poll_interval(&mut self, cx: &mut Cx) {
-        if self.group.state != MemberState::Stable || self.poll_thread_idle() {
+        if self.group.state != MemberState::Stable || !self.poll_thread_blocked() {
             return;
         }
         if cx.now().saturating_since(self.poll.last_poll) <= self.config.max_poll_interval {

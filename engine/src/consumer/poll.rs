@@ -44,6 +44,12 @@ impl Consumer {
         self.procs.all[0].is_idle() && self.sync_commit.is_none()
     }
 
+    /// Whether the application is kept out of `poll()`: processing, waiting on a commit, or
+    /// blocked handing records to a full worker pool.
+    pub(super) fn poll_thread_blocked(&self) -> bool {
+        !self.poll_thread_idle() || (self.spec.handler.uses_pool() && !self.procs.pool_has_room())
+    }
+
     pub(super) fn drive_poll_loop(&mut self, cx: &mut Cx) {
         for i in 0..self.procs.all.len() {
             self.run_processor(cx, i);
