@@ -316,7 +316,7 @@ impl ReplicaManager {
             let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
             let hw = p.map_or(0, |p| p.high_watermark);
             let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
-            let isr = p.map_or(0, |p| p.maximal_isr_len());
+            let isr = p.map_or(0, |p| p.maximal_isr().len());
             match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
                 None => still.push(pa),
                 Some(error) => op.done.push(PartitionProduceResponse {
@@ -423,7 +423,7 @@ impl ReplicaManager {
         };
         progress.on_fetch(fp.fetch_offset, leo, now);
         let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
-        let in_isr = p.in_maximal_isr(replica);
+        let in_isr = p.maximal_isr().contains(&replica);
         if !in_isr && rejoin {
             let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
             new_isr.push(replica);
@@ -719,8 +719,9 @@ impl ReplicaManager {
 }
 
 impl OffsetsLog for ReplicaManager {
+    /// From the controller's metadata this broker holds (what MetadataRequest answers).
     fn leader_of(&self, partition: TopicPartition) -> Option<NodeId> {
-        self.metadata.get(&partition).and_then(|m| m.leader)
+        self.metadata.get(&partition).and_then(|s| s.leader)
     }
 
     fn leader_epoch(&self, partition: TopicPartition) -> Option<u32> {
@@ -758,6 +759,12 @@ impl OffsetsLog for ReplicaManager {
         self.partitions
             .get(&partition)
             .map_or(Vec::new(), |p| p.log.read(0, u32::MAX, p.high_watermark))
+    }
+
+    fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.partitions.get(&partition).map_or(Vec::new(), |p| {
+            p.log.read(0, u32::MAX, p.log.log_end_offset())
+        })
     }
 }
 
