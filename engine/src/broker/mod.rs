@@ -127,7 +127,15 @@ impl Broker {
         let hws = checkpoint::read_high_watermarks(cx.disk());
         for file in cx.disk().files() {
             if let FileId::Log(tp) = file {
-                let (log, _) = recovery::load(tp, cx.disk());
+                let (log, report) = recovery::load(tp, cx.disk());
+                if report.entries_cut > 0 {
+                    cx.record(crate::history::HistoryEvent::Truncated {
+                        broker: cx.me(),
+                        partition: tp,
+                        offset: log.log_end_offset(),
+                        reason: "recovery",
+                    });
+                }
                 let hw = hws.get(&tp).copied().unwrap_or(0);
                 self.rm.add_recovered(log, hw);
             }

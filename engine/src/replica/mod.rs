@@ -316,7 +316,7 @@ impl ReplicaManager {
             let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
             let hw = p.map_or(0, |p| p.high_watermark);
             let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
-            let isr = p.map_or(0, |p| p.maximal_isr().len());
+            let isr = p.map_or(0, |p| p.maximal_isr_len());
             match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
                 None => still.push(pa),
                 Some(error) => op.done.push(PartitionProduceResponse {
@@ -423,7 +423,7 @@ impl ReplicaManager {
         };
         progress.on_fetch(fp.fetch_offset, leo, now);
         let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
-        let in_isr = p.maximal_isr().contains(&replica);
+        let in_isr = p.in_maximal_isr(replica);
         if !in_isr && rejoin {
             let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
             new_isr.push(replica);
