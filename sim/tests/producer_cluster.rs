@@ -91,9 +91,11 @@ fn lost(w: &World, c: &Cluster) -> usize {
 /// Sync acks=all producer; both followers die for 10 s, then come back.
 fn follower_outage(min_insync: u32) -> (World, Cluster, NodeId) {
     let mut w = World::new(11, WorldConfig::default());
-    let mut broker = BrokerConfig::default();
-    broker.min_insync_replicas = min_insync;
-    broker.replica_lag_time_max = Duration::from_millis(2_000);
+    let broker = BrokerConfig {
+        min_insync_replicas: min_insync,
+        replica_lag_time_max: Duration::from_millis(2_000),
+        ..BrokerConfig::default()
+    };
     let c = cluster(&mut w, 3, 1, 3, broker);
     w.run_until(Instant::from_millis(2_000));
     let sync = [("sync", ConfigValue::Bool(true))];
