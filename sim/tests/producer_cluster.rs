@@ -64,6 +64,11 @@ fn acked_values(w: &World) -> Vec<ValueId> {
 
 /// Values the current leader of TP holds below its high watermark.
 fn committed_values(w: &World, c: &Cluster) -> BTreeSet<ValueId> {
+    committed_list(w, c).into_iter().collect()
+}
+
+/// The same in log order, duplicates included.
+fn committed_list(w: &World, c: &Cluster) -> Vec<ValueId> {
     let leader = c.leader_of(w, TP).expect("a leader");
     let p = w.node::<Broker>(leader).unwrap().partition(TP).unwrap();
     p.log
@@ -191,4 +196,51 @@ fn kafka_go_defaults_lose_records_on_leader_crash_java_defaults_do_not() {
         0,
         "Java defaults (acks=all, idempotence) lost records"
     );
+}
+
+/// A sync acks=all producer whose responses from the leader are blocked for 1.5 s: the
+/// broker appends, the client times out (request.timeout.ms = 1 s) and retries.
+fn lost_responses(idempotence: bool) -> (World, Cluster, NodeId) {
+    let mut w = World::new(3, WorldConfig::default());
+    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    w.run_until(Instant::from_millis(2_000));
+    let overrides = [
+        ("sync", ConfigValue::Bool(true)),
+        ("enable.idempotence", ConfigValue::Bool(idempotence)),
+        ("request.timeout.ms", ConfigValue::Int(1_000)),
+        ("linger.ms", ConfigValue::Int(0)),
+    ];
+    let p = add_producer(
+        &mut w,
+        &c,
+        producer_config("java", &overrides),
+        100.0,
+        8_000,
+    );
+    w.run_until(Instant::from_millis(3_000));
+    let leader = c.leader_of(&w, TP).expect("a leader");
+    w.net().block(leader, p);
+    w.run_until(Instant::from_millis(4_500));
+    w.net().unblock(leader, p);
+    w.run_until(Instant::from_millis(12_000));
+    (w, c, p)
+}
+
+#[test]
+fn timed_out_retry_duplicates_without_idempotence_only() {
+    for idempotence in [false, true] {
+        let (w, c, p) = lost_responses(idempotence);
+        let stats = w.node::<Producer>(p).unwrap().stats().clone();
+        assert!(stats.retries > 0, "no retry: {stats:?}");
+        assert_eq!(stats.acked, stats.invoked, "{stats:?}");
+        assert_eq!(lost(&w, &c), 0);
+        let log = committed_list(&w, &c);
+        let unique: BTreeSet<_> = log.iter().collect();
+        let duplicates = log.len() - unique.len();
+        if idempotence {
+            assert_eq!(duplicates, 0, "idempotent producer duplicated");
+        } else {
+            assert!(duplicates > 0, "expected a duplicate from the retry");
+        }
+    }
 }
