@@ -115,3 +115,75 @@ fn a_lone_controller_recovers_its_state_from_disk_after_a_crash() {
     assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+/// Asks a broker for a producer id twice (new id, then an epoch bump of it).
+struct PidClient {
+    broker: kafsim_engine::NodeId,
+    got: Vec<(i64, i16)>,
+}
+
+impl kafsim_engine::Node for PidClient {
+    fn on_start(&mut self, cx: &mut kafsim_engine::Cx) {
+        cx.set_timer_after(
+            kafsim_engine::Duration::from_millis(2000),
+            kafsim_engine::Timer::new(1, 0),
+        );
+    }
+    fn on_message(
+        &mut self,
+        cx: &mut kafsim_engine::Cx,
+        _from: kafsim_engine::NodeId,
+        msg: kafsim_engine::protocol::Message,
+    ) {
+        if let kafsim_engine::protocol::Message::InitProducerIdResponse(r) = msg {
+            assert_eq!(r.correlation_id, 7 + self.got.len() as u64);
+            self.got.push((r.producer_id, r.producer_epoch));
+            if self.got.len() == 1 {
+                self.ask(cx, r.producer_id, r.producer_epoch);
+            }
+        }
+    }
+    fn on_timer(&mut self, cx: &mut kafsim_engine::Cx, _t: kafsim_engine::Timer) {
+        self.ask(cx, -1, -1);
+    }
+    fn on_disk(&mut self, _cx: &mut kafsim_engine::Cx, _d: kafsim_engine::DiskDone) {}
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl PidClient {
+    fn ask(&mut self, cx: &mut kafsim_engine::Cx, producer_id: i64, producer_epoch: i16) {
+        cx.send(
+            self.broker,
+            kafsim_engine::protocol::Message::InitProducerIdRequest(
+                kafsim_engine::protocol::InitProducerIdRequest {
+                    correlation_id: 7 + self.got.len() as u64,
+                    transactional_id: None,
+                    producer_id,
+                    producer_epoch,
+                },
+            ),
+        );
+    }
+}
+
+#[test]
+fn brokers_forward_init_producer_id_to_the_controller() {
+    let mut w = World::new(33, WorldConfig::default());
+    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let broker = c.brokers[1];
+    let client = w.add_node("pid-client", move || {
+        Box::new(PidClient {
+            broker,
+            got: Vec::new(),
+        }) as Box<dyn kafsim_engine::Node>
+    });
+    w.run_until(Instant::from_millis(3000));
+    let got = &w.node::<PidClient>(client).unwrap().got;
+    assert_eq!(got.len(), 2);
+    assert!(got[0].0 >= 0 && got[0].1 == 0, "{got:?}");
+    assert_eq!(got[1], (got[0].0, 1), "the epoch bump keeps the id");
+    let ctl = w.node::<Controller>(c.controllers[0]).unwrap();
+    assert_eq!(ctl.state().next_producer_id, got[0].0 + 1);
+}

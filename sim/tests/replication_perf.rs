@@ -14,7 +14,14 @@ use support::*;
 #[ignore = "measurement; run in release"]
 fn events_per_second_of_a_loaded_cluster() {
     let mut w = World::new(1, WorldConfig::default());
-    let c = cluster(&mut w, 3, 6, 3, BrokerConfig::default());
+    let config = BrokerConfig::default();
+    let c = cluster(&mut w, 3, 6, 3, config.clone());
+    if std::env::var_os("KAFSIM_PERF_INVARIANTS").is_some() {
+        let scope = kafsim_sim::invariants::InvariantScope {
+            correlated_power_loss: false,
+        };
+        kafsim_sim::invariants::register(&mut w, &c, &config, scope);
+    }
     for i in 0..24 {
         let tp = TopicPartition::new(TopicId(0), i % 6);
         let probe = add_probe(&mut w, &c, i, tp, Acks::All, Instant::MAX);
