@@ -244,3 +244,61 @@ fn timed_out_retry_duplicates_without_idempotence_only() {
         }
     }
 }
+
+/// Every client profile through broker crashes, a partition and a pause, then a heal: no
+/// panic, and every send completes exactly once (ok, fail or info) by the end.
+#[test]
+fn every_profile_survives_faults_and_completes_every_send() {
+    for (seed, client) in [
+        (21, "java"),
+        (22, "sarama"),
+        (23, "kafka-go"),
+        (24, "librdkafka"),
+    ] {
+        let mut w = World::new(seed, WorldConfig::default());
+        let c = cluster(&mut w, 3, 3, 3, BrokerConfig::default());
+        w.run_until(Instant::from_millis(2_000));
+        let async_mode = [("sync", ConfigValue::Bool(false))];
+        let p = add_producer(
+            &mut w,
+            &c,
+            producer_config(client, &async_mode),
+            500.0,
+            14_000,
+        );
+        w.run_until(Instant::from_millis(4_000));
+        let [b0, b1, b2] = [c.brokers[0], c.brokers[1], c.brokers[2]];
+        w.crash(b0);
+        w.run_until(Instant::from_millis(6_000));
+        w.net().partition(&[b1], &[b2, p]);
+        w.run_until(Instant::from_millis(8_000));
+        w.restart(b0);
+        w.pause(b2);
+        w.run_until(Instant::from_millis(10_000));
+        w.resume(b2);
+        w.net().heal();
+        w.run_until(Instant::from_millis(200_000));
+        let producer = w.node::<Producer>(p).unwrap();
+        let stats = producer.stats();
+        assert!(producer.is_idle(w.now()), "{client}: {stats:?}");
+        assert_eq!(
+            stats.acked + stats.failed + stats.unknown,
+            stats.invoked,
+            "{client}: {stats:?}"
+        );
+        assert!(stats.acked > 0, "{client}: {stats:?}");
+        let mut completed = BTreeSet::new();
+        for e in w.history().entries() {
+            let value = match &e.event {
+                HistoryEvent::SendOk { value, .. }
+                | HistoryEvent::SendFail { value, .. }
+                | HistoryEvent::SendInfo { value, .. } => *value,
+                _ => continue,
+            };
+            assert!(
+                completed.insert(value),
+                "{client}: {value:?} completed twice"
+            );
+        }
+    }
+}
