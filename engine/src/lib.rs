@@ -8,14 +8,22 @@
 //! draws no global randomness. Everything reaches a node through [`node::Cx`]; everything a
 //! node wants done leaves through it. It depends on nothing else in the repository.
 
+pub mod app;
 pub mod assignor;
+pub mod broker;
 pub mod config;
+pub mod consumer;
+pub mod controller;
 pub mod coordinator;
 pub mod history;
+pub mod isr;
+pub mod log;
 pub mod node;
 pub mod partitioner;
+pub mod producer;
 pub mod protocol;
 pub mod record;
+pub mod replica;
 pub mod time;
 
 pub use node::{

@@ -48,4 +48,4 @@ pub use result::{
 };
 pub use text::render_text;
 pub use timeline::MAX_TIMELINE_SECONDS;
-pub use write::{write_report, ReportError, REPORT_MARKER};
+pub use write::{write_atomically, write_report, ReportError, REPORT_MARKER};

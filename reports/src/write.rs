@@ -111,7 +111,7 @@ fn destination_state(dir: &Path) -> Result<Destination, ReportError> {
 
 /// Writes `files` (name, contents) and the marker into a temporary sibling of `dir`, then
 /// moves it into place. On any error the temporary directory is removed.
-pub(crate) fn write_atomically(dir: &Path, files: &[(&str, String)]) -> Result<(), ReportError> {
+pub fn write_atomically(dir: &Path, files: &[(&str, String)]) -> Result<(), ReportError> {
     let destination = destination_state(dir)?;
     let (parent, name) = split_path(dir)?;
     fs::create_dir_all(&parent).map_err(io_error(&parent))?;

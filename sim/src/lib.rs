@@ -6,11 +6,15 @@
 
 pub mod campaign;
 pub mod checker;
+pub mod cluster;
 pub mod cost;
 pub mod disk;
 pub mod history;
+pub mod invariants;
 pub mod life;
+pub mod nemesis;
 pub mod network;
+pub mod runner;
 pub mod scenario;
 pub mod seed;
 pub mod trace;

@@ -79,9 +79,11 @@ pub enum NodeState {
 
 enum EventKind {
     Start,
+    /// The message is boxed so heap entries stay small: queue operations move a few words.
     Deliver {
         from: NodeId,
-        msg: Message,
+        msg: Box<Message>,
+        bytes: u32,
         link_epoch: u64,
     },
     Timer {
@@ -441,16 +443,16 @@ impl World {
             NodeState::Down => {
                 if let EventKind::Deliver {
                     from,
-                    msg,
+                    bytes,
                     link_epoch,
+                    ..
                 } = &event.kind
                 {
                     if *link_epoch == RESET_NOTICE {
                         return;
                     }
                     // Arrives at a dead process: the bytes are consumed and lost.
-                    let bytes = self.config.cost.wire_bytes(msg);
-                    self.network.arrive(*from, id, bytes, *link_epoch);
+                    self.network.arrive(*from, id, *bytes, *link_epoch);
                 }
                 return;
             }
@@ -472,13 +474,13 @@ impl World {
         }
         if let EventKind::Deliver {
             from,
-            msg,
+            bytes,
             link_epoch,
+            ..
         } = &event.kind
         {
-            let bytes = self.config.cost.wire_bytes(msg);
             // Reset notices come from the OS, not through the link's byte stream.
-            if *link_epoch != RESET_NOTICE && !self.network.arrive(*from, id, bytes, *link_epoch) {
+            if *link_epoch != RESET_NOTICE && !self.network.arrive(*from, id, *bytes, *link_epoch) {
                 return;
             }
         }
@@ -502,15 +504,16 @@ impl World {
                 let cost = self.cpu_cost(id, &Work::Start);
                 self.call(id, cost, |node, cx| node.on_start(cx));
             }
-            EventKind::Deliver { from, msg, .. } => {
-                let bytes = self.config.cost.wire_bytes(&msg);
+            EventKind::Deliver {
+                from, msg, bytes, ..
+            } => {
                 set_peer(&mut self.slots[id.0 as usize].peers, from, true);
                 set_peer(&mut self.slots[from.0 as usize].peers, id, true);
                 self.hash_event(2, id, Some(from), bytes as u64);
                 self.hasher.str(msg.kind());
                 self.trace(id, || format!("recv from {} {}", from, msg.kind()));
                 let cost = self.cpu_cost(id, &Work::Receive(&msg, bytes));
-                self.call(id, cost, move |node, cx| node.on_message(cx, from, msg));
+                self.call(id, cost, move |node, cx| node.on_message(cx, from, *msg));
             }
             EventKind::Timer {
                 id: timer_id,
@@ -709,7 +712,8 @@ impl World {
                         0,
                         EventKind::Deliver {
                             from: id,
-                            msg,
+                            msg: Box::new(msg),
+                            bytes,
                             link_epoch,
                         },
                     );
@@ -851,7 +855,8 @@ impl World {
                     0,
                     EventKind::Deliver {
                         from: id,
-                        msg: Message::ConnectionReset,
+                        msg: Box::new(Message::ConnectionReset),
+                        bytes: 0,
                         link_epoch: RESET_NOTICE,
                     },
                 );
@@ -935,7 +940,8 @@ impl World {
                     0,
                     EventKind::Deliver {
                         from: x,
-                        msg: Message::ConnectionReset,
+                        msg: Box::new(Message::ConnectionReset),
+                        bytes: 0,
                         link_epoch: RESET_NOTICE,
                     },
                 );

@@ -1,13 +1,304 @@
-//! `kafsim bench` (not implemented yet).
+//! `kafsim bench WORKLOAD [--report DIR] [--json FILE] [--sweep "name=v1,v2" ...]`: run a
+//! workload on a modelled cluster (its `hardware` profile, `cost.rs`) and report throughput and
+//! latency as kafka-producer-perf-test does, with `--json` and an HTML/Markdown report
+//! directory, or a comparison over a grid of producer / topic settings.
+//!
+//! A benchmark is one seed of the workload (simulated time is deterministic: the same file
+//! gives the same numbers on every machine). The workload is a scenario file (DESIGN §5) with
+//! `rate`, `message_size`, consumer groups, `warmup`, `hardware` and, if wanted, faults.
+
+mod measure;
+mod sweep;
+
+use kafsim_engine::config::ConfigValue;
+use kafsim_reports::{
+    render_json, render_results_json, render_text, write_report, BenchResult, Sweep,
+};
+use kafsim_sim::cost::profile;
+use kafsim_sim::runner::{self, RunOptions};
+use kafsim_sim::scenario::{self, Property, Scenario, ScenarioError};
+use measure::{measure, MeasureSpec};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Arguments (not implemented yet)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// The workload file (a scenario with rate, message_size, warmup, hardware)
+    workload: PathBuf,
+    /// Write a report directory (index.html, results.json, summary.md)
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Write the results as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Sweep a producer property or `partitions` / `replication_factor` over values, e.g.
+    /// --sweep "linger.ms=0,5,20" (repeat to sweep a grid)
+    #[arg(long = "sweep", value_name = "NAME=V1,V2,...")]
+    sweeps: Vec<String>,
+    /// The seed of the run
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
-pub fn main(_args: BenchArgs) -> u8 {
-    eprintln!("kafsim bench: not implemented yet");
-    super::EXIT_BAD_INPUT
+/// Why a bench could not run: bad input (exit 2) with its message.
+struct BadInput(String);
+
+impl From<ScenarioError> for BadInput {
+    fn from(e: ScenarioError) -> BadInput {
+        BadInput(e.to_string())
+    }
+}
+
+pub fn main(args: BenchArgs) -> u8 {
+    match run(&args) {
+        Ok(()) => super::EXIT_OK,
+        Err(BadInput(message)) => {
+            eprintln!("kafsim bench: {message}");
+            super::EXIT_BAD_INPUT
+        }
+    }
+}
+
+fn run(args: &BenchArgs) -> Result<(), BadInput> {
+    let base = scenario::load(&args.workload)?;
+    let parameters = args
+        .sweeps
+        .iter()
+        .map(|s| sweep::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BadInput)?;
+    let grid = sweep::grid(&parameters).map_err(BadInput)?;
+    // Prepare every point first, so a bad value fails before hours of runs.
+    let mut prepared = Vec::with_capacity(grid.len());
+    for point in &grid {
+        let scenario = with_overrides(&base, point)?;
+        prepared.push(runner::prepare(scenario).map_err(|e| sweep_error(point, e))?);
+    }
+    if let Some(dir) = &args.report {
+        refuse_foreign_report_dir(dir)?;
+    }
+    let mut results = Vec::with_capacity(grid.len());
+    for (point, p) in grid.iter().zip(&prepared) {
+        results.push((point.clone(), bench_one(p, args.seed)?));
+    }
+    if parameters.is_empty() {
+        let result = results.pop().expect("one run without a sweep").1;
+        print!("{}", render_text(&result));
+        write_outputs(args, &[result], None)
+    } else {
+        let mut sweep = Sweep::default();
+        for (point, result) in results {
+            sweep.push(point, result);
+        }
+        print!("{}", comparison_table(&sweep));
+        write_outputs(args, &[], Some(&sweep))
+    }
+}
+
+/// Run one prepared workload and measure it.
+fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
+    let s = &p.scenario;
+    let hardware = s.hardware.clone().unwrap_or_else(|| "default".to_string());
+    let profile = profile(&hardware)
+        .ok_or_else(|| BadInput(format!("{}: unknown hardware profile {hardware:?}", s.file)))?;
+    let opts = RunOptions {
+        world: Some(profile.world_config()),
+        keep_history: true,
+        ..RunOptions::default()
+    };
+    let out = runner::run_seed(p, seed, &opts);
+    let history = out.history.expect("bench asks for the history");
+    let spec = MeasureSpec {
+        workload: s.name.clone(),
+        hardware,
+        warmup: s.warmup.unwrap_or(Duration::ZERO),
+        duration: s.duration,
+        message_sizes: s
+            .producers
+            .iter()
+            .flat_map(|p| vec![p.message_size; p.count as usize])
+            .collect(),
+        groups: s.consumer_groups.len() as u32,
+    };
+    let measured = measure(&spec, &history, &out.fault_log);
+    let stats = out.result.stats;
+    eprintln!(
+        "{}: {:.1} simulated s in {:.2} wall s ({:.0} records/wall s, {:.0} events/wall s){}",
+        s.name,
+        stats.sim_seconds,
+        stats.wall_seconds,
+        stats.records_produced as f64 / stats.wall_seconds.max(1e-9),
+        stats.events as f64 / stats.wall_seconds.max(1e-9),
+        if measured.untracked > 0 {
+            format!(", {} sends not tracked", measured.untracked)
+        } else {
+            String::new()
+        }
+    );
+    for v in &out.result.violations {
+        eprintln!("  violation during the bench: {} {}", v.kind, v.detail);
+    }
+    Ok(measured.result)
+}
+
+/// `base` with a sweep point's assignments applied.
+fn with_overrides(base: &Scenario, point: &[(String, String)]) -> Result<Scenario, BadInput> {
+    let mut s = base.clone();
+    for (name, value) in point {
+        if sweep::TOPIC_KEYS.contains(&name.as_str()) {
+            let n: u32 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                BadInput(format!(
+                    "--sweep {name}={value}: expected a positive integer"
+                ))
+            })?;
+            for topic in &mut s.topics {
+                if name == "partitions" {
+                    topic.partitions = n;
+                } else {
+                    if n > s.cluster.brokers {
+                        return Err(BadInput(format!(
+                            "--sweep {name}={value}: the cluster has only {} brokers",
+                            s.cluster.brokers
+                        )));
+                    }
+                    topic.replication_factor = n;
+                }
+            }
+            continue;
+        }
+        for producer in &mut s.producers {
+            let property = Property {
+                key: name.clone(),
+                value: config_value(value),
+                line: 0,
+                column: 0,
+            };
+            match producer.config.iter_mut().find(|p| p.key == *name) {
+                Some(existing) => existing.value = property.value,
+                None => producer.config.push(property),
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// A command-line value as the TOML file would have typed it.
+fn config_value(text: &str) -> ConfigValue {
+    if let Ok(i) = text.parse::<i64>() {
+        ConfigValue::Int(i)
+    } else if let Ok(b) = text.parse::<bool>() {
+        ConfigValue::Bool(b)
+    } else if let Ok(f) = text.parse::<f64>() {
+        ConfigValue::Float(f)
+    } else {
+        ConfigValue::Str(text.to_string())
+    }
+}
+
+/// A configuration error of a sweep point names the point (its values came from --sweep).
+fn sweep_error(point: &[(String, String)], e: ScenarioError) -> BadInput {
+    if point.is_empty() || e.line != 0 {
+        return e.into();
+    }
+    let label: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    BadInput(format!("--sweep point {}: {e}", label.join(", ")))
+}
+
+/// Fail before running when --report points at a directory that `write_report` will refuse.
+fn refuse_foreign_report_dir(dir: &Path) -> Result<(), BadInput> {
+    let Ok(mut entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // missing (created later) or not a directory (write_report says so)
+    };
+    if entries.next().is_some() && !dir.join(kafsim_reports::REPORT_MARKER).is_file() {
+        return Err(BadInput(format!(
+            "refusing to write the report into {}: it is not empty and not a previous kafsim \
+             report; choose a new or empty directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn write_outputs(
+    args: &BenchArgs,
+    results: &[BenchResult],
+    sweep: Option<&Sweep>,
+) -> Result<(), BadInput> {
+    if let Some(path) = &args.json {
+        let text = match (results, sweep) {
+            ([one], None) => render_json(one),
+            _ => render_results_json(results, sweep),
+        };
+        std::fs::write(path, text)
+            .map_err(|e| BadInput(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(dir) = &args.report {
+        write_report(dir, results, sweep).map_err(|e| BadInput(e.to_string()))?;
+        eprintln!("report written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// One line per sweep point: its values, then throughput and latencies.
+fn comparison_table(sweep: &Sweep) -> String {
+    let names = sweep.parameters();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header: Vec<String> = names.clone();
+    header.extend(
+        [
+            "records/s",
+            "MB/s",
+            "publish p50 ms",
+            "publish p99 ms",
+            "e2e p50 ms",
+            "e2e p99 ms",
+            "consumed/s",
+        ]
+        .map(String::from),
+    );
+    rows.push(header);
+    for point in &sweep.points {
+        let r = &point.result;
+        let mut row: Vec<String> = names
+            .iter()
+            .map(|n| point.value_of(n).to_string())
+            .collect();
+        row.extend([
+            format!("{:.1}", r.publish_rate),
+            format!("{:.2}", r.publish_mib_per_sec),
+            format!("{:.2}", r.publish_latency_ms.p50),
+            format!("{:.2}", r.publish_latency_ms.p99),
+            format!("{:.2}", r.end_to_end_latency_ms.p50),
+            format!("{:.2}", r.end_to_end_latency_ms.p99),
+            format!("{:.1}", r.consume_rate),
+        ]);
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:>w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_values_are_typed_like_toml() {
+        assert_eq!(config_value("5"), ConfigValue::Int(5));
+        assert_eq!(config_value("true"), ConfigValue::Bool(true));
+        assert_eq!(config_value("0.5"), ConfigValue::Float(0.5));
+        assert_eq!(config_value("all"), ConfigValue::Str("all".into()));
+    }
 }

@@ -4,7 +4,9 @@
 
 pub mod assign;
 pub mod bench;
+pub mod campaign_report;
 pub mod check;
+pub mod common;
 pub mod list;
 pub mod partition;
 pub mod replay;

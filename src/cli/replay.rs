@@ -1,13 +1,216 @@
-//! `kafsim replay` (not implemented yet).
+//! `kafsim replay SCENARIO --seed S`: one run, byte for byte the same every time, with the
+//! drawn fault plan, every fault applied, every violation with the life of its record, and
+//! the trace hash on the last line. Nothing here depends on wall time or thread count.
+
+use super::common;
+use kafsim_sim::life::record_life;
+use kafsim_sim::runner::{run_seed, RunOptions};
+use kafsim_sim::trace::TraceLevel;
+use kafsim_sim::violation::Violation;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Violations whose record life is printed (the rest are listed without it).
+const MAX_LIVES: usize = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceFormat {
+    Text,
+    Json,
+    Perfetto,
+}
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
-    /// Arguments (not implemented yet)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// The scenario file
+    scenario: PathBuf,
+    /// The seed to replay
+    #[arg(long)]
+    seed: u64,
+    /// Also write every delivered event to FILE
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Format of --trace
+    #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
+    format: TraceFormat,
 }
 
-pub fn main(_args: ReplayArgs) -> u8 {
-    eprintln!("kafsim replay: not implemented yet");
-    super::EXIT_BAD_INPUT
+pub fn main(args: ReplayArgs) -> u8 {
+    match replay(args) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn replay(args: ReplayArgs) -> Result<u8, u8> {
+    let prepared = common::load(&args.scenario)?;
+    if let Some(path) = &args.trace {
+        common::check_output(path, "--trace")?;
+    }
+    let trace = if args.trace.is_some() {
+        TraceLevel::Events
+    } else {
+        TraceLevel::Off
+    };
+    let out = run_seed(
+        &prepared,
+        args.seed,
+        &RunOptions {
+            trace,
+            world: None,
+            keep_history: true,
+        },
+    );
+    let s = &prepared.scenario;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "kafsim replay {} --seed {}",
+        args.scenario.display(),
+        args.seed
+    );
+    let _ = writeln!(text, "scenario {}: {}", s.name, s.description);
+    for line in &out.plan {
+        let _ = writeln!(text, "{line}");
+    }
+    let _ = writeln!(text, "faults applied:");
+    for line in &out.fault_log {
+        let _ = writeln!(text, "  {line}");
+    }
+    let history = out.history.as_ref().expect("replay keeps the history");
+    let name_of = |n: kafsim_engine::NodeId| {
+        out.node_names
+            .get(n.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| n.to_string())
+    };
+    let topic = |v: &Violation| {
+        v.partition
+            .map(|tp| {
+                format!(
+                    " {}/{}",
+                    out.topic_names
+                        .get(tp.topic.0 as usize)
+                        .map_or("?", |t| t.as_str()),
+                    tp.partition
+                )
+            })
+            .unwrap_or_default()
+    };
+    let failures = common::failures(&prepared, &out.result.violations);
+    let _ = writeln!(
+        text,
+        "violations: {} ({} count as failures here)",
+        out.result.violations.len(),
+        failures.len()
+    );
+    for (i, v) in out.result.violations.iter().enumerate() {
+        let offset = v.offset.map(|o| format!(" @{o}")).unwrap_or_default();
+        let value = v
+            .value
+            .map(|x| format!(" value {}", x.0))
+            .unwrap_or_default();
+        let allowed = if common::failures(&prepared, std::slice::from_ref(v)).is_empty() {
+            " (allowed)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            text,
+            "- {}{allowed}{}{offset}{value} at {}: {}",
+            v.kind,
+            topic(v),
+            v.at,
+            v.detail
+        );
+        if let (Some(value), true) = (v.value, i < MAX_LIVES) {
+            for line in record_life(history, value, &name_of) {
+                let _ = writeln!(text, "    {line}");
+            }
+        }
+    }
+    let st = &out.result.stats;
+    let _ = writeln!(
+        text,
+        "events {}, records produced {} / acknowledged {} / consumed {}, simulated {:.3} s, drained: {}",
+        st.events, st.records_produced, st.records_acked, st.records_consumed, st.sim_seconds, out.drained
+    );
+    let kinds = common::describe_kinds(&common::count_kinds(failures.iter().copied()));
+    let _ = writeln!(
+        text,
+        "verdict: {}",
+        if failures.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("FAIL ({kinds})")
+        }
+    );
+    if let Some(path) = &args.trace {
+        let contents = trace_file(&out.trace_lines, &out.node_names, args.format);
+        common::write_atomic(path, &contents).map_err(|e| {
+            eprintln!("kafsim replay: cannot write {}: {e}", path.display());
+            super::EXIT_BAD_INPUT
+        })?;
+    }
+    let _ = writeln!(text, "trace-hash: {:016x}", out.result.trace_hash);
+    print!("{text}");
+    Ok(if failures.is_empty() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_FAILURES
+    })
+}
+
+/// Split a world trace line "12.345ms node text" into its parts.
+fn split(line: &str) -> (&str, &str, &str) {
+    let mut parts = line.splitn(3, ' ');
+    (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    )
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}
+
+fn trace_file(lines: &[String], names: &[String], format: TraceFormat) -> String {
+    match format {
+        TraceFormat::Text => lines.iter().map(|l| format!("{l}\n")).collect(),
+        TraceFormat::Json => {
+            let items: Vec<String> = lines
+                .iter()
+                .map(|l| {
+                    let (at, node, event) = split(l);
+                    format!(
+                        "{{\"at\":{},\"node\":{},\"event\":{}}}",
+                        json_str(at),
+                        json_str(node),
+                        json_str(event)
+                    )
+                })
+                .collect();
+            format!("[\n{}\n]\n", items.join(",\n"))
+        }
+        TraceFormat::Perfetto => {
+            // Chrome trace-event format (Perfetto opens it): one instant event per line, one
+            // track per node.
+            let mut items: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{i},\"args\":{{\"name\":{}}}}}", json_str(n)))
+                .collect();
+            for l in lines {
+                let (at, node, event) = split(l);
+                let ms: f64 = at.trim_end_matches("ms").parse().unwrap_or(0.0);
+                let tid = names.iter().position(|n| n == node).unwrap_or(0);
+                items.push(format!(
+                    "{{\"name\":{},\"ph\":\"i\",\"s\":\"t\",\"ts\":{:.3},\"pid\":1,\"tid\":{tid}}}",
+                    json_str(event),
+                    ms * 1000.0
+                ));
+            }
+            format!("{{\"traceEvents\":[\n{}\n]}}\n", items.join(",\n"))
+        }
+    }
 }

@@ -9,17 +9,45 @@
 //! The broker owns one [`GroupCoordinator`] and talks to it only through this module's API;
 //! the coordinator reaches the broker's partitions only through [`OffsetsLog`].
 
+mod group;
+mod load;
+mod offsets;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
+
+pub use group::{GroupState, GROUP_MAX_MEMBERS};
+
 use crate::node::{Cx, NodeId, Timer};
-use crate::protocol::{ErrorCode, Message};
-use crate::record::{Record, RecordBatch, TopicPartition};
+use crate::protocol::{
+    CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
+    Message, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+};
+use crate::record::{InternalPayload, Record, RecordBatch, TopicPartition, ValueId};
+use group::{coordinator_error, Group, PersistGroup, TIMER_JOIN_DEADLINE, TIMER_SESSION};
+use offsets::{OffsetCache, PendingCommit};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Timer kinds at or above this value belong to the coordinator; the broker forwards them.
 pub const COORDINATOR_TIMER_BASE: u16 = 0x4000;
+
+/// Most groups one coordinator keeps (a bound on memory; Kafka has none).
+pub const MAX_GROUPS: usize = 10_000;
+
+/// Modelled size of one `__consumer_offsets` record (key: group + partition, value: offset,
+/// epoch, metadata, timestamps).
+const OFFSETS_RECORD_BYTES: u32 = 64;
 
 /// What the coordinator needs from its hosting broker's replica manager.
 pub trait OffsetsLog {
     /// `Some(leader_epoch)` if this broker currently leads `partition`.
     fn leader_epoch(&self, partition: TopicPartition) -> Option<u32>;
+    /// The current leader of `partition` in this broker's metadata (any partition, not only
+    /// those it leads): any broker answers FindCoordinator with the leader of the group's
+    /// `__consumer_offsets` partition, as Kafka does from its metadata cache.
+    fn leader_of(&self, partition: TopicPartition) -> Option<NodeId>;
     /// Append `records` to `partition` as its leader, with acks=all semantics (the append is
     /// complete when the ISR has it and min.insync.replicas holds). The outcome arrives later
     /// through [`GroupCoordinator::on_append_done`] with `token`. An immediate error (not
@@ -33,6 +61,14 @@ pub trait OffsetsLog {
     ) -> Result<(), ErrorCode>;
     /// The batches of `partition` below its high watermark, for loading after election.
     fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch>;
+    /// The batches a new coordinator loads: every batch up to the log end offset, as Kafka's
+    /// `GroupMetadataManager` loads to the LEO. A freshly elected leader's high watermark can
+    /// lag records the previous leader already acknowledged (followers learn the HW one fetch
+    /// later), so loading only below the HW would forget acknowledged commits. Defaults to
+    /// [`OffsetsLog::committed_batches`] for hosts that cannot tell.
+    fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.committed_batches(partition)
+    }
 }
 
 /// Configuration of the coordinator (broker properties, Kafka names in the docs).
@@ -46,15 +82,50 @@ pub struct CoordinatorConfig {
     pub initial_rebalance_delay: crate::time::Duration,
 }
 
+/// An append of the coordinator in flight.
+#[derive(Debug)]
+enum PendingAppend {
+    Commit(PendingCommit),
+    Group { group: Arc<str>, generation: i32 },
+}
+
 /// The broker-side group coordinator.
+///
+/// Inputs: [`GroupCoordinator::handle`] (client requests the broker forwards when
+/// [`GroupCoordinator::accepts`] says so), [`GroupCoordinator::on_timer`],
+/// [`GroupCoordinator::on_leadership`] (for `__consumer_offsets` partitions) and
+/// [`GroupCoordinator::on_append_done`]. Outputs leave through `cx` (responses, timers) and
+/// through [`OffsetsLog::append`].
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
+    groups: BTreeMap<Arc<str>, Group>,
+    /// Group name by timer index.
+    group_by_index: BTreeMap<u32, Arc<str>>,
+    next_group_index: u32,
+    /// Offsets partitions this coordinator has loaded, with the leader epoch loaded at.
+    owned: BTreeMap<u32, u32>,
+    offsets: OffsetCache,
+    pending: BTreeMap<u64, (TopicPartition, PendingAppend)>,
+    next_token: u64,
 }
 
 impl GroupCoordinator {
     pub fn new(config: CoordinatorConfig) -> GroupCoordinator {
-        GroupCoordinator { config }
+        assert!(
+            config.offsets_partitions > 0,
+            "offsets.topic.num.partitions must be positive"
+        );
+        GroupCoordinator {
+            config,
+            groups: BTreeMap::new(),
+            group_by_index: BTreeMap::new(),
+            next_group_index: 0,
+            owned: BTreeMap::new(),
+            offsets: OffsetCache::default(),
+            pending: BTreeMap::new(),
+            next_token: 0,
+        }
     }
 
     /// The `__consumer_offsets` partition that coordinates `group` (Kafka:
@@ -80,38 +151,423 @@ impl GroupCoordinator {
         )
     }
 
+    /// State of a group this coordinator has loaded (for inspection and tests).
+    pub fn group_state(&self, group: &str) -> Option<(GroupState, i32, usize)> {
+        let g = self.groups.get(group)?;
+        Some((g.state, g.generation, g.members.len()))
+    }
+
+    /// The committed offset this coordinator would serve (for inspection and tests).
+    pub fn committed(&self, group: &str, partition: TopicPartition) -> Option<u64> {
+        self.offsets.get(group, partition).map(|(o, _)| o)
+    }
+
     /// Handle a group request from a client.
-    pub fn handle(
+    pub fn handle(&mut self, cx: &mut Cx, from: NodeId, msg: Message, log: &mut dyn OffsetsLog) {
+        if let Message::FindCoordinatorRequest(req) = &msg {
+            let tp = self.partition_for(&req.key);
+            let coordinator = match req.key_type {
+                CoordinatorType::Group => log.leader_of(tp),
+                CoordinatorType::Transaction => None,
+            };
+            let error = match coordinator {
+                Some(_) => ErrorCode::None,
+                None => ErrorCode::CoordinatorNotAvailable,
+            };
+            let resp = FindCoordinatorResponse {
+                correlation_id: req.correlation_id,
+                error,
+                coordinator,
+            };
+            return cx.send(from, Message::FindCoordinatorResponse(resp));
+        }
+        let Some(group) = group_of(&msg) else {
+            return;
+        };
+        let tp = self.partition_for(&group);
+        let leads = log.leader_epoch(tp).is_some() && self.owned.contains_key(&tp.partition);
+        if !leads {
+            return reply_error(cx, from, msg, ErrorCode::NotCoordinator);
+        }
+        match msg {
+            Message::JoinGroupRequest(req) => match self.group_mut(&req.group) {
+                Some(g) => g.join(cx, from, req),
+                None => reply_error(
+                    cx,
+                    from,
+                    Message::JoinGroupRequest(req),
+                    ErrorCode::CoordinatorNotAvailable,
+                ),
+            },
+            Message::SyncGroupRequest(req) => {
+                let name: Arc<str> = Arc::from(req.group.as_str());
+                match self.groups.get_mut(&name) {
+                    Some(g) => {
+                        if let Some(persist) = g.sync(cx, from, req) {
+                            self.persist_group(cx, name, persist, log);
+                        }
+                    }
+                    None => reply_error(
+                        cx,
+                        from,
+                        Message::SyncGroupRequest(req),
+                        ErrorCode::UnknownMemberId,
+                    ),
+                }
+            }
+            Message::HeartbeatRequest(req) => match self.groups.get_mut(req.group.as_str()) {
+                Some(g) => g.heartbeat(cx, from, req),
+                None => reply_error(
+                    cx,
+                    from,
+                    Message::HeartbeatRequest(req),
+                    ErrorCode::UnknownMemberId,
+                ),
+            },
+            Message::LeaveGroupRequest(req) => match self.groups.get_mut(req.group.as_str()) {
+                Some(g) => g.leave(cx, from, req),
+                None => reply_error(
+                    cx,
+                    from,
+                    Message::LeaveGroupRequest(req),
+                    ErrorCode::UnknownMemberId,
+                ),
+            },
+            Message::OffsetCommitRequest(req) => self.commit(cx, from, req, tp, log),
+            Message::OffsetFetchRequest(req) => self.fetch_offsets(cx, from, req),
+            _ => unreachable!("group_of only names group requests"),
+        }
+    }
+
+    /// The group named `name`, created Empty on first use (bounded by [`MAX_GROUPS`]).
+    fn group_mut(&mut self, name: &str) -> Option<&mut Group> {
+        if !self.groups.contains_key(name) {
+            if self.groups.len() >= MAX_GROUPS {
+                return None;
+            }
+            let name: Arc<str> = Arc::from(name);
+            let index = self.next_group_index;
+            self.next_group_index += 1;
+            self.group_by_index.insert(index, name.clone());
+            let group = Group::new(name.clone(), index, self.config.initial_rebalance_delay);
+            self.groups.insert(name, group);
+        }
+        self.groups.get_mut(name)
+    }
+
+    fn take_token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// Append the group's new generation to its offsets partition (acks=all).
+    fn persist_group(
         &mut self,
-        _cx: &mut Cx,
-        _from: NodeId,
-        _msg: Message,
-        _log: &mut dyn OffsetsLog,
+        cx: &mut Cx,
+        name: Arc<str>,
+        persist: PersistGroup,
+        log: &mut dyn OffsetsLog,
     ) {
+        let tp = self.partition_for(&name);
+        let members: Vec<Arc<str>> = persist
+            .members
+            .iter()
+            .map(|m| Arc::from(m.as_str()))
+            .collect();
+        let payload = InternalPayload::GroupMetadata {
+            group: name.clone(),
+            generation: persist.generation,
+            protocol: Arc::from(persist.protocol.as_str()),
+            members: members.into(),
+        };
+        let token = self.take_token();
+        let records = vec![internal_record(cx, payload)];
+        match log.append(cx, tp, records, token) {
+            Ok(()) => {
+                let pending = PendingAppend::Group {
+                    group: name,
+                    generation: persist.generation,
+                };
+                self.pending.insert(token, (tp, pending));
+            }
+            Err(e) => {
+                if let Some(g) = self.groups.get_mut(&name) {
+                    g.on_persisted(cx, persist.generation, e);
+                }
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: OffsetCommitRequest,
+        tp: TopicPartition,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let error = self.commit_allowed(&req);
+        if error != ErrorCode::None {
+            return reply_commit(cx, from, &req, error);
+        }
+        let group: Arc<str> = Arc::from(req.group.as_str());
+        let records: Vec<Record> = req
+            .offsets
+            .iter()
+            .map(|(partition, offset, leader_epoch)| {
+                let payload = InternalPayload::OffsetCommit {
+                    group: group.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                    leader_epoch: *leader_epoch,
+                };
+                internal_record(cx, payload)
+            })
+            .collect();
+        if records.is_empty() {
+            return reply_commit(cx, from, &req, ErrorCode::None);
+        }
+        let token = self.take_token();
+        match log.append(cx, tp, records, token) {
+            Ok(()) => {
+                let pending = PendingCommit {
+                    client: from,
+                    correlation_id: req.correlation_id,
+                    group,
+                    offsets: req.offsets,
+                };
+                self.pending
+                    .insert(token, (tp, PendingAppend::Commit(pending)));
+            }
+            Err(e) => reply_commit(cx, from, &req, coordinator_error(e)),
+        }
+    }
+
+    /// Kafka's `doCommitOffsets` checks: a simple (generation -1) commit is allowed only while
+    /// the group has no members; a member's commit needs its current generation and is refused
+    /// while the group waits for the leader's assignment.
+    fn commit_allowed(&self, req: &OffsetCommitRequest) -> ErrorCode {
+        let Some(group) = self.groups.get(req.group.as_str()) else {
+            return if req.generation < 0 {
+                ErrorCode::None
+            } else {
+                ErrorCode::IllegalGeneration
+            };
+        };
+        if req.generation < 0 && group.state == GroupState::Empty {
+            return ErrorCode::None;
+        }
+        if group.state == GroupState::CompletingRebalance {
+            let e = group.check_member(&req.member_id, req.generation);
+            return if e == ErrorCode::None {
+                ErrorCode::RebalanceInProgress
+            } else {
+                e
+            };
+        }
+        group.check_member(&req.member_id, req.generation)
+    }
+
+    fn fetch_offsets(&mut self, cx: &mut Cx, from: NodeId, req: OffsetFetchRequest) {
+        let offsets = req
+            .partitions
+            .iter()
+            .map(|tp| (*tp, self.offsets.get(&req.group, *tp).map(|(o, _)| o)))
+            .collect();
+        let resp = OffsetFetchResponse {
+            correlation_id: req.correlation_id,
+            error: ErrorCode::None,
+            offsets,
+        };
+        cx.send(from, Message::OffsetFetchResponse(resp));
     }
 
     /// A coordinator timer (kind >= [`COORDINATOR_TIMER_BASE`]) is due.
-    pub fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer, _log: &mut dyn OffsetsLog) {}
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer, _log: &mut dyn OffsetsLog) {
+        let index = (timer.key >> 32) as u32;
+        let low = timer.key as u32;
+        let Some(name) = self.group_by_index.get(&index) else {
+            return;
+        };
+        let Some(group) = self.groups.get_mut(name) else {
+            return;
+        };
+        match timer.kind {
+            TIMER_JOIN_DEADLINE => group.on_join_deadline(cx, low),
+            TIMER_SESSION => group.on_session_timer(cx, low),
+            other => panic!("{}: unknown coordinator timer kind {other:#x}", cx.me()),
+        }
+    }
 
     /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) an offsets partition.
     pub fn on_leadership(
         &mut self,
-        _cx: &mut Cx,
-        _partition: TopicPartition,
-        _leader_epoch: Option<u32>,
-        _log: &mut dyn OffsetsLog,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        leader_epoch: Option<u32>,
+        log: &mut dyn OffsetsLog,
     ) {
+        if partition.topic != self.config.offsets_topic {
+            return;
+        }
+        if leader_epoch.is_some() && self.owned.get(&partition.partition) == leader_epoch.as_ref() {
+            return;
+        }
+        self.unload(cx, partition);
+        if let Some(epoch) = leader_epoch {
+            self.load(cx, partition, epoch, log);
+        }
+    }
+
+    /// Forget the groups of `partition`, answering everything that waits on them.
+    fn unload(&mut self, cx: &mut Cx, partition: TopicPartition) {
+        self.owned.remove(&partition.partition);
+        let offsets_partitions = self.config.offsets_partitions;
+        let in_partition =
+            |name: &str| java_string_hash_abs(name) % offsets_partitions == partition.partition;
+        let names: Vec<Arc<str>> = self
+            .groups
+            .keys()
+            .filter(|n| in_partition(n))
+            .cloned()
+            .collect();
+        for name in names {
+            if let Some(mut g) = self.groups.remove(&name) {
+                g.unload(cx);
+                self.group_by_index.remove(&g.index);
+            }
+        }
+        self.offsets.retain_groups(|g| !in_partition(g));
+        let tokens: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (tp, _))| *tp == partition)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in tokens {
+            if let Some((_, PendingAppend::Commit(c))) = self.pending.remove(&token) {
+                reply_pending_commit(cx, &c, ErrorCode::NotCoordinator);
+            }
+        }
+    }
+
+    /// Rebuild committed offsets and groups from the partition's log.
+    fn load(&mut self, cx: &mut Cx, partition: TopicPartition, epoch: u32, log: &dyn OffsetsLog) {
+        let loaded = load::replay(&log.loadable_batches(partition));
+        for (group, tp, offset, leader_epoch) in loaded.offsets {
+            self.offsets.put(&group, tp, (offset, leader_epoch));
+        }
+        for (name, meta) in loaded.groups {
+            if let Some(g) = self.group_mut(&name) {
+                g.restore(cx, meta.generation, &meta.protocol, &meta.members);
+            }
+        }
+        self.owned.insert(partition.partition, epoch);
     }
 
     /// Completion of an [`OffsetsLog::append`].
     pub fn on_append_done(
         &mut self,
-        _cx: &mut Cx,
-        _token: u64,
-        _result: ErrorCode,
+        cx: &mut Cx,
+        token: u64,
+        result: ErrorCode,
         _log: &mut dyn OffsetsLog,
     ) {
+        let Some((_, pending)) = self.pending.remove(&token) else {
+            return; // the partition was unloaded meanwhile and the request answered
+        };
+        match pending {
+            PendingAppend::Commit(c) => {
+                if result == ErrorCode::None {
+                    for (tp, offset, epoch) in &c.offsets {
+                        self.offsets.put(&c.group, *tp, (*offset, *epoch));
+                    }
+                }
+                reply_pending_commit(cx, &c, coordinator_error(result));
+            }
+            PendingAppend::Group { group, generation } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.on_persisted(cx, generation, result);
+                }
+            }
+        }
     }
+}
+
+/// A record of `__consumer_offsets` (internal records carry value id 0: never a user value).
+fn internal_record(cx: &Cx, payload: InternalPayload) -> Record {
+    Record {
+        value: ValueId(0),
+        key: None,
+        size: OFFSETS_RECORD_BYTES,
+        create_time: cx.now(),
+        payload: Some(Arc::new(payload)),
+    }
+}
+
+fn group_of(msg: &Message) -> Option<String> {
+    Some(match msg {
+        Message::JoinGroupRequest(r) => r.group.clone(),
+        Message::SyncGroupRequest(r) => r.group.clone(),
+        Message::HeartbeatRequest(r) => r.group.clone(),
+        Message::LeaveGroupRequest(r) => r.group.clone(),
+        Message::OffsetCommitRequest(r) => r.group.clone(),
+        Message::OffsetFetchRequest(r) => r.group.clone(),
+        _ => return None,
+    })
+}
+
+fn reply_commit(cx: &mut Cx, to: NodeId, req: &OffsetCommitRequest, error: ErrorCode) {
+    let resp = OffsetCommitResponse {
+        correlation_id: req.correlation_id,
+        results: req.offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
+    };
+    cx.send(to, Message::OffsetCommitResponse(resp));
+}
+
+fn reply_pending_commit(cx: &mut Cx, c: &PendingCommit, error: ErrorCode) {
+    let resp = OffsetCommitResponse {
+        correlation_id: c.correlation_id,
+        results: c.offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
+    };
+    cx.send(c.client, Message::OffsetCommitResponse(resp));
+}
+
+/// Answer a group request with `error` and nothing else.
+fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
+    use crate::protocol::{JoinGroupResponse, SyncGroupResponse};
+    let resp = match msg {
+        Message::JoinGroupRequest(r) => Message::JoinGroupResponse(JoinGroupResponse {
+            correlation_id: r.correlation_id,
+            error,
+            generation: -1,
+            protocol: String::new(),
+            leader: String::new(),
+            member_id: String::new(),
+            members: Vec::new(),
+        }),
+        Message::SyncGroupRequest(r) => Message::SyncGroupResponse(SyncGroupResponse {
+            correlation_id: r.correlation_id,
+            error,
+            assignment: Arc::new(Vec::new()),
+        }),
+        Message::HeartbeatRequest(r) => Message::HeartbeatResponse(HeartbeatResponse {
+            correlation_id: r.correlation_id,
+            error,
+        }),
+        Message::LeaveGroupRequest(r) => Message::LeaveGroupResponse(LeaveGroupResponse {
+            correlation_id: r.correlation_id,
+            error,
+        }),
+        Message::OffsetCommitRequest(r) => return reply_commit(cx, to, &r, error),
+        Message::OffsetFetchRequest(r) => Message::OffsetFetchResponse(OffsetFetchResponse {
+            correlation_id: r.correlation_id,
+            error,
+            offsets: Vec::new(),
+        }),
+        other => panic!("{}: not a group request: {}", cx.me(), other.kind()),
+    };
+    cx.send(to, resp);
 }
 
 /// Java's `String.hashCode()` made non-negative as Kafka's `Utils.abs` does
@@ -125,18 +581,5 @@ pub fn java_string_hash_abs(s: &str) -> u32 {
         0
     } else {
         h.unsigned_abs()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn java_hash_matches_known_values() {
-        // "a".hashCode() = 97; "hello".hashCode() = 99162322
-        assert_eq!(java_string_hash_abs("a"), 97);
-        assert_eq!(java_string_hash_abs("hello"), 99162322);
-        assert_eq!(java_string_hash_abs(""), 0);
     }
 }

@@ -256,7 +256,11 @@ mod tests {
         let r = &m.result;
         // Sent after the 1 s warm-up: 2000 records over 2 s.
         assert_eq!(r.records_sent, 2_000);
-        assert!((r.publish_rate - 1_000.0).abs() < 1e-6, "{}", r.publish_rate);
+        assert!(
+            (r.publish_rate - 1_000.0).abs() < 1e-6,
+            "{}",
+            r.publish_rate
+        );
         assert!((r.publish_latency_ms.p50 - 2.0).abs() < 0.01);
         assert!((r.end_to_end_latency_ms.p99 - 5.0).abs() < 0.01);
         assert_eq!(r.records_consumed, 2_000);
@@ -287,7 +291,9 @@ mod tests {
         let h: History = steady(1)
             .entries()
             .iter()
-            .filter(|e| !matches!(e.event, HistoryEvent::Poll { .. }) || e.at.as_nanos() < MS * 1_000)
+            .filter(|e| {
+                !matches!(e.event, HistoryEvent::Poll { .. }) || e.at.as_nanos() < MS * 1_000
+            })
             .cloned()
             .collect();
         let m = measure(&spec(1), &h, &[]);

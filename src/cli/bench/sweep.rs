@@ -22,19 +22,25 @@ pub struct Parameter {
 
 /// Parse one `--sweep` argument.
 pub fn parse(arg: &str) -> Result<Parameter, String> {
-    let (name, values) = arg
-        .split_once('=')
-        .ok_or_else(|| format!("--sweep {arg:?}: expected name=v1,v2,... (e.g. linger.ms=0,5,20)"))?;
+    let (name, values) = arg.split_once('=').ok_or_else(|| {
+        format!("--sweep {arg:?}: expected name=v1,v2,... (e.g. linger.ms=0,5,20)")
+    })?;
     let name = name.trim();
     if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(format!("--sweep {arg:?}: the parameter name is empty or has spaces"));
+        return Err(format!(
+            "--sweep {arg:?}: the parameter name is empty or has spaces"
+        ));
     }
     let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
     if values.iter().any(String::is_empty) {
-        return Err(format!("--sweep {arg:?}: an empty value (two commas, or a trailing comma)"));
+        return Err(format!(
+            "--sweep {arg:?}: an empty value (two commas, or a trailing comma)"
+        ));
     }
     if values.len() > MAX_VALUES {
-        return Err(format!("--sweep {arg:?}: at most {MAX_VALUES} values per parameter"));
+        return Err(format!(
+            "--sweep {arg:?}: at most {MAX_VALUES} values per parameter"
+        ));
     }
     let mut seen: Vec<&String> = Vec::new();
     for v in &values {
@@ -97,9 +103,18 @@ mod tests {
     fn the_grid_is_the_cartesian_product_last_fastest() {
         let g = grid(&[parse("a=1,2").unwrap(), parse("b=x,y,z").unwrap()]).unwrap();
         assert_eq!(g.len(), 6);
-        assert_eq!(g[0], vec![("a".into(), "1".into()), ("b".into(), "x".into())]);
-        assert_eq!(g[1], vec![("a".into(), "1".into()), ("b".into(), "y".into())]);
-        assert_eq!(g[5], vec![("a".into(), "2".into()), ("b".into(), "z".into())]);
+        assert_eq!(
+            g[0],
+            vec![("a".into(), "1".into()), ("b".into(), "x".into())]
+        );
+        assert_eq!(
+            g[1],
+            vec![("a".into(), "1".into()), ("b".into(), "y".into())]
+        );
+        assert_eq!(
+            g[5],
+            vec![("a".into(), "2".into()), ("b".into(), "z".into())]
+        );
         assert_eq!(grid(&[]).unwrap(), vec![Vec::<(String, String)>::new()]);
     }
 

@@ -1,0 +1,236 @@
+//! Broker properties by their Kafka names ([`Configurable`]), with Kafka's defaults.
+//! `replication.protocol` is kafsim's own switch between the leader-epoch truncation protocol
+//! (KIP-101/KIP-279, Kafka 0.11+/2.0+) and the legacy truncate-to-high-watermark protocol.
+
+use crate::config::{ConfigValue, Configurable};
+use crate::log::FlushPolicy;
+use crate::time::{ms, Duration};
+
+/// How a follower finds the prefix it shares with a new leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicationProtocol {
+    /// KIP-101 + KIP-279: OffsetsForLeaderEpoch, repeated until a common epoch is found.
+    LeaderEpoch,
+    /// Pre-0.11 Kafka: a restarted or demoted follower truncates to its checkpointed HW.
+    HighWatermark,
+}
+
+/// A deliberate bug, so that each internal invariant can be shown to fire. Test-only.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakRule {
+    /// The leader sets the HW to its own LEO, ignoring followers.
+    SkipHwRule,
+    /// The leader lets its HW move back to the ISR's lowest LEO.
+    AllowHwRegression,
+    /// The controller elects a new leader without bumping the leader epoch, and brokers
+    /// follow a leader change within an epoch.
+    ReuseLeaderEpoch,
+    /// The controller elects a replica outside the ISR even with clean election.
+    ElectOutOfIsr,
+    /// A follower appends fetched batches without truncating first (leader-epoch mode).
+    SkipTruncation,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerConfig {
+    /// `min.insync.replicas` (default 1).
+    pub min_insync_replicas: u32,
+    /// `unclean.leader.election.enable` (default false since Kafka 0.11).
+    pub unclean_leader_election: bool,
+    /// `replica.lag.time.max.ms` (default 30000 since Kafka 2.5, KIP-537; 10000 before).
+    pub replica_lag_time_max: Duration,
+    /// `replication.protocol` (kafsim): `"leader-epoch"` (default) or `"high-watermark"`.
+    pub replication_protocol: ReplicationProtocol,
+    /// `log.flush.interval.messages` (default never).
+    pub flush_interval_messages: Option<u64>,
+    /// `log.flush.interval.ms` (default never).
+    pub flush_interval: Option<Duration>,
+    /// `replica.fetch.wait.max.ms` (default 500).
+    pub replica_fetch_wait_max: Duration,
+    /// `replica.fetch.min.bytes` (default 1).
+    pub replica_fetch_min_bytes: u32,
+    /// `replica.fetch.max.bytes` (default 1 MiB).
+    pub replica_fetch_max_bytes: u32,
+    /// `replica.fetch.backoff.ms` (default 1000).
+    pub replica_fetch_backoff: Duration,
+    /// `replica.socket.timeout.ms` (default 30000): a follower's fetch request timeout.
+    pub replica_socket_timeout: Duration,
+    /// `replica.high.watermark.checkpoint.interval.ms` (default 5000).
+    pub hw_checkpoint_interval: Duration,
+    /// `broker.session.timeout.ms` (default 9000).
+    pub broker_session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms` (default 2000).
+    pub broker_heartbeat_interval: Duration,
+    /// `offsets.topic.num.partitions` (default 50).
+    pub offsets_topic_partitions: u32,
+    /// `offsets.topic.replication.factor` (default 3).
+    pub offsets_topic_replication_factor: u32,
+    /// `default.replication.factor` (default 1).
+    pub default_replication_factor: u32,
+    /// `num.partitions` (default 1).
+    pub num_partitions: u32,
+    /// `group.initial.rebalance.delay.ms` (default 3000).
+    pub group_initial_rebalance_delay: Duration,
+    #[doc(hidden)]
+    pub test_break: Option<BreakRule>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+            replica_lag_time_max: ms(30_000),
+            replication_protocol: ReplicationProtocol::LeaderEpoch,
+            flush_interval_messages: None,
+            flush_interval: None,
+            replica_fetch_wait_max: ms(500),
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1 << 20,
+            replica_fetch_backoff: ms(1000),
+            replica_socket_timeout: ms(30_000),
+            hw_checkpoint_interval: ms(5000),
+            broker_session_timeout: ms(9000),
+            broker_heartbeat_interval: ms(2000),
+            offsets_topic_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            default_replication_factor: 1,
+            num_partitions: 1,
+            group_initial_rebalance_delay: ms(3000),
+            test_break: None,
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn flush_policy(&self) -> FlushPolicy {
+        FlushPolicy {
+            interval_messages: self.flush_interval_messages,
+            interval: self.flush_interval,
+        }
+    }
+
+    pub(crate) fn breaks(&self, rule: BreakRule) -> bool {
+        self.test_break == Some(rule)
+    }
+}
+
+const KEYS: &[&str] = &[
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "replica.lag.time.max.ms",
+    "replication.protocol",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.max.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.socket.timeout.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "default.replication.factor",
+    "num.partitions",
+    "group.initial.rebalance.delay.ms",
+];
+
+/// Milliseconds property in `min..=max`.
+fn millis(v: &ConfigValue, min: i64, max: i64) -> Result<Duration, String> {
+    Ok(ms(v.as_int_in(min, max)? as u64))
+}
+
+/// Kafka's "never" for flush intervals is Long.MAX_VALUE; accept it and anything huge.
+fn never_or(v: i64) -> Option<u64> {
+    (v < i64::MAX / 2).then_some(v as u64)
+}
+
+impl Configurable for BrokerConfig {
+    fn set(&mut self, key: &str, v: &ConfigValue) -> Result<(), String> {
+        const DAY: i64 = 86_400_000;
+        match key {
+            "min.insync.replicas" => self.min_insync_replicas = v.as_int_in(1, 16)? as u32,
+            "unclean.leader.election.enable" => self.unclean_leader_election = v.as_bool()?,
+            "replica.lag.time.max.ms" => self.replica_lag_time_max = millis(v, 1, DAY)?,
+            "replication.protocol" => {
+                self.replication_protocol =
+                    match v.as_choice(&["leader-epoch", "high-watermark"])? {
+                        "leader-epoch" => ReplicationProtocol::LeaderEpoch,
+                        _ => ReplicationProtocol::HighWatermark,
+                    }
+            }
+            "log.flush.interval.messages" => {
+                self.flush_interval_messages = never_or(v.as_int_in(1, i64::MAX)?)
+            }
+            "log.flush.interval.ms" => {
+                self.flush_interval = never_or(v.as_int_in(1, i64::MAX)?).map(ms)
+            }
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max = millis(v, 0, 60_000)?,
+            "replica.fetch.min.bytes" => {
+                self.replica_fetch_min_bytes = v.as_int_in(1, 1 << 30)? as u32
+            }
+            "replica.fetch.max.bytes" => {
+                self.replica_fetch_max_bytes = v.as_int_in(1, 1 << 30)? as u32
+            }
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff = millis(v, 0, 60_000)?,
+            "replica.socket.timeout.ms" => self.replica_socket_timeout = millis(v, 1, DAY)?,
+            "replica.high.watermark.checkpoint.interval.ms" => {
+                self.hw_checkpoint_interval = millis(v, 1, DAY)?
+            }
+            "broker.session.timeout.ms" => self.broker_session_timeout = millis(v, 1, DAY)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval = millis(v, 1, DAY)?,
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_partitions = v.as_int_in(1, 1000)? as u32
+            }
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor = v.as_int_in(1, 16)? as u32
+            }
+            "default.replication.factor" => {
+                self.default_replication_factor = v.as_int_in(1, 16)? as u32
+            }
+            "num.partitions" => self.num_partitions = v.as_int_in(1, 10_000)? as u32,
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay = millis(v, 0, DAY)?
+            }
+            _ => return Err(format!("unknown broker property \"{key}\"")),
+        }
+        Ok(())
+    }
+
+    fn known_keys(&self) -> &'static [&'static str] {
+        KEYS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_set_fields_and_bad_values_fail() {
+        let mut c = BrokerConfig::default();
+        c.set("min.insync.replicas", &ConfigValue::Int(2)).unwrap();
+        c.set(
+            "replication.protocol",
+            &ConfigValue::Str("high-watermark".into()),
+        )
+        .unwrap();
+        c.set("log.flush.interval.messages", &ConfigValue::Int(i64::MAX))
+            .unwrap();
+        assert_eq!(c.min_insync_replicas, 2);
+        assert_eq!(c.replication_protocol, ReplicationProtocol::HighWatermark);
+        assert_eq!(c.flush_interval_messages, None);
+        c.set("log.flush.interval.messages", &ConfigValue::Int(1))
+            .unwrap();
+        assert_eq!(c.flush_interval_messages, Some(1));
+        assert!(c.set("min.insync.replicas", &ConfigValue::Int(0)).is_err());
+        assert!(c
+            .set("replication.protocol", &ConfigValue::Str("raft".into()))
+            .is_err());
+        assert!(c.set("no.such.key", &ConfigValue::Int(1)).is_err());
+        assert_eq!(c.known_keys().len(), KEYS.len());
+    }
+}

@@ -1,0 +1,432 @@
+//! The broker node: hosts partition replicas ([`crate::replica::ReplicaManager`]) and the
+//! group coordinator, registers and heartbeats with the active controller, applies
+//! LeaderAndIsr, answers Metadata from its cache, checkpoints high watermarks, and recovers
+//! from its own disk on restart.
+//!
+//! Usage: `Broker::new(config, BrokerIdentity { controllers, offsets_topic })`. `controllers`
+//! lists every controller node; the broker registers with all of them until one (the active
+//! one) answers, and from then on obeys the highest controller epoch it has seen.
+//! Inputs: [`Node`] callbacks. Inspection (invariants, tests): [`Broker::replicas`],
+//! [`Broker::partition`].
+
+pub mod config;
+
+use crate::coordinator::{CoordinatorConfig, GroupCoordinator, COORDINATOR_TIMER_BASE};
+use crate::log::{checkpoint, recovery};
+use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer};
+use crate::protocol::*;
+use crate::record::{TopicId, TopicPartition};
+use crate::replica::partition::Partition;
+use crate::replica::{self, ReplicaManager};
+use config::BrokerConfig;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Who a broker is in its cluster.
+#[derive(Clone, Debug)]
+pub struct BrokerIdentity {
+    /// Every controller node (the active one answers registration).
+    pub controllers: Vec<NodeId>,
+    /// The `__consumer_offsets` topic id, for the group coordinator.
+    pub offsets_topic: TopicId,
+}
+
+const TIMER_HEARTBEAT: u16 = 10;
+const TIMER_HW_CHECKPOINT: u16 = 11;
+const TIMER_ISR_EXPIRATION: u16 = 12;
+const TIMER_FLUSH: u16 = 13;
+const META_FILE: FileId = FileId::Named("broker-meta");
+/// Forwarded InitProducerId requests a broker keeps track of.
+const MAX_FORWARDED: usize = 10_000;
+
+pub struct Broker {
+    config: BrokerConfig,
+    identity: BrokerIdentity,
+    rm: ReplicaManager,
+    coordinator: GroupCoordinator,
+    incarnation: u64,
+    registered: bool,
+    /// Registered at least once in this incarnation. Until then LeaderAndIsr is ignored: the
+    /// controller may still address the previous incarnation, whose leaderships this process
+    /// must not take over at their old epochs.
+    ever_registered: bool,
+    active_controller: Option<NodeId>,
+    highest_controller_epoch: u32,
+    last_controller_contact: crate::time::Instant,
+    metadata_version: u64,
+    next_correlation: u64,
+    /// Correlation id of the latest registration request.
+    registration_correlation: u64,
+    forwarded: BTreeMap<u64, (NodeId, u64)>,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig, identity: BrokerIdentity) -> Broker {
+        let coordinator = GroupCoordinator::new(CoordinatorConfig {
+            offsets_partitions: config.offsets_topic_partitions,
+            offsets_topic: identity.offsets_topic,
+            initial_rebalance_delay: config.group_initial_rebalance_delay,
+        });
+        Broker {
+            rm: ReplicaManager::new(config.clone()),
+            config,
+            identity,
+            coordinator,
+            incarnation: 0,
+            registered: false,
+            ever_registered: false,
+            active_controller: None,
+            highest_controller_epoch: 0,
+            last_controller_contact: crate::time::Instant::ZERO,
+            metadata_version: 0,
+            next_correlation: 0,
+            registration_correlation: 0,
+            forwarded: BTreeMap::new(),
+        }
+    }
+
+    /// Every hosted replica.
+    pub fn replicas(&self) -> &BTreeMap<TopicPartition, Partition> {
+        &self.rm.partitions
+    }
+
+    pub fn partition(&self, tp: TopicPartition) -> Option<&Partition> {
+        self.rm.partitions.get(&tp)
+    }
+
+    /// The controller's latest state of `tp` as this broker knows it.
+    pub fn metadata(&self, tp: TopicPartition) -> Option<&PartitionState> {
+        self.rm.metadata.get(&tp)
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
+    fn next_correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+
+    fn recover(&mut self, cx: &mut Cx) {
+        let mut incarnation = 0;
+        for e in cx.disk().read(META_FILE) {
+            if let DiskData::Blob(b) = &e.data {
+                if let Some(n) = b.downcast_ref::<u64>() {
+                    incarnation = *n;
+                }
+            }
+        }
+        self.incarnation = incarnation + 1;
+        // Correlation ids unique across incarnations: late answers to a previous process of
+        // this broker (delivered after a quick restart) match nothing.
+        self.next_correlation = self.incarnation << 40;
+        self.rm.fetcher.set_correlation_base(self.incarnation << 40);
+        let blob: Arc<dyn Any + Send + Sync> = Arc::new(self.incarnation);
+        cx.disk()
+            .overwrite(META_FILE, vec![DiskEntry::new(DiskData::Blob(blob), 8)]);
+        cx.disk_fsync(META_FILE, 0);
+        let hws = checkpoint::read_high_watermarks(cx.disk());
+        for file in cx.disk().files() {
+            if let FileId::Log(tp) = file {
+                let (log, report) = recovery::load(tp, cx.disk());
+                if report.entries_cut > 0 {
+                    cx.record(crate::history::HistoryEvent::Truncated {
+                        broker: cx.me(),
+                        partition: tp,
+                        offset: log.log_end_offset(),
+                        reason: "recovery",
+                    });
+                }
+                let hw = hws.get(&tp).copied().unwrap_or(0);
+                self.rm.add_recovered(log, hw);
+            }
+        }
+    }
+
+    fn register(&mut self, cx: &mut Cx) {
+        let correlation_id = self.next_correlation();
+        self.registration_correlation = correlation_id;
+        let req = BrokerRegistrationRequest {
+            correlation_id,
+            broker: cx.me(),
+            incarnation: self.incarnation,
+        };
+        for &c in &self.identity.controllers {
+            cx.send(c, Message::BrokerRegistrationRequest(req.clone()));
+        }
+    }
+
+    fn on_heartbeat_timer(&mut self, cx: &mut Cx) {
+        let lost = cx.now().saturating_since(self.last_controller_contact)
+            >= self.config.broker_session_timeout;
+        if self.registered && lost {
+            self.registered = false;
+        }
+        match (self.registered, self.active_controller) {
+            (true, Some(_)) => {
+                // Every controller hears the heartbeat (only the active one answers): a
+                // standby uses it to know it is not cut off before it takes over.
+                let correlation_id = self.next_correlation();
+                let req = BrokerHeartbeatRequest {
+                    correlation_id,
+                    broker: cx.me(),
+                    broker_epoch: self.rm.broker_epoch,
+                };
+                for &c in &self.identity.controllers {
+                    cx.send(c, Message::BrokerHeartbeatRequest(req.clone()));
+                }
+            }
+            _ => self.register(cx),
+        }
+        cx.set_timer_after(
+            self.config.broker_heartbeat_interval,
+            Timer::new(TIMER_HEARTBEAT, 0),
+        );
+    }
+
+    /// Follow the controller with the highest epoch; false if `epoch` is stale.
+    fn follow_controller(&mut self, from: NodeId, epoch: u32) -> bool {
+        if epoch < self.highest_controller_epoch {
+            return false;
+        }
+        if epoch > self.highest_controller_epoch || self.active_controller.is_none() {
+            self.highest_controller_epoch = epoch;
+            self.active_controller = Some(from);
+            self.rm.controller = Some(from);
+        }
+        true
+    }
+
+    fn on_leader_and_isr(&mut self, cx: &mut Cx, from: NodeId, req: LeaderAndIsrRequest) {
+        if !self.ever_registered {
+            return;
+        }
+        if !self.follow_controller(req.controller, req.controller_epoch) {
+            cx.send(
+                from,
+                Message::LeaderAndIsrResponse(LeaderAndIsrResponse {
+                    correlation_id: self.metadata_version,
+                    error: ErrorCode::StaleControllerEpoch,
+                    partitions: Vec::new(),
+                }),
+            );
+            return;
+        }
+        self.last_controller_contact = cx.now();
+        if req.full || req.correlation_id == self.metadata_version + 1 {
+            self.metadata_version = req.correlation_id;
+        }
+        self.rm.live_brokers = req.live_brokers;
+        self.rm.topics = req.topics;
+        self.rm.apply_partition_states(cx, req.partitions);
+        cx.send(
+            from,
+            Message::LeaderAndIsrResponse(LeaderAndIsrResponse {
+                correlation_id: self.metadata_version,
+                error: ErrorCode::None,
+                partitions: Vec::new(),
+            }),
+        );
+    }
+
+    fn on_metadata(&mut self, cx: &mut Cx, from: NodeId, req: MetadataRequest) {
+        let wanted = |t: TopicId| req.topics.is_empty() || req.topics.contains(&t);
+        let partitions = self
+            .rm
+            .metadata
+            .values()
+            .filter(|s| wanted(s.partition.topic))
+            .map(|s| PartitionMetadata {
+                error: ErrorCode::None,
+                state: s.clone(),
+            })
+            .collect();
+        cx.send(
+            from,
+            Message::MetadataResponse(MetadataResponse {
+                correlation_id: req.correlation_id,
+                brokers: self.rm.live_brokers.clone(),
+                controller: self.active_controller,
+                topics: self
+                    .rm
+                    .topics
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| wanted(*t))
+                    .collect(),
+                partitions,
+            }),
+        );
+    }
+
+    /// InitProducerId: forwarded to the active controller, which owns the id blocks.
+    fn on_init_producer_id(&mut self, cx: &mut Cx, from: NodeId, mut req: InitProducerIdRequest) {
+        let Some(c) = self
+            .active_controller
+            .filter(|_| self.forwarded.len() < MAX_FORWARDED)
+        else {
+            cx.send(
+                from,
+                Message::InitProducerIdResponse(InitProducerIdResponse {
+                    correlation_id: req.correlation_id,
+                    error: ErrorCode::CoordinatorNotAvailable,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                }),
+            );
+            return;
+        };
+        let mine = self.next_correlation();
+        self.forwarded.insert(mine, (from, req.correlation_id));
+        req.correlation_id = mine;
+        cx.send(c, Message::InitProducerIdRequest(req));
+    }
+
+    /// Hand the replica manager's queued events to the coordinator.
+    fn drain_to_coordinator(&mut self, cx: &mut Cx) {
+        loop {
+            let done = std::mem::take(&mut self.rm.coordinator_done);
+            let changes = std::mem::take(&mut self.rm.leadership_changes);
+            if done.is_empty() && changes.is_empty() {
+                return;
+            }
+            for (tp, epoch) in changes {
+                if tp.topic == self.identity.offsets_topic {
+                    self.coordinator.on_leadership(cx, tp, epoch, &mut self.rm);
+                }
+            }
+            for (token, result) in done {
+                self.coordinator
+                    .on_append_done(cx, token, result, &mut self.rm);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        if GroupCoordinator::accepts(&msg) {
+            self.coordinator.handle(cx, from, msg, &mut self.rm);
+            return;
+        }
+        match msg {
+            Message::ConnectionReset => self.rm.on_connection_reset(cx, from),
+            Message::ProduceRequest(r) => self.rm.handle_produce(cx, from, r),
+            Message::FetchRequest(r) => self.rm.handle_fetch(cx, from, r),
+            Message::FetchResponse(r) => self.rm.handle_fetch_response(cx, from, r),
+            Message::ListOffsetsRequest(r) => self.rm.handle_list_offsets(cx, from, r),
+            Message::OffsetsForLeaderEpochRequest(r) => {
+                self.rm.handle_offsets_for_leader_epoch(cx, from, r)
+            }
+            Message::OffsetsForLeaderEpochResponse(r) => self.rm.handle_epoch_response(cx, from, r),
+            Message::MetadataRequest(r) => self.on_metadata(cx, from, r),
+            Message::InitProducerIdRequest(r) => self.on_init_producer_id(cx, from, r),
+            Message::InitProducerIdResponse(mut r) => {
+                if let Some((client, corr)) = self.forwarded.remove(&r.correlation_id) {
+                    r.correlation_id = corr;
+                    cx.send(client, Message::InitProducerIdResponse(r));
+                }
+            }
+            Message::BrokerRegistrationResponse(r)
+                if r.error == ErrorCode::None
+                    && r.correlation_id == self.registration_correlation
+                    && self.follow_controller(from, r.controller_epoch) =>
+            {
+                self.registered = true;
+                self.ever_registered = true;
+                self.rm.broker_epoch = r.broker_epoch;
+                self.active_controller = Some(from);
+                self.rm.controller = Some(from);
+                self.last_controller_contact = cx.now();
+            }
+            Message::BrokerHeartbeatResponse(r)
+                if Some(from) == self.active_controller
+                    && r.controller_epoch >= self.highest_controller_epoch =>
+            {
+                self.last_controller_contact = cx.now();
+                if r.fenced {
+                    self.registered = false;
+                    self.register(cx);
+                }
+            }
+            Message::LeaderAndIsrRequest(r) => self.on_leader_and_isr(cx, from, r),
+            Message::AlterPartitionResponse(r) => self.rm.handle_alter_partition_response(cx, r),
+            _ => {}
+        }
+    }
+}
+
+impl Node for Broker {
+    fn on_start(&mut self, cx: &mut Cx) {
+        self.recover(cx);
+        self.last_controller_contact = cx.now();
+        self.register(cx);
+        cx.set_timer_after(
+            self.config.broker_heartbeat_interval,
+            Timer::new(TIMER_HEARTBEAT, 0),
+        );
+        cx.set_timer_after(
+            self.config.hw_checkpoint_interval,
+            Timer::new(TIMER_HW_CHECKPOINT, 0),
+        );
+        cx.set_timer_after(
+            self.config.replica_lag_time_max / 2,
+            Timer::new(TIMER_ISR_EXPIRATION, 0),
+        );
+        if let Some(interval) = self.config.flush_interval {
+            cx.set_timer_after(interval, Timer::new(TIMER_FLUSH, 0));
+        }
+    }
+
+    fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        self.dispatch(cx, from, msg);
+        self.drain_to_coordinator(cx);
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        if timer.kind >= COORDINATOR_TIMER_BASE {
+            self.coordinator.on_timer(cx, timer, &mut self.rm);
+            self.drain_to_coordinator(cx);
+            return;
+        }
+        match timer.kind {
+            TIMER_HEARTBEAT => self.on_heartbeat_timer(cx),
+            TIMER_HW_CHECKPOINT => {
+                checkpoint::write_high_watermarks(cx, self.rm.high_watermarks());
+                cx.set_timer_after(self.config.hw_checkpoint_interval, timer);
+            }
+            TIMER_ISR_EXPIRATION => {
+                self.rm.maybe_shrink_isrs(cx);
+                cx.set_timer_after(self.config.replica_lag_time_max / 2, timer);
+            }
+            TIMER_FLUSH => {
+                self.rm.flush_by_time(cx);
+                if let Some(interval) = self.config.flush_interval {
+                    cx.set_timer_after(interval, timer);
+                }
+            }
+            replica::TIMER_PRODUCE_TIMEOUT => self.rm.on_produce_timeout(cx, timer.key),
+            replica::TIMER_FETCH_WAIT => self.rm.on_fetch_wait(cx, timer.key),
+            replica::TIMER_FETCHER_TIMEOUT | replica::TIMER_FETCHER_BACKOFF => {
+                self.rm.on_fetcher_timer(cx, timer)
+            }
+            _ => {}
+        }
+        self.drain_to_coordinator(cx);
+    }
+
+    fn on_disk(&mut self, cx: &mut Cx, done: DiskDone) {
+        if let FileId::Log(tp) = done.file {
+            self.rm.on_log_synced(cx, tp, done.token);
+        }
+        self.drain_to_coordinator(cx);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,268 @@
+//! `ConsumerConfig`: a consumer client's settings, built from its client profile and then
+//! overridden by Java property names from the scenario ([`Configurable`]).
+
+use super::profile::{self, AutoCommitStyle, ClientKind};
+use crate::config::{ConfigValue, Configurable};
+use crate::protocol::IsolationLevel;
+use crate::time::Duration;
+
+/// `auto.offset.reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Fail: the consumer stays without a position for the partition (Java throws
+    /// NoOffsetForPartitionException; the modelled application cannot make progress on it).
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    pub client: ClientKind,
+    pub client_version: (u32, u32),
+    /// The full version for the assignors (sarama changed behaviour at patch releases).
+    pub assignor_version: Option<crate::assignor::Version>,
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    pub auto_offset_reset: OffsetReset,
+    pub max_poll_records: u32,
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub max_poll_interval: Duration,
+    /// JoinGroup's rebalance timeout (Java: max.poll.interval.ms; sarama Rebalance.Timeout).
+    pub rebalance_timeout: Duration,
+    pub fetch_min_bytes: u32,
+    pub fetch_max_wait: Duration,
+    pub fetch_max_bytes: u32,
+    pub max_partition_fetch_bytes: u32,
+    /// Assignor names in preference order (`range`, `roundrobin`, `sticky`, `cooperative-sticky`).
+    pub strategies: Vec<String>,
+    pub isolation_level: IsolationLevel,
+    pub group_instance_id: Option<String>,
+    /// `request.timeout.ms` (30000): a request without an answer by then is failed.
+    pub request_timeout: Duration,
+    /// `retry.backoff.ms` (100).
+    pub retry_backoff: Duration,
+}
+
+const KEYS: &[&str] = &[
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "auto.offset.reset",
+    "max.poll.records",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "fetch.min.bytes",
+    "fetch.max.wait.ms",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "partition.assignment.strategy",
+    "isolation.level",
+    "group.instance.id",
+    "request.timeout.ms",
+    "retry.backoff.ms",
+];
+
+impl ConsumerConfig {
+    /// The defaults of `client` (java, sarama, kafka-go, librdkafka) at `version` (the newest
+    /// modelled one when `None`).
+    pub fn for_client(client: &str, version: Option<&str>) -> Result<ConsumerConfig, String> {
+        let client = ClientKind::from_name(client)?;
+        let assignor_version =
+            match version {
+                Some(v) => Some(crate::assignor::Version::parse(v).ok_or_else(|| {
+                    format!("bad client_version \"{v}\": expected e.g. \"1.43.2\"")
+                })?),
+                None => None,
+            };
+        let version = match version {
+            Some(v) => profile::parse_version(v)?,
+            None => client.newest_version(),
+        };
+        let d = profile::defaults(client, version);
+        Ok(ConsumerConfig {
+            client,
+            client_version: version,
+            assignor_version,
+            enable_auto_commit: d.enable_auto_commit,
+            auto_commit_interval: d.auto_commit_interval,
+            auto_offset_reset: if d.earliest {
+                OffsetReset::Earliest
+            } else {
+                OffsetReset::Latest
+            },
+            max_poll_records: d.max_poll_records,
+            session_timeout: d.session_timeout,
+            heartbeat_interval: d.heartbeat_interval,
+            max_poll_interval: d.max_poll_interval,
+            rebalance_timeout: d.rebalance_timeout,
+            fetch_min_bytes: 1,
+            fetch_max_wait: d.fetch_max_wait,
+            fetch_max_bytes: 52_428_800,
+            max_partition_fetch_bytes: 1_048_576,
+            strategies: d.strategies,
+            isolation_level: if d.read_committed {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::ReadUncommitted
+            },
+            group_instance_id: None,
+            request_timeout: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(100),
+        })
+    }
+
+    /// How this client's auto-commit behaves (meaningful when `enable_auto_commit`).
+    pub fn auto_commit_style(&self) -> AutoCommitStyle {
+        profile::auto_commit_style(self.client, self.auto_commit_interval)
+    }
+
+    /// Check relationships between settings, as the clients do at construction.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_interval >= self.session_timeout {
+            return Err("heartbeat.interval.ms must be lower than session.timeout.ms".into());
+        }
+        if self.strategies.is_empty() {
+            return Err("partition.assignment.strategy must name at least one assignor".into());
+        }
+        let client = super::poll::assignor_client(self.client);
+        for name in &self.strategies {
+            let strategy = crate::assignor::Strategy::from_name(name)
+                .ok_or_else(|| format!("unknown assignor \"{name}\""))?;
+            if !crate::assignor::supports(client, self.assignor_version, strategy) {
+                return Err(format!(
+                    "client {} has no {name} assignor at this version",
+                    self.client.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn millis(v: &ConfigValue, min: i64, max: i64) -> Result<Duration, String> {
+    Ok(Duration::from_millis(v.as_int_in(min, max)? as u64))
+}
+
+fn bytes(v: &ConfigValue) -> Result<u32, String> {
+    Ok(v.as_int_in(0, i32::MAX as i64)? as u32)
+}
+
+/// Accepts short names and Java class names (`org.apache...RangeAssignor`), comma separated.
+fn strategies(v: &ConfigValue) -> Result<Vec<String>, String> {
+    let text = v.as_str()?;
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let short = part.rsplit('.').next().unwrap_or(part);
+        let name = match short {
+            "range" | "RangeAssignor" => "range",
+            "roundrobin" | "RoundRobinAssignor" => "roundrobin",
+            "sticky" | "StickyAssignor" => "sticky",
+            "cooperative-sticky" | "CooperativeStickyAssignor" => "cooperative-sticky",
+            other => {
+                return Err(format!(
+                    "unknown assignor \"{other}\": expected range, roundrobin, sticky or cooperative-sticky"
+                ))
+            }
+        };
+        out.push(name.to_string());
+    }
+    if out.is_empty() {
+        return Err("expected at least one assignor".into());
+    }
+    Ok(out)
+}
+
+impl Configurable for ConsumerConfig {
+    fn set(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
+        let day = 86_400_000;
+        match key {
+            "enable.auto.commit" => self.enable_auto_commit = value.as_bool()?,
+            "auto.commit.interval.ms" => self.auto_commit_interval = millis(value, 0, day)?,
+            "auto.offset.reset" => {
+                self.auto_offset_reset =
+                    match value.as_choice(&["earliest", "latest", "none", "smallest", "largest"])? {
+                        "earliest" | "smallest" => OffsetReset::Earliest,
+                        "latest" | "largest" => OffsetReset::Latest,
+                        _ => OffsetReset::None,
+                    }
+            }
+            "max.poll.records" => self.max_poll_records = value.as_int_in(1, 100_000)? as u32,
+            "session.timeout.ms" => self.session_timeout = millis(value, 1, day)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval = millis(value, 1, day)?,
+            // Java and librdkafka use it as the rebalance timeout too; for sarama and kafka-go
+            // it stands for their Rebalance.Timeout / RebalanceTimeout (they have no poll
+            // deadline of their own).
+            "max.poll.interval.ms" => {
+                self.max_poll_interval = millis(value, 1, day)?;
+                self.rebalance_timeout = self.max_poll_interval;
+            }
+            "fetch.min.bytes" => self.fetch_min_bytes = bytes(value)?,
+            "fetch.max.wait.ms" => self.fetch_max_wait = millis(value, 0, day)?,
+            "fetch.max.bytes" => self.fetch_max_bytes = bytes(value)?.max(1),
+            "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = bytes(value)?.max(1),
+            "partition.assignment.strategy" => self.strategies = strategies(value)?,
+            "isolation.level" => {
+                self.isolation_level =
+                    match value.as_choice(&["read_uncommitted", "read_committed"])? {
+                        "read_committed" => IsolationLevel::ReadCommitted,
+                        _ => IsolationLevel::ReadUncommitted,
+                    }
+            }
+            "group.instance.id" => self.group_instance_id = Some(value.as_str()?.to_string()),
+            "request.timeout.ms" => self.request_timeout = millis(value, 1, day)?,
+            "retry.backoff.ms" => self.retry_backoff = millis(value, 0, day)?,
+            other => return Err(format!("unknown consumer property \"{other}\"")),
+        }
+        Ok(())
+    }
+
+    fn known_keys(&self) -> &'static [&'static str] {
+        KEYS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_differ_where_the_clients_differ() {
+        let java = ConsumerConfig::for_client("java", None).unwrap();
+        let sarama = ConsumerConfig::for_client("sarama", None).unwrap();
+        let kgo = ConsumerConfig::for_client("kafka-go", None).unwrap();
+        let rdk = ConsumerConfig::for_client("librdkafka", None).unwrap();
+        assert_eq!(java.auto_commit_interval, Duration::from_millis(5000));
+        assert_eq!(sarama.auto_commit_interval, Duration::from_secs(1));
+        assert_eq!(kgo.auto_offset_reset, OffsetReset::Earliest);
+        assert_eq!(java.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(rdk.isolation_level, IsolationLevel::ReadCommitted);
+        assert_eq!(java.isolation_level, IsolationLevel::ReadUncommitted);
+        assert!(ConsumerConfig::for_client("kafka-python", None).is_err());
+    }
+
+    #[test]
+    fn java_names_override_and_bad_values_are_refused() {
+        let mut c = ConsumerConfig::for_client("java", Some("3.7")).unwrap();
+        c.set("auto.offset.reset", &ConfigValue::Str("earliest".into()))
+            .unwrap();
+        c.set("max.poll.records", &ConfigValue::Int(10)).unwrap();
+        let rr = ConfigValue::Str("org.apache.kafka.clients.consumer.RoundRobinAssignor".into());
+        c.set("partition.assignment.strategy", &rr).unwrap();
+        c.set("max.poll.interval.ms", &ConfigValue::Int(1000))
+            .unwrap();
+        assert_eq!(c.auto_offset_reset, OffsetReset::Earliest);
+        assert_eq!(c.max_poll_records, 10);
+        assert_eq!(c.strategies, vec!["roundrobin"]);
+        assert_eq!(c.rebalance_timeout, Duration::from_millis(1000));
+        assert!(c.set("max.poll.records", &ConfigValue::Int(0)).is_err());
+        assert!(c
+            .set("auto.offset.reset", &ConfigValue::Str("oldest".into()))
+            .is_err());
+        assert!(c.set("no.such.key", &ConfigValue::Int(1)).is_err());
+        c.set("heartbeat.interval.ms", &ConfigValue::Int(60_000))
+            .unwrap();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,452 @@
+//! The fetcher: metadata, positions and fetch requests.
+//!
+//! Positions of newly assigned partitions come from the group's committed offsets
+//! (OffsetFetch), or from the sink when it stores offsets, or else from `auto.offset.reset`
+//! through ListOffsets (recorded as `PositionReset`). One fetch per leader is in flight at a
+//! time, covering the partitions it leads that have no buffered records (as Java's Fetcher).
+//! A fetch answered NotLeaderOrFollower / FencedLeaderEpoch refreshes metadata; one answered
+//! OffsetOutOfRange resets the position. Consumers only ever see records below the high
+//! watermark: the broker enforces it.
+
+use super::{Consumer, Need, PartState, Req};
+use crate::app::Delivered;
+use crate::history::HistoryEvent;
+use crate::node::{Cx, NodeId};
+use crate::protocol::{
+    ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, IsolationLevel,
+    ListOffsetsRequest, ListOffsetsResponse, Message, MetadataRequest, MetadataResponse,
+    OffsetFetchRequest, OffsetFetchResponse, OffsetSpec,
+};
+use crate::record::{TopicId, TopicPartition};
+use crate::time::{Duration, Instant};
+use std::collections::BTreeMap;
+
+/// Connection-setup style bound on metadata requests (Java's socket.connection.setup.timeout.ms
+/// is 10 s): a dead bootstrap broker must not hold discovery for a full request timeout.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a broker that failed a request is avoided for cluster-wide questions.
+const AVOID_FAILED_BROKER: Duration = Duration::from_secs(30);
+
+/// What the consumer knows of the cluster.
+#[derive(Debug, Default)]
+pub struct Metadata {
+    pub brokers: Vec<NodeId>,
+    pub leaders: BTreeMap<TopicPartition, (NodeId, u32)>,
+    pub counts: BTreeMap<TopicId, u32>,
+    pub wanted: bool,
+    pub not_before: Instant,
+    cursor: usize,
+}
+
+impl Metadata {
+    /// Forget leaders on `node` (it failed us) and ask for fresh metadata.
+    pub fn invalidate_leader(&mut self, node: NodeId) {
+        let before = self.leaders.len();
+        self.leaders.retain(|_, (l, _)| *l != node);
+        if self.leaders.len() != before {
+            self.wanted = true;
+        }
+    }
+}
+
+impl Consumer {
+    /// The broker to ask cluster-wide questions (metadata, FindCoordinator): like Java's
+    /// least-loaded-node choice, a connected broker first, then one that has not failed us
+    /// recently, in rotation.
+    pub(super) fn pick_broker(&mut self, now: Instant) -> NodeId {
+        let list = if self.meta.brokers.is_empty() {
+            &self.spec.bootstrap
+        } else {
+            &self.meta.brokers
+        };
+        let n = list.len();
+        let start = self.meta.cursor;
+        self.meta.cursor = self.meta.cursor.wrapping_add(1);
+        let rotation = (0..n).map(|k| list[(start + k) % n]);
+        let recently_failed = |b: &NodeId| {
+            self.failed_at
+                .get(b)
+                .is_some_and(|t| now.saturating_since(*t) < AVOID_FAILED_BROKER)
+        };
+        let connected = rotation.clone().find(|b| self.connected.contains(b));
+        let healthy = rotation.clone().find(|b| !recently_failed(b));
+        connected.or(healthy).unwrap_or(list[start % n])
+    }
+
+    fn has_inflight(&self, pred: impl Fn(&Req) -> bool) -> bool {
+        self.inflight.values().any(|f| pred(&f.req))
+    }
+
+    pub(super) fn drive_metadata(&mut self, cx: &mut Cx) {
+        if !self.meta.wanted || self.meta.not_before > cx.now() {
+            return;
+        }
+        if self.has_inflight(|r| matches!(r, Req::Metadata)) {
+            return;
+        }
+        let mut topics = self.spec.topics.clone();
+        topics.extend(self.spec.dlq_topic);
+        let to = self.pick_broker(cx.now());
+        let msg = Message::MetadataRequest(MetadataRequest {
+            correlation_id: self.take_corr(),
+            topics,
+        });
+        self.send(cx, to, METADATA_TIMEOUT, Req::Metadata, msg);
+    }
+
+    pub(super) fn on_metadata(&mut self, resp: MetadataResponse) {
+        if !resp.brokers.is_empty() {
+            self.meta.brokers = resp.brokers.clone();
+        }
+        for (topic, count) in &resp.topics {
+            self.meta.counts.insert(*topic, *count);
+        }
+        let mut complete = self
+            .spec
+            .topics
+            .iter()
+            .all(|t| self.meta.counts.contains_key(t));
+        for pm in &resp.partitions {
+            let st = &pm.state;
+            match st.leader {
+                Some(leader) if pm.error == ErrorCode::None => {
+                    self.meta
+                        .leaders
+                        .insert(st.partition, (leader, st.leader_epoch));
+                }
+                _ => {
+                    self.meta.leaders.remove(&st.partition);
+                    complete = false;
+                }
+            }
+        }
+        self.meta.wanted = !complete;
+        self.meta.not_before = Instant::ZERO;
+    }
+
+    // ------------------------------------------------------------ positions
+
+    pub(super) fn drive_positions(&mut self, cx: &mut Cx) {
+        self.send_offset_fetch(cx);
+        self.send_list_offsets(cx);
+    }
+
+    fn send_offset_fetch(&mut self, cx: &mut Cx) {
+        let Some(coordinator) = self.group.coordinator else {
+            return;
+        };
+        let tps: Vec<TopicPartition> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.need == Need::Committed && !p.busy)
+            .map(|(tp, _)| *tp)
+            .collect();
+        if tps.is_empty() {
+            return;
+        }
+        for tp in &tps {
+            self.parts.get_mut(tp).expect("listed").busy = true;
+        }
+        let msg = Message::OffsetFetchRequest(OffsetFetchRequest {
+            correlation_id: self.take_corr(),
+            group: self.spec.group.clone(),
+            partitions: tps.clone(),
+        });
+        let timeout = self.config.request_timeout;
+        self.send(cx, coordinator, timeout, Req::OffsetFetch(tps), msg);
+    }
+
+    pub(super) fn on_offset_fetch(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        tps: Vec<TopicPartition>,
+        resp: OffsetFetchResponse,
+    ) {
+        for tp in &tps {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.busy = false;
+            }
+        }
+        if resp.error != ErrorCode::None {
+            if matches!(
+                resp.error,
+                ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable
+            ) {
+                self.coordinator_dead(from);
+            }
+            return;
+        }
+        for (tp, committed) in resp.offsets {
+            let stored = self.sink.stored_offset(tp);
+            let Some(p) = self.parts.get_mut(&tp) else {
+                continue;
+            };
+            if p.need != Need::Committed {
+                continue;
+            }
+            p.committed = committed;
+            // An offsets-in-sink service seeks to its own stored offset when it is ahead.
+            let target = match (committed, stored) {
+                (Some(c), Some(s)) if s > c => Err(s),
+                (Some(c), _) => Ok(c),
+                (None, Some(s)) => Err(s),
+                (None, None) => {
+                    p.need = Need::Reset;
+                    continue;
+                }
+            };
+            match target {
+                Ok(offset) => {
+                    p.position = Some(offset);
+                    p.need = Need::Nothing;
+                }
+                Err(offset) => self.seek(cx, tp, offset),
+            }
+        }
+    }
+
+    /// Set a position explicitly (a seek), recorded as a `PositionReset`.
+    pub(super) fn seek(&mut self, cx: &mut Cx, tp: TopicPartition, offset: u64) {
+        let Some(p) = self.parts.get_mut(&tp) else {
+            return;
+        };
+        p.position = Some(offset);
+        p.need = Need::Nothing;
+        p.buffered.clear();
+        cx.record(HistoryEvent::PositionReset {
+            group: self.spec.group_index,
+            member: self.spec.member_index,
+            partition: tp,
+            offset,
+        });
+    }
+
+    fn send_list_offsets(&mut self, cx: &mut Cx) {
+        let spec = match self.config.auto_offset_reset {
+            super::OffsetReset::Earliest => OffsetSpec::Earliest,
+            super::OffsetReset::Latest => OffsetSpec::Latest,
+            super::OffsetReset::None => {
+                for p in self.parts.values_mut().filter(|p| p.need == Need::Reset) {
+                    p.need = Need::Stuck;
+                }
+                return;
+            }
+        };
+        let mut by_leader: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
+        for (tp, p) in &self.parts {
+            if p.need != Need::Reset || p.busy {
+                continue;
+            }
+            match self.meta.leaders.get(tp) {
+                Some(&(leader, _)) => by_leader.entry(leader).or_default().push(*tp),
+                None => self.meta.wanted = true,
+            }
+        }
+        for (leader, tps) in by_leader {
+            for tp in &tps {
+                self.parts.get_mut(tp).expect("listed").busy = true;
+            }
+            let msg = Message::ListOffsetsRequest(ListOffsetsRequest {
+                correlation_id: self.take_corr(),
+                isolation_level: self.config.isolation_level,
+                partitions: tps.iter().map(|tp| (*tp, spec)).collect(),
+            });
+            let timeout = self.config.request_timeout;
+            self.send(cx, leader, timeout, Req::ListOffsets(tps), msg);
+        }
+    }
+
+    pub(super) fn on_list_offsets(
+        &mut self,
+        cx: &mut Cx,
+        tps: Vec<TopicPartition>,
+        resp: ListOffsetsResponse,
+    ) {
+        for tp in &tps {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.busy = false;
+            }
+        }
+        for (tp, error, offset) in resp.partitions {
+            let resetting = self.parts.get(&tp).is_some_and(|p| p.need == Need::Reset);
+            if !resetting {
+                continue;
+            }
+            if error == ErrorCode::None {
+                self.seek(cx, tp, offset);
+            } else if error.needs_metadata_refresh() {
+                self.meta.leaders.remove(&tp);
+                self.meta.wanted = true;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ fetch
+
+    /// Partitions ready for a fetch, grouped by leader.
+    fn fetchable(&mut self) -> BTreeMap<NodeId, Vec<FetchPartition>> {
+        let mut out: BTreeMap<NodeId, Vec<FetchPartition>> = BTreeMap::new();
+        for (tp, p) in &self.parts {
+            let ready = p.need == Need::Nothing && !p.busy && p.buffered.is_empty();
+            let Some(position) = p.position.filter(|_| ready) else {
+                continue;
+            };
+            let Some(&(leader, epoch)) = self.meta.leaders.get(tp) else {
+                self.meta.wanted = true;
+                continue;
+            };
+            out.entry(leader).or_default().push(FetchPartition {
+                partition: *tp,
+                fetch_offset: position,
+                current_leader_epoch: Some(epoch),
+                last_fetched_epoch: p.leader_epoch,
+                log_start_offset: 0,
+                partition_max_bytes: self.config.max_partition_fetch_bytes,
+            });
+        }
+        out
+    }
+
+    pub(super) fn drive_fetch(&mut self, cx: &mut Cx) {
+        for (leader, partitions) in self.fetchable() {
+            if self.fetching.contains_key(&leader) {
+                continue;
+            }
+            if self
+                .fetch_not_before
+                .get(&leader)
+                .is_some_and(|t| *t > cx.now())
+            {
+                continue;
+            }
+            let tps: Vec<(TopicPartition, u64)> = partitions
+                .iter()
+                .map(|f| (f.partition, f.fetch_offset))
+                .collect();
+            for (tp, _) in &tps {
+                self.parts.get_mut(tp).expect("fetchable").busy = true;
+            }
+            let msg = Message::FetchRequest(FetchRequest {
+                correlation_id: self.take_corr(),
+                replica_id: None,
+                replica_epoch: 0,
+                max_wait: self.config.fetch_max_wait,
+                min_bytes: self.config.fetch_min_bytes,
+                max_bytes: self.config.fetch_max_bytes,
+                isolation_level: self.config.isolation_level,
+                partitions,
+            });
+            let timeout = self.config.request_timeout + self.config.fetch_max_wait;
+            let corr = self.send(cx, leader, timeout, Req::Fetch(tps), msg);
+            self.fetching.insert(leader, corr);
+        }
+    }
+
+    pub(super) fn on_fetch(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        sent_at: Instant,
+        tps: Vec<(TopicPartition, u64)>,
+        resp: FetchResponse,
+    ) {
+        self.fetching.remove(&from);
+        for (tp, _) in &tps {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.busy = false;
+            }
+        }
+        let mut got = 0usize;
+        for pr in resp.partitions {
+            let asked = tps
+                .iter()
+                .find(|(tp, _)| *tp == pr.partition)
+                .map(|(_, o)| *o);
+            if let Some(offset) = asked {
+                got += self.on_fetch_partition(pr, offset);
+            }
+        }
+        // A broker that answers an empty fetch before max.wait (no long-poll support, or an
+        // error) must not make the consumer spin: wait out the rest of max.wait.
+        if got == 0 {
+            let floor =
+                (sent_at + self.config.fetch_max_wait).max(cx.now() + self.config.retry_backoff);
+            self.fetch_not_before.insert(from, floor);
+        }
+    }
+
+    /// Buffer the records of one partition's answer; returns how many.
+    fn on_fetch_partition(&mut self, pr: FetchPartitionResponse, fetch_offset: u64) -> usize {
+        let tp = pr.partition;
+        let isolation = self.config.isolation_level;
+        let Some(p) = self.parts.get_mut(&tp) else {
+            return 0; // revoked meanwhile
+        };
+        if p.position != Some(fetch_offset) || p.need != Need::Nothing {
+            return 0; // seeked meanwhile
+        }
+        match pr.error {
+            ErrorCode::None => buffer_records(p, &pr, fetch_offset, isolation),
+            ErrorCode::OffsetOutOfRange => {
+                p.need = Need::Reset;
+                0
+            }
+            e if e.needs_metadata_refresh() => {
+                self.meta.leaders.remove(&tp);
+                self.meta.wanted = true;
+                0
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Append the records at and after `fetch_offset` to the partition's buffer, skipping control
+/// batches and, under read_committed, batches of aborted transactions.
+fn buffer_records(
+    p: &mut PartState,
+    pr: &FetchPartitionResponse,
+    fetch_offset: u64,
+    isolation: IsolationLevel,
+) -> usize {
+    let mut added = 0;
+    let mut next = fetch_offset;
+    for batch in &pr.batches {
+        if batch.next_offset() <= next {
+            continue;
+        }
+        let aborted = isolation == IsolationLevel::ReadCommitted
+            && batch.is_transactional
+            && pr
+                .aborted_transactions
+                .iter()
+                .any(|(pid, first)| *pid == batch.producer_id && *first <= batch.base_offset);
+        if batch.control.is_some() || aborted {
+            next = batch.next_offset();
+            continue;
+        }
+        for (i, r) in batch.records.iter().enumerate() {
+            let offset = batch.base_offset + i as u64;
+            if offset < next {
+                continue;
+            }
+            p.buffered.push_back(Delivered {
+                partition: pr.partition,
+                offset,
+                value: r.value,
+                key: r.key,
+                size: r.size,
+                leader_epoch: batch.partition_leader_epoch,
+            });
+            added += 1;
+            next = offset + 1;
+        }
+    }
+    p.leader_epoch = Some(pr.leader_epoch);
+    // Skipped control / aborted batches still advance the position.
+    if added == 0 && next > fetch_offset {
+        p.position = Some(next);
+    }
+    added
+}

@@ -1,0 +1,443 @@
+//! Client side of the group protocol: find the coordinator, join (with the KIP-394 member id
+//! handshake), sync, heartbeat, leave; the leader computes the assignment.
+//!
+//! Rebalances run inside `poll()`, as in the Java client (and, in effect, in sarama, whose new
+//! session starts only after every ConsumeClaim returned, and librdkafka, whose rebalance
+//! callbacks are served from poll): a member that must rejoin does so when its poll loop is
+//! back in poll. Before an eager rejoin it revokes everything, committing first when
+//! auto-commit is on (Java `onJoinPrepare`, sarama session end, librdkafka unassign). With
+//! cooperative-sticky (KIP-429, Java 2.4+) it keeps its partitions across the join, revokes only
+//! what the new assignment takes away, and rejoins once more if it revoked anything.
+//! A fenced member (UnknownMemberId / IllegalGeneration) loses its partitions without
+//! committing (`onPartitionsLost`).
+
+use super::{Consumer, Need, PartState, Req};
+use crate::history::HistoryEvent;
+use crate::node::{Cx, NodeId, Timer};
+use crate::protocol::{
+    ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, Message,
+    Subscription, SyncGroupRequest, SyncGroupResponse,
+};
+use crate::record::TopicPartition;
+use crate::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    Unjoined,
+    Joining,
+    Syncing,
+    Stable,
+}
+
+#[derive(Debug)]
+pub struct Membership {
+    pub coordinator: Option<NodeId>,
+    pub find_not_before: Instant,
+    pub member_id: String,
+    pub generation: i32,
+    pub protocol: String,
+    pub state: MemberState,
+    /// The member must rejoin at its next poll.
+    pub rejoin: bool,
+    join_not_before: Instant,
+    /// The pre-join commit (onJoinPrepare) was issued for this rejoin.
+    prepared: bool,
+    pub owned: Vec<TopicPartition>,
+    pub heartbeat_inflight: bool,
+    heartbeat_epoch: u64,
+    pub last_heartbeat_ok: Instant,
+    /// KIP-429 incremental rebalancing: owned partitions stay owned across the join.
+    pub cooperative: bool,
+    pub rebalances: u64,
+}
+
+impl Membership {
+    pub fn new(config: &super::ConsumerConfig) -> Membership {
+        Membership {
+            coordinator: None,
+            find_not_before: Instant::ZERO,
+            member_id: String::new(),
+            generation: -1,
+            protocol: String::new(),
+            state: MemberState::Unjoined,
+            rejoin: true,
+            join_not_before: Instant::ZERO,
+            prepared: false,
+            owned: Vec::new(),
+            heartbeat_inflight: false,
+            heartbeat_epoch: 0,
+            last_heartbeat_ok: Instant::ZERO,
+            // Java picks the rebalance protocol every configured assignor supports: one eager
+            // assignor (range, as in the 3.x default list) makes the whole protocol eager.
+            cooperative: config.strategies.iter().all(|s| s == "cooperative-sticky"),
+            rebalances: 0,
+        }
+    }
+
+    /// A join or sync request failed: rejoin after `not_before`.
+    pub fn rejoin_after_failure(&mut self, not_before: Instant) {
+        if matches!(self.state, MemberState::Joining | MemberState::Syncing) {
+            self.state = MemberState::Unjoined;
+        }
+        self.rejoin = true;
+        self.join_not_before = not_before;
+    }
+
+    pub fn is_stable(&self) -> bool {
+        self.state == MemberState::Stable && self.generation >= 0
+    }
+
+    fn needs_join(&self) -> bool {
+        self.state == MemberState::Unjoined || (self.state == MemberState::Stable && self.rejoin)
+    }
+
+    /// Forget the membership (fenced, or left): the next join starts from scratch.
+    fn reset(&mut self) {
+        self.member_id.clear();
+        self.generation = -1;
+        self.state = MemberState::Unjoined;
+        self.rejoin = true;
+        self.prepared = false;
+    }
+}
+
+impl Consumer {
+    pub(super) fn drive_coordinator(&mut self, cx: &mut Cx) {
+        if self.group.coordinator.is_some() || self.group.find_not_before > cx.now() {
+            return;
+        }
+        if self
+            .inflight
+            .values()
+            .any(|f| matches!(f.req, Req::FindCoordinator))
+        {
+            return;
+        }
+        let to = self.pick_broker(cx.now());
+        let msg = Message::FindCoordinatorRequest(FindCoordinatorRequest {
+            correlation_id: self.take_corr(),
+            key: self.spec.group.clone(),
+            key_type: crate::protocol::CoordinatorType::Group,
+        });
+        let timeout = self.config.request_timeout.min(Duration::from_secs(10));
+        self.send(cx, to, timeout, Req::FindCoordinator, msg);
+    }
+
+    pub(super) fn on_find_coordinator(&mut self, cx: &mut Cx, resp: FindCoordinatorResponse) {
+        match (resp.error, resp.coordinator) {
+            (ErrorCode::None, Some(node)) => self.group.coordinator = Some(node),
+            _ => self.group.find_not_before = cx.now() + self.config.retry_backoff,
+        }
+    }
+
+    /// The coordinator answered with a coordinator error: find it again.
+    fn coordinator_error(&mut self, from: NodeId, error: ErrorCode) -> bool {
+        let moved = matches!(
+            error,
+            ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::CoordinatorLoadInProgress
+        );
+        if moved {
+            self.coordinator_dead(from);
+        }
+        moved
+    }
+
+    pub(super) fn drive_membership(&mut self, cx: &mut Cx) {
+        let Some(coordinator) = self.group.coordinator else {
+            return;
+        };
+        if !self.group.needs_join() || self.group.join_not_before > cx.now() {
+            return;
+        }
+        if !self.poll_thread_idle() {
+            return; // the rebalance runs in poll(), once the application is back in it
+        }
+        if !self
+            .spec
+            .topics
+            .iter()
+            .all(|t| self.meta.counts.contains_key(t))
+        {
+            self.meta.wanted = true;
+            return; // the leader needs partition counts; learn them first
+        }
+        if !self.group.prepared {
+            self.group.prepared = true;
+            self.prepare_join(cx);
+        }
+        if self.sync_commit.is_some() {
+            return; // the pre-join commit must finish first
+        }
+        self.send_join(cx, coordinator);
+    }
+
+    /// onJoinPrepare: commit what auto-commit would, then revoke (eager) everything.
+    fn prepare_join(&mut self, cx: &mut Cx) {
+        let valid = self.group.is_stable();
+        if valid && self.auto_commit_enabled() && !self.group.owned.is_empty() {
+            let offsets = self.auto_commit_offsets(&self.group.owned.clone());
+            self.start_sync_commit(offsets);
+        }
+        if !self.group.cooperative || !valid {
+            let _ = cx;
+            self.revoke_all();
+        }
+    }
+
+    /// Drop every owned partition (its buffered records and position go with it).
+    fn revoke_all(&mut self) {
+        self.group.owned.clear();
+        self.parts.clear();
+    }
+
+    fn send_join(&mut self, cx: &mut Cx, coordinator: NodeId) {
+        let subscription = Subscription {
+            topics: self.spec.topics.clone(),
+            owned_partitions: self.group.owned.clone(),
+            generation: self.group.generation,
+        };
+        let protocols = self
+            .config
+            .strategies
+            .iter()
+            .map(|s| (s.clone(), subscription.clone()))
+            .collect();
+        let msg = Message::JoinGroupRequest(JoinGroupRequest {
+            correlation_id: self.take_corr(),
+            group: self.spec.group.clone(),
+            member_id: self.group.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
+            session_timeout_ms: self.config.session_timeout.as_millis() as u32,
+            rebalance_timeout_ms: self.config.rebalance_timeout.as_millis() as u32,
+            protocols,
+        });
+        self.group.state = MemberState::Joining;
+        self.group.rejoin = false;
+        self.group.prepared = false;
+        // Java: the join may wait a whole rebalance timeout, plus a margin.
+        let timeout = self.config.rebalance_timeout + Duration::from_secs(5);
+        self.send(cx, coordinator, timeout, Req::Join, msg);
+    }
+
+    pub(super) fn on_join(&mut self, cx: &mut Cx, from: NodeId, resp: JoinGroupResponse) {
+        let backoff = cx.now() + self.config.retry_backoff;
+        match resp.error {
+            ErrorCode::None => {}
+            ErrorCode::MemberIdRequired => {
+                self.group.member_id = resp.member_id;
+                self.group.state = MemberState::Unjoined;
+                self.group.rejoin = true;
+                return self.send_join(cx, from);
+            }
+            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                self.lose_partitions();
+                self.group.reset();
+                self.group.join_not_before = backoff;
+                return;
+            }
+            e => {
+                self.coordinator_error(from, e);
+                return self.group.rejoin_after_failure(backoff);
+            }
+        }
+        self.group.member_id = resp.member_id.clone();
+        self.group.generation = resp.generation;
+        self.group.protocol = resp.protocol.clone();
+        self.group.state = MemberState::Syncing;
+        let assignments = if resp.leader == resp.member_id {
+            self.assign(&resp)
+        } else {
+            Vec::new()
+        };
+        let msg = Message::SyncGroupRequest(SyncGroupRequest {
+            correlation_id: self.take_corr(),
+            group: self.spec.group.clone(),
+            member_id: self.group.member_id.clone(),
+            generation: self.group.generation,
+            assignments,
+        });
+        let timeout = self.config.rebalance_timeout + Duration::from_secs(5);
+        self.send(cx, from, timeout, Req::Sync, msg);
+    }
+
+    /// The leader's assignment of every member (protocol chosen by the coordinator).
+    fn assign(&mut self, resp: &JoinGroupResponse) -> Vec<(String, crate::protocol::Assignment)> {
+        let result = super::poll::run_assignor(
+            &self.config,
+            &resp.protocol,
+            &self.spec.topic_names,
+            &self.meta.counts,
+            &resp.members,
+            resp.generation,
+        );
+        let by_member = result.unwrap_or_else(|e| {
+            panic!(
+                "consumer {}/{}: assignor {} failed: {e}",
+                self.spec.group, self.spec.member_index, resp.protocol
+            )
+        });
+        resp.members
+            .iter()
+            .map(|(id, _)| {
+                let tps = by_member.get(id).cloned().unwrap_or_default();
+                (id.clone(), Arc::new(tps))
+            })
+            .collect()
+    }
+
+    pub(super) fn on_sync(&mut self, cx: &mut Cx, from: NodeId, resp: SyncGroupResponse) {
+        let backoff = cx.now() + self.config.retry_backoff;
+        match resp.error {
+            ErrorCode::None => self.apply_assignment(cx, &resp.assignment),
+            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                self.lose_partitions();
+                self.group.reset();
+                self.group.join_not_before = backoff;
+            }
+            e => {
+                self.coordinator_error(from, e);
+                self.group.rejoin_after_failure(backoff);
+            }
+        }
+    }
+
+    fn apply_assignment(&mut self, cx: &mut Cx, assignment: &[TopicPartition]) {
+        let new: BTreeSet<TopicPartition> = assignment.iter().copied().collect();
+        let old: BTreeSet<TopicPartition> = self.group.owned.iter().copied().collect();
+        let revoked: Vec<TopicPartition> = old.difference(&new).copied().collect();
+        if !revoked.is_empty() {
+            // Cooperative: commit what is given up, then give it up and rejoin (KIP-429).
+            if self.auto_commit_enabled() {
+                let offsets = self.auto_commit_offsets(&revoked);
+                self.start_sync_commit(offsets);
+            }
+            for tp in &revoked {
+                self.parts.remove(tp);
+            }
+            self.group.rejoin = true;
+        }
+        for tp in new.difference(&old) {
+            self.parts.insert(
+                *tp,
+                PartState {
+                    need: Need::Committed,
+                    ..PartState::default()
+                },
+            );
+        }
+        self.group.owned = new.iter().copied().collect();
+        self.group.state = MemberState::Stable;
+        self.group.rebalances += 1;
+        self.group.last_heartbeat_ok = cx.now();
+        cx.record(HistoryEvent::Assigned {
+            group: self.spec.group_index,
+            member: self.spec.member_index,
+            generation: self.group.generation,
+            partitions: self.group.owned.clone(),
+        });
+        self.arm_heartbeat(cx);
+    }
+
+    /// The member was fenced: its partitions are gone without a commit.
+    fn lose_partitions(&mut self) {
+        self.group.owned.clear();
+        self.parts.clear();
+    }
+
+    fn arm_heartbeat(&mut self, cx: &mut Cx) {
+        self.group.heartbeat_epoch += 1;
+        let timer = Timer::new(super::TIMER_HEARTBEAT, self.group.heartbeat_epoch);
+        cx.set_timer_after(self.config.heartbeat_interval, timer);
+    }
+
+    pub(super) fn on_heartbeat_timer(&mut self, cx: &mut Cx, epoch: u64) {
+        if epoch != self.group.heartbeat_epoch || self.group.state != MemberState::Stable {
+            return;
+        }
+        self.arm_heartbeat(cx);
+        let Some(coordinator) = self.group.coordinator else {
+            return;
+        };
+        if self.group.heartbeat_inflight || self.group.generation < 0 {
+            return;
+        }
+        self.group.heartbeat_inflight = true;
+        let msg = Message::HeartbeatRequest(HeartbeatRequest {
+            correlation_id: self.take_corr(),
+            group: self.spec.group.clone(),
+            member_id: self.group.member_id.clone(),
+            generation: self.group.generation,
+        });
+        let timeout = self.config.request_timeout;
+        self.send(cx, coordinator, timeout, Req::Heartbeat, msg);
+    }
+
+    pub(super) fn on_heartbeat(&mut self, cx: &mut Cx, from: NodeId, resp: HeartbeatResponse) {
+        self.group.heartbeat_inflight = false;
+        match resp.error {
+            ErrorCode::None => self.group.last_heartbeat_ok = cx.now(),
+            ErrorCode::RebalanceInProgress => {
+                self.group.last_heartbeat_ok = cx.now();
+                self.group.rejoin = true;
+            }
+            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                self.lose_partitions();
+                self.group.reset();
+            }
+            e => {
+                self.coordinator_error(from, e);
+            }
+        }
+    }
+
+    /// Java's heartbeat thread: no successful heartbeat for a session timeout means the
+    /// coordinator is unreachable; find it again.
+    pub(super) fn check_session(&mut self, cx: &mut Cx) {
+        if self.group.state != MemberState::Stable {
+            return;
+        }
+        let silent = cx.now().saturating_since(self.group.last_heartbeat_ok);
+        if silent > self.config.session_timeout && self.group.coordinator.is_some() {
+            self.group.coordinator = None;
+            self.group.last_heartbeat_ok = cx.now();
+        }
+    }
+
+    /// `max.poll.interval.ms`: an application that has not called poll in time makes its
+    /// member leave the group (Java's heartbeat thread sends LeaveGroup, KIP-62; librdkafka
+    /// does the same); it rejoins at its next poll, and its partitions are lost meanwhile.
+    /// sarama and kafka-go have no such setting: their heartbeats go on, and a slow handler
+    /// only hurts when a rebalance starts, as the coordinator then drops a member that does
+    /// not rejoin within its rebalance timeout.
+    pub(super) fn check_poll_interval(&mut self, cx: &mut Cx) {
+        use super::profile::ClientKind;
+        if !matches!(
+            self.config.client,
+            ClientKind::Java | ClientKind::Librdkafka
+        ) {
+            return;
+        }
+        if self.group.state != MemberState::Stable || !self.poll_thread_blocked() {
+            return;
+        }
+        if cx.now().saturating_since(self.poll.last_poll) <= self.config.max_poll_interval {
+            return;
+        }
+        if let Some(coordinator) = self.group.coordinator {
+            let msg = Message::LeaveGroupRequest(LeaveGroupRequest {
+                correlation_id: self.take_corr(),
+                group: self.spec.group.clone(),
+                member_id: self.group.member_id.clone(),
+            });
+            let timeout = self.config.request_timeout;
+            self.send(cx, coordinator, timeout, Req::Leave, msg);
+        }
+        self.lose_partitions();
+        self.group.reset();
+    }
+}

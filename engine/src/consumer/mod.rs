@@ -1,0 +1,572 @@
+//! The consumer client node: group membership, fetching, commits and the application that
+//! processes what it polls (DESIGN §2 "Consumer client + group coordinator", "Application
+//! model").
+//!
+//! The node is one process holding the client library and the service around it:
+//! - [`membership`]: FindCoordinator / JoinGroup (KIP-394 handshake) / SyncGroup / Heartbeat /
+//!   LeaveGroup, eager and cooperative (KIP-429) rebalancing, the leader's assignment.
+//! - [`fetcher`]: metadata, positions (OffsetFetch, `auto.offset.reset` through ListOffsets),
+//!   fetch sessions per leader with `fetch.min.bytes` / `fetch.max.wait.ms` / byte limits,
+//!   leader changes and OffsetOutOfRange.
+//! - [`commit`]: auto-commit as each client does it, manual sync / async commits.
+//! - [`poll`]: the application's poll loop, processors (inline or a worker pool), batch
+//!   handler, sink and dead-letter produce.
+//!
+//! Everything is driven by [`Consumer::drive`], which runs after every input and moves each
+//! state machine forward as far as it can; a 100 ms tick retries what waits on a backoff and
+//! expires requests that got no answer.
+
+pub mod commit;
+pub mod config;
+pub mod fetcher;
+pub mod membership;
+pub mod poll;
+pub mod profile;
+#[cfg(test)]
+mod tests;
+
+use crate::app::failure::MAX_DLQ_ATTEMPTS;
+use crate::app::handler::BatchBuffer;
+use crate::app::sink::{Sink, SINK_FILE};
+use crate::app::workers::Processors;
+use crate::app::{Delivered, HandlerSpec, OnFailure};
+use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
+use crate::protocol::{ErrorCode, Message};
+use crate::record::{TopicId, TopicPartition};
+use crate::time::{Duration, Instant};
+pub use config::{ConsumerConfig, OffsetReset};
+use profile::AutoCommitStyle;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Timer: housekeeping (request timeouts, backoffs, max.poll.interval.ms).
+const TIMER_TICK: u16 = 1;
+/// Timer: send a heartbeat (key: heartbeat epoch).
+const TIMER_HEARTBEAT: u16 = 2;
+/// Timer: a background auto-commit (sarama, librdkafka, kafka-go with CommitInterval).
+const TIMER_AUTO_COMMIT: u16 = 3;
+/// Timer: a processor finished its record (key: processor index).
+const TIMER_PROCESS: u16 = 4;
+/// Timer: the batch handler's timeout (key: batch sequence).
+const TIMER_BATCH: u16 = 5;
+
+/// Period of the housekeeping tick.
+const TICK: Duration = Duration::from_millis(100);
+/// Most requests one consumer has in flight (every kind together).
+const MAX_INFLIGHT: usize = 256;
+/// `socket.connection.setup.timeout.ms` (Java 2.7+, 10 s): a request to a broker this
+/// incarnation has no live connection to fails after this long if the broker never answers
+/// (a dead or unreachable host), rather than after the request's own timeout.
+const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the lead's runner builds a consumer from.
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    pub group_index: u32,
+    pub member_index: u32,
+    pub group: String,
+    pub topics: Vec<TopicId>,
+    /// Names of the subscribed topics (assignors sort by names).
+    pub topic_names: BTreeMap<TopicId, String>,
+    pub handler: HandlerSpec,
+    pub bootstrap: Vec<NodeId>,
+    /// Required when `handler.on_failure` is `Dlq`.
+    pub dlq_topic: Option<TopicId>,
+}
+
+/// A request in flight, by correlation id.
+#[derive(Clone, Debug)]
+struct Inflight {
+    to: NodeId,
+    sent_at: Instant,
+    timeout: Duration,
+    req: Req,
+}
+
+#[derive(Clone, Debug)]
+enum Req {
+    Metadata,
+    FindCoordinator,
+    Join,
+    Sync,
+    Heartbeat,
+    Leave,
+    Commit(commit::CommitCtx),
+    OffsetFetch(Vec<TopicPartition>),
+    ListOffsets(Vec<TopicPartition>),
+    Fetch(Vec<(TopicPartition, u64)>),
+    DeadLetter { processor: usize },
+}
+
+/// What the consumer knows of one assigned partition.
+#[derive(Clone, Debug, Default)]
+struct PartState {
+    position: Option<u64>,
+    committed: Option<u64>,
+    marked: Option<u64>,
+    leader_epoch: Option<u32>,
+    need: Need,
+    /// An OffsetFetch / ListOffsets / Fetch for it is in flight.
+    busy: bool,
+    buffered: VecDeque<Delivered>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Need {
+    /// Ask the coordinator for the committed offset.
+    #[default]
+    Committed,
+    /// Apply `auto.offset.reset` through ListOffsets.
+    Reset,
+    /// `auto.offset.reset = none` and no committed offset: the partition cannot be consumed.
+    Stuck,
+    /// Position known.
+    Nothing,
+}
+
+/// A dead-letter produce of the record held by `processor`.
+#[derive(Clone, Debug)]
+struct DeadLetter {
+    attempts: u32,
+    inflight: bool,
+    not_before: Instant,
+}
+
+/// The consumer node. Inspect with the getters; everything else happens through [`Node`].
+pub struct Consumer {
+    spec: ConsumerSpec,
+    config: ConsumerConfig,
+    auto_style: AutoCommitStyle,
+    next_corr: u64,
+    inflight: BTreeMap<u64, Inflight>,
+    meta: fetcher::Metadata,
+    group: membership::Membership,
+    parts: BTreeMap<TopicPartition, PartState>,
+    /// Fetch in flight per leader, and the earliest time of the next fetch to it.
+    fetching: BTreeMap<NodeId, u64>,
+    fetch_not_before: BTreeMap<NodeId, Instant>,
+    poll: poll::PollLoop,
+    procs: Processors,
+    batch: BatchBuffer,
+    sink: Sink,
+    sync_commit: Option<commit::SyncCommit>,
+    dead_letters: BTreeMap<usize, DeadLetter>,
+    /// Brokers that answered since this incarnation started (or since they last failed us).
+    connected: BTreeSet<NodeId>,
+    /// When a broker last failed a request (timeout or reset): avoided for cluster-wide asks.
+    failed_at: BTreeMap<NodeId, Instant>,
+}
+
+impl Consumer {
+    pub fn new(spec: ConsumerSpec, config: ConsumerConfig) -> Consumer {
+        assert!(
+            spec.handler.on_failure != OnFailure::Dlq || spec.dlq_topic.is_some(),
+            "consumer {}/{}: on_failure = dlq needs a dlq_topic",
+            spec.group,
+            spec.member_index
+        );
+        assert!(
+            !spec.bootstrap.is_empty(),
+            "consumer {}: no bootstrap brokers",
+            spec.group
+        );
+        let procs = Processors::new(
+            spec.handler.workers,
+            spec.handler.routing,
+            config.max_poll_records,
+        );
+        let sink = Sink::new(spec.handler.sink);
+        let auto_style = config.auto_commit_style();
+        let group = membership::Membership::new(&config);
+        Consumer {
+            spec,
+            config,
+            auto_style,
+            next_corr: 0,
+            inflight: BTreeMap::new(),
+            meta: fetcher::Metadata::default(),
+            group,
+            parts: BTreeMap::new(),
+            fetching: BTreeMap::new(),
+            fetch_not_before: BTreeMap::new(),
+            poll: poll::PollLoop::default(),
+            procs,
+            batch: BatchBuffer::default(),
+            sink,
+            sync_commit: None,
+            dead_letters: BTreeMap::new(),
+            connected: BTreeSet::new(),
+            failed_at: BTreeMap::new(),
+        }
+    }
+
+    // ---------------------------------------------------------------- inspection
+
+    /// Partitions currently owned (assigned and not revoked).
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.group.owned.clone()
+    }
+
+    pub fn generation(&self) -> i32 {
+        self.group.generation
+    }
+
+    pub fn member_id(&self) -> &str {
+        &self.group.member_id
+    }
+
+    /// Rows the sink holds (including rows from before a restart).
+    pub fn sink_rows(&self) -> u64 {
+        self.sink.rows()
+    }
+
+    /// Position of an assigned partition.
+    pub fn position(&self, tp: TopicPartition) -> Option<u64> {
+        self.parts.get(&tp)?.position
+    }
+
+    /// Rebalances this incarnation completed (SyncGroup answered with an assignment).
+    pub fn rebalances(&self) -> u64 {
+        self.group.rebalances
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    fn send(&mut self, cx: &mut Cx, to: NodeId, timeout: Duration, req: Req, msg: Message) -> u64 {
+        assert!(
+            self.inflight.len() < MAX_INFLIGHT,
+            "consumer {}/{}: more than {MAX_INFLIGHT} requests in flight",
+            self.spec.group,
+            self.spec.member_index
+        );
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        let timeout = if self.connected.contains(&to) {
+            timeout
+        } else {
+            timeout.min(CONNECTION_SETUP_TIMEOUT)
+        };
+        let entry = Inflight {
+            to,
+            sent_at: cx.now(),
+            timeout,
+            req,
+        };
+        self.inflight.insert(corr, entry);
+        cx.send(to, msg);
+        corr
+    }
+
+    fn take_corr(&mut self) -> u64 {
+        self.next_corr
+    }
+
+    /// Move every state machine forward as far as it goes now.
+    fn drive(&mut self, cx: &mut Cx) {
+        self.drive_metadata(cx);
+        self.drive_coordinator(cx);
+        self.drive_sync_commit(cx);
+        self.drive_membership(cx);
+        self.drive_positions(cx);
+        self.drive_fetch(cx);
+        self.drive_poll_loop(cx);
+        self.drive_dead_letters(cx);
+    }
+
+    /// Request timeouts, the member's poll deadline, and the next tick.
+    fn on_tick(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let expired: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.sent_at + f.timeout <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for corr in expired {
+            if let Some(f) = self.inflight.remove(&corr) {
+                self.connected.remove(&f.to);
+                self.fail_request(cx, f, ErrorCode::RequestTimedOut);
+            }
+        }
+        self.check_poll_interval(cx);
+        self.check_session(cx);
+        cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+    }
+
+    /// A request got no answer (timeout) or its connection died. As Java's NetworkClient on a
+    /// disconnect, ask for fresh metadata: the broker may have lost its leaderships.
+    fn fail_request(&mut self, cx: &mut Cx, f: Inflight, error: ErrorCode) {
+        let backoff = cx.now() + self.config.retry_backoff;
+        self.failed_at.insert(f.to, cx.now());
+        self.meta.invalidate_leader(f.to);
+        self.meta.wanted = true;
+        match f.req {
+            Req::Metadata => self.meta.not_before = backoff,
+            Req::FindCoordinator => self.group.find_not_before = backoff,
+            Req::Join | Req::Sync => {
+                self.coordinator_dead(f.to);
+                self.group.rejoin_after_failure(backoff);
+            }
+            Req::Heartbeat => self.group.heartbeat_inflight = false,
+            Req::Leave => {}
+            Req::Commit(ctx) => {
+                self.coordinator_dead(f.to);
+                self.on_commit_result(cx, ctx, &[], error);
+            }
+            Req::OffsetFetch(tps) | Req::ListOffsets(tps) => {
+                for tp in tps {
+                    if let Some(p) = self.parts.get_mut(&tp) {
+                        p.busy = false;
+                    }
+                }
+                if matches!(
+                    error,
+                    ErrorCode::RequestTimedOut | ErrorCode::NetworkException
+                ) {
+                    self.coordinator_dead(f.to);
+                }
+            }
+            Req::Fetch(tps) => {
+                self.fetching.remove(&f.to);
+                for (tp, _) in tps {
+                    if let Some(p) = self.parts.get_mut(&tp) {
+                        p.busy = false;
+                    }
+                }
+                self.meta.invalidate_leader(f.to);
+            }
+            Req::DeadLetter { processor } => {
+                self.meta.invalidate_leader(f.to);
+                self.dead_letter_failed(processor, backoff);
+            }
+        }
+    }
+
+    fn coordinator_dead(&mut self, node: NodeId) {
+        if self.group.coordinator == Some(node) {
+            self.group.coordinator = None;
+        }
+    }
+
+    fn on_connection_reset(&mut self, cx: &mut Cx, from: NodeId) {
+        self.connected.remove(&from);
+        self.failed_at.insert(from, cx.now());
+        let dead: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.to == from)
+            .map(|(c, _)| *c)
+            .collect();
+        for corr in dead {
+            if let Some(f) = self.inflight.remove(&corr) {
+                self.fail_request(cx, f, ErrorCode::NetworkException);
+            }
+        }
+        self.coordinator_dead(from);
+        self.meta.invalidate_leader(from);
+    }
+
+    fn handle_response(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        let Some(corr) = correlation_of(&msg) else {
+            return;
+        };
+        self.connected.insert(from);
+        let Some(f) = self.inflight.remove(&corr) else {
+            return; // answered after a timeout or a reset: already failed
+        };
+        assert_eq!(
+            f.to, from,
+            "consumer {}/{}: response {} from {from}, sent to {}",
+            self.spec.group, self.spec.member_index, corr, f.to
+        );
+        match (f.req, msg) {
+            (Req::Metadata, Message::MetadataResponse(r)) => self.on_metadata(r),
+            (Req::FindCoordinator, Message::FindCoordinatorResponse(r)) => {
+                self.on_find_coordinator(cx, r)
+            }
+            (Req::Join, Message::JoinGroupResponse(r)) => self.on_join(cx, from, r),
+            (Req::Sync, Message::SyncGroupResponse(r)) => self.on_sync(cx, from, r),
+            (Req::Heartbeat, Message::HeartbeatResponse(r)) => self.on_heartbeat(cx, from, r),
+            (Req::Leave, Message::LeaveGroupResponse(_)) => {}
+            (Req::Commit(ctx), Message::OffsetCommitResponse(r)) => {
+                self.on_commit_response(cx, from, ctx, r)
+            }
+            (Req::OffsetFetch(tps), Message::OffsetFetchResponse(r)) => {
+                self.on_offset_fetch(cx, from, tps, r)
+            }
+            (Req::ListOffsets(tps), Message::ListOffsetsResponse(r)) => {
+                self.on_list_offsets(cx, tps, r)
+            }
+            (Req::Fetch(tps), Message::FetchResponse(r)) => {
+                self.on_fetch(cx, from, f.sent_at, tps, r)
+            }
+            (Req::DeadLetter { processor }, Message::ProduceResponse(r)) => {
+                self.on_dead_letter_response(cx, processor, r)
+            }
+            (req, msg) => panic!(
+                "consumer {}/{}: {} answered {req:?}",
+                self.spec.group,
+                self.spec.member_index,
+                msg.kind()
+            ),
+        }
+    }
+
+    // ---------------------------------------------------------------- dead letters
+
+    /// Start producing the failed record of `processor` to the dead-letter topic.
+    fn start_dead_letter(&mut self, processor: usize) {
+        let dl = DeadLetter {
+            attempts: 0,
+            inflight: false,
+            not_before: Instant::ZERO,
+        };
+        self.dead_letters.insert(processor, dl);
+    }
+
+    fn dead_letter_failed(&mut self, processor: usize, not_before: Instant) {
+        if let Some(dl) = self.dead_letters.get_mut(&processor) {
+            dl.inflight = false;
+            dl.not_before = not_before;
+        }
+    }
+
+    fn drive_dead_letters(&mut self, cx: &mut Cx) {
+        let ready: Vec<usize> = self
+            .dead_letters
+            .iter()
+            .filter(|(_, d)| !d.inflight && d.not_before <= cx.now())
+            .map(|(p, _)| *p)
+            .collect();
+        for processor in ready {
+            self.send_dead_letter(cx, processor);
+        }
+    }
+
+    fn send_dead_letter(&mut self, cx: &mut Cx, processor: usize) {
+        let topic = self.spec.dlq_topic.expect("dlq topic checked in new");
+        let Some(rec) = self.procs.all[processor].current.map(|c| c.rec) else {
+            self.dead_letters.remove(&processor);
+            return;
+        };
+        let Some(count) = self.meta.counts.get(&topic).copied().filter(|c| *c > 0) else {
+            self.meta.wanted = true;
+            return;
+        };
+        let partition = rec
+            .key
+            .map_or(rec.value.0 % count as u64, |k| (k.0 % count) as u64);
+        let tp = TopicPartition::new(topic, partition as u32);
+        let Some(&(leader, _)) = self.meta.leaders.get(&tp) else {
+            self.meta.wanted = true;
+            return;
+        };
+        let dl = self
+            .dead_letters
+            .get_mut(&processor)
+            .expect("pending dead letter");
+        dl.attempts += 1;
+        if dl.attempts > MAX_DLQ_ATTEMPTS {
+            self.dead_letters.remove(&processor);
+            return self.finish_record(cx, processor, false);
+        }
+        dl.inflight = true;
+        let msg = poll::dead_letter_request(self.take_corr(), tp, &rec, cx.now());
+        let timeout = self.config.request_timeout;
+        self.send(cx, leader, timeout, Req::DeadLetter { processor }, msg);
+    }
+
+    fn on_dead_letter_response(
+        &mut self,
+        cx: &mut Cx,
+        processor: usize,
+        resp: crate::protocol::ProduceResponse,
+    ) {
+        let error = resp
+            .partitions
+            .first()
+            .map_or(ErrorCode::InvalidRequest, |p| p.error);
+        if error != ErrorCode::None {
+            if error.needs_metadata_refresh() {
+                self.meta.wanted = true;
+            }
+            let backoff = cx.now() + self.config.retry_backoff;
+            return self.dead_letter_failed(processor, backoff);
+        }
+        self.dead_letters.remove(&processor);
+        if let Some(current) = self.procs.all[processor].current {
+            cx.record(crate::history::HistoryEvent::DeadLetter {
+                group: self.spec.group_index,
+                member: self.spec.member_index,
+                value: current.rec.value,
+            });
+        }
+        self.finish_record(cx, processor, false);
+    }
+}
+
+fn correlation_of(msg: &Message) -> Option<u64> {
+    Some(match msg {
+        Message::MetadataResponse(r) => r.correlation_id,
+        Message::FindCoordinatorResponse(r) => r.correlation_id,
+        Message::JoinGroupResponse(r) => r.correlation_id,
+        Message::SyncGroupResponse(r) => r.correlation_id,
+        Message::HeartbeatResponse(r) => r.correlation_id,
+        Message::LeaveGroupResponse(r) => r.correlation_id,
+        Message::OffsetCommitResponse(r) => r.correlation_id,
+        Message::OffsetFetchResponse(r) => r.correlation_id,
+        Message::ListOffsetsResponse(r) => r.correlation_id,
+        Message::FetchResponse(r) => r.correlation_id,
+        Message::ProduceResponse(r) => r.correlation_id,
+        _ => return None,
+    })
+}
+
+impl Node for Consumer {
+    fn on_start(&mut self, cx: &mut Cx) {
+        self.sink.recover(cx);
+        self.meta.wanted = true;
+        self.poll.last_poll = cx.now();
+        self.poll.last_auto_commit = cx.now();
+        cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+        if self.config.enable_auto_commit && self.auto_style == AutoCommitStyle::Timer {
+            let every = self
+                .config
+                .auto_commit_interval
+                .max(Duration::from_millis(1));
+            cx.set_timer_after(every, Timer::new(TIMER_AUTO_COMMIT, 0));
+        }
+        self.drive(cx);
+    }
+
+    fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        match msg {
+            Message::ConnectionReset => self.on_connection_reset(cx, from),
+            other => self.handle_response(cx, from, other),
+        }
+        self.drive(cx);
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        match timer.kind {
+            TIMER_TICK => self.on_tick(cx),
+            TIMER_HEARTBEAT => self.on_heartbeat_timer(cx, timer.key),
+            TIMER_AUTO_COMMIT => self.on_auto_commit_timer(cx),
+            TIMER_PROCESS => self.on_process_done(cx, timer.key as usize),
+            TIMER_BATCH => self.on_batch_timeout(cx, timer.key),
+            other => panic!("consumer {}: unknown timer kind {other}", cx.me()),
+        }
+        self.drive(cx);
+    }
+
+    fn on_disk(&mut self, cx: &mut Cx, done: DiskDone) {
+        if done.file == SINK_FILE {
+            self.sink.on_fsync();
+        }
+        self.drive(cx);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

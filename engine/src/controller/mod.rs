@@ -1,0 +1,610 @@
+//! The controller node: broker liveness (registration, heartbeats, fencing after
+//! `broker.session.timeout.ms`), leader election, ISR changes (AlterPartition, KIP-497) with
+//! partition epochs, metadata pushed to brokers (LeaderAndIsr doubling as UpdateMetadata),
+//! producer-id allocation, topic creation at start, and failover to a standby controller.
+//!
+//! Usage: `Controller::new(ControllerConfig { controllers, brokers, topics, broker })`. The
+//! first listed controller starts active (controller epoch 1); the others are standbys that
+//! take over, with a higher controller epoch, when no `ControllerSync` arrived from an active
+//! controller for a broker session timeout while a majority of brokers still reach them
+//! (brokers heartbeat every controller; only the active one answers). Brokers follow the
+//! highest controller epoch they have seen. Liveness is ZooKeeper-era: only a missed session
+//! fences a broker and removes it from ISRs; a broker that re-registers with a new
+//! incarnation loses the leadership it held (its new process has no follower state) but
+//! keeps its ISR membership.
+//!
+//! Known limit (no quorum yet): if only the link between the two controllers breaks, the
+//! standby takes over with the state of the last sync, and changes the old active made since
+//! are forgotten; brokers obey the higher controller epoch. A Raft quorum would implement
+//! [`state::MetadataLog`] and close this.
+
+pub mod election;
+pub mod state;
+
+use crate::broker::config::{BreakRule, BrokerConfig};
+use crate::history::HistoryEvent;
+use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
+use crate::protocol::*;
+use crate::record::TopicPartition;
+use crate::time::{ms, Instant};
+use election::Elected;
+use state::{ControllerState, LocalMetadataLog, MetadataLog};
+use std::any::Any;
+use std::collections::BTreeMap;
+
+/// Controller configuration; shared properties come from the broker config.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Every controller node, in priority order (the first starts active).
+    pub controllers: Vec<NodeId>,
+    /// Every broker of the cluster (replica placement).
+    pub brokers: Vec<NodeId>,
+    /// Topics created at first start, `__consumer_offsets` included.
+    pub topics: Vec<NewTopic>,
+    pub broker: BrokerConfig,
+}
+
+const TIMER_LIVENESS: u16 = 1;
+const TIMER_SYNC: u16 = 2;
+/// Liveness checks per second: fencing is at most this late.
+const LIVENESS_CHECK_MS: u64 = 250;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Active,
+    Standby,
+}
+
+/// What the active controller knows about a registered broker (not replicated: a new active
+/// controller starts with everyone live for one session timeout, as KRaft does).
+#[derive(Clone, Copy, Debug)]
+struct Liveness {
+    last_heartbeat: Instant,
+    /// 0 until the broker registers with this controller.
+    broker_epoch: u64,
+    fenced: bool,
+    acked_version: u64,
+}
+
+pub struct Controller {
+    config: ControllerConfig,
+    state: ControllerState,
+    role: Role,
+    store: Box<dyn MetadataLog>,
+    live: BTreeMap<NodeId, Liveness>,
+    next_broker_epoch: u64,
+    last_sync_seen: Instant,
+    highest_epoch_seen: u32,
+    /// When each broker was last heard from (heartbeats go to every controller): a standby
+    /// only takes over while a majority of brokers can reach it, so a standby cut off from
+    /// the cluster does not seize control with stale state.
+    heard: BTreeMap<NodeId, Instant>,
+}
+
+impl Controller {
+    pub fn new(config: ControllerConfig) -> Controller {
+        assert!(!config.controllers.is_empty(), "no controllers configured");
+        Controller {
+            config,
+            state: ControllerState::default(),
+            role: Role::Standby,
+            store: Box::new(LocalMetadataLog),
+            live: BTreeMap::new(),
+            next_broker_epoch: 1,
+            last_sync_seen: Instant::ZERO,
+            highest_epoch_seen: 0,
+            heard: BTreeMap::new(),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn state(&self) -> &ControllerState {
+        &self.state
+    }
+    pub fn is_active(&self) -> bool {
+        self.role == Role::Active
+    }
+
+    fn is_live(&self, n: NodeId) -> bool {
+        self.live.get(&n).is_some_and(|l| !l.fenced)
+    }
+
+    fn become_active(&mut self, cx: &mut Cx, first_boot: bool) {
+        self.role = Role::Active;
+        self.state.controller_epoch = self.highest_epoch_seen.max(self.state.controller_epoch) + 1;
+        self.highest_epoch_seen = self.state.controller_epoch;
+        self.live.clear();
+        for &b in &self.config.brokers {
+            self.live.insert(
+                b,
+                Liveness {
+                    last_heartbeat: cx.now(),
+                    broker_epoch: 0,
+                    fenced: false,
+                    acked_version: 0,
+                },
+            );
+        }
+        if first_boot && self.state.partitions.is_empty() {
+            self.create_topics(cx, self.config.topics.clone());
+        }
+        self.state.version += 1;
+        self.store.commit(cx, &self.state);
+        self.send_sync(cx);
+        for b in self.config.brokers.clone() {
+            self.send_leader_and_isr(cx, b, None);
+        }
+    }
+
+    fn create_topics(&mut self, cx: &mut Cx, topics: Vec<NewTopic>) {
+        for t in topics {
+            if self.state.topics.iter().any(|(id, _)| *id == t.topic) {
+                continue;
+            }
+            let placement = state::assign_replicas(
+                &self.config.brokers,
+                t.topic,
+                t.partitions,
+                t.replication_factor,
+            );
+            for (p, replicas) in placement.into_iter().enumerate() {
+                let tp = TopicPartition::new(t.topic, p as u32);
+                let ps = PartitionState {
+                    partition: tp,
+                    leader: Some(replicas[0]),
+                    leader_epoch: 0,
+                    isr: replicas.clone(),
+                    partition_epoch: 0,
+                    replicas,
+                };
+                self.record_isr(cx, &ps);
+                self.state.partitions.insert(tp, ps);
+            }
+            self.state.topics.push((t.topic, t.partitions));
+        }
+    }
+
+    fn record_isr(&self, cx: &mut Cx, p: &PartitionState) {
+        cx.record(HistoryEvent::IsrChanged {
+            partition: p.partition,
+            leader_epoch: p.leader_epoch,
+            isr: p.isr.clone(),
+        });
+    }
+
+    /// Commit changed partitions, then tell every live broker and the standby.
+    fn publish(&mut self, cx: &mut Cx, changed: Vec<TopicPartition>) {
+        if changed.is_empty() {
+            return;
+        }
+        self.state.version += 1;
+        self.store.commit(cx, &self.state);
+        for tp in &changed {
+            let p = self.state.partitions[tp].clone();
+            self.record_isr(cx, &p);
+        }
+        self.send_sync(cx);
+        let brokers: Vec<NodeId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.fenced)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in brokers {
+            self.send_leader_and_isr(cx, b, Some(&changed));
+        }
+    }
+
+    /// LeaderAndIsr (and metadata) to `broker`: the `changed` partitions, or all of them.
+    fn send_leader_and_isr(
+        &mut self,
+        cx: &mut Cx,
+        broker: NodeId,
+        changed: Option<&[TopicPartition]>,
+    ) {
+        let partitions = match changed {
+            Some(tps) => tps
+                .iter()
+                .map(|tp| self.state.partitions[tp].clone())
+                .collect(),
+            None => self.state.partitions.values().cloned().collect(),
+        };
+        let live_brokers = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.fenced)
+            .map(|(b, _)| *b)
+            .collect();
+        let broker_epoch = self.live.get(&broker).map_or(0, |l| l.broker_epoch);
+        cx.send(
+            broker,
+            Message::LeaderAndIsrRequest(LeaderAndIsrRequest {
+                correlation_id: self.state.version,
+                controller: cx.me(),
+                controller_epoch: self.state.controller_epoch,
+                broker_epoch,
+                live_brokers,
+                topics: self.state.topics.clone(),
+                full: changed.is_none(),
+                partitions,
+            }),
+        );
+    }
+
+    fn send_sync(&mut self, cx: &mut Cx) {
+        let msg = ControllerSync {
+            controller_epoch: self.state.controller_epoch,
+            version: self.state.version,
+            topics: self.state.topics.clone(),
+            partitions: self.state.partitions.values().cloned().collect(),
+            next_producer_id: self.state.next_producer_id,
+            broker_incarnations: self
+                .state
+                .incarnations
+                .iter()
+                .map(|(b, i)| (*b, *i))
+                .collect(),
+        };
+        for &c in &self.config.controllers {
+            if c != cx.me() {
+                cx.send(c, Message::ControllerSync(msg.clone()));
+            }
+        }
+    }
+
+    /// Elect new leaders where `pred` says the leader must change or the partition is offline.
+    fn elect_where(
+        &mut self,
+        cx: &mut Cx,
+        must_move: &dyn Fn(&PartitionState) -> bool,
+    ) -> Vec<TopicPartition> {
+        let unclean = self.config.broker.unclean_leader_election;
+        let out_of_isr = self.config.broker.breaks(BreakRule::ElectOutOfIsr);
+        let bump = !self.config.broker.breaks(BreakRule::ReuseLeaderEpoch);
+        let live: BTreeMap<NodeId, bool> = self.live.iter().map(|(b, l)| (*b, !l.fenced)).collect();
+        let is_live = |n: NodeId| live.get(&n).copied().unwrap_or(false);
+        let mut changed = Vec::new();
+        for (tp, p) in self.state.partitions.iter_mut() {
+            let offline = p.leader.is_none();
+            if !offline && !must_move(p) {
+                continue;
+            }
+            let e = election::elect(p, &is_live, unclean, out_of_isr);
+            if offline && e == Elected::None {
+                continue;
+            }
+            election::apply_with(p, e, &is_live, bump);
+            changed.push(*tp);
+        }
+        let _ = cx;
+        changed
+    }
+
+    fn on_registration(&mut self, cx: &mut Cx, from: NodeId, req: BrokerRegistrationRequest) {
+        let epoch = self.next_broker_epoch;
+        self.next_broker_epoch += 1;
+        let prev = self.state.incarnations.insert(from, req.incarnation);
+        let restarted = prev.is_some_and(|i| i != req.incarnation);
+        self.live.insert(
+            from,
+            Liveness {
+                last_heartbeat: cx.now(),
+                broker_epoch: epoch,
+                fenced: false,
+                acked_version: 0,
+            },
+        );
+        cx.send(
+            from,
+            Message::BrokerRegistrationResponse(BrokerRegistrationResponse {
+                correlation_id: req.correlation_id,
+                error: ErrorCode::None,
+                broker_epoch: epoch,
+                controller_epoch: self.state.controller_epoch,
+            }),
+        );
+        let mut changed = Vec::new();
+        if restarted {
+            // The old incarnation's leadership dies with it: move it (back to this broker
+            // only if no other ISR member is live), so every leader epoch has one process.
+            self.live.get_mut(&from).expect("just inserted").fenced = true;
+            changed = self.elect_where(cx, &|p| p.leader == Some(from));
+            self.live.get_mut(&from).expect("just inserted").fenced = false;
+        }
+        changed.extend(self.elect_where(cx, &|_| false));
+        changed.sort();
+        changed.dedup();
+        if changed.is_empty() && prev != Some(req.incarnation) {
+            // Only the incarnation changed: commit it (and tell the standby) all the same.
+            self.state.version += 1;
+            self.store.commit(cx, &self.state);
+            self.send_sync(cx);
+        }
+        self.send_leader_and_isr(cx, from, None);
+        self.publish(cx, changed);
+    }
+
+    fn on_heartbeat(&mut self, cx: &mut Cx, from: NodeId, req: BrokerHeartbeatRequest) {
+        let version = self.state.version;
+        let known = self
+            .live
+            .get_mut(&from)
+            .filter(|l| l.broker_epoch == req.broker_epoch && !l.fenced);
+        let ok = known.is_some();
+        let mut resend = false;
+        if let Some(l) = known {
+            l.last_heartbeat = cx.now();
+            resend = l.acked_version < version;
+        }
+        cx.send(
+            from,
+            Message::BrokerHeartbeatResponse(BrokerHeartbeatResponse {
+                correlation_id: req.correlation_id,
+                error: if ok {
+                    ErrorCode::None
+                } else {
+                    ErrorCode::StaleBrokerEpoch
+                },
+                fenced: !ok,
+                controller_epoch: self.state.controller_epoch,
+            }),
+        );
+        if resend {
+            self.send_leader_and_isr(cx, from, None);
+        }
+    }
+
+    fn check_liveness(&mut self, cx: &mut Cx) {
+        let timeout = self.config.broker.broker_session_timeout;
+        let now = cx.now();
+        let expired: Vec<NodeId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.fenced && now.saturating_since(l.last_heartbeat) >= timeout)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in expired {
+            self.fence(cx, b);
+        }
+    }
+
+    /// A broker missed its session: move its leaderships and drop it from every ISR.
+    fn fence(&mut self, cx: &mut Cx, b: NodeId) {
+        self.live
+            .get_mut(&b)
+            .expect("fencing an unknown broker")
+            .fenced = true;
+        let mut changed = self.elect_where(cx, &|p| p.leader == Some(b));
+        for (tp, p) in self.state.partitions.iter_mut() {
+            if p.leader.is_some() && p.leader != Some(b) && p.isr.contains(&b) {
+                p.isr.retain(|r| *r != b);
+                p.partition_epoch += 1;
+                changed.push(*tp);
+            }
+        }
+        changed.sort();
+        changed.dedup();
+        self.publish(cx, changed);
+    }
+
+    fn on_alter_partition(&mut self, cx: &mut Cx, from: NodeId, req: AlterPartitionRequest) {
+        let error = self.validate_alter(from, &req);
+        if error == ErrorCode::None {
+            let p = self
+                .state
+                .partitions
+                .get_mut(&req.partition)
+                .expect("validated");
+            p.isr = req.new_isr.clone();
+            p.partition_epoch += 1;
+            self.publish(cx, vec![req.partition]);
+        }
+        let p = self.state.partitions.get(&req.partition);
+        cx.send(
+            from,
+            Message::AlterPartitionResponse(AlterPartitionResponse {
+                correlation_id: req.correlation_id,
+                error,
+                partition: req.partition,
+                leader_epoch: p.map_or(0, |p| p.leader_epoch),
+                isr: p.map_or(Vec::new(), |p| p.isr.clone()),
+                partition_epoch: p.map_or(0, |p| p.partition_epoch),
+            }),
+        );
+    }
+
+    fn validate_alter(&self, from: NodeId, req: &AlterPartitionRequest) -> ErrorCode {
+        let Some(p) = self.state.partitions.get(&req.partition) else {
+            return ErrorCode::UnknownTopicOrPartition;
+        };
+        if self.live.get(&from).map(|l| l.broker_epoch) != Some(req.broker_epoch) {
+            return ErrorCode::StaleBrokerEpoch;
+        }
+        if p.leader != Some(from) || req.leader_epoch != p.leader_epoch {
+            return ErrorCode::FencedLeaderEpoch;
+        }
+        if req.partition_epoch != p.partition_epoch {
+            return ErrorCode::InvalidUpdateVersion;
+        }
+        let valid_members = req.new_isr.contains(&from)
+            && req
+                .new_isr
+                .iter()
+                .all(|r| p.replicas.contains(r) && (p.isr.contains(r) || self.is_live(*r)));
+        if !valid_members {
+            return ErrorCode::InvalidRequest;
+        }
+        ErrorCode::None
+    }
+
+    fn on_init_producer_id(&mut self, cx: &mut Cx, from: NodeId, req: InitProducerIdRequest) {
+        let (id, epoch) = if req.producer_id >= 0 && req.producer_epoch < i16::MAX - 1 {
+            (req.producer_id, req.producer_epoch + 1)
+        } else {
+            let id = self.state.next_producer_id;
+            self.state.next_producer_id += 1;
+            self.state.version += 1;
+            self.store.commit(cx, &self.state);
+            self.send_sync(cx);
+            (id, 0)
+        };
+        cx.send(
+            from,
+            Message::InitProducerIdResponse(InitProducerIdResponse {
+                correlation_id: req.correlation_id,
+                error: ErrorCode::None,
+                producer_id: id,
+                producer_epoch: epoch,
+            }),
+        );
+    }
+
+    fn on_sync(&mut self, cx: &mut Cx, from: NodeId, sync: ControllerSync) {
+        self.highest_epoch_seen = self.highest_epoch_seen.max(sync.controller_epoch);
+        let newer = sync.controller_epoch > self.state.controller_epoch
+            || (sync.controller_epoch == self.state.controller_epoch && self.role == Role::Standby);
+        if !newer {
+            return;
+        }
+        self.role = Role::Standby;
+        self.last_sync_seen = cx.now();
+        self.state = ControllerState {
+            controller_epoch: sync.controller_epoch,
+            version: sync.version,
+            topics: sync.topics,
+            partitions: sync
+                .partitions
+                .into_iter()
+                .map(|p| (p.partition, p))
+                .collect(),
+            next_producer_id: sync.next_producer_id,
+            incarnations: sync.broker_incarnations.into_iter().collect(),
+        };
+        self.store.commit(cx, &self.state);
+        cx.send(
+            from,
+            Message::ControllerSyncAck(ControllerSyncAck {
+                controller_epoch: sync.controller_epoch,
+                version: sync.version,
+            }),
+        );
+    }
+
+    /// Whether more than half of the brokers were heard within a session timeout.
+    fn majority_of_brokers_heard(&self, now: Instant) -> bool {
+        let session = self.config.broker.broker_session_timeout;
+        let heard = self
+            .heard
+            .values()
+            .filter(|t| now.saturating_since(**t) < session)
+            .count();
+        2 * heard > self.config.brokers.len()
+    }
+
+    fn on_sync_timer(&mut self, cx: &mut Cx) {
+        match self.role {
+            Role::Active => self.send_sync(cx),
+            Role::Standby => {
+                let silent = cx.now().saturating_since(self.last_sync_seen)
+                    >= self.config.broker.broker_session_timeout;
+                if silent && self.majority_of_brokers_heard(cx.now()) {
+                    self.become_active(cx, false);
+                }
+            }
+        }
+        cx.set_timer_after(
+            self.config.broker.broker_heartbeat_interval,
+            Timer::new(TIMER_SYNC, 0),
+        );
+    }
+}
+
+impl Node for Controller {
+    fn on_start(&mut self, cx: &mut Cx) {
+        let loaded = self.store.load(cx.disk());
+        let first_boot = loaded.is_none();
+        if let Some(s) = loaded {
+            self.highest_epoch_seen = s.controller_epoch;
+            self.state = s;
+        } else {
+            self.state.next_producer_id = 1000;
+        }
+        self.last_sync_seen = cx.now();
+        let primary = self.config.controllers[0] == cx.me();
+        if self.config.controllers.len() == 1 || (primary && first_boot) {
+            self.become_active(cx, first_boot);
+        }
+        cx.set_timer_after(ms(LIVENESS_CHECK_MS), Timer::new(TIMER_LIVENESS, 0));
+        cx.set_timer_after(
+            self.config.broker.broker_heartbeat_interval,
+            Timer::new(TIMER_SYNC, 0),
+        );
+    }
+
+    fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        if let Message::ControllerSync(s) = msg {
+            return self.on_sync(cx, from, s);
+        }
+        if matches!(
+            msg,
+            Message::BrokerHeartbeatRequest(_) | Message::BrokerRegistrationRequest(_)
+        ) {
+            self.heard.insert(from, cx.now());
+        }
+        if self.role != Role::Active {
+            return;
+        }
+        match msg {
+            Message::BrokerRegistrationRequest(r) => self.on_registration(cx, from, r),
+            Message::BrokerHeartbeatRequest(r) => self.on_heartbeat(cx, from, r),
+            Message::AlterPartitionRequest(r) => self.on_alter_partition(cx, from, r),
+            Message::InitProducerIdRequest(r) => self.on_init_producer_id(cx, from, r),
+            Message::LeaderAndIsrResponse(r) => {
+                if let Some(l) = self.live.get_mut(&from) {
+                    l.acked_version = l.acked_version.max(r.correlation_id);
+                }
+            }
+            Message::CreateTopicsRequest(r) => {
+                let before: Vec<_> = self.state.partitions.keys().copied().collect();
+                self.create_topics(cx, r.topics);
+                let changed = self
+                    .state
+                    .partitions
+                    .keys()
+                    .filter(|tp| !before.contains(tp))
+                    .copied()
+                    .collect();
+                self.publish(cx, changed);
+                cx.send(
+                    from,
+                    Message::CreateTopicsResponse(CreateTopicsResponse {
+                        correlation_id: r.correlation_id,
+                        error: ErrorCode::None,
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        match timer.kind {
+            TIMER_LIVENESS => {
+                if self.role == Role::Active {
+                    self.check_liveness(cx);
+                }
+                cx.set_timer_after(ms(LIVENESS_CHECK_MS), Timer::new(TIMER_LIVENESS, 0));
+            }
+            TIMER_SYNC => self.on_sync_timer(cx),
+            _ => {}
+        }
+    }
+
+    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

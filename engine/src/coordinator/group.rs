@@ -1,0 +1,677 @@
+//! One consumer group's membership state machine, as Kafka's classic group coordinator keeps it
+//! (`GroupMetadata` + `GroupCoordinator.handleJoinGroup/SyncGroup/Heartbeat/LeaveGroup`).
+//!
+//! States: `Empty` (no members, maybe committed offsets) -> `PreparingRebalance` (collecting
+//! JoinGroups until every known member rejoined or the rebalance timeout fired) ->
+//! `CompletingRebalance` (generation bumped, waiting for the leader's SyncGroup) -> `Stable`
+//! (assignment persisted and handed out). `Dead` is a group whose coordinator partition was
+//! unloaded; it answers nothing but `NotCoordinator`.
+//!
+//! First joins use the KIP-394 handshake (Kafka 2.2+): a JoinGroup with an empty member id is
+//! answered `MemberIdRequired` with a fresh id, kept as a *pending* member until it rejoins
+//! with it (or its session expires). An Empty group delays its first rebalance by
+//! `group.initial.rebalance.delay.ms` (KIP-134, Kafka 0.11+), extended by the same amount each
+//! time a new member arrives, up to the rebalance timeout.
+//!
+//! Timers are lazy: a session timer fires at the deadline it was set for and re-arms itself if a
+//! heartbeat moved the deadline since, so a heartbeat costs no timer operation.
+
+use super::COORDINATOR_TIMER_BASE;
+use crate::node::{Cx, NodeId, Timer};
+use crate::protocol::{
+    Assignment, ErrorCode, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, Message, Subscription,
+    SyncGroupRequest, SyncGroupResponse,
+};
+use crate::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Timer: the join phase of a rebalance is over (key: group index << 32 | rebalance sequence).
+pub const TIMER_JOIN_DEADLINE: u16 = COORDINATOR_TIMER_BASE;
+/// Timer: a member's session may have expired (key: group index << 32 | member sequence).
+pub const TIMER_SESSION: u16 = COORDINATOR_TIMER_BASE + 1;
+
+/// Most members one group admits (Kafka's `group.max.size` default is unbounded; a bound keeps
+/// a runaway client from growing the coordinator without limit).
+pub const GROUP_MAX_MEMBERS: usize = 1024;
+
+/// Session timeout assumed for members restored from a GroupMetadata record, whose record does
+/// not carry it: the smallest client default (sarama's 10 s), so a dead member is noticed.
+pub const RESTORED_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+/// A member of the group as the coordinator knows it.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub client: NodeId,
+    /// Unique per member incarnation within this coordinator; keys its session timer.
+    pub seq: u32,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocols: Vec<(String, Subscription)>,
+    pub session_deadline: Instant,
+    /// Correlation id of a JoinGroup waiting for the join phase to complete.
+    pub awaiting_join: Option<u64>,
+    /// Correlation id of a SyncGroup waiting for the leader's assignment.
+    pub awaiting_sync: Option<u64>,
+    pub assignment: Assignment,
+}
+
+/// A member id handed out with MemberIdRequired that has not rejoined yet.
+#[derive(Clone, Debug)]
+struct PendingMember {
+    seq: u32,
+    deadline: Instant,
+}
+
+/// What the group wants its coordinator to persist: the outcome of a completed rebalance.
+#[derive(Clone, Debug)]
+pub struct PersistGroup {
+    pub generation: i32,
+    pub protocol: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub name: Arc<str>,
+    /// Index of the group within its coordinator (timer keys).
+    pub index: u32,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    pending: BTreeMap<String, PendingMember>,
+    /// Deadline of the current join phase and its sequence (stale timers carry an old one).
+    join_deadline: Instant,
+    rebalance_seq: u32,
+    /// Remaining budget of the initial-delay phase (`None` outside it).
+    initial_delay_left: Option<Duration>,
+    initial_delay: Duration,
+    new_member_joined: bool,
+    next_member_seq: u32,
+}
+
+impl Group {
+    pub fn new(name: Arc<str>, index: u32, initial_delay: Duration) -> Group {
+        Group {
+            name,
+            index,
+            state: GroupState::Empty,
+            generation: 0,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            join_deadline: Instant::ZERO,
+            rebalance_seq: 0,
+            initial_delay_left: None,
+            initial_delay,
+            new_member_joined: false,
+            next_member_seq: 0,
+        }
+    }
+
+    /// Restore a group from its last GroupMetadata record after a coordinator failover: Kafka
+    /// restores members as Stable so they keep heartbeating without a rebalance.
+    pub fn restore(&mut self, cx: &mut Cx, generation: i32, protocol: &str, members: &[Arc<str>]) {
+        self.generation = generation;
+        self.protocol = Some(protocol.to_string());
+        self.members.clear();
+        for id in members {
+            let seq = self.take_seq();
+            let member = Member {
+                client: NodeId(u32::MAX),
+                seq,
+                session_timeout: RESTORED_SESSION_TIMEOUT,
+                rebalance_timeout: RESTORED_SESSION_TIMEOUT,
+                protocols: Vec::new(),
+                session_deadline: cx.now() + RESTORED_SESSION_TIMEOUT,
+                awaiting_join: None,
+                awaiting_sync: None,
+                assignment: Arc::new(Vec::new()),
+            };
+            self.members.insert(id.to_string(), member);
+            self.arm_session_timer(cx, id, cx.now() + RESTORED_SESSION_TIMEOUT, seq);
+        }
+        self.leader = members.first().map(|m| m.to_string());
+        self.state = if self.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+    }
+
+    fn take_seq(&mut self) -> u32 {
+        self.next_member_seq = self.next_member_seq.wrapping_add(1);
+        self.next_member_seq
+    }
+
+    fn timer_key(&self, low: u32) -> u64 {
+        ((self.index as u64) << 32) | low as u64
+    }
+
+    fn arm_session_timer(&self, cx: &mut Cx, _member: &str, at: Instant, seq: u32) {
+        cx.set_timer(at, Timer::new(TIMER_SESSION, self.timer_key(seq)));
+    }
+
+    // ------------------------------------------------------------------ JoinGroup
+
+    pub fn join(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+        if self.state == GroupState::Dead {
+            return send_join_error(cx, from, &req, ErrorCode::CoordinatorNotAvailable);
+        }
+        if req.protocols.is_empty() || !self.supports_protocols(&req) {
+            return send_join_error(cx, from, &req, ErrorCode::InconsistentGroupProtocol);
+        }
+        if req.member_id.is_empty() {
+            return self.join_unknown_member(cx, from, &req);
+        }
+        if self.pending.remove(&req.member_id).is_some() {
+            return self.add_member_and_rebalance(cx, from, req);
+        }
+        if !self.members.contains_key(&req.member_id) {
+            return send_join_error(cx, from, &req, ErrorCode::UnknownMemberId);
+        }
+        self.join_known_member(cx, from, req);
+    }
+
+    /// Whether the request names at least one protocol every current member supports.
+    fn supports_protocols(&self, req: &JoinGroupRequest) -> bool {
+        if self.members.is_empty() || self.state == GroupState::Empty {
+            return true;
+        }
+        req.protocols.iter().any(|(name, _)| {
+            self.members
+                .iter()
+                .filter(|(id, _)| **id != req.member_id)
+                .all(|(_, m)| m.protocols.is_empty() || m.protocols.iter().any(|(n, _)| n == name))
+        })
+    }
+
+    /// KIP-394: hand out a member id and ask the client to rejoin with it.
+    fn join_unknown_member(&mut self, cx: &mut Cx, from: NodeId, req: &JoinGroupRequest) {
+        if self.members.len() + self.pending.len() >= GROUP_MAX_MEMBERS {
+            return send_join_error(cx, from, req, ErrorCode::InvalidRequest);
+        }
+        let seq = self.take_seq();
+        let member_id = format!("consumer-n{}-{}-{}", from.0, cx.me().0, seq);
+        let deadline = cx.now() + Duration::from_millis(req.session_timeout_ms as u64);
+        self.pending
+            .insert(member_id.clone(), PendingMember { seq, deadline });
+        self.arm_session_timer(cx, &member_id, deadline, seq);
+        let resp = JoinGroupResponse {
+            correlation_id: req.correlation_id,
+            error: ErrorCode::MemberIdRequired,
+            generation: -1,
+            protocol: String::new(),
+            leader: String::new(),
+            member_id,
+            members: Vec::new(),
+        };
+        cx.send(from, Message::JoinGroupResponse(resp));
+    }
+
+    fn add_member_and_rebalance(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+        let seq = self.take_seq();
+        let session = Duration::from_millis(req.session_timeout_ms as u64);
+        let member = Member {
+            client: from,
+            seq,
+            session_timeout: session,
+            rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms as u64),
+            protocols: req.protocols,
+            session_deadline: cx.now() + session,
+            awaiting_join: Some(req.correlation_id),
+            awaiting_sync: None,
+            assignment: Arc::new(Vec::new()),
+        };
+        self.arm_session_timer(cx, &req.member_id, member.session_deadline, seq);
+        self.members.insert(req.member_id, member);
+        self.new_member_joined = true;
+        if self.state == GroupState::PreparingRebalance {
+            self.try_complete_join(cx);
+        } else {
+            self.prepare_rebalance(cx);
+        }
+    }
+
+    fn join_known_member(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+        let is_leader = self.leader.as_deref() == Some(req.member_id.as_str());
+        let member = self.members.get_mut(&req.member_id).expect("known member");
+        let changed = member.protocols != req.protocols;
+        member.client = from;
+        member.protocols = req.protocols.clone();
+        member.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
+        member.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms as u64);
+        member.session_deadline = cx.now() + member.session_timeout;
+        match self.state {
+            GroupState::PreparingRebalance => {
+                member.awaiting_join = Some(req.correlation_id);
+                self.try_complete_join(cx);
+            }
+            GroupState::CompletingRebalance | GroupState::Stable if !changed && !is_leader => {
+                // Nothing changed: resend the current generation (Kafka does the same).
+                let resp = self.join_response(&req.member_id, req.correlation_id, false);
+                cx.send(from, Message::JoinGroupResponse(resp));
+            }
+            _ => {
+                member.awaiting_join = Some(req.correlation_id);
+                self.prepare_rebalance(cx);
+            }
+        }
+    }
+
+    /// Enter PreparingRebalance: every member must rejoin within the rebalance timeout.
+    fn prepare_rebalance(&mut self, cx: &mut Cx) {
+        if self.state == GroupState::CompletingRebalance {
+            self.fail_pending_syncs(cx, ErrorCode::RebalanceInProgress);
+        }
+        let max_rebalance = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let delay = if self.state == GroupState::Empty {
+            let first = self.initial_delay.min(max_rebalance);
+            self.initial_delay_left = Some(max_rebalance.saturating_sub(first));
+            self.new_member_joined = false;
+            first
+        } else {
+            self.initial_delay_left = None;
+            max_rebalance
+        };
+        self.state = GroupState::PreparingRebalance;
+        self.arm_join_deadline(cx, delay);
+        self.try_complete_join(cx);
+    }
+
+    fn arm_join_deadline(&mut self, cx: &mut Cx, after: Duration) {
+        self.rebalance_seq = self.rebalance_seq.wrapping_add(1);
+        self.join_deadline = cx.now() + after;
+        let key = self.timer_key(self.rebalance_seq);
+        cx.set_timer(self.join_deadline, Timer::new(TIMER_JOIN_DEADLINE, key));
+    }
+
+    /// Complete the join phase early if every known member has rejoined (not during the
+    /// initial delay, which always runs its course, as Kafka's InitialDelayedJoin).
+    fn try_complete_join(&mut self, cx: &mut Cx) {
+        if self.state != GroupState::PreparingRebalance || self.initial_delay_left.is_some() {
+            return;
+        }
+        let all_joined = self.members.values().all(|m| m.awaiting_join.is_some());
+        if all_joined && self.pending.is_empty() {
+            self.complete_join(cx);
+        }
+    }
+
+    /// The join deadline timer fired.
+    pub fn on_join_deadline(&mut self, cx: &mut Cx, seq: u32) {
+        if self.state != GroupState::PreparingRebalance || seq != self.rebalance_seq {
+            return;
+        }
+        if let Some(left) = self.initial_delay_left {
+            if self.new_member_joined && left > Duration::ZERO {
+                let step = self.initial_delay.min(left);
+                self.initial_delay_left = Some(left - step);
+                self.new_member_joined = false;
+                return self.arm_join_deadline(cx, step);
+            }
+            self.initial_delay_left = None;
+        }
+        // Members that did not rejoin in time are removed (Kafka: onCompleteJoin).
+        let stragglers: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.awaiting_join.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stragglers {
+            self.members.remove(&id);
+        }
+        self.pending.clear();
+        self.complete_join(cx);
+    }
+
+    fn complete_join(&mut self, cx: &mut Cx) {
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.leader = None;
+            return;
+        }
+        self.protocol = Some(self.select_protocol());
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let member = self.members.get_mut(&id).expect("member");
+            member.session_deadline = cx.now() + member.session_timeout;
+            member.assignment = Arc::new(Vec::new());
+            let Some(corr) = member.awaiting_join.take() else {
+                continue;
+            };
+            let client = member.client;
+            let is_leader = self.leader.as_deref() == Some(id.as_str());
+            let resp = self.join_response(&id, corr, is_leader);
+            cx.send(client, Message::JoinGroupResponse(resp));
+        }
+    }
+
+    /// Kafka's `selectProtocol`: among protocols every member supports, each member votes for
+    /// the first of its own list; most votes wins (ties: the earliest candidate in name order).
+    fn select_protocol(&self) -> String {
+        let mut candidates: Vec<&str> = Vec::new();
+        if let Some(first) = self.members.values().next() {
+            for (name, _) in &first.protocols {
+                let everyone = self
+                    .members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name));
+                if everyone {
+                    candidates.push(name);
+                }
+            }
+        }
+        assert!(
+            !candidates.is_empty(),
+            "group {} has no protocol common to all members",
+            self.name
+        );
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&&**n)) {
+                *votes.entry(n.as_str()).or_default() += 1;
+            }
+        }
+        let best = votes.values().copied().max().unwrap_or(0);
+        votes
+            .into_iter()
+            .find(|(_, v)| *v == best)
+            .map(|(n, _)| n.to_string())
+            .expect("a voted protocol")
+    }
+
+    fn join_response(&self, member_id: &str, corr: u64, with_members: bool) -> JoinGroupResponse {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let members = if with_members {
+            self.members
+                .iter()
+                .map(|(id, m)| {
+                    let sub = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or(Subscription {
+                            topics: Vec::new(),
+                            owned_partitions: Vec::new(),
+                            generation: -1,
+                        });
+                    (id.clone(), sub)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinGroupResponse {
+            correlation_id: corr,
+            error: ErrorCode::None,
+            generation: self.generation,
+            protocol,
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            members,
+        }
+    }
+
+    // ------------------------------------------------------------------ SyncGroup
+
+    /// Returns what to persist when the leader's assignment completes the rebalance.
+    pub fn sync(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: SyncGroupRequest,
+    ) -> Option<PersistGroup> {
+        let error = self.check_member(&req.member_id, req.generation);
+        if error != ErrorCode::None {
+            send_sync(cx, from, req.correlation_id, error, Arc::new(Vec::new()));
+            return None;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => {
+                let e = ErrorCode::RebalanceInProgress;
+                send_sync(cx, from, req.correlation_id, e, Arc::new(Vec::new()));
+                None
+            }
+            GroupState::Stable => {
+                let assignment = self.members[&req.member_id].assignment.clone();
+                send_sync(cx, from, req.correlation_id, ErrorCode::None, assignment);
+                None
+            }
+            GroupState::CompletingRebalance => self.sync_completing(from, req),
+            GroupState::Empty | GroupState::Dead => {
+                let e = ErrorCode::UnknownMemberId;
+                send_sync(cx, from, req.correlation_id, e, Arc::new(Vec::new()));
+                None
+            }
+        }
+    }
+
+    fn sync_completing(&mut self, from: NodeId, req: SyncGroupRequest) -> Option<PersistGroup> {
+        let member = self
+            .members
+            .get_mut(&req.member_id)
+            .expect("checked member");
+        member.client = from;
+        member.awaiting_sync = Some(req.correlation_id);
+        if self.leader.as_deref() != Some(req.member_id.as_str()) {
+            return None;
+        }
+        for (id, assignment) in req.assignments {
+            if let Some(m) = self.members.get_mut(&id) {
+                m.assignment = assignment;
+            }
+        }
+        Some(PersistGroup {
+            generation: self.generation,
+            protocol: self.protocol.clone().unwrap_or_default(),
+            members: self.members.keys().cloned().collect(),
+        })
+    }
+
+    /// The GroupMetadata append of `generation` completed with `result`.
+    pub fn on_persisted(&mut self, cx: &mut Cx, generation: i32, result: ErrorCode) {
+        if self.state != GroupState::CompletingRebalance || generation != self.generation {
+            return;
+        }
+        if result != ErrorCode::None {
+            // Kafka maps a failed group append to a coordinator error and rebalances.
+            self.fail_pending_syncs(cx, coordinator_error(result));
+            return self.prepare_rebalance(cx);
+        }
+        self.state = GroupState::Stable;
+        for m in self.members.values_mut() {
+            if let Some(corr) = m.awaiting_sync.take() {
+                send_sync(cx, m.client, corr, ErrorCode::None, m.assignment.clone());
+            }
+        }
+    }
+
+    fn fail_pending_syncs(&mut self, cx: &mut Cx, error: ErrorCode) {
+        for m in self.members.values_mut() {
+            if let Some(corr) = m.awaiting_sync.take() {
+                send_sync(cx, m.client, corr, error, Arc::new(Vec::new()));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ Heartbeat / Leave
+
+    pub fn heartbeat(&mut self, cx: &mut Cx, from: NodeId, req: HeartbeatRequest) {
+        let mut error = self.check_member(&req.member_id, req.generation);
+        if error == ErrorCode::None {
+            let member = self
+                .members
+                .get_mut(&req.member_id)
+                .expect("checked member");
+            member.client = from;
+            member.session_deadline = cx.now() + member.session_timeout;
+            if self.state == GroupState::PreparingRebalance {
+                error = ErrorCode::RebalanceInProgress;
+            }
+        }
+        let resp = HeartbeatResponse {
+            correlation_id: req.correlation_id,
+            error,
+        };
+        cx.send(from, Message::HeartbeatResponse(resp));
+    }
+
+    /// `UnknownMemberId` / `IllegalGeneration` checks shared by sync, heartbeat and commit.
+    pub fn check_member(&self, member_id: &str, generation: i32) -> ErrorCode {
+        if self.state == GroupState::Dead {
+            return ErrorCode::CoordinatorNotAvailable;
+        }
+        if !self.members.contains_key(member_id) {
+            return ErrorCode::UnknownMemberId;
+        }
+        if generation != self.generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        ErrorCode::None
+    }
+
+    pub fn leave(&mut self, cx: &mut Cx, from: NodeId, req: LeaveGroupRequest) {
+        let error = if self.pending.remove(&req.member_id).is_some() {
+            ErrorCode::None
+        } else if self.members.contains_key(&req.member_id) {
+            self.remove_member(cx, &req.member_id);
+            ErrorCode::None
+        } else {
+            ErrorCode::UnknownMemberId
+        };
+        let resp = LeaveGroupResponse {
+            correlation_id: req.correlation_id,
+            error,
+        };
+        cx.send(from, Message::LeaveGroupResponse(resp));
+    }
+
+    fn remove_member(&mut self, cx: &mut Cx, member_id: &str) {
+        let Some(member) = self.members.remove(member_id) else {
+            return;
+        };
+        if let Some(corr) = member.awaiting_join {
+            send_join_error_to(cx, member.client, corr, ErrorCode::UnknownMemberId);
+        }
+        if let Some(corr) = member.awaiting_sync {
+            let e = ErrorCode::UnknownMemberId;
+            send_sync(cx, member.client, corr, e, Arc::new(Vec::new()));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => self.try_complete_join(cx),
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(cx),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+    }
+
+    /// A session timer fired for the member (or pending member) with sequence `seq`.
+    pub fn on_session_timer(&mut self, cx: &mut Cx, seq: u32) {
+        if let Some((id, p)) = self.pending.iter().find(|(_, p)| p.seq == seq) {
+            if p.deadline <= cx.now() {
+                let id = id.clone();
+                self.pending.remove(&id);
+                self.try_complete_join(cx);
+            }
+            return;
+        }
+        let Some((id, m)) = self.members.iter().find(|(_, m)| m.seq == seq) else {
+            return;
+        };
+        // A member waiting in a join is not expired while the join phase runs (Kafka keeps
+        // it alive until the join completes).
+        if m.session_deadline > cx.now() || m.awaiting_join.is_some() {
+            let at = m.session_deadline.max(cx.now() + Duration::from_millis(1));
+            let id = id.clone();
+            return self.arm_session_timer(cx, &id, at, seq);
+        }
+        let id = id.clone();
+        self.remove_member(cx, &id);
+    }
+
+    /// The coordinator lost this group's partition: answer every waiting request.
+    pub fn unload(&mut self, cx: &mut Cx) {
+        for m in self.members.values_mut() {
+            if let Some(corr) = m.awaiting_join.take() {
+                send_join_error_to(cx, m.client, corr, ErrorCode::NotCoordinator);
+            }
+            if let Some(corr) = m.awaiting_sync.take() {
+                let e = ErrorCode::NotCoordinator;
+                send_sync(cx, m.client, corr, e, Arc::new(Vec::new()));
+            }
+        }
+        self.state = GroupState::Dead;
+    }
+}
+
+/// Map a log append error to what Kafka answers group clients (`GroupMetadataManager`).
+pub fn coordinator_error(append_error: ErrorCode) -> ErrorCode {
+    match append_error {
+        ErrorCode::None => ErrorCode::None,
+        ErrorCode::UnknownTopicOrPartition
+        | ErrorCode::NotEnoughReplicas
+        | ErrorCode::NotEnoughReplicasAfterAppend
+        | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch => ErrorCode::NotCoordinator,
+        _ => ErrorCode::CoordinatorNotAvailable,
+    }
+}
+
+fn send_join_error(cx: &mut Cx, to: NodeId, req: &JoinGroupRequest, error: ErrorCode) {
+    send_join_error_to(cx, to, req.correlation_id, error);
+}
+
+fn send_join_error_to(cx: &mut Cx, to: NodeId, corr: u64, error: ErrorCode) {
+    let resp = JoinGroupResponse {
+        correlation_id: corr,
+        error,
+        generation: -1,
+        protocol: String::new(),
+        leader: String::new(),
+        member_id: String::new(),
+        members: Vec::new(),
+    };
+    cx.send(to, Message::JoinGroupResponse(resp));
+}
+
+fn send_sync(cx: &mut Cx, to: NodeId, corr: u64, error: ErrorCode, assignment: Assignment) {
+    if to == NodeId(u32::MAX) {
+        return; // a restored member that has not spoken to this coordinator yet
+    }
+    let resp = SyncGroupResponse {
+        correlation_id: corr,
+        error,
+        assignment,
+    };
+    cx.send(to, Message::SyncGroupResponse(resp));
+}

@@ -1,0 +1,108 @@
+//! Loading a `__consumer_offsets` partition after this broker became its leader: replay every
+//! OffsetCommit and GroupMetadata record the log holds (last one wins), as Kafka's
+//! `GroupMetadataManager.loadGroupsAndOffsets` does. Whatever the log lost in a failover is
+//! lost to the group too: that is the point of keeping offsets in a replicated partition.
+
+use crate::record::{InternalPayload, RecordBatch, TopicPartition};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The last GroupMetadata record of one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedGroup {
+    pub generation: i32,
+    pub protocol: Arc<str>,
+    pub members: Arc<[Arc<str>]>,
+}
+
+/// What one offsets partition held.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub offsets: Vec<(Arc<str>, TopicPartition, u64, Option<u32>)>,
+    pub groups: BTreeMap<Arc<str>, LoadedGroup>,
+}
+
+/// Replay `batches` (in log order).
+pub fn replay(batches: &[RecordBatch]) -> Loaded {
+    let mut offsets: BTreeMap<(Arc<str>, TopicPartition), (u64, Option<u32>)> = BTreeMap::new();
+    let mut groups = BTreeMap::new();
+    for batch in batches.iter().filter(|b| b.control.is_none()) {
+        for record in batch.records.iter() {
+            match record.payload.as_deref() {
+                Some(InternalPayload::OffsetCommit {
+                    group,
+                    partition,
+                    offset,
+                    leader_epoch,
+                }) => {
+                    offsets.insert((group.clone(), *partition), (*offset, *leader_epoch));
+                }
+                Some(InternalPayload::GroupMetadata {
+                    group,
+                    generation,
+                    protocol,
+                    members,
+                }) => {
+                    let loaded = LoadedGroup {
+                        generation: *generation,
+                        protocol: protocol.clone(),
+                        members: members.clone(),
+                    };
+                    groups.insert(group.clone(), loaded);
+                }
+                None => {}
+            }
+        }
+    }
+    let offsets = offsets
+        .into_iter()
+        .map(|((g, tp), (o, e))| (g, tp, o, e))
+        .collect();
+    Loaded { offsets, groups }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, TopicId, ValueId};
+    use crate::time::Instant;
+
+    fn rec(payload: InternalPayload) -> Record {
+        Record {
+            value: ValueId(0),
+            key: None,
+            size: 40,
+            create_time: Instant::ZERO,
+            payload: Some(Arc::new(payload)),
+        }
+    }
+
+    #[test]
+    fn replay_keeps_the_last_record_of_each_key() {
+        let g: Arc<str> = Arc::from("g");
+        let tp = TopicPartition::new(TopicId(3), 1);
+        let commit = |offset| InternalPayload::OffsetCommit {
+            group: g.clone(),
+            partition: tp,
+            offset,
+            leader_epoch: None,
+        };
+        let meta = |generation| InternalPayload::GroupMetadata {
+            group: g.clone(),
+            generation,
+            protocol: Arc::from("range"),
+            members: Arc::from(vec![Arc::from("m1")]),
+        };
+        let b1 = RecordBatch::new(vec![rec(commit(10)), rec(meta(1))].into());
+        let b2 = RecordBatch::new(vec![rec(commit(25)), rec(meta(2))].into());
+        let loaded = replay(&[b1, b2]);
+        assert_eq!(loaded.offsets, vec![(g.clone(), tp, 25, None)]);
+        assert_eq!(loaded.groups[&g].generation, 2);
+    }
+
+    #[test]
+    fn replay_of_an_empty_log_is_empty() {
+        let loaded = replay(&[]);
+        assert!(loaded.offsets.is_empty() && loaded.groups.is_empty());
+    }
+}

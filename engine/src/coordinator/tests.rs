@@ -1,0 +1,426 @@
+//! Unit tests of the coordinator: the group state machine and the commit path, driven by hand.
+
+use super::testkit::{FakeLog, Host};
+use super::*;
+use crate::protocol::{
+    FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    OffsetCommitRequest, OffsetFetchRequest, Subscription, SyncGroupRequest,
+};
+use crate::record::TopicId;
+use crate::time::{Duration, Instant};
+
+const OFFSETS: TopicId = TopicId(0);
+const DATA: TopicId = TopicId(1);
+
+struct Rig {
+    coord: GroupCoordinator,
+    host: Host,
+    log: FakeLog,
+    timers: Vec<(Instant, Timer)>,
+    corr: u64,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let config = CoordinatorConfig {
+            offsets_partitions: 50,
+            offsets_topic: OFFSETS,
+            initial_rebalance_delay: Duration::from_millis(3000),
+        };
+        let mut rig = Rig {
+            coord: GroupCoordinator::new(config),
+            host: Host::new(NodeId(0)),
+            log: FakeLog::default(),
+            timers: Vec::new(),
+            corr: 0,
+        };
+        let tp = rig.coord.partition_for("g");
+        rig.log.epochs.insert(tp, 1);
+        rig.log.leaders.insert(tp, NodeId(0));
+        rig.lead(Some(1));
+        rig
+    }
+
+    fn lead(&mut self, epoch: Option<u32>) -> Vec<(NodeId, Message)> {
+        let tp = self.coord.partition_for("g");
+        let (coord, log) = (&mut self.coord, &mut self.log);
+        self.host.call(|cx| coord.on_leadership(cx, tp, epoch, log));
+        self.collect_timers();
+        self.host.sent()
+    }
+
+    fn collect_timers(&mut self) {
+        self.timers.extend(self.host.timers());
+        self.timers.sort();
+    }
+
+    fn send(&mut self, from: u32, msg: Message) -> Vec<(NodeId, Message)> {
+        let (coord, log) = (&mut self.coord, &mut self.log);
+        self.host
+            .call(|cx| coord.handle(cx, NodeId(from), msg, log));
+        self.collect_timers();
+        self.host.sent()
+    }
+
+    /// Fire every timer due up to `to`.
+    fn advance(&mut self, to: Instant) -> Vec<(NodeId, Message)> {
+        let mut sent = Vec::new();
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > to {
+                break;
+            }
+            self.timers.remove(0);
+            self.host.now = at;
+            let (coord, log) = (&mut self.coord, &mut self.log);
+            self.host.call(|cx| coord.on_timer(cx, timer, log));
+            self.collect_timers();
+            sent.extend(self.host.sent());
+        }
+        self.host.now = to;
+        sent
+    }
+
+    fn complete_appends(&mut self) -> Vec<(NodeId, Message)> {
+        let mut sent = Vec::new();
+        for token in self.log.commit_all() {
+            let (coord, log) = (&mut self.coord, &mut self.log);
+            self.host
+                .call(|cx| coord.on_append_done(cx, token, ErrorCode::None, log));
+            sent.extend(self.host.sent());
+        }
+        sent
+    }
+
+    fn join(&mut self, from: u32, member_id: &str) -> Vec<(NodeId, Message)> {
+        self.corr += 1;
+        let sub = Subscription {
+            topics: vec![DATA],
+            owned_partitions: Vec::new(),
+            generation: -1,
+        };
+        let req = JoinGroupRequest {
+            correlation_id: self.corr,
+            group: "g".into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocols: vec![("range".into(), sub)],
+        };
+        self.send(from, Message::JoinGroupRequest(req))
+    }
+
+    /// Join with the KIP-394 handshake; returns the member id.
+    fn handshake(&mut self, from: u32) -> String {
+        let sent = self.join(from, "");
+        let resp = join_resp(&sent, from);
+        assert_eq!(resp.error, ErrorCode::MemberIdRequired);
+        assert!(!resp.member_id.is_empty());
+        let sent = self.join(from, &resp.member_id);
+        assert!(
+            sent.is_empty(),
+            "the join waits for the initial delay: {sent:?}"
+        );
+        resp.member_id
+    }
+
+    fn heartbeat(&mut self, from: u32, member: &str, generation: i32) -> ErrorCode {
+        self.corr += 1;
+        let req = HeartbeatRequest {
+            correlation_id: self.corr,
+            group: "g".into(),
+            member_id: member.into(),
+            generation,
+        };
+        match &self.send(from, Message::HeartbeatRequest(req))[..] {
+            [(_, Message::HeartbeatResponse(r))] => r.error,
+            other => panic!("expected a heartbeat response, got {other:?}"),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        from: u32,
+        member: &str,
+        generation: i32,
+        offset: u64,
+    ) -> Vec<(NodeId, Message)> {
+        self.corr += 1;
+        let req = OffsetCommitRequest {
+            correlation_id: self.corr,
+            group: "g".into(),
+            member_id: member.into(),
+            generation,
+            offsets: vec![(TopicPartition::new(DATA, 0), offset, Some(1))],
+        };
+        self.send(from, Message::OffsetCommitRequest(req))
+    }
+
+    fn fetch_offset(&mut self, from: u32) -> Result<Option<u64>, ErrorCode> {
+        self.corr += 1;
+        let req = OffsetFetchRequest {
+            correlation_id: self.corr,
+            group: "g".into(),
+            partitions: vec![TopicPartition::new(DATA, 0)],
+        };
+        match &self.send(from, Message::OffsetFetchRequest(req))[..] {
+            [(_, Message::OffsetFetchResponse(r))] if r.error == ErrorCode::None => {
+                Ok(r.offsets[0].1)
+            }
+            [(_, Message::OffsetFetchResponse(r))] => Err(r.error),
+            other => panic!("expected an offset fetch response, got {other:?}"),
+        }
+    }
+}
+
+fn join_resp(sent: &[(NodeId, Message)], to: u32) -> JoinGroupResponse {
+    sent.iter()
+        .find_map(|(n, m)| match m {
+            Message::JoinGroupResponse(r) if *n == NodeId(to) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no join response to n{to} in {sent:?}"))
+}
+
+fn commit_errors(sent: &[(NodeId, Message)]) -> Vec<ErrorCode> {
+    sent.iter()
+        .flat_map(|(_, m)| match m {
+            Message::OffsetCommitResponse(r) => r.results.iter().map(|(_, e)| *e).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Two members join, the leader syncs; returns (member ids, generation).
+fn stable_group(rig: &mut Rig) -> (String, String, i32) {
+    let a = rig.handshake(10);
+    let b = rig.handshake(11);
+    let sent = rig.advance(Instant::from_millis(10_000));
+    let ra = join_resp(&sent, 10);
+    let rb = join_resp(&sent, 11);
+    assert_eq!(ra.generation, 1);
+    assert_eq!(ra.protocol, "range");
+    let (leader, follower) = if ra.leader == a { (10, 11) } else { (11, 10) };
+    assert_eq!(ra.leader, rb.leader);
+    assert_eq!(
+        join_resp(&sent, leader).members.len(),
+        2,
+        "the leader gets every member"
+    );
+    assert!(join_resp(&sent, follower).members.is_empty());
+    let tp0 = TopicPartition::new(DATA, 0);
+    let sync = |member: &str, assignments: Vec<(String, crate::protocol::Assignment)>, corr| {
+        Message::SyncGroupRequest(SyncGroupRequest {
+            correlation_id: corr,
+            group: "g".into(),
+            member_id: member.into(),
+            generation: 1,
+            assignments,
+        })
+    };
+    let fid = if follower == 10 { &a } else { &b };
+    let lid = if leader == 10 { &a } else { &b };
+    assert!(rig.send(follower, sync(fid, Vec::new(), 100)).is_empty());
+    let assignments = vec![
+        (lid.clone(), Arc::new(vec![tp0])),
+        (fid.clone(), Arc::new(Vec::new())),
+    ];
+    assert!(
+        rig.send(leader, sync(lid, assignments, 101)).is_empty(),
+        "sync waits for the append"
+    );
+    assert_eq!(
+        rig.coord.group_state("g").unwrap().0,
+        GroupState::CompletingRebalance
+    );
+    let sent = rig.complete_appends();
+    assert_eq!(sent.len(), 2, "both syncs answered: {sent:?}");
+    for (to, m) in &sent {
+        let Message::SyncGroupResponse(r) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(r.error, ErrorCode::None);
+        assert_eq!(r.assignment.len(), usize::from(*to == NodeId(leader)));
+    }
+    assert_eq!(rig.coord.group_state("g"), Some((GroupState::Stable, 1, 2)));
+    (a, b, 1)
+}
+
+#[test]
+fn join_sync_reaches_stable_after_the_initial_delay() {
+    let mut rig = Rig::new();
+    stable_group(&mut rig);
+}
+
+#[test]
+fn rejoin_with_an_unknown_member_id_is_refused() {
+    let mut rig = Rig::new();
+    let sent = rig.join(10, "nobody");
+    assert_eq!(join_resp(&sent, 10).error, ErrorCode::UnknownMemberId);
+}
+
+#[test]
+fn a_silent_member_is_expired_and_the_group_rebalances() {
+    let mut rig = Rig::new();
+    let (a, b, generation) = stable_group(&mut rig);
+    // The join completed at 6 s (initial delay extended once); a heartbeats, b stays silent
+    // past its 10 s session.
+    for t in [8_000, 11_000, 14_000] {
+        rig.advance(Instant::from_millis(t));
+        assert_eq!(rig.heartbeat(10, &a, generation), ErrorCode::None);
+    }
+    rig.advance(Instant::from_millis(15_900));
+    assert_eq!(rig.coord.group_state("g").unwrap().0, GroupState::Stable);
+    rig.advance(Instant::from_millis(16_100));
+    assert_eq!(
+        rig.coord.group_state("g").unwrap().0,
+        GroupState::PreparingRebalance
+    );
+    assert_eq!(
+        rig.heartbeat(10, &a, generation),
+        ErrorCode::RebalanceInProgress
+    );
+    assert_eq!(
+        rig.heartbeat(11, &b, generation),
+        ErrorCode::UnknownMemberId
+    );
+    let sent = rig.join(10, &a);
+    let resp = join_resp(&sent, 10);
+    assert_eq!((resp.error, resp.generation), (ErrorCode::None, 2));
+    assert_eq!(resp.members.len(), 1);
+}
+
+#[test]
+fn heartbeats_keep_a_stable_group_stable() {
+    let mut rig = Rig::new();
+    let (a, b, generation) = stable_group(&mut rig);
+    for t in (13_000..60_000).step_by(3000) {
+        rig.advance(Instant::from_millis(t));
+        assert_eq!(rig.heartbeat(10, &a, generation), ErrorCode::None);
+        assert_eq!(rig.heartbeat(11, &b, generation), ErrorCode::None);
+    }
+    assert_eq!(rig.coord.group_state("g"), Some((GroupState::Stable, 1, 2)));
+    assert_eq!(
+        rig.heartbeat(11, &b, generation + 1),
+        ErrorCode::IllegalGeneration
+    );
+}
+
+#[test]
+fn commit_is_served_only_after_its_append_is_acknowledged() {
+    let mut rig = Rig::new();
+    let (a, _, generation) = stable_group(&mut rig);
+    assert!(
+        rig.commit(10, &a, generation, 42).is_empty(),
+        "waits for acks=all"
+    );
+    assert_eq!(rig.fetch_offset(10), Ok(None));
+    let sent = rig.complete_appends();
+    assert_eq!(commit_errors(&sent), vec![ErrorCode::None]);
+    assert_eq!(rig.fetch_offset(10), Ok(Some(42)));
+}
+
+#[test]
+fn commit_from_a_stale_generation_is_refused() {
+    let mut rig = Rig::new();
+    let (a, _, generation) = stable_group(&mut rig);
+    let sent = rig.commit(10, &a, generation - 1, 42);
+    assert_eq!(commit_errors(&sent), vec![ErrorCode::IllegalGeneration]);
+    let sent = rig.commit(10, "stranger", generation, 42);
+    assert_eq!(commit_errors(&sent), vec![ErrorCode::UnknownMemberId]);
+}
+
+#[test]
+fn failed_append_fails_the_commit() {
+    let mut rig = Rig::new();
+    let (a, _, generation) = stable_group(&mut rig);
+    rig.log.fail_appends = Some(ErrorCode::NotEnoughReplicas);
+    let sent = rig.commit(10, &a, generation, 42);
+    assert_eq!(
+        commit_errors(&sent),
+        vec![ErrorCode::CoordinatorNotAvailable]
+    );
+    rig.log.fail_appends = None;
+    assert_eq!(rig.fetch_offset(10), Ok(None));
+}
+
+#[test]
+fn failover_reloads_committed_offsets_and_the_generation_from_the_log() {
+    let mut rig = Rig::new();
+    let (a, _, generation) = stable_group(&mut rig);
+    rig.commit(10, &a, generation, 42);
+    rig.complete_appends();
+    // An unacknowledged commit is lost with the old leader's log tail.
+    rig.commit(10, &a, generation, 99);
+    let lost = rig.log.appended.len();
+    assert_eq!(lost, 1);
+    rig.log.appended.clear();
+    let sent = rig.lead(None);
+    assert_eq!(
+        commit_errors(&sent),
+        vec![ErrorCode::NotCoordinator],
+        "pending commit answered"
+    );
+    assert_eq!(rig.fetch_offset(10), Err(ErrorCode::NotCoordinator));
+    // A new coordinator incarnation (fresh value, same log) takes over.
+    let config = rig.coord.config.clone();
+    rig.coord = GroupCoordinator::new(config);
+    rig.lead(Some(2));
+    assert_eq!(rig.fetch_offset(10), Ok(Some(42)));
+    assert_eq!(rig.coord.group_state("g"), Some((GroupState::Stable, 1, 2)));
+    assert_eq!(
+        rig.heartbeat(10, &a, generation),
+        ErrorCode::None,
+        "members survive failover"
+    );
+}
+
+#[test]
+fn find_coordinator_names_the_offsets_partition_leader() {
+    let mut rig = Rig::new();
+    let req = |key: &str| {
+        Message::FindCoordinatorRequest(FindCoordinatorRequest {
+            correlation_id: 1,
+            key: key.into(),
+            key_type: crate::protocol::CoordinatorType::Group,
+        })
+    };
+    let sent = rig.send(10, req("g"));
+    let [(_, Message::FindCoordinatorResponse(r))] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!((r.error, r.coordinator), (ErrorCode::None, Some(NodeId(0))));
+    let sent = rig.send(10, req("some-other-group"));
+    let [(_, Message::FindCoordinatorResponse(r))] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(r.error, ErrorCode::CoordinatorNotAvailable);
+}
+
+#[test]
+fn requests_for_a_group_this_broker_does_not_coordinate_get_not_coordinator() {
+    let mut rig = Rig::new();
+    rig.lead(None);
+    let sent = rig.join(10, "");
+    assert_eq!(join_resp(&sent, 10).error, ErrorCode::NotCoordinator);
+}
+
+#[test]
+fn leave_triggers_a_rebalance_that_completes_without_the_leaver() {
+    let mut rig = Rig::new();
+    let (a, b, generation) = stable_group(&mut rig);
+    rig.corr += 1;
+    let leave = crate::protocol::LeaveGroupRequest {
+        correlation_id: rig.corr,
+        group: "g".into(),
+        member_id: b.clone(),
+    };
+    rig.send(11, Message::LeaveGroupRequest(leave));
+    assert_eq!(
+        rig.heartbeat(10, &a, generation),
+        ErrorCode::RebalanceInProgress
+    );
+    let sent = rig.join(10, &a);
+    let resp = join_resp(&sent, 10);
+    assert_eq!((resp.generation, resp.leader.as_str()), (2, a.as_str()));
+}

@@ -1,0 +1,94 @@
+//! The leader-epoch cache (`leader-epoch-checkpoint`): for every leader epoch that wrote to
+//! this log, the offset of its first record. KIP-101 uses it to answer OffsetsForLeaderEpoch
+//! ("where does epoch E end in your log?") so a follower truncates to the true common prefix
+//! instead of to its possibly stale high watermark. KIP-279 made the follower repeat the
+//! question until both logs agree on the epoch.
+
+/// Kafka's `UNDEFINED_EPOCH` in an OffsetsForLeaderEpoch answer: no epoch <= the asked one.
+pub const UNDEFINED_EPOCH: u32 = u32::MAX;
+
+/// `(epoch, start offset)` entries, strictly increasing in both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderEpochCache {
+    entries: Vec<(u32, u64)>,
+}
+
+impl LeaderEpochCache {
+    pub fn from_entries(mut entries: Vec<(u32, u64)>) -> LeaderEpochCache {
+        entries.sort();
+        entries.dedup_by_key(|e| e.0);
+        let mut cache = LeaderEpochCache::default();
+        for (epoch, offset) in entries {
+            cache.assign(epoch, offset);
+        }
+        cache
+    }
+
+    pub fn entries(&self) -> &[(u32, u64)] {
+        &self.entries
+    }
+
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.entries.last().map(|e| e.0)
+    }
+
+    /// Record that `epoch` starts at `offset`. Returns whether the cache changed. An older or
+    /// equal epoch is ignored; a newer epoch starting below an existing entry's offset replaces
+    /// those entries (Kafka's `assign` removes conflicting entries the same way).
+    pub fn assign(&mut self, epoch: u32, offset: u64) -> bool {
+        if let Some(&(last, _)) = self.entries.last() {
+            if epoch <= last {
+                return false;
+            }
+        }
+        self.entries.retain(|&(_, start)| start < offset);
+        self.entries.push((epoch, offset));
+        true
+    }
+
+    /// Remove entries starting at or after `end` (the log was truncated to `end`).
+    pub fn truncate_from_end(&mut self, end: u64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, start)| start < end);
+        before != self.entries.len()
+    }
+
+    /// Kafka's `endOffsetFor(requestedEpoch, logEndOffset)`: the largest epoch <= `requested`
+    /// this log knows and the offset where it ends (the start of the next epoch, or the log
+    /// end offset for the latest epoch). `(UNDEFINED_EPOCH, log_start)` when none is <= it.
+    pub fn end_offset_for(&self, requested: u32, log_end_offset: u64) -> (u32, u64) {
+        match self.entries.iter().rposition(|&(e, _)| e <= requested) {
+            None => (UNDEFINED_EPOCH, self.entries.first().map_or(0, |e| e.1)),
+            Some(i) if i + 1 == self.entries.len() => (self.entries[i].0, log_end_offset),
+            Some(i) => (self.entries[i].0, self.entries[i + 1].1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_offset_for_follows_kip_279() {
+        let cache = LeaderEpochCache::from_entries(vec![(0, 0), (2, 10), (5, 20)]);
+        assert_eq!(cache.end_offset_for(5, 30), (5, 30));
+        assert_eq!(cache.end_offset_for(7, 30), (5, 30));
+        assert_eq!(cache.end_offset_for(4, 30), (2, 20));
+        assert_eq!(cache.end_offset_for(1, 30), (0, 10));
+        let late = LeaderEpochCache::from_entries(vec![(3, 0)]);
+        assert_eq!(late.end_offset_for(1, 5).0, UNDEFINED_EPOCH);
+    }
+
+    #[test]
+    fn assign_ignores_old_epochs_and_truncation_drops_entries() {
+        let mut cache = LeaderEpochCache::default();
+        assert!(cache.assign(1, 0));
+        assert!(!cache.assign(1, 5));
+        assert!(!cache.assign(0, 5));
+        assert!(cache.assign(3, 7));
+        assert!(cache.truncate_from_end(7));
+        assert_eq!(cache.entries(), &[(1, 0)]);
+        assert!(!cache.truncate_from_end(7));
+    }
+}

@@ -1,0 +1,500 @@
+//! The partition log (Kafka's `UnifiedLog`): an ordered list of record batches with a log
+//! start offset, a log end offset (LEO), a leader-epoch cache, truncation, the flush policy,
+//! and its on-disk form (one [`FileId::Log`] file of batch entries plus a
+//! [`FileId::LeaderEpochCheckpoint`]). The high watermark is the replica's business
+//! ([`crate::replica::partition`]), checkpointed by [`checkpoint`].
+//!
+//! Invariant: entry `i` of the log file is `batches[i]` (the page cache view), so truncation
+//! is a file truncation at a batch index. Payload bytes are not stored; `wire_size` models them.
+
+pub mod checkpoint;
+pub mod epoch_cache;
+pub mod producer_state;
+pub mod recovery;
+
+use crate::node::{Cx, DiskData, DiskEntry, FileId};
+use crate::record::{RecordBatch, TopicPartition};
+use crate::time::{Duration, Instant};
+use epoch_cache::LeaderEpochCache;
+
+/// `log.flush.interval.messages` / `log.flush.interval.ms`; `None` = never (Kafka's default:
+/// durability comes from replication, the OS flushes the page cache when it likes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushPolicy {
+    pub interval_messages: Option<u64>,
+    pub interval: Option<Duration>,
+}
+
+/// Most fsyncs one log keeps outstanding; more means the disk is far behind (assert).
+const MAX_PENDING_FSYNCS: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct Log {
+    tp: TopicPartition,
+    batches: Vec<RecordBatch>,
+    log_start_offset: u64,
+    log_end_offset: u64,
+    epochs: LeaderEpochCache,
+    unflushed_messages: u64,
+    last_flush: Instant,
+    /// Offset below which an fsync has completed (Kafka's recovery point).
+    durable_end: u64,
+    /// Offset below which the flush policy demanded an fsync. Kafka flushes synchronously in
+    /// the append path, so nothing below it may be acknowledged or fetched-past before it is
+    /// durable: see [`Log::is_synced_through`].
+    sync_required_end: u64,
+    next_fsync_token: u64,
+    pending_fsyncs: Vec<(u64, u64)>,
+}
+
+impl Log {
+    pub fn new(tp: TopicPartition) -> Log {
+        Log {
+            tp,
+            batches: Vec::new(),
+            log_start_offset: 0,
+            log_end_offset: 0,
+            epochs: LeaderEpochCache::default(),
+            unflushed_messages: 0,
+            last_flush: Instant::ZERO,
+            durable_end: 0,
+            sync_required_end: 0,
+            next_fsync_token: 0,
+            pending_fsyncs: Vec::new(),
+        }
+    }
+
+    pub fn topic_partition(&self) -> TopicPartition {
+        self.tp
+    }
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> u64 {
+        self.log_end_offset
+    }
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+    pub fn epoch_cache(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// OffsetsForLeaderEpoch as answered from this log.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> (u32, u64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// The record at `offset`, if this log holds it.
+    pub fn record_at(&self, offset: u64) -> Option<&crate::record::Record> {
+        let i = self.batch_index_containing(offset)?;
+        let b = &self.batches[i];
+        b.records.get((offset - b.base_offset) as usize)
+    }
+
+    /// The batch holding `offset` (index into `batches`).
+    fn batch_index_containing(&self, offset: u64) -> Option<usize> {
+        let i = self.batches.partition_point(|b| b.next_offset() <= offset);
+        (i < self.batches.len() && self.batches[i].base_offset <= offset).then_some(i)
+    }
+
+    /// Append a producer's batch as leader: assign offsets, stamp `leader_epoch`. Returns the
+    /// batch as stored (base offset assigned).
+    pub fn append_as_leader(
+        &mut self,
+        cx: &mut Cx,
+        mut batch: RecordBatch,
+        leader_epoch: u32,
+        policy: FlushPolicy,
+    ) -> RecordBatch {
+        batch.base_offset = self.log_end_offset;
+        batch.partition_leader_epoch = leader_epoch;
+        self.push(cx, batch.clone(), policy);
+        batch
+    }
+
+    /// Append batches fetched from the leader (offsets already assigned). Batches below the
+    /// LEO are skipped or sliced; a gap is a leader bug and panics.
+    pub fn append_as_follower(
+        &mut self,
+        cx: &mut Cx,
+        batches: &[RecordBatch],
+        policy: FlushPolicy,
+    ) {
+        for b in batches {
+            if b.next_offset() <= self.log_end_offset {
+                continue;
+            }
+            let b = if b.base_offset < self.log_end_offset {
+                slice_batch(b, self.log_end_offset)
+            } else {
+                b.clone()
+            };
+            assert_eq!(
+                b.base_offset,
+                self.log_end_offset,
+                "{} log {}: fetched batch leaves a gap",
+                cx.me(),
+                self.tp
+            );
+            self.push(cx, b, policy);
+        }
+    }
+
+    fn push(&mut self, cx: &mut Cx, batch: RecordBatch, policy: FlushPolicy) {
+        let bytes = batch.wire_size();
+        if self
+            .epochs
+            .assign(batch.partition_leader_epoch, batch.base_offset)
+        {
+            self.write_epoch_checkpoint(cx);
+        }
+        self.log_end_offset = batch.next_offset();
+        self.unflushed_messages += batch.record_count();
+        self.batches.push(batch.clone());
+        cx.disk().append(
+            FileId::Log(self.tp),
+            DiskEntry::new(DiskData::Batch(batch), bytes),
+        );
+        if let Some(n) = policy.interval_messages {
+            if self.unflushed_messages >= n {
+                self.flush(cx);
+            }
+        }
+    }
+
+    /// Start a leader epoch at the current LEO (Kafka does this when becoming leader, so the
+    /// epoch is known even before its first record).
+    pub fn assign_epoch_start(&mut self, cx: &mut Cx, epoch: u32) {
+        if self.epochs.assign(epoch, self.log_end_offset) {
+            self.write_epoch_checkpoint(cx);
+        }
+    }
+
+    /// Remove every record at and above `offset`. Returns whether anything was removed.
+    pub fn truncate_to(&mut self, cx: &mut Cx, offset: u64) -> bool {
+        if offset >= self.log_end_offset {
+            return false;
+        }
+        let keep = self.batches.partition_point(|b| b.next_offset() <= offset);
+        let mut tail = None;
+        if keep < self.batches.len() && self.batches[keep].base_offset < offset {
+            tail = Some(slice_batch_until(&self.batches[keep], offset));
+        }
+        self.batches.truncate(keep);
+        cx.disk().truncate(FileId::Log(self.tp), keep);
+        if let Some(b) = tail {
+            let bytes = b.wire_size();
+            self.batches.push(b.clone());
+            cx.disk().append(
+                FileId::Log(self.tp),
+                DiskEntry::new(DiskData::Batch(b), bytes),
+            );
+        }
+        self.log_end_offset = offset.max(self.log_start_offset);
+        self.durable_end = self.durable_end.min(self.log_end_offset);
+        self.sync_required_end = self.sync_required_end.min(self.log_end_offset);
+        if self.epochs.truncate_from_end(self.log_end_offset) {
+            self.write_epoch_checkpoint(cx);
+        }
+        true
+    }
+
+    /// Batches holding offsets from `from`, stopping before `max_offset` (the HW for
+    /// consumers), within `max_bytes` except that the first batch is always returned
+    /// (KIP-74) so a large batch cannot block a fetcher.
+    pub fn read(&self, from: u64, max_bytes: u32, max_offset: u64) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut bytes = 0u32;
+        let start = self.batches.partition_point(|b| b.next_offset() <= from);
+        for b in &self.batches[start..] {
+            if b.next_offset() > max_offset {
+                break;
+            }
+            let size = b.wire_size();
+            if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            out.push(b.clone());
+        }
+        out
+    }
+
+    /// Whether every record below `offset` that the flush policy required to be synced is
+    /// durable (always true under the default policy).
+    pub fn is_synced_through(&self, offset: u64) -> bool {
+        offset.min(self.sync_required_end) <= self.durable_end
+    }
+
+    /// fsync the log file up to the current LEO.
+    pub fn flush(&mut self, cx: &mut Cx) {
+        assert!(
+            self.pending_fsyncs.len() < MAX_PENDING_FSYNCS,
+            "{} log {}: {} fsyncs outstanding",
+            cx.me(),
+            self.tp,
+            self.pending_fsyncs.len()
+        );
+        self.next_fsync_token += 1;
+        self.pending_fsyncs
+            .push((self.next_fsync_token, self.log_end_offset));
+        self.sync_required_end = self.sync_required_end.max(self.log_end_offset);
+        self.unflushed_messages = 0;
+        self.last_flush = cx.now();
+        cx.disk_fsync(FileId::Log(self.tp), self.next_fsync_token);
+    }
+
+    /// `log.flush.interval.ms`: flush if the last flush is older than the interval.
+    pub fn maybe_flush_by_time(&mut self, cx: &mut Cx, policy: FlushPolicy) {
+        if let Some(interval) = policy.interval {
+            if self.unflushed_messages > 0 && cx.now().saturating_since(self.last_flush) >= interval
+            {
+                self.flush(cx);
+            }
+        }
+    }
+
+    /// An fsync of the log file completed. Returns whether the durable end moved.
+    pub fn on_fsync_done(&mut self, token: u64) -> bool {
+        let Some(i) = self.pending_fsyncs.iter().position(|p| p.0 == token) else {
+            return false;
+        };
+        let (_, end) = self.pending_fsyncs.remove(i);
+        let end = end.min(self.log_end_offset);
+        let moved = end > self.durable_end;
+        self.durable_end = self.durable_end.max(end);
+        moved
+    }
+
+    fn write_epoch_checkpoint(&mut self, cx: &mut Cx) {
+        let entries = self.epochs.entries().to_vec();
+        let bytes = 16 + 12 * entries.len() as u32;
+        let file = FileId::LeaderEpochCheckpoint(self.tp);
+        cx.disk()
+            .overwrite(file, vec![DiskEntry::new(DiskData::Epochs(entries), bytes)]);
+        cx.disk_fsync(file, 0);
+    }
+}
+
+/// The part of `b` from `from` on (`from` inside the batch).
+fn slice_batch(b: &RecordBatch, from: u64) -> RecordBatch {
+    let skip = (from - b.base_offset) as usize;
+    let mut out = b.clone();
+    out.records = b.records[skip..].to_vec().into();
+    out.base_offset = from;
+    if out.base_sequence >= 0 {
+        out.base_sequence += skip as i32;
+    }
+    out
+}
+
+/// The part of `b` below `end` (`end` inside the batch).
+fn slice_batch_until(b: &RecordBatch, end: u64) -> RecordBatch {
+    let keep = (end - b.base_offset) as usize;
+    let mut out = b.clone();
+    out.records = b.records[..keep].to_vec().into();
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::node::{Disk, Effect, NodeId};
+    use crate::record::{Record, TopicId, ValueId};
+    use rand::SeedableRng;
+    use std::collections::BTreeMap;
+
+    /// A page-cache-only disk for unit tests.
+    #[derive(Default)]
+    pub struct MemDisk {
+        pub files: BTreeMap<FileId, Vec<DiskEntry>>,
+    }
+
+    impl Disk for MemDisk {
+        fn append(&mut self, file: FileId, entry: DiskEntry) {
+            self.files.entry(file).or_default().push(entry);
+        }
+        fn overwrite(&mut self, file: FileId, entries: Vec<DiskEntry>) {
+            self.files.insert(file, entries);
+        }
+        fn truncate(&mut self, file: FileId, len: usize) {
+            if let Some(f) = self.files.get_mut(&file) {
+                f.truncate(len);
+            }
+        }
+        fn read(&self, file: FileId) -> &[DiskEntry] {
+            self.files.get(&file).map_or(&[], |f| f.as_slice())
+        }
+        fn files(&self) -> Vec<FileId> {
+            self.files.keys().copied().collect()
+        }
+    }
+
+    /// Run `f` with a throwaway `Cx` over `disk`; returns the effects.
+    pub fn with_cx<R>(disk: &mut MemDisk, f: impl FnOnce(&mut Cx) -> R) -> (R, Vec<Effect>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let mut ids = 0;
+        let mut cx = Cx::new(Instant::ZERO, NodeId(0), &mut rng, disk, &mut out, &mut ids);
+        let r = f(&mut cx);
+        (r, out)
+    }
+
+    pub fn batch(values: &[u64]) -> RecordBatch {
+        let recs: Vec<Record> = values
+            .iter()
+            .map(|&v| Record {
+                value: ValueId(v),
+                key: None,
+                size: 10,
+                create_time: Instant::ZERO,
+                payload: None,
+            })
+            .collect();
+        RecordBatch::new(recs.into())
+    }
+
+    pub const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
+
+    #[test]
+    fn append_assigns_offsets_and_epochs() {
+        let mut disk = MemDisk::default();
+        let mut log = Log::new(TP);
+        with_cx(&mut disk, |cx| {
+            log.append_as_leader(cx, batch(&[1, 2]), 0, FlushPolicy::default());
+            log.append_as_leader(cx, batch(&[3]), 2, FlushPolicy::default());
+        });
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.epoch_cache().entries(), &[(0, 0), (2, 2)]);
+        assert_eq!(log.record_at(2).unwrap().value, ValueId(3));
+        assert_eq!(disk.read(FileId::Log(TP)).len(), 2);
+    }
+
+    #[test]
+    fn truncate_mid_batch_keeps_prefix_on_disk_too() {
+        let mut disk = MemDisk::default();
+        let mut log = Log::new(TP);
+        with_cx(&mut disk, |cx| {
+            log.append_as_leader(cx, batch(&[1, 2, 3]), 0, FlushPolicy::default());
+            log.append_as_leader(cx, batch(&[4]), 1, FlushPolicy::default());
+            assert!(log.truncate_to(cx, 2));
+        });
+        assert_eq!(log.log_end_offset(), 2);
+        assert_eq!(log.epoch_cache().entries(), &[(0, 0)]);
+        let on_disk: u64 = disk
+            .read(FileId::Log(TP))
+            .iter()
+            .map(|e| match &e.data {
+                DiskData::Batch(b) => b.record_count(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(on_disk, 2);
+    }
+
+    #[test]
+    fn follower_append_slices_overlap_and_read_respects_max_offset() {
+        let mut disk = MemDisk::default();
+        let mut leader = Log::new(TP);
+        let mut follower = Log::new(TP);
+        with_cx(&mut disk, |cx| {
+            leader.append_as_leader(cx, batch(&[1, 2, 3]), 0, FlushPolicy::default());
+            leader.append_as_leader(cx, batch(&[4, 5]), 0, FlushPolicy::default());
+        });
+        let mut fdisk = MemDisk::default();
+        with_cx(&mut fdisk, |cx| {
+            follower.append_as_follower(
+                cx,
+                &leader.read(0, 1, u64::MAX)[..1],
+                FlushPolicy::default(),
+            );
+            follower.truncate_to(cx, 1);
+            follower.append_as_follower(
+                cx,
+                &leader.read(1, 1 << 20, u64::MAX),
+                FlushPolicy::default(),
+            );
+        });
+        assert_eq!(follower.log_end_offset(), 5);
+        for o in 0..5 {
+            assert_eq!(follower.record_at(o), leader.record_at(o));
+        }
+        assert_eq!(leader.read(0, 1 << 20, 3).len(), 1);
+        assert_eq!(leader.read(0, 1 << 20, 4).len(), 1);
+    }
+
+    #[test]
+    fn flush_policy_requires_sync_before_ack() {
+        let mut disk = MemDisk::default();
+        let mut log = Log::new(TP);
+        let policy = FlushPolicy {
+            interval_messages: Some(1),
+            interval: None,
+        };
+        let (_, effects) = with_cx(&mut disk, |cx| {
+            log.append_as_leader(cx, batch(&[1]), 0, policy);
+        });
+        assert!(effects.iter().any(|e| matches!(
+            e,
+            Effect::Fsync {
+                file: FileId::Log(_),
+                ..
+            }
+        )));
+        assert!(!log.is_synced_through(1));
+        assert!(log.on_fsync_done(1));
+        assert!(log.is_synced_through(1));
+        let mut unflushed = Log::new(TP);
+        with_cx(&mut disk, |cx| {
+            unflushed.append_as_leader(cx, batch(&[1]), 0, FlushPolicy::default());
+        });
+        assert!(unflushed.is_synced_through(1), "default policy never waits");
+    }
+
+    #[test]
+    fn flush_interval_ms_flushes_only_stale_unflushed_data() {
+        let mut disk = MemDisk::default();
+        let mut log = Log::new(TP);
+        let policy = FlushPolicy {
+            interval_messages: None,
+            interval: Some(Duration::from_millis(100)),
+        };
+        let (_, effects) = with_cx(&mut disk, |cx| {
+            log.maybe_flush_by_time(cx, policy);
+            log.append_as_leader(cx, batch(&[1]), 0, policy);
+            log.maybe_flush_by_time(cx, policy);
+        });
+        let fsyncs = |effects: &[Effect]| {
+            effects
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Effect::Fsync {
+                            file: FileId::Log(_),
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        assert_eq!(
+            fsyncs(&effects),
+            0,
+            "nothing is older than the interval at time zero"
+        );
+        log.last_flush = Instant::ZERO;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let mut ids = 0;
+        let later = Instant::from_millis(150);
+        let mut cx = Cx::new(later, NodeId(0), &mut rng, &mut disk, &mut out, &mut ids);
+        log.maybe_flush_by_time(&mut cx, policy);
+        log.maybe_flush_by_time(&mut cx, policy);
+        assert_eq!(fsyncs(&out), 1, "one flush, then nothing unflushed");
+    }
+}

@@ -1,0 +1,432 @@
+//! The producer client: an application sending records (`workload.rs`) through a Kafka
+//! producer (accumulator, sender, metadata, idempotence), as one [`Node`].
+//!
+//! Usage contract (quinn-style):
+//! - Build with [`Producer::new`] from a [`ProducerSpec`] (what the application sends) and a
+//!   validated [`ProducerConfig`] (how its client library behaves; start from
+//!   [`ProducerConfig::for_client`], override with Java property names, then `validate`).
+//! - The host drives it through [`Node`]; the producer records `SendInvoke` when the
+//!   application hands a value over, then exactly one of `SendOk` (partition, offset),
+//!   `SendFail` (definitely not written) or `SendInfo` (outcome unknown) per value.
+//! - Read-only getters ([`Producer::stats`], [`Producer::buffer_used`]) serve invariants and
+//!   reports.
+//!
+//! Everything is bounded: `buffer.memory` (a full buffer blocks the application's send for up
+//! to `max.block.ms`, then fails it), `max.in.flight.requests.per.connection`, `retries` and
+//! `delivery.timeout.ms`, and a per-producer cap on outstanding records.
+//!
+//! Internally one wake-up timer is armed at the earliest instant anything can happen (a batch
+//! lingering out, a retry backoff ending, a request timing out, the next send falling due);
+//! every handler ends in [`Producer::poll`], which does all that is due and re-arms it.
+
+pub mod accumulator;
+pub mod config;
+pub mod idempotence;
+pub mod metadata;
+pub mod profile;
+mod sender;
+pub mod workload;
+
+pub use config::{ClientKind, ProducerConfig};
+pub use workload::ProducerSpec;
+
+use crate::history::HistoryEvent;
+use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
+use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
+use crate::protocol::{ErrorCode, Message};
+use crate::record::{Key, Record, TopicPartition, ValueId};
+use crate::time::Instant;
+use accumulator::{AccumulatorLimits, ProducerBatch, RecordAccumulator};
+use idempotence::IdempotenceState;
+use metadata::ClientMetadata;
+use sender::Sender;
+use std::sync::Arc;
+use workload::{Workload, MAX_SENDS_PER_WAKE};
+
+/// The offset reported in `SendOk` when `acks=0`: the client learns none (Java reports -1).
+pub const OFFSET_UNKNOWN: u64 = u64::MAX;
+
+const TIMER_WAKE: u16 = 1;
+const INCARNATION_FILE: FileId = FileId::Named("producer-incarnation");
+
+/// Counters for reports and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    pub invoked: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub produce_requests: u64,
+    pub retries: u64,
+    pub epoch_bumps: u64,
+    /// Error codes of partition responses, counted per attempt (retried ones included).
+    pub errors: std::collections::BTreeMap<ErrorCode, u64>,
+}
+
+/// How a batch ended, for every record in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok { base_offset: u64 },
+    Fail(ErrorCode),
+    Unknown(&'static str),
+}
+
+/// A send the application is blocked in (full buffer or no metadata yet).
+#[derive(Clone, Copy, Debug)]
+struct BlockedSend {
+    value: ValueId,
+    key: Option<Key>,
+    since: Instant,
+}
+
+/// A producer client and the application that drives it.
+pub struct Producer {
+    config: ProducerConfig,
+    workload: Workload,
+    accumulator: RecordAccumulator,
+    metadata: ClientMetadata,
+    idempotence: Option<IdempotenceState>,
+    sender: Sender,
+    partitioner: Partitioner,
+    blocked: Option<BlockedSend>,
+    /// Sync mode: the value the application waits for.
+    waiting_for: Option<ValueId>,
+    outstanding_records: u32,
+    wake: Option<(Instant, TimerId, u64)>,
+    wake_generation: u64,
+    stats: ProducerStats,
+}
+
+impl Producer {
+    /// A producer for `spec` with `config` (which must have passed `validate`).
+    pub fn new(spec: ProducerSpec, mut config: ProducerConfig) -> Producer {
+        if let Err(e) = config.validate() {
+            panic!("producer {}: invalid config: {e}", spec.index);
+        }
+        let limits = AccumulatorLimits {
+            batch_size: config.batch_size,
+            batch_records: config.batch_records,
+            linger: config.linger,
+            buffer_memory: config.buffer_memory,
+        };
+        Producer {
+            metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
+            idempotence: config.enable_idempotence.then(IdempotenceState::new),
+            partitioner: Partitioner::new(
+                config.partitioner,
+                PartitionerConfig {
+                    batch_size: config.batch_size,
+                    sticky_linger: config.sticky_linger,
+                },
+            ),
+            accumulator: RecordAccumulator::new(limits),
+            sender: Sender::default(),
+            workload: Workload::new(spec),
+            config,
+            blocked: None,
+            waiting_for: None,
+            outstanding_records: 0,
+            wake: None,
+            wake_generation: 0,
+            stats: ProducerStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &ProducerStats {
+        &self.stats
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    pub fn buffer_used(&self) -> u64 {
+        self.accumulator.buffer_used()
+    }
+
+    /// Records handed over by the application and not yet completed.
+    pub fn outstanding_records(&self) -> u32 {
+        self.outstanding_records
+    }
+
+    /// Whether the application stopped and every record has completed.
+    pub fn is_idle(&self, now: Instant) -> bool {
+        self.workload.stopped(now) && self.outstanding_records == 0
+    }
+
+    fn producer_index(&self) -> u32 {
+        self.workload.spec().index
+    }
+
+    /// Do everything due at `now`, then arm the wake-up timer for the next thing.
+    fn poll(&mut self, cx: &mut Cx) {
+        self.expire_requests(cx);
+        self.send_metadata_request(cx);
+        self.send_init_producer_id(cx);
+        self.run_application(cx);
+        self.expire_queued_batches(cx);
+        self.drain(cx);
+        self.arm_wake(cx);
+    }
+
+    fn arm_wake(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let next = self.next_wake(now);
+        let Some(at) = next else { return };
+        if let Some((armed_at, id, _)) = self.wake {
+            if armed_at <= at && armed_at >= now {
+                return;
+            }
+            cx.cancel_timer(id);
+        }
+        self.wake_generation += 1;
+        let id = cx.set_timer(at, Timer::new(TIMER_WAKE, self.wake_generation));
+        self.wake = Some((at, id, self.wake_generation));
+    }
+
+    /// The earliest future instant at which `poll` has something to do.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let mut candidates: Vec<Instant> = Vec::new();
+        candidates.extend(self.sender.next_deadline());
+        candidates.extend(self.metadata.in_flight.map(|m| m.deadline));
+        if self.metadata.in_flight.is_none() {
+            candidates.push(self.metadata.next_attempt);
+        }
+        candidates.extend(self.sender.init_next_attempt());
+        if let Some(blocked) = self.blocked {
+            candidates.push(blocked.since + self.config.max_block);
+        } else if self.waiting_for.is_none() {
+            candidates.extend(self.workload.next_wake(now));
+        }
+        for tp in self.accumulator.partitions() {
+            candidates.extend(self.accumulator.ready_at(tp));
+            if let (Some(timeout), Some(head)) =
+                (self.config.delivery_timeout, self.accumulator.head(tp))
+            {
+                candidates.push(head.created + timeout);
+            }
+        }
+        if self.application_can_progress(now) {
+            // A completion during this poll unblocked the application: continue at once, in a
+            // new event, so other nodes' events at this instant interleave.
+            return Some(now);
+        }
+        candidates.into_iter().filter(|at| *at > now).min()
+    }
+
+    /// Whether the application could hand over a record right now.
+    fn application_can_progress(&self, now: Instant) -> bool {
+        if let Some(blocked) = self.blocked {
+            let size = blocked_size(self.workload.spec().message_size, blocked.key);
+            return self.metadata.partition_count().is_some() && self.accumulator.has_room(size);
+        }
+        self.waiting_for.is_none()
+            && self.outstanding_records < self.config.max_outstanding_records
+            && self.workload.due(now)
+    }
+
+    /// The application: retry a blocked send, then make the sends that are due.
+    fn run_application(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        if let Some(blocked) = self.blocked.take() {
+            if !self.try_append(cx, blocked) {
+                return;
+            }
+        }
+        for _ in 0..MAX_SENDS_PER_WAKE {
+            if self.waiting_for.is_some()
+                || self.outstanding_records >= self.config.max_outstanding_records
+                || !self.workload.due(now)
+            {
+                return;
+            }
+            let (value, key) = self.workload.take(now, cx.rng());
+            self.stats.invoked += 1;
+            self.outstanding_records += 1;
+            let event = HistoryEvent::SendInvoke {
+                producer: self.producer_index(),
+                value,
+                key,
+                topic: self.workload.spec().topic,
+            };
+            cx.record(event);
+            let send = BlockedSend {
+                value,
+                key,
+                since: now,
+            };
+            if !self.try_append(cx, send) {
+                return;
+            }
+        }
+    }
+
+    /// Hand one record to the accumulator. False if the application is now blocked (no
+    /// metadata yet, or `buffer.memory` full); a send blocked `max.block.ms` fails.
+    fn try_append(&mut self, cx: &mut Cx, send: BlockedSend) -> bool {
+        let now = cx.now();
+        let record = Record {
+            value: send.value,
+            key: send.key,
+            size: self.workload.spec().message_size,
+            create_time: send.since,
+            payload: None,
+        };
+        let size = record.wire_size();
+        let partitions = self.metadata.partition_count();
+        let (Some(partitions), true) = (partitions, self.accumulator.has_room(size)) else {
+            if now >= send.since + self.config.max_block {
+                // Java: TimeoutException from send() ("Failed to allocate memory within the
+                // configured max blocking time" / "Topic not present in metadata").
+                self.complete_record(
+                    cx,
+                    send.value,
+                    None,
+                    Outcome::Fail(ErrorCode::RequestTimedOut),
+                );
+                return true;
+            }
+            self.blocked = Some(send);
+            return false;
+        };
+        let topic = self.workload.spec().topic;
+        let key_bytes = send.key.map(Key::bytes);
+        let request = PartitionRequest {
+            key: key_bytes.as_deref(),
+            explicit: None,
+            record_bytes: size,
+            partitions,
+            now,
+        };
+        let partition = self.partitioner.partition(topic, &request, cx.rng());
+        assert!(
+            partition < partitions,
+            "producer {}: partitioner chose {partition} of {partitions}",
+            self.producer_index()
+        );
+        let tp = TopicPartition::new(topic, partition);
+        self.accumulator.append(tp, record, now);
+        if self.config.sync {
+            self.waiting_for = Some(send.value);
+        }
+        true
+    }
+
+    /// Complete every record of `batch` with `outcome` and free its resources.
+    fn complete_batch(&mut self, cx: &mut Cx, batch: ProducerBatch, outcome: Outcome) {
+        self.accumulator.release(&batch);
+        if let (Some(idem), Some(seq)) = (self.idempotence.as_mut(), batch.sequence.as_ref()) {
+            idem.complete(batch.partition, seq);
+        }
+        for (i, record) in batch.records.iter().enumerate() {
+            let outcome = match outcome {
+                Outcome::Ok { base_offset } if base_offset != OFFSET_UNKNOWN => Outcome::Ok {
+                    base_offset: base_offset + i as u64,
+                },
+                other => other,
+            };
+            self.complete_record(cx, record.value, Some(batch.partition), outcome);
+        }
+    }
+
+    fn complete_record(
+        &mut self,
+        cx: &mut Cx,
+        value: ValueId,
+        partition: Option<TopicPartition>,
+        outcome: Outcome,
+    ) {
+        let producer = self.producer_index();
+        let event = match (outcome, partition) {
+            (Outcome::Ok { base_offset }, Some(partition)) => {
+                self.stats.acked += 1;
+                HistoryEvent::SendOk {
+                    producer,
+                    value,
+                    partition,
+                    offset: base_offset,
+                }
+            }
+            (Outcome::Ok { .. }, None) => unreachable!("an acknowledged record has a partition"),
+            (Outcome::Fail(error), _) => {
+                self.stats.failed += 1;
+                HistoryEvent::SendFail {
+                    producer,
+                    value,
+                    error,
+                }
+            }
+            (Outcome::Unknown(reason), _) => {
+                self.stats.unknown += 1;
+                HistoryEvent::SendInfo {
+                    producer,
+                    value,
+                    reason,
+                }
+            }
+        };
+        cx.record(event);
+        assert!(
+            self.outstanding_records > 0,
+            "producer {producer}: completed more records than it was handed"
+        );
+        self.outstanding_records -= 1;
+        if self.waiting_for == Some(value) {
+            self.waiting_for = None;
+            self.workload.resume_after_wait(cx.now());
+        }
+    }
+
+    /// Count this node's lives on its own disk, so a restarted producer draws fresh value ids.
+    fn next_incarnation(cx: &mut Cx) -> u64 {
+        let lives = cx.disk().read(INCARNATION_FILE).len() as u64;
+        let entry = DiskEntry::new(DiskData::Blob(Arc::new(lives)), 8);
+        cx.disk().append(INCARNATION_FILE, entry);
+        lives
+    }
+}
+
+impl Node for Producer {
+    fn on_start(&mut self, cx: &mut Cx) {
+        let incarnation = Producer::next_incarnation(cx);
+        self.workload.start(cx.now(), incarnation);
+        self.poll(cx);
+    }
+
+    fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        match msg {
+            Message::MetadataResponse(r) => self.on_metadata_response(cx, from, r),
+            Message::ProduceResponse(r) => self.on_produce_response(cx, from, r),
+            Message::InitProducerIdResponse(r) => self.on_init_producer_id_response(cx, r),
+            Message::ConnectionReset => self.on_connection_lost(cx, from, "connection reset"),
+            // A producer is sent nothing else; ignore rather than crash on stray traffic.
+            _ => {}
+        }
+        self.poll(cx);
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        if timer.kind == TIMER_WAKE && self.wake.is_some_and(|w| w.2 == timer.key) {
+            self.wake = None;
+        }
+        self.poll(cx);
+    }
+
+    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Wire size of a record the application is blocked on.
+fn blocked_size(message_size: u32, key: Option<Key>) -> u32 {
+    let record = Record {
+        value: ValueId(0),
+        key,
+        size: message_size,
+        create_time: Instant::ZERO,
+        payload: None,
+    };
+    record.wire_size()
+}

@@ -1,0 +1,188 @@
+//! The application driving a producer: what it sends, how fast, and when it stops.
+//!
+//! Sends are **evenly spaced** at `rate` records per second (a fixed interval, not Poisson:
+//! the run is easier to read and the arrival process is not what these scenarios study). Below
+//! 1 ms intervals the generator wakes once per millisecond and makes every send that fell due,
+//! which bounds the number of timer events at high rates. With `rate = None` ("max") the
+//! application sends whenever the producer can take another record, up to
+//! [`MAX_SENDS_PER_WAKE`] per handler call so other nodes get their turn at the same instant.
+//!
+//! Keys are drawn uniformly from `0..keys` with the node's random stream; `keys = 0` sends
+//! null keys. Value ids are `value_base + (incarnation << 32) + n`: unique across the run as
+//! long as producers' `value_base`s are at least 2^40 apart and a producer restarts fewer than
+//! 256 times. The application stops making new sends at `stop_at`; the producer still delivers
+//! and retries what it holds.
+
+use crate::node::NodeId;
+use crate::record::{Key, TopicId, ValueId};
+use crate::time::{Duration, Instant};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Most sends the application makes in one handler call ("max" rate or catching up).
+pub const MAX_SENDS_PER_WAKE: u32 = 1_000;
+
+/// What one producer application does.
+#[derive(Clone, Debug)]
+pub struct ProducerSpec {
+    /// Run-wide index of the producer (the `producer` of its history events).
+    pub index: u32,
+    pub topic: TopicId,
+    /// Records per second; `None` = as fast as the buffer allows ("max").
+    pub rate: Option<f64>,
+    /// Distinct keys; 0 = null keys.
+    pub keys: u32,
+    /// Value size in bytes.
+    pub message_size: u32,
+    /// No new sends from this instant on.
+    pub stop_at: Instant,
+    pub bootstrap: Vec<NodeId>,
+    /// Value ids are `value_base + ...` (see the module docs).
+    pub value_base: u64,
+}
+
+/// The application's sending state.
+#[derive(Debug)]
+pub struct Workload {
+    spec: ProducerSpec,
+    interval: Option<Duration>,
+    incarnation: u64,
+    next_n: u64,
+    next_due: Instant,
+}
+
+impl Workload {
+    pub fn new(spec: ProducerSpec) -> Workload {
+        let interval = spec.rate.map(|rate| {
+            assert!(
+                rate.is_finite() && rate > 0.0,
+                "producer {}: rate must be positive, got {rate}",
+                spec.index
+            );
+            Duration::from_nanos(((1e9 / rate).round() as u64).max(1))
+        });
+        Workload {
+            spec,
+            interval,
+            incarnation: 0,
+            next_n: 0,
+            next_due: Instant::ZERO,
+        }
+    }
+
+    pub fn spec(&self) -> &ProducerSpec {
+        &self.spec
+    }
+
+    /// Start (or restart) at `now` as the `incarnation`-th life of this producer.
+    pub fn start(&mut self, now: Instant, incarnation: u64) {
+        assert!(
+            incarnation < 256,
+            "producer {} restarted 256 times",
+            self.spec.index
+        );
+        self.incarnation = incarnation;
+        self.next_n = 0;
+        self.next_due = now;
+    }
+
+    /// Whether the application has stopped making new sends.
+    pub fn stopped(&self, now: Instant) -> bool {
+        now >= self.spec.stop_at
+    }
+
+    /// Whether a new send is due at `now` (the caller checks capacity).
+    pub fn due(&self, now: Instant) -> bool {
+        !self.stopped(now) && now >= self.next_due
+    }
+
+    /// When the next send falls due, if the application still sends then.
+    pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let at = match self.interval {
+            Some(i) if i < Duration::from_millis(1) => {
+                self.next_due.max(now + Duration::from_millis(1))
+            }
+            _ => self.next_due,
+        };
+        (at < self.spec.stop_at).then_some(at)
+    }
+
+    /// Make the next send: its value id and key. A sync application calls this only after the
+    /// previous send completed, so its next send is due no earlier than now.
+    pub fn take(&mut self, now: Instant, rng: &mut ChaCha8Rng) -> (ValueId, Option<Key>) {
+        let value = ValueId(self.spec.value_base + (self.incarnation << 32) + self.next_n);
+        self.next_n += 1;
+        assert!(
+            self.next_n < 1 << 32,
+            "producer {} ran out of value ids",
+            self.spec.index
+        );
+        let key = (self.spec.keys > 0).then(|| Key(rng.gen_range(0..self.spec.keys)));
+        if let Some(interval) = self.interval {
+            self.next_due += interval;
+        } else {
+            self.next_due = now;
+        }
+        (value, key)
+    }
+
+    /// A sync application that waited for a send cannot have fallen behind meanwhile: it
+    /// sends its next record no earlier than when the previous one completed.
+    pub fn resume_after_wait(&mut self, now: Instant) {
+        self.next_due = self.next_due.max(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn spec(rate: Option<f64>, keys: u32) -> ProducerSpec {
+        ProducerSpec {
+            index: 2,
+            topic: TopicId(0),
+            rate,
+            keys,
+            message_size: 100,
+            stop_at: Instant::from_millis(10),
+            bootstrap: vec![NodeId(0)],
+            value_base: 1 << 40,
+        }
+    }
+
+    #[test]
+    fn evenly_spaced_and_unique_values() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut w = Workload::new(spec(Some(500.0), 0));
+        w.start(Instant::ZERO, 1);
+        assert!(w.due(Instant::ZERO));
+        let (v0, k0) = w.take(Instant::ZERO, &mut rng);
+        assert_eq!(v0, ValueId((1 << 40) + (1 << 32)));
+        assert_eq!(k0, None);
+        assert!(!w.due(Instant::from_millis(1)));
+        assert_eq!(w.next_wake(Instant::ZERO), Some(Instant::from_millis(2)));
+        let (v1, _) = w.take(Instant::from_millis(2), &mut rng);
+        assert_eq!(v1.0, v0.0 + 1);
+        assert!(w.stopped(Instant::from_millis(10)));
+        assert!(!w.due(Instant::from_millis(10)));
+    }
+
+    #[test]
+    fn keys_are_drawn_from_range() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut w = Workload::new(spec(None, 3));
+        w.start(Instant::ZERO, 0);
+        for _ in 0..50 {
+            let (_, k) = w.take(Instant::ZERO, &mut rng);
+            assert!(k.unwrap().0 < 3);
+        }
+    }
+
+    #[test]
+    fn high_rates_wake_once_per_millisecond() {
+        let mut w = Workload::new(spec(Some(100_000.0), 0));
+        w.start(Instant::ZERO, 0);
+        assert_eq!(w.next_wake(Instant::ZERO), Some(Instant::from_millis(1)));
+    }
+}

@@ -1,0 +1,430 @@
+//! The replica fetcher (Kafka's `ReplicaFetcherThread`, one per source broker): for the
+//! partitions this broker follows, first find the common prefix with the leader (leader-epoch
+//! protocol: OffsetsForLeaderEpoch, KIP-101, repeated per KIP-279 until the epochs agree),
+//! then fetch from the LEO in a loop, appending what comes back and taking the leader's HW.
+//! A response from a leader older than the epoch this follower knows is rejected, so a
+//! deposed leader cannot feed its late writes to anyone.
+
+use super::partition::{FollowerPhase, Role};
+use super::{ReplicaManager, TIMER_FETCHER_BACKOFF, TIMER_FETCHER_TIMEOUT};
+use crate::broker::config::ReplicationProtocol;
+use crate::log::epoch_cache::UNDEFINED_EPOCH;
+use crate::node::{Cx, NodeId, Timer, TimerId};
+use crate::protocol::*;
+use crate::record::TopicPartition;
+use crate::time::Instant;
+use std::collections::BTreeMap;
+
+/// Fetch state towards one leader broker.
+#[derive(Debug, Default, Clone)]
+pub struct Session {
+    fetch_in_flight: Option<(u64, TimerId)>,
+    epochs_in_flight: Option<(u64, TimerId)>,
+    backoff_until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct ReplicaFetcher {
+    sessions: BTreeMap<NodeId, Session>,
+    next_correlation: u64,
+}
+
+impl ReplicaFetcher {
+    /// Start correlation ids at `base` (the broker's incarnation in the high bits), so an
+    /// answer addressed to a previous process of this broker never matches a new request.
+    pub fn set_correlation_base(&mut self, base: u64) {
+        self.next_correlation = base;
+    }
+
+    fn next_correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+}
+
+impl ReplicaManager {
+    /// Partitions following `leader` in `phase`.
+    fn following(&self, leader: NodeId, phase: FollowerPhase) -> Vec<TopicPartition> {
+        self.partitions
+            .iter()
+            .filter(|(_, p)| matches!(p.role, Role::Follower { leader: l, phase: ph } if l == leader && ph == phase))
+            .map(|(tp, _)| *tp)
+            .collect()
+    }
+
+    /// Start whatever requests are due towards every leader we follow.
+    pub fn fetcher_kick(&mut self, cx: &mut Cx) {
+        let mut leaders: Vec<NodeId> = self
+            .partitions
+            .values()
+            .filter_map(|p| match p.role {
+                Role::Follower { leader, .. } => Some(leader),
+                _ => None,
+            })
+            .collect();
+        leaders.sort();
+        leaders.dedup();
+        for leader in leaders {
+            self.send_epoch_requests(cx, leader);
+            self.send_fetch(cx, leader);
+        }
+    }
+
+    fn session(&mut self, leader: NodeId) -> &mut Session {
+        self.fetcher.sessions.entry(leader).or_default()
+    }
+
+    fn backing_off(&mut self, cx: &Cx, leader: NodeId) -> bool {
+        self.session(leader)
+            .backoff_until
+            .is_some_and(|t| t > cx.now())
+    }
+
+    fn send_epoch_requests(&mut self, cx: &mut Cx, leader: NodeId) {
+        if self.session(leader).epochs_in_flight.is_some() || self.backing_off(cx, leader) {
+            return;
+        }
+        let mut asks = Vec::new();
+        for tp in self.following(leader, FollowerPhase::Truncating) {
+            let p = self.partitions.get_mut(&tp).expect("listed");
+            match p.log.latest_epoch() {
+                // Nothing to reconcile: an empty log agrees with every leader.
+                None => {
+                    p.role = Role::Follower {
+                        leader,
+                        phase: FollowerPhase::Fetching,
+                    }
+                }
+                Some(e) => asks.push((tp, p.leader_epoch().expect("follower state"), e)),
+            }
+        }
+        if asks.is_empty() {
+            return;
+        }
+        let correlation_id = self.fetcher.next_correlation();
+        let timeout = self.config.replica_socket_timeout;
+        let timer = cx.set_timer_after(timeout, Timer::new(TIMER_FETCHER_TIMEOUT, leader.0 as u64));
+        self.session(leader).epochs_in_flight = Some((correlation_id, timer));
+        cx.send(
+            leader,
+            Message::OffsetsForLeaderEpochRequest(OffsetsForLeaderEpochRequest {
+                correlation_id,
+                replica_id: Some(cx.me()),
+                partitions: asks,
+            }),
+        );
+    }
+
+    fn send_fetch(&mut self, cx: &mut Cx, leader: NodeId) {
+        if self.session(leader).fetch_in_flight.is_some() || self.backing_off(cx, leader) {
+            return;
+        }
+        let max_bytes = self.config.replica_fetch_max_bytes;
+        let mut parts = Vec::new();
+        for tp in self.following(leader, FollowerPhase::Fetching) {
+            let p = &self.partitions[&tp];
+            let leo = p.log.log_end_offset();
+            // A flush policy makes the follower's append synchronous with its fsync (Kafka
+            // flushes inside `Log.append`), so it reports a LEO only once it is durable.
+            if !p.log.is_synced_through(leo) {
+                continue;
+            }
+            parts.push(FetchPartition {
+                partition: tp,
+                fetch_offset: leo,
+                current_leader_epoch: p.leader_epoch(),
+                last_fetched_epoch: p.log.latest_epoch(),
+                log_start_offset: p.log.log_start_offset(),
+                partition_max_bytes: max_bytes,
+            });
+        }
+        if parts.is_empty() {
+            return;
+        }
+        let correlation_id = self.fetcher.next_correlation();
+        let wait = self.config.replica_fetch_wait_max;
+        let timer = cx.set_timer_after(
+            wait + self.config.replica_socket_timeout,
+            Timer::new(TIMER_FETCHER_TIMEOUT, leader.0 as u64),
+        );
+        self.session(leader).fetch_in_flight = Some((correlation_id, timer));
+        cx.send(
+            leader,
+            Message::FetchRequest(FetchRequest {
+                correlation_id,
+                replica_id: Some(cx.me()),
+                replica_epoch: self.broker_epoch,
+                max_wait: wait,
+                min_bytes: self.config.replica_fetch_min_bytes,
+                max_bytes,
+                isolation_level: IsolationLevel::ReadUncommitted,
+                partitions: parts,
+            }),
+        );
+    }
+
+    /// A fetch response from `from`.
+    pub fn handle_fetch_response(&mut self, cx: &mut Cx, from: NodeId, resp: FetchResponse) {
+        let session = self.session(from);
+        match session.fetch_in_flight {
+            Some((c, timer)) if c == resp.correlation_id => {
+                session.fetch_in_flight = None;
+                cx.cancel_timer(timer);
+            }
+            _ => return,
+        }
+        let mut progressed = false;
+        for r in resp.partitions {
+            progressed |= self.process_partition_data(cx, from, r);
+        }
+        if !progressed {
+            self.back_off(cx, from);
+        }
+        self.fetcher_kick(cx);
+    }
+
+    /// Apply one partition of a fetch response. Returns false when it errored.
+    fn process_partition_data(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: FetchPartitionResponse,
+    ) -> bool {
+        let protocol = self.config.replication_protocol;
+        let policy = self.config.flush_policy();
+        let Some(p) = self.partitions.get_mut(&r.partition) else {
+            return false;
+        };
+        let leader_ok = matches!(p.role, Role::Follower { leader, phase: FollowerPhase::Fetching } if leader == from);
+        let Some(my_epoch) = p.leader_epoch() else {
+            return false;
+        };
+        if !leader_ok || r.leader_epoch < my_epoch {
+            // A deposed leader's answer: reject it (KIP-320 fencing).
+            return false;
+        }
+        match (r.error, r.diverging_epoch) {
+            (ErrorCode::None, _) => {
+                // An answer to a fetch from before our last truncation would leave a gap.
+                if r.batches
+                    .first()
+                    .is_some_and(|b| b.base_offset > p.log.log_end_offset())
+                {
+                    return false;
+                }
+                p.log.append_as_follower(cx, &r.batches, policy);
+                p.high_watermark = r.high_watermark.min(p.log.log_end_offset());
+                true
+            }
+            (ErrorCode::OffsetOutOfRange, Some(d)) => {
+                match protocol {
+                    // Legacy `handleOffsetOutOfRange`: the leader is behind us, cut to its LEO.
+                    ReplicationProtocol::HighWatermark => {
+                        p.truncate(cx, d.end_offset, "leader-log-end");
+                    }
+                    ReplicationProtocol::LeaderEpoch => {
+                        p.role = Role::Follower {
+                            leader: from,
+                            phase: FollowerPhase::Truncating,
+                        };
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Answers to OffsetsForLeaderEpoch: truncate, then fetch or ask again (KIP-279).
+    pub fn handle_epoch_response(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        resp: OffsetsForLeaderEpochResponse,
+    ) {
+        let session = self.session(from);
+        match session.epochs_in_flight {
+            Some((c, timer)) if c == resp.correlation_id => {
+                session.epochs_in_flight = None;
+                cx.cancel_timer(timer);
+            }
+            _ => return,
+        }
+        let mut errors = false;
+        for (tp, error, leader_end) in resp.partitions {
+            let Some(p) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            if !matches!(p.role, Role::Follower { leader, phase: FollowerPhase::Truncating } if leader == from)
+            {
+                continue;
+            }
+            if error != ErrorCode::None {
+                errors = true;
+                continue;
+            }
+            let done = if leader_end.epoch == UNDEFINED_EPOCH {
+                p.truncate(cx, leader_end.end_offset, "leader-epoch");
+                true
+            } else {
+                let (f_epoch, f_end) = p.log.end_offset_for_epoch(leader_end.epoch);
+                if f_epoch == leader_end.epoch {
+                    p.truncate(cx, f_end.min(leader_end.end_offset), "leader-epoch");
+                    true
+                } else {
+                    // We lack the leader's epoch: cut to the end of our largest epoch below
+                    // it and ask again about that one.
+                    let end = if f_epoch == UNDEFINED_EPOCH { 0 } else { f_end };
+                    p.truncate(cx, end, "leader-epoch");
+                    p.log.latest_epoch().is_none()
+                }
+            };
+            if done {
+                p.role = Role::Follower {
+                    leader: from,
+                    phase: FollowerPhase::Fetching,
+                };
+            }
+        }
+        if errors {
+            self.back_off(cx, from);
+        }
+        self.fetcher_kick(cx);
+    }
+
+    fn back_off(&mut self, cx: &mut Cx, leader: NodeId) {
+        let until = cx.now() + self.config.replica_fetch_backoff;
+        self.session(leader).backoff_until = Some(until);
+        cx.set_timer(until, Timer::new(TIMER_FETCHER_BACKOFF, leader.0 as u64));
+    }
+
+    /// Fetcher timers: a request timed out, or a backoff ended.
+    pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        let leader = NodeId(timer.key as u32);
+        let s = self.session(leader);
+        if timer.kind == TIMER_FETCHER_TIMEOUT {
+            s.fetch_in_flight = None;
+            s.epochs_in_flight = None;
+        } else {
+            s.backoff_until = None;
+        }
+        self.fetcher_kick(cx);
+    }
+
+    /// The leader's process died: forget in-flight requests and retry after a backoff.
+    pub fn on_connection_reset(&mut self, cx: &mut Cx, peer: NodeId) {
+        if let Some(s) = self.fetcher.sessions.get_mut(&peer) {
+            for (_, t) in [s.fetch_in_flight.take(), s.epochs_in_flight.take()]
+                .into_iter()
+                .flatten()
+            {
+                cx.cancel_timer(t);
+            }
+            self.back_off(cx, peer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::config::BrokerConfig;
+    use crate::log::tests::{batch, with_cx, MemDisk, TP};
+    use crate::log::FlushPolicy;
+    use crate::node::Effect;
+
+    /// A follower of broker 1 whose log holds one record per epoch in `epochs`.
+    fn follower(epochs: &[u32]) -> (ReplicaManager, MemDisk) {
+        let mut rm = ReplicaManager::new(BrokerConfig::default());
+        let mut disk = MemDisk::default();
+        let mut log = crate::log::Log::new(TP);
+        with_cx(&mut disk, |cx| {
+            for (o, e) in epochs.iter().enumerate() {
+                let mut b = batch(&[o as u64]);
+                b.base_offset = o as u64;
+                b.partition_leader_epoch = *e;
+                log.append_as_follower(cx, &[b], FlushPolicy::default());
+            }
+        });
+        rm.add_recovered(log, 0);
+        (rm, disk)
+    }
+
+    /// Make `rm` follow broker 1 in `epoch`; returns the epoch asked in OffsetsForLeaderEpoch.
+    fn follow(rm: &mut ReplicaManager, disk: &mut MemDisk, epoch: u32) -> (u64, u32) {
+        let state = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(1)),
+            leader_epoch: epoch,
+            isr: vec![NodeId(0), NodeId(1)],
+            partition_epoch: epoch,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        let (_, effects) = with_cx(disk, |cx| rm.apply_partition_states(cx, vec![state]));
+        asked(effects).expect("an OffsetsForLeaderEpoch request")
+    }
+
+    fn asked(effects: Vec<Effect>) -> Option<(u64, u32)> {
+        effects.into_iter().find_map(|e| match e {
+            Effect::Send {
+                msg: Message::OffsetsForLeaderEpochRequest(r),
+                ..
+            } => Some((r.correlation_id, r.partitions[0].2)),
+            _ => None,
+        })
+    }
+
+    fn answer(
+        rm: &mut ReplicaManager,
+        disk: &mut MemDisk,
+        corr: u64,
+        epoch: u32,
+        end: u64,
+    ) -> Option<(u64, u32)> {
+        let resp = OffsetsForLeaderEpochResponse {
+            correlation_id: corr,
+            partitions: vec![(
+                TP,
+                ErrorCode::None,
+                EpochEndOffset {
+                    epoch,
+                    end_offset: end,
+                },
+            )],
+        };
+        let (_, effects) = with_cx(disk, |cx| rm.handle_epoch_response(cx, NodeId(1), resp));
+        asked(effects)
+    }
+
+    #[test]
+    fn kip_279_truncation_repeats_until_the_epochs_agree() {
+        // Follower: epochs 0,0,0,0,0 then 2,2,2 (offsets 5..8). Leader: epoch 0 to offset 5,
+        // epoch 1 to 7, epoch 3 after. The follower never had epoch 1.
+        let (mut rm, mut disk) = follower(&[0, 0, 0, 0, 0, 2, 2, 2]);
+        let (corr, asked_epoch) = follow(&mut rm, &mut disk, 3);
+        assert_eq!(asked_epoch, 2);
+        // Largest leader epoch <= 2 is 1, ending at 7. The follower lacks epoch 1: it cuts to
+        // the end of its epoch 0 (offset 5) and asks again instead of keeping 5..7.
+        let (corr, asked_epoch) = answer(&mut rm, &mut disk, corr, 1, 7).expect("asks again");
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 5);
+        assert_eq!(asked_epoch, 0);
+        assert_eq!(answer(&mut rm, &mut disk, corr, 0, 5), None, "done");
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 5);
+        assert!(matches!(
+            rm.partitions[&TP].role,
+            Role::Follower {
+                phase: FollowerPhase::Fetching,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn matching_epoch_truncates_to_the_leaders_end_of_it() {
+        let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
+        let (corr, asked_epoch) = follow(&mut rm, &mut disk, 2);
+        assert_eq!(asked_epoch, 1);
+        assert_eq!(answer(&mut rm, &mut disk, corr, 1, 3), None);
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 3);
+    }
+}

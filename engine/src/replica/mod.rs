@@ -1,0 +1,890 @@
+//! The replica manager (Kafka's `ReplicaManager`): every partition a broker hosts, the
+//! produce and fetch paths of a leader with their purgatories, ISR proposals to the
+//! controller, the application of LeaderAndIsr, and the replica fetcher ([`fetcher`]) that
+//! keeps followers in step. The broker node ([`crate::broker::Broker`]) owns one and routes
+//! messages and timers to it; the group coordinator reaches it through [`OffsetsLog`].
+
+pub mod fetcher;
+pub mod partition;
+pub mod purgatory;
+
+use crate::broker::config::{BreakRule, BrokerConfig};
+use crate::coordinator::OffsetsLog;
+use crate::isr;
+use crate::log::Log;
+use crate::node::{Cx, NodeId, Timer};
+use crate::protocol::*;
+use crate::record::{Record, RecordBatch, TopicPartition};
+use crate::time::{ms, Duration};
+use partition::{Partition, PendingIsr, Role};
+use purgatory::{DelayedFetch, DelayedProduce, PendingAppend, ProduceOrigin, Purgatory};
+use std::collections::BTreeMap;
+
+// Broker timer kinds (all below COORDINATOR_TIMER_BASE).
+pub const TIMER_PRODUCE_TIMEOUT: u16 = 20;
+pub const TIMER_FETCH_WAIT: u16 = 21;
+pub const TIMER_FETCHER_TIMEOUT: u16 = 22;
+pub const TIMER_FETCHER_BACKOFF: u16 = 23;
+
+/// `offsets.commit.timeout.ms` (default 5000): how long a coordinator append may wait.
+const OFFSETS_COMMIT_TIMEOUT: Duration = ms(5000);
+/// An unanswered AlterPartition is forgotten after this and proposed again if still needed.
+const ALTER_PARTITION_RETRY: Duration = ms(5000);
+
+pub struct ReplicaManager {
+    pub config: BrokerConfig,
+    pub partitions: BTreeMap<TopicPartition, Partition>,
+    /// The controller's view of every partition, for MetadataRequest.
+    pub metadata: BTreeMap<TopicPartition, PartitionState>,
+    pub topics: Vec<(crate::record::TopicId, u32)>,
+    pub live_brokers: Vec<NodeId>,
+    pub broker_epoch: u64,
+    pub controller: Option<NodeId>,
+    produces: Purgatory<DelayedProduce>,
+    fetches: Purgatory<DelayedFetch>,
+    pub(crate) fetcher: fetcher::ReplicaFetcher,
+    next_id: u64,
+    /// Coordinator append completions, drained by the broker into the coordinator.
+    pub coordinator_done: Vec<(u64, ErrorCode)>,
+    /// Leadership changes (partition, Some(epoch) | None), drained by the broker.
+    pub leadership_changes: Vec<(TopicPartition, Option<u32>)>,
+    /// Idempotent-producer state per partition (see [`crate::log::producer_state`]).
+    pub producer_states: BTreeMap<TopicPartition, crate::log::producer_state::ProducerStateManager>,
+}
+
+impl ReplicaManager {
+    pub fn new(config: BrokerConfig) -> ReplicaManager {
+        ReplicaManager {
+            config,
+            partitions: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            topics: Vec::new(),
+            live_brokers: Vec::new(),
+            broker_epoch: 0,
+            controller: None,
+            produces: Purgatory::default(),
+            fetches: Purgatory::default(),
+            fetcher: fetcher::ReplicaFetcher::default(),
+            next_id: 0,
+            coordinator_done: Vec::new(),
+            leadership_changes: Vec::new(),
+            producer_states: BTreeMap::new(),
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Host a recovered log (at start).
+    pub fn add_recovered(&mut self, log: Log, high_watermark: u64) {
+        let tp = log.topic_partition();
+        let ps = crate::log::producer_state::ProducerStateManager::rebuild(log.batches().iter());
+        self.producer_states.insert(tp, ps);
+        self.partitions
+            .insert(tp, Partition::new(log, high_watermark));
+    }
+
+    // ---------------------------------------------------------------- LeaderAndIsr
+
+    /// Apply the controller's partition states: newer leader epochs change the role, newer
+    /// partition epochs of the same leadership change the ISR; older states are ignored.
+    pub fn apply_partition_states(&mut self, cx: &mut Cx, states: Vec<PartitionState>) {
+        for s in states {
+            let newer_meta = self.metadata.get(&s.partition).is_none_or(|m| {
+                (s.leader_epoch, s.partition_epoch) > (m.leader_epoch, m.partition_epoch)
+            });
+            if !newer_meta {
+                continue;
+            }
+            self.metadata.insert(s.partition, s.clone());
+            if s.replicas.contains(&cx.me()) {
+                self.apply_local(cx, s);
+            }
+        }
+    }
+
+    fn apply_local(&mut self, cx: &mut Cx, s: PartitionState) {
+        let tp = s.partition;
+        let me = cx.me();
+        let config = self.config.clone();
+        let p = self
+            .partitions
+            .entry(tp)
+            .or_insert_with(|| Partition::new(Log::new(tp), 0));
+        self.producer_states.entry(tp).or_default();
+        let was_leader = p.is_leader();
+        let leader_moved = p.state.as_ref().is_some_and(|l| l.leader != s.leader);
+        let same_epoch_move = leader_moved && config.breaks(BreakRule::ReuseLeaderEpoch);
+        match p.leader_epoch() {
+            Some(e) if s.leader_epoch < e => return,
+            Some(e) if s.leader_epoch == e && !same_epoch_move => {
+                let local = p.state.as_mut().expect("checked");
+                if s.partition_epoch > local.partition_epoch {
+                    local.isr = s.isr;
+                    local.partition_epoch = s.partition_epoch;
+                    if let Role::Leader(l) = &mut p.role {
+                        l.pending_isr = None;
+                    }
+                    self.on_isr_or_hw_change(cx, tp);
+                }
+                return;
+            }
+            _ => {}
+        }
+        if s.leader == Some(me) {
+            p.make_leader(cx, s.clone(), &config);
+            // Followers do not track producer state; a new leader rebuilds it from its log.
+            self.rebuild_producer_state(tp);
+            self.leadership_changes.push((tp, Some(s.leader_epoch)));
+            self.on_isr_or_hw_change(cx, tp);
+        } else {
+            p.make_follower(cx, s, &config);
+            if was_leader {
+                self.leadership_changes.push((tp, None));
+            }
+            self.rebuild_producer_state(tp);
+            self.fail_delayed(cx, tp);
+            self.fetcher_kick(cx);
+        }
+    }
+
+    fn rebuild_producer_state(&mut self, tp: TopicPartition) {
+        if let (Some(p), Some(ps)) = (self.partitions.get(&tp), self.producer_states.get_mut(&tp)) {
+            *ps = crate::log::producer_state::ProducerStateManager::rebuild(p.log.batches().iter());
+        }
+    }
+
+    /// A partition stopped being led here: answer everything waiting on it.
+    fn fail_delayed(&mut self, cx: &mut Cx, tp: TopicPartition) {
+        self.try_complete_produces(cx, tp);
+        for id in self.fetches.watching(tp) {
+            self.complete_fetch(cx, id);
+        }
+    }
+
+    // ---------------------------------------------------------------- produce
+
+    /// ProduceRequest from a client.
+    pub fn handle_produce(&mut self, cx: &mut Cx, from: NodeId, req: ProduceRequest) {
+        let origin = ProduceOrigin::Client {
+            node: from,
+            correlation_id: req.correlation_id,
+        };
+        let mut done = Vec::new();
+        let mut pending = Vec::new();
+        for (tp, batch) in req.batches {
+            match self.append_to_leader(cx, tp, batch, req.acks) {
+                Ok(Some(p)) => pending.push(p),
+                Ok(None) => {}
+                Err(resp) => done.push(resp),
+            }
+        }
+        if req.acks == Acks::None {
+            return;
+        }
+        self.delay_produce(cx, origin, pending, done, req.timeout);
+    }
+
+    /// Answer a produce now if every partition is settled, else park it until the HW (or
+    /// fsync) lets it complete or its timeout fires.
+    fn delay_produce(
+        &mut self,
+        cx: &mut Cx,
+        origin: ProduceOrigin,
+        pending: Vec<PendingAppend>,
+        done: Vec<PartitionProduceResponse>,
+        timeout: Duration,
+    ) {
+        let mut op = DelayedProduce {
+            origin,
+            pending,
+            done,
+            timer: None,
+        };
+        settle_appends(&self.partitions, self.config.min_insync_replicas, &mut op);
+        if op.pending.is_empty() {
+            self.respond_produce(cx, op);
+            return;
+        }
+        let id = self.next_id();
+        op.timer = Some(cx.set_timer_after(timeout, Timer::new(TIMER_PRODUCE_TIMEOUT, id)));
+        let tps: Vec<TopicPartition> = op.pending.iter().map(|p| p.partition).collect();
+        self.produces.insert(id, op, tps);
+    }
+
+    /// Validate and append one batch as leader. `Ok(Some)` = wait for it; `Err` = answered.
+    fn append_to_leader(
+        &mut self,
+        cx: &mut Cx,
+        tp: TopicPartition,
+        batch: RecordBatch,
+        acks: Acks,
+    ) -> Result<Option<PendingAppend>, PartitionProduceResponse> {
+        let fail = |error| PartitionProduceResponse {
+            partition: tp,
+            error,
+            base_offset: 0,
+            log_start_offset: 0,
+        };
+        let min_isr = self.config.min_insync_replicas as usize;
+        let Some(p) = self.partitions.get_mut(&tp).filter(|p| p.is_leader()) else {
+            return Err(fail(ErrorCode::NotLeaderOrFollower));
+        };
+        let isr_len = p.state.as_ref().map_or(0, |s| s.isr.len());
+        if acks == Acks::All && isr_len < min_isr {
+            return Err(fail(ErrorCode::NotEnoughReplicas));
+        }
+        // ---- idempotence hook: the producer state decides duplicates and sequence errors.
+        let ps = self.producer_states.entry(tp).or_default();
+        if batch.producer_id >= 0 {
+            match ps.check(&batch) {
+                Err(e) => return Err(fail(e)),
+                Ok(Some(original_base)) => {
+                    return Err(PartitionProduceResponse {
+                        partition: tp,
+                        error: ErrorCode::None,
+                        base_offset: original_base,
+                        log_start_offset: p.log.log_start_offset(),
+                    })
+                }
+                Ok(None) => {}
+            }
+        }
+        let epoch = p.leader_epoch().expect("leader has a state");
+        let stored = p
+            .log
+            .append_as_leader(cx, batch, epoch, self.config.flush_policy());
+        if stored.producer_id >= 0 {
+            ps.on_append(&stored);
+        }
+        let pending = PendingAppend {
+            partition: tp,
+            base_offset: stored.base_offset,
+            required_offset: if acks == Acks::All {
+                stored.next_offset()
+            } else {
+                0
+            },
+            end_offset: stored.next_offset(),
+            leader_epoch: epoch,
+        };
+        self.on_leader_append(cx, tp);
+        Ok((acks != Acks::None).then_some(pending))
+    }
+
+    fn on_leader_append(&mut self, cx: &mut Cx, tp: TopicPartition) {
+        self.on_isr_or_hw_change(cx, tp);
+        for id in self.fetches.watching(tp) {
+            self.complete_fetch(cx, id);
+        }
+    }
+
+    /// Recompute the HW of `tp` and complete what it unblocks.
+    pub(crate) fn on_isr_or_hw_change(&mut self, cx: &mut Cx, tp: TopicPartition) {
+        let config = self.config.clone();
+        let moved = self
+            .partitions
+            .get_mut(&tp)
+            .is_some_and(|p| p.maybe_increment_hw(cx, &config));
+        if moved {
+            for id in self.fetches.watching(tp) {
+                if self
+                    .fetches
+                    .get_mut(id)
+                    .is_some_and(|f| f.request.replica_id.is_none())
+                {
+                    self.complete_fetch(cx, id);
+                }
+            }
+        }
+        self.try_complete_produces(cx, tp);
+    }
+
+    pub(crate) fn try_complete_produces(&mut self, cx: &mut Cx, tp: TopicPartition) {
+        for id in self.produces.watching(tp) {
+            self.try_complete_produce(cx, id);
+        }
+    }
+
+    fn try_complete_produce(&mut self, cx: &mut Cx, id: u64) {
+        let Some(op) = self.produces.get_mut(id) else {
+            return;
+        };
+        settle_appends(&self.partitions, self.config.min_insync_replicas, op);
+        if op.pending.is_empty() {
+            let op = self.produces.remove(id).expect("present");
+            if let Some(timer) = op.timer {
+                cx.cancel_timer(timer);
+            }
+            self.respond_produce(cx, op);
+        }
+    }
+
+    /// The produce timeout fired: answer RequestTimedOut for what is still pending.
+    pub fn on_produce_timeout(&mut self, cx: &mut Cx, id: u64) {
+        let Some(mut op) = self.produces.remove(id) else {
+            return;
+        };
+        for pa in std::mem::take(&mut op.pending) {
+            op.done.push(PartitionProduceResponse {
+                partition: pa.partition,
+                error: ErrorCode::RequestTimedOut,
+                base_offset: 0,
+                log_start_offset: 0,
+            });
+        }
+        self.respond_produce(cx, op);
+    }
+
+    fn respond_produce(&mut self, cx: &mut Cx, op: DelayedProduce) {
+        match op.origin {
+            ProduceOrigin::Client {
+                node,
+                correlation_id,
+            } => cx.send(
+                node,
+                Message::ProduceResponse(ProduceResponse {
+                    correlation_id,
+                    partitions: op.done,
+                }),
+            ),
+            ProduceOrigin::Coordinator { token } => {
+                let error = op.done.first().map_or(ErrorCode::None, |r| r.error);
+                self.coordinator_done.push((token, error));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- fetch (leader side)
+
+    /// FetchRequest from a follower or a consumer.
+    pub fn handle_fetch(&mut self, cx: &mut Cx, from: NodeId, req: FetchRequest) {
+        if let Some(replica) = req.replica_id {
+            for fp in &req.partitions {
+                self.update_follower(cx, replica, fp);
+            }
+        }
+        let (resp, bytes, any_error) = self.read_fetch(&req);
+        if bytes >= req.min_bytes as u64 || any_error || req.max_wait.is_zero() {
+            cx.send(from, Message::FetchResponse(resp));
+            return;
+        }
+        let id = self.next_id();
+        let timer = cx.set_timer_after(req.max_wait, Timer::new(TIMER_FETCH_WAIT, id));
+        let tps: Vec<TopicPartition> = req.partitions.iter().map(|p| p.partition).collect();
+        self.fetches.insert(
+            id,
+            DelayedFetch {
+                from,
+                request: req,
+                timer,
+            },
+            tps,
+        );
+    }
+
+    /// Record a follower's fetch offset (its LEO) and act on it: ISR expansion, HW advance.
+    fn update_follower(&mut self, cx: &mut Cx, replica: NodeId, fp: &FetchPartition) {
+        let tp = fp.partition;
+        let now = cx.now();
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let epoch = p.leader_epoch();
+        let leo = p.log.log_end_offset();
+        let hw = p.high_watermark;
+        let Role::Leader(l) = &mut p.role else {
+            return;
+        };
+        if fp.current_leader_epoch != epoch || fp.fetch_offset > leo {
+            return;
+        }
+        let Some(progress) = l.followers.get_mut(&replica) else {
+            return;
+        };
+        progress.on_fetch(fp.fetch_offset, leo, now);
+        let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
+        let in_isr = p.in_maximal_isr(replica);
+        if !in_isr && rejoin {
+            let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
+            new_isr.push(replica);
+            self.propose_isr(cx, tp, new_isr);
+        }
+        self.on_isr_or_hw_change(cx, tp);
+    }
+
+    /// Build a fetch response from current state: (response, bytes, any partition errored).
+    fn read_fetch(&self, req: &FetchRequest) -> (FetchResponse, u64, bool) {
+        let mut bytes = 0u64;
+        let mut any_error = false;
+        let mut parts = Vec::new();
+        for fp in &req.partitions {
+            let r = self.read_partition(req, fp);
+            any_error |= r.error != ErrorCode::None;
+            bytes += r.batches.iter().map(|b| b.wire_size() as u64).sum::<u64>();
+            parts.push(r);
+        }
+        let resp = FetchResponse {
+            correlation_id: req.correlation_id,
+            partitions: parts,
+        };
+        (resp, bytes, any_error)
+    }
+
+    fn read_partition(&self, req: &FetchRequest, fp: &FetchPartition) -> FetchPartitionResponse {
+        let mut r = FetchPartitionResponse {
+            partition: fp.partition,
+            error: ErrorCode::None,
+            high_watermark: 0,
+            last_stable_offset: 0,
+            log_start_offset: 0,
+            leader_epoch: 0,
+            diverging_epoch: None,
+            aborted_transactions: Vec::new(),
+            batches: Vec::new(),
+        };
+        let Some(p) = self.partitions.get(&fp.partition).filter(|p| p.is_leader()) else {
+            r.error = ErrorCode::NotLeaderOrFollower;
+            return r;
+        };
+        let epoch = p.leader_epoch().expect("leader");
+        r.leader_epoch = epoch;
+        r.high_watermark = p.high_watermark;
+        r.last_stable_offset = p.high_watermark;
+        r.log_start_offset = p.log.log_start_offset();
+        match fp.current_leader_epoch {
+            Some(e) if e < epoch => r.error = ErrorCode::FencedLeaderEpoch,
+            Some(e) if e > epoch => r.error = ErrorCode::UnknownLeaderEpoch,
+            _ => {}
+        }
+        if r.error != ErrorCode::None {
+            return r;
+        }
+        let leo = p.log.log_end_offset();
+        if fp.fetch_offset > leo || fp.fetch_offset < p.log.log_start_offset() {
+            r.error = ErrorCode::OffsetOutOfRange;
+            if req.replica_id.is_some() {
+                let latest = p.log.latest_epoch().unwrap_or(epoch);
+                r.diverging_epoch = Some(EpochEndOffset {
+                    epoch: latest,
+                    end_offset: leo,
+                });
+            }
+            return r;
+        }
+        let max_offset = if req.replica_id.is_some() {
+            leo
+        } else {
+            p.high_watermark
+        };
+        let max_bytes = fp.partition_max_bytes.min(req.max_bytes);
+        r.batches = p.log.read(fp.fetch_offset, max_bytes, max_offset);
+        r
+    }
+
+    fn complete_fetch(&mut self, cx: &mut Cx, id: u64) {
+        let Some(f) = self.fetches.remove(id) else {
+            return;
+        };
+        cx.cancel_timer(f.timer);
+        let (resp, _, _) = self.read_fetch(&f.request);
+        cx.send(f.from, Message::FetchResponse(resp));
+    }
+
+    /// The max wait of a parked fetch elapsed.
+    pub fn on_fetch_wait(&mut self, cx: &mut Cx, id: u64) {
+        if let Some(f) = self.fetches.remove(id) {
+            let (resp, _, _) = self.read_fetch(&f.request);
+            cx.send(f.from, Message::FetchResponse(resp));
+        }
+    }
+
+    /// ListOffsets (earliest = log start, latest = HW; no transactions yet, so LSO = HW).
+    pub fn handle_list_offsets(&mut self, cx: &mut Cx, from: NodeId, req: ListOffsetsRequest) {
+        let partitions = req
+            .partitions
+            .iter()
+            .map(
+                |(tp, spec)| match self.partitions.get(tp).filter(|p| p.is_leader()) {
+                    None => (*tp, ErrorCode::NotLeaderOrFollower, 0),
+                    Some(p) => {
+                        let o = match spec {
+                            OffsetSpec::Earliest => p.log.log_start_offset(),
+                            OffsetSpec::Latest => p.high_watermark,
+                        };
+                        (*tp, ErrorCode::None, o)
+                    }
+                },
+            )
+            .collect();
+        cx.send(
+            from,
+            Message::ListOffsetsResponse(ListOffsetsResponse {
+                correlation_id: req.correlation_id,
+                partitions,
+            }),
+        );
+    }
+
+    /// OffsetsForLeaderEpoch, answered by a leader from its epoch cache (KIP-101/KIP-279).
+    pub fn handle_offsets_for_leader_epoch(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: OffsetsForLeaderEpochRequest,
+    ) {
+        let partitions = req
+            .partitions
+            .iter()
+            .map(|&(tp, current, asked)| {
+                let undefined = EpochEndOffset {
+                    epoch: crate::log::epoch_cache::UNDEFINED_EPOCH,
+                    end_offset: 0,
+                };
+                let Some(p) = self.partitions.get(&tp).filter(|p| p.is_leader()) else {
+                    return (tp, ErrorCode::NotLeaderOrFollower, undefined);
+                };
+                let epoch = p.leader_epoch().expect("leader");
+                if current < epoch {
+                    return (tp, ErrorCode::FencedLeaderEpoch, undefined);
+                }
+                if current > epoch {
+                    return (tp, ErrorCode::UnknownLeaderEpoch, undefined);
+                }
+                let (e, end) = p.log.end_offset_for_epoch(asked);
+                (
+                    tp,
+                    ErrorCode::None,
+                    EpochEndOffset {
+                        epoch: e,
+                        end_offset: end,
+                    },
+                )
+            })
+            .collect();
+        cx.send(
+            from,
+            Message::OffsetsForLeaderEpochResponse(OffsetsForLeaderEpochResponse {
+                correlation_id: req.correlation_id,
+                partitions,
+            }),
+        );
+    }
+
+    // ---------------------------------------------------------------- ISR
+
+    /// Shrink the ISR of every led partition by its out-of-sync followers
+    /// (`isr-expiration`, every `replica.lag.time.max.ms / 2`).
+    pub fn maybe_shrink_isrs(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let lag = self.config.replica_lag_time_max;
+        let mut proposals = Vec::new();
+        for (tp, p) in self.partitions.iter_mut() {
+            let Some(state) = p.state.clone() else {
+                continue;
+            };
+            let Role::Leader(l) = &mut p.role else {
+                continue;
+            };
+            if l.pending_isr
+                .as_ref()
+                .is_some_and(|x| now.saturating_since(x.sent_at) >= ALTER_PARTITION_RETRY)
+            {
+                l.pending_isr = None;
+            }
+            if l.pending_isr.is_some() {
+                continue;
+            }
+            let out = isr::out_of_sync(&state.isr, cx.me(), |r| l.followers.get(&r), now, lag);
+            if !out.is_empty() {
+                let new_isr = state
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !out.contains(r))
+                    .collect();
+                proposals.push((*tp, new_isr));
+            }
+        }
+        for (tp, isr) in proposals {
+            self.propose_isr(cx, tp, isr);
+        }
+    }
+
+    /// Send an AlterPartition for `tp` unless one is in flight.
+    fn propose_isr(&mut self, cx: &mut Cx, tp: TopicPartition, new_isr: Vec<NodeId>) {
+        let Some(controller) = self.controller else {
+            return;
+        };
+        let correlation_id = self.next_id();
+        let broker_epoch = self.broker_epoch;
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let Some(state) = p.state.clone() else { return };
+        let Role::Leader(l) = &mut p.role else { return };
+        if l.pending_isr.is_some() || new_isr == state.isr {
+            return;
+        }
+        l.pending_isr = Some(PendingIsr {
+            isr: new_isr.clone(),
+            correlation_id,
+            sent_at: cx.now(),
+        });
+        cx.send(
+            controller,
+            Message::AlterPartitionRequest(AlterPartitionRequest {
+                correlation_id,
+                broker: cx.me(),
+                broker_epoch,
+                partition: tp,
+                leader_epoch: state.leader_epoch,
+                new_isr,
+                partition_epoch: state.partition_epoch,
+            }),
+        );
+    }
+
+    /// The controller's answer to an ISR proposal.
+    pub fn handle_alter_partition_response(&mut self, cx: &mut Cx, resp: AlterPartitionResponse) {
+        let tp = resp.partition;
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let Role::Leader(l) = &mut p.role else { return };
+        if l.pending_isr.as_ref().map(|x| x.correlation_id) != Some(resp.correlation_id) {
+            return;
+        }
+        l.pending_isr = None;
+        let state = p.state.as_mut().expect("leader state");
+        if resp.error == ErrorCode::None
+            && resp.leader_epoch == state.leader_epoch
+            && resp.partition_epoch > state.partition_epoch
+        {
+            state.isr = resp.isr;
+            state.partition_epoch = resp.partition_epoch;
+        }
+        self.on_isr_or_hw_change(cx, tp);
+    }
+
+    /// An fsync of a log completed: acks and follower fetches waiting for it may proceed.
+    pub fn on_log_synced(&mut self, cx: &mut Cx, tp: TopicPartition, token: u64) {
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        if !p.log.on_fsync_done(token) {
+            return;
+        }
+        if p.is_leader() {
+            self.try_complete_produces(cx, tp);
+        } else {
+            self.fetcher_kick(cx);
+        }
+    }
+
+    /// `log.flush.interval.ms` check over all logs.
+    pub fn flush_by_time(&mut self, cx: &mut Cx) {
+        let policy = self.config.flush_policy();
+        for p in self.partitions.values_mut() {
+            p.log.maybe_flush_by_time(cx, policy);
+        }
+    }
+
+    /// `(partition, HW)` of every hosted partition, for the checkpoint file.
+    pub fn high_watermarks(&self) -> Vec<(TopicPartition, u64)> {
+        self.partitions
+            .iter()
+            .map(|(tp, p)| (*tp, p.high_watermark))
+            .collect()
+    }
+}
+
+/// Move the appends of `op` whose outcome is known into its answers.
+fn settle_appends(
+    partitions: &BTreeMap<TopicPartition, Partition>,
+    min_isr: u32,
+    op: &mut DelayedProduce,
+) {
+    let mut still = Vec::new();
+    for pa in std::mem::take(&mut op.pending) {
+        let p = partitions.get(&pa.partition);
+        let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
+        let hw = p.map_or(0, |p| p.high_watermark);
+        let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
+        let isr = p.map_or(0, |p| p.maximal_isr_len());
+        match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
+            None => still.push(pa),
+            Some(error) => op.done.push(PartitionProduceResponse {
+                partition: pa.partition,
+                error,
+                base_offset: if error == ErrorCode::None {
+                    pa.base_offset
+                } else {
+                    0
+                },
+                log_start_offset: 0,
+            }),
+        }
+    }
+    op.pending = still;
+}
+
+impl OffsetsLog for ReplicaManager {
+    /// From the controller's metadata this broker holds (what MetadataRequest answers).
+    fn leader_of(&self, partition: TopicPartition) -> Option<NodeId> {
+        self.metadata.get(&partition).and_then(|s| s.leader)
+    }
+
+    fn leader_epoch(&self, partition: TopicPartition) -> Option<u32> {
+        self.partitions
+            .get(&partition)
+            .filter(|p| p.is_leader())
+            .and_then(|p| p.leader_epoch())
+    }
+
+    fn append(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        records: Vec<Record>,
+        token: u64,
+    ) -> Result<(), ErrorCode> {
+        let batch = RecordBatch::new(records.into());
+        match self.append_to_leader(cx, partition, batch, Acks::All) {
+            Err(r) => Err(r.error),
+            Ok(pending) => {
+                let origin = ProduceOrigin::Coordinator { token };
+                self.delay_produce(
+                    cx,
+                    origin,
+                    pending.into_iter().collect(),
+                    Vec::new(),
+                    OFFSETS_COMMIT_TIMEOUT,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.partitions
+            .get(&partition)
+            .map_or(Vec::new(), |p| p.log.read(0, u32::MAX, p.high_watermark))
+    }
+
+    fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.partitions.get(&partition).map_or(Vec::new(), |p| {
+            p.log.read(0, u32::MAX, p.log.log_end_offset())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::tests::{batch, with_cx, MemDisk, TP};
+
+    fn leader_of_tp(isr: Vec<NodeId>) -> (ReplicaManager, MemDisk) {
+        let mut rm = ReplicaManager::new(BrokerConfig::default());
+        let mut disk = MemDisk::default();
+        let state = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(0)),
+            leader_epoch: 1,
+            isr,
+            partition_epoch: 1,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
+        assert_eq!(rm.leadership_changes, vec![(TP, Some(1))]);
+        (rm, disk)
+    }
+
+    #[test]
+    fn offsets_log_append_completes_when_the_isr_has_it() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
+        let records = batch(&[1, 2]).records.to_vec();
+        with_cx(&mut disk, |cx| rm.append(cx, TP, records, 9))
+            .0
+            .unwrap();
+        assert_eq!(rm.coordinator_done, vec![(9, ErrorCode::None)]);
+        assert_eq!(OffsetsLog::leader_epoch(&rm, TP), Some(1));
+        assert_eq!(rm.committed_batches(TP).len(), 1);
+    }
+
+    #[test]
+    fn offsets_log_append_waits_for_followers_and_fails_on_leadership_loss() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        let records = batch(&[1]).records.to_vec();
+        with_cx(&mut disk, |cx| rm.append(cx, TP, records, 4))
+            .0
+            .unwrap();
+        assert!(
+            rm.coordinator_done.is_empty(),
+            "follower 1 has not fetched yet"
+        );
+        assert!(rm.committed_batches(TP).is_empty());
+        let follower_led = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(1)),
+            leader_epoch: 2,
+            isr: vec![NodeId(0), NodeId(1)],
+            partition_epoch: 2,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        with_cx(&mut disk, |cx| {
+            rm.apply_partition_states(cx, vec![follower_led])
+        });
+        assert_eq!(
+            rm.coordinator_done,
+            vec![(4, ErrorCode::NotLeaderOrFollower)]
+        );
+        let records = batch(&[2]).records.to_vec();
+        let err = with_cx(&mut disk, |cx| rm.append(cx, TP, records, 5)).0;
+        assert_eq!(err, Err(ErrorCode::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn idempotent_retry_is_answered_with_the_original_offset() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
+        let mut b = batch(&[1]);
+        b.producer_id = 3;
+        b.producer_epoch = 0;
+        b.base_sequence = 0;
+        let produce = |b: RecordBatch| ProduceRequest {
+            correlation_id: 1,
+            acks: Acks::Leader,
+            timeout: ms(1000),
+            transactional_id: None,
+            batches: vec![(TP, b)],
+        };
+        let responses = |effects: Vec<crate::node::Effect>| -> Vec<PartitionProduceResponse> {
+            effects
+                .into_iter()
+                .filter_map(|e| match e {
+                    crate::node::Effect::Send {
+                        msg: Message::ProduceResponse(r),
+                        ..
+                    } => Some(r.partitions[0].clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (_, e1) = with_cx(&mut disk, |cx| {
+            rm.handle_produce(cx, NodeId(5), produce(b.clone()))
+        });
+        let (_, e2) = with_cx(&mut disk, |cx| {
+            rm.handle_produce(cx, NodeId(5), produce(b.clone()))
+        });
+        let (r1, r2) = (responses(e1), responses(e2));
+        assert_eq!(r1[0].error, ErrorCode::None);
+        assert_eq!(r2[0].error, ErrorCode::None);
+        assert_eq!(r1[0].base_offset, r2[0].base_offset);
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 1, "stored once");
+        b.base_sequence = 5;
+        let (_, e3) = with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), produce(b)));
+        assert_eq!(responses(e3)[0].error, ErrorCode::OutOfOrderSequenceNumber);
+    }
+}

@@ -1,0 +1,222 @@
+//! One hosted partition (Kafka's `Partition`): its log, high watermark, the controller's
+//! latest state for it, and the local role. As leader it tracks every follower's progress,
+//! advances the HW to the lowest LEO of the maximal ISR (plus caught-up non-ISR replicas,
+//! as `maybeIncrementLeaderHW` does since Kafka 2.x) and never moves it back; as follower it
+//! truncates by the configured protocol, then fetches.
+
+use crate::broker::config::{BreakRule, BrokerConfig, ReplicationProtocol};
+use crate::history::HistoryEvent;
+use crate::isr::FollowerProgress;
+use crate::log::Log;
+use crate::node::{Cx, NodeId};
+use crate::protocol::PartitionState;
+use crate::record::TopicPartition;
+use crate::time::Instant;
+use std::collections::BTreeMap;
+
+/// A proposed ISR change in flight to the controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingIsr {
+    pub isr: Vec<NodeId>,
+    pub correlation_id: u64,
+    pub sent_at: Instant,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaderState {
+    pub followers: BTreeMap<NodeId, FollowerProgress>,
+    pub pending_isr: Option<PendingIsr>,
+    /// LEO when this leadership began (Kafka's `leaderEpochStartOffsetOpt`).
+    pub epoch_start_offset: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FollowerPhase {
+    /// Waiting for OffsetsForLeaderEpoch answers before fetching (leader-epoch protocol).
+    Truncating,
+    Fetching,
+}
+
+#[derive(Clone, Debug)]
+pub enum Role {
+    Leader(LeaderState),
+    Follower {
+        leader: NodeId,
+        phase: FollowerPhase,
+    },
+    /// Known replica without a leader (offline partition) or not yet told.
+    Idle,
+}
+
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub log: Log,
+    pub high_watermark: u64,
+    /// The controller's latest state as applied here (`None` until the first LeaderAndIsr).
+    pub state: Option<PartitionState>,
+    pub role: Role,
+}
+
+impl Partition {
+    pub fn new(log: Log, high_watermark: u64) -> Partition {
+        let hw = high_watermark.min(log.log_end_offset());
+        Partition {
+            log,
+            high_watermark: hw,
+            state: None,
+            role: Role::Idle,
+        }
+    }
+
+    pub fn tp(&self) -> TopicPartition {
+        self.log.topic_partition()
+    }
+
+    pub fn leader_epoch(&self) -> Option<u32> {
+        self.state.as_ref().map(|s| s.leader_epoch)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    pub fn leader_state(&self) -> Option<&LeaderState> {
+        match &self.role {
+            Role::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Committed ISR plus proposed additions: what the HW and acks=all wait for.
+    pub fn maximal_isr(&self) -> Vec<NodeId> {
+        let mut isr = self.state.as_ref().map_or(Vec::new(), |s| s.isr.clone());
+        if let Some(p) = self.leader_state().and_then(|l| l.pending_isr.as_ref()) {
+            for r in &p.isr {
+                if !isr.contains(r) {
+                    isr.push(*r);
+                }
+            }
+        }
+        isr
+    }
+
+    /// Whether `r` is in the maximal ISR (without building it: this is on the fetch path).
+    pub fn in_maximal_isr(&self, r: NodeId) -> bool {
+        self.state.as_ref().is_some_and(|s| s.isr.contains(&r))
+            || self
+                .leader_state()
+                .and_then(|l| l.pending_isr.as_ref())
+                .is_some_and(|p| p.isr.contains(&r))
+    }
+
+    /// Size of the maximal ISR.
+    pub fn maximal_isr_len(&self) -> usize {
+        let committed = self.state.as_ref().map_or(0, |s| s.isr.len());
+        let added = self
+            .leader_state()
+            .and_then(|l| l.pending_isr.as_ref())
+            .map_or(0, |p| {
+                let isr = self.state.as_ref().map(|s| s.isr.as_slice()).unwrap_or(&[]);
+                p.isr.iter().filter(|r| !isr.contains(r)).count()
+            });
+        committed + added
+    }
+
+    /// Become leader of `state.leader_epoch` (Kafka's `makeLeader`).
+    pub fn make_leader(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
+        let now = cx.now();
+        let followers = state
+            .replicas
+            .iter()
+            .filter(|r| **r != cx.me())
+            .map(|r| {
+                (
+                    *r,
+                    FollowerProgress::at_leadership_start(state.isr.contains(r), now),
+                )
+            })
+            .collect();
+        if config.replication_protocol == ReplicationProtocol::LeaderEpoch {
+            self.log.assign_epoch_start(cx, state.leader_epoch);
+        }
+        cx.record(HistoryEvent::BecameLeader {
+            broker: cx.me(),
+            partition: self.tp(),
+            leader_epoch: state.leader_epoch,
+            log_end_offset: self.log.log_end_offset(),
+        });
+        self.role = Role::Leader(LeaderState {
+            followers,
+            pending_isr: None,
+            epoch_start_offset: self.log.log_end_offset(),
+        });
+        self.state = Some(state);
+    }
+
+    /// Become a follower of `state.leader` (or idle if the partition has no leader). In the
+    /// legacy protocol the log is cut to the HW at once (pre-KIP-101 `makeFollower`).
+    pub fn make_follower(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
+        self.role = match state.leader {
+            None => Role::Idle,
+            Some(leader) => {
+                let phase = match config.replication_protocol {
+                    ReplicationProtocol::HighWatermark => {
+                        self.truncate(cx, self.high_watermark, "high-watermark");
+                        FollowerPhase::Fetching
+                    }
+                    ReplicationProtocol::LeaderEpoch
+                        if config.breaks(BreakRule::SkipTruncation) =>
+                    {
+                        FollowerPhase::Fetching
+                    }
+                    ReplicationProtocol::LeaderEpoch => FollowerPhase::Truncating,
+                };
+                Role::Follower { leader, phase }
+            }
+        };
+        self.state = Some(state);
+    }
+
+    /// Truncate the log (and the HW with it) and record the fact.
+    pub fn truncate(&mut self, cx: &mut Cx, offset: u64, reason: &'static str) {
+        if self.log.truncate_to(cx, offset) {
+            cx.record(HistoryEvent::Truncated {
+                broker: cx.me(),
+                partition: self.tp(),
+                offset,
+                reason,
+            });
+        }
+        self.high_watermark = self.high_watermark.min(self.log.log_end_offset());
+    }
+
+    /// Kafka's `maybeIncrementLeaderHW`. Returns whether the HW advanced.
+    pub fn maybe_increment_hw(&mut self, cx: &mut Cx, config: &BrokerConfig) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return false;
+        };
+        let now = cx.now();
+        let mut new_hw = self.log.log_end_offset();
+        if !config.breaks(BreakRule::SkipHwRule) {
+            for (r, p) in &l.followers {
+                let counts =
+                    self.in_maximal_isr(*r) || p.caught_up_within(now, config.replica_lag_time_max);
+                if counts && p.log_end_offset < new_hw {
+                    new_hw = p.log_end_offset;
+                }
+            }
+        }
+        let regress = config.breaks(BreakRule::AllowHwRegression) && new_hw < self.high_watermark;
+        if new_hw <= self.high_watermark && !regress {
+            return false;
+        }
+        self.high_watermark = new_hw;
+        cx.record(HistoryEvent::HighWatermark {
+            broker: cx.me(),
+            partition: self.tp(),
+            leader_epoch: self.leader_epoch().unwrap_or(0),
+            high_watermark: new_hw,
+        });
+        true
+    }
+}

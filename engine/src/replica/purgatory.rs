@@ -1,0 +1,180 @@
+//! Delayed operations (Kafka's `DelayedProduce` / `DelayedFetch` in a purgatory). A produce
+//! with acks=all waits until the high watermark covers its batch (and, under a flush policy,
+//! until the batch is fsynced) or its timeout fires (RequestTimedOut); a fetch waits up to its
+//! max wait for data. Both are completed by the events that can satisfy them: HW movement,
+//! appends, fsync completion, loss of leadership.
+
+use crate::node::{NodeId, TimerId};
+use crate::protocol::{ErrorCode, FetchRequest, PartitionProduceResponse};
+use crate::record::TopicPartition;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most delayed operations a broker holds; beyond that something is wrong (assert).
+pub const MAX_DELAYED: usize = 100_000;
+
+/// Who waits for a produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProduceOrigin {
+    Client {
+        node: NodeId,
+        correlation_id: u64,
+    },
+    /// An append of the group coordinator, completed through `on_append_done(token)`.
+    Coordinator {
+        token: u64,
+    },
+}
+
+/// One partition of a delayed produce that is not complete yet.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingAppend {
+    pub partition: TopicPartition,
+    pub base_offset: u64,
+    /// The HW must reach this (the batch's next offset); 0 when only an fsync is awaited.
+    pub required_offset: u64,
+    /// The batch's end, which a flush policy may require to be synced first.
+    pub end_offset: u64,
+    pub leader_epoch: u32,
+}
+
+#[derive(Debug)]
+pub struct DelayedProduce {
+    pub origin: ProduceOrigin,
+    pub pending: Vec<PendingAppend>,
+    pub done: Vec<PartitionProduceResponse>,
+    /// Set once the produce is parked (a produce answered at once needs no timer).
+    pub timer: Option<TimerId>,
+}
+
+#[derive(Debug)]
+pub struct DelayedFetch {
+    pub from: NodeId,
+    pub request: FetchRequest,
+    pub timer: TimerId,
+}
+
+/// Delayed operations by id, indexed by the partitions they wait on.
+#[derive(Debug)]
+pub struct Purgatory<T> {
+    ops: BTreeMap<u64, T>,
+    by_partition: BTreeMap<TopicPartition, BTreeSet<u64>>,
+}
+
+impl<T> Default for Purgatory<T> {
+    fn default() -> Self {
+        Purgatory {
+            ops: BTreeMap::new(),
+            by_partition: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Purgatory<T> {
+    pub fn insert(&mut self, id: u64, op: T, partitions: impl IntoIterator<Item = TopicPartition>) {
+        assert!(
+            self.ops.len() < MAX_DELAYED,
+            "purgatory full: {} operations",
+            self.ops.len()
+        );
+        for tp in partitions {
+            self.by_partition.entry(tp).or_default().insert(id);
+        }
+        self.ops.insert(id, op);
+    }
+
+    /// Ids of operations watching `tp`, in order.
+    pub fn watching(&self, tp: TopicPartition) -> Vec<u64> {
+        self.by_partition
+            .get(&tp)
+            .map_or(Vec::new(), |s| s.iter().copied().collect())
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        self.ops.get_mut(&id)
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<T> {
+        let op = self.ops.remove(&id)?;
+        self.by_partition.retain(|_, ids| {
+            ids.remove(&id);
+            !ids.is_empty()
+        });
+        Some(op)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.ops.keys().copied().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The outcome of one pending append given the partition's current state.
+pub fn check_append(
+    p: &PendingAppend,
+    leader_epoch: Option<u32>,
+    high_watermark: u64,
+    synced: bool,
+    isr_size: usize,
+    min_insync: u32,
+) -> Option<ErrorCode> {
+    if leader_epoch != Some(p.leader_epoch) {
+        return Some(ErrorCode::NotLeaderOrFollower);
+    }
+    if high_watermark < p.required_offset || !synced {
+        return None;
+    }
+    if p.required_offset > 0 && (isr_size as u32) < min_insync {
+        return Some(ErrorCode::NotEnoughReplicasAfterAppend);
+    }
+    Some(ErrorCode::None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::TopicId;
+
+    #[test]
+    fn append_completes_on_hw_and_fails_on_leader_change() {
+        let p = PendingAppend {
+            partition: TopicPartition::new(TopicId(0), 0),
+            base_offset: 4,
+            required_offset: 5,
+            end_offset: 5,
+            leader_epoch: 2,
+        };
+        assert_eq!(check_append(&p, Some(2), 4, true, 3, 2), None);
+        assert_eq!(
+            check_append(&p, Some(2), 5, true, 3, 2),
+            Some(ErrorCode::None)
+        );
+        assert_eq!(check_append(&p, Some(2), 5, false, 3, 2), None);
+        assert_eq!(
+            check_append(&p, Some(2), 5, true, 1, 2),
+            Some(ErrorCode::NotEnoughReplicasAfterAppend)
+        );
+        assert_eq!(
+            check_append(&p, Some(3), 9, true, 3, 2),
+            Some(ErrorCode::NotLeaderOrFollower)
+        );
+    }
+
+    #[test]
+    fn purgatory_indexes_by_partition() {
+        let tp = |n| TopicPartition::new(TopicId(0), n);
+        let mut pg: Purgatory<&str> = Purgatory::default();
+        pg.insert(1, "a", [tp(0), tp(1)]);
+        pg.insert(2, "b", [tp(1)]);
+        assert_eq!(pg.watching(tp(1)), vec![1, 2]);
+        assert_eq!(pg.remove(1), Some("a"));
+        assert!(pg.watching(tp(0)).is_empty());
+        assert_eq!(pg.len(), 1);
+    }
+}

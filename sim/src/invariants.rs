@@ -1,0 +1,202 @@
+//! Internal invariants of the broker engine (DESIGN §4 `invariant`), checked read-only after
+//! every event on the node that handled it, plus the `divergence` check the runner calls at
+//! the end (and, cheaply, periodically).
+//!
+//! - `hw-monotonic`: a leader's high watermark never decreases within its leader epoch.
+//! - `one-leader-per-epoch`: at most one broker ever leads a partition in a leader epoch.
+//! - `leader-has-committed`: with clean election, a broker that becomes leader holds every
+//!   record below the highest HW any earlier leader reached. Correlated power loss without
+//!   fsync and the legacy high-watermark protocol lose committed records in real Kafka, so
+//!   there it is not an engine invariant and is not registered (see [`InvariantScope`]).
+//!
+//! Each closure keeps a little per-partition state; per event it only looks at the partitions
+//! of the node that handled the event.
+
+use crate::cluster::Cluster;
+use crate::violation::{Violation, ViolationKind};
+use crate::world::World;
+use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
+use kafsim_engine::broker::Broker;
+use kafsim_engine::{NodeId, TopicPartition, ValueId};
+use std::collections::BTreeMap;
+
+/// What the run's configuration and faults allow, deciding which invariants are real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvariantScope {
+    /// Every replica of a partition may lose power while records are only in page caches.
+    pub correlated_power_loss: bool,
+}
+
+/// Register the broker invariants on `w` for `cluster`.
+pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: InvariantScope) {
+    let brokers: Vec<NodeId> = cluster.brokers.clone();
+    let is_broker = move |n: NodeId| brokers.contains(&n);
+    let b1 = is_broker.clone();
+    let mut last_hw: BTreeMap<(NodeId, TopicPartition), (u32, u64)> = BTreeMap::new();
+    w.add_invariant("hw-monotonic", move |w, node| {
+        if !b1(node) {
+            return Ok(());
+        }
+        let Some(b) = w.node::<Broker>(node) else {
+            return Ok(());
+        };
+        for (tp, p) in b.replicas() {
+            if !p.is_leader() {
+                continue;
+            }
+            let epoch = p.leader_epoch().unwrap_or(0);
+            let hw = p.high_watermark;
+            if let Some(&(e, prev)) = last_hw.get(&(node, *tp)) {
+                if e == epoch && hw < prev {
+                    return Err(format!(
+                        "{node} leader of {tp} in epoch {epoch}: HW went from {prev} to {hw}"
+                    ));
+                }
+            }
+            last_hw.insert((node, *tp), (epoch, hw));
+        }
+        Ok(())
+    });
+    let b2 = is_broker.clone();
+    let mut leaders: BTreeMap<(TopicPartition, u32), NodeId> = BTreeMap::new();
+    w.add_invariant("one-leader-per-epoch", move |w, node| {
+        if !b2(node) {
+            return Ok(());
+        }
+        let Some(b) = w.node::<Broker>(node) else {
+            return Ok(());
+        };
+        for (tp, p) in b.replicas() {
+            if !p.is_leader() {
+                continue;
+            }
+            let epoch = p.leader_epoch().unwrap_or(0);
+            let first = *leaders.entry((*tp, epoch)).or_insert(node);
+            if first != node {
+                return Err(format!("{tp} epoch {epoch} led by {first} and by {node}"));
+            }
+        }
+        Ok(())
+    });
+    let clean = !config.unclean_leader_election
+        && config.replication_protocol == ReplicationProtocol::LeaderEpoch
+        && (!scope.correlated_power_loss || config.flush_interval_messages == Some(1));
+    if clean {
+        register_leader_has_committed(w, is_broker);
+    }
+}
+
+/// Per partition: the committed values seen on the newest leader, and its epoch. Leaders of
+/// older epochs (deposed, not yet told) are neither checked nor trusted.
+#[derive(Default)]
+struct Committed {
+    values: Vec<ValueId>,
+    epoch: Option<u32>,
+}
+
+fn register_leader_has_committed(w: &mut World, is_broker: impl Fn(NodeId) -> bool + 'static) {
+    let mut committed: BTreeMap<TopicPartition, Committed> = BTreeMap::new();
+    w.add_invariant("leader-has-committed", move |w, node| {
+        if !is_broker(node) {
+            return Ok(());
+        }
+        let Some(b) = w.node::<Broker>(node) else {
+            return Ok(());
+        };
+        for (tp, p) in b.replicas() {
+            if !p.is_leader() {
+                continue;
+            }
+            let epoch = p.leader_epoch().unwrap_or(0);
+            let c = committed.entry(*tp).or_default();
+            if c.epoch.is_some_and(|e| epoch < e) {
+                continue;
+            }
+            if c.epoch != Some(epoch) {
+                c.epoch = Some(epoch);
+                for (o, v) in c.values.iter().enumerate() {
+                    let got = p.log.record_at(o as u64).map(|r| r.value);
+                    if got != Some(*v) {
+                        return Err(format!(
+                            "{node} became leader of {tp} in epoch {epoch} without committed offset {o} ({v:?}), holds {got:?}"
+                        ));
+                    }
+                }
+            }
+            let hw = p.high_watermark;
+            while (c.values.len() as u64) < hw {
+                let o = c.values.len() as u64;
+                match p.log.record_at(o) {
+                    Some(r) => c.values.push(r.value),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// `divergence`: two replicas of a partition that are up hold different records below the
+/// lower of their high watermarks. One violation per partition and replica pair. Compares
+/// every offset: meant for the end of a run (use [`DivergenceCheck`] periodically).
+pub fn check_divergence(w: &World, cluster: &Cluster) -> Vec<Violation> {
+    DivergenceCheck::default().check(w, cluster)
+}
+
+/// Incremental divergence check: per partition and replica pair it remembers how far the two
+/// logs were found equal and compares only offsets past that, so calling it every simulated
+/// second costs in proportion to new records. Each pair is reported once.
+#[derive(Debug, Default)]
+pub struct DivergenceCheck {
+    verified: BTreeMap<(TopicPartition, NodeId, NodeId), u64>,
+    reported: std::collections::BTreeSet<(TopicPartition, NodeId, NodeId)>,
+}
+
+impl DivergenceCheck {
+    /// New divergences since the last call.
+    pub fn check(&mut self, w: &World, cluster: &Cluster) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let up: Vec<(NodeId, &Broker)> = cluster
+            .brokers
+            .iter()
+            .filter_map(|b| Some((*b, w.node::<Broker>(*b)?)))
+            .collect();
+        for (i, (na, a)) in up.iter().enumerate() {
+            for (nb, b) in &up[i + 1..] {
+                for (tp, pa) in a.replicas() {
+                    let Some(pb) = b.partition(*tp) else { continue };
+                    let key = (*tp, *na, *nb);
+                    if self.reported.contains(&key) {
+                        continue;
+                    }
+                    let end = pa.high_watermark.min(pb.high_watermark);
+                    let from = self.verified.get(&key).copied().unwrap_or(0).min(end);
+                    let diff = (from..end).find(|o| {
+                        pa.log.record_at(*o).map(|r| r.value)
+                            != pb.log.record_at(*o).map(|r| r.value)
+                    });
+                    let Some(o) = diff else {
+                        self.verified.insert(key, end);
+                        continue;
+                    };
+                    self.reported.insert(key);
+                    let (ra, rb) = (pa.log.record_at(o), pb.log.record_at(o));
+                    out.push(
+                        Violation::new(
+                            ViolationKind::Divergence,
+                            w.now(),
+                            format!(
+                                "{na} has {:?} and {nb} has {:?} at {tp} offset {o}, below both HWs",
+                                ra.map(|r| r.value),
+                                rb.map(|r| r.value)
+                            ),
+                        )
+                        .at_partition(*tp)
+                        .at_offset(o),
+                    );
+                }
+            }
+        }
+        out
+    }
+}

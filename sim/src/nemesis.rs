@@ -1,0 +1,523 @@
+//! The nemesis: which faults hit a run, and when.
+//!
+//! A run's faults come from two sources, merged in time order: the scenario's scripted
+//! `[[faults.schedule]]`, and, with `random = true`, a *swarm* draw made per seed (as in
+//! swarm testing: each seed enables its own subset of the scenario's `kinds`, each with its
+//! own rate around `mean_interval`), so that different seeds explore different fault mixes.
+//! The draw is made up front from the nemesis stream and printed at the top of a replay.
+//! Targets of random faults and of `leader:T/P`-style targets are resolved when the fault
+//! fires, from the cluster as it is then; every random fault schedules its own undo
+//! (restart, resume, heal, normal speed) a drawn time later.
+
+use crate::scenario::{FaultAction, FaultKind, FaultSpec, Target};
+use kafsim_engine::time::duration_nanos;
+use kafsim_engine::{Duration, Instant, NodeId};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::fmt::Write as _;
+
+/// What the runner must do to the world.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Crash(Vec<NodeId>),
+    Restart(Vec<NodeId>),
+    PowerLoss {
+        nodes: Vec<NodeId>,
+        tear: bool,
+    },
+    Pause(Vec<NodeId>),
+    Resume(Vec<NodeId>),
+    /// Symmetric partition between consecutive groups (each group cut from all others).
+    Partition(Vec<Vec<NodeId>>),
+    /// One-way: nothing from the first group reaches the second.
+    PartitionOneWay(Vec<NodeId>, Vec<NodeId>),
+    /// Jepsen's bridge: `a` and `b` cut from each other, `bridge` reaches both.
+    Bridge {
+        a: Vec<NodeId>,
+        bridge: NodeId,
+        b: Vec<NodeId>,
+    },
+    Heal,
+    SlowLink {
+        nodes: Vec<NodeId>,
+        latency: Duration,
+    },
+    SlowDisk {
+        nodes: Vec<NodeId>,
+        factor: f64,
+    },
+    Slowdown {
+        nodes: Vec<NodeId>,
+        factor: f64,
+    },
+}
+
+/// How the nemesis learns which nodes a target names, at the moment a fault fires.
+pub trait Resolver {
+    fn brokers(&self) -> Vec<NodeId>;
+    fn broker(&self, index: u32) -> Option<NodeId>;
+    fn leader(&self, topic: &str, partition: u32) -> Option<NodeId>;
+    fn followers(&self, topic: &str, partition: u32) -> Vec<NodeId>;
+    fn controller(&self) -> Option<NodeId>;
+    fn consumer(&self, group: &str, member: u32) -> Option<NodeId>;
+    fn consumers(&self) -> Vec<NodeId>;
+    fn producer(&self, index: u32) -> Option<NodeId>;
+    fn producers(&self) -> Vec<NodeId>;
+    /// A random partition's (topic, partition), for random leader/follower targeting.
+    fn partitions(&self) -> Vec<(String, u32)>;
+}
+
+/// A fault due at a time: scripted, or a random kind to be drawn when it fires, or an undo.
+#[derive(Clone, Debug)]
+enum Due {
+    Scripted {
+        action: FaultAction,
+        undo_after: Option<Duration>,
+    },
+    Random(FaultKind),
+    Undo(Op),
+}
+
+/// One seed's swarm draw: the enabled kinds and their mean intervals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwarmDraw {
+    pub kinds: Vec<(FaultKind, Duration)>,
+}
+
+/// The fault schedule of one run.
+pub struct Nemesis {
+    /// (time, sequence, what): kept sorted by (time, sequence).
+    due: Vec<(Instant, u64, Due)>,
+    seq: u64,
+    rng: ChaCha8Rng,
+    pub swarm: Option<SwarmDraw>,
+    /// Every fault applied, as printable lines (for replay).
+    pub log: Vec<String>,
+}
+
+/// Faults start after this, so the cluster has elected leaders and clients have connected.
+const RANDOM_START: Duration = Duration::from_secs(2);
+
+impl Nemesis {
+    /// Plan the faults of one run of `duration`.
+    pub fn plan(spec: &FaultSpec, duration: Duration, mut rng: ChaCha8Rng) -> Nemesis {
+        let mut nemesis = Nemesis {
+            due: Vec::new(),
+            seq: 0,
+            rng: rng.clone(),
+            swarm: None,
+            log: Vec::new(),
+        };
+        for s in &spec.schedule {
+            nemesis.push(
+                Instant::ZERO + s.at,
+                Due::Scripted {
+                    action: s.action.clone(),
+                    undo_after: s.undo_after,
+                },
+            );
+        }
+        if spec.random && !spec.kinds.is_empty() {
+            let draw = swarm_draw(&spec.kinds, spec.mean_interval, &mut rng);
+            for &(kind, mean) in &draw.kinds {
+                let mut t = RANDOM_START;
+                loop {
+                    t += exponential(&mut rng, mean);
+                    if t >= duration {
+                        break;
+                    }
+                    nemesis.push(Instant::ZERO + t, Due::Random(kind));
+                }
+            }
+            nemesis.swarm = Some(draw);
+        }
+        nemesis.rng = rng;
+        nemesis
+    }
+
+    fn push(&mut self, at: Instant, due: Due) {
+        self.seq += 1;
+        let key = (at, self.seq);
+        let i = self.due.partition_point(|(t, s, _)| (*t, *s) <= key);
+        self.due.insert(i, (at, self.seq, due));
+    }
+
+    /// When the next fault is due.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.due.first().map(|(t, _, _)| *t)
+    }
+
+    /// Take the faults due at or before `now` and resolve them into operations.
+    pub fn fire(&mut self, now: Instant, resolver: &dyn Resolver) -> Vec<Op> {
+        let mut ops = Vec::new();
+        while self.due.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (_, _, due) = self.due.remove(0);
+            let (op, undo) = match due {
+                Due::Scripted { action, undo_after } => {
+                    let op = resolve_action(&action, resolver);
+                    let undo =
+                        undo_after.and_then(|d| op.as_ref().and_then(undo_of).map(|u| (d, u)));
+                    (op, undo)
+                }
+                Due::Random(kind) => match self.random_op(kind, resolver) {
+                    Some((op, d)) => {
+                        let undo = undo_of(&op).map(|u| (d, u));
+                        (Some(op), undo)
+                    }
+                    None => (None, None),
+                },
+                Due::Undo(op) => (Some(op), None),
+            };
+            if let Some(op) = op {
+                let mut line = format!("{now} {}", describe(&op));
+                if let Some((d, _)) = &undo {
+                    let _ = write!(line, " (undone after {:?})", d);
+                }
+                self.log.push(line);
+                ops.push(op);
+            }
+            if let Some((d, u)) = undo {
+                self.push(now + d, Due::Undo(u));
+            }
+        }
+        ops
+    }
+
+    /// Draw the concrete fault of a random kind, and how long until its undo.
+    fn random_op(&mut self, kind: FaultKind, r: &dyn Resolver) -> Option<(Op, Duration)> {
+        let rng = &mut self.rng;
+        let brokers = r.brokers();
+        let pick = |rng: &mut ChaCha8Rng, v: &[NodeId]| v.choose(rng).copied();
+        let span = |rng: &mut ChaCha8Rng, lo_ms: u64, hi_ms: u64| {
+            Duration::from_millis(rng.gen_range(lo_ms..=hi_ms))
+        };
+        let target_broker = |rng: &mut ChaCha8Rng| -> Option<NodeId> {
+            // Half the time aim at a partition leader: that is where acknowledged data lives.
+            let parts = r.partitions();
+            if rng.gen_bool(0.5) {
+                if let Some((t, p)) = parts.choose(rng) {
+                    if let Some(leader) = r.leader(t, *p) {
+                        return Some(leader);
+                    }
+                }
+            }
+            pick(rng, &brokers)
+        };
+        Some(match kind {
+            FaultKind::Crash => (
+                Op::Crash(vec![target_broker(rng)?]),
+                span(rng, 1_000, 15_000),
+            ),
+            FaultKind::PowerLoss => {
+                // One broker most of the time; sometimes a correlated loss of several.
+                let nodes = if rng.gen_bool(0.25) && brokers.len() > 1 {
+                    let k = rng.gen_range(2..=brokers.len());
+                    let mut all = brokers.clone();
+                    all.shuffle(rng);
+                    all.truncate(k);
+                    all.sort();
+                    all
+                } else {
+                    vec![target_broker(rng)?]
+                };
+                (
+                    Op::PowerLoss {
+                        nodes,
+                        tear: rng.gen_bool(0.5),
+                    },
+                    span(rng, 1_000, 10_000),
+                )
+            }
+            FaultKind::Pause => (Op::Pause(vec![target_broker(rng)?]), span(rng, 500, 20_000)),
+            FaultKind::Partition => (
+                random_partition(rng, &brokers, r)?,
+                span(rng, 1_000, 15_000),
+            ),
+            FaultKind::SlowLink => {
+                let node = target_broker(rng)?;
+                (
+                    Op::SlowLink {
+                        nodes: vec![node],
+                        latency: span(rng, 10, 500),
+                    },
+                    span(rng, 2_000, 10_000),
+                )
+            }
+            FaultKind::SlowDisk => {
+                let node = target_broker(rng)?;
+                (
+                    Op::SlowDisk {
+                        nodes: vec![node],
+                        factor: rng.gen_range(5.0..100.0),
+                    },
+                    span(rng, 2_000, 10_000),
+                )
+            }
+            FaultKind::ConsumerCrash => (
+                Op::Crash(vec![pick(rng, &r.consumers())?]),
+                span(rng, 500, 5_000),
+            ),
+            FaultKind::ConsumerSlowdown => {
+                let node = pick(rng, &r.consumers())?;
+                (
+                    Op::Slowdown {
+                        nodes: vec![node],
+                        factor: rng.gen_range(3.0..30.0),
+                    },
+                    span(rng, 5_000, 20_000),
+                )
+            }
+            FaultKind::ProducerCrash => (
+                Op::Crash(vec![pick(rng, &r.producers())?]),
+                span(rng, 500, 5_000),
+            ),
+            FaultKind::Restart | FaultKind::Resume | FaultKind::Heal => return None,
+        })
+    }
+
+    /// The plan as printable lines (the top of a replay).
+    pub fn describe_plan(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(swarm) = &self.swarm {
+            let kinds: Vec<String> = swarm
+                .kinds
+                .iter()
+                .map(|(k, d)| format!("{k} every ~{:.1}s", d.as_secs_f64()))
+                .collect();
+            lines.push(format!("swarm: {}", kinds.join(", ")));
+        }
+        let scripted = self
+            .due
+            .iter()
+            .filter(|(_, _, d)| matches!(d, Due::Scripted { .. }))
+            .count();
+        let random = self
+            .due
+            .iter()
+            .filter(|(_, _, d)| matches!(d, Due::Random(_)))
+            .count();
+        lines.push(format!(
+            "faults planned: {scripted} scripted, {random} random"
+        ));
+        for (at, _, due) in &self.due {
+            match due {
+                Due::Scripted { action, .. } => {
+                    lines.push(format!("  {at} scripted {}", action.kind()))
+                }
+                Due::Random(kind) => lines.push(format!("  {at} random {kind}")),
+                Due::Undo(_) => {}
+            }
+        }
+        lines
+    }
+}
+
+/// Each seed enables a non-empty random subset of `kinds`, each with a mean interval drawn
+/// around `mean` and scaled so that the total fault rate stays near one per `mean`.
+fn swarm_draw(kinds: &[FaultKind], mean: Duration, rng: &mut ChaCha8Rng) -> SwarmDraw {
+    let mut chosen: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|_| rng.gen_bool(0.6))
+        .collect();
+    if chosen.is_empty() {
+        chosen.push(*kinds.choose(rng).expect("kinds is not empty"));
+    }
+    let n = chosen.len() as f64;
+    let kinds = chosen
+        .into_iter()
+        .map(|k| {
+            let scale = rng.gen_range(0.5..2.0) * n;
+            (
+                k,
+                Duration::from_nanos((duration_nanos(mean) as f64 * scale) as u64),
+            )
+        })
+        .collect();
+    SwarmDraw { kinds }
+}
+
+fn exponential(rng: &mut ChaCha8Rng, mean: Duration) -> Duration {
+    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+    Duration::from_nanos((-u.ln() * duration_nanos(mean) as f64) as u64)
+}
+
+fn random_partition(rng: &mut ChaCha8Rng, brokers: &[NodeId], r: &dyn Resolver) -> Option<Op> {
+    let mut shuffled = brokers.to_vec();
+    shuffled.shuffle(rng);
+    let victim = *shuffled.first()?;
+    Some(match rng.gen_range(0..4) {
+        // Isolate one broker from everything (clients and controller included).
+        0 => {
+            let mut others: Vec<NodeId> =
+                brokers.iter().copied().filter(|b| *b != victim).collect();
+            others.extend(r.controller());
+            others.extend(r.consumers());
+            others.extend(r.producers());
+            Op::Partition(vec![vec![victim], others])
+        }
+        // Split the brokers in two (the controller goes with the larger side).
+        1 if brokers.len() > 1 => {
+            let k = rng.gen_range(1..brokers.len());
+            let (a, b) = shuffled.split_at(k);
+            let (mut small, mut large) = if a.len() <= b.len() {
+                (a.to_vec(), b.to_vec())
+            } else {
+                (b.to_vec(), a.to_vec())
+            };
+            small.sort();
+            large.sort();
+            large.extend(r.controller());
+            Op::Partition(vec![small, large])
+        }
+        // One-way: the victim can send but not receive.
+        2 => {
+            let mut others: Vec<NodeId> =
+                brokers.iter().copied().filter(|b| *b != victim).collect();
+            others.extend(r.controller());
+            Op::PartitionOneWay(others, vec![victim])
+        }
+        // Bridge: two halves that only the victim connects.
+        _ if brokers.len() >= 3 => {
+            let rest: Vec<NodeId> = shuffled[1..].to_vec();
+            let half = rest.len() / 2;
+            Op::Bridge {
+                a: rest[..half].to_vec(),
+                bridge: victim,
+                b: rest[half..].to_vec(),
+            }
+        }
+        _ => Op::Partition(vec![
+            vec![victim],
+            brokers.iter().copied().filter(|b| *b != victim).collect(),
+        ]),
+    })
+}
+
+/// The operation that undoes `op`, if it has one.
+fn undo_of(op: &Op) -> Option<Op> {
+    Some(match op {
+        Op::Crash(n) => Op::Restart(n.clone()),
+        Op::PowerLoss { nodes, .. } => Op::Restart(nodes.clone()),
+        Op::Pause(n) => Op::Resume(n.clone()),
+        Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } | Op::SlowLink { .. } => {
+            Op::Heal
+        }
+        Op::SlowDisk { nodes, .. } => Op::SlowDisk {
+            nodes: nodes.clone(),
+            factor: 1.0,
+        },
+        Op::Slowdown { nodes, .. } => Op::Slowdown {
+            nodes: nodes.clone(),
+            factor: 1.0,
+        },
+        Op::Restart(_) | Op::Resume(_) | Op::Heal => return None,
+    })
+}
+
+/// Resolve every target of a scripted action now.
+fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
+    let nodes = |t: &Target| resolve(t, r);
+    let non_empty = |v: Vec<NodeId>| if v.is_empty() { None } else { Some(v) };
+    Some(match action {
+        FaultAction::Crash(t) | FaultAction::ConsumerCrash(t) | FaultAction::ProducerCrash(t) => {
+            Op::Crash(non_empty(nodes(t))?)
+        }
+        FaultAction::Restart(t) => Op::Restart(non_empty(nodes(t))?),
+        FaultAction::PowerLoss { target, tear } => Op::PowerLoss {
+            nodes: non_empty(nodes(target))?,
+            tear: *tear,
+        },
+        FaultAction::Pause(t) => Op::Pause(non_empty(nodes(t))?),
+        FaultAction::Resume(t) => Op::Resume(non_empty(nodes(t))?),
+        FaultAction::Partition { groups, one_way } => {
+            let mut resolved: Vec<Vec<NodeId>> = groups
+                .iter()
+                .map(|g| g.iter().flat_map(nodes).collect())
+                .collect();
+            if resolved.len() == 1 {
+                // A single group is isolated from every other node of the run.
+                let inside = resolved[0].clone();
+                let mut rest: Vec<NodeId> = r
+                    .brokers()
+                    .into_iter()
+                    .filter(|n| !inside.contains(n))
+                    .collect();
+                rest.extend(r.controller().filter(|n| !inside.contains(n)));
+                rest.extend(r.consumers().into_iter().filter(|n| !inside.contains(n)));
+                rest.extend(r.producers().into_iter().filter(|n| !inside.contains(n)));
+                resolved.push(rest);
+            }
+            if *one_way {
+                let from = resolved[0].clone();
+                let to: Vec<NodeId> = resolved[1..].iter().flatten().copied().collect();
+                Op::PartitionOneWay(from, to)
+            } else {
+                Op::Partition(resolved)
+            }
+        }
+        FaultAction::Heal => Op::Heal,
+        FaultAction::SlowLink { target, latency } => Op::SlowLink {
+            nodes: non_empty(nodes(target))?,
+            latency: *latency,
+        },
+        FaultAction::SlowDisk { target, factor } => Op::SlowDisk {
+            nodes: non_empty(nodes(target))?,
+            factor: *factor,
+        },
+        FaultAction::ConsumerSlowdown { target, factor } => Op::Slowdown {
+            nodes: non_empty(nodes(target))?,
+            factor: *factor,
+        },
+    })
+}
+
+/// The nodes a target names now (empty if, say, a partition has no leader at this moment).
+pub fn resolve(target: &Target, r: &dyn Resolver) -> Vec<NodeId> {
+    match target {
+        Target::Broker(i) => r.broker(*i).into_iter().collect(),
+        Target::Brokers(ids) => ids.iter().filter_map(|i| r.broker(*i)).collect(),
+        Target::AllBrokers => r.brokers(),
+        Target::Leader { topic, partition } => r.leader(topic, *partition).into_iter().collect(),
+        Target::Follower { topic, partition } => {
+            r.followers(topic, *partition).into_iter().take(1).collect()
+        }
+        Target::Controller => r.controller().into_iter().collect(),
+        Target::Consumer { group, member } => r.consumer(group, *member).into_iter().collect(),
+        Target::Producer(i) => r.producer(*i).into_iter().collect(),
+    }
+}
+
+/// One line describing an operation.
+pub fn describe(op: &Op) -> String {
+    let ids = |v: &[NodeId]| {
+        v.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match op {
+        Op::Crash(n) => format!("crash {}", ids(n)),
+        Op::Restart(n) => format!("restart {}", ids(n)),
+        Op::PowerLoss { nodes, tear } => format!(
+            "power-loss {}{}",
+            ids(nodes),
+            if *tear { " (tear)" } else { "" }
+        ),
+        Op::Pause(n) => format!("pause {}", ids(n)),
+        Op::Resume(n) => format!("resume {}", ids(n)),
+        Op::Partition(groups) => {
+            let g: Vec<String> = groups.iter().map(|g| format!("[{}]", ids(g))).collect();
+            format!("partition {}", g.join(" | "))
+        }
+        Op::PartitionOneWay(a, b) => format!("partition one-way [{}] -> [{}]", ids(a), ids(b)),
+        Op::Bridge { a, bridge, b } => {
+            format!("partition bridge [{}] <-{bridge}-> [{}]", ids(a), ids(b))
+        }
+        Op::Heal => "heal".to_string(),
+        Op::SlowLink { nodes, latency } => format!("slow-link {} +{:?}", ids(nodes), latency),
+        Op::SlowDisk { nodes, factor } => format!("slow-disk {} x{factor:.1}", ids(nodes)),
+        Op::Slowdown { nodes, factor } => format!("slowdown {} x{factor:.1}", ids(nodes)),
+    }
+}

@@ -1,0 +1,701 @@
+//! One seed of a scenario, from parsed file to verdict (DESIGN §3 phases).
+//!
+//! [`prepare`] turns a [`Scenario`] into engine configurations once per campaign: this is
+//! where a property the engine does not know, or a bad combination (idempotence with
+//! acks=1), becomes a [`ScenarioError`] with the file, line and key — before any seed runs.
+//! [`run_seed`] then builds a fresh [`World`] (controllers, brokers, producers, consumers),
+//! runs the *safety* phase (load and faults for `duration`), *heals* (every fault lifted,
+//! every node restarted and resumed, producers stop), *drains* (consumers catch up within
+//! `drain`; a run that cannot is a `stall`) and runs the *final checks*: the history
+//! checkers, replica divergence, and the engine invariants checked after every event.
+
+use crate::campaign::{RunStats, SeedResult};
+use crate::checker::{check_history, CheckConfig, GroupCheck};
+use crate::cluster::{build_cluster, Cluster, ClusterSpec};
+use crate::history::History;
+use crate::invariants::{self, InvariantScope};
+use crate::nemesis::{Nemesis, Op, Resolver};
+use crate::scenario::{
+    ClientKind, CommitMode as ScCommit, FaultAction, FaultKind, HandlerSpec as ScHandler,
+    MarkPoint, OnFailure as ScOnFailure, ProcessTime, Rate, Routing as ScRouting, Scenario,
+    ScenarioError, SinkKind as ScSink, Target,
+};
+use crate::seed::{rng_for, stream};
+use crate::trace::TraceLevel;
+use crate::violation::{Violation, ViolationKind};
+use crate::world::{NodeState, RunOutcome, World, WorldConfig};
+use kafsim_engine::app::{CommitMode, HandlerSpec, Mark, OnFailure, Routing, SinkKind};
+use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::broker::Broker;
+use kafsim_engine::consumer::config::ConsumerConfig;
+use kafsim_engine::consumer::{Consumer, ConsumerSpec};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::producer::config::ProducerConfig;
+use kafsim_engine::producer::{Producer, ProducerSpec};
+use kafsim_engine::protocol::IsolationLevel;
+use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition};
+use std::collections::{BTreeMap, HashMap};
+
+/// How often the drain phase checks whether consumers have caught up.
+const DRAIN_POLL: Duration = Duration::from_millis(250);
+/// Consumers are caught up only after this long without a poll or a sink write (processing
+/// of what they polled last has finished).
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
+/// A scenario with its engine configurations built and validated.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub scenario: Scenario,
+    pub broker: BrokerConfig,
+    producers: Vec<PreparedProducer>,
+    groups: Vec<PreparedGroup>,
+}
+
+#[derive(Clone, Debug)]
+struct PreparedProducer {
+    index: u32,
+    topic: TopicId,
+    rate: Option<f64>,
+    keys: u32,
+    message_size: u32,
+    config: ProducerConfig,
+}
+
+#[derive(Clone, Debug)]
+struct PreparedGroup {
+    index: u32,
+    name: String,
+    members: u32,
+    topics: Vec<TopicId>,
+    topic_names: BTreeMap<TopicId, String>,
+    dlq: Option<TopicId>,
+    handler: HandlerSpec,
+    config: ConsumerConfig,
+    read_committed: bool,
+}
+
+fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
+    ScenarioError {
+        file: scenario.file.clone(),
+        line: 0,
+        column: 0,
+        key,
+        message,
+        hint: None,
+    }
+}
+
+/// Build and validate every engine configuration of `scenario`.
+pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
+    let topic_id = |name: &str| -> TopicId {
+        TopicId(
+            scenario
+                .topics
+                .iter()
+                .position(|t| t.name == name)
+                .expect("validated topic") as u32,
+        )
+    };
+    let mut broker = BrokerConfig::default();
+    scenario.apply_config(&scenario.cluster.config, "cluster.config", &mut broker)?;
+    for (i, t) in scenario.topics.iter().enumerate() {
+        if let Some(p) = t.config.first() {
+            let hint = Some("set it for the whole cluster in [cluster.config]".to_string());
+            return Err(scenario.property_error(
+                p,
+                &format!("topics[{i}].config"),
+                "topic-level properties are not modelled".into(),
+                hint,
+            ));
+        }
+    }
+    let mut producers = Vec::new();
+    let mut index = 0;
+    for (i, spec) in scenario.producers.iter().enumerate() {
+        let section = format!("producers[{i}]");
+        let mut config =
+            ProducerConfig::for_client(spec.client.as_str(), spec.client_version.as_deref())
+                .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
+        scenario.apply_config(&spec.config, &format!("{section}.config"), &mut config)?;
+        config
+            .validate()
+            .map_err(|e| whole(&scenario, format!("{section}.config"), e))?;
+        for _ in 0..spec.count {
+            producers.push(PreparedProducer {
+                index,
+                topic: topic_id(&spec.topic),
+                rate: match spec.rate {
+                    Rate::PerSecond(r) => Some(r),
+                    Rate::Max => None,
+                },
+                keys: spec.keys,
+                message_size: spec.message_size,
+                config: config.clone(),
+            });
+            index += 1;
+        }
+    }
+    let mut groups = Vec::new();
+    for (i, g) in scenario.consumer_groups.iter().enumerate() {
+        let section = format!("consumer_groups[{i}]");
+        let mut config = ConsumerConfig::for_client(g.client.as_str(), g.client_version.as_deref())
+            .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
+        scenario.apply_config(&g.config, &format!("{section}.config"), &mut config)?;
+        config
+            .validate()
+            .map_err(|e| whole(&scenario, format!("{section}.config"), e))?;
+        let topics: Vec<TopicId> = g.topics.iter().map(|t| topic_id(t)).collect();
+        let topic_names = g.topics.iter().map(|t| (topic_id(t), t.clone())).collect();
+        groups.push(PreparedGroup {
+            index: i as u32,
+            name: g.group.clone(),
+            members: g.members,
+            topics,
+            topic_names,
+            dlq: g.handler.dlq_topic.as_deref().map(topic_id),
+            handler: engine_handler(&g.handler),
+            read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
+            config,
+        });
+    }
+    Ok(Prepared {
+        scenario,
+        broker,
+        producers,
+        groups,
+    })
+}
+
+fn engine_handler(h: &ScHandler) -> HandlerSpec {
+    HandlerSpec {
+        process_time: match h.process_time {
+            ProcessTime::Fixed(d) => (d, d),
+            ProcessTime::Uniform { min, max } => (min, max),
+        },
+        mark: match h.mark {
+            MarkPoint::AfterProcess => Mark::AfterProcess,
+            MarkPoint::BeforeProcess => Mark::BeforeProcess,
+        },
+        commit: match h.commit {
+            ScCommit::Auto => CommitMode::Auto,
+            ScCommit::Sync => CommitMode::Sync,
+            ScCommit::Async => CommitMode::Async,
+        },
+        workers: h.workers,
+        routing: match h.routing {
+            ScRouting::Key => Routing::Key,
+            ScRouting::RoundRobin => Routing::RoundRobin,
+        },
+        sink: match h.sink {
+            ScSink::Plain => SinkKind::Plain,
+            ScSink::Dedupe => SinkKind::Dedupe,
+            ScSink::OffsetsInSink => SinkKind::OffsetsInSink,
+        },
+        batch: h.batch,
+        batch_timeout: h.batch_timeout,
+        failure_rate: h.failure_rate,
+        on_failure: match h.on_failure {
+            ScOnFailure::Retry => OnFailure::Retry,
+            ScOnFailure::Skip => OnFailure::Skip,
+            ScOnFailure::Dlq => OnFailure::Dlq,
+        },
+    }
+}
+
+/// What a run records beyond its verdict.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub trace: TraceLevel,
+    /// Overrides the default world (the bench cost model, hardware profiles).
+    pub world: Option<WorldConfig>,
+    /// Keep the history in the output (replay, bench).
+    pub keep_history: bool,
+}
+
+/// Everything one seed produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub result: SeedResult,
+    pub history: Option<History>,
+    /// The fault plan drawn for this seed (swarm draw and schedule).
+    pub plan: Vec<String>,
+    /// Every fault applied, with its time.
+    pub fault_log: Vec<String>,
+    pub trace_lines: Vec<String>,
+    /// Node names by id.
+    pub node_names: Vec<String>,
+    /// Topic names by id.
+    pub topic_names: Vec<String>,
+    /// Whether the consumers caught up within the drain.
+    pub drained: bool,
+}
+
+/// The nodes of a run, by role.
+struct Handles {
+    cluster: Cluster,
+    producers: Vec<NodeId>,
+    /// Per group: its members' nodes.
+    groups: Vec<(String, Vec<NodeId>)>,
+}
+
+struct View<'a> {
+    w: &'a World,
+    h: &'a Handles,
+}
+
+impl View<'_> {
+    fn tp(&self, topic: &str, partition: u32) -> TopicPartition {
+        TopicPartition::new(self.h.cluster.topic(topic), partition)
+    }
+}
+
+impl Resolver for View<'_> {
+    fn brokers(&self) -> Vec<NodeId> {
+        self.h.cluster.brokers.clone()
+    }
+    fn broker(&self, index: u32) -> Option<NodeId> {
+        self.h.cluster.brokers.get(index as usize).copied()
+    }
+    fn leader(&self, topic: &str, partition: u32) -> Option<NodeId> {
+        self.h.cluster.leader_of(self.w, self.tp(topic, partition))
+    }
+    fn followers(&self, topic: &str, partition: u32) -> Vec<NodeId> {
+        self.h
+            .cluster
+            .followers_of(self.w, self.tp(topic, partition))
+    }
+    fn controller(&self) -> Option<NodeId> {
+        self.h
+            .cluster
+            .active_controller(self.w)
+            .or_else(|| self.h.cluster.controllers.first().copied())
+    }
+    fn consumer(&self, group: &str, member: u32) -> Option<NodeId> {
+        self.h
+            .groups
+            .iter()
+            .find(|(g, _)| g == group)?
+            .1
+            .get(member as usize)
+            .copied()
+    }
+    fn consumers(&self) -> Vec<NodeId> {
+        self.h
+            .groups
+            .iter()
+            .flat_map(|(_, m)| m.iter().copied())
+            .collect()
+    }
+    fn producer(&self, index: u32) -> Option<NodeId> {
+        self.h.producers.get(index as usize).copied()
+    }
+    fn producers(&self) -> Vec<NodeId> {
+        self.h.producers.clone()
+    }
+    fn partitions(&self) -> Vec<(String, u32)> {
+        self.h
+            .cluster
+            .topics
+            .iter()
+            .filter(|(id, _, _)| *id != self.h.cluster.offsets_topic)
+            .flat_map(|(_, name, n)| (0..*n).map(move |p| (name.clone(), p)))
+            .collect()
+    }
+}
+
+/// Whether the faults of `scenario` can take every replica's page cache at once.
+fn correlated_power_loss(s: &Scenario) -> bool {
+    let random =
+        s.faults.random && s.faults.kinds.contains(&FaultKind::PowerLoss) && s.cluster.brokers > 1;
+    let scripted = s.faults.schedule.iter().any(|f| match &f.action {
+        FaultAction::PowerLoss { target, .. } => {
+            matches!(target, Target::AllBrokers | Target::Brokers(_))
+        }
+        _ => false,
+    });
+    // Several single-broker power losses can also overlap.
+    let several = s
+        .faults
+        .schedule
+        .iter()
+        .filter(|f| matches!(f.action, FaultAction::PowerLoss { .. }))
+        .count()
+        > 1;
+    random || scripted || several
+}
+
+/// Build the world of one seed.
+fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
+    let s = &p.scenario;
+    let mut config = opts.world.clone().unwrap_or_default();
+    config.trace = opts.trace;
+    let mut w = World::new(seed, config);
+    let spec = ClusterSpec {
+        brokers: s.cluster.brokers,
+        controllers: 2,
+        broker_config: p.broker.clone(),
+        topics: s
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions, t.replication_factor))
+            .collect(),
+    };
+    let cluster = build_cluster(&mut w, &spec);
+    invariants::register(
+        &mut w,
+        &cluster,
+        &p.broker,
+        InvariantScope {
+            correlated_power_loss: correlated_power_loss(s),
+        },
+    );
+    let stop_at = Instant::ZERO + s.duration;
+    let mut producers = Vec::new();
+    for pp in &p.producers {
+        let spec = ProducerSpec {
+            index: pp.index,
+            topic: pp.topic,
+            rate: pp.rate,
+            keys: pp.keys,
+            message_size: pp.message_size,
+            stop_at,
+            bootstrap: cluster.brokers.clone(),
+            value_base: (pp.index as u64 + 1) << 40,
+        };
+        let config = pp.config.clone();
+        producers.push(w.add_node(
+            format!("producer-{}", pp.index),
+            move || -> Box<dyn Node> { Box::new(Producer::new(spec.clone(), config.clone())) },
+        ));
+    }
+    let mut groups = Vec::new();
+    for g in &p.groups {
+        let mut members = Vec::new();
+        for m in 0..g.members {
+            let spec = ConsumerSpec {
+                group_index: g.index,
+                member_index: m,
+                group: g.name.clone(),
+                topics: g.topics.clone(),
+                topic_names: g.topic_names.clone(),
+                handler: g.handler.clone(),
+                bootstrap: cluster.brokers.clone(),
+                dlq_topic: g.dlq,
+            };
+            let config = g.config.clone();
+            members.push(
+                w.add_node(format!("{}-{m}", g.name), move || -> Box<dyn Node> {
+                    Box::new(Consumer::new(spec.clone(), config.clone()))
+                }),
+            );
+        }
+        groups.push((g.name.clone(), members));
+    }
+    set_cost_classes(&mut w, &cluster, &producers, &groups);
+    (
+        w,
+        Handles {
+            cluster,
+            producers,
+            groups,
+        },
+    )
+}
+
+/// Tell the cost model what each node is (it charges brokers and clients differently; without
+/// a CPU model in the world config this changes nothing).
+fn set_cost_classes(
+    w: &mut World,
+    cluster: &Cluster,
+    producers: &[NodeId],
+    groups: &[(String, Vec<NodeId>)],
+) {
+    use crate::cost::CostClass;
+    let classes: Vec<(NodeId, CostClass)> = cluster
+        .brokers
+        .iter()
+        .map(|&n| (n, CostClass::Broker))
+        .chain(
+            cluster
+                .controllers
+                .iter()
+                .map(|&n| (n, CostClass::Controller)),
+        )
+        .chain(producers.iter().map(|&n| (n, CostClass::Producer)))
+        .chain(
+            groups
+                .iter()
+                .flat_map(|(_, m)| m.iter().map(|&n| (n, CostClass::Consumer))),
+        )
+        .collect();
+    for (node, class) in classes {
+        w.set_cost_class(node, class);
+    }
+}
+
+fn apply(w: &mut World, op: &Op) {
+    match op {
+        Op::Crash(nodes) => nodes.iter().for_each(|n| w.crash(*n)),
+        Op::Restart(nodes) => nodes.iter().for_each(|n| w.restart(*n)),
+        Op::PowerLoss { nodes, tear } => nodes.iter().for_each(|n| w.power_loss(*n, *tear)),
+        Op::Pause(nodes) => nodes.iter().for_each(|n| w.pause(*n)),
+        Op::Resume(nodes) => nodes.iter().for_each(|n| w.resume(*n)),
+        Op::Partition(groups) => {
+            for (i, a) in groups.iter().enumerate() {
+                for b in &groups[i + 1..] {
+                    w.net().partition(a, b);
+                }
+            }
+        }
+        Op::PartitionOneWay(from, to) => w.net().partition_one_way(from, to),
+        Op::Bridge { a, bridge, b } => w.net().bridge(a, *bridge, b),
+        Op::Heal => w.net().heal(),
+        Op::SlowLink { nodes, latency } => {
+            let all: Vec<NodeId> = w.node_ids().collect();
+            for &n in nodes {
+                for &m in &all {
+                    if m != n {
+                        w.net().slow_link(n, m, *latency);
+                    }
+                }
+            }
+        }
+        Op::SlowDisk { nodes, factor } => {
+            nodes.iter().for_each(|n| w.set_disk_slowdown(*n, *factor))
+        }
+        Op::Slowdown { nodes, factor } => nodes.iter().for_each(|n| w.set_slowdown(*n, *factor)),
+    }
+}
+
+/// Lift every fault: links healed, every node resumed or restarted at normal speed.
+fn heal(w: &mut World) {
+    w.net().heal();
+    let ids: Vec<NodeId> = w.node_ids().collect();
+    for id in ids {
+        match w.state(id) {
+            NodeState::Paused => w.resume(id),
+            NodeState::Down => w.restart(id),
+            NodeState::Up => {}
+        }
+        w.set_slowdown(id, 1.0);
+        w.set_disk_slowdown(id, 1.0);
+    }
+}
+
+/// Follows the history during the drain: have the consumers caught up?
+#[derive(Default)]
+struct DrainTracker {
+    scanned: usize,
+    /// Values invoked without an outcome yet.
+    open_sends: HashMap<u64, ()>,
+    /// Per (group, partition): the highest offset polled.
+    polled: BTreeMap<(u32, TopicPartition), u64>,
+    /// Per group: last poll or sink write.
+    last_activity: BTreeMap<u32, Instant>,
+}
+
+impl DrainTracker {
+    fn scan(&mut self, history: &History) {
+        for e in &history.entries()[self.scanned..] {
+            match &e.event {
+                HistoryEvent::SendInvoke { value, .. } => {
+                    self.open_sends.insert(value.0, ());
+                }
+                HistoryEvent::SendOk { value, .. }
+                | HistoryEvent::SendFail { value, .. }
+                | HistoryEvent::SendInfo { value, .. } => {
+                    self.open_sends.remove(&value.0);
+                }
+                HistoryEvent::Poll {
+                    group,
+                    partition,
+                    offset,
+                    ..
+                } => {
+                    let max = self.polled.entry((*group, *partition)).or_insert(0);
+                    *max = (*max).max(*offset + 1);
+                    self.last_activity.insert(*group, e.at);
+                }
+                HistoryEvent::SinkWrite { group, .. } | HistoryEvent::DeadLetter { group, .. } => {
+                    self.last_activity.insert(*group, e.at);
+                }
+                _ => {}
+            }
+        }
+        self.scanned = history.len();
+    }
+
+    /// Caught up: no send without an outcome, every group has read up to the high watermark
+    /// of every partition it consumes, and has been quiet for a moment.
+    fn caught_up(&self, w: &World, h: &Handles, p: &Prepared) -> Result<(), String> {
+        if !self.open_sends.is_empty() {
+            return Err(format!(
+                "{} sends still without an outcome",
+                self.open_sends.len()
+            ));
+        }
+        for g in &p.groups {
+            for &topic in &g.topics {
+                let partitions = h
+                    .cluster
+                    .topics
+                    .iter()
+                    .find(|t| t.0 == topic)
+                    .map_or(0, |t| t.2);
+                for partition in 0..partitions {
+                    let tp = TopicPartition::new(topic, partition);
+                    let hw = h
+                        .cluster
+                        .leader_of(w, tp)
+                        .and_then(|l| w.node::<Broker>(l))
+                        .and_then(|b| b.partition(tp))
+                        .map(|p| p.high_watermark);
+                    let Some(hw) = hw else {
+                        return Err(format!("{tp} has no leader"));
+                    };
+                    let read = self.polled.get(&(g.index, tp)).copied().unwrap_or(0);
+                    if read < hw {
+                        return Err(format!("group {} has read {tp} to {read} of {hw}", g.name));
+                    }
+                }
+            }
+            if let Some(t) = self.last_activity.get(&g.index) {
+                if w.now().saturating_since(*t) < DRAIN_QUIET {
+                    return Err(format!("group {} is still processing", g.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run one seed of a prepared scenario.
+pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
+    let wall = std::time::Instant::now();
+    let s = &p.scenario;
+    let (mut w, h) = build(p, seed, opts);
+    let mut nemesis = Nemesis::plan(&s.faults, s.duration, rng_for(seed, stream::NEMESIS));
+    let plan = nemesis.describe_plan();
+    let mut violations: Vec<Violation> = Vec::new();
+    let safety_end = Instant::ZERO + s.duration;
+    let mut budget_ok = true;
+
+    // Safety phase: load and faults.
+    while let Some(at) = nemesis.next_at().filter(|t| *t < safety_end) {
+        if w.run_until(at) == RunOutcome::BudgetExhausted {
+            budget_ok = false;
+            break;
+        }
+        let ops = nemesis.fire(at, &View { w: &w, h: &h });
+        for op in &ops {
+            apply(&mut w, op);
+        }
+    }
+    budget_ok = budget_ok && w.run_until(safety_end) == RunOutcome::Reached;
+
+    // Heal, then drain.
+    heal(&mut w);
+    let mut fault_log = std::mem::take(&mut nemesis.log);
+    fault_log.push(format!(
+        "{} heal: all faults lifted, every node up",
+        w.now()
+    ));
+    let drain_end = safety_end + s.drain;
+    let mut tracker = DrainTracker::default();
+    let mut drained = false;
+    let mut why = String::from("the drain did not start");
+    while budget_ok && w.now() < drain_end {
+        let next = (w.now() + DRAIN_POLL).min(drain_end);
+        if w.run_until(next) == RunOutcome::BudgetExhausted {
+            budget_ok = false;
+            break;
+        }
+        tracker.scan(w.history());
+        match tracker.caught_up(&w, &h, p) {
+            Ok(()) => {
+                drained = true;
+                break;
+            }
+            Err(reason) => why = reason,
+        }
+    }
+    if !budget_ok {
+        why = format!(
+            "the event budget of {} events ran out",
+            w.config().event_budget
+        );
+    }
+    if !drained {
+        violations.push(Violation::new(
+            ViolationKind::Stall,
+            w.now(),
+            format!("consumers did not catch up after healing: {why}"),
+        ));
+    }
+
+    // Final checks.
+    violations.extend(invariants::check_divergence(&w, &h.cluster));
+    violations.extend(w.violations().iter().cloned());
+    let groups: Vec<GroupCheck> = p
+        .groups
+        .iter()
+        .map(|g| GroupCheck {
+            group: g.index,
+            name: g.name.clone(),
+            topics: g.topics.clone(),
+            read_committed: g.read_committed,
+            has_sink: true,
+        })
+        .collect();
+    let history = w.take_history();
+    let found = check_history(&history, &CheckConfig::new(w.now(), groups));
+    // Without a drain, what was never read is a consequence of the stall, not a verdict.
+    violations.extend(
+        found.into_iter().filter(|v| {
+            drained || !matches!(v.kind, ViolationKind::Unseen | ViolationKind::SinkLoss)
+        }),
+    );
+    violations.sort_by(crate::checker::violation_order);
+
+    let mut stats = RunStats {
+        events: w.stats().events,
+        sim_seconds: w.now().as_secs_f64(),
+        ..RunStats::default()
+    };
+    for e in history.entries() {
+        match e.event {
+            HistoryEvent::SendInvoke { .. } => stats.records_produced += 1,
+            HistoryEvent::SendOk { .. } => stats.records_acked += 1,
+            HistoryEvent::Poll { .. } => stats.records_consumed += 1,
+            _ => {}
+        }
+    }
+    stats.wall_seconds = wall.elapsed().as_secs_f64();
+    let node_names = w.node_ids().map(|n| w.name(n).to_string()).collect();
+    let topic_names = h.cluster.topics.iter().map(|t| t.1.clone()).collect();
+    RunOutput {
+        result: SeedResult {
+            seed,
+            violations,
+            stats,
+            trace_hash: w.trace_hash(),
+        },
+        history: opts.keep_history.then_some(history),
+        plan,
+        fault_log,
+        trace_lines: w.trace_lines().to_vec(),
+        node_names,
+        topic_names,
+        drained,
+    }
+}
+
+/// Whether `kind` counts as a failure in `scenario` (not in `[expect].allow`).
+pub fn is_failure(scenario: &Scenario, kind: ViolationKind) -> bool {
+    !scenario.expect.allow.contains(&kind)
+}
+
+/// The client profile name (for messages).
+pub fn client_name(c: ClientKind) -> &'static str {
+    c.as_str()
+}

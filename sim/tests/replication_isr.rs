@@ -1,0 +1,182 @@
+//! ISR shrink and expand, min.insync.replicas, and unclean leader election
+//! (issue 3 priority b).
+
+mod support;
+
+use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::controller::Controller;
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::protocol::{Acks, ErrorCode};
+use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
+use kafsim_sim::cluster::Cluster;
+use kafsim_sim::invariants::{self, InvariantScope};
+use kafsim_sim::world::{World, WorldConfig};
+use support::*;
+
+const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
+
+fn fast_config() -> BrokerConfig {
+    BrokerConfig {
+        replica_lag_time_max: Duration::from_millis(3000),
+        // A fetch lost in a partition is retried after this (Kafka: request timeout).
+        replica_socket_timeout: Duration::from_millis(4000),
+        ..BrokerConfig::default()
+    }
+}
+
+fn isr(w: &World, c: &Cluster) -> Vec<NodeId> {
+    let ctl = c.active_controller(w).expect("an active controller");
+    let mut isr = w
+        .node::<Controller>(ctl)
+        .unwrap()
+        .state()
+        .partition(TP)
+        .unwrap()
+        .isr
+        .clone();
+    isr.sort();
+    isr
+}
+
+#[test]
+fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
+    let mut w = World::new(3, WorldConfig::default());
+    let config = fast_config();
+    let c = cluster(&mut w, 3, 1, 3, config.clone());
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
+    w.run_until(Instant::from_millis(2000));
+    let leader = c.leader_of(&w, TP).unwrap();
+    let lagging = c.followers_of(&w, TP)[0];
+    assert_eq!(isr(&w, &c).len(), 3);
+    w.net().partition(&[leader], &[lagging]);
+    w.run_until(Instant::from_millis(8000));
+    assert!(
+        !isr(&w, &c).contains(&lagging),
+        "ISR still {:?}",
+        isr(&w, &c)
+    );
+    let acked_while_out = acked(&w, TP).len();
+    w.run_until(Instant::from_millis(10_000));
+    assert!(
+        acked(&w, TP).len() > acked_while_out,
+        "acks=all continues with a 2-replica ISR"
+    );
+    w.net().heal();
+    w.run_until(Instant::from_millis(16_000));
+    assert_eq!(isr(&w, &c).len(), 3, "the follower rejoined");
+    let shrinks = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| matches!(&e.event, HistoryEvent::IsrChanged { isr, .. } if isr.len() == 2))
+        .count();
+    assert!(shrinks >= 1);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn min_insync_rejects_acks_all_when_the_isr_is_too_small() {
+    let mut w = World::new(4, WorldConfig::default());
+    let config = BrokerConfig {
+        min_insync_replicas: 2,
+        ..fast_config()
+    };
+    let c = cluster(&mut w, 3, 1, 3, config);
+    w.run_until(Instant::from_millis(2000));
+    for f in c.followers_of(&w, TP) {
+        w.crash(f);
+    }
+    w.run_until(Instant::from_millis(14_000));
+    assert_eq!(isr(&w, &c).len(), 1);
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::MAX);
+    w.run_until(Instant::from_millis(16_000));
+    let rejected = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                HistoryEvent::SendFail {
+                    error: ErrorCode::NotEnoughReplicas,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(rejected > 10, "only {rejected} NotEnoughReplicas");
+    assert!(acked(&w, TP).is_empty());
+}
+
+/// acks=all, min.insync=1: the ISR shrinks to the leader, which acknowledges alone, then dies.
+fn isr_of_one_then_leader_dies(unclean: bool) -> (World, Cluster, NodeId) {
+    let mut w = World::new(5, WorldConfig::default());
+    let config = BrokerConfig {
+        unclean_leader_election: unclean,
+        ..fast_config()
+    };
+    let c = cluster(&mut w, 3, 1, 3, config.clone());
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: false,
+        },
+    );
+    w.run_until(Instant::from_millis(2000));
+    let leader = c.leader_of(&w, TP).unwrap();
+    let followers = c.followers_of(&w, TP);
+    w.net().partition(&[leader], &followers);
+    w.run_until(Instant::from_millis(8000));
+    assert_eq!(isr(&w, &c), vec![leader]);
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(9000));
+    w.run_until(Instant::from_millis(9500));
+    assert!(
+        !acked(&w, TP).is_empty(),
+        "the lone leader acknowledged nothing"
+    );
+    w.crash(leader);
+    w.net().heal();
+    w.run_until(Instant::from_millis(20_000));
+    (w, c, leader)
+}
+
+#[test]
+fn unclean_election_loses_records_acked_by_a_lone_leader() {
+    let (mut w, c, old) = isr_of_one_then_leader_dies(true);
+    let new = c.leader_of(&w, TP).expect("an unclean leader");
+    assert_ne!(new, old);
+    let lost = lost_acked(&w, &c, TP).unwrap();
+    assert_eq!(
+        lost.len(),
+        acked(&w, TP).len(),
+        "the new leader never had them"
+    );
+    w.restart(old);
+    w.run_until(Instant::from_millis(30_000));
+    assert!(
+        !lost_acked(&w, &c, TP).unwrap().is_empty(),
+        "still lost after the old leader returns"
+    );
+    assert!(invariants::check_divergence(&w, &c).is_empty());
+}
+
+#[test]
+fn clean_election_keeps_the_partition_offline_until_the_leader_returns() {
+    let (mut w, c, old) = isr_of_one_then_leader_dies(false);
+    assert_eq!(c.leader_of(&w, TP), None, "offline: no ISR member is alive");
+    w.restart(old);
+    w.run_until(Instant::from_millis(30_000));
+    assert_eq!(c.leader_of(&w, TP), Some(old));
+    assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}

@@ -1,0 +1,159 @@
+//! `kafsim bench` end to end: a small workload gives perf-test text, `--json` and a report
+//! directory; a sweep gives one row per grid point; bad input is exit status 2 with the file,
+//! line and key, and `--report` into someone's non-empty directory is refused before running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kafsim_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kafsim"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("kafsim runs")
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kafsim-cli-bench-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A tiny workload: 3 brokers, RF 3, one producer at 2000 records/s for 2 s, one consumer.
+const SMALL: &str = r#"
+name = "small"
+duration = "2s"
+drain = "5s"
+warmup = "500ms"
+hardware = "default"
+
+[cluster]
+brokers = 3
+
+[[topics]]
+name = "t"
+partitions = 3
+replication_factor = 3
+
+[[producers]]
+topic = "t"
+rate = 2000
+message_size = 100
+[producers.config]
+acks = "all"
+
+[[consumer_groups]]
+group = "g"
+topics = ["t"]
+[consumer_groups.config]
+"auto.offset.reset" = "earliest"
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write workload");
+    path.display().to_string()
+}
+
+fn assert_bad_input(out: &Output, stderr_says: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains(stderr_says),
+        "stderr {stderr:?} lacks {stderr_says:?}"
+    );
+}
+
+#[test]
+fn a_run_prints_perf_test_text_and_writes_json_and_a_report() {
+    let dir = scratch("run");
+    let workload = write(&dir, "small.toml", SMALL);
+    let json = dir.join("out.json");
+    let report = dir.join("report");
+    let out = kafsim_bench(&[
+        &workload,
+        "--json",
+        json.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("records sent,"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rate = v["publish_rate"].as_f64().unwrap();
+    assert!((rate - 2000.0).abs() < 100.0, "publish rate {rate}");
+    assert!(v["end_to_end_latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(report.join("index.html").is_file());
+    // Deterministic: the same workload gives the same JSON.
+    let again = dir.join("again.json");
+    kafsim_bench(&[&workload, "--json", again.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&json).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+}
+
+#[test]
+fn a_sweep_prints_one_row_per_point() {
+    let dir = scratch("sweep");
+    let workload = write(&dir, "small.toml", SMALL);
+    let out = kafsim_bench(&[&workload, "--sweep", "linger.ms=0,20"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].contains("linger.ms") && lines[0].contains("records/s"));
+}
+
+#[test]
+fn bad_input_is_exit_2_with_file_line_and_key() {
+    let dir = scratch("bad");
+    let typo = write(
+        &dir,
+        "typo.toml",
+        &SMALL.replace("rate = 2000", "rat = 2000"),
+    );
+    let out = kafsim_bench(&[&typo]);
+    assert_bad_input(&out, "typo.toml:");
+    assert_bad_input(&out, "rat");
+    let missing = dir.join("missing.toml");
+    assert_bad_input(&kafsim_bench(&[missing.to_str().unwrap()]), "missing.toml");
+    let workload = write(&dir, "small.toml", SMALL);
+    assert_bad_input(
+        &kafsim_bench(&[&workload, "--sweep", "linger.ms"]),
+        "--sweep",
+    );
+    assert_bad_input(
+        &kafsim_bench(&[&workload, "--sweep", "lingr.ms=1,2"]),
+        "lingr.ms",
+    );
+    assert_bad_input(
+        &kafsim_bench(&[&workload, "--sweep", "replication_factor=1,4"]),
+        "only 3 brokers",
+    );
+}
+
+#[test]
+fn a_report_into_a_foreign_directory_is_refused_before_running() {
+    let dir = scratch("foreign");
+    let workload = write(&dir, "small.toml", SMALL);
+    let foreign = dir.join("src");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("main.rs"), "fn main() {}").unwrap();
+    let out = kafsim_bench(&[&workload, "--report", foreign.to_str().unwrap()]);
+    assert_bad_input(&out, "refusing");
+    assert!(out.stdout.is_empty(), "it ran before refusing");
+    assert!(foreign.join("main.rs").is_file());
+}
