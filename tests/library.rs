@@ -1,0 +1,153 @@
+//! The scenario library (`scenarios/`, issue 7) as a newcomer meets it: every file parses, is
+//! named after its scenario, explains itself, shows up in `kafsim list`, and `kafsim check`
+//! meets every expectation: each file that breaks a piece of Kafka advice shows its violation
+//! within its seeds, each twin that follows the advice shows none.
+//!
+//! The full `check` runs hundreds of simulated minutes. It runs here with the binary cargo
+//! built for this test when that is an optimised build, or with `target/release/kafsim` when
+//! one exists (build it with `cargo build --release`); a plain debug `cargo test` without a
+//! release binary checks parsing, listing and a fast subset only, and says so on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn library() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))
+}
+
+fn files() -> Vec<PathBuf> {
+    kafsim_sim::scenario::library_files(&library()).expect("scenarios/ is readable")
+}
+
+fn kafsim(binary: &Path, args: &[&str]) -> Output {
+    Command::new(binary)
+        .args(args)
+        .arg("--dir")
+        .arg(library())
+        .output()
+        .expect("kafsim runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The release binary next to this test's target directory, if one was built.
+fn release_binary() -> Option<PathBuf> {
+    if !cfg!(debug_assertions) {
+        return Some(PathBuf::from(env!("CARGO_BIN_EXE_kafsim")));
+    }
+    let release = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/kafsim"));
+    release.is_file().then_some(release)
+}
+
+#[test]
+fn every_library_file_parses_and_is_named_after_its_scenario() {
+    let files = files();
+    assert!(files.len() >= 30, "the library covers issue 7's claims");
+    for file in &files {
+        let s = kafsim_sim::scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
+        let stem = file.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(s.name, stem, "{}: file name = scenario name", file.display());
+        let sentences = s.description.matches(". ").count() + 1;
+        assert!(
+            s.description.len() >= 40 && sentences <= 3,
+            "{}: a description of one or two sentences",
+            file.display()
+        );
+        kafsim_sim::runner::prepare(s).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn every_advice_has_a_breaking_and_a_following_scenario() {
+    let all: Vec<_> = files()
+        .iter()
+        .map(|f| kafsim_sim::scenario::load(f).unwrap())
+        .collect();
+    let breaking = all.iter().filter(|s| !s.expect.violations.is_empty());
+    let following = all.iter().filter(|s| s.expect.violations.is_empty());
+    assert!(breaking.count() >= 15, "scenarios that must show a violation");
+    assert!(following.count() >= 12, "scenarios that must show none");
+    for s in &all {
+        for kind in &s.expect.violations {
+            assert!(
+                !s.expect.allow.contains(kind),
+                "{}: {kind:?} is both expected and allowed",
+                s.name
+            );
+        }
+    }
+}
+
+#[test]
+fn list_shows_every_scenario_with_its_description() {
+    let out = kafsim(Path::new(env!("CARGO_BIN_EXE_kafsim")), &["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for file in files() {
+        let s = kafsim_sim::scenario::load(&file).unwrap();
+        let first = s.description.split(". ").next().unwrap();
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(s.name.as_str()))
+            .unwrap_or_else(|| panic!("{} is listed:\n{stdout}", s.name));
+        assert!(line.contains(first), "{line} shows its description");
+    }
+}
+
+/// Scenarios fast enough for a debug build, one of each expectation kind.
+const DEBUG_SUBSET: [&str; 3] = [
+    "commit-before-process",
+    "keyed-random-partitioner",
+    "worker-pool-key-routing",
+];
+
+#[test]
+fn check_meets_every_expectation() {
+    let Some(binary) = release_binary() else {
+        eprintln!(
+            "no release build: checking the subset {DEBUG_SUBSET:?} only \
+             (run `cargo build --release` for the whole library)"
+        );
+        for name in DEBUG_SUBSET {
+            let file = library().join(format!("{name}.toml"));
+            let s = kafsim_sim::scenario::load(&file).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_kafsim"))
+                .arg("run")
+                .arg(&file)
+                .arg("--no-progress")
+                .output()
+                .expect("kafsim runs");
+            let want = if s.expect.violations.is_empty() { 0 } else { 1 };
+            assert_eq!(
+                out.status.code(),
+                Some(want),
+                "{name}:\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            let stdout = text(&out.stdout);
+            for kind in &s.expect.violations {
+                assert!(stdout.contains(kind.as_str()), "{name} shows {kind:?}");
+            }
+        }
+        return;
+    };
+    let out = kafsim(&binary, &["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    for file in files() {
+        let name = file.file_stem().unwrap().to_str().unwrap();
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} has a row:\n{stdout}"));
+        assert!(row.contains(" ok "), "{row}");
+    }
+}
