@@ -20,7 +20,9 @@ pub enum HistoryEvent {
         key: Option<Key>,
         topic: TopicId,
     },
-    /// The producer got an acknowledgement: the value is at `offset` of `partition`.
+    /// The producer got an acknowledgement: the value is at `offset` of `partition`. With
+    /// `acks=0` the client learns no offset: `offset` is `u64::MAX`
+    /// (`producer::OFFSET_UNKNOWN`) and the value counts as acknowledged all the same.
     SendOk {
         producer: u32,
         value: ValueId,

@@ -45,7 +45,7 @@ fn random_faults(w: &mut World, brokers: &[NodeId], seed: u64, until: Instant) {
 #[test]
 fn acks_all_min_insync_2_never_loses_under_crashes_partitions_pauses() {
     let mut total_acked = 0;
-    for seed in 0..20u64 {
+    for seed in 0..40u64 {
         let mut w = World::new(seed, WorldConfig::default());
         let config = BrokerConfig {
             min_insync_replicas: 2,
@@ -85,4 +85,84 @@ fn acks_all_min_insync_2_never_loses_under_crashes_partitions_pauses() {
         total_acked > 20 * 200,
         "too few acks overall: {total_acked}"
     );
+}
+
+/// One faulty run, returning its trace hash and history length.
+fn run_once(seed: u64) -> (u64, usize) {
+    let mut w = World::new(seed, WorldConfig::default());
+    let config = BrokerConfig {
+        min_insync_replicas: 2,
+        ..BrokerConfig::default()
+    };
+    let c = cluster(&mut w, 3, 2, 3, config);
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
+    random_faults(&mut w, &c.brokers, seed, Instant::from_millis(20_000));
+    w.run_until(Instant::from_millis(30_000));
+    (w.trace_hash(), w.history().len())
+}
+
+#[test]
+fn same_seed_same_trace() {
+    assert_eq!(run_once(5), run_once(5));
+    assert_ne!(run_once(5).0, run_once(6).0);
+}
+
+#[test]
+fn acks_all_survives_controller_failovers_too() {
+    for seed in 100..130u64 {
+        let mut w = World::new(seed, WorldConfig::default());
+        let config = BrokerConfig {
+            min_insync_replicas: 2,
+            replica_lag_time_max: Duration::from_millis(10_000),
+            offsets_topic_partitions: 1,
+            ..BrokerConfig::default()
+        };
+        let c = kafsim_sim::cluster::build_cluster(
+            &mut w,
+            &kafsim_sim::cluster::ClusterSpec {
+                brokers: 3,
+                controllers: 2,
+                broker_config: config.clone(),
+                topics: vec![("t".into(), 1, 3)],
+            },
+        );
+        invariants::register(
+            &mut w,
+            &c,
+            &config,
+            InvariantScope {
+                correlated_power_loss: false,
+            },
+        );
+        add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
+        let mut nodes = c.brokers.clone();
+        nodes.extend(c.controllers.iter().copied());
+        random_faults(&mut w, &nodes, seed, Instant::from_millis(40_000));
+        w.net().heal();
+        for n in &nodes {
+            w.resume(*n);
+            w.restart(*n);
+        }
+        settle(&mut w, &c, TP, Duration::from_secs(40));
+        assert_eq!(
+            lost_acked(&w, &c, TP),
+            Some(vec![]),
+            "seed {seed}: acked records lost"
+        );
+        assert!(
+            invariants::check_divergence(&w, &c).is_empty(),
+            "seed {seed}"
+        );
+        assert!(
+            w.violations().is_empty(),
+            "seed {seed}: {:?}",
+            w.violations()
+        );
+        // A restarted controller waits a session timeout for a sync before taking over.
+        w.run_for(Duration::from_secs(12));
+        assert!(
+            c.active_controller(&w).is_some(),
+            "seed {seed}: no active controller"
+        );
+    }
 }

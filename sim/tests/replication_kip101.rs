@@ -95,3 +95,54 @@ fn leader_epoch_truncation_keeps_committed_records() {
         "A caught up with B"
     );
 }
+
+/// KIP-101 scenario 2: after a double failure the follower that lost its unflushed tail is
+/// elected and writes new records; the old leader returns with its old records.
+fn double_failure(protocol: ReplicationProtocol) -> (World, Cluster) {
+    let mut w = World::new(8, WorldConfig::default());
+    let config = BrokerConfig {
+        replication_protocol: protocol,
+        ..BrokerConfig::default()
+    };
+    let c = cluster(&mut w, 2, 1, 2, config.clone());
+    invariants::register(
+        &mut w,
+        &c,
+        &config,
+        InvariantScope {
+            correlated_power_loss: true,
+        },
+    );
+    add_probe(
+        &mut w,
+        &c,
+        0,
+        TP,
+        Acks::Leader,
+        Instant::from_millis(30_000),
+    );
+    w.run_until(Instant::from_millis(6200));
+    let a = c.leader_of(&w, TP).unwrap();
+    let b = c.followers_of(&w, TP)[0];
+    w.crash(a);
+    w.power_loss(b, true);
+    w.restart(b);
+    w.run_until(Instant::from_millis(30_000));
+    assert_eq!(c.leader_of(&w, TP), Some(b));
+    w.restart(a);
+    w.run_until(Instant::from_millis(45_000));
+    (w, c)
+}
+
+#[test]
+fn high_watermark_protocol_lets_replicas_diverge_after_a_double_failure() {
+    let (w, c) = double_failure(ReplicationProtocol::HighWatermark);
+    assert!(!invariants::check_divergence(&w, &c).is_empty());
+}
+
+#[test]
+fn leader_epochs_keep_replicas_identical_after_a_double_failure() {
+    let (w, c) = double_failure(ReplicationProtocol::LeaderEpoch);
+    assert!(invariants::check_divergence(&w, &c).is_empty());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}

@@ -20,6 +20,8 @@ pub struct BatchBuffer {
     pub records: Vec<Delivered>,
     /// Sequence of the current batch (keys its timeout timer, so a stale one is ignored).
     pub seq: u64,
+    /// The timeout fired while the poll loop was busy: flush at the next poll.
+    pub due: bool,
 }
 
 impl BatchBuffer {
@@ -31,6 +33,7 @@ impl BatchBuffer {
     /// Take the batch out for processing, starting a new one.
     pub fn take(&mut self) -> Vec<Delivered> {
         self.seq += 1;
+        self.due = false;
         std::mem::take(&mut self.records)
     }
 }

@@ -23,7 +23,8 @@ pub enum BreakRule {
     SkipHwRule,
     /// The leader lets its HW move back to the ISR's lowest LEO.
     AllowHwRegression,
-    /// The controller elects a new leader without bumping the leader epoch.
+    /// The controller elects a new leader without bumping the leader epoch, and brokers
+    /// follow a leader change within an epoch.
     ReuseLeaderEpoch,
     /// The controller elects a replica outside the ISR even with clean election.
     ElectOutOfIsr,

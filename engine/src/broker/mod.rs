@@ -127,7 +127,15 @@ impl Broker {
         let hws = checkpoint::read_high_watermarks(cx.disk());
         for file in cx.disk().files() {
             if let FileId::Log(tp) = file {
-                let (log, _) = recovery::load(tp, cx.disk());
+                let (log, report) = recovery::load(tp, cx.disk());
+                if report.entries_cut > 0 {
+                    cx.record(crate::history::HistoryEvent::Truncated {
+                        broker: cx.me(),
+                        partition: tp,
+                        offset: log.log_end_offset(),
+                        reason: "recovery",
+                    });
+                }
                 let hw = hws.get(&tp).copied().unwrap_or(0);
                 self.rm.add_recovered(log, hw);
             }
@@ -153,16 +161,18 @@ impl Broker {
             self.registered = false;
         }
         match (self.registered, self.active_controller) {
-            (true, Some(c)) => {
+            (true, Some(_)) => {
+                // Every controller hears the heartbeat (only the active one answers): a
+                // standby uses it to know it is not cut off before it takes over.
                 let correlation_id = self.next_correlation();
-                cx.send(
-                    c,
-                    Message::BrokerHeartbeatRequest(BrokerHeartbeatRequest {
-                        correlation_id,
-                        broker: cx.me(),
-                        broker_epoch: self.rm.broker_epoch,
-                    }),
-                );
+                let req = BrokerHeartbeatRequest {
+                    correlation_id,
+                    broker: cx.me(),
+                    broker_epoch: self.rm.broker_epoch,
+                };
+                for &c in &self.identity.controllers {
+                    cx.send(c, Message::BrokerHeartbeatRequest(req.clone()));
+                }
             }
             _ => self.register(cx),
         }

@@ -48,6 +48,12 @@ pub struct SyncCommit {
     not_before: Instant,
 }
 
+impl SyncCommit {
+    pub fn offsets(&self) -> &[CommitOffset] {
+        &self.offsets
+    }
+}
+
 /// Errors after which Java's commitSync retries (after finding the coordinator again).
 fn is_retriable_commit_error(e: ErrorCode) -> bool {
     matches!(

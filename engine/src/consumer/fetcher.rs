@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 /// Connection-setup style bound on metadata requests (Java's socket.connection.setup.timeout.ms
 /// is 10 s): a dead bootstrap broker must not hold discovery for a full request timeout.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a broker that failed a request is avoided for cluster-wide questions.
+const AVOID_FAILED_BROKER: Duration = Duration::from_secs(30);
 
 /// What the consumer knows of the cluster.
 #[derive(Debug, Default)]
@@ -48,16 +50,27 @@ impl Metadata {
 }
 
 impl Consumer {
-    /// The next broker to ask for cluster-wide answers (round-robin over what we know).
-    pub(super) fn pick_broker(&mut self) -> NodeId {
+    /// The broker to ask cluster-wide questions (metadata, FindCoordinator): like Java's
+    /// least-loaded-node choice, a connected broker first, then one that has not failed us
+    /// recently, in rotation.
+    pub(super) fn pick_broker(&mut self, now: Instant) -> NodeId {
         let list = if self.meta.brokers.is_empty() {
             &self.spec.bootstrap
         } else {
             &self.meta.brokers
         };
-        let n = list[self.meta.cursor % list.len()];
+        let n = list.len();
+        let start = self.meta.cursor;
         self.meta.cursor = self.meta.cursor.wrapping_add(1);
-        n
+        let rotation = (0..n).map(|k| list[(start + k) % n]);
+        let recently_failed = |b: &NodeId| {
+            self.failed_at
+                .get(b)
+                .is_some_and(|t| now.saturating_since(*t) < AVOID_FAILED_BROKER)
+        };
+        let connected = rotation.clone().find(|b| self.connected.contains(b));
+        let healthy = rotation.clone().find(|b| !recently_failed(b));
+        connected.or(healthy).unwrap_or(list[start % n])
     }
 
     fn has_inflight(&self, pred: impl Fn(&Req) -> bool) -> bool {
@@ -73,7 +86,7 @@ impl Consumer {
         }
         let mut topics = self.spec.topics.clone();
         topics.extend(self.spec.dlq_topic);
-        let to = self.pick_broker();
+        let to = self.pick_broker(cx.now());
         let msg = Message::MetadataRequest(MetadataRequest {
             correlation_id: self.take_corr(),
             topics,

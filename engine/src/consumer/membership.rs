@@ -49,7 +49,8 @@ pub struct Membership {
     pub heartbeat_inflight: bool,
     heartbeat_epoch: u64,
     pub last_heartbeat_ok: Instant,
-    cooperative: bool,
+    /// KIP-429 incremental rebalancing: owned partitions stay owned across the join.
+    pub cooperative: bool,
     pub rebalances: u64,
 }
 
@@ -115,7 +116,7 @@ impl Consumer {
         {
             return;
         }
-        let to = self.pick_broker();
+        let to = self.pick_broker(cx.now());
         let msg = Message::FindCoordinatorRequest(FindCoordinatorRequest {
             correlation_id: self.take_corr(),
             key: self.spec.group.clone(),
@@ -411,7 +412,7 @@ impl Consumer {
     /// member leave the group (Java's heartbeat thread sends LeaveGroup, KIP-62); it rejoins at
     /// its next poll, and its partitions are lost meanwhile.
     pub(super) fn check_poll_interval(&mut self, cx: &mut Cx) {
-        if self.group.state != MemberState::Stable || self.poll_thread_idle() {
+        if self.group.state != MemberState::Stable || !self.poll_thread_blocked() {
             return;
         }
         if cx.now().saturating_since(self.poll.last_poll) <= self.config.max_poll_interval {

@@ -22,6 +22,8 @@ pub mod fetcher;
 pub mod membership;
 pub mod poll;
 pub mod profile;
+#[cfg(test)]
+mod tests;
 
 use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
@@ -35,7 +37,7 @@ use crate::time::{Duration, Instant};
 pub use config::{ConsumerConfig, OffsetReset};
 use profile::AutoCommitStyle;
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Timer: housekeeping (request timeouts, backoffs, max.poll.interval.ms).
 const TIMER_TICK: u16 = 1;
@@ -52,6 +54,10 @@ const TIMER_BATCH: u16 = 5;
 const TICK: Duration = Duration::from_millis(100);
 /// Most requests one consumer has in flight (every kind together).
 const MAX_INFLIGHT: usize = 256;
+/// `socket.connection.setup.timeout.ms` (Java 2.7+, 10 s): a request to a broker this
+/// incarnation has no live connection to fails after this long if the broker never answers
+/// (a dead or unreachable host), rather than after the request's own timeout.
+const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the lead's runner builds a consumer from.
 #[derive(Clone, Debug)]
@@ -145,6 +151,10 @@ pub struct Consumer {
     sink: Sink,
     sync_commit: Option<commit::SyncCommit>,
     dead_letters: BTreeMap<usize, DeadLetter>,
+    /// Brokers that answered since this incarnation started (or since they last failed us).
+    connected: BTreeSet<NodeId>,
+    /// When a broker last failed a request (timeout or reset): avoided for cluster-wide asks.
+    failed_at: BTreeMap<NodeId, Instant>,
 }
 
 impl Consumer {
@@ -185,6 +195,8 @@ impl Consumer {
             sink,
             sync_commit: None,
             dead_letters: BTreeMap::new(),
+            connected: BTreeSet::new(),
+            failed_at: BTreeMap::new(),
         }
     }
 
@@ -229,6 +241,11 @@ impl Consumer {
         );
         let corr = self.next_corr;
         self.next_corr += 1;
+        let timeout = if self.connected.contains(&to) {
+            timeout
+        } else {
+            timeout.min(CONNECTION_SETUP_TIMEOUT)
+        };
         let entry = Inflight {
             to,
             sent_at: cx.now(),
@@ -267,6 +284,7 @@ impl Consumer {
             .collect();
         for corr in expired {
             if let Some(f) = self.inflight.remove(&corr) {
+                self.connected.remove(&f.to);
                 self.fail_request(cx, f, ErrorCode::RequestTimedOut);
             }
         }
@@ -275,9 +293,13 @@ impl Consumer {
         cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
     }
 
-    /// A request got no answer (timeout) or its connection died.
+    /// A request got no answer (timeout) or its connection died. As Java's NetworkClient on a
+    /// disconnect, ask for fresh metadata: the broker may have lost its leaderships.
     fn fail_request(&mut self, cx: &mut Cx, f: Inflight, error: ErrorCode) {
         let backoff = cx.now() + self.config.retry_backoff;
+        self.failed_at.insert(f.to, cx.now());
+        self.meta.invalidate_leader(f.to);
+        self.meta.wanted = true;
         match f.req {
             Req::Metadata => self.meta.not_before = backoff,
             Req::FindCoordinator => self.group.find_not_before = backoff,
@@ -327,6 +349,8 @@ impl Consumer {
     }
 
     fn on_connection_reset(&mut self, cx: &mut Cx, from: NodeId) {
+        self.connected.remove(&from);
+        self.failed_at.insert(from, cx.now());
         let dead: Vec<u64> = self
             .inflight
             .iter()
@@ -346,6 +370,7 @@ impl Consumer {
         let Some(corr) = correlation_of(&msg) else {
             return;
         };
+        self.connected.insert(from);
         let Some(f) = self.inflight.remove(&corr) else {
             return; // answered after a timeout or a reset: already failed
         };

@@ -44,6 +44,12 @@ impl Consumer {
         self.procs.all[0].is_idle() && self.sync_commit.is_none()
     }
 
+    /// Whether the application is kept out of `poll()`: processing, waiting on a commit, or
+    /// blocked handing records to a full worker pool.
+    pub(super) fn poll_thread_blocked(&self) -> bool {
+        !self.poll_thread_idle() || (self.spec.handler.uses_pool() && !self.procs.pool_has_room())
+    }
+
     pub(super) fn drive_poll_loop(&mut self, cx: &mut Cx) {
         for i in 0..self.procs.all.len() {
             self.run_processor(cx, i);
@@ -60,14 +66,26 @@ impl Consumer {
         if !self.poll_thread_idle() {
             return false;
         }
+        if self.batch.due {
+            self.flush_batch();
+            self.run_processor(cx, 0);
+            return true;
+        }
         if self.spec.handler.uses_pool() && !self.procs.pool_has_room() {
             return false; // the executor's queue is full: the poll thread blocks in submit
         }
         self.poll.last_poll = cx.now();
-        if !self.group.is_stable() || self.group.rejoin {
-            return false; // the rebalance runs inside this poll (membership drives it)
+        let rebalancing = !self.group.is_stable() || self.group.rejoin;
+        // Eager: the rebalance runs inside this poll (membership drives it) and returns
+        // nothing until it completes. Cooperative (KIP-429): poll keeps returning records of
+        // the partitions the member still owns while its join is in flight.
+        let keeps_owned = self.group.cooperative && !self.group.owned.is_empty();
+        if rebalancing && !(keeps_owned && self.group.generation >= 0) {
+            return false;
         }
-        self.maybe_auto_commit_at_poll(cx);
+        if !rebalancing {
+            self.maybe_auto_commit_at_poll(cx);
+        }
         if self.spec.handler.uses_pool() && self.poll.pool_marks_dirty {
             self.poll.pool_marks_dirty = false;
             self.commit_marks(cx);
@@ -189,10 +207,9 @@ impl Consumer {
         self.poll.inline_batch_open = true;
     }
 
-    pub(super) fn on_batch_timeout(&mut self, cx: &mut Cx, seq: u64) {
-        if seq == self.batch.seq && self.poll_thread_idle() {
-            self.flush_batch();
-            self.run_processor(cx, 0);
+    pub(super) fn on_batch_timeout(&mut self, _cx: &mut Cx, seq: u64) {
+        if seq == self.batch.seq {
+            self.batch.due = true; // flushed by the poll loop as soon as it is free
         }
     }
 

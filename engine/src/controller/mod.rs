@@ -6,14 +6,17 @@
 //! Usage: `Controller::new(ControllerConfig { controllers, brokers, topics, broker })`. The
 //! first listed controller starts active (controller epoch 1); the others are standbys that
 //! take over, with a higher controller epoch, when no `ControllerSync` arrived from an active
-//! controller for a broker session timeout. Brokers follow the highest controller epoch they
-//! have seen. Liveness is ZooKeeper-era: only a missed session fences a broker and removes it
-//! from ISRs; a broker that re-registers with a new incarnation loses the leadership it held
-//! (its new process has no follower state) but keeps its ISR membership.
+//! controller for a broker session timeout while a majority of brokers still reach them
+//! (brokers heartbeat every controller; only the active one answers). Brokers follow the
+//! highest controller epoch they have seen. Liveness is ZooKeeper-era: only a missed session
+//! fences a broker and removes it from ISRs; a broker that re-registers with a new
+//! incarnation loses the leadership it held (its new process has no follower state) but
+//! keeps its ISR membership.
 //!
-//! Architecture invariant: without a quorum, two controllers that cannot see each other may
-//! both act; the controller epoch decides which one brokers obey. A Raft quorum would
-//! implement [`state::MetadataLog`].
+//! Known limit (no quorum yet): if only the link between the two controllers breaks, the
+//! standby takes over with the state of the last sync, and changes the old active made since
+//! are forgotten; brokers obey the higher controller epoch. A Raft quorum would implement
+//! [`state::MetadataLog`] and close this.
 
 pub mod election;
 pub mod state;
@@ -59,7 +62,6 @@ struct Liveness {
     last_heartbeat: Instant,
     /// 0 until the broker registers with this controller.
     broker_epoch: u64,
-    incarnation: u64,
     fenced: bool,
     acked_version: u64,
 }
@@ -73,6 +75,10 @@ pub struct Controller {
     next_broker_epoch: u64,
     last_sync_seen: Instant,
     highest_epoch_seen: u32,
+    /// When each broker was last heard from (heartbeats go to every controller): a standby
+    /// only takes over while a majority of brokers can reach it, so a standby cut off from
+    /// the cluster does not seize control with stale state.
+    heard: BTreeMap<NodeId, Instant>,
 }
 
 impl Controller {
@@ -87,6 +93,7 @@ impl Controller {
             next_broker_epoch: 1,
             last_sync_seen: Instant::ZERO,
             highest_epoch_seen: 0,
+            heard: BTreeMap::new(),
         }
     }
 
@@ -115,7 +122,6 @@ impl Controller {
                 Liveness {
                     last_heartbeat: cx.now(),
                     broker_epoch: 0,
-                    incarnation: 0,
                     fenced: false,
                     acked_version: 0,
                 },
@@ -234,6 +240,12 @@ impl Controller {
             topics: self.state.topics.clone(),
             partitions: self.state.partitions.values().cloned().collect(),
             next_producer_id: self.state.next_producer_id,
+            broker_incarnations: self
+                .state
+                .incarnations
+                .iter()
+                .map(|(b, i)| (*b, *i))
+                .collect(),
         };
         for &c in &self.config.controllers {
             if c != cx.me() {
@@ -273,15 +285,13 @@ impl Controller {
     fn on_registration(&mut self, cx: &mut Cx, from: NodeId, req: BrokerRegistrationRequest) {
         let epoch = self.next_broker_epoch;
         self.next_broker_epoch += 1;
-        let prev = self.live.get(&from).copied();
-        let restarted =
-            prev.is_some_and(|l| l.incarnation != 0 && l.incarnation != req.incarnation);
+        let prev = self.state.incarnations.insert(from, req.incarnation);
+        let restarted = prev.is_some_and(|i| i != req.incarnation);
         self.live.insert(
             from,
             Liveness {
                 last_heartbeat: cx.now(),
                 broker_epoch: epoch,
-                incarnation: req.incarnation,
                 fenced: false,
                 acked_version: 0,
             },
@@ -306,6 +316,12 @@ impl Controller {
         changed.extend(self.elect_where(cx, &|_| false));
         changed.sort();
         changed.dedup();
+        if changed.is_empty() && prev != Some(req.incarnation) {
+            // Only the incarnation changed: commit it (and tell the standby) all the same.
+            self.state.version += 1;
+            self.store.commit(cx, &self.state);
+            self.send_sync(cx);
+        }
         self.send_leader_and_isr(cx, from, None);
         self.publish(cx, changed);
     }
@@ -464,6 +480,7 @@ impl Controller {
                 .map(|p| (p.partition, p))
                 .collect(),
             next_producer_id: sync.next_producer_id,
+            incarnations: sync.broker_incarnations.into_iter().collect(),
         };
         self.store.commit(cx, &self.state);
         cx.send(
@@ -475,13 +492,24 @@ impl Controller {
         );
     }
 
+    /// Whether more than half of the brokers were heard within a session timeout.
+    fn majority_of_brokers_heard(&self, now: Instant) -> bool {
+        let session = self.config.broker.broker_session_timeout;
+        let heard = self
+            .heard
+            .values()
+            .filter(|t| now.saturating_since(**t) < session)
+            .count();
+        2 * heard > self.config.brokers.len()
+    }
+
     fn on_sync_timer(&mut self, cx: &mut Cx) {
         match self.role {
             Role::Active => self.send_sync(cx),
             Role::Standby => {
-                if cx.now().saturating_since(self.last_sync_seen)
-                    >= self.config.broker.broker_session_timeout
-                {
+                let silent = cx.now().saturating_since(self.last_sync_seen)
+                    >= self.config.broker.broker_session_timeout;
+                if silent && self.majority_of_brokers_heard(cx.now()) {
                     self.become_active(cx, false);
                 }
             }
@@ -518,6 +546,12 @@ impl Node for Controller {
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
         if let Message::ControllerSync(s) = msg {
             return self.on_sync(cx, from, s);
+        }
+        if matches!(
+            msg,
+            Message::BrokerHeartbeatRequest(_) | Message::BrokerRegistrationRequest(_)
+        ) {
+            self.heard.insert(from, cx.now());
         }
         if self.role != Role::Active {
             return;

@@ -20,6 +20,8 @@ pub struct ControllerState {
     pub partitions: BTreeMap<TopicPartition, PartitionState>,
     /// Next producer id handed out by InitProducerId.
     pub next_producer_id: i64,
+    /// The incarnation each broker last registered with.
+    pub incarnations: BTreeMap<NodeId, u64>,
 }
 
 impl ControllerState {

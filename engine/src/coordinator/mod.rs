@@ -61,6 +61,14 @@ pub trait OffsetsLog {
     ) -> Result<(), ErrorCode>;
     /// The batches of `partition` below its high watermark, for loading after election.
     fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch>;
+    /// The batches a new coordinator loads: every batch up to the log end offset, as Kafka's
+    /// `GroupMetadataManager` loads to the LEO. A freshly elected leader's high watermark can
+    /// lag records the previous leader already acknowledged (followers learn the HW one fetch
+    /// later), so loading only below the HW would forget acknowledged commits. Defaults to
+    /// [`OffsetsLog::committed_batches`] for hosts that cannot tell.
+    fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.committed_batches(partition)
+    }
 }
 
 /// Configuration of the coordinator (broker properties, Kafka names in the docs).
@@ -445,7 +453,7 @@ impl GroupCoordinator {
 
     /// Rebuild committed offsets and groups from the partition's log.
     fn load(&mut self, cx: &mut Cx, partition: TopicPartition, epoch: u32, log: &dyn OffsetsLog) {
-        let loaded = load::replay(&log.committed_batches(partition));
+        let loaded = load::replay(&log.loadable_batches(partition));
         for (group, tp, offset, leader_epoch) in loaded.offsets {
             self.offsets.put(&group, tp, (offset, leader_epoch));
         }

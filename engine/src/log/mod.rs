@@ -454,4 +454,47 @@ pub(crate) mod tests {
         });
         assert!(unflushed.is_synced_through(1), "default policy never waits");
     }
+
+    #[test]
+    fn flush_interval_ms_flushes_only_stale_unflushed_data() {
+        let mut disk = MemDisk::default();
+        let mut log = Log::new(TP);
+        let policy = FlushPolicy {
+            interval_messages: None,
+            interval: Some(Duration::from_millis(100)),
+        };
+        let (_, effects) = with_cx(&mut disk, |cx| {
+            log.maybe_flush_by_time(cx, policy);
+            log.append_as_leader(cx, batch(&[1]), 0, policy);
+            log.maybe_flush_by_time(cx, policy);
+        });
+        let fsyncs = |effects: &[Effect]| {
+            effects
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Effect::Fsync {
+                            file: FileId::Log(_),
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        assert_eq!(
+            fsyncs(&effects),
+            0,
+            "nothing is older than the interval at time zero"
+        );
+        log.last_flush = Instant::ZERO;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let mut ids = 0;
+        let later = Instant::from_millis(150);
+        let mut cx = Cx::new(later, NodeId(0), &mut rng, &mut disk, &mut out, &mut ids);
+        log.maybe_flush_by_time(&mut cx, policy);
+        log.maybe_flush_by_time(&mut cx, policy);
+        assert_eq!(fsyncs(&out), 1, "one flush, then nothing unflushed");
+    }
 }

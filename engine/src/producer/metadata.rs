@@ -6,12 +6,32 @@
 //! often than `retry.backoff.ms`. As in Java since KIP-320, a partition's leader is only
 //! replaced by one of an equal or newer leader epoch, so a stale broker's answer cannot move
 //! the producer back to a deposed leader.
+//!
+//! A broker whose connection was reset (its process died) is *down* for the producer: nothing
+//! is sent to it, and batches for the partitions it leads wait, as Java's `NetworkClient`
+//! keeps them while the node is not connectable. It is up again once the cluster's metadata
+//! has dropped it from the live brokers and listed it again (it restarted), or after
+//! [`RECONNECT_GRACE`] (Java's `socket.connection.setup.timeout.ms`, 10 s since 2.7, KIP-601),
+//! which covers a reset without a death (a cut connection). The simulated network does not
+//! refuse connections to a dead process, so without this rule every request to it would be
+//! lost silently and wait out `request.timeout.ms`.
 
 use crate::node::NodeId;
 use crate::protocol::{ErrorCode, MetadataResponse};
 use crate::record::{TopicId, TopicPartition};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
+
+/// How long a reset broker stays down unless metadata shows it died and came back.
+pub const RECONNECT_GRACE: Duration = Duration::from_secs(10);
+
+/// A broker the producer saw reset.
+#[derive(Clone, Copy, Debug)]
+struct Down {
+    since: Instant,
+    /// The cluster metadata stopped listing it as live since it went down.
+    seen_dead: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Leader {
@@ -36,6 +56,7 @@ pub struct ClientMetadata {
     partition_count: Option<u32>,
     leaders: BTreeMap<u32, Leader>,
     stale: bool,
+    down: BTreeMap<NodeId, Down>,
     pub in_flight: Option<MetadataInFlight>,
     /// No request before this instant (backoff after a failure or a refresh).
     pub next_attempt: Instant,
@@ -51,6 +72,7 @@ impl ClientMetadata {
             partition_count: None,
             leaders: BTreeMap::new(),
             stale: true,
+            down: BTreeMap::new(),
             in_flight: None,
             next_attempt: Instant::ZERO,
         }
@@ -71,11 +93,32 @@ impl ClientMetadata {
         self.stale = true;
     }
 
-    /// Forget a broker's leadership after a failed connection, so no batch goes to it before
-    /// fresh metadata arrives.
-    pub fn forget_broker(&mut self, broker: NodeId) {
-        self.leaders.retain(|_, l| l.node != broker);
+    /// A broker's connection failed: refresh metadata. A reset (the process died) also marks
+    /// it down (see the module docs).
+    pub fn connection_failed(&mut self, broker: NodeId, reset: bool, now: Instant) {
         self.stale = true;
+        if reset {
+            let seen_dead = false;
+            self.down.insert(
+                broker,
+                Down {
+                    since: now,
+                    seen_dead,
+                },
+            );
+        }
+    }
+
+    /// Whether `broker` may be sent requests at `now`.
+    pub fn is_up(&self, broker: NodeId, now: Instant) -> bool {
+        self.down
+            .get(&broker)
+            .is_none_or(|d| now >= d.since + RECONNECT_GRACE)
+    }
+
+    /// The leader of `partition` if it is up.
+    pub fn usable_leader(&self, partition: TopicPartition, now: Instant) -> Option<NodeId> {
+        self.leader(partition).filter(|b| self.is_up(*b, now))
     }
 
     /// Whether a Metadata request should be sent now.
@@ -83,16 +126,28 @@ impl ClientMetadata {
         self.stale && self.in_flight.is_none() && now >= self.next_attempt
     }
 
-    /// The broker to ask next (round robin over the known brokers).
-    pub fn pick_broker(&mut self) -> NodeId {
-        let broker = self.brokers[self.next_broker % self.brokers.len()];
-        self.next_broker = self.next_broker.wrapping_add(1);
-        broker
+    /// The broker to ask next: round robin over the known brokers that are up (any broker if
+    /// none is).
+    pub fn pick_broker(&mut self, now: Instant) -> NodeId {
+        for _ in 0..self.brokers.len() {
+            let broker = self.brokers[self.next_broker % self.brokers.len()];
+            self.next_broker = self.next_broker.wrapping_add(1);
+            if self.is_up(broker, now) {
+                return broker;
+            }
+        }
+        self.brokers[self.next_broker % self.brokers.len()]
     }
 
-    /// Any known broker, for InitProducerId (Java picks the least loaded node).
-    pub fn any_broker(&mut self) -> NodeId {
-        self.pick_broker()
+    /// A down broker the metadata dropped and then lists again has restarted: it is up.
+    fn track_down_brokers(&mut self, live: &[NodeId]) {
+        for (broker, down) in self.down.iter_mut() {
+            if !live.contains(broker) {
+                down.seen_dead = true;
+            }
+        }
+        self.down
+            .retain(|broker, down| !(down.seen_dead && live.contains(broker)));
     }
 
     /// Apply a response. Returns false if the topic was missing (retry after backoff).
@@ -100,6 +155,7 @@ impl ClientMetadata {
         if !response.brokers.is_empty() {
             self.brokers = response.brokers.clone();
             self.brokers.sort();
+            self.track_down_brokers(&response.brokers);
         }
         let Some(&(_, count)) = response.topics.iter().find(|(t, _)| *t == self.topic) else {
             return false;

@@ -50,7 +50,7 @@ const TIMER_WAKE: u16 = 1;
 const INCARNATION_FILE: FileId = FileId::Named("producer-incarnation");
 
 /// Counters for reports and tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStats {
     pub invoked: u64,
     pub acked: u64,
@@ -59,6 +59,8 @@ pub struct ProducerStats {
     pub produce_requests: u64,
     pub retries: u64,
     pub epoch_bumps: u64,
+    /// Error codes of partition responses, counted per attempt (retried ones included).
+    pub errors: std::collections::BTreeMap<ErrorCode, u64>,
 }
 
 /// How a batch ended, for every record in it.
@@ -130,8 +132,8 @@ impl Producer {
         }
     }
 
-    pub fn stats(&self) -> ProducerStats {
-        self.stats
+    pub fn stats(&self) -> &ProducerStats {
+        &self.stats
     }
 
     pub fn config(&self) -> &ProducerConfig {
@@ -172,7 +174,7 @@ impl Producer {
         let next = self.next_wake(now);
         let Some(at) = next else { return };
         if let Some((armed_at, id, _)) = self.wake {
-            if armed_at <= at {
+            if armed_at <= at && armed_at >= now {
                 return;
             }
             cx.cancel_timer(id);
@@ -204,7 +206,23 @@ impl Producer {
                 candidates.push(head.created + timeout);
             }
         }
+        if self.application_can_progress(now) {
+            // A completion during this poll unblocked the application: continue at once, in a
+            // new event, so other nodes' events at this instant interleave.
+            return Some(now);
+        }
         candidates.into_iter().filter(|at| *at > now).min()
+    }
+
+    /// Whether the application could hand over a record right now.
+    fn application_can_progress(&self, now: Instant) -> bool {
+        if let Some(blocked) = self.blocked {
+            let size = blocked_size(self.workload.spec().message_size, blocked.key);
+            return self.metadata.partition_count().is_some() && self.accumulator.has_room(size);
+        }
+        self.waiting_for.is_none()
+            && self.outstanding_records < self.config.max_outstanding_records
+            && self.workload.due(now)
     }
 
     /// The application: retry a blocked send, then make the sends that are due.
@@ -399,4 +417,16 @@ impl Node for Producer {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// Wire size of a record the application is blocked on.
+fn blocked_size(message_size: u32, key: Option<Key>) -> u32 {
+    let record = Record {
+        value: ValueId(0),
+        key,
+        size: message_size,
+        create_time: Instant::ZERO,
+        payload: None,
+    };
+    record.wire_size()
 }

@@ -150,7 +150,8 @@ impl Producer {
         {
             self.sender.init_in_flight = None;
         }
-        self.metadata.forget_broker(broker);
+        let reset = reason == "connection reset";
+        self.metadata.connection_failed(broker, reset, cx.now());
     }
 
     pub(super) fn send_metadata_request(&mut self, cx: &mut Cx) {
@@ -159,7 +160,7 @@ impl Producer {
             return;
         }
         let correlation_id = self.sender.correlation_id();
-        let broker = self.metadata.pick_broker();
+        let broker = self.metadata.pick_broker(now);
         self.metadata.in_flight = Some(super::metadata::MetadataInFlight {
             correlation_id,
             broker,
@@ -204,7 +205,7 @@ impl Producer {
         }
         let (producer_id, producer_epoch) = idem.init_request_ids();
         let correlation_id = self.sender.correlation_id();
-        let broker = self.metadata.any_broker();
+        let broker = self.metadata.pick_broker(now);
         self.sender.init_in_flight = Some(InitInFlight {
             correlation_id,
             broker,
@@ -264,9 +265,10 @@ impl Producer {
         if self.idempotence.as_ref().is_some_and(|i| !i.ready()) {
             return;
         }
+        let now = cx.now();
         let mut by_broker: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
         for tp in self.accumulator.partitions() {
-            if let Some(leader) = self.metadata.leader(tp) {
+            if let Some(leader) = self.metadata.usable_leader(tp, now) {
                 by_broker.entry(leader).or_default().push(tp);
             } else {
                 self.metadata.mark_stale();
@@ -400,6 +402,9 @@ impl Producer {
             );
             return;
         };
+        if answer.error != ErrorCode::None {
+            *self.stats.errors.entry(answer.error).or_insert(0) += 1;
+        }
         match answer.error {
             // A duplicate of a batch the broker already has: success at the original offset.
             ErrorCode::None | ErrorCode::DuplicateSequenceNumber => {

@@ -119,6 +119,10 @@ pub struct ControllerSync {
     pub topics: Vec<(TopicId, u32)>,
     pub partitions: Vec<PartitionState>,
     pub next_producer_id: i64,
+    /// The process incarnation each broker last registered with, so a new active controller
+    /// recognises a broker restart (and moves the dead process's leaderships) as KRaft does
+    /// with broker registrations in its metadata log.
+    pub broker_incarnations: Vec<(NodeId, u64)>,
 }
 
 #[derive(Clone, Debug)]

@@ -311,3 +311,107 @@ impl ReplicaManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::config::BrokerConfig;
+    use crate::log::tests::{batch, with_cx, MemDisk, TP};
+    use crate::log::FlushPolicy;
+    use crate::node::Effect;
+
+    /// A follower of broker 1 whose log holds one record per epoch in `epochs`.
+    fn follower(epochs: &[u32]) -> (ReplicaManager, MemDisk) {
+        let mut rm = ReplicaManager::new(BrokerConfig::default());
+        let mut disk = MemDisk::default();
+        let mut log = crate::log::Log::new(TP);
+        with_cx(&mut disk, |cx| {
+            for (o, e) in epochs.iter().enumerate() {
+                let mut b = batch(&[o as u64]);
+                b.base_offset = o as u64;
+                b.partition_leader_epoch = *e;
+                log.append_as_follower(cx, &[b], FlushPolicy::default());
+            }
+        });
+        rm.add_recovered(log, 0);
+        (rm, disk)
+    }
+
+    /// Make `rm` follow broker 1 in `epoch`; returns the epoch asked in OffsetsForLeaderEpoch.
+    fn follow(rm: &mut ReplicaManager, disk: &mut MemDisk, epoch: u32) -> (u64, u32) {
+        let state = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(1)),
+            leader_epoch: epoch,
+            isr: vec![NodeId(0), NodeId(1)],
+            partition_epoch: epoch,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        let (_, effects) = with_cx(disk, |cx| rm.apply_partition_states(cx, vec![state]));
+        asked(effects).expect("an OffsetsForLeaderEpoch request")
+    }
+
+    fn asked(effects: Vec<Effect>) -> Option<(u64, u32)> {
+        effects.into_iter().find_map(|e| match e {
+            Effect::Send {
+                msg: Message::OffsetsForLeaderEpochRequest(r),
+                ..
+            } => Some((r.correlation_id, r.partitions[0].2)),
+            _ => None,
+        })
+    }
+
+    fn answer(
+        rm: &mut ReplicaManager,
+        disk: &mut MemDisk,
+        corr: u64,
+        epoch: u32,
+        end: u64,
+    ) -> Option<(u64, u32)> {
+        let resp = OffsetsForLeaderEpochResponse {
+            correlation_id: corr,
+            partitions: vec![(
+                TP,
+                ErrorCode::None,
+                EpochEndOffset {
+                    epoch,
+                    end_offset: end,
+                },
+            )],
+        };
+        let (_, effects) = with_cx(disk, |cx| rm.handle_epoch_response(cx, NodeId(1), resp));
+        asked(effects)
+    }
+
+    #[test]
+    fn kip_279_truncation_repeats_until_the_epochs_agree() {
+        // Follower: epochs 0,0,0,0,0 then 2,2,2 (offsets 5..8). Leader: epoch 0 to offset 5,
+        // epoch 1 to 7, epoch 3 after. The follower never had epoch 1.
+        let (mut rm, mut disk) = follower(&[0, 0, 0, 0, 0, 2, 2, 2]);
+        let (corr, asked_epoch) = follow(&mut rm, &mut disk, 3);
+        assert_eq!(asked_epoch, 2);
+        // Largest leader epoch <= 2 is 1, ending at 7. The follower lacks epoch 1: it cuts to
+        // the end of its epoch 0 (offset 5) and asks again instead of keeping 5..7.
+        let (corr, asked_epoch) = answer(&mut rm, &mut disk, corr, 1, 7).expect("asks again");
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 5);
+        assert_eq!(asked_epoch, 0);
+        assert_eq!(answer(&mut rm, &mut disk, corr, 0, 5), None, "done");
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 5);
+        assert!(matches!(
+            rm.partitions[&TP].role,
+            Role::Follower {
+                phase: FollowerPhase::Fetching,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn matching_epoch_truncates_to_the_leaders_end_of_it() {
+        let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
+        let (corr, asked_epoch) = follow(&mut rm, &mut disk, 2);
+        assert_eq!(asked_epoch, 1);
+        assert_eq!(answer(&mut rm, &mut disk, corr, 1, 3), None);
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 3);
+    }
+}

@@ -8,7 +8,7 @@ pub mod fetcher;
 pub mod partition;
 pub mod purgatory;
 
-use crate::broker::config::BrokerConfig;
+use crate::broker::config::{BreakRule, BrokerConfig};
 use crate::coordinator::OffsetsLog;
 use crate::isr;
 use crate::log::Log;
@@ -115,9 +115,11 @@ impl ReplicaManager {
             .or_insert_with(|| Partition::new(Log::new(tp), 0));
         self.producer_states.entry(tp).or_default();
         let was_leader = p.is_leader();
+        let leader_moved = p.state.as_ref().is_some_and(|l| l.leader != s.leader);
+        let same_epoch_move = leader_moved && config.breaks(BreakRule::ReuseLeaderEpoch);
         match p.leader_epoch() {
             Some(e) if s.leader_epoch < e => return,
-            Some(e) if s.leader_epoch == e && p.state.is_some() => {
+            Some(e) if s.leader_epoch == e && !same_epoch_move => {
                 let local = p.state.as_mut().expect("checked");
                 if s.partition_epoch > local.partition_epoch {
                     local.isr = s.isr;
@@ -133,6 +135,8 @@ impl ReplicaManager {
         }
         if s.leader == Some(me) {
             p.make_leader(cx, s.clone(), &config);
+            // Followers do not track producer state; a new leader rebuilds it from its log.
+            self.rebuild_producer_state(tp);
             self.leadership_changes.push((tp, Some(s.leader_epoch)));
             self.on_isr_or_hw_change(cx, tp);
         } else {
@@ -715,8 +719,9 @@ impl ReplicaManager {
 }
 
 impl OffsetsLog for ReplicaManager {
+    /// From the controller's metadata this broker holds (what MetadataRequest answers).
     fn leader_of(&self, partition: TopicPartition) -> Option<NodeId> {
-        self.metadata.get(&partition).and_then(|m| m.leader)
+        self.metadata.get(&partition).and_then(|s| s.leader)
     }
 
     fn leader_epoch(&self, partition: TopicPartition) -> Option<u32> {
@@ -754,5 +759,119 @@ impl OffsetsLog for ReplicaManager {
         self.partitions
             .get(&partition)
             .map_or(Vec::new(), |p| p.log.read(0, u32::MAX, p.high_watermark))
+    }
+
+    fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
+        self.partitions.get(&partition).map_or(Vec::new(), |p| {
+            p.log.read(0, u32::MAX, p.log.log_end_offset())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::tests::{batch, with_cx, MemDisk, TP};
+
+    fn leader_of_tp(isr: Vec<NodeId>) -> (ReplicaManager, MemDisk) {
+        let mut rm = ReplicaManager::new(BrokerConfig::default());
+        let mut disk = MemDisk::default();
+        let state = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(0)),
+            leader_epoch: 1,
+            isr,
+            partition_epoch: 1,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
+        assert_eq!(rm.leadership_changes, vec![(TP, Some(1))]);
+        (rm, disk)
+    }
+
+    #[test]
+    fn offsets_log_append_completes_when_the_isr_has_it() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
+        let records = batch(&[1, 2]).records.to_vec();
+        with_cx(&mut disk, |cx| rm.append(cx, TP, records, 9))
+            .0
+            .unwrap();
+        assert_eq!(rm.coordinator_done, vec![(9, ErrorCode::None)]);
+        assert_eq!(OffsetsLog::leader_epoch(&rm, TP), Some(1));
+        assert_eq!(rm.committed_batches(TP).len(), 1);
+    }
+
+    #[test]
+    fn offsets_log_append_waits_for_followers_and_fails_on_leadership_loss() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        let records = batch(&[1]).records.to_vec();
+        with_cx(&mut disk, |cx| rm.append(cx, TP, records, 4))
+            .0
+            .unwrap();
+        assert!(
+            rm.coordinator_done.is_empty(),
+            "follower 1 has not fetched yet"
+        );
+        assert!(rm.committed_batches(TP).is_empty());
+        let follower_led = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(1)),
+            leader_epoch: 2,
+            isr: vec![NodeId(0), NodeId(1)],
+            partition_epoch: 2,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        with_cx(&mut disk, |cx| {
+            rm.apply_partition_states(cx, vec![follower_led])
+        });
+        assert_eq!(
+            rm.coordinator_done,
+            vec![(4, ErrorCode::NotLeaderOrFollower)]
+        );
+        let records = batch(&[2]).records.to_vec();
+        let err = with_cx(&mut disk, |cx| rm.append(cx, TP, records, 5)).0;
+        assert_eq!(err, Err(ErrorCode::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn idempotent_retry_is_answered_with_the_original_offset() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
+        let mut b = batch(&[1]);
+        b.producer_id = 3;
+        b.producer_epoch = 0;
+        b.base_sequence = 0;
+        let produce = |b: RecordBatch| ProduceRequest {
+            correlation_id: 1,
+            acks: Acks::Leader,
+            timeout: ms(1000),
+            transactional_id: None,
+            batches: vec![(TP, b)],
+        };
+        let responses = |effects: Vec<crate::node::Effect>| -> Vec<PartitionProduceResponse> {
+            effects
+                .into_iter()
+                .filter_map(|e| match e {
+                    crate::node::Effect::Send {
+                        msg: Message::ProduceResponse(r),
+                        ..
+                    } => Some(r.partitions[0].clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (_, e1) = with_cx(&mut disk, |cx| {
+            rm.handle_produce(cx, NodeId(5), produce(b.clone()))
+        });
+        let (_, e2) = with_cx(&mut disk, |cx| {
+            rm.handle_produce(cx, NodeId(5), produce(b.clone()))
+        });
+        let (r1, r2) = (responses(e1), responses(e2));
+        assert_eq!(r1[0].error, ErrorCode::None);
+        assert_eq!(r2[0].error, ErrorCode::None);
+        assert_eq!(r1[0].base_offset, r2[0].base_offset);
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 1, "stored once");
+        b.base_sequence = 5;
+        let (_, e3) = with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), produce(b)));
+        assert_eq!(responses(e3)[0].error, ErrorCode::OutOfOrderSequenceNumber);
     }
 }

@@ -100,6 +100,28 @@ impl Partition {
         isr
     }
 
+    /// Whether `r` is in the maximal ISR (without building it: this is on the fetch path).
+    pub fn in_maximal_isr(&self, r: NodeId) -> bool {
+        self.state.as_ref().is_some_and(|s| s.isr.contains(&r))
+            || self
+                .leader_state()
+                .and_then(|l| l.pending_isr.as_ref())
+                .is_some_and(|p| p.isr.contains(&r))
+    }
+
+    /// Size of the maximal ISR.
+    pub fn maximal_isr_len(&self) -> usize {
+        let committed = self.state.as_ref().map_or(0, |s| s.isr.len());
+        let added = self
+            .leader_state()
+            .and_then(|l| l.pending_isr.as_ref())
+            .map_or(0, |p| {
+                let isr = self.state.as_ref().map(|s| s.isr.as_slice()).unwrap_or(&[]);
+                p.isr.iter().filter(|r| !isr.contains(r)).count()
+            });
+        committed + added
+    }
+
     /// Become leader of `state.leader_epoch` (Kafka's `makeLeader`).
     pub fn make_leader(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
         let now = cx.now();
@@ -174,12 +196,11 @@ impl Partition {
             return false;
         };
         let now = cx.now();
-        let maximal = self.maximal_isr();
         let mut new_hw = self.log.log_end_offset();
         if !config.breaks(BreakRule::SkipHwRule) {
             for (r, p) in &l.followers {
                 let counts =
-                    maximal.contains(r) || p.caught_up_within(now, config.replica_lag_time_max);
+                    self.in_maximal_isr(*r) || p.caught_up_within(now, config.replica_lag_time_max);
                 if counts && p.log_end_offset < new_hw {
                     new_hw = p.log_end_offset;
                 }

@@ -1,0 +1,192 @@
+//! The producer client against the real broker/controller cluster (issue 4): min.insync.replicas
+//! with a sync acks=all producer, and acks=0 (kafka-go defaults) vs Java defaults on a leader
+//! crash. Each both ways; assertions read the leader's log and the history directly.
+
+mod support;
+
+use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::broker::Broker;
+use kafsim_engine::config::{ConfigValue, Configurable};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
+use kafsim_engine::protocol::ErrorCode;
+use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition, ValueId};
+use kafsim_sim::cluster::Cluster;
+use kafsim_sim::world::{World, WorldConfig};
+use std::collections::BTreeSet;
+use support::cluster;
+
+const TOPIC: TopicId = TopicId(0);
+const TP: TopicPartition = TopicPartition::new(TOPIC, 0);
+
+fn add_producer(
+    w: &mut World,
+    c: &Cluster,
+    config: ProducerConfig,
+    rate: f64,
+    stop: u64,
+) -> NodeId {
+    let spec = ProducerSpec {
+        index: 0,
+        topic: TOPIC,
+        rate: Some(rate),
+        keys: 0,
+        message_size: 100,
+        stop_at: Instant::from_millis(stop),
+        bootstrap: c.brokers.clone(),
+        value_base: 0,
+    };
+    w.add_node("producer-0", move || {
+        Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
+    })
+}
+
+fn producer_config(client: &str, overrides: &[(&str, ConfigValue)]) -> ProducerConfig {
+    let mut c = ProducerConfig::for_client(client, None).unwrap();
+    for (k, v) in overrides {
+        c.set(k, v).unwrap();
+    }
+    c.validate().unwrap();
+    c
+}
+
+/// Values acknowledged by the producer (any offset, so acks=0 counts too).
+fn acked_values(w: &World) -> Vec<ValueId> {
+    w.history()
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            HistoryEvent::SendOk { value, .. } => Some(*value),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Values the current leader of TP holds below its high watermark.
+fn committed_values(w: &World, c: &Cluster) -> BTreeSet<ValueId> {
+    let leader = c.leader_of(w, TP).expect("a leader");
+    let p = w.node::<Broker>(leader).unwrap().partition(TP).unwrap();
+    p.log
+        .batches()
+        .iter()
+        .flat_map(|b| {
+            let base = b.base_offset;
+            b.records
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| base + (*i as u64) < p.high_watermark)
+                .map(|(_, r)| r.value)
+        })
+        .collect()
+}
+
+fn lost(w: &World, c: &Cluster) -> usize {
+    let committed = committed_values(w, c);
+    acked_values(w)
+        .iter()
+        .filter(|v| !committed.contains(v))
+        .count()
+}
+
+/// Sync acks=all producer; both followers die for 10 s, then come back.
+fn follower_outage(min_insync: u32) -> (World, Cluster, NodeId) {
+    let mut w = World::new(11, WorldConfig::default());
+    let mut broker = BrokerConfig::default();
+    broker.min_insync_replicas = min_insync;
+    broker.replica_lag_time_max = Duration::from_millis(2_000);
+    let c = cluster(&mut w, 3, 1, 3, broker);
+    w.run_until(Instant::from_millis(2_000));
+    let sync = [("sync", ConfigValue::Bool(true))];
+    let p = add_producer(&mut w, &c, producer_config("java", &sync), 50.0, 20_000);
+    w.run_until(Instant::from_millis(4_000));
+    let followers = c.followers_of(&w, TP);
+    assert_eq!(followers.len(), 2);
+    for f in &followers {
+        w.crash(*f);
+    }
+    w.run_until(Instant::from_millis(14_000));
+    for f in &followers {
+        w.restart(*f);
+    }
+    w.run_until(Instant::from_millis(40_000));
+    (w, c, p)
+}
+
+#[test]
+fn sync_acks_all_waits_out_not_enough_replicas_and_loses_nothing() {
+    let (w, c, p) = follower_outage(2);
+    let stats = w.node::<Producer>(p).unwrap().stats().clone();
+    let rejected = stats.errors.get(&ErrorCode::NotEnoughReplicas).copied();
+    assert!(rejected.unwrap_or(0) > 0, "no NotEnoughReplicas: {stats:?}");
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert_eq!(
+        stats.acked, stats.invoked,
+        "everything acknowledged after recovery"
+    );
+    assert!(stats.invoked > 300, "{stats:?}");
+    assert_eq!(lost(&w, &c), 0);
+    // No acknowledgement while the leader was alone in the ISR (well into the outage).
+    let during = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
+        .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
+        .count();
+    assert_eq!(during, 0, "acks=all acknowledged with one in-sync replica");
+
+    // With min.insync.replicas=1 the lone leader keeps acknowledging.
+    let (w, _, p) = follower_outage(1);
+    let stats = w.node::<Producer>(p).unwrap().stats().clone();
+    assert_eq!(stats.errors.get(&ErrorCode::NotEnoughReplicas), None);
+    let during = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
+        .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
+        .count();
+    assert!(during > 100, "only {during} acks while followers were down");
+}
+
+/// A producer of `client`'s defaults writes while the partition leader crashes.
+fn leader_crash(client: &str) -> (World, Cluster) {
+    let mut w = World::new(5, WorldConfig::default());
+    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    w.run_until(Instant::from_millis(2_000));
+    add_producer(
+        &mut w,
+        &c,
+        producer_config(client, &[("sync", ConfigValue::Bool(false))]),
+        2_000.0,
+        12_000,
+    );
+    w.run_until(Instant::from_millis(5_000));
+    let leader = c.leader_of(&w, TP).expect("a leader");
+    // The followers lag a moment behind the leader; a crash loses what they lack.
+    w.crash(leader);
+    w.run_until(Instant::from_millis(15_000));
+    w.restart(leader);
+    w.run_until(Instant::from_millis(30_000));
+    (w, c)
+}
+
+#[test]
+fn kafka_go_defaults_lose_records_on_leader_crash_java_defaults_do_not() {
+    let (w, c) = leader_crash("kafka-go");
+    let lost_go = lost(&w, &c);
+    assert!(lost_go > 0, "acks=0 lost nothing across a leader crash");
+    let (w, c) = leader_crash("java");
+    let n = acked_values(&w).len();
+    let p = NodeId(c.brokers.last().unwrap().0 + 1);
+    assert!(
+        n > 10_000,
+        "{n} {:?}",
+        w.node::<Producer>(p).unwrap().stats()
+    );
+    assert_eq!(
+        lost(&w, &c),
+        0,
+        "Java defaults (acks=all, idempotence) lost records"
+    );
+}

@@ -1,0 +1,208 @@
+//! The command-line contract of `run`, `replay` and `check` (DESIGN §6): exit codes, JSON
+//! fields, JUnit, shards, and determinism (same seed, same hash; any --jobs, same result).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn kafsim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kafsim"))
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kafsim-cli-run-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run_json(args: &[&str], json: &PathBuf) -> serde_json::Value {
+    let out = kafsim()
+        .args(["run", &fixture("tiny.toml"), "--no-progress", "--json"])
+        .arg(json)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+/// The JSON minus wall-clock fields.
+fn deterministic_part(mut v: serde_json::Value) -> serde_json::Value {
+    v["stats"]["wall_seconds"] = serde_json::Value::Null;
+    v
+}
+
+#[test]
+fn json_has_the_design_fields_and_jobs_do_not_change_results() {
+    let dir = scratch("jobs");
+    let one = run_json(&["--seeds", "4", "--jobs", "1"], &dir.join("one.json"));
+    let two = run_json(&["--seeds", "4", "--jobs", "2"], &dir.join("two.json"));
+    for key in [
+        "scenario",
+        "first_seed",
+        "seeds",
+        "failed_seeds",
+        "kinds",
+        "violations",
+        "stats",
+    ] {
+        assert!(one.get(key).is_some(), "missing {key}");
+    }
+    for key in [
+        "events",
+        "records_produced",
+        "records_acked",
+        "records_consumed",
+        "sim_seconds",
+        "wall_seconds",
+    ] {
+        assert!(one["stats"].get(key).is_some(), "missing stats.{key}");
+    }
+    assert_eq!(one["seeds"], 4);
+    assert!(
+        one["stats"]["records_acked"].as_u64().unwrap() > 0,
+        "the workload ran"
+    );
+    assert_eq!(deterministic_part(one), deterministic_part(two));
+}
+
+#[test]
+fn shards_union_to_the_whole_campaign() {
+    let dir = scratch("shards");
+    let whole = run_json(&["--seeds", "4"], &dir.join("whole.json"));
+    let mut failed: Vec<u64> = Vec::new();
+    let mut events = 0;
+    for shard in ["0/2", "1/2"] {
+        let part = run_json(
+            &["--seeds", "4", "--shard", shard],
+            &dir.join(format!("{}.json", &shard[..1])),
+        );
+        assert_eq!(part["seeds"], 2);
+        failed.extend(
+            part["failed_seeds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap()),
+        );
+        events += part["stats"]["events"].as_u64().unwrap();
+    }
+    failed.sort();
+    let whole_failed: Vec<u64> = whole["failed_seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(failed, whole_failed);
+    assert_eq!(events, whole["stats"]["events"].as_u64().unwrap());
+}
+
+#[test]
+fn replay_is_byte_identical_and_ends_with_the_trace_hash() {
+    let a = kafsim()
+        .args(["replay", &fixture("tiny.toml"), "--seed", "3"])
+        .output()
+        .unwrap();
+    let b = kafsim()
+        .args(["replay", &fixture("tiny.toml"), "--seed", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(a.stdout, b.stdout);
+    let text = String::from_utf8(a.stdout).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with("trace-hash: ") && last.len() == "trace-hash: ".len() + 16,
+        "{last}"
+    );
+    let other = kafsim()
+        .args(["replay", &fixture("tiny.toml"), "--seed", "4"])
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8(other.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+        last
+    );
+}
+
+#[test]
+fn junit_is_well_formed_with_one_testcase_per_seed() {
+    let dir = scratch("junit");
+    let path = dir.join("out.xml");
+    let out = kafsim()
+        .args([
+            "run",
+            &fixture("tiny.toml"),
+            "--seeds",
+            "3",
+            "--no-progress",
+            "--junit",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)));
+    let xml = std::fs::read_to_string(&path).unwrap();
+    assert!(xml.starts_with("<?xml"));
+    assert_eq!(xml.matches("<testcase ").count(), 3);
+    assert_eq!(xml.matches("<testsuite ").count(), 1);
+    assert!(xml.trim_end().ends_with("</testsuite>"));
+    // Every opened failure is closed and nothing raw leaks into attributes.
+    assert_eq!(
+        xml.matches("<failure ").count(),
+        xml.matches("</failure>").count()
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_file_line_and_key_and_writes_nothing() {
+    let dir = scratch("bad");
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace("\"min.insync.replicas\" = 2", "\"min.insync.replica\" = 2");
+    std::fs::write(&bad, text).unwrap();
+    let json = dir.join("out.json");
+    let out = kafsim()
+        .arg("run")
+        .arg(&bad)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:") && err.contains("cluster.config.min.insync.replica"),
+        "{err}"
+    );
+    assert!(
+        err.contains("min.insync.replicas"),
+        "a did-you-mean hint: {err}"
+    );
+    assert!(!json.exists(), "no partial output");
+    let missing = kafsim()
+        .args(["run", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let shard = kafsim()
+        .args(["run", &fixture("tiny.toml"), "--shard", "3/2"])
+        .output()
+        .unwrap();
+    assert_eq!(shard.status.code(), Some(2));
+    let usage = kafsim().args(["run"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
