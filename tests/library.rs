@@ -96,58 +96,43 @@ fn list_shows_every_scenario_with_its_description() {
     }
 }
 
-/// Scenarios fast enough for a debug build, one of each expectation kind.
-const DEBUG_SUBSET: [&str; 3] = [
-    "commit-before-process",
-    "keyed-random-partitioner",
-    "worker-pool-key-routing",
-];
+/// Library files whose expectation is right but that the engine cannot meet yet, each with the
+/// engine problem it waits for (reported to the lead; `kafsim replay scenarios/NAME.toml --seed
+/// S` shows it). Their rows may say FAILED; every other row must say ok. Empty this list as the
+/// fixes land: a listed scenario that passes is printed as a reminder.
+const KNOWN_ENGINE_GAPS: [(&str, &str); 0] = [];
 
-#[test]
-fn check_meets_every_expectation() {
-    let Some(binary) = release_binary() else {
-        eprintln!(
-            "no release build: checking the subset {DEBUG_SUBSET:?} only \
-             (run `cargo build --release` for the whole library)"
-        );
-        for name in DEBUG_SUBSET {
-            let file = library().join(format!("{name}.toml"));
-            let s = kafsim_sim::scenario::load(&file).unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_kafsim"))
-                .arg("run")
-                .arg(&file)
-                .arg("--no-progress")
-                .output()
-                .expect("kafsim runs");
-            let want = if s.expect.violations.is_empty() { 0 } else { 1 };
-            assert_eq!(
-                out.status.code(),
-                Some(want),
-                "{name}:\n{}{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-            let stdout = text(&out.stdout);
-            for kind in &s.expect.violations {
-                assert!(stdout.contains(kind.as_str()), "{name} shows {kind:?}");
-            }
-        }
-        return;
-    };
-    let out = kafsim(&binary, &["check"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        text(&out.stderr)
-    );
+fn check_rows(stdout: &str) {
     for file in files() {
         let name = file.file_stem().unwrap().to_str().unwrap();
         let row = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .unwrap_or_else(|| panic!("{name} has a row:\n{stdout}"));
-        assert!(row.contains(" ok "), "{row}");
+        let ok = row.contains(" ok ");
+        match KNOWN_ENGINE_GAPS.iter().find(|(n, _)| *n == name) {
+            Some((_, why)) if !ok => eprintln!("known engine gap, {name}: {why}"),
+            Some(_) => eprintln!("{name} passes now: remove it from KNOWN_ENGINE_GAPS"),
+            None => assert!(ok, "{row}\n{stdout}"),
+        }
     }
+}
+
+#[test]
+fn check_meets_every_expectation() {
+    let binary = release_binary().unwrap_or_else(|| {
+        eprintln!("no release build: running `kafsim check` with the debug binary");
+        PathBuf::from(env!("CARGO_BIN_EXE_kafsim"))
+    });
+    let out = kafsim(&binary, &["check"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    if KNOWN_ENGINE_GAPS.is_empty() {
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+    }
+    check_rows(&stdout);
 }
