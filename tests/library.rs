@@ -37,7 +37,10 @@ fn release_binary() -> Option<PathBuf> {
     if !cfg!(debug_assertions) {
         return Some(PathBuf::from(env!("CARGO_BIN_EXE_kafsim")));
     }
-    let release = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/kafsim"));
+    let release = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/release/kafsim"
+    ));
     release.is_file().then_some(release)
 }
 
@@ -48,7 +51,12 @@ fn every_library_file_parses_and_is_named_after_its_scenario() {
     for file in &files {
         let s = kafsim_sim::scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
         let stem = file.file_stem().unwrap().to_str().unwrap();
-        assert_eq!(s.name, stem, "{}: file name = scenario name", file.display());
+        assert_eq!(
+            s.name,
+            stem,
+            "{}: file name = scenario name",
+            file.display()
+        );
         let sentences = s.description.matches(". ").count() + 1;
         assert!(
             s.description.len() >= 40 && sentences <= 3,
@@ -67,7 +75,10 @@ fn every_advice_has_a_breaking_and_a_following_scenario() {
         .collect();
     let breaking = all.iter().filter(|s| !s.expect.violations.is_empty());
     let following = all.iter().filter(|s| s.expect.violations.is_empty());
-    assert!(breaking.count() >= 15, "scenarios that must show a violation");
+    assert!(
+        breaking.count() >= 15,
+        "scenarios that must show a violation"
+    );
     assert!(following.count() >= 12, "scenarios that must show none");
     for s in &all {
         for kind in &s.expect.violations {
@@ -116,7 +127,10 @@ const KNOWN_ENGINE_GAPS: [(&str, &str); 10] = [
         "seed 10: a record acknowledged with acks=all, min.insync.replicas=2 at 12.26 s is \
          missing on the leader elected at 20 s (lost-write)",
     ),
-    ("defaults-kafka-go", "as acks0-broker-crash: OFFSET_UNKNOWN read as an offset"),
+    (
+        "defaults-kafka-go",
+        "as acks0-broker-crash: OFFSET_UNKNOWN read as an offset",
+    ),
     (
         "defaults-sarama",
         "seed 3: after the power losses a consumer loops JoinGroup, SyncGroup, \
@@ -126,7 +140,10 @@ const KNOWN_ENGINE_GAPS: [(&str, &str); 10] = [
         "fsync-every-message-power-loss",
         "seed 2: acks=all records fsynced on every replica lost after power losses (lost-write)",
     ),
-    ("legacy-hw-truncation", "seed 5: consumers stop short of the high watermark (stall)"),
+    (
+        "legacy-hw-truncation",
+        "seed 5: consumers stop short of the high watermark (stall)",
+    ),
     (
         "no-fsync-power-loss",
         "seed 3: sends without an outcome after the heal (stall)",
