@@ -172,11 +172,15 @@ fn retried_failures_all_reach_the_sink() {
 /// A handler slower than max.poll.interval.ms: the member leaves the group mid-batch, another
 /// member takes its partitions and the records are delivered again.
 fn slow_run(max_poll_interval_ms: i64) -> World {
+    slow_run_of("java", max_poll_interval_ms)
+}
+
+fn slow_run_of(client: &str, max_poll_interval_ms: i64) -> World {
     let mut w = World::new(25, WorldConfig::default());
     let c = cluster(&mut w, 3, 2, false);
     add_producer(&mut w, &c, 0, 6, MS(10), Instant::from_millis(3000));
     let cfg = config(
-        "java",
+        client,
         &[
             ("auto.offset.reset", text("earliest")),
             ("session.timeout.ms", int(10_000)),
@@ -296,4 +300,14 @@ fn eager_range_moves_partitions_in_one_generation() {
         2,
         "the newcomer gets its share at once"
     );
+}
+
+#[test]
+fn sarama_has_no_poll_deadline_so_a_slow_handler_keeps_its_generation() {
+    // The same slow handler as above, with Rebalance.Timeout 2 s: without a membership change
+    // nothing asks the members to rejoin, so they are never dropped.
+    let w = slow_run_of("sarama", 2000);
+    assert_eq!(sink_lost(&w, 0), vec![]);
+    let generations: BTreeSet<i32> = assigned(&w, 0).iter().map(|(_, g, _)| *g).collect();
+    assert_eq!(generations.len(), 1, "{:?}", assigned(&w, 0));
 }

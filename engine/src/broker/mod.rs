@@ -56,6 +56,8 @@ pub struct Broker {
     last_controller_contact: crate::time::Instant,
     metadata_version: u64,
     next_correlation: u64,
+    /// Correlation id of the latest registration request.
+    registration_correlation: u64,
     forwarded: BTreeMap<u64, (NodeId, u64)>,
 }
 
@@ -79,6 +81,7 @@ impl Broker {
             last_controller_contact: crate::time::Instant::ZERO,
             metadata_version: 0,
             next_correlation: 0,
+            registration_correlation: 0,
             forwarded: BTreeMap::new(),
         }
     }
@@ -120,6 +123,10 @@ impl Broker {
             }
         }
         self.incarnation = incarnation + 1;
+        // Correlation ids unique across incarnations: late answers to a previous process of
+        // this broker (delivered after a quick restart) match nothing.
+        self.next_correlation = self.incarnation << 40;
+        self.rm.fetcher.set_correlation_base(self.incarnation << 40);
         let blob: Arc<dyn Any + Send + Sync> = Arc::new(self.incarnation);
         cx.disk()
             .overwrite(META_FILE, vec![DiskEntry::new(DiskData::Blob(blob), 8)]);
@@ -144,6 +151,7 @@ impl Broker {
 
     fn register(&mut self, cx: &mut Cx) {
         let correlation_id = self.next_correlation();
+        self.registration_correlation = correlation_id;
         let req = BrokerRegistrationRequest {
             correlation_id,
             broker: cx.me(),
@@ -325,6 +333,7 @@ impl Broker {
             }
             Message::BrokerRegistrationResponse(r)
                 if r.error == ErrorCode::None
+                    && r.correlation_id == self.registration_correlation
                     && self.follow_controller(from, r.controller_epoch) =>
             {
                 self.registered = true;

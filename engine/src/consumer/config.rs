@@ -191,11 +191,12 @@ impl Configurable for ConsumerConfig {
             "max.poll.records" => self.max_poll_records = value.as_int_in(1, 100_000)? as u32,
             "session.timeout.ms" => self.session_timeout = millis(value, 1, day)?,
             "heartbeat.interval.ms" => self.heartbeat_interval = millis(value, 1, day)?,
+            // Java and librdkafka use it as the rebalance timeout too; for sarama and kafka-go
+            // it stands for their Rebalance.Timeout / RebalanceTimeout (they have no poll
+            // deadline of their own).
             "max.poll.interval.ms" => {
                 self.max_poll_interval = millis(value, 1, day)?;
-                if self.client == ClientKind::Java || self.client == ClientKind::Librdkafka {
-                    self.rebalance_timeout = self.max_poll_interval;
-                }
+                self.rebalance_timeout = self.max_poll_interval;
             }
             "fetch.min.bytes" => self.fetch_min_bytes = bytes(value)?,
             "fetch.max.wait.ms" => self.fetch_max_wait = millis(value, 0, day)?,

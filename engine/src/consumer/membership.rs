@@ -409,9 +409,19 @@ impl Consumer {
     }
 
     /// `max.poll.interval.ms`: an application that has not called poll in time makes its
-    /// member leave the group (Java's heartbeat thread sends LeaveGroup, KIP-62); it rejoins at
-    /// its next poll, and its partitions are lost meanwhile.
+    /// member leave the group (Java's heartbeat thread sends LeaveGroup, KIP-62; librdkafka
+    /// does the same); it rejoins at its next poll, and its partitions are lost meanwhile.
+    /// sarama and kafka-go have no such setting: their heartbeats go on, and a slow handler
+    /// only hurts when a rebalance starts, as the coordinator then drops a member that does
+    /// not rejoin within its rebalance timeout.
     pub(super) fn check_poll_interval(&mut self, cx: &mut Cx) {
+        use super::profile::ClientKind;
+        if !matches!(
+            self.config.client,
+            ClientKind::Java | ClientKind::Librdkafka
+        ) {
+            return;
+        }
         if self.group.state != MemberState::Stable || !self.poll_thread_blocked() {
             return;
         }

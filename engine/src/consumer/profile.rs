@@ -14,6 +14,8 @@
 //!   1 s, Offsets.Initial OffsetNewest, Group.Session.Timeout 10 s, Heartbeat.Interval 3 s,
 //!   Rebalance.Timeout 60 s, Rebalance strategy range, MaxWaitTime 500 ms (250 ms before 1.38).
 //!   A background loop commits the *marked* offsets (`MarkMessage`) every interval and on close.
+//!   sarama has no max.poll.interval: a slow handler is dropped only by a rebalance it cannot
+//!   rejoin within Rebalance.Timeout (kafka-go likewise, with RebalanceTimeout).
 //! - kafka-go (segmentio/kafka-go 0.4 `ReaderConfig`): CommitInterval 0 = commit synchronously
 //!   inside ReadMessage (before the application sees the message), StartOffset FirstOffset,
 //!   SessionTimeout 30 s, HeartbeatInterval 3 s, RebalanceTimeout 30 s, MaxWait 10 s,

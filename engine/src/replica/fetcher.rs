@@ -30,6 +30,12 @@ pub struct ReplicaFetcher {
 }
 
 impl ReplicaFetcher {
+    /// Start correlation ids at `base` (the broker's incarnation in the high bits), so an
+    /// answer addressed to a previous process of this broker never matches a new request.
+    pub fn set_correlation_base(&mut self, base: u64) {
+        self.next_correlation = base;
+    }
+
     fn next_correlation(&mut self) -> u64 {
         self.next_correlation += 1;
         self.next_correlation
@@ -199,6 +205,13 @@ impl ReplicaManager {
         }
         match (r.error, r.diverging_epoch) {
             (ErrorCode::None, _) => {
+                // An answer to a fetch from before our last truncation would leave a gap.
+                if r.batches
+                    .first()
+                    .is_some_and(|b| b.base_offset > p.log.log_end_offset())
+                {
+                    return false;
+                }
                 p.log.append_as_follower(cx, &r.batches, policy);
                 p.high_watermark = r.high_watermark.min(p.log.log_end_offset());
                 true

@@ -187,6 +187,8 @@ impl ReplicaManager {
         self.delay_produce(cx, origin, pending, done, req.timeout);
     }
 
+    /// Answer a produce now if every partition is settled, else park it until the HW (or
+    /// fsync) lets it complete or its timeout fires.
     fn delay_produce(
         &mut self,
         cx: &mut Cx,
@@ -195,20 +197,21 @@ impl ReplicaManager {
         done: Vec<PartitionProduceResponse>,
         timeout: Duration,
     ) {
+        let mut op = DelayedProduce {
+            origin,
+            pending,
+            done,
+            timer: None,
+        };
+        settle_appends(&self.partitions, self.config.min_insync_replicas, &mut op);
+        if op.pending.is_empty() {
+            self.respond_produce(cx, op);
+            return;
+        }
         let id = self.next_id();
-        let timer = cx.set_timer_after(timeout, Timer::new(TIMER_PRODUCE_TIMEOUT, id));
-        let tps: Vec<TopicPartition> = pending.iter().map(|p| p.partition).collect();
-        self.produces.insert(
-            id,
-            DelayedProduce {
-                origin,
-                pending,
-                done,
-                timer,
-            },
-            tps.clone(),
-        );
-        self.try_complete_produce(cx, id);
+        op.timer = Some(cx.set_timer_after(timeout, Timer::new(TIMER_PRODUCE_TIMEOUT, id)));
+        let tps: Vec<TopicPartition> = op.pending.iter().map(|p| p.partition).collect();
+        self.produces.insert(id, op, tps);
     }
 
     /// Validate and append one batch as leader. `Ok(Some)` = wait for it; `Err` = answered.
@@ -306,35 +309,15 @@ impl ReplicaManager {
     }
 
     fn try_complete_produce(&mut self, cx: &mut Cx, id: u64) {
-        let min_isr = self.config.min_insync_replicas;
         let Some(op) = self.produces.get_mut(id) else {
             return;
         };
-        let mut still = Vec::new();
-        for pa in std::mem::take(&mut op.pending) {
-            let p = self.partitions.get(&pa.partition);
-            let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
-            let hw = p.map_or(0, |p| p.high_watermark);
-            let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
-            let isr = p.map_or(0, |p| p.maximal_isr().len());
-            match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
-                None => still.push(pa),
-                Some(error) => op.done.push(PartitionProduceResponse {
-                    partition: pa.partition,
-                    error,
-                    base_offset: if error == ErrorCode::None {
-                        pa.base_offset
-                    } else {
-                        0
-                    },
-                    log_start_offset: 0,
-                }),
-            }
-        }
-        op.pending = still;
+        settle_appends(&self.partitions, self.config.min_insync_replicas, op);
         if op.pending.is_empty() {
             let op = self.produces.remove(id).expect("present");
-            cx.cancel_timer(op.timer);
+            if let Some(timer) = op.timer {
+                cx.cancel_timer(timer);
+            }
             self.respond_produce(cx, op);
         }
     }
@@ -423,7 +406,7 @@ impl ReplicaManager {
         };
         progress.on_fetch(fp.fetch_offset, leo, now);
         let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
-        let in_isr = p.maximal_isr().contains(&replica);
+        let in_isr = p.in_maximal_isr(replica);
         if !in_isr && rejoin {
             let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
             new_isr.push(replica);
@@ -716,6 +699,36 @@ impl ReplicaManager {
             .map(|(tp, p)| (*tp, p.high_watermark))
             .collect()
     }
+}
+
+/// Move the appends of `op` whose outcome is known into its answers.
+fn settle_appends(
+    partitions: &BTreeMap<TopicPartition, Partition>,
+    min_isr: u32,
+    op: &mut DelayedProduce,
+) {
+    let mut still = Vec::new();
+    for pa in std::mem::take(&mut op.pending) {
+        let p = partitions.get(&pa.partition);
+        let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
+        let hw = p.map_or(0, |p| p.high_watermark);
+        let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
+        let isr = p.map_or(0, |p| p.maximal_isr_len());
+        match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
+            None => still.push(pa),
+            Some(error) => op.done.push(PartitionProduceResponse {
+                partition: pa.partition,
+                error,
+                base_offset: if error == ErrorCode::None {
+                    pa.base_offset
+                } else {
+                    0
+                },
+                log_start_offset: 0,
+            }),
+        }
+    }
+    op.pending = still;
 }
 
 impl OffsetsLog for ReplicaManager {

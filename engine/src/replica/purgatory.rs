@@ -42,7 +42,8 @@ pub struct DelayedProduce {
     pub origin: ProduceOrigin,
     pub pending: Vec<PendingAppend>,
     pub done: Vec<PartitionProduceResponse>,
-    pub timer: TimerId,
+    /// Set once the produce is parked (a produce answered at once needs no timer).
+    pub timer: Option<TimerId>,
 }
 
 #[derive(Debug)]
