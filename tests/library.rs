@@ -101,13 +101,13 @@ fn list_shows_every_scenario_with_its_description() {
 const KNOWN_ENGINE_GAPS: [(&str, &str); 10] = [
     (
         "acks-all-safe",
-        "seed 1: the ISR of orders/* shrinks to broker-2 and never grows back after the heal; \
-         the producer gets errors until the end (stall)",
+        "seed 1: the ISR of orders/* shrinks to broker-2 at 14 s and never grows back after \
+         the heal; the producer gets errors until the end (stall)",
     ),
     (
         "acks0-broker-crash",
         "acks=0 SendOk carries OFFSET_UNKNOWN (u64::MAX), which the delivery checker takes \
-         for a position (inconsistent-offsets)",
+         for a position (inconsistent-offsets); seed 1 also stalls",
     ),
     (
         "defaults-java",
@@ -125,23 +125,24 @@ const KNOWN_ENGINE_GAPS: [(&str, &str); 10] = [
     ),
     (
         "fsync-every-message-power-loss",
-        "seed 2: acks=all records fsynced on every replica lost after power losses (lost-write)",
+        "seed 2: acks=all records of orders/2 lost with log.flush.interval.messages=1 \
+         (lost-write)",
     ),
     (
         "legacy-hw-truncation",
-        "seed 5: consumers stop short of the high watermark (stall)",
+        "seed 5: consumers stop at t0/0 1998 of 2133 (stall)",
     ),
     (
         "no-fsync-power-loss",
-        "seed 3: sends without an outcome after the heal (stall)",
+        "seed 3: 385 sends without an outcome 20 s after the heal (stall)",
     ),
     (
         "retries-with-idempotence",
-        "seed 8: consumers stop short of the high watermark (stall)",
+        "seed 8: a consumer's SyncGroup goes unanswered, then loops rejoining (stall)",
     ),
     (
         "retries-without-idempotence",
-        "seed 8: sends without an outcome after the heal (stall)",
+        "seed 8: 1156 sends without an outcome 20 s after the heal (stall)",
     ),
 ];
 
