@@ -67,9 +67,11 @@ pub enum NodeState {
 
 enum EventKind {
     Start,
+    /// The message is boxed so heap entries stay small: queue operations move a few words.
     Deliver {
         from: NodeId,
-        msg: Message,
+        msg: Box<Message>,
+        bytes: u32,
         link_epoch: u64,
     },
     Timer {
@@ -380,16 +382,16 @@ impl World {
             NodeState::Down => {
                 if let EventKind::Deliver {
                     from,
-                    msg,
+                    bytes,
                     link_epoch,
+                    ..
                 } = &event.kind
                 {
                     if *link_epoch == RESET_NOTICE {
                         return;
                     }
                     // Arrives at a dead process: the bytes are consumed and lost.
-                    let bytes = msg.wire_size();
-                    self.network.arrive(*from, id, bytes, *link_epoch);
+                    self.network.arrive(*from, id, *bytes, *link_epoch);
                 }
                 return;
             }
@@ -414,9 +416,9 @@ impl World {
             EventKind::Deliver {
                 from,
                 msg,
+                bytes,
                 link_epoch,
             } => {
-                let bytes = msg.wire_size();
                 // Reset notices come from the OS, not through the link's byte stream.
                 if link_epoch != RESET_NOTICE && !self.network.arrive(from, id, bytes, link_epoch) {
                     return;
@@ -426,7 +428,7 @@ impl World {
                 self.hash_event(2, id, Some(from), bytes as u64);
                 self.hasher.str(msg.kind());
                 self.trace(id, || format!("recv from {} {}", from, msg.kind()));
-                self.call(id, move |node, cx| node.on_message(cx, from, msg));
+                self.call(id, move |node, cx| node.on_message(cx, from, *msg));
             }
             EventKind::Timer {
                 id: timer_id,
@@ -499,7 +501,8 @@ impl World {
                         0,
                         EventKind::Deliver {
                             from: id,
-                            msg,
+                            msg: Box::new(msg),
+                            bytes,
                             link_epoch,
                         },
                     );
@@ -637,7 +640,8 @@ impl World {
                     0,
                     EventKind::Deliver {
                         from: id,
-                        msg: Message::ConnectionReset,
+                        msg: Box::new(Message::ConnectionReset),
+                        bytes: 0,
                         link_epoch: RESET_NOTICE,
                     },
                 );
@@ -721,7 +725,8 @@ impl World {
                     0,
                     EventKind::Deliver {
                         from: x,
-                        msg: Message::ConnectionReset,
+                        msg: Box::new(Message::ConnectionReset),
+                        bytes: 0,
                         link_epoch: RESET_NOTICE,
                     },
                 );

@@ -64,6 +64,11 @@ fn acked_values(w: &World) -> Vec<ValueId> {
 
 /// Values the current leader of TP holds below its high watermark.
 fn committed_values(w: &World, c: &Cluster) -> BTreeSet<ValueId> {
+    committed_list(w, c).into_iter().collect()
+}
+
+/// The same in log order, duplicates included.
+fn committed_list(w: &World, c: &Cluster) -> Vec<ValueId> {
     let leader = c.leader_of(w, TP).expect("a leader");
     let p = w.node::<Broker>(leader).unwrap().partition(TP).unwrap();
     p.log
@@ -91,9 +96,11 @@ fn lost(w: &World, c: &Cluster) -> usize {
 /// Sync acks=all producer; both followers die for 10 s, then come back.
 fn follower_outage(min_insync: u32) -> (World, Cluster, NodeId) {
     let mut w = World::new(11, WorldConfig::default());
-    let mut broker = BrokerConfig::default();
-    broker.min_insync_replicas = min_insync;
-    broker.replica_lag_time_max = Duration::from_millis(2_000);
+    let broker = BrokerConfig {
+        min_insync_replicas: min_insync,
+        replica_lag_time_max: Duration::from_millis(2_000),
+        ..BrokerConfig::default()
+    };
     let c = cluster(&mut w, 3, 1, 3, broker);
     w.run_until(Instant::from_millis(2_000));
     let sync = [("sync", ConfigValue::Bool(true))];
@@ -189,4 +196,109 @@ fn kafka_go_defaults_lose_records_on_leader_crash_java_defaults_do_not() {
         0,
         "Java defaults (acks=all, idempotence) lost records"
     );
+}
+
+/// A sync acks=all producer whose responses from the leader are blocked for 1.5 s: the
+/// broker appends, the client times out (request.timeout.ms = 1 s) and retries.
+fn lost_responses(idempotence: bool) -> (World, Cluster, NodeId) {
+    let mut w = World::new(3, WorldConfig::default());
+    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    w.run_until(Instant::from_millis(2_000));
+    let overrides = [
+        ("sync", ConfigValue::Bool(true)),
+        ("enable.idempotence", ConfigValue::Bool(idempotence)),
+        ("request.timeout.ms", ConfigValue::Int(1_000)),
+        ("linger.ms", ConfigValue::Int(0)),
+    ];
+    let p = add_producer(
+        &mut w,
+        &c,
+        producer_config("java", &overrides),
+        100.0,
+        8_000,
+    );
+    w.run_until(Instant::from_millis(3_000));
+    let leader = c.leader_of(&w, TP).expect("a leader");
+    w.net().block(leader, p);
+    w.run_until(Instant::from_millis(4_500));
+    w.net().unblock(leader, p);
+    w.run_until(Instant::from_millis(12_000));
+    (w, c, p)
+}
+
+#[test]
+fn timed_out_retry_duplicates_without_idempotence_only() {
+    for idempotence in [false, true] {
+        let (w, c, p) = lost_responses(idempotence);
+        let stats = w.node::<Producer>(p).unwrap().stats().clone();
+        assert!(stats.retries > 0, "no retry: {stats:?}");
+        assert_eq!(stats.acked, stats.invoked, "{stats:?}");
+        assert_eq!(lost(&w, &c), 0);
+        let log = committed_list(&w, &c);
+        let unique: BTreeSet<_> = log.iter().collect();
+        let duplicates = log.len() - unique.len();
+        if idempotence {
+            assert_eq!(duplicates, 0, "idempotent producer duplicated");
+        } else {
+            assert!(duplicates > 0, "expected a duplicate from the retry");
+        }
+    }
+}
+
+/// Every client profile through broker crashes, a partition and a pause, then a heal: no
+/// panic, and every send completes exactly once (ok, fail or info) by the end.
+#[test]
+fn every_profile_survives_faults_and_completes_every_send() {
+    for (seed, client) in [
+        (21, "java"),
+        (22, "sarama"),
+        (23, "kafka-go"),
+        (24, "librdkafka"),
+    ] {
+        let mut w = World::new(seed, WorldConfig::default());
+        let c = cluster(&mut w, 3, 3, 3, BrokerConfig::default());
+        w.run_until(Instant::from_millis(2_000));
+        let async_mode = [("sync", ConfigValue::Bool(false))];
+        let p = add_producer(
+            &mut w,
+            &c,
+            producer_config(client, &async_mode),
+            500.0,
+            14_000,
+        );
+        w.run_until(Instant::from_millis(4_000));
+        let [b0, b1, b2] = [c.brokers[0], c.brokers[1], c.brokers[2]];
+        w.crash(b0);
+        w.run_until(Instant::from_millis(6_000));
+        w.net().partition(&[b1], &[b2, p]);
+        w.run_until(Instant::from_millis(8_000));
+        w.restart(b0);
+        w.pause(b2);
+        w.run_until(Instant::from_millis(10_000));
+        w.resume(b2);
+        w.net().heal();
+        w.run_until(Instant::from_millis(200_000));
+        let producer = w.node::<Producer>(p).unwrap();
+        let stats = producer.stats();
+        assert!(producer.is_idle(w.now()), "{client}: {stats:?}");
+        assert_eq!(
+            stats.acked + stats.failed + stats.unknown,
+            stats.invoked,
+            "{client}: {stats:?}"
+        );
+        assert!(stats.acked > 0, "{client}: {stats:?}");
+        let mut completed = BTreeSet::new();
+        for e in w.history().entries() {
+            let value = match &e.event {
+                HistoryEvent::SendOk { value, .. }
+                | HistoryEvent::SendFail { value, .. }
+                | HistoryEvent::SendInfo { value, .. } => *value,
+                _ => continue,
+            };
+            assert!(
+                completed.insert(value),
+                "{client}: {value:?} completed twice"
+            );
+        }
+    }
 }

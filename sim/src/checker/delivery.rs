@@ -18,6 +18,7 @@
 
 use super::index::HistoryIndex;
 use super::index::{FastMap as HashMap, FastSet as HashSet};
+use super::OFFSET_UNKNOWN;
 use super::{at_offset, value_name, CheckConfig, Collector, GroupCheck};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
@@ -81,6 +82,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 offset,
                 ..
             } => {
+                // acks=0 acknowledges without an offset: no evidence of a position.
+                if offset == OFFSET_UNKNOWN {
+                    continue;
+                }
                 let source = Source::Ack { producer };
                 pass.evidence(entry.at, partition, offset, value, source, config, out);
             }
@@ -242,7 +247,8 @@ impl Pass {
         let past = self
             .marks
             .get(&(group.group, ack.partition))
-            .and_then(|marks| marks.iter().find(|m| m.offset > offset));
+            // Marks raise the highest offset read, so their offsets increase: binary search.
+            .and_then(|marks| marks.get(marks.partition_point(|m| m.offset <= offset)));
         let what = format!(
             "acknowledged {} at {} (producer {}) never read by {}",
             value_name(value),
@@ -283,6 +289,23 @@ mod tests {
     use crate::checker::test_support::*;
     use crate::violation::ViolationKind::*;
     use kafsim_engine::TopicId;
+
+    #[test]
+    fn acks0_acknowledgements_carry_no_position_but_are_owed() {
+        // Two acks=0 sends share the "unknown" offset: that is no inconsistency, and a read
+        // of one at a real offset is no duplicate. The unread one is still owed.
+        let mut s = Story::new();
+        use crate::checker::OFFSET_UNKNOWN;
+        s.send(1, 0, 1, 0, OFFSET_UNKNOWN)
+            .send(2, 0, 2, 0, OFFSET_UNKNOWN);
+        s.poll(3, 0, 0, 0, 0, 1);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![Unseen], "{found:?}");
+        assert_eq!(found[0].value, Some(v(2)));
+        // Both read: nothing at all.
+        s.poll(4, 0, 0, 0, 1, 2);
+        assert!(run(check, &s, &config(vec![group(0, false, false)])).is_empty());
+    }
 
     #[test]
     fn one_offset_with_two_values_is_inconsistent() {

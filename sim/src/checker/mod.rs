@@ -102,6 +102,11 @@ impl CheckConfig {
 }
 
 /// Runs every checker over `history` and returns the violations in deterministic order.
+/// The offset of a `SendOk` under acks=0: acknowledged when sent, at no known position
+/// (the producer's `OFFSET_UNKNOWN`). Such an ack owes the value to consumers but is no
+/// evidence of where it is.
+pub const OFFSET_UNKNOWN: u64 = u64::MAX;
+
 pub fn check_history(history: &History, config: &CheckConfig) -> Vec<Violation> {
     let index = HistoryIndex::build(history);
     let mut out = Collector::new(config.max_per_kind);

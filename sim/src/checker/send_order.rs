@@ -35,8 +35,10 @@ pub fn check(history: &History, index: &HistoryIndex, _: &CheckConfig, out: &mut
         let (Some(ack), Some(invocation)) = (index.ack(value), index.invocation(value)) else {
             continue;
         };
-        if ack.at != entry.at {
-            continue; // a later acknowledgement of the same value: only the first counts
+        if ack.at != entry.at || ack.offset == super::OFFSET_UNKNOWN {
+            // A later acknowledgement of the same value (only the first counts), or an acks=0
+            // acknowledgement, which carries no offset.
+            continue;
         }
         landed.push(Landed {
             producer: ack.producer,
