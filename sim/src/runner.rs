@@ -13,7 +13,7 @@ use crate::campaign::{RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
 use crate::history::History;
-use crate::invariants::{self, InvariantScope};
+use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
     ClientKind, CommitMode as ScCommit, FaultAction, FaultKind, HandlerSpec as ScHandler,
@@ -36,6 +36,8 @@ use kafsim_engine::protocol::IsolationLevel;
 use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition};
 use std::collections::{BTreeMap, HashMap};
 
+/// How often the safety phase compares replicas for divergence.
+const DIVERGENCE_EVERY: Duration = Duration::from_secs(1);
 /// How often the drain phase checks whether consumers have caught up.
 const DRAIN_POLL: Duration = Duration::from_millis(250);
 /// Consumers are caught up only after this long without a poll or a sink write (processing
@@ -580,18 +582,27 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let safety_end = Instant::ZERO + s.duration;
     let mut budget_ok = true;
 
-    // Safety phase: load and faults.
-    while let Some(at) = nemesis.next_at().filter(|t| *t < safety_end) {
-        if w.run_until(at) == RunOutcome::BudgetExhausted {
+    // Safety phase: load and faults, with a replica divergence check every second (a
+    // divergence below the HW can be repaired later by truncation, so the end alone would
+    // miss it).
+    let mut divergence = DivergenceCheck::default();
+    while budget_ok && w.now() < safety_end {
+        let tick = (w.now() + DIVERGENCE_EVERY).min(safety_end);
+        let next = nemesis.next_at().filter(|t| *t < tick).unwrap_or(tick);
+        if w.run_until(next) == RunOutcome::BudgetExhausted {
             budget_ok = false;
             break;
         }
-        let ops = nemesis.fire(at, &View { w: &w, h: &h });
-        for op in &ops {
-            apply(&mut w, op);
+        if nemesis.next_at().is_some_and(|t| t <= next) {
+            let ops = nemesis.fire(next, &View { w: &w, h: &h });
+            for op in &ops {
+                apply(&mut w, op);
+            }
+        }
+        if next == tick {
+            violations.extend(divergence.check(&w, &h.cluster));
         }
     }
-    budget_ok = budget_ok && w.run_until(safety_end) == RunOutcome::Reached;
 
     // Heal, then drain.
     heal(&mut w);
@@ -634,7 +645,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     }
 
     // Final checks.
-    violations.extend(invariants::check_divergence(&w, &h.cluster));
+    violations.extend(divergence.check(&w, &h.cluster));
     violations.extend(w.violations().iter().cloned());
     let groups: Vec<GroupCheck> = p
         .groups
