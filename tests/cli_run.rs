@@ -206,3 +206,22 @@ fn bad_input_exits_2_with_file_line_and_key_and_writes_nothing() {
     let usage = kafsim().args(["run"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn a_crashed_producers_open_sends_do_not_stall_the_drain() {
+    // Each seed crashes the producer at random while it has sends in flight; those sends
+    // never get an outcome, yet consumers catch up and the drain ends: no stall.
+    let out = kafsim()
+        .args([
+            "run",
+            &fixture("tiny-producer-crash.toml"),
+            "--seeds",
+            "6",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("stall"), "{text}");
+}

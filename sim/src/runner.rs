@@ -488,8 +488,12 @@ fn heal(w: &mut World) {
 #[derive(Default)]
 struct DrainTracker {
     scanned: usize,
-    /// Values invoked without an outcome yet.
-    open_sends: HashMap<u64, ()>,
+    /// Values invoked without an outcome yet: the invoking node and when.
+    open_sends: HashMap<u64, (NodeId, Instant)>,
+    /// When each node last crashed or lost power: its sends still open then will never get an
+    /// outcome (the process that would report it is gone); they are maybe-happened, as
+    /// Jepsen treats them, and do not hold up the drain.
+    crashed_at: BTreeMap<NodeId, Instant>,
     /// Per (group, partition): the highest offset polled.
     polled: BTreeMap<(u32, TopicPartition), u64>,
     /// Per group: last poll or sink write.
@@ -501,7 +505,7 @@ impl DrainTracker {
         for e in &history.entries()[self.scanned..] {
             match &e.event {
                 HistoryEvent::SendInvoke { value, .. } => {
-                    self.open_sends.insert(value.0, ());
+                    self.open_sends.insert(value.0, (e.node, e.at));
                 }
                 HistoryEvent::SendOk { value, .. }
                 | HistoryEvent::SendFail { value, .. }
@@ -530,11 +534,15 @@ impl DrainTracker {
     /// Caught up: no send without an outcome, every group has read up to the high watermark
     /// of every partition it consumes, and has been quiet for a moment.
     fn caught_up(&self, w: &World, h: &Handles, p: &Prepared) -> Result<(), String> {
-        if !self.open_sends.is_empty() {
-            return Err(format!(
-                "{} sends still without an outcome",
-                self.open_sends.len()
-            ));
+        let crashed =
+            |node: &NodeId, at: &Instant| self.crashed_at.get(node).is_some_and(|c| c >= at);
+        let open = self
+            .open_sends
+            .values()
+            .filter(|(node, at)| !crashed(node, at))
+            .count();
+        if open > 0 {
+            return Err(format!("{open} sends still without an outcome"));
         }
         for g in &p.groups {
             for &topic in &g.topics {
@@ -586,6 +594,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     // divergence below the HW can be repaired later by truncation, so the end alone would
     // miss it).
     let mut divergence = DivergenceCheck::default();
+    let mut crashed_at: BTreeMap<NodeId, Instant> = BTreeMap::new();
     while budget_ok && w.now() < safety_end {
         let tick = (w.now() + DIVERGENCE_EVERY).min(safety_end);
         let next = nemesis.next_at().filter(|t| *t < tick).unwrap_or(tick);
@@ -596,6 +605,11 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         if nemesis.next_at().is_some_and(|t| t <= next) {
             let ops = nemesis.fire(next, &View { w: &w, h: &h });
             for op in &ops {
+                if let Op::Crash(nodes) | Op::PowerLoss { nodes, .. } = op {
+                    for n in nodes {
+                        crashed_at.insert(*n, w.now());
+                    }
+                }
                 apply(&mut w, op);
             }
         }
@@ -612,7 +626,10 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         w.now()
     ));
     let drain_end = safety_end + s.drain;
-    let mut tracker = DrainTracker::default();
+    let mut tracker = DrainTracker {
+        crashed_at,
+        ..DrainTracker::default()
+    };
     let mut drained = false;
     let mut why = String::from("the drain did not start");
     while budget_ok && w.now() < drain_end {
