@@ -125,6 +125,10 @@ impl Ord for Event {
     }
 }
 
+/// Linux's minimum TCP retransmission timeout: when a peer's retransmission reaches a host
+/// that rebooted, the host answers with a reset.
+const TCP_RETRANSMISSION_TIMEOUT: Duration = Duration::from_millis(200);
+
 /// `link_epoch` of a connection-reset notice (not carried by the link).
 const RESET_NOTICE: u64 = u64::MAX;
 
@@ -149,6 +153,8 @@ struct Slot {
     /// Peers this node exchanged messages with since its last reset (for reset notices),
     /// indexed by node id: a bitmap is cheaper than a set on every delivery.
     peers: Vec<bool>,
+    /// Peers this node had connections with when it lost power: reset when it restarts.
+    orphaned_peers: Vec<bool>,
     /// Timer stretch factor (consumer-slowdown: a slow CPU makes everything take longer).
     slowdown: f64,
     /// Cost model: what the node is, when each of its cores is free, and the events waiting
@@ -250,6 +256,7 @@ impl World {
             cancelled: BTreeSet::new(),
             held: Vec::new(),
             peers: Vec::new(),
+            orphaned_peers: Vec::new(),
             slowdown: 1.0,
             class: CostClass::Free,
             cores_free_at: Vec::new(),
@@ -844,6 +851,13 @@ impl World {
                 .map(|(i, _)| NodeId(i as u32))
                 .collect()
         };
+        if !notify {
+            // A powered-off host says nothing now; its peers find out when it is back (below).
+            let slot = self.slot_mut(id);
+            for &peer in &peers {
+                set_peer(&mut slot.orphaned_peers, peer, true);
+            }
+        }
         for peer in peers {
             self.network.cut(id, peer);
             set_peer(&mut self.slots[peer.0 as usize].peers, id, false);
@@ -892,11 +906,37 @@ impl World {
             return;
         }
         self.fault_trace(id, "restart");
+        self.reset_orphaned_peers(id);
         let slot = self.slot_mut(id);
         slot.node = Some((slot.factory)());
         slot.state = NodeState::Up;
         let incarnation = slot.incarnation;
         self.schedule(self.now, id, incarnation, EventKind::Start);
+    }
+
+    /// A host that lost power and comes back answers its old peers' next TCP retransmission
+    /// with a reset: they learn their connection is gone one retransmission timeout after the
+    /// restart (instead of waiting out their own request timeouts).
+    fn reset_orphaned_peers(&mut self, id: NodeId) {
+        let orphaned = std::mem::take(&mut self.slot_mut(id).orphaned_peers);
+        let at = self.now + self.network.config().latency + TCP_RETRANSMISSION_TIMEOUT;
+        for (i, on) in orphaned.iter().enumerate() {
+            let peer = NodeId(i as u32);
+            if *on && self.slot(peer).state != NodeState::Down && !self.network.is_blocked(id, peer)
+            {
+                self.schedule(
+                    at,
+                    peer,
+                    0,
+                    EventKind::Deliver {
+                        from: id,
+                        msg: Box::new(Message::ConnectionReset),
+                        bytes: 0,
+                        link_epoch: RESET_NOTICE,
+                    },
+                );
+            }
+        }
     }
 
     /// Freeze a node: it receives nothing and fires no timers until resumed.

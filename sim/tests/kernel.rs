@@ -313,3 +313,31 @@ fn a_message_to_an_unknown_node_is_an_engine_bug() {
     w.add_node("tx", sender(NodeId(99), 1, Duration::ZERO));
     w.run_until(Instant::from_millis(10));
 }
+
+#[test]
+fn power_loss_is_silent_until_the_host_restarts_and_resets_its_old_connections() {
+    let mut w = World::new(4, WorldConfig::default());
+    let rx = w.add_node("rx", || Box::new(Recorder::default()));
+    let tx = w.add_node("tx", sender(rx, 1_000, Duration::from_millis(1)));
+    w.run_until(Instant::from_millis(100));
+    w.power_loss(tx, false);
+    w.run_until(Instant::from_millis(5_000));
+    assert_eq!(
+        w.node::<Recorder>(rx).unwrap().resets,
+        0,
+        "a powered-off host sends no reset"
+    );
+    w.restart(tx);
+    w.run_until(Instant::from_millis(5_100));
+    assert_eq!(
+        w.node::<Recorder>(rx).unwrap().resets,
+        0,
+        "not before a retransmission timeout"
+    );
+    w.run_until(Instant::from_millis(5_300));
+    assert_eq!(
+        w.node::<Recorder>(rx).unwrap().resets,
+        1,
+        "the rebooted host resets the old connection"
+    );
+}
