@@ -98,12 +98,7 @@ fn list_shows_every_scenario_with_its_description() {
 /// engine problem it waits for (reported to the lead; `kafsim replay scenarios/NAME.toml --seed
 /// S` shows it). Their rows may say FAILED; every other row must say ok. Empty this list as the
 /// fixes land: a listed scenario that passes is printed as a reminder.
-const KNOWN_ENGINE_GAPS: [(&str, &str); 9] = [
-    (
-        "acks-all-safe",
-        "seed 1: the ISR of orders/* shrinks to broker-2 at 14 s and never grows back after \
-         the heal; the producer gets errors until the end (stall)",
-    ),
+const KNOWN_ENGINE_GAPS: [(&str, &str); 8] = [
     (
         "acks0-broker-crash",
         "seed 1: consumers stop at t0/0 1153 of 1185 after the heal (stall)",

@@ -82,6 +82,38 @@ fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
+/// acks-all-safe seed 1: a one-way partition dropped the leader's fetch responses, so the
+/// follower's fetch stayed in flight and it sent nothing more; it rejoins the ISR only after
+/// `replica.socket.timeout.ms` (Kafka's request timeout of the replica fetcher) expires the
+/// lost request, however early the heal. With the 30 s default that outlasted the scenario's
+/// drain; the scenario now sets the timeout short, like the producer's request timeout.
+#[test]
+fn follower_whose_fetch_answer_was_dropped_rejoins_after_the_socket_timeout() {
+    let mut w = World::new(5, WorldConfig::default());
+    let config = fast_config();
+    let c = cluster(&mut w, 3, 1, 3, config.clone());
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
+    w.run_until(Instant::from_millis(2000));
+    let leader = c.leader_of(&w, TP).unwrap();
+    let lagging = c.followers_of(&w, TP)[0];
+    assert_eq!(isr(&w, &c).len(), 3);
+    w.net().block(leader, lagging);
+    w.run_until(Instant::from_millis(8000));
+    assert!(!isr(&w, &c).contains(&lagging), "ISR {:?}", isr(&w, &c));
+    w.net().heal();
+    // The fetch sent at ~6.5 s (after the first timeout) lost its answer too: the next one
+    // leaves only at ~11 s, so the healed follower is still out at 10 s.
+    w.run_until(Instant::from_millis(10_000));
+    assert!(!isr(&w, &c).contains(&lagging), "ISR {:?}", isr(&w, &c));
+    w.run_until(Instant::from_millis(12_500));
+    assert_eq!(
+        isr(&w, &c).len(),
+        3,
+        "the follower fetched again and rejoined"
+    );
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
 #[test]
 fn min_insync_rejects_acks_all_when_the_isr_is_too_small() {
     let mut w = World::new(4, WorldConfig::default());
