@@ -98,43 +98,7 @@ fn list_shows_every_scenario_with_its_description() {
 /// engine problem it waits for (reported to the lead; `kafsim replay scenarios/NAME.toml --seed
 /// S` shows it). Their rows may say FAILED; every other row must say ok. Empty this list as the
 /// fixes land: a listed scenario that passes is printed as a reminder.
-const KNOWN_ENGINE_GAPS: [(&str, &str); 8] = [
-    (
-        "acks0-broker-crash",
-        "seed 1: consumers stop at t0/0 1153 of 1185 after the heal (stall)",
-    ),
-    (
-        "defaults-java",
-        "seed 10: a record acknowledged with acks=all, min.insync.replicas=2 at 12.26 s is \
-         missing on the leader elected at 20 s (lost-write)",
-    ),
-    (
-        "defaults-sarama",
-        "seed 3: after the power losses a consumer loops JoinGroup, SyncGroup, \
-         FindCoordinator and is never assigned (stall)",
-    ),
-    (
-        "fsync-every-message-power-loss",
-        "seed 2: acks=all records of orders/2 lost with log.flush.interval.messages=1 \
-         (lost-write)",
-    ),
-    (
-        "legacy-hw-truncation",
-        "seed 5: consumers stop at t0/0 1998 of 2133 (stall)",
-    ),
-    (
-        "no-fsync-power-loss",
-        "seed 3: 385 sends without an outcome 20 s after the heal (stall)",
-    ),
-    (
-        "retries-with-idempotence",
-        "seed 8: a consumer's SyncGroup goes unanswered, then loops rejoining (stall)",
-    ),
-    (
-        "retries-without-idempotence",
-        "seed 8: 1156 sends without an outcome 20 s after the heal (stall)",
-    ),
-];
+const KNOWN_ENGINE_GAPS: [(&str, &str); 0] = [];
 
 fn check_rows(stdout: &str) {
     for file in files() {
