@@ -98,7 +98,18 @@ fn list_shows_every_scenario_with_its_description() {
 /// engine problem it waits for (reported to the lead; `kafsim replay scenarios/NAME.toml --seed
 /// S` shows it). Their rows may say FAILED; every other row must say ok. Empty this list as the
 /// fixes land: a listed scenario that passes is printed as a reminder.
-const KNOWN_ENGINE_GAPS: [(&str, &str); 0] = [];
+const KNOWN_ENGINE_GAPS: [(&str, &str); 2] = [
+    (
+        "defaults-java",
+        "seed 10: a record acknowledged with acks=all, min.insync.replicas=2 at 12.26 s is \
+         missing on the leader elected at 20 s (lost-write)",
+    ),
+    (
+        "fsync-every-message-power-loss",
+        "seed 2: acks=all records of orders/2 lost with log.flush.interval.messages=1 \
+         (lost-write)",
+    ),
+];
 
 fn check_rows(stdout: &str) {
     for file in files() {
