@@ -101,13 +101,14 @@ fn list_shows_every_scenario_with_its_description() {
 const KNOWN_ENGINE_GAPS: [(&str, &str); 2] = [
     (
         "defaults-java",
-        "seed 10: a record acknowledged with acks=all, min.insync.replicas=2 at 12.26 s is \
-         missing on the leader elected at 20 s (lost-write)",
+        "seed 8: broker-1's fetch response from broker-0 is dropped by a partition at \
+         18.8 s; its fetcher waits replica.socket.timeout.ms (30 s), so the HW of t0/0 \
+         stays at 1688 and acks=all sends get no outcome (stall)",
     ),
     (
         "fsync-every-message-power-loss",
-        "seed 2: acks=all records of orders/2 lost with log.flush.interval.messages=1 \
-         (lost-write)",
+        "seed 3: after the power losses the ISR of orders/1 stays [broker-1] (below \
+         min.insync.replicas=2) and 1168 sends get no outcome (stall)",
     ),
 ];
 

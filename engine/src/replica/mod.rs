@@ -237,22 +237,30 @@ impl ReplicaManager {
             return Err(fail(ErrorCode::NotEnoughReplicas));
         }
         // ---- idempotence hook: the producer state decides duplicates and sequence errors.
+        let epoch = p.leader_epoch().expect("leader has a state");
         let ps = self.producer_states.entry(tp).or_default();
         if batch.producer_id >= 0 {
             match ps.check(&batch) {
                 Err(e) => return Err(fail(e)),
                 Ok(Some(original_base)) => {
-                    return Err(PartitionProduceResponse {
+                    // A retried batch already in the log may not be committed yet (its first
+                    // attempt is still waiting, or timed out). Kafka answers the duplicate
+                    // through the same delayed produce as a fresh append, with the original
+                    // batch's offsets (`UnifiedLog.append` returns them; `ReplicaManager`
+                    // waits for the HW to pass its last offset): never before the ISR has it.
+                    let end = original_base + batch.record_count();
+                    let pending = PendingAppend {
                         partition: tp,
-                        error: ErrorCode::None,
                         base_offset: original_base,
-                        log_start_offset: p.log.log_start_offset(),
-                    })
+                        required_offset: if acks == Acks::All { end } else { 0 },
+                        end_offset: end,
+                        leader_epoch: epoch,
+                    };
+                    return Ok((acks != Acks::None).then_some(pending));
                 }
                 Ok(None) => {}
             }
         }
-        let epoch = p.leader_epoch().expect("leader has a state");
         let stored = p
             .log
             .append_as_leader(cx, batch, epoch, self.config.flush_policy());
