@@ -98,19 +98,7 @@ fn list_shows_every_scenario_with_its_description() {
 /// engine problem it waits for (reported to the lead; `kafsim replay scenarios/NAME.toml --seed
 /// S` shows it). Their rows may say FAILED; every other row must say ok. Empty this list as the
 /// fixes land: a listed scenario that passes is printed as a reminder.
-const KNOWN_ENGINE_GAPS: [(&str, &str); 2] = [
-    (
-        "defaults-java",
-        "seed 8: broker-1's fetch response from broker-0 is dropped by a partition at \
-         18.8 s; its fetcher waits replica.socket.timeout.ms (30 s), so the HW of t0/0 \
-         stays at 1688 and acks=all sends get no outcome (stall)",
-    ),
-    (
-        "fsync-every-message-power-loss",
-        "seed 3: after the power losses the ISR of orders/1 stays [broker-1] (below \
-         min.insync.replicas=2) and 1168 sends get no outcome (stall)",
-    ),
-];
+const KNOWN_ENGINE_GAPS: [(&str, &str); 0] = [];
 
 fn check_rows(stdout: &str) {
     for file in files() {
