@@ -11,6 +11,7 @@
 pub mod app;
 pub mod assignor;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod controller;

@@ -29,37 +29,9 @@
 
 use crate::time::Duration;
 
-/// A modelled consumer client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ClientKind {
-    Java,
-    Sarama,
-    KafkaGo,
-    Librdkafka,
-}
+pub use crate::client::ClientKind;
 
 impl ClientKind {
-    pub fn from_name(name: &str) -> Result<ClientKind, String> {
-        match name {
-            "java" => Ok(ClientKind::Java),
-            "sarama" => Ok(ClientKind::Sarama),
-            "kafka-go" => Ok(ClientKind::KafkaGo),
-            "librdkafka" => Ok(ClientKind::Librdkafka),
-            other => Err(format!(
-                "unknown client \"{other}\": expected java, sarama, kafka-go or librdkafka"
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientKind::Java => "java",
-            ClientKind::Sarama => "sarama",
-            ClientKind::KafkaGo => "kafka-go",
-            ClientKind::Librdkafka => "librdkafka",
-        }
-    }
-
     /// The newest modelled version, used when a scenario names none.
     pub fn newest_version(self) -> (u32, u32) {
         match self {

@@ -20,37 +20,7 @@ use crate::partitioner::PartitionerKind;
 use crate::protocol::Acks;
 use crate::time::Duration;
 
-/// Which client library a producer models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ClientKind {
-    Java,
-    Sarama,
-    KafkaGo,
-    Librdkafka,
-}
-
-impl ClientKind {
-    pub fn from_name(name: &str) -> Result<ClientKind, String> {
-        match name {
-            "java" => Ok(ClientKind::Java),
-            "sarama" => Ok(ClientKind::Sarama),
-            "kafka-go" => Ok(ClientKind::KafkaGo),
-            "librdkafka" => Ok(ClientKind::Librdkafka),
-            other => Err(format!(
-                "unknown client \"{other}\": expected java, sarama, kafka-go or librdkafka"
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientKind::Java => "java",
-            ClientKind::Sarama => "sarama",
-            ClientKind::KafkaGo => "kafka-go",
-            ClientKind::Librdkafka => "librdkafka",
-        }
-    }
-}
+pub use crate::client::ClientKind;
 
 /// Upper bound on `retries` we model (Java's default is `Integer.MAX_VALUE`).
 pub const RETRIES_MAX: u32 = i32::MAX as u32;
