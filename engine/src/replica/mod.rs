@@ -174,12 +174,21 @@ impl ReplicaManager {
         };
         let mut done = Vec::new();
         let mut pending = Vec::new();
+        let mut appended = Vec::new();
         for (tp, batch) in req.batches {
             match self.append_to_leader(cx, tp, batch, req.acks) {
-                Ok(Some(p)) => pending.push(p),
-                Ok(None) => {}
+                Ok(p) => {
+                    appended.push(tp);
+                    pending.extend(p);
+                }
                 Err(resp) => done.push(resp),
             }
+        }
+        // Waiting fetches are completed once the whole request is appended (Kafka 0.8
+        // unblocked them after `appendToLocalLog`; today's broker runs them from its action
+        // queue after the request), so a follower's answer carries every partition of it.
+        for tp in appended {
+            self.wake_fetches(cx, tp);
         }
         if req.acks == Acks::None {
             return;
@@ -278,12 +287,12 @@ impl ReplicaManager {
             end_offset: stored.next_offset(),
             leader_epoch: epoch,
         };
-        self.on_leader_append(cx, tp);
+        self.on_isr_or_hw_change(cx, tp);
         Ok((acks != Acks::None).then_some(pending))
     }
 
-    fn on_leader_append(&mut self, cx: &mut Cx, tp: TopicPartition) {
-        self.on_isr_or_hw_change(cx, tp);
+    /// New data in `tp`: answer the fetches waiting for it.
+    fn wake_fetches(&mut self, cx: &mut Cx, tp: TopicPartition) {
         for id in self.fetches.watching(tp) {
             self.complete_fetch(cx, id);
         }
@@ -763,6 +772,7 @@ impl OffsetsLog for ReplicaManager {
         match self.append_to_leader(cx, partition, batch, Acks::All) {
             Err(r) => Err(r.error),
             Ok(pending) => {
+                self.wake_fetches(cx, partition);
                 let origin = ProduceOrigin::Coordinator { token };
                 self.delay_produce(
                     cx,
@@ -808,6 +818,70 @@ mod tests {
         with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
         assert_eq!(rm.leadership_changes, vec![(TP, Some(1))]);
         (rm, disk)
+    }
+
+    #[test]
+    fn a_waiting_fetch_gets_every_partition_of_a_produce_request() {
+        let tp2 = TopicPartition::new(TP.topic, 1);
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        let state = PartitionState {
+            partition: tp2,
+            leader: Some(NodeId(0)),
+            leader_epoch: 1,
+            isr: vec![NodeId(0), NodeId(1)],
+            partition_epoch: 1,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
+        let fetch = FetchRequest {
+            correlation_id: 7,
+            replica_id: Some(NodeId(1)),
+            replica_epoch: 0,
+            max_wait: ms(500),
+            min_bytes: 1,
+            max_bytes: u32::MAX,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            partitions: [TP, tp2]
+                .map(|partition| FetchPartition {
+                    partition,
+                    fetch_offset: 0,
+                    current_leader_epoch: Some(1),
+                    last_fetched_epoch: None,
+                    log_start_offset: 0,
+                    partition_max_bytes: 1 << 20,
+                })
+                .to_vec(),
+        };
+        let (_, parked) = with_cx(&mut disk, |cx| rm.handle_fetch(cx, NodeId(1), fetch));
+        assert!(
+            !parked
+                .iter()
+                .any(|e| matches!(e, crate::node::Effect::Send { .. })),
+            "no data yet: the fetch waits"
+        );
+        let produce = ProduceRequest {
+            correlation_id: 1,
+            acks: Acks::All,
+            timeout: ms(1000),
+            transactional_id: None,
+            batches: vec![(TP, batch(&[1])), (tp2, batch(&[2]))],
+        };
+        let (_, effects) = with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), produce));
+        let answers: Vec<Vec<usize>> = effects
+            .iter()
+            .filter_map(|e| match e {
+                crate::node::Effect::Send {
+                    msg: Message::FetchResponse(r),
+                    ..
+                } => Some(r.partitions.iter().map(|p| p.batches.len()).collect()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            vec![vec![1, 1]],
+            "one answer, after the whole request was appended, with both partitions' data"
+        );
     }
 
     #[test]
