@@ -17,6 +17,7 @@ pub mod network;
 pub mod runner;
 pub mod scenario;
 pub mod seed;
+pub mod socket;
 pub mod trace;
 pub mod violation;
 pub mod world;

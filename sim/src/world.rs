@@ -23,6 +23,7 @@ use crate::disk::{DiskConfig, FsyncTicket, NodeDisk};
 use crate::history::{History, HistoryEntry};
 use crate::network::{LinkConfig, Network, SendOutcome};
 use crate::seed::{rng_for, stream};
+use crate::socket::{self, Sockets};
 use crate::trace::{TraceHasher, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -131,6 +132,9 @@ const TCP_RETRANSMISSION_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// `link_epoch` of a connection-reset notice (not carried by the link).
 const RESET_NOTICE: u64 = u64::MAX;
+/// `link_epoch` of a request that waited unread in a muted connection ([`socket`]): its
+/// bytes left the link when it arrived.
+const SOCKET_READ: u64 = u64::MAX - 1;
 
 /// Most events one node's CPU queue may hold: past it the node is hopelessly overloaded and
 /// the run says so loudly rather than grow without bound.
@@ -196,6 +200,8 @@ pub struct World {
     effects: Vec<Effect>,
     /// When the messages of the handler being applied leave (now, plus its CPU time).
     send_at: Instant,
+    /// Connections muted while the server handles one of their requests ([`socket`]).
+    sockets: Sockets<Event>,
 }
 
 impl World {
@@ -221,6 +227,7 @@ impl World {
             stats: WorldStats::default(),
             effects: Vec::new(),
             send_at: Instant::ZERO,
+            sockets: Sockets::default(),
         }
     }
 
@@ -443,7 +450,7 @@ impl World {
         self.queue.peek().map(|Reverse(e)| e.at)
     }
 
-    fn dispatch(&mut self, event: Event) {
+    fn dispatch(&mut self, mut event: Event) {
         let id = event.node;
         let slot = &mut self.slots[id.0 as usize];
         match slot.state {
@@ -455,7 +462,7 @@ impl World {
                     ..
                 } = &event.kind
                 {
-                    if *link_epoch == RESET_NOTICE {
+                    if *link_epoch == RESET_NOTICE || *link_epoch == SOCKET_READ {
                         return;
                     }
                     // Arrives at a dead process: the bytes are consumed and lost.
@@ -487,8 +494,27 @@ impl World {
         } = &event.kind
         {
             // Reset notices come from the OS, not through the link's byte stream.
-            if *link_epoch != RESET_NOTICE && !self.network.arrive(*from, id, *bytes, *link_epoch) {
+            let on_link = *link_epoch != RESET_NOTICE && *link_epoch != SOCKET_READ;
+            if on_link && !self.network.arrive(*from, id, *bytes, *link_epoch) {
                 return;
+            }
+        }
+        if let EventKind::Deliver {
+            from,
+            msg,
+            link_epoch,
+            ..
+        } = &event.kind
+        {
+            // Only a node run as a Kafka broker has Kafka's socket server (a test's
+            // scripted broker may leave a request unanswered on purpose).
+            let broker = self.slots[id.0 as usize].class == CostClass::Broker;
+            if broker && *link_epoch != SOCKET_READ && socket::mutes(msg) {
+                let from = *from;
+                match self.sockets.read(id, from, event) {
+                    Some(e) => event = e,
+                    None => return,
+                }
             }
         }
         let slot = &self.slots[id.0 as usize];
@@ -701,6 +727,32 @@ impl World {
         self.send_at = now + busy;
     }
 
+    /// `server` answered `client`: hand it the next request its connection held unread, when
+    /// the answer leaves.
+    fn read_next_request(&mut self, server: NodeId, client: NodeId) {
+        let Some(event) = self.sockets.answered(server, client) else {
+            return;
+        };
+        let EventKind::Deliver {
+            from, msg, bytes, ..
+        } = event.kind
+        else {
+            unreachable!("only messages wait in a socket");
+        };
+        let incarnation = self.slots[server.0 as usize].incarnation;
+        self.schedule(
+            self.send_at,
+            server,
+            incarnation,
+            EventKind::Deliver {
+                from,
+                msg,
+                bytes,
+                link_epoch: SOCKET_READ,
+            },
+        );
+    }
+
     fn apply(&mut self, id: NodeId, effect: Effect) {
         match effect {
             Effect::Send { to, msg } => {
@@ -709,6 +761,9 @@ impl World {
                     "{id} sent {} to unknown node {to}",
                     msg.kind()
                 );
+                if socket::unmutes(&msg) {
+                    self.read_next_request(id, to);
+                }
                 let bytes = self.config.cost.wire_bytes(&msg);
                 if let SendOutcome::Arrives { at, link_epoch } =
                     self.network.send(self.send_at, id, to, bytes)
@@ -844,6 +899,7 @@ impl World {
             slot.cpu_wake = false;
             slot.cores_free_at.iter_mut().for_each(|t| *t = now);
             let peers = std::mem::take(&mut slot.peers);
+            self.sockets.forget_node(id);
             peers
                 .iter()
                 .enumerate()
@@ -970,6 +1026,7 @@ impl World {
     pub fn cut(&mut self, a: NodeId, b: NodeId) {
         self.fault_trace(a, "cut");
         self.network.cut(a, b);
+        self.sockets.forget_pair(a, b);
         let at = self.now + self.network.config().latency;
         for (x, y) in [(a, b), (b, a)] {
             set_peer(&mut self.slots[x.0 as usize].peers, y, false);
