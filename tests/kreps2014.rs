@@ -4,10 +4,9 @@
 //! the end-to-end latency percentiles within 1 ms. Simulated time is deterministic, so the
 //! verdict is the same on every machine.
 //!
-//! Each row runs a few simulated seconds (a rate is a rate), which takes tens of seconds in a
-//! debug build, so the rows are `#[ignore]`d in the quick suite; run them with
-//! `cargo test --release --test kreps2014 -- --ignored`. `benches/KREPS2014.md` shows the
-//! table side by side and which rows the model does not reproduce yet.
+//! Each row runs a few simulated seconds (a rate is a rate): about 5 to 30 seconds of wall
+//! time each in the dev profile (which is optimised), a minute for all eight on two cores.
+//! `benches/KREPS2014.md` shows the table side by side.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -82,7 +81,6 @@ fn assert_throughput(row: &str, measured: f64, published: f64) {
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn single_producer_no_replication() {
     let v = bench("single-producer-no-replication");
     assert_throughput(
@@ -93,7 +91,6 @@ fn single_producer_no_replication() {
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn single_producer_3x_async() {
     let v = bench("single-producer-3x-async");
     assert_throughput(
@@ -104,7 +101,6 @@ fn single_producer_3x_async() {
 }
 
 #[test]
-#[ignore = "heavy, and not yet calibrated (see benches/KREPS2014.md): cargo test --release --test kreps2014 -- --ignored"]
 fn single_producer_3x_sync() {
     let v = bench("single-producer-3x-sync");
     assert_throughput(
@@ -115,7 +111,6 @@ fn single_producer_3x_sync() {
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn three_producers_3x_async() {
     let v = bench("three-producers-3x-async");
     assert_throughput(
@@ -126,21 +121,18 @@ fn three_producers_3x_async() {
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn single_consumer() {
     let v = bench("single-consumer");
     assert_throughput("single-consumer", consume_rate_in_window(&v), 940_521.0);
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn three_consumers() {
     let v = bench("three-consumers");
     assert_throughput("three-consumers", consume_rate_in_window(&v), 2_615_968.0);
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn producer_and_consumer() {
     let v = bench("producer-and-consumer");
     assert_throughput(
@@ -151,7 +143,6 @@ fn producer_and_consumer() {
 }
 
 #[test]
-#[ignore = "heavy: cargo test --release --test kreps2014 -- --ignored"]
 fn end_to_end_latency() {
     let v = bench("end-to-end-latency");
     for (key, published) in [("p50", 2.0), ("p99", 3.0), ("p999", 14.0)] {

@@ -163,6 +163,23 @@ pub const BROKER_PER_MESSAGE_NS: u64 = 20_000;
 /// CRC check and offset assignment over the bytes, plus the copy into the page cache. Java 7's
 /// CRC32 runs at roughly 1 GB/s per 2014 core.
 pub const BROKER_PER_BYTE_IN_PS: u64 = 1_000;
+/// Broker, message formats v0/v1 (Kafka 0.8 to 0.10, the `kreps2014` profile): per record
+/// appended, as leader from a produce request and as follower from a fetch response. The 0.8
+/// broker decoded every message of a message set, iterated them twice (validation, then
+/// offset assignment), computed a CRC32 per message through JNI (Java 7 had no CRC
+/// intrinsic) and allocated a few objects per message.
+///
+/// **This is the one constant calibrated rather than taken from a source**: the Kreps 2014
+/// synchronous-replication row fixes it. That row is the only one whose throughput the
+/// broker's per-record time limits: an acks=all request holds its connection (see
+/// `socket.rs`) through the leader's append, the followers' fetch, append and next fetch,
+/// so two appends lie on each request's critical path. With 0 us the row is at +91%, with
+/// 1.5 us at +18%, with 2.0 us at +0.3%; of the other rows only three-producers moves (by 6
+/// points, from -9% to -3%) between 0 and 2 us (`benches/KREPS2014.md`).
+pub const BROKER_PER_RECORD_V0_NS: u64 = 2_000;
+/// Broker, message format v2 (Kafka 0.11+): CRC and headers are per batch; appending an
+/// uncompressed batch validates each record in place without copying it.
+pub const BROKER_PER_RECORD_V2_NS: u64 = 100;
 /// Broker: per byte of record data sent in fetch responses: `sendfile` zero copy, so only the
 /// kernel's bookkeeping.
 pub const BROKER_PER_BYTE_OUT_PS: u64 = 50;
@@ -199,6 +216,8 @@ pub struct ProfileCpu {
     pub broker_cores: u32,
     /// Per-core speed relative to the reference 2014 2.5 GHz Xeon core.
     pub core_speed: f64,
+    /// Broker CPU per record appended on the reference core (the message format's cost).
+    pub broker_per_record_ns: u64,
     pub gc: Option<GcModel>,
 }
 
@@ -214,8 +233,10 @@ impl ProfileCpu {
     fn broker(&self, work: &Work<'_>) -> u64 {
         match work {
             Work::Receive(msg, bytes) => {
-                let data = if records_in(msg) > 0 {
+                let records = records_in(msg) as u64;
+                let data = if records > 0 {
                     self.scaled_ps(BROKER_PER_BYTE_IN_PS, *bytes as u64)
+                        + self.scaled(self.broker_per_record_ns * records)
                 } else {
                     0
                 };
@@ -293,6 +314,9 @@ pub struct HardwareProfile {
     pub jitter: Duration,
     /// See [`CostModel::extra_bytes_per_record`].
     pub extra_bytes_per_record: u32,
+    /// Broker CPU per record appended, by the era's message format
+    /// ([`BROKER_PER_RECORD_V0_NS`], [`BROKER_PER_RECORD_V2_NS`]).
+    pub broker_per_record_ns: u64,
     /// Broker JVM garbage collection.
     pub gc: Option<GcModel>,
 }
@@ -329,6 +353,7 @@ pub fn profile(name: &str) -> Option<HardwareProfile> {
             // key length 4, value length 4 = 26 bytes per message, "about 22 bytes" in the
             // post; the engine's v2 records carry 8, so 14 more make the 2014 wire size.
             extra_bytes_per_record: 14,
+            broker_per_record_ns: BROKER_PER_RECORD_V0_NS,
             // Young-generation pauses of a broker JVM: the Kafka documentation (Operations,
             // "Java Version") reports LinkedIn's brokers at a 90th-percentile pause of
             // about 21 ms with less than one young GC per second; the 2014 brokers of the
@@ -355,6 +380,7 @@ pub fn profile(name: &str) -> Option<HardwareProfile> {
             latency: Duration::from_micros(60),
             jitter: Duration::from_micros(40),
             extra_bytes_per_record: 0,
+            broker_per_record_ns: BROKER_PER_RECORD_V2_NS,
             // G1 on a current JDK: short young pauses.
             gc: Some(GcModel {
                 interval: Duration::from_secs(2),
@@ -374,6 +400,7 @@ pub fn profile(name: &str) -> Option<HardwareProfile> {
             latency: Duration::from_micros(50),
             jitter: Duration::from_micros(30),
             extra_bytes_per_record: 0,
+            broker_per_record_ns: BROKER_PER_RECORD_V2_NS,
             gc: Some(GcModel {
                 interval: Duration::from_secs(2),
                 pause: Duration::from_millis(3),
@@ -389,6 +416,7 @@ impl HardwareProfile {
         ProfileCpu {
             broker_cores: self.cores,
             core_speed: self.core_speed,
+            broker_per_record_ns: self.broker_per_record_ns,
             gc: self.gc,
         }
     }
