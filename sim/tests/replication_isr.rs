@@ -212,3 +212,25 @@ fn clean_election_keeps_the_partition_offline_until_the_leader_returns() {
     assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+#[test]
+fn a_fenced_follower_stops_holding_back_the_hw() {
+    // Default replica.lag.time.max.ms (30 s): a follower caught up just before it died would
+    // still count for the HW for 30 s. Once the controller fences its broker (session timeout,
+    // 9 s) and drops it from the ISR, it may not rejoin (KIP-841), and acks=all resumes.
+    let mut w = World::new(5, WorldConfig::default());
+    let config = BrokerConfig::default();
+    let c = cluster(&mut w, 3, 1, 3, config.clone());
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
+    w.run_until(Instant::from_millis(3000));
+    let follower = c.followers_of(&w, TP)[0];
+    w.crash(follower);
+    w.run_until(Instant::from_millis(14_000));
+    assert!(!isr(&w, &c).contains(&follower), "fenced and dropped");
+    let before = acked(&w, TP).len();
+    w.run_until(Instant::from_millis(16_000));
+    assert!(
+        acked(&w, TP).len() > before,
+        "acks=all continues after the dead follower was fenced, long before 30 s"
+    );
+}

@@ -222,7 +222,7 @@ impl Broker {
         if req.full || req.correlation_id == self.metadata_version + 1 {
             self.metadata_version = req.correlation_id;
         }
-        self.rm.live_brokers = req.live_brokers;
+        self.rm.set_live_brokers(cx.now(), req.live_brokers);
         self.rm.topics = req.topics;
         self.rm.apply_partition_states(cx, req.partitions);
         cx.send(

@@ -10,12 +10,12 @@ pub mod purgatory;
 
 use crate::broker::config::{BreakRule, BrokerConfig};
 use crate::coordinator::OffsetsLog;
-use crate::isr;
+use crate::isr::{self, FollowerProgress};
 use crate::log::Log;
 use crate::node::{Cx, NodeId, Timer};
 use crate::protocol::*;
 use crate::record::{Record, RecordBatch, TopicPartition};
-use crate::time::{ms, Duration};
+use crate::time::{ms, Duration, Instant};
 use partition::{Partition, PendingIsr, Role};
 use purgatory::{DelayedFetch, DelayedProduce, PendingAppend, ProduceOrigin, Purgatory};
 use std::collections::BTreeMap;
@@ -148,6 +148,23 @@ impl ReplicaManager {
             self.fail_delayed(cx, tp);
             self.fetcher_kick(cx);
         }
+    }
+
+    /// The controller's live (unfenced) brokers. A follower whose broker was fenced starts
+    /// over: it is not eligible for the ISR (KIP-841), and when its broker registers again,
+    /// nothing it fetched before the crash (its LEO, when it was last caught up) may count
+    /// for the HW until it has caught up anew.
+    pub fn set_live_brokers(&mut self, now: Instant, live: Vec<NodeId>) {
+        for p in self.partitions.values_mut() {
+            if let Role::Leader(l) = &mut p.role {
+                for (r, progress) in l.followers.iter_mut() {
+                    if !live.contains(r) {
+                        *progress = FollowerProgress::at_leadership_start(false, now);
+                    }
+                }
+            }
+        }
+        self.live_brokers = live;
     }
 
     fn rebuild_producer_state(&mut self, tp: TopicPartition) {
@@ -301,10 +318,11 @@ impl ReplicaManager {
     /// Recompute the HW of `tp` and complete what it unblocks.
     pub(crate) fn on_isr_or_hw_change(&mut self, cx: &mut Cx, tp: TopicPartition) {
         let config = self.config.clone();
+        let live = &self.live_brokers;
         let moved = self
             .partitions
             .get_mut(&tp)
-            .is_some_and(|p| p.maybe_increment_hw(cx, &config));
+            .is_some_and(|p| p.maybe_increment_hw(cx, &config, live));
         if moved {
             for id in self.fetches.watching(tp) {
                 if self
@@ -820,6 +838,89 @@ mod tests {
         (rm, disk)
     }
 
+    fn follower_fetch(
+        partitions: &[TopicPartition],
+        offset: u64,
+        max_wait: Duration,
+    ) -> FetchRequest {
+        FetchRequest {
+            correlation_id: 7,
+            replica_id: Some(NodeId(1)),
+            replica_epoch: 0,
+            max_wait,
+            min_bytes: 1,
+            max_bytes: u32::MAX,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            partitions: partitions
+                .iter()
+                .map(|&partition| FetchPartition {
+                    partition,
+                    fetch_offset: offset,
+                    current_leader_epoch: Some(1),
+                    last_fetched_epoch: None,
+                    log_start_offset: 0,
+                    partition_max_bytes: 1 << 20,
+                })
+                .collect(),
+        }
+    }
+
+    fn produce_one(rm: &mut ReplicaManager, disk: &mut MemDisk, value: u64) {
+        let req = ProduceRequest {
+            correlation_id: value,
+            acks: Acks::Leader,
+            timeout: ms(1000),
+            transactional_id: None,
+            batches: vec![(TP, batch(&[value]))],
+        };
+        with_cx(disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+    }
+
+    #[test]
+    fn a_fenced_follower_back_from_a_crash_does_not_hold_the_hw_with_its_old_progress() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        let hw = |rm: &ReplicaManager| rm.partitions[&TP].high_watermark;
+        produce_one(&mut rm, &mut disk, 1);
+        with_cx(&mut disk, |cx| {
+            rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+        });
+        assert_eq!(hw(&rm), 1, "follower 1 caught up");
+        // Broker 1 dies; the controller fences it and drops it from the ISR.
+        let shrunk = PartitionState {
+            partition: TP,
+            leader: Some(NodeId(0)),
+            leader_epoch: 1,
+            isr: vec![NodeId(0)],
+            partition_epoch: 2,
+            replicas: vec![NodeId(0), NodeId(1)],
+        };
+        with_cx(&mut disk, |cx| {
+            rm.set_live_brokers(cx.now(), vec![NodeId(0)]);
+            rm.apply_partition_states(cx, vec![shrunk]);
+        });
+        produce_one(&mut rm, &mut disk, 2);
+        assert_eq!(hw(&rm), 2, "a fenced follower does not count");
+        // It restarts and registers; before it has caught up, the HW moves without it.
+        with_cx(&mut disk, |cx| {
+            rm.set_live_brokers(cx.now(), vec![NodeId(0), NodeId(1)])
+        });
+        produce_one(&mut rm, &mut disk, 3);
+        assert_eq!(
+            hw(&rm),
+            3,
+            "its progress from before the crash is forgotten"
+        );
+        with_cx(&mut disk, |cx| {
+            rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+        });
+        produce_one(&mut rm, &mut disk, 4);
+        assert_eq!(
+            hw(&rm),
+            4,
+            "fetching from its old end is not being caught up"
+        );
+    }
+
     #[test]
     fn a_waiting_fetch_gets_every_partition_of_a_produce_request() {
         let tp2 = TopicPartition::new(TP.topic, 1);
@@ -833,25 +934,7 @@ mod tests {
             replicas: vec![NodeId(0), NodeId(1)],
         };
         with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
-        let fetch = FetchRequest {
-            correlation_id: 7,
-            replica_id: Some(NodeId(1)),
-            replica_epoch: 0,
-            max_wait: ms(500),
-            min_bytes: 1,
-            max_bytes: u32::MAX,
-            isolation_level: IsolationLevel::ReadUncommitted,
-            partitions: [TP, tp2]
-                .map(|partition| FetchPartition {
-                    partition,
-                    fetch_offset: 0,
-                    current_leader_epoch: Some(1),
-                    last_fetched_epoch: None,
-                    log_start_offset: 0,
-                    partition_max_bytes: 1 << 20,
-                })
-                .to_vec(),
-        };
+        let fetch = follower_fetch(&[TP, tp2], 0, ms(500));
         let (_, parked) = with_cx(&mut disk, |cx| rm.handle_fetch(cx, NodeId(1), fetch));
         assert!(
             !parked

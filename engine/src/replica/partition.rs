@@ -190,8 +190,18 @@ impl Partition {
         self.high_watermark = self.high_watermark.min(self.log.log_end_offset());
     }
 
-    /// Kafka's `maybeIncrementLeaderHW`. Returns whether the HW advanced.
-    pub fn maybe_increment_hw(&mut self, cx: &mut Cx, config: &BrokerConfig) -> bool {
+    /// Kafka's `maybeIncrementLeaderHW`: the HW is the lowest log end of the followers in the
+    /// (maximal) ISR and of those caught up within `replica.lag.time.max.ms` that may join it.
+    /// A follower on a broker the controller no longer lists as live (fenced: its session
+    /// expired) may not join (KIP-841's `isReplicaIsrEligible`), so a dead follower does not
+    /// hold the HW back once the controller has dropped it from the ISR. Returns whether the
+    /// HW advanced.
+    pub fn maybe_increment_hw(
+        &mut self,
+        cx: &mut Cx,
+        config: &BrokerConfig,
+        live_brokers: &[NodeId],
+    ) -> bool {
         let Role::Leader(l) = &self.role else {
             return false;
         };
@@ -199,8 +209,9 @@ impl Partition {
         let mut new_hw = self.log.log_end_offset();
         if !config.breaks(BreakRule::SkipHwRule) {
             for (r, p) in &l.followers {
-                let counts =
-                    self.in_maximal_isr(*r) || p.caught_up_within(now, config.replica_lag_time_max);
+                let eligible = live_brokers.is_empty() || live_brokers.contains(r);
+                let counts = self.in_maximal_isr(*r)
+                    || (eligible && p.caught_up_within(now, config.replica_lag_time_max));
                 if counts && p.log_end_offset < new_hw {
                     new_hw = p.log_end_offset;
                 }
