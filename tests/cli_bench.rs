@@ -102,6 +102,54 @@ fn a_run_prints_perf_test_text_and_writes_json_and_a_report() {
 }
 
 #[test]
+fn faults_are_marked_and_a_faultless_run_marks_none() {
+    let dir = scratch("faults");
+    let faults = r#"
+[faults]
+random = false
+[[faults.schedule]]
+at = "1s"
+action = "crash"
+target = "leader:t/0"
+"#;
+    for (name, text, want) in [
+        ("calm.toml", SMALL.to_string(), vec![]),
+        (
+            "crash.toml",
+            format!("{SMALL}{faults}"),
+            vec!["crash", "heal"],
+        ),
+    ] {
+        let workload = write(&dir, name, &text);
+        let json = dir.join(format!("{name}.json"));
+        let out = kafsim_bench(&[&workload, "--json", json.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let labels: Vec<String> = v["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["label"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(':')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(labels, want, "{name}");
+    }
+}
+
+#[test]
 fn a_sweep_prints_one_row_per_point() {
     let dir = scratch("sweep");
     let workload = write(&dir, "small.toml", SMALL);

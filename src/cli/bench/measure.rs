@@ -142,10 +142,14 @@ pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> M
         recorder.on_backlog(next_sample_ns - 1, backlog(acked, consumed, groups));
         next_sample_ns += NANOS_PER_SECOND;
     }
-    for line in fault_log {
-        if let Some((t_ns, label)) = parse_fault_line(line) {
-            recorder.on_fault(t_ns, label);
-        }
+    // The runner always ends the fault phase with a heal line; alone, it marks nothing.
+    let faults: Vec<(u64, &str)> = fault_log
+        .iter()
+        .filter_map(|line| parse_fault_line(line))
+        .collect();
+    let any_fault = faults.iter().any(|(_, label)| !label.starts_with("heal"));
+    for (t_ns, label) in faults.into_iter().filter(|_| any_fault) {
+        recorder.on_fault(t_ns, label);
     }
     let result = recorder.finish(&spec.workload, &spec.hardware, spec.duration);
     Measured { result, untracked }
