@@ -10,6 +10,10 @@ use kafsim_sim::runner::{prepare, run_seed, RunOptions};
 use kafsim_sim::scenario;
 use std::path::Path;
 
+/// The allocator of the `kafsim` binary, so the bench measures what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn standard(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workloads/standard.toml");
     let scenario = scenario::load(&path).expect("the standard workload parses");

@@ -3,6 +3,11 @@
 
 mod cli;
 
+/// mimalloc: a run allocates and frees hundreds of megabytes of history and logs; glibc's
+/// malloc gives them back to the OS and faults them in again (mimalloc: about 20% faster).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

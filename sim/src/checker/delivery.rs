@@ -73,6 +73,10 @@ struct Pass {
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     let mut pass = Pass::default();
+    let sends = index.sends();
+    pass.first_position.reserve(sends);
+    pass.occupant.reserve(sends);
+    pass.read.reserve(sends * config.groups.len().max(1));
     for entry in history.entries() {
         match entry.event {
             HistoryEvent::SendOk {

@@ -68,7 +68,16 @@ pub struct HistoryIndex {
 impl HistoryIndex {
     pub fn build(history: &History) -> HistoryIndex {
         let mut index = HistoryIndex::default();
-        let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::new();
+        // Sized once: growing maps of hundreds of thousands of values rehashes and faults in
+        // pages over and over.
+        let sends = history
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.event, HistoryEvent::SendInvoke { .. }))
+            .count();
+        index.invocations.reserve(sends);
+        index.acks.reserve(sends);
+        let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::with_capacity(2 * sends);
         let mut seq = 0u64;
         for entry in history.entries() {
             match &entry.event {
@@ -231,6 +240,11 @@ impl HistoryIndex {
     }
 
     /// Every acknowledged value, ascending.
+    /// Values the producers sent (invoked).
+    pub fn sends(&self) -> usize {
+        self.invocations.len()
+    }
+
     pub fn acknowledged_values(&self) -> &[ValueId] {
         &self.acknowledged
     }
