@@ -822,17 +822,28 @@ mod tests {
     use super::*;
     use crate::log::tests::{batch, with_cx, MemDisk, TP};
 
+    /// The controller's state of `partition` on replicas 0 and 1.
+    fn state(
+        partition: TopicPartition,
+        leader: u32,
+        leader_epoch: u32,
+        isr: Vec<NodeId>,
+        partition_epoch: u32,
+    ) -> PartitionState {
+        PartitionState {
+            partition,
+            leader: Some(NodeId(leader)),
+            leader_epoch,
+            isr,
+            partition_epoch,
+            replicas: vec![NodeId(0), NodeId(1)],
+        }
+    }
+
     fn leader_of_tp(isr: Vec<NodeId>) -> (ReplicaManager, MemDisk) {
         let mut rm = ReplicaManager::new(BrokerConfig::default());
         let mut disk = MemDisk::default();
-        let state = PartitionState {
-            partition: TP,
-            leader: Some(NodeId(0)),
-            leader_epoch: 1,
-            isr,
-            partition_epoch: 1,
-            replicas: vec![NodeId(0), NodeId(1)],
-        };
+        let state = state(TP, 0, 1, isr, 1);
         with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
         assert_eq!(rm.leadership_changes, vec![(TP, Some(1))]);
         (rm, disk)
@@ -886,14 +897,7 @@ mod tests {
         });
         assert_eq!(hw(&rm), 1, "follower 1 caught up");
         // Broker 1 dies; the controller fences it and drops it from the ISR.
-        let shrunk = PartitionState {
-            partition: TP,
-            leader: Some(NodeId(0)),
-            leader_epoch: 1,
-            isr: vec![NodeId(0)],
-            partition_epoch: 2,
-            replicas: vec![NodeId(0), NodeId(1)],
-        };
+        let shrunk = state(TP, 0, 1, vec![NodeId(0)], 2);
         with_cx(&mut disk, |cx| {
             rm.set_live_brokers(cx.now(), vec![NodeId(0)]);
             rm.apply_partition_states(cx, vec![shrunk]);
@@ -925,15 +929,8 @@ mod tests {
     fn a_waiting_fetch_gets_every_partition_of_a_produce_request() {
         let tp2 = TopicPartition::new(TP.topic, 1);
         let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
-        let state = PartitionState {
-            partition: tp2,
-            leader: Some(NodeId(0)),
-            leader_epoch: 1,
-            isr: vec![NodeId(0), NodeId(1)],
-            partition_epoch: 1,
-            replicas: vec![NodeId(0), NodeId(1)],
-        };
-        with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
+        let led = state(tp2, 0, 1, vec![NodeId(0), NodeId(1)], 1);
+        with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![led]));
         let fetch = follower_fetch(&[TP, tp2], 0, ms(500));
         let (_, parked) = with_cx(&mut disk, |cx| rm.handle_fetch(cx, NodeId(1), fetch));
         assert!(
@@ -991,14 +988,7 @@ mod tests {
             "follower 1 has not fetched yet"
         );
         assert!(rm.committed_batches(TP).is_empty());
-        let follower_led = PartitionState {
-            partition: TP,
-            leader: Some(NodeId(1)),
-            leader_epoch: 2,
-            isr: vec![NodeId(0), NodeId(1)],
-            partition_epoch: 2,
-            replicas: vec![NodeId(0), NodeId(1)],
-        };
+        let follower_led = state(TP, 1, 2, vec![NodeId(0), NodeId(1)], 2);
         with_cx(&mut disk, |cx| {
             rm.apply_partition_states(cx, vec![follower_led])
         });
