@@ -10,6 +10,13 @@ pub enum ClientKind {
 }
 
 impl ClientKind {
+    pub const ALL: [ClientKind; 4] = [
+        ClientKind::Java,
+        ClientKind::Sarama,
+        ClientKind::KafkaGo,
+        ClientKind::Librdkafka,
+    ];
+
     pub fn from_name(name: &str) -> Result<ClientKind, String> {
         match name {
             "java" => Ok(ClientKind::Java),
@@ -29,5 +36,11 @@ impl ClientKind {
             ClientKind::KafkaGo => "kafka-go",
             ClientKind::Librdkafka => "librdkafka",
         }
+    }
+}
+
+impl std::fmt::Display for ClientKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }

@@ -16,15 +16,14 @@ use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
-    ClientKind, CommitMode as ScCommit, FaultAction, FaultKind, HandlerSpec as ScHandler,
-    MarkPoint, OnFailure as ScOnFailure, ProcessTime, Rate, Routing as ScRouting, Scenario,
-    ScenarioError, SinkKind as ScSink, Target,
+    FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario, ScenarioError,
+    Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::TraceLevel;
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
-use kafsim_engine::app::{CommitMode, HandlerSpec, Mark, OnFailure, Routing, SinkKind};
+use kafsim_engine::app::HandlerSpec;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::consumer::config::ConsumerConfig;
@@ -116,7 +115,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
     for (i, spec) in scenario.producers.iter().enumerate() {
         let section = format!("producers[{i}]");
         let mut config =
-            ProducerConfig::for_client(spec.client.as_str(), spec.client_version.as_deref())
+            ProducerConfig::for_client(spec.client.name(), spec.client_version.as_deref())
                 .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
         scenario.apply_config(&spec.config, &format!("{section}.config"), &mut config)?;
         config
@@ -140,7 +139,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
     let mut groups = Vec::new();
     for (i, g) in scenario.consumer_groups.iter().enumerate() {
         let section = format!("consumer_groups[{i}]");
-        let mut config = ConsumerConfig::for_client(g.client.as_str(), g.client_version.as_deref())
+        let mut config = ConsumerConfig::for_client(g.client.name(), g.client_version.as_deref())
             .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
         scenario.apply_config(&g.config, &format!("{section}.config"), &mut config)?;
         config
@@ -174,33 +173,15 @@ fn engine_handler(h: &ScHandler) -> HandlerSpec {
             ProcessTime::Fixed(d) => (d, d),
             ProcessTime::Uniform { min, max } => (min, max),
         },
-        mark: match h.mark {
-            MarkPoint::AfterProcess => Mark::AfterProcess,
-            MarkPoint::BeforeProcess => Mark::BeforeProcess,
-        },
-        commit: match h.commit {
-            ScCommit::Auto => CommitMode::Auto,
-            ScCommit::Sync => CommitMode::Sync,
-            ScCommit::Async => CommitMode::Async,
-        },
+        mark: h.mark,
+        commit: h.commit,
         workers: h.workers,
-        routing: match h.routing {
-            ScRouting::Key => Routing::Key,
-            ScRouting::RoundRobin => Routing::RoundRobin,
-        },
-        sink: match h.sink {
-            ScSink::Plain => SinkKind::Plain,
-            ScSink::Dedupe => SinkKind::Dedupe,
-            ScSink::OffsetsInSink => SinkKind::OffsetsInSink,
-        },
+        routing: h.routing,
+        sink: h.sink,
         batch: h.batch,
         batch_timeout: h.batch_timeout,
         failure_rate: h.failure_rate,
-        on_failure: match h.on_failure {
-            ScOnFailure::Retry => OnFailure::Retry,
-            ScOnFailure::Skip => OnFailure::Skip,
-            ScOnFailure::Dlq => OnFailure::Dlq,
-        },
+        on_failure: h.on_failure,
     }
 }
 
@@ -721,9 +702,4 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
 /// Whether `kind` counts as a failure in `scenario` (not in `[expect].allow`).
 pub fn is_failure(scenario: &Scenario, kind: ViolationKind) -> bool {
     !scenario.expect.allow.contains(&kind)
-}
-
-/// The client profile name (for messages).
-pub fn client_name(c: ClientKind) -> &'static str {
-    c.as_str()
 }

@@ -99,42 +99,8 @@ pub struct TopicSpec {
     pub config: Vec<Property>,
 }
 
-/// A client library profile (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ClientKind {
-    Java,
-    Sarama,
-    KafkaGo,
-    Librdkafka,
-}
-
-impl ClientKind {
-    pub const ALL: [ClientKind; 4] = [
-        ClientKind::Java,
-        ClientKind::Sarama,
-        ClientKind::KafkaGo,
-        ClientKind::Librdkafka,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientKind::Java => "java",
-            ClientKind::Sarama => "sarama",
-            ClientKind::KafkaGo => "kafka-go",
-            ClientKind::Librdkafka => "librdkafka",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ClientKind> {
-        ClientKind::ALL.into_iter().find(|c| c.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for ClientKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A client library profile (DESIGN §2): the engine's own type.
+pub use kafsim_engine::client::ClientKind;
 
 /// Records per second per producer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -182,46 +148,9 @@ pub enum ProcessTime {
     Uniform { min: Duration, max: Duration },
 }
 
-/// When the application marks a record's offset as consumed, relative to processing it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MarkPoint {
-    AfterProcess,
-    BeforeProcess,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommitMode {
-    /// The client's auto-commit as that client really does it.
-    Auto,
-    Sync,
-    Async,
-}
-
-/// How records are spread over the handler's workers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Routing {
-    Key,
-    RoundRobin,
-}
-
-/// The service's database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SinkKind {
-    Plain,
-    /// Ignores a record id it already holds.
-    Dedupe,
-    /// Stores consumed offsets atomically with the results (and resumes from them).
-    OffsetsInSink,
-}
-
-/// What the handler does when processing a record fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnFailure {
-    Retry,
-    Skip,
-    /// Writes the record to `dlq_topic` and moves on.
-    Dlq,
-}
+// The handler's choices are the engine's application-model types (`kafsim_engine::app`); the
+// scenario calls the mark point `MarkPoint`.
+pub use kafsim_engine::app::{CommitMode, Mark as MarkPoint, OnFailure, Routing, SinkKind};
 
 /// The application model of a consumer group (DESIGN §2).
 #[derive(Clone, Debug, PartialEq)]

@@ -148,7 +148,7 @@ impl Check<'_> {
 
     pub fn client(&self, value: &Option<S<String>>, key: &str) -> R<ClientKind> {
         let table: Vec<(&str, ClientKind)> =
-            ClientKind::ALL.iter().map(|c| (c.as_str(), *c)).collect();
+            ClientKind::ALL.iter().map(|c| (c.name(), *c)).collect();
         value
             .as_ref()
             .map_or(Ok(ClientKind::Java), |v| self.choice(v, key, &table))
