@@ -17,6 +17,7 @@ use crate::violation::{Violation, ViolationKind};
 use crate::world::World;
 use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
 use kafsim_engine::broker::Broker;
+use kafsim_engine::replica::partition::Partition;
 use kafsim_engine::{NodeId, TopicPartition, ValueId};
 use std::collections::BTreeMap;
 
@@ -27,51 +28,48 @@ pub struct InvariantScope {
     pub correlated_power_loss: bool,
 }
 
+/// The partitions `node` leads, with their leader epochs, when `node` is one of `brokers` and
+/// up: every invariant below looks only at these.
+fn led<'w>(
+    w: &'w World,
+    node: NodeId,
+    brokers: &[NodeId],
+) -> impl Iterator<Item = (TopicPartition, u32, &'w Partition)> + 'w {
+    let broker = brokers
+        .contains(&node)
+        .then(|| w.node::<Broker>(node))
+        .flatten();
+    broker
+        .into_iter()
+        .flat_map(|b| b.replicas().iter())
+        .filter(|(_, p)| p.is_leader())
+        .map(|(tp, p)| (*tp, p.leader_epoch().unwrap_or(0), p))
+}
+
 /// Register the broker invariants on `w` for `cluster`.
 pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: InvariantScope) {
     let brokers: Vec<NodeId> = cluster.brokers.clone();
-    let is_broker = move |n: NodeId| brokers.contains(&n);
-    let b1 = is_broker.clone();
+    let b1 = brokers.clone();
     let mut last_hw: BTreeMap<(NodeId, TopicPartition), (u32, u64)> = BTreeMap::new();
     w.add_invariant("hw-monotonic", move |w, node| {
-        if !b1(node) {
-            return Ok(());
-        }
-        let Some(b) = w.node::<Broker>(node) else {
-            return Ok(());
-        };
-        for (tp, p) in b.replicas() {
-            if !p.is_leader() {
-                continue;
-            }
-            let epoch = p.leader_epoch().unwrap_or(0);
+        for (tp, epoch, p) in led(w, node, &b1) {
             let hw = p.high_watermark;
-            if let Some(&(e, prev)) = last_hw.get(&(node, *tp)) {
+            if let Some(&(e, prev)) = last_hw.get(&(node, tp)) {
                 if e == epoch && hw < prev {
                     return Err(format!(
                         "{node} leader of {tp} in epoch {epoch}: HW went from {prev} to {hw}"
                     ));
                 }
             }
-            last_hw.insert((node, *tp), (epoch, hw));
+            last_hw.insert((node, tp), (epoch, hw));
         }
         Ok(())
     });
-    let b2 = is_broker.clone();
+    let b2 = brokers.clone();
     let mut leaders: BTreeMap<(TopicPartition, u32), NodeId> = BTreeMap::new();
     w.add_invariant("one-leader-per-epoch", move |w, node| {
-        if !b2(node) {
-            return Ok(());
-        }
-        let Some(b) = w.node::<Broker>(node) else {
-            return Ok(());
-        };
-        for (tp, p) in b.replicas() {
-            if !p.is_leader() {
-                continue;
-            }
-            let epoch = p.leader_epoch().unwrap_or(0);
-            let first = *leaders.entry((*tp, epoch)).or_insert(node);
+        for (tp, epoch, _) in led(w, node, &b2) {
+            let first = *leaders.entry((tp, epoch)).or_insert(node);
             if first != node {
                 return Err(format!("{tp} epoch {epoch} led by {first} and by {node}"));
             }
@@ -82,7 +80,7 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         && config.replication_protocol == ReplicationProtocol::LeaderEpoch
         && (!scope.correlated_power_loss || config.flush_interval_messages == Some(1));
     if clean {
-        register_leader_has_committed(w, is_broker);
+        register_leader_has_committed(w, brokers);
     }
 }
 
@@ -94,21 +92,11 @@ struct Committed {
     epoch: Option<u32>,
 }
 
-fn register_leader_has_committed(w: &mut World, is_broker: impl Fn(NodeId) -> bool + 'static) {
+fn register_leader_has_committed(w: &mut World, brokers: Vec<NodeId>) {
     let mut committed: BTreeMap<TopicPartition, Committed> = BTreeMap::new();
     w.add_invariant("leader-has-committed", move |w, node| {
-        if !is_broker(node) {
-            return Ok(());
-        }
-        let Some(b) = w.node::<Broker>(node) else {
-            return Ok(());
-        };
-        for (tp, p) in b.replicas() {
-            if !p.is_leader() {
-                continue;
-            }
-            let epoch = p.leader_epoch().unwrap_or(0);
-            let c = committed.entry(*tp).or_default();
+        for (tp, epoch, p) in led(w, node, &brokers) {
+            let c = committed.entry(tp).or_default();
             if c.epoch.is_some_and(|e| epoch < e) {
                 continue;
             }
