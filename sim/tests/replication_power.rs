@@ -106,3 +106,25 @@ fn a_torn_tail_is_cut_on_recovery_and_the_broker_serves_on() {
         assert!(p.log.record_at(o).is_some(), "hole at {o} after recovery");
     }
 }
+
+#[test]
+fn with_flush_every_message_a_follower_fetches_again_once_its_appends_are_durable() {
+    // A follower that must fsync before reporting a LEO used to send its next fetch without
+    // the partition still being fsynced (its other partitions on the same leader had nothing
+    // pending); that fetch waited out replica.fetch.wait.max.ms (500 ms) at the leader, and
+    // every acks=all request with it. The probe sends one record per 10 ms, one at a time.
+    let mut w = World::new(11, WorldConfig::default());
+    let config = BrokerConfig {
+        flush_interval_messages: Some(1),
+        ..BrokerConfig::default()
+    };
+    // Six partitions on three brokers: each leader leads two, one of them idle.
+    let c = cluster(&mut w, 3, 6, 3, config);
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(6_000));
+    w.run_until(Instant::from_millis(6_000));
+    let n = acked(&w, TP).len();
+    assert!(
+        n > 300,
+        "{n} acks=all records in 6 s, one at a time every 10 ms"
+    );
+}

@@ -125,9 +125,13 @@ impl ReplicaManager {
             let p = &self.partitions[&tp];
             let leo = p.log.log_end_offset();
             // A flush policy makes the follower's append synchronous with its fsync (Kafka
-            // flushes inside `Log.append`), so it reports a LEO only once it is durable.
+            // flushes inside `Log.append`, on the fetcher thread), so it reports a LEO only
+            // once it is durable, and its next fetch to this leader waits until every
+            // partition of the last answer is: a fetch without the unsynced partition would
+            // wait out replica.fetch.wait.max.ms at the leader, and the fsync could not send
+            // another meanwhile.
             if !p.log.is_synced_through(leo) {
-                continue;
+                return;
             }
             parts.push(FetchPartition {
                 partition: tp,
