@@ -17,9 +17,12 @@ use crate::violation::{Violation, ViolationKind};
 use crate::world::World;
 use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
 use kafsim_engine::broker::Broker;
+use kafsim_engine::log::Log;
 use kafsim_engine::replica::partition::Partition;
 use kafsim_engine::{NodeId, TopicPartition, ValueId};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// What the run's configuration and faults allow, deciding which invariants are real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,14 +49,59 @@ fn led<'w>(
         .map(|(tp, p)| (*tp, p.leader_epoch().unwrap_or(0), p))
 }
 
+/// A leader's view of one partition: `(partition, leader epoch, high watermark)`.
+type LedState = (TopicPartition, u32, u64);
+
+/// The last [`led`] state seen per node, so that each invariant looks only at what changed:
+/// most events change nothing a leader shows, and a broker leads dozens of partitions
+/// (`__consumer_offsets` included). Shared by the invariants, which all run after every
+/// event: the first to ask after an event computes the changes, the others reuse them.
+#[derive(Default)]
+struct LedChanges {
+    last: BTreeMap<NodeId, Vec<LedState>>,
+    /// `(events handled, node)` the `changed` entries are for.
+    computed_for: Option<(u64, NodeId)>,
+    changed: Vec<LedState>,
+}
+
+type SharedLedChanges = Rc<RefCell<LedChanges>>;
+
+impl LedChanges {
+    /// The entries of what `node` leads now that differ from what it led after its previous
+    /// event (all of them when the set of partitions changed).
+    fn changed(&mut self, w: &World, node: NodeId, brokers: &[NodeId]) -> Vec<LedState> {
+        let key = (w.events_handled(), node);
+        if self.computed_for != Some(key) {
+            let now: Vec<LedState> = led(w, node, brokers)
+                .map(|(tp, epoch, p)| (tp, epoch, p.high_watermark))
+                .collect();
+            let prev = self.last.entry(node).or_default();
+            self.changed = if prev.len() == now.len() {
+                now.iter()
+                    .zip(prev.iter())
+                    .filter(|(a, b)| a != b)
+                    .map(|(a, _)| *a)
+                    .collect()
+            } else {
+                now.clone()
+            };
+            *prev = now;
+            self.computed_for = Some(key);
+        }
+        self.changed.clone()
+    }
+}
+
 /// Register the broker invariants on `w` for `cluster`.
 pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: InvariantScope) {
     let brokers: Vec<NodeId> = cluster.brokers.clone();
+    let seen: SharedLedChanges = Rc::default();
     let b1 = brokers.clone();
+    let s1 = seen.clone();
     let mut last_hw: BTreeMap<(NodeId, TopicPartition), (u32, u64)> = BTreeMap::new();
     w.add_invariant("hw-monotonic", move |w, node| {
-        for (tp, epoch, p) in led(w, node, &b1) {
-            let hw = p.high_watermark;
+        let changed = s1.borrow_mut().changed(w, node, &b1);
+        for (tp, epoch, hw) in changed {
             if let Some(&(e, prev)) = last_hw.get(&(node, tp)) {
                 if e == epoch && hw < prev {
                     return Err(format!(
@@ -66,9 +114,11 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         Ok(())
     });
     let b2 = brokers.clone();
+    let s2 = seen.clone();
     let mut leaders: BTreeMap<(TopicPartition, u32), NodeId> = BTreeMap::new();
     w.add_invariant("one-leader-per-epoch", move |w, node| {
-        for (tp, epoch, _) in led(w, node, &b2) {
+        let changed = s2.borrow_mut().changed(w, node, &b2);
+        for (tp, epoch, _) in changed {
             let first = *leaders.entry((tp, epoch)).or_insert(node);
             if first != node {
                 return Err(format!("{tp} epoch {epoch} led by {first} and by {node}"));
@@ -80,7 +130,7 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         && config.replication_protocol == ReplicationProtocol::LeaderEpoch
         && (!scope.correlated_power_loss || config.flush_interval_messages == Some(1));
     if clean {
-        register_leader_has_committed(w, brokers);
+        register_leader_has_committed(w, brokers, seen);
     }
 }
 
@@ -92,10 +142,18 @@ struct Committed {
     epoch: Option<u32>,
 }
 
-fn register_leader_has_committed(w: &mut World, brokers: Vec<NodeId>) {
+fn register_leader_has_committed(w: &mut World, brokers: Vec<NodeId>, seen: SharedLedChanges) {
     let mut committed: BTreeMap<TopicPartition, Committed> = BTreeMap::new();
     w.add_invariant("leader-has-committed", move |w, node| {
-        for (tp, epoch, p) in led(w, node, &brokers) {
+        let changed = seen.borrow_mut().changed(w, node, &brokers);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let Some(b) = w.node::<Broker>(node) else {
+            return Ok(());
+        };
+        for (tp, epoch, hw) in changed {
+            let p = b.partition(tp).expect("a led partition");
             let c = committed.entry(tp).or_default();
             if c.epoch.is_some_and(|e| epoch < e) {
                 continue;
@@ -111,12 +169,20 @@ fn register_leader_has_committed(w: &mut World, brokers: Vec<NodeId>) {
                     }
                 }
             }
-            let hw = p.high_watermark;
-            while (c.values.len() as u64) < hw {
-                let o = c.values.len() as u64;
-                match p.log.record_at(o) {
-                    Some(r) => c.values.push(r.value),
-                    None => break,
+            // Learn the newly committed values: one search, then a walk through the batches.
+            let from = c.values.len() as u64;
+            let batches = p.log.batches();
+            let start = batches.partition_point(|b| b.next_offset() <= from);
+            'learn: for batch in &batches[start..] {
+                for (o, r) in (batch.base_offset..).zip(batch.records.iter()) {
+                    let next = c.values.len() as u64;
+                    if o < next {
+                        continue;
+                    }
+                    if o >= hw || o > next {
+                        break 'learn;
+                    }
+                    c.values.push(r.value);
                 }
             }
         }
@@ -159,10 +225,7 @@ impl DivergenceCheck {
                     }
                     let end = pa.high_watermark.min(pb.high_watermark);
                     let from = self.verified.get(&key).copied().unwrap_or(0).min(end);
-                    let diff = (from..end).find(|o| {
-                        pa.log.record_at(*o).map(|r| r.value)
-                            != pb.log.record_at(*o).map(|r| r.value)
-                    });
+                    let diff = first_difference(&pa.log, &pb.log, from, end);
                     let Some(o) = diff else {
                         self.verified.insert(key, end);
                         continue;
@@ -186,5 +249,41 @@ impl DivergenceCheck {
             }
         }
         out
+    }
+}
+
+/// The first offset in `from..end` where two logs hold different values (or one holds none).
+/// Walks both logs' batches in step: one search each, then constant work per offset.
+fn first_difference(a: &Log, b: &Log, from: u64, end: u64) -> Option<u64> {
+    let mut ca = Cursor::new(a, from);
+    let mut cb = Cursor::new(b, from);
+    (from..end).find(|&o| ca.value_at(o) != cb.value_at(o))
+}
+
+/// Reads a log's values at increasing offsets.
+struct Cursor<'l> {
+    batches: &'l [kafsim_engine::RecordBatch],
+    i: usize,
+}
+
+impl<'l> Cursor<'l> {
+    fn new(log: &'l Log, from: u64) -> Cursor<'l> {
+        let batches = log.batches();
+        let i = batches.partition_point(|b| b.next_offset() <= from);
+        Cursor { batches, i }
+    }
+
+    /// The value at `offset`; offsets must not decrease from one call to the next.
+    fn value_at(&mut self, offset: u64) -> Option<ValueId> {
+        while self
+            .batches
+            .get(self.i)
+            .is_some_and(|b| b.next_offset() <= offset)
+        {
+            self.i += 1;
+        }
+        let b = self.batches.get(self.i)?;
+        let k = offset.checked_sub(b.base_offset)?;
+        b.records.get(k as usize).map(|r| r.value)
     }
 }

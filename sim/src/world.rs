@@ -354,6 +354,11 @@ impl World {
         &self.violations
     }
 
+    /// Events handled so far (cheap: invariants use it to share work within one event).
+    pub fn events_handled(&self) -> u64 {
+        self.stats.events
+    }
+
     pub fn stats(&self) -> WorldStats {
         let n = self.network.stats();
         WorldStats {
