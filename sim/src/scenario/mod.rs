@@ -174,18 +174,20 @@ pub struct HandlerSpec {
 }
 
 impl Default for HandlerSpec {
+    /// The engine's defaults (`kafsim_engine::app::HandlerSpec`), in the scenario's terms.
     fn default() -> HandlerSpec {
+        let e = kafsim_engine::app::HandlerSpec::default();
         HandlerSpec {
-            process_time: ProcessTime::Fixed(Duration::ZERO),
-            mark: MarkPoint::AfterProcess,
-            commit: CommitMode::Auto,
-            workers: 1,
-            routing: Routing::Key,
-            sink: SinkKind::Plain,
-            batch: None,
-            batch_timeout: None,
-            failure_rate: 0.0,
-            on_failure: OnFailure::Retry,
+            process_time: ProcessTime::Fixed(e.process_time.0),
+            mark: e.mark,
+            commit: e.commit,
+            workers: e.workers,
+            routing: e.routing,
+            sink: e.sink,
+            batch: e.batch,
+            batch_timeout: e.batch_timeout,
+            failure_rate: e.failure_rate,
+            on_failure: e.on_failure,
             dlq_topic: None,
         }
     }
