@@ -13,9 +13,13 @@
 //!   completes ([`Node::on_disk`]) or when the host's background writeback reaches them.
 //! - Timers fire at or after their instant, never before; a cancelled timer never fires; a
 //!   crashed node's timers and in-flight disk completions are forgotten.
-//! - Messages between one ordered pair of nodes arrive in the order they were sent (TCP), or
-//!   not at all. A process crash of a peer is seen as [`Message::ConnectionReset`] from it; a
-//!   power loss, pause or network partition is seen only through timeouts.
+//! - Messages between two nodes travel on one TCP connection: they arrive in the order they
+//!   were sent. A network partition or a slow link delays them (TCP retransmits after the
+//!   heal); it does not destroy them. A connection ends when either end closes it
+//!   ([`Cx::close_connection`]) or a process dies: what was not delivered is lost, and a
+//!   response is delivered only on the connection its request came on. A process crash of a
+//!   peer is seen as [`Message::ConnectionReset`] from it; a power loss, pause or network
+//!   partition is seen only through timeouts.
 
 use crate::history::HistoryEvent;
 use crate::protocol::Message;
@@ -176,6 +180,10 @@ pub enum Effect {
         token: u64,
     },
     Record(HistoryEvent),
+    /// Close this node's TCP connection to `peer` (see [`Cx::close_connection`]).
+    CloseConnection {
+        peer: NodeId,
+    },
 }
 
 /// The node's window to the world for one handler call.
@@ -264,6 +272,18 @@ impl<'a> Cx<'a> {
     /// The node's own random stream, derived from the run seed.
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         self.rng
+    }
+
+    /// Close the TCP connection to `peer`, as a client does when a request on it times out
+    /// (Java `NetworkClient` on `request.timeout.ms`, sarama on `Net.ReadTimeout`, librdkafka
+    /// on `socket.timeout.ms`, a follower on `replica.socket.timeout.ms`). What this node
+    /// sent that has not reached `peer` yet, and what `peer` sent that has not reached this
+    /// node, is lost with the connection; `peer` sees a [`Message::ConnectionReset`] once the
+    /// close reaches it. The next message to `peer` opens a new connection. The node itself
+    /// gets no notice: it must fail the requests it had in flight to `peer` on its own.
+    pub fn close_connection(&mut self, peer: NodeId) {
+        assert!(peer != self.me, "{} closed a connection to itself", self.me);
+        self.out.push(Effect::CloseConnection { peer });
     }
 
     /// Add a client-visible (or broker-side) fact to the history.

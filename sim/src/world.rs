@@ -821,6 +821,7 @@ impl World {
                 let incarnation = slot.incarnation;
                 self.schedule(at, id, incarnation, EventKind::Fsync { ticket, token });
             }
+            Effect::CloseConnection { peer } => self.close_connection(id, peer),
             Effect::Record(event) => {
                 hash_history(&mut self.hasher, &event);
                 if self.config.trace == TraceLevel::Events {
@@ -1048,6 +1049,33 @@ impl World {
                     },
                 );
             }
+        }
+    }
+
+    /// Node `by` closed its connection to `peer`: what is in flight either way is lost and
+    /// `peer` gets a reset notice.
+    fn close_connection(&mut self, by: NodeId, peer: NodeId) {
+        self.hasher.word(self.now.as_nanos());
+        self.hasher.str("close");
+        self.hasher.word(((by.0 as u64) << 32) | peer.0 as u64);
+        self.trace(by, || format!("close connection to {peer}"));
+        self.network.cut(by, peer);
+        self.sockets.forget_pair(by, peer);
+        set_peer(&mut self.slots[by.0 as usize].peers, peer, false);
+        set_peer(&mut self.slots[peer.0 as usize].peers, by, false);
+        if self.slot(peer).state != NodeState::Down && !self.network.is_blocked(by, peer) {
+            let at = self.send_at + self.network.config().latency;
+            self.schedule(
+                at,
+                peer,
+                0,
+                EventKind::Deliver {
+                    from: by,
+                    msg: Box::new(Message::ConnectionReset),
+                    bytes: 0,
+                    link_epoch: RESET_NOTICE,
+                },
+            );
         }
     }
 

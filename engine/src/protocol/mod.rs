@@ -147,7 +147,72 @@ pub enum Message {
     ControllerSyncAck(ControllerSyncAck),
 }
 
+/// A message's place in a request/response exchange on one connection, for a host that
+/// delivers a response only on the connection its request came on (TCP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// A request. `answered`: the receiver will send a response with the same correlation id
+    /// (`acks=0` produce requests get none).
+    Request { correlation_id: u64, answered: bool },
+    /// The response to the request with this correlation id.
+    Response { correlation_id: u64 },
+    /// Neither (a host notice, replicated controller state).
+    Other,
+}
+
 impl Message {
+    /// Whether this is a request (and answered) or a response, with its correlation id.
+    pub fn exchange(&self) -> Exchange {
+        use Message::*;
+        let request = |correlation_id: u64| Exchange::Request {
+            correlation_id,
+            answered: true,
+        };
+        let response = |correlation_id: u64| Exchange::Response { correlation_id };
+        match self {
+            ConnectionReset | ControllerSync(_) | ControllerSyncAck(_) => Exchange::Other,
+            ProduceRequest(m) => Exchange::Request {
+                correlation_id: m.correlation_id,
+                answered: m.acks != Acks::None,
+            },
+            MetadataRequest(m) => request(m.correlation_id),
+            FetchRequest(m) => request(m.correlation_id),
+            ListOffsetsRequest(m) => request(m.correlation_id),
+            OffsetsForLeaderEpochRequest(m) => request(m.correlation_id),
+            InitProducerIdRequest(m) => request(m.correlation_id),
+            FindCoordinatorRequest(m) => request(m.correlation_id),
+            JoinGroupRequest(m) => request(m.correlation_id),
+            SyncGroupRequest(m) => request(m.correlation_id),
+            HeartbeatRequest(m) => request(m.correlation_id),
+            LeaveGroupRequest(m) => request(m.correlation_id),
+            OffsetCommitRequest(m) => request(m.correlation_id),
+            OffsetFetchRequest(m) => request(m.correlation_id),
+            BrokerRegistrationRequest(m) => request(m.correlation_id),
+            BrokerHeartbeatRequest(m) => request(m.correlation_id),
+            LeaderAndIsrRequest(m) => request(m.correlation_id),
+            AlterPartitionRequest(m) => request(m.correlation_id),
+            CreateTopicsRequest(m) => request(m.correlation_id),
+            MetadataResponse(m) => response(m.correlation_id),
+            ProduceResponse(m) => response(m.correlation_id),
+            FetchResponse(m) => response(m.correlation_id),
+            ListOffsetsResponse(m) => response(m.correlation_id),
+            OffsetsForLeaderEpochResponse(m) => response(m.correlation_id),
+            InitProducerIdResponse(m) => response(m.correlation_id),
+            FindCoordinatorResponse(m) => response(m.correlation_id),
+            JoinGroupResponse(m) => response(m.correlation_id),
+            SyncGroupResponse(m) => response(m.correlation_id),
+            HeartbeatResponse(m) => response(m.correlation_id),
+            LeaveGroupResponse(m) => response(m.correlation_id),
+            OffsetCommitResponse(m) => response(m.correlation_id),
+            OffsetFetchResponse(m) => response(m.correlation_id),
+            BrokerRegistrationResponse(m) => response(m.correlation_id),
+            BrokerHeartbeatResponse(m) => response(m.correlation_id),
+            LeaderAndIsrResponse(m) => response(m.correlation_id),
+            AlterPartitionResponse(m) => response(m.correlation_id),
+            CreateTopicsResponse(m) => response(m.correlation_id),
+        }
+    }
+
     /// Modelled size on the wire, in bytes.
     pub fn wire_size(&self) -> u32 {
         use Message::*;
