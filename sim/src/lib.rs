@@ -7,6 +7,7 @@
 pub mod campaign;
 pub mod checker;
 pub mod cluster;
+pub mod connection;
 pub mod cost;
 pub mod disk;
 pub mod history;

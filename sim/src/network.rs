@@ -2,10 +2,14 @@
 //!
 //! A message leaves its sender once the link's serialisation queue frees up (bandwidth),
 //! then travels for base latency + extra latency + jitter; arrivals on one link never
-//! overtake each other. Faults block links (partitions: symmetric, one-way, isolate, bridge)
-//! or cut them (every message in flight is lost and both ends get a reset notice). A message
-//! whose link is blocked or cut when it is sent or when it would arrive is dropped silently:
-//! the ends learn of it only through their own timeouts.
+//! overtake each other. The two links between a pair of nodes are one TCP connection, with
+//! one *epoch*: closing the connection, a cut or a process death bumps it, and whatever was
+//! sent under an older epoch is lost when it reaches the end of its link.
+//!
+//! A partition (symmetric, one-way, isolate, bridge) *blocks* links; it does not destroy what
+//! is on them. A message that reaches the end of a blocked link waits there, and the world
+//! ([`crate::connection`]) retransmits it as TCP does, after the heal. A message is lost
+//! only with its connection, or when a link's capacity is exceeded.
 //!
 //! Cost model (bench): with a NIC bandwidth set, each node has one full-duplex NIC shared by
 //! all its links, as TCP flows share it: fairly. A message's serialisation on the sender's
@@ -30,8 +34,9 @@ pub struct LinkConfig {
     pub jitter: Duration,
     /// Bytes per second a link serialises; 0 = unlimited.
     pub bandwidth_bytes_per_sec: u64,
-    /// Bytes that may be in flight on one link. A send past it is dropped and counted (a real
-    /// TCP sender would block; the limit only exists so a runaway node cannot exhaust memory).
+    /// Bytes that may be in flight on one link, including what waits behind a partition. A
+    /// send past it is dropped and counted (a real TCP sender would block; the limit only
+    /// exists so a runaway node cannot exhaust memory).
     pub capacity_bytes: u64,
 }
 
@@ -52,8 +57,10 @@ struct Link {
     tx_free_at: Instant,
     /// Latest arrival scheduled on this link (FIFO: the next arrival is not earlier).
     last_arrival: Instant,
+    /// Bytes sent and not yet delivered or lost (what waits behind a partition included).
     in_flight_bytes: u64,
-    /// Bumped by a cut: messages sent under an older epoch are dropped on arrival.
+    /// The connection's epoch, equal on both links of a pair: bumped when the connection
+    /// ends; messages sent under an older epoch are dropped on arrival.
     epoch: u64,
     blocked: bool,
     extra_latency: Duration,
@@ -70,12 +77,26 @@ pub enum SendOutcome {
     Dropped,
 }
 
+/// What the end of a link does with a message that reached it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// The connection it was sent on has ended: the message is lost.
+    Stale,
+    /// A partition blocks the link: the message waits for a retransmission.
+    Blocked,
+    /// Deliverable.
+    Open,
+}
+
 /// Counters of what the network did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
     pub sent: u64,
     pub delivered: u64,
+    /// Lost: with their connection, or past a link's capacity.
     pub dropped: u64,
+    /// Held behind a partition at least once (and retransmitted or lost later).
+    pub delayed: u64,
     pub bytes_sent: u64,
 }
 
@@ -155,7 +176,7 @@ impl Network {
             self.rng.gen_range(0..=jitter_max)
         };
         let link = self.link(from, to);
-        if link.blocked || link.in_flight_bytes + bytes as u64 > capacity {
+        if link.in_flight_bytes + bytes as u64 > capacity {
             self.stats.dropped += 1;
             return SendOutcome::Dropped;
         }
@@ -212,17 +233,45 @@ impl Network {
         }
     }
 
-    /// A message sent under `link_epoch` reaches the end of its link: is it delivered?
-    pub(crate) fn arrive(&mut self, from: NodeId, to: NodeId, bytes: u32, link_epoch: u64) -> bool {
+    /// A message sent under `link_epoch` reaches the end of its link. A stale or open arrival
+    /// is settled here (counted lost or delivered); a blocked one stays in flight until
+    /// [`Network::settle`] when it is finally delivered or lost.
+    pub(crate) fn arrive(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        bytes: u32,
+        link_epoch: u64,
+    ) -> Arrival {
+        let link = self.link(from, to);
+        if link.epoch != link_epoch {
+            self.settle(from, to, bytes, false);
+            Arrival::Stale
+        } else if link.blocked {
+            self.stats.delayed += 1;
+            Arrival::Blocked
+        } else {
+            self.settle(from, to, bytes, true);
+            Arrival::Open
+        }
+    }
+
+    /// A message of `bytes` on `from -> to` leaves the network: `delivered`, or lost.
+    pub(crate) fn settle(&mut self, from: NodeId, to: NodeId, bytes: u32, delivered: bool) {
         let link = self.link(from, to);
         link.in_flight_bytes = link.in_flight_bytes.saturating_sub(bytes as u64);
-        let ok = !link.blocked && link.epoch == link_epoch;
-        if ok {
+        if delivered {
             self.stats.delivered += 1;
         } else {
             self.stats.dropped += 1;
         }
-        ok
+    }
+
+    /// The epoch of the connection between `a` and `b` (the same in both directions).
+    pub fn epoch(&self, a: NodeId, b: NodeId) -> u64 {
+        let e = self.links[a.0 as usize][b.0 as usize].epoch;
+        debug_assert_eq!(e, self.links[b.0 as usize][a.0 as usize].epoch);
+        e
     }
 
     fn node_count(&self) -> u32 {
@@ -303,12 +352,14 @@ impl Network {
         self.link(b, a).bandwidth_override = bytes_per_sec.max(1);
     }
 
-    /// Drop everything in flight between `a` and `b`, both directions. The caller delivers
-    /// the reset notices (the world knows the latency to use).
+    /// End the connection between `a` and `b`: everything in flight either way is lost when
+    /// it reaches the end of its link. The caller delivers the reset notices (the world knows
+    /// the latency to use) and drops what waits behind a partition.
     pub(crate) fn cut(&mut self, a: NodeId, b: NodeId) {
+        let epoch = self.link(a, b).epoch.max(self.link(b, a).epoch) + 1;
         for (x, y) in [(a, b), (b, a)] {
             let link = self.link(x, y);
-            link.epoch += 1;
+            link.epoch = epoch;
             link.in_flight_bytes = 0;
         }
     }
@@ -362,17 +413,32 @@ mod tests {
     }
 
     #[test]
-    fn one_way_partition_blocks_one_direction() {
+    fn one_way_partition_blocks_one_direction_and_holds_what_reaches_it() {
         let mut n = net(LinkConfig::default());
         n.partition_one_way(&[NodeId(0)], &[NodeId(1)]);
+        let SendOutcome::Arrives { link_epoch, .. } =
+            n.send(Instant::ZERO, NodeId(0), NodeId(1), 10)
+        else {
+            panic!("a partition does not drop at the sender")
+        };
         assert_eq!(
-            n.send(Instant::ZERO, NodeId(0), NodeId(1), 10),
-            SendOutcome::Dropped
+            n.arrive(NodeId(0), NodeId(1), 10, link_epoch),
+            Arrival::Blocked
         );
-        assert!(matches!(
-            n.send(Instant::ZERO, NodeId(1), NodeId(0), 10),
-            SendOutcome::Arrives { .. }
-        ));
+        assert_eq!(
+            n.links[0][1].in_flight_bytes, 10,
+            "held bytes stay in flight"
+        );
+        let SendOutcome::Arrives { link_epoch, .. } =
+            n.send(Instant::ZERO, NodeId(1), NodeId(0), 10)
+        else {
+            panic!("dropped")
+        };
+        assert_eq!(
+            n.arrive(NodeId(1), NodeId(0), 10, link_epoch),
+            Arrival::Open
+        );
+        assert_eq!(n.stats().delayed, 1);
     }
 
     #[test]
@@ -384,6 +450,10 @@ mod tests {
             panic!("dropped")
         };
         n.cut(NodeId(0), NodeId(1));
-        assert!(!n.arrive(NodeId(0), NodeId(1), 10, link_epoch));
+        assert_eq!(
+            n.arrive(NodeId(0), NodeId(1), 10, link_epoch),
+            Arrival::Stale
+        );
+        assert_eq!(n.epoch(NodeId(0), NodeId(1)), n.epoch(NodeId(1), NodeId(0)));
     }
 }

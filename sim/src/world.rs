@@ -18,16 +18,17 @@
 //! node's FIFO queue, so each peer's messages are still handled in order. Without a CPU model
 //! (the default) handlers take no time and nothing here changes the timing.
 
+use crate::connection::{Connections, Retransmit, TCP_RTO_MIN};
 use crate::cost::{CostClass, CostModel, Work};
 use crate::disk::{DiskConfig, FsyncTicket, NodeDisk};
 use crate::history::{History, HistoryEntry};
-use crate::network::{LinkConfig, Network, SendOutcome};
+use crate::network::{Arrival, LinkConfig, Network, SendOutcome};
 use crate::seed::{rng_for, stream};
 use crate::socket::{self, Sockets};
 use crate::trace::{TraceHasher, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::protocol::Message;
+use kafsim_engine::protocol::{Exchange, Message};
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Cx, DiskDone, Duration, Effect, Instant, Node, NodeId, Timer, TimerId};
 use rand_chacha::ChaCha8Rng;
@@ -85,7 +86,14 @@ enum EventKind {
         from: NodeId,
         msg: Box<Message>,
         bytes: u32,
+        /// The epoch of the connection the message was sent on.
         link_epoch: u64,
+        stage: Stage,
+    },
+    /// TCP retransmits what waits behind a partition of `from -> node` ([`crate::connection`]).
+    Retransmit {
+        from: NodeId,
+        generation: u64,
     },
     Timer {
         id: TimerId,
@@ -97,6 +105,20 @@ enum EventKind {
     },
     /// A core of the node frees up: handle what waits in its CPU queue.
     CpuWake,
+}
+
+/// Where a delivered message is on its way to the node's handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Reaching the end of its link now.
+    OnWire,
+    /// Past the link (waited in a pause or behind a partition); its connection may still
+    /// have ended since.
+    Arrived,
+    /// Waited unread in a muted connection ([`socket`]) and is read now.
+    SocketRead,
+    /// A notice from the operating system (a reset), not part of the byte stream.
+    Notice,
 }
 
 struct Event {
@@ -126,16 +148,6 @@ impl Ord for Event {
     }
 }
 
-/// Linux's minimum TCP retransmission timeout: when a peer's retransmission reaches a host
-/// that rebooted, the host answers with a reset.
-const TCP_RETRANSMISSION_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// `link_epoch` of a connection-reset notice (not carried by the link).
-const RESET_NOTICE: u64 = u64::MAX;
-/// `link_epoch` of a request that waited unread in a muted connection ([`socket`]): its
-/// bytes left the link when it arrived.
-const SOCKET_READ: u64 = u64::MAX - 1;
-
 /// Most events one node's CPU queue may hold: past it the node is hopelessly overloaded and
 /// the run says so loudly rather than grow without bound.
 pub const MAX_CPU_QUEUE: usize = 1_000_000;
@@ -159,6 +171,9 @@ struct Slot {
     peers: Vec<bool>,
     /// Peers this node had connections with when it lost power: reset when it restarts.
     orphaned_peers: Vec<bool>,
+    /// Down by power loss (the host is off: nothing answers) rather than a process crash
+    /// (the host's TCP stack refuses connections to the dead process at once).
+    powered_off: bool,
     /// Timer stretch factor (consumer-slowdown: a slow CPU makes everything take longer).
     slowdown: f64,
     /// Cost model: what the node is, when each of its cores is free, and the events waiting
@@ -175,6 +190,10 @@ pub struct WorldStats {
     pub events: u64,
     pub messages_delivered: u64,
     pub messages_dropped: u64,
+    /// Messages held behind a partition and retransmitted (or lost with their connection).
+    pub messages_delayed: u64,
+    /// Responses lost because the connection their request came on had ended.
+    pub responses_lost: u64,
     pub timers_fired: u64,
     pub fsyncs: u64,
 }
@@ -202,6 +221,8 @@ pub struct World {
     send_at: Instant,
     /// Connections muted while the server handles one of their requests ([`socket`]).
     sockets: Sockets<Event>,
+    /// What waits behind partitions, and which connection each open request came on.
+    connections: Connections<Event>,
 }
 
 impl World {
@@ -228,6 +249,7 @@ impl World {
             effects: Vec::new(),
             send_at: Instant::ZERO,
             sockets: Sockets::default(),
+            connections: Connections::default(),
         }
     }
 
@@ -264,6 +286,7 @@ impl World {
             held: Vec::new(),
             peers: Vec::new(),
             orphaned_peers: Vec::new(),
+            powered_off: false,
             slowdown: 1.0,
             class: CostClass::Free,
             cores_free_at: Vec::new(),
@@ -364,6 +387,8 @@ impl World {
         WorldStats {
             messages_delivered: n.delivered,
             messages_dropped: n.dropped,
+            messages_delayed: n.delayed,
+            responses_lost: self.connections.responses_lost,
             fsyncs: self.slots.iter().map(|s| s.disk.fsyncs).sum(),
             ..self.stats
         }
@@ -457,21 +482,51 @@ impl World {
 
     fn dispatch(&mut self, mut event: Event) {
         let id = event.node;
+        if let EventKind::Retransmit { from, generation } = event.kind {
+            self.retransmit(from, id, generation);
+            return;
+        }
+        if let EventKind::Deliver {
+            from,
+            bytes,
+            link_epoch,
+            stage: stage @ Stage::OnWire,
+            ..
+        } = &mut event.kind
+        {
+            // The end of the link: lost with its connection, held behind a partition (or
+            // behind what is held already: the stream stays in order), or on to the host.
+            let (from, bytes, epoch) = (*from, *bytes, *link_epoch);
+            if self.connections.is_holding(from, id) {
+                if self.network.epoch(from, id) != epoch {
+                    self.network.settle(from, id, bytes, false);
+                    return;
+                }
+                self.network.stats.delayed += 1;
+                self.hold(from, id, event);
+                return;
+            }
+            match self.network.arrive(from, id, bytes, epoch) {
+                Arrival::Stale => return,
+                Arrival::Blocked => {
+                    self.hold(from, id, event);
+                    return;
+                }
+                Arrival::Open => *stage = Stage::Arrived,
+            }
+        }
         let slot = &mut self.slots[id.0 as usize];
         match slot.state {
             NodeState::Down => {
                 if let EventKind::Deliver {
                     from,
-                    bytes,
-                    link_epoch,
+                    stage: Stage::Arrived,
                     ..
-                } = &event.kind
+                } = event.kind
                 {
-                    if *link_epoch == RESET_NOTICE || *link_epoch == SOCKET_READ {
-                        return;
+                    if !slot.powered_off {
+                        self.refuse(id, from);
                     }
-                    // Arrives at a dead process: the bytes are consumed and lost.
-                    self.network.arrive(*from, id, *bytes, *link_epoch);
                 }
                 return;
             }
@@ -493,28 +548,19 @@ impl World {
         }
         if let EventKind::Deliver {
             from,
-            bytes,
-            link_epoch,
-            ..
-        } = &event.kind
-        {
-            // Reset notices come from the OS, not through the link's byte stream.
-            let on_link = *link_epoch != RESET_NOTICE && *link_epoch != SOCKET_READ;
-            if on_link && !self.network.arrive(*from, id, *bytes, *link_epoch) {
-                return;
-            }
-        }
-        if let EventKind::Deliver {
-            from,
             msg,
             link_epoch,
+            stage,
             ..
         } = &event.kind
         {
+            if *stage != Stage::Notice && self.network.epoch(*from, id) != *link_epoch {
+                return; // its connection ended while it waited in a pause or a socket
+            }
             // Only a node run as a Kafka broker has Kafka's socket server (a test's
             // scripted broker may leave a request unanswered on purpose).
             let broker = self.slots[id.0 as usize].class == CostClass::Broker;
-            if broker && *link_epoch != SOCKET_READ && socket::mutes(msg) {
+            if broker && *stage == Stage::Arrived && socket::mutes(msg) {
                 let from = *from;
                 match self.sockets.read(id, from, event) {
                     Some(e) => event = e,
@@ -532,6 +578,102 @@ impl World {
         self.handle(id, event);
     }
 
+    // ---------------------------------------------------------------- connections
+
+    /// Queue a message that reached a blocked link until TCP retransmits it after the heal.
+    fn hold(&mut self, from: NodeId, to: NodeId, event: Event) {
+        if let Some((delay, generation)) = self.connections.hold(from, to, event) {
+            self.schedule(
+                self.now + delay,
+                to,
+                0,
+                EventKind::Retransmit { from, generation },
+            );
+        }
+    }
+
+    /// A retransmission of what waits behind a partition of `from -> to` is due.
+    fn retransmit(&mut self, from: NodeId, to: NodeId, generation: u64) {
+        let blocked = self.network.is_blocked(from, to);
+        match self.connections.retransmit(from, to, generation, blocked) {
+            Retransmit::Stale => {}
+            Retransmit::Again(delay) => self.schedule(
+                self.now + delay,
+                to,
+                0,
+                EventKind::Retransmit { from, generation },
+            ),
+            Retransmit::Release(events) => {
+                self.hasher.word(self.now.as_nanos());
+                self.hasher.str("retransmit");
+                self.hasher.word(((from.0 as u64) << 32) | to.0 as u64);
+                self.trace(to, || {
+                    format!(
+                        "{} messages from {from} retransmitted after a partition",
+                        events.len()
+                    )
+                });
+                for mut event in events {
+                    if let EventKind::Deliver { bytes, stage, .. } = &mut event.kind {
+                        if *stage == Stage::OnWire {
+                            self.network.settle(from, to, *bytes, true);
+                            *stage = Stage::Arrived;
+                        }
+                    }
+                    event.at = self.now;
+                    self.dispatch(event);
+                }
+            }
+        }
+    }
+
+    /// The connection between `a` and `b` ends: what is in flight or held either way is
+    /// lost, requests read on it can no longer be answered, a muted socket is forgotten.
+    fn end_connection(&mut self, a: NodeId, b: NodeId) {
+        self.network.cut(a, b);
+        let dropped = self.connections.end(a, b);
+        self.network.stats.dropped += dropped as u64;
+        self.sockets.forget_pair(a, b);
+        set_peer(&mut self.slots[a.0 as usize].peers, b, false);
+        set_peer(&mut self.slots[b.0 as usize].peers, a, false);
+    }
+
+    /// The operating system of `from` tells `to` that their connection is gone (a FIN or a
+    /// reset), arriving at `at`; behind a partition it waits for a retransmission like data.
+    fn notify_reset(&mut self, from: NodeId, to: NodeId, at: Instant) {
+        if self.slot(to).state == NodeState::Down {
+            return;
+        }
+        let kind = EventKind::Deliver {
+            from,
+            msg: Box::new(Message::ConnectionReset),
+            bytes: 0,
+            link_epoch: 0,
+            stage: Stage::Notice,
+        };
+        if self.network.is_blocked(from, to) || self.connections.is_holding(from, to) {
+            self.seq += 1;
+            let event = Event {
+                at: self.now,
+                seq: self.seq,
+                node: to,
+                incarnation: 0,
+                kind,
+            };
+            self.hold(from, to, event);
+        } else {
+            self.schedule(at, to, 0, kind);
+        }
+    }
+
+    /// A message from `from` reached the host of crashed process `id`: its TCP stack refuses
+    /// the connection with a reset (what a client sees as "connection refused").
+    fn refuse(&mut self, id: NodeId, from: NodeId) {
+        self.end_connection(id, from);
+        let at = self.now + self.network.config().latency;
+        self.notify_reset(id, from, at);
+    }
+
     /// Run the handler of an event that arrived (and, with a CPU model, got a core).
     fn handle(&mut self, id: NodeId, event: Event) {
         self.stats.events += 1;
@@ -543,8 +685,25 @@ impl World {
                 self.call(id, cost, |node, cx| node.on_start(cx));
             }
             EventKind::Deliver {
-                from, msg, bytes, ..
+                from,
+                mut msg,
+                bytes,
+                link_epoch,
+                stage,
             } => {
+                if let (
+                    Exchange::Request {
+                        correlation_id,
+                        answered: true,
+                    },
+                    false,
+                ) = (msg.exchange(), stage == Stage::Notice)
+                {
+                    let wire_id =
+                        self.connections
+                            .request_read(id, from, correlation_id, link_epoch);
+                    *msg.correlation_id_mut().expect("a request has one") = wire_id;
+                }
                 set_peer(&mut self.slots[id.0 as usize].peers, from, true);
                 set_peer(&mut self.slots[from.0 as usize].peers, id, true);
                 self.hash_event(2, id, Some(from), bytes as u64);
@@ -579,7 +738,9 @@ impl World {
                 let cost = self.cpu_cost(id, &Work::Disk);
                 self.call(id, cost, move |node, cx| node.on_disk(cx, done));
             }
-            EventKind::CpuWake => unreachable!("CpuWake is handled by dispatch"),
+            EventKind::CpuWake | EventKind::Retransmit { .. } => {
+                unreachable!("handled by dispatch")
+            }
         }
         self.check_invariants(id);
     }
@@ -739,7 +900,11 @@ impl World {
             return;
         };
         let EventKind::Deliver {
-            from, msg, bytes, ..
+            from,
+            msg,
+            bytes,
+            link_epoch,
+            ..
         } = event.kind
         else {
             unreachable!("only messages wait in a socket");
@@ -753,19 +918,36 @@ impl World {
                 from,
                 msg,
                 bytes,
-                link_epoch: SOCKET_READ,
+                link_epoch,
+                stage: Stage::SocketRead,
             },
         );
     }
 
     fn apply(&mut self, id: NodeId, effect: Effect) {
         match effect {
-            Effect::Send { to, msg } => {
+            Effect::Send { to, mut msg } => {
                 assert!(
                     (to.0 as usize) < self.slots.len(),
                     "{id} sent {} to unknown node {to}",
                     msg.kind()
                 );
+                if let Exchange::Response { correlation_id } = msg.exchange() {
+                    // A response is written to the socket its request was read from.
+                    let epoch = self.network.epoch(id, to);
+                    match self.connections.answer(id, to, correlation_id, epoch) {
+                        Some(client_id) => {
+                            *msg.correlation_id_mut().expect("a response has one") = client_id;
+                        }
+                        None => {
+                            self.connections.responses_lost += 1;
+                            self.trace(id, || {
+                                format!("{} to {to} lost: its connection has ended", msg.kind())
+                            });
+                            return;
+                        }
+                    }
+                }
                 if socket::unmutes(&msg) {
                     self.read_next_request(id, to);
                 }
@@ -782,6 +964,7 @@ impl World {
                             msg: Box::new(msg),
                             bytes,
                             link_epoch,
+                            stage: Stage::OnWire,
                         },
                     );
                 }
@@ -889,15 +1072,16 @@ impl World {
         }
     }
 
-    /// Drop the node's state machine and forget its timers; in-flight messages to and from
-    /// it are lost. With `notify`, peers get a connection reset (a process crash: the OS
-    /// closes its sockets); without, they only time out (power loss).
+    /// Drop the node's state machine and forget its timers; its connections end, so what is
+    /// in flight to and from it is lost. With `notify`, peers get a connection reset (a
+    /// process crash: the OS closes its sockets); without, they only time out (power loss).
     fn take_down(&mut self, id: NodeId, notify: bool) {
         let now = self.now;
         let peers: Vec<NodeId> = {
             let slot = self.slot_mut(id);
             slot.node = None;
             slot.state = NodeState::Down;
+            slot.powered_off = !notify;
             slot.incarnation += 1;
             slot.cancelled.clear();
             slot.held.clear();
@@ -906,6 +1090,7 @@ impl World {
             slot.cores_free_at.iter_mut().for_each(|t| *t = now);
             let peers = std::mem::take(&mut slot.peers);
             self.sockets.forget_node(id);
+            self.connections.forget_server(id);
             peers
                 .iter()
                 .enumerate()
@@ -920,22 +1105,17 @@ impl World {
                 set_peer(&mut slot.orphaned_peers, peer, true);
             }
         }
-        for peer in peers {
-            self.network.cut(id, peer);
-            set_peer(&mut self.slots[peer.0 as usize].peers, id, false);
-            if notify && !self.network.is_blocked(id, peer) {
-                let at = self.now + self.network.config().latency;
-                self.schedule(
-                    at,
-                    peer,
-                    0,
-                    EventKind::Deliver {
-                        from: id,
-                        msg: Box::new(Message::ConnectionReset),
-                        bytes: 0,
-                        link_epoch: RESET_NOTICE,
-                    },
-                );
+        // Every connection of the process ends, also those it had not used yet.
+        for other in 0..self.slots.len() as u32 {
+            let other = NodeId(other);
+            if other != id {
+                self.end_connection(id, other);
+            }
+        }
+        if notify {
+            let at = self.now + self.network.config().latency;
+            for peer in peers {
+                self.notify_reset(id, peer, at);
             }
         }
     }
@@ -956,6 +1136,7 @@ impl World {
         if self.slot(id).state != NodeState::Down {
             self.take_down(id, false);
         }
+        self.slot_mut(id).powered_off = true;
         let now = self.now;
         let slot = &mut self.slots[id.0 as usize];
         slot.disk.now = now;
@@ -972,6 +1153,7 @@ impl World {
         let slot = self.slot_mut(id);
         slot.node = Some((slot.factory)());
         slot.state = NodeState::Up;
+        slot.powered_off = false;
         let incarnation = slot.incarnation;
         self.schedule(self.now, id, incarnation, EventKind::Start);
     }
@@ -981,22 +1163,10 @@ impl World {
     /// restart (instead of waiting out their own request timeouts).
     fn reset_orphaned_peers(&mut self, id: NodeId) {
         let orphaned = std::mem::take(&mut self.slot_mut(id).orphaned_peers);
-        let at = self.now + self.network.config().latency + TCP_RETRANSMISSION_TIMEOUT;
+        let at = self.now + self.network.config().latency + TCP_RTO_MIN;
         for (i, on) in orphaned.iter().enumerate() {
-            let peer = NodeId(i as u32);
-            if *on && self.slot(peer).state != NodeState::Down && !self.network.is_blocked(id, peer)
-            {
-                self.schedule(
-                    at,
-                    peer,
-                    0,
-                    EventKind::Deliver {
-                        from: id,
-                        msg: Box::new(Message::ConnectionReset),
-                        bytes: 0,
-                        link_epoch: RESET_NOTICE,
-                    },
-                );
+            if *on {
+                self.notify_reset(id, NodeId(i as u32), at);
             }
         }
     }
@@ -1027,56 +1197,26 @@ impl World {
         }
     }
 
-    /// Cut the TCP connections between `a` and `b`: in-flight messages are lost and both ends
-    /// get a reset notice.
+    /// Cut the TCP connection between `a` and `b` (a middlebox resets it): in-flight
+    /// messages are lost and both ends get a reset notice.
     pub fn cut(&mut self, a: NodeId, b: NodeId) {
         self.fault_trace(a, "cut");
-        self.network.cut(a, b);
-        self.sockets.forget_pair(a, b);
+        self.end_connection(a, b);
         let at = self.now + self.network.config().latency;
-        for (x, y) in [(a, b), (b, a)] {
-            set_peer(&mut self.slots[x.0 as usize].peers, y, false);
-            if self.slot(y).state != NodeState::Down {
-                self.schedule(
-                    at,
-                    y,
-                    0,
-                    EventKind::Deliver {
-                        from: x,
-                        msg: Box::new(Message::ConnectionReset),
-                        bytes: 0,
-                        link_epoch: RESET_NOTICE,
-                    },
-                );
-            }
-        }
+        self.notify_reset(a, b, at);
+        self.notify_reset(b, a, at);
     }
 
-    /// Node `by` closed its connection to `peer`: what is in flight either way is lost and
-    /// `peer` gets a reset notice.
+    /// Node `by` closed its connection to `peer` ([`Cx::close_connection`]): what is in flight
+    /// or held either way is lost; `peer` learns it when the close reaches it.
     fn close_connection(&mut self, by: NodeId, peer: NodeId) {
         self.hasher.word(self.now.as_nanos());
         self.hasher.str("close");
         self.hasher.word(((by.0 as u64) << 32) | peer.0 as u64);
         self.trace(by, || format!("close connection to {peer}"));
-        self.network.cut(by, peer);
-        self.sockets.forget_pair(by, peer);
-        set_peer(&mut self.slots[by.0 as usize].peers, peer, false);
-        set_peer(&mut self.slots[peer.0 as usize].peers, by, false);
-        if self.slot(peer).state != NodeState::Down && !self.network.is_blocked(by, peer) {
-            let at = self.send_at + self.network.config().latency;
-            self.schedule(
-                at,
-                peer,
-                0,
-                EventKind::Deliver {
-                    from: by,
-                    msg: Box::new(Message::ConnectionReset),
-                    bytes: 0,
-                    link_epoch: RESET_NOTICE,
-                },
-            );
-        }
+        self.end_connection(by, peer);
+        let at = self.send_at + self.network.config().latency;
+        self.notify_reset(by, peer, at);
     }
 
     /// Stretch every timer the node sets by `factor` (a slow CPU / overloaded host); 1.0 undoes.

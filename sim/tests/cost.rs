@@ -3,7 +3,7 @@
 //! extra wire bytes per record, and the hardware profiles.
 
 use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::protocol::{Acks, Message, MetadataRequest, ProduceRequest};
+use kafsim_engine::protocol::{Acks, ControllerSyncAck, Message, ProduceRequest};
 use kafsim_engine::{
     Cx, DiskDone, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicId,
     TopicPartition, ValueId,
@@ -25,16 +25,18 @@ fn us(n: u64) -> Instant {
     Instant::from_nanos(n * 1_000)
 }
 
+/// A numbered message that is neither request nor response, so the kernel hands it over
+/// as sent (it gives requests wire ids of its own, `connection.rs`).
 fn msg(n: u64) -> Message {
-    Message::MetadataRequest(MetadataRequest {
-        correlation_id: n,
-        topics: vec![],
+    Message::ControllerSyncAck(ControllerSyncAck {
+        controller_epoch: 0,
+        version: n,
     })
 }
 
 fn id_of(m: &Message) -> u64 {
     match m {
-        Message::MetadataRequest(r) => r.correlation_id,
+        Message::ControllerSyncAck(r) => r.version,
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -9,10 +9,12 @@ use kafsim_sim::world::{World, WorldConfig};
 use std::any::Any;
 
 /// Answers every produce request 10 ms after it reads it (a produce waiting for followers)
-/// and notes when it read each one.
+/// and notes when it read each one, by the id it sees (the kernel hands a server its own wire
+/// id for an answered request, `connection.rs`, and restores the client's on the answer).
 #[derive(Default)]
 struct SlowBroker {
     read: Vec<(u64, Instant)>,
+    read_acks: Vec<Acks>,
 }
 
 impl Node for SlowBroker {
@@ -20,6 +22,7 @@ impl Node for SlowBroker {
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
         if let Message::ProduceRequest(r) = msg {
             self.read.push((r.correlation_id, cx.now()));
+            self.read_acks.push(r.acks);
             if r.acks != Acks::None {
                 let key = ((from.0 as u64) << 32) | r.correlation_id;
                 cx.set_timer_after(Duration::from_millis(10), Timer::new(1, key));
@@ -145,7 +148,10 @@ fn acks_zero_requests_do_not_mute() {
         ],
     );
     w.run_until(Instant::from_millis(100));
-    assert_eq!(read_at(&w, b), vec![(1, 1), (2, 1), (3, 1), (4, 11)]);
+    let read_ms: Vec<u64> = read_at(&w, b).iter().map(|r| r.1).collect();
+    assert_eq!(read_ms, vec![1, 1, 1, 11]);
+    let acks = &w.node::<SlowBroker>(b).unwrap().read_acks;
+    assert_eq!(acks, &vec![Acks::None, Acks::None, Acks::All, Acks::All]);
 }
 
 #[test]

@@ -161,58 +161,6 @@ pub enum Exchange {
 }
 
 impl Message {
-    /// Whether this is a request (and answered) or a response, with its correlation id.
-    pub fn exchange(&self) -> Exchange {
-        use Message::*;
-        let request = |correlation_id: u64| Exchange::Request {
-            correlation_id,
-            answered: true,
-        };
-        let response = |correlation_id: u64| Exchange::Response { correlation_id };
-        match self {
-            ConnectionReset | ControllerSync(_) | ControllerSyncAck(_) => Exchange::Other,
-            ProduceRequest(m) => Exchange::Request {
-                correlation_id: m.correlation_id,
-                answered: m.acks != Acks::None,
-            },
-            MetadataRequest(m) => request(m.correlation_id),
-            FetchRequest(m) => request(m.correlation_id),
-            ListOffsetsRequest(m) => request(m.correlation_id),
-            OffsetsForLeaderEpochRequest(m) => request(m.correlation_id),
-            InitProducerIdRequest(m) => request(m.correlation_id),
-            FindCoordinatorRequest(m) => request(m.correlation_id),
-            JoinGroupRequest(m) => request(m.correlation_id),
-            SyncGroupRequest(m) => request(m.correlation_id),
-            HeartbeatRequest(m) => request(m.correlation_id),
-            LeaveGroupRequest(m) => request(m.correlation_id),
-            OffsetCommitRequest(m) => request(m.correlation_id),
-            OffsetFetchRequest(m) => request(m.correlation_id),
-            BrokerRegistrationRequest(m) => request(m.correlation_id),
-            BrokerHeartbeatRequest(m) => request(m.correlation_id),
-            LeaderAndIsrRequest(m) => request(m.correlation_id),
-            AlterPartitionRequest(m) => request(m.correlation_id),
-            CreateTopicsRequest(m) => request(m.correlation_id),
-            MetadataResponse(m) => response(m.correlation_id),
-            ProduceResponse(m) => response(m.correlation_id),
-            FetchResponse(m) => response(m.correlation_id),
-            ListOffsetsResponse(m) => response(m.correlation_id),
-            OffsetsForLeaderEpochResponse(m) => response(m.correlation_id),
-            InitProducerIdResponse(m) => response(m.correlation_id),
-            FindCoordinatorResponse(m) => response(m.correlation_id),
-            JoinGroupResponse(m) => response(m.correlation_id),
-            SyncGroupResponse(m) => response(m.correlation_id),
-            HeartbeatResponse(m) => response(m.correlation_id),
-            LeaveGroupResponse(m) => response(m.correlation_id),
-            OffsetCommitResponse(m) => response(m.correlation_id),
-            OffsetFetchResponse(m) => response(m.correlation_id),
-            BrokerRegistrationResponse(m) => response(m.correlation_id),
-            BrokerHeartbeatResponse(m) => response(m.correlation_id),
-            LeaderAndIsrResponse(m) => response(m.correlation_id),
-            AlterPartitionResponse(m) => response(m.correlation_id),
-            CreateTopicsResponse(m) => response(m.correlation_id),
-        }
-    }
-
     /// Modelled size on the wire, in bytes.
     pub fn wire_size(&self) -> u32 {
         use Message::*;
@@ -302,4 +250,64 @@ impl Message {
             ControllerSyncAck(_) => "ControllerSyncAck",
         }
     }
+}
+
+/// Generates [`Message::exchange`] and [`Message::correlation_id_mut`] from one table of the
+/// request and response variants, so the two cannot disagree.
+macro_rules! exchanges {
+    (requests: [$($req:ident),* $(,)?], responses: [$($resp:ident),* $(,)?] $(,)?) => {
+        impl Message {
+            /// Whether this is a request (and answered) or a response, with its correlation id.
+            pub fn exchange(&self) -> Exchange {
+                match self {
+                    Message::ProduceRequest(m) => Exchange::Request {
+                        correlation_id: m.correlation_id,
+                        answered: m.acks != Acks::None,
+                    },
+                    $(Message::$req(m) => Exchange::Request {
+                        correlation_id: m.correlation_id,
+                        answered: true,
+                    },)*
+                    $(Message::$resp(m) => Exchange::Response {
+                        correlation_id: m.correlation_id,
+                    },)*
+                    Message::ConnectionReset
+                    | Message::ControllerSync(_)
+                    | Message::ControllerSyncAck(_) => Exchange::Other,
+                }
+            }
+
+            /// The correlation id of a request or response, to rewrite (a host that tells
+            /// connections apart gives each request read an id of its own, and restores the
+            /// client's id on the response).
+            pub fn correlation_id_mut(&mut self) -> Option<&mut u64> {
+                match self {
+                    Message::ProduceRequest(m) => Some(&mut m.correlation_id),
+                    $(Message::$req(m) => Some(&mut m.correlation_id),)*
+                    $(Message::$resp(m) => Some(&mut m.correlation_id),)*
+                    Message::ConnectionReset
+                    | Message::ControllerSync(_)
+                    | Message::ControllerSyncAck(_) => None,
+                }
+            }
+        }
+    };
+}
+
+exchanges! {
+    requests: [
+        MetadataRequest, FetchRequest, ListOffsetsRequest, OffsetsForLeaderEpochRequest,
+        InitProducerIdRequest, FindCoordinatorRequest, JoinGroupRequest, SyncGroupRequest,
+        HeartbeatRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+        BrokerRegistrationRequest, BrokerHeartbeatRequest, LeaderAndIsrRequest,
+        AlterPartitionRequest, CreateTopicsRequest,
+    ],
+    responses: [
+        MetadataResponse, ProduceResponse, FetchResponse, ListOffsetsResponse,
+        OffsetsForLeaderEpochResponse, InitProducerIdResponse, FindCoordinatorResponse,
+        JoinGroupResponse, SyncGroupResponse, HeartbeatResponse, LeaveGroupResponse,
+        OffsetCommitResponse, OffsetFetchResponse, BrokerRegistrationResponse,
+        BrokerHeartbeatResponse, LeaderAndIsrResponse, AlterPartitionResponse,
+        CreateTopicsResponse,
+    ],
 }
