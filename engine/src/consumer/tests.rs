@@ -252,3 +252,33 @@ fn an_answered_request_closes_nothing() {
     let effects = host.at(10_000, |cx| c.on_timer(cx, Timer::new(TIMER_TICK, 0)));
     assert!(closed(&effects).is_empty(), "{effects:?}");
 }
+
+/// The subscription a member of `client` sends in its JoinGroup at generation 3.
+fn join_subscription(client: &str) -> crate::protocol::Subscription {
+    let mut host = Host::new();
+    let mut c = consumer(client, CommitMode::Sync);
+    c.group.generation = 3;
+    let effects = host.at(0, |cx| c.send_join(cx, BROKER));
+    effects
+        .into_iter()
+        .find_map(|e| match e {
+            crate::node::Effect::Send {
+                msg: Message::JoinGroupRequest(r),
+                ..
+            } => Some(r.protocols[0].1.clone()),
+            _ => None,
+        })
+        .expect("a JoinGroup")
+}
+
+#[test]
+fn sarama_and_kafka_go_join_metadata_carries_no_generation_or_ownership() {
+    for client in ["sarama", "kafka-go"] {
+        let sub = join_subscription(client);
+        assert_eq!(sub.generation, -1, "{client}");
+        assert!(sub.owned_partitions.is_empty(), "{client}");
+    }
+    let java = join_subscription("java");
+    assert_eq!(java.generation, 3);
+    assert_eq!(java.owned_partitions, vec![TP0, TP1]);
+}
