@@ -195,7 +195,7 @@ impl Consumer {
         self.parts.clear();
     }
 
-    fn send_join(&mut self, cx: &mut Cx, coordinator: NodeId) {
+    pub(super) fn send_join(&mut self, cx: &mut Cx, coordinator: NodeId) {
         let subscription = Subscription {
             topics: self.spec.topics.clone(),
             owned_partitions: self.group.owned.clone(),
@@ -205,7 +205,7 @@ impl Consumer {
             .config
             .strategies
             .iter()
-            .map(|s| (s.clone(), subscription.clone()))
+            .map(|s| (s.clone(), self.subscription_for(s, &subscription)))
             .collect();
         let msg = Message::JoinGroupRequest(JoinGroupRequest {
             correlation_id: self.take_corr(),
@@ -222,6 +222,28 @@ impl Consumer {
         // Java: the join may wait a whole rebalance timeout, plus a margin.
         let timeout = self.config.rebalance_timeout + Duration::from_secs(5);
         self.send(cx, coordinator, timeout, Req::Join, msg);
+    }
+
+    /// What the member's JoinGroup metadata holds for assignor `strategy`. sarama
+    /// (`ConsumerGroupMemberMetadata`: topics and user data, the latter set only by its
+    /// sticky strategy) and kafka-go (`groupMetadata`: topics and user data) send no owned
+    /// partitions and no generation for range or roundrobin, so their metadata is the same at
+    /// every rejoin and the coordinator answers an unchanged rejoin with the current
+    /// generation instead of starting another rebalance. Java (ConsumerProtocolSubscription
+    /// v1+) and librdkafka send what they own.
+    fn subscription_for(&self, strategy: &str, full: &Subscription) -> Subscription {
+        use super::profile::ClientKind;
+        let bare = matches!(self.config.client, ClientKind::Sarama | ClientKind::KafkaGo)
+            && !matches!(strategy, "sticky" | "cooperative-sticky");
+        if bare {
+            Subscription {
+                topics: full.topics.clone(),
+                owned_partitions: Vec::new(),
+                generation: -1,
+            }
+        } else {
+            full.clone()
+        }
     }
 
     pub(super) fn on_join(&mut self, cx: &mut Cx, from: NodeId, resp: JoinGroupResponse) {

@@ -18,6 +18,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod connection;
 pub mod fetcher;
 pub mod membership;
 pub mod poll;
@@ -31,11 +32,12 @@ use crate::app::sink::{Sink, SINK_FILE};
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
-use crate::protocol::{ErrorCode, Message};
+use crate::protocol::{ErrorCode, Exchange, Message};
 use crate::record::{TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 pub use config::{ConsumerConfig, OffsetReset};
 use profile::AutoCommitStyle;
+use rand::Rng;
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -49,6 +51,8 @@ const TIMER_AUTO_COMMIT: u16 = 3;
 const TIMER_PROCESS: u16 = 4;
 /// Timer: the batch handler's timeout (key: batch sequence).
 const TIMER_BATCH: u16 = 5;
+/// Timer: the reconnect backoff towards a broker ended (key: node index).
+const TIMER_RECONNECT: u16 = 6;
 
 /// Period of the housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
@@ -155,6 +159,11 @@ pub struct Consumer {
     connected: BTreeSet<NodeId>,
     /// When a broker last failed a request (timeout or reset): avoided for cluster-wide asks.
     failed_at: BTreeMap<NodeId, Instant>,
+    /// Reconnect backoff per broker after this consumer closed its connection.
+    connections: connection::Connections,
+    /// Requests waiting for the reconnect backoff of their broker, by correlation id (their
+    /// `inflight` entry exists and times out as Java's unsent requests do).
+    held: BTreeMap<u64, (NodeId, Message)>,
 }
 
 impl Consumer {
@@ -178,6 +187,8 @@ impl Consumer {
         let sink = Sink::new(spec.handler.sink);
         let auto_style = config.auto_commit_style();
         let group = membership::Membership::new(&config);
+        let connections =
+            connection::Connections::new(connection::ReconnectBackoff::for_client(config.client));
         Consumer {
             spec,
             config,
@@ -197,6 +208,8 @@ impl Consumer {
             dead_letters: BTreeMap::new(),
             connected: BTreeSet::new(),
             failed_at: BTreeMap::new(),
+            connections,
+            held: BTreeMap::new(),
         }
     }
 
@@ -253,8 +266,32 @@ impl Consumer {
             req,
         };
         self.inflight.insert(corr, entry);
-        cx.send(to, msg);
+        match self.connections.backing_off(to, cx.now()) {
+            Some(until) => {
+                self.held.insert(corr, (to, msg));
+                cx.set_timer(until, Timer::new(TIMER_RECONNECT, to.0 as u64));
+            }
+            None => cx.send(to, msg),
+        }
         corr
+    }
+
+    /// The reconnect backoff towards `to` is over: send what waited for it, in order.
+    fn on_reconnect_timer(&mut self, cx: &mut Cx, to: NodeId) {
+        if self.connections.backing_off(to, cx.now()).is_some() {
+            return; // closed again meanwhile; a later timer sends
+        }
+        let ready: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, (peer, _))| *peer == to)
+            .map(|(c, _)| *c)
+            .collect();
+        for corr in ready {
+            if let Some((peer, msg)) = self.held.remove(&corr) {
+                cx.send(peer, msg);
+            }
+        }
     }
 
     fn take_corr(&mut self) -> u64 {
@@ -275,6 +312,22 @@ impl Consumer {
 
     /// Request timeouts, the member's poll deadline, and the next tick.
     fn on_tick(&mut self, cx: &mut Cx) {
+        self.expire_requests(cx);
+        self.check_poll_interval(cx);
+        self.check_session(cx);
+        cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+    }
+
+    /// Fail the requests whose timeout passed. A request that went out and got no answer
+    /// closes its connection, as every client does, and with it every other request in flight
+    /// to that broker: Java `NetworkClient.handleTimedOutRequests` (`request.timeout.ms`:
+    /// `processTimeoutDisconnection` closes the node, in-flight requests fail as
+    /// disconnected), sarama (`Net.ReadTimeout` fails the broker's connection), kafka-go (a
+    /// deadline error closes the conn), librdkafka (`socket.timeout.ms` with
+    /// `socket.max.fails = 1`: "request(s) timed out: disconnect"). Closing is what keeps a
+    /// request given up on from being delivered later (TCP retransmits it after a partition
+    /// heals). A request still held by the reconnect backoff never left: it just fails.
+    fn expire_requests(&mut self, cx: &mut Cx) {
         let now = cx.now();
         let expired: Vec<u64> = self
             .inflight
@@ -282,15 +335,48 @@ impl Consumer {
             .filter(|(_, f)| f.sent_at + f.timeout <= now)
             .map(|(c, _)| *c)
             .collect();
+        let mut close: BTreeSet<NodeId> = BTreeSet::new();
         for corr in expired {
+            let was_held = self.held.remove(&corr).is_some();
             if let Some(f) = self.inflight.remove(&corr) {
-                self.connected.remove(&f.to);
+                if !was_held {
+                    close.insert(f.to);
+                }
                 self.fail_request(cx, f, ErrorCode::RequestTimedOut);
             }
         }
-        self.check_poll_interval(cx);
-        self.check_session(cx);
-        cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+        for peer in close {
+            self.close_connection(cx, peer);
+        }
+    }
+
+    /// Close the connection to `peer` and fail everything still in flight to it (the
+    /// closing side gets no notice of its own), then back off before reconnecting.
+    fn close_connection(&mut self, cx: &mut Cx, peer: NodeId) {
+        cx.close_connection(peer);
+        self.connected.remove(&peer);
+        self.failed_at.insert(peer, cx.now());
+        let now = cx.now();
+        self.connections.closed(peer, now, cx.rng());
+        self.fail_all_to(cx, peer);
+        self.coordinator_dead(peer);
+        self.meta.invalidate_leader(peer);
+    }
+
+    /// Fail every request to `peer` (its connection is gone).
+    fn fail_all_to(&mut self, cx: &mut Cx, peer: NodeId) {
+        let dead: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.to == peer)
+            .map(|(c, _)| *c)
+            .collect();
+        for corr in dead {
+            self.held.remove(&corr);
+            if let Some(f) = self.inflight.remove(&corr) {
+                self.fail_request(cx, f, ErrorCode::NetworkException);
+            }
+        }
     }
 
     /// A request got no answer (timeout) or its connection died. As Java's NetworkClient on a
@@ -351,34 +437,30 @@ impl Consumer {
     fn on_connection_reset(&mut self, cx: &mut Cx, from: NodeId) {
         self.connected.remove(&from);
         self.failed_at.insert(from, cx.now());
-        let dead: Vec<u64> = self
-            .inflight
-            .iter()
-            .filter(|(_, f)| f.to == from)
-            .map(|(c, _)| *c)
-            .collect();
-        for corr in dead {
-            if let Some(f) = self.inflight.remove(&corr) {
-                self.fail_request(cx, f, ErrorCode::NetworkException);
-            }
-        }
+        self.fail_all_to(cx, from);
         self.coordinator_dead(from);
         self.meta.invalidate_leader(from);
     }
 
+    /// Match a response to its request. Correlation ids are unique across incarnations (a
+    /// random base per start, see `on_start`) and a response counts only from the broker the
+    /// request went to, so an answer meant for a previous process of this consumer, or for a
+    /// request already failed, is dropped rather than taken for another request's.
     fn handle_response(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
-        let Some(corr) = correlation_of(&msg) else {
+        let Exchange::Response {
+            correlation_id: corr,
+        } = msg.exchange()
+        else {
+            return;
+        };
+        if !self.inflight.get(&corr).is_some_and(|f| f.to == from) {
+            return; // answered after a timeout or a reset, or not ours at all
+        }
+        let Some(f) = self.inflight.remove(&corr) else {
             return;
         };
         self.connected.insert(from);
-        let Some(f) = self.inflight.remove(&corr) else {
-            return; // answered after a timeout or a reset: already failed
-        };
-        assert_eq!(
-            f.to, from,
-            "consumer {}/{}: response {} from {from}, sent to {}",
-            self.spec.group, self.spec.member_index, corr, f.to
-        );
+        self.connections.ready(from);
         match (f.req, msg) {
             (Req::Metadata, Message::MetadataResponse(r)) => self.on_metadata(r),
             (Req::FindCoordinator, Message::FindCoordinatorResponse(r)) => {
@@ -505,25 +587,12 @@ impl Consumer {
     }
 }
 
-fn correlation_of(msg: &Message) -> Option<u64> {
-    Some(match msg {
-        Message::MetadataResponse(r) => r.correlation_id,
-        Message::FindCoordinatorResponse(r) => r.correlation_id,
-        Message::JoinGroupResponse(r) => r.correlation_id,
-        Message::SyncGroupResponse(r) => r.correlation_id,
-        Message::HeartbeatResponse(r) => r.correlation_id,
-        Message::LeaveGroupResponse(r) => r.correlation_id,
-        Message::OffsetCommitResponse(r) => r.correlation_id,
-        Message::OffsetFetchResponse(r) => r.correlation_id,
-        Message::ListOffsetsResponse(r) => r.correlation_id,
-        Message::FetchResponse(r) => r.correlation_id,
-        Message::ProduceResponse(r) => r.correlation_id,
-        _ => return None,
-    })
-}
-
 impl Node for Consumer {
     fn on_start(&mut self, cx: &mut Cx) {
+        // Each incarnation numbers its requests from its own random base: a restarted
+        // consumer must not take a late answer to its previous process's request N for its
+        // own request N (the old process's ids started at the same place).
+        self.next_corr = cx.rng().gen_range(1..1u64 << 62);
         self.sink.recover(cx);
         self.meta.wanted = true;
         self.poll.last_poll = cx.now();
@@ -554,6 +623,7 @@ impl Node for Consumer {
             TIMER_AUTO_COMMIT => self.on_auto_commit_timer(cx),
             TIMER_PROCESS => self.on_process_done(cx, timer.key as usize),
             TIMER_BATCH => self.on_batch_timeout(cx, timer.key),
+            TIMER_RECONNECT => self.on_reconnect_timer(cx, NodeId(timer.key as u32)),
             other => panic!("consumer {}: unknown timer kind {other}", cx.me()),
         }
         self.drive(cx);

@@ -87,3 +87,198 @@ fn sync_commits_merge_to_the_newest_offset_per_partition() {
     let sc = c.sync_commit.as_ref().expect("queued");
     assert_eq!(sc.offsets(), &[(TP0, 70, None), (TP1, 120, Some(3))]);
 }
+
+// ------------------------------------------------------------ connections and correlation
+
+/// Drives one consumer (node n9) by hand: its rng stream continues across incarnations, as
+/// the simulator's does.
+struct Host {
+    rng: rand_chacha::ChaCha8Rng,
+    disk: crate::log::tests::MemDisk,
+    ids: u64,
+}
+
+const ME: NodeId = NodeId(9);
+const BROKER: NodeId = NodeId(0);
+const OTHER: NodeId = NodeId(1);
+
+impl Host {
+    fn new() -> Host {
+        use rand::SeedableRng;
+        Host {
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(3),
+            disk: Default::default(),
+            ids: 0,
+        }
+    }
+
+    fn at(&mut self, ms: u64, f: impl FnOnce(&mut Cx)) -> Vec<crate::node::Effect> {
+        let mut out = Vec::new();
+        let now = Instant::ZERO + Duration::from_millis(ms);
+        let mut cx = Cx::new(
+            now,
+            ME,
+            &mut self.rng,
+            &mut self.disk,
+            &mut out,
+            &mut self.ids,
+        );
+        f(&mut cx);
+        out
+    }
+}
+
+fn java_consumer() -> Consumer {
+    let mut c = consumer("java", CommitMode::Sync);
+    c.parts.clear();
+    c.group.owned.clear();
+    c
+}
+
+/// The correlation id of the metadata request among `effects`.
+fn metadata_request(effects: &[crate::node::Effect]) -> Option<u64> {
+    effects.iter().find_map(|e| match e {
+        crate::node::Effect::Send {
+            to,
+            msg: Message::MetadataRequest(r),
+        } if *to == BROKER => Some(r.correlation_id),
+        _ => None,
+    })
+}
+
+fn metadata_response(corr: u64) -> Message {
+    Message::MetadataResponse(crate::protocol::MetadataResponse {
+        correlation_id: corr,
+        brokers: vec![BROKER, OTHER],
+        controller: None,
+        topics: vec![(TopicId(1), 2)],
+        partitions: Vec::new(),
+    })
+}
+
+fn closed(effects: &[crate::node::Effect]) -> Vec<NodeId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            crate::node::Effect::CloseConnection { peer } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_restarted_consumer_ignores_answers_meant_for_its_previous_process() {
+    let mut host = Host::new();
+    let mut old = java_consumer();
+    let effects = host.at(0, |cx| old.on_start(cx));
+    let old_corr = metadata_request(&effects).expect("the first incarnation asks for metadata");
+    // The process restarts: a fresh value, as the host builds it.
+    let mut new = java_consumer();
+    let effects = host.at(5, |cx| new.on_start(cx));
+    let new_corr = metadata_request(&effects).expect("the second incarnation asks too");
+    assert_ne!(old_corr, new_corr, "incarnations number requests apart");
+    // The answer to the old process's request: not taken for the new one.
+    host.at(6, |cx| {
+        new.on_message(cx, BROKER, metadata_response(old_corr))
+    });
+    assert!(new.meta.brokers.is_empty());
+    assert!(new.inflight.contains_key(&new_corr));
+    // An answer with the right id from a broker the request did not go to: not taken either.
+    host.at(7, |cx| {
+        new.on_message(cx, OTHER, metadata_response(new_corr))
+    });
+    assert!(new.meta.brokers.is_empty());
+    // The real answer is.
+    host.at(8, |cx| {
+        new.on_message(cx, BROKER, metadata_response(new_corr))
+    });
+    assert_eq!(new.meta.brokers, vec![BROKER, OTHER]);
+    assert!(!new.inflight.contains_key(&new_corr));
+}
+
+#[test]
+fn a_timed_out_request_closes_its_connection_and_the_retry_waits_for_the_backoff() {
+    let mut host = Host::new();
+    let mut c = java_consumer();
+    let effects = host.at(0, |cx| c.on_start(cx));
+    let corr = metadata_request(&effects).expect("metadata request");
+    // No answer: the 10 s connection-setup bound passes at the tick after it.
+    let effects = host.at(10_000, |cx| c.on_timer(cx, Timer::new(TIMER_TICK, 0)));
+    assert_eq!(closed(&effects), vec![BROKER]);
+    assert!(!c.inflight.contains_key(&corr));
+    // The next request to that broker waits for Java's reconnect backoff (50 ms +-20 %)
+    // instead of going out at once.
+    let effects = host.at(10_001, |cx| {
+        let msg = Message::MetadataRequest(crate::protocol::MetadataRequest {
+            correlation_id: c.take_corr(),
+            topics: vec![TopicId(1)],
+        });
+        c.send(cx, BROKER, Duration::from_secs(10), Req::Metadata, msg);
+    });
+    assert!(metadata_request(&effects).is_none(), "held by the backoff");
+    let retry = *c.held.keys().next().expect("held request");
+    let effects = host.at(10_100, |cx| {
+        c.on_timer(cx, Timer::new(TIMER_RECONNECT, BROKER.0 as u64))
+    });
+    assert_eq!(metadata_request(&effects), Some(retry));
+    assert!(c.held.is_empty());
+    // The abandoned request's late answer changes nothing.
+    host.at(10_101, |cx| {
+        c.on_message(cx, BROKER, metadata_response(corr))
+    });
+    assert!(c.meta.brokers.is_empty());
+}
+
+#[test]
+fn an_answered_request_closes_nothing() {
+    let mut host = Host::new();
+    let mut c = java_consumer();
+    let effects = host.at(0, |cx| c.on_start(cx));
+    let corr = metadata_request(&effects).expect("metadata request");
+    let effects = host.at(1, |cx| c.on_message(cx, BROKER, metadata_response(corr)));
+    assert!(closed(&effects).is_empty());
+    let find = c
+        .inflight
+        .iter()
+        .find(|(_, f)| matches!(f.req, Req::FindCoordinator))
+        .map(|(corr, f)| (*corr, f.to))
+        .expect("looks for the coordinator");
+    let answer = Message::FindCoordinatorResponse(crate::protocol::FindCoordinatorResponse {
+        correlation_id: find.0,
+        error: ErrorCode::None,
+        coordinator: Some(BROKER),
+    });
+    host.at(2, |cx| c.on_message(cx, find.1, answer));
+    let effects = host.at(10_000, |cx| c.on_timer(cx, Timer::new(TIMER_TICK, 0)));
+    assert!(closed(&effects).is_empty(), "{effects:?}");
+}
+
+/// The subscription a member of `client` sends in its JoinGroup at generation 3.
+fn join_subscription(client: &str) -> crate::protocol::Subscription {
+    let mut host = Host::new();
+    let mut c = consumer(client, CommitMode::Sync);
+    c.group.generation = 3;
+    let effects = host.at(0, |cx| c.send_join(cx, BROKER));
+    effects
+        .into_iter()
+        .find_map(|e| match e {
+            crate::node::Effect::Send {
+                msg: Message::JoinGroupRequest(r),
+                ..
+            } => Some(r.protocols[0].1.clone()),
+            _ => None,
+        })
+        .expect("a JoinGroup")
+}
+
+#[test]
+fn sarama_and_kafka_go_join_metadata_carries_no_generation_or_ownership() {
+    for client in ["sarama", "kafka-go"] {
+        let sub = join_subscription(client);
+        assert_eq!(sub.generation, -1, "{client}");
+        assert!(sub.owned_partitions.is_empty(), "{client}");
+    }
+    let java = join_subscription("java");
+    assert_eq!(java.generation, 3);
+    assert_eq!(java.owned_partitions, vec![TP0, TP1]);
+}

@@ -255,13 +255,21 @@ impl Group {
         member.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
         member.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms as u64);
         member.session_deadline = cx.now() + member.session_timeout;
+        // Kafka `GroupCoordinator.doCurrentMemberJoinGroup`: while the group waits for the
+        // leader's assignment, a member rejoining with the same metadata (it lost the first
+        // JoinGroup response, or its SyncGroup) gets the current generation back, the leader
+        // with the member list so it can assign again; only changed metadata rebalances. In
+        // Stable, the leader's JoinGroup always rebalances (it may have seen metadata change).
         match self.state {
             GroupState::PreparingRebalance => {
                 member.awaiting_join = Some(req.correlation_id);
                 self.try_complete_join(cx);
             }
-            GroupState::CompletingRebalance | GroupState::Stable if !changed && !is_leader => {
-                // Nothing changed: resend the current generation (Kafka does the same).
+            GroupState::CompletingRebalance if !changed => {
+                let resp = self.join_response(&req.member_id, req.correlation_id, is_leader);
+                cx.send(from, Message::JoinGroupResponse(resp));
+            }
+            GroupState::Stable if !changed && !is_leader => {
                 let resp = self.join_response(&req.member_id, req.correlation_id, false);
                 cx.send(from, Message::JoinGroupResponse(resp));
             }

@@ -424,3 +424,81 @@ fn leave_triggers_a_rebalance_that_completes_without_the_leaver() {
     let resp = join_resp(&sent, 10);
     assert_eq!((resp.generation, resp.leader.as_str()), (2, a.as_str()));
 }
+
+/// Two members joined generation 1; neither has synced yet. Returns (leader, follower) as
+/// (node, member id).
+fn completing_group(rig: &mut Rig) -> ((u32, String), (u32, String)) {
+    let a = rig.handshake(10);
+    let b = rig.handshake(11);
+    let sent = rig.advance(Instant::from_millis(10_000));
+    let ra = join_resp(&sent, 10);
+    assert_eq!(
+        rig.coord.group_state("g").unwrap().0,
+        GroupState::CompletingRebalance
+    );
+    if ra.leader == a {
+        ((10, a), (11, b))
+    } else {
+        ((11, b), (10, a))
+    }
+}
+
+#[test]
+fn a_leader_rejoining_unchanged_while_completing_gets_the_generation_back() {
+    let mut rig = Rig::new();
+    let ((leader, lid), (follower, fid)) = completing_group(&mut rig);
+    // The follower's SyncGroup waits for the leader's assignment.
+    let sync = Message::SyncGroupRequest(SyncGroupRequest {
+        correlation_id: 500,
+        group: "g".into(),
+        member_id: fid.clone(),
+        generation: 1,
+        assignments: Vec::new(),
+    });
+    assert!(rig.send(follower, sync).is_empty());
+    // The leader lost its JoinGroup response and joins again with the same metadata.
+    let sent = rig.join(leader, &lid);
+    let resp = join_resp(&sent, leader);
+    assert_eq!(resp.error, ErrorCode::None);
+    assert_eq!(resp.generation, 1, "same generation: no new rebalance");
+    assert_eq!(
+        resp.members.len(),
+        2,
+        "the leader gets the members to assign"
+    );
+    assert!(
+        !sent.iter().any(|(n, _)| *n == NodeId(follower)),
+        "the follower's pending sync is not failed: {sent:?}"
+    );
+    assert_eq!(
+        rig.coord.group_state("g"),
+        Some((GroupState::CompletingRebalance, 1, 2))
+    );
+}
+
+#[test]
+fn a_member_rejoining_with_changed_metadata_while_completing_rebalances() {
+    let mut rig = Rig::new();
+    let ((_, _), (follower, fid)) = completing_group(&mut rig);
+    rig.corr += 1;
+    let sub = Subscription {
+        topics: vec![DATA, TopicId(2)],
+        owned_partitions: Vec::new(),
+        generation: -1,
+    };
+    let req = JoinGroupRequest {
+        correlation_id: rig.corr,
+        group: "g".into(),
+        member_id: fid,
+        group_instance_id: None,
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocols: vec![("range".into(), sub)],
+    };
+    let sent = rig.send(follower, Message::JoinGroupRequest(req));
+    assert!(sent.is_empty(), "waits for the new join phase: {sent:?}");
+    assert_eq!(
+        rig.coord.group_state("g").unwrap().0,
+        GroupState::PreparingRebalance
+    );
+}

@@ -303,14 +303,29 @@ impl ReplicaManager {
     }
 
     /// Fetcher timers: a request timed out, or a backoff ended.
+    ///
+    /// A request to the leader unanswered within `replica.socket.timeout.ms` (plus the fetch's
+    /// own wait) closes the connection: Kafka's `ReplicaFetcherBlockingSend.sendRequest` calls
+    /// `networkClient.close(sourceBroker)` on any failure of `NetworkClientUtils.sendAndReceive`,
+    /// whose timeout disconnects the node. The fetcher thread then treats the partitions as
+    /// failed and delays them by `replica.fetch.backoff.ms` (`AbstractFetcherThread`
+    /// `handlePartitionsWithErrors`). The other request in flight to that leader dies with the
+    /// connection. Without the close, TCP would deliver the given-up request after a partition
+    /// heals, and its answer could overtake the next one.
     pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: Timer) {
         let leader = NodeId(timer.key as u32);
-        let s = self.session(leader);
         if timer.kind == TIMER_FETCHER_TIMEOUT {
-            s.fetch_in_flight = None;
-            s.epochs_in_flight = None;
+            let s = self.session(leader);
+            for (_, t) in [s.fetch_in_flight.take(), s.epochs_in_flight.take()]
+                .into_iter()
+                .flatten()
+            {
+                cx.cancel_timer(t);
+            }
+            cx.close_connection(leader);
+            self.back_off(cx, leader);
         } else {
-            s.backoff_until = None;
+            self.session(leader).backoff_until = None;
         }
         self.fetcher_kick(cx);
     }
@@ -429,6 +444,51 @@ mod tests {
         let (corr, asked_epoch) = follow(&mut rm, &mut disk, 2);
         assert_eq!(asked_epoch, 1);
         assert_eq!(answer(&mut rm, &mut disk, corr, 1, 3), None);
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 3);
+    }
+
+    fn closes(effects: &[Effect]) -> Vec<NodeId> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::CloseConnection { peer } => Some(*peer),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_timed_out_request_closes_the_connection_and_its_late_answer_is_ignored() {
+        let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
+        let (corr, _) = follow(&mut rm, &mut disk, 2);
+        let timer = Timer::new(TIMER_FETCHER_TIMEOUT, 1);
+        let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
+        assert_eq!(closes(&effects), vec![NodeId(1)]);
+        assert_eq!(asked(effects), None, "backs off before asking again");
+        // The answer to the abandoned request changes nothing.
+        assert_eq!(answer(&mut rm, &mut disk, corr, 1, 3), None);
+        assert_eq!(rm.partitions[&TP].log.log_end_offset(), 5);
+    }
+
+    #[test]
+    fn an_answered_request_keeps_the_connection() {
+        let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
+        let (corr, _) = follow(&mut rm, &mut disk, 2);
+        let resp = OffsetsForLeaderEpochResponse {
+            correlation_id: corr,
+            partitions: vec![(
+                TP,
+                ErrorCode::None,
+                EpochEndOffset {
+                    epoch: 1,
+                    end_offset: 3,
+                },
+            )],
+        };
+        let (_, effects) = with_cx(&mut disk, |cx| {
+            rm.handle_epoch_response(cx, NodeId(1), resp)
+        });
+        assert!(closes(&effects).is_empty());
         assert_eq!(rm.partitions[&TP].log.log_end_offset(), 3);
     }
 }
