@@ -329,6 +329,62 @@ mod tests {
         assert_eq!(m.partition_count(), Some(1));
     }
 
+    fn live(brokers: &[u32]) -> MetadataResponse {
+        MetadataResponse {
+            brokers: brokers.iter().map(|b| NodeId(*b)).collect(),
+            ..response(0, 1)
+        }
+    }
+
+    #[test]
+    fn a_broker_seen_dead_stays_down_until_listed_again() {
+        // Issue 12: a reset broker the metadata dropped must not count as up after the grace
+        // (requests to a dead process vanish in the simulated network).
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
+        m.update(&live(&[0, 1]));
+        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        assert!(!m.is_up(NodeId(1), Instant::from_millis(1)));
+        m.update(&live(&[0]));
+        let late = Instant::ZERO + RECONNECT_GRACE + Duration::from_secs(60);
+        assert!(!m.is_up(NodeId(1), late), "seen dead: down past the grace");
+        m.update(&live(&[0, 1]));
+        assert!(m.is_up(NodeId(1), late), "listed again: restarted");
+    }
+
+    #[test]
+    fn a_reset_without_a_death_is_up_after_the_grace() {
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
+        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.update(&live(&[0, 1]));
+        assert!(!m.is_up(NodeId(1), Instant::from_millis(100)));
+        assert!(m.is_up(NodeId(1), Instant::ZERO + RECONNECT_GRACE));
+        // A response from the broker proves it up at once.
+        m.connection_failed(NodeId(1), true, Instant::from_millis(20_000));
+        m.connection_ready(NodeId(1));
+        assert!(m.is_up(NodeId(1), Instant::from_millis(20_000)));
+    }
+
+    #[test]
+    fn periodic_refresh_after_max_age() {
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0)]);
+        m.update(&response(0, 1));
+        m.refreshed(Instant::from_millis(1_000), Duration::from_secs(300));
+        assert!(!m.should_request(Instant::from_millis(300_000)));
+        assert!(m.should_request(Instant::from_millis(301_000)));
+    }
+
+    #[test]
+    fn refresh_triggers_differ_per_client() {
+        use ErrorCode::*;
+        for client in ClientKind::ALL {
+            let not_leader = refreshes_on(client, NotLeaderOrFollower);
+            assert_eq!(not_leader, client != ClientKind::KafkaGo, "{client}");
+        }
+        assert!(!refreshes_on(ClientKind::Java, NotEnoughReplicas));
+        assert!(refreshes_on(ClientKind::Sarama, NotEnoughReplicas));
+        assert!(!refreshes_on(ClientKind::Librdkafka, NotEnoughReplicas));
+    }
+
     #[test]
     fn unknown_topic_keeps_metadata_stale() {
         let mut m = ClientMetadata::new(TopicId(3), vec![NodeId(0)]);
