@@ -62,6 +62,10 @@ pub struct ClientMetadata {
     leaders: BTreeMap<u32, Leader>,
     stale: bool,
     down: BTreeMap<NodeId, Down>,
+    /// Brokers whose connection was reset and that have not answered since: Metadata requests
+    /// avoid them while a proven broker exists (brokers' live lists disagree for a while after
+    /// a crash, so "listed again" can be wrong, and a request to a dead process is lost).
+    suspect: std::collections::BTreeSet<NodeId>,
     pub in_flight: Option<MetadataInFlight>,
     /// No request before this instant (backoff after a failure or a refresh).
     pub next_attempt: Instant,
@@ -84,6 +88,7 @@ impl ClientMetadata {
             leaders: BTreeMap::new(),
             stale: true,
             down: BTreeMap::new(),
+            suspect: std::collections::BTreeSet::new(),
             in_flight: None,
             next_attempt: Instant::ZERO,
             last_refresh: Instant::ZERO,
@@ -140,6 +145,7 @@ impl ClientMetadata {
     pub fn connection_failed(&mut self, broker: NodeId, reset: bool, now: Instant) {
         self.stale = true;
         if reset {
+            self.suspect.insert(broker);
             let seen_dead = false;
             self.down.insert(
                 broker,
@@ -154,6 +160,7 @@ impl ClientMetadata {
     /// A response arrived from `broker`: it is alive and connected, whatever a reset said.
     pub fn connection_ready(&mut self, broker: NodeId) {
         self.down.remove(&broker);
+        self.suspect.remove(&broker);
     }
 
     /// Whether `broker` may be sent requests at `now`.
@@ -170,8 +177,9 @@ impl ClientMetadata {
     }
 
     /// The broker to ask next: round robin over the known brokers that `connectable` allows,
-    /// preferring those that are up (Java `leastLoadedNode` skips nodes backing off and
-    /// returns none when every node is). `None` when no broker may be connected now.
+    /// preferring those that answered since their last reset, then those that are up (Java
+    /// `leastLoadedNode` skips nodes backing off and returns none when every node is). `None`
+    /// when no broker may be connected now.
     pub fn pick_broker(
         &mut self,
         now: Instant,
@@ -180,9 +188,11 @@ impl ClientMetadata {
         let n = self.brokers.len();
         let start = self.next_broker;
         let order: Vec<NodeId> = (0..n).map(|i| self.brokers[(start + i) % n]).collect();
+        let usable = |b: &NodeId| connectable(*b) && self.is_up(*b, now);
         let pick = order
             .iter()
-            .position(|b| connectable(*b) && self.is_up(*b, now))
+            .position(|b| usable(b) && !self.suspect.contains(b))
+            .or_else(|| order.iter().position(usable))
             .or_else(|| order.iter().position(|b| connectable(*b)))?;
         self.next_broker = start.wrapping_add(pick + 1);
         Some(order[pick])
@@ -362,6 +372,26 @@ mod tests {
         m.connection_failed(NodeId(1), true, Instant::from_millis(20_000));
         m.connection_ready(NodeId(1));
         assert!(m.is_up(NodeId(1), Instant::from_millis(20_000)));
+    }
+
+    #[test]
+    fn metadata_requests_avoid_a_reset_broker_until_it_answers() {
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
+        m.update(&live(&[0, 1]));
+        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.update(&live(&[0]));
+        m.update(&live(&[0, 1])); // listed again, perhaps by a broker with a stale view
+        let now = Instant::from_millis(5);
+        assert!(m.is_up(NodeId(1), now));
+        for _ in 0..4 {
+            assert_eq!(m.pick_broker(now, |_| true), Some(NodeId(0)));
+        }
+        // Only a suspect broker is connectable: it is asked rather than nobody.
+        assert_eq!(m.pick_broker(now, |b| b == NodeId(1)), Some(NodeId(1)));
+        assert_eq!(m.pick_broker(now, |_| false), None);
+        m.connection_ready(NodeId(1));
+        let picks: Vec<_> = (0..4).filter_map(|_| m.pick_broker(now, |_| true)).collect();
+        assert!(picks.contains(&NodeId(1)), "{picks:?}");
     }
 
     #[test]

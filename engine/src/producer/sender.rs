@@ -225,12 +225,12 @@ impl Producer {
 
     /// How long before asking again: Java (`Metadata.timeToAllowUpdate`) and librdkafka
     /// (`topic.metadata.refresh.fast.interval.ms`, defaulting to `retry.backoff.ms`) wait
-    /// `retry.backoff.ms` after any response; sarama refreshes on demand and waits
-    /// `Metadata.Retry.Backoff` (250 ms) only after an incomplete answer (`tryRefreshMetadata`).
+    /// `retry.backoff.ms` after any response; sarama refreshes once per retry level, each
+    /// retry paced by `Producer.Retry.Backoff`, and waits `Metadata.Retry.Backoff` (250 ms)
+    /// after an incomplete answer (`client.tryRefreshMetadata`).
     fn metadata_backoff(&self, complete: bool) -> Duration {
         match self.config.client {
-            ClientKind::Sarama if complete => Duration::ZERO,
-            ClientKind::Sarama => SARAMA_METADATA_RETRY_BACKOFF,
+            ClientKind::Sarama if !complete => SARAMA_METADATA_RETRY_BACKOFF,
             _ => self.config.retry_backoff,
         }
     }
