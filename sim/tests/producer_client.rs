@@ -33,6 +33,28 @@ struct Script {
     reject: BTreeMap<u64, ErrorCode>,
     /// Ignore produce requests entirely (an unresponsive broker).
     silent: bool,
+    /// Leadership moves from one broker to another at an instant (metadata and produce
+    /// answers follow it: a non-leader answers NotLeaderOrFollower).
+    leadership: Option<Leadership>,
+}
+
+/// Which of two scripted brokers leads every partition, before and after `switch_at`.
+#[derive(Clone, Copy, Debug)]
+struct Leadership {
+    before: NodeId,
+    after: NodeId,
+    switch_at: Instant,
+}
+
+impl Leadership {
+    /// The leader and its epoch at `now`.
+    fn at(&self, now: Instant) -> (NodeId, u32) {
+        if now < self.switch_at {
+            (self.before, 1)
+        } else {
+            (self.after, 2)
+        }
+    }
 }
 
 struct ScriptedBroker {
@@ -42,6 +64,12 @@ struct ScriptedBroker {
     states: Vec<ProducerStateManager>,
     produce_requests: u64,
     epoch: i16,
+    /// When produce and metadata requests arrived, and when the producer closed on us.
+    produce_times: Vec<Instant>,
+    metadata_times: Vec<Instant>,
+    resets: Vec<Instant>,
+    /// (producer id, epoch) of every InitProducerId request.
+    inits: Vec<(i64, i16)>,
 }
 
 impl ScriptedBroker {
@@ -53,7 +81,26 @@ impl ScriptedBroker {
             states: vec![ProducerStateManager::new(); partitions as usize],
             produce_requests: 0,
             epoch: -1,
+            produce_times: Vec::new(),
+            metadata_times: Vec::new(),
+            resets: Vec::new(),
+            inits: Vec::new(),
         }
+    }
+
+    /// The leader of every partition at `now`, and its epoch.
+    fn leader(&self, cx: &Cx) -> (NodeId, u32) {
+        self.script
+            .leadership
+            .map_or((cx.me(), 1), |l| l.at(cx.now()))
+    }
+
+    /// Producer epochs of the batches in the log, in log order.
+    fn producer_epochs(&self, partition: u32) -> Vec<i16> {
+        self.logs[partition as usize]
+            .iter()
+            .map(|b| b.producer_epoch)
+            .collect()
     }
 
     /// Values of a partition in log order.
@@ -66,9 +113,14 @@ impl ScriptedBroker {
 
     fn metadata(&self, cx: &Cx, correlation_id: u64) -> MetadataResponse {
         let me = cx.me();
+        let (leader, epoch) = self.leader(cx);
+        let brokers = match self.script.leadership {
+            Some(l) => vec![l.before, l.after],
+            None => vec![me],
+        };
         MetadataResponse {
             correlation_id,
-            brokers: vec![me],
+            brokers: brokers.clone(),
             controller: Some(me),
             topics: vec![(TOPIC, self.partitions)],
             partitions: (0..self.partitions)
@@ -76,11 +128,11 @@ impl ScriptedBroker {
                     error: ErrorCode::None,
                     state: PartitionState {
                         partition: TopicPartition::new(TOPIC, p),
-                        leader: Some(me),
-                        leader_epoch: 1,
-                        isr: vec![me],
-                        partition_epoch: 1,
-                        replicas: vec![me],
+                        leader: Some(leader),
+                        leader_epoch: epoch,
+                        isr: vec![leader],
+                        partition_epoch: epoch,
+                        replicas: brokers.clone(),
                     },
                 })
                 .collect(),
@@ -110,12 +162,19 @@ impl ScriptedBroker {
 
     fn produce(&mut self, cx: &mut Cx, from: NodeId, r: ProduceRequest) {
         self.produce_requests += 1;
+        self.produce_times.push(cx.now());
         let n = self.produce_requests;
         if self.script.silent {
             return;
         }
-        let partitions: Vec<PartitionProduceResponse> = match self.script.reject.get(&n) {
-            Some(&error) => r
+        let not_leader = self.leader(cx).0 != cx.me();
+        let reject = if not_leader {
+            Some(ErrorCode::NotLeaderOrFollower)
+        } else {
+            self.script.reject.get(&n).copied()
+        };
+        let partitions: Vec<PartitionProduceResponse> = match reject {
+            Some(error) => r
                 .batches
                 .iter()
                 .map(|(tp, _)| PartitionProduceResponse {
@@ -148,10 +207,12 @@ impl Node for ScriptedBroker {
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
         match msg {
             Message::MetadataRequest(r) => {
+                self.metadata_times.push(cx.now());
                 let response = self.metadata(cx, r.correlation_id);
                 cx.send(from, Message::MetadataResponse(response));
             }
             Message::InitProducerIdRequest(r) => {
+                self.inits.push((r.producer_id, r.producer_epoch));
                 self.epoch += 1;
                 let response = InitProducerIdResponse {
                     correlation_id: r.correlation_id,
@@ -162,6 +223,7 @@ impl Node for ScriptedBroker {
                 cx.send(from, Message::InitProducerIdResponse(response));
             }
             Message::ProduceRequest(r) => self.produce(cx, from, r),
+            Message::ConnectionReset => self.resets.push(cx.now()),
             _ => {}
         }
     }
@@ -560,4 +622,271 @@ fn stop_at_ends_new_sends_and_everything_completes() {
     );
     assert_eq!(producer.buffer_used(), 0);
     let _ = Duration::ZERO;
+}
+
+/// A world with two scripted brokers (leadership moves from the first to the second at
+/// `switch_ms`) and one sync producer bootstrapped on the first; runs to `end_ms`.
+fn run_leader_move(config: ProducerConfig, switch_ms: u64, end_ms: u64) -> (World, NodeId, NodeId) {
+    let mut w = World::new(7, WorldConfig::default());
+    let leadership = Leadership {
+        before: NodeId(0),
+        after: NodeId(1),
+        switch_at: Instant::from_millis(switch_ms),
+    };
+    let script = Script {
+        leadership: Some(leadership),
+        ..Script::default()
+    };
+    let (s0, s1) = (script.clone(), script);
+    let a = w.add_node("broker-0", move || {
+        Box::new(ScriptedBroker::new(1, s0.clone())) as Box<dyn Node>
+    });
+    let b = w.add_node("broker-1", move || {
+        Box::new(ScriptedBroker::new(1, s1.clone())) as Box<dyn Node>
+    });
+    assert_eq!((a, b), (leadership.before, leadership.after));
+    let spec = spec(a, Some(20.0), end_ms, 0);
+    w.add_node("producer-0", move || {
+        Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
+    });
+    w.run_until(Instant::from_millis(end_ms));
+    (w, a, b)
+}
+
+/// Issue 12: after NotLeaderOrFollower, how long each client takes to write to the new leader,
+/// and how many produce requests the deposed leader got after the move.
+fn leader_move(client: &str, overrides: &[(&str, ConfigValue)]) -> (u64, usize) {
+    // Idempotence off: the scripted new leader has no replicated producer state.
+    let mut all = vec![("sync", boolean(true))];
+    if client != "kafka-go" {
+        all.push(("enable.idempotence", boolean(false)));
+    }
+    all.extend(overrides.iter().cloned());
+    let c = config(client, None, &all);
+    let (w, a, b) = run_leader_move(c, 2_000, 12_000);
+    let old = w.node::<ScriptedBroker>(a).unwrap();
+    let new = w.node::<ScriptedBroker>(b).unwrap();
+    let failed = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e.event,
+                HistoryEvent::SendOk { .. } | HistoryEvent::SendInvoke { .. }
+            )
+        })
+        .count();
+    assert_eq!(failed, 0, "{client}: a send did not succeed");
+    let moved_at = *new
+        .produce_times
+        .first()
+        .expect("never wrote to the new leader");
+    let to_old = old
+        .produce_times
+        .iter()
+        .filter(|t| **t >= Instant::from_millis(2_000))
+        .count();
+    (moved_at.as_millis() - 2_000, to_old)
+}
+
+#[test]
+fn producers_follow_a_moved_leader_after_not_leader_or_follower() {
+    // Java, sarama and librdkafka refresh metadata on NotLeaderOrFollower and retry at the
+    // new leader within a retry backoff or two; one request hits the deposed leader.
+    for client in ["java", "sarama", "librdkafka"] {
+        let (after_ms, to_old) = leader_move(client, &[]);
+        assert!(after_ms < 500, "{client}: moved after {after_ms} ms");
+        assert_eq!(
+            to_old, 1,
+            "{client}: {to_old} requests to the deposed leader"
+        );
+    }
+    // kafka-go refreshes only periodically (uniform below MetadataTTL, 6 s): it keeps retrying
+    // at the deposed leader until then, and still moves within the TTL plus a backoff.
+    let (after_ms, to_old) = leader_move("kafka-go", &[("acks", ConfigValue::Str("1".into()))]);
+    assert!(after_ms < 7_000, "kafka-go: moved after {after_ms} ms");
+    assert!(
+        to_old >= 2,
+        "kafka-go retried at the old leader {to_old} times"
+    );
+    // Without the periodic refresh (a long metadata.max.age.ms) a Java producer still moves
+    // at once: the error is the trigger.
+    let (after_ms, _) = leader_move("java", &[("metadata.max.age.ms", int(3_600_000))]);
+    assert!(
+        after_ms < 500,
+        "java without periodic refresh: {after_ms} ms"
+    );
+}
+
+#[test]
+fn request_timeout_closes_the_connection() {
+    // Request 3's response is lost: the producer times out and closes (the broker sees a
+    // reset); with every response delivered it never closes.
+    for lose in [true, false] {
+        let script = Script {
+            lose_response: if lose { [3].into() } else { BTreeSet::new() },
+            ..Script::default()
+        };
+        for client in ["java", "sarama", "kafka-go", "librdkafka"] {
+            let c = config(
+                client,
+                None,
+                &[
+                    ("sync", boolean(true)),
+                    ("acks", ConfigValue::Str("1".into())),
+                    ("enable.idempotence", boolean(false)),
+                    ("request.timeout.ms", int(500)),
+                    ("linger.ms", int(0)),
+                ],
+            );
+            let (w, b, _) = run(
+                script.clone(),
+                1,
+                |b| spec(b, Some(20.0), 2_000, 0),
+                c,
+                4_000,
+            );
+            let broker = w.node::<ScriptedBroker>(b).unwrap();
+            check_completions(&w, broker);
+            let expected = usize::from(lose);
+            assert_eq!(
+                broker.resets.len(),
+                expected,
+                "{client} lose={lose}: {:?}",
+                broker.resets
+            );
+            if lose {
+                // The retry goes out on a new connection after the close.
+                let closed = broker.resets[0];
+                assert!(broker.produce_times.iter().any(|t| *t > closed), "{client}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reconnect_backoff_delays_the_next_request_after_a_close() {
+    // retry.backoff.ms 1 so that only the reconnect backoff separates close and retry.
+    let script = Script {
+        lose_response: [3].into(),
+        ..Script::default()
+    };
+    let gap = |reconnect_ms: i64| {
+        let c = java(
+            false,
+            &[
+                ("sync", boolean(true)),
+                ("retry.backoff.ms", int(1)),
+                ("reconnect.backoff.ms", int(reconnect_ms)),
+                ("reconnect.backoff.max.ms", int(1_000)),
+            ],
+        );
+        let (w, b, _) = run(
+            script.clone(),
+            1,
+            |b| spec(b, Some(20.0), 2_000, 0),
+            c,
+            4_000,
+        );
+        let broker = w.node::<ScriptedBroker>(b).unwrap();
+        let closed = broker.resets[0];
+        let next = broker.produce_times.iter().find(|t| **t > closed).unwrap();
+        next.saturating_since(closed).as_millis()
+    };
+    let (with, without) = (gap(200), gap(0));
+    assert!(
+        with >= 150,
+        "reconnect.backoff.ms 200: next request {with} ms after the close"
+    );
+    assert!(
+        without < 20,
+        "no reconnect backoff: next request {without} ms after the close"
+    );
+}
+
+/// A sync idempotent producer whose 3rd produce request is refused with OutOfOrderSequence
+/// (the head batch: a real gap). Returns the broker and the history counts.
+fn out_of_order(
+    client: &str,
+    version: Option<&str>,
+    extra: &[(&str, ConfigValue)],
+) -> (World, NodeId) {
+    let script = Script {
+        reject: [(3, ErrorCode::OutOfOrderSequenceNumber)].into(),
+        ..Script::default()
+    };
+    let mut overrides = vec![
+        ("sync", boolean(true)),
+        ("enable.idempotence", boolean(true)),
+        ("acks", ConfigValue::Str("all".into())),
+    ];
+    overrides.extend(extra.iter().cloned());
+    let c = config(client, version, &overrides);
+    let (w, b, _) = run(script, 1, |b| spec(b, Some(20.0), 1_000, 0), c, 3_000);
+    (w, b)
+}
+
+#[test]
+fn out_of_order_sequence_per_client() {
+    // Java 2.5+ (KIP-360): bump the epoch and retry; nothing fails.
+    let (w, b) = out_of_order("java", Some("3.7"), &[]);
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    let counts = check_completions(&w, broker);
+    assert_eq!(counts.get("fail"), None, "java 3.7: {counts:?}");
+    assert_eq!(broker.inits.len(), 2, "java 3.7 bumps: {:?}", broker.inits);
+    assert_eq!(
+        broker.inits[1],
+        (1000, 0),
+        "bump with the current id and epoch"
+    );
+    assert_eq!(broker.values(0).len(), counts["ok"] as usize);
+
+    // Java 2.4: the batch fails and the producer id is reset (InitProducerId with -1).
+    let (w, b) = out_of_order("java", Some("2.4"), &[]);
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    let counts = check_completions(&w, broker);
+    assert_eq!(counts.get("fail"), Some(&1), "java 2.4: {counts:?}");
+    assert_eq!(
+        broker.inits,
+        vec![(-1, -1), (-1, -1)],
+        "java 2.4 resets the id"
+    );
+    assert!(counts["ok"] > 10, "java 2.4 goes on: {counts:?}");
+
+    // librdkafka: OutOfOrderSequence on the head request is fatal: that send and every later
+    // one fail, nothing more is written.
+    let five = [("max.in.flight.requests.per.connection", int(5))];
+    let (w, b) = out_of_order("librdkafka", None, &five);
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    let counts = check_completions(&w, broker);
+    assert_eq!(counts.get("ok"), Some(&2), "librdkafka: {counts:?}");
+    assert!(
+        counts["fail"] > 10,
+        "librdkafka fails every send after the fatal error: {counts:?}"
+    );
+    assert_eq!(broker.produce_requests, 3);
+
+    // sarama: the message fails, the epoch is bumped locally (no InitProducerId) and the
+    // next batch starts the new epoch at sequence 0.
+    let (w, b) = out_of_order(
+        "sarama",
+        None,
+        &[("max.in.flight.requests.per.connection", int(1))],
+    );
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    let counts = check_completions(&w, broker);
+    assert_eq!(counts.get("fail"), Some(&1), "sarama: {counts:?}");
+    assert_eq!(
+        broker.inits.len(),
+        1,
+        "sarama bumps locally: {:?}",
+        broker.inits
+    );
+    let epochs = broker.producer_epochs(0);
+    assert_eq!(epochs[..2], [0, 0]);
+    assert!(
+        epochs[2..].iter().all(|e| *e == 1),
+        "sarama epochs {epochs:?}"
+    );
 }

@@ -8,7 +8,7 @@ use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
+use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec, ProducerStats};
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition, ValueId};
 use kafsim_sim::cluster::Cluster;
@@ -300,5 +300,77 @@ fn every_profile_survives_faults_and_completes_every_send() {
                 "{client}: {value:?} completed twice"
             );
         }
+    }
+}
+
+/// Issue 12's family: a producer over 6 partitions while one broker stays dead for 25 s and,
+/// after the 10 s reconnect grace, a second broker crashes too, so every partition moves to
+/// the last one. Returns the sends that failed with NotLeaderOrFollower and the
+/// acknowledgements while only one broker was up.
+fn long_outage(client: &str) -> (usize, usize, ProducerStats) {
+    let mut w = World::new(15, WorldConfig::default());
+    let c = cluster(&mut w, 3, 6, 3, BrokerConfig::default());
+    w.run_until(Instant::from_millis(2_000));
+    // acks=1 everywhere: with acks=all the lone leader would wait for its ISR to shrink.
+    let overrides = [
+        ("sync", ConfigValue::Bool(false)),
+        ("acks", ConfigValue::Str("1".into())),
+        ("enable.idempotence", ConfigValue::Bool(false)),
+    ];
+    let p = add_producer(
+        &mut w,
+        &c,
+        producer_config(client, &overrides),
+        1_000.0,
+        40_000,
+    );
+    w.run_until(Instant::from_millis(4_000));
+    let [b0, b1, b2] = [c.brokers[0], c.brokers[1], c.brokers[2]];
+    w.crash(b2);
+    w.run_until(Instant::from_millis(16_000));
+    w.crash(b1);
+    w.run_until(Instant::from_millis(22_000));
+    w.restart(b1);
+    w.run_until(Instant::from_millis(29_000));
+    w.restart(b2);
+    w.run_until(Instant::from_millis(60_000));
+    let _ = b0;
+    let not_leader = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                HistoryEvent::SendFail {
+                    error: ErrorCode::NotLeaderOrFollower,
+                    ..
+                }
+            )
+        })
+        .count();
+    let late_acks = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
+        .filter(|e| (17_000..22_000).contains(&e.at.as_millis()))
+        .count();
+    let stats = w.node::<Producer>(p).unwrap().stats().clone();
+    (not_leader, late_acks, stats)
+}
+
+#[test]
+fn producers_keep_refreshing_metadata_while_a_broker_stays_dead() {
+    for client in ["sarama", "java", "librdkafka"] {
+        let (not_leader, late_acks, stats) = long_outage(client);
+        assert!(
+            not_leader < 100,
+            "{client}: {not_leader} NotLeaderOrFollower failures: {stats:?}"
+        );
+        assert!(
+            late_acks > 2_000,
+            "{client}: {late_acks} acks while two brokers were down: {stats:?}"
+        );
     }
 }

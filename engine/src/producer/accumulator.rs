@@ -44,6 +44,9 @@ pub struct ProducerBatch {
     /// Closed batches take no more records (drained once, or full).
     pub closed: bool,
     pub sequence: Option<BatchSequence>,
+    /// sarama: a retry is not drained until the client's metadata version exceeds this (the
+    /// refresh `partitionProducer.updateLeader` makes before resending).
+    pub awaits_metadata: Option<u64>,
 }
 
 impl ProducerBatch {
@@ -120,6 +123,7 @@ impl RecordAccumulator {
             maybe_written: false,
             closed: false,
             sequence: None,
+            awaits_metadata: None,
         });
         true
     }
@@ -199,6 +203,15 @@ impl RecordAccumulator {
             }
         }
         expired
+    }
+
+    /// Take every queued batch (librdkafka's purge of the queues after a fatal error).
+    pub fn purge(&mut self) -> Vec<ProducerBatch> {
+        let mut purged = Vec::new();
+        for queue in self.queues.values_mut() {
+            purged.extend(queue.drain(..));
+        }
+        purged
     }
 
     /// Drop every idempotence stamp of queued batches (after an epoch bump they get new ones).

@@ -7,7 +7,8 @@
 //!
 //! Keys (Java names unless noted): `acks`, `enable.idempotence`, `linger.ms`, `batch.size`,
 //! `buffer.memory`, `max.block.ms`, `max.in.flight.requests.per.connection`, `retries`,
-//! `retry.backoff.ms`, `request.timeout.ms`, `delivery.timeout.ms`, `max.request.size`,
+//! `retry.backoff.ms`, `retry.backoff.max.ms`, `reconnect.backoff.ms`, `reconnect.backoff.max.ms`,
+//! `metadata.max.age.ms`, `request.timeout.ms`, `delivery.timeout.ms`, `max.request.size`,
 //! `partitioner`, `sticky.partitioning.linger.ms`, and two kafsim-specific ones:
 //! - `sync` (bool): the application waits for each send to complete before it makes the next
 //!   one (sarama `SyncProducer`, kafka-go `Writer` without `Async`, Java `send().get()`).
@@ -55,6 +56,18 @@ pub struct ProducerConfig {
     pub retries: u32,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`: retries back off exponentially up to this (equal to
+    /// `retry_backoff` for a client that backs off by a constant; see `sender.rs`).
+    pub retry_backoff_max: Duration,
+    /// `reconnect.backoff.ms`: wait before reconnecting to a broker after a disconnect (zero
+    /// for clients with no such wait); see `connection.rs`.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`.
+    pub reconnect_backoff_max: Duration,
+    /// `metadata.max.age.ms`: periodic metadata refresh (librdkafka
+    /// `topic.metadata.refresh.interval.ms`, sarama `Metadata.RefreshFrequency`, kafka-go
+    /// `Transport.MetadataTTL`, which kafka-go randomises below this bound).
+    pub metadata_max_age: Duration,
     /// `request.timeout.ms`: how long the client waits for a response.
     pub request_timeout: Duration,
     /// The `timeout` put into produce requests (how long the leader may wait for the ISR):
@@ -87,6 +100,10 @@ const KNOWN_KEYS: &[&str] = &[
     "max.in.flight.requests.per.connection",
     "retries",
     "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "metadata.max.age.ms",
     "request.timeout.ms",
     "delivery.timeout.ms",
     "max.request.size",
@@ -243,7 +260,14 @@ impl Configurable for ProducerConfig {
                     self.max_in_flight == 1 || self.client == ClientKind::KafkaGo;
             }
             "retries" => self.retries = value.as_int_in(0, RETRIES_MAX as i64)? as u32,
-            "retry.backoff.ms" => self.retry_backoff = ms_value(value)?,
+            "retry.backoff.ms" => {
+                self.retry_backoff = ms_value(value)?;
+                self.retry_backoff_max = self.retry_backoff_max.max(self.retry_backoff);
+            }
+            "retry.backoff.max.ms" => self.retry_backoff_max = ms_value(value)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = ms_value(value)?,
+            "reconnect.backoff.max.ms" => self.reconnect_backoff_max = ms_value(value)?,
+            "metadata.max.age.ms" => self.metadata_max_age = ms_value(value)?,
             "request.timeout.ms" => {
                 self.request_timeout = ms_value(value)?;
                 self.ack_timeout = self.request_timeout;

@@ -80,6 +80,25 @@ impl IdempotenceState {
         self.needs_init = true;
     }
 
+    /// Java before 2.5 (`TransactionManager.resetProducerId`): forget the producer id; the
+    /// next InitProducerId asks for a new one (-1/-1).
+    pub fn reset_producer_id(&mut self) {
+        self.producer_id = NO_PRODUCER_ID;
+        self.producer_epoch = -1;
+        self.partitions.clear();
+        self.needs_init = true;
+    }
+
+    /// sarama `transactionManager.bumpEpoch`: epoch + 1 and every sequence back to 0, locally,
+    /// without asking the broker (which takes a higher epoch starting at sequence 0).
+    pub fn bump_locally(&mut self) {
+        if self.producer_id < 0 || self.needs_init {
+            return;
+        }
+        self.producer_epoch = self.producer_epoch.wrapping_add(1);
+        self.partitions.clear();
+    }
+
     /// InitProducerId succeeded: new id/epoch, every sequence restarts at 0.
     pub fn on_init(&mut self, producer_id: i64, producer_epoch: i16) {
         assert!(

@@ -1,9 +1,9 @@
 //! The producer's view of the cluster: which broker leads each partition of its topic.
 //!
 //! Learned with Metadata requests to a known broker (the bootstrap list first), refreshed when
-//! a produce error says the leader moved (NotLeaderOrFollower, UnknownTopicOrPartition,
-//! NotEnoughReplicas, ...) or a connection fails, at most one request at a time and no more
-//! often than `retry.backoff.ms`. As in Java since KIP-320, a partition's leader is only
+//! a produce error says the leader moved (which errors do differs per client, see
+//! [`refreshes_on`]), when a connection fails, and periodically (`metadata.max.age.ms`), at most
+//! one request at a time. As in Java since KIP-320, a partition's leader is only
 //! replaced by one of an equal or newer leader epoch, so a stale broker's answer cannot move
 //! the producer back to a deposed leader.
 //!
@@ -11,11 +11,16 @@
 //! is sent to it, and batches for the partitions it leads wait, as Java's `NetworkClient`
 //! keeps them while the node is not connectable. It is up again once the cluster's metadata
 //! has dropped it from the live brokers and listed it again (it restarted), or after
-//! [`RECONNECT_GRACE`] (Java's `socket.connection.setup.timeout.ms`, 10 s since 2.7, KIP-601),
-//! which covers a reset without a death (a cut connection). The simulated network does not
-//! refuse connections to a dead process, so without this rule every request to it would be
-//! lost silently and wait out `request.timeout.ms`.
+//! [`RECONNECT_GRACE`] (Java's `socket.connection.setup.timeout.ms`, 10 s since 2.7, KIP-601)
+//! if the metadata never dropped it, which covers a reset without a death (a cut connection).
+//! A broker the metadata showed dead stays down until it is listed again, however long that
+//! takes: a real client's connection attempts to a dead process are refused at once, while
+//! the simulated network swallows them silently. (Issue 12: with the grace alone, a broker
+//! still dead after 10 s was "up" again, a Metadata request went to it and was lost, and the
+//! producer could not refresh its metadata for `request.timeout.ms`, 30 s for sarama, while
+//! every send to the deposed leader failed with NotLeaderOrFollower.)
 
+use super::config::ClientKind;
 use crate::node::NodeId;
 use crate::protocol::{ErrorCode, MetadataResponse};
 use crate::record::{TopicId, TopicPartition};
@@ -57,9 +62,19 @@ pub struct ClientMetadata {
     leaders: BTreeMap<u32, Leader>,
     stale: bool,
     down: BTreeMap<NodeId, Down>,
+    /// Brokers whose connection was reset and that have not answered since: Metadata requests
+    /// avoid them while a proven broker exists (brokers' live lists disagree for a while after
+    /// a crash, so "listed again" can be wrong, and a request to a dead process is lost).
+    suspect: std::collections::BTreeSet<NodeId>,
     pub in_flight: Option<MetadataInFlight>,
     /// No request before this instant (backoff after a failure or a refresh).
     pub next_attempt: Instant,
+    /// When the last complete response arrived, and how long it stays fresh (periodic
+    /// refresh: Java `metadata.max.age.ms`, see [`Self::refreshed`]).
+    last_refresh: Instant,
+    refresh_interval: Duration,
+    /// How many responses were applied (sarama's retries wait for a newer one).
+    responses: u64,
 }
 
 impl ClientMetadata {
@@ -73,9 +88,41 @@ impl ClientMetadata {
             leaders: BTreeMap::new(),
             stale: true,
             down: BTreeMap::new(),
+            suspect: std::collections::BTreeSet::new(),
             in_flight: None,
             next_attempt: Instant::ZERO,
+            last_refresh: Instant::ZERO,
+            refresh_interval: Duration::MAX,
+            responses: 0,
         }
+    }
+
+    /// A count that grows with every applied response: a batch that remembers it can tell
+    /// whether a refresh completed since.
+    pub fn version(&self) -> u64 {
+        self.responses
+    }
+
+    /// The brokers metadata requests may go to.
+    pub fn brokers(&self) -> &[NodeId] {
+        &self.brokers
+    }
+
+    /// A response was applied at `now`; the next periodic refresh is `interval` later (Java
+    /// `Metadata.timeToNextUpdate`: `metadata.max.age.ms` after the last full update; kafka-go
+    /// `connPool.discover` draws a fresh uniform interval below `MetadataTTL` each time).
+    pub fn refreshed(&mut self, now: Instant, interval: Duration) {
+        self.last_refresh = now;
+        self.refresh_interval = interval;
+    }
+
+    /// The instant of the next periodic refresh.
+    pub fn next_refresh(&self) -> Option<Instant> {
+        let nanos = self
+            .last_refresh
+            .as_nanos()
+            .checked_add(crate::time::duration_nanos(self.refresh_interval))?;
+        Some(Instant::from_nanos(nanos).max(self.next_attempt))
     }
 
     pub fn partition_count(&self) -> Option<u32> {
@@ -98,6 +145,7 @@ impl ClientMetadata {
     pub fn connection_failed(&mut self, broker: NodeId, reset: bool, now: Instant) {
         self.stale = true;
         if reset {
+            self.suspect.insert(broker);
             let seen_dead = false;
             self.down.insert(
                 broker,
@@ -109,34 +157,45 @@ impl ClientMetadata {
         }
     }
 
+    /// A response arrived from `broker`: it is alive and connected, whatever a reset said.
+    pub fn connection_ready(&mut self, broker: NodeId) {
+        self.down.remove(&broker);
+        self.suspect.remove(&broker);
+    }
+
     /// Whether `broker` may be sent requests at `now`.
     pub fn is_up(&self, broker: NodeId, now: Instant) -> bool {
         self.down
             .get(&broker)
-            .is_none_or(|d| now >= d.since + RECONNECT_GRACE)
-    }
-
-    /// The leader of `partition` if it is up.
-    pub fn usable_leader(&self, partition: TopicPartition, now: Instant) -> Option<NodeId> {
-        self.leader(partition).filter(|b| self.is_up(*b, now))
+            .is_none_or(|d| !d.seen_dead && now >= d.since + RECONNECT_GRACE)
     }
 
     /// Whether a Metadata request should be sent now.
     pub fn should_request(&self, now: Instant) -> bool {
-        self.stale && self.in_flight.is_none() && now >= self.next_attempt
+        let due = self.stale || self.next_refresh().is_some_and(|at| now >= at);
+        due && self.in_flight.is_none() && now >= self.next_attempt
     }
 
-    /// The broker to ask next: round robin over the known brokers that are up (any broker if
-    /// none is).
-    pub fn pick_broker(&mut self, now: Instant) -> NodeId {
-        for _ in 0..self.brokers.len() {
-            let broker = self.brokers[self.next_broker % self.brokers.len()];
-            self.next_broker = self.next_broker.wrapping_add(1);
-            if self.is_up(broker, now) {
-                return broker;
-            }
-        }
-        self.brokers[self.next_broker % self.brokers.len()]
+    /// The broker to ask next: round robin over the known brokers that `connectable` allows,
+    /// preferring those that answered since their last reset, then those that are up (Java
+    /// `leastLoadedNode` skips nodes backing off and returns none when every node is). `None`
+    /// when no broker may be connected now.
+    pub fn pick_broker(
+        &mut self,
+        now: Instant,
+        connectable: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeId> {
+        let n = self.brokers.len();
+        let start = self.next_broker;
+        let order: Vec<NodeId> = (0..n).map(|i| self.brokers[(start + i) % n]).collect();
+        let usable = |b: &NodeId| connectable(*b) && self.is_up(*b, now);
+        let pick = order
+            .iter()
+            .position(|b| usable(b) && !self.suspect.contains(b))
+            .or_else(|| order.iter().position(usable))
+            .or_else(|| order.iter().position(|b| connectable(*b)))?;
+        self.next_broker = start.wrapping_add(pick + 1);
+        Some(order[pick])
     }
 
     /// A down broker the metadata dropped and then lists again has restarted: it is up.
@@ -152,6 +211,7 @@ impl ClientMetadata {
 
     /// Apply a response. Returns false if the topic was missing (retry after backoff).
     pub fn update(&mut self, response: &MetadataResponse) -> bool {
+        self.responses += 1;
         if !response.brokers.is_empty() {
             self.brokers = response.brokers.clone();
             self.brokers.sort();
@@ -187,6 +247,57 @@ impl ClientMetadata {
         self.stale = !complete;
         true
     }
+}
+
+/// Whether `client` asks for a metadata refresh when a produce attempt fails with `error`
+/// (a lost connection is always such a trigger; see `Producer::on_connection_lost`).
+///
+/// - Java `Sender.completeBatch`: `error.exception() instanceof InvalidMetadataException`
+///   (NotLeaderOrFollower, UnknownTopicOrPartition, FencedLeaderEpoch, UnknownLeaderEpoch,
+///   NetworkException); NotEnoughReplicas and timeouts are retriable without a refresh.
+/// - librdkafka `rd_kafka_handle_Produce_error` / `rd_kafka_err_action`: the
+///   `RD_KAFKA_ERR_ACTION_REFRESH` errors (NOT_LEADER_FOR_PARTITION, UNKNOWN_TOPIC_OR_PART,
+///   BROKER_NOT_AVAILABLE, `__TRANSPORT`), which go through `rd_kafka_toppar_leader_unavailable`.
+/// - sarama: every retried message goes back through `partitionProducer.dispatch`, which
+///   abandons its broker and calls `updateLeader` (`client.RefreshMetadata`) before sending
+///   again: every retriable error refreshes, and the retry waits for it (see `sender.rs`).
+/// - kafka-go: never; the `Transport` only refreshes periodically (`connPool.discover`), and
+///   `Writer.writeBatch` retries against the cached layout.
+pub fn refreshes_on(client: ClientKind, error: ErrorCode) -> bool {
+    use ErrorCode::*;
+    match client {
+        ClientKind::Java => matches!(
+            error,
+            NotLeaderOrFollower
+                | UnknownTopicOrPartition
+                | FencedLeaderEpoch
+                | UnknownLeaderEpoch
+                | NetworkException
+        ),
+        ClientKind::Librdkafka => matches!(
+            error,
+            NotLeaderOrFollower | UnknownTopicOrPartition | BrokerNotAvailable | NetworkException
+        ),
+        ClientKind::Sarama => sarama_retriable(error),
+        ClientKind::KafkaGo => false,
+    }
+}
+
+/// sarama `brokerProducer.handleSuccess`: the errors it retries (ErrInvalidMessage,
+/// ErrUnknownTopicOrPartition, ErrLeaderNotAvailable, ErrNotLeaderForPartition,
+/// ErrRequestTimedOut, ErrNotEnoughReplicas, ErrNotEnoughReplicasAfterAppend); a connection
+/// error (`handleError`) is retried too.
+pub fn sarama_retriable(error: ErrorCode) -> bool {
+    use ErrorCode::*;
+    matches!(
+        error,
+        UnknownTopicOrPartition
+            | NotLeaderOrFollower
+            | RequestTimedOut
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend
+            | NetworkException
+    )
 }
 
 #[cfg(test)]
@@ -226,6 +337,82 @@ mod tests {
         m.update(&response(0, 6));
         assert_eq!(m.leader(tp), Some(NodeId(0)));
         assert_eq!(m.partition_count(), Some(1));
+    }
+
+    fn live(brokers: &[u32]) -> MetadataResponse {
+        MetadataResponse {
+            brokers: brokers.iter().map(|b| NodeId(*b)).collect(),
+            ..response(0, 1)
+        }
+    }
+
+    #[test]
+    fn a_broker_seen_dead_stays_down_until_listed_again() {
+        // Issue 12: a reset broker the metadata dropped must not count as up after the grace
+        // (requests to a dead process vanish in the simulated network).
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
+        m.update(&live(&[0, 1]));
+        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        assert!(!m.is_up(NodeId(1), Instant::from_millis(1)));
+        m.update(&live(&[0]));
+        let late = Instant::ZERO + RECONNECT_GRACE + Duration::from_secs(60);
+        assert!(!m.is_up(NodeId(1), late), "seen dead: down past the grace");
+        m.update(&live(&[0, 1]));
+        assert!(m.is_up(NodeId(1), late), "listed again: restarted");
+    }
+
+    #[test]
+    fn a_reset_without_a_death_is_up_after_the_grace() {
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
+        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.update(&live(&[0, 1]));
+        assert!(!m.is_up(NodeId(1), Instant::from_millis(100)));
+        assert!(m.is_up(NodeId(1), Instant::ZERO + RECONNECT_GRACE));
+        // A response from the broker proves it up at once.
+        m.connection_failed(NodeId(1), true, Instant::from_millis(20_000));
+        m.connection_ready(NodeId(1));
+        assert!(m.is_up(NodeId(1), Instant::from_millis(20_000)));
+    }
+
+    #[test]
+    fn metadata_requests_avoid_a_reset_broker_until_it_answers() {
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
+        m.update(&live(&[0, 1]));
+        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.update(&live(&[0]));
+        m.update(&live(&[0, 1])); // listed again, perhaps by a broker with a stale view
+        let now = Instant::from_millis(5);
+        assert!(m.is_up(NodeId(1), now));
+        for _ in 0..4 {
+            assert_eq!(m.pick_broker(now, |_| true), Some(NodeId(0)));
+        }
+        // Only a suspect broker is connectable: it is asked rather than nobody.
+        assert_eq!(m.pick_broker(now, |b| b == NodeId(1)), Some(NodeId(1)));
+        assert_eq!(m.pick_broker(now, |_| false), None);
+        m.connection_ready(NodeId(1));
+        let picks: Vec<_> = (0..4).filter_map(|_| m.pick_broker(now, |_| true)).collect();
+        assert!(picks.contains(&NodeId(1)), "{picks:?}");
+    }
+
+    #[test]
+    fn periodic_refresh_after_max_age() {
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0)]);
+        m.update(&response(0, 1));
+        m.refreshed(Instant::from_millis(1_000), Duration::from_secs(300));
+        assert!(!m.should_request(Instant::from_millis(300_000)));
+        assert!(m.should_request(Instant::from_millis(301_000)));
+    }
+
+    #[test]
+    fn refresh_triggers_differ_per_client() {
+        use ErrorCode::*;
+        for client in ClientKind::ALL {
+            let not_leader = refreshes_on(client, NotLeaderOrFollower);
+            assert_eq!(not_leader, client != ClientKind::KafkaGo, "{client}");
+        }
+        assert!(!refreshes_on(ClientKind::Java, NotEnoughReplicas));
+        assert!(refreshes_on(ClientKind::Sarama, NotEnoughReplicas));
+        assert!(!refreshes_on(ClientKind::Librdkafka, NotEnoughReplicas));
     }
 
     #[test]

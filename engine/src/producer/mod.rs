@@ -21,6 +21,7 @@
 
 pub mod accumulator;
 pub mod config;
+pub mod connection;
 pub mod idempotence;
 pub mod metadata;
 pub mod profile;
@@ -37,6 +38,7 @@ use crate::protocol::{ErrorCode, Message};
 use crate::record::{Key, Record, TopicPartition, ValueId};
 use crate::time::Instant;
 use accumulator::{AccumulatorLimits, ProducerBatch, RecordAccumulator};
+use connection::ConnectionStates;
 use idempotence::IdempotenceState;
 use metadata::ClientMetadata;
 use sender::Sender;
@@ -85,6 +87,7 @@ pub struct Producer {
     workload: Workload,
     accumulator: RecordAccumulator,
     metadata: ClientMetadata,
+    connections: ConnectionStates,
     idempotence: Option<IdempotenceState>,
     sender: Sender,
     partitioner: Partitioner,
@@ -92,6 +95,8 @@ pub struct Producer {
     /// Sync mode: the value the application waits for.
     waiting_for: Option<ValueId>,
     outstanding_records: u32,
+    /// librdkafka's fatal error: once set, every send fails (see `sender.rs`).
+    fatal: Option<ErrorCode>,
     wake: Option<(Instant, TimerId, u64)>,
     wake_generation: u64,
     stats: ProducerStats,
@@ -111,6 +116,11 @@ impl Producer {
         };
         Producer {
             metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
+            connections: ConnectionStates::new(
+                config.client,
+                config.reconnect_backoff,
+                config.reconnect_backoff_max,
+            ),
             idempotence: config.enable_idempotence.then(IdempotenceState::new),
             partitioner: Partitioner::new(
                 config.partitioner,
@@ -126,6 +136,7 @@ impl Producer {
             blocked: None,
             waiting_for: None,
             outstanding_records: 0,
+            fatal: None,
             wake: None,
             wake_generation: 0,
             stats: ProducerStats::default(),
@@ -191,6 +202,10 @@ impl Producer {
         candidates.extend(self.metadata.in_flight.map(|m| m.deadline));
         if self.metadata.in_flight.is_none() {
             candidates.push(self.metadata.next_attempt);
+            candidates.extend(self.metadata.next_refresh());
+            for broker in self.metadata.brokers() {
+                candidates.extend(self.connections.blocked_until(*broker, now));
+            }
         }
         candidates.extend(self.sender.init_next_attempt());
         if let Some(blocked) = self.blocked {
@@ -200,6 +215,9 @@ impl Producer {
         }
         for tp in self.accumulator.partitions() {
             candidates.extend(self.accumulator.ready_at(tp));
+            if let Some(leader) = self.metadata.leader(tp) {
+                candidates.extend(self.connections.blocked_until(leader, now));
+            }
             if let (Some(timeout), Some(head)) =
                 (self.config.delivery_timeout, self.accumulator.head(tp))
             {
@@ -273,6 +291,11 @@ impl Producer {
             payload: None,
         };
         let size = record.wire_size();
+        if let Some(error) = self.fatal {
+            // librdkafka: "Producing not allowed since a previous fatal error was raised".
+            self.complete_record(cx, send.value, None, Outcome::Fail(error));
+            return true;
+        }
         let partitions = self.metadata.partition_count();
         let (Some(partitions), true) = (partitions, self.accumulator.has_room(size)) else {
             if now >= send.since + self.config.max_block {
@@ -394,6 +417,10 @@ impl Node for Producer {
     }
 
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        if matches!(msg.exchange(), crate::protocol::Exchange::Response { .. }) {
+            self.connections.ready(from);
+            self.metadata.connection_ready(from);
+        }
         match msg {
             Message::MetadataResponse(r) => self.on_metadata_response(cx, from, r),
             Message::ProduceResponse(r) => self.on_produce_response(cx, from, r),

@@ -87,6 +87,10 @@ fn base(client: ClientKind) -> ProducerConfig {
         one_batch_per_partition_in_flight: false,
         retries: RETRIES_MAX,
         retry_backoff: ms(100),
+        retry_backoff_max: ms(100),
+        reconnect_backoff: ms(50),
+        reconnect_backoff_max: ms(1_000),
+        metadata_max_age: ms(300_000),
         request_timeout: ms(30_000),
         ack_timeout: ms(30_000),
         delivery_timeout: Some(ms(120_000)),
@@ -105,6 +109,8 @@ fn java(v: Version) -> ProducerConfig {
     c.acks = if since_3_0 { Acks::All } else { Acks::Leader };
     c.enable_idempotence = since_3_0;
     c.linger = if v >= (4, 0, 0) { ms(5) } else { ms(0) };
+    // KIP-580 (3.7): retries back off exponentially, retry.backoff.max.ms 1000.
+    c.retry_backoff_max = if v >= (3, 7, 0) { ms(1_000) } else { ms(100) };
     // KIP-480: the sticky partitioner switches partition when a batch is sent; there is no
     // time-based switch by default.
     c.sticky_linger = ms(0);
@@ -125,6 +131,10 @@ fn sarama() -> ProducerConfig {
     // by Producer.MaxMessageBytes per partition in flight. Modelled as buffer.memory.
     c.buffer_memory = 256 * 1_000_000;
     c.partitioner = PartitionerKind::SaramaHash;
+    // No reconnect backoff (Broker.Open on the next use); Metadata.RefreshFrequency 10 min.
+    c.reconnect_backoff = Duration::ZERO;
+    c.reconnect_backoff_max = Duration::ZERO;
+    c.metadata_max_age = ms(600_000);
     c
 }
 
@@ -136,7 +146,11 @@ fn kafka_go() -> ProducerConfig {
     c.batch_records = Some(100);
     c.max_request_size = 1_048_576;
     c.retries = 9; // MaxAttempts 10
-    c.retry_backoff = ms(100);
+    c.retry_backoff = ms(100); // WriteBackoffMin
+    c.retry_backoff_max = ms(1_000); // WriteBackoffMax
+    c.reconnect_backoff = Duration::ZERO;
+    c.reconnect_backoff_max = Duration::ZERO;
+    c.metadata_max_age = ms(6_000); // Transport.MetadataTTL
     c.request_timeout = ms(10_000); // WriteTimeout
     c.ack_timeout = ms(10_000);
     c.delivery_timeout = None;
@@ -166,6 +180,10 @@ fn librdkafka(v: Version) -> ProducerConfig {
     c.buffer_memory = 1 << 30;
     c.partitioner = PartitionerKind::LibrdkafkaConsistentRandom;
     c.sticky_linger = ms(10); // sticky.partitioning.linger.ms
+    c.reconnect_backoff = ms(100);
+    c.reconnect_backoff_max = ms(10_000);
+    // KIP-580 in 2.3.0: retries back off exponentially up to retry.backoff.max.ms 1000.
+    c.retry_backoff_max = if v >= (2, 3, 0) { ms(1_000) } else { ms(100) };
     c
 }
 

@@ -13,17 +13,21 @@
 //!
 //! Metadata and InitProducerId requests are sent from here too, one at a time each.
 
-use super::{Outcome, Producer, OFFSET_UNKNOWN};
+use super::metadata::{refreshes_on, sarama_retriable};
+use super::{ClientKind, Outcome, Producer, OFFSET_UNKNOWN};
 use crate::node::{Cx, NodeId};
 use crate::protocol::{
     Acks, ErrorCode, InitProducerIdRequest, InitProducerIdResponse, Message, MetadataRequest,
     MetadataResponse, PartitionProduceResponse, ProduceRequest, ProduceResponse,
 };
 use crate::record::{RecordBatch, TopicPartition};
-use crate::time::Instant;
-use std::collections::BTreeMap;
+use crate::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::accumulator::ProducerBatch;
+
+/// sarama `Metadata.Retry.Backoff` default.
+const SARAMA_METADATA_RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A produce request awaiting its response.
 #[derive(Debug)]
@@ -91,35 +95,46 @@ impl Sender {
 }
 
 impl Producer {
-    /// Time out requests past `request.timeout.ms`: the connection is closed.
+    /// Give up on requests past `request.timeout.ms` by closing their connection, as every
+    /// modelled client does: Java `NetworkClient.handleTimedOutRequests` closes the node's
+    /// channel and fails everything in flight to it; sarama's `Broker.responseReceiver` marks
+    /// the connection dead on `Net.ReadTimeout` and `brokerProducer.handleError` closes it and
+    /// retries every pending batch; kafka-go's `conn.run` closes the connection on any round
+    /// trip error (the `WriteTimeout` deadline); librdkafka's `rd_kafka_broker_timeout_scan`
+    /// disconnects once `socket.max.fails` (default 1) requests timed out. A request given up
+    /// without closing would still be delivered (TCP retransmits across a partition) and its
+    /// stale response would arrive on a live connection; closing loses both.
     pub(super) fn expire_requests(&mut self, cx: &mut Cx) {
         let now = cx.now();
-        let expired: Vec<NodeId> = self
+        let mut timed_out: BTreeSet<NodeId> = self
             .sender
             .in_flight
             .values()
             .filter(|r| r.deadline <= now)
             .map(|r| r.broker)
             .collect();
-        for broker in expired {
+        timed_out.extend(
+            self.metadata
+                .in_flight
+                .filter(|m| m.deadline <= now)
+                .map(|m| m.broker),
+        );
+        timed_out.extend(
+            self.sender
+                .init_in_flight
+                .filter(|i| i.deadline <= now)
+                .map(|i| i.broker),
+        );
+        for broker in timed_out {
+            cx.close_connection(broker);
             self.on_connection_lost(cx, broker, "request timeout");
-        }
-        if self.metadata.in_flight.is_some_and(|m| m.deadline <= now) {
-            self.metadata.in_flight = None;
-            self.metadata.next_attempt = now;
-        }
-        if self
-            .sender
-            .init_in_flight
-            .is_some_and(|i| i.deadline <= now)
-        {
-            self.sender.init_in_flight = None;
-            self.sender.init_next_attempt = now;
         }
     }
 
-    /// A broker connection failed (reset by the peer or closed after a timeout): every request
-    /// in flight on it fails with an unknown outcome.
+    /// A broker connection ended (reset by the peer, or closed by us after a timeout): every
+    /// request in flight on it fails with an unknown outcome, metadata is refreshed (Java
+    /// `DefaultMetadataUpdater.handleServerDisconnect`), and the broker is not connected
+    /// again before the client's reconnect backoff (`connection.rs`).
     pub(super) fn on_connection_lost(&mut self, cx: &mut Cx, broker: NodeId, reason: &'static str) {
         let ids: Vec<u64> = self
             .sender
@@ -150,8 +165,22 @@ impl Producer {
         {
             self.sender.init_in_flight = None;
         }
+        let now = cx.now();
         let reset = reason == "connection reset";
-        self.metadata.connection_failed(broker, reset, cx.now());
+        self.metadata.connection_failed(broker, reset, now);
+        self.connections.disconnected(broker, now, cx.rng());
+    }
+
+    /// Whether a request may go to `broker` now: it is not known down and not backing off.
+    pub(super) fn broker_usable(&self, broker: NodeId, now: Instant) -> bool {
+        self.metadata.is_up(broker, now) && self.connections.can_connect(broker, now)
+    }
+
+    /// A broker to send a Metadata or InitProducerId request to, if any may be connected.
+    fn pick_broker(&mut self, now: Instant) -> Option<NodeId> {
+        let connections = &self.connections;
+        self.metadata
+            .pick_broker(now, |b| connections.can_connect(b, now))
     }
 
     pub(super) fn send_metadata_request(&mut self, cx: &mut Cx) {
@@ -159,8 +188,10 @@ impl Producer {
         if !self.metadata.should_request(now) {
             return;
         }
+        let Some(broker) = self.pick_broker(now) else {
+            return; // every broker is backing off; the wake covers the earliest
+        };
         let correlation_id = self.sender.correlation_id();
-        let broker = self.metadata.pick_broker(now);
         self.metadata.in_flight = Some(super::metadata::MetadataInFlight {
             correlation_id,
             broker,
@@ -182,12 +213,38 @@ impl Producer {
             return;
         }
         self.metadata.in_flight = None;
-        let complete = self.metadata.update(&r);
-        if !complete || self.metadata.partition_count().is_none() {
+        let now = cx.now();
+        let complete = self.metadata.update(&r) && self.metadata.partition_count().is_some();
+        if !complete {
             self.metadata.mark_stale();
         }
-        // Java's metadata backoff: no new request sooner than retry.backoff.ms.
-        self.metadata.next_attempt = cx.now() + self.config.retry_backoff;
+        let interval = self.metadata_refresh_interval(cx.rng());
+        self.metadata.refreshed(now, interval);
+        self.metadata.next_attempt = now + self.metadata_backoff(complete);
+    }
+
+    /// How long before asking again: Java (`Metadata.timeToAllowUpdate`) and librdkafka
+    /// (`topic.metadata.refresh.fast.interval.ms`, defaulting to `retry.backoff.ms`) wait
+    /// `retry.backoff.ms` after any response; sarama refreshes once per retry level, each
+    /// retry paced by `Producer.Retry.Backoff`, and waits `Metadata.Retry.Backoff` (250 ms)
+    /// after an incomplete answer (`client.tryRefreshMetadata`).
+    fn metadata_backoff(&self, complete: bool) -> Duration {
+        match self.config.client {
+            ClientKind::Sarama if !complete => SARAMA_METADATA_RETRY_BACKOFF,
+            _ => self.config.retry_backoff,
+        }
+    }
+
+    /// The periodic refresh interval: `metadata.max.age.ms` (Java, librdkafka
+    /// `topic.metadata.refresh.interval.ms`, sarama `Metadata.RefreshFrequency`), or for
+    /// kafka-go a fresh uniform draw below `MetadataTTL` (`connPool.discover`).
+    fn metadata_refresh_interval(&self, rng: &mut rand_chacha::ChaCha8Rng) -> Duration {
+        let max_age = self.config.metadata_max_age;
+        if self.config.client != ClientKind::KafkaGo || max_age.is_zero() {
+            return max_age;
+        }
+        let nanos = crate::time::duration_nanos(max_age);
+        Duration::from_nanos(rand::Rng::gen_range(rng, 0..nanos))
     }
 
     /// First InitProducerId, or a KIP-360 bump once nothing is in flight.
@@ -204,8 +261,10 @@ impl Producer {
             return;
         }
         let (producer_id, producer_epoch) = idem.init_request_ids();
+        let Some(broker) = self.pick_broker(now) else {
+            return;
+        };
         let correlation_id = self.sender.correlation_id();
-        let broker = self.metadata.pick_broker(now);
         self.sender.init_in_flight = Some(InitInFlight {
             correlation_id,
             broker,
@@ -268,10 +327,16 @@ impl Producer {
         let now = cx.now();
         let mut by_broker: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
         for tp in self.accumulator.partitions() {
-            if let Some(leader) = self.metadata.usable_leader(tp, now) {
-                by_broker.entry(leader).or_default().push(tp);
-            } else {
-                self.metadata.mark_stale();
+            match self.metadata.leader(tp) {
+                Some(leader) if self.broker_usable(leader, now) => {
+                    by_broker.entry(leader).or_default().push(tp);
+                }
+                // Java `NetworkClient.ready`: the batches wait for the connection. A broker
+                // that refuses connections (down, see metadata.rs) fails every reconnect
+                // attempt, and each failure requests a metadata update.
+                Some(leader) if !self.metadata.is_up(leader, now) => self.metadata.mark_stale(),
+                Some(_) => {}
+                None => self.metadata.mark_stale(),
             }
         }
         for (broker, partitions) in by_broker {
@@ -298,6 +363,12 @@ impl Producer {
             };
             if !batches.is_empty() && bytes + head.bytes > self.config.max_request_size {
                 break;
+            }
+            if head
+                .awaits_metadata
+                .is_some_and(|v| self.metadata.version() <= v)
+            {
+                continue; // sarama: the retry waits for its metadata refresh
             }
             if !self.may_drain_idempotent(tp) {
                 continue;
@@ -405,6 +476,9 @@ impl Producer {
         if answer.error != ErrorCode::None {
             *self.stats.errors.entry(answer.error).or_insert(0) += 1;
         }
+        if refreshes_on(self.config.client, answer.error) {
+            self.metadata.mark_stale();
+        }
         match answer.error {
             // A duplicate of a batch the broker already has: success at the original offset.
             ErrorCode::None | ErrorCode::DuplicateSequenceNumber => {
@@ -414,56 +488,141 @@ impl Producer {
                 self.complete_batch(cx, batch, outcome);
             }
             ErrorCode::OutOfOrderSequenceNumber => self.on_out_of_order(cx, batch),
+            ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch
+                if self.config.client == ClientKind::Sarama =>
+            {
+                // sarama retries neither (`handleSuccess` default branch): the messages fail
+                // and `returnError` bumps the epoch locally.
+                self.fail_batch(cx, batch, answer.error);
+            }
             ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch => {
                 // KIP-360: the broker lost (or fenced) our producer state; bump and retry.
                 self.bump_epoch();
                 self.retry_or_complete(cx, batch, answer.error, "retries exhausted");
             }
-            error if error.is_retriable() => {
+            error if self.retriable(error) => {
                 if error == ErrorCode::NotEnoughReplicasAfterAppend {
                     batch.maybe_written = true;
                 }
-                if error.needs_metadata_refresh() {
-                    self.metadata.mark_stale();
-                }
                 self.retry_or_complete(cx, batch, error, "retries exhausted");
             }
-            error => {
-                let outcome = if batch.maybe_written {
-                    Outcome::Unknown("non-retriable error after an unknown attempt")
-                } else {
-                    Outcome::Fail(error)
-                };
-                self.complete_batch(cx, batch, outcome);
-            }
+            error => self.fail_batch(cx, batch, error),
         }
     }
 
-    /// OutOfOrderSequence behind an earlier failed batch: retry. On the earliest outstanding
-    /// batch: a real gap; the batch fails and the producer bumps its epoch (Java 2.5+).
-    fn on_out_of_order(&mut self, cx: &mut Cx, batch: ProducerBatch) {
-        let retriable = match (self.idempotence.as_ref(), batch.sequence.as_ref()) {
-            (Some(idem), Some(seq)) => {
-                !idem.is_current(seq) || idem.out_of_order_is_retriable(batch.partition, seq)
-            }
-            _ => false,
+    /// Whether the client retries a produce error (sarama's own list; the others retry
+    /// Kafka's retriable errors).
+    fn retriable(&self, error: ErrorCode) -> bool {
+        match self.config.client {
+            ClientKind::Sarama => sarama_retriable(error),
+            _ => error.is_retriable(),
+        }
+    }
+
+    /// A batch fails for good with `error` (unknown outcome if an attempt may have landed).
+    /// sarama's `returnError` bumps its epoch locally for a message that had a sequence.
+    fn fail_batch(&mut self, cx: &mut Cx, batch: ProducerBatch, error: ErrorCode) {
+        let outcome = if batch.maybe_written {
+            Outcome::Unknown("non-retriable error after an unknown attempt")
+        } else {
+            Outcome::Fail(error)
         };
-        if retriable {
-            self.retry_or_complete(
-                cx,
-                batch,
-                ErrorCode::OutOfOrderSequenceNumber,
-                "retries exhausted",
-            );
+        let sequenced = batch.sequence.is_some();
+        self.complete_batch(cx, batch, outcome);
+        if sequenced && self.config.client == ClientKind::Sarama {
+            self.bump_epoch_locally();
+        }
+    }
+
+    /// OutOfOrderSequence, as each client handles it (the broker saw a sequence gap):
+    ///
+    /// - Java 2.5+ (KIP-360, `TransactionManager.canRetry` for an idempotent producer):
+    ///   always retried; when the batch is the partition's next expected one (a real gap,
+    ///   not the echo of an earlier failed batch) the epoch is bumped first, which restarts
+    ///   the sequences and lets the retry through.
+    /// - Java before 2.5 (`canRetry` / `handleFailedBatch`): retried only behind an earlier
+    ///   outstanding batch; on the next expected one the batch fails with
+    ///   OutOfOrderSequenceException and the producer id is reset (`resetProducerId`: a new
+    ///   InitProducerId, new id, sequences from 0).
+    /// - librdkafka (`rd_kafka_handle_idempotent_Produce_error`): behind an earlier request
+    ///   (`base seq > next ack seq`) the batch is retried without counting a retry and the epoch
+    ///   is bumped once the partition drains (`rd_kafka_idemp_drain_epoch_bump`); on the
+    ///   head-of-line request it is a fatal error (`rd_kafka_idemp_set_fatal_error`): queued
+    ///   messages are purged and every later `produce()` fails.
+    /// - sarama (`handleSuccess`): not retriable; the messages fail and `returnError` bumps the
+    ///   epoch locally (`bumpIdempotentProducerEpoch`: epoch + 1, sequences 0, no request).
+    fn on_out_of_order(&mut self, cx: &mut Cx, batch: ProducerBatch) {
+        let error = ErrorCode::OutOfOrderSequenceNumber;
+        let (stale, behind_earlier) = match (self.idempotence.as_ref(), batch.sequence.as_ref()) {
+            (Some(idem), Some(seq)) => (
+                !idem.is_current(seq),
+                idem.out_of_order_is_retriable(batch.partition, seq),
+            ),
+            _ => (false, false),
+        };
+        if stale {
+            // Stamped before a bump: the retry gets a fresh sequence.
+            self.retry_or_complete(cx, batch, error, "retries exhausted");
             return;
         }
-        self.bump_epoch();
-        let outcome = if batch.maybe_written {
-            Outcome::Unknown("out of order sequence after an unknown attempt")
-        } else {
-            Outcome::Fail(ErrorCode::OutOfOrderSequenceNumber)
+        match self.config.client {
+            ClientKind::Java if self.java_at_least((2, 5)) => {
+                if !behind_earlier {
+                    self.bump_epoch();
+                }
+                self.retry_or_complete(cx, batch, error, "retries exhausted");
+            }
+            ClientKind::Java if behind_earlier => {
+                self.retry_or_complete(cx, batch, error, "retries exhausted");
+            }
+            ClientKind::Java => {
+                if let Some(idem) = self.idempotence.as_mut() {
+                    idem.reset_producer_id();
+                }
+                self.fail_batch(cx, batch, error);
+            }
+            ClientKind::Librdkafka if behind_earlier => {
+                self.bump_epoch();
+                let mut batch = batch;
+                batch.attempts = batch.attempts.saturating_sub(1); // incr_retry = 0
+                self.retry_or_complete(cx, batch, error, "retries exhausted");
+            }
+            ClientKind::Librdkafka => {
+                self.fail_batch(cx, batch, error);
+                self.fatal_error(cx, error);
+            }
+            ClientKind::Sarama | ClientKind::KafkaGo => self.fail_batch(cx, batch, error),
+        }
+    }
+
+    /// Whether the modelled Java client is at least `major.minor`.
+    fn java_at_least(&self, (major, minor): (u32, u32)) -> bool {
+        let mut parts = self.config.client_version.split('.');
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .unwrap_or(0)
         };
-        self.complete_batch(cx, batch, outcome);
+        (next(), next()) >= (major, minor)
+    }
+
+    /// librdkafka `rd_kafka_set_fatal_error`: the producer stops producing. Queued batches are
+    /// purged (`RD_KAFKA_PURGE_F_QUEUE`), in-flight ones still get their delivery report, and
+    /// every later send fails at once.
+    fn fatal_error(&mut self, cx: &mut Cx, error: ErrorCode) {
+        if self.fatal.is_some() {
+            return;
+        }
+        self.fatal = Some(error);
+        for batch in self.accumulator.purge() {
+            let outcome = if batch.maybe_written {
+                Outcome::Unknown("purged after a fatal error")
+            } else {
+                Outcome::Fail(error)
+            };
+            self.complete_batch(cx, batch, outcome);
+        }
     }
 
     fn bump_epoch(&mut self) {
@@ -472,8 +631,40 @@ impl Producer {
         }
     }
 
+    /// sarama's local epoch bump. Retried messages keep the stamp they were first sent with
+    /// (sarama assigns a sequence only when `msg.retries == 0`); new ones get the new epoch.
+    fn bump_epoch_locally(&mut self) {
+        if let Some(idem) = self.idempotence.as_mut() {
+            idem.bump_locally();
+            self.stats.epoch_bumps += 1;
+        }
+    }
+
+    /// The wait before retrying a batch that has been sent `attempts` times, per client:
+    /// - Java 3.7+ (KIP-580, `RecordAccumulator.shouldBackoff`): `retry.backoff.ms` ·
+    ///   2^(attempts-1), ±20 % jitter, at most `retry.backoff.max.ms`; constant before.
+    /// - librdkafka 2.3+ (KIP-580, `rd_kafka_retry_msgq`): the same doubling with ±20 %.
+    /// - kafka-go (`Writer.writeBatch` → `backoff(attempt, min, max)` in dialer.go):
+    ///   attempt² · `WriteBackoffMin`, at most `WriteBackoffMax`, no jitter.
+    /// - sarama: constant `Producer.Retry.Backoff` (no `BackoffFunc` by default).
+    fn retry_backoff(&self, attempts: u32, rng: &mut rand_chacha::ChaCha8Rng) -> Duration {
+        let (base, max) = (self.config.retry_backoff, self.config.retry_backoff_max);
+        if max <= base || attempts == 0 {
+            return base;
+        }
+        match self.config.client {
+            ClientKind::Sarama => base,
+            ClientKind::KafkaGo => (base * attempts.saturating_mul(attempts)).min(max),
+            ClientKind::Java | ClientKind::Librdkafka => {
+                super::connection::java_backoff(attempts - 1, base, max, rng)
+            }
+        }
+    }
+
     /// Put a failed batch back for another attempt if `retries` and `delivery.timeout.ms`
     /// allow; otherwise complete it (failed if no attempt may have landed, else unknown).
+    /// A sarama retry also waits for a metadata refresh that completes after the failure
+    /// (`partitionProducer.updateLeader` runs before the message is sent again).
     fn retry_or_complete(
         &mut self,
         cx: &mut Cx,
@@ -487,8 +678,12 @@ impl Producer {
             .config
             .delivery_timeout
             .is_none_or(|t| now < batch.created + t);
-        if within_retries && within_delivery {
-            batch.retry_at = now + self.config.retry_backoff;
+        if within_retries && within_delivery && self.fatal.is_none() {
+            batch.retry_at = now + self.retry_backoff(batch.attempts, cx.rng());
+            if self.config.client == ClientKind::Sarama {
+                batch.awaits_metadata = Some(self.metadata.version());
+                self.metadata.mark_stale();
+            }
             self.accumulator.reenqueue(batch);
             return;
         }
