@@ -828,6 +828,7 @@ impl OffsetsLog for ReplicaManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::config::KafkaVersion;
     use crate::log::tests::{batch, with_cx, MemDisk, TP};
 
     /// The controller's state of `partition` on replicas 0 and 1.
@@ -849,7 +850,11 @@ mod tests {
     }
 
     fn leader_of_tp(isr: Vec<NodeId>) -> (ReplicaManager, MemDisk) {
-        let mut rm = ReplicaManager::new(BrokerConfig::default());
+        leader_of_tp_with(isr, BrokerConfig::default())
+    }
+
+    fn leader_of_tp_with(isr: Vec<NodeId>, config: BrokerConfig) -> (ReplicaManager, MemDisk) {
+        let mut rm = ReplicaManager::new(config);
         let mut disk = MemDisk::default();
         let state = state(TP, 0, 1, isr, 1);
         with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
@@ -930,6 +935,61 @@ mod tests {
             hw(&rm),
             4,
             "fetching from its old end is not being caught up"
+        );
+    }
+
+    fn config(version: KafkaVersion, min_insync_replicas: u32) -> BrokerConfig {
+        BrokerConfig {
+            version,
+            min_insync_replicas,
+            ..BrokerConfig::default()
+        }
+    }
+
+    #[test]
+    fn since_3_7_the_hw_stays_while_the_isr_is_under_min_insync() {
+        // RF 2, min.insync.replicas 2, the follower already out of the ISR; acks=1 appends.
+        let hw = |version| {
+            let (mut rm, mut disk) = leader_of_tp_with(vec![NodeId(0)], config(version, 2));
+            produce_one(&mut rm, &mut disk, 1);
+            rm.partitions[&TP].high_watermark
+        };
+        assert_eq!(hw(KafkaVersion::V3_7), 0, "KAFKA-15583: under min ISR");
+        assert_eq!(
+            hw(KafkaVersion::V3_6),
+            1,
+            "before 3.7 the lone leader moves it"
+        );
+    }
+
+    #[test]
+    fn since_3_7_min_insync_is_capped_by_the_replication_factor() {
+        // RF 2 with both in the ISR and min.insync.replicas 3.
+        let outcome = |version| {
+            let (mut rm, mut disk) =
+                leader_of_tp_with(vec![NodeId(0), NodeId(1)], config(version, 3));
+            let req = ProduceRequest {
+                correlation_id: 1,
+                acks: Acks::All,
+                timeout: ms(1000),
+                transactional_id: None,
+                batches: vec![(TP, batch(&[1]))],
+            };
+            with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+            with_cx(&mut disk, |cx| {
+                rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+            });
+            rm.partitions[&TP].high_watermark
+        };
+        assert_eq!(
+            outcome(KafkaVersion::V3_7),
+            1,
+            "effective min ISR is 2: appended"
+        );
+        assert_eq!(
+            outcome(KafkaVersion::V3_6),
+            0,
+            "NotEnoughReplicas: nothing appended"
         );
     }
 
