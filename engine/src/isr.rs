@@ -1,7 +1,10 @@
 //! In-sync replica set rules on the leader (Kafka's `Partition.maybeShrinkIsr` /
-//! `maybeExpandIsr`, KIP-497 AlterPartition). A follower is out of sync when it has not been
-//! caught up to the leader's LEO for `replica.lag.time.max.ms`; it rejoins when its LEO reaches
-//! the high watermark and the current leader epoch's start offset. The leader only proposes:
+//! `maybeExpandIsr`, KIP-497 AlterPartition). A follower is out of sync when its last known
+//! LEO differs from the leader's and it has not been caught up to the leader's LEO for
+//! `replica.lag.time.max.ms` (`Replica.isCaughtUp`, KAFKA-7152 since 2.1: a follower of an
+//! idle partition that fetched everything stays in the ISR however long ago it fetched); it
+//! rejoins when its LEO reaches the high watermark and the current leader epoch's start
+//! offset. The leader only proposes:
 //! the controller commits, and until then the HW uses the "maximal" ISR (committed plus
 //! proposed additions; a proposed removal counts only once committed), which is never less
 //! safe than either.
@@ -46,24 +49,39 @@ impl FollowerProgress {
         self.last_fetch_time = Some(now);
     }
 
+    /// Whether the follower has fetched in this leadership (its LEO is known).
+    pub fn has_fetched(&self) -> bool {
+        self.last_fetch_time.is_some()
+    }
+
     pub fn caught_up_within(&self, now: Instant, lag_max: Duration) -> bool {
         self.last_caught_up
             .is_some_and(|t| now.saturating_since(t) <= lag_max)
     }
+
+    /// Kafka's `ReplicaState.isCaughtUp`: the follower's known LEO equals the leader's, or it
+    /// was caught up within `lag_max`. An LEO not learnt in this leadership (no fetch yet;
+    /// Kafka's `UnknownOffset`) equals nothing.
+    pub fn is_caught_up(&self, leader_leo: u64, now: Instant, lag_max: Duration) -> bool {
+        (self.last_fetch_time.is_some() && self.log_end_offset == leader_leo)
+            || self.caught_up_within(now, lag_max)
+    }
 }
 
-/// ISR members (other than the leader) that have lagged longer than `lag_max`.
+/// ISR members (other than the leader) that are not caught up to `leader_leo` (Kafka's
+/// `Partition.getOutOfSyncReplicas` / `isFollowerOutOfSync`).
 pub fn out_of_sync<'a>(
     isr: &[NodeId],
     leader: NodeId,
     progress: impl Fn(NodeId) -> Option<&'a FollowerProgress>,
+    leader_leo: u64,
     now: Instant,
     lag_max: Duration,
 ) -> Vec<NodeId> {
     isr.iter()
         .copied()
         .filter(|r| *r != leader)
-        .filter(|r| progress(*r).is_none_or(|p| !p.caught_up_within(now, lag_max)))
+        .filter(|r| progress(*r).is_none_or(|p| !p.is_caught_up(leader_leo, now, lag_max)))
         .collect()
 }
 
@@ -87,13 +105,32 @@ mod tests {
         assert!(p.caught_up_within(at(29_000), ms(30_000)));
         assert!(!p.caught_up_within(at(30_001), ms(30_000)));
         let isr = [NodeId(1), NodeId(2)];
-        let out = out_of_sync(&isr, NodeId(1), |_| Some(&p), at(30_001), ms(30_000));
+        let out = out_of_sync(&isr, NodeId(1), |_| Some(&p), 10, at(30_001), ms(30_000));
         assert_eq!(out, vec![NodeId(2)]);
         // Fetching at the leader LEO of the previous fetch counts as caught up back then.
         p.on_fetch(10, 12, at(30_100));
         assert_eq!(p.last_caught_up, Some(at(100)));
         p.on_fetch(12, 12, at(30_200));
-        assert!(out_of_sync(&isr, NodeId(1), |_| Some(&p), at(30_300), ms(30_000)).is_empty());
+        let out = out_of_sync(&isr, NodeId(1), |_| Some(&p), 12, at(30_300), ms(30_000));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_follower_at_the_leader_leo_is_in_sync_however_long_ago_it_fetched() {
+        let at = |m| Instant::from_millis(m);
+        let isr = [NodeId(1), NodeId(2)];
+        let mut p = FollowerProgress::at_leadership_start(true, at(0));
+        p.on_fetch(12, 12, at(100));
+        // Idle partition: nothing appended since; the follower stopped fetching long ago.
+        let out = out_of_sync(&isr, NodeId(1), |_| Some(&p), 12, at(90_000), ms(30_000));
+        assert!(out.is_empty(), "LEO equals the leader's: caught up");
+        // One more record at the leader and the same follower is out of sync.
+        let out = out_of_sync(&isr, NodeId(1), |_| Some(&p), 13, at(90_000), ms(30_000));
+        assert_eq!(out, vec![NodeId(2)]);
+        // A follower that has not fetched in this leadership has no known LEO: an empty
+        // leader log (LEO 0) does not make it caught up.
+        let fresh = FollowerProgress::at_leadership_start(false, at(0));
+        assert!(!fresh.is_caught_up(0, at(1), ms(30_000)));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::broker::config::{BrokerConfig, KafkaVersion};
 use kafsim_engine::broker::Broker;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::history::HistoryEvent;
@@ -94,9 +94,10 @@ fn lost(w: &World, c: &Cluster) -> usize {
 }
 
 /// Sync acks=all producer; both followers die for 10 s, then come back.
-fn follower_outage(min_insync: u32) -> (World, Cluster, NodeId) {
+fn follower_outage(min_insync: u32, version: KafkaVersion) -> (World, Cluster, NodeId) {
     let mut w = World::new(11, WorldConfig::default());
     let broker = BrokerConfig {
+        version,
         min_insync_replicas: min_insync,
         replica_lag_time_max: Duration::from_millis(2_000),
         ..BrokerConfig::default()
@@ -119,9 +120,12 @@ fn follower_outage(min_insync: u32) -> (World, Cluster, NodeId) {
     (w, c, p)
 }
 
+/// Before 3.7 the HW of a leader alone in its ISR moves on: the record in flight when the ISR
+/// shrank is answered NotEnoughReplicasAfterAppend, the next ones NotEnoughReplicas, and
+/// the sync producer retries them until the followers are back.
 #[test]
 fn sync_acks_all_waits_out_not_enough_replicas_and_loses_nothing() {
-    let (w, c, p) = follower_outage(2);
+    let (w, c, p) = follower_outage(2, KafkaVersion::V3_6);
     let stats = w.node::<Producer>(p).unwrap().stats().clone();
     let rejected = stats.errors.get(&ErrorCode::NotEnoughReplicas).copied();
     assert!(rejected.unwrap_or(0) > 0, "no NotEnoughReplicas: {stats:?}");
@@ -143,7 +147,7 @@ fn sync_acks_all_waits_out_not_enough_replicas_and_loses_nothing() {
     assert_eq!(during, 0, "acks=all acknowledged with one in-sync replica");
 
     // With min.insync.replicas=1 the lone leader keeps acknowledging.
-    let (w, _, p) = follower_outage(1);
+    let (w, _, p) = follower_outage(1, KafkaVersion::NEWEST);
     let stats = w.node::<Producer>(p).unwrap().stats().clone();
     assert_eq!(stats.errors.get(&ErrorCode::NotEnoughReplicas), None);
     let during = w
@@ -154,6 +158,29 @@ fn sync_acks_all_waits_out_not_enough_replicas_and_loses_nothing() {
         .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
         .count();
     assert!(during > 100, "only {during} acks while followers were down");
+}
+
+/// Since 3.7 (KAFKA-15583) the HW does not move while the ISR is under min.insync.replicas:
+/// the record in flight when the followers died simply waits in the leader's purgatory
+/// (below the producer's 30 s request timeout) and is acknowledged once they are back in
+/// the ISR; the sync producer sends nothing else meanwhile, so it sees no error at all.
+#[test]
+fn since_3_7_the_record_in_flight_waits_for_the_isr_instead_of_failing() {
+    let (w, c, p) = follower_outage(2, KafkaVersion::V3_7);
+    let stats = w.node::<Producer>(p).unwrap().stats().clone();
+    assert!(stats.errors.is_empty(), "{stats:?}");
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert_eq!(stats.acked, stats.invoked, "{stats:?}");
+    assert!(stats.invoked > 300, "{stats:?}");
+    assert_eq!(lost(&w, &c), 0);
+    let during = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
+        .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
+        .count();
+    assert_eq!(during, 0, "acks=all acknowledged with one in-sync replica");
 }
 
 /// A producer of `client`'s defaults writes while the partition leader crashes.

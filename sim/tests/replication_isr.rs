@@ -174,9 +174,12 @@ fn isr_of_one_then_leader_dies(unclean: bool) -> (World, Cluster, NodeId) {
     let leader = c.leader_of(&w, TP).unwrap();
     let followers = c.followers_of(&w, TP);
     w.net().partition(&[leader], &followers);
+    // The probe starts with the partition: its first record is what the cut-off followers
+    // lack (a follower at the leader's LEO stays in sync however long it is silent,
+    // KAFKA-7152), so the ISR shrinks to the leader, which then acknowledges alone.
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(9000));
     w.run_until(Instant::from_millis(8000));
     assert_eq!(isr(&w, &c), vec![leader]);
-    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(9000));
     w.run_until(Instant::from_millis(9500));
     assert!(
         !acked(&w, TP).is_empty(),

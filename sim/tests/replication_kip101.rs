@@ -1,5 +1,6 @@
-//! KIP-101 scenario 1 with RF=2: a follower restarts and, under the legacy protocol,
-//! truncates to its stale checkpointed high watermark; the leader then dies and the follower
+//! KIP-101 scenario 1 (with RF=3, since a restarted broker is fenced out of the ISR until its
+//! old session ends): a follower becomes follower of a new leader and, under the legacy
+//! protocol, truncates to its stale high watermark; that leader then dies and the follower
 //! is elected, losing committed records. With leader epochs the follower keeps its log until
 //! the leader tells it where their logs diverge, so nothing is lost (issue 3 priority c).
 
@@ -9,7 +10,7 @@ use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
 use kafsim_engine::broker::Broker;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::Acks;
-use kafsim_engine::{Instant, TopicId, TopicPartition};
+use kafsim_engine::{Duration, Instant, TopicId, TopicPartition};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::invariants::{self, InvariantScope};
 use kafsim_sim::world::{World, WorldConfig};
@@ -17,14 +18,21 @@ use support::*;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
-/// Run the scenario; returns the world after the old leader came back as follower.
+/// Run the scenario; returns the world after the old leaders came back as followers.
+///
+/// RF=3, leader A, followers B and C, acks=all. A follower learns the HW one fetch late, so
+/// when A crashes C's HW lags A's behind the last acknowledged record. A crashed broker is
+/// fenced only when its session runs out (and a restarted one is refused until then), so
+/// the follower that truncates must be one that never restarted: B is elected, C becomes
+/// its follower (and, under the legacy protocol, cuts its log to its stale HW at once), C
+/// cannot reach B, and B crashes too. C, still in the ISR, is elected next.
 fn scenario(protocol: ReplicationProtocol) -> (World, Cluster) {
     let mut w = World::new(7, WorldConfig::default());
     let config = BrokerConfig {
         replication_protocol: protocol,
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 2, 1, 2, config.clone());
+    let c = cluster(&mut w, 3, 1, 3, config.clone());
     invariants::register(
         &mut w,
         &c,
@@ -33,25 +41,30 @@ fn scenario(protocol: ReplicationProtocol) -> (World, Cluster) {
             correlated_power_loss: false,
         },
     );
-    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(6000));
-    w.run_until(Instant::from_millis(6200));
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
+    w.run_until(Instant::from_millis(6000));
     let a = c.leader_of(&w, TP).unwrap();
-    let b = c.followers_of(&w, TP)[0];
-    // B restarts (its HW checkpoint is from t=5s) and cannot reach A before A dies.
-    w.crash(b);
-    w.net().partition(&[a], &[b]);
-    w.restart(b);
-    w.run_until(Instant::from_millis(6500));
+    let followers = c.followers_of(&w, TP);
+    let (b, cc) = (followers[0], followers[1]);
+    w.net().partition(&[b], &[cc]);
     w.crash(a);
-    w.run_until(Instant::from_millis(20_000));
+    let mut waited = 0;
+    while c.leader_of(&w, TP) != Some(b) {
+        w.run_for(Duration::from_millis(1));
+        waited += 1;
+        assert!(waited < 20_000, "B was in the ISR and is elected");
+    }
+    w.crash(b);
+    w.run_until(Instant::from_millis(40_000));
     assert_eq!(
         c.leader_of(&w, TP),
-        Some(b),
-        "B was in the ISR and is elected"
+        Some(cc),
+        "C was in the ISR and is elected"
     );
     w.net().heal();
     w.restart(a);
-    w.run_until(Instant::from_millis(30_000));
+    w.restart(b);
+    w.run_until(Instant::from_millis(60_000));
     (w, c)
 }
 

@@ -71,8 +71,11 @@ fn a_torn_tail_is_cut_on_recovery_and_the_broker_serves_on() {
     };
     let c = cluster(&mut w, 1, 1, 1, config);
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::MAX);
+    // A restarted broker is refused registration until its old session (9 s) has expired,
+    // and serves only then: power losses come every ~11 s so that each one hits a broker
+    // that is writing.
     for i in 0..20u64 {
-        w.run_until(Instant::from_millis(2000 + 500 * i + 7 * i * i));
+        w.run_until(Instant::from_millis(2000 + 11_000 * i + 7 * i * i));
         w.power_loss(c.brokers[0], true);
         w.restart(c.brokers[0]);
     }

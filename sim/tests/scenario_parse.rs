@@ -851,3 +851,28 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn cluster_version_selects_a_modelled_kafka_release() {
+    use kafsim_engine::broker::version::KafkaVersion;
+    let s = parse(DESIGN_EXAMPLE).unwrap();
+    assert_eq!(s.cluster.version, KafkaVersion::NEWEST, "default: newest");
+    let text = edited("brokers = 3", "brokers = 3\nversion = \"3.6\"");
+    let s = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.cluster.version, KafkaVersion::V3_6);
+    let text = edited("brokers = 3", "brokers = 3\nversion = \"3.7.1\"");
+    assert_eq!(parse(&text).unwrap().cluster.version, KafkaVersion::V3_7);
+}
+
+#[test]
+fn unmodelled_cluster_version_is_an_error_listing_the_valid_ones() {
+    let text = edited("brokers = 3", "brokers = 3\nversion = \"2.8\"");
+    let e = assert_error(
+        &text,
+        "version = \"2.8\"",
+        "cluster.version",
+        "not modelled",
+    );
+    let hint = e.hint.expect("a hint");
+    assert!(hint.contains("3.3") && hint.contains("4.0"), "{hint}");
+}

@@ -6,6 +6,8 @@ use crate::config::{ConfigValue, Configurable};
 use crate::log::FlushPolicy;
 use crate::time::{ms, Duration};
 
+pub use super::version::KafkaVersion;
+
 /// How a follower finds the prefix it shares with a new leader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplicationProtocol {
@@ -21,7 +23,9 @@ pub enum ReplicationProtocol {
 pub enum BreakRule {
     /// The leader sets the HW to its own LEO, ignoring followers.
     SkipHwRule,
-    /// The leader lets its HW move back to the ISR's lowest LEO.
+    /// The leader lets its HW move back, to the lowest LEO of all its followers (in the ISR
+    /// or not: with restarted brokers fenced until they rejoin, an ISR member's LEO is never
+    /// below the HW, so only counting the others can show the regression).
     AllowHwRegression,
     /// The controller elects a new leader without bumping the leader epoch, and brokers
     /// follow a leader change within an epoch.
@@ -34,6 +38,9 @@ pub enum BreakRule {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerConfig {
+    /// The Kafka release whose version-specific rules apply (`[cluster] version` of a
+    /// scenario; newest modelled by default). Not a broker property: a cluster has one.
+    pub version: KafkaVersion,
     /// `min.insync.replicas` (default 1).
     pub min_insync_replicas: u32,
     /// `unclean.leader.election.enable` (default false since Kafka 0.11).
@@ -79,6 +86,7 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> BrokerConfig {
         BrokerConfig {
+            version: KafkaVersion::NEWEST,
             min_insync_replicas: 1,
             unclean_leader_election: false,
             replica_lag_time_max: ms(30_000),
@@ -108,6 +116,18 @@ impl BrokerConfig {
         FlushPolicy {
             interval_messages: self.flush_interval_messages,
             interval: self.flush_interval,
+        }
+    }
+
+    /// `min.insync.replicas` as the leader of a partition with `replication_factor` replicas
+    /// applies it: capped by the replication factor since 3.7 (KAFKA-15583,
+    /// `Partition.effectiveMinIsr`), as configured before.
+    pub fn effective_min_isr(&self, replication_factor: usize) -> usize {
+        let configured = self.min_insync_replicas as usize;
+        if self.version.hw_requires_min_isr() {
+            configured.min(replication_factor.max(1))
+        } else {
+            configured
         }
     }
 

@@ -10,6 +10,7 @@
 //! [`Broker::partition`].
 
 pub mod config;
+pub mod version;
 
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator, COORDINATOR_TIMER_BASE};
 use crate::log::{checkpoint, recovery};

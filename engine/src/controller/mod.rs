@@ -8,10 +8,20 @@
 //! take over, with a higher controller epoch, when no `ControllerSync` arrived from an active
 //! controller for a broker session timeout while a majority of brokers still reach them
 //! (brokers heartbeat every controller; only the active one answers). Brokers follow the
-//! highest controller epoch they have seen. Liveness is ZooKeeper-era: only a missed session
-//! fences a broker and removes it from ISRs; a broker that re-registers with a new
-//! incarnation loses the leadership it held (its new process has no follower state) but
-//! keeps its ISR membership.
+//! highest controller epoch they have seen.
+//!
+//! Liveness follows KRaft (`ClusterControlManager`, `BrokerHeartbeatManager`,
+//! `ReplicationControlManager`, 3.3 to 4.0): a broker that misses its session
+//! (`broker.session.timeout.ms`) is fenced, loses its leaderships and leaves every ISR
+//! (`handleBrokerFenced`; the last ISR member of a partition stays). A restarted broker (a
+//! new incarnation) is refused with DuplicateBrokerRegistration while its previous
+//! incarnation's session is still valid, and retries; once accepted it starts fenced, and is
+//! unfenced only when it has acknowledged the metadata as of its registration (KRaft: caught
+//! up with the metadata log). Fenced brokers are neither elected nor admitted to an ISR
+//! (KIP-841); a restarted broker's replicas rejoin ISRs through follower catch-up and the
+//! leader's AlterPartition. ZooKeeper-mode Kafka refuses a quick restart too: the new process
+//! cannot create its ephemeral `/brokers/ids` node while the old ZooKeeper session holds it
+//! (`KafkaZkClient.checkedEphemeralCreate`, NODEEXISTS).
 //!
 //! Known limit (no quorum yet): if only the link between the two controllers breaks, the
 //! standby takes over with the state of the last sync, and changes the old active made since
@@ -64,6 +74,26 @@ struct Liveness {
     broker_epoch: u64,
     fenced: bool,
     acked_version: u64,
+    /// Registered but fenced until it acknowledges this metadata version (KRaft unfences a
+    /// new registration once the broker has caught up with the metadata log).
+    catching_up_to: Option<u64>,
+}
+
+impl Liveness {
+    fn new(now: Instant, broker_epoch: u64) -> Liveness {
+        Liveness {
+            last_heartbeat: now,
+            broker_epoch,
+            fenced: false,
+            acked_version: 0,
+            catching_up_to: None,
+        }
+    }
+
+    /// KRaft's `BrokerHeartbeatManager.hasValidSession`: live and heard within the session.
+    fn has_valid_session(&self, now: Instant, session: crate::time::Duration) -> bool {
+        !self.fenced && now.saturating_since(self.last_heartbeat) < session
+    }
 }
 
 pub struct Controller {
@@ -117,15 +147,7 @@ impl Controller {
         self.highest_epoch_seen = self.state.controller_epoch;
         self.live.clear();
         for &b in &self.config.brokers {
-            self.live.insert(
-                b,
-                Liveness {
-                    last_heartbeat: cx.now(),
-                    broker_epoch: 0,
-                    fenced: false,
-                    acked_version: 0,
-                },
-            );
+            self.live.insert(b, Liveness::new(cx.now(), 0));
         }
         if first_boot && self.state.partitions.is_empty() {
             self.create_topics(cx, self.config.topics.clone());
@@ -194,6 +216,26 @@ impl Controller {
             .collect();
         for b in brokers {
             self.send_leader_and_isr(cx, b, Some(&changed));
+        }
+    }
+
+    /// Commit a change of the live broker set (with the partitions it changed, maybe none)
+    /// and tell every live broker and the standby: leaders learn who is eligible for ISRs.
+    fn publish_to_brokers(&mut self, cx: &mut Cx, changed: Vec<TopicPartition>) {
+        if !changed.is_empty() {
+            return self.publish(cx, changed);
+        }
+        self.state.version += 1;
+        self.store.commit(cx, &self.state);
+        self.send_sync(cx);
+        let brokers: Vec<NodeId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| !l.fenced)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in brokers {
+            self.send_leader_and_isr(cx, b, Some(&[]));
         }
     }
 
@@ -283,19 +325,41 @@ impl Controller {
     }
 
     fn on_registration(&mut self, cx: &mut Cx, from: NodeId, req: BrokerRegistrationRequest) {
+        let prev = self.state.incarnations.get(&from).copied();
+        let restarted = prev.is_some_and(|i| i != req.incarnation);
+        let session = self.config.broker.broker_session_timeout;
+        let old_session_valid = self
+            .live
+            .get(&from)
+            .is_some_and(|l| l.has_valid_session(cx.now(), session));
+        if restarted && old_session_valid {
+            // `ClusterControlManager.registerBroker`: "Another broker is registered with that
+            // broker id." The new process retries until the old session has expired.
+            cx.send(
+                from,
+                Message::BrokerRegistrationResponse(BrokerRegistrationResponse {
+                    correlation_id: req.correlation_id,
+                    error: ErrorCode::DuplicateBrokerRegistration,
+                    broker_epoch: 0,
+                    controller_epoch: self.state.controller_epoch,
+                }),
+            );
+            return;
+        }
+        let mut changed = Vec::new();
+        if restarted && !self.live.get(&from).is_some_and(|l| l.fenced) {
+            // The old session ran out but the liveness check has not fenced it yet: do now
+            // what that check would do, so the old process's leaderships and ISR places go.
+            changed = self.fence_partitions(cx, from);
+        }
         let epoch = self.next_broker_epoch;
         self.next_broker_epoch += 1;
-        let prev = self.state.incarnations.insert(from, req.incarnation);
-        let restarted = prev.is_some_and(|i| i != req.incarnation);
-        self.live.insert(
-            from,
-            Liveness {
-                last_heartbeat: cx.now(),
-                broker_epoch: epoch,
-                fenced: false,
-                acked_version: 0,
-            },
-        );
+        self.state.incarnations.insert(from, req.incarnation);
+        let mut liveness = Liveness::new(cx.now(), epoch);
+        // A new incarnation registers fenced (`RegisterBrokerRecord.fenced`), to be unfenced
+        // once it has the metadata as of its registration (`catching_up_to`, set below).
+        liveness.fenced = restarted;
+        self.live.insert(from, liveness);
         cx.send(
             from,
             Message::BrokerRegistrationResponse(BrokerRegistrationResponse {
@@ -305,33 +369,45 @@ impl Controller {
                 controller_epoch: self.state.controller_epoch,
             }),
         );
-        let mut changed = Vec::new();
-        if restarted {
-            // The old incarnation's leadership dies with it: move it (back to this broker
-            // only if no other ISR member is live), so every leader epoch has one process.
-            self.live.get_mut(&from).expect("just inserted").fenced = true;
-            changed = self.elect_where(cx, &|p| p.leader == Some(from));
-            self.live.get_mut(&from).expect("just inserted").fenced = false;
+        if !restarted {
+            changed.extend(self.elect_where(cx, &|_| false));
         }
-        changed.extend(self.elect_where(cx, &|_| false));
         changed.sort();
         changed.dedup();
-        if changed.is_empty() && prev != Some(req.incarnation) {
-            // Only the incarnation changed: commit it (and tell the standby) all the same.
-            self.state.version += 1;
-            self.store.commit(cx, &self.state);
-            self.send_sync(cx);
+        // Commit the registration (and tell the standby) whether or not partitions changed;
+        // the version the broker then gets in full is the one it must acknowledge.
+        self.publish_to_brokers(cx, changed);
+        if let Some(l) = self.live.get_mut(&from).filter(|l| l.fenced) {
+            l.catching_up_to = Some(self.state.version);
         }
         self.send_leader_and_isr(cx, from, None);
-        self.publish(cx, changed);
+    }
+
+    /// A broker acknowledged metadata `version`: unfence it if it was catching up, elect
+    /// leaders for partitions it can now lead, and tell everyone it is live.
+    fn on_metadata_acked(&mut self, cx: &mut Cx, from: NodeId, version: u64) {
+        let Some(l) = self.live.get_mut(&from) else {
+            return;
+        };
+        l.acked_version = l.acked_version.max(version);
+        if l.catching_up_to.is_none_or(|v| l.acked_version < v) {
+            return;
+        }
+        l.catching_up_to = None;
+        l.fenced = false;
+        l.last_heartbeat = cx.now();
+        let changed = self.elect_where(cx, &|_| false);
+        self.publish_to_brokers(cx, changed);
     }
 
     fn on_heartbeat(&mut self, cx: &mut Cx, from: NodeId, req: BrokerHeartbeatRequest) {
         let version = self.state.version;
-        let known = self
-            .live
-            .get_mut(&from)
-            .filter(|l| l.broker_epoch == req.broker_epoch && !l.fenced);
+        // A registered broker still catching up is fenced but keeps its registration: it
+        // heartbeats on (KRaft answers `isFenced` until it is unfenced) and is not told to
+        // register again; `fenced` in the answer means "register again".
+        let known = self.live.get_mut(&from).filter(|l| {
+            l.broker_epoch == req.broker_epoch && (!l.fenced || l.catching_up_to.is_some())
+        });
         let ok = known.is_some();
         let mut resend = false;
         if let Some(l) = known {
@@ -372,10 +448,18 @@ impl Controller {
 
     /// A broker missed its session: move its leaderships and drop it from every ISR.
     fn fence(&mut self, cx: &mut Cx, b: NodeId) {
-        self.live
-            .get_mut(&b)
-            .expect("fencing an unknown broker")
-            .fenced = true;
+        // A change of the live set even if no partition changed: leaders must stop counting
+        // it as eligible for their ISRs.
+        let changed = self.fence_partitions(cx, b);
+        self.publish_to_brokers(cx, changed);
+    }
+
+    /// Mark `b` fenced, move its leaderships and drop it from every ISR it is not the last
+    /// member of (`ReplicationControlManager.handleBrokerFenced`); the changed partitions.
+    fn fence_partitions(&mut self, cx: &mut Cx, b: NodeId) -> Vec<TopicPartition> {
+        let l = self.live.get_mut(&b).expect("fencing an unknown broker");
+        l.fenced = true;
+        l.catching_up_to = None;
         let mut changed = self.elect_where(cx, &|p| p.leader == Some(b));
         for (tp, p) in self.state.partitions.iter_mut() {
             if p.leader.is_some() && p.leader != Some(b) && p.isr.contains(&b) {
@@ -386,7 +470,7 @@ impl Controller {
         }
         changed.sort();
         changed.dedup();
-        self.publish(cx, changed);
+        changed
     }
 
     fn on_alter_partition(&mut self, cx: &mut Cx, from: NodeId, req: AlterPartitionRequest) {
@@ -561,10 +645,8 @@ impl Node for Controller {
             Message::BrokerHeartbeatRequest(r) => self.on_heartbeat(cx, from, r),
             Message::AlterPartitionRequest(r) => self.on_alter_partition(cx, from, r),
             Message::InitProducerIdRequest(r) => self.on_init_producer_id(cx, from, r),
-            Message::LeaderAndIsrResponse(r) => {
-                if let Some(l) = self.live.get_mut(&from) {
-                    l.acked_version = l.acked_version.max(r.correlation_id);
-                }
+            Message::LeaderAndIsrResponse(r) if r.error == ErrorCode::None => {
+                self.on_metadata_acked(cx, from, r.correlation_id)
             }
             Message::CreateTopicsRequest(r) => {
                 let before: Vec<_> = self.state.partitions.keys().copied().collect();

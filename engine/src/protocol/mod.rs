@@ -58,6 +58,9 @@ pub enum ErrorCode {
     TransactionCoordinatorFenced,
     InvalidTxnState,
     ConcurrentTransactions,
+    /// KRaft's `DUPLICATE_BROKER_REGISTRATION`: another incarnation of this broker id still
+    /// holds a valid session (`ClusterControlManager.registerBroker`).
+    DuplicateBrokerRegistration,
 }
 
 impl ErrorCode {

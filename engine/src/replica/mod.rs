@@ -229,7 +229,7 @@ impl ReplicaManager {
             done,
             timer: None,
         };
-        settle_appends(&self.partitions, self.config.min_insync_replicas, &mut op);
+        settle_appends(&self.partitions, &self.config, &mut op);
         if op.pending.is_empty() {
             self.respond_produce(cx, op);
             return;
@@ -254,10 +254,10 @@ impl ReplicaManager {
             base_offset: 0,
             log_start_offset: 0,
         };
-        let min_isr = self.config.min_insync_replicas as usize;
         let Some(p) = self.partitions.get_mut(&tp).filter(|p| p.is_leader()) else {
             return Err(fail(ErrorCode::NotLeaderOrFollower));
         };
+        let min_isr = self.config.effective_min_isr(p.replication_factor());
         let isr_len = p.state.as_ref().map_or(0, |s| s.isr.len());
         if acks == Acks::All && isr_len < min_isr {
             return Err(fail(ErrorCode::NotEnoughReplicas));
@@ -347,7 +347,7 @@ impl ReplicaManager {
         let Some(op) = self.produces.get_mut(id) else {
             return;
         };
-        settle_appends(&self.partitions, self.config.min_insync_replicas, op);
+        settle_appends(&self.partitions, &self.config, op);
         if op.pending.is_empty() {
             let op = self.produces.remove(id).expect("present");
             if let Some(timer) = op.timer {
@@ -442,7 +442,11 @@ impl ReplicaManager {
         progress.on_fetch(fp.fetch_offset, leo, now);
         let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
         let in_isr = p.in_maximal_isr(replica);
-        if !in_isr && rejoin {
+        // KIP-841 (`Partition.isReplicaIsrEligible`): a follower on a fenced broker (one the
+        // controller does not list as live: restarted and not yet caught up with the
+        // metadata, or out of its session) is not proposed for the ISR.
+        let eligible = self.live_brokers.is_empty() || self.live_brokers.contains(&replica);
+        if !in_isr && rejoin && eligible {
             let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
             new_isr.push(replica);
             self.propose_isr(cx, tp, new_isr);
@@ -632,7 +636,8 @@ impl ReplicaManager {
             if l.pending_isr.is_some() {
                 continue;
             }
-            let out = isr::out_of_sync(&state.isr, cx.me(), |r| l.followers.get(&r), now, lag);
+            let leo = p.log.log_end_offset();
+            let out = isr::out_of_sync(&state.isr, cx.me(), |r| l.followers.get(&r), leo, now, lag);
             if !out.is_empty() {
                 let new_isr = state
                     .isr
@@ -739,7 +744,7 @@ impl ReplicaManager {
 /// Move the appends of `op` whose outcome is known into its answers.
 fn settle_appends(
     partitions: &BTreeMap<TopicPartition, Partition>,
-    min_isr: u32,
+    config: &BrokerConfig,
     op: &mut DelayedProduce,
 ) {
     let mut still = Vec::new();
@@ -749,6 +754,9 @@ fn settle_appends(
         let hw = p.map_or(0, |p| p.high_watermark);
         let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
         let isr = p.map_or(0, |p| p.maximal_isr_len());
+        let min_isr = p.map_or(config.min_insync_replicas as usize, |p| {
+            config.effective_min_isr(p.replication_factor())
+        }) as u32;
         match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
             None => still.push(pa),
             Some(error) => op.done.push(PartitionProduceResponse {
@@ -820,6 +828,7 @@ impl OffsetsLog for ReplicaManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::config::KafkaVersion;
     use crate::log::tests::{batch, with_cx, MemDisk, TP};
 
     /// The controller's state of `partition` on replicas 0 and 1.
@@ -841,7 +850,11 @@ mod tests {
     }
 
     fn leader_of_tp(isr: Vec<NodeId>) -> (ReplicaManager, MemDisk) {
-        let mut rm = ReplicaManager::new(BrokerConfig::default());
+        leader_of_tp_with(isr, BrokerConfig::default())
+    }
+
+    fn leader_of_tp_with(isr: Vec<NodeId>, config: BrokerConfig) -> (ReplicaManager, MemDisk) {
+        let mut rm = ReplicaManager::new(config);
         let mut disk = MemDisk::default();
         let state = state(TP, 0, 1, isr, 1);
         with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![state]));
@@ -922,6 +935,61 @@ mod tests {
             hw(&rm),
             4,
             "fetching from its old end is not being caught up"
+        );
+    }
+
+    fn config(version: KafkaVersion, min_insync_replicas: u32) -> BrokerConfig {
+        BrokerConfig {
+            version,
+            min_insync_replicas,
+            ..BrokerConfig::default()
+        }
+    }
+
+    #[test]
+    fn since_3_7_the_hw_stays_while_the_isr_is_under_min_insync() {
+        // RF 2, min.insync.replicas 2, the follower already out of the ISR; acks=1 appends.
+        let hw = |version| {
+            let (mut rm, mut disk) = leader_of_tp_with(vec![NodeId(0)], config(version, 2));
+            produce_one(&mut rm, &mut disk, 1);
+            rm.partitions[&TP].high_watermark
+        };
+        assert_eq!(hw(KafkaVersion::V3_7), 0, "KAFKA-15583: under min ISR");
+        assert_eq!(
+            hw(KafkaVersion::V3_6),
+            1,
+            "before 3.7 the lone leader moves it"
+        );
+    }
+
+    #[test]
+    fn since_3_7_min_insync_is_capped_by_the_replication_factor() {
+        // RF 2 with both in the ISR and min.insync.replicas 3.
+        let outcome = |version| {
+            let (mut rm, mut disk) =
+                leader_of_tp_with(vec![NodeId(0), NodeId(1)], config(version, 3));
+            let req = ProduceRequest {
+                correlation_id: 1,
+                acks: Acks::All,
+                timeout: ms(1000),
+                transactional_id: None,
+                batches: vec![(TP, batch(&[1]))],
+            };
+            with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+            with_cx(&mut disk, |cx| {
+                rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+            });
+            rm.partitions[&TP].high_watermark
+        };
+        assert_eq!(
+            outcome(KafkaVersion::V3_7),
+            1,
+            "effective min ISR is 2: appended"
+        );
+        assert_eq!(
+            outcome(KafkaVersion::V3_6),
+            0,
+            "NotEnoughReplicas: nothing appended"
         );
     }
 

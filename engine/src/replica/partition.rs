@@ -87,6 +87,11 @@ impl Partition {
         }
     }
 
+    /// The number of assigned replicas (0 before the first LeaderAndIsr).
+    pub fn replication_factor(&self) -> usize {
+        self.state.as_ref().map_or(0, |s| s.replicas.len())
+    }
+
     /// Committed ISR plus proposed additions: what the HW and acks=all wait for.
     pub fn maximal_isr(&self) -> Vec<NodeId> {
         let mut isr = self.state.as_ref().map_or(Vec::new(), |s| s.isr.clone());
@@ -120,6 +125,13 @@ impl Partition {
                 p.isr.iter().filter(|r| !isr.contains(r)).count()
             });
         committed + added
+    }
+
+    /// Kafka's `Partition.isUnderMinIsr`: the committed ISR is smaller than the effective
+    /// `min.insync.replicas` (see [`BrokerConfig::effective_min_isr`]).
+    pub fn is_under_min_isr(&self, config: &BrokerConfig) -> bool {
+        let isr = self.state.as_ref().map_or(0, |s| s.isr.len());
+        isr < config.effective_min_isr(self.replication_factor())
     }
 
     /// Become leader of `state.leader_epoch` (Kafka's `makeLeader`).
@@ -194,8 +206,9 @@ impl Partition {
     /// (maximal) ISR and of those caught up within `replica.lag.time.max.ms` that may join it.
     /// A follower on a broker the controller no longer lists as live (fenced: its session
     /// expired) may not join (KIP-841's `isReplicaIsrEligible`), so a dead follower does not
-    /// hold the HW back once the controller has dropped it from the ISR. Returns whether the
-    /// HW advanced.
+    /// hold the HW back once the controller has dropped it from the ISR. Since 3.7
+    /// (KAFKA-15583, `isUnderMinIsr`) the HW does not move at all while the committed ISR is
+    /// smaller than the effective `min.insync.replicas`. Returns whether the HW advanced.
     pub fn maybe_increment_hw(
         &mut self,
         cx: &mut Cx,
@@ -205,13 +218,18 @@ impl Partition {
         let Role::Leader(l) = &self.role else {
             return false;
         };
+        if config.version.hw_requires_min_isr() && self.is_under_min_isr(config) {
+            return false;
+        }
         let now = cx.now();
-        let mut new_hw = self.log.log_end_offset();
+        let leo = self.log.log_end_offset();
+        let mut new_hw = leo;
         if !config.breaks(BreakRule::SkipHwRule) {
             for (r, p) in &l.followers {
                 let eligible = live_brokers.is_empty() || live_brokers.contains(r);
                 let counts = self.in_maximal_isr(*r)
-                    || (eligible && p.caught_up_within(now, config.replica_lag_time_max));
+                    || (eligible && p.is_caught_up(leo, now, config.replica_lag_time_max))
+                    || (config.breaks(BreakRule::AllowHwRegression) && p.has_fetched());
                 if counts && p.log_end_offset < new_hw {
                     new_hw = p.log_end_offset;
                 }

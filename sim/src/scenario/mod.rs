@@ -86,6 +86,9 @@ pub struct Property {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterSpec {
     pub brokers: u32,
+    /// `[cluster] version`: the Kafka release whose broker rules apply (the newest modelled
+    /// unless the file says otherwise).
+    pub version: kafsim_engine::broker::version::KafkaVersion,
     /// Broker properties (`[cluster.config]`), file order.
     pub config: Vec<Property>,
 }

@@ -52,6 +52,8 @@ pub struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub brokers: S<i64>,
+    /// The Kafka release whose broker rules apply ("3.7"); the newest modelled by default.
+    pub version: Option<S<String>>,
     #[serde(default)]
     pub config: RawConfig,
 }

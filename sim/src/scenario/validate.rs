@@ -15,6 +15,7 @@ use super::{
     Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
+use kafsim_engine::broker::version::KafkaVersion;
 use std::time::Duration;
 
 pub type R<T> = Result<T, ScenarioError>;
@@ -253,8 +254,32 @@ impl Check<'_> {
 
     fn cluster(&self, raw: &RawCluster) -> R<ClusterSpec> {
         let brokers = self.count(&raw.brokers, "cluster.brokers", 1, MAX_BROKERS)?;
+        let version = self.kafka_version(&raw.version)?;
         let config = self.properties(&raw.config);
-        Ok(ClusterSpec { brokers, config })
+        Ok(ClusterSpec {
+            brokers,
+            version,
+            config,
+        })
+    }
+
+    /// `[cluster] version`: one of the modelled Kafka releases (a patch level is accepted).
+    fn kafka_version(&self, value: &Option<S<String>>) -> R<KafkaVersion> {
+        let Some(value) = value else {
+            return Ok(KafkaVersion::NEWEST);
+        };
+        KafkaVersion::parse(value.get_ref()).ok_or_else(|| {
+            self.err_hint(
+                value,
+                "cluster.version",
+                format!("Kafka version \"{}\" is not modelled", value.get_ref()),
+                format!(
+                    "use one of {} (the newest, {}, is the default)",
+                    KafkaVersion::names().join(", "),
+                    KafkaVersion::NEWEST
+                ),
+            )
+        })
     }
 
     fn topics(&self, raw: &[RawTopic], brokers: u32) -> R<Vec<TopicSpec>> {
