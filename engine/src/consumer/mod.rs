@@ -22,6 +22,7 @@ pub mod fetcher;
 pub mod membership;
 pub mod poll;
 pub mod profile;
+pub mod status;
 #[cfg(test)]
 mod tests;
 
