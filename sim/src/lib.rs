@@ -9,6 +9,7 @@ pub mod checker;
 pub mod cluster;
 pub mod cost;
 pub mod disk;
+pub mod drain;
 pub mod history;
 pub mod invariants;
 pub mod life;
