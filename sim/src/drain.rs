@@ -16,6 +16,7 @@
 
 use crate::cluster::Cluster;
 use crate::history::History;
+use crate::scenario::format_duration;
 use crate::world::{NodeState, World};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
@@ -409,7 +410,7 @@ impl DrainTracker {
     }
 
     /// Records per second `group` read since the heal.
-    fn drain_rate(&self, group: u32, now: Instant) -> f64 {
+    pub fn drain_rate(&self, group: u32, now: Instant) -> f64 {
         let Some(heal) = self.heal_at else { return 0.0 };
         let secs = now.saturating_since(heal).as_secs_f64();
         let n = self.polled_after_heal.get(&group).copied().unwrap_or(0);
@@ -497,18 +498,18 @@ impl DrainTracker {
         let now = cx.w.now();
         let mut out = match cause {
             StallCause::NoProgress(l) => format!(
-                "nothing progressed for {:.1}s after the heal (liveness window: twice the longest timeout, {} = {:.1}s)",
-                l.window.as_secs_f64(),
+                "nothing progressed for {} after the heal (liveness window: twice the longest timeout, {} = {})",
+                format_duration(l.window),
                 l.longest,
-                l.longest_value.as_secs_f64()
+                format_duration(l.longest_value)
             ),
             StallCause::Bound(d) => format!(
-                "not caught up when the drain bound of {:.1}s ran out",
-                d.as_secs_f64()
+                "not caught up when the drain bound of {} ran out",
+                format_duration(*d)
             ),
             StallCause::Cap(d) => format!(
-                "still not caught up after the automatic drain's cap of {:.0}s",
-                d.as_secs_f64()
+                "still not caught up after the automatic drain's cap of {}",
+                format_duration(*d)
             ),
             StallCause::Budget(n) => format!("the event budget of {n} events ran out"),
         };

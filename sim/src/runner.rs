@@ -708,8 +708,9 @@ fn lag_violations(
                 ViolationKind::Lag,
                 at,
                 format!(
-                    "group {} {how}; objective catch_up_within = {objective:.1}s; peak lag {peak} records; produced {produce_rate:.0} records/s during the load",
-                    g.name
+                    "group {} {how}; objective catch_up_within = {objective:.1}s; peak lag {peak} records; read {:.0} records/s after the heal, produced {produce_rate:.0} records/s during the load",
+                    g.name,
+                    tracker.drain_rate(g.index, at),
                 ),
             ))
         })

@@ -87,7 +87,7 @@ fn the_same_group_stalls_against_a_short_drain_bound_and_the_stall_names_it() {
         .find(|v| v.kind == ViolationKind::Stall)
         .expect("a stall");
     let d = &stall.detail;
-    assert!(d.contains("drain bound of 2.0s"), "{d}");
+    assert!(d.contains("drain bound of 2s"), "{d}");
     assert!(d.contains("analytics: clicks/0 read to"), "{d}");
     assert!(
         d.contains("analytics/0: stable"),
