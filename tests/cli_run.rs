@@ -61,11 +61,28 @@ fn json_has_the_design_fields_and_jobs_do_not_change_results() {
         "records_produced",
         "records_acked",
         "records_consumed",
+        "records_failed",
+        "records_unknown",
+        "catch_up_seconds",
+        "peak_lag",
+        "produce_rate",
+        "consume_rate",
         "sim_seconds",
         "wall_seconds",
     ] {
         assert!(one["stats"].get(key).is_some(), "missing stats.{key}");
     }
+    // Per group, by name; the tiny fixture's group reads everything after the heal.
+    assert!(
+        one["stats"]["peak_lag"]["readers"].as_u64().is_some(),
+        "{}",
+        one["stats"]
+    );
+    assert!(
+        one["stats"]["catch_up_seconds"].as_f64().is_some(),
+        "{}",
+        one["stats"]
+    );
     assert_eq!(one["seeds"], 4);
     assert!(
         one["stats"]["records_acked"].as_u64().unwrap() > 0,
@@ -224,4 +241,31 @@ fn a_crashed_producers_open_sends_do_not_stall_the_drain() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains("stall"), "{text}");
+}
+
+#[test]
+fn a_stall_explains_itself_in_replay() {
+    let dir = scratch("stall");
+    // The tiny fixture with a drain bound too short for anyone to catch up.
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace("drain = \"60s\"", "drain = \"1ms\"")
+        .replace("random = true", "random = false");
+    let file = dir.join("short.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = kafsim()
+        .args(["replay", file.to_str().unwrap(), "--seed", "1"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("- stall at"), "{shown}");
+    assert!(shown.contains("drain bound of 1ms"), "{shown}");
+    assert!(
+        shown.contains("    readers: events/"),
+        "the group, indented: {shown}"
+    );
+    assert!(shown.contains("readers/0: "), "its member by role: {shown}");
+    assert!(shown.contains("records failed 0 / unknown"), "{shown}");
+    assert!(shown.contains("group readers: read"), "{shown}");
 }

@@ -10,6 +10,7 @@
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::Instant;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
@@ -33,15 +34,37 @@ impl SeedRange {
     }
 }
 
-/// Counters every run reports (DESIGN §6 "stats").
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Counters every run reports (DESIGN §6 "stats", §8 "Drain").
+///
+/// Across seeds ([`RunStats::add`]) counts and seconds add up; `catch_up_seconds` and
+/// `peak_lag` take the maximum (the worst seed is what a capacity objective is about).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunStats {
     pub events: u64,
     pub records_produced: u64,
     pub records_acked: u64,
     pub records_consumed: u64,
+    /// Sends that definitely failed (SendFail).
+    pub records_failed: u64,
+    /// Sends whose outcome is unknown (SendInfo).
+    pub records_unknown: u64,
     pub sim_seconds: f64,
+    /// Simulated seconds of the load (safety) phase.
+    pub load_seconds: f64,
     pub wall_seconds: f64,
+    /// Per group, by name.
+    pub groups: BTreeMap<String, GroupStats>,
+}
+
+/// What one consumer group did in a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupStats {
+    /// The largest lag sampled during the whole run: high watermark minus the next offset the
+    /// group reads, summed over its partitions, in records.
+    pub peak_lag: u64,
+    /// Seconds from the heal until the group had read everything (None: it never did).
+    pub catch_up_seconds: Option<f64>,
+    pub records_consumed: u64,
 }
 
 impl RunStats {
@@ -50,8 +73,47 @@ impl RunStats {
         self.records_produced += other.records_produced;
         self.records_acked += other.records_acked;
         self.records_consumed += other.records_consumed;
+        self.records_failed += other.records_failed;
+        self.records_unknown += other.records_unknown;
         self.sim_seconds += other.sim_seconds;
+        self.load_seconds += other.load_seconds;
         self.wall_seconds += other.wall_seconds;
+        for (name, g) in &other.groups {
+            let mine = self.groups.entry(name.clone()).or_default();
+            mine.peak_lag = mine.peak_lag.max(g.peak_lag);
+            mine.catch_up_seconds = match (mine.catch_up_seconds, g.catch_up_seconds) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            mine.records_consumed += g.records_consumed;
+        }
+    }
+
+    /// The slowest group's catch-up time, if every group caught up in some seed.
+    pub fn catch_up_seconds(&self) -> Option<f64> {
+        self.groups
+            .values()
+            .map(|g| g.catch_up_seconds)
+            .try_fold(0.0f64, |m, c| c.map(|c| m.max(c)))
+            .filter(|_| !self.groups.is_empty())
+    }
+
+    /// Records acknowledged per simulated second of load.
+    pub fn produce_rate(&self) -> f64 {
+        if self.load_seconds > 0.0 {
+            self.records_acked as f64 / self.load_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Records read per simulated second of the whole run.
+    pub fn consume_rate(&self) -> f64 {
+        if self.sim_seconds > 0.0 {
+            self.records_consumed as f64 / self.sim_seconds
+        } else {
+            0.0
+        }
     }
 }
 

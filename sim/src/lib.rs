@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod connection;
 pub mod cost;
 pub mod disk;
+pub mod drain;
 pub mod history;
 pub mod invariants;
 pub mod life;

@@ -5,19 +5,21 @@
 //! acks=1), becomes a [`ScenarioError`] with the file, line and key — before any seed runs.
 //! [`run_seed`] then builds a fresh [`World`] (controllers, brokers, producers, consumers),
 //! runs the *safety* phase (load and faults for `duration`), *heals* (every fault lifted,
-//! every node restarted and resumed, producers stop), *drains* (consumers catch up within
-//! `drain`; a run that cannot is a `stall`) and runs the *final checks*: the history
+//! every node restarted and resumed, producers stop), *drains* (until everyone has caught
+//! up, or nothing progresses for the liveness window, or an explicit `drain` bound runs out:
+//! a `stall`; see [`crate::drain`]) and runs the *final checks*: the history
 //! checkers, replica divergence, and the engine invariants checked after every event.
 
-use crate::campaign::{RunStats, SeedResult};
+use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
+use crate::drain::{DrainTracker, GroupInfo, Liveness, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
-    FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario, ScenarioError,
-    Target,
+    Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
+    ScenarioError, Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::TraceLevel;
@@ -25,7 +27,6 @@ use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
 use kafsim_engine::app::HandlerSpec;
 use kafsim_engine::broker::config::BrokerConfig;
-use kafsim_engine::broker::Broker;
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
 use kafsim_engine::history::HistoryEvent;
@@ -33,15 +34,12 @@ use kafsim_engine::producer::config::ProducerConfig;
 use kafsim_engine::producer::{Producer, ProducerSpec};
 use kafsim_engine::protocol::IsolationLevel;
 use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// How often the safety phase compares replicas for divergence.
 const DIVERGENCE_EVERY: Duration = Duration::from_secs(1);
 /// How often the drain phase checks whether consumers have caught up.
 const DRAIN_POLL: Duration = Duration::from_millis(250);
-/// Consumers are caught up only after this long without a poll or a sink write (processing
-/// of what they polled last has finished).
-const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// A scenario with its engine configurations built and validated.
 #[derive(Clone, Debug)]
@@ -168,6 +166,17 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
         producers,
         groups,
     })
+}
+
+impl Prepared {
+    /// The liveness window of an automatic drain, from this scenario's configurations.
+    pub fn liveness(&self) -> Liveness {
+        Liveness::of(
+            &self.broker,
+            self.producers.iter().map(|p| &p.config),
+            self.groups.iter().map(|g| &g.config),
+        )
+    }
 }
 
 fn engine_handler(h: &ScHandler) -> HandlerSpec {
@@ -370,7 +379,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             };
             let config = g.config.clone();
             members.push(
-                w.add_node(format!("{}-{m}", g.name), move || -> Box<dyn Node> {
+                w.add_node(format!("{}/{m}", g.name), move || -> Box<dyn Node> {
                     Box::new(Consumer::new(spec.clone(), config.clone()))
                 }),
             );
@@ -468,101 +477,6 @@ fn heal(w: &mut World) {
     }
 }
 
-/// Follows the history during the drain: have the consumers caught up?
-#[derive(Default)]
-struct DrainTracker {
-    scanned: usize,
-    /// Values invoked without an outcome yet: the invoking node and when.
-    open_sends: HashMap<u64, (NodeId, Instant)>,
-    /// When each node last crashed or lost power: its sends still open then will never get an
-    /// outcome (the process that would report it is gone); they are maybe-happened, as
-    /// Jepsen treats them, and do not hold up the drain.
-    crashed_at: BTreeMap<NodeId, Instant>,
-    /// Per (group, partition): the highest offset polled.
-    polled: BTreeMap<(u32, TopicPartition), u64>,
-    /// Per group: last poll or sink write.
-    last_activity: BTreeMap<u32, Instant>,
-}
-
-impl DrainTracker {
-    fn scan(&mut self, history: &History) {
-        for e in &history.entries()[self.scanned..] {
-            match &e.event {
-                HistoryEvent::SendInvoke { value, .. } => {
-                    self.open_sends.insert(value.0, (e.node, e.at));
-                }
-                HistoryEvent::SendOk { value, .. }
-                | HistoryEvent::SendFail { value, .. }
-                | HistoryEvent::SendInfo { value, .. } => {
-                    self.open_sends.remove(&value.0);
-                }
-                HistoryEvent::Poll {
-                    group,
-                    partition,
-                    offset,
-                    ..
-                } => {
-                    let max = self.polled.entry((*group, *partition)).or_insert(0);
-                    *max = (*max).max(*offset + 1);
-                    self.last_activity.insert(*group, e.at);
-                }
-                HistoryEvent::SinkWrite { group, .. } | HistoryEvent::DeadLetter { group, .. } => {
-                    self.last_activity.insert(*group, e.at);
-                }
-                _ => {}
-            }
-        }
-        self.scanned = history.len();
-    }
-
-    /// Caught up: no send without an outcome, every group has read up to the high watermark
-    /// of every partition it consumes, and has been quiet for a moment.
-    fn caught_up(&self, w: &World, h: &Handles, p: &Prepared) -> Result<(), String> {
-        let crashed =
-            |node: &NodeId, at: &Instant| self.crashed_at.get(node).is_some_and(|c| c >= at);
-        let open = self
-            .open_sends
-            .values()
-            .filter(|(node, at)| !crashed(node, at))
-            .count();
-        if open > 0 {
-            return Err(format!("{open} sends still without an outcome"));
-        }
-        for g in &p.groups {
-            for &topic in &g.topics {
-                let partitions = h
-                    .cluster
-                    .topics
-                    .iter()
-                    .find(|t| t.0 == topic)
-                    .map_or(0, |t| t.2);
-                for partition in 0..partitions {
-                    let tp = TopicPartition::new(topic, partition);
-                    let hw = h
-                        .cluster
-                        .leader_of(w, tp)
-                        .and_then(|l| w.node::<Broker>(l))
-                        .and_then(|b| b.partition(tp))
-                        .map(|p| p.high_watermark);
-                    let Some(hw) = hw else {
-                        return Err(format!("{tp} has no leader"));
-                    };
-                    let read = self.polled.get(&(g.index, tp)).copied().unwrap_or(0);
-                    if read < hw {
-                        return Err(format!("group {} has read {tp} to {read} of {hw}", g.name));
-                    }
-                }
-            }
-            if let Some(t) = self.last_activity.get(&g.index) {
-                if w.now().saturating_since(*t) < DRAIN_QUIET {
-                    return Err(format!("group {} is still processing", g.name));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Run one seed of a prepared scenario.
 pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let wall = std::time::Instant::now();
@@ -573,12 +487,13 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let mut violations: Vec<Violation> = Vec::new();
     let safety_end = Instant::ZERO + s.duration;
     let mut budget_ok = true;
+    let groups = group_infos(p, &h);
+    let mut tracker = DrainTracker::default();
 
-    // Safety phase: load and faults, with a replica divergence check every second (a
-    // divergence below the HW can be repaired later by truncation, so the end alone would
-    // miss it).
+    // Safety phase: load and faults, with a replica divergence check and a lag sample every
+    // second (a divergence below the HW can be repaired later by truncation, so the end alone
+    // would miss it).
     let mut divergence = DivergenceCheck::default();
-    let mut crashed_at: BTreeMap<NodeId, Instant> = BTreeMap::new();
     while budget_ok && w.now() < safety_end {
         let tick = (w.now() + DIVERGENCE_EVERY).min(safety_end);
         let next = nemesis.next_at().filter(|t| *t < tick).unwrap_or(tick);
@@ -591,7 +506,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             for op in &ops {
                 if let Op::Crash(nodes) | Op::PowerLoss { nodes, .. } = op {
                     for n in nodes {
-                        crashed_at.insert(*n, w.now());
+                        tracker.crashed_at.insert(*n, w.now());
                     }
                 }
                 apply(&mut w, op);
@@ -599,56 +514,88 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         }
         if next == tick {
             violations.extend(divergence.check(&w, &h.cluster));
+            tracker.scan(w.history());
+            let _ = tracker.observe(&w, &h.cluster, &groups);
         }
     }
 
     // Heal, then drain.
     heal(&mut w);
+    let heal_at = w.now();
     let mut fault_log = std::mem::take(&mut nemesis.log);
-    fault_log.push(format!(
-        "{} heal: all faults lifted, every node up",
-        w.now()
-    ));
-    let drain_end = safety_end + s.drain;
-    let mut tracker = DrainTracker {
-        crashed_at,
-        ..DrainTracker::default()
-    };
-    let mut drained = false;
-    let mut why = String::from("the drain did not start");
-    while budget_ok && w.now() < drain_end {
-        let next = (w.now() + DRAIN_POLL).min(drain_end);
-        if w.run_until(next) == RunOutcome::BudgetExhausted {
-            budget_ok = false;
+    fault_log.push(format!("{heal_at} heal: all faults lifted, every node up"));
+    tracker.scan(w.history());
+    tracker.healed(heal_at);
+    let liveness = p.liveness();
+    let drain_end = heal_at
+        + match s.drain {
+            Drain::Auto => liveness.cap,
+            Drain::Bound(d) => d,
+        };
+    let mut stalled: Option<StallCause> = None;
+    while stalled.is_none() {
+        if !budget_ok {
+            stalled = Some(StallCause::Budget(w.config().event_budget));
             break;
         }
-        tracker.scan(w.history());
-        match tracker.caught_up(&w, &h, p) {
-            Ok(()) => {
-                drained = true;
-                break;
-            }
-            Err(reason) => why = reason,
+        if tracker.observe(&w, &h.cluster, &groups).is_ok() {
+            break;
         }
+        if w.now() >= drain_end {
+            stalled = Some(match s.drain {
+                Drain::Auto => StallCause::Cap(liveness.cap),
+                Drain::Bound(d) => StallCause::Bound(d),
+            });
+            break;
+        }
+        if s.drain == Drain::Auto
+            && w.now().saturating_since(tracker.last_progress_at()) >= liveness.window
+        {
+            stalled = Some(StallCause::NoProgress(liveness.clone()));
+            break;
+        }
+        let next = (w.now() + DRAIN_POLL).min(drain_end);
+        budget_ok = w.run_until(next) == RunOutcome::Reached;
+        tracker.scan(w.history());
     }
-    if !budget_ok {
-        why = format!(
-            "the event budget of {} events ran out",
-            w.config().event_budget
-        );
-    }
-    if !drained {
+    let drained = stalled.is_none();
+    let load_seconds = s.duration.as_secs_f64();
+    let acked_in_load = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| e.at <= safety_end && matches!(e.event, HistoryEvent::SendOk { .. }))
+        .count() as u64;
+    let produce_rate = acked_in_load as f64 / load_seconds;
+    if let Some(cause) = &stalled {
+        let cx = StallContext {
+            w: &w,
+            cluster: &h.cluster,
+            producers: &h.producers,
+            groups: &groups,
+            produce_rate,
+        };
         violations.push(Violation::new(
             ViolationKind::Stall,
             w.now(),
-            format!("consumers did not catch up after healing: {why}"),
+            tracker.explain(cause, &cx),
+        ));
+    }
+    if let Some(within) = s.expect.catch_up_within {
+        violations.extend(lag_violations(
+            &tracker,
+            &groups,
+            within,
+            heal_at,
+            w.now(),
+            produce_rate,
         ));
     }
 
     // Final checks.
     violations.extend(divergence.check(&w, &h.cluster));
     violations.extend(w.violations().iter().cloned());
-    let groups: Vec<GroupCheck> = p
+    let checks: Vec<GroupCheck> = p
         .groups
         .iter()
         .map(|g| GroupCheck {
@@ -660,7 +607,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         })
         .collect();
     let history = w.take_history();
-    let found = check_history(&history, &CheckConfig::new(w.now(), groups));
+    let found = check_history(&history, &CheckConfig::new(w.now(), checks));
     // Without a drain, what was never read is a consequence of the stall, not a verdict.
     violations.extend(
         found.into_iter().filter(|v| {
@@ -672,6 +619,9 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let mut stats = RunStats {
         events: w.stats().events,
         sim_seconds: w.now().as_secs_f64(),
+        load_seconds,
+        records_failed: tracker.records_failed,
+        records_unknown: tracker.records_unknown,
         ..RunStats::default()
     };
     for e in history.entries() {
@@ -681,6 +631,16 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             HistoryEvent::Poll { .. } => stats.records_consumed += 1,
             _ => {}
         }
+    }
+    for g in &groups {
+        stats.groups.insert(
+            g.name.clone(),
+            GroupStats {
+                peak_lag: tracker.peak_lag.get(&g.index).copied().unwrap_or(0),
+                catch_up_seconds: tracker.catch_up_seconds(g.index),
+                records_consumed: tracker.records_read(g.index),
+            },
+        );
     }
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     let node_names = w.node_ids().map(|n| w.name(n).to_string()).collect();
@@ -700,6 +660,64 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         topic_names,
         drained,
     }
+}
+
+/// Every group, with the partitions it consumes and its members' nodes.
+fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
+    p.groups
+        .iter()
+        .zip(&h.groups)
+        .map(|(g, (_, members))| GroupInfo {
+            index: g.index,
+            name: g.name.clone(),
+            partitions: g
+                .topics
+                .iter()
+                .flat_map(|&topic| {
+                    let n = h
+                        .cluster
+                        .topics
+                        .iter()
+                        .find(|t| t.0 == topic)
+                        .map_or(0, |t| t.2);
+                    (0..n).map(move |partition| TopicPartition::new(topic, partition))
+                })
+                .collect(),
+            members: members.clone(),
+        })
+        .collect()
+}
+
+/// `lag` violations: groups that caught up later than `within` after the heal, or never.
+fn lag_violations(
+    tracker: &DrainTracker,
+    groups: &[GroupInfo],
+    within: Duration,
+    heal_at: Instant,
+    now: Instant,
+    produce_rate: f64,
+) -> Vec<Violation> {
+    let objective = within.as_secs_f64();
+    groups
+        .iter()
+        .filter_map(|g| {
+            let peak = tracker.peak_lag.get(&g.index).copied().unwrap_or(0);
+            let (at, how) = match tracker.catch_up_seconds(g.index) {
+                Some(t) if t <= objective => return None,
+                Some(t) => (heal_at + Duration::from_secs_f64(t), format!("caught up {t:.1}s after the heal")),
+                None => (now, "never caught up after the heal".to_string()),
+            };
+            Some(Violation::new(
+                ViolationKind::Lag,
+                at,
+                format!(
+                    "group {} {how}; objective catch_up_within = {objective:.1}s; peak lag {peak} records; read {:.0} records/s after the heal, produced {produce_rate:.0} records/s during the load",
+                    g.name,
+                    tracker.drain_rate(g.index, at),
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Whether `kind` counts as a failure in `scenario` (not in `[expect].allow`).

@@ -19,10 +19,12 @@ pub enum ViolationKind {
     Invariant,
     Panic,
     Stall,
+    /// A group caught up later than `[expect].catch_up_within` after the heal (or never).
+    Lag,
 }
 
 impl ViolationKind {
-    pub const ALL: [ViolationKind; 15] = [
+    pub const ALL: [ViolationKind; 16] = [
         ViolationKind::LostWrite,
         ViolationKind::Unseen,
         ViolationKind::Duplicate,
@@ -38,6 +40,7 @@ impl ViolationKind {
         ViolationKind::Invariant,
         ViolationKind::Panic,
         ViolationKind::Stall,
+        ViolationKind::Lag,
     ];
 
     /// The exact string of DESIGN §4.
@@ -58,6 +61,7 @@ impl ViolationKind {
             ViolationKind::Invariant => "invariant",
             ViolationKind::Panic => "panic",
             ViolationKind::Stall => "stall",
+            ViolationKind::Lag => "lag",
         }
     }
 

@@ -4,8 +4,8 @@
 
 use kafsim_engine::config::ConfigValue;
 use kafsim_sim::scenario::{
-    self, ClientKind, CommitMode, FaultAction, FaultKind, MarkPoint, OnFailure, ProcessTime, Rate,
-    Routing, ScenarioError, SinkKind, Target,
+    self, ClientKind, CommitMode, Drain, FaultAction, FaultKind, MarkPoint, OnFailure, ProcessTime,
+    Rate, Routing, ScenarioError, SinkKind, Target,
 };
 use kafsim_sim::violation::ViolationKind;
 use std::path::Path;
@@ -119,7 +119,7 @@ fn design_example_parses_with_every_field() {
     assert_eq!(s.name, "acks1-leader-crash");
     assert!(s.description.starts_with("acks=1 acknowledges"));
     assert_eq!(s.duration, Duration::from_secs(60));
-    assert_eq!(s.drain, Duration::from_secs(30));
+    assert_eq!(s.drain, Drain::Bound(Duration::from_secs(30)));
     assert_eq!(s.seeds, 200);
     assert_eq!((s.warmup, s.hardware.clone()), (None, None));
 
@@ -226,12 +226,67 @@ fn minimal_file_gets_the_defaults() {
     assert_eq!(s.description, "");
     assert_eq!(
         (s.duration, s.drain, s.seeds),
-        (Duration::from_secs(60), Duration::from_secs(30), 100)
+        (Duration::from_secs(60), Drain::Auto, 100)
     );
     assert!(s.topics.is_empty() && s.producers.is_empty() && s.consumer_groups.is_empty());
     assert!(!s.faults.random && s.faults.kinds.is_empty() && s.faults.schedule.is_empty());
     assert_eq!(s.faults.mean_interval, Duration::from_secs(5));
     assert!(s.expect.violations.is_empty() && s.expect.allow.is_empty());
+    assert_eq!(s.expect.catch_up_within, None);
+}
+
+#[test]
+fn drain_is_auto_or_a_bound() {
+    let auto = parse(&edited("drain = \"30s\"", "drain = \"auto\"")).unwrap();
+    assert_eq!(auto.drain, Drain::Auto);
+    let bound = parse(&edited("drain = \"30s\"", "drain = \"1.5s\"")).unwrap();
+    assert_eq!(bound.drain, Drain::Bound(Duration::from_millis(1500)));
+    let e = assert_error(
+        &edited("drain = \"30s\"", "drain = \"soon\""),
+        "drain = \"soon\"",
+        "drain",
+        "not a duration",
+    );
+    assert!(e.to_string().contains("auto"), "the hint names auto: {e}");
+    assert_error(
+        &edited("drain = \"30s\"", "drain = 30"),
+        "drain = 30",
+        "drain",
+        "needs a unit",
+    );
+    assert_error(
+        &edited("drain = \"30s\"", "drain = \"0s\""),
+        "drain = \"0s\"",
+        "drain",
+        "longer than 0s",
+    );
+}
+
+#[test]
+fn catch_up_within_is_a_duration_and_lag_needs_it() {
+    let text = edited(
+        "allow = [\"duplicate\"]",
+        "allow = [\"duplicate\"]\ncatch_up_within = \"10s\"",
+    );
+    let s = parse(&text).unwrap();
+    assert_eq!(s.expect.catch_up_within, Some(Duration::from_secs(10)));
+    let lag = text.replace("violations = [\"lost-write\"]", "violations = [\"lag\"]");
+    assert_eq!(parse(&lag).unwrap().expect.violations, [ViolationKind::Lag]);
+    assert_error(
+        &edited(
+            "allow = [\"duplicate\"]",
+            "allow = [\"duplicate\"]\ncatch_up_within = \"fast\"",
+        ),
+        "catch_up_within",
+        "expect.catch_up_within",
+        "not a duration",
+    );
+    assert_error(
+        &edited("violations = [\"lost-write\"]", "violations = [\"lag\"]"),
+        "violations = [\"lag\"]",
+        "expect.violations[0]",
+        "capacity objective",
+    );
 }
 
 #[test]

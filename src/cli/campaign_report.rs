@@ -43,7 +43,7 @@ pub fn markdown(doc: &CampaignJson) -> String {
             v.offset.map(|o| o.to_string()).unwrap_or_default(),
             v.value.map(|o| o.to_string()).unwrap_or_default(),
             v.at_ms,
-            v.detail.replace('|', "\\|")
+            v.detail.replace('|', "\\|").replace('\n', "<br>")
         );
     }
     let s = &doc.stats;
@@ -52,6 +52,7 @@ pub fn markdown(doc: &CampaignJson) -> String {
         "\nEvents {}, records produced {}, acknowledged {}, consumed {}; {:.1} simulated s in {:.2} wall s.",
         s.events, s.records_produced, s.records_acked, s.records_consumed, s.sim_seconds, s.wall_seconds
     );
+    let _ = writeln!(md, "{}.", s.drain_line());
     md
 }
 
@@ -88,7 +89,7 @@ pub fn html(doc: &CampaignJson) -> String {
             v.offset.map(|o| o.to_string()).unwrap_or_default(),
             v.value.map(|o| o.to_string()).unwrap_or_default(),
             v.at_ms,
-            html_escape(&v.detail),
+            html_escape(&v.detail).replace('\n', "<br>"),
             html_escape(&v.repro)
         );
     }

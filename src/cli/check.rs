@@ -35,6 +35,11 @@ struct Row {
     first_failing: Option<u64>,
     seeds: u64,
     wall_seconds: f64,
+    /// The slowest catch-up after the heal over seeds and groups (None: some never did).
+    catch_up: Option<f64>,
+    /// The largest consumer lag of any group in any seed, records.
+    peak_lag: u64,
+    has_groups: bool,
 }
 
 pub fn main(args: CheckArgs) -> u8 {
@@ -62,8 +67,15 @@ pub fn main(args: CheckArgs) -> u8 {
     let mut rows = Vec::new();
     let mut report = String::new();
     println!(
-        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>8}",
-        "scenario", "expectation", "verdict", "first-failing", "seeds", "wall"
+        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>8} {:>9} {:>9}",
+        "scenario",
+        "expectation",
+        "verdict",
+        "first-failing",
+        "seeds",
+        "wall",
+        "catch-up",
+        "peak-lag"
     );
     for (path, p) in &prepared {
         let wall = std::time::Instant::now();
@@ -80,6 +92,8 @@ pub fn main(args: CheckArgs) -> u8 {
             |seed| run_seed(p, seed, &RunOptions::default()).result,
             |_| {},
         );
+        let mut stats = kafsim_sim::campaign::RunStats::default();
+        results.iter().for_each(|r| stats.add(&r.stats));
         let mut found: BTreeSet<ViolationKind> = BTreeSet::new();
         let mut first_failing = None;
         for r in &results {
@@ -116,6 +130,9 @@ pub fn main(args: CheckArgs) -> u8 {
             first_failing,
             seeds: count,
             wall_seconds: wall.elapsed().as_secs_f64(),
+            catch_up: stats.catch_up_seconds(),
+            peak_lag: stats.groups.values().map(|g| g.peak_lag).max().unwrap_or(0),
+            has_groups: !stats.groups.is_empty(),
         };
         print_row(&row);
         if args.report.is_some() {
@@ -149,9 +166,14 @@ pub fn main(args: CheckArgs) -> u8 {
 fn print_row(r: &Row) {
     let verdict = if r.ok { "ok" } else { "FAILED" };
     let first = r.first_failing.map_or("-".to_string(), |s| s.to_string());
+    let catch_up = match r.catch_up {
+        _ if !r.has_groups => "-".to_string(),
+        Some(c) => format!("{c:.1}s"),
+        None => "never".to_string(),
+    };
     println!(
-        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>7.1}s",
-        r.name, r.expectation, verdict, first, r.seeds, r.wall_seconds
+        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>7.1}s {catch_up:>9} {:>9}",
+        r.name, r.expectation, verdict, first, r.seeds, r.wall_seconds, r.peak_lag
     );
     if !r.ok {
         println!("    {}", r.why);

@@ -114,13 +114,14 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         } else {
             ""
         };
+        // Multi-line details (a stall's explanation) are indented under their violation.
         let _ = writeln!(
             text,
             "- {}{allowed}{}{offset}{value} at {}: {}",
             v.kind,
             topic(v),
             v.at,
-            v.detail
+            v.detail.replace('\n', "\n  ")
         );
         if let (Some(value), true) = (v.value, i < MAX_LIVES) {
             for line in record_life(history, value, &name_of) {
@@ -134,6 +135,17 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         "events {}, records produced {} / acknowledged {} / consumed {}, simulated {:.3} s, drained: {}",
         st.events, st.records_produced, st.records_acked, st.records_consumed, st.sim_seconds, out.drained
     );
+    let _ = writeln!(text, "{}", super::run::StatsJson::new(st, 0.0).drain_line());
+    for (group, g) in &st.groups {
+        let _ = writeln!(
+            text,
+            "  group {group}: read {} records, peak lag {}, caught up {}",
+            g.records_consumed,
+            g.peak_lag,
+            g.catch_up_seconds
+                .map_or("never".to_string(), |c| format!("{c:.3} s after the heal"))
+        );
+    }
     let kinds = common::describe_kinds(&common::count_kinds(failures.iter().copied()));
     let _ = writeln!(
         text,

@@ -3,7 +3,8 @@
 //! Prints one line per failing seed with its kinds and the exact replay command, then a
 //! summary. The failing seeds and their violations do not depend on `--jobs`; `--shard I/N`
 //! runs the seeds whose index % N == I so a CI matrix can split a campaign, and the shards'
-//! JSON files merge (union of `failed_seeds` and `violations`, sums of `kinds` and `stats`).
+//! JSON files merge (union of `failed_seeds` and `violations`, sums of `kinds` and of the
+//! `stats` counts, maxima of `catch_up_seconds` and `peak_lag`).
 
 use super::common;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,14 +76,70 @@ pub struct ViolationJson {
     pub repro: String,
 }
 
+/// `stats` (DESIGN §6, §8): counts and seconds are sums over the seeds; `catch_up_seconds`
+/// (the slowest group of the slowest seed, null when no group ever caught up) and `peak_lag`
+/// (per group, records) are maxima; the rates are simulated records per second, acknowledged
+/// over the load phases and read over whole runs.
 #[derive(Serialize)]
 pub struct StatsJson {
     pub events: u64,
     pub records_produced: u64,
     pub records_acked: u64,
     pub records_consumed: u64,
+    pub records_failed: u64,
+    pub records_unknown: u64,
+    pub catch_up_seconds: Option<f64>,
+    pub peak_lag: BTreeMap<String, u64>,
+    pub produce_rate: f64,
+    pub consume_rate: f64,
     pub sim_seconds: f64,
     pub wall_seconds: f64,
+}
+
+impl StatsJson {
+    pub fn new(stats: &RunStats, wall_seconds: f64) -> StatsJson {
+        StatsJson {
+            events: stats.events,
+            records_produced: stats.records_produced,
+            records_acked: stats.records_acked,
+            records_consumed: stats.records_consumed,
+            records_failed: stats.records_failed,
+            records_unknown: stats.records_unknown,
+            catch_up_seconds: stats.catch_up_seconds(),
+            peak_lag: stats
+                .groups
+                .iter()
+                .map(|(g, s)| (g.clone(), s.peak_lag))
+                .collect(),
+            produce_rate: stats.produce_rate(),
+            consume_rate: stats.consume_rate(),
+            sim_seconds: stats.sim_seconds,
+            wall_seconds,
+        }
+    }
+
+    /// The drain line of a summary: failed / unknown sends, catch-up, peak lag, rates.
+    pub fn drain_line(&self) -> String {
+        let catch_up = match self.catch_up_seconds {
+            _ if self.peak_lag.is_empty() => "-".to_string(),
+            Some(c) => format!("{c:.1} s"),
+            None => "never".to_string(),
+        };
+        let lags: Vec<String> = self
+            .peak_lag
+            .iter()
+            .map(|(g, l)| format!("{g} {l}"))
+            .collect();
+        format!(
+            "records failed {} / unknown {}; caught up {} after the heal (slowest); peak lag {}; produced {:.0} records/s, consumed {:.0} records/s",
+            self.records_failed,
+            self.records_unknown,
+            catch_up,
+            if lags.is_empty() { "-".to_string() } else { lags.join(", ") },
+            self.produce_rate,
+            self.consume_rate,
+        )
+    }
 }
 
 pub fn main(args: RunArgs) -> u8 {
@@ -222,14 +279,7 @@ pub fn campaign_json(
         failed_seeds,
         kinds,
         violations,
-        stats: StatsJson {
-            events: stats.events,
-            records_produced: stats.records_produced,
-            records_acked: stats.records_acked,
-            records_consumed: stats.records_consumed,
-            sim_seconds: stats.sim_seconds,
-            wall_seconds,
-        },
+        stats: StatsJson::new(&stats, wall_seconds),
     }
 }
 
@@ -255,6 +305,7 @@ fn print_summary(doc: &CampaignJson, jobs: usize) {
         "events {}, records produced {} / acknowledged {} / consumed {}",
         s.events, s.records_produced, s.records_acked, s.records_consumed
     );
+    println!("{}", s.drain_line());
     println!(
         "simulated {:.1} s in {:.2} wall s on {jobs} threads: {:.0} events/s, {:.0} records/s, {:.1} simulated s per wall s, {:.1} seeds/min",
         s.sim_seconds,

@@ -23,6 +23,7 @@ pub mod fetcher;
 pub mod membership;
 pub mod poll;
 pub mod profile;
+pub mod status;
 #[cfg(test)]
 mod tests;
 

@@ -26,6 +26,7 @@ pub mod idempotence;
 pub mod metadata;
 pub mod profile;
 mod sender;
+pub mod status;
 pub mod workload;
 
 pub use config::{ClientKind, ProducerConfig};

@@ -9,7 +9,7 @@
 //! the engine's config structs judge their names and values through
 //! [`Scenario::apply_config`], which reports with the property's line.
 //!
-//! Defaults for keys a file leaves out: `duration` 60s, `drain` 30s, `seeds` 100; topics 1
+//! Defaults for keys a file leaves out: `duration` 60s, `drain` [`Drain::Auto`], `seeds` 100; topics 1
 //! partition, replication factor 1 (Kafka's `num.partitions` / `default.replication.factor`);
 //! producers `count` 1, `client` java, `keys` 0 (null keys), `message_size` 100; groups
 //! `members` 1, `client` java; handler as [`HandlerSpec::default`]; faults off,
@@ -57,8 +57,8 @@ pub struct Scenario {
     pub description: String,
     /// The safety phase: load and faults.
     pub duration: Duration,
-    /// After heal: consumers must catch up within it.
-    pub drain: Duration,
+    /// After heal: how long the run goes on for the consumers to catch up.
+    pub drain: Drain,
     /// Default number of seeds of `kafsim run`.
     pub seeds: u64,
     /// Bench workloads: the start of the run left out of measurements (< duration).
@@ -71,6 +71,27 @@ pub struct Scenario {
     pub consumer_groups: Vec<GroupSpec>,
     pub faults: FaultSpec,
     pub expect: Expect,
+}
+
+/// The drain phase (DESIGN §8 "Drain"): what happens after the heal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Drain {
+    /// `drain = "auto"` (the default): run until every send has an outcome and every group
+    /// has caught up, however long that takes; a `stall` only when nothing at all progresses
+    /// for the liveness window the scenario's own timeouts imply.
+    #[default]
+    Auto,
+    /// `drain = "20s"`: a bound; whoever has not caught up when it runs out is a `stall`.
+    Bound(Duration),
+}
+
+impl std::fmt::Display for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Drain::Auto => f.write_str("auto"),
+            Drain::Bound(d) => f.write_str(&format_duration(*d)),
+        }
+    }
 }
 
 /// One Kafka property as written, with its position for later errors.
@@ -297,6 +318,9 @@ pub struct Expect {
     pub violations: Vec<ViolationKind>,
     /// Kinds that are not failures here.
     pub allow: Vec<ViolationKind>,
+    /// `catch_up_within = "10s"`: a capacity objective; a group that catches up later than
+    /// this after the heal (or never) is a `lag` violation.
+    pub catch_up_within: Option<Duration>,
 }
 
 /// Reads and parses a scenario file. A missing or unreadable file is an error too.

@@ -143,6 +143,7 @@ pub struct RawExpect {
     pub violations: Vec<S<String>>,
     #[serde(default)]
     pub allow: Vec<S<String>>,
+    pub catch_up_within: Option<S<toml::Value>>,
 }
 
 /// A `[x.config]` table: Kafka property names to values, kept in file order (the toml crate

@@ -11,8 +11,8 @@ use super::raw::{
     S,
 };
 use super::{
-    faults, handler, locate, ClientKind, ClusterSpec, Expect, GroupSpec, ProducerSpec, Property,
-    Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
+    faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, ProducerSpec,
+    Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
 use kafsim_engine::broker::version::KafkaVersion;
@@ -206,7 +206,7 @@ impl Check<'_> {
             let d = raw.duration.as_ref().expect("zero only when written");
             return Err(self.err(d, "duration", "the safety phase must be longer than 0s"));
         }
-        let drain = self.duration_or(&raw.drain, "drain", Duration::from_secs(30))?;
+        let drain = self.drain(&raw.drain)?;
         let seeds = u64::from(self.count_or(&raw.seeds, "seeds", 1, MAX_SEEDS, 100)?);
         let warmup = self.warmup(&raw, duration)?;
         let hardware = self.hardware(&raw.hardware)?;
@@ -233,6 +233,31 @@ impl Check<'_> {
         };
         scenario.faults = faults::faults(self, &raw.faults, &scenario)?;
         Ok(scenario)
+    }
+
+    /// `drain`: "auto" (also the default) or a duration that bounds the drain.
+    fn drain(&self, value: &Option<S<toml::Value>>) -> R<Drain> {
+        let Some(value) = value else {
+            return Ok(Drain::Auto);
+        };
+        if let toml::Value::String(s) = value.get_ref() {
+            if s.trim() == "auto" {
+                return Ok(Drain::Auto);
+            }
+        }
+        let hint = "write \"auto\" (run until everyone has caught up) or a bound such as \"20s\"";
+        let bound = self
+            .duration(value, "drain")
+            .map_err(|e| e.with_hint(hint))?;
+        if bound.is_zero() {
+            return Err(self.err_hint(
+                value,
+                "drain",
+                "a drain bound must be longer than 0s",
+                hint,
+            ));
+        }
+        Ok(Drain::Bound(bound))
     }
 
     fn warmup(&self, raw: &RawScenario, duration: Duration) -> R<Option<Duration>> {
@@ -489,7 +514,31 @@ impl Check<'_> {
                 return Err(self.err_hint(&raw.allow[i], &format!("expect.allow[{i}]"), format!("\"{kind}\" is both expected and allowed"), "list a kind in `violations` (must be found) or in `allow` (not a failure), not both"));
             }
         }
-        Ok(Expect { violations, allow })
+        let catch_up_within = match &raw.catch_up_within {
+            Some(v) => {
+                let d = self.duration(v, "expect.catch_up_within")?;
+                if d.is_zero() {
+                    return Err(self.err(v, "expect.catch_up_within", "must be longer than 0s"));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        if let Some(i) = violations.iter().position(|k| *k == ViolationKind::Lag) {
+            if catch_up_within.is_none() {
+                return Err(self.err_hint(
+                    &raw.violations[i],
+                    &format!("expect.violations[{i}]"),
+                    "\"lag\" can only be found against a capacity objective",
+                    "add `catch_up_within = \"10s\"` to [expect]",
+                ));
+            }
+        }
+        Ok(Expect {
+            violations,
+            allow,
+            catch_up_within,
+        })
     }
 
     fn kinds(&self, raw: &[S<String>], key: &str) -> R<Vec<ViolationKind>> {

@@ -1,0 +1,746 @@
+//! The drain phase (DESIGN §3 phases, §8 "Drain"): after the heal, has everyone caught up, is
+//! anything still moving, and when nothing is, what is stuck and why.
+//!
+//! [`DrainTracker`] follows the history from the start of the run (incrementally, each call
+//! looks only at new entries). It knows the sends still without an outcome, how far each group
+//! has read each partition, the last *progress* (a send outcome, a record read, a sink write,
+//! a dead letter, a commit that moved a committed offset forward), the peak consumer lag and
+//! when each group caught up. A group's lag is the high watermark minus the next offset the
+//! group will read, summed over the partitions it consumes, as `kafka-consumer-groups
+//! --describe` computes LAG (log end offset minus current offset) but from the records the
+//! group actually read, so it also counts what was read and not yet committed as consumed.
+//!
+//! [`Liveness`] is the window of no progress after which a run is a `stall`: twice the
+//! longest timeout of the scenario's own configuration that can legitimately hold up progress
+//! (see [`Liveness::of`]), so a user never has to shorten Kafka's timeouts to fit the drain.
+
+use crate::cluster::Cluster;
+use crate::history::History;
+use crate::scenario::format_duration;
+use crate::world::{NodeState, World};
+use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::broker::Broker;
+use kafsim_engine::consumer::config::ConsumerConfig;
+use kafsim_engine::consumer::Consumer;
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::producer::config::ProducerConfig;
+use kafsim_engine::producer::Producer;
+use kafsim_engine::protocol::ErrorCode;
+use kafsim_engine::{Duration, Instant, NodeId, TopicPartition};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// Consumers are caught up only after this long without a poll or a sink write (processing
+/// of what they polled last has finished).
+pub const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
+/// An automatic drain ends after at least this much simulated time even if something is
+/// still progressing (with the event budget, so no seed can hang a campaign).
+pub const MIN_DRAIN_CAP: Duration = Duration::from_secs(3600);
+/// ... or this many liveness windows, whichever is longer.
+pub const DRAIN_CAP_WINDOWS: u64 = 10;
+
+/// Lines of detail listed per group or producer in a stall explanation.
+const MAX_LISTED: usize = 4;
+
+/// How long the run may go without any progress before it is a `stall`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    pub window: Duration,
+    /// The timeout the window is derived from, by its Kafka name, e.g.
+    /// "consumer max.poll.interval.ms".
+    pub longest: String,
+    pub longest_value: Duration,
+    /// Hard cap of an automatic drain.
+    pub cap: Duration,
+}
+
+impl Liveness {
+    /// From the prepared configurations. The timeouts that can legitimately delay progress:
+    /// a consumer waits out `session.timeout.ms` before a dead member's partitions move,
+    /// `max.poll.interval.ms` (Java's rebalance timeout) before a slow member is dropped and
+    /// for a rebalance to complete, `request.timeout.ms` for an unanswered request; a producer
+    /// waits `request.timeout.ms`, up to `delivery.timeout.ms` for a batch, `max.block.ms` in
+    /// send(); a broker waits `replica.lag.time.max.ms` before shrinking the ISR (acks=all
+    /// waits with it), `replica.socket.timeout.ms` for a lost follower fetch, the controller
+    /// `broker.session.timeout.ms` before it fences a dead broker, the coordinator
+    /// `group.initial.rebalance.delay.ms`; and clients hold a reset broker down for the
+    /// connection setup timeout (`RECONNECT_GRACE`, Java's
+    /// `socket.connection.setup.timeout.ms`). Recovering from one fault can take one such wait
+    /// to notice the failure and another for what follows (a request times out against a dead
+    /// leader, then the group rebalances), hence twice the longest.
+    pub fn of<'a>(
+        broker: &BrokerConfig,
+        producers: impl IntoIterator<Item = &'a ProducerConfig>,
+        consumers: impl IntoIterator<Item = &'a ConsumerConfig>,
+    ) -> Liveness {
+        let mut timeouts: Vec<(&str, Duration)> = vec![
+            (
+                "broker replica.lag.time.max.ms",
+                broker.replica_lag_time_max,
+            ),
+            (
+                "broker replica.socket.timeout.ms",
+                broker.replica_socket_timeout,
+            ),
+            (
+                "controller broker.session.timeout.ms",
+                broker.broker_session_timeout,
+            ),
+            (
+                "coordinator group.initial.rebalance.delay.ms",
+                broker.group_initial_rebalance_delay,
+            ),
+            (
+                "client socket.connection.setup.timeout.ms",
+                kafsim_engine::producer::metadata::RECONNECT_GRACE,
+            ),
+        ];
+        for p in producers {
+            timeouts.push(("producer request.timeout.ms", p.request_timeout));
+            timeouts.push(("producer max.block.ms", p.max_block));
+            if let Some(d) = p.delivery_timeout {
+                timeouts.push(("producer delivery.timeout.ms", d));
+            }
+        }
+        for c in consumers {
+            timeouts.push(("consumer session.timeout.ms", c.session_timeout));
+            timeouts.push(("consumer max.poll.interval.ms", c.max_poll_interval));
+            timeouts.push(("consumer rebalance timeout", c.rebalance_timeout));
+            timeouts.push(("consumer request.timeout.ms", c.request_timeout));
+        }
+        // The first of equal timeouts names the window (a stable choice).
+        let (name, longest) =
+            timeouts
+                .iter()
+                .fold(timeouts[0], |best, t| if t.1 > best.1 { *t } else { best });
+        let window = longest * 2;
+        Liveness {
+            window,
+            longest: name.to_string(),
+            longest_value: longest,
+            cap: MIN_DRAIN_CAP.max(window * DRAIN_CAP_WINDOWS as u32),
+        }
+    }
+}
+
+/// A group as the tracker sees it.
+#[derive(Clone, Debug)]
+pub struct GroupInfo {
+    pub index: u32,
+    pub name: String,
+    /// Every partition of every topic it consumes.
+    pub partitions: Vec<TopicPartition>,
+    pub members: Vec<NodeId>,
+}
+
+/// What made the last progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Progress {
+    SendOutcome {
+        producer: u32,
+    },
+    Read {
+        group: u32,
+        partition: TopicPartition,
+    },
+    SinkWrite {
+        group: u32,
+    },
+    DeadLetter {
+        group: u32,
+    },
+    Commit {
+        group: u32,
+        partition: TopicPartition,
+    },
+}
+
+/// Why a run is not caught up (the first reason found).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotCaughtUp {
+    OpenSends(usize),
+    NoLeader(TopicPartition),
+    Behind {
+        group: u32,
+        partition: TopicPartition,
+        read: u64,
+        hw: u64,
+    },
+    Processing {
+        group: u32,
+    },
+}
+
+/// Follows the history: progress, lag, catching up.
+#[derive(Default)]
+pub struct DrainTracker {
+    scanned: usize,
+    /// Values invoked without an outcome yet: the invoking node and when.
+    open_sends: HashMap<u64, (NodeId, Instant)>,
+    /// When each node last crashed or lost power: its sends still open then will never get an
+    /// outcome (the process that would report it is gone); they are maybe-happened, as
+    /// Jepsen treats them, and do not hold up the drain.
+    pub crashed_at: BTreeMap<NodeId, Instant>,
+    /// Per (group, partition): the next offset to read (highest polled + 1), and when.
+    polled: BTreeMap<(u32, TopicPartition), (u64, Instant)>,
+    /// Per (group, partition): the highest committed offset.
+    committed: BTreeMap<(u32, TopicPartition), u64>,
+    /// Per group: last poll or sink write.
+    last_activity: BTreeMap<u32, Instant>,
+    last_progress: Option<(Instant, Progress)>,
+    /// Per producer index: the last SendFail / SendInfo, and when.
+    producer_last_error: BTreeMap<u32, (Instant, String)>,
+    /// Per (group, member): the last failed commit, and when.
+    commit_errors: BTreeMap<(u32, u32), (Instant, ErrorCode)>,
+    pub records_failed: u64,
+    pub records_unknown: u64,
+    /// Per group: records polled, and those polled after the heal.
+    polled_count: BTreeMap<u32, u64>,
+    polled_after_heal: BTreeMap<u32, u64>,
+    /// Per group: the largest lag sampled.
+    pub peak_lag: BTreeMap<u32, u64>,
+    /// Per group: since when it has been caught up (cleared when it falls behind again).
+    pub caught_up_at: BTreeMap<u32, Instant>,
+    heal_at: Option<Instant>,
+}
+
+impl DrainTracker {
+    /// Take in the history entries recorded since the last call.
+    pub fn scan(&mut self, history: &History) {
+        for e in &history.entries()[self.scanned..] {
+            let progress = match &e.event {
+                HistoryEvent::SendInvoke { value, .. } => {
+                    self.open_sends.insert(value.0, (e.node, e.at));
+                    None
+                }
+                HistoryEvent::SendOk {
+                    value, producer, ..
+                } => {
+                    self.open_sends.remove(&value.0);
+                    Some(Progress::SendOutcome {
+                        producer: *producer,
+                    })
+                }
+                HistoryEvent::SendFail {
+                    value,
+                    producer,
+                    error,
+                } => {
+                    self.open_sends.remove(&value.0);
+                    self.records_failed += 1;
+                    let what = format!("failed {error:?}");
+                    self.producer_last_error.insert(*producer, (e.at, what));
+                    Some(Progress::SendOutcome {
+                        producer: *producer,
+                    })
+                }
+                HistoryEvent::SendInfo {
+                    value,
+                    producer,
+                    reason,
+                } => {
+                    self.open_sends.remove(&value.0);
+                    self.records_unknown += 1;
+                    let what = format!("unknown outcome ({reason})");
+                    self.producer_last_error.insert(*producer, (e.at, what));
+                    Some(Progress::SendOutcome {
+                        producer: *producer,
+                    })
+                }
+                HistoryEvent::Poll {
+                    group,
+                    partition,
+                    offset,
+                    ..
+                } => {
+                    let entry = self.polled.entry((*group, *partition)).or_insert((0, e.at));
+                    *entry = (entry.0.max(*offset + 1), e.at);
+                    self.last_activity.insert(*group, e.at);
+                    *self.polled_count.entry(*group).or_default() += 1;
+                    if self.heal_at.is_some() {
+                        *self.polled_after_heal.entry(*group).or_default() += 1;
+                    }
+                    Some(Progress::Read {
+                        group: *group,
+                        partition: *partition,
+                    })
+                }
+                HistoryEvent::SinkWrite { group, .. } => {
+                    self.last_activity.insert(*group, e.at);
+                    Some(Progress::SinkWrite { group: *group })
+                }
+                HistoryEvent::DeadLetter { group, .. } => {
+                    self.last_activity.insert(*group, e.at);
+                    Some(Progress::DeadLetter { group: *group })
+                }
+                HistoryEvent::Commit {
+                    group,
+                    member,
+                    partition,
+                    offset,
+                    error,
+                    ..
+                } => {
+                    if *error != ErrorCode::None {
+                        self.commit_errors.insert((*group, *member), (e.at, *error));
+                        None
+                    } else {
+                        // Re-committing the same offset (Java's auto-commit does it every
+                        // interval) is not progress.
+                        let c = self.committed.entry((*group, *partition)).or_insert(0);
+                        (*offset > *c).then(|| {
+                            *c = *offset;
+                            Progress::Commit {
+                                group: *group,
+                                partition: *partition,
+                            }
+                        })
+                    }
+                }
+                _ => None,
+            };
+            if let Some(p) = progress {
+                self.last_progress = Some((e.at, p));
+            }
+        }
+        self.scanned = history.len();
+    }
+
+    /// The heal happened now: the drain starts.
+    pub fn healed(&mut self, at: Instant) {
+        self.heal_at = Some(at);
+    }
+
+    /// When anything last progressed, counted from the heal at the earliest (the heal
+    /// restarts every node: the time before it does not count against the drain).
+    pub fn last_progress_at(&self) -> Instant {
+        let heal = self.heal_at.unwrap_or(Instant::ZERO);
+        self.last_progress.map_or(heal, |(t, _)| t.max(heal))
+    }
+
+    fn open_sends(&self) -> Vec<(NodeId, Instant)> {
+        let crashed =
+            |node: &NodeId, at: &Instant| self.crashed_at.get(node).is_some_and(|c| c >= at);
+        let mut open: Vec<(NodeId, Instant)> = self
+            .open_sends
+            .values()
+            .filter(|(node, at)| !crashed(node, at))
+            .copied()
+            .collect();
+        open.sort();
+        open
+    }
+
+    fn read(&self, group: u32, tp: TopicPartition) -> u64 {
+        self.polled.get(&(group, tp)).map_or(0, |r| r.0)
+    }
+
+    /// Sample lag, note who caught up, and say whether the whole run has: no send without
+    /// an outcome, every group has read up to the high watermark of every partition it
+    /// consumes, and has been quiet for [`DRAIN_QUIET`].
+    pub fn observe(
+        &mut self,
+        w: &World,
+        cluster: &Cluster,
+        groups: &[GroupInfo],
+    ) -> Result<(), NotCaughtUp> {
+        let mut verdict = Ok(());
+        let open = self.open_sends().len();
+        if open > 0 {
+            verdict = Err(NotCaughtUp::OpenSends(open));
+        }
+        let mut hws: BTreeMap<TopicPartition, Option<u64>> = BTreeMap::new();
+        for g in groups {
+            let mut lag = 0u64;
+            let mut behind = None;
+            for &tp in &g.partitions {
+                let hw = *hws
+                    .entry(tp)
+                    .or_insert_with(|| high_watermark(w, cluster, tp));
+                let read = self.read(g.index, tp);
+                match hw {
+                    None => {
+                        behind.get_or_insert(NotCaughtUp::NoLeader(tp));
+                    }
+                    Some(hw) if read < hw => {
+                        lag += hw - read;
+                        behind.get_or_insert(NotCaughtUp::Behind {
+                            group: g.index,
+                            partition: tp,
+                            read,
+                            hw,
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            let peak = self.peak_lag.entry(g.index).or_default();
+            *peak = (*peak).max(lag);
+            let quiet = self
+                .last_activity
+                .get(&g.index)
+                .is_none_or(|t| w.now().saturating_since(*t) >= DRAIN_QUIET);
+            if behind.is_none() && !quiet {
+                behind = Some(NotCaughtUp::Processing { group: g.index });
+            }
+            match behind {
+                Some(reason) => {
+                    self.caught_up_at.remove(&g.index);
+                    if verdict.is_ok() {
+                        verdict = Err(reason);
+                    }
+                }
+                None => {
+                    if let Some(heal) = self.heal_at {
+                        let last = self.last_activity.get(&g.index).copied().unwrap_or(heal);
+                        self.caught_up_at.entry(g.index).or_insert(last.max(heal));
+                    }
+                }
+            }
+        }
+        verdict
+    }
+
+    /// Seconds from the heal until `group` caught up (None: it has not).
+    pub fn catch_up_seconds(&self, group: u32) -> Option<f64> {
+        let heal = self.heal_at?;
+        let at = self.caught_up_at.get(&group)?;
+        Some(at.saturating_since(heal).as_secs_f64())
+    }
+
+    /// Records per second `group` read since the heal.
+    pub fn drain_rate(&self, group: u32, now: Instant) -> f64 {
+        let Some(heal) = self.heal_at else { return 0.0 };
+        let secs = now.saturating_since(heal).as_secs_f64();
+        let n = self.polled_after_heal.get(&group).copied().unwrap_or(0);
+        if secs > 0.0 {
+            n as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Records a group read in the whole run.
+    pub fn records_read(&self, group: u32) -> u64 {
+        self.polled_count.get(&group).copied().unwrap_or(0)
+    }
+}
+
+/// The high watermark of `tp` on its current leader.
+fn high_watermark(w: &World, cluster: &Cluster, tp: TopicPartition) -> Option<u64> {
+    cluster
+        .leader_of(w, tp)
+        .and_then(|l| w.node::<Broker>(l))
+        .and_then(|b| b.partition(tp))
+        .map(|p| p.high_watermark)
+}
+
+/// Why the drain ended without everyone caught up.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StallCause {
+    /// Nothing progressed for the liveness window.
+    NoProgress(Liveness),
+    /// An explicit `drain` bound ran out.
+    Bound(Duration),
+    /// An automatic drain reached its hard cap while things still moved.
+    Cap(Duration),
+    /// The event budget ran out.
+    Budget(u64),
+}
+
+/// What a stall explanation needs besides the tracker.
+pub struct StallContext<'a> {
+    pub w: &'a World,
+    pub cluster: &'a Cluster,
+    pub producers: &'a [NodeId],
+    pub groups: &'a [GroupInfo],
+    /// Records acknowledged per second during the load phase.
+    pub produce_rate: f64,
+}
+
+fn secs(t: Instant) -> String {
+    format!("{:.3}s", t.as_secs_f64())
+}
+
+impl StallContext<'_> {
+    fn tp(&self, tp: TopicPartition) -> String {
+        let topic = self
+            .cluster
+            .topics
+            .iter()
+            .find(|t| t.0 == tp.topic)
+            .map_or("?", |t| t.1.as_str());
+        format!("{topic}/{}", tp.partition)
+    }
+
+    fn name(&self, n: NodeId) -> String {
+        let state = match self.w.state(n) {
+            NodeState::Up => "",
+            NodeState::Paused => " (paused)",
+            NodeState::Down => " (down)",
+        };
+        format!("{}{state}", self.w.name(n))
+    }
+
+    fn group_name(&self, index: u32) -> &str {
+        self.groups
+            .iter()
+            .find(|g| g.index == index)
+            .map_or("?", |g| g.name.as_str())
+    }
+}
+
+impl DrainTracker {
+    /// Several lines naming what is stuck, since when and what it is doing; the first line
+    /// says why the drain ended.
+    pub fn explain(&self, cause: &StallCause, cx: &StallContext) -> String {
+        let now = cx.w.now();
+        let mut out = match cause {
+            StallCause::NoProgress(l) => format!(
+                "nothing progressed for {} after the heal (liveness window: twice the longest timeout, {} = {})",
+                format_duration(l.window),
+                l.longest,
+                format_duration(l.longest_value)
+            ),
+            StallCause::Bound(d) => format!(
+                "not caught up when the drain bound of {} ran out",
+                format_duration(*d)
+            ),
+            StallCause::Cap(d) => format!(
+                "still not caught up after the automatic drain's cap of {}",
+                format_duration(*d)
+            ),
+            StallCause::Budget(n) => format!("the event budget of {n} events ran out"),
+        };
+        let last = match self.last_progress {
+            None => "none".to_string(),
+            Some((t, p)) => format!("{} at {}", self.describe(p, cx), secs(t)),
+        };
+        let _ = write!(out, "\n  last progress: {last}");
+        self.explain_producers(&mut out, cx, now);
+        self.explain_groups(&mut out, cx, now);
+        out
+    }
+
+    fn describe(&self, p: Progress, cx: &StallContext) -> String {
+        match p {
+            Progress::SendOutcome { producer } => format!("a send outcome of producer-{producer}"),
+            Progress::Read { group, partition } => {
+                format!("{} read {}", cx.group_name(group), cx.tp(partition))
+            }
+            Progress::SinkWrite { group } => format!("a sink write of {}", cx.group_name(group)),
+            Progress::DeadLetter { group } => format!("a dead letter of {}", cx.group_name(group)),
+            Progress::Commit { group, partition } => {
+                format!(
+                    "a commit of {} on {}",
+                    cx.group_name(group),
+                    cx.tp(partition)
+                )
+            }
+        }
+    }
+
+    fn explain_producers(&self, out: &mut String, cx: &StallContext, now: Instant) {
+        let mut open: BTreeMap<NodeId, (usize, Instant)> = BTreeMap::new();
+        for (node, at) in self.open_sends() {
+            let e = open.entry(node).or_insert((0, at));
+            e.0 += 1;
+            e.1 = e.1.min(at);
+        }
+        for (node, (n, since)) in open {
+            let _ = write!(
+                out,
+                "\n  {}: {n} sends open, oldest since {}",
+                cx.name(node),
+                secs(since)
+            );
+            let index = cx.producers.iter().position(|p| *p == node);
+            if let Some((t, what)) = index.and_then(|i| self.producer_last_error.get(&(i as u32))) {
+                let _ = write!(out, "; last error {what} at {}", secs(*t));
+            }
+            let Some(p) = cx.w.node::<Producer>(node) else {
+                continue;
+            };
+            let s = p.status();
+            let _ = write!(
+                out,
+                "; {} outstanding, {} queued",
+                s.outstanding_records, s.queued_records
+            );
+            if let Some(d) = s.next_request_deadline {
+                let _ = write!(out, ", a request times out at {}", secs(d));
+            }
+            match s.metadata_request {
+                Some((b, d)) => {
+                    let _ = write!(out, ", metadata asked of {} until {}", cx.name(b), secs(d));
+                }
+                None if s.metadata_next_attempt > now => {
+                    let _ = write!(
+                        out,
+                        ", next metadata request at {}",
+                        secs(s.metadata_next_attempt)
+                    );
+                }
+                None => {}
+            }
+            let stale: Vec<String> = s
+                .leaders
+                .iter()
+                .filter_map(|(tp, believed)| {
+                    let real = cx.cluster.leader_of(cx.w, *tp);
+                    (real != *believed).then(|| {
+                        let b = believed.map_or("none".to_string(), |n| cx.w.name(n).to_string());
+                        let r = real.map_or("none".to_string(), |n| cx.w.name(n).to_string());
+                        format!("{} leader {b} (is {r})", cx.tp(*tp))
+                    })
+                })
+                .take(MAX_LISTED)
+                .collect();
+            if !stale.is_empty() {
+                let _ = write!(out, "; stale metadata: {}", stale.join(", "));
+            }
+            let mut errors = s.errors.clone();
+            errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let errors: Vec<String> = errors
+                .iter()
+                .take(MAX_LISTED)
+                .map(|(e, n)| format!("{e:?}x{n}"))
+                .collect();
+            if !errors.is_empty() {
+                let _ = write!(out, "; response errors {}", errors.join(" "));
+            }
+        }
+    }
+
+    fn explain_groups(&self, out: &mut String, cx: &StallContext, now: Instant) {
+        for g in cx.groups {
+            let mut behind = Vec::new();
+            let mut lag = 0;
+            for &tp in &g.partitions {
+                let read = self.read(g.index, tp);
+                match high_watermark(cx.w, cx.cluster, tp) {
+                    None => behind.push(format!("{} has no leader", cx.tp(tp))),
+                    Some(hw) if read < hw => {
+                        lag += hw - read;
+                        let since = self
+                            .polled
+                            .get(&(g.index, tp))
+                            .map_or("never read".to_string(), |(_, t)| {
+                                format!("last read at {}", secs(*t))
+                            });
+                        behind.push(format!("{} read to {read} of {hw} ({since})", cx.tp(tp)));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if behind.is_empty() {
+                continue;
+            }
+            let more = behind.len().saturating_sub(MAX_LISTED);
+            behind.truncate(MAX_LISTED);
+            let _ = write!(out, "\n  {}: {}", g.name, behind.join(", "));
+            if more > 0 {
+                let _ = write!(out, " and {more} more");
+            }
+            let rate = self.drain_rate(g.index, now);
+            let _ = write!(out, "; lag {lag} records");
+            if rate > 0.0 {
+                let _ = write!(
+                    out,
+                    "; read {rate:.0} records/s since the heal, produced {:.0}/s during the load{}",
+                    cx.produce_rate,
+                    if now.saturating_since(self.last_progress_at()) < DRAIN_QUIET * 5 {
+                        " (still progressing: looks like capacity)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            for (m, &node) in g.members.iter().enumerate().take(MAX_LISTED) {
+                let _ = write!(out, "\n    {}: ", cx.name(node));
+                if let Some((t, e)) = self.commit_errors.get(&(g.index, m as u32)) {
+                    let _ = write!(out, "last commit failed {e:?} at {}; ", secs(*t));
+                }
+                let Some(c) = cx.w.node::<Consumer>(node) else {
+                    out.push_str("not running");
+                    continue;
+                };
+                let s = c.status();
+                let owns: Vec<String> = s.assignment.iter().map(|tp| cx.tp(*tp)).collect();
+                let _ = write!(
+                    out,
+                    "{}{} generation {}, owns [{}], coordinator {}, last poll at {}",
+                    s.member_state,
+                    if s.rejoin_pending {
+                        " (rejoin pending)"
+                    } else {
+                        ""
+                    },
+                    s.generation,
+                    owns.join(" "),
+                    s.coordinator.map_or("unknown".to_string(), |n| cx.name(n)),
+                    secs(s.last_poll),
+                );
+                if !s.application_idle {
+                    out.push_str(", application busy");
+                }
+                let waiting: Vec<String> = s
+                    .partitions
+                    .iter()
+                    .filter(|p| p.waiting_for != "nothing")
+                    .take(MAX_LISTED)
+                    .map(|p| format!("{} waits for {}", cx.tp(p.partition), p.waiting_for))
+                    .collect();
+                if !waiting.is_empty() {
+                    let _ = write!(out, ", {}", waiting.join(", "));
+                }
+                let inflight: Vec<String> = s
+                    .inflight
+                    .iter()
+                    .take(MAX_LISTED)
+                    .map(|r| format!("{} to {} since {}", r.api, cx.name(r.to), secs(r.sent_at)))
+                    .collect();
+                if !inflight.is_empty() {
+                    let _ = write!(out, "; in flight: {}", inflight.join(", "));
+                }
+                let failed: Vec<String> = s
+                    .failed_brokers
+                    .iter()
+                    .rev()
+                    .take(MAX_LISTED)
+                    .map(|(b, t)| format!("{} at {}", cx.w.name(*b), secs(*t)))
+                    .collect();
+                if !failed.is_empty() {
+                    let _ = write!(out, "; requests failed on {}", failed.join(", "));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_follows_the_longest_timeout() {
+        let broker = BrokerConfig::default();
+        let mut c = ConsumerConfig::for_client("java", None).unwrap();
+        let p = ProducerConfig::for_client("java", None).unwrap();
+        let l = Liveness::of(&broker, [&p], [&c]);
+        assert_eq!(
+            l.longest_value,
+            c.max_poll_interval.max(c.rebalance_timeout)
+        );
+        assert_eq!(l.window, l.longest_value * 2);
+        assert!(l.cap >= MIN_DRAIN_CAP && l.cap >= l.window * 10);
+        // A shorter configuration gives a shorter window: it is the scenario's own.
+        c.max_poll_interval = Duration::from_secs(10);
+        c.rebalance_timeout = Duration::from_secs(10);
+        c.session_timeout = Duration::from_secs(6);
+        let short = Liveness::of(&broker, [&p], [&c]);
+        assert!(short.window < l.window, "{short:?} vs {l:?}");
+        assert!(short.window >= broker.replica_socket_timeout * 2);
+    }
+}
