@@ -454,7 +454,7 @@ impl Consumer {
         else {
             return;
         };
-        if !self.inflight.get(&corr).is_some_and(|f| f.to == from) {
+        if self.inflight.get(&corr).is_none_or(|f| f.to != from) {
             return; // answered after a timeout or a reset, or not ours at all
         }
         let Some(f) = self.inflight.remove(&corr) else {
