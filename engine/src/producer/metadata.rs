@@ -142,8 +142,9 @@ impl ClientMetadata {
 
     /// A broker's connection failed: refresh metadata. A reset (the process died) also marks
     /// it down (see the module docs).
-    pub fn connection_failed(&mut self, broker: NodeId, reset: bool, now: Instant) {
-        self.stale = true;
+    /// kafka-go passes `refresh: false`: its `Transport` does not refresh on a connection error.
+    pub fn connection_failed(&mut self, broker: NodeId, reset: bool, refresh: bool, now: Instant) {
+        self.stale |= refresh;
         if reset {
             self.suspect.insert(broker);
             let seen_dead = false;
@@ -352,7 +353,7 @@ mod tests {
         // (requests to a dead process vanish in the simulated network).
         let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
         m.update(&live(&[0, 1]));
-        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.connection_failed(NodeId(1), true, true, Instant::ZERO);
         assert!(!m.is_up(NodeId(1), Instant::from_millis(1)));
         m.update(&live(&[0]));
         let late = Instant::ZERO + RECONNECT_GRACE + Duration::from_secs(60);
@@ -364,12 +365,12 @@ mod tests {
     #[test]
     fn a_reset_without_a_death_is_up_after_the_grace() {
         let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
-        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.connection_failed(NodeId(1), true, true, Instant::ZERO);
         m.update(&live(&[0, 1]));
         assert!(!m.is_up(NodeId(1), Instant::from_millis(100)));
         assert!(m.is_up(NodeId(1), Instant::ZERO + RECONNECT_GRACE));
         // A response from the broker proves it up at once.
-        m.connection_failed(NodeId(1), true, Instant::from_millis(20_000));
+        m.connection_failed(NodeId(1), true, true, Instant::from_millis(20_000));
         m.connection_ready(NodeId(1));
         assert!(m.is_up(NodeId(1), Instant::from_millis(20_000)));
     }
@@ -378,7 +379,7 @@ mod tests {
     fn metadata_requests_avoid_a_reset_broker_until_it_answers() {
         let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0), NodeId(1)]);
         m.update(&live(&[0, 1]));
-        m.connection_failed(NodeId(1), true, Instant::ZERO);
+        m.connection_failed(NodeId(1), true, true, Instant::ZERO);
         m.update(&live(&[0]));
         m.update(&live(&[0, 1])); // listed again, perhaps by a broker with a stale view
         let now = Instant::from_millis(5);
@@ -390,7 +391,9 @@ mod tests {
         assert_eq!(m.pick_broker(now, |b| b == NodeId(1)), Some(NodeId(1)));
         assert_eq!(m.pick_broker(now, |_| false), None);
         m.connection_ready(NodeId(1));
-        let picks: Vec<_> = (0..4).filter_map(|_| m.pick_broker(now, |_| true)).collect();
+        let picks: Vec<_> = (0..4)
+            .filter_map(|_| m.pick_broker(now, |_| true))
+            .collect();
         assert!(picks.contains(&NodeId(1)), "{picks:?}");
     }
 

@@ -167,7 +167,8 @@ impl Producer {
         }
         let now = cx.now();
         let reset = reason == "connection reset";
-        self.metadata.connection_failed(broker, reset, now);
+        let refresh = self.config.client != ClientKind::KafkaGo;
+        self.metadata.connection_failed(broker, reset, refresh, now);
         self.connections.disconnected(broker, now, cx.rng());
     }
 
@@ -334,7 +335,12 @@ impl Producer {
                 // Java `NetworkClient.ready`: the batches wait for the connection. A broker
                 // that refuses connections (down, see metadata.rs) fails every reconnect
                 // attempt, and each failure requests a metadata update.
-                Some(leader) if !self.metadata.is_up(leader, now) => self.metadata.mark_stale(),
+                // (kafka-go's failed dials refresh nothing: `Transport` refreshes periodically.)
+                Some(leader) if !self.metadata.is_up(leader, now) => {
+                    if self.config.client != ClientKind::KafkaGo {
+                        self.metadata.mark_stale();
+                    }
+                }
                 Some(_) => {}
                 None => self.metadata.mark_stale(),
             }
