@@ -55,6 +55,10 @@ pub enum Op {
 
 /// How the nemesis learns which nodes a target names, at the moment a fault fires.
 pub trait Resolver {
+    /// A node's role name (`broker-0`, `billing/1`) for the fault log.
+    fn name(&self, id: NodeId) -> String {
+        id.to_string()
+    }
     fn brokers(&self) -> Vec<NodeId>;
     fn broker(&self, index: u32) -> Option<NodeId>;
     fn leader(&self, topic: &str, partition: u32) -> Option<NodeId>;
@@ -170,7 +174,7 @@ impl Nemesis {
                 Due::Undo(op) => (Some(op), None),
             };
             if let Some(op) = op {
-                let mut line = format!("{now} {}", describe(&op));
+                let mut line = format!("{now} {}", describe(&op, &|n| resolver.name(n)));
                 if let Some((d, _)) = &undo {
                     let _ = write!(line, " (undone after {:?})", d);
                 }
@@ -489,14 +493,9 @@ pub fn resolve(target: &Target, r: &dyn Resolver) -> Vec<NodeId> {
     }
 }
 
-/// One line describing an operation.
-pub fn describe(op: &Op) -> String {
-    let ids = |v: &[NodeId]| {
-        v.iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+/// One line describing an operation, naming nodes by `name`.
+pub fn describe(op: &Op, name: &dyn Fn(NodeId) -> String) -> String {
+    let ids = |v: &[NodeId]| v.iter().map(|n| name(*n)).collect::<Vec<_>>().join(",");
     match op {
         Op::Crash(n) => format!("crash {}", ids(n)),
         Op::Restart(n) => format!("restart {}", ids(n)),
@@ -513,7 +512,12 @@ pub fn describe(op: &Op) -> String {
         }
         Op::PartitionOneWay(a, b) => format!("partition one-way [{}] -> [{}]", ids(a), ids(b)),
         Op::Bridge { a, bridge, b } => {
-            format!("partition bridge [{}] <-{bridge}-> [{}]", ids(a), ids(b))
+            format!(
+                "partition bridge [{}] <-{}-> [{}]",
+                ids(a),
+                name(*bridge),
+                ids(b)
+            )
         }
         Op::Heal => "heal".to_string(),
         Op::SlowLink { nodes, latency } => format!("slow-link {} +{:?}", ids(nodes), latency),

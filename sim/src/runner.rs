@@ -245,6 +245,9 @@ impl View<'_> {
 }
 
 impl Resolver for View<'_> {
+    fn name(&self, id: NodeId) -> String {
+        self.w.name(id).to_string()
+    }
     fn brokers(&self) -> Vec<NodeId> {
         self.h.cluster.brokers.clone()
     }
