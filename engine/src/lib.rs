@@ -23,6 +23,7 @@ pub mod node;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;
+pub mod reconnect;
 pub mod record;
 pub mod replica;
 pub mod time;

@@ -18,7 +18,6 @@
 
 pub mod commit;
 pub mod config;
-pub mod connection;
 pub mod fetcher;
 pub mod membership;
 pub mod poll;
@@ -34,6 +33,7 @@ use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
 use crate::protocol::{ErrorCode, Exchange, Message};
+use crate::reconnect::{self, ConnectionStates};
 use crate::record::{TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 pub use config::{ConsumerConfig, OffsetReset};
@@ -160,8 +160,12 @@ pub struct Consumer {
     connected: BTreeSet<NodeId>,
     /// When a broker last failed a request (timeout or reset): avoided for cluster-wide asks.
     failed_at: BTreeMap<NodeId, Instant>,
-    /// Reconnect backoff per broker after this consumer closed its connection.
-    connections: connection::Connections,
+    /// Reconnect backoff per broker after this consumer closed its connection. kafsim has
+    /// one connection per pair of nodes, so closing the connection to a broker also fails
+    /// what this consumer had in flight to that broker's group coordinator; Java keeps the
+    /// coordinator on a separate connection (node id `Integer.MAX_VALUE - coordinator id`),
+    /// so a timed-out fetch there leaves the coordinator requests alone: a simplification.
+    connections: ConnectionStates,
     /// Requests waiting for the reconnect backoff of their broker, by correlation id (their
     /// `inflight` entry exists and times out as Java's unsent requests do).
     held: BTreeMap<u64, (NodeId, Message)>,
@@ -188,8 +192,8 @@ impl Consumer {
         let sink = Sink::new(spec.handler.sink);
         let auto_style = config.auto_commit_style();
         let group = membership::Membership::new(&config);
-        let connections =
-            connection::Connections::new(connection::ReconnectBackoff::for_client(config.client));
+        let (backoff, backoff_max) = reconnect::defaults(config.client);
+        let connections = ConnectionStates::new(config.client, backoff, backoff_max);
         Consumer {
             spec,
             config,
@@ -267,7 +271,7 @@ impl Consumer {
             req,
         };
         self.inflight.insert(corr, entry);
-        match self.connections.backing_off(to, cx.now()) {
+        match self.connections.blocked_until(to, cx.now()) {
             Some(until) => {
                 self.held.insert(corr, (to, msg));
                 cx.set_timer(until, Timer::new(TIMER_RECONNECT, to.0 as u64));
@@ -279,7 +283,7 @@ impl Consumer {
 
     /// The reconnect backoff towards `to` is over: send what waited for it, in order.
     fn on_reconnect_timer(&mut self, cx: &mut Cx, to: NodeId) {
-        if self.connections.backing_off(to, cx.now()).is_some() {
+        if self.connections.blocked_until(to, cx.now()).is_some() {
             return; // closed again meanwhile; a later timer sends
         }
         let ready: Vec<u64> = self
@@ -358,7 +362,7 @@ impl Consumer {
         self.connected.remove(&peer);
         self.failed_at.insert(peer, cx.now());
         let now = cx.now();
-        self.connections.closed(peer, now, cx.rng());
+        self.connections.disconnected(peer, now, cx.rng());
         self.fail_all_to(cx, peer);
         self.coordinator_dead(peer);
         self.meta.invalidate_leader(peer);

@@ -21,7 +21,6 @@
 
 pub mod accumulator;
 pub mod config;
-pub mod connection;
 pub mod idempotence;
 pub mod metadata;
 pub mod profile;
@@ -36,10 +35,10 @@ use crate::history::HistoryEvent;
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
 use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
 use crate::protocol::{ErrorCode, Message};
+use crate::reconnect::ConnectionStates;
 use crate::record::{Key, Record, TopicPartition, ValueId};
 use crate::time::Instant;
 use accumulator::{AccumulatorLimits, ProducerBatch, RecordAccumulator};
-use connection::ConnectionStates;
 use idempotence::IdempotenceState;
 use metadata::ClientMetadata;
 use sender::Sender;

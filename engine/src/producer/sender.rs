@@ -662,7 +662,7 @@ impl Producer {
             ClientKind::Sarama => base,
             ClientKind::KafkaGo => (base * attempts.saturating_mul(attempts)).min(max),
             ClientKind::Java | ClientKind::Librdkafka => {
-                super::connection::java_backoff(attempts - 1, base, max, rng)
+                crate::reconnect::java_backoff(attempts - 1, base, max, rng)
             }
         }
     }

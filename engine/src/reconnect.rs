@@ -1,9 +1,10 @@
-//! Connection states: when the producer may open a connection to a broker again after one
-//! ended (closed by us on a request timeout, or reset by the peer).
+//! Connection states: when a client (producer or consumer) may open a connection to a broker
+//! again after one ended (closed by itself on a request timeout, or reset by the peer).
 //!
 //! Every modelled client closes the connection when a request on it times out, and every
-//! request in flight on it fails (see `sender.rs`). What differs is how soon each client
-//! reconnects:
+//! request in flight on it fails (`producer/sender.rs`, `consumer/mod.rs`). What differs is
+//! how soon each client reconnects (the same `NetworkClient` / `rd_kafka_broker_t` code serves
+//! a client's producer and consumer):
 //!
 //! - Java `ClusterConnectionStates` (`disconnected` / `ready`, `ExponentialBackoff`):
 //!   `reconnect.backoff.ms` 50 doubling per consecutive failure up to
@@ -20,12 +21,22 @@
 //! - kafka-go (`Transport` / `connPool.grabBrokerConn` dials on demand): none either; the
 //!   Writer's retry backoff covers it.
 
-use super::config::ClientKind;
+use crate::client::ClientKind;
 use crate::node::NodeId;
 use crate::time::{Duration, Instant};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+
+/// Each client's default `reconnect.backoff.ms` / `reconnect.backoff.max.ms` (zero: none).
+pub fn defaults(client: ClientKind) -> (Duration, Duration) {
+    let ms = Duration::from_millis;
+    match client {
+        ClientKind::Java => (ms(50), ms(1_000)),
+        ClientKind::Librdkafka => (ms(100), ms(10_000)),
+        ClientKind::Sarama | ClientKind::KafkaGo => (Duration::ZERO, Duration::ZERO),
+    }
+}
 
 /// Java `ClusterConnectionStates.RECONNECT_BACKOFF_JITTER`.
 const JAVA_JITTER: f64 = 0.2;
@@ -40,7 +51,7 @@ struct NodeConnection {
     next_backoff: Duration,
 }
 
-/// Reconnect backoff of every broker the producer talks to.
+/// Reconnect backoff of every broker a client talks to.
 #[derive(Clone, Debug)]
 pub struct ConnectionStates {
     client: ClientKind,
@@ -100,7 +111,7 @@ impl ConnectionStates {
 
 /// Java `ExponentialBackoff.backoff(attempts)` with base 2 and ±20 % jitter (reconnects,
 /// and KIP-580 retries).
-pub(super) fn java_backoff(
+pub(crate) fn java_backoff(
     attempts: u32,
     initial: Duration,
     max: Duration,
