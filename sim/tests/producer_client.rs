@@ -890,3 +890,51 @@ fn out_of_order_sequence_per_client() {
         "sarama epochs {epochs:?}"
     );
 }
+
+/// An idempotent Java producer with 5 requests in flight, request 3 appended but its answer
+/// lost: the later batches are acknowledged meanwhile, so when request 3 times out the
+/// broker's 5-batch window has moved past it and its retry meets OutOfOrderSequence. Java's
+/// `TransactionManager.canRetry` bumps only for the next sequence after the last
+/// acknowledged one (`isNextSequence`); this batch is below it, so it is retried with its own
+/// sequence until `delivery.timeout.ms` and ends unknown. Bumping would give it a fresh
+/// sequence and write it a second time.
+fn out_of_window_retry(lose: &[u64]) -> (World, NodeId) {
+    let script = Script {
+        lose_response: lose.iter().copied().collect(),
+        ..Script::default()
+    };
+    let c = java(
+        true,
+        &[
+            ("acks", ConfigValue::Str("all".into())),
+            ("max.in.flight.requests.per.connection", int(5)),
+            ("delivery.timeout.ms", int(2_000)),
+        ],
+    );
+    let (w, b, _) = run(script, 1, |b| spec(b, Some(200.0), 1_000, 0), c, 5_000);
+    (w, b)
+}
+
+#[test]
+fn retry_below_an_acknowledged_sequence_is_not_resequenced() {
+    let (w, b) = out_of_window_retry(&[3]);
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    let counts = check_completions(&w, broker);
+    let values = broker.values(0);
+    assert_eq!(duplicates(&values), 0, "written twice: {counts:?}");
+    assert_eq!(inversions(&values), 0);
+    assert_eq!(broker.inits.len(), 1, "no epoch bump: {:?}", broker.inits);
+    assert!(
+        counts.get("info").is_some_and(|n| *n >= 1),
+        "the lost batch ends unknown: {counts:?}"
+    );
+    assert!(counts["ok"] > 100, "{counts:?}");
+    assert!(broker.produce_requests > 100);
+
+    // Without a lost answer nothing is retried or bumped.
+    let (w, b) = out_of_window_retry(&[]);
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    let counts = check_completions(&w, broker);
+    assert_eq!(counts.get("info"), None, "{counts:?}");
+    assert_eq!(broker.inits.len(), 1);
+}

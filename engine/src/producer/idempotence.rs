@@ -18,11 +18,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::accumulator::BatchSequence;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct PartitionSequences {
     next_sequence: i32,
     /// Base sequences of batches stamped and not yet completed (in flight or re-enqueued).
     outstanding: BTreeSet<i32>,
+    /// The highest last sequence the broker acknowledged in this epoch, -1 before any (Java
+    /// `TxnPartitionEntry.lastAckedSequence`, raised by `maybeUpdateLastAckedSequence`). It
+    /// may be above an outstanding batch: after a leader change the batches sent to the new
+    /// leader can be acknowledged while earlier ones still wait on the old leader's connection.
+    last_acked_sequence: i32,
+}
+
+impl Default for PartitionSequences {
+    fn default() -> Self {
+        PartitionSequences {
+            next_sequence: 0,
+            outstanding: BTreeSet::new(),
+            last_acked_sequence: -1,
+        }
+    }
 }
 
 /// Producer id, epoch and sequence numbers of an idempotent producer.
@@ -143,6 +158,30 @@ impl IdempotenceState {
         }
     }
 
+    /// The broker acknowledged a batch of `records` records (Java
+    /// `TransactionManager.handleCompletedBatch`): the last acknowledged sequence only rises.
+    pub fn acknowledge(&mut self, partition: TopicPartition, seq: &BatchSequence, records: u32) {
+        if !self.is_current(seq) || records == 0 {
+            return;
+        }
+        let last = (seq.base_sequence as i64 + records as i64 - 1).rem_euclid(i32::MAX as i64 + 1);
+        let p = self.partitions.entry(partition).or_default();
+        p.last_acked_sequence = p.last_acked_sequence.max(last as i32);
+    }
+
+    /// Java `TransactionManager.isNextSequence`: `seq` starts right after the last
+    /// acknowledged sequence, so an OutOfOrderSequence on it is a real gap in the broker's
+    /// log. When a later batch was acknowledged already, the rejected batch is an old one the
+    /// broker no longer remembers (it fell out of the 5-batch window, possibly because it
+    /// *was* written): Java retries it with its sequence and does not bump (`canRetry`).
+    pub fn is_next_sequence(&self, partition: TopicPartition, seq: &BatchSequence) -> bool {
+        let last = self
+            .partitions
+            .get(&partition)
+            .map_or(-1, |p| p.last_acked_sequence);
+        seq.base_sequence as i64 - last as i64 == 1
+    }
+
     /// Whether a retried batch may be drained: it must be the earliest outstanding sequence of
     /// its partition, so that the broker sees sequences in order.
     pub fn may_drain(&self, partition: TopicPartition, seq: &BatchSequence) -> bool {
@@ -202,5 +241,32 @@ mod tests {
         assert!(!s.out_of_order_is_retriable(TP, &a));
         s.complete(TP, &a);
         assert!(s.may_drain(TP, &b));
+    }
+
+    #[test]
+    fn next_sequence_follows_the_last_acknowledged_one() {
+        let mut s = IdempotenceState::new();
+        s.on_init(1, 0);
+        let a = s.assign(TP, 2);
+        let b = s.assign(TP, 3);
+        assert!(
+            s.is_next_sequence(TP, &a),
+            "nothing acknowledged: 0 is next"
+        );
+        assert!(!s.is_next_sequence(TP, &b));
+        s.acknowledge(TP, &b, 3);
+        s.complete(TP, &b);
+        assert!(s.may_drain(TP, &a), "a is the earliest outstanding batch");
+        assert!(
+            !s.is_next_sequence(TP, &a),
+            "a is below the acknowledged b: not a gap"
+        );
+        s.acknowledge(TP, &a, 2);
+        assert!(s.is_next_sequence(TP, &s.clone().assign(TP, 1)));
+        s.on_init(1, 1);
+        assert!(
+            s.is_next_sequence(TP, &s.clone().assign(TP, 1)),
+            "a bump resets"
+        );
     }
 }

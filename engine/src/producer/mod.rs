@@ -339,6 +339,9 @@ impl Producer {
     fn complete_batch(&mut self, cx: &mut Cx, batch: ProducerBatch, outcome: Outcome) {
         self.accumulator.release(&batch);
         if let (Some(idem), Some(seq)) = (self.idempotence.as_mut(), batch.sequence.as_ref()) {
+            if matches!(outcome, Outcome::Ok { .. }) {
+                idem.acknowledge(batch.partition, seq, batch.records.len() as u32);
+            }
             idem.complete(batch.partition, seq);
         }
         for (i, record) in batch.records.iter().enumerate() {

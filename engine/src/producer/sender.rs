@@ -543,11 +543,15 @@ impl Producer {
     /// OutOfOrderSequence, as each client handles it (the broker saw a sequence gap):
     ///
     /// - Java 2.5+ (KIP-360, `TransactionManager.canRetry` for an idempotent producer):
-    ///   always retried; when the batch is the partition's next expected one (a real gap,
-    ///   not the echo of an earlier failed batch) the epoch is bumped first, which restarts
-    ///   the sequences and lets the retry through.
-    /// - Java before 2.5 (`canRetry` / `handleFailedBatch`): retried only behind an earlier
-    ///   outstanding batch; on the next expected one the batch fails with
+    ///   always retried; when the batch is the partition's next expected one
+    ///   (`isNextSequence`: its base sequence is the last *acknowledged* sequence + 1, a real
+    ///   gap) the epoch is bumped first, which restarts the sequences and lets the retry
+    ///   through. A batch behind an unacknowledged earlier one, or below an acknowledged later
+    ///   one (sent to a new leader while this one waited on the old leader's connection; the
+    ///   broker forgot its sequence, and may well have written it), is retried as it is: a
+    ///   bump would re-sequence a batch the log may already hold.
+    /// - Java before 2.5 (`canRetry` / `handleFailedBatch`): retried unless it is the next
+    ///   expected one (`isNextSequence`); then the batch fails with
     ///   OutOfOrderSequenceException and the producer id is reset (`resetProducerId`: a new
     ///   InitProducerId, new id, sequences from 0).
     /// - librdkafka (`rd_kafka_handle_idempotent_Produce_error`): behind an earlier request
@@ -559,13 +563,15 @@ impl Producer {
     ///   epoch locally (`bumpIdempotentProducerEpoch`: epoch + 1, sequences 0, no request).
     fn on_out_of_order(&mut self, cx: &mut Cx, batch: ProducerBatch) {
         let error = ErrorCode::OutOfOrderSequenceNumber;
-        let (stale, behind_earlier) = match (self.idempotence.as_ref(), batch.sequence.as_ref()) {
-            (Some(idem), Some(seq)) => (
-                !idem.is_current(seq),
-                idem.out_of_order_is_retriable(batch.partition, seq),
-            ),
-            _ => (false, false),
-        };
+        let (stale, behind_earlier, next_sequence) =
+            match (self.idempotence.as_ref(), batch.sequence.as_ref()) {
+                (Some(idem), Some(seq)) => (
+                    !idem.is_current(seq),
+                    idem.out_of_order_is_retriable(batch.partition, seq),
+                    idem.is_next_sequence(batch.partition, seq),
+                ),
+                _ => (false, false, false),
+            };
         if stale {
             // Stamped before a bump: the retry gets a fresh sequence.
             self.retry_or_complete(cx, batch, error, "retries exhausted");
@@ -573,12 +579,12 @@ impl Producer {
         }
         match self.config.client {
             ClientKind::Java if self.java_at_least((2, 5)) => {
-                if !behind_earlier {
+                if next_sequence {
                     self.bump_epoch();
                 }
                 self.retry_or_complete(cx, batch, error, "retries exhausted");
             }
-            ClientKind::Java if behind_earlier => {
+            ClientKind::Java if !next_sequence => {
                 self.retry_or_complete(cx, batch, error, "retries exhausted");
             }
             ClientKind::Java => {
