@@ -4,7 +4,6 @@
 mod support;
 
 use kafsim_engine::broker::config::BrokerConfig;
-use kafsim_engine::controller::Controller;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::{Acks, ErrorCode};
 use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
@@ -25,17 +24,7 @@ fn fast_config() -> BrokerConfig {
 }
 
 fn isr(w: &World, c: &Cluster) -> Vec<NodeId> {
-    let ctl = c.active_controller(w).expect("an active controller");
-    let mut isr = w
-        .node::<Controller>(ctl)
-        .unwrap()
-        .state()
-        .partition(TP)
-        .unwrap()
-        .isr
-        .clone();
-    isr.sort();
-    isr
+    isr_of(w, c, TP)
 }
 
 #[test]

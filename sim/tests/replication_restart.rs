@@ -10,7 +10,6 @@ mod support;
 
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
-use kafsim_engine::controller::Controller;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
@@ -43,17 +42,7 @@ fn setup(seed: u64) -> (World, Cluster) {
 }
 
 fn isr(w: &World, c: &Cluster) -> Vec<NodeId> {
-    let ctl = c.active_controller(w).expect("an active controller");
-    let mut isr = w
-        .node::<Controller>(ctl)
-        .unwrap()
-        .state()
-        .partition(TP)
-        .unwrap()
-        .isr
-        .clone();
-    isr.sort();
-    isr
+    isr_of(w, c, TP)
 }
 
 /// acks=all, RF 3, min.insync.replicas=2: a follower loses power for 1 s (back within its

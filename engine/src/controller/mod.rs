@@ -198,12 +198,23 @@ impl Controller {
 
     /// Commit changed partitions, then tell every live broker and the standby.
     fn publish(&mut self, cx: &mut Cx, changed: Vec<TopicPartition>) {
-        if changed.is_empty() {
-            return;
+        if !changed.is_empty() {
+            self.broadcast(cx, &changed);
         }
+    }
+
+    /// Commit a change of the live broker set (with the partitions it changed, maybe none)
+    /// and tell every live broker and the standby: leaders learn who is eligible for ISRs.
+    fn publish_to_brokers(&mut self, cx: &mut Cx, changed: Vec<TopicPartition>) {
+        self.broadcast(cx, &changed);
+    }
+
+    /// Commit a new state version, record the ISRs of `changed`, and send the state to the
+    /// standby and to every unfenced live broker.
+    fn broadcast(&mut self, cx: &mut Cx, changed: &[TopicPartition]) {
         self.state.version += 1;
         self.store.commit(cx, &self.state);
-        for tp in &changed {
+        for tp in changed {
             let p = self.state.partitions[tp].clone();
             self.record_isr(cx, &p);
         }
@@ -215,27 +226,7 @@ impl Controller {
             .map(|(b, _)| *b)
             .collect();
         for b in brokers {
-            self.send_leader_and_isr(cx, b, Some(&changed));
-        }
-    }
-
-    /// Commit a change of the live broker set (with the partitions it changed, maybe none)
-    /// and tell every live broker and the standby: leaders learn who is eligible for ISRs.
-    fn publish_to_brokers(&mut self, cx: &mut Cx, changed: Vec<TopicPartition>) {
-        if !changed.is_empty() {
-            return self.publish(cx, changed);
-        }
-        self.state.version += 1;
-        self.store.commit(cx, &self.state);
-        self.send_sync(cx);
-        let brokers: Vec<NodeId> = self
-            .live
-            .iter()
-            .filter(|(_, l)| !l.fenced)
-            .map(|(b, _)| *b)
-            .collect();
-        for b in brokers {
-            self.send_leader_and_isr(cx, b, Some(&[]));
+            self.send_leader_and_isr(cx, b, Some(changed));
         }
     }
 

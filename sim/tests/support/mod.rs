@@ -261,3 +261,18 @@ pub fn settle(w: &mut World, cluster: &Cluster, tp: TopicPartition, limit: Durat
         }
     }
 }
+
+/// The ISR of `tp` as the active controller has it, sorted.
+pub fn isr_of(w: &World, c: &Cluster, tp: TopicPartition) -> Vec<NodeId> {
+    let ctl = c.active_controller(w).expect("an active controller");
+    let mut isr = w
+        .node::<kafsim_engine::controller::Controller>(ctl)
+        .unwrap()
+        .state()
+        .partition(tp)
+        .unwrap()
+        .isr
+        .clone();
+    isr.sort();
+    isr
+}
