@@ -347,7 +347,6 @@ impl Consumer {
         &mut self,
         cx: &mut Cx,
         from: NodeId,
-        sent_at: Instant,
         tps: Vec<(TopicPartition, u64)>,
         resp: FetchResponse,
     ) {
@@ -358,6 +357,7 @@ impl Consumer {
             }
         }
         let mut got = 0usize;
+        let errored = resp.partitions.iter().any(|p| p.error != ErrorCode::None);
         for pr in resp.partitions {
             let asked = tps
                 .iter()
@@ -367,12 +367,15 @@ impl Consumer {
                 got += self.on_fetch_partition(pr, offset);
             }
         }
-        // A broker that answers an empty fetch before max.wait (no long-poll support, or an
-        // error) must not make the consumer spin: wait out the rest of max.wait.
-        if got == 0 {
-            let floor =
-                (sent_at + self.config.fetch_max_wait).max(cx.now() + self.config.retry_backoff);
-            self.fetch_not_before.insert(from, floor);
+        // The broker long-polls (`DelayedFetch`): an empty answer without an error means
+        // max.wait ran out, and every client fetches again at once (Java `AbstractFetch`
+        // sends the next fetch on the next poll; sarama's and kafka-go's fetch loops and
+        // librdkafka's fetcher loop straight back). After an error (or with max.wait = 0,
+        // where the broker answers at once) a client backs off for retry.backoff.ms rather
+        // than spin.
+        if got == 0 && (errored || self.config.fetch_max_wait.is_zero()) {
+            self.fetch_not_before
+                .insert(from, cx.now() + self.config.retry_backoff);
         }
     }
 

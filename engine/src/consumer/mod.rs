@@ -484,9 +484,7 @@ impl Consumer {
             (Req::ListOffsets(tps), Message::ListOffsetsResponse(r)) => {
                 self.on_list_offsets(cx, tps, r)
             }
-            (Req::Fetch(tps), Message::FetchResponse(r)) => {
-                self.on_fetch(cx, from, f.sent_at, tps, r)
-            }
+            (Req::Fetch(tps), Message::FetchResponse(r)) => self.on_fetch(cx, from, tps, r),
             (Req::DeadLetter { processor }, Message::ProduceResponse(r)) => {
                 self.on_dead_letter_response(cx, processor, r)
             }

@@ -308,10 +308,10 @@ impl ReplicaManager {
         Ok((acks != Acks::None).then_some(pending))
     }
 
-    /// New data in `tp`: answer the fetches waiting for it.
+    /// New data in `tp`: answer the fetches waiting for it that can now be satisfied.
     fn wake_fetches(&mut self, cx: &mut Cx, tp: TopicPartition) {
         for id in self.fetches.watching(tp) {
-            self.complete_fetch(cx, id);
+            self.try_complete_fetch(cx, id);
         }
     }
 
@@ -330,7 +330,7 @@ impl ReplicaManager {
                     .get_mut(id)
                     .is_some_and(|f| f.request.replica_id.is_none())
                 {
-                    self.complete_fetch(cx, id);
+                    self.try_complete_fetch(cx, id);
                 }
             }
         }
@@ -521,6 +521,22 @@ impl ReplicaManager {
         let max_bytes = fp.partition_max_bytes.min(req.max_bytes);
         r.batches = p.log.read(fp.fetch_offset, max_bytes, max_offset);
         r
+    }
+
+    /// `DelayedFetch.tryComplete`: a parked fetch is answered once the bytes it may read (up to
+    /// the LEO for a follower, up to the high watermark for a consumer) reach its `min_bytes`,
+    /// or when a partition of it errs (leadership moved, offset out of range). An append that
+    /// the HW has not yet passed gives a consumer nothing to read, so its fetch stays parked
+    /// until the followers move the HW (`Partition.maybeIncrementLeaderHW` ->
+    /// `tryCompleteDelayedRequests`) or its `max_wait` runs out.
+    fn try_complete_fetch(&mut self, cx: &mut Cx, id: u64) {
+        let Some(f) = self.fetches.get(id) else {
+            return;
+        };
+        let (_, bytes, any_error) = self.read_fetch(&f.request);
+        if bytes >= f.request.min_bytes as u64 || any_error {
+            self.complete_fetch(cx, id);
+        }
     }
 
     fn complete_fetch(&mut self, cx: &mut Cx, id: u64) {
@@ -830,6 +846,7 @@ mod tests {
     use super::*;
     use crate::broker::config::KafkaVersion;
     use crate::log::tests::{batch, with_cx, MemDisk, TP};
+    use crate::node::Effect;
 
     /// The controller's state of `partition` on replicas 0 and 1.
     fn state(
@@ -898,6 +915,65 @@ mod tests {
             batches: vec![(TP, batch(&[value]))],
         };
         with_cx(disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+    }
+
+    /// The fetch responses among `effects`, as (to, records returned).
+    fn fetch_responses(effects: &[Effect]) -> Vec<(NodeId, usize)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to,
+                    msg: Message::FetchResponse(r),
+                } => Some((
+                    *to,
+                    r.partitions
+                        .iter()
+                        .flat_map(|p| p.batches.iter())
+                        .map(|b| b.records.len())
+                        .sum(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_consumer_fetch_waits_for_the_hw_not_for_the_append() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        let consumer = NodeId(9);
+        let mut fetch = follower_fetch(&[TP], 0, ms(500));
+        fetch.replica_id = None;
+        let (_, parked) = with_cx(&mut disk, |cx| rm.handle_fetch(cx, consumer, fetch));
+        assert!(
+            fetch_responses(&parked).is_empty(),
+            "nothing to read: parked"
+        );
+        // The leader appends; the follower has not fetched it, so the HW stays at 0.
+        let (_, appended) = with_cx(&mut disk, |cx| {
+            let req = ProduceRequest {
+                correlation_id: 1,
+                acks: Acks::All,
+                timeout: ms(1000),
+                transactional_id: None,
+                batches: vec![(TP, batch(&[1]))],
+            };
+            rm.handle_produce(cx, NodeId(5), req)
+        });
+        assert_eq!(rm.partitions[&TP].high_watermark, 0);
+        assert!(
+            fetch_responses(&appended).is_empty(),
+            "an append below nothing the consumer may read must not answer its fetch"
+        );
+        // The follower fetches from offset 1: the HW moves and the consumer gets the record.
+        let (_, moved) = with_cx(&mut disk, |cx| {
+            rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(500)))
+        });
+        assert_eq!(rm.partitions[&TP].high_watermark, 1);
+        assert!(
+            fetch_responses(&moved).contains(&(consumer, 1)),
+            "the HW passing the record answers the parked consumer fetch: {moved:?}"
+        );
     }
 
     #[test]

@@ -89,6 +89,10 @@ impl<T> Purgatory<T> {
             .map_or(Vec::new(), |s| s.iter().copied().collect())
     }
 
+    pub fn get(&self, id: u64) -> Option<&T> {
+        self.ops.get(&id)
+    }
+
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         self.ops.get_mut(&id)
     }
