@@ -21,6 +21,8 @@ use crate::time::Duration;
 pub enum Mark {
     BeforeProcess,
     AfterProcess,
+    /// The application forgot to mark (or to commit): nothing it processes is committed.
+    Never,
 }
 
 /// How the application commits.

@@ -20,13 +20,22 @@ use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId};
 use crate::protocol::{ErrorCode, Message, OffsetCommitRequest, OffsetCommitResponse};
 use crate::record::TopicPartition;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
-use super::profile::AutoCommitStyle;
+use super::profile::{AutoCommitStyle, ClientKind};
 
-/// Attempts of one synchronous commit (Java retries until default.api.timeout.ms, 60 s).
+/// Attempts of one synchronous commit of librdkafka (its own retries of a sync commit).
 pub const MAX_SYNC_COMMIT_ATTEMPTS: u32 = 20;
+/// Java `default.api.timeout.ms` (60 s): `commitSync()` retries retriable errors until then
+/// (`ConsumerCoordinator.commitOffsetsSync` loops while the timer has not expired).
+pub const JAVA_DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(60);
+/// kafka-go `defaultCommitRetries` (`reader.go`): `commitOffsetsWithRetry` makes 3 attempts
+/// whatever the error, sleeping `backoff(attempt, 100ms, 5s)` = attempt² × 100 ms between.
+pub const KAFKA_GO_COMMIT_ATTEMPTS: u32 = 3;
+/// sarama `Consumer.Offsets.Retry.Max` (3): the offset manager's final flush tries 1 + 3 times
+/// (`offset_manager.go` `Close`).
+pub const SARAMA_COMMIT_ATTEMPTS: u32 = 4;
 
 /// (partition, next offset, leader epoch of the last consumed record).
 pub type CommitOffset = (TopicPartition, u64, Option<u32>);
@@ -43,9 +52,14 @@ pub struct CommitCtx {
 #[derive(Clone, Debug)]
 pub struct SyncCommit {
     offsets: Vec<CommitOffset>,
-    attempts: u32,
-    inflight: bool,
+    pub(super) attempts: u32,
+    pub(super) inflight: bool,
     not_before: Instant,
+    /// When the commit was first asked for (Java retries until `default.api.timeout.ms`).
+    pub(super) started: Option<Instant>,
+    /// kafka-go ReadMessage: if this commit fails, the message it was for is dropped
+    /// (ReadMessage returns the commit error instead of the message).
+    pub drops_delivery_on_failure: bool,
 }
 
 impl SyncCommit {
@@ -121,6 +135,8 @@ impl Consumer {
                     attempts: 0,
                     inflight: false,
                     not_before: Instant::ZERO,
+                    started: None,
+                    drops_delivery_on_failure: false,
                 });
             }
         }
@@ -134,6 +150,10 @@ impl Consumer {
             return;
         }
         let offsets = sc.offsets.clone();
+        let now = cx.now();
+        if let Some(sc) = self.sync_commit.as_mut() {
+            sc.started.get_or_insert(now);
+        }
         if self.send_commit(cx, offsets, true) {
             let sc = self.sync_commit.as_mut().expect("checked");
             sc.inflight = true;
@@ -237,7 +257,9 @@ impl Consumer {
             ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration if current => {
                 self.group.owned.clear();
                 self.parts.clear();
-                self.group.member_id.clear();
+                if !self.keeps_member_id_on(error) {
+                    self.group.member_id.clear();
+                }
                 self.group.generation = -1;
                 self.group.state = super::membership::MemberState::Unjoined;
                 self.group.rejoin = true;
@@ -250,16 +272,56 @@ impl Consumer {
         }
     }
 
+    /// Java 3.1+ keeps its member id after ILLEGAL_GENERATION (only the generation is
+    /// stale; `AbstractCoordinator.resetStateAndGeneration(reason, shouldResetMemberId)` with
+    /// "keep member id since it might be still valid"), so its rejoin is not a new member the
+    /// coordinator must wait for. UNKNOWN_MEMBER_ID always drops it.
+    fn keeps_member_id_on(&self, error: ErrorCode) -> bool {
+        error == ErrorCode::IllegalGeneration
+            && self.config.client == ClientKind::Java
+            && self.config.client_version >= (3, 1)
+    }
+
     fn after_sync_commit(&mut self, cx: &mut Cx, error: ErrorCode) {
+        let client = self.config.client;
+        let backoff = self.config.retry_backoff;
         let Some(sc) = self.sync_commit.as_mut() else {
             return;
         };
         sc.inflight = false;
-        let retry = is_retriable_commit_error(error) && sc.attempts < MAX_SYNC_COMMIT_ATTEMPTS;
+        let now = cx.now();
+        let (retry, wait) = match client {
+            // Java commitSync: retriable errors until default.api.timeout.ms.
+            ClientKind::Java => (
+                is_retriable_commit_error(error)
+                    && now < sc.started.unwrap_or(now) + JAVA_DEFAULT_API_TIMEOUT,
+                backoff,
+            ),
+            // kafka-go: every error, three attempts in all.
+            ClientKind::KafkaGo => (
+                error != ErrorCode::None && sc.attempts < KAFKA_GO_COMMIT_ATTEMPTS,
+                Duration::from_millis(100 * u64::from(sc.attempts * sc.attempts)),
+            ),
+            ClientKind::Sarama => (
+                is_retriable_commit_error(error) && sc.attempts < SARAMA_COMMIT_ATTEMPTS,
+                backoff,
+            ),
+            ClientKind::Librdkafka => (
+                is_retriable_commit_error(error) && sc.attempts < MAX_SYNC_COMMIT_ATTEMPTS,
+                backoff,
+            ),
+        };
         if retry {
-            sc.not_before = cx.now() + self.config.retry_backoff;
-        } else {
-            self.sync_commit = None; // done, or CommitFailedException surfaced to the app
+            sc.not_before = now + wait;
+            return;
+        }
+        let dropped = sc.drops_delivery_on_failure && error != ErrorCode::None;
+        self.sync_commit = None; // done, or the error surfaced to the application
+        if dropped {
+            // kafka-go ReadMessage returned the commit's error: the application never got the
+            // message (it was the only record of that ReadMessage, waiting on processor 0).
+            self.procs.all[0].queue.clear();
+            self.poll.inline_batch_open = false;
         }
     }
 

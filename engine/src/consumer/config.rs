@@ -43,6 +43,9 @@ pub struct ConsumerConfig {
     pub request_timeout: Duration,
     /// `retry.backoff.ms` (100).
     pub retry_backoff: Duration,
+    /// librdkafka `enable.auto.offset.store` (true): store a message's offset when it is
+    /// handed to the application ([`super::consume_loop`]).
+    pub enable_auto_offset_store: bool,
 }
 
 const KEYS: &[&str] = &[
@@ -62,6 +65,7 @@ const KEYS: &[&str] = &[
     "group.instance.id",
     "request.timeout.ms",
     "retry.backoff.ms",
+    "enable.auto.offset.store",
 ];
 
 impl ConsumerConfig {
@@ -110,6 +114,7 @@ impl ConsumerConfig {
             group_instance_id: None,
             request_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
+            enable_auto_offset_store: true,
         })
     }
 
@@ -213,6 +218,16 @@ impl Configurable for ConsumerConfig {
             "group.instance.id" => self.group_instance_id = Some(value.as_str()?.to_string()),
             "request.timeout.ms" => self.request_timeout = millis(value, 1, day)?,
             "retry.backoff.ms" => self.retry_backoff = millis(value, 0, day)?,
+            "enable.auto.offset.store" if self.client == ClientKind::Librdkafka => {
+                self.enable_auto_offset_store = value.as_bool()?
+            }
+            "enable.auto.offset.store" => {
+                return Err(format!(
+                    "enable.auto.offset.store is a librdkafka property; {} has no offset store \
+                     (use the handler's `mark` for when the application marks offsets)",
+                    self.client.name()
+                ))
+            }
             other => return Err(format!("unknown consumer property \"{other}\"")),
         }
         Ok(())

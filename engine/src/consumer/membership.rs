@@ -154,8 +154,14 @@ impl Consumer {
         if !self.group.needs_join() || self.group.join_not_before > cx.now() {
             return;
         }
-        if !self.poll_thread_idle() {
-            return; // the rebalance runs in poll(), once the application is back in it
+        // The rebalance runs in poll(), once the application is back in it (Java, librdkafka;
+        // sarama's next session starts after every ConsumeClaim returned). kafka-go's Reader
+        // rebalances in its own goroutines (`Reader.run`: the generation ends and the readers
+        // are unsubscribed whatever the application's loop is doing); it still finishes the
+        // commit ReadMessage is waiting for first (`commitLoopImmediate` drains on ctx.Done).
+        let waits_for_app = self.config.client != super::profile::ClientKind::KafkaGo;
+        if waits_for_app && !self.poll_thread_idle() {
+            return;
         }
         if !self
             .spec
@@ -333,8 +339,15 @@ impl Consumer {
         let old: BTreeSet<TopicPartition> = self.group.owned.iter().copied().collect();
         let revoked: Vec<TopicPartition> = old.difference(&new).copied().collect();
         if !revoked.is_empty() {
-            // Cooperative: commit what is given up, then give it up and rejoin (KIP-429).
-            if self.auto_commit_enabled() {
+            // Cooperative: give up what the new assignment took away and rejoin (KIP-429).
+            // Java commits nothing here: `ConsumerCoordinator.onJoinComplete` only invokes
+            // onPartitionsRevoked and requests the rejoin (its auto-commit ran before the
+            // join, in onJoinPrepare), so records polled from a revoked partition during the
+            // join are redelivered to its next owner. librdkafka commits the offsets of
+            // removed partitions when auto-commit is on (`rdkafka_assignment.c`
+            // `rd_kafka_assignment_serve_removals`).
+            let commits_revoked = self.config.client != super::profile::ClientKind::Java;
+            if commits_revoked && self.auto_commit_enabled() {
                 let offsets = self.auto_commit_offsets(&revoked);
                 self.start_sync_commit(offsets);
             }

@@ -18,6 +18,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod consume_loop;
 pub mod fetcher;
 pub mod membership;
 pub mod poll;
@@ -142,6 +143,8 @@ pub struct Consumer {
     spec: ConsumerSpec,
     config: ConsumerConfig,
     auto_style: AutoCommitStyle,
+    /// When a handed-over record's offset is marked, by the client's consume loop.
+    mark_at: consume_loop::MarkAt,
     next_corr: u64,
     inflight: BTreeMap<u64, Inflight>,
     meta: fetcher::Metadata,
@@ -191,6 +194,12 @@ impl Consumer {
         );
         let sink = Sink::new(spec.handler.sink);
         let auto_style = config.auto_commit_style();
+        let mark_at = consume_loop::mark_at(
+            config.client,
+            spec.handler.mark,
+            spec.handler.commit,
+            config.enable_auto_offset_store,
+        );
         let group = membership::Membership::new(&config);
         let (backoff, backoff_max) = reconnect::defaults(config.client);
         let connections = ConnectionStates::new(config.client, backoff, backoff_max);
@@ -198,6 +207,7 @@ impl Consumer {
             spec,
             config,
             auto_style,
+            mark_at,
             next_corr: 0,
             inflight: BTreeMap::new(),
             meta: fetcher::Metadata::default(),

@@ -5,13 +5,14 @@
 //! pool and polls again at once (bounded queues: a full pool blocks the poll thread), or
 //! collects them into a batch that is processed and committed when full or when its timeout
 //! fires. A processed record is written to the sink; a failed one is retried, skipped or
-//! dead-lettered. Marks follow `mark`: before processing (at delivery) or after it.
+//! dead-lettered. Marks follow the client's consume loop ([`super::consume_loop`]): at
+//! delivery, when a record's processing starts, when it ends, or never.
 
 use super::{Consumer, ConsumerConfig, Need};
 use crate::app::failure::{draw_failure, MAX_ATTEMPTS};
 use crate::app::handler::process_time;
 use crate::app::workers::InProcess;
-use crate::app::{CommitMode, Delivered, Mark, OnFailure};
+use crate::app::{CommitMode, Delivered, OnFailure};
 use crate::assignor::{assign, AssignInput, Client, Strategy};
 use crate::history::HistoryEvent;
 use crate::node::{Cx, Timer};
@@ -20,6 +21,7 @@ use crate::record::{Record, RecordBatch, TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
+use super::consume_loop::MarkAt;
 use super::profile::AutoCommitStyle;
 
 /// Most poll iterations one `drive` runs (zero processing times could otherwise loop long).
@@ -31,7 +33,7 @@ pub struct PollLoop {
     pub last_poll: Instant,
     pub last_auto_commit: Instant,
     /// The poll loop is processing a poll's (or batch's) records itself.
-    inline_batch_open: bool,
+    pub(super) inline_batch_open: bool,
     /// Workers marked offsets since the poll loop last committed them.
     pool_marks_dirty: bool,
     /// Partition to start the next poll from (fairness across partitions).
@@ -162,13 +164,17 @@ impl Consumer {
                 value: rec.value,
                 key: rec.key,
             });
-            if self.spec.handler.mark == Mark::BeforeProcess || per_record_sync {
+            if self.mark_at == MarkAt::Delivery {
                 self.mark(rec);
             }
         }
         if per_record_sync {
-            // kafka-go ReadMessage: commit before the application sees the message.
+            // kafka-go ReadMessage: commit before the application sees the message; if the
+            // commit fails, ReadMessage returns the error instead of the message.
             self.start_sync_commit(self.marked_offsets());
+            if let Some(sc) = self.sync_commit.as_mut() {
+                sc.drops_delivery_on_failure = true;
+            }
         }
         if let Some(size) = self.spec.handler.batch {
             return self.add_to_batch(cx, records, size);
@@ -240,6 +246,13 @@ impl Consumer {
                         attempt: 1,
                         running: false,
                     });
+                    if self.mark_at == MarkAt::ProcessStart {
+                        // sarama: `sess.MarkMessage(msg, "")` before processing `msg`.
+                        self.mark(&rec);
+                        if i > 0 {
+                            self.poll.pool_marks_dirty = true;
+                        }
+                    }
                 }
             }
             let t = process_time(&self.spec.handler, cx.rng());
@@ -296,7 +309,7 @@ impl Consumer {
                 key: rec.key,
             });
         }
-        if self.spec.handler.mark == Mark::AfterProcess {
+        if self.mark_at == MarkAt::ProcessEnd {
             self.mark(&rec);
             if i > 0 {
                 self.poll.pool_marks_dirty = true;

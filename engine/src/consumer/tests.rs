@@ -282,3 +282,102 @@ fn sarama_and_kafka_go_join_metadata_carries_no_generation_or_ownership() {
     assert_eq!(java.generation, 3);
     assert_eq!(java.owned_partitions, vec![TP0, TP1]);
 }
+
+// ------------------------------------------------------------ each client's commit failures
+
+fn delivered(offset: u64) -> Delivered {
+    Delivered {
+        partition: TP0,
+        offset,
+        value: crate::record::ValueId(offset),
+        key: None,
+        size: 10,
+        leader_epoch: 0,
+    }
+}
+
+/// A sync commit for a record waiting on the poll loop, answered with `error` after
+/// `attempts` attempts, `after_ms` after it started.
+fn failed_sync_commit(
+    client: &str,
+    read_message: bool,
+    attempts: u32,
+    after_ms: u64,
+    error: ErrorCode,
+) -> Consumer {
+    let mut host = Host::new();
+    let mut c = consumer(client, CommitMode::Auto);
+    c.procs.all[0].queue.push_back(delivered(99));
+    c.start_sync_commit(vec![(TP0, 100, None)]);
+    let sc = c.sync_commit.as_mut().expect("queued");
+    sc.drops_delivery_on_failure = read_message;
+    sc.inflight = true;
+    sc.attempts = attempts;
+    sc.started = Some(Instant::ZERO);
+    let ctx = commit::CommitCtx {
+        sync: true,
+        generation: c.group.generation,
+        offsets: vec![(TP0, 100, None)],
+    };
+    host.at(after_ms, |cx| c.on_commit_result(cx, ctx, &[], error));
+    c
+}
+
+#[test]
+fn kafka_go_read_message_drops_its_message_when_the_commit_fails_three_times() {
+    let e = ErrorCode::RebalanceInProgress;
+    // kafka-go retries whatever the error until its third attempt...
+    let c = failed_sync_commit("kafka-go", true, 2, 10, e);
+    assert!(c.sync_commit.is_some(), "retried");
+    assert_eq!(c.procs.all[0].queue.len(), 1);
+    // ...then ReadMessage returns the error: the application never gets the message.
+    let c = failed_sync_commit("kafka-go", true, 3, 10, e);
+    assert!(c.sync_commit.is_none());
+    assert!(c.procs.all[0].queue.is_empty(), "the message was dropped");
+    // A FetchMessage + CommitMessages application keeps the message it fetched.
+    let c = failed_sync_commit("kafka-go", false, 3, 10, e);
+    assert_eq!(c.procs.all[0].queue.len(), 1);
+}
+
+#[test]
+fn java_commit_sync_retries_until_the_default_api_timeout() {
+    let e = ErrorCode::CoordinatorNotAvailable;
+    let c = failed_sync_commit("java", false, 50, 59_000, e);
+    assert!(
+        c.sync_commit.is_some(),
+        "retried within 60 s whatever the attempts"
+    );
+    let c = failed_sync_commit("java", false, 2, 60_000, e);
+    assert!(
+        c.sync_commit.is_none(),
+        "given up at default.api.timeout.ms"
+    );
+    // Not retriable: surfaced at once.
+    let c = failed_sync_commit("java", false, 1, 10, ErrorCode::RebalanceInProgress);
+    assert!(c.sync_commit.is_none());
+}
+
+#[test]
+fn illegal_generation_keeps_the_member_id_in_java_3_1_and_later() {
+    let fenced = |client: &str, version: Option<&str>, error: ErrorCode| {
+        let mut host = Host::new();
+        let mut c = consumer(client, CommitMode::Auto);
+        c.config = ConsumerConfig::for_client(client, version).unwrap();
+        c.group.member_id = "m-1".into();
+        c.group.generation = 4;
+        let ctx = commit::CommitCtx {
+            sync: false,
+            generation: 4,
+            offsets: vec![(TP0, 70, None)],
+        };
+        host.at(1, |cx| c.on_commit_result(cx, ctx, &[], error));
+        assert_eq!(c.group.generation, -1);
+        assert!(c.group.rejoin && c.group.owned.is_empty());
+        c.group.member_id.clone()
+    };
+    let ig = ErrorCode::IllegalGeneration;
+    assert_eq!(fenced("java", Some("3.7"), ig), "m-1");
+    assert_eq!(fenced("java", Some("2.8"), ig), "");
+    assert_eq!(fenced("java", Some("3.7"), ErrorCode::UnknownMemberId), "");
+    assert_eq!(fenced("sarama", None, ig), "");
+}
