@@ -358,7 +358,27 @@ impl DrainTracker {
                 let hw = *hws
                     .entry(tp)
                     .or_insert_with(|| high_watermark(w, cluster, tp));
-                let read = self.read(g.index, tp);
+                // Services sharing one Kafka group (tables with one `group` name) split its
+                // partitions: the group has read what any of them read.
+                // A live member's position counts too: a consumer that reset to the log end
+                // (`auto.offset.reset = latest` with nothing committed) has nothing left to
+                // read there though it read nothing (the next offset it will read, as
+                // `kafka-consumer-groups --describe` takes it).
+                let read = groups
+                    .iter()
+                    .filter(|o| o.name == g.name)
+                    .map(|o| {
+                        let position = o
+                            .members
+                            .iter()
+                            .filter(|&&m| w.is_up(m))
+                            .filter_map(|&m| w.node::<Consumer>(m)?.position(tp))
+                            .max()
+                            .unwrap_or(0);
+                        self.read(o.index, tp).max(position)
+                    })
+                    .max()
+                    .unwrap_or(0);
                 match hw {
                     None => {
                         behind.get_or_insert(NotCaughtUp::NoLeader(tp));

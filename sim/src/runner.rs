@@ -272,10 +272,9 @@ impl Resolver for View<'_> {
         self.h
             .groups
             .iter()
-            .find(|(g, _)| g == group)?
-            .1
-            .get(member as usize)
-            .copied()
+            .filter(|(g, _)| g == group)
+            .flat_map(|(_, members)| members.iter().copied())
+            .nth(member as usize)
     }
     fn consumers(&self) -> Vec<NodeId> {
         self.h
@@ -366,10 +365,16 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             move || -> Box<dyn Node> { Box::new(Producer::new(spec.clone(), config.clone())) },
         ));
     }
-    let mut groups = Vec::new();
+    let mut groups: Vec<(String, Vec<NodeId>)> = Vec::new();
     for g in &p.groups {
         let mut members = Vec::new();
-        for m in 0..g.members {
+        // Services sharing one Kafka group: number members across their tables.
+        let first: u32 = groups
+            .iter()
+            .filter(|(name, _)| *name == g.name)
+            .map(|(_, m)| m.len() as u32)
+            .sum();
+        for m in first..first + g.members {
             let spec = ConsumerSpec {
                 group_index: g.index,
                 member_index: m,

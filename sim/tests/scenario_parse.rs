@@ -931,3 +931,133 @@ fn unmodelled_cluster_version_is_an_error_listing_the_valid_ones() {
     let hint = e.hint.expect("a hint");
     assert!(hint.contains("3.3") && hint.contains("4.0"), "{hint}");
 }
+
+/// The design example's group with `client` and handler lines replaced.
+fn group_as(client: &str, config: &str, handler: &str) -> String {
+    edited(
+        "client = \"sarama\"\ntopics = [\"orders\"]",
+        &format!("client = \"{client}\"\ntopics = [\"orders\"]"),
+    )
+    .replacen(
+        "\"auto.offset.reset\" = \"earliest\"\n",
+        &format!("\"auto.offset.reset\" = \"earliest\"\n{config}"),
+        1,
+    )
+    .replacen(
+        "mark = \"after-process\"    # or \"before-process\"",
+        handler,
+        1,
+    )
+}
+
+#[test]
+fn mark_never_parses_and_a_mark_the_loop_cannot_honour_is_refused() {
+    let never = edited(
+        "mark = \"after-process\"    # or \"before-process\"",
+        "mark = \"never\"",
+    );
+    let s = parse(&never).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.consumer_groups[0].handler.mark, MarkPoint::Never);
+    let typo = edited(
+        "mark = \"after-process\"    # or \"before-process\"",
+        "mark = \"nevr\"",
+    );
+    let e = assert_error(
+        &typo,
+        "nevr",
+        "consumer_groups[0].handler.mark",
+        "unknown value",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"never\"?"));
+
+    // kafka-go ReadMessage (commit = "auto") commits before returning.
+    let kgo = group_as("kafka-go", "", "mark = \"after-process\"");
+    let e = assert_error(
+        &kgo,
+        "mark = \"after-process\"",
+        "consumer_groups[0].handler.mark",
+        "ReadMessage",
+    );
+    assert!(e.hint.unwrap().contains("commit = \"sync\""));
+    let fetch = kgo.replacen("commit = \"auto\"", "commit = \"sync\"", 1);
+    parse(&fetch).unwrap_or_else(|e| panic!("{e}"));
+
+    // librdkafka stores offsets at hand-over unless enable.auto.offset.store = false.
+    let rdk = group_as("librdkafka", "", "mark = \"never\"");
+    let e = assert_error(
+        &rdk,
+        "mark = \"never\"",
+        "consumer_groups[0].handler.mark",
+        "enable.auto.offset.store",
+    );
+    assert!(e.hint.unwrap().contains("= false"));
+    let stored = group_as(
+        "librdkafka",
+        "\"enable.auto.offset.store\" = false\n",
+        "mark = \"never\"",
+    );
+    parse(&stored).unwrap_or_else(|e| panic!("{e}"));
+
+    // Java's auto-commit commits positions: "never" would change nothing.
+    let java = group_as("java", "", "mark = \"never\"");
+    let e = assert_error(
+        &java,
+        "mark = \"never\"",
+        "consumer_groups[0].handler.mark",
+        "positions",
+    );
+    assert!(e.hint.unwrap().contains("enable.auto.commit"));
+}
+
+#[test]
+fn enable_auto_offset_store_is_librdkafkas_own() {
+    let text = group_as(
+        "sarama",
+        "\"enable.auto.offset.store\" = false\n",
+        "mark = \"after-process\"",
+    );
+    let s = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let e = match kafsim_sim::runner::prepare(s) {
+        Ok(_) => panic!("sarama has no offset store"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        e.key, "consumer_groups[0].config.enable.auto.offset.store",
+        "{e}"
+    );
+    assert_eq!(e.line, line_of(&text, "enable.auto.offset.store"), "{e}");
+    assert!(e.to_string().contains("librdkafka property"), "{e}");
+    let bad = group_as(
+        "librdkafka",
+        "\"enable.auto.offset.store\" = \"no\"\n",
+        "mark = \"after-process\"",
+    );
+    let s = parse(&bad).unwrap_or_else(|e| panic!("{e}"));
+    let e = kafsim_sim::runner::prepare(s).err().expect("not a boolean");
+    assert_eq!(e.line, line_of(&bad, "enable.auto.offset.store"), "{e}");
+}
+
+#[test]
+fn tables_sharing_a_group_name_are_services_in_one_group() {
+    let text = edited(
+        "[faults]",
+        "[[consumer_groups]]\ngroup = \"billing\"\nmembers = 2\ntopics = [\"orders\"]\n\n[faults]",
+    )
+    .replacen(
+        "target = \"leader:orders/0\"",
+        "target = \"consumer:billing/4\"",
+        1,
+    )
+    .replacen("action = \"crash\" ", "action = \"consumer-crash\" ", 1);
+    let s = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.consumer_groups.len(), 2);
+    // Members are numbered across the tables: 3 + 2 = 5, so member 5 does not exist.
+    let past = text.replacen("consumer:billing/4", "consumer:billing/5", 1);
+    let e = assert_error(
+        &past,
+        "consumer:billing/5",
+        "faults.schedule[0].target",
+        "no member 5",
+    );
+    assert!(e.hint.unwrap().contains("0 to 4"));
+}

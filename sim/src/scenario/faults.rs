@@ -375,7 +375,7 @@ fn exists(target: &Target, scenario: &Scenario) -> Result<(), (String, String)> 
         Target::Leader { topic, partition } => topic_partition(scenario, topic, *partition, false),
         Target::Follower { topic, partition } => topic_partition(scenario, topic, *partition, true),
         Target::Consumer { group, member } => {
-            let Some(g) = scenario.consumer_groups.iter().find(|g| &g.group == group) else {
+            if !scenario.consumer_groups.iter().any(|g| &g.group == group) {
                 let known: Vec<&str> = scenario
                     .consumer_groups
                     .iter()
@@ -385,11 +385,19 @@ fn exists(target: &Target, scenario: &Scenario) -> Result<(), (String, String)> 
                     format!("no consumer group \"{group}\" is declared"),
                     unknown_hint(group, &known),
                 ));
-            };
-            if *member >= g.members {
+            }
+            // Tables sharing a group name are services in one Kafka group: their members
+            // are numbered in file order across the tables.
+            let members: u32 = scenario
+                .consumer_groups
+                .iter()
+                .filter(|o| &o.group == group)
+                .map(|o| o.members)
+                .sum();
+            if *member >= members {
                 return Err((
                     format!("group \"{group}\" has no member {member}"),
-                    format!("members are numbered 0 to {}", g.members - 1),
+                    format!("members are numbered 0 to {}", members - 1),
                 ));
             }
             Ok(())

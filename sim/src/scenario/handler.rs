@@ -13,9 +13,10 @@ use std::time::Duration;
 pub const MAX_WORKERS: i64 = 1_024;
 pub const MAX_BATCH: i64 = 100_000;
 
-const MARKS: [(&str, MarkPoint); 2] = [
+const MARKS: [(&str, MarkPoint); 3] = [
     ("after-process", MarkPoint::AfterProcess),
     ("before-process", MarkPoint::BeforeProcess),
+    ("never", MarkPoint::Never),
 ];
 const COMMITS: [(&str, CommitMode); 3] = [
     ("auto", CommitMode::Auto),

@@ -11,11 +11,12 @@ use super::raw::{
     S,
 };
 use super::{
-    faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, ProducerSpec,
-    Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
+    faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, HandlerSpec,
+    ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
 use kafsim_engine::broker::version::KafkaVersion;
+use kafsim_engine::config::ConfigValue;
 use std::time::Duration;
 
 pub type R<T> = Result<T, ScenarioError>;
@@ -460,26 +461,60 @@ impl Check<'_> {
         let mut groups: Vec<GroupSpec> = Vec::new();
         for (i, g) in raw.iter().enumerate() {
             let at = format!("consumer_groups[{i}]");
+            // Two tables with one `group` are two services (two handlers, two sinks) whose
+            // members join the same Kafka group: each gets only part of the partitions.
             let group = self.non_empty(&g.group, &format!("{at}.group"))?;
-            if groups.iter().any(|other| other.group == group) {
-                return Err(self.err_hint(
-                    &g.group,
-                    &format!("{at}.group"),
-                    format!("group \"{group}\" is declared twice"),
-                    "one [[consumer_groups]] table per group; use `members` for more consumers",
-                ));
-            }
+            let client = self.client(&g.client, &format!("{at}.client"))?;
+            let handler = handler::handler(self, &g.handler, &format!("{at}.handler"), topics)?;
+            self.mark_fits_loop(g, &at, client, &handler)?;
             groups.push(GroupSpec {
                 group,
                 members: self.count_or(&g.members, &format!("{at}.members"), 1, MAX_CLIENTS, 1)?,
-                client: self.client(&g.client, &format!("{at}.client"))?,
+                client,
                 client_version: self.version(&g.client_version, &format!("{at}.client_version"))?,
                 topics: self.group_topics(&g.topics, &format!("{at}.topics"), topics)?,
                 config: self.properties(&g.config),
-                handler: handler::handler(self, &g.handler, &format!("{at}.handler"), topics)?,
+                handler,
             });
         }
         Ok(groups)
+    }
+
+    /// A `mark` written in the handler must be one the client's consume loop can honour
+    /// (kafka-go's ReadMessage and librdkafka's automatic offset store mark at delivery;
+    /// Java's auto-commit commits positions): see `kafsim_engine::consumer::consume_loop`.
+    fn mark_fits_loop(
+        &self,
+        g: &RawGroup,
+        at: &str,
+        client: ClientKind,
+        handler: &HandlerSpec,
+    ) -> R<()> {
+        let Some(mark) = &g.handler.mark else {
+            return Ok(());
+        };
+        let flag = |name: &str| {
+            g.config
+                .0
+                .iter()
+                .find_map(|(k, v)| match (&v.0, k.get_ref() == name) {
+                    (ConfigValue::Bool(b), true) => Some(*b),
+                    _ => None,
+                })
+        };
+        let conflict = kafsim_engine::consumer::consume_loop::mark_conflict(
+            client,
+            handler.mark,
+            handler.commit,
+            flag("enable.auto.commit").unwrap_or(true),
+            flag("enable.auto.offset.store").unwrap_or(true),
+        );
+        match conflict {
+            Some((message, hint)) => {
+                Err(self.err_hint(mark, &format!("{at}.handler.mark"), message, hint))
+            }
+            None => Ok(()),
+        }
     }
 
     fn group_topics(
