@@ -1033,7 +1033,9 @@ fn enable_auto_offset_store_is_librdkafkas_own() {
         "mark = \"after-process\"",
     );
     let s = parse(&bad).unwrap_or_else(|e| panic!("{e}"));
-    let e = kafsim_sim::runner::prepare(s).err().expect("not a boolean");
+    let Err(e) = kafsim_sim::runner::prepare(s) else {
+        panic!("\"no\" is not a boolean");
+    };
     assert_eq!(e.line, line_of(&bad, "enable.auto.offset.store"), "{e}");
 }
 
