@@ -48,12 +48,28 @@ fn sarama() -> ConsumerConfig {
 }
 
 #[test]
-fn sarama_mark_before_process_loses_records_on_consumer_crash() {
-    let w = crash_run(11, sarama(), handler(Mark::BeforeProcess, SinkKind::Plain));
+fn sarama_mark_before_process_loses_the_message_in_hand_on_consumer_crash() {
+    // sarama marks one message at a time as its ConsumeClaim loop takes it up; with commits
+    // more often than a message takes, the message in hand at the crash is always committed
+    // unprocessed. That is all that is lost: about one message per claimed partition (3
+    // here), not the whole fetch.
+    let cfg = config(
+        "sarama",
+        &[
+            ("auto.offset.reset", text("earliest")),
+            ("auto.commit.interval.ms", int(5)),
+        ],
+    );
+    let w = crash_run(11, cfg, handler(Mark::BeforeProcess, SinkKind::Plain));
     let lost = sink_lost(&w, 0);
     assert!(
         !lost.is_empty(),
-        "marked-but-unprocessed records should be lost"
+        "the marked message in hand should be lost"
+    );
+    assert!(
+        lost.len() <= 3,
+        "lost {} messages: more than one per claim",
+        lost.len()
     );
 }
 

@@ -209,6 +209,13 @@ impl Consumer {
         if records.is_empty() {
             return;
         }
+        if self.mark_at == MarkAt::ProcessStart {
+            // A batch handler takes its batch up as one unit: marking before processing marks
+            // every record of the batch when the batch starts.
+            for rec in &records {
+                self.mark(rec);
+            }
+        }
         self.procs.all[0].queue.extend(records);
         self.poll.inline_batch_open = true;
     }
