@@ -32,6 +32,8 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Throughput / latency benchmark of a workload on a modelled cluster
     Bench(cli::bench::BenchArgs),
+    /// Combine the JSON files of a campaign's shards into the whole campaign's JSON / JUnit
+    Merge(cli::merge::MergeArgs),
     /// List the scenario library with descriptions
     List(cli::list::ListArgs),
     /// Print the partition each key goes to under a client's partitioner
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cli::replay::main(a),
         Command::Check(a) => cli::check::main(a),
         Command::Bench(a) => cli::bench::main(a),
+        Command::Merge(a) => cli::merge::main(a),
         Command::List(a) => cli::list::main(a),
         Command::Partition(a) => cli::partition::main(a),
         Command::Assign(a) => cli::assign::main(a),

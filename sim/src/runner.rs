@@ -623,6 +623,8 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         events: w.stats().events,
         sim_seconds: w.now().as_secs_f64(),
         load_seconds,
+        sim_nanos: w.now().as_nanos(),
+        load_nanos: kafsim_engine::time::duration_nanos(s.duration),
         records_failed: tracker.records_failed,
         records_unknown: tracker.records_unknown,
         ..RunStats::default()
