@@ -28,6 +28,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Re-run one seed of a scenario, byte for byte, with the life of every violating record
     Replay(cli::replay::ReplayArgs),
+    /// Make a failing seed into a small scripted scenario that reproduces it
+    Shrink(cli::shrink::ShrinkArgs),
     /// Run the scenario library against its expectations
     Check(cli::check::CheckArgs),
     /// Throughput / latency benchmark of a workload on a modelled cluster
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let code = match args.command {
         Command::Run(a) => cli::run::main(a),
         Command::Replay(a) => cli::replay::main(a),
+        Command::Shrink(a) => cli::shrink::main(a),
         Command::Check(a) => cli::check::main(a),
         Command::Bench(a) => cli::bench::main(a),
         Command::Merge(a) => cli::merge::main(a),

@@ -13,6 +13,7 @@ pub mod merge;
 pub mod partition;
 pub mod replay;
 pub mod run;
+pub mod shrink;
 
 /// Exit status for success.
 pub const EXIT_OK: u8 = 0;
