@@ -482,7 +482,7 @@ fn shrink(args: ShrinkArgs) -> Result<u8, u8> {
     if let Some(f) = doc.get_mut("faults").and_then(Item::as_table_mut) {
         if let Some(item) = f.remove("schedule") {
             match item {
-                Item::ArrayOfTables(a) => faults.extend(a.into_iter()),
+                Item::ArrayOfTables(a) => faults.extend(a),
                 Item::Value(Value::Array(a)) => faults.extend(
                     a.into_iter()
                         .filter_map(|v| v.as_inline_table().cloned())
