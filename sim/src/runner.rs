@@ -179,6 +179,16 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
 }
 
 impl Prepared {
+    /// Every producer's engine configuration, one per producer instance.
+    pub fn producer_configs(&self) -> Vec<&ProducerConfig> {
+        self.producers.iter().map(|p| &p.config).collect()
+    }
+
+    /// Every group's engine configuration, in scenario order.
+    pub fn consumer_configs(&self) -> Vec<&ConsumerConfig> {
+        self.groups.iter().map(|g| &g.config).collect()
+    }
+
     /// The liveness window of an automatic drain, from this scenario's configurations.
     pub fn liveness(&self) -> Liveness {
         Liveness::of(

@@ -380,7 +380,8 @@ impl Scenario {
             let known = target.known_keys();
             if known.contains(&prop.key.as_str()) {
                 if let Err(message) = target.set(&prop.key, &prop.value) {
-                    return Err(self.property_error(prop, section, message, None));
+                    let hint = own_key_hint(&prop.key).map(str::to_string);
+                    return Err(self.property_error(prop, section, message, hint));
                 }
                 continue;
             }
@@ -478,6 +479,26 @@ impl Scenario {
 
     pub fn topic(&self, name: &str) -> Option<&TopicSpec> {
         self.topics.iter().find(|t| t.name == name)
+    }
+}
+
+/// What kafsim's own producer keys take, for a bad value of one.
+fn own_key_hint(key: &str) -> Option<&'static str> {
+    match key {
+        "on_error" => Some(
+            "\"fail\": the application sees the error and gives the value up; \"ignore\": it \
+             never looks (sarama Errors() unread, kafka-go Async without Completion); \
+             \"retry\": it sends the value again",
+        ),
+        "partition" => Some(
+            "\"key % 6\" sends key k to partition k mod 6; \"0\" sends every record to \
+             partition 0",
+        ),
+        "kafka-go.constructor" => Some(
+            "\"Writer\" for &kafka.Writer{...} (RequiredAcks defaults to RequireNone), \
+             \"NewWriter\" for kafka.NewWriter(...) (a zero RequiredAcks becomes RequireAll)",
+        ),
+        _ => None,
     }
 }
 
