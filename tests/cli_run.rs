@@ -269,3 +269,31 @@ fn a_stall_explains_itself_in_replay() {
     assert!(shown.contains("records failed 0 / unknown"), "{shown}");
     assert!(shown.contains("group readers: read"), "{shown}");
 }
+
+#[test]
+fn a_bad_producer_key_exits_2_with_its_line_key_and_hint() {
+    let dir = scratch("bad-on-error");
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace(
+            "keys = 10",
+            "keys = 10\n[producers.config]\non_error = \"drop\"",
+        );
+    let line = text.lines().position(|l| l.contains("on_error")).unwrap() + 1;
+    std::fs::write(&bad, text).unwrap();
+    let json = dir.join("out.json");
+    let out = kafsim()
+        .arg("run")
+        .arg(&bad)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("bad.toml:{line}:")), "{err}");
+    assert!(err.contains("producers[0].config.on_error"), "{err}");
+    assert!(err.contains("hint") && err.contains("Errors()"), "{err}");
+    assert!(!json.exists(), "no partial output");
+}

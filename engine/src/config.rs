@@ -81,4 +81,13 @@ pub trait Configurable {
     fn set(&mut self, key: &str, value: &ConfigValue) -> Result<(), String>;
     /// Property names this struct understands, for "did you mean" hints.
     fn known_keys(&self) -> &'static [&'static str];
+    /// The client libraries' own names for these properties, every client's (see
+    /// `crate::alias`); the host accepts those of [`Configurable::client`] only.
+    fn aliases(&self) -> &'static [crate::alias::Alias] {
+        &[]
+    }
+    /// The client library this configuration is for, if it is a client's.
+    fn client(&self) -> Option<crate::client::ClientKind> {
+        None
+    }
 }

@@ -13,7 +13,9 @@ use crate::record::{Key, TopicId, TopicPartition, ValueId};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HistoryEvent {
     // ---- producer side ----
-    /// The application handed a value to its producer.
+    /// The application handed a value to its producer. The same producer hands a value over
+    /// again only after its previous send ended in `SendFail` or `SendInfo` (the application
+    /// resending it, `on_error = "retry"`).
     SendInvoke {
         producer: u32,
         value: ValueId,

@@ -938,3 +938,130 @@ fn retry_below_an_acknowledged_sequence_is_not_resequenced() {
     assert_eq!(counts.get("info"), None, "{counts:?}");
     assert_eq!(broker.inits.len(), 1);
 }
+
+/// Per value: the kinds of its history events in order ("invoke", "ok", "fail", "info").
+fn story_of(w: &World, value: ValueId) -> Vec<&'static str> {
+    w.history()
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            HistoryEvent::SendInvoke { value: v, .. } if *v == value => Some("invoke"),
+            HistoryEvent::SendOk { value: v, .. } if *v == value => Some("ok"),
+            HistoryEvent::SendFail { value: v, .. } if *v == value => Some("fail"),
+            HistoryEvent::SendInfo { value: v, .. } if *v == value => Some("info"),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn on_error_retry_resends_a_failed_value_and_fail_gives_it_up() {
+    // sarama: Retry.Max = 3, so four refusals fail the first value. An application reading
+    // the error and resending hands the same value over again, and it is written once.
+    let script = Script {
+        reject: (1..=4).map(|n| (n, ErrorCode::NotEnoughReplicas)).collect(),
+        ..Script::default()
+    };
+    let first = ValueId(0);
+    let retry = [
+        ("sync", boolean(true)),
+        ("on_error", ConfigValue::Str("retry".into())),
+    ];
+    let c = config("sarama", None, &retry);
+    let (w, b, p) = run(
+        script.clone(),
+        1,
+        |b| spec(b, Some(10.0), 1_000, 0),
+        c,
+        3_000,
+    );
+    assert_eq!(story_of(&w, first), ["invoke", "fail", "invoke", "ok"]);
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    assert_eq!(duplicates(&broker.values(0)), 0);
+    assert_eq!(broker.values(0)[0], first);
+    assert!(w.node::<Producer>(p).unwrap().is_idle(w.now()));
+    // The same refusals with on_error = "fail": the value ends failed, never resent.
+    let c = config("sarama", None, &[("sync", boolean(true))]);
+    let (w, b, _) = run(script, 1, |b| spec(b, Some(10.0), 1_000, 0), c, 3_000);
+    assert_eq!(story_of(&w, first), ["invoke", "fail"]);
+    assert!(!w
+        .node::<ScriptedBroker>(b)
+        .unwrap()
+        .values(0)
+        .contains(&first));
+}
+
+#[test]
+fn an_application_resend_is_not_deduplicated_by_idempotence() {
+    // Every attempt of the first value is appended but its answer lost, until delivery.timeout
+    // ends it unknown. The broker de-duplicates the client's own retries (same sequence), but
+    // the application's resend is a new record with a new sequence: the log holds it twice.
+    let script = Script {
+        lose_response: (1..=3).collect(),
+        ..Script::default()
+    };
+    let first = ValueId(0);
+    let c = java(
+        true,
+        &[
+            ("delivery.timeout.ms", int(1_500)),
+            ("on_error", ConfigValue::Str("retry".into())),
+            ("sync", boolean(true)),
+        ],
+    );
+    let (w, b, _) = run(script, 1, |b| spec(b, Some(10.0), 100, 0), c, 10_000);
+    let story = story_of(&w, first);
+    assert_eq!(story.first(), Some(&"invoke"));
+    assert_eq!(story.last(), Some(&"ok"), "{story:?}");
+    assert!(story.contains(&"info"), "{story:?}");
+    let log = w.node::<ScriptedBroker>(b).unwrap().values(0);
+    assert_eq!(log.iter().filter(|v| **v == first).count(), 2, "{log:?}");
+}
+
+#[test]
+fn manual_partition_expression_places_by_key_and_fails_missing_partitions() {
+    let manual = |expr: &str| {
+        config(
+            "java",
+            None,
+            &[
+                ("partitioner", ConfigValue::Str("manual".into())),
+                ("partition", ConfigValue::Str(expr.into())),
+            ],
+        )
+    };
+    // key % 2 on 3 partitions: partition 2 stays empty, every record lands where its key says.
+    let (w, b, _) = run(
+        Script::default(),
+        3,
+        |b| spec(b, Some(100.0), 500, 10),
+        manual("key % 2"),
+        2_000,
+    );
+    let broker = w.node::<ScriptedBroker>(b).unwrap();
+    assert!(!broker.values(0).is_empty() && !broker.values(1).is_empty());
+    assert!(broker.values(2).is_empty());
+    for e in w.history().entries() {
+        if let HistoryEvent::SendOk {
+            partition, value, ..
+        } = &e.event
+        {
+            let key = w.history().entries().iter().find_map(|i| match &i.event {
+                HistoryEvent::SendInvoke { value: v, key, .. } if v == value => *key,
+                _ => None,
+            });
+            assert_eq!(partition.partition, key.unwrap().0 % 2);
+        }
+    }
+    // A partition the topic does not have: every send fails, nothing panics.
+    let (w, b, _) = run(
+        Script::default(),
+        3,
+        |b| spec(b, Some(100.0), 500, 10),
+        manual("5"),
+        2_000,
+    );
+    let counts = check_completions(&w, w.node::<ScriptedBroker>(b).unwrap());
+    assert_eq!(counts.get("ok"), None, "{counts:?}");
+    assert!(counts.get("fail").is_some_and(|f| *f > 10), "{counts:?}");
+}

@@ -40,6 +40,9 @@ struct Row {
     /// The largest consumer lag of any group in any seed, records.
     peak_lag: u64,
     has_groups: bool,
+    /// Sends that ended failed / with an unknown outcome, over every seed.
+    sends_failed: u64,
+    sends_unknown: u64,
 }
 
 pub fn main(args: CheckArgs) -> u8 {
@@ -67,7 +70,7 @@ pub fn main(args: CheckArgs) -> u8 {
     let mut rows = Vec::new();
     let mut report = String::new();
     println!(
-        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>8} {:>9} {:>9}",
+        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>8} {:>9} {:>9} {:>15}",
         "scenario",
         "expectation",
         "verdict",
@@ -75,7 +78,8 @@ pub fn main(args: CheckArgs) -> u8 {
         "seeds",
         "wall",
         "catch-up",
-        "peak-lag"
+        "peak-lag",
+        "failed/unknown"
     );
     for (path, p) in &prepared {
         let wall = std::time::Instant::now();
@@ -133,6 +137,8 @@ pub fn main(args: CheckArgs) -> u8 {
             catch_up: stats.catch_up_seconds(),
             peak_lag: stats.groups.values().map(|g| g.peak_lag).max().unwrap_or(0),
             has_groups: !stats.groups.is_empty(),
+            sends_failed: stats.records_failed,
+            sends_unknown: stats.records_unknown,
         };
         print_row(&row);
         if args.report.is_some() {
@@ -171,8 +177,9 @@ fn print_row(r: &Row) {
         Some(c) => format!("{c:.1}s"),
         None => "never".to_string(),
     };
+    let sends = format!("{}/{}", r.sends_failed, r.sends_unknown);
     println!(
-        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>7.1}s {catch_up:>9} {:>9}",
+        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>7.1}s {catch_up:>9} {:>9} {sends:>15}",
         r.name, r.expectation, verdict, first, r.seeds, r.wall_seconds, r.peak_lag
     );
     if !r.ok {

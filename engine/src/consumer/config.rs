@@ -236,6 +236,14 @@ impl Configurable for ConsumerConfig {
     fn known_keys(&self) -> &'static [&'static str] {
         KEYS
     }
+
+    fn aliases(&self) -> &'static [crate::alias::Alias] {
+        crate::alias::CONSUMER
+    }
+
+    fn client(&self) -> Option<ClientKind> {
+        Some(self.client)
+    }
 }
 
 #[cfg(test)]

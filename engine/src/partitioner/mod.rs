@@ -13,12 +13,14 @@
 //! all partitions here) and Java's adaptive weighting by queue size (see [`sticky`]).
 
 mod crc32;
+mod expr;
 mod fnv1a;
 mod kind;
 mod murmur2;
 mod sticky;
 
 pub use crc32::crc32;
+pub use expr::{PartitionExpr, MAX_PARTITION_EXPR};
 pub use fnv1a::fnv1a;
 pub use kind::PartitionerKind;
 pub use murmur2::murmur2;
@@ -174,6 +176,9 @@ impl Partitioner {
         }
     }
 
+    /// The record's own partition. The producer evaluates the scenario's `partition`
+    /// expression and fails a record naming a missing partition before it asks (see
+    /// `producer/mod.rs`), so a violation here is a producer bug.
     fn explicit(&self, topic: TopicId, req: &PartitionRequest) -> u32 {
         let partition = req.explicit.unwrap_or_else(|| {
             panic!(

@@ -13,11 +13,19 @@
 //! - `sync` (bool): the application waits for each send to complete before it makes the next
 //!   one (sarama `SyncProducer`, kafka-go `Writer` without `Async`, Java `send().get()`).
 //!   `false` = fire-and-callback (Java `send(cb)`, sarama `AsyncProducer`, kafka-go `Async`).
+//! - `on_error` (`"fail"`, `"ignore"`, `"retry"`): what the application does when a send
+//!   fails or ends unknown (see [`OnError`]).
+//! - `partition` (with `partitioner = "manual"`): the application's own partition choice, a
+//!   [`PartitionExpr`] such as `"key % 6"`.
 //! - `kafka-go.BatchSize` (records), `kafka-go.BatchBytes` (bytes), `kafka-go.BatchTimeout`
 //!   (ms or a duration string): the kafka-go `Writer` fields, accepted for that profile only.
+//!
+//! sarama and kafka-go users may write their own client's field names (`Producer.RequiredAcks
+//! = "WaitForAll"`, `RequiredAcks = "RequireAll"`, `BatchTimeout = "10ms"`); `alias.rs` maps
+//! them onto the Java property for the matching client only.
 
 use crate::config::{ConfigValue, Configurable};
-use crate::partitioner::PartitionerKind;
+use crate::partitioner::{PartitionExpr, PartitionerKind};
 use crate::protocol::Acks;
 use crate::time::Duration;
 
@@ -88,6 +96,62 @@ pub struct ProducerConfig {
     /// Whether `enable.idempotence` was set explicitly; Java (3.0.1+, KAFKA-13598) turns the
     /// default-on idempotence off silently when a conflicting option was set instead.
     pub idempotence_explicit: bool,
+    /// `on_error` (kafsim): the application's reaction to a failed or unknown send.
+    pub on_error: OnError,
+    /// `partition` (kafsim): the application's partition choice for `partitioner = "manual"`.
+    pub partition: Option<PartitionExpr>,
+    /// Whether `acks` was set explicitly (a kafka-go `NewWriter` turns an unset one into all).
+    pub acks_explicit: bool,
+    /// Whether `metadata.max.age.ms` was set explicitly (`NewWriter` changes the default).
+    pub metadata_age_explicit: bool,
+    /// kafka-go only: how the application built its `Writer` (`kafka-go.constructor`).
+    pub kafka_go_constructor: KafkaGoConstructor,
+}
+
+/// What the application does when its client reports a send as failed or of unknown outcome.
+///
+/// The client library's own retries (`retries`, sarama `Producer.Retry.Max`) come first; this
+/// is what the application's code does with the error it is finally handed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// The application learns of the failure and gives the value up (it logs, alerts or fails
+    /// the request): nothing is owed for it. Java `send().get()` throwing, a sarama
+    /// `SyncProducer` returning an error, a read `Errors()` channel.
+    Fail,
+    /// The application took the value as sent when it handed it over and never looks at the
+    /// outcome: a sarama `AsyncProducer` whose `Errors()` nobody reads (with
+    /// `Producer.Return.Errors = false`), a kafka-go `Writer{Async: true}` without
+    /// `Completion`, Java `send(record)` without a callback. A value never acknowledged is a
+    /// loss the application does not know of, and the checkers report it.
+    Ignore,
+    /// The application hands the same value to the producer again, as a new send, after
+    /// waiting `retry.backoff.ms` (a `for err != nil` loop around `SendMessage`). Idempotence
+    /// cannot de-duplicate this resend: it carries a new sequence number, so a first attempt
+    /// that did reach the log leaves a duplicate.
+    Retry,
+}
+
+impl OnError {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnError::Fail => "fail",
+            OnError::Ignore => "ignore",
+            OnError::Retry => "retry",
+        }
+    }
+}
+
+/// The two ways to build a kafka-go `Writer` (segmentio/kafka-go `writer.go`): the struct
+/// literal `&kafka.Writer{...}` (what kafka-go's README shows since 0.4) leaves
+/// `RequiredAcks` at its zero value, `RequireNone`; the deprecated `kafka.NewWriter(config)`
+/// turns a zero `RequiredAcks` into `RequireAll` and refreshes metadata every
+/// `RebalanceInterval` (15 s) instead of the `Transport`'s 6 s `MetadataTTL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KafkaGoConstructor {
+    /// `&kafka.Writer{...}` (the default).
+    Writer,
+    /// `kafka.NewWriter(kafka.WriterConfig{...})`.
+    NewWriter,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -110,6 +174,9 @@ const KNOWN_KEYS: &[&str] = &[
     "partitioner",
     "sticky.partitioning.linger.ms",
     "sync",
+    "on_error",
+    "partition",
+    "kafka-go.constructor",
     "kafka-go.BatchSize",
     "kafka-go.BatchBytes",
     "kafka-go.BatchTimeout",
@@ -124,7 +191,9 @@ impl ProducerConfig {
     /// Resolve defaults that depend on other settings and reject invalid combinations, as the
     /// client does when it is constructed. Call after the last [`Configurable::set`].
     pub fn validate(&mut self) -> Result<(), String> {
+        self.resolve_kafka_go_constructor();
         self.resolve_implicit_idempotence();
+        self.check_manual_partition()?;
         if self.enable_idempotence {
             self.check_idempotence()?;
         }
@@ -139,6 +208,37 @@ impl ProducerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// kafka-go `NewWriter`: "if config.RequiredAcks == 0 { w.RequiredAcks = RequireAll }",
+    /// and `Transport.MetadataTTL = RebalanceInterval` (15 s by default).
+    fn resolve_kafka_go_constructor(&mut self) {
+        if self.kafka_go_constructor == KafkaGoConstructor::NewWriter {
+            if !self.acks_explicit {
+                self.acks = Acks::All;
+            }
+            if !self.metadata_age_explicit {
+                self.metadata_max_age = Duration::from_secs(15);
+            }
+        }
+    }
+
+    /// `partitioner = "manual"` needs the application's choice, and only it uses one.
+    fn check_manual_partition(&self) -> Result<(), String> {
+        match (self.partitioner, &self.partition) {
+            (PartitionerKind::Manual, None) => Err(
+                "partitioner = \"manual\" needs the application's choice of partition, and \
+                 none is given\nhint: add partition = \"key % N\" (the key modulo N) or \
+                 partition = \"0\" next to it"
+                    .into(),
+            ),
+            (kind, Some(_)) if !kind.honours_explicit() => Err(format!(
+                "partition: the {kind} partitioner ignores the partition a record names \
+                 (sarama honours it only through NewManualPartitioner, kafka-go never)\nhint: \
+                 set partitioner = \"manual\""
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Java 3.0.1+: idempotence is on by default only while no conflicting option is set; a
@@ -245,7 +345,10 @@ fn ms_value(value: &ConfigValue) -> Result<Duration, String> {
 impl Configurable for ProducerConfig {
     fn set(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
         match key {
-            "acks" => self.acks = acks_value(value)?,
+            "acks" => {
+                self.acks = acks_value(value)?;
+                self.acks_explicit = true;
+            }
             "enable.idempotence" => {
                 self.enable_idempotence = value.as_bool()?;
                 self.idempotence_explicit = true;
@@ -267,7 +370,10 @@ impl Configurable for ProducerConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max = ms_value(value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = ms_value(value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = ms_value(value)?,
-            "metadata.max.age.ms" => self.metadata_max_age = ms_value(value)?,
+            "metadata.max.age.ms" => {
+                self.metadata_max_age = ms_value(value)?;
+                self.metadata_age_explicit = true;
+            }
             "request.timeout.ms" => {
                 self.request_timeout = ms_value(value)?;
                 self.ack_timeout = self.request_timeout;
@@ -277,6 +383,26 @@ impl Configurable for ProducerConfig {
             "partitioner" => self.partitioner = PartitionerKind::from_name(value.as_str()?)?,
             "sticky.partitioning.linger.ms" => self.sticky_linger = ms_value(value)?,
             "sync" => self.sync = value.as_bool()?,
+            "on_error" => {
+                self.on_error = match value.as_choice(&["fail", "ignore", "retry"])? {
+                    "ignore" => OnError::Ignore,
+                    "retry" => OnError::Retry,
+                    _ => OnError::Fail,
+                }
+            }
+            "partition" => self.partition = Some(PartitionExpr::parse(value.as_str()?)?),
+            "kafka-go.constructor" => {
+                if self.client != ClientKind::KafkaGo {
+                    return Err(format!(
+                        "{key} is how a kafka-go Writer is built; this producer is {}",
+                        self.client.name()
+                    ));
+                }
+                self.kafka_go_constructor = match value.as_choice(&["Writer", "NewWriter"])? {
+                    "NewWriter" => KafkaGoConstructor::NewWriter,
+                    _ => KafkaGoConstructor::Writer,
+                };
+            }
             "kafka-go.BatchSize" | "kafka-go.BatchBytes" | "kafka-go.BatchTimeout" => {
                 self.set_kafka_go(key, value)?
             }
@@ -287,5 +413,13 @@ impl Configurable for ProducerConfig {
 
     fn known_keys(&self) -> &'static [&'static str] {
         KNOWN_KEYS
+    }
+
+    fn aliases(&self) -> &'static [crate::alias::Alias] {
+        crate::alias::PRODUCER
+    }
+
+    fn client(&self) -> Option<ClientKind> {
+        Some(self.client)
     }
 }

@@ -7,7 +7,9 @@
 //!   [`ProducerConfig::for_client`], override with Java property names, then `validate`).
 //! - The host drives it through [`Node`]; the producer records `SendInvoke` when the
 //!   application hands a value over, then exactly one of `SendOk` (partition, offset),
-//!   `SendFail` (definitely not written) or `SendInfo` (outcome unknown) per value.
+//!   `SendFail` (definitely not written) or `SendInfo` (outcome unknown) per send. Under
+//!   `on_error = "retry"` a value whose send failed or ended unknown is handed over again:
+//!   a second `SendInvoke` of the same value, with an outcome of its own.
 //! - Read-only getters ([`Producer::stats`], [`Producer::buffer_used`]) serve invariants and
 //!   reports.
 //!
@@ -28,7 +30,7 @@ mod sender;
 pub mod status;
 pub mod workload;
 
-pub use config::{ClientKind, ProducerConfig};
+pub use config::{ClientKind, KafkaGoConstructor, OnError, ProducerConfig};
 pub use workload::ProducerSpec;
 
 use crate::history::HistoryEvent;
@@ -49,6 +51,9 @@ use workload::{Workload, MAX_SENDS_PER_WAKE};
 pub const OFFSET_UNKNOWN: u64 = u64::MAX;
 
 const TIMER_WAKE: u16 = 1;
+/// Most times an `on_error = "retry"` application hands one value over again before it gives
+/// the value up (a bound; real loops often have none, which only makes a run longer).
+pub const MAX_APP_RESENDS: u32 = 50;
 const INCARNATION_FILE: FileId = FileId::Named("producer-incarnation");
 
 /// Counters for reports and tests.
@@ -81,6 +86,14 @@ struct BlockedSend {
     since: Instant,
 }
 
+/// A value an `on_error = "retry"` application will hand over again.
+#[derive(Clone, Copy, Debug)]
+struct Resend {
+    value: ValueId,
+    key: Option<Key>,
+    due: Instant,
+}
+
 /// A producer client and the application that drives it.
 pub struct Producer {
     config: ProducerConfig,
@@ -95,6 +108,10 @@ pub struct Producer {
     /// Sync mode: the value the application waits for.
     waiting_for: Option<ValueId>,
     outstanding_records: u32,
+    /// `on_error = "retry"`: values waiting to be handed over again, in due order, and how
+    /// often each was resent so far (both bounded by the outstanding records).
+    resends: std::collections::VecDeque<Resend>,
+    resent: std::collections::BTreeMap<ValueId, u32>,
     /// librdkafka's fatal error: once set, every send fails (see `sender.rs`).
     fatal: Option<ErrorCode>,
     wake: Option<(Instant, TimerId, u64)>,
@@ -136,6 +153,8 @@ impl Producer {
             blocked: None,
             waiting_for: None,
             outstanding_records: 0,
+            resends: std::collections::VecDeque::new(),
+            resent: std::collections::BTreeMap::new(),
             fatal: None,
             wake: None,
             wake_generation: 0,
@@ -213,6 +232,7 @@ impl Producer {
         } else if self.waiting_for.is_none() {
             candidates.extend(self.workload.next_wake(now));
         }
+        candidates.extend(self.resends.front().map(|r| r.due));
         for tp in self.accumulator.partitions() {
             candidates.extend(self.accumulator.ready_at(tp));
             if let Some(leader) = self.metadata.leader(tp) {
@@ -238,6 +258,9 @@ impl Producer {
             let size = blocked_size(self.workload.spec().message_size, blocked.key);
             return self.metadata.partition_count().is_some() && self.accumulator.has_room(size);
         }
+        if self.resends.front().is_some_and(|r| r.due <= now) {
+            return true;
+        }
         self.waiting_for.is_none()
             && self.outstanding_records < self.config.max_outstanding_records
             && self.workload.due(now)
@@ -248,6 +271,28 @@ impl Producer {
         let now = cx.now();
         if let Some(blocked) = self.blocked.take() {
             if !self.try_append(cx, blocked) {
+                return;
+            }
+        }
+        for _ in 0..MAX_SENDS_PER_WAKE {
+            let Some(resend) = self.resends.front().copied().filter(|r| r.due <= now) else {
+                break;
+            };
+            self.resends.pop_front();
+            // The same value, handed over again as a new send: a new record to the client.
+            cx.record(HistoryEvent::SendInvoke {
+                producer: self.producer_index(),
+                value: resend.value,
+                key: resend.key,
+                topic: self.workload.spec().topic,
+            });
+            self.stats.invoked += 1;
+            let send = BlockedSend {
+                value: resend.value,
+                key: resend.key,
+                since: now,
+            };
+            if !self.try_append(cx, send) {
                 return;
             }
         }
@@ -293,7 +338,7 @@ impl Producer {
         let size = record.wire_size();
         if let Some(error) = self.fatal {
             // librdkafka: "Producing not allowed since a previous fatal error was raised".
-            self.complete_record(cx, send.value, None, Outcome::Fail(error));
+            self.complete_record(cx, send.value, send.key, None, Outcome::Fail(error));
             return true;
         }
         let partitions = self.metadata.partition_count();
@@ -304,6 +349,7 @@ impl Producer {
                 self.complete_record(
                     cx,
                     send.value,
+                    send.key,
                     None,
                     Outcome::Fail(ErrorCode::RequestTimedOut),
                 );
@@ -313,10 +359,24 @@ impl Producer {
             return false;
         };
         let topic = self.workload.spec().topic;
+        let explicit = match self.config.partition.map(|e| e.evaluate(send.key)) {
+            None => None,
+            Some(Some(p)) if p < partitions => Some(p),
+            Some(_) => {
+                // The application named a partition the topic does not have (or a key
+                // expression met a null key): Java's send fails ("Invalid partition given
+                // with record", KafkaProducer.waitOnMetadata), sarama answers
+                // ErrInvalidPartition, librdkafka RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION. A
+                // client-side rejection: no Kafka error code, so InvalidRequest stands in.
+                let error = ErrorCode::InvalidRequest;
+                self.complete_record(cx, send.value, send.key, None, Outcome::Fail(error));
+                return true;
+            }
+        };
         let key_bytes = send.key.map(Key::bytes);
         let request = PartitionRequest {
             key: key_bytes.as_deref(),
-            explicit: None,
+            explicit,
             record_bytes: size,
             partitions,
             now,
@@ -351,7 +411,7 @@ impl Producer {
                 },
                 other => other,
             };
-            self.complete_record(cx, record.value, Some(batch.partition), outcome);
+            self.complete_record(cx, record.value, record.key, Some(batch.partition), outcome);
         }
     }
 
@@ -359,10 +419,12 @@ impl Producer {
         &mut self,
         cx: &mut Cx,
         value: ValueId,
+        key: Option<Key>,
         partition: Option<TopicPartition>,
         outcome: Outcome,
     ) {
         let producer = self.producer_index();
+        let failed = !matches!(outcome, Outcome::Ok { .. });
         let event = match (outcome, partition) {
             (Outcome::Ok { base_offset }, Some(partition)) => {
                 self.stats.acked += 1;
@@ -392,6 +454,11 @@ impl Producer {
             }
         };
         cx.record(event);
+        if failed && self.resend_later(cx.now(), value, key) {
+            // Still the application's: it stays outstanding (and a sync one keeps waiting).
+            return;
+        }
+        self.resent.remove(&value);
         assert!(
             self.outstanding_records > 0,
             "producer {producer}: completed more records than it was handed"
@@ -401,6 +468,25 @@ impl Producer {
             self.waiting_for = None;
             self.workload.resume_after_wait(cx.now());
         }
+    }
+
+    /// `on_error = "retry"`: queue `value` to be handed over again after `retry.backoff.ms`,
+    /// unless it was resent [`MAX_APP_RESENDS`] times already. Whether it was queued.
+    fn resend_later(&mut self, now: Instant, value: ValueId, key: Option<Key>) -> bool {
+        if self.config.on_error != OnError::Retry {
+            return false;
+        }
+        let count = self.resent.entry(value).or_insert(0);
+        if *count >= MAX_APP_RESENDS {
+            return false;
+        }
+        *count += 1;
+        self.resends.push_back(Resend {
+            value,
+            key,
+            due: now + self.config.retry_backoff,
+        });
+        true
     }
 
     /// Count this node's lives on its own disk, so a restarted producer draws fresh value ids.

@@ -24,7 +24,7 @@
 //!   100, max.in.flight 1000000, queue.buffering.max.kbytes 1 GiB, partitioner
 //!   consistent_random.
 
-use super::config::{ClientKind, ProducerConfig, RETRIES_MAX};
+use super::config::{ClientKind, KafkaGoConstructor, OnError, ProducerConfig, RETRIES_MAX};
 use crate::partitioner::PartitionerKind;
 use crate::protocol::Acks;
 use crate::time::{ms, Duration};
@@ -100,6 +100,11 @@ fn base(client: ClientKind) -> ProducerConfig {
         sync: false,
         max_outstanding_records: 50_000,
         idempotence_explicit: false,
+        on_error: OnError::Fail,
+        partition: None,
+        acks_explicit: false,
+        metadata_age_explicit: false,
+        kafka_go_constructor: KafkaGoConstructor::Writer,
     }
 }
 

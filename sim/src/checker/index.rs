@@ -95,8 +95,13 @@ impl HistoryIndex {
                         topic: *topic,
                     };
                     seq += 1;
-                    let previous = index.invocations.insert(*value, invocation);
-                    assert!(previous.is_none(), "value {value:?} invoked twice");
+                    // An application resending a failed value (`on_error = "retry"`) invokes
+                    // it again: its first invocation is the one its order is judged by.
+                    let first = index.invocations.entry(*value).or_insert(invocation);
+                    assert_eq!(
+                        first.producer, *producer,
+                        "value {value:?} invoked by two producers"
+                    );
                 }
                 HistoryEvent::SendOk {
                     producer,

@@ -17,6 +17,7 @@
 //! reported in one summary violation of that kind at the end of the run.
 
 pub mod delivery;
+pub mod ignored;
 pub mod index;
 pub mod key_order;
 pub mod poll_order;
@@ -71,6 +72,9 @@ pub struct CheckConfig {
     pub end: Instant,
     /// Violations of one kind kept in detail; the rest are counted in a summary violation.
     pub max_per_kind: usize,
+    /// Producers whose application ignores send outcomes (`on_error = "ignore"`): every value
+    /// they hand over is owed (see [`ignored`]).
+    pub ignoring_errors: Vec<u32>,
 }
 
 impl CheckConfig {
@@ -79,6 +83,7 @@ impl CheckConfig {
             groups,
             end,
             max_per_kind: MAX_VIOLATIONS_PER_KIND,
+            ignoring_errors: Vec::new(),
         }
     }
 
@@ -115,6 +120,7 @@ pub fn check_history(history: &History, config: &CheckConfig) -> Vec<Violation> 
     poll_order::check(history, &index, config, &mut out);
     key_order::check(history, &index, config, &mut out);
     sink::check(history, &index, config, &mut out);
+    ignored::check(history, &index, config, &mut out);
     transactions::check(history, &index, config, &mut out);
     out.finish(config.end)
 }

@@ -29,6 +29,7 @@ pub use error::{did_you_mean, edit_distance, ScenarioError};
 pub use target::{FaultKind, Target, TARGET_FORMS};
 
 use crate::violation::ViolationKind;
+use kafsim_engine::alias;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -377,16 +378,98 @@ impl Scenario {
     ) -> Result<(), ScenarioError> {
         for prop in props {
             let known = target.known_keys();
-            if !known.contains(&prop.key.as_str()) {
-                let hint = did_you_mean(&prop.key, known).map(|k| format!("did you mean \"{k}\"?"));
-                let message = format!("unknown property \"{}\"", prop.key);
-                return Err(self.property_error(prop, section, message, hint));
+            if known.contains(&prop.key.as_str()) {
+                if let Err(message) = target.set(&prop.key, &prop.value) {
+                    let hint = own_key_hint(&prop.key).map(str::to_string);
+                    return Err(self.property_error(prop, section, message, hint));
+                }
+                continue;
             }
-            if let Err(message) = target.set(&prop.key, &prop.value) {
-                return Err(self.property_error(prop, section, message, None));
+            let client = target.client();
+            let alias = alias::find(target.aliases(), &prop.key);
+            match alias {
+                Some(alias) if Some(alias.client) == client => {
+                    let set = alias
+                        .translate(&prop.value)
+                        .and_then(|value| target.set(alias.property, &value));
+                    if let Err(message) = set {
+                        let hint = format!(
+                            "{} is {}'s name for the Kafka property \"{}\"",
+                            alias.name, alias.client, alias.property
+                        );
+                        return Err(self.property_error(prop, section, message, Some(hint)));
+                    }
+                }
+                Some(alias) => {
+                    let message = format!(
+                        "\"{}\" is a {} setting, and this client is {}",
+                        prop.key,
+                        alias.client,
+                        client.map_or("not a client library", |c| c.name())
+                    );
+                    let own = target
+                        .aliases()
+                        .iter()
+                        .find(|a| Some(a.client) == client && a.property == alias.property);
+                    let hint = match (own, client) {
+                        (Some(own), Some(c)) => format!(
+                            "{c} calls it \"{}\"; the Kafka property is \"{}\"",
+                            own.name, alias.property
+                        ),
+                        _ => format!("the Kafka property is \"{}\"", alias.property),
+                    };
+                    return Err(self.property_error(prop, section, message, Some(hint)));
+                }
+                None => {
+                    let message = format!("unknown property \"{}\"", prop.key);
+                    let hint = unknown_property_hint(&prop.key, target);
+                    return Err(self.property_error(prop, section, message, hint));
+                }
             }
         }
         Ok(())
+    }
+
+    /// An error of a configuration's final `validate`, pointed at the property it names
+    /// (its Java name, or a client alias of it, opening the message) when there is one. A
+    /// message may carry its hint after a `"\nhint: "` line (the engine's convention).
+    pub fn config_error(
+        &self,
+        props: &[Property],
+        section: &str,
+        message: String,
+    ) -> ScenarioError {
+        let (message, hint) = match message.split_once("\nhint: ") {
+            Some((m, h)) => (m.to_string(), Some(h.to_string())),
+            None => (message, None),
+        };
+        let names = |p: &Property| -> Vec<String> {
+            let mut names = vec![p.key.clone()];
+            let all = alias::PRODUCER.iter().chain(alias::CONSUMER);
+            names.extend(
+                all.filter(|a| a.name == p.key)
+                    .map(|a| a.property.to_string()),
+            );
+            names
+        };
+        let opens = |name: &str| {
+            message.starts_with(name) && message[name.len()..].starts_with([' ', ':', '=', ','])
+        };
+        match props
+            .iter()
+            .rev()
+            .find(|p| names(p).iter().any(|n| opens(n)))
+        {
+            Some(p) => self.property_error(p, section, message, hint),
+            None => ScenarioError {
+                file: self.file.clone(),
+                line: 0,
+                column: 0,
+                key: section.to_string(),
+                message,
+                hint,
+            },
+        }
     }
 
     /// Every producer counted individually (the range of `producer:I` targets).
@@ -397,6 +480,54 @@ impl Scenario {
     pub fn topic(&self, name: &str) -> Option<&TopicSpec> {
         self.topics.iter().find(|t| t.name == name)
     }
+}
+
+/// What kafsim's own producer keys take, for a bad value of one.
+fn own_key_hint(key: &str) -> Option<&'static str> {
+    match key {
+        "on_error" => Some(
+            "\"fail\": the application sees the error and gives the value up; \"ignore\": it \
+             never looks (sarama Errors() unread, kafka-go Async without Completion); \
+             \"retry\": it sends the value again",
+        ),
+        "partition" => Some(
+            "\"key % 6\" sends key k to partition k mod 6; \"0\" sends every record to \
+             partition 0",
+        ),
+        "kafka-go.constructor" => Some(
+            "\"Writer\" for &kafka.Writer{...} (RequiredAcks defaults to RequireNone), \
+             \"NewWriter\" for kafka.NewWriter(...) (a zero RequiredAcks becomes RequireAll)",
+        ),
+        _ => None,
+    }
+}
+
+/// For an unknown property name: a near Kafka property ("did you mean"), or the Kafka property
+/// behind a near client field name of this client, or of any client.
+fn unknown_property_hint(key: &str, target: &dyn Configurable) -> Option<String> {
+    if let Some(k) = did_you_mean(key, target.known_keys()) {
+        return Some(format!("did you mean \"{k}\"?"));
+    }
+    let aliases = target.aliases();
+    let own: Vec<&str> = aliases
+        .iter()
+        .filter(|a| Some(a.client) == target.client())
+        .map(|a| a.name)
+        .collect();
+    if let Some(name) = did_you_mean(key, &own) {
+        let a = alias::find(aliases, &name)?;
+        return Some(format!(
+            "did you mean \"{name}\" (the Kafka property \"{}\")?",
+            a.property
+        ));
+    }
+    let all: Vec<&str> = aliases.iter().map(|a| a.name).collect();
+    let name = did_you_mean(key, &all)?;
+    let a = alias::find(aliases, &name)?;
+    Some(format!(
+        "\"{name}\" is {}'s name for the Kafka property \"{}\"",
+        a.client, a.property
+    ))
 }
 
 /// The scenario library directory: `explicit` if given, else `scenarios/` under the current
