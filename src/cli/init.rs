@@ -87,6 +87,8 @@ fn producer_config(client: &str) -> &'static str {
             r#"acks = "all"                  # the default since librdkafka 1.0
 "enable.idempotence" = true   # off by default in librdkafka; retries then keep order and
                               # write no duplicates
+"max.in.flight.requests.per.connection" = 5   # librdkafka lowers its default (1000000) to 5
+                              # by itself when idempotence is on; kafsim wants it written
 "#
         }
         _ => {
