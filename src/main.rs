@@ -36,6 +36,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Combine the JSON files of a campaign's shards into the whole campaign's JSON / JUnit
     Merge(cli::merge::MergeArgs),
+    /// Write an annotated starter scenario for one client library
+    Init(cli::init::InitArgs),
     /// List the scenario library with descriptions
     List(cli::list::ListArgs),
     /// Print the partition each key goes to under a client's partitioner
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cli::check::main(a),
         Command::Bench(a) => cli::bench::main(a),
         Command::Merge(a) => cli::merge::main(a),
+        Command::Init(a) => cli::init::main(a),
         Command::List(a) => cli::list::main(a),
         Command::Partition(a) => cli::partition::main(a),
         Command::Assign(a) => cli::assign::main(a),

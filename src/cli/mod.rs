@@ -7,6 +7,7 @@ pub mod bench;
 pub mod campaign_report;
 pub mod check;
 pub mod common;
+pub mod init;
 pub mod junit;
 pub mod list;
 pub mod merge;

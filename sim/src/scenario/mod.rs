@@ -19,6 +19,7 @@ mod duration;
 mod error;
 mod faults;
 mod handler;
+mod keys;
 mod locate;
 mod raw;
 mod target;
@@ -26,6 +27,7 @@ mod validate;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{did_you_mean, edit_distance, ScenarioError};
+pub use keys::{accepted_keys, TableKeys};
 pub use target::{FaultKind, Target, TARGET_FORMS};
 
 use crate::violation::ViolationKind;
