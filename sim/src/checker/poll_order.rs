@@ -82,7 +82,9 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 partitions,
             } => {
                 let m = members.entry((*group, *member)).or_default();
-                let consecutive = m.generation.is_some_and(|g| g.checked_add(1) == Some(*generation));
+                let consecutive = m
+                    .generation
+                    .is_some_and(|g| g.checked_add(1) == Some(*generation));
                 let previous = std::mem::take(&mut m.assigned);
                 m.tracks.retain(|tp, _| {
                     consecutive && previous.contains(tp) && partitions.contains(tp)
@@ -148,7 +150,13 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
 }
 
 /// Compares one poll with where the member's previous poll (or reset) says it must start.
-fn judge(track: &Track, read: &Read, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
+fn judge(
+    track: &Track,
+    read: &Read,
+    index: &HistoryIndex,
+    config: &CheckConfig,
+    out: &mut Collector,
+) {
     // The skipped offset for a skip, `None` for a backwards read; no violation returns early.
     let skipped = if read.offset < track.expect {
         if track.backwards_ok {
@@ -322,7 +330,9 @@ mod tests {
         // Generation 2 went on without member 0 (another member read 1..=2).
         s.assign_gen(3, 0, 0, 3, &[0]).poll(4, 0, 0, 0, 3, 4);
         // Partition 1 was not member 0's before generation 4.
-        s.send(5, 1, 6, 1, 0).send(5, 1, 7, 1, 1).send(5, 1, 8, 1, 2);
+        s.send(5, 1, 6, 1, 0)
+            .send(5, 1, 7, 1, 1)
+            .send(5, 1, 8, 1, 2);
         s.poll(6, 0, 1, 1, 0, 6); // member 1 owned it in generation 3
         s.assign_gen(7, 0, 0, 4, &[0, 1]).poll(8, 0, 0, 1, 2, 8);
         assert_eq!(
@@ -334,7 +344,9 @@ mod tests {
     #[test]
     fn a_seek_anchors_the_next_read() {
         let mut s = five_sent();
-        s.poll(2, 0, 0, 0, 3, 4).reset(3, 0, 0, 0, 1).poll(4, 0, 0, 0, 3, 4);
+        s.poll(2, 0, 0, 0, 3, 4)
+            .reset(3, 0, 0, 0, 1)
+            .poll(4, 0, 0, 0, 3, 4);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![PollSkip]);
         assert!(found[0].detail.contains("reset to"), "{}", found[0].detail);
@@ -346,7 +358,9 @@ mod tests {
             vec![NonmonotonicPoll]
         );
         let mut s = five_sent();
-        s.reset(3, 0, 0, 0, 2).poll(4, 0, 0, 0, 2, 3).poll(5, 0, 0, 0, 3, 4);
+        s.reset(3, 0, 0, 0, 2)
+            .poll(4, 0, 0, 0, 2, 3)
+            .poll(5, 0, 0, 0, 3, 4);
         assert_eq!(
             run(check, &s, &config(vec![group(0, false, false)])),
             vec![]

@@ -154,7 +154,11 @@ mod tests {
         let mut s = Story::new();
         s.invoke(1, 0, 1, None).invoke(2, 0, 2, None);
         s.info(3, 0, 1).ok(4, 0, 2, 0, 5);
-        assert_eq!(run(check, &s, &config(vec![])), vec![], "v1's position unknown");
+        assert_eq!(
+            run(check, &s, &config(vec![])),
+            vec![],
+            "v1's position unknown"
+        );
         s.poll(6, 0, 0, 0, 7, 1);
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![NonmonotonicSend]);

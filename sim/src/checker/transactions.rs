@@ -45,7 +45,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 format!("of transaction {txn} of producer {producer} aborted at {aborted_at}"),
             )
         } else if let Some(failed_at) = index.failed_at(value) {
-            (failed_at, format!("whose send definitely failed at {failed_at}"))
+            (
+                failed_at,
+                format!("whose send definitely failed at {failed_at}"),
+            )
         } else {
             continue;
         };
@@ -122,7 +125,11 @@ mod tests {
         let s = three_transactions();
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![AbortedRead]);
-        assert!(found[0].detail.contains("(read_uncommitted)"), "{}", found[0].detail);
+        assert!(
+            found[0].detail.contains("(read_uncommitted)"),
+            "{}",
+            found[0].detail
+        );
     }
 
     #[test]
@@ -133,10 +140,18 @@ mod tests {
         s.invoke(1, 0, 1, None).fail(2, 0, 1);
         s.poll(3, 0, 0, 0, 0, 2);
         let cfg = config(vec![group(0, false, false)]);
-        assert_eq!(run(check, &s, &cfg), vec![], "the acknowledged value is fine");
+        assert_eq!(
+            run(check, &s, &cfg),
+            vec![],
+            "the acknowledged value is fine"
+        );
         s.poll(4, 0, 0, 0, 1, 1);
         let found = run(check, &s, &cfg);
         assert_eq!(kinds(&found), vec![AbortedRead]);
-        assert!(found[0].detail.contains("definitely failed"), "{}", found[0].detail);
+        assert!(
+            found[0].detail.contains("definitely failed"),
+            "{}",
+            found[0].detail
+        );
     }
 }
