@@ -14,6 +14,7 @@ pub mod drain;
 pub mod history;
 pub mod invariants;
 pub mod life;
+pub mod names;
 pub mod nemesis;
 pub mod network;
 pub mod runner;

@@ -16,7 +16,8 @@ use crate::cluster::{build_cluster, Cluster, ClusterSpec};
 use crate::drain::{DrainTracker, GroupInfo, Liveness, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
-use crate::nemesis::{Nemesis, Op, Resolver};
+use crate::names::Names;
+use crate::nemesis::{AppliedFault, Nemesis, Op, Resolver};
 use crate::scenario::{
     Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
     ScenarioError, Target,
@@ -216,11 +217,11 @@ pub struct RunOutput {
     pub plan: Vec<String>,
     /// Every fault applied, with its time.
     pub fault_log: Vec<String>,
+    /// Every fault applied, as data (replay stories, campaign coverage).
+    pub faults: Vec<AppliedFault>,
     pub trace_lines: Vec<String>,
-    /// Node names by id.
-    pub node_names: Vec<String>,
-    /// Topic names by id.
-    pub topic_names: Vec<String>,
+    /// How this run names its nodes, topics and groups (the naming service).
+    pub names: Names,
     /// Whether the consumers caught up within the drain.
     pub drained: bool,
 }
@@ -526,6 +527,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     heal(&mut w);
     let heal_at = w.now();
     let mut fault_log = std::mem::take(&mut nemesis.log);
+    let faults = std::mem::take(&mut nemesis.applied);
     fault_log.push(format!("{heal_at} heal: all faults lifted, every node up"));
     tracker.scan(w.history());
     tracker.healed(heal_at);
@@ -610,7 +612,12 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         })
         .collect();
     let history = w.take_history();
-    let found = check_history(&history, &CheckConfig::new(w.now(), checks));
+    let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
+    let names = Names::of_world(&w, &h.cluster.topic_names(), &group_names);
+    let found = check_history(
+        &history,
+        &CheckConfig::new(w.now(), checks).with_names(names.clone()),
+    );
     // Without a drain, what was never read is a consequence of the stall, not a verdict.
     violations.extend(
         found.into_iter().filter(|v| {
@@ -646,8 +653,6 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         );
     }
     stats.wall_seconds = wall.elapsed().as_secs_f64();
-    let node_names = w.node_ids().map(|n| w.name(n).to_string()).collect();
-    let topic_names = h.cluster.topics.iter().map(|t| t.1.clone()).collect();
     RunOutput {
         result: SeedResult {
             seed,
@@ -658,9 +663,9 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         history: opts.keep_history.then_some(history),
         plan,
         fault_log,
+        faults,
         trace_lines: w.trace_lines().to_vec(),
-        node_names,
-        topic_names,
+        names,
         drained,
     }
 }

@@ -1327,6 +1327,19 @@ fn hash_history(h: &mut TraceHasher, event: &HistoryEvent) {
             tp(h, partition);
             h.word(*high_watermark);
         }
+        Appended {
+            broker,
+            partition,
+            base_offset,
+            next_offset,
+            leader,
+            ..
+        } => {
+            h.word(108 + ((broker.0 as u64) << 16) + ((*leader as u64) << 8));
+            tp(h, partition);
+            h.word(*base_offset);
+            h.word(*next_offset);
+        }
         other => {
             // Rare events: their Debug text is canonical enough (no addresses, no maps).
             h.str(&format!("{other:?}"));

@@ -3,7 +3,7 @@
 //! the trace hash on the last line. Nothing here depends on wall time or thread count.
 
 use super::common;
-use kafsim_sim::life::record_life;
+use kafsim_sim::life::{record_life, LifeContext};
 use kafsim_sim::runner::{run_seed, RunOptions};
 use kafsim_sim::trace::TraceLevel;
 use kafsim_sim::violation::Violation;
@@ -77,23 +77,17 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         let _ = writeln!(text, "  {line}");
     }
     let history = out.history.as_ref().expect("replay keeps the history");
-    let name_of = |n: kafsim_engine::NodeId| {
-        out.node_names
-            .get(n.0 as usize)
-            .cloned()
-            .unwrap_or_else(|| n.to_string())
+    let names = &out.names;
+    let marks: Vec<_> = s.consumer_groups.iter().map(|g| g.handler.mark).collect();
+    let life = LifeContext {
+        history,
+        names,
+        faults: &out.faults,
+        marks: &marks,
     };
     let topic = |v: &Violation| {
         v.partition
-            .map(|tp| {
-                format!(
-                    " {}/{}",
-                    out.topic_names
-                        .get(tp.topic.0 as usize)
-                        .map_or("?", |t| t.as_str()),
-                    tp.partition
-                )
-            })
+            .map(|tp| format!(" {}", names.tp(tp)))
             .unwrap_or_default()
     };
     let failures = common::failures(&prepared, &out.result.violations);
@@ -124,7 +118,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             v.detail.replace('\n', "\n  ")
         );
         if let (Some(value), true) = (v.value, i < MAX_LIVES) {
-            for line in record_life(history, value, &name_of) {
+            for line in record_life(&life, value) {
                 let _ = writeln!(text, "    {line}");
             }
         }
@@ -157,7 +151,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         }
     );
     if let Some(path) = &args.trace {
-        let contents = trace_file(&out.trace_lines, &out.node_names, args.format);
+        let contents = trace_file(&out.trace_lines, names.nodes(), args.format);
         common::write_atomic(path, &contents).map_err(|e| {
             eprintln!("kafsim replay: cannot write {}: {e}", path.display());
             super::EXIT_BAD_INPUT

@@ -8,7 +8,7 @@
 
 use super::index::FastSet as HashSet;
 use super::index::HistoryIndex;
-use super::{at_offset, value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -45,12 +45,13 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 ViolationKind::AbortedRead,
                 entry.at.max(aborted_at),
                 format!(
-                    "{} member {member} (read_committed) read {} at {} at {}, of transaction {txn} \
-                     of producer {producer} aborted at {aborted_at}",
-                    config.group_name(group),
+                    "{} (read_committed) read {} at {} at {}, of transaction {txn} \
+                     of {} aborted at {aborted_at}",
+                    config.member_name(group, member),
                     value_name(value),
-                    at_offset(partition, offset),
+                    config.names.at(partition, offset),
                     entry.at,
+                    config.names.producer(producer),
                 ),
             )
             .at_partition(partition)
