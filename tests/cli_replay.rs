@@ -28,7 +28,9 @@ fn replay_commit_before_process(extra: &[&str]) -> (String, Option<i32>) {
 
 /// The indented story under the first violation of `kind`.
 fn first_story<'t>(text: &'t str, kind: &str) -> Vec<&'t str> {
-    let mut lines = text.lines().skip_while(|l| !l.starts_with(&format!("- {kind} ")));
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("- {kind} ")));
     lines.next().expect("a violation of that kind");
     lines.take_while(|l| l.starts_with("    ")).collect()
 }
@@ -62,7 +64,10 @@ fn a_consumer_side_sink_loss_tells_mark_commit_crash_and_resume_with_names() {
         .collect();
     // The send comes first, the poll before its mark and commit, the crash after the commit
     // (the record was marked and committed, not processed), the resume last.
-    assert!(at[0] < at[5] && at[5] < at[6] && at[6] < at[7], "{story:#?}");
+    assert!(
+        at[0] < at[5] && at[5] < at[6] && at[6] < at[7],
+        "{story:#?}"
+    );
     assert!(at[7] < at[8] && at[8] < at[9], "{story:#?}");
     assert!(
         story.last().unwrap().contains("=> billing polled orders/"),
@@ -84,4 +89,109 @@ fn a_consumer_side_sink_loss_tells_mark_commit_crash_and_resume_with_names() {
             "engine notation in {line:?}"
         );
     }
+}
+
+#[test]
+fn the_json_trace_has_typed_fields_and_the_perfetto_trace_follows_violated_records() {
+    let dir = std::env::temp_dir().join(format!("kafsim-cli-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("trace.json");
+    let (text, _) =
+        replay_commit_before_process(&["--trace", json_path.to_str().unwrap(), "--format", "json"]);
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let produce_response = events
+        .iter()
+        .find(|e| e["kind"] == "respond" && e["request"] == "ProduceResponse")
+        .expect("a produce response");
+    assert!(produce_response["node"]
+        .as_str()
+        .unwrap()
+        .starts_with("broker-"));
+    assert!(produce_response["to"]
+        .as_str()
+        .unwrap()
+        .starts_with("producer-"));
+    assert!(produce_response["correlation_id"].is_u64());
+    let p = &produce_response["partitions"][0];
+    assert!(
+        p["partition"].as_str().unwrap().starts_with("orders/"),
+        "{p}"
+    );
+    assert!(p["offset"].is_u64() && p["error"].is_null(), "{p}");
+    let poll = events
+        .iter()
+        .find(|e| e["kind"] == "record" && e["event"] == "Poll")
+        .expect("a poll");
+    assert!(
+        poll["member"].as_str().unwrap().starts_with("billing/"),
+        "{poll}"
+    );
+    assert!(poll["offset"].is_u64() && poll["value"].is_u64(), "{poll}");
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "fault" && e["fault"] == "crash"));
+    // The trace does not change the run.
+    let (plain, _) = replay_commit_before_process(&[]);
+    assert_eq!(plain, text);
+
+    let perfetto_path = dir.join("trace.perfetto.json");
+    replay_commit_before_process(&[
+        "--trace",
+        perfetto_path.to_str().unwrap(),
+        "--format",
+        "perfetto",
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&perfetto_path).unwrap()).unwrap();
+    let errors = kafsim_sim::perfetto::validate(&doc);
+    assert!(errors.is_empty(), "{errors:?}");
+    let events = doc["traceEvents"].as_array().unwrap();
+    let process_names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "broker-0",
+        "controller-0",
+        "producer-0",
+        "billing/0",
+        "billing/1",
+    ] {
+        assert!(process_names.contains(&name), "{process_names:?}");
+    }
+    let has = |ph: &str, cat: &str| events.iter().any(|e| e["ph"] == ph && e["cat"] == cat);
+    assert!(has("X", "request"), "request slices");
+    assert!(has("i", "fault"), "fault instants");
+    // The first violated record's flow: its send on producer-0, then brokers, then its poll.
+    let first = text
+        .lines()
+        .find(|l| l.starts_with("- sink-loss "))
+        .and_then(|l| l.split(" value ").nth(1))
+        .and_then(|v| v.split(' ').next())
+        .unwrap();
+    let steps: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["cat"] == "record" && e["ph"] == "X")
+        .filter(|e| e["args"]["value"].as_u64().unwrap().to_string() == first)
+        .collect();
+    let named: Vec<&str> = steps.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(named[0].ends_with(" send"), "{named:?}");
+    assert!(
+        named.iter().any(|n| n.ends_with("leader append")),
+        "{named:?}"
+    );
+    assert!(
+        named.iter().any(|n| n.contains("poll by billing/")),
+        "{named:?}"
+    );
+    let flow = events
+        .iter()
+        .filter(|e| ["s", "t", "f"].contains(&e["ph"].as_str().unwrap()))
+        .filter(|e| e["name"].as_str() == Some(&format!("v{first}")))
+        .count();
+    assert_eq!(flow, steps.len(), "one flow event per step");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,6 +13,7 @@
 use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
+use crate::coverage::{self, Coverage, RunFacts};
 use crate::drain::{DrainTracker, GroupInfo, Liveness, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
@@ -23,7 +24,7 @@ use crate::scenario::{
     ScenarioError, Target,
 };
 use crate::seed::{rng_for, stream};
-use crate::trace::TraceLevel;
+use crate::trace::{TraceEvent, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
 use kafsim_engine::app::HandlerSpec;
@@ -219,7 +220,8 @@ pub struct RunOutput {
     pub fault_log: Vec<String>,
     /// Every fault applied, as data (replay stories, campaign coverage).
     pub faults: Vec<AppliedFault>,
-    pub trace_lines: Vec<String>,
+    /// The structured trace (with `TraceLevel::Events`).
+    pub trace_events: Vec<TraceEvent>,
     /// How this run names its nodes, topics and groups (the naming service).
     pub names: Names,
     /// Whether the consumers caught up within the drain.
@@ -652,6 +654,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             },
         );
     }
+    stats.coverage = run_coverage(s, &w, &h, &faults, &history, heal_at);
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     RunOutput {
         result: SeedResult {
@@ -664,10 +667,39 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         plan,
         fault_log,
         faults,
-        trace_lines: w.trace_lines().to_vec(),
+        trace_events: w.trace_events().to_vec(),
         names,
         drained,
     }
+}
+
+/// The run's coverage: requested fault kinds fired and affecting clients, states reached.
+fn run_coverage(
+    s: &Scenario,
+    w: &World,
+    h: &Handles,
+    faults: &[AppliedFault],
+    history: &History,
+    heal_at: Instant,
+) -> Coverage {
+    let mut requested: Vec<FaultKind> = Vec::new();
+    if s.faults.random {
+        requested.extend(s.faults.kinds.iter().copied());
+    }
+    requested.extend(s.faults.schedule.iter().map(|f| f.action.kind()));
+    let producer_epoch_bumps = h
+        .producers
+        .iter()
+        .filter_map(|p| w.node::<Producer>(*p))
+        .map(|p| p.stats().epoch_bumps)
+        .sum();
+    coverage::of_run(&RunFacts {
+        requested: &requested,
+        faults,
+        history,
+        heal_at,
+        producer_epoch_bumps,
+    })
 }
 
 /// Every group, with the partitions it consumes and its members' nodes.
