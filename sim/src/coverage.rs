@@ -206,18 +206,14 @@ fn states(history: &History) -> BTreeMap<&'static str, u64> {
             }
             HistoryEvent::Truncated {
                 partition, offset, ..
-            } => {
-                if hw.get(partition).is_some_and(|h| offset < h) {
-                    *n.entry("truncation-below-hw").or_default() += 1;
-                }
+            } if hw.get(partition).is_some_and(|h| offset < h) => {
+                *n.entry("truncation-below-hw").or_default() += 1;
             }
+            // The first generation is the group forming, not a rebalance.
             HistoryEvent::Assigned {
                 group, generation, ..
-            } => {
-                // The first generation is the group forming, not a rebalance.
-                if *generation > 1 && generations.insert((*group, *generation)) {
-                    *n.entry("rebalance").or_default() += 1;
-                }
+            } if *generation > 1 && generations.insert((*group, *generation)) => {
+                *n.entry("rebalance").or_default() += 1;
             }
             _ => {}
         }
