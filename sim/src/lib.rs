@@ -21,6 +21,7 @@ pub mod network;
 pub mod perfetto;
 pub mod runner;
 pub mod scenario;
+pub mod script;
 pub mod seed;
 pub mod socket;
 pub mod trace;

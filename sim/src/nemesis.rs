@@ -137,6 +137,17 @@ pub struct Nemesis {
     pub log: Vec<String>,
     /// Every fault applied, as data (same order as `log`).
     pub applied: Vec<AppliedFault>,
+    /// Every random fault applied, as it was resolved (`kafsim shrink` turns them into a
+    /// script).
+    pub fired: Vec<Fired>,
+}
+
+/// A random fault that fired: the operation its draw resolved to, and when its undo was due.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fired {
+    pub at: Instant,
+    pub op: Op,
+    pub undo_after: Option<Duration>,
 }
 
 /// Faults start after this, so the cluster has elected leaders and clients have connected.
@@ -152,6 +163,7 @@ impl Nemesis {
             swarm: None,
             log: Vec::new(),
             applied: Vec::new(),
+            fired: Vec::new(),
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -207,6 +219,11 @@ impl Nemesis {
                 Due::Random(kind) => match self.random_op(kind, resolver) {
                     Some((op, d)) => {
                         let undo = undo_of(&op).map(|u| (d, u));
+                        self.fired.push(Fired {
+                            at: now,
+                            op: op.clone(),
+                            undo_after: undo.as_ref().map(|(d, _)| *d),
+                        });
                         (Some(op), undo, Some(kind))
                     }
                     None => (None, None, None),

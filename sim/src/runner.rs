@@ -21,7 +21,7 @@ use crate::names::Names;
 use crate::nemesis::{AppliedFault, Nemesis, Op, Resolver};
 use crate::scenario::{
     Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
-    ScenarioError, Target,
+    ScenarioError, ScheduledFault, Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::{TraceEvent, TraceLevel};
@@ -224,6 +224,9 @@ pub struct RunOutput {
     pub trace_events: Vec<TraceEvent>,
     /// How this run names its nodes, topics and groups (the naming service).
     pub names: Names,
+    /// The random faults that fired, as scripted faults hitting the same nodes
+    /// (`kafsim shrink`).
+    pub random_faults: Vec<ScheduledFault>,
     /// Whether the consumers caught up within the drain.
     pub drained: bool,
 }
@@ -234,6 +237,28 @@ struct Handles {
     producers: Vec<NodeId>,
     /// Per group: its members' nodes.
     groups: Vec<(String, Vec<NodeId>)>,
+}
+
+impl Handles {
+    /// The scenario target that names exactly `node` (the controller: the active one).
+    fn target_of(&self, node: NodeId) -> Option<Target> {
+        let index = |v: &[NodeId]| v.iter().position(|n| *n == node).map(|i| i as u32);
+        if let Some(i) = index(&self.cluster.brokers) {
+            return Some(Target::Broker(i));
+        }
+        if self.cluster.controllers.contains(&node) {
+            return Some(Target::Controller);
+        }
+        if let Some(i) = index(&self.producers) {
+            return Some(Target::Producer(i));
+        }
+        self.groups.iter().find_map(|(g, members)| {
+            index(members).map(|member| Target::Consumer {
+                group: g.clone(),
+                member,
+            })
+        })
+    }
 }
 
 struct View<'a> {
@@ -632,6 +657,8 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         events: w.stats().events,
         sim_seconds: w.now().as_secs_f64(),
         load_seconds,
+        sim_nanos: w.now().as_nanos(),
+        load_nanos: kafsim_engine::time::duration_nanos(s.duration),
         records_failed: tracker.records_failed,
         records_unknown: tracker.records_unknown,
         ..RunStats::default()
@@ -669,6 +696,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         faults,
         trace_events: w.trace_events().to_vec(),
         names,
+        random_faults: crate::script::schedule_of(&nemesis.fired, &|n| h.target_of(n)),
         drained,
     }
 }
