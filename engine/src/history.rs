@@ -86,6 +86,15 @@ pub enum HistoryEvent {
         member: u32,
         value: ValueId,
     },
+    /// A member took up a partition at the group's committed offset (OffsetFetch after an
+    /// assignment): where the new owner resumed. Replay tells a record's story with it.
+    Resumed {
+        group: u32,
+        member: u32,
+        generation: i32,
+        partition: TopicPartition,
+        offset: u64,
+    },
     /// The consumer position was reset (auto.offset.reset or a seek): subsequent reads of that
     /// partition may skip without it being a poll-skip.
     PositionReset {
@@ -124,6 +133,17 @@ pub enum HistoryEvent {
     },
 
     // ---- broker side ----
+    /// A replica appended records `base_offset..next_offset` of `partition` to its log: the
+    /// leader a producer's batch (`leader` true), or a follower what it fetched. One event
+    /// per appended batch or fetch, not per record: replay derives a record's replication.
+    Appended {
+        broker: NodeId,
+        partition: TopicPartition,
+        leader_epoch: u32,
+        base_offset: u64,
+        next_offset: u64,
+        leader: bool,
+    },
     /// A leader advanced the high watermark of a partition.
     HighWatermark {
         broker: NodeId,

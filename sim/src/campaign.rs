@@ -7,6 +7,7 @@
 //! violation of that seed (the panic message and location are its detail); the campaign
 //! goes on.
 
+use crate::coverage::Coverage;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::Instant;
 use std::cell::RefCell;
@@ -59,6 +60,8 @@ pub struct RunStats {
     pub wall_seconds: f64,
     /// Per group, by name.
     pub groups: BTreeMap<String, GroupStats>,
+    /// Faults fired and states reached (sums over seeds).
+    pub coverage: Coverage,
 }
 
 /// What one consumer group did in a run.
@@ -85,6 +88,7 @@ impl RunStats {
         self.sim_seconds = self.sim_nanos as f64 / 1e9;
         self.load_seconds = self.load_nanos as f64 / 1e9;
         self.wall_seconds += other.wall_seconds;
+        self.coverage.add(&other.coverage);
         for (name, g) in &other.groups {
             let mine = self.groups.entry(name.clone()).or_default();
             mine.peak_lag = mine.peak_lag.max(g.peak_lag);

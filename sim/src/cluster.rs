@@ -4,6 +4,7 @@
 //!
 //! Node ids are assigned in order: controllers first, then brokers.
 
+use crate::names::Names;
 use crate::world::World;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::{Broker, BrokerIdentity};
@@ -161,6 +162,22 @@ impl Cluster {
             .find(|(_, n, _)| n == name)
             .unwrap_or_else(|| panic!("no topic {name}"))
             .0
+    }
+
+    /// Topic names by id (for [`crate::names::Names`]).
+    pub fn topic_names(&self) -> Vec<String> {
+        let mut names = vec![String::new(); self.topics.len()];
+        for (id, name, _) in &self.topics {
+            if let Some(slot) = names.get_mut(id.0 as usize) {
+                *slot = name.clone();
+            }
+        }
+        names
+    }
+
+    /// The run's naming service as far as the cluster knows it (nodes and topics).
+    pub fn names(&self, w: &World) -> Names {
+        Names::of_world(w, &self.topic_names(), &[])
     }
 
     /// Every partition of the user topics (not `__consumer_offsets`).

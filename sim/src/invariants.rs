@@ -13,6 +13,7 @@
 //! of the node that handled the event.
 
 use crate::cluster::Cluster;
+use crate::names::Names;
 use crate::violation::{Violation, ViolationKind};
 use crate::world::World;
 use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
@@ -95,6 +96,8 @@ impl LedChanges {
 /// Register the broker invariants on `w` for `cluster`.
 pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: InvariantScope) {
     let brokers: Vec<NodeId> = cluster.brokers.clone();
+    let topics = cluster.topic_names();
+    let t1 = topics.clone();
     let seen: SharedLedChanges = Rc::default();
     let b1 = brokers.clone();
     let s1 = seen.clone();
@@ -104,8 +107,11 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         for (tp, epoch, hw) in changed {
             if let Some(&(e, prev)) = last_hw.get(&(node, tp)) {
                 if e == epoch && hw < prev {
+                    let n = Names::of_world(w, &t1, &[]);
                     return Err(format!(
-                        "{node} leader of {tp} in epoch {epoch}: HW went from {prev} to {hw}"
+                        "{} leader of {} in epoch {epoch}: HW went from {prev} to {hw}",
+                        n.node(node),
+                        n.tp(tp)
                     ));
                 }
             }
@@ -114,6 +120,7 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         Ok(())
     });
     let b2 = brokers.clone();
+    let t2 = topics.clone();
     let s2 = seen.clone();
     let mut leaders: BTreeMap<(TopicPartition, u32), NodeId> = BTreeMap::new();
     w.add_invariant("one-leader-per-epoch", move |w, node| {
@@ -121,7 +128,13 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         for (tp, epoch, _) in changed {
             let first = *leaders.entry((tp, epoch)).or_insert(node);
             if first != node {
-                return Err(format!("{tp} epoch {epoch} led by {first} and by {node}"));
+                let n = Names::of_world(w, &t2, &[]);
+                return Err(format!(
+                    "{} epoch {epoch} led by {} and by {}",
+                    n.tp(tp),
+                    n.node(first),
+                    n.node(node)
+                ));
             }
         }
         Ok(())
@@ -130,7 +143,7 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
         && config.replication_protocol == ReplicationProtocol::LeaderEpoch
         && (!scope.correlated_power_loss || config.flush_interval_messages == Some(1));
     if clean {
-        register_leader_has_committed(w, brokers, seen);
+        register_leader_has_committed(w, brokers, topics, seen);
     }
 }
 
@@ -142,7 +155,12 @@ struct Committed {
     epoch: Option<u32>,
 }
 
-fn register_leader_has_committed(w: &mut World, brokers: Vec<NodeId>, seen: SharedLedChanges) {
+fn register_leader_has_committed(
+    w: &mut World,
+    brokers: Vec<NodeId>,
+    topics: Vec<String>,
+    seen: SharedLedChanges,
+) {
     let mut committed: BTreeMap<TopicPartition, Committed> = BTreeMap::new();
     w.add_invariant("leader-has-committed", move |w, node| {
         let changed = seen.borrow_mut().changed(w, node, &brokers);
@@ -163,8 +181,13 @@ fn register_leader_has_committed(w: &mut World, brokers: Vec<NodeId>, seen: Shar
                 for (o, v) in c.values.iter().enumerate() {
                     let got = p.log.record_at(o as u64).map(|r| r.value);
                     if got != Some(*v) {
+                        let n = Names::of_world(w, &topics, &[]);
                         return Err(format!(
-                            "{node} became leader of {tp} in epoch {epoch} without committed offset {o} ({v:?}), holds {got:?}"
+                            "{} became leader of {} in epoch {epoch} without committed offset {o} (v{}), holds {}",
+                            n.node(node),
+                            n.tp(tp),
+                            v.0,
+                            got.map_or("nothing".to_string(), |g| format!("v{}", g.0))
                         ));
                     }
                 }
@@ -232,14 +255,21 @@ impl DivergenceCheck {
                     };
                     self.reported.insert(key);
                     let (ra, rb) = (pa.log.record_at(o), pb.log.record_at(o));
+                    let n = cluster.names(w);
+                    let value = |r: Option<&kafsim_engine::Record>| {
+                        r.map_or("nothing".to_string(), |r| format!("v{}", r.value.0))
+                    };
                     out.push(
                         Violation::new(
                             ViolationKind::Divergence,
                             w.now(),
                             format!(
-                                "{na} has {:?} and {nb} has {:?} at {tp} offset {o}, below both HWs",
-                                ra.map(|r| r.value),
-                                rb.map(|r| r.value)
+                                "{} has {} and {} has {} at {} offset {o}, below both HWs",
+                                n.node(*na),
+                                value(ra),
+                                n.node(*nb),
+                                value(rb),
+                                n.tp(*tp)
                             ),
                         )
                         .at_partition(*tp)

@@ -1,14 +1,55 @@
-//! The life of one record, for `kafsim replay`: every fact of the history that concerns one
-//! value, in time order, as lines a human reads — its invoke, its acknowledgement or failure,
-//! the broker events that decided its fate on its partition (high watermark crossing its
-//! offset, leader changes, truncations that removed it), every poll, sink write and dead
-//! letter of it. For an acknowledged value no one read, it ends with the reads around its
-//! offset, which is where a lost write is explained.
+//! The life of one record, for `kafsim replay`: every fact of the run that concerns one
+//! value, in the order things happened, as lines a human reads — its send, the leader's
+//! append of its batch at its offset, each follower's copy, the high watermark passing it,
+//! its acknowledgement, each poll that returned it (member and generation), its mark, the
+//! commit that covered its offset, its sink write; and what happened around it: leader
+//! changes, the truncation that removed it (which broker, why), faults that hit the nodes
+//! holding it (the crash of the member that had polled it), the rebalance that moved its
+//! partition and the position the new owner resumed from. For an acknowledged value that no
+//! one read, it ends with the reads around its offset, which is where a lost write is
+//! explained.
+//!
+//! Only facts are printed. Most come from history events the nodes recorded; two are derived,
+//! and say so: the *mark* (the handler marks at delivery with `mark = "before-process"`, after
+//! the sink write with `"after-process"`: recording a mark per record would double a
+//! consumer's history for a fact the handler's configuration already fixes), and the
+//! *generation* of a poll (the member's last `Assigned` before it). Appends, commits and
+//! resumes are recorded per batch, per commit and per partition take-over; the story derives
+//! which of them covered this record's offset.
 
 use crate::history::{History, HistoryEntry};
+use crate::names::Names;
+use crate::nemesis::{describe, AppliedFault};
+use kafsim_engine::app::Mark;
 use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, NodeId, TopicPartition, ValueId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// At most this many lines per record: one screen. The rest is counted, not printed.
+pub const MAX_LINES: usize = 60;
+
+/// What a story needs besides the history.
+pub struct LifeContext<'a> {
+    pub history: &'a History,
+    pub names: &'a Names,
+    /// Every fault applied in the run, in time order.
+    pub faults: &'a [AppliedFault],
+    /// Where each group's handler marks offsets, by group index.
+    pub marks: &'a [Mark],
+}
+
+impl<'a> LifeContext<'a> {
+    /// A context without faults or mark rules (hand-built histories).
+    pub fn bare(history: &'a History, names: &'a Names) -> LifeContext<'a> {
+        LifeContext {
+            history,
+            names,
+            faults: &[],
+            marks: &[],
+        }
+    }
+}
 
 /// Where the value lives: its first acknowledged position, else the first position it was
 /// read at (a send with an unknown outcome that did land).
@@ -37,39 +78,83 @@ struct Facts {
     /// When the value entered the history (its first mention, normally its invoke).
     born: Option<Instant>,
     read: bool,
+    /// Groups that polled it, and when first.
+    first_poll: BTreeMap<u32, Instant>,
 }
 
-/// The life of `value` as lines, oldest first; `name_of` names nodes (e.g. "broker-2").
-pub fn record_life(
-    history: &History,
-    value: ValueId,
-    name_of: &dyn Fn(NodeId) -> String,
-) -> Vec<String> {
-    let facts = facts(history, value);
+/// The state the second pass keeps while it walks the history.
+#[derive(Default)]
+struct Walk {
+    high_watermarks: BTreeMap<NodeId, u64>,
+    /// Brokers whose log holds the home offset now (appended, not truncated since).
+    holders: BTreeSet<NodeId>,
+    /// Brokers that once held it and truncated it away.
+    removed: BTreeSet<NodeId>,
+    /// The generation of each member, from its last assignment.
+    generations: BTreeMap<(u32, u32), i32>,
+    /// Groups whose committed offset has passed the home offset.
+    covered: BTreeSet<u32>,
+    /// Groups whose sink (or dead-letter topic) got the value.
+    sunk: BTreeSet<u32>,
+    before: Option<NearbyRead>,
+    after: Option<NearbyRead>,
+}
+
+/// The life of `value` as lines, oldest first.
+pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
+    let facts = facts(cx.history, value);
     let Some(born) = facts.born else {
         return vec![format!("v{} does not appear in the history", value.0)];
     };
-    let mut lines = Vec::new();
-    let mut high_watermarks: BTreeMap<NodeId, u64> = BTreeMap::new();
-    let mut before: Option<NearbyRead> = None;
-    let mut after: Option<NearbyRead> = None;
-    for entry in history.entries() {
+    let mut lines: Vec<(Instant, String)> = Vec::new();
+    let mut walk = Walk::default();
+    // When each node started to hold or handle the value: faults before that are not its.
+    let mut since: BTreeMap<NodeId, Instant> = BTreeMap::new();
+    for entry in cx.history.entries() {
+        if let HistoryEvent::Assigned {
+            group,
+            member,
+            generation,
+            ..
+        } = &entry.event
+        {
+            walk.generations.insert((*group, *member), *generation);
+        }
+        let who = cx.names.node(entry.node);
         let text = match facts.home {
             Some(home) if entry.at >= born => {
-                note_nearby(entry, home, &mut before, &mut after);
-                partition_event(entry, home, &mut high_watermarks, name_of)
+                note_nearby(entry, home, &mut walk);
+                partition_event(cx, entry, home, &facts, &mut walk)
             }
             _ => None,
         };
-        let text = text.or_else(|| value_event(&entry.event, value, facts.txn));
-        if let Some(text) = text {
-            lines.push(format!("{} {}: {text}", entry.at, name_of(entry.node)));
+        let text = text.or_else(|| value_event(cx, entry, value, facts.txn, &mut walk));
+        for text in text.into_iter().chain(derived_mark(cx, entry, value)) {
+            // Texts name their actor first; the line's prefix already does when they agree.
+            let text = text
+                .strip_prefix(&who)
+                .and_then(|t| t.strip_prefix(' '))
+                .unwrap_or(&text);
+            lines.push((entry.at, format!("{} {who}: {text}", entry.at)));
         }
+        note_involvement(entry, value, facts.home, &mut since);
     }
+    merge_faults(cx, &since, &mut lines);
+    let mut out: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
     if let Some(home) = facts.home.filter(|h| h.acknowledged && !facts.read) {
-        lines.extend(lost_explanation(home, before, after));
+        out.extend(lost_explanation(cx.names, home, walk.before, walk.after));
     }
-    lines
+    if let Some(home) = facts.home {
+        out.extend(sink_explanation(cx, home, &facts, &walk));
+    }
+    if out.len() > MAX_LINES {
+        let more = out.len() - MAX_LINES;
+        out.truncate(MAX_LINES);
+        out.push(format!(
+            "... {more} more lines of this record's story not shown"
+        ));
+    }
+    out
 }
 
 fn facts(history: &History, value: ValueId) -> Facts {
@@ -93,12 +178,14 @@ fn facts(history: &History, value: ValueId) -> Facts {
                 true
             }
             HistoryEvent::Poll {
+                group,
                 value: v,
                 partition,
                 offset,
                 ..
             } if *v == value => {
                 facts.read = true;
+                facts.first_poll.entry(*group).or_insert(entry.at);
                 facts.home.get_or_insert(Home {
                     partition: *partition,
                     offset: *offset,
@@ -135,8 +222,15 @@ fn event_value(event: &HistoryEvent) -> Option<ValueId> {
 }
 
 /// A line for an event about the value itself (or its transaction).
-fn value_event(event: &HistoryEvent, value: ValueId, txn: Option<(u32, u64)>) -> Option<String> {
-    let text = match event {
+fn value_event(
+    cx: &LifeContext,
+    entry: &HistoryEntry,
+    value: ValueId,
+    txn: Option<(u32, u64)>,
+    walk: &mut Walk,
+) -> Option<String> {
+    let n = cx.names;
+    let text = match &entry.event {
         HistoryEvent::SendInvoke {
             producer,
             value: v,
@@ -145,8 +239,10 @@ fn value_event(event: &HistoryEvent, value: ValueId, txn: Option<(u32, u64)>) ->
         } if *v == value => {
             let key = key.map_or("none".to_string(), |k| k.0.to_string());
             format!(
-                "invoked by producer {producer}, key {key}, topic t{}",
-                topic.0
+                "{} sends v{} (key {key}) to topic {}",
+                n.producer(*producer),
+                value.0,
+                n.topic(*topic)
             )
         }
         HistoryEvent::SendOk {
@@ -154,27 +250,34 @@ fn value_event(event: &HistoryEvent, value: ValueId, txn: Option<(u32, u64)>) ->
             value: v,
             partition,
             offset,
-        } if *v == value => format!("acknowledged to producer {producer} at {partition}@{offset}"),
+        } if *v == value => format!(
+            "{} got its acknowledgement: {}",
+            n.producer(*producer),
+            n.at(*partition, *offset)
+        ),
         HistoryEvent::SendFail {
             producer,
             value: v,
             error,
-        } if *v == value => format!("send of producer {producer} failed: {error:?}"),
+        } if *v == value => format!("send of {} failed: {error:?}", n.producer(*producer)),
         HistoryEvent::SendInfo {
             producer,
             value: v,
             reason,
-        } if *v == value => format!("send of producer {producer} has an unknown outcome: {reason}"),
+        } if *v == value => format!(
+            "send of {} has an unknown outcome: {reason}",
+            n.producer(*producer)
+        ),
         HistoryEvent::TxnValue {
             producer,
             txn: t,
             value: v,
-        } if *v == value => format!("sent in transaction {t} of producer {producer}"),
+        } if *v == value => format!("sent in transaction {t} of {}", n.producer(*producer)),
         HistoryEvent::TxnCommit { producer, txn: t } if txn == Some((*producer, *t)) => {
-            format!("transaction {t} of producer {producer} committed")
+            format!("transaction {t} of {} committed", n.producer(*producer))
         }
         HistoryEvent::TxnAbort { producer, txn: t } if txn == Some((*producer, *t)) => {
-            format!("transaction {t} of producer {producer} aborted")
+            format!("transaction {t} of {} aborted", n.producer(*producer))
         }
         HistoryEvent::Poll {
             group,
@@ -184,7 +287,15 @@ fn value_event(event: &HistoryEvent, value: ValueId, txn: Option<(u32, u64)>) ->
             value: v,
             ..
         } if *v == value => {
-            format!("polled by group {group} member {member} at {partition}@{offset}")
+            let generation = walk
+                .generations
+                .get(&(*group, *member))
+                .map_or("no assignment".to_string(), |g| format!("generation {g}"));
+            format!(
+                "{} polled it ({generation}) at {}",
+                n.member(*group, *member),
+                n.at(*partition, *offset)
+            )
         }
         HistoryEvent::SinkWrite {
             group,
@@ -193,50 +304,121 @@ fn value_event(event: &HistoryEvent, value: ValueId, txn: Option<(u32, u64)>) ->
             offset,
             value: v,
             ..
-        } if *v == value => format!(
-            "written to the sink of group {group} by member {member} (read at {partition}@{offset})"
-        ),
+        } if *v == value => {
+            walk.sunk.insert(*group);
+            format!(
+                "{} wrote it to the sink of {} (read at {})",
+                n.member(*group, *member),
+                n.group(*group),
+                n.at(*partition, *offset)
+            )
+        }
         HistoryEvent::DeadLetter {
             group,
             member,
             value: v,
         } if *v == value => {
-            format!("sent to the dead-letter topic by group {group} member {member}")
+            walk.sunk.insert(*group);
+            format!(
+                "{} sent it to the dead-letter topic",
+                n.member(*group, *member)
+            )
         }
         _ => return None,
     };
     Some(text)
 }
 
-/// A line for a broker or consumer event on the value's partition that affects its offset.
+/// The mark of the value, derived from where its group's handler marks (see the module docs).
+fn derived_mark(cx: &LifeContext, entry: &HistoryEntry, value: ValueId) -> Option<String> {
+    let (group, member, offset, before) = match &entry.event {
+        HistoryEvent::Poll {
+            group,
+            member,
+            offset,
+            value: v,
+            ..
+        } if *v == value => (*group, *member, *offset, true),
+        HistoryEvent::SinkWrite {
+            group,
+            member,
+            offset,
+            value: v,
+            ..
+        } if *v == value => (*group, *member, *offset, false),
+        _ => return None,
+    };
+    let mark = cx.marks.get(group as usize)?;
+    let when = match (mark, before) {
+        (Mark::BeforeProcess, true) => "at delivery, before processing (mark = before-process)",
+        (Mark::AfterProcess, false) => "after its sink write (mark = after-process)",
+        _ => return None,
+    };
+    Some(format!(
+        "{} marks offset {offset} {when}: its next commit will say {}",
+        cx.names.member(group, member),
+        offset + 1
+    ))
+}
+
+/// A line for a broker or consumer event on the value's partition that concerns its offset.
 fn partition_event(
+    cx: &LifeContext,
     entry: &HistoryEntry,
     home: Home,
-    high_watermarks: &mut BTreeMap<NodeId, u64>,
-    name_of: &dyn Fn(NodeId) -> String,
+    facts: &Facts,
+    walk: &mut Walk,
 ) -> Option<String> {
-    let Home {
-        partition: home_partition,
-        offset: home_offset,
-        ..
-    } = home;
+    let n = cx.names;
+    let (tp, o) = (home.partition, home.offset);
     match &entry.event {
+        HistoryEvent::Appended {
+            broker,
+            partition,
+            leader_epoch,
+            base_offset,
+            next_offset,
+            leader,
+        } if *partition == tp && (*base_offset..*next_offset).contains(&o) => {
+            let again = if walk.removed.contains(broker) {
+                " again, after its truncation (the record there now may be another one)"
+            } else {
+                ""
+            };
+            if !walk.holders.insert(*broker) {
+                return None;
+            }
+            let what = if *leader {
+                format!(
+                    "appended the batch {} as leader in epoch {leader_epoch}: offset {o}",
+                    span(*base_offset, *next_offset)
+                )
+            } else {
+                format!(
+                    "copied {} from the leader as a follower (epoch {leader_epoch})",
+                    span(*base_offset, *next_offset)
+                )
+            };
+            Some(format!("{} {what}{again}", n.node(*broker)))
+        }
         HistoryEvent::HighWatermark {
             broker,
             partition,
             leader_epoch,
             high_watermark,
-        } if *partition == home_partition => {
-            let previous = high_watermarks.insert(*broker, *high_watermark).unwrap_or(0);
-            let (was, is) = (previous > home_offset, *high_watermark > home_offset);
-            let verb = match (was, is) {
+        } if *partition == tp => {
+            let previous = walk
+                .high_watermarks
+                .insert(*broker, *high_watermark)
+                .unwrap_or(0);
+            let verb = match (previous > o, *high_watermark > o) {
                 (false, true) => "passed",
                 (true, false) => "fell back to or below",
                 _ => return None,
             };
             Some(format!(
-                "high watermark on {} (epoch {leader_epoch}) {verb} offset {home_offset}: now {high_watermark}",
-                name_of(*broker)
+                "high watermark on {} (epoch {leader_epoch}) {verb} offset {o}: now {high_watermark}",
+                n.node(*broker)
             ))
         }
         HistoryEvent::BecameLeader {
@@ -244,15 +426,16 @@ fn partition_event(
             partition,
             leader_epoch,
             log_end_offset,
-        } if *partition == home_partition => {
-            let holds = if *log_end_offset > home_offset {
+        } if *partition == tp => {
+            let holds = if *log_end_offset > o {
                 "has a record at"
             } else {
                 "has nothing at"
             };
             Some(format!(
-                "{} became leader of {partition} in epoch {leader_epoch} with log end {log_end_offset} ({holds} offset {home_offset})",
-                name_of(*broker)
+                "{} became leader of {} in epoch {leader_epoch} with log end {log_end_offset} ({holds} offset {o})",
+                n.node(*broker),
+                n.tp(tp)
             ))
         }
         HistoryEvent::Truncated {
@@ -260,11 +443,17 @@ fn partition_event(
             partition,
             offset,
             reason,
-        } if *partition == home_partition && *offset <= home_offset => {
-            high_watermarks.entry(*broker).and_modify(|hw| *hw = (*hw).min(*offset));
+        } if *partition == tp && *offset <= o => {
+            walk.high_watermarks
+                .entry(*broker)
+                .and_modify(|hw| *hw = (*hw).min(*offset));
+            if walk.holders.remove(broker) {
+                walk.removed.insert(*broker);
+            }
             Some(format!(
-                "removed from {} by truncation to {offset} ({reason})",
-                name_of(*broker)
+                "{} truncated its log of {} to {offset} ({reason}): offset {o} is gone from it",
+                n.node(*broker),
+                n.tp(tp)
             ))
         }
         HistoryEvent::PositionReset {
@@ -272,21 +461,147 @@ fn partition_event(
             member,
             partition,
             offset,
-        } if *partition == home_partition && *offset > home_offset => Some(format!(
-            "group {group} member {member} reset its position of {partition} to {offset}, past this record"
+        } if *partition == tp && *offset > o => Some(format!(
+            "{} reset its position of {} to {offset}, past this record",
+            n.member(*group, *member),
+            n.tp(tp)
         )),
+        HistoryEvent::Commit {
+            group,
+            member,
+            generation,
+            partition,
+            offset,
+            error,
+        } if *partition == tp
+            && *offset > o
+            && *error == ErrorCode::None
+            && facts.first_poll.contains_key(group)
+            && walk.covered.insert(*group) =>
+        {
+            Some(format!(
+                "{} committed {} offset {offset} (generation {generation}), which covers offset \
+                 {o}: {} will not read it again",
+                n.member(*group, *member),
+                n.tp(tp),
+                n.group(*group)
+            ))
+        }
+        HistoryEvent::Assigned {
+            group,
+            member,
+            generation,
+            partitions,
+        } if partitions.contains(&tp)
+            && facts
+                .first_poll
+                .get(group)
+                .is_some_and(|first| entry.at > *first)
+            && !walk.sunk.contains(group) =>
+        {
+            Some(format!(
+                "rebalance: {} owns {} in generation {generation}",
+                n.member(*group, *member),
+                n.tp(tp)
+            ))
+        }
+        HistoryEvent::Resumed {
+            group,
+            member,
+            generation,
+            partition,
+            offset,
+        } if *partition == tp
+            && facts
+                .first_poll
+                .get(group)
+                .is_some_and(|first| entry.at > *first)
+            && !walk.sunk.contains(group) =>
+        {
+            let verdict = if *offset > o {
+                "past this record: it will not be read again"
+            } else {
+                "at or before this record: it will be read again"
+            };
+            Some(format!(
+                "{} resumed {} in generation {generation} at the committed offset {offset}, \
+                 {verdict}",
+                n.member(*group, *member),
+                n.tp(tp)
+            ))
+        }
         _ => None,
+    }
+}
+
+/// `60..64` (or `60` for one record).
+fn span(base: u64, next: u64) -> String {
+    if next == base + 1 {
+        format!("at {base}")
+    } else {
+        format!("{base}..{}", next - 1)
+    }
+}
+
+/// Notes when a node began to hold or handle the value: its producer at the send, a broker
+/// at its append of the offset, a member at its poll of the value.
+fn note_involvement(
+    entry: &HistoryEntry,
+    value: ValueId,
+    home: Option<Home>,
+    since: &mut BTreeMap<NodeId, Instant>,
+) {
+    let involved = match &entry.event {
+        HistoryEvent::SendInvoke { value: v, .. } | HistoryEvent::Poll { value: v, .. } => {
+            *v == value
+        }
+        HistoryEvent::Appended {
+            partition,
+            base_offset,
+            next_offset,
+            ..
+        } => home.is_some_and(|h| {
+            h.partition == *partition && (*base_offset..*next_offset).contains(&h.offset)
+        }),
+        _ => false,
+    };
+    let node = match &entry.event {
+        HistoryEvent::Appended { broker, .. } => *broker,
+        _ => entry.node,
+    };
+    if involved {
+        since.entry(node).or_insert(entry.at);
+    }
+}
+
+/// Adds, in time order, the faults that hit a node while it held or handled the value (a
+/// fault at the same instant as an event comes after it: the nemesis fires between events).
+fn merge_faults(
+    cx: &LifeContext,
+    since: &BTreeMap<NodeId, Instant>,
+    lines: &mut Vec<(Instant, String)>,
+) {
+    for f in cx.faults {
+        let hits = f
+            .nodes()
+            .iter()
+            .any(|n| since.get(n).is_some_and(|t| *t <= f.at));
+        if !hits {
+            continue;
+        }
+        let what = describe(&f.op, &|id| cx.names.node(id));
+        let undo = f
+            .undo_after
+            .map(|d| format!(" (undone after {d:?})"))
+            .unwrap_or_default();
+        let i = lines.partition_point(|(at, _)| *at <= f.at);
+        lines.insert(i, (f.at, format!("{} fault: {what}{undo}", f.at)));
     }
 }
 
 /// Remembers the first read of the offset below the value and the first read of the lowest
 /// offset above it.
-fn note_nearby(
-    entry: &HistoryEntry,
-    home: Home,
-    before: &mut Option<NearbyRead>,
-    after: &mut Option<NearbyRead>,
-) {
+fn note_nearby(entry: &HistoryEntry, home: Home, walk: &mut Walk) {
     let HistoryEvent::Poll {
         group,
         member,
@@ -308,29 +623,33 @@ fn note_nearby(
         offset,
         value,
     };
-    if offset + 1 == home.offset && before.is_none() {
-        *before = Some(read);
+    if offset + 1 == home.offset && walk.before.is_none() {
+        walk.before = Some(read);
     }
-    if offset > home.offset && after.is_none_or(|a| offset < a.offset) {
-        *after = Some(read);
+    if offset > home.offset && walk.after.is_none_or(|a| offset < a.offset) {
+        walk.after = Some(read);
     }
 }
 
 /// Lines for an acknowledged value no one read: who read around its offset.
 fn lost_explanation(
+    names: &Names,
     home: Home,
     before: Option<NearbyRead>,
     after: Option<NearbyRead>,
 ) -> Vec<String> {
     let describe = |r: NearbyRead| {
         format!(
-            "{}@{} read by group {} member {} at {} (v{})",
-            home.partition, r.offset, r.group, r.member, r.at, r.value.0
+            "{} read by {} at {} (v{})",
+            names.at(home.partition, r.offset),
+            names.member(r.group, r.member),
+            r.at,
+            r.value.0
         )
     };
     let mut lines = vec![format!(
-        "never read; reads around {}@{}:",
-        home.partition, home.offset
+        "never read; reads around {}:",
+        names.at(home.partition, home.offset)
     )];
     lines.push(match before {
         Some(r) => format!("  before: {}", describe(r)),
@@ -344,38 +663,76 @@ fn lost_explanation(
     lines
 }
 
+/// For a group that polled the value but never sank it: the one-line reason, when the story
+/// shows it (its offset was committed and the partition changed hands).
+fn sink_explanation(cx: &LifeContext, home: Home, facts: &Facts, walk: &Walk) -> Vec<String> {
+    facts
+        .first_poll
+        .keys()
+        .filter(|g| !walk.sunk.contains(g) && walk.covered.contains(g))
+        .map(|g| {
+            format!(
+                "=> {} polled {} and committed past it, but never wrote it to its sink; whoever \
+                 owned the partition next resumed after it",
+                cx.names.group(*g),
+                cx.names.at(home.partition, home.offset)
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::record_life;
+    use super::{record_life, LifeContext};
     use crate::checker::test_support::*;
+    use crate::history::History;
+    use crate::names::Names;
+    use crate::nemesis::{AppliedFault, Op};
+    use crate::scenario::FaultKind;
+    use kafsim_engine::app::Mark;
     use kafsim_engine::history::HistoryEvent;
-    use kafsim_engine::NodeId;
+    use kafsim_engine::protocol::ErrorCode;
+    use kafsim_engine::{Instant, NodeId, TopicId};
 
-    fn name(node: NodeId) -> String {
-        format!("broker-{}", node.0)
+    fn names() -> Names {
+        let mut n = Names::new();
+        n.set_node(NodeId(0), "producer-0");
+        n.set_node(NodeId(1), "broker-0");
+        n.set_node(NodeId(2), "broker-1");
+        n.set_node(NodeId(3), "billing/0");
+        n.set_topic(TopicId(0), "orders");
+        n.set_group(0, "billing");
+        n
     }
 
-    fn broker_event(s: &mut Story, at: u64, event: HistoryEvent) {
-        s.event(at, event);
+    fn appended(broker: u32, base: u64, next: u64, leader: bool) -> HistoryEvent {
+        HistoryEvent::Appended {
+            broker: NodeId(broker),
+            partition: tp(0),
+            leader_epoch: 1,
+            base_offset: base,
+            next_offset: next,
+            leader,
+        }
     }
 
-    /// v2 acknowledged at t0/0@1 by broker 1, which then lost leadership to broker 2 (whose
-    /// log ends at 1) and truncated; the group read 0 and then 2.
+    /// v2 acknowledged at orders/0@1 by broker-0, which then lost leadership to broker-1
+    /// (whose log ends at 1) and truncated; the group read 0 and then 2.
     fn lost_story() -> Story {
         let mut s = Story::new();
         s.send(1, 0, 1, 0, 0).invoke(2, 0, 2, Some(5));
+        s.event(2, appended(1, 1, 3, true));
         let hw = |high_watermark| HistoryEvent::HighWatermark {
             broker: NodeId(1),
             partition: tp(0),
             leader_epoch: 1,
             high_watermark,
         };
-        broker_event(&mut s, 2, hw(1));
-        broker_event(&mut s, 3, hw(2));
+        s.event(2, hw(1));
+        s.event(3, hw(2));
         s.ok(3, 0, 2, 0, 1);
-        broker_event(&mut s, 3, hw(3)); // already past: no line
-        broker_event(
-            &mut s,
+        s.event(3, hw(3)); // already past: no line
+        s.event(
             4,
             HistoryEvent::BecameLeader {
                 broker: NodeId(2),
@@ -384,8 +741,7 @@ mod tests {
                 log_end_offset: 1,
             },
         );
-        broker_event(
-            &mut s,
+        s.event(
             5,
             HistoryEvent::Truncated {
                 broker: NodeId(1),
@@ -394,8 +750,7 @@ mod tests {
                 reason: "diverging epoch",
             },
         );
-        broker_event(
-            &mut s,
+        s.event(
             5,
             HistoryEvent::Truncated {
                 broker: NodeId(1),
@@ -412,39 +767,148 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_value_shows_its_truncation_and_the_reads_around_it() {
-        let lines = record_life(lost_story().history(), v(2), &name);
+    fn a_lost_value_shows_its_append_truncation_and_the_reads_around_it() {
+        let (story, names) = (lost_story(), names());
+        let lines = record_life(&LifeContext::bare(story.history(), &names), v(2));
         let expected = [
-            "2.000ms broker-0: invoked by producer 0, key 5, topic t0",
-            "3.000ms broker-0: high watermark on broker-1 (epoch 1) passed offset 1: now 2",
-            "3.000ms broker-0: acknowledged to producer 0 at t0/0@1",
-            "4.000ms broker-0: broker-2 became leader of t0/0 in epoch 2 with log end 1 \
+            "2.000ms producer-0: sends v2 (key 5) to topic orders",
+            "2.000ms producer-0: broker-0 appended the batch 1..2 as leader in epoch 1: offset 1",
+            "3.000ms producer-0: high watermark on broker-0 (epoch 1) passed offset 1: now 2",
+            "3.000ms producer-0: got its acknowledgement: orders/0@1",
+            "4.000ms producer-0: broker-1 became leader of orders/0 in epoch 2 with log end 1 \
              (has nothing at offset 1)",
-            "5.000ms broker-0: removed from broker-1 by truncation to 1 (diverging epoch)",
-            "never read; reads around t0/0@1:",
-            "  before: t0/0@0 read by group 0 member 1 at 7.000ms (v1)",
-            "  next higher offset read: t0/0@2 read by group 0 member 1 at 8.000ms (v4)",
+            "5.000ms producer-0: broker-0 truncated its log of orders/0 to 1 (diverging epoch): \
+             offset 1 is gone from it",
+            "never read; reads around orders/0@1:",
+            "  before: orders/0@0 read by billing/1 at 7.000ms (v1)",
+            "  next higher offset read: orders/0@2 read by billing/1 at 8.000ms (v4)",
         ];
-        // The story records every event from node 0; broker names come from the events.
+        // The story records every event from node 0 (producer-0); the text names the actor.
         assert_eq!(lines, expected, "{lines:#?}");
     }
 
+    /// The consumer side of a sink-loss: billing/0 polls v7 at orders/0@5, marks it before
+    /// processing, its auto-commit covers offset 5, it crashes before the sink write, and
+    /// billing/1 takes the partition over and resumes at 6.
     #[test]
-    fn a_read_value_has_no_loss_explanation_and_an_unknown_one_says_so() {
+    fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
+        let mut s = Story::new();
+        s.send(1, 0, 7, 0, 5);
+        s.event(
+            2,
+            HistoryEvent::Assigned {
+                group: 0,
+                member: 0,
+                generation: 3,
+                partitions: vec![tp(0)],
+            },
+        );
+        s.poll(10, 0, 0, 0, 5, 7);
+        let commit = |member, generation, offset, error| HistoryEvent::Commit {
+            group: 0,
+            member,
+            generation,
+            partition: tp(0),
+            offset,
+            error,
+        };
+        s.event(11, commit(0, 3, 6, ErrorCode::RebalanceInProgress)); // failed: no line
+        s.event(12, commit(0, 3, 6, ErrorCode::None));
+        s.event(13, commit(0, 3, 7, ErrorCode::None)); // already covered: no line
+        s.event(
+            20,
+            HistoryEvent::Assigned {
+                group: 0,
+                member: 1,
+                generation: 4,
+                partitions: vec![tp(0)],
+            },
+        );
+        s.event(
+            21,
+            HistoryEvent::Resumed {
+                group: 0,
+                member: 1,
+                generation: 4,
+                partition: tp(0),
+                offset: 6,
+            },
+        );
+        // The consumer's events come from billing/0's node.
+        let history: History = s
+            .history()
+            .entries()
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if matches!(
+                    e.event,
+                    HistoryEvent::Poll { .. } | HistoryEvent::Commit { .. }
+                ) {
+                    e.node = NodeId(3);
+                }
+                e
+            })
+            .collect();
+        let names = names();
+        let faults = [AppliedFault {
+            at: Instant::from_millis(15),
+            kind: Some(FaultKind::ConsumerCrash),
+            op: Op::Crash(vec![NodeId(3)]),
+            undo_after: None,
+        }];
+        let cx = LifeContext {
+            history: &history,
+            names: &names,
+            faults: &faults,
+            marks: &[Mark::BeforeProcess],
+        };
+        let lines = record_life(&cx, v(7));
+        let texts: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split_once(": ").map_or(l.as_str(), |(_, t)| t))
+            .collect();
+        let expected = [
+            "sends v7 (key none) to topic orders",
+            "got its acknowledgement: orders/0@5",
+            "polled it (generation 3) at orders/0@5",
+            "marks offset 5 at delivery, before processing (mark = before-process): its next \
+             commit will say 6",
+            "committed orders/0 offset 6 (generation 3), which covers offset 5: billing will not \
+             read it again",
+            "crash billing/0",
+            "rebalance: billing/1 owns orders/0 in generation 4",
+            "billing/1 resumed orders/0 in generation 4 at the committed offset 6, past this \
+             record: it will not be read again",
+            "=> billing polled orders/0@5 and committed past it, but never wrote it to its \
+             sink; whoever owned the partition next resumed after it",
+        ];
+        assert_eq!(texts, expected, "{lines:#?}");
+        assert!(lines[5].starts_with("15.000ms fault: crash"), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_sunk_value_has_no_loss_explanation_and_an_unknown_one_says_so() {
         let mut s = lost_story();
         s.poll(10, 1, 0, 0, 1, 2)
             .sink(11, 1, 0, 1, 2)
             .dead_letter(12, 1, 2);
-        let lines = record_life(s.history(), v(2), &name);
+        let names = names();
+        let cx = LifeContext::bare(s.history(), &names);
+        let lines = record_life(&cx, v(2));
         assert!(
-            !lines.iter().any(|l| l.contains("never read")),
+            !lines
+                .iter()
+                .any(|l| l.contains("never read") || l.contains("=>")),
             "{lines:#?}"
         );
-        assert!(lines[lines.len() - 3].ends_with("polled by group 1 member 0 at t0/0@1"));
-        assert!(lines[lines.len() - 2].contains("written to the sink of group 1"));
-        assert!(lines[lines.len() - 1].contains("dead-letter topic by group 1"));
+        assert!(
+            lines[lines.len() - 3].ends_with("group-1/0 polled it (no assignment) at orders/0@1")
+        );
+        assert!(lines[lines.len() - 2].contains("group-1/0 wrote it to the sink of group-1"));
+        assert!(lines[lines.len() - 1].contains("group-1/0 sent it to the dead-letter topic"));
         assert_eq!(
-            record_life(s.history(), v(99), &name),
+            record_life(&cx, v(99)),
             vec!["v99 does not appear in the history".to_string()]
         );
     }

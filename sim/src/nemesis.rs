@@ -89,6 +89,43 @@ pub struct SwarmDraw {
     pub kinds: Vec<(FaultKind, Duration)>,
 }
 
+/// One fault as applied, for replay's record stories and campaign coverage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedFault {
+    pub at: Instant,
+    /// The fault kind it fired as (random or scripted); `None` for the undo of an earlier
+    /// fault (its restart, resume or heal).
+    pub kind: Option<FaultKind>,
+    pub op: Op,
+    /// When it is undone, for faults that schedule their own undo.
+    pub undo_after: Option<Duration>,
+}
+
+impl AppliedFault {
+    /// The nodes the operation touches (every side of a partition).
+    pub fn nodes(&self) -> Vec<NodeId> {
+        op_nodes(&self.op)
+    }
+}
+
+/// The nodes an operation touches, sorted.
+pub fn op_nodes(op: &Op) -> Vec<NodeId> {
+    let mut v: Vec<NodeId> = match op {
+        Op::Crash(n) | Op::Restart(n) | Op::Pause(n) | Op::Resume(n) => n.clone(),
+        Op::PowerLoss { nodes, .. }
+        | Op::SlowLink { nodes, .. }
+        | Op::SlowDisk { nodes, .. }
+        | Op::Slowdown { nodes, .. } => nodes.clone(),
+        Op::Partition(groups) => groups.concat(),
+        Op::PartitionOneWay(a, b) => [a.as_slice(), b.as_slice()].concat(),
+        Op::Bridge { a, bridge, b } => [a.as_slice(), &[*bridge], b.as_slice()].concat(),
+        Op::Heal => Vec::new(),
+    };
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// The fault schedule of one run.
 pub struct Nemesis {
     /// (time, sequence, what): kept sorted by (time, sequence).
@@ -98,6 +135,8 @@ pub struct Nemesis {
     pub swarm: Option<SwarmDraw>,
     /// Every fault applied, as printable lines (for replay).
     pub log: Vec<String>,
+    /// Every fault applied, as data (same order as `log`).
+    pub applied: Vec<AppliedFault>,
     /// Every random fault applied, as it was resolved (`kafsim shrink` turns them into a
     /// script).
     pub fired: Vec<Fired>,
@@ -123,6 +162,7 @@ impl Nemesis {
             rng: rng.clone(),
             swarm: None,
             log: Vec::new(),
+            applied: Vec::new(),
             fired: Vec::new(),
         };
         for s in &spec.schedule {
@@ -169,12 +209,12 @@ impl Nemesis {
         let mut ops = Vec::new();
         while self.due.first().is_some_and(|(t, _, _)| *t <= now) {
             let (_, _, due) = self.due.remove(0);
-            let (op, undo) = match due {
+            let (op, undo, kind) = match due {
                 Due::Scripted { action, undo_after } => {
                     let op = resolve_action(&action, resolver);
                     let undo =
                         undo_after.and_then(|d| op.as_ref().and_then(undo_of).map(|u| (d, u)));
-                    (op, undo)
+                    (op, undo, Some(action.kind()))
                 }
                 Due::Random(kind) => match self.random_op(kind, resolver) {
                     Some((op, d)) => {
@@ -184,11 +224,11 @@ impl Nemesis {
                             op: op.clone(),
                             undo_after: undo.as_ref().map(|(d, _)| *d),
                         });
-                        (Some(op), undo)
+                        (Some(op), undo, Some(kind))
                     }
-                    None => (None, None),
+                    None => (None, None, None),
                 },
-                Due::Undo(op) => (Some(op), None),
+                Due::Undo(op) => (Some(op), None, None),
             };
             if let Some(op) = op {
                 let mut line = format!("{now} {}", describe(&op, &|n| resolver.name(n)));
@@ -196,6 +236,12 @@ impl Nemesis {
                     let _ = write!(line, " (undone after {:?})", d);
                 }
                 self.log.push(line);
+                self.applied.push(AppliedFault {
+                    at: now,
+                    kind,
+                    op: op.clone(),
+                    undo_after: undo.as_ref().map(|(d, _)| *d),
+                });
                 ops.push(op);
             }
             if let Some((d, u)) = undo {

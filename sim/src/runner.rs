@@ -13,16 +13,18 @@
 use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
+use crate::coverage::{self, Coverage, RunFacts};
 use crate::drain::{DrainTracker, GroupInfo, Liveness, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
-use crate::nemesis::{Nemesis, Op, Resolver};
+use crate::names::Names;
+use crate::nemesis::{AppliedFault, Nemesis, Op, Resolver};
 use crate::scenario::{
     Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
     ScenarioError, ScheduledFault, Target,
 };
 use crate::seed::{rng_for, stream};
-use crate::trace::TraceLevel;
+use crate::trace::{TraceEvent, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
 use kafsim_engine::app::HandlerSpec;
@@ -236,14 +238,15 @@ pub struct RunOutput {
     pub plan: Vec<String>,
     /// Every fault applied, with its time.
     pub fault_log: Vec<String>,
+    /// Every fault applied, as data (replay stories, campaign coverage).
+    pub faults: Vec<AppliedFault>,
+    /// The structured trace (with `TraceLevel::Events`).
+    pub trace_events: Vec<TraceEvent>,
+    /// How this run names its nodes, topics and groups (the naming service).
+    pub names: Names,
     /// The random faults that fired, as scripted faults hitting the same nodes
     /// (`kafsim shrink`).
     pub random_faults: Vec<ScheduledFault>,
-    pub trace_lines: Vec<String>,
-    /// Node names by id.
-    pub node_names: Vec<String>,
-    /// Topic names by id.
-    pub topic_names: Vec<String>,
     /// Whether the consumers caught up within the drain.
     pub drained: bool,
 }
@@ -576,6 +579,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     heal(&mut w);
     let heal_at = w.now();
     let mut fault_log = std::mem::take(&mut nemesis.log);
+    let faults = std::mem::take(&mut nemesis.applied);
     fault_log.push(format!("{heal_at} heal: all faults lifted, every node up"));
     tracker.scan(w.history());
     tracker.healed(heal_at);
@@ -660,7 +664,9 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         })
         .collect();
     let history = w.take_history();
-    let mut check_config = CheckConfig::new(w.now(), checks);
+    let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
+    let names = Names::of_world(&w, &h.cluster.topic_names(), &group_names);
+    let mut check_config = CheckConfig::new(w.now(), checks).with_names(names.clone());
     check_config.ignoring_errors = p
         .producers
         .iter()
@@ -704,9 +710,8 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             },
         );
     }
+    stats.coverage = run_coverage(s, &w, &h, &faults, &history, heal_at);
     stats.wall_seconds = wall.elapsed().as_secs_f64();
-    let node_names = w.node_ids().map(|n| w.name(n).to_string()).collect();
-    let topic_names = h.cluster.topics.iter().map(|t| t.1.clone()).collect();
     RunOutput {
         result: SeedResult {
             seed,
@@ -717,12 +722,41 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         history: opts.keep_history.then_some(history),
         plan,
         fault_log,
+        faults,
+        trace_events: w.trace_events().to_vec(),
+        names,
         random_faults: crate::script::schedule_of(&nemesis.fired, &|n| h.target_of(n)),
-        trace_lines: w.trace_lines().to_vec(),
-        node_names,
-        topic_names,
         drained,
     }
+}
+
+/// The run's coverage: requested fault kinds fired and affecting clients, states reached.
+fn run_coverage(
+    s: &Scenario,
+    w: &World,
+    h: &Handles,
+    faults: &[AppliedFault],
+    history: &History,
+    heal_at: Instant,
+) -> Coverage {
+    let mut requested: Vec<FaultKind> = Vec::new();
+    if s.faults.random {
+        requested.extend(s.faults.kinds.iter().copied());
+    }
+    requested.extend(s.faults.schedule.iter().map(|f| f.action.kind()));
+    let producer_epoch_bumps = h
+        .producers
+        .iter()
+        .filter_map(|p| w.node::<Producer>(*p))
+        .map(|p| p.stats().epoch_bumps)
+        .sum();
+    coverage::of_run(&RunFacts {
+        requested: &requested,
+        faults,
+        history,
+        heal_at,
+        producer_epoch_bumps,
+    })
 }
 
 /// Every group, with the partitions it consumes and its members' nodes.

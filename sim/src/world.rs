@@ -25,7 +25,7 @@ use crate::history::{History, HistoryEntry};
 use crate::network::{Arrival, LinkConfig, Network, SendOutcome};
 use crate::seed::{rng_for, stream};
 use crate::socket::{self, Sockets};
-use crate::trace::{TraceHasher, TraceLevel};
+use crate::trace::{MessageInfo, TraceEvent, TraceHasher, TraceKind, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::{Exchange, Message};
@@ -210,7 +210,7 @@ pub struct World {
     disk_rng: ChaCha8Rng,
     history: History,
     hasher: TraceHasher,
-    trace_lines: Vec<String>,
+    trace_events: Vec<TraceEvent>,
     next_timer_id: u64,
     invariants: Vec<(&'static str, Invariant)>,
     violations: Vec<Violation>,
@@ -240,7 +240,7 @@ impl World {
             slots: Vec::new(),
             history: History::new(),
             hasher: TraceHasher::default(),
-            trace_lines: Vec::new(),
+            trace_events: Vec::new(),
             next_timer_id: 0,
             invariants: Vec::new(),
             violations: Vec::new(),
@@ -399,9 +399,15 @@ impl World {
         self.hasher.finish()
     }
 
-    /// The text trace (only with `TraceLevel::Events`).
-    pub fn trace_lines(&self) -> &[String] {
-        &self.trace_lines
+    /// The structured trace (only with `TraceLevel::Events`).
+    pub fn trace_events(&self) -> &[TraceEvent] {
+        &self.trace_events
+    }
+
+    /// The trace as text lines, nodes by their names (only with `TraceLevel::Events`).
+    pub fn trace_lines(&self) -> Vec<String> {
+        let names = crate::names::Names::of_world(self, &[], &[]);
+        self.trace_events.iter().map(|e| e.text(&names)).collect()
     }
 
     /// Check `f` after every event; `node` is the node that handled it. A failure becomes an
@@ -607,12 +613,8 @@ impl World {
                 self.hasher.word(self.now.as_nanos());
                 self.hasher.str("retransmit");
                 self.hasher.word(((from.0 as u64) << 32) | to.0 as u64);
-                self.trace(to, || {
-                    format!(
-                        "{} messages from {from} retransmitted after a partition",
-                        events.len()
-                    )
-                });
+                let count = events.len();
+                self.trace(to, || TraceKind::Retransmit { from, count });
                 for mut event in events {
                     if let EventKind::Deliver { bytes, stage, .. } = &mut event.kind {
                         if *stage == Stage::OnWire {
@@ -680,7 +682,7 @@ impl World {
         match event.kind {
             EventKind::Start => {
                 self.hash_event(1, id, None, 0);
-                self.trace(id, || "start".to_string());
+                self.trace(id, || TraceKind::Start);
                 let cost = self.cpu_cost(id, &Work::Start);
                 self.call(id, cost, |node, cx| node.on_start(cx));
             }
@@ -708,7 +710,9 @@ impl World {
                 set_peer(&mut self.slots[from.0 as usize].peers, id, true);
                 self.hash_event(2, id, Some(from), bytes as u64);
                 self.hasher.str(msg.kind());
-                self.trace(id, || format!("recv from {} {}", from, msg.kind()));
+                self.trace(id, || {
+                    TraceKind::Receive(MessageInfo::of(&msg, from, bytes))
+                });
                 let cost = self.cpu_cost(id, &Work::Receive(&msg, bytes));
                 self.call(id, cost, move |node, cx| node.on_message(cx, from, *msg));
             }
@@ -721,16 +725,17 @@ impl World {
                 }
                 self.stats.timers_fired += 1;
                 self.hash_event(3, id, None, ((timer.kind as u64) << 48) ^ timer.key);
-                self.trace(id, || format!("timer {}:{}", timer.kind, timer.key));
+                self.trace(id, || TraceKind::Timer {
+                    kind: timer.kind,
+                    key: timer.key,
+                });
                 let cost = self.cpu_cost(id, &Work::Timer);
                 self.call(id, cost, move |node, cx| node.on_timer(cx, timer));
             }
             EventKind::Fsync { ticket, token } => {
                 self.slots[id.0 as usize].disk.complete_fsync(ticket);
                 self.hash_event(4, id, None, token);
-                self.trace(id, || {
-                    format!("fsync done {:?} token {}", ticket.file, token)
-                });
+                self.trace(id, || TraceKind::Fsync { token });
                 let done = DiskDone {
                     file: ticket.file,
                     token,
@@ -932,17 +937,21 @@ impl World {
                     "{id} sent {} to unknown node {to}",
                     msg.kind()
                 );
+                // The id under which the server read the request this answers (traced, so a
+                // trace reader can pair the two).
+                let mut answers: Option<u64> = None;
                 if let Exchange::Response { correlation_id } = msg.exchange() {
                     // A response is written to the socket its request was read from.
                     let epoch = self.network.epoch(id, to);
                     match self.connections.answer(id, to, correlation_id, epoch) {
                         Some(client_id) => {
+                            answers = Some(correlation_id);
                             *msg.correlation_id_mut().expect("a response has one") = client_id;
                         }
                         None => {
                             self.connections.responses_lost += 1;
                             self.trace(id, || {
-                                format!("{} to {to} lost: its connection has ended", msg.kind())
+                                TraceKind::ResponseLost(MessageInfo::of(&msg, to, 0))
                             });
                             return;
                         }
@@ -952,6 +961,14 @@ impl World {
                     self.read_next_request(id, to);
                 }
                 let bytes = self.config.cost.wire_bytes(&msg);
+                if let Some(wire_id) = answers {
+                    self.trace(id, || {
+                        TraceKind::Respond(MessageInfo {
+                            correlation_id: Some(wire_id),
+                            ..MessageInfo::of(&msg, to, bytes)
+                        })
+                    });
+                }
                 if let SendOutcome::Arrives { at, link_epoch } =
                     self.network.send(self.send_at, id, to, bytes)
                 {
@@ -1007,12 +1024,7 @@ impl World {
             Effect::CloseConnection { peer } => self.close_connection(id, peer),
             Effect::Record(event) => {
                 hash_history(&mut self.hasher, &event);
-                if self.config.trace == TraceLevel::Events {
-                    self.trace_lines.push(format!(
-                        "{} {} record {:?}",
-                        self.now, self.slots[id.0 as usize].name, event
-                    ));
-                }
+                self.trace(id, || TraceKind::Record(event.clone()));
                 self.history.push(HistoryEntry {
                     at: self.now,
                     node: id,
@@ -1049,27 +1061,23 @@ impl World {
         h.word(extra);
     }
 
-    fn trace(&mut self, id: NodeId, line: impl FnOnce() -> String) {
+    fn trace(&mut self, id: NodeId, kind: impl FnOnce() -> TraceKind) {
         if self.config.trace == TraceLevel::Events {
-            let text = line();
-            self.trace_lines.push(format!(
-                "{} {} {}",
-                self.now, self.slots[id.0 as usize].name, text
-            ));
+            self.trace_events.push(TraceEvent {
+                at: self.now,
+                node: id,
+                kind: kind(),
+            });
         }
     }
 
     // ---------------------------------------------------------------- faults
 
-    fn fault_trace(&mut self, id: NodeId, what: &str) {
+    fn fault_trace(&mut self, id: NodeId, what: &'static str) {
         self.hasher.word(self.now.as_nanos());
         self.hasher.str(what);
         self.hasher.word(id.0 as u64);
-        let name = self.slots[id.0 as usize].name.clone();
-        if self.config.trace == TraceLevel::Events {
-            self.trace_lines
-                .push(format!("{} {} fault {}", self.now, name, what));
-        }
+        self.trace(id, || TraceKind::Fault(what));
     }
 
     /// Drop the node's state machine and forget its timers; its connections end, so what is
@@ -1213,7 +1221,7 @@ impl World {
         self.hasher.word(self.now.as_nanos());
         self.hasher.str("close");
         self.hasher.word(((by.0 as u64) << 32) | peer.0 as u64);
-        self.trace(by, || format!("close connection to {peer}"));
+        self.trace(by, || TraceKind::CloseConnection { peer });
         self.end_connection(by, peer);
         let at = self.send_at + self.network.config().latency;
         self.notify_reset(by, peer, at);
@@ -1326,6 +1334,19 @@ fn hash_history(h: &mut TraceHasher, event: &HistoryEvent) {
             h.word(107 + ((broker.0 as u64) << 16));
             tp(h, partition);
             h.word(*high_watermark);
+        }
+        Appended {
+            broker,
+            partition,
+            base_offset,
+            next_offset,
+            leader,
+            ..
+        } => {
+            h.word(108 + ((broker.0 as u64) << 16) + ((*leader as u64) << 8));
+            tp(h, partition);
+            h.word(*base_offset);
+            h.word(*next_offset);
         }
         other => {
             // Rare events: their Debug text is canonical enough (no addresses, no maps).

@@ -11,7 +11,7 @@
 //! 1 if one did, 2 for bad input (nothing is written then).
 
 use super::common;
-use super::run::{self, CampaignJson, StatsJson};
+use super::run::{self, CampaignJson, CoverageJson, StatsJson};
 use kafsim_sim::campaign::RunStats;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -194,8 +194,10 @@ pub fn merge(parts: &[(PathBuf, CampaignJson)]) -> Result<CampaignJson, String> 
     let mut failed_seeds = Vec::new();
     let mut violations = Vec::new();
     let mut wall_seconds = 0.0;
+    let mut coverage = kafsim_sim::coverage::Coverage::default();
     for (_, doc) in parts {
         stats.add(&doc.stats.to_run_stats());
+        coverage.add(&doc.coverage.to_coverage(doc.seeds));
         wall_seconds += doc.stats.wall_seconds;
         for (k, c) in &doc.kinds {
             *kinds.entry(k.clone()).or_insert(0) += c;
@@ -216,5 +218,6 @@ pub fn merge(parts: &[(PathBuf, CampaignJson)]) -> Result<CampaignJson, String> 
         kinds,
         violations,
         stats: StatsJson::new(&stats, wall_seconds),
+        coverage: CoverageJson::new(&coverage),
     })
 }

@@ -3,8 +3,10 @@
 //! the trace hash on the last line. Nothing here depends on wall time or thread count.
 
 use super::common;
-use kafsim_sim::life::record_life;
-use kafsim_sim::runner::{run_seed, RunOptions};
+use kafsim_engine::ValueId;
+use kafsim_sim::life::{record_life, LifeContext};
+use kafsim_sim::perfetto::{chrome_trace, validate, PerfettoInput, MAX_FLOWS};
+use kafsim_sim::runner::{run_seed, RunOptions, RunOutput};
 use kafsim_sim::trace::TraceLevel;
 use kafsim_sim::violation::Violation;
 use std::fmt::Write as _;
@@ -77,23 +79,17 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         let _ = writeln!(text, "  {line}");
     }
     let history = out.history.as_ref().expect("replay keeps the history");
-    let name_of = |n: kafsim_engine::NodeId| {
-        out.node_names
-            .get(n.0 as usize)
-            .cloned()
-            .unwrap_or_else(|| n.to_string())
+    let names = &out.names;
+    let marks: Vec<_> = s.consumer_groups.iter().map(|g| g.handler.mark).collect();
+    let life = LifeContext {
+        history,
+        names,
+        faults: &out.faults,
+        marks: &marks,
     };
     let topic = |v: &Violation| {
         v.partition
-            .map(|tp| {
-                format!(
-                    " {}/{}",
-                    out.topic_names
-                        .get(tp.topic.0 as usize)
-                        .map_or("?", |t| t.as_str()),
-                    tp.partition
-                )
-            })
+            .map(|tp| format!(" {}", names.tp(tp)))
             .unwrap_or_default()
     };
     let failures = common::failures(&prepared, &out.result.violations);
@@ -124,7 +120,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             v.detail.replace('\n', "\n  ")
         );
         if let (Some(value), true) = (v.value, i < MAX_LIVES) {
-            for line in record_life(history, value, &name_of) {
+            for line in record_life(&life, value) {
                 let _ = writeln!(text, "    {line}");
             }
         }
@@ -146,6 +142,10 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
                 .map_or("never".to_string(), |c| format!("{c:.3} s after the heal"))
         );
     }
+    let coverage = super::run::CoverageJson::new(&st.coverage);
+    for line in super::run::coverage_lines(&coverage, 1) {
+        let _ = writeln!(text, "{line}");
+    }
     let kinds = common::describe_kinds(&common::count_kinds(failures.iter().copied()));
     let _ = writeln!(
         text,
@@ -157,7 +157,13 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         }
     );
     if let Some(path) = &args.trace {
-        let contents = trace_file(&out.trace_lines, &out.node_names, args.format);
+        let mut follow: Vec<ValueId> = Vec::new();
+        for v in out.result.violations.iter().filter_map(|v| v.value) {
+            if !follow.contains(&v) && follow.len() < MAX_FLOWS {
+                follow.push(v);
+            }
+        }
+        let contents = trace_file(&out, args.format, &follow);
         common::write_atomic(path, &contents).map_err(|e| {
             eprintln!("kafsim replay: cannot write {}: {e}", path.display());
             super::EXIT_BAD_INPUT
@@ -172,57 +178,34 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
     })
 }
 
-/// Split a world trace line "12.345ms node text" into its parts.
-fn split(line: &str) -> (&str, &str, &str) {
-    let mut parts = line.splitn(3, ' ');
-    (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    )
-}
-
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
-}
-
-fn trace_file(lines: &[String], names: &[String], format: TraceFormat) -> String {
+/// The `--trace` file: text lines, a JSON array of typed objects, or a Chrome trace.
+fn trace_file(out: &RunOutput, format: TraceFormat, follow: &[ValueId]) -> String {
+    let names = &out.names;
     match format {
-        TraceFormat::Text => lines.iter().map(|l| format!("{l}\n")).collect(),
+        TraceFormat::Text => out
+            .trace_events
+            .iter()
+            .map(|e| e.text(names) + "\n")
+            .collect(),
         TraceFormat::Json => {
-            let items: Vec<String> = lines
+            let items: Vec<String> = out
+                .trace_events
                 .iter()
-                .map(|l| {
-                    let (at, node, event) = split(l);
-                    format!(
-                        "{{\"at\":{},\"node\":{},\"event\":{}}}",
-                        json_str(at),
-                        json_str(node),
-                        json_str(event)
-                    )
-                })
+                .map(|e| e.json(names).to_string())
                 .collect();
             format!("[\n{}\n]\n", items.join(",\n"))
         }
         TraceFormat::Perfetto => {
-            // Chrome trace-event format (Perfetto opens it): one instant event per line, one
-            // track per node.
-            let mut items: Vec<String> = names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| format!("{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{i},\"args\":{{\"name\":{}}}}}", json_str(n)))
-                .collect();
-            for l in lines {
-                let (at, node, event) = split(l);
-                let ms: f64 = at.trim_end_matches("ms").parse().unwrap_or(0.0);
-                let tid = names.iter().position(|n| n == node).unwrap_or(0);
-                items.push(format!(
-                    "{{\"name\":{},\"ph\":\"i\",\"s\":\"t\",\"ts\":{:.3},\"pid\":1,\"tid\":{tid}}}",
-                    json_str(event),
-                    ms * 1000.0
-                ));
-            }
-            format!("{{\"traceEvents\":[\n{}\n]}}\n", items.join(",\n"))
+            let history = out.history.as_ref().expect("replay keeps the history");
+            let doc = chrome_trace(&PerfettoInput {
+                events: &out.trace_events,
+                names,
+                history,
+                follow,
+            });
+            let errors = validate(&doc);
+            assert!(errors.is_empty(), "invalid Chrome trace: {errors:?}");
+            doc.to_string() + "\n"
         }
     }
 }

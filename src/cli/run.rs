@@ -9,6 +9,7 @@
 use super::common;
 use indicatif::{ProgressBar, ProgressStyle};
 use kafsim_sim::campaign::{run_seeds, GroupStats, RunStats, SeedRange, SeedResult};
+use kafsim_sim::coverage::{Coverage, FaultCount, STATES};
 use kafsim_sim::runner::{run_seed, Prepared, RunOptions};
 use kafsim_sim::violation::Violation;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,82 @@ pub struct CampaignJson {
     pub kinds: BTreeMap<String, u64>,
     pub violations: Vec<ViolationJson>,
     pub stats: StatsJson,
+    /// Absent in files written before coverage existed (then empty).
+    #[serde(default)]
+    pub coverage: CoverageJson,
+}
+
+/// `coverage`: per requested fault kind how often it fired and how often a client-visible
+/// effect followed; per interesting state the runs that reached it and its occurrences; and
+/// the warnings the summary prints (a requested fault kind that never fired or never
+/// affected a client). See `kafsim_sim::coverage`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct CoverageJson {
+    pub faults: BTreeMap<String, FaultCoverageJson>,
+    pub states: BTreeMap<String, StateCoverageJson>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct FaultCoverageJson {
+    pub fired: u64,
+    pub affected_clients: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StateCoverageJson {
+    pub runs: u64,
+    pub count: u64,
+}
+
+impl CoverageJson {
+    pub fn new(c: &Coverage) -> CoverageJson {
+        CoverageJson {
+            faults: c
+                .faults
+                .iter()
+                .map(|(k, f)| {
+                    let json = FaultCoverageJson {
+                        fired: f.fired,
+                        affected_clients: f.affected,
+                    };
+                    (k.clone(), json)
+                })
+                .collect(),
+            states: STATES
+                .iter()
+                .map(|s| {
+                    let (runs, count) = c.states.get(*s).copied().unwrap_or_default();
+                    (s.to_string(), StateCoverageJson { runs, count })
+                })
+                .collect(),
+            warnings: c.warnings(),
+        }
+    }
+
+    /// Back to the sums, for `merge` (a shard's file covers `runs` seeds).
+    pub fn to_coverage(&self, runs: u64) -> Coverage {
+        Coverage {
+            faults: self
+                .faults
+                .iter()
+                .map(|(k, f)| {
+                    let count = FaultCount {
+                        fired: f.fired,
+                        affected: f.affected_clients,
+                    };
+                    (k.clone(), count)
+                })
+                .collect(),
+            states: self
+                .states
+                .iter()
+                .filter(|(_, st)| st.runs > 0 || st.count > 0)
+                .map(|(k, st)| (k.clone(), (st.runs, st.count)))
+                .collect(),
+            runs,
+        }
+    }
 }
 
 impl CampaignJson {
@@ -185,6 +262,8 @@ impl StatsJson {
             load_nanos: nanos(self.load_seconds),
             wall_seconds: self.wall_seconds,
             groups: BTreeMap::new(),
+            // Coverage travels in the document's own `coverage` field.
+            coverage: Coverage::default(),
         };
         for (name, peak_lag) in &self.peak_lag {
             stats.groups.insert(
@@ -373,6 +452,7 @@ pub fn campaign_json(
         failed_seeds,
         kinds,
         violations,
+        coverage: CoverageJson::new(&stats.coverage),
         stats: StatsJson::new(&stats, wall_seconds),
     }
 }
@@ -441,6 +521,35 @@ pub fn print_summary(doc: &CampaignJson, threads: Option<usize>) {
         per_wall(s.sim_seconds),
         per_wall(doc.seeds as f64) * 60.0,
     );
+    for line in coverage_lines(&doc.coverage, doc.seeds) {
+        println!("{line}");
+    }
+}
+
+/// The coverage summary: faults fired (and affecting clients), states reached, warnings.
+pub fn coverage_lines(c: &CoverageJson, runs: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    if !c.faults.is_empty() {
+        let faults: Vec<String> = c
+            .faults
+            .iter()
+            .map(|(k, f)| {
+                format!(
+                    "{k} fired {} (affected clients {})",
+                    f.fired, f.affected_clients
+                )
+            })
+            .collect();
+        out.push(format!("coverage: faults {}", faults.join(", ")));
+    }
+    let states: Vec<String> = c
+        .states
+        .iter()
+        .map(|(k, st)| format!("{k} {} in {}/{runs} runs", st.count, st.runs))
+        .collect();
+    out.push(format!("coverage: states {}", states.join(", ")));
+    out.extend(c.warnings.iter().cloned());
+    out
 }
 
 /// Write the `--json`, `--junit` and `--report` outputs of a campaign document (`run` and

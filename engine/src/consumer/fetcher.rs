@@ -200,6 +200,13 @@ impl Consumer {
                 Ok(offset) => {
                     p.position = Some(offset);
                     p.need = Need::Nothing;
+                    cx.record(HistoryEvent::Resumed {
+                        group: self.spec.group_index,
+                        member: self.spec.member_index,
+                        generation: self.group.generation,
+                        partition: tp,
+                        offset,
+                    });
                 }
                 Err(offset) => self.seek(cx, tp, offset),
             }

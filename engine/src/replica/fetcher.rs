@@ -8,6 +8,7 @@
 use super::partition::{FollowerPhase, Role};
 use super::{ReplicaManager, TIMER_FETCHER_BACKOFF, TIMER_FETCHER_TIMEOUT};
 use crate::broker::config::ReplicationProtocol;
+use crate::history::HistoryEvent;
 use crate::log::epoch_cache::UNDEFINED_EPOCH;
 use crate::node::{Cx, NodeId, Timer, TimerId};
 use crate::protocol::*;
@@ -216,7 +217,19 @@ impl ReplicaManager {
                 {
                     return false;
                 }
+                let before = p.log.log_end_offset();
                 p.log.append_as_follower(cx, &r.batches, policy);
+                let after = p.log.log_end_offset();
+                if after > before {
+                    cx.record(HistoryEvent::Appended {
+                        broker: cx.me(),
+                        partition: p.tp(),
+                        leader_epoch: r.leader_epoch,
+                        base_offset: before,
+                        next_offset: after,
+                        leader: false,
+                    });
+                }
                 p.high_watermark = r.high_watermark.min(p.log.log_end_offset());
                 true
             }

@@ -10,6 +10,7 @@ pub mod purgatory;
 
 use crate::broker::config::{BreakRule, BrokerConfig};
 use crate::coordinator::OffsetsLog;
+use crate::history::HistoryEvent;
 use crate::isr::{self, FollowerProgress};
 use crate::log::Log;
 use crate::node::{Cx, NodeId, Timer};
@@ -293,6 +294,14 @@ impl ReplicaManager {
         if stored.producer_id >= 0 {
             ps.on_append(&stored);
         }
+        cx.record(HistoryEvent::Appended {
+            broker: cx.me(),
+            partition: tp,
+            leader_epoch: epoch,
+            base_offset: stored.base_offset,
+            next_offset: stored.next_offset(),
+            leader: true,
+        });
         let pending = PendingAppend {
             partition: tp,
             base_offset: stored.base_offset,

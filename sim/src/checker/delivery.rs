@@ -19,7 +19,7 @@
 use super::index::HistoryIndex;
 use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::OFFSET_UNKNOWN;
-use super::{at_offset, value_name, CheckConfig, Collector, GroupCheck};
+use super::{value_name, CheckConfig, Collector, GroupCheck};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -35,9 +35,9 @@ enum Source {
 impl Source {
     fn describe(self, config: &CheckConfig) -> String {
         match self {
-            Source::Ack { producer } => format!("acked to producer {producer}"),
+            Source::Ack { producer } => format!("acked to {}", config.names.producer(producer)),
             Source::Read { group, member } => {
-                format!("read by {} member {member}", config.group_name(group))
+                format!("read by {}", config.member_name(group, member))
             }
         }
     }
@@ -147,7 +147,7 @@ impl Pass {
                     at,
                     format!(
                         "{} holds {} ({}) and {} ({})",
-                        at_offset(partition, offset),
+                        config.names.at(partition, offset),
                         value_name(first_value),
                         first_source.describe(config),
                         value_name(value),
@@ -178,9 +178,9 @@ impl Pass {
                 format!(
                     "{} at {} ({}) and at {} ({})",
                     value_name(value),
-                    at_offset(first_partition, first_offset),
+                    config.names.at(first_partition, first_offset),
                     first_source.describe(config),
-                    at_offset(partition, offset),
+                    config.names.at(partition, offset),
                     source.describe(config),
                 ),
             )
@@ -254,20 +254,20 @@ impl Pass {
             // Marks raise the highest offset read, so their offsets increase: binary search.
             .and_then(|marks| marks.get(marks.partition_point(|m| m.offset <= offset)));
         let what = format!(
-            "acknowledged {} at {} (producer {}) never read by {}",
+            "acknowledged {} at {} ({}) never read by {}",
             value_name(value),
-            at_offset(ack.partition, offset),
-            ack.producer,
-            group.name
+            config.names.at(ack.partition, offset),
+            config.names.producer(ack.producer),
+            config.group_name(group.group)
         );
         let violation = match past {
             Some(mark) if !skipped_by_reset => Violation::new(
                 ViolationKind::LostWrite,
                 mark.at.max(ack.at),
                 format!(
-                    "{what}, though member {} read {} ({}) at {}",
-                    mark.member,
-                    at_offset(ack.partition, mark.offset),
+                    "{what}, though {} read {} ({}) at {}",
+                    config.member_name(group.group, mark.member),
+                    config.names.at(ack.partition, mark.offset),
                     value_name(mark.value),
                     mark.at
                 ),

@@ -9,7 +9,7 @@
 
 use super::index::HistoryIndex;
 use super::index::{FastMap as HashMap, FastSet as HashSet};
-use super::{at_offset, value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -65,12 +65,12 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                     ViolationKind::KeyOrder,
                     entry.at,
                     format!(
-                        "{} member {member} sank {} (from {}) of producer {} key {} after {} \
+                        "{} sank {} (from {}) of {} key {} after {} \
                          (sunk at {}), which was invoked later",
-                        config.group_name(group),
+                        config.member_name(group, member),
                         value_name(value),
-                        at_offset(partition, offset),
-                        invocation.producer,
+                        config.names.at(partition, offset),
+                        config.names.producer(invocation.producer),
                         key.0,
                         value_name(high.value),
                         high.at,

@@ -31,9 +31,10 @@ mod model_tests;
 pub(crate) mod test_support;
 
 use crate::history::History;
+use crate::names::Names;
 use crate::violation::{Violation, ViolationKind};
 use index::HistoryIndex;
-use kafsim_engine::{Instant, TopicId, TopicPartition, ValueId};
+use kafsim_engine::{Instant, TopicId, ValueId};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -75,16 +76,34 @@ pub struct CheckConfig {
     /// Producers whose application ignores send outcomes (`on_error = "ignore"`): every value
     /// they hand over is owed (see [`ignored`]).
     pub ignoring_errors: Vec<u32>,
+    /// How details name topics, groups, members and producers.
+    pub names: Names,
 }
 
 impl CheckConfig {
     pub fn new(end: Instant, groups: Vec<GroupCheck>) -> CheckConfig {
+        let mut names = Names::new();
+        for g in &groups {
+            names.set_group(g.group, g.name.clone());
+        }
         CheckConfig {
             groups,
             end,
             max_per_kind: MAX_VIOLATIONS_PER_KIND,
             ignoring_errors: Vec::new(),
+            names,
         }
+    }
+
+    /// The same configuration naming everything by `names` (the run's naming service).
+    pub fn with_names(mut self, names: Names) -> CheckConfig {
+        self.names = names;
+        self
+    }
+
+    /// `billing/2` for details.
+    pub fn member_name(&self, group: u32, member: u32) -> String {
+        self.names.member(group, member)
     }
 
     /// The configuration of `group`, if the scenario declared it.
@@ -97,12 +116,9 @@ impl CheckConfig {
         self.group(group).is_some_and(|g| g.read_committed)
     }
 
-    /// Human name of a group for details: the scenario's name, or its index.
+    /// Human name of a group for details: the scenario's name (`group-N` if undeclared).
     pub fn group_name(&self, group: u32) -> String {
-        match self.group(group) {
-            Some(g) => g.name.clone(),
-            None => format!("group-{group}"),
-        }
+        self.names.group(group)
     }
 }
 
@@ -208,11 +224,6 @@ impl Collector {
         all.sort_by(violation_order);
         all
     }
-}
-
-/// `partition@offset` for details.
-pub(crate) fn at_offset(partition: TopicPartition, offset: u64) -> String {
-    format!("{partition}@{offset}")
 }
 
 /// `v123` for details.

@@ -28,7 +28,7 @@
 
 use super::index::FastMap as HashMap;
 use super::index::HistoryIndex;
-use super::{at_offset, value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -171,22 +171,22 @@ fn judge(
         }
     };
     // Details are formatted only for violations: polls are the bulk of a history.
-    let who = format!("{} member {}", config.group_name(read.group), read.member);
+    let who = config.member_name(read.group, read.member);
     let now = format!(
         "{} ({})",
-        at_offset(read.partition, read.offset),
+        config.names.at(read.partition, read.offset),
         value_name(read.value)
     );
     let between = match track.previous {
         Some(previous) => format!(
             "{} ({}) at {} then {now}",
-            at_offset(read.partition, previous.offset),
+            config.names.at(read.partition, previous.offset),
             value_name(previous.value),
             previous.at,
         ),
         None => format!(
             "{now} after its position was reset to {}",
-            at_offset(read.partition, track.expect)
+            config.names.at(read.partition, track.expect)
         ),
     };
     let violation = match skipped {
@@ -279,7 +279,7 @@ mod tests {
         let cfg = config(vec![group(0, true, false), group(1, false, false)]);
         let found = run(check, &s, &cfg);
         assert_eq!(kinds(&found), vec![PollSkip]);
-        assert!(found[0].detail.starts_with("g1 "), "{}", found[0].detail);
+        assert!(found[0].detail.starts_with("g1/0 "), "{}", found[0].detail);
         // A committed transaction's value must not be skipped, even by read_committed.
         let mut s = Story::new();
         s.send(1, 0, 1, 0, 0)

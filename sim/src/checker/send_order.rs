@@ -12,7 +12,7 @@
 //! later of the two acknowledgements (or reads).
 
 use super::index::HistoryIndex;
-use super::{at_offset, value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -29,7 +29,7 @@ struct Landed {
     value: ValueId,
 }
 
-pub fn check(history: &History, index: &HistoryIndex, _: &CheckConfig, out: &mut Collector) {
+pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     let mut landed: Vec<Landed> = Vec::new();
     for entry in history.entries() {
         if let HistoryEvent::Poll {
@@ -77,13 +77,13 @@ pub fn check(history: &History, index: &HistoryIndex, _: &CheckConfig, out: &mut
     landed.dedup_by_key(|l| l.value);
     landed.sort_unstable();
     for run in landed.chunk_by(|a, b| (a.producer, a.partition) == (b.producer, b.partition)) {
-        scan(run, out);
+        scan(run, config, out);
     }
 }
 
 /// Scans one producer's sends to one partition in invoke order, comparing each with the
 /// highest offset an earlier-invoked send landed at.
-fn scan(run: &[Landed], out: &mut Collector) {
+fn scan(run: &[Landed], config: &CheckConfig, out: &mut Collector) {
     let mut highest: Option<Landed> = None;
     for send in run {
         match highest {
@@ -92,12 +92,12 @@ fn scan(run: &[Landed], out: &mut Collector) {
                     ViolationKind::NonmonotonicSend,
                     send.at.max(high.at),
                     format!(
-                        "producer {} invoked {} after {} but it landed at {}, below {}",
-                        send.producer,
+                        "{} invoked {} after {} but it landed at {}, below {}",
+                        config.names.producer(send.producer),
                         value_name(send.value),
                         value_name(high.value),
-                        at_offset(send.partition, send.offset),
-                        at_offset(high.partition, high.offset),
+                        config.names.at(send.partition, send.offset),
+                        config.names.at(high.partition, high.offset),
                     ),
                 )
                 .at_partition(send.partition)

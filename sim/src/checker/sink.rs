@@ -9,7 +9,7 @@
 
 use super::index::HistoryIndex;
 use super::index::{FastMap as HashMap, FastSet as HashSet};
-use super::{at_offset, value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -82,12 +82,12 @@ fn report_losses(
                         ViolationKind::SinkLoss,
                         config.end,
                         format!(
-                            "acknowledged {} at {} (producer {}) never reached the sink or \
+                            "acknowledged {} at {} ({}) never reached the sink or \
                              dead-letter topic of {}",
                             value_name(*value),
-                            at_offset(ack.partition, ack.offset),
-                            ack.producer,
-                            group.name
+                            config.names.at(ack.partition, ack.offset),
+                            config.names.producer(ack.producer),
+                            config.group_name(group.group)
                         ),
                     )
                     .at_partition(ack.partition)
@@ -110,14 +110,14 @@ fn duplicate(
         ViolationKind::SinkDuplicate,
         write.at,
         format!(
-            "{} wrote {} to its sink twice: member {} from {} at {}, member {} from {}",
+            "{} wrote {} to its sink twice: {} from {} at {}, {} from {}",
             config.group_name(group),
             value_name(value),
-            earlier.member,
-            at_offset(earlier.partition, earlier.offset),
+            config.member_name(group, earlier.member),
+            config.names.at(earlier.partition, earlier.offset),
             earlier.at,
-            write.member,
-            at_offset(write.partition, write.offset),
+            config.member_name(group, write.member),
+            config.names.at(write.partition, write.offset),
         ),
     )
     .at_partition(write.partition)
@@ -141,6 +141,28 @@ mod tests {
         assert_eq!(kinds(&found), vec![SinkDuplicate, SinkLoss]);
         assert_eq!((found[0].value, found[0].at.as_millis()), (Some(v(1)), 3));
         assert_eq!((found[1].value, found[1].at), (Some(v(2)), cfg.end));
+    }
+
+    #[test]
+    fn details_name_topics_groups_members_and_producers_by_the_naming_service() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1);
+        s.sink(2, 0, 0, 0, 1).sink(3, 0, 0, 0, 1);
+        let mut names = crate::names::Names::new();
+        names.set_topic(T0, "orders");
+        names.set_group(0, "billing");
+        let cfg = config(vec![group(0, false, true)]).with_names(names);
+        let found = run(check, &s, &cfg);
+        assert_eq!(
+            found[0].detail,
+            "billing wrote v1 to its sink twice: billing/0 from orders/0@0 at 2.000ms, \
+             billing/0 from orders/0@0"
+        );
+        assert_eq!(
+            found[1].detail,
+            "acknowledged v2 at orders/0@1 (producer-0) never reached the sink or dead-letter \
+             topic of billing"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use super::index::FastSet as HashSet;
 use super::index::HistoryIndex;
-use super::{at_offset, value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
@@ -42,7 +42,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 .expect("aborted value has a transaction");
             (
                 aborted_at,
-                format!("of transaction {txn} of producer {producer} aborted at {aborted_at}"),
+                format!(
+                    "of transaction {txn} of {} aborted at {aborted_at}",
+                    config.names.producer(producer)
+                ),
             )
         } else if let Some(failed_at) = index.failed_at(value) {
             (
@@ -65,10 +68,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 ViolationKind::AbortedRead,
                 entry.at.max(evident),
                 format!(
-                    "{} member {member} ({isolation}) read {} at {} at {}, {why}",
-                    config.group_name(group),
+                    "{} ({isolation}) read {} at {} at {}, {why}",
+                    config.member_name(group, member),
                     value_name(value),
-                    at_offset(partition, offset),
+                    config.names.at(partition, offset),
                     entry.at,
                 ),
             )

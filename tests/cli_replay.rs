@@ -1,0 +1,197 @@
+//! `kafsim replay`: the story of a violated record, told with names, on one screen, and the
+//! structured trace formats (`--format json`, `--format perfetto`).
+
+use std::process::Command;
+
+fn kafsim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kafsim"))
+}
+
+fn scenario(name: &str) -> String {
+    format!("{}/scenarios/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `kafsim replay scenarios/commit-before-process.toml --seed 1`: stdout and exit status.
+fn replay_commit_before_process(extra: &[&str]) -> (String, Option<i32>) {
+    let out = kafsim()
+        .args([
+            "replay",
+            &scenario("commit-before-process.toml"),
+            "--seed",
+            "1",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    (String::from_utf8(out.stdout).unwrap(), out.status.code())
+}
+
+/// The indented story under the first violation of `kind`.
+fn first_story<'t>(text: &'t str, kind: &str) -> Vec<&'t str> {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("- {kind} ")));
+    lines.next().expect("a violation of that kind");
+    lines.take_while(|l| l.starts_with("    ")).collect()
+}
+
+/// Simulated milliseconds at the start of a story line (`12.345ms ...`).
+fn millis(line: &str) -> Option<f64> {
+    line.trim().split_once("ms ")?.0.parse().ok()
+}
+
+#[test]
+fn a_consumer_side_sink_loss_tells_mark_commit_crash_and_resume_with_names() {
+    let (text, code) = replay_commit_before_process(&[]);
+    assert_eq!(code, Some(1), "sink-loss is a failure here");
+    let story = first_story(&text, "sink-loss");
+    let has = |needle: &str| story.iter().position(|l| l.contains(needle));
+    let steps = [
+        "sends v",
+        "appended the batch",
+        "copied",
+        "high watermark on broker-",
+        "got its acknowledgement: orders/",
+        "polled it (generation ",
+        "marks offset",
+        "which covers offset",
+        "fault: crash billing/",
+        "resumed orders/",
+    ];
+    let at: Vec<usize> = steps
+        .iter()
+        .map(|s| has(s).unwrap_or_else(|| panic!("no {s:?} in {story:#?}")))
+        .collect();
+    // The send comes first, the poll before its mark and commit, the crash after the commit
+    // (the record was marked and committed, not processed), the resume last.
+    assert!(
+        at[0] < at[5] && at[5] < at[6] && at[6] < at[7],
+        "{story:#?}"
+    );
+    assert!(at[7] < at[8] && at[8] < at[9], "{story:#?}");
+    assert!(
+        story.last().unwrap().contains("=> billing polled orders/"),
+        "{story:#?}"
+    );
+    // In the order things happened, on one screen.
+    let times: Vec<f64> = story.iter().filter_map(|l| millis(l)).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{story:#?}");
+    assert!(story.len() <= 61, "{} lines", story.len());
+    // Names only: no engine node ids, topic ids or group indices anywhere in the output.
+    for line in text.lines() {
+        let engine_notation = line.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+            (w.starts_with('n') || w.starts_with('t'))
+                && w.len() > 1
+                && w[1..].chars().all(|c| c.is_ascii_digit())
+        });
+        assert!(
+            !engine_notation && !line.contains("group 0"),
+            "engine notation in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn the_json_trace_has_typed_fields_and_the_perfetto_trace_follows_violated_records() {
+    let dir = std::env::temp_dir().join(format!("kafsim-cli-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("trace.json");
+    let (text, _) =
+        replay_commit_before_process(&["--trace", json_path.to_str().unwrap(), "--format", "json"]);
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let produce_response = events
+        .iter()
+        .find(|e| e["kind"] == "respond" && e["request"] == "ProduceResponse")
+        .expect("a produce response");
+    assert!(produce_response["node"]
+        .as_str()
+        .unwrap()
+        .starts_with("broker-"));
+    assert!(produce_response["to"]
+        .as_str()
+        .unwrap()
+        .starts_with("producer-"));
+    assert!(produce_response["correlation_id"].is_u64());
+    let p = &produce_response["partitions"][0];
+    assert!(
+        p["partition"].as_str().unwrap().starts_with("orders/"),
+        "{p}"
+    );
+    assert!(p["offset"].is_u64() && p["error"].is_null(), "{p}");
+    let poll = events
+        .iter()
+        .find(|e| e["kind"] == "record" && e["event"] == "Poll")
+        .expect("a poll");
+    assert!(
+        poll["member"].as_str().unwrap().starts_with("billing/"),
+        "{poll}"
+    );
+    assert!(poll["offset"].is_u64() && poll["value"].is_u64(), "{poll}");
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "fault" && e["fault"] == "crash"));
+    // The trace does not change the run.
+    let (plain, _) = replay_commit_before_process(&[]);
+    assert_eq!(plain, text);
+
+    let perfetto_path = dir.join("trace.perfetto.json");
+    replay_commit_before_process(&[
+        "--trace",
+        perfetto_path.to_str().unwrap(),
+        "--format",
+        "perfetto",
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&perfetto_path).unwrap()).unwrap();
+    let errors = kafsim_sim::perfetto::validate(&doc);
+    assert!(errors.is_empty(), "{errors:?}");
+    let events = doc["traceEvents"].as_array().unwrap();
+    let process_names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "broker-0",
+        "controller-0",
+        "producer-0",
+        "billing/0",
+        "billing/1",
+    ] {
+        assert!(process_names.contains(&name), "{process_names:?}");
+    }
+    let has = |ph: &str, cat: &str| events.iter().any(|e| e["ph"] == ph && e["cat"] == cat);
+    assert!(has("X", "request"), "request slices");
+    assert!(has("i", "fault"), "fault instants");
+    // The first violated record's flow: its send on producer-0, then brokers, then its poll.
+    let first = text
+        .lines()
+        .find(|l| l.starts_with("- sink-loss "))
+        .and_then(|l| l.split(" value ").nth(1))
+        .and_then(|v| v.split(' ').next())
+        .unwrap();
+    let steps: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["cat"] == "record" && e["ph"] == "X")
+        .filter(|e| e["args"]["value"].as_u64().unwrap().to_string() == first)
+        .collect();
+    let named: Vec<&str> = steps.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(named[0].ends_with(" send"), "{named:?}");
+    assert!(
+        named.iter().any(|n| n.ends_with("leader append")),
+        "{named:?}"
+    );
+    assert!(
+        named.iter().any(|n| n.contains("poll by billing/")),
+        "{named:?}"
+    );
+    let flow = events
+        .iter()
+        .filter(|e| ["s", "t", "f"].contains(&e["ph"].as_str().unwrap()))
+        .filter(|e| e["name"].as_str() == Some(&format!("v{first}")))
+        .count();
+    assert_eq!(flow, steps.len(), "one flow event per step");
+    let _ = std::fs::remove_dir_all(&dir);
+}
