@@ -9,6 +9,7 @@ pub mod checker;
 pub mod cluster;
 pub mod connection;
 pub mod cost;
+pub mod database;
 pub mod disk;
 pub mod drain;
 pub mod history;

@@ -129,6 +129,7 @@ fn event_value(event: &HistoryEvent) -> Option<ValueId> {
         HistoryEvent::SendFail { value, .. }
         | HistoryEvent::SendInfo { value, .. }
         | HistoryEvent::SinkWrite { value, .. }
+        | HistoryEvent::SinkRefused { value, .. }
         | HistoryEvent::DeadLetter { value, .. } => Some(*value),
         _ => None,
     }
@@ -195,6 +196,15 @@ fn value_event(event: &HistoryEvent, value: ValueId, txn: Option<(u32, u64)>) ->
             ..
         } if *v == value => format!(
             "written to the sink of group {group} by member {member} (read at {partition}@{offset})"
+        ),
+        HistoryEvent::SinkRefused {
+            group,
+            member,
+            partition,
+            offset,
+            value: v,
+        } if *v == value => format!(
+            "refused by the database of group {group} to member {member} (already stored; read at {partition}@{offset})"
         ),
         HistoryEvent::DeadLetter {
             group,

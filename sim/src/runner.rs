@@ -13,6 +13,7 @@
 use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
+use crate::database::Database;
 use crate::drain::{DrainTracker, GroupInfo, Liveness, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
@@ -71,6 +72,7 @@ struct PreparedGroup {
     handler: HandlerSpec,
     config: ConsumerConfig,
     read_committed: bool,
+    database_latency: Duration,
 }
 
 fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
@@ -156,6 +158,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             topic_names,
             dlq: g.handler.dlq_topic.as_deref().map(topic_id),
             handler: engine_handler(&g.handler),
+            database_latency: g.handler.database_latency,
             read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
             config,
         });
@@ -193,7 +196,9 @@ fn engine_handler(h: &ScHandler) -> HandlerSpec {
         batch: h.batch,
         batch_timeout: h.batch_timeout,
         failure_rate: h.failure_rate,
+        poison_rate: h.poison_rate,
         on_failure: h.on_failure,
+        max_attempts: h.max_attempts,
     }
 }
 
@@ -231,6 +236,8 @@ struct Handles {
     producers: Vec<NodeId>,
     /// Per group: its members' nodes.
     groups: Vec<(String, Vec<NodeId>)>,
+    /// Per group (same order): its database node.
+    databases: Vec<NodeId>,
 }
 
 struct View<'a> {
@@ -289,6 +296,10 @@ impl Resolver for View<'_> {
     }
     fn producers(&self) -> Vec<NodeId> {
         self.h.producers.clone()
+    }
+    fn database(&self, group: &str) -> Option<NodeId> {
+        let i = self.h.groups.iter().position(|(g, _)| g == group)?;
+        self.h.databases.get(i).copied()
     }
     fn partitions(&self) -> Vec<(String, u32)> {
         self.h
@@ -366,6 +377,16 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             move || -> Box<dyn Node> { Box::new(Producer::new(spec.clone(), config.clone())) },
         ));
     }
+    // Each group's database, after every other node so the nodes before it keep their ids.
+    let databases: Vec<NodeId> = p
+        .groups
+        .iter()
+        .map(|g| {
+            NodeId(
+                w.node_count() as u32 + p.groups.iter().map(|g| g.members).sum::<u32>() + g.index,
+            )
+        })
+        .collect();
     let mut groups = Vec::new();
     for g in &p.groups {
         let mut members = Vec::new();
@@ -379,6 +400,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 handler: g.handler.clone(),
                 bootstrap: cluster.brokers.clone(),
                 dlq_topic: g.dlq,
+                database: Some(databases[g.index as usize]),
             };
             let config = g.config.clone();
             members.push(
@@ -389,6 +411,16 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         }
         groups.push((g.name.clone(), members));
     }
+    for g in &p.groups {
+        let (index, kind, latency) = (g.index, g.handler.sink, g.database_latency);
+        let id = w.add_node(format!("database:{}", g.name), move || -> Box<dyn Node> {
+            Box::new(Database::new(index, kind, latency))
+        });
+        assert_eq!(
+            id, databases[g.index as usize],
+            "database node ids as planned"
+        );
+    }
     set_cost_classes(&mut w, &cluster, &producers, &groups);
     (
         w,
@@ -396,6 +428,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             cluster,
             producers,
             groups,
+            databases,
         },
     )
 }
@@ -687,6 +720,7 @@ fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
                 })
                 .collect(),
             members: members.clone(),
+            database: h.databases.get(g.index as usize).copied(),
         })
         .collect()
 }

@@ -11,6 +11,7 @@
 //! - [`commit`]: auto-commit as each client does it, manual sync / async commits.
 //! - [`poll`]: the application's poll loop, processors (inline or a worker pool), batch
 //!   handler, sink and dead-letter produce.
+//! - [`database`]: the statements to the group's shared database (the sink).
 //!
 //! Everything is driven by [`Consumer::drive`], which runs after every input and moves each
 //! state machine forward as far as it can; a 100 ms tick retries what waits on a backoff and
@@ -18,6 +19,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod database;
 pub mod fetcher;
 pub mod membership;
 pub mod poll;
@@ -28,7 +30,7 @@ mod tests;
 
 use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
-use crate::app::sink::{Sink, SINK_FILE};
+use crate::app::sink::SinkClient;
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
@@ -77,6 +79,8 @@ pub struct ConsumerSpec {
     pub bootstrap: Vec<NodeId>,
     /// Required when `handler.on_failure` is `Dlq`.
     pub dlq_topic: Option<TopicId>,
+    /// The group's database node, where processed records' results go (None: nowhere).
+    pub database: Option<NodeId>,
 }
 
 /// A request in flight, by correlation id.
@@ -101,6 +105,7 @@ enum Req {
     ListOffsets(Vec<TopicPartition>),
     Fetch(Vec<(TopicPartition, u64)>),
     DeadLetter { processor: usize },
+    Statement(database::StatementFor),
 }
 
 /// What the consumer knows of one assigned partition.
@@ -127,6 +132,8 @@ enum Need {
     Stuck,
     /// Position known.
     Nothing,
+    /// Ask the group's database where to resume (offsets-in-sink), before the coordinator.
+    Stored,
 }
 
 /// A dead-letter produce of the record held by `processor`.
@@ -153,7 +160,7 @@ pub struct Consumer {
     poll: poll::PollLoop,
     procs: Processors,
     batch: BatchBuffer,
-    sink: Sink,
+    sink: SinkClient,
     sync_commit: Option<commit::SyncCommit>,
     dead_letters: BTreeMap<usize, DeadLetter>,
     /// Brokers that answered since this incarnation started (or since they last failed us).
@@ -189,7 +196,7 @@ impl Consumer {
             spec.handler.routing,
             config.max_poll_records,
         );
-        let sink = Sink::new(spec.handler.sink);
+        let sink = SinkClient::new(spec.handler.sink, spec.database);
         let auto_style = config.auto_commit_style();
         let group = membership::Membership::new(&config);
         let (backoff, backoff_max) = reconnect::defaults(config.client);
@@ -233,9 +240,9 @@ impl Consumer {
         &self.group.member_id
     }
 
-    /// Rows the sink holds (including rows from before a restart).
-    pub fn sink_rows(&self) -> u64 {
-        self.sink.rows()
+    /// Statements to the group's database waiting for an answer or a retry.
+    pub fn pending_statements(&self) -> usize {
+        self.sink.pending()
     }
 
     /// Position of an assigned partition.
@@ -313,6 +320,7 @@ impl Consumer {
         self.drive_fetch(cx);
         self.drive_poll_loop(cx);
         self.drive_dead_letters(cx);
+        self.drive_database(cx);
     }
 
     /// Request timeouts, the member's poll deadline, and the next tick.
@@ -387,6 +395,9 @@ impl Consumer {
     /// A request got no answer (timeout) or its connection died. As Java's NetworkClient on a
     /// disconnect, ask for fresh metadata: the broker may have lost its leaderships.
     fn fail_request(&mut self, cx: &mut Cx, f: Inflight, error: ErrorCode) {
+        if let Req::Statement(which) = f.req {
+            return self.statement_failed(cx, which);
+        }
         let backoff = cx.now() + self.config.retry_backoff;
         self.failed_at.insert(f.to, cx.now());
         self.meta.invalidate_leader(f.to);
@@ -430,6 +441,7 @@ impl Consumer {
                 self.meta.invalidate_leader(f.to);
                 self.dead_letter_failed(processor, backoff);
             }
+            Req::Statement(_) => unreachable!("handled above"),
         }
     }
 
@@ -479,7 +491,7 @@ impl Consumer {
                 self.on_commit_response(cx, from, ctx, r)
             }
             (Req::OffsetFetch(tps), Message::OffsetFetchResponse(r)) => {
-                self.on_offset_fetch(cx, from, tps, r)
+                self.on_offset_fetch(from, tps, r)
             }
             (Req::ListOffsets(tps), Message::ListOffsetsResponse(r)) => {
                 self.on_list_offsets(cx, tps, r)
@@ -487,6 +499,9 @@ impl Consumer {
             (Req::Fetch(tps), Message::FetchResponse(r)) => self.on_fetch(cx, from, tps, r),
             (Req::DeadLetter { processor }, Message::ProduceResponse(r)) => {
                 self.on_dead_letter_response(cx, processor, r)
+            }
+            (Req::Statement(which), Message::DatabaseResponse(r)) => {
+                self.on_statement_answer(cx, which, r)
             }
             (req, msg) => panic!(
                 "consumer {}/{}: {} answered {req:?}",
@@ -596,7 +611,6 @@ impl Node for Consumer {
         // consumer must not take a late answer to its previous process's request N for its
         // own request N (the old process's ids started at the same place).
         self.next_corr = cx.rng().gen_range(1..1u64 << 62);
-        self.sink.recover(cx);
         self.meta.wanted = true;
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
@@ -632,10 +646,7 @@ impl Node for Consumer {
         self.drive(cx);
     }
 
-    fn on_disk(&mut self, cx: &mut Cx, done: DiskDone) {
-        if done.file == SINK_FILE {
-            self.sink.on_fsync();
-        }
+    fn on_disk(&mut self, cx: &mut Cx, _done: DiskDone) {
         self.drive(cx);
     }
 

@@ -329,12 +329,17 @@ fn target(
             matches!(target, Target::Consumer { .. })
         }
         FaultKind::ProducerCrash => matches!(target, Target::Producer(_)),
+        // A database's commits are durable (see sim/src/database.rs): it takes process
+        // faults, pauses, partitions and slow links, not power loss or slow disks.
         _ => true,
     };
     if !fits {
         let wanted = match kind {
             FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => "a consumer:GROUP/I target",
             FaultKind::ProducerCrash => "a producer:I target",
+            _ if matches!(target, Target::Database { .. }) => {
+                "a broker or controller target (a database takes crash, restart, pause, resume, partition and slow-link)"
+            }
             _ => "a broker or controller target (clients have no disk)",
         };
         return Err(check.err(
@@ -393,6 +398,22 @@ fn exists(target: &Target, scenario: &Scenario) -> Result<(), (String, String)> 
                 ));
             }
             Ok(())
+        }
+        Target::Database { group } => {
+            if scenario.consumer_groups.iter().any(|g| &g.group == group) {
+                return Ok(());
+            }
+            let known: Vec<&str> = scenario
+                .consumer_groups
+                .iter()
+                .map(|g| g.group.as_str())
+                .collect();
+            Err((
+                format!(
+                    "no consumer group \"{group}\" is declared (a database belongs to a group)"
+                ),
+                unknown_hint(group, &known),
+            ))
         }
         Target::Producer(i) => {
             let total = scenario.total_producers();

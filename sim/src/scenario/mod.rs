@@ -195,6 +195,12 @@ pub struct HandlerSpec {
     pub on_failure: OnFailure,
     /// The dead-letter topic (a declared topic) when `on_failure` is `Dlq`.
     pub dlq_topic: Option<String>,
+    /// Time one statement takes in the group's database (`crate::database`).
+    pub database_latency: Duration,
+    /// Fraction of records whose processing always fails.
+    pub poison_rate: f64,
+    /// Attempts of a failed record under `on_failure = retry` (None: without limit).
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for HandlerSpec {
@@ -213,6 +219,9 @@ impl Default for HandlerSpec {
             failure_rate: e.failure_rate,
             on_failure: e.on_failure,
             dlq_topic: None,
+            database_latency: crate::database::DEFAULT_LATENCY,
+            poison_rate: e.poison_rate,
+            max_attempts: e.max_attempts,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! built from a profile and a handler, and readers of the history.
 #![allow(dead_code)]
 
-use kafsim_engine::app::HandlerSpec;
+use kafsim_engine::app::{HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::consumer::{Consumer, ConsumerConfig, ConsumerSpec};
@@ -14,6 +14,7 @@ use kafsim_engine::{
     TopicPartition, ValueId,
 };
 use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
+use kafsim_sim::database::{Database, DEFAULT_LATENCY};
 use kafsim_sim::world::World;
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -275,6 +276,7 @@ pub fn add_consumer(
     let mut topic_names = BTreeMap::new();
     topic_names.insert(TOPIC, "t".to_string());
     let dlq_topic = c.topics.iter().find(|t| t.1 == "dlq").map(|t| t.0);
+    let handler_sink = handler.sink;
     let spec = ConsumerSpec {
         group_index,
         member_index: member,
@@ -284,9 +286,21 @@ pub fn add_consumer(
         handler,
         bootstrap: c.brokers.clone(),
         dlq_topic,
+        database: Some(database(w, group_index, handler_sink)),
     };
     w.add_node(format!("consumer-{group_index}-{member}"), move || {
         Box::new(Consumer::new(spec.clone(), config.clone())) as Box<dyn Node>
+    })
+}
+
+/// The database node of group `group_index` ("database:g<index>"), added on first use.
+pub fn database(w: &mut World, group_index: u32, kind: SinkKind) -> NodeId {
+    let name = format!("database:g{group_index}");
+    if let Some(id) = w.node_ids().find(|n| w.name(*n) == name) {
+        return id;
+    }
+    w.add_node(name, move || {
+        Box::new(Database::new(group_index, kind, DEFAULT_LATENCY)) as Box<dyn Node>
     })
 }
 
