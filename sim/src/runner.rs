@@ -26,7 +26,7 @@ use crate::seed::{rng_for, stream};
 use crate::trace::TraceLevel;
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
-use kafsim_engine::app::HandlerSpec;
+use kafsim_engine::app::{HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
@@ -73,6 +73,8 @@ struct PreparedGroup {
     config: ConsumerConfig,
     read_committed: bool,
     database_latency: Duration,
+    /// The group declared a `sink`: it gets a database node.
+    has_database: bool,
 }
 
 fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
@@ -159,6 +161,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             dlq: g.handler.dlq_topic.as_deref().map(topic_id),
             handler: engine_handler(&g.handler),
             database_latency: g.handler.database_latency,
+            has_database: g.handler.sink.is_some(),
             read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
             config,
         });
@@ -192,7 +195,7 @@ fn engine_handler(h: &ScHandler) -> HandlerSpec {
         commit: h.commit,
         workers: h.workers,
         routing: h.routing,
-        sink: h.sink,
+        sink: h.sink.unwrap_or(SinkKind::Plain),
         batch: h.batch,
         batch_timeout: h.batch_timeout,
         failure_rate: h.failure_rate,
@@ -236,8 +239,8 @@ struct Handles {
     producers: Vec<NodeId>,
     /// Per group: its members' nodes.
     groups: Vec<(String, Vec<NodeId>)>,
-    /// Per group (same order): its database node.
-    databases: Vec<NodeId>,
+    /// Per group (same order): its database node, if it declared a sink.
+    databases: Vec<Option<NodeId>>,
 }
 
 struct View<'a> {
@@ -299,7 +302,7 @@ impl Resolver for View<'_> {
     }
     fn database(&self, group: &str) -> Option<NodeId> {
         let i = self.h.groups.iter().position(|(g, _)| g == group)?;
-        self.h.databases.get(i).copied()
+        self.h.databases.get(i).copied().flatten()
     }
     fn partitions(&self) -> Vec<(String, u32)> {
         self.h
@@ -377,16 +380,14 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             move || -> Box<dyn Node> { Box::new(Producer::new(spec.clone(), config.clone())) },
         ));
     }
-    // Each group's database, after every other node so the nodes before it keep their ids.
-    let databases: Vec<NodeId> = p
-        .groups
-        .iter()
-        .map(|g| {
-            NodeId(
-                w.node_count() as u32 + p.groups.iter().map(|g| g.members).sum::<u32>() + g.index,
-            )
-        })
-        .collect();
+    // The database of each group that declared a sink, after every other node so the nodes
+    // before it keep their ids.
+    let first_database = w.node_count() as u32 + p.groups.iter().map(|g| g.members).sum::<u32>();
+    let mut databases: Vec<Option<NodeId>> = Vec::new();
+    for g in &p.groups {
+        let next = first_database + databases.iter().flatten().count() as u32;
+        databases.push(g.has_database.then_some(NodeId(next)));
+    }
     let mut groups = Vec::new();
     for g in &p.groups {
         let mut members = Vec::new();
@@ -400,7 +401,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 handler: g.handler.clone(),
                 bootstrap: cluster.brokers.clone(),
                 dlq_topic: g.dlq,
-                database: Some(databases[g.index as usize]),
+                database: databases[g.index as usize],
             };
             let config = g.config.clone();
             members.push(
@@ -411,13 +412,14 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         }
         groups.push((g.name.clone(), members));
     }
-    for g in &p.groups {
+    for g in p.groups.iter().filter(|g| g.has_database) {
         let (index, kind, latency) = (g.index, g.handler.sink, g.database_latency);
         let id = w.add_node(format!("database:{}", g.name), move || -> Box<dyn Node> {
             Box::new(Database::new(index, kind, latency))
         });
         assert_eq!(
-            id, databases[g.index as usize],
+            Some(id),
+            databases[g.index as usize],
             "database node ids as planned"
         );
     }
@@ -720,7 +722,7 @@ fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
                 })
                 .collect(),
             members: members.clone(),
-            database: h.databases.get(g.index as usize).copied(),
+            database: h.databases.get(g.index as usize).copied().flatten(),
         })
         .collect()
 }

@@ -188,7 +188,7 @@ fn design_example_parses_with_every_field() {
         (h.mark, h.commit, h.workers),
         (MarkPoint::AfterProcess, CommitMode::Auto, 1)
     );
-    assert_eq!((h.routing, h.sink), (Routing::Key, SinkKind::Plain));
+    assert_eq!((h.routing, h.sink), (Routing::Key, Some(SinkKind::Plain)));
     assert_eq!(
         (h.batch, h.batch_timeout, h.failure_rate),
         (None, None, 0.0)
@@ -1021,6 +1021,15 @@ fn bad_database_and_poison_keys_are_errors_at_their_line() {
         "faults.schedule[0].target",
         "names no group",
     );
+    let text = edited("sink = \"plain\" ", "# no sink ")
+        .replace("target = \"leader:orders/0\"", "target = \"database:billing\"");
+    let e = assert_error(
+        &text,
+        "database:billing",
+        "faults.schedule[0].target",
+        "has no database",
+    );
+    assert!(e.hint.as_deref().unwrap().contains("sink"), "{e}");
     let text = edited("action = \"crash\"", "action = \"power-loss\"");
     let text = text.replace("target = \"leader:orders/0\"", "target = \"database:billing\"");
     assert_error(

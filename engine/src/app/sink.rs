@@ -15,13 +15,17 @@
 //! may exceed `max.poll.interval.ms` and lose its partitions meanwhile). A statement that
 //! timed out may still have committed: its retry is then refused by a unique constraint or
 //! the offset guard (and counted), or, for a `plain` sink, stored a second time.
+//!
+//! A group that declares no sink has no database: its members note what they processed on
+//! their own disk ([`LocalSink`]), at once.
 
 use super::SinkKind;
-use crate::node::NodeId;
+use crate::node::{Cx, DiskData, DiskEntry, FileId, NodeId};
 use crate::protocol::{Row, Statement};
 use crate::record::TopicPartition;
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How long a member waits for the database's answer before it gives the statement up,
 /// closes the connection and retries (a client-side deadline such as Go's
@@ -175,5 +179,55 @@ mod tests {
         assert!(s.insert(0, row()));
         s.read_offsets(vec![row().partition]);
         assert_eq!(s.pending(), 2);
+    }
+}
+
+/// The service's output when its group declares no sink: every processed record is noted
+/// on the member's own disk (`FileId::Named("sink")`, fsynced) and recorded as a `SinkWrite`
+/// by the member, at no latency. What a scenario without a database (a benchmark, a broker
+/// scenario) judges sink-loss, sink-duplicate and key-order on.
+#[derive(Debug, Default)]
+pub struct LocalSink {
+    fsync_pending: bool,
+    rows: u64,
+}
+
+/// The local sink's file.
+pub const SINK_FILE: FileId = FileId::Named("sink");
+/// Modelled bytes of one local row.
+const ROW_BYTES: u32 = 64;
+/// Fsync token of the local sink file.
+pub const SINK_FSYNC_TOKEN: u64 = 0x51_4b;
+
+impl LocalSink {
+    /// Count what the disk kept (a torn last row is cut).
+    pub fn recover(&mut self, cx: &mut Cx) {
+        let entries = cx.disk().read(SINK_FILE);
+        let valid = entries.iter().take_while(|e| !e.torn).count();
+        let total = entries.len();
+        if valid < total {
+            cx.disk().truncate(SINK_FILE, valid);
+        }
+        self.rows = valid as u64;
+    }
+
+    /// Note the result of processing `row`.
+    pub fn write(&mut self, cx: &mut Cx, row: Row) {
+        self.rows += 1;
+        let entry = DiskEntry::new(DiskData::Blob(Arc::new(row)), ROW_BYTES);
+        cx.disk().append(SINK_FILE, entry);
+        if !self.fsync_pending {
+            self.fsync_pending = true;
+            cx.disk_fsync(SINK_FILE, SINK_FSYNC_TOKEN);
+        }
+    }
+
+    /// The fsync issued by [`LocalSink::write`] completed.
+    pub fn on_fsync(&mut self) {
+        self.fsync_pending = false;
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 }

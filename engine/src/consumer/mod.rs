@@ -30,7 +30,7 @@ mod tests;
 
 use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
-use crate::app::sink::SinkClient;
+use crate::app::sink::{LocalSink, SinkClient, SINK_FILE};
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
@@ -161,6 +161,7 @@ pub struct Consumer {
     procs: Processors,
     batch: BatchBuffer,
     sink: SinkClient,
+    local_sink: LocalSink,
     sync_commit: Option<commit::SyncCommit>,
     dead_letters: BTreeMap<usize, DeadLetter>,
     /// Brokers that answered since this incarnation started (or since they last failed us).
@@ -216,6 +217,7 @@ impl Consumer {
             procs,
             batch: BatchBuffer::default(),
             sink,
+            local_sink: LocalSink::default(),
             sync_commit: None,
             dead_letters: BTreeMap::new(),
             connected: BTreeSet::new(),
@@ -611,6 +613,9 @@ impl Node for Consumer {
         // consumer must not take a late answer to its previous process's request N for its
         // own request N (the old process's ids started at the same place).
         self.next_corr = cx.rng().gen_range(1..1u64 << 62);
+        if self.sink.database().is_none() {
+            self.local_sink.recover(cx);
+        }
         self.meta.wanted = true;
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
@@ -646,7 +651,10 @@ impl Node for Consumer {
         self.drive(cx);
     }
 
-    fn on_disk(&mut self, cx: &mut Cx, _done: DiskDone) {
+    fn on_disk(&mut self, cx: &mut Cx, done: DiskDone) {
+        if done.file == SINK_FILE {
+            self.local_sink.on_fsync();
+        }
         self.drive(cx);
     }
 

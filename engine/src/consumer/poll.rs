@@ -310,6 +310,18 @@ impl Consumer {
             current.running = true;
             return;
         }
+        if write {
+            // No database: the member notes its output itself, at once.
+            self.local_sink.write(cx, row);
+            cx.record(HistoryEvent::SinkWrite {
+                group: row.group,
+                member: row.member,
+                partition: row.partition,
+                offset: row.offset,
+                value: row.value,
+                key: row.key,
+            });
+        }
         self.after_sink(cx, i);
     }
 

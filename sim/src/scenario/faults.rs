@@ -400,7 +400,13 @@ fn exists(target: &Target, scenario: &Scenario) -> Result<(), (String, String)> 
             Ok(())
         }
         Target::Database { group } => {
-            if scenario.consumer_groups.iter().any(|g| &g.group == group) {
+            if let Some(g) = scenario.consumer_groups.iter().find(|g| &g.group == group) {
+                if g.handler.sink.is_none() {
+                    return Err((
+                        format!("group \"{group}\" has no database: its handler declares no `sink`"),
+                        "set `sink = \"plain\"` (or \"dedupe\", \"offsets-in-sink\") in its [consumer_groups.handler]".to_string(),
+                    ));
+                }
                 return Ok(());
             }
             let known: Vec<&str> = scenario

@@ -160,10 +160,11 @@ fn pick_routing(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<Ro
         .map_or(Ok(Routing::Key), |v| check.choice(v, key, &ROUTINGS))
 }
 
-fn pick_sink(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<SinkKind> {
+fn pick_sink(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<Option<SinkKind>> {
     value
         .as_ref()
-        .map_or(Ok(SinkKind::Plain), |v| check.choice(v, key, &SINKS))
+        .map(|v| check.choice(v, key, &SINKS))
+        .transpose()
 }
 
 fn pick_failure(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<OnFailure> {

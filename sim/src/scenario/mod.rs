@@ -185,7 +185,9 @@ pub struct HandlerSpec {
     /// Worker pool size, >= 1.
     pub workers: u32,
     pub routing: Routing,
-    pub sink: SinkKind,
+    /// The group's database (None: no `sink` key, the service's output is its own record of
+    /// what it processed, without a database).
+    pub sink: Option<SinkKind>,
     /// Batch handler: records per batch (None = one record at a time).
     pub batch: Option<u32>,
     /// Batch handler: hand over a partial batch after this long.
@@ -213,7 +215,7 @@ impl Default for HandlerSpec {
             commit: e.commit,
             workers: e.workers,
             routing: e.routing,
-            sink: e.sink,
+            sink: None,
             batch: e.batch,
             batch_timeout: e.batch_timeout,
             failure_rate: e.failure_rate,

@@ -264,7 +264,8 @@ pub fn text(v: &str) -> ConfigValue {
     ConfigValue::Str(v.to_string())
 }
 
-/// Add member `member` of group `group_index` ("g<index>") subscribed to "t".
+/// Add member `member` of group `group_index` ("g<index>") subscribed to "t", without a
+/// database (its output is noted on its own disk).
 pub fn add_consumer(
     w: &mut World,
     c: &Cluster,
@@ -272,6 +273,31 @@ pub fn add_consumer(
     member: u32,
     config: ConsumerConfig,
     handler: HandlerSpec,
+) -> NodeId {
+    add_member(w, c, group_index, member, config, handler, false)
+}
+
+/// [`add_consumer`] with the group's shared database ("database:g<index>", added with the
+/// first member) as its sink.
+pub fn add_consumer_with_database(
+    w: &mut World,
+    c: &Cluster,
+    group_index: u32,
+    member: u32,
+    config: ConsumerConfig,
+    handler: HandlerSpec,
+) -> NodeId {
+    add_member(w, c, group_index, member, config, handler, true)
+}
+
+fn add_member(
+    w: &mut World,
+    c: &Cluster,
+    group_index: u32,
+    member: u32,
+    config: ConsumerConfig,
+    handler: HandlerSpec,
+    with_database: bool,
 ) -> NodeId {
     let mut topic_names = BTreeMap::new();
     topic_names.insert(TOPIC, "t".to_string());
@@ -286,7 +312,7 @@ pub fn add_consumer(
         handler,
         bootstrap: c.brokers.clone(),
         dlq_topic,
-        database: Some(database(w, group_index, handler_sink)),
+        database: with_database.then(|| database(w, group_index, handler_sink)),
     };
     w.add_node(format!("consumer-{group_index}-{member}"), move || {
         Box::new(Consumer::new(spec.clone(), config.clone())) as Box<dyn Node>
