@@ -259,6 +259,11 @@ impl Handles {
         if let Some(i) = index(&self.producers) {
             return Some(Target::Producer(i));
         }
+        if let Some(i) = self.databases.iter().position(|d| *d == Some(node)) {
+            return Some(Target::Database {
+                group: self.groups[i].0.clone(),
+            });
+        }
         self.groups.iter().find_map(|(g, members)| {
             index(members).map(|member| Target::Consumer {
                 group: g.clone(),

@@ -70,7 +70,11 @@ fn crashes_and_a_long_database_pause(w: &mut World, members: &[NodeId], db: Node
 fn a_unique_constraint_holds_across_members_and_a_crashed_database() {
     for seed in 1..=3 {
         let w = run(seed, SinkKind::Dedupe, crashes_and_a_long_database_pause);
-        assert!(acked(&w).len() > 1000, "seed {seed}: {} acks", acked(&w).len());
+        assert!(
+            acked(&w).len() > 1000,
+            "seed {seed}: {} acks",
+            acked(&w).len()
+        );
         assert_eq!(sink_lost(&w, 0), vec![], "seed {seed}: lost");
         assert_eq!(sink_duplicates(&w, 0), vec![], "seed {seed}: duplicates");
         // The retries after the pause met rows the paused database had committed.
@@ -90,7 +94,10 @@ fn a_plain_table_stores_a_retried_statement_twice() {
     // stored again by the retry: what a plain INSERT retried after a timeout does.
     let w = run(1, SinkKind::Plain, crashes_and_a_long_database_pause);
     assert_eq!(sink_lost(&w, 0), vec![]);
-    assert!(!sink_duplicates(&w, 0).is_empty(), "no duplicate in a plain table");
+    assert!(
+        !sink_duplicates(&w, 0).is_empty(),
+        "no duplicate in a plain table"
+    );
     assert_eq!(refused(&w), 0);
 }
 

@@ -948,7 +948,9 @@ fn database_and_poison_keys_parse_with_their_defaults() {
     assert_eq!((h.poison_rate, h.max_attempts), (0.01, None));
     let text = edited("sink = \"plain\"", "sink = \"plain\"\nmax_attempts = 3");
     assert_eq!(
-        parse(&text).unwrap().consumer_groups[0].handler.max_attempts,
+        parse(&text).unwrap().consumer_groups[0]
+            .handler
+            .max_attempts,
         Some(3)
     );
     let text = edited(
@@ -1021,8 +1023,10 @@ fn bad_database_and_poison_keys_are_errors_at_their_line() {
         "faults.schedule[0].target",
         "names no group",
     );
-    let text = edited("sink = \"plain\" ", "# no sink ")
-        .replace("target = \"leader:orders/0\"", "target = \"database:billing\"");
+    let text = edited("sink = \"plain\" ", "# no sink ").replace(
+        "target = \"leader:orders/0\"",
+        "target = \"database:billing\"",
+    );
     let e = assert_error(
         &text,
         "database:billing",
@@ -1031,7 +1035,10 @@ fn bad_database_and_poison_keys_are_errors_at_their_line() {
     );
     assert!(e.hint.as_deref().unwrap().contains("sink"), "{e}");
     let text = edited("action = \"crash\"", "action = \"power-loss\"");
-    let text = text.replace("target = \"leader:orders/0\"", "target = \"database:billing\"");
+    let text = text.replace(
+        "target = \"leader:orders/0\"",
+        "target = \"database:billing\"",
+    );
     assert_error(
         &text,
         "database:billing",
