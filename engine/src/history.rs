@@ -71,7 +71,8 @@ pub enum HistoryEvent {
         offset: u64,
         error: ErrorCode,
     },
-    /// The service's sink stored the result of processing a value.
+    /// The group's database committed the result of processing a value (recorded by the
+    /// database at its commit: the sink checkers read these rows).
     SinkWrite {
         group: u32,
         member: u32,
@@ -79,6 +80,15 @@ pub enum HistoryEvent {
         offset: u64,
         value: ValueId,
         key: Option<Key>,
+    },
+    /// The group's database refused a member's write of a value it already holds (a unique
+    /// constraint on the record id, or the offsets-in-sink offset guard): counted, not stored.
+    SinkRefused {
+        group: u32,
+        member: u32,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
     },
     /// A record that failed processing was produced to the dead-letter topic (by value id).
     DeadLetter {

@@ -15,6 +15,7 @@
 //! (see [`Liveness::of`]), so a user never has to shorten Kafka's timeouts to fit the drain.
 
 use crate::cluster::Cluster;
+use crate::database::Database;
 use crate::history::History;
 use crate::scenario::format_duration;
 use crate::world::{NodeState, World};
@@ -132,6 +133,8 @@ pub struct GroupInfo {
     /// Every partition of every topic it consumes.
     pub partitions: Vec<TopicPartition>,
     pub members: Vec<NodeId>,
+    /// The group's database node (its sink).
+    pub database: Option<NodeId>,
 }
 
 /// What made the last progress.
@@ -401,7 +404,7 @@ impl DrainTracker {
                 .last_activity
                 .get(&g.index)
                 .is_none_or(|t| w.now().saturating_since(*t) >= DRAIN_QUIET);
-            if behind.is_none() && !quiet {
+            if behind.is_none() && (!quiet || sink_busy(w, g)) {
                 behind = Some(NotCaughtUp::Processing { group: g.index });
             }
             match behind {
@@ -445,6 +448,19 @@ impl DrainTracker {
     pub fn records_read(&self, group: u32) -> u64 {
         self.polled_count.get(&group).copied().unwrap_or(0)
     }
+}
+
+/// Whether `g`'s sink has not caught up: a member waits for a statement's answer or retry,
+/// or the database is down or still executing statements.
+fn sink_busy(w: &World, g: &GroupInfo) -> bool {
+    let waiting = g.members.iter().any(|m| {
+        w.node::<Consumer>(*m)
+            .is_some_and(|c| c.pending_statements() > 0)
+    });
+    let database = g.database.is_some_and(|d| {
+        w.state(d) != NodeState::Up || w.node::<Database>(d).is_some_and(|db| db.executing() > 0)
+    });
+    waiting || database
 }
 
 /// The high watermark of `tp` on its current leader.
@@ -654,8 +670,12 @@ impl DrainTracker {
                     Some(_) => {}
                 }
             }
-            if behind.is_empty() {
+            let busy = sink_busy(cx.w, g);
+            if behind.is_empty() && !busy {
                 continue;
+            }
+            if behind.is_empty() {
+                behind.push("read to the end".to_string());
             }
             let more = behind.len().saturating_sub(MAX_LISTED);
             behind.truncate(MAX_LISTED);
@@ -675,6 +695,14 @@ impl DrainTracker {
                     } else {
                         ""
                     }
+                );
+            }
+            if let Some(d) = g.database {
+                let executing = cx.w.node::<Database>(d).map_or(0, |db| db.executing());
+                let _ = write!(
+                    out,
+                    "\n    {}: {executing} statements executing",
+                    cx.name(d)
                 );
             }
             for (m, &node) in g.members.iter().enumerate().take(MAX_LISTED) {
@@ -704,6 +732,21 @@ impl DrainTracker {
                 );
                 if !s.application_idle {
                     out.push_str(", application busy");
+                }
+                for p in s.processing.iter().take(MAX_LISTED) {
+                    let _ = write!(
+                        out,
+                        ", processing {}@{} (value {}, attempt {}{})",
+                        cx.tp(p.partition),
+                        p.offset,
+                        p.value.0,
+                        p.attempt,
+                        if p.awaiting_database {
+                            ", waiting for the database"
+                        } else {
+                            ""
+                        }
+                    );
                 }
                 let waiting: Vec<String> = s
                     .partitions

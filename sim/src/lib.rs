@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod connection;
 pub mod cost;
 pub mod coverage;
+pub mod database;
 pub mod disk;
 pub mod drain;
 pub mod history;

@@ -216,6 +216,7 @@ fn event_value(event: &HistoryEvent) -> Option<ValueId> {
         HistoryEvent::SendFail { value, .. }
         | HistoryEvent::SendInfo { value, .. }
         | HistoryEvent::SinkWrite { value, .. }
+        | HistoryEvent::SinkRefused { value, .. }
         | HistoryEvent::DeadLetter { value, .. } => Some(*value),
         _ => None,
     }
@@ -313,6 +314,18 @@ fn value_event(
                 n.at(*partition, *offset)
             )
         }
+        HistoryEvent::SinkRefused {
+            group,
+            member,
+            partition,
+            offset,
+            value: v,
+        } if *v == value => format!(
+            "the database of {} refused it to {} (already stored; read at {})",
+            n.group(*group),
+            n.member(*group, *member),
+            n.at(*partition, *offset)
+        ),
         HistoryEvent::DeadLetter {
             group,
             member,

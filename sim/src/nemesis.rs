@@ -68,6 +68,10 @@ pub trait Resolver {
     fn consumers(&self) -> Vec<NodeId>;
     fn producer(&self, index: u32) -> Option<NodeId>;
     fn producers(&self) -> Vec<NodeId>;
+    /// The database node of consumer group `group`.
+    fn database(&self, _group: &str) -> Option<NodeId> {
+        None
+    }
     /// A random partition's (topic, partition), for random leader/follower targeting.
     fn partitions(&self) -> Vec<(String, u32)>;
 }
@@ -553,6 +557,7 @@ pub fn resolve(target: &Target, r: &dyn Resolver) -> Vec<NodeId> {
         Target::Controller => r.controller().into_iter().collect(),
         Target::Consumer { group, member } => r.consumer(group, *member).into_iter().collect(),
         Target::Producer(i) => r.producer(*i).into_iter().collect(),
+        Target::Database { group } => r.database(group).into_iter().collect(),
     }
 }
 

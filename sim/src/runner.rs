@@ -14,6 +14,7 @@ use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
 use crate::coverage::{self, Coverage, RunFacts};
+use crate::database::Database;
 use crate::drain::{DrainTracker, GroupInfo, Liveness, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
@@ -27,7 +28,7 @@ use crate::seed::{rng_for, stream};
 use crate::trace::{TraceEvent, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
-use kafsim_engine::app::HandlerSpec;
+use kafsim_engine::app::{HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
@@ -74,6 +75,9 @@ struct PreparedGroup {
     handler: HandlerSpec,
     config: ConsumerConfig,
     read_committed: bool,
+    database_latency: Duration,
+    /// The group declared a `sink`: it gets a database node.
+    has_database: bool,
 }
 
 fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
@@ -168,6 +172,8 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             topic_names,
             dlq: g.handler.dlq_topic.as_deref().map(topic_id),
             handler: engine_handler(&g.handler),
+            database_latency: g.handler.database_latency,
+            has_database: g.handler.sink.is_some(),
             read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
             config,
         });
@@ -211,11 +217,13 @@ fn engine_handler(h: &ScHandler) -> HandlerSpec {
         commit: h.commit,
         workers: h.workers,
         routing: h.routing,
-        sink: h.sink,
+        sink: h.sink.unwrap_or(SinkKind::Plain),
         batch: h.batch,
         batch_timeout: h.batch_timeout,
         failure_rate: h.failure_rate,
+        poison_rate: h.poison_rate,
         on_failure: h.on_failure,
+        max_attempts: h.max_attempts,
     }
 }
 
@@ -257,6 +265,8 @@ struct Handles {
     producers: Vec<NodeId>,
     /// Per group: its members' nodes.
     groups: Vec<(String, Vec<NodeId>)>,
+    /// Per group (same order): its database node, if it declared a sink.
+    databases: Vec<Option<NodeId>>,
 }
 
 impl Handles {
@@ -271,6 +281,11 @@ impl Handles {
         }
         if let Some(i) = index(&self.producers) {
             return Some(Target::Producer(i));
+        }
+        if let Some(i) = self.databases.iter().position(|d| *d == Some(node)) {
+            return Some(Target::Database {
+                group: self.groups[i].0.clone(),
+            });
         }
         self.groups.iter().find_map(|(g, members)| {
             index(members).map(|member| Target::Consumer {
@@ -336,6 +351,10 @@ impl Resolver for View<'_> {
     }
     fn producers(&self) -> Vec<NodeId> {
         self.h.producers.clone()
+    }
+    fn database(&self, group: &str) -> Option<NodeId> {
+        let i = self.h.groups.iter().position(|(g, _)| g == group)?;
+        self.h.databases.get(i).copied().flatten()
     }
     fn partitions(&self) -> Vec<(String, u32)> {
         self.h
@@ -414,6 +433,14 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         ));
     }
     let mut groups: Vec<(String, Vec<NodeId>)> = Vec::new();
+    // The database of each group that declared a sink, after every other node so the nodes
+    // before it keep their ids.
+    let first_database = w.node_count() as u32 + p.groups.iter().map(|g| g.members).sum::<u32>();
+    let mut databases: Vec<Option<NodeId>> = Vec::new();
+    for g in &p.groups {
+        let next = first_database + databases.iter().flatten().count() as u32;
+        databases.push(g.has_database.then_some(NodeId(next)));
+    }
     for g in &p.groups {
         let mut members = Vec::new();
         // Services sharing one Kafka group: number members across their tables.
@@ -432,6 +459,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 handler: g.handler.clone(),
                 bootstrap: cluster.brokers.clone(),
                 dlq_topic: g.dlq,
+                database: databases[g.index as usize],
             };
             let config = g.config.clone();
             members.push(
@@ -442,6 +470,17 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         }
         groups.push((g.name.clone(), members));
     }
+    for g in p.groups.iter().filter(|g| g.has_database) {
+        let (index, kind, latency) = (g.index, g.handler.sink, g.database_latency);
+        let id = w.add_node(format!("database:{}", g.name), move || -> Box<dyn Node> {
+            Box::new(Database::new(index, kind, latency))
+        });
+        assert_eq!(
+            Some(id),
+            databases[g.index as usize],
+            "database node ids as planned"
+        );
+    }
     set_cost_classes(&mut w, &cluster, &producers, &groups);
     (
         w,
@@ -449,6 +488,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             cluster,
             producers,
             groups,
+            databases,
         },
     )
 }
@@ -781,6 +821,7 @@ fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
                 })
                 .collect(),
             members: members.clone(),
+            database: h.databases.get(g.index as usize).copied().flatten(),
         })
         .collect()
 }

@@ -1314,6 +1314,16 @@ fn hash_history(h: &mut TraceHasher, event: &HistoryEvent) {
             h.word(value.0);
             h.word(*offset);
         }
+        SinkRefused {
+            group,
+            value,
+            offset,
+            ..
+        } => {
+            h.word(117 + ((*group as u64) << 16));
+            h.word(value.0);
+            h.word(*offset);
+        }
         Commit {
             group,
             member,

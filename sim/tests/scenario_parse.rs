@@ -188,7 +188,7 @@ fn design_example_parses_with_every_field() {
         (h.mark, h.commit, h.workers),
         (MarkPoint::AfterProcess, CommitMode::Auto, 1)
     );
-    assert_eq!((h.routing, h.sink), (Routing::Key, SinkKind::Plain));
+    assert_eq!((h.routing, h.sink), (Routing::Key, Some(SinkKind::Plain)));
     assert_eq!(
         (h.batch, h.batch_timeout, h.failure_rate),
         (None, None, 0.0)
@@ -1062,4 +1062,119 @@ fn tables_sharing_a_group_name_are_services_in_one_group() {
         "no member 5",
     );
     assert!(e.hint.unwrap().contains("0 to 4"));
+}
+
+#[test]
+fn database_and_poison_keys_parse_with_their_defaults() {
+    let s = parse(DESIGN_EXAMPLE).unwrap();
+    let h = &s.consumer_groups[0].handler;
+    assert_eq!(h.database_latency, Duration::from_micros(500));
+    assert_eq!((h.poison_rate, h.max_attempts), (0.0, Some(20)));
+    let text = edited(
+        "sink = \"plain\"",
+        "sink = \"plain\"\ndatabase_latency = \"2ms\"\npoison_rate = 0.01\nmax_attempts = \"unlimited\"",
+    );
+    let s = parse(&text).unwrap();
+    let h = &s.consumer_groups[0].handler;
+    assert_eq!(h.database_latency, Duration::from_millis(2));
+    assert_eq!((h.poison_rate, h.max_attempts), (0.01, None));
+    let text = edited("sink = \"plain\"", "sink = \"plain\"\nmax_attempts = 3");
+    assert_eq!(
+        parse(&text).unwrap().consumer_groups[0]
+            .handler
+            .max_attempts,
+        Some(3)
+    );
+    let text = edited(
+        "target = \"leader:orders/0\"",
+        "target = \"database:billing\"",
+    );
+    let s = parse(&text).unwrap();
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Crash(Target::Database {
+            group: "billing".into()
+        })
+    );
+}
+
+#[test]
+fn bad_database_and_poison_keys_are_errors_at_their_line() {
+    let key = "consumer_groups[0].handler";
+    let with = |line: &str| edited("sink = \"plain\"", &format!("sink = \"plain\"\n{line}"));
+    let e = assert_error(
+        &with("database_latency = \"5s\""),
+        "database_latency",
+        &format!("{key}.database_latency"),
+        "statement timeout",
+    );
+    assert!(e.hint.as_deref().unwrap().contains("at most 1s"), "{e}");
+    assert_error(
+        &with("database_latency = 5"),
+        "database_latency",
+        &format!("{key}.database_latency"),
+        "needs a unit",
+    );
+    assert_error(
+        &with("poison_rate = 1.5"),
+        "poison_rate",
+        &format!("{key}.poison_rate"),
+        "from 0.0 to 1.0",
+    );
+    let e = assert_error(
+        &with("max_attempts = 0"),
+        "max_attempts",
+        &format!("{key}.max_attempts"),
+        "from 1 to",
+    );
+    assert!(e.hint.as_deref().unwrap().contains("unlimited"), "{e}");
+    assert_error(
+        &with("max_attempts = \"forever\""),
+        "max_attempts",
+        &format!("{key}.max_attempts"),
+        "expected an integer or \"unlimited\"",
+    );
+    let e = assert_error(
+        &with("on_failure = \"skip\"\nmax_attempts = 3"),
+        "max_attempts",
+        &format!("{key}.max_attempts"),
+        "bounds the retries",
+    );
+    assert!(e.hint.is_some());
+    let target = |t: &str| edited("target = \"leader:orders/0\"", &format!("target = \"{t}\""));
+    let e = assert_error(
+        &target("database:biling"),
+        "database:biling",
+        "faults.schedule[0].target",
+        "no consumer group \"biling\"",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"billing\"?"));
+    assert_error(
+        &target("database:"),
+        "database:",
+        "faults.schedule[0].target",
+        "names no group",
+    );
+    let text = edited("sink = \"plain\" ", "# no sink ").replace(
+        "target = \"leader:orders/0\"",
+        "target = \"database:billing\"",
+    );
+    let e = assert_error(
+        &text,
+        "database:billing",
+        "faults.schedule[0].target",
+        "has no database",
+    );
+    assert!(e.hint.as_deref().unwrap().contains("sink"), "{e}");
+    let text = edited("action = \"crash\"", "action = \"power-loss\"");
+    let text = text.replace(
+        "target = \"leader:orders/0\"",
+        "target = \"database:billing\"",
+    );
+    assert_error(
+        &text,
+        "database:billing",
+        "faults.schedule[0].target",
+        "a database takes crash",
+    );
 }

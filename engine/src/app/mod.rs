@@ -2,8 +2,8 @@
 //! (DESIGN §2 "Application model"). A handler processes each record for a modelled time, marks
 //! its offset before or after processing, commits automatically / synchronously /
 //! asynchronously, optionally in batches or on a worker pool, and writes its result to a sink
-//! (the service's database) that survives consumer crashes. Records can fail and be retried,
-//! skipped or sent to a dead-letter topic.
+//! (the database the group's members share, reached over the network: [`sink`]). Records can
+//! fail and be retried, skipped or sent to a dead-letter topic.
 //!
 //! The consumer node ([`crate::consumer::Consumer`]) drives these pieces; they hold the state.
 
@@ -50,16 +50,17 @@ pub enum Routing {
 pub enum SinkKind {
     /// Every processed record is written (redelivery writes it again).
     Plain,
-    /// Writes are de-duplicated by value id.
+    /// A unique constraint on the value id: a second write is refused.
     Dedupe,
-    /// Offsets are stored atomically with the results; the consumer resumes from them.
+    /// Offsets are stored in the same transaction as the results (refused when the stored
+    /// offset is past the record); the consumer resumes from them on assignment.
     OffsetsInSink,
 }
 
 /// What the handler does with a record whose processing failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
-    /// Process it again (up to [`failure::MAX_ATTEMPTS`]).
+    /// Process it again (up to `max_attempts`, then skip it).
     Retry,
     /// Drop it: it never reaches the sink.
     Skip,
@@ -84,7 +85,13 @@ pub struct HandlerSpec {
     pub batch_timeout: Option<Duration>,
     /// Probability that processing one record fails.
     pub failure_rate: f64,
+    /// Fraction of records whose processing always fails (poison records: the same records
+    /// on every member and every attempt, [`failure::is_poison`]).
+    pub poison_rate: f64,
     pub on_failure: OnFailure,
+    /// Attempts of one record under `on_failure = retry` before the handler skips it
+    /// (None: retry in place without limit, as a bare retry loop does).
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for HandlerSpec {
@@ -99,7 +106,9 @@ impl Default for HandlerSpec {
             batch: None,
             batch_timeout: None,
             failure_rate: 0.0,
+            poison_rate: 0.0,
             on_failure: OnFailure::Retry,
+            max_attempts: Some(failure::MAX_ATTEMPTS),
         }
     }
 }
@@ -115,6 +124,15 @@ impl HandlerSpec {
                 "failure_rate must be in 0..=1, got {}",
                 self.failure_rate
             ));
+        }
+        if !(0.0..=1.0).contains(&self.poison_rate) {
+            return Err(format!(
+                "poison_rate must be in 0..=1, got {}",
+                self.poison_rate
+            ));
+        }
+        if self.max_attempts == Some(0) {
+            return Err("max_attempts must be at least 1".into());
         }
         if self.batch == Some(0) {
             return Err("batch must be at least 1".into());

@@ -1,7 +1,8 @@
 //! The fetcher: metadata, positions and fetch requests.
 //!
 //! Positions of newly assigned partitions come from the group's committed offsets
-//! (OffsetFetch), or from the sink when it stores offsets, or else from `auto.offset.reset`
+//! (OffsetFetch), or first from the group's database when it stores offsets (see
+//! [`super::database`]), or else from `auto.offset.reset`
 //! through ListOffsets (recorded as `PositionReset`). One fetch per leader is in flight at a
 //! time, covering the partitions it leads that have no buffered records (as Java's Fetcher).
 //! A fetch answered NotLeaderOrFollower / FencedLeaderEpoch refreshes metadata; one answered
@@ -178,7 +179,6 @@ impl Consumer {
             return;
         }
         for (tp, committed) in resp.offsets {
-            let stored = self.sink.stored_offset(tp);
             let Some(p) = self.parts.get_mut(&tp) else {
                 continue;
             };
@@ -186,18 +186,8 @@ impl Consumer {
                 continue;
             }
             p.committed = committed;
-            // An offsets-in-sink service seeks to its own stored offset when it is ahead.
-            let target = match (committed, stored) {
-                (Some(c), Some(s)) if s > c => Err(s),
-                (Some(c), _) => Ok(c),
-                (None, Some(s)) => Err(s),
-                (None, None) => {
-                    p.need = Need::Reset;
-                    continue;
-                }
-            };
-            match target {
-                Ok(offset) => {
+            match committed {
+                Some(offset) => {
                     p.position = Some(offset);
                     p.need = Need::Nothing;
                     cx.record(HistoryEvent::Resumed {
@@ -208,7 +198,7 @@ impl Consumer {
                         offset,
                     });
                 }
-                Err(offset) => self.seek(cx, tp, offset),
+                None => p.need = Need::Reset,
             }
         }
     }

@@ -356,11 +356,16 @@ impl Consumer {
             }
             self.group.rejoin = true;
         }
+        let need = if self.sink.stores_offsets() {
+            Need::Stored
+        } else {
+            Need::Committed
+        };
         for tp in new.difference(&old) {
             self.parts.insert(
                 *tp,
                 PartState {
-                    need: Need::Committed,
+                    need,
                     ..PartState::default()
                 },
             );

@@ -11,6 +11,7 @@
 //! - [`commit`]: auto-commit as each client does it, manual sync / async commits.
 //! - [`poll`]: the application's poll loop, processors (inline or a worker pool), batch
 //!   handler, sink and dead-letter produce.
+//! - [`database`]: the statements to the group's shared database (the sink).
 //!
 //! Everything is driven by [`Consumer::drive`], which runs after every input and moves each
 //! state machine forward as far as it can; a 100 ms tick retries what waits on a backoff and
@@ -19,6 +20,7 @@
 pub mod commit;
 pub mod config;
 pub mod consume_loop;
+pub mod database;
 pub mod fetcher;
 pub mod membership;
 pub mod poll;
@@ -29,7 +31,7 @@ mod tests;
 
 use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
-use crate::app::sink::{Sink, SINK_FILE};
+use crate::app::sink::{LocalSink, SinkClient, SINK_FILE};
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
@@ -78,6 +80,8 @@ pub struct ConsumerSpec {
     pub bootstrap: Vec<NodeId>,
     /// Required when `handler.on_failure` is `Dlq`.
     pub dlq_topic: Option<TopicId>,
+    /// The group's database node, where processed records' results go (None: nowhere).
+    pub database: Option<NodeId>,
 }
 
 /// A request in flight, by correlation id.
@@ -102,6 +106,7 @@ enum Req {
     ListOffsets(Vec<TopicPartition>),
     Fetch(Vec<(TopicPartition, u64)>),
     DeadLetter { processor: usize },
+    Statement(database::StatementFor),
 }
 
 /// What the consumer knows of one assigned partition.
@@ -128,6 +133,8 @@ enum Need {
     Stuck,
     /// Position known.
     Nothing,
+    /// Ask the group's database where to resume (offsets-in-sink), before the coordinator.
+    Stored,
 }
 
 /// A dead-letter produce of the record held by `processor`.
@@ -156,7 +163,8 @@ pub struct Consumer {
     poll: poll::PollLoop,
     procs: Processors,
     batch: BatchBuffer,
-    sink: Sink,
+    sink: SinkClient,
+    local_sink: LocalSink,
     sync_commit: Option<commit::SyncCommit>,
     dead_letters: BTreeMap<usize, DeadLetter>,
     /// Brokers that answered since this incarnation started (or since they last failed us).
@@ -192,7 +200,7 @@ impl Consumer {
             spec.handler.routing,
             config.max_poll_records,
         );
-        let sink = Sink::new(spec.handler.sink);
+        let sink = SinkClient::new(spec.handler.sink, spec.database);
         let auto_style = config.auto_commit_style();
         let mark_at = consume_loop::mark_at(
             config.client,
@@ -219,6 +227,7 @@ impl Consumer {
             procs,
             batch: BatchBuffer::default(),
             sink,
+            local_sink: LocalSink::default(),
             sync_commit: None,
             dead_letters: BTreeMap::new(),
             connected: BTreeSet::new(),
@@ -243,9 +252,9 @@ impl Consumer {
         &self.group.member_id
     }
 
-    /// Rows the sink holds (including rows from before a restart).
-    pub fn sink_rows(&self) -> u64 {
-        self.sink.rows()
+    /// Statements to the group's database waiting for an answer or a retry.
+    pub fn pending_statements(&self) -> usize {
+        self.sink.pending()
     }
 
     /// Position of an assigned partition.
@@ -323,6 +332,7 @@ impl Consumer {
         self.drive_fetch(cx);
         self.drive_poll_loop(cx);
         self.drive_dead_letters(cx);
+        self.drive_database(cx);
     }
 
     /// Request timeouts, the member's poll deadline, and the next tick.
@@ -397,6 +407,9 @@ impl Consumer {
     /// A request got no answer (timeout) or its connection died. As Java's NetworkClient on a
     /// disconnect, ask for fresh metadata: the broker may have lost its leaderships.
     fn fail_request(&mut self, cx: &mut Cx, f: Inflight, error: ErrorCode) {
+        if let Req::Statement(which) = f.req {
+            return self.statement_failed(cx, which);
+        }
         let backoff = cx.now() + self.config.retry_backoff;
         self.failed_at.insert(f.to, cx.now());
         self.meta.invalidate_leader(f.to);
@@ -440,6 +453,7 @@ impl Consumer {
                 self.meta.invalidate_leader(f.to);
                 self.dead_letter_failed(processor, backoff);
             }
+            Req::Statement(_) => unreachable!("handled above"),
         }
     }
 
@@ -497,6 +511,9 @@ impl Consumer {
             (Req::Fetch(tps), Message::FetchResponse(r)) => self.on_fetch(cx, from, tps, r),
             (Req::DeadLetter { processor }, Message::ProduceResponse(r)) => {
                 self.on_dead_letter_response(cx, processor, r)
+            }
+            (Req::Statement(which), Message::DatabaseResponse(r)) => {
+                self.on_statement_answer(cx, which, r)
             }
             (req, msg) => panic!(
                 "consumer {}/{}: {} answered {req:?}",
@@ -606,7 +623,9 @@ impl Node for Consumer {
         // consumer must not take a late answer to its previous process's request N for its
         // own request N (the old process's ids started at the same place).
         self.next_corr = cx.rng().gen_range(1..1u64 << 62);
-        self.sink.recover(cx);
+        if self.sink.database().is_none() {
+            self.local_sink.recover(cx);
+        }
         self.meta.wanted = true;
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
@@ -644,7 +663,7 @@ impl Node for Consumer {
 
     fn on_disk(&mut self, cx: &mut Cx, done: DiskDone) {
         if done.file == SINK_FILE {
-            self.sink.on_fsync();
+            self.local_sink.on_fsync();
         }
         self.drive(cx);
     }

@@ -4,19 +4,20 @@
 //! processes them itself (one timer per record; the next poll waits), hands them to a worker
 //! pool and polls again at once (bounded queues: a full pool blocks the poll thread), or
 //! collects them into a batch that is processed and committed when full or when its timeout
-//! fires. A processed record is written to the sink; a failed one is retried, skipped or
-//! dead-lettered. Marks follow the client's consume loop ([`super::consume_loop`]): at
-//! delivery, when a record's processing starts, when it ends, or never.
+//! fires. A processed record's result is written to the group's database (the processor
+//! waits for the answer); a failed one is retried, skipped or dead-lettered. Marks follow the
+//! client's consume loop ([`super::consume_loop`]): at delivery, when a record's processing
+//! starts, when it ends (after the database answered), or never.
 
 use super::{Consumer, ConsumerConfig, Need};
-use crate::app::failure::{draw_failure, MAX_ATTEMPTS};
+use crate::app::failure::{draw_failure, is_poison, MAX_ATTEMPTS};
 use crate::app::handler::process_time;
 use crate::app::workers::InProcess;
 use crate::app::{CommitMode, Delivered, OnFailure};
 use crate::assignor::{assign, AssignInput, Client, Strategy};
 use crate::history::HistoryEvent;
 use crate::node::{Cx, Timer};
-use crate::protocol::{Acks, Message, ProduceRequest, Subscription};
+use crate::protocol::{Acks, Message, ProduceRequest, Row, Subscription};
 use crate::record::{Record, RecordBatch, TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
@@ -287,13 +288,23 @@ impl Consumer {
 
     /// An attempt of processor `i`'s record ended: succeed, retry, skip or dead-letter.
     fn complete_attempt(&mut self, cx: &mut Cx, i: usize) {
-        let failed = draw_failure(cx.rng(), self.spec.handler.failure_rate);
+        let value = self.procs.all[i]
+            .current
+            .as_ref()
+            .expect("current")
+            .rec
+            .value;
+        let poison = is_poison(value, self.spec.handler.poison_rate);
+        let failed = draw_failure(cx.rng(), self.spec.handler.failure_rate) || poison;
         if !failed {
             return self.finish_record(cx, i, true);
         }
+        let max_attempts = self.spec.handler.max_attempts;
         let current = self.procs.all[i].current.as_mut().expect("current");
         match self.spec.handler.on_failure {
-            OnFailure::Retry if current.attempt < MAX_ATTEMPTS => current.attempt += 1,
+            OnFailure::Retry if max_attempts.is_none_or(|m| current.attempt < m) => {
+                current.attempt = current.attempt.saturating_add(1)
+            }
             OnFailure::Retry | OnFailure::Skip => self.finish_record(cx, i, false),
             OnFailure::Dlq => {
                 current.running = true;
@@ -302,20 +313,43 @@ impl Consumer {
         }
     }
 
-    /// Processor `i` is done with its record: write it to the sink (`write`) and mark it.
+    /// Processor `i` is done with its record: write its result to the group's database
+    /// (`write`), and once the database answered, mark it ([`Consumer::after_sink`]). The
+    /// processor holds the record until then, as a service awaits its INSERT.
     pub(super) fn finish_record(&mut self, cx: &mut Cx, i: usize, write: bool) {
-        let current = self.procs.all[i].current.take().expect("current record");
+        let current = self.procs.all[i].current.as_mut().expect("current record");
         let rec = current.rec;
-        if write && self.sink.write(cx, &rec) {
+        let row = Row {
+            group: self.spec.group_index,
+            member: self.spec.member_index,
+            partition: rec.partition,
+            offset: rec.offset,
+            value: rec.value,
+            key: rec.key,
+        };
+        if write && self.sink.insert(i, row) {
+            current.running = true;
+            return;
+        }
+        if write {
+            // No database: the member notes its output itself, at once.
+            self.local_sink.write(cx, row);
             cx.record(HistoryEvent::SinkWrite {
-                group: self.spec.group_index,
-                member: self.spec.member_index,
-                partition: rec.partition,
-                offset: rec.offset,
-                value: rec.value,
-                key: rec.key,
+                group: row.group,
+                member: row.member,
+                partition: row.partition,
+                offset: row.offset,
+                value: row.value,
+                key: row.key,
             });
         }
+        self.after_sink(cx, i);
+    }
+
+    /// Processor `i`'s record is done (its result stored, or nothing to store): mark it.
+    pub(super) fn after_sink(&mut self, _cx: &mut Cx, i: usize) {
+        let current = self.procs.all[i].current.take().expect("current record");
+        let rec = current.rec;
         if self.mark_at == MarkAt::ProcessEnd {
             self.mark(&rec);
             if i > 0 {

@@ -7,7 +7,7 @@
 //! (the client's `request-latency` / `connection` metrics: which broker, since when).
 
 use super::membership::MemberState;
-use super::{Consumer, Need, Req};
+use super::{database, Consumer, Need, Req};
 use crate::node::NodeId;
 use crate::record::TopicPartition;
 use crate::time::Instant;
@@ -54,6 +54,20 @@ pub struct ConsumerStatus {
     pub application_idle: bool,
     /// Brokers that last failed a request (timeout or reset), and when.
     pub failed_brokers: Vec<(NodeId, Instant)>,
+    /// The records the application's processors hold (poll loop first, then workers).
+    pub processing: Vec<ProcessingStatus>,
+}
+
+/// A record a processor holds: being processed, retried, or waiting for the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessingStatus {
+    pub partition: TopicPartition,
+    pub offset: u64,
+    pub value: crate::record::ValueId,
+    /// Processing attempts so far (1 = the first).
+    pub attempt: u32,
+    /// Processed; its result's statement waits for the database's answer or a retry.
+    pub awaiting_database: bool,
 }
 
 fn api(req: &Req) -> &'static str {
@@ -69,6 +83,8 @@ fn api(req: &Req) -> &'static str {
         Req::ListOffsets(_) => "ListOffsets",
         Req::Fetch(_) => "Fetch",
         Req::DeadLetter { .. } => "Produce (dead letter)",
+        Req::Statement(database::StatementFor::Insert(_)) => "database insert",
+        Req::Statement(database::StatementFor::Read) => "database offsets read",
     }
 }
 
@@ -78,6 +94,7 @@ fn waiting_for(need: Need) -> &'static str {
         Need::Reset => "offset reset",
         Need::Stuck => "no offset (auto.offset.reset=none)",
         Need::Nothing => "nothing",
+        Need::Stored => "offset stored in the database",
     }
 }
 
@@ -118,6 +135,22 @@ impl Consumer {
             last_poll: self.poll.last_poll,
             application_idle: self.poll_thread_idle() && self.procs.pool_idle(),
             failed_brokers: self.failed_at.iter().map(|(b, t)| (*b, *t)).collect(),
+            processing: self
+                .procs
+                .all
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    let c = p.current?;
+                    Some(ProcessingStatus {
+                        partition: c.rec.partition,
+                        offset: c.rec.offset,
+                        value: c.rec.value,
+                        attempt: c.attempt,
+                        awaiting_database: self.sink.inserts.contains_key(&i),
+                    })
+                })
+                .collect(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! and serialisation delay by it.
 
 mod controller;
+mod database;
 mod fetch;
 mod group;
 mod metadata;
@@ -13,6 +14,7 @@ mod produce;
 mod producer_id;
 
 pub use controller::*;
+pub use database::*;
 pub use fetch::*;
 pub use group::*;
 pub use metadata::*;
@@ -149,6 +151,10 @@ pub enum Message {
     /// Active controller -> standby controllers: the replicated controller state.
     ControllerSync(ControllerSync),
     ControllerSyncAck(ControllerSyncAck),
+
+    /// A consumer's statement to its group's database (not Kafka: see [`database`]).
+    DatabaseRequest(DatabaseRequest),
+    DatabaseResponse(DatabaseResponse),
 }
 
 /// A message's place in a request/response exchange on one connection, for a host that
@@ -205,6 +211,11 @@ impl Message {
             CreateTopicsResponse(_) => 16,
             ControllerSync(m) => 64 + 32 * m.partitions.len() as u32,
             ControllerSyncAck(_) => 16,
+            DatabaseRequest(_) => STATEMENT_BYTES,
+            DatabaseResponse(m) => match &m.result {
+                StatementResult::Offsets(o) => 16 + 16 * o.len() as u32,
+                _ => 16,
+            },
         };
         HEADER_BYTES + body
     }
@@ -252,6 +263,8 @@ impl Message {
             CreateTopicsResponse(_) => "CreateTopicsResponse",
             ControllerSync(_) => "ControllerSync",
             ControllerSyncAck(_) => "ControllerSyncAck",
+            DatabaseRequest(_) => "DatabaseRequest",
+            DatabaseResponse(_) => "DatabaseResponse",
         }
     }
 }
@@ -304,7 +317,7 @@ exchanges! {
         InitProducerIdRequest, FindCoordinatorRequest, JoinGroupRequest, SyncGroupRequest,
         HeartbeatRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
         BrokerRegistrationRequest, BrokerHeartbeatRequest, LeaderAndIsrRequest,
-        AlterPartitionRequest, CreateTopicsRequest,
+        AlterPartitionRequest, CreateTopicsRequest, DatabaseRequest,
     ],
     responses: [
         MetadataResponse, ProduceResponse, FetchResponse, ListOffsetsResponse,
@@ -312,6 +325,6 @@ exchanges! {
         JoinGroupResponse, SyncGroupResponse, HeartbeatResponse, LeaveGroupResponse,
         OffsetCommitResponse, OffsetFetchResponse, BrokerRegistrationResponse,
         BrokerHeartbeatResponse, LeaderAndIsrResponse, AlterPartitionResponse,
-        CreateTopicsResponse,
+        CreateTopicsResponse, DatabaseResponse,
     ],
 }

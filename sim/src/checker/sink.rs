@@ -2,6 +2,11 @@
 //! its sink (`SinkWrite`) or its dead-letter topic (`DeadLetter`) — else `sink-loss`, at the
 //! end of the run — and reach the sink once — else `sink-duplicate`, at the repeated write.
 //!
+//! The sink is the group's database node (`crate::database`), shared by its members; a
+//! `SinkWrite` is a row it committed, recorded at the commit. A write it refused
+//! (`SinkRefused`: a unique constraint or the offsets-in-sink guard) stored nothing and
+//! counts neither way.
+//!
 //! Only groups declared with `has_sink` owe a sink. What counts as acknowledged is
 //! [`HistoryIndex::acknowledged`]: values of aborted or unfinished transactions and sends with
 //! an unknown outcome are not owed (but may be sunk). At-least-once services allow
@@ -163,6 +168,27 @@ mod tests {
             "acknowledged v2 at orders/0@1 (producer-0) never reached the sink or dead-letter \
              topic of billing"
         );
+    }
+
+    #[test]
+    fn a_write_the_database_refused_is_neither_a_duplicate_nor_a_write() {
+        // The database's committed rows are what count: a refused second write of value 1
+        // is no duplicate, and a refused write of value 2 (never committed) does not save
+        // it from sink-loss.
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1);
+        s.sink(2, 0, 0, 0, 1)
+            .refused(3, 0, 0, 0, 1)
+            .refused(4, 0, 0, 1, 2);
+        let cfg = config(vec![group(0, false, true)]);
+        let found = run(check, &s, &cfg);
+        assert_eq!(kinds(&found), vec![SinkLoss]);
+        assert_eq!(found[0].value, Some(v(2)));
+        // Committed twice (a plain table): a duplicate.
+        s.sink(5, 0, 0, 1, 2).sink(6, 0, 0, 1, 2);
+        let found = run(check, &s, &cfg);
+        assert_eq!(kinds(&found), vec![SinkDuplicate]);
+        assert_eq!(found[0].value, Some(v(2)));
     }
 
     #[test]

@@ -174,6 +174,20 @@ impl Story {
         )
     }
 
+    /// The database refused a write of `value` (already stored).
+    pub fn refused(&mut self, at: u64, group: u32, part: u32, off: u64, value: u64) -> &mut Story {
+        self.event(
+            at,
+            HistoryEvent::SinkRefused {
+                group,
+                member: 1,
+                partition: tp(part),
+                offset: off,
+                value: v(value),
+            },
+        )
+    }
+
     pub fn dead_letter(&mut self, at: u64, group: u32, value: u64) -> &mut Story {
         self.event(
             at,

@@ -329,12 +329,17 @@ fn target(
             matches!(target, Target::Consumer { .. })
         }
         FaultKind::ProducerCrash => matches!(target, Target::Producer(_)),
+        // A database's commits are durable (see sim/src/database.rs): it takes process
+        // faults, pauses, partitions and slow links, not power loss or slow disks.
         _ => true,
     };
     if !fits {
         let wanted = match kind {
             FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => "a consumer:GROUP/I target",
             FaultKind::ProducerCrash => "a producer:I target",
+            _ if matches!(target, Target::Database { .. }) => {
+                "a broker or controller target (a database takes crash, restart, pause, resume, partition and slow-link)"
+            }
             _ => "a broker or controller target (clients have no disk)",
         };
         return Err(check.err(
@@ -401,6 +406,28 @@ fn exists(target: &Target, scenario: &Scenario) -> Result<(), (String, String)> 
                 ));
             }
             Ok(())
+        }
+        Target::Database { group } => {
+            if let Some(g) = scenario.consumer_groups.iter().find(|g| &g.group == group) {
+                if g.handler.sink.is_none() {
+                    return Err((
+                        format!("group \"{group}\" has no database: its handler declares no `sink`"),
+                        "set `sink = \"plain\"` (or \"dedupe\", \"offsets-in-sink\") in its [consumer_groups.handler]".to_string(),
+                    ));
+                }
+                return Ok(());
+            }
+            let known: Vec<&str> = scenario
+                .consumer_groups
+                .iter()
+                .map(|g| g.group.as_str())
+                .collect();
+            Err((
+                format!(
+                    "no consumer group \"{group}\" is declared (a database belongs to a group)"
+                ),
+                unknown_hint(group, &known),
+            ))
         }
         Target::Producer(i) => {
             let total = scenario.total_producers();

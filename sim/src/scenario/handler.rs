@@ -8,10 +8,13 @@ use super::validate::{Check, R};
 use super::{
     CommitMode, HandlerSpec, MarkPoint, OnFailure, ProcessTime, Routing, SinkKind, TopicSpec,
 };
+use crate::database::{DEFAULT_LATENCY, MAX_LATENCY};
 use std::time::Duration;
 
 pub const MAX_WORKERS: i64 = 1_024;
 pub const MAX_BATCH: i64 = 100_000;
+/// Largest finite `max_attempts`.
+pub const MAX_ATTEMPTS: i64 = 1_000_000;
 
 const MARKS: [(&str, MarkPoint); 3] = [
     ("after-process", MarkPoint::AfterProcess),
@@ -67,7 +70,18 @@ pub fn handler(
         failure_rate: failure_rate(check, &raw.failure_rate, &key("failure_rate"))?,
         on_failure: pick_failure(check, &raw.on_failure, &key("on_failure"))?,
         dlq_topic: None,
+        database_latency: database_latency(check, &raw.database_latency, &key("database_latency"))?,
+        poison_rate: failure_rate(check, &raw.poison_rate, &key("poison_rate"))?,
+        max_attempts: max_attempts(check, &raw.max_attempts, &key("max_attempts"))?,
     };
+    if let (Some(v), false) = (&raw.max_attempts, spec.on_failure == OnFailure::Retry) {
+        return Err(check.err_hint(
+            v,
+            &key("max_attempts"),
+            "max_attempts bounds the retries of `on_failure = \"retry\"`",
+            "remove it, or set on_failure = \"retry\"",
+        ));
+    }
     if let (Some(v), None) = (&raw.batch_timeout, spec.batch) {
         return Err(check.err_hint(
             v,
@@ -78,6 +92,55 @@ pub fn handler(
     }
     let dlq_topic = dlq_topic(check, raw, at, spec.on_failure, topics)?;
     Ok(HandlerSpec { dlq_topic, ..spec })
+}
+
+/// `max_attempts`: an integer 1..=[`MAX_ATTEMPTS`] or `"unlimited"` (None).
+fn max_attempts(check: &Check<'_>, value: &Option<S<toml::Value>>, key: &str) -> R<Option<u32>> {
+    let Some(v) = value else {
+        return Ok(Some(kafsim_engine::app::failure::MAX_ATTEMPTS));
+    };
+    let hint =
+        format!("an integer from 1 to {MAX_ATTEMPTS}, or \"unlimited\" (retry in place forever)");
+    match v.get_ref() {
+        toml::Value::String(s) if s == "unlimited" => Ok(None),
+        toml::Value::Integer(n) if (1..=MAX_ATTEMPTS).contains(n) => Ok(Some(*n as u32)),
+        toml::Value::Integer(n) => Err(check.err_hint(
+            v,
+            key,
+            format!("max_attempts must be from 1 to {MAX_ATTEMPTS}, got {n}"),
+            hint,
+        )),
+        other => Err(check.err_hint(
+            v,
+            key,
+            format!("expected an integer or \"unlimited\", found {other}"),
+            hint,
+        )),
+    }
+}
+
+/// `database_latency`: a duration up to [`MAX_LATENCY`].
+fn database_latency(check: &Check<'_>, value: &Option<S<toml::Value>>, key: &str) -> R<Duration> {
+    let Some(v) = value else {
+        return Ok(DEFAULT_LATENCY);
+    };
+    let latency = check.duration(v, key)?;
+    if latency > MAX_LATENCY {
+        return Err(check.err_hint(
+            v,
+            key,
+            format!(
+                "a database statement of {} would come close to the members' statement timeout",
+                super::format_duration(latency)
+            ),
+            format!(
+                "at most {} (the default, {}, is a Postgres INSERT on a LAN)",
+                super::format_duration(MAX_LATENCY),
+                super::format_duration(DEFAULT_LATENCY)
+            ),
+        ));
+    }
+    Ok(latency)
 }
 
 fn pick_mark(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<MarkPoint> {
@@ -98,10 +161,11 @@ fn pick_routing(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<Ro
         .map_or(Ok(Routing::Key), |v| check.choice(v, key, &ROUTINGS))
 }
 
-fn pick_sink(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<SinkKind> {
+fn pick_sink(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<Option<SinkKind>> {
     value
         .as_ref()
-        .map_or(Ok(SinkKind::Plain), |v| check.choice(v, key, &SINKS))
+        .map(|v| check.choice(v, key, &SINKS))
+        .transpose()
 }
 
 fn pick_failure(check: &Check<'_>, value: &Option<S<String>>, key: &str) -> R<OnFailure> {

@@ -188,7 +188,9 @@ pub struct HandlerSpec {
     /// Worker pool size, >= 1.
     pub workers: u32,
     pub routing: Routing,
-    pub sink: SinkKind,
+    /// The group's database (None: no `sink` key, the service's output is its own record of
+    /// what it processed, without a database).
+    pub sink: Option<SinkKind>,
     /// Batch handler: records per batch (None = one record at a time).
     pub batch: Option<u32>,
     /// Batch handler: hand over a partial batch after this long.
@@ -198,6 +200,12 @@ pub struct HandlerSpec {
     pub on_failure: OnFailure,
     /// The dead-letter topic (a declared topic) when `on_failure` is `Dlq`.
     pub dlq_topic: Option<String>,
+    /// Time one statement takes in the group's database (`crate::database`).
+    pub database_latency: Duration,
+    /// Fraction of records whose processing always fails.
+    pub poison_rate: f64,
+    /// Attempts of a failed record under `on_failure = retry` (None: without limit).
+    pub max_attempts: Option<u32>,
 }
 
 impl Default for HandlerSpec {
@@ -210,12 +218,15 @@ impl Default for HandlerSpec {
             commit: e.commit,
             workers: e.workers,
             routing: e.routing,
-            sink: e.sink,
+            sink: None,
             batch: e.batch,
             batch_timeout: e.batch_timeout,
             failure_rate: e.failure_rate,
             on_failure: e.on_failure,
             dlq_topic: None,
+            database_latency: crate::database::DEFAULT_LATENCY,
+            poison_rate: e.poison_rate,
+            max_attempts: e.max_attempts,
         }
     }
 }

@@ -110,6 +110,9 @@ pub struct RawHandler {
     pub failure_rate: Option<S<toml::Value>>,
     pub on_failure: Option<S<String>>,
     pub dlq_topic: Option<S<String>>,
+    pub database_latency: Option<S<toml::Value>>,
+    pub poison_rate: Option<S<toml::Value>>,
+    pub max_attempts: Option<S<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]

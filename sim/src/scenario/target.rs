@@ -99,11 +99,13 @@ pub enum Target {
     /// `producer:I`: the I-th producer (0-based) counting every `[[producers]]` entry's
     /// `count` in file order.
     Producer(u32),
+    /// `database:GROUP`: the database node group GROUP's members share (its sink).
+    Database { group: String },
 }
 
 /// The accepted forms, for hints.
 pub const TARGET_FORMS: &str = "broker:N, brokers:all, brokers:0,2, leader:TOPIC/P, \
-follower:TOPIC/P, controller, consumer:GROUP/I, producer:I";
+follower:TOPIC/P, controller, consumer:GROUP/I, producer:I, database:GROUP";
 
 impl Target {
     /// Parses the syntax only; the error says what is wrong with `text`.
@@ -140,6 +142,14 @@ impl Target {
                 })
             }
             "producer" => Ok(Target::Producer(index(rest, "producer")?)),
+            "database" => {
+                if rest.trim().is_empty() {
+                    return Err(format!("\"{text}\" names no group"));
+                }
+                Ok(Target::Database {
+                    group: rest.trim().to_string(),
+                })
+            }
             other => Err(format!("unknown target kind \"{other}\"")),
         }
     }
@@ -203,6 +213,7 @@ impl fmt::Display for Target {
             Target::Controller => f.write_str("controller"),
             Target::Consumer { group, member } => write!(f, "consumer:{group}/{member}"),
             Target::Producer(i) => write!(f, "producer:{i}"),
+            Target::Database { group } => write!(f, "database:{group}"),
         }
     }
 }
@@ -222,6 +233,7 @@ mod tests {
             "controller",
             "consumer:billing/1",
             "producer:3",
+            "database:billing",
         ] {
             let target = Target::parse(text).unwrap();
             assert_eq!(target.to_string(), text);
@@ -244,6 +256,7 @@ mod tests {
             "consumer:billing",
             "node:1",
             "producer:",
+            "database:",
         ] {
             assert!(Target::parse(text).is_err(), "{text} should not parse");
         }

@@ -3,7 +3,7 @@
 //! built from a profile and a handler, and readers of the history.
 #![allow(dead_code)]
 
-use kafsim_engine::app::HandlerSpec;
+use kafsim_engine::app::{HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::consumer::{Consumer, ConsumerConfig, ConsumerSpec};
@@ -14,6 +14,7 @@ use kafsim_engine::{
     TopicPartition, ValueId,
 };
 use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
+use kafsim_sim::database::{Database, DEFAULT_LATENCY};
 use kafsim_sim::world::World;
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -263,7 +264,8 @@ pub fn text(v: &str) -> ConfigValue {
     ConfigValue::Str(v.to_string())
 }
 
-/// Add member `member` of group `group_index` ("g<index>") subscribed to "t".
+/// Add member `member` of group `group_index` ("g<index>") subscribed to "t", without a
+/// database (its output is noted on its own disk).
 pub fn add_consumer(
     w: &mut World,
     c: &Cluster,
@@ -272,9 +274,35 @@ pub fn add_consumer(
     config: ConsumerConfig,
     handler: HandlerSpec,
 ) -> NodeId {
+    add_member(w, c, group_index, member, config, handler, false)
+}
+
+/// [`add_consumer`] with the group's shared database ("database:g<index>", added with the
+/// first member) as its sink.
+pub fn add_consumer_with_database(
+    w: &mut World,
+    c: &Cluster,
+    group_index: u32,
+    member: u32,
+    config: ConsumerConfig,
+    handler: HandlerSpec,
+) -> NodeId {
+    add_member(w, c, group_index, member, config, handler, true)
+}
+
+fn add_member(
+    w: &mut World,
+    c: &Cluster,
+    group_index: u32,
+    member: u32,
+    config: ConsumerConfig,
+    handler: HandlerSpec,
+    with_database: bool,
+) -> NodeId {
     let mut topic_names = BTreeMap::new();
     topic_names.insert(TOPIC, "t".to_string());
     let dlq_topic = c.topics.iter().find(|t| t.1 == "dlq").map(|t| t.0);
+    let handler_sink = handler.sink;
     let spec = ConsumerSpec {
         group_index,
         member_index: member,
@@ -284,9 +312,21 @@ pub fn add_consumer(
         handler,
         bootstrap: c.brokers.clone(),
         dlq_topic,
+        database: with_database.then(|| database(w, group_index, handler_sink)),
     };
     w.add_node(format!("consumer-{group_index}-{member}"), move || {
         Box::new(Consumer::new(spec.clone(), config.clone())) as Box<dyn Node>
+    })
+}
+
+/// The database node of group `group_index` ("database:g<index>"), added on first use.
+pub fn database(w: &mut World, group_index: u32, kind: SinkKind) -> NodeId {
+    let name = format!("database:g{group_index}");
+    if let Some(id) = w.node_ids().find(|n| w.name(*n) == name) {
+        return id;
+    }
+    w.add_node(name, move || {
+        Box::new(Database::new(group_index, kind, DEFAULT_LATENCY)) as Box<dyn Node>
     })
 }
 
