@@ -18,7 +18,7 @@ use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
-    Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
+    AfterBacklog, Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
     ScenarioError, Target,
 };
 use crate::seed::{rng_for, stream};
@@ -348,6 +348,16 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         },
     );
     let stop_at = Instant::ZERO + s.duration;
+    // A bench's backlog phase (`[bench] backlog`): consumers paused while producers fill,
+    // producers stopping when the consumers resume if the workload says so.
+    let resume_at = s
+        .bench
+        .backlog
+        .map_or(Instant::ZERO, |b| Instant::ZERO + b.fill);
+    let producers_stop_at = match s.bench.backlog {
+        Some(b) if b.producers == AfterBacklog::Stop => resume_at,
+        _ => stop_at,
+    };
     let mut producers = Vec::new();
     for pp in &p.producers {
         let spec = ProducerSpec {
@@ -356,7 +366,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             rate: pp.rate,
             keys: pp.keys,
             message_size: pp.message_size,
-            stop_at,
+            stop_at: producers_stop_at,
             bootstrap: cluster.brokers.clone(),
             value_base: (pp.index as u64 + 1) << 40,
         };
@@ -379,6 +389,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 handler: g.handler.clone(),
                 bootstrap: cluster.brokers.clone(),
                 dlq_topic: g.dlq,
+                fetch_paused_until: resume_at,
             };
             let config = g.config.clone();
             members.push(

@@ -11,7 +11,7 @@ use super::raw::{
     S,
 };
 use super::{
-    faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, ProducerSpec,
+    bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, ProducerSpec,
     Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
@@ -230,8 +230,10 @@ impl Check<'_> {
             consumer_groups,
             faults: Default::default(),
             expect,
+            bench: Default::default(),
         };
         scenario.faults = faults::faults(self, &raw.faults, &scenario)?;
+        scenario.bench = bench::bench(self, &raw.bench, &scenario)?;
         Ok(scenario)
     }
 

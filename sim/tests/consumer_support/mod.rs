@@ -284,6 +284,7 @@ pub fn add_consumer(
         handler,
         bootstrap: c.brokers.clone(),
         dlq_topic,
+        fetch_paused_until: kafsim_engine::Instant::ZERO,
     };
     w.add_node(format!("consumer-{group_index}-{member}"), move || {
         Box::new(Consumer::new(spec.clone(), config.clone())) as Box<dyn Node>
