@@ -105,11 +105,7 @@ fn three_producers_3x_async() {
 #[test]
 fn single_consumer() {
     let v = bench("single-consumer");
-    assert_throughput(
-        "single-consumer",
-        number(&v, &["consume_rate"]),
-        940_521.0,
-    );
+    assert_throughput("single-consumer", number(&v, &["consume_rate"]), 940_521.0);
 }
 
 #[test]

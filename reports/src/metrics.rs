@@ -323,7 +323,10 @@ mod tests {
         assert_close(result.consume_rate, 1_000.0, "consume rate in the window");
         assert_eq!(result.bytes_consumed, 100_000);
         assert_eq!(result.publish_rate, 0.0, "nothing was sent in the window");
-        assert_eq!(result.end_to_end_latency_ms.max, 0.0, "no record sent in the window");
+        assert_eq!(
+            result.end_to_end_latency_ms.max, 0.0,
+            "no record sent in the window"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
-    AfterBacklog, Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
-    ScenarioError, Target,
+    AfterBacklog, Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate,
+    Scenario, ScenarioError, Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::TraceLevel;

@@ -108,7 +108,10 @@ pub fn bench(check: &Check<'_>, raw: &RawBench, scenario: &Scenario) -> R<BenchS
             return Err(check.err_hint(
                 value,
                 KEY,
-                format!("expected a string, found {}", super::validate::describe(other)),
+                format!(
+                    "expected a string, found {}",
+                    super::validate::describe(other)
+                ),
                 BACKLOG_HINT,
             ))
         }

@@ -11,8 +11,8 @@ use super::raw::{
     S,
 };
 use super::{
-    bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, ProducerSpec,
-    Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
+    bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec,
+    ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
 use kafsim_engine::broker::version::KafkaVersion;
