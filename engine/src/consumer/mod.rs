@@ -317,8 +317,14 @@ impl Consumer {
         self.drive_sync_commit(cx);
         self.drive_membership(cx);
         self.drive_positions(cx);
-        self.drive_fetch(cx);
+        // poll() hands out what is buffered first, and only then sends the next fetches, so
+        // a partition whose records were just handed out is in the next fetch (Java
+        // `KafkaConsumer.poll`: `collectFetch()`, then `sendFetches()` "before returning the
+        // fetched records"; `AbstractFetch.fetchablePartitions` leaves out partitions that
+        // still hold buffered records). Fetching first left such a partition out of the
+        // next fetch, which then waited up to fetch.max.wait.ms for data on the others.
         self.drive_poll_loop(cx);
+        self.drive_fetch(cx);
         self.drive_dead_letters(cx);
     }
 

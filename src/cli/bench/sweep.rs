@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn each_name_sets_its_family() {
         let s = workload(true);
-        for (name, family, key) in [
+        for (name, expected, key) in [
             ("min.insync.replicas", Family::Broker, "min.insync.replicas"),
             (
                 "log.flush.interval.messages",
@@ -296,7 +296,7 @@ mod tests {
                 "broker.session.timeout.ms",
             ),
         ] {
-            assert_eq!(family(name, &s), Ok((family, key)), "{name}");
+            assert_eq!(family(name, &s), Ok((expected, key)), "{name}");
         }
     }
 
