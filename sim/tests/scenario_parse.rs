@@ -997,9 +997,8 @@ fn bench_backlog_errors_name_the_key_and_line() {
     );
     let e = parse_err(&with("backlogg = \"3s\""));
     assert!(e.to_string().contains("backlogg"), "{e}");
-    let no_groups = format!(
-        "name = \"x\"\nduration = \"10s\"\n[cluster]\nbrokers = 1\n[[topics]]\nname = \"t\"\n\
-         [[producers]]\ntopic = \"t\"\nrate = 10\n[bench]\nbacklog = \"3s\"\n"
-    );
-    assert_error(&no_groups, "backlog =", "bench.backlog", "needs consumers");
+    let no_groups = "name = \"x\"\nduration = \"10s\"\n[cluster]\nbrokers = 1\n[[topics]]\n\
+                     name = \"t\"\n[[producers]]\ntopic = \"t\"\nrate = 10\n[bench]\n\
+                     backlog = \"3s\"\n";
+    assert_error(no_groups, "backlog =", "bench.backlog", "needs consumers");
 }
