@@ -165,6 +165,63 @@ fn a_sweep_prints_one_row_per_point() {
     assert!(lines[0].contains("linger.ms") && lines[0].contains("records/s"));
 }
 
+/// Per sweep point of `kafsim bench --sweep ... --json`: (value, the result's `field.p50`).
+fn swept_p50(workload: &str, sweep: &str, field: &str) -> Vec<(String, f64)> {
+    let json = format!("{workload}.{}.json", sweep.replace(['=', ','], "_"));
+    let out = kafsim_bench(&[workload, "--sweep", sweep, "--json", &json]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let name = sweep.split('=').next().unwrap();
+    v["sweep"]["points"]
+        .as_array()
+        .expect("sweep points")
+        .iter()
+        .map(|p| {
+            let value = p["assignments"][name]
+                .as_str()
+                .expect("assignment")
+                .to_string();
+            (value, p["result"][field]["p50"].as_f64().expect("p50"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_sweep_sets_broker_consumer_topic_and_producer_keys() {
+    let dir = scratch("families");
+    let small = write(&dir, "small.toml", SMALL);
+    // Consumer: a fetch that waits for 100 MB waits out fetch.max.wait.ms (500 ms) each time.
+    let p = swept_p50(
+        &small,
+        "fetch.min.bytes=1,100000000",
+        "end_to_end_latency_ms",
+    );
+    assert!(p[1].1 >= p[0].1 + 300.0, "fetch.min.bytes: {p:?}");
+    // Broker: a flush after every message waits for the kreps2014 disks' 8 ms fsync.
+    let kreps = write(
+        &dir,
+        "kreps.toml",
+        &SMALL.replace("\"default\"", "\"kreps2014\""),
+    );
+    let p = swept_p50(
+        &kreps,
+        "log.flush.interval.messages=1,1000000",
+        "publish_latency_ms",
+    );
+    assert!(p[0].1 >= p[1].1 + 8.0, "log.flush.interval.messages: {p:?}");
+    // Producer: batches wait up to linger.ms for more records.
+    let p = swept_p50(&small, "linger.ms=0,100", "publish_latency_ms");
+    assert!(p[1].1 >= p[0].1 + 20.0, "linger.ms: {p:?}");
+    // Topic: acks=all waits for two followers only with replication_factor 3.
+    let p = swept_p50(&small, "topic.replication_factor=1,3", "publish_latency_ms");
+    assert!(p[1].1 > p[0].1, "replication_factor: {p:?}");
+}
+
 #[test]
 fn bad_input_is_exit_2_with_file_line_and_key() {
     let dir = scratch("bad");
@@ -190,6 +247,14 @@ fn bad_input_is_exit_2_with_file_line_and_key() {
     assert_bad_input(
         &kafsim_bench(&[&workload, "--sweep", "replication_factor=1,4"]),
         "only 3 brokers",
+    );
+    assert_bad_input(
+        &kafsim_bench(&[&workload, "--sweep", "retry.backoff.ms=10,100"]),
+        "consumer.retry.backoff.ms",
+    );
+    assert_bad_input(
+        &kafsim_bench(&[&workload, "--sweep", "min.insync.replicas=1,x"]),
+        "min.insync.replicas",
     );
 }
 

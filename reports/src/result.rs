@@ -17,7 +17,8 @@ pub struct BenchResult {
     /// Acknowledged records per second (records sent at or after the warm-up).
     pub publish_rate: f64,
     pub publish_mib_per_sec: f64,
-    /// Polled records per second (records sent at or after the warm-up).
+    /// Records polled per second in the measured window (whenever they were sent: a backlog
+    /// read counts).
     pub consume_rate: f64,
     /// Send to acknowledgement.
     pub publish_latency_ms: LatencySummary,
@@ -31,7 +32,8 @@ pub struct BenchResult {
     /// Acknowledged records counted in `publish_rate` (warm-up excluded).
     pub records_sent: u64,
     pub bytes_sent: u64,
-    /// Polled records counted in `consume_rate` (warm-up excluded).
+    /// Records polled in the measured window `[warmup_s, duration_s)`: `consume_rate` times
+    /// its length.
     pub records_consumed: u64,
     pub bytes_consumed: u64,
     pub publish_latency_avg_ms: f64,

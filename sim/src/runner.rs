@@ -21,8 +21,8 @@ use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::names::Names;
 use crate::nemesis::{AppliedFault, Nemesis, Op, Resolver};
 use crate::scenario::{
-    Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
-    ScenarioError, ScheduledFault, Target,
+    AfterBacklog, Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate,
+    Scenario, ScenarioError, ScheduledFault, Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::{TraceEvent, TraceLevel};
@@ -414,6 +414,16 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         },
     );
     let stop_at = Instant::ZERO + s.duration;
+    // A bench's backlog phase (`[bench] backlog`): consumers paused while producers fill,
+    // producers stopping when the consumers resume if the workload says so.
+    let resume_at = s
+        .bench
+        .backlog
+        .map_or(Instant::ZERO, |b| Instant::ZERO + b.fill);
+    let producers_stop_at = match s.bench.backlog {
+        Some(b) if b.producers == AfterBacklog::Stop => resume_at,
+        _ => stop_at,
+    };
     let mut producers = Vec::new();
     for pp in &p.producers {
         let spec = ProducerSpec {
@@ -422,7 +432,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             rate: pp.rate,
             keys: pp.keys,
             message_size: pp.message_size,
-            stop_at,
+            stop_at: producers_stop_at,
             bootstrap: cluster.brokers.clone(),
             value_base: (pp.index as u64 + 1) << 40,
         };
@@ -460,6 +470,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 bootstrap: cluster.brokers.clone(),
                 dlq_topic: g.dlq,
                 database: databases[g.index as usize],
+                fetch_paused_until: resume_at,
             };
             let config = g.config.clone();
             members.push(

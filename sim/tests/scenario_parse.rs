@@ -1178,3 +1178,74 @@ fn bad_database_and_poison_keys_are_errors_at_their_line() {
         "a database takes crash",
     );
 }
+
+#[test]
+fn bench_backlog_is_a_fill_time_or_a_size() {
+    use scenario::{AfterBacklog, Backlog};
+    let s = parse(&format!("{DESIGN_EXAMPLE}[bench]\nbacklog = \"3s\"\n")).unwrap();
+    assert_eq!(
+        s.bench.backlog,
+        Some(Backlog {
+            fill: Duration::from_secs(3),
+            size_bytes: None,
+            producers: AfterBacklog::Continue,
+        })
+    );
+    // Two producers of 2000 records/s of 100 bytes write 400 kB/s: 2 MB take 5 s.
+    let text =
+        format!("{DESIGN_EXAMPLE}[bench]\nbacklog = \"2MB\"\nproducers_after_backlog = \"stop\"\n");
+    let b = parse(&text).unwrap().bench.backlog.unwrap();
+    assert_eq!(b.fill, Duration::from_secs(5));
+    assert_eq!(b.size_bytes, Some(2_000_000));
+    assert_eq!(b.producers, AfterBacklog::Stop);
+    assert_eq!(parse(DESIGN_EXAMPLE).unwrap().bench.backlog, None);
+}
+
+#[test]
+fn bench_backlog_errors_name_the_key_and_line() {
+    let with = |body: &str| format!("{DESIGN_EXAMPLE}[bench]\n{body}\n");
+    assert_error(
+        &with("backlog = 3"),
+        "backlog = 3",
+        "bench.backlog",
+        "expected a string",
+    );
+    assert_error(
+        &with("backlog = \"3 parsecs\""),
+        "backlog =",
+        "bench.backlog",
+        "unknown unit",
+    );
+    assert_error(
+        &with("backlog = \"90s\""),
+        "backlog =",
+        "bench.backlog",
+        "shorter than `duration`",
+    );
+    assert_error(
+        &with("backlog = \"0GB\""),
+        "backlog =",
+        "bench.backlog",
+        "above 0",
+    );
+    let max = with("backlog = \"1GB\"").replace("rate = 2000 ", "rate = \"max\"");
+    assert_error(&max, "backlog =", "bench.backlog", "fixed `rate`");
+    assert_error(
+        &with("backlog = \"3s\"\nproducers_after_backlog = \"pause\""),
+        "producers_after_backlog",
+        "bench.producers_after_backlog",
+        "pause",
+    );
+    assert_error(
+        &with("producers_after_backlog = \"stop\""),
+        "producers_after_backlog",
+        "bench.producers_after_backlog",
+        "only means something with a backlog",
+    );
+    let e = parse_err(&with("backlogg = \"3s\""));
+    assert!(e.to_string().contains("backlogg"), "{e}");
+    let no_groups = "name = \"x\"\nduration = \"10s\"\n[cluster]\nbrokers = 1\n[[topics]]\n\
+                     name = \"t\"\n[[producers]]\ntopic = \"t\"\nrate = 10\n[bench]\n\
+                     backlog = \"3s\"\n";
+    assert_error(no_groups, "backlog =", "bench.backlog", "needs consumers");
+}

@@ -1,7 +1,7 @@
 //! `kafsim bench WORKLOAD [--report DIR] [--json FILE] [--sweep "name=v1,v2" ...]`: run a
 //! workload on a modelled cluster (its `hardware` profile, `cost.rs`) and report throughput and
 //! latency as kafka-producer-perf-test does, with `--json` and an HTML/Markdown report
-//! directory, or a comparison over a grid of producer / topic settings.
+//! directory, or a comparison over a grid of producer / consumer / broker / topic settings.
 //!
 //! A benchmark is one seed of the workload (simulated time is deterministic: the same file
 //! gives the same numbers on every machine). The workload is a scenario file (DESIGN §5) with
@@ -20,6 +20,7 @@ use kafsim_sim::scenario::{self, Property, Scenario, ScenarioError};
 use measure::{measure, MeasureSpec};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use sweep::Family;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -31,8 +32,9 @@ pub struct BenchArgs {
     /// Write the results as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Sweep a producer property or `partitions` / `replication_factor` over values, e.g.
-    /// --sweep "linger.ms=0,5,20" (repeat to sweep a grid)
+    /// Sweep a producer, consumer or broker property or `partitions` / `replication_factor`
+    /// over values, e.g. --sweep "linger.ms=0,5,20" (prefix `producer.`, `consumer.`,
+    /// `broker.` or `topic.` when a name is ambiguous; repeat to sweep a grid)
     #[arg(long = "sweep", value_name = "NAME=V1,V2,...")]
     sweeps: Vec<String>,
     /// The seed of the run
@@ -141,45 +143,65 @@ fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
     Ok(measured.result)
 }
 
-/// `base` with a sweep point's assignments applied.
+/// `base` with a sweep point's assignments applied, each to the family its name belongs to
+/// (`sweep::family`): every topic, the cluster, every consumer group or every producer.
 fn with_overrides(base: &Scenario, point: &[(String, String)]) -> Result<Scenario, BadInput> {
     let mut s = base.clone();
     for (name, value) in point {
-        if sweep::TOPIC_KEYS.contains(&name.as_str()) {
-            let n: u32 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                BadInput(format!(
-                    "--sweep {name}={value}: expected a positive integer"
-                ))
-            })?;
-            for topic in &mut s.topics {
-                if name == "partitions" {
-                    topic.partitions = n;
-                } else {
-                    if n > s.cluster.brokers {
-                        return Err(BadInput(format!(
-                            "--sweep {name}={value}: the cluster has only {} brokers",
-                            s.cluster.brokers
-                        )));
-                    }
-                    topic.replication_factor = n;
+        let (family, key) = sweep::family(name, &s).map_err(BadInput)?;
+        match family {
+            Family::Topic => set_topic_key(&mut s, name, key, value)?,
+            Family::Broker => set_property(&mut s.cluster.config, key, value),
+            Family::Consumer => {
+                for group in &mut s.consumer_groups {
+                    set_property(&mut group.config, key, value);
                 }
             }
-            continue;
-        }
-        for producer in &mut s.producers {
-            let property = Property {
-                key: name.clone(),
-                value: config_value(value),
-                line: 0,
-                column: 0,
-            };
-            match producer.config.iter_mut().find(|p| p.key == *name) {
-                Some(existing) => existing.value = property.value,
-                None => producer.config.push(property),
+            Family::Producer => {
+                for producer in &mut s.producers {
+                    set_property(&mut producer.config, key, value);
+                }
             }
         }
     }
     Ok(s)
+}
+
+/// `partitions` / `replication_factor` of every topic.
+fn set_topic_key(s: &mut Scenario, name: &str, key: &str, value: &str) -> Result<(), BadInput> {
+    let n: u32 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+        BadInput(format!(
+            "--sweep {name}={value}: expected a positive integer"
+        ))
+    })?;
+    if key == "replication_factor" && n > s.cluster.brokers {
+        return Err(BadInput(format!(
+            "--sweep {name}={value}: the cluster has only {} brokers",
+            s.cluster.brokers
+        )));
+    }
+    for topic in &mut s.topics {
+        if key == "partitions" {
+            topic.partitions = n;
+        } else {
+            topic.replication_factor = n;
+        }
+    }
+    Ok(())
+}
+
+/// Set (or add) property `key` in a config list; the engine judges the value in `prepare`.
+fn set_property(config: &mut Vec<Property>, key: &str, value: &str) {
+    let value = config_value(value);
+    match config.iter_mut().find(|p| p.key == key) {
+        Some(existing) => existing.value = value,
+        None => config.push(Property {
+            key: key.to_string(),
+            value,
+            line: 0,
+            column: 0,
+        }),
+    }
 }
 
 /// A command-line value as the TOML file would have typed it.

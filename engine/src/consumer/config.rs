@@ -251,6 +251,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sarama_waits_500_ms_for_a_fetch_from_1_33() {
+        let wait = |v: &str| {
+            ConsumerConfig::for_client("sarama", Some(v))
+                .unwrap()
+                .fetch_max_wait
+        };
+        assert_eq!(wait("1.32.0"), Duration::from_millis(250));
+        assert_eq!(wait("1.33.0"), Duration::from_millis(500));
+        assert_eq!(wait("1.43"), Duration::from_millis(500));
+    }
+
+    #[test]
     fn profiles_differ_where_the_clients_differ() {
         let java = ConsumerConfig::for_client("java", None).unwrap();
         let sarama = ConsumerConfig::for_client("sarama", None).unwrap();

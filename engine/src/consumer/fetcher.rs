@@ -306,6 +306,9 @@ impl Consumer {
     }
 
     pub(super) fn drive_fetch(&mut self, cx: &mut Cx) {
+        if cx.now() < self.spec.fetch_paused_until {
+            return; // paused by the application (a bench's backlog phase)
+        }
         for (leader, partitions) in self.fetchable() {
             if self.fetching.contains_key(&leader) {
                 continue;

@@ -57,6 +57,8 @@ const TIMER_PROCESS: u16 = 4;
 const TIMER_BATCH: u16 = 5;
 /// Timer: the reconnect backoff towards a broker ended (key: node index).
 const TIMER_RECONNECT: u16 = 6;
+/// Timer: the application resumes its paused partitions (`ConsumerSpec::fetch_paused_until`).
+const TIMER_RESUME: u16 = 7;
 
 /// Period of the housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
@@ -82,6 +84,11 @@ pub struct ConsumerSpec {
     pub dlq_topic: Option<TopicId>,
     /// The group's database node, where processed records' results go (None: nowhere).
     pub database: Option<NodeId>,
+    /// A bench's backlog phase (`[bench] backlog`): the application has paused every
+    /// partition it is assigned (Java `KafkaConsumer.pause`, as OpenMessaging Benchmark's
+    /// `pauseConsumers` does) until this instant. The member joins its group, heartbeats and
+    /// commits as usual, but sends no fetch before then. `Instant::ZERO`: never paused.
+    pub fetch_paused_until: Instant,
 }
 
 /// A request in flight, by correlation id.
@@ -329,8 +336,14 @@ impl Consumer {
         self.drive_sync_commit(cx);
         self.drive_membership(cx);
         self.drive_positions(cx);
-        self.drive_fetch(cx);
+        // poll() hands out what is buffered first, and only then sends the next fetches, so
+        // a partition whose records were just handed out is in the next fetch (Java
+        // `KafkaConsumer.poll`: `collectFetch()`, then `sendFetches()` "before returning the
+        // fetched records"; `AbstractFetch.fetchablePartitions` leaves out partitions that
+        // still hold buffered records). Fetching first left such a partition out of the
+        // next fetch, which then waited up to fetch.max.wait.ms for data on the others.
         self.drive_poll_loop(cx);
+        self.drive_fetch(cx);
         self.drive_dead_letters(cx);
         self.drive_database(cx);
     }
@@ -630,6 +643,9 @@ impl Node for Consumer {
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
         cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+        if self.spec.fetch_paused_until > cx.now() {
+            cx.set_timer(self.spec.fetch_paused_until, Timer::new(TIMER_RESUME, 0));
+        }
         if self.config.enable_auto_commit && self.auto_style == AutoCommitStyle::Timer {
             let every = self
                 .config
@@ -656,6 +672,7 @@ impl Node for Consumer {
             TIMER_PROCESS => self.on_process_done(cx, timer.key as usize),
             TIMER_BATCH => self.on_batch_timeout(cx, timer.key),
             TIMER_RECONNECT => self.on_reconnect_timer(cx, NodeId(timer.key as u32)),
+            TIMER_RESUME => {} // the drive below sends the first fetches
             other => panic!("consumer {}: unknown timer kind {other}", cx.me()),
         }
         self.drive(cx);

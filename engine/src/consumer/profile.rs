@@ -12,7 +12,8 @@
 //!   (`onJoinPrepare`) and on close.
 //! - sarama (IBM/sarama 1.43 `NewConfig`): Consumer.Offsets.AutoCommit.Enable true, Interval
 //!   1 s, Offsets.Initial OffsetNewest, Group.Session.Timeout 10 s, Heartbeat.Interval 3 s,
-//!   Rebalance.Timeout 60 s, Rebalance strategy range, MaxWaitTime 500 ms (250 ms before 1.38).
+//!   Rebalance.Timeout 60 s, Rebalance strategy range, MaxWaitTime 500 ms (250 ms before 1.33:
+//!   IBM/sarama#2227 "make default MaxWaitTime 500ms", in the v1.33.0 CHANGELOG).
 //!   A background loop commits the *marked* offsets (`MarkMessage`) every interval and on close.
 //!   sarama has no max.poll.interval: a slow handler is dropped only by a rebalance it cannot
 //!   rejoin within Rebalance.Timeout (kafka-go likewise, with RebalanceTimeout).
@@ -117,7 +118,7 @@ pub fn defaults(client: ClientKind, version: (u32, u32)) -> ProfileDefaults {
             heartbeat_interval: s(3),
             max_poll_interval: s(60),
             rebalance_timeout: s(60),
-            fetch_max_wait: if version >= (1, 38) { ms(500) } else { ms(250) },
+            fetch_max_wait: if version >= (1, 33) { ms(500) } else { ms(250) },
             strategies: names(&["range"]),
             read_committed: false,
         },

@@ -15,6 +15,7 @@
 //! `members` 1, `client` java; handler as [`HandlerSpec::default`]; faults off,
 //! `mean_interval` 5s and, when `random = true` without `kinds`, [`DEFAULT_RANDOM_KINDS`].
 
+mod bench;
 mod duration;
 mod error;
 mod faults;
@@ -25,6 +26,7 @@ mod raw;
 mod target;
 mod validate;
 
+pub use bench::{AfterBacklog, Backlog, BenchSpec};
 pub use duration::{format_duration, parse_duration};
 pub use error::{did_you_mean, edit_distance, ScenarioError};
 pub use keys::{accepted_keys, TableKeys};
@@ -74,6 +76,8 @@ pub struct Scenario {
     pub consumer_groups: Vec<GroupSpec>,
     pub faults: FaultSpec,
     pub expect: Expect,
+    /// `[bench]`: a backlog phase (bench workloads).
+    pub bench: BenchSpec,
 }
 
 /// The drain phase (DESIGN §8 "Drain"): what happens after the heal.

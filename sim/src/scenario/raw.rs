@@ -46,6 +46,16 @@ pub struct RawScenario {
     pub faults: RawFaults,
     #[serde(default)]
     pub expect: RawExpect,
+    #[serde(default)]
+    pub bench: RawBench,
+}
+
+/// `[bench]`: phases of a benchmark workload (see `bench.rs`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBench {
+    pub backlog: Option<S<toml::Value>>,
+    pub producers_after_backlog: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use super::raw::{
     S,
 };
 use super::{
-    faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, HandlerSpec,
+    bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, HandlerSpec,
     ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
@@ -231,8 +231,10 @@ impl Check<'_> {
             consumer_groups,
             faults: Default::default(),
             expect,
+            bench: Default::default(),
         };
         scenario.faults = faults::faults(self, &raw.faults, &scenario)?;
+        scenario.bench = bench::bench(self, &raw.bench, &scenario)?;
         Ok(scenario)
     }
 

@@ -52,7 +52,7 @@ pub struct Measured {
 
 /// Walk `history` (in time order) and `fault_log` into a [`BenchResult`].
 pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> Measured {
-    let mut recorder = Recorder::new(spec.warmup);
+    let mut recorder = Recorder::window(spec.warmup, spec.duration);
     let groups = spec.groups.min(64);
     let all_groups: u64 = if groups == 64 {
         u64::MAX
