@@ -29,6 +29,7 @@ pub use error::{did_you_mean, edit_distance, ScenarioError};
 pub use target::{FaultKind, Target, TARGET_FORMS};
 
 use crate::violation::ViolationKind;
+pub use kafsim_engine::compression::MessageProfile;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,6 +148,8 @@ pub struct ProducerSpec {
     pub keys: u32,
     /// Bytes per record (drives the cost model).
     pub message_size: u32,
+    /// What the values look like, for compression (`message_profile`).
+    pub message_profile: MessageProfile,
     /// Producer properties (`[producers.config]`), file order.
     pub config: Vec<Property>,
 }
