@@ -54,6 +54,8 @@ pub struct RunStats {
     pub wall_seconds: f64,
     /// Per group, by name.
     pub groups: BTreeMap<String, GroupStats>,
+    /// Faults the nemesis applied, by action (`crash`, `partition`, ...): the fault mix.
+    pub faults: BTreeMap<String, u64>,
 }
 
 /// What one consumer group did in a run.
@@ -78,6 +80,9 @@ impl RunStats {
         self.sim_seconds += other.sim_seconds;
         self.load_seconds += other.load_seconds;
         self.wall_seconds += other.wall_seconds;
+        for (action, n) in &other.faults {
+            *self.faults.entry(action.clone()).or_insert(0) += n;
+        }
         for (name, g) in &other.groups {
             let mine = self.groups.entry(name.clone()).or_default();
             mine.peak_lag = mine.peak_lag.max(g.peak_lag);

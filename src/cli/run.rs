@@ -61,7 +61,26 @@ pub struct CampaignJson {
     pub kinds: BTreeMap<String, u64>,
     pub violations: Vec<ViolationJson>,
     pub stats: StatsJson,
+    /// Seeds that produced any violation (failing, or only allowed kinds), in seed order, at
+    /// most `MAX_SEED_ROWS`; every other seed passed cleanly.
+    pub seed_verdicts: Vec<SeedVerdictJson>,
+    /// Faults applied over all seeds, by action (`crash`, `partition`, ...).
+    pub fault_mix: BTreeMap<String, u64>,
 }
+
+/// One seed's line of the per-seed table.
+#[derive(Serialize)]
+pub struct SeedVerdictJson {
+    pub seed: u64,
+    /// `"fail"`, or `"pass"` when every violation of the seed is of an allowed kind.
+    pub verdict: &'static str,
+    /// Violations by kind (failing and allowed alike).
+    pub kinds: BTreeMap<String, u64>,
+    pub repro: String,
+}
+
+/// Rows of the per-seed table kept in the JSON and the report.
+pub const MAX_SEED_ROWS: usize = 1_000;
 
 #[derive(Serialize)]
 pub struct ViolationJson {
@@ -248,9 +267,21 @@ pub fn campaign_json(
             .get(id as usize)
             .map_or_else(|| "__consumer_offsets".to_string(), |t| t.name.clone())
     };
+    let mut seed_verdicts = Vec::new();
     for r in results {
         stats.add(&r.stats);
         let failures = common::failures(prepared, &r.violations);
+        if !r.violations.is_empty() && seed_verdicts.len() < MAX_SEED_ROWS {
+            seed_verdicts.push(SeedVerdictJson {
+                seed: r.seed,
+                verdict: if failures.is_empty() { "pass" } else { "fail" },
+                kinds: common::count_kinds(&r.violations)
+                    .into_iter()
+                    .map(|(k, n)| (k.as_str().to_string(), n))
+                    .collect(),
+                repro: common::repro(path, r.seed),
+            });
+        }
         if failures.is_empty() {
             continue;
         }
@@ -279,7 +310,9 @@ pub fn campaign_json(
         failed_seeds,
         kinds,
         violations,
+        fault_mix: stats.faults.clone(),
         stats: StatsJson::new(&stats, wall_seconds),
+        seed_verdicts,
     }
 }
 
