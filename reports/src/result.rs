@@ -81,9 +81,14 @@ impl ViolationNote {
             .group
             .as_ref()
             .map_or(String::new(), |g| format!(" (group {g})"));
+        let first = if self.example.is_empty() {
+            String::new()
+        } else {
+            format!(" First: {}.", self.example)
+        };
         format!(
-            "{} x{}{}: {} First: {}.",
-            self.kind, self.count, group, self.meaning, self.example
+            "{} x{}{}: {}{first}",
+            self.kind, self.count, group, self.meaning
         )
     }
 }

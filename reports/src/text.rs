@@ -46,10 +46,6 @@ pub fn render_text(result: &BenchResult) -> String {
     if let Some(disk) = &result.disk {
         writeln!(out, "{}", disk.sentence()).expect("writing to a String cannot fail");
     }
-    for note in &result.violations {
-        writeln!(out, "violations during the bench: {}", note.sentence())
-            .expect("writing to a String cannot fail");
-    }
     out
 }
 

@@ -168,10 +168,22 @@ fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
 /// Most violation notes kept per bench (one per kind and group).
 const MAX_VIOLATION_NOTES: usize = 50;
 
-/// The bench's violations, one note per kind and group, each with what it means here.
+/// The bench's violations, one note per kind and group, each with what it means here. The
+/// checkers keep 1000 violations of a kind and add one "N more KIND violations not kept";
+/// that N is added to the kind's count instead of making a note of its own.
 fn violation_notes(p: &runner::Prepared, violations: &[Violation]) -> Vec<ViolationNote> {
     let mut notes: Vec<ViolationNote> = Vec::new();
+    let mut more: Vec<(ViolationKind, u64)> = Vec::new();
     for v in violations {
+        if let Some(n) = v
+            .detail
+            .split_once(" more ")
+            .filter(|(_, rest)| rest.contains("violations not kept"))
+            .and_then(|(n, _)| n.parse::<u64>().ok())
+        {
+            more.push((v.kind, n));
+            continue;
+        }
         // Delivery checkers name the group last: "... never read by GROUP by the end".
         let group = v
             .detail
@@ -197,6 +209,18 @@ fn violation_notes(p: &runner::Prepared, violations: &[Violation]) -> Vec<Violat
             example: v.detail.clone(),
         });
     }
+    for (kind, n) in more {
+        match notes.iter_mut().find(|note| note.kind == kind.as_str()) {
+            Some(note) => note.count += n,
+            None => notes.push(ViolationNote {
+                kind: kind.as_str().to_string(),
+                meaning: violation_meaning(p, kind, None),
+                group: None,
+                count: n,
+                example: String::new(),
+            }),
+        }
+    }
     notes
 }
 
@@ -207,7 +231,7 @@ fn violation_meaning(p: &runner::Prepared, kind: ViolationKind, group: Option<&s
         .filter(|c| c.auto_offset_reset == OffsetReset::Latest);
     match (kind, latest) {
         (ViolationKind::Unseen, Some(config)) => format!(
-            "acknowledged records this group never read. It starts at the newest offset              ({} default: {}), so it skips everything produced before it had its partitions;              set \"auto.offset.reset\" = \"earliest\" to read them.",
+            "acknowledged records this group never read. It starts at the newest offset ({} default: {}), so it skips everything produced before it had its partitions; set \"auto.offset.reset\" = \"earliest\" to read them.",
             config.client.name(),
             match config.client {
                 ClientKind::Sarama => "Consumer.Offsets.Initial = OffsetNewest",
@@ -215,12 +239,39 @@ fn violation_meaning(p: &runner::Prepared, kind: ViolationKind, group: Option<&s
                 _ => "auto.offset.reset = latest",
             }
         ),
-        (ViolationKind::Unseen, None) => "acknowledged records no consumer of the group read              by the end of the run and its drain (the consumers fell behind or stopped)."
+        (ViolationKind::Unseen, None) => "acknowledged records no consumer of the group read by the end of the run and its drain (the consumers fell behind or stopped)."
             .to_string(),
-        (ViolationKind::LostWrite, _) => "acknowledged records the group read past without              ever seeing them: a real loss."
+        (ViolationKind::LostWrite, _) => "acknowledged records the group read past without ever seeing them: a real loss."
             .to_string(),
         (ViolationKind::Duplicate, _) => "records delivered more than once.".to_string(),
-        (ViolationKind::Stall, _) => "the run stopped making progress.".to_string(),
+        (ViolationKind::SinkLoss, _) => {
+            "acknowledged records that never reached the group's sink (the database its \
+             handler writes to)."
+                .to_string()
+        }
+        (ViolationKind::Stall, _) => {
+            let newest: Vec<&str> = p
+                .scenario
+                .consumer_groups
+                .iter()
+                .map(|g| g.group.as_str())
+                .filter(|g| {
+                    p.group_config(g)
+                        .is_some_and(|c| c.auto_offset_reset == OffsetReset::Latest)
+                })
+                .collect();
+            if newest.is_empty() {
+                "the run stopped making progress.".to_string()
+            } else {
+                format!(
+                    "the run stopped making progress. Group(s) {} start at the newest offset \
+                     (auto.offset.reset = latest; sarama's default Consumer.Offsets.Initial = \
+                     OffsetNewest): a group that joins after the producers stopped has \
+                     nothing to read.",
+                    newest.join(", ")
+                )
+            }
+        }
         (ViolationKind::Lag, _) => "a group did not catch up within [expect] catch_up_within."
             .to_string(),
         _ => "see docs/scenarios.md, \"Violation kinds\".".to_string(),
