@@ -28,10 +28,14 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Re-run one seed of a scenario, byte for byte, with the life of every violating record
     Replay(cli::replay::ReplayArgs),
+    /// Make a failing seed into a small scripted scenario that reproduces it
+    Shrink(cli::shrink::ShrinkArgs),
     /// Run the scenario library against its expectations
     Check(cli::check::CheckArgs),
     /// Throughput / latency benchmark of a workload on a modelled cluster
     Bench(cli::bench::BenchArgs),
+    /// Combine the JSON files of a campaign's shards into the whole campaign's JSON / JUnit
+    Merge(cli::merge::MergeArgs),
     /// List the scenario library with descriptions
     List(cli::list::ListArgs),
     /// Print the partition each key goes to under a client's partitioner
@@ -45,8 +49,10 @@ fn main() -> ExitCode {
     let code = match args.command {
         Command::Run(a) => cli::run::main(a),
         Command::Replay(a) => cli::replay::main(a),
+        Command::Shrink(a) => cli::shrink::main(a),
         Command::Check(a) => cli::check::main(a),
         Command::Bench(a) => cli::bench::main(a),
+        Command::Merge(a) => cli::merge::main(a),
         Command::List(a) => cli::list::main(a),
         Command::Partition(a) => cli::partition::main(a),
         Command::Assign(a) => cli::assign::main(a),

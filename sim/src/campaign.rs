@@ -48,9 +48,14 @@ pub struct RunStats {
     pub records_failed: u64,
     /// Sends whose outcome is unknown (SendInfo).
     pub records_unknown: u64,
+    /// Simulated seconds; across seeds `sim_nanos / 1e9`, so that a sum does not depend on
+    /// how the seeds were grouped (shards merged give exactly the whole campaign's value).
     pub sim_seconds: f64,
-    /// Simulated seconds of the load (safety) phase.
+    /// Simulated seconds of the load (safety) phase (across seeds `load_nanos / 1e9`).
     pub load_seconds: f64,
+    /// The same two times in whole nanoseconds: integer sums are exact in any order.
+    pub sim_nanos: u64,
+    pub load_nanos: u64,
     pub wall_seconds: f64,
     /// Per group, by name.
     pub groups: BTreeMap<String, GroupStats>,
@@ -77,8 +82,10 @@ impl RunStats {
         self.records_consumed += other.records_consumed;
         self.records_failed += other.records_failed;
         self.records_unknown += other.records_unknown;
-        self.sim_seconds += other.sim_seconds;
-        self.load_seconds += other.load_seconds;
+        self.sim_nanos += other.sim_nanos;
+        self.load_nanos += other.load_nanos;
+        self.sim_seconds = self.sim_nanos as f64 / 1e9;
+        self.load_seconds = self.load_nanos as f64 / 1e9;
         self.wall_seconds += other.wall_seconds;
         for (action, n) in &other.faults {
             *self.faults.entry(action.clone()).or_insert(0) += n;

@@ -18,6 +18,7 @@ pub mod nemesis;
 pub mod network;
 pub mod runner;
 pub mod scenario;
+pub mod script;
 pub mod seed;
 pub mod socket;
 pub mod trace;

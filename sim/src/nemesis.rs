@@ -98,6 +98,17 @@ pub struct Nemesis {
     pub swarm: Option<SwarmDraw>,
     /// Every fault applied, as printable lines (for replay).
     pub log: Vec<String>,
+    /// Every random fault applied, as it was resolved (`kafsim shrink` turns them into a
+    /// script).
+    pub fired: Vec<Fired>,
+}
+
+/// A random fault that fired: the operation its draw resolved to, and when its undo was due.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fired {
+    pub at: Instant,
+    pub op: Op,
+    pub undo_after: Option<Duration>,
 }
 
 /// Faults start after this, so the cluster has elected leaders and clients have connected.
@@ -112,6 +123,7 @@ impl Nemesis {
             rng: rng.clone(),
             swarm: None,
             log: Vec::new(),
+            fired: Vec::new(),
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -167,6 +179,11 @@ impl Nemesis {
                 Due::Random(kind) => match self.random_op(kind, resolver) {
                     Some((op, d)) => {
                         let undo = undo_of(&op).map(|u| (d, u));
+                        self.fired.push(Fired {
+                            at: now,
+                            op: op.clone(),
+                            undo_after: undo.as_ref().map(|(d, _)| *d),
+                        });
                         (Some(op), undo)
                     }
                     None => (None, None),

@@ -19,7 +19,7 @@ use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::nemesis::{Nemesis, Op, Resolver};
 use crate::scenario::{
     Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate, Scenario,
-    ScenarioError, Target,
+    ScenarioError, ScheduledFault, Target,
 };
 use crate::seed::{rng_for, stream};
 use crate::trace::TraceLevel;
@@ -219,6 +219,9 @@ pub struct RunOutput {
     pub plan: Vec<String>,
     /// Every fault applied, with its time.
     pub fault_log: Vec<String>,
+    /// The random faults that fired, as scripted faults hitting the same nodes
+    /// (`kafsim shrink`).
+    pub random_faults: Vec<ScheduledFault>,
     pub trace_lines: Vec<String>,
     /// Node names by id.
     pub node_names: Vec<String>,
@@ -237,6 +240,28 @@ struct Handles {
     producers: Vec<NodeId>,
     /// Per group: its members' nodes.
     groups: Vec<(String, Vec<NodeId>)>,
+}
+
+impl Handles {
+    /// The scenario target that names exactly `node` (the controller: the active one).
+    fn target_of(&self, node: NodeId) -> Option<Target> {
+        let index = |v: &[NodeId]| v.iter().position(|n| *n == node).map(|i| i as u32);
+        if let Some(i) = index(&self.cluster.brokers) {
+            return Some(Target::Broker(i));
+        }
+        if self.cluster.controllers.contains(&node) {
+            return Some(Target::Controller);
+        }
+        if let Some(i) = index(&self.producers) {
+            return Some(Target::Producer(i));
+        }
+        self.groups.iter().find_map(|(g, members)| {
+            index(members).map(|member| Target::Consumer {
+                group: g.clone(),
+                member,
+            })
+        })
+    }
 }
 
 struct View<'a> {
@@ -669,6 +694,8 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         events: w.stats().events,
         sim_seconds: w.now().as_secs_f64(),
         load_seconds,
+        sim_nanos: w.now().as_nanos(),
+        load_nanos: kafsim_engine::time::duration_nanos(s.duration),
         records_failed: tracker.records_failed,
         records_unknown: tracker.records_unknown,
         faults,
@@ -715,6 +742,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         history: opts.keep_history.then_some(history),
         plan,
         fault_log,
+        random_faults: crate::script::schedule_of(&nemesis.fired, &|n| h.target_of(n)),
         trace_lines: w.trace_lines().to_vec(),
         node_names,
         topic_names,

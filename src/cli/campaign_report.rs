@@ -21,9 +21,8 @@ pub fn markdown(doc: &CampaignJson) -> String {
     let mut md = format!("# kafsim run: {}\n\n", doc.scenario);
     let _ = writeln!(
         md,
-        "Seeds {} (first {}), failed {}.\n",
-        doc.seeds,
-        doc.first_seed,
+        "{}, failed {}.\n",
+        doc.describe_seeds(),
         doc.failed_seeds.len()
     );
     md.push_str("| kind | count |\n|---|---|\n");
@@ -75,9 +74,8 @@ pub fn html(doc: &CampaignJson) -> String {
     let _ = write!(h, "<h1>kafsim run: {}</h1>", html_escape(&doc.scenario));
     let _ = write!(
         h,
-        "<p>Seeds {} (first {}), failed {}.</p>",
-        doc.seeds,
-        doc.first_seed,
+        "<p>{}, failed {}.</p>",
+        html_escape(&doc.describe_seeds()),
         doc.failed_seeds.len()
     );
     h.push_str("<h2>Failures by kind</h2>");

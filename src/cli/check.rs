@@ -136,7 +136,7 @@ pub fn main(args: CheckArgs) -> u8 {
         };
         print_row(&row);
         if args.report.is_some() {
-            let doc = super::run::campaign_json(p, path, 1, &seeds, &results, row.wall_seconds);
+            let doc = super::run::campaign_json(p, path, None, &seeds, &results, row.wall_seconds);
             report.push_str(&super::campaign_report::markdown(&doc));
             report.push('\n');
         }

@@ -7,10 +7,13 @@ pub mod bench;
 pub mod campaign_report;
 pub mod check;
 pub mod common;
+pub mod junit;
 pub mod list;
+pub mod merge;
 pub mod partition;
 pub mod replay;
 pub mod run;
+pub mod shrink;
 
 /// Exit status for success.
 pub const EXIT_OK: u8 = 0;

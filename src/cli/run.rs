@@ -8,9 +8,10 @@
 
 use super::common;
 use indicatif::{ProgressBar, ProgressStyle};
-use kafsim_sim::campaign::{run_seeds, RunStats, SeedRange, SeedResult};
+use kafsim_sim::campaign::{run_seeds, GroupStats, RunStats, SeedRange, SeedResult};
 use kafsim_sim::runner::{run_seed, Prepared, RunOptions};
-use serde::Serialize;
+use kafsim_sim::violation::Violation;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -51,29 +52,42 @@ pub struct RunArgs {
     no_progress: bool,
 }
 
-/// The `--json` document (DESIGN §6, field names exactly).
-#[derive(Serialize)]
+/// The `--json` document (DESIGN §6, §8, field names exactly). It is also what `kafsim merge`
+/// reads back: everything a merged campaign needs (the exact sums, the per-group catch-up)
+/// is in it, so that merging shards gives the whole campaign's document.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct CampaignJson {
     pub scenario: String,
-    pub first_seed: u64,
+    /// The first seed of the range; absent in a shard's file, whose seeds are not a range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seed: Option<u64>,
+    /// How many seeds ran (in a shard's file: that shard's seeds).
     pub seeds: u64,
+    /// `--shard I/N`: which shard this file is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// With `--shard`: exactly the seeds this shard ran, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_list: Option<Vec<u64>>,
     pub failed_seeds: Vec<u64>,
     pub kinds: BTreeMap<String, u64>,
     pub violations: Vec<ViolationJson>,
     pub stats: StatsJson,
     /// Seeds that produced any violation (failing, or only allowed kinds), in seed order, at
     /// most `MAX_SEED_ROWS`; every other seed passed cleanly.
+    #[serde(default)]
     pub seed_verdicts: Vec<SeedVerdictJson>,
     /// Faults applied over all seeds, by action (`crash`, `partition`, ...).
+    #[serde(default)]
     pub fault_mix: BTreeMap<String, u64>,
 }
 
 /// One seed's line of the per-seed table.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct SeedVerdictJson {
     pub seed: u64,
     /// `"fail"`, or `"pass"` when every violation of the seed is of an allowed kind.
-    pub verdict: &'static str,
+    pub verdict: String,
     /// Violations by kind (failing and allowed alike).
     pub kinds: BTreeMap<String, u64>,
     pub repro: String,
@@ -82,7 +96,35 @@ pub struct SeedVerdictJson {
 /// Rows of the per-seed table kept in the JSON and the report.
 pub const MAX_SEED_ROWS: usize = 1_000;
 
-#[derive(Serialize)]
+impl CampaignJson {
+    /// The seeds the document covers, in order.
+    pub fn seed_list(&self) -> Vec<u64> {
+        match (&self.seed_list, self.first_seed) {
+            (Some(list), _) => list.clone(),
+            (None, Some(first)) => (0..self.seeds).map(|i| first.wrapping_add(i)).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// "Seeds 20 (first 1)" or "Seeds 10 (shard 1/2: 2, 4, ...)" for reports.
+    pub fn describe_seeds(&self) -> String {
+        match (&self.shard, self.first_seed) {
+            (Some(shard), _) => {
+                let list = self.seed_list();
+                let shown: Vec<String> = list.iter().take(8).map(|s| s.to_string()).collect();
+                let more = if list.len() > 8 { ", ..." } else { "" };
+                format!(
+                    "Seeds {} (shard {shard}: {}{more})",
+                    self.seeds,
+                    shown.join(", ")
+                )
+            }
+            (None, first) => format!("Seeds {} (first {})", self.seeds, first.unwrap_or(0)),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ViolationJson {
     pub seed: u64,
     pub kind: String,
@@ -98,8 +140,10 @@ pub struct ViolationJson {
 /// `stats` (DESIGN §6, §8): counts and seconds are sums over the seeds; `catch_up_seconds`
 /// (the slowest group of the slowest seed, null when no group ever caught up) and `peak_lag`
 /// (per group, records) are maxima; the rates are simulated records per second, acknowledged
-/// over the load phases and read over whole runs.
-#[derive(Serialize)]
+/// over the load phases and read over whole runs. `load_seconds` and `catch_up` (per group: the
+/// slowest catch-up of any seed, null when it never caught up) are what `merge` needs to
+/// recompute the rates and `catch_up_seconds` of merged shards exactly.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct StatsJson {
     pub events: u64,
     pub records_produced: u64,
@@ -112,6 +156,8 @@ pub struct StatsJson {
     pub produce_rate: f64,
     pub consume_rate: f64,
     pub sim_seconds: f64,
+    pub load_seconds: f64,
+    pub catch_up: BTreeMap<String, Option<f64>>,
     pub wall_seconds: f64,
 }
 
@@ -133,8 +179,45 @@ impl StatsJson {
             produce_rate: stats.produce_rate(),
             consume_rate: stats.consume_rate(),
             sim_seconds: stats.sim_seconds,
+            load_seconds: stats.load_seconds,
+            catch_up: stats
+                .groups
+                .iter()
+                .map(|(g, s)| (g.clone(), s.catch_up_seconds))
+                .collect(),
             wall_seconds,
         }
+    }
+
+    /// The counters back as a [`RunStats`] (what `merge` adds up): the simulated times in
+    /// whole nanoseconds, as the runs counted them.
+    pub fn to_run_stats(&self) -> RunStats {
+        let nanos = |s: f64| (s * 1e9).round() as u64;
+        let mut stats = RunStats {
+            events: self.events,
+            records_produced: self.records_produced,
+            records_acked: self.records_acked,
+            records_consumed: self.records_consumed,
+            records_failed: self.records_failed,
+            records_unknown: self.records_unknown,
+            sim_seconds: self.sim_seconds,
+            load_seconds: self.load_seconds,
+            sim_nanos: nanos(self.sim_seconds),
+            load_nanos: nanos(self.load_seconds),
+            wall_seconds: self.wall_seconds,
+            groups: BTreeMap::new(),
+        };
+        for (name, peak_lag) in &self.peak_lag {
+            stats.groups.insert(
+                name.clone(),
+                GroupStats {
+                    peak_lag: *peak_lag,
+                    catch_up_seconds: self.catch_up.get(name).copied().flatten(),
+                    records_consumed: 0,
+                },
+            );
+        }
+        stats
     }
 
     /// The drain line of a summary: failed / unknown sends, catch-up, peak lag, rates.
@@ -209,7 +292,7 @@ fn run(args: RunArgs) -> Result<u8, u8> {
     let doc = campaign_json(
         &prepared,
         &args.scenario,
-        range.first,
+        range.shard,
         &seeds,
         &results,
         wall_seconds,
@@ -225,8 +308,14 @@ fn run(args: RunArgs) -> Result<u8, u8> {
             );
         }
     }
-    print_summary(&doc, jobs);
-    write_outputs(&args, &prepared, &doc, &results)?;
+    print_summary(&doc, Some(jobs));
+    write_outputs(
+        "run",
+        &doc,
+        args.json.as_deref(),
+        args.junit.as_deref(),
+        args.report.as_deref(),
+    )?;
     Ok(if doc.failed_seeds.is_empty() {
         super::EXIT_OK
     } else {
@@ -248,10 +337,12 @@ fn progress(len: u64, disabled: bool) -> ProgressBar {
 }
 
 /// Build the JSON document of a campaign (also the basis of the summary and the report).
+/// `seeds` are the seeds that ran, in order; with a `shard` (I, N) the document says which
+/// shard and lists them instead of claiming a range.
 pub fn campaign_json(
     prepared: &Prepared,
     path: &Path,
-    first_seed: u64,
+    shard: Option<(u64, u64)>,
     seeds: &[u64],
     results: &[SeedResult],
     wall_seconds: f64,
@@ -274,7 +365,7 @@ pub fn campaign_json(
         if !r.violations.is_empty() && seed_verdicts.len() < MAX_SEED_ROWS {
             seed_verdicts.push(SeedVerdictJson {
                 seed: r.seed,
-                verdict: if failures.is_empty() { "pass" } else { "fail" },
+                verdict: if failures.is_empty() { "pass" } else { "fail" }.to_string(),
                 kinds: common::count_kinds(&r.violations)
                     .into_iter()
                     .map(|(k, n)| (k.as_str().to_string(), n))
@@ -289,7 +380,7 @@ pub fn campaign_json(
         for (k, n) in common::count_kinds(failures.iter().copied()) {
             *kinds.entry(k.as_str().to_string()).or_insert(0) += n;
         }
-        for v in failures.into_iter().take(MAX_LISTED_PER_SEED) {
+        for v in listed(&failures) {
             violations.push(ViolationJson {
                 seed: r.seed,
                 kind: v.kind.as_str().to_string(),
@@ -305,8 +396,13 @@ pub fn campaign_json(
     }
     CampaignJson {
         scenario: prepared.scenario.name.clone(),
-        first_seed,
+        first_seed: match shard {
+            Some(_) => None,
+            None => Some(seeds.first().copied().unwrap_or(1)),
+        },
         seeds: seeds.len() as u64,
+        shard: shard.map(|(i, n)| format!("{i}/{n}")),
+        seed_list: shard.map(|_| seeds.to_vec()),
         failed_seeds,
         kinds,
         violations,
@@ -316,7 +412,35 @@ pub fn campaign_json(
     }
 }
 
-fn print_summary(doc: &CampaignJson, jobs: usize) {
+/// The violations of one seed that the JSON lists: at most [`MAX_LISTED_PER_SEED`], in the
+/// run's order, and always the first of every kind, so that the JUnit failure of a seed
+/// (written from the JSON alone) names all its kinds.
+fn listed<'a>(failures: &[&'a Violation]) -> Vec<&'a Violation> {
+    let mut keep = vec![false; failures.len()];
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, v) in failures.iter().enumerate() {
+        if seen.insert(v.kind) {
+            keep[i] = true;
+        }
+    }
+    let mut room = MAX_LISTED_PER_SEED.saturating_sub(seen.len());
+    for k in keep.iter_mut() {
+        if !*k && room > 0 {
+            *k = true;
+            room -= 1;
+        }
+    }
+    failures
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(v, _)| *v)
+        .collect()
+}
+
+/// The summary of a campaign; `threads` is None for merged shards (their wall seconds are the
+/// sum of the shards').
+pub fn print_summary(doc: &CampaignJson, threads: Option<usize>) {
     let s = &doc.stats;
     let per_wall = |x: f64| {
         if s.wall_seconds > 0.0 {
@@ -340,9 +464,13 @@ fn print_summary(doc: &CampaignJson, jobs: usize) {
     );
     println!("{}", s.drain_line());
     println!(
-        "simulated {:.1} s in {:.2} wall s on {jobs} threads: {:.0} events/s, {:.0} records/s, {:.1} simulated s per wall s, {:.1} seeds/min",
+        "simulated {:.1} s in {:.2} wall s {}: {:.0} events/s, {:.0} records/s, {:.1} simulated s per wall s, {:.1} seeds/min",
         s.sim_seconds,
         s.wall_seconds,
+        match threads {
+            Some(jobs) => format!("on {jobs} threads"),
+            None => "summed over the shards".to_string(),
+        },
         per_wall(s.events as f64),
         per_wall(s.records_produced as f64),
         per_wall(s.sim_seconds),
@@ -350,86 +478,36 @@ fn print_summary(doc: &CampaignJson, jobs: usize) {
     );
 }
 
-fn write_outputs(
-    args: &RunArgs,
-    prepared: &Prepared,
+/// Write the `--json`, `--junit` and `--report` outputs of a campaign document (`run` and
+/// `merge`); exit status 2 if one cannot be written.
+pub fn write_outputs(
+    command: &str,
     doc: &CampaignJson,
-    results: &[SeedResult],
+    json_path: Option<&Path>,
+    junit_path: Option<&Path>,
+    report: Option<&Path>,
 ) -> Result<(), u8> {
     let io = |what: &Path, e: std::io::Error| {
-        eprintln!("kafsim run: cannot write {}: {e}", what.display());
+        eprintln!("kafsim {command}: cannot write {}: {e}", what.display());
         super::EXIT_BAD_INPUT
     };
     let json = serde_json::to_string_pretty(doc).expect("campaign JSON serialises");
-    if let Some(path) = &args.json {
+    if let Some(path) = json_path {
         common::write_atomic(path, &json).map_err(|e| io(path, e))?;
     }
-    if let Some(path) = &args.junit {
-        common::write_atomic(path, &junit(prepared, &args.scenario, doc, results))
-            .map_err(|e| io(path, e))?;
+    if let Some(path) = junit_path {
+        common::write_atomic(path, &junit(doc)).map_err(|e| io(path, e))?;
     }
-    if let Some(dir) = &args.report {
+    if let Some(dir) = report {
         super::campaign_report::write(dir, doc, &json).map_err(|e| {
-            eprintln!("kafsim run: {e}");
+            eprintln!("kafsim {command}: {e}");
             super::EXIT_BAD_INPUT
         })?;
     }
     Ok(())
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// JUnit XML: one testsuite, one testcase per seed, one `<failure>` per violation listed.
-pub fn junit(
-    prepared: &Prepared,
-    path: &Path,
-    doc: &CampaignJson,
-    results: &[SeedResult],
-) -> String {
-    let name = xml_escape(&doc.scenario);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuite name=\"kafsim.{name}\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{:.3}\">\n",
-        results.len(),
-        doc.failed_seeds.len(),
-        doc.stats.wall_seconds
-    ));
-    for r in results {
-        out.push_str(&format!(
-            "  <testcase classname=\"kafsim.{name}\" name=\"seed {}\" time=\"{:.3}\">\n",
-            r.seed, r.stats.wall_seconds
-        ));
-        for v in common::failures(prepared, &r.violations)
-            .into_iter()
-            .take(MAX_LISTED_PER_SEED)
-        {
-            let message = xml_escape(&format!("{}: {}", v.kind, v.detail));
-            let body = xml_escape(&format!(
-                "at {} simulated\nreproduce: {}",
-                v.at,
-                common::repro(path, r.seed)
-            ));
-            out.push_str(&format!(
-                "    <failure type=\"{}\" message=\"{message}\">{body}</failure>\n",
-                v.kind
-            ));
-        }
-        out.push_str("  </testcase>\n");
-    }
-    out.push_str("</testsuite>\n");
-    out
+/// JUnit XML of a campaign document (the same for a run and for merged shards).
+pub fn junit(doc: &CampaignJson) -> String {
+    super::junit::from_campaign(doc)
 }
