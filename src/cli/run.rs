@@ -206,6 +206,8 @@ impl StatsJson {
             load_nanos: nanos(self.load_seconds),
             wall_seconds: self.wall_seconds,
             groups: BTreeMap::new(),
+            // The fault mix travels beside the stats (`CampaignJson::fault_mix`).
+            faults: BTreeMap::new(),
         };
         for (name, peak_lag) in &self.peak_lag {
             stats.groups.insert(
