@@ -13,6 +13,7 @@ pub mod app;
 pub mod assignor;
 pub mod broker;
 pub mod client;
+pub mod compression;
 pub mod config;
 pub mod consumer;
 pub mod controller;

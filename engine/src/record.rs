@@ -4,6 +4,7 @@
 //! traced through the history), its key, its modelled size and timestamps. Sizes drive the
 //! cost model and every byte-based limit (`batch.size`, `fetch.max.bytes`, ...).
 
+use crate::compression::Compression;
 use crate::time::Instant;
 use std::sync::Arc;
 
@@ -146,6 +147,8 @@ pub struct RecordBatch {
     /// A transaction marker (commit / abort) rather than data.
     pub control: Option<ControlMarker>,
     pub records: Arc<[Record]>,
+    /// The codec the producer compressed the records with, and how much it shrank them.
+    pub compression: Compression,
 }
 
 /// Transaction control markers written by the coordinator into data partitions.
@@ -167,6 +170,7 @@ impl RecordBatch {
             is_transactional: false,
             control: None,
             records,
+            compression: Compression::NONE,
         }
     }
 
@@ -202,9 +206,15 @@ impl RecordBatch {
         self.base_offset + self.record_count()
     }
 
-    /// Modelled size on the wire and on disk.
+    /// Modelled size on the wire and on disk: the header, then the records, compressed as
+    /// a whole when the batch is.
     pub fn wire_size(&self) -> u32 {
-        BATCH_HEADER_BYTES + self.records.iter().map(Record::wire_size).sum::<u32>()
+        BATCH_HEADER_BYTES + self.compression.compressed(self.records_size())
+    }
+
+    /// Bytes of the records before compression (what a codec reads or writes).
+    pub fn records_size(&self) -> u32 {
+        self.records.iter().map(Record::wire_size).sum::<u32>()
     }
 
     /// Sequence number of the last record (idempotent batches only).

@@ -203,6 +203,9 @@ pub(crate) fn throughput_chart(result: &BenchResult) -> Result<String, ReportErr
     let publish = timeline_series(result, "publish (acknowledged)", PUBLISH_COLOR, |p| {
         Some(p.publish_rate)
     });
+    if !result.has_consumers() {
+        return time_chart(result, "Throughput", "records/s", &[publish]);
+    }
     let consume = timeline_series(result, "consume (polled)", CONSUME_COLOR, |p| {
         Some(p.consume_rate)
     });
@@ -228,7 +231,9 @@ pub(crate) fn p99_chart(result: &BenchResult) -> Result<String, ReportError> {
     time_chart(result, "Publish latency p99 per second", "ms", &[p99])
 }
 
-/// A series with one point per timeline second, at the middle of the second.
+/// A series with one point per timeline second, at the middle of the second, up to the end
+/// of the run (the drain after it is not part of the measurement, and drawing it would show
+/// a ramp-down that never happened under load).
 fn timeline_series(
     result: &BenchResult,
     name: &'static str,
@@ -238,6 +243,7 @@ fn timeline_series(
     let points = result
         .timeline
         .iter()
+        .filter(|point| (point.t_s as f64) < result.duration_s)
         .map(|point| (point.t_s as f64 + 0.5, value(point)))
         .collect();
     Series {
@@ -253,7 +259,7 @@ fn time_chart(
     y_desc: &str,
     series: &[Series],
 ) -> Result<String, ReportError> {
-    let x_max = result.duration_s.max(result.timeline.len() as f64).max(1.0);
+    let x_max = result.duration_s.max(1.0);
     let y_max = headroom(series_max(series));
     let frame = Frame {
         title,
@@ -385,26 +391,36 @@ fn draw_faults(
     Ok(())
 }
 
-/// Publish and end-to-end latency by percentile, HDR Histogram style.
-pub(crate) fn latency_chart(result: &BenchResult) -> Result<String, ReportError> {
+/// Publish latency by percentile, HDR Histogram style.
+pub(crate) fn publish_latency_chart(result: &BenchResult) -> Result<String, ReportError> {
     let publish = curve_series(
         "publish (send to ack)",
         PUBLISH_COLOR,
         &result.publish_latency_curve_ms,
     );
+    percentile_chart("Publish latency by percentile", publish)
+}
+
+/// End-to-end latency by percentile, in a panel of its own (it is often orders of magnitude
+/// above publish latency, which one shared axis would flatten).
+pub(crate) fn end_to_end_latency_chart(result: &BenchResult) -> Result<String, ReportError> {
     let end_to_end = curve_series(
         "end-to-end (send to poll)",
         CONSUME_COLOR,
         &result.end_to_end_latency_curve_ms,
     );
-    let series = [publish, end_to_end];
+    percentile_chart("End-to-end latency by percentile", end_to_end)
+}
+
+fn percentile_chart(title: &str, line: Series) -> Result<String, ReportError> {
+    let series = [line];
     let x_reach = series
         .iter()
         .flat_map(|s| s.points.iter().map(|(x, _)| *x))
         .fold(0.0, f64::max);
     let x_axis_max = if x_reach > 4.0 + 1e-9 { 5.0 } else { 4.0 };
     let frame = Frame {
-        title: "Latency by percentile",
+        title,
         x_axis: TickedAxis {
             range: 0.0..x_axis_max,
             ticks: (0..=x_axis_max as u32).map(f64::from).collect(),
@@ -468,19 +484,29 @@ pub(crate) fn sweep_throughput_chart(sweep: &Sweep) -> Result<String, ReportErro
     )
 }
 
-/// Publish and end-to-end p99 latency against the swept parameter values.
-pub(crate) fn sweep_p99_chart(sweep: &Sweep) -> Result<String, ReportError> {
+/// Publish p99 latency against the swept parameter values.
+pub(crate) fn sweep_publish_p99_chart(sweep: &Sweep) -> Result<String, ReportError> {
     let publish = sweep_series(sweep, "publish p99", PUBLISH_COLOR, |r| {
         r.publish_latency_ms.p99
     });
+    sweep_chart(
+        sweep,
+        "Publish p99 latency by swept value",
+        "ms",
+        &[publish],
+    )
+}
+
+/// End-to-end p99 latency against the swept parameter values (a panel of its own).
+pub(crate) fn sweep_end_to_end_p99_chart(sweep: &Sweep) -> Result<String, ReportError> {
     let end_to_end = sweep_series(sweep, "end-to-end p99", CONSUME_COLOR, |r| {
         r.end_to_end_latency_ms.p99
     });
     sweep_chart(
         sweep,
-        "p99 latency by swept value",
+        "End-to-end p99 latency by swept value",
         "ms",
-        &[publish, end_to_end],
+        &[end_to_end],
     )
 }
 

@@ -12,15 +12,23 @@ use crate::write::ReportError;
 type RunChart = fn(&BenchResult) -> Result<String, ReportError>;
 type SweepChart = fn(&Sweep) -> Result<String, ReportError>;
 
-/// Charts drawn for each run, in page order.
-const RUN_CHARTS: [RunChart; 4] = [
-    charts::throughput_chart,
-    charts::latency_chart,
-    charts::backlog_chart,
-    charts::p99_chart,
+/// Charts drawn for each run, in page order, and whether each is about consumers (left out
+/// for a producer-only workload). Publish and end-to-end latency get a panel each: they
+/// differ by orders of magnitude, and one axis would flatten one of them.
+const RUN_CHARTS: [(RunChart, bool); 5] = [
+    (charts::throughput_chart, false),
+    (charts::publish_latency_chart, false),
+    (charts::end_to_end_latency_chart, true),
+    (charts::backlog_chart, true),
+    (charts::p99_chart, false),
 ];
-/// Charts drawn for a sweep: throughput and p99 against the swept values.
-const SWEEP_CHARTS: [SweepChart; 2] = [charts::sweep_throughput_chart, charts::sweep_p99_chart];
+/// Charts drawn for a sweep: throughput, then publish and end-to-end p99 against the swept
+/// values (a panel each).
+const SWEEP_CHARTS: [SweepChart; 3] = [
+    charts::sweep_throughput_chart,
+    charts::sweep_publish_p99_chart,
+    charts::sweep_end_to_end_p99_chart,
+];
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
 margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222;line-height:1.4}\
@@ -101,15 +109,32 @@ fn sweep_section(sweep: &Sweep) -> Result<String, ReportError> {
 fn run_body(result: &BenchResult) -> Result<String, ReportError> {
     let mut out = format!(
         "<p>Workload <code>{}</code> on hardware <code>{}</code>: {:.1} s simulated, the first \
-         {:.1} s warm-up. Largest consumer backlog: {} records.</p>\n",
+         {:.1} s warm-up.{}</p>\n",
         escape(&result.workload),
         escape(&result.hardware),
         result.duration_s,
         result.warmup_s,
-        result.backlog_max,
+        if result.has_consumers() {
+            format!(" Largest consumer backlog: {} records.", result.backlog_max)
+        } else {
+            " No consumers (a producer-only workload).".to_string()
+        },
     );
     out.push_str(&summary_table(result));
-    for chart in RUN_CHARTS {
+    if let Some(disk) = &result.disk {
+        out.push_str(&format!("<p>{}</p>\n", escape(&disk.sentence())));
+    }
+    if !result.violations.is_empty() {
+        out.push_str("<p><strong>Violations found during the bench:</strong></p>\n<ul>\n");
+        for note in &result.violations {
+            out.push_str(&format!("<li>{}</li>\n", escape(&note.sentence())));
+        }
+        out.push_str("</ul>\n");
+    }
+    for (chart, about_consumers) in RUN_CHARTS {
+        if about_consumers && !result.has_consumers() {
+            continue;
+        }
         out.push_str(&figure(chart(result)?));
     }
     out.push_str(&fault_list(result));
@@ -129,14 +154,16 @@ fn summary_table(result: &BenchResult) -> String {
         result.publish_latency_avg_ms,
         &result.publish_latency_ms,
     ));
-    out.push_str(&summary_row(
-        "consume (send to poll)",
-        result.records_consumed,
-        result.consume_rate,
-        result.consume_mib_per_sec,
-        result.end_to_end_latency_avg_ms,
-        &result.end_to_end_latency_ms,
-    ));
+    if result.has_consumers() {
+        out.push_str(&summary_row(
+            "consume (send to poll)",
+            result.records_consumed,
+            result.consume_rate,
+            result.consume_mib_per_sec,
+            result.end_to_end_latency_avg_ms,
+            &result.end_to_end_latency_ms,
+        ));
+    }
     out.push_str("</table>\n");
     out
 }

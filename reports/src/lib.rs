@@ -34,6 +34,7 @@ mod html;
 mod json;
 mod markdown;
 mod metrics;
+mod omb;
 mod result;
 mod text;
 mod timeline;
@@ -43,9 +44,11 @@ pub use html::render_html;
 pub use json::{render_json, render_results_json};
 pub use markdown::render_markdown;
 pub use metrics::{Recorder, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS, MAX_FAULTS};
+pub use omb::{render_omb, OmbShape};
 pub use result::{
-    BenchResult, CurvePoint, FaultMark, LatencySummary, Sweep, SweepPoint, TimelinePoint,
+    BenchResult, CurvePoint, DiskBound, FaultMark, LatencySummary, Sweep, SweepPoint,
+    TimelinePoint, ViolationNote,
 };
 pub use text::render_text;
 pub use timeline::MAX_TIMELINE_SECONDS;
-pub use write::{write_atomically, write_report, ReportError, REPORT_MARKER};
+pub use write::{write_atomically, write_bench_report, write_report, ReportError, REPORT_MARKER};

@@ -72,18 +72,32 @@ fn run_summary(result: &BenchResult) -> String {
             &result.end_to_end_latency_ms,
         ),
     ];
-    for (name, records, rate, mib, avg, latency) in rows {
+    let shown = if result.has_consumers() { 2 } else { 1 };
+    for (name, records, rate, mib, avg, latency) in rows.into_iter().take(shown) {
         let _ = writeln!(
             out,
             "| {name} | {records} | {rate:.1} | {mib:.2} | {avg:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
             latency.p50, latency.p95, latency.p99, latency.p999, latency.max,
         );
     }
-    let _ = writeln!(
-        out,
-        "\nLargest consumer backlog: {} records.",
-        result.backlog_max
-    );
+    if result.has_consumers() {
+        let _ = writeln!(
+            out,
+            "\nLargest consumer backlog: {} records.",
+            result.backlog_max
+        );
+    } else {
+        out.push_str("\nNo consumers (a producer-only workload).\n");
+    }
+    if let Some(disk) = &result.disk {
+        let _ = writeln!(out, "\n{}", escape(&disk.sentence()));
+    }
+    if !result.violations.is_empty() {
+        out.push_str("\nViolations found during the bench:\n\n");
+        for note in &result.violations {
+            let _ = writeln!(out, "- {}", escape(&note.sentence()));
+        }
+    }
     out.push_str(&fault_list(result));
     out
 }

@@ -178,6 +178,9 @@ impl Recorder {
             faults_dropped: self.faults_dropped,
             publish_latency_curve_ms: percentile_curve(&self.publish_us),
             end_to_end_latency_curve_ms: percentile_curve(&self.end_to_end_us),
+            disk: None,
+            consumer_groups: None,
+            violations: Vec::new(),
         }
     }
 }

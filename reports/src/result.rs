@@ -49,6 +49,120 @@ pub struct BenchResult {
     /// Latency percentile curves for HDR-style charts (see [`CurvePoint`]).
     pub publish_latency_curve_ms: Vec<CurvePoint>,
     pub end_to_end_latency_curve_ms: Vec<CurvePoint>,
+    /// What the brokers' disks bound, and how much the page cache throttled (bench runs on a
+    /// hardware profile; absent in results written before it existed).
+    #[serde(default)]
+    pub disk: Option<DiskBound>,
+    /// Consumer groups of the workload; 0 = a producer-only workload, whose reports leave out
+    /// the consume, end-to-end and backlog sections. `None` (results written before the
+    /// field existed) shows them.
+    #[serde(default)]
+    pub consumer_groups: Option<u32>,
+    /// What the checkers found during the bench, one line per kind (and group), with what
+    /// it means; empty when nothing was found.
+    #[serde(default)]
+    pub violations: Vec<ViolationNote>,
+}
+
+/// Violations of one kind (for one group, when they name one) found during a bench.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViolationNote {
+    pub kind: String,
+    pub group: Option<String>,
+    pub count: u64,
+    /// What it means for this workload, and what to change.
+    pub meaning: String,
+    /// The first violation's detail.
+    pub example: String,
+}
+
+impl ViolationNote {
+    /// "unseen x3 (group g): MEANING e.g. EXAMPLE".
+    pub fn sentence(&self) -> String {
+        let group = self
+            .group
+            .as_ref()
+            .map_or(String::new(), |g| format!(" (group {g})"));
+        let first = if self.example.is_empty() {
+            String::new()
+        } else {
+            format!(" First: {}.", self.example)
+        };
+        format!(
+            "{} x{}{}: {}{first}",
+            self.kind, self.count, group, self.meaning
+        )
+    }
+}
+
+impl BenchResult {
+    /// Whether the workload has consumers (reports show consumer sections only then).
+    pub fn has_consumers(&self) -> bool {
+        self.consumer_groups != Some(0)
+    }
+}
+
+/// The disk arithmetic of a run: every replica writes every byte once, so the cluster takes
+/// in at most `disk_mb_per_sec × brokers / replication_factor` of batch bytes for good; a
+/// compressed workload carries `1 / compression_ratio` times more record bytes per disk byte.
+/// Above it, writes ride the page cache until dirty data reaches the freerun point and are
+/// then throttled (`throttled_s`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskBound {
+    /// Sequential write bandwidth of one broker's data disks together, MB (10^6 bytes) per s.
+    pub disk_mb_per_sec: f64,
+    pub brokers: u32,
+    /// Replication factor of the produced topics (the largest, when they differ).
+    pub replication_factor: u32,
+    /// Compressed size of the records as a fraction of their size (1 = uncompressed).
+    pub compression_ratio: f64,
+    /// The bound, in MiB of records per second (as `publish_mib_per_sec`).
+    pub bound_mib_per_sec: f64,
+    /// Dirty data a broker's page cache holds before writers are throttled, GB.
+    pub freerun_gb: f64,
+    /// Per broker: seconds its writers were paused by dirty-page throttling.
+    pub throttled_s: Vec<(String, f64)>,
+}
+
+impl DiskBound {
+    /// One sentence with the arithmetic, for every report format.
+    pub fn sentence(&self) -> String {
+        let compression = if self.compression_ratio < 1.0 {
+            format!(" / compressed size {:.2}", self.compression_ratio)
+        } else {
+            String::new()
+        };
+        let throttled: Vec<String> = self
+            .throttled_s
+            .iter()
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(name, s)| format!("{name} {s:.1} s"))
+            .collect();
+        let throttle = if throttled.is_empty() {
+            format!(
+                "no writer was throttled: dirty data stayed under the page cache's freerun \
+                 point ({:.1} GB per broker)",
+                self.freerun_gb
+            )
+        } else {
+            format!(
+                "writers were throttled once dirty data passed the page cache's freerun point \
+                 ({:.1} GB per broker): {}",
+                self.freerun_gb,
+                throttled.join(", ")
+            )
+        };
+        format!(
+            "Disk bound: {:.0} MB/s per broker × {} brokers / replication factor {}{} = {:.1} \
+             MiB/s of records sustained; {}.",
+            self.disk_mb_per_sec,
+            self.brokers,
+            self.replication_factor,
+            compression,
+            self.bound_mib_per_sec,
+            throttle
+        )
+    }
 }
 
 /// Latency percentiles in milliseconds. All zero when nothing was measured (the record

@@ -13,7 +13,8 @@ use std::fmt::Write;
 
 use crate::result::{BenchResult, LatencySummary};
 
-/// Three lines: publish (perf-test format), consume, end-to-end latency.
+/// Three lines: publish (perf-test format), consume, end-to-end latency (the last two only
+/// when the workload has consumers), then the disk arithmetic.
 pub fn render_text(result: &BenchResult) -> String {
     let mut out = String::new();
     writeln!(
@@ -25,21 +26,26 @@ pub fn render_text(result: &BenchResult) -> String {
         latency_phrase(result.publish_latency_avg_ms, &result.publish_latency_ms),
     )
     .expect("writing to a String cannot fail");
-    writeln!(
-        out,
-        "{} records consumed, {:.1} records/sec ({:.2} MB/sec).",
-        result.records_consumed, result.consume_rate, result.consume_mib_per_sec,
-    )
-    .expect("writing to a String cannot fail");
-    writeln!(
-        out,
-        "end-to-end: {}.",
-        latency_phrase(
-            result.end_to_end_latency_avg_ms,
-            &result.end_to_end_latency_ms
-        ),
-    )
-    .expect("writing to a String cannot fail");
+    if result.has_consumers() {
+        writeln!(
+            out,
+            "{} records consumed, {:.1} records/sec ({:.2} MB/sec).",
+            result.records_consumed, result.consume_rate, result.consume_mib_per_sec,
+        )
+        .expect("writing to a String cannot fail");
+        writeln!(
+            out,
+            "end-to-end: {}.",
+            latency_phrase(
+                result.end_to_end_latency_avg_ms,
+                &result.end_to_end_latency_ms
+            ),
+        )
+        .expect("writing to a String cannot fail");
+    }
+    if let Some(disk) = &result.disk {
+        writeln!(out, "{}", disk.sentence()).expect("writing to a String cannot fail");
+    }
     out
 }
 
@@ -97,6 +103,9 @@ mod tests {
             faults_dropped: 0,
             publish_latency_curve_ms: Vec::new(),
             end_to_end_latency_curve_ms: Vec::new(),
+            disk: None,
+            consumer_groups: None,
+            violations: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::html::render_html;
 use crate::json::render_results_json;
 use crate::markdown::render_markdown;
+use crate::omb::{render_omb, OmbShape};
 use crate::result::{BenchResult, Sweep};
 
 /// The file that marks a directory as a kafsim report (and so replaceable by the next one).
@@ -73,6 +74,46 @@ pub fn write_report(
         ("summary.md", render_markdown(results, sweep)),
     ];
     write_atomically(dir, &files)
+}
+
+/// [`write_report`] plus OpenMessaging Benchmark result files (`omb.rs`): `omb.json` for
+/// the first run (or sweep point), `omb-2.json` ... for the others, each with `driver` naming
+/// the sweep point, so `create_charts.py omb*.json` draws them side by side.
+pub fn write_bench_report(
+    dir: &Path,
+    results: &[BenchResult],
+    sweep: Option<&Sweep>,
+    shape: &OmbShape,
+) -> Result<(), ReportError> {
+    destination_state(dir)?;
+    let mut files = vec![
+        ("index.html".to_string(), render_html(results, sweep)?),
+        (
+            "results.json".to_string(),
+            render_results_json(results, sweep),
+        ),
+        ("summary.md".to_string(), render_markdown(results, sweep)),
+    ];
+    let runs = results.iter().map(|r| (r, shape.driver.clone())).chain(
+        sweep
+            .into_iter()
+            .flat_map(|s| &s.points)
+            .map(|p| (&p.result, format!("{} ({})", shape.driver, p.label()))),
+    );
+    for (i, (result, driver)) in runs.enumerate() {
+        let name = if i == 0 {
+            "omb.json".to_string()
+        } else {
+            format!("omb-{}.json", i + 1)
+        };
+        let shape = OmbShape {
+            driver,
+            ..shape.clone()
+        };
+        files.push((name, render_omb(result, &shape)));
+    }
+    let refs: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    write_atomically(dir, &refs)
 }
 
 /// What is at the destination now.

@@ -62,6 +62,8 @@ pub struct RunStats {
     pub groups: BTreeMap<String, GroupStats>,
     /// Faults fired and states reached (sums over seeds).
     pub coverage: Coverage,
+    /// Faults the nemesis applied, by action (`crash`, `partition`, ...): the fault mix.
+    pub faults: BTreeMap<String, u64>,
 }
 
 /// What one consumer group did in a run.
@@ -89,6 +91,9 @@ impl RunStats {
         self.load_seconds = self.load_nanos as f64 / 1e9;
         self.wall_seconds += other.wall_seconds;
         self.coverage.add(&other.coverage);
+        for (action, n) in &other.faults {
+            *self.faults.entry(action.clone()).or_insert(0) += n;
+        }
         for (name, g) in &other.groups {
             let mine = self.groups.entry(name.clone()).or_default();
             mine.peak_lag = mine.peak_lag.max(g.peak_lag);

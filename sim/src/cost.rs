@@ -17,20 +17,27 @@
 //! - **NIC**: full duplex; every message occupies its sender's egress and its receiver's
 //!   ingress for `bytes / nic_bytes_per_sec`, shared by all links of the node
 //!   (`network.rs`).
-//! - **Disk**: page-cache writes are free while the dirty data fits under the page cache's
-//!   dirty limit; beyond it a write blocks its handler until background writeback at the
-//!   disk's sequential bandwidth has made room (Linux `dirty_ratio` throttling), and fsync
-//!   pays latency plus transfer (`disk.rs`).
+//! - **Disk**: page-cache writes are free while dirty data is under the freerun point
+//!   between Linux's `dirty_background_ratio` (10%) and `dirty_ratio` (20%) of dirtyable
+//!   memory; the flusher writes back at the disk's sequential bandwidth once dirty data is over
+//!   the background threshold, and writers above the freerun point are paused as
+//!   `balance_dirty_pages` does, so sustained writes settle at the disk's bandwidth while a
+//!   burst rides the page cache. fsync pays latency plus transfer (`disk.rs`).
+//!
+//! - **Compression**: producers pay per uncompressed byte to compress, leaders and consumers
+//!   to decompress, at published codec speeds (see the codec constants); compressed batches
+//!   are smaller on every link and disk (`kafsim_engine::compression`).
 //!
 //! The default [`CostModel`] costs nothing and limits nothing, so kernel tests and fault
 //! campaigns keep their timing; `kafsim bench` uses a [`HardwareProfile`]'s model.
 
-use crate::disk::DiskConfig;
+use crate::disk::{DirtyThresholds, DiskConfig};
 use crate::network::LinkConfig;
 use crate::world::WorldConfig;
+use kafsim_engine::compression::{effective_level, interpolate, CompressionType};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::Message;
-use kafsim_engine::Duration;
+use kafsim_engine::{Duration, RecordBatch};
 use std::fmt;
 use std::sync::Arc;
 
@@ -203,6 +210,106 @@ pub const PRODUCER_CORES: u32 = 1;
 /// Consumer client threads: the application thread and the fetcher / network thread.
 pub const CONSUMER_CORES: u32 = 2;
 
+// ------------------------------------------------------------------------------------------
+// Compression (`compression.type`). Codec speeds are lzbench 1.8's published table (inikep/
+// lzbench README: one core of an Intel Core i7-8700K, Silesia corpus, MB/s of uncompressed
+// data): lz4 1.9.2 737 / 4448 (compress / decompress), zlib 1.2.11 -1 119, -6 35, -9 14 /
+// 407, zstd 1.4.3 -1 480, -2 356, -5 104, -8 46, -11 20, -15 7.12, -18 3.58, -22 2.28 /
+// about 1000 at the default levels (1203 at -1, 1067 at -2, 932 at -5). snappy is not in that
+// table; the zstd README's table (one machine for all codecs) has snappy 1.1.8 at 560 / 1790
+// against lz4 1.9.2 at 740 / 4530, so snappy is lz4's lzbench figures × those ratios: 558 /
+// 1758. The clients call these C libraries (zstd-jni, lz4-java's JNI, snappy-java, zlib
+// through java.util.zip; librdkafka links them; sarama and kafka-go use Go ports of similar
+// speed), so one table serves every client.
+
+/// The lzbench machine's core (i7-8700K at its 4.7 GHz single-core turbo, Coffee Lake)
+/// against the reference 2.5 GHz Ivy Bridge core: 4.7 / 2.5 = 1.88 in clock, times about
+/// 1.15 for the Skylake-family's work per clock over Ivy Bridge.
+pub const LZBENCH_CORE_SPEED: f64 = 2.2;
+/// lz4 (fast mode; Kafka's `Lz4BlockOutputStream` default) MB/s on the lzbench core.
+pub const LZ4_COMPRESS_MB_S: f64 = 737.0;
+pub const LZ4_DECOMPRESS_MB_S: f64 = 4448.0;
+pub const SNAPPY_COMPRESS_MB_S: f64 = 558.0;
+pub const SNAPPY_DECOMPRESS_MB_S: f64 = 1758.0;
+/// zlib compression by level (see the table above); decompression barely depends on it.
+pub const GZIP_COMPRESS_MB_S: [(i32, f64); 3] = [(1, 119.0), (6, 35.0), (9, 14.0)];
+pub const GZIP_DECOMPRESS_MB_S: f64 = 407.0;
+pub const ZSTD_COMPRESS_MB_S: [(i32, f64); 8] = [
+    (1, 480.0),
+    (2, 356.0),
+    (5, 104.0),
+    (8, 46.0),
+    (11, 20.0),
+    (15, 7.12),
+    (18, 3.58),
+    (22, 2.28),
+];
+pub const ZSTD_DECOMPRESS_MB_S: f64 = 1000.0;
+
+/// Compression speed (MB/s on the lzbench core) of `codec` at `level`: a level between two
+/// table rows is interpolated in log space (speeds fall geometrically with the level).
+pub fn compress_mb_per_sec(codec: CompressionType, level: Option<i32>) -> f64 {
+    let level = effective_level(codec, level);
+    let table: &[(i32, f64)] = match codec {
+        CompressionType::None => return f64::INFINITY,
+        CompressionType::Lz4 => return LZ4_COMPRESS_MB_S,
+        CompressionType::Snappy => return SNAPPY_COMPRESS_MB_S,
+        CompressionType::Gzip => &GZIP_COMPRESS_MB_S,
+        CompressionType::Zstd => &ZSTD_COMPRESS_MB_S,
+    };
+    let logs: Vec<(i32, f64)> = table.iter().map(|&(l, v)| (l, v.ln())).collect();
+    interpolate(&logs, level.unwrap_or(1)).exp()
+}
+
+/// Decompression speed (MB/s on the lzbench core) of `codec`.
+pub fn decompress_mb_per_sec(codec: CompressionType) -> f64 {
+    match codec {
+        CompressionType::None => f64::INFINITY,
+        CompressionType::Gzip => GZIP_DECOMPRESS_MB_S,
+        CompressionType::Snappy => SNAPPY_DECOMPRESS_MB_S,
+        CompressionType::Lz4 => LZ4_DECOMPRESS_MB_S,
+        CompressionType::Zstd => ZSTD_DECOMPRESS_MB_S,
+    }
+}
+
+/// Picoseconds per uncompressed byte on the reference core at `mb_per_sec` on the lzbench core.
+fn codec_ps_per_byte(mb_per_sec: f64) -> f64 {
+    if mb_per_sec.is_infinite() {
+        return 0.0;
+    }
+    1e6 * LZBENCH_CORE_SPEED / mb_per_sec
+}
+
+/// Which way a node runs a codec over the record batches of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CodecWork {
+    Compress,
+    Decompress,
+}
+
+/// Reference-core nanoseconds to run the codecs over the compressed batches of `msg` (produce
+/// requests and fetch responses; 0 for uncompressed batches and other messages).
+fn codec_ns(msg: &Message, work: CodecWork) -> u64 {
+    let batches: Box<dyn Iterator<Item = &RecordBatch>> = match msg {
+        Message::ProduceRequest(r) => Box::new(r.batches.iter().map(|(_, b)| b)),
+        Message::FetchResponse(r) => Box::new(r.partitions.iter().flat_map(|p| &p.batches)),
+        _ => return 0,
+    };
+    let mut ps = 0.0;
+    for b in batches {
+        let c = b.compression;
+        if c.codec == CompressionType::None {
+            continue;
+        }
+        let speed = match work {
+            CodecWork::Compress => compress_mb_per_sec(c.codec, c.level),
+            CodecWork::Decompress => decompress_mb_per_sec(c.codec),
+        };
+        ps += b.records_size() as f64 * codec_ps_per_byte(speed);
+    }
+    (ps / 1_000.0) as u64
+}
+
 /// Ethernet goodput: a 1500-byte MTU frame carries 1448 bytes of TCP payload (IPv4 20 + TCP
 /// with timestamps 32) in 1538 bytes of wire time (preamble 8, header 14, FCS 4, gap 12).
 pub fn ethernet_goodput_bytes_per_sec(bits_per_sec: u64) -> u64 {
@@ -240,7 +347,16 @@ impl ProfileCpu {
                 } else {
                     0
                 };
-                self.scaled(BROKER_PER_MESSAGE_NS) + data
+                // The leader validates every record of a compressed batch, so it decompresses
+                // it (`LogValidator.validateMessagesAndAssignOffsetsCompressed`; in place, no
+                // recompression, when the topic keeps the producer's codec). Followers append
+                // fetched batches as they are.
+                let validate = if matches!(msg, Message::ProduceRequest(_)) {
+                    self.scaled(codec_ns(msg, CodecWork::Decompress))
+                } else {
+                    0
+                };
+                self.scaled(BROKER_PER_MESSAGE_NS) + data + validate
             }
             Work::Send(msg, bytes) if records_in(msg) > 0 => {
                 self.scaled_ps(BROKER_PER_BYTE_OUT_PS, *bytes as u64)
@@ -251,10 +367,18 @@ impl ProfileCpu {
 
     fn client(&self, class: CostClass, work: &Work<'_>) -> u64 {
         match work {
-            Work::Receive(..) => self.scaled(CLIENT_PER_MESSAGE_NS),
-            Work::Send(msg, _) => {
-                self.scaled(CLIENT_PER_MESSAGE_NS + PRODUCER_PER_BATCH_NS * batches_in(msg) as u64)
+            // A consumer decompresses the batches it fetched.
+            Work::Receive(msg, _) => {
+                self.scaled(CLIENT_PER_MESSAGE_NS + codec_ns(msg, CodecWork::Decompress))
             }
+            // A producer compresses the batches it sends (Java does it as records are
+            // appended, librdkafka and sarama when they build the request; all on the one
+            // producer core of the model).
+            Work::Send(msg, _) => self.scaled(
+                CLIENT_PER_MESSAGE_NS
+                    + PRODUCER_PER_BATCH_NS * batches_in(msg) as u64
+                    + codec_ns(msg, CodecWork::Compress),
+            ),
             Work::Record(HistoryEvent::SendInvoke { .. }) if class == CostClass::Producer => {
                 self.scaled(PRODUCER_PER_RECORD_NS)
             }
@@ -321,8 +445,18 @@ pub struct HardwareProfile {
     pub gc: Option<GcModel>,
 }
 
-/// Linux's default `vm.dirty_ratio`: writers block once 20% of memory is dirty.
+/// Linux's default `vm.dirty_background_ratio` (`mm/page-writeback.c`,
+/// `dirty_background_ratio = 10`): the flusher starts writing dirty pages back once 10% of
+/// dirtyable memory is dirty.
+pub const DIRTY_BACKGROUND_RATIO_PERCENT: u64 = 10;
+/// Linux's default `vm.dirty_ratio` (`mm/page-writeback.c`, `vm_dirty_ratio = 20`): writers
+/// are throttled ever harder from halfway between the two ratios and stop at 20%.
 pub const DIRTY_RATIO_PERCENT: u64 = 20;
+/// The broker JVM's heap, which is not page cache: `bin/kafka-server-start.sh` sets
+/// `-Xmx1G -Xms1G` unless `KAFKA_HEAP_OPTS` says otherwise. Linux computes the dirty ratios
+/// over *dirtyable* memory (free and file-backed pages, `global_dirtyable_memory`), which is
+/// the machine's memory less anonymous memory such as this heap.
+pub const BROKER_HEAP_BYTES: u64 = 1 << 30;
 
 const GB: u64 = 1_000_000_000;
 const GIB: u64 = 1 << 30;
@@ -421,6 +555,24 @@ impl HardwareProfile {
         }
     }
 
+    /// The page cache's dirty thresholds on this machine (Linux defaults over the memory
+    /// the broker's heap leaves).
+    pub fn dirty_thresholds(&self) -> DirtyThresholds {
+        let dirtyable = self.memory_bytes.saturating_sub(BROKER_HEAP_BYTES);
+        DirtyThresholds {
+            background_bytes: dirtyable / 100 * DIRTY_BACKGROUND_RATIO_PERCENT,
+            limit_bytes: dirtyable / 100 * DIRTY_RATIO_PERCENT,
+        }
+    }
+
+    /// What the disks bound: record bytes per second a cluster of `brokers` such machines
+    /// can take in for good at replication factor `replication` (every replica writes every
+    /// byte once: disk bandwidth × brokers / replication). Bursts ride the page cache above
+    /// it until dirty data reaches the freerun point.
+    pub fn disk_bound_bytes_per_sec(&self, brokers: u32, replication: u32) -> u64 {
+        self.disk_bytes_per_sec * brokers as u64 / replication.max(1) as u64
+    }
+
     /// The profile's cost model.
     pub fn cost_model(&self) -> CostModel {
         CostModel {
@@ -441,7 +593,7 @@ impl HardwareProfile {
             disk: DiskConfig {
                 fsync_latency: self.fsync_latency,
                 bandwidth_bytes_per_sec: self.disk_bytes_per_sec,
-                dirty_limit_bytes: Some(self.memory_bytes / 100 * DIRTY_RATIO_PERCENT),
+                dirty: Some(self.dirty_thresholds()),
                 ..DiskConfig::default()
             },
             cost: self.cost_model(),

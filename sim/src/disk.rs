@@ -22,11 +22,45 @@ pub struct DiskConfig {
     pub bandwidth_bytes_per_sec: u64,
     /// Age after which the OS has written a dirty page back on its own; `None` = never.
     pub writeback: Option<Duration>,
-    /// Cost model: dirty bytes the page cache holds before a write blocks until background
-    /// writeback (at `bandwidth_bytes_per_sec`) has made room, as Linux's `vm.dirty_ratio`
-    /// throttles writers; `None` = writes never block (the kernel's free default).
-    pub dirty_limit_bytes: Option<u64>,
+    /// Cost model: the page cache's dirty thresholds (see [`DirtyThresholds`]); `None` =
+    /// writes never block and nothing is written back for throttling (the kernel's free
+    /// default, which fault campaigns use).
+    pub dirty: Option<DirtyThresholds>,
 }
+
+/// Linux's two dirty-page thresholds of one machine (`mm/page-writeback.c`).
+///
+/// - Below `background_bytes` nothing writes dirty data back (except pages older than
+///   `dirty_expire_centisecs`, which do not matter for throttling).
+/// - Above it the flusher thread writes back at the disk's sequential bandwidth until dirty
+///   data is under `background_bytes` again (`wb_over_bg_thresh`).
+/// - Writers run free while dirty data is under the *freerun* point, halfway between the two
+///   thresholds (`dirty_freerun_ceiling`). Above it `balance_dirty_pages` pauses each writer
+///   so that it dirties pages at `write bandwidth × pos_ratio`, where `pos_ratio` falls as a
+///   cubic from 2 at freerun through 1 at the setpoint (halfway between freerun and the
+///   limit) to 0 at `limit_bytes` (`pos_ratio_polynom`); a pause lasts at most 200 ms
+///   (`MAX_PAUSE`), and a writer over the limit waits until writeback has brought dirty data
+///   back under it.
+///
+/// So a burst rides the page cache at full speed until the freerun point, and a sustained
+/// write rate settles at the disk's bandwidth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirtyThresholds {
+    /// `vm.dirty_background_ratio` of dirtyable memory.
+    pub background_bytes: u64,
+    /// `vm.dirty_ratio` of dirtyable memory.
+    pub limit_bytes: u64,
+}
+
+impl DirtyThresholds {
+    /// Where writers start being throttled (`dirty_freerun_ceiling`).
+    pub fn freerun_bytes(&self) -> u64 {
+        (self.background_bytes + self.limit_bytes) / 2
+    }
+}
+
+/// Longest single `balance_dirty_pages` pause (Linux `MAX_PAUSE`, HZ/5).
+const MAX_DIRTY_PAUSE: Duration = Duration::from_millis(200);
 
 impl Default for DiskConfig {
     fn default() -> Self {
@@ -34,7 +68,7 @@ impl Default for DiskConfig {
             fsync_latency: Duration::from_millis(2),
             bandwidth_bytes_per_sec: 500 << 20,
             writeback: Some(Duration::from_secs(30)),
-            dirty_limit_bytes: None,
+            dirty: None,
         }
     }
 }
@@ -79,8 +113,14 @@ pub struct NodeDisk {
     /// Bytes appended since the node's disk was created (the world diffs it around a handler
     /// to charge write throttling).
     pub(crate) appended_bytes: u64,
-    /// When background writeback will have written everything appended so far.
-    writeback_until: Instant,
+    /// Dirty bytes in the page cache at `dirty_at` (cost model only).
+    dirty_bytes: u64,
+    dirty_at: Instant,
+    /// The flusher is writing back (dirty data went over the background threshold and has
+    /// not yet come back under it).
+    flushing: bool,
+    /// Total time writers of this node were paused by `balance_dirty_pages`.
+    pub(crate) throttled: Duration,
 }
 
 impl NodeDisk {
@@ -93,29 +133,60 @@ impl NodeDisk {
             config,
             fsyncs: 0,
             appended_bytes: 0,
-            writeback_until: Instant::ZERO,
+            dirty_bytes: 0,
+            dirty_at: Instant::ZERO,
+            flushing: false,
+            throttled: Duration::ZERO,
         }
     }
 
-    /// `bytes` were just written at `now`: how long the writer blocks because the page cache
-    /// is over its dirty limit (zero without a limit). Writeback drains at the disk's
-    /// sequential bandwidth, shared by every file of the node.
+    /// Dirty bytes at `now` after the writeback since the last write (cost model only).
+    fn advance_writeback(&mut self, now: Instant, dirty: DirtyThresholds) {
+        let bandwidth = self.config.bandwidth_bytes_per_sec;
+        if self.flushing && now > self.dirty_at {
+            let elapsed = duration_nanos(now.saturating_since(self.dirty_at)) as u128;
+            let written = (elapsed * bandwidth as u128 / 1_000_000_000) as u64;
+            let floor = dirty.background_bytes.min(self.dirty_bytes);
+            self.dirty_bytes = self.dirty_bytes.saturating_sub(written).max(floor);
+            if self.dirty_bytes <= dirty.background_bytes {
+                self.flushing = false;
+            }
+        }
+        self.dirty_at = self.dirty_at.max(now);
+    }
+
+    /// `bytes` were just written at `now`: how long `balance_dirty_pages` pauses the writer
+    /// (zero without dirty thresholds). See [`DirtyThresholds`] for the rules.
     pub(crate) fn write_stall(&mut self, now: Instant, bytes: u64) -> Duration {
-        let (Some(limit), bandwidth) = (
-            self.config.dirty_limit_bytes,
-            self.config.bandwidth_bytes_per_sec,
-        ) else {
+        let Some(dirty) = self.config.dirty else {
             return Duration::ZERO;
         };
+        let bandwidth = self.config.bandwidth_bytes_per_sec;
         if bandwidth == 0 || bytes == 0 {
             return Duration::ZERO;
         }
-        let start = self.writeback_until.max(now);
-        self.writeback_until =
-            start + Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / bandwidth);
-        let dirty_nanos = duration_nanos(self.writeback_until.saturating_since(now));
-        let limit_nanos = limit.saturating_mul(1_000_000_000) / bandwidth;
-        Duration::from_nanos(dirty_nanos.saturating_sub(limit_nanos))
+        self.advance_writeback(now, dirty);
+        self.dirty_bytes = self.dirty_bytes.saturating_add(bytes);
+        if self.dirty_bytes > dirty.background_bytes {
+            self.flushing = true;
+        }
+        let freerun = dirty.freerun_bytes();
+        let limit = dirty.limit_bytes.max(freerun + 1);
+        let pause = if self.dirty_bytes <= freerun {
+            Duration::ZERO
+        } else if self.dirty_bytes >= limit {
+            // Over the hard limit: wait until writeback has brought dirty data under it.
+            let over = (self.dirty_bytes - limit) as u128;
+            Duration::from_nanos((over * 1_000_000_000 / bandwidth as u128) as u64)
+        } else {
+            let setpoint = (freerun + limit) as f64 / 2.0;
+            let x = (setpoint - self.dirty_bytes as f64) / (limit as f64 - setpoint);
+            let pos_ratio = (1.0 + x * x * x).max(1e-3);
+            let nanos = bytes as f64 * 1e9 / (bandwidth as f64 * pos_ratio);
+            Duration::from_nanos(nanos as u64).min(MAX_DIRTY_PAUSE)
+        };
+        self.throttled += pause;
+        pause
     }
 
     /// Start an fsync of `file` now; returns when it completes and what it will cover.
@@ -204,7 +275,15 @@ impl NodeDisk {
             f.dirty_bytes = 0;
         }
         self.busy_until = now;
-        self.writeback_until = now;
+        // The page cache is gone, and with it every dirty byte.
+        self.dirty_bytes = 0;
+        self.dirty_at = now;
+        self.flushing = false;
+    }
+
+    /// Total time writers of this node were paused by dirty-page throttling.
+    pub fn throttled(&self) -> Duration {
+        self.throttled
     }
 
     /// Durable image of a file (for tests and inspection).
@@ -340,30 +419,71 @@ mod tests {
         assert_eq!(d.read(F).len(), 1);
     }
 
-    #[test]
-    fn writes_block_only_beyond_the_dirty_limit() {
-        let mut d = NodeDisk::new(DiskConfig {
+    fn throttled_disk() -> NodeDisk {
+        NodeDisk::new(DiskConfig {
             bandwidth_bytes_per_sec: 1_000_000,
-            dirty_limit_bytes: Some(2_000_000),
+            dirty: Some(DirtyThresholds {
+                background_bytes: 1_000_000,
+                limit_bytes: 2_000_000,
+            }),
             ..DiskConfig::default()
-        });
-        // 1.5 MB dirty at 1 MB/s: under the 2 MB limit, free.
+        })
+    }
+
+    #[test]
+    fn writes_run_free_under_the_freerun_point() {
+        let mut d = throttled_disk();
+        // 1.5 MB dirty: at the freerun point (halfway between 1 MB and 2 MB), free.
         assert_eq!(d.write_stall(Instant::ZERO, 1_500_000), Duration::ZERO);
-        // 3 MB dirty: the writer waits until 1 MB has been written back.
-        assert_eq!(
-            d.write_stall(Instant::ZERO, 1_500_000),
-            Duration::from_secs(1)
-        );
-        // Three seconds later everything is written back: free again.
-        assert_eq!(
-            d.write_stall(Instant::from_millis(3_000), 1_000_000),
-            Duration::ZERO
-        );
+        // Without thresholds nothing ever blocks.
         let mut unlimited = NodeDisk::new(DiskConfig::default());
         assert_eq!(
             unlimited.write_stall(Instant::ZERO, u32::MAX as u64),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn writers_over_the_freerun_point_are_paused_at_the_disk_rate() {
+        let mut d = throttled_disk();
+        d.write_stall(Instant::ZERO, 1_500_000);
+        // 1.75 MB is the setpoint: pos_ratio 1, so 10 kB pause for 10 ms at 1 MB/s.
+        assert_eq!(
+            d.write_stall(Instant::ZERO, 250_000),
+            Duration::from_millis(200),
+            "a long pause is capped at MAX_PAUSE"
+        );
+        let pause = d.write_stall(Instant::ZERO, 10_000);
+        assert!(
+            pause > Duration::from_millis(9) && pause < Duration::from_millis(11),
+            "{pause:?}"
+        );
+    }
+
+    #[test]
+    fn writers_over_the_limit_wait_for_writeback() {
+        let mut d = throttled_disk();
+        // 3 MB dirty at once: the writer waits until 1 MB has been written back.
+        assert_eq!(
+            d.write_stall(Instant::ZERO, 3_000_000),
+            Duration::from_secs(1)
+        );
+        // Writeback stops at the background threshold: 1 MB stays dirty, so 0.5 MB more
+        // lands at the freerun point and runs free.
+        assert_eq!(
+            d.write_stall(Instant::from_millis(10_000), 500_000),
+            Duration::ZERO
+        );
+        assert!(d.throttled >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn nothing_is_written_back_under_the_background_threshold() {
+        let mut d = throttled_disk();
+        d.write_stall(Instant::ZERO, 900_000);
+        // Ten seconds later the 0.9 MB is still dirty (no flusher below 1 MB): 0.65 MB more
+        // crosses the freerun point and is throttled.
+        assert!(d.write_stall(Instant::from_millis(10_000), 650_000) > Duration::ZERO);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
 use kafsim_engine::app::{HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::compression::{Compression, MessageProfile};
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
 use kafsim_engine::history::HistoryEvent;
@@ -61,6 +62,7 @@ struct PreparedProducer {
     rate: Option<f64>,
     keys: u32,
     message_size: u32,
+    message_profile: MessageProfile,
     config: ProducerConfig,
 }
 
@@ -147,6 +149,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
                 },
                 keys: spec.keys,
                 message_size: spec.message_size,
+                message_profile: spec.message_profile,
                 config: config.clone(),
             });
             index += 1;
@@ -257,6 +260,9 @@ pub struct RunOutput {
     pub random_faults: Vec<ScheduledFault>,
     /// Whether the consumers caught up within the drain.
     pub drained: bool,
+    /// Per broker (by name): seconds its writers were paused by dirty-page throttling (the
+    /// cost model's page cache; all zero without one).
+    pub disk_throttled_s: Vec<(String, f64)>,
 }
 
 /// The nodes of a run, by role.
@@ -432,6 +438,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             rate: pp.rate,
             keys: pp.keys,
             message_size: pp.message_size,
+            message_profile: pp.message_profile,
             stop_at: producers_stop_at,
             bootstrap: cluster.brokers.clone(),
             value_base: (pp.index as u64 + 1) << 40,
@@ -584,6 +591,38 @@ fn heal(w: &mut World) {
     }
 }
 
+impl Prepared {
+    /// The consumer configuration of group `name` (after its client's defaults and the
+    /// scenario's properties), if the scenario has that group.
+    pub fn group_config(&self, name: &str) -> Option<&ConsumerConfig> {
+        self.groups
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| &g.config)
+    }
+
+    /// How the producers compress: the mean compressed fraction over producer instances
+    /// (1 = nothing compressed), for the bench's disk arithmetic.
+    pub fn compression_ratio(&self) -> f64 {
+        if self.producers.is_empty() {
+            return 1.0;
+        }
+        let sum: f64 = self
+            .producers
+            .iter()
+            .map(|p| {
+                let c = Compression::new(
+                    p.config.compression,
+                    p.config.compression_level(),
+                    p.message_profile,
+                );
+                c.permille as f64 / 1000.0
+            })
+            .sum();
+        sum / self.producers.len() as f64
+    }
+}
+
 /// Run one seed of a prepared scenario.
 pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let wall = std::time::Instant::now();
@@ -631,6 +670,13 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let heal_at = w.now();
     let mut fault_log = std::mem::take(&mut nemesis.log);
     let faults = std::mem::take(&mut nemesis.applied);
+    // The fault mix: a nemesis line is "<time> <action> ..." (see `nemesis::describe`).
+    let mut fault_mix: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &fault_log {
+        if let Some(action) = line.split_whitespace().nth(1) {
+            *fault_mix.entry(action.to_string()).or_insert(0) += 1;
+        }
+    }
     fault_log.push(format!("{heal_at} heal: all faults lifted, every node up"));
     tracker.scan(w.history());
     tracker.healed(heal_at);
@@ -741,6 +787,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         load_nanos: kafsim_engine::time::duration_nanos(s.duration),
         records_failed: tracker.records_failed,
         records_unknown: tracker.records_unknown,
+        faults: fault_mix,
         ..RunStats::default()
     };
     for e in history.entries() {
@@ -763,7 +810,17 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     }
     stats.coverage = run_coverage(s, &w, &h, &faults, &history, heal_at);
     stats.wall_seconds = wall.elapsed().as_secs_f64();
+    let disk_throttled_s = h
+        .cluster
+        .brokers
+        .iter()
+        .map(|&b| {
+            let throttled = w.disk(b).throttled();
+            (w.name(b).to_string(), throttled.as_secs_f64())
+        })
+        .collect();
     RunOutput {
+        disk_throttled_s,
         result: SeedResult {
             seed,
             violations,

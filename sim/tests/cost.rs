@@ -383,7 +383,10 @@ fn profiles_are_known_by_name_and_build_world_configs() {
             ethernet_goodput_bytes_per_sec(p.nic_bits_per_sec)
         );
         assert_eq!(w.disk.bandwidth_bytes_per_sec, p.disk_bytes_per_sec);
-        assert!(w.disk.dirty_limit_bytes.is_some());
+        let dirty = w.disk.dirty.expect("profiles throttle dirty pages");
+        assert_eq!(dirty, p.dirty_thresholds());
+        assert!(dirty.background_bytes < dirty.freerun_bytes());
+        assert!(dirty.freerun_bytes() < dirty.limit_bytes);
     }
     assert!(profile("kreps2015").is_none());
     let kreps = profile("kreps2014").unwrap();

@@ -263,6 +263,7 @@ fn spec(broker: NodeId, rate: Option<f64>, stop_ms: u64, partitions_keys: u32) -
         rate,
         keys: partitions_keys,
         message_size: 100,
+        message_profile: Default::default(),
         stop_at: Instant::from_millis(stop_ms),
         bootstrap: vec![broker],
         value_base: 0,

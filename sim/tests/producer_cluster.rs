@@ -32,6 +32,7 @@ fn add_producer(
         rate: Some(rate),
         keys: 0,
         message_size: 100,
+        message_profile: Default::default(),
         stop_at: Instant::from_millis(stop),
         bootstrap: c.brokers.clone(),
         value_base: 0,

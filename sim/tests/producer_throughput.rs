@@ -29,6 +29,7 @@ fn measure(linger_ms: i64, batch_size: i64) {
         rate: Some(100_000.0),
         keys: 1000,
         message_size: 100,
+        message_profile: Default::default(),
         stop_at: Instant::from_millis(4_000),
         bootstrap: c.brokers.clone(),
         value_base: 0,

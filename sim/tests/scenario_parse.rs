@@ -1249,3 +1249,47 @@ fn bench_backlog_errors_name_the_key_and_line() {
                      backlog = \"3s\"\n";
     assert_error(no_groups, "backlog =", "bench.backlog", "needs consumers");
 }
+
+#[test]
+fn message_profile_names_a_profile_or_a_ratio() {
+    use kafsim_sim::scenario::MessageProfile;
+    let s = parse(&edited(
+        "message_size = 100",
+        "message_size = 100\nmessage_profile = \"json-logs\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.producers[0].message_profile, MessageProfile::JsonLogs);
+    let s = parse(&edited(
+        "message_size = 100",
+        "message_size = 100\nmessage_profile = 0.4",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.producers[0].message_profile, MessageProfile::Ratio(0.4));
+    let s = parse(DESIGN_EXAMPLE).unwrap();
+    assert_eq!(s.producers[0].message_profile, MessageProfile::Random);
+}
+
+#[test]
+fn bad_message_profile() {
+    let text = edited(
+        "message_size = 100",
+        "message_size = 100\nmessage_profile = \"xml\"",
+    );
+    let e = assert_error(
+        &text,
+        "message_profile",
+        "producers[0].message_profile",
+        "unknown message profile \"xml\"",
+    );
+    assert!(e.hint.unwrap().contains("json-logs"));
+    let text = edited(
+        "message_size = 100",
+        "message_size = 100\nmessage_profile = 0",
+    );
+    assert_error(
+        &text,
+        "message_profile",
+        "producers[0].message_profile",
+        "above 0 and at most 1",
+    );
+}

@@ -10,13 +10,17 @@
 mod measure;
 mod sweep;
 
+use kafsim_engine::client::ClientKind;
 use kafsim_engine::config::ConfigValue;
+use kafsim_engine::consumer::config::OffsetReset;
 use kafsim_reports::{
-    render_json, render_results_json, render_text, write_report, BenchResult, Sweep,
+    render_json, render_results_json, render_text, write_bench_report, BenchResult, DiskBound,
+    OmbShape, Sweep, ViolationNote,
 };
-use kafsim_sim::cost::profile;
+use kafsim_sim::cost::{profile, HardwareProfile};
 use kafsim_sim::runner::{self, RunOptions};
 use kafsim_sim::scenario::{self, Property, Scenario, ScenarioError};
+use kafsim_sim::violation::{Violation, ViolationKind};
 use measure::{measure, MeasureSpec};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,14 +90,31 @@ fn run(args: &BenchArgs) -> Result<(), BadInput> {
     if parameters.is_empty() {
         let result = results.pop().expect("one run without a sweep").1;
         print!("{}", render_text(&result));
-        write_outputs(args, &[result], None)
+        write_outputs(args, &[result], None, &omb_shape(&base))
     } else {
         let mut sweep = Sweep::default();
         for (point, result) in results {
             sweep.push(point, result);
         }
         print!("{}", comparison_table(&sweep));
-        write_outputs(args, &[], Some(&sweep))
+        write_outputs(args, &[], Some(&sweep), &omb_shape(&base))
+    }
+}
+
+/// The workload's shape in OpenMessaging Benchmark's terms, for `omb.json`.
+fn omb_shape(s: &Scenario) -> OmbShape {
+    let mut clients: Vec<&str> = s.producers.iter().map(|p| p.client.name()).collect();
+    clients.dedup();
+    let topics = s.topics.len().max(1) as u32;
+    let producers: u32 = s.producers.iter().map(|p| p.count).sum();
+    let consumers: u32 = s.consumer_groups.iter().map(|g| g.members).sum();
+    OmbShape {
+        driver: format!("kafsim {}", clients.join("+")),
+        message_size: s.producers.first().map_or(0, |p| p.message_size as u64),
+        topics,
+        partitions: s.topics.iter().map(|t| t.partitions).sum::<u32>() / topics,
+        producers_per_topic: producers / topics,
+        consumers_per_topic: consumers / topics,
     }
 }
 
@@ -122,7 +143,9 @@ fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
             .collect(),
         groups: s.consumer_groups.len() as u32,
     };
-    let measured = measure(&spec, &history, &out.fault_log);
+    let mut measured = measure(&spec, &history, &out.fault_log);
+    measured.result.disk = Some(disk_bound(p, &profile, &out.disk_throttled_s));
+    measured.result.consumer_groups = Some(spec.groups);
     let stats = out.result.stats;
     eprintln!(
         "{}: {:.1} simulated s in {:.2} wall s ({:.0} records/wall s, {:.0} events/wall s){}",
@@ -137,10 +160,154 @@ fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
             String::new()
         }
     );
-    for v in &out.result.violations {
-        eprintln!("  violation during the bench: {} {}", v.kind, v.detail);
+    measured.result.violations = violation_notes(p, &out.result.violations);
+    for note in &measured.result.violations {
+        eprintln!("  violations during the bench: {}", note.sentence());
     }
     Ok(measured.result)
+}
+
+/// Most violation notes kept per bench (one per kind and group).
+const MAX_VIOLATION_NOTES: usize = 50;
+
+/// The bench's violations, one note per kind and group, each with what it means here. The
+/// checkers keep 1000 violations of a kind and add one "N more KIND violations not kept";
+/// that N is added to the kind's count instead of making a note of its own.
+fn violation_notes(p: &runner::Prepared, violations: &[Violation]) -> Vec<ViolationNote> {
+    let mut notes: Vec<ViolationNote> = Vec::new();
+    let mut more: Vec<(ViolationKind, u64)> = Vec::new();
+    for v in violations {
+        if let Some(n) = v
+            .detail
+            .split_once(" more ")
+            .filter(|(_, rest)| rest.contains("violations not kept"))
+            .and_then(|(n, _)| n.parse::<u64>().ok())
+        {
+            more.push((v.kind, n));
+            continue;
+        }
+        // Delivery checkers name the group last: "... never read by GROUP by the end".
+        let group = v
+            .detail
+            .split_once(" never read by ")
+            .map(|(_, rest)| rest.split(' ').next().unwrap_or(rest).trim_end_matches(','))
+            .filter(|g| p.group_config(g).is_some())
+            .map(str::to_string);
+        if let Some(note) = notes
+            .iter_mut()
+            .find(|n| n.kind == v.kind.as_str() && n.group == group)
+        {
+            note.count += 1;
+            continue;
+        }
+        if notes.len() >= MAX_VIOLATION_NOTES {
+            continue;
+        }
+        notes.push(ViolationNote {
+            kind: v.kind.as_str().to_string(),
+            meaning: violation_meaning(p, v.kind, group.as_deref()),
+            group,
+            count: 1,
+            example: v.detail.clone(),
+        });
+    }
+    for (kind, n) in more {
+        match notes.iter_mut().find(|note| note.kind == kind.as_str()) {
+            Some(note) => note.count += n,
+            None => notes.push(ViolationNote {
+                kind: kind.as_str().to_string(),
+                meaning: violation_meaning(p, kind, None),
+                group: None,
+                count: n,
+                example: String::new(),
+            }),
+        }
+    }
+    notes
+}
+
+/// What a violation kind means in a bench, with the likely cause when the workload shows it.
+fn violation_meaning(p: &runner::Prepared, kind: ViolationKind, group: Option<&str>) -> String {
+    let latest = group
+        .and_then(|g| p.group_config(g))
+        .filter(|c| c.auto_offset_reset == OffsetReset::Latest);
+    match (kind, latest) {
+        (ViolationKind::Unseen, Some(config)) => format!(
+            "acknowledged records this group never read. It starts at the newest offset ({} default: {}), so it skips everything produced before it had its partitions; set \"auto.offset.reset\" = \"earliest\" to read them.",
+            config.client.name(),
+            match config.client {
+                ClientKind::Sarama => "Consumer.Offsets.Initial = OffsetNewest",
+                ClientKind::KafkaGo => "StartOffset = LastOffset",
+                _ => "auto.offset.reset = latest",
+            }
+        ),
+        (ViolationKind::Unseen, None) => "acknowledged records no consumer of the group read by the end of the run and its drain (the consumers fell behind or stopped)."
+            .to_string(),
+        (ViolationKind::LostWrite, _) => "acknowledged records the group read past without ever seeing them: a real loss."
+            .to_string(),
+        (ViolationKind::Duplicate, _) => "records delivered more than once.".to_string(),
+        (ViolationKind::SinkLoss, _) => {
+            "acknowledged records that never reached the group's sink (the database its \
+             handler writes to)."
+                .to_string()
+        }
+        (ViolationKind::Stall, _) => {
+            let newest: Vec<&str> = p
+                .scenario
+                .consumer_groups
+                .iter()
+                .map(|g| g.group.as_str())
+                .filter(|g| {
+                    p.group_config(g)
+                        .is_some_and(|c| c.auto_offset_reset == OffsetReset::Latest)
+                })
+                .collect();
+            if newest.is_empty() {
+                "the run stopped making progress.".to_string()
+            } else {
+                format!(
+                    "the run stopped making progress. Group(s) {} start at the newest offset \
+                     (auto.offset.reset = latest; sarama's default Consumer.Offsets.Initial = \
+                     OffsetNewest): a group that joins after the producers stopped has \
+                     nothing to read.",
+                    newest.join(", ")
+                )
+            }
+        }
+        (ViolationKind::Lag, _) => "a group did not catch up within [expect] catch_up_within."
+            .to_string(),
+        _ => "see docs/scenarios.md, \"Violation kinds\".".to_string(),
+    }
+}
+
+/// The disk arithmetic of a run on `profile` (see [`DiskBound`]).
+fn disk_bound(
+    p: &runner::Prepared,
+    profile: &HardwareProfile,
+    throttled_s: &[(String, f64)],
+) -> DiskBound {
+    let s = &p.scenario;
+    let produced: Vec<&str> = s.producers.iter().map(|p| p.topic.as_str()).collect();
+    let replication_factor = s
+        .topics
+        .iter()
+        .filter(|t| produced.contains(&t.name.as_str()))
+        .map(|t| t.replication_factor)
+        .max()
+        .unwrap_or(1);
+    let brokers = s.cluster.brokers;
+    let compression_ratio = p.compression_ratio();
+    let bound_bytes =
+        profile.disk_bound_bytes_per_sec(brokers, replication_factor) as f64 / compression_ratio;
+    DiskBound {
+        disk_mb_per_sec: profile.disk_bytes_per_sec as f64 / 1e6,
+        brokers,
+        replication_factor,
+        compression_ratio,
+        bound_mib_per_sec: bound_bytes / (1u64 << 20) as f64,
+        freerun_gb: profile.dirty_thresholds().freerun_bytes() as f64 / 1e9,
+        throttled_s: throttled_s.to_vec(),
+    }
 }
 
 /// `base` with a sweep point's assignments applied, each to the family its name belongs to
@@ -245,6 +412,7 @@ fn write_outputs(
     args: &BenchArgs,
     results: &[BenchResult],
     sweep: Option<&Sweep>,
+    omb: &OmbShape,
 ) -> Result<(), BadInput> {
     if let Some(path) = &args.json {
         let text = match (results, sweep) {
@@ -255,7 +423,7 @@ fn write_outputs(
             .map_err(|e| BadInput(format!("cannot write {}: {e}", path.display())))?;
     }
     if let Some(dir) = &args.report {
-        write_report(dir, results, sweep).map_err(|e| BadInput(e.to_string()))?;
+        write_bench_report(dir, results, sweep, omb).map_err(|e| BadInput(e.to_string()))?;
         eprintln!("report written to {}", dir.display());
     }
     Ok(())

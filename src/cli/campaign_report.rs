@@ -5,6 +5,7 @@
 
 use super::run::CampaignJson;
 use kafsim_reports::{write_atomically, ReportError};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -28,8 +29,17 @@ pub fn markdown(doc: &CampaignJson) -> String {
     for (k, n) in &doc.kinds {
         let _ = writeln!(md, "| {k} | {n} |");
     }
+    md.push_str(&seed_table_md(doc));
+    md.push_str(&fault_mix_md(doc));
+    if doc.violations.len() > MAX_VIOLATION_ROWS {
+        let _ = writeln!(
+            md,
+            "\nThe first {MAX_VIOLATION_ROWS} of {} violations (all are in results.json):",
+            doc.violations.len()
+        );
+    }
     md.push_str("\n| seed | kind | partition | offset | value | at (ms) | detail |\n|---|---|---|---|---|---|---|\n");
-    for v in &doc.violations {
+    for v in doc.violations.iter().take(MAX_VIOLATION_ROWS) {
         let part = match (&v.topic, v.partition) {
             (Some(t), Some(p)) => format!("{t}/{p}"),
             _ => String::new(),
@@ -60,7 +70,7 @@ pub fn html(doc: &CampaignJson) -> String {
     let mut h = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>kafsim run</title>",
     );
-    h.push_str("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}</style></head><body>");
+    h.push_str("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}td.fail{color:#b00;font-weight:bold}td.pass{color:#070}</style></head><body>");
     let _ = write!(h, "<h1>kafsim run: {}</h1>", html_escape(&doc.scenario));
     let _ = write!(
         h,
@@ -68,12 +78,62 @@ pub fn html(doc: &CampaignJson) -> String {
         html_escape(&doc.describe_seeds()),
         doc.failed_seeds.len()
     );
-    h.push_str("<table><tr><th>kind</th><th>count</th></tr>");
-    for (k, n) in &doc.kinds {
-        let _ = write!(h, "<tr><td>{k}</td><td>{n}</td></tr>");
+    h.push_str("<h2>Failures by kind</h2>");
+    if doc.kinds.is_empty() {
+        h.push_str("<p>No failures.</p>");
+    } else {
+        h.push_str(&kinds_chart(&doc.kinds));
+        h.push_str("<table><tr><th>kind</th><th>count</th></tr>");
+        for (k, n) in &doc.kinds {
+            let _ = write!(h, "<tr><td>{k}</td><td>{n}</td></tr>");
+        }
+        h.push_str("</table>");
     }
-    h.push_str("</table><h2>Violations</h2><table><tr><th>seed</th><th>kind</th><th>partition</th><th>offset</th><th>value</th><th>at (ms)</th><th>detail</th><th>reproduce</th></tr>");
-    for v in &doc.violations {
+    h.push_str("<h2>Seeds</h2>");
+    let clean = doc.seeds as usize - doc.seed_verdicts.len().min(doc.seeds as usize);
+    let _ = write!(
+        h,
+        "<p>{clean} of {} seeds passed with no violation at all; the others:</p>",
+        doc.seeds
+    );
+    h.push_str("<table><tr><th>seed</th><th>verdict</th><th>violations by kind</th><th>reproduce</th></tr>");
+    for row in &doc.seed_verdicts {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            row.seed,
+            row.verdict,
+            row.verdict,
+            html_escape(&kinds_phrase(&row.kinds)),
+            html_escape(&row.repro)
+        );
+    }
+    h.push_str("</table><h2>Fault mix</h2>");
+    if doc.fault_mix.is_empty() {
+        h.push_str("<p>No faults were injected.</p>");
+    } else {
+        let _ = write!(h, "<p>Faults applied over all {} seeds:</p>", doc.seeds);
+        h.push_str("<table><tr><th>action</th><th>applied</th><th>per seed</th></tr>");
+        for (action, n) in &doc.fault_mix {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{n}</td><td>{:.1}</td></tr>",
+                html_escape(action),
+                *n as f64 / doc.seeds.max(1) as f64
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Violations</h2>");
+    if doc.violations.len() > MAX_VIOLATION_ROWS {
+        let _ = write!(
+            h,
+            "<p>The first {MAX_VIOLATION_ROWS} of {} violations (all are in results.json).</p>",
+            doc.violations.len()
+        );
+    }
+    h.push_str("<table><tr><th>seed</th><th>kind</th><th>partition</th><th>offset</th><th>value</th><th>at (ms)</th><th>detail</th><th>reproduce</th></tr>");
+    for v in doc.violations.iter().take(MAX_VIOLATION_ROWS) {
         let part = match (&v.topic, v.partition) {
             (Some(t), Some(p)) => format!("{t}/{p}"),
             _ => String::new(),
@@ -93,6 +153,89 @@ pub fn html(doc: &CampaignJson) -> String {
     }
     h.push_str("</table></body></html>\n");
     h
+}
+
+/// Violation rows shown in the report (results.json has them all).
+const MAX_VIOLATION_ROWS: usize = 200;
+
+/// "lost-write x3, duplicate x1".
+fn kinds_phrase(kinds: &BTreeMap<String, u64>) -> String {
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{k} x{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn seed_table_md(doc: &CampaignJson) -> String {
+    let mut md = String::from("\n## Seeds\n\n");
+    let clean = doc.seeds as usize - doc.seed_verdicts.len().min(doc.seeds as usize);
+    let _ = writeln!(
+        md,
+        "{clean} of {} seeds passed with no violation at all; the others:\n",
+        doc.seeds
+    );
+    md.push_str("| seed | verdict | violations by kind | reproduce |\n|---|---|---|---|\n");
+    for row in &doc.seed_verdicts {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | `{}` |",
+            row.seed,
+            row.verdict,
+            kinds_phrase(&row.kinds),
+            row.repro
+        );
+    }
+    md
+}
+
+fn fault_mix_md(doc: &CampaignJson) -> String {
+    let mut md = String::from("\n## Fault mix\n\n");
+    if doc.fault_mix.is_empty() {
+        md.push_str("No faults were injected.\n");
+        return md;
+    }
+    md.push_str("| action | applied | per seed |\n|---|---|---|\n");
+    for (action, n) in &doc.fault_mix {
+        let _ = writeln!(
+            md,
+            "| {action} | {n} | {:.1} |",
+            *n as f64 / doc.seeds.max(1) as f64
+        );
+    }
+    md
+}
+
+/// A horizontal bar chart of failures per kind, inline SVG (no scripts, no fonts fetched).
+fn kinds_chart(kinds: &BTreeMap<String, u64>) -> String {
+    const ROW: usize = 24;
+    const LABEL: usize = 200;
+    const BAR: f64 = 500.0;
+    let max = kinds.values().copied().max().unwrap_or(1).max(1) as f64;
+    let height = ROW * kinds.len() + 10;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" \
+         role=\"img\" aria-label=\"failures per kind\" font-family=\"sans-serif\" font-size=\"13\">",
+        LABEL as f64 + BAR + 80.0
+    );
+    for (i, (kind, n)) in kinds.iter().enumerate() {
+        let y = i * ROW + 5;
+        let width = (*n as f64 / max * BAR).max(1.0);
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{LABEL}\" y=\"{y}\" width=\"{width:.1}\" height=\"{}\" fill=\"#c0392b\"/>\
+             <text x=\"{:.1}\" y=\"{}\">{n}</text>",
+            LABEL - 8,
+            y + ROW / 2 + 4,
+            html_escape(kind),
+            ROW - 6,
+            LABEL as f64 + width + 6.0,
+            y + ROW / 2 + 4,
+        );
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 pub fn write(dir: &Path, doc: &CampaignJson, json: &str) -> Result<(), ReportError> {

@@ -195,7 +195,13 @@ pub fn merge(parts: &[(PathBuf, CampaignJson)]) -> Result<CampaignJson, String> 
     let mut violations = Vec::new();
     let mut wall_seconds = 0.0;
     let mut coverage = kafsim_sim::coverage::Coverage::default();
+    let mut seed_verdicts = Vec::new();
+    let mut fault_mix: BTreeMap<String, u64> = BTreeMap::new();
     for (_, doc) in parts {
+        seed_verdicts.extend(doc.seed_verdicts.iter().cloned());
+        for (action, n) in &doc.fault_mix {
+            *fault_mix.entry(action.clone()).or_insert(0) += n;
+        }
         stats.add(&doc.stats.to_run_stats());
         coverage.add(&doc.coverage.to_coverage(doc.seeds));
         wall_seconds += doc.stats.wall_seconds;
@@ -208,6 +214,8 @@ pub fn merge(parts: &[(PathBuf, CampaignJson)]) -> Result<CampaignJson, String> 
     failed_seeds.sort_unstable();
     // A stable sort by seed keeps each seed's violations in the run's order.
     violations.sort_by_key(|v| v.seed);
+    seed_verdicts.sort_by_key(|v| v.seed);
+    seed_verdicts.truncate(super::run::MAX_SEED_ROWS);
     Ok(CampaignJson {
         scenario: first.scenario.clone(),
         first_seed: Some(first_seed),
@@ -219,5 +227,7 @@ pub fn merge(parts: &[(PathBuf, CampaignJson)]) -> Result<CampaignJson, String> 
         violations,
         stats: StatsJson::new(&stats, wall_seconds),
         coverage: CoverageJson::new(&coverage),
+        seed_verdicts,
+        fault_mix,
     })
 }

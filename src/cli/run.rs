@@ -77,6 +77,13 @@ pub struct CampaignJson {
     /// Absent in files written before coverage existed (then empty).
     #[serde(default)]
     pub coverage: CoverageJson,
+    /// Seeds that produced any violation (failing, or only allowed kinds), in seed order, at
+    /// most `MAX_SEED_ROWS`; every other seed passed cleanly.
+    #[serde(default)]
+    pub seed_verdicts: Vec<SeedVerdictJson>,
+    /// Faults applied over all seeds, by action (`crash`, `partition`, ...).
+    #[serde(default)]
+    pub fault_mix: BTreeMap<String, u64>,
 }
 
 /// `coverage`: per requested fault kind how often it fired and how often a client-visible
@@ -151,6 +158,20 @@ impl CoverageJson {
         }
     }
 }
+
+/// One seed's line of the per-seed table.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SeedVerdictJson {
+    pub seed: u64,
+    /// `"fail"`, or `"pass"` when every violation of the seed is of an allowed kind.
+    pub verdict: String,
+    /// Violations by kind (failing and allowed alike).
+    pub kinds: BTreeMap<String, u64>,
+    pub repro: String,
+}
+
+/// Rows of the per-seed table kept in the JSON and the report.
+pub const MAX_SEED_ROWS: usize = 1_000;
 
 impl CampaignJson {
     /// The seeds the document covers, in order.
@@ -264,6 +285,8 @@ impl StatsJson {
             groups: BTreeMap::new(),
             // Coverage travels in the document's own `coverage` field.
             coverage: Coverage::default(),
+            // The fault mix travels beside the stats (`CampaignJson::fault_mix`).
+            faults: BTreeMap::new(),
         };
         for (name, peak_lag) in &self.peak_lag {
             stats.groups.insert(
@@ -416,9 +439,21 @@ pub fn campaign_json(
             .get(id as usize)
             .map_or_else(|| "__consumer_offsets".to_string(), |t| t.name.clone())
     };
+    let mut seed_verdicts = Vec::new();
     for r in results {
         stats.add(&r.stats);
         let failures = common::failures(prepared, &r.violations);
+        if !r.violations.is_empty() && seed_verdicts.len() < MAX_SEED_ROWS {
+            seed_verdicts.push(SeedVerdictJson {
+                seed: r.seed,
+                verdict: if failures.is_empty() { "pass" } else { "fail" }.to_string(),
+                kinds: common::count_kinds(&r.violations)
+                    .into_iter()
+                    .map(|(k, n)| (k.as_str().to_string(), n))
+                    .collect(),
+                repro: common::repro(path, r.seed),
+            });
+        }
         if failures.is_empty() {
             continue;
         }
@@ -453,7 +488,9 @@ pub fn campaign_json(
         kinds,
         violations,
         coverage: CoverageJson::new(&stats.coverage),
+        fault_mix: stats.faults.clone(),
         stats: StatsJson::new(&stats, wall_seconds),
+        seed_verdicts,
     }
 }
 

@@ -23,7 +23,17 @@
 //! sarama and kafka-go users may write their own client's field names (`Producer.RequiredAcks
 //! = "WaitForAll"`, `RequiredAcks = "RequireAll"`, `BatchTimeout = "10ms"`); `alias.rs` maps
 //! them onto the Java property for the matching client only.
+//!
+//! Compression (`compression.rs`): `compression.type` = `none` | `gzip` | `snappy` | `lz4` |
+//! `zstd` for every client; each client's own spelling too: librdkafka's alias
+//! `compression.codec`, kafka-go's `kafka-go.Compression` (the `Writer.Compression` field:
+//! `gzip`, `snappy`, `lz4`, `zstd`, or `none` for its zero value). The level is
+//! `compression.level` for librdkafka (-1 = the codec's default, up to 12) and sarama
+//! (`Producer.CompressionLevel`, -1000 = `CompressionLevelDefault`), and
+//! `compression.gzip.level` / `compression.lz4.level` / `compression.zstd.level` for Java 3.8+
+//! (KIP-390); kafka-go's Writer has no level field.
 
+use crate::compression::CompressionType;
 use crate::config::{ConfigValue, Configurable};
 use crate::partitioner::{PartitionExpr, PartitionerKind};
 use crate::protocol::Acks;
@@ -93,6 +103,12 @@ pub struct ProducerConfig {
     pub sync: bool,
     /// Bound on records the application has outstanding (handed over, not yet completed).
     pub max_outstanding_records: u32,
+    /// `compression.type` (librdkafka also `compression.codec`, kafka-go
+    /// `kafka-go.Compression`).
+    pub compression: CompressionType,
+    /// `compression.level` (librdkafka, sarama `Producer.CompressionLevel`) or Java 3.8+'s
+    /// `compression.<codec>.level` (KIP-390), per codec; unset = the codec's default.
+    pub compression_levels: Vec<(CompressionType, i32)>,
     /// Whether `enable.idempotence` was set explicitly; Java (3.0.1+, KAFKA-13598) turns the
     /// default-on idempotence off silently when a conflicting option was set instead.
     pub idempotence_explicit: bool,
@@ -180,6 +196,13 @@ const KNOWN_KEYS: &[&str] = &[
     "kafka-go.BatchSize",
     "kafka-go.BatchBytes",
     "kafka-go.BatchTimeout",
+    "compression.type",
+    "compression.codec",
+    "compression.level",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "kafka-go.Compression",
 ];
 
 impl ProducerConfig {
@@ -196,6 +219,16 @@ impl ProducerConfig {
         self.check_manual_partition()?;
         if self.enable_idempotence {
             self.check_idempotence()?;
+        }
+        if self.compression == CompressionType::Zstd
+            && self.client == ClientKind::Java
+            && !version_at_least(&self.client_version, (2, 1))
+        {
+            return Err(format!(
+                "compression.type=zstd: the Java producer has zstd since 2.1 (KIP-110); this \
+                 producer is {}",
+                self.client_version
+            ));
         }
         if self
             .delivery_timeout
@@ -286,6 +319,73 @@ impl ProducerConfig {
         Ok(())
     }
 
+    /// `compression.level`: librdkafka and sarama apply one level to whichever codec is set.
+    fn set_compression_level(&mut self, value: &ConfigValue) -> Result<(), String> {
+        let (level, default) = match self.client {
+            // librdkafka CONFIGURATION.md: compression.level, -1 .. 12, -1 = codec default.
+            ClientKind::Librdkafka => (value.as_int_in(-1, 12)? as i32, -1),
+            // sarama Config.Producer.CompressionLevel; CompressionLevelDefault = -1000.
+            ClientKind::Sarama => (value.as_int_in(-1000, 22)? as i32, -1000),
+            ClientKind::Java => {
+                return Err(
+                    "compression.level: the Java producer sets the level per codec: \
+                     compression.gzip.level, compression.lz4.level or compression.zstd.level \
+                     (Kafka 3.8+, KIP-390)"
+                        .into(),
+                )
+            }
+            ClientKind::KafkaGo => {
+                return Err(
+                    "compression.level: the kafka-go Writer has no compression level \
+                     (its codecs run at their default levels)"
+                        .into(),
+                )
+            }
+        };
+        self.compression_levels.clear();
+        if level != default {
+            for codec in CompressionType::ALL {
+                self.compression_levels.push((codec, level));
+            }
+        }
+        Ok(())
+    }
+
+    /// Java 3.8+'s per-codec level keys (KIP-390, `ProducerConfig.COMPRESSION_*_LEVEL`).
+    fn set_java_compression_level(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
+        if self.client != ClientKind::Java {
+            return Err(format!(
+                "{key} is the Java producer's name (3.8+); {} uses compression.level",
+                self.client.name()
+            ));
+        }
+        if !version_at_least(&self.client_version, (3, 8)) {
+            return Err(format!(
+                "{key}: the Java producer has per-codec levels since 3.8 (KIP-390); this \
+                 producer is {}",
+                self.client_version
+            ));
+        }
+        let codec = match key {
+            "compression.gzip.level" => CompressionType::Gzip,
+            "compression.lz4.level" => CompressionType::Lz4,
+            _ => CompressionType::Zstd,
+        };
+        let (lo, hi) = codec.java_level_range().expect("leveled codec");
+        let level = value.as_int_in(lo as i64, hi as i64)? as i32;
+        self.compression_levels.retain(|(c, _)| *c != codec);
+        self.compression_levels.push((codec, level));
+        Ok(())
+    }
+
+    /// The level of the configured codec, if one was set.
+    pub fn compression_level(&self) -> Option<i32> {
+        self.compression_levels
+            .iter()
+            .find(|(c, _)| *c == self.compression)
+            .map(|(_, l)| *l)
+    }
+
     fn set_kafka_go(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
         if self.client != ClientKind::KafkaGo {
             return Err(format!(
@@ -301,6 +401,29 @@ impl ProducerConfig {
             _ => self.linger = duration_value(value)?,
         }
         Ok(())
+    }
+}
+
+/// A codec name; kafka-go spells them as its constants too (`kafka.Gzip`, ...).
+fn codec_value(value: &ConfigValue, kafka_go: bool) -> Result<CompressionType, String> {
+    let name = value.as_str()?;
+    let trimmed = if kafka_go {
+        name.trim_start_matches("kafka.")
+    } else {
+        name
+    };
+    CompressionType::from_name(trimmed).ok_or_else(|| {
+        format!("unknown codec \"{name}\": expected one of none, gzip, snappy, lz4, zstd")
+    })
+}
+
+/// Whether a `major.minor[.patch]` version is at least `major.minor` (an unparsable version
+/// counts as the newest).
+fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => true,
     }
 }
 
@@ -406,6 +529,29 @@ impl Configurable for ProducerConfig {
             "kafka-go.BatchSize" | "kafka-go.BatchBytes" | "kafka-go.BatchTimeout" => {
                 self.set_kafka_go(key, value)?
             }
+            "compression.type" => self.compression = codec_value(value, false)?,
+            "compression.codec" => {
+                if self.client != ClientKind::Librdkafka {
+                    return Err(format!(
+                        "compression.codec is librdkafka's name; {} calls it compression.type",
+                        self.client.name()
+                    ));
+                }
+                self.compression = codec_value(value, false)?;
+            }
+            "kafka-go.Compression" => {
+                if self.client != ClientKind::KafkaGo {
+                    return Err(format!(
+                        "{key} is a kafka-go Writer field; this producer is {}; use compression.type",
+                        self.client.name()
+                    ));
+                }
+                self.compression = codec_value(value, true)?;
+            }
+            "compression.level" => self.set_compression_level(value)?,
+            "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+                self.set_java_compression_level(key, value)?
+            }
             other => return Err(format!("unknown producer property \"{other}\"")),
         }
         Ok(())
@@ -421,5 +567,104 @@ impl Configurable for ProducerConfig {
 
     fn client(&self) -> Option<ClientKind> {
         Some(self.client)
+    }
+}
+
+#[cfg(test)]
+mod compression_tests {
+    use super::*;
+
+    fn config(client: &str, version: Option<&str>) -> ProducerConfig {
+        ProducerConfig::for_client(client, version).unwrap()
+    }
+
+    fn text(s: &str) -> ConfigValue {
+        ConfigValue::Str(s.to_string())
+    }
+
+    #[test]
+    fn every_client_takes_compression_type() {
+        for client in ["java", "sarama", "kafka-go", "librdkafka"] {
+            let mut c = config(client, None);
+            assert_eq!(c.compression, CompressionType::None, "{client} default");
+            for codec in CompressionType::ALL {
+                c.set("compression.type", &text(codec.name())).unwrap();
+                assert_eq!(c.compression, codec, "{client}");
+            }
+            c.set("compression.type", &text("ZSTD")).unwrap();
+            c.validate().unwrap();
+            let e = c.set("compression.type", &text("brotli")).unwrap_err();
+            assert!(e.contains("none, gzip, snappy, lz4, zstd"), "{e}");
+        }
+    }
+
+    #[test]
+    fn each_client_has_its_own_spelling() {
+        let mut r = config("librdkafka", None);
+        r.set("compression.codec", &text("lz4")).unwrap();
+        assert_eq!(r.compression, CompressionType::Lz4);
+        let mut g = config("kafka-go", None);
+        g.set("kafka-go.Compression", &text("kafka.Snappy"))
+            .unwrap();
+        assert_eq!(g.compression, CompressionType::Snappy);
+        let mut j = config("java", None);
+        let e = j.set("compression.codec", &text("lz4")).unwrap_err();
+        assert!(e.contains("librdkafka"), "{e}");
+        let e = j.set("kafka-go.Compression", &text("lz4")).unwrap_err();
+        assert!(e.contains("kafka-go Writer field"), "{e}");
+    }
+
+    #[test]
+    fn levels_by_client() {
+        let mut r = config("librdkafka", None);
+        r.set("compression.type", &text("gzip")).unwrap();
+        r.set("compression.level", &ConfigValue::Int(9)).unwrap();
+        assert_eq!(r.compression_level(), Some(9));
+        r.set("compression.level", &ConfigValue::Int(-1)).unwrap();
+        assert_eq!(r.compression_level(), None, "-1 is the codec's default");
+        assert!(r.set("compression.level", &ConfigValue::Int(13)).is_err());
+        let mut s = config("sarama", None);
+        s.set("compression.type", &text("zstd")).unwrap();
+        s.set("compression.level", &ConfigValue::Int(7)).unwrap();
+        assert_eq!(s.compression_level(), Some(7));
+        let mut j = config("java", None);
+        let e = j
+            .set("compression.level", &ConfigValue::Int(3))
+            .unwrap_err();
+        assert!(e.contains("compression.zstd.level"), "{e}");
+        j.set("compression.type", &text("zstd")).unwrap();
+        j.set("compression.zstd.level", &ConfigValue::Int(9))
+            .unwrap();
+        j.set("compression.gzip.level", &ConfigValue::Int(1))
+            .unwrap();
+        assert_eq!(j.compression_level(), Some(9));
+        assert!(j
+            .set("compression.lz4.level", &ConfigValue::Int(18))
+            .is_err());
+        let mut old = config("java", Some("3.7"));
+        let e = old
+            .set("compression.zstd.level", &ConfigValue::Int(9))
+            .unwrap_err();
+        assert!(e.contains("3.8"), "{e}");
+        let mut g = config("kafka-go", None);
+        let e = g
+            .set("compression.level", &ConfigValue::Int(1))
+            .unwrap_err();
+        assert!(e.contains("no compression level"), "{e}");
+        let e = s
+            .set("compression.zstd.level", &ConfigValue::Int(1))
+            .unwrap_err();
+        assert!(e.contains("compression.level"), "{e}");
+    }
+
+    #[test]
+    fn java_has_zstd_since_2_1() {
+        let mut old = config("java", Some("2.0"));
+        old.set("compression.type", &text("zstd")).unwrap();
+        let e = old.validate().unwrap_err();
+        assert!(e.contains("KIP-110"), "{e}");
+        let mut ok = config("java", Some("2.1"));
+        ok.set("compression.type", &text("zstd")).unwrap();
+        ok.validate().unwrap();
     }
 }

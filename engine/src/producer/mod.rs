@@ -33,6 +33,7 @@ pub mod workload;
 pub use config::{ClientKind, KafkaGoConstructor, OnError, ProducerConfig};
 pub use workload::ProducerSpec;
 
+use crate::compression::Compression;
 use crate::history::HistoryEvent;
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
 use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
@@ -117,6 +118,8 @@ pub struct Producer {
     wake: Option<(Instant, TimerId, u64)>,
     wake_generation: u64,
     stats: ProducerStats,
+    /// How this producer's batches are compressed (codec, level, the workload's ratio).
+    compression: Compression,
 }
 
 impl Producer {
@@ -131,7 +134,13 @@ impl Producer {
             linger: config.linger,
             buffer_memory: config.buffer_memory,
         };
+        let compression = Compression::new(
+            config.compression,
+            config.compression_level(),
+            spec.message_profile,
+        );
         Producer {
+            compression,
             metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
             connections: ConnectionStates::new(
                 config.client,

@@ -25,6 +25,7 @@
 //!   consistent_random.
 
 use super::config::{ClientKind, KafkaGoConstructor, OnError, ProducerConfig, RETRIES_MAX};
+use crate::compression::CompressionType;
 use crate::partitioner::PartitionerKind;
 use crate::protocol::Acks;
 use crate::time::{ms, Duration};
@@ -76,6 +77,8 @@ fn base(client: ClientKind) -> ProducerConfig {
     ProducerConfig {
         client,
         client_version: String::new(),
+        compression: CompressionType::None,
+        compression_levels: Vec::new(),
         acks: Acks::All,
         enable_idempotence: false,
         linger: ms(0),

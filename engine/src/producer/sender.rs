@@ -15,6 +15,7 @@
 
 use super::metadata::{refreshes_on, sarama_retriable};
 use super::{ClientKind, Outcome, Producer, OFFSET_UNKNOWN};
+use crate::compression::Compression;
 use crate::node::{Cx, NodeId};
 use crate::protocol::{
     Acks, ErrorCode, InitProducerIdRequest, InitProducerIdResponse, Message, MetadataRequest,
@@ -409,7 +410,7 @@ impl Producer {
         let correlation_id = self.sender.correlation_id();
         let wire: Vec<(TopicPartition, RecordBatch)> = batches
             .iter_mut()
-            .map(|b| (b.partition, to_record_batch(b)))
+            .map(|b| (b.partition, to_record_batch(b, self.compression)))
             .collect();
         for batch in &mut batches {
             batch.attempts += 1;
@@ -713,8 +714,9 @@ impl Producer {
 }
 
 /// The wire form of a producer batch (offsets are assigned by the leader).
-fn to_record_batch(batch: &ProducerBatch) -> RecordBatch {
+fn to_record_batch(batch: &ProducerBatch, compression: Compression) -> RecordBatch {
     let mut wire = RecordBatch::new(batch.records.clone().into());
+    wire.compression = compression;
     if let Some(seq) = batch.sequence {
         wire.producer_id = seq.producer_id;
         wire.producer_epoch = seq.producer_epoch;

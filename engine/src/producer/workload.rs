@@ -13,6 +13,7 @@
 //! 256 times. The application stops making new sends at `stop_at`; the producer still delivers
 //! and retries what it holds.
 
+use crate::compression::MessageProfile;
 use crate::node::NodeId;
 use crate::record::{Key, TopicId, ValueId};
 use crate::time::{Duration, Instant};
@@ -34,6 +35,8 @@ pub struct ProducerSpec {
     pub keys: u32,
     /// Value size in bytes.
     pub message_size: u32,
+    /// What the values look like, for compression (`message_profile`).
+    pub message_profile: MessageProfile,
     /// No new sends from this instant on.
     pub stop_at: Instant,
     pub bootstrap: Vec<NodeId>,
@@ -145,6 +148,7 @@ mod tests {
             rate,
             keys,
             message_size: 100,
+            message_profile: MessageProfile::Random,
             stop_at: Instant::from_millis(10),
             bootstrap: vec![NodeId(0)],
             value_base: 1 << 40,

@@ -34,6 +34,7 @@ pub use target::{FaultKind, Target, TARGET_FORMS};
 
 use crate::violation::ViolationKind;
 use kafsim_engine::alias;
+pub use kafsim_engine::compression::MessageProfile;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -154,6 +155,8 @@ pub struct ProducerSpec {
     pub keys: u32,
     /// Bytes per record (drives the cost model).
     pub message_size: u32,
+    /// What the values look like, for compression (`message_profile`).
+    pub message_profile: MessageProfile,
     /// Producer properties (`[producers.config]`), file order.
     pub config: Vec<Property>,
 }

@@ -88,6 +88,7 @@ pub struct RawProducer {
     pub rate: S<toml::Value>,
     pub keys: Option<S<i64>>,
     pub message_size: Option<S<i64>>,
+    pub message_profile: Option<S<toml::Value>>,
     #[serde(default)]
     pub config: RawConfig,
 }

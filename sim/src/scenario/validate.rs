@@ -12,6 +12,7 @@ use super::raw::{
 };
 use super::{
     bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, HandlerSpec,
+    MessageProfile,
     ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
@@ -414,6 +415,8 @@ impl Check<'_> {
                     MAX_MESSAGE_BYTES,
                     100,
                 )?,
+                message_profile: self
+                    .message_profile(&p.message_profile, &format!("{at}.message_profile"))?,
                 config: self.properties(&p.config),
             });
         }
@@ -433,6 +436,34 @@ impl Check<'_> {
             unknown_hint(name, &known)
         };
         Err(self.err_hint(value, key, format!("no topic \"{name}\" is declared"), hint))
+    }
+
+    /// `message_profile`: `"random"`, `"json-logs"` or a compressed fraction in (0, 1].
+    fn message_profile(&self, value: &Option<S<toml::Value>>, key: &str) -> R<MessageProfile> {
+        let Some(value) = value else {
+            return Ok(MessageProfile::Random);
+        };
+        let hint = "\"random\" (incompressible), \"json-logs\", or the compressed size as a \
+                    fraction of the original, e.g. 0.4";
+        match value.get_ref() {
+            toml::Value::String(s) if s == "random" => Ok(MessageProfile::Random),
+            toml::Value::String(s) if s == "json-logs" => Ok(MessageProfile::JsonLogs),
+            toml::Value::String(s) => {
+                Err(self.err_hint(value, key, format!("unknown message profile \"{s}\""), hint))
+            }
+            _ => {
+                let ratio = self.number(value, key)?;
+                if !(ratio > 0.0 && ratio <= 1.0) {
+                    return Err(self.err_hint(
+                        value,
+                        key,
+                        format!("a compression ratio must be above 0 and at most 1, got {ratio}"),
+                        hint,
+                    ));
+                }
+                Ok(MessageProfile::Ratio(ratio))
+            }
+        }
     }
 
     fn rate(&self, value: &S<toml::Value>, key: &str) -> R<Rate> {
