@@ -12,8 +12,7 @@ use super::raw::{
 };
 use super::{
     bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, HandlerSpec,
-    MessageProfile,
-    ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
+    MessageProfile, ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
 };
 use crate::violation::ViolationKind;
 use kafsim_engine::broker::version::KafkaVersion;
