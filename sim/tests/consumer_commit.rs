@@ -20,7 +20,12 @@ fn crash_run(seed: u64, cfg: ConsumerConfig, handler: HandlerSpec) -> World {
     let mut w = World::new(seed, WorldConfig::default());
     let c = cluster(&mut w, 3, 3, false);
     add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(6000));
-    let consumer = add_consumer(&mut w, &c, 0, 0, cfg, handler);
+    // A de-duplicating or offset-storing sink is the group's database.
+    let consumer = if handler.sink == SinkKind::Plain {
+        add_consumer(&mut w, &c, 0, 0, cfg, handler)
+    } else {
+        add_consumer_with_database(&mut w, &c, 0, 0, cfg, handler)
+    };
     w.run_until(Instant::from_millis(5000));
     w.crash(consumer);
     w.run_until(Instant::from_millis(6000));
