@@ -61,8 +61,9 @@ fn a_report_holds_html_json_markdown_and_the_marker() {
     let runs = 1 + sweep.points.len();
     assert_eq!(
         html.matches("<svg").count(),
-        runs * 4 + 2,
-        "4 charts a run, 2 for the sweep"
+        runs * 5 + 3,
+        "5 charts a run with consumers (throughput, publish latency, end-to-end latency, \
+         backlog, p99 per second), 3 for the sweep"
     );
     assert!(
         html.contains("crash broker-0"),

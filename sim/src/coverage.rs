@@ -291,16 +291,17 @@ mod tests {
             leader_epoch: epoch,
             isr: brokers.iter().map(|b| NodeId(*b)).collect(),
         };
-        s.event(1, isr(0, &[1, 2, 3]));
-        s.event(2, isr(0, &[1])); // shrunk to the leader
-        s.event(3, isr(1, &[2])); // unclean: 2 was not in the ISR
         let leader = |epoch| HistoryEvent::BecameLeader {
             broker: NodeId(2),
             partition: tp(0),
             leader_epoch: epoch,
             log_end_offset: 0,
         };
-        s.event(1, leader(0)).event(3, leader(1));
+        // In time order, as the history requires.
+        s.event(1, isr(0, &[1, 2, 3])).event(1, leader(0));
+        s.event(2, isr(0, &[1])); // shrunk to the leader
+        s.event(3, isr(1, &[2])); // unclean: 2 was not in the ISR
+        s.event(3, leader(1));
         s.event(
             4,
             HistoryEvent::HighWatermark {

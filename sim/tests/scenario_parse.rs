@@ -1027,11 +1027,7 @@ fn enable_auto_offset_store_is_librdkafkas_own() {
     );
     assert_eq!(e.line, line_of(&text, "enable.auto.offset.store"), "{e}");
     assert!(e.to_string().contains("librdkafka property"), "{e}");
-    let bad = group_as(
-        "librdkafka",
-        "\"enable.auto.offset.store\" = \"no\"\n",
-        "mark = \"after-process\"",
-    );
+    let bad = group_as("librdkafka", "\"enable.auto.offset.store\" = \"no\"\n", "");
     let s = parse(&bad).unwrap_or_else(|e| panic!("{e}"));
     let Err(e) = kafsim_sim::runner::prepare(s) else {
         panic!("\"no\" is not a boolean");

@@ -146,7 +146,7 @@ topics = ["orders"]
 [consumer_groups.config]
 "enable.auto.commit" = false  # commit explicitly, after processing (see the handler)
 "auto.offset.reset" = "earliest"
-[consumer_groups.handler]     # what the service does with each record
+{consumer}[consumer_groups.handler]     # what the service does with each record
 process_time = "1ms..5ms"
 mark = "after-process"        # "before-process" commits records not yet processed: a crash
                               # then loses them (`sink-loss`)
@@ -164,5 +164,18 @@ violations = []               # nothing that counts as a failure may happen
 allow = ["duplicate", "sink-duplicate"]
 "#,
         producer = producer_config(client),
+        consumer = consumer_config(client),
     )
+}
+
+/// Consumer properties a client needs for the starter's after-processing marks: librdkafka
+/// stores each offset when `consumer_poll` hands the message over unless the application
+/// turns that off and stores offsets itself (`rdkafka_offset.c`, `enable.auto.offset.store`).
+fn consumer_config(client: &str) -> &'static str {
+    match client {
+        "librdkafka" => {
+            "\"enable.auto.offset.store\" = false   # store offsets after processing, not at hand-over\n"
+        }
+        _ => "",
+    }
 }
