@@ -41,8 +41,9 @@ fn millis(line: &str) -> Option<f64> {
 }
 
 #[test]
-#[ignore = "known bug after merging the per-client consume loops: the story misses the commit that \
-           covered the offset before the crash (it shows a later one); see the closing note"]
+#[ignore = "open (#17): in this seed the commit covering the lost offset was sent before billing/0 \
+           crashed and stored by the coordinator, but its answer never reached the member, so the \
+           history has no Commit for it; the story must show the coordinator's side"]
 fn a_consumer_side_sink_loss_tells_mark_commit_crash_and_resume_with_names() {
     let (text, code) = replay_commit_before_process(&[]);
     assert_eq!(code, Some(1), "sink-loss is a failure here");
