@@ -173,6 +173,15 @@ pub enum NotCaughtUp {
     Processing {
         group: u32,
     },
+    /// The group read to the high watermark, but the leader holds records above it: its
+    /// followers have not caught up yet. In a healed cluster they will (or the ISR shrinks
+    /// after `replica.lag.time.max.ms`) and the group will read them: an acknowledged record
+    /// there is not lost, so the run is not over.
+    Replicating {
+        partition: TopicPartition,
+        hw: u64,
+        log_end: u64,
+    },
 }
 
 /// Follows the history: progress, lag, catching up.
@@ -395,7 +404,15 @@ impl DrainTracker {
                             hw,
                         });
                     }
-                    Some(_) => {}
+                    Some(hw) => {
+                        if let Some(log_end) = log_end_above(w, cluster, tp, hw) {
+                            behind.get_or_insert(NotCaughtUp::Replicating {
+                                partition: tp,
+                                hw,
+                                log_end,
+                            });
+                        }
+                    }
                 }
             }
             let peak = self.peak_lag.entry(g.index).or_default();
@@ -470,6 +487,16 @@ fn high_watermark(w: &World, cluster: &Cluster, tp: TopicPartition) -> Option<u6
         .and_then(|l| w.node::<Broker>(l))
         .and_then(|b| b.partition(tp))
         .map(|p| p.high_watermark)
+}
+
+/// The log end of `tp` on its current leader, when it is above the high watermark `hw`.
+fn log_end_above(w: &World, cluster: &Cluster, tp: TopicPartition, hw: u64) -> Option<u64> {
+    cluster
+        .leader_of(w, tp)
+        .and_then(|l| w.node::<Broker>(l))
+        .and_then(|b| b.partition(tp))
+        .map(|p| p.log.log_end_offset())
+        .filter(|leo| *leo > hw)
 }
 
 /// Why the drain ended without everyone caught up.
@@ -667,7 +694,15 @@ impl DrainTracker {
                             });
                         behind.push(format!("{} read to {read} of {hw} ({since})", cx.tp(tp)));
                     }
-                    Some(_) => {}
+                    Some(hw) => {
+                        if let Some(leo) = log_end_above(cx.w, cx.cluster, tp, hw) {
+                            behind.push(format!(
+                                "{} read to its high watermark {hw}, below its leader's log end \
+                                 {leo} (followers not caught up)",
+                                cx.tp(tp)
+                            ));
+                        }
+                    }
                 }
             }
             let busy = sink_busy(cx.w, g);
