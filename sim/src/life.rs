@@ -139,7 +139,7 @@ pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
         }
         note_involvement(entry, value, facts.home, &mut since);
     }
-    merge_faults(cx, &since, &mut lines);
+    merge_faults(cx, &since, in_flight(cx.history, value), &mut lines);
     let mut out: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
     if let Some(home) = facts.home.filter(|h| h.acknowledged && !facts.read) {
         out.extend(lost_explanation(cx.names, home, walk.before, walk.after));
@@ -168,7 +168,10 @@ fn facts(history: &History, value: ValueId) -> Facts {
                 offset,
                 ..
             } if *v == value => {
-                if !facts.home.is_some_and(|h| h.acknowledged) {
+                // acks=0: acknowledged without an offset; where it landed, if anywhere, only a
+                // read can tell.
+                let known = *offset != kafsim_engine::producer::OFFSET_UNKNOWN;
+                if known && !facts.home.is_some_and(|h| h.acknowledged) {
                     facts.home = Some(Home {
                         partition: *partition,
                         offset: *offset,
@@ -650,16 +653,41 @@ fn note_involvement(
 
 /// Adds, in time order, the faults that hit a node while it held or handled the value (a
 /// fault at the same instant as an event comes after it: the nemesis fires between events).
+/// When the value's first send was in flight: from its invoke to its outcome. Any fault in
+/// that window may have hit it on the wire or on the broker it was sent to, which the history
+/// does not name (an acks=0 record lost in a leader's crash leaves no other trace).
+fn in_flight(history: &History, value: ValueId) -> Option<(Instant, Instant)> {
+    let mut invoked = None;
+    for e in history.entries() {
+        match &e.event {
+            HistoryEvent::SendInvoke { value: v, .. } if *v == value => {
+                invoked.get_or_insert(e.at);
+            }
+            HistoryEvent::SendOk { value: v, .. }
+            | HistoryEvent::SendFail { value: v, .. }
+            | HistoryEvent::SendInfo { value: v, .. }
+                if *v == value =>
+            {
+                return invoked.map(|i| (i, e.at));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn merge_faults(
     cx: &LifeContext,
     since: &BTreeMap<NodeId, Instant>,
+    in_flight: Option<(Instant, Instant)>,
     lines: &mut Vec<(Instant, String)>,
 ) {
     for f in cx.faults {
-        let hits = f
-            .nodes()
-            .iter()
-            .any(|n| since.get(n).is_some_and(|t| *t <= f.at));
+        let during_send = in_flight.is_some_and(|(from, to)| from <= f.at && f.at <= to);
+        let hits = during_send
+            || f.nodes()
+                .iter()
+                .any(|n| since.get(n).is_some_and(|t| *t <= f.at));
         if !hits {
             continue;
         }
@@ -859,6 +887,41 @@ mod tests {
         ];
         // The story records every event from node 0 (producer-0); the text names the actor.
         assert_eq!(lines, expected, "{lines:#?}");
+    }
+
+    /// An acks=0 send has no offset: the story never prints the sentinel, and the crash of a
+    /// broker while the send was in flight is in it (the history cannot name the broker the
+    /// record went to); a fault after the acknowledgement on an uninvolved node is not.
+    #[test]
+    fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() {
+        let mut s = Story::new();
+        s.invoke(10, 0, 9, None)
+            .ok(15, 0, 9, 0, kafsim_engine::producer::OFFSET_UNKNOWN);
+        let history = s.history().clone();
+        let names = names();
+        let crash = |ms, node| AppliedFault {
+            at: Instant::from_millis(ms),
+            kind: Some(FaultKind::Crash),
+            op: Op::Crash(vec![NodeId(node)]),
+            undo_after: None,
+        };
+        let faults = [crash(12, 1), crash(30, 2)];
+        let cx = LifeContext {
+            history: &history,
+            names: &names,
+            faults: &faults,
+            marks: &[],
+        };
+        let lines = record_life(&cx, v(9));
+        assert_eq!(
+            lines,
+            [
+                "10.000ms producer-0: sends v9 (key none) to topic orders",
+                "12.000ms fault: crash broker-0",
+                "15.000ms producer-0: got its acknowledgement: orders/0 (no offset: acks=0)",
+            ],
+            "{lines:#?}"
+        );
     }
 
     /// A commit the coordinator stored is in the story even when its answer never reached the

@@ -88,8 +88,12 @@ impl Names {
         format!("{}/{}", self.topic(tp.topic), tp.partition)
     }
 
-    /// `orders/3@1854`.
+    /// `orders/3@1854`; `orders/3 (no offset: acks=0)` for an acknowledgement without an
+    /// offset (the producer's `OFFSET_UNKNOWN`), never the sentinel's digits.
     pub fn at(&self, tp: TopicPartition, offset: u64) -> String {
+        if offset == kafsim_engine::producer::OFFSET_UNKNOWN {
+            return format!("{} (no offset: acks=0)", self.tp(tp));
+        }
         format!("{}@{offset}", self.tp(tp))
     }
 

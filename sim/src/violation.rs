@@ -106,8 +106,10 @@ impl Violation {
         self
     }
 
+    /// The offset the violation is about; an acknowledgement without one (acks=0, the
+    /// producer's `OFFSET_UNKNOWN`) leaves it unset, so no report shows the sentinel.
     pub fn at_offset(mut self, offset: u64) -> Violation {
-        self.offset = Some(offset);
+        self.offset = (offset != kafsim_engine::producer::OFFSET_UNKNOWN).then_some(offset);
         self
     }
 
