@@ -120,6 +120,10 @@ pub struct ProducerConfig {
     pub acks_explicit: bool,
     /// Whether `metadata.max.age.ms` was set explicitly (`NewWriter` changes the default).
     pub metadata_age_explicit: bool,
+    /// Whether `max.in.flight.requests.per.connection` / `retries` were set explicitly
+    /// (librdkafka adjusts unset ones when idempotence is on).
+    pub max_in_flight_explicit: bool,
+    pub retries_explicit: bool,
     /// kafka-go only: how the application built its `Writer` (`kafka-go.constructor`).
     pub kafka_go_constructor: KafkaGoConstructor,
 }
@@ -216,6 +220,7 @@ impl ProducerConfig {
     pub fn validate(&mut self) -> Result<(), String> {
         self.resolve_kafka_go_constructor();
         self.resolve_implicit_idempotence();
+        self.resolve_librdkafka_idempotence();
         self.check_manual_partition()?;
         if self.enable_idempotence {
             self.check_idempotence()?;
@@ -282,6 +287,25 @@ impl ProducerConfig {
             if conflicts {
                 self.enable_idempotence = false;
             }
+        }
+    }
+
+    /// librdkafka (`enable.idempotence` in CONFIGURATION.md, `rd_kafka_conf_finalize`): with
+    /// idempotence on, `max.in.flight.requests.per.connection=5`, `retries=INT32_MAX` and
+    /// `acks=all` are adjusted automatically when the user did not set them; only a
+    /// user-supplied incompatible value makes the producer fail to start.
+    fn resolve_librdkafka_idempotence(&mut self) {
+        if self.client != ClientKind::Librdkafka || !self.enable_idempotence {
+            return;
+        }
+        if !self.max_in_flight_explicit {
+            self.max_in_flight = self.max_in_flight.min(5);
+        }
+        if !self.retries_explicit {
+            self.retries = RETRIES_MAX;
+        }
+        if !self.acks_explicit {
+            self.acks = Acks::All;
         }
     }
 
@@ -482,10 +506,14 @@ impl Configurable for ProducerConfig {
             "max.block.ms" => self.max_block = ms_value(value)?,
             "max.in.flight.requests.per.connection" => {
                 self.max_in_flight = value.as_int_in(1, 1_000_000)? as u32;
+                self.max_in_flight_explicit = true;
                 self.one_batch_per_partition_in_flight =
                     self.max_in_flight == 1 || self.client == ClientKind::KafkaGo;
             }
-            "retries" => self.retries = value.as_int_in(0, RETRIES_MAX as i64)? as u32,
+            "retries" => {
+                self.retries = value.as_int_in(0, RETRIES_MAX as i64)? as u32;
+                self.retries_explicit = true;
+            }
             "retry.backoff.ms" => {
                 self.retry_backoff = ms_value(value)?;
                 self.retry_backoff_max = self.retry_backoff_max.max(self.retry_backoff);

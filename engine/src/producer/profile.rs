@@ -107,6 +107,8 @@ fn base(client: ClientKind) -> ProducerConfig {
         partition: None,
         acks_explicit: false,
         metadata_age_explicit: false,
+        max_in_flight_explicit: false,
+        retries_explicit: false,
         kafka_go_constructor: KafkaGoConstructor::Writer,
     }
 }
@@ -308,6 +310,37 @@ mod tests {
         let mut d = ProducerConfig::for_client("java", Some("3.7")).unwrap();
         d.validate().unwrap();
         assert!(d.enable_idempotence);
+    }
+
+    /// librdkafka adjusts what the user left unset when idempotence is on (CONFIGURATION.md,
+    /// `enable.idempotence`) and refuses only what the user set incompatibly.
+    #[test]
+    fn librdkafka_idempotence_adjusts_unset_settings_and_refuses_set_ones() {
+        let mut c = ProducerConfig::for_client("librdkafka", None).unwrap();
+        assert!(c.max_in_flight > 5, "librdkafka's default is 1000000");
+        c.set("enable.idempotence", &ConfigValue::Bool(true))
+            .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            (c.max_in_flight, c.retries, c.acks),
+            (5, RETRIES_MAX, Acks::All)
+        );
+
+        let mut d = ProducerConfig::for_client("librdkafka", None).unwrap();
+        d.set("enable.idempotence", &ConfigValue::Bool(true))
+            .unwrap();
+        d.set(
+            "max.in.flight.requests.per.connection",
+            &ConfigValue::Int(6),
+        )
+        .unwrap();
+        assert!(d.validate().unwrap_err().contains("<= 5"));
+
+        let mut e = ProducerConfig::for_client("librdkafka", None).unwrap();
+        e.set("enable.idempotence", &ConfigValue::Bool(true))
+            .unwrap();
+        e.set("acks", &ConfigValue::Str("1".into())).unwrap();
+        assert!(e.validate().unwrap_err().contains("acks=all"));
     }
 
     #[test]
