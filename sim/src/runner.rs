@@ -826,6 +826,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             HistoryEvent::SendInvoke { .. } => stats.records_produced += 1,
             HistoryEvent::SendOk { .. } => stats.records_acked += 1,
             HistoryEvent::Poll { .. } => stats.records_consumed += 1,
+            HistoryEvent::SinkRefused { .. } => stats.records_refused += 1,
             _ => {}
         }
     }
