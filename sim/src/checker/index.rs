@@ -2,6 +2,12 @@
 //! value (and in which order), its first acknowledgement, its transaction and that
 //! transaction's outcome, and per partition the offsets known to hold a value.
 //!
+//! Jepsen's must-have-committed inference (`jepsen.tests.kafka/must-have-committed?`): a
+//! transaction whose outcome the producer never learned (open at the end, or ended with an
+//! unknown outcome) but one of whose values a `read_committed` consumer read must have
+//! committed, so all its acknowledged values are owed like those of a committed one. (A
+//! read_uncommitted read proves nothing: it sees open transactions too.)
+//!
 //! Hash maps here serve lookups only; anything a checker iterates to produce output is a
 //! sorted `Vec` or a `BTreeMap`, so output never depends on hash order.
 
@@ -37,6 +43,8 @@ pub enum TxnOutcome {
     Open,
     Committed(Instant),
     Aborted(Instant),
+    /// The producer tried to end it and could not learn how it ended (`TxnUnknown`).
+    Unknown(Instant),
 }
 
 /// A transaction: `(producer, txn)`.
@@ -60,14 +68,20 @@ pub struct HistoryIndex {
     acks: FastMap<ValueId, Ack>,
     txn_of: FastMap<ValueId, TxnId>,
     txn_outcome: FastMap<TxnId, TxnOutcome>,
+    /// Open or unknown transactions a read_committed read proves committed.
+    proven_committed: FastSet<TxnId>,
+    /// Values whose send definitely failed and that were never acknowledged: when.
+    failed: FastMap<ValueId, Instant>,
     /// Acknowledged values (see [`HistoryIndex::acknowledged`]), ascending.
     acknowledged: Vec<ValueId>,
     known: BTreeMap<TopicPartition, KnownOffsets>,
 }
 
 impl HistoryIndex {
-    pub fn build(history: &History) -> HistoryIndex {
+    /// `read_committed` says which groups read with `isolation.level=read_committed`.
+    pub fn build(history: &History, read_committed: impl Fn(u32) -> bool) -> HistoryIndex {
         let mut index = HistoryIndex::default();
+        let mut committed_reads: Vec<ValueId> = Vec::new();
         // Sized once: growing maps of hundreds of thousands of values rehashes and faults in
         // pages over and over.
         let sends = history
@@ -118,11 +132,20 @@ impl HistoryIndex {
                     });
                 }
                 HistoryEvent::Poll {
+                    group,
                     partition,
                     offset,
                     value,
                     ..
-                } => evidence.push((*partition, *offset, *value)),
+                } => {
+                    evidence.push((*partition, *offset, *value));
+                    if read_committed(*group) {
+                        committed_reads.push(*value);
+                    }
+                }
+                HistoryEvent::SendFail { value, .. } => {
+                    index.failed.entry(*value).or_insert(entry.at);
+                }
                 HistoryEvent::TxnBegin { producer, txn } => {
                     index
                         .txn_outcome
@@ -146,7 +169,22 @@ impl HistoryIndex {
                 HistoryEvent::TxnAbort { producer, txn } => {
                     index.end_txn((*producer, *txn), TxnOutcome::Aborted(entry.at));
                 }
+                HistoryEvent::TxnUnknown { producer, txn, .. } => {
+                    index.end_txn((*producer, *txn), TxnOutcome::Unknown(entry.at));
+                }
                 _ => {}
+            }
+        }
+        let acks = &index.acks;
+        index.failed.retain(|value, _| !acks.contains_key(value));
+        for value in committed_reads {
+            if let Some(txn) = index.txn_of(value) {
+                if matches!(
+                    index.txn_outcome(txn),
+                    TxnOutcome::Open | TxnOutcome::Unknown(_)
+                ) {
+                    index.proven_committed.insert(txn);
+                }
             }
         }
         index.build_known(evidence);
@@ -233,18 +271,33 @@ impl HistoryIndex {
     }
 
     /// Whether `value` is visible to `read_committed` consumers once written: it was not sent
-    /// in a transaction, or its transaction committed.
+    /// in a transaction, or its transaction committed (recorded, or proven by a read).
     pub fn committed_or_plain(&self, value: ValueId) -> bool {
         match self.txn_of(value) {
             None => true,
-            Some(txn) => matches!(self.txn_outcome(txn), TxnOutcome::Committed(_)),
+            Some(txn) => {
+                matches!(self.txn_outcome(txn), TxnOutcome::Committed(_))
+                    || self.proven_committed.contains(&txn)
+            }
         }
+    }
+
+    /// Whether a read_committed read proved `txn` committed though its producer never
+    /// learned the outcome (must-have-committed).
+    pub fn proven_committed(&self, txn: TxnId) -> bool {
+        self.proven_committed.contains(&txn)
+    }
+
+    /// When the send of `value` definitely failed, if it did and was never acknowledged.
+    pub fn failed_at(&self, value: ValueId) -> Option<Instant> {
+        self.failed.get(&value).copied()
     }
 
     /// A value every consumer of its topic must eventually see: it got a `SendOk` (a later
     /// `SendInfo` does not undo that) and, if sent in a transaction, the transaction
-    /// committed. Values of aborted or still-open transactions are not owed to anyone, as in
-    /// Jepsen where a transactional send only counts once its transaction commits.
+    /// committed or a read proved it must have. Values of aborted or still-open
+    /// transactions are not owed to anyone, as in Jepsen where a transactional send only
+    /// counts once its transaction commits.
     pub fn acknowledged(&self, value: ValueId) -> bool {
         self.acks.contains_key(&value) && self.committed_or_plain(value)
     }
