@@ -13,6 +13,7 @@
 
 use crate::history::History;
 use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, Key, TopicId, TopicPartition, ValueId};
 use std::collections::{BTreeMap, HashMap};
 
@@ -82,6 +83,8 @@ impl HistoryIndex {
     pub fn build(history: &History, read_committed: impl Fn(u32) -> bool) -> HistoryIndex {
         let mut index = HistoryIndex::default();
         let mut committed_reads: Vec<ValueId> = Vec::new();
+        // Values one of whose sends may have reached a log: never "definitely failed".
+        let mut maybe_written: FastSet<ValueId> = FastSet::default();
         // Sized once: growing maps of hundreds of thousands of values rehashes and faults in
         // pages over and over.
         let sends = history
@@ -143,8 +146,16 @@ impl HistoryIndex {
                         committed_reads.push(*value);
                     }
                 }
-                HistoryEvent::SendFail { value, .. } => {
-                    index.failed.entry(*value).or_insert(entry.at);
+                HistoryEvent::SendFail { value, error, .. } => {
+                    if definitely_not_appended(*error) {
+                        index.failed.entry(*value).or_insert(entry.at);
+                    } else {
+                        maybe_written.insert(*value);
+                    }
+                }
+                HistoryEvent::SendInfo { value, .. } => {
+                    // A resend (`on_error = "retry"`) that ended unknown may have written it.
+                    maybe_written.insert(*value);
                 }
                 HistoryEvent::TxnBegin { producer, txn } => {
                     index
@@ -176,7 +187,9 @@ impl HistoryIndex {
             }
         }
         let acks = &index.acks;
-        index.failed.retain(|value, _| !acks.contains_key(value));
+        index
+            .failed
+            .retain(|value, _| !acks.contains_key(value) && !maybe_written.contains(value));
         for value in committed_reads {
             if let Some(txn) = index.txn_of(value) {
                 if matches!(
@@ -369,6 +382,45 @@ impl std::hash::Hasher for FastHasher {
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
     }
+}
+
+/// Whether a `SendFail` with `error` proves the value is in no log: the broker refuses
+/// these before appending (or the client never sent the record), so a read of the value
+/// is an aborted read (Jepsen's g1a for a known-failed write). Anything else, above all a
+/// timeout or a lost connection, leaves the outcome open (Jepsen's `:info`).
+///
+/// - `RecordListTooLarge` (RECORD_TOO_LARGE / RECORD_LIST_TOO_LARGE): `LogValidator` and
+///   `UnifiedLog.append`'s size checks run before the append.
+/// - `NotEnoughReplicas`: `Partition.appendRecordsToLeader` checks `min.insync.replicas`
+///   before appending (unlike NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+/// - `OutOfOrderSequenceNumber`, `UnknownProducerId`, `InvalidProducerEpoch`,
+///   `ProducerFenced`, `InvalidTxnState`, `TransactionCoordinatorFenced`,
+///   `InvalidProducerIdMapping`: `ProducerAppendInfo` (ProducerStateManager) validates the
+///   batch's producer state before the append; Java's `TransactionManager` and the
+///   KafkaProducer fail later sends at once after a fenced error.
+/// - `InvalidRequest`: kafsim's stand-in for a client-side rejection (a partition the topic
+///   lacks: `KafkaProducer.waitOnMetadata`, sarama `ErrInvalidPartition`), never sent.
+///
+/// The producers record `SendFail` only when no attempt of the batch may have landed
+/// (`producer::sender`'s `maybe_written`); this list is the checker's own guard on top.
+/// `RequestTimedOut` and `NetworkException` are never definite: a broker's REQUEST_TIMED_OUT
+/// comes after the leader appended (`DelayedProduce`), and a client-side timeout cannot
+/// tell.
+pub fn definitely_not_appended(error: ErrorCode) -> bool {
+    use ErrorCode::*;
+    matches!(
+        error,
+        RecordListTooLarge
+            | NotEnoughReplicas
+            | OutOfOrderSequenceNumber
+            | UnknownProducerId
+            | InvalidProducerEpoch
+            | ProducerFenced
+            | InvalidTxnState
+            | TransactionCoordinatorFenced
+            | InvalidProducerIdMapping
+            | InvalidRequest
+    )
 }
 
 /// `HashMap` with [`FastHasher`].

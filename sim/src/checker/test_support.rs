@@ -79,13 +79,24 @@ impl Story {
         )
     }
 
+    /// A definite failure (the broker refused before appending: NOT_ENOUGH_REPLICAS).
     pub fn fail(&mut self, at: u64, producer: u32, value: u64) -> &mut Story {
+        self.fail_with(at, producer, value, ErrorCode::NotEnoughReplicas)
+    }
+
+    pub fn fail_with(
+        &mut self,
+        at: u64,
+        producer: u32,
+        value: u64,
+        error: ErrorCode,
+    ) -> &mut Story {
         self.event(
             at,
             HistoryEvent::SendFail {
                 producer,
                 value: v(value),
-                error: ErrorCode::NotEnoughReplicas,
+                error,
             },
         )
     }

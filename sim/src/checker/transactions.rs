@@ -87,6 +87,7 @@ mod tests {
     use super::check;
     use crate::checker::test_support::*;
     use crate::violation::ViolationKind::*;
+    use kafsim_engine::protocol::ErrorCode;
 
     /// Transaction 1 of producer 0 (value 1) aborted at 3 ms; transaction 2 (value 2)
     /// committed; transaction 3 (value 3) still open.
@@ -156,5 +157,33 @@ mod tests {
             "{}",
             found[0].detail
         );
+    }
+
+    #[test]
+    fn a_send_that_may_have_landed_is_no_aborted_read() {
+        // A timeout or a lost connection is Jepsen's :info, not :fail: the record may be in
+        // the log (a broker's REQUEST_TIMED_OUT comes after the leader appended). Reading it
+        // is fine whatever error the producer reported.
+        let cfg = config(vec![group(0, true, false)]);
+        for error in [ErrorCode::RequestTimedOut, ErrorCode::NetworkException] {
+            let mut s = Story::new();
+            s.invoke(1, 0, 1, None).fail_with(2, 0, 1, error);
+            s.poll(3, 0, 0, 0, 0, 1);
+            assert_eq!(run(check, &s, &cfg), vec![], "{error:?}");
+        }
+        // A value the application resent after a definite failure (`on_error = "retry"`)
+        // whose resend ended unknown may be in the log as well.
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, None).fail(2, 0, 1);
+        s.invoke(3, 0, 1, None).info(4, 0, 1);
+        s.poll(5, 0, 0, 0, 0, 1);
+        assert_eq!(run(check, &s, &cfg), vec![], "resent, then unknown");
+        // The same story with a definite failure of the resend too is an aborted read.
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, None).fail(2, 0, 1);
+        s.invoke(3, 0, 1, None)
+            .fail_with(4, 0, 1, ErrorCode::RecordListTooLarge);
+        s.poll(5, 0, 0, 0, 0, 1);
+        assert_eq!(kinds(&run(check, &s, &cfg)), vec![AbortedRead]);
     }
 }
