@@ -16,9 +16,11 @@ mod offsets;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod txn_metadata;
 
 pub use group::{GroupState, GROUP_MAX_MEMBERS};
 
+use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId, Timer};
 use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
@@ -337,6 +339,7 @@ impl GroupCoordinator {
                     client: from,
                     correlation_id: req.correlation_id,
                     group,
+                    generation: req.generation,
                     offsets: req.offsets,
                 };
                 self.pending
@@ -490,6 +493,13 @@ impl GroupCoordinator {
                 if result == ErrorCode::None {
                     for (tp, offset, epoch) in &c.offsets {
                         self.offsets.put(&c.group, *tp, (*offset, *epoch));
+                        cx.record(HistoryEvent::OffsetsStored {
+                            group: c.group.clone(),
+                            member: c.client,
+                            generation: c.generation,
+                            partition: *tp,
+                            offset: *offset,
+                        });
                     }
                 }
                 reply_pending_commit(cx, &c, coordinator_error(result));

@@ -59,6 +59,7 @@ pub enum ErrorCode {
     FencedInstanceId,
     TransactionCoordinatorFenced,
     InvalidTxnState,
+    InvalidProducerIdMapping,
     ConcurrentTransactions,
     /// `INVALID_PARTITIONS`: a CreatePartitions count not above the topic's current count.
     InvalidPartitions,
