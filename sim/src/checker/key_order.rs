@@ -131,8 +131,8 @@ mod tests {
         // Partitions were added: key 7's first record stayed on partition 0, its second went
         // to partition 3 and was read first.
         let mut s = Story::new();
-        s.invoke(100, 0, 1, Some(7)).invoke(200, 0, 2, Some(7));
-        s.ok(101, 0, 1, 0, 40).ok(201, 0, 2, 3, 0);
+        s.invoke(100, 0, 1, Some(7)).ok(101, 0, 1, 0, 40);
+        s.invoke(200, 0, 2, Some(7)).ok(201, 0, 2, 3, 0);
         s.sink(300, 0, 3, 0, 2).sink(900, 0, 0, 40, 1);
         let found = run(check, &s, &config(vec![group(0, false, true)]));
         assert_eq!(kinds(&found), vec![KeyOrder]);
