@@ -162,6 +162,19 @@ impl RecordAccumulator {
         Some(batch)
     }
 
+    /// Take the head batch of `partition` whether or not it is ready, unless it is a retry
+    /// still backing off: a Java or sarama node that is ready drains every partition's head,
+    /// lingering or not (see `drain.rs`). It is closed from then on.
+    pub fn drain_head(&mut self, partition: TopicPartition, now: Instant) -> Option<ProducerBatch> {
+        let queue = self.queues.get_mut(&partition)?;
+        if queue.front()?.retry_at > now {
+            return None;
+        }
+        let mut batch = queue.pop_front()?;
+        batch.closed = true;
+        Some(batch)
+    }
+
     /// Give back a batch whose attempt failed and that will be retried. Idempotent batches go
     /// in sequence order (Java's `insertInSequenceOrder`), others to the front, which is why a
     /// non-idempotent producer with several requests in flight can reorder its records.
