@@ -71,6 +71,19 @@ pub enum HistoryEvent {
         offset: u64,
         error: ErrorCode,
     },
+    /// The group coordinator stored a commit: its `__consumer_offsets` append was acknowledged
+    /// and the offset is now the group's committed offset (Kafka's
+    /// `GroupMetadataManager.storeOffsets` callback puts it in the offset cache, then answers).
+    /// Recorded by the coordinator broker, so a commit whose answer never reached the member
+    /// (lost in its crash or a partition) still appears. `member` is the committing client's
+    /// node; `group` the group's `group.id`, as the broker knows it.
+    OffsetsStored {
+        group: std::sync::Arc<str>,
+        member: NodeId,
+        generation: i32,
+        partition: TopicPartition,
+        offset: u64,
+    },
     /// The group's database committed the result of processing a value (recorded by the
     /// database at its commit: the sink checkers read these rows).
     SinkWrite {

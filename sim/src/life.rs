@@ -500,6 +500,38 @@ fn partition_event(
                 n.group(*group)
             ))
         }
+        HistoryEvent::OffsetsStored {
+            group,
+            member,
+            generation,
+            partition,
+            offset,
+        } if *partition == tp && *offset > o => {
+            let index = n.group_index(group)?;
+            if !facts.first_poll.contains_key(&index) || !walk.covered.insert(index) {
+                return None;
+            }
+            let answer = if commit_answered(
+                cx.history,
+                entry.at,
+                index,
+                *member,
+                *generation,
+                tp,
+                *offset,
+                n,
+            ) {
+                String::new()
+            } else {
+                format!("; its answer never reached {}", n.node(*member))
+            };
+            Some(format!(
+                "as coordinator of {group}, stored {}'s commit of {} offset {offset} (generation \
+                 {generation}), which covers offset {o}: {group} will not read it again{answer}",
+                n.node(*member),
+                n.tp(tp),
+            ))
+        }
         HistoryEvent::Assigned {
             group,
             member,
@@ -513,7 +545,7 @@ fn partition_event(
             && !walk.sunk.contains(group) =>
         {
             Some(format!(
-                "rebalance: {} owns {} in generation {generation}",
+                "{} owns {} in generation {generation} after a rebalance",
                 n.member(*group, *member),
                 n.tp(tp)
             ))
@@ -545,6 +577,35 @@ fn partition_event(
         }
         _ => None,
     }
+}
+
+/// Whether the member that made a commit the coordinator stored at `stored_at` got its
+/// successful answer (its own `Commit` event). When it did not, the member may act as if its
+/// commit failed, or never act again (it crashed): the story says so.
+#[allow(clippy::too_many_arguments)]
+fn commit_answered(
+    history: &History,
+    stored_at: Instant,
+    group: u32,
+    member: NodeId,
+    generation: i32,
+    tp: TopicPartition,
+    offset: u64,
+    n: &Names,
+) -> bool {
+    let member = n.node(member);
+    history.entries().iter().any(|e| {
+        e.at >= stored_at
+            && matches!(&e.event, HistoryEvent::Commit {
+                group: g,
+                member: m,
+                generation: gen,
+                partition,
+                offset: off,
+                error: ErrorCode::None,
+            } if *g == group && *gen == generation && *partition == tp && *off == offset
+                && n.member(*g, *m) == member)
+    })
 }
 
 /// `60..64` (or `60` for one record).
@@ -800,6 +861,62 @@ mod tests {
         assert_eq!(lines, expected, "{lines:#?}");
     }
 
+    /// A commit the coordinator stored is in the story even when its answer never reached the
+    /// member (lost in its crash); with the member's own successful `Commit`, the story says
+    /// nothing of a lost answer and does not repeat the commit.
+    #[test]
+    fn a_commit_stored_by_the_coordinator_covers_the_record_and_says_whether_it_was_answered() {
+        let story_of = |answered: bool| {
+            let mut s = Story::new();
+            s.send(1, 0, 7, 0, 5);
+            s.poll(10, 0, 0, 0, 5, 7);
+            s.event(
+                12,
+                HistoryEvent::OffsetsStored {
+                    group: "billing".into(),
+                    member: NodeId(3),
+                    generation: 3,
+                    partition: tp(0),
+                    offset: 6,
+                },
+            );
+            if answered {
+                s.event(
+                    13,
+                    HistoryEvent::Commit {
+                        group: 0,
+                        member: 0,
+                        generation: 3,
+                        partition: tp(0),
+                        offset: 6,
+                        error: ErrorCode::None,
+                    },
+                );
+            }
+            let names = names();
+            record_life(&LifeContext::bare(s.history(), &names), v(7))
+        };
+        let covering = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|l| l.contains("which covers offset 5"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let lost = covering(&story_of(false));
+        assert_eq!(
+            lost,
+            [
+                "12.000ms producer-0: as coordinator of billing, stored billing/0's commit of \
+              orders/0 offset 6 (generation 3), which covers offset 5: billing will not read it \
+              again; its answer never reached billing/0"
+            ],
+        );
+        let heard = covering(&story_of(true));
+        assert_eq!(heard.len(), 1, "{heard:#?}");
+        assert!(!heard[0].contains("never reached"), "{heard:#?}");
+    }
+
     /// The consumer side of a sink-loss: billing/0 polls v7 at orders/0@5, marks it before
     /// processing, its auto-commit covers offset 5, it crashes before the sink write, and
     /// billing/1 takes the partition over and resumes at 6.
@@ -890,7 +1007,7 @@ mod tests {
             "committed orders/0 offset 6 (generation 3), which covers offset 5: billing will not \
              read it again",
             "crash billing/0",
-            "rebalance: billing/1 owns orders/0 in generation 4",
+            "billing/1 owns orders/0 in generation 4 after a rebalance",
             "billing/1 resumed orders/0 in generation 4 at the committed offset 6, past this \
              record: it will not be read again",
             "=> billing polled orders/0@5 and committed past it, but never wrote it to its \

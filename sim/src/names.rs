@@ -97,6 +97,11 @@ impl Names {
         known(&self.groups, index).unwrap_or_else(|| format!("group-{index}"))
     }
 
+    /// The scenario index of the group whose `group.id` is `name` (brokers know groups by name).
+    pub fn group_index(&self, name: &str) -> Option<u32> {
+        self.groups.iter().position(|g| g == name).map(|i| i as u32)
+    }
+
     /// `billing/2`: member 2 of group billing (the name of its node, too).
     pub fn member(&self, group: u32, member: u32) -> String {
         format!("{}/{member}", self.group(group))

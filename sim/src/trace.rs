@@ -458,6 +458,15 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
         } => json!({"event": "Commit", "member": member(group, m), "generation": generation,
             "partition": tp(partition), "offset": offset,
             "error": (*error != ErrorCode::None).then(|| format!("{error:?}"))}),
+        OffsetsStored {
+            group,
+            member: m,
+            generation,
+            partition,
+            offset,
+        } => json!({"event": "OffsetsStored", "group": group.as_ref(),
+            "member": names.node(*m), "generation": generation, "partition": tp(partition),
+            "offset": offset}),
         SinkWrite {
             group,
             member: m,

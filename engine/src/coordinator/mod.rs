@@ -19,6 +19,7 @@ mod tests;
 
 pub use group::{GroupState, GROUP_MAX_MEMBERS};
 
+use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId, Timer};
 use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
@@ -334,6 +335,7 @@ impl GroupCoordinator {
                     client: from,
                     correlation_id: req.correlation_id,
                     group,
+                    generation: req.generation,
                     offsets: req.offsets,
                 };
                 self.pending
@@ -481,6 +483,13 @@ impl GroupCoordinator {
                 if result == ErrorCode::None {
                     for (tp, offset, epoch) in &c.offsets {
                         self.offsets.put(&c.group, *tp, (*offset, *epoch));
+                        cx.record(HistoryEvent::OffsetsStored {
+                            group: c.group.clone(),
+                            member: c.client,
+                            generation: c.generation,
+                            partition: *tp,
+                            offset: *offset,
+                        });
                     }
                 }
                 reply_pending_commit(cx, &c, coordinator_error(result));

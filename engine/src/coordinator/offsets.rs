@@ -48,6 +48,8 @@ pub struct PendingCommit {
     pub client: NodeId,
     pub correlation_id: u64,
     pub group: Arc<str>,
+    /// The generation the member committed in (-1 for a commit from outside the group).
+    pub generation: i32,
     pub offsets: Vec<(TopicPartition, u64, Option<u32>)>,
 }
 
