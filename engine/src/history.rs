@@ -140,6 +140,14 @@ pub enum HistoryEvent {
         producer: u32,
         txn: u64,
     },
+    /// The producer tried to end transaction `txn` and cannot know how it ended (its
+    /// EndTxn timed out, its connection was lost, or the producer was fenced or died while
+    /// committing): the coordinator may have committed or aborted it.
+    TxnUnknown {
+        producer: u32,
+        txn: u64,
+        reason: &'static str,
+    },
     /// A value was sent within transaction `txn`.
     TxnValue {
         producer: u32,

@@ -174,6 +174,23 @@ impl RecordBatch {
         }
     }
 
+    /// A commit or abort marker of a producer's transaction, as the transaction coordinator
+    /// has partition leaders append it (`WriteTxnMarkers`): a control batch of one record,
+    /// transactional, without a sequence (Kafka's `MemoryRecords.withEndTransactionMarker`).
+    pub fn control_marker(
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: ControlMarker,
+    ) -> RecordBatch {
+        RecordBatch {
+            producer_id,
+            producer_epoch,
+            is_transactional: true,
+            control: Some(marker),
+            ..RecordBatch::new(Vec::new().into())
+        }
+    }
+
     /// Number of offsets the batch spans (a control batch spans one).
     pub fn record_count(&self) -> u64 {
         self.records.len().max(1) as u64

@@ -18,7 +18,7 @@ use crate::protocol::{
     ListOffsetsRequest, ListOffsetsResponse, Message, MetadataRequest, MetadataResponse,
     OffsetFetchRequest, OffsetFetchResponse, OffsetSpec,
 };
-use crate::record::{TopicId, TopicPartition};
+use crate::record::{ControlMarker, TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
@@ -407,6 +407,14 @@ impl Consumer {
 
 /// Append the records at and after `fetch_offset` to the partition's buffer, skipping control
 /// batches and, under read_committed, batches of aborted transactions.
+///
+/// The abort filter is the Java consumer's `CompletedFetch` (sarama's `parseRecords` and
+/// librdkafka's msgset reader do the same): the response's aborted transactions are taken in
+/// first-offset order; before each batch of a producer, every aborted transaction starting at
+/// or below the batch's last offset marks its producer as aborted
+/// (`consumeAbortedTransactionsUpTo`); a transactional batch of a marked producer is skipped
+/// (`isBatchAborted`) until that producer's abort marker clears the mark
+/// (`containsAbortMarker`). So a producer's committed transaction after an aborted one is read.
 fn buffer_records(
     p: &mut PartState,
     pr: &FetchPartitionResponse,
@@ -415,16 +423,29 @@ fn buffer_records(
 ) -> usize {
     let mut added = 0;
     let mut next = fetch_offset;
+    let mut pending_aborts = pr.aborted_transactions.clone();
+    pending_aborts.sort_by_key(|&(pid, first)| (first, pid));
+    let mut pending_aborts = pending_aborts.into_iter().peekable();
+    let mut aborted_producers: Vec<i64> = Vec::new();
     for batch in &pr.batches {
         if batch.next_offset() <= next {
             continue;
         }
-        let aborted = isolation == IsolationLevel::ReadCommitted
-            && batch.is_transactional
-            && pr
-                .aborted_transactions
-                .iter()
-                .any(|(pid, first)| *pid == batch.producer_id && *first <= batch.base_offset);
+        let mut aborted = false;
+        if isolation == IsolationLevel::ReadCommitted && batch.producer_id >= 0 {
+            while let Some((pid, _)) =
+                pending_aborts.next_if(|&(_, first)| first <= batch.last_offset())
+            {
+                if !aborted_producers.contains(&pid) {
+                    aborted_producers.push(pid);
+                }
+            }
+            if batch.control == Some(ControlMarker::Abort) {
+                aborted_producers.retain(|&pid| pid != batch.producer_id);
+            } else {
+                aborted = batch.is_transactional && aborted_producers.contains(&batch.producer_id);
+            }
+        }
         if batch.control.is_some() || aborted {
             next = batch.next_offset();
             continue;
@@ -452,4 +473,100 @@ fn buffer_records(
         p.position = Some(next);
     }
     added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, RecordBatch, TopicId, ValueId};
+
+    const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
+
+    fn data(pid: i64, base: u64, values: &[u64]) -> RecordBatch {
+        let recs: Vec<Record> = values
+            .iter()
+            .map(|&v| Record {
+                value: ValueId(v),
+                key: None,
+                size: 10,
+                create_time: Instant::ZERO,
+                payload: None,
+            })
+            .collect();
+        let mut b = RecordBatch::new(recs.into());
+        b.base_offset = base;
+        b.producer_id = pid;
+        b.producer_epoch = 0;
+        b.base_sequence = 0;
+        b.is_transactional = pid >= 0;
+        b
+    }
+
+    fn marker(pid: i64, at: u64, m: ControlMarker) -> RecordBatch {
+        let mut b = RecordBatch::control_marker(pid, 0, m);
+        b.base_offset = at;
+        b
+    }
+
+    /// Producer 1 aborts {0,1} (marker 2), then commits {3} (marker 4); producer 2's open
+    /// transaction interleaves at 1.5 -> offset 5 is producer 2's committed value.
+    fn response() -> FetchPartitionResponse {
+        FetchPartitionResponse {
+            partition: TP,
+            error: ErrorCode::None,
+            high_watermark: 7,
+            last_stable_offset: 7,
+            log_start_offset: 0,
+            leader_epoch: 0,
+            diverging_epoch: None,
+            aborted_transactions: vec![(1, 0)],
+            batches: vec![
+                data(1, 0, &[10, 11]),
+                marker(1, 2, ControlMarker::Abort),
+                data(1, 3, &[13]),
+                marker(1, 4, ControlMarker::Commit),
+                data(2, 5, &[15]),
+                marker(2, 6, ControlMarker::Commit),
+            ],
+        }
+    }
+
+    fn read(isolation: IsolationLevel) -> (Vec<u64>, Option<u64>) {
+        let mut p = PartState {
+            position: Some(0),
+            need: Need::Nothing,
+            ..PartState::default()
+        };
+        buffer_records(&mut p, &response(), 0, isolation);
+        (p.buffered.iter().map(|d| d.value.0).collect(), p.position)
+    }
+
+    #[test]
+    fn read_committed_skips_the_aborted_transaction_but_not_the_same_producers_next_one() {
+        assert_eq!(read(IsolationLevel::ReadCommitted).0, vec![13, 15]);
+    }
+
+    #[test]
+    fn read_uncommitted_sees_aborted_values_and_never_markers() {
+        assert_eq!(
+            read(IsolationLevel::ReadUncommitted).0,
+            vec![10, 11, 13, 15]
+        );
+    }
+
+    #[test]
+    fn a_fetch_of_only_aborted_data_and_markers_still_moves_the_position() {
+        let mut p = PartState {
+            position: Some(0),
+            need: Need::Nothing,
+            ..PartState::default()
+        };
+        let mut r = response();
+        r.batches.truncate(2);
+        assert_eq!(
+            buffer_records(&mut p, &r, 0, IsolationLevel::ReadCommitted),
+            0
+        );
+        assert_eq!(p.position, Some(3));
+    }
 }

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod epoch_cache;
 pub mod producer_state;
 pub mod recovery;
+pub mod transaction_state;
 
 use crate::node::{Cx, DiskData, DiskEntry, FileId};
 use crate::record::{RecordBatch, TopicPartition};

@@ -18,9 +18,17 @@
 //! so a new leader can de-duplicate too. Like Kafka, the state is rebuilt from the log's batches
 //! when a log is loaded and after truncation ([`ProducerStateManager::rebuild`]); it is never
 //! persisted on its own in this model.
+//!
+//! Transactions ride on the same state (as in Kafka): a transactional batch opens its
+//! producer's transaction, a control marker closes it and may carry a newer epoch
+//! ([`super::transaction_state`] keeps the open transactions, the LSO and the aborted index).
+//! A plain idempotent batch of a producer with an open transaction is `InvalidTxnState`, and a
+//! marker of an older epoch than the producer's is fenced (`ProducerAppendInfo.append`,
+//! `appendEndTxnMarker`).
 
+use super::transaction_state::TransactionState;
 use crate::protocol::ErrorCode;
-use crate::record::{RecordBatch, NO_PRODUCER_ID};
+use crate::record::{ControlMarker, RecordBatch, NO_PRODUCER_ID};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`), which is why an
@@ -47,6 +55,8 @@ struct ProducerEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Open and unreplicated transactions, the aborted index.
+    txns: TransactionState,
 }
 
 /// Whether a batch takes part in idempotence checks (control markers and plain batches do not).
@@ -85,6 +95,10 @@ impl ProducerStateManager {
         if batch.producer_epoch < entry.epoch {
             return Err(ErrorCode::InvalidProducerEpoch);
         }
+        if !batch.is_transactional && self.txns.ongoing_first_offset(batch.producer_id).is_some() {
+            // `ProducerAppendInfo.checkProducerEpoch`'s sibling: "Expected transactional write".
+            return Err(ErrorCode::InvalidTxnState);
+        }
         if batch.producer_epoch > entry.epoch || entry.batches.is_empty() {
             // A bumped (or fresh) epoch restarts sequences at 0.
             return if batch.base_sequence == 0 {
@@ -109,11 +123,28 @@ impl ProducerStateManager {
         }
     }
 
+    /// Validate a commit / abort marker of `producer_id` at `epoch` before the leader appends
+    /// it: a marker of an older epoch than the partition knows is fenced
+    /// (`ProducerAppendInfo.appendEndTxnMarker` -> `checkProducerEpoch`).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), ErrorCode> {
+        match self.producers.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(ErrorCode::InvalidProducerEpoch),
+            _ => Ok(()),
+        }
+    }
+
     /// Remember a batch the log now holds (its `base_offset` is assigned). Called by leaders
     /// after append and by followers for every batch they replicate.
     pub fn on_append(&mut self, batch: &RecordBatch) {
-        if !is_idempotent(batch) {
+        if batch.producer_id == NO_PRODUCER_ID {
             return;
+        }
+        if let Some(marker) = batch.control {
+            self.on_marker(batch, marker);
+            return;
+        }
+        if batch.is_transactional {
+            self.txns.on_data(batch.producer_id, batch.base_offset);
         }
         let entry = self
             .producers
@@ -146,6 +177,38 @@ impl ProducerStateManager {
         }
     }
 
+    /// A marker ends the producer's transaction; a newer epoch on it (KIP-890 part 2 bumps the
+    /// epoch at every transaction end, a fencing abort does too) becomes the producer's epoch,
+    /// and a new epoch restarts sequences (`ProducerStateEntry.maybeUpdateProducerEpoch`).
+    fn on_marker(&mut self, batch: &RecordBatch, marker: ControlMarker) {
+        let entry = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: batch.producer_epoch,
+                batches: VecDeque::new(),
+            });
+        if batch.producer_epoch > entry.epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        self.txns.on_marker(
+            batch.producer_id,
+            batch.base_offset,
+            marker == ControlMarker::Abort,
+        );
+    }
+
+    /// Transactions of this partition: the LSO and the aborted index.
+    pub fn transactions(&self) -> &TransactionState {
+        &self.txns
+    }
+
+    /// The high watermark moved (see [`TransactionState::on_high_watermark`]).
+    pub fn on_high_watermark(&mut self, hw: u64) {
+        self.txns.on_high_watermark(hw);
+    }
+
     /// The state a log with exactly these batches (in offset order) implies: how Kafka loads
     /// producer state on startup and after truncation.
     pub fn rebuild<'a>(batches: impl Iterator<Item = &'a RecordBatch>) -> ProducerStateManager {
@@ -154,23 +217,6 @@ impl ProducerStateManager {
             state.on_append(batch);
         }
         state
-    }
-
-    /// Forget batches at or above `offset` (the log was truncated there). A producer whose
-    /// cached batches are all gone is forgotten: its next batch meets `UnknownProducerId`
-    /// unless it starts a new epoch. [`Self::rebuild`] from the remaining log is exact; this is
-    /// the cheap approximation when the log is long.
-    pub fn truncate_to(&mut self, offset: u64) {
-        for entry in self.producers.values_mut() {
-            while entry
-                .batches
-                .back()
-                .is_some_and(|b| b.last_offset >= offset)
-            {
-                entry.batches.pop_back();
-            }
-        }
-        self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
     /// Producers known to the partition.
@@ -299,14 +345,102 @@ mod tests {
             log.push(b);
         }
         assert_eq!(ProducerStateManager::rebuild(log.iter()), s);
-        s.truncate_to(2);
-        assert_eq!(s, ProducerStateManager::rebuild(log[..2].iter()));
+        let mut s = ProducerStateManager::rebuild(log[..2].iter());
         assert_eq!(s.check(&batch(1, 0, 1, 1)), Ok(None), "seq 1 is new again");
-        s.truncate_to(0);
+        s = ProducerStateManager::rebuild(log[..0].iter());
         assert_eq!(s.producer_count(), 0);
         assert_eq!(
             s.check(&batch(1, 0, 1, 1)),
             Err(ErrorCode::UnknownProducerId)
         );
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, records: u64) -> RecordBatch {
+        let mut b = batch(pid, epoch, seq, records);
+        b.is_transactional = true;
+        b
+    }
+
+    /// Append a marker like a leader after `check_marker`.
+    fn mark(
+        state: &mut ProducerStateManager,
+        next: &mut u64,
+        pid: i64,
+        epoch: i16,
+        m: ControlMarker,
+    ) {
+        assert_eq!(state.check_marker(pid, epoch), Ok(()));
+        let mut b = RecordBatch::control_marker(pid, epoch, m);
+        b.base_offset = *next;
+        *next += 1;
+        state.on_append(&b);
+    }
+
+    #[test]
+    fn transactions_open_close_and_hold_the_lso() {
+        let mut s = ProducerStateManager::new();
+        let mut next = 0;
+        append(&mut s, &mut next, batch(7, 0, 0, 2)); // plain idempotent 0..=1
+        append(&mut s, &mut next, txn(1, 0, 0, 2)); // 2..=3
+        append(&mut s, &mut next, txn(1, 0, 2, 1)); // 4
+        assert_eq!(s.transactions().last_stable_offset(5), 2);
+        assert_eq!(
+            s.check(&batch(1, 0, 3, 1)),
+            Err(ErrorCode::InvalidTxnState),
+            "a plain write inside an open transaction"
+        );
+        mark(&mut s, &mut next, 1, 0, ControlMarker::Abort); // 5
+        assert_eq!(
+            s.transactions().last_stable_offset(5),
+            2,
+            "marker not replicated"
+        );
+        s.on_high_watermark(6);
+        assert_eq!(s.transactions().last_stable_offset(6), 6);
+        assert_eq!(s.transactions().collect_aborted(0, 6), vec![(1, 2)]);
+        assert_eq!(
+            s.check(&txn(1, 0, 3, 1)),
+            Ok(None),
+            "same epoch: sequences go on after the marker (KIP-890 part 2 off)"
+        );
+    }
+
+    #[test]
+    fn markers_fence_older_epochs_and_adopt_newer_ones() {
+        let mut s = ProducerStateManager::new();
+        let mut next = 0;
+        append(&mut s, &mut next, txn(1, 3, 0, 1));
+        assert_eq!(
+            s.check_marker(1, 2),
+            Err(ErrorCode::InvalidProducerEpoch),
+            "a delayed marker of a fenced epoch"
+        );
+        mark(&mut s, &mut next, 1, 4, ControlMarker::Commit);
+        assert_eq!(
+            s.check(&txn(1, 3, 1, 1)),
+            Err(ErrorCode::InvalidProducerEpoch),
+            "the marker's epoch fences the old one"
+        );
+        assert_eq!(s.check(&txn(1, 4, 0, 1)), Ok(None), "new epoch starts at 0");
+    }
+
+    #[test]
+    fn rebuild_restores_open_transactions_and_the_aborted_index() {
+        let mut s = ProducerStateManager::new();
+        let mut next = 0;
+        let mut log = Vec::new();
+        for (pid, seq) in [(1, 0), (2, 0)] {
+            let mut b = txn(pid, 0, seq, 1);
+            b.base_offset = append(&mut s, &mut next, b.clone());
+            log.push(b);
+        }
+        let mut m = RecordBatch::control_marker(1, 0, ControlMarker::Abort);
+        m.base_offset = next;
+        s.on_append(&m);
+        log.push(m);
+        assert_eq!(ProducerStateManager::rebuild(log.iter()), s);
+        let before_marker = ProducerStateManager::rebuild(log[..2].iter());
+        assert_eq!(before_marker.transactions().last_stable_offset(3), 0);
+        assert_eq!(before_marker.transactions().collect_aborted(0, 3), vec![]);
     }
 }

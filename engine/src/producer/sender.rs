@@ -430,7 +430,15 @@ impl Producer {
                 self.retry_or_complete(cx, batch, answer.error, "retries exhausted");
             }
             error if self.retriable(error) => {
-                if error == ErrorCode::NotEnoughReplicasAfterAppend {
+                // Both answers come after the leader appended the batch: NOT_ENOUGH_REPLICAS_
+                // AFTER_APPEND by name, and REQUEST_TIMED_OUT because Kafka's `DelayedProduce`
+                // (ReplicaManager.appendRecords puts it in purgatory only after the local
+                // append) expires with it when the ISR did not acknowledge in time. The
+                // records may be committed later: a batch that ends with either is unknown.
+                if matches!(
+                    error,
+                    ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::RequestTimedOut
+                ) {
                     batch.maybe_written = true;
                 }
                 self.retry_or_complete(cx, batch, error, "retries exhausted");

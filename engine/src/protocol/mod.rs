@@ -59,6 +59,7 @@ pub enum ErrorCode {
     FencedInstanceId,
     TransactionCoordinatorFenced,
     InvalidTxnState,
+    InvalidProducerIdMapping,
     ConcurrentTransactions,
     /// KRaft's `DUPLICATE_BROKER_REGISTRATION`: another incarnation of this broker id still
     /// holds a valid session (`ClusterControlManager.registerBroker`).

@@ -317,6 +317,42 @@ impl ReplicaManager {
         Ok((acks != Acks::None).then_some(pending))
     }
 
+    /// Append a transaction marker for `producer_id` as the transaction coordinator asks
+    /// (`WriteTxnMarkers`; Kafka's `ReplicaManager.appendRecords` with `AppendOrigin.COORDINATOR`
+    /// and acks=all): fenced if the partition knows a newer epoch of the producer. The outcome
+    /// comes back through [`Self::coordinator_done`] with `token` once the ISR has the marker.
+    pub fn append_txn_marker(
+        &mut self,
+        cx: &mut Cx,
+        tp: TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: crate::record::ControlMarker,
+        token: u64,
+    ) -> Result<(), ErrorCode> {
+        if !self.partitions.get(&tp).is_some_and(|p| p.is_leader()) {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        let ps = self.producer_states.entry(tp).or_default();
+        ps.check_marker(producer_id, producer_epoch)?;
+        let batch = RecordBatch::control_marker(producer_id, producer_epoch, marker);
+        match self.append_to_leader(cx, tp, batch, Acks::All) {
+            Err(r) => Err(r.error),
+            Ok(pending) => {
+                self.wake_fetches(cx, tp);
+                let origin = ProduceOrigin::Coordinator { token };
+                self.delay_produce(
+                    cx,
+                    origin,
+                    pending.into_iter().collect(),
+                    Vec::new(),
+                    OFFSETS_COMMIT_TIMEOUT,
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// New data in `tp`: answer the fetches waiting for it that can now be satisfied.
     fn wake_fetches(&mut self, cx: &mut Cx, tp: TopicPartition) {
         for id in self.fetches.watching(tp) {
@@ -333,6 +369,11 @@ impl ReplicaManager {
             .get_mut(&tp)
             .is_some_and(|p| p.maybe_increment_hw(cx, &config, live));
         if moved {
+            if let (Some(p), Some(ps)) =
+                (self.partitions.get(&tp), self.producer_states.get_mut(&tp))
+            {
+                ps.on_high_watermark(p.high_watermark);
+            }
             for id in self.fetches.watching(tp) {
                 if self
                     .fetches
@@ -500,7 +541,12 @@ impl ReplicaManager {
         let epoch = p.leader_epoch().expect("leader");
         r.leader_epoch = epoch;
         r.high_watermark = p.high_watermark;
-        r.last_stable_offset = p.high_watermark;
+        let txns = self
+            .producer_states
+            .get(&fp.partition)
+            .map(|ps| ps.transactions());
+        let lso = txns.map_or(p.high_watermark, |t| t.last_stable_offset(p.high_watermark));
+        r.last_stable_offset = lso;
         r.log_start_offset = p.log.log_start_offset();
         match fp.current_leader_epoch {
             Some(e) if e < epoch => r.error = ErrorCode::FencedLeaderEpoch,
@@ -522,13 +568,29 @@ impl ReplicaManager {
             }
             return r;
         }
+        // `UnifiedLog.read` with `FetchIsolation`: followers read to the LEO, read_uncommitted
+        // consumers to the HW, read_committed consumers to the LSO, with the aborted
+        // transactions overlapping what they got (`UnifiedLog.addAbortedTransactions`: from
+        // the fetch offset to the end of the fetched data).
+        let committed =
+            req.replica_id.is_none() && req.isolation_level == IsolationLevel::ReadCommitted;
         let max_offset = if req.replica_id.is_some() {
             leo
+        } else if committed {
+            lso
         } else {
             p.high_watermark
         };
         let max_bytes = fp.partition_max_bytes.min(req.max_bytes);
         r.batches = p.log.read(fp.fetch_offset, max_bytes, max_offset);
+        if committed {
+            let upper = r
+                .batches
+                .last()
+                .map_or(fp.fetch_offset, |b| b.next_offset());
+            r.aborted_transactions =
+                txns.map_or(Vec::new(), |t| t.collect_aborted(fp.fetch_offset, upper));
+        }
         r
     }
 
@@ -565,8 +627,11 @@ impl ReplicaManager {
         }
     }
 
-    /// ListOffsets (earliest = log start, latest = HW; no transactions yet, so LSO = HW).
+    /// ListOffsets: earliest = log start; latest = HW, or the LSO for a read_committed
+    /// consumer (`UnifiedLog.fetchOffsetByTimestamp` / `ReplicaManager.fetchOffset` with
+    /// `isolationLevel`).
     pub fn handle_list_offsets(&mut self, cx: &mut Cx, from: NodeId, req: ListOffsetsRequest) {
+        let committed = req.isolation_level == IsolationLevel::ReadCommitted;
         let partitions = req
             .partitions
             .iter()
@@ -576,6 +641,11 @@ impl ReplicaManager {
                     Some(p) => {
                         let o = match spec {
                             OffsetSpec::Earliest => p.log.log_start_offset(),
+                            OffsetSpec::Latest if committed => {
+                                self.producer_states.get(tp).map_or(p.high_watermark, |ps| {
+                                    ps.transactions().last_stable_offset(p.high_watermark)
+                                })
+                            }
                             OffsetSpec::Latest => p.high_watermark,
                         };
                         (*tp, ErrorCode::None, o)
@@ -1194,5 +1264,131 @@ mod tests {
         b.base_sequence = 5;
         let (_, e3) = with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), produce(b)));
         assert_eq!(responses(e3)[0].error, ErrorCode::OutOfOrderSequenceNumber);
+    }
+
+    /// A read_committed consumer's fetch of `TP` from `offset`: (values, LSO, aborted list).
+    fn committed_fetch(
+        rm: &mut ReplicaManager,
+        disk: &mut MemDisk,
+        offset: u64,
+        isolation: IsolationLevel,
+    ) -> (Vec<u64>, u64, Vec<(i64, u64)>) {
+        let mut fetch = follower_fetch(&[TP], offset, Duration::ZERO);
+        fetch.replica_id = None;
+        fetch.isolation_level = isolation;
+        let (_, effects) = with_cx(disk, |cx| rm.handle_fetch(cx, NodeId(9), fetch));
+        let r = effects
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::Send {
+                    msg: Message::FetchResponse(r),
+                    ..
+                } => Some(r.partitions[0].clone()),
+                _ => None,
+            })
+            .expect("answered at once");
+        let values = r
+            .batches
+            .iter()
+            .flat_map(|b| b.records.iter().map(|r| r.value.0))
+            .collect();
+        (values, r.last_stable_offset, r.aborted_transactions)
+    }
+
+    #[test]
+    fn read_committed_fetches_stop_at_the_lso_and_carry_the_aborted_index() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
+        produce_one(&mut rm, &mut disk, 1); // plain, offset 0
+        let mut t = batch(&[2, 3]); // transactional, offsets 1..=2
+        t.producer_id = 4;
+        t.producer_epoch = 0;
+        t.base_sequence = 0;
+        t.is_transactional = true;
+        let req = ProduceRequest {
+            correlation_id: 2,
+            acks: Acks::All,
+            timeout: ms(1000),
+            transactional_id: Some("t".into()),
+            batches: vec![(TP, t)],
+        };
+        with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+        produce_one(&mut rm, &mut disk, 4); // plain, offset 3
+        assert_eq!(rm.partitions[&TP].high_watermark, 4);
+        let rc = IsolationLevel::ReadCommitted;
+        assert_eq!(
+            committed_fetch(&mut rm, &mut disk, 0, rc),
+            (vec![1], 1, vec![])
+        );
+        assert_eq!(
+            committed_fetch(&mut rm, &mut disk, 0, IsolationLevel::ReadUncommitted).0,
+            vec![1, 2, 3, 4],
+            "read_uncommitted reads to the HW"
+        );
+        let abort = crate::record::ControlMarker::Abort;
+        assert_eq!(
+            with_cx(&mut disk, |cx| rm
+                .append_txn_marker(cx, TP, 4, -1, abort, 8))
+            .0,
+            Err(ErrorCode::InvalidProducerEpoch),
+            "a marker of an older epoch is fenced"
+        );
+        with_cx(&mut disk, |cx| rm.append_txn_marker(cx, TP, 4, 0, abort, 9))
+            .0
+            .unwrap();
+        assert_eq!(rm.coordinator_done, vec![(9, ErrorCode::None)]);
+        assert_eq!(
+            committed_fetch(&mut rm, &mut disk, 1, rc),
+            (vec![2, 3, 4], 5, vec![(4, 1)]),
+            "the aborted data is returned with its index entry; the client drops it"
+        );
+        assert_eq!(
+            committed_fetch(&mut rm, &mut disk, 4, rc),
+            (vec![], 5, vec![(4, 1)]),
+            "the abort marker alone is fetched with its entry"
+        );
+        assert_eq!(
+            committed_fetch(&mut rm, &mut disk, 5, rc),
+            (vec![], 5, vec![])
+        );
+    }
+
+    #[test]
+    fn list_offsets_latest_is_the_lso_for_read_committed() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
+        let mut t = batch(&[2]);
+        t.producer_id = 4;
+        t.producer_epoch = 0;
+        t.base_sequence = 0;
+        t.is_transactional = true;
+        let req = ProduceRequest {
+            correlation_id: 2,
+            acks: Acks::All,
+            timeout: ms(1000),
+            transactional_id: Some("t".into()),
+            batches: vec![(TP, t)],
+        };
+        with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+        let latest = |rm: &mut ReplicaManager, disk: &mut MemDisk, isolation_level| {
+            let req = ListOffsetsRequest {
+                correlation_id: 1,
+                isolation_level,
+                partitions: vec![(TP, OffsetSpec::Latest)],
+            };
+            let (_, e) = with_cx(disk, |cx| rm.handle_list_offsets(cx, NodeId(9), req));
+            e.into_iter()
+                .find_map(|e| match e {
+                    Effect::Send {
+                        msg: Message::ListOffsetsResponse(r),
+                        ..
+                    } => Some(r.partitions[0].2),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert_eq!(latest(&mut rm, &mut disk, IsolationLevel::ReadCommitted), 0);
+        assert_eq!(
+            latest(&mut rm, &mut disk, IsolationLevel::ReadUncommitted),
+            1
+        );
     }
 }

@@ -446,4 +446,57 @@ mod tests {
         let found = run(check, &s, &config(vec![group(0, false, false)]));
         assert_eq!(kinds(&found), vec![Unseen, Unseen]);
     }
+
+    /// Producer 0's transaction 7 writes v1 at p0@0, v2 at p0@1 and v3 at p1@0; its commit's
+    /// outcome is unknown. v4 (plain) lands at p0@2.
+    fn unknown_transaction() -> Story {
+        transaction_ending(|s| {
+            s.txn_unknown(2, 0, 7);
+        })
+    }
+
+    fn transaction_ending(end: impl FnOnce(&mut Story)) -> Story {
+        let mut s = Story::new();
+        s.txn_value(1, 0, 7, 1).send(1, 0, 1, 0, 0);
+        s.txn_value(1, 0, 7, 2).send(1, 0, 2, 0, 1);
+        s.txn_value(1, 0, 7, 3).send(1, 0, 3, 1, 0);
+        end(&mut s);
+        s.send(3, 1, 4, 0, 2);
+        s
+    }
+
+    #[test]
+    fn a_read_committed_read_proves_the_transaction_committed() {
+        // Jepsen's must-have-committed?: reading v1 proves transaction 7 committed, so v2
+        // (below the read of p0@2) is lost and v3 (never read) unseen.
+        let mut s = unknown_transaction();
+        s.poll(4, 0, 0, 0, 0, 1).poll(5, 0, 0, 0, 2, 4);
+        let found = run(check, &s, &config(vec![group(0, true, false)]));
+        assert_eq!(kinds(&found), vec![LostWrite, Unseen]);
+        assert_eq!((found[0].value, found[1].value), (Some(v(2)), Some(v(3))));
+    }
+
+    #[test]
+    fn a_read_uncommitted_read_proves_nothing() {
+        let mut s = unknown_transaction();
+        s.poll(4, 0, 0, 0, 0, 1).poll(5, 0, 0, 0, 2, 4);
+        assert_eq!(
+            run(check, &s, &config(vec![group(0, false, false)])),
+            vec![],
+            "an unknown transaction's values are not owed without proof"
+        );
+    }
+
+    #[test]
+    fn read_committed_seeing_part_of_a_committed_transaction_is_lost_write() {
+        let mut s = transaction_ending(|s| {
+            s.txn_commit(2, 0, 7);
+        });
+        s.poll(4, 0, 0, 0, 0, 1)
+            .poll(5, 0, 0, 0, 2, 4)
+            .poll(5, 0, 0, 1, 0, 3);
+        let found = run(check, &s, &config(vec![group(0, true, false)]));
+        assert_eq!(kinds(&found), vec![LostWrite]);
+        assert_eq!(found[0].value, Some(v(2)));
+    }
 }

@@ -2,11 +2,18 @@
 //! value (and in which order), its first acknowledgement, its transaction and that
 //! transaction's outcome, and per partition the offsets known to hold a value.
 //!
+//! Jepsen's must-have-committed inference (`jepsen.tests.kafka/must-have-committed?`): a
+//! transaction whose outcome the producer never learned (open at the end, or ended with an
+//! unknown outcome) but one of whose values a `read_committed` consumer read must have
+//! committed, so all its acknowledged values are owed like those of a committed one. (A
+//! read_uncommitted read proves nothing: it sees open transactions too.)
+//!
 //! Hash maps here serve lookups only; anything a checker iterates to produce output is a
 //! sorted `Vec` or a `BTreeMap`, so output never depends on hash order.
 
 use crate::history::History;
 use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, Key, TopicId, TopicPartition, ValueId};
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,6 +44,8 @@ pub enum TxnOutcome {
     Open,
     Committed(Instant),
     Aborted(Instant),
+    /// The producer tried to end it and could not learn how it ended (`TxnUnknown`).
+    Unknown(Instant),
 }
 
 /// A transaction: `(producer, txn)`.
@@ -60,14 +69,22 @@ pub struct HistoryIndex {
     acks: FastMap<ValueId, Ack>,
     txn_of: FastMap<ValueId, TxnId>,
     txn_outcome: FastMap<TxnId, TxnOutcome>,
+    /// Open or unknown transactions a read_committed read proves committed.
+    proven_committed: FastSet<TxnId>,
+    /// Values whose send definitely failed and that were never acknowledged: when.
+    failed: FastMap<ValueId, Instant>,
     /// Acknowledged values (see [`HistoryIndex::acknowledged`]), ascending.
     acknowledged: Vec<ValueId>,
     known: BTreeMap<TopicPartition, KnownOffsets>,
 }
 
 impl HistoryIndex {
-    pub fn build(history: &History) -> HistoryIndex {
+    /// `read_committed` says which groups read with `isolation.level=read_committed`.
+    pub fn build(history: &History, read_committed: impl Fn(u32) -> bool) -> HistoryIndex {
         let mut index = HistoryIndex::default();
+        let mut committed_reads: Vec<ValueId> = Vec::new();
+        // Values one of whose sends may have reached a log: never "definitely failed".
+        let mut maybe_written: FastSet<ValueId> = FastSet::default();
         // Sized once: growing maps of hundreds of thousands of values rehashes and faults in
         // pages over and over.
         let sends = history
@@ -118,11 +135,28 @@ impl HistoryIndex {
                     });
                 }
                 HistoryEvent::Poll {
+                    group,
                     partition,
                     offset,
                     value,
                     ..
-                } => evidence.push((*partition, *offset, *value)),
+                } => {
+                    evidence.push((*partition, *offset, *value));
+                    if read_committed(*group) {
+                        committed_reads.push(*value);
+                    }
+                }
+                HistoryEvent::SendFail { value, error, .. } => {
+                    if definitely_not_appended(*error) {
+                        index.failed.entry(*value).or_insert(entry.at);
+                    } else {
+                        maybe_written.insert(*value);
+                    }
+                }
+                HistoryEvent::SendInfo { value, .. } => {
+                    // A resend (`on_error = "retry"`) that ended unknown may have written it.
+                    maybe_written.insert(*value);
+                }
                 HistoryEvent::TxnBegin { producer, txn } => {
                     index
                         .txn_outcome
@@ -146,7 +180,24 @@ impl HistoryIndex {
                 HistoryEvent::TxnAbort { producer, txn } => {
                     index.end_txn((*producer, *txn), TxnOutcome::Aborted(entry.at));
                 }
+                HistoryEvent::TxnUnknown { producer, txn, .. } => {
+                    index.end_txn((*producer, *txn), TxnOutcome::Unknown(entry.at));
+                }
                 _ => {}
+            }
+        }
+        let acks = &index.acks;
+        index
+            .failed
+            .retain(|value, _| !acks.contains_key(value) && !maybe_written.contains(value));
+        for value in committed_reads {
+            if let Some(txn) = index.txn_of(value) {
+                if matches!(
+                    index.txn_outcome(txn),
+                    TxnOutcome::Open | TxnOutcome::Unknown(_)
+                ) {
+                    index.proven_committed.insert(txn);
+                }
             }
         }
         index.build_known(evidence);
@@ -233,18 +284,33 @@ impl HistoryIndex {
     }
 
     /// Whether `value` is visible to `read_committed` consumers once written: it was not sent
-    /// in a transaction, or its transaction committed.
+    /// in a transaction, or its transaction committed (recorded, or proven by a read).
     pub fn committed_or_plain(&self, value: ValueId) -> bool {
         match self.txn_of(value) {
             None => true,
-            Some(txn) => matches!(self.txn_outcome(txn), TxnOutcome::Committed(_)),
+            Some(txn) => {
+                matches!(self.txn_outcome(txn), TxnOutcome::Committed(_))
+                    || self.proven_committed.contains(&txn)
+            }
         }
+    }
+
+    /// Whether a read_committed read proved `txn` committed though its producer never
+    /// learned the outcome (must-have-committed).
+    pub fn proven_committed(&self, txn: TxnId) -> bool {
+        self.proven_committed.contains(&txn)
+    }
+
+    /// When the send of `value` definitely failed, if it did and was never acknowledged.
+    pub fn failed_at(&self, value: ValueId) -> Option<Instant> {
+        self.failed.get(&value).copied()
     }
 
     /// A value every consumer of its topic must eventually see: it got a `SendOk` (a later
     /// `SendInfo` does not undo that) and, if sent in a transaction, the transaction
-    /// committed. Values of aborted or still-open transactions are not owed to anyone, as in
-    /// Jepsen where a transactional send only counts once its transaction commits.
+    /// committed or a read proved it must have. Values of aborted or still-open
+    /// transactions are not owed to anyone, as in Jepsen where a transactional send only
+    /// counts once its transaction commits.
     pub fn acknowledged(&self, value: ValueId) -> bool {
         self.acks.contains_key(&value) && self.committed_or_plain(value)
     }
@@ -316,6 +382,45 @@ impl std::hash::Hasher for FastHasher {
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
     }
+}
+
+/// Whether a `SendFail` with `error` proves the value is in no log: the broker refuses
+/// these before appending (or the client never sent the record), so a read of the value
+/// is an aborted read (Jepsen's g1a for a known-failed write). Anything else, above all a
+/// timeout or a lost connection, leaves the outcome open (Jepsen's `:info`).
+///
+/// - `RecordListTooLarge` (RECORD_TOO_LARGE / RECORD_LIST_TOO_LARGE): `LogValidator` and
+///   `UnifiedLog.append`'s size checks run before the append.
+/// - `NotEnoughReplicas`: `Partition.appendRecordsToLeader` checks `min.insync.replicas`
+///   before appending (unlike NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+/// - `OutOfOrderSequenceNumber`, `UnknownProducerId`, `InvalidProducerEpoch`,
+///   `ProducerFenced`, `InvalidTxnState`, `TransactionCoordinatorFenced`,
+///   `InvalidProducerIdMapping`: `ProducerAppendInfo` (ProducerStateManager) validates the
+///   batch's producer state before the append; Java's `TransactionManager` and the
+///   KafkaProducer fail later sends at once after a fenced error.
+/// - `InvalidRequest`: kafsim's stand-in for a client-side rejection (a partition the topic
+///   lacks: `KafkaProducer.waitOnMetadata`, sarama `ErrInvalidPartition`), never sent.
+///
+/// The producers record `SendFail` only when no attempt of the batch may have landed
+/// (`producer::sender`'s `maybe_written`); this list is the checker's own guard on top.
+/// `RequestTimedOut` and `NetworkException` are never definite: a broker's REQUEST_TIMED_OUT
+/// comes after the leader appended (`DelayedProduce`), and a client-side timeout cannot
+/// tell.
+pub fn definitely_not_appended(error: ErrorCode) -> bool {
+    use ErrorCode::*;
+    matches!(
+        error,
+        RecordListTooLarge
+            | NotEnoughReplicas
+            | OutOfOrderSequenceNumber
+            | UnknownProducerId
+            | InvalidProducerEpoch
+            | ProducerFenced
+            | InvalidTxnState
+            | TransactionCoordinatorFenced
+            | InvalidProducerIdMapping
+            | InvalidRequest
+    )
 }
 
 /// `HashMap` with [`FastHasher`].

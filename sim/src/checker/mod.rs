@@ -129,7 +129,7 @@ impl CheckConfig {
 pub const OFFSET_UNKNOWN: u64 = u64::MAX;
 
 pub fn check_history(history: &History, config: &CheckConfig) -> Vec<Violation> {
-    let index = HistoryIndex::build(history);
+    let index = HistoryIndex::build(history, |g| config.read_committed(g));
     let mut out = Collector::new(config.max_per_kind);
     delivery::check(history, &index, config, &mut out);
     send_order::check(history, &index, config, &mut out);

@@ -10,11 +10,21 @@
 //!   either: the fetcher filters them out. Nor do values of transactions the history leaves
 //!   open, which the coordinator may have aborted after their producer died.
 //!
-//! Resets: every `Assigned` of a member clears all its tracking. Jepsen resets on every
-//! rebalance: with the eager protocol a member resumes even a partition it keeps from the
-//! group's committed offset, which may lie below what it polled, and a restarted member (its
-//! crash shows only as a new `Assigned`) cannot be told apart from a rebalanced one. A
-//! `PositionReset` (auto.offset.reset, seek) clears that one partition.
+//! Assignments, as Jepsen's `poll-skip+nonmonotonic-cases-per-process` does on `:assign` /
+//! `:subscribe` (`select-keys last-reads (:value op)`): a member's new assignment keeps the
+//! tracking of the partitions it keeps and drops the rest. Kept means: in the member's
+//! previous assignment too, and the new generation is the next one (a member that missed a
+//! generation, having crashed or been fenced, may have lost the partition to another member
+//! meanwhile). Across a rebalance only `nonmonotonic-poll` is relaxed, for the next read of a
+//! kept partition: under the eager protocol a member resumes even a partition it keeps from
+//! the group's committed offset, which may lie below what it polled, and a restarted member
+//! (its crash shows only as a new `Assigned`) cannot be told apart from a rebalanced one. A
+//! skip forward over a known value stays a `poll-skip`: the committed offset is never beyond
+//! what the member itself read.
+//!
+//! A `PositionReset` (auto.offset.reset, seek) anchors the partition at its offset: the next
+//! read must start there (a read after `seek(1)` that starts at 3 skipped 1 and 2 if they
+//! are known to hold values; one that starts at 0 went backwards).
 
 use super::index::FastMap as HashMap;
 use super::index::HistoryIndex;
@@ -32,6 +42,25 @@ struct LastRead {
     at: Instant,
 }
 
+/// Where a member's next read of one partition must start, and why.
+#[derive(Clone, Copy, Debug)]
+struct Track {
+    /// The offset the next read must start at.
+    expect: u64,
+    /// The read that set `expect`; `None` after a position reset (the anchor is the reset).
+    previous: Option<LastRead>,
+    /// A rebalance kept the partition: the next read may go backwards (eager resume).
+    backwards_ok: bool,
+}
+
+/// A member's tracking: its last assignment and the partitions it tracks.
+#[derive(Default)]
+struct Member {
+    generation: Option<i32>,
+    assigned: Vec<TopicPartition>,
+    tracks: HashMap<TopicPartition, Track>,
+}
+
 /// One poll being judged.
 struct Read {
     group: u32,
@@ -43,22 +72,44 @@ struct Read {
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    // Per (group, member): the last read of each partition since the last reset.
-    let mut last: HashMap<(u32, u32), HashMap<TopicPartition, LastRead>> = HashMap::default();
+    let mut members: HashMap<(u32, u32), Member> = HashMap::default();
     for entry in history.entries() {
-        match entry.event {
-            HistoryEvent::Assigned { group, member, .. } => {
-                last.remove(&(group, member));
+        match &entry.event {
+            HistoryEvent::Assigned {
+                group,
+                member,
+                generation,
+                partitions,
+            } => {
+                let m = members.entry((*group, *member)).or_default();
+                let consecutive = m
+                    .generation
+                    .is_some_and(|g| g.checked_add(1) == Some(*generation));
+                let previous = std::mem::take(&mut m.assigned);
+                m.tracks.retain(|tp, _| {
+                    consecutive && previous.contains(tp) && partitions.contains(tp)
+                });
+                for track in m.tracks.values_mut() {
+                    track.backwards_ok = true;
+                }
+                m.generation = Some(*generation);
+                m.assigned = partitions.clone();
             }
             HistoryEvent::PositionReset {
                 group,
                 member,
                 partition,
-                ..
+                offset,
             } => {
-                if let Some(reads) = last.get_mut(&(group, member)) {
-                    reads.remove(&partition);
-                }
+                let m = members.entry((*group, *member)).or_default();
+                m.tracks.insert(
+                    *partition,
+                    Track {
+                        expect: *offset,
+                        previous: None,
+                        backwards_ok: false,
+                    },
+                );
             }
             HistoryEvent::Poll {
                 group,
@@ -69,23 +120,27 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 ..
             } => {
                 let read = Read {
-                    group,
-                    member,
-                    partition,
-                    offset,
-                    value,
+                    group: *group,
+                    member: *member,
+                    partition: *partition,
+                    offset: *offset,
+                    value: *value,
                     at: entry.at,
                 };
-                let reads = last.entry((group, member)).or_default();
-                if let Some(previous) = reads.get(&partition) {
-                    judge(previous, &read, index, config, out);
+                let m = members.entry((*group, *member)).or_default();
+                if let Some(track) = m.tracks.get(partition) {
+                    judge(track, &read, index, config, out);
                 }
-                reads.insert(
-                    partition,
-                    LastRead {
-                        offset,
-                        value,
-                        at: entry.at,
+                m.tracks.insert(
+                    *partition,
+                    Track {
+                        expect: offset + 1,
+                        previous: Some(LastRead {
+                            offset: *offset,
+                            value: *value,
+                            at: entry.at,
+                        }),
+                        backwards_ok: false,
                     },
                 );
             }
@@ -94,35 +149,46 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
     }
 }
 
-/// Compares one poll with the member's previous poll of the same partition.
+/// Compares one poll with where the member's previous poll (or reset) says it must start.
 fn judge(
-    previous: &LastRead,
+    track: &Track,
     read: &Read,
     index: &HistoryIndex,
     config: &CheckConfig,
     out: &mut Collector,
 ) {
     // The skipped offset for a skip, `None` for a backwards read; no violation returns early.
-    let skipped = if read.offset <= previous.offset {
+    let skipped = if read.offset < track.expect {
+        if track.backwards_ok {
+            return;
+        }
         None
     } else {
         let committed_only = config.read_committed(read.group);
-        let lo = previous.offset + 1;
-        match index.first_known_in(read.partition, lo, read.offset, committed_only) {
+        match index.first_known_in(read.partition, track.expect, read.offset, committed_only) {
             Some(skipped) => Some(skipped),
             None => return,
         }
     };
     // Details are formatted only for violations: polls are the bulk of a history.
     let who = config.member_name(read.group, read.member);
-    let between = format!(
-        "{} ({}) at {} then {} ({})",
-        config.names.at(read.partition, previous.offset),
-        value_name(previous.value),
-        previous.at,
+    let now = format!(
+        "{} ({})",
         config.names.at(read.partition, read.offset),
-        value_name(read.value),
+        value_name(read.value)
     );
+    let between = match track.previous {
+        Some(previous) => format!(
+            "{} ({}) at {} then {now}",
+            config.names.at(read.partition, previous.offset),
+            value_name(previous.value),
+            previous.at,
+        ),
+        None => format!(
+            "{now} after its position was reset to {}",
+            config.names.at(read.partition, track.expect)
+        ),
+    };
     let violation = match skipped {
         None => Violation::new(
             ViolationKind::NonmonotonicPoll,
@@ -232,6 +298,69 @@ mod tests {
         s.reset(6, 0, 0, 0, 4).poll(7, 0, 0, 0, 4, 5);
         // Another member's polls are tracked apart.
         s.poll(8, 0, 1, 0, 3, 4);
+        assert_eq!(
+            run(check, &s, &config(vec![group(0, false, false)])),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_kept_partition_stays_tracked_across_the_next_generation() {
+        // Jepsen's `select-keys last-reads (:value op)`: a skip across a rebalance that kept
+        // the partition is still a skip; going back to the committed offset is not an error.
+        let mut s = five_sent();
+        s.assign_gen(1, 0, 0, 1, &[0, 1]).poll(2, 0, 0, 0, 1, 2);
+        s.assign_gen(3, 0, 0, 2, &[0]).poll(4, 0, 0, 0, 3, 4);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![PollSkip]);
+        assert_eq!(found[0].offset, Some(3));
+        let mut s = five_sent();
+        s.assign_gen(1, 0, 0, 1, &[0]).poll(2, 0, 0, 0, 2, 3);
+        s.assign_gen(3, 0, 0, 2, &[0]).poll(4, 0, 0, 0, 1, 2); // eager resume from a commit
+        s.poll(5, 0, 0, 0, 1, 2); // but not twice
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![NonmonotonicPoll]);
+        assert_eq!(found[0].at.as_millis(), 5);
+    }
+
+    #[test]
+    fn a_missed_generation_or_a_new_partition_starts_over() {
+        let mut s = five_sent();
+        s.assign_gen(1, 0, 0, 1, &[0]).poll(2, 0, 0, 0, 0, 1);
+        // Generation 2 went on without member 0 (another member read 1..=2).
+        s.assign_gen(3, 0, 0, 3, &[0]).poll(4, 0, 0, 0, 3, 4);
+        // Partition 1 was not member 0's before generation 4.
+        s.send(5, 1, 6, 1, 0)
+            .send(5, 1, 7, 1, 1)
+            .send(5, 1, 8, 1, 2);
+        s.poll(6, 0, 1, 1, 0, 6); // member 1 owned it in generation 3
+        s.assign_gen(7, 0, 0, 4, &[0, 1]).poll(8, 0, 0, 1, 2, 8);
+        assert_eq!(
+            run(check, &s, &config(vec![group(0, false, false)])),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_seek_anchors_the_next_read() {
+        let mut s = five_sent();
+        s.poll(2, 0, 0, 0, 3, 4)
+            .reset(3, 0, 0, 0, 1)
+            .poll(4, 0, 0, 0, 3, 4);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![PollSkip]);
+        assert!(found[0].detail.contains("reset to"), "{}", found[0].detail);
+        assert_eq!(found[0].offset, Some(3));
+        let mut s = five_sent();
+        s.reset(3, 0, 0, 0, 2).poll(4, 0, 0, 0, 0, 1);
+        assert_eq!(
+            kinds(&run(check, &s, &config(vec![group(0, false, false)]))),
+            vec![NonmonotonicPoll]
+        );
+        let mut s = five_sent();
+        s.reset(3, 0, 0, 0, 2)
+            .poll(4, 0, 0, 0, 2, 3)
+            .poll(5, 0, 0, 0, 3, 4);
         assert_eq!(
             run(check, &s, &config(vec![group(0, false, false)])),
             vec![]

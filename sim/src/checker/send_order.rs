@@ -5,8 +5,11 @@
 //! for up to 5 in-flight requests since Kafka 1.0); a retrying non-idempotent producer with
 //! more in flight may reorder, and the scenario then allows the kind.
 //!
-//! Each value's first `SendOk` counts; values without a `SendInvoke` have no invoke order and
-//! are ignored. The violation becomes evident at the later of the two acknowledgements.
+//! A value's position is its first `SendOk`, or, for a send whose outcome the producer never
+//! learned (`SendInfo`), the first poll of it: Jepsen's version order is built from reads as
+//! well as writes, so an `info` send seen by a consumer has a known offset too. Values without
+//! a `SendInvoke` have no invoke order and are ignored. The violation becomes evident at the
+//! later of the two acknowledgements (or reads).
 
 use super::index::HistoryIndex;
 use super::{value_name, CheckConfig, Collector};
@@ -29,6 +32,26 @@ struct Landed {
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     let mut landed: Vec<Landed> = Vec::new();
     for entry in history.entries() {
+        if let HistoryEvent::Poll {
+            partition,
+            offset,
+            value,
+            ..
+        } = entry.event
+        {
+            // A position known only from a read.
+            if let (None, Some(invocation)) = (index.ack(value), index.invocation(value)) {
+                landed.push(Landed {
+                    producer: invocation.producer,
+                    partition,
+                    seq: invocation.seq,
+                    offset,
+                    at: entry.at,
+                    value,
+                });
+            }
+            continue;
+        }
         let HistoryEvent::SendOk { value, .. } = entry.event else {
             continue;
         };
@@ -49,8 +72,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
             value,
         });
     }
-    landed.sort_unstable();
+    // The first evidence of each value (ack, or earliest read) is its position.
+    landed.sort_unstable_by_key(|l| (l.value, l.at, l.offset));
     landed.dedup_by_key(|l| l.value);
+    landed.sort_unstable();
     for run in landed.chunk_by(|a, b| (a.producer, a.partition) == (b.producer, b.partition)) {
         scan(run, config, out);
     }
@@ -122,5 +147,21 @@ mod tests {
             .invoke(6, 0, 7, None)
             .ok(7, 0, 7, 0, 10);
         assert_eq!(run(check, &s, &config(vec![])), vec![]);
+    }
+
+    #[test]
+    fn an_info_sends_offset_seen_by_a_poll_counts() {
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, None).invoke(2, 0, 2, None);
+        s.info(3, 0, 1).ok(4, 0, 2, 0, 5);
+        assert_eq!(
+            run(check, &s, &config(vec![])),
+            vec![],
+            "v1's position unknown"
+        );
+        s.poll(6, 0, 0, 0, 7, 1);
+        let found = run(check, &s, &config(vec![group(0, false, false)]));
+        assert_eq!(kinds(&found), vec![NonmonotonicSend]);
+        assert_eq!((found[0].value, found[0].at.as_millis()), (Some(v(2)), 6));
     }
 }

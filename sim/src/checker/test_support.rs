@@ -79,25 +79,59 @@ impl Story {
         )
     }
 
+    /// A definite failure (the broker refused before appending: NOT_ENOUGH_REPLICAS).
     pub fn fail(&mut self, at: u64, producer: u32, value: u64) -> &mut Story {
+        self.fail_with(at, producer, value, ErrorCode::NotEnoughReplicas)
+    }
+
+    pub fn fail_with(
+        &mut self,
+        at: u64,
+        producer: u32,
+        value: u64,
+        error: ErrorCode,
+    ) -> &mut Story {
         self.event(
             at,
             HistoryEvent::SendFail {
                 producer,
                 value: v(value),
-                error: ErrorCode::NotEnoughReplicas,
+                error,
             },
         )
     }
 
     pub fn assign(&mut self, at: u64, group: u32, member: u32, parts: &[u32]) -> &mut Story {
+        self.assign_gen(at, group, member, 1, parts)
+    }
+
+    /// An assignment of a given generation.
+    pub fn assign_gen(
+        &mut self,
+        at: u64,
+        group: u32,
+        member: u32,
+        generation: i32,
+        parts: &[u32],
+    ) -> &mut Story {
         self.event(
             at,
             HistoryEvent::Assigned {
                 group,
                 member,
-                generation: 1,
+                generation,
                 partitions: parts.iter().map(|p| tp(*p)).collect(),
+            },
+        )
+    }
+
+    pub fn txn_unknown(&mut self, at: u64, producer: u32, txn: u64) -> &mut Story {
+        self.event(
+            at,
+            HistoryEvent::TxnUnknown {
+                producer,
+                txn,
+                reason: "EndTxn timed out",
             },
         )
     }
@@ -225,7 +259,7 @@ pub type CheckFn = fn(&History, &super::index::HistoryIndex, &CheckConfig, &mut 
 
 /// Runs one checker module alone over a story.
 pub fn run(check: CheckFn, story: &Story, config: &CheckConfig) -> Vec<Violation> {
-    let index = super::index::HistoryIndex::build(story.history());
+    let index = super::index::HistoryIndex::build(story.history(), |g| config.read_committed(g));
     let mut out = super::Collector::new(config.max_per_kind);
     check(story.history(), &index, config, &mut out);
     out.finish(config.end)
