@@ -138,6 +138,18 @@ impl RecordAccumulator {
         Some(head.retry_at.max(head.created + self.limits.linger))
     }
 
+    /// Whether `partition`'s head batch is closed to more records: it is full, or a later
+    /// batch waits behind it (sarama's `wouldOverflow`: the next record did not fit).
+    pub fn backed_up(&self, partition: TopicPartition) -> bool {
+        self.queues
+            .get(&partition)
+            .and_then(|q| {
+                q.front()
+                    .map(|head| q.len() > 1 || is_full(head, &self.limits))
+            })
+            .unwrap_or(false)
+    }
+
     /// Partitions with queued batches, in order.
     pub fn partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
         self.queues

@@ -16,9 +16,12 @@
 //!   One request per ready node per `sendProducerData`; the sender loops while it can send.
 //! - **sarama** (`async_producer.go`: `brokerProducer.run`, `produce_set.go`): every broker has
 //!   one `produceSet` holding at most one batch per partition; the whole set is flushed as one
-//!   request when `readyToFlush` (the `Flush.*` triggers; with all of them zero, as soon as it
-//!   is non-empty) or when the `Flush.Frequency` timer, started by the set's first message,
-//!   fires. Modelled as node-level readiness that takes every partition's head batch, in
+//!   request when `readyToFlush` says so, counted over the whole set: with `Flush.Frequency`,
+//!   `Flush.Bytes` and `Flush.Messages` all zero (the default) as soon as it is non-empty,
+//!   else once it holds `Flush.Messages` records or `Flush.Bytes` bytes; when the
+//!   `Flush.Frequency` timer, started by the first message into an empty set, fires; or when
+//!   the next message would overflow it (`wouldOverflow`: a partition's batch is full, or the
+//!   set holds `Flush.MaxMessages`). The request takes every partition's head batch, in
 //!   partition order (sarama walks Go maps; the order inside a request changes nothing).
 //! - **kafka-go** (`writer.go`: one `partitionWriter` per partition, its own batch queue and
 //!   a goroutine writing one batch at a time; `ProduceRequest` in `produce.go` names a single
@@ -95,8 +98,14 @@ impl Producer {
         for broker in brokers {
             while self.sender.requests_to(broker) < self.config.max_in_flight as usize {
                 let batches = match Composition::of(self.config.client) {
-                    Composition::NodeDrain | Composition::BrokerSet => {
+                    Composition::NodeDrain => {
                         if !self.node_ready(broker, now) {
+                            break;
+                        }
+                        self.drain_node(broker, now)
+                    }
+                    Composition::BrokerSet => {
+                        if !self.produce_set_ready(broker, now) {
                             break;
                         }
                         self.drain_node(broker, now)
@@ -140,6 +149,48 @@ impl Producer {
             }
             exhausted || self.accumulator.ready_at(tp).is_some_and(|at| at <= now)
         })
+    }
+
+    /// sarama `brokerProducer.run`: whether the broker's produce set is flushed now
+    /// (`readyToFlush`, the `Flush.Frequency` timer, or an overflowing next message). The set
+    /// is the head batch of every partition the broker leads that is not muted, waiting for
+    /// its metadata refresh, or backing off; a retry enters it when its backoff ends.
+    fn produce_set_ready(&self, broker: NodeId, now: Instant) -> bool {
+        let flush = self.config.sarama_flush;
+        let frequency = self.config.linger;
+        let (mut records, mut bytes) = (0u64, 0u64);
+        let mut first_entry: Option<Instant> = None;
+        let mut overflow = false;
+        for tp in self.partitions_led_by(broker) {
+            if self.muted(tp) || self.awaits_metadata(tp) {
+                continue;
+            }
+            let Some(head) = self.accumulator.head(tp) else {
+                continue;
+            };
+            if head.retry_at > now {
+                continue;
+            }
+            records += head.records.len() as u64;
+            bytes += head.bytes as u64;
+            let entered = if head.attempts > 0 {
+                head.retry_at
+            } else {
+                head.created
+            };
+            first_entry = Some(first_entry.map_or(entered, |t| t.min(entered)));
+            overflow |= self.accumulator.backed_up(tp);
+        }
+        let Some(first_entry) = first_entry else {
+            return false;
+        };
+        let as_fast_as_possible = frequency.is_zero() && flush.bytes == 0 && flush.messages == 0;
+        as_fast_as_possible
+            || overflow
+            || (flush.messages > 0 && records >= flush.messages as u64)
+            || (flush.bytes > 0 && bytes >= flush.bytes as u64)
+            || (flush.max_messages > 0 && records >= flush.max_messages as u64)
+            || (!frequency.is_zero() && first_entry + frequency <= now)
     }
 
     /// Whether the application is blocked because `buffer.memory` is full (Java's
@@ -187,6 +238,7 @@ impl Producer {
         };
         let mut batches: Vec<ProducerBatch> = Vec::new();
         let mut bytes = 0u32;
+        let mut records = 0usize;
         for step in 0..parts.len() {
             let index = (start + step) % parts.len();
             let tp = parts[index];
@@ -207,6 +259,14 @@ impl Producer {
             if !batches.is_empty() && bytes + head.bytes > self.config.max_request_size {
                 break;
             }
+            let max_messages = self.config.sarama_flush.max_messages as usize;
+            if !java
+                && max_messages > 0
+                && !batches.is_empty()
+                && records + head.records.len() > max_messages
+            {
+                break; // sarama: a set holds at most Flush.MaxMessages
+            }
             if !self.may_drain_idempotent(tp) {
                 if java {
                     break; // shouldStopDrainBatchesForPartition
@@ -215,6 +275,7 @@ impl Producer {
             }
             let batch = self.take_head(tp, now);
             bytes += batch.bytes;
+            records += batch.records.len();
             batches.push(batch);
         }
         batches

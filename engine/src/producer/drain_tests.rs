@@ -205,3 +205,68 @@ fn java_a_retry_backing_off_stays_behind() {
     assert_eq!(drain(&mut p, 0), vec![(B0, vec![1])]);
     assert_eq!(drain(&mut p, 100), vec![(B0, vec![0])]);
 }
+
+/// sarama with `overrides`: partitions 0-2 on B0, 3 on B1.
+fn sarama(overrides: &[(&str, ConfigValue)]) -> Producer {
+    producer("sarama", &[B0, B0, B0, B1], overrides)
+}
+
+#[test]
+fn sarama_flush_messages_counts_the_whole_produce_set() {
+    let mut p = sarama(&[("sarama.Flush.Messages", ConfigValue::Int(3))]);
+    append(&mut p, 0, 1, 0);
+    append(&mut p, 1, 2, 0);
+    append(&mut p, 3, 3, 0);
+    // Two records in B0's set, one in B1's: neither set holds three, however long they wait.
+    assert_eq!(drain(&mut p, 60_000), vec![]);
+    // A third record for B0, on another partition: its set flushes, all three partitions.
+    append(&mut p, 2, 4, 60_000);
+    assert_eq!(drain(&mut p, 60_000), vec![(B0, vec![0, 1, 2])]);
+}
+
+#[test]
+fn sarama_flush_bytes_counts_the_whole_produce_set() {
+    // Three one-record batches are 3 x 169 = 507 bytes; two are 338.
+    let mut p = sarama(&[("sarama.Flush.Bytes", ConfigValue::Int(500))]);
+    append(&mut p, 0, 1, 0);
+    append(&mut p, 1, 2, 0);
+    assert_eq!(drain(&mut p, 10), vec![]);
+    append(&mut p, 2, 3, 10);
+    assert_eq!(drain(&mut p, 10), vec![(B0, vec![0, 1, 2])]);
+}
+
+#[test]
+fn sarama_flush_frequency_starts_with_the_sets_first_record() {
+    // Flush.Frequency is linger.ms: 100 ms after p0's record, p1's (20 ms old) goes too.
+    let mut p = sarama(&[
+        ("linger.ms", ConfigValue::Int(100)),
+        ("sarama.Flush.Messages", ConfigValue::Int(1_000)),
+    ]);
+    append(&mut p, 0, 1, 0);
+    append(&mut p, 1, 2, 80);
+    assert_eq!(drain(&mut p, 99), vec![]);
+    assert_eq!(drain(&mut p, 100), vec![(B0, vec![0, 1])]);
+}
+
+#[test]
+fn sarama_flush_max_messages_caps_a_request() {
+    let mut p = sarama(&[("sarama.Flush.MaxMessages", ConfigValue::Int(2))]);
+    for partition in 0..3 {
+        append(&mut p, partition, partition as u64, 0);
+    }
+    assert_eq!(drain(&mut p, 0), vec![(B0, vec![0, 1]), (B0, vec![2])]);
+}
+
+#[test]
+fn sarama_flush_keys_are_sarama_only_and_bounded() {
+    let mut java = ProducerConfig::for_client("java", None).unwrap();
+    let e = java
+        .set("sarama.Flush.Messages", &ConfigValue::Int(10))
+        .unwrap_err();
+    assert!(e.contains("sarama") && e.contains("java"), "{e}");
+    let mut s = ProducerConfig::for_client("sarama", None).unwrap();
+    assert!(s.set("sarama.Flush.Bytes", &ConfigValue::Int(-1)).is_err());
+    assert!(s
+        .set("sarama.Flush.MaxMessages", &ConfigValue::Str("many".into()))
+        .is_err());
+}

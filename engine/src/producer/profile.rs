@@ -108,6 +108,7 @@ fn base(client: ClientKind) -> ProducerConfig {
         acks_explicit: false,
         metadata_age_explicit: false,
         kafka_go_constructor: KafkaGoConstructor::Writer,
+        sarama_flush: Default::default(),
     }
 }
 
