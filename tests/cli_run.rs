@@ -297,3 +297,70 @@ fn a_bad_producer_key_exits_2_with_its_line_key_and_hint() {
     assert!(err.contains("hint") && err.contains("Errors()"), "{err}");
     assert!(!json.exists(), "no partial output");
 }
+
+/// The number after `label` in `text` (the summary's counters).
+fn number_after(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} not in {text}"));
+    text[at + label.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?} in {text}"))
+}
+
+/// Runs `kafsim run FILE --seeds N --json` and returns the summary and the JSON stats.
+fn run_counted(file: &str, seeds: &str, json: &PathBuf) -> (String, serde_json::Value) {
+    let out = kafsim()
+        .args(["run", file, "--seeds", seeds, "--no-progress", "--json"])
+        .arg(json)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    (shown, doc["stats"].clone())
+}
+
+/// Failed and unknown sends and the duplicates a dedupe sink refused are counted in the text
+/// summary and in `--json` stats, with the same numbers (issue 13).
+#[test]
+fn failed_sends_and_refused_sink_writes_are_in_the_summary_and_the_json() {
+    let dir = scratch("counted");
+    // sarama gives a send up after 3 retries: with min.insync.replicas = 3 and a follower
+    // down for 5 s, sends fail.
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace("\"min.insync.replicas\" = 2", "\"min.insync.replicas\" = 3")
+        .replace("client = \"java\"\ntopic", "client = \"sarama\"\ntopic")
+        .replace(
+            "keys = 10\n",
+            "keys = 10\n[producers.config]\nacks = \"all\"\n",
+        )
+        .replace(
+            "random = true\nkinds = [\"crash\", \"partition\", \"pause\"]\nmean_interval = \"2s\"",
+            "[[faults.schedule]]\nat = \"1s\"\naction = \"crash\"\n\
+             target = \"follower:events/0\"\nduration = \"5s\"",
+        );
+    let file = dir.join("counted.toml");
+    std::fs::write(&file, text).unwrap();
+    let json = dir.join("out.json");
+    let (shown, stats) = run_counted(file.to_str().unwrap(), "2", &json);
+    let failed = number_after(&shown, "records failed ");
+    let unknown = number_after(&shown, " / unknown ");
+    assert_eq!(stats["records_failed"].as_u64(), Some(failed), "{shown}");
+    assert_eq!(stats["records_unknown"].as_u64(), Some(unknown), "{shown}");
+    assert!(failed > 0, "sends failed with a follower down: {shown}");
+    // The library's dedupe group under consumer and broker crashes: redeliveries refused.
+    let library = format!(
+        "{}/scenarios/dedupe-sink-exactly-once.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (shown, stats) = run_counted(&library, "3", &json);
+    let refused = number_after(&shown, "sink writes refused as duplicates ");
+    assert_eq!(stats["records_refused"].as_u64(), Some(refused), "{shown}");
+    assert!(refused > 0, "redeliveries were refused: {shown}");
+}

@@ -205,6 +205,12 @@ pub const CONSUMER: &[Alias] = &[
         "group.instance.id",
         same,
     ),
+    alias(
+        Sarama,
+        "Metadata.RefreshFrequency",
+        "metadata.max.age.ms",
+        go_duration,
+    ),
     alias(Sarama, "Consumer.Fetch.Min", "fetch.min.bytes", same),
     alias(
         Sarama,
@@ -248,6 +254,24 @@ pub const CONSUMER: &[Alias] = &[
         "RebalanceTimeout",
         "max.poll.interval.ms",
         go_duration,
+    ),
+    alias(
+        KafkaGo,
+        "WatchPartitionChanges",
+        "kafka-go.WatchPartitionChanges",
+        same,
+    ),
+    alias(
+        KafkaGo,
+        "PartitionWatchInterval",
+        "metadata.max.age.ms",
+        go_duration,
+    ),
+    alias(
+        Librdkafka,
+        "topic.metadata.refresh.interval.ms",
+        "metadata.max.age.ms",
+        same,
     ),
     alias(KafkaGo, "MinBytes", "fetch.min.bytes", same),
     alias(KafkaGo, "MaxBytes", "fetch.max.bytes", same),

@@ -8,6 +8,7 @@
 //! draws no global randomness. Everything reaches a node through [`node::Cx`]; everything a
 //! node wants done leaves through it. It depends on nothing else in the repository.
 
+pub mod admin;
 pub mod alias;
 pub mod app;
 pub mod assignor;

@@ -102,12 +102,16 @@ pub enum InternalPayload {
         offset: u64,
         leader_epoch: Option<u32>,
     },
-    /// `__consumer_offsets`: group metadata after a completed rebalance (generation, members).
+    /// `__consumer_offsets`: group metadata after a completed rebalance (generation, members
+    /// and, in the same order, each member's assignment: Kafka's `GroupMetadataValue` keeps
+    /// `MemberMetadata.assignment`, so a coordinator that loads the group after a failover
+    /// can answer a SyncGroup of the stable group with the member's partitions).
     GroupMetadata {
         group: Arc<str>,
         generation: i32,
         protocol: Arc<str>,
         members: Arc<[Arc<str>]>,
+        assignments: Arc<[Arc<Vec<TopicPartition>>]>,
     },
 }
 

@@ -49,6 +49,9 @@ pub struct RunStats {
     pub records_failed: u64,
     /// Sends whose outcome is unknown (SendInfo).
     pub records_unknown: u64,
+    /// Sink writes the group's database refused (SinkRefused: a `dedupe` unique constraint
+    /// or the `offsets-in-sink` offset guard): duplicates the service kept out.
+    pub records_refused: u64,
     /// Simulated seconds; across seeds `sim_nanos / 1e9`, so that a sum does not depend on
     /// how the seeds were grouped (shards merged give exactly the whole campaign's value).
     pub sim_seconds: f64,
@@ -85,6 +88,7 @@ impl RunStats {
         self.records_consumed += other.records_consumed;
         self.records_failed += other.records_failed;
         self.records_unknown += other.records_unknown;
+        self.records_refused += other.records_refused;
         self.sim_nanos += other.sim_nanos;
         self.load_nanos += other.load_nanos;
         self.sim_seconds = self.sim_nanos as f64 / 1e9;

@@ -51,6 +51,11 @@ pub enum Op {
         nodes: Vec<NodeId>,
         factor: f64,
     },
+    /// The operator grows `topic` by `count` partitions (through the admin client).
+    AddPartitions {
+        topic: String,
+        count: u32,
+    },
 }
 
 /// How the nemesis learns which nodes a target names, at the moment a fault fires.
@@ -123,7 +128,7 @@ pub fn op_nodes(op: &Op) -> Vec<NodeId> {
         Op::Partition(groups) => groups.concat(),
         Op::PartitionOneWay(a, b) => [a.as_slice(), b.as_slice()].concat(),
         Op::Bridge { a, bridge, b } => [a.as_slice(), &[*bridge], b.as_slice()].concat(),
-        Op::Heal => Vec::new(),
+        Op::Heal | Op::AddPartitions { .. } => Vec::new(),
     };
     v.sort();
     v.dedup();
@@ -343,7 +348,9 @@ impl Nemesis {
                 Op::Crash(vec![pick(rng, &r.producers())?]),
                 span(rng, 500, 5_000),
             ),
-            FaultKind::Restart | FaultKind::Resume | FaultKind::Heal => return None,
+            FaultKind::Restart | FaultKind::Resume | FaultKind::Heal | FaultKind::AddPartitions => {
+                return None
+            }
         })
     }
 
@@ -483,7 +490,7 @@ fn undo_of(op: &Op) -> Option<Op> {
             nodes: nodes.clone(),
             factor: 1.0,
         },
-        Op::Restart(_) | Op::Resume(_) | Op::Heal => return None,
+        Op::Restart(_) | Op::Resume(_) | Op::Heal | Op::AddPartitions { .. } => return None,
     })
 }
 
@@ -541,6 +548,10 @@ fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
             nodes: non_empty(nodes(target))?,
             factor: *factor,
         },
+        FaultAction::AddPartitions { topic, count } => Op::AddPartitions {
+            topic: topic.clone(),
+            count: *count,
+        },
     })
 }
 
@@ -591,5 +602,6 @@ pub fn describe(op: &Op, name: &dyn Fn(NodeId) -> String) -> String {
         Op::SlowLink { nodes, latency } => format!("slow-link {} +{:?}", ids(nodes), latency),
         Op::SlowDisk { nodes, factor } => format!("slow-disk {} x{factor:.1}", ids(nodes)),
         Op::Slowdown { nodes, factor } => format!("slowdown {} x{factor:.1}", ids(nodes)),
+        Op::AddPartitions { topic, count } => format!("add-partitions {topic} +{count}"),
     }
 }

@@ -28,6 +28,7 @@ use crate::seed::{rng_for, stream};
 use crate::trace::{TraceEvent, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
+use kafsim_engine::admin::Admin;
 use kafsim_engine::app::{HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::compression::{Compression, MessageProfile};
@@ -273,6 +274,8 @@ struct Handles {
     groups: Vec<(String, Vec<NodeId>)>,
     /// Per group (same order): its database node, if it declared a sink.
     databases: Vec<Option<NodeId>>,
+    /// The operator's admin client, when the scenario schedules an `add-partitions`.
+    admin: Option<NodeId>,
 }
 
 impl Handles {
@@ -499,6 +502,19 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             "database node ids as planned"
         );
     }
+    // The operator's admin client, last of all (only when the script uses it, so every other
+    // scenario keeps its node ids and trace).
+    let operates = s
+        .faults
+        .schedule
+        .iter()
+        .any(|f| matches!(f.action, FaultAction::AddPartitions { .. }));
+    let admin = operates.then(|| {
+        let controllers = cluster.controllers.clone();
+        w.add_node("admin".to_string(), move || -> Box<dyn Node> {
+            Box::new(Admin::new(controllers.clone()))
+        })
+    });
     set_cost_classes(&mut w, &cluster, &producers, &groups);
     (
         w,
@@ -507,6 +523,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             producers,
             groups,
             databases,
+            admin,
         },
     )
 }
@@ -542,7 +559,7 @@ fn set_cost_classes(
     }
 }
 
-fn apply(w: &mut World, op: &Op) {
+fn apply(w: &mut World, h: &mut Handles, op: &Op) {
     match op {
         Op::Crash(nodes) => nodes.iter().for_each(|n| w.crash(*n)),
         Op::Restart(nodes) => nodes.iter().for_each(|n| w.restart(*n)),
@@ -573,6 +590,17 @@ fn apply(w: &mut World, op: &Op) {
             nodes.iter().for_each(|n| w.set_disk_slowdown(*n, *factor))
         }
         Op::Slowdown { nodes, factor } => nodes.iter().for_each(|n| w.set_slowdown(*n, *factor)),
+        Op::AddPartitions { topic, count } => {
+            // The admin asks for the new total (`NewPartitions.increaseTo`); the run's view of
+            // the topic (drain, leader targets, divergence) grows with it at once.
+            let Some(t) = h.cluster.topics.iter_mut().find(|t| &t.1 == topic) else {
+                return;
+            };
+            t.2 += count;
+            let (id, total) = (t.0, t.2);
+            let admin = h.admin.expect("an add-partitions run has an admin client");
+            w.signal(admin, Admin::command_timer(id, total));
+        }
     }
 }
 
@@ -627,13 +655,13 @@ impl Prepared {
 pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let wall = std::time::Instant::now();
     let s = &p.scenario;
-    let (mut w, h) = build(p, seed, opts);
+    let (mut w, mut h) = build(p, seed, opts);
     let mut nemesis = Nemesis::plan(&s.faults, s.duration, rng_for(seed, stream::NEMESIS));
     let plan = nemesis.describe_plan();
     let mut violations: Vec<Violation> = Vec::new();
     let safety_end = Instant::ZERO + s.duration;
     let mut budget_ok = true;
-    let groups = group_infos(p, &h);
+    let mut groups = group_infos(p, &h);
     let mut tracker = DrainTracker::default();
 
     // Safety phase: load and faults, with a replica divergence check and a lag sample every
@@ -655,7 +683,10 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
                         tracker.crashed_at.insert(*n, w.now());
                     }
                 }
-                apply(&mut w, op);
+                apply(&mut w, &mut h, op);
+                if matches!(op, Op::AddPartitions { .. }) {
+                    groups = group_infos(p, &h);
+                }
             }
         }
         if next == tick {
@@ -795,6 +826,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             HistoryEvent::SendInvoke { .. } => stats.records_produced += 1,
             HistoryEvent::SendOk { .. } => stats.records_acked += 1,
             HistoryEvent::Poll { .. } => stats.records_consumed += 1,
+            HistoryEvent::SinkRefused { .. } => stats.records_refused += 1,
             _ => {}
         }
     }

@@ -119,6 +119,10 @@ fn action_of(op: &Op, target_of: &dyn Fn(NodeId) -> Option<Target>) -> Option<Fa
         },
         // Undo operations are not random faults; their entry's `duration` says when.
         Op::Restart(_) | Op::Resume(_) | Op::Heal => return None,
+        Op::AddPartitions { topic, count } => FaultAction::AddPartitions {
+            topic: topic.clone(),
+            count: *count,
+        },
     })
 }
 

@@ -1179,6 +1179,23 @@ impl World {
         }
     }
 
+    /// Fire `timer` on node `id` now, as if the node had set it: how the host hands an
+    /// operator's command to the admin client node (the engine stays unaware of the host).
+    pub fn signal(&mut self, id: NodeId, timer: Timer) {
+        self.next_timer_id += 1;
+        let timer_id = TimerId(self.next_timer_id);
+        let incarnation = self.slot(id).incarnation;
+        self.schedule(
+            self.now,
+            id,
+            incarnation,
+            EventKind::Timer {
+                id: timer_id,
+                timer,
+            },
+        );
+    }
+
     /// Freeze a node: it receives nothing and fires no timers until resumed.
     pub fn pause(&mut self, id: NodeId) {
         if self.slot(id).state != NodeState::Up {

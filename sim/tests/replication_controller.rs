@@ -187,3 +187,72 @@ fn brokers_forward_init_producer_id_to_the_controller() {
     let ctl = w.node::<Controller>(c.controllers[0]).unwrap();
     assert_eq!(ctl.state().next_producer_id, got[0].0 + 1);
 }
+
+/// `add-partitions`: the admin client's CreatePartitions grows the topic on the controller
+/// and every replica's broker, the new partitions get leaders, a repeated (retried) request is
+/// refused with InvalidPartitions, and a request while too few brokers are unfenced is
+/// refused with InvalidReplicationFactor (KRaft `ReplicationControlManager.createPartitions`).
+#[test]
+fn create_partitions_grows_a_topic_once() {
+    use kafsim_engine::admin::Admin;
+    use kafsim_engine::broker::Broker;
+    use kafsim_engine::protocol::ErrorCode;
+    use kafsim_engine::Node;
+
+    let mut w = World::new(33, WorldConfig::default());
+    let config = BrokerConfig {
+        offsets_topic_partitions: 1,
+        ..BrokerConfig::default()
+    };
+    let c = build_cluster(
+        &mut w,
+        &ClusterSpec {
+            brokers: 3,
+            controllers: 2,
+            broker_config: config,
+            topics: vec![("t".into(), 2, 3)],
+        },
+    );
+    let controllers = c.controllers.clone();
+    let admin = w.add_node("admin", move || -> Box<dyn Node> {
+        Box::new(Admin::new(controllers.clone()))
+    });
+    w.run_until(Instant::from_millis(3_000));
+    let t = TopicId(0);
+    w.signal(admin, Admin::command_timer(t, 5));
+    w.run_until(Instant::from_millis(4_000));
+    let active = c.active_controller(&w).unwrap();
+    let state = w.node::<Controller>(active).unwrap().state();
+    assert!(state.topics.contains(&(t, 5)), "{:?}", state.topics);
+    for p in 2..5 {
+        let tp = TopicPartition::new(t, p);
+        let ps = state.partition(tp).expect("a new partition");
+        assert_eq!(ps.replicas.len(), 3);
+        assert_eq!(ps.isr, ps.replicas);
+        let leader = c.leader_of(&w, tp).expect("a leader on a broker");
+        assert_eq!(Some(leader), ps.leader);
+        for r in &ps.replicas {
+            assert!(w.node::<Broker>(*r).unwrap().partition(tp).is_some());
+        }
+    }
+    // The same total again (a retry after a lost answer): refused, nothing changes.
+    w.signal(admin, Admin::command_timer(t, 5));
+    w.run_until(Instant::from_millis(5_000));
+    // Two brokers fenced: three replicas cannot be placed.
+    w.crash(c.brokers[1]);
+    w.crash(c.brokers[2]);
+    w.run_until(Instant::from_millis(30_000));
+    w.signal(admin, Admin::command_timer(t, 6));
+    w.run_until(Instant::from_millis(31_000));
+    let results = &w.node::<Admin>(admin).unwrap().results;
+    assert_eq!(
+        results,
+        &vec![
+            (t, 5, ErrorCode::None),
+            (t, 5, ErrorCode::InvalidPartitions),
+            (t, 6, ErrorCode::InvalidReplicationFactor),
+        ]
+    );
+    let state = w.node::<Controller>(active).unwrap().state();
+    assert!(state.topics.contains(&(t, 5)), "{:?}", state.topics);
+}

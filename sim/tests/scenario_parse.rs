@@ -870,6 +870,83 @@ fn fault_parameters_must_fit_the_action() {
 }
 
 #[test]
+fn add_partitions_parses_and_its_parameters_are_checked() {
+    let schedule =
+        |body: &str| format!("{DESIGN_EXAMPLE}[[faults.schedule]]\nat = \"20s\"\n{body}\n");
+    let s = parse(&schedule(
+        "action = \"add-partitions\"\ntopic = \"orders\"\ncount = 3",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.faults.schedule[1].action,
+        FaultAction::AddPartitions {
+            topic: "orders".into(),
+            count: 3
+        }
+    );
+    let cases = [
+        (
+            "action = \"add-partitions\"\ncount = 3",
+            "faults.schedule[1].topic",
+            "needs `topic`",
+        ),
+        (
+            "action = \"add-partitions\"\ntopic = \"orders\"",
+            "faults.schedule[1].count",
+            "needs `count`",
+        ),
+        (
+            "action = \"add-partitions\"\ntopic = \"ordres\"\ncount = 3",
+            "faults.schedule[1].topic",
+            "no topic \"ordres\"",
+        ),
+        (
+            "action = \"add-partitions\"\ntopic = \"orders\"\ncount = 0",
+            "faults.schedule[1].count",
+            "at least 1",
+        ),
+        (
+            "action = \"add-partitions\"\ntopic = \"orders\"\ncount = 9995",
+            "faults.schedule[1].count",
+            "at most 9994",
+        ),
+        (
+            "action = \"add-partitions\"\ntopic = \"orders\"\ncount = 1\ntarget = \"broker:0\"",
+            "faults.schedule[1].target",
+            "takes no target",
+        ),
+        (
+            "action = \"add-partitions\"\ntopic = \"orders\"\ncount = 1\nduration = \"5s\"",
+            "faults.schedule[1].duration",
+            "does not apply",
+        ),
+        (
+            "action = \"crash\"\ntarget = \"broker:0\"\ncount = 2",
+            "faults.schedule[1].count",
+            "does not apply",
+        ),
+        (
+            "action = \"crash\"\ntarget = \"broker:0\"\ntopic = \"orders\"",
+            "faults.schedule[1].topic",
+            "does not apply",
+        ),
+    ];
+    for (body, key, words) in cases {
+        let e = parse_err(&schedule(body));
+        assert_eq!(e.key, key, "{body}: {e}");
+        assert!(e.to_string().contains(words), "{body}: {e}");
+        assert!(e.hint.is_some(), "{body}: no hint in {e}");
+        assert!(e.line > line_of(DESIGN_EXAMPLE, "[expect]"), "{body}: {e}");
+    }
+    let e = parse_err(&edited(
+        "kinds = [\"crash\",",
+        "kinds = [\"add-partitions\", \"crash\",",
+    ));
+    assert_eq!(e.key, "faults.kinds[0]", "{e}");
+    assert!(e.to_string().contains("operator's action"), "{e}");
+}
+
+#[test]
 fn garbage_line_is_not_blamed_on_the_key_above() {
     let text = edited("rate = 2000 ", "rate = 2000\nbogus line\n");
     let e = assert_error(&text, "bogus line", "producers[0]", "TOML syntax");

@@ -43,6 +43,7 @@ struct Row {
     /// Sends that ended failed / with an unknown outcome, over every seed.
     sends_failed: u64,
     sends_unknown: u64,
+    sink_refused: u64,
 }
 
 pub fn main(args: CheckArgs) -> u8 {
@@ -70,7 +71,7 @@ pub fn main(args: CheckArgs) -> u8 {
     let mut rows = Vec::new();
     let mut report = String::new();
     println!(
-        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>8} {:>9} {:>9} {:>15}",
+        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>8} {:>9} {:>9} {:>22}",
         "scenario",
         "expectation",
         "verdict",
@@ -79,7 +80,7 @@ pub fn main(args: CheckArgs) -> u8 {
         "wall",
         "catch-up",
         "peak-lag",
-        "failed/unknown"
+        "failed/unknown/refused"
     );
     for (path, p) in &prepared {
         let wall = std::time::Instant::now();
@@ -139,6 +140,7 @@ pub fn main(args: CheckArgs) -> u8 {
             has_groups: !stats.groups.is_empty(),
             sends_failed: stats.records_failed,
             sends_unknown: stats.records_unknown,
+            sink_refused: stats.records_refused,
         };
         print_row(&row);
         if args.report.is_some() {
@@ -177,9 +179,9 @@ fn print_row(r: &Row) {
         Some(c) => format!("{c:.1}s"),
         None => "never".to_string(),
     };
-    let sends = format!("{}/{}", r.sends_failed, r.sends_unknown);
+    let sends = format!("{}/{}/{}", r.sends_failed, r.sends_unknown, r.sink_refused);
     println!(
-        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>7.1}s {catch_up:>9} {:>9} {sends:>15}",
+        "{:<36} {:<28} {:<8} {:>13} {:>6} {:>7.1}s {catch_up:>9} {:>9} {sends:>22}",
         r.name, r.expectation, verdict, first, r.seeds, r.wall_seconds, r.peak_lag
     );
     if !r.ok {

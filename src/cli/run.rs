@@ -228,6 +228,9 @@ pub struct StatsJson {
     pub records_consumed: u64,
     pub records_failed: u64,
     pub records_unknown: u64,
+    /// Sink writes refused as duplicates (absent in files of older versions: 0).
+    #[serde(default)]
+    pub records_refused: u64,
     pub catch_up_seconds: Option<f64>,
     pub peak_lag: BTreeMap<String, u64>,
     pub produce_rate: f64,
@@ -247,6 +250,7 @@ impl StatsJson {
             records_consumed: stats.records_consumed,
             records_failed: stats.records_failed,
             records_unknown: stats.records_unknown,
+            records_refused: stats.records_refused,
             catch_up_seconds: stats.catch_up_seconds(),
             peak_lag: stats
                 .groups
@@ -277,6 +281,7 @@ impl StatsJson {
             records_consumed: self.records_consumed,
             records_failed: self.records_failed,
             records_unknown: self.records_unknown,
+            records_refused: self.records_refused,
             sim_seconds: self.sim_seconds,
             load_seconds: self.load_seconds,
             sim_nanos: nanos(self.sim_seconds),
@@ -301,7 +306,8 @@ impl StatsJson {
         stats
     }
 
-    /// The drain line of a summary: failed / unknown sends, catch-up, peak lag, rates.
+    /// The drain line of a summary: failed / unknown sends, refused sink writes, catch-up,
+    /// peak lag, rates.
     pub fn drain_line(&self) -> String {
         let catch_up = match self.catch_up_seconds {
             _ if self.peak_lag.is_empty() => "-".to_string(),
@@ -314,9 +320,10 @@ impl StatsJson {
             .map(|(g, l)| format!("{g} {l}"))
             .collect();
         format!(
-            "records failed {} / unknown {}; caught up {} after the heal (slowest); peak lag {}; produced {:.0} records/s, consumed {:.0} records/s",
+            "records failed {} / unknown {}; sink writes refused as duplicates {}; caught up {} after the heal (slowest); peak lag {}; produced {:.0} records/s, consumed {:.0} records/s",
             self.records_failed,
             self.records_unknown,
+            self.records_refused,
             catch_up,
             if lags.is_empty() { "-".to_string() } else { lags.join(", ") },
             self.produce_rate,

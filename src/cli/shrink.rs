@@ -384,6 +384,10 @@ fn fault_table(f: &ScheduledFault) -> Table {
             target(&mut t, x);
             t.insert("factor", toml_edit::value(*factor));
         }
+        FaultAction::AddPartitions { topic, count } => {
+            t.insert("topic", toml_edit::value(topic.as_str()));
+            t.insert("count", toml_edit::value(*count as i64));
+        }
     }
     if let Some(d) = f.undo_after {
         t.insert("duration", toml_edit::value(duration_text(d)));

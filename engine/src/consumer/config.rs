@@ -46,6 +46,14 @@ pub struct ConsumerConfig {
     /// librdkafka `enable.auto.offset.store` (true): store a message's offset when it is
     /// handed to the application ([`super::consume_loop`]).
     pub enable_auto_offset_store: bool,
+    /// How often the member refreshes its metadata, and so how late it notices a topic's new
+    /// partitions (`partition_watch.rs`): Java `metadata.max.age.ms` (300 s), sarama
+    /// `Metadata.RefreshFrequency` (10 min), librdkafka `topic.metadata.refresh.interval.ms`
+    /// (300 s), kafka-go `PartitionWatchInterval` (5 s, used only with
+    /// `WatchPartitionChanges`).
+    pub metadata_max_age: Duration,
+    /// kafka-go `ReaderConfig.WatchPartitionChanges` (false).
+    pub watch_partition_changes: bool,
 }
 
 const KEYS: &[&str] = &[
@@ -66,6 +74,8 @@ const KEYS: &[&str] = &[
     "request.timeout.ms",
     "retry.backoff.ms",
     "enable.auto.offset.store",
+    "metadata.max.age.ms",
+    "kafka-go.WatchPartitionChanges",
 ];
 
 impl ConsumerConfig {
@@ -115,6 +125,8 @@ impl ConsumerConfig {
             request_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
             enable_auto_offset_store: true,
+            metadata_max_age: d.metadata_max_age,
+            watch_partition_changes: false,
         })
     }
 
@@ -225,6 +237,17 @@ impl Configurable for ConsumerConfig {
                 return Err(format!(
                     "enable.auto.offset.store is a librdkafka property; {} has no offset store \
                      (use the handler's `mark` for when the application marks offsets)",
+                    self.client.name()
+                ))
+            }
+            "metadata.max.age.ms" => self.metadata_max_age = millis(value, 1, day)?,
+            "kafka-go.WatchPartitionChanges" if self.client == ClientKind::KafkaGo => {
+                self.watch_partition_changes = value.as_bool()?
+            }
+            "kafka-go.WatchPartitionChanges" => {
+                return Err(format!(
+                    "kafka-go.WatchPartitionChanges is a kafka-go Reader field; {} notices new \
+                     partitions through its metadata refresh (metadata.max.age.ms)",
                     self.client.name()
                 ))
             }

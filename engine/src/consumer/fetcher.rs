@@ -37,6 +37,8 @@ pub struct Metadata {
     pub wanted: bool,
     pub not_before: Instant,
     cursor: usize,
+    /// When the last response arrived (the periodic refresh counts from it).
+    pub refreshed_at: Instant,
 }
 
 impl Metadata {
@@ -95,7 +97,8 @@ impl Consumer {
         self.send(cx, to, METADATA_TIMEOUT, Req::Metadata, msg);
     }
 
-    pub(super) fn on_metadata(&mut self, resp: MetadataResponse) {
+    pub(super) fn on_metadata(&mut self, now: Instant, resp: MetadataResponse) {
+        self.meta.refreshed_at = now;
         if !resp.brokers.is_empty() {
             self.meta.brokers = resp.brokers.clone();
         }
@@ -123,6 +126,31 @@ impl Consumer {
         }
         self.meta.wanted = !complete;
         self.meta.not_before = Instant::ZERO;
+        self.check_partition_counts();
+    }
+
+    /// The periodic refresh (`metadata.max.age.ms` and each client's equivalent, see
+    /// [`super::partition_watch`]): due once the last answer is that old. A kafka-go Reader
+    /// that does not watch partitions has no periodic refresh.
+    pub(super) fn refresh_metadata_if_old(&mut self, now: Instant) {
+        if self.watcher == super::partition_watch::Watcher::Nobody {
+            return;
+        }
+        if now.saturating_since(self.meta.refreshed_at) >= self.config.metadata_max_age {
+            self.meta.wanted = true;
+        }
+    }
+
+    /// A subscribed topic's partition count differs from the one the member's assignment
+    /// was made with: ask for a rebalance (once; the next assignment takes a new snapshot).
+    fn check_partition_counts(&mut self) {
+        let Some(snapshot) = &self.group.partition_snapshot else {
+            return;
+        };
+        if self.group.is_stable() && super::partition_watch::changed(snapshot, &self.meta.counts) {
+            self.group.partition_snapshot = None;
+            self.group.rejoin = true;
+        }
     }
 
     // ------------------------------------------------------------ positions

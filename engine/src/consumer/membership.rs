@@ -52,6 +52,9 @@ pub struct Membership {
     /// KIP-429 incremental rebalancing: owned partitions stay owned across the join.
     pub cooperative: bool,
     pub rebalances: u64,
+    /// The subscribed topics' partition counts this member's assignment was made with, kept
+    /// by the members that watch for new partitions ([`super::partition_watch`]).
+    pub partition_snapshot: Option<std::collections::BTreeMap<crate::record::TopicId, u32>>,
 }
 
 impl Membership {
@@ -74,6 +77,7 @@ impl Membership {
             // assignor (range, as in the 3.x default list) makes the whole protocol eager.
             cooperative: config.strategies.iter().all(|s| s == "cooperative-sticky"),
             rebalances: 0,
+            partition_snapshot: None,
         }
     }
 
@@ -277,7 +281,15 @@ impl Consumer {
         self.group.generation = resp.generation;
         self.group.protocol = resp.protocol.clone();
         self.group.state = MemberState::Syncing;
-        let assignments = if resp.leader == resp.member_id {
+        let leader = resp.leader == resp.member_id;
+        // Java `onJoinComplete`: only the leader monitors metadata for partition changes
+        // (`assignmentSnapshot` is cleared on the others); sarama starts its partition check
+        // loop on the leader only.
+        self.group.partition_snapshot = match self.watcher {
+            super::partition_watch::Watcher::Leader if leader => Some(self.subscribed_counts()),
+            _ => None,
+        };
+        let assignments = if leader {
             self.assign(&resp)
         } else {
             Vec::new()
@@ -370,6 +382,9 @@ impl Consumer {
                 },
             );
         }
+        if self.watcher == super::partition_watch::Watcher::Every {
+            self.group.partition_snapshot = Some(self.subscribed_counts());
+        }
         self.group.owned = new.iter().copied().collect();
         self.group.state = MemberState::Stable;
         self.group.rebalances += 1;
@@ -381,6 +396,15 @@ impl Consumer {
             partitions: self.group.owned.clone(),
         });
         self.arm_heartbeat(cx);
+    }
+
+    /// The partition counts of the subscribed topics, as this member knows them now.
+    fn subscribed_counts(&self) -> std::collections::BTreeMap<crate::record::TopicId, u32> {
+        self.spec
+            .topics
+            .iter()
+            .filter_map(|t| Some((*t, *self.meta.counts.get(t)?)))
+            .collect()
     }
 
     /// The member was fenced: its partitions are gone without a commit.

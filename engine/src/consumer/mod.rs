@@ -23,6 +23,7 @@ pub mod consume_loop;
 pub mod database;
 pub mod fetcher;
 pub mod membership;
+pub mod partition_watch;
 pub mod poll;
 pub mod profile;
 pub mod status;
@@ -159,6 +160,8 @@ pub struct Consumer {
     auto_style: AutoCommitStyle,
     /// When a handed-over record's offset is marked, by the client's consume loop.
     mark_at: consume_loop::MarkAt,
+    /// Which members notice a topic's new partitions ([`partition_watch`]).
+    watcher: partition_watch::Watcher,
     next_corr: u64,
     inflight: BTreeMap<u64, Inflight>,
     meta: fetcher::Metadata,
@@ -216,6 +219,7 @@ impl Consumer {
             config.enable_auto_offset_store,
         );
         let group = membership::Membership::new(&config);
+        let watcher = partition_watch::watcher(config.client, config.watch_partition_changes);
         let (backoff, backoff_max) = reconnect::defaults(config.client);
         let connections = ConnectionStates::new(config.client, backoff, backoff_max);
         Consumer {
@@ -223,6 +227,7 @@ impl Consumer {
             config,
             auto_style,
             mark_at,
+            watcher,
             next_corr: 0,
             inflight: BTreeMap::new(),
             meta: fetcher::Metadata::default(),
@@ -351,6 +356,7 @@ impl Consumer {
     /// Request timeouts, the member's poll deadline, and the next tick.
     fn on_tick(&mut self, cx: &mut Cx) {
         self.expire_requests(cx);
+        self.refresh_metadata_if_old(cx.now());
         self.check_poll_interval(cx);
         self.check_session(cx);
         cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
@@ -504,7 +510,7 @@ impl Consumer {
         self.connected.insert(from);
         self.connections.ready(from);
         match (f.req, msg) {
-            (Req::Metadata, Message::MetadataResponse(r)) => self.on_metadata(r),
+            (Req::Metadata, Message::MetadataResponse(r)) => self.on_metadata(cx.now(), r),
             (Req::FindCoordinator, Message::FindCoordinatorResponse(r)) => {
                 self.on_find_coordinator(cx, r)
             }

@@ -85,6 +85,8 @@ pub struct ProfileDefaults {
     pub fetch_max_wait: Duration,
     pub strategies: Vec<String>,
     pub read_committed: bool,
+    /// Periodic metadata refresh (see `partition_watch.rs`).
+    pub metadata_max_age: Duration,
 }
 
 pub fn defaults(client: ClientKind, version: (u32, u32)) -> ProfileDefaults {
@@ -108,6 +110,7 @@ pub fn defaults(client: ClientKind, version: (u32, u32)) -> ProfileDefaults {
                 names(&["range"])
             },
             read_committed: false,
+            metadata_max_age: s(300),
         },
         ClientKind::Sarama => ProfileDefaults {
             enable_auto_commit: true,
@@ -121,6 +124,7 @@ pub fn defaults(client: ClientKind, version: (u32, u32)) -> ProfileDefaults {
             fetch_max_wait: if version >= (1, 33) { ms(500) } else { ms(250) },
             strategies: names(&["range"]),
             read_committed: false,
+            metadata_max_age: s(600),
         },
         ClientKind::KafkaGo => ProfileDefaults {
             enable_auto_commit: true,
@@ -134,6 +138,7 @@ pub fn defaults(client: ClientKind, version: (u32, u32)) -> ProfileDefaults {
             fetch_max_wait: s(10),
             strategies: names(&["range", "roundrobin"]),
             read_committed: false,
+            metadata_max_age: s(5),
         },
         ClientKind::Librdkafka => ProfileDefaults {
             enable_auto_commit: true,
@@ -147,6 +152,7 @@ pub fn defaults(client: ClientKind, version: (u32, u32)) -> ProfileDefaults {
             fetch_max_wait: ms(500),
             strategies: names(&["range", "roundrobin"]),
             read_committed: true,
+            metadata_max_age: s(300),
         },
     }
 }

@@ -35,7 +35,7 @@ use crate::broker::config::{BreakRule, BrokerConfig};
 use crate::history::HistoryEvent;
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
 use crate::protocol::*;
-use crate::record::TopicPartition;
+use crate::record::{TopicId, TopicPartition};
 use crate::time::{ms, Instant};
 use election::Elected;
 use state::{ControllerState, LocalMetadataLog, MetadataLog};
@@ -186,6 +186,58 @@ impl Controller {
             }
             self.state.topics.push((t.topic, t.partitions));
         }
+    }
+
+    /// CreatePartitions: grow `topic` to `count` partitions (KRaft
+    /// `ReplicationControlManager.createPartitions`). A count equal to or below the current one
+    /// is refused with INVALID_PARTITIONS ("Topic already has N partition(s)"); the new
+    /// partitions get the topic's replication factor, placed over the unfenced brokers (the
+    /// replica placer only sees usable brokers: too few is INVALID_REPLICATION_FACTOR), an
+    /// ISR of the active replicas and the first of them as leader
+    /// (`buildPartitionRegistration`). The change is published like any other: brokers create
+    /// the logs, and clients learn of the partitions only from their next metadata response.
+    fn create_partitions(&mut self, cx: &mut Cx, topic: TopicId, count: u32) -> ErrorCode {
+        let Some(slot) = self.state.topics.iter().position(|(t, _)| *t == topic) else {
+            return ErrorCode::UnknownTopicOrPartition;
+        };
+        let current = self.state.topics[slot].1;
+        if count <= current {
+            return ErrorCode::InvalidPartitions;
+        }
+        let rf = self
+            .state
+            .partitions
+            .get(&TopicPartition::new(topic, 0))
+            .map_or(1, |p| p.replicas.len() as u32);
+        let usable: Vec<NodeId> = self
+            .config
+            .brokers
+            .iter()
+            .copied()
+            .filter(|b| self.is_live(*b))
+            .collect();
+        if (usable.len() as u32) < rf {
+            return ErrorCode::InvalidReplicationFactor;
+        }
+        // The placer continues the topic's striping from the first new partition id.
+        let placement = state::assign_replicas(&usable, topic, count, rf);
+        let mut changed = Vec::new();
+        for (p, replicas) in placement.into_iter().enumerate().skip(current as usize) {
+            let tp = TopicPartition::new(topic, p as u32);
+            let ps = PartitionState {
+                partition: tp,
+                leader: Some(replicas[0]),
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                partition_epoch: 0,
+                replicas,
+            };
+            self.state.partitions.insert(tp, ps);
+            changed.push(tp);
+        }
+        self.state.topics[slot].1 = count;
+        self.publish(cx, changed);
+        ErrorCode::None
     }
 
     fn record_isr(&self, cx: &mut Cx, p: &PartitionState) {
@@ -638,6 +690,16 @@ impl Node for Controller {
             Message::InitProducerIdRequest(r) => self.on_init_producer_id(cx, from, r),
             Message::LeaderAndIsrResponse(r) if r.error == ErrorCode::None => {
                 self.on_metadata_acked(cx, from, r.correlation_id)
+            }
+            Message::CreatePartitionsRequest(r) => {
+                let error = self.create_partitions(cx, r.topic, r.count);
+                cx.send(
+                    from,
+                    Message::CreatePartitionsResponse(CreatePartitionsResponse {
+                        correlation_id: r.correlation_id,
+                        error,
+                    }),
+                );
             }
             Message::CreateTopicsRequest(r) => {
                 let before: Vec<_> = self.state.partitions.keys().copied().collect();

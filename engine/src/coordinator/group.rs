@@ -78,7 +78,8 @@ struct PendingMember {
 pub struct PersistGroup {
     pub generation: i32,
     pub protocol: String,
-    pub members: Vec<String>,
+    /// Every member with the assignment the leader gave it.
+    pub members: Vec<(String, Assignment)>,
 }
 
 #[derive(Debug)]
@@ -123,12 +124,21 @@ impl Group {
     }
 
     /// Restore a group from its last GroupMetadata record after a coordinator failover: Kafka
-    /// restores members as Stable so they keep heartbeating without a rebalance.
-    pub fn restore(&mut self, cx: &mut Cx, generation: i32, protocol: &str, members: &[Arc<str>]) {
+    /// restores members as Stable so they keep heartbeating without a rebalance, each with
+    /// the assignment the record holds (`GroupMetadataManager.readGroupMessageValue`): a
+    /// member whose SyncGroup reaches the new coordinator gets its partitions, not nothing.
+    pub fn restore(
+        &mut self,
+        cx: &mut Cx,
+        generation: i32,
+        protocol: &str,
+        members: &[Arc<str>],
+        assignments: &[Assignment],
+    ) {
         self.generation = generation;
         self.protocol = Some(protocol.to_string());
         self.members.clear();
-        for id in members {
+        for (i, id) in members.iter().enumerate() {
             let seq = self.take_seq();
             let member = Member {
                 client: NodeId(u32::MAX),
@@ -139,7 +149,10 @@ impl Group {
                 session_deadline: cx.now() + RESTORED_SESSION_TIMEOUT,
                 awaiting_join: None,
                 awaiting_sync: None,
-                assignment: Arc::new(Vec::new()),
+                assignment: assignments
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Vec::new())),
             };
             self.members.insert(id.to_string(), member);
             self.arm_session_timer(cx, id, cx.now() + RESTORED_SESSION_TIMEOUT, seq);
@@ -503,7 +516,11 @@ impl Group {
         Some(PersistGroup {
             generation: self.generation,
             protocol: self.protocol.clone().unwrap_or_default(),
-            members: self.members.keys().cloned().collect(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| (id.clone(), m.assignment.clone()))
+                .collect(),
         })
     }
 

@@ -13,6 +13,8 @@ pub struct LoadedGroup {
     pub generation: i32,
     pub protocol: Arc<str>,
     pub members: Arc<[Arc<str>]>,
+    /// Each member's assignment, in `members` order.
+    pub assignments: Arc<[Arc<Vec<TopicPartition>>]>,
 }
 
 /// What one offsets partition held.
@@ -42,11 +44,13 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                     generation,
                     protocol,
                     members,
+                    assignments,
                 }) => {
                     let loaded = LoadedGroup {
                         generation: *generation,
                         protocol: protocol.clone(),
                         members: members.clone(),
+                        assignments: assignments.clone(),
                     };
                     groups.insert(group.clone(), loaded);
                 }
@@ -92,6 +96,7 @@ mod tests {
             generation,
             protocol: Arc::from("range"),
             members: Arc::from(vec![Arc::from("m1")]),
+            assignments: Arc::from(vec![Arc::new(vec![tp])]),
         };
         let b1 = RecordBatch::new(vec![rec(commit(10)), rec(meta(1))].into());
         let b2 = RecordBatch::new(vec![rec(commit(25)), rec(meta(2))].into());

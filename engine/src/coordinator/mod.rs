@@ -274,13 +274,16 @@ impl GroupCoordinator {
         let members: Vec<Arc<str>> = persist
             .members
             .iter()
-            .map(|m| Arc::from(m.as_str()))
+            .map(|(m, _)| Arc::from(m.as_str()))
             .collect();
+        let assignments: Vec<crate::protocol::Assignment> =
+            persist.members.iter().map(|(_, a)| a.clone()).collect();
         let payload = InternalPayload::GroupMetadata {
             group: name.clone(),
             generation: persist.generation,
             protocol: Arc::from(persist.protocol.as_str()),
             members: members.into(),
+            assignments: assignments.into(),
         };
         let token = self.take_token();
         let records = vec![internal_record(cx, payload)];
@@ -462,7 +465,13 @@ impl GroupCoordinator {
         }
         for (name, meta) in loaded.groups {
             if let Some(g) = self.group_mut(&name) {
-                g.restore(cx, meta.generation, &meta.protocol, &meta.members);
+                g.restore(
+                    cx,
+                    meta.generation,
+                    &meta.protocol,
+                    &meta.members,
+                    &meta.assignments,
+                );
             }
         }
         self.owned.insert(partition.partition, epoch);

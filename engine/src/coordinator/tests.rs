@@ -375,6 +375,44 @@ fn failover_reloads_committed_offsets_and_the_generation_from_the_log() {
     );
 }
 
+/// Issue 13 (dedupe-sink-exactly-once seed 162): a member paused before its SyncGroup sends
+/// it, after a coordinator failover, to the coordinator that loaded the stable group from the
+/// log. Kafka keeps each member's assignment in the GroupMetadata record, so that member gets
+/// its partitions; a record without them answered an empty assignment, the partition was
+/// owned by nobody and never read again.
+#[test]
+fn failover_keeps_each_members_assignment_for_a_late_sync() {
+    let mut rig = Rig::new();
+    let (a, b, generation) = stable_group(&mut rig);
+    let config = rig.coord.config.clone();
+    rig.coord = GroupCoordinator::new(config);
+    rig.lead(Some(2));
+    let tp0 = TopicPartition::new(DATA, 0);
+    let mut assigned = Vec::new();
+    for (from, member) in [(10, &a), (11, &b)] {
+        let sent = rig.send(
+            from,
+            Message::SyncGroupRequest(SyncGroupRequest {
+                correlation_id: 7,
+                group: "g".into(),
+                member_id: member.clone(),
+                generation,
+                assignments: Vec::new(),
+            }),
+        );
+        let [(_, Message::SyncGroupResponse(r))] = sent.as_slice() else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(r.error, ErrorCode::None);
+        assigned.extend(r.assignment.iter().copied());
+    }
+    assert_eq!(
+        assigned,
+        vec![tp0],
+        "the loaded group still owns the partition"
+    );
+}
+
 #[test]
 fn find_coordinator_names_the_offsets_partition_leader() {
     let mut rig = Rig::new();

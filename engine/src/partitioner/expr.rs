@@ -60,6 +60,14 @@ impl PartitionExpr {
             PartitionExpr::Constant(p) => Some(p),
         }
     }
+
+    /// The partition to hand the partitioner for a topic that has `partitions` partitions
+    /// now, or `None` when the send must fail instead (a partition the topic does not have,
+    /// or a key expression on a null key): what the producer checks before it asks the
+    /// partitioner, so `partitioner = "manual"` never meets a partition out of range.
+    pub fn choose(self, key: Option<Key>, partitions: u32) -> Option<u32> {
+        self.evaluate(key).filter(|p| *p < partitions)
+    }
 }
 
 impl std::fmt::Display for PartitionExpr {
@@ -97,6 +105,52 @@ mod tests {
         ] {
             let err = PartitionExpr::parse(bad).unwrap_err();
             assert!(err.contains("key % N"), "{bad}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// `partitioner = "manual"` never panics: whatever the expression, key and current
+        /// partition count (which `add-partitions` changes under a running producer), the
+        /// partition `choose` accepts is one the manual partitioner takes, and it is the one
+        /// the expression named.
+        #[test]
+        fn the_manual_partitioner_never_panics(
+            modulo in 1u32..=MAX_PARTITION_EXPR,
+            constant in 0u32..=MAX_PARTITION_EXPR,
+            by_key: bool,
+            key in proptest::option::of(0u32..1_000_000),
+            partitions in 1u32..=20_000,
+        ) {
+            use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
+            use crate::partitioner::PartitionerKind;
+            use rand::SeedableRng;
+            let expr = if by_key {
+                PartitionExpr::parse(&format!("key % {modulo}")).unwrap()
+            } else {
+                PartitionExpr::parse(&constant.to_string()).unwrap()
+            };
+            let key = key.map(Key);
+            let chosen = expr.choose(key, partitions);
+            if let Some(p) = chosen {
+                let mut partitioner =
+                    Partitioner::new(PartitionerKind::Manual, PartitionerConfig::default());
+                let bytes = key.map(Key::bytes);
+                let request = PartitionRequest {
+                    key: bytes.as_deref(),
+                    explicit: Some(p),
+                    record_bytes: 100,
+                    partitions,
+                    now: crate::time::Instant::ZERO,
+                };
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+                proptest::prop_assert_eq!(
+                    partitioner.partition(crate::record::TopicId(0), &request, &mut rng),
+                    p
+                );
+            } else {
+                let named = expr.evaluate(key);
+                proptest::prop_assert!(named.is_none_or(|n| n >= partitions));
+            }
         }
     }
 

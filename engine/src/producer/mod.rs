@@ -369,10 +369,14 @@ impl Producer {
             return false;
         };
         let topic = self.workload.spec().topic;
-        let explicit = match self.config.partition.map(|e| e.evaluate(send.key)) {
+        let explicit = match self
+            .config
+            .partition
+            .map(|e| e.choose(send.key, partitions))
+        {
             None => None,
-            Some(Some(p)) if p < partitions => Some(p),
-            Some(_) => {
+            Some(Some(p)) => Some(p),
+            Some(None) => {
                 // The application named a partition the topic does not have (or a key
                 // expression met a null key): Java's send fails ("Invalid partition given
                 // with record", KafkaProducer.waitOnMetadata), sarama answers

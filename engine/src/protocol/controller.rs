@@ -110,6 +110,22 @@ pub struct CreateTopicsResponse {
     pub error: ErrorCode,
 }
 
+/// CreatePartitions (Admin `createPartitions` with `NewPartitions.increaseTo(count)`): grow
+/// `topic` to `count` partitions in total. The total, not the increment, so a retried request
+/// is harmless: the second one is refused with InvalidPartitions.
+#[derive(Clone, Debug)]
+pub struct CreatePartitionsRequest {
+    pub correlation_id: u64,
+    pub topic: TopicId,
+    pub count: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreatePartitionsResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+}
+
 /// The active controller's replicated state, pushed to standbys.
 #[derive(Clone, Debug)]
 pub struct ControllerSync {

@@ -61,6 +61,10 @@ pub enum ErrorCode {
     InvalidTxnState,
     InvalidProducerIdMapping,
     ConcurrentTransactions,
+    /// `INVALID_PARTITIONS`: a CreatePartitions count not above the topic's current count.
+    InvalidPartitions,
+    /// `INVALID_REPLICATION_FACTOR`: fewer usable brokers than the topic's replicas.
+    InvalidReplicationFactor,
     /// KRaft's `DUPLICATE_BROKER_REGISTRATION`: another incarnation of this broker id still
     /// holds a valid session (`ClusterControlManager.registerBroker`).
     DuplicateBrokerRegistration,
@@ -148,6 +152,8 @@ pub enum Message {
     AlterPartitionResponse(AlterPartitionResponse),
     CreateTopicsRequest(CreateTopicsRequest),
     CreateTopicsResponse(CreateTopicsResponse),
+    CreatePartitionsRequest(CreatePartitionsRequest),
+    CreatePartitionsResponse(CreatePartitionsResponse),
     /// Active controller -> standby controllers: the replicated controller state.
     ControllerSync(ControllerSync),
     ControllerSyncAck(ControllerSyncAck),
@@ -209,6 +215,8 @@ impl Message {
             AlterPartitionResponse(m) => 24 + 4 * m.isr.len() as u32,
             CreateTopicsRequest(m) => 16 * m.topics.len() as u32,
             CreateTopicsResponse(_) => 16,
+            CreatePartitionsRequest(_) => 24,
+            CreatePartitionsResponse(_) => 16,
             ControllerSync(m) => 64 + 32 * m.partitions.len() as u32,
             ControllerSyncAck(_) => 16,
             DatabaseRequest(_) => STATEMENT_BYTES,
@@ -261,6 +269,8 @@ impl Message {
             AlterPartitionResponse(_) => "AlterPartitionResponse",
             CreateTopicsRequest(_) => "CreateTopicsRequest",
             CreateTopicsResponse(_) => "CreateTopicsResponse",
+            CreatePartitionsRequest(_) => "CreatePartitionsRequest",
+            CreatePartitionsResponse(_) => "CreatePartitionsResponse",
             ControllerSync(_) => "ControllerSync",
             ControllerSyncAck(_) => "ControllerSyncAck",
             DatabaseRequest(_) => "DatabaseRequest",
@@ -317,7 +327,7 @@ exchanges! {
         InitProducerIdRequest, FindCoordinatorRequest, JoinGroupRequest, SyncGroupRequest,
         HeartbeatRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
         BrokerRegistrationRequest, BrokerHeartbeatRequest, LeaderAndIsrRequest,
-        AlterPartitionRequest, CreateTopicsRequest, DatabaseRequest,
+        AlterPartitionRequest, CreateTopicsRequest, CreatePartitionsRequest, DatabaseRequest,
     ],
     responses: [
         MetadataResponse, ProduceResponse, FetchResponse, ListOffsetsResponse,
@@ -325,6 +335,6 @@ exchanges! {
         JoinGroupResponse, SyncGroupResponse, HeartbeatResponse, LeaveGroupResponse,
         OffsetCommitResponse, OffsetFetchResponse, BrokerRegistrationResponse,
         BrokerHeartbeatResponse, LeaderAndIsrResponse, AlterPartitionResponse,
-        CreateTopicsResponse, DatabaseResponse,
+        CreateTopicsResponse, CreatePartitionsResponse, DatabaseResponse,
     ],
 }

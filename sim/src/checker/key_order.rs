@@ -13,14 +13,19 @@ use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::{Instant, Key, ValueId};
+use kafsim_engine::{Instant, Key, TopicPartition, ValueId};
 
 /// The latest-invoked value of one (group, producer, key) the sink has written so far.
 #[derive(Clone, Copy, Debug)]
 struct Highest {
     seq: u64,
     value: ValueId,
+    /// When it was sunk, by which member, from where, and when the producer invoked it.
     at: Instant,
+    member: u32,
+    partition: TopicPartition,
+    offset: u64,
+    invoked_at: Instant,
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
@@ -47,33 +52,48 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         let Some(key) = invocation.key else {
             continue;
         };
-        let slot = highest.entry((group, invocation.producer, key));
-        let high = slot.or_insert(Highest {
+        let this = Highest {
             seq: invocation.seq,
             value,
             at: entry.at,
-        });
+            member,
+            partition,
+            offset,
+            invoked_at: invocation.at,
+        };
+        let slot = highest.entry((group, invocation.producer, key));
+        let high = slot.or_insert(this);
         if invocation.seq > high.seq {
-            *high = Highest {
-                seq: invocation.seq,
-                value,
-                at: entry.at,
-            };
+            *high = this;
         } else if invocation.seq < high.seq {
+            // Both records, where each was read from and when, so the finding explains
+            // itself: two partitions means the key moved (partitions added, a non-hashing
+            // partitioner); one partition means the service reordered it (workers, retries).
+            let where_ = if high.partition == partition {
+                "both from one partition: the service reordered them"
+            } else {
+                "the key's records were in two partitions, read independently"
+            };
             out.push(
                 Violation::new(
                     ViolationKind::KeyOrder,
                     entry.at,
                     format!(
-                        "{} sank {} (from {}) of {} key {} after {} \
-                         (sunk at {}), which was invoked later",
+                        "{} sank {} of {} key {} (from {}, sent at {}) at {}, after {} sank {} \
+                         (from {}, sent later at {}) at {}: {}",
                         config.member_name(group, member),
                         value_name(value),
-                        config.names.at(partition, offset),
                         config.names.producer(invocation.producer),
                         key.0,
+                        config.names.at(partition, offset),
+                        invocation.at,
+                        entry.at,
+                        config.member_name(group, high.member),
                         value_name(high.value),
+                        config.names.at(high.partition, high.offset),
+                        high.invoked_at,
                         high.at,
+                        where_,
                     ),
                 )
                 .at_partition(partition)
@@ -99,6 +119,34 @@ mod tests {
         let found = run(check, &s, &config(vec![group(0, false, true)]));
         assert_eq!(kinds(&found), vec![KeyOrder]);
         assert_eq!((found[0].value, found[0].at.as_millis()), (Some(v(1)), 4));
+        assert!(
+            found[0].detail.contains("both from one partition"),
+            "{}",
+            found[0].detail
+        );
+    }
+
+    #[test]
+    fn a_key_that_moved_partitions_is_explained_with_both_partitions_and_times() {
+        // Partitions were added: key 7's first record stayed on partition 0, its second went
+        // to partition 3 and was read first.
+        let mut s = Story::new();
+        s.invoke(100, 0, 1, Some(7)).ok(101, 0, 1, 0, 40);
+        s.invoke(200, 0, 2, Some(7)).ok(201, 0, 2, 3, 0);
+        s.sink(300, 0, 3, 0, 2).sink(900, 0, 0, 40, 1);
+        let found = run(check, &s, &config(vec![group(0, false, true)]));
+        assert_eq!(kinds(&found), vec![KeyOrder]);
+        let d = &found[0].detail;
+        for part in [
+            "key 7",
+            "@40",
+            "@0",
+            "sent at 100.000ms",
+            "sent later at 200.000ms",
+        ] {
+            assert!(d.contains(part), "{part:?} missing from {d}");
+        }
+        assert!(d.contains("two partitions"), "{d}");
     }
 
     #[test]

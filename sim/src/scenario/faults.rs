@@ -72,6 +72,14 @@ fn random_kinds(
                 "the random nemesis restarts, resumes and heals by itself",
             ));
         }
+        if kind.is_operation() {
+            return Err(check.err_hint(
+                value,
+                &key,
+                format!("\"{kind}\" is an operator's action, not a random fault"),
+                "schedule it in a [[faults.schedule]] entry with `topic` and `count`",
+            ));
+        }
         if kinds.contains(&kind) {
             return Err(check.err(value, &key, format!("\"{kind}\" is listed twice")));
         }
@@ -172,11 +180,21 @@ fn reject_foreign_parameters(
     kind: FaultKind,
 ) -> R<()> {
     use FaultKind::*;
-    let spans: [(&str, Option<std::ops::Range<usize>>, bool); 6] = [
+    let spans: [(&str, Option<std::ops::Range<usize>>, bool); 8] = [
         (
             "duration",
             raw.duration.as_ref().map(S::span),
-            !kind.is_undo(),
+            !kind.is_undo() && !kind.is_operation(),
+        ),
+        (
+            "topic",
+            raw.topic.as_ref().map(S::span),
+            kind == AddPartitions,
+        ),
+        (
+            "count",
+            raw.count.as_ref().map(S::span),
+            kind == AddPartitions,
         ),
         (
             "latency",
@@ -220,6 +238,7 @@ fn parameter_hint(name: &str) -> &'static str {
         "latency" => "`latency` is the extra delay of slow-link",
         "factor" => "`factor` is the slowdown of slow-disk and consumer-slowdown",
         "groups" | "one_way" => "`groups` and `one_way` shape a partition",
+        "topic" | "count" => "`topic` and `count` say what add-partitions grows, and by how many",
         _ => "`tear` tears the last write of a power-loss",
     }
 }
@@ -234,6 +253,9 @@ fn action(
     use FaultKind::*;
     if kind == Partition {
         return partition(check, raw, at, scenario);
+    }
+    if kind == AddPartitions {
+        return add_partitions(check, raw, at, scenario);
     }
     if kind == Heal {
         return match &raw.target {
@@ -270,8 +292,54 @@ fn action(
             factor: required_factor(check, raw, at)?,
         },
         ProducerCrash => FaultAction::ProducerCrash(target),
-        Partition | Heal => unreachable!("handled above"),
+        Partition | Heal | AddPartitions => unreachable!("handled above"),
     })
+}
+
+/// `add-partitions`: an existing `topic`, and a `count` of partitions to add that keeps the
+/// topic within the partition limit of a `[[topics]]` declaration.
+fn add_partitions(
+    check: &Check<'_>,
+    raw: &RawScheduled,
+    at: &str,
+    scenario: &Scenario,
+) -> R<FaultAction> {
+    if let Some(t) = &raw.target {
+        return Err(check.err_hint(
+            t,
+            &format!("{at}.target"),
+            "add-partitions takes no target",
+            "name the topic with `topic = \"...\"` and the partitions to add with `count`",
+        ));
+    }
+    let Some(topic) = &raw.topic else {
+        return Err(check.err_hint(
+            &raw.action,
+            &format!("{at}.topic"),
+            "add-partitions needs `topic`",
+            "e.g. topic = \"orders\", count = 2",
+        ));
+    };
+    let name = check.existing_topic(topic, &format!("{at}.topic"), &scenario.topics)?;
+    let Some(count) = &raw.count else {
+        return Err(check.err_hint(
+            &raw.action,
+            &format!("{at}.count"),
+            "add-partitions needs `count`",
+            "`count` is how many partitions to add, e.g. count = 2",
+        ));
+    };
+    let current = scenario.topic(&name).map_or(0, |t| t.partitions) as i64;
+    let limit = super::validate::MAX_PARTITIONS;
+    let count = check
+        .count(count, &format!("{at}.count"), 1, limit - current)
+        .map_err(|e| {
+            e.with_hint(format!(
+                "`count` is how many partitions to add to the {current} of \"{name}\" \
+                 (a topic has at most {limit})"
+            ))
+        })?;
+    Ok(FaultAction::AddPartitions { topic: name, count })
 }
 
 fn required_latency(check: &Check<'_>, raw: &RawScheduled, at: &str) -> R<Duration> {

@@ -311,6 +311,11 @@ pub enum FaultAction {
         factor: f64,
     },
     ProducerCrash(Target),
+    /// The operator grows `topic` by `count` partitions (Admin `createPartitions`).
+    AddPartitions {
+        topic: String,
+        count: u32,
+    },
 }
 
 impl FaultAction {
@@ -328,6 +333,7 @@ impl FaultAction {
             FaultAction::ConsumerCrash(_) => FaultKind::ConsumerCrash,
             FaultAction::ConsumerSlowdown { .. } => FaultKind::ConsumerSlowdown,
             FaultAction::ProducerCrash(_) => FaultKind::ProducerCrash,
+            FaultAction::AddPartitions { .. } => FaultKind::AddPartitions,
         }
     }
 }

@@ -148,6 +148,9 @@ pub struct RawScheduled {
     pub groups: Option<RawGroups>,
     pub one_way: Option<S<bool>>,
     pub tear: Option<S<bool>>,
+    /// `add-partitions`: the topic and how many partitions to add.
+    pub topic: Option<S<String>>,
+    pub count: Option<S<i64>>,
 }
 
 #[derive(Deserialize, Default)]

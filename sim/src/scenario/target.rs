@@ -19,10 +19,12 @@ pub enum FaultKind {
     ConsumerCrash,
     ConsumerSlowdown,
     ProducerCrash,
+    /// The operator adds partitions to a topic (`kafka-topics.sh --alter --partitions`).
+    AddPartitions,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Crash,
         FaultKind::Restart,
         FaultKind::PowerLoss,
@@ -35,6 +37,7 @@ impl FaultKind {
         FaultKind::ConsumerCrash,
         FaultKind::ConsumerSlowdown,
         FaultKind::ProducerCrash,
+        FaultKind::AddPartitions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl FaultKind {
             FaultKind::ConsumerCrash => "consumer-crash",
             FaultKind::ConsumerSlowdown => "consumer-slowdown",
             FaultKind::ProducerCrash => "producer-crash",
+            FaultKind::AddPartitions => "add-partitions",
         }
     }
 
@@ -64,6 +68,12 @@ impl FaultKind {
 
     /// The kinds that undo another fault. They make no sense as random `kinds` (the random
     /// nemesis undoes its own faults) and take no `duration`.
+    /// The operator's actions: scripted only, never drawn by the random nemesis (they are
+    /// what the user does, not what fails), and never undone.
+    pub fn is_operation(self) -> bool {
+        self == FaultKind::AddPartitions
+    }
+
     pub fn is_undo(self) -> bool {
         matches!(
             self,
