@@ -70,7 +70,19 @@ pub const PRODUCER: &[Alias] = &[
         go_duration,
     ),
     alias(Sarama, "Producer.Flush.Frequency", "linger.ms", go_duration),
-    alias(Sarama, "Producer.Flush.Bytes", "batch.size", same),
+    alias(Sarama, "Producer.Flush.Bytes", "sarama.Flush.Bytes", same),
+    alias(
+        Sarama,
+        "Producer.Flush.Messages",
+        "sarama.Flush.Messages",
+        same,
+    ),
+    alias(
+        Sarama,
+        "Producer.Flush.MaxMessages",
+        "sarama.Flush.MaxMessages",
+        same,
+    ),
     alias(Sarama, "Producer.MaxMessageBytes", "max.request.size", same),
     alias(
         Sarama,

@@ -56,7 +56,17 @@ pub fn build_cluster(w: &mut World, spec: &ClusterSpec) -> Cluster {
         .map(|(i, (name, parts, _))| (TopicId(i as u32), name.clone(), *parts))
         .collect();
     let offsets_topic = TopicId(topics.len() as u32);
-    let cfg = &spec.broker_config;
+    let mut broker_config = spec.broker_config.clone();
+    // The brokers' replica fetchers assign partitions by the topic name's Java hash.
+    broker_config.topic_name_hashes = topics
+        .iter()
+        .map(|(id, name, _)| (*id, kafsim_engine::coordinator::java_string_hash(name)))
+        .collect();
+    broker_config.topic_name_hashes.insert(
+        offsets_topic,
+        kafsim_engine::coordinator::java_string_hash(OFFSETS_TOPIC),
+    );
+    let cfg = &broker_config;
     topics.push((
         offsets_topic,
         OFFSETS_TOPIC.to_string(),

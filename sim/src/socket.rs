@@ -17,7 +17,8 @@
 //! Scope: nodes the world runs as brokers ([`crate::cost::CostClass::Broker`]; the runner
 //! marks every broker so, with or without a CPU model), and produce requests that expect an
 //! answer (acks 1 or all). A producer's connection carries little else; the consumers and
-//! replica fetchers modelled here keep at most one fetch per broker in flight, so muting
+//! replica fetchers modelled here keep at most one fetch in flight (per fetcher thread, each
+//! of which has its own connection in Kafka), so muting
 //! their connections would change nothing; group requests travel on the Java client's
 //! separate coordinator connection.
 

@@ -181,7 +181,7 @@ fn client_names_map_onto_java_properties() {
         "sarama",
         "\"Producer.RequiredAcks\" = \"WaitForAll\"\n\"Producer.Idempotent\" = true\n\
          \"Net.MaxOpenRequests\" = 1\n\"Producer.Retry.Max\" = 7\n\
-         \"Producer.Flush.Frequency\" = \"20ms\"",
+         \"Producer.Flush.Frequency\" = \"20ms\"\n\"Producer.Flush.Messages\" = 10",
         "\"Consumer.Offsets.Initial\" = \"OffsetOldest\"\n\
          \"Consumer.Offsets.AutoCommit.Interval\" = \"2s\"\n\
          \"Consumer.Group.Session.Timeout\" = \"15s\"",
@@ -193,6 +193,7 @@ fn client_names_map_onto_java_properties() {
         (Acks::All, true, 1, 7)
     );
     assert_eq!(c.linger.as_millis(), 20);
+    assert_eq!(c.sarama_flush.messages, 10);
     let g = &p.consumer_configs()[0];
     assert_eq!(
         g.auto_offset_reset,

@@ -79,6 +79,14 @@ pub struct BrokerConfig {
     pub num_partitions: u32,
     /// `group.initial.rebalance.delay.ms` (default 3000).
     pub group_initial_rebalance_delay: Duration,
+    /// `num.replica.fetchers` (default 1): fetcher threads per source broker; a partition
+    /// goes to `Utils.abs(31 · topic.hashCode() + partition) % n`
+    /// (`AbstractFetcherManager.getFetcherId`).
+    pub num_replica_fetchers: u32,
+    /// Java `String.hashCode()` of each topic's name, for the fetcher assignment above. Not a
+    /// broker property: the host that names the topics fills it in; a topic missing here
+    /// hashes as its id.
+    pub topic_name_hashes: std::collections::BTreeMap<crate::record::TopicId, i32>,
     #[doc(hidden)]
     pub test_break: Option<BreakRule>,
 }
@@ -106,6 +114,8 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             num_partitions: 1,
             group_initial_rebalance_delay: ms(3000),
+            num_replica_fetchers: 1,
+            topic_name_hashes: Default::default(),
             test_break: None,
         }
     }
@@ -156,6 +166,7 @@ const KEYS: &[&str] = &[
     "default.replication.factor",
     "num.partitions",
     "group.initial.rebalance.delay.ms",
+    "num.replica.fetchers",
 ];
 
 /// Milliseconds property in `min..=max`.
@@ -215,6 +226,7 @@ impl Configurable for BrokerConfig {
             "group.initial.rebalance.delay.ms" => {
                 self.group_initial_rebalance_delay = millis(v, 0, DAY)?
             }
+            "num.replica.fetchers" => self.num_replica_fetchers = v.as_int_in(1, 64)? as u32,
             _ => return Err(format!("unknown broker property \"{key}\"")),
         }
         Ok(())
@@ -251,6 +263,12 @@ mod tests {
             .set("replication.protocol", &ConfigValue::Str("raft".into()))
             .is_err());
         assert!(c.set("no.such.key", &ConfigValue::Int(1)).is_err());
+        c.set("num.replica.fetchers", &ConfigValue::Int(4)).unwrap();
+        assert_eq!(c.num_replica_fetchers, 4);
+        assert!(c.set("num.replica.fetchers", &ConfigValue::Int(0)).is_err());
+        assert!(c
+            .set("num.replica.fetchers", &ConfigValue::Int(65))
+            .is_err());
         assert_eq!(c.known_keys().len(), KEYS.len());
     }
 }

@@ -592,10 +592,20 @@ fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
 /// Java's `String.hashCode()` made non-negative as Kafka's `Utils.abs` does
 /// (`Integer.MIN_VALUE` maps to 0).
 pub fn java_string_hash_abs(s: &str) -> u32 {
+    kafka_utils_abs(java_string_hash(s))
+}
+
+/// Java's `String.hashCode()`: 31·h + c over the UTF-16 code units, wrapping.
+pub fn java_string_hash(s: &str) -> i32 {
     let mut h: i32 = 0;
     for unit in s.encode_utf16() {
         h = h.wrapping_mul(31).wrapping_add(unit as i32);
     }
+    h
+}
+
+/// Kafka's `Utils.abs`: `Math.abs`, except that `Integer.MIN_VALUE` maps to 0.
+pub fn kafka_utils_abs(h: i32) -> u32 {
     if h == i32::MIN {
         0
     } else {

@@ -138,6 +138,18 @@ impl RecordAccumulator {
         Some(head.retry_at.max(head.created + self.limits.linger))
     }
 
+    /// Whether `partition`'s head batch is closed to more records: it is full, or a later
+    /// batch waits behind it (sarama's `wouldOverflow`: the next record did not fit).
+    pub fn backed_up(&self, partition: TopicPartition) -> bool {
+        self.queues
+            .get(&partition)
+            .and_then(|q| {
+                q.front()
+                    .map(|head| q.len() > 1 || is_full(head, &self.limits))
+            })
+            .unwrap_or(false)
+    }
+
     /// Partitions with queued batches, in order.
     pub fn partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
         self.queues
@@ -157,6 +169,19 @@ impl RecordAccumulator {
             return None;
         }
         let queue = self.queues.get_mut(&partition)?;
+        let mut batch = queue.pop_front()?;
+        batch.closed = true;
+        Some(batch)
+    }
+
+    /// Take the head batch of `partition` whether or not it is ready, unless it is a retry
+    /// still backing off: a Java or sarama node that is ready drains every partition's head,
+    /// lingering or not (see `drain.rs`). It is closed from then on.
+    pub fn drain_head(&mut self, partition: TopicPartition, now: Instant) -> Option<ProducerBatch> {
+        let queue = self.queues.get_mut(&partition)?;
+        if queue.front()?.retry_at > now {
+            return None;
+        }
         let mut batch = queue.pop_front()?;
         batch.closed = true;
         Some(batch)

@@ -19,6 +19,9 @@
 //!   [`PartitionExpr`] such as `"key % 6"`.
 //! - `kafka-go.BatchSize` (records), `kafka-go.BatchBytes` (bytes), `kafka-go.BatchTimeout`
 //!   (ms or a duration string): the kafka-go `Writer` fields, accepted for that profile only.
+//! - `sarama.Flush.Bytes`, `sarama.Flush.Messages`, `sarama.Flush.MaxMessages`: sarama's
+//!   `Producer.Flush` triggers, counted over a broker's whole produce set (`drain.rs`);
+//!   `Producer.Flush.Frequency` is `linger.ms`. sarama only.
 //!
 //! sarama and kafka-go users may write their own client's field names (`Producer.RequiredAcks
 //! = "WaitForAll"`, `RequiredAcks = "RequireAll"`, `BatchTimeout = "10ms"`); `alias.rs` maps
@@ -126,6 +129,21 @@ pub struct ProducerConfig {
     pub retries_explicit: bool,
     /// kafka-go only: how the application built its `Writer` (`kafka-go.constructor`).
     pub kafka_go_constructor: KafkaGoConstructor,
+    /// sarama only: the produce set's flush triggers (`sarama.Flush.*`).
+    pub sarama_flush: SaramaFlush,
+}
+
+/// sarama's `Producer.Flush` triggers other than `Frequency` (which is `linger.ms`), counted
+/// over a broker's whole produce set, every partition together (`produce_set.go`
+/// `readyToFlush`, `wouldOverflow`). Zero = unset, as in sarama.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaramaFlush {
+    /// `Flush.Bytes`: flush once the set holds this many bytes.
+    pub bytes: u32,
+    /// `Flush.Messages`: flush once the set holds this many records.
+    pub messages: u32,
+    /// `Flush.MaxMessages`: a set never holds more records than this.
+    pub max_messages: u32,
 }
 
 /// What the application does when its client reports a send as failed or of unknown outcome.
@@ -207,6 +225,9 @@ const KNOWN_KEYS: &[&str] = &[
     "compression.lz4.level",
     "compression.zstd.level",
     "kafka-go.Compression",
+    "sarama.Flush.Bytes",
+    "sarama.Flush.Messages",
+    "sarama.Flush.MaxMessages",
 ];
 
 impl ProducerConfig {
@@ -428,6 +449,24 @@ impl ProducerConfig {
     }
 }
 
+impl ProducerConfig {
+    fn set_sarama_flush(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
+        if self.client != ClientKind::Sarama {
+            return Err(format!(
+                "{key} is sarama's Producer.Flush field; this producer is {}",
+                self.client.name()
+            ));
+        }
+        let n = value.as_int_in(0, 1 << 30)? as u32;
+        match key {
+            "sarama.Flush.Bytes" => self.sarama_flush.bytes = n,
+            "sarama.Flush.Messages" => self.sarama_flush.messages = n,
+            _ => self.sarama_flush.max_messages = n,
+        }
+        Ok(())
+    }
+}
+
 /// A codec name; kafka-go spells them as its constants too (`kafka.Gzip`, ...).
 fn codec_value(value: &ConfigValue, kafka_go: bool) -> Result<CompressionType, String> {
     let name = value.as_str()?;
@@ -556,6 +595,9 @@ impl Configurable for ProducerConfig {
             }
             "kafka-go.BatchSize" | "kafka-go.BatchBytes" | "kafka-go.BatchTimeout" => {
                 self.set_kafka_go(key, value)?
+            }
+            "sarama.Flush.Bytes" | "sarama.Flush.Messages" | "sarama.Flush.MaxMessages" => {
+                self.set_sarama_flush(key, value)?
             }
             "compression.type" => self.compression = codec_value(value, false)?,
             "compression.codec" => {

@@ -23,6 +23,7 @@
 
 pub mod accumulator;
 pub mod config;
+pub mod drain;
 pub mod idempotence;
 pub mod metadata;
 pub mod profile;

@@ -110,6 +110,7 @@ fn base(client: ClientKind) -> ProducerConfig {
         max_in_flight_explicit: false,
         retries_explicit: false,
         kafka_go_constructor: KafkaGoConstructor::Writer,
+        sarama_flush: Default::default(),
     }
 }
 

@@ -1,8 +1,8 @@
-//! The sender: drains ready batches into produce requests, one per leader broker, within
+//! The sender: sends the produce requests `drain.rs` composes, within
 //! `max.in.flight.requests.per.connection`, and handles what comes back.
 //!
 //! As Java's `Sender`: a request carries at most one batch per partition and at most
-//! `max.request.size` bytes; a response error that is retriable puts the batch back into the
+//! `max.request.size` bytes (which batches go together is per client, see `drain.rs`); a response error that is retriable puts the batch back into the
 //! accumulator after `retry.backoff.ms` while `retries` and `delivery.timeout.ms` allow;
 //! errors that say the leader moved refresh metadata. A request that times out
 //! (`request.timeout.ms`) closes the connection, failing every request in flight on it (Java's
@@ -55,6 +55,8 @@ pub(super) struct Sender {
     partition_in_flight: BTreeMap<TopicPartition, u32>,
     init_in_flight: Option<InitInFlight>,
     init_next_attempt: Instant,
+    /// Java's per-node drain start (`drain.rs`).
+    pub(super) drain_index: super::drain::DrainIndex,
 }
 
 impl Sender {
@@ -63,7 +65,7 @@ impl Sender {
         self.next_correlation_id
     }
 
-    fn requests_to(&self, broker: NodeId) -> usize {
+    pub(super) fn requests_to(&self, broker: NodeId) -> usize {
         self.in_flight
             .values()
             .filter(|r| r.broker == broker)
@@ -83,7 +85,7 @@ impl Sender {
             .then_some(self.init_next_attempt)
     }
 
-    fn partition_busy(&self, tp: TopicPartition) -> bool {
+    pub(super) fn partition_busy(&self, tp: TopicPartition) -> bool {
         self.partition_in_flight.get(&tp).is_some_and(|n| *n > 0)
     }
 
@@ -321,92 +323,12 @@ impl Producer {
         }
     }
 
-    /// Drain ready batches into one produce request per leader with a free in-flight slot.
-    pub(super) fn drain(&mut self, cx: &mut Cx) {
-        if self.idempotence.as_ref().is_some_and(|i| !i.ready()) {
-            return;
-        }
-        let now = cx.now();
-        let mut by_broker: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
-        for tp in self.accumulator.partitions() {
-            match self.metadata.leader(tp) {
-                Some(leader) if self.broker_usable(leader, now) => {
-                    by_broker.entry(leader).or_default().push(tp);
-                }
-                // Java `NetworkClient.ready`: the batches wait for the connection. A broker
-                // that refuses connections (down, see metadata.rs) fails every reconnect
-                // attempt, and each failure requests a metadata update.
-                // (kafka-go's failed dials refresh nothing: `Transport` refreshes periodically.)
-                Some(leader) if !self.metadata.is_up(leader, now) => {
-                    if self.config.client != ClientKind::KafkaGo {
-                        self.metadata.mark_stale();
-                    }
-                }
-                Some(_) => {}
-                None => self.metadata.mark_stale(),
-            }
-        }
-        for (broker, partitions) in by_broker {
-            while self.sender.requests_to(broker) < self.config.max_in_flight as usize {
-                let batches = self.drain_for(cx.now(), &partitions);
-                if batches.is_empty() {
-                    break;
-                }
-                self.send_produce(cx, broker, batches);
-            }
-        }
-    }
-
-    /// One request's worth of ready batches: one per partition, within `max.request.size`.
-    fn drain_for(&mut self, now: Instant, partitions: &[TopicPartition]) -> Vec<ProducerBatch> {
-        let mut batches: Vec<ProducerBatch> = Vec::new();
-        let mut bytes = 0u32;
-        for &tp in partitions {
-            if self.config.one_batch_per_partition_in_flight && self.sender.partition_busy(tp) {
-                continue;
-            }
-            let Some(head) = self.accumulator.head(tp) else {
-                continue;
-            };
-            if !batches.is_empty() && bytes + head.bytes > self.config.max_request_size {
-                break;
-            }
-            if head
-                .awaits_metadata
-                .is_some_and(|v| self.metadata.version() <= v)
-            {
-                continue; // sarama: the retry waits for its metadata refresh
-            }
-            if !self.may_drain_idempotent(tp) {
-                continue;
-            }
-            let Some(mut batch) = self.accumulator.drain(tp, now) else {
-                continue;
-            };
-            if let Some(idem) = self.idempotence.as_mut() {
-                if batch.sequence.is_none() {
-                    batch.sequence = Some(idem.assign(tp, batch.records.len() as u32));
-                }
-            }
-            bytes += batch.bytes;
-            batches.push(batch);
-        }
-        batches
-    }
-
-    /// A retried idempotent batch goes only when it is its partition's earliest outstanding
-    /// one; one stamped under an older epoch is re-stamped when drained.
-    fn may_drain_idempotent(&mut self, tp: TopicPartition) -> bool {
-        let Some(idem) = self.idempotence.as_ref() else {
-            return true;
-        };
-        let Some(seq) = self.accumulator.head(tp).and_then(|b| b.sequence) else {
-            return true;
-        };
-        idem.may_drain(tp, &seq)
-    }
-
-    fn send_produce(&mut self, cx: &mut Cx, broker: NodeId, mut batches: Vec<ProducerBatch>) {
+    pub(super) fn send_produce(
+        &mut self,
+        cx: &mut Cx,
+        broker: NodeId,
+        mut batches: Vec<ProducerBatch>,
+    ) {
         let correlation_id = self.sender.correlation_id();
         let wire: Vec<(TopicPartition, RecordBatch)> = batches
             .iter_mut()
@@ -732,3 +654,7 @@ fn to_record_batch(batch: &ProducerBatch, compression: Compression) -> RecordBat
     }
     wire
 }
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;

@@ -1,5 +1,7 @@
-//! The replica fetcher (Kafka's `ReplicaFetcherThread`, one per source broker): for the
-//! partitions this broker follows, first find the common prefix with the leader (leader-epoch
+//! The replica fetcher (Kafka's `ReplicaFetcherThread`, `num.replica.fetchers` of them per
+//! source broker, a partition assigned to `Utils.abs(31 · topic.hashCode() + partition) % n`
+//! as `AbstractFetcherManager.getFetcherId` does; each fetcher keeps its own fetch in flight):
+//! for the partitions this broker follows, first find the common prefix with the leader (leader-epoch
 //! protocol: OffsetsForLeaderEpoch, KIP-101, repeated per KIP-279 until the epochs agree),
 //! then fetch from the LEO in a loop, appending what comes back and taking the leader's HW.
 //! A response from a leader older than the epoch this follower knows is rejected, so a
@@ -24,10 +26,22 @@ pub struct Session {
     backoff_until: Option<Instant>,
 }
 
+/// One fetcher thread: its source broker and its index among that broker's fetchers.
+type FetcherKey = (NodeId, u32);
+
 #[derive(Debug, Default)]
 pub struct ReplicaFetcher {
-    sessions: BTreeMap<NodeId, Session>,
+    sessions: BTreeMap<FetcherKey, Session>,
     next_correlation: u64,
+}
+
+/// Fetcher timers carry the source broker and the fetcher index in their key.
+fn timer_key((leader, fetcher): FetcherKey) -> u64 {
+    ((leader.0 as u64) << 32) | fetcher as u64
+}
+
+fn from_timer_key(key: u64) -> FetcherKey {
+    (NodeId((key >> 32) as u32), key as u32)
 }
 
 impl ReplicaFetcher {
@@ -44,49 +58,83 @@ impl ReplicaFetcher {
 }
 
 impl ReplicaManager {
-    /// Partitions following `leader` in `phase`.
-    fn following(&self, leader: NodeId, phase: FollowerPhase) -> Vec<TopicPartition> {
+    /// The fetcher of `tp` (`AbstractFetcherManager.getFetcherId`).
+    fn fetcher_id(&self, tp: TopicPartition) -> u32 {
+        let n = self.config.num_replica_fetchers.max(1);
+        if n == 1 {
+            return 0;
+        }
+        let topic_hash = self
+            .config
+            .topic_name_hashes
+            .get(&tp.topic)
+            .copied()
+            .unwrap_or(tp.topic.0 as i32);
+        let h = topic_hash
+            .wrapping_mul(31)
+            .wrapping_add(tp.partition as i32);
+        crate::coordinator::kafka_utils_abs(h) % n
+    }
+
+    /// Partitions fetched by `fetcher` in `phase`.
+    fn following(
+        &self,
+        (leader, fetcher): FetcherKey,
+        phase: FollowerPhase,
+    ) -> Vec<TopicPartition> {
         self.partitions
             .iter()
             .filter(|(_, p)| matches!(p.role, Role::Follower { leader: l, phase: ph } if l == leader && ph == phase))
             .map(|(tp, _)| *tp)
+            .filter(|tp| self.fetcher_id(*tp) == fetcher)
             .collect()
     }
 
-    /// Start whatever requests are due towards every leader we follow.
+    /// Start whatever requests are due from every fetcher, towards every leader we follow.
     pub fn fetcher_kick(&mut self, cx: &mut Cx) {
-        let mut leaders: Vec<NodeId> = self
+        let mut fetchers: Vec<FetcherKey> = self
             .partitions
-            .values()
-            .filter_map(|p| match p.role {
-                Role::Follower { leader, .. } => Some(leader),
+            .iter()
+            .filter_map(|(tp, p)| match p.role {
+                Role::Follower { leader, .. } => Some((leader, self.fetcher_id(*tp))),
                 _ => None,
             })
             .collect();
-        leaders.sort();
-        leaders.dedup();
-        for leader in leaders {
-            self.send_epoch_requests(cx, leader);
-            self.send_fetch(cx, leader);
+        fetchers.sort();
+        fetchers.dedup();
+        for fetcher in fetchers {
+            self.send_epoch_requests(cx, fetcher);
+            self.send_fetch(cx, fetcher);
         }
     }
 
-    fn session(&mut self, leader: NodeId) -> &mut Session {
-        self.fetcher.sessions.entry(leader).or_default()
+    fn session(&mut self, fetcher: FetcherKey) -> &mut Session {
+        self.fetcher.sessions.entry(fetcher).or_default()
     }
 
-    fn backing_off(&mut self, cx: &Cx, leader: NodeId) -> bool {
-        self.session(leader)
+    /// The fetchers towards `leader` that have a session.
+    fn fetchers_of(&self, leader: NodeId) -> Vec<FetcherKey> {
+        self.fetcher
+            .sessions
+            .keys()
+            .filter(|(l, _)| *l == leader)
+            .copied()
+            .collect()
+    }
+
+    fn backing_off(&mut self, cx: &Cx, fetcher: FetcherKey) -> bool {
+        self.session(fetcher)
             .backoff_until
             .is_some_and(|t| t > cx.now())
     }
 
-    fn send_epoch_requests(&mut self, cx: &mut Cx, leader: NodeId) {
-        if self.session(leader).epochs_in_flight.is_some() || self.backing_off(cx, leader) {
+    fn send_epoch_requests(&mut self, cx: &mut Cx, fetcher: FetcherKey) {
+        if self.session(fetcher).epochs_in_flight.is_some() || self.backing_off(cx, fetcher) {
             return;
         }
+        let leader = fetcher.0;
         let mut asks = Vec::new();
-        for tp in self.following(leader, FollowerPhase::Truncating) {
+        for tp in self.following(fetcher, FollowerPhase::Truncating) {
             let p = self.partitions.get_mut(&tp).expect("listed");
             match p.log.latest_epoch() {
                 // Nothing to reconcile: an empty log agrees with every leader.
@@ -104,8 +152,11 @@ impl ReplicaManager {
         }
         let correlation_id = self.fetcher.next_correlation();
         let timeout = self.config.replica_socket_timeout;
-        let timer = cx.set_timer_after(timeout, Timer::new(TIMER_FETCHER_TIMEOUT, leader.0 as u64));
-        self.session(leader).epochs_in_flight = Some((correlation_id, timer));
+        let timer = cx.set_timer_after(
+            timeout,
+            Timer::new(TIMER_FETCHER_TIMEOUT, timer_key(fetcher)),
+        );
+        self.session(fetcher).epochs_in_flight = Some((correlation_id, timer));
         cx.send(
             leader,
             Message::OffsetsForLeaderEpochRequest(OffsetsForLeaderEpochRequest {
@@ -116,13 +167,14 @@ impl ReplicaManager {
         );
     }
 
-    fn send_fetch(&mut self, cx: &mut Cx, leader: NodeId) {
-        if self.session(leader).fetch_in_flight.is_some() || self.backing_off(cx, leader) {
+    fn send_fetch(&mut self, cx: &mut Cx, fetcher: FetcherKey) {
+        if self.session(fetcher).fetch_in_flight.is_some() || self.backing_off(cx, fetcher) {
             return;
         }
+        let leader = fetcher.0;
         let max_bytes = self.config.replica_fetch_max_bytes;
         let mut parts = Vec::new();
-        for tp in self.following(leader, FollowerPhase::Fetching) {
+        for tp in self.following(fetcher, FollowerPhase::Fetching) {
             let p = &self.partitions[&tp];
             let leo = p.log.log_end_offset();
             // A flush policy makes the follower's append synchronous with its fsync (Kafka
@@ -150,9 +202,9 @@ impl ReplicaManager {
         let wait = self.config.replica_fetch_wait_max;
         let timer = cx.set_timer_after(
             wait + self.config.replica_socket_timeout,
-            Timer::new(TIMER_FETCHER_TIMEOUT, leader.0 as u64),
+            Timer::new(TIMER_FETCHER_TIMEOUT, timer_key(fetcher)),
         );
-        self.session(leader).fetch_in_flight = Some((correlation_id, timer));
+        self.session(fetcher).fetch_in_flight = Some((correlation_id, timer));
         cx.send(
             leader,
             Message::FetchRequest(FetchRequest {
@@ -170,20 +222,24 @@ impl ReplicaManager {
 
     /// A fetch response from `from`.
     pub fn handle_fetch_response(&mut self, cx: &mut Cx, from: NodeId, resp: FetchResponse) {
-        let session = self.session(from);
-        match session.fetch_in_flight {
-            Some((c, timer)) if c == resp.correlation_id => {
-                session.fetch_in_flight = None;
-                cx.cancel_timer(timer);
-            }
-            _ => return,
+        let fetcher = self.fetchers_of(from).into_iter().find(|f| {
+            self.fetcher.sessions[f]
+                .fetch_in_flight
+                .is_some_and(|(c, _)| c == resp.correlation_id)
+        });
+        let Some(fetcher) = fetcher else {
+            return;
+        };
+        let session = self.session(fetcher);
+        if let Some((_, timer)) = session.fetch_in_flight.take() {
+            cx.cancel_timer(timer);
         }
         let mut progressed = false;
         for r in resp.partitions {
             progressed |= self.process_partition_data(cx, from, r);
         }
         if !progressed {
-            self.back_off(cx, from);
+            self.back_off(cx, fetcher);
         }
         self.fetcher_kick(cx);
     }
@@ -259,13 +315,16 @@ impl ReplicaManager {
         from: NodeId,
         resp: OffsetsForLeaderEpochResponse,
     ) {
-        let session = self.session(from);
-        match session.epochs_in_flight {
-            Some((c, timer)) if c == resp.correlation_id => {
-                session.epochs_in_flight = None;
-                cx.cancel_timer(timer);
-            }
-            _ => return,
+        let fetcher = self.fetchers_of(from).into_iter().find(|f| {
+            self.fetcher.sessions[f]
+                .epochs_in_flight
+                .is_some_and(|(c, _)| c == resp.correlation_id)
+        });
+        let Some(fetcher) = fetcher else {
+            return;
+        };
+        if let Some((_, timer)) = self.session(fetcher).epochs_in_flight.take() {
+            cx.cancel_timer(timer);
         }
         let mut errors = false;
         for (tp, error, leader_end) in resp.partitions {
@@ -304,15 +363,32 @@ impl ReplicaManager {
             }
         }
         if errors {
-            self.back_off(cx, from);
+            self.back_off(cx, fetcher);
         }
         self.fetcher_kick(cx);
     }
 
-    fn back_off(&mut self, cx: &mut Cx, leader: NodeId) {
+    fn back_off(&mut self, cx: &mut Cx, fetcher: FetcherKey) {
         let until = cx.now() + self.config.replica_fetch_backoff;
-        self.session(leader).backoff_until = Some(until);
-        cx.set_timer(until, Timer::new(TIMER_FETCHER_BACKOFF, leader.0 as u64));
+        self.session(fetcher).backoff_until = Some(until);
+        cx.set_timer(until, Timer::new(TIMER_FETCHER_BACKOFF, timer_key(fetcher)));
+    }
+
+    /// Every request in flight to `leader` is lost (its connection closed or reset): each
+    /// fetcher towards it forgets its requests and backs off. kafsim has one connection per
+    /// pair of nodes where Kafka gives each fetcher thread its own, so a timeout that closes
+    /// one fetcher's connection ends the others' requests too.
+    fn lose_requests_to(&mut self, cx: &mut Cx, leader: NodeId) {
+        for fetcher in self.fetchers_of(leader) {
+            let s = self.session(fetcher);
+            for (_, t) in [s.fetch_in_flight.take(), s.epochs_in_flight.take()]
+                .into_iter()
+                .flatten()
+            {
+                cx.cancel_timer(t);
+            }
+            self.back_off(cx, fetcher);
+        }
     }
 
     /// Fetcher timers: a request timed out, or a backoff ended.
@@ -326,34 +402,19 @@ impl ReplicaManager {
     /// connection. Without the close, TCP would deliver the given-up request after a partition
     /// heals, and its answer could overtake the next one.
     pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        let leader = NodeId(timer.key as u32);
+        let fetcher = from_timer_key(timer.key);
         if timer.kind == TIMER_FETCHER_TIMEOUT {
-            let s = self.session(leader);
-            for (_, t) in [s.fetch_in_flight.take(), s.epochs_in_flight.take()]
-                .into_iter()
-                .flatten()
-            {
-                cx.cancel_timer(t);
-            }
-            cx.close_connection(leader);
-            self.back_off(cx, leader);
+            cx.close_connection(fetcher.0);
+            self.lose_requests_to(cx, fetcher.0);
         } else {
-            self.session(leader).backoff_until = None;
+            self.session(fetcher).backoff_until = None;
         }
         self.fetcher_kick(cx);
     }
 
     /// The leader's process died: forget in-flight requests and retry after a backoff.
     pub fn on_connection_reset(&mut self, cx: &mut Cx, peer: NodeId) {
-        if let Some(s) = self.fetcher.sessions.get_mut(&peer) {
-            for (_, t) in [s.fetch_in_flight.take(), s.epochs_in_flight.take()]
-                .into_iter()
-                .flatten()
-            {
-                cx.cancel_timer(t);
-            }
-            self.back_off(cx, peer);
-        }
+        self.lose_requests_to(cx, peer);
     }
 }
 
@@ -460,6 +521,63 @@ mod tests {
         assert_eq!(rm.partitions[&TP].log.log_end_offset(), 3);
     }
 
+    /// The partitions of each fetch request a follower of six empty partitions of "events"
+    /// (all led by broker 1) sends with `fetchers` replica fetchers, once every partition is
+    /// followed: the connection is reset (every fetcher backs off) and each fetcher's backoff
+    /// ends in turn.
+    fn fetch_requests(fetchers: u32) -> Vec<Vec<u32>> {
+        let mut config = BrokerConfig {
+            num_replica_fetchers: fetchers,
+            ..BrokerConfig::default()
+        };
+        config
+            .topic_name_hashes
+            .insert(TP.topic, crate::coordinator::java_string_hash("events"));
+        let mut rm = ReplicaManager::new(config);
+        let mut disk = MemDisk::default();
+        let states = (0..6)
+            .map(|p| PartitionState {
+                partition: TopicPartition::new(TP.topic, p),
+                leader: Some(NodeId(1)),
+                leader_epoch: 1,
+                isr: vec![NodeId(0), NodeId(1)],
+                partition_epoch: 1,
+                replicas: vec![NodeId(0), NodeId(1)],
+            })
+            .collect();
+        with_cx(&mut disk, |cx| rm.apply_partition_states(cx, states));
+        with_cx(&mut disk, |cx| rm.on_connection_reset(cx, NodeId(1)));
+        let mut requests = Vec::new();
+        for f in 0..fetchers {
+            let timer = Timer::new(TIMER_FETCHER_BACKOFF, timer_key((NodeId(1), f)));
+            let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
+            requests.extend(effects.into_iter().filter_map(|e| match e {
+                Effect::Send {
+                    to: NodeId(1),
+                    msg: Message::FetchRequest(r),
+                } => Some(r.partitions.iter().map(|p| p.partition.partition).collect()),
+                _ => None,
+            }));
+        }
+        requests
+    }
+
+    #[test]
+    fn num_replica_fetchers_splits_a_leaders_partitions_by_fetcher_id() {
+        assert_eq!(fetch_requests(1), vec![vec![0, 1, 2, 3, 4, 5]]);
+        // "events".hashCode() = -1291329255; Utils.abs(31 * h + p) % 3 = 0, 2, 1, 0, 2, 1 for
+        // p = 0..5: one fetch per fetcher thread, each with its own partitions.
+        assert_eq!(fetch_requests(3), vec![vec![0, 3], vec![2, 5], vec![1, 4]]);
+    }
+
+    #[test]
+    fn java_string_hash_matches_java() {
+        // Values of String.hashCode() as the JVM computes them.
+        assert_eq!(crate::coordinator::java_string_hash("events"), -1291329255);
+        assert_eq!(crate::coordinator::java_string_hash(""), 0);
+        assert_eq!(crate::coordinator::java_string_hash("a"), 97);
+    }
+
     fn closes(effects: &[Effect]) -> Vec<NodeId> {
         effects
             .iter()
@@ -474,7 +592,7 @@ mod tests {
     fn a_timed_out_request_closes_the_connection_and_its_late_answer_is_ignored() {
         let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
         let (corr, _) = follow(&mut rm, &mut disk, 2);
-        let timer = Timer::new(TIMER_FETCHER_TIMEOUT, 1);
+        let timer = Timer::new(TIMER_FETCHER_TIMEOUT, timer_key((NodeId(1), 0)));
         let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
         assert_eq!(closes(&effects), vec![NodeId(1)]);
         assert_eq!(asked(effects), None, "backs off before asking again");
