@@ -113,6 +113,13 @@ pub enum InternalPayload {
         members: Arc<[Arc<str>]>,
         assignments: Arc<[Arc<Vec<TopicPartition>>]>,
     },
+    /// `__transaction_state`: the coordinator's state of one transactional.id after a
+    /// transition (Kafka's `TransactionLog` value: producer id, epochs, state, partitions,
+    /// timeout, start time). The last record of an id is its state after a failover.
+    TransactionMetadata {
+        transactional_id: Arc<str>,
+        metadata: crate::coordinator::txn_metadata::TxnMetadata,
+    },
 }
 
 /// Per-record overhead in a v2 record batch (varint lengths, attributes, deltas, headers

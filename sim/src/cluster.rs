@@ -15,6 +15,11 @@ use kafsim_engine::{Node, NodeId, TopicId, TopicPartition};
 /// Kafka's internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// Kafka's internal topic of transaction coordinator state. A cluster has one only if its
+/// spec lists it (with `transaction.state.log.num.partitions` partitions and a replication
+/// factor of `transaction.state.log.replication.factor`), as Kafka creates it on first use.
+pub const TRANSACTION_TOPIC: &str = "__transaction_state";
+
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
     pub brokers: u32,
@@ -56,6 +61,10 @@ pub fn build_cluster(w: &mut World, spec: &ClusterSpec) -> Cluster {
         .map(|(i, (name, parts, _))| (TopicId(i as u32), name.clone(), *parts))
         .collect();
     let offsets_topic = TopicId(topics.len() as u32);
+    let transaction_topic = topics
+        .iter()
+        .find(|(_, name, _)| name == TRANSACTION_TOPIC)
+        .map(|(id, _, _)| *id);
     let mut broker_config = spec.broker_config.clone();
     // The brokers' replica fetchers assign partitions by the topic name's Java hash.
     broker_config.topic_name_hashes = topics
@@ -104,6 +113,7 @@ pub fn build_cluster(w: &mut World, spec: &ClusterSpec) -> Cluster {
         let identity = BrokerIdentity {
             controllers: controllers.clone(),
             offsets_topic,
+            transaction_topic,
         };
         let got = w.add_node(format!("broker-{i}"), move || {
             Box::new(Broker::new(config.clone(), identity.clone())) as Box<dyn Node>

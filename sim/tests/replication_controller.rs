@@ -162,6 +162,7 @@ impl PidClient {
                     transactional_id: None,
                     producer_id,
                     producer_epoch,
+                    transaction_timeout: None,
                 },
             ),
         );

@@ -87,6 +87,15 @@ pub struct BrokerConfig {
     /// broker property: the host that names the topics fills it in; a topic missing here
     /// hashes as its id.
     pub topic_name_hashes: std::collections::BTreeMap<crate::record::TopicId, i32>,
+    /// `transaction.state.log.num.partitions` (default 50).
+    pub transaction_state_partitions: u32,
+    /// `transaction.state.log.replication.factor` (default 3, capped by the broker count).
+    pub transaction_state_replication_factor: u32,
+    /// `transaction.max.timeout.ms` (default 900000).
+    pub transaction_max_timeout: Duration,
+    /// `transaction.version` (KIP-890 part 2 from 2: the epoch is bumped at every EndTxn).
+    /// Default 2, the 4.0 default.
+    pub transaction_version: u32,
     #[doc(hidden)]
     pub test_break: Option<BreakRule>,
 }
@@ -116,6 +125,10 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay: ms(3000),
             num_replica_fetchers: 1,
             topic_name_hashes: Default::default(),
+            transaction_state_partitions: 50,
+            transaction_state_replication_factor: 3,
+            transaction_max_timeout: ms(900_000),
+            transaction_version: 2,
             test_break: None,
         }
     }

@@ -1,9 +1,10 @@
-//! The broker node: hosts partition replicas ([`crate::replica::ReplicaManager`]) and the
-//! group coordinator, registers and heartbeats with the active controller, applies
+//! The broker node: hosts partition replicas ([`crate::replica::ReplicaManager`]), the
+//! group coordinator and the transaction coordinator, appends the transaction markers
+//! coordinators ask for (WriteTxnMarkers), registers and heartbeats with the active controller, applies
 //! LeaderAndIsr, answers Metadata from its cache, checkpoints high watermarks, and recovers
 //! from its own disk on restart.
 //!
-//! Usage: `Broker::new(config, BrokerIdentity { controllers, offsets_topic })`. `controllers`
+//! Usage: `Broker::new(config, BrokerIdentity { controllers, offsets_topic, transaction_topic })`. `controllers`
 //! lists every controller node; the broker registers with all of them until one (the active
 //! one) answers, and from then on obeys the highest controller epoch it has seen.
 //! Inputs: [`Node`] callbacks. Inspection (invariants, tests): [`Broker::replicas`],
@@ -12,6 +13,9 @@
 pub mod config;
 pub mod version;
 
+use crate::coordinator::transaction::{
+    TransactionCoordinator, TxnCoordinatorConfig, TXN_TIMER_BASE, TXN_TOKEN_BIT,
+};
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator, COORDINATOR_TIMER_BASE};
 use crate::log::{checkpoint, recovery};
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer};
@@ -31,6 +35,22 @@ pub struct BrokerIdentity {
     pub controllers: Vec<NodeId>,
     /// The `__consumer_offsets` topic id, for the group coordinator.
     pub offsets_topic: TopicId,
+    /// The `__transaction_state` topic id, for the transaction coordinator; None if the
+    /// cluster has none (then FindCoordinator of type Transaction finds no coordinator).
+    pub transaction_topic: Option<TopicId>,
+}
+
+/// Append tokens of marker writes (WriteTxnMarkers) carry this bit.
+const MARKER_TOKEN_BIT: u64 = 1 << 61;
+
+/// A WriteTxnMarkers being appended: answered once every partition's marker is in the ISR
+/// or failed.
+struct MarkerWrite {
+    to: NodeId,
+    correlation_id: u64,
+    producer_id: i64,
+    results: Vec<(TopicPartition, ErrorCode)>,
+    waiting: usize,
 }
 
 const TIMER_HEARTBEAT: u16 = 10;
@@ -46,6 +66,11 @@ pub struct Broker {
     identity: BrokerIdentity,
     rm: ReplicaManager,
     coordinator: GroupCoordinator,
+    txn_coordinator: TransactionCoordinator,
+    marker_writes: BTreeMap<u64, MarkerWrite>,
+    /// Marker append token -> (marker write, partition).
+    marker_tokens: BTreeMap<u64, (u64, TopicPartition)>,
+    next_marker_token: u64,
     incarnation: u64,
     registered: bool,
     /// Registered at least once in this incarnation. Until then LeaderAndIsr is ignored: the
@@ -69,8 +94,21 @@ impl Broker {
             offsets_topic: identity.offsets_topic,
             initial_rebalance_delay: config.group_initial_rebalance_delay,
         });
+        let txn_coordinator = TransactionCoordinator::new(TxnCoordinatorConfig {
+            topic: identity.transaction_topic,
+            partitions: config.transaction_state_partitions,
+            bump_on_end: config.transaction_version >= 2,
+            max_timeout: config.transaction_max_timeout,
+            abort_check_interval: crate::time::ms(10_000),
+            retry_backoff: crate::time::ms(100),
+            request_timeout: crate::time::ms(30_000),
+        });
         Broker {
             rm: ReplicaManager::new(config.clone()),
+            txn_coordinator,
+            marker_writes: BTreeMap::new(),
+            marker_tokens: BTreeMap::new(),
+            next_marker_token: 0,
             config,
             identity,
             coordinator,
@@ -105,6 +143,24 @@ impl Broker {
         &self.config
     }
 
+    /// The transaction coordinator this broker hosts (inspection and tests).
+    pub fn transaction_coordinator(&self) -> &TransactionCoordinator {
+        &self.txn_coordinator
+    }
+
+    /// The last stable offset of a partition this broker leads (what a read_committed
+    /// fetch is bounded by).
+    pub fn last_stable_offset(&self, tp: TopicPartition) -> Option<u64> {
+        let p = self.rm.partitions.get(&tp).filter(|p| p.is_leader())?;
+        let hw = p.high_watermark;
+        Some(
+            self.rm
+                .producer_states
+                .get(&tp)
+                .map_or(hw, |ps| ps.transactions().last_stable_offset(hw)),
+        )
+    }
+
     pub fn is_registered(&self) -> bool {
         self.registered
     }
@@ -128,6 +184,8 @@ impl Broker {
         // this broker (delivered after a quick restart) match nothing.
         self.next_correlation = self.incarnation << 40;
         self.rm.fetcher.set_correlation_base(self.incarnation << 40);
+        self.txn_coordinator
+            .set_correlation_base((self.incarnation << 40) | (1 << 39));
         let blob: Arc<dyn Any + Send + Sync> = Arc::new(self.incarnation);
         cx.disk()
             .overwrite(META_FILE, vec![DiskEntry::new(DiskData::Blob(blob), 8)]);
@@ -289,33 +347,150 @@ impl Broker {
         cx.send(c, Message::InitProducerIdRequest(req));
     }
 
-    /// Hand the replica manager's queued events to the coordinator.
+    /// WriteTxnMarkers from a transaction coordinator (`KafkaApis.handleWriteTxnMarkersRequest`:
+    /// `ReplicaManager.appendRecords` of the control batch with `AppendOrigin.COORDINATOR`
+    /// and acks=all per partition): append the marker to each partition this broker leads
+    /// and answer once each is in the ISR or failed.
+    fn on_write_txn_markers(&mut self, cx: &mut Cx, from: NodeId, req: WriteTxnMarkersRequest) {
+        let mut write = MarkerWrite {
+            to: from,
+            correlation_id: req.correlation_id,
+            producer_id: req.producer_id,
+            results: Vec::new(),
+            waiting: 0,
+        };
+        let full = self.marker_writes.len() >= MAX_FORWARDED;
+        self.next_marker_token += 1;
+        let write_id = self.next_marker_token;
+        for tp in &req.partitions {
+            if full {
+                write.results.push((*tp, ErrorCode::RequestTimedOut));
+                continue;
+            }
+            self.next_marker_token += 1;
+            let token = MARKER_TOKEN_BIT | self.next_marker_token;
+            let appended = self.rm.append_txn_marker(
+                cx,
+                *tp,
+                req.producer_id,
+                req.producer_epoch,
+                req.marker,
+                token,
+            );
+            match appended {
+                Ok(()) => {
+                    write.waiting += 1;
+                    self.marker_tokens.insert(token, (write_id, *tp));
+                }
+                Err(e) => write.results.push((*tp, e)),
+            }
+        }
+        if write.waiting == 0 {
+            self.answer_marker_write(cx, write);
+        } else {
+            self.marker_writes.insert(write_id, write);
+        }
+    }
+
+    fn on_marker_written(&mut self, cx: &mut Cx, token: u64, result: ErrorCode) {
+        let Some((write_id, tp)) = self.marker_tokens.remove(&token) else {
+            return;
+        };
+        let Some(write) = self.marker_writes.get_mut(&write_id) else {
+            return;
+        };
+        write.results.push((tp, result));
+        write.waiting -= 1;
+        if write.waiting == 0 {
+            let write = self
+                .marker_writes
+                .remove(&write_id)
+                .expect("marker write just seen");
+            self.answer_marker_write(cx, write);
+        }
+    }
+
+    /// Answer a marker write: over the network, or straight to this broker's own
+    /// transaction coordinator when it asked.
+    fn answer_marker_write(&mut self, cx: &mut Cx, write: MarkerWrite) {
+        let resp = WriteTxnMarkersResponse {
+            correlation_id: write.correlation_id,
+            producer_id: write.producer_id,
+            results: write.results,
+        };
+        if write.to == cx.me() {
+            self.txn_coordinator
+                .on_write_txn_markers_response(cx, resp, &mut self.rm);
+        } else {
+            cx.send(write.to, Message::WriteTxnMarkersResponse(resp));
+        }
+    }
+
+    /// Hand the replica manager's queued events to the coordinators, and the transaction
+    /// coordinator's marker writes for this broker's own partitions to the replica manager.
     fn drain_to_coordinator(&mut self, cx: &mut Cx) {
         loop {
             let done = std::mem::take(&mut self.rm.coordinator_done);
             let changes = std::mem::take(&mut self.rm.leadership_changes);
-            if done.is_empty() && changes.is_empty() {
+            let local = self.txn_coordinator.take_local_markers();
+            if done.is_empty() && changes.is_empty() && local.is_empty() {
                 return;
+            }
+            let me = cx.me();
+            for req in local {
+                self.on_write_txn_markers(cx, me, req);
             }
             for (tp, epoch) in changes {
                 if tp.topic == self.identity.offsets_topic {
                     self.coordinator.on_leadership(cx, tp, epoch, &mut self.rm);
+                } else if Some(tp.topic) == self.identity.transaction_topic {
+                    self.txn_coordinator
+                        .on_leadership(cx, tp, epoch, &mut self.rm);
                 }
             }
             for (token, result) in done {
-                self.coordinator
-                    .on_append_done(cx, token, result, &mut self.rm);
+                if token & MARKER_TOKEN_BIT != 0 {
+                    self.on_marker_written(cx, token, result);
+                } else if token & TXN_TOKEN_BIT != 0 {
+                    self.txn_coordinator
+                        .on_append_done(cx, token, result, &mut self.rm);
+                } else {
+                    self.coordinator
+                        .on_append_done(cx, token, result, &mut self.rm);
+                }
             }
         }
     }
 
     fn dispatch(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        if TransactionCoordinator::accepts(&msg) {
+            let controller = self.active_controller;
+            self.txn_coordinator
+                .handle(cx, from, msg, controller, &mut self.rm);
+            return;
+        }
+        if self.txn_coordinator.awaits(&msg) {
+            match msg {
+                Message::InitProducerIdResponse(r) => self
+                    .txn_coordinator
+                    .on_init_producer_id_response(cx, r, &mut self.rm),
+                Message::WriteTxnMarkersResponse(r) => self
+                    .txn_coordinator
+                    .on_write_txn_markers_response(cx, r, &mut self.rm),
+                other => unreachable!("awaits only its own responses: {}", other.kind()),
+            }
+            return;
+        }
         if GroupCoordinator::accepts(&msg) {
             self.coordinator.handle(cx, from, msg, &mut self.rm);
             return;
         }
         match msg {
-            Message::ConnectionReset => self.rm.on_connection_reset(cx, from),
+            Message::ConnectionReset => {
+                self.rm.on_connection_reset(cx, from);
+                self.txn_coordinator.on_connection_reset(cx, from);
+            }
+            Message::WriteTxnMarkersRequest(r) => self.on_write_txn_markers(cx, from, r),
             Message::ProduceRequest(r) => self.rm.handle_produce(cx, from, r),
             Message::FetchRequest(r) => self.rm.handle_fetch(cx, from, r),
             Message::FetchResponse(r) => self.rm.handle_fetch_response(cx, from, r),
@@ -389,6 +564,11 @@ impl Node for Broker {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        if (TXN_TIMER_BASE..COORDINATOR_TIMER_BASE).contains(&timer.kind) {
+            self.txn_coordinator.on_timer(cx, timer, &mut self.rm);
+            self.drain_to_coordinator(cx);
+            return;
+        }
         if timer.kind >= COORDINATOR_TIMER_BASE {
             self.coordinator.on_timer(cx, timer, &mut self.rm);
             self.drain_to_coordinator(cx);

@@ -54,7 +54,7 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                     };
                     groups.insert(group.clone(), loaded);
                 }
-                None => {}
+                Some(InternalPayload::TransactionMetadata { .. }) | None => {}
             }
         }
     }

@@ -16,6 +16,7 @@ mod offsets;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod transaction;
 pub mod txn_metadata;
 
 pub use group::{GroupState, GROUP_MAX_MEMBERS};

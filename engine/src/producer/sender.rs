@@ -279,6 +279,7 @@ impl Producer {
             transactional_id: None,
             producer_id,
             producer_epoch,
+            transaction_timeout: None,
         };
         cx.send(broker, Message::InitProducerIdRequest(request));
     }

@@ -12,6 +12,7 @@ mod group;
 mod metadata;
 mod produce;
 mod producer_id;
+mod transaction;
 
 pub use controller::*;
 pub use database::*;
@@ -20,6 +21,7 @@ pub use group::*;
 pub use metadata::*;
 pub use produce::*;
 pub use producer_id::*;
+pub use transaction::*;
 
 /// Request header bytes (api key, version, correlation id, client id) plus response framing.
 pub const HEADER_BYTES: u32 = 24;
@@ -65,6 +67,9 @@ pub enum ErrorCode {
     InvalidPartitions,
     /// `INVALID_REPLICATION_FACTOR`: fewer usable brokers than the topic's replicas.
     InvalidReplicationFactor,
+    /// INVALID_TRANSACTION_TIMEOUT: a producer's `transaction.timeout.ms` above the broker's
+    /// `transaction.max.timeout.ms`.
+    InvalidTransactionTimeout,
     /// KRaft's `DUPLICATE_BROKER_REGISTRATION`: another incarnation of this broker id still
     /// holds a valid session (`ClusterControlManager.registerBroker`).
     DuplicateBrokerRegistration,
@@ -126,6 +131,12 @@ pub enum Message {
     OffsetsForLeaderEpochResponse(OffsetsForLeaderEpochResponse),
     InitProducerIdRequest(InitProducerIdRequest),
     InitProducerIdResponse(InitProducerIdResponse),
+    AddPartitionsToTxnRequest(AddPartitionsToTxnRequest),
+    AddPartitionsToTxnResponse(AddPartitionsToTxnResponse),
+    EndTxnRequest(EndTxnRequest),
+    EndTxnResponse(EndTxnResponse),
+    WriteTxnMarkersRequest(WriteTxnMarkersRequest),
+    WriteTxnMarkersResponse(WriteTxnMarkersResponse),
 
     FindCoordinatorRequest(FindCoordinatorRequest),
     FindCoordinatorResponse(FindCoordinatorResponse),
@@ -193,6 +204,14 @@ impl Message {
             OffsetsForLeaderEpochRequest(m) => 16 * m.partitions.len() as u32,
             OffsetsForLeaderEpochResponse(m) => 24 * m.partitions.len() as u32,
             InitProducerIdRequest(_) | InitProducerIdResponse(_) => 32,
+            AddPartitionsToTxnRequest(m) => {
+                24 + m.transactional_id.len() as u32 + 8 * m.partitions.len() as u32
+            }
+            AddPartitionsToTxnResponse(_) => 8,
+            EndTxnRequest(m) => 24 + m.transactional_id.len() as u32,
+            EndTxnResponse(_) => 16,
+            WriteTxnMarkersRequest(m) => 24 + 8 * m.partitions.len() as u32,
+            WriteTxnMarkersResponse(m) => 16 + 12 * m.results.len() as u32,
             FindCoordinatorRequest(m) => 8 + m.key.len() as u32,
             FindCoordinatorResponse(_) => 32,
             JoinGroupRequest(m) => m.wire_size(),
@@ -245,6 +264,12 @@ impl Message {
             OffsetsForLeaderEpochResponse(_) => "OffsetsForLeaderEpochResponse",
             InitProducerIdRequest(_) => "InitProducerIdRequest",
             InitProducerIdResponse(_) => "InitProducerIdResponse",
+            AddPartitionsToTxnRequest(_) => "AddPartitionsToTxnRequest",
+            AddPartitionsToTxnResponse(_) => "AddPartitionsToTxnResponse",
+            EndTxnRequest(_) => "EndTxnRequest",
+            EndTxnResponse(_) => "EndTxnResponse",
+            WriteTxnMarkersRequest(_) => "WriteTxnMarkersRequest",
+            WriteTxnMarkersResponse(_) => "WriteTxnMarkersResponse",
             FindCoordinatorRequest(_) => "FindCoordinatorRequest",
             FindCoordinatorResponse(_) => "FindCoordinatorResponse",
             JoinGroupRequest(_) => "JoinGroupRequest",
@@ -328,6 +353,7 @@ exchanges! {
         HeartbeatRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
         BrokerRegistrationRequest, BrokerHeartbeatRequest, LeaderAndIsrRequest,
         AlterPartitionRequest, CreateTopicsRequest, CreatePartitionsRequest, DatabaseRequest,
+        AddPartitionsToTxnRequest, EndTxnRequest, WriteTxnMarkersRequest,
     ],
     responses: [
         MetadataResponse, ProduceResponse, FetchResponse, ListOffsetsResponse,
@@ -336,5 +362,6 @@ exchanges! {
         OffsetCommitResponse, OffsetFetchResponse, BrokerRegistrationResponse,
         BrokerHeartbeatResponse, LeaderAndIsrResponse, AlterPartitionResponse,
         CreateTopicsResponse, CreatePartitionsResponse, DatabaseResponse,
+        AddPartitionsToTxnResponse, EndTxnResponse, WriteTxnMarkersResponse,
     ],
 }

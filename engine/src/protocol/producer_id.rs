@@ -9,6 +9,8 @@ pub struct InitProducerIdRequest {
     /// The producer's current id/epoch when it asks for an epoch bump (KIP-360), else -1/-1.
     pub producer_id: i64,
     pub producer_epoch: i16,
+    /// `transaction.timeout.ms` of a transactional producer (None for an idempotent one).
+    pub transaction_timeout: Option<crate::time::Duration>,
 }
 
 #[derive(Clone, Debug)]

@@ -1,0 +1,1048 @@
+//! The transaction coordinator, hosted by brokers (Kafka's `TransactionCoordinator`,
+//! `TransactionStateManager` and `TransactionMarkerChannelManager`).
+//!
+//! The coordinator of a `transactional.id` is the leader of partition
+//! `abs(hash(transactional.id)) % transaction.state.log.num.partitions` of
+//! `__transaction_state` (`TransactionStateManager.partitionFor`). Every state transition of an
+//! id ([`TxnMetadata`]) is appended to that partition with acks=all before the coordinator
+//! acts on it or answers (`TransactionStateManager.appendTransactionToLog`); a broker that
+//! becomes the partition's leader reloads the last state of each id from the log and resends
+//! the markers of transactions it finds prepared (`loadTransactionsForTxnTopicPartition`,
+//! then `TransactionCoordinator.onElection`), so the coordinator fails over with its partition
+//! leader and a transition the log lost is lost to the coordinator too.
+//!
+//! Markers: once PrepareCommit / PrepareAbort is in the log, the coordinator sends
+//! WriteTxnMarkers to the leader of every partition of the transaction, retries partitions
+//! whose leader moved or was unreachable, cancels on a fenced producer or coordinator epoch
+//! (`TransactionMarkerRequestCompletionHandler`), and writes CompleteCommit / CompleteAbort
+//! when every partition has its marker (`maybeWriteTxnCompletion`).
+//!
+//! `transaction.timeout.ms`: every `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+//! an ongoing transaction older than its timeout is aborted under a bumped epoch
+//! (`abortTimedOutTransactions`), which fences the producer that left it open.
+//!
+//! Producer ids come from the active controller (Kafka's `ProducerIdManager` asks it for
+//! blocks): the coordinator sends it an InitProducerId without a transactional id.
+
+use super::txn_metadata::{TxnAction, TxnMetadata, TxnState};
+use super::{java_string_hash_abs, OffsetsLog};
+use crate::node::{Cx, NodeId, Timer};
+use crate::protocol::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, CoordinatorType, EndTxnRequest,
+    EndTxnResponse, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse,
+    InitProducerIdRequest, InitProducerIdResponse, Message, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+};
+use crate::record::{ControlMarker, InternalPayload, Record, TopicId, TopicPartition, ValueId};
+use crate::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Timer kinds at or above this value (and below the group coordinator's) are the
+/// transaction coordinator's; the broker forwards them.
+pub const TXN_TIMER_BASE: u16 = 0x3000;
+const TIMER_ABORT_CHECK: u16 = TXN_TIMER_BASE;
+/// Key: the id's index. Resend the markers still owed (after a retriable error).
+const TIMER_MARKER_RETRY: u16 = TXN_TIMER_BASE + 1;
+/// Key: the WriteTxnMarkers correlation id. Its answer did not come in time.
+const TIMER_MARKER_TIMEOUT: u16 = TXN_TIMER_BASE + 2;
+
+/// Append tokens of the transaction coordinator carry this bit, so the broker can tell its
+/// completions from the group coordinator's.
+pub const TXN_TOKEN_BIT: u64 = 1 << 62;
+
+/// Most transactional ids one coordinator keeps (a bound; Kafka has none).
+pub const MAX_TRANSACTIONAL_IDS: usize = 10_000;
+/// Most WriteTxnMarkers / InitProducerId requests in flight (a bound).
+const MAX_IN_FLIGHT: usize = 10_000;
+
+/// Modelled size of one `__transaction_state` record.
+const TXN_RECORD_BYTES: u32 = 96;
+
+/// Broker properties of the coordinator (Kafka names).
+#[derive(Clone, Debug)]
+pub struct TxnCoordinatorConfig {
+    /// The `__transaction_state` topic, if this cluster has one (kafsim creates it only for
+    /// scenarios with transactional producers, as Kafka creates it on first use).
+    pub topic: Option<TopicId>,
+    /// `transaction.state.log.num.partitions` (default 50).
+    pub partitions: u32,
+    /// `transaction.version` >= 2 (KIP-890 part 2): bump the epoch at every EndTxn.
+    pub bump_on_end: bool,
+    /// `transaction.max.timeout.ms` (default 900000).
+    pub max_timeout: Duration,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (default 10000).
+    pub abort_check_interval: Duration,
+    /// Wait before resending markers after a retriable error (the marker channel's
+    /// `retry.backoff.ms`, default 100).
+    pub retry_backoff: Duration,
+    /// Inter-broker `request.timeout.ms` (default 30000): a WriteTxnMarkers without an
+    /// answer by then is sent again to the partition's current leader.
+    pub request_timeout: Duration,
+}
+
+/// One transactional id this coordinator owns.
+#[derive(Debug)]
+struct Entry {
+    meta: TxnMetadata,
+    /// Timer key of the id.
+    index: u32,
+    /// A transition is being appended (`pendingState` in Kafka): other requests wait.
+    pending: bool,
+    /// Created by this coordinator and not in the log yet: forgotten if its first append
+    /// fails.
+    new: bool,
+}
+
+/// What to do once a transition is in the log.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    /// Answer InitProducerId with the id and epoch.
+    InitReply {
+        client: NodeId,
+        correlation_id: u64,
+    },
+    /// InitProducerId fenced an ongoing transaction: answer CONCURRENT_TRANSACTIONS (the
+    /// client retries and gets a second bump once the abort completes).
+    FenceReply {
+        client: NodeId,
+        correlation_id: u64,
+    },
+    AddReply {
+        client: NodeId,
+        correlation_id: u64,
+    },
+    EndReply {
+        client: NodeId,
+        correlation_id: u64,
+    },
+    /// The coordinator's own transition (timeout abort, completion).
+    Nothing,
+}
+
+#[derive(Debug)]
+struct PendingAppend {
+    id: Arc<str>,
+    partition: TopicPartition,
+    next: TxnMetadata,
+    then: Then,
+}
+
+/// Markers owed for one prepared transaction.
+#[derive(Debug)]
+struct MarkerJob {
+    producer_id: i64,
+    epoch: i16,
+    marker: ControlMarker,
+    coordinator_epoch: u32,
+    /// Partitions without their marker yet.
+    remaining: BTreeSet<TopicPartition>,
+    /// Of those, the ones a WriteTxnMarkers is out for.
+    in_flight: BTreeSet<TopicPartition>,
+}
+
+#[derive(Debug)]
+struct MarkerRequest {
+    id: Arc<str>,
+    partitions: Vec<TopicPartition>,
+}
+
+/// An InitProducerId the coordinator forwarded to the controller for a fresh producer id.
+#[derive(Debug)]
+struct IdRequest {
+    id: Arc<str>,
+    client: NodeId,
+    correlation_id: u64,
+    timeout: Duration,
+}
+
+/// The broker-side transaction coordinator. Inputs: [`Self::handle`],
+/// [`Self::on_init_producer_id_response`], [`Self::on_write_txn_markers_response`],
+/// [`Self::on_timer`], [`Self::on_leadership`], [`Self::on_append_done`],
+/// [`Self::on_connection_reset`]. Outputs through `cx` and [`OffsetsLog::append`].
+#[derive(Debug)]
+pub struct TransactionCoordinator {
+    config: TxnCoordinatorConfig,
+    ids: BTreeMap<Arc<str>, Entry>,
+    by_index: BTreeMap<u32, Arc<str>>,
+    next_index: u32,
+    /// `__transaction_state` partitions loaded, with the leader epoch (coordinator epoch).
+    owned: BTreeMap<u32, u32>,
+    pending: BTreeMap<u64, PendingAppend>,
+    jobs: BTreeMap<Arc<str>, MarkerJob>,
+    marker_requests: BTreeMap<u64, (NodeId, MarkerRequest)>,
+    id_requests: BTreeMap<u64, IdRequest>,
+    next_token: u64,
+    next_correlation: u64,
+    abort_check_scheduled: bool,
+    /// WriteTxnMarkers for partitions this very broker leads: Kafka's marker channel sends
+    /// them over the network to itself; a node here cannot, so the broker takes them from
+    /// [`Self::take_local_markers`] and answers through
+    /// [`Self::on_write_txn_markers_response`].
+    local: Vec<WriteTxnMarkersRequest>,
+}
+
+impl TransactionCoordinator {
+    pub fn new(config: TxnCoordinatorConfig) -> TransactionCoordinator {
+        assert!(
+            config.partitions > 0,
+            "transaction.state.log.num.partitions must be positive"
+        );
+        TransactionCoordinator {
+            config,
+            ids: BTreeMap::new(),
+            by_index: BTreeMap::new(),
+            next_index: 0,
+            owned: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            marker_requests: BTreeMap::new(),
+            id_requests: BTreeMap::new(),
+            next_token: 0,
+            next_correlation: 0,
+            abort_check_scheduled: false,
+            local: Vec::new(),
+        }
+    }
+
+    /// Correlation ids of the coordinator's own requests start here (the broker gives it a
+    /// range of its own per incarnation, so late answers to a previous process match nothing).
+    pub fn set_correlation_base(&mut self, base: u64) {
+        self.next_correlation = base;
+    }
+
+    /// The `__transaction_state` partition of `transactional_id`
+    /// (`TransactionStateManager.partitionFor`), if the cluster has the topic.
+    pub fn partition_for(&self, transactional_id: &str) -> Option<TopicPartition> {
+        let topic = self.config.topic?;
+        let partition = java_string_hash_abs(transactional_id) % self.config.partitions;
+        Some(TopicPartition::new(topic, partition))
+    }
+
+    /// Whether the broker should hand `msg` to [`Self::handle`].
+    pub fn accepts(msg: &Message) -> bool {
+        match msg {
+            Message::FindCoordinatorRequest(r) => r.key_type == CoordinatorType::Transaction,
+            Message::InitProducerIdRequest(r) => r.transactional_id.is_some(),
+            Message::AddPartitionsToTxnRequest(_) | Message::EndTxnRequest(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Marker writes addressed to this broker itself, to append locally.
+    pub fn take_local_markers(&mut self) -> Vec<WriteTxnMarkersRequest> {
+        std::mem::take(&mut self.local)
+    }
+
+    /// Whether a response is an answer to one of this coordinator's own requests.
+    pub fn awaits(&self, msg: &Message) -> bool {
+        match msg {
+            Message::InitProducerIdResponse(r) => self.id_requests.contains_key(&r.correlation_id),
+            Message::WriteTxnMarkersResponse(r) => {
+                self.marker_requests.contains_key(&r.correlation_id)
+            }
+            _ => false,
+        }
+    }
+
+    /// The state of `transactional_id` if this coordinator owns it (inspection and tests).
+    pub fn state(&self, transactional_id: &str) -> Option<(i64, i16, TxnState)> {
+        let e = self.ids.get(transactional_id)?;
+        Some((e.meta.producer_id, e.meta.epoch, e.meta.state))
+    }
+
+    fn take_token(&mut self) -> u64 {
+        self.next_token += 1;
+        TXN_TOKEN_BIT | self.next_token
+    }
+
+    fn take_correlation(&mut self) -> u64 {
+        self.next_correlation += 1;
+        self.next_correlation
+    }
+
+    /// Whether this broker leads and has loaded the partition of `id`.
+    fn owns(&self, id: &str, log: &dyn OffsetsLog) -> Option<TopicPartition> {
+        let tp = self.partition_for(id)?;
+        let loaded = self.owned.get(&tp.partition).copied();
+        (loaded.is_some() && log.leader_epoch(tp) == loaded).then_some(tp)
+    }
+
+    /// Handle a client request ([`Self::accepts`]).
+    pub fn handle(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        msg: Message,
+        controller: Option<NodeId>,
+        log: &mut dyn OffsetsLog,
+    ) {
+        match msg {
+            Message::FindCoordinatorRequest(r) => self.find_coordinator(cx, from, r, log),
+            Message::InitProducerIdRequest(r) => {
+                self.init_producer_id(cx, from, r, controller, log)
+            }
+            Message::AddPartitionsToTxnRequest(r) => self.add_partitions(cx, from, r, log),
+            Message::EndTxnRequest(r) => self.end_txn(cx, from, r, log),
+            other => panic!("{}: not a transaction request: {}", cx.me(), other.kind()),
+        }
+    }
+
+    fn find_coordinator(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: FindCoordinatorRequest,
+        log: &dyn OffsetsLog,
+    ) {
+        let coordinator = self.partition_for(&r.key).and_then(|tp| log.leader_of(tp));
+        let error = match coordinator {
+            Some(_) => ErrorCode::None,
+            None => ErrorCode::CoordinatorNotAvailable,
+        };
+        let resp = FindCoordinatorResponse {
+            correlation_id: r.correlation_id,
+            error,
+            coordinator,
+        };
+        cx.send(from, Message::FindCoordinatorResponse(resp));
+    }
+
+    fn init_producer_id(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: InitProducerIdRequest,
+        controller: Option<NodeId>,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let id: Arc<str> = Arc::from(r.transactional_id.as_deref().unwrap_or_default());
+        let reply = |cx: &mut Cx, error| {
+            let resp = InitProducerIdResponse {
+                correlation_id: r.correlation_id,
+                error,
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            cx.send(from, Message::InitProducerIdResponse(resp));
+        };
+        let Some(tp) = self.owns(&id, log) else {
+            return reply(cx, ErrorCode::NotCoordinator);
+        };
+        // `transaction.timeout.ms` of the producer, at most `transaction.max.timeout.ms`
+        // (`validateTransactionTimeoutMs`).
+        let timeout = r.transaction_timeout.unwrap_or(self.config.max_timeout);
+        if timeout > self.config.max_timeout || timeout == Duration::ZERO {
+            return reply(cx, ErrorCode::InvalidTransactionTimeout);
+        }
+        let Some(entry) = self.ids.get(&id) else {
+            if self.ids.len() >= MAX_TRANSACTIONAL_IDS || self.id_requests.len() >= MAX_IN_FLIGHT {
+                return reply(cx, ErrorCode::CoordinatorNotAvailable);
+            }
+            let Some(controller) = controller else {
+                return reply(cx, ErrorCode::CoordinatorNotAvailable);
+            };
+            let correlation_id = self.take_correlation();
+            self.id_requests.insert(
+                correlation_id,
+                IdRequest {
+                    id,
+                    client: from,
+                    correlation_id: r.correlation_id,
+                    timeout,
+                },
+            );
+            let ask = InitProducerIdRequest {
+                correlation_id,
+                transactional_id: None,
+                producer_id: -1,
+                producer_epoch: -1,
+                transaction_timeout: None,
+            };
+            return cx.send(controller, Message::InitProducerIdRequest(ask));
+        };
+        if entry.pending {
+            return reply(cx, ErrorCode::ConcurrentTransactions);
+        }
+        let mut next = entry.meta.clone();
+        next.timeout = timeout;
+        let then = match next.init_producer_id() {
+            TxnAction::Reply(ErrorCode::None) => Then::InitReply {
+                client: from,
+                correlation_id: r.correlation_id,
+            },
+            TxnAction::Reply(e) => return reply(cx, e),
+            TxnAction::WriteMarkers { .. } => Then::FenceReply {
+                client: from,
+                correlation_id: r.correlation_id,
+            },
+        };
+        self.persist(cx, id, tp, next, then, log);
+    }
+
+    /// The controller's answer with a fresh producer id for a new transactional id.
+    pub fn on_init_producer_id_response(
+        &mut self,
+        cx: &mut Cx,
+        r: InitProducerIdResponse,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let Some(ask) = self.id_requests.remove(&r.correlation_id) else {
+            return;
+        };
+        let reply = |cx: &mut Cx, error| {
+            let resp = InitProducerIdResponse {
+                correlation_id: ask.correlation_id,
+                error,
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            cx.send(ask.client, Message::InitProducerIdResponse(resp));
+        };
+        if r.error != ErrorCode::None {
+            return reply(cx, ErrorCode::CoordinatorNotAvailable);
+        }
+        let Some(tp) = self.owns(&ask.id, log) else {
+            return reply(cx, ErrorCode::NotCoordinator);
+        };
+        if self.ids.contains_key(&ask.id) {
+            // Another InitProducerId of the same id got there first: the client retries.
+            return reply(cx, ErrorCode::ConcurrentTransactions);
+        }
+        let next = TxnMetadata::new(r.producer_id, ask.timeout, self.config.bump_on_end);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.by_index.insert(index, ask.id.clone());
+        self.ids.insert(
+            ask.id.clone(),
+            Entry {
+                meta: next.clone(),
+                index,
+                pending: false,
+                new: true,
+            },
+        );
+        let then = Then::InitReply {
+            client: ask.client,
+            correlation_id: ask.correlation_id,
+        };
+        self.persist(cx, ask.id, tp, next, then, log);
+    }
+
+    fn add_partitions(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: AddPartitionsToTxnRequest,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let reply = |cx: &mut Cx, error| {
+            let resp = AddPartitionsToTxnResponse {
+                correlation_id: r.correlation_id,
+                error,
+            };
+            cx.send(from, Message::AddPartitionsToTxnResponse(resp));
+        };
+        let Some(tp) = self.owns(&r.transactional_id, log) else {
+            return reply(cx, ErrorCode::NotCoordinator);
+        };
+        let Some(entry) = self.ids.get(r.transactional_id.as_str()) else {
+            return reply(cx, ErrorCode::InvalidProducerIdMapping);
+        };
+        if r.verify_only {
+            let error = r
+                .partitions
+                .iter()
+                .map(|p| entry.meta.verify(r.producer_id, r.producer_epoch, *p))
+                .find(|e| *e != ErrorCode::None)
+                .unwrap_or(ErrorCode::None);
+            return reply(cx, error);
+        }
+        if entry.pending {
+            return reply(cx, ErrorCode::ConcurrentTransactions);
+        }
+        let mut next = entry.meta.clone();
+        let now = cx.now();
+        match next.add_partitions(now, r.producer_id, r.producer_epoch, &r.partitions) {
+            TxnAction::Reply(ErrorCode::None) => {}
+            TxnAction::Reply(e) => return reply(cx, e),
+            TxnAction::WriteMarkers { .. } => unreachable!("adding partitions writes no markers"),
+        }
+        if next == entry.meta {
+            // Every partition is in the transaction already: nothing to write.
+            return reply(cx, ErrorCode::None);
+        }
+        let id: Arc<str> = Arc::from(r.transactional_id.as_str());
+        let then = Then::AddReply {
+            client: from,
+            correlation_id: r.correlation_id,
+        };
+        self.persist(cx, id, tp, next, then, log);
+    }
+
+    fn end_txn(&mut self, cx: &mut Cx, from: NodeId, r: EndTxnRequest, log: &mut dyn OffsetsLog) {
+        let reply = |cx: &mut Cx, error, producer_id, producer_epoch| {
+            let resp = EndTxnResponse {
+                correlation_id: r.correlation_id,
+                error,
+                producer_id,
+                producer_epoch,
+            };
+            cx.send(from, Message::EndTxnResponse(resp));
+        };
+        let Some(tp) = self.owns(&r.transactional_id, log) else {
+            return reply(cx, ErrorCode::NotCoordinator, -1, -1);
+        };
+        let Some(entry) = self.ids.get(r.transactional_id.as_str()) else {
+            return reply(cx, ErrorCode::InvalidProducerIdMapping, -1, -1);
+        };
+        if entry.pending {
+            return reply(cx, ErrorCode::ConcurrentTransactions, -1, -1);
+        }
+        let mut next = entry.meta.clone();
+        match next.end_txn(r.producer_id, r.producer_epoch, r.commit) {
+            TxnAction::Reply(e) => reply(cx, e, next.producer_id, next.epoch),
+            TxnAction::WriteMarkers { .. } => {
+                let id: Arc<str> = Arc::from(r.transactional_id.as_str());
+                let then = Then::EndReply {
+                    client: from,
+                    correlation_id: r.correlation_id,
+                };
+                self.persist(cx, id, tp, next, then, log);
+            }
+        }
+    }
+
+    /// Append `next` as the new state of `id`; act on it once the ISR has it.
+    fn persist(
+        &mut self,
+        cx: &mut Cx,
+        id: Arc<str>,
+        partition: TopicPartition,
+        next: TxnMetadata,
+        then: Then,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let payload = InternalPayload::TransactionMetadata {
+            transactional_id: id.clone(),
+            metadata: next.clone(),
+        };
+        let record = Record {
+            value: ValueId(0),
+            key: None,
+            size: TXN_RECORD_BYTES,
+            create_time: cx.now(),
+            payload: Some(Arc::new(payload)),
+        };
+        let token = self.take_token();
+        match log.append(cx, partition, vec![record], token) {
+            Ok(()) => {
+                if let Some(e) = self.ids.get_mut(&id) {
+                    e.pending = true;
+                }
+                let p = PendingAppend {
+                    id,
+                    partition,
+                    next,
+                    then,
+                };
+                self.pending.insert(token, p);
+            }
+            Err(e) => self.after_failed_append(cx, &id, then, e),
+        }
+    }
+
+    /// Completion of an [`OffsetsLog::append`] of this coordinator.
+    pub fn on_append_done(
+        &mut self,
+        cx: &mut Cx,
+        token: u64,
+        result: ErrorCode,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let Some(p) = self.pending.remove(&token) else {
+            return; // unloaded meanwhile, and the client answered
+        };
+        let Some(entry) = self.ids.get_mut(&p.id) else {
+            return;
+        };
+        entry.pending = false;
+        if result != ErrorCode::None {
+            return self.after_failed_append(cx, &p.id, p.then, result);
+        }
+        entry.meta = p.next;
+        entry.new = false;
+        let meta = entry.meta.clone();
+        match p.then {
+            Then::InitReply {
+                client,
+                correlation_id,
+            } => {
+                let resp = InitProducerIdResponse {
+                    correlation_id,
+                    error: ErrorCode::None,
+                    producer_id: meta.producer_id,
+                    producer_epoch: meta.epoch,
+                };
+                cx.send(client, Message::InitProducerIdResponse(resp));
+            }
+            Then::FenceReply {
+                client,
+                correlation_id,
+            } => {
+                let resp = InitProducerIdResponse {
+                    correlation_id,
+                    error: ErrorCode::ConcurrentTransactions,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                };
+                cx.send(client, Message::InitProducerIdResponse(resp));
+            }
+            Then::AddReply {
+                client,
+                correlation_id,
+            } => {
+                let resp = AddPartitionsToTxnResponse {
+                    correlation_id,
+                    error: ErrorCode::None,
+                };
+                cx.send(client, Message::AddPartitionsToTxnResponse(resp));
+            }
+            Then::EndReply {
+                client,
+                correlation_id,
+            } => {
+                // Kafka answers EndTxn once the prepare state is in the log; the markers
+                // follow asynchronously.
+                let resp = EndTxnResponse {
+                    correlation_id,
+                    error: ErrorCode::None,
+                    producer_id: meta.producer_id,
+                    producer_epoch: meta.epoch,
+                };
+                cx.send(client, Message::EndTxnResponse(resp));
+            }
+            Then::Nothing => {}
+        }
+        if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            let coordinator_epoch = self.owned.get(&p.partition.partition).copied();
+            if let Some(coordinator_epoch) = coordinator_epoch {
+                self.start_markers(cx, p.id, &meta, coordinator_epoch, log);
+            }
+        }
+    }
+
+    /// `appendTransactionToLog`'s error mapping: a partition this broker no longer leads is
+    /// NOT_COORDINATOR, anything else COORDINATOR_NOT_AVAILABLE (the client retries; the
+    /// cached state is unchanged, as the write may or may not be in the log).
+    fn after_failed_append(&mut self, cx: &mut Cx, id: &Arc<str>, then: Then, error: ErrorCode) {
+        let error = match error {
+            ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownTopicOrPartition => {
+                ErrorCode::NotCoordinator
+            }
+            _ => ErrorCode::CoordinatorNotAvailable,
+        };
+        match then {
+            Then::InitReply {
+                client,
+                correlation_id,
+            }
+            | Then::FenceReply {
+                client,
+                correlation_id,
+            } => {
+                if self.ids.get(id).is_some_and(|e| e.new) {
+                    // A new id whose first state never reached the log: forget it.
+                    self.forget(id);
+                }
+                let resp = InitProducerIdResponse {
+                    correlation_id,
+                    error,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                };
+                cx.send(client, Message::InitProducerIdResponse(resp));
+            }
+            Then::AddReply {
+                client,
+                correlation_id,
+            } => {
+                let resp = AddPartitionsToTxnResponse {
+                    correlation_id,
+                    error,
+                };
+                cx.send(client, Message::AddPartitionsToTxnResponse(resp));
+            }
+            Then::EndReply {
+                client,
+                correlation_id,
+            } => {
+                let resp = EndTxnResponse {
+                    correlation_id,
+                    error,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                };
+                cx.send(client, Message::EndTxnResponse(resp));
+            }
+            Then::Nothing => {
+                // A completion or timeout abort: retried by the next abort check / marker
+                // retry while this broker still owns the id.
+                if let Some(e) = self.ids.get(id) {
+                    let key = u64::from(e.index);
+                    let at = cx.now() + self.config.retry_backoff;
+                    cx.set_timer(at, Timer::new(TIMER_MARKER_RETRY, key));
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(e) = self.ids.remove(id) {
+            self.by_index.remove(&e.index);
+        }
+        self.jobs.remove(id);
+    }
+
+    /// The prepared transaction of `id` is in the log: send its markers.
+    fn start_markers(
+        &mut self,
+        cx: &mut Cx,
+        id: Arc<str>,
+        meta: &TxnMetadata,
+        coordinator_epoch: u32,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let marker = if meta.state == TxnState::PrepareCommit {
+            ControlMarker::Commit
+        } else {
+            ControlMarker::Abort
+        };
+        let job = MarkerJob {
+            producer_id: meta.producer_id,
+            epoch: meta.epoch,
+            marker,
+            coordinator_epoch,
+            remaining: meta.partitions.clone(),
+            in_flight: BTreeSet::new(),
+        };
+        self.jobs.insert(id.clone(), job);
+        self.send_markers(cx, &id, log);
+    }
+
+    /// Send WriteTxnMarkers for every owed partition not already asked, grouped by leader
+    /// (`addTxnMarkersToBrokerQueue`); complete the transaction when none is owed.
+    fn send_markers(&mut self, cx: &mut Cx, id: &Arc<str>, log: &mut dyn OffsetsLog) {
+        let Some(job) = self.jobs.get(id) else {
+            return;
+        };
+        if job.remaining.is_empty() {
+            self.jobs.remove(id);
+            return self.complete(cx, id, log);
+        }
+        let mut by_leader: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
+        let mut leaderless = false;
+        for tp in job.remaining.difference(&job.in_flight) {
+            match log.leader_of(*tp) {
+                Some(leader) => by_leader.entry(leader).or_default().push(*tp),
+                None => leaderless = true,
+            }
+        }
+        let (producer_id, epoch, marker, coordinator_epoch) = (
+            job.producer_id,
+            job.epoch,
+            job.marker,
+            job.coordinator_epoch,
+        );
+        for (leader, partitions) in by_leader {
+            if self.marker_requests.len() >= MAX_IN_FLIGHT {
+                leaderless = true;
+                break;
+            }
+            let correlation_id = self.take_correlation();
+            let req = WriteTxnMarkersRequest {
+                correlation_id,
+                producer_id,
+                producer_epoch: epoch,
+                coordinator_epoch,
+                marker,
+                partitions: partitions.clone(),
+            };
+            if let Some(job) = self.jobs.get_mut(id) {
+                job.in_flight.extend(partitions.iter().copied());
+            }
+            let request = MarkerRequest {
+                id: id.clone(),
+                partitions,
+            };
+            self.marker_requests
+                .insert(correlation_id, (leader, request));
+            if leader == cx.me() {
+                self.local.push(req);
+            } else {
+                cx.send(leader, Message::WriteTxnMarkersRequest(req));
+            }
+            let at = cx.now() + self.config.request_timeout;
+            cx.set_timer(at, Timer::new(TIMER_MARKER_TIMEOUT, correlation_id));
+        }
+        if leaderless {
+            self.schedule_retry(cx, id);
+        }
+    }
+
+    fn schedule_retry(&mut self, cx: &mut Cx, id: &str) {
+        if let Some(e) = self.ids.get(id) {
+            let at = cx.now() + self.config.retry_backoff;
+            cx.set_timer(at, Timer::new(TIMER_MARKER_RETRY, u64::from(e.index)));
+        }
+    }
+
+    /// A leader's answer to WriteTxnMarkers (`TransactionMarkerRequestCompletionHandler`).
+    pub fn on_write_txn_markers_response(
+        &mut self,
+        cx: &mut Cx,
+        r: WriteTxnMarkersResponse,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let Some((_, request)) = self.marker_requests.remove(&r.correlation_id) else {
+            return;
+        };
+        let id = request.id;
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let mut retry = false;
+        for tp in &request.partitions {
+            job.in_flight.remove(tp);
+            let error = r
+                .results
+                .iter()
+                .find(|(p, _)| p == tp)
+                .map_or(ErrorCode::NetworkException, |(_, e)| *e);
+            match error {
+                ErrorCode::None => {
+                    job.remaining.remove(tp);
+                }
+                // The producer or coordinator epoch moved on: this transaction's markers are
+                // someone else's business now; stop sending them.
+                ErrorCode::InvalidProducerEpoch
+                | ErrorCode::ProducerFenced
+                | ErrorCode::TransactionCoordinatorFenced => {
+                    self.jobs.remove(&id);
+                    return;
+                }
+                // UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS(_AFTER_
+                // APPEND), REQUEST_TIMED_OUT and the rest: retry with the current leader.
+                _ => retry = true,
+            }
+        }
+        if retry {
+            self.schedule_retry(cx, &id);
+        } else if job.in_flight.is_empty() {
+            self.send_markers(cx, &id, log);
+        }
+    }
+
+    /// Every marker is written: append CompleteCommit / CompleteAbort.
+    fn complete(&mut self, cx: &mut Cx, id: &Arc<str>, log: &mut dyn OffsetsLog) {
+        let Some(tp) = self.owns(id, log) else {
+            return;
+        };
+        let Some(entry) = self.ids.get(id) else {
+            return;
+        };
+        if entry.pending
+            || !matches!(
+                entry.meta.state,
+                TxnState::PrepareCommit | TxnState::PrepareAbort
+            )
+        {
+            return;
+        }
+        let mut next = entry.meta.clone();
+        next.markers_written();
+        self.persist(cx, id.clone(), tp, next, Then::Nothing, log);
+    }
+
+    /// A broker connection ended: the markers asked of it are asked again (of the
+    /// partitions' current leaders) after the backoff.
+    pub fn on_connection_reset(&mut self, cx: &mut Cx, peer: NodeId) {
+        let lost: Vec<u64> = self
+            .marker_requests
+            .iter()
+            .filter(|(_, (to, _))| *to == peer)
+            .map(|(c, _)| *c)
+            .collect();
+        for correlation_id in lost {
+            self.drop_marker_request(cx, correlation_id);
+        }
+    }
+
+    fn drop_marker_request(&mut self, cx: &mut Cx, correlation_id: u64) {
+        let Some((_, request)) = self.marker_requests.remove(&correlation_id) else {
+            return;
+        };
+        if let Some(job) = self.jobs.get_mut(&request.id) {
+            for tp in &request.partitions {
+                job.in_flight.remove(tp);
+            }
+            self.schedule_retry(cx, &request.id);
+        }
+    }
+
+    /// A transaction coordinator timer is due.
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer, log: &mut dyn OffsetsLog) {
+        match timer.kind {
+            TIMER_ABORT_CHECK => {
+                self.abort_timed_out(cx, log);
+                cx.set_timer_after(self.config.abort_check_interval, timer);
+            }
+            TIMER_MARKER_RETRY => {
+                let Some(id) = self.by_index.get(&(timer.key as u32)).cloned() else {
+                    return;
+                };
+                if self.jobs.contains_key(&id) {
+                    self.send_markers(cx, &id, log);
+                } else {
+                    // A completion whose append failed.
+                    self.complete(cx, &id, log);
+                }
+            }
+            TIMER_MARKER_TIMEOUT => self.drop_marker_request(cx, timer.key),
+            other => panic!("{}: unknown transaction timer kind {other:#x}", cx.me()),
+        }
+    }
+
+    /// `abortTimedOutTransactions`: abort (under a bumped epoch) every ongoing transaction
+    /// older than its `transaction.timeout.ms`.
+    fn abort_timed_out(&mut self, cx: &mut Cx, log: &mut dyn OffsetsLog) {
+        let now = cx.now();
+        let expired: Vec<(Arc<str>, TxnMetadata)> = self
+            .ids
+            .iter()
+            .filter(|(_, e)| !e.pending)
+            .filter_map(|(id, e)| {
+                let mut next = e.meta.clone();
+                next.maybe_time_out(now).map(|_| (id.clone(), next))
+            })
+            .collect();
+        for (id, next) in expired {
+            if let Some(tp) = self.owns(&id, log) {
+                self.persist(cx, id, tp, next, Then::Nothing, log);
+            }
+        }
+    }
+
+    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) a
+    /// `__transaction_state` partition.
+    pub fn on_leadership(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        leader_epoch: Option<u32>,
+        log: &mut dyn OffsetsLog,
+    ) {
+        if Some(partition.topic) != self.config.topic {
+            return;
+        }
+        if leader_epoch.is_some() && self.owned.get(&partition.partition) == leader_epoch.as_ref() {
+            return;
+        }
+        self.unload(cx, partition);
+        if let Some(epoch) = leader_epoch {
+            self.load(cx, partition, epoch, log);
+        }
+    }
+
+    fn in_partition(&self, id: &str, partition: TopicPartition) -> bool {
+        self.partition_for(id) == Some(partition)
+    }
+
+    /// Forget the ids of `partition`; answer what waits on their appends.
+    fn unload(&mut self, cx: &mut Cx, partition: TopicPartition) {
+        self.owned.remove(&partition.partition);
+        let tokens: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.partition == partition)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in tokens {
+            if let Some(p) = self.pending.remove(&token) {
+                self.after_failed_append(cx, &p.id, p.then, ErrorCode::NotLeaderOrFollower);
+            }
+        }
+        let ids: Vec<Arc<str>> = self
+            .ids
+            .keys()
+            .filter(|id| self.in_partition(id, partition))
+            .cloned()
+            .collect();
+        for id in ids {
+            self.forget(&id);
+        }
+        let requests: Vec<u64> = self
+            .marker_requests
+            .iter()
+            .filter(|(_, (_, r))| !self.ids.contains_key(&r.id))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in requests {
+            self.marker_requests.remove(&c);
+        }
+    }
+
+    /// Rebuild the ids of `partition` from its log (the last state of each wins) and resend
+    /// the markers of prepared transactions.
+    fn load(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        epoch: u32,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let mut last: BTreeMap<Arc<str>, TxnMetadata> = BTreeMap::new();
+        for batch in log.loadable_batches(partition) {
+            for record in batch.records.iter() {
+                if let Some(InternalPayload::TransactionMetadata {
+                    transactional_id,
+                    metadata,
+                }) = record.payload.as_deref()
+                {
+                    last.insert(transactional_id.clone(), metadata.clone());
+                }
+            }
+        }
+        self.owned.insert(partition.partition, epoch);
+        if !self.abort_check_scheduled {
+            self.abort_check_scheduled = true;
+            let timer = Timer::new(TIMER_ABORT_CHECK, 0);
+            cx.set_timer_after(self.config.abort_check_interval, timer);
+        }
+        for (id, meta) in last {
+            if self.ids.len() >= MAX_TRANSACTIONAL_IDS {
+                break;
+            }
+            let index = self.next_index;
+            self.next_index += 1;
+            self.by_index.insert(index, id.clone());
+            let prepared = matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort);
+            self.ids.insert(
+                id.clone(),
+                Entry {
+                    meta: meta.clone(),
+                    index,
+                    pending: false,
+                    new: false,
+                },
+            );
+            if prepared {
+                self.start_markers(cx, id, &meta, epoch, log);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "transaction_tests.rs"]
+mod tests;
