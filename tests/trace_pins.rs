@@ -1,0 +1,58 @@
+//! Pinned traces (issue #18 item 6): the trace hash of one seed of three library scenarios,
+//! so that every change of behaviour is a decision. A refactor must leave these unchanged; a
+//! change of the model changes them, and the commit that updates a pin says why in the
+//! comment beside it (newest first). `kafsim replay scenarios/FILE --seed 1` prints the same
+//! `trace-hash`.
+//!
+//! The three cover the producer and replication path under faults (acks1-leader-crash), the
+//! consumer group, commits and the sink (commit-before-process) and the client defaults with
+//! idempotence (defaults-java).
+
+use kafsim_sim::runner::{prepare, run_seed, RunOptions};
+use std::path::PathBuf;
+
+fn trace_hash(file: &str, seed: u64) -> u64 {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).join(file);
+    let scenario = kafsim_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let prepared = prepare(scenario).unwrap_or_else(|e| panic!("{e}"));
+    run_seed(&prepared, seed, &RunOptions::default())
+        .result
+        .trace_hash
+}
+
+/// (file, seed, pinned hash). Changes, newest first:
+/// - 2026-12-06: pinned (after per-client produce requests, the coordinator's OffsetsStored
+///   history event and the drain waiting for the high watermark to reach the log end).
+const PINS: [(&str, u64, u64); 3] = [
+    ("acks1-leader-crash.toml", 1, 0x3440d6ace3a4e836),
+    ("commit-before-process.toml", 1, 0xb6ab09d9a357ab80),
+    ("defaults-java.toml", 1, 0x2d11c3f6f5ed0f16),
+];
+
+#[test]
+fn library_trace_hashes_are_pinned() {
+    let got: Vec<(&str, u64, u64)> = PINS
+        .iter()
+        .map(|(file, seed, _)| (*file, *seed, trace_hash(file, *seed)))
+        .collect();
+    let report: Vec<String> = got
+        .iter()
+        .map(|(f, s, h)| format!("    (\"{f}\", {s}, 0x{h:016x}),"))
+        .collect();
+    assert_eq!(
+        got,
+        PINS,
+        "trace hashes changed; if the change of behaviour is intended, update PINS (and say \
+         why in its comment):\n{}",
+        report.join("\n")
+    );
+}
+
+/// The same seed gives the same trace twice in one process (no state leaks between runs).
+#[test]
+fn a_seed_replays_to_the_same_trace() {
+    assert_eq!(
+        trace_hash("acks1-leader-crash.toml", 2),
+        trace_hash("acks1-leader-crash.toml", 2)
+    );
+}
