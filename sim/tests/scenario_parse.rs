@@ -1366,3 +1366,52 @@ fn bad_message_profile() {
         "above 0 and at most 1",
     );
 }
+
+/// The consumer's partition-watch properties (add-partitions): a bad value or a kafka-go
+/// Reader field on another client is an error at its line, naming the key.
+#[test]
+fn partition_watch_properties_have_clear_errors() {
+    let prepare_err = |text: &str| {
+        let s = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        match kafsim_sim::runner::prepare(s) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e,
+        }
+    };
+    let bad_age = group_as("java", "\"metadata.max.age.ms\" = \"soon\"\n", "");
+    let e = prepare_err(&bad_age);
+    assert_eq!(
+        e.key, "consumer_groups[0].config.metadata.max.age.ms",
+        "{e}"
+    );
+    assert_eq!(e.line, line_of(&bad_age, "metadata.max.age.ms"), "{e}");
+
+    let not_kafka_go = group_as("java", "\"kafka-go.WatchPartitionChanges\" = true\n", "");
+    let e = prepare_err(&not_kafka_go);
+    assert_eq!(
+        e.key, "consumer_groups[0].config.kafka-go.WatchPartitionChanges",
+        "{e}"
+    );
+    assert_eq!(
+        e.line,
+        line_of(&not_kafka_go, "WatchPartitionChanges"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("kafka-go Reader field"), "{e}");
+
+    let not_bool = group_as(
+        "kafka-go",
+        "\"kafka-go.WatchPartitionChanges\" = \"yes\"\n",
+        "",
+    );
+    let e = prepare_err(&not_bool);
+    assert_eq!(e.line, line_of(&not_bool, "WatchPartitionChanges"), "{e}");
+
+    let fine = group_as(
+        "kafka-go",
+        "\"kafka-go.WatchPartitionChanges\" = true\n",
+        "",
+    );
+    kafsim_sim::runner::prepare(parse(&fine).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
