@@ -336,6 +336,19 @@ impl ReplicaManager {
         let ps = self.producer_states.entry(tp).or_default();
         ps.check_marker(producer_id, producer_epoch)?;
         let batch = RecordBatch::control_marker(producer_id, producer_epoch, marker);
+        self.append_for_coordinator(cx, tp, batch, token)
+    }
+
+    /// A coordinator's acks=all append (offsets, group metadata, transaction state or a
+    /// marker): appended on the leader, answered through [`Self::coordinator_done`] with
+    /// `token` once the ISR has it or `OFFSETS_COMMIT_TIMEOUT` runs out.
+    fn append_for_coordinator(
+        &mut self,
+        cx: &mut Cx,
+        tp: TopicPartition,
+        batch: RecordBatch,
+        token: u64,
+    ) -> Result<(), ErrorCode> {
         match self.append_to_leader(cx, tp, batch, Acks::All) {
             Err(r) => Err(r.error),
             Ok(pending) => {
@@ -890,21 +903,7 @@ impl OffsetsLog for ReplicaManager {
         token: u64,
     ) -> Result<(), ErrorCode> {
         let batch = RecordBatch::new(records.into());
-        match self.append_to_leader(cx, partition, batch, Acks::All) {
-            Err(r) => Err(r.error),
-            Ok(pending) => {
-                self.wake_fetches(cx, partition);
-                let origin = ProduceOrigin::Coordinator { token };
-                self.delay_produce(
-                    cx,
-                    origin,
-                    pending.into_iter().collect(),
-                    Vec::new(),
-                    OFFSETS_COMMIT_TIMEOUT,
-                );
-                Ok(())
-            }
-        }
+        self.append_for_coordinator(cx, partition, batch, token)
     }
 
     fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
