@@ -311,3 +311,127 @@ fn sarama_has_no_poll_deadline_so_a_slow_handler_keeps_its_generation() {
     let generations: BTreeSet<i32> = assigned(&w, 0).iter().map(|(_, g, _)| *g).collect();
     assert_eq!(generations.len(), 1, "{:?}", assigned(&w, 0));
 }
+
+/// One member of `client` over 3 partitions, 20 ms per record, fed 100 records/s for 6 s:
+/// one loop processes 50 records/s, three side by side 150 records/s. Returns the world at
+/// 8 s with the member's node.
+fn slow_handler_run(client: &str) -> (World, kafsim_engine::NodeId) {
+    let mut w = World::new(31, WorldConfig::default());
+    let c = cluster(&mut w, 3, 3, false);
+    add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(6000));
+    let cfg = config(
+        client,
+        &[
+            ("auto.offset.reset", text("earliest")),
+            ("session.timeout.ms", int(10_000)),
+        ],
+    );
+    let h = HandlerSpec {
+        process_time: (MS(20), MS(20)),
+        ..HandlerSpec::default()
+    };
+    let member = add_consumer(&mut w, &c, 0, 0, cfg, h);
+    w.run_until(Instant::from_millis(8000));
+    (w, member)
+}
+
+#[test]
+fn sarama_processes_each_claimed_partition_in_its_own_loop() {
+    // sarama runs ConsumeClaim in a goroutine per claimed partition: three partitions are
+    // processed side by side and keep up with the producer.
+    let (w, _) = slow_handler_run("sarama");
+    assert_eq!(
+        sink_lost(&w, 0),
+        vec![],
+        "sarama's three claims should keep up"
+    );
+    // Processing overlaps: some record of one partition is written while a record of another
+    // partition, taken up earlier, is still in process (at 20 ms each, one loop would write
+    // its records at least 20 ms apart).
+    let writes: Vec<kafsim_engine::Instant> = w
+        .history()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SinkWrite { .. }))
+        .map(|e| e.at)
+        .collect();
+    let close = writes
+        .windows(2)
+        .filter(|p| p[1].saturating_since(p[0]) < MS(20))
+        .count();
+    assert!(
+        close > 100,
+        "only {close} writes closer than one processing time"
+    );
+}
+
+#[test]
+fn java_processes_its_polls_in_one_loop_and_falls_behind() {
+    // The same handler in a Java poll loop processes one record at a time: 50 records/s
+    // against 100 produced, still behind 2 s after the producer stopped.
+    let (w, _) = slow_handler_run("java");
+    assert!(
+        sink_lost(&w, 0).len() > 50,
+        "one Java loop cannot keep up: {} records not yet processed",
+        sink_lost(&w, 0).len()
+    );
+}
+
+/// One member of `client` over 3 partitions whose handler retries a poison record in place
+/// forever; how many partitions are consumed to their end, and how many stop (at this rate
+/// the producer's values 211 and 330 are poison: partitions 1 and 0, none in partition 2).
+fn poison_run(client: &str) -> (usize, usize) {
+    let mut w = World::new(32, WorldConfig::default());
+    let c = cluster(&mut w, 3, 3, false);
+    add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(4000));
+    let cfg = config(
+        client,
+        &[
+            ("auto.offset.reset", text("earliest")),
+            ("max.poll.interval.ms", int(600_000)),
+        ],
+    );
+    let h = HandlerSpec {
+        process_time: (MS(1), MS(2)),
+        poison_rate: 0.006,
+        on_failure: OnFailure::Retry,
+        max_attempts: None,
+        ..HandlerSpec::default()
+    };
+    add_consumer(&mut w, &c, 0, 0, cfg, h);
+    w.run_until(Instant::from_millis(15_000));
+    let acked = acked(&w);
+    let written: BTreeSet<ValueId> = sink_writes(&w, 0).iter().map(|(v, _, _)| *v).collect();
+    let (mut flowing, mut stuck) = (0, 0);
+    for p in 0..3u32 {
+        let all_written = acked
+            .iter()
+            .filter(|(_, (tp, _))| tp.partition == p)
+            .all(|(v, _)| written.contains(v));
+        if all_written {
+            flowing += 1;
+        } else {
+            stuck += 1;
+        }
+    }
+    (flowing, stuck)
+}
+
+#[test]
+fn a_stuck_sarama_claim_does_not_hold_up_the_others() {
+    // A poison record retried in place stops its own claim only: the other partitions'
+    // claims go on (sarama's partition consumers feed each claim's channel separately).
+    let (flowing, stuck) = poison_run("sarama");
+    assert_eq!(
+        (flowing, stuck),
+        (1, 2),
+        "the partition without a poison record must be consumed to its end"
+    );
+}
+
+#[test]
+fn a_stuck_java_poll_loop_holds_up_every_partition_it_owns() {
+    // The same handler in one Java poll loop never returns to poll(): every partition stops.
+    let (flowing, stuck) = poison_run("java");
+    assert_eq!((flowing, stuck), (0, 3));
+}

@@ -43,6 +43,8 @@ pub enum Routing {
     Key,
     /// Round-robin: per-key order is lost.
     RoundRobin,
+    /// One processor per partition: sarama's `ConsumeClaim` goroutine per claimed partition.
+    Partition,
 }
 
 /// The service's database.

@@ -9,7 +9,8 @@
 //!   `commitAsync` commits what the application marked. `mark = "before-process"` is the
 //!   usual mistake of committing a poll's offsets before processing it: every record of the
 //!   poll is marked when `poll()` returns.
-//! - sarama (`ConsumerGroupHandler.ConsumeClaim`: `for msg := range claim.Messages()`):
+//! - sarama (`ConsumerGroupHandler.ConsumeClaim`: `for msg := range claim.Messages()`, one
+//!   goroutine per claimed partition, so claims process side by side; see `Consumer::new`):
 //!   `session.MarkMessage` is called for one message at a time, so `mark = "before-process"`
 //!   marks a record when the loop takes it up, not when the fetch returned it
 //!   (IBM/sarama `consumer_group.go` `MarkMessage` -> `offset_manager.go`

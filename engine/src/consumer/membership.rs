@@ -164,7 +164,7 @@ impl Consumer {
         // are unsubscribed whatever the application's loop is doing); it still finishes the
         // commit ReadMessage is waiting for first (`commitLoopImmediate` drains on ctx.Done).
         let waits_for_app = self.config.client != super::profile::ClientKind::KafkaGo;
-        if waits_for_app && !self.poll_thread_idle() {
+        if waits_for_app && !(self.poll_thread_idle() && self.claims_done()) {
             return;
         }
         if !self
@@ -203,6 +203,7 @@ impl Consumer {
     fn revoke_all(&mut self) {
         self.group.owned.clear();
         self.parts.clear();
+        self.drop_claim_queues();
     }
 
     pub(super) fn send_join(&mut self, cx: &mut Cx, coordinator: NodeId) {
@@ -411,6 +412,7 @@ impl Consumer {
     fn lose_partitions(&mut self) {
         self.group.owned.clear();
         self.parts.clear();
+        self.drop_claim_queues();
     }
 
     fn arm_heartbeat(&mut self, cx: &mut Cx) {

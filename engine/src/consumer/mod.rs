@@ -162,6 +162,8 @@ pub struct Consumer {
     mark_at: consume_loop::MarkAt,
     /// Which members notice a topic's new partitions ([`partition_watch`]).
     watcher: partition_watch::Watcher,
+    /// sarama: the records go to one processor per claimed partition (its ConsumeClaim loops).
+    claims: bool,
     next_corr: u64,
     inflight: BTreeMap<u64, Inflight>,
     meta: fetcher::Metadata,
@@ -205,11 +207,23 @@ impl Consumer {
             "consumer {}: no bootstrap brokers",
             spec.group
         );
-        let procs = Processors::new(
-            spec.handler.workers,
-            spec.handler.routing,
-            config.max_poll_records,
-        );
+        // sarama runs the handler's ConsumeClaim once per claimed partition, each in its own
+        // goroutine (IBM/sarama `consumer_group.go` `newConsumerGroupSession`: `go func() {
+        // sess.consume(topic, partition) }` per claim): a handler without its own pool or
+        // batch gets one processor per claim, fed by its own bounded channel
+        // (`Consumer.ChannelBufferSize`).
+        let claims = config.client == profile::ClientKind::Sarama
+            && !spec.handler.uses_pool()
+            && spec.handler.batch.is_none();
+        let procs = if claims {
+            Processors::for_claims(crate::app::workers::SARAMA_CHANNEL_BUFFER)
+        } else {
+            Processors::new(
+                spec.handler.workers,
+                spec.handler.routing,
+                config.max_poll_records,
+            )
+        };
         let sink = SinkClient::new(spec.handler.sink, spec.database);
         let auto_style = config.auto_commit_style();
         let mark_at = consume_loop::mark_at(
@@ -228,6 +242,7 @@ impl Consumer {
             auto_style,
             mark_at,
             watcher,
+            claims,
             next_corr: 0,
             inflight: BTreeMap::new(),
             meta: fetcher::Metadata::default(),

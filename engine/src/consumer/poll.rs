@@ -42,6 +42,28 @@ pub struct PollLoop {
 }
 
 impl Consumer {
+    /// Whether polled records go to processors other than the poll loop's own: a worker pool,
+    /// or sarama's claims.
+    pub(super) fn uses_pool(&self) -> bool {
+        self.spec.handler.uses_pool() || self.claims
+    }
+
+    /// sarama: every claim has finished the message in hand (a session ends only once every
+    /// ConsumeClaim returned: `consumerGroupSession.release` waits on its wait group before
+    /// the offset manager's last commit).
+    pub(super) fn claims_done(&self) -> bool {
+        !self.claims || self.procs.claims_done()
+    }
+
+    /// sarama: the session is over, so each ConsumeClaim returns after the message in hand
+    /// (`case <-session.Context().Done(): return nil`); what its claim had buffered is dropped
+    /// and fetched again by the partition's next owner.
+    pub(super) fn drop_claim_queues(&mut self) {
+        if self.claims {
+            self.procs.end_claims();
+        }
+    }
+
     /// Whether the application is inside `poll()` (not processing, not blocked on a commit).
     pub(super) fn poll_thread_idle(&self) -> bool {
         self.procs.all[0].is_idle() && self.sync_commit.is_none()
@@ -89,7 +111,7 @@ impl Consumer {
         if !rebalancing {
             self.maybe_auto_commit_at_poll(cx);
         }
-        if self.spec.handler.uses_pool() && self.poll.pool_marks_dirty {
+        if self.uses_pool() && self.poll.pool_marks_dirty {
             self.poll.pool_marks_dirty = false;
             self.commit_marks(cx);
             if !self.poll_thread_idle() {
@@ -126,13 +148,18 @@ impl Consumer {
     fn take_records(&mut self, max: usize) -> Vec<Delivered> {
         let tps: Vec<TopicPartition> = self.parts.keys().copied().collect();
         let mut out = Vec::new();
+        let claims = self.claims;
         for k in 0..tps.len() {
             let tp = tps[(self.poll.cursor + k) % tps.len()];
             let p = self.parts.get_mut(&tp).expect("listed");
+            let mut taken = 0;
             while out.len() < max {
                 let Some(front) = p.buffered.front().copied() else {
                     break;
                 };
+                if claims && self.procs.claim_room(tp) <= taken {
+                    break; // sarama: this claim's channel is full; the others go on
+                }
                 let Some(position) = p.position.filter(|_| p.need == Need::Nothing) else {
                     p.buffered.clear();
                     break;
@@ -143,6 +170,7 @@ impl Consumer {
                 }
                 p.position = Some(front.offset + 1);
                 out.push(front);
+                taken += 1;
             }
             if out.len() >= max {
                 break;
@@ -181,7 +209,7 @@ impl Consumer {
             return self.add_to_batch(cx, records, size);
         }
         for rec in records {
-            if self.spec.handler.uses_pool() {
+            if self.uses_pool() {
                 self.procs.dispatch(rec);
             } else {
                 self.procs.all[0].queue.push_back(rec);
@@ -245,6 +273,9 @@ impl Consumer {
                 None => {
                     if i == 0 && self.sync_commit.is_some() {
                         break; // kafka-go commits before the application processes
+                    }
+                    if i > 0 && self.claims && (self.group.rejoin || !self.group.is_stable()) {
+                        break; // the session ends: a claim takes up no further message
                     }
                     let Some(rec) = proc_.queue.pop_front() else {
                         break;
