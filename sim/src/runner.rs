@@ -34,6 +34,7 @@ use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::compression::{Compression, MessageProfile};
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
+use kafsim_engine::consumer::{OffsetReset, Standalone, Start};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::producer::config::ProducerConfig;
 use kafsim_engine::producer::OnError;
@@ -81,6 +82,10 @@ struct PreparedGroup {
     database_latency: Duration,
     /// The group declared a `sink`: it gets a database node.
     has_database: bool,
+    /// A `[[consumers]]` entry: one standalone consumer (no group membership).
+    standalone: Option<Standalone>,
+    /// The group id its requests carry: the name, or a standalone consumer's `group.id`.
+    kafka_group: String,
 }
 
 fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
@@ -158,7 +163,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
     }
     let mut groups = Vec::new();
     for (i, g) in scenario.consumer_groups.iter().enumerate() {
-        let section = format!("consumer_groups[{i}]");
+        let section = g.section(i);
         let mut config = ConsumerConfig::for_client(g.client.name(), g.client_version.as_deref())
             .map_err(|e| whole(&scenario, format!("{section}.client_version"), e))?;
         let config_section = format!("{section}.config");
@@ -168,6 +173,15 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             .map_err(|e| scenario.config_error(&g.config, &config_section, e))?;
         let topics: Vec<TopicId> = g.topics.iter().map(|t| topic_id(t)).collect();
         let topic_names = g.topics.iter().map(|t| (topic_id(t), t.clone())).collect();
+        let standalone = g
+            .standalone
+            .as_ref()
+            .map(|s| standalone_consumer(s, topics[0], &mut config));
+        let kafka_group = g
+            .standalone
+            .as_ref()
+            .and_then(|s| s.group_id.clone())
+            .unwrap_or_else(|| g.group.clone());
         groups.push(PreparedGroup {
             index: i as u32,
             name: g.group.clone(),
@@ -180,6 +194,8 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             has_database: g.handler.sink.is_some(),
             read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
             config,
+            standalone,
+            kafka_group,
         });
     }
     Ok(Prepared {
@@ -208,6 +224,34 @@ impl Prepared {
             self.producers.iter().map(|p| &p.config),
             self.groups.iter().map(|g| &g.config),
         )
+    }
+}
+
+/// A `[[consumers]]` entry's engine side. Its `start` is the offset reset its (re)starts use
+/// (`committed` falls back to the file's `auto.offset.reset`); without a group.id nothing
+/// auto-commits (Java turns `enable.auto.commit` off without a group.id; sarama's
+/// ConsumePartition and a kafka-go Reader with Partition have no commit at all).
+fn standalone_consumer(
+    s: &crate::scenario::StandaloneSpec,
+    topic: TopicId,
+    config: &mut ConsumerConfig,
+) -> Standalone {
+    match s.start {
+        Start::Oldest => config.auto_offset_reset = OffsetReset::Earliest,
+        Start::Newest => config.auto_offset_reset = OffsetReset::Latest,
+        Start::Committed => {}
+    }
+    if s.group_id.is_none() {
+        config.enable_auto_commit = false;
+    }
+    Standalone {
+        partitions: s
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, *p))
+            .collect(),
+        start: s.start,
+        commits: s.group_id.is_some(),
     }
 }
 
@@ -473,7 +517,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             let spec = ConsumerSpec {
                 group_index: g.index,
                 member_index: m,
-                group: g.name.clone(),
+                group: g.kafka_group.clone(),
                 topics: g.topics.clone(),
                 topic_names: g.topic_names.clone(),
                 handler: g.handler.clone(),
@@ -481,6 +525,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 dlq_topic: g.dlq,
                 database: databases[g.index as usize],
                 fetch_paused_until: resume_at,
+                standalone: g.standalone.clone(),
             };
             let config = g.config.clone();
             members.push(
@@ -789,6 +834,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             topics: g.topics.clone(),
             read_committed: g.read_committed,
             has_sink: true,
+            partitions: g.standalone.as_ref().map(|s| s.partitions.clone()),
         })
         .collect();
     let history = w.take_history();
@@ -907,19 +953,22 @@ fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
         .map(|(g, (_, members))| GroupInfo {
             index: g.index,
             name: g.name.clone(),
-            partitions: g
-                .topics
-                .iter()
-                .flat_map(|&topic| {
-                    let n = h
-                        .cluster
-                        .topics
-                        .iter()
-                        .find(|t| t.0 == topic)
-                        .map_or(0, |t| t.2);
-                    (0..n).map(move |partition| TopicPartition::new(topic, partition))
-                })
-                .collect(),
+            partitions: match &g.standalone {
+                Some(s) => s.partitions.clone(),
+                None => g
+                    .topics
+                    .iter()
+                    .flat_map(|&topic| {
+                        let n = h
+                            .cluster
+                            .topics
+                            .iter()
+                            .find(|t| t.0 == topic)
+                            .map_or(0, |t| t.2);
+                        (0..n).map(move |partition| TopicPartition::new(topic, partition))
+                    })
+                    .collect(),
+            },
             members: members.clone(),
             database: h.databases.get(g.index as usize).copied().flatten(),
         })

@@ -252,7 +252,9 @@ impl Consumer {
                 }
             }
         }
-        let current = ctx.generation == self.group.generation;
+        // A standalone consumer's simple commit (generation -1) refused leaves it as it is:
+        // it has no membership to lose.
+        let current = ctx.generation == self.group.generation && !self.group.standalone;
         match error {
             ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration if current => {
                 self.group.owned.clear();

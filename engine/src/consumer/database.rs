@@ -94,6 +94,12 @@ impl Consumer {
                     Some(Statement::ReadOffsets(tps)) => tps,
                     _ => Vec::new(),
                 };
+                // Nothing stored: the committed offset, or for a standalone consumer its
+                // `start` (one that cannot commit has no committed offset to ask for).
+                let stored_fallback = match &self.spec.standalone {
+                    Some(s) if s.start != super::Start::Committed => Need::Reset,
+                    _ => Need::Committed,
+                };
                 for tp in asked {
                     let Some(p) = self.parts.get_mut(&tp) else {
                         continue; // revoked meanwhile
@@ -107,7 +113,7 @@ impl Consumer {
                         // instead of the committed one (KafkaConsumer javadoc, "Storing
                         // Offsets Outside Kafka").
                         Some(next) => self.seek(cx, tp, next),
-                        None => p.need = Need::Committed,
+                        None => p.need = stored_fallback,
                     }
                 }
             }

@@ -55,6 +55,9 @@ pub struct Membership {
     /// The subscribed topics' partition counts this member's assignment was made with, kept
     /// by the members that watch for new partitions ([`super::partition_watch`]).
     pub partition_snapshot: Option<std::collections::BTreeMap<crate::record::TopicId, u32>>,
+    /// A standalone consumer (`assign`, `ConsumePartition`, a Reader with `Partition`): never
+    /// joins, owns its partitions from the start, commits (if at all) with generation -1.
+    pub standalone: bool,
 }
 
 impl Membership {
@@ -78,6 +81,7 @@ impl Membership {
             cooperative: config.strategies.iter().all(|s| s == "cooperative-sticky"),
             rebalances: 0,
             partition_snapshot: None,
+            standalone: false,
         }
     }
 
@@ -91,10 +95,13 @@ impl Membership {
     }
 
     pub fn is_stable(&self) -> bool {
-        self.state == MemberState::Stable && self.generation >= 0
+        self.standalone || (self.state == MemberState::Stable && self.generation >= 0)
     }
 
     fn needs_join(&self) -> bool {
+        if self.standalone {
+            return false;
+        }
         self.state == MemberState::Unjoined || (self.state == MemberState::Stable && self.rejoin)
     }
 
@@ -112,6 +119,9 @@ impl Consumer {
     pub(super) fn drive_coordinator(&mut self, cx: &mut Cx) {
         if self.group.coordinator.is_some() || self.group.find_not_before > cx.now() {
             return;
+        }
+        if self.spec.standalone.as_ref().is_some_and(|s| !s.commits) {
+            return; // no group.id: nothing to commit or fetch, no coordinator to find
         }
         if self
             .inflight
@@ -399,6 +409,39 @@ impl Consumer {
         self.arm_heartbeat(cx);
     }
 
+    /// A standalone consumer takes its partitions at every (re)start, as the application's
+    /// `assign` / `ConsumePartition` / `Reader{Partition}` call does: positioned from the
+    /// group's database when it stores offsets, else by its `start`.
+    pub(super) fn start_standalone(&mut self, cx: &mut Cx) {
+        let Some(standalone) = self.spec.standalone.clone() else {
+            return;
+        };
+        self.group.standalone = true;
+        self.group.state = MemberState::Stable;
+        self.group.rejoin = false;
+        let need = if self.sink.stores_offsets() {
+            Need::Stored
+        } else if standalone.start == super::Start::Committed {
+            Need::Committed
+        } else {
+            Need::Reset
+        };
+        for tp in &standalone.partitions {
+            let part = PartState {
+                need,
+                ..PartState::default()
+            };
+            self.parts.insert(*tp, part);
+        }
+        self.group.owned = standalone.partitions.clone();
+        cx.record(HistoryEvent::Assigned {
+            group: self.spec.group_index,
+            member: self.spec.member_index,
+            generation: self.group.generation,
+            partitions: self.group.owned.clone(),
+        });
+    }
+
     /// The partition counts of the subscribed topics, as this member knows them now.
     fn subscribed_counts(&self) -> std::collections::BTreeMap<crate::record::TopicId, u32> {
         self.spec
@@ -464,7 +507,7 @@ impl Consumer {
     /// Java's heartbeat thread: no successful heartbeat for a session timeout means the
     /// coordinator is unreachable; find it again.
     pub(super) fn check_session(&mut self, cx: &mut Cx) {
-        if self.group.state != MemberState::Stable {
+        if self.group.state != MemberState::Stable || self.group.standalone {
             return;
         }
         let silent = cx.now().saturating_since(self.group.last_heartbeat_ok);
@@ -486,6 +529,11 @@ impl Consumer {
             self.config.client,
             ClientKind::Java | ClientKind::Librdkafka
         ) {
+            return;
+        }
+        // Only a member of a group has a poll deadline (an assigned consumer's poll timer
+        // has no group to leave).
+        if self.group.standalone {
             return;
         }
         if self.group.state != MemberState::Stable || !self.poll_thread_blocked() {

@@ -90,6 +90,34 @@ pub struct ConsumerSpec {
     /// `pauseConsumers` does) until this instant. The member joins its group, heartbeats and
     /// commits as usual, but sends no fetch before then. `Instant::ZERO`: never paused.
     pub fetch_paused_until: Instant,
+    /// A standalone partition consumer (no group membership): what it reads, from where.
+    pub standalone: Option<Standalone>,
+}
+
+/// A consumer that names its partitions itself instead of joining a group: Java
+/// `KafkaConsumer.assign`, sarama `Consumer.ConsumePartition`, kafka-go `Reader` with
+/// `Partition`, librdkafka `rd_kafka_assign`. It never rebalances; every (re)start takes the
+/// same partitions and positions them by [`Start`] (or from the group's database when it
+/// stores offsets). Only Java and librdkafka with a `group.id` can commit (a simple commit,
+/// generation -1, which the coordinator accepts while no group of that id has members).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standalone {
+    pub partitions: Vec<TopicPartition>,
+    pub start: Start,
+    /// The application can commit offsets (a `group.id` with Java or librdkafka).
+    pub commits: bool,
+}
+
+/// Where a standalone consumer starts reading at each (re)start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The log start (sarama `OffsetOldest`, kafka-go `FirstOffset`, Java `seekToBeginning`).
+    Oldest,
+    /// The log end (sarama `OffsetNewest`, kafka-go `LastOffset`, Java `seekToEnd`).
+    Newest,
+    /// The group's committed offset, else `auto.offset.reset` (Java's position after
+    /// `assign` with a `group.id`).
+    Committed,
 }
 
 /// A request in flight, by correlation id.
@@ -661,6 +689,7 @@ impl Node for Consumer {
             self.local_sink.recover(cx);
         }
         self.meta.wanted = true;
+        self.start_standalone(cx);
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
         cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));

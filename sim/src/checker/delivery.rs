@@ -237,7 +237,7 @@ impl Pass {
         config: &CheckConfig,
         out: &mut Collector,
     ) {
-        let consumes = index.topic(value).is_some_and(|t| group.consumes(t));
+        let consumes = index.ack(value).is_some_and(|a| group.owes(a.partition));
         if !consumes || self.read.contains(&(group.group, value)) {
             return;
         }

@@ -90,7 +90,9 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         for group in config
             .groups
             .iter()
-            .filter(|g| g.consumes(invocation.topic))
+            // A value never acknowledged has no known partition: only consumers of the whole
+            // topic owe it (a standalone consumer of some partitions is not judged on it).
+            .filter(|g| g.consumes(invocation.topic) && g.partitions.is_none())
         {
             if !read.contains(&(group.group, value)) {
                 out.push(

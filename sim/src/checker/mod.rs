@@ -34,7 +34,7 @@ use crate::history::History;
 use crate::names::Names;
 use crate::violation::{Violation, ViolationKind};
 use index::HistoryIndex;
-use kafsim_engine::{Instant, TopicId, ValueId};
+use kafsim_engine::{Instant, TopicId, TopicPartition, ValueId};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -57,11 +57,19 @@ pub struct GroupCheck {
     /// The group runs a service with a sink: every consumed value must reach the sink (or the
     /// dead-letter topic) exactly once.
     pub has_sink: bool,
+    /// A standalone consumer's partitions (`[[consumers]]`); None: every partition of
+    /// `topics`, whatever their number when the value was written.
+    pub partitions: Option<Vec<TopicPartition>>,
 }
 
 impl GroupCheck {
     pub fn consumes(&self, topic: TopicId) -> bool {
         self.topics.contains(&topic)
+    }
+
+    /// Whether a value written to `tp` must reach the group.
+    pub fn owes(&self, tp: TopicPartition) -> bool {
+        self.consumes(tp.topic) && self.partitions.as_ref().is_none_or(|ps| ps.contains(&tp))
     }
 }
 

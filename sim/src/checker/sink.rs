@@ -78,7 +78,7 @@ fn report_losses(
 ) {
     for value in index.acknowledged_values() {
         for group in config.groups.iter().filter(|g| g.has_sink) {
-            let consumes = index.topic(*value).is_some_and(|t| group.consumes(t));
+            let consumes = index.ack(*value).is_some_and(|a| group.owes(a.partition));
             let key = (group.group, *value);
             if consumes && !first.contains_key(&key) && !dead_lettered.contains(&key) {
                 let ack = index.ack(*value).expect("acknowledged value has an ack");

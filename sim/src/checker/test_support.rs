@@ -242,6 +242,7 @@ pub fn group(group: u32, read_committed: bool, has_sink: bool) -> GroupCheck {
         topics: vec![T0],
         read_committed,
         has_sink,
+        partitions: None,
     }
 }
 

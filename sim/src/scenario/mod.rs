@@ -23,6 +23,7 @@ mod handler;
 mod keys;
 mod locate;
 mod raw;
+mod standalone;
 mod target;
 mod validate;
 
@@ -171,6 +172,38 @@ pub struct GroupSpec {
     /// Consumer properties (`[consumer_groups.config]`), file order.
     pub config: Vec<Property>,
     pub handler: HandlerSpec,
+    /// A `[[consumers]]` entry (a standalone consumer, named `consumer-I`, one member) rather
+    /// than a `[[consumer_groups]]` one. Standalone consumers follow the groups in
+    /// `Scenario::consumer_groups`, so fault targets, databases, drain and checkers treat them
+    /// as groups that never rebalance.
+    pub standalone: Option<StandaloneSpec>,
+}
+
+impl GroupSpec {
+    /// Where the entry is in the file, for messages: `consumer_groups[I]` or `consumers[I]`
+    /// (`index` is its position in `Scenario::consumer_groups`).
+    pub fn section(&self, index: usize) -> String {
+        match &self.standalone {
+            Some(s) => format!("consumers[{}]", s.entry),
+            None => format!("consumer_groups[{index}]"),
+        }
+    }
+}
+
+/// Where a standalone consumer starts reading: the engine's type.
+pub use kafsim_engine::consumer::Start;
+
+/// What a `[[consumers]]` entry adds to its [`GroupSpec`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StandaloneSpec {
+    /// Its index among the `[[consumers]]` entries.
+    pub entry: usize,
+    /// The partitions of its one topic it reads.
+    pub partitions: Vec<u32>,
+    pub start: Start,
+    /// `"group.id"` of its `[consumers.config]` (Java and librdkafka): the group whose
+    /// committed offsets it reads and writes. None: it cannot commit.
+    pub group_id: Option<String>,
 }
 
 /// Per-record processing time of the application.

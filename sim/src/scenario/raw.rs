@@ -43,6 +43,8 @@ pub struct RawScenario {
     #[serde(default)]
     pub consumer_groups: Vec<RawGroup>,
     #[serde(default)]
+    pub consumers: Vec<RawConsumer>,
+    #[serde(default)]
     pub faults: RawFaults,
     #[serde(default)]
     pub expect: RawExpect,
@@ -101,6 +103,20 @@ pub struct RawGroup {
     pub client: Option<S<String>>,
     pub client_version: Option<S<String>>,
     pub topics: S<Vec<S<String>>>,
+    #[serde(default)]
+    pub config: RawConfig,
+    #[serde(default)]
+    pub handler: RawHandler,
+}
+
+/// `[[consumers]]`: a standalone partition consumer (DESIGN §8).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsumer {
+    pub client: Option<S<String>>,
+    pub topic: S<String>,
+    pub partitions: Option<S<Vec<S<i64>>>>,
+    pub start: Option<S<String>>,
     #[serde(default)]
     pub config: RawConfig,
     #[serde(default)]

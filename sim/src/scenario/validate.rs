@@ -10,6 +10,7 @@ use super::raw::{
     PropertyValue, RawCluster, RawConfig, RawExpect, RawGroup, RawProducer, RawScenario, RawTopic,
     S,
 };
+use super::standalone;
 use super::{
     bench, faults, handler, locate, ClientKind, ClusterSpec, Drain, Expect, GroupSpec, HandlerSpec,
     MessageProfile, ProducerSpec, Property, Rate, Scenario, TopicSpec, HARDWARE_PROFILES,
@@ -214,7 +215,9 @@ impl Check<'_> {
         let cluster = self.cluster(&raw.cluster)?;
         let topics = self.topics(&raw.topics, cluster.brokers)?;
         let producers = self.producers(&raw.producers, &topics)?;
-        let consumer_groups = self.groups(&raw.consumer_groups, &topics)?;
+        let mut consumer_groups = self.groups(&raw.consumer_groups, &topics)?;
+        let consumers = standalone::consumers(self, &raw.consumers, &topics, &consumer_groups)?;
+        consumer_groups.extend(consumers);
         let expect = self.expect(&raw.expect)?;
         let mut scenario = Scenario {
             file: self.loc.file.to_string(),
@@ -498,7 +501,7 @@ impl Check<'_> {
             let group = self.non_empty(&g.group, &format!("{at}.group"))?;
             let client = self.client(&g.client, &format!("{at}.client"))?;
             let handler = handler::handler(self, &g.handler, &format!("{at}.handler"), topics)?;
-            self.mark_fits_loop(g, &at, client, &handler)?;
+            self.mark_fits_loop(&g.handler.mark, &g.config, &at, client, &handler)?;
             groups.push(GroupSpec {
                 group,
                 members: self.count_or(&g.members, &format!("{at}.members"), 1, MAX_CLIENTS, 1)?,
@@ -507,6 +510,7 @@ impl Check<'_> {
                 topics: self.group_topics(&g.topics, &format!("{at}.topics"), topics)?,
                 config: self.properties(&g.config),
                 handler,
+                standalone: None,
             });
         }
         Ok(groups)
@@ -515,18 +519,19 @@ impl Check<'_> {
     /// A `mark` written in the handler must be one the client's consume loop can honour
     /// (kafka-go's ReadMessage and librdkafka's automatic offset store mark at delivery;
     /// Java's auto-commit commits positions): see `kafsim_engine::consumer::consume_loop`.
-    fn mark_fits_loop(
+    pub fn mark_fits_loop(
         &self,
-        g: &RawGroup,
+        mark: &Option<S<String>>,
+        config: &RawConfig,
         at: &str,
         client: ClientKind,
         handler: &HandlerSpec,
     ) -> R<()> {
-        let Some(mark) = &g.handler.mark else {
+        let Some(mark) = mark else {
             return Ok(());
         };
         let flag = |name: &str| {
-            g.config
+            config
                 .0
                 .iter()
                 .find_map(|(k, v)| match (&v.0, k.get_ref() == name) {
