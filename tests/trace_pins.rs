@@ -31,7 +31,7 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
     ("acks1-leader-crash.toml", 1, 0xd43ef9b8bc158616),
-    ("commit-before-process.toml", 1, 0xad7b7e5d981e62bc),
+    ("commit-before-process.toml", 1, 0xb0b73d80f90cf19e),
     ("defaults-java.toml", 1, 0xdba4e63600cde496),
 ];
 
