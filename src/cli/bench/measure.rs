@@ -12,7 +12,7 @@ use kafsim_reports::{BenchResult, Recorder};
 #[cfg(test)]
 use kafsim_sim::history::History;
 use kafsim_sim::history::HistoryEntry;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 /// Values tracked at once (about 40 bytes each: at most ~400 MB).
@@ -69,7 +69,7 @@ pub struct Measure<'a> {
     groups: u32,
     all_groups: u64,
     end_ns: u64,
-    open: HashMap<u64, Open>,
+    open: FxHashMap<u64, Open>,
     untracked: u64,
     acked: u64,
     consumed: u64,
@@ -90,7 +90,7 @@ impl<'a> Measure<'a> {
                 (1u64 << groups) - 1
             },
             end_ns: nanos(spec.duration),
-            open: HashMap::new(),
+            open: FxHashMap::default(),
             untracked: 0,
             acked: 0,
             consumed: 0,
