@@ -22,6 +22,14 @@
 //! skip forward over a known value stays a `poll-skip`: the committed offset is never beyond
 //! what the member itself read.
 //!
+//! Generation numbers are compared within one *era* of the group: the coordinator numbers
+//! generations afresh when it lost the group's metadata (every replica of its
+//! `__consumer_offsets` partition lost the records, e.g. power losses without fsync), so a
+//! member that was in generation 1 before the loss and is in the new generation 2 after it did
+//! not keep anything, though 2 follows 1. An era ends when some member is assigned a
+//! generation no newer than its own previous one, or than the newest the group reached (a
+//! generation number comes back only after such a loss).
+//!
 //! A `PositionReset` (auto.offset.reset, seek) anchors the partition at its offset: the next
 //! read must start there (a read after `seek(1)` that starts at 3 skipped 1 and 2 if they
 //! are known to hold values; one that starts at 0 went backwards).
@@ -56,7 +64,8 @@ struct Track {
 /// A member's tracking: its last assignment and the partitions it tracks.
 #[derive(Default)]
 struct Member {
-    generation: Option<i32>,
+    /// (era of the group, generation) of its last assignment.
+    generation: Option<(u32, i32)>,
     assigned: Vec<TopicPartition>,
     tracks: HashMap<TopicPartition, Track>,
 }
@@ -73,6 +82,8 @@ struct Read {
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     let mut members: HashMap<(u32, u32), Member> = HashMap::default();
+    // Per group: its era and the newest generation assigned in it.
+    let mut eras: HashMap<u32, (u32, i32)> = HashMap::default();
     for entry in history.entries() {
         match &entry.event {
             HistoryEvent::Assigned {
@@ -82,9 +93,17 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 partitions,
             } => {
                 let m = members.entry((*group, *member)).or_default();
+                let era = eras.entry(*group).or_insert((0, *generation));
+                let own_repeat = m
+                    .generation
+                    .is_some_and(|(e, g)| e == era.0 && *generation <= g);
+                if own_repeat || *generation < era.1 {
+                    *era = (era.0 + 1, *generation); // the coordinator started numbering again
+                }
+                era.1 = era.1.max(*generation);
                 let consecutive = m
                     .generation
-                    .is_some_and(|g| g.checked_add(1) == Some(*generation));
+                    .is_some_and(|(e, g)| e == era.0 && g.checked_add(1) == Some(*generation));
                 let previous = std::mem::take(&mut m.assigned);
                 m.tracks.retain(|tp, _| {
                     consecutive && previous.contains(tp) && partitions.contains(tp)
@@ -92,7 +111,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 for track in m.tracks.values_mut() {
                     track.backwards_ok = true;
                 }
-                m.generation = Some(*generation);
+                m.generation = Some((era.0, *generation));
                 m.assigned = partitions.clone();
             }
             HistoryEvent::PositionReset {
@@ -444,5 +463,28 @@ mod tests {
             run(check, &s, &config(vec![group(0, false, false)])),
             vec![]
         );
+    }
+
+    #[test]
+    fn generations_numbered_afresh_after_the_group_was_lost_do_not_carry_tracks() {
+        // Member 0 is in generation 1 and resets to offset 0; the coordinator loses the group
+        // and numbers afresh: member 1 is in the new generation 1 and reads 0..2; member 0
+        // joins the new generation 2 and resumes at member 1's commit, offset 3.
+        let mut s = five_sent();
+        s.assign_gen(2, 0, 0, 1, &[0]).reset(2, 0, 0, 0, 0);
+        s.assign_gen(2, 0, 1, 1, &[]);
+        s.assign_gen(3, 0, 1, 1, &[0])
+            .poll(4, 0, 1, 0, 0, 1)
+            .poll(5, 0, 1, 0, 1, 2)
+            .poll(6, 0, 1, 0, 2, 3);
+        s.assign_gen(7, 0, 0, 2, &[0]).poll(8, 0, 0, 0, 3, 4);
+        let cfg = config(vec![group(0, false, false)]);
+        assert_eq!(run(check, &s, &cfg), vec![]);
+        // Without the new era (member 1 never repeats a generation), member 0's kept
+        // partition must still start where its reset said: a skip over 0..2.
+        let mut s = five_sent();
+        s.assign_gen(2, 0, 0, 1, &[0]).reset(2, 0, 0, 0, 0);
+        s.assign_gen(7, 0, 0, 2, &[0]).poll(8, 0, 0, 0, 3, 4);
+        assert_eq!(kinds(&run(check, &s, &cfg)), vec![PollSkip]);
     }
 }
