@@ -431,14 +431,21 @@ impl Producer {
                 self.retry_or_complete(cx, batch, answer.error, "retries exhausted");
             }
             error if self.retriable(error) => {
-                // Both answers come after the leader appended the batch: NOT_ENOUGH_REPLICAS_
-                // AFTER_APPEND by name, and REQUEST_TIMED_OUT because Kafka's `DelayedProduce`
-                // (ReplicaManager.appendRecords puts it in purgatory only after the local
-                // append) expires with it when the ISR did not acknowledge in time. The
-                // records may be committed later: a batch that ends with either is unknown.
+                // These answers may come after the leader appended the batch:
+                // NOT_ENOUGH_REPLICAS_AFTER_APPEND by name; REQUEST_TIMED_OUT because Kafka's
+                // `DelayedProduce` (ReplicaManager.appendRecords puts it in purgatory only
+                // after the local append) expires with it when the ISR did not acknowledge in
+                // time; NOT_LEADER_OR_FOLLOWER because a leader that loses the partition
+                // completes its delayed produces with it (`Partition.checkEnoughReplicasReach
+                // Offset` once `leaderLogIfLocal` is gone), although the new leader may hold
+                // the appended records. The client cannot tell these from a refusal before the
+                // append, so the records may be committed: a batch that ends after any of them
+                // is unknown, never definitely failed.
                 if matches!(
                     error,
-                    ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::RequestTimedOut
+                    ErrorCode::NotEnoughReplicasAfterAppend
+                        | ErrorCode::RequestTimedOut
+                        | ErrorCode::NotLeaderOrFollower
                 ) {
                     batch.maybe_written = true;
                 }
