@@ -180,6 +180,10 @@ const KEYS: &[&str] = &[
     "num.partitions",
     "group.initial.rebalance.delay.ms",
     "num.replica.fetchers",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.max.timeout.ms",
+    "transaction.version",
 ];
 
 /// Milliseconds property in `min..=max`.
@@ -240,6 +244,16 @@ impl Configurable for BrokerConfig {
                 self.group_initial_rebalance_delay = millis(v, 0, DAY)?
             }
             "num.replica.fetchers" => self.num_replica_fetchers = v.as_int_in(1, 64)? as u32,
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_partitions = v.as_int_in(1, 1000)? as u32
+            }
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_replication_factor = v.as_int_in(1, 16)? as u32
+            }
+            "transaction.max.timeout.ms" => self.transaction_max_timeout = millis(v, 1, DAY)?,
+            // The finalized `transaction.version` feature (KIP-890 part 2 from 2; Kafka 4.0
+            // finalizes 2 on a new cluster, earlier clusters have 0/1: the old protocol).
+            "transaction.version" => self.transaction_version = v.as_int_in(0, 2)? as u32,
             _ => return Err(format!("unknown broker property \"{key}\"")),
         }
         Ok(())
