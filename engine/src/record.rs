@@ -103,15 +103,19 @@ pub enum InternalPayload {
         leader_epoch: Option<u32>,
     },
     /// `__consumer_offsets`: group metadata after a completed rebalance (generation, members
-    /// and, in the same order, each member's assignment: Kafka's `GroupMetadataValue` keeps
-    /// `MemberMetadata.assignment`, so a coordinator that loads the group after a failover
-    /// can answer a SyncGroup of the stable group with the member's partitions).
+    /// and, in the same order, each member's assignment and timeouts: Kafka's
+    /// `GroupMetadataValue` keeps `MemberMetadata.assignment`, `session_timeout` and
+    /// `rebalance_timeout`, so a coordinator that loads the group after a failover can answer
+    /// a SyncGroup of the stable group with the member's partitions, and gives a member that
+    /// died meanwhile the session its client asked for before it is removed).
     GroupMetadata {
         group: Arc<str>,
         generation: i32,
         protocol: Arc<str>,
         members: Arc<[Arc<str>]>,
         assignments: Arc<[Arc<Vec<TopicPartition>>]>,
+        /// Each member's (session timeout, rebalance timeout), in `members` order.
+        timeouts: Arc<[MemberTimeouts]>,
     },
     /// `__transaction_state`: the coordinator's state of one transactional.id after a
     /// transition (Kafka's `TransactionLog` value: producer id, epochs, state, partitions,
@@ -120,6 +124,14 @@ pub enum InternalPayload {
         transactional_id: Arc<str>,
         metadata: crate::coordinator::txn_metadata::TxnMetadata,
     },
+}
+
+/// A group member's timeouts as its JoinGroup asked for them (`session.timeout.ms`, and the
+/// rebalance timeout: Java's `max.poll.interval.ms`, sarama's `Consumer.Group.Rebalance.Timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberTimeouts {
+    pub session: crate::time::Duration,
+    pub rebalance: crate::time::Duration,
 }
 
 /// Per-record overhead in a v2 record batch (varint lengths, attributes, deltas, headers

@@ -28,7 +28,8 @@ use kafsim_engine::producer::config::ProducerConfig;
 use kafsim_engine::producer::Producer;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Duration, Instant, NodeId, TopicPartition};
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Consumers are caught up only after this long without a poll or a sink write (processing
@@ -197,7 +198,7 @@ pub enum NotCaughtUp {
 pub struct DrainTracker {
     scanned: usize,
     /// Values invoked without an outcome yet: the invoking node and when.
-    open_sends: HashMap<u64, (NodeId, Instant)>,
+    open_sends: FxHashMap<u64, (NodeId, Instant)>,
     /// Transactions begun without an outcome yet: (producer, txn) -> the node and when.
     open_txns: BTreeMap<(u32, u64), (NodeId, Instant)>,
     /// When each node last crashed or lost power: its sends still open then will never get an

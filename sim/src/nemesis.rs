@@ -79,6 +79,13 @@ pub trait Resolver {
     }
     /// A random partition's (topic, partition), for random leader/follower targeting.
     fn partitions(&self) -> Vec<(String, u32)>;
+    /// Whether a node is up (not crashed, powered off or paused). Random faults that stop a
+    /// node pick among the nodes that are up: crashing a node that is already down would
+    /// do nothing in a real test, yet print a second crash and an early restart in the
+    /// story.
+    fn is_up(&self, _id: NodeId) -> bool {
+        true
+    }
 }
 
 /// A fault due at a time: scripted, or a random kind to be drawn when it fires, or an undo.
@@ -263,7 +270,10 @@ impl Nemesis {
     /// Draw the concrete fault of a random kind, and how long until its undo.
     fn random_op(&mut self, kind: FaultKind, r: &dyn Resolver) -> Option<(Op, Duration)> {
         let rng = &mut self.rng;
-        let brokers = r.brokers();
+        let up = |nodes: Vec<NodeId>| -> Vec<NodeId> {
+            nodes.into_iter().filter(|n| r.is_up(*n)).collect()
+        };
+        let brokers = up(r.brokers());
         let pick = |rng: &mut ChaCha8Rng, v: &[NodeId]| v.choose(rng).copied();
         let span = |rng: &mut ChaCha8Rng, lo_ms: u64, hi_ms: u64| {
             Duration::from_millis(rng.gen_range(lo_ms..=hi_ms))
@@ -273,7 +283,7 @@ impl Nemesis {
             let parts = r.partitions();
             if rng.gen_bool(0.5) {
                 if let Some((t, p)) = parts.choose(rng) {
-                    if let Some(leader) = r.leader(t, *p) {
+                    if let Some(leader) = r.leader(t, *p).filter(|l| r.is_up(*l)) {
                         return Some(leader);
                     }
                 }
@@ -307,7 +317,7 @@ impl Nemesis {
             }
             FaultKind::Pause => (Op::Pause(vec![target_broker(rng)?]), span(rng, 500, 20_000)),
             FaultKind::Partition => (
-                random_partition(rng, &brokers, r)?,
+                random_partition(rng, &r.brokers(), r)?,
                 span(rng, 1_000, 15_000),
             ),
             FaultKind::SlowLink => {
@@ -331,11 +341,11 @@ impl Nemesis {
                 )
             }
             FaultKind::ConsumerCrash => (
-                Op::Crash(vec![pick(rng, &r.consumers())?]),
+                Op::Crash(vec![pick(rng, &up(r.consumers()))?]),
                 span(rng, 500, 5_000),
             ),
             FaultKind::ConsumerSlowdown => {
-                let node = pick(rng, &r.consumers())?;
+                let node = pick(rng, &up(r.consumers()))?;
                 (
                     Op::Slowdown {
                         nodes: vec![node],
@@ -345,7 +355,7 @@ impl Nemesis {
                 )
             }
             FaultKind::ProducerCrash => (
-                Op::Crash(vec![pick(rng, &r.producers())?]),
+                Op::Crash(vec![pick(rng, &up(r.producers()))?]),
                 span(rng, 500, 5_000),
             ),
             FaultKind::Restart | FaultKind::Resume | FaultKind::Heal | FaultKind::AddPartitions => {
@@ -603,5 +613,89 @@ pub fn describe(op: &Op, name: &dyn Fn(NodeId) -> String) -> String {
         Op::SlowDisk { nodes, factor } => format!("slow-disk {} x{factor:.1}", ids(nodes)),
         Op::Slowdown { nodes, factor } => format!("slowdown {} x{factor:.1}", ids(nodes)),
         Op::AddPartitions { topic, count } => format!("add-partitions {topic} +{count}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Three brokers and one consumer; `down` lists the nodes that are not up.
+    struct Cluster {
+        down: Vec<NodeId>,
+    }
+
+    impl Resolver for Cluster {
+        fn brokers(&self) -> Vec<NodeId> {
+            vec![NodeId(0), NodeId(1), NodeId(2)]
+        }
+        fn broker(&self, index: u32) -> Option<NodeId> {
+            self.brokers().get(index as usize).copied()
+        }
+        fn leader(&self, _topic: &str, _partition: u32) -> Option<NodeId> {
+            Some(NodeId(0))
+        }
+        fn followers(&self, _topic: &str, _partition: u32) -> Vec<NodeId> {
+            vec![NodeId(1), NodeId(2)]
+        }
+        fn controller(&self) -> Option<NodeId> {
+            Some(NodeId(0))
+        }
+        fn consumer(&self, _group: &str, member: u32) -> Option<NodeId> {
+            (member == 0).then_some(NodeId(3))
+        }
+        fn consumers(&self) -> Vec<NodeId> {
+            vec![NodeId(3)]
+        }
+        fn producer(&self, _index: u32) -> Option<NodeId> {
+            None
+        }
+        fn producers(&self) -> Vec<NodeId> {
+            Vec::new()
+        }
+        fn partitions(&self) -> Vec<(String, u32)> {
+            vec![("orders".into(), 0)]
+        }
+        fn is_up(&self, id: NodeId) -> bool {
+            !self.down.contains(&id)
+        }
+    }
+
+    fn stopped(kinds: Vec<FaultKind>, cluster: &Cluster) -> Vec<NodeId> {
+        let spec = FaultSpec {
+            random: true,
+            kinds,
+            mean_interval: Duration::from_millis(200),
+            schedule: Vec::new(),
+        };
+        let duration = Duration::from_secs(60);
+        let mut nemesis = Nemesis::plan(&spec, duration, ChaCha8Rng::seed_from_u64(7));
+        let ops = nemesis.fire(Instant::ZERO + duration, cluster);
+        ops.iter()
+            .filter(|op| matches!(op, Op::Crash(_) | Op::PowerLoss { .. } | Op::Pause(_)))
+            .flat_map(op_nodes)
+            .collect()
+    }
+
+    #[test]
+    fn random_faults_stop_only_nodes_that_are_up() {
+        // One kind at a time, so the swarm draw always enables it.
+        for (kind, victim) in [
+            (FaultKind::Crash, NodeId(0)),
+            (FaultKind::PowerLoss, NodeId(0)),
+            (FaultKind::Pause, NodeId(0)),
+            (FaultKind::ConsumerCrash, NodeId(3)),
+        ] {
+            // With everything up, the leader (or the only consumer) is hit.
+            let hit = stopped(vec![kind], &Cluster { down: Vec::new() });
+            assert!(hit.contains(&victim), "{kind}: {hit:?}");
+            // Once it is down, no fault stops it again.
+            let hit = stopped(vec![kind], &Cluster { down: vec![victim] });
+            assert!(!hit.contains(&victim), "{kind}: {hit:?}");
+            if kind != FaultKind::ConsumerCrash {
+                assert!(hit.len() > 50, "{kind}: the draw fired {} times", hit.len());
+            }
+        }
     }
 }

@@ -390,6 +390,9 @@ impl Resolver for View<'_> {
         let i = self.h.groups.iter().position(|(g, _)| g == group)?;
         self.h.databases.get(i).copied().flatten()
     }
+    fn is_up(&self, id: NodeId) -> bool {
+        self.w.is_up(id)
+    }
     fn partitions(&self) -> Vec<(String, u32)> {
         self.h
             .cluster

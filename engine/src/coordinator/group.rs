@@ -16,6 +16,7 @@
 //! Timers are lazy: a session timer fires at the deadline it was set for and re-arms itself if a
 //! heartbeat moved the deadline since, so a heartbeat costs no timer operation.
 
+use super::load::LoadedGroup;
 use super::COORDINATOR_TIMER_BASE;
 use crate::node::{Cx, NodeId, Timer};
 use crate::protocol::{
@@ -23,6 +24,7 @@ use crate::protocol::{
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, Message, Subscription,
     SyncGroupRequest, SyncGroupResponse,
 };
+use crate::record::MemberTimeouts;
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,10 +37,6 @@ pub const TIMER_SESSION: u16 = COORDINATOR_TIMER_BASE + 1;
 /// Most members one group admits (Kafka's `group.max.size` default is unbounded; a bound keeps
 /// a runaway client from growing the coordinator without limit).
 pub const GROUP_MAX_MEMBERS: usize = 1024;
-
-/// Session timeout assumed for members restored from a GroupMetadata record, whose record does
-/// not carry it: the smallest client default (sarama's 10 s), so a dead member is noticed.
-pub const RESTORED_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
@@ -78,8 +76,8 @@ struct PendingMember {
 pub struct PersistGroup {
     pub generation: i32,
     pub protocol: String,
-    /// Every member with the assignment the leader gave it.
-    pub members: Vec<(String, Assignment)>,
+    /// Every member with the assignment the leader gave it and its timeouts.
+    pub members: Vec<(String, Assignment, MemberTimeouts)>,
 }
 
 #[derive(Debug)]
@@ -127,37 +125,46 @@ impl Group {
     /// restores members as Stable so they keep heartbeating without a rebalance, each with
     /// the assignment the record holds (`GroupMetadataManager.readGroupMessageValue`): a
     /// member whose SyncGroup reaches the new coordinator gets its partitions, not nothing.
-    pub fn restore(
-        &mut self,
-        cx: &mut Cx,
-        generation: i32,
-        protocol: &str,
-        members: &[Arc<str>],
-        assignments: &[Assignment],
-    ) {
-        self.generation = generation;
-        self.protocol = Some(protocol.to_string());
+    /// Each member keeps the session and rebalance timeouts its JoinGroup asked for (the
+    /// record carries them) and its session starts over at the load
+    /// (`GroupCoordinator.onGroupLoaded` → `completeAndScheduleNextHeartbeatExpiration`): a
+    /// member that died during the failover is removed one full session after the load.
+    pub fn restore(&mut self, cx: &mut Cx, meta: &LoadedGroup) {
+        assert_eq!(
+            meta.members.len(),
+            meta.assignments.len(),
+            "one assignment per member"
+        );
+        assert_eq!(
+            meta.members.len(),
+            meta.timeouts.len(),
+            "one timeout pair per member"
+        );
+        self.generation = meta.generation;
+        self.protocol = Some(meta.protocol.to_string());
         self.members.clear();
-        for (i, id) in members.iter().enumerate() {
+        for ((id, assignment), timeouts) in meta
+            .members
+            .iter()
+            .zip(meta.assignments.iter())
+            .zip(meta.timeouts.iter())
+        {
             let seq = self.take_seq();
             let member = Member {
                 client: NodeId(u32::MAX),
                 seq,
-                session_timeout: RESTORED_SESSION_TIMEOUT,
-                rebalance_timeout: RESTORED_SESSION_TIMEOUT,
+                session_timeout: timeouts.session,
+                rebalance_timeout: timeouts.rebalance,
                 protocols: Vec::new(),
-                session_deadline: cx.now() + RESTORED_SESSION_TIMEOUT,
+                session_deadline: cx.now() + timeouts.session,
                 awaiting_join: None,
                 awaiting_sync: None,
-                assignment: assignments
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Vec::new())),
+                assignment: assignment.clone(),
             };
             self.members.insert(id.to_string(), member);
-            self.arm_session_timer(cx, id, cx.now() + RESTORED_SESSION_TIMEOUT, seq);
+            self.arm_session_timer(cx, id, cx.now() + timeouts.session, seq);
         }
-        self.leader = members.first().map(|m| m.to_string());
+        self.leader = meta.members.first().map(|m| m.to_string());
         self.state = if self.members.is_empty() {
             GroupState::Empty
         } else {
@@ -519,7 +526,13 @@ impl Group {
             members: self
                 .members
                 .iter()
-                .map(|(id, m)| (id.clone(), m.assignment.clone()))
+                .map(|(id, m)| {
+                    let timeouts = MemberTimeouts {
+                        session: m.session_timeout,
+                        rebalance: m.rebalance_timeout,
+                    };
+                    (id.clone(), m.assignment.clone(), timeouts)
+                })
                 .collect(),
         })
     }

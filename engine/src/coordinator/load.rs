@@ -3,7 +3,7 @@
 //! `GroupMetadataManager.loadGroupsAndOffsets` does. Whatever the log lost in a failover is
 //! lost to the group too: that is the point of keeping offsets in a replicated partition.
 
-use crate::record::{InternalPayload, RecordBatch, TopicPartition};
+use crate::record::{InternalPayload, MemberTimeouts, RecordBatch, TopicPartition};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ pub struct LoadedGroup {
     pub members: Arc<[Arc<str>]>,
     /// Each member's assignment, in `members` order.
     pub assignments: Arc<[Arc<Vec<TopicPartition>>]>,
+    /// Each member's session and rebalance timeouts, in `members` order.
+    pub timeouts: Arc<[MemberTimeouts]>,
 }
 
 /// What one offsets partition held.
@@ -45,12 +47,14 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                     protocol,
                     members,
                     assignments,
+                    timeouts,
                 }) => {
                     let loaded = LoadedGroup {
                         generation: *generation,
                         protocol: protocol.clone(),
                         members: members.clone(),
                         assignments: assignments.clone(),
+                        timeouts: timeouts.clone(),
                     };
                     groups.insert(group.clone(), loaded);
                 }
@@ -69,7 +73,7 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
 mod tests {
     use super::*;
     use crate::record::{Record, TopicId, ValueId};
-    use crate::time::Instant;
+    use crate::time::{Duration, Instant};
 
     fn rec(payload: InternalPayload) -> Record {
         Record {
@@ -97,12 +101,20 @@ mod tests {
             protocol: Arc::from("range"),
             members: Arc::from(vec![Arc::from("m1")]),
             assignments: Arc::from(vec![Arc::new(vec![tp])]),
+            timeouts: Arc::from(vec![MemberTimeouts {
+                session: Duration::from_secs(45),
+                rebalance: Duration::from_secs(300),
+            }]),
         };
         let b1 = RecordBatch::new(vec![rec(commit(10)), rec(meta(1))].into());
         let b2 = RecordBatch::new(vec![rec(commit(25)), rec(meta(2))].into());
         let loaded = replay(&[b1, b2]);
         assert_eq!(loaded.offsets, vec![(g.clone(), tp, 25, None)]);
         assert_eq!(loaded.groups[&g].generation, 2);
+        assert_eq!(
+            loaded.groups[&g].timeouts[0].session,
+            Duration::from_secs(45)
+        );
     }
 
     #[test]

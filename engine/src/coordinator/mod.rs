@@ -27,7 +27,9 @@ use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
     Message, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
 };
-use crate::record::{InternalPayload, Record, RecordBatch, TopicPartition, ValueId};
+use crate::record::{
+    InternalPayload, MemberTimeouts, Record, RecordBatch, TopicPartition, ValueId,
+};
 use group::{coordinator_error, Group, PersistGroup, TIMER_JOIN_DEADLINE, TIMER_SESSION};
 use offsets::{OffsetCache, PendingCommit};
 use std::collections::BTreeMap;
@@ -275,16 +277,18 @@ impl GroupCoordinator {
         let members: Vec<Arc<str>> = persist
             .members
             .iter()
-            .map(|(m, _)| Arc::from(m.as_str()))
+            .map(|(m, _, _)| Arc::from(m.as_str()))
             .collect();
         let assignments: Vec<crate::protocol::Assignment> =
-            persist.members.iter().map(|(_, a)| a.clone()).collect();
+            persist.members.iter().map(|(_, a, _)| a.clone()).collect();
+        let timeouts: Vec<MemberTimeouts> = persist.members.iter().map(|(_, _, t)| *t).collect();
         let payload = InternalPayload::GroupMetadata {
             group: name.clone(),
             generation: persist.generation,
             protocol: Arc::from(persist.protocol.as_str()),
             members: members.into(),
             assignments: assignments.into(),
+            timeouts: timeouts.into(),
         };
         let token = self.take_token();
         let records = vec![internal_record(cx, payload)];
@@ -466,13 +470,7 @@ impl GroupCoordinator {
         }
         for (name, meta) in loaded.groups {
             if let Some(g) = self.group_mut(&name) {
-                g.restore(
-                    cx,
-                    meta.generation,
-                    &meta.protocol,
-                    &meta.members,
-                    &meta.assignments,
-                );
+                g.restore(cx, &meta);
             }
         }
         self.owned.insert(partition.partition, epoch);

@@ -15,7 +15,7 @@ use crate::history::History;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, Key, TopicId, TopicPartition, ValueId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The application handing a value to its producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,44 +346,6 @@ impl HistoryIndex {
     }
 }
 
-/// A fast, deterministic hasher for the checkers' lookup tables (FxHash's multiply-rotate,
-/// written out to avoid a dependency). Histories hold millions of entries and the keys are
-/// small integers, which SipHash's DoS resistance does nothing for. Lookup only: no output
-/// ever depends on a table's iteration order.
-#[derive(Clone, Copy, Default)]
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
 /// Whether a `SendFail` with `error` proves the value is in no log: the broker refuses
 /// these before appending (or the client never sent the record), so a read of the value
 /// is an aborted read (Jepsen's g1a for a known-failed write). Anything else, above all a
@@ -423,7 +385,9 @@ pub fn definitely_not_appended(error: ErrorCode) -> bool {
     )
 }
 
-/// `HashMap` with [`FastHasher`].
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
-/// `HashSet` with [`FastHasher`].
-pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
+/// The checkers' lookup tables: rustc-hash's Fx hasher, fast on the small integer keys
+/// of a history (SipHash's DoS resistance buys nothing here) and deterministic (no random
+/// seed). Lookup only: no output ever depends on a table's iteration order.
+pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
+/// A set with the same hasher as [`FastMap`].
+pub type FastSet<K> = rustc_hash::FxHashSet<K>;

@@ -109,29 +109,10 @@ pub fn did_you_mean(key: &str, known: &[&str]) -> Option<String> {
 }
 
 /// Edit distance counting an insertion, deletion, substitution or swap of two neighbours as
-/// one edit (optimal string alignment), case-insensitive: "drian" is one edit from "drain".
+/// one edit (optimal string alignment, strsim's `osa_distance`), case-insensitive: "drian" is
+/// one edit from "drain".
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let width = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * width];
-    for i in 0..=a.len() {
-        for j in 0..=b.len() {
-            d[i * width + j] = if i == 0 || j == 0 {
-                i + j
-            } else {
-                let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut best = (d[(i - 1) * width + j] + 1)
-                    .min(d[i * width + j - 1] + 1)
-                    .min(d[(i - 1) * width + j - 1] + cost);
-                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                    best = best.min(d[(i - 2) * width + j - 2] + 1);
-                }
-                best
-            };
-        }
-    }
-    d[a.len() * width + b.len()]
+    strsim::osa_distance(&a.to_lowercase(), &b.to_lowercase())
 }
 
 /// A hint naming the closest of `known`, or listing them all when none is close.

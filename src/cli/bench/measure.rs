@@ -10,7 +10,7 @@
 use kafsim_engine::history::HistoryEvent;
 use kafsim_reports::{BenchResult, Recorder};
 use kafsim_sim::history::History;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 /// Values tracked at once (about 40 bytes each: at most ~400 MB).
@@ -60,7 +60,7 @@ pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> M
         (1u64 << groups) - 1
     };
     let end_ns = nanos(spec.duration);
-    let mut open: HashMap<u64, Open> = HashMap::new();
+    let mut open: FxHashMap<u64, Open> = FxHashMap::default();
     let mut untracked = 0u64;
     let mut acked = 0u64;
     let mut consumed = 0u64;
