@@ -106,10 +106,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
                 .expect("validated topic") as u32,
         )
     };
-    let mut broker = BrokerConfig {
-        version: scenario.cluster.version,
-        ..BrokerConfig::default()
-    };
+    let mut broker = BrokerConfig::for_version(scenario.cluster.version);
     scenario.apply_config(&scenario.cluster.config, "cluster.config", &mut broker)?;
     for (i, t) in scenario.topics.iter().enumerate() {
         if let Some(p) = t.config.first() {

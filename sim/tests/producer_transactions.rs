@@ -252,4 +252,14 @@ fn transaction_properties_are_checked_at_their_line() {
     let e = prepare_err(&text);
     assert_eq!(e.key, "cluster.config.transaction.version", "{e}");
     assert_eq!(e.line, line_of(&text, "transaction.version"), "{e}");
+    let text = scenario_text("read_committed", 0.0, "", "java").replace(
+        "\"min.insync.replicas\" = 2",
+        "\"min.insync.replicas\" = 2\n\"transaction.partition.verification.enable\" = \"yes\"",
+    );
+    let e = prepare_err(&text);
+    assert_eq!(
+        e.key, "cluster.config.transaction.partition.verification.enable",
+        "{e}"
+    );
+    assert_eq!(e.line, line_of(&text, "verification.enable"), "{e}");
 }
