@@ -286,7 +286,7 @@ impl ReplicaManager {
                         leader: false,
                     });
                 }
-                p.high_watermark = r.high_watermark.min(p.log.log_end_offset());
+                p.follow_high_watermark(r.high_watermark);
                 true
             }
             (ErrorCode::OffsetOutOfRange, Some(d)) => {

@@ -51,6 +51,11 @@ pub enum Role {
 #[derive(Clone, Debug)]
 pub struct Partition {
     pub log: Log,
+    /// Read freely; written only through [`Partition::set_high_watermark`] (which asserts
+    /// HW ≤ log end) by the three places Kafka moves it: the leader's
+    /// `maybe_increment_hw`, a follower taking the leader's HW from a fetch response
+    /// (`Partition.updateFollowerFetchState` on the follower side:
+    /// `ReplicaFetcherThread.processPartitionData`), and a truncation.
     pub high_watermark: u64,
     /// The controller's latest state as applied here (`None` until the first LeaderAndIsr).
     pub state: Option<PartitionState>,
@@ -66,6 +71,26 @@ impl Partition {
             state: None,
             role: Role::Idle,
         }
+    }
+
+    /// The one writer of the HW. A HW above the log end would let consumers read offsets this
+    /// replica does not hold.
+    pub fn set_high_watermark(&mut self, high_watermark: u64) {
+        let leo = self.log.log_end_offset();
+        assert!(
+            high_watermark <= leo,
+            "{}: high watermark {high_watermark} above the log end {leo}",
+            self.tp()
+        );
+        self.high_watermark = high_watermark;
+    }
+
+    /// A follower's HW after a fetch response: the leader's, but never above what this
+    /// replica holds (`ReplicaFetcherThread.processPartitionData`:
+    /// `min(leaderHW, log.logEndOffset)`). It may go down after a truncation.
+    pub fn follow_high_watermark(&mut self, leader_high_watermark: u64) {
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        self.set_high_watermark(hw);
     }
 
     pub fn tp(&self) -> TopicPartition {
@@ -134,8 +159,24 @@ impl Partition {
         isr < config.effective_min_isr(self.replication_factor())
     }
 
+    /// Leader epochs only grow: the broker applies a partition state only if its epoch is not
+    /// older than the one it has (`ReplicaManager.becomeLeaderOrFollower` drops a stale
+    /// LeaderAndIsr; KRaft deltas come in metadata-log order).
+    fn assert_epoch_does_not_go_back(&self, state: &PartitionState) {
+        if let Some(current) = &self.state {
+            assert!(
+                state.leader_epoch >= current.leader_epoch,
+                "{}: leader epoch would go back from {} to {}",
+                self.tp(),
+                current.leader_epoch,
+                state.leader_epoch
+            );
+        }
+    }
+
     /// Become leader of `state.leader_epoch` (Kafka's `makeLeader`).
     pub fn make_leader(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
+        self.assert_epoch_does_not_go_back(&state);
         let now = cx.now();
         let followers = state
             .replicas
@@ -168,6 +209,7 @@ impl Partition {
     /// Become a follower of `state.leader` (or idle if the partition has no leader). In the
     /// legacy protocol the log is cut to the HW at once (pre-KIP-101 `makeFollower`).
     pub fn make_follower(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
+        self.assert_epoch_does_not_go_back(&state);
         self.role = match state.leader {
             None => Role::Idle,
             Some(leader) => {
@@ -199,7 +241,8 @@ impl Partition {
                 reason,
             });
         }
-        self.high_watermark = self.high_watermark.min(self.log.log_end_offset());
+        let hw = self.high_watermark.min(self.log.log_end_offset());
+        self.set_high_watermark(hw);
     }
 
     /// Kafka's `maybeIncrementLeaderHW`: the HW is the lowest log end of the followers in the
@@ -239,7 +282,20 @@ impl Partition {
         if new_hw <= self.high_watermark && !regress {
             return false;
         }
-        self.high_watermark = new_hw;
+        // Within a leader epoch the HW only grows (Kafka's `maybeIncrementLeaderHW` moves it
+        // only forward); the `AllowHwRegression` break rule is the one deliberate exception.
+        assert!(
+            new_hw >= self.high_watermark || regress,
+            "{}: leader HW would go back from {} to {new_hw}",
+            self.tp(),
+            self.high_watermark
+        );
+        assert!(
+            new_hw >= self.log.log_start_offset(),
+            "{}: HW below the log start",
+            self.tp()
+        );
+        self.set_high_watermark(new_hw);
         cx.record(HistoryEvent::HighWatermark {
             broker: cx.me(),
             partition: self.tp(),
