@@ -4,6 +4,8 @@
 //! 12-partition topic with replication factor 3, 4 producers, one consumer group of 4.
 //!
 //! `cargo bench --bench simulator`: the throughput line is records (elements) per second.
+//! `standard-streaming` runs it as `kafsim bench` does without `--check` (the history
+//! streamed away, no checkers). `benches/PERFORMANCE.md` has the figures and commands.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafsim_sim::runner::{prepare, run_seed, RunOptions};
@@ -32,6 +34,20 @@ fn standard(c: &mut Criterion) {
     group.throughput(Throughput::Elements(records));
     group.bench_function("standard-3b-rf3-12p-4prod-4cons", |b| {
         b.iter(|| run_seed(&prepared, 1, &opts).result.stats.records_produced)
+    });
+    // The same run as `kafsim bench` does it without `--check`: the history streamed away,
+    // no checkers or invariants (what the simulation itself costs).
+    let streaming = RunOptions {
+        stream: true,
+        ..RunOptions::default()
+    };
+    group.bench_function("standard-streaming", |b| {
+        b.iter(|| {
+            run_seed(&prepared, 1, &streaming)
+                .result
+                .stats
+                .records_produced
+        })
     });
     group.finish();
 }

@@ -230,7 +230,19 @@ fn violations_are_summarised_once_with_their_meaning() {
         );
     let workload = write(&dir, "n.toml", &text);
     let json_path = dir.join("r.json");
+    // Without --check a bench streams its history and runs no checker: no notes.
     let out = kafsim(&["bench", &workload, "--json", json_path.to_str().unwrap()]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("violations during the bench"), "{stderr}");
+    assert_eq!(json(&json_path)["violations"].as_array().unwrap().len(), 0);
+    let out = kafsim(&[
+        "bench",
+        &workload,
+        "--check",
+        "--json",
+        json_path.to_str().unwrap(),
+    ]);
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines = stderr

@@ -364,3 +364,32 @@ fn failed_sends_and_refused_sink_writes_are_in_the_summary_and_the_json() {
     assert_eq!(stats["records_refused"].as_u64(), Some(refused), "{shown}");
     assert!(refused > 0, "redeliveries were refused: {shown}");
 }
+
+/// One seed's summary prints the process's peak memory and that peak divided by the seed's
+/// records, the same records the summary counts; a campaign of several seeds only the peak
+/// (several seeds' state shares it).
+#[test]
+fn the_summary_prints_peak_memory_and_bytes_per_record_of_one_seed() {
+    let dir = scratch("memory");
+    let json = dir.join("out.json");
+    let (shown, stats) = run_counted(&fixture("tiny.toml"), "1", &json);
+    if !std::path::Path::new("/proc/self/status").exists() {
+        assert!(!shown.contains("peak memory"), "{shown}");
+        return;
+    }
+    let mib = number_after(&shown, "peak memory ");
+    let per_record = number_after(&shown, " MiB, ");
+    let records = stats["records_produced"].as_u64().unwrap();
+    assert_eq!(number_after(&shown, "records produced "), records);
+    assert!(records > 0 && mib > 0, "{shown}");
+    // The printed MiB is the same peak rounded: bytes per record × records lies within it.
+    let peak = per_record * records;
+    assert!(
+        peak.abs_diff(mib << 20) <= (1 << 20) + records,
+        "{per_record} B × {records} records vs {mib} MiB: {shown}"
+    );
+    assert!(shown.contains("bytes per simulated record"), "{shown}");
+    let (shown, _) = run_counted(&fixture("tiny.toml"), "2", &json);
+    assert!(shown.contains("peak memory "), "{shown}");
+    assert!(!shown.contains("bytes per simulated record"), "{shown}");
+}

@@ -59,7 +59,8 @@ pub struct BenchResult {
     #[serde(default)]
     pub consumer_groups: Option<u32>,
     /// What the checkers found during the bench, one line per kind (and group), with what
-    /// it means; empty when nothing was found.
+    /// it means; empty when nothing was found. Without `kafsim bench --check` only a
+    /// `stall` or a `panic` can appear: the history checkers and invariants do not run.
     #[serde(default)]
     pub violations: Vec<ViolationNote>,
 }

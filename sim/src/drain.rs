@@ -229,6 +229,12 @@ pub struct DrainTracker {
 }
 
 impl DrainTracker {
+    /// The history was cleared after the last [`DrainTracker::scan`] (a streaming run):
+    /// the next scan starts at its first entry.
+    pub fn history_cleared(&mut self) {
+        self.scanned = 0;
+    }
+
     /// Take in the history entries recorded since the last call.
     pub fn scan(&mut self, history: &History) {
         for e in &history.entries()[self.scanned..] {

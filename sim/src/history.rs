@@ -34,6 +34,11 @@ impl History {
         &self.entries
     }
 
+    /// Forget every entry (keeping the allocation): streaming runs.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -46,6 +46,9 @@ use std::collections::BTreeMap;
 const DIVERGENCE_EVERY: Duration = Duration::from_secs(1);
 /// How often the drain phase checks whether consumers have caught up.
 const DRAIN_POLL: Duration = Duration::from_millis(250);
+/// A streaming run hands the history to its consumer and forgets it every this much
+/// simulated time, so what it holds is bounded by the record rate, not the record count.
+const STREAM_SLICE: Duration = Duration::from_millis(10);
 
 /// A scenario with its engine configurations built and validated.
 #[derive(Clone, Debug)]
@@ -259,8 +262,76 @@ pub struct RunOptions {
     pub trace: TraceLevel,
     /// Overrides the default world (the bench cost model, hardware profiles).
     pub world: Option<WorldConfig>,
-    /// Keep the history in the output (replay, bench).
+    /// Keep the history in the output (replay, bench --check).
     pub keep_history: bool,
+    /// Stream the history instead of keeping it (`kafsim bench` without `--check`): it is
+    /// handed to [`run_seed_streaming`]'s consumer in slices and dropped, and the run does
+    /// no checking beyond its liveness (`stall`) and engine panics: no history checkers, no
+    /// per-event invariants, no replica divergence checks. Overrides `keep_history`.
+    pub stream: bool,
+}
+
+/// Record counts of a run, from its history (online in a streaming run).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    produced: u64,
+    acked: u64,
+    /// Acknowledged by the end of the safety phase (the produce rate stall and lag details
+    /// quote).
+    acked_in_load: u64,
+    consumed: u64,
+    refused: u64,
+}
+
+impl Counts {
+    fn note(&mut self, entries: &[crate::history::HistoryEntry], safety_end: Instant) {
+        for e in entries {
+            match e.event {
+                HistoryEvent::SendInvoke { .. } => self.produced += 1,
+                HistoryEvent::SendOk { .. } => {
+                    self.acked += 1;
+                    if e.at <= safety_end {
+                        self.acked_in_load += 1;
+                    }
+                }
+                HistoryEvent::Poll { .. } => self.consumed += 1,
+                HistoryEvent::SinkRefused { .. } => self.refused += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What a streaming run does with its history as it goes.
+struct Stream<'a> {
+    consume: &'a mut dyn FnMut(&[crate::history::HistoryEntry]),
+    counts: Counts,
+    safety_end: Instant,
+}
+
+/// Runs the world to `until`; a streaming run goes in slices of [`STREAM_SLICE`], handing
+/// each slice's history to the drain tracker, the counts and the consumer, then dropping it.
+fn advance(
+    w: &mut World,
+    until: Instant,
+    tracker: &mut DrainTracker,
+    stream: &mut Option<Stream<'_>>,
+) -> RunOutcome {
+    let Some(stream) = stream else {
+        return w.run_until(until);
+    };
+    loop {
+        let to = (w.now() + STREAM_SLICE).min(until);
+        let outcome = w.run_until(to);
+        tracker.scan(w.history());
+        stream.counts.note(w.history().entries(), stream.safety_end);
+        (stream.consume)(w.history().entries());
+        w.clear_history();
+        tracker.history_cleared();
+        if outcome != RunOutcome::Reached || to >= until {
+            return outcome;
+        }
+    }
 }
 
 /// Everything one seed produced.
@@ -440,14 +511,16 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             .collect(),
     };
     let cluster = build_cluster(&mut w, &spec);
-    invariants::register(
-        &mut w,
-        &cluster,
-        &p.broker,
-        InvariantScope {
-            correlated_power_loss: correlated_power_loss(s),
-        },
-    );
+    if !opts.stream {
+        invariants::register(
+            &mut w,
+            &cluster,
+            &p.broker,
+            InvariantScope {
+                correlated_power_loss: correlated_power_loss(s),
+            },
+        );
+    }
     let stop_at = Instant::ZERO + s.duration;
     // A bench's backlog phase (`[bench] backlog`): consumers paused while producers fill,
     // producers stopping when the consumers resume if the workload says so.
@@ -680,6 +753,17 @@ impl Prepared {
 
 /// Run one seed of a prepared scenario.
 pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
+    run_seed_streaming(p, seed, opts, &mut |_| {})
+}
+
+/// Run one seed; with [`RunOptions::stream`], `consume` gets every history entry once, in
+/// order, in slices as the run goes (and the output has no history).
+pub fn run_seed_streaming(
+    p: &Prepared,
+    seed: u64,
+    opts: &RunOptions,
+    consume: &mut dyn FnMut(&[crate::history::HistoryEntry]),
+) -> RunOutput {
     let wall = std::time::Instant::now();
     let s = &p.scenario;
     let (mut w, mut h) = build(p, seed, opts);
@@ -690,6 +774,11 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     let mut budget_ok = true;
     let mut groups = group_infos(p, &h);
     let mut tracker = DrainTracker::default();
+    let mut stream = opts.stream.then_some(Stream {
+        consume,
+        counts: Counts::default(),
+        safety_end,
+    });
 
     // Safety phase: load and faults, with a replica divergence check and a lag sample every
     // second (a divergence below the HW can be repaired later by truncation, so the end alone
@@ -698,7 +787,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     while budget_ok && w.now() < safety_end {
         let tick = (w.now() + DIVERGENCE_EVERY).min(safety_end);
         let next = nemesis.next_at().filter(|t| *t < tick).unwrap_or(tick);
-        if w.run_until(next) == RunOutcome::BudgetExhausted {
+        if advance(&mut w, next, &mut tracker, &mut stream) == RunOutcome::BudgetExhausted {
             budget_ok = false;
             break;
         }
@@ -717,7 +806,9 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             }
         }
         if next == tick {
-            violations.extend(divergence.check(&w, &h.cluster));
+            if stream.is_none() {
+                violations.extend(divergence.check(&w, &h.cluster));
+            }
             tracker.scan(w.history());
             let _ = tracker.observe(&w, &h.cluster, &groups);
         }
@@ -767,18 +858,21 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             break;
         }
         let next = (w.now() + DRAIN_POLL).min(drain_end);
-        budget_ok = w.run_until(next) == RunOutcome::Reached;
+        budget_ok = advance(&mut w, next, &mut tracker, &mut stream) == RunOutcome::Reached;
         tracker.scan(w.history());
     }
     let drained = stalled.is_none();
     let load_seconds = s.duration.as_secs_f64();
-    let acked_in_load = w
-        .history()
-        .entries()
-        .iter()
-        .filter(|e| e.at <= safety_end && matches!(e.event, HistoryEvent::SendOk { .. }))
-        .count() as u64;
-    let produce_rate = acked_in_load as f64 / load_seconds;
+    let history = w.take_history();
+    let counts = match &stream {
+        Some(stream) => stream.counts,
+        None => {
+            let mut counts = Counts::default();
+            counts.note(history.entries(), safety_end);
+            counts
+        }
+    };
+    let produce_rate = counts.acked_in_load as f64 / load_seconds;
     if let Some(cause) = &stalled {
         let cx = StallContext {
             w: &w,
@@ -805,7 +899,9 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     }
 
     // Final checks.
-    violations.extend(divergence.check(&w, &h.cluster));
+    if stream.is_none() {
+        violations.extend(divergence.check(&w, &h.cluster));
+    }
     violations.extend(w.violations().iter().cloned());
     let checks: Vec<GroupCheck> = p
         .groups
@@ -818,7 +914,6 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             has_sink: true,
         })
         .collect();
-    let history = w.take_history();
     let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
     let names = Names::of_world(&w, &h.cluster.topic_names(), &group_names);
     let mut check_config = CheckConfig::new(w.now(), checks).with_names(names.clone());
@@ -828,7 +923,11 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         .filter(|producer| producer.config.on_error == OnError::Ignore)
         .map(|producer| producer.index)
         .collect();
-    let found = check_history(&history, &check_config);
+    let found = if stream.is_some() {
+        Vec::new()
+    } else {
+        check_history(&history, &check_config)
+    };
     // Without a drain, what was never read is a consequence of the stall, not a verdict.
     violations.extend(
         found.into_iter().filter(|v| {
@@ -848,15 +947,10 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
         faults: fault_mix,
         ..RunStats::default()
     };
-    for e in history.entries() {
-        match e.event {
-            HistoryEvent::SendInvoke { .. } => stats.records_produced += 1,
-            HistoryEvent::SendOk { .. } => stats.records_acked += 1,
-            HistoryEvent::Poll { .. } => stats.records_consumed += 1,
-            HistoryEvent::SinkRefused { .. } => stats.records_refused += 1,
-            _ => {}
-        }
-    }
+    stats.records_produced = counts.produced;
+    stats.records_acked = counts.acked;
+    stats.records_consumed = counts.consumed;
+    stats.records_refused = counts.refused;
     for g in &groups {
         stats.groups.insert(
             g.name.clone(),
@@ -886,7 +980,7 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
             stats,
             trace_hash: w.trace_hash(),
         },
-        history: opts.keep_history.then_some(history),
+        history: (opts.keep_history && !opts.stream).then_some(history),
         plan,
         fault_log,
         faults,

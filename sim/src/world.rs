@@ -373,6 +373,12 @@ impl World {
         std::mem::take(&mut self.history)
     }
 
+    /// Drop the history recorded so far, keeping its capacity (a streaming run hands each
+    /// slice to its consumers and forgets it; the trace hash already covers it).
+    pub fn clear_history(&mut self) {
+        self.history.clear();
+    }
+
     pub fn violations(&self) -> &[Violation] {
         &self.violations
     }

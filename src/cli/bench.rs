@@ -21,7 +21,7 @@ use kafsim_sim::cost::{profile, HardwareProfile};
 use kafsim_sim::runner::{self, RunOptions};
 use kafsim_sim::scenario::{self, Property, Scenario, ScenarioError};
 use kafsim_sim::violation::{Violation, ViolationKind};
-use measure::{measure, MeasureSpec};
+use measure::{Measure, MeasureSpec};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use sweep::Family;
@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// The seed of the run
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also check the run as `kafsim run` does (history checkers, engine invariants, replica
+    /// divergence): keeps the whole history in memory. Without it a bench streams its
+    /// history into the measurement and reports only stalls and engine panics.
+    #[arg(long)]
+    check: bool,
 }
 
 /// Why a bench could not run: bad input (exit 2) with its message.
@@ -85,7 +90,7 @@ fn run(args: &BenchArgs) -> Result<(), BadInput> {
     }
     let mut results = Vec::with_capacity(grid.len());
     for (point, p) in grid.iter().zip(&prepared) {
-        results.push((point.clone(), bench_one(p, args.seed)?));
+        results.push((point.clone(), bench_one(p, args.seed, args.check)?));
     }
     if parameters.is_empty() {
         let result = results.pop().expect("one run without a sweep").1;
@@ -118,19 +123,19 @@ fn omb_shape(s: &Scenario) -> OmbShape {
     }
 }
 
-/// Run one prepared workload and measure it.
-fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
+/// Run one prepared workload and measure it: streaming, or with the whole history kept and
+/// checked (`--check`).
+fn bench_one(p: &runner::Prepared, seed: u64, check: bool) -> Result<BenchResult, BadInput> {
     let s = &p.scenario;
     let hardware = s.hardware.clone().unwrap_or_else(|| "default".to_string());
     let profile = profile(&hardware)
         .ok_or_else(|| BadInput(format!("{}: unknown hardware profile {hardware:?}", s.file)))?;
     let opts = RunOptions {
         world: Some(profile.world_config()),
-        keep_history: true,
+        keep_history: check,
+        stream: !check,
         ..RunOptions::default()
     };
-    let out = runner::run_seed(p, seed, &opts);
-    let history = out.history.expect("bench asks for the history");
     let spec = MeasureSpec {
         workload: s.name.clone(),
         hardware,
@@ -143,7 +148,12 @@ fn bench_one(p: &runner::Prepared, seed: u64) -> Result<BenchResult, BadInput> {
             .collect(),
         groups: s.consumer_groups.len() as u32,
     };
-    let mut measured = measure(&spec, &history, &out.fault_log);
+    let mut measure = Measure::new(&spec);
+    let out = runner::run_seed_streaming(p, seed, &opts, &mut |entries| measure.observe(entries));
+    if let Some(history) = &out.history {
+        measure.observe(history.entries());
+    }
+    let mut measured = measure.finish(&out.fault_log);
     measured.result.disk = Some(disk_bound(p, &profile, &out.disk_throttled_s));
     measured.result.consumer_groups = Some(spec.groups);
     let stats = out.result.stats;

@@ -60,6 +60,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             trace,
             world: None,
             keep_history: true,
+            stream: false,
         },
     );
     let s = &prepared.scenario;

@@ -565,9 +565,37 @@ pub fn print_summary(doc: &CampaignJson, threads: Option<usize>) {
         per_wall(s.sim_seconds),
         per_wall(doc.seeds as f64) * 60.0,
     );
+    // Memory is the process's own peak, so only a campaign run here (not merged shards)
+    // reports it, and only a single seed divides it by its records.
+    if let (Some(_), Some(peak)) = (threads, peak_resident_bytes()) {
+        let mib = peak as f64 / (1u64 << 20) as f64;
+        if doc.seeds == 1 && s.records_produced > 0 {
+            println!(
+                "peak memory {mib:.0} MiB, {} bytes per simulated record",
+                peak / s.records_produced
+            );
+        } else {
+            println!("peak memory {mib:.0} MiB");
+        }
+    }
     for line in coverage_lines(&doc.coverage, doc.seeds) {
         println!("{line}");
     }
+}
+
+/// The process's peak resident memory (Linux's `VmHWM` in `/proc/self/status`); `None`
+/// where that file does not exist.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// The coverage summary: faults fired (and affecting clients), states reached, warnings.

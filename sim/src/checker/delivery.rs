@@ -16,6 +16,7 @@
 //! whose position was reset (`PositionReset`) past a value's offset skipped it knowingly: that
 //! is reported as `unseen`, not `lost-write`.
 
+use super::dense::ValueTable;
 use super::index::HistoryIndex;
 use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::OFFSET_UNKNOWN;
@@ -56,15 +57,19 @@ struct ReadMark {
 #[derive(Default)]
 struct Pass {
     /// The first position evidenced for each value.
-    first_position: HashMap<ValueId, (TopicPartition, u64, Source)>,
+    first_position: ValueTable<(TopicPartition, u64, Source)>,
     /// Further distinct positions of a value (duplicates: rare, so kept apart).
     more_positions: HashMap<ValueId, Vec<(TopicPartition, u64)>>,
-    /// The first value evidenced at each position.
-    occupant: HashMap<(TopicPartition, u64), (ValueId, Source)>,
+    /// The first value evidenced at each position: per partition, by offset.
+    occupant: HashMap<TopicPartition, Vec<Option<(ValueId, Source)>>>,
+    /// ... for offsets far beyond the dense range (crafted histories only).
+    occupant_sparse: HashMap<(TopicPartition, u64), (ValueId, Source)>,
     /// (position, value) pairs already reported as inconsistent.
     inconsistent: HashSet<(TopicPartition, u64, ValueId)>,
-    /// (group, value) for every value a group polled.
-    read: HashSet<(u32, ValueId)>,
+    /// Per value, one bit per group (the first 64) that polled it.
+    read: ValueTable<u64>,
+    /// (group, value) for groups beyond the first 64.
+    read_more: HashSet<(u32, ValueId)>,
     /// Per (group, partition): reads that raised the highest read offset, in time order.
     marks: HashMap<(u32, TopicPartition), Vec<ReadMark>>,
     /// Per (group, partition): the highest offset a position reset jumped to.
@@ -73,10 +78,6 @@ struct Pass {
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     let mut pass = Pass::default();
-    let sends = index.sends();
-    pass.first_position.reserve(sends);
-    pass.occupant.reserve(sends);
-    pass.read.reserve(sends * config.groups.len().max(1));
     for entry in history.entries() {
         match entry.event {
             HistoryEvent::SendOk {
@@ -136,10 +137,7 @@ impl Pass {
         config: &CheckConfig,
         out: &mut Collector,
     ) {
-        let (first_value, first_source) = *self
-            .occupant
-            .entry((partition, offset))
-            .or_insert((value, source));
+        let (first_value, first_source) = self.occupant(partition, offset, (value, source));
         if first_value != value && self.inconsistent.insert((partition, offset, value)) {
             out.push(
                 Violation::new(
@@ -161,8 +159,7 @@ impl Pass {
         }
         let (first_partition, first_offset, first_source) = *self
             .first_position
-            .entry(value)
-            .or_insert((partition, offset, source));
+            .insert_if_absent(value, (partition, offset, source));
         if (first_partition, first_offset) == (partition, offset) {
             return;
         }
@@ -199,7 +196,11 @@ impl Pass {
         offset: u64,
         value: ValueId,
     ) {
-        self.read.insert((group, value));
+        if group < 64 {
+            *self.read.insert_if_absent(value, 0) |= 1 << group;
+        } else {
+            self.read_more.insert((group, value));
+        }
         let marks = self.marks.entry((group, partition)).or_default();
         if marks.last().is_none_or(|m| m.offset < offset) {
             marks.push(ReadMark {
@@ -211,9 +212,43 @@ impl Pass {
         }
     }
 
+    /// The first value evidenced at `(partition, offset)`, `first` if none was.
+    fn occupant(
+        &mut self,
+        partition: TopicPartition,
+        offset: u64,
+        first: (ValueId, Source),
+    ) -> (ValueId, Source) {
+        let slots = self.occupant.entry(partition).or_default();
+        let dense = offset < (1 << 32)
+            && (offset as usize) <= slots.len().saturating_mul(2).max(slots.len() + 65_536);
+        if dense && !self.occupant_sparse.contains_key(&(partition, offset)) {
+            let i = offset as usize;
+            if i >= slots.len() {
+                slots.resize(i + 1, None);
+            }
+            *slots[i].get_or_insert(first)
+        } else {
+            *self
+                .occupant_sparse
+                .entry((partition, offset))
+                .or_insert(first)
+        }
+    }
+
+    fn has_read(&self, group: u32, value: ValueId) -> bool {
+        if group < 64 {
+            self.read
+                .get(value)
+                .is_some_and(|bits| bits & (1 << group) != 0)
+        } else {
+            self.read_more.contains(&(group, value))
+        }
+    }
+
     /// The highest offset of `partition` evidenced for `value`, at least `acked`.
     fn last_known_offset(&self, value: ValueId, partition: TopicPartition, acked: u64) -> u64 {
-        let first = self.first_position.get(&value).map(|(p, o, _)| (*p, *o));
+        let first = self.first_position.get(value).map(|(p, o, _)| (*p, *o));
         let more = self
             .more_positions
             .get(&value)
@@ -238,7 +273,7 @@ impl Pass {
         out: &mut Collector,
     ) {
         let consumes = index.topic(value).is_some_and(|t| group.consumes(t));
-        if !consumes || self.read.contains(&(group.group, value)) {
+        if !consumes || self.has_read(group.group, value) {
             return;
         }
         let ack = index.ack(value).expect("acknowledged value has an ack");

@@ -11,11 +11,11 @@
 //! Hash maps here serve lookups only; anything a checker iterates to produce output is a
 //! sorted `Vec` or a `BTreeMap`, so output never depends on hash order.
 
+use super::dense::{OffsetSet, ValueTable};
 use crate::history::History;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, Key, TopicId, TopicPartition, ValueId};
-use std::collections::BTreeMap;
 
 /// The application handing a value to its producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,31 +51,32 @@ pub enum TxnOutcome {
 /// A transaction: `(producer, txn)`.
 pub type TxnId = (u32, u64);
 
-/// Offsets of one partition known (from any ack or read) to hold a value, sorted, distinct.
+/// Offsets of one partition known (from any ack or read) to hold a value.
 #[derive(Clone, Debug, Default)]
 struct KnownOffsets {
     /// Every offset with evidence.
-    all: Vec<u64>,
+    all: OffsetSet,
     /// Offsets holding at least one value that is not transactional or whose transaction
     /// committed: what a `read_committed` consumer must not skip. Values of transactions the
     /// history leaves open do not count: the coordinator aborts a transaction whose producer
-    /// died (`transaction.timeout.ms`) without the producer recording it.
-    committed: Vec<u64>,
+    /// died (`transaction.timeout.ms`) without the producer recording it. `None` when the
+    /// history has no transactional value: then every offset in `all` counts.
+    committed: Option<OffsetSet>,
 }
 
 #[derive(Debug, Default)]
 pub struct HistoryIndex {
-    invocations: FastMap<ValueId, Invocation>,
-    acks: FastMap<ValueId, Ack>,
+    invocations: ValueTable<Invocation>,
+    acks: ValueTable<Ack>,
     txn_of: FastMap<ValueId, TxnId>,
     txn_outcome: FastMap<TxnId, TxnOutcome>,
     /// Open or unknown transactions a read_committed read proves committed.
     proven_committed: FastSet<TxnId>,
     /// Values whose send definitely failed and that were never acknowledged: when.
-    failed: FastMap<ValueId, Instant>,
+    failed: ValueTable<Instant>,
     /// Acknowledged values (see [`HistoryIndex::acknowledged`]), ascending.
     acknowledged: Vec<ValueId>,
-    known: BTreeMap<TopicPartition, KnownOffsets>,
+    known: FastMap<TopicPartition, KnownOffsets>,
 }
 
 impl HistoryIndex {
@@ -87,14 +88,26 @@ impl HistoryIndex {
         let mut maybe_written: FastSet<ValueId> = FastSet::default();
         // Sized once: growing maps of hundreds of thousands of values rehashes and faults in
         // pages over and over.
-        let sends = history
+        // Without transactional values every evidenced offset counts for read_committed
+        // too: no per-value evidence list is needed to tell them apart.
+        let transactional = history
             .entries()
             .iter()
-            .filter(|e| matches!(e.event, HistoryEvent::SendInvoke { .. }))
-            .count();
-        index.invocations.reserve(sends);
-        index.acks.reserve(sends);
-        let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::with_capacity(2 * sends);
+            .any(|e| matches!(e.event, HistoryEvent::TxnValue { .. }));
+        let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::new();
+        let note = |known: &mut FastMap<TopicPartition, KnownOffsets>,
+                    evidence: &mut Vec<(TopicPartition, u64, ValueId)>,
+                    partition: TopicPartition,
+                    offset: u64,
+                    value: ValueId| {
+            if transactional {
+                evidence.push((partition, offset, value));
+            }
+            // acks=0 acknowledgements carry no position.
+            if offset != super::OFFSET_UNKNOWN {
+                known.entry(partition).or_default().all.insert(offset);
+            }
+        };
         let mut seq = 0u64;
         for entry in history.entries() {
             match &entry.event {
@@ -114,7 +127,7 @@ impl HistoryIndex {
                     seq += 1;
                     // An application resending a failed value (`on_error = "retry"`) invokes
                     // it again: its first invocation is the one its order is judged by.
-                    let first = index.invocations.entry(*value).or_insert(invocation);
+                    let first = index.invocations.insert_if_absent(*value, invocation);
                     assert_eq!(
                         first.producer, *producer,
                         "value {value:?} invoked by two producers"
@@ -126,13 +139,16 @@ impl HistoryIndex {
                     partition,
                     offset,
                 } => {
-                    evidence.push((*partition, *offset, *value));
-                    index.acks.entry(*value).or_insert(Ack {
-                        at: entry.at,
-                        producer: *producer,
-                        partition: *partition,
-                        offset: *offset,
-                    });
+                    note(&mut index.known, &mut evidence, *partition, *offset, *value);
+                    index.acks.insert_if_absent(
+                        *value,
+                        Ack {
+                            at: entry.at,
+                            producer: *producer,
+                            partition: *partition,
+                            offset: *offset,
+                        },
+                    );
                 }
                 HistoryEvent::Poll {
                     group,
@@ -141,14 +157,14 @@ impl HistoryIndex {
                     value,
                     ..
                 } => {
-                    evidence.push((*partition, *offset, *value));
+                    note(&mut index.known, &mut evidence, *partition, *offset, *value);
                     if read_committed(*group) {
                         committed_reads.push(*value);
                     }
                 }
                 HistoryEvent::SendFail { value, error, .. } => {
                     if definitely_not_appended(*error) {
-                        index.failed.entry(*value).or_insert(entry.at);
+                        index.failed.insert_if_absent(*value, entry.at);
                     } else {
                         maybe_written.insert(*value);
                     }
@@ -189,7 +205,7 @@ impl HistoryIndex {
         let acks = &index.acks;
         index
             .failed
-            .retain(|value, _| !acks.contains_key(value) && !maybe_written.contains(value));
+            .retain(|value, _| !acks.contains(value) && !maybe_written.contains(&value));
         for value in committed_reads {
             if let Some(txn) = index.txn_of(value) {
                 if matches!(
@@ -200,8 +216,8 @@ impl HistoryIndex {
                 }
             }
         }
-        index.build_known(evidence);
-        index.build_acknowledged(history);
+        index.build_committed(transactional, evidence);
+        index.build_acknowledged();
         index
     }
 
@@ -214,47 +230,45 @@ impl HistoryIndex {
         }
     }
 
-    fn build_known(&mut self, evidence: Vec<(TopicPartition, u64, ValueId)>) {
-        // Group by partition first, then sort plain offsets: far cheaper than sorting the
-        // (partition, offset, value) triples.
-        let mut by_partition: BTreeMap<TopicPartition, KnownOffsets> = BTreeMap::new();
-        for (partition, offset, value) in evidence {
-            let known = by_partition.entry(partition).or_default();
-            known.all.push(offset);
-            if self.committed_or_plain(value) {
-                known.committed.push(offset);
+    /// The offsets a read_committed consumer must not skip (see [`KnownOffsets::committed`]).
+    fn build_committed(
+        &mut self,
+        transactional: bool,
+        evidence: Vec<(TopicPartition, u64, ValueId)>,
+    ) {
+        if transactional {
+            for known in self.known.values_mut() {
+                known.committed = Some(OffsetSet::default());
+            }
+            for (partition, offset, value) in evidence {
+                if offset != super::OFFSET_UNKNOWN && self.committed_or_plain(value) {
+                    let known = self.known.get_mut(&partition).expect("noted above");
+                    known.committed.as_mut().expect("made above").insert(offset);
+                }
             }
         }
-        for known in by_partition.values_mut() {
-            known.all.sort_unstable();
-            known.all.dedup();
-            known.committed.sort_unstable();
-            known.committed.dedup();
+        for known in self.known.values_mut() {
+            known.all.finish();
+            if let Some(committed) = &mut known.committed {
+                committed.finish();
+            }
         }
-        self.known = by_partition;
     }
 
-    fn build_acknowledged(&mut self, history: &History) {
-        let mut acknowledged: Vec<ValueId> = history
-            .entries()
-            .iter()
-            .filter_map(|entry| match entry.event {
-                HistoryEvent::SendOk { value, .. } => Some(value),
-                _ => None,
-            })
-            .filter(|value| self.acknowledged(*value))
-            .collect();
-        acknowledged.sort_unstable();
-        acknowledged.dedup();
+    fn build_acknowledged(&mut self) {
+        let mut acknowledged = self.acks.values_ascending();
+        if !self.txn_of.is_empty() {
+            acknowledged.retain(|value| self.committed_or_plain(*value));
+        }
         self.acknowledged = acknowledged;
     }
 
     pub fn invocation(&self, value: ValueId) -> Option<&Invocation> {
-        self.invocations.get(&value)
+        self.invocations.get(value)
     }
 
     pub fn ack(&self, value: ValueId) -> Option<&Ack> {
-        self.acks.get(&value)
+        self.acks.get(value)
     }
 
     /// The topic a value was sent to (from its invoke, else its acknowledgement).
@@ -265,6 +279,9 @@ impl HistoryIndex {
     }
 
     pub fn txn_of(&self, value: ValueId) -> Option<TxnId> {
+        if self.txn_of.is_empty() {
+            return None;
+        }
         self.txn_of.get(&value).copied()
     }
 
@@ -303,7 +320,7 @@ impl HistoryIndex {
 
     /// When the send of `value` definitely failed, if it did and was never acknowledged.
     pub fn failed_at(&self, value: ValueId) -> Option<Instant> {
-        self.failed.get(&value).copied()
+        self.failed.get(value).copied()
     }
 
     /// A value every consumer of its topic must eventually see: it got a `SendOk` (a later
@@ -312,7 +329,7 @@ impl HistoryIndex {
     /// transactions are not owed to anyone, as in Jepsen where a transactional send only
     /// counts once its transaction commits.
     pub fn acknowledged(&self, value: ValueId) -> bool {
-        self.acks.contains_key(&value) && self.committed_or_plain(value)
+        self.acks.contains(value) && self.committed_or_plain(value)
     }
 
     /// Every acknowledged value, ascending.
@@ -335,14 +352,14 @@ impl HistoryIndex {
         hi: u64,
         committed_only: bool,
     ) -> Option<u64> {
+        if lo >= hi {
+            return None;
+        }
         let known = self.known.get(&partition)?;
-        let offsets = if committed_only {
-            &known.committed
-        } else {
-            &known.all
-        };
-        let at = offsets.partition_point(|o| *o < lo);
-        offsets.get(at).copied().filter(|o| *o < hi)
+        match (&known.committed, committed_only) {
+            (Some(committed), true) => committed.first_in(lo, hi),
+            _ => known.all.first_in(lo, hi),
+        }
     }
 }
 

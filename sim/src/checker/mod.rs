@@ -17,6 +17,7 @@
 //! reported in one summary violation of that kind at the end of the run.
 
 pub mod delivery;
+pub mod dense;
 pub mod ignored;
 pub mod index;
 pub mod key_order;

@@ -9,7 +9,9 @@
 
 use kafsim_engine::history::HistoryEvent;
 use kafsim_reports::{BenchResult, Recorder};
+#[cfg(test)]
 use kafsim_sim::history::History;
+use kafsim_sim::history::HistoryEntry;
 use rustc_hash::FxHashMap;
 use std::time::Duration;
 
@@ -50,39 +52,84 @@ pub struct Measured {
     pub untracked: u64,
 }
 
-/// Walk `history` (in time order) and `fault_log` into a [`BenchResult`].
+/// Walk `history` (in time order) and `fault_log` into a [`BenchResult`] (the tests' way in;
+/// a bench feeds [`Measure`] as the run goes).
+#[cfg(test)]
 pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> Measured {
-    let mut recorder = Recorder::window(spec.warmup, spec.duration);
-    let groups = spec.groups.min(64);
-    let all_groups: u64 = if groups == 64 {
-        u64::MAX
-    } else {
-        (1u64 << groups) - 1
-    };
-    let end_ns = nanos(spec.duration);
-    let mut open: FxHashMap<u64, Open> = FxHashMap::default();
-    let mut untracked = 0u64;
-    let mut acked = 0u64;
-    let mut consumed = 0u64;
-    let mut next_sample_ns = NANOS_PER_SECOND;
-    for entry in history.entries() {
-        let at = entry.at.as_nanos();
-        while groups > 0 && at >= next_sample_ns {
-            recorder.on_backlog(next_sample_ns - 1, backlog(acked, consumed, groups));
-            next_sample_ns += NANOS_PER_SECOND;
+    let mut m = Measure::new(spec);
+    m.observe(history.entries());
+    m.finish(fault_log)
+}
+
+/// The measurement, fed the history as it happens (a streaming bench keeps no history):
+/// what it holds is the values in flight, the histograms and the per-second timeline.
+pub struct Measure<'a> {
+    spec: &'a MeasureSpec,
+    recorder: Recorder,
+    groups: u32,
+    all_groups: u64,
+    end_ns: u64,
+    open: FxHashMap<u64, Open>,
+    untracked: u64,
+    acked: u64,
+    consumed: u64,
+    next_sample_ns: u64,
+    last_ns: u64,
+}
+
+impl<'a> Measure<'a> {
+    pub fn new(spec: &'a MeasureSpec) -> Measure<'a> {
+        let groups = spec.groups.min(64);
+        Measure {
+            spec,
+            recorder: Recorder::window(spec.warmup, spec.duration),
+            groups,
+            all_groups: if groups == 64 {
+                u64::MAX
+            } else {
+                (1u64 << groups) - 1
+            },
+            end_ns: nanos(spec.duration),
+            open: FxHashMap::default(),
+            untracked: 0,
+            acked: 0,
+            consumed: 0,
+            next_sample_ns: NANOS_PER_SECOND,
+            last_ns: 0,
         }
+    }
+
+    /// Takes in the next history entries (in time order).
+    pub fn observe(&mut self, entries: &[HistoryEntry]) {
+        for entry in entries {
+            self.entry(entry);
+        }
+    }
+
+    fn entry(&mut self, entry: &HistoryEntry) {
+        let at = entry.at.as_nanos();
+        self.last_ns = at;
+        while self.groups > 0 && at >= self.next_sample_ns {
+            self.recorder.on_backlog(
+                self.next_sample_ns - 1,
+                backlog(self.acked, self.consumed, self.groups),
+            );
+            self.next_sample_ns += NANOS_PER_SECOND;
+        }
+        let open = &mut self.open;
         match &entry.event {
             HistoryEvent::SendInvoke {
                 producer, value, ..
             } => {
-                if at >= end_ns {
-                    continue;
+                if at >= self.end_ns {
+                    return;
                 }
                 if open.len() >= MAX_TRACKED {
-                    untracked += 1;
-                    continue;
+                    self.untracked += 1;
+                    return;
                 }
-                let bytes = spec
+                let bytes = self
+                    .spec
                     .message_sizes
                     .get(*producer as usize)
                     .copied()
@@ -93,18 +140,18 @@ pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> M
                         sent_ns: at,
                         bytes,
                         acked: false,
-                        unread: all_groups,
+                        unread: self.all_groups,
                     },
                 );
             }
             HistoryEvent::SendOk { value, .. } => {
                 let Some(o) = open.get_mut(&value.0) else {
-                    continue;
+                    return;
                 };
                 if !o.acked {
                     o.acked = true;
-                    acked += 1;
-                    recorder.on_publish(o.sent_ns, at, o.bytes as u64);
+                    self.acked += 1;
+                    self.recorder.on_publish(o.sent_ns, at, o.bytes as u64);
                 }
                 if o.unread == 0 {
                     open.remove(&value.0);
@@ -121,15 +168,15 @@ pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> M
             }
             HistoryEvent::Poll { group, value, .. } => {
                 let Some(o) = open.get_mut(&value.0) else {
-                    continue;
+                    return;
                 };
                 let bit = if *group < 64 { 1u64 << group } else { 0 };
                 if o.unread & bit == 0 {
-                    continue; // a re-read (redelivery after a rebalance or a crash)
+                    return; // a re-read (redelivery after a rebalance or a crash)
                 }
                 o.unread &= !bit;
-                consumed += 1;
-                recorder.on_consume(o.sent_ns, at, o.bytes as u64);
+                self.consumed += 1;
+                self.recorder.on_consume(o.sent_ns, at, o.bytes as u64);
                 if o.unread == 0 && o.acked {
                     open.remove(&value.0);
                 }
@@ -137,22 +184,34 @@ pub fn measure(spec: &MeasureSpec, history: &History, fault_log: &[String]) -> M
             _ => {}
         }
     }
-    let last_ns = history.entries().last().map_or(0, |e| e.at.as_nanos());
-    while groups > 0 && next_sample_ns <= last_ns.max(end_ns) {
-        recorder.on_backlog(next_sample_ns - 1, backlog(acked, consumed, groups));
-        next_sample_ns += NANOS_PER_SECOND;
+
+    /// The result, with the faults of the nemesis log.
+    pub fn finish(mut self, fault_log: &[String]) -> Measured {
+        let spec = self.spec;
+        while self.groups > 0 && self.next_sample_ns <= self.last_ns.max(self.end_ns) {
+            self.recorder.on_backlog(
+                self.next_sample_ns - 1,
+                backlog(self.acked, self.consumed, self.groups),
+            );
+            self.next_sample_ns += NANOS_PER_SECOND;
+        }
+        // The runner always ends the fault phase with a heal line; alone, it marks nothing.
+        let faults: Vec<(u64, &str)> = fault_log
+            .iter()
+            .filter_map(|line| parse_fault_line(line))
+            .collect();
+        let any_fault = faults.iter().any(|(_, label)| !label.starts_with("heal"));
+        for (t_ns, label) in faults.into_iter().filter(|_| any_fault) {
+            self.recorder.on_fault(t_ns, label);
+        }
+        let result = self
+            .recorder
+            .finish(&spec.workload, &spec.hardware, spec.duration);
+        Measured {
+            result,
+            untracked: self.untracked,
+        }
     }
-    // The runner always ends the fault phase with a heal line; alone, it marks nothing.
-    let faults: Vec<(u64, &str)> = fault_log
-        .iter()
-        .filter_map(|line| parse_fault_line(line))
-        .collect();
-    let any_fault = faults.iter().any(|(_, label)| !label.starts_with("heal"));
-    for (t_ns, label) in faults.into_iter().filter(|_| any_fault) {
-        recorder.on_fault(t_ns, label);
-    }
-    let result = recorder.finish(&spec.workload, &spec.hardware, spec.duration);
-    Measured { result, untracked }
 }
 
 /// Records acknowledged but not yet read, summed over groups.
@@ -178,7 +237,6 @@ pub fn parse_fault_line(line: &str) -> Option<(u64, &str)> {
 mod tests {
     use super::*;
     use kafsim_engine::{Instant, NodeId, TopicId, TopicPartition, ValueId};
-    use kafsim_sim::history::HistoryEntry;
 
     const MS: u64 = 1_000_000;
 
@@ -272,6 +330,19 @@ mod tests {
         // 5 records read behind, 2 of them not yet acknowledged ... at most 5 in flight.
         assert!(r.backlog_max <= 5, "backlog {}", r.backlog_max);
         assert_eq!(m.untracked, 0);
+    }
+
+    #[test]
+    fn fed_in_slices_it_measures_what_it_measures_whole() {
+        let whole = measure(&spec(2), &steady(2), &[]);
+        let spec = spec(2);
+        let mut m = Measure::new(&spec);
+        for slice in steady(2).entries().chunks(7) {
+            m.observe(slice);
+        }
+        let sliced = m.finish(&[]);
+        assert_eq!(sliced.result, whole.result);
+        assert!(whole.result.records_consumed > 0);
     }
 
     #[test]
