@@ -104,6 +104,11 @@ impl Liveness {
             if let Some(d) = p.delivery_timeout {
                 timeouts.push(("producer delivery.timeout.ms", d));
             }
+            if p.transactional_id.is_some() {
+                // A transaction its producer left open blocks read_committed consumers (the
+                // LSO) until the coordinator aborts it.
+                timeouts.push(("producer transaction.timeout.ms", p.transaction_timeout));
+            }
         }
         for c in consumers {
             timeouts.push(("consumer session.timeout.ms", c.session_timeout));
@@ -164,6 +169,9 @@ enum Progress {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotCaughtUp {
     OpenSends(usize),
+    /// Transactions begun and not yet committed, aborted or given up by a live producer:
+    /// their markers decide what read_committed consumers may read.
+    OpenTransactions(usize),
     NoLeader(TopicPartition),
     Behind {
         group: u32,
@@ -191,6 +199,8 @@ pub struct DrainTracker {
     scanned: usize,
     /// Values invoked without an outcome yet: the invoking node and when.
     open_sends: FxHashMap<u64, (NodeId, Instant)>,
+    /// Transactions begun without an outcome yet: (producer, txn) -> the node and when.
+    open_txns: BTreeMap<(u32, u64), (NodeId, Instant)>,
     /// When each node last crashed or lost power: its sends still open then will never get an
     /// outcome (the process that would report it is gone); they are maybe-happened, as
     /// Jepsen treats them, and do not hold up the drain.
@@ -263,6 +273,18 @@ impl DrainTracker {
                     self.records_unknown += 1;
                     let what = format!("unknown outcome ({reason})");
                     self.producer_last_error.insert(*producer, (e.at, what));
+                    Some(Progress::SendOutcome {
+                        producer: *producer,
+                    })
+                }
+                HistoryEvent::TxnBegin { producer, txn } => {
+                    self.open_txns.insert((*producer, *txn), (e.node, e.at));
+                    None
+                }
+                HistoryEvent::TxnCommit { producer, txn }
+                | HistoryEvent::TxnAbort { producer, txn }
+                | HistoryEvent::TxnUnknown { producer, txn, .. } => {
+                    self.open_txns.remove(&(*producer, *txn));
                     Some(Progress::SendOutcome {
                         producer: *producer,
                     })
@@ -351,6 +373,17 @@ impl DrainTracker {
         open
     }
 
+    /// Open transactions of producers that did not crash since they began them (a crashed
+    /// producer's transaction is aborted by the coordinator; nobody will record it).
+    fn open_txns(&self) -> usize {
+        let crashed =
+            |node: &NodeId, at: &Instant| self.crashed_at.get(node).is_some_and(|c| c >= at);
+        self.open_txns
+            .values()
+            .filter(|(node, at)| !crashed(node, at))
+            .count()
+    }
+
     fn read(&self, group: u32, tp: TopicPartition) -> u64 {
         self.polled.get(&(group, tp)).map_or(0, |r| r.0)
     }
@@ -368,6 +401,10 @@ impl DrainTracker {
         let open = self.open_sends().len();
         if open > 0 {
             verdict = Err(NotCaughtUp::OpenSends(open));
+        }
+        let txns = self.open_txns();
+        if txns > 0 && verdict.is_ok() {
+            verdict = Err(NotCaughtUp::OpenTransactions(txns));
         }
         let mut hws: BTreeMap<TopicPartition, Option<u64>> = BTreeMap::new();
         for g in groups {
@@ -612,6 +649,21 @@ impl DrainTracker {
     }
 
     fn explain_producers(&self, out: &mut String, cx: &StallContext, now: Instant) {
+        for ((_, txn), (node, since)) in &self.open_txns {
+            if self.crashed_at.get(node).is_some_and(|c| c >= since) {
+                continue;
+            }
+            let phase =
+                cx.w.node::<Producer>(*node)
+                    .and_then(|p| p.transaction_manager().map(|t| format!("{:?}", t.app())))
+                    .unwrap_or_else(|| "down".to_string());
+            let _ = write!(
+                out,
+                "\n  {}: transaction {txn} open since {} ({phase})",
+                cx.name(*node),
+                secs(*since)
+            );
+        }
         let mut open: BTreeMap<NodeId, (usize, Instant)> = BTreeMap::new();
         for (node, at) in self.open_sends() {
             let e = open.entry(node).or_insert((0, at));

@@ -75,6 +75,8 @@ struct NearbyRead {
 struct Facts {
     home: Option<Home>,
     txn: Option<(u32, u64)>,
+    /// Every value sent in that transaction, in send order.
+    txn_values: Vec<ValueId>,
     /// When the value entered the history (its first mention, normally its invoke).
     born: Option<Instant>,
     read: bool,
@@ -128,7 +130,7 @@ pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
             }
             _ => None,
         };
-        let text = text.or_else(|| value_event(cx, entry, value, facts.txn, &mut walk));
+        let text = text.or_else(|| value_event(cx, entry, value, &facts, &mut walk));
         for text in text.into_iter().chain(derived_mark(cx, entry, value)) {
             // Texts name their actor first; the line's prefix already does when they agree.
             let text = text
@@ -210,7 +212,35 @@ fn facts(history: &History, value: ValueId) -> Facts {
             facts.born = Some(entry.at);
         }
     }
+    if let Some((producer, txn)) = facts.txn {
+        facts.txn_values = history
+            .entries()
+            .iter()
+            .filter_map(|e| match e.event {
+                HistoryEvent::TxnValue {
+                    producer: p,
+                    txn: t,
+                    value: v,
+                } if (p, t) == (producer, txn) => Some(v),
+                _ => None,
+            })
+            .collect();
+    }
     facts
+}
+
+/// "v1, v2, v3" (at most 8, then how many more).
+fn value_list(values: &[ValueId]) -> String {
+    const SHOWN: usize = 8;
+    let mut text: Vec<String> = values
+        .iter()
+        .take(SHOWN)
+        .map(|v| format!("v{}", v.0))
+        .collect();
+    if values.len() > SHOWN {
+        text.push(format!("and {} more", values.len() - SHOWN));
+    }
+    text.join(", ")
 }
 
 /// The value an event is about, for the events not matched explicitly.
@@ -230,10 +260,12 @@ fn value_event(
     cx: &LifeContext,
     entry: &HistoryEntry,
     value: ValueId,
-    txn: Option<(u32, u64)>,
+    facts: &Facts,
     walk: &mut Walk,
 ) -> Option<String> {
     let n = cx.names;
+    let txn = facts.txn;
+    let with_values = || format!("with values {}", value_list(&facts.txn_values));
     let text = match &entry.event {
         HistoryEvent::SendInvoke {
             producer,
@@ -277,12 +309,28 @@ fn value_event(
             txn: t,
             value: v,
         } if *v == value => format!("sent in transaction {t} of {}", n.producer(*producer)),
-        HistoryEvent::TxnCommit { producer, txn: t } if txn == Some((*producer, *t)) => {
-            format!("transaction {t} of {} committed", n.producer(*producer))
+        HistoryEvent::TxnBegin { producer, txn: t } if txn == Some((*producer, *t)) => {
+            format!("{} began transaction {t}", n.producer(*producer))
         }
-        HistoryEvent::TxnAbort { producer, txn: t } if txn == Some((*producer, *t)) => {
-            format!("transaction {t} of {} aborted", n.producer(*producer))
-        }
+        HistoryEvent::TxnCommit { producer, txn: t } if txn == Some((*producer, *t)) => format!(
+            "committed transaction {t} of {} {}",
+            n.producer(*producer),
+            with_values()
+        ),
+        HistoryEvent::TxnAbort { producer, txn: t } if txn == Some((*producer, *t)) => format!(
+            "aborted transaction {t} of {} {}",
+            n.producer(*producer),
+            with_values()
+        ),
+        HistoryEvent::TxnUnknown {
+            producer,
+            txn: t,
+            reason,
+        } if txn == Some((*producer, *t)) => format!(
+            "transaction {t} of {} {} ended with an unknown outcome: {reason}",
+            n.producer(*producer),
+            with_values()
+        ),
         HistoryEvent::Poll {
             group,
             member,
@@ -922,6 +970,30 @@ mod tests {
             ],
             "{lines:#?}"
         );
+    }
+
+    /// A value sent in a transaction: its story says how the transaction ended and which
+    /// values it held (replay's "committed transaction T of producer P with values ...").
+    #[test]
+    fn a_transactional_value_tells_how_its_transaction_ended_and_what_it_held() {
+        let names = names();
+        for (commit, word) in [(true, "committed"), (false, "aborted")] {
+            let mut s = Story::new();
+            s.txn_value(1, 0, 7, 1).send(1, 0, 1, 0, 0);
+            s.txn_value(2, 0, 7, 2).send(2, 0, 2, 0, 1);
+            s.txn_value(2, 0, 8, 3).send(2, 0, 3, 0, 2);
+            if commit {
+                s.txn_commit(3, 0, 7);
+            } else {
+                s.txn_abort(3, 0, 7);
+            }
+            let history = s.history().clone();
+            let lines = record_life(&LifeContext::bare(&history, &names), v(2));
+            let want = format!(
+                "3.000ms producer-0: {word} transaction 7 of producer-0 with values v1, v2"
+            );
+            assert!(lines.contains(&want), "{lines:#?}");
+        }
     }
 
     /// A commit the coordinator stored is in the story even when its answer never reached the

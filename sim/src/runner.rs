@@ -69,6 +69,7 @@ struct PreparedProducer {
     message_size: u32,
     message_profile: MessageProfile,
     config: ProducerConfig,
+    transactions: Option<kafsim_engine::producer::workload::TxnWorkload>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,10 +114,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
                 .expect("validated topic") as u32,
         )
     };
-    let mut broker = BrokerConfig {
-        version: scenario.cluster.version,
-        ..BrokerConfig::default()
-    };
+    let mut broker = BrokerConfig::for_version(scenario.cluster.version);
     scenario.apply_config(&scenario.cluster.config, "cluster.config", &mut broker)?;
     for (i, t) in scenario.topics.iter().enumerate() {
         if let Some(p) = t.config.first() {
@@ -148,7 +146,12 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
                 .to_string();
             return Err(scenario.config_error(&spec.config, &config_section, message));
         }
-        for _ in 0..spec.count {
+        for instance in 0..spec.count {
+            // DESIGN §8: instance N of `count` uses `<transactional.id>-N`.
+            let mut config = config.clone();
+            if let Some(id) = config.transactional_id.as_mut() {
+                *id = format!("{id}-{instance}");
+            }
             producers.push(PreparedProducer {
                 index,
                 topic: topic_id(&spec.topic),
@@ -159,7 +162,8 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
                 keys: spec.keys,
                 message_size: spec.message_size,
                 message_profile: spec.message_profile,
-                config: config.clone(),
+                config,
+                transactions: spec.transactions,
             });
             index += 1;
         }
@@ -210,6 +214,24 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
 }
 
 impl Prepared {
+    /// `__transaction_state`, when a producer is transactional: Kafka creates it on the
+    /// first FindCoordinator of type TRANSACTION (`transaction.state.log.num.partitions`
+    /// partitions, `transaction.state.log.replication.factor` replicas at most the brokers).
+    fn transaction_topic(&self) -> Option<(String, u32, u32)> {
+        self.producers
+            .iter()
+            .any(|p| p.config.transactional_id.is_some())
+            .then(|| {
+                (
+                    crate::cluster::TRANSACTION_TOPIC.to_string(),
+                    self.broker.transaction_state_partitions,
+                    self.broker
+                        .transaction_state_replication_factor
+                        .min(self.scenario.cluster.brokers),
+                )
+            })
+    }
+
     /// Every producer's engine configuration, one per producer instance.
     pub fn producer_configs(&self) -> Vec<&ProducerConfig> {
         self.producers.iter().map(|p| &p.config).collect()
@@ -529,6 +551,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             .topics
             .iter()
             .map(|t| (t.name.clone(), t.partitions, t.replication_factor))
+            .chain(p.transaction_topic())
             .collect(),
     };
     let cluster = build_cluster(&mut w, &spec);
@@ -565,6 +588,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             stop_at: producers_stop_at,
             bootstrap: cluster.brokers.clone(),
             value_base: (pp.index as u64 + 1) << 40,
+            transactions: pp.transactions,
         };
         let config = pp.config.clone();
         producers.push(w.add_node(

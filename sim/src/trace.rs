@@ -505,6 +505,12 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
         TxnAbort { producer, txn } => {
             json!({"event": "TxnAbort", "producer": names.producer(*producer), "txn": txn})
         }
+        TxnUnknown {
+            producer,
+            txn,
+            reason,
+        } => json!({"event": "TxnUnknown", "producer": names.producer(*producer), "txn": txn,
+            "reason": reason}),
         TxnValue {
             producer,
             txn,

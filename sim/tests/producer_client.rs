@@ -267,6 +267,7 @@ fn spec(broker: NodeId, rate: Option<f64>, stop_ms: u64, partitions_keys: u32) -
         stop_at: Instant::from_millis(stop_ms),
         bootstrap: vec![broker],
         value_base: 0,
+        transactions: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn add_producer(
         stop_at: Instant::from_millis(stop),
         bootstrap: c.brokers.clone(),
         value_base: 0,
+        transactions: None,
     };
     w.add_node("producer-0", move || {
         Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>

@@ -33,6 +33,7 @@ fn measure(linger_ms: i64, batch_size: i64) {
         stop_at: Instant::from_millis(4_000),
         bootstrap: c.brokers.clone(),
         value_base: 0,
+        transactions: None,
     };
     let p = w.add_node("producer-0", move || {
         Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>

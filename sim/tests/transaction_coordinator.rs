@@ -50,6 +50,11 @@ struct TxnScript {
     /// `transaction.timeout.ms`.
     timeout: Duration,
     end_error: Option<ErrorCode>,
+    /// Produce without adding the partition first (a delayed produce of an earlier
+    /// transaction looks like this to the leader).
+    skip_add: bool,
+    /// A produce error that ended the script.
+    produce_error: Option<ErrorCode>,
 }
 
 impl TxnScript {
@@ -66,6 +71,8 @@ impl TxnScript {
             end_at,
             timeout,
             end_error: None,
+            skip_add: false,
+            produce_error: None,
         }
     }
 
@@ -199,7 +206,11 @@ impl Node for TxnScript {
             }
             Message::InitProducerIdResponse(r) if r.error == ErrorCode::None => {
                 self.producer = (r.producer_id, r.producer_epoch);
-                self.step = Step::Add;
+                self.step = if self.skip_add {
+                    Step::Metadata
+                } else {
+                    Step::Add
+                };
             }
             Message::AddPartitionsToTxnResponse(r) if r.error == ErrorCode::None => {
                 self.step = Step::Metadata;
@@ -215,8 +226,17 @@ impl Node for TxnScript {
                 }
             }
             Message::ProduceResponse(r) => {
+                let refused = r.partitions.iter().map(|p| p.error).find(|e| {
+                    matches!(
+                        e,
+                        ErrorCode::InvalidTxnState | ErrorCode::InvalidProducerEpoch
+                    )
+                });
                 if r.partitions.iter().all(|p| p.error == ErrorCode::None) {
                     self.step = Step::Hold;
+                } else if let Some(e) = refused {
+                    self.produce_error = Some(e);
+                    self.step = Step::Done;
                 } else {
                     self.step = Step::Metadata;
                 }
@@ -263,7 +283,12 @@ impl CorrelationOf for Message {
 }
 
 fn cluster(w: &mut World) -> Cluster {
+    cluster_with(w, true)
+}
+
+fn cluster_with(w: &mut World, verification: bool) -> Cluster {
     let config = BrokerConfig {
+        transaction_partition_verification: verification,
         min_insync_replicas: 2,
         offsets_topic_partitions: 1,
         transaction_state_partitions: 3,
@@ -399,4 +424,48 @@ fn a_transaction_left_open_is_aborted_after_its_timeout() {
     let (_, markers, _) = data_partition(&w, &c);
     assert_eq!(markers, vec![ControlMarker::Abort]);
     assert_eq!(lso(&w), 4, "past the abort marker");
+}
+
+/// KIP-890 part 1: a transactional produce to a partition the transaction never added (what
+/// a produce delayed past its transaction's end looks like) opens a transaction on the
+/// partition that no coordinator knows, so nothing ever ends it and the last stable offset
+/// stays behind it for good (a hanging transaction). With
+/// `transaction.partition.verification.enable` the leader asks the coordinator first and
+/// refuses the batch.
+#[test]
+fn a_produce_outside_the_transaction_hangs_it_unless_the_leader_verifies() {
+    for verification in [false, true] {
+        let mut w = World::new(44, WorldConfig::default());
+        let c = cluster_with(&mut w, verification);
+        let brokers = c.brokers.clone();
+        let client = w.add_node("txn-client", move || {
+            let mut s = TxnScript::new(
+                brokers.clone(),
+                Instant::from_millis(3_600_000),
+                Duration::from_millis(10_000),
+            );
+            s.skip_add = true;
+            Box::new(s) as Box<dyn Node>
+        });
+        w.run_until(Instant::from_millis(60_000));
+        let leader = c.leader_of(&w, TP).unwrap();
+        let lso = w.node::<Broker>(leader).unwrap().last_stable_offset(TP);
+        let (values, markers, hw) = data_partition(&w, &c);
+        if verification {
+            assert_eq!(
+                script(&w, client).produce_error,
+                Some(ErrorCode::InvalidTxnState)
+            );
+            assert!(values.is_empty() && markers.is_empty());
+            assert_eq!(lso, Some(hw));
+        } else {
+            assert_eq!(script(&w, client).step, Step::Hold);
+            assert_eq!((values.len(), markers.len(), hw), (3, 0, 3));
+            assert_eq!(
+                lso,
+                Some(0),
+                "past transaction.timeout.ms, the hanging transaction still holds the LSO"
+            );
+        }
+    }
 }

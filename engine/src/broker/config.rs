@@ -96,6 +96,10 @@ pub struct BrokerConfig {
     /// `transaction.version` (KIP-890 part 2 from 2: the epoch is bumped at every EndTxn).
     /// Default 2, the 4.0 default.
     pub transaction_version: u32,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1, Kafka 3.6+, default true):
+    /// a leader asks the coordinator before a producer's first transactional batch on a
+    /// partition (`broker/verification.rs`).
+    pub transaction_partition_verification: bool,
     #[doc(hidden)]
     pub test_break: Option<BreakRule>,
 }
@@ -129,12 +133,25 @@ impl Default for BrokerConfig {
             transaction_state_replication_factor: 3,
             transaction_max_timeout: ms(900_000),
             transaction_version: 2,
+            transaction_partition_verification: true,
             test_break: None,
         }
     }
 }
 
 impl BrokerConfig {
+    /// Kafka's defaults at `version`: partition verification from 3.6 (KIP-890 part 1); a
+    /// new 4.0 cluster finalizes `transaction.version` 2 (KIP-890 part 2), earlier ones run
+    /// the original protocol (0).
+    pub fn for_version(version: KafkaVersion) -> BrokerConfig {
+        BrokerConfig {
+            version,
+            transaction_partition_verification: version >= KafkaVersion::V3_6,
+            transaction_version: if version >= KafkaVersion::V4_0 { 2 } else { 0 },
+            ..BrokerConfig::default()
+        }
+    }
+
     pub fn flush_policy(&self) -> FlushPolicy {
         FlushPolicy {
             interval_messages: self.flush_interval_messages,
@@ -180,6 +197,11 @@ const KEYS: &[&str] = &[
     "num.partitions",
     "group.initial.rebalance.delay.ms",
     "num.replica.fetchers",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.max.timeout.ms",
+    "transaction.version",
+    "transaction.partition.verification.enable",
 ];
 
 /// Milliseconds property in `min..=max`.
@@ -240,6 +262,19 @@ impl Configurable for BrokerConfig {
                 self.group_initial_rebalance_delay = millis(v, 0, DAY)?
             }
             "num.replica.fetchers" => self.num_replica_fetchers = v.as_int_in(1, 64)? as u32,
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_partitions = v.as_int_in(1, 1000)? as u32
+            }
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_replication_factor = v.as_int_in(1, 16)? as u32
+            }
+            "transaction.max.timeout.ms" => self.transaction_max_timeout = millis(v, 1, DAY)?,
+            // The finalized `transaction.version` feature (KIP-890 part 2 from 2; Kafka 4.0
+            // finalizes 2 on a new cluster, earlier clusters have 0/1: the old protocol).
+            "transaction.version" => self.transaction_version = v.as_int_in(0, 2)? as u32,
+            "transaction.partition.verification.enable" => {
+                self.transaction_partition_verification = v.as_bool()?
+            }
             _ => return Err(format!("unknown broker property \"{key}\"")),
         }
         Ok(())

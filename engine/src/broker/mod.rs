@@ -11,6 +11,7 @@
 //! [`Broker::partition`].
 
 pub mod config;
+pub mod verification;
 pub mod version;
 
 use crate::coordinator::transaction::{
@@ -85,6 +86,8 @@ pub struct Broker {
     /// Correlation id of the latest registration request.
     registration_correlation: u64,
     forwarded: BTreeMap<u64, (NodeId, u64)>,
+    /// Produce requests held for KIP-890 verification (`verification.rs`).
+    verifications: verification::Verifications,
 }
 
 impl Broker {
@@ -122,6 +125,7 @@ impl Broker {
             next_correlation: 0,
             registration_correlation: 0,
             forwarded: BTreeMap::new(),
+            verifications: Default::default(),
         }
     }
 
@@ -489,9 +493,15 @@ impl Broker {
             Message::ConnectionReset => {
                 self.rm.on_connection_reset(cx, from);
                 self.txn_coordinator.on_connection_reset(cx, from);
+                self.on_verification_connection_reset(cx, from);
             }
             Message::WriteTxnMarkersRequest(r) => self.on_write_txn_markers(cx, from, r),
-            Message::ProduceRequest(r) => self.rm.handle_produce(cx, from, r),
+            Message::ProduceRequest(r) => self.on_produce(cx, from, r),
+            Message::AddPartitionsToTxnResponse(r)
+                if self.awaits_verification(r.correlation_id) =>
+            {
+                self.on_verification_response(cx, from, r)
+            }
             Message::FetchRequest(r) => self.rm.handle_fetch(cx, from, r),
             Message::FetchResponse(r) => self.rm.handle_fetch_response(cx, from, r),
             Message::ListOffsetsRequest(r) => self.rm.handle_list_offsets(cx, from, r),
@@ -591,6 +601,7 @@ impl Node for Broker {
                 }
             }
             replica::TIMER_PRODUCE_TIMEOUT => self.rm.on_produce_timeout(cx, timer.key),
+            verification::TIMER_VERIFY_TIMEOUT => self.on_verification_timeout(cx, timer.key),
             replica::TIMER_FETCH_WAIT => self.rm.on_fetch_wait(cx, timer.key),
             replica::TIMER_FETCHER_TIMEOUT | replica::TIMER_FETCHER_BACKOFF => {
                 self.rm.on_fetcher_timer(cx, timer)

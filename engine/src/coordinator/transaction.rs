@@ -268,6 +268,39 @@ impl TransactionCoordinator {
         (loaded.is_some() && log.leader_epoch(tp) == loaded).then_some(tp)
     }
 
+    /// KIP-890 part 1 for a partition leader on this broker: whether `partitions` are in the
+    /// ongoing transaction of `transactional_id` at `producer_id` / `producer_epoch` (what a
+    /// verify-only AddPartitionsToTxn answers).
+    pub fn verify(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        log: &dyn OffsetsLog,
+    ) -> ErrorCode {
+        if self.owns(transactional_id, log).is_none() {
+            return ErrorCode::NotCoordinator;
+        }
+        match self.ids.get(transactional_id) {
+            None => ErrorCode::InvalidProducerIdMapping,
+            Some(entry) => Self::verify_entry(entry, producer_id, producer_epoch, partitions),
+        }
+    }
+
+    fn verify_entry(
+        entry: &Entry,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> ErrorCode {
+        partitions
+            .iter()
+            .map(|p| entry.meta.verify(producer_id, producer_epoch, *p))
+            .find(|e| *e != ErrorCode::None)
+            .unwrap_or(ErrorCode::None)
+    }
+
     /// Handle a client request ([`Self::accepts`]).
     pub fn handle(
         &mut self,
@@ -450,12 +483,7 @@ impl TransactionCoordinator {
             return reply(cx, ErrorCode::InvalidProducerIdMapping);
         };
         if r.verify_only {
-            let error = r
-                .partitions
-                .iter()
-                .map(|p| entry.meta.verify(r.producer_id, r.producer_epoch, *p))
-                .find(|e| *e != ErrorCode::None)
-                .unwrap_or(ErrorCode::None);
+            let error = Self::verify_entry(entry, r.producer_id, r.producer_epoch, &r.partitions);
             return reply(cx, error);
         }
         if entry.pending {

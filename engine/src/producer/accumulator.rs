@@ -73,6 +73,9 @@ pub struct RecordAccumulator {
     /// Record bytes of every incomplete batch, queued or in flight.
     buffer_used: u64,
     next_batch_id: u64,
+    /// Java `RecordAccumulator.beginFlush`: every batch is ready at once, lingering or not (a
+    /// transactional producer flushes before EndTxn(commit)).
+    flushing: bool,
 }
 
 impl RecordAccumulator {
@@ -83,6 +86,7 @@ impl RecordAccumulator {
             queues: BTreeMap::new(),
             buffer_used: 0,
             next_batch_id: 0,
+            flushing: false,
         }
     }
 
@@ -132,7 +136,7 @@ impl RecordAccumulator {
     pub fn ready_at(&self, partition: TopicPartition) -> Option<Instant> {
         let queue = self.queues.get(&partition)?;
         let head = queue.front()?;
-        if head.attempts > 0 || queue.len() > 1 || is_full(head, &self.limits) {
+        if head.attempts > 0 || queue.len() > 1 || self.flushing || is_full(head, &self.limits) {
             return Some(head.retry_at);
         }
         Some(head.retry_at.max(head.created + self.limits.linger))
@@ -237,6 +241,25 @@ impl RecordAccumulator {
             purged.extend(queue.drain(..));
         }
         purged
+    }
+
+    /// Java `beginFlush` / `awaitFlushCompletion`: while set, lingering batches are ready.
+    pub fn set_flushing(&mut self, flushing: bool) {
+        self.flushing = flushing;
+    }
+
+    /// Java `RecordAccumulator.abortUndrainedBatches`: take every batch never drained (an
+    /// aborting transaction fails them). Batches drained before and queued again for a retry
+    /// stay: the broker may have appended them, so they are resent until their status is
+    /// known (Sender.maybeSendAndPollTransactionalRequest).
+    pub fn take_undrained(&mut self) -> Vec<ProducerBatch> {
+        let mut taken = Vec::new();
+        for queue in self.queues.values_mut() {
+            let (undrained, kept): (Vec<_>, Vec<_>) = queue.drain(..).partition(|b| !b.closed);
+            taken.extend(undrained);
+            queue.extend(kept);
+        }
+        taken
     }
 
     /// Drop every idempotence stamp of queued batches (after an epoch bump they get new ones).

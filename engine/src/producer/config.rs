@@ -131,6 +131,12 @@ pub struct ProducerConfig {
     pub kafka_go_constructor: KafkaGoConstructor,
     /// sarama only: the produce set's flush triggers (`sarama.Flush.*`).
     pub sarama_flush: SaramaFlush,
+    /// `transactional.id`: the producer runs transactions (`transaction.rs`). A scenario's
+    /// `[[producers]]` table gives instance N of `count` the id `<id>-N`.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (default 60000): sent in InitProducerId; the coordinator
+    /// aborts a transaction left open longer.
+    pub transaction_timeout: Duration,
 }
 
 /// sarama's `Producer.Flush` triggers other than `Frequency` (which is `linger.ms`), counted
@@ -228,6 +234,8 @@ const KNOWN_KEYS: &[&str] = &[
     "sarama.Flush.Bytes",
     "sarama.Flush.Messages",
     "sarama.Flush.MaxMessages",
+    "transactional.id",
+    "transaction.timeout.ms",
 ];
 
 impl ProducerConfig {
@@ -240,6 +248,7 @@ impl ProducerConfig {
     /// client does when it is constructed. Call after the last [`Configurable::set`].
     pub fn validate(&mut self) -> Result<(), String> {
         self.resolve_kafka_go_constructor();
+        self.resolve_transactional()?;
         self.resolve_implicit_idempotence();
         self.resolve_librdkafka_idempotence();
         self.check_manual_partition()?;
@@ -280,6 +289,60 @@ impl ProducerConfig {
                 self.metadata_max_age = Duration::from_secs(15);
             }
         }
+    }
+
+    /// `transactional.id` (Java `ProducerConfig.postProcessAndValidateIdempotenceConfigs`):
+    /// transactions need idempotence, so an unset `enable.idempotence` turns on with them
+    /// (and an unset `acks` becomes all, as the 2.x client's `maybeOverrideAcksAndRetries`
+    /// did); an explicit `enable.idempotence = false` is a ConfigException ("Cannot set a
+    /// transactional.id without also enabling idempotence"), and a conflicting explicit
+    /// `acks`, `retries` or in-flight limit is rejected by [`Self::check_idempotence`].
+    /// Only the Java producer's transactions are modelled; kafka-go has none.
+    fn resolve_transactional(&mut self) -> Result<(), String> {
+        if self.transactional_id.is_none() {
+            return Ok(());
+        }
+        match self.client {
+            ClientKind::Java => {}
+            ClientKind::KafkaGo => {
+                return Err(
+                    "transactional.id: the kafka-go Writer has no transactional \
+                     producer (segmentio/kafka-go writes without transactions)\nhint: use \
+                     client = \"java\" for a transactional producer"
+                        .into(),
+                )
+            }
+            other => {
+                return Err(format!(
+                    "transactional.id: kafsim models the Java producer's transactions only; \
+                     {}'s transactional producer is not modelled yet\nhint: use client = \
+                     \"java\"",
+                    other.name()
+                ))
+            }
+        }
+        if self.idempotence_explicit && !self.enable_idempotence {
+            return Err(
+                "enable.idempotence = false: cannot set a transactional.id without \
+                 also enabling idempotence \
+                 (Kafka ConfigException)\nhint: remove \"enable.idempotence\" = false"
+                    .into(),
+            );
+        }
+        if self.on_error == OnError::Retry {
+            return Err(
+                "on_error = \"retry\" with transactional.id: a failed send aborts its \
+                 transaction, and resending its values in a later one is not modelled\nhint: \
+                 use on_error = \"fail\""
+                    .into(),
+            );
+        }
+        self.enable_idempotence = true;
+        self.idempotence_explicit = true;
+        if !self.acks_explicit {
+            self.acks = Acks::All;
+        }
+        Ok(())
     }
 
     /// `partitioner = "manual"` needs the application's choice, and only it uses one.
@@ -619,6 +682,17 @@ impl Configurable for ProducerConfig {
                 self.compression = codec_value(value, true)?;
             }
             "compression.level" => self.set_compression_level(value)?,
+            "transactional.id" => {
+                let id = value.as_str()?;
+                if id.is_empty() {
+                    return Err("transactional.id must not be empty".into());
+                }
+                self.transactional_id = Some(id.to_string());
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout =
+                    Duration::from_millis(value.as_int_in(1, i32::MAX as i64)? as u64)
+            }
             "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
                 self.set_java_compression_level(key, value)?
             }

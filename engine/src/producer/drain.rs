@@ -316,6 +316,9 @@ impl Producer {
     /// A retried idempotent batch goes only when it is its partition's earliest outstanding
     /// one; one stamped under an older epoch is re-stamped when drained.
     fn may_drain_idempotent(&self, tp: TopicPartition) -> bool {
+        if self.txn.as_ref().is_some_and(|t| !t.send_allowed(tp)) {
+            return false; // Java `isSendToPartitionAllowed`: not added to the transaction yet
+        }
         let Some(idem) = self.idempotence.as_ref() else {
             return true;
         };

@@ -43,6 +43,7 @@ fn producer(client: &str, leaders: &[NodeId], overrides: &[(&str, ConfigValue)])
         stop_at: Instant::from_millis(1_000_000),
         bootstrap: vec![B0],
         value_base: 0,
+        transactions: None,
     };
     let mut p = Producer::new(spec, config);
     let partitions = leaders

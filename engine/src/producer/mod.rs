@@ -29,6 +29,7 @@ pub mod metadata;
 pub mod profile;
 mod sender;
 pub mod status;
+pub mod transaction;
 pub mod workload;
 
 pub use config::{ClientKind, KafkaGoConstructor, OnError, ProducerConfig};
@@ -47,6 +48,7 @@ use idempotence::IdempotenceState;
 use metadata::ClientMetadata;
 use sender::Sender;
 use std::sync::Arc;
+use transaction::{TransactionManager, TxnStats};
 use workload::{Workload, MAX_SENDS_PER_WAKE};
 
 /// The offset reported in `SendOk` when `acks=0`: the client learns none (Java reports -1).
@@ -121,6 +123,9 @@ pub struct Producer {
     stats: ProducerStats,
     /// How this producer's batches are compressed (codec, level, the workload's ratio).
     compression: Compression,
+    /// `transactional.id`: the Java producer's transactions and the application's loop.
+    txn: Option<TransactionManager>,
+    stats_txn: TxnStats,
 }
 
 impl Producer {
@@ -140,7 +145,16 @@ impl Producer {
             config.compression_level(),
             spec.message_profile,
         );
+        let txn = config.transactional_id.as_ref().map(|id| {
+            TransactionManager::new(
+                id.clone(),
+                config.transaction_timeout,
+                spec.transactions.unwrap_or_default(),
+            )
+        });
         Producer {
+            txn,
+            stats_txn: TxnStats::default(),
             compression,
             metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
             connections: ConnectionStates::new(
@@ -191,7 +205,18 @@ impl Producer {
 
     /// Whether the application stopped and every record has completed.
     pub fn is_idle(&self, now: Instant) -> bool {
-        self.workload.stopped(now) && self.outstanding_records == 0
+        let txn_idle = self.txn.as_ref().is_none_or(|t| {
+            !matches!(
+                t.app(),
+                transaction::AppTxn::Open { .. } | transaction::AppTxn::Ending { .. }
+            )
+        });
+        self.workload.stopped(now) && self.outstanding_records == 0 && txn_idle
+    }
+
+    /// The transaction manager of a producer with a `transactional.id` (inspection).
+    pub fn transaction_manager(&self) -> Option<&TransactionManager> {
+        self.txn.as_ref()
     }
 
     fn producer_index(&self) -> u32 {
@@ -202,7 +227,11 @@ impl Producer {
     fn poll(&mut self, cx: &mut Cx) {
         self.expire_requests(cx);
         self.send_metadata_request(cx);
-        self.send_init_producer_id(cx);
+        if self.txn.is_some() {
+            self.send_transactional_request(cx);
+        } else {
+            self.send_init_producer_id(cx);
+        }
         self.run_application(cx);
         self.expire_queued_batches(cx);
         self.drain(cx);
@@ -237,6 +266,8 @@ impl Producer {
             }
         }
         candidates.extend(self.sender.init_next_attempt());
+        candidates.extend(self.txn.as_ref().and_then(|t| t.deadline()));
+        candidates.extend(self.txn_next_attempt());
         if let Some(blocked) = self.blocked {
             candidates.push(blocked.since + self.config.max_block);
         } else if self.waiting_for.is_none() {
@@ -254,7 +285,7 @@ impl Producer {
                 candidates.push(head.created + timeout);
             }
         }
-        if self.application_can_progress(now) {
+        if self.application_can_progress(now) || self.txn_request_due(now) {
             // A completion during this poll unblocked the application: continue at once, in a
             // new event, so other nodes' events at this instant interleave.
             return Some(now);
@@ -271,9 +302,11 @@ impl Producer {
         if self.resends.front().is_some_and(|r| r.due <= now) {
             return true;
         }
+        let txn_accepts = self.txn.as_ref().is_none_or(|t| t.accepts_sends());
         self.waiting_for.is_none()
             && self.outstanding_records < self.config.max_outstanding_records
             && self.workload.due(now)
+            && txn_accepts
     }
 
     /// The application: retry a blocked send, then make the sends that are due.
@@ -306,14 +339,17 @@ impl Producer {
                 return;
             }
         }
+        self.txn_maybe_end(cx);
         for _ in 0..MAX_SENDS_PER_WAKE {
             if self.waiting_for.is_some()
                 || self.outstanding_records >= self.config.max_outstanding_records
                 || !self.workload.due(now)
+                || !self.txn_before_send(cx)
             {
                 return;
             }
             let (value, key) = self.workload.take(now, cx.rng());
+            self.txn_sent(cx, value);
             self.stats.invoked += 1;
             self.outstanding_records += 1;
             let event = HistoryEvent::SendInvoke {
@@ -328,7 +364,9 @@ impl Producer {
                 key,
                 since: now,
             };
-            if !self.try_append(cx, send) {
+            let appended = self.try_append(cx, send);
+            self.txn_maybe_end(cx);
+            if !appended {
                 return;
             }
         }
@@ -402,6 +440,9 @@ impl Producer {
             self.producer_index()
         );
         let tp = TopicPartition::new(topic, partition);
+        if let Some(t) = self.txn.as_mut() {
+            t.maybe_add_partition(tp);
+        }
         self.accumulator.append(tp, record, now);
         if self.config.sync {
             self.waiting_for = Some(send.value);
@@ -468,6 +509,11 @@ impl Producer {
             }
         };
         cx.record(event);
+        if let (Outcome::Fail(error), true) = (outcome, self.txn.is_some()) {
+            self.txn_record_failed(error);
+        } else if failed && self.txn.is_some() {
+            self.txn_record_failed(ErrorCode::RequestTimedOut);
+        }
         if failed && self.resend_later(cx.now(), value, key) {
             // Still the application's: it stays outstanding (and a sync one keeps waiting).
             return;
@@ -516,6 +562,7 @@ impl Node for Producer {
     fn on_start(&mut self, cx: &mut Cx) {
         let incarnation = Producer::next_incarnation(cx);
         self.workload.start(cx.now(), incarnation);
+        self.txn_start(incarnation);
         self.poll(cx);
     }
 
@@ -527,7 +574,13 @@ impl Node for Producer {
         match msg {
             Message::MetadataResponse(r) => self.on_metadata_response(cx, from, r),
             Message::ProduceResponse(r) => self.on_produce_response(cx, from, r),
+            Message::InitProducerIdResponse(r) if self.txn.is_some() => {
+                self.on_txn_init_response(cx, from, r)
+            }
             Message::InitProducerIdResponse(r) => self.on_init_producer_id_response(cx, r),
+            Message::FindCoordinatorResponse(r) => self.on_find_coordinator_response(cx, from, r),
+            Message::AddPartitionsToTxnResponse(r) => self.on_add_partitions_response(cx, from, r),
+            Message::EndTxnResponse(r) => self.on_end_txn_response(cx, from, r),
             Message::ConnectionReset => self.on_connection_lost(cx, from, "connection reset"),
             // A producer is sent nothing else; ignore rather than crash on stray traffic.
             _ => {}

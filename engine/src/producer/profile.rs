@@ -111,6 +111,8 @@ fn base(client: ClientKind) -> ProducerConfig {
         retries_explicit: false,
         kafka_go_constructor: KafkaGoConstructor::Writer,
         sarama_flush: Default::default(),
+        transactional_id: None,
+        transaction_timeout: ms(60_000),
     }
 }
 

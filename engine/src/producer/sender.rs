@@ -60,9 +60,21 @@ pub(super) struct Sender {
 }
 
 impl Sender {
-    fn correlation_id(&mut self) -> u64 {
+    pub(super) fn correlation_id(&mut self) -> u64 {
         self.next_correlation_id += 1;
         self.next_correlation_id
+    }
+
+    pub(super) fn in_flight_is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// Take every produce request in flight (the producer is being closed): per request its
+    /// broker and batches.
+    pub(super) fn take_all_in_flight(&mut self) -> Vec<(NodeId, Vec<ProducerBatch>)> {
+        let taken = std::mem::take(&mut self.in_flight);
+        self.partition_in_flight.clear();
+        taken.into_values().map(|r| (r.broker, r.batches)).collect()
     }
 
     pub(super) fn requests_to(&self, broker: NodeId) -> usize {
@@ -128,6 +140,11 @@ impl Producer {
                 .filter(|i| i.deadline <= now)
                 .map(|i| i.broker),
         );
+        if let Some(t) = self.txn.as_ref() {
+            if t.deadline().is_some_and(|d| d <= now) {
+                timed_out.extend(self.txn_in_flight_broker());
+            }
+        }
         for broker in timed_out {
             cx.close_connection(broker);
             self.on_connection_lost(cx, broker, "request timeout");
@@ -169,6 +186,7 @@ impl Producer {
             self.sender.init_in_flight = None;
         }
         let now = cx.now();
+        self.txn_connection_lost(now, broker);
         let reset = reason == "connection reset";
         let refresh = self.config.client != ClientKind::KafkaGo;
         self.metadata.connection_failed(broker, reset, refresh, now);
@@ -181,7 +199,7 @@ impl Producer {
     }
 
     /// A broker to send a Metadata or InitProducerId request to, if any may be connected.
-    fn pick_broker(&mut self, now: Instant) -> Option<NodeId> {
+    pub(super) fn pick_broker(&mut self, now: Instant) -> Option<NodeId> {
         let connections = &self.connections;
         self.metadata
             .pick_broker(now, |b| connections.can_connect(b, now))
@@ -331,9 +349,15 @@ impl Producer {
         mut batches: Vec<ProducerBatch>,
     ) {
         let correlation_id = self.sender.correlation_id();
+        let transactional = self.txn.is_some();
         let wire: Vec<(TopicPartition, RecordBatch)> = batches
             .iter_mut()
-            .map(|b| (b.partition, to_record_batch(b, self.compression)))
+            .map(|b| {
+                (
+                    b.partition,
+                    to_record_batch(b, self.compression, transactional),
+                )
+            })
             .collect();
         for batch in &mut batches {
             batch.attempts += 1;
@@ -346,7 +370,7 @@ impl Producer {
             correlation_id,
             acks: self.config.acks,
             timeout: self.config.ack_timeout,
-            transactional_id: None,
+            transactional_id: self.txn.as_ref().map(|t| t.transactional_id().to_string()),
             batches: wire,
         };
         cx.send(broker, Message::ProduceRequest(request));
@@ -425,20 +449,34 @@ impl Producer {
                 // and `returnError` bumps the epoch locally.
                 self.fail_batch(cx, batch, answer.error);
             }
+            ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch
+                if self.txn.is_some() =>
+            {
+                // Java `TransactionManager.canRetry`: a transactional producer lets the batch
+                // fail; the transaction aborts and the epoch is bumped after it.
+                self.fail_batch(cx, batch, answer.error);
+            }
             ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerEpoch => {
                 // KIP-360: the broker lost (or fenced) our producer state; bump and retry.
                 self.bump_epoch();
                 self.retry_or_complete(cx, batch, answer.error, "retries exhausted");
             }
             error if self.retriable(error) => {
-                // Both answers come after the leader appended the batch: NOT_ENOUGH_REPLICAS_
-                // AFTER_APPEND by name, and REQUEST_TIMED_OUT because Kafka's `DelayedProduce`
-                // (ReplicaManager.appendRecords puts it in purgatory only after the local
-                // append) expires with it when the ISR did not acknowledge in time. The
-                // records may be committed later: a batch that ends with either is unknown.
+                // These answers may come after the leader appended the batch:
+                // NOT_ENOUGH_REPLICAS_AFTER_APPEND by name; REQUEST_TIMED_OUT because Kafka's
+                // `DelayedProduce` (ReplicaManager.appendRecords puts it in purgatory only
+                // after the local append) expires with it when the ISR did not acknowledge in
+                // time; NOT_LEADER_OR_FOLLOWER because a leader that loses the partition
+                // completes its delayed produces with it (`Partition.checkEnoughReplicasReach
+                // Offset` once `leaderLogIfLocal` is gone), although the new leader may hold
+                // the appended records. The client cannot tell these from a refusal before the
+                // append, so the records may be committed: a batch that ends after any of them
+                // is unknown, never definitely failed.
                 if matches!(
                     error,
-                    ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::RequestTimedOut
+                    ErrorCode::NotEnoughReplicasAfterAppend
+                        | ErrorCode::RequestTimedOut
+                        | ErrorCode::NotLeaderOrFollower
                 ) {
                     batch.maybe_written = true;
                 }
@@ -510,6 +548,11 @@ impl Producer {
             return;
         }
         match self.config.client {
+            ClientKind::Java if next_sequence && self.txn.is_some() => {
+                // `canRetry` retries a real gap only for the idempotent producer; in a
+                // transaction it is an abortable error (the bump follows the abort).
+                self.fail_batch(cx, batch, error);
+            }
             ClientKind::Java if self.java_at_least((2, 5)) => {
                 if next_sequence {
                     self.bump_epoch();
@@ -645,9 +688,14 @@ impl Producer {
 }
 
 /// The wire form of a producer batch (offsets are assigned by the leader).
-fn to_record_batch(batch: &ProducerBatch, compression: Compression) -> RecordBatch {
+fn to_record_batch(
+    batch: &ProducerBatch,
+    compression: Compression,
+    transactional: bool,
+) -> RecordBatch {
     let mut wire = RecordBatch::new(batch.records.clone().into());
     wire.compression = compression;
+    wire.is_transactional = transactional;
     if let Some(seq) = batch.sequence {
         wire.producer_id = seq.producer_id;
         wire.producer_epoch = seq.producer_epoch;

@@ -18,6 +18,7 @@ fn producer(client: &str, version: &str) -> Producer {
         stop_at: Instant::from_millis(1_000),
         bootstrap: vec![crate::node::NodeId(0)],
         value_base: 0,
+        transactions: None,
     };
     Producer::new(spec, config)
 }

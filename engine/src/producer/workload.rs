@@ -42,6 +42,27 @@ pub struct ProducerSpec {
     pub bootstrap: Vec<NodeId>,
     /// Value ids are `value_base + ...` (see the module docs).
     pub value_base: u64,
+    /// `[producers.transactions]`: how a transactional producer's application groups its
+    /// sends (None for a producer without `transactional.id`).
+    pub transactions: Option<TxnWorkload>,
+}
+
+/// `[producers.transactions]`: the application sends `records` records per transaction and
+/// aborts a fraction `abort` of its transactions (it commits the rest).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TxnWorkload {
+    pub records: u32,
+    pub abort: f64,
+}
+
+impl Default for TxnWorkload {
+    /// Without a `[producers.transactions]` table: 10 records per transaction, none aborted.
+    fn default() -> TxnWorkload {
+        TxnWorkload {
+            records: 10,
+            abort: 0.0,
+        }
+    }
 }
 
 /// The application's sending state.
@@ -152,6 +173,7 @@ mod tests {
             stop_at: Instant::from_millis(10),
             bootstrap: vec![NodeId(0)],
             value_base: 1 << 40,
+            transactions: None,
         }
     }
 

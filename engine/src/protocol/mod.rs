@@ -73,6 +73,10 @@ pub enum ErrorCode {
     /// KRaft's `DUPLICATE_BROKER_REGISTRATION`: another incarnation of this broker id still
     /// holds a valid session (`ClusterControlManager.registerBroker`).
     DuplicateBrokerRegistration,
+    /// Not a wire error: the Java producer fails the records of an aborted transaction that
+    /// were never sent with `TransactionAbortedException` (`RecordAccumulator
+    /// .abortUndrainedBatches`).
+    TransactionAborted,
 }
 
 impl ErrorCode {

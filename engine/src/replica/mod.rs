@@ -186,14 +186,53 @@ impl ReplicaManager {
 
     /// ProduceRequest from a client.
     pub fn handle_produce(&mut self, cx: &mut Cx, from: NodeId, req: ProduceRequest) {
+        self.handle_produce_refusing(cx, from, req, &[]);
+    }
+
+    /// Whether `batch` for `tp` needs KIP-890 verification before this leader appends it: a
+    /// transactional batch of a producer with no transaction open on the partition
+    /// (`UnifiedLog.maybeStartTransactionVerification`).
+    pub fn needs_verification(&self, tp: TopicPartition, batch: &RecordBatch) -> bool {
+        let leads = self.partitions.get(&tp).is_some_and(|p| p.is_leader());
+        leads
+            && batch.is_transactional
+            && batch.control.is_none()
+            && batch.producer_id >= 0
+            && self.producer_states.get(&tp).is_none_or(|ps| {
+                ps.transactions()
+                    .ongoing_first_offset(batch.producer_id)
+                    .is_none()
+            })
+    }
+
+    /// A ProduceRequest whose `refused` partitions are answered with their error, unappended
+    /// (a failed transaction verification); the others are appended as usual.
+    pub fn handle_produce_refusing(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: ProduceRequest,
+        refused: &[(TopicPartition, ErrorCode)],
+    ) {
         let origin = ProduceOrigin::Client {
             node: from,
             correlation_id: req.correlation_id,
         };
-        let mut done = Vec::new();
+        let mut done: Vec<PartitionProduceResponse> = refused
+            .iter()
+            .map(|(tp, error)| PartitionProduceResponse {
+                partition: *tp,
+                error: *error,
+                base_offset: 0,
+                log_start_offset: 0,
+            })
+            .collect();
         let mut pending = Vec::new();
         let mut appended = Vec::new();
         for (tp, batch) in req.batches {
+            if refused.iter().any(|(r, _)| *r == tp) {
+                continue;
+            }
             match self.append_to_leader(cx, tp, batch, req.acks) {
                 Ok(p) => {
                     appended.push(tp);

@@ -37,6 +37,7 @@ use crate::violation::ViolationKind;
 use kafsim_engine::alias;
 pub use kafsim_engine::compression::MessageProfile;
 use kafsim_engine::config::{ConfigValue, Configurable};
+use kafsim_engine::producer::workload::TxnWorkload;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -160,6 +161,9 @@ pub struct ProducerSpec {
     pub message_profile: MessageProfile,
     /// Producer properties (`[producers.config]`), file order.
     pub config: Vec<Property>,
+    /// `[producers.transactions]`; with `transactional.id` set and no table, the default
+    /// (10 records per transaction, none aborted).
+    pub transactions: Option<TxnWorkload>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -93,6 +93,15 @@ pub struct RawProducer {
     pub message_profile: Option<S<toml::Value>>,
     #[serde(default)]
     pub config: RawConfig,
+    /// `[producers.transactions]` (needs `transactional.id` in the config).
+    pub transactions: Option<S<RawTransactions>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransactions {
+    pub records: Option<S<i64>>,
+    pub abort: Option<S<toml::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@ use super::{
 use crate::violation::ViolationKind;
 use kafsim_engine::broker::version::KafkaVersion;
 use kafsim_engine::config::ConfigValue;
+use kafsim_engine::producer::workload::TxnWorkload;
 use std::time::Duration;
 
 pub type R<T> = Result<T, ScenarioError>;
@@ -29,6 +30,8 @@ pub const MAX_CLIENTS: i64 = 1_000;
 pub const MAX_SEEDS: i64 = 1_000_000_000;
 pub const MAX_KEYS: i64 = 100_000_000;
 pub const MAX_MESSAGE_BYTES: i64 = 64 << 20;
+/// Most records one transaction may hold (`[producers.transactions] records`).
+pub const MAX_TXN_RECORDS: i64 = 100_000;
 pub const MAX_RATE: f64 = 100_000_000.0;
 
 pub fn parse(file: &str, text: &str) -> R<Scenario> {
@@ -420,9 +423,60 @@ impl Check<'_> {
                 message_profile: self
                     .message_profile(&p.message_profile, &format!("{at}.message_profile"))?,
                 config: self.properties(&p.config),
+                transactions: self.transactions(p, &at)?,
             });
         }
         Ok(out)
+    }
+
+    /// `[producers.transactions]`: `records` per transaction (default 10) and the fraction
+    /// `abort` the application aborts (default 0). The table needs `transactional.id`.
+    fn transactions(&self, p: &RawProducer, at: &str) -> R<Option<TxnWorkload>> {
+        let transactional = p
+            .config
+            .0
+            .iter()
+            .any(|(k, _)| k.get_ref() == "transactional.id");
+        let Some(table) = &p.transactions else {
+            return Ok(transactional.then(TxnWorkload::default));
+        };
+        let key = format!("{at}.transactions");
+        if !transactional {
+            return Err(self.err_hint(
+                table,
+                &key,
+                "transactions are run by a transactional producer, and this one has no \
+                 transactional.id",
+                "set \"transactional.id\" = \"my-app\" in [producers.config] (instance N \
+                 uses my-app-N)",
+            ));
+        }
+        let raw = table.get_ref();
+        let defaults = TxnWorkload::default();
+        let records = self.count_or(
+            &raw.records,
+            &format!("{key}.records"),
+            1,
+            MAX_TXN_RECORDS,
+            defaults.records,
+        )?;
+        let abort = match &raw.abort {
+            None => defaults.abort,
+            Some(v) => {
+                let k = format!("{key}.abort");
+                let fraction = self.number(v, &k)?;
+                if !(0.0..=1.0).contains(&fraction) {
+                    return Err(self.err_hint(
+                        v,
+                        &k,
+                        format!("must be from 0.0 to 1.0, got {fraction}"),
+                        "the fraction of transactions the application aborts",
+                    ));
+                }
+                fraction
+            }
+        };
+        Ok(Some(TxnWorkload { records, abort }))
     }
 
     /// The name of a declared topic.

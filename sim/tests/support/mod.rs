@@ -126,13 +126,15 @@ impl Probe {
                 partition: self.tp,
                 offset: r.base_offset,
             },
-            ErrorCode::RequestTimedOut | ErrorCode::NotEnoughReplicasAfterAppend => {
-                HistoryEvent::SendInfo {
-                    producer: self.index,
-                    value,
-                    reason: "timeout-or-after-append",
-                }
-            }
+            // Answers that may come after the leader appended (see the engine producer's
+            // `on_batch_response`): the outcome is unknown.
+            ErrorCode::RequestTimedOut
+            | ErrorCode::NotEnoughReplicasAfterAppend
+            | ErrorCode::NotLeaderOrFollower => HistoryEvent::SendInfo {
+                producer: self.index,
+                value,
+                reason: "timeout-or-after-append",
+            },
             error => HistoryEvent::SendFail {
                 producer: self.index,
                 value,

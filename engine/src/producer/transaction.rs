@@ -1,0 +1,812 @@
+//! Transactions of the Java producer, and the application that runs them.
+//!
+//! The client side follows apache/kafka `clients/.../producer/internals/TransactionManager.java`
+//! (with `Sender.maybeSendAndPollTransactionalRequest` and `KafkaProducer.initTransactions`,
+//! `beginTransaction`, `commitTransaction`, `abortTransaction`):
+//!
+//! - One transactional request at a time, in priority order: FindCoordinator (type
+//!   TRANSACTION, keyed by `transactional.id`), InitProducerId (with the `transactional.id` and
+//!   `transaction.timeout.ms`), AddPartitionsToTxn for the partitions that got records since
+//!   the last add (`newPartitionsInTransaction`), EndTxn. A request that times out or whose
+//!   connection drops is sent again after `retry.backoff.ms`, to a coordinator looked up
+//!   anew (`TxnRequestHandler.onComplete`: `wasDisconnected` → `lookupCoordinator` +
+//!   `reenqueue`).
+//! - A batch is drained only for a partition already added (`isSendToPartitionAllowed`).
+//! - EndTxn waits until no batch is incomplete (`nextRequest(hasIncompleteBatches)`); a commit
+//!   flushes first (`beginFlush`: lingering batches go at once).
+//! - Error classes (`maybeTransitionToErrorState`, the handlers' `handleResponse`):
+//!   `ProducerFenced` (and `InvalidProducerEpoch` / `InvalidTxnState` answered by the
+//!   coordinator) are fatal: the producer is unusable and the application must close it.
+//!   Any other failed send of the transaction is an abortable error: the records never
+//!   drained fail at once (`abortUndrainedBatches`), the application aborts, and the epoch
+//!   is bumped after the abort (`epochBumpRequired`, KIP-360) before the next transaction.
+//! - With `transaction.version` 2 (KIP-890 part 2) the coordinator bumps the epoch at every
+//!   EndTxn and its answer carries the new one; the client goes on with it (sequences from 0),
+//!   as the 4.0 client's EndTxn v5 handling does. The client still adds partitions with
+//!   AddPartitionsToTxn (the 4.0 client lets the produce request add them implicitly; the
+//!   fencing this protects is the same).
+//!
+//! The application (`[producers.transactions]`): `initTransactions()`, then per transaction
+//! `beginTransaction()`, `records` sends, and `commitTransaction()` (or, for a fraction
+//! `abort` of the transactions, `abortTransaction()`); at the end of the run it ends the
+//! transaction it has open. On an abortable error it aborts and goes on; on a fatal one it
+//! closes the producer and builds a new one with the same `transactional.id` (what a service
+//! does, e.g. Spring Kafka's producer factory), whose `initTransactions` fences the old epoch.
+//!
+//! History: `TxnBegin` when the first send of a transaction is made, `TxnValue` for every send
+//! in it, and `TxnCommit` / `TxnAbort` when the EndTxn is answered. A transaction that can no
+//! longer commit (fatal error before any EndTxn(commit) was sent) is `TxnAbort`: the
+//! coordinator aborts it (the fencing InitProducerId or `transaction.timeout.ms`); one whose
+//! EndTxn(commit) had been sent is `TxnUnknown`.
+
+use super::{Outcome, Producer};
+use crate::history::HistoryEvent;
+use crate::node::{Cx, NodeId};
+use crate::protocol::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, CoordinatorType, EndTxnRequest,
+    EndTxnResponse, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse,
+    InitProducerIdRequest, InitProducerIdResponse, Message,
+};
+use crate::record::TopicPartition;
+use crate::time::{Duration, Instant};
+use std::collections::BTreeSet;
+
+use super::workload::TxnWorkload;
+
+/// Java `TransactionManager.ADD_PARTITIONS_RETRY_BACKOFF_MS`: the short backoff after
+/// CONCURRENT_TRANSACTIONS on the first AddPartitions of a transaction (the previous one's
+/// markers are still being written).
+const ADD_PARTITIONS_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Most times the application rebuilds its producer after a fatal error (a bound; after it,
+/// every send fails).
+pub const MAX_PRODUCER_REBUILDS: u32 = 1_000;
+
+/// A transactional request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum TxnRequest {
+    FindCoordinator,
+    InitProducerId,
+    AddPartitions(Vec<TopicPartition>),
+    EndTxn { commit: bool },
+}
+
+#[derive(Clone, Debug)]
+struct InFlight {
+    correlation_id: u64,
+    broker: NodeId,
+    deadline: Instant,
+    request: TxnRequest,
+}
+
+/// Where the application is in its transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppTxn {
+    /// `initTransactions()` (or the epoch bump after an abort) has not returned.
+    Initializing,
+    /// Between transactions.
+    Ready,
+    /// In transaction `txn`, `records` sends made.
+    Open { txn: u64, records: u32 },
+    /// `commitTransaction()` / `abortTransaction()` called for `txn`.
+    Ending { txn: u64, commit: bool },
+}
+
+/// The client's transaction state (Java `TransactionManager`) and the application's loop.
+#[derive(Debug)]
+pub struct TransactionManager {
+    transactional_id: String,
+    timeout: Duration,
+    workload: TxnWorkload,
+    coordinator: Option<NodeId>,
+    in_flight: Option<InFlight>,
+    next_attempt: Instant,
+    /// Partitions added to the ongoing transaction (`partitionsInTransaction`).
+    added: BTreeSet<TopicPartition>,
+    /// Partitions with records of the transaction, not added yet (`newPartitionsInTransaction`).
+    new_partitions: BTreeSet<TopicPartition>,
+    /// An AddPartitions succeeded in this transaction (`transactionStarted`).
+    started: bool,
+    /// `ABORTABLE_ERROR`: the error the application must abort for.
+    abortable: Option<ErrorCode>,
+    /// `epochBumpRequired`: InitProducerId after the abort.
+    bump_after_abort: bool,
+    /// `FATAL_ERROR`, handled at the next poll (the application closes the producer).
+    fatal: Option<ErrorCode>,
+    /// An EndTxn(commit) of the current transaction was sent: it may have committed.
+    commit_sent: bool,
+    app: AppTxn,
+    /// Transaction numbers are `incarnation << 32 | n`, unique across restarts.
+    incarnation: u64,
+    next_n: u64,
+    rebuilds: u32,
+}
+
+/// Counters of the transactions a producer ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxnStats {
+    pub committed: u64,
+    pub aborted: u64,
+    pub unknown: u64,
+    /// Producers closed and rebuilt after a fatal error (fenced).
+    pub rebuilds: u64,
+}
+
+impl TransactionManager {
+    pub fn new(transactional_id: String, timeout: Duration, workload: TxnWorkload) -> Self {
+        assert!(workload.records > 0, "a transaction needs a record");
+        assert!((0.0..=1.0).contains(&workload.abort), "abort is a fraction");
+        TransactionManager {
+            transactional_id,
+            timeout,
+            workload,
+            coordinator: None,
+            in_flight: None,
+            next_attempt: Instant::ZERO,
+            added: BTreeSet::new(),
+            new_partitions: BTreeSet::new(),
+            started: false,
+            abortable: None,
+            bump_after_abort: false,
+            fatal: None,
+            commit_sent: false,
+            app: AppTxn::Initializing,
+            incarnation: 0,
+            next_n: 0,
+            rebuilds: 0,
+        }
+    }
+
+    pub fn transactional_id(&self) -> &str {
+        &self.transactional_id
+    }
+
+    pub fn app(&self) -> AppTxn {
+        self.app
+    }
+
+    /// Java `isSendToPartitionAllowed`: batches of a partition go only once it is added.
+    pub fn send_allowed(&self, tp: TopicPartition) -> bool {
+        self.fatal.is_none() && self.added.contains(&tp)
+    }
+
+    /// Java `maybeAddPartition`: a record for `tp` makes it a partition to add.
+    pub fn maybe_add_partition(&mut self, tp: TopicPartition) {
+        if !self.added.contains(&tp) {
+            self.new_partitions.insert(tp);
+        }
+    }
+
+    /// Whether the application may hand over a record now (it is in or between transactions,
+    /// with no error to act on).
+    pub fn accepts_sends(&self) -> bool {
+        self.fatal.is_none()
+            && self.abortable.is_none()
+            && matches!(self.app, AppTxn::Ready | AppTxn::Open { .. })
+    }
+
+    /// The deadline of the request in flight.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.in_flight.as_ref().map(|i| i.deadline)
+    }
+
+    fn in_flight_to(&self, broker: NodeId) -> bool {
+        self.in_flight.as_ref().is_some_and(|i| i.broker == broker)
+    }
+
+    /// A send of the transaction failed with `error` (`maybeTransitionToErrorState`).
+    fn on_send_failed(&mut self, error: ErrorCode) {
+        let in_txn = matches!(self.app, AppTxn::Open { .. } | AppTxn::Ending { .. });
+        if !in_txn || self.fatal.is_some() || error == ErrorCode::TransactionAborted {
+            return;
+        }
+        if error == ErrorCode::ProducerFenced {
+            self.fatal = Some(error);
+            return;
+        }
+        let completing = matches!(self.app, AppTxn::Ending { .. });
+        if !completing {
+            self.bump_after_abort = true;
+        }
+        self.abortable.get_or_insert(error);
+    }
+
+    /// The request the client would send next, ignoring time and connections.
+    fn next_request(&self, has_incomplete: bool) -> Option<TxnRequest> {
+        if self.fatal.is_some() || self.in_flight.is_some() {
+            return None;
+        }
+        if self.coordinator.is_none() {
+            return Some(TxnRequest::FindCoordinator);
+        }
+        if !self.new_partitions.is_empty() {
+            return Some(TxnRequest::AddPartitions(
+                self.new_partitions.iter().copied().collect(),
+            ));
+        }
+        match self.app {
+            AppTxn::Ending { commit, .. } if !has_incomplete => Some(TxnRequest::EndTxn { commit }),
+            _ => None,
+        }
+    }
+}
+
+impl Producer {
+    /// Whether any batch of the transaction is still queued, in flight, or being handed over
+    /// (Java `accumulator.hasIncomplete()`).
+    fn txn_has_incomplete(&self) -> bool {
+        self.accumulator.queued_records() > 0
+            || !self.sender.in_flight_is_empty()
+            || self.blocked.is_some()
+    }
+
+    /// Whether a transactional request is due now (so the producer polls again at once).
+    pub(super) fn txn_request_due(&self, now: Instant) -> bool {
+        let Some(t) = self.txn.as_ref() else {
+            return false;
+        };
+        if t.fatal.is_some() {
+            return true;
+        }
+        self.txn_local_end_due() || self.txn_decide(now).is_some()
+    }
+
+    /// The transactional request `poll` sends now, if any (before choosing its broker).
+    fn txn_decide(&self, now: Instant) -> Option<TxnRequest> {
+        let t = self.txn.as_ref()?;
+        if now < t.next_attempt || t.in_flight.is_some() {
+            return None;
+        }
+        let needs_init = self.idempotence.as_ref().is_some_and(|i| i.needs_init());
+        match t.next_request(self.txn_has_incomplete()) {
+            Some(TxnRequest::FindCoordinator) => Some(TxnRequest::FindCoordinator),
+            // KIP-360: the bump (or first id) goes once nothing is in flight.
+            _ if needs_init && t.fatal.is_none() => (self.sender.in_flight_is_empty()
+                && t.coordinator.is_some())
+            .then_some(TxnRequest::InitProducerId),
+            other => other,
+        }
+    }
+
+    /// The broker the transactional request in flight went to.
+    pub(super) fn txn_in_flight_broker(&self) -> Option<NodeId> {
+        self.txn.as_ref()?.in_flight.as_ref().map(|i| i.broker)
+    }
+
+    /// When the next transactional request may go, if one waits for a backoff.
+    pub(super) fn txn_next_attempt(&self) -> Option<Instant> {
+        let t = self.txn.as_ref()?;
+        (t.in_flight.is_none()).then_some(t.next_attempt)
+    }
+
+    /// An ending transaction that never added a partition completes without an EndTxn.
+    fn txn_local_end_due(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| {
+            matches!(t.app, AppTxn::Ending { .. })
+                && !t.started
+                && t.new_partitions.is_empty()
+                && t.in_flight.is_none()
+                && !self.txn_has_incomplete()
+        })
+    }
+
+    /// The transactional half of `poll`: act on a fatal error, abort undrained batches of
+    /// an aborting transaction, complete a transaction that needs no EndTxn, and send the
+    /// next transactional request.
+    pub(super) fn send_transactional_request(&mut self, cx: &mut Cx) {
+        let Some(t) = self.txn.as_ref() else { return };
+        if let Some(error) = t.fatal {
+            self.rebuild_after_fatal(cx, error);
+            return;
+        }
+        let aborting =
+            t.abortable.is_some() || matches!(t.app, AppTxn::Ending { commit: false, .. });
+        if aborting {
+            for batch in self.accumulator.take_undrained() {
+                self.complete_batch(cx, batch, Outcome::Fail(ErrorCode::TransactionAborted));
+            }
+        }
+        if self.txn_local_end_due() {
+            self.finish_transaction(cx, None);
+        }
+        let now = cx.now();
+        let Some(request) = self.txn_decide(now) else {
+            return;
+        };
+        let t = self.txn.as_ref().expect("transactional");
+        let broker = match request {
+            TxnRequest::FindCoordinator => self.pick_broker(now),
+            _ => t.coordinator.filter(|c| self.broker_usable(*c, now)),
+        };
+        let Some(broker) = broker else {
+            // Nothing to connect to now: look again after the backoff.
+            let backoff = self.config.retry_backoff;
+            let t = self.txn.as_mut().expect("transactional");
+            t.next_attempt = now + backoff;
+            if !matches!(request, TxnRequest::FindCoordinator) {
+                t.coordinator = None;
+            }
+            return;
+        };
+        self.send_txn_request(cx, broker, request);
+    }
+
+    fn send_txn_request(&mut self, cx: &mut Cx, broker: NodeId, request: TxnRequest) {
+        let correlation_id = self.sender.correlation_id();
+        let (producer_id, producer_epoch) = self
+            .idempotence
+            .as_ref()
+            .map_or((-1, -1), |i| (i.producer_id(), i.producer_epoch()));
+        let t = self.txn.as_mut().expect("transactional");
+        let id = t.transactional_id.clone();
+        let msg = match &request {
+            TxnRequest::FindCoordinator => {
+                Message::FindCoordinatorRequest(FindCoordinatorRequest {
+                    correlation_id,
+                    key: id,
+                    key_type: CoordinatorType::Transaction,
+                })
+            }
+            TxnRequest::InitProducerId => Message::InitProducerIdRequest(InitProducerIdRequest {
+                correlation_id,
+                transactional_id: Some(id),
+                producer_id,
+                producer_epoch,
+                transaction_timeout: Some(t.timeout),
+            }),
+            TxnRequest::AddPartitions(partitions) => {
+                Message::AddPartitionsToTxnRequest(AddPartitionsToTxnRequest {
+                    correlation_id,
+                    transactional_id: id,
+                    producer_id,
+                    producer_epoch,
+                    partitions: partitions.clone(),
+                    verify_only: false,
+                })
+            }
+            TxnRequest::EndTxn { commit } => {
+                if *commit {
+                    t.commit_sent = true;
+                }
+                Message::EndTxnRequest(EndTxnRequest {
+                    correlation_id,
+                    transactional_id: id,
+                    producer_id,
+                    producer_epoch,
+                    commit: *commit,
+                })
+            }
+        };
+        t.in_flight = Some(InFlight {
+            correlation_id,
+            broker,
+            deadline: cx.now() + self.config.request_timeout,
+            request,
+        });
+        cx.send(broker, msg);
+    }
+
+    /// Take the in-flight request `correlation_id` from `from`, if it is the one out.
+    fn take_txn_in_flight(&mut self, from: NodeId, correlation_id: u64) -> Option<TxnRequest> {
+        let t = self.txn.as_mut()?;
+        let matches = t
+            .in_flight
+            .as_ref()
+            .is_some_and(|i| i.correlation_id == correlation_id && i.broker == from);
+        matches.then(|| t.in_flight.take().expect("checked").request)
+    }
+
+    /// Retry the request later; with `refind`, after looking the coordinator up again.
+    fn txn_retry(&mut self, now: Instant, refind: bool, backoff: Duration) {
+        let t = self.txn.as_mut().expect("transactional");
+        if refind {
+            t.coordinator = None;
+        }
+        t.next_attempt = now + backoff;
+    }
+
+    /// A transactional request's connection was lost or it timed out: send it again after
+    /// `retry.backoff.ms` to a coordinator looked up anew.
+    pub(super) fn txn_connection_lost(&mut self, now: Instant, broker: NodeId) {
+        let lost = self.txn.as_ref().is_some_and(|t| t.in_flight_to(broker));
+        if !lost {
+            return;
+        }
+        let t = self.txn.as_mut().expect("transactional");
+        let request = t.in_flight.take().expect("checked").request;
+        let refind = request != TxnRequest::FindCoordinator;
+        let backoff = self.config.retry_backoff;
+        self.txn_retry(now, refind, backoff);
+    }
+
+    pub(super) fn on_find_coordinator_response(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: FindCoordinatorResponse,
+    ) {
+        if self.take_txn_in_flight(from, r.correlation_id).is_none() {
+            return;
+        }
+        let backoff = self.config.retry_backoff;
+        match (r.error, r.coordinator) {
+            (ErrorCode::None, Some(node)) => {
+                self.txn.as_mut().expect("transactional").coordinator = Some(node);
+            }
+            _ => self.txn_retry(cx.now(), false, backoff),
+        }
+    }
+
+    /// InitProducerId of a transactional producer (`InitProducerIdHandler.handleResponse`).
+    pub(super) fn on_txn_init_response(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: InitProducerIdResponse,
+    ) {
+        if self.take_txn_in_flight(from, r.correlation_id).is_none() {
+            return;
+        }
+        let now = cx.now();
+        let backoff = self.config.retry_backoff;
+        match r.error {
+            ErrorCode::None => {
+                let idem = self
+                    .idempotence
+                    .as_mut()
+                    .expect("transactions are idempotent");
+                if idem.producer_id() >= 0 {
+                    self.stats.epoch_bumps += 1;
+                }
+                idem.on_init(r.producer_id, r.producer_epoch);
+                self.accumulator.clear_sequences();
+                let t = self.txn.as_mut().expect("transactional");
+                if t.app == AppTxn::Initializing {
+                    t.app = AppTxn::Ready;
+                }
+            }
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
+                self.txn_retry(now, true, backoff)
+            }
+            e if e.is_retriable() => self.txn_retry(now, false, backoff),
+            e => self.txn.as_mut().expect("transactional").fatal = Some(e),
+        }
+    }
+
+    /// `AddPartitionsToTxnHandler.handleResponse`.
+    pub(super) fn on_add_partitions_response(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: AddPartitionsToTxnResponse,
+    ) {
+        let Some(TxnRequest::AddPartitions(partitions)) =
+            self.take_txn_in_flight(from, r.correlation_id)
+        else {
+            return;
+        };
+        let now = cx.now();
+        let backoff = self.config.retry_backoff;
+        let t = self.txn.as_mut().expect("transactional");
+        match r.error {
+            ErrorCode::None => {
+                for tp in partitions {
+                    t.new_partitions.remove(&tp);
+                    t.added.insert(tp);
+                }
+                t.started = true;
+            }
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
+                self.txn_retry(now, true, backoff)
+            }
+            ErrorCode::ConcurrentTransactions if t.added.is_empty() => {
+                let short = ADD_PARTITIONS_RETRY_BACKOFF.min(backoff);
+                self.txn_retry(now, false, short)
+            }
+            e if e.is_retriable() => self.txn_retry(now, false, backoff),
+            ErrorCode::InvalidProducerEpoch
+            | ErrorCode::ProducerFenced
+            | ErrorCode::InvalidTxnState => t.fatal = Some(r.error),
+            e => {
+                // UNKNOWN_PRODUCER_ID / INVALID_PRODUCER_ID_MAPPING (`abortableErrorIfPossible`)
+                // and partition errors: abort, then bump.
+                t.new_partitions.clear();
+                t.bump_after_abort = true;
+                t.abortable.get_or_insert(e);
+            }
+        }
+    }
+
+    /// `EndTxnHandler.handleResponse`.
+    pub(super) fn on_end_txn_response(&mut self, cx: &mut Cx, from: NodeId, r: EndTxnResponse) {
+        if self.take_txn_in_flight(from, r.correlation_id).is_none() {
+            return;
+        }
+        let now = cx.now();
+        let backoff = self.config.retry_backoff;
+        match r.error {
+            ErrorCode::None => self.finish_transaction(cx, Some((r.producer_id, r.producer_epoch))),
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
+                self.txn_retry(now, true, backoff)
+            }
+            e if e.is_retriable() => self.txn_retry(now, false, backoff),
+            // PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE and the unhandled
+            // rest are fatal. (UNKNOWN_PRODUCER_ID / INVALID_PRODUCER_ID_MAPPING are abortable
+            // with a bump in Java; the rebuilt producer's InitProducerId bumps as well.)
+            e => self.txn.as_mut().expect("transactional").fatal = Some(e),
+        }
+    }
+
+    /// The transaction ended as the application asked (`completeTransaction`). `ids`: the
+    /// EndTxn answer's producer id and epoch (None when no EndTxn was needed).
+    fn finish_transaction(&mut self, cx: &mut Cx, ids: Option<(i64, i16)>) {
+        let producer = self.producer_index();
+        let t = self.txn.as_mut().expect("transactional");
+        let AppTxn::Ending { txn, commit } = t.app else {
+            return; // a late answer to a transaction already given up
+        };
+        let event = if commit {
+            self.stats_txn.committed += 1;
+            HistoryEvent::TxnCommit { producer, txn }
+        } else {
+            self.stats_txn.aborted += 1;
+            HistoryEvent::TxnAbort { producer, txn }
+        };
+        cx.record(event);
+        let bump = t.bump_after_abort && !commit;
+        t.added.clear();
+        t.new_partitions.clear();
+        t.started = false;
+        t.commit_sent = false;
+        t.abortable = None;
+        t.bump_after_abort = false;
+        t.app = if bump {
+            AppTxn::Initializing
+        } else {
+            AppTxn::Ready
+        };
+        self.accumulator.set_flushing(false);
+        let idem = self
+            .idempotence
+            .as_mut()
+            .expect("transactions are idempotent");
+        if bump {
+            idem.request_bump();
+        } else if let Some((pid, epoch)) = ids {
+            // KIP-890 part 2: the coordinator bumped the epoch at this EndTxn.
+            if pid == idem.producer_id() && epoch > idem.producer_epoch() {
+                idem.on_init(pid, epoch);
+                self.accumulator.clear_sequences();
+            }
+        }
+    }
+
+    /// The application's side before each send: begin a transaction if none is open, end
+    /// one that is complete, failed or outlived the run. False if no send may be made now.
+    pub(super) fn txn_before_send(&mut self, cx: &mut Cx) -> bool {
+        let producer = self.producer_index();
+        let Some(t) = self.txn.as_mut() else {
+            return true;
+        };
+        if !t.accepts_sends() {
+            return false;
+        }
+        if t.app == AppTxn::Ready {
+            let txn = (t.incarnation << 32) | t.next_n;
+            t.next_n += 1;
+            t.app = AppTxn::Open { txn, records: 0 };
+            cx.record(HistoryEvent::TxnBegin { producer, txn });
+        }
+        true
+    }
+
+    /// A send of value `value` was made: it belongs to the open transaction.
+    pub(super) fn txn_sent(&mut self, cx: &mut Cx, value: crate::record::ValueId) {
+        let producer = self.producer_index();
+        let Some(t) = self.txn.as_mut() else { return };
+        let AppTxn::Open { txn, records } = t.app else {
+            unreachable!("a transactional send outside a transaction")
+        };
+        t.app = AppTxn::Open {
+            txn,
+            records: records + 1,
+        };
+        cx.record(HistoryEvent::TxnValue {
+            producer,
+            txn,
+            value,
+        });
+    }
+
+    /// The application ends its open transaction when it has its records, when an abortable
+    /// error occurred (commit would throw it; the application aborts), or when the run stops.
+    pub(super) fn txn_maybe_end(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let stopped = self.workload.stopped(now);
+        let Some(t) = self.txn.as_mut() else { return };
+        if t.fatal.is_some() {
+            return;
+        }
+        let (txn, commit_wanted) = match t.app {
+            AppTxn::Open { txn, records } => {
+                if t.abortable.is_none() && records < t.workload.records && !stopped {
+                    return;
+                }
+                (txn, true)
+            }
+            AppTxn::Ending { txn, commit: true } if t.abortable.is_some() => (txn, false),
+            _ => return,
+        };
+        let commit = commit_wanted
+            && t.abortable.is_none()
+            && !(t.workload.abort > 0.0 && rand::Rng::gen_bool(cx.rng(), t.workload.abort));
+        t.app = AppTxn::Ending { txn, commit };
+        if commit {
+            self.accumulator.set_flushing(true);
+        } else {
+            // `beginAbort`: no partitions are added any more.
+            t.new_partitions.clear();
+            self.accumulator.set_flushing(false);
+        }
+    }
+
+    /// A record of the transaction failed (`handleFailedBatch` → `maybeTransitionToErrorState`).
+    pub(super) fn txn_record_failed(&mut self, error: ErrorCode) {
+        if let Some(t) = self.txn.as_mut() {
+            t.on_send_failed(error);
+        }
+    }
+
+    /// A fatal error: the application closes the producer (its connections, so nothing in
+    /// flight is answered any more; everything incomplete ends failed or unknown) and builds
+    /// a new one with the same `transactional.id`.
+    fn rebuild_after_fatal(&mut self, cx: &mut Cx, error: ErrorCode) {
+        let producer = self.producer_index();
+        let t = self.txn.as_mut().expect("transactional");
+        let ended = match t.app {
+            AppTxn::Open { txn, .. } | AppTxn::Ending { txn, .. } => Some((txn, t.commit_sent)),
+            _ => None,
+        };
+        if let Some((txn, commit_sent)) = ended {
+            if commit_sent {
+                self.stats_txn.unknown += 1;
+                cx.record(HistoryEvent::TxnUnknown {
+                    producer,
+                    txn,
+                    reason: "producer fenced while committing",
+                });
+            } else {
+                self.stats_txn.aborted += 1;
+                cx.record(HistoryEvent::TxnAbort { producer, txn });
+            }
+        }
+        let t = self.txn.as_mut().expect("transactional");
+        let mut brokers: BTreeSet<NodeId> =
+            t.in_flight.take().map(|i| i.broker).into_iter().collect();
+        // Close first: the completions below see the transaction still open and change
+        // nothing (it is given up already); the state is reset after them.
+        for (broker, batches) in self.sender.take_all_in_flight() {
+            brokers.insert(broker);
+            for mut b in batches {
+                b.maybe_written = true;
+                let outcome = Outcome::Unknown("producer closed after a fatal error");
+                self.complete_batch(cx, b, outcome);
+            }
+        }
+        for batch in self.accumulator.purge() {
+            let outcome = if batch.maybe_written {
+                Outcome::Unknown("producer closed after a fatal error")
+            } else {
+                Outcome::Fail(error)
+            };
+            self.complete_batch(cx, batch, outcome);
+        }
+        for broker in brokers {
+            cx.close_connection(broker);
+        }
+        let t = self.txn.as_mut().expect("transactional");
+        t.coordinator = None;
+        t.added.clear();
+        t.new_partitions.clear();
+        t.started = false;
+        t.abortable = None;
+        t.bump_after_abort = false;
+        t.fatal = None;
+        t.commit_sent = false;
+        t.app = AppTxn::Initializing;
+        t.next_attempt = cx.now();
+        t.rebuilds += 1;
+        let exhausted = t.rebuilds >= MAX_PRODUCER_REBUILDS;
+        self.stats_txn.rebuilds += 1;
+        self.accumulator.set_flushing(false);
+        self.idempotence = Some(super::idempotence::IdempotenceState::new());
+        if exhausted {
+            self.fatal = Some(error);
+        }
+    }
+
+    /// Counters of this producer's transactions (zero for a plain producer).
+    pub fn txn_stats(&self) -> &TxnStats {
+        &self.stats_txn
+    }
+
+    /// Number the transactions of this life of the producer.
+    pub(super) fn txn_start(&mut self, incarnation: u64) {
+        if let Some(t) = self.txn.as_mut() {
+            t.incarnation = incarnation;
+            t.next_n = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::TopicId;
+
+    const A: TopicPartition = TopicPartition::new(TopicId(0), 0);
+
+    fn manager() -> TransactionManager {
+        TransactionManager::new(
+            "t-0".into(),
+            Duration::from_millis(60_000),
+            TxnWorkload::default(),
+        )
+    }
+
+    #[test]
+    fn requests_come_in_java_priority_order() {
+        let mut t = manager();
+        assert_eq!(t.next_request(false), Some(TxnRequest::FindCoordinator));
+        t.coordinator = Some(NodeId(3));
+        assert_eq!(t.next_request(false), None, "nothing to add or end");
+        t.app = AppTxn::Open { txn: 0, records: 1 };
+        t.maybe_add_partition(A);
+        assert!(!t.send_allowed(A), "not added yet");
+        assert_eq!(
+            t.next_request(false),
+            Some(TxnRequest::AddPartitions(vec![A]))
+        );
+        t.new_partitions.clear();
+        t.added.insert(A);
+        assert!(t.send_allowed(A));
+        t.maybe_add_partition(A);
+        assert!(
+            t.new_partitions.is_empty(),
+            "an added partition is not added again"
+        );
+        t.app = AppTxn::Ending {
+            txn: 0,
+            commit: true,
+        };
+        assert_eq!(
+            t.next_request(true),
+            None,
+            "EndTxn waits for incomplete batches"
+        );
+        assert_eq!(
+            t.next_request(false),
+            Some(TxnRequest::EndTxn { commit: true })
+        );
+    }
+
+    #[test]
+    fn fenced_is_fatal_and_other_send_failures_are_abortable() {
+        let mut t = manager();
+        t.app = AppTxn::Open { txn: 0, records: 1 };
+        t.on_send_failed(ErrorCode::TransactionAborted);
+        assert!(t.accepts_sends(), "our own aborts are no new error");
+        t.on_send_failed(ErrorCode::RequestTimedOut);
+        assert_eq!(t.abortable, Some(ErrorCode::RequestTimedOut));
+        assert!(t.bump_after_abort, "KIP-360: bump after the abort");
+        assert!(!t.accepts_sends());
+        assert_eq!(t.fatal, None);
+        t.on_send_failed(ErrorCode::ProducerFenced);
+        assert_eq!(t.fatal, Some(ErrorCode::ProducerFenced));
+        assert_eq!(
+            t.next_request(false),
+            None,
+            "a fatal producer sends nothing"
+        );
+    }
+}
