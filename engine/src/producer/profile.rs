@@ -43,25 +43,12 @@ pub fn newest_version(client: ClientKind) -> &'static str {
     }
 }
 
-fn parse_version(s: &str) -> Result<Version, String> {
-    let mut parts = s.split('.').map(|p| p.parse::<u32>());
-    let bad = || format!("client_version \"{s}\": expected major.minor[.patch], e.g. \"3.7\"");
-    let major = parts.next().and_then(|p| p.ok()).ok_or_else(bad)?;
-    let minor = parts.next().and_then(|p| p.ok()).ok_or_else(bad)?;
-    let patch = match parts.next() {
-        None => 0,
-        Some(p) => p.map_err(|_| bad())?,
-    };
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok((major, minor, patch))
-}
-
 /// The defaults of `client` at `version` (`None` = [`newest_version`]).
 pub fn defaults(client: ClientKind, version: Option<&str>) -> Result<ProducerConfig, String> {
     let version_name = version.unwrap_or(newest_version(client));
-    let v = parse_version(version_name)?;
+    let crate::config::ClientVersion(major, minor, patch) =
+        crate::config::parse_client_version(version_name)?;
+    let v = (major, minor, patch);
     let mut config = match client {
         ClientKind::Java => java(v),
         ClientKind::Sarama => sarama(),
@@ -275,7 +262,7 @@ mod tests {
             (Some(10), ms(20), 4096)
         );
         assert!(g
-            .set("kafka-go.BatchTimeout", &ConfigValue::Str("1h".into()))
+            .set("kafka-go.BatchTimeout", &ConfigValue::Str("1d".into()))
             .is_err());
     }
 
