@@ -250,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn producer_and_consumer_read_client_versions_alike() {
+        // Issue #18: "v0.4.47" was accepted for a kafka-go consumer group and refused for a
+        // kafka-go producer.
+        let p = defaults(ClientKind::KafkaGo, Some("v0.4.47")).unwrap();
+        assert_eq!(p.client_version, "v0.4.47");
+        let c = crate::consumer::ConsumerConfig::for_client("kafka-go", Some("v0.4.47"));
+        assert!(c.is_ok());
+        let e = defaults(ClientKind::Java, Some("3.x")).unwrap_err();
+        assert!(e.contains("MAJOR.MINOR"), "{e}");
+    }
+
+    #[test]
     fn kafka_go_fields_only_for_kafka_go() {
         let mut g = ProducerConfig::for_client("kafka-go", None).unwrap();
         g.set("kafka-go.BatchSize", &ConfigValue::Int(10)).unwrap();
