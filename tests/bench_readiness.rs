@@ -158,3 +158,25 @@ fn publish_delay_is_printed_and_in_omb_microseconds() {
     assert!(omb.get("aggregatedPublishDelayLatency50pct").is_none());
     assert!(!stdout.contains("publish delay"), "{stdout}");
 }
+
+#[test]
+fn a_group_that_cannot_read_is_named_and_the_load_starts_after_60_s() {
+    // auto.offset.reset = none and no committed offset: the members never get a position,
+    // so the readiness phase gives up after OMB's 60 s and says which group and why.
+    let text = format!("{}{GROUP}", SERVICE.replace("RATE", "1000"))
+        .replace("duration = \"3s\"", "duration = \"2s\"")
+        .replace("\"earliest\"", "\"none\"");
+    let (stdout, v, _) = bench("unready", &text);
+    let start = f(&v, &["load_start_s"]);
+    assert!(start >= 60.0, "load started at {start} s");
+    let unready = v["unready_groups"].as_array().unwrap();
+    assert_eq!(unready.len(), 1, "{unready:?}");
+    assert!(
+        unready[0].as_str().unwrap().starts_with("readers: "),
+        "{unready:?}"
+    );
+    assert!(
+        stdout.contains("without waiting longer for: readers: "),
+        "{stdout}"
+    );
+}
