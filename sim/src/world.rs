@@ -93,6 +93,8 @@ enum EventKind {
     /// TCP retransmits what waits behind a partition of `from -> node` ([`crate::connection`]).
     Retransmit {
         from: NodeId,
+        /// The connection whose hold it is.
+        epoch: u64,
         generation: u64,
     },
     Timer {
@@ -494,8 +496,13 @@ impl World {
 
     fn dispatch(&mut self, mut event: Event) {
         let id = event.node;
-        if let EventKind::Retransmit { from, generation } = event.kind {
-            self.retransmit(from, id, generation);
+        if let EventKind::Retransmit {
+            from,
+            epoch,
+            generation,
+        } = event.kind
+        {
+            self.retransmit(from, id, epoch, generation);
             return;
         }
         if let EventKind::Deliver {
@@ -509,19 +516,19 @@ impl World {
             // The end of the link: lost with its connection, held behind a partition (or
             // behind what is held already: the stream stays in order), or on to the host.
             let (from, bytes, epoch) = (*from, *bytes, *link_epoch);
-            if self.connections.is_holding(from, id) {
-                if self.network.epoch(from, id) != epoch {
+            if self.connections.is_holding(from, id, epoch) {
+                if !self.network.accepts(from, id, epoch) {
                     self.network.settle(from, id, bytes, false);
                     return;
                 }
                 self.network.stats.delayed += 1;
-                self.hold(from, id, event);
+                self.hold(from, id, epoch, event);
                 return;
             }
             match self.network.arrive(from, id, bytes, epoch) {
                 Arrival::Stale => return,
                 Arrival::Blocked => {
-                    self.hold(from, id, event);
+                    self.hold(from, id, epoch, event);
                     return;
                 }
                 Arrival::Open => *stage = Stage::Arrived,
@@ -566,15 +573,15 @@ impl World {
             ..
         } = &event.kind
         {
-            if *stage != Stage::Notice && self.network.epoch(*from, id) != *link_epoch {
+            if *stage != Stage::Notice && !self.network.accepts(*from, id, *link_epoch) {
                 return; // its connection ended while it waited in a pause or a socket
             }
             // Only a node run as a Kafka broker has Kafka's socket server (a test's
             // scripted broker may leave a request unanswered on purpose).
             let broker = self.slots[id.0 as usize].class == CostClass::Broker;
             if broker && *stage == Stage::Arrived && socket::mutes(msg) {
-                let from = *from;
-                match self.sockets.read(id, from, event) {
+                let (from, epoch) = (*from, *link_epoch);
+                match self.sockets.read(id, from, epoch, event) {
                     Some(e) => event = e,
                     None => return,
                 }
@@ -592,28 +599,53 @@ impl World {
 
     // ---------------------------------------------------------------- connections
 
-    /// Queue a message that reached a blocked link until TCP retransmits it after the heal.
-    fn hold(&mut self, from: NodeId, to: NodeId, event: Event) {
-        if let Some((delay, generation)) = self.connections.hold(from, to, event) {
+    /// Queue a message of connection `epoch` that reached a blocked link until TCP
+    /// retransmits it after the heal.
+    fn hold(&mut self, from: NodeId, to: NodeId, epoch: u64, event: Event) {
+        if let Some((delay, generation)) = self.connections.hold(from, to, epoch, event) {
             self.schedule(
                 self.now + delay,
                 to,
                 0,
-                EventKind::Retransmit { from, generation },
+                EventKind::Retransmit {
+                    from,
+                    epoch,
+                    generation,
+                },
             );
         }
     }
 
-    /// A retransmission of what waits behind a partition of `from -> to` is due.
-    fn retransmit(&mut self, from: NodeId, to: NodeId, generation: u64) {
+    /// A retransmission of what connection `epoch` holds behind a partition of `from -> to`
+    /// is due.
+    fn retransmit(&mut self, from: NodeId, to: NodeId, epoch: u64, generation: u64) {
         let blocked = self.network.is_blocked(from, to);
-        match self.connections.retransmit(from, to, generation, blocked) {
+        // A connection `from` closed since: the orphaned socket gives up its data in the
+        // end, and only the close notice behind it is left.
+        let orphan = self.network.is_orphan(from, to, epoch);
+        let keep = |e: &Event| {
+            matches!(
+                e.kind,
+                EventKind::Deliver {
+                    stage: Stage::Notice,
+                    ..
+                }
+            )
+        };
+        match self
+            .connections
+            .retransmit(from, to, epoch, generation, blocked, orphan, keep)
+        {
             Retransmit::Stale => {}
             Retransmit::Again(delay) => self.schedule(
                 self.now + delay,
                 to,
                 0,
-                EventKind::Retransmit { from, generation },
+                EventKind::Retransmit {
+                    from,
+                    epoch,
+                    generation,
+                },
             ),
             Retransmit::Release(events) => {
                 self.hasher.word(self.now.as_nanos());
@@ -649,6 +681,13 @@ impl World {
     /// The operating system of `from` tells `to` that their connection is gone (a FIN or a
     /// reset), arriving at `at`; behind a partition it waits for a retransmission like data.
     fn notify_reset(&mut self, from: NodeId, to: NodeId, at: Instant) {
+        let epoch = self.network.epoch(from, to);
+        self.notify_close(from, to, at, epoch);
+    }
+
+    /// [`World::notify_reset`] for the connection of `epoch`: the notice queues behind
+    /// what that connection holds (a FIN follows the data written before it).
+    fn notify_close(&mut self, from: NodeId, to: NodeId, at: Instant, epoch: u64) {
         if self.slot(to).state == NodeState::Down {
             return;
         }
@@ -659,7 +698,7 @@ impl World {
             link_epoch: 0,
             stage: Stage::Notice,
         };
-        if self.network.is_blocked(from, to) || self.connections.is_holding(from, to) {
+        if self.network.is_blocked(from, to) || self.connections.is_holding(from, to, epoch) {
             self.seq += 1;
             let event = Event {
                 at: self.now,
@@ -668,7 +707,7 @@ impl World {
                 incarnation: 0,
                 kind,
             };
-            self.hold(from, to, event);
+            self.hold(from, to, epoch, event);
         } else {
             self.schedule(at, to, 0, kind);
         }
@@ -906,8 +945,8 @@ impl World {
 
     /// `server` answered `client`: hand it the next request its connection held unread, when
     /// the answer leaves.
-    fn read_next_request(&mut self, server: NodeId, client: NodeId) {
-        let Some(event) = self.sockets.answered(server, client) else {
+    fn read_next_request(&mut self, server: NodeId, client: NodeId, epoch: u64) {
+        let Some(event) = self.sockets.answered(server, client, epoch) else {
             return;
         };
         let EventKind::Deliver {
@@ -946,9 +985,15 @@ impl World {
                 // The id under which the server read the request this answers (traced, so a
                 // trace reader can pair the two).
                 let mut answers: Option<u64> = None;
+                let epoch = self.network.epoch(id, to);
+                // The connection of the request this answers (its socket's mute ends).
+                let mut request_epoch = epoch;
                 if let Exchange::Response { correlation_id } = msg.exchange() {
                     // A response is written to the socket its request was read from.
-                    let epoch = self.network.epoch(id, to);
+                    request_epoch = self
+                        .connections
+                        .request_epoch(correlation_id)
+                        .unwrap_or(epoch);
                     match self.connections.answer(id, to, correlation_id, epoch) {
                         Some(client_id) => {
                             answers = Some(correlation_id);
@@ -959,12 +1004,16 @@ impl World {
                             self.trace(id, || {
                                 TraceKind::ResponseLost(MessageInfo::of(&msg, to, 0))
                             });
+                            if socket::unmutes(&msg) {
+                                // A client that closed gracefully left requests to read.
+                                self.read_next_request(id, to, request_epoch);
+                            }
                             return;
                         }
                     }
                 }
                 if socket::unmutes(&msg) {
-                    self.read_next_request(id, to);
+                    self.read_next_request(id, to, request_epoch);
                 }
                 let bytes = self.config.cost.wire_bytes(&msg);
                 if let Some(wire_id) = answers {
@@ -1238,16 +1287,30 @@ impl World {
         self.notify_reset(b, a, at);
     }
 
-    /// Node `by` closed its connection to `peer` ([`Cx::close_connection`]): what is in flight
-    /// or held either way is lost; `peer` learns it when the close reaches it.
+    /// Node `by` closed its connection to `peer` ([`Cx::close_connection`]) gracefully: what
+    /// it wrote on an established connection still reaches `peer` and is handled there, what
+    /// `peer` sends back is lost (`Network::close`); `peer` learns of the close when the FIN
+    /// reaches it. A connection that never got through ends like a cut.
     fn close_connection(&mut self, by: NodeId, peer: NodeId) {
         self.hasher.word(self.now.as_nanos());
         self.hasher.str("close");
         self.hasher.word(((by.0 as u64) << 32) | peer.0 as u64);
         self.trace(by, || TraceKind::CloseConnection { peer });
-        self.end_connection(by, peer);
-        let at = self.send_at + self.network.config().latency;
-        self.notify_reset(by, peer, at);
+        let old = self.network.epoch(by, peer);
+        if self.network.close(by, peer) {
+            let dropped = self.connections.end_towards(by, peer);
+            self.network.stats.dropped += dropped as u64;
+            // `by`'s own server side of the pair is gone; `peer` still reads what `by` wrote.
+            self.sockets.forget(by, peer);
+            set_peer(&mut self.slots[by.0 as usize].peers, peer, false);
+            set_peer(&mut self.slots[peer.0 as usize].peers, by, false);
+            let at = self.send_at + self.network.config().latency;
+            self.notify_close(by, peer, at, old);
+        } else {
+            self.end_connection(by, peer);
+            let at = self.send_at + self.network.config().latency;
+            self.notify_reset(by, peer, at);
+        }
     }
 
     /// Stretch every timer the node sets by `factor` (a slow CPU / overloaded host); 1.0 undoes.

@@ -936,7 +936,20 @@ impl TransactionCoordinator {
                     self.complete(cx, &id, log);
                 }
             }
-            TIMER_MARKER_TIMEOUT => self.drop_marker_request(cx, timer.key),
+            TIMER_MARKER_TIMEOUT => {
+                // Kafka's marker channel is a `NetworkClient`: a request past its timeout
+                // disconnects the broker (`NetworkClient.handleTimedOutRequests`), failing
+                // every request in flight to it; they are resent on a new connection. (What the
+                // closed connection had written may still arrive: TCP delivers it.)
+                match self.marker_requests.get(&timer.key) {
+                    Some((to, _)) if *to != cx.me() => {
+                        let to = *to;
+                        cx.close_connection(to);
+                        self.on_connection_reset(cx, to);
+                    }
+                    _ => self.drop_marker_request(cx, timer.key),
+                }
+            }
             other => panic!("{}: unknown transaction timer kind {other:#x}", cx.me()),
         }
     }
