@@ -45,9 +45,10 @@ use std::collections::{BTreeMap, VecDeque};
 pub const TCP_RTO_MIN: Duration = Duration::from_millis(200);
 /// Linux's maximum retransmission timeout: the backoff stops doubling here.
 pub const TCP_RTO_MAX: Duration = Duration::from_secs(120);
-/// When an orphaned socket gives up the data it could not deliver: 9 backoffs of a
-/// retransmission timeout starting at [`TCP_RTO_MIN`] (the first transmission and 8
-/// retries), `(2^9 - 1) * 200 ms`.
+/// When an orphaned socket gives up the data it could not deliver: after 8 retransmissions
+/// whose timeout starts at [`TCP_RTO_MIN`] and doubles, the timer that fires `(2^9 - 1) *
+/// 200 ms` after the data got stuck ends it (Linux `retransmits_timed_out`); the last
+/// retransmission is at about 51 s.
 pub const ORPHAN_GIVE_UP: Duration = Duration::from_millis(102_200);
 
 /// Messages of one direction of a connection waiting behind a partition, oldest first.
@@ -169,16 +170,18 @@ impl<E> Connections<E> {
         if hold.generation != generation {
             return Retransmit::Stale;
         }
-        if blocked {
-            if orphan && hold.elapsed >= ORPHAN_GIVE_UP {
-                let before = hold.events.len();
-                hold.events.retain(&keep);
-                self.orphans_given_up += (before - hold.events.len()) as u64;
-                if hold.events.is_empty() {
-                    self.holds.remove(&key);
-                    return Retransmit::Stale;
-                }
+        // Linux checks the limit when the timer fires, before retransmitting
+        // (`tcp_write_timeout`): the last attempt of an orphan is the one before.
+        if orphan && hold.elapsed >= ORPHAN_GIVE_UP {
+            let before = hold.events.len();
+            hold.events.retain(&keep);
+            self.orphans_given_up += (before - hold.events.len()) as u64;
+            if hold.events.is_empty() {
+                self.holds.remove(&key);
+                return Retransmit::Stale;
             }
+        }
+        if blocked {
             let rto = hold.next_rto;
             hold.next_rto = (rto * 2).min(TCP_RTO_MAX);
             hold.elapsed += rto;
@@ -365,7 +368,7 @@ mod tests {
             assert!(at < ORPHAN_GIVE_UP * 2, "never gave up");
         }
         assert_eq!(c.orphans_given_up, 2);
-        assert_eq!(at, ORPHAN_GIVE_UP, "the 9th retransmission is the last");
+        assert_eq!(at, ORPHAN_GIVE_UP, "the timer after the 8th retransmission");
         match c.retransmit(A, B, 0, generation, false, true, |e| *e == 0) {
             Retransmit::Release(events) => assert_eq!(Vec::from(events), vec![0]),
             other => panic!("{other:?}"),

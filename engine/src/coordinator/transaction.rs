@@ -251,6 +251,15 @@ impl TransactionCoordinator {
         Some((e.meta.producer_id, e.meta.epoch, e.meta.state))
     }
 
+    /// The transactional id and state this coordinator has for `producer_id`, if it owns one
+    /// (stall explanations: does anyone know of a transaction open on a partition?).
+    pub fn find_producer(&self, producer_id: i64) -> Option<(&str, &TxnMetadata)> {
+        self.ids
+            .iter()
+            .find(|(_, e)| e.meta.producer_id == producer_id)
+            .map(|(id, e)| (&**id, &e.meta))
+    }
+
     fn take_token(&mut self) -> u64 {
         self.next_token += 1;
         TXN_TOKEN_BIT | self.next_token
