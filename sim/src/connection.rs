@@ -213,6 +213,14 @@ impl<E> Connections<E> {
             .sum()
     }
 
+    /// Drop what connection `epoch` of `from -> to` holds (it never got through and was
+    /// closed). Returns how many messages.
+    pub fn end_one(&mut self, from: NodeId, to: NodeId, epoch: u64) -> usize {
+        self.holds
+            .remove(&(from, to, epoch))
+            .map_or(0, |hold| hold.events.len())
+    }
+
     /// The epoch of the connection open request `wire_id` was read on.
     pub fn request_epoch(&self, wire_id: u64) -> Option<u64> {
         self.pending.get(&wire_id).map(|open| open.epoch)

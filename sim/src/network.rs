@@ -396,6 +396,8 @@ impl Network {
             link.epoch = epoch;
             link.in_flight_bytes = 0;
             link.established = false;
+            // A cut (or a dead process) resets every socket of the pair, orphans included.
+            link.orphans.clear();
         }
     }
 
@@ -411,11 +413,14 @@ impl Network {
         let old = self.link(by, peer).epoch;
         let established = self.link(by, peer).established;
         let kept = self.link(by, peer).in_flight_bytes;
+        // Earlier closed sockets go on retransmitting on their own.
+        let earlier = std::mem::take(&mut self.link(by, peer).orphans);
         self.cut(by, peer);
+        let link = self.link(by, peer);
+        link.orphans = earlier;
         if !established {
             return false;
         }
-        let link = self.link(by, peer);
         link.in_flight_bytes = kept;
         if link.orphans.len() == MAX_ORPHANS {
             link.orphans.pop_front();

@@ -543,7 +543,15 @@ impl World {
                     ..
                 } = event.kind
                 {
-                    if !slot.powered_off {
+                    if slot.powered_off {
+                        // The sender's TCP keeps retransmitting what the dark host never
+                        // acknowledged (a SYN or data); the first retransmission after the
+                        // host is back meets a fresh kernel, which answers it. Without this,
+                        // a request sent while the host was off waited out the sender's
+                        // whole request timeout (a follower's `replica.socket.timeout.ms`,
+                        // 30 s) although the host had been back for most of it.
+                        set_peer(&mut slot.orphaned_peers, from, true);
+                    } else {
                         self.refuse(id, from);
                     }
                 }
@@ -681,19 +689,30 @@ impl World {
     /// The operating system of `from` tells `to` that their connection is gone (a FIN or a
     /// reset), arriving at `at`; behind a partition it waits for a retransmission like data.
     fn notify_reset(&mut self, from: NodeId, to: NodeId, at: Instant) {
-        let epoch = self.network.epoch(from, to);
-        self.notify_close(from, to, at, epoch);
+        self.notify(from, to, at, Message::ConnectionReset);
     }
 
-    /// [`World::notify_reset`] for the connection of `epoch`: the notice queues behind
-    /// what that connection holds (a FIN follows the data written before it).
+    /// Deliver a kernel notice (`ConnectionReset` / `ConnectionRefused`) from `from`'s host to
+    /// `to` at `at`, or behind a partition, at the first retransmission that gets through.
+    fn notify(&mut self, from: NodeId, to: NodeId, at: Instant, notice: Message) {
+        let epoch = self.network.epoch(from, to);
+        self.notify_on(from, to, at, notice, epoch);
+    }
+
+    /// [`World::notify_reset`] for the connection of `epoch`: the FIN queues behind what that
+    /// connection holds (it follows the data written before it).
     fn notify_close(&mut self, from: NodeId, to: NodeId, at: Instant, epoch: u64) {
+        self.notify_on(from, to, at, Message::ConnectionReset, epoch);
+    }
+
+    /// [`World::notify`] behind what connection `epoch` of `from -> to` holds.
+    fn notify_on(&mut self, from: NodeId, to: NodeId, at: Instant, notice: Message, epoch: u64) {
         if self.slot(to).state == NodeState::Down {
             return;
         }
         let kind = EventKind::Deliver {
             from,
-            msg: Box::new(Message::ConnectionReset),
+            msg: Box::new(notice),
             bytes: 0,
             link_epoch: 0,
             stage: Stage::Notice,
@@ -714,11 +733,14 @@ impl World {
     }
 
     /// A message from `from` reached the host of crashed process `id`: its TCP stack refuses
-    /// the connection with a reset (what a client sees as "connection refused").
+    /// the connection (ECONNREFUSED). Every connection of a process ends when it goes down, so
+    /// a message that reaches it down travelled on a connection opened since: the refusal says
+    /// that nothing sent on it was read, which a client may rely on (Java's `NetworkClient`
+    /// never sent the requests of a connection that did not get established).
     fn refuse(&mut self, id: NodeId, from: NodeId) {
         self.end_connection(id, from);
         let at = self.now + self.network.config().latency;
-        self.notify_reset(id, from, at);
+        self.notify(id, from, at, Message::ConnectionRefused);
     }
 
     /// Run the handler of an event that arrived (and, with a CPU model, got a core).
@@ -1297,20 +1319,20 @@ impl World {
         self.hasher.word(((by.0 as u64) << 32) | peer.0 as u64);
         self.trace(by, || TraceKind::CloseConnection { peer });
         let old = self.network.epoch(by, peer);
-        if self.network.close(by, peer) {
-            let dropped = self.connections.end_towards(by, peer);
-            self.network.stats.dropped += dropped as u64;
-            // `by`'s own server side of the pair is gone; `peer` still reads what `by` wrote.
-            self.sockets.forget(by, peer);
-            set_peer(&mut self.slots[by.0 as usize].peers, peer, false);
-            set_peer(&mut self.slots[peer.0 as usize].peers, by, false);
-            let at = self.send_at + self.network.config().latency;
-            self.notify_close(by, peer, at, old);
-        } else {
-            self.end_connection(by, peer);
-            let at = self.send_at + self.network.config().latency;
-            self.notify_reset(by, peer, at);
+        let orphaned = self.network.close(by, peer);
+        // What travels towards `by` is lost (its socket is gone); so is what it sent on a
+        // connection that never got through. Earlier closed connections keep their data.
+        let mut dropped = self.connections.end_towards(by, peer);
+        if !orphaned {
+            dropped += self.connections.end_one(by, peer, old);
         }
+        self.network.stats.dropped += dropped as u64;
+        // `by`'s own server side of the pair is gone; `peer` still reads what `by` wrote.
+        self.sockets.forget(by, peer);
+        set_peer(&mut self.slots[by.0 as usize].peers, peer, false);
+        set_peer(&mut self.slots[peer.0 as usize].peers, by, false);
+        let at = self.send_at + self.network.config().latency;
+        self.notify_close(by, peer, at, old);
     }
 
     /// Stretch every timer the node sets by `factor` (a slow CPU / overloaded host); 1.0 undoes.

@@ -708,7 +708,11 @@ impl Node for Consumer {
 
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
         match msg {
-            Message::ConnectionReset => self.on_connection_reset(cx, from),
+            // The consumer retries what it had in flight either way (fetches and group requests
+            // are idempotent for it), so a refusal is handled as a reset.
+            Message::ConnectionReset | Message::ConnectionRefused => {
+                self.on_connection_reset(cx, from)
+            }
             other => self.handle_response(cx, from, other),
         }
         self.drive(cx);

@@ -582,6 +582,7 @@ impl Node for Producer {
             Message::AddPartitionsToTxnResponse(r) => self.on_add_partitions_response(cx, from, r),
             Message::EndTxnResponse(r) => self.on_end_txn_response(cx, from, r),
             Message::ConnectionReset => self.on_connection_lost(cx, from, "connection reset"),
+            Message::ConnectionRefused => self.on_connection_refused(cx, from),
             // A producer is sent nothing else; ignore rather than crash on stray traffic.
             _ => {}
         }
