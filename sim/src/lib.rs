@@ -20,6 +20,7 @@ pub mod names;
 pub mod nemesis;
 pub mod network;
 pub mod perfetto;
+pub mod readiness;
 pub mod runner;
 pub mod scenario;
 pub mod script;
