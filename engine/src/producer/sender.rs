@@ -77,6 +77,19 @@ impl Sender {
         taken.into_values().map(|r| (r.broker, r.batches)).collect()
     }
 
+    /// Remove and return the produce requests in flight to `broker`, oldest first.
+    fn take_requests_to(&mut self, broker: NodeId) -> Vec<InFlightRequest> {
+        let ids: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, r)| r.broker == broker)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter()
+            .map(|id| self.in_flight.remove(id).expect("request just listed"))
+            .collect()
+    }
+
     pub(super) fn requests_to(&self, broker: NodeId) -> usize {
         self.in_flight
             .values()
@@ -156,25 +169,21 @@ impl Producer {
     /// `DefaultMetadataUpdater.handleServerDisconnect`), and the broker is not connected
     /// again before the client's reconnect backoff (`connection.rs`).
     pub(super) fn on_connection_lost(&mut self, cx: &mut Cx, broker: NodeId, reason: &'static str) {
-        let ids: Vec<u64> = self
-            .sender
-            .in_flight
-            .iter()
-            .filter(|(_, r)| r.broker == broker)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let request = self
-                .sender
-                .in_flight
-                .remove(&id)
-                .expect("request just listed");
+        for request in self.sender.take_requests_to(broker) {
             for mut batch in request.batches {
                 self.sender.track(batch.partition, -1);
                 batch.maybe_written = true;
                 self.retry_or_complete(cx, batch, ErrorCode::NetworkException, reason);
             }
         }
+        self.forget_connection(cx, broker, reason == "connection reset");
+    }
+
+    /// What every end of a connection to `broker` does besides its produce requests: the
+    /// Metadata, InitProducerId and transaction requests on it are gone, metadata is refreshed
+    /// (kafka-go's `Transport` does not refresh on a connection error), a reset marks the
+    /// broker suspect, and the reconnect backoff grows.
+    fn forget_connection(&mut self, cx: &mut Cx, broker: NodeId, reset: bool) {
         if self.metadata.in_flight.is_some_and(|m| m.broker == broker) {
             self.metadata.in_flight = None;
         }
@@ -187,7 +196,6 @@ impl Producer {
         }
         let now = cx.now();
         self.txn_connection_lost(now, broker);
-        let reset = reason == "connection reset";
         let refresh = self.config.client != ClientKind::KafkaGo;
         self.metadata.connection_failed(broker, reset, refresh, now);
         self.connections.disconnected(broker, now, cx.rng());
@@ -204,20 +212,8 @@ impl Producer {
     /// Otherwise the same as a lost connection: metadata is refreshed and the reconnect
     /// backoff grows.
     pub(super) fn on_connection_refused(&mut self, cx: &mut Cx, broker: NodeId) {
-        let ids: Vec<u64> = self
-            .sender
-            .in_flight
-            .iter()
-            .filter(|(_, r)| r.broker == broker)
-            .map(|(id, _)| *id)
-            .collect();
         let counts_a_retry = matches!(self.config.client, ClientKind::Sarama | ClientKind::KafkaGo);
-        for id in ids {
-            let request = self
-                .sender
-                .in_flight
-                .remove(&id)
-                .expect("request just listed");
+        for request in self.sender.take_requests_to(broker) {
             for mut batch in request.batches {
                 self.sender.track(batch.partition, -1);
                 if counts_a_retry {
@@ -237,21 +233,7 @@ impl Producer {
                 }
             }
         }
-        if self.metadata.in_flight.is_some_and(|m| m.broker == broker) {
-            self.metadata.in_flight = None;
-        }
-        if self
-            .sender
-            .init_in_flight
-            .is_some_and(|i| i.broker == broker)
-        {
-            self.sender.init_in_flight = None;
-        }
-        let now = cx.now();
-        self.txn_connection_lost(now, broker);
-        let refresh = self.config.client != ClientKind::KafkaGo;
-        self.metadata.connection_failed(broker, true, refresh, now);
-        self.connections.disconnected(broker, now, cx.rng());
+        self.forget_connection(cx, broker, true);
     }
 
     /// Whether a request may go to `broker` now: it is not known down and not backing off.

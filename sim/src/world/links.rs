@@ -9,17 +9,25 @@ impl World {
     /// retransmits it after the heal.
     pub(super) fn hold(&mut self, from: NodeId, to: NodeId, epoch: u64, event: Event) {
         if let Some((delay, generation)) = self.connections.hold(from, to, epoch, event) {
-            self.schedule(
-                self.now + delay,
-                to,
-                0,
-                EventKind::Retransmit {
-                    from,
-                    epoch,
-                    generation,
-                },
-            );
+            self.schedule_retransmit(from, to, epoch, generation, delay);
         }
+    }
+
+    /// TCP's next retransmission of what connection `epoch` of `from -> to` holds.
+    fn schedule_retransmit(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        epoch: u64,
+        generation: u64,
+        delay: Duration,
+    ) {
+        let kind = EventKind::Retransmit {
+            from,
+            epoch,
+            generation,
+        };
+        self.schedule(self.now + delay, to, 0, kind);
     }
 
     /// A retransmission of what connection `epoch` holds behind a partition of `from -> to`
@@ -43,16 +51,9 @@ impl World {
             .retransmit(from, to, epoch, generation, blocked, orphan, keep)
         {
             Retransmit::Stale => {}
-            Retransmit::Again(delay) => self.schedule(
-                self.now + delay,
-                to,
-                0,
-                EventKind::Retransmit {
-                    from,
-                    epoch,
-                    generation,
-                },
-            ),
+            Retransmit::Again(delay) => {
+                self.schedule_retransmit(from, to, epoch, generation, delay)
+            }
             Retransmit::Release(events) => {
                 self.hasher.word(self.now.as_nanos());
                 self.hasher.str("retransmit");
