@@ -196,7 +196,7 @@ impl Node for Database {
                 self.executing.insert(seq, Executing { from, request });
                 cx.set_timer_after(self.latency, Timer::new(TIMER_EXECUTED, seq));
             }
-            Message::ConnectionReset => {
+            Message::ConnectionReset | Message::ConnectionRefused => {
                 // The member's process died: its statements still execute (a server does
                 // not notice a dead client before it writes the answer).
             }

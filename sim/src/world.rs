@@ -536,7 +536,15 @@ impl World {
                     ..
                 } = event.kind
                 {
-                    if !slot.powered_off {
+                    if slot.powered_off {
+                        // The sender's TCP keeps retransmitting what the dark host never
+                        // acknowledged (a SYN or data); the first retransmission after the
+                        // host is back meets a fresh kernel, which answers it. Without this,
+                        // a request sent while the host was off waited out the sender's
+                        // whole request timeout (a follower's `replica.socket.timeout.ms`,
+                        // 30 s) although the host had been back for most of it.
+                        set_peer(&mut slot.orphaned_peers, from, true);
+                    } else {
                         self.refuse(id, from);
                     }
                 }
@@ -649,12 +657,18 @@ impl World {
     /// The operating system of `from` tells `to` that their connection is gone (a FIN or a
     /// reset), arriving at `at`; behind a partition it waits for a retransmission like data.
     fn notify_reset(&mut self, from: NodeId, to: NodeId, at: Instant) {
+        self.notify(from, to, at, Message::ConnectionReset);
+    }
+
+    /// Deliver a kernel notice (`ConnectionReset` / `ConnectionRefused`) from `from`'s host to
+    /// `to` at `at`, or behind a partition, at the first retransmission that gets through.
+    fn notify(&mut self, from: NodeId, to: NodeId, at: Instant, notice: Message) {
         if self.slot(to).state == NodeState::Down {
             return;
         }
         let kind = EventKind::Deliver {
             from,
-            msg: Box::new(Message::ConnectionReset),
+            msg: Box::new(notice),
             bytes: 0,
             link_epoch: 0,
             stage: Stage::Notice,
@@ -675,11 +689,14 @@ impl World {
     }
 
     /// A message from `from` reached the host of crashed process `id`: its TCP stack refuses
-    /// the connection with a reset (what a client sees as "connection refused").
+    /// the connection (ECONNREFUSED). Every connection of a process ends when it goes down, so
+    /// a message that reaches it down travelled on a connection opened since: the refusal says
+    /// that nothing sent on it was read, which a client may rely on (Java's `NetworkClient`
+    /// never sent the requests of a connection that did not get established).
     fn refuse(&mut self, id: NodeId, from: NodeId) {
         self.end_connection(id, from);
         let at = self.now + self.network.config().latency;
-        self.notify_reset(id, from, at);
+        self.notify(id, from, at, Message::ConnectionRefused);
     }
 
     /// Run the handler of an event that arrived (and, with a CPU model, got a core).

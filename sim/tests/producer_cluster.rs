@@ -403,3 +403,70 @@ fn producers_keep_refreshing_metadata_while_a_broker_stays_dead() {
         );
     }
 }
+
+/// The leader's process crashes for 3 s, too short for the controller to fence it
+/// (`broker.session.timeout.ms` 9 s), so the partition keeps its leader and every connection
+/// attempt meanwhile is refused. Returns the send failures and unknown outcomes during the
+/// outage (after the crash's own reset), and the first acknowledgement after the restart.
+fn short_leader_crash(client: &str) -> (usize, usize, Option<u64>) {
+    let mut w = World::new(7, WorldConfig::default());
+    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    w.run_until(Instant::from_millis(2_000));
+    let overrides = [
+        ("sync", ConfigValue::Bool(false)),
+        ("acks", ConfigValue::Str("1".into())),
+        ("enable.idempotence", ConfigValue::Bool(false)),
+        ("retries", ConfigValue::Int(0)),
+    ];
+    add_producer(
+        &mut w,
+        &c,
+        producer_config(client, &overrides),
+        200.0,
+        20_000,
+    );
+    w.run_until(Instant::from_millis(4_000));
+    let leader = c.leader_of(&w, TP).expect("a leader");
+    w.crash(leader);
+    w.run_until(Instant::from_millis(7_000));
+    w.restart(leader);
+    w.run_until(Instant::from_millis(30_000));
+    let entries = w.history().entries();
+    // From just after the crash: what was in flight when it crashed is rightly of unknown
+    // outcome (the reset), and arrives at once.
+    let during = |at: u64| (4_010..7_000).contains(&at);
+    let failed = entries
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendFail { .. }) && during(e.at.as_millis()))
+        .count();
+    let unknown = entries
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendInfo { .. }) && during(e.at.as_millis()))
+        .count();
+    let first_ack = entries
+        .iter()
+        .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
+        .map(|e| e.at.as_millis())
+        .find(|at| *at >= 7_000);
+    (failed, unknown, first_ack)
+}
+
+/// A refused connection attempt reached nobody. Java (and librdkafka) never sent the
+/// requests of a connection that was not established, so with `retries = 0` nothing fails
+/// while the batches wait for the broker (they are not unknown outcomes either, as they would
+/// be if a refusal were taken for a reset). sarama's failed `Broker.Open` fails the produce
+/// set, a retry it counts: with `Retry.Max` 0 the sends fail, definitely not written
+/// (`SendFail`, never an unknown outcome).
+#[test]
+fn a_refused_connection_costs_java_no_retry_and_sarama_one() {
+    let (failed, unknown, first_ack) = short_leader_crash("java");
+    assert_eq!(
+        (failed, unknown),
+        (0, 0),
+        "java: nothing failed during the outage"
+    );
+    assert!(first_ack.is_some(), "java: acknowledged after the restart");
+    let (failed, unknown, _) = short_leader_crash("sarama");
+    assert!(failed > 0, "sarama: the refused produce sets fail");
+    assert_eq!(unknown, 0, "sarama: a refused send was not written");
+}

@@ -503,7 +503,8 @@ impl Broker {
             return;
         }
         match msg {
-            Message::ConnectionReset => {
+            // A refused connection lost nothing the broker's client side needs to tell apart.
+            Message::ConnectionReset | Message::ConnectionRefused => {
                 self.rm.on_connection_reset(cx, from);
                 self.txn_coordinator.on_connection_reset(cx, from);
                 self.on_verification_connection_reset(cx, from);

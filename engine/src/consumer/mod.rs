@@ -729,6 +729,14 @@ impl Consumer {
     }
 }
 
+/// A copy of a connection notice (ConnectionReset / ConnectionRefused carry nothing).
+fn msg_notice(msg: &Message) -> Message {
+    match msg {
+        Message::ConnectionRefused => Message::ConnectionRefused,
+        _ => Message::ConnectionReset,
+    }
+}
+
 impl Node for Consumer {
     fn on_start(&mut self, cx: &mut Cx) {
         // Each incarnation numbers its requests from its own random base: a restarted
@@ -759,10 +767,14 @@ impl Node for Consumer {
 
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
         match msg {
-            Message::ConnectionReset => {
+            // The consumer retries what it had in flight either way (fetches and group requests
+            // are idempotent for it), so a refusal is handled as a reset. The hosted producer
+            // of a `produce_to` handler shares the connection and gets the notice too.
+            Message::ConnectionReset | Message::ConnectionRefused => {
+                let notice = msg_notice(&msg);
                 self.on_connection_reset(cx, from);
                 if self.ctp.is_some() {
-                    self.ctp_message(cx, from, Message::ConnectionReset);
+                    self.ctp_message(cx, from, notice);
                 }
             }
             other if self.ctp_takes(&other) => self.ctp_message(cx, from, other),

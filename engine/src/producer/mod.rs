@@ -596,6 +596,7 @@ impl Node for Producer {
             Message::AddOffsetsToTxnResponse(r) => self.on_add_offsets_response(cx, from, r),
             Message::TxnOffsetCommitResponse(r) => self.on_txn_offset_commit_response(cx, from, r),
             Message::ConnectionReset => self.on_connection_lost(cx, from, "connection reset"),
+            Message::ConnectionRefused => self.on_connection_refused(cx, from),
             // A producer is sent nothing else; ignore rather than crash on stray traffic.
             _ => {}
         }

@@ -198,6 +198,67 @@ impl Producer {
         self.connections.disconnected(broker, now, cx.rng());
     }
 
+    /// A connection attempt to `broker` was refused (its process is down; its host answered
+    /// with a reset): nothing sent on that connection reached it, so no batch on it was
+    /// written. Java's `NetworkClient` sends nothing before a connection is established, and
+    /// librdkafka keeps messages queued while a broker is down: their batches go back to the
+    /// queue as if never sent, without an attempt (`Sender.sendProducerData` drains only ready
+    /// nodes; `rd_kafka_broker_state_change` to DOWN). sarama's failed `Broker.Open` fails the
+    /// produce set, and kafka-go's failed dial fails the write: both count a retry
+    /// (`brokerProducer.handleError`, `Writer.produce`), of a batch known not written.
+    /// Otherwise the same as a lost connection: metadata is refreshed and the reconnect
+    /// backoff grows.
+    pub(super) fn on_connection_refused(&mut self, cx: &mut Cx, broker: NodeId) {
+        let ids: Vec<u64> = self
+            .sender
+            .in_flight
+            .iter()
+            .filter(|(_, r)| r.broker == broker)
+            .map(|(id, _)| *id)
+            .collect();
+        let counts_a_retry = matches!(self.config.client, ClientKind::Sarama | ClientKind::KafkaGo);
+        for id in ids {
+            let request = self
+                .sender
+                .in_flight
+                .remove(&id)
+                .expect("request just listed");
+            for mut batch in request.batches {
+                self.sender.track(batch.partition, -1);
+                if counts_a_retry {
+                    self.retry_or_complete(
+                        cx,
+                        batch,
+                        ErrorCode::NetworkException,
+                        "connection refused",
+                    );
+                } else {
+                    assert!(batch.attempts > 0, "a batch in flight was sent");
+                    if batch.attempts > 1 {
+                        self.stats.retries -= 1;
+                    }
+                    batch.attempts -= 1;
+                    self.accumulator.reenqueue(batch);
+                }
+            }
+        }
+        if self.metadata.in_flight.is_some_and(|m| m.broker == broker) {
+            self.metadata.in_flight = None;
+        }
+        if self
+            .sender
+            .init_in_flight
+            .is_some_and(|i| i.broker == broker)
+        {
+            self.sender.init_in_flight = None;
+        }
+        let now = cx.now();
+        self.txn_connection_lost(now, broker);
+        let refresh = self.config.client != ClientKind::KafkaGo;
+        self.metadata.connection_failed(broker, true, refresh, now);
+        self.connections.disconnected(broker, now, cx.rng());
+    }
+
     /// Whether a request may go to `broker` now: it is not known down and not backing off.
     pub(super) fn broker_usable(&self, broker: NodeId, now: Instant) -> bool {
         self.metadata.is_up(broker, now) && self.connections.can_connect(broker, now)

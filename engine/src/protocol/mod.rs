@@ -126,6 +126,10 @@ pub enum Message {
     /// Not sent by nodes: the host delivers it when the peer's process died and the
     /// operating system reset the TCP connection. Requests in flight to that peer are lost.
     ConnectionReset,
+    /// Not sent by nodes: the host delivers it when a message reached a host whose process is
+    /// down (its kernel refuses the connection attempt: ECONNREFUSED). Unlike a reset, it says
+    /// that nothing sent on that connection reached the peer.
+    ConnectionRefused,
 
     MetadataRequest(MetadataRequest),
     MetadataResponse(MetadataResponse),
@@ -204,7 +208,7 @@ impl Message {
     pub fn wire_size(&self) -> u32 {
         use Message::*;
         let body = match self {
-            ConnectionReset => 0,
+            ConnectionReset | ConnectionRefused => 0,
             MetadataRequest(m) => m.wire_size(),
             MetadataResponse(m) => m.wire_size(),
             ProduceRequest(m) => m.wire_size(),
@@ -275,6 +279,7 @@ impl Message {
         use Message::*;
         match self {
             ConnectionReset => "ConnectionReset",
+            ConnectionRefused => "ConnectionRefused",
             MetadataRequest(_) => "MetadataRequest",
             MetadataResponse(_) => "MetadataResponse",
             ProduceRequest(_) => "ProduceRequest",
@@ -351,6 +356,7 @@ macro_rules! exchanges {
                         correlation_id: m.correlation_id,
                     },)*
                     Message::ConnectionReset
+                    | Message::ConnectionRefused
                     | Message::ControllerSync(_)
                     | Message::ControllerSyncAck(_) => Exchange::Other,
                 }
@@ -365,6 +371,7 @@ macro_rules! exchanges {
                     $(Message::$req(m) => Some(&mut m.correlation_id),)*
                     $(Message::$resp(m) => Some(&mut m.correlation_id),)*
                     Message::ConnectionReset
+                    | Message::ConnectionRefused
                     | Message::ControllerSync(_)
                     | Message::ControllerSyncAck(_) => None,
                 }

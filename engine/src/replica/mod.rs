@@ -1085,6 +1085,66 @@ mod tests {
             .collect()
     }
 
+    /// The error of every produce answer among `effects`, in order.
+    fn produce_errors(effects: &[Effect]) -> Vec<ErrorCode> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    msg: Message::ProduceResponse(r),
+                    ..
+                } => Some(r.partitions.iter().map(|p| p.error).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn produce_all(rm: &mut ReplicaManager, disk: &mut MemDisk, value: u64) -> Vec<Effect> {
+        let req = ProduceRequest {
+            correlation_id: value,
+            acks: Acks::All,
+            timeout: ms(30_000),
+            transactional_id: None,
+            batches: vec![(TP, batch(&[value]))],
+        };
+        with_cx(disk, |cx| rm.handle_produce(cx, NodeId(5), req)).1
+    }
+
+    /// `DelayedProduce.tryComplete` fails a waiting acks=all append only when the broker no
+    /// longer leads (`Partition.checkEnoughReplicasReachOffset` without a leader log), not
+    /// when the leader epoch moves on while it still leads.
+    #[test]
+    fn a_waiting_append_survives_a_new_epoch_of_the_same_leader() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        assert!(produce_errors(&produce_all(&mut rm, &mut disk, 1)).is_empty());
+        // Re-elected in epoch 3 (the metadata skipped epoch 2): still the leader, same log.
+        let (_, relead) = with_cx(&mut disk, |cx| {
+            rm.apply_partition_states(cx, vec![state(TP, 0, 3, vec![NodeId(0), NodeId(1)], 3)])
+        });
+        assert!(
+            produce_errors(&relead).is_empty(),
+            "a new epoch of the same leader must not answer the append: {relead:?}"
+        );
+        let mut fetch = follower_fetch(&[TP], 1, ms(0));
+        fetch.partitions[0].current_leader_epoch = Some(3);
+        let (_, caught_up) = with_cx(&mut disk, |cx| rm.handle_fetch(cx, NodeId(1), fetch));
+        assert_eq!(produce_errors(&caught_up), vec![ErrorCode::None]);
+    }
+
+    #[test]
+    fn a_waiting_append_fails_when_the_broker_becomes_a_follower() {
+        let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+        assert!(produce_errors(&produce_all(&mut rm, &mut disk, 1)).is_empty());
+        let (_, demoted) = with_cx(&mut disk, |cx| {
+            rm.apply_partition_states(cx, vec![state(TP, 1, 2, vec![NodeId(0), NodeId(1)], 2)])
+        });
+        assert_eq!(
+            produce_errors(&demoted),
+            vec![ErrorCode::NotLeaderOrFollower]
+        );
+    }
+
     #[test]
     fn a_consumer_fetch_waits_for_the_hw_not_for_the_append() {
         let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);

@@ -119,7 +119,16 @@ impl<T> Purgatory<T> {
     }
 }
 
-/// The outcome of one pending append given the partition's current state.
+/// The outcome of one pending append given the partition's current state; `leader_epoch` is
+/// the epoch this broker leads the partition in, `None` when it does not lead it.
+///
+/// Only the loss of leadership fails an append, not a new leader epoch: Kafka's
+/// `DelayedProduce.tryComplete` asks `Partition.checkEnoughReplicasReachOffset`, which answers
+/// NOT_LEADER_OR_FOLLOWER only when the broker has no leader log. A broker re-elected leader in
+/// a later epoch without having been a follower in between (its metadata delta skipped the
+/// intermediate state) never truncated, so its pending appends are still in its log and
+/// complete when the high watermark reaches them. A broker that became a follower fails them
+/// at that moment (`ReplicaManager::fail_delayed`), before it can truncate.
 pub fn check_append(
     p: &PendingAppend,
     leader_epoch: Option<u32>,
@@ -128,9 +137,15 @@ pub fn check_append(
     isr_size: usize,
     min_insync: u32,
 ) -> Option<ErrorCode> {
-    if leader_epoch != Some(p.leader_epoch) {
+    let Some(epoch) = leader_epoch else {
         return Some(ErrorCode::NotLeaderOrFollower);
-    }
+    };
+    assert!(
+        epoch >= p.leader_epoch,
+        "{:?}: leading in epoch {epoch}, below the append's epoch {}",
+        p.partition,
+        p.leader_epoch
+    );
     if high_watermark < p.required_offset || !synced {
         return None;
     }
@@ -146,7 +161,7 @@ mod tests {
     use crate::record::TopicId;
 
     #[test]
-    fn append_completes_on_hw_and_fails_on_leader_change() {
+    fn append_completes_on_hw_and_fails_when_no_longer_leading() {
         let p = PendingAppend {
             partition: TopicPartition::new(TopicId(0), 0),
             base_offset: 4,
@@ -165,8 +180,14 @@ mod tests {
             Some(ErrorCode::NotEnoughReplicasAfterAppend)
         );
         assert_eq!(
-            check_append(&p, Some(3), 9, true, 3, 2),
+            check_append(&p, None, 9, true, 3, 2),
             Some(ErrorCode::NotLeaderOrFollower)
+        );
+        // Re-elected in a later epoch without a follower phase: still waits, then completes.
+        assert_eq!(check_append(&p, Some(4), 4, true, 3, 2), None);
+        assert_eq!(
+            check_append(&p, Some(4), 5, true, 3, 2),
+            Some(ErrorCode::None)
         );
     }
 
