@@ -214,19 +214,19 @@ impl Producer {
             else {
                 break;
             };
-            if self.txn.is_some() {
-                let accepts = self.txn.as_ref().is_some_and(|t| t.accepts_sends());
-                if !accepts {
-                    // Java's send throws once the transaction has an error: the output is
-                    // not sent; the batch's end aborts.
-                    if self
-                        .txn
-                        .as_ref()
-                        .is_some_and(|t| !matches!(t.app(), AppTxn::Initializing))
-                    {
-                        self.external.as_mut().expect("hosted").queue.pop_front();
-                        continue;
-                    }
+            if let Some(t) = self.txn.as_ref() {
+                // The batch's transaction already failed (an abortable error, or the
+                // producer was fenced and rebuilt: its outcome waits for the batch's end):
+                // Java's `send` throws, the output is not sent, and the batch is aborted and
+                // re-read. Only an output that was never in a transaction waits for the
+                // producer to initialize (a fatal error between two transactions).
+                let failed = t.outcome.is_some()
+                    || (!t.accepts_sends() && !matches!(t.app(), AppTxn::Initializing));
+                if failed {
+                    self.external.as_mut().expect("hosted").queue.pop_front();
+                    continue;
+                }
+                if !t.accepts_sends() {
                     return; // initializing: wait
                 }
                 if !self.txn_before_send(cx) {

@@ -802,7 +802,7 @@ impl Producer {
             cx.close_connection(broker);
         }
         let t = self.txn.as_mut().expect("transactional");
-        if t.external {
+        if t.external && ended.is_some() {
             t.outcome = Some(super::ctp::TxnOutcome::Fenced);
         }
         t.offsets = None;
