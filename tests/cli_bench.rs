@@ -195,13 +195,14 @@ fn swept_p50(workload: &str, sweep: &str, field: &str) -> Vec<(String, f64)> {
 fn a_sweep_sets_broker_consumer_topic_and_producer_keys() {
     let dir = scratch("families");
     let small = write(&dir, "small.toml", SMALL);
-    // Consumer: a fetch that waits for 100 MB waits out fetch.max.wait.ms (500 ms) each time.
+    // Consumer: a fetch that waits for 100 MB waits out fetch.max.wait.ms (500 ms) each time,
+    // so a record written at a random moment of that wait waits about 250 ms (the median).
     let p = swept_p50(
         &small,
         "fetch.min.bytes=1,100000000",
         "end_to_end_latency_ms",
     );
-    assert!(p[1].1 >= p[0].1 + 300.0, "fetch.min.bytes: {p:?}");
+    assert!(p[1].1 >= p[0].1 + 200.0, "fetch.min.bytes: {p:?}");
     // Broker: a flush after every message waits for the kreps2014 disks' 8 ms fsync.
     let kreps = write(
         &dir,

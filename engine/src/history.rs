@@ -9,6 +9,7 @@
 use crate::node::NodeId;
 use crate::protocol::ErrorCode;
 use crate::record::{Key, TopicId, TopicPartition, ValueId};
+use crate::time::Instant;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HistoryEvent {
@@ -21,6 +22,11 @@ pub enum HistoryEvent {
         value: ValueId,
         key: Option<Key>,
         topic: TopicId,
+        /// When the application's rate schedule had this send due (`start + n × 1/rate`, as
+        /// OpenMessaging Benchmark's `UniformRateLimiter.acquire` computes its intended send
+        /// time): a send made later fell behind its schedule. `None` for a producer without a
+        /// rate (`"max"`) and for a resend.
+        scheduled: Option<Instant>,
     },
     /// The producer got an acknowledgement: the value is at `offset` of `partition`. With
     /// `acks=0` the client learns no offset: `offset` is `u64::MAX`

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use crate::charts;
 use crate::result::{sections, BenchResult, LatencySummary, Sweep};
+use crate::text::{left_out, publish_delay_sentence, window_sentence};
 use crate::write::ReportError;
 
 type RunChart = fn(&BenchResult) -> Result<String, ReportError>;
@@ -109,11 +110,12 @@ fn sweep_section(sweep: &Sweep) -> Result<String, ReportError> {
 fn run_body(result: &BenchResult) -> Result<String, ReportError> {
     let mut out = format!(
         "<p>Workload <code>{}</code> on hardware <code>{}</code>: {:.1} s simulated, the first \
-         {:.1} s warm-up.{}</p>\n",
+         {:.1} s left out ({}).{}</p>\n",
         escape(&result.workload),
         escape(&result.hardware),
         result.duration_s,
         result.warmup_s,
+        left_out(result),
         if result.has_consumers() {
             format!(" Largest consumer backlog: {} records.", result.backlog_max)
         } else {
@@ -121,6 +123,15 @@ fn run_body(result: &BenchResult) -> Result<String, ReportError> {
         },
     );
     out.push_str(&summary_table(result));
+    if let Some(delay) = &result.publish_delay_ms {
+        out.push_str(&format!(
+            "<p>{}</p>\n",
+            escape(&publish_delay_sentence(result.publish_delay_avg_ms, delay))
+        ));
+    }
+    if let Some(line) = window_sentence(result) {
+        out.push_str(&format!("<p>{}</p>\n", escape(&line)));
+    }
     if let Some(disk) = &result.disk {
         out.push_str(&format!("<p>{}</p>\n", escape(&disk.sentence())));
     }

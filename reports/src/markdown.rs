@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::result::{sections, BenchResult, Sweep};
+use crate::text::{left_out, publish_delay_sentence, window_sentence};
 
 /// The summary of a report: the sweep comparison (if any), then one section per run.
 pub fn render_markdown(results: &[BenchResult], sweep: Option<&Sweep>) -> String {
@@ -49,8 +50,10 @@ fn sweep_table(sweep: &Sweep) -> String {
 /// Throughput and latency table of one run, then its backlog and faults.
 fn run_summary(result: &BenchResult) -> String {
     let mut out = format!(
-        "Simulated {:.1} s; the first {:.1} s (warm-up) are left out of rates and latencies.\n\n",
-        result.duration_s, result.warmup_s
+        "Simulated {:.1} s; the first {:.1} s ({}) are left out of rates and latencies.\n\n",
+        result.duration_s,
+        result.warmup_s,
+        left_out(result)
     );
     out.push_str("| | records | records/s | MiB/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -79,6 +82,16 @@ fn run_summary(result: &BenchResult) -> String {
             "| {name} | {records} | {rate:.1} | {mib:.2} | {avg:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
             latency.p50, latency.p95, latency.p99, latency.p999, latency.max,
         );
+    }
+    if let Some(delay) = &result.publish_delay_ms {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            escape(&publish_delay_sentence(result.publish_delay_avg_ms, delay))
+        );
+    }
+    if let Some(line) = window_sentence(result) {
+        let _ = writeln!(out, "\n{}", escape(&line));
     }
     if result.has_consumers() {
         let _ = writeln!(

@@ -10,6 +10,13 @@
 //! whenever they were sent (OpenMessaging Benchmark's `consumeRate`): a consumer reading a
 //! backlog written before the window is measured at the rate it reads. End-to-end latency
 //! samples are the records *sent* in the window, whenever they were read.
+//!
+//! A bench whose load starts after a readiness phase measures the window `[load start +
+//! warm-up, load start + duration)` ([`Recorder::window_from`]).
+//!
+//! Publish delay (OMB's `publishDelayLatency`, `WorkerStats.recordProducerSuccess`): how late
+//! a send was handed to the client against its rate's schedule, `sendTime -
+//! intendedSendTime`, for acknowledged records sent in the window.
 
 use std::time::Duration;
 
@@ -43,7 +50,9 @@ pub(crate) fn new_latency_histogram() -> Histogram<u64> {
 
 /// Collects a run's measurements. Feed it in simulated time; call [`Recorder::finish`] once.
 pub struct Recorder {
+    /// Start of the measured window (the end of the warm-up).
     warmup_ns: u64,
+    publish_delay_us: Histogram<u64>,
     /// End of the measured window (polls at or after it are not in the consume rate).
     end_ns: u64,
     records_consumed: u64,
@@ -63,6 +72,7 @@ impl Recorder {
     pub fn new(warmup: Duration) -> Self {
         Recorder {
             warmup_ns: duration_ns(warmup),
+            publish_delay_us: new_latency_histogram(),
             end_ns: u64::MAX,
             records_consumed: 0,
             publish_us: new_latency_histogram(),
@@ -86,6 +96,12 @@ impl Recorder {
         }
     }
 
+    /// A recorder measuring `[start + warmup, start + duration)`: a load that started at
+    /// `start` (after a bench's readiness phase); finish it with `start + duration`.
+    pub fn window_from(start: Duration, warmup: Duration, duration: Duration) -> Self {
+        Recorder::window(start + warmup, start + duration)
+    }
+
     /// A record of `bytes` sent at `sent_at_ns` was acknowledged at `acked_at_ns`.
     pub fn on_publish(&mut self, sent_at_ns: u64, acked_at_ns: u64, bytes: u64) {
         assert!(
@@ -97,6 +113,20 @@ impl Recorder {
         if sent_at_ns >= self.warmup_ns {
             self.publish_us.saturating_record(latency_us);
             self.bytes_sent += bytes;
+        }
+    }
+
+    /// An acknowledged record was handed to its client at `sent_at_ns` while its rate's
+    /// schedule had it due at `intended_at_ns` (OMB's publish delay; only records whose
+    /// producer has a rate have a schedule).
+    pub fn on_publish_delay(&mut self, intended_at_ns: u64, sent_at_ns: u64) {
+        assert!(
+            sent_at_ns >= intended_at_ns,
+            "reports: record sent at {sent_at_ns} ns before its schedule at {intended_at_ns} ns"
+        );
+        if sent_at_ns >= self.warmup_ns {
+            self.publish_delay_us
+                .saturating_record((sent_at_ns - intended_at_ns) / NANOS_PER_MICRO);
         }
     }
 
@@ -178,6 +208,12 @@ impl Recorder {
             faults_dropped: self.faults_dropped,
             publish_latency_curve_ms: percentile_curve(&self.publish_us),
             end_to_end_latency_curve_ms: percentile_curve(&self.end_to_end_us),
+            publish_delay_ms: (!self.publish_delay_us.is_empty())
+                .then(|| summarize(&self.publish_delay_us)),
+            publish_delay_avg_ms: self.publish_delay_us.mean() / 1000.0,
+            publish_delay_curve_ms: percentile_curve(&self.publish_delay_us),
+            load_start_s: None,
+            unready_groups: Vec::new(),
             disk: None,
             consumer_groups: None,
             violations: Vec::new(),
@@ -330,6 +366,38 @@ mod tests {
             result.end_to_end_latency_ms.max, 0.0,
             "no record sent in the window"
         );
+    }
+
+    #[test]
+    fn a_window_from_a_load_start_measures_after_its_warm_up() {
+        // The load started at 2 s; warm-up 1 s, duration 2 s: the window is [3 s, 4 s).
+        let mut recorder = Recorder::window_from(
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        );
+        for i in 0..2_000u64 {
+            let sent = 2 * SECOND + i * MS;
+            recorder.on_publish(sent, sent + MS, 10);
+            recorder.on_publish_delay(sent - 100_000, sent);
+            recorder.on_consume(sent, sent + 2 * MS, 10);
+        }
+        let result = recorder.finish("w", "h", Duration::from_secs(4));
+        assert_eq!(result.records_sent, 1_000);
+        assert_close(result.publish_rate, 1_000.0, "rate over the 1 s window");
+        // Polled in [3 s, 4 s): sent in [2.998 s, 3.998 s).
+        assert_eq!(result.records_consumed, 1_000);
+        assert_eq!(result.warmup_s, 3.0);
+        let delay = result.publish_delay_ms.expect("a schedule");
+        assert_close(delay.p50, 0.1, "delay");
+    }
+
+    #[test]
+    fn without_a_schedule_there_is_no_publish_delay() {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        recorder.on_publish(MS, 2 * MS, 10);
+        let result = recorder.finish("w", "h", Duration::from_secs(1));
+        assert!(result.publish_delay_ms.is_none());
     }
 
     #[test]

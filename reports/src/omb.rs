@@ -14,8 +14,12 @@
 //!   (a JSON key such as `"99.9"`) to milliseconds, read off kafsim's percentile curve.
 //!   The 75th, 99.99th and 99.999th percentiles are read off the same curve (its nearest point
 //!   at or above the percentile, steps of 0.05 on the -log10(1 - p) axis).
-//! - OMB's `publishDelayLatency*` (how late a send left against the rate's schedule) is not
-//!   measured by kafsim and is left out, rather than written as zeros.
+//! - OMB's `publishDelayLatency*` and `aggregatedPublishDelayLatency*` are how late each send
+//!   was handed to the client against the rate's schedule (`MessageProducer.sendMessage`:
+//!   `sendTime - intendedSendTime` from `UniformRateLimiter.acquire`, recorded for successful
+//!   sends in `WorkerStats.recordProducerSuccess`). OMB keeps them in **microseconds** (whole
+//!   numbers, not converted as its other latencies are), and so does this file. They are
+//!   left out when no producer has a rate (`rate = "max"` has no schedule).
 
 use serde_json::{json, Map, Value};
 
@@ -79,6 +83,14 @@ pub fn render_omb(result: &BenchResult, shape: &OmbShape) -> String {
         pub_lat,
         pub_curve,
     );
+    if let Some(delay) = &result.publish_delay_ms {
+        publish_delay(
+            &mut put,
+            result.publish_delay_avg_ms,
+            delay,
+            &result.publish_delay_curve_ms,
+        );
+    }
     put(
         "endToEndLatencyAvg",
         json!([result.end_to_end_latency_avg_ms]),
@@ -127,6 +139,44 @@ fn aggregated(
         .map(|p| (format!("{:?}", p.percentile), json!(p.ms)))
         .collect();
     put(&name("Quantiles"), Value::Object(quantiles));
+}
+
+/// `publishDelayLatency{Avg,50pct,...,Max}` (one window) and
+/// `aggregatedPublishDelayLatency{...,Quantiles}`, in whole microseconds as OMB writes them
+/// (`TestResult`: `List<Long>` / `long`; the average a `double`).
+fn publish_delay(
+    put: &mut impl FnMut(&str, Value),
+    avg_ms: f64,
+    summary: &LatencySummary,
+    curve: &[CurvePoint],
+) {
+    let us = |ms: f64| (ms * 1000.0).round() as u64;
+    let fields = [
+        ("50pct", us(summary.p50)),
+        ("75pct", us(at(curve, 75.0))),
+        ("95pct", us(summary.p95)),
+        ("99pct", us(summary.p99)),
+        ("999pct", us(summary.p999)),
+        ("9999pct", us(at(curve, 99.99))),
+        ("Max", us(summary.max)),
+    ];
+    put("publishDelayLatencyAvg", json!([avg_ms * 1000.0]));
+    put("aggregatedPublishDelayLatencyAvg", json!(avg_ms * 1000.0));
+    for (suffix, value) in fields {
+        put(&format!("publishDelayLatency{suffix}"), json!([value]));
+        put(
+            &format!("aggregatedPublishDelayLatency{suffix}"),
+            json!(value),
+        );
+    }
+    let quantiles: Map<String, Value> = curve
+        .iter()
+        .map(|p| (format!("{:?}", p.percentile), json!(us(p.ms))))
+        .collect();
+    put(
+        "aggregatedPublishDelayLatencyQuantiles",
+        Value::Object(quantiles),
+    );
 }
 
 /// The latency at `percentile` read off a curve: its first point at or above it (the last
@@ -188,7 +238,31 @@ mod tests {
         assert!(percentiles.iter().any(|p| *p >= 99.9 && *p < 100.0));
         assert_eq!(doc["messageSize"], 100);
         assert_eq!(doc["driver"], "kafsim java");
+        // No producer had a rate: no schedule, no publish delay fields.
         assert!(doc.get("publishDelayLatency99pct").is_none());
+    }
+
+    #[test]
+    fn publish_delay_is_in_whole_microseconds_as_omb_writes_it() {
+        let mut recorder = Recorder::new(Duration::from_secs(1));
+        for i in 0..2_990u64 {
+            let sent = i * 1_000_000;
+            // Every send leaves 250 us behind its schedule.
+            recorder.on_publish_delay(sent - sent.min(250_000), sent);
+            recorder.on_publish(sent, sent + 2_000_000, 100);
+        }
+        let result = recorder.finish("w", "default", Duration::from_secs(3));
+        let doc: Value = serde_json::from_str(&render_omb(&result, &shape())).unwrap();
+        assert_eq!(doc["aggregatedPublishDelayLatency50pct"], 250);
+        assert_eq!(doc["aggregatedPublishDelayLatencyMax"], 250);
+        assert_eq!(doc["publishDelayLatency99pct"], json!([250]));
+        assert!((doc["aggregatedPublishDelayLatencyAvg"].as_f64().unwrap() - 250.0).abs() < 1.0);
+        let quantiles = doc["aggregatedPublishDelayLatencyQuantiles"]
+            .as_object()
+            .unwrap();
+        assert!(quantiles.values().all(|v| v == 250));
+        // The publish latency stays in milliseconds.
+        assert!((doc["aggregatedPublishLatency50pct"].as_f64().unwrap() - 2.0).abs() < 0.01);
     }
 
     #[test]

@@ -38,9 +38,28 @@ pub struct BenchResult {
     pub bytes_consumed: u64,
     pub publish_latency_avg_ms: f64,
     pub end_to_end_latency_avg_ms: f64,
-    /// Simulated time the run covered, and the warm-up cut at its start.
+    /// Simulated time the run covered, and what was cut at its start: the measured window is
+    /// `[warmup_s, duration_s)`. With a readiness phase both count from `load_start_s`
+    /// (`warmup_s` = load start + the workload's `warmup`).
     pub duration_s: f64,
     pub warmup_s: f64,
+    /// When the load started: the end of the bench's readiness phase, once every consumer
+    /// group had its partitions and had read a probe record (docs/commands.md, "kafsim
+    /// bench"); `None` for a workload without consumers (its load starts at 0).
+    #[serde(default)]
+    pub load_start_s: Option<f64>,
+    /// Groups that were still not ready when the readiness phase gave up (after 60 s), with
+    /// why; empty when every group was ready.
+    #[serde(default)]
+    pub unready_groups: Vec<String>,
+    /// OMB's publish delay: how late sends were handed to the client against their rate's
+    /// schedule (acknowledged records sent in the window); `None` when no producer has a rate.
+    #[serde(default)]
+    pub publish_delay_ms: Option<LatencySummary>,
+    #[serde(default)]
+    pub publish_delay_avg_ms: f64,
+    #[serde(default)]
+    pub publish_delay_curve_ms: Vec<CurvePoint>,
     /// Largest backlog sample of the run (records), warm-up included.
     pub backlog_max: u64,
     /// Fault events in time order (at most `MAX_FAULTS`); `faults_dropped` counts the rest.
@@ -121,8 +140,13 @@ pub struct DiskBound {
     pub bound_mib_per_sec: f64,
     /// Dirty data a broker's page cache holds before writers are throttled, GB.
     pub freerun_gb: f64,
-    /// Per broker: seconds its writers were paused by dirty-page throttling.
+    /// Per broker: seconds its writers were paused by dirty-page throttling, summed over
+    /// writes (concurrent writers each count their own pauses).
     pub throttled_s: Vec<(String, f64)>,
+    /// The publish rate of the last (at most) 10 whole seconds of the measured window, MiB
+    /// of records per second: what a long full-speed run sustains, to set against the bound.
+    #[serde(default)]
+    pub last_10s_mib_per_sec: Option<f64>,
 }
 
 impl DiskBound {
@@ -148,14 +172,17 @@ impl DiskBound {
         } else {
             format!(
                 "writers were throttled once dirty data passed the page cache's freerun point \
-                 ({:.1} GB per broker): {}",
+                 ({:.1} GB per broker), pauses summed over writes: {}",
                 self.freerun_gb,
                 throttled.join(", ")
             )
         };
+        let last = self.last_10s_mib_per_sec.map_or(String::new(), |mib| {
+            format!(" The last 10 s of the window published {mib:.1} MiB/s.")
+        });
         format!(
             "Disk bound: {:.0} MB/s per broker × {} brokers / replication factor {}{} = {:.1} \
-             MiB/s of records sustained; {}.",
+             MiB/s of records sustained; {}.{last}",
             self.disk_mb_per_sec,
             self.brokers,
             self.replication_factor,

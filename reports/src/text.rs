@@ -14,7 +14,8 @@ use std::fmt::Write;
 use crate::result::{BenchResult, LatencySummary};
 
 /// Three lines: publish (perf-test format), consume, end-to-end latency (the last two only
-/// when the workload has consumers), then the disk arithmetic.
+/// when the workload has consumers), then the publish delay (when a producer has a rate),
+/// the measured window (with consumers) and the disk arithmetic.
 pub fn render_text(result: &BenchResult) -> String {
     let mut out = String::new();
     writeln!(
@@ -43,10 +44,62 @@ pub fn render_text(result: &BenchResult) -> String {
         )
         .expect("writing to a String cannot fail");
     }
+    if let Some(delay) = &result.publish_delay_ms {
+        writeln!(
+            out,
+            "{}",
+            publish_delay_sentence(result.publish_delay_avg_ms, delay)
+        )
+        .expect("writing to a String cannot fail");
+    }
+    if let Some(line) = window_sentence(result) {
+        writeln!(out, "{line}").expect("writing to a String cannot fail");
+    }
     if let Some(disk) = &result.disk {
         writeln!(out, "{}", disk.sentence()).expect("writing to a String cannot fail");
     }
     out
+}
+
+/// OMB's publish delay, in milliseconds with microsecond digits (it is often below 1 ms).
+pub(crate) fn publish_delay_sentence(avg_ms: f64, d: &LatencySummary) -> String {
+    format!(
+        "publish delay (send behind the rate's schedule): {avg_ms:.3} ms avg, {:.3} ms 50th, \
+         {:.3} ms 99th, {:.3} ms 99.9th, {:.3} ms max.",
+        d.p50, d.p99, d.p999, d.max
+    )
+}
+
+/// What the cut at the start of a run is, for reports.
+pub(crate) fn left_out(result: &BenchResult) -> &'static str {
+    if result.load_start_s.is_some() {
+        "the readiness phase, until every consumer group could read, and the warm-up"
+    } else {
+        "the warm-up"
+    }
+}
+
+/// Where the measured window starts and why, for a workload with consumer groups.
+pub(crate) fn window_sentence(result: &BenchResult) -> Option<String> {
+    if !matches!(result.consumer_groups, Some(n) if n > 0) {
+        return None;
+    }
+    let start = result.load_start_s?;
+    let mut line = format!(
+        "load started at {start:.2} s, when every consumer group had its partitions and had \
+         read a probe record; measured window: {:.2} s to {:.2} s.",
+        result.warmup_s, result.duration_s
+    );
+    if !result.unready_groups.is_empty() {
+        line = format!(
+            "load started at {start:.2} s without waiting longer for: {} (60 s per step); \
+             measured window: {:.2} s to {:.2} s.",
+            result.unready_groups.join("; "),
+            result.warmup_s,
+            result.duration_s
+        );
+    }
+    Some(line)
 }
 
 fn latency_phrase(avg_ms: f64, summary: &LatencySummary) -> String {
@@ -98,6 +151,11 @@ mod tests {
             end_to_end_latency_avg_ms: 6.0,
             duration_s: 1.0,
             warmup_s: 0.0,
+            load_start_s: None,
+            unready_groups: Vec::new(),
+            publish_delay_ms: None,
+            publish_delay_avg_ms: 0.0,
+            publish_delay_curve_ms: Vec::new(),
             backlog_max: 0,
             faults: Vec::new(),
             faults_dropped: 0,

@@ -11,7 +11,7 @@
 //! - **CPU**: each node of a cost class other than [`CostClass::Free`] has `cores`; handling
 //!   an event occupies one core for `receive cost + cost of everything the handler did`
 //!   (messages it sent, records it handed over or polled: see [`Work`]). An event arriving
-//!   while every core is busy waits in a FIFO queue (the kernel, `world.rs`). The handler's
+//!   while every core is busy waits in a FIFO queue (the kernel, `world/cpu.rs`). The handler's
 //!   messages leave when its CPU time is over. A JVM node also stops for garbage collection
 //!   ([`GcModel`]): no core runs during a pause.
 //! - **NIC**: full duplex; every message occupies its sender's egress and its receiver's

@@ -21,6 +21,7 @@ pub mod nemesis;
 pub mod network;
 pub mod output;
 pub mod perfetto;
+pub mod readiness;
 pub mod runner;
 pub mod scenario;
 pub mod script;

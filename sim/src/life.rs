@@ -272,6 +272,7 @@ fn value_event(
             value: v,
             key,
             topic,
+            ..
         } if *v == value => {
             let key = key.map_or("none".to_string(), |k| k.0.to_string());
             format!(

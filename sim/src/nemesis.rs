@@ -215,6 +215,15 @@ impl Nemesis {
         self.due.insert(i, (at, self.seq, due));
     }
 
+    /// Move every planned fault `by` later: a bench's load (and with it its faults) starts
+    /// when its readiness phase ends. Only before the first fault fired.
+    pub fn shift(&mut self, by: Duration) {
+        assert!(self.log.is_empty(), "nemesis: shifted after faults fired");
+        for (at, _, _) in &mut self.due {
+            *at += by;
+        }
+    }
+
     /// When the next fault is due.
     pub fn next_at(&self) -> Option<Instant> {
         self.due.first().map(|(t, _, _)| *t)

@@ -20,6 +20,7 @@ use crate::history::History;
 use crate::invariants::{self, DivergenceCheck, InvariantScope};
 use crate::names::Names;
 use crate::nemesis::{AppliedFault, Nemesis, Op, Resolver};
+use crate::readiness::{self, ReadyOutcome, Release, Released};
 use crate::scenario::{
     AfterBacklog, Drain, FaultAction, FaultKind, HandlerSpec as ScHandler, ProcessTime, Rate,
     Scenario, ScenarioError, ScheduledFault, Target,
@@ -358,6 +359,21 @@ pub struct RunOptions {
     /// no checking beyond its liveness (`stall`) and engine panics: no history checkers, no
     /// per-event invariants, no replica divergence checks. Overrides `keep_history`.
     pub stream: bool,
+    /// A bench's readiness phase ([`crate::readiness`]): hold the producers until every
+    /// consumer group can read (OpenMessaging Benchmark's `ensureTopicsAreReady`), then run
+    /// the load, its faults and its backlog phase for `duration` from that instant.
+    pub await_consumers: bool,
+}
+
+/// What a streaming run hands its consumer: history slices, and the start of the load.
+pub enum Streamed<'a> {
+    History(&'a [crate::history::HistoryEntry]),
+    /// The readiness phase ended at `at` (every entry after this one is at or after it);
+    /// `unready` names the groups that were not ready then.
+    LoadStart {
+        at: Instant,
+        unready: &'a [String],
+    },
 }
 
 /// Record counts of a run, from its history (online in a streaming run).
@@ -393,7 +409,7 @@ impl Counts {
 
 /// What a streaming run does with its history as it goes.
 struct Stream<'a> {
-    consume: &'a mut dyn FnMut(&[crate::history::HistoryEntry]),
+    consume: &'a mut dyn FnMut(Streamed<'_>),
     counts: Counts,
     safety_end: Instant,
 }
@@ -414,7 +430,7 @@ fn advance(
         let outcome = w.run_until(to);
         tracker.scan(w.history());
         stream.counts.note(w.history().entries(), stream.safety_end);
-        (stream.consume)(w.history().entries());
+        (stream.consume)(Streamed::History(w.history().entries()));
         w.clear_history();
         tracker.history_cleared();
         if outcome != RunOutcome::Reached || to >= until {
@@ -446,6 +462,9 @@ pub struct RunOutput {
     /// Per broker (by name): seconds its writers were paused by dirty-page throttling (the
     /// cost model's page cache; all zero without one).
     pub disk_throttled_s: Vec<(String, f64)>,
+    /// With [`RunOptions::await_consumers`]: when the load started and which groups were
+    /// not ready then.
+    pub ready: Option<ReadyOutcome>,
 }
 
 /// The nodes of a run, by role.
@@ -458,6 +477,8 @@ struct Handles {
     databases: Vec<Option<NodeId>>,
     /// The operator's admin client, when the scenario schedules an `add-partitions`.
     admin: Option<NodeId>,
+    /// With a readiness phase: the release the producers and consumers wait for.
+    release: Option<Release>,
 }
 
 impl Handles {
@@ -621,6 +642,9 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
         Some(b) if b.producers == AfterBacklog::Stop => resume_at,
         _ => stop_at,
     };
+    // A readiness phase holds the producers (and starts a backlog phase) at the release.
+    let release = (opts.await_consumers && !p.groups.is_empty()).then(Release::default);
+    let held = release.is_some();
     let mut producers = Vec::new();
     for pp in &p.producers {
         let spec = ProducerSpec {
@@ -630,15 +654,29 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             keys: pp.keys,
             message_size: pp.message_size,
             message_profile: pp.message_profile,
-            stop_at: producers_stop_at,
+            stop_at: if held {
+                Instant::MAX
+            } else {
+                producers_stop_at
+            },
             bootstrap: cluster.brokers.clone(),
             value_base: (pp.index as u64 + 1) << 40,
             transactions: pp.transactions,
+            held,
         };
         let config = pp.config.clone();
+        let release = release.clone();
         producers.push(w.add_node(
             format!("producer-{}", pp.index),
-            move || -> Box<dyn Node> { Box::new(Producer::new(spec.clone(), config.clone())) },
+            move || -> Box<dyn Node> {
+                let mut spec = spec.clone();
+                // Restarted after the release: the load is on.
+                if let Some(r) = release.as_ref().and_then(Release::get) {
+                    spec.held = false;
+                    spec.stop_at = r.stop_at;
+                }
+                Box::new(Producer::new(spec, config.clone()))
+            },
         ));
     }
     let mut groups: Vec<(String, Vec<NodeId>)> = Vec::new();
@@ -669,7 +707,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 bootstrap: cluster.brokers.clone(),
                 dlq_topic: g.dlq,
                 database: databases[g.index as usize],
-                fetch_paused_until: resume_at,
+                fetch_paused_until: if held { Instant::ZERO } else { resume_at },
                 standalone: g.standalone.clone(),
                 produce_to: g.produce_to.clone().map(|mut out| {
                     if out.transactional {
@@ -681,9 +719,14 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 }),
             };
             let config = g.config.clone();
+            let release = release.clone();
             members.push(
                 w.add_node(format!("{}/{m}", g.name), move || -> Box<dyn Node> {
-                    Box::new(Consumer::new(spec.clone(), config.clone()))
+                    let mut spec = spec.clone();
+                    if let Some(r) = release.as_ref().and_then(Release::get) {
+                        spec.fetch_paused_until = r.pause_until;
+                    }
+                    Box::new(Consumer::new(spec, config.clone()))
                 }),
             );
         }
@@ -722,6 +765,7 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
             groups,
             databases,
             admin,
+            release,
         },
     )
 }
@@ -854,13 +898,77 @@ pub fn run_seed(p: &Prepared, seed: u64, opts: &RunOptions) -> RunOutput {
     run_seed_streaming(p, seed, opts, &mut |_| {})
 }
 
+/// The readiness phase ([`crate::readiness`]): run until every member is positioned, have
+/// every producer send a probe, run until every group reading a produced topic has read;
+/// each step gives up after [`readiness::READY_TIMEOUT`]. Returns when the load starts.
+fn await_consumers(
+    p: &Prepared,
+    w: &mut World,
+    h: &Handles,
+    tracker: &mut DrainTracker,
+    stream: &mut Option<Stream<'_>>,
+    budget_ok: &mut bool,
+) -> ReadyOutcome {
+    let produced: Vec<TopicId> = p.producers.iter().map(|pp| pp.topic).collect();
+    // Groups that must read a probe: those subscribed to a produced topic (a standalone
+    // consumer may not own the probe's partition).
+    let must_read: Vec<bool> = p
+        .groups
+        .iter()
+        .map(|g| g.standalone.is_none() && g.topics.iter().any(|t| produced.contains(t)))
+        .collect();
+    let unpositioned = |w: &World| -> Vec<String> {
+        h.groups
+            .iter()
+            .filter(|(_, members)| !members.iter().all(|m| readiness::positioned(w, *m)))
+            .map(|(name, _)| format!("{name}: not every member had its partitions and a position"))
+            .collect()
+    };
+    let unread = |tracker: &DrainTracker| -> Vec<String> {
+        p.groups
+            .iter()
+            .zip(&must_read)
+            .filter(|(g, must)| **must && tracker.records_read(g.index) == 0)
+            .map(|(g, _)| format!("{}: did not read the probe records", g.name))
+            .collect()
+    };
+    let mut probed = false;
+    let mut deadline = w.now() + readiness::READY_TIMEOUT;
+    loop {
+        let waiting = if probed {
+            unread(tracker)
+        } else {
+            unpositioned(w)
+        };
+        if waiting.is_empty() && !probed {
+            probed = true;
+            deadline = w.now() + readiness::READY_TIMEOUT;
+            for &n in &h.producers {
+                w.signal(n, Producer::probe_timer());
+            }
+            continue;
+        }
+        if waiting.is_empty() || w.now() >= deadline || !*budget_ok {
+            return ReadyOutcome {
+                load_start: w.now(),
+                unready: waiting,
+            };
+        }
+        let next = w.now() + readiness::READY_POLL;
+        if advance(w, next, tracker, stream) != RunOutcome::Reached {
+            *budget_ok = false;
+        }
+        tracker.scan(w.history());
+    }
+}
+
 /// Run one seed; with [`RunOptions::stream`], `consume` gets every history entry once, in
 /// order, in slices as the run goes (and the output has no history).
 pub fn run_seed_streaming(
     p: &Prepared,
     seed: u64,
     opts: &RunOptions,
-    consume: &mut dyn FnMut(&[crate::history::HistoryEntry]),
+    consume: &mut dyn FnMut(Streamed<'_>),
 ) -> RunOutput {
     let wall = std::time::Instant::now();
     let s = &p.scenario;
@@ -868,7 +976,7 @@ pub fn run_seed_streaming(
     let mut nemesis = Nemesis::plan(&s.faults, s.duration, rng_for(seed, stream::NEMESIS));
     let plan = nemesis.describe_plan();
     let mut violations: Vec<Violation> = Vec::new();
-    let safety_end = Instant::ZERO + s.duration;
+    let mut safety_end = Instant::ZERO + s.duration;
     let mut budget_ok = true;
     let mut groups = group_infos(p, &h);
     let mut tracker = DrainTracker::default();
@@ -877,6 +985,45 @@ pub fn run_seed_streaming(
         counts: Counts::default(),
         safety_end,
     });
+
+    // A bench's readiness phase: the load, its faults and its backlog phase start when
+    // every group can read.
+    let mut ready = None;
+    if let Some(release) = h.release.clone() {
+        let outcome = await_consumers(p, &mut w, &h, &mut tracker, &mut stream, &mut budget_ok);
+        let at = outcome.load_start;
+        let offset = at.saturating_since(Instant::ZERO);
+        let (stop_at, pause_until) = match s.bench.backlog {
+            Some(b) if b.producers == AfterBacklog::Stop => (at + b.fill, at + b.fill),
+            Some(b) => (at + s.duration, at + b.fill),
+            None => (at + s.duration, at),
+        };
+        release.set(Released {
+            at,
+            stop_at,
+            pause_until,
+        });
+        for &n in &h.producers {
+            w.signal(n, Producer::release_timer(stop_at));
+        }
+        if pause_until > at {
+            for (_, members) in &h.groups {
+                for &m in members {
+                    w.signal(m, Consumer::pause_timer(pause_until));
+                }
+            }
+        }
+        nemesis.shift(offset);
+        safety_end = at + s.duration;
+        if let Some(stream) = &mut stream {
+            stream.safety_end = safety_end;
+            (stream.consume)(Streamed::LoadStart {
+                at,
+                unready: &outcome.unready,
+            });
+        }
+        ready = Some(outcome);
+    }
 
     // Safety phase: load and faults, with a replica divergence check and a lag sample every
     // second (a divergence below the HW can be repaired later by truncation, so the end alone
@@ -1097,6 +1244,7 @@ pub fn run_seed_streaming(
         names,
         random_faults: crate::script::schedule_of(&nemesis.fired, &|n| h.target_of(n)),
         drained,
+        ready,
     }
 }
 

@@ -411,6 +411,7 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
             value,
             key,
             topic,
+            ..
         } => json!({"event": "SendInvoke", "producer": names.producer(*producer),
             "value": value.0, "key": key.map(|k| k.0), "topic": names.topic(*topic)}),
         SendOk {

@@ -105,6 +105,7 @@ impl Node for Burst {
                 value: ValueId(n),
                 key: None,
                 topic: TopicId(0),
+                scheduled: None,
             });
         }
         for (n, to) in self.messages.clone() {
@@ -401,6 +402,7 @@ fn profiles_are_known_by_name_and_build_world_configs() {
         value: ValueId(1),
         key: None,
         topic: TopicId(0),
+        scheduled: None,
     };
     assert!(cpu.cost(CostClass::Producer, &Work::Record(&invoke)) > Duration::ZERO);
     assert_eq!(

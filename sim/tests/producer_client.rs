@@ -268,6 +268,7 @@ fn spec(broker: NodeId, rate: Option<f64>, stop_ms: u64, partitions_keys: u32) -
         bootstrap: vec![broker],
         value_base: 0,
         transactions: None,
+        held: false,
     }
 }
 

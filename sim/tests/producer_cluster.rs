@@ -37,6 +37,7 @@ fn add_producer(
         bootstrap: c.brokers.clone(),
         value_base: 0,
         transactions: None,
+        held: false,
     };
     w.add_node("producer-0", move || {
         Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>

@@ -34,6 +34,7 @@ fn measure(linger_ms: i64, batch_size: i64) {
         bootstrap: c.brokers.clone(),
         value_base: 0,
         transactions: None,
+        held: false,
     };
     let p = w.add_node("producer-0", move || {
         Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>

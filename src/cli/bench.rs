@@ -18,7 +18,7 @@ use kafsim_reports::{
     OmbShape, Sweep, ViolationNote,
 };
 use kafsim_sim::cost::{profile, HardwareProfile};
-use kafsim_sim::runner::{self, RunOptions};
+use kafsim_sim::runner::{self, RunOptions, Streamed};
 use kafsim_sim::scenario::{self, Property, Scenario, ScenarioError};
 use kafsim_sim::violation::{Violation, ViolationKind};
 use measure::{Measure, MeasureSpec};
@@ -134,6 +134,7 @@ fn bench_one(p: &runner::Prepared, seed: u64, check: bool) -> Result<BenchResult
         world: Some(profile.world_config()),
         keep_history: check,
         stream: !check,
+        await_consumers: true,
         ..RunOptions::default()
     };
     let spec = MeasureSpec {
@@ -147,14 +148,24 @@ fn bench_one(p: &runner::Prepared, seed: u64, check: bool) -> Result<BenchResult
             .flat_map(|p| vec![p.message_size; p.count as usize])
             .collect(),
         groups: s.consumer_groups.len() as u32,
+        awaits_load_start: !s.consumer_groups.is_empty(),
     };
     let mut measure = Measure::new(&spec);
-    let out = runner::run_seed_streaming(p, seed, &opts, &mut |entries| measure.observe(entries));
+    let out = runner::run_seed_streaming(p, seed, &opts, &mut |item| match item {
+        Streamed::History(entries) => measure.observe(entries),
+        Streamed::LoadStart { at, unready } => measure.load_started(at.as_nanos(), unready),
+    });
     if let Some(history) = &out.history {
+        // --check keeps the history: the load's start is in the output.
+        if let Some(ready) = &out.ready {
+            measure.load_started(ready.load_start.as_nanos(), &ready.unready);
+        }
         measure.observe(history.entries());
     }
     let mut measured = measure.finish(&out.fault_log);
-    measured.result.disk = Some(disk_bound(p, &profile, &out.disk_throttled_s));
+    let mut disk = disk_bound(p, &profile, &out.disk_throttled_s);
+    disk.last_10s_mib_per_sec = last_10s_mib_per_sec(&measured.result);
+    measured.result.disk = Some(disk);
     measured.result.consumer_groups = Some(spec.groups);
     let stats = out.result.stats;
     eprintln!(
@@ -290,6 +301,24 @@ fn violation_meaning(p: &runner::Prepared, kind: ViolationKind, group: Option<&s
     }
 }
 
+/// The publish rate of the last (at most) 10 whole seconds of the measured window, in MiB of
+/// records per second (the window's bytes per record times the timeline's acknowledgements).
+fn last_10s_mib_per_sec(r: &BenchResult) -> Option<f64> {
+    if r.records_sent == 0 {
+        return None;
+    }
+    let bytes_per_record = r.bytes_sent as f64 / r.records_sent as f64;
+    let whole: Vec<f64> = r
+        .timeline
+        .iter()
+        .filter(|p| p.t_s as f64 >= r.warmup_s && (p.t_s + 1) as f64 <= r.duration_s)
+        .map(|p| p.publish_rate)
+        .collect();
+    let last = &whole[whole.len().saturating_sub(10)..];
+    (!last.is_empty())
+        .then(|| last.iter().sum::<f64>() / last.len() as f64 * bytes_per_record / 1_048_576.0)
+}
+
 /// The disk arithmetic of a run on `profile` (see [`DiskBound`]).
 fn disk_bound(
     p: &runner::Prepared,
@@ -317,6 +346,7 @@ fn disk_bound(
         bound_mib_per_sec: bound_bytes / (1u64 << 20) as f64,
         freerun_gb: profile.dirty_thresholds().freerun_bytes() as f64 / 1e9,
         throttled_s: throttled_s.to_vec(),
+        last_10s_mib_per_sec: None,
     }
 }
 

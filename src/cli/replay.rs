@@ -61,6 +61,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             world: None,
             keep_history: true,
             stream: false,
+            await_consumers: false,
         },
     );
     let s = &prepared.scenario;

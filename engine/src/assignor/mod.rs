@@ -33,7 +33,6 @@ pub mod sticky;
 mod sticky_movements;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 /// The client library whose assignor a consumer group uses (its profile in a scenario).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,31 +101,8 @@ impl Strategy {
     }
 }
 
-/// A client library version `major.minor.patch`, ordered numerically.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub u32, pub u32, pub u32);
-
-impl Version {
-    /// Parses `"1.43.3"`, `"1.22"` (patch 0), `"2"` and a leading `v` (`"v0.4.50"`).
-    pub fn parse(text: &str) -> Option<Version> {
-        let text = text.trim();
-        let text = text.strip_prefix('v').unwrap_or(text);
-        let mut parts = [0u32; 3];
-        for (count, piece) in text.split('.').enumerate() {
-            if count == 3 || piece.is_empty() || !piece.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            parts[count] = piece.parse().ok()?;
-        }
-        Some(Version(parts[0], parts[1], parts[2]))
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
+/// Client versions are the configuration's ([`crate::config::ClientVersion`]).
+pub use crate::config::ClientVersion as Version;
 
 /// sarama 1.24.0 added the sticky strategy.
 pub const SARAMA_STICKY_SINCE: Version = Version(1, 24, 0);

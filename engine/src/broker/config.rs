@@ -2,7 +2,7 @@
 //! `replication.protocol` is kafsim's own switch between the leader-epoch truncation protocol
 //! (KIP-101/KIP-279, Kafka 0.11+/2.0+) and the legacy truncate-to-high-watermark protocol.
 
-use crate::config::{ConfigValue, Configurable};
+use crate::config::{millis, ConfigValue, Configurable};
 use crate::log::FlushPolicy;
 use crate::time::{ms, Duration};
 
@@ -203,11 +203,6 @@ const KEYS: &[&str] = &[
     "transaction.version",
     "transaction.partition.verification.enable",
 ];
-
-/// Milliseconds property in `min..=max`.
-fn millis(v: &ConfigValue, min: i64, max: i64) -> Result<Duration, String> {
-    Ok(ms(v.as_int_in(min, max)? as u64))
-}
 
 /// Kafka's "never" for flush intervals is Long.MAX_VALUE; accept it and anything huge.
 fn never_or(v: i64) -> Option<u64> {

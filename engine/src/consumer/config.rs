@@ -2,7 +2,7 @@
 //! overridden by Java property names from the scenario ([`Configurable`]).
 
 use super::profile::{self, AutoCommitStyle, ClientKind};
-use crate::config::{ConfigValue, Configurable};
+use crate::config::{millis, ConfigValue, Configurable};
 use crate::protocol::IsolationLevel;
 use crate::time::Duration;
 
@@ -83,17 +83,11 @@ impl ConsumerConfig {
     /// modelled one when `None`).
     pub fn for_client(client: &str, version: Option<&str>) -> Result<ConsumerConfig, String> {
         let client = ClientKind::from_name(client)?;
-        let assignor_version =
-            match version {
-                Some(v) => Some(crate::assignor::Version::parse(v).ok_or_else(|| {
-                    format!("bad client_version \"{v}\": expected e.g. \"1.43.2\"")
-                })?),
-                None => None,
-            };
-        let version = match version {
-            Some(v) => profile::parse_version(v)?,
-            None => client.newest_version(),
-        };
+        let parsed = version
+            .map(crate::config::parse_client_version)
+            .transpose()?;
+        let assignor_version = parsed;
+        let version = parsed.map_or(client.newest_version(), |v| v.major_minor());
         let d = profile::defaults(client, version);
         Ok(ConsumerConfig {
             client,
@@ -169,10 +163,6 @@ impl ConsumerConfig {
         }
         Ok(())
     }
-}
-
-fn millis(v: &ConfigValue, min: i64, max: i64) -> Result<Duration, String> {
-    Ok(Duration::from_millis(v.as_int_in(min, max)? as u64))
 }
 
 fn bytes(v: &ConfigValue) -> Result<u32, String> {

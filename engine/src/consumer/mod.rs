@@ -61,6 +61,9 @@ const TIMER_BATCH: u16 = 5;
 const TIMER_RECONNECT: u16 = 6;
 /// Timer: the application resumes its paused partitions (`ConsumerSpec::fetch_paused_until`).
 const TIMER_RESUME: u16 = 7;
+/// Host signal: pause fetching until the instant in the key (nanoseconds): a bench's backlog
+/// phase that starts when the readiness phase ends ([`Consumer::pause_timer`]).
+const TIMER_PAUSE: u16 = 8;
 
 /// Period of the housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
@@ -246,6 +249,13 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// The host's signal that pauses this consumer's fetching until `until` (a bench's
+    /// backlog phase: OMB's `WorkloadGenerator.buildAndDrainBacklog` pauses its consumers
+    /// once they are ready, while the backlog builds).
+    pub fn pause_timer(until: Instant) -> Timer {
+        Timer::new(TIMER_PAUSE, until.as_nanos())
+    }
+
     pub fn new(spec: ConsumerSpec, config: ConsumerConfig) -> Consumer {
         assert!(
             spec.handler.on_failure != OnFailure::Dlq || spec.dlq_topic.is_some(),
@@ -797,6 +807,13 @@ impl Node for Consumer {
             TIMER_BATCH => self.on_batch_timeout(cx, timer.key),
             TIMER_RECONNECT => self.on_reconnect_timer(cx, NodeId(timer.key as u32)),
             TIMER_RESUME => {} // the drive below sends the first fetches
+            TIMER_PAUSE => {
+                let until = Instant::from_nanos(timer.key);
+                self.spec.fetch_paused_until = until;
+                if until > cx.now() {
+                    cx.set_timer(until, Timer::new(TIMER_RESUME, 0));
+                }
+            }
             other => panic!("consumer {}: unknown timer kind {other}", cx.me()),
         }
         self.drive(cx);

@@ -58,19 +58,6 @@ pub enum AutoCommitStyle {
     PerRecordSync,
 }
 
-/// Parse "3.7" / "1.43.0" / "v0.4.47" into (major, minor).
-pub fn parse_version(text: &str) -> Result<(u32, u32), String> {
-    let t = text.trim().trim_start_matches('v');
-    let mut parts = t.split('.');
-    let bad = || format!("bad client_version \"{text}\": expected MAJOR.MINOR such as \"3.7\"");
-    let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-    let minor = match parts.next() {
-        Some(p) => p.parse().map_err(|_| bad())?,
-        None => 0,
-    };
-    Ok((major, minor))
-}
-
 /// The defaults one client version starts from (before scenario overrides).
 #[derive(Clone, Debug)]
 pub struct ProfileDefaults {
@@ -172,10 +159,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_parse_and_pick_version_specific_defaults() {
-        assert_eq!(parse_version("3.7"), Ok((3, 7)));
-        assert_eq!(parse_version("v0.4.47"), Ok((0, 4)));
-        assert!(parse_version("x.y").is_err());
+    fn versions_pick_version_specific_defaults() {
         let old = defaults(ClientKind::Java, (2, 8));
         let new = defaults(ClientKind::Java, (3, 0));
         assert_eq!(old.session_timeout, Duration::from_secs(10));

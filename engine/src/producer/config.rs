@@ -543,37 +543,22 @@ fn codec_value(value: &ConfigValue, kafka_go: bool) -> Result<CompressionType, S
     })
 }
 
-/// Whether a `major.minor[.patch]` version is at least `major.minor` (an unparsable version
-/// counts as the newest).
-fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => true,
-    }
+/// Whether a client version is at least `major.minor` (the version was checked when the
+/// profile was built; an unparsable one counts as the newest).
+pub(crate) fn version_at_least(version: &str, at_least: (u32, u32)) -> bool {
+    crate::config::ClientVersion::parse(version).is_none_or(|v| v.major_minor() >= at_least)
 }
 
-/// Milliseconds as an integer, or a duration string ("250ms", "1s").
+/// Milliseconds as an integer (also written as a string of digits), or a duration with a
+/// unit ("250ms", "1s"): kafka-go's `BatchTimeout` is a Go `time.Duration`.
 fn duration_value(value: &ConfigValue) -> Result<Duration, String> {
     match value {
-        ConfigValue::Str(s) => parse_duration(s),
-        other => Ok(Duration::from_millis(
-            other.as_int_in(0, i32::MAX as i64)? as u64
-        )),
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("expected milliseconds or a duration such as \"250ms\" or \"1s\", got \"{s}\"");
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "ms"), |i| s.split_at(i));
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        _ => Err(bad()),
+        ConfigValue::Str(s) if !s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            crate::config::parse_duration(s).map_err(|e| {
+                format!("{e}: expected milliseconds or a duration such as \"250ms\" or \"1s\"")
+            })
+        }
+        other => crate::config::millis(other, 0, i32::MAX as i64),
     }
 }
 
@@ -586,9 +571,7 @@ fn acks_value(value: &ConfigValue) -> Result<Acks, String> {
 }
 
 fn ms_value(value: &ConfigValue) -> Result<Duration, String> {
-    Ok(Duration::from_millis(
-        value.as_int_in(0, i32::MAX as i64)? as u64
-    ))
+    crate::config::millis(value, 0, i32::MAX as i64)
 }
 
 impl Configurable for ProducerConfig {

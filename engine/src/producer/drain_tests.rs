@@ -44,6 +44,7 @@ fn producer(client: &str, leaders: &[NodeId], overrides: &[(&str, ConfigValue)])
         bootstrap: vec![B0],
         value_base: 0,
         transactions: None,
+        held: false,
     };
     let mut p = Producer::new(spec, config);
     let partitions = leaders

@@ -56,6 +56,10 @@ use workload::{Workload, MAX_SENDS_PER_WAKE};
 pub const OFFSET_UNKNOWN: u64 = u64::MAX;
 
 const TIMER_WAKE: u16 = 1;
+/// Host signal: send one probe record (a bench's readiness phase, [`Producer::probe_timer`]).
+const TIMER_PROBE: u16 = 2;
+/// Host signal: start the load (key: the instant, in nanoseconds, the load stops).
+const TIMER_RELEASE: u16 = 3;
 /// Most times an `on_error = "retry"` application hands one value over again before it gives
 /// the value up (a bound; real loops often have none, which only makes a run longer).
 pub const MAX_APP_RESENDS: u32 = 50;
@@ -134,6 +138,21 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// The host's signal that makes a held producer send one probe record.
+    pub fn probe_timer() -> Timer {
+        Timer::new(TIMER_PROBE, 0)
+    }
+
+    /// The host's signal that releases a held producer's load until `stop_at`.
+    pub fn release_timer(stop_at: Instant) -> Timer {
+        Timer::new(TIMER_RELEASE, stop_at.as_nanos())
+    }
+
+    /// Whether the application is still held by a bench's readiness phase.
+    pub fn held(&self) -> bool {
+        self.workload.held()
+    }
+
     /// A producer for `spec` with `config` (which must have passed `validate`).
     pub fn new(spec: ProducerSpec, mut config: ProducerConfig) -> Producer {
         if let Err(e) = config.validate() {
@@ -334,6 +353,7 @@ impl Producer {
                 value: resend.value,
                 key: resend.key,
                 topic: self.workload.spec().topic,
+                scheduled: None,
             });
             self.stats.invoked += 1;
             let send = BlockedSend {
@@ -358,7 +378,7 @@ impl Producer {
             {
                 return;
             }
-            let (value, key) = self.workload.take(now, cx.rng());
+            let (value, key, scheduled) = self.workload.take(now, cx.rng());
             self.txn_sent(cx, value);
             self.stats.invoked += 1;
             self.outstanding_records += 1;
@@ -367,6 +387,7 @@ impl Producer {
                 value,
                 key,
                 topic: self.workload.spec().topic,
+                scheduled,
             };
             cx.record(event);
             let send = BlockedSend {
@@ -604,8 +625,13 @@ impl Node for Producer {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        if timer.kind == TIMER_WAKE && self.wake.is_some_and(|w| w.2 == timer.key) {
-            self.wake = None;
+        match timer.kind {
+            TIMER_WAKE if self.wake.is_some_and(|w| w.2 == timer.key) => self.wake = None,
+            TIMER_PROBE => self.workload.probe(),
+            TIMER_RELEASE => self
+                .workload
+                .release(cx.now(), Instant::from_nanos(timer.key)),
+            _ => {}
         }
         self.poll(cx);
     }

@@ -43,25 +43,12 @@ pub fn newest_version(client: ClientKind) -> &'static str {
     }
 }
 
-fn parse_version(s: &str) -> Result<Version, String> {
-    let mut parts = s.split('.').map(|p| p.parse::<u32>());
-    let bad = || format!("client_version \"{s}\": expected major.minor[.patch], e.g. \"3.7\"");
-    let major = parts.next().and_then(|p| p.ok()).ok_or_else(bad)?;
-    let minor = parts.next().and_then(|p| p.ok()).ok_or_else(bad)?;
-    let patch = match parts.next() {
-        None => 0,
-        Some(p) => p.map_err(|_| bad())?,
-    };
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok((major, minor, patch))
-}
-
 /// The defaults of `client` at `version` (`None` = [`newest_version`]).
 pub fn defaults(client: ClientKind, version: Option<&str>) -> Result<ProducerConfig, String> {
     let version_name = version.unwrap_or(newest_version(client));
-    let v = parse_version(version_name)?;
+    let crate::config::ClientVersion(major, minor, patch) =
+        crate::config::parse_client_version(version_name)?;
+    let v = (major, minor, patch);
     let mut config = match client {
         ClientKind::Java => java(v),
         ClientKind::Sarama => sarama(),
@@ -263,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn producer_and_consumer_read_client_versions_alike() {
+        // Issue #18: "v0.4.47" was accepted for a kafka-go consumer group and refused for a
+        // kafka-go producer.
+        let p = defaults(ClientKind::KafkaGo, Some("v0.4.47")).unwrap();
+        assert_eq!(p.client_version, "v0.4.47");
+        let c = crate::consumer::ConsumerConfig::for_client("kafka-go", Some("v0.4.47"));
+        assert!(c.is_ok());
+        let e = defaults(ClientKind::Java, Some("3.x")).unwrap_err();
+        assert!(e.contains("MAJOR.MINOR"), "{e}");
+    }
+
+    #[test]
     fn kafka_go_fields_only_for_kafka_go() {
         let mut g = ProducerConfig::for_client("kafka-go", None).unwrap();
         g.set("kafka-go.BatchSize", &ConfigValue::Int(10)).unwrap();
@@ -275,7 +274,7 @@ mod tests {
             (Some(10), ms(20), 4096)
         );
         assert!(g
-            .set("kafka-go.BatchTimeout", &ConfigValue::Str("1h".into()))
+            .set("kafka-go.BatchTimeout", &ConfigValue::Str("1d".into()))
             .is_err());
     }
 

@@ -649,15 +649,8 @@ impl Producer {
     }
 
     /// Whether the modelled Java client is at least `major.minor`.
-    fn java_at_least(&self, (major, minor): (u32, u32)) -> bool {
-        let mut parts = self.config.client_version.split('.');
-        let mut next = || {
-            parts
-                .next()
-                .and_then(|p| p.parse::<u32>().ok())
-                .unwrap_or(0)
-        };
-        (next(), next()) >= (major, minor)
+    fn java_at_least(&self, at_least: (u32, u32)) -> bool {
+        super::config::version_at_least(&self.config.client_version, at_least)
     }
 
     /// librdkafka `rd_kafka_set_fatal_error`: the producer stops producing. Queued batches are

@@ -19,6 +19,7 @@ fn producer(client: &str, version: &str) -> Producer {
         bootstrap: vec![crate::node::NodeId(0)],
         value_base: 0,
         transactions: None,
+        held: false,
     };
     Producer::new(spec, config)
 }

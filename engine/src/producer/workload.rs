@@ -45,6 +45,11 @@ pub struct ProducerSpec {
     /// `[producers.transactions]`: how a transactional producer's application groups its
     /// sends (None for a producer without `transactional.id`).
     pub transactions: Option<TxnWorkload>,
+    /// A bench's readiness phase (OpenMessaging Benchmark's `ensureTopicsAreReady`): the
+    /// application makes no sends of its own until the host releases it
+    /// ([`Workload::release`]), only the probe records the host asks for
+    /// ([`Workload::probe`]). `stop_at` counts only from the release.
+    pub held: bool,
 }
 
 /// `[producers.transactions]`: the application sends `records` records per transaction and
@@ -73,6 +78,14 @@ pub struct Workload {
     incarnation: u64,
     next_n: u64,
     next_due: Instant,
+    /// When this incarnation started (or was released): the origin of the rate's schedule.
+    started: Instant,
+    /// Sends made before `started` (probes): not part of the schedule.
+    unscheduled: u64,
+    /// Held by a bench's readiness phase (see [`ProducerSpec::held`]).
+    held: bool,
+    /// Probe records asked for and not sent yet.
+    probes: u32,
 }
 
 impl Workload {
@@ -86,11 +99,15 @@ impl Workload {
             Duration::from_nanos(((1e9 / rate).round() as u64).max(1))
         });
         Workload {
-            spec,
             interval,
             incarnation: 0,
             next_n: 0,
             next_due: Instant::ZERO,
+            started: Instant::ZERO,
+            unscheduled: 0,
+            held: spec.held,
+            probes: 0,
+            spec,
         }
     }
 
@@ -108,6 +125,37 @@ impl Workload {
         self.incarnation = incarnation;
         self.next_n = 0;
         self.next_due = now;
+        self.started = now;
+        self.unscheduled = 0;
+        self.held = self.spec.held;
+        self.probes = 0;
+    }
+
+    /// Send one probe record while held: OMB's `LocalWorker.probeProducers` sends one record
+    /// per producer and waits until the consumers have received them.
+    pub fn probe(&mut self) {
+        if self.held {
+            self.probes += 1;
+        }
+    }
+
+    /// Whether the application is still held by a bench's readiness phase.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// The readiness phase is over: the load starts now, its rate's schedule from now, and
+    /// the application makes no new sends from `stop_at` on.
+    pub fn release(&mut self, now: Instant, stop_at: Instant) {
+        if !self.held {
+            return;
+        }
+        self.held = false;
+        self.probes = 0;
+        self.spec.stop_at = stop_at;
+        self.next_due = now;
+        self.started = now;
+        self.unscheduled = self.next_n;
     }
 
     /// Whether the application has stopped making new sends.
@@ -117,11 +165,17 @@ impl Workload {
 
     /// Whether a new send is due at `now` (the caller checks capacity).
     pub fn due(&self, now: Instant) -> bool {
+        if self.held {
+            return self.probes > 0;
+        }
         !self.stopped(now) && now >= self.next_due
     }
 
     /// When the next send falls due, if the application still sends then.
     pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+        if self.held {
+            return None; // a probe or the release comes from the host
+        }
         let at = match self.interval {
             Some(i) if i < Duration::from_millis(1) => {
                 self.next_due.max(now + Duration::from_millis(1))
@@ -131,9 +185,32 @@ impl Workload {
         (at < self.spec.stop_at).then_some(at)
     }
 
-    /// Make the next send: its value id and key. A sync application calls this only after the
-    /// previous send completed, so its next send is due no earlier than now.
-    pub fn take(&mut self, now: Instant, rng: &mut ChaCha8Rng) -> (ValueId, Option<Key>) {
+    /// Make the next send: its value id, key and the instant the rate's schedule had it due.
+    /// A sync application calls this only after the previous send completed, so its next
+    /// send is due no earlier than now.
+    ///
+    /// The schedule is OpenMessaging Benchmark's (`UniformRateLimiter.acquire`: the n-th send
+    /// of a limiter started at `start` is due at `start + n × interval`), kept apart from
+    /// `next_due`: a sync application that waited does not send early to catch up, but its
+    /// sends stay late against the schedule, which is what the publish delay shows.
+    pub fn take(
+        &mut self,
+        now: Instant,
+        rng: &mut ChaCha8Rng,
+    ) -> (ValueId, Option<Key>, Option<Instant>) {
+        let probe = self.held;
+        let scheduled = self.interval.filter(|_| !probe).map(|interval| {
+            let offset = crate::time::duration_nanos(interval)
+                .saturating_mul(self.next_n - self.unscheduled);
+            let at = Instant::from_nanos(self.started.as_nanos().saturating_add(offset));
+            assert!(
+                at <= now,
+                "producer {}: send {} taken at {now} before its schedule {at}",
+                self.spec.index,
+                self.next_n
+            );
+            at
+        });
         let value = ValueId(self.spec.value_base + (self.incarnation << 32) + self.next_n);
         self.next_n += 1;
         assert!(
@@ -141,13 +218,18 @@ impl Workload {
             "producer {} ran out of value ids",
             self.spec.index
         );
+        if probe {
+            // OMB's probe: one record with a fixed key ("key").
+            self.probes -= 1;
+            return (value, (self.spec.keys > 0).then_some(Key(0)), None);
+        }
         let key = (self.spec.keys > 0).then(|| Key(rng.gen_range(0..self.spec.keys)));
         if let Some(interval) = self.interval {
             self.next_due += interval;
         } else {
             self.next_due = now;
         }
-        (value, key)
+        (value, key, scheduled)
     }
 
     /// A sync application that waited for a send cannot have fallen behind meanwhile: it
@@ -174,6 +256,7 @@ mod tests {
             bootstrap: vec![NodeId(0)],
             value_base: 1 << 40,
             transactions: None,
+            held: false,
         }
     }
 
@@ -183,15 +266,65 @@ mod tests {
         let mut w = Workload::new(spec(Some(500.0), 0));
         w.start(Instant::ZERO, 1);
         assert!(w.due(Instant::ZERO));
-        let (v0, k0) = w.take(Instant::ZERO, &mut rng);
+        let (v0, k0, _) = w.take(Instant::ZERO, &mut rng);
         assert_eq!(v0, ValueId((1 << 40) + (1 << 32)));
         assert_eq!(k0, None);
         assert!(!w.due(Instant::from_millis(1)));
         assert_eq!(w.next_wake(Instant::ZERO), Some(Instant::from_millis(2)));
-        let (v1, _) = w.take(Instant::from_millis(2), &mut rng);
+        let (v1, _, _) = w.take(Instant::from_millis(2), &mut rng);
         assert_eq!(v1.0, v0.0 + 1);
         assert!(w.stopped(Instant::from_millis(10)));
         assert!(!w.due(Instant::from_millis(10)));
+    }
+
+    #[test]
+    fn the_schedule_is_start_plus_n_intervals_even_after_a_wait() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut w = Workload::new(spec(Some(500.0), 0));
+        w.start(Instant::from_millis(1), 0);
+        let (_, _, s0) = w.take(Instant::from_millis(1), &mut rng);
+        assert_eq!(s0, Some(Instant::from_millis(1)));
+        // A sync application waited 5 ms for its first send: its next send leaves at 6 ms,
+        // 4 ms behind the schedule's 3 ms (the delay stays, it is not forgiven).
+        w.resume_after_wait(Instant::from_millis(6));
+        assert!(!w.due(Instant::from_millis(5)));
+        let (_, _, s1) = w.take(Instant::from_millis(6), &mut rng);
+        assert_eq!(s1, Some(Instant::from_millis(3)));
+        // Without a rate there is no schedule.
+        let mut max = Workload::new(spec(None, 0));
+        max.start(Instant::ZERO, 0);
+        assert_eq!(max.take(Instant::ZERO, &mut rng).2, None);
+    }
+
+    #[test]
+    fn a_held_application_sends_only_probes_until_released() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut w = Workload::new(ProducerSpec {
+            held: true,
+            stop_at: Instant::MAX,
+            ..spec(Some(500.0), 3)
+        });
+        w.start(Instant::ZERO, 0);
+        assert!(!w.due(Instant::from_millis(5)));
+        assert_eq!(w.next_wake(Instant::ZERO), None);
+        w.probe();
+        assert!(w.due(Instant::from_millis(5)));
+        let (v0, k0, s0) = w.take(Instant::from_millis(5), &mut rng);
+        assert_eq!((k0, s0), (Some(Key(0)), None), "a probe has no schedule");
+        assert!(!w.due(Instant::from_millis(6)));
+        // Released at 100 ms for 10 ms: the schedule starts there.
+        w.release(Instant::from_millis(100), Instant::from_millis(110));
+        assert!(!w.held());
+        assert!(w.due(Instant::from_millis(100)));
+        let (v1, _, s1) = w.take(Instant::from_millis(100), &mut rng);
+        assert_eq!(v1.0, v0.0 + 1);
+        assert_eq!(s1, Some(Instant::from_millis(100)));
+        let (_, _, s2) = w.take(Instant::from_millis(103), &mut rng);
+        assert_eq!(s2, Some(Instant::from_millis(102)));
+        assert!(w.stopped(Instant::from_millis(110)));
+        // A restarted incarnation is held again until the host releases it.
+        w.start(Instant::from_millis(200), 1);
+        assert!(w.held());
     }
 
     #[test]
@@ -200,7 +333,7 @@ mod tests {
         let mut w = Workload::new(spec(None, 3));
         w.start(Instant::ZERO, 0);
         for _ in 0..50 {
-            let (_, k) = w.take(Instant::ZERO, &mut rng);
+            let (_, k, _) = w.take(Instant::ZERO, &mut rng);
             assert!(k.unwrap().0 < 3);
         }
     }

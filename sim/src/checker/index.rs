@@ -116,6 +116,7 @@ impl HistoryIndex {
                     value,
                     key,
                     topic,
+                    ..
                 } => {
                     let invocation = Invocation {
                         seq,

@@ -48,6 +48,7 @@ impl Story {
                 value: v(value),
                 key: key.map(Key),
                 topic: T0,
+                scheduled: None,
             },
         )
     }

@@ -4,47 +4,9 @@
 
 use std::time::Duration;
 
-/// Units a duration may carry, with their length in nanoseconds. Longest suffix first so that
-/// "ms" is not read as "m" followed by garbage.
-const UNITS: [(&str, f64); 6] = [
-    ("ns", 1.0),
-    ("us", 1e3),
-    ("ms", 1e6),
-    ("s", 1e9),
-    ("m", 60e9),
-    ("h", 3600e9),
-];
-
-/// The longest duration a scenario may name: one simulated year, far past any run, and small
-/// enough that nanoseconds fit in a u64 with room to add.
-const MAX_NANOS: f64 = 365.0 * 24.0 * 3600e9;
-
-/// Parses "250ms", "1.5s", "2m", ... The error says what was expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    if number.is_empty() {
-        return Err(format!("\"{text}\" is not a duration"));
-    }
-    let Some(&(_, unit_nanos)) = UNITS.iter().find(|(name, _)| *name == unit.trim()) else {
-        return Err(if unit.trim().is_empty() {
-            format!("\"{text}\" has no unit")
-        } else {
-            format!("\"{text}\" has an unknown unit \"{}\"", unit.trim())
-        });
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a duration"))?;
-    let nanos = (value * unit_nanos).round();
-    if !(0.0..=MAX_NANOS).contains(&nanos) {
-        return Err(format!("\"{text}\" is longer than a year"));
-    }
-    Ok(Duration::from_nanos(nanos as u64))
-}
+/// The one duration parser (`kafsim_engine::config`), shared with the engine's properties.
+pub use kafsim_engine::config::parse_duration;
+use kafsim_engine::config::DURATION_UNITS as UNITS;
 
 /// The hint printed with every duration error.
 pub const DURATION_HINT: &str =

@@ -131,6 +131,7 @@ impl KeyedProducer {
                 value,
                 key: Some(key),
                 topic: TOPIC,
+                scheduled: None,
             });
             let partition = key.0 % self.partitions;
             self.backlog

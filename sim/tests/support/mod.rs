@@ -94,6 +94,7 @@ impl Probe {
             value,
             key: None,
             topic: self.tp.topic,
+            scheduled: None,
         });
         cx.send(
             leader,

@@ -3,6 +3,14 @@
 //! backlog per second (acknowledged minus consumed) and the faults of the nemesis log, fed to
 //! a [`kafsim_reports::Recorder`].
 //!
+//! **The load's start.** A bench with consumers has a readiness phase (sim `readiness.rs`,
+//! OpenMessaging Benchmark's `ensureTopicsAreReady`): the runner says when the load started
+//! ([`Measure::load_started`]) and the window is `[start + warmup, start + duration)`. The
+//! probe records sent before are in no measurement.
+//!
+//! Publish delay: a `SendInvoke`'s `scheduled` instant to the send, for acknowledged sends
+//! (OMB's `intendedSendTime` to `sendTime`, recorded on success).
+//!
 //! Memory is bounded: a value's send time is kept only until it is acknowledged and read by
 //! every group (or failed), and at most [`MAX_TRACKED`] values are tracked at once; sends
 //! beyond that are counted in [`Measured::untracked`] and left out of the latencies.
@@ -32,6 +40,9 @@ pub struct MeasureSpec {
     pub message_sizes: Vec<u32>,
     /// Consumer groups reading the produced topics.
     pub groups: u32,
+    /// Whether the run has a readiness phase: nothing is measured before
+    /// [`Measure::load_started`].
+    pub awaits_load_start: bool,
 }
 
 /// A value sent and not yet fully accounted for.
@@ -42,6 +53,8 @@ struct Open {
     acked: bool,
     /// Groups that have not read it yet (one bit per group, first 64 groups).
     unread: u64,
+    /// The rate schedule's instant for this send, if its producer has a rate.
+    scheduled_ns: Option<u64>,
 }
 
 /// The measured result and what could not be measured.
@@ -75,6 +88,9 @@ pub struct Measure<'a> {
     consumed: u64,
     next_sample_ns: u64,
     last_ns: u64,
+    /// When the load started (0 without a readiness phase); `None` while it has not.
+    start_ns: Option<u64>,
+    unready: Vec<String>,
 }
 
 impl<'a> Measure<'a> {
@@ -96,7 +112,23 @@ impl<'a> Measure<'a> {
             consumed: 0,
             next_sample_ns: NANOS_PER_SECOND,
             last_ns: 0,
+            start_ns: (!spec.awaits_load_start).then_some(0),
+            unready: Vec::new(),
         }
+    }
+
+    /// The readiness phase ended at `at_ns`: the load starts, and the measured window is
+    /// `[at + warmup, at + duration)`. `unready` names the groups that were not ready.
+    pub fn load_started(&mut self, at_ns: u64, unready: &[String]) {
+        assert!(
+            self.start_ns.is_none(),
+            "bench: the load started twice (at {at_ns} ns)"
+        );
+        let at = Duration::from_nanos(at_ns);
+        self.start_ns = Some(at_ns);
+        self.unready = unready.to_vec();
+        self.recorder = Recorder::window_from(at, self.spec.warmup, self.spec.duration);
+        self.end_ns = nanos(at + self.spec.duration);
     }
 
     /// Takes in the next history entries (in time order).
@@ -119,9 +151,13 @@ impl<'a> Measure<'a> {
         let open = &mut self.open;
         match &entry.event {
             HistoryEvent::SendInvoke {
-                producer, value, ..
+                producer,
+                value,
+                scheduled,
+                ..
             } => {
-                if at >= self.end_ns {
+                // Probes before the load's start, and sends after the window, are not measured.
+                if self.start_ns.is_none_or(|start| at < start) || at >= self.end_ns {
                     return;
                 }
                 if open.len() >= MAX_TRACKED {
@@ -141,6 +177,7 @@ impl<'a> Measure<'a> {
                         bytes,
                         acked: false,
                         unread: self.all_groups,
+                        scheduled_ns: scheduled.map(|s| s.as_nanos()),
                     },
                 );
             }
@@ -152,6 +189,9 @@ impl<'a> Measure<'a> {
                     o.acked = true;
                     self.acked += 1;
                     self.recorder.on_publish(o.sent_ns, at, o.bytes as u64);
+                    if let Some(scheduled) = o.scheduled_ns {
+                        self.recorder.on_publish_delay(scheduled, o.sent_ns);
+                    }
                 }
                 if o.unread == 0 {
                     open.remove(&value.0);
@@ -204,9 +244,17 @@ impl<'a> Measure<'a> {
         for (t_ns, label) in faults.into_iter().filter(|_| any_fault) {
             self.recorder.on_fault(t_ns, label);
         }
-        let result = self
-            .recorder
-            .finish(&spec.workload, &spec.hardware, spec.duration);
+        // A readiness phase that never ended (a run stopped early): measure from 0.
+        let start_ns = *self.start_ns.get_or_insert(0);
+        let mut result = self.recorder.finish(
+            &spec.workload,
+            &spec.hardware,
+            Duration::from_nanos(start_ns) + spec.duration,
+        );
+        if spec.awaits_load_start {
+            result.load_start_s = Some(start_ns as f64 / 1e9);
+            result.unready_groups = self.unready;
+        }
         Measured {
             result,
             untracked: self.untracked,
@@ -256,6 +304,7 @@ mod tests {
                 value: ValueId(v),
                 key: None,
                 topic: TopicId(0),
+                scheduled: None,
             },
         )
     }
@@ -294,6 +343,7 @@ mod tests {
             duration: Duration::from_secs(3),
             message_sizes: vec![100],
             groups,
+            awaits_load_start: false,
         }
     }
 
@@ -373,6 +423,68 @@ mod tests {
             .collect();
         let m = measure(&spec(1), &h, &[]);
         assert!(m.result.backlog_max >= 1_900, "{}", m.result.backlog_max);
+    }
+
+    #[test]
+    fn the_window_counts_from_the_load_start_and_probes_are_not_measured() {
+        let spec = MeasureSpec {
+            awaits_load_start: true,
+            ..spec(1)
+        };
+        let mut m = Measure::new(&spec);
+        // A probe at 0.5 s, read at 0.6 s (the readiness phase), then the load from 2 s:
+        // one record a ms for 3 s, acked after 2 ms and read after 5 ms.
+        m.observe(&[
+            invoke(500 * MS, 99_999),
+            ok(502 * MS, 99_999),
+            poll(600 * MS, 0, 99_999),
+        ]);
+        m.load_started(2_000 * MS, &[]);
+        let mut events = Vec::new();
+        for i in 0..3_000u64 {
+            let t = 2_000 * MS + i * MS;
+            events.push((t, 0, invoke(t, i)));
+            events.push((t + 2 * MS, 1, ok(t + 2 * MS, i)));
+            events.push((t + 5 * MS, 2, poll(t + 5 * MS, 0, i)));
+        }
+        events.sort_by_key(|(t, order, _)| (*t, *order));
+        let entries: Vec<HistoryEntry> = events.into_iter().map(|(_, _, e)| e).collect();
+        m.observe(&entries);
+        let r = m.finish(&[]).result;
+        // The window is [3 s, 5 s): 2000 records sent in it.
+        assert_eq!(r.load_start_s, Some(2.0));
+        assert_eq!(r.warmup_s, 3.0);
+        assert_eq!(r.duration_s, 5.0);
+        assert_eq!(r.records_sent, 2_000);
+        assert!(
+            (r.end_to_end_latency_ms.max - 5.0).abs() < 0.01,
+            "no probe latency"
+        );
+        assert!(r.unready_groups.is_empty());
+    }
+
+    #[test]
+    fn without_a_readiness_phase_the_window_counts_from_zero() {
+        let m = measure(&spec(1), &steady(1), &[]);
+        assert_eq!(m.result.load_start_s, None);
+        assert_eq!(m.result.warmup_s, 1.0);
+    }
+
+    #[test]
+    fn publish_delay_is_the_send_behind_its_schedule() {
+        let mut h: Vec<HistoryEntry> = steady(0).entries().to_vec();
+        for e in &mut h {
+            if let HistoryEvent::SendInvoke { scheduled, .. } = &mut e.event {
+                *scheduled = Some(Instant::from_nanos(e.at.as_nanos().saturating_sub(300_000)));
+            }
+        }
+        let m = measure(&spec(0), &h.into_iter().collect(), &[]);
+        let delay = m.result.publish_delay_ms.expect("scheduled sends");
+        assert!((delay.p50 - 0.3).abs() < 0.001, "{delay:?}");
+        assert!(measure(&spec(0), &steady(0), &[])
+            .result
+            .publish_delay_ms
+            .is_none());
     }
 
     #[test]
