@@ -309,6 +309,7 @@ impl Consumer {
                 bootstrap: spec.bootstrap.clone(),
                 value_base: 0,
                 transactions: None,
+                held: false,
             };
             let producer = crate::producer::Producer::hosted(producer_spec, out.producer.clone());
             ctp::Ctp::new(producer, out.transactional)
