@@ -277,7 +277,12 @@ fn time_chart(
         if result.warmup_s > 0.0 {
             draw_warmup(chart, result.warmup_s, y_max)?;
             legend.push(LegendEntry {
-                name: "warm-up (excluded)".to_string(),
+                name: if result.load_start_s.is_some() {
+                    "readiness phase and warm-up (excluded)"
+                } else {
+                    "warm-up (excluded)"
+                }
+                .to_string(),
                 color: WARMUP_COLOR,
                 swatch: Swatch::Box,
             });
@@ -473,15 +478,16 @@ pub(crate) fn sweep_throughput_chart(sweep: &Sweep) -> Result<String, ReportErro
     let publish = sweep_series(sweep, "publish records/s", PUBLISH_COLOR, |r| {
         r.publish_rate
     });
-    let consume = sweep_series(sweep, "consume records/s", CONSUME_COLOR, |r| {
-        r.consume_rate
-    });
-    sweep_chart(
-        sweep,
-        "Throughput by swept value",
-        "records/s",
-        &[publish, consume],
-    )
+    let mut series = vec![publish];
+    if sweep.has_consumers() {
+        series.push(sweep_series(
+            sweep,
+            "consume records/s",
+            CONSUME_COLOR,
+            |r| r.consume_rate,
+        ));
+    }
+    sweep_chart(sweep, "Throughput by swept value", "records/s", &series)
 }
 
 /// Publish p99 latency against the swept parameter values.

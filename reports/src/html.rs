@@ -25,10 +25,11 @@ const RUN_CHARTS: [(RunChart, bool); 5] = [
 ];
 /// Charts drawn for a sweep: throughput, then publish and end-to-end p99 against the swept
 /// values (a panel each).
-const SWEEP_CHARTS: [SweepChart; 3] = [
-    charts::sweep_throughput_chart,
-    charts::sweep_publish_p99_chart,
-    charts::sweep_end_to_end_p99_chart,
+/// Charts of a sweep, and whether each is about consumers (left out without them).
+const SWEEP_CHARTS: [(SweepChart, bool); 3] = [
+    (charts::sweep_throughput_chart, false),
+    (charts::sweep_publish_p99_chart, false),
+    (charts::sweep_end_to_end_p99_chart, true),
 ];
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
@@ -50,7 +51,8 @@ pub fn render_html(results: &[BenchResult], sweep: Option<&Sweep>) -> Result<Str
     page.push_str("<h1>kafsim bench report</h1>\n");
     page.push_str(
         "<p class=\"note\">All times are simulated time. Rates and latency percentiles leave out \
-         the warm-up (shaded on the time charts); the time charts show it. \
+         the warm-up, and with consumer groups the readiness phase before it (shaded on the \
+         time charts); the time charts show them. \
          MiB = 2<sup>20</sup> bytes. Dashed red lines mark injected faults.</p>\n",
     );
     if let Some(sweep) = sweep {
@@ -79,28 +81,26 @@ fn sweep_section(sweep: &Sweep) -> Result<String, ReportError> {
     for parameter in &parameters {
         let _ = write!(out, "<th>{}</th>", escape(parameter));
     }
-    out.push_str(
-        "<th>publish records/s</th><th>publish MiB/s</th><th>consume records/s</th>\
-                  <th>publish p99 ms</th><th>end-to-end p99 ms</th></tr>\n",
-    );
+    let columns = sweep.columns();
+    for (heading, _) in &columns {
+        let _ = write!(out, "<th>{heading}</th>");
+    }
+    out.push_str("</tr>\n");
     for point in &sweep.points {
         out.push_str("<tr>");
         for parameter in &parameters {
             let _ = write!(out, "<td>{}</td>", escape(point.value_of(parameter)));
         }
-        let result = &point.result;
-        let _ = writeln!(
-            out,
-            "<td>{:.1}</td><td>{:.2}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-            result.publish_rate,
-            result.publish_mib_per_sec,
-            result.consume_rate,
-            result.publish_latency_ms.p99,
-            result.end_to_end_latency_ms.p99,
-        );
+        for (_, cell) in &columns {
+            let _ = write!(out, "<td>{}</td>", cell(&point.result));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
-    for chart in SWEEP_CHARTS {
+    for (chart, about_consumers) in SWEEP_CHARTS {
+        if about_consumers && !sweep.has_consumers() {
+            continue;
+        }
         out.push_str(&figure(chart(sweep)?));
     }
     out.push_str("</section>\n");
@@ -269,14 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn a_producer_only_sweep_has_no_consumer_columns_or_charts() {
+        let producers_only = |name: &str| BenchResult {
+            consumer_groups: Some(0),
+            ..result(name)
+        };
+        let mut sweep = crate::Sweep::default();
+        sweep.push(vec![("acks".into(), "1".into())], producers_only("w"));
+        sweep.push(vec![("acks".into(), "all".into())], producers_only("w"));
+        let page = render_html(&[], Some(&sweep)).unwrap();
+        assert!(
+            !page.contains("consume records/s"),
+            "no consumer column or series"
+        );
+        assert!(!page.contains("End-to-end p99 latency by swept value"));
+        assert!(page.contains("Publish p99 latency by swept value"));
+        let summary = crate::render_markdown(&[], Some(&sweep));
+        assert!(!summary.contains("consume records/s"));
+        assert!(!summary.contains("end-to-end p99 ms"));
+    }
+
+    #[test]
     fn a_run_that_measured_nothing_still_renders() {
         let empty =
             crate::Recorder::new(Duration::ZERO).finish("idle", "default", Duration::from_secs(1));
         let page =
             render_html(std::slice::from_ref(&empty), Some(&crate::Sweep::default())).unwrap();
+        // An empty sweep has no point with consumers: no end-to-end sweep chart.
         assert_eq!(
             page.matches("<svg").count(),
-            RUN_CHARTS.len() + SWEEP_CHARTS.len()
+            RUN_CHARTS.len() + SWEEP_CHARTS.len() - 1
         );
         assert!(crate::render_text(&empty).starts_with("0 records sent, 0.0 records/sec"));
         let json: serde_json::Value = serde_json::from_str(&crate::render_json(&empty)).unwrap();

@@ -25,24 +25,23 @@ fn sweep_table(sweep: &Sweep) -> String {
     for parameter in &parameters {
         let _ = write!(out, " {} |", escape(parameter));
     }
-    out.push_str(" publish records/s | publish MiB/s | consume records/s | publish p99 ms | end-to-end p99 ms |\n|");
+    let columns = sweep.columns();
+    for (heading, _) in &columns {
+        let _ = write!(out, " {heading} |");
+    }
+    out.push_str("\n|");
     out.push_str(&"---|".repeat(parameters.len()));
-    out.push_str("---:|---:|---:|---:|---:|\n");
+    out.push_str(&"---:|".repeat(columns.len()));
+    out.push('\n');
     for point in &sweep.points {
         out.push('|');
         for parameter in &parameters {
             let _ = write!(out, " {} |", escape(point.value_of(parameter)));
         }
-        let result = &point.result;
-        let _ = writeln!(
-            out,
-            " {:.1} | {:.2} | {:.1} | {:.3} | {:.3} |",
-            result.publish_rate,
-            result.publish_mib_per_sec,
-            result.consume_rate,
-            result.publish_latency_ms.p99,
-            result.end_to_end_latency_ms.p99,
-        );
+        for (_, cell) in &columns {
+            let _ = write!(out, " {} |", cell(&point.result));
+        }
+        out.push('\n');
     }
     out
 }

@@ -269,6 +269,45 @@ impl Sweep {
     }
 }
 
+/// A column of a sweep's comparison table: its heading and a point's cell.
+pub(crate) type SweepColumn = (&'static str, fn(&BenchResult) -> String);
+
+impl Sweep {
+    /// Whether any point's workload has consumers (else the consumer columns and charts are
+    /// left out, as for a producer-only run).
+    pub(crate) fn has_consumers(&self) -> bool {
+        self.points.iter().any(|p| p.result.has_consumers())
+    }
+
+    /// The comparison table's result columns: throughput and latency, the consumer columns
+    /// only with consumers, and the disk bound (which compression moves) when known.
+    pub(crate) fn columns(&self) -> Vec<SweepColumn> {
+        let mut columns: Vec<SweepColumn> = vec![
+            ("publish records/s", |r| format!("{:.1}", r.publish_rate)),
+            ("publish MiB/s", |r| format!("{:.2}", r.publish_mib_per_sec)),
+        ];
+        if self.has_consumers() {
+            columns.push(("consume records/s", |r| format!("{:.1}", r.consume_rate)));
+        }
+        columns.push(("publish p99 ms", |r| {
+            format!("{:.3}", r.publish_latency_ms.p99)
+        }));
+        if self.has_consumers() {
+            columns.push(("end-to-end p99 ms", |r| {
+                format!("{:.3}", r.end_to_end_latency_ms.p99)
+            }));
+        }
+        if self.points.iter().any(|p| p.result.disk.is_some()) {
+            columns.push(("disk bound MiB/s", |r| {
+                r.disk
+                    .as_ref()
+                    .map_or(String::new(), |d| format!("{:.1}", d.bound_mib_per_sec))
+            }));
+        }
+        columns
+    }
+}
+
 impl SweepPoint {
     /// The value this point gave `parameter`, or "" when it did not set it.
     pub fn value_of(&self, parameter: &str) -> &str {

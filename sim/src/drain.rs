@@ -23,6 +23,7 @@ use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::Consumer;
+use kafsim_engine::coordinator::txn_metadata::TxnState;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::producer::config::ProducerConfig;
 use kafsim_engine::producer::Producer;
@@ -560,6 +561,83 @@ fn high_watermark(w: &World, cluster: &Cluster, tp: TopicPartition) -> Option<u6
         .map(|p| p.high_watermark)
 }
 
+/// When `tp`'s last stable offset is what holds a reader at `read`: the open transaction at
+/// it, who opened it and when, and whether any transaction coordinator knows of it. One that
+/// none has in an open transaction of its producer is a *hanging transaction*: a produce that
+/// reached the partition after its transaction's marker (without KIP-890 part 1 the leader
+/// does not ask the coordinator first), which no coordinator will ever abort, so
+/// read_committed readers stop at it for good.
+fn open_transaction_holding(cx: &StallContext, tp: TopicPartition, read: u64) -> Option<String> {
+    let leader = cx.cluster.leader_of(cx.w, tp)?;
+    let broker = cx.w.node::<Broker>(leader)?;
+    let lso = broker.last_stable_offset(tp)?;
+    if lso > read {
+        return None;
+    }
+    let (pid, epoch, first) = broker
+        .open_transactions(tp)
+        .into_iter()
+        .find(|t| t.2 == lso)?;
+    let since =
+        cx.w.history()
+            .entries()
+            .iter()
+            .rev()
+            .find_map(|e| match &e.event {
+                HistoryEvent::Appended {
+                    partition,
+                    base_offset,
+                    leader: true,
+                    ..
+                } if *partition == tp && *base_offset == first => Some(e.at),
+                _ => None,
+            });
+    let mut out = format!(
+        "its last stable offset {lso} is the first offset of a transaction of producer id {pid} \
+         epoch {epoch} open since {}",
+        since.map_or("?".to_string(), secs)
+    );
+    let known = cx.cluster.brokers.iter().find_map(|&b| {
+        let c = cx.w.node::<Broker>(b)?.transaction_coordinator();
+        let (id, meta) = c.find_producer(pid)?;
+        Some((
+            b,
+            id.to_string(),
+            meta.epoch,
+            meta.state,
+            meta.partitions.contains(&tp),
+        ))
+    });
+    match known {
+        Some((b, id, e, state, true))
+            if !matches!(state, TxnState::Empty)
+                && !matches!(state, TxnState::CompleteCommit | TxnState::CompleteAbort) =>
+        {
+            let _ = write!(
+                out,
+                " (coordinator {} has {id} in {state:?} at epoch {e} with this partition: it will \
+                 end it)",
+                cx.name(b)
+            );
+        }
+        Some((b, id, e, state, _)) => {
+            let _ = write!(
+                out,
+                "; its coordinator {} has {id} at epoch {e} in {state:?} without this partition: a \
+                 produce written after its transaction's marker; no coordinator will ever abort \
+                 it (a hanging transaction: read_committed readers stop here; KIP-890 part 1, \
+                 transaction.partition.verification.enable, refuses such a produce)",
+                cx.name(b)
+            );
+        }
+        None => out.push_str(
+            "; no coordinator knows the producer: no coordinator will ever abort it (a hanging \
+             transaction)",
+        ),
+    }
+    Some(out)
+}
+
 /// The log end of `tp` on its current leader, when it is above the high watermark `hw`.
 fn log_end_above(w: &World, cluster: &Cluster, tp: TopicPartition, hw: u64) -> Option<u64> {
     cluster
@@ -778,7 +856,11 @@ impl DrainTracker {
                             .map_or("never read".to_string(), |(_, t)| {
                                 format!("last read at {}", secs(*t))
                             });
-                        behind.push(format!("{} read to {read} of {hw} ({since})", cx.tp(tp)));
+                        let mut line = format!("{} read to {read} of {hw} ({since})", cx.tp(tp));
+                        if let Some(why) = open_transaction_holding(cx, tp, read) {
+                            let _ = write!(line, ": {why}");
+                        }
+                        behind.push(line);
                     }
                     Some(hw) => {
                         if let Some(leo) = log_end_above(cx.w, cx.cluster, tp, hw) {

@@ -156,6 +156,8 @@ pub struct Nemesis {
     /// Every random fault applied, as it was resolved (`kafsim shrink` turns them into a
     /// script).
     pub fired: Vec<Fired>,
+    /// `[faults] undo_after`: the range every random fault's duration is drawn from.
+    undo_after: Option<(Duration, Duration)>,
 }
 
 /// A random fault that fired: the operation its draw resolved to, and when its undo was due.
@@ -180,6 +182,7 @@ impl Nemesis {
             log: Vec::new(),
             applied: Vec::new(),
             fired: Vec::new(),
+            undo_after: spec.undo_after,
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -276,8 +279,20 @@ impl Nemesis {
         ops
     }
 
-    /// Draw the concrete fault of a random kind, and how long until its undo.
+    /// Draw the concrete fault of a random kind, and how long until its undo (from
+    /// `undo_after` when the scenario sets it, else from the kind's own range).
     fn random_op(&mut self, kind: FaultKind, r: &dyn Resolver) -> Option<(Op, Duration)> {
+        let (op, span) = self.random_op_of_kind(kind, r)?;
+        Some(match self.undo_after {
+            Some((lo, hi)) => {
+                let (lo, hi) = (duration_nanos(lo), duration_nanos(hi));
+                (op, Duration::from_nanos(self.rng.gen_range(lo..=hi)))
+            }
+            None => (op, span),
+        })
+    }
+
+    fn random_op_of_kind(&mut self, kind: FaultKind, r: &dyn Resolver) -> Option<(Op, Duration)> {
         let rng = &mut self.rng;
         let up = |nodes: Vec<NodeId>| -> Vec<NodeId> {
             nodes.into_iter().filter(|n| r.is_up(*n)).collect()
@@ -676,6 +691,7 @@ mod tests {
             random: true,
             kinds,
             mean_interval: Duration::from_millis(200),
+            undo_after: None,
             schedule: Vec::new(),
         };
         let duration = Duration::from_secs(60);

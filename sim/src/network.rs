@@ -6,6 +6,12 @@
 //! one *epoch*: closing the connection, a cut or a process death bumps it, and whatever was
 //! sent under an older epoch is lost when it reaches the end of its link.
 //!
+//! A close is graceful (a FIN, as `close()` on a socket without `SO_LINGER` gives): what the
+//! closing side had already written to an *established* connection still travels to the peer,
+//! which reads it before the FIN (the old epoch stays an *orphan* of that link, see
+//! [`Network::close`]); only what travels towards the closing side is lost. A cut, a crash's
+//! reset or a connection that never carried anything loses both directions.
+//!
 //! A partition (symmetric, one-way, isolate, bridge) *blocks* links; it does not destroy what
 //! is on them. A message that reaches the end of a blocked link waits there, and the world
 //! ([`crate::connection`]) retransmits it as TCP does, after the heal. A message is lost
@@ -24,6 +30,11 @@ use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Duration, Instant, NodeId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+
+/// Most closed connections per link whose data may still be on its way (a bound; a client
+/// closes a connection at most once per request timeout).
+pub const MAX_ORPHANS: usize = 64;
 
 /// Properties of every link unless a fault overrides them.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +74,12 @@ struct Link {
     /// ends; messages sent under an older epoch are dropped on arrival.
     epoch: u64,
     blocked: bool,
+    /// A message of the current epoch reached the end of this link or of its reverse: the
+    /// connection is established (its handshake got through).
+    established: bool,
+    /// Epochs of connections this link's sender closed gracefully after they were
+    /// established, newest last (at most [`MAX_ORPHANS`]): their messages still arrive.
+    orphans: VecDeque<u64>,
     extra_latency: Duration,
     /// Overrides the configured bandwidth (slow-link fault); 0 = use the config.
     bandwidth_override: u64,
@@ -244,16 +261,33 @@ impl Network {
         link_epoch: u64,
     ) -> Arrival {
         let link = self.link(from, to);
-        if link.epoch != link_epoch {
+        if !link.accepts(link_epoch) {
             self.settle(from, to, bytes, false);
             Arrival::Stale
         } else if link.blocked {
             self.stats.delayed += 1;
             Arrival::Blocked
         } else {
+            if link_epoch == link.epoch {
+                link.established = true;
+                self.link(to, from).established = true;
+            }
             self.settle(from, to, bytes, true);
             Arrival::Open
         }
+    }
+
+    /// Whether a message sent on `from -> to` under `link_epoch` may still be read by `to`:
+    /// its connection is the current one, or one `from` closed gracefully.
+    pub fn accepts(&self, from: NodeId, to: NodeId, link_epoch: u64) -> bool {
+        self.links[from.0 as usize][to.0 as usize].accepts(link_epoch)
+    }
+
+    /// Whether `link_epoch` is an orphan of `from -> to`: a connection `from` closed whose
+    /// data still travels.
+    pub fn is_orphan(&self, from: NodeId, to: NodeId, link_epoch: u64) -> bool {
+        let link = &self.links[from.0 as usize][to.0 as usize];
+        link_epoch != link.epoch && link.orphans.contains(&link_epoch)
     }
 
     /// A message of `bytes` on `from -> to` leaves the network: `delivered`, or lost.
@@ -361,7 +395,44 @@ impl Network {
             let link = self.link(x, y);
             link.epoch = epoch;
             link.in_flight_bytes = 0;
+            link.established = false;
+            // A cut (or a dead process) resets every socket of the pair, orphans included.
+            link.orphans.clear();
         }
+    }
+
+    /// `by` closes its connection to `peer` gracefully (a FIN after what it wrote). Linux
+    /// keeps sending the data of a closed socket (an *orphan*, `tcp_orphan_retries`), and
+    /// Kafka's socket server processes the requests it read before the FIN (`Selector.close`
+    /// keeps a channel closed by the remote end in `closingChannels` until its staged
+    /// receives are processed): so what `by` sent on an established connection still
+    /// reaches `peer` and is handled; what `peer` sends back is lost (`by`'s socket is gone:
+    /// its kernel answers with a reset). A connection whose handshake never got through has
+    /// nothing to deliver: it ends like a cut. Returns whether `by`'s data goes on.
+    pub(crate) fn close(&mut self, by: NodeId, peer: NodeId) -> bool {
+        let old = self.link(by, peer).epoch;
+        let established = self.link(by, peer).established;
+        let kept = self.link(by, peer).in_flight_bytes;
+        // Earlier closed sockets go on retransmitting on their own.
+        let earlier = std::mem::take(&mut self.link(by, peer).orphans);
+        self.cut(by, peer);
+        let link = self.link(by, peer);
+        link.orphans = earlier;
+        if !established {
+            return false;
+        }
+        link.in_flight_bytes = kept;
+        if link.orphans.len() == MAX_ORPHANS {
+            link.orphans.pop_front();
+        }
+        link.orphans.push_back(old);
+        true
+    }
+}
+
+impl Link {
+    fn accepts(&self, link_epoch: u64) -> bool {
+        link_epoch == self.epoch || self.orphans.contains(&link_epoch)
     }
 }
 

@@ -303,3 +303,76 @@ fn a_crash_behind_a_partition_is_learned_when_the_partition_heals() {
     // The reset got stuck at 100 ms; retransmissions at 300, 700, 1500 ms.
     assert_eq!(client(&w, c).resets, vec![ms(1_500)]);
 }
+
+/// A closed socket's data outlives the close (Linux retransmits an orphaned socket's data,
+/// `tcp_orphan_retries`, about 100 s): a request the client gave up on is still read by the
+/// server when a partition heals in time, and answered into the void; healed too late, the
+/// kernel has given up and the server never sees it.
+#[test]
+fn a_closed_connections_request_arrives_after_a_heal_within_the_orphan_retries() {
+    for (heal_at, delivered) in [(40_000, true), (60_000, false)] {
+        let (mut w, s, c) = pair(
+            Duration::ZERO,
+            Client {
+                // Request 1 establishes the connection; request 2 gets stuck.
+                sends: vec![(ms(10), 1), (ms(200), 2)],
+                close_at: Some(ms(30_200)),
+                ..Client::default()
+            },
+        );
+        w.run_until(ms(100));
+        w.net().partition(&[s], &[c]);
+        w.run_until(ms(heal_at));
+        w.net().heal();
+        w.run_until(ms(heal_at + 200_000));
+        let read: Vec<u64> = server(&w, s).requests.iter().map(|r| r.1).collect();
+        assert_eq!(
+            read.len(),
+            if delivered { 2 } else { 1 },
+            "heal at {heal_at}"
+        );
+        assert_eq!(
+            client(&w, c).responses.len(),
+            1,
+            "only the first answer reaches the client"
+        );
+        if delivered {
+            // Stuck since 200 ms: retransmissions at +0.2, +0.6, ... +25.4 s, +51 s: the
+            // first after the heal at 40 s is at 51.2 s.
+            assert_eq!(server(&w, s).requests[1].2, ms(51_201));
+            assert_eq!(w.stats().responses_lost, 1);
+        }
+    }
+}
+
+/// Each connection retransmits on its own timer: after a long partition, a request sent on a
+/// new connection (whose backoff is still short) reaches the server before the one its
+/// client gave up on, which arrives later all the same: the server sees them out of order.
+#[test]
+fn a_retry_on_a_new_connection_can_overtake_the_closed_ones_request() {
+    let (mut w, s, c) = pair(
+        Duration::ZERO,
+        Client {
+            sends: vec![(ms(10), 1), (ms(200), 2), (ms(40_000), 3)],
+            close_at: Some(ms(30_200)),
+            ..Client::default()
+        },
+    );
+    w.run_until(ms(100));
+    w.net().partition(&[s], &[c]);
+    w.run_until(ms(45_000));
+    w.net().heal();
+    w.run_until(ms(200_000));
+    // The retry, stuck since 40 s, is retransmitted at 46.2 s; the original, stuck since
+    // 0.2 s and backed off, at 51.2 s. (The server sees wire ids, numbered in read order.)
+    let read: Vec<Instant> = server(&w, s).requests.iter().map(|r| r.2).collect();
+    assert_eq!(read, vec![ms(11), ms(46_201), ms(51_201)]);
+    // Only a request of the open connection is answered: the one read at 46.2 s was the
+    // retry, and the original's answer (read last) was lost.
+    assert_eq!(
+        client(&w, c).responses,
+        vec![(1, ms(12)), (3, ms(46_202))],
+        "the retry first, the original after it"
+    );
+    assert_eq!(w.stats().responses_lost, 1);
+}

@@ -1649,3 +1649,36 @@ fn standalone_consumer_keys_have_clear_errors() {
     assert_eq!(e.key, "consumers[0].config.max.poll.records", "{e}");
     assert_eq!(e.line, last_line(&t, |l| l.contains("max.poll.records")));
 }
+
+/// `[faults] undo_after`: a range of durations for every random fault; anything else, or the
+/// key without `random = true`, is an error naming the key and its line.
+#[test]
+fn faults_undo_after_is_a_range_for_random_faults() {
+    let ok = edited(
+        "mean_interval = \"5s\"",
+        "mean_interval = \"5s\"\nundo_after = \"20s..90s\"",
+    );
+    let s = parse(&ok).expect("a range parses");
+    assert_eq!(
+        s.faults.undo_after,
+        Some((Duration::from_secs(20), Duration::from_secs(90)))
+    );
+    assert_eq!(parse(DESIGN_EXAMPLE).unwrap().faults.undo_after, None);
+    for (bad, words) in [
+        ("undo_after = \"20s\"", "not a range"),
+        ("undo_after = 20", "expected a string"),
+        ("undo_after = \"90s..20s\"", "smaller bound first"),
+        ("undo_after = \"0s..20s\"", "more than 0s"),
+        ("undo_after = \"1s..2d\"", "undo_after"),
+        ("undo_after = \"1s..forever\"", "forever"),
+    ] {
+        let text = edited(
+            "mean_interval = \"5s\"",
+            &format!("mean_interval = \"5s\"\n{bad}"),
+        );
+        let e = assert_error(&text, "undo_after", "faults.undo_after", words);
+        assert!(e.hint.is_some(), "{e}");
+    }
+    let not_random = edited("random = true", "random = false\nundo_after = \"20s..90s\"");
+    assert_error(&not_random, "undo_after", "faults.undo_after", "random");
+}

@@ -469,39 +469,49 @@ fn write_outputs(
     Ok(())
 }
 
-/// One line per sweep point: its values, then throughput and latencies.
+/// One line per sweep point: its values, then throughput and latencies (the consumer
+/// columns only when a point has consumers), then the disk bound (which compression moves).
 fn comparison_table(sweep: &Sweep) -> String {
     let names = sweep.parameters();
+    let consumers = sweep.points.iter().any(|p| p.result.has_consumers());
+    type Column = (&'static str, fn(&BenchResult) -> String);
+    let mut columns: Vec<Column> = vec![
+        ("records/s", |r| format!("{:.1}", r.publish_rate)),
+        ("MB/s", |r| format!("{:.2}", r.publish_mib_per_sec)),
+        ("publish p50 ms", |r| {
+            format!("{:.2}", r.publish_latency_ms.p50)
+        }),
+        ("publish p99 ms", |r| {
+            format!("{:.2}", r.publish_latency_ms.p99)
+        }),
+    ];
+    if consumers {
+        columns.extend([
+            (
+                "e2e p50 ms",
+                (|r| format!("{:.2}", r.end_to_end_latency_ms.p50)) as fn(&BenchResult) -> String,
+            ),
+            ("e2e p99 ms", |r| {
+                format!("{:.2}", r.end_to_end_latency_ms.p99)
+            }),
+            ("consumed/s", |r| format!("{:.1}", r.consume_rate)),
+        ]);
+    }
+    columns.push(("disk bound MiB/s", |r| {
+        r.disk
+            .as_ref()
+            .map_or(String::new(), |d| format!("{:.1}", d.bound_mib_per_sec))
+    }));
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header: Vec<String> = names.clone();
-    header.extend(
-        [
-            "records/s",
-            "MB/s",
-            "publish p50 ms",
-            "publish p99 ms",
-            "e2e p50 ms",
-            "e2e p99 ms",
-            "consumed/s",
-        ]
-        .map(String::from),
-    );
+    header.extend(columns.iter().map(|(h, _)| h.to_string()));
     rows.push(header);
     for point in &sweep.points {
-        let r = &point.result;
         let mut row: Vec<String> = names
             .iter()
             .map(|n| point.value_of(n).to_string())
             .collect();
-        row.extend([
-            format!("{:.1}", r.publish_rate),
-            format!("{:.2}", r.publish_mib_per_sec),
-            format!("{:.2}", r.publish_latency_ms.p50),
-            format!("{:.2}", r.publish_latency_ms.p99),
-            format!("{:.2}", r.end_to_end_latency_ms.p50),
-            format!("{:.2}", r.end_to_end_latency_ms.p99),
-            format!("{:.1}", r.consume_rate),
-        ]);
+        row.extend(columns.iter().map(|(_, cell)| cell(&point.result)));
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())

@@ -168,6 +168,32 @@ impl Broker {
         )
     }
 
+    /// Transactions open on `tp` as its leader sees them: (producer id, producer epoch of the
+    /// batch that opened it, its first offset), oldest first (stall explanations).
+    pub fn open_transactions(&self, tp: TopicPartition) -> Vec<(i64, i16, u64)> {
+        let (Some(p), Some(ps)) = (
+            self.rm.partitions.get(&tp),
+            self.rm.producer_states.get(&tp),
+        ) else {
+            return Vec::new();
+        };
+        let mut open: Vec<(i64, i16, u64)> = ps
+            .transactions()
+            .ongoing()
+            .map(|(pid, first)| {
+                let batches = p.log.batches();
+                let i = batches.partition_point(|b| b.base_offset < first);
+                let epoch = batches
+                    .get(i)
+                    .filter(|b| b.base_offset == first && b.producer_id == pid)
+                    .map_or(-1, |b| b.producer_epoch);
+                (pid, epoch, first)
+            })
+            .collect();
+        open.sort_by_key(|t| t.2);
+        open
+    }
+
     pub fn is_registered(&self) -> bool {
         self.registered
     }

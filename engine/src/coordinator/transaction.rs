@@ -316,6 +316,15 @@ impl TransactionCoordinator {
         Some((e.meta.producer_id, e.meta.epoch, e.meta.state))
     }
 
+    /// The transactional id and state this coordinator has for `producer_id`, if it owns one
+    /// (stall explanations: does anyone know of a transaction open on a partition?).
+    pub fn find_producer(&self, producer_id: i64) -> Option<(&str, &TxnMetadata)> {
+        self.ids
+            .iter()
+            .find(|(_, e)| e.meta.producer_id == producer_id)
+            .map(|(id, e)| (&**id, &e.meta))
+    }
+
     fn take_token(&mut self) -> u64 {
         self.next_token += 1;
         TXN_TOKEN_BIT | self.next_token
@@ -990,7 +999,20 @@ impl TransactionCoordinator {
                     self.complete(cx, &id, log);
                 }
             }
-            TIMER_MARKER_TIMEOUT => self.drop_marker_request(cx, timer.key),
+            TIMER_MARKER_TIMEOUT => {
+                // Kafka's marker channel is a `NetworkClient`: a request past its timeout
+                // disconnects the broker (`NetworkClient.handleTimedOutRequests`), failing
+                // every request in flight to it; they are resent on a new connection. (What the
+                // closed connection had written may still arrive: TCP delivers it.)
+                match self.marker_requests.get(&timer.key) {
+                    Some((to, _)) if *to != cx.me() => {
+                        let to = *to;
+                        cx.close_connection(to);
+                        self.on_connection_reset(cx, to);
+                    }
+                    _ => self.drop_marker_request(cx, timer.key),
+                }
+            }
             other => panic!("{}: unknown transaction timer kind {other:#x}", cx.me()),
         }
     }

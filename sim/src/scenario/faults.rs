@@ -4,6 +4,7 @@
 //! `cluster.brokers`, a topic and partition that exist, a group member or producer index in
 //! range.
 
+use super::duration::{parse_duration, DURATION_HINT};
 use super::raw::{RawFaults, RawGroups, RawScheduled, S};
 use super::target::{FaultKind, Target, TARGET_FORMS};
 use super::validate::{Check, R};
@@ -25,6 +26,10 @@ pub fn faults(check: &Check<'_>, raw: &RawFaults, scenario: &Scenario) -> R<Faul
     if let (Some(v), true) = (&raw.mean_interval, mean_interval.is_zero()) {
         return Err(check.err(v, "faults.mean_interval", "must be longer than 0s"));
     }
+    let undo_after = match &raw.undo_after {
+        Some(v) => Some(undo_after(check, v, random)?),
+        None => None,
+    };
     let schedule = raw
         .schedule
         .iter()
@@ -35,8 +40,44 @@ pub fn faults(check: &Check<'_>, raw: &RawFaults, scenario: &Scenario) -> R<Faul
         random,
         kinds,
         mean_interval,
+        undo_after,
         schedule,
     })
+}
+
+/// Largest `undo_after` bound: a fault longer than a day is a different scenario.
+const MAX_UNDO_AFTER: Duration = Duration::from_secs(86_400);
+
+/// `undo_after = "20s..90s"`: how long each random fault lasts, in place of its kind's range.
+fn undo_after(check: &Check<'_>, value: &S<toml::Value>, random: bool) -> R<(Duration, Duration)> {
+    let key = "faults.undo_after";
+    let hint = format!("a range such as \"20s..90s\" (both bounds included); {DURATION_HINT}");
+    if !random {
+        return Err(check.err_hint(
+            value,
+            key,
+            "applies to random faults only, and `random` is not true",
+            "set `random = true`, or give each scripted fault its own `duration`",
+        ));
+    }
+    let toml::Value::String(text) = value.get_ref() else {
+        return Err(check.err_hint(value, key, "expected a string", hint));
+    };
+    let Some((low, high)) = text.split_once("..") else {
+        return Err(check.err_hint(value, key, format!("\"{text}\" is not a range"), hint));
+    };
+    let bound =
+        |s: &str| parse_duration(s).map_err(|m| check.err_hint(value, key, m, hint.clone()));
+    let (min, max) = (bound(low)?, bound(high)?);
+    if min.is_zero() || min > max || max > MAX_UNDO_AFTER {
+        return Err(check.err_hint(
+            value,
+            key,
+            format!("range \"{text}\" must go from more than 0s up to at most 1 day, smaller bound first"),
+            hint,
+        ));
+    }
+    Ok((min, max))
 }
 
 fn random_kinds(

@@ -285,6 +285,10 @@ pub struct FaultSpec {
     pub kinds: Vec<FaultKind>,
     /// Mean time between random faults.
     pub mean_interval: Duration,
+    /// `undo_after = "MIN..MAX"`: every random fault is undone a uniform draw from this
+    /// range later, in place of its kind's own range (longer faults than a client's
+    /// timeouts).
+    pub undo_after: Option<(Duration, Duration)>,
     /// Scripted faults, in file order.
     pub schedule: Vec<ScheduledFault>,
 }
@@ -295,6 +299,7 @@ impl Default for FaultSpec {
             random: false,
             kinds: Vec::new(),
             mean_interval: Duration::from_secs(5),
+            undo_after: None,
             schedule: Vec::new(),
         }
     }

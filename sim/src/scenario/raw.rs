@@ -159,6 +159,7 @@ pub struct RawFaults {
     pub random: Option<S<bool>>,
     pub kinds: Option<S<Vec<S<String>>>>,
     pub mean_interval: Option<S<toml::Value>>,
+    pub undo_after: Option<S<toml::Value>>,
     #[serde(default)]
     pub schedule: Vec<RawScheduled>,
 }

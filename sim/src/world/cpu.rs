@@ -164,8 +164,8 @@ impl World {
 
     /// `server` answered `client`: hand it the next request its connection held unread, when
     /// the answer leaves.
-    pub(super) fn read_next_request(&mut self, server: NodeId, client: NodeId) {
-        let Some(event) = self.sockets.answered(server, client) else {
+    pub(super) fn read_next_request(&mut self, server: NodeId, client: NodeId, epoch: u64) {
+        let Some(event) = self.sockets.answered(server, client, epoch) else {
             return;
         };
         let EventKind::Deliver {

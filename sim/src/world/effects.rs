@@ -16,9 +16,15 @@ impl World {
                 // The id under which the server read the request this answers (traced, so a
                 // trace reader can pair the two).
                 let mut answers: Option<u64> = None;
+                let epoch = self.network.epoch(id, to);
+                // The connection of the request this answers (its socket's mute ends).
+                let mut request_epoch = epoch;
                 if let Exchange::Response { correlation_id } = msg.exchange() {
                     // A response is written to the socket its request was read from.
-                    let epoch = self.network.epoch(id, to);
+                    request_epoch = self
+                        .connections
+                        .request_epoch(correlation_id)
+                        .unwrap_or(epoch);
                     match self.connections.answer(id, to, correlation_id, epoch) {
                         Some(client_id) => {
                             answers = Some(correlation_id);
@@ -29,12 +35,16 @@ impl World {
                             self.trace(id, || {
                                 TraceKind::ResponseLost(MessageInfo::of(&msg, to, 0))
                             });
+                            if socket::unmutes(&msg) {
+                                // A client that closed gracefully left requests to read.
+                                self.read_next_request(id, to, request_epoch);
+                            }
                             return;
                         }
                     }
                 }
                 if socket::unmutes(&msg) {
-                    self.read_next_request(id, to);
+                    self.read_next_request(id, to, request_epoch);
                 }
                 let bytes = self.config.cost.wire_bytes(&msg);
                 if let Some(wire_id) = answers {

@@ -164,16 +164,30 @@ impl World {
         self.notify_reset(b, a, at);
     }
 
-    /// Node `by` closed its connection to `peer` ([`Cx::close_connection`]): what is in flight
-    /// or held either way is lost; `peer` learns it when the close reaches it.
+    /// Node `by` closed its connection to `peer` ([`Cx::close_connection`]) gracefully: what
+    /// it wrote on an established connection still reaches `peer` and is handled there, what
+    /// `peer` sends back is lost (`Network::close`); `peer` learns of the close when the FIN
+    /// reaches it. What a connection that never got through carried is lost.
     pub(super) fn close_connection(&mut self, by: NodeId, peer: NodeId) {
         self.hasher.word(self.now.as_nanos());
         self.hasher.str("close");
         self.hasher.word(((by.0 as u64) << 32) | peer.0 as u64);
         self.trace(by, || TraceKind::CloseConnection { peer });
-        self.end_connection(by, peer);
+        let old = self.network.epoch(by, peer);
+        let orphaned = self.network.close(by, peer);
+        // What travels towards `by` is lost (its socket is gone); so is what it sent on a
+        // connection that never got through. Earlier closed connections keep their data.
+        let mut dropped = self.connections.end_towards(by, peer);
+        if !orphaned {
+            dropped += self.connections.end_one(by, peer, old);
+        }
+        self.network.stats.dropped += dropped as u64;
+        // `by`'s own server side of the pair is gone; `peer` still reads what `by` wrote.
+        self.sockets.forget(by, peer);
+        set_peer(&mut self.slots[by.0 as usize].peers, peer, false);
+        set_peer(&mut self.slots[peer.0 as usize].peers, by, false);
         let at = self.send_at + self.network.config().latency;
-        self.notify_reset(by, peer, at);
+        self.notify_close(by, peer, at, old);
     }
 
     /// Stretch every timer the node sets by `factor` (a slow CPU / overloaded host); 1.0 undoes.

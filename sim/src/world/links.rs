@@ -5,28 +5,53 @@
 use super::*;
 
 impl World {
-    /// Queue a message that reached a blocked link until TCP retransmits it after the heal.
-    pub(super) fn hold(&mut self, from: NodeId, to: NodeId, event: Event) {
-        if let Some((delay, generation)) = self.connections.hold(from, to, event) {
+    /// Queue a message of connection `epoch` that reached a blocked link until TCP
+    /// retransmits it after the heal.
+    pub(super) fn hold(&mut self, from: NodeId, to: NodeId, epoch: u64, event: Event) {
+        if let Some((delay, generation)) = self.connections.hold(from, to, epoch, event) {
             self.schedule(
                 self.now + delay,
                 to,
                 0,
-                EventKind::Retransmit { from, generation },
+                EventKind::Retransmit {
+                    from,
+                    epoch,
+                    generation,
+                },
             );
         }
     }
 
-    /// A retransmission of what waits behind a partition of `from -> to` is due.
-    pub(super) fn retransmit(&mut self, from: NodeId, to: NodeId, generation: u64) {
+    /// A retransmission of what connection `epoch` holds behind a partition of `from -> to`
+    /// is due.
+    pub(super) fn retransmit(&mut self, from: NodeId, to: NodeId, epoch: u64, generation: u64) {
         let blocked = self.network.is_blocked(from, to);
-        match self.connections.retransmit(from, to, generation, blocked) {
+        // A connection `from` closed since: the orphaned socket gives up its data in the
+        // end, and only the close notice behind it is left.
+        let orphan = self.network.is_orphan(from, to, epoch);
+        let keep = |e: &Event| {
+            matches!(
+                e.kind,
+                EventKind::Deliver {
+                    stage: Stage::Notice,
+                    ..
+                }
+            )
+        };
+        match self
+            .connections
+            .retransmit(from, to, epoch, generation, blocked, orphan, keep)
+        {
             Retransmit::Stale => {}
             Retransmit::Again(delay) => self.schedule(
                 self.now + delay,
                 to,
                 0,
-                EventKind::Retransmit { from, generation },
+                EventKind::Retransmit {
+                    from,
+                    epoch,
+                    generation,
+                },
             ),
             Retransmit::Release(events) => {
                 self.hasher.word(self.now.as_nanos());
@@ -68,6 +93,18 @@ impl World {
     /// Deliver a kernel notice (`ConnectionReset` / `ConnectionRefused`) from `from`'s host to
     /// `to` at `at`, or behind a partition, at the first retransmission that gets through.
     pub(super) fn notify(&mut self, from: NodeId, to: NodeId, at: Instant, notice: Message) {
+        let epoch = self.network.epoch(from, to);
+        self.notify_on(from, to, at, notice, epoch);
+    }
+
+    /// [`World::notify_reset`] for the connection of `epoch`: the FIN queues behind what that
+    /// connection holds (it follows the data written before it).
+    pub(super) fn notify_close(&mut self, from: NodeId, to: NodeId, at: Instant, epoch: u64) {
+        self.notify_on(from, to, at, Message::ConnectionReset, epoch);
+    }
+
+    /// [`World::notify`] behind what connection `epoch` of `from -> to` holds.
+    fn notify_on(&mut self, from: NodeId, to: NodeId, at: Instant, notice: Message, epoch: u64) {
         if self.slot(to).state == NodeState::Down {
             return;
         }
@@ -78,7 +115,7 @@ impl World {
             link_epoch: 0,
             stage: Stage::Notice,
         };
-        if self.network.is_blocked(from, to) || self.connections.is_holding(from, to) {
+        if self.network.is_blocked(from, to) || self.connections.is_holding(from, to, epoch) {
             self.seq += 1;
             let event = Event {
                 at: self.now,
@@ -87,7 +124,7 @@ impl World {
                 incarnation: 0,
                 kind,
             };
-            self.hold(from, to, event);
+            self.hold(from, to, epoch, event);
         } else {
             self.schedule(at, to, 0, kind);
         }

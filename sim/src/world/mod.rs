@@ -98,6 +98,8 @@ enum EventKind {
     /// TCP retransmits what waits behind a partition of `from -> node` ([`crate::connection`]).
     Retransmit {
         from: NodeId,
+        /// The connection whose hold it is.
+        epoch: u64,
         generation: u64,
     },
     Timer {
@@ -499,8 +501,13 @@ impl World {
 
     fn dispatch(&mut self, mut event: Event) {
         let id = event.node;
-        if let EventKind::Retransmit { from, generation } = event.kind {
-            self.retransmit(from, id, generation);
+        if let EventKind::Retransmit {
+            from,
+            epoch,
+            generation,
+        } = event.kind
+        {
+            self.retransmit(from, id, epoch, generation);
             return;
         }
         if let EventKind::Deliver {
@@ -514,19 +521,19 @@ impl World {
             // The end of the link: lost with its connection, held behind a partition (or
             // behind what is held already: the stream stays in order), or on to the host.
             let (from, bytes, epoch) = (*from, *bytes, *link_epoch);
-            if self.connections.is_holding(from, id) {
-                if self.network.epoch(from, id) != epoch {
+            if self.connections.is_holding(from, id, epoch) {
+                if !self.network.accepts(from, id, epoch) {
                     self.network.settle(from, id, bytes, false);
                     return;
                 }
                 self.network.stats.delayed += 1;
-                self.hold(from, id, event);
+                self.hold(from, id, epoch, event);
                 return;
             }
             match self.network.arrive(from, id, bytes, epoch) {
                 Arrival::Stale => return,
                 Arrival::Blocked => {
-                    self.hold(from, id, event);
+                    self.hold(from, id, epoch, event);
                     return;
                 }
                 Arrival::Open => *stage = Stage::Arrived,
@@ -579,15 +586,15 @@ impl World {
             ..
         } = &event.kind
         {
-            if *stage != Stage::Notice && self.network.epoch(*from, id) != *link_epoch {
+            if *stage != Stage::Notice && !self.network.accepts(*from, id, *link_epoch) {
                 return; // its connection ended while it waited in a pause or a socket
             }
             // Only a node run as a Kafka broker has Kafka's socket server (a test's
             // scripted broker may leave a request unanswered on purpose).
             let broker = self.slots[id.0 as usize].class == CostClass::Broker;
             if broker && *stage == Stage::Arrived && socket::mutes(msg) {
-                let from = *from;
-                match self.sockets.read(id, from, event) {
+                let (from, epoch) = (*from, *link_epoch);
+                match self.sockets.read(id, from, epoch, event) {
                     Some(e) => event = e,
                     None => return,
                 }
