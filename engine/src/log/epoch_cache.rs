@@ -32,17 +32,35 @@ impl LeaderEpochCache {
         self.entries.last().map(|e| e.0)
     }
 
-    /// Record that `epoch` starts at `offset`. Returns whether the cache changed. An older or
-    /// equal epoch is ignored; a newer epoch starting below an existing entry's offset replaces
-    /// those entries (Kafka's `assign` removes conflicting entries the same way).
+    /// Record that `epoch` starts at `offset`, as Kafka's `LeaderEpochFileCache.assign` does.
+    /// Returns whether the cache changed. Nothing changes when the latest entry is this epoch
+    /// starting at or below `offset`. Otherwise every entry from the end whose epoch is not
+    /// older or whose start is not below `offset` goes (`maybeTruncateNonMonotonicEntries`),
+    /// and the new entry is the latest. An *older* epoch does change the cache: a replica that
+    /// led epoch 5 without writing (its entry starts at its log end) and then follows a leader
+    /// whose log has epoch-4 records past that point appends them as epoch 4, and its cache
+    /// must say so, or it would later answer OffsetsForLeaderEpoch for epoch 4 with the start
+    /// of an epoch 5 that holds nothing.
     pub fn assign(&mut self, epoch: u32, offset: u64) -> bool {
-        if let Some(&(last, _)) = self.entries.last() {
-            if epoch <= last {
-                return false;
-            }
+        let needed = self
+            .entries
+            .last()
+            .is_none_or(|&(last, start)| epoch != last || offset < start);
+        if !needed {
+            return false;
         }
-        self.entries.retain(|&(_, start)| start < offset);
+        while self
+            .entries
+            .last()
+            .is_some_and(|&(e, start)| e >= epoch || start >= offset)
+        {
+            self.entries.pop();
+        }
         self.entries.push((epoch, offset));
+        debug_assert!(self
+            .entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
         true
     }
 
@@ -70,6 +88,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn assign_follows_kafka_for_older_epochs_and_earlier_starts() {
+        let mut cache = LeaderEpochCache::from_entries(vec![(3, 0), (4, 10), (5, 20)]);
+        // Epoch 5 started at 20 and wrote nothing; epoch-4 records arrive from 20 on.
+        assert!(cache.assign(4, 20));
+        assert_eq!(cache.entries(), &[(3, 0), (4, 20)]);
+        // The same epoch at a later offset changes nothing; at an earlier one it moves back.
+        assert!(!cache.assign(4, 25));
+        assert!(cache.assign(4, 15));
+        assert_eq!(cache.entries(), &[(3, 0), (4, 15)]);
+        assert!(cache.assign(6, 30));
+        assert_eq!(cache.entries(), &[(3, 0), (4, 15), (6, 30)]);
+    }
+
+    #[test]
     fn end_offset_for_follows_kip_279() {
         let cache = LeaderEpochCache::from_entries(vec![(0, 0), (2, 10), (5, 20)]);
         assert_eq!(cache.end_offset_for(5, 30), (5, 30));
@@ -81,12 +113,12 @@ mod tests {
     }
 
     #[test]
-    fn assign_ignores_old_epochs_and_truncation_drops_entries() {
+    fn assign_keeps_an_epochs_first_offset_and_truncation_drops_entries() {
         let mut cache = LeaderEpochCache::default();
         assert!(cache.assign(1, 0));
         assert!(!cache.assign(1, 5));
-        assert!(!cache.assign(0, 5));
         assert!(cache.assign(3, 7));
+        assert!(!cache.assign(3, 9));
         assert!(cache.truncate_from_end(7));
         assert_eq!(cache.entries(), &[(1, 0)]);
         assert!(!cache.truncate_from_end(7));

@@ -93,13 +93,60 @@ impl Log {
     pub fn record_at(&self, offset: u64) -> Option<&crate::record::Record> {
         let i = self.batch_index_containing(offset)?;
         let b = &self.batches[i];
-        b.records.get((offset - b.base_offset) as usize)
+        let record = b.records.get((offset - b.base_offset) as usize);
+        assert!(
+            record.is_some(),
+            "log {}: batch {i} holds no offset {offset}",
+            self.tp
+        );
+        record
     }
 
     /// The batch holding `offset` (index into `batches`).
     fn batch_index_containing(&self, offset: u64) -> Option<usize> {
         let i = self.batches.partition_point(|b| b.next_offset() <= offset);
-        (i < self.batches.len() && self.batches[i].base_offset <= offset).then_some(i)
+        let found = (i < self.batches.len() && self.batches[i].base_offset <= offset).then_some(i);
+        assert!(
+            found.is_some() || offset >= self.log_end_offset || offset < self.first_offset(),
+            "log {}: offset {offset} inside the log but in no batch",
+            self.tp
+        );
+        found
+    }
+
+    /// The offset of the first record held (the log start when the log is empty).
+    fn first_offset(&self) -> u64 {
+        self.batches
+            .first()
+            .map_or(self.log_end_offset, |b| b.base_offset)
+    }
+
+    /// What every mutation leaves true, checked where it is written: the last batch ends at
+    /// the log end offset, and nothing is durable or owed an fsync past it. O(1): the batches
+    /// in between were checked contiguous as they were appended.
+    fn check(&self) {
+        if let Some(last) = self.batches.last() {
+            assert_eq!(
+                last.next_offset(),
+                self.log_end_offset,
+                "log {}: the last batch does not end at the log end",
+                self.tp
+            );
+        }
+        assert!(
+            self.durable_end <= self.log_end_offset,
+            "log {}: durable to {} past the log end {}",
+            self.tp,
+            self.durable_end,
+            self.log_end_offset
+        );
+        assert!(
+            self.sync_required_end <= self.log_end_offset,
+            "log {}: an fsync owed to {} past the log end {}",
+            self.tp,
+            self.sync_required_end,
+            self.log_end_offset
+        );
     }
 
     /// Append a producer's batch as leader: assign offsets, stamp `leader_epoch`. Returns the
@@ -111,6 +158,13 @@ impl Log {
         leader_epoch: u32,
         policy: FlushPolicy,
     ) -> RecordBatch {
+        assert!(
+            self.latest_epoch().is_none_or(|e| e <= leader_epoch),
+            "{} log {}: a leader of epoch {leader_epoch} appends after epoch {:?}",
+            cx.me(),
+            self.tp,
+            self.latest_epoch()
+        );
         batch.base_offset = self.log_end_offset;
         batch.partition_leader_epoch = leader_epoch;
         self.push(cx, batch.clone(), policy);
@@ -145,7 +199,23 @@ impl Log {
         }
     }
 
+    /// Every append path ends here: offsets stay contiguous. (A follower may append batches
+    /// of an epoch older than its cache's latest; see `LeaderEpochCache::assign`.)
     fn push(&mut self, cx: &mut Cx, batch: RecordBatch, policy: FlushPolicy) {
+        assert_eq!(
+            batch.base_offset,
+            self.log_end_offset,
+            "{} log {}: an append must start at the log end",
+            cx.me(),
+            self.tp
+        );
+        assert!(
+            batch.record_count() > 0,
+            "{} log {}: an empty batch at {}",
+            cx.me(),
+            self.tp,
+            batch.base_offset
+        );
         let bytes = batch.wire_size();
         if self
             .epochs
@@ -165,11 +235,19 @@ impl Log {
                 self.flush(cx);
             }
         }
+        self.check();
     }
 
     /// Start a leader epoch at the current LEO (Kafka does this when becoming leader, so the
     /// epoch is known even before its first record).
     pub fn assign_epoch_start(&mut self, cx: &mut Cx, epoch: u32) {
+        assert!(
+            self.latest_epoch().is_none_or(|e| e <= epoch),
+            "{} log {}: epoch {epoch} starts after epoch {:?}",
+            cx.me(),
+            self.tp,
+            self.latest_epoch()
+        );
         if self.epochs.assign(epoch, self.log_end_offset) {
             self.write_epoch_checkpoint(cx);
         }
@@ -201,6 +279,16 @@ impl Log {
         if self.epochs.truncate_from_end(self.log_end_offset) {
             self.write_epoch_checkpoint(cx);
         }
+        assert!(
+            self.epochs
+                .entries()
+                .last()
+                .is_none_or(|&(_, start)| start <= self.log_end_offset),
+            "{} log {}: an epoch starts past the truncated end",
+            cx.me(),
+            self.tp
+        );
+        self.check();
         true
     }
 
@@ -220,6 +308,13 @@ impl Log {
                 break;
             }
             bytes = bytes.saturating_add(size);
+            assert!(
+                out.last()
+                    .is_none_or(|p: &RecordBatch| p.next_offset() == b.base_offset),
+                "log {}: a read across a gap at {}",
+                self.tp,
+                b.base_offset
+            );
             out.push(b.clone());
         }
         out
@@ -228,6 +323,7 @@ impl Log {
     /// Whether every record below `offset` that the flush policy required to be synced is
     /// durable (always true under the default policy).
     pub fn is_synced_through(&self, offset: u64) -> bool {
+        debug_assert!(self.durable_end <= self.log_end_offset);
         offset.min(self.sync_required_end) <= self.durable_end
     }
 
@@ -241,6 +337,15 @@ impl Log {
             self.pending_fsyncs.len()
         );
         self.next_fsync_token += 1;
+        assert!(
+            self.pending_fsyncs
+                .last()
+                .is_none_or(|(_, end)| *end <= self.log_end_offset)
+                || self.durable_end <= self.log_end_offset,
+            "{} log {}: fsyncs out of order",
+            cx.me(),
+            self.tp
+        );
         self.pending_fsyncs
             .push((self.next_fsync_token, self.log_end_offset));
         self.sync_required_end = self.sync_required_end.max(self.log_end_offset);
@@ -268,6 +373,7 @@ impl Log {
         let end = end.min(self.log_end_offset);
         let moved = end > self.durable_end;
         self.durable_end = self.durable_end.max(end);
+        self.check();
         moved
     }
 
@@ -283,6 +389,12 @@ impl Log {
 
 /// The part of `b` from `from` on (`from` inside the batch).
 fn slice_batch(b: &RecordBatch, from: u64) -> RecordBatch {
+    assert!(
+        b.base_offset < from && from < b.next_offset(),
+        "slice from {from} outside the batch {}..{}",
+        b.base_offset,
+        b.next_offset()
+    );
     let skip = (from - b.base_offset) as usize;
     let mut out = b.clone();
     out.records = b.records[skip..].to_vec().into();
@@ -295,6 +407,12 @@ fn slice_batch(b: &RecordBatch, from: u64) -> RecordBatch {
 
 /// The part of `b` below `end` (`end` inside the batch).
 fn slice_batch_until(b: &RecordBatch, end: u64) -> RecordBatch {
+    assert!(
+        b.base_offset < end && end < b.next_offset(),
+        "slice until {end} outside the batch {}..{}",
+        b.base_offset,
+        b.next_offset()
+    );
     let keep = (end - b.base_offset) as usize;
     let mut out = b.clone();
     out.records = b.records[..keep].to_vec().into();

@@ -29,6 +29,10 @@ pub struct Session {
 /// One fetcher thread: its source broker and its index among that broker's fetchers.
 type FetcherKey = (NodeId, u32);
 
+/// Most fetcher sessions a broker keeps (leaders × `num.replica.fetchers`); beyond that
+/// something leaks sessions.
+const MAX_SESSIONS: usize = 4096;
+
 #[derive(Debug, Default)]
 pub struct ReplicaFetcher {
     sessions: BTreeMap<FetcherKey, Session>,
@@ -109,6 +113,11 @@ impl ReplicaManager {
     }
 
     fn session(&mut self, fetcher: FetcherKey) -> &mut Session {
+        assert!(
+            self.fetcher.sessions.len() < MAX_SESSIONS
+                || self.fetcher.sessions.contains_key(&fetcher),
+            "more than {MAX_SESSIONS} fetcher sessions"
+        );
         self.fetcher.sessions.entry(fetcher).or_default()
     }
 
@@ -198,6 +207,11 @@ impl ReplicaManager {
         if parts.is_empty() {
             return;
         }
+        assert!(
+            parts.windows(2).all(|w| w[0].partition < w[1].partition),
+            "{}: a fetch names a partition twice",
+            cx.me()
+        );
         let correlation_id = self.fetcher.next_correlation();
         let wait = self.config.replica_fetch_wait_max;
         let timer = cx.set_timer_after(
@@ -276,6 +290,7 @@ impl ReplicaManager {
                 let before = p.log.log_end_offset();
                 p.log.append_as_follower(cx, &r.batches, policy);
                 let after = p.log.log_end_offset();
+                assert!(after >= before, "{}: an append shrank the log", p.tp());
                 if after > before {
                     cx.record(HistoryEvent::Appended {
                         broker: cx.me(),
@@ -389,6 +404,14 @@ impl ReplicaManager {
             }
             self.back_off(cx, fetcher);
         }
+        assert!(
+            self.fetchers_of(leader).iter().all(|f| {
+                let s = &self.fetcher.sessions[f];
+                s.fetch_in_flight.is_none() && s.epochs_in_flight.is_none()
+            }),
+            "{}: a request to {leader} outlived its connection",
+            cx.me()
+        );
     }
 
     /// Fetcher timers: a request timed out, or a backoff ended.

@@ -127,6 +127,12 @@ impl Partition {
                 }
             }
         }
+        assert_eq!(
+            isr.len(),
+            self.maximal_isr_len(),
+            "{}: two views of the maximal ISR",
+            self.tp()
+        );
         isr
     }
 
@@ -177,6 +183,19 @@ impl Partition {
     /// Become leader of `state.leader_epoch` (Kafka's `makeLeader`).
     pub fn make_leader(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
         self.assert_epoch_does_not_go_back(&state);
+        assert_eq!(
+            state.leader,
+            Some(cx.me()),
+            "{}: made leader by a state that names another",
+            self.tp()
+        );
+        assert!(
+            state.isr.contains(&cx.me()) && state.isr.iter().all(|r| state.replicas.contains(r)),
+            "{}: a leader's ISR {:?} must hold it and only replicas {:?}",
+            self.tp(),
+            state.isr,
+            state.replicas
+        );
         let now = cx.now();
         let followers = state
             .replicas
@@ -210,6 +229,12 @@ impl Partition {
     /// legacy protocol the log is cut to the HW at once (pre-KIP-101 `makeFollower`).
     pub fn make_follower(&mut self, cx: &mut Cx, state: PartitionState, config: &BrokerConfig) {
         self.assert_epoch_does_not_go_back(&state);
+        assert_ne!(
+            state.leader,
+            Some(cx.me()),
+            "{}: made follower of itself",
+            self.tp()
+        );
         self.role = match state.leader {
             None => Role::Idle,
             Some(leader) => {
@@ -233,6 +258,7 @@ impl Partition {
 
     /// Truncate the log (and the HW with it) and record the fact.
     pub fn truncate(&mut self, cx: &mut Cx, offset: u64, reason: &'static str) {
+        let before = self.log.log_end_offset();
         if self.log.truncate_to(cx, offset) {
             cx.record(HistoryEvent::Truncated {
                 broker: cx.me(),
@@ -241,6 +267,12 @@ impl Partition {
                 reason,
             });
         }
+        assert!(
+            self.log.log_end_offset() <= before.min(offset.max(self.log.log_start_offset())),
+            "{}: truncated to {offset} but the log ends at {}",
+            self.tp(),
+            self.log.log_end_offset()
+        );
         let hw = self.high_watermark.min(self.log.log_end_offset());
         self.set_high_watermark(hw);
     }
