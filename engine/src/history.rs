@@ -100,6 +100,17 @@ pub enum HistoryEvent {
         value: ValueId,
         key: Option<Key>,
     },
+    /// A committed record of a consume-transform-produce group's output topic (handler
+    /// `produce_to`), found by the simulator's final read of the topic's logs at the end of
+    /// the run (committed data only: records of aborted or unfinished transactions left
+    /// out). `value` is the id of the input the record was made from. The sink checkers
+    /// read these as the group's sink.
+    OutputRecord {
+        group: u32,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
+    },
     /// The group's database refused a member's write of a value it already holds (a unique
     /// constraint on the record id, or the offsets-in-sink offset guard): counted, not stored.
     SinkRefused {

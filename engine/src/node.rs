@@ -290,4 +290,48 @@ impl<'a> Cx<'a> {
     pub fn record(&mut self, event: HistoryEvent) {
         self.out.push(Effect::Record(event));
     }
+
+    /// Run `f` for a component this node hosts in its own process (a Java application's
+    /// `KafkaProducer` beside its `KafkaConsumer`): the timers `f` sets get `timer_base`
+    /// added to their kinds (so the host can route them back), the history facts it records
+    /// are dropped (the host records its own), and the connections it closes are returned (one
+    /// connection per pair of nodes: the host's requests on them are gone too).
+    pub fn hosted<R>(
+        &mut self,
+        timer_base: u16,
+        f: impl FnOnce(&mut Cx<'_>) -> R,
+    ) -> (R, Vec<NodeId>) {
+        let mark = self.out.len();
+        let result = {
+            let mut inner = Cx {
+                now: self.now,
+                me: self.me,
+                rng: &mut *self.rng,
+                disk: &mut *self.disk,
+                out: &mut *self.out,
+                next_timer_id: &mut *self.next_timer_id,
+            };
+            f(&mut inner)
+        };
+        let mut closed = Vec::new();
+        let tail: Vec<Effect> = self.out.drain(mark..).collect();
+        for effect in tail {
+            match effect {
+                Effect::Record(_) => {}
+                Effect::SetTimer { id, at, mut timer } => {
+                    timer.kind = timer
+                        .kind
+                        .checked_add(timer_base)
+                        .expect("hosted timer kind overflows");
+                    self.out.push(Effect::SetTimer { id, at, timer });
+                }
+                Effect::CloseConnection { peer } => {
+                    closed.push(peer);
+                    self.out.push(Effect::CloseConnection { peer });
+                }
+                other => self.out.push(other),
+            }
+        }
+        (result, closed)
+    }
 }

@@ -142,6 +142,8 @@ pub struct GroupInfo {
     pub members: Vec<NodeId>,
     /// The group's database node (its sink).
     pub database: Option<NodeId>,
+    /// Handler `produce_to`: every partition of its output topic (its sink).
+    pub outputs: Vec<TopicPartition>,
 }
 
 /// What made the last progress.
@@ -466,7 +468,7 @@ impl DrainTracker {
                 .last_activity
                 .get(&g.index)
                 .is_none_or(|t| w.now().saturating_since(*t) >= DRAIN_QUIET);
-            if behind.is_none() && (!quiet || sink_busy(w, g)) {
+            if behind.is_none() && (!quiet || sink_busy(w, g) || output_open(w, cluster, g)) {
                 behind = Some(NotCaughtUp::Processing { group: g.index });
             }
             match behind {
@@ -523,6 +525,31 @@ fn sink_busy(w: &World, g: &GroupInfo) -> bool {
         w.state(d) != NodeState::Up || w.node::<Database>(d).is_some_and(|db| db.executing() > 0)
     });
     waiting || database
+}
+
+/// A consume-transform-produce group's output is not settled: a member is ending a batch
+/// (its transaction or flush), or an output partition has a transaction without its marker
+/// (last stable offset below the high watermark) or records above it.
+fn output_open(w: &World, cluster: &Cluster, g: &GroupInfo) -> bool {
+    if g.outputs.is_empty() {
+        return false;
+    }
+    let ending = g
+        .members
+        .iter()
+        .any(|m| w.is_up(*m) && w.node::<Consumer>(*m).is_some_and(|c| c.ctp_busy()));
+    ending
+        || g.outputs.iter().any(|tp| {
+            let leader = cluster.leader_of(w, *tp).and_then(|l| w.node::<Broker>(l));
+            match leader {
+                None => true,
+                Some(b) => {
+                    let hw = b.partition(*tp).map_or(0, |p| p.high_watermark);
+                    b.last_stable_offset(*tp).is_none_or(|lso| lso < hw)
+                        || log_end_above(w, cluster, *tp, hw).is_some()
+                }
+            }
+        })
 }
 
 /// The high watermark of `tp` on its current leader.

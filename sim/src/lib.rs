@@ -19,6 +19,7 @@ pub mod life;
 pub mod names;
 pub mod nemesis;
 pub mod network;
+pub mod output;
 pub mod perfetto;
 pub mod readiness;
 pub mod runner;

@@ -30,11 +30,11 @@ use crate::trace::{TraceEvent, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
 use crate::world::{NodeState, RunOutcome, World, WorldConfig};
 use kafsim_engine::admin::Admin;
-use kafsim_engine::app::{HandlerSpec, SinkKind};
+use kafsim_engine::app::{CommitMode, HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::compression::{Compression, MessageProfile};
 use kafsim_engine::consumer::config::ConsumerConfig;
-use kafsim_engine::consumer::{Consumer, ConsumerSpec};
+use kafsim_engine::consumer::{Consumer, ConsumerSpec, ProduceTo};
 use kafsim_engine::consumer::{OffsetReset, Standalone, Start};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::producer::config::ProducerConfig;
@@ -91,6 +91,9 @@ struct PreparedGroup {
     standalone: Option<Standalone>,
     /// The group id its requests carry: the name, or a standalone consumer's `group.id`.
     kafka_group: String,
+    /// Handler `produce_to`: the output topic and each member's producer (its
+    /// `transactional.id`, `<group>-<member>`, set per member when transactional).
+    produce_to: Option<ProduceTo>,
 }
 
 fn whole(scenario: &Scenario, key: String, message: String) -> ScenarioError {
@@ -197,7 +200,16 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
             topics,
             topic_names,
             dlq: g.handler.dlq_topic.as_deref().map(topic_id),
-            handler: engine_handler(&g.handler),
+            handler: engine_handler(&g.handler, g.handler.produce_to.as_deref().map(topic_id)),
+            produce_to: match g.handler.produce_to.as_deref() {
+                Some(topic) => Some(output_producer(
+                    &scenario,
+                    &section,
+                    topic_id(topic),
+                    g.handler.commit == CommitMode::Transaction,
+                )?),
+                None => None,
+            },
             database_latency: g.handler.database_latency,
             has_database: g.handler.sink.is_some(),
             read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
@@ -219,18 +231,23 @@ impl Prepared {
     /// first FindCoordinator of type TRANSACTION (`transaction.state.log.num.partitions`
     /// partitions, `transaction.state.log.replication.factor` replicas at most the brokers).
     fn transaction_topic(&self) -> Option<(String, u32, u32)> {
-        self.producers
+        let ctp = self
+            .groups
             .iter()
-            .any(|p| p.config.transactional_id.is_some())
-            .then(|| {
-                (
-                    crate::cluster::TRANSACTION_TOPIC.to_string(),
-                    self.broker.transaction_state_partitions,
-                    self.broker
-                        .transaction_state_replication_factor
-                        .min(self.scenario.cluster.brokers),
-                )
-            })
+            .any(|g| g.produce_to.as_ref().is_some_and(|o| o.transactional));
+        (ctp || self
+            .producers
+            .iter()
+            .any(|p| p.config.transactional_id.is_some()))
+        .then(|| {
+            (
+                crate::cluster::TRANSACTION_TOPIC.to_string(),
+                self.broker.transaction_state_partitions,
+                self.broker
+                    .transaction_state_replication_factor
+                    .min(self.scenario.cluster.brokers),
+            )
+        })
     }
 
     /// Every producer's engine configuration, one per producer instance.
@@ -247,7 +264,11 @@ impl Prepared {
     pub fn liveness(&self) -> Liveness {
         Liveness::of(
             &self.broker,
-            self.producers.iter().map(|p| &p.config),
+            self.producers.iter().map(|p| &p.config).chain(
+                self.groups
+                    .iter()
+                    .filter_map(|g| g.produce_to.as_ref().map(|o| &o.producer)),
+            ),
             self.groups.iter().map(|g| &g.config),
         )
     }
@@ -281,8 +302,32 @@ fn standalone_consumer(
     }
 }
 
-fn engine_handler(h: &ScHandler) -> HandlerSpec {
+/// The producer of a consume-transform-produce group's members: the Java producer's
+/// defaults, transactional with `commit = "transaction"` (its id is set per member).
+fn output_producer(
+    scenario: &Scenario,
+    section: &str,
+    topic: TopicId,
+    transactional: bool,
+) -> Result<ProduceTo, ScenarioError> {
+    let mut producer = ProducerConfig::for_client("java", None)
+        .map_err(|e| whole(scenario, format!("{section}.handler.produce_to"), e))?;
+    if transactional {
+        producer.transactional_id = Some(String::new());
+    }
+    producer
+        .validate()
+        .map_err(|e| whole(scenario, format!("{section}.handler.produce_to"), e))?;
+    Ok(ProduceTo {
+        topic,
+        transactional,
+        producer,
+    })
+}
+
+fn engine_handler(h: &ScHandler, produce_to: Option<TopicId>) -> HandlerSpec {
     HandlerSpec {
+        produce_to,
         process_time: match h.process_time {
             ProcessTime::Fixed(d) => (d, d),
             ProcessTime::Uniform { min, max } => (min, max),
@@ -664,6 +709,14 @@ fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handles) {
                 database: databases[g.index as usize],
                 fetch_paused_until: if held { Instant::ZERO } else { resume_at },
                 standalone: g.standalone.clone(),
+                produce_to: g.produce_to.clone().map(|mut out| {
+                    if out.transactional {
+                        // The member slot's own id: a restarted member fences its previous
+                        // incarnation's producer.
+                        out.producer.transactional_id = Some(format!("{}-{m}", g.kafka_group));
+                    }
+                    out
+                }),
             };
             let config = g.config.clone();
             let release = release.clone();
@@ -1055,7 +1108,16 @@ pub fn run_seed_streaming(
     }
     let drained = stalled.is_none();
     let load_seconds = s.duration.as_secs_f64();
-    let history = w.take_history();
+    let mut history = w.take_history();
+    if stream.is_none() {
+        // The final read of every consume-transform-produce group's output topic.
+        for g in p.groups.iter() {
+            if let Some(out) = &g.produce_to {
+                let partitions = partitions_of(&h, out.topic);
+                crate::output::final_read(&w, &h.cluster, g.index, &partitions, &mut history);
+            }
+        }
+    }
     let counts = match &stream {
         Some(stream) => stream.counts,
         None => {
@@ -1105,6 +1167,7 @@ pub fn run_seed_streaming(
             read_committed: g.read_committed,
             has_sink: true,
             partitions: g.standalone.as_ref().map(|s| s.partitions.clone()),
+            output: g.produce_to.as_ref().map(|o| o.topic),
         })
         .collect();
     let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
@@ -1240,7 +1303,25 @@ fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
             },
             members: members.clone(),
             database: h.databases.get(g.index as usize).copied().flatten(),
+            outputs: g
+                .produce_to
+                .as_ref()
+                .map(|o| partitions_of(h, o.topic))
+                .unwrap_or_default(),
         })
+        .collect()
+}
+
+/// Every partition `topic` has now.
+fn partitions_of(h: &Handles, topic: TopicId) -> Vec<TopicPartition> {
+    let n = h
+        .cluster
+        .topics
+        .iter()
+        .find(|t| t.0 == topic)
+        .map_or(0, |t| t.2);
+    (0..n)
+        .map(|partition| TopicPartition::new(topic, partition))
         .collect()
 }
 

@@ -34,6 +34,9 @@ pub enum CommitMode {
     Sync,
     /// A non-blocking commit of the marked offsets after each processed poll batch.
     Async,
+    /// Consume-transform-produce in a transaction (handler `produce_to`): the batch's outputs
+    /// and its offsets (`sendOffsetsToTransaction`) commit together (`commitTransaction`).
+    Transaction,
 }
 
 /// How a worker pool routes records to its workers.
@@ -94,6 +97,10 @@ pub struct HandlerSpec {
     /// Attempts of one record under `on_failure = retry` before the handler skips it
     /// (None: retry in place without limit, as a bare retry loop does).
     pub max_attempts: Option<u32>,
+    /// `produce_to`: every processed record is written to this topic (its output, carrying
+    /// its value id) by a Java `KafkaProducer` in the member's process; with
+    /// `commit = "transaction"` in a transaction with the batch's offsets.
+    pub produce_to: Option<crate::record::TopicId>,
 }
 
 impl Default for HandlerSpec {
@@ -111,6 +118,7 @@ impl Default for HandlerSpec {
             poison_rate: 0.0,
             on_failure: OnFailure::Retry,
             max_attempts: Some(failure::MAX_ATTEMPTS),
+            produce_to: None,
         }
     }
 }
@@ -141,6 +149,14 @@ impl HandlerSpec {
         }
         if self.batch.is_some() && self.workers > 1 {
             return Err("a batch handler runs on the poll loop: use workers = 1 with batch".into());
+        }
+        if self.commit == CommitMode::Transaction && self.produce_to.is_none() {
+            return Err(
+                "commit = \"transaction\" needs produce_to (the transaction's output topic)".into(),
+            );
+        }
+        if self.produce_to.is_some() && (self.workers > 1 || self.batch.is_some()) {
+            return Err("produce_to runs on the poll loop: use workers = 1 without batch".into());
         }
         if self.workers > workers::MAX_WORKERS {
             return Err(format!("workers must be at most {}", workers::MAX_WORKERS));

@@ -50,6 +50,7 @@ struct MarkerWrite {
     to: NodeId,
     correlation_id: u64,
     producer_id: i64,
+    marker: crate::record::ControlMarker,
     results: Vec<(TopicPartition, ErrorCode)>,
     waiting: usize,
 }
@@ -100,6 +101,8 @@ impl Broker {
         let txn_coordinator = TransactionCoordinator::new(TxnCoordinatorConfig {
             topic: identity.transaction_topic,
             partitions: config.transaction_state_partitions,
+            offsets_topic: identity.offsets_topic,
+            offsets_partitions: config.offsets_topic_partitions,
             bump_on_end: config.transaction_version >= 2,
             max_timeout: config.transaction_max_timeout,
             abort_check_interval: crate::time::ms(10_000),
@@ -386,6 +389,7 @@ impl Broker {
             to: from,
             correlation_id: req.correlation_id,
             producer_id: req.producer_id,
+            marker: req.marker,
             results: Vec::new(),
             waiting: 0,
         };
@@ -431,6 +435,15 @@ impl Broker {
         };
         write.results.push((tp, result));
         write.waiting -= 1;
+        let (producer_id, marker) = (write.producer_id, write.marker);
+        if result == ErrorCode::None && tp.topic == self.identity.offsets_topic {
+            // `KafkaApis.handleWriteTxnMarkersRequest`: once a marker is in an offsets
+            // partition, the group coordinator completes the producer's pending offsets.
+            self.coordinator.on_txn_marker(cx, producer_id, tp, marker);
+        }
+        let Some(write) = self.marker_writes.get_mut(&write_id) else {
+            return;
+        };
         if write.waiting == 0 {
             let write = self
                 .marker_writes

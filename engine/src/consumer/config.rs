@@ -125,6 +125,19 @@ impl ConsumerConfig {
     }
 
     /// How this client's auto-commit behaves (meaningful when `enable_auto_commit`).
+    /// Whether OffsetFetch asks for stable offsets (KIP-447 `require_stable`): the Java
+    /// consumer always does (`ConsumerCoordinator.fetchCommittedOffsets` builds its
+    /// `OffsetFetchRequest` with `requireStable = true`), librdkafka under
+    /// `isolation.level=read_committed` (`rd_kafka_OffsetFetchRequest`'s
+    /// `require_stable_offsets`); sarama and kafka-go never set it.
+    pub fn requires_stable_offsets(&self) -> bool {
+        match self.client {
+            ClientKind::Java => true,
+            ClientKind::Librdkafka => self.isolation_level == IsolationLevel::ReadCommitted,
+            ClientKind::Sarama | ClientKind::KafkaGo => false,
+        }
+    }
+
     pub fn auto_commit_style(&self) -> AutoCommitStyle {
         profile::auto_commit_style(self.client, self.auto_commit_interval)
     }

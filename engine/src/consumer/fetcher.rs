@@ -164,6 +164,9 @@ impl Consumer {
         let Some(coordinator) = self.group.coordinator else {
             return;
         };
+        if cx.now() < self.offset_fetch_not_before {
+            return; // backing off after UNSTABLE_OFFSET_COMMIT
+        }
         let tps: Vec<TopicPartition> = self
             .parts
             .iter()
@@ -180,6 +183,7 @@ impl Consumer {
             correlation_id: self.take_corr(),
             group: self.spec.group.clone(),
             partitions: tps.clone(),
+            require_stable: self.config.requires_stable_offsets(),
         });
         let timeout = self.config.request_timeout;
         self.send(cx, coordinator, timeout, Req::OffsetFetch(tps), msg);
@@ -204,6 +208,13 @@ impl Consumer {
             ) {
                 self.coordinator_dead(from);
             }
+            if resp.error == ErrorCode::UnstableOffsetCommit {
+                // KIP-447: a transaction's offsets are pending; ask again after
+                // `retry.backoff.ms` (`ConsumerCoordinator.fetchCommittedOffsets` retries a
+                // retriable failure after the backoff).
+                self.offset_fetch_not_before = cx.now() + self.config.retry_backoff;
+                self.stable_offset_retries += 1;
+            }
             return;
         }
         for (tp, committed) in resp.offsets {
@@ -214,7 +225,19 @@ impl Consumer {
                 continue;
             }
             p.committed = committed;
+            let rewind = std::mem::take(&mut p.rewind);
             match committed {
+                Some(offset) if rewind => {
+                    // The application seeks back to the committed offset.
+                    p.position = Some(offset);
+                    p.need = Need::Nothing;
+                    cx.record(HistoryEvent::PositionReset {
+                        group: self.spec.group_index,
+                        member: self.spec.member_index,
+                        partition: tp,
+                        offset,
+                    });
+                }
                 Some(offset) => {
                     p.position = Some(offset);
                     p.need = Need::Nothing;

@@ -20,6 +20,7 @@
 pub mod commit;
 pub mod config;
 pub mod consume_loop;
+pub mod ctp;
 pub mod database;
 pub mod fetcher;
 pub mod membership;
@@ -95,6 +96,19 @@ pub struct ConsumerSpec {
     pub fetch_paused_until: Instant,
     /// A standalone partition consumer (no group membership): what it reads, from where.
     pub standalone: Option<Standalone>,
+    /// Handler `produce_to`: the output topic and the producer the application writes it
+    /// with ([`ctp`]).
+    pub produce_to: Option<ProduceTo>,
+}
+
+/// The output side of a consume-transform-produce application.
+#[derive(Clone, Debug)]
+pub struct ProduceTo {
+    pub topic: TopicId,
+    /// `commit = "transaction"`: outputs and offsets in one transaction.
+    pub transactional: bool,
+    /// The member's producer (its `transactional.id` set when transactional).
+    pub producer: crate::producer::ProducerConfig,
 }
 
 /// A consumer that names its partitions itself instead of joining a group: Java
@@ -158,6 +172,9 @@ struct PartState {
     need: Need,
     /// An OffsetFetch / ListOffsets / Fetch for it is in flight.
     busy: bool,
+    /// The application seeks back to the committed offset it asks for (an aborted
+    /// consume-transform-produce batch): the answer is a seek (`PositionReset`).
+    rewind: bool,
     buffered: VecDeque<Delivered>,
 }
 
@@ -223,6 +240,12 @@ pub struct Consumer {
     /// Requests waiting for the reconnect backoff of their broker, by correlation id (their
     /// `inflight` entry exists and times out as Java's unsent requests do).
     held: BTreeMap<u64, (NodeId, Message)>,
+    /// No OffsetFetch before this instant (the backoff after UNSTABLE_OFFSET_COMMIT).
+    offset_fetch_not_before: Instant,
+    /// OffsetFetches answered UNSTABLE_OFFSET_COMMIT (inspection, tests).
+    stable_offset_retries: u64,
+    /// Handler `produce_to`: the member's own producer and its batch ([`ctp`]).
+    ctp: Option<ctp::Ctp>,
 }
 
 impl Consumer {
@@ -274,6 +297,23 @@ impl Consumer {
         let watcher = partition_watch::watcher(config.client, config.watch_partition_changes);
         let (backoff, backoff_max) = reconnect::defaults(config.client);
         let connections = ConnectionStates::new(config.client, backoff, backoff_max);
+        let ctp = spec.produce_to.as_ref().map(|out| {
+            let producer_spec = crate::producer::ProducerSpec {
+                index: u32::MAX,
+                topic: out.topic,
+                rate: None,
+                keys: 0,
+                message_size: 0,
+                message_profile: crate::compression::MessageProfile::Random,
+                stop_at: Instant::ZERO,
+                bootstrap: spec.bootstrap.clone(),
+                value_base: 0,
+                transactions: None,
+                held: false,
+            };
+            let producer = crate::producer::Producer::hosted(producer_spec, out.producer.clone());
+            ctp::Ctp::new(producer, out.transactional)
+        });
         Consumer {
             spec,
             config,
@@ -299,6 +339,9 @@ impl Consumer {
             failed_at: BTreeMap::new(),
             connections,
             held: BTreeMap::new(),
+            offset_fetch_not_before: Instant::ZERO,
+            stable_offset_retries: 0,
+            ctp,
         }
     }
 
@@ -325,6 +368,12 @@ impl Consumer {
     /// Position of an assigned partition.
     pub fn position(&self, tp: TopicPartition) -> Option<u64> {
         self.parts.get(&tp)?.position
+    }
+
+    /// OffsetFetches the coordinator answered UNSTABLE_OFFSET_COMMIT (a transaction's offsets
+    /// were pending).
+    pub fn stable_offset_retries(&self) -> u64 {
+        self.stable_offset_retries
     }
 
     /// Rebalances this incarnation completed (SyncGroup answered with an assignment).
@@ -404,6 +453,7 @@ impl Consumer {
         self.drive_fetch(cx);
         self.drive_dead_letters(cx);
         self.drive_database(cx);
+        self.drive_ctp(cx);
     }
 
     /// Request timeouts, the member's poll deadline, and the next tick.
@@ -451,6 +501,7 @@ impl Consumer {
     /// closing side gets no notice of its own), then back off before reconnecting.
     fn close_connection(&mut self, cx: &mut Cx, peer: NodeId) {
         cx.close_connection(peer);
+        self.ctp_connection_closed(cx, peer);
         self.connected.remove(&peer);
         self.failed_at.insert(peer, cx.now());
         let now = cx.now();
@@ -689,6 +740,14 @@ impl Consumer {
     }
 }
 
+/// A copy of a connection notice (ConnectionReset / ConnectionRefused carry nothing).
+fn msg_notice(msg: &Message) -> Message {
+    match msg {
+        Message::ConnectionRefused => Message::ConnectionRefused,
+        _ => Message::ConnectionReset,
+    }
+}
+
 impl Node for Consumer {
     fn on_start(&mut self, cx: &mut Cx) {
         // Each incarnation numbers its requests from its own random base: a restarted
@@ -700,6 +759,7 @@ impl Node for Consumer {
         }
         self.meta.wanted = true;
         self.start_standalone(cx);
+        self.ctp_start(cx);
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
         cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
@@ -719,16 +779,27 @@ impl Node for Consumer {
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
         match msg {
             // The consumer retries what it had in flight either way (fetches and group requests
-            // are idempotent for it), so a refusal is handled as a reset.
+            // are idempotent for it), so a refusal is handled as a reset. The hosted producer
+            // of a `produce_to` handler shares the connection and gets the notice too.
             Message::ConnectionReset | Message::ConnectionRefused => {
-                self.on_connection_reset(cx, from)
+                let notice = msg_notice(&msg);
+                self.on_connection_reset(cx, from);
+                if self.ctp.is_some() {
+                    self.ctp_message(cx, from, notice);
+                }
             }
+            other if self.ctp_takes(&other) => self.ctp_message(cx, from, other),
             other => self.handle_response(cx, from, other),
         }
         self.drive(cx);
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        if timer.kind >= ctp::CTP_TIMER_BASE {
+            self.ctp_timer(cx, timer);
+            self.drive(cx);
+            return;
+        }
         match timer.kind {
             TIMER_TICK => self.on_tick(cx),
             TIMER_HEARTBEAT => self.on_heartbeat_timer(cx, timer.key),

@@ -66,7 +66,7 @@ impl Consumer {
 
     /// Whether the application is inside `poll()` (not processing, not blocked on a commit).
     pub(super) fn poll_thread_idle(&self) -> bool {
-        self.procs.all[0].is_idle() && self.sync_commit.is_none()
+        self.procs.all[0].is_idle() && self.sync_commit.is_none() && self.ctp_idle()
     }
 
     /// Whether the application is kept out of `poll()`: processing, waiting on a commit, or
@@ -132,8 +132,13 @@ impl Consumer {
 
     /// Manual commit of the marked offsets, per the handler's commit mode.
     fn commit_marks(&mut self, cx: &mut Cx) {
+        if self.ctp.is_some() {
+            // produce_to: end the batch first (commit its transaction, or flush its outputs
+            // and then commit, `ctp.rs`).
+            return self.ctp_end_batch(cx);
+        }
         match self.spec.handler.commit {
-            CommitMode::Auto => {}
+            CommitMode::Auto | CommitMode::Transaction => {}
             CommitMode::Sync => self.start_sync_commit(self.marked_offsets()),
             CommitMode::Async => {
                 let offsets = self.marked_offsets();
@@ -358,6 +363,11 @@ impl Consumer {
             value: rec.value,
             key: rec.key,
         };
+        if write && self.ctp.is_some() {
+            // The record's output goes to the output topic (`produce_to`), not a sink.
+            self.ctp_output(cx, rec.value, rec.key, rec.size);
+            return self.after_sink(cx, i);
+        }
         if write && self.sink.insert(i, row) {
             current.running = true;
             return;

@@ -24,6 +24,7 @@ fn consumer(client: &str, commit: CommitMode) -> Consumer {
         database: None,
         fetch_paused_until: Instant::ZERO,
         standalone: None,
+        produce_to: None,
     };
     let mut c = Consumer::new(spec, ConsumerConfig::for_client(client, None).unwrap());
     // Position 100 (records up to 99 returned by poll), marks at 60 (processed up to 59).

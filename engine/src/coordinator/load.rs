@@ -24,13 +24,34 @@ pub struct LoadedGroup {
 pub struct Loaded {
     pub offsets: Vec<(Arc<str>, TopicPartition, u64, Option<u32>)>,
     pub groups: BTreeMap<Arc<str>, LoadedGroup>,
+    /// Transactional offsets whose transaction has no marker in the log yet: (producer id,
+    /// group, partition, offset, leader epoch).
+    pub pending: Vec<LoadedPending>,
 }
 
-/// Replay `batches` (in log order).
+/// A transactional offset without its marker: (producer id, group, partition, offset,
+/// leader epoch).
+pub type LoadedPending = (i64, Arc<str>, TopicPartition, u64, Option<u32>);
+
+type OffsetKey = (Arc<str>, TopicPartition);
+
+/// Replay `batches` (in log order). Transactional offset commits (written by TxnOffsetCommit
+/// under the producer's id) stay pending per producer until that producer's marker: a commit
+/// marker applies them, an abort drops them (`GroupMetadataManager.doLoadGroupsAndOffsets`:
+/// `pendingOffsets` by producer id, moved into the loaded offsets at a commit marker).
 pub fn replay(batches: &[RecordBatch]) -> Loaded {
-    let mut offsets: BTreeMap<(Arc<str>, TopicPartition), (u64, Option<u32>)> = BTreeMap::new();
+    let mut offsets: BTreeMap<OffsetKey, (u64, Option<u32>)> = BTreeMap::new();
+    let mut pending: BTreeMap<i64, BTreeMap<OffsetKey, (u64, Option<u32>)>> = BTreeMap::new();
     let mut groups = BTreeMap::new();
-    for batch in batches.iter().filter(|b| b.control.is_none()) {
+    for batch in batches {
+        if let Some(marker) = batch.control {
+            if let Some(txn) = pending.remove(&batch.producer_id) {
+                if marker == crate::record::ControlMarker::Commit {
+                    offsets.extend(txn);
+                }
+            }
+            continue;
+        }
         for record in batch.records.iter() {
             match record.payload.as_deref() {
                 Some(InternalPayload::OffsetCommit {
@@ -39,7 +60,16 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                     offset,
                     leader_epoch,
                 }) => {
-                    offsets.insert((group.clone(), *partition), (*offset, *leader_epoch));
+                    let key = (group.clone(), *partition);
+                    let value = (*offset, *leader_epoch);
+                    if batch.is_transactional {
+                        pending
+                            .entry(batch.producer_id)
+                            .or_default()
+                            .insert(key, value);
+                    } else {
+                        offsets.insert(key, value);
+                    }
                 }
                 Some(InternalPayload::GroupMetadata {
                     group,
@@ -66,7 +96,18 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
         .into_iter()
         .map(|((g, tp), (o, e))| (g, tp, o, e))
         .collect();
-    Loaded { offsets, groups }
+    let pending = pending
+        .into_iter()
+        .flat_map(|(pid, txn)| {
+            txn.into_iter()
+                .map(move |((g, tp), (o, e))| (pid, g, tp, o, e))
+        })
+        .collect();
+    Loaded {
+        offsets,
+        groups,
+        pending,
+    }
 }
 
 #[cfg(test)]

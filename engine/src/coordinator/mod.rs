@@ -18,6 +18,8 @@ pub(crate) mod testkit;
 mod tests;
 pub mod transaction;
 pub mod txn_metadata;
+#[cfg(test)]
+mod txn_offsets_tests;
 
 pub use group::{GroupState, GROUP_MAX_MEMBERS};
 
@@ -26,12 +28,13 @@ use crate::node::{Cx, NodeId, Timer};
 use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
     Message, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use crate::record::{
-    InternalPayload, MemberTimeouts, Record, RecordBatch, TopicPartition, ValueId,
+    InternalPayload, MemberTimeouts, Record, RecordBatch, TopicId, TopicPartition, ValueId,
 };
 use group::{coordinator_error, Group, PersistGroup, TIMER_JOIN_DEADLINE, TIMER_SESSION};
-use offsets::{OffsetCache, PendingCommit};
+use offsets::{OffsetCache, PendingCommit, PendingTxnOffset};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -64,6 +67,23 @@ pub trait OffsetsLog {
         records: Vec<Record>,
         token: u64,
     ) -> Result<(), ErrorCode>;
+    /// Append `records` as a transactional batch of `producer_id` at `producer_epoch` (a
+    /// TxnOffsetCommit: `GroupMetadataManager.storeOffsets` writes it under the producer's id
+    /// with `AppendOrigin.COORDINATOR`, so the partition's producer state sees the
+    /// transaction and its marker), completed as [`OffsetsLog::append`]. A producer epoch older
+    /// than the partition knows is refused. Defaults to a plain append for hosts without
+    /// producer state (tests).
+    fn append_transactional(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        records: Vec<Record>,
+        producer: (i64, i16),
+        token: u64,
+    ) -> Result<(), ErrorCode> {
+        let _ = producer;
+        self.append(cx, partition, records, token)
+    }
     /// The batches of `partition` below its high watermark, for loading after election.
     fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch>;
     /// The batches a new coordinator loads: every batch up to the log end offset, as Kafka's
@@ -82,7 +102,7 @@ pub struct CoordinatorConfig {
     /// `offsets.topic.num.partitions` (default 50).
     pub offsets_partitions: u32,
     /// The internal topic's id in this cluster.
-    pub offsets_topic: crate::record::TopicId,
+    pub offsets_topic: TopicId,
     /// `group.initial.rebalance.delay.ms` (default 3000).
     pub initial_rebalance_delay: crate::time::Duration,
 }
@@ -91,7 +111,15 @@ pub struct CoordinatorConfig {
 #[derive(Debug)]
 enum PendingAppend {
     Commit(PendingCommit),
-    Group { group: Arc<str>, generation: i32 },
+    /// A TxnOffsetCommit's append, by the producer id of its transaction.
+    TxnCommit {
+        commit: PendingCommit,
+        producer_id: i64,
+    },
+    Group {
+        group: Arc<str>,
+        generation: i32,
+    },
 }
 
 /// The broker-side group coordinator.
@@ -136,9 +164,10 @@ impl GroupCoordinator {
     /// The `__consumer_offsets` partition that coordinates `group` (Kafka:
     /// `Utils.abs(groupId.hashCode()) % groupMetadataTopicPartitionCount`).
     pub fn partition_for(&self, group: &str) -> TopicPartition {
-        TopicPartition::new(
+        coordinator_partition(
             self.config.offsets_topic,
-            java_string_hash_abs(group) % self.config.offsets_partitions,
+            self.config.offsets_partitions,
+            group,
         )
     }
 
@@ -153,6 +182,7 @@ impl GroupCoordinator {
                 | Message::LeaveGroupRequest(_)
                 | Message::OffsetCommitRequest(_)
                 | Message::OffsetFetchRequest(_)
+                | Message::TxnOffsetCommitRequest(_)
         )
     }
 
@@ -190,7 +220,7 @@ impl GroupCoordinator {
             return;
         };
         let tp = self.partition_for(&group);
-        let leads = log.leader_epoch(tp).is_some() && self.owned.contains_key(&tp.partition);
+        let leads = loaded_epoch_if_leading(&self.owned, tp, log).is_some();
         if !leads {
             return reply_error(cx, from, msg, ErrorCode::NotCoordinator);
         }
@@ -240,6 +270,7 @@ impl GroupCoordinator {
             },
             Message::OffsetCommitRequest(req) => self.commit(cx, from, req, tp, log),
             Message::OffsetFetchRequest(req) => self.fetch_offsets(cx, from, req),
+            Message::TxnOffsetCommitRequest(req) => self.txn_commit(cx, from, req, tp, log),
             _ => unreachable!("group_of only names group requests"),
         }
     }
@@ -379,7 +410,173 @@ impl GroupCoordinator {
         group.check_member(&req.member_id, req.generation)
     }
 
+    /// TxnOffsetCommit (`GroupCoordinator.handleTxnCommitOffsets` → `doTxnCommitOffsets`):
+    /// the KIP-447 member check, then the offsets are appended as a transactional batch of
+    /// the producer and held pending (`prepareTxnOffsetCommit`) until the transaction's
+    /// marker reaches this partition ([`Self::on_txn_marker`]).
+    fn txn_commit(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: TxnOffsetCommitRequest,
+        tp: TopicPartition,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let error = self.txn_commit_allowed(&req);
+        if error != ErrorCode::None || req.offsets.is_empty() {
+            return reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
+        }
+        let group: Arc<str> = Arc::from(req.group.as_str());
+        let records: Vec<Record> = req
+            .offsets
+            .iter()
+            .map(|(partition, offset, leader_epoch)| {
+                let payload = InternalPayload::OffsetCommit {
+                    group: group.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                    leader_epoch: *leader_epoch,
+                };
+                internal_record(cx, payload)
+            })
+            .collect();
+        for (partition, offset, leader_epoch) in &req.offsets {
+            let pending = PendingTxnOffset {
+                committed: (*offset, *leader_epoch),
+                appended: false,
+                client: from,
+                generation: req.generation,
+            };
+            self.offsets
+                .put_txn_pending(&group, req.producer_id, *partition, pending);
+        }
+        let token = self.take_token();
+        let producer = (req.producer_id, req.producer_epoch);
+        match log.append_transactional(cx, tp, records, producer, token) {
+            Ok(()) => {
+                let commit = PendingCommit {
+                    client: from,
+                    correlation_id: req.correlation_id,
+                    group,
+                    generation: req.generation,
+                    offsets: req.offsets,
+                };
+                let pending = PendingAppend::TxnCommit {
+                    commit,
+                    producer_id: req.producer_id,
+                };
+                self.pending.insert(token, (tp, pending));
+            }
+            Err(e) => {
+                for (partition, _, _) in &req.offsets {
+                    self.offsets
+                        .fail_txn_pending(&group, req.producer_id, *partition);
+                }
+                let error = match e {
+                    ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced => {
+                        ErrorCode::ProducerFenced
+                    }
+                    other => coordinator_error(other),
+                };
+                reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
+            }
+        }
+    }
+
+    /// `GroupCoordinator.validateOffsetCommit` with `isTransactional = true` (KIP-447): a
+    /// commit naming a member or a generation must come from a current member at the current
+    /// generation (a zombie's is refused, which fences its producer's transaction); one naming
+    /// neither is accepted. Unlike an OffsetCommit it is not refused while the group waits for
+    /// its assignment.
+    fn txn_commit_allowed(&self, req: &TxnOffsetCommitRequest) -> ErrorCode {
+        let names_member = req.generation >= 0 || !req.member_id.is_empty();
+        let Some(group) = self.groups.get(req.group.as_str()) else {
+            return if !names_member {
+                ErrorCode::None
+            } else if !req.member_id.is_empty() {
+                ErrorCode::UnknownMemberId
+            } else {
+                ErrorCode::IllegalGeneration
+            };
+        };
+        if group.state == GroupState::Dead {
+            return ErrorCode::CoordinatorNotAvailable;
+        }
+        if !names_member {
+            return ErrorCode::None;
+        }
+        if !req.member_id.is_empty() && !group.members.contains_key(&req.member_id) {
+            return ErrorCode::UnknownMemberId;
+        }
+        if req.generation != group.generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        ErrorCode::None
+    }
+
+    /// A transaction marker of `producer_id` is in the ISR of `partition`, an offsets
+    /// partition this broker leads (`GroupCoordinator.scheduleHandleTxnCompletion`, called
+    /// by `KafkaApis.handleWriteTxnMarkersRequest` once the marker append completed): the
+    /// producer's pending offsets of every group of the partition become committed (commit)
+    /// or are dropped (abort).
+    pub fn on_txn_marker(
+        &mut self,
+        cx: &mut Cx,
+        producer_id: i64,
+        partition: TopicPartition,
+        marker: crate::record::ControlMarker,
+    ) {
+        if partition.topic != self.config.offsets_topic
+            || !self.owned.contains_key(&partition.partition)
+        {
+            return;
+        }
+        let commit = marker == crate::record::ControlMarker::Commit;
+        for group in self.offsets.groups_pending_from(producer_id) {
+            if self.partition_for(&group) != partition {
+                continue;
+            }
+            for (tp, p) in self.offsets.complete_txn(&group, producer_id, commit) {
+                cx.record(HistoryEvent::OffsetsStored {
+                    group: group.clone(),
+                    member: p.client,
+                    generation: p.generation,
+                    partition: tp,
+                    offset: p.committed.0,
+                });
+            }
+        }
+    }
+
+    /// Whether an offset commit of `partition` for `group` is in flight or a transactional
+    /// one pending (`GroupMetadata.hasPendingOffsetCommitsForTopicPartition`).
+    fn has_pending_commit(&self, group: &str, partition: TopicPartition) -> bool {
+        self.offsets.txn_pending_for(group, partition)
+            || self.pending.values().any(|(_, p)| match p {
+                PendingAppend::Commit(c) => {
+                    c.group.as_ref() == group && c.offsets.iter().any(|o| o.0 == partition)
+                }
+                _ => false,
+            })
+    }
+
     fn fetch_offsets(&mut self, cx: &mut Cx, from: NodeId, req: OffsetFetchRequest) {
+        // KIP-447: with `require_stable`, a partition whose commit is not settled yet is
+        // answered UNSTABLE_OFFSET_COMMIT (per partition in Kafka; the Java consumer retries
+        // the whole fetch after `retry.backoff.ms` on any, so one error stands for them).
+        if req.require_stable
+            && req
+                .partitions
+                .iter()
+                .any(|tp| self.has_pending_commit(&req.group, *tp))
+        {
+            let resp = OffsetFetchResponse {
+                correlation_id: req.correlation_id,
+                error: ErrorCode::UnstableOffsetCommit,
+                offsets: Vec::new(),
+            };
+            return cx.send(from, Message::OffsetFetchResponse(resp));
+        }
         let offsets = req
             .partitions
             .iter()
@@ -456,8 +653,21 @@ impl GroupCoordinator {
             .map(|(t, _)| *t)
             .collect();
         for token in tokens {
-            if let Some((_, PendingAppend::Commit(c))) = self.pending.remove(&token) {
-                reply_pending_commit(cx, &c, ErrorCode::NotCoordinator);
+            match self.pending.remove(&token) {
+                Some((_, PendingAppend::Commit(c))) => {
+                    reply_pending_commit(cx, &c, ErrorCode::NotCoordinator);
+                }
+                Some((_, PendingAppend::TxnCommit { commit, .. })) => {
+                    let error = ErrorCode::NotCoordinator;
+                    reply_txn_commit(
+                        cx,
+                        commit.client,
+                        commit.correlation_id,
+                        &commit.offsets,
+                        error,
+                    );
+                }
+                _ => {}
             }
         }
     }
@@ -467,6 +677,18 @@ impl GroupCoordinator {
         let loaded = load::replay(&log.loadable_batches(partition));
         for (group, tp, offset, leader_epoch) in loaded.offsets {
             self.offsets.put(&group, tp, (offset, leader_epoch));
+        }
+        for (producer_id, group, tp, offset, leader_epoch) in loaded.pending {
+            // Loaded from the log: appended. Who wrote it is not in the record; the history
+            // names this coordinator's broker as the committer of a loaded offset.
+            let pending = PendingTxnOffset {
+                committed: (offset, leader_epoch),
+                appended: true,
+                client: cx.me(),
+                generation: -1,
+            };
+            self.offsets
+                .put_txn_pending(&group, producer_id, tp, pending);
         }
         for (name, meta) in loaded.groups {
             if let Some(g) = self.group_mut(&name) {
@@ -503,6 +725,28 @@ impl GroupCoordinator {
                 }
                 reply_pending_commit(cx, &c, coordinator_error(result));
             }
+            PendingAppend::TxnCommit {
+                commit: c,
+                producer_id,
+            } => {
+                for (tp, offset, epoch) in &c.offsets {
+                    if result == ErrorCode::None {
+                        // `onTxnOffsetCommitAppend`: in the log, visible at a commit marker.
+                        let pending = PendingTxnOffset {
+                            committed: (*offset, *epoch),
+                            appended: true,
+                            client: c.client,
+                            generation: c.generation,
+                        };
+                        self.offsets
+                            .put_txn_pending(&c.group, producer_id, *tp, pending);
+                    } else {
+                        self.offsets.fail_txn_pending(&c.group, producer_id, *tp);
+                    }
+                }
+                let error = coordinator_error(result);
+                reply_txn_commit(cx, c.client, c.correlation_id, &c.offsets, error);
+            }
             PendingAppend::Group { group, generation } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.on_persisted(cx, generation, result);
@@ -531,6 +775,7 @@ fn group_of(msg: &Message) -> Option<String> {
         Message::LeaveGroupRequest(r) => r.group.clone(),
         Message::OffsetCommitRequest(r) => r.group.clone(),
         Message::OffsetFetchRequest(r) => r.group.clone(),
+        Message::TxnOffsetCommitRequest(r) => r.group.clone(),
         _ => return None,
     })
 }
@@ -541,6 +786,20 @@ fn reply_commit(cx: &mut Cx, to: NodeId, req: &OffsetCommitRequest, error: Error
         results: req.offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
     };
     cx.send(to, Message::OffsetCommitResponse(resp));
+}
+
+fn reply_txn_commit(
+    cx: &mut Cx,
+    to: NodeId,
+    correlation_id: u64,
+    offsets: &[(TopicPartition, u64, Option<u32>)],
+    error: ErrorCode,
+) {
+    let resp = TxnOffsetCommitResponse {
+        correlation_id,
+        results: offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
+    };
+    cx.send(to, Message::TxnOffsetCommitResponse(resp));
 }
 
 fn reply_pending_commit(cx: &mut Cx, c: &PendingCommit, error: ErrorCode) {
@@ -578,6 +837,9 @@ fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
             error,
         }),
         Message::OffsetCommitRequest(r) => return reply_commit(cx, to, &r, error),
+        Message::TxnOffsetCommitRequest(r) => {
+            return reply_txn_commit(cx, to, r.correlation_id, &r.offsets, error)
+        }
         Message::OffsetFetchRequest(r) => Message::OffsetFetchResponse(OffsetFetchResponse {
             correlation_id: r.correlation_id,
             error,
@@ -586,6 +848,24 @@ fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
         other => panic!("{}: not a group request: {}", cx.me(), other.kind()),
     };
     cx.send(to, resp);
+}
+
+/// The partition of a coordinator's internal `topic` (of `partitions`) that owns `key` (a
+/// group or a transactional id): `Utils.abs(key.hashCode()) % partitions`, as both
+/// `GroupMetadataManager.partitionFor` and `TransactionStateManager.partitionFor` compute it.
+pub fn coordinator_partition(topic: TopicId, partitions: u32, key: &str) -> TopicPartition {
+    TopicPartition::new(topic, java_string_hash_abs(key) % partitions)
+}
+
+/// The epoch a coordinator loaded `tp` at, if it loaded it and this broker leads it now: the
+/// ownership check both coordinators make before serving a key of `tp`.
+pub(crate) fn loaded_epoch_if_leading(
+    owned: &BTreeMap<u32, u32>,
+    tp: TopicPartition,
+    log: &dyn OffsetsLog,
+) -> Option<u32> {
+    log.leader_epoch(tp)?;
+    owned.get(&tp.partition).copied()
 }
 
 /// Java's `String.hashCode()` made non-negative as Kafka's `Utils.abs` does

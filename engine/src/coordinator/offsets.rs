@@ -17,6 +17,21 @@ pub type Committed = (u64, Option<u32>);
 #[derive(Debug, Default)]
 pub struct OffsetCache {
     groups: BTreeMap<Arc<str>, BTreeMap<TopicPartition, Committed>>,
+    /// Transactional offsets not yet committed or aborted, per group and producer id
+    /// (`GroupMetadata.pendingTransactionalOffsetCommits`).
+    txn_pending: BTreeMap<Arc<str>, BTreeMap<i64, BTreeMap<TopicPartition, PendingTxnOffset>>>,
+}
+
+/// A transactional offset waiting for its transaction's marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingTxnOffset {
+    pub committed: Committed,
+    /// Its record is in the log (`appendedBatchOffset` is defined): only such offsets become
+    /// visible at a commit marker.
+    pub appended: bool,
+    /// Who committed it, for the history (the producer's node and the member's generation).
+    pub client: NodeId,
+    pub generation: i32,
 }
 
 impl OffsetCache {
@@ -34,6 +49,91 @@ impl OffsetCache {
     /// Forget every group for which `owns` is false (the coordinator lost its partition).
     pub fn retain_groups(&mut self, mut owns: impl FnMut(&str) -> bool) {
         self.groups.retain(|g, _| owns(g));
+        self.txn_pending.retain(|g, _| owns(g));
+    }
+
+    /// `prepareTxnOffsetCommit` (before the append) and `onTxnOffsetCommitAppend` (after it,
+    /// with `appended`): the pending offset of `producer_id` for `partition`.
+    pub fn put_txn_pending(
+        &mut self,
+        group: &Arc<str>,
+        producer_id: i64,
+        partition: TopicPartition,
+        pending: PendingTxnOffset,
+    ) {
+        self.txn_pending
+            .entry(group.clone())
+            .or_default()
+            .entry(producer_id)
+            .or_default()
+            .insert(partition, pending);
+    }
+
+    /// `failPendingTxnOffsetCommit`: the append failed; forget the offset unless an earlier
+    /// append of the same producer's transaction holds it.
+    pub fn fail_txn_pending(&mut self, group: &str, producer_id: i64, partition: TopicPartition) {
+        let Some(by_producer) = self.txn_pending.get_mut(group) else {
+            return;
+        };
+        if let Some(offsets) = by_producer.get_mut(&producer_id) {
+            if offsets.get(&partition).is_some_and(|p| !p.appended) {
+                offsets.remove(&partition);
+            }
+            if offsets.is_empty() {
+                by_producer.remove(&producer_id);
+            }
+        }
+        if by_producer.is_empty() {
+            self.txn_pending.remove(group);
+        }
+    }
+
+    /// `completePendingTxnOffsetCommit`: the marker of `producer_id`'s transaction is in the
+    /// group's partition. A commit makes its appended offsets the group's committed ones (an
+    /// offset whose record never reached the log is dropped: Kafka cannot get there, as the
+    /// client commits only after TxnOffsetCommit was answered); an abort discards them. The
+    /// offsets made visible, in partition order.
+    pub fn complete_txn(
+        &mut self,
+        group: &Arc<str>,
+        producer_id: i64,
+        commit: bool,
+    ) -> Vec<(TopicPartition, PendingTxnOffset)> {
+        let Some(by_producer) = self.txn_pending.get_mut(group) else {
+            return Vec::new();
+        };
+        let Some(offsets) = by_producer.remove(&producer_id) else {
+            return Vec::new();
+        };
+        if by_producer.is_empty() {
+            self.txn_pending.remove(group);
+        }
+        if !commit {
+            return Vec::new();
+        }
+        let visible: Vec<(TopicPartition, PendingTxnOffset)> =
+            offsets.into_iter().filter(|(_, p)| p.appended).collect();
+        for (tp, p) in &visible {
+            self.put(group, *tp, p.committed);
+        }
+        visible
+    }
+
+    /// Groups with a pending transactional offset of `producer_id`.
+    pub fn groups_pending_from(&self, producer_id: i64) -> Vec<Arc<str>> {
+        self.txn_pending
+            .iter()
+            .filter(|(_, by)| by.contains_key(&producer_id))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
+    /// Whether a transactional offset of any producer is pending for `partition` of `group`
+    /// (half of `hasPendingOffsetCommitsForTopicPartition`).
+    pub fn txn_pending_for(&self, group: &str, partition: TopicPartition) -> bool {
+        self.txn_pending
+            .get(group)
+            .is_some_and(|by| by.values().any(|o| o.contains_key(&partition)))
     }
 
     #[cfg(test)]

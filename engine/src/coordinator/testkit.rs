@@ -110,6 +110,8 @@ pub struct FakeLog {
     pub appended: Vec<(TopicPartition, Vec<Record>, u64)>,
     pub committed: BTreeMap<TopicPartition, Vec<RecordBatch>>,
     pub fail_appends: Option<ErrorCode>,
+    /// Transactional appends: the producer (id, epoch) of an append's token.
+    pub transactional: BTreeMap<u64, (i64, i16)>,
 }
 
 impl FakeLog {
@@ -120,6 +122,11 @@ impl FakeLog {
             let batches = self.committed.entry(tp).or_default();
             let mut batch = RecordBatch::new(records.into());
             batch.base_offset = batches.last().map_or(0, |b| b.next_offset());
+            if let Some((pid, epoch)) = self.transactional.remove(&token) {
+                batch.producer_id = pid;
+                batch.producer_epoch = epoch;
+                batch.is_transactional = true;
+            }
             batches.push(batch);
             tokens.push(token);
         }
@@ -148,6 +155,18 @@ impl OffsetsLog for FakeLog {
             return Err(ErrorCode::NotLeaderOrFollower);
         }
         self.appended.push((partition, records, token));
+        Ok(())
+    }
+    fn append_transactional(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        records: Vec<Record>,
+        producer: (i64, i16),
+        token: u64,
+    ) -> Result<(), ErrorCode> {
+        self.append(cx, partition, records, token)?;
+        self.transactional.insert(token, producer);
         Ok(())
     }
     fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {

@@ -9,13 +9,13 @@ use crate::protocol::{
 use crate::record::TopicId;
 use crate::time::{Duration, Instant};
 
-const OFFSETS: TopicId = TopicId(0);
-const DATA: TopicId = TopicId(1);
+pub(super) const OFFSETS: TopicId = TopicId(0);
+pub(super) const DATA: TopicId = TopicId(1);
 
-struct Rig {
-    coord: GroupCoordinator,
-    host: Host,
-    log: FakeLog,
+pub(super) struct Rig {
+    pub(super) coord: GroupCoordinator,
+    pub(super) host: Host,
+    pub(super) log: FakeLog,
     timers: Vec<(Instant, Timer)>,
     corr: u64,
     /// The session timeout members ask for in their JoinGroup.
@@ -23,7 +23,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Rig {
+    pub(super) fn new() -> Rig {
         let config = CoordinatorConfig {
             offsets_partitions: 50,
             offsets_topic: OFFSETS,
@@ -44,7 +44,7 @@ impl Rig {
         rig
     }
 
-    fn lead(&mut self, epoch: Option<u32>) -> Vec<(NodeId, Message)> {
+    pub(super) fn lead(&mut self, epoch: Option<u32>) -> Vec<(NodeId, Message)> {
         let tp = self.coord.partition_for("g");
         let (coord, log) = (&mut self.coord, &mut self.log);
         self.host.call(|cx| coord.on_leadership(cx, tp, epoch, log));
@@ -57,7 +57,7 @@ impl Rig {
         self.timers.sort();
     }
 
-    fn send(&mut self, from: u32, msg: Message) -> Vec<(NodeId, Message)> {
+    pub(super) fn send(&mut self, from: u32, msg: Message) -> Vec<(NodeId, Message)> {
         let (coord, log) = (&mut self.coord, &mut self.log);
         self.host
             .call(|cx| coord.handle(cx, NodeId(from), msg, log));
@@ -83,7 +83,7 @@ impl Rig {
         sent
     }
 
-    fn complete_appends(&mut self) -> Vec<(NodeId, Message)> {
+    pub(super) fn complete_appends(&mut self) -> Vec<(NodeId, Message)> {
         let mut sent = Vec::new();
         for token in self.log.commit_all() {
             let (coord, log) = (&mut self.coord, &mut self.log);
@@ -165,6 +165,7 @@ impl Rig {
             correlation_id: self.corr,
             group: "g".into(),
             partitions: vec![TopicPartition::new(DATA, 0)],
+            require_stable: false,
         };
         match &self.send(from, Message::OffsetFetchRequest(req))[..] {
             [(_, Message::OffsetFetchResponse(r))] if r.error == ErrorCode::None => {
@@ -195,7 +196,7 @@ fn commit_errors(sent: &[(NodeId, Message)]) -> Vec<ErrorCode> {
 }
 
 /// Two members join, the leader syncs; returns (member ids, generation).
-fn stable_group(rig: &mut Rig) -> (String, String, i32) {
+pub(super) fn stable_group(rig: &mut Rig) -> (String, String, i32) {
     let a = rig.handshake(10);
     let b = rig.handshake(11);
     let sent = rig.advance(Instant::from_millis(10_000));

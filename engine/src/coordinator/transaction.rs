@@ -25,13 +25,13 @@
 //! blocks): the coordinator sends it an InitProducerId without a transactional id.
 
 use super::txn_metadata::{TxnAction, TxnMetadata, TxnState};
-use super::{java_string_hash_abs, OffsetsLog};
+use super::{coordinator_partition, loaded_epoch_if_leading, OffsetsLog};
 use crate::node::{Cx, NodeId, Timer};
 use crate::protocol::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, CoordinatorType, EndTxnRequest,
-    EndTxnResponse, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse,
-    InitProducerIdRequest, InitProducerIdResponse, Message, WriteTxnMarkersRequest,
-    WriteTxnMarkersResponse,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, CoordinatorType, EndTxnRequest, EndTxnResponse, ErrorCode,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    Message, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use crate::record::{ControlMarker, InternalPayload, Record, TopicId, TopicPartition, ValueId};
 use crate::time::Duration;
@@ -67,6 +67,10 @@ pub struct TxnCoordinatorConfig {
     pub topic: Option<TopicId>,
     /// `transaction.state.log.num.partitions` (default 50).
     pub partitions: u32,
+    /// `__consumer_offsets` and `offsets.topic.num.partitions`: AddOffsetsToTxn adds the
+    /// group's partition of it (`GroupCoordinator.partitionFor`).
+    pub offsets_topic: TopicId,
+    pub offsets_partitions: u32,
     /// `transaction.version` >= 2 (KIP-890 part 2): bump the epoch at every EndTxn.
     pub bump_on_end: bool,
     /// `transaction.max.timeout.ms` (default 900000).
@@ -94,30 +98,86 @@ struct Entry {
     new: bool,
 }
 
+/// Which request an answer is for: the coordinator builds every answer with [`reply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplyKind {
+    /// InitProducerId with the id and epoch.
+    Init,
+    /// InitProducerId fenced an ongoing transaction: answered CONCURRENT_TRANSACTIONS (the
+    /// client retries and gets a second bump once the abort completes).
+    Fence,
+    AddPartitions,
+    AddOffsets,
+    End,
+}
+
 /// What to do once a transition is in the log.
 #[derive(Clone, Copy, Debug)]
 enum Then {
-    /// Answer InitProducerId with the id and epoch.
-    InitReply {
-        client: NodeId,
-        correlation_id: u64,
-    },
-    /// InitProducerId fenced an ongoing transaction: answer CONCURRENT_TRANSACTIONS (the
-    /// client retries and gets a second bump once the abort completes).
-    FenceReply {
-        client: NodeId,
-        correlation_id: u64,
-    },
-    AddReply {
-        client: NodeId,
-        correlation_id: u64,
-    },
-    EndReply {
+    /// Answer a client's request.
+    Reply {
+        kind: ReplyKind,
         client: NodeId,
         correlation_id: u64,
     },
     /// The coordinator's own transition (timeout abort, completion).
     Nothing,
+}
+
+/// Send the answer of `kind` to `to`: one place builds every response of the coordinator
+/// (`producer_id` / `producer_epoch` only go in InitProducerId and EndTxn answers).
+fn reply(
+    cx: &mut Cx,
+    to: NodeId,
+    kind: ReplyKind,
+    correlation_id: u64,
+    error: ErrorCode,
+    producer_id: i64,
+    producer_epoch: i16,
+) {
+    let msg = match kind {
+        ReplyKind::Init | ReplyKind::Fence => {
+            Message::InitProducerIdResponse(InitProducerIdResponse {
+                correlation_id,
+                error,
+                producer_id,
+                producer_epoch,
+            })
+        }
+        ReplyKind::AddPartitions => {
+            Message::AddPartitionsToTxnResponse(AddPartitionsToTxnResponse {
+                correlation_id,
+                error,
+            })
+        }
+        ReplyKind::AddOffsets => Message::AddOffsetsToTxnResponse(AddOffsetsToTxnResponse {
+            correlation_id,
+            error,
+        }),
+        ReplyKind::End => Message::EndTxnResponse(EndTxnResponse {
+            correlation_id,
+            error,
+            producer_id,
+            producer_epoch,
+        }),
+    };
+    cx.send(to, msg);
+}
+
+/// An error answer (no producer id).
+fn reply_error(cx: &mut Cx, to: NodeId, kind: ReplyKind, correlation_id: u64, error: ErrorCode) {
+    reply(cx, to, kind, correlation_id, error, -1, -1);
+}
+
+/// A request that adds partitions to a transaction (AddPartitionsToTxn, AddOffsetsToTxn).
+#[derive(Clone, Copy, Debug)]
+struct AddAsk<'a> {
+    kind: ReplyKind,
+    client: NodeId,
+    correlation_id: u64,
+    transactional_id: &'a str,
+    producer_id: i64,
+    producer_epoch: i16,
 }
 
 #[derive(Debug)]
@@ -215,8 +275,11 @@ impl TransactionCoordinator {
     /// (`TransactionStateManager.partitionFor`), if the cluster has the topic.
     pub fn partition_for(&self, transactional_id: &str) -> Option<TopicPartition> {
         let topic = self.config.topic?;
-        let partition = java_string_hash_abs(transactional_id) % self.config.partitions;
-        Some(TopicPartition::new(topic, partition))
+        Some(coordinator_partition(
+            topic,
+            self.config.partitions,
+            transactional_id,
+        ))
     }
 
     /// Whether the broker should hand `msg` to [`Self::handle`].
@@ -224,7 +287,9 @@ impl TransactionCoordinator {
         match msg {
             Message::FindCoordinatorRequest(r) => r.key_type == CoordinatorType::Transaction,
             Message::InitProducerIdRequest(r) => r.transactional_id.is_some(),
-            Message::AddPartitionsToTxnRequest(_) | Message::EndTxnRequest(_) => true,
+            Message::AddPartitionsToTxnRequest(_)
+            | Message::AddOffsetsToTxnRequest(_)
+            | Message::EndTxnRequest(_) => true,
             _ => false,
         }
     }
@@ -273,8 +338,8 @@ impl TransactionCoordinator {
     /// Whether this broker leads and has loaded the partition of `id`.
     fn owns(&self, id: &str, log: &dyn OffsetsLog) -> Option<TopicPartition> {
         let tp = self.partition_for(id)?;
-        let loaded = self.owned.get(&tp.partition).copied();
-        (loaded.is_some() && log.leader_epoch(tp) == loaded).then_some(tp)
+        let loaded = loaded_epoch_if_leading(&self.owned, tp, log)?;
+        (log.leader_epoch(tp) == Some(loaded)).then_some(tp)
     }
 
     /// KIP-890 part 1 for a partition leader on this broker: whether `partitions` are in the
@@ -325,6 +390,7 @@ impl TransactionCoordinator {
                 self.init_producer_id(cx, from, r, controller, log)
             }
             Message::AddPartitionsToTxnRequest(r) => self.add_partitions(cx, from, r, log),
+            Message::AddOffsetsToTxnRequest(r) => self.add_offsets(cx, from, r, log),
             Message::EndTxnRequest(r) => self.end_txn(cx, from, r, log),
             other => panic!("{}: not a transaction request: {}", cx.me(), other.kind()),
         }
@@ -359,15 +425,8 @@ impl TransactionCoordinator {
         log: &mut dyn OffsetsLog,
     ) {
         let id: Arc<str> = Arc::from(r.transactional_id.as_deref().unwrap_or_default());
-        let reply = |cx: &mut Cx, error| {
-            let resp = InitProducerIdResponse {
-                correlation_id: r.correlation_id,
-                error,
-                producer_id: -1,
-                producer_epoch: -1,
-            };
-            cx.send(from, Message::InitProducerIdResponse(resp));
-        };
+        let reply =
+            |cx: &mut Cx, error| reply_error(cx, from, ReplyKind::Init, r.correlation_id, error);
         let Some(tp) = self.owns(&id, log) else {
             return reply(cx, ErrorCode::NotCoordinator);
         };
@@ -409,12 +468,14 @@ impl TransactionCoordinator {
         let mut next = entry.meta.clone();
         next.timeout = timeout;
         let then = match next.init_producer_id() {
-            TxnAction::Reply(ErrorCode::None) => Then::InitReply {
+            TxnAction::Reply(ErrorCode::None) => Then::Reply {
+                kind: ReplyKind::Init,
                 client: from,
                 correlation_id: r.correlation_id,
             },
             TxnAction::Reply(e) => return reply(cx, e),
-            TxnAction::WriteMarkers { .. } => Then::FenceReply {
+            TxnAction::WriteMarkers { .. } => Then::Reply {
+                kind: ReplyKind::Fence,
                 client: from,
                 correlation_id: r.correlation_id,
             },
@@ -433,13 +494,7 @@ impl TransactionCoordinator {
             return;
         };
         let reply = |cx: &mut Cx, error| {
-            let resp = InitProducerIdResponse {
-                correlation_id: ask.correlation_id,
-                error,
-                producer_id: -1,
-                producer_epoch: -1,
-            };
-            cx.send(ask.client, Message::InitProducerIdResponse(resp));
+            reply_error(cx, ask.client, ReplyKind::Init, ask.correlation_id, error)
         };
         if r.error != ErrorCode::None {
             return reply(cx, ErrorCode::CoordinatorNotAvailable);
@@ -464,7 +519,8 @@ impl TransactionCoordinator {
                 new: true,
             },
         );
-        let then = Then::InitReply {
+        let then = Then::Reply {
+            kind: ReplyKind::Init,
             client: ask.client,
             correlation_id: ask.correlation_id,
         };
@@ -478,54 +534,109 @@ impl TransactionCoordinator {
         r: AddPartitionsToTxnRequest,
         log: &mut dyn OffsetsLog,
     ) {
-        let reply = |cx: &mut Cx, error| {
-            let resp = AddPartitionsToTxnResponse {
-                correlation_id: r.correlation_id,
-                error,
-            };
-            cx.send(from, Message::AddPartitionsToTxnResponse(resp));
-        };
-        let Some(tp) = self.owns(&r.transactional_id, log) else {
-            return reply(cx, ErrorCode::NotCoordinator);
-        };
-        let Some(entry) = self.ids.get(r.transactional_id.as_str()) else {
-            return reply(cx, ErrorCode::InvalidProducerIdMapping);
-        };
         if r.verify_only {
-            let error = Self::verify_entry(entry, r.producer_id, r.producer_epoch, &r.partitions);
-            return reply(cx, error);
+            let error = match (
+                self.owns(&r.transactional_id, log),
+                self.ids.get(r.transactional_id.as_str()),
+            ) {
+                (None, _) => ErrorCode::NotCoordinator,
+                (Some(_), None) => ErrorCode::InvalidProducerIdMapping,
+                (Some(_), Some(entry)) => {
+                    Self::verify_entry(entry, r.producer_id, r.producer_epoch, &r.partitions)
+                }
+            };
+            return reply_error(cx, from, ReplyKind::AddPartitions, r.correlation_id, error);
         }
+        let asked = AddAsk {
+            kind: ReplyKind::AddPartitions,
+            client: from,
+            correlation_id: r.correlation_id,
+            transactional_id: &r.transactional_id,
+            producer_id: r.producer_id,
+            producer_epoch: r.producer_epoch,
+        };
+        self.add(cx, asked, &r.partitions, log);
+    }
+
+    /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction as
+    /// any partition does (`TransactionCoordinator.handleAddPartitionsToTransaction` with
+    /// `offsetTopicPartition`), so its marker makes the group's pending transactional
+    /// offsets visible (commit) or discards them (abort).
+    fn add_offsets(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        r: AddOffsetsToTxnRequest,
+        log: &mut dyn OffsetsLog,
+    ) {
+        let partition = coordinator_partition(
+            self.config.offsets_topic,
+            self.config.offsets_partitions,
+            &r.group,
+        );
+        let asked = AddAsk {
+            kind: ReplyKind::AddOffsets,
+            client: from,
+            correlation_id: r.correlation_id,
+            transactional_id: &r.transactional_id,
+            producer_id: r.producer_id,
+            producer_epoch: r.producer_epoch,
+        };
+        self.add(cx, asked, &[partition], log);
+    }
+
+    /// Add `partitions` to the ongoing transaction of the asking producer, persisting the new
+    /// state unless every partition is in it already.
+    fn add(
+        &mut self,
+        cx: &mut Cx,
+        asked: AddAsk<'_>,
+        partitions: &[TopicPartition],
+        log: &mut dyn OffsetsLog,
+    ) {
+        let answer = |cx: &mut Cx, error| {
+            reply_error(cx, asked.client, asked.kind, asked.correlation_id, error)
+        };
+        let Some(tp) = self.owns(asked.transactional_id, log) else {
+            return answer(cx, ErrorCode::NotCoordinator);
+        };
+        let Some(entry) = self.ids.get(asked.transactional_id) else {
+            return answer(cx, ErrorCode::InvalidProducerIdMapping);
+        };
         if entry.pending {
-            return reply(cx, ErrorCode::ConcurrentTransactions);
+            return answer(cx, ErrorCode::ConcurrentTransactions);
         }
         let mut next = entry.meta.clone();
         let now = cx.now();
-        match next.add_partitions(now, r.producer_id, r.producer_epoch, &r.partitions) {
+        match next.add_partitions(now, asked.producer_id, asked.producer_epoch, partitions) {
             TxnAction::Reply(ErrorCode::None) => {}
-            TxnAction::Reply(e) => return reply(cx, e),
+            TxnAction::Reply(e) => return answer(cx, e),
             TxnAction::WriteMarkers { .. } => unreachable!("adding partitions writes no markers"),
         }
         if next == entry.meta {
             // Every partition is in the transaction already: nothing to write.
-            return reply(cx, ErrorCode::None);
+            return answer(cx, ErrorCode::None);
         }
-        let id: Arc<str> = Arc::from(r.transactional_id.as_str());
-        let then = Then::AddReply {
-            client: from,
-            correlation_id: r.correlation_id,
+        let id: Arc<str> = Arc::from(asked.transactional_id);
+        let then = Then::Reply {
+            kind: asked.kind,
+            client: asked.client,
+            correlation_id: asked.correlation_id,
         };
         self.persist(cx, id, tp, next, then, log);
     }
 
     fn end_txn(&mut self, cx: &mut Cx, from: NodeId, r: EndTxnRequest, log: &mut dyn OffsetsLog) {
         let reply = |cx: &mut Cx, error, producer_id, producer_epoch| {
-            let resp = EndTxnResponse {
-                correlation_id: r.correlation_id,
+            reply(
+                cx,
+                from,
+                ReplyKind::End,
+                r.correlation_id,
                 error,
                 producer_id,
                 producer_epoch,
-            };
-            cx.send(from, Message::EndTxnResponse(resp));
+            )
         };
         let Some(tp) = self.owns(&r.transactional_id, log) else {
             return reply(cx, ErrorCode::NotCoordinator, -1, -1);
@@ -541,7 +652,8 @@ impl TransactionCoordinator {
             TxnAction::Reply(e) => reply(cx, e, next.producer_id, next.epoch),
             TxnAction::WriteMarkers { .. } => {
                 let id: Arc<str> = Arc::from(r.transactional_id.as_str());
-                let then = Then::EndReply {
+                let then = Then::Reply {
+                    kind: ReplyKind::End,
                     client: from,
                     correlation_id: r.correlation_id,
                 };
@@ -610,56 +722,28 @@ impl TransactionCoordinator {
         entry.meta = p.next;
         entry.new = false;
         let meta = entry.meta.clone();
-        match p.then {
-            Then::InitReply {
+        if let Then::Reply {
+            kind,
+            client,
+            correlation_id,
+        } = p.then
+        {
+            // Kafka answers EndTxn once the prepare state is in the log; the markers follow
+            // asynchronously.
+            let (error, producer_id, producer_epoch) = match kind {
+                ReplyKind::Init | ReplyKind::End => (ErrorCode::None, meta.producer_id, meta.epoch),
+                ReplyKind::Fence => (ErrorCode::ConcurrentTransactions, -1, -1),
+                ReplyKind::AddPartitions | ReplyKind::AddOffsets => (ErrorCode::None, -1, -1),
+            };
+            reply(
+                cx,
                 client,
+                kind,
                 correlation_id,
-            } => {
-                let resp = InitProducerIdResponse {
-                    correlation_id,
-                    error: ErrorCode::None,
-                    producer_id: meta.producer_id,
-                    producer_epoch: meta.epoch,
-                };
-                cx.send(client, Message::InitProducerIdResponse(resp));
-            }
-            Then::FenceReply {
-                client,
-                correlation_id,
-            } => {
-                let resp = InitProducerIdResponse {
-                    correlation_id,
-                    error: ErrorCode::ConcurrentTransactions,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                };
-                cx.send(client, Message::InitProducerIdResponse(resp));
-            }
-            Then::AddReply {
-                client,
-                correlation_id,
-            } => {
-                let resp = AddPartitionsToTxnResponse {
-                    correlation_id,
-                    error: ErrorCode::None,
-                };
-                cx.send(client, Message::AddPartitionsToTxnResponse(resp));
-            }
-            Then::EndReply {
-                client,
-                correlation_id,
-            } => {
-                // Kafka answers EndTxn once the prepare state is in the log; the markers
-                // follow asynchronously.
-                let resp = EndTxnResponse {
-                    correlation_id,
-                    error: ErrorCode::None,
-                    producer_id: meta.producer_id,
-                    producer_epoch: meta.epoch,
-                };
-                cx.send(client, Message::EndTxnResponse(resp));
-            }
-            Then::Nothing => {}
+                error,
+                producer_id,
+                producer_epoch,
+            );
         }
         if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
             let coordinator_epoch = self.owned.get(&p.partition.partition).copied();
@@ -680,47 +764,17 @@ impl TransactionCoordinator {
             _ => ErrorCode::CoordinatorNotAvailable,
         };
         match then {
-            Then::InitReply {
-                client,
-                correlation_id,
-            }
-            | Then::FenceReply {
+            Then::Reply {
+                kind,
                 client,
                 correlation_id,
             } => {
-                if self.ids.get(id).is_some_and(|e| e.new) {
+                let init = matches!(kind, ReplyKind::Init | ReplyKind::Fence);
+                if init && self.ids.get(id).is_some_and(|e| e.new) {
                     // A new id whose first state never reached the log: forget it.
                     self.forget(id);
                 }
-                let resp = InitProducerIdResponse {
-                    correlation_id,
-                    error,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                };
-                cx.send(client, Message::InitProducerIdResponse(resp));
-            }
-            Then::AddReply {
-                client,
-                correlation_id,
-            } => {
-                let resp = AddPartitionsToTxnResponse {
-                    correlation_id,
-                    error,
-                };
-                cx.send(client, Message::AddPartitionsToTxnResponse(resp));
-            }
-            Then::EndReply {
-                client,
-                correlation_id,
-            } => {
-                let resp = EndTxnResponse {
-                    correlation_id,
-                    error,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                };
-                cx.send(client, Message::EndTxnResponse(resp));
+                reply_error(cx, client, kind, correlation_id, error);
             }
             Then::Nothing => {
                 // A completion or timeout abort: retried by the next abort check / marker

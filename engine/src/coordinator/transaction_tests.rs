@@ -17,6 +17,8 @@ fn config() -> TxnCoordinatorConfig {
     TxnCoordinatorConfig {
         topic: Some(STATE),
         partitions: 1,
+        offsets_topic: crate::record::TopicId(99),
+        offsets_partitions: 1,
         bump_on_end: false,
         max_timeout: ms(900_000),
         abort_check_interval: ms(10_000),
@@ -448,4 +450,46 @@ fn requests_to_a_broker_that_does_not_coordinate_the_id_are_refused() {
             if r.error == ErrorCode::CoordinatorNotAvailable
     ));
     assert_eq!(rig.coord.state("t"), Some((7, 0, TxnState::Empty)));
+}
+
+#[test]
+fn add_offsets_puts_the_groups_offsets_partition_in_the_transaction_and_its_marker_goes_there() {
+    let mut rig = Rig::new(false);
+    let offsets = TopicPartition::new(TopicId(99), 0);
+    rig.log.leaders.insert(offsets, NodeId(3));
+    assert_eq!(rig.init_new().error, ErrorCode::None);
+    assert_eq!(rig.add(0, &[A]), ErrorCode::None);
+    let correlation_id = rig.next_corr();
+    let add_offsets = |epoch| {
+        Message::AddOffsetsToTxnRequest(AddOffsetsToTxnRequest {
+            correlation_id,
+            transactional_id: "t".into(),
+            producer_id: 7,
+            producer_epoch: epoch,
+            group: "billing".into(),
+        })
+    };
+    let mut sent = rig.send(add_offsets(0));
+    sent.extend(rig.commit_appends());
+    match sent.as_slice() {
+        [(CLIENT, Message::AddOffsetsToTxnResponse(r))] => assert_eq!(r.error, ErrorCode::None),
+        other => panic!("one answer: {other:?}"),
+    }
+    // A stale epoch is fenced like an AddPartitionsToTxn.
+    match rig.send(add_offsets(-1)).as_slice() {
+        [(CLIENT, Message::AddOffsetsToTxnResponse(r))] => {
+            assert_ne!(r.error, ErrorCode::None)
+        }
+        other => panic!("one answer: {other:?}"),
+    }
+    let (resp, markers) = rig.end(0, true);
+    assert_eq!(resp.error, ErrorCode::None);
+    let mut marked: Vec<TopicPartition> =
+        markers.iter().flat_map(|m| m.partitions.clone()).collect();
+    marked.sort();
+    assert_eq!(
+        marked,
+        vec![A, offsets],
+        "the offsets partition gets the marker too"
+    );
 }

@@ -189,6 +189,7 @@ fn java_exhausted_buffer_makes_lingering_batches_sendable() {
     p.blocked = Some(super::super::BlockedSend {
         value: ValueId(3),
         key: None,
+        size: 100,
         since: Instant::from_millis(10),
     });
     assert_eq!(drain(&mut p, 10), vec![(B0, vec![0, 1])]);

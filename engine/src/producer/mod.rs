@@ -23,6 +23,7 @@
 
 pub mod accumulator;
 pub mod config;
+pub mod ctp;
 pub mod drain;
 pub mod idempotence;
 pub mod metadata;
@@ -91,6 +92,8 @@ enum Outcome {
 struct BlockedSend {
     value: ValueId,
     key: Option<Key>,
+    /// The record's value size (the workload's `message_size`, or a hosted output's input's).
+    size: u32,
     since: Instant,
 }
 
@@ -130,6 +133,8 @@ pub struct Producer {
     /// `transactional.id`: the Java producer's transactions and the application's loop.
     txn: Option<TransactionManager>,
     stats_txn: TxnStats,
+    /// Hosted by a consumer's application (`ctp.rs`): its outputs and batch ends.
+    external: Option<ctp::External>,
 }
 
 impl Producer {
@@ -174,6 +179,7 @@ impl Producer {
         Producer {
             txn,
             stats_txn: TxnStats::default(),
+            external: None,
             compression,
             metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
             connections: ConnectionStates::new(
@@ -315,7 +321,7 @@ impl Producer {
     /// Whether the application could hand over a record right now.
     fn application_can_progress(&self, now: Instant) -> bool {
         if let Some(blocked) = self.blocked {
-            let size = blocked_size(self.workload.spec().message_size, blocked.key);
+            let size = blocked_size(blocked.size, blocked.key);
             return self.metadata.partition_count().is_some() && self.accumulator.has_room(size);
         }
         if self.resends.front().is_some_and(|r| r.due <= now) {
@@ -353,11 +359,15 @@ impl Producer {
             let send = BlockedSend {
                 value: resend.value,
                 key: resend.key,
+                size: self.workload.spec().message_size,
                 since: now,
             };
             if !self.try_append(cx, send) {
                 return;
             }
+        }
+        if self.external.is_some() {
+            return self.run_external(cx);
         }
         self.txn_maybe_end(cx);
         for _ in 0..MAX_SENDS_PER_WAKE {
@@ -383,6 +393,7 @@ impl Producer {
             let send = BlockedSend {
                 value,
                 key,
+                size: self.workload.spec().message_size,
                 since: now,
             };
             let appended = self.try_append(cx, send);
@@ -400,7 +411,7 @@ impl Producer {
         let record = Record {
             value: send.value,
             key: send.key,
-            size: self.workload.spec().message_size,
+            size: send.size,
             create_time: send.since,
             payload: None,
         };
@@ -530,6 +541,7 @@ impl Producer {
             }
         };
         cx.record(event);
+        self.ctp_record_done(!failed);
         if let (Outcome::Fail(error), true) = (outcome, self.txn.is_some()) {
             self.txn_record_failed(error);
         } else if failed && self.txn.is_some() {
@@ -602,6 +614,8 @@ impl Node for Producer {
             Message::FindCoordinatorResponse(r) => self.on_find_coordinator_response(cx, from, r),
             Message::AddPartitionsToTxnResponse(r) => self.on_add_partitions_response(cx, from, r),
             Message::EndTxnResponse(r) => self.on_end_txn_response(cx, from, r),
+            Message::AddOffsetsToTxnResponse(r) => self.on_add_offsets_response(cx, from, r),
+            Message::TxnOffsetCommitResponse(r) => self.on_txn_offset_commit_response(cx, from, r),
             Message::ConnectionReset => self.on_connection_lost(cx, from, "connection reset"),
             Message::ConnectionRefused => self.on_connection_refused(cx, from),
             // A producer is sent nothing else; ignore rather than crash on stray traffic.

@@ -60,6 +60,11 @@ pub(super) struct Sender {
 }
 
 impl Sender {
+    /// Number requests from `base` on (a hosted producer shares its node with a consumer).
+    pub(super) fn set_correlation_base(&mut self, base: u64) {
+        self.next_correlation_id = base;
+    }
+
     pub(super) fn correlation_id(&mut self) -> u64 {
         self.next_correlation_id += 1;
         self.next_correlation_id

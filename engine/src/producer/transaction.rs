@@ -68,7 +68,14 @@ pub(super) enum TxnRequest {
     FindCoordinator,
     InitProducerId,
     AddPartitions(Vec<TopicPartition>),
-    EndTxn { commit: bool },
+    /// `sendOffsetsToTransaction`: AddOffsetsToTxn to the transaction coordinator, then the
+    /// group coordinator is looked up and sent TxnOffsetCommit (see `ctp.rs`).
+    AddOffsets,
+    FindGroupCoordinator,
+    TxnOffsetCommit,
+    EndTxn {
+        commit: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -108,14 +115,24 @@ pub struct TransactionManager {
     /// An AddPartitions succeeded in this transaction (`transactionStarted`).
     started: bool,
     /// `ABORTABLE_ERROR`: the error the application must abort for.
-    abortable: Option<ErrorCode>,
+    pub(super) abortable: Option<ErrorCode>,
     /// `epochBumpRequired`: InitProducerId after the abort.
     bump_after_abort: bool,
     /// `FATAL_ERROR`, handled at the next poll (the application closes the producer).
-    fatal: Option<ErrorCode>,
+    pub(super) fatal: Option<ErrorCode>,
     /// An EndTxn(commit) of the current transaction was sent: it may have committed.
     commit_sent: bool,
     app: AppTxn,
+    /// The consumer's application drives the transactions (consume-transform-produce,
+    /// `ctp.rs`) instead of `[producers.transactions]`.
+    pub(super) external: bool,
+    /// `sendOffsetsToTransaction` of the current transaction, until its TxnOffsetCommit is
+    /// answered.
+    pub(super) offsets: Option<super::ctp::TxnOffsets>,
+    /// The group coordinator TxnOffsetCommit goes to (`coordinator(GROUP)`).
+    pub(super) group_coordinator: Option<NodeId>,
+    /// How the last transaction the external application ended came out, until it takes it.
+    pub(super) outcome: Option<super::ctp::TxnOutcome>,
     /// Transaction numbers are `incarnation << 32 | n`, unique across restarts.
     incarnation: u64,
     next_n: u64,
@@ -151,6 +168,10 @@ impl TransactionManager {
             fatal: None,
             commit_sent: false,
             app: AppTxn::Initializing,
+            external: false,
+            offsets: None,
+            group_coordinator: None,
+            outcome: None,
             incarnation: 0,
             next_n: 0,
             rebuilds: 0,
@@ -183,6 +204,36 @@ impl TransactionManager {
         self.fatal.is_none()
             && self.abortable.is_none()
             && matches!(self.app, AppTxn::Ready | AppTxn::Open { .. })
+    }
+
+    /// The application ends transaction `txn`: commit, or abort (`beginAbort`: no partition
+    /// is added any more, and the offsets are not sent).
+    pub(super) fn set_ending(&mut self, txn: u64, commit: bool) {
+        self.app = AppTxn::Ending { txn, commit };
+        if !commit {
+            self.new_partitions.clear();
+            self.offsets = None;
+        }
+    }
+
+    /// The transaction has a partition (or the group's offsets) at the coordinator
+    /// (`transactionStarted`).
+    pub(super) fn mark_started(&mut self) {
+        self.started = true;
+    }
+
+    /// `fatalError`.
+    pub(super) fn set_fatal(&mut self, error: ErrorCode) {
+        self.fatal.get_or_insert(error);
+    }
+
+    /// `abortableError`; with `bump`, `abortableErrorIfPossible` (the epoch is bumped after
+    /// the abort).
+    pub(super) fn set_abortable(&mut self, error: ErrorCode, bump: bool) {
+        if bump {
+            self.bump_after_abort = true;
+        }
+        self.abortable.get_or_insert(error);
     }
 
     /// The deadline of the request in flight.
@@ -224,8 +275,13 @@ impl TransactionManager {
                 self.new_partitions.iter().copied().collect(),
             ));
         }
+        if let Some(request) = self.offsets_request() {
+            return Some(request);
+        }
         match self.app {
-            AppTxn::Ending { commit, .. } if !has_incomplete => Some(TxnRequest::EndTxn { commit }),
+            AppTxn::Ending { commit, .. } if !has_incomplete && self.offsets.is_none() => {
+                Some(TxnRequest::EndTxn { commit })
+            }
             _ => None,
         }
     }
@@ -285,6 +341,7 @@ impl Producer {
             matches!(t.app, AppTxn::Ending { .. })
                 && !t.started
                 && t.new_partitions.is_empty()
+                && t.offsets.is_none()
                 && t.in_flight.is_none()
                 && !self.txn_has_incomplete()
         })
@@ -315,7 +372,10 @@ impl Producer {
         };
         let t = self.txn.as_ref().expect("transactional");
         let broker = match request {
-            TxnRequest::FindCoordinator => self.pick_broker(now),
+            TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => self.pick_broker(now),
+            TxnRequest::TxnOffsetCommit => {
+                t.group_coordinator.filter(|c| self.broker_usable(*c, now))
+            }
             _ => t.coordinator.filter(|c| self.broker_usable(*c, now)),
         };
         let Some(broker) = broker else {
@@ -323,8 +383,10 @@ impl Producer {
             let backoff = self.config.retry_backoff;
             let t = self.txn.as_mut().expect("transactional");
             t.next_attempt = now + backoff;
-            if !matches!(request, TxnRequest::FindCoordinator) {
-                t.coordinator = None;
+            match request {
+                TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => {}
+                TxnRequest::TxnOffsetCommit => t.group_coordinator = None,
+                _ => t.coordinator = None,
             }
             return;
         };
@@ -364,6 +426,15 @@ impl Producer {
                     verify_only: false,
                 })
             }
+            TxnRequest::AddOffsets
+            | TxnRequest::FindGroupCoordinator
+            | TxnRequest::TxnOffsetCommit => super::ctp::offsets_message(
+                t,
+                correlation_id,
+                &request,
+                producer_id,
+                producer_epoch,
+            ),
             TxnRequest::EndTxn { commit } => {
                 if *commit {
                     t.commit_sent = true;
@@ -387,7 +458,11 @@ impl Producer {
     }
 
     /// Take the in-flight request `correlation_id` from `from`, if it is the one out.
-    fn take_txn_in_flight(&mut self, from: NodeId, correlation_id: u64) -> Option<TxnRequest> {
+    pub(super) fn take_txn_in_flight(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+    ) -> Option<TxnRequest> {
         let t = self.txn.as_mut()?;
         let matches = t
             .in_flight
@@ -397,7 +472,7 @@ impl Producer {
     }
 
     /// Retry the request later; with `refind`, after looking the coordinator up again.
-    fn txn_retry(&mut self, now: Instant, refind: bool, backoff: Duration) {
+    pub(super) fn txn_retry(&mut self, now: Instant, refind: bool, backoff: Duration) {
         let t = self.txn.as_mut().expect("transactional");
         if refind {
             t.coordinator = None;
@@ -414,9 +489,18 @@ impl Producer {
         }
         let t = self.txn.as_mut().expect("transactional");
         let request = t.in_flight.take().expect("checked").request;
-        let refind = request != TxnRequest::FindCoordinator;
         let backoff = self.config.retry_backoff;
-        self.txn_retry(now, refind, backoff);
+        match request {
+            TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => {
+                self.txn_retry(now, false, backoff)
+            }
+            // `TxnOffsetCommitHandler`: a disconnect looks the group coordinator up again.
+            TxnRequest::TxnOffsetCommit => {
+                t.group_coordinator = None;
+                self.txn_retry(now, false, backoff)
+            }
+            _ => self.txn_retry(now, true, backoff),
+        }
     }
 
     pub(super) fn on_find_coordinator_response(
@@ -425,13 +509,18 @@ impl Producer {
         from: NodeId,
         r: FindCoordinatorResponse,
     ) {
-        if self.take_txn_in_flight(from, r.correlation_id).is_none() {
+        let Some(request) = self.take_txn_in_flight(from, r.correlation_id) else {
             return;
-        }
+        };
         let backoff = self.config.retry_backoff;
         match (r.error, r.coordinator) {
             (ErrorCode::None, Some(node)) => {
-                self.txn.as_mut().expect("transactional").coordinator = Some(node);
+                let t = self.txn.as_mut().expect("transactional");
+                if request == TxnRequest::FindGroupCoordinator {
+                    t.group_coordinator = Some(node);
+                } else {
+                    t.coordinator = Some(node);
+                }
             }
             _ => self.txn_retry(cx.now(), false, backoff),
         }
@@ -553,6 +642,14 @@ impl Producer {
             HistoryEvent::TxnAbort { producer, txn }
         };
         cx.record(event);
+        if t.external {
+            t.outcome = Some(if commit {
+                super::ctp::TxnOutcome::Committed
+            } else {
+                super::ctp::TxnOutcome::Aborted
+            });
+        }
+        t.offsets = None;
         let bump = t.bump_after_abort && !commit;
         t.added.clear();
         t.new_partitions.clear();
@@ -624,7 +721,7 @@ impl Producer {
         let now = cx.now();
         let stopped = self.workload.stopped(now);
         let Some(t) = self.txn.as_mut() else { return };
-        if t.fatal.is_some() {
+        if t.fatal.is_some() || t.external {
             return;
         }
         let (txn, commit_wanted) = match t.app {
@@ -705,6 +802,11 @@ impl Producer {
             cx.close_connection(broker);
         }
         let t = self.txn.as_mut().expect("transactional");
+        if t.external && ended.is_some() {
+            t.outcome = Some(super::ctp::TxnOutcome::Fenced);
+        }
+        t.offsets = None;
+        t.group_coordinator = None;
         t.coordinator = None;
         t.added.clear();
         t.new_partitions.clear();

@@ -171,6 +171,10 @@ pub struct OffsetFetchRequest {
     pub correlation_id: u64,
     pub group: String,
     pub partitions: Vec<TopicPartition>,
+    /// KIP-447 `require_stable`: answer UNSTABLE_OFFSET_COMMIT for a partition with a
+    /// transactional offset commit still pending, rather than the last stable offset (the
+    /// Java consumer sets it under `isolation.level=read_committed`).
+    pub require_stable: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -73,6 +73,9 @@ pub enum ErrorCode {
     /// KRaft's `DUPLICATE_BROKER_REGISTRATION`: another incarnation of this broker id still
     /// holds a valid session (`ClusterControlManager.registerBroker`).
     DuplicateBrokerRegistration,
+    /// `UNSTABLE_OFFSET_COMMIT` (KIP-447): an OffsetFetch with `require_stable` for a partition
+    /// whose transactional offset commit is still pending; the consumer retries.
+    UnstableOffsetCommit,
     /// Not a wire error: the Java producer fails the records of an aborted transaction that
     /// were never sent with `TransactionAbortedException` (`RecordAccumulator
     /// .abortUndrainedBatches`).
@@ -98,6 +101,7 @@ impl ErrorCode {
                 | CoordinatorLoadInProgress
                 | BrokerNotAvailable
                 | ConcurrentTransactions
+                | UnstableOffsetCommit
         )
     }
 
@@ -145,6 +149,10 @@ pub enum Message {
     EndTxnResponse(EndTxnResponse),
     WriteTxnMarkersRequest(WriteTxnMarkersRequest),
     WriteTxnMarkersResponse(WriteTxnMarkersResponse),
+    AddOffsetsToTxnRequest(AddOffsetsToTxnRequest),
+    AddOffsetsToTxnResponse(AddOffsetsToTxnResponse),
+    TxnOffsetCommitRequest(TxnOffsetCommitRequest),
+    TxnOffsetCommitResponse(TxnOffsetCommitResponse),
 
     FindCoordinatorRequest(FindCoordinatorRequest),
     FindCoordinatorResponse(FindCoordinatorResponse),
@@ -220,6 +228,17 @@ impl Message {
             EndTxnResponse(_) => 16,
             WriteTxnMarkersRequest(m) => 24 + 8 * m.partitions.len() as u32,
             WriteTxnMarkersResponse(m) => 16 + 12 * m.results.len() as u32,
+            AddOffsetsToTxnRequest(m) => {
+                24 + m.transactional_id.len() as u32 + m.group.len() as u32
+            }
+            AddOffsetsToTxnResponse(_) => 8,
+            TxnOffsetCommitRequest(m) => {
+                40 + m.transactional_id.len() as u32
+                    + m.group.len() as u32
+                    + m.member_id.len() as u32
+                    + 24 * m.offsets.len() as u32
+            }
+            TxnOffsetCommitResponse(m) => 8 + 12 * m.results.len() as u32,
             FindCoordinatorRequest(m) => 8 + m.key.len() as u32,
             FindCoordinatorResponse(_) => 32,
             JoinGroupRequest(m) => m.wire_size(),
@@ -279,6 +298,10 @@ impl Message {
             EndTxnResponse(_) => "EndTxnResponse",
             WriteTxnMarkersRequest(_) => "WriteTxnMarkersRequest",
             WriteTxnMarkersResponse(_) => "WriteTxnMarkersResponse",
+            AddOffsetsToTxnRequest(_) => "AddOffsetsToTxnRequest",
+            AddOffsetsToTxnResponse(_) => "AddOffsetsToTxnResponse",
+            TxnOffsetCommitRequest(_) => "TxnOffsetCommitRequest",
+            TxnOffsetCommitResponse(_) => "TxnOffsetCommitResponse",
             FindCoordinatorRequest(_) => "FindCoordinatorRequest",
             FindCoordinatorResponse(_) => "FindCoordinatorResponse",
             JoinGroupRequest(_) => "JoinGroupRequest",
@@ -365,6 +388,7 @@ exchanges! {
         BrokerRegistrationRequest, BrokerHeartbeatRequest, LeaderAndIsrRequest,
         AlterPartitionRequest, CreateTopicsRequest, CreatePartitionsRequest, DatabaseRequest,
         AddPartitionsToTxnRequest, EndTxnRequest, WriteTxnMarkersRequest,
+        AddOffsetsToTxnRequest, TxnOffsetCommitRequest,
     ],
     responses: [
         MetadataResponse, ProduceResponse, FetchResponse, ListOffsetsResponse,
@@ -374,5 +398,6 @@ exchanges! {
         BrokerHeartbeatResponse, LeaderAndIsrResponse, AlterPartitionResponse,
         CreateTopicsResponse, CreatePartitionsResponse, DatabaseResponse,
         AddPartitionsToTxnResponse, EndTxnResponse, WriteTxnMarkersResponse,
+        AddOffsetsToTxnResponse, TxnOffsetCommitResponse,
     ],
 }

@@ -66,3 +66,45 @@ pub struct WriteTxnMarkersResponse {
     pub producer_id: i64,
     pub results: Vec<(TopicPartition, ErrorCode)>,
 }
+
+/// AddOffsetsToTxn (producer -> transaction coordinator): the `__consumer_offsets` partition
+/// of `group` joins the ongoing transaction, so its commit / abort marker goes there too
+/// (`TransactionCoordinator.handleAddPartitionsToTransaction` with
+/// `groupCoordinator.partitionFor(groupId)`).
+#[derive(Clone, Debug)]
+pub struct AddOffsetsToTxnRequest {
+    pub correlation_id: u64,
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub group: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct AddOffsetsToTxnResponse {
+    pub correlation_id: u64,
+    pub error: ErrorCode,
+}
+
+/// TxnOffsetCommit (producer -> group coordinator): offsets the transaction commits for
+/// `group`. They stay pending until the transaction's marker lands on the group's
+/// `__consumer_offsets` partition. KIP-447: the consumer's group metadata (member id,
+/// generation) is checked as an OffsetCommit's is, so a zombie member's producer is refused.
+#[derive(Clone, Debug)]
+pub struct TxnOffsetCommitRequest {
+    pub correlation_id: u64,
+    pub transactional_id: String,
+    pub group: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub member_id: String,
+    pub generation: i32,
+    /// (partition, next offset to consume, leader epoch of the last consumed record).
+    pub offsets: Vec<(TopicPartition, u64, Option<u32>)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TxnOffsetCommitResponse {
+    pub correlation_id: u64,
+    pub results: Vec<(TopicPartition, ErrorCode)>,
+}

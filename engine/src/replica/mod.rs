@@ -233,7 +233,7 @@ impl ReplicaManager {
             if refused.iter().any(|(r, _)| *r == tp) {
                 continue;
             }
-            match self.append_to_leader(cx, tp, batch, req.acks) {
+            match self.append_to_leader(cx, tp, batch, req.acks, true) {
                 Ok(p) => {
                     appended.push(tp);
                     pending.extend(p);
@@ -287,6 +287,7 @@ impl ReplicaManager {
         tp: TopicPartition,
         batch: RecordBatch,
         acks: Acks,
+        from_client: bool,
     ) -> Result<Option<PendingAppend>, PartitionProduceResponse> {
         let fail = |error| PartitionProduceResponse {
             partition: tp,
@@ -305,7 +306,9 @@ impl ReplicaManager {
         // ---- idempotence hook: the producer state decides duplicates and sequence errors.
         let epoch = p.leader_epoch().expect("leader has a state");
         let ps = self.producer_states.entry(tp).or_default();
-        if batch.producer_id >= 0 {
+        // A coordinator's batch (`AppendOrigin.COORDINATOR`: markers, transactional offset
+        // commits) skips the sequence checks; callers fence its epoch themselves.
+        if from_client && batch.producer_id >= 0 {
             match ps.check(&batch) {
                 Err(e) => return Err(fail(e)),
                 Ok(Some(original_base)) => {
@@ -388,7 +391,7 @@ impl ReplicaManager {
         batch: RecordBatch,
         token: u64,
     ) -> Result<(), ErrorCode> {
-        match self.append_to_leader(cx, tp, batch, Acks::All) {
+        match self.append_to_leader(cx, tp, batch, Acks::All, false) {
             Err(r) => Err(r.error),
             Ok(pending) => {
                 self.wake_fetches(cx, tp);
@@ -942,6 +945,33 @@ impl OffsetsLog for ReplicaManager {
         token: u64,
     ) -> Result<(), ErrorCode> {
         let batch = RecordBatch::new(records.into());
+        self.append_for_coordinator(cx, partition, batch, token)
+    }
+
+    fn append_transactional(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        records: Vec<Record>,
+        producer: (i64, i16),
+        token: u64,
+    ) -> Result<(), ErrorCode> {
+        let (producer_id, producer_epoch) = producer;
+        if !self
+            .partitions
+            .get(&partition)
+            .is_some_and(|p| p.is_leader())
+        {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        // `AppendOrigin.COORDINATOR`: no sequence check, only the epoch fence
+        // (`ProducerAppendInfo.checkProducerEpoch`).
+        let ps = self.producer_states.entry(partition).or_default();
+        ps.check_marker(producer_id, producer_epoch)?;
+        let mut batch = RecordBatch::new(records.into());
+        batch.producer_id = producer_id;
+        batch.producer_epoch = producer_epoch;
+        batch.is_transactional = true;
         self.append_for_coordinator(cx, partition, batch, token)
     }
 

@@ -61,6 +61,9 @@ pub struct GroupCheck {
     /// A standalone consumer's partitions (`[[consumers]]`); None: every partition of
     /// `topics`, whatever their number when the value was written.
     pub partitions: Option<Vec<TopicPartition>>,
+    /// Handler `produce_to`: the output topic is the group's sink; its committed records
+    /// (`OutputRecord`, from the final read) are its sink writes.
+    pub output: Option<TopicId>,
 }
 
 impl GroupCheck {

@@ -7,6 +7,11 @@
 //! (`SinkRefused`: a unique constraint or the offsets-in-sink guard) stored nothing and
 //! counts neither way.
 //!
+//! A consume-transform-produce group's sink is its output topic (handler `produce_to`): its
+//! writes are the committed output records the final read found (`OutputRecord`, each
+//! carrying the value id of its input), so an input whose output was committed twice (or
+//! never) is a `sink-duplicate` (a `sink-loss`), whatever the members believed.
+//!
 //! Only groups declared with `has_sink` owe a sink. What counts as acknowledged is
 //! [`HistoryIndex::acknowledged`]: values of aborted or unfinished transactions and sends with
 //! an unknown outcome are not owed (but may be sunk). At-least-once services allow
@@ -25,7 +30,9 @@ use std::collections::hash_map::Entry;
 #[derive(Clone, Copy, Debug)]
 struct FirstWrite {
     at: Instant,
-    member: u32,
+    /// The member that wrote it (None: a committed output record, found by the final read).
+    member: Option<u32>,
+    /// The input record (a database row), or the output record (`OutputRecord`).
     partition: TopicPartition,
     offset: u64,
 }
@@ -45,18 +52,25 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
             } => {
                 let write = FirstWrite {
                     at: entry.at,
-                    member,
+                    member: Some(member),
                     partition,
                     offset,
                 };
-                match first.entry((group, value)) {
-                    Entry::Occupied(earlier) => {
-                        out.push(duplicate(group, value, earlier.get(), &write, config));
-                    }
-                    Entry::Vacant(slot) => {
-                        slot.insert(write);
-                    }
-                }
+                note_write(&mut first, group, value, write, config, out);
+            }
+            HistoryEvent::OutputRecord {
+                group,
+                partition,
+                offset,
+                value,
+            } => {
+                let write = FirstWrite {
+                    at: entry.at,
+                    member: None,
+                    partition,
+                    offset,
+                };
+                note_write(&mut first, group, value, write, config, out);
             }
             HistoryEvent::DeadLetter { group, value, .. } => {
                 dead_lettered.insert((group, value));
@@ -65,6 +79,24 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         }
     }
     report_losses(index, config, &first, &dead_lettered, out);
+}
+
+fn note_write(
+    first: &mut HashMap<(u32, ValueId), FirstWrite>,
+    group: u32,
+    value: ValueId,
+    write: FirstWrite,
+    config: &CheckConfig,
+    out: &mut Collector,
+) {
+    match first.entry((group, value)) {
+        Entry::Occupied(earlier) => {
+            out.push(duplicate(group, value, earlier.get(), &write, config));
+        }
+        Entry::Vacant(slot) => {
+            slot.insert(write);
+        }
+    }
 }
 
 /// `sink-loss` for every acknowledged value a sink group consumes that reached neither its
@@ -82,17 +114,26 @@ fn report_losses(
             let key = (group.group, *value);
             if consumes && !first.contains_key(&key) && !dead_lettered.contains(&key) {
                 let ack = index.ack(*value).expect("acknowledged value has an ack");
+                let sink = match group.output {
+                    Some(topic) => format!(
+                        "a committed record of {}'s output topic {}",
+                        config.group_name(group.group),
+                        config.names.topic(topic)
+                    ),
+                    None => format!(
+                        "the sink or dead-letter topic of {}",
+                        config.group_name(group.group)
+                    ),
+                };
                 out.push(
                     Violation::new(
                         ViolationKind::SinkLoss,
                         config.end,
                         format!(
-                            "acknowledged {} at {} ({}) never reached the sink or \
-                             dead-letter topic of {}",
+                            "acknowledged {} at {} ({}) never reached {sink}",
                             value_name(*value),
                             config.names.at(ack.partition, ack.offset),
                             config.names.producer(ack.producer),
-                            config.group_name(group.group)
                         ),
                     )
                     .at_partition(ack.partition)
@@ -111,23 +152,29 @@ fn duplicate(
     write: &FirstWrite,
     config: &CheckConfig,
 ) -> Violation {
-    Violation::new(
-        ViolationKind::SinkDuplicate,
-        write.at,
-        format!(
+    let detail = match (earlier.member, write.member) {
+        (Some(first), Some(second)) => format!(
             "{} wrote {} to its sink twice: {} from {} at {}, {} from {}",
             config.group_name(group),
             value_name(value),
-            config.member_name(group, earlier.member),
+            config.member_name(group, first),
             config.names.at(earlier.partition, earlier.offset),
             earlier.at,
-            config.member_name(group, write.member),
+            config.member_name(group, second),
             config.names.at(write.partition, write.offset),
         ),
-    )
-    .at_partition(write.partition)
-    .at_offset(write.offset)
-    .of_value(value)
+        _ => format!(
+            "{} committed two output records of {}: {} and {}",
+            config.group_name(group),
+            value_name(value),
+            config.names.at(earlier.partition, earlier.offset),
+            config.names.at(write.partition, write.offset),
+        ),
+    };
+    Violation::new(ViolationKind::SinkDuplicate, write.at, detail)
+        .at_partition(write.partition)
+        .at_offset(write.offset)
+        .of_value(value)
 }
 
 #[cfg(test)]
@@ -189,6 +236,55 @@ mod tests {
         let found = run(check, &s, &cfg);
         assert_eq!(kinds(&found), vec![SinkDuplicate]);
         assert_eq!(found[0].value, Some(v(2)));
+    }
+
+    /// A consume-transform-produce group: its committed output records are its sink.
+    fn ctp_group() -> crate::checker::GroupCheck {
+        crate::checker::GroupCheck {
+            output: Some(OUT),
+            ..group(0, true, true)
+        }
+    }
+
+    #[test]
+    fn an_input_in_two_committed_outputs_is_a_duplicate_and_in_none_a_loss() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0)
+            .send(1, 0, 2, 0, 1)
+            .send(1, 0, 3, 1, 0);
+        // v1 committed twice (a batch re-processed after its commit was lost), v2 never.
+        s.output(9, 0, 0, 0, 1)
+            .output(9, 0, 1, 0, 3)
+            .output(9, 0, 0, 1, 1);
+        let mut names = crate::names::Names::new();
+        names.set_topic(T0, "orders");
+        names.set_topic(OUT, "invoices");
+        names.set_group(0, "billing");
+        let cfg = config(vec![ctp_group()]).with_names(names);
+        let found = run(check, &s, &cfg);
+        assert_eq!(kinds(&found), vec![SinkDuplicate, SinkLoss]);
+        assert_eq!(found[0].value, Some(v(1)));
+        assert_eq!(
+            found[0].detail,
+            "billing committed two output records of v1: invoices/0@0 and invoices/0@1"
+        );
+        assert_eq!(found[1].value, Some(v(2)));
+        assert_eq!(
+            found[1].detail,
+            "acknowledged v2 at orders/0@1 (producer-0) never reached a committed record of \
+             billing's output topic invoices"
+        );
+    }
+
+    #[test]
+    fn every_input_in_exactly_one_committed_output_is_clean() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).send(1, 0, 2, 0, 1);
+        s.invoke(1, 0, 3, None).info(2, 0, 3); // unknown outcome: not owed (but may be output)
+        s.output(9, 0, 1, 0, 2)
+            .output(9, 0, 0, 0, 1)
+            .output(9, 0, 0, 1, 3);
+        assert_eq!(run(check, &s, &config(vec![ctp_group()])), vec![]);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, Key, NodeId, TopicId, TopicPartition, ValueId};
 
 pub const T0: TopicId = TopicId(0);
+/// A consume-transform-produce group's output topic.
+pub const OUT: TopicId = TopicId(7);
 
 pub fn tp(partition: u32) -> TopicPartition {
     TopicPartition::new(T0, partition)
@@ -186,6 +188,20 @@ impl Story {
         )
     }
 
+    /// The final read found a committed record of `value` at `out`@`off` of `group`'s
+    /// output topic (`OUT`).
+    pub fn output(&mut self, at: u64, group: u32, out: u32, off: u64, value: u64) -> &mut Story {
+        self.event(
+            at,
+            HistoryEvent::OutputRecord {
+                group,
+                partition: TopicPartition::new(OUT, out),
+                offset: off,
+                value: v(value),
+            },
+        )
+    }
+
     /// The database refused a write of `value` (already stored).
     pub fn refused(&mut self, at: u64, group: u32, part: u32, off: u64, value: u64) -> &mut Story {
         self.event(
@@ -244,6 +260,7 @@ pub fn group(group: u32, read_committed: bool, has_sink: bool) -> GroupCheck {
         read_committed,
         has_sink,
         partitions: None,
+        output: None,
     }
 }
 

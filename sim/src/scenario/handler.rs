@@ -21,10 +21,11 @@ const MARKS: [(&str, MarkPoint); 3] = [
     ("before-process", MarkPoint::BeforeProcess),
     ("never", MarkPoint::Never),
 ];
-const COMMITS: [(&str, CommitMode); 3] = [
+const COMMITS: [(&str, CommitMode); 4] = [
     ("auto", CommitMode::Auto),
     ("sync", CommitMode::Sync),
     ("async", CommitMode::Async),
+    ("transaction", CommitMode::Transaction),
 ];
 const ROUTINGS: [(&str, Routing); 2] =
     [("key", Routing::Key), ("round-robin", Routing::RoundRobin)];
@@ -73,7 +74,13 @@ pub fn handler(
         database_latency: database_latency(check, &raw.database_latency, &key("database_latency"))?,
         poison_rate: failure_rate(check, &raw.poison_rate, &key("poison_rate"))?,
         max_attempts: max_attempts(check, &raw.max_attempts, &key("max_attempts"))?,
+        produce_to: raw
+            .produce_to
+            .as_ref()
+            .map(|t| check.existing_topic(t, &key("produce_to"), topics))
+            .transpose()?,
     };
+    produce_to_fits(check, raw, at, &spec)?;
     if let (Some(v), false) = (&raw.max_attempts, spec.on_failure == OnFailure::Retry) {
         return Err(check.err_hint(
             v,
@@ -92,6 +99,50 @@ pub fn handler(
     }
     let dlq_topic = dlq_topic(check, raw, at, spec.on_failure, topics)?;
     Ok(HandlerSpec { dlq_topic, ..spec })
+}
+
+/// `produce_to` and `commit = "transaction"`: what consume-transform-produce needs and what
+/// it cannot be combined with.
+fn produce_to_fits(check: &Check<'_>, raw: &RawHandler, at: &str, spec: &HandlerSpec) -> R<()> {
+    let key = |name: &str| format!("{at}.{name}");
+    if let (Some(commit), None) = (&raw.commit, &raw.produce_to) {
+        if spec.commit == CommitMode::Transaction {
+            return Err(check.err_hint(
+                commit,
+                &key("commit"),
+                "commit = \"transaction\" commits the batch's offsets in the transaction of its \
+                 outputs, and this handler writes no outputs",
+                "add produce_to = \"TOPIC\" (the output topic), or commit = \"sync\"",
+            ));
+        }
+    }
+    let Some(topic) = &raw.produce_to else {
+        return Ok(());
+    };
+    let conflict = if raw.sink.is_some() {
+        Some(("sink", "the output topic is this service's sink"))
+    } else if raw.workers.as_ref().is_some_and(|w| *w.get_ref() > 1) {
+        Some((
+            "workers",
+            "produce_to runs on the poll loop, which ends each poll batch before it polls again",
+        ))
+    } else {
+        raw.batch.as_ref().map(|_| {
+            (
+                "batch",
+                "produce_to ends every poll batch itself (its transaction or flush)",
+            )
+        })
+    };
+    if let Some((name, why)) = conflict {
+        return Err(check.err_hint(
+            topic,
+            &key("produce_to"),
+            format!("produce_to cannot be combined with `{name}`: {why}"),
+            format!("remove `{name}`"),
+        ));
+    }
+    Ok(())
 }
 
 /// `max_attempts`: an integer 1..=[`MAX_ATTEMPTS`] or `"unlimited"` (None).

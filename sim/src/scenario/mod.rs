@@ -250,6 +250,8 @@ pub struct HandlerSpec {
     pub poison_rate: f64,
     /// Attempts of a failed record under `on_failure = retry` (None: without limit).
     pub max_attempts: Option<u32>,
+    /// `produce_to`: the (declared) topic every processed record's output is written to.
+    pub produce_to: Option<String>,
 }
 
 impl Default for HandlerSpec {
@@ -271,6 +273,7 @@ impl Default for HandlerSpec {
             database_latency: crate::database::DEFAULT_LATENCY,
             poison_rate: e.poison_rate,
             max_attempts: e.max_attempts,
+            produce_to: None,
         }
     }
 }

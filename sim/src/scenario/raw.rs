@@ -149,6 +149,8 @@ pub struct RawHandler {
     pub database_latency: Option<S<toml::Value>>,
     pub poison_rate: Option<S<toml::Value>>,
     pub max_attempts: Option<S<toml::Value>>,
+    /// Consume-transform-produce: the topic each processed record's output goes to.
+    pub produce_to: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

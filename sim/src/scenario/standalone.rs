@@ -38,6 +38,15 @@ pub fn consumers(
         let group_id = group_id(check, c, &at, client, groups)?;
         let start = start(check, c, &at, client, group_id.is_some())?;
         let handler = handler::handler(check, &c.handler, &format!("{at}.handler"), topics)?;
+        if let Some(topic) = &c.handler.produce_to {
+            return Err(check.err_hint(
+                topic,
+                &format!("{at}.handler.produce_to"),
+                "produce_to is for consumer groups: consume-transform-produce commits the \
+                 group's offsets with its outputs",
+                "declare a [[consumer_groups]] table with produce_to",
+            ));
+        }
         commits_fit(check, c, &at, client, group_id.is_some(), &handler)?;
         let config = check
             .properties(&c.config)

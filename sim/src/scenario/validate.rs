@@ -556,6 +556,7 @@ impl Check<'_> {
             let client = self.client(&g.client, &format!("{at}.client"))?;
             let handler = handler::handler(self, &g.handler, &format!("{at}.handler"), topics)?;
             self.mark_fits_loop(&g.handler.mark, &g.config, &at, client, &handler)?;
+            self.produce_to_fits_client(g, &at, client)?;
             groups.push(GroupSpec {
                 group,
                 members: self.count_or(&g.members, &format!("{at}.members"), 1, MAX_CLIENTS, 1)?,
@@ -568,6 +569,70 @@ impl Check<'_> {
             });
         }
         Ok(groups)
+    }
+
+    /// `produce_to` needs the Java client (its `KafkaProducer` beside the consumer is what
+    /// kafsim models), and `commit = "transaction"` a client with a transactional producer;
+    /// the output topic must not be one the group reads (every output would be read again).
+    fn produce_to_fits_client(&self, g: &RawGroup, at: &str, client: ClientKind) -> R<()> {
+        let Some(topic) = &g.handler.produce_to else {
+            return Ok(());
+        };
+        let key = format!("{at}.handler.produce_to");
+        let transactional = g
+            .handler
+            .commit
+            .as_ref()
+            .is_some_and(|c| c.get_ref() == "transaction");
+        if transactional && client != ClientKind::Java {
+            let message = match client {
+                ClientKind::KafkaGo => "commit = \"transaction\": kafka-go has no transactional \
+                                        producer (segmentio/kafka-go writes without transactions)"
+                    .to_string(),
+                other => format!(
+                    "commit = \"transaction\": kafsim models the Java producer's transactions \
+                     only; {}'s transactional producer is not modelled yet",
+                    other.name()
+                ),
+            };
+            let commit = g.handler.commit.as_ref().expect("checked");
+            return Err(self.err_hint(
+                commit,
+                &format!("{at}.handler.commit"),
+                message,
+                "use client = \"java\" for consume-transform-produce in a transaction",
+            ));
+        }
+        if client != ClientKind::Java {
+            return Err(self.err_hint(
+                topic,
+                &key,
+                format!(
+                    "produce_to is modelled for the Java client (a KafkaProducer in the \
+                     consumer's process); this group's client is {}",
+                    client.name()
+                ),
+                "use client = \"java\"",
+            ));
+        }
+        let reads = g
+            .topics
+            .get_ref()
+            .iter()
+            .any(|t| t.get_ref() == topic.get_ref());
+        if reads {
+            return Err(self.err_hint(
+                topic,
+                &key,
+                format!(
+                    "produce_to = \"{}\" is a topic this group consumes: every output would \
+                     be read and written again",
+                    topic.get_ref()
+                ),
+                "write the outputs to a topic of their own",
+            ));
+        }
+        Ok(())
     }
 
     /// A `mark` written in the handler must be one the client's consume loop can honour

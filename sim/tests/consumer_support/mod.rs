@@ -316,6 +316,7 @@ fn add_member(
         database: with_database.then(|| database(w, group_index, handler_sink)),
         fetch_paused_until: kafsim_engine::Instant::ZERO,
         standalone: None,
+        produce_to: None,
     };
     w.add_node(format!("consumer-{group_index}-{member}"), move || {
         Box::new(Consumer::new(spec.clone(), config.clone())) as Box<dyn Node>
