@@ -352,19 +352,7 @@ impl GroupCoordinator {
             return reply_commit(cx, from, &req, error);
         }
         let group: Arc<str> = Arc::from(req.group.as_str());
-        let records: Vec<Record> = req
-            .offsets
-            .iter()
-            .map(|(partition, offset, leader_epoch)| {
-                let payload = InternalPayload::OffsetCommit {
-                    group: group.clone(),
-                    partition: *partition,
-                    offset: *offset,
-                    leader_epoch: *leader_epoch,
-                };
-                internal_record(cx, payload)
-            })
-            .collect();
+        let records = offset_commit_records(cx, &group, &req.offsets);
         if records.is_empty() {
             return reply_commit(cx, from, &req, ErrorCode::None);
         }
@@ -427,19 +415,7 @@ impl GroupCoordinator {
             return reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
         }
         let group: Arc<str> = Arc::from(req.group.as_str());
-        let records: Vec<Record> = req
-            .offsets
-            .iter()
-            .map(|(partition, offset, leader_epoch)| {
-                let payload = InternalPayload::OffsetCommit {
-                    group: group.clone(),
-                    partition: *partition,
-                    offset: *offset,
-                    leader_epoch: *leader_epoch,
-                };
-                internal_record(cx, payload)
-            })
-            .collect();
+        let records = offset_commit_records(cx, &group, &req.offsets);
         for (partition, offset, leader_epoch) in &req.offsets {
             let pending = PendingTxnOffset {
                 committed: (*offset, *leader_epoch),
@@ -890,4 +866,24 @@ pub fn kafka_utils_abs(h: i32) -> u32 {
     } else {
         h.unsigned_abs()
     }
+}
+
+/// The `__consumer_offsets` records of one commit (plain or transactional): one per partition.
+fn offset_commit_records(
+    cx: &mut Cx,
+    group: &Arc<str>,
+    offsets: &[(TopicPartition, u64, Option<u32>)],
+) -> Vec<Record> {
+    offsets
+        .iter()
+        .map(|(partition, offset, leader_epoch)| {
+            let payload = InternalPayload::OffsetCommit {
+                group: group.clone(),
+                partition: *partition,
+                offset: *offset,
+                leader_epoch: *leader_epoch,
+            };
+            internal_record(cx, payload)
+        })
+        .collect()
 }
