@@ -83,11 +83,17 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
     let history = out.history.as_ref().expect("replay keeps the history");
     let names = &out.names;
     let marks: Vec<_> = s.consumer_groups.iter().map(|g| g.handler.mark).collect();
+    let workers: Vec<_> = s
+        .consumer_groups
+        .iter()
+        .map(|g| g.handler.workers)
+        .collect();
     let life = LifeContext {
         history,
         names,
         faults: &out.faults,
         marks: &marks,
+        workers: &workers,
     };
     let topic = |v: &Violation| {
         v.partition
