@@ -39,6 +39,9 @@ pub struct LifeContext<'a> {
     pub marks: &'a [Mark],
     /// Each group's handler `workers` (1: the poll loop processes), by group index.
     pub workers: &'a [u32],
+    /// Groups whose client commits each record before the application gets it (kafka-go's
+    /// `ReadMessage`), so that a failed commit drops the record, by group index.
+    pub read_message: &'a [bool],
 }
 
 impl<'a> LifeContext<'a> {
@@ -50,6 +53,7 @@ impl<'a> LifeContext<'a> {
             faults: &[],
             marks: &[],
             workers: &[],
+            read_message: &[],
         }
     }
 }
@@ -112,6 +116,9 @@ struct Walk {
     covered: BTreeSet<u32>,
     /// The commit that first covered it, per group: when, by whom, which offset.
     cover: BTreeMap<u32, Cover>,
+    /// Failed commits of the offset just past it by the member that polled it, per group of
+    /// `LifeContext::read_message`: how many, and the last error and when.
+    dropping_commits: BTreeMap<u32, (u32, ErrorCode, Instant)>,
     /// Groups whose sink (or dead-letter topic) got the value.
     sunk: BTreeSet<u32>,
     before: Option<NearbyRead>,
@@ -576,6 +583,30 @@ fn partition_event(
                 n.group(*group)
             ))
         }
+        HistoryEvent::Commit {
+            group,
+            member,
+            partition,
+            offset,
+            error,
+            ..
+        } if *partition == tp
+            && *offset == o + 1
+            && *error != ErrorCode::None
+            && cx.read_message.get(*group as usize) == Some(&true)
+            && facts.first_poller.get(group) == Some(member)
+            && !walk.sunk.contains(group) =>
+        {
+            let tries = walk.dropping_commits.get(group).map_or(0, |d| d.0);
+            walk.dropping_commits
+                .insert(*group, (tries + 1, *error, entry.at));
+            Some(format!(
+                "its commit of {} offset {offset} failed ({error:?}): kafka-go's ReadMessage \
+                 commits a record before handing it over, and returns the error instead of \
+                 the record when the commit still fails after 3 attempts",
+                n.tp(tp)
+            ))
+        }
         HistoryEvent::OffsetsStored {
             group,
             member,
@@ -845,17 +876,48 @@ fn lost_explanation(
 }
 
 /// For a group that polled the value but never sank it: the one-line reason, when the story
-/// shows it (its offset was committed and the partition changed hands), with its cause: who
-/// committed past the record before processing it, why the mark could pass it, and the fault
-/// that then kept the member from processing it.
+/// shows it: kafka-go's ReadMessage dropped it on a failed commit, or its offset was committed
+/// and the partition changed hands (see [`explain_covered`]).
 fn sink_explanation(cx: &LifeContext, home: Home, facts: &Facts, walk: &Walk) -> Vec<String> {
+    let n = cx.names;
+    facts
+        .first_poll
+        .keys()
+        .filter(|g| !walk.sunk.contains(g) && walk.dropping_commits.contains_key(g))
+        .map(|g| {
+            let (tries, error, at) = walk.dropping_commits[g];
+            format!(
+                "=> {} polled {at_} but never wrote it to its sink: the commit kafka-go's \
+                 ReadMessage makes before handing a record over failed ({tries} attempts, the \
+                 last {error:?} at {at}), so ReadMessage returned the error instead of the \
+                 record and the reader went on past it",
+                n.group(*g),
+                at_ = n.at(home.partition, home.offset),
+            )
+        })
+        .chain(explain_covered(cx, home, facts, walk))
+        .collect()
+}
+
+/// For the groups that committed past the value without sinking it (and did not drop it
+/// on a failed ReadMessage commit): the commit, its cause, and the crash that followed.
+fn explain_covered<'c>(
+    cx: &'c LifeContext,
+    home: Home,
+    facts: &'c Facts,
+    walk: &'c Walk,
+) -> impl Iterator<Item = String> + 'c {
     let n = cx.names;
     let at = n.at(home.partition, home.offset);
     facts
         .first_poll
         .keys()
-        .filter(|g| !walk.sunk.contains(g) && walk.covered.contains(g))
-        .map(|g| {
+        .filter(|g| {
+            !walk.sunk.contains(g)
+                && walk.covered.contains(g)
+                && !walk.dropping_commits.contains_key(g)
+        })
+        .map(move |g| {
             let poller = facts.first_poller.get(g).map(|m| n.member(*g, *m));
             let mut why = String::new();
             if let (Some(c), Some(p)) = (walk.cover.get(g), &poller) {
@@ -874,7 +936,6 @@ fn sink_explanation(cx: &LifeContext, home: Home, facts: &Facts, walk: &Walk) ->
                 n.group(*g),
             )
         })
-        .collect()
 }
 
 /// Why a group's commit can cover a record it has not processed, from its handler.
@@ -1035,6 +1096,7 @@ mod tests {
             faults: &faults,
             marks: &[],
             workers: &[],
+            read_message: &[],
         };
         let lines = record_life(&cx, v(9));
         assert_eq!(
@@ -1203,6 +1265,7 @@ mod tests {
             faults: &faults,
             marks,
             workers,
+            read_message: &[false],
         };
         record_life(&cx, v(7))
     }

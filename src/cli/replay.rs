@@ -3,6 +3,7 @@
 //! the trace hash on the last line. Nothing here depends on wall time or thread count.
 
 use super::common;
+use kafsim_engine::app::CommitMode;
 use kafsim_engine::ValueId;
 use kafsim_sim::life::{record_life, LifeContext};
 use kafsim_sim::perfetto::{chrome_trace, validate, PerfettoInput, MAX_FLOWS};
@@ -88,12 +89,17 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         .iter()
         .map(|g| g.handler.workers)
         .collect();
+    let read_message: Vec<bool> = (s.consumer_groups.iter())
+        .zip(prepared.consumer_configs())
+        .map(|(g, c)| g.handler.commit == CommitMode::Auto && c.commits_before_handing_over())
+        .collect();
     let life = LifeContext {
         history,
         names,
         faults: &out.faults,
         marks: &marks,
         workers: &workers,
+        read_message: &read_message,
     };
     let topic = |v: &Violation| {
         v.partition
