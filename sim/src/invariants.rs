@@ -78,9 +78,8 @@ impl LedChanges {
         let key = (w.events_handled(), node);
         if self.computed_for != Some(key) {
             self.scratch.clear();
-            self.scratch.extend(
-                led(w, node, brokers).map(|(tp, epoch, p)| (tp, epoch, p.high_watermark)),
-            );
+            self.scratch
+                .extend(led(w, node, brokers).map(|(tp, epoch, p)| (tp, epoch, p.high_watermark)));
             let prev = self.last.entry(node).or_default();
             self.changed.clear();
             if prev.len() == self.scratch.len() {
