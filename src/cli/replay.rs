@@ -50,14 +50,14 @@ fn lives_to_tell(prepared: &Prepared, violations: &[Violation]) -> Vec<usize> {
     };
     let failing = |v: &Violation| !common::failures(prepared, std::slice::from_ref(v)).is_empty();
     let mut told: Vec<usize> = with_value()
-        .filter(|(_, v)| failing(*v))
+        .filter(|(_, v)| failing(v))
         .map(|(i, _)| i)
         .take(MAX_LIVES)
         .collect();
     let room = MAX_LIVES - told.len();
     told.extend(
         with_value()
-            .filter(|(_, v)| !failing(*v))
+            .filter(|(_, v)| !failing(v))
             .map(|(i, _)| i)
             .take(room),
     );
