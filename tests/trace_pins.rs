@@ -21,6 +21,10 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 }
 
 /// (file, seed, pinned hash). Changes, newest first:
+/// - 2026-12-07: acks1-leader-crash: the drain counts a partition as read only while a
+///   running member owns it; after the all-broker power loss of seed 1 the group rebalances
+///   and re-reads, so the run goes on 11.6 s past the heal instead of ending at once (its
+///   lost-writes were records the group would have read).
 /// - 2026-12-07: acks1-leader-crash: a message to a crashed broker is answered
 ///   `ConnectionRefused` (a Java producer puts the batches back without an attempt), and the
 ///   producer reconnects to a reset broker after its reconnect backoff instead of holding it
@@ -34,7 +38,7 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 /// - 2026-12-06: pinned (after per-client produce requests, the coordinator's OffsetsStored
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
-    ("acks1-leader-crash.toml", 1, 0xd6134e7ce48f99fc),
+    ("acks1-leader-crash.toml", 1, 0x31414317112862a8),
     ("commit-before-process.toml", 1, 0xb0b73d80f90cf19e),
     ("defaults-java.toml", 1, 0xdba4e63600cde496),
 ];

@@ -185,6 +185,14 @@ pub enum NotCaughtUp {
     Processing {
         group: u32,
     },
+    /// The group read to the high watermark, but no running member has a position on the
+    /// partition: a member that polled records and stopped (crashed, or was removed) leaves
+    /// them unprocessed until the group reassigns the partition and its new owner reads
+    /// them again from the committed offset, so what it read does not count yet.
+    Unowned {
+        group: u32,
+        partition: TopicPartition,
+    },
     /// The group read to the high watermark, but the leader holds records above it: its
     /// followers have not caught up yet. In a healed cluster they will (or the ISR shrinks
     /// after `replica.lag.time.max.ms`) and the group will read them: an acknowledged record
@@ -452,6 +460,12 @@ impl DrainTracker {
                         });
                     }
                     Some(hw) => {
+                        if !owned_by_running_member(w, groups, g, tp) {
+                            behind.get_or_insert(NotCaughtUp::Unowned {
+                                group: g.index,
+                                partition: tp,
+                            });
+                        }
                         if let Some(log_end) = log_end_above(w, cluster, tp, hw) {
                             behind.get_or_insert(NotCaughtUp::Replicating {
                                 partition: tp,
@@ -512,6 +526,25 @@ impl DrainTracker {
     pub fn records_read(&self, group: u32) -> u64 {
         self.polled_count.get(&group).copied().unwrap_or(0)
     }
+}
+
+/// Whether a running member of `g` (or of a service sharing its group name) has a position
+/// on `tp`: owns it and is reading it. Without one, the records its last owner polled are
+/// not settled: if that owner stopped before processing them, the group reads them again
+/// once it reassigns the partition (after the dead member's session times out).
+fn owned_by_running_member(
+    w: &World,
+    groups: &[GroupInfo],
+    g: &GroupInfo,
+    tp: TopicPartition,
+) -> bool {
+    (groups.iter().filter(|o| o.name == g.name))
+        .flat_map(|o| o.members.iter())
+        .any(|&m| {
+            w.is_up(m)
+                && w.node::<Consumer>(m)
+                    .is_some_and(|c| c.position(tp).is_some())
+        })
 }
 
 /// Whether `g`'s sink has not caught up: a member waits for a statement's answer or retry,
@@ -863,6 +896,14 @@ impl DrainTracker {
                         behind.push(line);
                     }
                     Some(hw) => {
+                        if !owned_by_running_member(cx.w, cx.groups, g, tp) {
+                            behind.push(format!(
+                                "{} read to its high watermark {hw}, but no running member owns \
+                                 it (what a stopped member polled is read again once the group \
+                                 reassigns it)",
+                                cx.tp(tp)
+                            ));
+                        }
                         if let Some(leo) = log_end_above(cx.w, cx.cluster, tp, hw) {
                             behind.push(format!(
                                 "{} read to its high watermark {hw}, below its leader's log end \
