@@ -46,6 +46,11 @@ impl Rig {
 
     pub(super) fn lead(&mut self, epoch: Option<u32>) -> Vec<(NodeId, Message)> {
         let tp = self.coord.partition_for("g");
+        // The broker tells its coordinator the epoch its replica leads at (a coordinator never
+        // holds a load from a newer epoch than the replica's: `loaded_epoch_if_leading`).
+        if let Some(epoch) = epoch {
+            self.log.epochs.insert(tp, epoch);
+        }
         let (coord, log) = (&mut self.coord, &mut self.log);
         self.host.call(|cx| coord.on_leadership(cx, tp, epoch, log));
         self.collect_timers();

@@ -41,7 +41,13 @@ pub struct ReplicaFetcher {
 
 /// Fetcher timers carry the source broker and the fetcher index in their key.
 fn timer_key((leader, fetcher): FetcherKey) -> u64 {
-    ((leader.0 as u64) << 32) | fetcher as u64
+    let key = ((leader.0 as u64) << 32) | fetcher as u64;
+    assert_eq!(
+        from_timer_key(key),
+        (leader, fetcher),
+        "fetcher timer key round trip"
+    );
+    key
 }
 
 fn from_timer_key(key: u64) -> FetcherKey {
@@ -52,6 +58,11 @@ impl ReplicaFetcher {
     /// Start correlation ids at `base` (the broker's incarnation in the high bits), so an
     /// answer addressed to a previous process of this broker never matches a new request.
     pub fn set_correlation_base(&mut self, base: u64) {
+        assert!(
+            base >= self.next_correlation,
+            "fetcher correlation ids would go back from {} to {base}",
+            self.next_correlation
+        );
         self.next_correlation = base;
     }
 
@@ -77,7 +88,9 @@ impl ReplicaManager {
         let h = topic_hash
             .wrapping_mul(31)
             .wrapping_add(tp.partition as i32);
-        crate::coordinator::kafka_utils_abs(h) % n
+        let id = crate::coordinator::kafka_utils_abs(h) % n;
+        assert!(id < n, "{tp}: fetcher {id} of {n}");
+        id
     }
 
     /// Partitions fetched by `fetcher` in `phase`.
@@ -148,6 +161,12 @@ impl ReplicaManager {
             match p.log.latest_epoch() {
                 // Nothing to reconcile: an empty log agrees with every leader.
                 None => {
+                    // Every append stamps an epoch, so only an empty log has none.
+                    assert!(
+                        p.log.batches().is_empty(),
+                        "{} {tp}: a log without epochs holds batches",
+                        cx.me()
+                    );
                     p.role = Role::Follower {
                         leader,
                         phase: FollowerPhase::Fetching,
@@ -159,6 +178,11 @@ impl ReplicaManager {
         if asks.is_empty() {
             return;
         }
+        assert!(
+            asks.windows(2).all(|w| w[0].0 < w[1].0),
+            "{}: an OffsetsForLeaderEpoch names a partition twice",
+            cx.me()
+        );
         let correlation_id = self.fetcher.next_correlation();
         let timeout = self.config.replica_socket_timeout;
         let timer = cx.set_timer_after(
@@ -248,6 +272,11 @@ impl ReplicaManager {
         if let Some((_, timer)) = session.fetch_in_flight.take() {
             cx.cancel_timer(timer);
         }
+        assert!(
+            self.fetcher.sessions[&fetcher].fetch_in_flight.is_none(),
+            "{}: an answered fetch still in flight",
+            cx.me()
+        );
         let mut progressed = false;
         for r in resp.partitions {
             progressed |= self.process_partition_data(cx, from, r);
@@ -302,6 +331,13 @@ impl ReplicaManager {
                     });
                 }
                 p.follow_high_watermark(r.high_watermark);
+                assert!(
+                    p.high_watermark <= r.high_watermark,
+                    "{}: a follower's HW {} above its leader's {}",
+                    p.tp(),
+                    p.high_watermark,
+                    r.high_watermark
+                );
                 true
             }
             (ErrorCode::OffsetOutOfRange, Some(d)) => {
@@ -309,6 +345,13 @@ impl ReplicaManager {
                     // Legacy `handleOffsetOutOfRange`: the leader is behind us, cut to its LEO.
                     ReplicationProtocol::HighWatermark => {
                         p.truncate(cx, d.end_offset, "leader-log-end");
+                        assert!(
+                            p.log.log_end_offset() <= d.end_offset.max(p.log.log_start_offset()),
+                            "{}: cut to the leader's end {} but ends at {}",
+                            p.tp(),
+                            d.end_offset,
+                            p.log.log_end_offset()
+                        );
                     }
                     ReplicationProtocol::LeaderEpoch => {
                         p.role = Role::Follower {
@@ -356,11 +399,26 @@ impl ReplicaManager {
             }
             let done = if leader_end.epoch == UNDEFINED_EPOCH {
                 p.truncate(cx, leader_end.end_offset, "leader-epoch");
+                assert!(
+                    p.log.log_end_offset() <= leader_end.end_offset.max(p.log.log_start_offset()),
+                    "{}: kept past the leader's log start {}",
+                    p.tp(),
+                    leader_end.end_offset
+                );
                 true
             } else {
                 let (f_epoch, f_end) = p.log.end_offset_for_epoch(leader_end.epoch);
                 if f_epoch == leader_end.epoch {
                     p.truncate(cx, f_end.min(leader_end.end_offset), "leader-epoch");
+                    // KIP-101: the common prefix ends where both logs' copies of the epoch do.
+                    assert!(
+                        p.log.log_end_offset()
+                            <= leader_end.end_offset.max(p.log.log_start_offset()),
+                        "{}: kept past the leader's end {} of epoch {}",
+                        p.tp(),
+                        leader_end.end_offset,
+                        leader_end.epoch
+                    );
                     true
                 } else {
                     // We lack the leader's epoch: cut to the end of our largest epoch below
@@ -385,6 +443,11 @@ impl ReplicaManager {
 
     fn back_off(&mut self, cx: &mut Cx, fetcher: FetcherKey) {
         let until = cx.now() + self.config.replica_fetch_backoff;
+        assert!(
+            self.fetcher.sessions.contains_key(&fetcher),
+            "{}: backing off fetcher {fetcher:?} that has no session",
+            cx.me()
+        );
         self.session(fetcher).backoff_until = Some(until);
         cx.set_timer(until, Timer::new(TIMER_FETCHER_BACKOFF, timer_key(fetcher)));
     }
@@ -403,6 +466,11 @@ impl ReplicaManager {
                 cx.cancel_timer(t);
             }
             self.back_off(cx, fetcher);
+            assert!(
+                self.fetcher.sessions[&fetcher].backoff_until.is_some(),
+                "{}: fetcher {fetcher:?} retries at once after losing its requests",
+                cx.me()
+            );
         }
         assert!(
             self.fetchers_of(leader).iter().all(|f| {
@@ -426,11 +494,22 @@ impl ReplicaManager {
     /// heals, and its answer could overtake the next one.
     pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: Timer) {
         let fetcher = from_timer_key(timer.key);
+        assert!(
+            timer.kind == TIMER_FETCHER_TIMEOUT || timer.kind == TIMER_FETCHER_BACKOFF,
+            "{}: timer kind {} routed to the fetcher",
+            cx.me(),
+            timer.kind
+        );
         if timer.kind == TIMER_FETCHER_TIMEOUT {
             cx.close_connection(fetcher.0);
             self.lose_requests_to(cx, fetcher.0);
         } else {
             self.session(fetcher).backoff_until = None;
+            assert!(
+                !self.backing_off(cx, fetcher),
+                "{}: fetcher {fetcher:?} still backing off after its backoff",
+                cx.me()
+            );
         }
         self.fetcher_kick(cx);
     }
