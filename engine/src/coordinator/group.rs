@@ -17,8 +17,8 @@
 //! heartbeat moved the deadline since, so a heartbeat costs no timer operation.
 
 use super::load::LoadedGroup;
-use super::COORDINATOR_TIMER_BASE;
-use crate::node::{Cx, NodeId, Timer};
+use crate::broker::timer::GroupTimer;
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     Assignment, ErrorCode, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, Message, Subscription,
@@ -28,11 +28,6 @@ use crate::record::MemberTimeouts;
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Timer: the join phase of a rebalance is over (key: group index << 32 | rebalance sequence).
-pub const TIMER_JOIN_DEADLINE: u16 = COORDINATOR_TIMER_BASE;
-/// Timer: a member's session may have expired (key: group index << 32 | member sequence).
-pub const TIMER_SESSION: u16 = COORDINATOR_TIMER_BASE + 1;
 
 /// Most members one group admits (Kafka's `group.max.size` default is unbounded; a bound keeps
 /// a runaway client from growing the coordinator without limit).
@@ -272,17 +267,17 @@ impl Group {
         self.next_member_seq
     }
 
-    fn timer_key(&self, low: u32) -> u64 {
-        ((self.index as u64) << 32) | low as u64
-    }
-
     fn arm_session_timer(&self, cx: &mut Cx, member: &str, at: Instant, seq: u32) {
         assert!(
             at >= cx.now(),
             "group {}: session timer of {member} set in the past",
             self.name
         );
-        cx.set_timer(at, Timer::new(TIMER_SESSION, self.timer_key(seq)));
+        let timer = GroupTimer::Session {
+            group: self.index,
+            seq,
+        };
+        cx.set_timer(at, timer);
     }
 
     // ------------------------------------------------------------------ JoinGroup
@@ -472,8 +467,11 @@ impl Group {
             self.name
         );
         self.join_deadline = cx.now() + after;
-        let key = self.timer_key(self.rebalance_seq);
-        cx.set_timer(self.join_deadline, Timer::new(TIMER_JOIN_DEADLINE, key));
+        let timer = GroupTimer::JoinDeadline {
+            group: self.index,
+            seq: self.rebalance_seq,
+        };
+        cx.set_timer(self.join_deadline, timer);
     }
 
     /// Complete the join phase early if every known member has rejoined (not during the

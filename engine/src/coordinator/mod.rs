@@ -23,8 +23,9 @@ mod txn_offsets_tests;
 
 pub use group::{GroupState, GROUP_MAX_MEMBERS};
 
+use crate::broker::timer::GroupTimer;
 use crate::history::HistoryEvent;
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
     Message, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
@@ -33,13 +34,10 @@ use crate::protocol::{
 use crate::record::{
     InternalPayload, MemberTimeouts, Record, RecordBatch, TopicId, TopicPartition, ValueId,
 };
-use group::{coordinator_error, Group, PersistGroup, TIMER_JOIN_DEADLINE, TIMER_SESSION};
+use group::{coordinator_error, Group, PersistGroup};
 use offsets::{OffsetCache, PendingCommit, PendingTxnOffset};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Timer kinds at or above this value belong to the coordinator; the broker forwards them.
-pub const COORDINATOR_TIMER_BASE: u16 = 0x4000;
 
 /// Most groups one coordinator keeps (a bound on memory; Kafka has none).
 pub const MAX_GROUPS: usize = 10_000;
@@ -712,16 +710,15 @@ impl GroupCoordinator {
         cx.send(from, Message::OffsetFetchResponse(resp));
     }
 
-    /// A coordinator timer (kind >= [`COORDINATOR_TIMER_BASE`]) is due.
-    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer, _log: &mut dyn OffsetsLog) {
+    /// A group coordinator timer is due.
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: GroupTimer, _log: &mut dyn OffsetsLog) {
+        let (GroupTimer::JoinDeadline { group: index, seq }
+        | GroupTimer::Session { group: index, seq }) = timer;
         assert!(
-            timer.kind >= COORDINATOR_TIMER_BASE,
-            "{}: timer kind {:#x} routed to the group coordinator",
-            cx.me(),
-            timer.kind
+            index < self.next_group_index,
+            "{}: a timer of group index {index}, never handed out",
+            cx.me()
         );
-        let index = (timer.key >> 32) as u32;
-        let low = timer.key as u32;
         let Some(name) = self.group_by_index.get(&index) else {
             return;
         };
@@ -734,10 +731,9 @@ impl GroupCoordinator {
             "{}: group {name}'s timer index changed",
             cx.me()
         );
-        match timer.kind {
-            TIMER_JOIN_DEADLINE => group.on_join_deadline(cx, low),
-            TIMER_SESSION => group.on_session_timer(cx, low),
-            other => panic!("{}: unknown coordinator timer kind {other:#x}", cx.me()),
+        match timer {
+            GroupTimer::JoinDeadline { .. } => group.on_join_deadline(cx, seq),
+            GroupTimer::Session { .. } => group.on_session_timer(cx, seq),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the coordinator: the group state machine and the commit path, driven by hand.
 
 use super::testkit::{FakeLog, Host};
+use crate::node::Timer;
 use super::*;
 use crate::protocol::{
     FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
@@ -80,7 +81,8 @@ impl Rig {
             self.timers.remove(0);
             self.host.now = at;
             let (coord, log) = (&mut self.coord, &mut self.log);
-            self.host.call(|cx| coord.on_timer(cx, timer, log));
+            self.host
+                .call(|cx| coord.on_timer(cx, GroupTimer::decode(timer), log));
             self.collect_timers();
             sent.extend(self.host.sent());
         }

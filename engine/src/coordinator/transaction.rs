@@ -26,7 +26,7 @@
 
 use super::txn_metadata::{TxnAction, TxnMetadata, TxnState};
 use super::{coordinator_partition, loaded_epoch_if_leading, OffsetsLog};
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, CoordinatorType, EndTxnRequest, EndTxnResponse, ErrorCode,
@@ -38,14 +38,14 @@ use crate::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// Timer kinds at or above this value (and below the group coordinator's) are the
-/// transaction coordinator's; the broker forwards them.
-pub const TXN_TIMER_BASE: u16 = 0x3000;
-const TIMER_ABORT_CHECK: u16 = TXN_TIMER_BASE;
-/// Key: the id's index. Resend the markers still owed (after a retriable error).
-const TIMER_MARKER_RETRY: u16 = TXN_TIMER_BASE + 1;
-/// Key: the WriteTxnMarkers correlation id. Its answer did not come in time.
-const TIMER_MARKER_TIMEOUT: u16 = TXN_TIMER_BASE + 2;
+use crate::broker::timer::TxnTimer;
+#[cfg(test)]
+use crate::broker::timer::{
+    TXN_ABORT_CHECK as TIMER_ABORT_CHECK, TXN_MARKER_RETRY as TIMER_MARKER_RETRY,
+    TXN_MARKER_TIMEOUT as TIMER_MARKER_TIMEOUT,
+};
+#[cfg(test)]
+use crate::node::Timer;
 
 /// Append tokens of the transaction coordinator carry this bit, so the broker can tell its
 /// completions from the group coordinator's.
@@ -937,9 +937,8 @@ impl TransactionCoordinator {
                 // A completion or timeout abort: retried by the next abort check / marker
                 // retry while this broker still owns the id.
                 if let Some(e) = self.ids.get(id) {
-                    let key = u64::from(e.index);
                     let at = cx.now() + self.config.retry_backoff;
-                    cx.set_timer(at, Timer::new(TIMER_MARKER_RETRY, key));
+                    cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
                 }
             }
         }
@@ -1057,7 +1056,7 @@ impl TransactionCoordinator {
                 cx.send(leader, Message::WriteTxnMarkersRequest(req));
             }
             let at = cx.now() + self.config.request_timeout;
-            cx.set_timer(at, Timer::new(TIMER_MARKER_TIMEOUT, correlation_id));
+            cx.set_timer(at, TxnTimer::MarkerTimeout(correlation_id));
         }
         if leaderless {
             self.schedule_retry(cx, id);
@@ -1067,7 +1066,7 @@ impl TransactionCoordinator {
     fn schedule_retry(&mut self, cx: &mut Cx, id: &str) {
         if let Some(e) = self.ids.get(id) {
             let at = cx.now() + self.config.retry_backoff;
-            cx.set_timer(at, Timer::new(TIMER_MARKER_RETRY, u64::from(e.index)));
+            cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
         }
     }
 
@@ -1190,10 +1189,10 @@ impl TransactionCoordinator {
     }
 
     /// A transaction coordinator timer is due.
-    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer, log: &mut dyn OffsetsLog) {
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: TxnTimer, log: &mut dyn OffsetsLog) {
         self.check();
-        match timer.kind {
-            TIMER_ABORT_CHECK => {
+        match timer {
+            TxnTimer::AbortCheck => {
                 assert!(
                     self.abort_check_scheduled,
                     "{}: an abort check nobody scheduled",
@@ -1202,8 +1201,8 @@ impl TransactionCoordinator {
                 self.abort_timed_out(cx, log);
                 cx.set_timer_after(self.config.abort_check_interval, timer);
             }
-            TIMER_MARKER_RETRY => {
-                let Some(id) = self.by_index.get(&(timer.key as u32)).cloned() else {
+            TxnTimer::MarkerRetry(index) => {
+                let Some(id) = self.by_index.get(&index).cloned() else {
                     return;
                 };
                 if self.jobs.contains_key(&id) {
@@ -1213,21 +1212,20 @@ impl TransactionCoordinator {
                     self.complete(cx, &id, log);
                 }
             }
-            TIMER_MARKER_TIMEOUT => {
+            TxnTimer::MarkerTimeout(correlation_id) => {
                 // Kafka's marker channel is a `NetworkClient`: a request past its timeout
                 // disconnects the broker (`NetworkClient.handleTimedOutRequests`), failing
                 // every request in flight to it; they are resent on a new connection. (What the
                 // closed connection had written may still arrive: TCP delivers it.)
-                match self.marker_requests.get(&timer.key) {
+                match self.marker_requests.get(&correlation_id) {
                     Some((to, _)) if *to != cx.me() => {
                         let to = *to;
                         cx.close_connection(to);
                         self.on_connection_reset(cx, to);
                     }
-                    _ => self.drop_marker_request(cx, timer.key),
+                    _ => self.drop_marker_request(cx, correlation_id),
                 }
             }
-            other => panic!("{}: unknown transaction timer kind {other:#x}", cx.me()),
         }
     }
 
@@ -1367,8 +1365,7 @@ impl TransactionCoordinator {
         self.owned.insert(partition.partition, epoch);
         if !self.abort_check_scheduled {
             self.abort_check_scheduled = true;
-            let timer = Timer::new(TIMER_ABORT_CHECK, 0);
-            cx.set_timer_after(self.config.abort_check_interval, timer);
+            cx.set_timer_after(self.config.abort_check_interval, TxnTimer::AbortCheck);
         }
         for (id, meta) in last {
             if self.ids.len() >= MAX_TRANSACTIONAL_IDS {

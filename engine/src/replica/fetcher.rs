@@ -8,11 +8,12 @@
 //! deposed leader cannot feed its late writes to anyone.
 
 use super::partition::{FollowerPhase, Role};
-use super::{ReplicaManager, TIMER_FETCHER_BACKOFF, TIMER_FETCHER_TIMEOUT};
+use super::ReplicaManager;
 use crate::broker::config::ReplicationProtocol;
+use crate::broker::timer::ReplicaTimer;
 use crate::history::HistoryEvent;
 use crate::log::epoch_cache::UNDEFINED_EPOCH;
-use crate::node::{Cx, NodeId, Timer, TimerId};
+use crate::node::{Cx, NodeId, TimerId};
 use crate::protocol::*;
 use crate::record::TopicPartition;
 use crate::time::Instant;
@@ -39,19 +40,9 @@ pub struct ReplicaFetcher {
     next_correlation: u64,
 }
 
-/// Fetcher timers carry the source broker and the fetcher index in their key.
-fn timer_key((leader, fetcher): FetcherKey) -> u64 {
-    let key = ((leader.0 as u64) << 32) | fetcher as u64;
-    assert_eq!(
-        from_timer_key(key),
-        (leader, fetcher),
-        "fetcher timer key round trip"
-    );
-    key
-}
-
-fn from_timer_key(key: u64) -> FetcherKey {
-    (NodeId((key >> 32) as u32), key as u32)
+/// A fetcher's request timeout.
+fn timeout_timer((leader, fetcher): FetcherKey) -> ReplicaTimer {
+    ReplicaTimer::FetcherTimeout { leader, fetcher }
 }
 
 impl ReplicaFetcher {
@@ -185,10 +176,7 @@ impl ReplicaManager {
         );
         let correlation_id = self.fetcher.next_correlation();
         let timeout = self.config.replica_socket_timeout;
-        let timer = cx.set_timer_after(
-            timeout,
-            Timer::new(TIMER_FETCHER_TIMEOUT, timer_key(fetcher)),
-        );
+        let timer = cx.set_timer_after(timeout, timeout_timer(fetcher));
         self.session(fetcher).epochs_in_flight = Some((correlation_id, timer));
         cx.send(
             leader,
@@ -240,7 +228,7 @@ impl ReplicaManager {
         let wait = self.config.replica_fetch_wait_max;
         let timer = cx.set_timer_after(
             wait + self.config.replica_socket_timeout,
-            Timer::new(TIMER_FETCHER_TIMEOUT, timer_key(fetcher)),
+            timeout_timer(fetcher),
         );
         self.session(fetcher).fetch_in_flight = Some((correlation_id, timer));
         cx.send(
@@ -449,7 +437,8 @@ impl ReplicaManager {
             cx.me()
         );
         self.session(fetcher).backoff_until = Some(until);
-        cx.set_timer(until, Timer::new(TIMER_FETCHER_BACKOFF, timer_key(fetcher)));
+        let (leader, fetcher) = fetcher;
+        cx.set_timer(until, ReplicaTimer::FetcherBackoff { leader, fetcher });
     }
 
     /// Every request in flight to `leader` is lost (its connection closed or reset): each
@@ -492,24 +481,22 @@ impl ReplicaManager {
     /// `handlePartitionsWithErrors`). The other request in flight to that leader dies with the
     /// connection. Without the close, TCP would deliver the given-up request after a partition
     /// heals, and its answer could overtake the next one.
-    pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        let fetcher = from_timer_key(timer.key);
-        assert!(
-            timer.kind == TIMER_FETCHER_TIMEOUT || timer.kind == TIMER_FETCHER_BACKOFF,
-            "{}: timer kind {} routed to the fetcher",
-            cx.me(),
-            timer.kind
-        );
-        if timer.kind == TIMER_FETCHER_TIMEOUT {
-            cx.close_connection(fetcher.0);
-            self.lose_requests_to(cx, fetcher.0);
-        } else {
-            self.session(fetcher).backoff_until = None;
-            assert!(
-                !self.backing_off(cx, fetcher),
-                "{}: fetcher {fetcher:?} still backing off after its backoff",
-                cx.me()
-            );
+    pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: ReplicaTimer) {
+        match timer {
+            ReplicaTimer::FetcherTimeout { leader, .. } => {
+                cx.close_connection(leader);
+                self.lose_requests_to(cx, leader);
+            }
+            ReplicaTimer::FetcherBackoff { leader, fetcher } => {
+                let fetcher = (leader, fetcher);
+                self.session(fetcher).backoff_until = None;
+                assert!(
+                    !self.backing_off(cx, fetcher),
+                    "{}: fetcher {fetcher:?} still backing off after its backoff",
+                    cx.me()
+                );
+            }
+            other => unreachable!("{}: {other:?} is not a fetcher's timer", cx.me()),
         }
         self.fetcher_kick(cx);
     }
@@ -651,7 +638,10 @@ mod tests {
         with_cx(&mut disk, |cx| rm.on_connection_reset(cx, NodeId(1)));
         let mut requests = Vec::new();
         for f in 0..fetchers {
-            let timer = Timer::new(TIMER_FETCHER_BACKOFF, timer_key((NodeId(1), f)));
+            let timer = ReplicaTimer::FetcherBackoff {
+                leader: NodeId(1),
+                fetcher: f,
+            };
             let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
             requests.extend(effects.into_iter().filter_map(|e| match e {
                 Effect::Send {
@@ -694,7 +684,7 @@ mod tests {
     fn a_timed_out_request_closes_the_connection_and_its_late_answer_is_ignored() {
         let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
         let (corr, _) = follow(&mut rm, &mut disk, 2);
-        let timer = Timer::new(TIMER_FETCHER_TIMEOUT, timer_key((NodeId(1), 0)));
+        let timer = timeout_timer((NodeId(1), 0));
         let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
         assert_eq!(closes(&effects), vec![NodeId(1)]);
         assert_eq!(asked(effects), None, "backs off before asking again");

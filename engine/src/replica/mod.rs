@@ -9,23 +9,18 @@ pub mod partition;
 pub mod purgatory;
 
 use crate::broker::config::{BreakRule, BrokerConfig};
+use crate::broker::timer::ReplicaTimer;
 use crate::coordinator::OffsetsLog;
 use crate::history::HistoryEvent;
 use crate::isr::{self, FollowerProgress};
 use crate::log::Log;
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::*;
 use crate::record::{Record, RecordBatch, TopicPartition};
 use crate::time::{ms, Duration, Instant};
 use partition::{Partition, PendingIsr, Role};
 use purgatory::{DelayedFetch, DelayedProduce, PendingAppend, ProduceOrigin, Purgatory};
 use std::collections::BTreeMap;
-
-// Broker timer kinds (all below COORDINATOR_TIMER_BASE).
-pub const TIMER_PRODUCE_TIMEOUT: u16 = 20;
-pub const TIMER_FETCH_WAIT: u16 = 21;
-pub const TIMER_FETCHER_TIMEOUT: u16 = 22;
-pub const TIMER_FETCHER_BACKOFF: u16 = 23;
 
 /// `offsets.commit.timeout.ms` (default 5000): how long a coordinator append may wait.
 const OFFSETS_COMMIT_TIMEOUT: Duration = ms(5000);
@@ -475,7 +470,7 @@ impl ReplicaManager {
             return;
         }
         let id = self.next_id();
-        op.timer = Some(cx.set_timer_after(timeout, Timer::new(TIMER_PRODUCE_TIMEOUT, id)));
+        op.timer = Some(cx.set_timer_after(timeout, ReplicaTimer::ProduceTimeout(id)));
         let tps: Vec<TopicPartition> = op.pending.iter().map(|p| p.partition).collect();
         assert!(
             self.produces.get(id).is_none(),
@@ -706,6 +701,17 @@ impl ReplicaManager {
         }
     }
 
+    /// One of the replica manager's timers is due.
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: ReplicaTimer) {
+        match timer {
+            ReplicaTimer::ProduceTimeout(id) => self.on_produce_timeout(cx, id),
+            ReplicaTimer::FetchWait(id) => self.on_fetch_wait(cx, id),
+            ReplicaTimer::FetcherTimeout { .. } | ReplicaTimer::FetcherBackoff { .. } => {
+                self.on_fetcher_timer(cx, timer)
+            }
+        }
+    }
+
     /// The produce timeout fired: answer RequestTimedOut for what is still pending.
     pub fn on_produce_timeout(&mut self, cx: &mut Cx, id: u64) {
         let Some(mut op) = self.produces.remove(id) else {
@@ -782,7 +788,7 @@ impl ReplicaManager {
             return;
         }
         let id = self.next_id();
-        let timer = cx.set_timer_after(req.max_wait, Timer::new(TIMER_FETCH_WAIT, id));
+        let timer = cx.set_timer_after(req.max_wait, ReplicaTimer::FetchWait(id));
         let tps: Vec<TopicPartition> = req.partitions.iter().map(|p| p.partition).collect();
         self.fetches.insert(
             id,
