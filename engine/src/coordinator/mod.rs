@@ -187,16 +187,10 @@ impl GroupCoordinator {
             "group coordinator: {} groups",
             self.groups.len()
         );
-        assert_eq!(
-            self.groups.len(),
-            self.group_by_index.len(),
-            "group coordinator: groups and timer indexes disagree"
-        );
+        assert_timer_indexes(&self.group_by_index, &self.groups, |g| g.index, "group");
         assert!(
-            self.group_by_index
-                .iter()
-                .all(|(i, name)| self.groups.get(name).is_some_and(|g| g.index == *i)),
-            "group coordinator: a timer index names another group"
+            self.groups.iter().all(|(name, g)| *name == g.name),
+            "group coordinator: a group filed under another name"
         );
         assert!(
             self.groups
@@ -439,13 +433,6 @@ impl GroupCoordinator {
         tp: TopicPartition,
         log: &mut dyn OffsetsLog,
     ) {
-        assert_eq!(
-            tp,
-            self.partition_for(&req.group),
-            "{}: group {} committed to another group's partition",
-            cx.me(),
-            req.group
-        );
         let error = self.commit_allowed(&req);
         if error != ErrorCode::None {
             return reply_commit(cx, from, &req, error);
@@ -514,13 +501,6 @@ impl GroupCoordinator {
         tp: TopicPartition,
         log: &mut dyn OffsetsLog,
     ) {
-        assert_eq!(
-            tp,
-            self.partition_for(&req.group),
-            "{}: group {} committed to another group's partition",
-            cx.me(),
-            req.group
-        );
         let error = self.txn_commit_allowed(&req);
         if error != ErrorCode::None || req.offsets.is_empty() {
             return reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
@@ -1030,6 +1010,30 @@ fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
         other => panic!("{}: not a group request: {}", cx.me(), other.kind()),
     };
     cx.send(to, resp);
+}
+
+/// Both coordinators key their timers by an index per group or transactional id: the index
+/// map names exactly the entries, each by its own index (a stale timer finds nothing; a
+/// wrong one would wake another group or id).
+fn assert_timer_indexes<V>(
+    by_index: &BTreeMap<u32, Arc<str>>,
+    entries: &BTreeMap<Arc<str>, V>,
+    index_of: impl Fn(&V) -> u32,
+    what: &str,
+) {
+    assert_eq!(
+        by_index.len(),
+        entries.len(),
+        "coordinator: {} timer indexes for {} {what}s",
+        by_index.len(),
+        entries.len()
+    );
+    assert!(
+        by_index
+            .iter()
+            .all(|(i, key)| entries.get(key).is_some_and(|e| index_of(e) == *i)),
+        "coordinator: a timer index names another {what}"
+    );
 }
 
 /// The partition of a coordinator's internal `topic` (of `partitions`) that owns `key` (a

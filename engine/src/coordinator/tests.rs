@@ -1,8 +1,8 @@
 //! Unit tests of the coordinator: the group state machine and the commit path, driven by hand.
 
 use super::testkit::{FakeLog, Host};
-use crate::node::Timer;
 use super::*;
+use crate::node::Timer;
 use crate::protocol::{
     FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     OffsetCommitRequest, OffsetFetchRequest, Subscription, SyncGroupRequest,

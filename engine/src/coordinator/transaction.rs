@@ -297,6 +297,7 @@ impl TransactionCoordinator {
             "transaction coordinator: {} ids",
             self.ids.len()
         );
+        super::assert_timer_indexes(&self.by_index, &self.ids, |e| e.index, "transactional id");
         assert!(
             self.marker_requests.len() <= MAX_IN_FLIGHT,
             "transaction coordinator: {} WriteTxnMarkers in flight",
@@ -306,17 +307,6 @@ impl TransactionCoordinator {
             self.id_requests.len() <= MAX_IN_FLIGHT,
             "transaction coordinator: {} producer id requests in flight",
             self.id_requests.len()
-        );
-        assert_eq!(
-            self.ids.len(),
-            self.by_index.len(),
-            "transaction coordinator: ids and timer indexes disagree"
-        );
-        assert!(
-            self.by_index
-                .iter()
-                .all(|(i, id)| self.ids.get(id).is_some_and(|e| e.index == *i)),
-            "transaction coordinator: a timer index names another id"
         );
         assert!(
             self.pending
@@ -334,6 +324,23 @@ impl TransactionCoordinator {
                 .values()
                 .all(|p| self.partition_for(&p.id) == Some(p.partition)),
             "transaction coordinator: an id's state appended to another partition"
+        );
+        assert!(
+            self.owned.keys().all(|p| *p < self.config.partitions),
+            "transaction coordinator: owns a partition __transaction_state does not have"
+        );
+        assert!(
+            self.marker_requests
+                .values()
+                .all(|(_, r)| !r.partitions.is_empty()),
+            "transaction coordinator: a WriteTxnMarkers in flight for no partition"
+        );
+        assert!(
+            self.jobs.iter().all(|(id, job)| self
+                .ids
+                .get(id)
+                .is_none_or(|e| e.meta.producer_id == job.producer_id)),
+            "transaction coordinator: markers owed under another producer id than the id's"
         );
         assert!(
             self.jobs
@@ -356,11 +363,12 @@ impl TransactionCoordinator {
     /// (`TransactionStateManager.partitionFor`), if the cluster has the topic.
     pub fn partition_for(&self, transactional_id: &str) -> Option<TopicPartition> {
         let topic = self.config.topic?;
-        Some(coordinator_partition(
-            topic,
-            self.config.partitions,
-            transactional_id,
-        ))
+        let tp = coordinator_partition(topic, self.config.partitions, transactional_id);
+        assert!(
+            tp.partition < self.config.partitions,
+            "{transactional_id}: coordinated by {tp}, outside __transaction_state"
+        );
+        Some(tp)
     }
 
     /// Whether the broker should hand `msg` to [`Self::handle`].
@@ -515,6 +523,12 @@ impl TransactionCoordinator {
         controller: Option<NodeId>,
         log: &mut dyn OffsetsLog,
     ) {
+        // `accepts` routes only an InitProducerId naming a transactional id here.
+        assert!(
+            r.transactional_id.is_some(),
+            "{}: an idempotent producer's InitProducerId at the transaction coordinator",
+            cx.me()
+        );
         let id: Arc<str> = Arc::from(r.transactional_id.as_deref().unwrap_or_default());
         let reply =
             |cx: &mut Cx, error| reply_error(cx, from, ReplyKind::Init, r.correlation_id, error);
@@ -598,6 +612,13 @@ impl TransactionCoordinator {
         if r.error != ErrorCode::None {
             return reply(cx, ErrorCode::CoordinatorNotAvailable);
         }
+        // The controller hands out ids from its block only on success.
+        assert!(
+            r.producer_id >= 0,
+            "{}: controller answered producer id {}",
+            cx.me(),
+            r.producer_id
+        );
         let Some(tp) = self.owns(&ask.id, log) else {
             return reply(cx, ErrorCode::NotCoordinator);
         };
@@ -1274,12 +1295,6 @@ impl TransactionCoordinator {
         if let Some(epoch) = leader_epoch {
             self.load(cx, partition, epoch, log);
         }
-        assert_eq!(
-            self.owned.get(&partition.partition),
-            leader_epoch.as_ref(),
-            "{}: {partition} owned at the wrong epoch after a leadership change",
-            cx.me()
-        );
         self.check();
     }
 

@@ -226,6 +226,11 @@ impl TxnMetadata {
                 self.partitions.extend(partitions.iter().copied());
                 self.transition(TxnState::Ongoing);
                 assert!(
+                    self.started <= now,
+                    "producer {}: a transaction that starts in the future",
+                    self.producer_id
+                );
+                assert!(
                     partitions.iter().all(|tp| self.partitions.contains(tp)),
                     "producer {}: added partitions missing",
                     self.producer_id
@@ -271,9 +276,18 @@ impl TxnMetadata {
         };
         match self.state {
             TxnState::Ongoing if !retry_of_bumped => {
+                let before = self.epoch;
                 if self.bump_on_end {
                     self.bump();
                 }
+                // KIP-890 part 2: transaction.version 2 ends every transaction with a new
+                // epoch; version 1 keeps it.
+                assert_eq!(
+                    self.epoch,
+                    before + i16::from(self.bump_on_end),
+                    "producer {}: EndTxn epoch",
+                    self.producer_id
+                );
                 self.prepare(commit)
             }
             // A retry of an EndTxn already decided: success if it asked the same.
@@ -334,8 +348,16 @@ impl TxnMetadata {
             "producer {}: a transaction started in the future",
             self.producer_id
         );
+        let epoch = self.epoch;
         self.bump();
-        Some(self.prepare(false))
+        let action = self.prepare(false);
+        // `abortTimedOutTransactions` fences the producer: a bumped epoch, then the abort.
+        assert!(
+            self.epoch > epoch && self.state == TxnState::PrepareAbort,
+            "producer {}: a timed-out transaction not fenced and aborted",
+            self.producer_id
+        );
+        Some(action)
     }
 
     /// Whether nothing is in flight for this id.

@@ -1019,6 +1019,10 @@ impl ReplicaManager {
                             "{tp}: ListOffsets answers {o} above the HW {}",
                             p.high_watermark
                         );
+                        assert!(
+                            o >= p.log.log_start_offset(),
+                            "{tp}: ListOffsets answers {o} below the log start"
+                        );
                         (*tp, ErrorCode::None, o)
                     }
                 },

@@ -152,6 +152,20 @@ pub fn check_append(
     isr_size: usize,
     min_insync: u32,
 ) -> Option<ErrorCode> {
+    assert!(
+        p.base_offset < p.end_offset,
+        "{:?}: a pending append of nothing at {}",
+        p.partition,
+        p.base_offset
+    );
+    // acks=all waits for the HW to pass the batch's end; otherwise only an fsync is awaited.
+    assert!(
+        p.required_offset == 0 || p.required_offset == p.end_offset,
+        "{:?}: an append waits for offset {}, not its end {}",
+        p.partition,
+        p.required_offset,
+        p.end_offset
+    );
     let Some(epoch) = leader_epoch else {
         return Some(ErrorCode::NotLeaderOrFollower);
     };
