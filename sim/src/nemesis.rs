@@ -382,6 +382,15 @@ impl Nemesis {
                 Op::Crash(vec![pick(rng, &up(r.producers()))?]),
                 span(rng, 500, 5_000),
             ),
+            FaultKind::ProducerPartition => {
+                // The producer's host loses its network: whatever it has on the wire waits
+                // for TCP's retransmissions after the heal, its requests time out meanwhile.
+                let node = pick(rng, &up(r.producers()))?;
+                (
+                    Op::Partition(vec![vec![node], everyone_but(&[node], r)]),
+                    span(rng, 1_000, 15_000),
+                )
+            }
             FaultKind::Restart | FaultKind::Resume | FaultKind::Heal | FaultKind::AddPartitions => {
                 return None
             }
@@ -528,6 +537,20 @@ fn undo_of(op: &Op) -> Option<Op> {
     })
 }
 
+/// Every node of the run (brokers, controller, consumers, producers) except `inside`: the
+/// other side of a partition that isolates `inside`.
+fn everyone_but(inside: &[NodeId], r: &dyn Resolver) -> Vec<NodeId> {
+    let mut rest: Vec<NodeId> = r
+        .brokers()
+        .into_iter()
+        .filter(|n| !inside.contains(n))
+        .collect();
+    rest.extend(r.controller().filter(|n| !inside.contains(n)));
+    rest.extend(r.consumers().into_iter().filter(|n| !inside.contains(n)));
+    rest.extend(r.producers().into_iter().filter(|n| !inside.contains(n)));
+    rest
+}
+
 /// Resolve every target of a scripted action now.
 fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
     let nodes = |t: &Target| resolve(t, r);
@@ -543,6 +566,10 @@ fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
         },
         FaultAction::Pause(t) => Op::Pause(non_empty(nodes(t))?),
         FaultAction::Resume(t) => Op::Resume(non_empty(nodes(t))?),
+        FaultAction::ProducerPartition(t) => {
+            let inside = non_empty(nodes(t))?;
+            Op::Partition(vec![inside.clone(), everyone_but(&inside, r)])
+        }
         FaultAction::Partition { groups, one_way } => {
             let mut resolved: Vec<Vec<NodeId>> = groups
                 .iter()
@@ -550,15 +577,7 @@ fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
                 .collect();
             if resolved.len() == 1 {
                 // A single group is isolated from every other node of the run.
-                let inside = resolved[0].clone();
-                let mut rest: Vec<NodeId> = r
-                    .brokers()
-                    .into_iter()
-                    .filter(|n| !inside.contains(n))
-                    .collect();
-                rest.extend(r.controller().filter(|n| !inside.contains(n)));
-                rest.extend(r.consumers().into_iter().filter(|n| !inside.contains(n)));
-                rest.extend(r.producers().into_iter().filter(|n| !inside.contains(n)));
+                let rest = everyone_but(&resolved[0], r);
                 resolved.push(rest);
             }
             if *one_way {
