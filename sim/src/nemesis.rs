@@ -383,11 +383,21 @@ impl Nemesis {
                 span(rng, 500, 5_000),
             ),
             FaultKind::ProducerPartition => {
-                // The producer's host loses its network: whatever it has on the wire waits
-                // for TCP's retransmissions after the heal, its requests time out meanwhile.
-                let node = pick(rng, &up(r.producers()))?;
+                // A producer's host loses its network (half the time), or every producer's
+                // at once (the application's hosts behind one failing switch or zone
+                // uplink): what they have on the wire waits for TCP's retransmissions after
+                // the heal, and their requests time out meanwhile.
+                let producers = up(r.producers());
+                let cut = if rng.gen_bool(0.5) {
+                    producers
+                } else {
+                    vec![pick(rng, &producers)?]
+                };
+                if cut.is_empty() {
+                    return None;
+                }
                 (
-                    Op::Partition(vec![vec![node], everyone_but(&[node], r)]),
+                    Op::Partition(vec![cut.clone(), everyone_but(&cut, r)]),
                     span(rng, 1_000, 15_000),
                 )
             }
