@@ -56,13 +56,17 @@ type LedState = (TopicPartition, u32, u64);
 /// The last [`led`] state seen per node, so that each invariant looks only at what changed:
 /// most events change nothing a leader shows, and a broker leads dozens of partitions
 /// (`__consumer_offsets` included). Shared by the invariants, which all run after every
-/// event: the first to ask after an event computes the changes, the others reuse them.
+/// event: the first to ask after an event computes the changes, the others reuse them. Its
+/// buffers are reused from event to event, so the per-event path allocates nothing once
+/// they have grown.
 #[derive(Default)]
 struct LedChanges {
     last: BTreeMap<NodeId, Vec<LedState>>,
     /// `(events handled, node)` the `changed` entries are for.
     computed_for: Option<(u64, NodeId)>,
     changed: Vec<LedState>,
+    /// What the node leads now, while it is compared with `last` (then swapped into it).
+    scratch: Vec<LedState>,
 }
 
 type SharedLedChanges = Rc<RefCell<LedChanges>>;
@@ -70,26 +74,24 @@ type SharedLedChanges = Rc<RefCell<LedChanges>>;
 impl LedChanges {
     /// The entries of what `node` leads now that differ from what it led after its previous
     /// event (all of them when the set of partitions changed).
-    fn changed(&mut self, w: &World, node: NodeId, brokers: &[NodeId]) -> Vec<LedState> {
+    fn changed(&mut self, w: &World, node: NodeId, brokers: &[NodeId]) -> &[LedState] {
         let key = (w.events_handled(), node);
         if self.computed_for != Some(key) {
-            let now: Vec<LedState> = led(w, node, brokers)
-                .map(|(tp, epoch, p)| (tp, epoch, p.high_watermark))
-                .collect();
+            self.scratch.clear();
+            self.scratch
+                .extend(led(w, node, brokers).map(|(tp, epoch, p)| (tp, epoch, p.high_watermark)));
             let prev = self.last.entry(node).or_default();
-            self.changed = if prev.len() == now.len() {
-                now.iter()
-                    .zip(prev.iter())
-                    .filter(|(a, b)| a != b)
-                    .map(|(a, _)| *a)
-                    .collect()
+            self.changed.clear();
+            if prev.len() == self.scratch.len() {
+                let differ = self.scratch.iter().zip(prev.iter()).filter(|(a, b)| a != b);
+                self.changed.extend(differ.map(|(a, _)| *a));
             } else {
-                now.clone()
-            };
-            *prev = now;
+                self.changed.extend_from_slice(&self.scratch);
+            }
+            std::mem::swap(prev, &mut self.scratch);
             self.computed_for = Some(key);
         }
-        self.changed.clone()
+        &self.changed
     }
 }
 
@@ -103,8 +105,8 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
     let s1 = seen.clone();
     let mut last_hw: BTreeMap<(NodeId, TopicPartition), (u32, u64)> = BTreeMap::new();
     w.add_invariant("hw-monotonic", move |w, node| {
-        let changed = s1.borrow_mut().changed(w, node, &b1);
-        for (tp, epoch, hw) in changed {
+        let mut seen = s1.borrow_mut();
+        for &(tp, epoch, hw) in seen.changed(w, node, &b1) {
             if let Some(&(e, prev)) = last_hw.get(&(node, tp)) {
                 if e == epoch && hw < prev {
                     let n = Names::of_world(w, &t1, &[]);
@@ -124,8 +126,8 @@ pub fn register(w: &mut World, cluster: &Cluster, config: &BrokerConfig, scope: 
     let s2 = seen.clone();
     let mut leaders: BTreeMap<(TopicPartition, u32), NodeId> = BTreeMap::new();
     w.add_invariant("one-leader-per-epoch", move |w, node| {
-        let changed = s2.borrow_mut().changed(w, node, &b2);
-        for (tp, epoch, _) in changed {
+        let mut seen = s2.borrow_mut();
+        for &(tp, epoch, _) in seen.changed(w, node, &b2) {
             let first = *leaders.entry((tp, epoch)).or_insert(node);
             if first != node {
                 let n = Names::of_world(w, &t2, &[]);
@@ -163,14 +165,15 @@ fn register_leader_has_committed(
 ) {
     let mut committed: BTreeMap<TopicPartition, Committed> = BTreeMap::new();
     w.add_invariant("leader-has-committed", move |w, node| {
-        let changed = seen.borrow_mut().changed(w, node, &brokers);
+        let mut seen = seen.borrow_mut();
+        let changed = seen.changed(w, node, &brokers);
         if changed.is_empty() {
             return Ok(());
         }
         let Some(b) = w.node::<Broker>(node) else {
             return Ok(());
         };
-        for (tp, epoch, hw) in changed {
+        for &(tp, epoch, hw) in changed {
             let p = b.partition(tp).expect("a led partition");
             let c = committed.entry(tp).or_default();
             if c.epoch.is_some_and(|e| epoch < e) {

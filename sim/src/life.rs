@@ -19,7 +19,7 @@
 
 use crate::history::{History, HistoryEntry};
 use crate::names::Names;
-use crate::nemesis::{describe, AppliedFault};
+use crate::nemesis::{describe, AppliedFault, Op};
 use kafsim_engine::app::Mark;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
@@ -37,6 +37,11 @@ pub struct LifeContext<'a> {
     pub faults: &'a [AppliedFault],
     /// Where each group's handler marks offsets, by group index.
     pub marks: &'a [Mark],
+    /// Each group's handler `workers` (1: the poll loop processes), by group index.
+    pub workers: &'a [u32],
+    /// Groups whose client commits each record before the application gets it (kafka-go's
+    /// `ReadMessage`), so that a failed commit drops the record, by group index.
+    pub read_message: &'a [bool],
 }
 
 impl<'a> LifeContext<'a> {
@@ -47,6 +52,8 @@ impl<'a> LifeContext<'a> {
             names,
             faults: &[],
             marks: &[],
+            workers: &[],
+            read_message: &[],
         }
     }
 }
@@ -82,6 +89,17 @@ struct Facts {
     read: bool,
     /// Groups that polled it, and when first.
     first_poll: BTreeMap<u32, Instant>,
+    /// The member of each group that polled it first.
+    first_poller: BTreeMap<u32, u32>,
+}
+
+/// The commit that moved a group's offset past the value.
+#[derive(Clone, Debug)]
+struct Cover {
+    at: Instant,
+    /// The committing member's name.
+    by: String,
+    offset: u64,
 }
 
 /// The state the second pass keeps while it walks the history.
@@ -96,6 +114,11 @@ struct Walk {
     generations: BTreeMap<(u32, u32), i32>,
     /// Groups whose committed offset has passed the home offset.
     covered: BTreeSet<u32>,
+    /// The commit that first covered it, per group: when, by whom, which offset.
+    cover: BTreeMap<u32, Cover>,
+    /// Failed commits of the offset just past it by the member that polled it, per group of
+    /// `LifeContext::read_message`: how many, and the last error and when.
+    dropping_commits: BTreeMap<u32, (u32, ErrorCode, Instant)>,
     /// Groups whose sink (or dead-letter topic) got the value.
     sunk: BTreeSet<u32>,
     before: Option<NearbyRead>,
@@ -184,6 +207,7 @@ fn facts(history: &History, value: ValueId) -> Facts {
             }
             HistoryEvent::Poll {
                 group,
+                member,
                 value: v,
                 partition,
                 offset,
@@ -191,6 +215,7 @@ fn facts(history: &History, value: ValueId) -> Facts {
             } if *v == value => {
                 facts.read = true;
                 facts.first_poll.entry(*group).or_insert(entry.at);
+                facts.first_poller.entry(*group).or_insert(*member);
                 facts.home.get_or_insert(Home {
                     partition: *partition,
                     offset: *offset,
@@ -582,12 +607,42 @@ fn partition_event(
             && facts.first_poll.contains_key(group)
             && walk.covered.insert(*group) =>
         {
+            let cover = Cover {
+                at: entry.at,
+                by: n.member(*group, *member),
+                offset: *offset,
+            };
+            walk.cover.insert(*group, cover);
             Some(format!(
                 "{} committed {} offset {offset} (generation {generation}), which covers offset \
                  {o}: {} will not read it again",
                 n.member(*group, *member),
                 n.tp(tp),
                 n.group(*group)
+            ))
+        }
+        HistoryEvent::Commit {
+            group,
+            member,
+            partition,
+            offset,
+            error,
+            ..
+        } if *partition == tp
+            && *offset == o + 1
+            && *error != ErrorCode::None
+            && cx.read_message.get(*group as usize) == Some(&true)
+            && facts.first_poller.get(group) == Some(member)
+            && !walk.sunk.contains(group) =>
+        {
+            let tries = walk.dropping_commits.get(group).map_or(0, |d| d.0);
+            walk.dropping_commits
+                .insert(*group, (tries + 1, *error, entry.at));
+            Some(format!(
+                "its commit of {} offset {offset} failed ({error:?}): kafka-go's ReadMessage \
+                 commits a record before handing it over, and returns the error instead of \
+                 the record when the commit still fails after 3 attempts",
+                n.tp(tp)
             ))
         }
         HistoryEvent::OffsetsStored {
@@ -601,6 +656,12 @@ fn partition_event(
             if !facts.first_poll.contains_key(&index) || !walk.covered.insert(index) {
                 return None;
             }
+            let cover = Cover {
+                at: entry.at,
+                by: n.node(*member),
+                offset: *offset,
+            };
+            walk.cover.insert(index, cover);
             let answer = if commit_answered(
                 cx.history,
                 entry.at,
@@ -861,21 +922,95 @@ fn lost_explanation(
 }
 
 /// For a group that polled the value but never sank it: the one-line reason, when the story
-/// shows it (its offset was committed and the partition changed hands).
+/// shows it: kafka-go's ReadMessage dropped it on a failed commit, or its offset was committed
+/// and the partition changed hands (see [`explain_covered`]).
 fn sink_explanation(cx: &LifeContext, home: Home, facts: &Facts, walk: &Walk) -> Vec<String> {
+    let n = cx.names;
     facts
         .first_poll
         .keys()
-        .filter(|g| !walk.sunk.contains(g) && walk.covered.contains(g))
+        .filter(|g| !walk.sunk.contains(g) && walk.dropping_commits.contains_key(g))
         .map(|g| {
+            let (tries, error, at) = walk.dropping_commits[g];
             format!(
-                "=> {} polled {} and committed past it, but never wrote it to its sink; whoever \
-                 owned the partition next resumed after it",
-                cx.names.group(*g),
-                cx.names.at(home.partition, home.offset)
+                "=> {} polled {at_} but never wrote it to its sink: the commit kafka-go's \
+                 ReadMessage makes before handing a record over failed ({tries} attempts, the \
+                 last {error:?} at {at}), so ReadMessage returned the error instead of the \
+                 record and the reader went on past it",
+                n.group(*g),
+                at_ = n.at(home.partition, home.offset),
             )
         })
+        .chain(explain_covered(cx, home, facts, walk))
         .collect()
+}
+
+/// For the groups that committed past the value without sinking it (and did not drop it
+/// on a failed ReadMessage commit): the commit, its cause, and the crash that followed.
+fn explain_covered<'c>(
+    cx: &'c LifeContext,
+    home: Home,
+    facts: &'c Facts,
+    walk: &'c Walk,
+) -> impl Iterator<Item = String> + 'c {
+    let n = cx.names;
+    let at = n.at(home.partition, home.offset);
+    facts
+        .first_poll
+        .keys()
+        .filter(|g| {
+            !walk.sunk.contains(g)
+                && walk.covered.contains(g)
+                && !walk.dropping_commits.contains_key(g)
+        })
+        .map(move |g| {
+            let poller = facts.first_poller.get(g).map(|m| n.member(*g, *m));
+            let mut why = String::new();
+            if let (Some(c), Some(p)) = (walk.cover.get(g), &poller) {
+                why = format!(
+                    ": {} committed offset {} at {} before {p} had processed it",
+                    c.by, c.offset, c.at
+                );
+                why.push_str(&mark_cause(cx, *g));
+                if let Some(t) = stopped_after(cx, p, facts.first_poll[g]) {
+                    why.push_str(&format!(", and {p} {t} before processing it"));
+                }
+            }
+            format!(
+                "=> {} polled {at} and committed past it, but never wrote it to its sink{why}; \
+                 whoever owned the partition next resumed after it",
+                n.group(*g),
+            )
+        })
+}
+
+/// Why a group's commit can cover a record it has not processed, from its handler.
+fn mark_cause(cx: &LifeContext, group: u32) -> String {
+    let workers = cx.workers.get(group as usize).copied().unwrap_or(1);
+    match cx.marks.get(group as usize) {
+        Some(Mark::BeforeProcess) => {
+            " (mark = before-process: a record is marked when it is handed over)".to_string()
+        }
+        Some(Mark::AfterProcess) if workers >= 2 => format!(
+            " (workers = {workers}: each worker marks the records it finished, and a \
+             partition's mark is the highest of them, so it passes records still queued for a \
+             slower worker)"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The first crash, power loss or pause of the member named `member` after `since`, as
+/// "crashed at T".
+fn stopped_after(cx: &LifeContext, member: &str, since: Instant) -> Option<String> {
+    cx.faults.iter().find_map(|f| {
+        let what = match &f.op {
+            Op::Crash(nodes) | Op::PowerLoss { nodes, .. } => (nodes, "crashed"),
+            _ => return None,
+        };
+        (f.at > since && what.0.iter().any(|node| cx.names.node(*node) == member))
+            .then(|| format!("{} at {}", what.1, f.at))
+    })
 }
 
 #[cfg(test)]
@@ -1006,6 +1141,8 @@ mod tests {
             names: &names,
             faults: &faults,
             marks: &[],
+            workers: &[],
+            read_message: &[],
         };
         let lines = record_life(&cx, v(9));
         assert_eq!(
@@ -1174,8 +1311,7 @@ mod tests {
     /// The consumer side of a sink-loss: billing/0 polls v7 at orders/0@5, marks it before
     /// processing, its auto-commit covers offset 5, it crashes before the sink write, and
     /// billing/1 takes the partition over and resumes at 6.
-    #[test]
-    fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
+    fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
         let mut s = Story::new();
         s.send(1, 0, 7, 0, 5);
         s.event(
@@ -1245,12 +1381,22 @@ mod tests {
             history: &history,
             names: &names,
             faults: &faults,
-            marks: &[Mark::BeforeProcess],
+            marks,
+            workers,
+            read_message: &[false],
         };
-        let lines = record_life(&cx, v(7));
+        record_life(&cx, v(7))
+    }
+
+    #[test]
+    fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
+        let lines = sink_loss_lines(&[Mark::BeforeProcess], &[1]);
         let texts: Vec<&str> = lines
             .iter()
-            .map(|l| l.split_once(": ").map_or(l.as_str(), |(_, t)| t))
+            .map(|l| match l.starts_with("=>") {
+                true => l.as_str(),
+                false => l.split_once(": ").map_or(l.as_str(), |(_, t)| t),
+            })
             .collect();
         let expected = [
             "sends v7 (key none) to topic orders",
@@ -1265,10 +1411,34 @@ mod tests {
             "billing/1 resumed orders/0 in generation 4 at the committed offset 6, past this \
              record: it will not be read again",
             "=> billing polled orders/0@5 and committed past it, but never wrote it to its \
-             sink; whoever owned the partition next resumed after it",
+             sink: billing/0 committed offset 6 at 12.000ms before billing/0 had processed it \
+             (mark = before-process: a record is marked when it is handed over), and billing/0 \
+             crashed at 15.000ms before processing it; whoever owned the partition next resumed \
+             after it",
         ];
         assert_eq!(texts, expected, "{lines:#?}");
         assert!(lines[5].starts_with("15.000ms fault: crash"), "{lines:#?}");
+    }
+
+    /// A worker pool that marks after processing: the cause is the pool's out-of-order marks.
+    #[test]
+    fn a_worker_pool_sink_loss_names_the_out_of_order_mark() {
+        let lines = sink_loss_lines(&[Mark::AfterProcess], &[4]);
+        let last = lines.last().expect("an explanation");
+        assert!(
+            last.contains(
+                "billing/0 committed offset 6 at 12.000ms before billing/0 had processed it \
+                 (workers = 4: each worker marks the records it finished, and a partition's \
+                 mark is the highest of them, so it passes records still queued for a slower \
+                 worker), and billing/0 crashed at 15.000ms before processing it"
+            ),
+            "{lines:#?}"
+        );
+        // The poll loop itself marking after processing gives no such cause.
+        let lines = sink_loss_lines(&[Mark::AfterProcess], &[1]);
+        let last = lines.last().expect("an explanation");
+        assert!(!last.contains("workers"), "{lines:#?}");
+        assert!(last.contains("before billing/0 had processed it, and billing/0 crashed"));
     }
 
     #[test]

@@ -1182,6 +1182,12 @@ pub fn run_seed_streaming(
         .filter(|producer| producer.config.on_error == OnError::Ignore)
         .map(|producer| producer.index)
         .collect();
+    check_config.keyless_partitioners = p
+        .producers
+        .iter()
+        .filter(|producer| !producer.config.partitioner.hashes_keys())
+        .map(|producer| (producer.index, producer.config.partitioner.name()))
+        .collect();
     let found = if stream.is_some() {
         Vec::new()
     } else {

@@ -3,10 +3,11 @@
 //! the trace hash on the last line. Nothing here depends on wall time or thread count.
 
 use super::common;
+use kafsim_engine::app::CommitMode;
 use kafsim_engine::ValueId;
 use kafsim_sim::life::{record_life, LifeContext};
 use kafsim_sim::perfetto::{chrome_trace, validate, PerfettoInput, MAX_FLOWS};
-use kafsim_sim::runner::{run_seed, RunOptions, RunOutput};
+use kafsim_sim::runner::{run_seed, Prepared, RunOptions, RunOutput};
 use kafsim_sim::trace::TraceLevel;
 use kafsim_sim::violation::Violation;
 use std::fmt::Write as _;
@@ -35,6 +36,32 @@ pub struct ReplayArgs {
     /// Format of --trace
     #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
     format: TraceFormat,
+}
+
+/// Which violations (by index) get their record's life told: the first [`MAX_LIVES`] of those
+/// that count as failures, then allowed ones while the budget lasts, so that a failure is
+/// never left unexplained behind a run of allowed duplicates.
+fn lives_to_tell(prepared: &Prepared, violations: &[Violation]) -> Vec<usize> {
+    let with_value = || {
+        violations
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.value.is_some())
+    };
+    let failing = |v: &Violation| !common::failures(prepared, std::slice::from_ref(v)).is_empty();
+    let mut told: Vec<usize> = with_value()
+        .filter(|(_, v)| failing(v))
+        .map(|(i, _)| i)
+        .take(MAX_LIVES)
+        .collect();
+    let room = MAX_LIVES - told.len();
+    told.extend(
+        with_value()
+            .filter(|(_, v)| !failing(v))
+            .map(|(i, _)| i)
+            .take(room),
+    );
+    told
 }
 
 pub fn main(args: ReplayArgs) -> u8 {
@@ -83,11 +110,22 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
     let history = out.history.as_ref().expect("replay keeps the history");
     let names = &out.names;
     let marks: Vec<_> = s.consumer_groups.iter().map(|g| g.handler.mark).collect();
+    let workers: Vec<_> = s
+        .consumer_groups
+        .iter()
+        .map(|g| g.handler.workers)
+        .collect();
+    let read_message: Vec<bool> = (s.consumer_groups.iter())
+        .zip(prepared.consumer_configs())
+        .map(|(g, c)| g.handler.commit == CommitMode::Auto && c.commits_before_handing_over())
+        .collect();
     let life = LifeContext {
         history,
         names,
         faults: &out.faults,
         marks: &marks,
+        workers: &workers,
+        read_message: &read_message,
     };
     let topic = |v: &Violation| {
         v.partition
@@ -101,6 +139,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         out.result.violations.len(),
         failures.len()
     );
+    let told = lives_to_tell(&prepared, &out.result.violations);
     for (i, v) in out.result.violations.iter().enumerate() {
         let offset = v.offset.map(|o| format!(" @{o}")).unwrap_or_default();
         let value = v
@@ -121,7 +160,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             v.at,
             v.detail.replace('\n', "\n  ")
         );
-        if let (Some(value), true) = (v.value, i < MAX_LIVES) {
+        if let (Some(value), true) = (v.value, told.contains(&i)) {
             for line in record_life(&life, value) {
                 let _ = writeln!(text, "    {line}");
             }

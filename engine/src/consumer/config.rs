@@ -124,7 +124,16 @@ impl ConsumerConfig {
         })
     }
 
-    /// How this client's auto-commit behaves (meaningful when `enable_auto_commit`).
+    /// Whether auto-commit commits each record before the application gets it: kafka-go's
+    /// `ReadMessage` with `CommitInterval` 0 (`reader.go`: `FetchMessage`, then
+    /// `CommitMessages`, returning the commit's error instead of the message), so a commit
+    /// that fails drops the record.
+    pub fn commits_before_handing_over(&self) -> bool {
+        self.enable_auto_commit
+            && super::profile::auto_commit_style(self.client, self.auto_commit_interval)
+                == super::profile::AutoCommitStyle::PerRecordSync
+    }
+
     /// Whether OffsetFetch asks for stable offsets (KIP-447 `require_stable`): the Java
     /// consumer always does (`ConsumerCoordinator.fetchCommittedOffsets` builds its
     /// `OffsetFetchRequest` with `requireStable = true`), librdkafka under

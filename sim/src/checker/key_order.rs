@@ -69,10 +69,18 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
             // Both records, where each was read from and when, so the finding explains
             // itself: two partitions means the key moved (partitions added, a non-hashing
             // partitioner); one partition means the service reordered it (workers, retries).
-            let where_ = if high.partition == partition {
-                "both from one partition: the service reordered them"
-            } else {
-                "the key's records were in two partitions, read independently"
+            let keyless =
+                (config.keyless_partitioners.iter()).find(|(p, _)| *p == invocation.producer);
+            let where_ = match keyless {
+                _ if high.partition == partition => {
+                    "both from one partition: the service reordered them".to_string()
+                }
+                Some((_, name)) => format!(
+                    "the key's records were in two partitions, read independently: {}'s \
+                     partitioner ({name}) does not place records by their key",
+                    config.names.producer(invocation.producer)
+                ),
+                None => "the key's records were in two partitions, read independently".into(),
             };
             out.push(
                 Violation::new(
@@ -147,6 +155,35 @@ mod tests {
             assert!(d.contains(part), "{part:?} missing from {d}");
         }
         assert!(d.contains("two partitions"), "{d}");
+        assert!(!d.contains("partitioner"), "{d}");
+    }
+
+    #[test]
+    fn a_key_spread_by_a_keyless_partitioner_names_it() {
+        let mut s = Story::new();
+        s.invoke(100, 0, 1, Some(7)).ok(101, 0, 1, 0, 40);
+        s.invoke(200, 0, 2, Some(7)).ok(201, 0, 2, 1, 0);
+        s.sink(300, 0, 1, 0, 2).sink(900, 0, 0, 40, 1);
+        let mut c = config(vec![group(0, false, true)]);
+        c.keyless_partitioners = vec![(0, "kafka-go-round-robin")];
+        let found = run(check, &s, &c);
+        assert_eq!(kinds(&found), vec![KeyOrder]);
+        let d = &found[0].detail;
+        assert!(
+            d.ends_with(
+                "read independently: producer-0's partitioner (kafka-go-round-robin) does not \
+                 place records by their key"
+            ),
+            "{d}"
+        );
+        // Another producer's keyless partitioner says nothing about this one.
+        c.keyless_partitioners = vec![(1, "kafka-go-round-robin")];
+        let found = run(check, &s, &c);
+        assert!(
+            !found[0].detail.contains("partitioner"),
+            "{}",
+            found[0].detail
+        );
     }
 
     #[test]

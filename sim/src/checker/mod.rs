@@ -88,6 +88,10 @@ pub struct CheckConfig {
     /// Producers whose application ignores send outcomes (`on_error = "ignore"`): every value
     /// they hand over is owed (see [`ignored`]).
     pub ignoring_errors: Vec<u32>,
+    /// Producers whose partitioner does not place keyed records by a hash of the key, with
+    /// its name (`kafka-go-round-robin`, the kafka-go `Writer`'s default `Balancer`, ...):
+    /// `key-order` says so when a key's records were in two partitions.
+    pub keyless_partitioners: Vec<(u32, &'static str)>,
     /// How details name topics, groups, members and producers.
     pub names: Names,
 }
@@ -103,6 +107,7 @@ impl CheckConfig {
             end,
             max_per_kind: MAX_VIOLATIONS_PER_KIND,
             ignoring_errors: Vec::new(),
+            keyless_partitioners: Vec::new(),
             names,
         }
     }
