@@ -1280,6 +1280,8 @@ mod tests {
             names: &names,
             faults: &[],
             marks: &[Mark::AfterProcess],
+            workers: &[],
+            read_message: &[],
         };
         let lines = record_life(&cx, v(7));
         let texts: Vec<&str> = lines
