@@ -10,17 +10,51 @@
 //! `default.api.timeout.ms` runs out. Asking for the total rather than an increment makes a
 //! retry harmless: a request that already took effect is refused with InvalidPartitions.
 
-use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
+use crate::node::{Cx, Node, NodeId, Timer};
 use crate::protocol::{CreatePartitionsRequest, ErrorCode, Message};
 use crate::record::TopicId;
 use crate::time::Duration;
 use std::any::Any;
 use std::collections::BTreeMap;
 
-/// Timer kind of a command from the host (key: topic << 32 | new total count).
-pub const TIMER_CREATE_PARTITIONS: u16 = 1;
-/// Timer kind of a retry (key: the request's correlation id).
+/// Every timer of an admin client: encoded to the kernel's [`Timer`] by `From` and decoded by
+/// [`AdminTimer::decode`], the one place that knows their numeric kinds (which appear in
+/// traces and never change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminTimer {
+    /// A command from the host: grow `topic` to `count` partitions in total.
+    CreatePartitions { topic: TopicId, count: u32 },
+    /// The request of this correlation id got no answer in time: send it again.
+    Retry(u64),
+}
+
+const TIMER_CREATE_PARTITIONS: u16 = 1;
 const TIMER_RETRY: u16 = 2;
+
+impl From<AdminTimer> for Timer {
+    fn from(t: AdminTimer) -> Timer {
+        match t {
+            AdminTimer::CreatePartitions { topic, count } => Timer::new(
+                TIMER_CREATE_PARTITIONS,
+                ((topic.0 as u64) << 32) | count as u64,
+            ),
+            AdminTimer::Retry(corr) => Timer::new(TIMER_RETRY, corr),
+        }
+    }
+}
+
+impl AdminTimer {
+    pub fn decode(t: Timer) -> AdminTimer {
+        match t.kind {
+            TIMER_CREATE_PARTITIONS => AdminTimer::CreatePartitions {
+                topic: TopicId((t.key >> 32) as u32),
+                count: t.key as u32,
+            },
+            TIMER_RETRY => AdminTimer::Retry(t.key),
+            other => unreachable!("timer kind {other} is not an admin client's"),
+        }
+    }
+}
 /// Java admin `request.timeout.ms` default.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts per command: with the 30 s request timeout, about Java's 60 s
@@ -60,10 +94,7 @@ impl Admin {
 
     /// The timer that makes the admin grow `topic` to `count` partitions in total.
     pub fn command_timer(topic: TopicId, count: u32) -> Timer {
-        Timer::new(
-            TIMER_CREATE_PARTITIONS,
-            ((topic.0 as u64) << 32) | count as u64,
-        )
+        AdminTimer::CreatePartitions { topic, count }.into()
     }
 
     /// Commands sent and not answered yet.
@@ -84,7 +115,7 @@ impl Admin {
         for &c in &self.controllers {
             cx.send(c, Message::CreatePartitionsRequest(request.clone()));
         }
-        cx.set_timer_after(REQUEST_TIMEOUT, Timer::new(TIMER_RETRY, corr));
+        cx.set_timer_after(REQUEST_TIMEOUT, AdminTimer::Retry(corr));
     }
 }
 
@@ -100,36 +131,33 @@ impl Node for Admin {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        match timer.kind {
-            TIMER_CREATE_PARTITIONS => {
+        match AdminTimer::decode(timer) {
+            AdminTimer::CreatePartitions { topic, count } => {
                 let corr = self.next_corr;
                 self.next_corr += 1;
                 let pending = Pending {
-                    topic: TopicId((timer.key >> 32) as u32),
-                    count: timer.key as u32,
+                    topic,
+                    count,
                     attempts: 0,
                 };
                 self.pending.insert(corr, pending);
                 self.send(cx, corr);
             }
-            TIMER_RETRY => {
+            AdminTimer::Retry(corr) => {
                 let exhausted = self
                     .pending
-                    .get(&timer.key)
+                    .get(&corr)
                     .is_some_and(|p| p.attempts >= MAX_ATTEMPTS);
                 if exhausted {
-                    let p = self.pending.remove(&timer.key).expect("checked");
+                    let p = self.pending.remove(&corr).expect("checked");
                     self.results
                         .push((p.topic, p.count, ErrorCode::RequestTimedOut));
                 } else {
-                    self.send(cx, timer.key);
+                    self.send(cx, corr);
                 }
             }
-            _ => {}
         }
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
 
     fn as_any(&self) -> &dyn Any {
         self

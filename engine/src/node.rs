@@ -48,8 +48,11 @@ pub trait Node: Any {
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message);
     /// A timer set through [`Cx::set_timer`] is due.
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer);
-    /// An fsync issued through [`Cx::disk_fsync`] completed.
-    fn on_disk(&mut self, cx: &mut Cx, done: DiskDone);
+    /// An fsync issued through [`Cx::disk_fsync`] completed. Nodes that never fsync (clients,
+    /// the admin, the controller, whose store writes are synchronous) keep the default.
+    fn on_disk(&mut self, cx: &mut Cx, done: DiskDone) {
+        let _ = (cx, done);
+    }
     /// Read-only access for invariant checks and reports (downcast to the concrete type).
     fn as_any(&self) -> &dyn Any;
 }
@@ -237,7 +240,8 @@ impl<'a> Cx<'a> {
     }
 
     /// Arm a timer at an absolute instant. Setting one in the past is an engine bug.
-    pub fn set_timer(&mut self, at: Instant, timer: Timer) -> TimerId {
+    pub fn set_timer(&mut self, at: Instant, timer: impl Into<Timer>) -> TimerId {
+        let timer = timer.into();
         assert!(
             at >= self.now,
             "{} set timer {timer:?} in the past ({at} < {})",
@@ -251,7 +255,7 @@ impl<'a> Cx<'a> {
     }
 
     /// Arm a timer `after` from now.
-    pub fn set_timer_after(&mut self, after: Duration, timer: Timer) -> TimerId {
+    pub fn set_timer_after(&mut self, after: Duration, timer: impl Into<Timer>) -> TimerId {
         self.set_timer(self.now + after, timer)
     }
 

@@ -11,23 +11,25 @@
 //! [`Broker::partition`].
 
 pub mod config;
+pub mod timer;
 pub mod verification;
 pub mod version;
 
 use crate::coordinator::transaction::{
-    TransactionCoordinator, TxnCoordinatorConfig, TXN_TIMER_BASE, TXN_TOKEN_BIT,
+    TransactionCoordinator, TxnCoordinatorConfig, TXN_TOKEN_BIT,
 };
-use crate::coordinator::{CoordinatorConfig, GroupCoordinator, COORDINATOR_TIMER_BASE};
+use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::log::{checkpoint, recovery};
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer};
 use crate::protocol::*;
 use crate::record::{TopicId, TopicPartition};
 use crate::replica::partition::Partition;
-use crate::replica::{self, ReplicaManager};
+use crate::replica::ReplicaManager;
 use config::BrokerConfig;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use timer::BrokerTimer;
 
 /// Who a broker is in its cluster.
 #[derive(Clone, Debug)]
@@ -55,10 +57,6 @@ struct MarkerWrite {
     waiting: usize,
 }
 
-const TIMER_HEARTBEAT: u16 = 10;
-const TIMER_HW_CHECKPOINT: u16 = 11;
-const TIMER_ISR_EXPIRATION: u16 = 12;
-const TIMER_FLUSH: u16 = 13;
 const META_FILE: FileId = FileId::Named("broker-meta");
 /// Forwarded InitProducerId requests a broker keeps track of.
 const MAX_FORWARDED: usize = 10_000;
@@ -278,7 +276,7 @@ impl Broker {
         }
         cx.set_timer_after(
             self.config.broker_heartbeat_interval,
-            Timer::new(TIMER_HEARTBEAT, 0),
+            BrokerTimer::Heartbeat,
         );
     }
 
@@ -581,7 +579,15 @@ impl Broker {
             }
             Message::LeaderAndIsrRequest(r) => self.on_leader_and_isr(cx, from, r),
             Message::AlterPartitionResponse(r) => self.rm.handle_alter_partition_response(cx, r),
-            _ => {}
+            // Late answers to requests this broker no longer tracks (a verification that timed
+            // out, markers of a coordinator that moved on, a registration or heartbeat of a
+            // controller superseded or refused): dropped, as Kafka's NetworkClient drops a
+            // response whose request is gone.
+            Message::AddPartitionsToTxnResponse(_)
+            | Message::WriteTxnMarkersResponse(_)
+            | Message::BrokerRegistrationResponse(_)
+            | Message::BrokerHeartbeatResponse(_) => {}
+            other => unreachable!("{}: {} is never sent to a broker", cx.me(), other.kind()),
         }
     }
 }
@@ -593,18 +599,18 @@ impl Node for Broker {
         self.register(cx);
         cx.set_timer_after(
             self.config.broker_heartbeat_interval,
-            Timer::new(TIMER_HEARTBEAT, 0),
+            BrokerTimer::Heartbeat,
         );
         cx.set_timer_after(
             self.config.hw_checkpoint_interval,
-            Timer::new(TIMER_HW_CHECKPOINT, 0),
+            BrokerTimer::HwCheckpoint,
         );
         cx.set_timer_after(
             self.config.replica_lag_time_max / 2,
-            Timer::new(TIMER_ISR_EXPIRATION, 0),
+            BrokerTimer::IsrExpiration,
         );
         if let Some(interval) = self.config.flush_interval {
-            cx.set_timer_after(interval, Timer::new(TIMER_FLUSH, 0));
+            cx.set_timer_after(interval, BrokerTimer::Flush);
         }
     }
 
@@ -614,39 +620,28 @@ impl Node for Broker {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        if (TXN_TIMER_BASE..COORDINATOR_TIMER_BASE).contains(&timer.kind) {
-            self.txn_coordinator.on_timer(cx, timer, &mut self.rm);
-            self.drain_to_coordinator(cx);
-            return;
-        }
-        if timer.kind >= COORDINATOR_TIMER_BASE {
-            self.coordinator.on_timer(cx, timer, &mut self.rm);
-            self.drain_to_coordinator(cx);
-            return;
-        }
-        match timer.kind {
-            TIMER_HEARTBEAT => self.on_heartbeat_timer(cx),
-            TIMER_HW_CHECKPOINT => {
+        match BrokerTimer::decode(timer) {
+            BrokerTimer::Transaction(t) => self.txn_coordinator.on_timer(cx, t, &mut self.rm),
+            BrokerTimer::Group(t) => self.coordinator.on_timer(cx, t, &mut self.rm),
+            BrokerTimer::Replica(t) => self.rm.on_timer(cx, t),
+            BrokerTimer::VerifyTimeout(correlation_id) => {
+                self.on_verification_timeout(cx, correlation_id)
+            }
+            BrokerTimer::Heartbeat => self.on_heartbeat_timer(cx),
+            BrokerTimer::HwCheckpoint => {
                 checkpoint::write_high_watermarks(cx, self.rm.high_watermarks());
                 cx.set_timer_after(self.config.hw_checkpoint_interval, timer);
             }
-            TIMER_ISR_EXPIRATION => {
+            BrokerTimer::IsrExpiration => {
                 self.rm.maybe_shrink_isrs(cx);
                 cx.set_timer_after(self.config.replica_lag_time_max / 2, timer);
             }
-            TIMER_FLUSH => {
+            BrokerTimer::Flush => {
                 self.rm.flush_by_time(cx);
                 if let Some(interval) = self.config.flush_interval {
                     cx.set_timer_after(interval, timer);
                 }
             }
-            replica::TIMER_PRODUCE_TIMEOUT => self.rm.on_produce_timeout(cx, timer.key),
-            verification::TIMER_VERIFY_TIMEOUT => self.on_verification_timeout(cx, timer.key),
-            replica::TIMER_FETCH_WAIT => self.rm.on_fetch_wait(cx, timer.key),
-            replica::TIMER_FETCHER_TIMEOUT | replica::TIMER_FETCHER_BACKOFF => {
-                self.rm.on_fetcher_timer(cx, timer)
-            }
-            _ => {}
         }
         self.drain_to_coordinator(cx);
     }

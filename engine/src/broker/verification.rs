@@ -16,15 +16,12 @@
 //! coordinator fail-over in that window could reorder them).
 
 use super::Broker;
-use crate::node::{Cx, NodeId, Timer, TimerId};
+use crate::node::{Cx, NodeId, TimerId};
 use crate::protocol::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ErrorCode, Message, ProduceRequest,
 };
 use crate::record::TopicPartition;
 use std::collections::BTreeMap;
-
-/// Timer kind of a verification that got no answer in time (key: its correlation id).
-pub const TIMER_VERIFY_TIMEOUT: u16 = 14;
 
 /// Most produce requests held for verification at once (a bound; Kafka's is the request
 /// queue).
@@ -121,7 +118,7 @@ impl Broker {
                 // The inter-broker request.timeout.ms bounds the wait, as for markers.
                 let timer = cx.set_timer_after(
                     self.config.replica_socket_timeout,
-                    Timer::new(TIMER_VERIFY_TIMEOUT, correlation_id),
+                    super::timer::BrokerTimer::VerifyTimeout(correlation_id),
                 );
                 let held = Held {
                     client: from,

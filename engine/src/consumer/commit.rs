@@ -333,7 +333,7 @@ impl Consumer {
             .config
             .auto_commit_interval
             .max(crate::time::Duration::from_millis(1));
-        cx.set_timer_after(every, crate::node::Timer::new(super::TIMER_AUTO_COMMIT, 0));
+        cx.set_timer_after(every, super::timer::ConsumerTimer::AutoCommit);
         if !self.auto_commit_enabled() || !self.group.is_stable() || self.group.rejoin {
             return;
         }

@@ -32,9 +32,6 @@ use crate::producer::Producer;
 use crate::protocol::Message;
 use crate::record::{Key, ValueId};
 
-/// Timer kinds of the hosted producer start here (the consumer's own are below).
-pub const CTP_TIMER_BASE: u16 = 0x100;
-
 /// The hosted producer and where the application is with its batch.
 pub struct Ctp {
     producer: Box<Producer>,
@@ -98,7 +95,7 @@ impl Consumer {
     ) -> Option<R> {
         let ctp = self.ctp.as_mut()?;
         let producer = &mut ctp.producer;
-        let (result, closed) = cx.hosted(CTP_TIMER_BASE, |cx| f(producer, cx));
+        let (result, closed) = cx.hosted(super::timer::HOSTED_TIMER_BASE, |cx| f(producer, cx));
         for peer in closed {
             self.connection_closed_by_producer(cx, peer);
         }
@@ -141,8 +138,8 @@ impl Consumer {
         self.with_producer(cx, |p, cx| crate::node::Node::on_message(p, cx, from, msg));
     }
 
-    pub(super) fn ctp_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        let inner = Timer::new(timer.kind - CTP_TIMER_BASE, timer.key);
+    /// A timer of the hosted producer (in the producer's own encoding).
+    pub(super) fn ctp_timer(&mut self, cx: &mut Cx, inner: Timer) {
         self.with_producer(cx, |p, cx| crate::node::Node::on_timer(p, cx, inner));
     }
 

@@ -13,7 +13,7 @@
 
 use super::{Consumer, Need, PartState, Req};
 use crate::history::HistoryEvent;
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, Message,
@@ -460,7 +460,7 @@ impl Consumer {
 
     fn arm_heartbeat(&mut self, cx: &mut Cx) {
         self.group.heartbeat_epoch += 1;
-        let timer = Timer::new(super::TIMER_HEARTBEAT, self.group.heartbeat_epoch);
+        let timer = super::timer::ConsumerTimer::Heartbeat(self.group.heartbeat_epoch);
         cx.set_timer_after(self.config.heartbeat_interval, timer);
     }
 

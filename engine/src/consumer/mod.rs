@@ -30,6 +30,7 @@ pub mod profile;
 pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod timer;
 
 use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
@@ -46,24 +47,7 @@ use profile::AutoCommitStyle;
 use rand::Rng;
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// Timer: housekeeping (request timeouts, backoffs, max.poll.interval.ms).
-const TIMER_TICK: u16 = 1;
-/// Timer: send a heartbeat (key: heartbeat epoch).
-const TIMER_HEARTBEAT: u16 = 2;
-/// Timer: a background auto-commit (sarama, librdkafka, kafka-go with CommitInterval).
-const TIMER_AUTO_COMMIT: u16 = 3;
-/// Timer: a processor finished its record (key: processor index).
-const TIMER_PROCESS: u16 = 4;
-/// Timer: the batch handler's timeout (key: batch sequence).
-const TIMER_BATCH: u16 = 5;
-/// Timer: the reconnect backoff towards a broker ended (key: node index).
-const TIMER_RECONNECT: u16 = 6;
-/// Timer: the application resumes its paused partitions (`ConsumerSpec::fetch_paused_until`).
-const TIMER_RESUME: u16 = 7;
-/// Host signal: pause fetching until the instant in the key (nanoseconds): a bench's backlog
-/// phase that starts when the readiness phase ends ([`Consumer::pause_timer`]).
-const TIMER_PAUSE: u16 = 8;
+use timer::ConsumerTimer;
 
 /// Period of the housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
@@ -269,7 +253,7 @@ impl Consumer {
     /// backlog phase: OMB's `WorkloadGenerator.buildAndDrainBacklog` pauses its consumers
     /// once they are ready, while the backlog builds).
     pub fn pause_timer(until: Instant) -> Timer {
-        Timer::new(TIMER_PAUSE, until.as_nanos())
+        ConsumerTimer::Pause(until).into()
     }
 
     pub fn new(spec: ConsumerSpec, config: ConsumerConfig) -> Consumer {
@@ -423,7 +407,7 @@ impl Consumer {
         match self.connections.blocked_until(to, cx.now()) {
             Some(until) => {
                 self.held.insert(corr, (to, msg));
-                cx.set_timer(until, Timer::new(TIMER_RECONNECT, to.0 as u64));
+                cx.set_timer(until, ConsumerTimer::Reconnect(to));
             }
             None => cx.send(to, msg),
         }
@@ -478,7 +462,7 @@ impl Consumer {
         self.refresh_metadata_if_old(cx.now());
         self.check_poll_interval(cx);
         self.check_session(cx);
-        cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+        cx.set_timer_after(TICK, ConsumerTimer::Tick);
     }
 
     /// Fail the requests whose timeout passed. A request that went out and got no answer
@@ -778,16 +762,16 @@ impl Node for Consumer {
         self.ctp_start(cx);
         self.poll.last_poll = cx.now();
         self.poll.last_auto_commit = cx.now();
-        cx.set_timer_after(TICK, Timer::new(TIMER_TICK, 0));
+        cx.set_timer_after(TICK, ConsumerTimer::Tick);
         if self.spec.fetch_paused_until > cx.now() {
-            cx.set_timer(self.spec.fetch_paused_until, Timer::new(TIMER_RESUME, 0));
+            cx.set_timer(self.spec.fetch_paused_until, ConsumerTimer::Resume);
         }
         if self.config.enable_auto_commit && self.auto_style == AutoCommitStyle::Timer {
             let every = self
                 .config
                 .auto_commit_interval
                 .max(Duration::from_millis(1));
-            cx.set_timer_after(every, Timer::new(TIMER_AUTO_COMMIT, 0));
+            cx.set_timer_after(every, ConsumerTimer::AutoCommit);
         }
         self.drive(cx);
     }
@@ -811,27 +795,21 @@ impl Node for Consumer {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        if timer.kind >= ctp::CTP_TIMER_BASE {
-            self.ctp_timer(cx, timer);
-            self.drive(cx);
-            return;
-        }
-        match timer.kind {
-            TIMER_TICK => self.on_tick(cx),
-            TIMER_HEARTBEAT => self.on_heartbeat_timer(cx, timer.key),
-            TIMER_AUTO_COMMIT => self.on_auto_commit_timer(cx),
-            TIMER_PROCESS => self.on_process_done(cx, timer.key as usize),
-            TIMER_BATCH => self.on_batch_timeout(cx, timer.key),
-            TIMER_RECONNECT => self.on_reconnect_timer(cx, NodeId(timer.key as u32)),
-            TIMER_RESUME => {} // the drive below sends the first fetches
-            TIMER_PAUSE => {
-                let until = Instant::from_nanos(timer.key);
+        match ConsumerTimer::decode(timer) {
+            ConsumerTimer::Hosted(inner) => self.ctp_timer(cx, inner),
+            ConsumerTimer::Tick => self.on_tick(cx),
+            ConsumerTimer::Heartbeat(epoch) => self.on_heartbeat_timer(cx, epoch),
+            ConsumerTimer::AutoCommit => self.on_auto_commit_timer(cx),
+            ConsumerTimer::Process(i) => self.on_process_done(cx, i),
+            ConsumerTimer::Batch(seq) => self.on_batch_timeout(cx, seq),
+            ConsumerTimer::Reconnect(to) => self.on_reconnect_timer(cx, to),
+            ConsumerTimer::Resume => {} // the drive below sends the first fetches
+            ConsumerTimer::Pause(until) => {
                 self.spec.fetch_paused_until = until;
                 if until > cx.now() {
-                    cx.set_timer(until, Timer::new(TIMER_RESUME, 0));
+                    cx.set_timer(until, ConsumerTimer::Resume);
                 }
             }
-            other => panic!("consumer {}: unknown timer kind {other}", cx.me()),
         }
         self.drive(cx);
     }

@@ -16,7 +16,7 @@ use crate::app::workers::InProcess;
 use crate::app::{CommitMode, Delivered, OnFailure};
 use crate::assignor::{assign, AssignInput, Client, Strategy};
 use crate::history::HistoryEvent;
-use crate::node::{Cx, Timer};
+use crate::node::Cx;
 use crate::protocol::{Acks, Message, ProduceRequest, Row, Subscription};
 use crate::record::{Record, RecordBatch, TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
@@ -227,7 +227,7 @@ impl Consumer {
         for rec in records {
             if self.batch.records.is_empty() {
                 if let Some(timeout) = self.spec.handler.batch_timeout {
-                    let timer = Timer::new(super::TIMER_BATCH, self.batch.seq);
+                    let timer = super::timer::ConsumerTimer::Batch(self.batch.seq);
                     cx.set_timer_after(timeout, timer);
                 }
             }
@@ -302,7 +302,7 @@ impl Consumer {
             let t = process_time(&self.spec.handler, cx.rng());
             if t > Duration::ZERO {
                 self.procs.all[i].current.as_mut().expect("current").running = true;
-                cx.set_timer_after(t, Timer::new(super::TIMER_PROCESS, i as u64));
+                cx.set_timer_after(t, super::timer::ConsumerTimer::Process(i));
                 break;
             }
             self.complete_attempt(cx, i);

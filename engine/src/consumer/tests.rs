@@ -207,7 +207,9 @@ fn a_timed_out_request_closes_its_connection_and_the_retry_waits_for_the_backoff
     let effects = host.at(0, |cx| c.on_start(cx));
     let corr = metadata_request(&effects).expect("metadata request");
     // No answer: the 10 s connection-setup bound passes at the tick after it.
-    let effects = host.at(10_000, |cx| c.on_timer(cx, Timer::new(TIMER_TICK, 0)));
+    let effects = host.at(10_000, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
     assert_eq!(closed(&effects), vec![BROKER]);
     assert!(!c.inflight.contains_key(&corr));
     // The next request to that broker waits for Java's reconnect backoff (50 ms +-20 %)
@@ -222,7 +224,7 @@ fn a_timed_out_request_closes_its_connection_and_the_retry_waits_for_the_backoff
     assert!(metadata_request(&effects).is_none(), "held by the backoff");
     let retry = *c.held.keys().next().expect("held request");
     let effects = host.at(10_100, |cx| {
-        c.on_timer(cx, Timer::new(TIMER_RECONNECT, BROKER.0 as u64))
+        c.on_timer(cx, timer::ConsumerTimer::Reconnect(BROKER).into())
     });
     assert_eq!(metadata_request(&effects), Some(retry));
     assert!(c.held.is_empty());
@@ -253,7 +255,9 @@ fn an_answered_request_closes_nothing() {
         coordinator: Some(BROKER),
     });
     host.at(2, |cx| c.on_message(cx, find.1, answer));
-    let effects = host.at(10_000, |cx| c.on_timer(cx, Timer::new(TIMER_TICK, 0)));
+    let effects = host.at(10_000, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
     assert!(closed(&effects).is_empty(), "{effects:?}");
 }
 

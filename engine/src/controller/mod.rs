@@ -33,7 +33,7 @@ pub mod state;
 
 use crate::broker::config::{BreakRule, BrokerConfig};
 use crate::history::HistoryEvent;
-use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
+use crate::node::{Cx, Node, NodeId, Timer};
 use crate::protocol::*;
 use crate::record::{TopicId, TopicPartition};
 use crate::time::{ms, Instant};
@@ -54,8 +54,38 @@ pub struct ControllerConfig {
     pub broker: BrokerConfig,
 }
 
+/// Every timer a controller sets: encoded to the kernel's [`Timer`] by `From` and decoded by
+/// [`ControllerTimer::decode`], the one place that knows their numeric kinds (which appear in
+/// traces and never change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ControllerTimer {
+    /// Check which brokers' sessions expired (active controller).
+    Liveness,
+    /// Sync with the other controllers (standby failover).
+    Sync,
+}
+
 const TIMER_LIVENESS: u16 = 1;
 const TIMER_SYNC: u16 = 2;
+
+impl From<ControllerTimer> for Timer {
+    fn from(t: ControllerTimer) -> Timer {
+        match t {
+            ControllerTimer::Liveness => Timer::new(TIMER_LIVENESS, 0),
+            ControllerTimer::Sync => Timer::new(TIMER_SYNC, 0),
+        }
+    }
+}
+
+impl ControllerTimer {
+    fn decode(t: Timer) -> ControllerTimer {
+        match t.kind {
+            TIMER_LIVENESS => ControllerTimer::Liveness,
+            TIMER_SYNC => ControllerTimer::Sync,
+            other => unreachable!("timer kind {other} is not a controller's"),
+        }
+    }
+}
 /// Liveness checks per second: fencing is at most this late.
 const LIVENESS_CHECK_MS: u64 = 250;
 
@@ -643,7 +673,7 @@ impl Controller {
         }
         cx.set_timer_after(
             self.config.broker.broker_heartbeat_interval,
-            Timer::new(TIMER_SYNC, 0),
+            ControllerTimer::Sync,
         );
     }
 }
@@ -663,10 +693,10 @@ impl Node for Controller {
         if self.config.controllers.len() == 1 || (primary && first_boot) {
             self.become_active(cx, first_boot);
         }
-        cx.set_timer_after(ms(LIVENESS_CHECK_MS), Timer::new(TIMER_LIVENESS, 0));
+        cx.set_timer_after(ms(LIVENESS_CHECK_MS), ControllerTimer::Liveness);
         cx.set_timer_after(
             self.config.broker.broker_heartbeat_interval,
-            Timer::new(TIMER_SYNC, 0),
+            ControllerTimer::Sync,
         );
     }
 
@@ -725,19 +755,16 @@ impl Node for Controller {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        match timer.kind {
-            TIMER_LIVENESS => {
+        match ControllerTimer::decode(timer) {
+            ControllerTimer::Liveness => {
                 if self.role == Role::Active {
                     self.check_liveness(cx);
                 }
-                cx.set_timer_after(ms(LIVENESS_CHECK_MS), Timer::new(TIMER_LIVENESS, 0));
+                cx.set_timer_after(ms(LIVENESS_CHECK_MS), ControllerTimer::Liveness);
             }
-            TIMER_SYNC => self.on_sync_timer(cx),
-            _ => {}
+            ControllerTimer::Sync => self.on_sync_timer(cx),
         }
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
 
     fn as_any(&self) -> &dyn Any {
         self

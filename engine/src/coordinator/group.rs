@@ -17,8 +17,8 @@
 //! heartbeat moved the deadline since, so a heartbeat costs no timer operation.
 
 use super::load::LoadedGroup;
-use super::COORDINATOR_TIMER_BASE;
-use crate::node::{Cx, NodeId, Timer};
+use crate::broker::timer::GroupTimer;
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     Assignment, ErrorCode, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
     JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, Message, Subscription,
@@ -28,11 +28,6 @@ use crate::record::MemberTimeouts;
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Timer: the join phase of a rebalance is over (key: group index << 32 | rebalance sequence).
-pub const TIMER_JOIN_DEADLINE: u16 = COORDINATOR_TIMER_BASE;
-/// Timer: a member's session may have expired (key: group index << 32 | member sequence).
-pub const TIMER_SESSION: u16 = COORDINATOR_TIMER_BASE + 1;
 
 /// Most members one group admits (Kafka's `group.max.size` default is unbounded; a bound keeps
 /// a runaway client from growing the coordinator without limit).
@@ -130,6 +125,18 @@ impl Group {
     /// (`GroupCoordinator.onGroupLoaded` → `completeAndScheduleNextHeartbeatExpiration`): a
     /// member that died during the failover is removed one full session after the load.
     pub fn restore(&mut self, cx: &mut Cx, meta: &LoadedGroup) {
+        // Restored into a group created by the load: nothing of an older life to merge.
+        assert!(
+            self.state == GroupState::Empty && self.members.is_empty() && self.generation == 0,
+            "group {}: restored over a live group",
+            self.name
+        );
+        assert!(
+            meta.generation > 0,
+            "group {}: a persisted generation {}",
+            self.name,
+            meta.generation
+        );
         assert_eq!(
             meta.members.len(),
             meta.assignments.len(),
@@ -170,24 +177,113 @@ impl Group {
         } else {
             GroupState::Stable
         };
+        assert_eq!(
+            self.members.len(),
+            meta.members.len(),
+            "group {}: a member id persisted twice",
+            self.name
+        );
+        self.check();
+    }
+
+    /// What every transition leaves true (Kafka's `GroupMetadata` invariants): member ids
+    /// unique across members and pending members, within [`GROUP_MAX_MEMBERS`]; timer
+    /// sequences unique; an Empty group without members; a Stable or CompletingRebalance
+    /// group with a protocol and a leader among its members; a JoinGroup parked only while
+    /// the group prepares a rebalance, a SyncGroup only while it completes one; a Dead group
+    /// waiting on nothing.
+    fn check(&self) {
+        assert!(
+            self.members.keys().all(|id| !self.pending.contains_key(id)),
+            "group {}: a member id both joined and pending",
+            self.name
+        );
+        assert!(
+            self.members.len() + self.pending.len() <= GROUP_MAX_MEMBERS,
+            "group {}: {} members and {} pending",
+            self.name,
+            self.members.len(),
+            self.pending.len()
+        );
+        let mut seqs: Vec<u32> = self.members.values().map(|m| m.seq).collect();
+        seqs.extend(self.pending.values().map(|p| p.seq));
+        seqs.sort_unstable();
+        assert!(
+            seqs.windows(2).all(|w| w[0] != w[1]),
+            "group {}: two members share a timer sequence",
+            self.name
+        );
+        assert!(
+            self.generation >= 0,
+            "group {}: generation {}",
+            self.name,
+            self.generation
+        );
+        assert!(
+            self.state != GroupState::Empty || self.members.is_empty(),
+            "group {}: Empty with {} members",
+            self.name,
+            self.members.len()
+        );
+        if matches!(
+            self.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            assert!(
+                self.protocol.is_some()
+                    && self
+                        .leader
+                        .as_ref()
+                        .is_some_and(|l| self.members.contains_key(l)),
+                "group {}: {:?} without a protocol or a leader among its members",
+                self.name,
+                self.state
+            );
+        }
+        assert!(
+            self.state == GroupState::PreparingRebalance
+                || self.members.values().all(|m| m.awaiting_join.is_none()),
+            "group {}: a JoinGroup parked in {:?}",
+            self.name,
+            self.state
+        );
+        assert!(
+            self.state == GroupState::CompletingRebalance
+                || self.members.values().all(|m| m.awaiting_sync.is_none()),
+            "group {}: a SyncGroup parked in {:?}",
+            self.name,
+            self.state
+        );
     }
 
     fn take_seq(&mut self) -> u32 {
         self.next_member_seq = self.next_member_seq.wrapping_add(1);
+        // Sequences key session timers; a wrap could wake another member's timer.
+        assert_ne!(
+            self.next_member_seq, 0,
+            "group {}: member sequences wrapped",
+            self.name
+        );
         self.next_member_seq
     }
 
-    fn timer_key(&self, low: u32) -> u64 {
-        ((self.index as u64) << 32) | low as u64
-    }
-
-    fn arm_session_timer(&self, cx: &mut Cx, _member: &str, at: Instant, seq: u32) {
-        cx.set_timer(at, Timer::new(TIMER_SESSION, self.timer_key(seq)));
+    fn arm_session_timer(&self, cx: &mut Cx, member: &str, at: Instant, seq: u32) {
+        assert!(
+            at >= cx.now(),
+            "group {}: session timer of {member} set in the past",
+            self.name
+        );
+        let timer = GroupTimer::Session {
+            group: self.index,
+            seq,
+        };
+        cx.set_timer(at, timer);
     }
 
     // ------------------------------------------------------------------ JoinGroup
 
     pub fn join(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+        self.check();
         if self.state == GroupState::Dead {
             return send_join_error(cx, from, &req, ErrorCode::CoordinatorNotAvailable);
         }
@@ -227,6 +323,11 @@ impl Group {
         let seq = self.take_seq();
         let member_id = format!("consumer-n{}-{}-{}", from.0, cx.me().0, seq);
         let deadline = cx.now() + Duration::from_millis(req.session_timeout_ms as u64);
+        assert!(
+            !self.members.contains_key(&member_id) && !self.pending.contains_key(&member_id),
+            "group {}: member id {member_id} handed out twice",
+            self.name
+        );
         self.pending
             .insert(member_id.clone(), PendingMember { seq, deadline });
         self.arm_session_timer(cx, &member_id, deadline, seq);
@@ -243,6 +344,12 @@ impl Group {
     }
 
     fn add_member_and_rebalance(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+        assert!(
+            !self.members.contains_key(&req.member_id),
+            "group {}: {} joins twice",
+            self.name,
+            req.member_id
+        );
         let seq = self.take_seq();
         let session = Duration::from_millis(req.session_timeout_ms as u64);
         let member = Member {
@@ -264,10 +371,25 @@ impl Group {
         } else {
             self.prepare_rebalance(cx);
         }
+        assert!(
+            matches!(
+                self.state,
+                GroupState::PreparingRebalance | GroupState::CompletingRebalance
+            ),
+            "group {}: a new member left the group {:?}",
+            self.name,
+            self.state
+        );
     }
 
     fn join_known_member(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
         let is_leader = self.leader.as_deref() == Some(req.member_id.as_str());
+        assert!(
+            self.state != GroupState::Empty,
+            "group {}: a known member {} in an Empty group",
+            self.name,
+            req.member_id
+        );
         let member = self.members.get_mut(&req.member_id).expect("known member");
         let changed = member.protocols != req.protocols;
         member.client = from;
@@ -320,16 +442,36 @@ impl Group {
             self.initial_delay_left = None;
             max_rebalance
         };
+        // The join phase never outlasts the longest rebalance timeout of the members.
+        assert!(
+            delay <= max_rebalance,
+            "group {}: a join phase of {delay:?} past the rebalance timeout {max_rebalance:?}",
+            self.name
+        );
         self.state = GroupState::PreparingRebalance;
+        assert!(
+            self.members.values().all(|m| m.awaiting_sync.is_none()),
+            "group {}: a SyncGroup left unanswered by a rebalance",
+            self.name
+        );
         self.arm_join_deadline(cx, delay);
         self.try_complete_join(cx);
     }
 
     fn arm_join_deadline(&mut self, cx: &mut Cx, after: Duration) {
         self.rebalance_seq = self.rebalance_seq.wrapping_add(1);
+        assert_eq!(
+            self.state,
+            GroupState::PreparingRebalance,
+            "group {}: a join deadline outside a rebalance",
+            self.name
+        );
         self.join_deadline = cx.now() + after;
-        let key = self.timer_key(self.rebalance_seq);
-        cx.set_timer(self.join_deadline, Timer::new(TIMER_JOIN_DEADLINE, key));
+        let timer = GroupTimer::JoinDeadline {
+            group: self.index,
+            seq: self.rebalance_seq,
+        };
+        cx.set_timer(self.join_deadline, timer);
     }
 
     /// Complete the join phase early if every known member has rejoined (not during the
@@ -341,14 +483,26 @@ impl Group {
         let all_joined = self.members.values().all(|m| m.awaiting_join.is_some());
         if all_joined && self.pending.is_empty() {
             self.complete_join(cx);
+            assert_ne!(
+                self.state,
+                GroupState::PreparingRebalance,
+                "group {}: a completed join still preparing",
+                self.name
+            );
         }
     }
 
     /// The join deadline timer fired.
     pub fn on_join_deadline(&mut self, cx: &mut Cx, seq: u32) {
+        self.check();
         if self.state != GroupState::PreparingRebalance || seq != self.rebalance_seq {
             return;
         }
+        assert!(
+            cx.now() >= self.join_deadline,
+            "group {}: the join deadline fired early",
+            self.name
+        );
         if let Some(left) = self.initial_delay_left {
             if self.new_member_joined && left > Duration::ZERO {
                 let step = self.initial_delay.min(left);
@@ -373,6 +527,11 @@ impl Group {
     }
 
     fn complete_join(&mut self, cx: &mut Cx) {
+        assert!(
+            self.generation < i32::MAX,
+            "group {}: generations exhausted",
+            self.name
+        );
         self.generation += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
@@ -402,6 +561,12 @@ impl Group {
             let resp = self.join_response(&id, corr, is_leader);
             cx.send(client, Message::JoinGroupResponse(resp));
         }
+        assert!(
+            self.members.values().all(|m| m.awaiting_join.is_none()),
+            "group {}: a JoinGroup left unanswered by generation {}",
+            self.name,
+            self.generation
+        );
     }
 
     /// Kafka's `selectProtocol`: among protocols every member supports, each member votes for
@@ -431,14 +596,26 @@ impl Group {
             }
         }
         let best = votes.values().copied().max().unwrap_or(0);
-        votes
+        let chosen = votes
             .into_iter()
             .find(|(_, v)| *v == best)
             .map(|(n, _)| n.to_string())
-            .expect("a voted protocol")
+            .expect("a voted protocol");
+        assert!(
+            candidates.contains(&chosen.as_str()),
+            "group {}: chose {chosen}, which not every member supports",
+            self.name
+        );
+        chosen
     }
 
     fn join_response(&self, member_id: &str, corr: u64, with_members: bool) -> JoinGroupResponse {
+        assert!(
+            self.generation > 0 && self.members.contains_key(member_id),
+            "group {}: a join answer for {member_id} at generation {}",
+            self.name,
+            self.generation
+        );
         let protocol = self.protocol.clone().unwrap_or_default();
         let members = if with_members {
             self.members
@@ -480,6 +657,7 @@ impl Group {
         from: NodeId,
         req: SyncGroupRequest,
     ) -> Option<PersistGroup> {
+        self.check();
         let error = self.check_member(&req.member_id, req.generation);
         if error != ErrorCode::None {
             send_sync(cx, from, req.correlation_id, error, Arc::new(Vec::new()));
@@ -506,6 +684,12 @@ impl Group {
     }
 
     fn sync_completing(&mut self, from: NodeId, req: SyncGroupRequest) -> Option<PersistGroup> {
+        assert_eq!(
+            self.state,
+            GroupState::CompletingRebalance,
+            "group {}: a SyncGroup parked outside CompletingRebalance",
+            self.name
+        );
         let member = self
             .members
             .get_mut(&req.member_id)
@@ -520,6 +704,11 @@ impl Group {
                 m.assignment = assignment;
             }
         }
+        assert!(
+            self.members.values().all(|m| m.awaiting_join.is_none()),
+            "group {}: the leader assigns while a member is still joining",
+            self.name
+        );
         Some(PersistGroup {
             generation: self.generation,
             protocol: self.protocol.clone().unwrap_or_default(),
@@ -539,13 +728,20 @@ impl Group {
 
     /// The GroupMetadata append of `generation` completed with `result`.
     pub fn on_persisted(&mut self, cx: &mut Cx, generation: i32, result: ErrorCode) {
+        assert!(
+            generation <= self.generation,
+            "group {}: generation {generation} persisted before it was formed ({})",
+            self.name,
+            self.generation
+        );
         if self.state != GroupState::CompletingRebalance || generation != self.generation {
             return;
         }
         if result != ErrorCode::None {
             // Kafka maps a failed group append to a coordinator error and rebalances.
             self.fail_pending_syncs(cx, coordinator_error(result));
-            return self.prepare_rebalance(cx);
+            self.prepare_rebalance(cx);
+            return self.check();
         }
         self.state = GroupState::Stable;
         for m in self.members.values_mut() {
@@ -553,9 +749,16 @@ impl Group {
                 send_sync(cx, m.client, corr, ErrorCode::None, m.assignment.clone());
             }
         }
+        self.check();
     }
 
     fn fail_pending_syncs(&mut self, cx: &mut Cx, error: ErrorCode) {
+        assert_ne!(
+            error,
+            ErrorCode::None,
+            "group {}: failing SyncGroups without an error",
+            self.name
+        );
         for m in self.members.values_mut() {
             if let Some(corr) = m.awaiting_sync.take() {
                 send_sync(cx, m.client, corr, error, Arc::new(Vec::new()));
@@ -578,6 +781,16 @@ impl Group {
                 error = ErrorCode::RebalanceInProgress;
             }
         }
+        assert!(
+            error != ErrorCode::None
+                || matches!(
+                    self.state,
+                    GroupState::Stable | GroupState::CompletingRebalance
+                ),
+            "group {}: a heartbeat accepted in {:?}",
+            self.name,
+            self.state
+        );
         let resp = HeartbeatResponse {
             correlation_id: req.correlation_id,
             error,
@@ -608,17 +821,29 @@ impl Group {
         } else {
             ErrorCode::UnknownMemberId
         };
+        assert!(
+            !self.members.contains_key(&req.member_id)
+                && !self.pending.contains_key(&req.member_id),
+            "group {}: {} still a member after leaving",
+            self.name,
+            req.member_id
+        );
         let resp = LeaveGroupResponse {
             correlation_id: req.correlation_id,
             error,
         };
         cx.send(from, Message::LeaveGroupResponse(resp));
+        self.check();
     }
 
     fn remove_member(&mut self, cx: &mut Cx, member_id: &str) {
         let Some(member) = self.members.remove(member_id) else {
             return;
         };
+        let formed = matches!(
+            self.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        );
         if let Some(corr) = member.awaiting_join {
             send_join_error_to(cx, member.client, corr, ErrorCode::UnknownMemberId);
         }
@@ -631,15 +856,32 @@ impl Group {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(cx),
             GroupState::Empty | GroupState::Dead => {}
         }
+        // A departure always rebalances a formed group (`removeMemberAndUpdateGroup`).
+        assert!(
+            !formed
+                || matches!(
+                    self.state,
+                    GroupState::PreparingRebalance | GroupState::Empty
+                ),
+            "group {}: {member_id} left and the group stayed {:?}",
+            self.name,
+            self.state
+        );
     }
 
     /// A session timer fired for the member (or pending member) with sequence `seq`.
     pub fn on_session_timer(&mut self, cx: &mut Cx, seq: u32) {
+        self.check();
         if let Some((id, p)) = self.pending.iter().find(|(_, p)| p.seq == seq) {
             if p.deadline <= cx.now() {
                 let id = id.clone();
                 self.pending.remove(&id);
                 self.try_complete_join(cx);
+                assert!(
+                    !self.pending.contains_key(&id),
+                    "group {}: pending member {id} expired but stays",
+                    self.name
+                );
             }
             return;
         }
@@ -655,6 +897,11 @@ impl Group {
         }
         let id = id.clone();
         self.remove_member(cx, &id);
+        assert!(
+            !self.members.contains_key(&id),
+            "group {}: {id} expired but stays",
+            self.name
+        );
     }
 
     /// The coordinator lost this group's partition: answer every waiting request.
@@ -669,12 +916,19 @@ impl Group {
             }
         }
         self.state = GroupState::Dead;
+        assert!(
+            self.members
+                .values()
+                .all(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none()),
+            "group {}: unloaded with requests unanswered",
+            self.name
+        );
     }
 }
 
 /// Map a log append error to what Kafka answers group clients (`GroupMetadataManager`).
 pub fn coordinator_error(append_error: ErrorCode) -> ErrorCode {
-    match append_error {
+    let error = match append_error {
         ErrorCode::None => ErrorCode::None,
         ErrorCode::UnknownTopicOrPartition
         | ErrorCode::NotEnoughReplicas
@@ -682,7 +936,16 @@ pub fn coordinator_error(append_error: ErrorCode) -> ErrorCode {
         | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorNotAvailable,
         ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch => ErrorCode::NotCoordinator,
         _ => ErrorCode::CoordinatorNotAvailable,
-    }
+    };
+    // A group client retries these by finding the coordinator again; nothing else may leak.
+    assert!(
+        matches!(
+            error,
+            ErrorCode::None | ErrorCode::CoordinatorNotAvailable | ErrorCode::NotCoordinator
+        ),
+        "append error {append_error:?} mapped to {error:?}"
+    );
+    error
 }
 
 fn send_join_error(cx: &mut Cx, to: NodeId, req: &JoinGroupRequest, error: ErrorCode) {
@@ -690,6 +953,7 @@ fn send_join_error(cx: &mut Cx, to: NodeId, req: &JoinGroupRequest, error: Error
 }
 
 fn send_join_error_to(cx: &mut Cx, to: NodeId, corr: u64, error: ErrorCode) {
+    assert_ne!(error, ErrorCode::None, "a JoinGroup error without an error");
     let resp = JoinGroupResponse {
         correlation_id: corr,
         error,

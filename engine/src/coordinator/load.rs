@@ -45,6 +45,11 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
     let mut groups = BTreeMap::new();
     for batch in batches {
         if let Some(marker) = batch.control {
+            assert!(
+                batch.producer_id >= 0,
+                "a control batch at {} without a producer",
+                batch.base_offset
+            );
             if let Some(txn) = pending.remove(&batch.producer_id) {
                 if marker == crate::record::ControlMarker::Commit {
                     offsets.extend(txn);
@@ -79,6 +84,15 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                     assignments,
                     timeouts,
                 }) => {
+                    // Written by one `persist_group`: one assignment and timeouts per member.
+                    assert!(
+                        members.len() == assignments.len() && members.len() == timeouts.len(),
+                        "group {group}: generation {generation} record with {} members, {} \
+                         assignments, {} timeouts",
+                        members.len(),
+                        assignments.len(),
+                        timeouts.len()
+                    );
                     let loaded = LoadedGroup {
                         generation: *generation,
                         protocol: protocol.clone(),

@@ -23,8 +23,9 @@ mod txn_offsets_tests;
 
 pub use group::{GroupState, GROUP_MAX_MEMBERS};
 
+use crate::broker::timer::GroupTimer;
 use crate::history::HistoryEvent;
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
     Message, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
@@ -33,16 +34,17 @@ use crate::protocol::{
 use crate::record::{
     InternalPayload, MemberTimeouts, Record, RecordBatch, TopicId, TopicPartition, ValueId,
 };
-use group::{coordinator_error, Group, PersistGroup, TIMER_JOIN_DEADLINE, TIMER_SESSION};
+use group::{coordinator_error, Group, PersistGroup};
 use offsets::{OffsetCache, PendingCommit, PendingTxnOffset};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Timer kinds at or above this value belong to the coordinator; the broker forwards them.
-pub const COORDINATOR_TIMER_BASE: u16 = 0x4000;
-
 /// Most groups one coordinator keeps (a bound on memory; Kafka has none).
 pub const MAX_GROUPS: usize = 10_000;
+
+/// Most appends one coordinator keeps in flight (a bound: each waits at most
+/// `offsets.commit.timeout.ms` in the replica's purgatory).
+const MAX_PENDING_APPENDS: usize = 100_000;
 
 /// Modelled size of one `__consumer_offsets` record (key: group + partition, value: offset,
 /// epoch, metadata, timestamps).
@@ -164,11 +166,59 @@ impl GroupCoordinator {
     /// The `__consumer_offsets` partition that coordinates `group` (Kafka:
     /// `Utils.abs(groupId.hashCode()) % groupMetadataTopicPartitionCount`).
     pub fn partition_for(&self, group: &str) -> TopicPartition {
-        coordinator_partition(
+        let tp = coordinator_partition(
             self.config.offsets_topic,
             self.config.offsets_partitions,
             group,
-        )
+        );
+        assert!(
+            tp.topic == self.config.offsets_topic && tp.partition < self.config.offsets_partitions,
+            "group {group}: coordinated by {tp}, outside __consumer_offsets"
+        );
+        tp
+    }
+
+    /// What every entry point leaves true: each loaded group has its timer index and lives in
+    /// a partition this coordinator loaded; every append in flight is for a loaded offsets
+    /// partition, with a token already handed out; the bounds hold.
+    fn check(&self) {
+        assert!(
+            self.groups.len() <= MAX_GROUPS,
+            "group coordinator: {} groups",
+            self.groups.len()
+        );
+        assert_timer_indexes(&self.group_by_index, &self.groups, |g| g.index, "group");
+        assert!(
+            self.groups.iter().all(|(name, g)| *name == g.name),
+            "group coordinator: a group filed under another name"
+        );
+        assert!(
+            self.groups
+                .keys()
+                .all(|name| self.owned.contains_key(&self.partition_for(name).partition)),
+            "group coordinator: a group of a partition it did not load"
+        );
+        assert!(
+            self.pending.len() <= MAX_PENDING_APPENDS,
+            "group coordinator: {} appends in flight",
+            self.pending.len()
+        );
+        assert!(
+            self.pending.keys().all(|token| *token <= self.next_token),
+            "group coordinator: an append in flight under a token never handed out"
+        );
+        assert!(
+            self.pending.values().all(|(tp, _)| {
+                tp.topic == self.config.offsets_topic && self.owned.contains_key(&tp.partition)
+            }),
+            "group coordinator: an append in flight for a partition it does not own"
+        );
+        assert!(
+            self.owned
+                .keys()
+                .all(|p| *p < self.config.offsets_partitions),
+            "group coordinator: owns a partition __consumer_offsets does not have"
+        );
     }
 
     /// Whether the broker should hand `msg` to [`GroupCoordinator::handle`].
@@ -199,6 +249,13 @@ impl GroupCoordinator {
 
     /// Handle a group request from a client.
     pub fn handle(&mut self, cx: &mut Cx, from: NodeId, msg: Message, log: &mut dyn OffsetsLog) {
+        self.check();
+        assert!(
+            Self::accepts(&msg),
+            "{}: {} handed to the group coordinator",
+            cx.me(),
+            msg.kind()
+        );
         if let Message::FindCoordinatorRequest(req) = &msg {
             let tp = self.partition_for(&req.key);
             let coordinator = match req.key_type {
@@ -286,13 +343,26 @@ impl GroupCoordinator {
             self.next_group_index += 1;
             self.group_by_index.insert(index, name.clone());
             let group = Group::new(name.clone(), index, self.config.initial_rebalance_delay);
+            assert!(
+                self.group_by_index.get(&index) == Some(&name),
+                "group {name}: timer index {index} taken"
+            );
             self.groups.insert(name, group);
         }
+        assert!(
+            self.groups.len() <= MAX_GROUPS,
+            "more than {MAX_GROUPS} groups"
+        );
         self.groups.get_mut(name)
     }
 
     fn take_token(&mut self) -> u64 {
         self.next_token += 1;
+        // The transaction coordinator's tokens carry TXN_TOKEN_BIT: the two never meet.
+        assert!(
+            self.next_token < transaction::TXN_TOKEN_BIT,
+            "group coordinator tokens exhausted"
+        );
         self.next_token
     }
 
@@ -305,6 +375,18 @@ impl GroupCoordinator {
         log: &mut dyn OffsetsLog,
     ) {
         let tp = self.partition_for(&name);
+        // Only a leader's SyncGroup completes a rebalance, so a generation has a member.
+        assert!(
+            !persist.members.is_empty()
+                && self
+                    .groups
+                    .get(&name)
+                    .is_some_and(|g| g.generation == persist.generation),
+            "{}: group {name} persists generation {} with {} members",
+            cx.me(),
+            persist.generation,
+            persist.members.len()
+        );
         let members: Vec<Arc<str>> = persist
             .members
             .iter()
@@ -329,7 +411,11 @@ impl GroupCoordinator {
                     group: name,
                     generation: persist.generation,
                 };
-                self.pending.insert(token, (tp, pending));
+                assert!(
+                    self.pending.insert(token, (tp, pending)).is_none(),
+                    "{}: append token {token} reused",
+                    cx.me()
+                );
             }
             Err(e) => {
                 if let Some(g) = self.groups.get_mut(&name) {
@@ -357,6 +443,11 @@ impl GroupCoordinator {
             return reply_commit(cx, from, &req, ErrorCode::None);
         }
         let token = self.take_token();
+        assert!(
+            !self.pending.contains_key(&token),
+            "{}: append token {token} reused",
+            cx.me()
+        );
         match log.append(cx, tp, records, token) {
             Ok(()) => {
                 let pending = PendingCommit {
@@ -416,6 +507,14 @@ impl GroupCoordinator {
         }
         let group: Arc<str> = Arc::from(req.group.as_str());
         let records = offset_commit_records(cx, &group, &req.offsets);
+        // A TxnOffsetCommit comes from a producer that InitProducerId gave an id.
+        assert!(
+            req.producer_id >= 0 && req.producer_epoch >= 0,
+            "{}: a transactional commit of producer {} epoch {}",
+            cx.me(),
+            req.producer_id,
+            req.producer_epoch
+        );
         for (partition, offset, leader_epoch) in &req.offsets {
             let pending = PendingTxnOffset {
                 committed: (*offset, *leader_epoch),
@@ -428,6 +527,11 @@ impl GroupCoordinator {
         }
         let token = self.take_token();
         let producer = (req.producer_id, req.producer_epoch);
+        assert!(
+            self.offsets.txn_pending_for(&group, req.offsets[0].0),
+            "{}: group {group}: a transactional commit not held pending",
+            cx.me()
+        );
         match log.append_transactional(cx, tp, records, producer, token) {
             Ok(()) => {
                 let commit = PendingCommit {
@@ -512,6 +616,7 @@ impl GroupCoordinator {
             if self.partition_for(&group) != partition {
                 continue;
             }
+            let before = self.offsets.get(&group, partition);
             for (tp, p) in self.offsets.complete_txn(&group, producer_id, commit) {
                 cx.record(HistoryEvent::OffsetsStored {
                     group: group.clone(),
@@ -521,6 +626,20 @@ impl GroupCoordinator {
                     offset: p.committed.0,
                 });
             }
+            // The marker settled the producer's offsets of this group, either way.
+            assert!(
+                !self
+                    .offsets
+                    .groups_pending_from(producer_id)
+                    .contains(&group),
+                "{}: group {group}: producer {producer_id}'s offsets pending after its marker",
+                cx.me()
+            );
+            assert!(
+                commit || self.offsets.get(&group, partition) == before,
+                "{}: group {group}: an abort marker changed committed offsets",
+                cx.me()
+            );
         }
     }
 
@@ -553,11 +672,16 @@ impl GroupCoordinator {
             };
             return cx.send(from, Message::OffsetFetchResponse(resp));
         }
-        let offsets = req
+        let offsets: Vec<(TopicPartition, Option<u64>)> = req
             .partitions
             .iter()
             .map(|tp| (*tp, self.offsets.get(&req.group, *tp).map(|(o, _)| o)))
             .collect();
+        assert_eq!(
+            offsets.len(),
+            req.partitions.len(),
+            "an OffsetFetch answered for other partitions"
+        );
         let resp = OffsetFetchResponse {
             correlation_id: req.correlation_id,
             error: ErrorCode::None,
@@ -566,20 +690,30 @@ impl GroupCoordinator {
         cx.send(from, Message::OffsetFetchResponse(resp));
     }
 
-    /// A coordinator timer (kind >= [`COORDINATOR_TIMER_BASE`]) is due.
-    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer, _log: &mut dyn OffsetsLog) {
-        let index = (timer.key >> 32) as u32;
-        let low = timer.key as u32;
+    /// A group coordinator timer is due.
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: GroupTimer, _log: &mut dyn OffsetsLog) {
+        let (GroupTimer::JoinDeadline { group: index, seq }
+        | GroupTimer::Session { group: index, seq }) = timer;
+        assert!(
+            index < self.next_group_index,
+            "{}: a timer of group index {index}, never handed out",
+            cx.me()
+        );
         let Some(name) = self.group_by_index.get(&index) else {
             return;
         };
         let Some(group) = self.groups.get_mut(name) else {
             return;
         };
-        match timer.kind {
-            TIMER_JOIN_DEADLINE => group.on_join_deadline(cx, low),
-            TIMER_SESSION => group.on_session_timer(cx, low),
-            other => panic!("{}: unknown coordinator timer kind {other:#x}", cx.me()),
+        assert_eq!(
+            group.index,
+            index,
+            "{}: group {name}'s timer index changed",
+            cx.me()
+        );
+        match timer {
+            GroupTimer::JoinDeadline { .. } => group.on_join_deadline(cx, seq),
+            GroupTimer::Session { .. } => group.on_session_timer(cx, seq),
         }
     }
 
@@ -601,6 +735,13 @@ impl GroupCoordinator {
         if let Some(epoch) = leader_epoch {
             self.load(cx, partition, epoch, log);
         }
+        assert_eq!(
+            self.owned.get(&partition.partition),
+            leader_epoch.as_ref(),
+            "{}: {partition} owned at the wrong epoch after a leadership change",
+            cx.me()
+        );
+        self.check();
     }
 
     /// Forget the groups of `partition`, answering everything that waits on them.
@@ -646,10 +787,22 @@ impl GroupCoordinator {
                 _ => {}
             }
         }
+        assert!(
+            !self.owned.contains_key(&partition.partition)
+                && self.pending.values().all(|(tp, _)| *tp != partition)
+                && self.groups.keys().all(|g| !in_partition(g)),
+            "{}: {partition} unloaded with groups or appends left",
+            cx.me()
+        );
     }
 
     /// Rebuild committed offsets and groups from the partition's log.
     fn load(&mut self, cx: &mut Cx, partition: TopicPartition, epoch: u32, log: &dyn OffsetsLog) {
+        assert!(
+            !self.owned.contains_key(&partition.partition),
+            "{}: {partition} loaded over a load",
+            cx.me()
+        );
         let loaded = load::replay(&log.loadable_batches(partition));
         for (group, tp, offset, leader_epoch) in loaded.offsets {
             self.offsets.put(&group, tp, (offset, leader_epoch));
@@ -667,6 +820,12 @@ impl GroupCoordinator {
                 .put_txn_pending(&group, producer_id, tp, pending);
         }
         for (name, meta) in loaded.groups {
+            assert_eq!(
+                self.partition_for(&name),
+                partition,
+                "{}: group {name} loaded from another group's partition",
+                cx.me()
+            );
             if let Some(g) = self.group_mut(&name) {
                 g.restore(cx, &meta);
             }
@@ -682,9 +841,24 @@ impl GroupCoordinator {
         result: ErrorCode,
         _log: &mut dyn OffsetsLog,
     ) {
-        let Some((_, pending)) = self.pending.remove(&token) else {
+        assert!(
+            token & transaction::TXN_TOKEN_BIT == 0 && token <= self.next_token,
+            "{}: append token {token:#x} was not handed out by the group coordinator",
+            cx.me()
+        );
+        let Some((tp, pending)) = self.pending.remove(&token) else {
             return; // the partition was unloaded meanwhile and the request answered
         };
+        let group = match &pending {
+            PendingAppend::Commit(c) | PendingAppend::TxnCommit { commit: c, .. } => &c.group,
+            PendingAppend::Group { group, .. } => group,
+        };
+        assert_eq!(
+            self.partition_for(group),
+            tp,
+            "{}: group {group}'s append completed on another partition",
+            cx.me()
+        );
         match pending {
             PendingAppend::Commit(c) => {
                 if result == ErrorCode::None {
@@ -729,11 +903,17 @@ impl GroupCoordinator {
                 }
             }
         }
+        self.check();
     }
 }
 
 /// A record of `__consumer_offsets` (internal records carry value id 0: never a user value).
 fn internal_record(cx: &Cx, payload: InternalPayload) -> Record {
+    assert!(
+        !matches!(payload, InternalPayload::TransactionMetadata { .. }),
+        "{}: transaction state in __consumer_offsets",
+        cx.me()
+    );
     Record {
         value: ValueId(0),
         key: None,
@@ -789,6 +969,12 @@ fn reply_pending_commit(cx: &mut Cx, c: &PendingCommit, error: ErrorCode) {
 /// Answer a group request with `error` and nothing else.
 fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
     use crate::protocol::{JoinGroupResponse, SyncGroupResponse};
+    assert_ne!(
+        error,
+        ErrorCode::None,
+        "{}: an error answer without an error",
+        cx.me()
+    );
     let resp = match msg {
         Message::JoinGroupRequest(r) => Message::JoinGroupResponse(JoinGroupResponse {
             correlation_id: r.correlation_id,
@@ -826,10 +1012,35 @@ fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
     cx.send(to, resp);
 }
 
+/// Both coordinators key their timers by an index per group or transactional id: the index
+/// map names exactly the entries, each by its own index (a stale timer finds nothing; a
+/// wrong one would wake another group or id).
+fn assert_timer_indexes<V>(
+    by_index: &BTreeMap<u32, Arc<str>>,
+    entries: &BTreeMap<Arc<str>, V>,
+    index_of: impl Fn(&V) -> u32,
+    what: &str,
+) {
+    assert_eq!(
+        by_index.len(),
+        entries.len(),
+        "coordinator: {} timer indexes for {} {what}s",
+        by_index.len(),
+        entries.len()
+    );
+    assert!(
+        by_index
+            .iter()
+            .all(|(i, key)| entries.get(key).is_some_and(|e| index_of(e) == *i)),
+        "coordinator: a timer index names another {what}"
+    );
+}
+
 /// The partition of a coordinator's internal `topic` (of `partitions`) that owns `key` (a
 /// group or a transactional id): `Utils.abs(key.hashCode()) % partitions`, as both
 /// `GroupMetadataManager.partitionFor` and `TransactionStateManager.partitionFor` compute it.
 pub fn coordinator_partition(topic: TopicId, partitions: u32, key: &str) -> TopicPartition {
+    assert!(partitions > 0, "a coordinator topic without partitions");
     TopicPartition::new(topic, java_string_hash_abs(key) % partitions)
 }
 
@@ -840,8 +1051,15 @@ pub(crate) fn loaded_epoch_if_leading(
     tp: TopicPartition,
     log: &dyn OffsetsLog,
 ) -> Option<u32> {
-    log.leader_epoch(tp)?;
-    owned.get(&tp.partition).copied()
+    let leading = log.leader_epoch(tp)?;
+    let loaded = owned.get(&tp.partition).copied()?;
+    // A coordinator loads at the epoch it leads, and a later leadership reloads (or unloads
+    // first): it never holds a load from a newer epoch than the one it leads.
+    assert!(
+        loaded <= leading,
+        "{tp}: loaded at epoch {loaded}, leading epoch {leading}"
+    );
+    Some(loaded)
 }
 
 /// Java's `String.hashCode()` made non-negative as Kafka's `Utils.abs` does
@@ -861,11 +1079,12 @@ pub fn java_string_hash(s: &str) -> i32 {
 
 /// Kafka's `Utils.abs`: `Math.abs`, except that `Integer.MIN_VALUE` maps to 0.
 pub fn kafka_utils_abs(h: i32) -> u32 {
-    if h == i32::MIN {
-        0
-    } else {
-        h.unsigned_abs()
-    }
+    let abs = if h == i32::MIN { 0 } else { h.unsigned_abs() };
+    assert!(
+        abs <= i32::MAX as u32,
+        "Utils.abs({h}) = {abs} is not a Java int"
+    );
+    abs
 }
 
 /// The `__consumer_offsets` records of one commit (plain or transactional): one per partition.
@@ -874,7 +1093,7 @@ fn offset_commit_records(
     group: &Arc<str>,
     offsets: &[(TopicPartition, u64, Option<u32>)],
 ) -> Vec<Record> {
-    offsets
+    let records: Vec<Record> = offsets
         .iter()
         .map(|(partition, offset, leader_epoch)| {
             let payload = InternalPayload::OffsetCommit {
@@ -885,5 +1104,11 @@ fn offset_commit_records(
             };
             internal_record(cx, payload)
         })
-        .collect()
+        .collect();
+    assert_eq!(
+        records.len(),
+        offsets.len(),
+        "one record per committed partition"
+    );
+    records
 }

@@ -13,6 +13,10 @@ use std::sync::Arc;
 /// consumed record).
 pub type Committed = (u64, Option<u32>);
 
+/// Most transactional offsets one coordinator holds pending (a bound: each waits for its
+/// transaction's marker, at most `transaction.timeout.ms` away).
+pub const MAX_TXN_PENDING: usize = 1_000_000;
+
 /// Offsets of every loaded group, by group name.
 #[derive(Debug, Default)]
 pub struct OffsetCache {
@@ -44,12 +48,24 @@ impl OffsetCache {
             .entry(group.clone())
             .or_default()
             .insert(partition, committed);
+        assert_eq!(
+            self.get(group, partition),
+            Some(committed),
+            "group {group}: {partition} not committed as stored"
+        );
     }
 
     /// Forget every group for which `owns` is false (the coordinator lost its partition).
     pub fn retain_groups(&mut self, mut owns: impl FnMut(&str) -> bool) {
         self.groups.retain(|g, _| owns(g));
         self.txn_pending.retain(|g, _| owns(g));
+        assert!(
+            self.groups
+                .keys()
+                .chain(self.txn_pending.keys())
+                .all(|g| owns(g)),
+            "offset cache: an unowned group survived"
+        );
     }
 
     /// `prepareTxnOffsetCommit` (before the append) and `onTxnOffsetCommitAppend` (after it,
@@ -61,6 +77,20 @@ impl OffsetCache {
         partition: TopicPartition,
         pending: PendingTxnOffset,
     ) {
+        assert!(
+            producer_id >= 0,
+            "group {group}: a transactional offset of producer {producer_id}"
+        );
+        let held: usize = self
+            .txn_pending
+            .values()
+            .flat_map(|by| by.values())
+            .map(|o| o.len())
+            .sum();
+        assert!(
+            held < MAX_TXN_PENDING,
+            "offset cache: {held} transactional offsets pending"
+        );
         self.txn_pending
             .entry(group.clone())
             .or_default()
@@ -86,6 +116,15 @@ impl OffsetCache {
         if by_producer.is_empty() {
             self.txn_pending.remove(group);
         }
+        // An offset whose append succeeded stays: it may still become visible at a commit.
+        assert!(
+            self.txn_pending
+                .get(group)
+                .and_then(|by| by.get(&producer_id))
+                .and_then(|o| o.get(&partition))
+                .is_none_or(|p| p.appended),
+            "group {group}: a failed transactional offset of {producer_id} kept"
+        );
     }
 
     /// `completePendingTxnOffsetCommit`: the marker of `producer_id`'s transaction is in the
@@ -116,7 +155,17 @@ impl OffsetCache {
         for (tp, p) in &visible {
             self.put(group, *tp, p.committed);
         }
+        assert!(
+            !self.txn_pending_for_producer(group, producer_id),
+            "group {group}: producer {producer_id} pending after its marker"
+        );
         visible
+    }
+
+    fn txn_pending_for_producer(&self, group: &str, producer_id: i64) -> bool {
+        self.txn_pending
+            .get(group)
+            .is_some_and(|by| by.contains_key(&producer_id))
     }
 
     /// Groups with a pending transactional offset of `producer_id`.

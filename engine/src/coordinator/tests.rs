@@ -2,6 +2,7 @@
 
 use super::testkit::{FakeLog, Host};
 use super::*;
+use crate::node::Timer;
 use crate::protocol::{
     FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     OffsetCommitRequest, OffsetFetchRequest, Subscription, SyncGroupRequest,
@@ -46,6 +47,11 @@ impl Rig {
 
     pub(super) fn lead(&mut self, epoch: Option<u32>) -> Vec<(NodeId, Message)> {
         let tp = self.coord.partition_for("g");
+        // The broker tells its coordinator the epoch its replica leads at (a coordinator never
+        // holds a load from a newer epoch than the replica's: `loaded_epoch_if_leading`).
+        if let Some(epoch) = epoch {
+            self.log.epochs.insert(tp, epoch);
+        }
         let (coord, log) = (&mut self.coord, &mut self.log);
         self.host.call(|cx| coord.on_leadership(cx, tp, epoch, log));
         self.collect_timers();
@@ -75,7 +81,8 @@ impl Rig {
             self.timers.remove(0);
             self.host.now = at;
             let (coord, log) = (&mut self.coord, &mut self.log);
-            self.host.call(|cx| coord.on_timer(cx, timer, log));
+            self.host
+                .call(|cx| coord.on_timer(cx, GroupTimer::decode(timer), log));
             self.collect_timers();
             sent.extend(self.host.sent());
         }

@@ -26,7 +26,7 @@
 
 use super::txn_metadata::{TxnAction, TxnMetadata, TxnState};
 use super::{coordinator_partition, loaded_epoch_if_leading, OffsetsLog};
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, CoordinatorType, EndTxnRequest, EndTxnResponse, ErrorCode,
@@ -38,14 +38,14 @@ use crate::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// Timer kinds at or above this value (and below the group coordinator's) are the
-/// transaction coordinator's; the broker forwards them.
-pub const TXN_TIMER_BASE: u16 = 0x3000;
-const TIMER_ABORT_CHECK: u16 = TXN_TIMER_BASE;
-/// Key: the id's index. Resend the markers still owed (after a retriable error).
-const TIMER_MARKER_RETRY: u16 = TXN_TIMER_BASE + 1;
-/// Key: the WriteTxnMarkers correlation id. Its answer did not come in time.
-const TIMER_MARKER_TIMEOUT: u16 = TXN_TIMER_BASE + 2;
+use crate::broker::timer::TxnTimer;
+#[cfg(test)]
+use crate::broker::timer::{
+    TXN_ABORT_CHECK as TIMER_ABORT_CHECK, TXN_MARKER_RETRY as TIMER_MARKER_RETRY,
+    TXN_MARKER_TIMEOUT as TIMER_MARKER_TIMEOUT,
+};
+#[cfg(test)]
+use crate::node::Timer;
 
 /// Append tokens of the transaction coordinator carry this bit, so the broker can tell its
 /// completions from the group coordinator's.
@@ -135,6 +135,18 @@ fn reply(
     producer_id: i64,
     producer_epoch: i16,
 ) {
+    // Only InitProducerId and EndTxn answers carry the producer; a successful
+    // InitProducerId always names a real one.
+    assert!(
+        matches!(kind, ReplyKind::Init | ReplyKind::End)
+            || (producer_id == -1 && producer_epoch == -1),
+        "a {kind:?} answer naming producer {producer_id}"
+    );
+    assert!(
+        kind != ReplyKind::Init || error != ErrorCode::None || producer_id >= 0,
+        "{}: InitProducerId answered without a producer id",
+        cx.me()
+    );
     let msg = match kind {
         ReplyKind::Init | ReplyKind::Fence => {
             Message::InitProducerIdResponse(InitProducerIdResponse {
@@ -270,18 +282,95 @@ impl TransactionCoordinator {
     /// Correlation ids of the coordinator's own requests start here (the broker gives it a
     /// range of its own per incarnation, so late answers to a previous process match nothing).
     pub fn set_correlation_base(&mut self, base: u64) {
+        assert!(
+            base >= self.next_correlation,
+            "transaction coordinator correlation ids would go back to {base}"
+        );
         self.next_correlation = base;
+    }
+
+    /// What every entry point leaves true: each owned id has its timer index; an id is
+    /// marked pending exactly while one append of it is in flight, for its own partition;
+    /// marker jobs belong to prepared ids and ask only for partitions still owed; the bounds
+    /// hold.
+    fn check(&self) {
+        assert!(
+            self.ids.len() <= MAX_TRANSACTIONAL_IDS,
+            "transaction coordinator: {} ids",
+            self.ids.len()
+        );
+        super::assert_timer_indexes(&self.by_index, &self.ids, |e| e.index, "transactional id");
+        assert!(
+            self.marker_requests.len() <= MAX_IN_FLIGHT,
+            "transaction coordinator: {} WriteTxnMarkers in flight",
+            self.marker_requests.len()
+        );
+        assert!(
+            self.id_requests.len() <= MAX_IN_FLIGHT,
+            "transaction coordinator: {} producer id requests in flight",
+            self.id_requests.len()
+        );
+        assert!(
+            self.pending
+                .values()
+                .all(|p| self.ids.get(&p.id).is_some_and(|e| e.pending)),
+            "transaction coordinator: an append in flight for an id not marked pending"
+        );
+        assert_eq!(
+            self.ids.values().filter(|e| e.pending).count(),
+            self.pending.len(),
+            "transaction coordinator: an id marked pending without its append"
+        );
+        assert!(
+            self.pending
+                .values()
+                .all(|p| self.partition_for(&p.id) == Some(p.partition)),
+            "transaction coordinator: an id's state appended to another partition"
+        );
+        assert!(
+            self.owned.keys().all(|p| *p < self.config.partitions),
+            "transaction coordinator: owns a partition __transaction_state does not have"
+        );
+        assert!(
+            self.marker_requests
+                .values()
+                .all(|(_, r)| !r.partitions.is_empty()),
+            "transaction coordinator: a WriteTxnMarkers in flight for no partition"
+        );
+        assert!(
+            self.jobs.iter().all(|(id, job)| self
+                .ids
+                .get(id)
+                .is_none_or(|e| e.meta.producer_id == job.producer_id)),
+            "transaction coordinator: markers owed under another producer id than the id's"
+        );
+        assert!(
+            self.jobs
+                .values()
+                .all(|job| job.in_flight.is_subset(&job.remaining)),
+            "transaction coordinator: a marker in flight that is not owed"
+        );
+        assert!(
+            self.jobs.keys().all(|id| self.ids.get(id).is_some_and(|e| {
+                matches!(
+                    e.meta.state,
+                    TxnState::PrepareCommit | TxnState::PrepareAbort
+                )
+            })),
+            "transaction coordinator: markers owed for an id that is not prepared"
+        );
     }
 
     /// The `__transaction_state` partition of `transactional_id`
     /// (`TransactionStateManager.partitionFor`), if the cluster has the topic.
     pub fn partition_for(&self, transactional_id: &str) -> Option<TopicPartition> {
         let topic = self.config.topic?;
-        Some(coordinator_partition(
-            topic,
-            self.config.partitions,
-            transactional_id,
-        ))
+        let tp = coordinator_partition(topic, self.config.partitions, transactional_id);
+        assert!(
+            tp.partition < self.config.partitions,
+            "{transactional_id}: coordinated by {tp}, outside __transaction_state"
+        );
+        Some(tp)
     }
 
     /// Whether the broker should hand `msg` to [`Self::handle`].
@@ -329,6 +418,10 @@ impl TransactionCoordinator {
 
     fn take_token(&mut self) -> u64 {
         self.next_token += 1;
+        assert!(
+            self.next_token < TXN_TOKEN_BIT,
+            "transaction coordinator tokens exhausted"
+        );
         TXN_TOKEN_BIT | self.next_token
     }
 
@@ -341,7 +434,12 @@ impl TransactionCoordinator {
     fn owns(&self, id: &str, log: &dyn OffsetsLog) -> Option<TopicPartition> {
         let tp = self.partition_for(id)?;
         let loaded = loaded_epoch_if_leading(&self.owned, tp, log)?;
-        (log.leader_epoch(tp) == Some(loaded)).then_some(tp)
+        let owned = (log.leader_epoch(tp) == Some(loaded)).then_some(tp);
+        assert!(
+            owned.is_none_or(|tp| Some(tp.topic) == self.config.topic),
+            "{id}: owned through {tp}, outside __transaction_state"
+        );
+        owned
     }
 
     /// KIP-890 part 1 for a partition leader on this broker: whether `partitions` are in the
@@ -386,6 +484,7 @@ impl TransactionCoordinator {
         controller: Option<NodeId>,
         log: &mut dyn OffsetsLog,
     ) {
+        self.check();
         match msg {
             Message::FindCoordinatorRequest(r) => self.find_coordinator(cx, from, r, log),
             Message::InitProducerIdRequest(r) => {
@@ -426,6 +525,12 @@ impl TransactionCoordinator {
         controller: Option<NodeId>,
         log: &mut dyn OffsetsLog,
     ) {
+        // `accepts` routes only an InitProducerId naming a transactional id here.
+        assert!(
+            r.transactional_id.is_some(),
+            "{}: an idempotent producer's InitProducerId at the transaction coordinator",
+            cx.me()
+        );
         let id: Arc<str> = Arc::from(r.transactional_id.as_deref().unwrap_or_default());
         let reply =
             |cx: &mut Cx, error| reply_error(cx, from, ReplyKind::Init, r.correlation_id, error);
@@ -471,6 +576,7 @@ impl TransactionCoordinator {
         }
         let mut next = entry.meta.clone();
         next.timeout = timeout;
+        let epoch = next.epoch;
         let then = match next.init_producer_id() {
             TxnAction::Reply(ErrorCode::None) => Then::Reply {
                 kind: ReplyKind::Init,
@@ -484,6 +590,12 @@ impl TransactionCoordinator {
                 correlation_id: r.correlation_id,
             },
         };
+        // InitProducerId always bumps: the previous instance of the producer is fenced.
+        assert!(
+            next.epoch > epoch,
+            "{}: {id}: InitProducerId kept epoch {epoch}",
+            cx.me()
+        );
         self.persist(cx, id, tp, next, then, log);
     }
 
@@ -494,6 +606,7 @@ impl TransactionCoordinator {
         r: InitProducerIdResponse,
         log: &mut dyn OffsetsLog,
     ) {
+        self.check();
         let Some(ask) = self.id_requests.remove(&r.correlation_id) else {
             return;
         };
@@ -503,6 +616,13 @@ impl TransactionCoordinator {
         if r.error != ErrorCode::None {
             return reply(cx, ErrorCode::CoordinatorNotAvailable);
         }
+        // The controller hands out ids from its block only on success.
+        assert!(
+            r.producer_id >= 0,
+            "{}: controller answered producer id {}",
+            cx.me(),
+            r.producer_id
+        );
         let Some(tp) = self.owns(&ask.id, log) else {
             return reply(cx, ErrorCode::NotCoordinator);
         };
@@ -515,6 +635,11 @@ impl TransactionCoordinator {
         let bump_on_end = self.config.bump_on_end && ask.transaction_version_2;
         let next = TxnMetadata::new(r.producer_id, ask.timeout, bump_on_end);
         let index = self.next_index;
+        assert!(
+            !self.by_index.contains_key(&index),
+            "{}: transactional id index {index} taken",
+            cx.me()
+        );
         self.next_index += 1;
         self.by_index.insert(index, ask.id.clone());
         self.ids.insert(
@@ -624,6 +749,13 @@ impl TransactionCoordinator {
             // Every partition is in the transaction already: nothing to write.
             return answer(cx, ErrorCode::None);
         }
+        assert!(
+            partitions.iter().all(|tp| next.partitions.contains(tp))
+                && next.state == TxnState::Ongoing,
+            "{}: {}: added partitions missing from the transaction",
+            cx.me(),
+            asked.transactional_id
+        );
         let id: Arc<str> = Arc::from(asked.transactional_id);
         let then = Then::Reply {
             kind: asked.kind,
@@ -658,6 +790,16 @@ impl TransactionCoordinator {
         match next.end_txn(r.producer_id, r.producer_epoch, r.commit) {
             TxnAction::Reply(e) => reply(cx, e, next.producer_id, next.epoch),
             TxnAction::WriteMarkers { .. } => {
+                assert_eq!(
+                    next.state,
+                    if r.commit {
+                        TxnState::PrepareCommit
+                    } else {
+                        TxnState::PrepareAbort
+                    },
+                    "{}: EndTxn prepared the other outcome",
+                    cx.me()
+                );
                 let id: Arc<str> = Arc::from(r.transactional_id.as_str());
                 let then = Then::Reply {
                     kind: ReplyKind::End,
@@ -683,6 +825,19 @@ impl TransactionCoordinator {
             transactional_id: id.clone(),
             metadata: next.clone(),
         };
+        // One transition at a time per id (Kafka's `pendingState`), and only a legal one.
+        assert!(
+            self.ids.get(&id).is_none_or(|e| {
+                !e.pending
+                    && next.producer_id == e.meta.producer_id
+                    && next.epoch >= e.meta.epoch
+                    && next.state.valid_previous().contains(&e.meta.state)
+            }),
+            "{}: {id}: persisting {:?} over {:?}",
+            cx.me(),
+            next.state,
+            self.ids.get(&id).map(|e| e.meta.state)
+        );
         let record = Record {
             value: ValueId(0),
             key: None,
@@ -702,7 +857,11 @@ impl TransactionCoordinator {
                     next,
                     then,
                 };
-                self.pending.insert(token, p);
+                assert!(
+                    self.pending.insert(token, p).is_none(),
+                    "{}: append token {token:#x} reused",
+                    cx.me()
+                );
             }
             Err(e) => self.after_failed_append(cx, &id, then, e),
         }
@@ -716,6 +875,11 @@ impl TransactionCoordinator {
         result: ErrorCode,
         log: &mut dyn OffsetsLog,
     ) {
+        assert!(
+            token & TXN_TOKEN_BIT != 0,
+            "{}: append token {token:#x} is not the transaction coordinator's",
+            cx.me()
+        );
         let Some(p) = self.pending.remove(&token) else {
             return; // unloaded meanwhile, and the client answered
         };
@@ -726,6 +890,14 @@ impl TransactionCoordinator {
         if result != ErrorCode::None {
             return self.after_failed_append(cx, &p.id, p.then, result);
         }
+        assert!(
+            p.next.epoch >= entry.meta.epoch,
+            "{}: {}: producer epoch would go back from {} to {}",
+            cx.me(),
+            p.id,
+            entry.meta.epoch,
+            p.next.epoch
+        );
         entry.meta = p.next;
         entry.new = false;
         let meta = entry.meta.clone();
@@ -764,6 +936,12 @@ impl TransactionCoordinator {
     /// NOT_COORDINATOR, anything else COORDINATOR_NOT_AVAILABLE (the client retries; the
     /// cached state is unchanged, as the write may or may not be in the log).
     fn after_failed_append(&mut self, cx: &mut Cx, id: &Arc<str>, then: Then, error: ErrorCode) {
+        assert_ne!(
+            error,
+            ErrorCode::None,
+            "{}: {id}: a failed append without an error",
+            cx.me()
+        );
         let error = match error {
             ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownTopicOrPartition => {
                 ErrorCode::NotCoordinator
@@ -787,9 +965,8 @@ impl TransactionCoordinator {
                 // A completion or timeout abort: retried by the next abort check / marker
                 // retry while this broker still owns the id.
                 if let Some(e) = self.ids.get(id) {
-                    let key = u64::from(e.index);
                     let at = cx.now() + self.config.retry_backoff;
-                    cx.set_timer(at, Timer::new(TIMER_MARKER_RETRY, key));
+                    cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
                 }
             }
         }
@@ -800,6 +977,10 @@ impl TransactionCoordinator {
             self.by_index.remove(&e.index);
         }
         self.jobs.remove(id);
+        assert!(
+            self.pending.values().all(|p| &*p.id != id),
+            "{id}: forgotten with an append in flight"
+        );
     }
 
     /// The prepared transaction of `id` is in the log: send its markers.
@@ -811,6 +992,12 @@ impl TransactionCoordinator {
         coordinator_epoch: u32,
         log: &mut dyn OffsetsLog,
     ) {
+        assert!(
+            matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort),
+            "{}: {id}: markers for a {:?} transaction",
+            cx.me(),
+            meta.state
+        );
         let marker = if meta.state == TxnState::PrepareCommit {
             ControlMarker::Commit
         } else {
@@ -853,6 +1040,10 @@ impl TransactionCoordinator {
             job.coordinator_epoch,
         );
         for (leader, partitions) in by_leader {
+            assert!(
+                !partitions.is_empty(),
+                "a WriteTxnMarkers without partitions"
+            );
             if self.marker_requests.len() >= MAX_IN_FLIGHT {
                 leaderless = true;
                 break;
@@ -867,6 +1058,13 @@ impl TransactionCoordinator {
                 partitions: partitions.clone(),
             };
             if let Some(job) = self.jobs.get_mut(id) {
+                assert!(
+                    partitions
+                        .iter()
+                        .all(|tp| job.remaining.contains(tp) && !job.in_flight.contains(tp)),
+                    "{}: {id}: a marker asked twice or not owed",
+                    cx.me()
+                );
                 job.in_flight.extend(partitions.iter().copied());
             }
             let request = MarkerRequest {
@@ -875,13 +1073,18 @@ impl TransactionCoordinator {
             };
             self.marker_requests
                 .insert(correlation_id, (leader, request));
+            assert!(
+                self.marker_requests.len() <= MAX_IN_FLIGHT,
+                "{}: more than {MAX_IN_FLIGHT} WriteTxnMarkers in flight",
+                cx.me()
+            );
             if leader == cx.me() {
                 self.local.push(req);
             } else {
                 cx.send(leader, Message::WriteTxnMarkersRequest(req));
             }
             let at = cx.now() + self.config.request_timeout;
-            cx.set_timer(at, Timer::new(TIMER_MARKER_TIMEOUT, correlation_id));
+            cx.set_timer(at, TxnTimer::MarkerTimeout(correlation_id));
         }
         if leaderless {
             self.schedule_retry(cx, id);
@@ -891,7 +1094,7 @@ impl TransactionCoordinator {
     fn schedule_retry(&mut self, cx: &mut Cx, id: &str) {
         if let Some(e) = self.ids.get(id) {
             let at = cx.now() + self.config.retry_backoff;
-            cx.set_timer(at, Timer::new(TIMER_MARKER_RETRY, u64::from(e.index)));
+            cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
         }
     }
 
@@ -902,6 +1105,7 @@ impl TransactionCoordinator {
         r: WriteTxnMarkersResponse,
         log: &mut dyn OffsetsLog,
     ) {
+        self.check();
         let Some((_, request)) = self.marker_requests.remove(&r.correlation_id) else {
             return;
         };
@@ -934,6 +1138,14 @@ impl TransactionCoordinator {
                 _ => retry = true,
             }
         }
+        assert!(
+            request
+                .partitions
+                .iter()
+                .all(|tp| !job.in_flight.contains(tp)),
+            "{}: {id}: answered markers still in flight",
+            cx.me()
+        );
         if retry {
             self.schedule_retry(cx, &id);
         } else if job.in_flight.is_empty() {
@@ -957,6 +1169,11 @@ impl TransactionCoordinator {
         {
             return;
         }
+        assert!(
+            !self.jobs.contains_key(id),
+            "{}: {id} completed with markers owed",
+            cx.me()
+        );
         let mut next = entry.meta.clone();
         next.markers_written();
         self.persist(cx, id.clone(), tp, next, Then::Nothing, log);
@@ -974,6 +1191,11 @@ impl TransactionCoordinator {
         for correlation_id in lost {
             self.drop_marker_request(cx, correlation_id);
         }
+        assert!(
+            self.marker_requests.values().all(|(to, _)| *to != peer),
+            "{}: a WriteTxnMarkers to {peer} outlived its connection",
+            cx.me()
+        );
     }
 
     fn drop_marker_request(&mut self, cx: &mut Cx, correlation_id: u64) {
@@ -984,19 +1206,31 @@ impl TransactionCoordinator {
             for tp in &request.partitions {
                 job.in_flight.remove(tp);
             }
+            assert!(
+                job.in_flight.is_subset(&job.remaining),
+                "{}: {}: markers in flight that are not owed",
+                cx.me(),
+                request.id
+            );
             self.schedule_retry(cx, &request.id);
         }
     }
 
     /// A transaction coordinator timer is due.
-    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer, log: &mut dyn OffsetsLog) {
-        match timer.kind {
-            TIMER_ABORT_CHECK => {
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: TxnTimer, log: &mut dyn OffsetsLog) {
+        self.check();
+        match timer {
+            TxnTimer::AbortCheck => {
+                assert!(
+                    self.abort_check_scheduled,
+                    "{}: an abort check nobody scheduled",
+                    cx.me()
+                );
                 self.abort_timed_out(cx, log);
                 cx.set_timer_after(self.config.abort_check_interval, timer);
             }
-            TIMER_MARKER_RETRY => {
-                let Some(id) = self.by_index.get(&(timer.key as u32)).cloned() else {
+            TxnTimer::MarkerRetry(index) => {
+                let Some(id) = self.by_index.get(&index).cloned() else {
                     return;
                 };
                 if self.jobs.contains_key(&id) {
@@ -1006,21 +1240,20 @@ impl TransactionCoordinator {
                     self.complete(cx, &id, log);
                 }
             }
-            TIMER_MARKER_TIMEOUT => {
+            TxnTimer::MarkerTimeout(correlation_id) => {
                 // Kafka's marker channel is a `NetworkClient`: a request past its timeout
                 // disconnects the broker (`NetworkClient.handleTimedOutRequests`), failing
                 // every request in flight to it; they are resent on a new connection. (What the
                 // closed connection had written may still arrive: TCP delivers it.)
-                match self.marker_requests.get(&timer.key) {
+                match self.marker_requests.get(&correlation_id) {
                     Some((to, _)) if *to != cx.me() => {
                         let to = *to;
                         cx.close_connection(to);
                         self.on_connection_reset(cx, to);
                     }
-                    _ => self.drop_marker_request(cx, timer.key),
+                    _ => self.drop_marker_request(cx, correlation_id),
                 }
             }
-            other => panic!("{}: unknown transaction timer kind {other:#x}", cx.me()),
         }
     }
 
@@ -1038,6 +1271,12 @@ impl TransactionCoordinator {
             })
             .collect();
         for (id, next) in expired {
+            assert_eq!(
+                next.state,
+                TxnState::PrepareAbort,
+                "{}: {id}: a timed-out transaction not aborted",
+                cx.me()
+            );
             if let Some(tp) = self.owns(&id, log) {
                 self.persist(cx, id, tp, next, Then::Nothing, log);
             }
@@ -1063,6 +1302,7 @@ impl TransactionCoordinator {
         if let Some(epoch) = leader_epoch {
             self.load(cx, partition, epoch, log);
         }
+        self.check();
     }
 
     fn in_partition(&self, id: &str, partition: TopicPartition) -> bool {
@@ -1101,6 +1341,13 @@ impl TransactionCoordinator {
         for c in requests {
             self.marker_requests.remove(&c);
         }
+        assert!(
+            !self.owned.contains_key(&partition.partition)
+                && self.ids.keys().all(|id| !self.in_partition(id, partition))
+                && self.pending.values().all(|p| p.partition != partition),
+            "{}: {partition} unloaded with ids or appends left",
+            cx.me()
+        );
     }
 
     /// Rebuild the ids of `partition` from its log (the last state of each wins) and resend
@@ -1112,6 +1359,11 @@ impl TransactionCoordinator {
         epoch: u32,
         log: &mut dyn OffsetsLog,
     ) {
+        assert!(
+            !self.owned.contains_key(&partition.partition),
+            "{}: {partition} loaded over a load",
+            cx.me()
+        );
         let mut last: BTreeMap<Arc<str>, TxnMetadata> = BTreeMap::new();
         for batch in log.loadable_batches(partition) {
             for record in batch.records.iter() {
@@ -1120,6 +1372,14 @@ impl TransactionCoordinator {
                     metadata,
                 }) = record.payload.as_deref()
                 {
+                    // Every id of a partition is written there, and every state written was
+                    // a legal one.
+                    assert!(
+                        self.in_partition(transactional_id, partition),
+                        "{}: {transactional_id} loaded from {partition}",
+                        cx.me()
+                    );
+                    metadata.check();
                     last.insert(transactional_id.clone(), metadata.clone());
                 }
             }
@@ -1127,8 +1387,7 @@ impl TransactionCoordinator {
         self.owned.insert(partition.partition, epoch);
         if !self.abort_check_scheduled {
             self.abort_check_scheduled = true;
-            let timer = Timer::new(TIMER_ABORT_CHECK, 0);
-            cx.set_timer_after(self.config.abort_check_interval, timer);
+            cx.set_timer_after(self.config.abort_check_interval, TxnTimer::AbortCheck);
         }
         for (id, meta) in last {
             if self.ids.len() >= MAX_TRANSACTIONAL_IDS {

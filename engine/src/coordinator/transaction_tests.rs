@@ -223,7 +223,8 @@ impl Rig {
         assert!(!due.is_empty(), "a timer of kind {kind:#x} is due");
         for t in due {
             let (c, log) = (&mut self.coord, &mut self.log);
-            self.host.call(|cx| c.on_timer(cx, t, log));
+            self.host
+                .call(|cx| c.on_timer(cx, TxnTimer::decode(t), log));
         }
     }
 }

@@ -38,6 +38,21 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Kafka's `TransactionState.validPreviousStates`: the states each state may follow
+    /// (`PrepareEpochFence`, which this model folds into the abort it leads to, is one more
+    /// way from `Ongoing` to `PrepareAbort`).
+    pub fn valid_previous(self) -> &'static [TxnState] {
+        use TxnState::*;
+        match self {
+            Empty => &[Empty, CompleteCommit, CompleteAbort],
+            Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
+            PrepareCommit => &[Ongoing],
+            PrepareAbort => &[Ongoing],
+            CompleteCommit => &[PrepareCommit],
+            CompleteAbort => &[PrepareAbort],
+        }
+    }
+
     fn is_complete(self) -> bool {
         matches!(
             self,
@@ -81,7 +96,7 @@ pub enum TxnAction {
 
 impl TxnMetadata {
     pub fn new(producer_id: i64, timeout: Duration, bump_on_end: bool) -> TxnMetadata {
-        TxnMetadata {
+        let meta = TxnMetadata {
             producer_id,
             epoch: 0,
             last_epoch: -1,
@@ -90,7 +105,9 @@ impl TxnMetadata {
             started: Instant::ZERO,
             timeout,
             bump_on_end,
-        }
+        };
+        meta.check();
+        meta
     }
 
     fn bump(&mut self) {
@@ -99,10 +116,68 @@ impl TxnMetadata {
         assert!(self.epoch < i16::MAX - 1, "producer epoch exhausted");
         self.last_epoch = self.epoch;
         self.epoch += 1;
+        self.check();
+    }
+
+    /// Move to `to`, which must be a state Kafka allows after the current one
+    /// (`TransactionMetadata.prepareTransitionTo` throws on any other).
+    fn transition(&mut self, to: TxnState) {
+        assert!(
+            to.valid_previous().contains(&self.state),
+            "producer {}: transaction state {:?} -> {to:?} is not a Kafka transition",
+            self.producer_id,
+            self.state
+        );
+        self.state = to;
+        self.check();
+    }
+
+    /// What every transition leaves true: a real producer id; epochs that only grow (the one
+    /// before the last bump is below the current); a complete transaction holds no
+    /// partitions; at most [`MAX_TXN_PARTITIONS`] of them.
+    pub fn check(&self) {
+        assert!(
+            self.producer_id >= 0 && self.epoch >= 0,
+            "transaction of producer {} at epoch {}",
+            self.producer_id,
+            self.epoch
+        );
+        assert!(
+            self.last_epoch < self.epoch,
+            "producer {}: previous epoch {} not below the epoch {}",
+            self.producer_id,
+            self.last_epoch,
+            self.epoch
+        );
+        assert!(
+            !self.state.is_complete() || self.partitions.is_empty(),
+            "producer {}: {:?} with partitions {:?}",
+            self.producer_id,
+            self.state,
+            self.partitions
+        );
+        assert!(
+            self.partitions.len() <= MAX_TXN_PARTITIONS,
+            "producer {}: {} partitions in one transaction",
+            self.producer_id,
+            self.partitions.len()
+        );
     }
 
     /// InitProducerId for an existing id (a restarted or second instance of the producer).
     pub fn init_producer_id(&mut self) -> TxnAction {
+        let epoch = self.epoch;
+        let action = self.init_producer_id_transition();
+        assert!(
+            matches!(action, TxnAction::Reply(ErrorCode::ConcurrentTransactions))
+                || self.epoch > epoch,
+            "producer {}: InitProducerId kept epoch {epoch}",
+            self.producer_id
+        );
+        action
+    }
+
+    fn init_producer_id_transition(&mut self) -> TxnAction {
         match self.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
                 TxnAction::Reply(ErrorCode::ConcurrentTransactions)
@@ -114,9 +189,9 @@ impl TxnMetadata {
                 self.prepare(false)
             }
             _ => {
-                self.bump();
-                self.state = TxnState::Empty;
                 self.partitions.clear();
+                self.bump();
+                self.transition(TxnState::Empty);
                 TxnAction::Reply(ErrorCode::None)
             }
         }
@@ -149,7 +224,17 @@ impl TxnMetadata {
                     return TxnAction::Reply(ErrorCode::InvalidRequest);
                 }
                 self.partitions.extend(partitions.iter().copied());
-                self.state = TxnState::Ongoing;
+                self.transition(TxnState::Ongoing);
+                assert!(
+                    self.started <= now,
+                    "producer {}: a transaction that starts in the future",
+                    self.producer_id
+                );
+                assert!(
+                    partitions.iter().all(|tp| self.partitions.contains(tp)),
+                    "producer {}: added partitions missing",
+                    self.producer_id
+                );
                 TxnAction::Reply(ErrorCode::None)
             }
         }
@@ -158,6 +243,7 @@ impl TxnMetadata {
     /// Whether `tp` is part of the ongoing transaction of `producer_id` at `epoch` (the
     /// verification of KIP-890 part 1, `AddPartitionsToTxn` with `verifyOnly`).
     pub fn verify(&self, producer_id: i64, epoch: i16, tp: TopicPartition) -> ErrorCode {
+        self.check();
         if producer_id != self.producer_id || epoch != self.epoch {
             ErrorCode::ProducerFenced
         } else if self.state == TxnState::Ongoing && self.partitions.contains(&tp) {
@@ -190,13 +276,27 @@ impl TxnMetadata {
         };
         match self.state {
             TxnState::Ongoing if !retry_of_bumped => {
+                let before = self.epoch;
                 if self.bump_on_end {
                     self.bump();
                 }
+                // KIP-890 part 2: transaction.version 2 ends every transaction with a new
+                // epoch; version 1 keeps it.
+                assert_eq!(
+                    self.epoch,
+                    before + i16::from(self.bump_on_end),
+                    "producer {}: EndTxn epoch",
+                    self.producer_id
+                );
                 self.prepare(commit)
             }
             // A retry of an EndTxn already decided: success if it asked the same.
             s if s == done || s == preparing => {
+                assert!(
+                    !retry_of_bumped || self.bump_on_end,
+                    "producer {}: a bumped retry without transaction.version 2",
+                    self.producer_id
+                );
                 if s == preparing {
                     TxnAction::Reply(ErrorCode::ConcurrentTransactions)
                 } else {
@@ -208,11 +308,16 @@ impl TxnMetadata {
     }
 
     fn prepare(&mut self, commit: bool) -> TxnAction {
-        self.state = if commit {
+        self.transition(if commit {
             TxnState::PrepareCommit
         } else {
             TxnState::PrepareAbort
-        };
+        });
+        assert!(
+            self.epoch > self.last_epoch,
+            "producer {}: markers under a stale epoch",
+            self.producer_id
+        );
         TxnAction::WriteMarkers {
             commit,
             epoch: self.epoch,
@@ -222,12 +327,13 @@ impl TxnMetadata {
 
     /// Every marker of the prepared transaction is written: complete it.
     pub fn markers_written(&mut self) {
-        self.state = match self.state {
+        let done = match self.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             s => panic!("markers written in state {s:?}"),
         };
         self.partitions.clear();
+        self.transition(done);
     }
 
     /// `transaction.timeout.ms`: an ongoing transaction older than its timeout is aborted by
@@ -237,8 +343,21 @@ impl TxnMetadata {
         if self.state != TxnState::Ongoing || now.saturating_since(self.started) < self.timeout {
             return None;
         }
+        assert!(
+            now >= self.started,
+            "producer {}: a transaction started in the future",
+            self.producer_id
+        );
+        let epoch = self.epoch;
         self.bump();
-        Some(self.prepare(false))
+        let action = self.prepare(false);
+        // `abortTimedOutTransactions` fences the producer: a bumped epoch, then the abort.
+        assert!(
+            self.epoch > epoch && self.state == TxnState::PrepareAbort,
+            "producer {}: a timed-out transaction not fenced and aborted",
+            self.producer_id
+        );
+        Some(action)
     }
 
     /// Whether nothing is in flight for this id.

@@ -10,6 +10,12 @@ use std::collections::BTreeMap;
 
 /// Overwrite the checkpoint with `hws` and fsync it.
 pub fn write_high_watermarks(cx: &mut Cx, hws: Vec<(TopicPartition, u64)>) {
+    // One entry per partition: a reader takes the last, so a repeated one would be ambiguous.
+    assert!(
+        hws.windows(2).all(|w| w[0].0 < w[1].0),
+        "{}: high-watermark checkpoint not in partition order",
+        cx.me()
+    );
     let bytes = 16 + 16 * hws.len() as u32;
     let file = FileId::HighWatermarkCheckpoint;
     cx.disk()
@@ -23,6 +29,7 @@ pub fn read_high_watermarks(disk: &dyn Disk) -> BTreeMap<TopicPartition, u64> {
     for e in disk.read(FileId::HighWatermarkCheckpoint) {
         if let (DiskData::Offsets(hws), false) = (&e.data, e.torn) {
             out = hws.iter().copied().collect();
+            assert_eq!(out.len(), hws.len(), "a checkpoint names a partition twice");
         }
     }
     out

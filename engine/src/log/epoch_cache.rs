@@ -18,9 +18,15 @@ impl LeaderEpochCache {
         entries.sort();
         entries.dedup_by_key(|e| e.0);
         let mut cache = LeaderEpochCache::default();
+        let given = entries.len();
         for (epoch, offset) in entries {
             cache.assign(epoch, offset);
         }
+        assert!(
+            cache.entries.len() <= given,
+            "the cache grew past its entries"
+        );
+        cache.check();
         cache
     }
 
@@ -57,10 +63,12 @@ impl LeaderEpochCache {
             self.entries.pop();
         }
         self.entries.push((epoch, offset));
-        debug_assert!(self
-            .entries
-            .windows(2)
-            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+        self.check();
+        assert_eq!(
+            self.latest_epoch(),
+            Some(epoch),
+            "the assigned epoch is the latest"
+        );
         true
     }
 
@@ -68,6 +76,10 @@ impl LeaderEpochCache {
     pub fn truncate_from_end(&mut self, end: u64) -> bool {
         let before = self.entries.len();
         self.entries.retain(|&(_, start)| start < end);
+        assert!(
+            self.entries.last().is_none_or(|&(_, start)| start < end),
+            "an epoch starts at or past the truncation point {end}"
+        );
         before != self.entries.len()
     }
 
@@ -75,11 +87,34 @@ impl LeaderEpochCache {
     /// this log knows and the offset where it ends (the start of the next epoch, or the log
     /// end offset for the latest epoch). `(UNDEFINED_EPOCH, log_start)` when none is <= it.
     pub fn end_offset_for(&self, requested: u32, log_end_offset: u64) -> (u32, u64) {
-        match self.entries.iter().rposition(|&(e, _)| e <= requested) {
+        let answer = match self.entries.iter().rposition(|&(e, _)| e <= requested) {
             None => (UNDEFINED_EPOCH, self.entries.first().map_or(0, |e| e.1)),
             Some(i) if i + 1 == self.entries.len() => (self.entries[i].0, log_end_offset),
             Some(i) => (self.entries[i].0, self.entries[i + 1].1),
-        }
+        };
+        assert!(
+            answer.0 == UNDEFINED_EPOCH || answer.0 <= requested,
+            "asked for epoch {requested}, answered the later {}",
+            answer.0
+        );
+        answer
+    }
+
+    /// Strictly increasing in both epoch and start offset: each epoch starts after the one
+    /// before it and no two entries share an epoch (`LeaderEpochFileCache`'s invariant).
+    fn check(&self) {
+        assert!(
+            self.entries
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "leader-epoch cache not increasing: {:?}",
+            self.entries
+        );
+        assert!(
+            self.entries.iter().all(|&(e, _)| e != UNDEFINED_EPOCH),
+            "the undefined epoch in the cache: {:?}",
+            self.entries
+        );
     }
 }
 

@@ -86,13 +86,29 @@ impl Log {
 
     /// OffsetsForLeaderEpoch as answered from this log.
     pub fn end_offset_for_epoch(&self, epoch: u32) -> (u32, u64) {
-        self.epochs.end_offset_for(epoch, self.log_end_offset)
+        let (found, end) = self.epochs.end_offset_for(epoch, self.log_end_offset);
+        // Every epoch starts at or below the log end (truncation and appends keep it so), so
+        // no answer sends a follower past what this log holds.
+        assert!(
+            end <= self.log_end_offset,
+            "log {}: epoch {found} ends at {end}, past the log end {}",
+            self.tp,
+            self.log_end_offset
+        );
+        (found, end)
     }
 
     /// The record at `offset`, if this log holds it.
     pub fn record_at(&self, offset: u64) -> Option<&crate::record::Record> {
         let i = self.batch_index_containing(offset)?;
         let b = &self.batches[i];
+        assert!(
+            b.base_offset <= offset && offset < b.next_offset(),
+            "log {}: batch {i} ({}..{}) found for offset {offset}",
+            self.tp,
+            b.base_offset,
+            b.next_offset()
+        );
         let record = b.records.get((offset - b.base_offset) as usize);
         assert!(
             record.is_some(),
@@ -114,17 +130,56 @@ impl Log {
         found
     }
 
-    /// The offset of the first record held (the log start when the log is empty).
+    /// The offset of the first record held (the log end when the log is empty).
     fn first_offset(&self) -> u64 {
-        self.batches
+        let first = self
+            .batches
             .first()
-            .map_or(self.log_end_offset, |b| b.base_offset)
+            .map_or(self.log_end_offset, |b| b.base_offset);
+        assert!(
+            self.log_start_offset <= first,
+            "log {}: a batch at {first} below the log start {}",
+            self.tp,
+            self.log_start_offset
+        );
+        first
     }
 
     /// What every mutation leaves true, checked where it is written: the last batch ends at
     /// the log end offset, and nothing is durable or owed an fsync past it. O(1): the batches
     /// in between were checked contiguous as they were appended.
     fn check(&self) {
+        assert!(
+            self.log_start_offset <= self.log_end_offset,
+            "log {}: starts at {} past its end {}",
+            self.tp,
+            self.log_start_offset,
+            self.log_end_offset
+        );
+        assert!(
+            self.pending_fsyncs.len() <= MAX_PENDING_FSYNCS,
+            "log {}: {} fsyncs outstanding",
+            self.tp,
+            self.pending_fsyncs.len()
+        );
+        assert!(
+            self.epochs
+                .entries()
+                .last()
+                .is_none_or(|&(_, start)| start <= self.log_end_offset),
+            "log {}: the latest epoch starts past the log end {}",
+            self.tp,
+            self.log_end_offset
+        );
+        if let Some(first) = self.batches.first() {
+            assert!(
+                first.base_offset >= self.log_start_offset,
+                "log {}: the first batch at {} is below the log start {}",
+                self.tp,
+                first.base_offset,
+                self.log_start_offset
+            );
+        }
         if let Some(last) = self.batches.last() {
             assert_eq!(
                 last.next_offset(),
@@ -168,6 +223,20 @@ impl Log {
         batch.base_offset = self.log_end_offset;
         batch.partition_leader_epoch = leader_epoch;
         self.push(cx, batch.clone(), policy);
+        assert_eq!(
+            self.latest_epoch(),
+            Some(leader_epoch),
+            "{} log {}: a leader's append is not of its epoch",
+            cx.me(),
+            self.tp
+        );
+        assert_eq!(
+            batch.next_offset(),
+            self.log_end_offset,
+            "{} log {}: the appended batch does not end the log",
+            cx.me(),
+            self.tp
+        );
         batch
     }
 
@@ -179,6 +248,7 @@ impl Log {
         batches: &[RecordBatch],
         policy: FlushPolicy,
     ) {
+        let before = self.log_end_offset;
         for b in batches {
             if b.next_offset() <= self.log_end_offset {
                 continue;
@@ -197,6 +267,15 @@ impl Log {
             );
             self.push(cx, b, policy);
         }
+        assert!(
+            self.log_end_offset >= before
+                && batches.last().is_none_or(
+                    |b| b.next_offset() <= before || b.next_offset() == self.log_end_offset
+                ),
+            "{} log {}: a follower append from {before} did not end at the fetched end",
+            cx.me(),
+            self.tp
+        );
     }
 
     /// Every append path ends here: offsets stay contiguous. (A follower may append batches
@@ -251,6 +330,14 @@ impl Log {
         if self.epochs.assign(epoch, self.log_end_offset) {
             self.write_epoch_checkpoint(cx);
         }
+        assert_eq!(
+            self.latest_epoch(),
+            Some(epoch),
+            "{} log {}: epoch {epoch} did not become the latest",
+            cx.me(),
+            self.tp
+        );
+        self.check();
     }
 
     /// Remove every record at and above `offset`. Returns whether anything was removed.
@@ -258,6 +345,7 @@ impl Log {
         if offset >= self.log_end_offset {
             return false;
         }
+        let before = self.log_end_offset;
         let keep = self.batches.partition_point(|b| b.next_offset() <= offset);
         let mut tail = None;
         if keep < self.batches.len() && self.batches[keep].base_offset < offset {
@@ -288,6 +376,14 @@ impl Log {
             cx.me(),
             self.tp
         );
+        assert!(
+            self.log_end_offset <= before
+                && self.log_end_offset == offset.max(self.log_start_offset),
+            "{} log {}: truncated to {offset} from {before} but ends at {}",
+            cx.me(),
+            self.tp,
+            self.log_end_offset
+        );
         self.check();
         true
     }
@@ -317,6 +413,12 @@ impl Log {
             );
             out.push(b.clone());
         }
+        assert!(
+            out.first().is_none_or(|b| b.next_offset() > from)
+                && out.last().is_none_or(|b| b.next_offset() <= max_offset),
+            "log {}: a read from {from} below {max_offset} returned batches outside it",
+            self.tp
+        );
         out
     }
 
@@ -349,6 +451,13 @@ impl Log {
         self.pending_fsyncs
             .push((self.next_fsync_token, self.log_end_offset));
         self.sync_required_end = self.sync_required_end.max(self.log_end_offset);
+        assert_eq!(
+            self.sync_required_end,
+            self.log_end_offset,
+            "{} log {}: a flush owes less than the whole log",
+            cx.me(),
+            self.tp
+        );
         self.unflushed_messages = 0;
         self.last_flush = cx.now();
         cx.disk_fsync(FileId::Log(self.tp), self.next_fsync_token);
@@ -360,6 +469,13 @@ impl Log {
             if self.unflushed_messages > 0 && cx.now().saturating_since(self.last_flush) >= interval
             {
                 self.flush(cx);
+                assert_eq!(
+                    self.unflushed_messages,
+                    0,
+                    "{} log {}: a flush left messages unflushed",
+                    cx.me(),
+                    self.tp
+                );
             }
         }
     }
@@ -372,13 +488,30 @@ impl Log {
         let (_, end) = self.pending_fsyncs.remove(i);
         let end = end.min(self.log_end_offset);
         let moved = end > self.durable_end;
+        let before = self.durable_end;
         self.durable_end = self.durable_end.max(end);
+        // The recovery point only moves forward while the log is not truncated below it.
+        assert!(
+            self.durable_end >= before,
+            "log {}: durable end went back from {before} to {}",
+            self.tp,
+            self.durable_end
+        );
         self.check();
         moved
     }
 
     fn write_epoch_checkpoint(&mut self, cx: &mut Cx) {
         let entries = self.epochs.entries().to_vec();
+        // What is written is what a restart reads back: strictly increasing in both fields.
+        assert!(
+            entries
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "{} log {}: epoch checkpoint {entries:?} not increasing",
+            cx.me(),
+            self.tp
+        );
         let bytes = 16 + 12 * entries.len() as u32;
         let file = FileId::LeaderEpochCheckpoint(self.tp);
         cx.disk()
@@ -402,6 +535,11 @@ fn slice_batch(b: &RecordBatch, from: u64) -> RecordBatch {
     if out.base_sequence >= 0 {
         out.base_sequence += skip as i32;
     }
+    assert_eq!(
+        out.next_offset(),
+        b.next_offset(),
+        "a slice keeps the batch's end"
+    );
     out
 }
 
@@ -416,6 +554,7 @@ fn slice_batch_until(b: &RecordBatch, end: u64) -> RecordBatch {
     let keep = (end - b.base_offset) as usize;
     let mut out = b.clone();
     out.records = b.records[..keep].to_vec().into();
+    assert_eq!(out.next_offset(), end, "a slice ends where it was cut");
     out
 }
 

@@ -113,6 +113,13 @@ impl ProducerStateManager {
             .iter()
             .find(|c| c.first_sequence == first && c.last_sequence == last)
         {
+            assert!(
+                dup.first_offset <= dup.last_offset,
+                "producer {}: cached batch {}..={} inverted",
+                batch.producer_id,
+                dup.first_offset,
+                dup.last_offset
+            );
             return Ok(Some(dup.first_offset));
         }
         let expected = next_sequence(entry.batches.back().expect("non-empty").last_sequence);
@@ -175,6 +182,14 @@ impl ProducerStateManager {
         while entry.batches.len() > MAX_CACHED_BATCHES {
             entry.batches.pop_front();
         }
+        assert!(
+            entry.batches.len() <= MAX_CACHED_BATCHES && entry.epoch >= batch.producer_epoch,
+            "producer {}: {} cached batches at epoch {} after a batch of epoch {}",
+            batch.producer_id,
+            entry.batches.len(),
+            entry.epoch,
+            batch.producer_epoch
+        );
     }
 
     /// A marker ends the producer's transaction; a newer epoch on it (KIP-890 part 2 bumps the
@@ -197,6 +212,12 @@ impl ProducerStateManager {
             batch.base_offset,
             marker == ControlMarker::Abort,
         );
+        assert!(
+            self.txns.ongoing_first_offset(batch.producer_id).is_none(),
+            "producer {}: a marker at {} left its transaction open",
+            batch.producer_id,
+            batch.base_offset
+        );
     }
 
     /// Transactions of this partition: the LSO and the aborted index.
@@ -213,7 +234,14 @@ impl ProducerStateManager {
     /// producer state on startup and after truncation.
     pub fn rebuild<'a>(batches: impl Iterator<Item = &'a RecordBatch>) -> ProducerStateManager {
         let mut state = ProducerStateManager::new();
+        let mut end = 0;
         for batch in batches {
+            assert!(
+                batch.base_offset >= end,
+                "producer state rebuilt from batches out of offset order at {}",
+                batch.base_offset
+            );
+            end = batch.next_offset();
             state.on_append(batch);
         }
         state

@@ -39,6 +39,18 @@ pub fn load(tp: TopicPartition, disk: &mut dyn Disk) -> (Log, RecoveryReport) {
     }
     log.epochs = recover_epochs(disk, &log);
     log.durable_end = log.log_end_offset;
+    assert!(
+        log.batches
+            .windows(2)
+            .all(|w| w[0].next_offset() == w[1].base_offset),
+        "log {tp}: recovered batches not contiguous"
+    );
+    assert_eq!(
+        disk.read(file).len(),
+        valid,
+        "log {tp}: the file keeps a tail recovery cut"
+    );
+    log.check();
     (log, RecoveryReport { entries_cut })
 }
 
@@ -57,6 +69,15 @@ fn recover_epochs(disk: &dyn Disk, log: &Log) -> LeaderEpochCache {
     for b in &log.batches {
         cache.assign(b.partition_leader_epoch, b.base_offset);
     }
+    assert!(
+        cache
+            .entries()
+            .last()
+            .is_none_or(|&(_, start)| start <= log.log_end_offset),
+        "log {}: a recovered epoch starts past the log end {}",
+        log.tp,
+        log.log_end_offset
+    );
     cache
 }
 

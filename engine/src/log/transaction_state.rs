@@ -55,12 +55,24 @@ pub struct TransactionState {
 impl TransactionState {
     /// A transactional data batch of `producer_id` was appended at `base_offset`.
     pub fn on_data(&mut self, producer_id: i64, base_offset: u64) {
-        self.ongoing.entry(producer_id).or_insert(base_offset);
+        let first = *self.ongoing.entry(producer_id).or_insert(base_offset);
+        assert!(
+            first <= base_offset,
+            "producer {producer_id}: data at {base_offset} before its transaction's start {first}"
+        );
     }
 
     /// A commit (`aborted = false`) or abort marker of `producer_id` was appended at `offset`.
     pub fn on_marker(&mut self, producer_id: i64, offset: u64, aborted: bool) {
         let first_offset = self.ongoing.remove(&producer_id).unwrap_or(offset);
+        assert!(
+            first_offset <= offset,
+            "producer {producer_id}: marker at {offset} before its transaction's start {first_offset}"
+        );
+        assert!(
+            self.unreplicated.len() < MAX_ABORTED_TXNS,
+            "transaction state: more than {MAX_ABORTED_TXNS} transactions awaiting the HW"
+        );
         self.unreplicated.push(CompletedTxn {
             first_offset,
             marker_offset: offset,
@@ -69,6 +81,10 @@ impl TransactionState {
             assert!(
                 self.aborted.len() < MAX_ABORTED_TXNS,
                 "transaction index: more than {MAX_ABORTED_TXNS} aborted transactions"
+            );
+            assert!(
+                self.aborted.last().is_none_or(|t| t.last_offset < offset),
+                "transaction index: abort marker at {offset} not after the last one"
             );
             self.aborted.push(AbortedTxn {
                 producer_id,
@@ -82,6 +98,12 @@ impl TransactionState {
     /// on every ISR replica (`ProducerStateManager.onHighWatermarkUpdated`).
     pub fn on_high_watermark(&mut self, hw: u64) {
         self.unreplicated.retain(|t| t.marker_offset >= hw);
+        assert!(
+            self.unreplicated
+                .iter()
+                .all(|t| t.first_offset <= t.marker_offset),
+            "transaction state: a completed transaction ends before it starts"
+        );
     }
 
     /// Whether `producer_id` has an open transaction here, and where it starts.
@@ -112,12 +134,21 @@ impl TransactionState {
 
     /// The last stable offset given the high watermark: read_committed consumers read below it.
     pub fn last_stable_offset(&self, hw: u64) -> u64 {
-        self.first_unstable_offset(hw).map_or(hw, |o| o.min(hw))
+        let lso = self.first_unstable_offset(hw).map_or(hw, |o| o.min(hw));
+        assert!(
+            lso <= hw,
+            "last stable offset {lso} above the high watermark {hw}"
+        );
+        lso
     }
 
     /// Aborted transactions that overlap `[from, upper)` (`TransactionIndex.collectAbortedTxns`:
     /// last offset at or after the fetch offset, first offset below the end of the fetched data).
     pub fn collect_aborted(&self, from: u64, upper: u64) -> Vec<(i64, u64)> {
+        assert!(
+            from <= upper,
+            "aborted transactions of the empty range {from}..{upper}"
+        );
         self.aborted
             .iter()
             .filter(|t| t.last_offset >= from && t.first_offset < upper)

@@ -30,6 +30,7 @@ pub mod metadata;
 pub mod profile;
 mod sender;
 pub mod status;
+pub mod timer;
 pub mod transaction;
 pub mod workload;
 
@@ -38,7 +39,7 @@ pub use workload::ProducerSpec;
 
 use crate::compression::Compression;
 use crate::history::HistoryEvent;
-use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
+use crate::node::{Cx, DiskData, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
 use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
 use crate::protocol::{ErrorCode, Message};
 use crate::reconnect::ConnectionStates;
@@ -49,17 +50,13 @@ use idempotence::IdempotenceState;
 use metadata::ClientMetadata;
 use sender::Sender;
 use std::sync::Arc;
+use timer::ProducerTimer;
 use transaction::{TransactionManager, TxnStats};
 use workload::{Workload, MAX_SENDS_PER_WAKE};
 
 /// The offset reported in `SendOk` when `acks=0`: the client learns none (Java reports -1).
 pub const OFFSET_UNKNOWN: u64 = u64::MAX;
 
-const TIMER_WAKE: u16 = 1;
-/// Host signal: send one probe record (a bench's readiness phase, [`Producer::probe_timer`]).
-const TIMER_PROBE: u16 = 2;
-/// Host signal: start the load (key: the instant, in nanoseconds, the load stops).
-const TIMER_RELEASE: u16 = 3;
 /// Most times an `on_error = "retry"` application hands one value over again before it gives
 /// the value up (a bound; real loops often have none, which only makes a run longer).
 pub const MAX_APP_RESENDS: u32 = 50;
@@ -140,12 +137,12 @@ pub struct Producer {
 impl Producer {
     /// The host's signal that makes a held producer send one probe record.
     pub fn probe_timer() -> Timer {
-        Timer::new(TIMER_PROBE, 0)
+        ProducerTimer::Probe.into()
     }
 
     /// The host's signal that releases a held producer's load until `stop_at`.
     pub fn release_timer(stop_at: Instant) -> Timer {
-        Timer::new(TIMER_RELEASE, stop_at.as_nanos())
+        ProducerTimer::Release(stop_at).into()
     }
 
     /// Whether the application is still held by a bench's readiness phase.
@@ -275,7 +272,7 @@ impl Producer {
             cx.cancel_timer(id);
         }
         self.wake_generation += 1;
-        let id = cx.set_timer(at, Timer::new(TIMER_WAKE, self.wake_generation));
+        let id = cx.set_timer(at, ProducerTimer::Wake(self.wake_generation));
         self.wake = Some((at, id, self.wake_generation));
     }
 
@@ -626,18 +623,18 @@ impl Node for Producer {
     }
 
     fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        match timer.kind {
-            TIMER_WAKE if self.wake.is_some_and(|w| w.2 == timer.key) => self.wake = None,
-            TIMER_PROBE => self.workload.probe(),
-            TIMER_RELEASE => self
-                .workload
-                .release(cx.now(), Instant::from_nanos(timer.key)),
-            _ => {}
+        match ProducerTimer::decode(timer) {
+            // Only the latest wake counts; an earlier one firing late is stale.
+            ProducerTimer::Wake(generation) => {
+                if self.wake.is_some_and(|w| w.2 == generation) {
+                    self.wake = None;
+                }
+            }
+            ProducerTimer::Probe => self.workload.probe(),
+            ProducerTimer::Release(stop_at) => self.workload.release(cx.now(), stop_at),
         }
         self.poll(cx);
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
 
     fn as_any(&self) -> &dyn std::any::Any {
         self

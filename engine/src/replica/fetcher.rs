@@ -8,11 +8,12 @@
 //! deposed leader cannot feed its late writes to anyone.
 
 use super::partition::{FollowerPhase, Role};
-use super::{ReplicaManager, TIMER_FETCHER_BACKOFF, TIMER_FETCHER_TIMEOUT};
+use super::ReplicaManager;
 use crate::broker::config::ReplicationProtocol;
+use crate::broker::timer::ReplicaTimer;
 use crate::history::HistoryEvent;
 use crate::log::epoch_cache::UNDEFINED_EPOCH;
-use crate::node::{Cx, NodeId, Timer, TimerId};
+use crate::node::{Cx, NodeId, TimerId};
 use crate::protocol::*;
 use crate::record::TopicPartition;
 use crate::time::Instant;
@@ -39,19 +40,20 @@ pub struct ReplicaFetcher {
     next_correlation: u64,
 }
 
-/// Fetcher timers carry the source broker and the fetcher index in their key.
-fn timer_key((leader, fetcher): FetcherKey) -> u64 {
-    ((leader.0 as u64) << 32) | fetcher as u64
-}
-
-fn from_timer_key(key: u64) -> FetcherKey {
-    (NodeId((key >> 32) as u32), key as u32)
+/// A fetcher's request timeout.
+fn timeout_timer((leader, fetcher): FetcherKey) -> ReplicaTimer {
+    ReplicaTimer::FetcherTimeout { leader, fetcher }
 }
 
 impl ReplicaFetcher {
     /// Start correlation ids at `base` (the broker's incarnation in the high bits), so an
     /// answer addressed to a previous process of this broker never matches a new request.
     pub fn set_correlation_base(&mut self, base: u64) {
+        assert!(
+            base >= self.next_correlation,
+            "fetcher correlation ids would go back from {} to {base}",
+            self.next_correlation
+        );
         self.next_correlation = base;
     }
 
@@ -77,7 +79,9 @@ impl ReplicaManager {
         let h = topic_hash
             .wrapping_mul(31)
             .wrapping_add(tp.partition as i32);
-        crate::coordinator::kafka_utils_abs(h) % n
+        let id = crate::coordinator::kafka_utils_abs(h) % n;
+        assert!(id < n, "{tp}: fetcher {id} of {n}");
+        id
     }
 
     /// Partitions fetched by `fetcher` in `phase`.
@@ -148,6 +152,12 @@ impl ReplicaManager {
             match p.log.latest_epoch() {
                 // Nothing to reconcile: an empty log agrees with every leader.
                 None => {
+                    // Every append stamps an epoch, so only an empty log has none.
+                    assert!(
+                        p.log.batches().is_empty(),
+                        "{} {tp}: a log without epochs holds batches",
+                        cx.me()
+                    );
                     p.role = Role::Follower {
                         leader,
                         phase: FollowerPhase::Fetching,
@@ -159,12 +169,14 @@ impl ReplicaManager {
         if asks.is_empty() {
             return;
         }
+        assert!(
+            asks.windows(2).all(|w| w[0].0 < w[1].0),
+            "{}: an OffsetsForLeaderEpoch names a partition twice",
+            cx.me()
+        );
         let correlation_id = self.fetcher.next_correlation();
         let timeout = self.config.replica_socket_timeout;
-        let timer = cx.set_timer_after(
-            timeout,
-            Timer::new(TIMER_FETCHER_TIMEOUT, timer_key(fetcher)),
-        );
+        let timer = cx.set_timer_after(timeout, timeout_timer(fetcher));
         self.session(fetcher).epochs_in_flight = Some((correlation_id, timer));
         cx.send(
             leader,
@@ -216,7 +228,7 @@ impl ReplicaManager {
         let wait = self.config.replica_fetch_wait_max;
         let timer = cx.set_timer_after(
             wait + self.config.replica_socket_timeout,
-            Timer::new(TIMER_FETCHER_TIMEOUT, timer_key(fetcher)),
+            timeout_timer(fetcher),
         );
         self.session(fetcher).fetch_in_flight = Some((correlation_id, timer));
         cx.send(
@@ -248,6 +260,11 @@ impl ReplicaManager {
         if let Some((_, timer)) = session.fetch_in_flight.take() {
             cx.cancel_timer(timer);
         }
+        assert!(
+            self.fetcher.sessions[&fetcher].fetch_in_flight.is_none(),
+            "{}: an answered fetch still in flight",
+            cx.me()
+        );
         let mut progressed = false;
         for r in resp.partitions {
             progressed |= self.process_partition_data(cx, from, r);
@@ -302,6 +319,13 @@ impl ReplicaManager {
                     });
                 }
                 p.follow_high_watermark(r.high_watermark);
+                assert!(
+                    p.high_watermark <= r.high_watermark,
+                    "{}: a follower's HW {} above its leader's {}",
+                    p.tp(),
+                    p.high_watermark,
+                    r.high_watermark
+                );
                 true
             }
             (ErrorCode::OffsetOutOfRange, Some(d)) => {
@@ -309,6 +333,13 @@ impl ReplicaManager {
                     // Legacy `handleOffsetOutOfRange`: the leader is behind us, cut to its LEO.
                     ReplicationProtocol::HighWatermark => {
                         p.truncate(cx, d.end_offset, "leader-log-end");
+                        assert!(
+                            p.log.log_end_offset() <= d.end_offset.max(p.log.log_start_offset()),
+                            "{}: cut to the leader's end {} but ends at {}",
+                            p.tp(),
+                            d.end_offset,
+                            p.log.log_end_offset()
+                        );
                     }
                     ReplicationProtocol::LeaderEpoch => {
                         p.role = Role::Follower {
@@ -356,11 +387,26 @@ impl ReplicaManager {
             }
             let done = if leader_end.epoch == UNDEFINED_EPOCH {
                 p.truncate(cx, leader_end.end_offset, "leader-epoch");
+                assert!(
+                    p.log.log_end_offset() <= leader_end.end_offset.max(p.log.log_start_offset()),
+                    "{}: kept past the leader's log start {}",
+                    p.tp(),
+                    leader_end.end_offset
+                );
                 true
             } else {
                 let (f_epoch, f_end) = p.log.end_offset_for_epoch(leader_end.epoch);
                 if f_epoch == leader_end.epoch {
                     p.truncate(cx, f_end.min(leader_end.end_offset), "leader-epoch");
+                    // KIP-101: the common prefix ends where both logs' copies of the epoch do.
+                    assert!(
+                        p.log.log_end_offset()
+                            <= leader_end.end_offset.max(p.log.log_start_offset()),
+                        "{}: kept past the leader's end {} of epoch {}",
+                        p.tp(),
+                        leader_end.end_offset,
+                        leader_end.epoch
+                    );
                     true
                 } else {
                     // We lack the leader's epoch: cut to the end of our largest epoch below
@@ -385,8 +431,14 @@ impl ReplicaManager {
 
     fn back_off(&mut self, cx: &mut Cx, fetcher: FetcherKey) {
         let until = cx.now() + self.config.replica_fetch_backoff;
+        assert!(
+            self.fetcher.sessions.contains_key(&fetcher),
+            "{}: backing off fetcher {fetcher:?} that has no session",
+            cx.me()
+        );
         self.session(fetcher).backoff_until = Some(until);
-        cx.set_timer(until, Timer::new(TIMER_FETCHER_BACKOFF, timer_key(fetcher)));
+        let (leader, fetcher) = fetcher;
+        cx.set_timer(until, ReplicaTimer::FetcherBackoff { leader, fetcher });
     }
 
     /// Every request in flight to `leader` is lost (its connection closed or reset): each
@@ -403,6 +455,11 @@ impl ReplicaManager {
                 cx.cancel_timer(t);
             }
             self.back_off(cx, fetcher);
+            assert!(
+                self.fetcher.sessions[&fetcher].backoff_until.is_some(),
+                "{}: fetcher {fetcher:?} retries at once after losing its requests",
+                cx.me()
+            );
         }
         assert!(
             self.fetchers_of(leader).iter().all(|f| {
@@ -424,13 +481,22 @@ impl ReplicaManager {
     /// `handlePartitionsWithErrors`). The other request in flight to that leader dies with the
     /// connection. Without the close, TCP would deliver the given-up request after a partition
     /// heals, and its answer could overtake the next one.
-    pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: Timer) {
-        let fetcher = from_timer_key(timer.key);
-        if timer.kind == TIMER_FETCHER_TIMEOUT {
-            cx.close_connection(fetcher.0);
-            self.lose_requests_to(cx, fetcher.0);
-        } else {
-            self.session(fetcher).backoff_until = None;
+    pub fn on_fetcher_timer(&mut self, cx: &mut Cx, timer: ReplicaTimer) {
+        match timer {
+            ReplicaTimer::FetcherTimeout { leader, .. } => {
+                cx.close_connection(leader);
+                self.lose_requests_to(cx, leader);
+            }
+            ReplicaTimer::FetcherBackoff { leader, fetcher } => {
+                let fetcher = (leader, fetcher);
+                self.session(fetcher).backoff_until = None;
+                assert!(
+                    !self.backing_off(cx, fetcher),
+                    "{}: fetcher {fetcher:?} still backing off after its backoff",
+                    cx.me()
+                );
+            }
+            other => unreachable!("{}: {other:?} is not a fetcher's timer", cx.me()),
         }
         self.fetcher_kick(cx);
     }
@@ -572,7 +638,10 @@ mod tests {
         with_cx(&mut disk, |cx| rm.on_connection_reset(cx, NodeId(1)));
         let mut requests = Vec::new();
         for f in 0..fetchers {
-            let timer = Timer::new(TIMER_FETCHER_BACKOFF, timer_key((NodeId(1), f)));
+            let timer = ReplicaTimer::FetcherBackoff {
+                leader: NodeId(1),
+                fetcher: f,
+            };
             let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
             requests.extend(effects.into_iter().filter_map(|e| match e {
                 Effect::Send {
@@ -615,7 +684,7 @@ mod tests {
     fn a_timed_out_request_closes_the_connection_and_its_late_answer_is_ignored() {
         let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
         let (corr, _) = follow(&mut rm, &mut disk, 2);
-        let timer = Timer::new(TIMER_FETCHER_TIMEOUT, timer_key((NodeId(1), 0)));
+        let timer = timeout_timer((NodeId(1), 0));
         let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
         assert_eq!(closes(&effects), vec![NodeId(1)]);
         assert_eq!(asked(effects), None, "backs off before asking again");

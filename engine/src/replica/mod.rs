@@ -9,23 +9,18 @@ pub mod partition;
 pub mod purgatory;
 
 use crate::broker::config::{BreakRule, BrokerConfig};
+use crate::broker::timer::ReplicaTimer;
 use crate::coordinator::OffsetsLog;
 use crate::history::HistoryEvent;
 use crate::isr::{self, FollowerProgress};
 use crate::log::Log;
-use crate::node::{Cx, NodeId, Timer};
+use crate::node::{Cx, NodeId};
 use crate::protocol::*;
 use crate::record::{Record, RecordBatch, TopicPartition};
 use crate::time::{ms, Duration, Instant};
 use partition::{Partition, PendingIsr, Role};
 use purgatory::{DelayedFetch, DelayedProduce, PendingAppend, ProduceOrigin, Purgatory};
 use std::collections::BTreeMap;
-
-// Broker timer kinds (all below COORDINATOR_TIMER_BASE).
-pub const TIMER_PRODUCE_TIMEOUT: u16 = 20;
-pub const TIMER_FETCH_WAIT: u16 = 21;
-pub const TIMER_FETCHER_TIMEOUT: u16 = 22;
-pub const TIMER_FETCHER_BACKOFF: u16 = 23;
 
 /// `offsets.commit.timeout.ms` (default 5000): how long a coordinator append may wait.
 const OFFSETS_COMMIT_TIMEOUT: Duration = ms(5000);
@@ -78,9 +73,140 @@ impl ReplicaManager {
         self.next_id
     }
 
+    /// What every change to a hosted partition leaves true, checked where it is written
+    /// (LeaderAndIsr, an append, a follower's fetch, an ISR answer, a truncation): the HW
+    /// within the log; the ISR a set of distinct assigned replicas; a leader named by its
+    /// state, in its own ISR (the controller elects from the ISR and never drops a leader
+    /// from it without electing another: `PartitionChangeBuilder`), tracking exactly the
+    /// other replicas, none of them past its log end; a follower following the leader its
+    /// state names; producer state kept for every hosted partition.
+    fn check_partition(&self, me: NodeId, tp: TopicPartition) {
+        let Some(p) = self.partitions.get(&tp) else {
+            return;
+        };
+        let leo = p.log.log_end_offset();
+        assert!(
+            p.high_watermark <= leo,
+            "{me} {tp}: HW {} past the log end {leo}",
+            p.high_watermark
+        );
+        assert!(
+            p.log.log_start_offset() <= p.high_watermark,
+            "{me} {tp}: HW {} below the log start {}",
+            p.high_watermark,
+            p.log.log_start_offset()
+        );
+        assert!(
+            self.producer_states.contains_key(&tp),
+            "{me} {tp}: hosted without producer state"
+        );
+        if let Some(s) = &p.state {
+            assert!(
+                distinct(&s.replicas),
+                "{me} {tp}: replicas {:?} name a broker twice",
+                s.replicas
+            );
+            assert!(
+                s.replicas.contains(&me),
+                "{me} {tp}: hosted here but assigned to {:?}",
+                s.replicas
+            );
+            assert!(
+                distinct(&s.isr),
+                "{me} {tp}: ISR {:?} names a broker twice",
+                s.isr
+            );
+            assert!(
+                s.isr.iter().all(|r| s.replicas.contains(r)),
+                "{me} {tp}: ISR {:?} outside the replicas {:?}",
+                s.isr,
+                s.replicas
+            );
+        }
+        match &p.role {
+            Role::Leader(l) => {
+                let s = p.state.as_ref();
+                assert!(
+                    s.is_some_and(|s| s.leader == Some(me)),
+                    "{me} {tp}: leads without a state naming it: {s:?}"
+                );
+                assert!(
+                    s.is_some_and(|s| s.isr.contains(&me)),
+                    "{me} {tp}: leads outside its ISR: {s:?}"
+                );
+                let replicas = s.map_or(0, |s| s.replicas.len());
+                assert!(
+                    l.followers.len() + 1 == replicas && !l.followers.contains_key(&me),
+                    "{me} {tp}: tracks {} followers of {replicas} replicas",
+                    l.followers.len()
+                );
+                assert!(
+                    l.followers
+                        .keys()
+                        .all(|r| s.is_some_and(|s| s.replicas.contains(r))),
+                    "{me} {tp}: follower {:?} not a replica",
+                    l.followers.keys().collect::<Vec<_>>()
+                );
+                assert!(
+                    l.epoch_start_offset <= leo,
+                    "{me} {tp}: the leadership starts at {} past the log end {leo}",
+                    l.epoch_start_offset
+                );
+                assert!(
+                    l.followers.values().all(|f| f.log_end_offset <= leo),
+                    "{me} {tp}: a follower is past the leader's log end {leo}"
+                );
+                if let Some(pending) = &l.pending_isr {
+                    assert!(
+                        distinct(&pending.isr) && pending.isr.contains(&me),
+                        "{me} {tp}: proposed ISR {:?} repeats a broker or drops the leader",
+                        pending.isr
+                    );
+                    assert!(
+                        pending
+                            .isr
+                            .iter()
+                            .all(|r| s.is_some_and(|s| s.replicas.contains(r))),
+                        "{me} {tp}: proposed ISR {:?} outside the replicas",
+                        pending.isr
+                    );
+                }
+            }
+            Role::Follower { leader, .. } => {
+                assert_ne!(*leader, me, "{me} {tp}: follows itself");
+                assert!(
+                    p.state.as_ref().is_some_and(|s| s.leader == Some(*leader)),
+                    "{me} {tp}: follows {leader}, not the leader of its state {:?}",
+                    p.state
+                );
+            }
+            Role::Idle => {}
+        }
+    }
+
+    /// A coordinator loads its partition from the log start, without gaps: a missed record
+    /// would be a lost commit or group generation.
+    fn assert_whole_log(&self, partition: TopicPartition, batches: &[RecordBatch]) {
+        let start = self
+            .partitions
+            .get(&partition)
+            .map_or(0, |p| p.log.log_start_offset());
+        assert!(
+            batches.first().is_none_or(|b| b.base_offset == start)
+                && batches
+                    .windows(2)
+                    .all(|w| w[0].next_offset() == w[1].base_offset),
+            "{partition}: a coordinator load does not read the whole log"
+        );
+    }
+
     /// Host a recovered log (at start).
     pub fn add_recovered(&mut self, log: Log, high_watermark: u64) {
         let tp = log.topic_partition();
+        assert!(
+            !self.partitions.contains_key(&tp),
+            "{tp}: recovered twice at one start"
+        );
         let ps = crate::log::producer_state::ProducerStateManager::rebuild(log.batches().iter());
         self.producer_states.insert(tp, ps);
         self.partitions
@@ -101,7 +227,17 @@ impl ReplicaManager {
             }
             self.metadata.insert(s.partition, s.clone());
             if s.replicas.contains(&cx.me()) {
+                let (tp, epoch) = (s.partition, s.leader_epoch);
                 self.apply_local(cx, s);
+                // Leader epochs only grow: whatever path it took, the partition now knows at
+                // least the epoch it was told.
+                assert!(
+                    self.partitions[&tp].leader_epoch() >= Some(epoch),
+                    "{} {tp}: told epoch {epoch}, holds {:?}",
+                    cx.me(),
+                    self.partitions[&tp].leader_epoch()
+                );
+                self.check_partition(cx.me(), tp);
             }
         }
     }
@@ -109,6 +245,10 @@ impl ReplicaManager {
     fn apply_local(&mut self, cx: &mut Cx, s: PartitionState) {
         let tp = s.partition;
         let me = cx.me();
+        assert!(
+            s.replicas.contains(&me),
+            "{me} {tp}: applying the state of a partition it does not host"
+        );
         let config = self.config.clone();
         let p = self
             .partitions
@@ -122,6 +262,12 @@ impl ReplicaManager {
             Some(e) if s.leader_epoch < e => return,
             Some(e) if s.leader_epoch == e && !same_epoch_move => {
                 let local = p.state.as_mut().expect("checked");
+                // A new leader always comes with a new leader epoch (`PartitionChangeBuilder`
+                // bumps it); only the ReuseLeaderEpoch break moves one within an epoch.
+                assert_eq!(
+                    local.leader, s.leader,
+                    "{me} {tp}: the leader changed within epoch {e}"
+                );
                 if s.partition_epoch > local.partition_epoch {
                     local.isr = s.isr;
                     local.partition_epoch = s.partition_epoch;
@@ -134,6 +280,11 @@ impl ReplicaManager {
             }
             _ => {}
         }
+        assert!(
+            p.leader_epoch().is_none_or(|e| e <= s.leader_epoch),
+            "{me} {tp}: a role change back to epoch {}",
+            s.leader_epoch
+        );
         if s.leader == Some(me) {
             p.make_leader(cx, s.clone(), &config);
             // Followers do not track producer state; a new leader rebuilds it from its log.
@@ -148,6 +299,10 @@ impl ReplicaManager {
             self.rebuild_producer_state(tp);
             self.fail_delayed(cx, tp);
             self.fetcher_kick(cx);
+            assert!(
+                !self.partitions[&tp].is_leader(),
+                "{me} {tp}: still leads after following"
+            );
         }
     }
 
@@ -165,12 +320,18 @@ impl ReplicaManager {
                 }
             }
         }
+        assert!(distinct(&live), "live brokers {live:?} named twice");
         self.live_brokers = live;
     }
 
     fn rebuild_producer_state(&mut self, tp: TopicPartition) {
         if let (Some(p), Some(ps)) = (self.partitions.get(&tp), self.producer_states.get_mut(&tp)) {
             *ps = crate::log::producer_state::ProducerStateManager::rebuild(p.log.batches().iter());
+            let leo = p.log.log_end_offset();
+            assert!(
+                ps.transactions().ongoing().all(|(_, first)| first < leo),
+                "{tp}: an open transaction starts past the log end {leo}"
+            );
         }
     }
 
@@ -180,6 +341,22 @@ impl ReplicaManager {
         for id in self.fetches.watching(tp) {
             self.complete_fetch(cx, id);
         }
+        // Nothing may wait on a partition this broker no longer leads: no answer would come.
+        // (A produce of several partitions may still wait for the others.)
+        assert!(
+            self.fetches.watching(tp).is_empty(),
+            "{} {tp}: a fetch outlived the leadership",
+            cx.me()
+        );
+        assert!(
+            self.produces.watching(tp).iter().all(|id| {
+                self.produces
+                    .get(*id)
+                    .is_some_and(|op| op.pending.iter().all(|pa| pa.partition != tp))
+            }),
+            "{} {tp}: a produce still waits on it after the leadership",
+            cx.me()
+        );
     }
 
     // ---------------------------------------------------------------- produce
@@ -229,10 +406,21 @@ impl ReplicaManager {
             .collect();
         let mut pending = Vec::new();
         let mut appended = Vec::new();
+        // One batch per partition, as Kafka's ProduceRequest keys its data by partition.
+        assert!(
+            req.batches
+                .iter()
+                .enumerate()
+                .all(|(i, (tp, _))| req.batches[..i].iter().all(|(o, _)| o != tp)),
+            "{}: a produce from {from} names a partition twice",
+            cx.me()
+        );
+        let mut to_answer = refused.len();
         for (tp, batch) in req.batches {
             if refused.iter().any(|(r, _)| *r == tp) {
                 continue;
             }
+            to_answer += 1;
             match self.append_to_leader(cx, tp, batch, req.acks, true) {
                 Ok(p) => {
                     appended.push(tp);
@@ -250,6 +438,13 @@ impl ReplicaManager {
         if req.acks == Acks::None {
             return;
         }
+        // Every partition of the request is answered once: now, or when its append settles.
+        assert_eq!(
+            pending.len() + done.len(),
+            to_answer,
+            "{}: a produce from {from} lost a partition",
+            cx.me()
+        );
         self.delay_produce(cx, origin, pending, done, req.timeout);
     }
 
@@ -275,8 +470,13 @@ impl ReplicaManager {
             return;
         }
         let id = self.next_id();
-        op.timer = Some(cx.set_timer_after(timeout, Timer::new(TIMER_PRODUCE_TIMEOUT, id)));
+        op.timer = Some(cx.set_timer_after(timeout, ReplicaTimer::ProduceTimeout(id)));
         let tps: Vec<TopicPartition> = op.pending.iter().map(|p| p.partition).collect();
+        assert!(
+            self.produces.get(id).is_none(),
+            "{}: delayed produce id {id} reused",
+            cx.me()
+        );
         self.produces.insert(id, op, tps);
     }
 
@@ -330,9 +530,17 @@ impl ReplicaManager {
                 Ok(None) => {}
             }
         }
+        let leo_before = p.log.log_end_offset();
         let stored = p
             .log
             .append_as_leader(cx, batch, epoch, self.config.flush_policy());
+        assert!(
+            stored.base_offset == leo_before && stored.partition_leader_epoch == epoch,
+            "{} {tp}: stored at {} in epoch {} instead of at {leo_before} in {epoch}",
+            cx.me(),
+            stored.base_offset,
+            stored.partition_leader_epoch
+        );
         if stored.producer_id >= 0 {
             ps.on_append(&stored);
         }
@@ -356,6 +564,11 @@ impl ReplicaManager {
             leader_epoch: epoch,
         };
         self.on_isr_or_hw_change(cx, tp);
+        assert!(
+            self.partitions[&tp].high_watermark <= stored.next_offset(),
+            "{} {tp}: the HW passed the batch just appended",
+            cx.me()
+        );
         Ok((acks != Acks::None).then_some(pending))
     }
 
@@ -378,7 +591,17 @@ impl ReplicaManager {
         let ps = self.producer_states.entry(tp).or_default();
         ps.check_marker(producer_id, producer_epoch)?;
         let batch = RecordBatch::control_marker(producer_id, producer_epoch, marker);
-        self.append_for_coordinator(cx, tp, batch, token)
+        self.append_for_coordinator(cx, tp, batch, token)?;
+        // The marker closed the producer's transaction on this partition.
+        assert!(
+            self.producer_states[&tp]
+                .transactions()
+                .ongoing_first_offset(producer_id)
+                .is_none(),
+            "{} {tp}: producer {producer_id}'s transaction open after its marker",
+            cx.me()
+        );
+        Ok(())
     }
 
     /// A coordinator's acks=all append (offsets, group metadata, transaction state or a
@@ -392,8 +615,19 @@ impl ReplicaManager {
         token: u64,
     ) -> Result<(), ErrorCode> {
         match self.append_to_leader(cx, tp, batch, Acks::All, false) {
-            Err(r) => Err(r.error),
+            Err(r) => {
+                assert_ne!(
+                    r.error,
+                    ErrorCode::None,
+                    "a refused append without an error"
+                );
+                Err(r.error)
+            }
             Ok(pending) => {
+                assert!(
+                    pending.is_some(),
+                    "an acks=all append that waits for nothing"
+                );
                 self.wake_fetches(cx, tp);
                 let origin = ProduceOrigin::Coordinator { token };
                 self.delay_produce(
@@ -440,6 +674,7 @@ impl ReplicaManager {
             }
         }
         self.try_complete_produces(cx, tp);
+        self.check_partition(cx.me(), tp);
     }
 
     pub(crate) fn try_complete_produces(&mut self, cx: &mut Cx, tp: TopicPartition) {
@@ -455,10 +690,25 @@ impl ReplicaManager {
         settle_appends(&self.partitions, &self.config, op);
         if op.pending.is_empty() {
             let op = self.produces.remove(id).expect("present");
+            assert!(
+                op.timer.is_some(),
+                "a parked produce {id} without its timeout"
+            );
             if let Some(timer) = op.timer {
                 cx.cancel_timer(timer);
             }
             self.respond_produce(cx, op);
+        }
+    }
+
+    /// One of the replica manager's timers is due.
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: ReplicaTimer) {
+        match timer {
+            ReplicaTimer::ProduceTimeout(id) => self.on_produce_timeout(cx, id),
+            ReplicaTimer::FetchWait(id) => self.on_fetch_wait(cx, id),
+            ReplicaTimer::FetcherTimeout { .. } | ReplicaTimer::FetcherBackoff { .. } => {
+                self.on_fetcher_timer(cx, timer)
+            }
         }
     }
 
@@ -467,6 +717,11 @@ impl ReplicaManager {
         let Some(mut op) = self.produces.remove(id) else {
             return;
         };
+        assert!(
+            !op.pending.is_empty(),
+            "{}: produce {id} timed out with nothing pending (it should have been answered)",
+            cx.me()
+        );
         for pa in std::mem::take(&mut op.pending) {
             op.done.push(PartitionProduceResponse {
                 partition: pa.partition,
@@ -479,6 +734,12 @@ impl ReplicaManager {
     }
 
     fn respond_produce(&mut self, cx: &mut Cx, op: DelayedProduce) {
+        assert!(
+            op.pending.is_empty(),
+            "{}: a produce answered with {} appends unsettled",
+            cx.me(),
+            op.pending.len()
+        );
         match op.origin {
             ProduceOrigin::Client {
                 node,
@@ -491,6 +752,14 @@ impl ReplicaManager {
                 }),
             ),
             ProduceOrigin::Coordinator { token } => {
+                // A coordinator appends to one partition at a time.
+                assert_eq!(
+                    op.done.len(),
+                    1,
+                    "{}: coordinator append {token} answered for {} partitions",
+                    cx.me(),
+                    op.done.len()
+                );
                 let error = op.done.first().map_or(ErrorCode::None, |r| r.error);
                 self.coordinator_done.push((token, error));
             }
@@ -501,6 +770,13 @@ impl ReplicaManager {
 
     /// FetchRequest from a follower or a consumer.
     pub fn handle_fetch(&mut self, cx: &mut Cx, from: NodeId, req: FetchRequest) {
+        // A follower fetches for itself, and never from itself (it does not follow itself).
+        assert!(
+            req.replica_id.is_none_or(|r| r == from && r != cx.me()),
+            "{}: a follower fetch of {:?} from {from}",
+            cx.me(),
+            req.replica_id
+        );
         if let Some(replica) = req.replica_id {
             for fp in &req.partitions {
                 self.update_follower(cx, replica, fp);
@@ -512,7 +788,7 @@ impl ReplicaManager {
             return;
         }
         let id = self.next_id();
-        let timer = cx.set_timer_after(req.max_wait, Timer::new(TIMER_FETCH_WAIT, id));
+        let timer = cx.set_timer_after(req.max_wait, ReplicaTimer::FetchWait(id));
         let tps: Vec<TopicPartition> = req.partitions.iter().map(|p| p.partition).collect();
         self.fetches.insert(
             id,
@@ -545,6 +821,12 @@ impl ReplicaManager {
             return;
         };
         progress.on_fetch(fp.fetch_offset, leo, now);
+        assert!(
+            progress.log_end_offset <= leo,
+            "{} {tp}: follower {replica} at {} past the leader's end {leo}",
+            cx.me(),
+            progress.log_end_offset
+        );
         let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
         let in_isr = p.in_maximal_isr(replica);
         // KIP-841 (`Partition.isReplicaIsrEligible`): a follower on a fenced broker (one the
@@ -553,6 +835,11 @@ impl ReplicaManager {
         let eligible = self.live_brokers.is_empty() || self.live_brokers.contains(&replica);
         if !in_isr && rejoin && eligible {
             let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
+            assert!(
+                !new_isr.contains(&replica),
+                "{} {tp}: {replica} rejoins an ISR it is in",
+                cx.me()
+            );
             new_isr.push(replica);
             self.propose_isr(cx, tp, new_isr);
         }
@@ -570,6 +857,11 @@ impl ReplicaManager {
             bytes += r.batches.iter().map(|b| b.wire_size() as u64).sum::<u64>();
             parts.push(r);
         }
+        assert_eq!(
+            parts.len(),
+            req.partitions.len(),
+            "a fetch answered for other partitions than it asked"
+        );
         let resp = FetchResponse {
             correlation_id: req.correlation_id,
             partitions: parts,
@@ -596,6 +888,11 @@ impl ReplicaManager {
         let epoch = p.leader_epoch().expect("leader");
         r.leader_epoch = epoch;
         r.high_watermark = p.high_watermark;
+        assert!(
+            p.high_watermark <= p.log.log_end_offset(),
+            "{}: a fetch answered with a HW past the log",
+            fp.partition
+        );
         let txns = self
             .producer_states
             .get(&fp.partition)
@@ -638,6 +935,20 @@ impl ReplicaManager {
         };
         let max_bytes = fp.partition_max_bytes.min(req.max_bytes);
         r.batches = p.log.read(fp.fetch_offset, max_bytes, max_offset);
+        // A consumer never reads past what is committed for its isolation level, and the
+        // first batch holds the fetch offset (a gap would skip records).
+        assert!(
+            lso <= p.high_watermark
+                && r.batches
+                    .last()
+                    .is_none_or(|b| b.next_offset() <= max_offset)
+                && r.batches.first().is_none_or(|b| {
+                    b.base_offset <= fp.fetch_offset && fp.fetch_offset < b.next_offset()
+                }),
+            "{}: a read from {} below {max_offset} returned the wrong batches",
+            fp.partition,
+            fp.fetch_offset
+        );
         if committed {
             let upper = r
                 .batches
@@ -703,6 +1014,15 @@ impl ReplicaManager {
                             }
                             OffsetSpec::Latest => p.high_watermark,
                         };
+                        assert!(
+                            o <= p.high_watermark,
+                            "{tp}: ListOffsets answers {o} above the HW {}",
+                            p.high_watermark
+                        );
+                        assert!(
+                            o >= p.log.log_start_offset(),
+                            "{tp}: ListOffsets answers {o} below the log start"
+                        );
                         (*tp, ErrorCode::None, o)
                     }
                 },
@@ -743,6 +1063,10 @@ impl ReplicaManager {
                     return (tp, ErrorCode::UnknownLeaderEpoch, undefined);
                 }
                 let (e, end) = p.log.end_offset_for_epoch(asked);
+                assert!(
+                    e == crate::log::epoch_cache::UNDEFINED_EPOCH || e <= asked.min(epoch),
+                    "{tp}: asked for epoch {asked}, answered {e} (leading {epoch})"
+                );
                 (
                     tp,
                     ErrorCode::None,
@@ -789,12 +1113,19 @@ impl ReplicaManager {
             let leo = p.log.log_end_offset();
             let out = isr::out_of_sync(&state.isr, cx.me(), |r| l.followers.get(&r), leo, now, lag);
             if !out.is_empty() {
-                let new_isr = state
+                let new_isr: Vec<NodeId> = state
                     .isr
                     .iter()
                     .copied()
                     .filter(|r| !out.contains(r))
                     .collect();
+                // The leader is never out of sync with itself: a shrink keeps it.
+                assert!(
+                    new_isr.contains(&cx.me()) && new_isr.len() < state.isr.len(),
+                    "{} {tp}: shrink of {:?} to {new_isr:?}",
+                    cx.me(),
+                    state.isr
+                );
                 proposals.push((*tp, new_isr));
             }
         }
@@ -818,6 +1149,14 @@ impl ReplicaManager {
         if l.pending_isr.is_some() || new_isr == state.isr {
             return;
         }
+        assert!(
+            distinct(&new_isr)
+                && new_isr.contains(&cx.me())
+                && new_isr.iter().all(|r| state.replicas.contains(r)),
+            "{} {tp}: proposing ISR {new_isr:?} of replicas {:?}",
+            cx.me(),
+            state.replicas
+        );
         l.pending_isr = Some(PendingIsr {
             isr: new_isr.clone(),
             correlation_id,
@@ -856,6 +1195,11 @@ impl ReplicaManager {
             state.isr = resp.isr;
             state.partition_epoch = resp.partition_epoch;
         }
+        assert!(
+            p.leader_state().is_some_and(|l| l.pending_isr.is_none()),
+            "{} {tp}: an answered ISR proposal still pending",
+            cx.me()
+        );
         self.on_isr_or_hw_change(cx, tp);
     }
 
@@ -886,9 +1230,23 @@ impl ReplicaManager {
     pub fn high_watermarks(&self) -> Vec<(TopicPartition, u64)> {
         self.partitions
             .iter()
-            .map(|(tp, p)| (*tp, p.high_watermark))
+            .map(|(tp, p)| {
+                assert!(
+                    p.high_watermark <= p.log.log_end_offset(),
+                    "{tp}: checkpointing a HW past the log end"
+                );
+                (*tp, p.high_watermark)
+            })
             .collect()
     }
+}
+
+/// Whether `nodes` names every node at most once (replica lists, ISRs).
+fn distinct(nodes: &[NodeId]) -> bool {
+    nodes
+        .iter()
+        .enumerate()
+        .all(|(i, n)| !nodes[..i].contains(n))
 }
 
 /// Move the appends of `op` whose outcome is known into its answers.
@@ -898,6 +1256,7 @@ fn settle_appends(
     op: &mut DelayedProduce,
 ) {
     let mut still = Vec::new();
+    let before = op.pending.len() + op.done.len();
     for pa in std::mem::take(&mut op.pending) {
         let p = partitions.get(&pa.partition);
         let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
@@ -922,6 +1281,11 @@ fn settle_appends(
         }
     }
     op.pending = still;
+    assert_eq!(
+        op.pending.len() + op.done.len(),
+        before,
+        "settling a produce lost or duplicated a partition"
+    );
 }
 
 impl OffsetsLog for ReplicaManager {
@@ -944,6 +1308,11 @@ impl OffsetsLog for ReplicaManager {
         records: Vec<Record>,
         token: u64,
     ) -> Result<(), ErrorCode> {
+        assert!(
+            !records.is_empty(),
+            "{} {partition}: a coordinator append of nothing",
+            cx.me()
+        );
         let batch = RecordBatch::new(records.into());
         self.append_for_coordinator(cx, partition, batch, token)
     }
@@ -972,19 +1341,34 @@ impl OffsetsLog for ReplicaManager {
         batch.producer_id = producer_id;
         batch.producer_epoch = producer_epoch;
         batch.is_transactional = true;
-        self.append_for_coordinator(cx, partition, batch, token)
+        self.append_for_coordinator(cx, partition, batch, token)?;
+        // The transactional batch opened (or extends) the producer's transaction here.
+        assert!(
+            self.producer_states[&partition]
+                .transactions()
+                .ongoing_first_offset(producer_id)
+                .is_some(),
+            "{} {partition}: producer {producer_id}'s offsets appended outside a transaction",
+            cx.me()
+        );
+        Ok(())
     }
 
     fn committed_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
-        self.partitions
+        let batches = self
+            .partitions
             .get(&partition)
-            .map_or(Vec::new(), |p| p.log.read(0, u32::MAX, p.high_watermark))
+            .map_or(Vec::new(), |p| p.log.read(0, u32::MAX, p.high_watermark));
+        self.assert_whole_log(partition, &batches);
+        batches
     }
 
     fn loadable_batches(&self, partition: TopicPartition) -> Vec<RecordBatch> {
-        self.partitions.get(&partition).map_or(Vec::new(), |p| {
+        let batches = self.partitions.get(&partition).map_or(Vec::new(), |p| {
             p.log.read(0, u32::MAX, p.log.log_end_offset())
-        })
+        });
+        self.assert_whole_log(partition, &batches);
+        batches
     }
 }
 

@@ -65,12 +65,19 @@ pub struct Partition {
 impl Partition {
     pub fn new(log: Log, high_watermark: u64) -> Partition {
         let hw = high_watermark.min(log.log_end_offset());
-        Partition {
+        let p = Partition {
             log,
             high_watermark: hw,
             state: None,
             role: Role::Idle,
-        }
+        };
+        // A checkpointed HW past the recovered log (a power loss took the tail) is cut back.
+        assert!(
+            p.high_watermark <= p.log.log_end_offset(),
+            "{}: starts with a HW past its log",
+            p.tp()
+        );
+        p
     }
 
     /// The one writer of the HW. A HW above the log end would let consumers read offsets this
@@ -90,6 +97,11 @@ impl Partition {
     /// `min(leaderHW, log.logEndOffset)`). It may go down after a truncation.
     pub fn follow_high_watermark(&mut self, leader_high_watermark: u64) {
         let hw = leader_high_watermark.min(self.log.log_end_offset());
+        assert!(
+            !self.is_leader(),
+            "{}: a leader takes its HW from no one",
+            self.tp()
+        );
         self.set_high_watermark(hw);
     }
 
@@ -133,16 +145,27 @@ impl Partition {
             "{}: two views of the maximal ISR",
             self.tp()
         );
+        assert!(
+            isr.iter().enumerate().all(|(i, r)| !isr[..i].contains(r)),
+            "{}: maximal ISR {isr:?} names a replica twice",
+            self.tp()
+        );
         isr
     }
 
     /// Whether `r` is in the maximal ISR (without building it: this is on the fetch path).
     pub fn in_maximal_isr(&self, r: NodeId) -> bool {
-        self.state.as_ref().is_some_and(|s| s.isr.contains(&r))
+        let found = self.state.as_ref().is_some_and(|s| s.isr.contains(&r))
             || self
                 .leader_state()
                 .and_then(|l| l.pending_isr.as_ref())
-                .is_some_and(|p| p.isr.contains(&r))
+                .is_some_and(|p| p.isr.contains(&r));
+        debug_assert_eq!(
+            found,
+            self.maximal_isr().contains(&r),
+            "two views of the maximal ISR"
+        );
+        found
     }
 
     /// Size of the maximal ISR.
@@ -155,6 +178,13 @@ impl Partition {
                 let isr = self.state.as_ref().map(|s| s.isr.as_slice()).unwrap_or(&[]);
                 p.isr.iter().filter(|r| !isr.contains(r)).count()
             });
+        assert!(
+            committed + added <= self.replication_factor(),
+            "{}: a maximal ISR of {} from {} replicas",
+            self.tp(),
+            committed + added,
+            self.replication_factor()
+        );
         committed + added
     }
 
@@ -222,6 +252,14 @@ impl Partition {
             pending_isr: None,
             epoch_start_offset: self.log.log_end_offset(),
         });
+        assert!(
+            config.replication_protocol != ReplicationProtocol::LeaderEpoch
+                || self.log.latest_epoch() == Some(state.leader_epoch),
+            "{}: leads epoch {} but its log's latest epoch is {:?}",
+            self.tp(),
+            state.leader_epoch,
+            self.log.latest_epoch()
+        );
         self.state = Some(state);
     }
 
@@ -253,6 +291,11 @@ impl Partition {
                 Role::Follower { leader, phase }
             }
         };
+        assert!(
+            self.high_watermark <= self.log.log_end_offset() && !self.is_leader(),
+            "{}: a follower still leading or with its HW past its log",
+            self.tp()
+        );
         self.state = Some(state);
     }
 

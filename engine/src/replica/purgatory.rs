@@ -76,6 +76,10 @@ impl<T> Purgatory<T> {
             "purgatory full: {} operations",
             self.ops.len()
         );
+        assert!(
+            !self.ops.contains_key(&id),
+            "purgatory: operation {id} inserted twice"
+        );
         for tp in partitions {
             self.by_partition.entry(tp).or_default().insert(id);
         }
@@ -84,9 +88,16 @@ impl<T> Purgatory<T> {
 
     /// Ids of operations watching `tp`, in order.
     pub fn watching(&self, tp: TopicPartition) -> Vec<u64> {
-        self.by_partition
+        let ids: Vec<u64> = self
+            .by_partition
             .get(&tp)
-            .map_or(Vec::new(), |s| s.iter().copied().collect())
+            .map_or(Vec::new(), |s| s.iter().copied().collect());
+        // The index names only operations the purgatory holds (removal cleans it).
+        assert!(
+            ids.iter().all(|id| self.ops.contains_key(id)),
+            "purgatory: {tp} indexes a removed operation"
+        );
+        ids
     }
 
     pub fn get(&self, id: u64) -> Option<&T> {
@@ -103,6 +114,10 @@ impl<T> Purgatory<T> {
             ids.remove(&id);
             !ids.is_empty()
         });
+        assert!(
+            self.by_partition.values().all(|ids| !ids.contains(&id)),
+            "purgatory: removed operation {id} still indexed"
+        );
         Some(op)
     }
 
@@ -137,6 +152,20 @@ pub fn check_append(
     isr_size: usize,
     min_insync: u32,
 ) -> Option<ErrorCode> {
+    assert!(
+        p.base_offset < p.end_offset,
+        "{:?}: a pending append of nothing at {}",
+        p.partition,
+        p.base_offset
+    );
+    // acks=all waits for the HW to pass the batch's end; otherwise only an fsync is awaited.
+    assert!(
+        p.required_offset == 0 || p.required_offset == p.end_offset,
+        "{:?}: an append waits for offset {}, not its end {}",
+        p.partition,
+        p.required_offset,
+        p.end_offset
+    );
     let Some(epoch) = leader_epoch else {
         return Some(ErrorCode::NotLeaderOrFollower);
     };

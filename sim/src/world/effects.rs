@@ -109,7 +109,7 @@ impl World {
             }
             Effect::CloseConnection { peer } => self.close_connection(id, peer),
             Effect::Record(event) => {
-                hash_history(&mut self.hasher, &event);
+                super::hash::hash_history(&mut self.hasher, &event);
                 self.trace(id, || TraceKind::Record(event.clone()));
                 self.history.push(HistoryEntry {
                     at: self.now,

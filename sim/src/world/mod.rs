@@ -27,7 +27,6 @@ use crate::seed::{rng_for, stream};
 use crate::socket::{self, Sockets};
 use crate::trace::{MessageInfo, TraceEvent, TraceHasher, TraceKind, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
-use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::{Exchange, Message};
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Cx, DiskDone, Duration, Effect, Instant, Node, NodeId, Timer, TimerId};
@@ -38,6 +37,7 @@ use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 mod cpu;
 mod effects;
 mod faults;
+mod hash;
 mod links;
 
 /// Everything configurable about a world.
@@ -702,15 +702,6 @@ impl World {
         self.invariants = invariants;
     }
 
-    fn hash_event(&mut self, kind: u64, node: NodeId, from: Option<NodeId>, extra: u64) {
-        let h = &mut self.hasher;
-        h.word(self.now.as_nanos());
-        h.word(kind);
-        h.word(node.0 as u64);
-        h.word(from.map_or(u64::MAX, |f| f.0 as u64));
-        h.word(extra);
-    }
-
     fn trace(&mut self, id: NodeId, kind: impl FnOnce() -> TraceKind) {
         if self.config.trace == TraceLevel::Events {
             self.trace_events.push(TraceEvent {
@@ -731,110 +722,4 @@ fn set_peer(peers: &mut Vec<bool>, peer: NodeId, on: bool) {
         peers.resize(i + 1, false);
     }
     peers[i] = on;
-}
-
-/// Canonical hash of a history event: the fields that identify it, not its Debug text.
-fn hash_history(h: &mut TraceHasher, event: &HistoryEvent) {
-    use HistoryEvent::*;
-    let tp = |h: &mut TraceHasher, p: &kafsim_engine::TopicPartition| {
-        h.word(((p.topic.0 as u64) << 32) | p.partition as u64);
-    };
-    match event {
-        SendInvoke {
-            producer, value, ..
-        } => {
-            h.word(100 + *producer as u64);
-            h.word(value.0);
-        }
-        SendOk {
-            value,
-            partition,
-            offset,
-            ..
-        } => {
-            h.word(101);
-            h.word(value.0);
-            tp(h, partition);
-            h.word(*offset);
-        }
-        SendFail { value, .. } => {
-            h.word(102);
-            h.word(value.0);
-        }
-        SendInfo { value, .. } => {
-            h.word(103);
-            h.word(value.0);
-        }
-        Poll {
-            group,
-            member,
-            partition,
-            offset,
-            value,
-            ..
-        } => {
-            h.word(104 + ((*group as u64) << 16) + ((*member as u64) << 32));
-            tp(h, partition);
-            h.word(*offset);
-            h.word(value.0);
-        }
-        SinkWrite {
-            group,
-            value,
-            offset,
-            ..
-        } => {
-            h.word(105 + ((*group as u64) << 16));
-            h.word(value.0);
-            h.word(*offset);
-        }
-        SinkRefused {
-            group,
-            value,
-            offset,
-            ..
-        } => {
-            h.word(117 + ((*group as u64) << 16));
-            h.word(value.0);
-            h.word(*offset);
-        }
-        Commit {
-            group,
-            member,
-            partition,
-            offset,
-            ..
-        } => {
-            h.word(106 + ((*group as u64) << 16) + ((*member as u64) << 32));
-            tp(h, partition);
-            h.word(*offset);
-        }
-        HighWatermark {
-            broker,
-            partition,
-            high_watermark,
-            ..
-        } => {
-            h.word(107 + ((broker.0 as u64) << 16));
-            tp(h, partition);
-            h.word(*high_watermark);
-        }
-        Appended {
-            broker,
-            partition,
-            base_offset,
-            next_offset,
-            leader,
-            ..
-        } => {
-            h.word(108 + ((broker.0 as u64) << 16) + ((*leader as u64) << 8));
-            tp(h, partition);
-            h.word(*base_offset);
-            h.word(*next_offset);
-        }
-        other => {
-            // Rare events: their Debug text is canonical enough (no addresses, no maps).
-            h.str(&format!("{other:?}"));
-        }
-    }
 }
