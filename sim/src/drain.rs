@@ -377,13 +377,21 @@ impl DrainTracker {
     }
 
     /// Open transactions of producers that did not crash since they began them (a crashed
-    /// producer's transaction is aborted by the coordinator; nobody will record it).
-    fn open_txns(&self) -> usize {
+    /// producer's transaction is aborted by the coordinator; nobody will record it), and whose
+    /// application ends its transactions (one that never does, `records = "unlimited"`, leaves
+    /// its last one to the coordinator's `transaction.timeout.ms`: the drain waits for the
+    /// readers, which that transaction holds back, not for the application).
+    fn open_txns(&self, w: &World) -> usize {
         let crashed =
             |node: &NodeId, at: &Instant| self.crashed_at.get(node).is_some_and(|c| c >= at);
+        let never_ends = |node: &NodeId| {
+            w.node::<Producer>(*node)
+                .and_then(|p| p.transaction_manager())
+                .is_some_and(|t| t.never_ends())
+        };
         self.open_txns
             .values()
-            .filter(|(node, at)| !crashed(node, at))
+            .filter(|(node, at)| !crashed(node, at) && !never_ends(node))
             .count()
     }
 
@@ -405,7 +413,7 @@ impl DrainTracker {
         if open > 0 {
             verdict = Err(NotCaughtUp::OpenSends(open));
         }
-        let txns = self.open_txns();
+        let txns = self.open_txns(w);
         if txns > 0 && verdict.is_ok() {
             verdict = Err(NotCaughtUp::OpenTransactions(txns));
         }
@@ -606,10 +614,25 @@ fn open_transaction_holding(cx: &StallContext, tp: TopicPartition, read: u64) ->
             meta.epoch,
             meta.state,
             meta.partitions.contains(&tp),
+            (meta.started, meta.timeout),
         ))
     });
     match known {
-        Some((b, id, e, state, true))
+        Some((b, id, e, TxnState::Ongoing, true, (started, timeout))) => {
+            // `abortTimedOutTransactions` aborts it at its first check past the timeout.
+            let _ = write!(
+                out,
+                " (coordinator {} has {id} Ongoing at epoch {e} with this partition since {}: \
+                 the application has not ended it, and the coordinator aborts it once its \
+                 transaction.timeout.ms of {} has passed, at about {}, at its next check for \
+                 timed-out transactions)",
+                cx.name(b),
+                secs(started),
+                format_duration(timeout),
+                secs(started + timeout),
+            );
+        }
+        Some((b, id, e, state, true, _))
             if !matches!(state, TxnState::Empty)
                 && !matches!(state, TxnState::CompleteCommit | TxnState::CompleteAbort) =>
         {
@@ -620,7 +643,7 @@ fn open_transaction_holding(cx: &StallContext, tp: TopicPartition, read: u64) ->
                 cx.name(b)
             );
         }
-        Some((b, id, e, state, _)) => {
+        Some((b, id, e, state, _, _)) => {
             let _ = write!(
                 out,
                 "; its coordinator {} has {id} at epoch {e} in {state:?} without this partition: a \
@@ -760,7 +783,16 @@ impl DrainTracker {
             }
             let phase =
                 cx.w.node::<Producer>(*node)
-                    .and_then(|p| p.transaction_manager().map(|t| format!("{:?}", t.app())))
+                    .and_then(|p| {
+                        p.transaction_manager().map(|t| {
+                            let never = if t.never_ends() {
+                                ", the application never ends it"
+                            } else {
+                                ""
+                            };
+                            format!("{:?}{never}", t.app())
+                        })
+                    })
                     .unwrap_or_else(|| "down".to_string());
             let _ = write!(
                 out,

@@ -15,6 +15,7 @@ pub mod disk;
 pub mod drain;
 pub mod history;
 pub mod invariants;
+pub mod late;
 pub mod life;
 pub mod names;
 pub mod nemesis;

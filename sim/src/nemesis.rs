@@ -382,6 +382,25 @@ impl Nemesis {
                 Op::Crash(vec![pick(rng, &up(r.producers()))?]),
                 span(rng, 500, 5_000),
             ),
+            FaultKind::ProducerPartition => {
+                // A producer's host loses its network (half the time), or every producer's
+                // at once (the application's hosts behind one failing switch or zone
+                // uplink): what they have on the wire waits for TCP's retransmissions after
+                // the heal, and their requests time out meanwhile.
+                let producers = up(r.producers());
+                let cut = if rng.gen_bool(0.5) {
+                    producers
+                } else {
+                    vec![pick(rng, &producers)?]
+                };
+                if cut.is_empty() {
+                    return None;
+                }
+                (
+                    Op::Partition(vec![cut.clone(), everyone_but(&cut, r)]),
+                    span(rng, 1_000, 15_000),
+                )
+            }
             FaultKind::Restart | FaultKind::Resume | FaultKind::Heal | FaultKind::AddPartitions => {
                 return None
             }
@@ -528,6 +547,20 @@ fn undo_of(op: &Op) -> Option<Op> {
     })
 }
 
+/// Every node of the run (brokers, controller, consumers, producers) except `inside`: the
+/// other side of a partition that isolates `inside`.
+fn everyone_but(inside: &[NodeId], r: &dyn Resolver) -> Vec<NodeId> {
+    let mut rest: Vec<NodeId> = r
+        .brokers()
+        .into_iter()
+        .filter(|n| !inside.contains(n))
+        .collect();
+    rest.extend(r.controller().filter(|n| !inside.contains(n)));
+    rest.extend(r.consumers().into_iter().filter(|n| !inside.contains(n)));
+    rest.extend(r.producers().into_iter().filter(|n| !inside.contains(n)));
+    rest
+}
+
 /// Resolve every target of a scripted action now.
 fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
     let nodes = |t: &Target| resolve(t, r);
@@ -543,6 +576,10 @@ fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
         },
         FaultAction::Pause(t) => Op::Pause(non_empty(nodes(t))?),
         FaultAction::Resume(t) => Op::Resume(non_empty(nodes(t))?),
+        FaultAction::ProducerPartition(t) => {
+            let inside = non_empty(nodes(t))?;
+            Op::Partition(vec![inside.clone(), everyone_but(&inside, r)])
+        }
         FaultAction::Partition { groups, one_way } => {
             let mut resolved: Vec<Vec<NodeId>> = groups
                 .iter()
@@ -550,15 +587,7 @@ fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
                 .collect();
             if resolved.len() == 1 {
                 // A single group is isolated from every other node of the run.
-                let inside = resolved[0].clone();
-                let mut rest: Vec<NodeId> = r
-                    .brokers()
-                    .into_iter()
-                    .filter(|n| !inside.contains(n))
-                    .collect();
-                rest.extend(r.controller().filter(|n| !inside.contains(n)));
-                rest.extend(r.consumers().into_iter().filter(|n| !inside.contains(n)));
-                rest.extend(r.producers().into_iter().filter(|n| !inside.contains(n)));
+                let rest = everyone_but(&resolved[0], r);
                 resolved.push(rest);
             }
             if *one_way {

@@ -1199,6 +1199,8 @@ pub fn run_seed_streaming(
             drained || !matches!(v.kind, ViolationKind::Unseen | ViolationKind::SinkLoss)
         }),
     );
+    // Requests delivered after their client gave them up explain transactional anomalies.
+    crate::late::explain(&mut violations, w.late_requests(), &history, &names);
     violations.sort_by(crate::checker::violation_order);
 
     let mut stats = RunStats {

@@ -223,6 +223,19 @@ fn transaction_table_values_are_checked() {
     let e = parse_err(&text);
     assert_eq!(e.key, "producers[0].transactions.records", "{e}");
     assert_eq!(e.line, line_of(&text, "records = 0"), "{e}");
+    // `records` is an integer or "unlimited" (an application that never ends its transaction).
+    for bad in ["records = \"forever\"", "records = 2.5"] {
+        let text = scenario_text("read_committed", 0.0, "", "java").replace("records = 5", bad);
+        let e = parse_err(&text);
+        assert_eq!(e.key, "producers[0].transactions.records", "{e}");
+        assert_eq!(e.line, line_of(&text, bad), "{e}");
+        assert!(e.to_string().contains("\"unlimited\""), "{e}");
+        assert!(e.hint.as_deref().unwrap_or("").contains("never"), "{e}");
+    }
+    let text = scenario_text("read_committed", 0.0, "", "java")
+        .replace("records = 5", "records = \"unlimited\"");
+    let s = kafsim_sim::scenario::parse("t.toml", &text).expect("unlimited parses");
+    assert_eq!(s.producers[0].transactions.map(|t| t.records), Some(None));
     let text = scenario_text("read_committed", 0.0, "", "java")
         .replace("\"transactional.id\" = \"orders-app\"", "");
     let e = parse_err(&text);

@@ -826,6 +826,11 @@ fn fault_parameters_must_fit_the_action() {
             "consumer:GROUP/I",
         ),
         (
+            "action = \"producer-partition\"\ntarget = \"broker:0\"",
+            "faults.schedule[1].target",
+            "a producer:I target",
+        ),
+        (
             "action = \"heal\"\ntarget = \"broker:0\"",
             "faults.schedule[1].target",
             "no target",
@@ -1681,4 +1686,23 @@ fn faults_undo_after_is_a_range_for_random_faults() {
     }
     let not_random = edited("random = true", "random = false\nundo_after = \"20s..90s\"");
     assert_error(&not_random, "undo_after", "faults.undo_after", "random");
+}
+
+#[test]
+fn producer_partition_needs_a_producer() {
+    let text = "name = \"m\"\n[cluster]\nbrokers = 1\n[faults]\nrandom = true\nkinds = [\"producer-partition\"]\n";
+    assert_error(
+        text,
+        "kinds = ",
+        "faults.kinds[0]",
+        "\"producer-partition\" needs a producer, and none is declared",
+    );
+    let ok = edited(
+        "kinds = [\"crash\", \"power-loss\", \"partition\", \"pause\", \"consumer-crash\"]",
+        "kinds = [\"producer-partition\"]",
+    );
+    assert_eq!(
+        parse(&ok).unwrap().faults.kinds,
+        vec![scenario::FaultKind::ProducerPartition]
+    );
 }

@@ -352,7 +352,8 @@ fn fault_table(f: &ScheduledFault) -> Table {
         | FaultAction::Pause(x)
         | FaultAction::Resume(x)
         | FaultAction::ConsumerCrash(x)
-        | FaultAction::ProducerCrash(x) => target(&mut t, x),
+        | FaultAction::ProducerCrash(x)
+        | FaultAction::ProducerPartition(x) => target(&mut t, x),
         FaultAction::PowerLoss { target: x, tear } => {
             target(&mut t, x);
             if *tear {

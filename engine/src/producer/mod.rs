@@ -228,11 +228,11 @@ impl Producer {
 
     /// Whether the application stopped and every record has completed.
     pub fn is_idle(&self, now: Instant) -> bool {
-        let txn_idle = self.txn.as_ref().is_none_or(|t| {
-            !matches!(
-                t.app(),
-                transaction::AppTxn::Open { .. } | transaction::AppTxn::Ending { .. }
-            )
+        // An application that never ends its transaction leaves it open for good.
+        let txn_idle = self.txn.as_ref().is_none_or(|t| match t.app() {
+            transaction::AppTxn::Open { .. } => t.never_ends(),
+            transaction::AppTxn::Ending { .. } => false,
+            _ => true,
         });
         self.workload.stopped(now) && self.outstanding_records == 0 && txn_idle
     }

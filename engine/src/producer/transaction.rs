@@ -195,7 +195,7 @@ pub struct TxnStats {
 
 impl TransactionManager {
     pub fn new(transactional_id: String, timeout: Duration, workload: TxnWorkload) -> Self {
-        assert!(workload.records > 0, "a transaction needs a record");
+        assert!(workload.records != Some(0), "a transaction needs a record");
         assert!((0.0..=1.0).contains(&workload.abort), "abort is a fraction");
         TransactionManager {
             transactional_id,
@@ -249,6 +249,16 @@ impl TransactionManager {
 
     pub fn app(&self) -> AppTxn {
         self.app
+    }
+
+    /// The application never ends its transactions (`records = "unlimited"`).
+    pub fn never_ends(&self) -> bool {
+        self.workload.never_ends()
+    }
+
+    /// `transaction.timeout.ms` this producer asks for.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Java `isSendToPartitionAllowed`: batches of a partition go only once it is added.
@@ -909,7 +919,11 @@ impl Producer {
         }
         let (txn, commit_wanted) = match t.app {
             AppTxn::Open { txn, records } => {
-                if t.abortable.is_none() && records < t.workload.records && !stopped {
+                // An application that never ends its transaction (`records = "unlimited"`)
+                // ends it only to abort on an error its sends reported.
+                let more = t.workload.records.is_none_or(|n| records < n);
+                let stops = stopped && !t.workload.never_ends();
+                if t.abortable.is_none() && more && !stops {
                     return;
                 }
                 (txn, true)

@@ -56,15 +56,25 @@ pub struct ProducerSpec {
 /// aborts a fraction `abort` of its transactions (it commits the rest).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TxnWorkload {
-    pub records: u32,
+    /// Records per transaction; `None` (`records = "unlimited"`): the application never ends
+    /// its transaction, neither when it stops (a forgotten `commitTransaction()`): only the
+    /// coordinator's `transaction.timeout.ms` ends it.
+    pub records: Option<u32>,
     pub abort: f64,
+}
+
+impl TxnWorkload {
+    /// The application never commits or aborts of its own accord.
+    pub fn never_ends(&self) -> bool {
+        self.records.is_none()
+    }
 }
 
 impl Default for TxnWorkload {
     /// Without a `[producers.transactions]` table: 10 records per transaction, none aborted.
     fn default() -> TxnWorkload {
         TxnWorkload {
-            records: 10,
+            records: Some(10),
             abort: 0.0,
         }
     }

@@ -158,7 +158,11 @@ fn needs_clients(
             format!("\"{kind}\" needs a consumer group, and none is declared"),
         ));
     }
-    if kind == FaultKind::ProducerCrash && scenario.producers.is_empty() {
+    let producer = matches!(
+        kind,
+        FaultKind::ProducerCrash | FaultKind::ProducerPartition
+    );
+    if producer && scenario.producers.is_empty() {
         return Err(check.err(
             value,
             key,
@@ -333,6 +337,7 @@ fn action(
             factor: required_factor(check, raw, at)?,
         },
         ProducerCrash => FaultAction::ProducerCrash(target),
+        ProducerPartition => FaultAction::ProducerPartition(target),
         Partition | Heal | AddPartitions => unreachable!("handled above"),
     })
 }
@@ -437,7 +442,9 @@ fn target(
         FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => {
             matches!(target, Target::Consumer { .. })
         }
-        FaultKind::ProducerCrash => matches!(target, Target::Producer(_)),
+        FaultKind::ProducerCrash | FaultKind::ProducerPartition => {
+            matches!(target, Target::Producer(_))
+        }
         // A database's commits are durable (see sim/src/database.rs): it takes process
         // faults, pauses, partitions and slow links, not power loss or slow disks.
         _ => true,
@@ -445,7 +452,7 @@ fn target(
     if !fits {
         let wanted = match kind {
             FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => "a consumer:GROUP/I target",
-            FaultKind::ProducerCrash => "a producer:I target",
+            FaultKind::ProducerCrash | FaultKind::ProducerPartition => "a producer:I target",
             _ if matches!(target, Target::Database { .. }) => {
                 "a broker or controller target (a database takes crash, restart, pause, resume, partition and slow-link)"
             }

@@ -360,6 +360,8 @@ pub enum FaultAction {
         factor: f64,
     },
     ProducerCrash(Target),
+    /// The producer is cut off from every other node (a partition isolating it).
+    ProducerPartition(Target),
     /// The operator grows `topic` by `count` partitions (Admin `createPartitions`).
     AddPartitions {
         topic: String,
@@ -382,6 +384,7 @@ impl FaultAction {
             FaultAction::ConsumerCrash(_) => FaultKind::ConsumerCrash,
             FaultAction::ConsumerSlowdown { .. } => FaultKind::ConsumerSlowdown,
             FaultAction::ProducerCrash(_) => FaultKind::ProducerCrash,
+            FaultAction::ProducerPartition(_) => FaultKind::ProducerPartition,
             FaultAction::AddPartitions { .. } => FaultKind::AddPartitions,
         }
     }

@@ -100,7 +100,7 @@ pub struct RawProducer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTransactions {
-    pub records: Option<S<i64>>,
+    pub records: Option<S<toml::Value>>,
     pub abort: Option<S<toml::Value>>,
 }
 

@@ -19,12 +19,15 @@ pub enum FaultKind {
     ConsumerCrash,
     ConsumerSlowdown,
     ProducerCrash,
+    /// One producer's host is cut off from every other node (its network fails, the
+    /// cluster's does not).
+    ProducerPartition,
     /// The operator adds partitions to a topic (`kafka-topics.sh --alter --partitions`).
     AddPartitions,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::Restart,
         FaultKind::PowerLoss,
@@ -37,6 +40,7 @@ impl FaultKind {
         FaultKind::ConsumerCrash,
         FaultKind::ConsumerSlowdown,
         FaultKind::ProducerCrash,
+        FaultKind::ProducerPartition,
         FaultKind::AddPartitions,
     ];
 
@@ -54,6 +58,7 @@ impl FaultKind {
             FaultKind::ConsumerCrash => "consumer-crash",
             FaultKind::ConsumerSlowdown => "consumer-slowdown",
             FaultKind::ProducerCrash => "producer-crash",
+            FaultKind::ProducerPartition => "producer-partition",
             FaultKind::AddPartitions => "add-partitions",
         }
     }

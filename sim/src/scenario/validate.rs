@@ -455,13 +455,10 @@ impl Check<'_> {
         }
         let raw = table.get_ref();
         let defaults = TxnWorkload::default();
-        let records = self.count_or(
-            &raw.records,
-            &format!("{key}.records"),
-            1,
-            MAX_TXN_RECORDS,
-            defaults.records,
-        )?;
+        let records = match &raw.records {
+            None => defaults.records,
+            Some(v) => self.txn_records(v, &format!("{key}.records"))?,
+        };
         let abort = match &raw.abort {
             None => defaults.abort,
             Some(v) => {
@@ -479,6 +476,31 @@ impl Check<'_> {
             }
         };
         Ok(Some(TxnWorkload { records, abort }))
+    }
+
+    /// `[producers.transactions] records`: an integer 1..=[`MAX_TXN_RECORDS`], or
+    /// `"unlimited"` (None: the application never ends its transaction).
+    fn txn_records(&self, v: &S<toml::Value>, key: &str) -> R<Option<u32>> {
+        let hint = format!(
+            "an integer from 1 to {MAX_TXN_RECORDS}, or \"unlimited\" (the application never \
+             commits or aborts: only transaction.timeout.ms ends its transaction)"
+        );
+        match v.get_ref() {
+            toml::Value::String(s) if s == "unlimited" => Ok(None),
+            toml::Value::Integer(n) if (1..=MAX_TXN_RECORDS).contains(n) => Ok(Some(*n as u32)),
+            toml::Value::Integer(n) => Err(self.err_hint(
+                v,
+                key,
+                format!("must be from 1 to {MAX_TXN_RECORDS}, got {n}"),
+                hint,
+            )),
+            other => Err(self.err_hint(
+                v,
+                key,
+                format!("expected an integer or \"unlimited\", found {other}"),
+                hint,
+            )),
+        }
     }
 
     /// The name of a declared topic.

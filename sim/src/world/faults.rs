@@ -175,6 +175,9 @@ impl World {
         self.trace(by, || TraceKind::CloseConnection { peer });
         let old = self.network.epoch(by, peer);
         let orphaned = self.network.close(by, peer);
+        if orphaned && self.closed_at.len() < MAX_CLOSED_REMEMBERED {
+            self.closed_at.insert((by, peer, old), self.now);
+        }
         // What travels towards `by` is lost (its socket is gone); so is what it sent on a
         // connection that never got through. Earlier closed connections keep their data.
         let mut dropped = self.connections.end_towards(by, peer);

@@ -60,6 +60,9 @@ impl World {
                 self.hasher.word(((from.0 as u64) << 32) | to.0 as u64);
                 let count = events.len();
                 self.trace(to, || TraceKind::Retransmit { from, count });
+                if orphan {
+                    self.note_late(from, to, epoch, &events);
+                }
                 for mut event in events {
                     if let EventKind::Deliver { bytes, stage, .. } = &mut event.kind {
                         if *stage == Stage::OnWire {
@@ -70,6 +73,30 @@ impl World {
                     event.at = self.now;
                     self.dispatch(event);
                 }
+            }
+        }
+    }
+
+    /// Note the transactional requests of `events`, released from connection `epoch` that
+    /// `from` closed: they reach `to` after their client gave them up ([`crate::late`]).
+    fn note_late(&mut self, from: NodeId, to: NodeId, epoch: u64, events: &VecDeque<Event>) {
+        let closed_at = self.closed_at.get(&(from, to, epoch)).copied();
+        for event in events {
+            if self.late_requests.len() >= crate::late::MAX_LATE_REQUESTS {
+                return;
+            }
+            let EventKind::Deliver { msg, .. } = &event.kind else {
+                continue;
+            };
+            if let Some(request) = crate::late::LateKind::of(msg) {
+                self.late_requests.push(crate::late::LateRequest {
+                    at: self.now,
+                    from,
+                    to,
+                    written_at: event.at,
+                    closed_at,
+                    request,
+                });
             }
         }
     }

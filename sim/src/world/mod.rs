@@ -27,6 +27,10 @@ use crate::seed::{rng_for, stream};
 use crate::socket::{self, Sockets};
 use crate::trace::{MessageInfo, TraceEvent, TraceHasher, TraceKind, TraceLevel};
 use crate::violation::{Violation, ViolationKind};
+use std::collections::BTreeMap;
+
+/// Most closed connections whose close time [`World::late_requests`] can name (a bound).
+const MAX_CLOSED_REMEMBERED: usize = 100_000;
 use kafsim_engine::protocol::{Exchange, Message};
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Cx, DiskDone, Duration, Effect, Instant, Node, NodeId, Timer, TimerId};
@@ -230,6 +234,10 @@ pub struct World {
     sockets: Sockets<Event>,
     /// What waits behind partitions, and which connection each open request came on.
     connections: Connections<Event>,
+    /// When each orphaned connection `(from, to, epoch)` was closed by `from` (bounded).
+    closed_at: BTreeMap<(NodeId, NodeId, u64), Instant>,
+    /// Transactional requests of closed connections delivered late ([`crate::late`]).
+    late_requests: Vec<crate::late::LateRequest>,
 }
 
 impl World {
@@ -257,6 +265,8 @@ impl World {
             send_at: Instant::ZERO,
             sockets: Sockets::default(),
             connections: Connections::default(),
+            closed_at: BTreeMap::new(),
+            late_requests: Vec::new(),
         }
     }
 
@@ -376,6 +386,12 @@ impl World {
     }
 
     /// Take the history out of the world (the end of a run).
+    /// Transactional requests of closed connections that were delivered after the heal
+    /// ([`crate::late`]), in delivery order.
+    pub fn late_requests(&self) -> &[crate::late::LateRequest] {
+        &self.late_requests
+    }
+
     pub fn take_history(&mut self) -> History {
         std::mem::take(&mut self.history)
     }
