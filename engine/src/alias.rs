@@ -84,6 +84,25 @@ pub const PRODUCER: &[Alias] = &[
         same,
     ),
     alias(Sarama, "Producer.MaxMessageBytes", "max.request.size", same),
+    alias(Sarama, "Producer.Transaction.ID", "transactional.id", same),
+    alias(
+        Sarama,
+        "Producer.Transaction.Timeout",
+        "transaction.timeout.ms",
+        go_duration,
+    ),
+    alias(
+        Sarama,
+        "Producer.Transaction.Retry.Max",
+        "sarama.Transaction.Retry.Max",
+        same,
+    ),
+    alias(
+        Sarama,
+        "Producer.Transaction.Retry.Backoff",
+        "sarama.Transaction.Retry.Backoff",
+        go_duration,
+    ),
     alias(
         Sarama,
         "Producer.Partitioner",

@@ -403,6 +403,20 @@ fn value_event(
             n.member(*group, *member),
             n.at(*partition, *offset)
         ),
+        HistoryEvent::OutputRecord {
+            group,
+            partition,
+            offset,
+            value: v,
+        } if *v == value => {
+            // A consume-transform-produce group's sink is its output topic.
+            walk.sunk.insert(*group);
+            format!(
+                "the final read found an output of it that {} committed, at {}",
+                n.group(*group),
+                n.at(*partition, *offset)
+            )
+        }
         HistoryEvent::DeadLetter {
             group,
             member,
@@ -567,6 +581,30 @@ fn partition_event(
             && *offset > o
             && *error == ErrorCode::None
             && facts.first_poll.contains_key(group)
+            && walk.covered.contains(group)
+            && newest_generation(walk, *group).is_some_and(|g| g > *generation) =>
+        {
+            // A commit from a generation the group has left behind, accepted all the same:
+            // a zombie's (a transactional commit whose offsets carried no generation).
+            Some(format!(
+                "{} committed {} offset {offset} in generation {generation}, though the group \
+                 is in generation {}: a zombie's commit, accepted",
+                n.member(*group, *member),
+                n.tp(tp),
+                newest_generation(walk, *group).unwrap_or(*generation)
+            ))
+        }
+        HistoryEvent::Commit {
+            group,
+            member,
+            generation,
+            partition,
+            offset,
+            error,
+        } if *partition == tp
+            && *offset > o
+            && *error == ErrorCode::None
+            && facts.first_poll.contains_key(group)
             && walk.covered.insert(*group) =>
         {
             let cover = Cover {
@@ -690,6 +728,14 @@ fn partition_event(
         }
         _ => None,
     }
+}
+
+/// The newest generation any member of `group` was assigned in so far.
+fn newest_generation(walk: &Walk, group: u32) -> Option<i32> {
+    walk.generations
+        .range((group, 0)..=(group, u32::MAX))
+        .map(|(_, g)| *g)
+        .max()
 }
 
 /// Whether the member that made a commit the coordinator stored at `stored_at` got its
@@ -978,7 +1024,7 @@ mod tests {
     use kafsim_engine::app::Mark;
     use kafsim_engine::history::HistoryEvent;
     use kafsim_engine::protocol::ErrorCode;
-    use kafsim_engine::{Instant, NodeId, TopicId};
+    use kafsim_engine::{Instant, NodeId, TopicId, TopicPartition};
 
     fn names() -> Names {
         let mut n = Names::new();
@@ -1188,6 +1234,80 @@ mod tests {
         let heard = covering(&story_of(true));
         assert_eq!(heard.len(), 1, "{heard:#?}");
         assert!(!heard[0].contains("never reached"), "{heard:#?}");
+    }
+
+    /// A zombie's sink-duplicate (consume-transform-produce): billing/0 polls v7 in
+    /// generation 3, billing/1 takes the partition in generation 4 and commits past it; then
+    /// billing/0 commits in generation 3 (its offsets carried no generation, so they were
+    /// accepted), and the final read finds two outputs of v7. The story names the zombie's
+    /// commit and both outputs, and does not call the value unwritten.
+    #[test]
+    fn a_zombies_duplicate_names_its_stale_commit_and_both_outputs() {
+        let mut s = Story::new();
+        s.send(1, 0, 7, 0, 5);
+        let assigned = |member, generation| HistoryEvent::Assigned {
+            group: 0,
+            member,
+            generation,
+            partitions: vec![tp(0)],
+        };
+        let commit = |member, generation, offset| HistoryEvent::Commit {
+            group: 0,
+            member,
+            generation,
+            partition: tp(0),
+            offset,
+            error: ErrorCode::None,
+        };
+        let output = |offset| HistoryEvent::OutputRecord {
+            group: 0,
+            partition: TopicPartition::new(TopicId(1), 0),
+            offset,
+            value: v(7),
+        };
+        s.event(2, assigned(0, 3));
+        s.poll(10, 0, 0, 0, 5, 7);
+        s.event(20, assigned(1, 4));
+        s.event(22, commit(1, 4, 9));
+        s.event(30, commit(0, 3, 6));
+        s.event(40, output(0));
+        s.event(40, output(1));
+        let history = s.history();
+        let mut names = names();
+        names.set_topic(TopicId(1), "invoices");
+        let cx = LifeContext {
+            history,
+            names: &names,
+            faults: &[],
+            marks: &[Mark::AfterProcess],
+            workers: &[],
+            read_message: &[],
+        };
+        let lines = record_life(&cx, v(7));
+        let texts: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split_once(": ").map_or(l.as_str(), |(_, t)| t))
+            .collect();
+        let zombie = "committed orders/0 offset 6 in generation 3, though the group is in \
+                      generation 4: a zombie's commit, accepted";
+        assert!(texts.iter().any(|t| t.ends_with(zombie)), "{lines:#?}");
+        for at in ["invoices/0@0", "invoices/0@1"] {
+            let found =
+                format!("the final read found an output of it that billing committed, at {at}");
+            assert!(texts.iter().any(|t| t.ends_with(&found)), "{lines:#?}");
+        }
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.contains("never wrote it to its sink")),
+            "{lines:#?}"
+        );
+        // A commit in the group's current generation is no zombie's.
+        assert_eq!(
+            texts.iter().filter(|t| t.contains("zombie")).count(),
+            1,
+            "{lines:#?}"
+        );
     }
 
     /// The consumer side of a sink-loss: billing/0 polls v7 at orders/0@5, marks it before

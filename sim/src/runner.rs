@@ -207,6 +207,7 @@ pub fn prepare(scenario: Scenario) -> Result<Prepared, ScenarioError> {
                     &section,
                     topic_id(topic),
                     g.handler.commit == CommitMode::Transaction,
+                    g.handler.send_offsets,
                 )?),
                 None => None,
             },
@@ -309,6 +310,7 @@ fn output_producer(
     section: &str,
     topic: TopicId,
     transactional: bool,
+    send_offsets: kafsim_engine::consumer::SendOffsets,
 ) -> Result<ProduceTo, ScenarioError> {
     let mut producer = ProducerConfig::for_client("java", None)
         .map_err(|e| whole(scenario, format!("{section}.handler.produce_to"), e))?;
@@ -322,6 +324,7 @@ fn output_producer(
         topic,
         transactional,
         producer,
+        send_offsets,
     })
 }
 

@@ -253,3 +253,54 @@ produce_to = "invoices"
     assert_eq!(e.key, "consumers[0].handler.produce_to", "{e}");
     assert!(e.to_string().contains("for consumer groups"), "{e}");
 }
+
+#[test]
+fn send_offsets_errors_name_their_line() {
+    let at = "consumer_groups[0].handler";
+    assert_error(
+        &text("java", &format!("{TXN}\nsend_offsets = \"member\""), ""),
+        "send_offsets",
+        &format!("{at}.send_offsets"),
+        "group-metadata",
+    );
+    assert_error(
+        &text("java", &format!("{PLAIN}\nsend_offsets = \"group-id\""), ""),
+        "send_offsets",
+        &format!("{at}.send_offsets"),
+        "commit = \"transaction\"",
+    );
+    let e = parse_err(&text(
+        "java",
+        &format!("{PLAIN}\nsend_offsets = \"group-id\""),
+        "",
+    ));
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("transaction"),
+        "{e}"
+    );
+}
+
+/// The TxnOffsetCommit a member sends: with `send_offsets = "group-id"` it names no member
+/// and generation -1, which the coordinator stores (`OffsetsStored` with generation -1).
+#[test]
+fn send_offsets_group_id_commits_without_a_generation() {
+    let generations = |handler: &str| -> Vec<i32> {
+        let out = run(&text("java", handler, ""), 1);
+        out.history
+            .as_ref()
+            .expect("kept")
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.event {
+                HistoryEvent::OffsetsStored { generation, .. } => Some(*generation),
+                _ => None,
+            })
+            .collect()
+    };
+    let with_metadata = generations(TXN);
+    assert!(!with_metadata.is_empty());
+    assert!(with_metadata.iter().all(|g| *g >= 1), "{with_metadata:?}");
+    let with_group_id = generations(&format!("{TXN}\nsend_offsets = \"group-id\""));
+    assert!(!with_group_id.is_empty());
+    assert!(with_group_id.iter().all(|g| *g == -1), "{with_group_id:?}");
+}

@@ -163,6 +163,7 @@ impl PidClient {
                     producer_id,
                     producer_epoch,
                     transaction_timeout: None,
+                    transaction_version_2: false,
                 },
             ),
         );

@@ -113,6 +113,7 @@ impl TxnScript {
                     producer_id: -1,
                     producer_epoch: -1,
                     transaction_timeout: Some(self.timeout),
+                    transaction_version_2: true,
                 };
                 (
                     self.coordinator.unwrap(),

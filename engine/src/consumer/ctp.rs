@@ -152,10 +152,22 @@ impl Consumer {
     /// flush the outputs before the commit).
     pub(super) fn ctp_end_batch(&mut self, cx: &mut Cx) {
         let transactional = self.ctp.as_ref().is_some_and(|c| c.transactional);
+        let group_metadata = self
+            .spec
+            .produce_to
+            .as_ref()
+            .is_none_or(|p| p.send_offsets == super::SendOffsets::GroupMetadata);
+        // `new ConsumerGroupMetadata(groupId)`: no member id, generation -1 (Java
+        // `JoinGroupRequest.UNKNOWN_MEMBER_ID`, `UNKNOWN_GENERATION_ID`).
+        let (member_id, generation) = if group_metadata {
+            (self.group.member_id.clone(), self.group.generation)
+        } else {
+            (String::new(), -1)
+        };
         let offsets = transactional.then(|| TxnOffsets {
             group: self.spec.group.clone(),
-            member_id: self.group.member_id.clone(),
-            generation: self.group.generation,
+            member_id,
+            generation,
             offsets: self.marked_offsets(),
             added: false,
         });

@@ -93,6 +93,22 @@ pub struct ProduceTo {
     pub transactional: bool,
     /// The member's producer (its `transactional.id` set when transactional).
     pub producer: crate::producer::ProducerConfig,
+    /// What the application passes `sendOffsetsToTransaction` (handler `send_offsets`).
+    pub send_offsets: SendOffsets,
+}
+
+/// The group argument of Java's `sendOffsetsToTransaction` (handler `send_offsets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SendOffsets {
+    /// `sendOffsetsToTransaction(offsets, consumer.groupMetadata())` (Java 2.5+, KIP-447):
+    /// TxnOffsetCommit carries the member id and generation, and the group coordinator
+    /// refuses it from a member that is no longer in the group at that generation.
+    #[default]
+    GroupMetadata,
+    /// `sendOffsetsToTransaction(offsets, "group")` (deprecated in 3.0 by KIP-732, removed
+    /// in 4.0 by KAFKA-12690) or `new ConsumerGroupMetadata("group")`: no member id and
+    /// generation -1, which `GroupCoordinator.validateOffsetCommit` accepts from anyone.
+    GroupId,
 }
 
 /// A consumer that names its partitions itself instead of joining a group: Java

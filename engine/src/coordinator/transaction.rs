@@ -226,6 +226,8 @@ struct IdRequest {
     client: NodeId,
     correlation_id: u64,
     timeout: Duration,
+    /// The client ends its transactions with EndTxn v5+ (KIP-890 part 2 applies).
+    transaction_version_2: bool,
 }
 
 /// The broker-side transaction coordinator. Inputs: [`Self::handle`],
@@ -556,6 +558,7 @@ impl TransactionCoordinator {
                     client: from,
                     correlation_id: r.correlation_id,
                     timeout,
+                    transaction_version_2: r.transaction_version_2,
                 },
             );
             let ask = InitProducerIdRequest {
@@ -564,6 +567,7 @@ impl TransactionCoordinator {
                 producer_id: -1,
                 producer_epoch: -1,
                 transaction_timeout: None,
+                transaction_version_2: false,
             };
             return cx.send(controller, Message::InitProducerIdRequest(ask));
         };
@@ -626,7 +630,10 @@ impl TransactionCoordinator {
             // Another InitProducerId of the same id got there first: the client retries.
             return reply(cx, ErrorCode::ConcurrentTransactions);
         }
-        let next = TxnMetadata::new(r.producer_id, ask.timeout, self.config.bump_on_end);
+        // KIP-890 part 2 needs the cluster's `transaction.version` 2 and a client that ends
+        // its transactions with EndTxn v5+ (one client per transactional.id).
+        let bump_on_end = self.config.bump_on_end && ask.transaction_version_2;
+        let next = TxnMetadata::new(r.producer_id, ask.timeout, bump_on_end);
         let index = self.next_index;
         assert!(
             !self.by_index.contains_key(&index),

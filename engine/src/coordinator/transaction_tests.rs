@@ -112,6 +112,7 @@ impl Rig {
             producer_id: -1,
             producer_epoch: -1,
             transaction_timeout: Some(ms(60_000)),
+            transaction_version_2: true,
         }));
         let [(to, Message::InitProducerIdRequest(ask))] = sent.as_slice() else {
             panic!("asks the controller for an id: {sent:?}");
@@ -142,6 +143,7 @@ impl Rig {
             producer_id: -1,
             producer_epoch: -1,
             transaction_timeout: Some(ms(60_000)),
+            transaction_version_2: true,
         }));
         sent.extend(self.commit_appends());
         let (replies, markers) = split(sent);

@@ -243,6 +243,28 @@ impl RecordAccumulator {
         purged
     }
 
+    /// Take the queued batches of the partitions `refused` names whose retry backoff has
+    /// passed, in queue order: a sarama transactional producer in an error state refuses
+    /// every produce set before it is sent (`transaction.rs`).
+    pub fn take_due(
+        &mut self,
+        now: Instant,
+        refused: impl Fn(TopicPartition) -> bool,
+    ) -> Vec<ProducerBatch> {
+        let mut taken = Vec::new();
+        for (tp, queue) in self.queues.iter_mut() {
+            if !refused(*tp) {
+                continue;
+            }
+            while queue.front().is_some_and(|b| b.retry_at <= now) {
+                let mut batch = queue.pop_front().expect("checked");
+                batch.closed = true;
+                taken.push(batch);
+            }
+        }
+        taken
+    }
+
     /// Java `beginFlush` / `awaitFlushCompletion`: while set, lingering batches are ready.
     pub fn set_flushing(&mut self, flushing: bool) {
         self.flushing = flushing;

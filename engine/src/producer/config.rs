@@ -135,8 +135,31 @@ pub struct ProducerConfig {
     /// `[[producers]]` table gives instance N of `count` the id `<id>-N`.
     pub transactional_id: Option<String>,
     /// `transaction.timeout.ms` (default 60000): sent in InitProducerId; the coordinator
-    /// aborts a transaction left open longer.
+    /// aborts a transaction left open longer. sarama: `Producer.Transaction.Timeout` (1 min).
     pub transaction_timeout: Duration,
+    /// sarama only: `Producer.Transaction.Retry` (`sarama.Transaction.Retry.*`).
+    pub sarama_txn_retry: SaramaTxnRetry,
+}
+
+/// sarama's `Producer.Transaction.Retry` (`config.go`, defaults in `NewConfig`): how often
+/// and how far apart the transaction manager (`transaction_manager.go`) repeats a
+/// transactional request (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn,
+/// TxnOffsetCommit, EndTxn) before handing the error back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaramaTxnRetry {
+    /// `Producer.Transaction.Retry.Max` (50): attempts after the first.
+    pub max: u32,
+    /// `Producer.Transaction.Retry.Backoff` (100 ms).
+    pub backoff: Duration,
+}
+
+impl Default for SaramaTxnRetry {
+    fn default() -> Self {
+        SaramaTxnRetry {
+            max: 50,
+            backoff: Duration::from_millis(100),
+        }
+    }
 }
 
 /// sarama's `Producer.Flush` triggers other than `Frequency` (which is `linger.ms`), counted
@@ -236,6 +259,8 @@ const KNOWN_KEYS: &[&str] = &[
     "sarama.Flush.MaxMessages",
     "transactional.id",
     "transaction.timeout.ms",
+    "sarama.Transaction.Retry.Max",
+    "sarama.Transaction.Retry.Backoff",
 ];
 
 impl ProducerConfig {
@@ -297,28 +322,32 @@ impl ProducerConfig {
     /// did); an explicit `enable.idempotence = false` is a ConfigException ("Cannot set a
     /// transactional.id without also enabling idempotence"), and a conflicting explicit
     /// `acks`, `retries` or in-flight limit is rejected by [`Self::check_idempotence`].
-    /// Only the Java producer's transactions are modelled; kafka-go has none.
+    ///
+    /// sarama (`Producer.Transaction.ID`, since 1.37) turns nothing on by itself:
+    /// `Config.Validate` demands `Producer.Idempotent = true` ("Transactional producer requires
+    /// Idempotent to be true"), and idempotence in turn `RequiredAcks = WaitForAll` and
+    /// `Net.MaxOpenRequests = 1` (checked by [`Self::check_idempotence`]). kafka-go has no
+    /// transactional producer; librdkafka's is not modelled yet.
     fn resolve_transactional(&mut self) -> Result<(), String> {
         if self.transactional_id.is_none() {
             return Ok(());
         }
         match self.client {
             ClientKind::Java => {}
+            ClientKind::Sarama => self.check_sarama_transactional()?,
             ClientKind::KafkaGo => {
                 return Err(
                     "transactional.id: the kafka-go Writer has no transactional \
                      producer (segmentio/kafka-go writes without transactions)\nhint: use \
-                     client = \"java\" for a transactional producer"
+                     client = \"java\" or \"sarama\" for a transactional producer"
                         .into(),
                 )
             }
-            other => {
-                return Err(format!(
-                    "transactional.id: kafsim models the Java producer's transactions only; \
-                     {}'s transactional producer is not modelled yet\nhint: use client = \
-                     \"java\"",
-                    other.name()
-                ))
+            ClientKind::Librdkafka => {
+                return Err("transactional.id: librdkafka's transactional producer \
+                     (rdkafka_txnmgr.c) is not modelled yet\nhint: use client = \"java\" or \
+                     \"sarama\""
+                    .into())
             }
         }
         if self.idempotence_explicit && !self.enable_idempotence {
@@ -337,12 +366,50 @@ impl ProducerConfig {
                     .into(),
             );
         }
-        self.enable_idempotence = true;
-        self.idempotence_explicit = true;
-        if !self.acks_explicit {
-            self.acks = Acks::All;
+        // Java turns idempotence (and acks=all) on with transactions; sarama turns nothing
+        // on (its Producer.RequiredAcks default, WaitForLocal, is refused by
+        // `check_idempotence`).
+        if self.client == ClientKind::Java {
+            self.enable_idempotence = true;
+            self.idempotence_explicit = true;
+            if !self.acks_explicit {
+                self.acks = Acks::All;
+            }
         }
         Ok(())
+    }
+
+    /// sarama `Config.Validate`: a `Producer.Transaction.ID` needs sarama 1.37+ (where the
+    /// transactional producer appeared) and an explicit `Producer.Idempotent = true`.
+    fn check_sarama_transactional(&self) -> Result<(), String> {
+        if !version_at_least(&self.client_version, (1, 37)) {
+            return Err(format!(
+                "transactional.id: sarama has a transactional producer \
+                 (Producer.Transaction.ID) since 1.37; this producer is sarama {}\nhint: set \
+                 client_version = \"1.37\" or newer",
+                self.client_version
+            ));
+        }
+        if !self.enable_idempotence {
+            return Err(
+                "transactional.id: sarama's Config.Validate refuses a transactional producer \
+                 without idempotence (\"Transactional producer requires Idempotent to be \
+                 true\")\nhint: add \"enable.idempotence\" = true (Producer.Idempotent), \
+                 acks = \"all\" (Producer.RequiredAcks = WaitForAll) and \
+                 \"max.in.flight.requests.per.connection\" = 1 (Net.MaxOpenRequests)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// How long a transactional request waits before it is sent again: Java's
+    /// `retry.backoff.ms`, sarama's `Producer.Transaction.Retry.Backoff`.
+    pub fn transaction_retry_backoff(&self) -> Duration {
+        match self.client {
+            ClientKind::Sarama => self.sarama_txn_retry.backoff,
+            _ => self.retry_backoff,
+        }
     }
 
     /// `partitioner = "manual"` needs the application's choice, and only it uses one.
@@ -530,6 +597,23 @@ impl ProducerConfig {
     }
 }
 
+impl ProducerConfig {
+    fn set_sarama_txn_retry(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
+        if self.client != ClientKind::Sarama {
+            return Err(format!(
+                "{key} is sarama's Producer.Transaction.Retry field; this producer is {}",
+                self.client.name()
+            ));
+        }
+        if key == "sarama.Transaction.Retry.Max" {
+            self.sarama_txn_retry.max = value.as_int_in(0, 1_000_000)? as u32;
+        } else {
+            self.sarama_txn_retry.backoff = duration_value(value)?;
+        }
+        Ok(())
+    }
+}
+
 /// A codec name; kafka-go spells them as its constants too (`kafka.Gzip`, ...).
 fn codec_value(value: &ConfigValue, kafka_go: bool) -> Result<CompressionType, String> {
     let name = value.as_str()?;
@@ -675,6 +759,9 @@ impl Configurable for ProducerConfig {
             "transaction.timeout.ms" => {
                 self.transaction_timeout =
                     Duration::from_millis(value.as_int_in(1, i32::MAX as i64)? as u64)
+            }
+            "sarama.Transaction.Retry.Max" | "sarama.Transaction.Retry.Backoff" => {
+                self.set_sarama_txn_retry(key, value)?
             }
             "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
                 self.set_java_compression_level(key, value)?

@@ -172,6 +172,7 @@ impl Producer {
                 config.transaction_timeout,
                 spec.transactions.unwrap_or_default(),
             )
+            .for_client(config.client, config.sarama_txn_retry.max)
         });
         Producer {
             txn,

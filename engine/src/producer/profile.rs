@@ -100,6 +100,7 @@ fn base(client: ClientKind) -> ProducerConfig {
         sarama_flush: Default::default(),
         transactional_id: None,
         transaction_timeout: ms(60_000),
+        sarama_txn_retry: Default::default(),
     }
 }
 

@@ -346,6 +346,7 @@ impl Producer {
             producer_id,
             producer_epoch,
             transaction_timeout: None,
+            transaction_version_2: false,
         };
         cx.send(broker, Message::InitProducerIdRequest(request));
     }
@@ -553,7 +554,9 @@ impl Producer {
         };
         let sequenced = batch.sequence.is_some();
         self.complete_batch(cx, batch, outcome);
-        if sequenced && self.config.client == ClientKind::Sarama {
+        // A transactional sarama producer does not (`returnError`: `!p.IsTransactional()`);
+        // its epoch is bumped by InitProducerId after the abort.
+        if sequenced && self.config.client == ClientKind::Sarama && self.txn.is_none() {
             self.bump_epoch_locally();
         }
     }
@@ -693,7 +696,7 @@ impl Producer {
     /// allow; otherwise complete it (failed if no attempt may have landed, else unknown).
     /// A sarama retry also waits for a metadata refresh that completes after the failure
     /// (`partitionProducer.updateLeader` runs before the message is sent again).
-    fn retry_or_complete(
+    pub(super) fn retry_or_complete(
         &mut self,
         cx: &mut Cx,
         mut batch: ProducerBatch,

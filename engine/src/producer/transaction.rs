@@ -33,6 +33,40 @@
 //! closes the producer and builds a new one with the same `transactional.id` (what a service
 //! does, e.g. Spring Kafka's producer factory), whose `initTransactions` fences the old epoch.
 //!
+//! sarama's transactional producer (IBM/sarama `transaction_manager.go`, `async_producer.go`,
+//! 1.37+) runs the same protocol with these differences, each switched on `client`:
+//!
+//! - Its requests are retried `Producer.Transaction.Retry.Max` times, every
+//!   `Producer.Transaction.Retry.Backoff` (the `exec` loops of `initProducerId`,
+//!   `publishTxnPartitions`, `endTxn`); a call whose retries run out hands the error back, and
+//!   the application calls `CommitTxn` / `AbortTxn` again (IBM/sarama
+//!   `examples/txn_producer`), so InitProducerId and EndTxn are modelled as retried for as
+//!   long as they fail retriably. AddPartitionsToTxn is different: `publishTxnPartitions` runs
+//!   in the broker producer's bridge right before a produce request, and when its retries
+//!   run out the produce set fails like a lost connection (`handleError` → `retryBatch`): its
+//!   messages use up one of their own `Producer.Retry.Max` retries.
+//! - The error classes are sarama's switch statements, not Java's: InitProducerId retries
+//!   only COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS, every
+//!   other error (CONCURRENT_TRANSACTIONS too, which Java retries) is fatal; EndTxn also
+//!   retries CONCURRENT_TRANSACTIONS and treats UNKNOWN_PRODUCER_ID /
+//!   INVALID_PRODUCER_ID_MAPPING as abortable (`abortableErrorIfPossible`), the rest fatal; a
+//!   failed message (`returnError` → `maybeTransitionToErrorState`) is fatal only for
+//!   PRODUCER_FENCED (and authorization / unsupported-version errors kafsim does not produce),
+//!   abortable otherwise.
+//! - In an error state `publishTxnPartitions` returns the last error before any produce
+//!   request goes out, so every queued message is refused, retried and finally fails; there
+//!   is no `abortUndrainedBatches`. `AbortTxn` without an error waits for every message
+//!   (`inFlight.Wait()`): queued records are still added and written, then aborted by the
+//!   markers. `CommitTxn` does not flush either: the broker producer's own triggers
+//!   (`Producer.Flush.*`) send what is queued.
+//! - sarama's EndTxn is v3 at most: KIP-890 part 2's end-of-transaction epoch bump (EndTxn
+//!   v5) never applies to it, whatever the cluster's `transaction.version`.
+//! - The modelled sarama speaks InitProducerId v3+ (`Config.Version` >= 2.5): a failed
+//!   transaction is aborted and the epoch bumped (KIP-360), as in Java.
+//! - A fatal error: the application closes the producer and builds a new one (the
+//!   example's `producerProvider`) after `Producer.Transaction.Retry.Backoff`, so a fatal
+//!   CONCURRENT_TRANSACTIONS from InitProducerId does not spin.
+//!
 //! History: `TxnBegin` when the first send of a transaction is made, `TxnValue` for every send
 //! in it, and `TxnCommit` / `TxnAbort` when the EndTxn is answered. A transaction that can no
 //! longer commit (fatal error before any EndTxn(commit) was sent) is `TxnAbort`: the
@@ -52,6 +86,7 @@ use crate::time::{Duration, Instant};
 use std::collections::BTreeSet;
 
 use super::workload::TxnWorkload;
+use crate::client::ClientKind;
 
 /// Java `TransactionManager.ADD_PARTITIONS_RETRY_BACKOFF_MS`: the short backoff after
 /// CONCURRENT_TRANSACTIONS on the first AddPartitions of a transaction (the previous one's
@@ -137,6 +172,15 @@ pub struct TransactionManager {
     incarnation: u64,
     next_n: u64,
     rebuilds: u32,
+    /// Whose transaction manager this is (Java's or sarama's; see the module docs).
+    client: ClientKind,
+    /// sarama `Producer.Transaction.Retry.Max`.
+    retry_max: u32,
+    /// sarama: AddPartitionsToTxn attempts failed in a row (one `publishTxnPartitions`).
+    add_failures: u32,
+    /// sarama: the error that failed `publishTxnPartitions` after its retries; the produce
+    /// sets waiting for those partitions fail like a lost connection at the next poll.
+    add_gave_up: Option<ErrorCode>,
 }
 
 /// Counters of the transactions a producer ran.
@@ -175,7 +219,28 @@ impl TransactionManager {
             incarnation: 0,
             next_n: 0,
             rebuilds: 0,
+            client: ClientKind::Java,
+            retry_max: u32::MAX,
+            add_failures: 0,
+            add_gave_up: None,
         }
+    }
+
+    /// The transaction manager of `client` (sarama: with its `Producer.Transaction.Retry.Max`).
+    pub fn for_client(mut self, client: ClientKind, retry_max: u32) -> Self {
+        assert!(
+            matches!(client, ClientKind::Java | ClientKind::Sarama),
+            "{} has no modelled transactional producer",
+            client.name()
+        );
+        self.client = client;
+        self.retry_max = retry_max;
+        self
+    }
+
+    /// Whether this is sarama's transaction manager.
+    fn sarama(&self) -> bool {
+        self.client == ClientKind::Sarama
     }
 
     pub fn transactional_id(&self) -> &str {
@@ -198,7 +263,8 @@ impl TransactionManager {
 
     /// Java `isSendToPartitionAllowed`: batches of a partition go only once it is added.
     pub fn send_allowed(&self, tp: TopicPartition) -> bool {
-        self.fatal.is_none() && self.added.contains(&tp)
+        let sarama_refuses = self.sarama() && self.abortable.is_some();
+        self.fatal.is_none() && !sarama_refuses && self.added.contains(&tp)
     }
 
     /// Java `maybeAddPartition`: a record for `tp` makes it a partition to add.
@@ -220,7 +286,7 @@ impl TransactionManager {
     /// is added any more, and the offsets are not sent).
     pub(super) fn set_ending(&mut self, txn: u64, commit: bool) {
         self.app = AppTxn::Ending { txn, commit };
-        if !commit {
+        if !commit && !self.sarama() {
             self.new_partitions.clear();
             self.offsets = None;
         }
@@ -280,7 +346,9 @@ impl TransactionManager {
         if self.coordinator.is_none() {
             return Some(TxnRequest::FindCoordinator);
         }
-        if !self.new_partitions.is_empty() {
+        // sarama `publishTxnPartitions`: in an error state it returns the error unsent.
+        let refuses = self.sarama() && self.abortable.is_some();
+        if !self.new_partitions.is_empty() && !refuses {
             return Some(TxnRequest::AddPartitions(
                 self.new_partitions.iter().copied().collect(),
             ));
@@ -289,6 +357,10 @@ impl TransactionManager {
             return Some(request);
         }
         match self.app {
+            // A commit in an error state never sends EndTxn(commit): Java's `beginCommit`
+            // throws the error (`maybeFailWithError`), sarama's `finishTransaction` returns
+            // `lastError`; the application aborts instead (`txn_maybe_end`).
+            AppTxn::Ending { commit: true, .. } if self.abortable.is_some() => None,
             AppTxn::Ending { commit, .. } if !has_incomplete && self.offsets.is_none() => {
                 Some(TxnRequest::EndTxn { commit })
             }
@@ -368,7 +440,9 @@ impl Producer {
         }
         let aborting =
             t.abortable.is_some() || matches!(t.app, AppTxn::Ending { commit: false, .. });
-        if aborting {
+        if t.sarama() {
+            self.sarama_refuse_produce_sets(cx);
+        } else if aborting {
             for batch in self.accumulator.take_undrained() {
                 self.complete_batch(cx, batch, Outcome::Fail(ErrorCode::TransactionAborted));
             }
@@ -390,7 +464,7 @@ impl Producer {
         };
         let Some(broker) = broker else {
             // Nothing to connect to now: look again after the backoff.
-            let backoff = self.config.retry_backoff;
+            let backoff = self.config.transaction_retry_backoff();
             let t = self.txn.as_mut().expect("transactional");
             t.next_attempt = now + backoff;
             match request {
@@ -401,6 +475,29 @@ impl Producer {
             return;
         };
         self.send_txn_request(cx, broker, request);
+    }
+
+    /// sarama's bridge calls `publishTxnPartitions` before every produce request. In an
+    /// error state it returns the last error unsent, and after `Producer.Transaction.Retry.Max`
+    /// failed AddPartitionsToTxn it returns that error: either way the produce set fails as
+    /// if its connection broke (`brokerProducer.handleError` → `retryBatch`), so each of its
+    /// messages uses up a retry (`Producer.Retry.Max`, `Producer.Retry.Backoff`) and fails
+    /// once they are spent (`returnError`: abortable, see `on_send_failed`).
+    fn sarama_refuse_produce_sets(&mut self, cx: &mut Cx) {
+        let t = self.txn.as_mut().expect("transactional");
+        let now = cx.now();
+        let (error, pending) = match (t.abortable, t.add_gave_up.take()) {
+            (Some(error), _) => (error, None),
+            (None, Some(error)) => (error, Some(t.new_partitions.clone())),
+            (None, None) => return,
+        };
+        let refused = self
+            .accumulator
+            .take_due(now, |tp| pending.as_ref().is_none_or(|p| p.contains(&tp)));
+        for mut batch in refused {
+            batch.attempts += 1;
+            self.retry_or_complete(cx, batch, error, "retries exhausted");
+        }
     }
 
     fn send_txn_request(&mut self, cx: &mut Cx, broker: NodeId, request: TxnRequest) {
@@ -425,6 +522,8 @@ impl Producer {
                 producer_id,
                 producer_epoch,
                 transaction_timeout: Some(t.timeout),
+                transaction_version_2: t.client == ClientKind::Java
+                    && super::config::version_at_least(&self.config.client_version, (4, 0)),
             }),
             TxnRequest::AddPartitions(partitions) => {
                 Message::AddPartitionsToTxnRequest(AddPartitionsToTxnRequest {
@@ -499,7 +598,7 @@ impl Producer {
         }
         let t = self.txn.as_mut().expect("transactional");
         let request = t.in_flight.take().expect("checked").request;
-        let backoff = self.config.retry_backoff;
+        let backoff = self.config.transaction_retry_backoff();
         match request {
             TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => {
                 self.txn_retry(now, false, backoff)
@@ -508,6 +607,11 @@ impl Producer {
             TxnRequest::TxnOffsetCommit => {
                 t.group_coordinator = None;
                 self.txn_retry(now, false, backoff)
+            }
+            TxnRequest::AddPartitions(_) => {
+                // sarama: a network error is a failed attempt of `publishTxnPartitions`.
+                self.sarama_add_failed(ErrorCode::NetworkException);
+                self.txn_retry(now, true, backoff)
             }
             _ => self.txn_retry(now, true, backoff),
         }
@@ -522,7 +626,7 @@ impl Producer {
         let Some(request) = self.take_txn_in_flight(from, r.correlation_id) else {
             return;
         };
-        let backoff = self.config.retry_backoff;
+        let backoff = self.config.transaction_retry_backoff();
         match (r.error, r.coordinator) {
             (ErrorCode::None, Some(node)) => {
                 let t = self.txn.as_mut().expect("transactional");
@@ -547,7 +651,7 @@ impl Producer {
             return;
         }
         let now = cx.now();
-        let backoff = self.config.retry_backoff;
+        let backoff = self.config.transaction_retry_backoff();
         match r.error {
             ErrorCode::None => {
                 let idem = self
@@ -567,8 +671,68 @@ impl Producer {
             ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
                 self.txn_retry(now, true, backoff)
             }
+            // sarama `initProducerId`: only these three are retried; the rest, with
+            // CONCURRENT_TRANSACTIONS, are fatal.
+            ErrorCode::CoordinatorLoadInProgress if self.config.client == ClientKind::Sarama => {
+                self.txn_retry(now, false, backoff)
+            }
+            e if self.config.client == ClientKind::Sarama => {
+                self.txn.as_mut().expect("transactional").fatal = Some(e)
+            }
             e if e.is_retriable() => self.txn_retry(now, false, backoff),
             e => self.txn.as_mut().expect("transactional").fatal = Some(e),
+        }
+    }
+
+    /// sarama `publishTxnPartitions`: a failed attempt; after `Producer.Transaction.Retry.Max`
+    /// retries the produce sets waiting for the partitions fail (see
+    /// `sarama_refuse_produce_sets`), and the next produce set starts a new round.
+    fn sarama_add_failed(&mut self, error: ErrorCode) {
+        let t = self.txn.as_mut().expect("transactional");
+        if !t.sarama() {
+            return;
+        }
+        t.add_failures += 1;
+        if t.add_failures > t.retry_max {
+            t.add_failures = 0;
+            t.add_gave_up = Some(error);
+        }
+    }
+
+    /// sarama's AddPartitionsToTxn answer (`publishTxnPartitions`' switch).
+    fn on_sarama_add_partitions_error(&mut self, now: Instant, error: ErrorCode) {
+        let backoff = self.config.transaction_retry_backoff();
+        let t = self.txn.as_mut().expect("transactional");
+        match error {
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
+                self.sarama_add_failed(error);
+                self.txn_retry(now, true, backoff);
+            }
+            ErrorCode::UnknownTopicOrPartition | ErrorCode::CoordinatorLoadInProgress => {
+                self.sarama_add_failed(error);
+                self.txn_retry(now, false, backoff);
+            }
+            ErrorCode::ConcurrentTransactions => {
+                let short = if t.added.is_empty() {
+                    ADD_PARTITIONS_RETRY_BACKOFF.min(backoff)
+                } else {
+                    backoff
+                };
+                self.sarama_add_failed(error);
+                self.txn_retry(now, false, short);
+            }
+            ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerIdMapping => {
+                // `abortableErrorIfPossible` (a 2.5+ coordinator bumps after the abort).
+                t.new_partitions.clear();
+                t.bump_after_abort = true;
+                t.abortable.get_or_insert(error);
+            }
+            // OPERATION_NOT_ATTEMPTED / TOPIC_AUTHORIZATION_FAILED would be abortable; kafsim
+            // sends neither. Everything else is fatal (`removeAllPartitionsOnFatalOrAbortedError`).
+            e => {
+                t.new_partitions.clear();
+                t.fatal = Some(e);
+            }
         }
     }
 
@@ -585,8 +749,14 @@ impl Producer {
             return;
         };
         let now = cx.now();
-        let backoff = self.config.retry_backoff;
+        let backoff = self.config.transaction_retry_backoff();
         let t = self.txn.as_mut().expect("transactional");
+        if r.error == ErrorCode::None {
+            t.add_failures = 0;
+        } else if t.sarama() {
+            self.on_sarama_add_partitions_error(now, r.error);
+            return;
+        }
         match r.error {
             ErrorCode::None => {
                 for tp in partitions {
@@ -622,12 +792,25 @@ impl Producer {
             return;
         }
         let now = cx.now();
-        let backoff = self.config.retry_backoff;
+        let backoff = self.config.transaction_retry_backoff();
+        let sarama = self.config.client == ClientKind::Sarama;
         match r.error {
             ErrorCode::None => self.finish_transaction(cx, Some((r.producer_id, r.producer_epoch))),
             ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
                 self.txn_retry(now, true, backoff)
             }
+            // sarama `endTxn`: these two retried; UNKNOWN_PRODUCER_ID and
+            // INVALID_PRODUCER_ID_MAPPING abortable (`abortableErrorIfPossible`); the rest fatal.
+            ErrorCode::CoordinatorLoadInProgress | ErrorCode::ConcurrentTransactions if sarama => {
+                self.txn_retry(now, false, backoff)
+            }
+            e @ (ErrorCode::UnknownProducerId | ErrorCode::InvalidProducerIdMapping) if sarama => {
+                self.txn
+                    .as_mut()
+                    .expect("transactional")
+                    .set_abortable(e, true)
+            }
+            e if sarama => self.txn.as_mut().expect("transactional").fatal = Some(e),
             e if e.is_retriable() => self.txn_retry(now, false, backoff),
             // PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE and the unhandled
             // rest are fatal. (UNKNOWN_PRODUCER_ID / INVALID_PRODUCER_ID_MAPPING are abortable
@@ -752,6 +935,11 @@ impl Producer {
             && t.abortable.is_none()
             && !(t.workload.abort > 0.0 && rand::Rng::gen_bool(cx.rng(), t.workload.abort));
         t.app = AppTxn::Ending { txn, commit };
+        if t.sarama() {
+            // sarama `finishTransaction` only waits (`inFlight.Wait()`): no flush, and an abort
+            // still adds and writes what is queued.
+            return;
+        }
         if commit {
             self.accumulator.set_flushing(true);
         } else {
@@ -831,6 +1019,11 @@ impl Producer {
         t.commit_sent = false;
         t.app = AppTxn::Initializing;
         t.next_attempt = cx.now();
+        if t.sarama() {
+            t.next_attempt = cx.now() + self.config.transaction_retry_backoff();
+            t.add_failures = 0;
+            t.add_gave_up = None;
+        }
         t.rebuilds += 1;
         let exhausted = t.rebuilds >= MAX_PRODUCER_REBUILDS;
         self.stats_txn.rebuilds += 1;

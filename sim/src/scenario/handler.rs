@@ -6,7 +6,8 @@ use super::duration::{parse_duration, DURATION_HINT};
 use super::raw::{RawHandler, S};
 use super::validate::{Check, R};
 use super::{
-    CommitMode, HandlerSpec, MarkPoint, OnFailure, ProcessTime, Routing, SinkKind, TopicSpec,
+    CommitMode, HandlerSpec, MarkPoint, OnFailure, ProcessTime, Routing, SendOffsets, SinkKind,
+    TopicSpec,
 };
 use crate::database::{DEFAULT_LATENCY, MAX_LATENCY};
 use std::time::Duration;
@@ -33,6 +34,10 @@ const SINKS: [(&str, SinkKind); 3] = [
     ("plain", SinkKind::Plain),
     ("dedupe", SinkKind::Dedupe),
     ("offsets-in-sink", SinkKind::OffsetsInSink),
+];
+const SEND_OFFSETS: [(&str, SendOffsets); 2] = [
+    ("group-metadata", SendOffsets::GroupMetadata),
+    ("group-id", SendOffsets::GroupId),
 ];
 const FAILURES: [(&str, OnFailure); 3] = [
     ("retry", OnFailure::Retry),
@@ -79,6 +84,10 @@ pub fn handler(
             .as_ref()
             .map(|t| check.existing_topic(t, &key("produce_to"), topics))
             .transpose()?,
+        send_offsets: match &raw.send_offsets {
+            Some(v) => check.choice(v, &key("send_offsets"), &SEND_OFFSETS)?,
+            None => SendOffsets::default(),
+        },
     };
     produce_to_fits(check, raw, at, &spec)?;
     if let (Some(v), false) = (&raw.max_attempts, spec.on_failure == OnFailure::Retry) {
@@ -115,6 +124,15 @@ fn produce_to_fits(check: &Check<'_>, raw: &RawHandler, at: &str, spec: &Handler
                 "add produce_to = \"TOPIC\" (the output topic), or commit = \"sync\"",
             ));
         }
+    }
+    if let (Some(v), false) = (&raw.send_offsets, spec.commit == CommitMode::Transaction) {
+        return Err(check.err_hint(
+            v,
+            &key("send_offsets"),
+            "send_offsets is the group argument of sendOffsetsToTransaction, which only \
+             commit = \"transaction\" calls",
+            "remove it, or set produce_to = \"TOPIC\" and commit = \"transaction\"",
+        ));
     }
     let Some(topic) = &raw.produce_to else {
         return Ok(());

@@ -222,6 +222,7 @@ pub enum ProcessTime {
 // The handler's choices are the engine's application-model types (`kafsim_engine::app`); the
 // scenario calls the mark point `MarkPoint`.
 pub use kafsim_engine::app::{CommitMode, Mark as MarkPoint, OnFailure, Routing, SinkKind};
+pub use kafsim_engine::consumer::SendOffsets;
 
 /// The application model of a consumer group (DESIGN §2).
 #[derive(Clone, Debug, PartialEq)]
@@ -252,6 +253,8 @@ pub struct HandlerSpec {
     pub max_attempts: Option<u32>,
     /// `produce_to`: the (declared) topic every processed record's output is written to.
     pub produce_to: Option<String>,
+    /// `send_offsets`: what the transactional application passes `sendOffsetsToTransaction`.
+    pub send_offsets: SendOffsets,
 }
 
 impl Default for HandlerSpec {
@@ -274,6 +277,7 @@ impl Default for HandlerSpec {
             poison_rate: e.poison_rate,
             max_attempts: e.max_attempts,
             produce_to: None,
+            send_offsets: SendOffsets::default(),
         }
     }
 }

@@ -151,6 +151,8 @@ pub struct RawHandler {
     pub max_attempts: Option<S<toml::Value>>,
     /// Consume-transform-produce: the topic each processed record's output goes to.
     pub produce_to: Option<S<String>>,
+    /// With `commit = "transaction"`: the group argument of `sendOffsetsToTransaction`.
+    pub send_offsets: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

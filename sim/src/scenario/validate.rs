@@ -432,11 +432,13 @@ impl Check<'_> {
     /// `[producers.transactions]`: `records` per transaction (default 10) and the fraction
     /// `abort` the application aborts (default 0). The table needs `transactional.id`.
     fn transactions(&self, p: &RawProducer, at: &str) -> R<Option<TxnWorkload>> {
-        let transactional = p
-            .config
-            .0
-            .iter()
-            .any(|(k, _)| k.get_ref() == "transactional.id");
+        let transactional = p.config.0.iter().any(|(k, _)| {
+            // sarama users may write their own field name (alias.rs).
+            matches!(
+                k.get_ref().as_str(),
+                "transactional.id" | "Producer.Transaction.ID"
+            )
+        });
         let Some(table) = &p.transactions else {
             return Ok(transactional.then(TxnWorkload::default));
         };
