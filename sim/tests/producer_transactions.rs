@@ -3,11 +3,11 @@
 //! committed value and no aborted one, a `read_uncommitted` group reads aborted ones too
 //! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
 
-use kafsim_engine::history::HistoryEvent;
-use kafsim_sim::runner::{prepare, run_seed, Prepared, RunOptions, RunOutput};
+mod txn_support;
+use kafsim_sim::runner::prepare;
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
-use std::collections::BTreeSet;
+use txn_support::{fates, run};
 
 /// One transactional Java producer (5 records per transaction, `abort` of them aborted) and
 /// one group reading with `isolation`; `extra` goes into the producer's config.
@@ -53,61 +53,6 @@ topics = ["orders"]
 allow = ["aborted-read"]
 "#
     )
-}
-
-fn run(text: &str) -> RunOutput {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        keep_history: true,
-        ..RunOptions::default()
-    };
-    run_seed(&p, 1, &opts)
-}
-
-/// Per outcome: the values of committed and of aborted transactions, and the values polled.
-struct Fates {
-    committed: BTreeSet<u64>,
-    aborted: BTreeSet<u64>,
-    polled: BTreeSet<u64>,
-    commits: usize,
-    aborts: usize,
-}
-
-fn fates(out: &RunOutput) -> Fates {
-    let history = out.history.as_ref().expect("kept");
-    let mut values: Vec<(u64, u64)> = Vec::new();
-    let (mut commits, mut aborts) = (BTreeSet::new(), BTreeSet::new());
-    let mut polled = BTreeSet::new();
-    for e in history.entries() {
-        match &e.event {
-            HistoryEvent::TxnValue { txn, value, .. } => values.push((*txn, value.0)),
-            HistoryEvent::TxnCommit { txn, .. } => {
-                commits.insert(*txn);
-            }
-            HistoryEvent::TxnAbort { txn, .. } => {
-                aborts.insert(*txn);
-            }
-            HistoryEvent::Poll { value, .. } => {
-                polled.insert(value.0);
-            }
-            _ => {}
-        }
-    }
-    let of = |set: &BTreeSet<u64>| -> BTreeSet<u64> {
-        values
-            .iter()
-            .filter(|(t, _)| set.contains(t))
-            .map(|(_, v)| *v)
-            .collect()
-    };
-    Fates {
-        committed: of(&commits),
-        aborted: of(&aborts),
-        polled,
-        commits: commits.len(),
-        aborts: aborts.len(),
-    }
 }
 
 #[test]

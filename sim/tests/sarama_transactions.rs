@@ -4,11 +4,12 @@
 //! `abortUndrainedBatches`), the keys sarama refuses at their line, and KIP-890 part 2's
 //! end-of-transaction epoch bump that sarama's EndTxn v3 never gets.
 
+mod txn_support;
 use kafsim_engine::history::HistoryEvent;
-use kafsim_sim::runner::{prepare, run_seed, Prepared, RunOptions, RunOutput};
+use kafsim_sim::runner::{prepare, RunOutput};
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
-use std::collections::BTreeSet;
+use txn_support::{fates, run};
 
 /// The three settings sarama's `Config.Validate` demands of a transactional producer.
 const SARAMA_TXN: &str = "\"Producer.Idempotent\" = true\n\"Producer.RequiredAcks\" = \
@@ -59,66 +60,6 @@ topics = ["orders"]
 allow = ["aborted-read"]
 "#
     )
-}
-
-fn run(text: &str) -> RunOutput {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        keep_history: true,
-        ..RunOptions::default()
-    };
-    run_seed(&p, 1, &opts)
-}
-
-/// Values of committed transactions, of aborted ones, acknowledged values, values polled.
-struct Fates {
-    committed: BTreeSet<u64>,
-    aborted: BTreeSet<u64>,
-    acked: BTreeSet<u64>,
-    polled: BTreeSet<u64>,
-    commits: usize,
-    aborts: usize,
-}
-
-fn fates(out: &RunOutput) -> Fates {
-    let history = out.history.as_ref().expect("kept");
-    let mut values: Vec<(u64, u64)> = Vec::new();
-    let (mut commits, mut aborts) = (BTreeSet::new(), BTreeSet::new());
-    let (mut polled, mut acked) = (BTreeSet::new(), BTreeSet::new());
-    for e in history.entries() {
-        match &e.event {
-            HistoryEvent::TxnValue { txn, value, .. } => values.push((*txn, value.0)),
-            HistoryEvent::TxnCommit { txn, .. } => {
-                commits.insert(*txn);
-            }
-            HistoryEvent::TxnAbort { txn, .. } => {
-                aborts.insert(*txn);
-            }
-            HistoryEvent::SendOk { value, .. } => {
-                acked.insert(value.0);
-            }
-            HistoryEvent::Poll { value, .. } => {
-                polled.insert(value.0);
-            }
-            _ => {}
-        }
-    }
-    let of = |set: &BTreeSet<u64>| -> BTreeSet<u64> {
-        values
-            .iter()
-            .filter(|(t, _)| set.contains(t))
-            .map(|(_, v)| *v)
-            .collect()
-    };
-    Fates {
-        committed: of(&commits),
-        aborted: of(&aborts),
-        acked,
-        polled,
-        commits: commits.len(),
-        aborts: aborts.len(),
-    }
 }
 
 #[test]

@@ -1,0 +1,69 @@
+//! Test support for the transaction tests: run a scenario text keeping its history, and sort
+//! the values of its transactions by fate.
+#![allow(dead_code)]
+
+use kafsim_engine::history::HistoryEvent;
+use kafsim_sim::runner::{prepare, run_seed, Prepared, RunOptions, RunOutput};
+use kafsim_sim::scenario;
+use std::collections::BTreeSet;
+
+/// Run seed 1 of a scenario text, keeping the history.
+pub fn run(text: &str) -> RunOutput {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        keep_history: true,
+        ..RunOptions::default()
+    };
+    run_seed(&p, 1, &opts)
+}
+
+/// Values of committed transactions, of aborted ones, acknowledged values, values polled.
+pub struct Fates {
+    pub committed: BTreeSet<u64>,
+    pub aborted: BTreeSet<u64>,
+    pub acked: BTreeSet<u64>,
+    pub polled: BTreeSet<u64>,
+    pub commits: usize,
+    pub aborts: usize,
+}
+
+pub fn fates(out: &RunOutput) -> Fates {
+    let history = out.history.as_ref().expect("kept");
+    let mut values: Vec<(u64, u64)> = Vec::new();
+    let (mut commits, mut aborts) = (BTreeSet::new(), BTreeSet::new());
+    let (mut polled, mut acked) = (BTreeSet::new(), BTreeSet::new());
+    for e in history.entries() {
+        match &e.event {
+            HistoryEvent::TxnValue { txn, value, .. } => values.push((*txn, value.0)),
+            HistoryEvent::TxnCommit { txn, .. } => {
+                commits.insert(*txn);
+            }
+            HistoryEvent::TxnAbort { txn, .. } => {
+                aborts.insert(*txn);
+            }
+            HistoryEvent::SendOk { value, .. } => {
+                acked.insert(value.0);
+            }
+            HistoryEvent::Poll { value, .. } => {
+                polled.insert(value.0);
+            }
+            _ => {}
+        }
+    }
+    let of = |set: &BTreeSet<u64>| -> BTreeSet<u64> {
+        values
+            .iter()
+            .filter(|(t, _)| set.contains(t))
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    Fates {
+        committed: of(&commits),
+        aborted: of(&aborts),
+        acked,
+        polled,
+        commits: commits.len(),
+        aborts: aborts.len(),
+    }
+}
