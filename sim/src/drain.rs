@@ -236,6 +236,14 @@ pub struct DrainTracker {
     pub peak_lag: BTreeMap<u32, u64>,
     /// Per group: since when it has been caught up (cleared when it falls behind again).
     pub caught_up_at: BTreeMap<u32, Instant>,
+    /// Per group: the last check that found it behind for a reason other than still
+    /// processing (behind the high watermark, a partition without a running owner, ...).
+    /// A group can catch up without reading anything (a reset to the log end once it finally
+    /// gets its partitions), so its last poll alone would date the catch-up too early.
+    behind_at: BTreeMap<u32, Instant>,
+    /// Per group: the last time a member set a position (a reset, a seek, resuming at the
+    /// committed offset on a new assignment): a group can catch up by that alone.
+    positioned_at: BTreeMap<u32, Instant>,
     heal_at: Option<Instant>,
 }
 
@@ -317,6 +325,10 @@ impl DrainTracker {
                         group: *group,
                         partition: *partition,
                     })
+                }
+                HistoryEvent::PositionReset { group, .. } | HistoryEvent::Resumed { group, .. } => {
+                    self.positioned_at.insert(*group, e.at);
+                    None
                 }
                 HistoryEvent::SinkWrite { group, .. } => {
                     self.last_activity.insert(*group, e.at);
@@ -496,14 +508,22 @@ impl DrainTracker {
             match behind {
                 Some(reason) => {
                     self.caught_up_at.remove(&g.index);
+                    if !matches!(reason, NotCaughtUp::Processing { .. }) {
+                        self.behind_at.insert(g.index, w.now());
+                    }
                     if verdict.is_ok() {
                         verdict = Err(reason);
                     }
                 }
                 None => {
                     if let Some(heal) = self.heal_at {
-                        let last = self.last_activity.get(&g.index).copied().unwrap_or(heal);
-                        self.caught_up_at.entry(g.index).or_insert(last.max(heal));
+                        // Caught up at its last poll, sink write or position change,
+                        // and not before the last check that found it behind.
+                        let at = [&self.last_activity, &self.positioned_at, &self.behind_at]
+                            .iter()
+                            .filter_map(|m| m.get(&g.index).copied())
+                            .fold(heal, Instant::max);
+                        self.caught_up_at.entry(g.index).or_insert(at);
                     }
                 }
             }

@@ -5,6 +5,7 @@
 //! Every scenario here keeps Kafka's default client timeouts: the drain must fit them, not
 //! the other way round.
 
+use kafsim_engine::history::HistoryEvent;
 use kafsim_sim::runner::{prepare, run_seed, Prepared, RunOptions, RunOutput};
 use kafsim_sim::scenario;
 use kafsim_sim::violation::ViolationKind;
@@ -279,4 +280,66 @@ fn records_a_crashed_member_polled_are_read_again_before_the_group_counts_as_cau
     let g = &out.result.stats.groups["workers"];
     let c = g.catch_up_seconds.expect("caught up");
     assert!(c > 5.0, "caught up {c} s after the heal: {g:?}");
+}
+
+/// A Java group (`auto.offset.reset` latest, Java's default) that commits nothing: its only
+/// member crashes at 5 s and comes back at the heal, and the group cannot hand it the
+/// partition until the dead incarnation's 45 s session times out. The new owner then resets
+/// to the log end: it catches up then, without polling a record after the heal.
+const LATE_ASSIGNMENT: &str = r#"name = "late-assignment"
+duration = "10s"
+seeds = 1
+
+[cluster]
+brokers = 3
+
+[[topics]]
+name = "clicks"
+partitions = 1
+replication_factor = 3
+
+[[producers]]
+client = "java"
+topic = "clicks"
+rate = 100
+
+[[consumer_groups]]
+group = "analytics"
+members = 1
+client = "java"
+topics = ["clicks"]
+[consumer_groups.config]
+"enable.auto.commit" = false
+
+[[faults.schedule]]
+at = "5s"
+action = "consumer-crash"
+target = "consumer:analytics/0"
+duration = "20s"
+"#;
+
+#[test]
+fn a_group_that_catches_up_by_a_reset_long_after_the_heal_is_not_reported_as_caught_up_at_once() {
+    let s = scenario::parse("test.toml", LATE_ASSIGNMENT).unwrap_or_else(|e| panic!("{e}"));
+    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        keep_history: true,
+        ..RunOptions::default()
+    };
+    let out = run_seed(&p, 1, &opts);
+    assert!(out.drained, "{:?}", out.result.violations);
+    let history = out.history.as_ref().expect("kept");
+    let resets: Vec<f64> = (history.entries().iter())
+        .filter(|e| matches!(e.event, HistoryEvent::PositionReset { .. }))
+        .map(|e| e.at.as_secs_f64())
+        .collect();
+    let last_reset = *resets.last().expect("the new owner reset its position");
+    // The heal is at the end of the 10 s safety phase; the reset waits for the session.
+    assert!(last_reset > 10.0 + 30.0, "resets at {resets:?}");
+    let c = catch_up(&out);
+    assert!(
+        c >= last_reset - 10.0,
+        "caught up {c} s after the heal, but the group reset its position {} s after it",
+        last_reset - 10.0
+    );
 }
