@@ -142,6 +142,7 @@ pub enum HistoryEvent {
         member: u32,
         partition: TopicPartition,
         offset: u64,
+        cause: ResetCause,
     },
 
     // ---- transactions ----
@@ -211,4 +212,35 @@ pub enum HistoryEvent {
         leader_epoch: u32,
         isr: Vec<NodeId>,
     },
+}
+
+/// Why a consumer's position was set other than by reading on (`PositionReset`): what a
+/// replay tells the user, since "reset past this record" is only actionable with its cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetCause {
+    /// The group had no committed offset for the partition: the client's reset policy
+    /// (Java / librdkafka `auto.offset.reset`, sarama `Consumer.Offsets.Initial`, kafka-go
+    /// `StartOffset`) chose the position.
+    NoCommittedOffset,
+    /// A fetch answered `OffsetOutOfRange` (the log was truncated below the position or its
+    /// records deleted): the same policy chose a new one.
+    OutOfRange,
+    /// A standalone consumer's configured start (its `start`), with nothing committed or
+    /// stored to resume from.
+    Start,
+    /// The application sought: back to its committed offset (an aborted
+    /// consume-transform-produce batch), or to the offset its database stored with results.
+    Seek,
+}
+
+impl ResetCause {
+    /// The name in JSON traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResetCause::NoCommittedOffset => "no-committed-offset",
+            ResetCause::OutOfRange => "out-of-range",
+            ResetCause::Start => "start",
+            ResetCause::Seek => "seek",
+        }
+    }
 }

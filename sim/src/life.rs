@@ -21,7 +21,7 @@ use crate::history::{History, HistoryEntry};
 use crate::names::Names;
 use crate::nemesis::{describe, AppliedFault, Op};
 use kafsim_engine::app::Mark;
-use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::history::{HistoryEvent, ResetCause};
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, NodeId, TopicPartition, ValueId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +42,9 @@ pub struct LifeContext<'a> {
     /// Groups whose client commits each record before the application gets it (kafka-go's
     /// `ReadMessage`), so that a failed commit drops the record, by group index.
     pub read_message: &'a [bool],
+    /// Each group's reset policy in its client's words (`auto.offset.reset = latest,
+    /// librdkafka's default`), by group index: why a reset skipped a record.
+    pub offset_resets: &'a [String],
 }
 
 impl<'a> LifeContext<'a> {
@@ -54,6 +57,7 @@ impl<'a> LifeContext<'a> {
             marks: &[],
             workers: &[],
             read_message: &[],
+            offset_resets: &[],
         }
     }
 }
@@ -565,11 +569,31 @@ fn partition_event(
             member,
             partition,
             offset,
-        } if *partition == tp && *offset > o => Some(format!(
-            "{} reset its position of {} to {offset}, past this record",
-            n.member(*group, *member),
-            n.tp(tp)
-        )),
+            cause,
+        } if *partition == tp && *offset > o => {
+            let policy = cx.offset_resets.get(*group as usize);
+            let why = match (cause, policy) {
+                (ResetCause::NoCommittedOffset, Some(p)) => {
+                    format!(": the group had no committed offset for it, and {p}")
+                }
+                (ResetCause::OutOfRange, Some(p)) => {
+                    format!(": its position was out of range (OffsetOutOfRange), and {p}")
+                }
+                (ResetCause::NoCommittedOffset, None) => {
+                    ": the group had no committed offset for it".to_string()
+                }
+                (ResetCause::OutOfRange, None) => {
+                    ": its position was out of range (OffsetOutOfRange)".to_string()
+                }
+                (ResetCause::Start, _) => ": its configured start, nothing committed".to_string(),
+                (ResetCause::Seek, _) => ": the application sought there".to_string(),
+            };
+            Some(format!(
+                "{} reset its position of {} to {offset}, past this record{why}",
+                n.member(*group, *member),
+                n.tp(tp)
+            ))
+        }
         HistoryEvent::Commit {
             group,
             member,
@@ -1022,7 +1046,7 @@ mod tests {
     use crate::nemesis::{AppliedFault, Op};
     use crate::scenario::FaultKind;
     use kafsim_engine::app::Mark;
-    use kafsim_engine::history::HistoryEvent;
+    use kafsim_engine::history::{HistoryEvent, ResetCause};
     use kafsim_engine::protocol::ErrorCode;
     use kafsim_engine::{Instant, NodeId, TopicId, TopicPartition};
 
@@ -1098,6 +1122,57 @@ mod tests {
         s
     }
 
+    /// A reset past an unread record names its cause and the group's policy in the client's
+    /// words; a seek by the application says so instead.
+    #[test]
+    fn a_reset_past_a_record_names_its_cause_and_the_reset_policy() {
+        let reset = |at, offset, cause| {
+            (
+                at,
+                HistoryEvent::PositionReset {
+                    group: 0,
+                    member: 0,
+                    partition: tp(0),
+                    offset,
+                    cause,
+                },
+            )
+        };
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0);
+        for (at, e) in [
+            reset(2, 1, ResetCause::NoCommittedOffset),
+            reset(3, 1, ResetCause::OutOfRange),
+            reset(4, 1, ResetCause::Seek),
+            reset(5, 0, ResetCause::NoCommittedOffset),
+        ] {
+            s.event(at, e);
+        }
+        let names = names();
+        let policy = ["auto.offset.reset = latest (librdkafka's default)".to_string()];
+        let cx = LifeContext {
+            offset_resets: &policy,
+            ..LifeContext::bare(s.history(), &names)
+        };
+        let lines = record_life(&cx, v(1));
+        let resets: Vec<&str> = (lines.iter())
+            .filter(|l| l.contains("reset its position"))
+            .map(|l| l.split_once(": ").map_or(l.as_str(), |(_, rest)| rest))
+            .collect();
+        assert_eq!(
+            resets,
+            [
+                "billing/0 reset its position of orders/0 to 1, past this record: the group had no \
+                 committed offset for it, and auto.offset.reset = latest (librdkafka's default)",
+                "billing/0 reset its position of orders/0 to 1, past this record: its position was out of \
+                 range (OffsetOutOfRange), and auto.offset.reset = latest (librdkafka's default)",
+                "billing/0 reset its position of orders/0 to 1, past this record: the application sought \
+                 there",
+            ],
+            "{lines:#?}"
+        );
+    }
+
     #[test]
     fn a_lost_value_shows_its_append_truncation_and_the_reads_around_it() {
         let (story, names) = (lost_story(), names());
@@ -1143,6 +1218,7 @@ mod tests {
             marks: &[],
             workers: &[],
             read_message: &[],
+            offset_resets: &[],
         };
         let lines = record_life(&cx, v(9));
         assert_eq!(
@@ -1282,6 +1358,7 @@ mod tests {
             marks: &[Mark::AfterProcess],
             workers: &[],
             read_message: &[],
+            offset_resets: &[],
         };
         let lines = record_life(&cx, v(7));
         let texts: Vec<&str> = lines
@@ -1386,6 +1463,7 @@ mod tests {
             marks,
             workers,
             read_message: &[false],
+            offset_resets: &[],
         };
         record_life(&cx, v(7))
     }

@@ -495,8 +495,9 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
             member: m,
             partition,
             offset,
+            cause,
         } => json!({"event": "PositionReset", "member": member(group, m),
-            "partition": tp(partition), "offset": offset}),
+            "partition": tp(partition), "offset": offset, "cause": cause.name()}),
         TxnBegin { producer, txn } => {
             json!({"event": "TxnBegin", "producer": names.producer(*producer), "txn": txn})
         }

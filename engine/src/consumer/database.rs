@@ -10,6 +10,7 @@
 
 use super::{Consumer, Need, Req};
 use crate::app::sink::STATEMENT_TIMEOUT;
+use crate::history::ResetCause;
 use crate::node::Cx;
 use crate::protocol::{DatabaseRequest, DatabaseResponse, Message, Statement, StatementResult};
 use crate::record::TopicPartition;
@@ -97,7 +98,7 @@ impl Consumer {
                 // Nothing stored: the committed offset, or for a standalone consumer its
                 // `start` (one that cannot commit has no committed offset to ask for).
                 let stored_fallback = match &self.spec.standalone {
-                    Some(s) if s.start != super::Start::Committed => Need::Reset,
+                    Some(s) if s.start != super::Start::Committed => Need::Reset(ResetCause::Start),
                     _ => Need::Committed,
                 };
                 for tp in asked {
@@ -112,7 +113,7 @@ impl Consumer {
                         // "Offsets stored with the results": seek to the stored offset
                         // instead of the committed one (KafkaConsumer javadoc, "Storing
                         // Offsets Outside Kafka").
-                        Some(next) => self.seek(cx, tp, next),
+                        Some(next) => self.seek(cx, tp, next, ResetCause::Seek),
                         None => p.need = stored_fallback,
                     }
                 }

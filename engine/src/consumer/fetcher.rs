@@ -11,7 +11,7 @@
 
 use super::{Consumer, Need, PartState, Req};
 use crate::app::Delivered;
-use crate::history::HistoryEvent;
+use crate::history::{HistoryEvent, ResetCause};
 use crate::node::{Cx, NodeId};
 use crate::protocol::{
     ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, IsolationLevel,
@@ -236,6 +236,7 @@ impl Consumer {
                         member: self.spec.member_index,
                         partition: tp,
                         offset,
+                        cause: ResetCause::Seek,
                     });
                 }
                 Some(offset) => {
@@ -249,13 +250,14 @@ impl Consumer {
                         offset,
                     });
                 }
-                None => p.need = Need::Reset,
+                None => p.need = Need::Reset(ResetCause::NoCommittedOffset),
             }
         }
     }
 
-    /// Set a position explicitly (a seek), recorded as a `PositionReset`.
-    pub(super) fn seek(&mut self, cx: &mut Cx, tp: TopicPartition, offset: u64) {
+    /// Set a position explicitly (a seek, or the answer of a reset), recorded as a
+    /// `PositionReset` with its cause.
+    pub(super) fn seek(&mut self, cx: &mut Cx, tp: TopicPartition, offset: u64, cause: ResetCause) {
         let Some(p) = self.parts.get_mut(&tp) else {
             return;
         };
@@ -267,6 +269,7 @@ impl Consumer {
             member: self.spec.member_index,
             partition: tp,
             offset,
+            cause,
         });
     }
 
@@ -275,7 +278,11 @@ impl Consumer {
             super::OffsetReset::Earliest => OffsetSpec::Earliest,
             super::OffsetReset::Latest => OffsetSpec::Latest,
             super::OffsetReset::None => {
-                for p in self.parts.values_mut().filter(|p| p.need == Need::Reset) {
+                for p in self
+                    .parts
+                    .values_mut()
+                    .filter(|p| matches!(p.need, Need::Reset(_)))
+                {
                     p.need = Need::Stuck;
                 }
                 return;
@@ -283,7 +290,7 @@ impl Consumer {
         };
         let mut by_leader: BTreeMap<NodeId, Vec<TopicPartition>> = BTreeMap::new();
         for (tp, p) in &self.parts {
-            if p.need != Need::Reset || p.busy {
+            if !matches!(p.need, Need::Reset(_)) || p.busy {
                 continue;
             }
             match self.meta.leaders.get(tp) {
@@ -317,12 +324,12 @@ impl Consumer {
             }
         }
         for (tp, error, offset) in resp.partitions {
-            let resetting = self.parts.get(&tp).is_some_and(|p| p.need == Need::Reset);
-            if !resetting {
-                continue;
-            }
+            let cause = match self.parts.get(&tp).map(|p| p.need) {
+                Some(Need::Reset(cause)) => cause,
+                _ => continue,
+            };
             if error == ErrorCode::None {
-                self.seek(cx, tp, offset);
+                self.seek(cx, tp, offset, cause);
             } else if error.needs_metadata_refresh() {
                 self.meta.leaders.remove(&tp);
                 self.meta.wanted = true;
@@ -443,7 +450,7 @@ impl Consumer {
         match pr.error {
             ErrorCode::None => buffer_records(p, &pr, fetch_offset, isolation),
             ErrorCode::OffsetOutOfRange => {
-                p.need = Need::Reset;
+                p.need = Need::Reset(ResetCause::OutOfRange);
                 0
             }
             e if e.needs_metadata_refresh() => {

@@ -12,7 +12,7 @@
 //! committing (`onPartitionsLost`).
 
 use super::{Consumer, Need, PartState, Req};
-use crate::history::HistoryEvent;
+use crate::history::{HistoryEvent, ResetCause};
 use crate::node::{Cx, NodeId};
 use crate::protocol::{
     ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
@@ -424,7 +424,7 @@ impl Consumer {
         } else if standalone.start == super::Start::Committed {
             Need::Committed
         } else {
-            Need::Reset
+            Need::Reset(ResetCause::Start)
         };
         for tp in &standalone.partitions {
             let part = PartState {

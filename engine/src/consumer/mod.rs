@@ -37,6 +37,7 @@ use crate::app::handler::BatchBuffer;
 use crate::app::sink::{LocalSink, SinkClient, SINK_FILE};
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
+use crate::history::ResetCause;
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
 use crate::protocol::{ErrorCode, Exchange, Message};
 use crate::reconnect::{self, ConnectionStates};
@@ -183,8 +184,8 @@ enum Need {
     /// Ask the coordinator for the committed offset.
     #[default]
     Committed,
-    /// Apply `auto.offset.reset` through ListOffsets.
-    Reset,
+    /// Apply `auto.offset.reset` (or a standalone consumer's start) through ListOffsets.
+    Reset(ResetCause),
     /// `auto.offset.reset = none` and no committed offset: the partition cannot be consumed.
     Stuck,
     /// Position known.

@@ -91,7 +91,7 @@ fn api(req: &Req) -> &'static str {
 fn waiting_for(need: Need) -> &'static str {
     match need {
         Need::Committed => "committed offset",
-        Need::Reset => "offset reset",
+        Need::Reset(_) => "offset reset",
         Need::Stuck => "no offset (auto.offset.reset=none)",
         Need::Nothing => "nothing",
         Need::Stored => "offset stored in the database",

@@ -119,6 +119,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 member,
                 partition,
                 offset,
+                ..
             } => {
                 let m = members.entry((*group, *member)).or_default();
                 m.tracks.insert(

@@ -4,7 +4,7 @@
 use super::{CheckConfig, GroupCheck};
 use crate::history::{History, HistoryEntry};
 use crate::violation::{Violation, ViolationKind};
-use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::history::{HistoryEvent, ResetCause};
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, Key, NodeId, TopicId, TopicPartition, ValueId};
 
@@ -170,6 +170,7 @@ impl Story {
                 member,
                 partition: tp(part),
                 offset: off,
+                cause: ResetCause::Seek,
             },
         )
     }
