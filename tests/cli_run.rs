@@ -393,3 +393,47 @@ fn the_summary_prints_peak_memory_and_bytes_per_record_of_one_seed() {
     assert!(shown.contains("peak memory "), "{shown}");
     assert!(!shown.contains("bytes per simulated record"), "{shown}");
 }
+
+#[test]
+fn a_producer_far_below_its_rate_is_named_with_why_and_one_at_its_rate_is_not() {
+    let run = |name: &str, json: &PathBuf| {
+        let out = kafsim()
+            .args([
+                "run",
+                &fixture(name),
+                "--seeds",
+                "1",
+                "--no-progress",
+                "--json",
+            ])
+            .arg(json)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), doc)
+    };
+    let dir = scratch("pace");
+    // A kafka-go Writer without Async: one record per BatchTimeout (1 s).
+    let (text, doc) = run("tiny-kafka-go-sync.toml", &dir.join("sync.json"));
+    let p = &doc["stats"]["producers"]["producer-0"];
+    let (sent, asked) = (p["sent"].as_u64().unwrap(), p["asked"].as_u64().unwrap());
+    assert_eq!(asked, 1200, "200/s over 6 s: {p}");
+    assert!(sent * 2 < asked, "{p}");
+    let line = format!("warning: producer-0 made {sent} of the {asked} sends its rate asked for");
+    let warning = text.lines().find(|l| l.starts_with(&line));
+    assert!(
+        warning
+            .is_some_and(|l| l.contains("synchronously") && l.contains("BatchTimeout (1000 ms)")),
+        "{text}"
+    );
+    // A Java producer keeps up with the same rate: no warning.
+    let (text, doc) = run("tiny.toml", &dir.join("async.json"));
+    let p = &doc["stats"]["producers"]["producer-0"];
+    assert!(
+        p["sent"].as_u64().unwrap() * 2 >= p["asked"].as_u64().unwrap(),
+        "{p}"
+    );
+    assert!(!text.contains("sends its rate asked for"), "{text}");
+}

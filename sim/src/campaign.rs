@@ -67,6 +67,19 @@ pub struct RunStats {
     pub coverage: Coverage,
     /// Faults the nemesis applied, by action (`crash`, `partition`, ...): the fault mix.
     pub faults: BTreeMap<String, u64>,
+    /// Per producer, by name: sends made against those its rate asked for.
+    pub producers: BTreeMap<String, ProducerStats>,
+}
+
+/// What one producer's application did against its `rate`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProducerStats {
+    /// Sends the application made (resends included).
+    pub sent: u64,
+    /// Sends its `rate` asked for over the load phase (0 without a numeric rate).
+    pub asked: u64,
+    /// Why such a producer falls short of its rate, in words for the warning.
+    pub pace: String,
 }
 
 /// What one consumer group did in a run.
@@ -107,6 +120,29 @@ impl RunStats {
             };
             mine.records_consumed += g.records_consumed;
         }
+        for (name, p) in &other.producers {
+            let mine = self.producers.entry(name.clone()).or_default();
+            mine.sent += p.sent;
+            mine.asked += p.asked;
+            if mine.pace.is_empty() {
+                mine.pace.clone_from(&p.pace);
+            }
+        }
+    }
+
+    /// Warnings: producers that made less than half the sends their rate asked for. The
+    /// produce rate of the summary is then the application's pace, not the rate the
+    /// scenario names, and the warning says why.
+    pub fn producer_warnings(&self) -> Vec<String> {
+        (self.producers.iter())
+            .filter(|(_, p)| p.asked > 0 && p.sent * 2 < p.asked)
+            .map(|(name, p)| {
+                format!(
+                    "warning: {name} made {} of the {} sends its rate asked for: {}",
+                    p.sent, p.asked, p.pace
+                )
+            })
+            .collect()
     }
 
     /// The slowest group's catch-up time, if every group caught up in some seed.

@@ -10,7 +10,7 @@
 //! a `stall`; see [`crate::drain`]) and runs the *final checks*: the history
 //! checkers, replica divergence, and the engine invariants checked after every event.
 
-use crate::campaign::{GroupStats, RunStats, SeedResult};
+use crate::campaign::{GroupStats, ProducerStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
 use crate::cluster::{build_cluster, Cluster, ClusterSpec};
 use crate::coverage::{self, Coverage, RunFacts};
@@ -32,6 +32,7 @@ use crate::world::{NodeState, RunOutcome, World, WorldConfig};
 use kafsim_engine::admin::Admin;
 use kafsim_engine::app::{CommitMode, HandlerSpec, SinkKind};
 use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::client::ClientKind;
 use kafsim_engine::compression::{Compression, MessageProfile};
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec, ProduceTo};
@@ -71,6 +72,34 @@ struct PreparedProducer {
     message_profile: MessageProfile,
     config: ProducerConfig,
     transactions: Option<kafsim_engine::producer::workload::TxnWorkload>,
+}
+
+impl PreparedProducer {
+    /// What this producer did against its rate, with why a shortfall happens under its
+    /// settings (the warning a summary prints when it sent less than half).
+    fn stats(&self, sent: u64, load_seconds: f64) -> ProducerStats {
+        let asked = self.rate.map_or(0, |r| (r * load_seconds).round() as u64);
+        let c = &self.config;
+        let pace = if c.sync {
+            let linger = match c.client {
+                ClientKind::KafkaGo => "BatchTimeout",
+                ClientKind::Sarama => "Producer.Flush.Frequency",
+                ClientKind::Java | ClientKind::Librdkafka => "linger.ms",
+            };
+            format!(
+                "it sends synchronously (`sync = true`: the application waits for each \
+                 send's outcome before the next one), so each send takes {linger} ({} ms) \
+                 plus a round trip to the leader, and longer while faults hold it up",
+                c.linger.as_millis()
+            )
+        } else {
+            "its client held the application back: the records it had handed over and not \
+             yet completed reached the client's bound (buffer memory, in-flight limits), as \
+             retries under faults keep them"
+                .to_string()
+        };
+        ProducerStats { sent, asked, pace }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -380,9 +409,11 @@ pub enum Streamed<'a> {
 }
 
 /// Record counts of a run, from its history (online in a streaming run).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Counts {
     produced: u64,
+    /// Sends per producer index (the application's shortfall against its rate).
+    sent_by: Vec<u64>,
     acked: u64,
     /// Acknowledged by the end of the safety phase (the produce rate stall and lag details
     /// quote).
@@ -395,7 +426,14 @@ impl Counts {
     fn note(&mut self, entries: &[crate::history::HistoryEntry], safety_end: Instant) {
         for e in entries {
             match e.event {
-                HistoryEvent::SendInvoke { .. } => self.produced += 1,
+                HistoryEvent::SendInvoke { producer, .. } => {
+                    self.produced += 1;
+                    let i = producer as usize;
+                    if i >= self.sent_by.len() {
+                        self.sent_by.resize(i + 1, 0);
+                    }
+                    self.sent_by[i] += 1;
+                }
                 HistoryEvent::SendOk { .. } => {
                     self.acked += 1;
                     if e.at <= safety_end {
@@ -1122,7 +1160,7 @@ pub fn run_seed_streaming(
         }
     }
     let counts = match &stream {
-        Some(stream) => stream.counts,
+        Some(stream) => stream.counts.clone(),
         None => {
             let mut counts = Counts::default();
             counts.note(history.entries(), safety_end);
@@ -1227,6 +1265,12 @@ pub fn run_seed_streaming(
                 records_consumed: tracker.records_read(g.index),
             },
         );
+    }
+    for pr in &p.producers {
+        let sent = counts.sent_by.get(pr.index as usize).copied().unwrap_or(0);
+        stats
+            .producers
+            .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
     }
     stats.coverage = run_coverage(s, &w, &h, &faults, &history, heal_at);
     stats.wall_seconds = wall.elapsed().as_secs_f64();

@@ -294,3 +294,25 @@ fn unknown_names_get_a_hint_naming_the_kafka_property() {
         "linger.ms",
     );
 }
+
+#[test]
+fn group_protocol_classic_is_accepted_and_kip_848_is_refused_with_a_reason() {
+    prepared(&text("java", "", "\"group.protocol\" = \"classic\""));
+    prepared(&text("librdkafka", "", "\"group.protocol\" = \"classic\""));
+    let t = text("java", "", "\"group.protocol\" = \"consumer\"");
+    error(
+        &t,
+        "group.protocol",
+        &format!("{G}.group.protocol"),
+        "(KIP-848) is not modelled",
+        "\"classic\"",
+    );
+    let t = text("sarama", "", "\"group.protocol\" = \"classic\"");
+    error(
+        &t,
+        "group.protocol",
+        &format!("{G}.group.protocol"),
+        "sarama has only the classic group protocol",
+        "",
+    );
+}

@@ -119,6 +119,9 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         .zip(prepared.consumer_configs())
         .map(|(g, c)| g.handler.commit == CommitMode::Auto && c.commits_before_handing_over())
         .collect();
+    let offset_resets: Vec<String> = (prepared.consumer_configs().iter())
+        .map(|c| c.offset_reset_policy())
+        .collect();
     let life = LifeContext {
         history,
         names,
@@ -126,6 +129,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         marks: &marks,
         workers: &workers,
         read_message: &read_message,
+        offset_resets: &offset_resets,
     };
     let topic = |v: &Violation| {
         v.partition
@@ -185,6 +189,9 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
     }
     let coverage = super::run::CoverageJson::new(&st.coverage);
     for line in super::run::coverage_lines(&coverage, 1) {
+        let _ = writeln!(text, "{line}");
+    }
+    for line in st.producer_warnings() {
         let _ = writeln!(text, "{line}");
     }
     let kinds = common::describe_kinds(&common::count_kinds(failures.iter().copied()));

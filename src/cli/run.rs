@@ -8,7 +8,7 @@
 
 use super::common;
 use indicatif::{ProgressBar, ProgressStyle};
-use kafsim_sim::campaign::{run_seeds, GroupStats, RunStats, SeedRange, SeedResult};
+use kafsim_sim::campaign::{run_seeds, GroupStats, ProducerStats, RunStats, SeedRange, SeedResult};
 use kafsim_sim::coverage::{Coverage, FaultCount, STATES};
 use kafsim_sim::runner::{run_seed, Prepared, RunOptions};
 use kafsim_sim::violation::Violation;
@@ -239,6 +239,17 @@ pub struct StatsJson {
     pub load_seconds: f64,
     pub catch_up: BTreeMap<String, Option<f64>>,
     pub wall_seconds: f64,
+    /// Per producer: sends made and sends its rate asked for (absent in older files).
+    #[serde(default)]
+    pub producers: BTreeMap<String, ProducerJson>,
+}
+
+/// One producer's sends against its rate, and why such a producer falls short.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ProducerJson {
+    pub sent: u64,
+    pub asked: u64,
+    pub pace: String,
 }
 
 impl StatsJson {
@@ -267,6 +278,16 @@ impl StatsJson {
                 .map(|(g, s)| (g.clone(), s.catch_up_seconds))
                 .collect(),
             wall_seconds,
+            producers: (stats.producers.iter())
+                .map(|(name, p)| {
+                    let json = ProducerJson {
+                        sent: p.sent,
+                        asked: p.asked,
+                        pace: p.pace.clone(),
+                    };
+                    (name.clone(), json)
+                })
+                .collect(),
         }
     }
 
@@ -292,6 +313,16 @@ impl StatsJson {
             coverage: Coverage::default(),
             // The fault mix travels beside the stats (`CampaignJson::fault_mix`).
             faults: BTreeMap::new(),
+            producers: (self.producers.iter())
+                .map(|(name, p)| {
+                    let stats = ProducerStats {
+                        sent: p.sent,
+                        asked: p.asked,
+                        pace: p.pace.clone(),
+                    };
+                    (name.clone(), stats)
+                })
+                .collect(),
         };
         for (name, peak_lag) in &self.peak_lag {
             stats.groups.insert(
@@ -579,6 +610,9 @@ pub fn print_summary(doc: &CampaignJson, threads: Option<usize>) {
         }
     }
     for line in coverage_lines(&doc.coverage, doc.seeds) {
+        println!("{line}");
+    }
+    for line in doc.stats.to_run_stats().producer_warnings() {
         println!("{line}");
     }
 }

@@ -75,6 +75,7 @@ const KEYS: &[&str] = &[
     "retry.backoff.ms",
     "enable.auto.offset.store",
     "metadata.max.age.ms",
+    "group.protocol",
     "kafka-go.WatchPartitionChanges",
 ];
 
@@ -132,6 +133,38 @@ impl ConsumerConfig {
         self.enable_auto_commit
             && super::profile::auto_commit_style(self.client, self.auto_commit_interval)
                 == super::profile::AutoCommitStyle::PerRecordSync
+    }
+
+    /// The reset policy in the client's own words, noting when it is the client's default
+    /// (`auto.offset.reset = latest (librdkafka's default)`, `StartOffset = FirstOffset`):
+    /// what a replay names when a reset skipped records, so the user knows what to change.
+    pub fn offset_reset_policy(&self) -> String {
+        let (key, value) = match (self.client, self.auto_offset_reset) {
+            (ClientKind::Sarama, OffsetReset::Earliest) => {
+                ("Consumer.Offsets.Initial", "OffsetOldest")
+            }
+            (ClientKind::Sarama, _) => ("Consumer.Offsets.Initial", "OffsetNewest"),
+            (ClientKind::KafkaGo, OffsetReset::Earliest) => ("StartOffset", "FirstOffset"),
+            (ClientKind::KafkaGo, _) => ("StartOffset", "LastOffset"),
+            (_, OffsetReset::Earliest) => ("auto.offset.reset", "earliest"),
+            (_, OffsetReset::Latest) => ("auto.offset.reset", "latest"),
+            (_, OffsetReset::None) => ("auto.offset.reset", "none"),
+        };
+        let default_earliest = profile::defaults(self.client, self.client_version).earliest;
+        let is_default = match self.auto_offset_reset {
+            OffsetReset::Earliest => default_earliest,
+            OffsetReset::Latest => !default_earliest,
+            OffsetReset::None => false,
+        };
+        if is_default {
+            let client = match self.client {
+                ClientKind::Java => "Java",
+                other => other.name(),
+            };
+            format!("{key} = {value} ({client}'s default)")
+        } else {
+            format!("{key} = {value}")
+        }
     }
 
     /// Whether OffsetFetch asks for stable offsets (KIP-447 `require_stable`): the Java
@@ -253,6 +286,30 @@ impl Configurable for ConsumerConfig {
                 ))
             }
             "metadata.max.age.ms" => self.metadata_max_age = millis(value, 1, day)?,
+            // KIP-848's protocol (`group.protocol=consumer`: ConsumerGroupHeartbeat, the
+            // broker assigns) is GA in Java 4.0 and librdkafka 2.10, but neither defaults to
+            // it; sarama and kafka-go have only the classic JoinGroup / SyncGroup protocol,
+            // which is the one kafsim's groups speak.
+            "group.protocol"
+                if matches!(self.client, ClientKind::Java | ClientKind::Librdkafka) =>
+            {
+                if value.as_choice(&["classic", "consumer"])? == "consumer" {
+                    return Err(
+                        "group.protocol = \"consumer\" (KIP-848) is not modelled: kafsim's \
+                         groups use the classic protocol (JoinGroup / SyncGroup)\nhint: \
+                         \"classic\", the default of the Java client and librdkafka, is the \
+                         protocol modelled"
+                            .to_string(),
+                    );
+                }
+            }
+            "group.protocol" => {
+                return Err(format!(
+                    "group.protocol is a Java and librdkafka property; {} has only the \
+                     classic group protocol",
+                    self.client.name()
+                ))
+            }
             "kafka-go.WatchPartitionChanges" if self.client == ClientKind::KafkaGo => {
                 self.watch_partition_changes = value.as_bool()?
             }
@@ -306,6 +363,14 @@ mod tests {
         assert_eq!(java.auto_commit_interval, Duration::from_millis(5000));
         assert_eq!(sarama.auto_commit_interval, Duration::from_secs(1));
         assert_eq!(kgo.auto_offset_reset, OffsetReset::Earliest);
+        assert_eq!(
+            kgo.offset_reset_policy(),
+            "StartOffset = FirstOffset (kafka-go's default)"
+        );
+        assert_eq!(
+            java.offset_reset_policy(),
+            "auto.offset.reset = latest (Java's default)"
+        );
         assert_eq!(java.auto_offset_reset, OffsetReset::Latest);
         assert_eq!(rdk.isolation_level, IsolationLevel::ReadCommitted);
         assert_eq!(java.isolation_level, IsolationLevel::ReadUncommitted);

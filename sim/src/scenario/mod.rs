@@ -458,7 +458,12 @@ impl Scenario {
             let known = target.known_keys();
             if known.contains(&prop.key.as_str()) {
                 if let Err(message) = target.set(&prop.key, &prop.value) {
-                    let hint = own_key_hint(&prop.key).map(str::to_string);
+                    // A message may carry its hint after a `"\nhint: "` line (the engine's
+                    // convention, as in `config_error`).
+                    let (message, hint) = match message.split_once("\nhint: ") {
+                        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                        None => (message, own_key_hint(&prop.key).map(str::to_string)),
+                    };
                     return Err(self.property_error(prop, section, message, hint));
                 }
                 continue;
