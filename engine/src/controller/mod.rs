@@ -366,6 +366,12 @@ impl Node for Controller {
     }
 
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        assert!(
+            sent_to_controllers(&msg),
+            "{}: {} is never sent to a controller",
+            cx.me(),
+            msg.kind()
+        );
         if let Message::ControllerSync(s) = msg {
             return self.on_sync(cx, from, s);
         }
@@ -376,6 +382,7 @@ impl Node for Controller {
             self.heard.insert(from, cx.now());
         }
         if self.role != Role::Active {
+            // Brokers heartbeat every controller; only the active one answers (module doc).
             return;
         }
         match msg {
@@ -415,7 +422,23 @@ impl Node for Controller {
                     }),
                 );
             }
-            _ => {}
+            // Ignored, each for a reason:
+            // - a LeaderAndIsr refused (STALE_CONTROLLER_EPOCH): the broker follows a newer
+            //   controller, whose ControllerSync will make this one a standby;
+            // - ControllerSyncAck: the active controller does not wait for its standby (no
+            //   quorum; the known limit in the module doc);
+            // - a connection notice: the controller keeps no request state per connection; a
+            //   LeaderAndIsr lost with it is sent again at the broker's next heartbeat
+            //   (`on_heartbeat` resends while the broker's acked version is behind).
+            Message::LeaderAndIsrResponse(_)
+            | Message::ControllerSyncAck(_)
+            | Message::ConnectionReset
+            | Message::ConnectionRefused => {}
+            other => unreachable!(
+                "{}: {} is never sent to a controller",
+                cx.me(),
+                other.kind()
+            ),
         }
     }
 
@@ -433,5 +456,69 @@ impl Node for Controller {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// Whether `msg` is of a kind anything sends to a controller: brokers (registration,
+/// heartbeats, AlterPartition, InitProducerId for a transaction coordinator's new id, metadata
+/// acknowledgements), the operator's admin client (CreateTopics, CreatePartitions), the other
+/// controller (ControllerSync and its ack), and the host's connection notices. Exhaustive, no
+/// wildcard: a new message kind must be placed here on purpose.
+fn sent_to_controllers(msg: &Message) -> bool {
+    match msg {
+        Message::ConnectionReset
+        | Message::ConnectionRefused
+        | Message::BrokerRegistrationRequest(_)
+        | Message::BrokerHeartbeatRequest(_)
+        | Message::AlterPartitionRequest(_)
+        | Message::InitProducerIdRequest(_)
+        | Message::LeaderAndIsrResponse(_)
+        | Message::CreateTopicsRequest(_)
+        | Message::CreatePartitionsRequest(_)
+        | Message::ControllerSync(_)
+        | Message::ControllerSyncAck(_) => true,
+        Message::MetadataRequest(_)
+        | Message::MetadataResponse(_)
+        | Message::ProduceRequest(_)
+        | Message::ProduceResponse(_)
+        | Message::FetchRequest(_)
+        | Message::FetchResponse(_)
+        | Message::ListOffsetsRequest(_)
+        | Message::ListOffsetsResponse(_)
+        | Message::OffsetsForLeaderEpochRequest(_)
+        | Message::OffsetsForLeaderEpochResponse(_)
+        | Message::InitProducerIdResponse(_)
+        | Message::AddPartitionsToTxnRequest(_)
+        | Message::AddPartitionsToTxnResponse(_)
+        | Message::EndTxnRequest(_)
+        | Message::EndTxnResponse(_)
+        | Message::WriteTxnMarkersRequest(_)
+        | Message::WriteTxnMarkersResponse(_)
+        | Message::AddOffsetsToTxnRequest(_)
+        | Message::AddOffsetsToTxnResponse(_)
+        | Message::TxnOffsetCommitRequest(_)
+        | Message::TxnOffsetCommitResponse(_)
+        | Message::FindCoordinatorRequest(_)
+        | Message::FindCoordinatorResponse(_)
+        | Message::JoinGroupRequest(_)
+        | Message::JoinGroupResponse(_)
+        | Message::SyncGroupRequest(_)
+        | Message::SyncGroupResponse(_)
+        | Message::HeartbeatRequest(_)
+        | Message::HeartbeatResponse(_)
+        | Message::LeaveGroupRequest(_)
+        | Message::LeaveGroupResponse(_)
+        | Message::OffsetCommitRequest(_)
+        | Message::OffsetCommitResponse(_)
+        | Message::OffsetFetchRequest(_)
+        | Message::OffsetFetchResponse(_)
+        | Message::BrokerRegistrationResponse(_)
+        | Message::BrokerHeartbeatResponse(_)
+        | Message::LeaderAndIsrRequest(_)
+        | Message::AlterPartitionResponse(_)
+        | Message::CreateTopicsResponse(_)
+        | Message::CreatePartitionsResponse(_)
+        | Message::DatabaseRequest(_)
+        | Message::DatabaseResponse(_) => false,
     }
 }

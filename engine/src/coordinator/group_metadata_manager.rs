@@ -143,7 +143,10 @@ impl GroupCoordinator {
                         error,
                     );
                 }
-                _ => {}
+                // A generation's append answers nobody directly: the group's SyncGroups
+                // were answered by `Group::unload` above. The token was listed just now.
+                Some((_, PendingAppend::Group { .. })) => {}
+                None => unreachable!("{}: append token {token} listed and gone", cx.me()),
             }
         }
         assert!(

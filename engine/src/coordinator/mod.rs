@@ -279,8 +279,9 @@ impl GroupCoordinator {
             };
             return cx.send(from, Message::FindCoordinatorResponse(resp));
         }
+        // `accepts` admitted only group requests, and FindCoordinator was answered above.
         let Some(group) = group_of(&msg) else {
-            return;
+            unreachable!("{}: {} names no group", cx.me(), msg.kind());
         };
         let tp = self.partition_for(&group);
         let leads = loaded_epoch_if_leading(&self.owned, tp, log).is_some();
