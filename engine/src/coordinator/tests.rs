@@ -586,3 +586,33 @@ fn a_member_rejoining_with_changed_metadata_while_completing_rebalances() {
         GroupState::PreparingRebalance
     );
 }
+
+/// A member id is never handed out while a member holds it (Kafka draws `clientId-UUID`). A
+/// group loaded on a new coordinator numbers its loaded members afresh, so the next id it
+/// would number for a client can be one a loaded member already has: here b's. (A static
+/// group under consumer and broker crashes reached it, and the coordinator panicked.)
+#[test]
+fn a_loaded_group_never_hands_out_a_member_id_in_use() {
+    let mut rig = Rig::new();
+    // A handshake that never completes takes numbers too.
+    join_resp(&rig.join(12, ""), 12);
+    let (a, b, generation) = stable_group(&mut rig);
+    let config = rig.coord.config.clone();
+    rig.coord = GroupCoordinator::new(config);
+    rig.lead(Some(2));
+    // New clients on b's host ask for ids: the numbering reaches b's.
+    for _ in 0..4 {
+        let resp = join_resp(&rig.join(11, ""), 11).clone();
+        assert_eq!(resp.error, ErrorCode::MemberIdRequired);
+        assert!(
+            resp.member_id != a && resp.member_id != b,
+            "{} is already a member's",
+            resp.member_id
+        );
+    }
+    assert_eq!(
+        rig.heartbeat(11, &b, generation),
+        ErrorCode::None,
+        "b is still b"
+    );
+}

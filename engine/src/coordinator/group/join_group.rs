@@ -51,8 +51,17 @@ impl Group {
         if self.members.len() + self.pending.len() >= GROUP_MAX_MEMBERS {
             return send_join_error(cx, from, req, ErrorCode::InvalidRequest);
         }
-        let seq = self.take_seq();
-        let member_id = format!("consumer-n{}-{}-{}", from.0, cx.me().0, seq);
+        // Kafka draws `clientId-UUID` (`GroupMetadata.generateMemberId`): never a member id
+        // in use. kafsim numbers ids per group, and a group loaded on a coordinator (after a
+        // failover or a restart) numbers from its loaded members again, so an id this broker
+        // handed out in an earlier term can still be a member's: skip to an unused one.
+        let (seq, member_id) = loop {
+            let seq = self.take_seq();
+            let id = format!("consumer-n{}-{}-{}", from.0, cx.me().0, seq);
+            if !self.members.contains_key(&id) && !self.pending.contains_key(&id) {
+                break (seq, id);
+            }
+        };
         let deadline = cx.now() + Duration::from_millis(req.session_timeout_ms as u64);
         assert!(
             !self.members.contains_key(&member_id) && !self.pending.contains_key(&member_id),
