@@ -2,18 +2,15 @@
 //! election, flush policies, two controllers) and every fault kind, power loss included.
 //! Slow in debug: `cargo test -p kafsim-sim --test replication_sweep -- --ignored`.
 
-mod support;
+use crate::support::*;
 use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
-use kafsim_sim::world::{World, WorldConfig};
 use rand::{Rng, SeedableRng};
-use support::*;
 #[test]
 #[ignore = "300 seeds, ~30 s in debug"]
 fn no_panic_under_mixed_configurations_and_faults() {
     for seed in 0..300u64 {
-        let mut w = World::new(seed, WorldConfig::default());
         let config = BrokerConfig {
             replication_protocol: if seed % 2 == 0 {
                 ReplicationProtocol::HighWatermark
@@ -22,18 +19,15 @@ fn no_panic_under_mixed_configurations_and_faults() {
             },
             unclean_leader_election: seed % 3 == 0,
             flush_interval_messages: (seed % 5 == 0).then_some(1),
-            offsets_topic_partitions: 3,
             ..BrokerConfig::default()
         };
-        let c = kafsim_sim::cluster::build_cluster(
-            &mut w,
-            &kafsim_sim::cluster::ClusterSpec {
-                brokers: 3,
-                controllers: 2,
-                broker_config: config,
-                topics: vec![("t".into(), 3, 2)],
-            },
-        );
+        let (mut w, c) = Harness::new(seed)
+            .controllers(2)
+            .partitions(3)
+            .replication_factor(2)
+            .offsets_partitions(3)
+            .broker_config(config)
+            .build();
         for p in 0..3 {
             add_probe(
                 &mut w,

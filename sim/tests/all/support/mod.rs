@@ -3,14 +3,14 @@
 //! what was acknowledged and what the final leader holds.
 #![allow(dead_code)]
 
-use kafsim_engine::broker::config::BrokerConfig;
+pub use crate::harness::Harness;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::*;
 use kafsim_engine::{
     Cx, DiskDone, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicPartition,
     ValueId,
 };
-use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
+use kafsim_sim::cluster::Cluster;
 use kafsim_sim::world::World;
 use std::any::Any;
 
@@ -181,27 +181,6 @@ impl Node for Probe {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-/// A one-topic cluster: `brokers` brokers, one controller, topic "t" with `partitions`
-/// partitions of replication factor `rf`, and an offsets topic of 1 partition.
-pub fn cluster(
-    w: &mut World,
-    brokers: u32,
-    partitions: u32,
-    rf: u32,
-    mut config: BrokerConfig,
-) -> Cluster {
-    config.offsets_topic_partitions = 1;
-    build_cluster(
-        w,
-        &ClusterSpec {
-            brokers,
-            controllers: 1,
-            broker_config: config,
-            topics: vec![("t".to_string(), partitions, rf)],
-        },
-    )
 }
 
 /// Add a probe producer for `tp`; returns its node id.

@@ -2,15 +2,13 @@
 //! under random crashes, partitions and pauses (issue 3 priority a), with every broker
 //! invariant checked after every event.
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use rand::{Rng, SeedableRng};
-use support::*;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
@@ -46,21 +44,17 @@ fn random_faults(w: &mut World, brokers: &[NodeId], seed: u64, until: Instant) {
 fn acks_all_min_insync_2_never_loses_under_crashes_partitions_pauses() {
     let mut total_acked = 0;
     for seed in 0..40u64 {
-        let mut w = World::new(seed, WorldConfig::default());
         let config = BrokerConfig {
             min_insync_replicas: 2,
             replica_lag_time_max: Duration::from_millis(10_000),
             ..BrokerConfig::default()
         };
-        let c = cluster(&mut w, 3, 1, 3, config.clone());
-        invariants::register(
-            &mut w,
-            &c,
-            &config,
-            InvariantScope {
+        let (mut w, c) = Harness::new(seed)
+            .broker_config(config)
+            .invariants(InvariantScope {
                 correlated_power_loss: false,
-            },
-        );
+            })
+            .build();
         add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
         random_faults(&mut w, &c.brokers, seed, Instant::from_millis(40_000));
         w.net().heal();
@@ -89,12 +83,14 @@ fn acks_all_min_insync_2_never_loses_under_crashes_partitions_pauses() {
 
 /// One faulty run, returning its trace hash and history length.
 fn run_once(seed: u64) -> (u64, usize) {
-    let mut w = World::new(seed, WorldConfig::default());
     let config = BrokerConfig {
         min_insync_replicas: 2,
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 3, 2, 3, config);
+    let (mut w, c) = Harness::new(seed)
+        .partitions(2)
+        .broker_config(config)
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
     random_faults(&mut w, &c.brokers, seed, Instant::from_millis(20_000));
     w.run_until(Instant::from_millis(30_000));
@@ -110,30 +106,18 @@ fn same_seed_same_trace() {
 #[test]
 fn acks_all_survives_controller_failovers_too() {
     for seed in 100..130u64 {
-        let mut w = World::new(seed, WorldConfig::default());
         let config = BrokerConfig {
             min_insync_replicas: 2,
             replica_lag_time_max: Duration::from_millis(10_000),
-            offsets_topic_partitions: 1,
             ..BrokerConfig::default()
         };
-        let c = kafsim_sim::cluster::build_cluster(
-            &mut w,
-            &kafsim_sim::cluster::ClusterSpec {
-                brokers: 3,
-                controllers: 2,
-                broker_config: config.clone(),
-                topics: vec![("t".into(), 1, 3)],
-            },
-        );
-        invariants::register(
-            &mut w,
-            &c,
-            &config,
-            InvariantScope {
+        let (mut w, c) = Harness::new(seed)
+            .controllers(2)
+            .broker_config(config)
+            .invariants(InvariantScope {
                 correlated_power_loss: false,
-            },
-        );
+            })
+            .build();
         add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
         let mut nodes = c.brokers.clone();
         nodes.extend(c.controllers.iter().copied());

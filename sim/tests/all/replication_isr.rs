@@ -1,16 +1,14 @@
 //! ISR shrink and expand, min.insync.replicas, and unclean leader election
 //! (issue 3 priority b).
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::{Acks, ErrorCode};
 use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
+use kafsim_sim::world::World;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
@@ -29,17 +27,13 @@ fn isr(w: &World, c: &Cluster) -> Vec<NodeId> {
 
 #[test]
 fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
-    let mut w = World::new(3, WorldConfig::default());
     let config = fast_config();
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(3)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
+        })
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).unwrap();
@@ -80,13 +74,12 @@ fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
 /// shorten it to 3 s to drain.)
 #[test]
 fn follower_whose_fetch_answer_a_partition_held_rejoins_after_the_heal() {
-    let mut w = World::new(5, WorldConfig::default());
     let config = BrokerConfig {
         replica_lag_time_max: Duration::from_millis(3000),
         ..BrokerConfig::default()
     };
     assert_eq!(config.replica_socket_timeout, Duration::from_secs(30));
-    let c = cluster(&mut w, 3, 1, 3, config);
+    let (mut w, c) = Harness::new(5).broker_config(config).build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).unwrap();
@@ -111,12 +104,11 @@ fn follower_whose_fetch_answer_a_partition_held_rejoins_after_the_heal() {
 
 #[test]
 fn min_insync_rejects_acks_all_when_the_isr_is_too_small() {
-    let mut w = World::new(4, WorldConfig::default());
     let config = BrokerConfig {
         min_insync_replicas: 2,
         ..fast_config()
     };
-    let c = cluster(&mut w, 3, 1, 3, config);
+    let (mut w, c) = Harness::new(4).broker_config(config).build();
     w.run_until(Instant::from_millis(2000));
     for f in c.followers_of(&w, TP) {
         w.crash(f);
@@ -145,20 +137,16 @@ fn min_insync_rejects_acks_all_when_the_isr_is_too_small() {
 
 /// acks=all, min.insync=1: the ISR shrinks to the leader, which acknowledges alone, then dies.
 fn isr_of_one_then_leader_dies(unclean: bool) -> (World, Cluster, NodeId) {
-    let mut w = World::new(5, WorldConfig::default());
     let config = BrokerConfig {
         unclean_leader_election: unclean,
         ..fast_config()
     };
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(5)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
+        })
+        .build();
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).unwrap();
     let followers = c.followers_of(&w, TP);
@@ -216,9 +204,8 @@ fn a_fenced_follower_stops_holding_back_the_hw() {
     // Default replica.lag.time.max.ms (30 s): a follower caught up just before it died would
     // still count for the HW for 30 s. Once the controller fences its broker (session timeout,
     // 9 s) and drops it from the ISR, it may not rejoin (KIP-841), and acks=all resumes.
-    let mut w = World::new(5, WorldConfig::default());
     let config = BrokerConfig::default();
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
+    let (mut w, c) = Harness::new(5).broker_config(config.clone()).build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
     w.run_until(Instant::from_millis(3000));
     let follower = c.followers_of(&w, TP)[0];

@@ -4,12 +4,11 @@
 //! `abortUndrainedBatches`), the keys sarama refuses at their line, and KIP-890 part 2's
 //! end-of-transaction epoch bump that sarama's EndTxn v3 never gets.
 
-mod txn_support;
+use crate::txn_support::{fates, run};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_sim::runner::{prepare, RunOutput};
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
-use txn_support::{fates, run};
 
 /// The three settings sarama's `Config.Validate` demands of a transactional producer.
 const SARAMA_TXN: &str = "\"Producer.Idempotent\" = true\n\"Producer.RequiredAcks\" = \

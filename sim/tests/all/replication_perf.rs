@@ -2,26 +2,20 @@
 //! cluster, 6 partitions of RF 3, 24 probe producers with acks=all. Run with
 //! `cargo test --release -p kafsim-sim --test replication_perf -- --ignored --nocapture`.
 
-mod support;
-
-use kafsim_engine::broker::config::BrokerConfig;
+use crate::support::*;
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Instant, TopicId, TopicPartition};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
 
 #[test]
 #[ignore = "measurement; run in release"]
 fn events_per_second_of_a_loaded_cluster() {
-    let mut w = World::new(1, WorldConfig::default());
-    let config = BrokerConfig::default();
-    let c = cluster(&mut w, 3, 6, 3, config.clone());
+    let mut harness = Harness::new(1).partitions(6);
     if std::env::var_os("KAFSIM_PERF_INVARIANTS").is_some() {
-        let scope = kafsim_sim::invariants::InvariantScope {
+        harness = harness.invariants(kafsim_sim::invariants::InvariantScope {
             correlated_power_loss: false,
-        };
-        kafsim_sim::invariants::register(&mut w, &c, &config, scope);
+        });
     }
+    let (mut w, c) = harness.build();
     for i in 0..24 {
         let tp = TopicPartition::new(TopicId(0), i % 6);
         let probe = add_probe(&mut w, &c, i, tp, Acks::All, Instant::MAX);

@@ -4,8 +4,7 @@
 //! is elected, losing committed records. With leader epochs the follower keeps its log until
 //! the leader tells it where their logs diverge, so nothing is lost (issue 3 priority c).
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
 use kafsim_engine::broker::Broker;
 use kafsim_engine::history::HistoryEvent;
@@ -13,8 +12,7 @@ use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, TopicId, TopicPartition};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
+use kafsim_sim::world::World;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
@@ -27,20 +25,16 @@ const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 /// its follower (and, under the legacy protocol, cuts its log to its stale HW at once), C
 /// cannot reach B, and B crashes too. C, still in the ISR, is elected next.
 fn scenario(protocol: ReplicationProtocol) -> (World, Cluster) {
-    let mut w = World::new(7, WorldConfig::default());
     let config = BrokerConfig {
         replication_protocol: protocol,
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(7)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
+        })
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
     w.run_until(Instant::from_millis(6000));
     let a = c.leader_of(&w, TP).unwrap();
@@ -112,20 +106,18 @@ fn leader_epoch_truncation_keeps_committed_records() {
 /// KIP-101 scenario 2: after a double failure the follower that lost its unflushed tail is
 /// elected and writes new records; the old leader returns with its old records.
 fn double_failure(protocol: ReplicationProtocol) -> (World, Cluster) {
-    let mut w = World::new(8, WorldConfig::default());
     let config = BrokerConfig {
         replication_protocol: protocol,
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 2, 1, 2, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(8)
+        .brokers(2)
+        .replication_factor(2)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: true,
-        },
-    );
+        })
+        .build();
     add_probe(
         &mut w,
         &c,

@@ -1,16 +1,12 @@
 //! A group consumes everything a producer acknowledged (issue 5 baseline).
 
-mod consumer_support;
-
-use consumer_support::*;
+use crate::consumer_support::*;
 use kafsim_engine::app::HandlerSpec;
 use kafsim_engine::{Duration, Instant};
-use kafsim_sim::world::{World, WorldConfig};
 
 #[test]
 fn one_member_sinks_every_acknowledged_record() {
-    let mut w = World::new(1, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(1, 3).build();
     add_producer(
         &mut w,
         &c,
@@ -32,8 +28,7 @@ fn one_member_sinks_every_acknowledged_record() {
 }
 
 fn crashy_run(seed: u64) -> (u64, u64, usize) {
-    let mut w = World::new(seed, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(seed, 3).build();
     add_producer(
         &mut w,
         &c,

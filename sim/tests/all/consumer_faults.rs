@@ -2,13 +2,11 @@
 //! leaders and the coordinator alike) and member crashes must never lose an acknowledged
 //! record from the sink, only re-deliver; and nothing may panic.
 
-mod consumer_support;
-
-use consumer_support::*;
+use crate::consumer_support::*;
 use kafsim_engine::app::{CommitMode, HandlerSpec};
 use kafsim_engine::config::ConfigValue;
 use kafsim_engine::{Duration, Instant, NodeId};
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use rand::{Rng, SeedableRng};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -22,8 +20,7 @@ fn run(seed: u64, client: &str, commit: CommitMode) -> World {
 }
 
 fn run_with(seed: u64, client: &str, commit: CommitMode, extra: &[(&str, ConfigValue)]) -> World {
-    let mut w = World::new(seed, WorldConfig::default());
-    let c = cluster(&mut w, 3, 4, false);
+    let (mut w, c) = consumer_harness(seed, 4).build();
     add_producer(&mut w, &c, 0, 16, MS(10), Instant::from_millis(40_000));
     let mut overrides = vec![
         ("auto.offset.reset", text("earliest")),

@@ -3,8 +3,8 @@
 //! built from a profile and a handler, and readers of the history.
 #![allow(dead_code)]
 
+use crate::harness::Harness;
 use kafsim_engine::app::{HandlerSpec, SinkKind};
-use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::consumer::{Consumer, ConsumerConfig, ConsumerSpec};
 use kafsim_engine::history::HistoryEvent;
@@ -13,7 +13,7 @@ use kafsim_engine::{
     Cx, DiskDone, Duration, Instant, Key, Node, NodeId, Record, RecordBatch, Timer, TopicId,
     TopicPartition, ValueId,
 };
-use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
+use kafsim_sim::cluster::Cluster;
 use kafsim_sim::database::{Database, DEFAULT_LATENCY};
 use kafsim_sim::world::World;
 use std::any::Any;
@@ -21,27 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const TOPIC: TopicId = TopicId(0);
 
-/// A cluster of `brokers` with topic "t" (`partitions`, replication 3 capped at the broker
-/// count) and, when `dlq`, topic "dlq" (1 partition); `__consumer_offsets` with 4 partitions.
-pub fn cluster(w: &mut World, brokers: u32, partitions: u32, dlq: bool) -> Cluster {
-    let config = BrokerConfig {
-        offsets_topic_partitions: 4,
-        ..BrokerConfig::default()
-    };
-    let rf = brokers.min(3);
-    let mut topics = vec![("t".to_string(), partitions, rf)];
-    if dlq {
-        topics.push(("dlq".to_string(), 1, rf));
-    }
-    build_cluster(
-        w,
-        &ClusterSpec {
-            brokers,
-            controllers: 1,
-            broker_config: config,
-            topics,
-        },
-    )
+/// The consumer tests' cluster: three brokers, topic "t" of `partitions` partitions
+/// (replication 3), `__consumer_offsets` of 4 partitions (groups spread over coordinators).
+/// Add `.topic("dlq", 1, 3)` for a dead-letter topic.
+pub fn consumer_harness(seed: u64, partitions: u32) -> Harness {
+    Harness::new(seed)
+        .partitions(partitions)
+        .offsets_partitions(4)
 }
 
 /// Sends keyed records (key = n % keys, partition = key % partitions) with acks=all, one request

@@ -2,35 +2,28 @@
 //! takes in late are never acknowledged, it learns the new epoch, truncates them as a
 //! follower, and no replica diverges (issue 3 priority e).
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, TopicId, TopicPartition};
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 #[test]
 fn resumed_zombie_leader_is_fenced_and_its_late_writes_vanish() {
-    let mut w = World::new(13, WorldConfig::default());
     let config = BrokerConfig {
         min_insync_replicas: 2,
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(13)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
+        })
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(30_000));
     w.run_until(Instant::from_millis(3000));
     let zombie = c.leader_of(&w, TP).unwrap();

@@ -2,8 +2,7 @@
 //! with a sync acks=all producer, and acks=0 (kafka-go defaults) vs Java defaults on a leader
 //! crash. Each both ways; assertions read the leader's log and the history directly.
 
-mod support;
-
+use crate::harness::Harness;
 use kafsim_engine::broker::config::{BrokerConfig, KafkaVersion};
 use kafsim_engine::broker::Broker;
 use kafsim_engine::config::{ConfigValue, Configurable};
@@ -12,9 +11,8 @@ use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec, ProducerSt
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition, ValueId};
 use kafsim_sim::cluster::Cluster;
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use std::collections::BTreeSet;
-use support::cluster;
 
 const TOPIC: TopicId = TopicId(0);
 const TP: TopicPartition = TopicPartition::new(TOPIC, 0);
@@ -98,14 +96,13 @@ fn lost(w: &World, c: &Cluster) -> usize {
 
 /// Sync acks=all producer; both followers die for 10 s, then come back.
 fn follower_outage(min_insync: u32, version: KafkaVersion) -> (World, Cluster, NodeId) {
-    let mut w = World::new(11, WorldConfig::default());
     let broker = BrokerConfig {
         version,
         min_insync_replicas: min_insync,
         replica_lag_time_max: Duration::from_millis(2_000),
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 3, 1, 3, broker);
+    let (mut w, c) = Harness::new(11).broker_config(broker).build();
     w.run_until(Instant::from_millis(2_000));
     let sync = [("sync", ConfigValue::Bool(true))];
     let p = add_producer(&mut w, &c, producer_config("java", &sync), 50.0, 20_000);
@@ -188,8 +185,7 @@ fn since_3_7_the_record_in_flight_waits_for_the_isr_instead_of_failing() {
 
 /// A producer of `client`'s defaults writes while the partition leader crashes.
 fn leader_crash(client: &str) -> (World, Cluster) {
-    let mut w = World::new(5, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(5).build();
     w.run_until(Instant::from_millis(2_000));
     add_producer(
         &mut w,
@@ -231,8 +227,7 @@ fn kafka_go_defaults_lose_records_on_leader_crash_java_defaults_do_not() {
 /// A sync acks=all producer whose responses from the leader are blocked for 1.5 s: the
 /// broker appends, the client times out (request.timeout.ms = 1 s) and retries.
 fn lost_responses(idempotence: bool) -> (World, Cluster, NodeId) {
-    let mut w = World::new(3, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(3).build();
     w.run_until(Instant::from_millis(2_000));
     let overrides = [
         ("sync", ConfigValue::Bool(true)),
@@ -285,8 +280,7 @@ fn every_profile_survives_faults_and_completes_every_send() {
         (23, "kafka-go"),
         (24, "librdkafka"),
     ] {
-        let mut w = World::new(seed, WorldConfig::default());
-        let c = cluster(&mut w, 3, 3, 3, BrokerConfig::default());
+        let (mut w, c) = Harness::new(seed).partitions(3).build();
         w.run_until(Instant::from_millis(2_000));
         let async_mode = [("sync", ConfigValue::Bool(false))];
         let p = add_producer(
@@ -338,8 +332,7 @@ fn every_profile_survives_faults_and_completes_every_send() {
 /// the last one. Returns the sends that failed with NotLeaderOrFollower and the
 /// acknowledgements while only one broker was up.
 fn long_outage(client: &str) -> (usize, usize, ProducerStats) {
-    let mut w = World::new(15, WorldConfig::default());
-    let c = cluster(&mut w, 3, 6, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(15).partitions(6).build();
     w.run_until(Instant::from_millis(2_000));
     // acks=1 everywhere: with acks=all the lone leader would wait for its ISR to shrink.
     let overrides = [
@@ -410,8 +403,7 @@ fn producers_keep_refreshing_metadata_while_a_broker_stays_dead() {
 /// attempt meanwhile is refused. Returns the send failures and unknown outcomes during the
 /// outage (after the crash's own reset), and the first acknowledgement after the restart.
 fn short_leader_crash(client: &str) -> (usize, usize, Option<u64>) {
-    let mut w = World::new(7, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(7).build();
     w.run_until(Instant::from_millis(2_000));
     let overrides = [
         ("sync", ConfigValue::Bool(false)),

@@ -5,6 +5,7 @@
 //! open is aborted by the coordinator after `transaction.timeout.ms`, which moves the last
 //! stable offset past it.
 
+use crate::harness::Harness;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::coordinator::txn_metadata::TxnState;
@@ -12,8 +13,8 @@ use kafsim_engine::protocol::*;
 use kafsim_engine::record::{ControlMarker, Record, RecordBatch};
 use kafsim_engine::{Cx, DiskDone, Duration, Instant, Node, NodeId, Timer};
 use kafsim_engine::{TopicId, TopicPartition, ValueId};
-use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec, TRANSACTION_TOPIC};
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::cluster::{Cluster, TRANSACTION_TOPIC};
+use kafsim_sim::world::World;
 use std::any::Any;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
@@ -283,27 +284,18 @@ impl CorrelationOf for Message {
     }
 }
 
-fn cluster(w: &mut World) -> Cluster {
-    cluster_with(w, true)
-}
-
-fn cluster_with(w: &mut World, verification: bool) -> Cluster {
+/// Three brokers with `__transaction_state` (3 partitions) and min.insync.replicas 2;
+/// `verification`: KIP-890 part 1's partition verification.
+fn harness(seed: u64, verification: bool) -> Harness {
     let config = BrokerConfig {
         transaction_partition_verification: verification,
         min_insync_replicas: 2,
-        offsets_topic_partitions: 1,
         transaction_state_partitions: 3,
         ..BrokerConfig::default()
     };
-    build_cluster(
-        w,
-        &ClusterSpec {
-            brokers: 3,
-            controllers: 1,
-            broker_config: config,
-            topics: vec![("t".into(), 1, 3), (TRANSACTION_TOPIC.into(), 3, 3)],
-        },
-    )
+    Harness::new(seed)
+        .broker_config(config)
+        .topic(TRANSACTION_TOPIC, 3, 3)
 }
 
 fn script(w: &World, id: NodeId) -> &TxnScript {
@@ -343,8 +335,7 @@ fn add_script(w: &mut World, c: &Cluster, end_at: Instant, timeout: Option<Durat
 
 #[test]
 fn a_committed_transaction_leaves_its_data_and_a_commit_marker() {
-    let mut w = World::new(41, WorldConfig::default());
-    let c = cluster(&mut w);
+    let (mut w, c) = harness(41, true).build();
     let client = add_script(&mut w, &c, Instant::ZERO, None);
     w.run_until(Instant::from_millis(15_000));
     assert_eq!(script(&w, client).step, Step::Done);
@@ -360,8 +351,7 @@ fn a_committed_transaction_leaves_its_data_and_a_commit_marker() {
 
 #[test]
 fn the_coordinator_fails_over_with_its_state_partition_and_finishes_the_transaction() {
-    let mut w = World::new(42, WorldConfig::default());
-    let c = cluster(&mut w);
+    let (mut w, c) = harness(42, true).build();
     let client = add_script(&mut w, &c, Instant::from_millis(9_000), None);
     w.run_until(Instant::from_millis(8_000));
     assert_eq!(
@@ -389,8 +379,7 @@ fn the_coordinator_fails_over_with_its_state_partition_and_finishes_the_transact
 
 #[test]
 fn a_transaction_left_open_is_aborted_after_its_timeout() {
-    let mut w = World::new(43, WorldConfig::default());
-    let c = cluster(&mut w);
+    let (mut w, c) = harness(43, true).build();
     let client = add_script(
         &mut w,
         &c,
@@ -436,8 +425,7 @@ fn a_transaction_left_open_is_aborted_after_its_timeout() {
 #[test]
 fn a_produce_outside_the_transaction_hangs_it_unless_the_leader_verifies() {
     for verification in [false, true] {
-        let mut w = World::new(44, WorldConfig::default());
-        let c = cluster_with(&mut w, verification);
+        let (mut w, c) = harness(44, verification).build();
         let brokers = c.brokers.clone();
         let client = w.add_node("txn-client", move || {
             let mut s = TxnScript::new(

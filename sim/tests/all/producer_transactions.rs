@@ -3,11 +3,10 @@
 //! committed value and no aborted one, a `read_uncommitted` group reads aborted ones too
 //! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
 
-mod txn_support;
+use crate::txn_support::{fates, run};
 use kafsim_sim::runner::prepare;
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
-use txn_support::{fates, run};
 
 /// One transactional Java producer (5 records per transaction, `abort` of them aborted) and
 /// one group reading with `isolation`; `extra` goes into the producer's config.

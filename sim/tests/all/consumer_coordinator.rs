@@ -3,9 +3,8 @@
 //! unreplicated, unflushed offsets partition loses commits on power loss. Also measures how
 //! often a 3-member group rebalances under consumer crashes and what a rebalance costs.
 
-mod consumer_support;
-
-use consumer_support::*;
+use crate::consumer_support::*;
+use crate::harness::Harness;
 use kafsim_engine::app::{CommitMode, HandlerSpec};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::config::ConfigValue;
@@ -13,7 +12,7 @@ use kafsim_engine::coordinator::java_string_hash_abs;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Duration, Instant, NodeId, TopicPartition};
-use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
+use kafsim_sim::cluster::Cluster;
 use kafsim_sim::world::{World, WorldConfig};
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,21 +20,17 @@ use std::collections::{BTreeMap, BTreeSet};
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const OFFSETS_PARTITIONS: u32 = 4;
 
-fn cluster_with_offsets_rf(w: &mut World, rf: u32) -> Cluster {
+/// Three brokers, topic "t" of 3 partitions, `__consumer_offsets` of
+/// [`OFFSETS_PARTITIONS`] partitions replicated `rf` times.
+fn harness_with_offsets_rf(seed: u64, rf: u32) -> Harness {
     let config = BrokerConfig {
-        offsets_topic_partitions: OFFSETS_PARTITIONS,
         offsets_topic_replication_factor: rf,
         ..BrokerConfig::default()
     };
-    build_cluster(
-        w,
-        &ClusterSpec {
-            brokers: 3,
-            controllers: 1,
-            broker_config: config,
-            topics: vec![("t".to_string(), 3, 3)],
-        },
-    )
+    Harness::new(seed)
+        .partitions(3)
+        .offsets_partitions(OFFSETS_PARTITIONS)
+        .broker_config(config)
 }
 
 fn coordinator_of(w: &World, c: &Cluster, group: &str) -> Option<NodeId> {
@@ -86,8 +81,7 @@ fn failover_run(
     BTreeMap<TopicPartition, u64>,
     BTreeMap<TopicPartition, u64>,
 ) {
-    let mut w = World::new(31, WorldConfig::default());
-    let c = cluster_with_offsets_rf(&mut w, rf);
+    let (mut w, c) = harness_with_offsets_rf(31, rf).build();
     add_producer(&mut w, &c, 0, 6, MS(10), Instant::from_millis(5_500));
     let cfg = config(
         "java",
@@ -177,8 +171,7 @@ fn crash_storm(seed: u64, crashes: bool, minutes: u64) -> Storm {
         trace: kafsim_sim::trace::TraceLevel::Events,
         ..WorldConfig::default()
     };
-    let mut w = World::new(seed, world_config);
-    let c = cluster(&mut w, 3, 6, false);
+    let (mut w, c) = consumer_harness(seed, 6).world_config(world_config).build();
     let end = Instant::from_millis(minutes * 60_000);
     add_producer(&mut w, &c, 0, 12, MS(20), end);
     let cfg = config(

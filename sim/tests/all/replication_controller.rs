@@ -2,44 +2,30 @@
 //! epoch when the active controller crashes, brokers follow it, it elects leaders on broker
 //! death, and the old controller returns as a standby.
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::controller::{Controller, Role};
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Instant, TopicId, TopicPartition};
-use kafsim_sim::cluster::{build_cluster, ClusterSpec};
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 #[test]
 fn standby_controller_takes_over_and_elects_leaders() {
-    let mut w = World::new(31, WorldConfig::default());
     let config = BrokerConfig {
         min_insync_replicas: 2,
-        offsets_topic_partitions: 3,
         ..BrokerConfig::default()
     };
-    let c = build_cluster(
-        &mut w,
-        &ClusterSpec {
-            brokers: 3,
-            controllers: 2,
-            broker_config: config.clone(),
-            topics: vec![("t".into(), 2, 3)],
-        },
-    );
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(31)
+        .controllers(2)
+        .partitions(2)
+        .offsets_partitions(3)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
+        })
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(45_000));
     w.run_until(Instant::from_millis(3000));
     let (c0, c1) = (c.controllers[0], c.controllers[1]);
@@ -77,17 +63,14 @@ fn standby_controller_takes_over_and_elects_leaders() {
 
 #[test]
 fn a_lone_controller_recovers_its_state_from_disk_after_a_crash() {
-    let mut w = World::new(32, WorldConfig::default());
     let config = BrokerConfig::default();
-    let c = cluster(&mut w, 3, 2, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(32)
+        .partitions(2)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
+        })
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(30_000));
     w.run_until(Instant::from_millis(3000));
     let ctl = c.controllers[0];
@@ -172,8 +155,7 @@ impl PidClient {
 
 #[test]
 fn brokers_forward_init_producer_id_to_the_controller() {
-    let mut w = World::new(33, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(33).build();
     let broker = c.brokers[1];
     let client = w.add_node("pid-client", move || {
         Box::new(PidClient {
@@ -201,20 +183,7 @@ fn create_partitions_grows_a_topic_once() {
     use kafsim_engine::protocol::ErrorCode;
     use kafsim_engine::Node;
 
-    let mut w = World::new(33, WorldConfig::default());
-    let config = BrokerConfig {
-        offsets_topic_partitions: 1,
-        ..BrokerConfig::default()
-    };
-    let c = build_cluster(
-        &mut w,
-        &ClusterSpec {
-            brokers: 3,
-            controllers: 2,
-            broker_config: config,
-            topics: vec![("t".into(), 2, 3)],
-        },
-    );
+    let (mut w, c) = Harness::new(33).controllers(2).partitions(2).build();
     let controllers = c.controllers.clone();
     let admin = w.add_node("admin", move || -> Box<dyn Node> {
         Box::new(Admin::new(controllers.clone()))

@@ -3,8 +3,7 @@
 //! acknowledged records; `log.flush.interval.messages=1` makes each append durable before it
 //! is acknowledged or reported to the leader, and the records survive.
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::history::HistoryEvent;
@@ -12,27 +11,22 @@ use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, TopicId, TopicPartition};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
+use kafsim_sim::world::World;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 fn power_loss_of_all_replicas(flush_every_message: bool) -> (World, Cluster) {
-    let mut w = World::new(11, WorldConfig::default());
     let config = BrokerConfig {
         min_insync_replicas: 2,
         flush_interval_messages: flush_every_message.then_some(1),
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    let (mut w, c) = Harness::new(11)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: true,
-        },
-    );
+        })
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(4000));
     w.run_until(Instant::from_millis(4100));
     assert!(acked(&w, TP).len() > 50);
@@ -64,12 +58,15 @@ fn flush_every_message_survives_a_correlated_power_loss() {
 
 #[test]
 fn a_torn_tail_is_cut_on_recovery_and_the_broker_serves_on() {
-    let mut w = World::new(12, WorldConfig::default());
     let config = BrokerConfig {
         flush_interval: Some(Duration::from_millis(100)),
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 1, 1, 1, config);
+    let (mut w, c) = Harness::new(12)
+        .brokers(1)
+        .replication_factor(1)
+        .broker_config(config)
+        .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::MAX);
     // A restarted broker is refused registration until its old session (9 s) has expired,
     // and serves only then: power losses come every ~11 s so that each one hits a broker
@@ -116,13 +113,12 @@ fn with_flush_every_message_a_follower_fetches_again_once_its_appends_are_durabl
     // the partition still being fsynced (its other partitions on the same leader had nothing
     // pending); that fetch waited out replica.fetch.wait.max.ms (500 ms) at the leader, and
     // every acks=all request with it. The probe sends one record per 10 ms, one at a time.
-    let mut w = World::new(11, WorldConfig::default());
     let config = BrokerConfig {
         flush_interval_messages: Some(1),
         ..BrokerConfig::default()
     };
     // Six partitions on three brokers: each leader leads two, one of them idle.
-    let c = cluster(&mut w, 3, 6, 3, config);
+    let (mut w, c) = Harness::new(11).partitions(6).broker_config(config).build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(6_000));
     w.run_until(Instant::from_millis(6_000));
     let n = acked(&w, TP).len();

@@ -3,23 +3,20 @@
 //! statement timeout stores a record twice; the offsets-in-sink guard and stored offsets
 //! keep a group exactly-once across member crashes and a zombie member.
 
-mod consumer_support;
-
-use consumer_support::*;
+use crate::consumer_support::*;
 use kafsim_engine::app::{CommitMode, HandlerSpec, SinkKind};
 use kafsim_engine::config::ConfigValue;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Duration, Instant, NodeId};
 use kafsim_sim::database::Database;
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
 /// 20 s of load into a 3-member group with `sink`, with `faults(world, members, database)`
 /// applied at 5 s, then a drain to 60 s.
 fn run(seed: u64, sink: SinkKind, faults: impl Fn(&mut World, &[NodeId], NodeId)) -> World {
-    let mut w = World::new(seed, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(seed, 3).build();
     add_producer(&mut w, &c, 0, 16, MS(10), Instant::from_millis(20_000));
     let cfg = config(
         "java",

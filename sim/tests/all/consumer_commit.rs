@@ -3,13 +3,11 @@
 //! (sink-loss) or only re-delivers them (sink duplicates, removed by a de-duplicating or
 //! offsets-in-sink sink).
 
-mod consumer_support;
-
-use consumer_support::*;
+use crate::consumer_support::*;
 use kafsim_engine::app::{CommitMode, HandlerSpec, Mark, SinkKind};
 use kafsim_engine::consumer::ConsumerConfig;
 use kafsim_engine::{Duration, Instant};
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -17,8 +15,7 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 /// and polls return large batches. The consumer crashes at 5 s and restarts at 6 s; the run
 /// drains until 40 s.
 fn crash_run(seed: u64, cfg: ConsumerConfig, handler: HandlerSpec) -> World {
-    let mut w = World::new(seed, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(seed, 3).build();
     add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(6000));
     // A de-duplicating or offset-storing sink is the group's database.
     let consumer = if handler.sink == SinkKind::Plain {

@@ -1,21 +1,16 @@
 //! Replication basics: produce/fetch replication with acks 0/1/all, HW advance, and leader
 //! election on broker death (issue 3 priority a).
 
-mod support;
-
-use kafsim_engine::broker::config::BrokerConfig;
+use crate::support::*;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Instant, TopicId, TopicPartition};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 #[test]
 fn acks_all_replicates_to_every_replica_and_advances_hw() {
-    let mut w = World::new(1, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(1).build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(3000));
     w.run_until(Instant::from_millis(5000));
     let acked = acked(&w, TP);
@@ -30,8 +25,7 @@ fn acks_all_replicates_to_every_replica_and_advances_hw() {
 
 #[test]
 fn acks1_leader_crash_before_followers_fetch_loses_the_record() {
-    let mut w = World::new(2, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(2).build();
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).expect("a leader");
     let followers = c.followers_of(&w, TP);

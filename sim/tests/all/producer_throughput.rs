@@ -3,18 +3,13 @@
 //! batch.size 16 KiB vs 1 MiB. Prints records acknowledged per wall second. Run with
 //! `cargo test --release -p kafsim-sim --test producer_throughput -- --ignored --nocapture`.
 
-mod support;
-
-use kafsim_engine::broker::config::BrokerConfig;
+use crate::harness::Harness;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
 use kafsim_engine::{Instant, Node, TopicId};
-use kafsim_sim::world::{World, WorldConfig};
-use support::cluster;
 
 fn measure(linger_ms: i64, batch_size: i64) {
-    let mut w = World::new(1, WorldConfig::default());
-    let c = cluster(&mut w, 3, 6, 3, BrokerConfig::default());
+    let (mut w, c) = Harness::new(1).partitions(6).build();
     let mut config = ProducerConfig::for_client("java", Some("3.7")).unwrap();
     config
         .set("linger.ms", &ConfigValue::Int(linger_ms))

@@ -1,35 +1,28 @@
 //! Each broker invariant fires on a deliberately broken engine (`test_break`) and stays
 //! silent on the real code in the same scenario (issue 3 priority f).
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::{BreakRule, BrokerConfig};
 use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, TopicId, TopicPartition};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::invariants::{self, InvariantScope};
 use kafsim_sim::violation::Violation;
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
+use kafsim_sim::world::World;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 fn setup(seed: u64, rule: Option<BreakRule>, config: BrokerConfig) -> (World, Cluster) {
-    let mut w = World::new(seed, WorldConfig::default());
     let config = BrokerConfig {
         test_break: rule,
         ..config
     };
-    let c = cluster(&mut w, 3, 1, 3, config.clone());
-    invariants::register(
-        &mut w,
-        &c,
-        &config,
-        InvariantScope {
+    Harness::new(seed)
+        .broker_config(config)
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
-    (w, c)
+        })
+        .build()
 }
 
 fn fired(w: &World, name: &str) -> bool {

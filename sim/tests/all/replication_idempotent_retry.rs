@@ -6,8 +6,7 @@
 //! timeout was acknowledged while only the leader had the records, and a later clean election
 //! lost them (library rows defaults-java seed 10, fsync-every-message-power-loss seed 2).
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::protocol::*;
@@ -15,9 +14,7 @@ use kafsim_engine::{
     Cx, DiskDone, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicId,
     TopicPartition, ValueId,
 };
-use kafsim_sim::world::{World, WorldConfig};
 use std::any::Any;
-use support::*;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 const MAX_ATTEMPTS: u64 = 60;
@@ -88,12 +85,11 @@ impl Node for Retrier {
 
 #[test]
 fn acks_all_retry_of_a_duplicate_waits_for_the_high_watermark() {
-    let mut w = World::new(3, WorldConfig::default());
     let config = BrokerConfig {
         min_insync_replicas: 2,
         ..BrokerConfig::default()
     };
-    let c = cluster(&mut w, 3, 1, 3, config);
+    let (mut w, c) = Harness::new(3).broker_config(config).build();
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).expect("a leader");
     let followers = c.followers_of(&w, TP);

@@ -1,14 +1,12 @@
 //! Groups, worker pools and failure handling (issue 5 parts 1, 6, 7): key order under worker
 //! routing, members without partitions, independent groups, dead letters, slow consumers.
 
-mod consumer_support;
-
-use consumer_support::*;
+use crate::consumer_support::*;
 use kafsim_engine::app::{HandlerSpec, OnFailure, Routing};
 use kafsim_engine::consumer::ConsumerConfig;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Duration, Instant, ValueId};
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use std::collections::BTreeSet;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -24,8 +22,7 @@ fn java() -> ConsumerConfig {
 }
 
 fn pool_run(routing: Routing) -> World {
-    let mut w = World::new(21, WorldConfig::default());
-    let c = cluster(&mut w, 3, 2, false);
+    let (mut w, c) = consumer_harness(21, 2).build();
     add_producer(&mut w, &c, 0, 8, MS(10), Instant::from_millis(4000));
     let h = HandlerSpec {
         process_time: (MS(1), MS(30)),
@@ -56,8 +53,7 @@ fn key_routed_workers_keep_key_order() {
 
 #[test]
 fn members_beyond_the_partition_count_are_assigned_nothing() {
-    let mut w = World::new(22, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(22, 3).build();
     add_producer(&mut w, &c, 0, 6, MS(10), Instant::from_millis(4000));
     for m in 0..5 {
         add_consumer(&mut w, &c, 0, m, java(), HandlerSpec::default());
@@ -80,8 +76,7 @@ fn members_beyond_the_partition_count_are_assigned_nothing() {
 
 #[test]
 fn two_groups_on_one_topic_each_receive_every_record() {
-    let mut w = World::new(23, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(23, 3).build();
     add_producer(&mut w, &c, 0, 6, MS(10), Instant::from_millis(4000));
     for g in 0..2 {
         for m in 0..2 {
@@ -98,8 +93,7 @@ fn two_groups_on_one_topic_each_receive_every_record() {
 }
 
 fn failing_run(on_failure: OnFailure) -> World {
-    let mut w = World::new(24, WorldConfig::default());
-    let c = cluster(&mut w, 3, 2, true);
+    let (mut w, c) = consumer_harness(24, 2).topic("dlq", 1, 3).build();
     add_producer(&mut w, &c, 0, 6, MS(10), Instant::from_millis(4000));
     let h = HandlerSpec {
         process_time: (MS(1), MS(1)),
@@ -176,8 +170,7 @@ fn slow_run(max_poll_interval_ms: i64) -> World {
 }
 
 fn slow_run_of(client: &str, max_poll_interval_ms: i64) -> World {
-    let mut w = World::new(25, WorldConfig::default());
-    let c = cluster(&mut w, 3, 2, false);
+    let (mut w, c) = consumer_harness(25, 2).build();
     add_producer(&mut w, &c, 0, 6, MS(10), Instant::from_millis(3000));
     let cfg = config(
         client,
@@ -240,8 +233,7 @@ fn polling_within_max_poll_interval_keeps_one_generation() {
 /// Two members consume 6 partitions; a third joins at 10 s. Returns the world and the third
 /// member's index.
 fn join_run(strategy: &str) -> World {
-    let mut w = World::new(26, WorldConfig::default());
-    let c = cluster(&mut w, 3, 6, false);
+    let (mut w, c) = consumer_harness(26, 6).build();
     add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(20_000));
     let cfg = config(
         "java",
@@ -316,8 +308,7 @@ fn sarama_has_no_poll_deadline_so_a_slow_handler_keeps_its_generation() {
 /// one loop processes 50 records/s, three side by side 150 records/s. Returns the world at
 /// 8 s with the member's node.
 fn slow_handler_run(client: &str) -> (World, kafsim_engine::NodeId) {
-    let mut w = World::new(31, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(31, 3).build();
     add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(6000));
     let cfg = config(
         client,
@@ -381,8 +372,7 @@ fn java_processes_its_polls_in_one_loop_and_falls_behind() {
 /// forever; how many partitions are consumed to their end, and how many stop (at this rate
 /// the producer's values 211 and 330 are poison: partitions 1 and 0, none in partition 2).
 fn poison_run(client: &str) -> (usize, usize) {
-    let mut w = World::new(32, WorldConfig::default());
-    let c = cluster(&mut w, 3, 3, false);
+    let (mut w, c) = consumer_harness(32, 3).build();
     add_producer(&mut w, &c, 0, 12, MS(10), Instant::from_millis(4000));
     let cfg = config(
         client,

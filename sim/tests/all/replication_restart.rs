@@ -6,8 +6,7 @@
 //! re-registered within its session in every ISR and lost acknowledged records when a
 //! follower lost power and the leader crashed just after.
 
-mod support;
-
+use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::history::HistoryEvent;
@@ -15,8 +14,7 @@ use kafsim_engine::protocol::Acks;
 use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::invariants::{self, InvariantScope};
-use kafsim_sim::world::{World, WorldConfig};
-use support::*;
+use kafsim_sim::world::World;
 
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
@@ -28,17 +26,12 @@ fn config() -> BrokerConfig {
 }
 
 fn setup(seed: u64) -> (World, Cluster) {
-    let mut w = World::new(seed, WorldConfig::default());
-    let c = cluster(&mut w, 3, 1, 3, config());
-    invariants::register(
-        &mut w,
-        &c,
-        &config(),
-        InvariantScope {
+    Harness::new(seed)
+        .broker_config(config())
+        .invariants(InvariantScope {
             correlated_power_loss: false,
-        },
-    );
-    (w, c)
+        })
+        .build()
 }
 
 fn isr(w: &World, c: &Cluster) -> Vec<NodeId> {
