@@ -1,7 +1,9 @@
-//! Turning a run's history into benchmark numbers: publish latency (`SendInvoke` -> `SendOk`),
-//! end-to-end latency (`SendInvoke` -> the first `Poll` of the value by each group), the
-//! backlog per second (acknowledged minus consumed) and the faults of the nemesis log, fed to
-//! a [`kafsim_reports::Recorder`].
+//! Turning a run's history into benchmark numbers: publish latency (`SendInvoke` ->
+//! `SendOk`), end-to-end latency (`SendInvoke` -> the first `Poll` of the value by each
+//! group), the backlog per second (acknowledged minus consumed) and the faults of the
+//! nemesis log, fed to a [`kafsim_reports::Recorder`]. It lives in the simulator, not in the
+//! `kafsim` binary: the binary runs commands and writes their output, the analysis is the
+//! library's (and testable without the command line).
 //!
 //! **The load's start.** A bench with consumers has a readiness phase (sim `readiness.rs`,
 //! OpenMessaging Benchmark's `ensureTopicsAreReady`): the runner says when the load started
@@ -15,11 +17,11 @@
 //! every group (or failed), and at most [`MAX_TRACKED`] values are tracked at once; sends
 //! beyond that are counted in [`Measured::untracked`] and left out of the latencies.
 
+#[cfg(test)]
+use crate::history::History;
+use crate::history::HistoryEntry;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_reports::{BenchResult, Recorder};
-#[cfg(test)]
-use kafsim_sim::history::History;
-use kafsim_sim::history::HistoryEntry;
 use rustc_hash::FxHashMap;
 use std::time::Duration;
 
