@@ -4,13 +4,12 @@
 //! queued (`rd_kafka_abort_transaction` purges, as Java's `abortUndrainedBatches`, unlike
 //! sarama), EndTxn v1 that KIP-890 part 2 never bumps, and the settings librdkafka refuses.
 
-mod txn_support;
+use crate::txn_support::{fates, run};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_sim::runner::{prepare, RunOutput};
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
-use txn_support::{fates, run};
 
 /// One transactional librdkafka producer (5 records per transaction, `abort` of them
 /// aborted) and one librdkafka group; `config` is added to the producer's config table and
