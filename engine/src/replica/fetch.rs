@@ -101,7 +101,7 @@ impl ReplicaManager {
     pub(super) fn read_fetch(&self, req: &FetchRequest) -> (FetchResponse, u64, bool) {
         let mut bytes = 0u64;
         let mut any_error = false;
-        let mut parts = Vec::new();
+        let mut parts = Vec::with_capacity(req.partitions.len());
         for fp in &req.partitions {
             let r = self.read_partition(req, fp);
             any_error |= r.error != ErrorCode::None;

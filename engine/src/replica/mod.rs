@@ -203,12 +203,13 @@ impl ReplicaManager {
 
     /// Recompute the HW of `tp` and complete what it unblocks.
     pub(crate) fn on_isr_or_hw_change(&mut self, cx: &mut Cx, tp: TopicPartition) {
-        let config = self.config.clone();
-        let live = &self.live_brokers;
+        // Borrowed field by field, not cloned: this runs for every partition of every
+        // follower fetch, and the config holds a map.
+        let (config, live) = (&self.config, &self.live_brokers);
         let moved = self
             .partitions
             .get_mut(&tp)
-            .is_some_and(|p| p.maybe_increment_hw(cx, &config, live));
+            .is_some_and(|p| p.maybe_increment_hw(cx, config, live));
         if moved {
             if let (Some(p), Some(ps)) =
                 (self.partitions.get(&tp), self.producer_states.get_mut(&tp))

@@ -311,9 +311,11 @@ pub(super) fn settle_appends(
     config: &BrokerConfig,
     op: &mut DelayedProduce,
 ) {
-    let mut still = Vec::new();
     let before = op.pending.len() + op.done.len();
-    for pa in std::mem::take(&mut op.pending) {
+    // In place (the appends still waiting keep their order): this runs for every waiting
+    // produce of a partition each time its HW may have moved.
+    let done = &mut op.done;
+    op.pending.retain(|pa| {
         let p = partitions.get(&pa.partition);
         let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
         let hw = p.map_or(0, |p| p.high_watermark);
@@ -322,21 +324,23 @@ pub(super) fn settle_appends(
         let min_isr = p.map_or(config.min_insync_replicas as usize, |p| {
             config.effective_min_isr(p.replication_factor())
         }) as u32;
-        match purgatory::check_append(&pa, epoch, hw, synced, isr, min_isr) {
-            None => still.push(pa),
-            Some(error) => op.done.push(PartitionProduceResponse {
-                partition: pa.partition,
-                error,
-                base_offset: if error == ErrorCode::None {
-                    pa.base_offset
-                } else {
-                    0
-                },
-                log_start_offset: 0,
-            }),
+        match purgatory::check_append(pa, epoch, hw, synced, isr, min_isr) {
+            None => true,
+            Some(error) => {
+                done.push(PartitionProduceResponse {
+                    partition: pa.partition,
+                    error,
+                    base_offset: if error == ErrorCode::None {
+                        pa.base_offset
+                    } else {
+                        0
+                    },
+                    log_start_offset: 0,
+                });
+                false
+            }
         }
-    }
-    op.pending = still;
+    });
     assert_eq!(
         op.pending.len() + op.done.len(),
         before,
