@@ -32,8 +32,8 @@ impl Density {
 /// The non-test lines of one source file: `#[cfg(test)]` items (a `mod tests { .. }` block or
 /// a `mod name;` declaration) and line comments are removed. Returns the lines kept and the
 /// files of modules declared under `#[cfg(test)]` (`name.rs`, or the file a `#[path]`
-/// attribute names): they are test code too.
-fn non_test_lines(source: &str) -> (Vec<String>, Vec<String>) {
+/// attribute names, with `true`): they are test code too.
+fn non_test_lines(source: &str) -> (Vec<String>, Vec<(String, bool)>) {
     let mut kept = Vec::new();
     let mut test_modules = Vec::new();
     let mut lines = source.lines().peekable();
@@ -64,7 +64,10 @@ fn non_test_lines(source: &str) -> (Vec<String>, Vec<String>) {
                     .strip_prefix("mod ")
                 {
                     let name = name.trim_end_matches(';').trim();
-                    test_modules.push(path_file.take().unwrap_or(format!("{name}.rs")));
+                    test_modules.push(match path_file.take() {
+                        Some(file) => (file, true),
+                        None => (format!("{name}.rs"), false),
+                    });
                 }
                 break;
             }
@@ -131,19 +134,50 @@ fn occurrences_of_fn(line: &str) -> usize {
         .count()
 }
 
-fn density_of(dir: &Path) -> Density {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
+/// The `.rs` files under `dir`, in every subdirectory (a module split into child modules
+/// keeps them in a directory named after it), sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
     files.sort();
+    files
+}
+
+/// Where the module `name` declared in `file` lives: beside a `mod.rs` (or at a `#[path]`,
+/// which is relative to the declaring file's directory), else in the directory named after
+/// the declaring file (`transaction.rs` declares `transaction/markers.rs`).
+fn module_file(file: &Path, name: &str, from_path_attribute: bool) -> PathBuf {
+    let dir = file.parent().expect("a file's directory");
+    let stem = file.file_stem().expect("a file name");
+    if from_path_attribute || stem == "mod" || stem == "lib" {
+        dir.join(name)
+    } else {
+        dir.join(stem).join(name)
+    }
+}
+
+fn density_of(dir: &Path) -> Density {
+    let files = rust_files(dir);
     let mut test_files = Vec::new();
     let mut parsed = Vec::new();
     for file in &files {
         let source = std::fs::read_to_string(file).expect("source file");
         let (lines, test_modules) = non_test_lines(&source);
-        test_files.extend(test_modules.into_iter().map(|m| dir.join(m)));
+        test_files.extend(
+            test_modules
+                .into_iter()
+                .map(|(m, from_path)| module_file(file, &m, from_path)),
+        );
         parsed.push((file.clone(), lines));
     }
     let mut total = Density::default();
@@ -210,7 +244,13 @@ mod tests {
 fn c() { my_assert!(q); }
 ";
     let (lines, test_modules) = non_test_lines(source);
-    assert_eq!(test_modules, ["helpers.rs", "other_tests.rs"]);
+    assert_eq!(
+        test_modules,
+        [
+            ("helpers.rs".to_string(), false),
+            ("other_tests.rs".to_string(), true)
+        ]
+    );
     assert_eq!(
         count(&lines),
         Density {

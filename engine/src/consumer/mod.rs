@@ -12,6 +12,8 @@
 //! - [`poll`]: the application's poll loop, processors (inline or a worker pool), batch
 //!   handler, sink and dead-letter produce.
 //! - [`database`]: the statements to the group's shared database (the sink).
+//! - [`dead_letter`]: the dead-letter produce of records the handler gave up on.
+//! - [`network_client`]: requests in flight, their timeouts, reconnects and resets.
 //!
 //! Everything is driven by [`Consumer::drive`], which runs after every input and moves each
 //! state machine forward as far as it can; a 100 ms tick retries what waits on a backoff and
@@ -22,8 +24,10 @@ pub mod config;
 pub mod consume_loop;
 pub mod ctp;
 pub mod database;
+mod dead_letter;
 pub mod fetcher;
 pub mod membership;
+mod network_client;
 pub mod partition_watch;
 pub mod poll;
 pub mod profile;
@@ -32,17 +36,17 @@ pub mod status;
 mod tests;
 pub mod timer;
 
-use crate::app::failure::MAX_DLQ_ATTEMPTS;
 use crate::app::handler::BatchBuffer;
 use crate::app::sink::{LocalSink, SinkClient, SINK_FILE};
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
-use crate::protocol::{ErrorCode, Exchange, Message};
+use crate::protocol::{Exchange, Message};
 use crate::reconnect::{self, ConnectionStates};
 use crate::record::{TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 pub use config::{ConsumerConfig, OffsetReset};
+use dead_letter::DeadLetter;
 use profile::AutoCommitStyle;
 use rand::Rng;
 use std::any::Any;
@@ -191,14 +195,6 @@ enum Need {
     Nothing,
     /// Ask the group's database where to resume (offsets-in-sink), before the coordinator.
     Stored,
-}
-
-/// A dead-letter produce of the record held by `processor`.
-#[derive(Clone, Debug)]
-struct DeadLetter {
-    attempts: u32,
-    inflight: bool,
-    not_before: Instant,
 }
 
 /// The consumer node. Inspect with the getters; everything else happens through [`Node`].
@@ -381,61 +377,6 @@ impl Consumer {
         self.group.rebalances
     }
 
-    // ---------------------------------------------------------------- plumbing
-
-    fn send(&mut self, cx: &mut Cx, to: NodeId, timeout: Duration, req: Req, msg: Message) -> u64 {
-        assert!(
-            self.inflight.len() < MAX_INFLIGHT,
-            "consumer {}/{}: more than {MAX_INFLIGHT} requests in flight",
-            self.spec.group,
-            self.spec.member_index
-        );
-        let corr = self.next_corr;
-        self.next_corr += 1;
-        let timeout = if self.connected.contains(&to) {
-            timeout
-        } else {
-            timeout.min(CONNECTION_SETUP_TIMEOUT)
-        };
-        let entry = Inflight {
-            to,
-            sent_at: cx.now(),
-            timeout,
-            req,
-        };
-        self.inflight.insert(corr, entry);
-        match self.connections.blocked_until(to, cx.now()) {
-            Some(until) => {
-                self.held.insert(corr, (to, msg));
-                cx.set_timer(until, ConsumerTimer::Reconnect(to));
-            }
-            None => cx.send(to, msg),
-        }
-        corr
-    }
-
-    /// The reconnect backoff towards `to` is over: send what waited for it, in order.
-    fn on_reconnect_timer(&mut self, cx: &mut Cx, to: NodeId) {
-        if self.connections.blocked_until(to, cx.now()).is_some() {
-            return; // closed again meanwhile; a later timer sends
-        }
-        let ready: Vec<u64> = self
-            .held
-            .iter()
-            .filter(|(_, (peer, _))| *peer == to)
-            .map(|(c, _)| *c)
-            .collect();
-        for corr in ready {
-            if let Some((peer, msg)) = self.held.remove(&corr) {
-                cx.send(peer, msg);
-            }
-        }
-    }
-
-    fn take_corr(&mut self) -> u64 {
-        self.next_corr
-    }
-
     /// Move every state machine forward as far as it goes now.
     fn drive(&mut self, cx: &mut Cx) {
         self.drive_metadata(cx);
@@ -463,135 +404,6 @@ impl Consumer {
         self.check_poll_interval(cx);
         self.check_session(cx);
         cx.set_timer_after(TICK, ConsumerTimer::Tick);
-    }
-
-    /// Fail the requests whose timeout passed. A request that went out and got no answer
-    /// closes its connection, as every client does, and with it every other request in flight
-    /// to that broker: Java `NetworkClient.handleTimedOutRequests` (`request.timeout.ms`:
-    /// `processTimeoutDisconnection` closes the node, in-flight requests fail as
-    /// disconnected), sarama (`Net.ReadTimeout` fails the broker's connection), kafka-go (a
-    /// deadline error closes the conn), librdkafka (`socket.timeout.ms` with
-    /// `socket.max.fails = 1`: "request(s) timed out: disconnect"). Closing is what keeps a
-    /// request given up on from being delivered later (TCP retransmits it after a partition
-    /// heals). A request still held by the reconnect backoff never left: it just fails.
-    fn expire_requests(&mut self, cx: &mut Cx) {
-        let now = cx.now();
-        let expired: Vec<u64> = self
-            .inflight
-            .iter()
-            .filter(|(_, f)| f.sent_at + f.timeout <= now)
-            .map(|(c, _)| *c)
-            .collect();
-        let mut close: BTreeSet<NodeId> = BTreeSet::new();
-        for corr in expired {
-            let was_held = self.held.remove(&corr).is_some();
-            if let Some(f) = self.inflight.remove(&corr) {
-                if !was_held {
-                    close.insert(f.to);
-                }
-                self.fail_request(cx, f, ErrorCode::RequestTimedOut);
-            }
-        }
-        for peer in close {
-            self.close_connection(cx, peer);
-        }
-    }
-
-    /// Close the connection to `peer` and fail everything still in flight to it (the
-    /// closing side gets no notice of its own), then back off before reconnecting.
-    fn close_connection(&mut self, cx: &mut Cx, peer: NodeId) {
-        cx.close_connection(peer);
-        self.ctp_connection_closed(cx, peer);
-        self.connected.remove(&peer);
-        self.failed_at.insert(peer, cx.now());
-        let now = cx.now();
-        self.connections.disconnected(peer, now, cx.rng());
-        self.fail_all_to(cx, peer);
-        self.coordinator_dead(peer);
-        self.meta.invalidate_leader(peer);
-    }
-
-    /// Fail every request to `peer` (its connection is gone).
-    fn fail_all_to(&mut self, cx: &mut Cx, peer: NodeId) {
-        let dead: Vec<u64> = self
-            .inflight
-            .iter()
-            .filter(|(_, f)| f.to == peer)
-            .map(|(c, _)| *c)
-            .collect();
-        for corr in dead {
-            self.held.remove(&corr);
-            if let Some(f) = self.inflight.remove(&corr) {
-                self.fail_request(cx, f, ErrorCode::NetworkException);
-            }
-        }
-    }
-
-    /// A request got no answer (timeout) or its connection died. As Java's NetworkClient on a
-    /// disconnect, ask for fresh metadata: the broker may have lost its leaderships.
-    fn fail_request(&mut self, cx: &mut Cx, f: Inflight, error: ErrorCode) {
-        if let Req::Statement(which) = f.req {
-            return self.statement_failed(cx, which);
-        }
-        let backoff = cx.now() + self.config.retry_backoff;
-        self.failed_at.insert(f.to, cx.now());
-        self.meta.invalidate_leader(f.to);
-        self.meta.wanted = true;
-        match f.req {
-            Req::Metadata => self.meta.not_before = backoff,
-            Req::FindCoordinator => self.group.find_not_before = backoff,
-            Req::Join | Req::Sync => {
-                self.coordinator_dead(f.to);
-                self.group.rejoin_after_failure(backoff);
-            }
-            Req::Heartbeat => self.group.heartbeat_inflight = false,
-            Req::Leave => {}
-            Req::Commit(ctx) => {
-                self.coordinator_dead(f.to);
-                self.on_commit_result(cx, ctx, &[], error);
-            }
-            Req::OffsetFetch(tps) | Req::ListOffsets(tps) => {
-                for tp in tps {
-                    if let Some(p) = self.parts.get_mut(&tp) {
-                        p.busy = false;
-                    }
-                }
-                if matches!(
-                    error,
-                    ErrorCode::RequestTimedOut | ErrorCode::NetworkException
-                ) {
-                    self.coordinator_dead(f.to);
-                }
-            }
-            Req::Fetch(tps) => {
-                self.fetching.remove(&f.to);
-                for (tp, _) in tps {
-                    if let Some(p) = self.parts.get_mut(&tp) {
-                        p.busy = false;
-                    }
-                }
-                self.meta.invalidate_leader(f.to);
-            }
-            Req::DeadLetter { processor } => {
-                self.meta.invalidate_leader(f.to);
-                self.dead_letter_failed(processor, backoff);
-            }
-            Req::Statement(_) => unreachable!("handled above"),
-        }
-    }
-
-    fn coordinator_dead(&mut self, node: NodeId) {
-        if self.group.coordinator == Some(node) {
-            self.group.coordinator = None;
-        }
-    }
-
-    fn on_connection_reset(&mut self, cx: &mut Cx, from: NodeId) {
-        self.connected.remove(&from);
-        self.failed_at.insert(from, cx.now());
-        self.fail_all_to(cx, from);
-        self.coordinator_dead(from);
-        self.meta.invalidate_leader(from);
     }
 
     /// Match a response to its request. Correlation ids are unique across incarnations (a
@@ -648,96 +460,6 @@ impl Consumer {
     }
 
     // ---------------------------------------------------------------- dead letters
-
-    /// Start producing the failed record of `processor` to the dead-letter topic.
-    fn start_dead_letter(&mut self, processor: usize) {
-        let dl = DeadLetter {
-            attempts: 0,
-            inflight: false,
-            not_before: Instant::ZERO,
-        };
-        self.dead_letters.insert(processor, dl);
-    }
-
-    fn dead_letter_failed(&mut self, processor: usize, not_before: Instant) {
-        if let Some(dl) = self.dead_letters.get_mut(&processor) {
-            dl.inflight = false;
-            dl.not_before = not_before;
-        }
-    }
-
-    fn drive_dead_letters(&mut self, cx: &mut Cx) {
-        let ready: Vec<usize> = self
-            .dead_letters
-            .iter()
-            .filter(|(_, d)| !d.inflight && d.not_before <= cx.now())
-            .map(|(p, _)| *p)
-            .collect();
-        for processor in ready {
-            self.send_dead_letter(cx, processor);
-        }
-    }
-
-    fn send_dead_letter(&mut self, cx: &mut Cx, processor: usize) {
-        let topic = self.spec.dlq_topic.expect("dlq topic checked in new");
-        let Some(rec) = self.procs.all[processor].current.map(|c| c.rec) else {
-            self.dead_letters.remove(&processor);
-            return;
-        };
-        let Some(count) = self.meta.counts.get(&topic).copied().filter(|c| *c > 0) else {
-            self.meta.wanted = true;
-            return;
-        };
-        let partition = rec
-            .key
-            .map_or(rec.value.0 % count as u64, |k| (k.0 % count) as u64);
-        let tp = TopicPartition::new(topic, partition as u32);
-        let Some(&(leader, _)) = self.meta.leaders.get(&tp) else {
-            self.meta.wanted = true;
-            return;
-        };
-        let dl = self
-            .dead_letters
-            .get_mut(&processor)
-            .expect("pending dead letter");
-        dl.attempts += 1;
-        if dl.attempts > MAX_DLQ_ATTEMPTS {
-            self.dead_letters.remove(&processor);
-            return self.finish_record(cx, processor, false);
-        }
-        dl.inflight = true;
-        let msg = poll::dead_letter_request(self.take_corr(), tp, &rec, cx.now());
-        let timeout = self.config.request_timeout;
-        self.send(cx, leader, timeout, Req::DeadLetter { processor }, msg);
-    }
-
-    fn on_dead_letter_response(
-        &mut self,
-        cx: &mut Cx,
-        processor: usize,
-        resp: crate::protocol::ProduceResponse,
-    ) {
-        let error = resp
-            .partitions
-            .first()
-            .map_or(ErrorCode::InvalidRequest, |p| p.error);
-        if error != ErrorCode::None {
-            if error.needs_metadata_refresh() {
-                self.meta.wanted = true;
-            }
-            let backoff = cx.now() + self.config.retry_backoff;
-            return self.dead_letter_failed(processor, backoff);
-        }
-        self.dead_letters.remove(&processor);
-        if let Some(current) = self.procs.all[processor].current {
-            cx.record(crate::history::HistoryEvent::DeadLetter {
-                group: self.spec.group_index,
-                member: self.spec.member_index,
-                value: current.rec.value,
-            });
-        }
-        self.finish_record(cx, processor, false);
-    }
 }
 
 /// A copy of a connection notice (ConnectionReset / ConnectionRefused carry nothing).

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::app::{CommitMode, Mark};
+use crate::protocol::ErrorCode;
 use crate::record::TopicId;
 
 const TP0: TopicPartition = TopicPartition::new(TopicId(1), 0);

@@ -27,17 +27,24 @@
 //! standby takes over with the state of the last sync, and changes the old active made since
 //! are forgotten; brokers obey the higher controller epoch. A Raft quorum would implement
 //! [`state::MetadataLog`] and close this.
+//!
+//! Broker liveness is in [`broker_heartbeat`], partition state (creation, election,
+//! AlterPartition, fencing's ISR shrink) in [`replication_control`], leader choice in
+//! [`election`], the replicated state in [`state`]; this file routes messages and timers and
+//! publishes metadata.
 
+mod broker_heartbeat;
 pub mod election;
+mod replication_control;
 pub mod state;
 
-use crate::broker::config::{BreakRule, BrokerConfig};
+use crate::broker::config::BrokerConfig;
 use crate::history::HistoryEvent;
 use crate::node::{Cx, Node, NodeId, Timer};
 use crate::protocol::*;
-use crate::record::{TopicId, TopicPartition};
+use crate::record::TopicPartition;
 use crate::time::{ms, Instant};
-use election::Elected;
+use broker_heartbeat::Liveness;
 use state::{ControllerState, LocalMetadataLog, MetadataLog};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -95,37 +102,6 @@ pub enum Role {
     Standby,
 }
 
-/// What the active controller knows about a registered broker (not replicated: a new active
-/// controller starts with everyone live for one session timeout, as KRaft does).
-#[derive(Clone, Copy, Debug)]
-struct Liveness {
-    last_heartbeat: Instant,
-    /// 0 until the broker registers with this controller.
-    broker_epoch: u64,
-    fenced: bool,
-    acked_version: u64,
-    /// Registered but fenced until it acknowledges this metadata version (KRaft unfences a
-    /// new registration once the broker has caught up with the metadata log).
-    catching_up_to: Option<u64>,
-}
-
-impl Liveness {
-    fn new(now: Instant, broker_epoch: u64) -> Liveness {
-        Liveness {
-            last_heartbeat: now,
-            broker_epoch,
-            fenced: false,
-            acked_version: 0,
-            catching_up_to: None,
-        }
-    }
-
-    /// KRaft's `BrokerHeartbeatManager.hasValidSession`: live and heard within the session.
-    fn has_valid_session(&self, now: Instant, session: crate::time::Duration) -> bool {
-        !self.fenced && now.saturating_since(self.last_heartbeat) < session
-    }
-}
-
 pub struct Controller {
     config: ControllerConfig,
     state: ControllerState,
@@ -167,10 +143,6 @@ impl Controller {
         self.role == Role::Active
     }
 
-    fn is_live(&self, n: NodeId) -> bool {
-        self.live.get(&n).is_some_and(|l| !l.fenced)
-    }
-
     fn become_active(&mut self, cx: &mut Cx, first_boot: bool) {
         self.role = Role::Active;
         self.state.controller_epoch = self.highest_epoch_seen.max(self.state.controller_epoch) + 1;
@@ -188,86 +160,6 @@ impl Controller {
         for b in self.config.brokers.clone() {
             self.send_leader_and_isr(cx, b, None);
         }
-    }
-
-    fn create_topics(&mut self, cx: &mut Cx, topics: Vec<NewTopic>) {
-        for t in topics {
-            if self.state.topics.iter().any(|(id, _)| *id == t.topic) {
-                continue;
-            }
-            let placement = state::assign_replicas(
-                &self.config.brokers,
-                t.topic,
-                t.partitions,
-                t.replication_factor,
-            );
-            for (p, replicas) in placement.into_iter().enumerate() {
-                let tp = TopicPartition::new(t.topic, p as u32);
-                let ps = PartitionState {
-                    partition: tp,
-                    leader: Some(replicas[0]),
-                    leader_epoch: 0,
-                    isr: replicas.clone(),
-                    partition_epoch: 0,
-                    replicas,
-                };
-                self.record_isr(cx, &ps);
-                self.state.partitions.insert(tp, ps);
-            }
-            self.state.topics.push((t.topic, t.partitions));
-        }
-    }
-
-    /// CreatePartitions: grow `topic` to `count` partitions (KRaft
-    /// `ReplicationControlManager.createPartitions`). A count equal to or below the current one
-    /// is refused with INVALID_PARTITIONS ("Topic already has N partition(s)"); the new
-    /// partitions get the topic's replication factor, placed over the unfenced brokers (the
-    /// replica placer only sees usable brokers: too few is INVALID_REPLICATION_FACTOR), an
-    /// ISR of the active replicas and the first of them as leader
-    /// (`buildPartitionRegistration`). The change is published like any other: brokers create
-    /// the logs, and clients learn of the partitions only from their next metadata response.
-    fn create_partitions(&mut self, cx: &mut Cx, topic: TopicId, count: u32) -> ErrorCode {
-        let Some(slot) = self.state.topics.iter().position(|(t, _)| *t == topic) else {
-            return ErrorCode::UnknownTopicOrPartition;
-        };
-        let current = self.state.topics[slot].1;
-        if count <= current {
-            return ErrorCode::InvalidPartitions;
-        }
-        let rf = self
-            .state
-            .partitions
-            .get(&TopicPartition::new(topic, 0))
-            .map_or(1, |p| p.replicas.len() as u32);
-        let usable: Vec<NodeId> = self
-            .config
-            .brokers
-            .iter()
-            .copied()
-            .filter(|b| self.is_live(*b))
-            .collect();
-        if (usable.len() as u32) < rf {
-            return ErrorCode::InvalidReplicationFactor;
-        }
-        // The placer continues the topic's striping from the first new partition id.
-        let placement = state::assign_replicas(&usable, topic, count, rf);
-        let mut changed = Vec::new();
-        for (p, replicas) in placement.into_iter().enumerate().skip(current as usize) {
-            let tp = TopicPartition::new(topic, p as u32);
-            let ps = PartitionState {
-                partition: tp,
-                leader: Some(replicas[0]),
-                leader_epoch: 0,
-                isr: replicas.clone(),
-                partition_epoch: 0,
-                replicas,
-            };
-            self.state.partitions.insert(tp, ps);
-            changed.push(tp);
-        }
-        self.state.topics[slot].1 = count;
-        self.publish(cx, changed);
-        ErrorCode::None
     }
 
     fn record_isr(&self, cx: &mut Cx, p: &PartitionState) {
@@ -367,233 +259,6 @@ impl Controller {
                 cx.send(c, Message::ControllerSync(msg.clone()));
             }
         }
-    }
-
-    /// Elect new leaders where `pred` says the leader must change or the partition is offline.
-    fn elect_where(
-        &mut self,
-        cx: &mut Cx,
-        must_move: &dyn Fn(&PartitionState) -> bool,
-    ) -> Vec<TopicPartition> {
-        let unclean = self.config.broker.unclean_leader_election;
-        let out_of_isr = self.config.broker.breaks(BreakRule::ElectOutOfIsr);
-        let bump = !self.config.broker.breaks(BreakRule::ReuseLeaderEpoch);
-        let live: BTreeMap<NodeId, bool> = self.live.iter().map(|(b, l)| (*b, !l.fenced)).collect();
-        let is_live = |n: NodeId| live.get(&n).copied().unwrap_or(false);
-        let mut changed = Vec::new();
-        for (tp, p) in self.state.partitions.iter_mut() {
-            let offline = p.leader.is_none();
-            if !offline && !must_move(p) {
-                continue;
-            }
-            let e = election::elect(p, &is_live, unclean, out_of_isr);
-            if offline && e == Elected::None {
-                continue;
-            }
-            election::apply_with(p, e, &is_live, bump);
-            changed.push(*tp);
-        }
-        let _ = cx;
-        changed
-    }
-
-    fn on_registration(&mut self, cx: &mut Cx, from: NodeId, req: BrokerRegistrationRequest) {
-        let prev = self.state.incarnations.get(&from).copied();
-        let restarted = prev.is_some_and(|i| i != req.incarnation);
-        let session = self.config.broker.broker_session_timeout;
-        let old_session_valid = self
-            .live
-            .get(&from)
-            .is_some_and(|l| l.has_valid_session(cx.now(), session));
-        if restarted && old_session_valid {
-            // `ClusterControlManager.registerBroker`: "Another broker is registered with that
-            // broker id." The new process retries until the old session has expired.
-            cx.send(
-                from,
-                Message::BrokerRegistrationResponse(BrokerRegistrationResponse {
-                    correlation_id: req.correlation_id,
-                    error: ErrorCode::DuplicateBrokerRegistration,
-                    broker_epoch: 0,
-                    controller_epoch: self.state.controller_epoch,
-                }),
-            );
-            return;
-        }
-        let mut changed = Vec::new();
-        if restarted && !self.live.get(&from).is_some_and(|l| l.fenced) {
-            // The old session ran out but the liveness check has not fenced it yet: do now
-            // what that check would do, so the old process's leaderships and ISR places go.
-            changed = self.fence_partitions(cx, from);
-        }
-        let epoch = self.next_broker_epoch;
-        self.next_broker_epoch += 1;
-        self.state.incarnations.insert(from, req.incarnation);
-        let mut liveness = Liveness::new(cx.now(), epoch);
-        // A new incarnation registers fenced (`RegisterBrokerRecord.fenced`), to be unfenced
-        // once it has the metadata as of its registration (`catching_up_to`, set below).
-        liveness.fenced = restarted;
-        self.live.insert(from, liveness);
-        cx.send(
-            from,
-            Message::BrokerRegistrationResponse(BrokerRegistrationResponse {
-                correlation_id: req.correlation_id,
-                error: ErrorCode::None,
-                broker_epoch: epoch,
-                controller_epoch: self.state.controller_epoch,
-            }),
-        );
-        if !restarted {
-            changed.extend(self.elect_where(cx, &|_| false));
-        }
-        changed.sort();
-        changed.dedup();
-        // Commit the registration (and tell the standby) whether or not partitions changed;
-        // the version the broker then gets in full is the one it must acknowledge.
-        self.publish_to_brokers(cx, changed);
-        if let Some(l) = self.live.get_mut(&from).filter(|l| l.fenced) {
-            l.catching_up_to = Some(self.state.version);
-        }
-        self.send_leader_and_isr(cx, from, None);
-    }
-
-    /// A broker acknowledged metadata `version`: unfence it if it was catching up, elect
-    /// leaders for partitions it can now lead, and tell everyone it is live.
-    fn on_metadata_acked(&mut self, cx: &mut Cx, from: NodeId, version: u64) {
-        let Some(l) = self.live.get_mut(&from) else {
-            return;
-        };
-        l.acked_version = l.acked_version.max(version);
-        if l.catching_up_to.is_none_or(|v| l.acked_version < v) {
-            return;
-        }
-        l.catching_up_to = None;
-        l.fenced = false;
-        l.last_heartbeat = cx.now();
-        let changed = self.elect_where(cx, &|_| false);
-        self.publish_to_brokers(cx, changed);
-    }
-
-    fn on_heartbeat(&mut self, cx: &mut Cx, from: NodeId, req: BrokerHeartbeatRequest) {
-        let version = self.state.version;
-        // A registered broker still catching up is fenced but keeps its registration: it
-        // heartbeats on (KRaft answers `isFenced` until it is unfenced) and is not told to
-        // register again; `fenced` in the answer means "register again".
-        let known = self.live.get_mut(&from).filter(|l| {
-            l.broker_epoch == req.broker_epoch && (!l.fenced || l.catching_up_to.is_some())
-        });
-        let ok = known.is_some();
-        let mut resend = false;
-        if let Some(l) = known {
-            l.last_heartbeat = cx.now();
-            resend = l.acked_version < version;
-        }
-        cx.send(
-            from,
-            Message::BrokerHeartbeatResponse(BrokerHeartbeatResponse {
-                correlation_id: req.correlation_id,
-                error: if ok {
-                    ErrorCode::None
-                } else {
-                    ErrorCode::StaleBrokerEpoch
-                },
-                fenced: !ok,
-                controller_epoch: self.state.controller_epoch,
-            }),
-        );
-        if resend {
-            self.send_leader_and_isr(cx, from, None);
-        }
-    }
-
-    fn check_liveness(&mut self, cx: &mut Cx) {
-        let timeout = self.config.broker.broker_session_timeout;
-        let now = cx.now();
-        let expired: Vec<NodeId> = self
-            .live
-            .iter()
-            .filter(|(_, l)| !l.fenced && now.saturating_since(l.last_heartbeat) >= timeout)
-            .map(|(b, _)| *b)
-            .collect();
-        for b in expired {
-            self.fence(cx, b);
-        }
-    }
-
-    /// A broker missed its session: move its leaderships and drop it from every ISR.
-    fn fence(&mut self, cx: &mut Cx, b: NodeId) {
-        // A change of the live set even if no partition changed: leaders must stop counting
-        // it as eligible for their ISRs.
-        let changed = self.fence_partitions(cx, b);
-        self.publish_to_brokers(cx, changed);
-    }
-
-    /// Mark `b` fenced, move its leaderships and drop it from every ISR it is not the last
-    /// member of (`ReplicationControlManager.handleBrokerFenced`); the changed partitions.
-    fn fence_partitions(&mut self, cx: &mut Cx, b: NodeId) -> Vec<TopicPartition> {
-        let l = self.live.get_mut(&b).expect("fencing an unknown broker");
-        l.fenced = true;
-        l.catching_up_to = None;
-        let mut changed = self.elect_where(cx, &|p| p.leader == Some(b));
-        for (tp, p) in self.state.partitions.iter_mut() {
-            if p.leader.is_some() && p.leader != Some(b) && p.isr.contains(&b) {
-                p.isr.retain(|r| *r != b);
-                p.partition_epoch += 1;
-                changed.push(*tp);
-            }
-        }
-        changed.sort();
-        changed.dedup();
-        changed
-    }
-
-    fn on_alter_partition(&mut self, cx: &mut Cx, from: NodeId, req: AlterPartitionRequest) {
-        let error = self.validate_alter(from, &req);
-        if error == ErrorCode::None {
-            let p = self
-                .state
-                .partitions
-                .get_mut(&req.partition)
-                .expect("validated");
-            p.isr = req.new_isr.clone();
-            p.partition_epoch += 1;
-            self.publish(cx, vec![req.partition]);
-        }
-        let p = self.state.partitions.get(&req.partition);
-        cx.send(
-            from,
-            Message::AlterPartitionResponse(AlterPartitionResponse {
-                correlation_id: req.correlation_id,
-                error,
-                partition: req.partition,
-                leader_epoch: p.map_or(0, |p| p.leader_epoch),
-                isr: p.map_or(Vec::new(), |p| p.isr.clone()),
-                partition_epoch: p.map_or(0, |p| p.partition_epoch),
-            }),
-        );
-    }
-
-    fn validate_alter(&self, from: NodeId, req: &AlterPartitionRequest) -> ErrorCode {
-        let Some(p) = self.state.partitions.get(&req.partition) else {
-            return ErrorCode::UnknownTopicOrPartition;
-        };
-        if self.live.get(&from).map(|l| l.broker_epoch) != Some(req.broker_epoch) {
-            return ErrorCode::StaleBrokerEpoch;
-        }
-        if p.leader != Some(from) || req.leader_epoch != p.leader_epoch {
-            return ErrorCode::FencedLeaderEpoch;
-        }
-        if req.partition_epoch != p.partition_epoch {
-            return ErrorCode::InvalidUpdateVersion;
-        }
-        let valid_members = req.new_isr.contains(&from)
-            && req
-                .new_isr
-                .iter()
-                .all(|r| p.replicas.contains(r) && (p.isr.contains(r) || self.is_live(*r)));
-        if !valid_members {
-            return ErrorCode::InvalidRequest;
-        }
-        ErrorCode::None
     }
 
     fn on_init_producer_id(&mut self, cx: &mut Cx, from: NodeId, req: InitProducerIdRequest) {
@@ -701,6 +366,12 @@ impl Node for Controller {
     }
 
     fn on_message(&mut self, cx: &mut Cx, from: NodeId, msg: Message) {
+        assert!(
+            sent_to_controllers(&msg),
+            "{}: {} is never sent to a controller",
+            cx.me(),
+            msg.kind()
+        );
         if let Message::ControllerSync(s) = msg {
             return self.on_sync(cx, from, s);
         }
@@ -711,6 +382,7 @@ impl Node for Controller {
             self.heard.insert(from, cx.now());
         }
         if self.role != Role::Active {
+            // Brokers heartbeat every controller; only the active one answers (module doc).
             return;
         }
         match msg {
@@ -750,7 +422,23 @@ impl Node for Controller {
                     }),
                 );
             }
-            _ => {}
+            // Ignored, each for a reason:
+            // - a LeaderAndIsr refused (STALE_CONTROLLER_EPOCH): the broker follows a newer
+            //   controller, whose ControllerSync will make this one a standby;
+            // - ControllerSyncAck: the active controller does not wait for its standby (no
+            //   quorum; the known limit in the module doc);
+            // - a connection notice: the controller keeps no request state per connection; a
+            //   LeaderAndIsr lost with it is sent again at the broker's next heartbeat
+            //   (`on_heartbeat` resends while the broker's acked version is behind).
+            Message::LeaderAndIsrResponse(_)
+            | Message::ControllerSyncAck(_)
+            | Message::ConnectionReset
+            | Message::ConnectionRefused => {}
+            other => unreachable!(
+                "{}: {} is never sent to a controller",
+                cx.me(),
+                other.kind()
+            ),
         }
     }
 
@@ -768,5 +456,69 @@ impl Node for Controller {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// Whether `msg` is of a kind anything sends to a controller: brokers (registration,
+/// heartbeats, AlterPartition, InitProducerId for a transaction coordinator's new id, metadata
+/// acknowledgements), the operator's admin client (CreateTopics, CreatePartitions), the other
+/// controller (ControllerSync and its ack), and the host's connection notices. Exhaustive, no
+/// wildcard: a new message kind must be placed here on purpose.
+fn sent_to_controllers(msg: &Message) -> bool {
+    match msg {
+        Message::ConnectionReset
+        | Message::ConnectionRefused
+        | Message::BrokerRegistrationRequest(_)
+        | Message::BrokerHeartbeatRequest(_)
+        | Message::AlterPartitionRequest(_)
+        | Message::InitProducerIdRequest(_)
+        | Message::LeaderAndIsrResponse(_)
+        | Message::CreateTopicsRequest(_)
+        | Message::CreatePartitionsRequest(_)
+        | Message::ControllerSync(_)
+        | Message::ControllerSyncAck(_) => true,
+        Message::MetadataRequest(_)
+        | Message::MetadataResponse(_)
+        | Message::ProduceRequest(_)
+        | Message::ProduceResponse(_)
+        | Message::FetchRequest(_)
+        | Message::FetchResponse(_)
+        | Message::ListOffsetsRequest(_)
+        | Message::ListOffsetsResponse(_)
+        | Message::OffsetsForLeaderEpochRequest(_)
+        | Message::OffsetsForLeaderEpochResponse(_)
+        | Message::InitProducerIdResponse(_)
+        | Message::AddPartitionsToTxnRequest(_)
+        | Message::AddPartitionsToTxnResponse(_)
+        | Message::EndTxnRequest(_)
+        | Message::EndTxnResponse(_)
+        | Message::WriteTxnMarkersRequest(_)
+        | Message::WriteTxnMarkersResponse(_)
+        | Message::AddOffsetsToTxnRequest(_)
+        | Message::AddOffsetsToTxnResponse(_)
+        | Message::TxnOffsetCommitRequest(_)
+        | Message::TxnOffsetCommitResponse(_)
+        | Message::FindCoordinatorRequest(_)
+        | Message::FindCoordinatorResponse(_)
+        | Message::JoinGroupRequest(_)
+        | Message::JoinGroupResponse(_)
+        | Message::SyncGroupRequest(_)
+        | Message::SyncGroupResponse(_)
+        | Message::HeartbeatRequest(_)
+        | Message::HeartbeatResponse(_)
+        | Message::LeaveGroupRequest(_)
+        | Message::LeaveGroupResponse(_)
+        | Message::OffsetCommitRequest(_)
+        | Message::OffsetCommitResponse(_)
+        | Message::OffsetFetchRequest(_)
+        | Message::OffsetFetchResponse(_)
+        | Message::BrokerRegistrationResponse(_)
+        | Message::BrokerHeartbeatResponse(_)
+        | Message::LeaderAndIsrRequest(_)
+        | Message::AlterPartitionResponse(_)
+        | Message::CreateTopicsResponse(_)
+        | Message::CreatePartitionsResponse(_)
+        | Message::DatabaseRequest(_)
+        | Message::DatabaseResponse(_) => false,
     }
 }

@@ -8,9 +8,18 @@
 //!
 //! The broker owns one [`GroupCoordinator`] and talks to it only through this module's API;
 //! the coordinator reaches the broker's partitions only through [`OffsetsLog`].
+//!
+//! One module per Kafka noun: this file holds [`GroupCoordinator`]'s state, its invariants
+//! and request routing; [`group`] one group's membership state machine (`GroupMetadata`),
+//! [`offset_commit`] the commit and fetch paths, [`group_metadata_manager`] the appends,
+//! loads and unloads of `__consumer_offsets` (`GroupMetadataManager`), [`offsets`] the
+//! offset cache, [`load`] the replay of a partition; [`transaction`] is the transaction
+//! coordinator, with [`txn_metadata`] its per-id state machine.
 
 mod group;
+mod group_metadata_manager;
 mod load;
+mod offset_commit;
 mod offsets;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -24,18 +33,15 @@ mod txn_offsets_tests;
 pub use group::{GroupState, GROUP_MAX_MEMBERS};
 
 use crate::broker::timer::GroupTimer;
-use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId};
 use crate::protocol::{
     CoordinatorType, ErrorCode, FindCoordinatorResponse, HeartbeatResponse, LeaveGroupResponse,
-    Message, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    Message, OffsetFetchResponse,
 };
-use crate::record::{
-    InternalPayload, MemberTimeouts, Record, RecordBatch, TopicId, TopicPartition, ValueId,
-};
-use group::{coordinator_error, Group, PersistGroup};
-use offsets::{OffsetCache, PendingCommit, PendingTxnOffset};
+use crate::record::{Record, RecordBatch, TopicId, TopicPartition};
+use group::Group;
+use offset_commit::{reply_commit, reply_txn_commit};
+use offsets::{OffsetCache, PendingCommit};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -273,8 +279,9 @@ impl GroupCoordinator {
             };
             return cx.send(from, Message::FindCoordinatorResponse(resp));
         }
+        // `accepts` admitted only group requests, and FindCoordinator was answered above.
         let Some(group) = group_of(&msg) else {
-            return;
+            unreachable!("{}: {} names no group", cx.me(), msg.kind());
         };
         let tp = self.partition_for(&group);
         let leads = loaded_epoch_if_leading(&self.owned, tp, log).is_some();
@@ -366,330 +373,6 @@ impl GroupCoordinator {
         self.next_token
     }
 
-    /// Append the group's new generation to its offsets partition (acks=all).
-    fn persist_group(
-        &mut self,
-        cx: &mut Cx,
-        name: Arc<str>,
-        persist: PersistGroup,
-        log: &mut dyn OffsetsLog,
-    ) {
-        let tp = self.partition_for(&name);
-        // Only a leader's SyncGroup completes a rebalance, so a generation has a member.
-        assert!(
-            !persist.members.is_empty()
-                && self
-                    .groups
-                    .get(&name)
-                    .is_some_and(|g| g.generation == persist.generation),
-            "{}: group {name} persists generation {} with {} members",
-            cx.me(),
-            persist.generation,
-            persist.members.len()
-        );
-        let members: Vec<Arc<str>> = persist
-            .members
-            .iter()
-            .map(|(m, _, _)| Arc::from(m.as_str()))
-            .collect();
-        let assignments: Vec<crate::protocol::Assignment> =
-            persist.members.iter().map(|(_, a, _)| a.clone()).collect();
-        let timeouts: Vec<MemberTimeouts> = persist.members.iter().map(|(_, _, t)| *t).collect();
-        let payload = InternalPayload::GroupMetadata {
-            group: name.clone(),
-            generation: persist.generation,
-            protocol: Arc::from(persist.protocol.as_str()),
-            members: members.into(),
-            assignments: assignments.into(),
-            timeouts: timeouts.into(),
-        };
-        let token = self.take_token();
-        let records = vec![internal_record(cx, payload)];
-        match log.append(cx, tp, records, token) {
-            Ok(()) => {
-                let pending = PendingAppend::Group {
-                    group: name,
-                    generation: persist.generation,
-                };
-                assert!(
-                    self.pending.insert(token, (tp, pending)).is_none(),
-                    "{}: append token {token} reused",
-                    cx.me()
-                );
-            }
-            Err(e) => {
-                if let Some(g) = self.groups.get_mut(&name) {
-                    g.on_persisted(cx, persist.generation, e);
-                }
-            }
-        }
-    }
-
-    fn commit(
-        &mut self,
-        cx: &mut Cx,
-        from: NodeId,
-        req: OffsetCommitRequest,
-        tp: TopicPartition,
-        log: &mut dyn OffsetsLog,
-    ) {
-        let error = self.commit_allowed(&req);
-        if error != ErrorCode::None {
-            return reply_commit(cx, from, &req, error);
-        }
-        let group: Arc<str> = Arc::from(req.group.as_str());
-        let records = offset_commit_records(cx, &group, &req.offsets);
-        if records.is_empty() {
-            return reply_commit(cx, from, &req, ErrorCode::None);
-        }
-        let token = self.take_token();
-        assert!(
-            !self.pending.contains_key(&token),
-            "{}: append token {token} reused",
-            cx.me()
-        );
-        match log.append(cx, tp, records, token) {
-            Ok(()) => {
-                let pending = PendingCommit {
-                    client: from,
-                    correlation_id: req.correlation_id,
-                    group,
-                    generation: req.generation,
-                    offsets: req.offsets,
-                };
-                self.pending
-                    .insert(token, (tp, PendingAppend::Commit(pending)));
-            }
-            Err(e) => reply_commit(cx, from, &req, coordinator_error(e)),
-        }
-    }
-
-    /// Kafka's `doCommitOffsets` checks: a simple (generation -1) commit is allowed only while
-    /// the group has no members; a member's commit needs its current generation and is refused
-    /// while the group waits for the leader's assignment.
-    fn commit_allowed(&self, req: &OffsetCommitRequest) -> ErrorCode {
-        let Some(group) = self.groups.get(req.group.as_str()) else {
-            return if req.generation < 0 {
-                ErrorCode::None
-            } else {
-                ErrorCode::IllegalGeneration
-            };
-        };
-        if req.generation < 0 && group.state == GroupState::Empty {
-            return ErrorCode::None;
-        }
-        if group.state == GroupState::CompletingRebalance {
-            let e = group.check_member(&req.member_id, req.generation);
-            return if e == ErrorCode::None {
-                ErrorCode::RebalanceInProgress
-            } else {
-                e
-            };
-        }
-        group.check_member(&req.member_id, req.generation)
-    }
-
-    /// TxnOffsetCommit (`GroupCoordinator.handleTxnCommitOffsets` → `doTxnCommitOffsets`):
-    /// the KIP-447 member check, then the offsets are appended as a transactional batch of
-    /// the producer and held pending (`prepareTxnOffsetCommit`) until the transaction's
-    /// marker reaches this partition ([`Self::on_txn_marker`]).
-    fn txn_commit(
-        &mut self,
-        cx: &mut Cx,
-        from: NodeId,
-        req: TxnOffsetCommitRequest,
-        tp: TopicPartition,
-        log: &mut dyn OffsetsLog,
-    ) {
-        let error = self.txn_commit_allowed(&req);
-        if error != ErrorCode::None || req.offsets.is_empty() {
-            return reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
-        }
-        let group: Arc<str> = Arc::from(req.group.as_str());
-        let records = offset_commit_records(cx, &group, &req.offsets);
-        // A TxnOffsetCommit comes from a producer that InitProducerId gave an id.
-        assert!(
-            req.producer_id >= 0 && req.producer_epoch >= 0,
-            "{}: a transactional commit of producer {} epoch {}",
-            cx.me(),
-            req.producer_id,
-            req.producer_epoch
-        );
-        for (partition, offset, leader_epoch) in &req.offsets {
-            let pending = PendingTxnOffset {
-                committed: (*offset, *leader_epoch),
-                appended: false,
-                client: from,
-                generation: req.generation,
-            };
-            self.offsets
-                .put_txn_pending(&group, req.producer_id, *partition, pending);
-        }
-        let token = self.take_token();
-        let producer = (req.producer_id, req.producer_epoch);
-        assert!(
-            self.offsets.txn_pending_for(&group, req.offsets[0].0),
-            "{}: group {group}: a transactional commit not held pending",
-            cx.me()
-        );
-        match log.append_transactional(cx, tp, records, producer, token) {
-            Ok(()) => {
-                let commit = PendingCommit {
-                    client: from,
-                    correlation_id: req.correlation_id,
-                    group,
-                    generation: req.generation,
-                    offsets: req.offsets,
-                };
-                let pending = PendingAppend::TxnCommit {
-                    commit,
-                    producer_id: req.producer_id,
-                };
-                self.pending.insert(token, (tp, pending));
-            }
-            Err(e) => {
-                for (partition, _, _) in &req.offsets {
-                    self.offsets
-                        .fail_txn_pending(&group, req.producer_id, *partition);
-                }
-                let error = match e {
-                    ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced => {
-                        ErrorCode::ProducerFenced
-                    }
-                    other => coordinator_error(other),
-                };
-                reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
-            }
-        }
-    }
-
-    /// `GroupCoordinator.validateOffsetCommit` with `isTransactional = true` (KIP-447): a
-    /// commit naming a member or a generation must come from a current member at the current
-    /// generation (a zombie's is refused, which fences its producer's transaction); one naming
-    /// neither is accepted. Unlike an OffsetCommit it is not refused while the group waits for
-    /// its assignment.
-    fn txn_commit_allowed(&self, req: &TxnOffsetCommitRequest) -> ErrorCode {
-        let names_member = req.generation >= 0 || !req.member_id.is_empty();
-        let Some(group) = self.groups.get(req.group.as_str()) else {
-            return if !names_member {
-                ErrorCode::None
-            } else if !req.member_id.is_empty() {
-                ErrorCode::UnknownMemberId
-            } else {
-                ErrorCode::IllegalGeneration
-            };
-        };
-        if group.state == GroupState::Dead {
-            return ErrorCode::CoordinatorNotAvailable;
-        }
-        if !names_member {
-            return ErrorCode::None;
-        }
-        if !req.member_id.is_empty() && !group.members.contains_key(&req.member_id) {
-            return ErrorCode::UnknownMemberId;
-        }
-        if req.generation != group.generation {
-            return ErrorCode::IllegalGeneration;
-        }
-        ErrorCode::None
-    }
-
-    /// A transaction marker of `producer_id` is in the ISR of `partition`, an offsets
-    /// partition this broker leads (`GroupCoordinator.scheduleHandleTxnCompletion`, called
-    /// by `KafkaApis.handleWriteTxnMarkersRequest` once the marker append completed): the
-    /// producer's pending offsets of every group of the partition become committed (commit)
-    /// or are dropped (abort).
-    pub fn on_txn_marker(
-        &mut self,
-        cx: &mut Cx,
-        producer_id: i64,
-        partition: TopicPartition,
-        marker: crate::record::ControlMarker,
-    ) {
-        if partition.topic != self.config.offsets_topic
-            || !self.owned.contains_key(&partition.partition)
-        {
-            return;
-        }
-        let commit = marker == crate::record::ControlMarker::Commit;
-        for group in self.offsets.groups_pending_from(producer_id) {
-            if self.partition_for(&group) != partition {
-                continue;
-            }
-            let before = self.offsets.get(&group, partition);
-            for (tp, p) in self.offsets.complete_txn(&group, producer_id, commit) {
-                cx.record(HistoryEvent::OffsetsStored {
-                    group: group.clone(),
-                    member: p.client,
-                    generation: p.generation,
-                    partition: tp,
-                    offset: p.committed.0,
-                });
-            }
-            // The marker settled the producer's offsets of this group, either way.
-            assert!(
-                !self
-                    .offsets
-                    .groups_pending_from(producer_id)
-                    .contains(&group),
-                "{}: group {group}: producer {producer_id}'s offsets pending after its marker",
-                cx.me()
-            );
-            assert!(
-                commit || self.offsets.get(&group, partition) == before,
-                "{}: group {group}: an abort marker changed committed offsets",
-                cx.me()
-            );
-        }
-    }
-
-    /// Whether an offset commit of `partition` for `group` is in flight or a transactional
-    /// one pending (`GroupMetadata.hasPendingOffsetCommitsForTopicPartition`).
-    fn has_pending_commit(&self, group: &str, partition: TopicPartition) -> bool {
-        self.offsets.txn_pending_for(group, partition)
-            || self.pending.values().any(|(_, p)| match p {
-                PendingAppend::Commit(c) => {
-                    c.group.as_ref() == group && c.offsets.iter().any(|o| o.0 == partition)
-                }
-                _ => false,
-            })
-    }
-
-    fn fetch_offsets(&mut self, cx: &mut Cx, from: NodeId, req: OffsetFetchRequest) {
-        // KIP-447: with `require_stable`, a partition whose commit is not settled yet is
-        // answered UNSTABLE_OFFSET_COMMIT (per partition in Kafka; the Java consumer retries
-        // the whole fetch after `retry.backoff.ms` on any, so one error stands for them).
-        if req.require_stable
-            && req
-                .partitions
-                .iter()
-                .any(|tp| self.has_pending_commit(&req.group, *tp))
-        {
-            let resp = OffsetFetchResponse {
-                correlation_id: req.correlation_id,
-                error: ErrorCode::UnstableOffsetCommit,
-                offsets: Vec::new(),
-            };
-            return cx.send(from, Message::OffsetFetchResponse(resp));
-        }
-        let offsets: Vec<(TopicPartition, Option<u64>)> = req
-            .partitions
-            .iter()
-            .map(|tp| (*tp, self.offsets.get(&req.group, *tp).map(|(o, _)| o)))
-            .collect();
-        assert_eq!(
-            offsets.len(),
-            req.partitions.len(),
-            "an OffsetFetch answered for other partitions"
-        );
-        let resp = OffsetFetchResponse {
-            correlation_id: req.correlation_id,
-            error: ErrorCode::None,
-            offsets,
-        };
-        cx.send(from, Message::OffsetFetchResponse(resp));
-    }
-
     /// A group coordinator timer is due.
     pub fn on_timer(&mut self, cx: &mut Cx, timer: GroupTimer, _log: &mut dyn OffsetsLog) {
         let (GroupTimer::JoinDeadline { group: index, seq }
@@ -716,211 +399,6 @@ impl GroupCoordinator {
             GroupTimer::Session { .. } => group.on_session_timer(cx, seq),
         }
     }
-
-    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) an offsets partition.
-    pub fn on_leadership(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        leader_epoch: Option<u32>,
-        log: &mut dyn OffsetsLog,
-    ) {
-        if partition.topic != self.config.offsets_topic {
-            return;
-        }
-        if leader_epoch.is_some() && self.owned.get(&partition.partition) == leader_epoch.as_ref() {
-            return;
-        }
-        self.unload(cx, partition);
-        if let Some(epoch) = leader_epoch {
-            self.load(cx, partition, epoch, log);
-        }
-        assert_eq!(
-            self.owned.get(&partition.partition),
-            leader_epoch.as_ref(),
-            "{}: {partition} owned at the wrong epoch after a leadership change",
-            cx.me()
-        );
-        self.check();
-    }
-
-    /// Forget the groups of `partition`, answering everything that waits on them.
-    fn unload(&mut self, cx: &mut Cx, partition: TopicPartition) {
-        self.owned.remove(&partition.partition);
-        let offsets_partitions = self.config.offsets_partitions;
-        let in_partition =
-            |name: &str| java_string_hash_abs(name) % offsets_partitions == partition.partition;
-        let names: Vec<Arc<str>> = self
-            .groups
-            .keys()
-            .filter(|n| in_partition(n))
-            .cloned()
-            .collect();
-        for name in names {
-            if let Some(mut g) = self.groups.remove(&name) {
-                g.unload(cx);
-                self.group_by_index.remove(&g.index);
-            }
-        }
-        self.offsets.retain_groups(|g| !in_partition(g));
-        let tokens: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, (tp, _))| *tp == partition)
-            .map(|(t, _)| *t)
-            .collect();
-        for token in tokens {
-            match self.pending.remove(&token) {
-                Some((_, PendingAppend::Commit(c))) => {
-                    reply_pending_commit(cx, &c, ErrorCode::NotCoordinator);
-                }
-                Some((_, PendingAppend::TxnCommit { commit, .. })) => {
-                    let error = ErrorCode::NotCoordinator;
-                    reply_txn_commit(
-                        cx,
-                        commit.client,
-                        commit.correlation_id,
-                        &commit.offsets,
-                        error,
-                    );
-                }
-                _ => {}
-            }
-        }
-        assert!(
-            !self.owned.contains_key(&partition.partition)
-                && self.pending.values().all(|(tp, _)| *tp != partition)
-                && self.groups.keys().all(|g| !in_partition(g)),
-            "{}: {partition} unloaded with groups or appends left",
-            cx.me()
-        );
-    }
-
-    /// Rebuild committed offsets and groups from the partition's log.
-    fn load(&mut self, cx: &mut Cx, partition: TopicPartition, epoch: u32, log: &dyn OffsetsLog) {
-        assert!(
-            !self.owned.contains_key(&partition.partition),
-            "{}: {partition} loaded over a load",
-            cx.me()
-        );
-        let loaded = load::replay(&log.loadable_batches(partition));
-        for (group, tp, offset, leader_epoch) in loaded.offsets {
-            self.offsets.put(&group, tp, (offset, leader_epoch));
-        }
-        for (producer_id, group, tp, offset, leader_epoch) in loaded.pending {
-            // Loaded from the log: appended. Who wrote it is not in the record; the history
-            // names this coordinator's broker as the committer of a loaded offset.
-            let pending = PendingTxnOffset {
-                committed: (offset, leader_epoch),
-                appended: true,
-                client: cx.me(),
-                generation: -1,
-            };
-            self.offsets
-                .put_txn_pending(&group, producer_id, tp, pending);
-        }
-        for (name, meta) in loaded.groups {
-            assert_eq!(
-                self.partition_for(&name),
-                partition,
-                "{}: group {name} loaded from another group's partition",
-                cx.me()
-            );
-            if let Some(g) = self.group_mut(&name) {
-                g.restore(cx, &meta);
-            }
-        }
-        self.owned.insert(partition.partition, epoch);
-    }
-
-    /// Completion of an [`OffsetsLog::append`].
-    pub fn on_append_done(
-        &mut self,
-        cx: &mut Cx,
-        token: u64,
-        result: ErrorCode,
-        _log: &mut dyn OffsetsLog,
-    ) {
-        assert!(
-            token & transaction::TXN_TOKEN_BIT == 0 && token <= self.next_token,
-            "{}: append token {token:#x} was not handed out by the group coordinator",
-            cx.me()
-        );
-        let Some((tp, pending)) = self.pending.remove(&token) else {
-            return; // the partition was unloaded meanwhile and the request answered
-        };
-        let group = match &pending {
-            PendingAppend::Commit(c) | PendingAppend::TxnCommit { commit: c, .. } => &c.group,
-            PendingAppend::Group { group, .. } => group,
-        };
-        assert_eq!(
-            self.partition_for(group),
-            tp,
-            "{}: group {group}'s append completed on another partition",
-            cx.me()
-        );
-        match pending {
-            PendingAppend::Commit(c) => {
-                if result == ErrorCode::None {
-                    for (tp, offset, epoch) in &c.offsets {
-                        self.offsets.put(&c.group, *tp, (*offset, *epoch));
-                        cx.record(HistoryEvent::OffsetsStored {
-                            group: c.group.clone(),
-                            member: c.client,
-                            generation: c.generation,
-                            partition: *tp,
-                            offset: *offset,
-                        });
-                    }
-                }
-                reply_pending_commit(cx, &c, coordinator_error(result));
-            }
-            PendingAppend::TxnCommit {
-                commit: c,
-                producer_id,
-            } => {
-                for (tp, offset, epoch) in &c.offsets {
-                    if result == ErrorCode::None {
-                        // `onTxnOffsetCommitAppend`: in the log, visible at a commit marker.
-                        let pending = PendingTxnOffset {
-                            committed: (*offset, *epoch),
-                            appended: true,
-                            client: c.client,
-                            generation: c.generation,
-                        };
-                        self.offsets
-                            .put_txn_pending(&c.group, producer_id, *tp, pending);
-                    } else {
-                        self.offsets.fail_txn_pending(&c.group, producer_id, *tp);
-                    }
-                }
-                let error = coordinator_error(result);
-                reply_txn_commit(cx, c.client, c.correlation_id, &c.offsets, error);
-            }
-            PendingAppend::Group { group, generation } => {
-                if let Some(g) = self.groups.get_mut(&group) {
-                    g.on_persisted(cx, generation, result);
-                }
-            }
-        }
-        self.check();
-    }
-}
-
-/// A record of `__consumer_offsets` (internal records carry value id 0: never a user value).
-fn internal_record(cx: &Cx, payload: InternalPayload) -> Record {
-    assert!(
-        !matches!(payload, InternalPayload::TransactionMetadata { .. }),
-        "{}: transaction state in __consumer_offsets",
-        cx.me()
-    );
-    Record {
-        value: ValueId(0),
-        key: None,
-        size: OFFSETS_RECORD_BYTES,
-        create_time: cx.now(),
-        payload: Some(Arc::new(payload)),
-    }
 }
 
 fn group_of(msg: &Message) -> Option<String> {
@@ -934,36 +412,6 @@ fn group_of(msg: &Message) -> Option<String> {
         Message::TxnOffsetCommitRequest(r) => r.group.clone(),
         _ => return None,
     })
-}
-
-fn reply_commit(cx: &mut Cx, to: NodeId, req: &OffsetCommitRequest, error: ErrorCode) {
-    let resp = OffsetCommitResponse {
-        correlation_id: req.correlation_id,
-        results: req.offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
-    };
-    cx.send(to, Message::OffsetCommitResponse(resp));
-}
-
-fn reply_txn_commit(
-    cx: &mut Cx,
-    to: NodeId,
-    correlation_id: u64,
-    offsets: &[(TopicPartition, u64, Option<u32>)],
-    error: ErrorCode,
-) {
-    let resp = TxnOffsetCommitResponse {
-        correlation_id,
-        results: offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
-    };
-    cx.send(to, Message::TxnOffsetCommitResponse(resp));
-}
-
-fn reply_pending_commit(cx: &mut Cx, c: &PendingCommit, error: ErrorCode) {
-    let resp = OffsetCommitResponse {
-        correlation_id: c.correlation_id,
-        results: c.offsets.iter().map(|(tp, _, _)| (*tp, error)).collect(),
-    };
-    cx.send(c.client, Message::OffsetCommitResponse(resp));
 }
 
 /// Answer a group request with `error` and nothing else.
@@ -1085,30 +533,4 @@ pub fn kafka_utils_abs(h: i32) -> u32 {
         "Utils.abs({h}) = {abs} is not a Java int"
     );
     abs
-}
-
-/// The `__consumer_offsets` records of one commit (plain or transactional): one per partition.
-fn offset_commit_records(
-    cx: &mut Cx,
-    group: &Arc<str>,
-    offsets: &[(TopicPartition, u64, Option<u32>)],
-) -> Vec<Record> {
-    let records: Vec<Record> = offsets
-        .iter()
-        .map(|(partition, offset, leader_epoch)| {
-            let payload = InternalPayload::OffsetCommit {
-                group: group.clone(),
-                partition: *partition,
-                offset: *offset,
-                leader_epoch: *leader_epoch,
-            };
-            internal_record(cx, payload)
-        })
-        .collect();
-    assert_eq!(
-        records.len(),
-        offsets.len(),
-        "one record per committed partition"
-    );
-    records
 }

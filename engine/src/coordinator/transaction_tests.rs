@@ -4,6 +4,11 @@
 
 use super::*;
 use crate::coordinator::testkit::{FakeLog, Host};
+use crate::protocol::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest,
+    WriteTxnMarkersResponse,
+};
+use crate::record::ControlMarker;
 use crate::time::{ms, Instant};
 
 const STATE: TopicId = TopicId(9);

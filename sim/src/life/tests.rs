@@ -1,0 +1,452 @@
+//! Unit tests of [`super::record_life`]: the stories of a lost, a transactional, a duplicated
+//! and a sunk value, each checked line by line.
+
+use super::{record_life, LifeContext};
+use crate::checker::test_support::*;
+use crate::history::History;
+use crate::names::Names;
+use crate::nemesis::{AppliedFault, Op};
+use crate::scenario::FaultKind;
+use kafsim_engine::app::Mark;
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::protocol::ErrorCode;
+use kafsim_engine::{Instant, NodeId, TopicId, TopicPartition};
+
+fn names() -> Names {
+    let mut n = Names::new();
+    n.set_node(NodeId(0), "producer-0");
+    n.set_node(NodeId(1), "broker-0");
+    n.set_node(NodeId(2), "broker-1");
+    n.set_node(NodeId(3), "billing/0");
+    n.set_topic(TopicId(0), "orders");
+    n.set_group(0, "billing");
+    n
+}
+
+fn appended(broker: u32, base: u64, next: u64, leader: bool) -> HistoryEvent {
+    HistoryEvent::Appended {
+        broker: NodeId(broker),
+        partition: tp(0),
+        leader_epoch: 1,
+        base_offset: base,
+        next_offset: next,
+        leader,
+    }
+}
+
+/// v2 acknowledged at orders/0@1 by broker-0, which then lost leadership to broker-1
+/// (whose log ends at 1) and truncated; the group read 0 and then 2.
+fn lost_story() -> Story {
+    let mut s = Story::new();
+    s.send(1, 0, 1, 0, 0).invoke(2, 0, 2, Some(5));
+    s.event(2, appended(1, 1, 3, true));
+    let hw = |high_watermark| HistoryEvent::HighWatermark {
+        broker: NodeId(1),
+        partition: tp(0),
+        leader_epoch: 1,
+        high_watermark,
+    };
+    s.event(2, hw(1));
+    s.event(3, hw(2));
+    s.ok(3, 0, 2, 0, 1);
+    s.event(3, hw(3)); // already past: no line
+    s.event(
+        4,
+        HistoryEvent::BecameLeader {
+            broker: NodeId(2),
+            partition: tp(0),
+            leader_epoch: 2,
+            log_end_offset: 1,
+        },
+    );
+    s.event(
+        5,
+        HistoryEvent::Truncated {
+            broker: NodeId(1),
+            partition: tp(0),
+            offset: 1,
+            reason: "diverging epoch",
+        },
+    );
+    s.event(
+        5,
+        HistoryEvent::Truncated {
+            broker: NodeId(1),
+            partition: tp(1),
+            offset: 0,
+            reason: "other partition",
+        },
+    );
+    s.send(6, 0, 3, 0, 1).send(6, 0, 4, 0, 2);
+    s.poll(7, 0, 1, 0, 0, 1)
+        .poll(8, 0, 1, 0, 2, 4)
+        .poll(9, 0, 0, 0, 3, 4);
+    s
+}
+
+#[test]
+fn a_lost_value_shows_its_append_truncation_and_the_reads_around_it() {
+    let (story, names) = (lost_story(), names());
+    let lines = record_life(&LifeContext::bare(story.history(), &names), v(2));
+    let expected = [
+        "2.000ms producer-0: sends v2 (key 5) to topic orders",
+        "2.000ms producer-0: broker-0 appended the batch 1..2 as leader in epoch 1: offset 1",
+        "3.000ms producer-0: high watermark on broker-0 (epoch 1) passed offset 1: now 2",
+        "3.000ms producer-0: got its acknowledgement: orders/0@1",
+        "4.000ms producer-0: broker-1 became leader of orders/0 in epoch 2 with log end 1 \
+         (has nothing at offset 1)",
+        "5.000ms producer-0: broker-0 truncated its log of orders/0 to 1 (diverging epoch): \
+         offset 1 is gone from it",
+        "never read; reads around orders/0@1:",
+        "  before: orders/0@0 read by billing/1 at 7.000ms (v1)",
+        "  next higher offset read: orders/0@2 read by billing/1 at 8.000ms (v4)",
+    ];
+    // The story records every event from node 0 (producer-0); the text names the actor.
+    assert_eq!(lines, expected, "{lines:#?}");
+}
+
+/// An acks=0 send has no offset: the story never prints the sentinel, and the crash of a
+/// broker while the send was in flight is in it (the history cannot name the broker the
+/// record went to); a fault after the acknowledgement on an uninvolved node is not.
+#[test]
+fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() {
+    let mut s = Story::new();
+    s.invoke(10, 0, 9, None)
+        .ok(15, 0, 9, 0, kafsim_engine::producer::OFFSET_UNKNOWN);
+    let history = s.history().clone();
+    let names = names();
+    let crash = |ms, node| AppliedFault {
+        at: Instant::from_millis(ms),
+        kind: Some(FaultKind::Crash),
+        op: Op::Crash(vec![NodeId(node)]),
+        undo_after: None,
+    };
+    let faults = [crash(12, 1), crash(30, 2)];
+    let cx = LifeContext {
+        history: &history,
+        names: &names,
+        faults: &faults,
+        marks: &[],
+        workers: &[],
+        read_message: &[],
+    };
+    let lines = record_life(&cx, v(9));
+    assert_eq!(
+        lines,
+        [
+            "10.000ms producer-0: sends v9 (key none) to topic orders",
+            "12.000ms fault: crash broker-0",
+            "15.000ms producer-0: got its acknowledgement: orders/0 (no offset: acks=0)",
+        ],
+        "{lines:#?}"
+    );
+}
+
+/// A value sent in a transaction: its story says how the transaction ended and which
+/// values it held (replay's "committed transaction T of producer P with values ...").
+#[test]
+fn a_transactional_value_tells_how_its_transaction_ended_and_what_it_held() {
+    let names = names();
+    for (commit, word) in [(true, "committed"), (false, "aborted")] {
+        let mut s = Story::new();
+        s.txn_value(1, 0, 7, 1).send(1, 0, 1, 0, 0);
+        s.txn_value(2, 0, 7, 2).send(2, 0, 2, 0, 1);
+        s.txn_value(2, 0, 8, 3).send(2, 0, 3, 0, 2);
+        if commit {
+            s.txn_commit(3, 0, 7);
+        } else {
+            s.txn_abort(3, 0, 7);
+        }
+        let history = s.history().clone();
+        let lines = record_life(&LifeContext::bare(&history, &names), v(2));
+        let want =
+            format!("3.000ms producer-0: {word} transaction 7 of producer-0 with values v1, v2");
+        assert!(lines.contains(&want), "{lines:#?}");
+    }
+}
+
+/// A commit the coordinator stored is in the story even when its answer never reached the
+/// member (lost in its crash); with the member's own successful `Commit`, the story says
+/// nothing of a lost answer and does not repeat the commit.
+#[test]
+fn a_commit_stored_by_the_coordinator_covers_the_record_and_says_whether_it_was_answered() {
+    let story_of = |answered: bool| {
+        let mut s = Story::new();
+        s.send(1, 0, 7, 0, 5);
+        s.poll(10, 0, 0, 0, 5, 7);
+        s.event(
+            12,
+            HistoryEvent::OffsetsStored {
+                group: "billing".into(),
+                member: NodeId(3),
+                generation: 3,
+                partition: tp(0),
+                offset: 6,
+            },
+        );
+        if answered {
+            s.event(
+                13,
+                HistoryEvent::Commit {
+                    group: 0,
+                    member: 0,
+                    generation: 3,
+                    partition: tp(0),
+                    offset: 6,
+                    error: ErrorCode::None,
+                },
+            );
+        }
+        let names = names();
+        record_life(&LifeContext::bare(s.history(), &names), v(7))
+    };
+    let covering = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("which covers offset 5"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let lost = covering(&story_of(false));
+    assert_eq!(
+        lost,
+        [
+            "12.000ms producer-0: as coordinator of billing, stored billing/0's commit of \
+          orders/0 offset 6 (generation 3), which covers offset 5: billing will not read it \
+          again; its answer never reached billing/0"
+        ],
+    );
+    let heard = covering(&story_of(true));
+    assert_eq!(heard.len(), 1, "{heard:#?}");
+    assert!(!heard[0].contains("never reached"), "{heard:#?}");
+}
+
+/// A zombie's sink-duplicate (consume-transform-produce): billing/0 polls v7 in
+/// generation 3, billing/1 takes the partition in generation 4 and commits past it; then
+/// billing/0 commits in generation 3 (its offsets carried no generation, so they were
+/// accepted), and the final read finds two outputs of v7. The story names the zombie's
+/// commit and both outputs, and does not call the value unwritten.
+#[test]
+fn a_zombies_duplicate_names_its_stale_commit_and_both_outputs() {
+    let mut s = Story::new();
+    s.send(1, 0, 7, 0, 5);
+    let assigned = |member, generation| HistoryEvent::Assigned {
+        group: 0,
+        member,
+        generation,
+        partitions: vec![tp(0)],
+    };
+    let commit = |member, generation, offset| HistoryEvent::Commit {
+        group: 0,
+        member,
+        generation,
+        partition: tp(0),
+        offset,
+        error: ErrorCode::None,
+    };
+    let output = |offset| HistoryEvent::OutputRecord {
+        group: 0,
+        partition: TopicPartition::new(TopicId(1), 0),
+        offset,
+        value: v(7),
+    };
+    s.event(2, assigned(0, 3));
+    s.poll(10, 0, 0, 0, 5, 7);
+    s.event(20, assigned(1, 4));
+    s.event(22, commit(1, 4, 9));
+    s.event(30, commit(0, 3, 6));
+    s.event(40, output(0));
+    s.event(40, output(1));
+    let history = s.history();
+    let mut names = names();
+    names.set_topic(TopicId(1), "invoices");
+    let cx = LifeContext {
+        history,
+        names: &names,
+        faults: &[],
+        marks: &[Mark::AfterProcess],
+        workers: &[],
+        read_message: &[],
+    };
+    let lines = record_life(&cx, v(7));
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_once(": ").map_or(l.as_str(), |(_, t)| t))
+        .collect();
+    let zombie = "committed orders/0 offset 6 in generation 3, though the group is in \
+                  generation 4: a zombie's commit, accepted";
+    assert!(texts.iter().any(|t| t.ends_with(zombie)), "{lines:#?}");
+    for at in ["invoices/0@0", "invoices/0@1"] {
+        let found = format!("the final read found an output of it that billing committed, at {at}");
+        assert!(texts.iter().any(|t| t.ends_with(&found)), "{lines:#?}");
+    }
+    assert!(
+        !texts
+            .iter()
+            .any(|t| t.contains("never wrote it to its sink")),
+        "{lines:#?}"
+    );
+    // A commit in the group's current generation is no zombie's.
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("zombie")).count(),
+        1,
+        "{lines:#?}"
+    );
+}
+
+/// The consumer side of a sink-loss: billing/0 polls v7 at orders/0@5, marks it before
+/// processing, its auto-commit covers offset 5, it crashes before the sink write, and
+/// billing/1 takes the partition over and resumes at 6.
+fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
+    let mut s = Story::new();
+    s.send(1, 0, 7, 0, 5);
+    s.event(
+        2,
+        HistoryEvent::Assigned {
+            group: 0,
+            member: 0,
+            generation: 3,
+            partitions: vec![tp(0)],
+        },
+    );
+    s.poll(10, 0, 0, 0, 5, 7);
+    let commit = |member, generation, offset, error| HistoryEvent::Commit {
+        group: 0,
+        member,
+        generation,
+        partition: tp(0),
+        offset,
+        error,
+    };
+    s.event(11, commit(0, 3, 6, ErrorCode::RebalanceInProgress)); // failed: no line
+    s.event(12, commit(0, 3, 6, ErrorCode::None));
+    s.event(13, commit(0, 3, 7, ErrorCode::None)); // already covered: no line
+    s.event(
+        20,
+        HistoryEvent::Assigned {
+            group: 0,
+            member: 1,
+            generation: 4,
+            partitions: vec![tp(0)],
+        },
+    );
+    s.event(
+        21,
+        HistoryEvent::Resumed {
+            group: 0,
+            member: 1,
+            generation: 4,
+            partition: tp(0),
+            offset: 6,
+        },
+    );
+    // The consumer's events come from billing/0's node.
+    let history: History = s
+        .history()
+        .entries()
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            if matches!(
+                e.event,
+                HistoryEvent::Poll { .. } | HistoryEvent::Commit { .. }
+            ) {
+                e.node = NodeId(3);
+            }
+            e
+        })
+        .collect();
+    let names = names();
+    let faults = [AppliedFault {
+        at: Instant::from_millis(15),
+        kind: Some(FaultKind::ConsumerCrash),
+        op: Op::Crash(vec![NodeId(3)]),
+        undo_after: None,
+    }];
+    let cx = LifeContext {
+        history: &history,
+        names: &names,
+        faults: &faults,
+        marks,
+        workers,
+        read_message: &[false],
+    };
+    record_life(&cx, v(7))
+}
+
+#[test]
+fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
+    let lines = sink_loss_lines(&[Mark::BeforeProcess], &[1]);
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| match l.starts_with("=>") {
+            true => l.as_str(),
+            false => l.split_once(": ").map_or(l.as_str(), |(_, t)| t),
+        })
+        .collect();
+    let expected = [
+        "sends v7 (key none) to topic orders",
+        "got its acknowledgement: orders/0@5",
+        "polled it (generation 3) at orders/0@5",
+        "marks offset 5 at delivery, before processing (mark = before-process): its next \
+         commit will say 6",
+        "committed orders/0 offset 6 (generation 3), which covers offset 5: billing will not \
+         read it again",
+        "crash billing/0",
+        "billing/1 owns orders/0 in generation 4 after a rebalance",
+        "billing/1 resumed orders/0 in generation 4 at the committed offset 6, past this \
+         record: it will not be read again",
+        "=> billing polled orders/0@5 and committed past it, but never wrote it to its \
+         sink: billing/0 committed offset 6 at 12.000ms before billing/0 had processed it \
+         (mark = before-process: a record is marked when it is handed over), and billing/0 \
+         crashed at 15.000ms before processing it; whoever owned the partition next resumed \
+         after it",
+    ];
+    assert_eq!(texts, expected, "{lines:#?}");
+    assert!(lines[5].starts_with("15.000ms fault: crash"), "{lines:#?}");
+}
+
+/// A worker pool that marks after processing: the cause is the pool's out-of-order marks.
+#[test]
+fn a_worker_pool_sink_loss_names_the_out_of_order_mark() {
+    let lines = sink_loss_lines(&[Mark::AfterProcess], &[4]);
+    let last = lines.last().expect("an explanation");
+    assert!(
+        last.contains(
+            "billing/0 committed offset 6 at 12.000ms before billing/0 had processed it \
+             (workers = 4: each worker marks the records it finished, and a partition's \
+             mark is the highest of them, so it passes records still queued for a slower \
+             worker), and billing/0 crashed at 15.000ms before processing it"
+        ),
+        "{lines:#?}"
+    );
+    // The poll loop itself marking after processing gives no such cause.
+    let lines = sink_loss_lines(&[Mark::AfterProcess], &[1]);
+    let last = lines.last().expect("an explanation");
+    assert!(!last.contains("workers"), "{lines:#?}");
+    assert!(last.contains("before billing/0 had processed it, and billing/0 crashed"));
+}
+
+#[test]
+fn a_sunk_value_has_no_loss_explanation_and_an_unknown_one_says_so() {
+    let mut s = lost_story();
+    s.poll(10, 1, 0, 0, 1, 2)
+        .sink(11, 1, 0, 1, 2)
+        .dead_letter(12, 1, 2);
+    let names = names();
+    let cx = LifeContext::bare(s.history(), &names);
+    let lines = record_life(&cx, v(2));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("never read") || l.contains("=>")),
+        "{lines:#?}"
+    );
+    assert!(lines[lines.len() - 3].ends_with("group-1/0 polled it (no assignment) at orders/0@1"));
+    assert!(lines[lines.len() - 2].contains("group-1/0 wrote it to the sink of group-1"));
+    assert!(lines[lines.len() - 1].contains("group-1/0 sent it to the dead-letter topic"));
+    assert_eq!(
+        record_life(&cx, v(99)),
+        vec!["v99 does not appear in the history".to_string()]
+    );
+}

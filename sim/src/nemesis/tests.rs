@@ -1,0 +1,84 @@
+//! Unit tests of the nemesis: target resolution against up and down nodes, and the seeded
+//! choices it makes.
+
+use super::*;
+use rand::SeedableRng;
+
+/// Three brokers and one consumer; `down` lists the nodes that are not up.
+struct Cluster {
+    down: Vec<NodeId>,
+}
+
+impl Resolver for Cluster {
+    fn brokers(&self) -> Vec<NodeId> {
+        vec![NodeId(0), NodeId(1), NodeId(2)]
+    }
+    fn broker(&self, index: u32) -> Option<NodeId> {
+        self.brokers().get(index as usize).copied()
+    }
+    fn leader(&self, _topic: &str, _partition: u32) -> Option<NodeId> {
+        Some(NodeId(0))
+    }
+    fn followers(&self, _topic: &str, _partition: u32) -> Vec<NodeId> {
+        vec![NodeId(1), NodeId(2)]
+    }
+    fn controller(&self) -> Option<NodeId> {
+        Some(NodeId(0))
+    }
+    fn consumer(&self, _group: &str, member: u32) -> Option<NodeId> {
+        (member == 0).then_some(NodeId(3))
+    }
+    fn consumers(&self) -> Vec<NodeId> {
+        vec![NodeId(3)]
+    }
+    fn producer(&self, _index: u32) -> Option<NodeId> {
+        None
+    }
+    fn producers(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+    fn partitions(&self) -> Vec<(String, u32)> {
+        vec![("orders".into(), 0)]
+    }
+    fn is_up(&self, id: NodeId) -> bool {
+        !self.down.contains(&id)
+    }
+}
+
+fn stopped(kinds: Vec<FaultKind>, cluster: &Cluster) -> Vec<NodeId> {
+    let spec = FaultSpec {
+        random: true,
+        kinds,
+        mean_interval: Duration::from_millis(200),
+        undo_after: None,
+        schedule: Vec::new(),
+    };
+    let duration = Duration::from_secs(60);
+    let mut nemesis = Nemesis::plan(&spec, duration, ChaCha8Rng::seed_from_u64(7));
+    let ops = nemesis.fire(Instant::ZERO + duration, cluster);
+    ops.iter()
+        .filter(|op| matches!(op, Op::Crash(_) | Op::PowerLoss { .. } | Op::Pause(_)))
+        .flat_map(op_nodes)
+        .collect()
+}
+
+#[test]
+fn random_faults_stop_only_nodes_that_are_up() {
+    // One kind at a time, so the swarm draw always enables it.
+    for (kind, victim) in [
+        (FaultKind::Crash, NodeId(0)),
+        (FaultKind::PowerLoss, NodeId(0)),
+        (FaultKind::Pause, NodeId(0)),
+        (FaultKind::ConsumerCrash, NodeId(3)),
+    ] {
+        // With everything up, the leader (or the only consumer) is hit.
+        let hit = stopped(vec![kind], &Cluster { down: Vec::new() });
+        assert!(hit.contains(&victim), "{kind}: {hit:?}");
+        // Once it is down, no fault stops it again.
+        let hit = stopped(vec![kind], &Cluster { down: vec![victim] });
+        assert!(!hit.contains(&victim), "{kind}: {hit:?}");
+        if kind != FaultKind::ConsumerCrash {
+            assert!(hit.len() > 50, "{kind}: the draw fired {} times", hit.len());
+        }
+    }
+}
