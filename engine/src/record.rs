@@ -43,6 +43,13 @@ pub struct ValueId(pub u64);
 pub struct Key(pub u32);
 
 impl Key {
+    /// Length of [`Key::bytes`] (the number of decimal digits), without writing them: a
+    /// record's size is read on every produce, append, replication, fetch and cost
+    /// computation, and a cached size per batch would grow every batch every replica keeps.
+    pub fn byte_len(self) -> u32 {
+        self.0.checked_ilog10().map_or(1, |l| l + 1)
+    }
+
     /// The key's wire bytes: its decimal representation, without allocation.
     pub fn bytes(self) -> KeyBytes {
         let mut buf = [0u8; 10];
@@ -143,7 +150,7 @@ pub const BATCH_HEADER_BYTES: u32 = 61;
 impl Record {
     /// Bytes this record occupies inside a batch.
     pub fn wire_size(&self) -> u32 {
-        let key_len = self.key.map_or(0, |k| k.bytes().len() as u32);
+        let key_len = self.key.map_or(0, Key::byte_len);
         self.size + key_len + RECORD_OVERHEAD_BYTES
     }
 }
@@ -260,6 +267,9 @@ mod tests {
         assert_eq!(&*Key(0).bytes(), b"0");
         assert_eq!(&*Key(17).bytes(), b"17");
         assert_eq!(&*Key(u32::MAX).bytes(), b"4294967295");
+        for k in [0, 1, 9, 10, 99, 100, 999_999, 1_000_000, u32::MAX - 1, u32::MAX] {
+            assert_eq!(Key(k).byte_len() as usize, Key(k).bytes().len(), "key {k}");
+        }
     }
 
     #[test]
