@@ -285,12 +285,30 @@ impl RecordBatch {
 mod tests {
     use super::*;
 
+    /// Every replica's log and disk keep one per batch: the cached size must not grow it.
+    #[test]
+    fn a_batch_stays_56_bytes() {
+        assert_eq!(std::mem::size_of::<RecordBatch>(), 56);
+        assert_eq!(std::mem::size_of::<crate::compression::Compression>(), 8);
+    }
+
     #[test]
     fn key_bytes_are_decimal_text() {
         assert_eq!(&*Key(0).bytes(), b"0");
         assert_eq!(&*Key(17).bytes(), b"17");
         assert_eq!(&*Key(u32::MAX).bytes(), b"4294967295");
-        for k in [0, 1, 9, 10, 99, 100, 999_999, 1_000_000, u32::MAX - 1, u32::MAX] {
+        for k in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999_999,
+            1_000_000,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
             assert_eq!(Key(k).byte_len() as usize, Key(k).bytes().len(), "key {k}");
         }
     }
