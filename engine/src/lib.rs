@@ -29,6 +29,8 @@ pub mod protocol;
 pub mod reconnect;
 pub mod record;
 pub mod replica;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod time;
 
 pub use node::{

@@ -1,7 +1,7 @@
 //! # kafsim-sim
 //!
 //! The deterministic simulator: scheduler, network, disk, node lifecycle, nemesis, history,
-//! checkers, campaign runner and traces. It knows the engine only through the
+//! checkers, campaign runner, traces and the bench measurement. It knows the engine only through the
 //! [`kafsim_engine::Node`] interface and the read-only inspection used by invariants.
 
 pub mod campaign;
@@ -17,6 +17,7 @@ pub mod history;
 pub mod invariants;
 pub mod late;
 pub mod life;
+pub mod measure;
 pub mod names;
 pub mod nemesis;
 pub mod network;

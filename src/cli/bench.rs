@@ -7,7 +7,6 @@
 //! gives the same numbers on every machine). The workload is a scenario file (DESIGN §5) with
 //! `rate`, `message_size`, consumer groups, `warmup`, `hardware` and, if wanted, faults.
 
-mod measure;
 mod sweep;
 
 use kafsim_engine::client::ClientKind;
@@ -18,10 +17,10 @@ use kafsim_reports::{
     OmbShape, Sweep, ViolationNote,
 };
 use kafsim_sim::cost::{profile, HardwareProfile};
+use kafsim_sim::measure::{Measure, MeasureSpec};
 use kafsim_sim::runner::{self, RunOptions, Streamed};
 use kafsim_sim::scenario::{self, Property, Scenario, ScenarioError};
 use kafsim_sim::violation::{Violation, ViolationKind};
-use measure::{Measure, MeasureSpec};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use sweep::Family;

@@ -5,7 +5,7 @@
 //! partitions. Which partitions a consumer reads after a rebalance decides ordering, duplicate
 //! reads and stalls, so kafsim reproduces each client's algorithm exactly, including the
 //! version-specific quirks, and tests it against golden data produced by the real libraries
-//! (`shared/oracles/assignors.json`, see `engine/tests/assignor_oracle.rs`).
+//! (`shared/oracles/assignors.json`, see `engine/tests/all/assignor_oracle.rs`).
 //!
 //! | client | range | roundrobin | sticky | cooperative-sticky |
 //! |---|---|---|---|---|

@@ -4,6 +4,7 @@ use super::*;
 use crate::app::{CommitMode, Mark};
 use crate::protocol::ErrorCode;
 use crate::record::TopicId;
+use crate::testkit::Host;
 
 const TP0: TopicPartition = TopicPartition::new(TopicId(1), 0);
 const TP1: TopicPartition = TopicPartition::new(TopicId(1), 1);
@@ -95,42 +96,14 @@ fn sync_commits_merge_to_the_newest_offset_per_partition() {
 
 // ------------------------------------------------------------ connections and correlation
 
-/// Drives one consumer (node n9) by hand: its rng stream continues across incarnations, as
-/// the simulator's does.
-struct Host {
-    rng: rand_chacha::ChaCha8Rng,
-    disk: crate::log::tests::MemDisk,
-    ids: u64,
-}
-
 const ME: NodeId = NodeId(9);
 const BROKER: NodeId = NodeId(0);
 const OTHER: NodeId = NodeId(1);
 
-impl Host {
-    fn new() -> Host {
-        use rand::SeedableRng;
-        Host {
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(3),
-            disk: Default::default(),
-            ids: 0,
-        }
-    }
-
-    fn at(&mut self, ms: u64, f: impl FnOnce(&mut Cx)) -> Vec<crate::node::Effect> {
-        let mut out = Vec::new();
-        let now = Instant::ZERO + Duration::from_millis(ms);
-        let mut cx = Cx::new(
-            now,
-            ME,
-            &mut self.rng,
-            &mut self.disk,
-            &mut out,
-            &mut self.ids,
-        );
-        f(&mut cx);
-        out
-    }
+/// Drives one consumer (node n9) by hand: its rng stream continues across incarnations, as
+/// the simulator's does.
+fn host() -> Host {
+    Host::with_seed(ME, 3)
 }
 
 fn java_consumer() -> Consumer {
@@ -173,7 +146,7 @@ fn closed(effects: &[crate::node::Effect]) -> Vec<NodeId> {
 
 #[test]
 fn a_restarted_consumer_ignores_answers_meant_for_its_previous_process() {
-    let mut host = Host::new();
+    let mut host = host();
     let mut old = java_consumer();
     let effects = host.at(0, |cx| old.on_start(cx));
     let old_corr = metadata_request(&effects).expect("the first incarnation asks for metadata");
@@ -203,7 +176,7 @@ fn a_restarted_consumer_ignores_answers_meant_for_its_previous_process() {
 
 #[test]
 fn a_timed_out_request_closes_its_connection_and_the_retry_waits_for_the_backoff() {
-    let mut host = Host::new();
+    let mut host = host();
     let mut c = java_consumer();
     let effects = host.at(0, |cx| c.on_start(cx));
     let corr = metadata_request(&effects).expect("metadata request");
@@ -238,7 +211,7 @@ fn a_timed_out_request_closes_its_connection_and_the_retry_waits_for_the_backoff
 
 #[test]
 fn an_answered_request_closes_nothing() {
-    let mut host = Host::new();
+    let mut host = host();
     let mut c = java_consumer();
     let effects = host.at(0, |cx| c.on_start(cx));
     let corr = metadata_request(&effects).expect("metadata request");
@@ -264,7 +237,7 @@ fn an_answered_request_closes_nothing() {
 
 /// The subscription a member of `client` sends in its JoinGroup at generation 3.
 fn join_subscription(client: &str) -> crate::protocol::Subscription {
-    let mut host = Host::new();
+    let mut host = host();
     let mut c = consumer(client, CommitMode::Sync);
     c.group.generation = 3;
     let effects = host.at(0, |cx| c.send_join(cx, BROKER));
@@ -314,7 +287,7 @@ fn failed_sync_commit(
     after_ms: u64,
     error: ErrorCode,
 ) -> Consumer {
-    let mut host = Host::new();
+    let mut host = host();
     let mut c = consumer(client, CommitMode::Auto);
     c.procs.all[0].queue.push_back(delivered(99));
     c.start_sync_commit(vec![(TP0, 100, None)]);
@@ -369,7 +342,7 @@ fn java_commit_sync_retries_until_the_default_api_timeout() {
 #[test]
 fn illegal_generation_keeps_the_member_id_in_java_3_1_and_later() {
     let fenced = |client: &str, version: Option<&str>, error: ErrorCode| {
-        let mut host = Host::new();
+        let mut host = host();
         let mut c = consumer(client, CommitMode::Auto);
         c.config = ConsumerConfig::for_client(client, version).unwrap();
         c.group.member_id = "m-1".into();

@@ -27,14 +27,7 @@ impl Controller {
             );
             for (p, replicas) in placement.into_iter().enumerate() {
                 let tp = TopicPartition::new(t.topic, p as u32);
-                let ps = PartitionState {
-                    partition: tp,
-                    leader: Some(replicas[0]),
-                    leader_epoch: 0,
-                    isr: replicas.clone(),
-                    partition_epoch: 0,
-                    replicas,
-                };
+                let ps = new_partition(tp, replicas);
                 self.record_isr(cx, &ps);
                 self.state.partitions.insert(tp, ps);
             }
@@ -83,15 +76,9 @@ impl Controller {
         let mut changed = Vec::new();
         for (p, replicas) in placement.into_iter().enumerate().skip(current as usize) {
             let tp = TopicPartition::new(topic, p as u32);
-            let ps = PartitionState {
-                partition: tp,
-                leader: Some(replicas[0]),
-                leader_epoch: 0,
-                isr: replicas.clone(),
-                partition_epoch: 0,
-                replicas,
-            };
-            self.state.partitions.insert(tp, ps);
+            self.state
+                .partitions
+                .insert(tp, new_partition(tp, replicas));
             changed.push(tp);
         }
         self.state.topics[slot].1 = count;
@@ -199,5 +186,20 @@ impl Controller {
             return ErrorCode::InvalidRequest;
         }
         ErrorCode::None
+    }
+}
+
+/// A partition as it is created (KRaft's `ReplicationControlManager.createTopic` and
+/// `createPartitions`): the first replica leads, leader and partition epochs are 0, every
+/// replica is in the ISR (the placer only chose usable brokers).
+fn new_partition(tp: TopicPartition, replicas: Vec<NodeId>) -> PartitionState {
+    assert!(!replicas.is_empty(), "{tp}: a partition without replicas");
+    PartitionState {
+        partition: tp,
+        leader: Some(replicas[0]),
+        leader_epoch: 0,
+        isr: replicas.clone(),
+        partition_epoch: 0,
+        replicas,
     }
 }

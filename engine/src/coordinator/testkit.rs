@@ -1,106 +1,12 @@
-//! Test support: a host that runs one handler call of a node and keeps its effects, a page-cache
-//! disk, and a fake `__consumer_offsets` log for the coordinator.
+//! Test support of the coordinators: a fake `__consumer_offsets` / `__transaction_state` log
+//! (the replica manager as [`OffsetsLog`] sees it). The host and disk are the engine's
+//! ([`crate::testkit`]).
 
 use super::OffsetsLog;
-use crate::node::{Cx, Disk, DiskEntry, Effect, FileId, NodeId, Timer};
-use crate::protocol::{ErrorCode, Message};
+use crate::node::{Cx, NodeId};
+use crate::protocol::ErrorCode;
 use crate::record::{Record, RecordBatch, TopicPartition};
-use crate::time::Instant;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-
-#[derive(Default)]
-pub struct MemDisk {
-    files: BTreeMap<FileId, Vec<DiskEntry>>,
-}
-
-impl Disk for MemDisk {
-    fn append(&mut self, file: FileId, entry: DiskEntry) {
-        self.files.entry(file).or_default().push(entry);
-    }
-    fn overwrite(&mut self, file: FileId, entries: Vec<DiskEntry>) {
-        self.files.insert(file, entries);
-    }
-    fn truncate(&mut self, file: FileId, len: usize) {
-        self.files.entry(file).or_default().truncate(len);
-    }
-    fn read(&self, file: FileId) -> &[DiskEntry] {
-        self.files.get(&file).map_or(&[], |v| v.as_slice())
-    }
-    fn files(&self) -> Vec<FileId> {
-        self.files.keys().copied().collect()
-    }
-}
-
-/// One node's world for unit tests: time, rng, disk, and the effects of every call.
-pub struct Host {
-    pub now: Instant,
-    pub me: NodeId,
-    pub rng: ChaCha8Rng,
-    pub disk: MemDisk,
-    pub effects: Vec<Effect>,
-    pub next_timer: u64,
-}
-
-impl Host {
-    pub fn new(me: NodeId) -> Host {
-        Host {
-            now: Instant::ZERO,
-            me,
-            rng: ChaCha8Rng::seed_from_u64(7),
-            disk: MemDisk::default(),
-            effects: Vec::new(),
-            next_timer: 0,
-        }
-    }
-
-    /// Run `f` with a fresh `Cx` and keep its effects.
-    pub fn call<R>(&mut self, f: impl FnOnce(&mut Cx) -> R) -> R {
-        let mut out = Vec::new();
-        let r = {
-            let mut cx = Cx::new(
-                self.now,
-                self.me,
-                &mut self.rng,
-                &mut self.disk,
-                &mut out,
-                &mut self.next_timer,
-            );
-            f(&mut cx)
-        };
-        self.effects.extend(out);
-        r
-    }
-
-    /// Messages sent since the last call, drained.
-    pub fn sent(&mut self) -> Vec<(NodeId, Message)> {
-        let mut sent = Vec::new();
-        let mut rest = Vec::new();
-        for e in self.effects.drain(..) {
-            match e {
-                Effect::Send { to, msg } => sent.push((to, msg)),
-                other => rest.push(other),
-            }
-        }
-        self.effects = rest;
-        sent
-    }
-
-    /// Timers set since the last drain, drained.
-    pub fn timers(&mut self) -> Vec<(Instant, Timer)> {
-        let mut timers = Vec::new();
-        let mut rest = Vec::new();
-        for e in self.effects.drain(..) {
-            match e {
-                Effect::SetTimer { at, timer, .. } => timers.push((at, timer)),
-                other => rest.push(other),
-            }
-        }
-        self.effects = rest;
-        timers
-    }
-}
 
 /// A fake replica manager: leads the partitions in `epochs`; appends wait for `complete`.
 #[derive(Default)]

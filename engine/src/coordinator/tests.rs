@@ -1,6 +1,6 @@
 //! Unit tests of the coordinator: the group state machine and the commit path, driven by hand.
 
-use super::testkit::{FakeLog, Host};
+use super::testkit::FakeLog;
 use super::*;
 use crate::node::Timer;
 use crate::protocol::{
@@ -8,6 +8,7 @@ use crate::protocol::{
     OffsetCommitRequest, OffsetFetchRequest, Subscription, SyncGroupRequest,
 };
 use crate::record::TopicId;
+use crate::testkit::Host;
 use crate::time::{Duration, Instant};
 
 pub(super) const OFFSETS: TopicId = TopicId(0);

@@ -3,12 +3,13 @@
 //! transaction timeout, fencing by InitProducerId, and marker retries.
 
 use super::*;
-use crate::coordinator::testkit::{FakeLog, Host};
+use crate::coordinator::testkit::FakeLog;
 use crate::protocol::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest,
     WriteTxnMarkersResponse,
 };
 use crate::record::ControlMarker;
+use crate::testkit::Host;
 use crate::time::{ms, Instant};
 
 const STATE: TopicId = TopicId(9);

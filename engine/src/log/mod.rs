@@ -571,43 +571,10 @@ pub(crate) mod tests {
     use crate::node::{Disk, Effect, NodeId};
     use crate::record::{Record, TopicId, ValueId};
     use rand::SeedableRng;
-    use std::collections::BTreeMap;
 
-    /// A page-cache-only disk for unit tests.
-    #[derive(Default)]
-    pub struct MemDisk {
-        pub files: BTreeMap<FileId, Vec<DiskEntry>>,
-    }
-
-    impl Disk for MemDisk {
-        fn append(&mut self, file: FileId, entry: DiskEntry) {
-            self.files.entry(file).or_default().push(entry);
-        }
-        fn overwrite(&mut self, file: FileId, entries: Vec<DiskEntry>) {
-            self.files.insert(file, entries);
-        }
-        fn truncate(&mut self, file: FileId, len: usize) {
-            if let Some(f) = self.files.get_mut(&file) {
-                f.truncate(len);
-            }
-        }
-        fn read(&self, file: FileId) -> &[DiskEntry] {
-            self.files.get(&file).map_or(&[], |f| f.as_slice())
-        }
-        fn files(&self) -> Vec<FileId> {
-            self.files.keys().copied().collect()
-        }
-    }
-
-    /// Run `f` with a throwaway `Cx` over `disk`; returns the effects.
-    pub fn with_cx<R>(disk: &mut MemDisk, f: impl FnOnce(&mut Cx) -> R) -> (R, Vec<Effect>) {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let mut out = Vec::new();
-        let mut ids = 0;
-        let mut cx = Cx::new(Instant::ZERO, NodeId(0), &mut rng, disk, &mut out, &mut ids);
-        let r = f(&mut cx);
-        (r, out)
-    }
+    /// The engine's test disk and throwaway `Cx`, re-exported for the log's and replica's
+    /// tests.
+    pub use crate::testkit::{with_cx, MemDisk};
 
     pub fn batch(values: &[u64]) -> RecordBatch {
         let recs: Vec<Record> = values

@@ -2,7 +2,7 @@
 //!
 //! Keyed placement must be bit-exact with the real clients, because a scenario that mixes
 //! clients (a Go service and a Java service writing one topic) only keeps per-key order when
-//! they agree; `engine/tests/partitioner_oracle.rs` checks every hash against values recorded
+//! they agree; `engine/tests/all/partitioner_oracle.rs` checks every hash against values recorded
 //! from the real libraries (shared/oracles/partitioners.json). Records whose key is not hashed
 //! (null keys, and empty keys for some kinds) are spread randomly, stickily or round-robin as
 //! each client does; all randomness comes from the producer's `ChaCha8Rng`.

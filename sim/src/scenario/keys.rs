@@ -4,7 +4,7 @@
 //! struct does accept ("unknown field `x`, expected one of `a`, `b`"). Probing each table with
 //! a key no struct has therefore lists its keys, and probing each of those as a table (and as
 //! an array of tables) finds the nested ones. A key added to a raw struct shows up here with
-//! no list to update, which is what lets `tests/scenario_docs.rs` insist that
+//! no list to update, which is what lets `tests/all/scenario_docs.rs` insist that
 //! docs/scenarios.md documents every key. Kafka property tables (`config`) take any property
 //! name and are leaves here; their names are the engine configs' `known_keys`.
 

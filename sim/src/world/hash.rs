@@ -1,6 +1,6 @@
 //! The trace hash: every event the kernel dispatches and every history fact a node records
 //! folds into one [`TraceHasher`], so one seed gives one hash and a change of behaviour shows
-//! as a changed hash (the golden pins of `tests/trace_pins.rs`). What goes in is chosen to be
+//! as a changed hash (the golden pins of `tests/all/trace_pins.rs`). What goes in is chosen to be
 //! canonical: numbers and identities, never a map's order or an address.
 
 use super::World;

@@ -1,0 +1,222 @@
+//! The Java producer's transactions in whole runs (issue 14): a transactional producer commits
+//! and aborts through the coordinator on the brokers, a `read_committed` group reads every
+//! committed value and no aborted one, a `read_uncommitted` group reads aborted ones too
+//! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
+
+use crate::txn_support::{fates, run};
+use kafsim_sim::runner::prepare;
+use kafsim_sim::scenario::{self, ScenarioError};
+use kafsim_sim::violation::ViolationKind;
+
+/// One transactional Java producer (5 records per transaction, `abort` of them aborted) and
+/// one group reading with `isolation`; `extra` goes into the producer's config.
+fn scenario_text(isolation: &str, abort: f64, extra: &str, client: &str) -> String {
+    format!(
+        r#"name = "txn"
+duration = "4s"
+seeds = 1
+
+[cluster]
+brokers = 3
+[cluster.config]
+"min.insync.replicas" = 2
+"transaction.state.log.num.partitions" = 5
+
+[[topics]]
+name = "orders"
+partitions = 3
+replication_factor = 3
+
+[[producers]]
+client = "{client}"
+topic = "orders"
+rate = 200
+keys = 20
+[producers.config]
+"transactional.id" = "orders-app"
+{extra}
+[producers.transactions]
+records = 5
+abort = {abort}
+
+[[consumer_groups]]
+group = "audit"
+members = 1
+client = "java"
+topics = ["orders"]
+[consumer_groups.config]
+"auto.offset.reset" = "earliest"
+"isolation.level" = "{isolation}"
+
+[expect]
+allow = ["aborted-read"]
+"#
+    )
+}
+
+#[test]
+fn read_committed_reads_every_committed_value_and_no_aborted_one() {
+    let out = run(&scenario_text("read_committed", 0.3, "", "java"));
+    let f = fates(&out);
+    assert!(
+        f.commits >= 50 && f.aborts >= 10,
+        "{} / {}",
+        f.commits,
+        f.aborts
+    );
+    assert!(
+        f.committed.is_subset(&f.polled),
+        "committed values unread: {:?}",
+        f.committed
+            .difference(&f.polled)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        f.aborted.is_disjoint(&f.polled),
+        "an aborted value was read"
+    );
+    assert!(
+        out.result.violations.is_empty(),
+        "{:?}",
+        out.result.violations
+    );
+}
+
+#[test]
+fn read_uncommitted_reads_aborted_values_and_the_checker_says_so() {
+    let out = run(&scenario_text("read_uncommitted", 0.3, "", "java"));
+    let f = fates(&out);
+    assert!(f.committed.is_subset(&f.polled));
+    let read_aborted = f.aborted.intersection(&f.polled).count();
+    assert!(
+        read_aborted > 0,
+        "aborted values were acknowledged and read"
+    );
+    let aborted_reads = out
+        .result
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::AbortedRead)
+        .count();
+    assert!(
+        aborted_reads > 0 && aborted_reads <= read_aborted,
+        "{aborted_reads}"
+    );
+}
+
+fn prepare_err(text: &str) -> ScenarioError {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    match prepare(s) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn parse_err(text: &str) -> ScenarioError {
+    match scenario::parse("test.toml", text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in text"))
+        + 1
+}
+
+#[test]
+fn kafka_go_has_no_transactional_producer() {
+    let text = scenario_text("read_committed", 0.0, "", "kafka-go");
+    let e = prepare_err(&text);
+    assert_eq!(e.key, "producers[0].config.transactional.id", "{e}");
+    assert_eq!(e.line, line_of(&text, "transactional.id"), "{e}");
+    assert!(e.to_string().contains("no transactional producer"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("java"), "{e}");
+}
+
+#[test]
+fn transactions_need_idempotence() {
+    let text = scenario_text(
+        "read_committed",
+        0.0,
+        "\"enable.idempotence\" = false",
+        "java",
+    );
+    let e = prepare_err(&text);
+    assert_eq!(e.key, "producers[0].config.enable.idempotence", "{e}");
+    assert_eq!(e.line, line_of(&text, "enable.idempotence"), "{e}");
+    assert!(e.to_string().contains("transactional.id"), "{e}");
+    assert!(e.hint.is_some(), "{e}");
+    let text = scenario_text("read_committed", 0.0, "acks = \"1\"", "java");
+    let e = prepare_err(&text);
+    assert!(e.to_string().contains("acks=all"), "{e}");
+}
+
+#[test]
+fn transaction_table_values_are_checked() {
+    let text = scenario_text("read_committed", 1.5, "", "java");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "producers[0].transactions.abort", "{e}");
+    assert_eq!(e.line, line_of(&text, "abort = 1.5"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("fraction"), "{e}");
+    let text =
+        scenario_text("read_committed", 0.0, "", "java").replace("records = 5", "records = 0");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "producers[0].transactions.records", "{e}");
+    assert_eq!(e.line, line_of(&text, "records = 0"), "{e}");
+    // `records` is an integer or "unlimited" (an application that never ends its transaction).
+    for bad in ["records = \"forever\"", "records = 2.5"] {
+        let text = scenario_text("read_committed", 0.0, "", "java").replace("records = 5", bad);
+        let e = parse_err(&text);
+        assert_eq!(e.key, "producers[0].transactions.records", "{e}");
+        assert_eq!(e.line, line_of(&text, bad), "{e}");
+        assert!(e.to_string().contains("\"unlimited\""), "{e}");
+        assert!(e.hint.as_deref().unwrap_or("").contains("never"), "{e}");
+    }
+    let text = scenario_text("read_committed", 0.0, "", "java")
+        .replace("records = 5", "records = \"unlimited\"");
+    let s = kafsim_sim::scenario::parse("t.toml", &text).expect("unlimited parses");
+    assert_eq!(s.producers[0].transactions.map(|t| t.records), Some(None));
+    let text = scenario_text("read_committed", 0.0, "", "java")
+        .replace("\"transactional.id\" = \"orders-app\"", "");
+    let e = parse_err(&text);
+    assert_eq!(e.key, "producers[0].transactions", "{e}");
+    assert!(e.to_string().contains("no transactional.id"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("transactional.id"),
+        "{e}"
+    );
+}
+
+#[test]
+fn transaction_properties_are_checked_at_their_line() {
+    let text = scenario_text(
+        "read_committed",
+        0.0,
+        "\"transaction.timeout.ms\" = 0",
+        "java",
+    );
+    let e = prepare_err(&text);
+    assert_eq!(e.key, "producers[0].config.transaction.timeout.ms", "{e}");
+    assert_eq!(e.line, line_of(&text, "transaction.timeout.ms"), "{e}");
+    let text = scenario_text("read_committed", 0.0, "", "java").replace(
+        "\"min.insync.replicas\" = 2",
+        "\"min.insync.replicas\" = 2\n\"transaction.version\" = 3",
+    );
+    let e = prepare_err(&text);
+    assert_eq!(e.key, "cluster.config.transaction.version", "{e}");
+    assert_eq!(e.line, line_of(&text, "transaction.version"), "{e}");
+    let text = scenario_text("read_committed", 0.0, "", "java").replace(
+        "\"min.insync.replicas\" = 2",
+        "\"min.insync.replicas\" = 2\n\"transaction.partition.verification.enable\" = \"yes\"",
+    );
+    let e = prepare_err(&text);
+    assert_eq!(
+        e.key, "cluster.config.transaction.partition.verification.enable",
+        "{e}"
+    );
+    assert_eq!(e.line, line_of(&text, "verification.enable"), "{e}");
+}

@@ -1,0 +1,265 @@
+//! sarama's transactional producer in whole runs (issue 14): `Producer.Transaction.ID` with
+//! the idempotence sarama demands, commits and aborts read right by a `read_committed` group,
+//! an application abort that still writes its queued records (sarama has no
+//! `abortUndrainedBatches`), the keys sarama refuses at their line, and KIP-890 part 2's
+//! end-of-transaction epoch bump that sarama's EndTxn v3 never gets.
+
+use crate::txn_support::{fates, run};
+use kafsim_engine::history::HistoryEvent;
+use kafsim_sim::runner::{prepare, RunOutput};
+use kafsim_sim::scenario::{self, ScenarioError};
+use kafsim_sim::violation::ViolationKind;
+
+/// The three settings sarama's `Config.Validate` demands of a transactional producer.
+const SARAMA_TXN: &str = "\"Producer.Idempotent\" = true\n\"Producer.RequiredAcks\" = \
+                          \"WaitForAll\"\n\"Net.MaxOpenRequests\" = 1";
+
+/// One transactional sarama producer (5 records per transaction, `abort` of them aborted)
+/// and one Java group reading with `isolation`; `config` is the producer's config table.
+fn scenario_text(isolation: &str, abort: f64, config: &str, version: &str) -> String {
+    format!(
+        r#"name = "sarama-txn"
+duration = "4s"
+seeds = 1
+
+[cluster]
+brokers = 3
+[cluster.config]
+"min.insync.replicas" = 2
+"transaction.state.log.num.partitions" = 5
+
+[[topics]]
+name = "orders"
+partitions = 3
+replication_factor = 3
+
+[[producers]]
+client = "sarama"
+client_version = "{version}"
+topic = "orders"
+rate = 200
+keys = 20
+[producers.config]
+"Producer.Transaction.ID" = "orders-app"
+{config}
+[producers.transactions]
+records = 5
+abort = {abort}
+
+[[consumer_groups]]
+group = "audit"
+members = 1
+client = "java"
+topics = ["orders"]
+[consumer_groups.config]
+"auto.offset.reset" = "earliest"
+"isolation.level" = "{isolation}"
+
+[expect]
+allow = ["aborted-read"]
+"#
+    )
+}
+
+#[test]
+fn sarama_commits_and_aborts_and_read_committed_sees_only_the_commits() {
+    let out = run(&scenario_text("read_committed", 0.3, SARAMA_TXN, "1.43"));
+    let f = fates(&out);
+    assert!(
+        f.commits >= 50 && f.aborts >= 10,
+        "{} / {}",
+        f.commits,
+        f.aborts
+    );
+    assert!(
+        f.committed.is_subset(&f.polled),
+        "committed values unread: {:?}",
+        f.committed
+            .difference(&f.polled)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        f.aborted.is_disjoint(&f.polled),
+        "an aborted value was read"
+    );
+    assert!(
+        out.result.violations.is_empty(),
+        "{:?}",
+        out.result.violations
+    );
+}
+
+/// sarama's `AbortTxn` waits for its queued messages (`inFlight.Wait()`) instead of failing
+/// them (Java's `abortUndrainedBatches`): the application's aborted records are written and
+/// acknowledged, then aborted by the markers, and a read_uncommitted group reads them.
+#[test]
+fn sarama_abort_still_writes_what_is_queued_and_read_uncommitted_reads_it() {
+    let out = run(&scenario_text("read_uncommitted", 0.3, SARAMA_TXN, "1.43"));
+    let f = fates(&out);
+    assert!(f.aborts >= 10, "{}", f.aborts);
+    let acked_aborted = f.aborted.intersection(&f.acked).count();
+    assert!(
+        acked_aborted >= 5 * f.aborts * 9 / 10,
+        "aborted transactions' records are still written: {acked_aborted} of {}",
+        5 * f.aborts
+    );
+    let read_aborted = f.aborted.intersection(&f.polled).count();
+    let aborted_reads = out
+        .result
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::AbortedRead)
+        .count();
+    assert!(
+        read_aborted > 0 && aborted_reads > 0 && aborted_reads <= read_aborted,
+        "{read_aborted} / {aborted_reads}"
+    );
+}
+
+/// Records failed with TRANSACTION_ABORTED (the client's own abort of queued records).
+fn failed_by_abort(out: &RunOutput) -> usize {
+    out.history
+        .as_ref()
+        .expect("kept")
+        .entries()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                HistoryEvent::SendFail {
+                    error: kafsim_engine::protocol::ErrorCode::TransactionAborted,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// The Java producer fails the records an application abort finds queued
+/// (`abortUndrainedBatches`: TRANSACTION_ABORTED); sarama never does.
+#[test]
+fn java_fails_what_an_abort_finds_queued_and_sarama_does_not() {
+    let java = scenario_text("read_uncommitted", 0.3, "", "4.0")
+        .replace("client = \"sarama\"", "client = \"java\"")
+        .replace("\"Producer.Transaction.ID\"", "\"transactional.id\"");
+    assert!(failed_by_abort(&run(&java)) > 0);
+    let sarama = run(&scenario_text("read_uncommitted", 0.3, SARAMA_TXN, "1.43"));
+    assert_eq!(failed_by_abort(&sarama), 0);
+}
+
+fn prepare_err(text: &str) -> ScenarioError {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    match prepare(s) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in text"))
+        + 1
+}
+
+#[test]
+fn sarama_before_1_37_has_no_transactional_producer() {
+    let text = scenario_text("read_committed", 0.0, SARAMA_TXN, "1.36");
+    let e = prepare_err(&text);
+    assert_eq!(e.line, line_of(&text, "Producer.Transaction.ID"), "{e}");
+    assert!(e.to_string().contains("since 1.37"), "{e}");
+    assert!(e.to_string().contains("1.36"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("1.37"), "{e}");
+}
+
+#[test]
+fn sarama_demands_idempotence_acks_all_and_one_open_request() {
+    let text = scenario_text("read_committed", 0.0, "", "1.43");
+    let e = prepare_err(&text);
+    assert!(e.to_string().contains("requires Idempotent"), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("Net.MaxOpenRequests"),
+        "{e}"
+    );
+    let text = scenario_text(
+        "read_committed",
+        0.0,
+        "\"Producer.Idempotent\" = true\n\"Net.MaxOpenRequests\" = 1",
+        "1.43",
+    );
+    let e = prepare_err(&text);
+    assert!(e.to_string().contains("acks=all"), "{e}");
+    let text = scenario_text(
+        "read_committed",
+        0.0,
+        "\"Producer.Idempotent\" = true\n\"Producer.RequiredAcks\" = \"WaitForAll\"",
+        "1.43",
+    );
+    let e = prepare_err(&text);
+    assert!(e.to_string().contains("max.in.flight"), "{e}");
+    assert!(e.to_string().contains("<= 1"), "{e}");
+}
+
+#[test]
+fn sarama_transaction_retry_keys_are_checked_at_their_line() {
+    let bad = format!("{SARAMA_TXN}\n\"Producer.Transaction.Retry.Backoff\" = \"soon\"");
+    let text = scenario_text("read_committed", 0.0, &bad, "1.43");
+    let e = prepare_err(&text);
+    assert_eq!(e.line, line_of(&text, "Retry.Backoff"), "{e}");
+    assert!(e.to_string().contains("Go duration"), "{e}");
+    let bad = format!("{SARAMA_TXN}\n\"sarama.Transaction.Retry.Max\" = -1");
+    let text = scenario_text("read_committed", 0.0, &bad, "1.43");
+    let e = prepare_err(&text);
+    assert_eq!(e.line, line_of(&text, "Retry.Max"), "{e}");
+    let java = scenario_text(
+        "read_committed",
+        0.0,
+        "\"sarama.Transaction.Retry.Max\" = 5",
+        "4.0",
+    )
+    .replace("client = \"sarama\"", "client = \"java\"")
+    .replace("\"Producer.Transaction.ID\"", "\"transactional.id\"");
+    let e = prepare_err(&java);
+    assert!(
+        e.to_string()
+            .contains("sarama's Producer.Transaction.Retry"),
+        "{e}"
+    );
+    // A valid pair runs.
+    let good = format!(
+        "{SARAMA_TXN}\n\"Producer.Transaction.Retry.Max\" = 5\n\
+         \"Producer.Transaction.Retry.Backoff\" = \"10ms\"\n\
+         \"Producer.Transaction.Timeout\" = \"30s\""
+    );
+    let out = run(&scenario_text("read_committed", 0.0, &good, "1.43"));
+    assert!(fates(&out).commits >= 50);
+}
+
+/// KIP-890 part 2 bumps the epoch at every EndTxn only for clients that send EndTxn v5+
+/// (Java 4.0); sarama's v3 keeps its epoch, so its transactions still commit on a
+/// `transaction.version = 2` cluster (they would all be fenced if the coordinator bumped an
+/// epoch sarama never reads).
+#[test]
+fn transaction_version_2_does_not_bump_saramas_epoch() {
+    let text = scenario_text("read_committed", 0.0, SARAMA_TXN, "1.43").replace(
+        "\"min.insync.replicas\" = 2",
+        "\"min.insync.replicas\" = 2\n\"transaction.version\" = 2",
+    );
+    let out = run(&text);
+    let f = fates(&out);
+    assert!(
+        f.commits >= 50 && f.aborts == 0,
+        "{} / {}",
+        f.commits,
+        f.aborts
+    );
+    assert!(
+        out.result.violations.is_empty(),
+        "{:?}",
+        out.result.violations
+    );
+}
