@@ -96,6 +96,9 @@ pub struct ProducerConfig {
     pub ack_timeout: Duration,
     /// `delivery.timeout.ms`; `None` when the client has no such bound (sarama, kafka-go).
     pub delivery_timeout: Option<Duration>,
+    /// Whether `delivery.timeout.ms` (librdkafka `message.timeout.ms`) was set explicitly
+    /// (librdkafka's transactional producer derives an unset one).
+    pub delivery_timeout_explicit: bool,
     /// `max.request.size` (librdkafka `message.max.bytes`): bytes per produce request.
     pub max_request_size: u32,
     /// `partitioner`: a name of `crate::partitioner` (e.g. "java-murmur2").
@@ -135,7 +138,9 @@ pub struct ProducerConfig {
     /// `[[producers]]` table gives instance N of `count` the id `<id>-N`.
     pub transactional_id: Option<String>,
     /// `transaction.timeout.ms` (default 60000): sent in InitProducerId; the coordinator
-    /// aborts a transaction left open longer. sarama: `Producer.Transaction.Timeout` (1 min).
+    /// aborts a transaction left open longer. sarama: `Producer.Transaction.Timeout` (1 min);
+    /// librdkafka: the same key and default (1000 at least), which also sets its message and
+    /// socket timeouts.
     pub transaction_timeout: Duration,
     /// sarama only: `Producer.Transaction.Retry` (`sarama.Transaction.Retry.*`).
     pub sarama_txn_retry: SaramaTxnRetry,
@@ -290,7 +295,18 @@ impl ProducerConfig {
                 self.client_version
             ));
         }
-        if self
+        if self.client == ClientKind::Librdkafka {
+            // librdkafka checks only that messages outlive linger.ms
+            // (`rd_kafka_topic_conf_finalize`); 0 is an infinite message.timeout.ms.
+            if self
+                .delivery_timeout
+                .is_some_and(|d| !d.is_zero() && d <= self.linger)
+            {
+                return Err(
+                    "`message.timeout.ms` must be greater than `linger.ms` (librdkafka)".into(),
+                );
+            }
+        } else if self
             .delivery_timeout
             .is_some_and(|d| d < self.linger + self.request_timeout)
         {
@@ -326,8 +342,9 @@ impl ProducerConfig {
     /// sarama (`Producer.Transaction.ID`, since 1.37) turns nothing on by itself:
     /// `Config.Validate` demands `Producer.Idempotent = true` ("Transactional producer requires
     /// Idempotent to be true"), and idempotence in turn `RequiredAcks = WaitForAll` and
-    /// `Net.MaxOpenRequests = 1` (checked by [`Self::check_idempotence`]). kafka-go has no
-    /// transactional producer; librdkafka's is not modelled yet.
+    /// `Net.MaxOpenRequests = 1` (checked by [`Self::check_idempotence`]). librdkafka turns
+    /// idempotence on as Java does and derives its timeouts from `transaction.timeout.ms`
+    /// ([`Self::resolve_librdkafka_transactional`]). kafka-go has no transactional producer.
     fn resolve_transactional(&mut self) -> Result<(), String> {
         if self.transactional_id.is_none() {
             return Ok(());
@@ -343,12 +360,7 @@ impl ProducerConfig {
                         .into(),
                 )
             }
-            ClientKind::Librdkafka => {
-                return Err("transactional.id: librdkafka's transactional producer \
-                     (rdkafka_txnmgr.c) is not modelled yet\nhint: use client = \"java\" or \
-                     \"sarama\""
-                    .into())
-            }
+            ClientKind::Librdkafka => self.resolve_librdkafka_transactional()?,
         }
         if self.idempotence_explicit && !self.enable_idempotence {
             return Err(
@@ -366,9 +378,15 @@ impl ProducerConfig {
                     .into(),
             );
         }
-        // Java turns idempotence (and acks=all) on with transactions; sarama turns nothing
+        // Java and librdkafka turn idempotence on with transactions (librdkafka's acks=all
+        // follows from idempotence in `resolve_librdkafka_idempotence`); sarama turns nothing
         // on (its Producer.RequiredAcks default, WaitForLocal, is refused by
         // `check_idempotence`).
+        if self.client == ClientKind::Librdkafka {
+            // Not the Java 3.0.1+ implicit default `resolve_implicit_idempotence` may drop.
+            self.enable_idempotence = true;
+            self.idempotence_explicit = true;
+        }
         if self.client == ClientKind::Java {
             self.enable_idempotence = true;
             self.idempotence_explicit = true;
@@ -403,11 +421,67 @@ impl ProducerConfig {
         Ok(())
     }
 
+    /// librdkafka (`rd_kafka_conf_finalize`, `rd_kafka_topic_conf_finalize` in
+    /// src/rdkafka_conf.c; CONFIGURATION.md `transactional.id`, `transaction.timeout.ms`):
+    /// - the transactional producer exists since 1.4.0; kafsim models it from 1.7.0, where
+    ///   KIP-360 made idempotence errors abortable (CHANGELOG v1.7.0) instead of fatal;
+    /// - `enable.idempotence` is turned on unless set to false ("`transactional.id` requires
+    ///   `enable.idempotence=true`"), and with it max.in.flight <= 5, retries, acks=all;
+    /// - `message.timeout.ms` (kafsim `delivery.timeout.ms`) defaults to
+    ///   `transaction.timeout.ms`, and an explicit larger one is refused ("`message.timeout.ms`
+    ///   must be set <= `transaction.timeout.ms`");
+    /// - `socket.timeout.ms`, how long the client waits for any answer (kafsim's client-side
+    ///   `request_timeout`), becomes max(`transaction.timeout.ms` - 100, 900) "to make sure
+    ///   at least one request can be sent before the transaction times out". The ack timeout
+    ///   put into produce requests (librdkafka's `request.timeout.ms`) is unchanged.
+    fn resolve_librdkafka_transactional(&mut self) -> Result<(), String> {
+        if !version_at_least(&self.client_version, (1, 7)) {
+            return Err(format!(
+                "transactional.id: kafsim models librdkafka's transactional producer from \
+                 1.7.0 (KIP-360: before it, librdkafka 1.4-1.6 treated idempotence errors of a \
+                 transaction as fatal); this producer is librdkafka {}\nhint: set \
+                 client_version = \"1.7.0\" or newer",
+                self.client_version
+            ));
+        }
+        if self.idempotence_explicit && !self.enable_idempotence {
+            return Err(
+                "enable.idempotence = false: librdkafka refuses it with a transactional.id \
+                 (\"`transactional.id` requires `enable.idempotence=true`\")\nhint: remove \
+                 \"enable.idempotence\" = false"
+                    .into(),
+            );
+        }
+        match self.delivery_timeout {
+            Some(t) if self.delivery_timeout_explicit && t > self.transaction_timeout => {
+                return Err(format!(
+                    "message.timeout.ms = {}: librdkafka requires `message.timeout.ms` <= \
+                     `transaction.timeout.ms` ({}) with a transactional.id\nhint: lower \
+                     message.timeout.ms (delivery.timeout.ms) or leave it unset: it defaults to \
+                     transaction.timeout.ms",
+                    t.as_millis(),
+                    self.transaction_timeout.as_millis()
+                ))
+            }
+            Some(_) if self.delivery_timeout_explicit => {}
+            _ => self.delivery_timeout = Some(self.transaction_timeout),
+        }
+        let socket = self
+            .transaction_timeout
+            .saturating_sub(Duration::from_millis(100))
+            .max(Duration::from_millis(900));
+        self.request_timeout = socket;
+        Ok(())
+    }
+
     /// How long a transactional request waits before it is sent again: Java's
-    /// `retry.backoff.ms`, sarama's `Producer.Transaction.Retry.Backoff`.
+    /// `retry.backoff.ms`, sarama's `Producer.Transaction.Retry.Backoff`, librdkafka's
+    /// 500 ms timers (coordinator query, PID acquisition, AddPartitionsToTxn; see
+    /// `txn_librdkafka.rs`, which also has its EndTxn backoff).
     pub fn transaction_retry_backoff(&self) -> Duration {
         match self.client {
             ClientKind::Sarama => self.sarama_txn_retry.backoff,
+            ClientKind::Librdkafka => Duration::from_millis(500),
             _ => self.retry_backoff,
         }
     }
@@ -698,7 +772,10 @@ impl Configurable for ProducerConfig {
                 self.request_timeout = ms_value(value)?;
                 self.ack_timeout = self.request_timeout;
             }
-            "delivery.timeout.ms" => self.delivery_timeout = Some(ms_value(value)?),
+            "delivery.timeout.ms" => {
+                self.delivery_timeout = Some(ms_value(value)?);
+                self.delivery_timeout_explicit = true;
+            }
             "max.request.size" => self.max_request_size = value.as_int_in(1, 1 << 30)? as u32,
             "partitioner" => self.partitioner = PartitionerKind::from_name(value.as_str()?)?,
             "sticky.partitioning.linger.ms" => self.sticky_linger = ms_value(value)?,
@@ -757,8 +834,14 @@ impl Configurable for ProducerConfig {
                 self.transactional_id = Some(id.to_string());
             }
             "transaction.timeout.ms" => {
+                // librdkafka CONFIGURATION.md: 1000 .. 2147483647.
+                let min = if self.client == ClientKind::Librdkafka {
+                    1_000
+                } else {
+                    1
+                };
                 self.transaction_timeout =
-                    Duration::from_millis(value.as_int_in(1, i32::MAX as i64)? as u64)
+                    Duration::from_millis(value.as_int_in(min, i32::MAX as i64)? as u64)
             }
             "sarama.Transaction.Retry.Max" | "sarama.Transaction.Retry.Backoff" => {
                 self.set_sarama_txn_retry(key, value)?

@@ -84,6 +84,7 @@ fn base(client: ClientKind) -> ProducerConfig {
         request_timeout: ms(30_000),
         ack_timeout: ms(30_000),
         delivery_timeout: Some(ms(120_000)),
+        delivery_timeout_explicit: false,
         max_request_size: 1_048_576,
         partitioner: PartitionerKind::JavaMurmur2,
         sticky_linger: ms(0),
@@ -344,6 +345,84 @@ mod tests {
             .unwrap();
         e.set("acks", &ConfigValue::Str("1".into())).unwrap();
         assert!(e.validate().unwrap_err().contains("acks=all"));
+    }
+
+    fn librdkafka_txn(version: &str) -> ProducerConfig {
+        let mut c = ProducerConfig::for_client("librdkafka", Some(version)).unwrap();
+        c.set("transactional.id", &ConfigValue::Str("app".into()))
+            .unwrap();
+        c
+    }
+
+    /// `rd_kafka_conf_finalize`: a transactional.id turns idempotence on (with its
+    /// max.in.flight 5, retries and acks=all) and derives message.timeout.ms and
+    /// socket.timeout.ms from transaction.timeout.ms; without one nothing changes.
+    #[test]
+    fn librdkafka_transactional_id_derives_idempotence_and_timeouts() {
+        let mut plain = ProducerConfig::for_client("librdkafka", None).unwrap();
+        plain.validate().unwrap();
+        assert!(!plain.enable_idempotence);
+        assert_eq!(plain.delivery_timeout, Some(ms(300_000)));
+        assert_eq!(plain.request_timeout, ms(30_000));
+
+        let mut c = librdkafka_txn("2.6.0");
+        c.validate().unwrap();
+        assert!(c.enable_idempotence);
+        assert_eq!((c.max_in_flight, c.acks), (5, Acks::All));
+        assert_eq!(c.transaction_timeout, ms(60_000));
+        assert_eq!(c.delivery_timeout, Some(ms(60_000)), "message.timeout.ms");
+        assert_eq!(c.request_timeout, ms(59_900), "socket.timeout.ms");
+        assert_eq!(
+            c.ack_timeout,
+            ms(30_000),
+            "request.timeout.ms is the broker's"
+        );
+
+        let mut short = librdkafka_txn("2.6.0");
+        short
+            .set("transaction.timeout.ms", &ConfigValue::Int(1_000))
+            .unwrap();
+        short.validate().unwrap();
+        assert_eq!(short.request_timeout, ms(900), "at least 900 ms");
+        assert_eq!(short.delivery_timeout, Some(ms(1_000)));
+    }
+
+    #[test]
+    fn librdkafka_transactional_refuses_what_it_refuses() {
+        let mut c = librdkafka_txn("2.6.0");
+        c.set("delivery.timeout.ms", &ConfigValue::Int(60_001))
+            .unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("<= `transaction.timeout.ms`"), "{e}");
+        let mut ok = librdkafka_txn("2.6.0");
+        ok.set("delivery.timeout.ms", &ConfigValue::Int(30_000))
+            .unwrap();
+        ok.validate().unwrap();
+        assert_eq!(
+            ok.delivery_timeout,
+            Some(ms(30_000)),
+            "an explicit one stays"
+        );
+
+        let mut off = librdkafka_txn("2.6.0");
+        off.set("enable.idempotence", &ConfigValue::Bool(false))
+            .unwrap();
+        let e = off.validate().unwrap_err();
+        assert!(e.contains("requires `enable.idempotence=true`"), "{e}");
+
+        let mut old = librdkafka_txn("1.6.0");
+        let e = old.validate().unwrap_err();
+        assert!(e.contains("1.7.0") && e.contains("1.6.0"), "{e}");
+        librdkafka_txn("1.7.0").validate().unwrap();
+
+        let mut r = librdkafka_txn("2.6.0");
+        let e = r
+            .set("transaction.timeout.ms", &ConfigValue::Int(999))
+            .unwrap_err();
+        assert!(e.contains("1000"), "{e}");
+        let mut j = ProducerConfig::for_client("java", None).unwrap();
+        j.set("transaction.timeout.ms", &ConfigValue::Int(999))
+            .unwrap();
     }
 
     #[test]

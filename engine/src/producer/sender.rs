@@ -200,7 +200,7 @@ impl Producer {
             self.sender.init_in_flight = None;
         }
         let now = cx.now();
-        self.txn_connection_lost(now, broker);
+        self.txn_connection_lost(cx, broker);
         let refresh = self.config.client != ClientKind::KafkaGo;
         self.metadata.connection_failed(broker, reset, refresh, now);
         self.connections.disconnected(broker, now, cx.rng());

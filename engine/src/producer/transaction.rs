@@ -67,6 +67,11 @@
 //!   example's `producerProvider`) after `Producer.Transaction.Retry.Backoff`, so a fatal
 //!   CONCURRENT_TRANSACTIONS from InitProducerId does not spin.
 //!
+//! librdkafka's transactional producer (confluentinc/librdkafka `src/rdkafka_txnmgr.c`,
+//! `rdkafka_idempotence.c`, `rdkafka_request.c`, 1.7+) is the third variant; its
+//! differences (backoffs, error classes, `txn_req_cnt`, EndTxn v1) are in
+//! `txn_librdkafka.rs`.
+//!
 //! History: `TxnBegin` when the first send of a transaction is made, `TxnValue` for every send
 //! in it, and `TxnCommit` / `TxnAbort` when the EndTxn is answered. A transaction that can no
 //! longer commit (fatal error before any EndTxn(commit) was sent) is `TxnAbort`: the
@@ -87,6 +92,9 @@ use std::collections::BTreeSet;
 
 use super::workload::TxnWorkload;
 use crate::client::ClientKind;
+
+#[path = "txn_librdkafka.rs"]
+mod librdkafka;
 
 /// Java `TransactionManager.ADD_PARTITIONS_RETRY_BACKOFF_MS`: the short backoff after
 /// CONCURRENT_TRANSACTIONS on the first AddPartitions of a transaction (the previous one's
@@ -181,6 +189,11 @@ pub struct TransactionManager {
     /// sarama: the error that failed `publishTxnPartitions` after its retries; the produce
     /// sets waiting for those partitions fail like a lost connection at the next poll.
     add_gave_up: Option<ErrorCode>,
+    /// librdkafka `rk_eos.txn_req_cnt`: AddPartitionsToTxn requests sent in this transaction
+    /// and not definitely refused; EndTxn is sent only if it is above zero.
+    pub(super) req_cnt: u32,
+    /// librdkafka: times the current EndTxn was retried (`rkbuf_retries`, for its backoff).
+    pub(super) end_txn_retries: u32,
 }
 
 /// Counters of the transactions a producer ran.
@@ -223,13 +236,18 @@ impl TransactionManager {
             retry_max: u32::MAX,
             add_failures: 0,
             add_gave_up: None,
+            req_cnt: 0,
+            end_txn_retries: 0,
         }
     }
 
     /// The transaction manager of `client` (sarama: with its `Producer.Transaction.Retry.Max`).
     pub fn for_client(mut self, client: ClientKind, retry_max: u32) -> Self {
         assert!(
-            matches!(client, ClientKind::Java | ClientKind::Sarama),
+            matches!(
+                client,
+                ClientKind::Java | ClientKind::Sarama | ClientKind::Librdkafka
+            ),
             "{} has no modelled transactional producer",
             client.name()
         );
@@ -241,6 +259,23 @@ impl TransactionManager {
     /// Whether this is sarama's transaction manager.
     fn sarama(&self) -> bool {
         self.client == ClientKind::Sarama
+    }
+
+    /// Whether this is librdkafka's transaction manager.
+    pub(super) fn librdkafka(&self) -> bool {
+        self.client == ClientKind::Librdkafka
+    }
+
+    /// Whether ending the transaction needs an EndTxn: the coordinator may know of it. Java
+    /// and sarama: an AddPartitions (or AddOffsets) succeeded (`transactionStarted`);
+    /// librdkafka: one was sent and not definitely refused (`txn_req_cnt`, so a timed-out
+    /// AddPartitionsToTxn that did land is ended too; CHANGELOG v1.7.0).
+    pub(super) fn needs_end_txn(&self) -> bool {
+        if self.librdkafka() {
+            self.req_cnt > 0 || self.started
+        } else {
+            self.started
+        }
     }
 
     pub fn transactional_id(&self) -> &str {
@@ -325,6 +360,10 @@ impl TransactionManager {
     fn on_send_failed(&mut self, error: ErrorCode) {
         let in_txn = matches!(self.app, AppTxn::Open { .. } | AppTxn::Ending { .. });
         if !in_txn || self.fatal.is_some() || error == ErrorCode::TransactionAborted {
+            return;
+        }
+        if self.librdkafka() {
+            self.librdkafka_send_failed(error);
             return;
         }
         if error == ErrorCode::ProducerFenced {
@@ -421,7 +460,7 @@ impl Producer {
     fn txn_local_end_due(&self) -> bool {
         self.txn.as_ref().is_some_and(|t| {
             matches!(t.app, AppTxn::Ending { .. })
-                && !t.started
+                && !t.needs_end_txn()
                 && t.new_partitions.is_empty()
                 && t.offsets.is_none()
                 && t.in_flight.is_none()
@@ -526,6 +565,9 @@ impl Producer {
                     && super::config::version_at_least(&self.config.client_version, (4, 0)),
             }),
             TxnRequest::AddPartitions(partitions) => {
+                if t.librdkafka() {
+                    t.req_cnt += 1;
+                }
                 Message::AddPartitionsToTxnRequest(AddPartitionsToTxnRequest {
                     correlation_id,
                     transactional_id: id,
@@ -591,13 +633,18 @@ impl Producer {
 
     /// A transactional request's connection was lost or it timed out: send it again after
     /// `retry.backoff.ms` to a coordinator looked up anew.
-    pub(super) fn txn_connection_lost(&mut self, now: Instant, broker: NodeId) {
+    pub(super) fn txn_connection_lost(&mut self, cx: &mut Cx, broker: NodeId) {
+        let now = cx.now();
         let lost = self.txn.as_ref().is_some_and(|t| t.in_flight_to(broker));
         if !lost {
             return;
         }
         let t = self.txn.as_mut().expect("transactional");
         let request = t.in_flight.take().expect("checked").request;
+        if t.librdkafka() {
+            self.librdkafka_connection_lost(cx, now, request);
+            return;
+        }
         let backoff = self.config.transaction_retry_backoff();
         match request {
             TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => {
@@ -636,6 +683,11 @@ impl Producer {
                     t.coordinator = Some(node);
                 }
             }
+            // librdkafka: the coordinator query timer (`rd_kafka_txn_coord_set(NULL)` →
+            // `rd_kafka_txn_coord_timer_start(rk, 500)`).
+            _ if self.config.client == ClientKind::Librdkafka => {
+                self.txn_retry(cx.now(), false, librdkafka::COORD_QUERY_BACKOFF)
+            }
             _ => self.txn_retry(cx.now(), false, backoff),
         }
     }
@@ -652,6 +704,7 @@ impl Producer {
         }
         let now = cx.now();
         let backoff = self.config.transaction_retry_backoff();
+        let librdkafka = self.config.client == ClientKind::Librdkafka;
         match r.error {
             ErrorCode::None => {
                 let idem = self
@@ -668,6 +721,7 @@ impl Producer {
                     t.app = AppTxn::Ready;
                 }
             }
+            e if librdkafka => self.librdkafka_init_failed(now, e),
             ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
                 self.txn_retry(now, true, backoff)
             }
@@ -751,6 +805,10 @@ impl Producer {
         let now = cx.now();
         let backoff = self.config.transaction_retry_backoff();
         let t = self.txn.as_mut().expect("transactional");
+        if t.librdkafka() {
+            self.librdkafka_add_partitions_response(now, partitions, r.error);
+            return;
+        }
         if r.error == ErrorCode::None {
             t.add_failures = 0;
         } else if t.sarama() {
@@ -788,10 +846,15 @@ impl Producer {
 
     /// `EndTxnHandler.handleResponse`.
     pub(super) fn on_end_txn_response(&mut self, cx: &mut Cx, from: NodeId, r: EndTxnResponse) {
-        if self.take_txn_in_flight(from, r.correlation_id).is_none() {
+        let Some(request) = self.take_txn_in_flight(from, r.correlation_id) else {
+            return;
+        };
+        let now = cx.now();
+        if self.config.client == ClientKind::Librdkafka {
+            let commit = matches!(request, TxnRequest::EndTxn { commit: true });
+            self.librdkafka_end_txn_response(cx, commit, r);
             return;
         }
-        let now = cx.now();
         let backoff = self.config.transaction_retry_backoff();
         let sarama = self.config.client == ClientKind::Sarama;
         match r.error {
@@ -821,7 +884,7 @@ impl Producer {
 
     /// The transaction ended as the application asked (`completeTransaction`). `ids`: the
     /// EndTxn answer's producer id and epoch (None when no EndTxn was needed).
-    fn finish_transaction(&mut self, cx: &mut Cx, ids: Option<(i64, i16)>) {
+    pub(super) fn finish_transaction(&mut self, cx: &mut Cx, ids: Option<(i64, i16)>) {
         let producer = self.producer_index();
         let t = self.txn.as_mut().expect("transactional");
         let AppTxn::Ending { txn, commit } = t.app else {
@@ -850,6 +913,8 @@ impl Producer {
         t.commit_sent = false;
         t.abortable = None;
         t.bump_after_abort = false;
+        t.req_cnt = 0;
+        t.end_txn_retries = 0;
         t.app = if bump {
             AppTxn::Initializing
         } else {
@@ -1015,6 +1080,8 @@ impl Producer {
         t.started = false;
         t.abortable = None;
         t.bump_after_abort = false;
+        t.req_cnt = 0;
+        t.end_txn_retries = 0;
         t.fatal = None;
         t.commit_sent = false;
         t.app = AppTxn::Initializing;

@@ -20,7 +20,7 @@
 
 use crate::connection::{Connections, Retransmit, TCP_RTO_MIN};
 use crate::cost::{CostClass, CostModel, Work};
-use crate::disk::{DiskConfig, FsyncTicket, NodeDisk};
+use crate::disk::{DiskConfig, NodeDisk};
 use crate::history::{History, HistoryEntry};
 use crate::network::{Arrival, LinkConfig, Network, SendOutcome};
 use crate::seed::{rng_for, stream};
@@ -40,9 +40,12 @@ use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 
 mod cpu;
 mod effects;
+mod event;
 mod faults;
 mod hash;
 mod links;
+
+use event::{Event, EventKind, Stage};
 
 /// Everything configurable about a world.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,77 +89,6 @@ pub enum NodeState {
     Up,
     Paused,
     Down,
-}
-
-enum EventKind {
-    Start,
-    /// The message is boxed so heap entries stay small: queue operations move a few words.
-    Deliver {
-        from: NodeId,
-        msg: Box<Message>,
-        bytes: u32,
-        /// The epoch of the connection the message was sent on.
-        link_epoch: u64,
-        stage: Stage,
-    },
-    /// TCP retransmits what waits behind a partition of `from -> node` ([`crate::connection`]).
-    Retransmit {
-        from: NodeId,
-        /// The connection whose hold it is.
-        epoch: u64,
-        generation: u64,
-    },
-    Timer {
-        id: TimerId,
-        timer: Timer,
-    },
-    Fsync {
-        ticket: FsyncTicket,
-        token: u64,
-    },
-    /// A core of the node frees up: handle what waits in its CPU queue.
-    CpuWake,
-}
-
-/// Where a delivered message is on its way to the node's handler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    /// Reaching the end of its link now.
-    OnWire,
-    /// Past the link (waited in a pause or behind a partition); its connection may still
-    /// have ended since.
-    Arrived,
-    /// Waited unread in a muted connection ([`socket`]) and is read now.
-    SocketRead,
-    /// A notice from the operating system (a reset), not part of the byte stream.
-    Notice,
-}
-
-struct Event {
-    at: Instant,
-    seq: u64,
-    node: NodeId,
-    /// Incarnation of `node` the event belongs to (timers, fsyncs, starts); messages use 0
-    /// and are valid for whatever incarnation is up when they arrive.
-    incarnation: u64,
-    kind: EventKind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Event {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// Most events one node's CPU queue may hold: past it the node is hopelessly overloaded and

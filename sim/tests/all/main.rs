@@ -19,6 +19,7 @@ mod consumer_smoke;
 mod cost;
 mod drain;
 mod kernel;
+mod librdkafka_transactions;
 mod producer_client;
 mod producer_cluster;
 mod producer_throughput;

@@ -53,6 +53,12 @@ impl Check<'_> {
                 ClientKind::KafkaGo => "commit = \"transaction\": kafka-go has no transactional \
                                         producer (segmentio/kafka-go writes without transactions)"
                     .to_string(),
+                ClientKind::Librdkafka => "commit = \"transaction\": librdkafka's transactional \
+                                           producer is modelled for [[producers]] only; its \
+                                           consume-transform-produce \
+                                           (rd_kafka_send_offsets_to_transaction beside a \
+                                           librdkafka consumer) is not modelled"
+                    .to_string(),
                 other => format!(
                     "commit = \"transaction\": kafsim models the Java producer's transactions \
                      only; {}'s transactional producer is not modelled yet",
