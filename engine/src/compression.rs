@@ -157,12 +157,17 @@ pub fn effective_level(codec: CompressionType, level: Option<i32>) -> Option<i32
     })
 }
 
+/// [`Compression::level`] of a codec without levels (zstd's lowest level is -131072).
+const NO_LEVEL: i32 = i32::MIN;
+
 /// How one producer compresses its batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Compression {
     pub codec: CompressionType,
-    /// The level the codec runs at (`None` for codecs without levels and for `none`).
-    pub level: Option<i32>,
+    /// The level the codec runs at, [`NO_LEVEL`] for codecs without levels and for `none`
+    /// (see [`Compression::level`]): an `Option<i32>` would take 8 bytes, and every record
+    /// batch every replica keeps carries a `Compression`.
+    level: i32,
     /// Compressed size of the records per thousand bytes (1000 = not compressed).
     pub permille: u16,
 }
@@ -176,7 +181,7 @@ impl Default for Compression {
 impl Compression {
     pub const NONE: Compression = Compression {
         codec: CompressionType::None,
-        level: None,
+        level: NO_LEVEL,
         permille: 1000,
     };
 
@@ -198,11 +203,21 @@ impl Compression {
             }
         };
         let permille = (fraction * 1000.0).round().clamp(1.0, 1000.0) as u16;
+        assert_ne!(
+            level,
+            Some(NO_LEVEL),
+            "{codec:?}: level {NO_LEVEL} is reserved"
+        );
         Compression {
             codec,
-            level,
+            level: level.unwrap_or(NO_LEVEL),
             permille,
         }
+    }
+
+    /// The level the codec runs at (`None` for codecs without levels and for `none`).
+    pub fn level(&self) -> Option<i32> {
+        (self.level != NO_LEVEL).then_some(self.level)
     }
 
     /// Bytes `bytes` of records take once compressed (rounded up).
@@ -249,7 +264,7 @@ mod tests {
         assert_eq!(random.compressed(16_384), 16_384);
         let zstd = Compression::new(CompressionType::Zstd, None, MessageProfile::JsonLogs);
         assert_eq!(zstd.permille, 201);
-        assert_eq!(zstd.level, Some(3));
+        assert_eq!(zstd.level(), Some(3));
         let lz4 = Compression::new(CompressionType::Lz4, None, MessageProfile::JsonLogs);
         assert!(lz4.compressed(10_000) > zstd.compressed(10_000));
         assert_eq!(
@@ -279,7 +294,7 @@ mod tests {
         assert_eq!(at(2).permille, 207);
         let gzip_default =
             Compression::new(CompressionType::Gzip, Some(-1), MessageProfile::JsonLogs);
-        assert_eq!(gzip_default.level, Some(6));
+        assert_eq!(gzip_default.level(), Some(6));
         assert_eq!(gzip_default.permille, 203);
     }
 

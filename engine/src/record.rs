@@ -43,6 +43,13 @@ pub struct ValueId(pub u64);
 pub struct Key(pub u32);
 
 impl Key {
+    /// Length of [`Key::bytes`] (the number of decimal digits), without writing them: a
+    /// record's size is read on every produce, append, replication, fetch and cost
+    /// computation, and a cached size per batch would grow every batch every replica keeps.
+    pub fn byte_len(self) -> u32 {
+        self.0.checked_ilog10().map_or(1, |l| l + 1)
+    }
+
     /// The key's wire bytes: its decimal representation, without allocation.
     pub fn bytes(self) -> KeyBytes {
         let mut buf = [0u8; 10];
@@ -143,7 +150,7 @@ pub const BATCH_HEADER_BYTES: u32 = 61;
 impl Record {
     /// Bytes this record occupies inside a batch.
     pub fn wire_size(&self) -> u32 {
-        let key_len = self.key.map_or(0, |k| k.bytes().len() as u32);
+        let key_len = self.key.map_or(0, Key::byte_len);
         self.size + key_len + RECORD_OVERHEAD_BYTES
     }
 }
@@ -169,9 +176,19 @@ pub struct RecordBatch {
     pub is_transactional: bool,
     /// A transaction marker (commit / abort) rather than data.
     pub control: Option<ControlMarker>,
+    /// The records; replace them only through [`RecordBatch::set_records`], which keeps
+    /// their size in step.
     pub records: Arc<[Record]>,
     /// The codec the producer compressed the records with, and how much it shrank them.
     pub compression: Compression,
+    /// [`RecordBatch::records_size`], computed once when the records are set: a batch's size
+    /// is read on every produce, append, replication, fetch and cost computation, and summing
+    /// its records (with each key's decimal length) each time was ~10 passes per record.
+    records_bytes: u32,
+}
+
+fn sum_records_size(records: &[Record]) -> u32 {
+    records.iter().map(Record::wire_size).sum::<u32>()
 }
 
 /// Transaction control markers written by the coordinator into data partitions.
@@ -184,6 +201,7 @@ pub enum ControlMarker {
 impl RecordBatch {
     /// A plain (non-idempotent, non-transactional) batch; offsets are assigned on append.
     pub fn new(records: Arc<[Record]>) -> RecordBatch {
+        let records_bytes = sum_records_size(&records);
         RecordBatch {
             base_offset: 0,
             partition_leader_epoch: 0,
@@ -194,7 +212,14 @@ impl RecordBatch {
             control: None,
             records,
             compression: Compression::NONE,
+            records_bytes,
         }
+    }
+
+    /// Replace the records (a slice of the batch), keeping their size in step.
+    pub fn set_records(&mut self, records: Arc<[Record]>) {
+        self.records_bytes = sum_records_size(&records);
+        self.records = records;
     }
 
     /// A commit or abort marker of a producer's transaction, as the transaction coordinator
@@ -237,7 +262,12 @@ impl RecordBatch {
 
     /// Bytes of the records before compression (what a codec reads or writes).
     pub fn records_size(&self) -> u32 {
-        self.records.iter().map(Record::wire_size).sum::<u32>()
+        self.records_bytes
+    }
+
+    /// Whether the cached size is that of the records (the log asserts it on every append).
+    pub fn size_is_current(&self) -> bool {
+        self.records_bytes == sum_records_size(&self.records)
     }
 
     /// Sequence number of the last record (idempotent batches only).
@@ -255,11 +285,32 @@ impl RecordBatch {
 mod tests {
     use super::*;
 
+    /// Every replica's log and disk keep one per batch: the cached size must not grow it.
+    #[test]
+    fn a_batch_stays_56_bytes() {
+        assert_eq!(std::mem::size_of::<RecordBatch>(), 56);
+        assert_eq!(std::mem::size_of::<crate::compression::Compression>(), 8);
+    }
+
     #[test]
     fn key_bytes_are_decimal_text() {
         assert_eq!(&*Key(0).bytes(), b"0");
         assert_eq!(&*Key(17).bytes(), b"17");
         assert_eq!(&*Key(u32::MAX).bytes(), b"4294967295");
+        for k in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999_999,
+            1_000_000,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            assert_eq!(Key(k).byte_len() as usize, Key(k).bytes().len(), "key {k}");
+        }
     }
 
     #[test]

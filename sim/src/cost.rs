@@ -302,7 +302,7 @@ fn codec_ns(msg: &Message, work: CodecWork) -> u64 {
             continue;
         }
         let speed = match work {
-            CodecWork::Compress => compress_mb_per_sec(c.codec, c.level),
+            CodecWork::Compress => compress_mb_per_sec(c.codec, c.level()),
             CodecWork::Decompress => decompress_mb_per_sec(c.codec),
         };
         ps += b.records_size() as f64 * codec_ps_per_byte(speed);

@@ -295,6 +295,13 @@ impl Log {
             self.tp,
             batch.base_offset
         );
+        debug_assert!(
+            batch.size_is_current(),
+            "{} log {}: a batch at {} whose records changed without its size",
+            cx.me(),
+            self.tp,
+            batch.base_offset
+        );
         let bytes = batch.wire_size();
         if self
             .epochs
@@ -530,7 +537,7 @@ fn slice_batch(b: &RecordBatch, from: u64) -> RecordBatch {
     );
     let skip = (from - b.base_offset) as usize;
     let mut out = b.clone();
-    out.records = b.records[skip..].to_vec().into();
+    out.set_records(b.records[skip..].to_vec().into());
     out.base_offset = from;
     if out.base_sequence >= 0 {
         out.base_sequence += skip as i32;
@@ -553,7 +560,7 @@ fn slice_batch_until(b: &RecordBatch, end: u64) -> RecordBatch {
     );
     let keep = (end - b.base_offset) as usize;
     let mut out = b.clone();
-    out.records = b.records[..keep].to_vec().into();
+    out.set_records(b.records[..keep].to_vec().into());
     assert_eq!(out.next_offset(), end, "a slice ends where it was cut");
     out
 }

@@ -195,8 +195,13 @@ impl ReplicaManager {
         let leader = fetcher.0;
         let max_bytes = self.config.replica_fetch_max_bytes;
         let mut parts = Vec::new();
-        for tp in self.following(fetcher, FollowerPhase::Fetching) {
-            let p = &self.partitions[&tp];
+        // One walk over the hosted partitions (what `following` lists, without a second lookup
+        // of each): this runs after every fetch response.
+        for (&tp, p) in &self.partitions {
+            let fetching = matches!(p.role, Role::Follower { leader: l, phase: FollowerPhase::Fetching } if l == leader);
+            if !fetching || self.fetcher_id(tp) != fetcher.1 {
+                continue;
+            }
             let leo = p.log.log_end_offset();
             // A flush policy makes the follower's append synchronous with its fsync (Kafka
             // flushes inside `Log.append`, on the fetcher thread), so it reports a LEO only

@@ -1,0 +1,250 @@
+//! The fetch path of a leader (Kafka's `ReplicaManager.fetchMessages`, `DelayedFetch` and
+//! `Partition.updateFollowerFetchState`): a follower's fetch moves its progress and the HW; a
+//! consumer's or follower's fetch reads to its isolation bound, or parks until it can.
+
+use super::partition::Role;
+use super::purgatory::DelayedFetch;
+use super::ReplicaManager;
+use crate::broker::timer::ReplicaTimer;
+use crate::isr;
+use crate::node::{Cx, NodeId};
+use crate::protocol::*;
+use crate::record::TopicPartition;
+
+impl ReplicaManager {
+    /// New data in `tp`: answer the fetches waiting for it that can now be satisfied.
+    pub(super) fn wake_fetches(&mut self, cx: &mut Cx, tp: TopicPartition) {
+        for id in self.fetches.watching(tp) {
+            self.try_complete_fetch(cx, id);
+        }
+    }
+
+    /// FetchRequest from a follower or a consumer.
+    pub fn handle_fetch(&mut self, cx: &mut Cx, from: NodeId, req: FetchRequest) {
+        // A follower fetches for itself, and never from itself (it does not follow itself).
+        assert!(
+            req.replica_id.is_none_or(|r| r == from && r != cx.me()),
+            "{}: a follower fetch of {:?} from {from}",
+            cx.me(),
+            req.replica_id
+        );
+        if let Some(replica) = req.replica_id {
+            for fp in &req.partitions {
+                self.update_follower(cx, replica, fp);
+            }
+        }
+        let (resp, bytes, any_error) = self.read_fetch(&req);
+        if bytes >= req.min_bytes as u64 || any_error || req.max_wait.is_zero() {
+            cx.send(from, Message::FetchResponse(resp));
+            return;
+        }
+        let id = self.next_id();
+        let timer = cx.set_timer_after(req.max_wait, ReplicaTimer::FetchWait(id));
+        let tps: Vec<TopicPartition> = req.partitions.iter().map(|p| p.partition).collect();
+        self.fetches.insert(
+            id,
+            DelayedFetch {
+                from,
+                request: req,
+                timer,
+            },
+            tps,
+        );
+    }
+
+    /// Record a follower's fetch offset (its LEO) and act on it: ISR expansion, HW advance.
+    pub(super) fn update_follower(&mut self, cx: &mut Cx, replica: NodeId, fp: &FetchPartition) {
+        let tp = fp.partition;
+        let now = cx.now();
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let epoch = p.leader_epoch();
+        let leo = p.log.log_end_offset();
+        let hw = p.high_watermark;
+        let Role::Leader(l) = &mut p.role else {
+            return;
+        };
+        if fp.current_leader_epoch != epoch || fp.fetch_offset > leo {
+            return;
+        }
+        let Some(progress) = l.followers.get_mut(&replica) else {
+            return;
+        };
+        progress.on_fetch(fp.fetch_offset, leo, now);
+        assert!(
+            progress.log_end_offset <= leo,
+            "{} {tp}: follower {replica} at {} past the leader's end {leo}",
+            cx.me(),
+            progress.log_end_offset
+        );
+        let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
+        let in_isr = p.in_maximal_isr(replica);
+        // KIP-841 (`Partition.isReplicaIsrEligible`): a follower on a fenced broker (one the
+        // controller does not list as live: restarted and not yet caught up with the
+        // metadata, or out of its session) is not proposed for the ISR.
+        let eligible = self.live_brokers.is_empty() || self.live_brokers.contains(&replica);
+        if !in_isr && rejoin && eligible {
+            let mut new_isr = p.state.as_ref().expect("leader state").isr.clone();
+            assert!(
+                !new_isr.contains(&replica),
+                "{} {tp}: {replica} rejoins an ISR it is in",
+                cx.me()
+            );
+            new_isr.push(replica);
+            self.propose_isr(cx, tp, new_isr);
+        }
+        self.on_isr_or_hw_change(cx, tp);
+    }
+
+    /// Build a fetch response from current state: (response, bytes, any partition errored).
+    pub(super) fn read_fetch(&self, req: &FetchRequest) -> (FetchResponse, u64, bool) {
+        let mut bytes = 0u64;
+        let mut any_error = false;
+        let mut parts = Vec::with_capacity(req.partitions.len());
+        for fp in &req.partitions {
+            let r = self.read_partition(req, fp);
+            any_error |= r.error != ErrorCode::None;
+            bytes += r.batches.iter().map(|b| b.wire_size() as u64).sum::<u64>();
+            parts.push(r);
+        }
+        assert_eq!(
+            parts.len(),
+            req.partitions.len(),
+            "a fetch answered for other partitions than it asked"
+        );
+        let resp = FetchResponse {
+            correlation_id: req.correlation_id,
+            partitions: parts,
+        };
+        (resp, bytes, any_error)
+    }
+
+    pub(super) fn read_partition(
+        &self,
+        req: &FetchRequest,
+        fp: &FetchPartition,
+    ) -> FetchPartitionResponse {
+        let mut r = FetchPartitionResponse {
+            partition: fp.partition,
+            error: ErrorCode::None,
+            high_watermark: 0,
+            last_stable_offset: 0,
+            log_start_offset: 0,
+            leader_epoch: 0,
+            diverging_epoch: None,
+            aborted_transactions: Vec::new(),
+            batches: Vec::new(),
+        };
+        let Some(p) = self.partitions.get(&fp.partition).filter(|p| p.is_leader()) else {
+            r.error = ErrorCode::NotLeaderOrFollower;
+            return r;
+        };
+        let epoch = p.leader_epoch().expect("leader");
+        r.leader_epoch = epoch;
+        r.high_watermark = p.high_watermark;
+        assert!(
+            p.high_watermark <= p.log.log_end_offset(),
+            "{}: a fetch answered with a HW past the log",
+            fp.partition
+        );
+        let txns = self
+            .producer_states
+            .get(&fp.partition)
+            .map(|ps| ps.transactions());
+        let lso = txns.map_or(p.high_watermark, |t| t.last_stable_offset(p.high_watermark));
+        r.last_stable_offset = lso;
+        r.log_start_offset = p.log.log_start_offset();
+        match fp.current_leader_epoch {
+            Some(e) if e < epoch => r.error = ErrorCode::FencedLeaderEpoch,
+            Some(e) if e > epoch => r.error = ErrorCode::UnknownLeaderEpoch,
+            _ => {}
+        }
+        if r.error != ErrorCode::None {
+            return r;
+        }
+        let leo = p.log.log_end_offset();
+        if fp.fetch_offset > leo || fp.fetch_offset < p.log.log_start_offset() {
+            r.error = ErrorCode::OffsetOutOfRange;
+            if req.replica_id.is_some() {
+                let latest = p.log.latest_epoch().unwrap_or(epoch);
+                r.diverging_epoch = Some(EpochEndOffset {
+                    epoch: latest,
+                    end_offset: leo,
+                });
+            }
+            return r;
+        }
+        // `UnifiedLog.read` with `FetchIsolation`: followers read to the LEO, read_uncommitted
+        // consumers to the HW, read_committed consumers to the LSO, with the aborted
+        // transactions overlapping what they got (`UnifiedLog.addAbortedTransactions`: from
+        // the fetch offset to the end of the fetched data).
+        let committed =
+            req.replica_id.is_none() && req.isolation_level == IsolationLevel::ReadCommitted;
+        let max_offset = if req.replica_id.is_some() {
+            leo
+        } else if committed {
+            lso
+        } else {
+            p.high_watermark
+        };
+        let max_bytes = fp.partition_max_bytes.min(req.max_bytes);
+        r.batches = p.log.read(fp.fetch_offset, max_bytes, max_offset);
+        // A consumer never reads past what is committed for its isolation level, and the
+        // first batch holds the fetch offset (a gap would skip records).
+        assert!(
+            lso <= p.high_watermark
+                && r.batches
+                    .last()
+                    .is_none_or(|b| b.next_offset() <= max_offset)
+                && r.batches.first().is_none_or(|b| {
+                    b.base_offset <= fp.fetch_offset && fp.fetch_offset < b.next_offset()
+                }),
+            "{}: a read from {} below {max_offset} returned the wrong batches",
+            fp.partition,
+            fp.fetch_offset
+        );
+        if committed {
+            let upper = r
+                .batches
+                .last()
+                .map_or(fp.fetch_offset, |b| b.next_offset());
+            r.aborted_transactions =
+                txns.map_or(Vec::new(), |t| t.collect_aborted(fp.fetch_offset, upper));
+        }
+        r
+    }
+
+    /// `DelayedFetch.tryComplete`: a parked fetch is answered once the bytes it may read (up to
+    /// the LEO for a follower, up to the high watermark for a consumer) reach its `min_bytes`,
+    /// or when a partition of it errs (leadership moved, offset out of range). An append that
+    /// the HW has not yet passed gives a consumer nothing to read, so its fetch stays parked
+    /// until the followers move the HW (`Partition.maybeIncrementLeaderHW` ->
+    /// `tryCompleteDelayedRequests`) or its `max_wait` runs out.
+    pub(super) fn try_complete_fetch(&mut self, cx: &mut Cx, id: u64) {
+        let Some(f) = self.fetches.get(id) else {
+            return;
+        };
+        let (_, bytes, any_error) = self.read_fetch(&f.request);
+        if bytes >= f.request.min_bytes as u64 || any_error {
+            self.complete_fetch(cx, id);
+        }
+    }
+
+    pub(super) fn complete_fetch(&mut self, cx: &mut Cx, id: u64) {
+        let Some(f) = self.fetches.remove(id) else {
+            return;
+        };
+        cx.cancel_timer(f.timer);
+        let (resp, _, _) = self.read_fetch(&f.request);
+        cx.send(f.from, Message::FetchResponse(resp));
+    }
+
+    /// The max wait of a parked fetch elapsed.
+    pub fn on_fetch_wait(&mut self, cx: &mut Cx, id: u64) {
+        if let Some(f) = self.fetches.remove(id) {
+            let (resp, _, _) = self.read_fetch(&f.request);
+            cx.send(f.from, Message::FetchResponse(resp));
+        }
+    }
+}
