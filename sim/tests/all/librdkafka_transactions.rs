@@ -4,7 +4,7 @@
 //! queued (`rd_kafka_abort_transaction` purges, as Java's `abortUndrainedBatches`, unlike
 //! sarama), EndTxn v1 that KIP-890 part 2 never bumps, and the settings librdkafka refuses.
 
-use crate::txn_support::{fates, run};
+use crate::txn_support::{assert_reads_exactly_the_commits, fates, run};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_sim::runner::{prepare, RunOutput};
@@ -64,30 +64,7 @@ allow = ["aborted-read"]
 #[test]
 fn librdkafka_commits_and_aborts_and_its_default_group_reads_only_the_commits() {
     let out = run(&scenario_text(0.3, "", "", ""));
-    let f = fates(&out);
-    assert!(
-        f.commits >= 50 && f.aborts >= 10,
-        "{} / {}",
-        f.commits,
-        f.aborts
-    );
-    assert!(
-        f.committed.is_subset(&f.polled),
-        "committed values unread: {:?}",
-        f.committed
-            .difference(&f.polled)
-            .take(5)
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        f.aborted.is_disjoint(&f.polled),
-        "an aborted value was read"
-    );
-    assert!(
-        out.result.violations.is_empty(),
-        "{:?}",
-        out.result.violations
-    );
+    assert_reads_exactly_the_commits(&out);
 }
 
 /// The same run with the group set to read_uncommitted reads aborted values, and the

@@ -3,7 +3,7 @@
 //! committed value and no aborted one, a `read_uncommitted` group reads aborted ones too
 //! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
 
-use crate::txn_support::{fates, run};
+use crate::txn_support::{assert_reads_exactly_the_commits, fates, run};
 use kafsim_sim::runner::prepare;
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
@@ -57,30 +57,7 @@ allow = ["aborted-read"]
 #[test]
 fn read_committed_reads_every_committed_value_and_no_aborted_one() {
     let out = run(&scenario_text("read_committed", 0.3, "", "java"));
-    let f = fates(&out);
-    assert!(
-        f.commits >= 50 && f.aborts >= 10,
-        "{} / {}",
-        f.commits,
-        f.aborts
-    );
-    assert!(
-        f.committed.is_subset(&f.polled),
-        "committed values unread: {:?}",
-        f.committed
-            .difference(&f.polled)
-            .take(5)
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        f.aborted.is_disjoint(&f.polled),
-        "an aborted value was read"
-    );
-    assert!(
-        out.result.violations.is_empty(),
-        "{:?}",
-        out.result.violations
-    );
+    assert_reads_exactly_the_commits(&out);
 }
 
 #[test]

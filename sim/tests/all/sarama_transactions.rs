@@ -4,7 +4,7 @@
 //! `abortUndrainedBatches`), the keys sarama refuses at their line, and KIP-890 part 2's
 //! end-of-transaction epoch bump that sarama's EndTxn v3 never gets.
 
-use crate::txn_support::{fates, run};
+use crate::txn_support::{assert_reads_exactly_the_commits, fates, run};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_sim::runner::{prepare, RunOutput};
 use kafsim_sim::scenario::{self, ScenarioError};
@@ -64,30 +64,7 @@ allow = ["aborted-read"]
 #[test]
 fn sarama_commits_and_aborts_and_read_committed_sees_only_the_commits() {
     let out = run(&scenario_text("read_committed", 0.3, SARAMA_TXN, "1.43"));
-    let f = fates(&out);
-    assert!(
-        f.commits >= 50 && f.aborts >= 10,
-        "{} / {}",
-        f.commits,
-        f.aborts
-    );
-    assert!(
-        f.committed.is_subset(&f.polled),
-        "committed values unread: {:?}",
-        f.committed
-            .difference(&f.polled)
-            .take(5)
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        f.aborted.is_disjoint(&f.polled),
-        "an aborted value was read"
-    );
-    assert!(
-        out.result.violations.is_empty(),
-        "{:?}",
-        out.result.violations
-    );
+    assert_reads_exactly_the_commits(&out);
 }
 
 /// sarama's `AbortTxn` waits for its queued messages (`inFlight.Wait()`) instead of failing

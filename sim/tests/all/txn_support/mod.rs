@@ -67,3 +67,33 @@ pub fn fates(out: &RunOutput) -> Fates {
         aborts: aborts.len(),
     }
 }
+
+/// A run with commits and aborts (at least 50 and 10) whose read_committed group read every
+/// committed value and no aborted one, without a violation: what each client's transactional
+/// producer must give a read_committed consumer.
+pub fn assert_reads_exactly_the_commits(out: &RunOutput) {
+    let f = fates(out);
+    assert!(
+        f.commits >= 50 && f.aborts >= 10,
+        "{} / {}",
+        f.commits,
+        f.aborts
+    );
+    assert!(
+        f.committed.is_subset(&f.polled),
+        "committed values unread: {:?}",
+        f.committed
+            .difference(&f.polled)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        f.aborted.is_disjoint(&f.polled),
+        "an aborted value was read"
+    );
+    assert!(
+        out.result.violations.is_empty(),
+        "{:?}",
+        out.result.violations
+    );
+}
