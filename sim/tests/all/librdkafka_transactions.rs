@@ -4,59 +4,26 @@
 //! queued (`rd_kafka_abort_transaction` purges, as Java's `abortUndrainedBatches`, unlike
 //! sarama), EndTxn v1 that KIP-890 part 2 never bumps, and the settings librdkafka refuses.
 
-use crate::txn_support::{assert_reads_exactly_the_commits, fates, run};
+use crate::txn_support::{assert_reads_exactly_the_commits, fates, run, TxnScenario};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_sim::runner::{prepare, RunOutput};
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
 
-/// One transactional librdkafka producer (5 records per transaction, `abort` of them
-/// aborted) and one librdkafka group; `config` is added to the producer's config table and
-/// `group` to the group's.
+/// One transactional librdkafka producer and one librdkafka group ([`TxnScenario`]);
+/// `config` is added to the producer's config table, `group` to the group's and `cluster`
+/// to the cluster's.
 fn scenario_text(abort: f64, config: &str, group: &str, cluster: &str) -> String {
-    format!(
-        r#"name = "librdkafka-txn"
-duration = "4s"
-seeds = 1
-
-[cluster]
-brokers = 3
-[cluster.config]
-"min.insync.replicas" = 2
-"transaction.state.log.num.partitions" = 5
-{cluster}
-
-[[topics]]
-name = "orders"
-partitions = 3
-replication_factor = 3
-
-[[producers]]
-client = "librdkafka"
-topic = "orders"
-rate = 200
-keys = 20
-[producers.config]
-"transactional.id" = "orders-app"
-{config}
-[producers.transactions]
-records = 5
-abort = {abort}
-
-[[consumer_groups]]
-group = "audit"
-members = 1
-client = "librdkafka"
-topics = ["orders"]
-[consumer_groups.config]
-"auto.offset.reset" = "earliest"
-{group}
-
-[expect]
-allow = ["aborted-read"]
-"#
-    )
+    TxnScenario {
+        producer: "client = \"librdkafka\"",
+        producer_config: &format!("\"transactional.id\" = \"orders-app\"\n{config}"),
+        abort,
+        group_client: "librdkafka",
+        group_config: group,
+        cluster_config: cluster,
+    }
+    .text()
 }
 
 /// The librdkafka consumer's default `isolation.level` is read_committed (CONFIGURATION.md):

@@ -3,55 +3,23 @@
 //! committed value and no aborted one, a `read_uncommitted` group reads aborted ones too
 //! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
 
-use crate::txn_support::{assert_reads_exactly_the_commits, fates, run};
+use crate::txn_support::{assert_reads_exactly_the_commits, fates, run, TxnScenario};
 use kafsim_sim::runner::prepare;
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
 
-/// One transactional Java producer (5 records per transaction, `abort` of them aborted) and
-/// one group reading with `isolation`; `extra` goes into the producer's config.
+/// One transactional producer of `client` and one Java group reading with `isolation`
+/// ([`TxnScenario`]); `extra` goes into the producer's config.
 fn scenario_text(isolation: &str, abort: f64, extra: &str, client: &str) -> String {
-    format!(
-        r#"name = "txn"
-duration = "4s"
-seeds = 1
-
-[cluster]
-brokers = 3
-[cluster.config]
-"min.insync.replicas" = 2
-"transaction.state.log.num.partitions" = 5
-
-[[topics]]
-name = "orders"
-partitions = 3
-replication_factor = 3
-
-[[producers]]
-client = "{client}"
-topic = "orders"
-rate = 200
-keys = 20
-[producers.config]
-"transactional.id" = "orders-app"
-{extra}
-[producers.transactions]
-records = 5
-abort = {abort}
-
-[[consumer_groups]]
-group = "audit"
-members = 1
-client = "java"
-topics = ["orders"]
-[consumer_groups.config]
-"auto.offset.reset" = "earliest"
-"isolation.level" = "{isolation}"
-
-[expect]
-allow = ["aborted-read"]
-"#
-    )
+    TxnScenario {
+        producer: &format!("client = \"{client}\""),
+        producer_config: &format!("\"transactional.id\" = \"orders-app\"\n{extra}"),
+        abort,
+        group_client: "java",
+        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
+        cluster_config: "",
+    }
+    .text()
 }
 
 #[test]

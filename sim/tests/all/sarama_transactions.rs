@@ -4,7 +4,7 @@
 //! `abortUndrainedBatches`), the keys sarama refuses at their line, and KIP-890 part 2's
 //! end-of-transaction epoch bump that sarama's EndTxn v3 never gets.
 
-use crate::txn_support::{assert_reads_exactly_the_commits, fates, run};
+use crate::txn_support::{assert_reads_exactly_the_commits, fates, run, TxnScenario};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_sim::runner::{prepare, RunOutput};
 use kafsim_sim::scenario::{self, ScenarioError};
@@ -14,51 +14,18 @@ use kafsim_sim::violation::ViolationKind;
 const SARAMA_TXN: &str = "\"Producer.Idempotent\" = true\n\"Producer.RequiredAcks\" = \
                           \"WaitForAll\"\n\"Net.MaxOpenRequests\" = 1";
 
-/// One transactional sarama producer (5 records per transaction, `abort` of them aborted)
-/// and one Java group reading with `isolation`; `config` is the producer's config table.
+/// One transactional sarama producer and one Java group reading with `isolation`
+/// ([`TxnScenario`]); `config` is the producer's config table.
 fn scenario_text(isolation: &str, abort: f64, config: &str, version: &str) -> String {
-    format!(
-        r#"name = "sarama-txn"
-duration = "4s"
-seeds = 1
-
-[cluster]
-brokers = 3
-[cluster.config]
-"min.insync.replicas" = 2
-"transaction.state.log.num.partitions" = 5
-
-[[topics]]
-name = "orders"
-partitions = 3
-replication_factor = 3
-
-[[producers]]
-client = "sarama"
-client_version = "{version}"
-topic = "orders"
-rate = 200
-keys = 20
-[producers.config]
-"Producer.Transaction.ID" = "orders-app"
-{config}
-[producers.transactions]
-records = 5
-abort = {abort}
-
-[[consumer_groups]]
-group = "audit"
-members = 1
-client = "java"
-topics = ["orders"]
-[consumer_groups.config]
-"auto.offset.reset" = "earliest"
-"isolation.level" = "{isolation}"
-
-[expect]
-allow = ["aborted-read"]
-"#
-    )
+    TxnScenario {
+        producer: &format!("client = \"sarama\"\nclient_version = \"{version}\""),
+        producer_config: &format!("\"Producer.Transaction.ID\" = \"orders-app\"\n{config}"),
+        abort,
+        group_client: "java",
+        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
+        cluster_config: "",
+    }
+    .text()
 }
 
 #[test]

@@ -97,3 +97,74 @@ pub fn assert_reads_exactly_the_commits(out: &RunOutput) {
         out.result.violations
     );
 }
+
+/// The scenario every client's transaction tests run: one transactional producer (rate 200,
+/// 5 records per transaction, `abort` of them aborted by the application) and a one-member
+/// group reading `orders` from the earliest offset, 4 s on 3 brokers.
+pub struct TxnScenario<'a> {
+    /// The producer's client lines (`client = "sarama"`, and a `client_version`).
+    pub producer: &'a str,
+    /// Its `[producers.config]` lines, the transactional id included.
+    pub producer_config: &'a str,
+    pub abort: f64,
+    /// The group's client name.
+    pub group_client: &'a str,
+    /// More `[consumer_groups.config]` lines (`"isolation.level" = ...`).
+    pub group_config: &'a str,
+    /// More `[cluster.config]` lines (KIP-890 switches).
+    pub cluster_config: &'a str,
+}
+
+impl TxnScenario<'_> {
+    pub fn text(&self) -> String {
+        let TxnScenario {
+            producer,
+            producer_config,
+            abort,
+            group_client,
+            group_config,
+            cluster_config,
+        } = self;
+        format!(
+            r#"name = "txn"
+duration = "4s"
+seeds = 1
+
+[cluster]
+brokers = 3
+[cluster.config]
+"min.insync.replicas" = 2
+"transaction.state.log.num.partitions" = 5
+{cluster_config}
+
+[[topics]]
+name = "orders"
+partitions = 3
+replication_factor = 3
+
+[[producers]]
+{producer}
+topic = "orders"
+rate = 200
+keys = 20
+[producers.config]
+{producer_config}
+[producers.transactions]
+records = 5
+abort = {abort}
+
+[[consumer_groups]]
+group = "audit"
+members = 1
+client = "{group_client}"
+topics = ["orders"]
+[consumer_groups.config]
+"auto.offset.reset" = "earliest"
+{group_config}
+
+[expect]
+allow = ["aborted-read"]
+"#
+        )
+    }
+}
