@@ -93,8 +93,21 @@ impl ReplicaManager {
             );
             new_isr.push(replica);
             self.propose_isr(cx, tp, new_isr);
+            // The maximal ISR may have grown: the whole recomputation.
+            self.on_isr_or_hw_change(cx, tp);
+            return;
         }
-        self.on_isr_or_hw_change(cx, tp);
+        // `Partition.updateFollowerFetchState`: the HW is recomputed (here on every fetch, as
+        // the follower's progress and the time both count), and the delayed operations are
+        // tried only when it moved (`if (leaderHWIncremented) tryCompleteDelayedRequests()`).
+        // This runs for every partition of every follower fetch, and most fetches move
+        // nothing: the HW is computed on the partition already at hand.
+        let moved = p.maybe_increment_hw(cx, &self.config, &self.live_brokers);
+        if moved {
+            self.after_hw_update(cx, tp, true);
+        } else {
+            self.assert_nothing_to_complete(cx.me(), tp);
+        }
     }
 
     /// Build a fetch response from current state: (response, bytes, any partition errored).

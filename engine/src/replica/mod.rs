@@ -203,13 +203,19 @@ impl ReplicaManager {
 
     /// Recompute the HW of `tp` and complete what it unblocks.
     pub(crate) fn on_isr_or_hw_change(&mut self, cx: &mut Cx, tp: TopicPartition) {
-        // Borrowed field by field, not cloned: this runs for every partition of every
-        // follower fetch, and the config holds a map.
+        // Borrowed field by field, not cloned: the config holds a map.
         let (config, live) = (&self.config, &self.live_brokers);
         let moved = self
             .partitions
             .get_mut(&tp)
             .is_some_and(|p| p.maybe_increment_hw(cx, config, live));
+        self.after_hw_update(cx, tp, moved);
+    }
+
+    /// What follows a HW recomputation of `tp` (`moved`: the HW advanced): the producer
+    /// state's and the waiting consumers' view of the HW, the waiting produces, the partition's
+    /// invariants.
+    pub(super) fn after_hw_update(&mut self, cx: &mut Cx, tp: TopicPartition, moved: bool) {
         if moved {
             if let (Some(p), Some(ps)) =
                 (self.partitions.get(&tp), self.producer_states.get_mut(&tp))
@@ -228,6 +234,33 @@ impl ReplicaManager {
         }
         self.try_complete_produces(cx, tp);
         self.check_partition(cx.me(), tp);
+    }
+
+    /// The fast path of a follower fetch that moved neither the HW nor the ISR of `tp`
+    /// skips what [`Self::after_hw_update`] would do; in debug builds (every test) this proves
+    /// the skipped work would have done nothing. A waiting append settles only on a move of
+    /// the HW, an fsync or the loss of leadership (see [`purgatory::check_append`]: the ISR's
+    /// size only picks the outcome of one that settles), none of which a fetch that moved no
+    /// HW makes; and the only state the fetch changed, the follower's progress, is checked
+    /// where it changes (its LEO within the leader's), so the partition's invariants hold
+    /// as they held after its last change, where they were checked.
+    pub(super) fn assert_nothing_to_complete(&self, me: NodeId, tp: TopicPartition) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        for id in self.produces.watching(tp) {
+            let op = self.produces.get(id).expect("watched");
+            assert!(
+                op.pending.iter().all(|pa| produce::append_outcome(
+                    &self.partitions,
+                    &self.config,
+                    pa
+                )
+                .is_none()),
+                "{me} {tp}: a follower fetch that moved no HW skipped a produce it completes"
+            );
+        }
+        self.check_partition(me, tp);
     }
 
     /// One of the replica manager's timers is due.

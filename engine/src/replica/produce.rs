@@ -315,16 +315,8 @@ pub(super) fn settle_appends(
     // In place (the appends still waiting keep their order): this runs for every waiting
     // produce of a partition each time its HW may have moved.
     let done = &mut op.done;
-    op.pending.retain(|pa| {
-        let p = partitions.get(&pa.partition);
-        let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
-        let hw = p.map_or(0, |p| p.high_watermark);
-        let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
-        let isr = p.map_or(0, |p| p.maximal_isr_len());
-        let min_isr = p.map_or(config.min_insync_replicas as usize, |p| {
-            config.effective_min_isr(p.replication_factor())
-        }) as u32;
-        match purgatory::check_append(pa, epoch, hw, synced, isr, min_isr) {
+    op.pending
+        .retain(|pa| match append_outcome(partitions, config, pa) {
             None => true,
             Some(error) => {
                 done.push(PartitionProduceResponse {
@@ -339,11 +331,28 @@ pub(super) fn settle_appends(
                 });
                 false
             }
-        }
-    });
+        });
     assert_eq!(
         op.pending.len() + op.done.len(),
         before,
         "settling a produce lost or duplicated a partition"
     );
+}
+
+/// The outcome of one waiting append given the current state of its partition (`None`: it
+/// still waits).
+pub(super) fn append_outcome(
+    partitions: &BTreeMap<TopicPartition, Partition>,
+    config: &BrokerConfig,
+    pa: &PendingAppend,
+) -> Option<ErrorCode> {
+    let p = partitions.get(&pa.partition);
+    let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
+    let hw = p.map_or(0, |p| p.high_watermark);
+    let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));
+    let isr = p.map_or(0, |p| p.maximal_isr_len());
+    let min_isr = p.map_or(config.min_insync_replicas as usize, |p| {
+        config.effective_min_isr(p.replication_factor())
+    }) as u32;
+    purgatory::check_append(pa, epoch, hw, synced, isr, min_isr)
 }

@@ -192,6 +192,45 @@ fn a_consumer_fetch_waits_for_the_hw_not_for_the_append() {
     );
 }
 
+/// The follower-fetch fast path (`Partition.updateFollowerFetchState` tries the delayed
+/// operations only when the HW moved): a fetch that moves nothing leaves a waiting acks=all
+/// produce waiting, the one that moves the HW answers it, as the full recomputation does.
+#[test]
+fn a_follower_fetch_completes_waiting_produces_only_when_it_moves_the_hw() {
+    let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+    assert!(produce_errors(&produce_all(&mut rm, &mut disk, 1)).is_empty());
+    for _ in 0..2 {
+        let (_, idle) = with_cx(&mut disk, |cx| {
+            rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 0, ms(0)))
+        });
+        assert_eq!(rm.partitions[&TP].high_watermark, 0);
+        assert!(produce_errors(&idle).is_empty(), "{idle:?}");
+    }
+    let (_, moved) = with_cx(&mut disk, |cx| {
+        rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+    });
+    assert_eq!(rm.partitions[&TP].high_watermark, 1);
+    assert_eq!(produce_errors(&moved), vec![ErrorCode::None]);
+}
+
+/// The debug proof of that fast path fires when the skipped work would have completed a
+/// produce: here the HW is moved behind the purgatory's back, so a fetch that moves no HW
+/// finds a waiting append it would settle.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "skipped a produce it completes")]
+fn the_follower_fetch_fast_path_proves_it_skips_nothing() {
+    let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+    assert!(produce_errors(&produce_all(&mut rm, &mut disk, 1)).is_empty());
+    rm.partitions
+        .get_mut(&TP)
+        .expect("hosted")
+        .set_high_watermark(1);
+    with_cx(&mut disk, |cx| {
+        rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+    });
+}
+
 #[test]
 fn a_fenced_follower_back_from_a_crash_does_not_hold_the_hw_with_its_old_progress() {
     let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
