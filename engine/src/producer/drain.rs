@@ -123,12 +123,16 @@ impl Producer {
     /// Every partition `broker` leads per the client's metadata, in partition order (Java's
     /// `Cluster.partitionsForNode`, built from the metadata response's order).
     fn partitions_led_by(&self, broker: NodeId) -> Vec<TopicPartition> {
+        self.partitions_led_by_iter(broker).collect()
+    }
+
+    /// [`Self::partitions_led_by`] without collecting them (readiness asks on every poll).
+    fn partitions_led_by_iter(&self, broker: NodeId) -> impl Iterator<Item = TopicPartition> + '_ {
         let topic = self.workload.spec().topic;
         let count = self.metadata.partition_count().unwrap_or(0);
         (0..count)
-            .map(|p| TopicPartition::new(topic, p))
-            .filter(|tp| self.metadata.leader(*tp) == Some(broker))
-            .collect()
+            .map(move |p| TopicPartition::new(topic, p))
+            .filter(move |tp| self.metadata.leader(*tp) == Some(broker))
     }
 
     /// Java `RecordAccumulator.partitionReady` / `batchReady` for one node: some partition it
@@ -137,7 +141,7 @@ impl Producer {
     /// sarama has no such rule (its input channel simply blocks).
     fn node_ready(&self, broker: NodeId, now: Instant) -> bool {
         let exhausted = self.config.client == ClientKind::Java && self.blocked_on_memory();
-        self.partitions_led_by(broker).into_iter().any(|tp| {
+        self.partitions_led_by_iter(broker).any(|tp| {
             if self.muted(tp) || self.awaits_metadata(tp) {
                 return false;
             }
@@ -161,7 +165,7 @@ impl Producer {
         let (mut records, mut bytes) = (0u64, 0u64);
         let mut first_entry: Option<Instant> = None;
         let mut overflow = false;
-        for tp in self.partitions_led_by(broker) {
+        for tp in self.partitions_led_by_iter(broker) {
             if self.muted(tp) || self.awaits_metadata(tp) {
                 continue;
             }

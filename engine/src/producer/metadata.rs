@@ -61,7 +61,10 @@ pub struct ClientMetadata {
     brokers: Vec<NodeId>,
     next_broker: usize,
     partition_count: Option<u32>,
-    leaders: BTreeMap<u32, Leader>,
+    /// Per partition number, its leader as last learned: a dense vector, as the drain asks
+    /// for every partition's leader on every poll (Java's `Cluster` keeps
+    /// `partitionsByNode` for the same reason).
+    leaders: Vec<Option<Leader>>,
     stale: bool,
     down: BTreeMap<NodeId, Down>,
     /// Brokers whose connection was reset and that have not answered since: Metadata requests
@@ -87,7 +90,7 @@ impl ClientMetadata {
             brokers: bootstrap,
             next_broker: 0,
             partition_count: None,
-            leaders: BTreeMap::new(),
+            leaders: Vec::new(),
             stale: true,
             down: BTreeMap::new(),
             suspect: std::collections::BTreeSet::new(),
@@ -134,7 +137,11 @@ impl ClientMetadata {
     /// The leader of `partition` as last learned.
     pub fn leader(&self, partition: TopicPartition) -> Option<NodeId> {
         debug_assert_eq!(partition.topic, self.topic);
-        self.leaders.get(&partition.partition).map(|l| l.node)
+        self.leader_entry(partition.partition).map(|l| l.node)
+    }
+
+    fn leader_entry(&self, partition: u32) -> Option<Leader> {
+        self.leaders.get(partition as usize).copied().flatten()
     }
 
     /// Ask for a refresh (the request goes out at the next opportunity).
@@ -229,18 +236,24 @@ impl ClientMetadata {
             if state.partition.topic != self.topic {
                 continue;
             }
-            let current = self.leaders.get(&state.partition.partition).copied();
+            let current = self.leader_entry(state.partition.partition);
+            let newer = current.is_none_or(|c| c.epoch <= state.leader_epoch);
+            let index = state.partition.partition as usize;
             match (pm.error, state.leader) {
                 (ErrorCode::None, Some(node)) => {
-                    if current.is_none_or(|c| c.epoch <= state.leader_epoch) {
+                    if newer {
+                        if self.leaders.len() <= index {
+                            self.leaders.resize(index + 1, None);
+                        }
                         let epoch = state.leader_epoch;
-                        self.leaders
-                            .insert(state.partition.partition, Leader { node, epoch });
+                        self.leaders[index] = Some(Leader { node, epoch });
                     }
                 }
                 _ => {
-                    if current.is_none_or(|c| c.epoch <= state.leader_epoch) {
-                        self.leaders.remove(&state.partition.partition);
+                    if newer {
+                        if let Some(slot) = self.leaders.get_mut(index) {
+                            *slot = None;
+                        }
                     }
                     complete = false;
                 }
@@ -339,6 +352,33 @@ mod tests {
         m.update(&response(0, 6));
         assert_eq!(m.leader(tp), Some(NodeId(0)));
         assert_eq!(m.partition_count(), Some(1));
+    }
+
+    /// The dense leader table: a partition learnt out of order grows it, the partitions
+    /// between stay unknown, and a leaderless answer of a newer epoch forgets one.
+    #[test]
+    fn leaders_by_partition_number() {
+        let tp = |p| TopicPartition::new(TopicId(0), p);
+        let mut m = ClientMetadata::new(TopicId(0), vec![NodeId(0)]);
+        let mut r = response(1, 5);
+        r.partitions[0].state.partition = tp(3);
+        m.update(&r);
+        assert_eq!(
+            (0..5).map(|p| m.leader(tp(p))).collect::<Vec<_>>(),
+            vec![None, None, None, Some(NodeId(1)), None]
+        );
+        r.partitions[0].state.leader_epoch = 6;
+        r.partitions[0].state.leader = None;
+        m.update(&r);
+        assert_eq!(m.leader(tp(3)), None, "no leader in epoch 6");
+        r.partitions[0].error = ErrorCode::NotLeaderOrFollower;
+        r.partitions[0].state.partition = tp(9);
+        m.update(&r);
+        assert_eq!(
+            m.leader(tp(9)),
+            None,
+            "an error past the table grows nothing"
+        );
     }
 
     fn live(brokers: &[u32]) -> MetadataResponse {
