@@ -62,6 +62,10 @@ type LedState = (TopicPartition, u32, u64);
 #[derive(Default)]
 struct LedChanges {
     last: BTreeMap<NodeId, Vec<LedState>>,
+    /// Per node, the (incarnation, [`Broker::leadership_version`]) `last` was taken at: while
+    /// it is the same, the broker leads the same partitions in the same epochs at the same
+    /// HWs, and the walk is skipped (most events are fetches and produces that move none).
+    stamps: BTreeMap<NodeId, (u64, u64)>,
     /// `(events handled, node)` the `changed` entries are for.
     computed_for: Option<(u64, NodeId)>,
     changed: Vec<LedState>,
@@ -76,7 +80,25 @@ impl LedChanges {
     /// event (all of them when the set of partitions changed).
     fn changed(&mut self, w: &World, node: NodeId, brokers: &[NodeId]) -> &[LedState] {
         let key = (w.events_handled(), node);
+        if self.computed_for != Some(key) && !brokers.contains(&node) {
+            // A node that is no broker leads nothing, before and after.
+            self.changed.clear();
+            self.computed_for = Some(key);
+        }
         if self.computed_for != Some(key) {
+            let stamp = w
+                .node::<Broker>(node)
+                .map(|b| (w.incarnation(node), b.leadership_version()));
+            let unchanged = stamp.is_some() && self.stamps.get(&node) == stamp.as_ref();
+            if unchanged && !cfg!(debug_assertions) {
+                self.changed.clear();
+                self.computed_for = Some(key);
+                return &self.changed;
+            }
+            match stamp {
+                Some(stamp) => self.stamps.insert(node, stamp),
+                None => self.stamps.remove(&node),
+            };
             self.scratch.clear();
             self.scratch
                 .extend(led(w, node, brokers).map(|(tp, epoch, p)| (tp, epoch, p.high_watermark)));
@@ -90,6 +112,13 @@ impl LedChanges {
             }
             std::mem::swap(prev, &mut self.scratch);
             self.computed_for = Some(key);
+            // The skip above is taken in release builds only; every debug run (every test)
+            // proves here that it would have missed nothing.
+            assert!(
+                !unchanged || self.changed.is_empty(),
+                "node {node:?}: what it leads changed ({:?}) but its leadership version did not",
+                self.changed
+            );
         }
         &self.changed
     }

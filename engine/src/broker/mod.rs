@@ -139,6 +139,12 @@ impl Broker {
         self.rm.partitions.get(&tp)
     }
 
+    /// Changes whenever what this broker leads (partitions, leader epochs, HWs) may have
+    /// changed (see [`ReplicaManager::leadership_version`]).
+    pub fn leadership_version(&self) -> u64 {
+        self.rm.leadership_version()
+    }
+
     /// The controller's latest state of `tp` as this broker knows it.
     pub fn metadata(&self, tp: TopicPartition) -> Option<&PartitionState> {
         self.rm.metadata.get(&tp)

@@ -103,6 +103,12 @@ impl ReplicaManager {
         // This runs for every partition of every follower fetch, and most fetches move
         // nothing: the HW is computed on the partition already at hand.
         let moved = p.maybe_increment_hw(cx, &self.config, &self.live_brokers);
+        assert_eq!(
+            moved,
+            p.high_watermark != hw,
+            "{} {tp}: the HW recomputation misreports a move from {hw}",
+            cx.me()
+        );
         if moved {
             self.after_hw_update(cx, tp, true);
         } else {

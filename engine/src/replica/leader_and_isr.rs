@@ -83,6 +83,9 @@ impl ReplicaManager {
             "{me} {tp}: a role change back to epoch {}",
             s.leader_epoch
         );
+        // A role from the controller: what this broker leads may change.
+        self.leadership_version += 1;
+        let p = self.partitions.get_mut(&tp).expect("inserted above");
         if s.leader == Some(me) {
             p.make_leader(cx, s.clone(), &config);
             // Followers do not track producer state; a new leader rebuilds it from its log.

@@ -50,6 +50,11 @@ pub struct ReplicaManager {
     pub leadership_changes: Vec<(TopicPartition, Option<u32>)>,
     /// Idempotent-producer state per partition (see [`crate::log::producer_state`]).
     pub producer_states: BTreeMap<TopicPartition, crate::log::producer_state::ProducerStateManager>,
+    /// Grows whenever what this broker leads may have changed: a partition led or no longer
+    /// led (a new leader epoch included) or a leader's HW moved. The simulator's invariants
+    /// read it to skip, after an event, the walk of a broker whose leaderships did not
+    /// change (see [`ReplicaManager::leadership_version`]).
+    leadership_version: u64,
 }
 
 impl ReplicaManager {
@@ -69,7 +74,16 @@ impl ReplicaManager {
             coordinator_done: Vec::new(),
             leadership_changes: Vec::new(),
             producer_states: BTreeMap::new(),
+            leadership_version: 0,
         }
+    }
+
+    /// A count that changes whenever the set of partitions this broker leads, their leader
+    /// epochs or their HWs may have changed; when it is the same as after an earlier event,
+    /// none of them changed. Every writer of those is in this module: `apply_local` (roles
+    /// and epochs) and [`Self::after_hw_update`] (every HW a leader computes).
+    pub fn leadership_version(&self) -> u64 {
+        self.leadership_version
     }
 
     fn next_id(&mut self) -> u64 {
@@ -216,7 +230,14 @@ impl ReplicaManager {
     /// state's and the waiting consumers' view of the HW, the waiting produces, the partition's
     /// invariants.
     pub(super) fn after_hw_update(&mut self, cx: &mut Cx, tp: TopicPartition, moved: bool) {
+        // Only a leader computes its HW (a follower takes the leader's).
+        assert!(
+            !moved || self.partitions.get(&tp).is_some_and(|p| p.is_leader()),
+            "{} {tp}: a HW computed on a partition it does not lead",
+            cx.me()
+        );
         if moved {
+            self.leadership_version += 1;
             if let (Some(p), Some(ps)) =
                 (self.partitions.get(&tp), self.producer_states.get_mut(&tp))
             {

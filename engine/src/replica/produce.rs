@@ -347,6 +347,11 @@ pub(super) fn append_outcome(
     pa: &PendingAppend,
 ) -> Option<ErrorCode> {
     let p = partitions.get(&pa.partition);
+    assert!(
+        p.is_none_or(|p| p.tp() == pa.partition),
+        "{}: hosted under another partition's key",
+        pa.partition
+    );
     let epoch = p.filter(|p| p.is_leader()).and_then(|p| p.leader_epoch());
     let hw = p.map_or(0, |p| p.high_watermark);
     let synced = p.is_some_and(|p| p.log.is_synced_through(pa.end_offset));

@@ -213,6 +213,29 @@ fn a_follower_fetch_completes_waiting_produces_only_when_it_moves_the_hw() {
     assert_eq!(produce_errors(&moved), vec![ErrorCode::None]);
 }
 
+/// The leadership version, which lets the simulator's invariants skip unchanged brokers,
+/// moves with every leadership and every HW move, and not with a fetch that moves nothing.
+#[test]
+fn the_leadership_version_moves_with_the_hw_and_the_leadership() {
+    let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0), NodeId(1)]);
+    let led = rm.leadership_version();
+    assert!(led > 0, "becoming leader moves it");
+    assert!(produce_errors(&produce_all(&mut rm, &mut disk, 1)).is_empty());
+    with_cx(&mut disk, |cx| {
+        rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 0, ms(0)))
+    });
+    assert_eq!(rm.leadership_version(), led, "nothing moved");
+    with_cx(&mut disk, |cx| {
+        rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
+    });
+    let moved = rm.leadership_version();
+    assert!(moved > led, "the HW moved");
+    with_cx(&mut disk, |cx| {
+        rm.apply_partition_states(cx, vec![state(TP, 1, 2, vec![NodeId(0), NodeId(1)], 2)])
+    });
+    assert!(rm.leadership_version() > moved, "no longer leads");
+}
+
 /// The debug proof of that fast path fires when the skipped work would have completed a
 /// produce: here the HW is moved behind the purgatory's back, so a fetch that moves no HW
 /// finds a waiting append it would settle.

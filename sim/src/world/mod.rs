@@ -290,6 +290,12 @@ impl World {
         self.slot(id).state
     }
 
+    /// How many times the node was brought down so far: a node's state machine of one
+    /// incarnation is a new one after each crash or power loss.
+    pub fn incarnation(&self, id: NodeId) -> u64 {
+        self.slot(id).incarnation
+    }
+
     pub fn is_up(&self, id: NodeId) -> bool {
         self.slot(id).state == NodeState::Up
     }
