@@ -207,6 +207,21 @@ pub enum NotCaughtUp {
     },
 }
 
+/// Consecutive history entries that are polls of one (group, partition): what
+/// [`DrainTracker::scan`] takes in at once. Nothing reads the tracker between two entries
+/// of one scan, so one update per run leaves it as one per entry would: the maps a poll
+/// writes (`polled`, `last_activity`, the counts) are written by no entry inside the run,
+/// and the run is applied before the next entry of another kind.
+struct PollRun {
+    group: u32,
+    partition: TopicPartition,
+    /// The highest offset polled + 1.
+    next: u64,
+    first_at: Instant,
+    at: Instant,
+    count: u64,
+}
+
 /// Follows the history: progress, lag, catching up.
 #[derive(Default)]
 pub struct DrainTracker {
@@ -259,7 +274,51 @@ impl DrainTracker {
 
     /// Take in the history entries recorded since the last call.
     pub fn scan(&mut self, history: &History) {
+        // A poll returns a run of records of one partition: the run's entries are taken in
+        // with one update of the maps they touch, applied before any other entry (see
+        // [`PollRun`]).
+        let mut run: Option<PollRun> = None;
         for e in &history.entries()[self.scanned..] {
+            if let HistoryEvent::Poll {
+                group,
+                partition,
+                offset,
+                ..
+            } = &e.event
+            {
+                let next = *offset + 1;
+                match run.as_mut() {
+                    Some(r) if r.group == *group && r.partition == *partition => {
+                        r.next = r.next.max(next);
+                        r.at = e.at;
+                        r.count += 1;
+                    }
+                    _ => {
+                        if let Some(r) = run.take() {
+                            self.take_poll_run(r);
+                        }
+                        run = Some(PollRun {
+                            group: *group,
+                            partition: *partition,
+                            next,
+                            first_at: e.at,
+                            at: e.at,
+                            count: 1,
+                        });
+                    }
+                }
+                self.last_progress = Some((
+                    e.at,
+                    Progress::Read {
+                        group: *group,
+                        partition: *partition,
+                    },
+                ));
+                continue;
+            }
+            if let Some(r) = run.take() {
+                self.take_poll_run(r);
+            }
             let progress = match &e.event {
                 HistoryEvent::SendInvoke { value, .. } => {
                     self.open_sends.insert(value.0, (e.node, e.at));
@@ -311,24 +370,7 @@ impl DrainTracker {
                         producer: *producer,
                     })
                 }
-                HistoryEvent::Poll {
-                    group,
-                    partition,
-                    offset,
-                    ..
-                } => {
-                    let entry = self.polled.entry((*group, *partition)).or_insert((0, e.at));
-                    *entry = (entry.0.max(*offset + 1), e.at);
-                    self.last_activity.insert(*group, e.at);
-                    *self.polled_count.entry(*group).or_default() += 1;
-                    if self.heal_at.is_some() {
-                        *self.polled_after_heal.entry(*group).or_default() += 1;
-                    }
-                    Some(Progress::Read {
-                        group: *group,
-                        partition: *partition,
-                    })
-                }
+                HistoryEvent::Poll { .. } => unreachable!("taken in as a run above"),
                 HistoryEvent::PositionReset { group, .. } | HistoryEvent::Resumed { group, .. } => {
                     self.positioned_at.insert(*group, e.at);
                     None
@@ -371,7 +413,33 @@ impl DrainTracker {
                 self.last_progress = Some((e.at, p));
             }
         }
+        if let Some(r) = run.take() {
+            self.take_poll_run(r);
+        }
         self.scanned = history.len();
+    }
+
+    /// The polls of one run, as the entry-by-entry updates would have left the maps: the
+    /// next offset to read is the highest polled + 1, dated by the last poll; the group was
+    /// last active then; each poll counts.
+    fn take_poll_run(&mut self, r: PollRun) {
+        assert!(
+            r.count > 0 && r.first_at <= r.at,
+            "a poll run of {} entries from {:?} to {:?}",
+            r.count,
+            r.first_at,
+            r.at
+        );
+        let entry = self
+            .polled
+            .entry((r.group, r.partition))
+            .or_insert((0, r.first_at));
+        *entry = (entry.0.max(r.next), r.at);
+        self.last_activity.insert(r.group, r.at);
+        *self.polled_count.entry(r.group).or_default() += r.count;
+        if self.heal_at.is_some() {
+            *self.polled_after_heal.entry(r.group).or_default() += r.count;
+        }
     }
 
     /// The heal happened now: the drain starts.
@@ -638,6 +706,72 @@ fn log_end_above(w: &World, cluster: &Cluster, tp: TopicPartition, hw: u64) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::HistoryEntry;
+    use kafsim_engine::{TopicId, ValueId};
+
+    /// What a scan leaves in the maps the poll runs write, and the last progress.
+    fn poll_state(t: &DrainTracker) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            t.polled, t.last_activity, t.polled_count, t.polled_after_heal, t.last_progress
+        )
+    }
+
+    /// Taking in a run of polls at once leaves the tracker as taking in every entry on its
+    /// own does (a scan per entry makes every run a single poll): interleaved partitions and
+    /// groups, offsets out of order, a sink write between polls of one partition, before and
+    /// after the heal.
+    #[test]
+    fn a_run_of_polls_is_taken_in_as_its_entries_one_by_one() {
+        let tp = |p| TopicPartition::new(TopicId(0), p);
+        let poll = |group, p, offset| HistoryEvent::Poll {
+            group,
+            member: 0,
+            partition: tp(p),
+            offset,
+            value: ValueId(offset),
+            key: None,
+        };
+        let events = [
+            poll(0, 0, 5),
+            poll(0, 0, 6),
+            poll(0, 0, 4),
+            poll(0, 1, 9),
+            HistoryEvent::SinkWrite {
+                group: 0,
+                member: 0,
+                partition: tp(1),
+                offset: 9,
+                value: ValueId(9),
+                key: None,
+            },
+            poll(0, 1, 10),
+            poll(1, 1, 3),
+            poll(0, 1, 11),
+            poll(0, 1, 12),
+        ];
+        let mut history = History::new();
+        let (mut whole, mut single) = (DrainTracker::default(), DrainTracker::default());
+        for (i, event) in events.into_iter().enumerate() {
+            if i == 6 {
+                whole.scan(&history);
+                whole.healed(Instant::from_millis(i as u64));
+                single.healed(Instant::from_millis(i as u64));
+            }
+            history.push(HistoryEntry {
+                at: Instant::from_millis(i as u64 * 10),
+                node: NodeId(7),
+                event,
+            });
+            single.scan(&history);
+        }
+        whole.scan(&history);
+        assert_eq!(poll_state(&whole), poll_state(&single));
+        assert_eq!(whole.read(0, tp(0)), 7);
+        assert_eq!(whole.read(0, tp(1)), 13);
+        assert_eq!(whole.polled_count[&0], 7);
+        assert_eq!(whole.polled_after_heal[&0], 2);
+    }
 
     #[test]
     fn the_window_follows_the_longest_timeout() {
