@@ -244,9 +244,19 @@ impl ReplicaManager {
         let Some(f) = self.fetches.get(id) else {
             return;
         };
-        let (_, bytes, any_error) = self.read_fetch(&f.request);
+        let (resp, bytes, any_error) = self.read_fetch(&f.request);
         if bytes >= f.request.min_bytes as u64 || any_error {
-            self.complete_fetch(cx, id);
+            // The response just read is the one to send: taking the fetch out of the
+            // purgatory and cancelling its timer change nothing it reads.
+            let f = self.fetches.remove(id).expect("present");
+            assert_eq!(
+                resp.correlation_id,
+                f.request.correlation_id,
+                "{}: a parked fetch answered with another's response",
+                cx.me()
+            );
+            cx.cancel_timer(f.timer);
+            cx.send(f.from, Message::FetchResponse(resp));
         }
     }
 

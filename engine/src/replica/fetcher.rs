@@ -100,18 +100,39 @@ impl ReplicaManager {
 
     /// Start whatever requests are due from every fetcher, towards every leader we follow.
     pub fn fetcher_kick(&mut self, cx: &mut Cx) {
-        let mut fetchers: Vec<FetcherKey> = self
-            .partitions
-            .iter()
-            .filter_map(|(tp, p)| match p.role {
-                Role::Follower { leader, .. } => Some((leader, self.fetcher_id(*tp))),
-                _ => None,
-            })
-            .collect();
+        // One walk finds the fetchers and whether any of their partitions is truncating: this
+        // runs after every fetch response, and a fetcher with no partition to truncate has
+        // no OffsetsForLeaderEpoch to send (`send_epoch_requests` would only walk the
+        // partitions to find none; the session it opens, `send_fetch` opens as well).
+        // Fetchers own disjoint partitions, so one fetcher's requests change no other's flag.
+        let mut fetchers: Vec<(FetcherKey, bool)> = Vec::new();
+        for (tp, p) in &self.partitions {
+            let Role::Follower { leader, phase } = p.role else {
+                continue;
+            };
+            let key = (leader, self.fetcher_id(*tp));
+            let truncating = phase == FollowerPhase::Truncating;
+            match fetchers.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, t)) => *t |= truncating,
+                None => fetchers.push((key, truncating)),
+            }
+        }
         fetchers.sort();
-        fetchers.dedup();
-        for fetcher in fetchers {
-            self.send_epoch_requests(cx, fetcher);
+        for (fetcher, truncating) in fetchers {
+            // Debug builds (every test) prove the flag against the full walk.
+            if cfg!(debug_assertions) {
+                assert_eq!(
+                    truncating,
+                    !self
+                        .following(fetcher, FollowerPhase::Truncating)
+                        .is_empty(),
+                    "{}: fetcher {fetcher:?} misjudged whether it truncates",
+                    cx.me()
+                );
+            }
+            if truncating {
+                self.send_epoch_requests(cx, fetcher);
+            }
             self.send_fetch(cx, fetcher);
         }
     }
