@@ -158,7 +158,9 @@ impl ReplicaManager {
         match fp.current_leader_epoch {
             Some(e) if e < epoch => r.error = ErrorCode::FencedLeaderEpoch,
             Some(e) if e > epoch => r.error = ErrorCode::UnknownLeaderEpoch,
-            _ => {}
+            // The leader's own epoch, or none (a client before KIP-320): served
+            // (`Partition.getLocalLog` checks only a given epoch).
+            Some(_) | None => {}
         }
         if r.error != ErrorCode::None {
             return r;
