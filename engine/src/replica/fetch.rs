@@ -206,6 +206,16 @@ impl ReplicaManager {
             fp.partition,
             fp.fetch_offset
         );
+        // The log holds every offset once (`Log::check`), so what one read returns is
+        // contiguous: a hole here would skip records the consumer never sees.
+        assert!(
+            r.batches
+                .windows(2)
+                .all(|w| w[0].next_offset() == w[1].base_offset),
+            "{}: a read from {} returned batches with a gap or an overlap",
+            fp.partition,
+            fp.fetch_offset
+        );
         if committed {
             let upper = r
                 .batches
