@@ -311,6 +311,16 @@ impl TransactionManager {
         }
     }
 
+    /// AddPartitionsToTxn succeeded for `partitions` (Java `AddPartitionsToTxnHandler`,
+    /// librdkafka `rd_kafka_txn_handle_AddPartitionsToTxn`): they are in the transaction.
+    fn partitions_added(&mut self, partitions: Vec<TopicPartition>) {
+        for tp in partitions {
+            self.new_partitions.remove(&tp);
+            self.added.insert(tp);
+        }
+        self.started = true;
+    }
+
     /// Whether the application may hand over a record now (it is in or between transactions,
     /// with no error to act on).
     pub fn accepts_sends(&self) -> bool {

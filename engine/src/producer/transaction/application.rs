@@ -123,7 +123,9 @@ impl Producer {
                 (txn, true)
             }
             AppTxn::Ending { txn, commit: true } if t.abortable.is_some() => (txn, false),
-            _ => return,
+            // No transaction open, or its end already asked for (an abort, or a commit with no
+            // error to turn it into an abort): nothing to end.
+            AppTxn::Initializing | AppTxn::Ready | AppTxn::Ending { .. } => return,
         };
         let commit = commit_wanted
             && t.abortable.is_none()
