@@ -89,11 +89,18 @@ pub struct ProducerConfig {
     /// `topic.metadata.refresh.interval.ms`, sarama `Metadata.RefreshFrequency`, kafka-go
     /// `Transport.MetadataTTL`, which kafka-go randomises below this bound).
     pub metadata_max_age: Duration,
-    /// `request.timeout.ms`: how long the client waits for a response.
+    /// `request.timeout.ms`: how long the client waits for a response. librdkafka's is
+    /// `socket.timeout.ms` (60 s), and a produce request waits at most until its first
+    /// message's `message.timeout.ms` runs out (`rd_kafka_ProduceRequest`, rdkafka_request.c).
     pub request_timeout: Duration,
     /// The `timeout` put into produce requests (how long the leader may wait for the ISR):
-    /// Java sends `request.timeout.ms`, sarama `Producer.Timeout`.
+    /// Java sends `request.timeout.ms`, sarama `Producer.Timeout`, librdkafka its topic-level
+    /// `request.timeout.ms` ("only enforced by the broker", rdkafka_conf.c; written by
+    /// `rd_kafka_msgset_writer_write_Produce_header`).
     pub ack_timeout: Duration,
+    /// librdkafka: whether `socket.timeout.ms` was set explicitly (a transactional producer
+    /// derives an unset one from `transaction.timeout.ms`).
+    pub socket_timeout_explicit: bool,
     /// `delivery.timeout.ms`; `None` when the client has no such bound (sarama, kafka-go).
     pub delivery_timeout: Option<Duration>,
     /// Whether `delivery.timeout.ms` (librdkafka `message.timeout.ms`) was set explicitly
@@ -144,6 +151,10 @@ pub struct ProducerConfig {
     pub transaction_timeout: Duration,
     /// sarama only: `Producer.Transaction.Retry` (`sarama.Transaction.Retry.*`).
     pub sarama_txn_retry: SaramaTxnRetry,
+    /// `socket.connection.setup.timeout.ms` and `.max.ms` (`connection_setup.rs`): Java 10 s
+    /// growing to 30 s, librdkafka 30 s, sarama `Net.DialTimeout` 30 s, kafka-go
+    /// `Transport.DialTimeout` 5 s (see [`ProducerConfig::setup_timeout`]).
+    pub connection_setup: (Duration, Duration),
 }
 
 /// sarama's `Producer.Transaction.Retry` (`config.go`, defaults in `NewConfig`): how often
@@ -241,6 +252,7 @@ const KNOWN_KEYS: &[&str] = &[
     "reconnect.backoff.max.ms",
     "metadata.max.age.ms",
     "request.timeout.ms",
+    "socket.timeout.ms",
     "delivery.timeout.ms",
     "max.request.size",
     "partitioner",
@@ -266,6 +278,8 @@ const KNOWN_KEYS: &[&str] = &[
     "transaction.timeout.ms",
     "sarama.Transaction.Retry.Max",
     "sarama.Transaction.Retry.Backoff",
+    "socket.connection.setup.timeout.ms",
+    "socket.connection.setup.timeout.max.ms",
 ];
 
 impl ProducerConfig {
@@ -431,7 +445,8 @@ impl ProducerConfig {
     ///   `transaction.timeout.ms`, and an explicit larger one is refused ("`message.timeout.ms`
     ///   must be set <= `transaction.timeout.ms`");
     /// - `socket.timeout.ms`, how long the client waits for any answer (kafsim's client-side
-    ///   `request_timeout`), becomes max(`transaction.timeout.ms` - 100, 900) "to make sure
+    ///   `request_timeout`), unless set (at most `transaction.timeout.ms` + 100), becomes
+    ///   max(`transaction.timeout.ms` - 100, 900) "to make sure
     ///   at least one request can be sent before the transaction times out". The ack timeout
     ///   put into produce requests (librdkafka's `request.timeout.ms`) is unchanged.
     fn resolve_librdkafka_transactional(&mut self) -> Result<(), String> {
@@ -466,6 +481,19 @@ impl ProducerConfig {
             Some(_) if self.delivery_timeout_explicit => {}
             _ => self.delivery_timeout = Some(self.transaction_timeout),
         }
+        if self.socket_timeout_explicit {
+            if self.transaction_timeout + Duration::from_millis(100) < self.request_timeout {
+                return Err(format!(
+                    "socket.timeout.ms = {}: librdkafka requires `socket.timeout.ms` <= \
+                     `transaction.timeout.ms` + 100 ({}) with a transactional.id\nhint: lower \
+                     socket.timeout.ms or leave it unset: it defaults to \
+                     transaction.timeout.ms - 100",
+                    self.request_timeout.as_millis(),
+                    (self.transaction_timeout + Duration::from_millis(100)).as_millis()
+                ));
+            }
+            return Ok(());
+        }
         let socket = self
             .transaction_timeout
             .saturating_sub(Duration::from_millis(100))
@@ -484,6 +512,18 @@ impl ProducerConfig {
             ClientKind::Librdkafka => Duration::from_millis(500),
             _ => self.retry_backoff,
         }
+    }
+
+    /// The connection setup timeout of this producer: its settings, except that a kafka-go
+    /// Writer's TCP connect is bounded by its dialer too (`connection_setup::kafka_go_writer`).
+    pub fn setup_timeout(&self) -> crate::connection_setup::SetupTimeout {
+        use crate::connection_setup as setup;
+        let (initial, max) = self.connection_setup;
+        if self.client == ClientKind::KafkaGo {
+            let new_writer = self.kafka_go_constructor == KafkaGoConstructor::NewWriter;
+            return setup::SetupTimeout::fixed(setup::kafka_go_writer(initial, new_writer));
+        }
+        setup::policy(self.client, initial, max)
     }
 
     /// `partitioner = "manual"` needs the application's choice, and only it uses one.
@@ -768,9 +808,26 @@ impl Configurable for ProducerConfig {
                 self.metadata_max_age = ms_value(value)?;
                 self.metadata_age_explicit = true;
             }
+            // librdkafka's request.timeout.ms is the broker's ack timeout only; its client
+            // waits socket.timeout.ms.
+            "request.timeout.ms" if self.client == ClientKind::Librdkafka => {
+                self.ack_timeout = crate::config::millis(value, 1, 900_000)?
+            }
             "request.timeout.ms" => {
                 self.request_timeout = ms_value(value)?;
                 self.ack_timeout = self.request_timeout;
+            }
+            "socket.timeout.ms" if self.client == ClientKind::Librdkafka => {
+                // CONFIGURATION.md: 10 .. 300000.
+                self.request_timeout = crate::config::millis(value, 10, 300_000)?;
+                self.socket_timeout_explicit = true;
+            }
+            "socket.timeout.ms" => {
+                return Err(format!(
+                    "socket.timeout.ms is librdkafka's client-side request timeout; {} calls \
+                     it request.timeout.ms\nhint: set request.timeout.ms",
+                    self.client.name()
+                ))
             }
             "delivery.timeout.ms" => {
                 self.delivery_timeout = Some(ms_value(value)?);
@@ -848,6 +905,17 @@ impl Configurable for ProducerConfig {
             }
             "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
                 self.set_java_compression_level(key, value)?
+            }
+            "socket.connection.setup.timeout.ms" | "socket.connection.setup.timeout.max.ms" => {
+                let version = crate::config::ClientVersion::parse(&self.client_version)
+                    .map_or((u32::MAX, 0), |v| v.major_minor());
+                crate::connection_setup::set(
+                    self.client,
+                    version,
+                    key,
+                    crate::config::millis(value, 1, i32::MAX as i64)?,
+                    &mut self.connection_setup,
+                )?
             }
             other => return Err(format!("unknown producer property \"{other}\"")),
         }
