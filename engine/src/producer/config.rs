@@ -44,6 +44,10 @@ use crate::time::Duration;
 
 pub use crate::client::ClientKind;
 
+mod compression;
+use compression::codec_value;
+mod validate;
+
 /// Upper bound on `retries` we model (Java's default is `Integer.MAX_VALUE`).
 pub const RETRIES_MAX: u32 = i32::MAX as u32;
 
@@ -288,224 +292,10 @@ impl ProducerConfig {
         super::profile::defaults(ClientKind::from_name(client)?, version)
     }
 
-    /// Resolve defaults that depend on other settings and reject invalid combinations, as the
-    /// client does when it is constructed. Call after the last [`Configurable::set`].
-    pub fn validate(&mut self) -> Result<(), String> {
-        self.resolve_kafka_go_constructor();
-        self.resolve_transactional()?;
-        self.resolve_implicit_idempotence();
-        self.resolve_librdkafka_idempotence();
-        self.check_manual_partition()?;
-        if self.enable_idempotence {
-            self.check_idempotence()?;
-        }
-        if self.compression == CompressionType::Zstd
-            && self.client == ClientKind::Java
-            && !version_at_least(&self.client_version, (2, 1))
-        {
-            return Err(format!(
-                "compression.type=zstd: the Java producer has zstd since 2.1 (KIP-110); this \
-                 producer is {}",
-                self.client_version
-            ));
-        }
-        if self.client == ClientKind::Librdkafka {
-            // librdkafka checks only that messages outlive linger.ms
-            // (`rd_kafka_topic_conf_finalize`); 0 is an infinite message.timeout.ms.
-            if self
-                .delivery_timeout
-                .is_some_and(|d| !d.is_zero() && d <= self.linger)
-            {
-                return Err(
-                    "`message.timeout.ms` must be greater than `linger.ms` (librdkafka)".into(),
-                );
-            }
-        } else if self
-            .delivery_timeout
-            .is_some_and(|d| d < self.linger + self.request_timeout)
-        {
-            return Err(format!(
-                "delivery.timeout.ms should be equal to or larger than linger.ms + \
-                 request.timeout.ms ({} ms), as the Java producer requires",
-                (self.linger + self.request_timeout).as_millis()
-            ));
-        }
-        Ok(())
-    }
-
-    /// kafka-go `NewWriter`: "if config.RequiredAcks == 0 { w.RequiredAcks = RequireAll }",
-    /// and `Transport.MetadataTTL = RebalanceInterval` (15 s by default).
-    fn resolve_kafka_go_constructor(&mut self) {
-        if self.kafka_go_constructor == KafkaGoConstructor::NewWriter {
-            if !self.acks_explicit {
-                self.acks = Acks::All;
-            }
-            if !self.metadata_age_explicit {
-                self.metadata_max_age = Duration::from_secs(15);
-            }
-        }
-    }
-
-    /// `transactional.id` (Java `ProducerConfig.postProcessAndValidateIdempotenceConfigs`):
-    /// transactions need idempotence, so an unset `enable.idempotence` turns on with them
-    /// (and an unset `acks` becomes all, as the 2.x client's `maybeOverrideAcksAndRetries`
-    /// did); an explicit `enable.idempotence = false` is a ConfigException ("Cannot set a
-    /// transactional.id without also enabling idempotence"), and a conflicting explicit
-    /// `acks`, `retries` or in-flight limit is rejected by [`Self::check_idempotence`].
-    ///
-    /// sarama (`Producer.Transaction.ID`, since 1.37) turns nothing on by itself:
-    /// `Config.Validate` demands `Producer.Idempotent = true` ("Transactional producer requires
-    /// Idempotent to be true"), and idempotence in turn `RequiredAcks = WaitForAll` and
-    /// `Net.MaxOpenRequests = 1` (checked by [`Self::check_idempotence`]). librdkafka turns
-    /// idempotence on as Java does and derives its timeouts from `transaction.timeout.ms`
-    /// ([`Self::resolve_librdkafka_transactional`]). kafka-go has no transactional producer.
-    fn resolve_transactional(&mut self) -> Result<(), String> {
-        if self.transactional_id.is_none() {
-            return Ok(());
-        }
-        match self.client {
-            ClientKind::Java => {}
-            ClientKind::Sarama => self.check_sarama_transactional()?,
-            ClientKind::KafkaGo => {
-                return Err(
-                    "transactional.id: the kafka-go Writer has no transactional \
-                     producer (segmentio/kafka-go writes without transactions)\nhint: use \
-                     client = \"java\" or \"sarama\" for a transactional producer"
-                        .into(),
-                )
-            }
-            ClientKind::Librdkafka => self.resolve_librdkafka_transactional()?,
-        }
-        if self.idempotence_explicit && !self.enable_idempotence {
-            return Err(
-                "enable.idempotence = false: cannot set a transactional.id without \
-                 also enabling idempotence \
-                 (Kafka ConfigException)\nhint: remove \"enable.idempotence\" = false"
-                    .into(),
-            );
-        }
-        if self.on_error == OnError::Retry {
-            return Err(
-                "on_error = \"retry\" with transactional.id: a failed send aborts its \
-                 transaction, and resending its values in a later one is not modelled\nhint: \
-                 use on_error = \"fail\""
-                    .into(),
-            );
-        }
-        // Java and librdkafka turn idempotence on with transactions (librdkafka's acks=all
-        // follows from idempotence in `resolve_librdkafka_idempotence`); sarama turns nothing
-        // on (its Producer.RequiredAcks default, WaitForLocal, is refused by
-        // `check_idempotence`).
-        if self.client == ClientKind::Librdkafka {
-            // Not the Java 3.0.1+ implicit default `resolve_implicit_idempotence` may drop.
-            self.enable_idempotence = true;
-            self.idempotence_explicit = true;
-        }
-        if self.client == ClientKind::Java {
-            self.enable_idempotence = true;
-            self.idempotence_explicit = true;
-            if !self.acks_explicit {
-                self.acks = Acks::All;
-            }
-        }
-        Ok(())
-    }
-
-    /// sarama `Config.Validate`: a `Producer.Transaction.ID` needs sarama 1.37+ (where the
-    /// transactional producer appeared) and an explicit `Producer.Idempotent = true`.
-    fn check_sarama_transactional(&self) -> Result<(), String> {
-        if !version_at_least(&self.client_version, (1, 37)) {
-            return Err(format!(
-                "transactional.id: sarama has a transactional producer \
-                 (Producer.Transaction.ID) since 1.37; this producer is sarama {}\nhint: set \
-                 client_version = \"1.37\" or newer",
-                self.client_version
-            ));
-        }
-        if !self.enable_idempotence {
-            return Err(
-                "transactional.id: sarama's Config.Validate refuses a transactional producer \
-                 without idempotence (\"Transactional producer requires Idempotent to be \
-                 true\")\nhint: add \"enable.idempotence\" = true (Producer.Idempotent), \
-                 acks = \"all\" (Producer.RequiredAcks = WaitForAll) and \
-                 \"max.in.flight.requests.per.connection\" = 1 (Net.MaxOpenRequests)"
-                    .into(),
-            );
-        }
-        Ok(())
-    }
-
-    /// librdkafka (`rd_kafka_conf_finalize`, `rd_kafka_topic_conf_finalize` in
-    /// src/rdkafka_conf.c; CONFIGURATION.md `transactional.id`, `transaction.timeout.ms`):
-    /// - the transactional producer exists since 1.4.0; kafsim models it from 1.7.0, where
-    ///   KIP-360 made idempotence errors abortable (CHANGELOG v1.7.0) instead of fatal;
-    /// - `enable.idempotence` is turned on unless set to false ("`transactional.id` requires
-    ///   `enable.idempotence=true`"), and with it max.in.flight <= 5, retries, acks=all;
-    /// - `message.timeout.ms` (kafsim `delivery.timeout.ms`) defaults to
-    ///   `transaction.timeout.ms`, and an explicit larger one is refused ("`message.timeout.ms`
-    ///   must be set <= `transaction.timeout.ms`");
-    /// - `socket.timeout.ms`, how long the client waits for any answer (kafsim's client-side
-    ///   `request_timeout`), unless set (at most `transaction.timeout.ms` + 100), becomes
-    ///   max(`transaction.timeout.ms` - 100, 900) "to make sure
-    ///   at least one request can be sent before the transaction times out". The ack timeout
-    ///   put into produce requests (librdkafka's `request.timeout.ms`) is unchanged.
-    fn resolve_librdkafka_transactional(&mut self) -> Result<(), String> {
-        if !version_at_least(&self.client_version, (1, 7)) {
-            return Err(format!(
-                "transactional.id: kafsim models librdkafka's transactional producer from \
-                 1.7.0 (KIP-360: before it, librdkafka 1.4-1.6 treated idempotence errors of a \
-                 transaction as fatal); this producer is librdkafka {}\nhint: set \
-                 client_version = \"1.7.0\" or newer",
-                self.client_version
-            ));
-        }
-        if self.idempotence_explicit && !self.enable_idempotence {
-            return Err(
-                "enable.idempotence = false: librdkafka refuses it with a transactional.id \
-                 (\"`transactional.id` requires `enable.idempotence=true`\")\nhint: remove \
-                 \"enable.idempotence\" = false"
-                    .into(),
-            );
-        }
-        match self.delivery_timeout {
-            Some(t) if self.delivery_timeout_explicit && t > self.transaction_timeout => {
-                return Err(format!(
-                    "message.timeout.ms = {}: librdkafka requires `message.timeout.ms` <= \
-                     `transaction.timeout.ms` ({}) with a transactional.id\nhint: lower \
-                     message.timeout.ms (delivery.timeout.ms) or leave it unset: it defaults to \
-                     transaction.timeout.ms",
-                    t.as_millis(),
-                    self.transaction_timeout.as_millis()
-                ))
-            }
-            Some(_) if self.delivery_timeout_explicit => {}
-            _ => self.delivery_timeout = Some(self.transaction_timeout),
-        }
-        if self.socket_timeout_explicit {
-            if self.transaction_timeout + Duration::from_millis(100) < self.request_timeout {
-                return Err(format!(
-                    "socket.timeout.ms = {}: librdkafka requires `socket.timeout.ms` <= \
-                     `transaction.timeout.ms` + 100 ({}) with a transactional.id\nhint: lower \
-                     socket.timeout.ms or leave it unset: it defaults to \
-                     transaction.timeout.ms - 100",
-                    self.request_timeout.as_millis(),
-                    (self.transaction_timeout + Duration::from_millis(100)).as_millis()
-                ));
-            }
-            return Ok(());
-        }
-        let socket = self
-            .transaction_timeout
-            .saturating_sub(Duration::from_millis(100))
-            .max(Duration::from_millis(900));
-        self.request_timeout = socket;
-        Ok(())
-    }
-
     /// How long a transactional request waits before it is sent again: Java's
     /// `retry.backoff.ms`, sarama's `Producer.Transaction.Retry.Backoff`, librdkafka's
     /// 500 ms timers (coordinator query, PID acquisition, AddPartitionsToTxn; see
-    /// `txn_librdkafka.rs`, which also has its EndTxn backoff).
+    /// `transaction/librdkafka.rs`, which also has its EndTxn backoff).
     pub fn transaction_retry_backoff(&self) -> Duration {
         match self.client {
             ClientKind::Sarama => self.sarama_txn_retry.backoff,
@@ -524,155 +314,6 @@ impl ProducerConfig {
             return setup::SetupTimeout::fixed(setup::kafka_go_writer(initial, new_writer));
         }
         setup::policy(self.client, initial, max)
-    }
-
-    /// `partitioner = "manual"` needs the application's choice, and only it uses one.
-    fn check_manual_partition(&self) -> Result<(), String> {
-        match (self.partitioner, &self.partition) {
-            (PartitionerKind::Manual, None) => Err(
-                "partitioner = \"manual\" needs the application's choice of partition, and \
-                 none is given\nhint: add partition = \"key % N\" (the key modulo N) or \
-                 partition = \"0\" next to it"
-                    .into(),
-            ),
-            (kind, Some(_)) if !kind.honours_explicit() => Err(format!(
-                "partition: the {kind} partitioner ignores the partition a record names \
-                 (sarama honours it only through NewManualPartitioner, kafka-go never)\nhint: \
-                 set partitioner = \"manual\""
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Java 3.0.1+: idempotence is on by default only while no conflicting option is set; a
-    /// user who asked for acks=1 without mentioning idempotence gets a non-idempotent producer.
-    fn resolve_implicit_idempotence(&mut self) {
-        if self.enable_idempotence && !self.idempotence_explicit {
-            let conflicts = self.acks != Acks::All || self.max_in_flight > 5 || self.retries == 0;
-            if conflicts {
-                self.enable_idempotence = false;
-            }
-        }
-    }
-
-    /// librdkafka (`enable.idempotence` in CONFIGURATION.md, `rd_kafka_conf_finalize`): with
-    /// idempotence on, `max.in.flight.requests.per.connection=5`, `retries=INT32_MAX` and
-    /// `acks=all` are adjusted automatically when the user did not set them; only a
-    /// user-supplied incompatible value makes the producer fail to start.
-    fn resolve_librdkafka_idempotence(&mut self) {
-        if self.client != ClientKind::Librdkafka || !self.enable_idempotence {
-            return;
-        }
-        if !self.max_in_flight_explicit {
-            self.max_in_flight = self.max_in_flight.min(5);
-        }
-        if !self.retries_explicit {
-            self.retries = RETRIES_MAX;
-        }
-        if !self.acks_explicit {
-            self.acks = Acks::All;
-        }
-    }
-
-    fn check_idempotence(&self) -> Result<(), String> {
-        if self.client == ClientKind::KafkaGo {
-            return Err(
-                "enable.idempotence: the kafka-go Writer has no idempotent producer".into(),
-            );
-        }
-        if self.acks != Acks::All {
-            return Err(
-                "enable.idempotence=true requires acks=all: the broker can only \
-                        de-duplicate what every in-sync replica has (Kafka ConfigException)"
-                    .into(),
-            );
-        }
-        if self.retries == 0 {
-            return Err(
-                "enable.idempotence=true requires retries > 0 (Kafka ConfigException)".into(),
-            );
-        }
-        let max_in_flight = if self.client == ClientKind::Sarama {
-            1
-        } else {
-            5
-        };
-        if self.max_in_flight > max_in_flight {
-            return Err(format!(
-                "enable.idempotence=true requires max.in.flight.requests.per.connection <= \
-                 {max_in_flight} for {}: the broker caches only the last 5 batches per producer \
-                 (Kafka ConfigException; sarama demands Net.MaxOpenRequests=1)",
-                self.client.name()
-            ));
-        }
-        Ok(())
-    }
-
-    /// `compression.level`: librdkafka and sarama apply one level to whichever codec is set.
-    fn set_compression_level(&mut self, value: &ConfigValue) -> Result<(), String> {
-        let (level, default) = match self.client {
-            // librdkafka CONFIGURATION.md: compression.level, -1 .. 12, -1 = codec default.
-            ClientKind::Librdkafka => (value.as_int_in(-1, 12)? as i32, -1),
-            // sarama Config.Producer.CompressionLevel; CompressionLevelDefault = -1000.
-            ClientKind::Sarama => (value.as_int_in(-1000, 22)? as i32, -1000),
-            ClientKind::Java => {
-                return Err(
-                    "compression.level: the Java producer sets the level per codec: \
-                     compression.gzip.level, compression.lz4.level or compression.zstd.level \
-                     (Kafka 3.8+, KIP-390)"
-                        .into(),
-                )
-            }
-            ClientKind::KafkaGo => {
-                return Err(
-                    "compression.level: the kafka-go Writer has no compression level \
-                     (its codecs run at their default levels)"
-                        .into(),
-                )
-            }
-        };
-        self.compression_levels.clear();
-        if level != default {
-            for codec in CompressionType::ALL {
-                self.compression_levels.push((codec, level));
-            }
-        }
-        Ok(())
-    }
-
-    /// Java 3.8+'s per-codec level keys (KIP-390, `ProducerConfig.COMPRESSION_*_LEVEL`).
-    fn set_java_compression_level(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
-        if self.client != ClientKind::Java {
-            return Err(format!(
-                "{key} is the Java producer's name (3.8+); {} uses compression.level",
-                self.client.name()
-            ));
-        }
-        if !version_at_least(&self.client_version, (3, 8)) {
-            return Err(format!(
-                "{key}: the Java producer has per-codec levels since 3.8 (KIP-390); this \
-                 producer is {}",
-                self.client_version
-            ));
-        }
-        let codec = match key {
-            "compression.gzip.level" => CompressionType::Gzip,
-            "compression.lz4.level" => CompressionType::Lz4,
-            _ => CompressionType::Zstd,
-        };
-        let (lo, hi) = codec.java_level_range().expect("leveled codec");
-        let level = value.as_int_in(lo as i64, hi as i64)? as i32;
-        self.compression_levels.retain(|(c, _)| *c != codec);
-        self.compression_levels.push((codec, level));
-        Ok(())
-    }
-
-    /// The level of the configured codec, if one was set.
-    pub fn compression_level(&self) -> Option<i32> {
-        self.compression_levels
-            .iter()
-            .find(|(c, _)| *c == self.compression)
-            .map(|(_, l)| *l)
     }
 
     fn set_kafka_go(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
@@ -726,19 +367,6 @@ impl ProducerConfig {
         }
         Ok(())
     }
-}
-
-/// A codec name; kafka-go spells them as its constants too (`kafka.Gzip`, ...).
-fn codec_value(value: &ConfigValue, kafka_go: bool) -> Result<CompressionType, String> {
-    let name = value.as_str()?;
-    let trimmed = if kafka_go {
-        name.trim_start_matches("kafka.")
-    } else {
-        name
-    };
-    CompressionType::from_name(trimmed).ok_or_else(|| {
-        format!("unknown codec \"{name}\": expected one of none, gzip, snappy, lz4, zstd")
-    })
 }
 
 /// Whether a client version is at least `major.minor` (the version was checked when the
@@ -829,6 +457,17 @@ impl Configurable for ProducerConfig {
                     self.client.name()
                 ))
             }
+            "socket.connection.setup.timeout.ms" | "socket.connection.setup.timeout.max.ms" => {
+                let version = crate::config::ClientVersion::parse(&self.client_version)
+                    .map_or((u32::MAX, 0), |v| v.major_minor());
+                crate::connection_setup::set(
+                    self.client,
+                    version,
+                    key,
+                    crate::config::millis(value, 1, i32::MAX as i64)?,
+                    &mut self.connection_setup,
+                )?
+            }
             "delivery.timeout.ms" => {
                 self.delivery_timeout = Some(ms_value(value)?);
                 self.delivery_timeout_explicit = true;
@@ -906,17 +545,6 @@ impl Configurable for ProducerConfig {
             "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
                 self.set_java_compression_level(key, value)?
             }
-            "socket.connection.setup.timeout.ms" | "socket.connection.setup.timeout.max.ms" => {
-                let version = crate::config::ClientVersion::parse(&self.client_version)
-                    .map_or((u32::MAX, 0), |v| v.major_minor());
-                crate::connection_setup::set(
-                    self.client,
-                    version,
-                    key,
-                    crate::config::millis(value, 1, i32::MAX as i64)?,
-                    &mut self.connection_setup,
-                )?
-            }
             other => return Err(format!("unknown producer property \"{other}\"")),
         }
         Ok(())
@@ -932,104 +560,5 @@ impl Configurable for ProducerConfig {
 
     fn client(&self) -> Option<ClientKind> {
         Some(self.client)
-    }
-}
-
-#[cfg(test)]
-mod compression_tests {
-    use super::*;
-
-    fn config(client: &str, version: Option<&str>) -> ProducerConfig {
-        ProducerConfig::for_client(client, version).unwrap()
-    }
-
-    fn text(s: &str) -> ConfigValue {
-        ConfigValue::Str(s.to_string())
-    }
-
-    #[test]
-    fn every_client_takes_compression_type() {
-        for client in ["java", "sarama", "kafka-go", "librdkafka"] {
-            let mut c = config(client, None);
-            assert_eq!(c.compression, CompressionType::None, "{client} default");
-            for codec in CompressionType::ALL {
-                c.set("compression.type", &text(codec.name())).unwrap();
-                assert_eq!(c.compression, codec, "{client}");
-            }
-            c.set("compression.type", &text("ZSTD")).unwrap();
-            c.validate().unwrap();
-            let e = c.set("compression.type", &text("brotli")).unwrap_err();
-            assert!(e.contains("none, gzip, snappy, lz4, zstd"), "{e}");
-        }
-    }
-
-    #[test]
-    fn each_client_has_its_own_spelling() {
-        let mut r = config("librdkafka", None);
-        r.set("compression.codec", &text("lz4")).unwrap();
-        assert_eq!(r.compression, CompressionType::Lz4);
-        let mut g = config("kafka-go", None);
-        g.set("kafka-go.Compression", &text("kafka.Snappy"))
-            .unwrap();
-        assert_eq!(g.compression, CompressionType::Snappy);
-        let mut j = config("java", None);
-        let e = j.set("compression.codec", &text("lz4")).unwrap_err();
-        assert!(e.contains("librdkafka"), "{e}");
-        let e = j.set("kafka-go.Compression", &text("lz4")).unwrap_err();
-        assert!(e.contains("kafka-go Writer field"), "{e}");
-    }
-
-    #[test]
-    fn levels_by_client() {
-        let mut r = config("librdkafka", None);
-        r.set("compression.type", &text("gzip")).unwrap();
-        r.set("compression.level", &ConfigValue::Int(9)).unwrap();
-        assert_eq!(r.compression_level(), Some(9));
-        r.set("compression.level", &ConfigValue::Int(-1)).unwrap();
-        assert_eq!(r.compression_level(), None, "-1 is the codec's default");
-        assert!(r.set("compression.level", &ConfigValue::Int(13)).is_err());
-        let mut s = config("sarama", None);
-        s.set("compression.type", &text("zstd")).unwrap();
-        s.set("compression.level", &ConfigValue::Int(7)).unwrap();
-        assert_eq!(s.compression_level(), Some(7));
-        let mut j = config("java", None);
-        let e = j
-            .set("compression.level", &ConfigValue::Int(3))
-            .unwrap_err();
-        assert!(e.contains("compression.zstd.level"), "{e}");
-        j.set("compression.type", &text("zstd")).unwrap();
-        j.set("compression.zstd.level", &ConfigValue::Int(9))
-            .unwrap();
-        j.set("compression.gzip.level", &ConfigValue::Int(1))
-            .unwrap();
-        assert_eq!(j.compression_level(), Some(9));
-        assert!(j
-            .set("compression.lz4.level", &ConfigValue::Int(18))
-            .is_err());
-        let mut old = config("java", Some("3.7"));
-        let e = old
-            .set("compression.zstd.level", &ConfigValue::Int(9))
-            .unwrap_err();
-        assert!(e.contains("3.8"), "{e}");
-        let mut g = config("kafka-go", None);
-        let e = g
-            .set("compression.level", &ConfigValue::Int(1))
-            .unwrap_err();
-        assert!(e.contains("no compression level"), "{e}");
-        let e = s
-            .set("compression.zstd.level", &ConfigValue::Int(1))
-            .unwrap_err();
-        assert!(e.contains("compression.level"), "{e}");
-    }
-
-    #[test]
-    fn java_has_zstd_since_2_1() {
-        let mut old = config("java", Some("2.0"));
-        old.set("compression.type", &text("zstd")).unwrap();
-        let e = old.validate().unwrap_err();
-        assert!(e.contains("KIP-110"), "{e}");
-        let mut ok = config("java", Some("2.1"));
-        ok.set("compression.type", &text("zstd")).unwrap();
-        ok.validate().unwrap();
     }
 }
