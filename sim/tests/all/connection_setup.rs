@@ -124,3 +124,29 @@ fn a_dark_host_is_unreachable_and_a_dead_process_refuses() {
     let refused = first_close(&mut w, p, b0, 60_000).expect("refused");
     assert!(refused <= 200, "crash: {refused} ms");
 }
+
+#[test]
+fn a_consumer_gives_up_on_a_partitioned_broker_after_its_clients_setup_timeout() {
+    use crate::consumer_support::{add_consumer, config, consumer_harness};
+    // (client, not before, at the latest) in ms, checked every 100 ms (the consumer's tick):
+    // Java 10 s ±20 %, sarama Net.DialTimeout 30 s, kafka-go's Reader Dialer.Timeout 10 s,
+    // librdkafka 30 s; their request timeouts are 30 s.
+    for (client, not_before, latest) in [
+        ("java", 8_000, 12_200),
+        ("sarama", 30_000, 30_200),
+        ("kafka-go", 10_000, 10_200),
+        ("librdkafka", 30_000, 30_200),
+    ] {
+        let (mut w, c) = consumer_harness(21, 3).build();
+        let handler = kafsim_engine::app::HandlerSpec::default();
+        let m = add_consumer(&mut w, &c, 0, 0, config(client, &[]), handler);
+        let b0 = c.brokers[0];
+        w.net().partition(&[m], &[b0]);
+        let closed = first_close(&mut w, m, b0, 70_000)
+            .unwrap_or_else(|| panic!("{client}: never gave up on broker 0"));
+        assert!(
+            (not_before..=latest).contains(&closed),
+            "{client}: gave up at {closed} ms, expected [{not_before}, {latest}]"
+        );
+    }
+}
