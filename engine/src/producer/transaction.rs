@@ -494,12 +494,18 @@ impl Producer {
             return;
         };
         let t = self.txn.as_ref().expect("transactional");
+        // A coordinator is the node a FindCoordinator answer named, with its address: every
+        // client connects to it whether or not its own metadata lists the broker as live
+        // (Java `TransactionManager.lookupCoordinator` hands the answer's `Node` to
+        // `NetworkClient`; librdkafka `rd_kafka_txn_coord_set` adds the broker from the
+        // answer; sarama `Client.RefreshTransactionCoordinator` opens the answer's broker).
+        // Only the reconnect backoff holds it: a coordinator whose process is dead refuses
+        // the connection, and the lookup starts again.
+        let connectable = |c: &NodeId| self.connections.can_connect(*c, now);
         let broker = match request {
             TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => self.pick_broker(now),
-            TxnRequest::TxnOffsetCommit => {
-                t.group_coordinator.filter(|c| self.broker_usable(*c, now))
-            }
-            _ => t.coordinator.filter(|c| self.broker_usable(*c, now)),
+            TxnRequest::TxnOffsetCommit => t.group_coordinator.filter(connectable),
+            _ => t.coordinator.filter(connectable),
         };
         let Some(broker) = broker else {
             // Nothing to connect to now: look again after the backoff.
@@ -1119,6 +1125,63 @@ impl Producer {
 mod tests {
     use super::*;
     use crate::record::TopicId;
+
+    /// A coordinator is connected to even when the producer's metadata lists its broker as
+    /// dead: a partition had the controller fence broker 1 and reset the producer's
+    /// connection, the producer's last metadata answer left it out, and FindCoordinator now
+    /// names it again. Waiting for the metadata to list it (up to `metadata.max.age.ms`, 5
+    /// min) looped on FindCoordinator in a user's consume-transform-produce run for 260 s
+    /// after the heal; Java connects to the answer's node at once.
+    #[test]
+    fn a_coordinator_is_connected_to_though_the_metadata_lists_it_dead() {
+        use super::super::{ProducerConfig, ProducerSpec};
+        use crate::protocol::MetadataResponse;
+        use crate::testkit::Host;
+        let mut config = ProducerConfig::for_client("java", None).unwrap();
+        config.transactional_id = Some("orders-app".into());
+        config.validate().unwrap();
+        let spec = ProducerSpec {
+            index: 0,
+            topic: TopicId(0),
+            rate: None,
+            keys: 0,
+            message_size: 100,
+            message_profile: Default::default(),
+            stop_at: Instant::from_millis(60_000),
+            bootstrap: vec![NodeId(0), NodeId(1)],
+            value_base: 0,
+            transactions: None,
+            held: false,
+        };
+        let mut p = Producer::new(spec, config);
+        p.metadata
+            .connection_failed(NodeId(1), true, true, Instant::from_millis(1_000));
+        p.metadata.update(&MetadataResponse {
+            correlation_id: 0,
+            brokers: vec![NodeId(0)],
+            controller: None,
+            topics: Vec::new(),
+            partitions: Vec::new(),
+        });
+        let later = Instant::from_millis(5_000);
+        assert!(
+            !p.metadata.is_up(NodeId(1), later),
+            "the metadata shows it dead"
+        );
+        p.txn.as_mut().unwrap().coordinator = Some(NodeId(1));
+        let mut host = Host::new(NodeId(9));
+        host.now = later;
+        host.call(|cx| p.send_transactional_request(cx));
+        let sent = host.sent();
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [(NodeId(1), Message::InitProducerIdRequest(_))]
+            ),
+            "{sent:?}"
+        );
+        assert_eq!(p.txn.as_ref().unwrap().coordinator, Some(NodeId(1)));
+    }
 
     const A: TopicPartition = TopicPartition::new(TopicId(0), 0);
 

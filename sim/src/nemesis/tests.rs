@@ -105,9 +105,16 @@ fn a_scripted_fault_that_finds_no_target_says_it_was_skipped() {
         schedule: vec![crash(1), crash(0)],
     };
     let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(10), ChaCha8Rng::seed_from_u64(1));
-    let ops = nemesis.fire(Instant::ZERO + Duration::from_secs(1), &Cluster { down: Vec::new() });
+    let ops = nemesis.fire(
+        Instant::ZERO + Duration::from_secs(1),
+        &Cluster { down: Vec::new() },
+    );
     assert_eq!(ops, vec![Op::Crash(vec![NodeId(3)])]);
-    let skipped: Vec<&String> = nemesis.log.iter().filter(|l| l.contains("skipped")).collect();
+    let skipped: Vec<&String> = nemesis
+        .log
+        .iter()
+        .filter(|l| l.contains("skipped"))
+        .collect();
     assert_eq!(skipped.len(), 1, "{:?}", nemesis.log);
     assert!(
         skipped[0].contains("skipped consumer-crash consumer:billing/1: no node matches"),
