@@ -410,10 +410,11 @@ pub(super) fn partition_event(
         } if *partition == tp
             && *offset > o
             && *error != ErrorCode::None
-            && facts.first_poll.contains_key(group)
+            && facts.first_poll.get(group).is_some_and(|first| entry.at >= *first)
             && !walk.covered.contains(group) =>
         {
-            // A commit that would have covered the record failed: if none succeeds before
+            // A commit that would have covered the record (after the group read it: before,
+            // the offset may have held another record) failed: if none succeeds before
             // the partition changes hands, its next owner reads the record again.
             let failed = walk
                 .failed_covers
