@@ -333,16 +333,10 @@ fn word(v: &ConfigValue, table: &[(&str, &str)]) -> Result<ConfigValue, String> 
         .ok_or_else(|| format!("expected one of {}, got {v}", names.join(", ")))
 }
 
-/// sarama `RequiredAcks`: `NoResponse` (0), `WaitForLocal` (1), `WaitForAll` (-1).
-fn sarama_acks(v: &ConfigValue) -> Result<ConfigValue, String> {
-    let w = word(
-        v,
-        &[
-            ("NoResponse", "0"),
-            ("WaitForLocal", "1"),
-            ("WaitForAll", "-1"),
-        ],
-    )?;
+/// A client's three `RequiredAcks` constants, for 0, 1 and -1, as Java's `acks` (-1 is
+/// `all`).
+fn acks_words(v: &ConfigValue, names: [&str; 3]) -> Result<ConfigValue, String> {
+    let w = word(v, &[(names[0], "0"), (names[1], "1"), (names[2], "-1")])?;
     Ok(if w == ConfigValue::Str("-1".into()) {
         ConfigValue::Str("all".into())
     } else {
@@ -350,21 +344,14 @@ fn sarama_acks(v: &ConfigValue) -> Result<ConfigValue, String> {
     })
 }
 
+/// sarama `RequiredAcks`: `NoResponse` (0), `WaitForLocal` (1), `WaitForAll` (-1).
+fn sarama_acks(v: &ConfigValue) -> Result<ConfigValue, String> {
+    acks_words(v, ["NoResponse", "WaitForLocal", "WaitForAll"])
+}
+
 /// kafka-go `RequiredAcks`: `RequireNone` (0), `RequireOne` (1), `RequireAll` (-1).
 fn kafka_go_acks(v: &ConfigValue) -> Result<ConfigValue, String> {
-    let w = word(
-        v,
-        &[
-            ("RequireNone", "0"),
-            ("RequireOne", "1"),
-            ("RequireAll", "-1"),
-        ],
-    )?;
-    Ok(if w == ConfigValue::Str("-1".into()) {
-        ConfigValue::Str("all".into())
-    } else {
-        w
-    })
+    acks_words(v, ["RequireNone", "RequireOne", "RequireAll"])
 }
 
 /// kafka-go `MaxAttempts` counts the first attempt; Java's `retries` does not.

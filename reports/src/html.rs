@@ -78,21 +78,15 @@ fn sweep_section(sweep: &Sweep) -> Result<String, ReportError> {
         "<section id=\"sweep\">\n<h2>Sweep over {}</h2>\n<table>\n<tr>",
         escape(&parameters.join(", "))
     );
-    for parameter in &parameters {
-        let _ = write!(out, "<th>{}</th>", escape(parameter));
-    }
-    let columns = sweep.columns();
-    for (heading, _) in &columns {
-        let _ = write!(out, "<th>{heading}</th>");
+    let table = sweep.table();
+    for heading in &table.headings {
+        let _ = write!(out, "<th>{}</th>", escape(heading));
     }
     out.push_str("</tr>\n");
-    for point in &sweep.points {
+    for row in &table.rows {
         out.push_str("<tr>");
-        for parameter in &parameters {
-            let _ = write!(out, "<td>{}</td>", escape(point.value_of(parameter)));
-        }
-        for (_, cell) in &columns {
-            let _ = write!(out, "<td>{}</td>", cell(&point.result));
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(cell));
         }
         out.push_str("</tr>\n");
     }

@@ -22,24 +22,18 @@ pub fn render_markdown(results: &[BenchResult], sweep: Option<&Sweep>) -> String
 fn sweep_table(sweep: &Sweep) -> String {
     let parameters = sweep.parameters();
     let mut out = format!("\n## Sweep over {}\n\n|", escape(&parameters.join(", ")));
-    for parameter in &parameters {
-        let _ = write!(out, " {} |", escape(parameter));
-    }
-    let columns = sweep.columns();
-    for (heading, _) in &columns {
-        let _ = write!(out, " {heading} |");
+    let table = sweep.table();
+    for heading in &table.headings {
+        let _ = write!(out, " {} |", escape(heading));
     }
     out.push_str("\n|");
-    out.push_str(&"---|".repeat(parameters.len()));
-    out.push_str(&"---:|".repeat(columns.len()));
+    out.push_str(&"---|".repeat(table.parameters));
+    out.push_str(&"---:|".repeat(table.headings.len() - table.parameters));
     out.push('\n');
-    for point in &sweep.points {
+    for row in &table.rows {
         out.push('|');
-        for parameter in &parameters {
-            let _ = write!(out, " {} |", escape(point.value_of(parameter)));
-        }
-        for (_, cell) in &columns {
-            let _ = write!(out, " {} |", cell(&point.result));
+        for cell in row {
+            let _ = write!(out, " {} |", escape(cell));
         }
         out.push('\n');
     }

@@ -279,6 +279,33 @@ impl Sweep {
         self.points.iter().any(|p| p.result.has_consumers())
     }
 
+    /// The comparison table, unescaped, that the HTML and Markdown reports format: the
+    /// headings (the swept parameters, then the result columns) and one row per point in the
+    /// same order. `parameters` is how many leading columns are parameters.
+    pub(crate) fn table(&self) -> SweepTable {
+        let parameters = self.parameters();
+        let columns = self.columns();
+        let mut headings = parameters.clone();
+        headings.extend(columns.iter().map(|(heading, _)| heading.to_string()));
+        let rows = self
+            .points
+            .iter()
+            .map(|point| {
+                let mut row: Vec<String> = parameters
+                    .iter()
+                    .map(|p| point.value_of(p).to_string())
+                    .collect();
+                row.extend(columns.iter().map(|(_, cell)| cell(&point.result)));
+                row
+            })
+            .collect();
+        SweepTable {
+            parameters: parameters.len(),
+            headings,
+            rows,
+        }
+    }
+
     /// The comparison table's result columns: throughput and latency, the consumer columns
     /// only with consumers, and the disk bound (which compression moves) when known.
     pub(crate) fn columns(&self) -> Vec<SweepColumn> {
@@ -306,6 +333,13 @@ impl Sweep {
         }
         columns
     }
+}
+
+/// A sweep's comparison table (see [`Sweep::table`]).
+pub(crate) struct SweepTable {
+    pub parameters: usize,
+    pub headings: Vec<String>,
+    pub rows: Vec<Vec<String>>,
 }
 
 impl SweepPoint {

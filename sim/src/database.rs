@@ -149,14 +149,7 @@ impl Database {
                 self.note(row);
                 let entry = DiskEntry::new(DiskData::Blob(Arc::new(*row)), ROW_BYTES);
                 cx.disk().append(TABLE_FILE, entry);
-                cx.record(HistoryEvent::SinkWrite {
-                    group: row.group,
-                    member: row.member,
-                    partition: row.partition,
-                    offset: row.offset,
-                    value: row.value,
-                    key: row.key,
-                });
+                cx.record(row.sink_write());
                 StatementResult::Committed
             }
             Statement::ReadOffsets(tps) => StatementResult::Offsets(

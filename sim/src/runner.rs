@@ -596,15 +596,7 @@ fn group_infos(p: &Prepared, h: &Handles) -> Vec<GroupInfo> {
                 None => g
                     .topics
                     .iter()
-                    .flat_map(|&topic| {
-                        let n = h
-                            .cluster
-                            .topics
-                            .iter()
-                            .find(|t| t.0 == topic)
-                            .map_or(0, |t| t.2);
-                        (0..n).map(move |partition| TopicPartition::new(topic, partition))
-                    })
+                    .flat_map(|&topic| partitions_of(h, topic))
                     .collect(),
             },
             members: members.clone(),

@@ -220,6 +220,9 @@ pub struct ViolationJson {
 /// over the load phases and read over whole runs. `load_seconds` and `catch_up` (per group: the
 /// slowest catch-up of any seed, null when it never caught up) are what `merge` needs to
 /// recompute the rates and `catch_up_seconds` of merged shards exactly.
+///
+/// It mirrors `sim::campaign::RunStats` field by field on purpose: it is the JSON contract,
+/// with defaults for older files, and must not move when the simulator's counters do.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct StatsJson {
     pub events: u64,

@@ -267,6 +267,12 @@ impl Consumer {
                 self.group.rejoin = true;
             }
             ErrorCode::RebalanceInProgress if current => self.group.rejoin = true,
+            // Nothing else touches the membership (Java
+            // `ConsumerCoordinator.OffsetCommitResponseHandler.handle`): success; the
+            // coordinator errors, already marked unknown in `on_commit_response`; the
+            // retriable ones and a lost answer, which `after_sync_commit` retries or the next
+            // commit repeats; and a membership error answered for a generation the member
+            // has already left (`generationUnchanged()` false: it has rejoined since).
             _ => {}
         }
         if ctx.sync {

@@ -24,7 +24,6 @@
 //! application busy outside `poll()`.
 
 use super::{Consumer, Need};
-use crate::app::CommitMode;
 use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId, Timer};
 use crate::producer::ctp::{TxnOffsets, TxnOutcome};
@@ -227,15 +226,6 @@ impl Consumer {
 
     /// produce-then-commit: the outputs are acknowledged; commit as the handler says.
     fn commit_marks_after_outputs(&mut self, cx: &mut Cx) {
-        match self.spec.handler.commit {
-            CommitMode::Auto | CommitMode::Transaction => {}
-            CommitMode::Sync => self.start_sync_commit(self.marked_offsets()),
-            CommitMode::Async => {
-                let offsets = self.marked_offsets();
-                if !offsets.is_empty() {
-                    self.send_commit(cx, offsets, false);
-                }
-            }
-        }
+        self.commit_by_mode(cx);
     }
 }

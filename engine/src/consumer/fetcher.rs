@@ -326,6 +326,8 @@ impl Consumer {
         for (tp, error, offset) in resp.partitions {
             let cause = match self.parts.get(&tp).map(|p| p.need) {
                 Some(Need::Reset(cause)) => cause,
+                // No longer awaiting a reset (revoked, or positioned meanwhile): a stale
+                // answer, skipped as Java's `SubscriptionState.maybeSeekUnvalidated` does.
                 _ => continue,
             };
             if error == ErrorCode::None {

@@ -137,6 +137,13 @@ impl Consumer {
             // and then commit, `ctp.rs`).
             return self.ctp_end_batch(cx);
         }
+        self.commit_by_mode(cx);
+    }
+
+    /// Commit the marked offsets as the handler's commit mode says: nothing for auto-commit
+    /// and transactions (the auto-commit timer, the transaction's offsets), a synchronous or
+    /// an asynchronous OffsetCommit otherwise.
+    pub(super) fn commit_by_mode(&mut self, cx: &mut Cx) {
         match self.spec.handler.commit {
             CommitMode::Auto | CommitMode::Transaction => {}
             CommitMode::Sync => self.start_sync_commit(self.marked_offsets()),
@@ -375,14 +382,7 @@ impl Consumer {
         if write {
             // No database: the member notes its output itself, at once.
             self.local_sink.write(cx, row);
-            cx.record(HistoryEvent::SinkWrite {
-                group: row.group,
-                member: row.member,
-                partition: row.partition,
-                offset: row.offset,
-                value: row.value,
-                key: row.key,
-            });
+            cx.record(row.sink_write());
         }
         self.after_sink(cx, i);
     }

@@ -424,15 +424,9 @@ fn reply_error(cx: &mut Cx, to: NodeId, msg: Message, error: ErrorCode) {
         cx.me()
     );
     let resp = match msg {
-        Message::JoinGroupRequest(r) => Message::JoinGroupResponse(JoinGroupResponse {
-            correlation_id: r.correlation_id,
-            error,
-            generation: -1,
-            protocol: String::new(),
-            leader: String::new(),
-            member_id: String::new(),
-            members: Vec::new(),
-        }),
+        Message::JoinGroupRequest(r) => {
+            Message::JoinGroupResponse(JoinGroupResponse::error(r.correlation_id, error))
+        }
         Message::SyncGroupRequest(r) => Message::SyncGroupResponse(SyncGroupResponse {
             correlation_id: r.correlation_id,
             error,

@@ -153,17 +153,7 @@ impl ProducerStateManager {
         if batch.is_transactional {
             self.txns.on_data(batch.producer_id, batch.base_offset);
         }
-        let entry = self
-            .producers
-            .entry(batch.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: batch.producer_epoch,
-                batches: VecDeque::new(),
-            });
-        if batch.producer_epoch > entry.epoch {
-            entry.epoch = batch.producer_epoch;
-            entry.batches.clear();
-        }
+        let entry = self.entry_at_epoch_of(batch);
         if let Some(prev) = entry.batches.back() {
             assert!(
                 batch.base_offset > prev.last_offset,
@@ -192,10 +182,9 @@ impl ProducerStateManager {
         );
     }
 
-    /// A marker ends the producer's transaction; a newer epoch on it (KIP-890 part 2 bumps the
-    /// epoch at every transaction end, a fencing abort does too) becomes the producer's epoch,
-    /// and a new epoch restarts sequences (`ProducerStateEntry.maybeUpdateProducerEpoch`).
-    fn on_marker(&mut self, batch: &RecordBatch, marker: ControlMarker) {
+    /// The batch's producer's entry, at the batch's epoch if that is newer: a new epoch
+    /// restarts the sequences (`ProducerStateEntry.maybeUpdateProducerEpoch`).
+    fn entry_at_epoch_of(&mut self, batch: &RecordBatch) -> &mut ProducerEntry {
         let entry = self
             .producers
             .entry(batch.producer_id)
@@ -207,6 +196,14 @@ impl ProducerStateManager {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
         }
+        entry
+    }
+
+    /// A marker ends the producer's transaction; a newer epoch on it (KIP-890 part 2 bumps the
+    /// epoch at every transaction end, a fencing abort does too) becomes the producer's epoch,
+    /// and a new epoch restarts sequences (`ProducerStateEntry.maybeUpdateProducerEpoch`).
+    fn on_marker(&mut self, batch: &RecordBatch, marker: ControlMarker) {
+        self.entry_at_epoch_of(batch);
         self.txns.on_marker(
             batch.producer_id,
             batch.base_offset,

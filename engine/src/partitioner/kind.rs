@@ -136,7 +136,8 @@ const fn consistent(hash: KeyHash) -> Behaviour {
 }
 
 impl PartitionerKind {
-    /// Every kind, in the order `kafsim partition` lists them.
+    /// Every kind, in the order `kafsim partition` lists them. It repeats the enum's variants
+    /// because Rust has no list of them; a kind left out here could not be named.
     pub const ALL: [PartitionerKind; 21] = [
         JavaMurmur2,
         SaramaHash,

@@ -16,7 +16,11 @@
 use crate::record::{TopicPartition, NO_PRODUCER_ID};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::accumulator::BatchSequence;
+use super::accumulator::{BatchSequence, ProducerBatch};
+use super::sender::InitInFlight;
+use super::{ClientKind, Outcome, Producer};
+use crate::node::Cx;
+use crate::protocol::{ErrorCode, InitProducerIdRequest, InitProducerIdResponse, Message};
 
 #[derive(Clone, Debug)]
 struct PartitionSequences {
@@ -203,6 +207,174 @@ impl IdempotenceState {
         seq: &BatchSequence,
     ) -> bool {
         !self.may_drain(partition, seq)
+    }
+}
+
+/// The producer side of idempotence: InitProducerId, OutOfOrderSequence per client, epoch
+/// bumps and fatal errors.
+impl Producer {
+    /// First InitProducerId, or a KIP-360 bump once nothing is in flight.
+    pub(super) fn send_init_producer_id(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let Some(idem) = self.idempotence.as_ref() else {
+            return;
+        };
+        let can_send = idem.needs_init()
+            && self.sender.init_in_flight.is_none()
+            && self.sender.in_flight_is_empty()
+            && now >= self.sender.init_next_attempt;
+        if !can_send {
+            return;
+        }
+        let (producer_id, producer_epoch) = idem.init_request_ids();
+        let Some(broker) = self.pick_broker(now) else {
+            return;
+        };
+        let correlation_id = self.sender.correlation_id();
+        self.sender.init_in_flight = Some(InitInFlight {
+            correlation_id,
+            broker,
+            deadline: now + self.config.request_timeout,
+        });
+        let request = InitProducerIdRequest {
+            correlation_id,
+            transactional_id: None,
+            producer_id,
+            producer_epoch,
+            transaction_timeout: None,
+            transaction_version_2: false,
+        };
+        cx.send(broker, Message::InitProducerIdRequest(request));
+    }
+
+    pub(super) fn on_init_producer_id_response(&mut self, cx: &mut Cx, r: InitProducerIdResponse) {
+        let expected = self.sender.init_in_flight;
+        if expected.is_none_or(|i| i.correlation_id != r.correlation_id) {
+            return;
+        }
+        self.sender.init_in_flight = None;
+        let Some(idem) = self.idempotence.as_mut() else {
+            return;
+        };
+        if r.error != ErrorCode::None {
+            self.sender.init_next_attempt = cx.now() + self.config.retry_backoff;
+            return;
+        }
+        if idem.producer_id() >= 0 {
+            self.stats.epoch_bumps += 1;
+        }
+        idem.on_init(r.producer_id, r.producer_epoch);
+        self.accumulator.clear_sequences();
+    }
+
+    /// OutOfOrderSequence, as each client handles it (the broker saw a sequence gap):
+    ///
+    /// - Java 2.5+ (KIP-360, `TransactionManager.canRetry` for an idempotent producer):
+    ///   always retried; when the batch is the partition's next expected one
+    ///   (`isNextSequence`: its base sequence is the last *acknowledged* sequence + 1, a real
+    ///   gap) the epoch is bumped first, which restarts the sequences and lets the retry
+    ///   through. A batch behind an unacknowledged earlier one, or below an acknowledged later
+    ///   one (sent to a new leader while this one waited on the old leader's connection; the
+    ///   broker forgot its sequence, and may well have written it), is retried as it is: a
+    ///   bump would re-sequence a batch the log may already hold.
+    /// - Java before 2.5 (`canRetry` / `handleFailedBatch`): retried unless it is the next
+    ///   expected one (`isNextSequence`); then the batch fails with
+    ///   OutOfOrderSequenceException and the producer id is reset (`resetProducerId`: a new
+    ///   InitProducerId, new id, sequences from 0).
+    /// - librdkafka (`rd_kafka_handle_idempotent_Produce_error`): behind an earlier request
+    ///   (`base seq > next ack seq`) the batch is retried without counting a retry and the epoch
+    ///   is bumped once the partition drains (`rd_kafka_idemp_drain_epoch_bump`); on the
+    ///   head-of-line request it is a fatal error (`rd_kafka_idemp_set_fatal_error`): queued
+    ///   messages are purged and every later `produce()` fails.
+    /// - sarama (`handleSuccess`): not retriable; the messages fail and `returnError` bumps the
+    ///   epoch locally (`bumpIdempotentProducerEpoch`: epoch + 1, sequences 0, no request).
+    pub(super) fn on_out_of_order(&mut self, cx: &mut Cx, batch: ProducerBatch) {
+        let error = ErrorCode::OutOfOrderSequenceNumber;
+        let (stale, behind_earlier, next_sequence) =
+            match (self.idempotence.as_ref(), batch.sequence.as_ref()) {
+                (Some(idem), Some(seq)) => (
+                    !idem.is_current(seq),
+                    idem.out_of_order_is_retriable(batch.partition, seq),
+                    idem.is_next_sequence(batch.partition, seq),
+                ),
+                _ => (false, false, false),
+            };
+        if stale {
+            // Stamped before a bump: the retry gets a fresh sequence.
+            self.retry_or_complete(cx, batch, error, "retries exhausted");
+            return;
+        }
+        match self.config.client {
+            ClientKind::Java if next_sequence && self.txn.is_some() => {
+                // `canRetry` retries a real gap only for the idempotent producer; in a
+                // transaction it is an abortable error (the bump follows the abort).
+                self.fail_batch(cx, batch, error);
+            }
+            ClientKind::Java if self.java_at_least((2, 5)) => {
+                if next_sequence {
+                    self.bump_epoch();
+                }
+                self.retry_or_complete(cx, batch, error, "retries exhausted");
+            }
+            ClientKind::Java if !next_sequence => {
+                self.retry_or_complete(cx, batch, error, "retries exhausted");
+            }
+            ClientKind::Java => {
+                if let Some(idem) = self.idempotence.as_mut() {
+                    idem.reset_producer_id();
+                }
+                self.fail_batch(cx, batch, error);
+            }
+            ClientKind::Librdkafka if behind_earlier => {
+                self.bump_epoch();
+                let mut batch = batch;
+                batch.attempts = batch.attempts.saturating_sub(1); // incr_retry = 0
+                self.retry_or_complete(cx, batch, error, "retries exhausted");
+            }
+            ClientKind::Librdkafka => {
+                self.fail_batch(cx, batch, error);
+                self.fatal_error(cx, error);
+            }
+            ClientKind::Sarama | ClientKind::KafkaGo => self.fail_batch(cx, batch, error),
+        }
+    }
+
+    /// Whether the modelled Java client is at least `major.minor`.
+    pub(super) fn java_at_least(&self, at_least: (u32, u32)) -> bool {
+        super::config::version_at_least(&self.config.client_version, at_least)
+    }
+
+    /// librdkafka `rd_kafka_set_fatal_error`: the producer stops producing. Queued batches are
+    /// purged (`RD_KAFKA_PURGE_F_QUEUE`), in-flight ones still get their delivery report, and
+    /// every later send fails at once.
+    pub(super) fn fatal_error(&mut self, cx: &mut Cx, error: ErrorCode) {
+        if self.fatal.is_some() {
+            return;
+        }
+        self.fatal = Some(error);
+        for batch in self.accumulator.purge() {
+            let outcome = if batch.maybe_written {
+                Outcome::Unknown("purged after a fatal error")
+            } else {
+                Outcome::Fail(error)
+            };
+            self.complete_batch(cx, batch, outcome);
+        }
+    }
+
+    pub(super) fn bump_epoch(&mut self) {
+        if let Some(idem) = self.idempotence.as_mut() {
+            idem.request_bump();
+        }
+    }
+
+    /// sarama's local epoch bump. Retried messages keep the stamp they were first sent with
+    /// (sarama assigns a sequence only when `msg.retries == 0`); new ones get the new epoch.
+    pub(super) fn bump_epoch_locally(&mut self) {
+        if let Some(idem) = self.idempotence.as_mut() {
+            idem.bump_locally();
+            self.stats.epoch_bumps += 1;
+        }
     }
 }
 

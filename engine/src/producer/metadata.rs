@@ -27,6 +27,13 @@ use crate::record::{TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
+use super::Producer;
+use crate::node::Cx;
+use crate::protocol::{Message, MetadataRequest};
+
+/// sarama `Metadata.Retry.Backoff` default.
+const SARAMA_METADATA_RETRY_BACKOFF: Duration = Duration::from_millis(250);
+
 /// Java's `socket.connection.setup.timeout.ms` (10 s since 2.7, KIP-601): how long a client
 /// waits for a connection to a host that does not answer. The drain's liveness window counts
 /// it (`sim/src/drain.rs`).
@@ -300,6 +307,73 @@ pub fn sarama_retriable(error: ErrorCode) -> bool {
             | NotEnoughReplicasAfterAppend
             | NetworkException
     )
+}
+
+/// The Metadata requests (one at a time) and what their answers change.
+impl Producer {
+    pub(super) fn send_metadata_request(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        if !self.metadata.should_request(now) {
+            return;
+        }
+        let Some(broker) = self.pick_broker(now) else {
+            return; // every broker is backing off; the wake covers the earliest
+        };
+        let correlation_id = self.sender.correlation_id();
+        self.metadata.in_flight = Some(super::metadata::MetadataInFlight {
+            correlation_id,
+            broker,
+            deadline: now + self.config.request_timeout,
+        });
+        let topics = vec![self.workload.spec().topic];
+        cx.send(
+            broker,
+            Message::MetadataRequest(MetadataRequest {
+                correlation_id,
+                topics,
+            }),
+        );
+    }
+
+    pub(super) fn on_metadata_response(&mut self, cx: &mut Cx, from: NodeId, r: MetadataResponse) {
+        let expected = self.metadata.in_flight;
+        if expected.is_none_or(|m| m.correlation_id != r.correlation_id || m.broker != from) {
+            return;
+        }
+        self.metadata.in_flight = None;
+        let now = cx.now();
+        let complete = self.metadata.update(&r) && self.metadata.partition_count().is_some();
+        if !complete {
+            self.metadata.mark_stale();
+        }
+        let interval = self.metadata_refresh_interval(cx.rng());
+        self.metadata.refreshed(now, interval);
+        self.metadata.next_attempt = now + self.metadata_backoff(complete);
+    }
+
+    /// How long before asking again: Java (`Metadata.timeToAllowUpdate`) and librdkafka
+    /// (`topic.metadata.refresh.fast.interval.ms`, defaulting to `retry.backoff.ms`) wait
+    /// `retry.backoff.ms` after any response; sarama refreshes once per retry level, each
+    /// retry paced by `Producer.Retry.Backoff`, and waits `Metadata.Retry.Backoff` (250 ms)
+    /// after an incomplete answer (`client.tryRefreshMetadata`).
+    pub(super) fn metadata_backoff(&self, complete: bool) -> Duration {
+        match self.config.client {
+            ClientKind::Sarama if !complete => SARAMA_METADATA_RETRY_BACKOFF,
+            _ => self.config.retry_backoff,
+        }
+    }
+
+    /// The periodic refresh interval: `metadata.max.age.ms` (Java, librdkafka
+    /// `topic.metadata.refresh.interval.ms`, sarama `Metadata.RefreshFrequency`), or for
+    /// kafka-go a fresh uniform draw below `MetadataTTL` (`connPool.discover`).
+    pub(super) fn metadata_refresh_interval(&self, rng: &mut rand_chacha::ChaCha8Rng) -> Duration {
+        let max_age = self.config.metadata_max_age;
+        if self.config.client != ClientKind::KafkaGo || max_age.is_zero() {
+            return max_age;
+        }
+        let nanos = crate::time::duration_nanos(max_age);
+        Duration::from_nanos(rand::Rng::gen_range(rng, 0..nanos))
+    }
 }
 
 #[cfg(test)]

@@ -616,8 +616,13 @@ impl Node for Producer {
             Message::TxnOffsetCommitResponse(r) => self.on_txn_offset_commit_response(cx, from, r),
             Message::ConnectionReset => self.on_connection_lost(cx, from, "connection reset"),
             Message::ConnectionRefused => self.on_connection_refused(cx, from),
-            // A producer is sent nothing else; ignore rather than crash on stray traffic.
-            _ => {}
+            // A producer sends no other request, so no other answer can reach it: one would be
+            // a bug in whoever sent it.
+            other => panic!(
+                "producer {}: {} is not an answer to anything a producer sends",
+                cx.me(),
+                other.kind()
+            ),
         }
         self.poll(cx);
     }

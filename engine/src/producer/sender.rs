@@ -11,24 +11,21 @@
 //! create duplicates without idempotence. With `acks=0` no response comes: a batch counts as
 //! acknowledged once it is on the wire, with an unknown offset.
 //!
-//! Metadata and InitProducerId requests are sent from here too, one at a time each.
+//! The Metadata requests are in `metadata.rs`; InitProducerId, OutOfOrderSequence and the
+//! epoch bumps in `idempotence.rs` (Java's `TransactionManager` for an idempotent producer).
 
 use super::metadata::{refreshes_on, sarama_retriable};
 use super::{ClientKind, Outcome, Producer, OFFSET_UNKNOWN};
 use crate::compression::Compression;
 use crate::node::{Cx, NodeId};
 use crate::protocol::{
-    Acks, ErrorCode, InitProducerIdRequest, InitProducerIdResponse, Message, MetadataRequest,
-    MetadataResponse, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    Acks, ErrorCode, Message, PartitionProduceResponse, ProduceRequest, ProduceResponse,
 };
 use crate::record::{RecordBatch, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::accumulator::ProducerBatch;
-
-/// sarama `Metadata.Retry.Backoff` default.
-const SARAMA_METADATA_RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A produce request awaiting its response.
 #[derive(Debug)]
@@ -40,10 +37,10 @@ struct InFlightRequest {
 
 /// An outstanding InitProducerId request.
 #[derive(Clone, Copy, Debug)]
-struct InitInFlight {
-    correlation_id: u64,
-    broker: NodeId,
-    deadline: Instant,
+pub(super) struct InitInFlight {
+    pub(super) correlation_id: u64,
+    pub(super) broker: NodeId,
+    pub(super) deadline: Instant,
 }
 
 /// Request bookkeeping of the sender.
@@ -53,8 +50,8 @@ pub(super) struct Sender {
     in_flight: BTreeMap<u64, InFlightRequest>,
     /// Batches in flight per partition (for the one-batch-per-partition rule).
     partition_in_flight: BTreeMap<TopicPartition, u32>,
-    init_in_flight: Option<InitInFlight>,
-    init_next_attempt: Instant,
+    pub(super) init_in_flight: Option<InitInFlight>,
+    pub(super) init_next_attempt: Instant,
     /// Java's per-node drain start (`drain.rs`).
     pub(super) drain_index: super::drain::DrainIndex,
 }
@@ -253,124 +250,6 @@ impl Producer {
             .pick_broker(now, |b| connections.can_connect(b, now))
     }
 
-    pub(super) fn send_metadata_request(&mut self, cx: &mut Cx) {
-        let now = cx.now();
-        if !self.metadata.should_request(now) {
-            return;
-        }
-        let Some(broker) = self.pick_broker(now) else {
-            return; // every broker is backing off; the wake covers the earliest
-        };
-        let correlation_id = self.sender.correlation_id();
-        self.metadata.in_flight = Some(super::metadata::MetadataInFlight {
-            correlation_id,
-            broker,
-            deadline: now + self.config.request_timeout,
-        });
-        let topics = vec![self.workload.spec().topic];
-        cx.send(
-            broker,
-            Message::MetadataRequest(MetadataRequest {
-                correlation_id,
-                topics,
-            }),
-        );
-    }
-
-    pub(super) fn on_metadata_response(&mut self, cx: &mut Cx, from: NodeId, r: MetadataResponse) {
-        let expected = self.metadata.in_flight;
-        if expected.is_none_or(|m| m.correlation_id != r.correlation_id || m.broker != from) {
-            return;
-        }
-        self.metadata.in_flight = None;
-        let now = cx.now();
-        let complete = self.metadata.update(&r) && self.metadata.partition_count().is_some();
-        if !complete {
-            self.metadata.mark_stale();
-        }
-        let interval = self.metadata_refresh_interval(cx.rng());
-        self.metadata.refreshed(now, interval);
-        self.metadata.next_attempt = now + self.metadata_backoff(complete);
-    }
-
-    /// How long before asking again: Java (`Metadata.timeToAllowUpdate`) and librdkafka
-    /// (`topic.metadata.refresh.fast.interval.ms`, defaulting to `retry.backoff.ms`) wait
-    /// `retry.backoff.ms` after any response; sarama refreshes once per retry level, each
-    /// retry paced by `Producer.Retry.Backoff`, and waits `Metadata.Retry.Backoff` (250 ms)
-    /// after an incomplete answer (`client.tryRefreshMetadata`).
-    fn metadata_backoff(&self, complete: bool) -> Duration {
-        match self.config.client {
-            ClientKind::Sarama if !complete => SARAMA_METADATA_RETRY_BACKOFF,
-            _ => self.config.retry_backoff,
-        }
-    }
-
-    /// The periodic refresh interval: `metadata.max.age.ms` (Java, librdkafka
-    /// `topic.metadata.refresh.interval.ms`, sarama `Metadata.RefreshFrequency`), or for
-    /// kafka-go a fresh uniform draw below `MetadataTTL` (`connPool.discover`).
-    fn metadata_refresh_interval(&self, rng: &mut rand_chacha::ChaCha8Rng) -> Duration {
-        let max_age = self.config.metadata_max_age;
-        if self.config.client != ClientKind::KafkaGo || max_age.is_zero() {
-            return max_age;
-        }
-        let nanos = crate::time::duration_nanos(max_age);
-        Duration::from_nanos(rand::Rng::gen_range(rng, 0..nanos))
-    }
-
-    /// First InitProducerId, or a KIP-360 bump once nothing is in flight.
-    pub(super) fn send_init_producer_id(&mut self, cx: &mut Cx) {
-        let now = cx.now();
-        let Some(idem) = self.idempotence.as_ref() else {
-            return;
-        };
-        let can_send = idem.needs_init()
-            && self.sender.init_in_flight.is_none()
-            && self.sender.in_flight.is_empty()
-            && now >= self.sender.init_next_attempt;
-        if !can_send {
-            return;
-        }
-        let (producer_id, producer_epoch) = idem.init_request_ids();
-        let Some(broker) = self.pick_broker(now) else {
-            return;
-        };
-        let correlation_id = self.sender.correlation_id();
-        self.sender.init_in_flight = Some(InitInFlight {
-            correlation_id,
-            broker,
-            deadline: now + self.config.request_timeout,
-        });
-        let request = InitProducerIdRequest {
-            correlation_id,
-            transactional_id: None,
-            producer_id,
-            producer_epoch,
-            transaction_timeout: None,
-            transaction_version_2: false,
-        };
-        cx.send(broker, Message::InitProducerIdRequest(request));
-    }
-
-    pub(super) fn on_init_producer_id_response(&mut self, cx: &mut Cx, r: InitProducerIdResponse) {
-        let expected = self.sender.init_in_flight;
-        if expected.is_none_or(|i| i.correlation_id != r.correlation_id) {
-            return;
-        }
-        self.sender.init_in_flight = None;
-        let Some(idem) = self.idempotence.as_mut() else {
-            return;
-        };
-        if r.error != ErrorCode::None {
-            self.sender.init_next_attempt = cx.now() + self.config.retry_backoff;
-            return;
-        }
-        if idem.producer_id() >= 0 {
-            self.stats.epoch_bumps += 1;
-        }
-        idem.on_init(r.producer_id, r.producer_epoch);
-        self.accumulator.clear_sequences();
-    }
-
     /// Fail queued batches older than `delivery.timeout.ms`.
     pub(super) fn expire_queued_batches(&mut self, cx: &mut Cx) {
         let Some(timeout) = self.config.delivery_timeout else {
@@ -546,7 +425,7 @@ impl Producer {
 
     /// A batch fails for good with `error` (unknown outcome if an attempt may have landed).
     /// sarama's `returnError` bumps its epoch locally for a message that had a sequence.
-    fn fail_batch(&mut self, cx: &mut Cx, batch: ProducerBatch, error: ErrorCode) {
+    pub(super) fn fail_batch(&mut self, cx: &mut Cx, batch: ProducerBatch, error: ErrorCode) {
         let outcome = if batch.maybe_written {
             Outcome::Unknown("non-retriable error after an unknown attempt")
         } else {
@@ -558,116 +437,6 @@ impl Producer {
         // its epoch is bumped by InitProducerId after the abort.
         if sequenced && self.config.client == ClientKind::Sarama && self.txn.is_none() {
             self.bump_epoch_locally();
-        }
-    }
-
-    /// OutOfOrderSequence, as each client handles it (the broker saw a sequence gap):
-    ///
-    /// - Java 2.5+ (KIP-360, `TransactionManager.canRetry` for an idempotent producer):
-    ///   always retried; when the batch is the partition's next expected one
-    ///   (`isNextSequence`: its base sequence is the last *acknowledged* sequence + 1, a real
-    ///   gap) the epoch is bumped first, which restarts the sequences and lets the retry
-    ///   through. A batch behind an unacknowledged earlier one, or below an acknowledged later
-    ///   one (sent to a new leader while this one waited on the old leader's connection; the
-    ///   broker forgot its sequence, and may well have written it), is retried as it is: a
-    ///   bump would re-sequence a batch the log may already hold.
-    /// - Java before 2.5 (`canRetry` / `handleFailedBatch`): retried unless it is the next
-    ///   expected one (`isNextSequence`); then the batch fails with
-    ///   OutOfOrderSequenceException and the producer id is reset (`resetProducerId`: a new
-    ///   InitProducerId, new id, sequences from 0).
-    /// - librdkafka (`rd_kafka_handle_idempotent_Produce_error`): behind an earlier request
-    ///   (`base seq > next ack seq`) the batch is retried without counting a retry and the epoch
-    ///   is bumped once the partition drains (`rd_kafka_idemp_drain_epoch_bump`); on the
-    ///   head-of-line request it is a fatal error (`rd_kafka_idemp_set_fatal_error`): queued
-    ///   messages are purged and every later `produce()` fails.
-    /// - sarama (`handleSuccess`): not retriable; the messages fail and `returnError` bumps the
-    ///   epoch locally (`bumpIdempotentProducerEpoch`: epoch + 1, sequences 0, no request).
-    fn on_out_of_order(&mut self, cx: &mut Cx, batch: ProducerBatch) {
-        let error = ErrorCode::OutOfOrderSequenceNumber;
-        let (stale, behind_earlier, next_sequence) =
-            match (self.idempotence.as_ref(), batch.sequence.as_ref()) {
-                (Some(idem), Some(seq)) => (
-                    !idem.is_current(seq),
-                    idem.out_of_order_is_retriable(batch.partition, seq),
-                    idem.is_next_sequence(batch.partition, seq),
-                ),
-                _ => (false, false, false),
-            };
-        if stale {
-            // Stamped before a bump: the retry gets a fresh sequence.
-            self.retry_or_complete(cx, batch, error, "retries exhausted");
-            return;
-        }
-        match self.config.client {
-            ClientKind::Java if next_sequence && self.txn.is_some() => {
-                // `canRetry` retries a real gap only for the idempotent producer; in a
-                // transaction it is an abortable error (the bump follows the abort).
-                self.fail_batch(cx, batch, error);
-            }
-            ClientKind::Java if self.java_at_least((2, 5)) => {
-                if next_sequence {
-                    self.bump_epoch();
-                }
-                self.retry_or_complete(cx, batch, error, "retries exhausted");
-            }
-            ClientKind::Java if !next_sequence => {
-                self.retry_or_complete(cx, batch, error, "retries exhausted");
-            }
-            ClientKind::Java => {
-                if let Some(idem) = self.idempotence.as_mut() {
-                    idem.reset_producer_id();
-                }
-                self.fail_batch(cx, batch, error);
-            }
-            ClientKind::Librdkafka if behind_earlier => {
-                self.bump_epoch();
-                let mut batch = batch;
-                batch.attempts = batch.attempts.saturating_sub(1); // incr_retry = 0
-                self.retry_or_complete(cx, batch, error, "retries exhausted");
-            }
-            ClientKind::Librdkafka => {
-                self.fail_batch(cx, batch, error);
-                self.fatal_error(cx, error);
-            }
-            ClientKind::Sarama | ClientKind::KafkaGo => self.fail_batch(cx, batch, error),
-        }
-    }
-
-    /// Whether the modelled Java client is at least `major.minor`.
-    fn java_at_least(&self, at_least: (u32, u32)) -> bool {
-        super::config::version_at_least(&self.config.client_version, at_least)
-    }
-
-    /// librdkafka `rd_kafka_set_fatal_error`: the producer stops producing. Queued batches are
-    /// purged (`RD_KAFKA_PURGE_F_QUEUE`), in-flight ones still get their delivery report, and
-    /// every later send fails at once.
-    fn fatal_error(&mut self, cx: &mut Cx, error: ErrorCode) {
-        if self.fatal.is_some() {
-            return;
-        }
-        self.fatal = Some(error);
-        for batch in self.accumulator.purge() {
-            let outcome = if batch.maybe_written {
-                Outcome::Unknown("purged after a fatal error")
-            } else {
-                Outcome::Fail(error)
-            };
-            self.complete_batch(cx, batch, outcome);
-        }
-    }
-
-    fn bump_epoch(&mut self) {
-        if let Some(idem) = self.idempotence.as_mut() {
-            idem.request_bump();
-        }
-    }
-
-    /// sarama's local epoch bump. Retried messages keep the stamp they were first sent with
-    /// (sarama assigns a sequence only when `msg.retries == 0`); new ones get the new epoch.
-    fn bump_epoch_locally(&mut self) {
-        if let Some(idem) = self.idempotence.as_mut() {
-            idem.bump_locally();
-            self.stats.epoch_bumps += 1;
         }
     }
 

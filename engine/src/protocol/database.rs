@@ -35,6 +35,21 @@ pub struct Row {
     pub key: Option<Key>,
 }
 
+impl Row {
+    /// The history fact of this row stored: the member's own sink writes it at once, the
+    /// group's database at its commit.
+    pub fn sink_write(&self) -> crate::history::HistoryEvent {
+        crate::history::HistoryEvent::SinkWrite {
+            group: self.group,
+            member: self.member,
+            partition: self.partition,
+            offset: self.offset,
+            value: self.value,
+            key: self.key,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatabaseRequest {
     pub correlation_id: u64,

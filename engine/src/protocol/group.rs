@@ -77,6 +77,19 @@ pub struct JoinGroupResponse {
 }
 
 impl JoinGroupResponse {
+    /// An error answer: no generation (-1), no member, no assignment data.
+    pub fn error(correlation_id: u64, error: ErrorCode) -> JoinGroupResponse {
+        JoinGroupResponse {
+            correlation_id,
+            error,
+            generation: -1,
+            protocol: String::new(),
+            leader: String::new(),
+            member_id: String::new(),
+            members: Vec::new(),
+        }
+    }
+
     pub fn wire_size(&self) -> u32 {
         32 + self
             .members

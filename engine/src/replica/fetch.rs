@@ -158,7 +158,9 @@ impl ReplicaManager {
         match fp.current_leader_epoch {
             Some(e) if e < epoch => r.error = ErrorCode::FencedLeaderEpoch,
             Some(e) if e > epoch => r.error = ErrorCode::UnknownLeaderEpoch,
-            _ => {}
+            // The leader's own epoch, or none (a client before KIP-320): served
+            // (`Partition.getLocalLog` checks only a given epoch).
+            Some(_) | None => {}
         }
         if r.error != ErrorCode::None {
             return r;
@@ -201,6 +203,16 @@ impl ReplicaManager {
                     b.base_offset <= fp.fetch_offset && fp.fetch_offset < b.next_offset()
                 }),
             "{}: a read from {} below {max_offset} returned the wrong batches",
+            fp.partition,
+            fp.fetch_offset
+        );
+        // The log holds every offset once (`Log::check`), so what one read returns is
+        // contiguous: a hole here would skip records the consumer never sees.
+        assert!(
+            r.batches
+                .windows(2)
+                .all(|w| w[0].next_offset() == w[1].base_offset),
+            "{}: a read from {} returned batches with a gap or an overlap",
             fp.partition,
             fp.fetch_offset
         );

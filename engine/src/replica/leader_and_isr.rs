@@ -76,6 +76,8 @@ impl ReplicaManager {
                 }
                 return;
             }
+            // A newer epoch, the partition's first state, or the ReuseLeaderEpoch break's move
+            // within an epoch: applied below (`Partition.makeLeader` / `makeFollower`).
             _ => {}
         }
         assert!(

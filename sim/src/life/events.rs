@@ -410,7 +410,10 @@ pub(super) fn partition_event(
         } if *partition == tp
             && *offset > o
             && *error != ErrorCode::None
-            && facts.first_poll.get(group).is_some_and(|first| entry.at >= *first)
+            && facts
+                .first_poll
+                .get(group)
+                .is_some_and(|first| entry.at >= *first)
             && !walk.covered.contains(group) =>
         {
             // A commit that would have covered the record (after the group read it: before,

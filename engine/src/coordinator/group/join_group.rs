@@ -395,14 +395,6 @@ fn send_join_error(cx: &mut Cx, to: NodeId, req: &JoinGroupRequest, error: Error
 
 pub(super) fn send_join_error_to(cx: &mut Cx, to: NodeId, corr: u64, error: ErrorCode) {
     assert_ne!(error, ErrorCode::None, "a JoinGroup error without an error");
-    let resp = JoinGroupResponse {
-        correlation_id: corr,
-        error,
-        generation: -1,
-        protocol: String::new(),
-        leader: String::new(),
-        member_id: String::new(),
-        members: Vec::new(),
-    };
+    let resp = JoinGroupResponse::error(corr, error);
     cx.send(to, Message::JoinGroupResponse(resp));
 }

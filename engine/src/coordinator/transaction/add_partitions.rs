@@ -110,6 +110,17 @@ impl TransactionCoordinator {
             TxnAction::Reply(e) => return answer(cx, e),
             TxnAction::WriteMarkers { .. } => unreachable!("adding partitions writes no markers"),
         }
+        // Only the current producer adds (`TransactionMetadata.prepareAddPartitions` keeps the
+        // id and epoch), and an ongoing transaction never loses a partition until it ends.
+        assert!(
+            next.producer_id == asked.producer_id
+                && next.epoch == asked.producer_epoch
+                && (entry.meta.state != TxnState::Ongoing
+                    || entry.meta.partitions.is_subset(&next.partitions)),
+            "{}: {}: adding partitions changed the producer or dropped a partition",
+            cx.me(),
+            asked.transactional_id
+        );
         if next == entry.meta {
             // Every partition is in the transaction already: nothing to write.
             return answer(cx, ErrorCode::None);

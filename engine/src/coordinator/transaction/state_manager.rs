@@ -213,6 +213,8 @@ impl TransactionCoordinator {
         if Some(partition.topic) != self.config.topic {
             return;
         }
+        // The election rule of `GroupMetadataManager::on_leadership`: Kafka keeps the two
+        // managers apart too (`TransactionStateManager`), each loading its own topic.
         if leader_epoch.is_some() && self.owned.get(&partition.partition) == leader_epoch.as_ref() {
             return;
         }

@@ -170,13 +170,7 @@ impl Producer {
             return;
         }
         match error {
-            ErrorCode::None => {
-                for tp in partitions {
-                    t.new_partitions.remove(&tp);
-                    t.added.insert(tp);
-                }
-                t.started = true;
-            }
+            ErrorCode::None => t.partitions_added(partitions),
             ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
                 self.txn_retry(now, true, ADD_PARTITIONS_BACKOFF)
             }
