@@ -121,6 +121,18 @@ pub const PRODUCER: &[Alias] = &[
         "metadata.max.age.ms",
         go_duration,
     ),
+    alias(
+        Sarama,
+        "Net.DialTimeout",
+        "socket.connection.setup.timeout.ms",
+        go_duration,
+    ),
+    alias(
+        KafkaGo,
+        "Transport.DialTimeout",
+        "socket.connection.setup.timeout.ms",
+        go_duration,
+    ),
     alias(KafkaGo, "RequiredAcks", "acks", kafka_go_acks),
     alias(
         KafkaGo,
@@ -293,6 +305,18 @@ pub const CONSUMER: &[Alias] = &[
         same,
     ),
     alias(KafkaGo, "MinBytes", "fetch.min.bytes", same),
+    alias(
+        Sarama,
+        "Net.DialTimeout",
+        "socket.connection.setup.timeout.ms",
+        go_duration,
+    ),
+    alias(
+        KafkaGo,
+        "Dialer.Timeout",
+        "socket.connection.setup.timeout.ms",
+        go_duration,
+    ),
     alias(KafkaGo, "MaxBytes", "fetch.max.bytes", same),
     alias(KafkaGo, "MaxWait", "fetch.max.wait.ms", go_duration),
     alias(

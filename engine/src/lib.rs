@@ -16,6 +16,7 @@ pub mod broker;
 pub mod client;
 pub mod compression;
 pub mod config;
+pub mod connection_setup;
 pub mod consumer;
 pub mod controller;
 pub mod coordinator;

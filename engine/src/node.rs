@@ -197,6 +197,20 @@ pub struct Cx<'a> {
     disk: &'a mut dyn Disk,
     out: &'a mut Vec<Effect>,
     next_timer_id: &'a mut u64,
+    /// The host's TCP connection states, if it has any (see [`Cx::established`]).
+    sockets: Option<&'a dyn Sockets>,
+}
+
+/// What the host's kernel knows of this node's TCP connections: a client asks whether the
+/// handshake of its current connection to a peer completed, as Java's `Selector` learns from
+/// `SocketChannel.finishConnect` and librdkafka from its connect poll. A host without a
+/// network model (the engine's unit tests) may leave it out: every connection then counts
+/// as established.
+pub trait Sockets {
+    /// Whether the current connection from `from` to `to` is established: its handshake got
+    /// through to a host whose kernel answers (a live or paused process; not a powered-off
+    /// host, not one behind a partition).
+    fn established(&self, from: NodeId, to: NodeId) -> bool;
 }
 
 impl<'a> Cx<'a> {
@@ -217,7 +231,21 @@ impl<'a> Cx<'a> {
             disk,
             out,
             next_timer_id,
+            sockets: None,
         }
+    }
+
+    /// Give the handler the host's connection states (see [`Sockets`]).
+    pub fn with_sockets(mut self, sockets: &'a dyn Sockets) -> Cx<'a> {
+        self.sockets = Some(sockets);
+        self
+    }
+
+    /// Whether this node's current TCP connection to `peer` is established (the kernel's
+    /// socket state; a host without a network model says yes). A client that opened a
+    /// connection asks this when its connection setup timeout comes due.
+    pub fn established(&self, peer: NodeId) -> bool {
+        self.sockets.is_none_or(|s| s.established(self.me, peer))
     }
 
     pub fn now(&self) -> Instant {
@@ -314,6 +342,7 @@ impl<'a> Cx<'a> {
                 disk: &mut *self.disk,
                 out: &mut *self.out,
                 next_timer_id: &mut *self.next_timer_id,
+                sockets: self.sockets,
             };
             f(&mut inner)
         };

@@ -22,6 +22,7 @@
 //!   Writer's retry backoff covers it.
 
 use crate::client::ClientKind;
+use crate::connection_setup::{ConnectionSetup, SetupTimeout, KERNEL_SYN_TIMEOUT};
 use crate::node::NodeId;
 use crate::time::{Duration, Instant};
 use rand::Rng;
@@ -58,6 +59,10 @@ pub struct ConnectionStates {
     initial: Duration,
     max: Duration,
     nodes: BTreeMap<NodeId, NodeConnection>,
+    /// The connection attempts under way and their setup timeouts (`connection_setup.rs`):
+    /// Java keeps both in `ClusterConnectionStates`, and every end of a connection counts
+    /// for both.
+    pub setup: ConnectionSetup,
 }
 
 impl ConnectionStates {
@@ -68,11 +73,19 @@ impl ConnectionStates {
             initial,
             max: max.max(initial),
             nodes: BTreeMap::new(),
+            setup: ConnectionSetup::new(SetupTimeout::fixed(KERNEL_SYN_TIMEOUT)),
         }
+    }
+
+    /// The same with the client's connection setup timeout.
+    pub fn with_setup(mut self, policy: SetupTimeout) -> ConnectionStates {
+        self.setup = ConnectionSetup::new(policy);
+        self
     }
 
     /// The connection to `broker` ended at `now`: plan the earliest reconnect.
     pub fn disconnected(&mut self, broker: NodeId, now: Instant, rng: &mut ChaCha8Rng) {
+        self.setup.ended(broker);
         if self.initial == Duration::ZERO {
             return;
         }
@@ -88,6 +101,7 @@ impl ConnectionStates {
 
     /// A response arrived from `broker`: its connection works (Java `ready` resets the count).
     pub fn ready(&mut self, broker: NodeId) {
+        self.setup.established(broker);
         if let Some(node) = self.nodes.get_mut(&broker) {
             node.failed_attempts = 0;
         }

@@ -8,7 +8,7 @@ use crate::protocol::Message;
 use crate::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A disk that is all page cache: entries written are read back, nothing is ever lost.
 #[derive(Default)]
@@ -44,6 +44,19 @@ pub struct Host {
     pub disk: MemDisk,
     pub effects: Vec<Effect>,
     pub next_timer: u64,
+    /// Peers whose connection handshake never completes (a partition, a dark host): what
+    /// [`Cx::established`] says of them.
+    pub unreachable: Unreachable,
+}
+
+/// The test host's kernel: every connection is established but those to the listed peers.
+#[derive(Default)]
+pub struct Unreachable(pub BTreeSet<NodeId>);
+
+impl crate::node::Sockets for Unreachable {
+    fn established(&self, _from: NodeId, to: NodeId) -> bool {
+        !self.0.contains(&to)
+    }
 }
 
 impl Host {
@@ -61,6 +74,7 @@ impl Host {
             disk: MemDisk::default(),
             effects: Vec::new(),
             next_timer: 0,
+            unreachable: Unreachable::default(),
         }
     }
 
@@ -75,7 +89,8 @@ impl Host {
                 &mut self.disk,
                 &mut out,
                 &mut self.next_timer,
-            );
+            )
+            .with_sockets(&self.unreachable);
             f(&mut cx)
         };
         self.effects.extend(out);

@@ -26,6 +26,7 @@ use crate::history::History;
 use crate::world::{NodeState, World};
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
+use kafsim_engine::connection_setup;
 use kafsim_engine::consumer::config::ConsumerConfig;
 use kafsim_engine::consumer::Consumer;
 use kafsim_engine::history::HistoryEvent;
@@ -70,9 +71,10 @@ impl Liveness {
     /// send(); a broker waits `replica.lag.time.max.ms` before shrinking the ISR (acks=all
     /// waits with it), `replica.socket.timeout.ms` for a lost follower fetch, the controller
     /// `broker.session.timeout.ms` before it fences a dead broker, the coordinator
-    /// `group.initial.rebalance.delay.ms`; and clients hold a reset broker down for the
-    /// connection setup timeout (`RECONNECT_GRACE`, Java's
-    /// `socket.connection.setup.timeout.ms`). Recovering from one fault can take one such wait
+    /// `group.initial.rebalance.delay.ms`; and a client waits its connection setup timeout
+    /// for a broker it cannot reach (`connection_setup.rs`: the longest of each client's, Java
+    /// growing to `socket.connection.setup.timeout.max.ms`, librdkafka's and sarama's 30 s,
+    /// the kernel's 127 s for a client version without one). Recovering from one fault can take one such wait
     /// to notice the failure and another for what follows (a request times out against a dead
     /// leader, then the group rebalances), hence twice the longest.
     pub fn of<'a>(
@@ -97,11 +99,9 @@ impl Liveness {
                 "coordinator group.initial.rebalance.delay.ms",
                 broker.group_initial_rebalance_delay,
             ),
-            (
-                "client socket.connection.setup.timeout.ms",
-                kafsim_engine::producer::metadata::RECONNECT_GRACE,
-            ),
         ];
+        // After every other timeout, so an equal one keeps its name.
+        let mut setups: Vec<(&str, Duration)> = Vec::new();
         for p in producers {
             timeouts.push(("producer request.timeout.ms", p.request_timeout));
             timeouts.push(("producer max.block.ms", p.max_block));
@@ -113,13 +113,24 @@ impl Liveness {
                 // LSO) until the coordinator aborts it.
                 timeouts.push(("producer transaction.timeout.ms", p.transaction_timeout));
             }
+            let version = kafsim_engine::config::ClientVersion::parse(&p.client_version)
+                .map_or((u32::MAX, 0), |v| v.major_minor());
+            setups.push((
+                connection_setup::window_name(p.client, version, true),
+                p.setup_timeout().longest(),
+            ));
         }
         for c in consumers {
             timeouts.push(("consumer session.timeout.ms", c.session_timeout));
             timeouts.push(("consumer max.poll.interval.ms", c.max_poll_interval));
             timeouts.push(("consumer rebalance timeout", c.rebalance_timeout));
             timeouts.push(("consumer request.timeout.ms", c.request_timeout));
+            setups.push((
+                connection_setup::window_name(c.client, c.client_version, false),
+                c.setup_timeout().longest(),
+            ));
         }
+        timeouts.extend(setups);
         // The first of equal timeouts names the window (a stable choice).
         let (name, longest) =
             timeouts
@@ -658,5 +669,67 @@ mod tests {
         let short = Liveness::of(&broker, [&p], [&c]);
         assert!(short.window < l.window, "{short:?} vs {l:?}");
         assert!(short.window >= broker.replica_socket_timeout * 2);
+    }
+
+    /// Every other timeout short: the window is twice the longest connection setup timeout
+    /// of the scenario's clients, named by the client's own setting.
+    #[test]
+    fn the_window_counts_the_clients_connection_setup_timeouts() {
+        use kafsim_engine::config::{ConfigValue, Configurable};
+        let s = Duration::from_secs;
+        let broker = BrokerConfig {
+            replica_lag_time_max: s(3),
+            replica_socket_timeout: s(3),
+            broker_session_timeout: s(3),
+            group_initial_rebalance_delay: s(0),
+            ..BrokerConfig::default()
+        };
+        let short = |client: &str, version: Option<&str>| {
+            let mut c = ConsumerConfig::for_client(client, version).unwrap();
+            for (key, ms) in [
+                ("session.timeout.ms", 6_000),
+                ("heartbeat.interval.ms", 1_000),
+                ("max.poll.interval.ms", 8_000),
+                ("request.timeout.ms", 5_000),
+            ] {
+                c.set(key, &ConfigValue::Int(ms)).unwrap();
+            }
+            c
+        };
+        let mut p = ProducerConfig::for_client("java", None).unwrap();
+        for (key, ms) in [
+            ("request.timeout.ms", 4_000),
+            ("delivery.timeout.ms", 9_000),
+            ("max.block.ms", 5_000),
+        ] {
+            p.set(key, &ConfigValue::Int(ms)).unwrap();
+        }
+        // Java alone: its setup timeout grows to 30 s.
+        let java = Liveness::of(&broker, [&p], [&short("java", None)]);
+        assert_eq!(java.longest_value, s(30));
+        assert_eq!(java.window, s(60));
+        assert!(
+            java.longest
+                .contains("socket.connection.setup.timeout.max.ms"),
+            "{java:?}"
+        );
+        // A Java producer with a 1 s setup timeout that cannot grow, and a kafka-go group
+        // (10 s Dialer): the window follows the group's dialer.
+        p.set(
+            "socket.connection.setup.timeout.max.ms",
+            &ConfigValue::Int(1_000),
+        )
+        .unwrap();
+        let go = Liveness::of(&broker, [&p], [&short("kafka-go", None)]);
+        assert_eq!((go.longest_value, go.window), (s(10), s(20)), "{go:?}");
+        assert!(go.longest.contains("Dialer.Timeout"), "{go:?}");
+        // A sarama group waits 30 s (Net.DialTimeout): the window grows to 60 s.
+        let sarama = Liveness::of(&broker, [&p], [&short("sarama", None)]);
+        assert_eq!((sarama.longest_value, sarama.window), (s(30), s(60)));
+        assert!(sarama.longest.contains("Net.DialTimeout"), "{sarama:?}");
+        // A librdkafka group before 1.9.0 has no timeout of its own: the kernel's 127 s.
+        let old = Liveness::of(&broker, [&p], [&short("librdkafka", Some("1.8.2"))]);
+        assert_eq!(old.longest_value, s(127), "{old:?}");
+        assert!(old.longest.contains("tcp_syn_retries"), "{old:?}");
     }
 }

@@ -308,6 +308,22 @@ impl Network {
         e
     }
 
+    /// Whether the current connection between `from` and `to` is established: something sent
+    /// on it reached the other end's host (the handshake got through).
+    pub fn established(&self, from: NodeId, to: NodeId) -> bool {
+        self.links
+            .get(from.0 as usize)
+            .and_then(|l| l.get(to.0 as usize))
+            .is_some_and(|l| l.established)
+    }
+
+    /// A message reached a powered-off host: no kernel answered its handshake, so the
+    /// connection is not established (a close then loses what was sent on it, as a cut).
+    pub(crate) fn not_established(&mut self, from: NodeId, to: NodeId) {
+        self.link(from, to).established = false;
+        self.link(to, from).established = false;
+    }
+
     fn node_count(&self) -> u32 {
         self.links.len() as u32
     }
@@ -427,6 +443,13 @@ impl Network {
         }
         link.orphans.push_back(old);
         true
+    }
+}
+
+/// The kernel's view of a node's connections, for [`kafsim_engine::Cx::established`].
+impl kafsim_engine::node::Sockets for Network {
+    fn established(&self, from: NodeId, to: NodeId) -> bool {
+        Network::established(self, from, to)
     }
 }
 

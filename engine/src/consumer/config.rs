@@ -54,6 +54,10 @@ pub struct ConsumerConfig {
     pub metadata_max_age: Duration,
     /// kafka-go `ReaderConfig.WatchPartitionChanges` (false).
     pub watch_partition_changes: bool,
+    /// `socket.connection.setup.timeout.ms` and `.max.ms` (`connection_setup.rs`): Java 10 s
+    /// growing to 30 s, librdkafka 30 s, sarama `Net.DialTimeout` 30 s, kafka-go's Reader
+    /// `Dialer.Timeout` 10 s.
+    pub connection_setup: (Duration, Duration),
 }
 
 const KEYS: &[&str] = &[
@@ -77,6 +81,8 @@ const KEYS: &[&str] = &[
     "metadata.max.age.ms",
     "group.protocol",
     "kafka-go.WatchPartitionChanges",
+    "socket.connection.setup.timeout.ms",
+    "socket.connection.setup.timeout.max.ms",
 ];
 
 impl ConsumerConfig {
@@ -122,7 +128,14 @@ impl ConsumerConfig {
             enable_auto_offset_store: true,
             metadata_max_age: d.metadata_max_age,
             watch_partition_changes: false,
+            connection_setup: crate::connection_setup::defaults(client, version),
         })
+    }
+
+    /// The connection setup timeout of this client with these settings.
+    pub fn setup_timeout(&self) -> crate::connection_setup::SetupTimeout {
+        let (initial, max) = self.connection_setup;
+        crate::connection_setup::policy(self.client, initial, max)
     }
 
     /// Whether auto-commit commits each record before the application gets it: kafka-go's
@@ -274,6 +287,15 @@ impl Configurable for ConsumerConfig {
             }
             "group.instance.id" => self.group_instance_id = Some(value.as_str()?.to_string()),
             "request.timeout.ms" => self.request_timeout = millis(value, 1, day)?,
+            "socket.connection.setup.timeout.ms" | "socket.connection.setup.timeout.max.ms" => {
+                crate::connection_setup::set(
+                    self.client,
+                    self.client_version,
+                    key,
+                    millis(value, 1, day)?,
+                    &mut self.connection_setup,
+                )?
+            }
             "retry.backoff.ms" => self.retry_backoff = millis(value, 0, day)?,
             "enable.auto.offset.store" if self.client == ClientKind::Librdkafka => {
                 self.enable_auto_offset_store = value.as_bool()?

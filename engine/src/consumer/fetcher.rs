@@ -22,9 +22,6 @@ use crate::record::{ControlMarker, TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
-/// Connection-setup style bound on metadata requests (Java's socket.connection.setup.timeout.ms
-/// is 10 s): a dead bootstrap broker must not hold discovery for a full request timeout.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a broker that failed a request is avoided for cluster-wide questions.
 const AVOID_FAILED_BROKER: Duration = Duration::from_secs(30);
 
@@ -94,7 +91,11 @@ impl Consumer {
             correlation_id: self.take_corr(),
             topics,
         });
-        self.send(cx, to, METADATA_TIMEOUT, Req::Metadata, msg);
+        // `request.timeout.ms`, as every request (Java `NetworkClient`): a bootstrap broker
+        // that cannot be reached is given up after the connection setup timeout instead
+        // (`network_client.rs`), a dead one refuses at once.
+        let timeout = self.config.request_timeout;
+        self.send(cx, to, timeout, Req::Metadata, msg);
     }
 
     pub(super) fn on_metadata(&mut self, now: Instant, resp: MetadataResponse) {

@@ -136,7 +136,7 @@ impl Consumer {
             key: self.spec.group.clone(),
             key_type: crate::protocol::CoordinatorType::Group,
         });
-        let timeout = self.config.request_timeout.min(Duration::from_secs(10));
+        let timeout = self.config.request_timeout;
         self.send(cx, to, timeout, Req::FindCoordinator, msg);
     }
 

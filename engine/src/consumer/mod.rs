@@ -58,10 +58,6 @@ use timer::ConsumerTimer;
 const TICK: Duration = Duration::from_millis(100);
 /// Most requests one consumer has in flight (every kind together).
 const MAX_INFLIGHT: usize = 256;
-/// `socket.connection.setup.timeout.ms` (Java 2.7+, 10 s): a request to a broker this
-/// incarnation has no live connection to fails after this long if the broker never answers
-/// (a dead or unreachable host), rather than after the request's own timeout.
-const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the lead's runner builds a consumer from.
 #[derive(Clone, Debug)]
@@ -293,7 +289,8 @@ impl Consumer {
         let group = membership::Membership::new(&config);
         let watcher = partition_watch::watcher(config.client, config.watch_partition_changes);
         let (backoff, backoff_max) = reconnect::defaults(config.client);
-        let connections = ConnectionStates::new(config.client, backoff, backoff_max);
+        let connections = ConnectionStates::new(config.client, backoff, backoff_max)
+            .with_setup(config.setup_timeout());
         let ctp = spec.produce_to.as_ref().map(|out| {
             let producer_spec = crate::producer::ProducerSpec {
                 index: u32::MAX,
@@ -400,6 +397,7 @@ impl Consumer {
 
     /// Request timeouts, the member's poll deadline, and the next tick.
     fn on_tick(&mut self, cx: &mut Cx) {
+        self.expire_connection_setups(cx);
         self.expire_requests(cx);
         self.refresh_metadata_if_old(cx.now());
         self.check_poll_interval(cx);

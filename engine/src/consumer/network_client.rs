@@ -5,7 +5,7 @@
 //! sends through it.
 
 use super::timer::ConsumerTimer;
-use super::{Consumer, Inflight, Req, CONNECTION_SETUP_TIMEOUT, MAX_INFLIGHT};
+use super::{Consumer, Inflight, Req, MAX_INFLIGHT};
 use crate::node::{Cx, NodeId};
 use crate::protocol::{ErrorCode, Message};
 use crate::time::Duration;
@@ -28,11 +28,7 @@ impl Consumer {
         );
         let corr = self.next_corr;
         self.next_corr += 1;
-        let timeout = if self.connected.contains(&to) {
-            timeout
-        } else {
-            timeout.min(CONNECTION_SETUP_TIMEOUT)
-        };
+        let broker = !matches!(req, Req::Statement(_));
         let entry = Inflight {
             to,
             sent_at: cx.now(),
@@ -45,9 +41,31 @@ impl Consumer {
                 self.held.insert(corr, (to, msg));
                 cx.set_timer(until, ConsumerTimer::Reconnect(to));
             }
-            None => cx.send(to, msg),
+            None => {
+                cx.send(to, msg);
+                self.opening(to, broker, cx.now());
+            }
         }
         corr
+    }
+
+    /// A request went to `to`: a connection not known to work is being set up (the
+    /// database is the service's own, not a broker the client's setup timeout covers).
+    fn opening(&mut self, to: NodeId, broker: bool, now: crate::time::Instant) {
+        if broker && !self.connected.contains(&to) {
+            self.connections.setup.connecting(to, now);
+        }
+    }
+
+    /// Give up on connections still not established after the client's connection setup
+    /// timeout (Java `NetworkClient.handleTimedOutConnections`: close, fail what waited for
+    /// the connection, back off; librdkafka "Connection setup timed out"; sarama's and
+    /// kafka-go's dial errors), checked at each tick. One the kernel reports established
+    /// has just not answered yet: its requests keep their own timeouts.
+    pub(super) fn expire_connection_setups(&mut self, cx: &mut Cx) {
+        for peer in self.connections.setup.timed_out_in(cx) {
+            self.close_connection(cx, peer);
+        }
     }
 
     /// The reconnect backoff towards `to` is over: send what waited for it, in order.
@@ -64,6 +82,11 @@ impl Consumer {
         for corr in ready {
             if let Some((peer, msg)) = self.held.remove(&corr) {
                 cx.send(peer, msg);
+                let broker = self
+                    .inflight
+                    .get(&corr)
+                    .is_some_and(|f| !matches!(f.req, Req::Statement(_)));
+                self.opening(peer, broker, cx.now());
             }
         }
     }
@@ -194,6 +217,7 @@ impl Consumer {
     }
 
     pub(super) fn on_connection_reset(&mut self, cx: &mut Cx, from: NodeId) {
+        self.connections.setup.ended(from);
         self.connected.remove(&from);
         self.failed_at.insert(from, cx.now());
         self.fail_all_to(cx, from);

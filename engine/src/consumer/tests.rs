@@ -178,35 +178,96 @@ fn a_restarted_consumer_ignores_answers_meant_for_its_previous_process() {
 fn a_timed_out_request_closes_its_connection_and_the_retry_waits_for_the_backoff() {
     let mut host = host();
     let mut c = java_consumer();
+    host.unreachable.0.insert(BROKER);
     let effects = host.at(0, |cx| c.on_start(cx));
     let corr = metadata_request(&effects).expect("metadata request");
-    // No answer: the 10 s connection-setup bound passes at the tick after it.
-    let effects = host.at(10_000, |cx| {
+    // No handshake: Java's connection setup timeout (10 s +-20 %) is not over at 7.9 s, and
+    // is over at 12 s.
+    let effects = host.at(7_900, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
+    assert!(closed(&effects).is_empty(), "{effects:?}");
+    let effects = host.at(12_000, |cx| {
         c.on_timer(cx, timer::ConsumerTimer::Tick.into())
     });
     assert_eq!(closed(&effects), vec![BROKER]);
     assert!(!c.inflight.contains_key(&corr));
     // The next request to that broker waits for Java's reconnect backoff (50 ms +-20 %)
     // instead of going out at once.
-    let effects = host.at(10_001, |cx| {
+    let effects = host.at(12_001, |cx| {
         let msg = Message::MetadataRequest(crate::protocol::MetadataRequest {
             correlation_id: c.take_corr(),
             topics: vec![TopicId(1)],
         });
-        c.send(cx, BROKER, Duration::from_secs(10), Req::Metadata, msg);
+        c.send(cx, BROKER, Duration::from_secs(30), Req::Metadata, msg);
     });
     assert!(metadata_request(&effects).is_none(), "held by the backoff");
     let retry = *c.held.keys().next().expect("held request");
-    let effects = host.at(10_100, |cx| {
+    let effects = host.at(12_100, |cx| {
         c.on_timer(cx, timer::ConsumerTimer::Reconnect(BROKER).into())
     });
     assert_eq!(metadata_request(&effects), Some(retry));
     assert!(c.held.is_empty());
+    // The second attempt waits twice as long (20 s +-20 %): not over 15.9 s after it began.
+    let effects = host.at(28_000, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
+    assert!(closed(&effects).is_empty(), "{effects:?}");
+    let effects = host.at(36_200, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
+    assert_eq!(closed(&effects), vec![BROKER], "24 s at most");
     // The abandoned request's late answer changes nothing.
-    host.at(10_101, |cx| {
+    host.at(36_201, |cx| {
         c.on_message(cx, BROKER, metadata_response(corr))
     });
     assert!(c.meta.brokers.is_empty());
+}
+
+#[test]
+fn a_reachable_broker_that_does_not_answer_gets_the_request_timeout() {
+    // The handshake completed (a paused broker's kernel still accepts): no setup timeout,
+    // the request waits its request.timeout.ms (30 s), as Java's `NetworkClient` does.
+    let mut host = host();
+    let mut c = java_consumer();
+    let effects = host.at(0, |cx| c.on_start(cx));
+    let corr = metadata_request(&effects).expect("metadata request");
+    let effects = host.at(20_000, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
+    assert!(closed(&effects).is_empty(), "{effects:?}");
+    assert!(c.inflight.contains_key(&corr));
+    let effects = host.at(30_000, |cx| {
+        c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+    });
+    assert_eq!(closed(&effects), vec![BROKER]);
+}
+
+#[test]
+fn each_client_gives_up_on_an_unreachable_broker_after_its_own_setup_timeout() {
+    // (client, not yet at, over at) in ms: sarama Net.DialTimeout 30 s, librdkafka 30 s,
+    // kafka-go's Reader Dialer 10 s, Java 10 s +-20 %.
+    for (client, before, after) in [
+        ("sarama", 29_900, 30_000),
+        ("librdkafka", 29_900, 30_000),
+        ("kafka-go", 9_900, 10_000),
+        ("java", 7_900, 12_000),
+    ] {
+        let mut host = host();
+        host.unreachable.0.insert(BROKER);
+        let mut c = consumer(client, CommitMode::Sync);
+        c.parts.clear();
+        c.group.owned.clear();
+        host.at(0, |cx| c.on_start(cx));
+        let effects = host.at(before, |cx| {
+            c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+        });
+        assert!(closed(&effects).is_empty(), "{client}: {effects:?}");
+        let effects = host.at(after, |cx| {
+            c.on_timer(cx, timer::ConsumerTimer::Tick.into())
+        });
+        assert_eq!(closed(&effects), vec![BROKER], "{client}");
+    }
 }
 
 #[test]

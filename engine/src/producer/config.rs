@@ -93,11 +93,18 @@ pub struct ProducerConfig {
     /// `topic.metadata.refresh.interval.ms`, sarama `Metadata.RefreshFrequency`, kafka-go
     /// `Transport.MetadataTTL`, which kafka-go randomises below this bound).
     pub metadata_max_age: Duration,
-    /// `request.timeout.ms`: how long the client waits for a response.
+    /// `request.timeout.ms`: how long the client waits for a response. librdkafka's is
+    /// `socket.timeout.ms` (60 s), and a produce request waits at most until its first
+    /// message's `message.timeout.ms` runs out (`rd_kafka_ProduceRequest`, rdkafka_request.c).
     pub request_timeout: Duration,
     /// The `timeout` put into produce requests (how long the leader may wait for the ISR):
-    /// Java sends `request.timeout.ms`, sarama `Producer.Timeout`.
+    /// Java sends `request.timeout.ms`, sarama `Producer.Timeout`, librdkafka its topic-level
+    /// `request.timeout.ms` ("only enforced by the broker", rdkafka_conf.c; written by
+    /// `rd_kafka_msgset_writer_write_Produce_header`).
     pub ack_timeout: Duration,
+    /// librdkafka: whether `socket.timeout.ms` was set explicitly (a transactional producer
+    /// derives an unset one from `transaction.timeout.ms`).
+    pub socket_timeout_explicit: bool,
     /// `delivery.timeout.ms`; `None` when the client has no such bound (sarama, kafka-go).
     pub delivery_timeout: Option<Duration>,
     /// Whether `delivery.timeout.ms` (librdkafka `message.timeout.ms`) was set explicitly
@@ -148,6 +155,10 @@ pub struct ProducerConfig {
     pub transaction_timeout: Duration,
     /// sarama only: `Producer.Transaction.Retry` (`sarama.Transaction.Retry.*`).
     pub sarama_txn_retry: SaramaTxnRetry,
+    /// `socket.connection.setup.timeout.ms` and `.max.ms` (`connection_setup.rs`): Java 10 s
+    /// growing to 30 s, librdkafka 30 s, sarama `Net.DialTimeout` 30 s, kafka-go
+    /// `Transport.DialTimeout` 5 s (see [`ProducerConfig::setup_timeout`]).
+    pub connection_setup: (Duration, Duration),
 }
 
 /// sarama's `Producer.Transaction.Retry` (`config.go`, defaults in `NewConfig`): how often
@@ -245,6 +256,7 @@ const KNOWN_KEYS: &[&str] = &[
     "reconnect.backoff.max.ms",
     "metadata.max.age.ms",
     "request.timeout.ms",
+    "socket.timeout.ms",
     "delivery.timeout.ms",
     "max.request.size",
     "partitioner",
@@ -270,6 +282,8 @@ const KNOWN_KEYS: &[&str] = &[
     "transaction.timeout.ms",
     "sarama.Transaction.Retry.Max",
     "sarama.Transaction.Retry.Backoff",
+    "socket.connection.setup.timeout.ms",
+    "socket.connection.setup.timeout.max.ms",
 ];
 
 impl ProducerConfig {
@@ -288,6 +302,18 @@ impl ProducerConfig {
             ClientKind::Librdkafka => Duration::from_millis(500),
             _ => self.retry_backoff,
         }
+    }
+
+    /// The connection setup timeout of this producer: its settings, except that a kafka-go
+    /// Writer's TCP connect is bounded by its dialer too (`connection_setup::kafka_go_writer`).
+    pub fn setup_timeout(&self) -> crate::connection_setup::SetupTimeout {
+        use crate::connection_setup as setup;
+        let (initial, max) = self.connection_setup;
+        if self.client == ClientKind::KafkaGo {
+            let new_writer = self.kafka_go_constructor == KafkaGoConstructor::NewWriter;
+            return setup::SetupTimeout::fixed(setup::kafka_go_writer(initial, new_writer));
+        }
+        setup::policy(self.client, initial, max)
     }
 
     fn set_kafka_go(&mut self, key: &str, value: &ConfigValue) -> Result<(), String> {
@@ -410,9 +436,37 @@ impl Configurable for ProducerConfig {
                 self.metadata_max_age = ms_value(value)?;
                 self.metadata_age_explicit = true;
             }
+            // librdkafka's request.timeout.ms is the broker's ack timeout only; its client
+            // waits socket.timeout.ms.
+            "request.timeout.ms" if self.client == ClientKind::Librdkafka => {
+                self.ack_timeout = crate::config::millis(value, 1, 900_000)?
+            }
             "request.timeout.ms" => {
                 self.request_timeout = ms_value(value)?;
                 self.ack_timeout = self.request_timeout;
+            }
+            "socket.timeout.ms" if self.client == ClientKind::Librdkafka => {
+                // CONFIGURATION.md: 10 .. 300000.
+                self.request_timeout = crate::config::millis(value, 10, 300_000)?;
+                self.socket_timeout_explicit = true;
+            }
+            "socket.timeout.ms" => {
+                return Err(format!(
+                    "socket.timeout.ms is librdkafka's client-side request timeout; {} calls \
+                     it request.timeout.ms\nhint: set request.timeout.ms",
+                    self.client.name()
+                ))
+            }
+            "socket.connection.setup.timeout.ms" | "socket.connection.setup.timeout.max.ms" => {
+                let version = crate::config::ClientVersion::parse(&self.client_version)
+                    .map_or((u32::MAX, 0), |v| v.major_minor());
+                crate::connection_setup::set(
+                    self.client,
+                    version,
+                    key,
+                    crate::config::millis(value, 1, i32::MAX as i64)?,
+                    &mut self.connection_setup,
+                )?
             }
             "delivery.timeout.ms" => {
                 self.delivery_timeout = Some(ms_value(value)?);

@@ -245,6 +245,7 @@ impl Producer {
             transaction_version_2: false,
         };
         cx.send(broker, Message::InitProducerIdRequest(request));
+        self.connections.setup.connecting(broker, now);
     }
 
     pub(super) fn on_init_producer_id_response(&mut self, cx: &mut Cx, r: InitProducerIdResponse) {

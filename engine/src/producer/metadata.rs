@@ -18,7 +18,9 @@
 //! broker was held down for a 10 s grace, Java's `socket.connection.setup.timeout.ms`, because
 //! requests to it vanished (issue 12); that held a producer 10 s away from a broker that had
 //! restarted at once after a power loss, where Java reconnects within
-//! `reconnect.backoff.max.ms`.)
+//! `reconnect.backoff.max.ms`.) A host that cannot be reached at all (a partition, a host
+//! without power) is given up on after the client's own connection setup timeout
+//! (`connection_setup.rs`).
 
 use super::config::ClientKind;
 use crate::node::NodeId;
@@ -33,11 +35,6 @@ use crate::protocol::{Message, MetadataRequest};
 
 /// sarama `Metadata.Retry.Backoff` default.
 const SARAMA_METADATA_RETRY_BACKOFF: Duration = Duration::from_millis(250);
-
-/// Java's `socket.connection.setup.timeout.ms` (10 s since 2.7, KIP-601): how long a client
-/// waits for a connection to a host that does not answer. The drain's liveness window counts
-/// it (`sim/src/drain.rs`).
-pub const RECONNECT_GRACE: Duration = Duration::from_secs(10);
 
 /// A broker the producer saw reset.
 #[derive(Clone, Copy, Debug)]
@@ -333,6 +330,7 @@ impl Producer {
                 topics,
             }),
         );
+        self.connections.setup.connecting(broker, now);
     }
 
     pub(super) fn on_metadata_response(&mut self, cx: &mut Cx, from: NodeId, r: MetadataResponse) {
@@ -433,7 +431,7 @@ mod tests {
             "may be reconnected"
         );
         m.update(&live(&[0]));
-        let late = Instant::ZERO + RECONNECT_GRACE + Duration::from_secs(60);
+        let late = Instant::ZERO + Duration::from_secs(70);
         assert!(!m.is_up(NodeId(1), late), "seen dead: down past the grace");
         m.update(&live(&[0, 1]));
         assert!(m.is_up(NodeId(1), late), "listed again: restarted");

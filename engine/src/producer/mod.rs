@@ -184,7 +184,8 @@ impl Producer {
                 config.client,
                 config.reconnect_backoff,
                 config.reconnect_backoff_max,
-            ),
+            )
+            .with_setup(config.setup_timeout()),
             idempotence: config.enable_idempotence.then(IdempotenceState::new),
             partitioner: Partitioner::new(
                 config.partitioner,
@@ -280,6 +281,7 @@ impl Producer {
     fn next_wake(&self, now: Instant) -> Option<Instant> {
         let mut candidates: Vec<Instant> = Vec::new();
         candidates.extend(self.sender.next_deadline());
+        candidates.extend(self.connections.setup.next_check());
         candidates.extend(self.metadata.in_flight.map(|m| m.deadline));
         if self.metadata.in_flight.is_none() {
             candidates.push(self.metadata.next_attempt);

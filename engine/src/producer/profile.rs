@@ -20,7 +20,8 @@
 //! - librdkafka 2.x `CONFIGURATION.md`: acks=all since 1.0 (-1), enable.idempotence false,
 //!   linger.ms (queue.buffering.max.ms) 5 since 1.5.0 (0.5 before), batch.size 1000000,
 //!   batch.num.messages 10000, message.max.bytes 1000000, delivery.timeout.ms
-//!   (message.timeout.ms) 300000, request.timeout.ms 30000, retries INT32_MAX, retry.backoff.ms
+//!   (message.timeout.ms) 300000, request.timeout.ms 30000 (the ack timeout the broker
+//!   enforces; the client waits socket.timeout.ms 60000), retries INT32_MAX, retry.backoff.ms
 //!   100, max.in.flight 1000000, queue.buffering.max.kbytes 1 GiB, partitioner
 //!   consistent_random.
 
@@ -97,11 +98,13 @@ fn base(client: ClientKind) -> ProducerConfig {
         metadata_age_explicit: false,
         max_in_flight_explicit: false,
         retries_explicit: false,
+        socket_timeout_explicit: false,
         kafka_go_constructor: KafkaGoConstructor::Writer,
         sarama_flush: Default::default(),
         transactional_id: None,
         transaction_timeout: ms(60_000),
         sarama_txn_retry: Default::default(),
+        connection_setup: crate::connection_setup::defaults(client, (u32::MAX, 0)),
     }
 }
 
@@ -116,6 +119,7 @@ fn java(v: Version) -> ProducerConfig {
     // KIP-480: the sticky partitioner switches partition when a batch is sent; there is no
     // time-based switch by default.
     c.sticky_linger = ms(0);
+    c.connection_setup = crate::connection_setup::defaults(ClientKind::Java, (v.0, v.1));
     c
 }
 
@@ -158,6 +162,9 @@ fn kafka_go() -> ProducerConfig {
     c.delivery_timeout = None;
     c.one_batch_per_partition_in_flight = true;
     c.sync = true;
+    // Transport.DialTimeout; the Writer's dialer bounds the TCP connect below it.
+    let dial = crate::connection_setup::KAFKA_GO_DIAL_TIMEOUT;
+    c.connection_setup = (dial, dial);
     c.partitioner = PartitionerKind::KafkaGoRoundRobin;
     c
 }
@@ -186,6 +193,11 @@ fn librdkafka(v: Version) -> ProducerConfig {
     c.reconnect_backoff_max = ms(10_000);
     // KIP-580 in 2.3.0: retries back off exponentially up to retry.backoff.max.ms 1000.
     c.retry_backoff_max = if v >= (2, 3, 0) { ms(1_000) } else { ms(100) };
+    // socket.timeout.ms (60 s) is how long the client waits; request.timeout.ms (30 s) is only
+    // the ack timeout it writes into produce requests (rdkafka_conf.c).
+    c.request_timeout = ms(60_000);
+    c.ack_timeout = ms(30_000);
+    c.connection_setup = crate::connection_setup::defaults(ClientKind::Librdkafka, (v.0, v.1));
     c
 }
 
@@ -363,7 +375,8 @@ mod tests {
         plain.validate().unwrap();
         assert!(!plain.enable_idempotence);
         assert_eq!(plain.delivery_timeout, Some(ms(300_000)));
-        assert_eq!(plain.request_timeout, ms(30_000));
+        assert_eq!(plain.request_timeout, ms(60_000), "socket.timeout.ms");
+        assert_eq!(plain.ack_timeout, ms(30_000), "request.timeout.ms");
 
         let mut c = librdkafka_txn("2.6.0");
         c.validate().unwrap();
@@ -423,6 +436,39 @@ mod tests {
         let mut j = ProducerConfig::for_client("java", None).unwrap();
         j.set("transaction.timeout.ms", &ConfigValue::Int(999))
             .unwrap();
+    }
+
+    /// librdkafka's client waits `socket.timeout.ms`; its `request.timeout.ms` is only the
+    /// ack timeout written into produce requests (CONFIGURATION.md, rdkafka_request.c).
+    #[test]
+    fn librdkafka_request_timeout_is_the_brokers_and_socket_timeout_the_clients() {
+        let mut c = ProducerConfig::for_client("librdkafka", None).unwrap();
+        c.set("request.timeout.ms", &ConfigValue::Int(5_000))
+            .unwrap();
+        assert_eq!((c.request_timeout, c.ack_timeout), (ms(60_000), ms(5_000)));
+        c.set("socket.timeout.ms", &ConfigValue::Int(20_000))
+            .unwrap();
+        assert_eq!((c.request_timeout, c.ack_timeout), (ms(20_000), ms(5_000)));
+        let e = c
+            .set("socket.timeout.ms", &ConfigValue::Int(5))
+            .unwrap_err();
+        assert!(e.contains("10"), "{e}");
+        let mut j = ProducerConfig::for_client("java", None).unwrap();
+        let e = j
+            .set("socket.timeout.ms", &ConfigValue::Int(20_000))
+            .unwrap_err();
+        assert!(e.contains("request.timeout.ms"), "{e}");
+        // An explicit socket.timeout.ms stays with a transactional.id, within its bound.
+        let mut t = librdkafka_txn("2.6.0");
+        t.set("socket.timeout.ms", &ConfigValue::Int(10_000))
+            .unwrap();
+        t.validate().unwrap();
+        assert_eq!(t.request_timeout, ms(10_000));
+        let mut t = librdkafka_txn("2.6.0");
+        t.set("socket.timeout.ms", &ConfigValue::Int(60_101))
+            .unwrap();
+        let e = t.validate().unwrap_err();
+        assert!(e.contains("transaction.timeout.ms` + 100"), "{e}");
     }
 
     #[test]

@@ -135,6 +135,10 @@ impl Producer {
     /// without closing would still be delivered (TCP retransmits across a partition) and its
     /// stale response would arrive on a live connection; closing loses both.
     pub(super) fn expire_requests(&mut self, cx: &mut Cx) {
+        for broker in self.connections.setup.timed_out_in(cx) {
+            cx.close_connection(broker);
+            self.on_not_connected(cx, broker, "connection setup timeout");
+        }
         let now = cx.now();
         let mut timed_out: BTreeSet<NodeId> = self
             .sender
@@ -214,17 +218,22 @@ impl Producer {
     /// Otherwise the same as a lost connection: metadata is refreshed and the reconnect
     /// backoff grows.
     pub(super) fn on_connection_refused(&mut self, cx: &mut Cx, broker: NodeId) {
+        self.on_not_connected(cx, broker, "connection refused");
+    }
+
+    /// A connection to `broker` never got established: refused, or given up after the
+    /// client's connection setup timeout (`connection_setup.rs`; Java
+    /// `NetworkClient.handleTimedOutConnections` closes it, and nothing was sent on it; the
+    /// host's kernel reported the handshake incomplete, so nothing sent on it reached the
+    /// broker, and closing it loses it all). What [`Producer::on_connection_refused`] says
+    /// holds for both.
+    fn on_not_connected(&mut self, cx: &mut Cx, broker: NodeId, reason: &'static str) {
         let counts_a_retry = matches!(self.config.client, ClientKind::Sarama | ClientKind::KafkaGo);
         for request in self.sender.take_requests_to(broker) {
             for mut batch in request.batches {
                 self.sender.track(batch.partition, -1);
                 if counts_a_retry {
-                    self.retry_or_complete(
-                        cx,
-                        batch,
-                        ErrorCode::NetworkException,
-                        "connection refused",
-                    );
+                    self.retry_or_complete(cx, batch, ErrorCode::NetworkException, reason);
                 } else {
                     assert!(batch.attempts > 0, "a batch in flight was sent");
                     if batch.attempts > 1 {
@@ -302,6 +311,7 @@ impl Producer {
             batches: wire,
         };
         cx.send(broker, Message::ProduceRequest(request));
+        self.connections.setup.connecting(broker, cx.now());
         if self.config.acks == Acks::None {
             // acks=0: the broker sends no response; the record counts as sent.
             for batch in batches {
@@ -315,13 +325,33 @@ impl Producer {
         for batch in &batches {
             self.sender.track(batch.partition, 1);
         }
-        let deadline = cx.now() + self.config.request_timeout;
+        let deadline = self.produce_deadline(cx.now(), &batches);
         let request = InFlightRequest {
             broker,
             deadline,
             batches,
         };
         self.sender.in_flight.insert(correlation_id, request);
+    }
+
+    /// When a produce request sent at `now` is given up: after the request timeout, and for
+    /// librdkafka no later than its first message's `message.timeout.ms` (100 ms if that has
+    /// already passed: `rd_kafka_ProduceRequest` sets the request's absolute timeout from the
+    /// first message, "capped by socket.timeout.ms").
+    fn produce_deadline(&self, now: Instant, batches: &[ProducerBatch]) -> Instant {
+        let socket = now + self.config.request_timeout;
+        let message_timeout = self.config.delivery_timeout.filter(|d| !d.is_zero());
+        match (self.config.client, message_timeout, batches.first()) {
+            (ClientKind::Librdkafka, Some(timeout), Some(first)) => {
+                let expires = first.created + timeout;
+                if expires <= now {
+                    now + Duration::from_millis(100)
+                } else {
+                    socket.min(expires)
+                }
+            }
+            _ => socket,
+        }
     }
 
     pub(super) fn on_produce_response(&mut self, cx: &mut Cx, from: NodeId, r: ProduceResponse) {
@@ -520,3 +550,7 @@ fn to_record_batch(
 #[cfg(test)]
 #[path = "sender_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "setup_tests.rs"]
+mod setup_tests;

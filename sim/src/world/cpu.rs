@@ -112,7 +112,8 @@ impl World {
                 &mut slot.disk,
                 &mut effects,
                 &mut self.next_timer_id,
-            );
+            )
+            .with_sockets(&self.network);
             f(node.as_mut(), &mut cx);
             slot.node = Some(node);
         }

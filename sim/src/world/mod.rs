@@ -504,6 +504,7 @@ impl World {
                         // whole request timeout (a follower's `replica.socket.timeout.ms`,
                         // 30 s) although the host had been back for most of it.
                         set_peer(&mut slot.orphaned_peers, from, true);
+                        self.network.not_established(from, id);
                     } else {
                         self.refuse(id, from);
                     }

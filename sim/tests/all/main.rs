@@ -9,6 +9,7 @@ mod support;
 mod txn_support;
 
 mod connection;
+mod connection_setup;
 mod consume_transform_produce;
 mod consumer_commit;
 mod consumer_coordinator;

@@ -169,7 +169,8 @@ impl ProducerConfig {
     ///   `transaction.timeout.ms`, and an explicit larger one is refused ("`message.timeout.ms`
     ///   must be set <= `transaction.timeout.ms`");
     /// - `socket.timeout.ms`, how long the client waits for any answer (kafsim's client-side
-    ///   `request_timeout`), becomes max(`transaction.timeout.ms` - 100, 900) "to make sure
+    ///   `request_timeout`), unless set (at most `transaction.timeout.ms` + 100), becomes
+    ///   max(`transaction.timeout.ms` - 100, 900) "to make sure
     ///   at least one request can be sent before the transaction times out". The ack timeout
     ///   put into produce requests (librdkafka's `request.timeout.ms`) is unchanged.
     fn resolve_librdkafka_transactional(&mut self) -> Result<(), String> {
@@ -203,6 +204,19 @@ impl ProducerConfig {
             }
             Some(_) if self.delivery_timeout_explicit => {}
             _ => self.delivery_timeout = Some(self.transaction_timeout),
+        }
+        if self.socket_timeout_explicit {
+            if self.transaction_timeout + Duration::from_millis(100) < self.request_timeout {
+                return Err(format!(
+                    "socket.timeout.ms = {}: librdkafka requires `socket.timeout.ms` <= \
+                     `transaction.timeout.ms` + 100 ({}) with a transactional.id\nhint: lower \
+                     socket.timeout.ms or leave it unset: it defaults to \
+                     transaction.timeout.ms - 100",
+                    self.request_timeout.as_millis(),
+                    (self.transaction_timeout + Duration::from_millis(100)).as_millis()
+                ));
+            }
+            return Ok(());
         }
         let socket = self
             .transaction_timeout

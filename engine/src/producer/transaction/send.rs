@@ -221,6 +221,7 @@ impl Producer {
             request,
         });
         cx.send(broker, msg);
+        self.connections.setup.connecting(broker, cx.now());
     }
 
     /// Take the in-flight request `correlation_id` from `from`, if it is the one out.

@@ -109,6 +109,13 @@ fn request_timeout_closes_the_connection() {
             ..Script::default()
         };
         for client in ["java", "sarama", "kafka-go", "librdkafka"] {
+            // librdkafka's client waits socket.timeout.ms; its request.timeout.ms is the
+            // broker's ack timeout.
+            let timeout_key = if client == "librdkafka" {
+                "socket.timeout.ms"
+            } else {
+                "request.timeout.ms"
+            };
             let c = config(
                 client,
                 None,
@@ -116,7 +123,7 @@ fn request_timeout_closes_the_connection() {
                     ("sync", boolean(true)),
                     ("acks", ConfigValue::Str("1".into())),
                     ("enable.idempotence", boolean(false)),
-                    ("request.timeout.ms", int(500)),
+                    (timeout_key, int(500)),
                     ("linger.ms", int(0)),
                 ],
             );

@@ -3,6 +3,7 @@
 //! in `scenarios/` parses. The valid files are here, the errors in [`errors`], the service
 //! keys (groups, database, bench) in [`services`], standalone consumers in [`standalone`].
 
+mod connection_setup;
 mod errors;
 mod services;
 mod standalone;
