@@ -60,8 +60,9 @@ pub enum HistoryEvent {
         partitions: Vec<TopicPartition>,
     },
     /// A record returned by poll to the application. (`Poll`, `SinkWrite` and `OutputRecord`
-    /// share their fields by design, a record as read and as stored; the checkers and the
-    /// trace destructure each by name, which looks like repetition and is not.)
+    /// share their fields by design, a record as read and as stored; the checkers, the trace
+    /// and a value's life story destructure each by name, which looks like repetition and is
+    /// not.)
     Poll {
         group: u32,
         member: u32,

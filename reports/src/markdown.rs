@@ -108,6 +108,7 @@ fn run_summary(result: &BenchResult) -> String {
     out
 }
 
+/// The faults injected, as `html.rs` lists them: the same facts in other markup.
 fn fault_list(result: &BenchResult) -> String {
     if result.faults.is_empty() {
         return "\nNo faults injected.\n".to_string();

@@ -112,6 +112,17 @@ struct Cover {
     offset: u64,
 }
 
+/// A group's failed commits that would have covered the value.
+#[derive(Clone, Debug)]
+struct FailedCovers {
+    count: u32,
+    first: Instant,
+    last: Instant,
+    error: ErrorCode,
+    /// The member that made the first of them.
+    by: String,
+}
+
 /// The state the second pass keeps while it walks the history.
 #[derive(Default)]
 struct Walk {
@@ -129,6 +140,9 @@ struct Walk {
     /// Failed commits of the offset just past it by the member that polled it, per group of
     /// `LifeContext::read_message`: how many, and the last error and when.
     dropping_commits: BTreeMap<u32, (u32, ErrorCode, Instant)>,
+    /// Failed commits that would have covered the value, per group, until one covers it:
+    /// why a later owner reads it again.
+    failed_covers: BTreeMap<u32, FailedCovers>,
     /// Groups whose sink (or dead-letter topic) got the value.
     sunk: BTreeSet<u32>,
     before: Option<NearbyRead>,

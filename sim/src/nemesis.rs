@@ -240,6 +240,19 @@ impl Nemesis {
             let (op, undo, kind) = match due {
                 Due::Scripted { action, undo_after } => {
                     let op = resolve_action(&action, resolver);
+                    if op.is_none() {
+                        // Say so: a scripted fault that silently did nothing would leave the
+                        // user reading a run they did not ask for.
+                        let targets: Vec<String> =
+                            action.targets().iter().map(|t| t.to_string()).collect();
+                        self.log.push(format!(
+                            "{now} skipped {} {}: no node matches the target at this moment \
+                             (a partition without a leader or follower now, or one not \
+                             created yet)",
+                            action.kind(),
+                            targets.join(" ")
+                        ));
+                    }
                     let undo =
                         undo_after.and_then(|d| op.as_ref().and_then(undo_of).map(|u| (d, u)));
                     (op, undo, Some(action.kind()))

@@ -359,7 +359,7 @@ pub fn run_seed_streaming(
     // The fault mix: a nemesis line is "<time> <action> ..." (see `nemesis::describe`).
     let mut fault_mix: BTreeMap<String, u64> = BTreeMap::new();
     for line in &fault_log {
-        if let Some(action) = line.split_whitespace().nth(1) {
+        if let Some(action) = line.split_whitespace().nth(1).filter(|a| *a != "skipped") {
             *fault_mix.entry(action.to_string()).or_insert(0) += 1;
         }
     }

@@ -539,22 +539,12 @@ fn buffer_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Record, RecordBatch, TopicId, ValueId};
+    use crate::record::{RecordBatch, TopicId};
 
     const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
     fn data(pid: i64, base: u64, values: &[u64]) -> RecordBatch {
-        let recs: Vec<Record> = values
-            .iter()
-            .map(|&v| Record {
-                value: ValueId(v),
-                key: None,
-                size: 10,
-                create_time: Instant::ZERO,
-                payload: None,
-            })
-            .collect();
-        let mut b = RecordBatch::new(recs.into());
+        let mut b = crate::log::tests::batch(values);
         b.base_offset = base;
         b.producer_id = pid;
         b.producer_epoch = 0;

@@ -384,6 +384,8 @@ impl Group {
         self.state = GroupState::Stable;
         for m in self.members.values_mut() {
             if let Some(corr) = m.awaiting_sync.take() {
+                // Kafka `propagateAssignment`: each answered member's session starts anew.
+                m.session_deadline = cx.now() + m.session_timeout;
                 send_sync(cx, m.client, corr, ErrorCode::None, m.assignment.clone());
             }
         }
@@ -399,6 +401,7 @@ impl Group {
         );
         for m in self.members.values_mut() {
             if let Some(corr) = m.awaiting_sync.take() {
+                m.session_deadline = cx.now() + m.session_timeout;
                 send_sync(cx, m.client, corr, error, Arc::new(Vec::new()));
             }
         }
@@ -526,10 +529,22 @@ impl Group {
         let Some((id, m)) = self.members.iter().find(|(_, m)| m.seq == seq) else {
             return;
         };
-        // A member waiting in a join is not expired while the join phase runs (Kafka keeps
-        // it alive until the join completes).
-        if m.session_deadline > cx.now() || m.awaiting_join.is_some() {
-            let at = m.session_deadline.max(cx.now() + Duration::from_millis(1));
+        // A member parked in its own JoinGroup or SyncGroup call cannot heartbeat, and is
+        // not expired while it waits (Kafka `MemberMetadata.hasSatisfiedHeartbeat`: members
+        // `isAwaitingJoin || isAwaitingSync` "automatically satisfy expected heartbeats").
+        // Without the SyncGroup half, a generation whose leader died before its SyncGroup
+        // expired every member waiting for the assignment along with the dead leader, and
+        // they all had to join again as new members.
+        let parked = m.awaiting_join.is_some() || m.awaiting_sync.is_some();
+        if m.session_deadline > cx.now() || parked {
+            // A parked member's session starts anew when its call is answered; until then
+            // look again a session later, not every millisecond.
+            let floor = if parked {
+                cx.now() + m.session_timeout
+            } else {
+                cx.now() + Duration::from_millis(1)
+            };
+            let at = m.session_deadline.max(floor);
             let id = id.clone();
             return self.arm_session_timer(cx, &id, at, seq);
         }

@@ -275,15 +275,16 @@ fn rejoin_with_an_unknown_member_id_is_refused() {
 fn a_silent_member_is_expired_and_the_group_rebalances() {
     let mut rig = Rig::new();
     let (a, b, generation) = stable_group(&mut rig);
-    // The join completed at 6 s (initial delay extended once); a heartbeats, b stays silent
-    // past its 10 s session.
-    for t in [8_000, 11_000, 14_000] {
+    // The join completed at 6 s (initial delay extended once) and the SyncGroups were
+    // answered at 10 s, which starts every member's session anew (Kafka
+    // `propagateAssignment`); a heartbeats, b stays silent past its 10 s session.
+    for t in [8_000, 11_000, 14_000, 17_000] {
         rig.advance(Instant::from_millis(t));
         assert_eq!(rig.heartbeat(10, &a, generation), ErrorCode::None);
     }
-    rig.advance(Instant::from_millis(15_900));
+    rig.advance(Instant::from_millis(19_900));
     assert_eq!(rig.coord.group_state("g").unwrap().0, GroupState::Stable);
-    rig.advance(Instant::from_millis(16_100));
+    rig.advance(Instant::from_millis(20_100));
     assert_eq!(
         rig.coord.group_state("g").unwrap().0,
         GroupState::PreparingRebalance
@@ -616,4 +617,53 @@ fn a_loaded_group_never_hands_out_a_member_id_in_use() {
         ErrorCode::None,
         "b is still b"
     );
+}
+
+/// A member waiting in its SyncGroup cannot heartbeat and is not expired (Kafka
+/// `MemberMetadata.hasSatisfiedHeartbeat`: `isAwaitingJoin || isAwaitingSync`). The leader
+/// that died after the join and never sends its assignment is: its session ends, the group
+/// rebalances, the waiting member's SyncGroup gets REBALANCE_IN_PROGRESS and it joins again
+/// under its own member id.
+#[test]
+fn a_member_waiting_in_sync_group_outlives_the_dead_leader() {
+    let mut rig = Rig::new();
+    let a = rig.handshake(10);
+    let b = rig.handshake(11);
+    let sent = rig.advance(Instant::from_millis(10_000));
+    let ra = join_resp(&sent, 10);
+    let (leader, lid) = if ra.leader == a { (10, &a) } else { (11, &b) };
+    let (follower, fid) = if ra.leader == a { (11, &b) } else { (10, &a) };
+    // The leader heartbeats once more (its session now ends at 18 s, after the follower's
+    // would at 16 s) and dies before its SyncGroup.
+    rig.host.now = Instant::from_millis(8_000);
+    assert_eq!(rig.heartbeat(leader, lid, ra.generation), ErrorCode::None);
+    let sync = Message::SyncGroupRequest(SyncGroupRequest {
+        correlation_id: 100,
+        group: "g".into(),
+        member_id: fid.clone(),
+        generation: ra.generation,
+        assignments: Vec::new(),
+    });
+    assert!(
+        rig.send(follower, sync).is_empty(),
+        "the follower waits for the leader"
+    );
+    // At 18 s the leader is expired; the follower, parked in its SyncGroup since 10 s
+    // without a heartbeat, is not (its own session would have ended at 16 s).
+    let sent = rig.advance(Instant::from_millis(19_000));
+    let answer = sent.iter().find_map(|(to, m)| match m {
+        Message::SyncGroupResponse(r) if *to == NodeId(follower) => Some(r.error),
+        _ => None,
+    });
+    assert_eq!(answer, Some(ErrorCode::RebalanceInProgress), "{sent:?}");
+    let (_, _, members) = rig.coord.group_state("g").unwrap();
+    assert_eq!(members, 1, "only the dead leader left the group");
+    let sent = rig.join(follower, fid);
+    let rejoin = join_resp(&sent, follower);
+    assert_eq!(
+        rejoin.error,
+        ErrorCode::None,
+        "it joins again under its own id"
+    );
+    assert_eq!(rejoin.member_id, *fid);
 }

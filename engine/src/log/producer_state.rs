@@ -253,20 +253,10 @@ impl ProducerStateManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Record, ValueId};
-    use crate::time::Instant;
 
     fn batch(pid: i64, epoch: i16, seq: i32, records: u64) -> RecordBatch {
-        let recs: Vec<Record> = (0..records)
-            .map(|v| Record {
-                value: ValueId(v),
-                key: None,
-                size: 10,
-                create_time: Instant::ZERO,
-                payload: None,
-            })
-            .collect();
-        let mut b = RecordBatch::new(recs.into());
+        let values: Vec<u64> = (0..records).collect();
+        let mut b = crate::log::tests::batch(&values);
         b.producer_id = pid;
         b.producer_epoch = epoch;
         b.base_sequence = seq;

@@ -425,6 +425,64 @@ mod tests {
     use super::*;
     use crate::record::TopicId;
 
+    /// A coordinator is connected to even when the producer's metadata lists its broker as
+    /// dead: a partition had the controller fence broker 1 and reset the producer's
+    /// connection, the producer's last metadata answer left it out, and FindCoordinator now
+    /// names it again. Waiting for the metadata to list it (up to `metadata.max.age.ms`, 5
+    /// min) looped on FindCoordinator in a user's consume-transform-produce run for 260 s
+    /// after the heal; Java connects to the answer's node at once.
+    #[test]
+    fn a_coordinator_is_connected_to_though_the_metadata_lists_it_dead() {
+        use super::super::{Producer, ProducerConfig, ProducerSpec};
+        use crate::protocol::Message;
+        use crate::protocol::MetadataResponse;
+        use crate::testkit::Host;
+        let mut config = ProducerConfig::for_client("java", None).unwrap();
+        config.transactional_id = Some("orders-app".into());
+        config.validate().unwrap();
+        let spec = ProducerSpec {
+            index: 0,
+            topic: TopicId(0),
+            rate: None,
+            keys: 0,
+            message_size: 100,
+            message_profile: Default::default(),
+            stop_at: Instant::from_millis(60_000),
+            bootstrap: vec![NodeId(0), NodeId(1)],
+            value_base: 0,
+            transactions: None,
+            held: false,
+        };
+        let mut p = Producer::new(spec, config);
+        p.metadata
+            .connection_failed(NodeId(1), true, true, Instant::from_millis(1_000));
+        p.metadata.update(&MetadataResponse {
+            correlation_id: 0,
+            brokers: vec![NodeId(0)],
+            controller: None,
+            topics: Vec::new(),
+            partitions: Vec::new(),
+        });
+        let later = Instant::from_millis(5_000);
+        assert!(
+            !p.metadata.is_up(NodeId(1), later),
+            "the metadata shows it dead"
+        );
+        p.txn.as_mut().unwrap().coordinator = Some(NodeId(1));
+        let mut host = Host::new(NodeId(9));
+        host.now = later;
+        host.call(|cx| p.send_transactional_request(cx));
+        let sent = host.sent();
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [(NodeId(1), Message::InitProducerIdRequest(_))]
+            ),
+            "{sent:?}"
+        );
+        assert_eq!(p.txn.as_ref().unwrap().coordinator, Some(NodeId(1)));
+    }
+
     const A: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
     fn manager() -> TransactionManager {

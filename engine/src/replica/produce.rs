@@ -198,6 +198,19 @@ impl ReplicaManager {
         if stored.producer_id >= 0 {
             ps.on_append(&stored);
         }
+        // The write side of deduplication: a retry of the client batch just taken is now
+        // found at its offset (`ProducerStateManager` caches the last 5 batches per
+        // producer), so it can never be appended twice.
+        if from_client && stored.producer_id >= 0 {
+            assert_eq!(
+                ps.check(&stored),
+                Ok(Some(stored.base_offset)),
+                "{} {tp}: producer {} seq {} just appended, not found as a duplicate",
+                cx.me(),
+                stored.producer_id,
+                stored.base_sequence
+            );
+        }
         cx.record(HistoryEvent::Appended {
             broker: cx.me(),
             partition: tp,

@@ -2,7 +2,11 @@
 //! group get every acknowledged value?
 //!
 //! - `inconsistent-offsets`: one (partition, offset) evidenced with two different values.
-//! - `duplicate`: one value evidenced at two different positions.
+//! - `duplicate`: one value evidenced at two different positions of one topic. A value also
+//!   appears in other topics when the application copies it there: a consume-transform-produce
+//!   group's output carries its input's value id (`produce_to`), as does a dead-letter record.
+//!   A downstream group reading that topic sees a copy, not a second write, so positions are
+//!   compared only within a topic (the output topic's own duplicates are still duplicates).
 //! - `lost-write`: an acknowledged value a group never read although the group read a higher
 //!   offset of its partition (Jepsen's definition, per group: a consumer reading in order that
 //!   got past the value must have seen it).
@@ -24,7 +28,7 @@ use super::{value_name, CheckConfig, Collector, GroupCheck};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::{Instant, TopicPartition, ValueId};
+use kafsim_engine::{Instant, TopicId, TopicPartition, ValueId};
 
 /// Who evidenced a position, for details.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +62,9 @@ struct ReadMark {
 struct Pass {
     /// The first position evidenced for each value.
     first_position: ValueTable<(TopicPartition, u64, Source)>,
+    /// The first position of a value in a topic other than that of its first position
+    /// (copies: consume-transform-produce outputs, dead letters), by (topic, value).
+    copies: HashMap<(TopicId, ValueId), (TopicPartition, u64, Source)>,
     /// Further distinct positions of a value (duplicates: rare, so kept apart).
     more_positions: HashMap<ValueId, Vec<(TopicPartition, u64)>>,
     /// The first value evidenced at each position: per partition, by offset.
@@ -157,9 +164,16 @@ impl Pass {
                 .of_value(value),
             );
         }
-        let (first_partition, first_offset, first_source) = *self
+        let mut first = *self
             .first_position
             .insert_if_absent(value, (partition, offset, source));
+        if first.0.topic != partition.topic {
+            first = *self
+                .copies
+                .entry((partition.topic, value))
+                .or_insert((partition, offset, source));
+        }
+        let (first_partition, first_offset, first_source) = first;
         if (first_partition, first_offset) == (partition, offset) {
             return;
         }
@@ -327,7 +341,8 @@ mod tests {
     use super::check;
     use crate::checker::test_support::*;
     use crate::violation::ViolationKind::*;
-    use kafsim_engine::TopicId;
+    use kafsim_engine::history::HistoryEvent;
+    use kafsim_engine::{TopicId, TopicPartition};
 
     #[test]
     fn acks0_acknowledgements_carry_no_position_but_are_owed() {
@@ -387,6 +402,40 @@ mod tests {
         assert_eq!(kinds(&found), vec![Duplicate]);
         assert_eq!((found[0].offset, found[0].value), (Some(1), Some(v(1))));
         assert_eq!(found[0].at.as_millis(), 3);
+    }
+
+    #[test]
+    fn a_copy_of_a_value_in_another_topic_is_not_a_duplicate() {
+        // A consume-transform-produce output carries its input's value id: a group reading
+        // the output topic finds the value in a second topic, which is a copy, not a
+        // second write. Twice in the output topic is still a duplicate.
+        let out = |s: &mut Story, at: u64, off: u64| {
+            s.event(
+                at,
+                HistoryEvent::Poll {
+                    group: 1,
+                    member: 0,
+                    partition: TopicPartition::new(OUT, 0),
+                    offset: off,
+                    value: v(1),
+                    key: None,
+                },
+            );
+        };
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0).poll(2, 0, 0, 0, 0, 1);
+        out(&mut s, 3, 0);
+        let groups = || {
+            let mut downstream = group(1, false, false);
+            downstream.topics = vec![OUT];
+            vec![group(0, false, false), downstream]
+        };
+        assert_eq!(run(check, &s, &config(groups())), vec![]);
+        out(&mut s, 4, 1);
+        let found = run(check, &s, &config(groups()));
+        assert_eq!(kinds(&found), vec![Duplicate]);
+        assert_eq!(found[0].partition, Some(TopicPartition::new(OUT, 0)));
+        assert_eq!((found[0].offset, found[0].at.as_millis()), (Some(1), 4));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! changes, truncations, rebalances, resumes, commits). Apart from the story's assembly
 //! because each kind of event has its own wording and offset arithmetic, one match arm each.
 
-use super::{value_list, Cover, Facts, Home, LifeContext, Walk};
+use super::{value_list, Cover, Facts, FailedCovers, Home, LifeContext, Walk};
 use crate::history::{History, HistoryEntry};
 use crate::names::Names;
 use kafsim_engine::app::Mark;
@@ -400,6 +400,46 @@ pub(super) fn partition_event(
                 n.tp(tp)
             ))
         }
+        HistoryEvent::Commit {
+            group,
+            member,
+            partition,
+            offset,
+            error,
+            ..
+        } if *partition == tp
+            && *offset > o
+            && *error != ErrorCode::None
+            && facts
+                .first_poll
+                .get(group)
+                .is_some_and(|first| entry.at >= *first)
+            && !walk.covered.contains(group) =>
+        {
+            // A commit that would have covered the record (after the group read it: before,
+            // the offset may have held another record) failed: if none succeeds before
+            // the partition changes hands, its next owner reads the record again.
+            let failed = walk
+                .failed_covers
+                .entry(*group)
+                .or_insert_with(|| FailedCovers {
+                    count: 0,
+                    first: entry.at,
+                    last: entry.at,
+                    error: *error,
+                    by: n.member(*group, *member),
+                });
+            failed.count += 1;
+            failed.last = entry.at;
+            failed.error = *error;
+            (failed.count == 1).then(|| {
+                format!(
+                    "its commit of {} offset {offset}, which would cover offset {o}, failed \
+                     ({error:?})",
+                    n.tp(tp)
+                )
+            })
+        }
         HistoryEvent::OffsetsStored {
             group,
             member,
@@ -467,12 +507,30 @@ pub(super) fn partition_event(
                 .first_poll
                 .get(group)
                 .is_some_and(|first| entry.at > *first)
-            && !walk.sunk.contains(group) =>
+            && (*offset <= o || !walk.sunk.contains(group)) =>
         {
+            // After the sink got the record, a resume matters only when it reads the record
+            // again (the cause of a sink duplicate).
             let verdict = if *offset > o {
-                "past this record: it will not be read again"
+                "past this record: it will not be read again".to_string()
             } else {
-                "at or before this record: it will be read again"
+                let mut v = "at or before this record: it will be read again".to_string();
+                if let Some(f) = walk.failed_covers.get(group) {
+                    let tries = match f.count {
+                        1 => format!("{}'s one commit that would have covered it", f.by),
+                        c => format!("{c} commits that would have covered it, from {}", f.by),
+                    };
+                    let when = if f.count == 1 {
+                        format!("at {}", f.first)
+                    } else {
+                        format!(
+                            "between {} and {}, the last with {:?}",
+                            f.first, f.last, f.error
+                        )
+                    };
+                    v.push_str(&format!(" ({tries}, failed {when})"));
+                }
+                v
             };
             Some(format!(
                 "{} resumed {} in generation {generation} at the committed offset {offset}, \

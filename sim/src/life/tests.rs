@@ -320,7 +320,7 @@ fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
         offset,
         error,
     };
-    s.event(11, commit(0, 3, 6, ErrorCode::RebalanceInProgress)); // failed: no line
+    s.event(11, commit(0, 3, 6, ErrorCode::RebalanceInProgress));
     s.event(12, commit(0, 3, 6, ErrorCode::None));
     s.event(13, commit(0, 3, 7, ErrorCode::None)); // already covered: no line
     s.event(
@@ -393,6 +393,8 @@ fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
         "polled it (generation 3) at orders/0@5",
         "marks offset 5 at delivery, before processing (mark = before-process): its next \
          commit will say 6",
+        "its commit of orders/0 offset 6, which would cover offset 5, failed \
+         (RebalanceInProgress)",
         "committed orders/0 offset 6 (generation 3), which covers offset 5: billing will not \
          read it again",
         "crash billing/0",
@@ -406,7 +408,7 @@ fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
          after it",
     ];
     assert_eq!(texts, expected, "{lines:#?}");
-    assert!(lines[5].starts_with("15.000ms fault: crash"), "{lines:#?}");
+    assert!(lines[6].starts_with("15.000ms fault: crash"), "{lines:#?}");
 }
 
 /// A worker pool that marks after processing: the cause is the pool's out-of-order marks.
@@ -503,4 +505,58 @@ fn a_reset_past_a_record_names_its_cause_and_the_reset_policy() {
         ],
         "{lines:#?}"
     );
+}
+
+/// A sink duplicate explains itself: billing/0 wrote v7 to its sink, every commit that would
+/// have covered it failed, and billing/1 resumed the partition at the committed offset, at
+/// the record, and wrote it again. A resume past the record after the sink write is no news.
+#[test]
+fn a_sink_duplicate_names_the_failed_commits_and_the_resume_that_read_it_again() {
+    let resumed = |offset| HistoryEvent::Resumed {
+        group: 0,
+        member: 1,
+        generation: 4,
+        partition: tp(0),
+        offset,
+    };
+    let commit = |offset, error| HistoryEvent::Commit {
+        group: 0,
+        member: 0,
+        generation: 3,
+        partition: tp(0),
+        offset,
+        error,
+    };
+    let story = |resume_at: u64| {
+        let mut s = Story::new();
+        s.send(1, 0, 7, 0, 5);
+        s.poll(10, 0, 0, 0, 5, 7).sink(10, 0, 0, 5, 7);
+        s.event(11, commit(9, ErrorCode::NetworkException));
+        s.event(12, commit(9, ErrorCode::NetworkException));
+        s.event(13, commit(9, ErrorCode::NotCoordinator));
+        s.event(20, resumed(resume_at));
+        let names = names();
+        let cx = LifeContext::bare(s.history(), &names);
+        record_life(&cx, v(7))
+    };
+    let lines = story(5);
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("failed")).collect();
+    assert_eq!(
+        failed.len(),
+        2,
+        "one line for the first failure, one at the resume: {lines:#?}"
+    );
+    assert!(failed[0].ends_with(
+        "its commit of orders/0 offset 9, which would cover offset 5, failed (NetworkException)"
+    ));
+    assert!(
+        failed[1].ends_with(
+            "billing/1 resumed orders/0 in generation 4 at the committed offset 5, at or before \
+         this record: it will be read again (3 commits that would have covered it, from \
+         billing/0, failed between 11.000ms and 13.000ms, the last with NotCoordinator)"
+        ),
+        "{lines:#?}"
+    );
+    // Resumed past the record after the sink write: not printed.
+    assert!(!story(6).iter().any(|l| l.contains("resumed")));
 }

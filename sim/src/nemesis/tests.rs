@@ -2,6 +2,7 @@
 //! choices it makes.
 
 use super::*;
+use crate::scenario::ScheduledFault;
 use rand::SeedableRng;
 
 /// Three brokers and one consumer; `down` lists the nodes that are not up.
@@ -81,4 +82,42 @@ fn random_faults_stop_only_nodes_that_are_up() {
             assert!(hit.len() > 50, "{kind}: the draw fired {} times", hit.len());
         }
     }
+}
+
+/// A scripted fault whose target names no node when it is due (here a member that is not
+/// running) is not applied, and the log says so instead of leaving it out silently.
+#[test]
+fn a_scripted_fault_that_finds_no_target_says_it_was_skipped() {
+    let crash = |member| ScheduledFault {
+        at: Duration::from_secs(1),
+        action: FaultAction::ConsumerCrash(Target::Consumer {
+            group: "billing".into(),
+            member,
+        }),
+        undo_after: Some(Duration::from_secs(1)),
+        line: 1,
+    };
+    let spec = FaultSpec {
+        random: false,
+        kinds: Vec::new(),
+        mean_interval: Duration::from_secs(5),
+        undo_after: None,
+        schedule: vec![crash(1), crash(0)],
+    };
+    let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(10), ChaCha8Rng::seed_from_u64(1));
+    let ops = nemesis.fire(
+        Instant::ZERO + Duration::from_secs(1),
+        &Cluster { down: Vec::new() },
+    );
+    assert_eq!(ops, vec![Op::Crash(vec![NodeId(3)])]);
+    let skipped: Vec<&String> = nemesis
+        .log
+        .iter()
+        .filter(|l| l.contains("skipped"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{:?}", nemesis.log);
+    assert!(
+        skipped[0].contains("skipped consumer-crash consumer:billing/1: no node matches"),
+        "{skipped:?}"
+    );
 }

@@ -30,12 +30,39 @@ pub fn faults(check: &Check<'_>, raw: &RawFaults, scenario: &Scenario) -> R<Faul
         Some(v) => Some(undo_after(check, v, random)?),
         None => None,
     };
+    // A partition a scripted `add-partitions` creates may be the target of a later fault: the
+    // targets are checked against each topic's size once every addition is made, then against
+    // its size at the fault's own time.
+    let mut grown = scenario.clone();
+    for s in raw
+        .schedule
+        .iter()
+        .filter(|s| s.action.get_ref() == "add-partitions")
+    {
+        let (Some(topic), Some(count)) = (&s.topic, &s.count) else {
+            continue;
+        };
+        if let Some(t) = grown.topics.iter_mut().find(|t| t.name == *topic.get_ref()) {
+            let count = u32::try_from(*count.get_ref()).unwrap_or(0);
+            t.partitions = t.partitions.saturating_add(count);
+        }
+    }
     let schedule = raw
         .schedule
         .iter()
         .enumerate()
-        .map(|(i, s)| scheduled(check, s, &format!("faults.schedule[{i}]"), scenario))
+        .map(|(i, s)| scheduled(check, s, &format!("faults.schedule[{i}]"), scenario, &grown))
         .collect::<R<Vec<_>>>()?;
+    for (i, (fault, raw)) in schedule.iter().zip(&raw.schedule).enumerate() {
+        not_before_added(
+            check,
+            fault,
+            raw,
+            &format!("faults.schedule[{i}]"),
+            scenario,
+            &schedule,
+        )?;
+    }
     Ok(FaultSpec {
         random,
         kinds,
@@ -43,6 +70,46 @@ pub fn faults(check: &Check<'_>, raw: &RawFaults, scenario: &Scenario) -> R<Faul
         undo_after,
         schedule,
     })
+}
+
+/// A fault aimed at a partition that a scripted `add-partitions` creates must come after it.
+fn not_before_added(
+    check: &Check<'_>,
+    fault: &ScheduledFault,
+    raw: &RawScheduled,
+    at: &str,
+    scenario: &Scenario,
+    schedule: &[ScheduledFault],
+) -> R<()> {
+    for target in fault.action.targets() {
+        let (Target::Leader { topic, partition } | Target::Follower { topic, partition }) = target
+        else {
+            continue;
+        };
+        let declared = scenario.topic(topic).map_or(0, |t| t.partitions);
+        let added: u32 = schedule
+            .iter()
+            .filter(|f| f.at < fault.at)
+            .filter_map(|f| match &f.action {
+                FaultAction::AddPartitions { topic: t, count } if t == topic => Some(*count),
+                _ => None,
+            })
+            .sum();
+        if *partition >= declared.saturating_add(added) {
+            let value = raw.target.as_ref().unwrap_or(&raw.action);
+            return Err(check.err_hint(
+                value,
+                &format!("{at}.target"),
+                format!(
+                    "topic \"{topic}\" has no partition {partition} at {}: a later \
+                     add-partitions creates it",
+                    super::format_duration(fault.at)
+                ),
+                "schedule this fault after the add-partitions that creates the partition",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Largest `undo_after` bound: a fault longer than a day is a different scenario.
@@ -177,6 +244,7 @@ fn scheduled(
     raw: &RawScheduled,
     at: &str,
     scenario: &Scenario,
+    targets: &Scenario,
 ) -> R<ScheduledFault> {
     let key = |name: &str| format!("{at}.{name}");
     let time = check.duration(&raw.at, &key("at"))?;
@@ -199,7 +267,7 @@ fn scheduled(
         Some(v) => Some(positive_duration(check, v, &key("duration"))?),
         None => None,
     };
-    let action = action(check, raw, at, kind, scenario)?;
+    let action = action(check, raw, at, kind, scenario, targets)?;
     let (line, _) = super::error::line_column(check.loc.text, raw.action.span().start);
     Ok(ScheduledFault {
         at: time,
@@ -294,10 +362,11 @@ fn action(
     at: &str,
     kind: FaultKind,
     scenario: &Scenario,
+    targets: &Scenario,
 ) -> R<FaultAction> {
     use FaultKind::*;
     if kind == Partition {
-        return partition(check, raw, at, scenario);
+        return partition(check, raw, at, targets);
     }
     if kind == AddPartitions {
         return add_partitions(check, raw, at, scenario);
@@ -313,7 +382,7 @@ fn action(
             None => Ok(FaultAction::Heal),
         };
     }
-    let target = target(check, raw, at, kind, scenario)?;
+    let target = target(check, raw, at, kind, targets)?;
     Ok(match kind {
         Crash => FaultAction::Crash(target),
         Restart => FaultAction::Restart(target),

@@ -388,6 +388,25 @@ impl FaultAction {
             FaultAction::AddPartitions { .. } => FaultKind::AddPartitions,
         }
     }
+
+    /// The targets the action names, as the scenario wrote them.
+    pub fn targets(&self) -> Vec<&Target> {
+        match self {
+            FaultAction::Crash(t)
+            | FaultAction::Restart(t)
+            | FaultAction::Pause(t)
+            | FaultAction::Resume(t)
+            | FaultAction::ConsumerCrash(t)
+            | FaultAction::ProducerCrash(t)
+            | FaultAction::ProducerPartition(t)
+            | FaultAction::PowerLoss { target: t, .. }
+            | FaultAction::SlowLink { target: t, .. }
+            | FaultAction::SlowDisk { target: t, .. }
+            | FaultAction::ConsumerSlowdown { target: t, .. } => vec![t],
+            FaultAction::Partition { groups, .. } => groups.iter().flatten().collect(),
+            FaultAction::Heal | FaultAction::AddPartitions { .. } => Vec::new(),
+        }
+    }
 }
 
 /// What the scenario's runs must show (DESIGN §4 kinds).

@@ -100,12 +100,18 @@ impl Producer {
             return;
         };
         let t = self.txn.as_ref().expect("transactional");
+        // A coordinator is the node a FindCoordinator answer named, with its address: every
+        // client connects to it whether or not its own metadata lists the broker as live
+        // (Java `TransactionManager.lookupCoordinator` hands the answer's `Node` to
+        // `NetworkClient`; librdkafka `rd_kafka_txn_coord_set` adds the broker from the
+        // answer; sarama `Client.RefreshTransactionCoordinator` opens the answer's broker).
+        // Only the reconnect backoff holds it: a coordinator whose process is dead refuses
+        // the connection, and the lookup starts again.
+        let connectable = |c: &NodeId| self.connections.can_connect(*c, now);
         let broker = match request {
             TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => self.pick_broker(now),
-            TxnRequest::TxnOffsetCommit => {
-                t.group_coordinator.filter(|c| self.broker_usable(*c, now))
-            }
-            _ => t.coordinator.filter(|c| self.broker_usable(*c, now)),
+            TxnRequest::TxnOffsetCommit => t.group_coordinator.filter(connectable),
+            _ => t.coordinator.filter(connectable),
         };
         let Some(broker) = broker else {
             // Nothing to connect to now: look again after the backoff.

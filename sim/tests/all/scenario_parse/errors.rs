@@ -483,6 +483,34 @@ fn fault_parameters_must_fit_the_action() {
     }
 }
 
+/// A partition a scripted add-partitions creates may be a fault target after it, not
+/// before it, and no partition beyond the grown topic may be.
+#[test]
+fn a_partition_added_by_the_schedule_is_a_target_only_after_its_addition() {
+    let schedule = |crash_at: &str, partition: u32| {
+        format!(
+            "{DESIGN_EXAMPLE}[[faults.schedule]]\nat = \"20s\"\naction = \"add-partitions\"\n\
+             topic = \"orders\"\ncount = 3\n\n[[faults.schedule]]\nat = \"{crash_at}\"\n\
+             action = \"crash\"\ntarget = \"leader:orders/{partition}\"\nduration = \"2s\"\n"
+        )
+    };
+    let s = parse(&schedule("25s", 8)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults.schedule.len(), 3);
+    let e = parse_err(&schedule("15s", 8));
+    assert_eq!(e.key, "faults.schedule[2].target", "{e}");
+    assert!(
+        e.to_string()
+            .contains("has no partition 8 at 15s: a later add-partitions creates it"),
+        "{e}"
+    );
+    assert!(e.hint.is_some(), "{e}");
+    let e = parse_err(&schedule("25s", 9));
+    assert_eq!(e.key, "faults.schedule[2].target", "{e}");
+    assert!(e.to_string().contains("has no partition 9"), "{e}");
+    // A partition the topic was declared with is a target at any time.
+    parse(&schedule("15s", 5)).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn add_partitions_parses_and_its_parameters_are_checked() {
     let schedule =
