@@ -39,7 +39,10 @@ pub struct ConsumerConfig {
     pub strategies: Vec<String>,
     pub isolation_level: IsolationLevel,
     pub group_instance_id: Option<String>,
-    /// `request.timeout.ms` (30000): a request without an answer by then is failed.
+    /// `request.timeout.ms` (30000): a request without an answer by then is failed (a fetch
+    /// gets `fetch.max.wait.ms` more). librdkafka's is `socket.timeout.ms` (60000: "FetchRequests
+    /// will use fetch.wait.max.ms + socket.timeout.ms", rdkafka_conf.c); its
+    /// `request.timeout.ms` is a producer property a consumer ignores.
     pub request_timeout: Duration,
     /// `retry.backoff.ms` (100).
     pub retry_backoff: Duration,
@@ -76,6 +79,7 @@ const KEYS: &[&str] = &[
     "isolation.level",
     "group.instance.id",
     "request.timeout.ms",
+    "socket.timeout.ms",
     "retry.backoff.ms",
     "enable.auto.offset.store",
     "metadata.max.age.ms",
@@ -123,7 +127,11 @@ impl ConsumerConfig {
                 IsolationLevel::ReadUncommitted
             },
             group_instance_id: None,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: if client == ClientKind::Librdkafka {
+                Duration::from_secs(60)
+            } else {
+                Duration::from_secs(30)
+            },
             retry_backoff: Duration::from_millis(100),
             enable_auto_offset_store: true,
             metadata_max_age: d.metadata_max_age,
@@ -286,7 +294,26 @@ impl Configurable for ConsumerConfig {
                     }
             }
             "group.instance.id" => self.group_instance_id = Some(value.as_str()?.to_string()),
+            "request.timeout.ms" if self.client == ClientKind::Librdkafka => {
+                return Err(
+                    "request.timeout.ms is a librdkafka producer property (the ack timeout it \
+                     sends the broker), which a librdkafka consumer ignores; its requests wait \
+                     socket.timeout.ms\nhint: set socket.timeout.ms"
+                        .into(),
+                )
+            }
             "request.timeout.ms" => self.request_timeout = millis(value, 1, day)?,
+            // CONFIGURATION.md: 10 .. 300000.
+            "socket.timeout.ms" if self.client == ClientKind::Librdkafka => {
+                self.request_timeout = millis(value, 10, 300_000)?
+            }
+            "socket.timeout.ms" => {
+                return Err(format!(
+                    "socket.timeout.ms is librdkafka's request timeout; {} calls it \
+                     request.timeout.ms\nhint: set request.timeout.ms",
+                    self.client.name()
+                ))
+            }
             "socket.connection.setup.timeout.ms" | "socket.connection.setup.timeout.max.ms" => {
                 crate::connection_setup::set(
                     self.client,
@@ -363,6 +390,27 @@ impl Configurable for ConsumerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// librdkafka's consumer waits `socket.timeout.ms` (60 s); `request.timeout.ms` is a
+    /// producer property it ignores, so naming it is an error with a hint.
+    #[test]
+    fn librdkafka_consumers_wait_socket_timeout() {
+        let mut c = ConsumerConfig::for_client("librdkafka", None).unwrap();
+        assert_eq!(c.request_timeout, Duration::from_secs(60));
+        c.set("socket.timeout.ms", &ConfigValue::Int(15_000))
+            .unwrap();
+        assert_eq!(c.request_timeout, Duration::from_secs(15));
+        let e = c
+            .set("request.timeout.ms", &ConfigValue::Int(5_000))
+            .unwrap_err();
+        assert!(e.contains("socket.timeout.ms"), "{e}");
+        let mut j = ConsumerConfig::for_client("java", None).unwrap();
+        assert_eq!(j.request_timeout, Duration::from_secs(30));
+        let e = j
+            .set("socket.timeout.ms", &ConfigValue::Int(5_000))
+            .unwrap_err();
+        assert!(e.contains("request.timeout.ms"), "{e}");
+    }
 
     #[test]
     fn sarama_waits_500_ms_for_a_fetch_from_1_33() {

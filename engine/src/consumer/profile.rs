@@ -26,7 +26,8 @@
 //!   application with enable.auto.offset.store=true), auto.offset.reset largest, session.timeout.ms
 //!   45000 (since 1.9, KIP-735), heartbeat 3000, max.poll.interval.ms 300000,
 //!   partition.assignment.strategy "range,roundrobin", isolation.level read_committed,
-//!   fetch.wait.max.ms 500; `consumer_poll` returns one message at a time.
+//!   fetch.wait.max.ms 500, socket.timeout.ms 60000 (its request timeout); `consumer_poll`
+//!   returns one message at a time.
 
 use crate::time::Duration;
 

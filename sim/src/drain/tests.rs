@@ -40,11 +40,17 @@ fn the_window_counts_the_clients_connection_setup_timeouts() {
     };
     let short = |client: &str, version: Option<&str>| {
         let mut c = ConsumerConfig::for_client(client, version).unwrap();
+        // librdkafka's consumer calls its request timeout socket.timeout.ms.
+        let request = if client == "librdkafka" {
+            "socket.timeout.ms"
+        } else {
+            "request.timeout.ms"
+        };
         for (key, ms) in [
             ("session.timeout.ms", 6_000),
             ("heartbeat.interval.ms", 1_000),
             ("max.poll.interval.ms", 8_000),
-            ("request.timeout.ms", 5_000),
+            (request, 5_000),
         ] {
             c.set(key, &ConfigValue::Int(ms)).unwrap();
         }

@@ -151,3 +151,24 @@ fn socket_timeout_is_librdkafkas_and_its_request_timeout_the_brokers() {
     assert_eq!(e.line, line_of(&text, "socket.timeout.ms"), "{e}");
     assert!(e.to_string().contains("request.timeout.ms"), "{e}");
 }
+
+#[test]
+fn a_librdkafka_consumer_takes_socket_timeout_not_request_timeout() {
+    let store = "\"enable.auto.offset.store\" = false\n";
+    let p = prepares(&group_as(
+        "librdkafka",
+        &format!("{store}\"socket.timeout.ms\" = 20000\n"),
+    ));
+    assert_eq!(
+        p.consumer_configs()[0].request_timeout,
+        kafsim_engine::Duration::from_secs(20)
+    );
+    let text = group_as(
+        "librdkafka",
+        &format!("{store}\"request.timeout.ms\" = 20000\n"),
+    );
+    let e = prepare_err(&text);
+    assert_eq!(e.key, "consumer_groups[0].config.request.timeout.ms", "{e}");
+    assert_eq!(e.line, line_of(&text, "request.timeout.ms"), "{e}");
+    assert!(e.to_string().contains("socket.timeout.ms"), "{e}");
+}
