@@ -33,19 +33,7 @@ fn producer(client: &str, leaders: &[NodeId], overrides: &[(&str, ConfigValue)])
         config.set(key, value).unwrap();
     }
     config.validate().unwrap();
-    let spec = ProducerSpec {
-        index: 0,
-        topic: TOPIC,
-        rate: None,
-        keys: 0,
-        message_size: 100,
-        message_profile: Default::default(),
-        stop_at: Instant::from_millis(1_000_000),
-        bootstrap: vec![B0],
-        value_base: 0,
-        transactions: None,
-        held: false,
-    };
+    let spec = ProducerSpec::for_test(TOPIC, vec![B0], Instant::from_millis(1_000_000));
     let mut p = Producer::new(spec, config);
     let partitions = leaders
         .iter()

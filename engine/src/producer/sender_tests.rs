@@ -8,19 +8,11 @@ use rand::SeedableRng;
 fn producer(client: &str, version: &str) -> Producer {
     let mut config = ProducerConfig::for_client(client, Some(version)).unwrap();
     config.validate().unwrap();
-    let spec = ProducerSpec {
-        index: 0,
-        topic: TopicId(0),
-        rate: None,
-        keys: 0,
-        message_size: 100,
-        message_profile: Default::default(),
-        stop_at: Instant::from_millis(1_000),
-        bootstrap: vec![crate::node::NodeId(0)],
-        value_base: 0,
-        transactions: None,
-        held: false,
-    };
+    let spec = ProducerSpec::for_test(
+        TopicId(0),
+        vec![crate::node::NodeId(0)],
+        Instant::from_millis(1_000),
+    );
     Producer::new(spec, config)
 }
 

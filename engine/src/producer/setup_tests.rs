@@ -24,19 +24,7 @@ fn producer(client: &str, set: &[(&str, &str)]) -> Producer {
         crate::config::Configurable::set(&mut config, key, &value).unwrap();
     }
     config.validate().unwrap();
-    let spec = ProducerSpec {
-        index: 0,
-        topic: TopicId(0),
-        rate: None,
-        keys: 0,
-        message_size: 100,
-        message_profile: Default::default(),
-        stop_at: Instant::from_millis(100_000),
-        bootstrap: vec![BROKER],
-        value_base: 0,
-        transactions: None,
-        held: false,
-    };
+    let spec = ProducerSpec::for_test(TopicId(0), vec![BROKER], Instant::from_millis(100_000));
     Producer::new(spec, config)
 }
 

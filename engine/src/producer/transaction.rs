@@ -440,19 +440,11 @@ mod tests {
         let mut config = ProducerConfig::for_client("java", None).unwrap();
         config.transactional_id = Some("orders-app".into());
         config.validate().unwrap();
-        let spec = ProducerSpec {
-            index: 0,
-            topic: TopicId(0),
-            rate: None,
-            keys: 0,
-            message_size: 100,
-            message_profile: Default::default(),
-            stop_at: Instant::from_millis(60_000),
-            bootstrap: vec![NodeId(0), NodeId(1)],
-            value_base: 0,
-            transactions: None,
-            held: false,
-        };
+        let spec = ProducerSpec::for_test(
+            TopicId(0),
+            vec![NodeId(0), NodeId(1)],
+            Instant::from_millis(60_000),
+        );
         let mut p = Producer::new(spec, config);
         p.metadata
             .connection_failed(NodeId(1), true, true, Instant::from_millis(1_000));

@@ -98,6 +98,27 @@ pub struct Workload {
     probes: u32,
 }
 
+#[cfg(test)]
+impl ProducerSpec {
+    /// The unit tests' producer: index 0 of `topic`, no rate, keys or transactions, 100-byte
+    /// records until `stop_at`, bootstrapping from `bootstrap`.
+    pub(crate) fn for_test(topic: TopicId, bootstrap: Vec<NodeId>, stop_at: Instant) -> Self {
+        ProducerSpec {
+            index: 0,
+            topic,
+            rate: None,
+            keys: 0,
+            message_size: 100,
+            message_profile: Default::default(),
+            stop_at,
+            bootstrap,
+            value_base: 0,
+            transactions: None,
+            held: false,
+        }
+    }
+}
+
 impl Workload {
     pub fn new(spec: ProducerSpec) -> Workload {
         let interval = spec.rate.map(|rate| {
