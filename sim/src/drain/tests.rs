@@ -1,7 +1,10 @@
-//! Tests of the drain tracker (`drain.rs`).
+//! Tests of the drain tracker (`drain.rs`) and its liveness window (`drain/liveness.rs`).
 
 use super::*;
 use crate::history::HistoryEntry;
+use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::consumer::config::ConsumerConfig;
+use kafsim_engine::producer::config::ProducerConfig;
 use kafsim_engine::{TopicId, ValueId};
 
 #[test]
