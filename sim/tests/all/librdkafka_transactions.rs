@@ -4,11 +4,10 @@
 //! queued (`rd_kafka_abort_transaction` purges, as Java's `abortUndrainedBatches`, unlike
 //! sarama), EndTxn v1 that KIP-890 part 2 never bumps, and the settings librdkafka refuses.
 
-use crate::txn_support::{assert_reads_exactly_the_commits, fates, run, TxnScenario};
-use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::protocol::ErrorCode;
-use kafsim_sim::runner::{prepare, RunOutput};
-use kafsim_sim::scenario::{self, ScenarioError};
+use crate::txn_support::{
+    assert_reads_exactly_the_commits, failed_by_abort, fates, line_of, prepare_err, run,
+    TxnScenario,
+};
 use kafsim_sim::violation::ViolationKind;
 
 /// One transactional librdkafka producer and one librdkafka group ([`TxnScenario`]);
@@ -54,25 +53,6 @@ fn librdkafka_group_set_to_read_uncommitted_reads_aborted_values() {
     );
 }
 
-/// Records failed with TRANSACTION_ABORTED (the client's own purge of queued records).
-fn failed_by_abort(out: &RunOutput) -> usize {
-    out.history
-        .as_ref()
-        .expect("kept")
-        .entries()
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.event,
-                HistoryEvent::SendFail {
-                    error: ErrorCode::TransactionAborted,
-                    ..
-                }
-            )
-        })
-        .count()
-}
-
 /// `rd_kafka_abort_transaction` purges the queued messages of an aborted transaction
 /// (`RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_ABORT_TXN`), as Java does and sarama does
 /// not; with no aborts nothing is purged.
@@ -104,25 +84,6 @@ fn transaction_version_2_does_not_bump_librdkafkas_epoch() {
         "{:?}",
         out.result.violations
     );
-}
-
-/// The error a scenario text gets, at parse or at prepare.
-fn prepare_err(text: &str) -> ScenarioError {
-    let s = match scenario::parse("test.toml", text) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    match prepare(s) {
-        Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
-    }
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{needle} not in text"))
-        + 1
 }
 
 #[test]

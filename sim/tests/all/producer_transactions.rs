@@ -3,8 +3,9 @@
 //! committed value and no aborted one, a `read_uncommitted` group reads aborted ones too
 //! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
 
-use crate::txn_support::{assert_reads_exactly_the_commits, fates, run, TxnScenario};
-use kafsim_sim::runner::prepare;
+use crate::txn_support::{
+    assert_reads_exactly_the_commits, fates, line_of, prepare_err, run, TxnScenario,
+};
 use kafsim_sim::scenario::{self, ScenarioError};
 use kafsim_sim::violation::ViolationKind;
 
@@ -50,26 +51,11 @@ fn read_uncommitted_reads_aborted_values_and_the_checker_says_so() {
     );
 }
 
-fn prepare_err(text: &str) -> ScenarioError {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    match prepare(s) {
-        Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
-    }
-}
-
 fn parse_err(text: &str) -> ScenarioError {
     match scenario::parse("test.toml", text) {
         Ok(_) => panic!("expected an error for:\n{text}"),
         Err(e) => e,
     }
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{needle} not in text"))
-        + 1
 }
 
 #[test]

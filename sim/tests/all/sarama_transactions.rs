@@ -4,10 +4,10 @@
 //! `abortUndrainedBatches`), the keys sarama refuses at their line, and KIP-890 part 2's
 //! end-of-transaction epoch bump that sarama's EndTxn v3 never gets.
 
-use crate::txn_support::{assert_reads_exactly_the_commits, fates, run, TxnScenario};
-use kafsim_engine::history::HistoryEvent;
-use kafsim_sim::runner::{prepare, RunOutput};
-use kafsim_sim::scenario::{self, ScenarioError};
+use crate::txn_support::{
+    assert_reads_exactly_the_commits, failed_by_abort, fates, line_of, prepare_err, run,
+    TxnScenario,
+};
 use kafsim_sim::violation::ViolationKind;
 
 /// The three settings sarama's `Config.Validate` demands of a transactional producer.
@@ -61,25 +61,6 @@ fn sarama_abort_still_writes_what_is_queued_and_read_uncommitted_reads_it() {
     );
 }
 
-/// Records failed with TRANSACTION_ABORTED (the client's own abort of queued records).
-fn failed_by_abort(out: &RunOutput) -> usize {
-    out.history
-        .as_ref()
-        .expect("kept")
-        .entries()
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.event,
-                HistoryEvent::SendFail {
-                    error: kafsim_engine::protocol::ErrorCode::TransactionAborted,
-                    ..
-                }
-            )
-        })
-        .count()
-}
-
 /// The Java producer fails the records an application abort finds queued
 /// (`abortUndrainedBatches`: TRANSACTION_ABORTED); sarama never does.
 #[test]
@@ -90,21 +71,6 @@ fn java_fails_what_an_abort_finds_queued_and_sarama_does_not() {
     assert!(failed_by_abort(&run(&java)) > 0);
     let sarama = run(&scenario_text("read_uncommitted", 0.3, SARAMA_TXN, "1.43"));
     assert_eq!(failed_by_abort(&sarama), 0);
-}
-
-fn prepare_err(text: &str) -> ScenarioError {
-    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
-    match prepare(s) {
-        Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
-    }
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{needle} not in text"))
-        + 1
 }
 
 #[test]

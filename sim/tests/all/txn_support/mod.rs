@@ -168,3 +168,43 @@ allow = ["aborted-read"]
         )
     }
 }
+
+/// The error a scenario text gets, at parse or at prepare.
+pub fn prepare_err(text: &str) -> kafsim_sim::scenario::ScenarioError {
+    let s = match scenario::parse("test.toml", text) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    match prepare(s) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+pub fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in text"))
+        + 1
+}
+
+/// Records failed with TRANSACTION_ABORTED (the client's own abort or purge of queued
+/// records).
+pub fn failed_by_abort(out: &RunOutput) -> usize {
+    out.history
+        .as_ref()
+        .expect("kept")
+        .entries()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                HistoryEvent::SendFail {
+                    error: kafsim_engine::protocol::ErrorCode::TransactionAborted,
+                    ..
+                }
+            )
+        })
+        .count()
+}
