@@ -1,12 +1,8 @@
 //! The `kafsim` command line (DESIGN §6). Only argument parsing and dispatch live here; each
 //! command is a module of `cli/`, and all real work is in the workspace crates.
 
+mod allocator;
 mod cli;
-
-/// mimalloc: a run allocates and frees hundreds of megabytes of history and logs; glibc's
-/// malloc gives them back to the OS and faults them in again (mimalloc: about 20% faster).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -144,7 +144,6 @@ fn is_fault(k: FaultKind) -> bool {
 fn client_visible_times(history: &History) -> Vec<Instant> {
     history
         .entries()
-        .iter()
         .filter(|e| match &e.event {
             HistoryEvent::SendFail { .. }
             | HistoryEvent::SendInfo { .. }

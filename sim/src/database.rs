@@ -303,11 +303,7 @@ mod tests {
     }
 
     fn count(w: &World, pred: impl Fn(&HistoryEvent) -> bool) -> usize {
-        w.history()
-            .entries()
-            .iter()
-            .filter(|e| pred(&e.event))
-            .count()
+        w.history().entries().filter(|e| pred(&e.event)).count()
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl DrainTracker {
         // with one update of the maps they touch, applied before any other entry (see
         // [`PollRun`]).
         let mut run: Option<PollRun> = None;
-        for e in &history.entries()[self.scanned..] {
+        for e in history.entries_from(self.scanned) {
             if let HistoryEvent::Poll {
                 group,
                 partition,

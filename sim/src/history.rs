@@ -1,5 +1,12 @@
 //! The run's history: every fact nodes recorded, stamped with simulated time and the node.
 //! Checkers read it after the run; replay prints the life of a record from it.
+//!
+//! The history is the largest thing a checked run holds (four entries per record: its send,
+//! acknowledgement, read and sink row), so it is kept in chunks of [`CHUNK`] entries rather
+//! than one vector: a vector that doubles holds its old and new buffers at once while it
+//! copies (three times the history at the moment of a doubling, under mimalloc, which
+//! copies large reallocations) and up to twice what it needs afterwards. A full chunk is
+//! never moved again.
 
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, NodeId};
@@ -11,10 +18,17 @@ pub struct HistoryEntry {
     pub event: HistoryEvent,
 }
 
+/// Entries per chunk (1 MiB). The first chunk grows like a vector up to this size, so a
+/// short history takes no more than it needs; every later chunk is allocated at this size.
+const CHUNK: usize = 16 * 1024;
+
 /// An append-only list of history entries in the order they happened (ties keep event order).
 #[derive(Clone, Debug, Default)]
 pub struct History {
-    entries: Vec<HistoryEntry>,
+    /// Every chunk but the last holds exactly [`CHUNK`] entries, so entry `i` is at
+    /// `chunks[i / CHUNK][i % CHUNK]`.
+    chunks: Vec<Vec<HistoryEntry>>,
+    len: usize,
 }
 
 impl History {
@@ -24,34 +38,140 @@ impl History {
 
     pub fn push(&mut self, entry: HistoryEntry) {
         debug_assert!(
-            self.entries.last().is_none_or(|last| last.at <= entry.at),
+            self.last().is_none_or(|last| last.at <= entry.at),
             "history went back in time"
         );
-        self.entries.push(entry);
+        self.append(entry);
     }
 
-    pub fn entries(&self) -> &[HistoryEntry] {
-        &self.entries
+    fn append(&mut self, entry: HistoryEntry) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
+            full_or_none => {
+                let mut chunk = match full_or_none {
+                    None => Vec::new(),
+                    Some(_) => Vec::with_capacity(CHUNK),
+                };
+                chunk.push(entry);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
     }
 
-    /// Forget every entry (keeping the allocation): streaming runs.
+    /// Every entry, in the order recorded.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &HistoryEntry> + Clone + '_ {
+        self.chunks.iter().flatten()
+    }
+
+    /// The entries from the `from`-th on (`from` at most [`History::len`]).
+    pub fn entries_from(&self, from: usize) -> impl Iterator<Item = &HistoryEntry> + '_ {
+        assert!(
+            from <= self.len,
+            "entry {from} of a history of {}",
+            self.len
+        );
+        let (chunk, offset) = (from / CHUNK, from % CHUNK);
+        let first = self.chunks.get(chunk).map_or(&[][..], |c| &c[offset..]);
+        first
+            .iter()
+            .chain(self.chunks.iter().skip(chunk + 1).flatten())
+    }
+
+    /// The entries as consecutive slices, in order.
+    pub fn slices(&self) -> impl Iterator<Item = &[HistoryEntry]> + '_ {
+        self.chunks.iter().map(Vec::as_slice)
+    }
+
+    /// The `i`-th entry.
+    pub fn get(&self, i: usize) -> Option<&HistoryEntry> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    pub fn last(&self) -> Option<&HistoryEntry> {
+        self.chunks.last()?.last()
+    }
+
+    /// Forget every entry (keeping the first chunk's allocation): streaming runs.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.chunks.truncate(1);
+        if let Some(first) = self.chunks.first_mut() {
+            first.clear();
+        }
+        self.len = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 }
 
 impl FromIterator<HistoryEntry> for History {
     fn from_iter<I: IntoIterator<Item = HistoryEntry>>(iter: I) -> History {
-        History {
-            entries: iter.into_iter().collect(),
+        let mut h = History::new();
+        for e in iter {
+            h.append(e);
         }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafsim_engine::history::HistoryEvent;
+
+    fn entry(i: u64) -> HistoryEntry {
+        HistoryEntry {
+            at: Instant::from_nanos(i),
+            node: NodeId(i as u32 % 7),
+            event: HistoryEvent::TxnBegin {
+                producer: 0,
+                txn: i,
+            },
+        }
+    }
+
+    #[test]
+    fn entries_keep_their_order_across_chunks() {
+        let n = 2 * CHUNK as u64 + 123;
+        let h: History = (0..n).map(entry).collect();
+        assert_eq!(h.len(), n as usize);
+        assert_eq!(h.chunks.len(), 3);
+        // Full chunks are never reallocated: exactly one chunk's worth each.
+        assert!(h.chunks[..2].iter().all(|c| c.len() == CHUNK));
+        assert_eq!(h.chunks[1].capacity(), CHUNK);
+        assert!(h.entries().cloned().eq((0..n).map(entry)));
+        assert!(h.entries().rev().cloned().eq((0..n).rev().map(entry)));
+        assert!(h.slices().flatten().cloned().eq((0..n).map(entry)));
+        for from in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, n as usize] {
+            assert!(
+                h.entries_from(from)
+                    .cloned()
+                    .eq((from as u64..n).map(entry)),
+                "from {from}"
+            );
+            assert_eq!(
+                h.get(from).cloned(),
+                (from < n as usize).then(|| entry(from as u64))
+            );
+        }
+        assert_eq!(h.last().cloned(), Some(entry(n - 1)));
+    }
+
+    #[test]
+    fn a_cleared_history_takes_new_entries() {
+        let mut h: History = (0..CHUNK as u64 + 5).map(entry).collect();
+        h.clear();
+        assert!(h.is_empty() && h.entries().next().is_none() && h.last().is_none());
+        for i in 0..3 {
+            h.push(entry(i));
+        }
+        assert!(h.entries().cloned().eq((0..3).map(entry)));
+        assert_eq!(h.chunks.len(), 1);
     }
 }

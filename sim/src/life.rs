@@ -264,7 +264,6 @@ fn facts(history: &History, value: ValueId) -> Facts {
     if let Some((producer, txn)) = facts.txn {
         facts.txn_values = history
             .entries()
-            .iter()
             .filter_map(|e| match e.event {
                 HistoryEvent::TxnValue {
                     producer: p,

@@ -134,7 +134,7 @@ impl<'a> Measure<'a> {
     }
 
     /// Takes in the next history entries (in time order).
-    pub fn observe(&mut self, entries: &[HistoryEntry]) {
+    pub fn observe<'e>(&mut self, entries: impl IntoIterator<Item = &'e HistoryEntry>) {
         for entry in entries {
             self.entry(entry);
         }
@@ -389,7 +389,7 @@ mod tests {
         let whole = measure(&spec(2), &steady(2), &[]);
         let spec = spec(2);
         let mut m = Measure::new(&spec);
-        for slice in steady(2).entries().chunks(7) {
+        for slice in steady(2).entries().cloned().collect::<Vec<_>>().chunks(7) {
             m.observe(slice);
         }
         let sliced = m.finish(&[]);
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn each_group_reads_once_and_rereads_do_not_count() {
-        let mut h: Vec<HistoryEntry> = steady(2).entries().to_vec();
+        let mut h: Vec<HistoryEntry> = steady(2).entries().cloned().collect();
         // A re-read of value 1500 by group 0 after everything.
         h.push(poll(4_000 * MS, 0, 1_500));
         let m = measure(&spec(2), &h.into_iter().collect(), &[]);
@@ -417,7 +417,6 @@ mod tests {
     fn a_consumer_that_stops_reading_shows_a_growing_backlog() {
         let h: History = steady(1)
             .entries()
-            .iter()
             .filter(|e| {
                 !matches!(e.event, HistoryEvent::Poll { .. }) || e.at.as_nanos() < MS * 1_000
             })
@@ -474,7 +473,7 @@ mod tests {
 
     #[test]
     fn publish_delay_is_the_send_behind_its_schedule() {
-        let mut h: Vec<HistoryEntry> = steady(0).entries().to_vec();
+        let mut h: Vec<HistoryEntry> = steady(0).entries().cloned().collect();
         for e in &mut h {
             if let HistoryEvent::SendInvoke { scheduled, .. } = &mut e.event {
                 *scheduled = Some(Instant::from_nanos(e.at.as_nanos().saturating_sub(300_000)));

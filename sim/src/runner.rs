@@ -100,7 +100,11 @@ struct Counts {
 }
 
 impl Counts {
-    fn note(&mut self, entries: &[crate::history::HistoryEntry], safety_end: Instant) {
+    fn note<'a>(
+        &mut self,
+        entries: impl Iterator<Item = &'a crate::history::HistoryEntry>,
+        safety_end: Instant,
+    ) {
         for e in entries {
             match e.event {
                 HistoryEvent::SendInvoke { producer, .. } => {
@@ -148,7 +152,9 @@ fn advance(
         let outcome = w.run_until(to);
         tracker.scan(w.history());
         stream.counts.note(w.history().entries(), stream.safety_end);
-        (stream.consume)(Streamed::History(w.history().entries()));
+        for slice in w.history().slices() {
+            (stream.consume)(Streamed::History(slice));
+        }
         w.clear_history();
         tracker.history_cleared();
         if outcome != RunOutcome::Reached || to >= until {
@@ -477,6 +483,30 @@ pub fn run_seed_streaming(
         .filter(|producer| !producer.config.partitioner.hashes_keys())
         .map(|producer| (producer.index, producer.config.partitioner.name()))
         .collect();
+    // Everything the rest needs from the world, taken before the world is dropped: the
+    // history checkers build their tables after it is gone, so the run's peak memory is the
+    // larger of the two (the engine's logs and sinks, or the checkers' tables), not their sum.
+    let late_requests = w.late_requests().to_vec();
+    let events = w.stats().events;
+    let end = w.now();
+    let producer_epoch_bumps = h
+        .producers
+        .iter()
+        .filter_map(|p| w.node::<Producer>(*p))
+        .map(|p| p.stats().epoch_bumps)
+        .sum();
+    let disk_throttled_s = h
+        .cluster
+        .brokers
+        .iter()
+        .map(|&b| {
+            let throttled = w.disk(b).throttled();
+            (w.name(b).to_string(), throttled.as_secs_f64())
+        })
+        .collect();
+    let trace_hash = w.trace_hash();
+    let trace_events = w.trace_events().to_vec();
+    drop(w);
     let found = if stream.is_some() {
         Vec::new()
     } else {
@@ -489,14 +519,14 @@ pub fn run_seed_streaming(
         }),
     );
     // Requests delivered after their client gave them up explain transactional anomalies.
-    crate::late::explain(&mut violations, w.late_requests(), &history, &names);
+    crate::late::explain(&mut violations, &late_requests, &history, &names);
     violations.sort_by(crate::checker::violation_order);
 
     let mut stats = RunStats {
-        events: w.stats().events,
-        sim_seconds: w.now().as_secs_f64(),
+        events,
+        sim_seconds: end.as_secs_f64(),
         load_seconds,
-        sim_nanos: w.now().as_nanos(),
+        sim_nanos: end.as_nanos(),
         load_nanos: kafsim_engine::time::duration_nanos(s.duration),
         records_failed: tracker.records_failed,
         records_unknown: tracker.records_unknown,
@@ -523,30 +553,21 @@ pub fn run_seed_streaming(
             .producers
             .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
     }
-    stats.coverage = run_coverage(s, &w, &h, &faults, &history, heal_at);
+    stats.coverage = run_coverage(s, producer_epoch_bumps, &faults, &history, heal_at);
     stats.wall_seconds = wall.elapsed().as_secs_f64();
-    let disk_throttled_s = h
-        .cluster
-        .brokers
-        .iter()
-        .map(|&b| {
-            let throttled = w.disk(b).throttled();
-            (w.name(b).to_string(), throttled.as_secs_f64())
-        })
-        .collect();
     RunOutput {
         disk_throttled_s,
         result: SeedResult {
             seed,
             violations,
             stats,
-            trace_hash: w.trace_hash(),
+            trace_hash,
         },
         history: (opts.keep_history && !opts.stream).then_some(history),
         plan,
         fault_log,
         faults,
-        trace_events: w.trace_events().to_vec(),
+        trace_events,
         names,
         random_faults: crate::script::schedule_of(&nemesis.fired, &|n| h.target_of(n)),
         drained,
@@ -557,8 +578,7 @@ pub fn run_seed_streaming(
 /// The run's coverage: requested fault kinds fired and affecting clients, states reached.
 fn run_coverage(
     s: &Scenario,
-    w: &World,
-    h: &Handles,
+    producer_epoch_bumps: u64,
     faults: &[AppliedFault],
     history: &History,
     heal_at: Instant,
@@ -568,12 +588,6 @@ fn run_coverage(
         requested.extend(s.faults.kinds.iter().copied());
     }
     requested.extend(s.faults.schedule.iter().map(|f| f.action.kind()));
-    let producer_epoch_bumps = h
-        .producers
-        .iter()
-        .filter_map(|p| w.node::<Producer>(*p))
-        .map(|p| p.stats().epoch_bumps)
-        .sum();
     coverage::of_run(&RunFacts {
         requested: &requested,
         faults,

@@ -92,7 +92,6 @@ impl HistoryIndex {
         // too: no per-value evidence list is needed to tell them apart.
         let transactional = history
             .entries()
-            .iter()
             .any(|e| matches!(e.event, HistoryEvent::TxnValue { .. }));
         let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::new();
         let note = |known: &mut FastMap<TopicPartition, KnownOffsets>,

@@ -277,15 +277,19 @@ fn model_history(ops: &[Op]) -> History {
 /// without its sink write.
 fn drop_one_read(history: &History, n: usize) -> Option<(ValueId, u32, History)> {
     let polls: Vec<usize> = (0..history.len())
-        .filter(|i| matches!(history.entries()[*i].event, HistoryEvent::Poll { .. }))
+        .filter(|i| {
+            matches!(
+                history.get(*i).expect("in range").event,
+                HistoryEvent::Poll { .. }
+            )
+        })
         .collect();
     let at = *polls.get(n % polls.len().max(1))?;
-    let HistoryEvent::Poll { group, value, .. } = history.entries()[at].event else {
+    let HistoryEvent::Poll { group, value, .. } = history.get(at).expect("a poll").event else {
         unreachable!("filtered to polls");
     };
     let kept = history
         .entries()
-        .iter()
         .filter(|e| match e.event {
             HistoryEvent::Poll {
                 group: g, value: x, ..
@@ -302,7 +306,7 @@ fn drop_one_read(history: &History, n: usize) -> Option<(ValueId, u32, History)>
 
 /// The values of aborted transactions `group` polled, ascending and once each.
 fn aborted_values_read_by(history: &History, group: u32) -> Vec<ValueId> {
-    let events = history.entries().iter().map(|e| &e.event);
+    let events = history.entries().map(|e| &e.event);
     let aborted: Vec<(u32, u64)> = events
         .clone()
         .filter_map(|e| match e {

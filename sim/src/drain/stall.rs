@@ -392,20 +392,15 @@ fn open_transaction_holding(cx: &StallContext, tp: TopicPartition, read: u64) ->
         .open_transactions(tp)
         .into_iter()
         .find(|t| t.2 == lso)?;
-    let since =
-        cx.w.history()
-            .entries()
-            .iter()
-            .rev()
-            .find_map(|e| match &e.event {
-                HistoryEvent::Appended {
-                    partition,
-                    base_offset,
-                    leader: true,
-                    ..
-                } if *partition == tp && *base_offset == first => Some(e.at),
-                _ => None,
-            });
+    let since = cx.w.history().entries().rev().find_map(|e| match &e.event {
+        HistoryEvent::Appended {
+            partition,
+            base_offset,
+            leader: true,
+            ..
+        } if *partition == tp && *base_offset == first => Some(e.at),
+        _ => None,
+    });
     let mut out = format!(
         "its last stable offset {lso} is the first offset of a transaction of producer id {pid} \
          epoch {epoch} open since {}",

@@ -566,7 +566,7 @@ fn commit_answered(
     n: &Names,
 ) -> bool {
     let member = n.node(member);
-    history.entries().iter().any(|e| {
+    history.entries().any(|e| {
         e.at >= stored_at
             && matches!(&e.event, HistoryEvent::Commit {
                 group: g,

@@ -346,7 +346,6 @@ fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
     let history: History = s
         .history()
         .entries()
-        .iter()
         .cloned()
         .map(|mut e| {
             if matches!(

@@ -290,7 +290,6 @@ fn send_offsets_group_id_commits_without_a_generation() {
             .as_ref()
             .expect("kept")
             .entries()
-            .iter()
             .filter_map(|e| match &e.event {
                 HistoryEvent::OffsetsStored { generation, .. } => Some(*generation),
                 _ => None,

@@ -41,7 +41,7 @@ fn coordinator_of(w: &World, c: &Cluster, group: &str) -> Option<NodeId> {
 /// Last successful commit per partition before `until`.
 fn last_commits(w: &World, until: Instant) -> BTreeMap<TopicPartition, u64> {
     let mut out = BTreeMap::new();
-    for e in w.history().entries().iter().filter(|e| e.at < until) {
+    for e in w.history().entries().filter(|e| e.at < until) {
         if let HistoryEvent::Commit {
             partition,
             offset,
@@ -58,7 +58,7 @@ fn last_commits(w: &World, until: Instant) -> BTreeMap<TopicPartition, u64> {
 /// First polled offset per partition at or after `from`.
 fn first_polls(w: &World, from: Instant) -> BTreeMap<TopicPartition, u64> {
     let mut out = BTreeMap::new();
-    for e in w.history().entries().iter().filter(|e| e.at >= from) {
+    for e in w.history().entries().filter(|e| e.at >= from) {
         if let HistoryEvent::Poll {
             partition, offset, ..
         } = &e.event
@@ -201,7 +201,6 @@ fn crash_storm(seed: u64, crashes: bool, minutes: u64) -> Storm {
     let applied: Vec<(Instant, i32)> = w
         .history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::Assigned { generation, .. } => Some((e.at, *generation)),
             _ => None,

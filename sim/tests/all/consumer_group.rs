@@ -110,7 +110,6 @@ fn failing_run(on_failure: OnFailure) -> World {
 fn dead_letters(w: &World) -> BTreeSet<ValueId> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::DeadLetter { value, .. } => Some(*value),
             _ => None,
@@ -342,7 +341,6 @@ fn sarama_processes_each_claimed_partition_in_its_own_loop() {
     let writes: Vec<kafsim_engine::Instant> = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SinkWrite { .. }))
         .map(|e| e.at)
         .collect();

@@ -329,7 +329,7 @@ fn a_group_that_catches_up_by_a_reset_long_after_the_heal_is_not_reported_as_cau
     let out = run_seed(&p, 1, &opts);
     assert!(out.drained, "{:?}", out.result.violations);
     let history = out.history.as_ref().expect("kept");
-    let resets: Vec<f64> = (history.entries().iter())
+    let resets: Vec<f64> = (history.entries())
         .filter(|e| matches!(e.event, HistoryEvent::PositionReset { .. }))
         .map(|e| e.at.as_secs_f64())
         .collect();

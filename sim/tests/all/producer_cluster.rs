@@ -55,7 +55,6 @@ fn producer_config(client: &str, overrides: &[(&str, ConfigValue)]) -> ProducerC
 fn acked_values(w: &World) -> Vec<ValueId> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::SendOk { value, .. } => Some(*value),
             _ => None,
@@ -140,7 +139,6 @@ fn sync_acks_all_waits_out_not_enough_replicas_and_loses_nothing() {
     let during = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
         .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
         .count();
@@ -153,7 +151,6 @@ fn sync_acks_all_waits_out_not_enough_replicas_and_loses_nothing() {
     let during = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
         .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
         .count();
@@ -176,7 +173,6 @@ fn since_3_7_the_record_in_flight_waits_for_the_isr_instead_of_failing() {
     let during = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
         .filter(|e| (7_000..13_000).contains(&e.at.as_millis()))
         .count();
@@ -361,7 +357,6 @@ fn long_outage(client: &str) -> (usize, usize, ProducerStats) {
     let not_leader = w
         .history()
         .entries()
-        .iter()
         .filter(|e| {
             matches!(
                 e.event,
@@ -375,7 +370,6 @@ fn long_outage(client: &str) -> (usize, usize, ProducerStats) {
     let late_acks = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
         .filter(|e| (17_000..22_000).contains(&e.at.as_millis()))
         .count();
@@ -429,15 +423,15 @@ fn short_leader_crash(client: &str) -> (usize, usize, Option<u64>) {
     // outcome (the reset), and arrives at once.
     let during = |at: u64| (4_010..7_000).contains(&at);
     let failed = entries
-        .iter()
+        .clone()
         .filter(|e| matches!(e.event, HistoryEvent::SendFail { .. }) && during(e.at.as_millis()))
         .count();
     let unknown = entries
-        .iter()
+        .clone()
         .filter(|e| matches!(e.event, HistoryEvent::SendInfo { .. }) && during(e.at.as_millis()))
         .count();
     let first_ack = entries
-        .iter()
+        .clone()
         .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
         .map(|e| e.at.as_millis())
         .find(|at| *at >= 7_000);

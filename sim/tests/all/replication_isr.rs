@@ -58,7 +58,6 @@ fn lagging_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let shrinks = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(&e.event, HistoryEvent::IsrChanged { isr, .. } if isr.len() == 2))
         .count();
     assert!(shrinks >= 1);
@@ -120,7 +119,6 @@ fn min_insync_rejects_acks_all_when_the_isr_is_too_small() {
     let rejected = w
         .history()
         .entries()
-        .iter()
         .filter(|e| {
             matches!(
                 e.event,

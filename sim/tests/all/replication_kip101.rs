@@ -70,7 +70,7 @@ fn high_watermark_truncation_loses_committed_records() {
         !lost.is_empty(),
         "legacy truncation should lose acked records"
     );
-    let truncated_to_hw = w.history().entries().iter().any(|e| {
+    let truncated_to_hw = w.history().entries().any(|e| {
         matches!(
             e.event,
             HistoryEvent::Truncated {

@@ -79,7 +79,6 @@ fn a_torn_tail_is_cut_on_recovery_and_the_broker_serves_on() {
     let cuts = w
         .history()
         .entries()
-        .iter()
         .filter(|e| {
             matches!(
                 e.event,

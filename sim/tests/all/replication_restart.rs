@@ -94,7 +94,7 @@ fn a_restarted_broker_waits_out_its_old_session_then_rejoins_through_catch_up() 
     // The old session (9 s from its last heartbeat) ends by 14.25 s: fenced out of the
     // ISR; it registers at its next attempt and rejoins once it has caught up.
     w.run_until(Instant::from_millis(20_000));
-    let fenced_out = w.history().entries().iter().any(|e| {
+    let fenced_out = w.history().entries().any(|e| {
         matches!(&e.event, HistoryEvent::IsrChanged { isr, .. } if !isr.contains(&follower))
             && (12_000..14_300).contains(&e.at.as_millis())
     });

@@ -43,10 +43,9 @@ fn resumed_zombie_leader_is_fenced_and_its_late_writes_vanish() {
     let rejected = w
         .history()
         .entries()
-        .iter()
         .any(|e| after(e.at) && matches!(e.event, HistoryEvent::SendInfo { .. }));
     assert!(rejected, "the zombie's late writes were not rejected");
-    let truncated = w.history().entries().iter().any(|e| {
+    let truncated = w.history().entries().any(|e| {
         after(e.at) && e.node == zombie && matches!(e.event, HistoryEvent::Truncated { .. })
     });
     assert!(truncated, "the zombie kept its late writes");

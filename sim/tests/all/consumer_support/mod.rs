@@ -324,7 +324,6 @@ pub fn database(w: &mut World, group_index: u32, kind: SinkKind) -> NodeId {
 pub fn acked(w: &World) -> BTreeMap<ValueId, (TopicPartition, u64)> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::SendOk {
                 value,
@@ -341,7 +340,6 @@ pub fn acked(w: &World) -> BTreeMap<ValueId, (TopicPartition, u64)> {
 pub fn sink_writes(w: &World, g: u32) -> Vec<(ValueId, u32, Option<Key>)> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::SinkWrite {
                 group,
@@ -399,7 +397,6 @@ pub fn key_order_violations(w: &World, g: u32) -> usize {
 pub fn assigned(w: &World, g: u32) -> Vec<(u32, i32, Vec<TopicPartition>)> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::Assigned {
                 group,
@@ -413,11 +410,7 @@ pub fn assigned(w: &World, g: u32) -> Vec<(u32, i32, Vec<TopicPartition>)> {
 }
 
 pub fn count_events(w: &World, pred: impl Fn(&HistoryEvent) -> bool) -> usize {
-    w.history()
-        .entries()
-        .iter()
-        .filter(|e| pred(&e.event))
-        .count()
+    w.history().entries().filter(|e| pred(&e.event)).count()
 }
 
 /// Whether the consumer `node` has positions past every acknowledged offset of the

@@ -49,7 +49,6 @@ fn leader_move(client: &str, overrides: &[(&str, ConfigValue)]) -> (u64, usize) 
     let failed = w
         .history()
         .entries()
-        .iter()
         .filter(|e| {
             !matches!(
                 e.event,

@@ -508,7 +508,6 @@ fn full_buffer_blocks_then_fails_after_max_block() {
     let failed = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendFail { .. }))
         .count();
     assert!(failed >= 1, "a blocked send must fail after max.block.ms");
@@ -520,7 +519,6 @@ fn full_buffer_blocks_then_fails_after_max_block() {
     let failed = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendFail { .. }))
         .count();
     assert_eq!(failed, 0);
@@ -540,7 +538,6 @@ fn kafka_go_sync_writer_waits_for_batch_timeout() {
     let acks: Vec<Instant> = w
         .history()
         .entries()
-        .iter()
         .filter(|e| matches!(e.event, HistoryEvent::SendOk { .. }))
         .map(|e| e.at)
         .collect();

@@ -142,7 +142,6 @@ fn retry_below_an_acknowledged_sequence_is_not_resequenced() {
 fn story_of(w: &World, value: ValueId) -> Vec<&'static str> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::SendInvoke { value: v, .. } if *v == value => Some("invoke"),
             HistoryEvent::SendOk { value: v, .. } if *v == value => Some("ok"),
@@ -245,7 +244,7 @@ fn manual_partition_expression_places_by_key_and_fails_missing_partitions() {
             partition, value, ..
         } = &e.event
         {
-            let key = w.history().entries().iter().find_map(|i| match &i.event {
+            let key = w.history().entries().find_map(|i| match &i.event {
                 HistoryEvent::SendInvoke { value: v, key, .. } if v == value => *key,
                 _ => None,
             });

@@ -204,7 +204,6 @@ pub fn add_probe(
 pub fn acked(w: &World, tp: TopicPartition) -> Vec<(ValueId, u64)> {
     w.history()
         .entries()
-        .iter()
         .filter_map(|e| match &e.event {
             HistoryEvent::SendOk {
                 value,

@@ -196,7 +196,6 @@ pub fn failed_by_abort(out: &RunOutput) -> usize {
         .as_ref()
         .expect("kept")
         .entries()
-        .iter()
         .filter(|e| {
             matches!(
                 e.event,
