@@ -9,7 +9,7 @@
 //!
 //! The numeric kinds are part of every trace (`timer kind:key`), so they never change.
 
-use crate::node::{NodeId, Timer};
+use crate::node::{NodeId, NodeTimer, Timer};
 use crate::time::Instant;
 
 const TICK: u16 = 1;
@@ -20,6 +20,7 @@ const BATCH: u16 = 5;
 const RECONNECT: u16 = 6;
 const RESUME: u16 = 7;
 const PAUSE: u16 = 8;
+const SLOWDOWN: u16 = 9;
 
 /// Kinds at or above this are the hosted producer's, shifted by it.
 pub const HOSTED_TIMER_BASE: u16 = 0x100;
@@ -42,6 +43,9 @@ pub enum ConsumerTimer {
     Resume,
     /// Host signal: pause fetching until this instant (a bench's backlog phase).
     Pause(Instant),
+    /// Host signal: the application's processing is this many times slower from now on
+    /// (an `f64`'s bits; a `consumer-slowdown` fault, 1.0 when it is undone).
+    Slowdown(u64),
     /// A timer of the hosted producer, in the producer's own encoding.
     Hosted(Timer),
 }
@@ -57,6 +61,7 @@ impl From<ConsumerTimer> for Timer {
             ConsumerTimer::Reconnect(node) => Timer::new(RECONNECT, u64::from(node.0)),
             ConsumerTimer::Resume => Timer::new(RESUME, 0),
             ConsumerTimer::Pause(until) => Timer::new(PAUSE, until.as_nanos()),
+            ConsumerTimer::Slowdown(bits) => Timer::new(SLOWDOWN, bits),
             ConsumerTimer::Hosted(inner) => {
                 let kind = inner
                     .kind
@@ -68,10 +73,11 @@ impl From<ConsumerTimer> for Timer {
     }
 }
 
-impl ConsumerTimer {
-    /// The timer a consumer (or the producer it hosts) set, or was signalled with.
-    pub fn decode(t: Timer) -> ConsumerTimer {
-        match t.kind {
+impl NodeTimer for ConsumerTimer {
+    const OWNER: &'static str = "a consumer's";
+
+    fn try_decode(t: Timer) -> Option<ConsumerTimer> {
+        Some(match t.kind {
             TICK => ConsumerTimer::Tick,
             HEARTBEAT => ConsumerTimer::Heartbeat(t.key),
             AUTO_COMMIT => ConsumerTimer::AutoCommit,
@@ -80,21 +86,23 @@ impl ConsumerTimer {
             RECONNECT => ConsumerTimer::Reconnect(NodeId(t.key as u32)),
             RESUME => ConsumerTimer::Resume,
             PAUSE => ConsumerTimer::Pause(Instant::from_nanos(t.key)),
+            SLOWDOWN => ConsumerTimer::Slowdown(t.key),
             kind if kind >= HOSTED_TIMER_BASE => {
                 ConsumerTimer::Hosted(Timer::new(kind - HOSTED_TIMER_BASE, t.key))
             }
-            other => unreachable!("timer kind {other} is not a consumer's"),
-        }
+            _ => return None,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::assert_timers_round_trip;
 
     #[test]
     fn every_consumer_timer_round_trips_with_its_trace_kind() {
-        let all = [
+        assert_timers_round_trip(&[
             (ConsumerTimer::Tick, 1, 0),
             (ConsumerTimer::Heartbeat(3), 2, 3),
             (ConsumerTimer::AutoCommit, 3, 0),
@@ -103,18 +111,18 @@ mod tests {
             (ConsumerTimer::Reconnect(NodeId(4)), 6, 4),
             (ConsumerTimer::Resume, 7, 0),
             (ConsumerTimer::Pause(Instant::from_nanos(11)), 8, 11),
+            (
+                ConsumerTimer::Slowdown(2.5f64.to_bits()),
+                9,
+                2.5f64.to_bits(),
+            ),
             (ConsumerTimer::Hosted(Timer::new(1, 6)), 0x101, 6),
-        ];
-        for (t, kind, key) in all {
-            let encoded = Timer::from(t);
-            assert_eq!((encoded.kind, encoded.key), (kind, key), "{t:?}");
-            assert_eq!(ConsumerTimer::decode(encoded), t);
-        }
+        ]);
     }
 
     #[test]
     #[should_panic(expected = "not a consumer's")]
     fn an_unknown_kind_is_a_routing_bug() {
-        ConsumerTimer::decode(Timer::new(9, 0));
+        ConsumerTimer::decode(Timer::new(10, 0));
     }
 }
