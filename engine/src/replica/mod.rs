@@ -253,7 +253,7 @@ impl ReplicaManager {
                 }
             }
         }
-        self.try_complete_produces(cx, tp);
+        self.try_complete_produces_on(cx, tp);
         self.check_partition(cx.me(), tp);
     }
 
@@ -304,7 +304,7 @@ impl ReplicaManager {
             return;
         }
         if p.is_leader() {
-            self.try_complete_produces(cx, tp);
+            self.try_complete_produces_on(cx, tp);
         } else {
             self.fetcher_kick(cx);
         }
