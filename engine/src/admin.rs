@@ -10,7 +10,7 @@
 //! `default.api.timeout.ms` runs out. Asking for the total rather than an increment makes a
 //! retry harmless: a request that already took effect is refused with InvalidPartitions.
 
-use crate::node::{Cx, Node, NodeId, Timer};
+use crate::node::{Cx, Node, NodeId, NodeTimer, Timer};
 use crate::protocol::{CreatePartitionsRequest, ErrorCode, Message};
 use crate::record::TopicId;
 use crate::time::Duration;
@@ -18,7 +18,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 
 /// Every timer of an admin client: encoded to the kernel's [`Timer`] by `From` and decoded by
-/// [`AdminTimer::decode`], the one place that knows their numeric kinds (which appear in
+/// [`NodeTimer::decode`], the one place that knows their numeric kinds (which appear in
 /// traces and never change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdminTimer {
@@ -43,15 +43,17 @@ impl From<AdminTimer> for Timer {
     }
 }
 
-impl AdminTimer {
-    pub fn decode(t: Timer) -> AdminTimer {
+impl NodeTimer for AdminTimer {
+    const OWNER: &'static str = "an admin client's";
+
+    fn try_decode(t: Timer) -> Option<AdminTimer> {
         match t.kind {
-            TIMER_CREATE_PARTITIONS => AdminTimer::CreatePartitions {
+            TIMER_CREATE_PARTITIONS => Some(AdminTimer::CreatePartitions {
                 topic: TopicId((t.key >> 32) as u32),
                 count: t.key as u32,
-            },
-            TIMER_RETRY => AdminTimer::Retry(t.key),
-            other => unreachable!("timer kind {other} is not an admin client's"),
+            }),
+            TIMER_RETRY => Some(AdminTimer::Retry(t.key)),
+            _ => None,
         }
     }
 }

@@ -38,300 +38,111 @@ pub fn find<'t>(table: &'t [Alias], name: &str) -> Option<&'t Alias> {
 
 use ClientKind::{KafkaGo, Librdkafka, Sarama};
 
-const fn alias(
-    client: ClientKind,
-    name: &'static str,
-    property: &'static str,
-    convert: fn(&ConfigValue) -> Result<ConfigValue, String>,
-) -> Alias {
-    Alias {
-        client,
-        name,
-        property,
-        convert,
-    }
+/// A table of [`Alias`]es written one line per field, in sections by client (a client may
+/// have more than one section: the order is the table's, which `find` and the hints keep).
+macro_rules! aliases {
+    ($($client:ident: [$(($name:literal, $property:literal, $convert:expr),)+])+) => {
+        &[$($(Alias { client: $client, name: $name, property: $property, convert: $convert },)+)+]
+    };
 }
 
 /// Producer field names of sarama's `Config` and kafka-go's `Writer`.
-pub const PRODUCER: &[Alias] = &[
-    alias(Sarama, "Producer.RequiredAcks", "acks", sarama_acks),
-    alias(Sarama, "Producer.Idempotent", "enable.idempotence", same),
-    alias(
-        Sarama,
-        "Net.MaxOpenRequests",
-        "max.in.flight.requests.per.connection",
-        same,
-    ),
-    alias(Sarama, "Producer.Retry.Max", "retries", same),
-    alias(
-        Sarama,
-        "Producer.Retry.Backoff",
-        "retry.backoff.ms",
-        go_duration,
-    ),
-    alias(Sarama, "Producer.Flush.Frequency", "linger.ms", go_duration),
-    alias(Sarama, "Producer.Flush.Bytes", "sarama.Flush.Bytes", same),
-    alias(
-        Sarama,
-        "Producer.Flush.Messages",
-        "sarama.Flush.Messages",
-        same,
-    ),
-    alias(
-        Sarama,
-        "Producer.Flush.MaxMessages",
-        "sarama.Flush.MaxMessages",
-        same,
-    ),
-    alias(Sarama, "Producer.MaxMessageBytes", "max.request.size", same),
-    alias(Sarama, "Producer.Transaction.ID", "transactional.id", same),
-    alias(
-        Sarama,
-        "Producer.Transaction.Timeout",
-        "transaction.timeout.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Producer.Transaction.Retry.Max",
-        "sarama.Transaction.Retry.Max",
-        same,
-    ),
-    alias(
-        Sarama,
-        "Producer.Transaction.Retry.Backoff",
-        "sarama.Transaction.Retry.Backoff",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Producer.Partitioner",
-        "partitioner",
-        sarama_partitioner,
-    ),
-    alias(
-        Sarama,
-        "Producer.Return.Errors",
-        "on_error",
-        sarama_return_errors,
-    ),
-    alias(
-        Sarama,
-        "Metadata.RefreshFrequency",
-        "metadata.max.age.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Net.DialTimeout",
-        "socket.connection.setup.timeout.ms",
-        go_duration,
-    ),
-    alias(
-        KafkaGo,
-        "Transport.DialTimeout",
-        "socket.connection.setup.timeout.ms",
-        go_duration,
-    ),
-    alias(KafkaGo, "RequiredAcks", "acks", kafka_go_acks),
-    alias(
-        KafkaGo,
-        "BatchTimeout",
-        "kafka-go.BatchTimeout",
-        go_duration,
-    ),
-    alias(KafkaGo, "BatchSize", "kafka-go.BatchSize", same),
-    alias(KafkaGo, "BatchBytes", "kafka-go.BatchBytes", same),
-    alias(KafkaGo, "MaxAttempts", "retries", kafka_go_max_attempts),
-    alias(KafkaGo, "WriteBackoffMin", "retry.backoff.ms", go_duration),
-    alias(
-        KafkaGo,
-        "WriteBackoffMax",
-        "retry.backoff.max.ms",
-        go_duration,
-    ),
-    alias(KafkaGo, "WriteTimeout", "request.timeout.ms", go_duration),
-    alias(KafkaGo, "Async", "sync", not),
-    alias(KafkaGo, "Balancer", "partitioner", kafka_go_balancer),
-    alias(
-        KafkaGo,
-        "Transport.MetadataTTL",
-        "metadata.max.age.ms",
-        go_duration,
-    ),
+pub const PRODUCER: &[Alias] = aliases! {
+    Sarama: [
+        ("Producer.RequiredAcks", "acks", sarama_acks),
+        ("Producer.Idempotent", "enable.idempotence", same),
+        ("Net.MaxOpenRequests", "max.in.flight.requests.per.connection", same),
+        ("Producer.Retry.Max", "retries", same),
+        ("Producer.Retry.Backoff", "retry.backoff.ms", go_duration),
+        ("Producer.Flush.Frequency", "linger.ms", go_duration),
+        ("Producer.Flush.Bytes", "sarama.Flush.Bytes", same),
+        ("Producer.Flush.Messages", "sarama.Flush.Messages", same),
+        ("Producer.Flush.MaxMessages", "sarama.Flush.MaxMessages", same),
+        ("Producer.MaxMessageBytes", "max.request.size", same),
+        ("Producer.Transaction.ID", "transactional.id", same),
+        ("Producer.Transaction.Timeout", "transaction.timeout.ms", go_duration),
+        ("Producer.Transaction.Retry.Max", "sarama.Transaction.Retry.Max", same),
+        ("Producer.Transaction.Retry.Backoff", "sarama.Transaction.Retry.Backoff", go_duration),
+        ("Producer.Partitioner", "partitioner", sarama_partitioner),
+        ("Producer.Return.Errors", "on_error", sarama_return_errors),
+        ("Metadata.RefreshFrequency", "metadata.max.age.ms", go_duration),
+        ("Net.DialTimeout", "socket.connection.setup.timeout.ms", go_duration),
+    ]
+    KafkaGo: [
+        ("Transport.DialTimeout", "socket.connection.setup.timeout.ms", go_duration),
+        ("RequiredAcks", "acks", kafka_go_acks),
+        ("BatchTimeout", "kafka-go.BatchTimeout", go_duration),
+        ("BatchSize", "kafka-go.BatchSize", same),
+        ("BatchBytes", "kafka-go.BatchBytes", same),
+        ("MaxAttempts", "retries", kafka_go_max_attempts),
+        ("WriteBackoffMin", "retry.backoff.ms", go_duration),
+        ("WriteBackoffMax", "retry.backoff.max.ms", go_duration),
+        ("WriteTimeout", "request.timeout.ms", go_duration),
+        ("Async", "sync", not),
+        ("Balancer", "partitioner", kafka_go_balancer),
+        ("Transport.MetadataTTL", "metadata.max.age.ms", go_duration),
+    ]
     // librdkafka's own names (CONFIGURATION.md) for the knob the engine models under the
     // Java name: true aliases in librdkafka for the first four; the refresh interval and
     // message.max.bytes are the settings `ProducerConfig` documents as their stand-ins.
-    alias(Librdkafka, "queue.buffering.max.ms", "linger.ms", same),
-    alias(
-        Librdkafka,
-        "message.timeout.ms",
-        "delivery.timeout.ms",
-        same,
-    ),
-    alias(Librdkafka, "request.required.acks", "acks", same),
-    alias(Librdkafka, "message.send.max.retries", "retries", same),
-    alias(
-        Librdkafka,
-        "topic.metadata.refresh.interval.ms",
-        "metadata.max.age.ms",
-        same,
-    ),
-    alias(Librdkafka, "message.max.bytes", "max.request.size", same),
-];
+    Librdkafka: [
+        ("queue.buffering.max.ms", "linger.ms", same),
+        ("message.timeout.ms", "delivery.timeout.ms", same),
+        ("request.required.acks", "acks", same),
+        ("message.send.max.retries", "retries", same),
+        ("topic.metadata.refresh.interval.ms", "metadata.max.age.ms", same),
+        ("message.max.bytes", "max.request.size", same),
+    ]
+};
 
 /// Consumer field names of sarama's `Config` and kafka-go's `ReaderConfig`.
-pub const CONSUMER: &[Alias] = &[
-    alias(
-        Sarama,
-        "Consumer.Offsets.AutoCommit.Enable",
-        "enable.auto.commit",
-        same,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Offsets.AutoCommit.Interval",
-        "auto.commit.interval.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Offsets.Initial",
-        "auto.offset.reset",
-        sarama_initial,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Group.Session.Timeout",
-        "session.timeout.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Group.Heartbeat.Interval",
-        "heartbeat.interval.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Group.Rebalance.Timeout",
-        "max.poll.interval.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Group.Rebalance.Strategy",
-        "partition.assignment.strategy",
-        sarama_strategy,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Group.Rebalance.GroupStrategies",
-        "partition.assignment.strategy",
-        sarama_strategy,
-    ),
-    alias(
-        Sarama,
-        "Consumer.Group.InstanceId",
-        "group.instance.id",
-        same,
-    ),
-    alias(
-        Sarama,
-        "Metadata.RefreshFrequency",
-        "metadata.max.age.ms",
-        go_duration,
-    ),
-    alias(Sarama, "Consumer.Fetch.Min", "fetch.min.bytes", same),
-    alias(
-        Sarama,
-        "Consumer.Fetch.Default",
-        "max.partition.fetch.bytes",
-        same,
-    ),
-    alias(
-        Sarama,
-        "Consumer.MaxWaitTime",
-        "fetch.max.wait.ms",
-        go_duration,
-    ),
-    alias(
-        Sarama,
-        "Consumer.IsolationLevel",
-        "isolation.level",
-        sarama_isolation,
-    ),
-    alias(
-        KafkaGo,
-        "CommitInterval",
-        "auto.commit.interval.ms",
-        go_duration,
-    ),
-    alias(
-        KafkaGo,
-        "StartOffset",
-        "auto.offset.reset",
-        kafka_go_start_offset,
-    ),
-    alias(KafkaGo, "SessionTimeout", "session.timeout.ms", go_duration),
-    alias(
-        KafkaGo,
-        "HeartbeatInterval",
-        "heartbeat.interval.ms",
-        go_duration,
-    ),
-    alias(
-        KafkaGo,
-        "RebalanceTimeout",
-        "max.poll.interval.ms",
-        go_duration,
-    ),
-    alias(
-        KafkaGo,
-        "WatchPartitionChanges",
-        "kafka-go.WatchPartitionChanges",
-        same,
-    ),
-    alias(
-        KafkaGo,
-        "PartitionWatchInterval",
-        "metadata.max.age.ms",
-        go_duration,
-    ),
-    alias(
-        Librdkafka,
-        "topic.metadata.refresh.interval.ms",
-        "metadata.max.age.ms",
-        same,
-    ),
-    alias(KafkaGo, "MinBytes", "fetch.min.bytes", same),
-    alias(
-        Sarama,
-        "Net.DialTimeout",
-        "socket.connection.setup.timeout.ms",
-        go_duration,
-    ),
-    alias(
-        KafkaGo,
-        "Dialer.Timeout",
-        "socket.connection.setup.timeout.ms",
-        go_duration,
-    ),
-    alias(KafkaGo, "MaxBytes", "fetch.max.bytes", same),
-    alias(KafkaGo, "MaxWait", "fetch.max.wait.ms", go_duration),
-    alias(
-        KafkaGo,
-        "GroupBalancers",
-        "partition.assignment.strategy",
-        kafka_go_group_balancers,
-    ),
-    alias(
-        KafkaGo,
-        "IsolationLevel",
-        "isolation.level",
-        kafka_go_isolation,
-    ),
-];
+pub const CONSUMER: &[Alias] = aliases! {
+    Sarama: [
+        ("Consumer.Offsets.AutoCommit.Enable", "enable.auto.commit", same),
+        ("Consumer.Offsets.AutoCommit.Interval", "auto.commit.interval.ms", go_duration),
+        ("Consumer.Offsets.Initial", "auto.offset.reset", sarama_initial),
+        ("Consumer.Group.Session.Timeout", "session.timeout.ms", go_duration),
+        ("Consumer.Group.Heartbeat.Interval", "heartbeat.interval.ms", go_duration),
+        ("Consumer.Group.Rebalance.Timeout", "max.poll.interval.ms", go_duration),
+        ("Consumer.Group.Rebalance.Strategy", "partition.assignment.strategy", sarama_strategy),
+        (
+            "Consumer.Group.Rebalance.GroupStrategies",
+            "partition.assignment.strategy",
+            sarama_strategy
+        ),
+        ("Consumer.Group.InstanceId", "group.instance.id", same),
+        ("Metadata.RefreshFrequency", "metadata.max.age.ms", go_duration),
+        ("Consumer.Fetch.Min", "fetch.min.bytes", same),
+        ("Consumer.Fetch.Default", "max.partition.fetch.bytes", same),
+        ("Consumer.MaxWaitTime", "fetch.max.wait.ms", go_duration),
+        ("Consumer.IsolationLevel", "isolation.level", sarama_isolation),
+    ]
+    KafkaGo: [
+        ("CommitInterval", "auto.commit.interval.ms", go_duration),
+        ("StartOffset", "auto.offset.reset", kafka_go_start_offset),
+        ("SessionTimeout", "session.timeout.ms", go_duration),
+        ("HeartbeatInterval", "heartbeat.interval.ms", go_duration),
+        ("RebalanceTimeout", "max.poll.interval.ms", go_duration),
+        ("WatchPartitionChanges", "kafka-go.WatchPartitionChanges", same),
+        ("PartitionWatchInterval", "metadata.max.age.ms", go_duration),
+    ]
+    Librdkafka: [
+        ("topic.metadata.refresh.interval.ms", "metadata.max.age.ms", same),
+    ]
+    KafkaGo: [
+        ("MinBytes", "fetch.min.bytes", same),
+    ]
+    Sarama: [
+        ("Net.DialTimeout", "socket.connection.setup.timeout.ms", go_duration),
+    ]
+    KafkaGo: [
+        ("Dialer.Timeout", "socket.connection.setup.timeout.ms", go_duration),
+        ("MaxBytes", "fetch.max.bytes", same),
+        ("MaxWait", "fetch.max.wait.ms", go_duration),
+        ("GroupBalancers", "partition.assignment.strategy", kafka_go_group_balancers),
+        ("IsolationLevel", "isolation.level", kafka_go_isolation),
+    ]
+};
 
 fn same(v: &ConfigValue) -> Result<ConfigValue, String> {
     Ok(v.clone())

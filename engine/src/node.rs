@@ -87,6 +87,36 @@ impl Timer {
     }
 }
 
+/// A node kind's timers as one enum, which the node matches exhaustively (quinn-proto's typed
+/// timers). The kernel carries the plain [`Timer`]; each kind's `From` impl and
+/// [`NodeTimer::try_decode`] are the one place that knows its numeric kinds (they appear in
+/// every trace and never change), and [`NodeTimer::decode`] makes a kind the node never sets
+/// a panic (a routing bug) instead of a timer silently dropped.
+pub trait NodeTimer: Copy + std::fmt::Debug + PartialEq + Into<Timer> {
+    /// Whose timers these are, for the panic: `"a consumer's"`.
+    const OWNER: &'static str;
+
+    /// The timer `t` encodes, or `None` when this kind of node never sets `t.kind`.
+    fn try_decode(t: Timer) -> Option<Self>;
+
+    /// The timer this node set (or was signalled with).
+    fn decode(t: Timer) -> Self {
+        Self::try_decode(t)
+            .unwrap_or_else(|| unreachable!("timer kind {:#x} is not {}", t.kind, Self::OWNER))
+    }
+}
+
+/// Test helper for a [`NodeTimer`]: each `(timer, kind, key)` encodes to that kind and key
+/// (the numbers traces show) and decodes back to the same timer.
+#[cfg(test)]
+pub(crate) fn assert_timers_round_trip<T: NodeTimer>(all: &[(T, u16, u64)]) {
+    for &(t, kind, key) in all {
+        let encoded: Timer = t.into();
+        assert_eq!((encoded.kind, encoded.key), (kind, key), "{t:?}");
+        assert_eq!(T::decode(encoded), t);
+    }
+}
+
 /// Handle of a set timer, for cancellation. Unique within a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId(pub u64);

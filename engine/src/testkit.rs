@@ -143,3 +143,14 @@ pub fn with_cx<R>(disk: &mut MemDisk, f: impl FnOnce(&mut Cx) -> R) -> (R, Vec<E
     let r = f(&mut cx);
     (r, out)
 }
+
+/// The peers whose connections `effects` close ([`Effect::CloseConnection`]), in order.
+pub fn closed_connections(effects: &[Effect]) -> Vec<NodeId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CloseConnection { peer } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}

@@ -6,8 +6,9 @@
 use std::fmt::Write;
 
 use crate::charts;
-use crate::result::{sections, BenchResult, LatencySummary, Sweep};
-use crate::text::{left_out, publish_delay_sentence, window_sentence};
+use crate::result::{sections, BenchResult, Sweep};
+use crate::table::Table;
+use crate::text::{fault_items, left_out, publish_delay_sentence, window_sentence};
 use crate::write::ReportError;
 
 type RunChart = fn(&BenchResult) -> Result<String, ReportError>;
@@ -75,22 +76,10 @@ pub fn render_html(results: &[BenchResult], sweep: Option<&Sweep>) -> Result<Str
 fn sweep_section(sweep: &Sweep) -> Result<String, ReportError> {
     let parameters = sweep.parameters();
     let mut out = format!(
-        "<section id=\"sweep\">\n<h2>Sweep over {}</h2>\n<table>\n<tr>",
+        "<section id=\"sweep\">\n<h2>Sweep over {}</h2>\n",
         escape(&parameters.join(", "))
     );
-    let table = sweep.table();
-    for heading in &table.headings {
-        let _ = write!(out, "<th>{}</th>", escape(heading));
-    }
-    out.push_str("</tr>\n");
-    for row in &table.rows {
-        out.push_str("<tr>");
-        for cell in row {
-            let _ = write!(out, "<td>{}</td>", escape(cell));
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table>\n");
+    out.push_str(&table(&Table::sweep(sweep)));
     for (chart, about_consumers) in SWEEP_CHARTS {
         if about_consumers && !sweep.has_consumers() {
             continue;
@@ -116,7 +105,7 @@ fn run_body(result: &BenchResult) -> Result<String, ReportError> {
             " No consumers (a producer-only workload).".to_string()
         },
     );
-    out.push_str(&summary_table(result));
+    out.push_str(&table(&Table::run_summary(result)));
     if let Some(delay) = &result.publish_delay_ms {
         out.push_str(&format!(
             "<p>{}</p>\n",
@@ -146,47 +135,22 @@ fn run_body(result: &BenchResult) -> Result<String, ReportError> {
     Ok(out)
 }
 
-fn summary_table(result: &BenchResult) -> String {
-    let mut out = String::from(
-        "<table>\n<tr><th></th><th>records</th><th>records/s</th><th>MiB/s</th><th>avg ms</th>\
-         <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n",
-    );
-    out.push_str(&summary_row(
-        "publish (send to ack)",
-        result.records_sent,
-        result.publish_rate,
-        result.publish_mib_per_sec,
-        result.publish_latency_avg_ms,
-        &result.publish_latency_ms,
-    ));
-    if result.has_consumers() {
-        out.push_str(&summary_row(
-            "consume (send to poll)",
-            result.records_consumed,
-            result.consume_rate,
-            result.consume_mib_per_sec,
-            result.end_to_end_latency_avg_ms,
-            &result.end_to_end_latency_ms,
-        ));
+/// `<table>` markup of a [`Table`] (the style right-aligns all but the first column).
+fn table(table: &Table) -> String {
+    let mut out = String::from("<table>\n<tr>");
+    for heading in &table.headings {
+        let _ = write!(out, "<th>{}</th>", escape(heading));
+    }
+    out.push_str("</tr>\n");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(cell));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
     out
-}
-
-fn summary_row(
-    name: &str,
-    records: u64,
-    rate: f64,
-    mib_per_sec: f64,
-    avg_ms: f64,
-    latency: &LatencySummary,
-) -> String {
-    format!(
-        "<tr><td>{name}</td><td>{records}</td><td>{rate:.1}</td><td>{mib_per_sec:.2}</td>\
-         <td>{avg_ms:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td>\
-         <td>{:.3}</td></tr>\n",
-        latency.p50, latency.p95, latency.p99, latency.p999, latency.max,
-    )
 }
 
 fn fault_list(result: &BenchResult) -> String {
@@ -194,15 +158,8 @@ fn fault_list(result: &BenchResult) -> String {
         return "<p class=\"note\">No faults injected.</p>\n".to_string();
     }
     let mut out = String::from("<h3>Faults</h3>\n<ul>\n");
-    for fault in &result.faults {
-        let _ = writeln!(out, "<li>{:.3} s: {}</li>", fault.t_s, escape(&fault.label));
-    }
-    if result.faults_dropped > 0 {
-        let _ = writeln!(
-            out,
-            "<li>and {} more (not kept)</li>",
-            result.faults_dropped
-        );
+    for item in fault_items(result) {
+        let _ = writeln!(out, "<li>{}</li>", escape(&item));
     }
     out.push_str("</ul>\n");
     out

@@ -36,6 +36,7 @@ mod markdown;
 mod metrics;
 mod omb;
 mod result;
+mod table;
 mod text;
 mod timeline;
 mod write;

@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use crate::result::{sections, BenchResult, Sweep};
-use crate::text::{left_out, publish_delay_sentence, window_sentence};
+use crate::table::Table;
+use crate::text::{fault_items, left_out, publish_delay_sentence, window_sentence};
 
 /// The summary of a report: the sweep comparison (if any), then one section per run.
 pub fn render_markdown(results: &[BenchResult], sweep: Option<&Sweep>) -> String {
@@ -21,14 +22,25 @@ pub fn render_markdown(results: &[BenchResult], sweep: Option<&Sweep>) -> String
 /// The comparison table of a sweep: one row per point, one column per swept parameter.
 fn sweep_table(sweep: &Sweep) -> String {
     let parameters = sweep.parameters();
-    let mut out = format!("\n## Sweep over {}\n\n|", escape(&parameters.join(", ")));
-    let table = sweep.table();
+    let mut out = format!("\n## Sweep over {}\n\n", escape(&parameters.join(", ")));
+    out.push_str(&table(&Table::sweep(sweep)));
+    out
+}
+
+/// A [`Table`] in Markdown: label columns left-aligned, numbers right-aligned. An empty
+/// heading (the run summary's row-name column) is written `| |`.
+fn table(table: &Table) -> String {
+    let mut out = String::from("|");
     for heading in &table.headings {
-        let _ = write!(out, " {} |", escape(heading));
+        if heading.is_empty() {
+            out.push_str(" |");
+        } else {
+            let _ = write!(out, " {} |", escape(heading));
+        }
     }
     out.push_str("\n|");
-    out.push_str(&"---|".repeat(table.parameters));
-    out.push_str(&"---:|".repeat(table.headings.len() - table.parameters));
+    out.push_str(&"---|".repeat(table.label_columns));
+    out.push_str(&"---:|".repeat(table.headings.len() - table.label_columns));
     out.push('\n');
     for row in &table.rows {
         out.push('|');
@@ -48,34 +60,7 @@ fn run_summary(result: &BenchResult) -> String {
         result.warmup_s,
         left_out(result)
     );
-    out.push_str("| | records | records/s | MiB/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    let rows = [
-        (
-            "publish (send to ack)",
-            result.records_sent,
-            result.publish_rate,
-            result.publish_mib_per_sec,
-            result.publish_latency_avg_ms,
-            &result.publish_latency_ms,
-        ),
-        (
-            "consume (send to poll)",
-            result.records_consumed,
-            result.consume_rate,
-            result.consume_mib_per_sec,
-            result.end_to_end_latency_avg_ms,
-            &result.end_to_end_latency_ms,
-        ),
-    ];
-    let shown = if result.has_consumers() { 2 } else { 1 };
-    for (name, records, rate, mib, avg, latency) in rows.into_iter().take(shown) {
-        let _ = writeln!(
-            out,
-            "| {name} | {records} | {rate:.1} | {mib:.2} | {avg:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            latency.p50, latency.p95, latency.p99, latency.p999, latency.max,
-        );
-    }
+    out.push_str(&table(&Table::run_summary(result)));
     if let Some(delay) = &result.publish_delay_ms {
         let _ = writeln!(
             out,
@@ -114,11 +99,8 @@ fn fault_list(result: &BenchResult) -> String {
         return "\nNo faults injected.\n".to_string();
     }
     let mut out = String::from("\nFaults:\n\n");
-    for fault in &result.faults {
-        let _ = writeln!(out, "- {:.3} s: {}", fault.t_s, escape(&fault.label));
-    }
-    if result.faults_dropped > 0 {
-        let _ = writeln!(out, "- and {} more (not kept)", result.faults_dropped);
+    for item in fault_items(result) {
+        let _ = writeln!(out, "- {}", escape(&item));
     }
     out
 }

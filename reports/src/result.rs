@@ -269,77 +269,12 @@ impl Sweep {
     }
 }
 
-/// A column of a sweep's comparison table: its heading and a point's cell.
-pub(crate) type SweepColumn = (&'static str, fn(&BenchResult) -> String);
-
 impl Sweep {
     /// Whether any point's workload has consumers (else the consumer columns and charts are
     /// left out, as for a producer-only run).
     pub(crate) fn has_consumers(&self) -> bool {
         self.points.iter().any(|p| p.result.has_consumers())
     }
-
-    /// The comparison table, unescaped, that the HTML and Markdown reports format: the
-    /// headings (the swept parameters, then the result columns) and one row per point in the
-    /// same order. `parameters` is how many leading columns are parameters.
-    pub(crate) fn table(&self) -> SweepTable {
-        let parameters = self.parameters();
-        let columns = self.columns();
-        let mut headings = parameters.clone();
-        headings.extend(columns.iter().map(|(heading, _)| heading.to_string()));
-        let rows = self
-            .points
-            .iter()
-            .map(|point| {
-                let mut row: Vec<String> = parameters
-                    .iter()
-                    .map(|p| point.value_of(p).to_string())
-                    .collect();
-                row.extend(columns.iter().map(|(_, cell)| cell(&point.result)));
-                row
-            })
-            .collect();
-        SweepTable {
-            parameters: parameters.len(),
-            headings,
-            rows,
-        }
-    }
-
-    /// The comparison table's result columns: throughput and latency, the consumer columns
-    /// only with consumers, and the disk bound (which compression moves) when known.
-    pub(crate) fn columns(&self) -> Vec<SweepColumn> {
-        let mut columns: Vec<SweepColumn> = vec![
-            ("publish records/s", |r| format!("{:.1}", r.publish_rate)),
-            ("publish MiB/s", |r| format!("{:.2}", r.publish_mib_per_sec)),
-        ];
-        if self.has_consumers() {
-            columns.push(("consume records/s", |r| format!("{:.1}", r.consume_rate)));
-        }
-        columns.push(("publish p99 ms", |r| {
-            format!("{:.3}", r.publish_latency_ms.p99)
-        }));
-        if self.has_consumers() {
-            columns.push(("end-to-end p99 ms", |r| {
-                format!("{:.3}", r.end_to_end_latency_ms.p99)
-            }));
-        }
-        if self.points.iter().any(|p| p.result.disk.is_some()) {
-            columns.push(("disk bound MiB/s", |r| {
-                r.disk
-                    .as_ref()
-                    .map_or(String::new(), |d| format!("{:.1}", d.bound_mib_per_sec))
-            }));
-        }
-        columns
-    }
-}
-
-/// A sweep's comparison table (see [`Sweep::table`]).
-pub(crate) struct SweepTable {
-    pub parameters: usize,
-    pub headings: Vec<String>,
-    pub rows: Vec<Vec<String>>,
 }
 
 impl SweepPoint {

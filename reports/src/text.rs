@@ -70,6 +70,20 @@ pub(crate) fn publish_delay_sentence(avg_ms: f64, d: &LatencySummary) -> String 
     )
 }
 
+/// The faults injected, one unescaped item each (`1.500 s: crash broker-0`), then how many
+/// more there were than the recorder keeps: the list both reports show in their markup.
+pub(crate) fn fault_items(result: &BenchResult) -> Vec<String> {
+    let mut items: Vec<String> = result
+        .faults
+        .iter()
+        .map(|fault| format!("{:.3} s: {}", fault.t_s, fault.label))
+        .collect();
+    if result.faults_dropped > 0 {
+        items.push(format!("and {} more (not kept)", result.faults_dropped));
+    }
+    items
+}
+
 /// What the cut at the start of a run is, for reports.
 pub(crate) fn left_out(result: &BenchResult) -> &'static str {
     if result.load_start_s.is_some() {

@@ -372,8 +372,8 @@ mod tests {
 
     const F: FileId = FileId::Named("f");
 
-    #[test]
-    fn power_loss_drops_exactly_the_unflushed_suffix() {
+    /// A disk without writeback whose file `F` holds entries 0, 1 and 2, fsynced.
+    fn three_fsynced_entries() -> NodeDisk {
         let mut d = NodeDisk::new(DiskConfig {
             writeback: None,
             ..DiskConfig::default()
@@ -383,6 +383,12 @@ mod tests {
         }
         let (_, t) = d.begin_fsync(F);
         d.complete_fsync(t);
+        d
+    }
+
+    #[test]
+    fn power_loss_drops_exactly_the_unflushed_suffix() {
+        let mut d = three_fsynced_entries();
         d.append(F, entry(3));
         d.append(F, entry(4));
         d.power_loss(false, &mut rng_for(1, 2));
@@ -392,15 +398,7 @@ mod tests {
 
     #[test]
     fn truncation_not_yet_durable_reappears_after_power_loss() {
-        let mut d = NodeDisk::new(DiskConfig {
-            writeback: None,
-            ..DiskConfig::default()
-        });
-        for i in 0..3 {
-            d.append(F, entry(i));
-        }
-        let (_, t) = d.begin_fsync(F);
-        d.complete_fsync(t);
+        let mut d = three_fsynced_entries();
         d.truncate(F, 1);
         d.power_loss(false, &mut rng_for(1, 2));
         assert_eq!(d.read(F).len(), 3);

@@ -480,6 +480,15 @@ mod tests {
         n
     }
 
+    /// Sends 10 bytes from node `from` to node `to` at time zero, which the sender must not
+    /// drop; the link epoch the message left on.
+    fn sent(n: &mut Network, from: u32, to: u32) -> u64 {
+        match n.send(Instant::ZERO, NodeId(from), NodeId(to), 10) {
+            SendOutcome::Arrives { link_epoch, .. } => link_epoch,
+            SendOutcome::Dropped => panic!("dropped at the sender"),
+        }
+    }
+
     #[test]
     fn bandwidth_queues_messages_behind_each_other() {
         let mut n = net(LinkConfig {
@@ -510,11 +519,8 @@ mod tests {
     fn one_way_partition_blocks_one_direction_and_holds_what_reaches_it() {
         let mut n = net(LinkConfig::default());
         n.partition_one_way(&[NodeId(0)], &[NodeId(1)]);
-        let SendOutcome::Arrives { link_epoch, .. } =
-            n.send(Instant::ZERO, NodeId(0), NodeId(1), 10)
-        else {
-            panic!("a partition does not drop at the sender")
-        };
+        // A partition does not drop at the sender: it holds what reaches the far end.
+        let link_epoch = sent(&mut n, 0, 1);
         assert_eq!(
             n.arrive(NodeId(0), NodeId(1), 10, link_epoch),
             Arrival::Blocked
@@ -523,11 +529,7 @@ mod tests {
             n.links[0][1].in_flight_bytes, 10,
             "held bytes stay in flight"
         );
-        let SendOutcome::Arrives { link_epoch, .. } =
-            n.send(Instant::ZERO, NodeId(1), NodeId(0), 10)
-        else {
-            panic!("dropped")
-        };
+        let link_epoch = sent(&mut n, 1, 0);
         assert_eq!(
             n.arrive(NodeId(1), NodeId(0), 10, link_epoch),
             Arrival::Open
@@ -538,11 +540,7 @@ mod tests {
     #[test]
     fn cut_drops_in_flight() {
         let mut n = net(LinkConfig::default());
-        let SendOutcome::Arrives { link_epoch, .. } =
-            n.send(Instant::ZERO, NodeId(0), NodeId(1), 10)
-        else {
-            panic!("dropped")
-        };
+        let link_epoch = sent(&mut n, 0, 1);
         n.cut(NodeId(0), NodeId(1));
         assert_eq!(
             n.arrive(NodeId(0), NodeId(1), 10, link_epoch),

@@ -440,6 +440,7 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
             partitions,
         } => json!({"event": "Assigned", "member": member(group, m), "generation": generation,
             "partitions": partitions.iter().map(tp).collect::<Vec<_>>()}),
+        // A record as read and as stored: the same fields (see `HistoryEvent::Poll`).
         Poll {
             group,
             member: m,
@@ -447,8 +448,17 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
             offset,
             value,
             key,
-        } => json!({"event": "Poll", "member": member(group, m), "partition": tp(partition),
-            "offset": offset, "value": value.0, "key": key.map(|k| k.0)}),
+        }
+        | SinkWrite {
+            group,
+            member: m,
+            partition,
+            offset,
+            value,
+            key,
+        } => json!({"event": if matches!(e, Poll { .. }) { "Poll" } else { "SinkWrite" },
+            "member": member(group, m), "partition": tp(partition), "offset": offset,
+            "value": value.0, "key": key.map(|k| k.0)}),
         Commit {
             group,
             member: m,
@@ -468,15 +478,6 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
         } => json!({"event": "OffsetsStored", "group": group.as_ref(),
             "member": names.node(*m), "generation": generation, "partition": tp(partition),
             "offset": offset}),
-        SinkWrite {
-            group,
-            member: m,
-            partition,
-            offset,
-            value,
-            key,
-        } => json!({"event": "SinkWrite", "member": member(group, m), "partition": tp(partition),
-            "offset": offset, "value": value.0, "key": key.map(|k| k.0)}),
         DeadLetter {
             group,
             member: m,
@@ -498,14 +499,13 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
             cause,
         } => json!({"event": "PositionReset", "member": member(group, m),
             "partition": tp(partition), "offset": offset, "cause": cause.name()}),
-        TxnBegin { producer, txn } => {
-            json!({"event": "TxnBegin", "producer": names.producer(*producer), "txn": txn})
-        }
-        TxnCommit { producer, txn } => {
-            json!({"event": "TxnCommit", "producer": names.producer(*producer), "txn": txn})
-        }
-        TxnAbort { producer, txn } => {
-            json!({"event": "TxnAbort", "producer": names.producer(*producer), "txn": txn})
+        TxnBegin { producer, txn } | TxnCommit { producer, txn } | TxnAbort { producer, txn } => {
+            let event = match e {
+                TxnBegin { .. } => "TxnBegin",
+                TxnCommit { .. } => "TxnCommit",
+                _ => "TxnAbort",
+            };
+            json!({"event": event, "producer": names.producer(*producer), "txn": txn})
         }
         TxnUnknown {
             producer,

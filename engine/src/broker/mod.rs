@@ -20,7 +20,7 @@ use crate::coordinator::transaction::{
 };
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::log::{checkpoint, recovery};
-use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, Timer};
+use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, NodeTimer, Timer};
 use crate::protocol::*;
 use crate::record::{TopicId, TopicPartition};
 use crate::replica::partition::Partition;

@@ -7,7 +7,7 @@
 //!
 //! The numeric kinds are part of every trace (`timer kind:key`), so they never change.
 
-use crate::node::{NodeId, Timer};
+use crate::node::{NodeId, NodeTimer, Timer};
 
 const HEARTBEAT: u16 = 10;
 const HW_CHECKPOINT: u16 = 11;
@@ -118,29 +118,12 @@ impl From<BrokerTimer> for Timer {
     }
 }
 
-impl From<ReplicaTimer> for Timer {
-    fn from(t: ReplicaTimer) -> Timer {
-        BrokerTimer::Replica(t).into()
-    }
-}
+impl NodeTimer for BrokerTimer {
+    const OWNER: &'static str = "a broker's";
 
-impl From<TxnTimer> for Timer {
-    fn from(t: TxnTimer) -> Timer {
-        BrokerTimer::Transaction(t).into()
-    }
-}
-
-impl From<GroupTimer> for Timer {
-    fn from(t: GroupTimer) -> Timer {
-        BrokerTimer::Group(t).into()
-    }
-}
-
-impl BrokerTimer {
-    /// The timer a broker (or a component it hosts) set.
-    pub fn decode(t: Timer) -> BrokerTimer {
+    fn try_decode(t: Timer) -> Option<BrokerTimer> {
         let (high, low) = split(t.key);
-        match t.kind {
+        Some(match t.kind {
             HEARTBEAT => BrokerTimer::Heartbeat,
             HW_CHECKPOINT => BrokerTimer::HwCheckpoint,
             ISR_EXPIRATION => BrokerTimer::IsrExpiration,
@@ -167,44 +150,42 @@ impl BrokerTimer {
                 group: high,
                 seq: low,
             }),
-            other => unreachable!("timer kind {other:#x} is not a broker's"),
-        }
+            _ => return None,
+        })
     }
 }
 
-impl ReplicaTimer {
-    /// A timer the broker routed to its replica manager.
-    pub fn decode(t: Timer) -> ReplicaTimer {
-        match BrokerTimer::decode(t) {
-            BrokerTimer::Replica(r) => r,
-            other => unreachable!("{other:?} is not a replica manager's timer"),
+/// The timers of a component the broker hosts: encoded as the broker's own (one numbering),
+/// decoded only as the component's, so a timer routed to the wrong component panics.
+macro_rules! component_timer {
+    ($component:ident, $variant:ident, $owner:literal) => {
+        impl From<$component> for Timer {
+            fn from(t: $component) -> Timer {
+                BrokerTimer::$variant(t).into()
+            }
         }
-    }
+
+        impl NodeTimer for $component {
+            const OWNER: &'static str = $owner;
+
+            fn try_decode(t: Timer) -> Option<$component> {
+                match BrokerTimer::try_decode(t)? {
+                    BrokerTimer::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl TxnTimer {
-    /// A timer the broker routed to its transaction coordinator.
-    pub fn decode(t: Timer) -> TxnTimer {
-        match BrokerTimer::decode(t) {
-            BrokerTimer::Transaction(x) => x,
-            other => unreachable!("{other:?} is not a transaction coordinator's timer"),
-        }
-    }
-}
-
-impl GroupTimer {
-    /// A timer the broker routed to its group coordinator.
-    pub fn decode(t: Timer) -> GroupTimer {
-        match BrokerTimer::decode(t) {
-            BrokerTimer::Group(g) => g,
-            other => unreachable!("{other:?} is not a group coordinator's timer"),
-        }
-    }
-}
+component_timer!(ReplicaTimer, Replica, "a replica manager's");
+component_timer!(TxnTimer, Transaction, "a transaction coordinator's");
+component_timer!(GroupTimer, Group, "a group coordinator's");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::assert_timers_round_trip;
 
     #[test]
     fn every_broker_timer_round_trips_with_its_trace_kind_and_key() {
@@ -249,11 +230,7 @@ mod tests {
                 (1 << 32) | 4,
             ),
         ];
-        for (t, kind, key) in all {
-            let encoded = Timer::from(t);
-            assert_eq!((encoded.kind, encoded.key), (kind, key), "{t:?}");
-            assert_eq!(BrokerTimer::decode(encoded), t);
-        }
+        assert_timers_round_trip(&all);
     }
 
     #[test]

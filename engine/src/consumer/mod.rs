@@ -41,7 +41,7 @@ use crate::app::sink::{LocalSink, SinkClient, SINK_FILE};
 use crate::app::workers::Processors;
 use crate::app::{Delivered, HandlerSpec, OnFailure};
 use crate::history::ResetCause;
-use crate::node::{Cx, DiskDone, Node, NodeId, Timer};
+use crate::node::{Cx, DiskDone, Node, NodeId, NodeTimer, Timer};
 use crate::protocol::{Exchange, Message};
 use crate::reconnect::{self, ConnectionStates};
 use crate::record::{TopicId, TopicPartition};

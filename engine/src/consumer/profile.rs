@@ -170,23 +170,14 @@ mod tests {
 
     #[test]
     fn auto_commit_styles_follow_the_client() {
-        let z = Duration::ZERO;
-        assert_eq!(
-            auto_commit_style(ClientKind::Java, z),
-            AutoCommitStyle::AtPoll
-        );
-        assert_eq!(
-            auto_commit_style(ClientKind::KafkaGo, z),
-            AutoCommitStyle::PerRecordSync
-        );
-        let one = Duration::from_secs(1);
-        assert_eq!(
-            auto_commit_style(ClientKind::KafkaGo, one),
-            AutoCommitStyle::Timer
-        );
-        assert_eq!(
-            auto_commit_style(ClientKind::Sarama, one),
-            AutoCommitStyle::Timer
-        );
+        let (z, one) = (Duration::ZERO, Duration::from_secs(1));
+        for (client, interval, style) in [
+            (ClientKind::Java, z, AutoCommitStyle::AtPoll),
+            (ClientKind::KafkaGo, z, AutoCommitStyle::PerRecordSync),
+            (ClientKind::KafkaGo, one, AutoCommitStyle::Timer),
+            (ClientKind::Sarama, one, AutoCommitStyle::Timer),
+        ] {
+            assert_eq!(auto_commit_style(client, interval), style, "{client:?}");
+        }
     }
 }

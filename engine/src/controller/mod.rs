@@ -40,7 +40,7 @@ pub mod state;
 
 use crate::broker::config::BrokerConfig;
 use crate::history::HistoryEvent;
-use crate::node::{Cx, Node, NodeId, Timer};
+use crate::node::{Cx, Node, NodeId, NodeTimer, Timer};
 use crate::protocol::*;
 use crate::record::TopicPartition;
 use crate::time::{ms, Instant};
@@ -62,7 +62,7 @@ pub struct ControllerConfig {
 }
 
 /// Every timer a controller sets: encoded to the kernel's [`Timer`] by `From` and decoded by
-/// [`ControllerTimer::decode`], the one place that knows their numeric kinds (which appear in
+/// [`NodeTimer::decode`], the one place that knows their numeric kinds (which appear in
 /// traces and never change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ControllerTimer {
@@ -84,12 +84,14 @@ impl From<ControllerTimer> for Timer {
     }
 }
 
-impl ControllerTimer {
-    fn decode(t: Timer) -> ControllerTimer {
+impl NodeTimer for ControllerTimer {
+    const OWNER: &'static str = "a controller's";
+
+    fn try_decode(t: Timer) -> Option<ControllerTimer> {
         match t.kind {
-            TIMER_LIVENESS => ControllerTimer::Liveness,
-            TIMER_SYNC => ControllerTimer::Sync,
-            other => unreachable!("timer kind {other} is not a controller's"),
+            TIMER_LIVENESS => Some(ControllerTimer::Liveness),
+            TIMER_SYNC => Some(ControllerTimer::Sync),
+            _ => None,
         }
     }
 }

@@ -8,12 +8,14 @@
 use super::group::{coordinator_error, PersistGroup};
 use super::offset_commit::{reply_pending_commit, reply_txn_commit};
 use super::offsets::PendingTxnOffset;
+use super::CoordinatorPartitions;
 use super::{java_string_hash_abs, load, transaction, OFFSETS_RECORD_BYTES};
 use super::{GroupCoordinator, OffsetsLog, PendingAppend};
 use crate::history::HistoryEvent;
 use crate::node::Cx;
 use crate::protocol::ErrorCode;
 use crate::record::{InternalPayload, MemberTimeouts, Record, TopicPartition, ValueId};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl GroupCoordinator {
@@ -84,115 +86,11 @@ impl GroupCoordinator {
         leader_epoch: Option<u32>,
         log: &mut dyn OffsetsLog,
     ) {
-        if partition.topic != self.config.offsets_topic {
-            return;
+        if partition.topic == self.config.offsets_topic
+            && self.change_leadership(cx, partition, leader_epoch, log)
+        {
+            self.check();
         }
-        if leader_epoch.is_some() && self.owned.get(&partition.partition) == leader_epoch.as_ref() {
-            return;
-        }
-        self.unload(cx, partition);
-        if let Some(epoch) = leader_epoch {
-            self.load(cx, partition, epoch, log);
-        }
-        assert_eq!(
-            self.owned.get(&partition.partition),
-            leader_epoch.as_ref(),
-            "{}: {partition} owned at the wrong epoch after a leadership change",
-            cx.me()
-        );
-        self.check();
-    }
-
-    /// Forget the groups of `partition`, answering everything that waits on them.
-    fn unload(&mut self, cx: &mut Cx, partition: TopicPartition) {
-        self.owned.remove(&partition.partition);
-        let offsets_partitions = self.config.offsets_partitions;
-        let in_partition =
-            |name: &str| java_string_hash_abs(name) % offsets_partitions == partition.partition;
-        let names: Vec<Arc<str>> = self
-            .groups
-            .keys()
-            .filter(|n| in_partition(n))
-            .cloned()
-            .collect();
-        for name in names {
-            if let Some(mut g) = self.groups.remove(&name) {
-                g.unload(cx);
-                self.group_by_index.remove(&g.index);
-            }
-        }
-        self.offsets.retain_groups(|g| !in_partition(g));
-        let tokens: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, (tp, _))| *tp == partition)
-            .map(|(t, _)| *t)
-            .collect();
-        for token in tokens {
-            match self.pending.remove(&token) {
-                Some((_, PendingAppend::Commit(c))) => {
-                    reply_pending_commit(cx, &c, ErrorCode::NotCoordinator);
-                }
-                Some((_, PendingAppend::TxnCommit { commit, .. })) => {
-                    let error = ErrorCode::NotCoordinator;
-                    reply_txn_commit(
-                        cx,
-                        commit.client,
-                        commit.correlation_id,
-                        &commit.offsets,
-                        error,
-                    );
-                }
-                // A generation's append answers nobody directly: the group's SyncGroups
-                // were answered by `Group::unload` above. The token was listed just now.
-                Some((_, PendingAppend::Group { .. })) => {}
-                None => unreachable!("{}: append token {token} listed and gone", cx.me()),
-            }
-        }
-        assert!(
-            !self.owned.contains_key(&partition.partition)
-                && self.pending.values().all(|(tp, _)| *tp != partition)
-                && self.groups.keys().all(|g| !in_partition(g)),
-            "{}: {partition} unloaded with groups or appends left",
-            cx.me()
-        );
-    }
-
-    /// Rebuild committed offsets and groups from the partition's log.
-    fn load(&mut self, cx: &mut Cx, partition: TopicPartition, epoch: u32, log: &dyn OffsetsLog) {
-        assert!(
-            !self.owned.contains_key(&partition.partition),
-            "{}: {partition} loaded over a load",
-            cx.me()
-        );
-        let loaded = load::replay(&log.loadable_batches(partition));
-        for (group, tp, offset, leader_epoch) in loaded.offsets {
-            self.offsets.put(&group, tp, (offset, leader_epoch));
-        }
-        for (producer_id, group, tp, offset, leader_epoch) in loaded.pending {
-            // Loaded from the log: appended. Who wrote it is not in the record; the history
-            // names this coordinator's broker as the committer of a loaded offset.
-            let pending = PendingTxnOffset {
-                committed: (offset, leader_epoch),
-                appended: true,
-                client: cx.me(),
-                generation: -1,
-            };
-            self.offsets
-                .put_txn_pending(&group, producer_id, tp, pending);
-        }
-        for (name, meta) in loaded.groups {
-            assert_eq!(
-                self.partition_for(&name),
-                partition,
-                "{}: group {name} loaded from another group's partition",
-                cx.me()
-            );
-            if let Some(g) = self.group_mut(&name) {
-                g.restore(cx, &meta);
-            }
-        }
-        self.owned.insert(partition.partition, epoch);
     }
 
     /// Completion of an [`OffsetsLog::append`].
@@ -266,6 +164,110 @@ impl GroupCoordinator {
             }
         }
         self.check();
+    }
+}
+
+impl CoordinatorPartitions for GroupCoordinator {
+    fn owned(&self) -> &BTreeMap<u32, u32> {
+        &self.owned
+    }
+
+    /// Forget the groups of `partition`, answering everything that waits on them.
+    fn unload(&mut self, cx: &mut Cx, partition: TopicPartition) {
+        self.owned.remove(&partition.partition);
+        let offsets_partitions = self.config.offsets_partitions;
+        let in_partition =
+            |name: &str| java_string_hash_abs(name) % offsets_partitions == partition.partition;
+        let names: Vec<Arc<str>> = self
+            .groups
+            .keys()
+            .filter(|n| in_partition(n))
+            .cloned()
+            .collect();
+        for name in names {
+            if let Some(mut g) = self.groups.remove(&name) {
+                g.unload(cx);
+                self.group_by_index.remove(&g.index);
+            }
+        }
+        self.offsets.retain_groups(|g| !in_partition(g));
+        let tokens: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (tp, _))| *tp == partition)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in tokens {
+            match self.pending.remove(&token) {
+                Some((_, PendingAppend::Commit(c))) => {
+                    reply_pending_commit(cx, &c, ErrorCode::NotCoordinator);
+                }
+                Some((_, PendingAppend::TxnCommit { commit, .. })) => {
+                    let error = ErrorCode::NotCoordinator;
+                    reply_txn_commit(
+                        cx,
+                        commit.client,
+                        commit.correlation_id,
+                        &commit.offsets,
+                        error,
+                    );
+                }
+                // A generation's append answers nobody directly: the group's SyncGroups
+                // were answered by `Group::unload` above. The token was listed just now.
+                Some((_, PendingAppend::Group { .. })) => {}
+                None => unreachable!("{}: append token {token} listed and gone", cx.me()),
+            }
+        }
+        assert!(
+            !self.owned.contains_key(&partition.partition)
+                && self.pending.values().all(|(tp, _)| *tp != partition)
+                && self.groups.keys().all(|g| !in_partition(g)),
+            "{}: {partition} unloaded with groups or appends left",
+            cx.me()
+        );
+    }
+
+    /// Rebuild committed offsets and groups from the partition's log.
+    fn load(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        epoch: u32,
+        log: &mut dyn OffsetsLog,
+    ) {
+        assert!(
+            !self.owned.contains_key(&partition.partition),
+            "{}: {partition} loaded over a load",
+            cx.me()
+        );
+        let loaded = load::replay(&log.loadable_batches(partition));
+        for (group, tp, offset, leader_epoch) in loaded.offsets {
+            self.offsets.put(&group, tp, (offset, leader_epoch));
+        }
+        for (producer_id, group, tp, offset, leader_epoch) in loaded.pending {
+            // Loaded from the log: appended. Who wrote it is not in the record; the history
+            // names this coordinator's broker as the committer of a loaded offset.
+            let pending = PendingTxnOffset {
+                committed: (offset, leader_epoch),
+                appended: true,
+                client: cx.me(),
+                generation: -1,
+            };
+            self.offsets
+                .put_txn_pending(&group, producer_id, tp, pending);
+        }
+        for (name, meta) in loaded.groups {
+            assert_eq!(
+                self.partition_for(&name),
+                partition,
+                "{}: group {name} loaded from another group's partition",
+                cx.me()
+            );
+            if let Some(g) = self.group_mut(&name) {
+                g.restore(cx, &meta);
+            }
+        }
+        self.owned.insert(partition.partition, epoch);
     }
 }
 

@@ -56,6 +56,53 @@ const MAX_PENDING_APPENDS: usize = 100_000;
 /// epoch, metadata, timestamps).
 const OFFSETS_RECORD_BYTES: u32 = 64;
 
+/// A coordinator's state manager, which holds the state written to the partitions of its
+/// internal topic (`__consumer_offsets` for [`GroupCoordinator`], `__transaction_state` for
+/// [`transaction::TransactionCoordinator`]) that this broker leads. Both follow one election
+/// rule, as Kafka's `GroupCoordinator` and `TransactionCoordinator` do in their
+/// `onElection` / `onResignation`: [`CoordinatorPartitions::change_leadership`].
+pub(crate) trait CoordinatorPartitions {
+    /// The partitions loaded, by index, and the leader epoch each was loaded at.
+    fn owned(&self) -> &BTreeMap<u32, u32>;
+    /// Forget what `partition` held, answering everything that waits on it.
+    fn unload(&mut self, cx: &mut Cx, partition: TopicPartition);
+    /// Read `partition`'s committed batches and take it up at `epoch`.
+    fn load(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        epoch: u32,
+        log: &mut dyn OffsetsLog,
+    );
+
+    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) one of the
+    /// manager's partitions: unload it, then load it at the new epoch; a notice of the epoch
+    /// already loaded changes nothing (returns false).
+    fn change_leadership(
+        &mut self,
+        cx: &mut Cx,
+        partition: TopicPartition,
+        leader_epoch: Option<u32>,
+        log: &mut dyn OffsetsLog,
+    ) -> bool {
+        if leader_epoch.is_some() && self.owned().get(&partition.partition) == leader_epoch.as_ref()
+        {
+            return false;
+        }
+        self.unload(cx, partition);
+        if let Some(epoch) = leader_epoch {
+            self.load(cx, partition, epoch, log);
+        }
+        assert_eq!(
+            self.owned().get(&partition.partition),
+            leader_epoch.as_ref(),
+            "{}: {partition} owned at the wrong epoch after a leadership change",
+            cx.me()
+        );
+        true
+    }
+}
+
 /// What the coordinator needs from its hosting broker's replica manager.
 pub trait OffsetsLog {
     /// `Some(leader_epoch)` if this broker currently leads `partition`.

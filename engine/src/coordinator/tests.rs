@@ -2,7 +2,7 @@
 
 use super::testkit::FakeLog;
 use super::*;
-use crate::node::Timer;
+use crate::node::{NodeTimer, Timer};
 use crate::protocol::{
     FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     OffsetCommitRequest, OffsetFetchRequest, Subscription, SyncGroupRequest,

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::coordinator::testkit::FakeLog;
+use crate::node::NodeTimer;
 use crate::protocol::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest,
     WriteTxnMarkersResponse,
@@ -110,6 +111,14 @@ impl Rig {
     }
 
     /// InitProducerId of "t" through the controller's fresh id 7: the client's answer.
+    /// A rig whose producer (epoch 0) has an open transaction over `partitions`.
+    fn in_transaction(bump_on_end: bool, partitions: &[TopicPartition]) -> Rig {
+        let mut rig = Rig::new(bump_on_end);
+        rig.init_new();
+        assert_eq!(rig.add(0, partitions), ErrorCode::None);
+        rig
+    }
+
     fn init_new(&mut self) -> InitProducerIdResponse {
         let correlation_id = self.next_corr();
         let sent = self.send(Message::InitProducerIdRequest(InitProducerIdRequest {
@@ -310,9 +319,7 @@ fn a_committed_transaction_writes_its_markers_then_completes() {
 
 #[test]
 fn a_new_leader_of_the_state_partition_reloads_and_resends_the_markers() {
-    let mut rig = Rig::new(false);
-    rig.init_new();
-    rig.add(0, &[A, B]);
+    let mut rig = Rig::in_transaction(false, &[A, B]);
     let (_, markers) = rig.end(0, false);
     assert_eq!(markers.len(), 2);
     // Broker 0 loses the partition before any marker is answered; broker 3 takes over.
@@ -347,9 +354,7 @@ fn a_new_leader_of_the_state_partition_reloads_and_resends_the_markers() {
 
 #[test]
 fn the_timeout_aborts_an_open_transaction_under_a_bumped_epoch() {
-    let mut rig = Rig::new(false);
-    rig.init_new();
-    rig.add(0, &[A]);
+    let mut rig = Rig::in_transaction(false, &[A]);
     rig.host.now = Instant::from_millis(10_000);
     rig.fire(TIMER_ABORT_CHECK);
     assert!(rig.log.appended.is_empty(), "not timed out at 10 s");
@@ -372,9 +377,7 @@ fn the_timeout_aborts_an_open_transaction_under_a_bumped_epoch() {
 
 #[test]
 fn init_producer_id_fences_the_previous_instance_and_aborts_its_transaction() {
-    let mut rig = Rig::new(false);
-    rig.init_new();
-    rig.add(0, &[A]);
+    let mut rig = Rig::in_transaction(false, &[A]);
     let (fenced, markers) = rig.init_again();
     assert_eq!(fenced.error, ErrorCode::ConcurrentTransactions);
     assert_eq!(
@@ -390,9 +393,7 @@ fn init_producer_id_fences_the_previous_instance_and_aborts_its_transaction() {
 
 #[test]
 fn markers_are_retried_with_the_new_leader_and_cancelled_when_fenced() {
-    let mut rig = Rig::new(false);
-    rig.init_new();
-    rig.add(0, &[A]);
+    let mut rig = Rig::in_transaction(false, &[A]);
     let (_, markers) = rig.end(0, true);
     rig.answer_markers(&markers, ErrorCode::NotLeaderOrFollower);
     rig.log.leaders.insert(A, NodeId(4));
@@ -415,9 +416,7 @@ fn markers_are_retried_with_the_new_leader_and_cancelled_when_fenced() {
 
 #[test]
 fn kip_890_part_2_answers_end_txn_with_the_bumped_epoch() {
-    let mut rig = Rig::new(true);
-    rig.init_new();
-    rig.add(0, &[A]);
+    let mut rig = Rig::in_transaction(true, &[A]);
     let (reply, markers) = rig.end(0, true);
     assert_eq!((reply.error, reply.producer_epoch), (ErrorCode::None, 1));
     assert_eq!(markers[0].producer_epoch, 1);

@@ -2,55 +2,78 @@
 //! partitioner each modelled client ships, and what each does with a key: which hash, and
 //! where empty and null keys go. The names are `<client>-<the client's own name>`.
 
-/// One variant per partitioner a client ships (see [`PartitionerKind::name`] for the names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PartitionerKind {
+/// Declares [`PartitionerKind`] from one list of `Variant => "scenario-name"`, so the enum,
+/// [`PartitionerKind::ALL`] and [`PartitionerKind::name`] cannot disagree.
+macro_rules! partitioner_kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal,)+) => {
+        /// One variant per partitioner a client ships (see [`PartitionerKind::name`] for the
+        /// names).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum PartitionerKind {
+            $($(#[$doc])* $kind,)+
+        }
+
+        impl PartitionerKind {
+            /// Every kind, in the order `kafsim partition` lists them.
+            pub const ALL: [PartitionerKind; [$($name,)+].len()] = [$(PartitionerKind::$kind,)+];
+
+            /// The scenario name of this kind.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(PartitionerKind::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+partitioner_kinds! {
     /// Java `BuiltInPartitioner` (Kafka 3.3+, KIP-794): murmur2 for keys, sticky for null keys.
-    JavaMurmur2,
+    JavaMurmur2 => "java-murmur2",
     /// sarama `NewHashPartitioner` (sarama's default): FNV-1a, abs of the int32 remainder.
-    SaramaHash,
+    SaramaHash => "sarama-hash",
     /// sarama `NewReferenceHashPartitioner`: FNV-1a with the sign bit cleared.
-    SaramaReferenceHash,
+    SaramaReferenceHash => "sarama-reference-hash",
     /// sarama `NewConsistentCRCHashPartitioner`: CRC-32, unsigned remainder.
-    SaramaCrc32,
+    SaramaCrc32 => "sarama-crc32",
     /// sarama ships no murmur2 hash: this is `NewCustomPartitioner(WithAbsFirst(),
     /// WithCustomHashFunction(<Java murmur2>))`, the way a sarama service matches Java
     /// (`WithAbsFirst` is Java's `toPositive`); null keys random, as every sarama hash
     /// partitioner.
-    SaramaMurmur2,
+    SaramaMurmur2 => "sarama-murmur2",
     /// sarama `NewRandomPartitioner`.
-    SaramaRandom,
+    SaramaRandom => "sarama-random",
     /// sarama `NewRoundRobinPartitioner` (one counter per topic).
-    SaramaRoundRobin,
+    SaramaRoundRobin => "sarama-round-robin",
     /// The record names its partition (sarama `NewManualPartitioner`, or any client's explicit
     /// partition).
-    Manual,
+    Manual => "manual",
     /// kafka-go `RoundRobin` (the `Writer` default; one counter per writer).
-    KafkaGoRoundRobin,
+    KafkaGoRoundRobin => "kafka-go-round-robin",
     /// kafka-go `Hash` (>= v0.3.1: sarama's formula); null keys round-robin.
-    KafkaGoHash,
+    KafkaGoHash => "kafka-go-hash",
     /// kafka-go `ReferenceHash`; null keys round-robin.
-    KafkaGoReferenceHash,
+    KafkaGoReferenceHash => "kafka-go-reference-hash",
     /// kafka-go `CRC32Balancer{}`: librdkafka `consistent_random` compatible.
-    KafkaGoCrc32,
+    KafkaGoCrc32 => "kafka-go-crc32",
     /// kafka-go `Murmur2Balancer{}`: librdkafka `murmur2_random` compatible.
-    KafkaGoMurmur2,
+    KafkaGoMurmur2 => "kafka-go-murmur2",
     /// kafka-go `LeastBytes`: the partition this writer has written the fewest bytes to.
-    KafkaGoLeastBytes,
+    KafkaGoLeastBytes => "kafka-go-least-bytes",
     /// librdkafka `consistent_random` (its default): CRC-32, empty and null keys sticky.
-    LibrdkafkaConsistentRandom,
+    LibrdkafkaConsistentRandom => "librdkafka-consistent-random",
     /// librdkafka `consistent`: CRC-32; empty and null keys both hash to partition 0.
-    LibrdkafkaConsistent,
+    LibrdkafkaConsistent => "librdkafka-consistent",
     /// librdkafka `murmur2`: Java compatible; a null key hashes like the empty key.
-    LibrdkafkaMurmur2,
+    LibrdkafkaMurmur2 => "librdkafka-murmur2",
     /// librdkafka `murmur2_random`: Java compatible; null keys sticky.
-    LibrdkafkaMurmur2Random,
+    LibrdkafkaMurmur2Random => "librdkafka-murmur2-random",
     /// librdkafka `fnv1a`: sarama compatible; a null key hashes like the empty key.
-    LibrdkafkaFnv1a,
+    LibrdkafkaFnv1a => "librdkafka-fnv1a",
     /// librdkafka `fnv1a_random`: sarama compatible; null keys sticky.
-    LibrdkafkaFnv1aRandom,
+    LibrdkafkaFnv1aRandom => "librdkafka-fnv1a-random",
     /// librdkafka `random`: keyed records random per record, null keys sticky.
-    LibrdkafkaRandom,
+    LibrdkafkaRandom => "librdkafka-random",
 }
 
 /// The hash a keyed record is placed with, and the formula that turns it into a partition.
@@ -136,59 +159,6 @@ const fn consistent(hash: KeyHash) -> Behaviour {
 }
 
 impl PartitionerKind {
-    /// Every kind, in the order `kafsim partition` lists them. It repeats the enum's variants
-    /// because Rust has no list of them; a kind left out here could not be named.
-    pub const ALL: [PartitionerKind; 21] = [
-        JavaMurmur2,
-        SaramaHash,
-        SaramaReferenceHash,
-        SaramaCrc32,
-        SaramaMurmur2,
-        SaramaRandom,
-        SaramaRoundRobin,
-        Manual,
-        KafkaGoRoundRobin,
-        KafkaGoHash,
-        KafkaGoReferenceHash,
-        KafkaGoCrc32,
-        KafkaGoMurmur2,
-        KafkaGoLeastBytes,
-        LibrdkafkaConsistentRandom,
-        LibrdkafkaConsistent,
-        LibrdkafkaMurmur2,
-        LibrdkafkaMurmur2Random,
-        LibrdkafkaFnv1a,
-        LibrdkafkaFnv1aRandom,
-        LibrdkafkaRandom,
-    ];
-
-    /// The scenario name of this kind.
-    pub fn name(self) -> &'static str {
-        match self {
-            JavaMurmur2 => "java-murmur2",
-            SaramaHash => "sarama-hash",
-            SaramaReferenceHash => "sarama-reference-hash",
-            SaramaCrc32 => "sarama-crc32",
-            SaramaMurmur2 => "sarama-murmur2",
-            SaramaRandom => "sarama-random",
-            SaramaRoundRobin => "sarama-round-robin",
-            Manual => "manual",
-            KafkaGoRoundRobin => "kafka-go-round-robin",
-            KafkaGoHash => "kafka-go-hash",
-            KafkaGoReferenceHash => "kafka-go-reference-hash",
-            KafkaGoCrc32 => "kafka-go-crc32",
-            KafkaGoMurmur2 => "kafka-go-murmur2",
-            KafkaGoLeastBytes => "kafka-go-least-bytes",
-            LibrdkafkaConsistentRandom => "librdkafka-consistent-random",
-            LibrdkafkaConsistent => "librdkafka-consistent",
-            LibrdkafkaMurmur2 => "librdkafka-murmur2",
-            LibrdkafkaMurmur2Random => "librdkafka-murmur2-random",
-            LibrdkafkaFnv1a => "librdkafka-fnv1a",
-            LibrdkafkaFnv1aRandom => "librdkafka-fnv1a-random",
-            LibrdkafkaRandom => "librdkafka-random",
-        }
-    }
-
     /// The kind with this scenario name; the error lists every valid name.
     pub fn from_name(name: &str) -> Result<PartitionerKind, String> {
         PartitionerKind::ALL

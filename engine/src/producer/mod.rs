@@ -40,7 +40,7 @@ pub use workload::ProducerSpec;
 
 use crate::compression::Compression;
 use crate::history::HistoryEvent;
-use crate::node::{Cx, DiskData, DiskEntry, FileId, Node, NodeId, Timer, TimerId};
+use crate::node::{Cx, DiskData, DiskEntry, FileId, Node, NodeId, NodeTimer, Timer, TimerId};
 use crate::partitioner::{PartitionRequest, Partitioner, PartitionerConfig};
 use crate::protocol::{ErrorCode, Message};
 use crate::reconnect::ConnectionStates;

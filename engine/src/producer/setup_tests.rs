@@ -6,7 +6,7 @@ use super::super::timer::ProducerTimer;
 use super::super::{Producer, ProducerConfig, ProducerSpec};
 use crate::node::{Effect, Node, NodeId};
 use crate::record::TopicId;
-use crate::testkit::Host;
+use crate::testkit::{closed_connections as closed, Host};
 use crate::time::Instant;
 
 const BROKER: NodeId = NodeId(0);
@@ -26,16 +26,6 @@ fn producer(client: &str, set: &[(&str, &str)]) -> Producer {
     config.validate().unwrap();
     let spec = ProducerSpec::for_test(TopicId(0), vec![BROKER], Instant::from_millis(100_000));
     Producer::new(spec, config)
-}
-
-fn closed(effects: &[Effect]) -> Vec<NodeId> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::CloseConnection { peer } => Some(*peer),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Start `p` with its only broker unreachable; the effects of a wake at `before` and at

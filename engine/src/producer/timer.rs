@@ -5,7 +5,7 @@
 //!
 //! The numeric kinds are part of every trace (`timer kind:key`), so they never change.
 
-use crate::node::Timer;
+use crate::node::{NodeTimer, Timer};
 use crate::time::Instant;
 
 const WAKE: u16 = 1;
@@ -33,34 +33,31 @@ impl From<ProducerTimer> for Timer {
     }
 }
 
-impl ProducerTimer {
-    /// The timer a producer set (or was signalled with).
-    pub fn decode(t: Timer) -> ProducerTimer {
-        match t.kind {
+impl NodeTimer for ProducerTimer {
+    const OWNER: &'static str = "a producer's";
+
+    fn try_decode(t: Timer) -> Option<ProducerTimer> {
+        Some(match t.kind {
             WAKE => ProducerTimer::Wake(t.key),
             PROBE => ProducerTimer::Probe,
             RELEASE => ProducerTimer::Release(Instant::from_nanos(t.key)),
-            other => unreachable!("timer kind {other} is not a producer's"),
-        }
+            _ => return None,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::assert_timers_round_trip;
 
     #[test]
     fn every_producer_timer_round_trips_with_its_trace_kind() {
-        let all = [
-            (ProducerTimer::Wake(7), 1),
-            (ProducerTimer::Probe, 2),
-            (ProducerTimer::Release(Instant::from_nanos(9)), 3),
-        ];
-        for (t, kind) in all {
-            let encoded = Timer::from(t);
-            assert_eq!(encoded.kind, kind);
-            assert_eq!(ProducerTimer::decode(encoded), t);
-        }
+        assert_timers_round_trip(&[
+            (ProducerTimer::Wake(7), 1, 7),
+            (ProducerTimer::Probe, 2, 0),
+            (ProducerTimer::Release(Instant::from_nanos(9)), 3, 9),
+        ]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::broker::config::BrokerConfig;
 use crate::log::tests::{batch, with_cx, MemDisk, TP};
 use crate::log::FlushPolicy;
 use crate::node::Effect;
+use crate::testkit::closed_connections;
 
 /// A follower of broker 1 whose log holds one record per epoch in `epochs`.
 fn follower(epochs: &[u32]) -> (ReplicaManager, MemDisk) {
@@ -162,23 +163,13 @@ fn java_string_hash_matches_java() {
     assert_eq!(crate::coordinator::java_string_hash("a"), 97);
 }
 
-fn closes(effects: &[Effect]) -> Vec<NodeId> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::CloseConnection { peer } => Some(*peer),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_timed_out_request_closes_the_connection_and_its_late_answer_is_ignored() {
     let (mut rm, mut disk) = follower(&[0, 0, 1, 1, 1]);
     let (corr, _) = follow(&mut rm, &mut disk, 2);
     let timer = timeout_timer((NodeId(1), 0));
     let (_, effects) = with_cx(&mut disk, |cx| rm.on_fetcher_timer(cx, timer));
-    assert_eq!(closes(&effects), vec![NodeId(1)]);
+    assert_eq!(closed_connections(&effects), vec![NodeId(1)]);
     assert_eq!(asked(effects), None, "backs off before asking again");
     // The answer to the abandoned request changes nothing.
     assert_eq!(answer(&mut rm, &mut disk, corr, 1, 3), None);
@@ -203,6 +194,6 @@ fn an_answered_request_keeps_the_connection() {
     let (_, effects) = with_cx(&mut disk, |cx| {
         rm.handle_epoch_response(cx, NodeId(1), resp)
     });
-    assert!(closes(&effects).is_empty());
+    assert!(closed_connections(&effects).is_empty());
     assert_eq!(rm.partitions[&TP].log.log_end_offset(), 3);
 }

@@ -73,6 +73,24 @@ fn produce_one(rm: &mut ReplicaManager, disk: &mut MemDisk, value: u64) {
     with_cx(disk, |cx| rm.handle_produce(cx, NodeId(5), req));
 }
 
+/// Produces `values` as the first batch (sequence 0) of producer 4's transaction at epoch 0
+/// (transactional id "t"), acks=all.
+fn produce_transactional(rm: &mut ReplicaManager, disk: &mut MemDisk, values: &[u64]) {
+    let mut t = batch(values);
+    t.producer_id = 4;
+    t.producer_epoch = 0;
+    t.base_sequence = 0;
+    t.is_transactional = true;
+    let req = ProduceRequest {
+        correlation_id: 2,
+        acks: Acks::All,
+        timeout: ms(1000),
+        transactional_id: Some("t".into()),
+        batches: vec![(TP, t)],
+    };
+    with_cx(disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+}
+
 /// The fetch responses among `effects`, as (to, records returned).
 fn fetch_responses(effects: &[Effect]) -> Vec<(NodeId, usize)> {
     effects
@@ -497,19 +515,7 @@ fn committed_fetch(
 fn read_committed_fetches_stop_at_the_lso_and_carry_the_aborted_index() {
     let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
     produce_one(&mut rm, &mut disk, 1); // plain, offset 0
-    let mut t = batch(&[2, 3]); // transactional, offsets 1..=2
-    t.producer_id = 4;
-    t.producer_epoch = 0;
-    t.base_sequence = 0;
-    t.is_transactional = true;
-    let req = ProduceRequest {
-        correlation_id: 2,
-        acks: Acks::All,
-        timeout: ms(1000),
-        transactional_id: Some("t".into()),
-        batches: vec![(TP, t)],
-    };
-    with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+    produce_transactional(&mut rm, &mut disk, &[2, 3]); // offsets 1..=2
     produce_one(&mut rm, &mut disk, 4); // plain, offset 3
     assert_eq!(rm.partitions[&TP].high_watermark, 4);
     let rc = IsolationLevel::ReadCommitted;
@@ -553,19 +559,7 @@ fn read_committed_fetches_stop_at_the_lso_and_carry_the_aborted_index() {
 #[test]
 fn list_offsets_latest_is_the_lso_for_read_committed() {
     let (mut rm, mut disk) = leader_of_tp(vec![NodeId(0)]);
-    let mut t = batch(&[2]);
-    t.producer_id = 4;
-    t.producer_epoch = 0;
-    t.base_sequence = 0;
-    t.is_transactional = true;
-    let req = ProduceRequest {
-        correlation_id: 2,
-        acks: Acks::All,
-        timeout: ms(1000),
-        transactional_id: Some("t".into()),
-        batches: vec![(TP, t)],
-    };
-    with_cx(&mut disk, |cx| rm.handle_produce(cx, NodeId(5), req));
+    produce_transactional(&mut rm, &mut disk, &[2]);
     let latest = |rm: &mut ReplicaManager, disk: &mut MemDisk, isolation_level| {
         let req = ListOffsetsRequest {
             correlation_id: 1,

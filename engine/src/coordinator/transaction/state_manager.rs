@@ -9,7 +9,7 @@ use super::{reply, reply_error, Entry, ReplyKind, Then, TransactionCoordinator};
 use super::{MAX_TRANSACTIONAL_IDS, TXN_TOKEN_BIT};
 use crate::broker::timer::TxnTimer;
 use crate::coordinator::txn_metadata::{TxnMetadata, TxnState};
-use crate::coordinator::OffsetsLog;
+use crate::coordinator::{CoordinatorPartitions, OffsetsLog};
 use crate::node::Cx;
 use crate::protocol::ErrorCode;
 use crate::record::{InternalPayload, Record, TopicPartition, ValueId};
@@ -210,23 +210,21 @@ impl TransactionCoordinator {
         leader_epoch: Option<u32>,
         log: &mut dyn OffsetsLog,
     ) {
-        if Some(partition.topic) != self.config.topic {
-            return;
+        if Some(partition.topic) == self.config.topic
+            && self.change_leadership(cx, partition, leader_epoch, log)
+        {
+            self.check();
         }
-        // The election rule of `GroupMetadataManager::on_leadership`: Kafka keeps the two
-        // managers apart too (`TransactionStateManager`), each loading its own topic.
-        if leader_epoch.is_some() && self.owned.get(&partition.partition) == leader_epoch.as_ref() {
-            return;
-        }
-        self.unload(cx, partition);
-        if let Some(epoch) = leader_epoch {
-            self.load(cx, partition, epoch, log);
-        }
-        self.check();
     }
 
     fn in_partition(&self, id: &str, partition: TopicPartition) -> bool {
         self.partition_for(id) == Some(partition)
+    }
+}
+
+impl CoordinatorPartitions for TransactionCoordinator {
+    fn owned(&self) -> &BTreeMap<u32, u32> {
+        &self.owned
     }
 
     /// Forget the ids of `partition`; answer what waits on their appends.
