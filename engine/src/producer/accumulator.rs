@@ -56,6 +56,9 @@ impl ProducerBatch {
     }
 }
 
+/// Most records a new batch's vector is sized for up front (it grows beyond if it must).
+const MAX_RECORDS_HINT: usize = 1024;
+
 /// Limits the accumulator enforces (from [`super::config::ProducerConfig`]).
 #[derive(Clone, Copy, Debug)]
 pub struct AccumulatorLimits {
@@ -76,6 +79,9 @@ pub struct RecordAccumulator {
     /// Java `RecordAccumulator.beginFlush`: every batch is ready at once, lingering or not (a
     /// transactional producer flushes before EndTxn(commit)).
     flushing: bool,
+    /// Records in the last batch drained: a new batch's vector starts with room for as many
+    /// (within what `batch.size` lets in) instead of growing record by record.
+    records_hint: usize,
 }
 
 impl RecordAccumulator {
@@ -87,6 +93,7 @@ impl RecordAccumulator {
             buffer_used: 0,
             next_batch_id: 0,
             flushing: false,
+            records_hint: 1,
         }
     }
 
@@ -116,10 +123,18 @@ impl RecordAccumulator {
             return false;
         }
         self.next_batch_id += 1;
+        // What fits after this record (the hint is only a capacity: no effect on batching).
+        let fit = (limits.batch_size.saturating_sub(BATCH_HEADER_BYTES) / size.max(1)) as usize;
+        let fit = limits
+            .batch_records
+            .map_or(fit, |max| fit.min(max as usize))
+            .clamp(1, MAX_RECORDS_HINT);
+        let mut records = Vec::with_capacity(self.records_hint.clamp(1, fit));
+        records.push(record);
         queue.push_back(ProducerBatch {
             id: self.next_batch_id,
             partition,
-            records: vec![record],
+            records,
             bytes: BATCH_HEADER_BYTES + size,
             created: now,
             attempts: 0,
@@ -175,6 +190,7 @@ impl RecordAccumulator {
         let queue = self.queues.get_mut(partition)?;
         let mut batch = queue.pop_front()?;
         batch.closed = true;
+        self.records_hint = batch.records.len();
         Some(batch)
     }
 
@@ -188,6 +204,7 @@ impl RecordAccumulator {
         }
         let mut batch = queue.pop_front()?;
         batch.closed = true;
+        self.records_hint = batch.records.len();
         Some(batch)
     }
 
