@@ -24,6 +24,7 @@ use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, NodeT
 use crate::protocol::*;
 use crate::record::{TopicId, TopicPartition};
 use crate::replica::partition::Partition;
+use crate::replica::partition_map::PartitionMap;
 use crate::replica::ReplicaManager;
 use config::BrokerConfig;
 use std::any::Any;
@@ -131,7 +132,7 @@ impl Broker {
     }
 
     /// Every hosted replica.
-    pub fn replicas(&self) -> &BTreeMap<TopicPartition, Partition> {
+    pub fn replicas(&self) -> &PartitionMap<Partition> {
         &self.rm.partitions
     }
 

@@ -3,6 +3,7 @@
 //! met, or its timeout runs out.
 
 use super::partition::Partition;
+use super::partition_map::PartitionMap;
 use super::purgatory::{self, DelayedProduce, PendingAppend, ProduceOrigin};
 use super::ReplicaManager;
 use crate::broker::config::BrokerConfig;
@@ -12,7 +13,6 @@ use crate::node::{Cx, NodeId};
 use crate::protocol::*;
 use crate::record::{RecordBatch, TopicPartition};
 use crate::time::Duration;
-use std::collections::BTreeMap;
 
 impl ReplicaManager {
     /// ProduceRequest from a client.
@@ -341,7 +341,7 @@ impl ReplicaManager {
 
 /// Move the appends of `op` whose outcome is known into its answers.
 pub(super) fn settle_appends(
-    partitions: &BTreeMap<TopicPartition, Partition>,
+    partitions: &PartitionMap<Partition>,
     config: &BrokerConfig,
     op: &mut DelayedProduce,
 ) {
@@ -369,7 +369,7 @@ pub(super) fn settle_appends(
 /// would settle now, which is what makes this equal to a full settle, answers' order
 /// included.
 pub(super) fn settle_partition(
-    partitions: &BTreeMap<TopicPartition, Partition>,
+    partitions: &PartitionMap<Partition>,
     config: &BrokerConfig,
     op: &mut DelayedProduce,
     tp: TopicPartition,
@@ -422,7 +422,7 @@ fn answer(pa: &PendingAppend, error: ErrorCode) -> PartitionProduceResponse {
 /// The outcome of one waiting append given the current state of its partition (`None`: it
 /// still waits).
 pub(super) fn append_outcome(
-    partitions: &BTreeMap<TopicPartition, Partition>,
+    partitions: &PartitionMap<Partition>,
     config: &BrokerConfig,
     pa: &PendingAppend,
 ) -> Option<ErrorCode> {
