@@ -21,10 +21,10 @@ use crate::coordinator::transaction::{
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::log::{checkpoint, recovery};
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, NodeTimer, Timer};
+use crate::partition_map::PartitionMap;
 use crate::protocol::*;
 use crate::record::{TopicId, TopicPartition};
 use crate::replica::partition::Partition;
-use crate::replica::partition_map::PartitionMap;
 use crate::replica::ReplicaManager;
 use config::BrokerConfig;
 use std::any::Any;

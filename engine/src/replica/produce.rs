@@ -3,13 +3,13 @@
 //! met, or its timeout runs out.
 
 use super::partition::Partition;
-use super::partition_map::PartitionMap;
 use super::purgatory::{self, DelayedProduce, PendingAppend, ProduceOrigin};
 use super::ReplicaManager;
 use crate::broker::config::BrokerConfig;
 use crate::broker::timer::ReplicaTimer;
 use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId};
+use crate::partition_map::PartitionMap;
 use crate::protocol::*;
 use crate::record::{RecordBatch, TopicPartition};
 use crate::time::Duration;

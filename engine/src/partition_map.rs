@@ -11,6 +11,10 @@
 
 use crate::record::{TopicId, TopicPartition};
 
+/// Most partitions a topic may have here: slots are made up to a partition's number, so a
+/// wild number would allocate without bound (Kafka's own limit is far lower in practice).
+pub const MAX_PARTITION_NUMBER: u32 = 1 << 20;
+
 /// Entries by partition (see the module docs).
 #[derive(Clone, Debug)]
 pub struct PartitionMap<V> {
@@ -49,6 +53,10 @@ impl<V> PartitionMap<V> {
     }
 
     fn slot_mut(&mut self, tp: &TopicPartition) -> &mut Option<(TopicPartition, V)> {
+        assert!(
+            tp.partition < MAX_PARTITION_NUMBER,
+            "{tp}: partition number beyond {MAX_PARTITION_NUMBER}"
+        );
         let i = match self.topic_index(tp.topic) {
             Ok(i) => i,
             Err(i) => {
@@ -61,17 +69,25 @@ impl<V> PartitionMap<V> {
         if slots.len() <= p {
             slots.resize_with(p + 1, || None);
         }
-        &mut slots[p]
+        let slot = &mut slots[p];
+        debug_assert!(
+            slot.as_ref().is_none_or(|(key, _)| key == tp),
+            "{tp}: its slot holds another partition"
+        );
+        slot
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<&V> {
-        self.slot(tp)?.as_ref().map(|(_, v)| v)
+        let (key, v) = self.slot(tp)?.as_ref()?;
+        debug_assert_eq!(key, tp, "a partition map slot holds another partition");
+        Some(v)
     }
 
     pub fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut V> {
         let i = self.topic_index(tp.topic).ok()?;
-        let slot = self.topics[i].1.get_mut(tp.partition as usize)?;
-        slot.as_mut().map(|(_, v)| v)
+        let (key, v) = self.topics[i].1.get_mut(tp.partition as usize)?.as_mut()?;
+        debug_assert_eq!(key, tp, "a partition map slot holds another partition");
+        Some(v)
     }
 
     pub fn contains_key(&self, tp: &TopicPartition) -> bool {
@@ -92,6 +108,7 @@ impl<V> PartitionMap<V> {
         let i = self.topic_index(tp.topic).ok()?;
         let old = self.topics[i].1.get_mut(tp.partition as usize)?.take();
         if old.is_some() {
+            assert!(self.len > 0, "{tp}: removed from a map counted empty");
             self.len -= 1;
         }
         self.debug_check();
@@ -148,6 +165,7 @@ impl<V> PartitionMap<V> {
         Iter {
             topics: self.topics.iter(),
             slots: [].iter(),
+            last: None,
         }
     }
 
@@ -220,6 +238,8 @@ impl<V> std::ops::Index<&TopicPartition> for PartitionMap<V> {
 pub struct Iter<'a, V> {
     topics: std::slice::Iter<'a, (TopicId, Vec<Option<(TopicPartition, V)>>)>,
     slots: std::slice::Iter<'a, Option<(TopicPartition, V)>>,
+    /// The key last walked: each is above it (the `TopicPartition` order, checked in debug).
+    last: Option<TopicPartition>,
 }
 
 impl<'a, V> Iterator for Iter<'a, V> {
@@ -228,7 +248,11 @@ impl<'a, V> Iterator for Iter<'a, V> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             match self.slots.next() {
-                Some(Some((tp, v))) => return Some((tp, v)),
+                Some(Some((tp, v))) => {
+                    debug_assert!(self.last.is_none_or(|last| last < *tp), "walk out of order");
+                    self.last = Some(*tp);
+                    return Some((tp, v));
+                }
                 Some(None) => continue,
                 None => self.slots = self.topics.next()?.1.iter(),
             }
@@ -283,7 +307,7 @@ mod tests {
             assert_eq!(map.get(&tp), reference.get(&tp));
         }
         let tp = TopicPartition::new(TopicId(5), 2);
-        *map.get_or_insert_with(tp, || 10) += 1;
+        *map.entry(tp).or_insert_with(|| 10) += 1;
         *map.get_or_insert_with(tp, || 99) += 1;
         assert_eq!(map.get(&tp), Some(&12));
         map.retain(|tp, _| tp.topic != TopicId(3));
@@ -294,5 +318,13 @@ mod tests {
         }
         assert!(map.values().all(|v| *v == 0));
         assert_eq!((&map).into_iter().count(), map.len());
+        assert_eq!(map[&tp], 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "partition number beyond")]
+    fn a_wild_partition_number_is_refused() {
+        let mut map: PartitionMap<u8> = PartitionMap::new();
+        map.insert(TopicPartition::new(TopicId(0), u32::MAX), 1);
     }
 }
