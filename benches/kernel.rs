@@ -10,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafsim_engine::protocol::{Message, MetadataRequest};
-use kafsim_engine::{Cx, DiskDone, Duration, Instant, Node, NodeId, Timer};
+use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
 use kafsim_sim::network::LinkConfig;
 use kafsim_sim::world::{World, WorldConfig};
 use std::any::Any;
@@ -37,7 +37,6 @@ impl Node for Pinger {
         cx.send(from, msg);
     }
     fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -63,7 +62,6 @@ impl Node for Chatter {
         }
         cx.set_timer_after(self.every, Timer::new(1, 0));
     }
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -30,7 +30,7 @@ use kafsim_engine::node::{DiskData, DiskEntry, FileId};
 use kafsim_engine::protocol::{
     DatabaseRequest, DatabaseResponse, Message, Row, Statement, StatementResult,
 };
-use kafsim_engine::{Cx, DiskDone, Duration, Node, NodeId, Timer, TopicPartition, ValueId};
+use kafsim_engine::{Cx, Duration, Node, NodeId, Timer, TopicPartition, ValueId};
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -210,8 +210,6 @@ impl Node for Database {
         cx.send(done.from, answer);
     }
 
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
-
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -259,7 +257,6 @@ mod tests {
             }
         }
         fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-        fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
         fn as_any(&self) -> &dyn Any {
             self
         }

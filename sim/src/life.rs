@@ -20,7 +20,9 @@
 //! The lines themselves, one per history event, are written in [`events`]; this file gathers
 //! the facts and explains losses.
 
+mod copies;
 mod events;
+use copies::{copies_explanation, copy_event, Copies};
 use events::{derived_mark, partition_event, value_event};
 
 use crate::history::{History, HistoryEntry};
@@ -51,6 +53,9 @@ pub struct LifeContext<'a> {
     /// Each group's reset policy in its client's words (`auto.offset.reset = latest
     /// (librdkafka's default)`), by group index: why a reset skipped a record.
     pub offset_resets: &'a [String],
+    /// Each producer's idempotence in the user's words (`ProducerConfig::idempotence_words`),
+    /// by producer index: why a retried batch became a second copy.
+    pub idempotence: &'a [String],
 }
 
 impl<'a> LifeContext<'a> {
@@ -64,6 +69,7 @@ impl<'a> LifeContext<'a> {
             workers: &[],
             read_message: &[],
             offset_resets: &[],
+            idempotence: &[],
         }
     }
 }
@@ -101,6 +107,8 @@ struct Facts {
     first_poll: BTreeMap<u32, Instant>,
     /// The member of each group that polled it first.
     first_poller: BTreeMap<u32, u32>,
+    /// Where it is in its own topic, its producer and its sends ([`copies`]).
+    copies: Copies,
 }
 
 /// The commit that moved a group's offset past the value.
@@ -147,6 +155,8 @@ struct Walk {
     sunk: BTreeSet<u32>,
     before: Option<NearbyRead>,
     after: Option<NearbyRead>,
+    /// The leader appends that made each copy of the value ([`copies`]).
+    copy_appends: copies::Appends,
 }
 
 /// The life of `value` as lines, oldest first.
@@ -170,6 +180,8 @@ pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
             walk.generations.insert((*group, *member), *generation);
         }
         let who = cx.names.node(entry.node);
+        // Every event goes through the copies' bookkeeping, the home's own append included.
+        let copy_line = copy_event(cx, entry, value, &facts, &mut walk);
         let text = match facts.home {
             Some(home) if entry.at >= born => {
                 note_nearby(entry, home, &mut walk);
@@ -177,7 +189,9 @@ pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
             }
             _ => None,
         };
-        let text = text.or_else(|| value_event(cx, entry, value, &facts, &mut walk));
+        let text = text
+            .or(copy_line)
+            .or_else(|| value_event(cx, entry, value, &facts, &mut walk));
         for text in text.into_iter().chain(derived_mark(cx, entry, value)) {
             // Texts name their actor first; the line's prefix already does when they agree.
             let text = text
@@ -190,12 +204,7 @@ pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
     }
     merge_faults(cx, &since, in_flight(cx.history, value), &mut lines);
     let mut out: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
-    if let Some(home) = facts.home.filter(|h| h.acknowledged && !facts.read) {
-        out.extend(lost_explanation(cx.names, home, walk.before, walk.after));
-    }
-    if let Some(home) = facts.home {
-        out.extend(sink_explanation(cx, home, &facts, &walk));
-    }
+    // The events are cut at one screen; the explanations after them always stay.
     if out.len() > MAX_LINES {
         let more = out.len() - MAX_LINES;
         out.truncate(MAX_LINES);
@@ -203,6 +212,18 @@ pub fn record_life(cx: &LifeContext, value: ValueId) -> Vec<String> {
             "... {more} more lines of this record's story not shown"
         ));
     }
+    if let Some(home) = facts.home.filter(|h| h.acknowledged && !facts.read) {
+        out.extend(lost_explanation(cx.names, home, walk.before, walk.after));
+    }
+    if let Some(home) = facts.home {
+        out.extend(sink_explanation(cx, home, &facts, &walk));
+    }
+    out.extend(copies_explanation(
+        cx,
+        value,
+        &facts.copies,
+        &walk.copy_appends,
+    ));
     out
 }
 
@@ -210,7 +231,15 @@ fn facts(history: &History, value: ValueId) -> Facts {
     let mut facts = Facts::default();
     for entry in history.entries() {
         let mentions = match &entry.event {
-            HistoryEvent::SendInvoke { value: v, .. } => *v == value,
+            HistoryEvent::SendInvoke {
+                value: v,
+                producer,
+                topic,
+                ..
+            } if *v == value => {
+                facts.copies.note_send(*producer, *topic);
+                true
+            }
             HistoryEvent::SendOk {
                 value: v,
                 partition,
@@ -220,6 +249,9 @@ fn facts(history: &History, value: ValueId) -> Facts {
                 // acks=0: acknowledged without an offset; where it landed, if anywhere, only a
                 // read can tell.
                 let known = *offset != kafsim_engine::producer::OFFSET_UNKNOWN;
+                if known {
+                    facts.copies.note_position(*partition, *offset);
+                }
                 if known && !facts.home.is_some_and(|h| h.acknowledged) {
                     facts.home = Some(Home {
                         partition: *partition,
@@ -238,6 +270,7 @@ fn facts(history: &History, value: ValueId) -> Facts {
                 ..
             } if *v == value => {
                 facts.read = true;
+                facts.copies.note_position(*partition, *offset);
                 facts.first_poll.entry(*group).or_insert(entry.at);
                 facts.first_poller.entry(*group).or_insert(*member);
                 facts.home.get_or_insert(Home {

@@ -3,7 +3,7 @@
 //! crate (a temporary sibling directory moved into place; a non-empty directory that is not a
 //! previous report is refused).
 
-use super::run::CampaignJson;
+use super::run::{CampaignJson, ViolationJson};
 use kafsim_reports::{write_atomically, ReportError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,14 +32,10 @@ pub fn markdown(doc: &CampaignJson) -> String {
     md.push_str(&seed_table_md(doc));
     md.push_str(&fault_mix_md(doc));
     if doc.violations.len() > MAX_VIOLATION_ROWS {
-        let _ = writeln!(
-            md,
-            "\nThe first {MAX_VIOLATION_ROWS} of {} violations (all are in results.json):",
-            doc.violations.len()
-        );
+        let _ = writeln!(md, "\n{}:", shown_words(doc));
     }
     md.push_str("\n| seed | kind | partition | offset | value | at (ms) | detail |\n|---|---|---|---|---|---|---|\n");
-    for v in doc.violations.iter().take(MAX_VIOLATION_ROWS) {
+    for v in shown_violations(&doc.violations) {
         let part = match (&v.topic, v.partition) {
             (Some(t), Some(p)) => format!("{t}/{p}"),
             _ => String::new(),
@@ -126,14 +122,10 @@ pub fn html(doc: &CampaignJson) -> String {
     }
     h.push_str("<h2>Violations</h2>");
     if doc.violations.len() > MAX_VIOLATION_ROWS {
-        let _ = write!(
-            h,
-            "<p>The first {MAX_VIOLATION_ROWS} of {} violations (all are in results.json).</p>",
-            doc.violations.len()
-        );
+        let _ = write!(h, "<p>{}.</p>", shown_words(doc));
     }
     h.push_str("<table><tr><th>seed</th><th>kind</th><th>partition</th><th>offset</th><th>value</th><th>at (ms)</th><th>detail</th><th>reproduce</th></tr>");
-    for v in doc.violations.iter().take(MAX_VIOLATION_ROWS) {
+    for v in shown_violations(&doc.violations) {
         let part = match (&v.topic, v.partition) {
             (Some(t), Some(p)) => format!("{t}/{p}"),
             _ => String::new(),
@@ -157,6 +149,47 @@ pub fn html(doc: &CampaignJson) -> String {
 
 /// Violation rows shown in the report (results.json has them all).
 const MAX_VIOLATION_ROWS: usize = 200;
+
+/// The violations the report's table shows, in the document's order: every seed's first
+/// violation of each kind, then the others in order, up to [`MAX_VIOLATION_ROWS`]. The first
+/// 200 in order were often one seed's thousand violations of one kind, which hid that other
+/// seeds failed differently.
+fn shown_violations(all: &[ViolationJson]) -> Vec<&ViolationJson> {
+    if all.len() <= MAX_VIOLATION_ROWS {
+        return all.iter().collect();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut shown = vec![false; all.len()];
+    let mut count = 0;
+    for (i, v) in all.iter().enumerate() {
+        if count < MAX_VIOLATION_ROWS && seen.insert((v.seed, v.kind.as_str())) {
+            shown[i] = true;
+            count += 1;
+        }
+    }
+    for flag in shown.iter_mut() {
+        if count == MAX_VIOLATION_ROWS {
+            break;
+        }
+        if !*flag {
+            *flag = true;
+            count += 1;
+        }
+    }
+    all.iter()
+        .zip(shown)
+        .filter_map(|(v, s)| s.then_some(v))
+        .collect()
+}
+
+/// The sentence above a cut table.
+fn shown_words(doc: &CampaignJson) -> String {
+    format!(
+        "{MAX_VIOLATION_ROWS} of {} violations: each seed's first of each kind, then the others \
+         in order (all are in results.json)",
+        doc.violations.len()
+    )
+}
 
 /// "lost-write x3, duplicate x1".
 fn kinds_phrase(kinds: &BTreeMap<String, u64>) -> String {
@@ -245,4 +278,48 @@ pub fn write(dir: &Path, doc: &CampaignJson, json: &str) -> Result<(), ReportErr
         ("results.json", json.to_string()),
     ];
     write_atomically(dir, &files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violation(seed: u64, kind: &str, offset: u64) -> ViolationJson {
+        ViolationJson {
+            seed,
+            kind: kind.to_string(),
+            topic: Some("orders".into()),
+            partition: Some(0),
+            offset: Some(offset),
+            value: None,
+            at_ms: 0.0,
+            detail: String::new(),
+            repro: String::new(),
+        }
+    }
+
+    /// 250 key-order violations of seed 2 come first; seed 3's lost write and seed 4's
+    /// duplicate still get a row, and the table keeps the document's order.
+    #[test]
+    fn a_cut_table_shows_every_seeds_first_violation_of_each_kind() {
+        let mut all: Vec<ViolationJson> = (0..250).map(|o| violation(2, "key-order", o)).collect();
+        all.extend((0..60).map(|o| violation(3, "lost-write", o)));
+        all.push(violation(4, "duplicate", 7));
+        let shown = shown_violations(&all);
+        assert_eq!(shown.len(), MAX_VIOLATION_ROWS);
+        let first = |seed, kind: &str| {
+            shown
+                .iter()
+                .position(|v| v.seed == seed && v.kind == kind)
+                .unwrap_or_else(|| panic!("no row of seed {seed} {kind}"))
+        };
+        assert_eq!(first(3, "lost-write"), MAX_VIOLATION_ROWS - 2);
+        assert_eq!(first(4, "duplicate"), MAX_VIOLATION_ROWS - 1);
+        assert_eq!(shown[0].offset, Some(0));
+        assert_eq!(shown[197].offset, Some(197));
+        // Uncut, every violation is shown as it is.
+        let few = &all[..MAX_VIOLATION_ROWS];
+        assert_eq!(shown_violations(few).len(), MAX_VIOLATION_ROWS);
+        assert_eq!(shown_violations(few)[199].offset, Some(199));
+    }
 }

@@ -122,6 +122,9 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
     let offset_resets: Vec<String> = (prepared.consumer_configs().iter())
         .map(|c| c.offset_reset_policy())
         .collect();
+    let idempotence: Vec<String> = (prepared.producer_configs().iter())
+        .map(|c| c.idempotence_words())
+        .collect();
     let life = LifeContext {
         history,
         names,
@@ -130,6 +133,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         workers: &workers,
         read_message: &read_message,
         offset_resets: &offset_resets,
+        idempotence: &idempotence,
     };
     let topic = |v: &Violation| {
         v.partition

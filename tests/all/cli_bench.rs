@@ -237,26 +237,15 @@ fn bad_input_is_exit_2_with_file_line_and_key() {
     let missing = dir.join("missing.toml");
     assert_bad_input(&kafsim_bench(&[missing.to_str().unwrap()]), "missing.toml");
     let workload = write(&dir, "small.toml", SMALL);
-    assert_bad_input(
-        &kafsim_bench(&[&workload, "--sweep", "linger.ms"]),
-        "--sweep",
-    );
-    assert_bad_input(
-        &kafsim_bench(&[&workload, "--sweep", "lingr.ms=1,2"]),
-        "lingr.ms",
-    );
-    assert_bad_input(
-        &kafsim_bench(&[&workload, "--sweep", "replication_factor=1,4"]),
-        "only 3 brokers",
-    );
-    assert_bad_input(
-        &kafsim_bench(&[&workload, "--sweep", "retry.backoff.ms=10,100"]),
-        "consumer.retry.backoff.ms",
-    );
-    assert_bad_input(
-        &kafsim_bench(&[&workload, "--sweep", "min.insync.replicas=1,x"]),
-        "min.insync.replicas",
-    );
+    for (sweep, words) in [
+        ("linger.ms", "--sweep"),
+        ("lingr.ms=1,2", "lingr.ms"),
+        ("replication_factor=1,4", "only 3 brokers"),
+        ("retry.backoff.ms=10,100", "consumer.retry.backoff.ms"),
+        ("min.insync.replicas=1,x", "min.insync.replicas"),
+    ] {
+        assert_bad_input(&kafsim_bench(&[&workload, "--sweep", sweep]), words);
+    }
 }
 
 #[test]

@@ -81,83 +81,34 @@ fn agrees_with_the_engine_for_every_hashing_kind() {
 
 #[test]
 fn rejects_bad_input_with_exit_2() {
-    assert_bad_input(
-        &[
-            "--partitioner",
-            "java-murmur3",
-            "--partitions",
-            "3",
-            "--key-hex",
-            "00",
-        ],
-        "sarama-reference-hash",
-    );
-    assert_bad_input(
-        &[
-            "--partitioner",
+    for (partitioner, partitions, key, words) in [
+        ("java-murmur3", "3", "00", "sarama-reference-hash"),
+        (
             "sarama-random",
-            "--partitions",
             "3",
-            "--key-hex",
             "00",
-        ],
-        "does not place keys deterministically",
-    );
-    assert_bad_input(
-        &[
-            "--partitioner",
+            "does not place keys deterministically",
+        ),
+        (
             "kafka-go-least-bytes",
-            "--partitions",
             "3",
-            "--key-hex",
             "00",
-        ],
-        "does not place keys deterministically",
-    );
-    assert_bad_input(
-        &[
+            "does not place keys deterministically",
+        ),
+        ("java-murmur2", "3", "0g", "not a hex digit"),
+        ("java-murmur2", "3", "abc", "odd number"),
+        ("java-murmur2", "0", "00", "--partitions"),
+        ("java-murmur2", "-1", "00", "--partitions"),
+        ("librdkafka-consistent-random", "3", "", "empty key"),
+    ] {
+        let args = [
             "--partitioner",
-            "java-murmur2",
+            partitioner,
             "--partitions",
-            "3",
+            partitions,
             "--key-hex",
-            "0g",
-        ],
-        "not a hex digit",
-    );
-    assert_bad_input(
-        &[
-            "--partitioner",
-            "java-murmur2",
-            "--partitions",
-            "3",
-            "--key-hex",
-            "abc",
-        ],
-        "odd number",
-    );
-    for n in ["0", "-1"] {
-        assert_bad_input(
-            &[
-                "--partitioner",
-                "java-murmur2",
-                "--partitions",
-                n,
-                "--key-hex",
-                "00",
-            ],
-            "--partitions",
-        );
+            key,
+        ];
+        assert_bad_input(&args, words);
     }
-    assert_bad_input(
-        &[
-            "--partitioner",
-            "librdkafka-consistent-random",
-            "--partitions",
-            "3",
-            "--key-hex",
-            "",
-        ],
-        "empty key",
-    );
 }

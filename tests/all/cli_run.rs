@@ -35,6 +35,25 @@ fn run_json(args: &[&str], json: &PathBuf) -> serde_json::Value {
 }
 
 /// The JSON minus wall-clock fields.
+/// `kafsim run --json` of `text` written as `bad.toml` in the scratch folder `test`: it must
+/// exit 2 and write no JSON (no partial output); its standard error.
+fn refused_run(test: &str, text: &str) -> String {
+    let dir = scratch(test);
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
+    let json = dir.join("out.json");
+    let out = kafsim()
+        .arg("run")
+        .arg(&bad)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!json.exists(), "no partial output");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn deterministic_part(mut v: serde_json::Value) -> serde_json::Value {
     v["stats"]["wall_seconds"] = serde_json::Value::Null;
     v
@@ -185,22 +204,10 @@ fn junit_is_well_formed_with_one_testcase_per_seed() {
 
 #[test]
 fn bad_input_exits_2_with_file_line_and_key_and_writes_nothing() {
-    let dir = scratch("bad");
-    let bad = dir.join("bad.toml");
     let text = std::fs::read_to_string(fixture("tiny.toml"))
         .unwrap()
         .replace("\"min.insync.replicas\" = 2", "\"min.insync.replica\" = 2");
-    std::fs::write(&bad, text).unwrap();
-    let json = dir.join("out.json");
-    let out = kafsim()
-        .arg("run")
-        .arg(&bad)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_run("bad", &text);
     assert!(
         err.contains("bad.toml:") && err.contains("cluster.config.min.insync.replica"),
         "{err}"
@@ -209,7 +216,6 @@ fn bad_input_exits_2_with_file_line_and_key_and_writes_nothing() {
         err.contains("min.insync.replicas"),
         "a did-you-mean hint: {err}"
     );
-    assert!(!json.exists(), "no partial output");
     let missing = kafsim()
         .args(["run", "/nonexistent/x.toml"])
         .output()
@@ -272,8 +278,6 @@ fn a_stall_explains_itself_in_replay() {
 
 #[test]
 fn a_bad_producer_key_exits_2_with_its_line_key_and_hint() {
-    let dir = scratch("bad-on-error");
-    let bad = dir.join("bad.toml");
     let text = std::fs::read_to_string(fixture("tiny.toml"))
         .unwrap()
         .replace(
@@ -281,21 +285,10 @@ fn a_bad_producer_key_exits_2_with_its_line_key_and_hint() {
             "keys = 10\n[producers.config]\non_error = \"drop\"",
         );
     let line = text.lines().position(|l| l.contains("on_error")).unwrap() + 1;
-    std::fs::write(&bad, text).unwrap();
-    let json = dir.join("out.json");
-    let out = kafsim()
-        .arg("run")
-        .arg(&bad)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_run("bad-on-error", &text);
     assert!(err.contains(&format!("bad.toml:{line}:")), "{err}");
     assert!(err.contains("producers[0].config.on_error"), "{err}");
     assert!(err.contains("hint") && err.contains("Errors()"), "{err}");
-    assert!(!json.exists(), "no partial output");
 }
 
 /// The number after `label` in `text` (the summary's counters).

@@ -239,6 +239,12 @@ pub struct Consumer {
     stable_offset_retries: u64,
     /// Handler `produce_to`: the member's own producer and its batch ([`ctp`]).
     ctp: Option<ctp::Ctp>,
+    /// How many times slower the application processes a record (a `consumer-slowdown`
+    /// fault, signalled by the host; 1.0 normally). Only the handler's processing time is
+    /// stretched: the client's own threads and timers (Java's heartbeat thread, sarama's
+    /// heartbeat goroutine, request timeouts, auto-commit) run on as they would beside a
+    /// slow handler.
+    slowdown: f64,
 }
 
 impl Consumer {
@@ -247,6 +253,17 @@ impl Consumer {
     /// once they are ready, while the backlog builds).
     pub fn pause_timer(until: Instant) -> Timer {
         ConsumerTimer::Pause(until).into()
+    }
+
+    /// The host's signal that the application now processes each record `factor` times
+    /// slower (1.0: normal speed again): a `consumer-slowdown` fault. A record already being
+    /// processed keeps its time; the next ones are stretched.
+    pub fn slowdown_timer(factor: f64) -> Timer {
+        assert!(
+            factor > 0.0 && factor.is_finite(),
+            "slowdown factor {factor} must be positive"
+        );
+        ConsumerTimer::Slowdown(factor.to_bits()).into()
     }
 
     pub fn new(spec: ConsumerSpec, config: ConsumerConfig) -> Consumer {
@@ -336,6 +353,7 @@ impl Consumer {
             offset_fetch_not_before: Instant::ZERO,
             stable_offset_retries: 0,
             ctp,
+            slowdown: 1.0,
         }
     }
 
@@ -393,6 +411,12 @@ impl Consumer {
         self.drive_dead_letters(cx);
         self.drive_database(cx);
         self.drive_ctp(cx);
+        // A synchronous commit the steps above started (kafka-go's `ReadMessage` commits each
+        // message as it hands it over, `commitLoopImmediate`; a processed poll's `commitSync`;
+        // `onJoinPrepare`'s commit) goes out now, as the client sends it at once: left to the
+        // next event, it waited for the next 100 ms tick, which held kafka-go's ReadMessage to
+        // about ten records per second.
+        self.drive_sync_commit(cx);
     }
 
     /// Request timeouts, the member's poll deadline, and the next tick.
@@ -525,6 +549,10 @@ impl Node for Consumer {
             ConsumerTimer::Batch(seq) => self.on_batch_timeout(cx, seq),
             ConsumerTimer::Reconnect(to) => self.on_reconnect_timer(cx, to),
             ConsumerTimer::Resume => {} // the drive below sends the first fetches
+            ConsumerTimer::Slowdown(bits) => {
+                self.slowdown = f64::from_bits(bits);
+                assert!(self.slowdown > 0.0 && self.slowdown.is_finite());
+            }
             ConsumerTimer::Pause(until) => {
                 self.spec.fetch_paused_until = until;
                 if until > cx.now() {

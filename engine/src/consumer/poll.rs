@@ -309,6 +309,11 @@ impl Consumer {
                 }
             }
             let t = process_time(&self.spec.handler, cx.rng());
+            let t = if self.slowdown == 1.0 {
+                t
+            } else {
+                Duration::from_nanos((t.as_nanos() as f64 * self.slowdown) as u64)
+            };
             if t > Duration::ZERO {
                 self.procs.all[i].current.as_mut().expect("current").running = true;
                 cx.set_timer_after(t, super::timer::ConsumerTimer::Process(i));

@@ -20,6 +20,7 @@ const BATCH: u16 = 5;
 const RECONNECT: u16 = 6;
 const RESUME: u16 = 7;
 const PAUSE: u16 = 8;
+const SLOWDOWN: u16 = 9;
 
 /// Kinds at or above this are the hosted producer's, shifted by it.
 pub const HOSTED_TIMER_BASE: u16 = 0x100;
@@ -42,6 +43,9 @@ pub enum ConsumerTimer {
     Resume,
     /// Host signal: pause fetching until this instant (a bench's backlog phase).
     Pause(Instant),
+    /// Host signal: the application's processing is this many times slower from now on
+    /// (an `f64`'s bits; a `consumer-slowdown` fault, 1.0 when it is undone).
+    Slowdown(u64),
     /// A timer of the hosted producer, in the producer's own encoding.
     Hosted(Timer),
 }
@@ -57,6 +61,7 @@ impl From<ConsumerTimer> for Timer {
             ConsumerTimer::Reconnect(node) => Timer::new(RECONNECT, u64::from(node.0)),
             ConsumerTimer::Resume => Timer::new(RESUME, 0),
             ConsumerTimer::Pause(until) => Timer::new(PAUSE, until.as_nanos()),
+            ConsumerTimer::Slowdown(bits) => Timer::new(SLOWDOWN, bits),
             ConsumerTimer::Hosted(inner) => {
                 let kind = inner
                     .kind
@@ -81,6 +86,7 @@ impl NodeTimer for ConsumerTimer {
             RECONNECT => ConsumerTimer::Reconnect(NodeId(t.key as u32)),
             RESUME => ConsumerTimer::Resume,
             PAUSE => ConsumerTimer::Pause(Instant::from_nanos(t.key)),
+            SLOWDOWN => ConsumerTimer::Slowdown(t.key),
             kind if kind >= HOSTED_TIMER_BASE => {
                 ConsumerTimer::Hosted(Timer::new(kind - HOSTED_TIMER_BASE, t.key))
             }
@@ -105,6 +111,11 @@ mod tests {
             (ConsumerTimer::Reconnect(NodeId(4)), 6, 4),
             (ConsumerTimer::Resume, 7, 0),
             (ConsumerTimer::Pause(Instant::from_nanos(11)), 8, 11),
+            (
+                ConsumerTimer::Slowdown(2.5f64.to_bits()),
+                9,
+                2.5f64.to_bits(),
+            ),
             (ConsumerTimer::Hosted(Timer::new(1, 6)), 0x101, 6),
         ]);
     }
@@ -112,6 +123,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "not a consumer's")]
     fn an_unknown_kind_is_a_routing_bug() {
-        ConsumerTimer::decode(Timer::new(9, 0));
+        ConsumerTimer::decode(Timer::new(10, 0));
     }
 }

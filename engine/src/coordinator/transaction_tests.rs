@@ -119,16 +119,22 @@ impl Rig {
         rig
     }
 
-    fn init_new(&mut self) -> InitProducerIdResponse {
+    /// InitProducerId of "t" (no id yet, a 60 s transaction timeout, KIP-890 part 2): what
+    /// the coordinator sent at once.
+    fn send_init_producer_id(&mut self) -> Vec<(NodeId, Message)> {
         let correlation_id = self.next_corr();
-        let sent = self.send(Message::InitProducerIdRequest(InitProducerIdRequest {
+        self.send(Message::InitProducerIdRequest(InitProducerIdRequest {
             correlation_id,
             transactional_id: Some("t".into()),
             producer_id: -1,
             producer_epoch: -1,
             transaction_timeout: Some(ms(60_000)),
             transaction_version_2: true,
-        }));
+        }))
+    }
+
+    fn init_new(&mut self) -> InitProducerIdResponse {
+        let sent = self.send_init_producer_id();
         let [(to, Message::InitProducerIdRequest(ask))] = sent.as_slice() else {
             panic!("asks the controller for an id: {sent:?}");
         };
@@ -151,15 +157,7 @@ impl Rig {
 
     /// InitProducerId of "t" when it exists: the answer and the markers sent with it.
     fn init_again(&mut self) -> (InitProducerIdResponse, Vec<WriteTxnMarkersRequest>) {
-        let correlation_id = self.next_corr();
-        let mut sent = self.send(Message::InitProducerIdRequest(InitProducerIdRequest {
-            correlation_id,
-            transactional_id: Some("t".into()),
-            producer_id: -1,
-            producer_epoch: -1,
-            transaction_timeout: Some(ms(60_000)),
-            transaction_version_2: true,
-        }));
+        let mut sent = self.send_init_producer_id();
         sent.extend(self.commit_appends());
         let (replies, markers) = split(sent);
         (init_reply(replies), markers)

@@ -304,6 +304,24 @@ impl ProducerConfig {
         }
     }
 
+    /// Whether the leader can recognize this producer's retried batch, in the user's words:
+    /// "idempotent", or "not idempotent (why)". For a record's story (`kafsim replay`).
+    pub fn idempotence_words(&self) -> String {
+        if self.enable_idempotence {
+            return "idempotent".to_string();
+        }
+        let why = match self.client {
+            ClientKind::KafkaGo => "kafka-go's Writer has no idempotent mode",
+            ClientKind::Sarama => "Producer.Idempotent = false",
+            ClientKind::Java if !self.idempotence_explicit => {
+                "enable.idempotence is off: Java 3.0+ turns its default off when acks or \
+                 retries conflict with it, and before 3.0 it was off by default"
+            }
+            ClientKind::Java | ClientKind::Librdkafka => "enable.idempotence = false",
+        };
+        format!("not idempotent ({why})")
+    }
+
     /// The connection setup timeout of this producer: its settings, except that a kafka-go
     /// Writer's TCP connect is bounded by its dialer too (`connection_setup::kafka_go_writer`).
     pub fn setup_timeout(&self) -> crate::connection_setup::SetupTimeout {

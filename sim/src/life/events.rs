@@ -581,7 +581,7 @@ fn commit_answered(
 }
 
 /// `60..64` (or `60` for one record).
-fn span(base: u64, next: u64) -> String {
+pub(super) fn span(base: u64, next: u64) -> String {
     if next == base + 1 {
         format!("at {base}")
     } else {

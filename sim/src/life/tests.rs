@@ -130,6 +130,7 @@ fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() 
         workers: &[],
         read_message: &[],
         offset_resets: &[],
+        idempotence: &[],
     };
     let lines = record_life(&cx, v(9));
     assert_eq!(
@@ -269,6 +270,7 @@ fn a_zombies_duplicate_names_its_stale_commit_and_both_outputs() {
         workers: &[],
         read_message: &[],
         offset_resets: &[],
+        idempotence: &[],
     };
     let lines = record_life(&cx, v(7));
     let texts: Vec<&str> = lines
@@ -373,6 +375,7 @@ fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
         workers,
         read_message: &[false],
         offset_resets: &[],
+        idempotence: &[],
     };
     record_life(&cx, v(7))
 }
@@ -486,6 +489,7 @@ fn a_reset_past_a_record_names_its_cause_and_the_reset_policy() {
     let policy = ["auto.offset.reset = latest (librdkafka's default)".to_string()];
     let cx = LifeContext {
         offset_resets: &policy,
+        idempotence: &[],
         ..LifeContext::bare(s.history(), &names)
     };
     let lines = record_life(&cx, v(1));
@@ -559,4 +563,74 @@ fn a_sink_duplicate_names_the_failed_commits_and_the_resume_that_read_it_again()
     );
     // Resumed past the record after the sink write: not printed.
     assert!(!story(6).iter().any(|l| l.contains("resumed")));
+}
+
+/// A value in its topic twice explains itself: each copy with the leader append that made it,
+/// the application's single send, and the producer's idempotence in the user's words. The
+/// same value read twice at one offset (a re-read, not a copy) gets no such line, and neither
+/// does a copy in another topic (a consume-transform-produce output carries its input's id).
+#[test]
+fn a_duplicate_names_each_copys_append_and_why_the_retry_was_not_recognized() {
+    let names = names();
+    let story = |first_offset: u64, second_offset: u64, second_topic: u32| {
+        let mut s = Story::new();
+        s.invoke(1, 0, 7, None);
+        s.event(2, appended(1, 4, 5, true)); // the first request: its answer never came
+        s.event(9, appended(1, 6, 7, true)); // the client's retry
+        s.ok(10, 0, 7, 0, 6);
+        s.poll(12, 0, 0, 0, first_offset, 7);
+        let second = HistoryEvent::Poll {
+            group: 0,
+            member: 0,
+            partition: TopicPartition {
+                topic: TopicId(second_topic),
+                partition: 0,
+            },
+            offset: second_offset,
+            value: v(7),
+            key: None,
+        };
+        s.event(13, second);
+        s
+    };
+    let idempotence = ["not idempotent (kafka-go's Writer has no idempotent mode)".to_string()];
+    let lines = |s: &Story| {
+        let mut cx = LifeContext::bare(s.history(), &names);
+        cx.idempotence = &idempotence;
+        record_life(&cx, v(7))
+    };
+    let copies = lines(&story(4, 6, 0));
+    assert!(
+        copies.contains(
+            &"2.000ms producer-0: broker-0 appended the batch at 4 as leader in epoch 1: \
+              offset 4, where another copy of this value is found"
+                .to_string()
+        ),
+        "{copies:#?}"
+    );
+    let sum_up = copies.last().expect("lines");
+    assert_eq!(
+        sum_up,
+        "=> v7 is in orders 2 times: orders/0@4 (appended by broker-0 in epoch 1 at 2.000ms), \
+         orders/0@6 (appended by broker-0 in epoch 1 at 9.000ms). producer-0's application sent \
+         it once: each copy after the first is its client's retry of the batch, sent because \
+         the request before it went unanswered (a timeout or a closed connection) although the \
+         leader had appended it; producer-0 is not idempotent (kafka-go's Writer has no \
+         idempotent mode), so the leader cannot tell a retried batch from a new one",
+        "{copies:#?}"
+    );
+    // Read twice at the offset it was acknowledged at: one position, no copies.
+    let reread = lines(&story(6, 6, 0));
+    assert!(
+        reread
+            .iter()
+            .all(|l| !l.contains("is in orders") && !l.contains("another copy")),
+        "{reread:#?}"
+    );
+    // The second position is in another topic: not a copy.
+    let output = lines(&story(6, 6, 1));
+    assert!(
+        output.iter().all(|l| !l.starts_with("=> v7 is in")),
+        "{output:#?}"
+    );
 }

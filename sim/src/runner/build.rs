@@ -353,7 +353,14 @@ fn set_cost_classes(
 pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
     match op {
         Op::Crash(nodes) => nodes.iter().for_each(|n| w.crash(*n)),
-        Op::Restart(nodes) => nodes.iter().for_each(|n| w.restart(*n)),
+        Op::Restart(nodes) => {
+            for &n in nodes {
+                w.restart(n);
+                // A slow application stays slow across its restart (the slowdown is its
+                // host's or its dependencies', not the process's state).
+                resignal_slowdown(w, n);
+            }
+        }
         Op::PowerLoss { nodes, tear } => nodes.iter().for_each(|n| w.power_loss(*n, *tear)),
         Op::Pause(nodes) => nodes.iter().for_each(|n| w.pause(*n)),
         Op::Resume(nodes) => nodes.iter().for_each(|n| w.resume(*n)),
@@ -380,7 +387,12 @@ pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
         Op::SlowDisk { nodes, factor } => {
             nodes.iter().for_each(|n| w.set_disk_slowdown(*n, *factor))
         }
-        Op::Slowdown { nodes, factor } => nodes.iter().for_each(|n| w.set_slowdown(*n, *factor)),
+        Op::Slowdown { nodes, factor } => {
+            for &n in nodes {
+                w.set_slowdown(n, *factor);
+                w.signal(n, Consumer::slowdown_timer(*factor));
+            }
+        }
         Op::AddPartitions { topic, count } => {
             // The admin asks for the new total (`NewPartitions.increaseTo`); the run's view of
             // the topic (drain, leader targets, divergence) grows with it at once.
@@ -395,6 +407,14 @@ pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
     }
 }
 
+/// Tells a restarted consumer that its application is still slowed down.
+fn resignal_slowdown(w: &mut World, n: NodeId) {
+    let factor = w.slowdown(n);
+    if factor != 1.0 && w.state(n) == NodeState::Up {
+        w.signal(n, Consumer::slowdown_timer(factor));
+    }
+}
+
 /// Lift every fault: links healed, every node resumed or restarted at normal speed.
 pub(super) fn heal(w: &mut World) {
     w.net().heal();
@@ -404,6 +424,9 @@ pub(super) fn heal(w: &mut World) {
             NodeState::Paused => w.resume(id),
             NodeState::Down => w.restart(id),
             NodeState::Up => {}
+        }
+        if w.slowdown(id) != 1.0 {
+            w.signal(id, Consumer::slowdown_timer(1.0));
         }
         w.set_slowdown(id, 1.0);
         w.set_disk_slowdown(id, 1.0);

@@ -77,17 +77,7 @@ impl World {
                 at,
                 timer,
             } => {
-                let slot = &self.slots[id.0 as usize];
-                let at = if slot.slowdown != 1.0 {
-                    let delay = at.saturating_since(self.now);
-                    self.now
-                        + Duration::from_nanos(
-                            (duration_nanos(delay) as f64 * slot.slowdown) as u64,
-                        )
-                } else {
-                    at
-                };
-                let incarnation = slot.incarnation;
+                let incarnation = self.slots[id.0 as usize].incarnation;
                 self.schedule(
                     at,
                     id,

@@ -193,7 +193,10 @@ impl World {
         self.notify_close(by, peer, at, old);
     }
 
-    /// Stretch every timer the node sets by `factor` (a slow CPU / overloaded host); 1.0 undoes.
+    /// Notes that the node's application processes `factor` times slower (a
+    /// `consumer-slowdown`; 1.0 undoes). The world stretches nothing itself: the runner
+    /// signals the consumer, whose handler stretches its processing time and nothing else
+    /// (a slow handler does not slow the client's heartbeat thread or its timeouts).
     pub fn set_slowdown(&mut self, id: NodeId, factor: f64) {
         assert!(
             factor > 0.0 && factor.is_finite(),
@@ -201,6 +204,11 @@ impl World {
         );
         self.fault_trace(id, "slowdown");
         self.slot_mut(id).slowdown = factor;
+    }
+
+    /// The node's current `consumer-slowdown` factor (1.0: none).
+    pub fn slowdown(&self, id: NodeId) -> f64 {
+        self.slot(id).slowdown
     }
 
     /// Multiply the node's fsync time by `factor` (slow-disk fault); 1.0 undoes.

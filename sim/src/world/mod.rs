@@ -117,7 +117,7 @@ struct Slot {
     /// Down by power loss (the host is off: nothing answers) rather than a process crash
     /// (the host's TCP stack refuses connections to the dead process at once).
     powered_off: bool,
-    /// Timer stretch factor (consumer-slowdown: a slow CPU makes everything take longer).
+    /// The application's processing slowdown (consumer-slowdown), for the heal and restarts.
     slowdown: f64,
     /// Cost model: what the node is, when each of its cores is free, and the events waiting
     /// for a core (already arrived), with whether a `CpuWake` is scheduled for them.

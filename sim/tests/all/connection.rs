@@ -3,7 +3,7 @@
 //! goes only to the connection its request came on; a dead process refuses connections.
 
 use kafsim_engine::protocol::{Message, MetadataRequest, MetadataResponse};
-use kafsim_engine::{Cx, DiskDone, Duration, Instant, Node, NodeId, Timer};
+use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
 use kafsim_sim::network::LinkConfig;
 use kafsim_sim::world::{World, WorldConfig};
 use std::any::Any;
@@ -67,7 +67,6 @@ impl Node for Client {
             _ => unreachable!(),
         }
     }
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -106,7 +105,6 @@ impl Node for Server {
         };
         cx.send(to, Message::MetadataResponse(response));
     }
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }

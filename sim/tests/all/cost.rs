@@ -5,8 +5,8 @@
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::{Acks, ControllerSyncAck, Message, ProduceRequest};
 use kafsim_engine::{
-    Cx, DiskDone, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicId,
-    TopicPartition, ValueId,
+    Cx, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicId, TopicPartition,
+    ValueId,
 };
 use kafsim_sim::cost::{
     ethernet_goodput_bytes_per_sec, profile, CostClass, CostModel, Cpu, CpuCost, GcModel, Work,
@@ -114,7 +114,6 @@ impl Node for Burst {
     }
     fn on_message(&mut self, _cx: &mut Cx, _from: NodeId, _msg: Message) {}
     fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -136,7 +135,6 @@ impl Node for Sink {
         }
     }
     fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -216,7 +214,6 @@ impl Node for Pinger {
         self.answers.push(cx.now());
     }
     fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -40,7 +40,6 @@ impl Node for Sender {
             cx.set_timer_after(self.gap, Timer::new(1, 0));
         }
     }
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -74,7 +73,6 @@ impl Node for Recorder {
             cx.set_timer_after(d, Timer::new(2, 0));
         }
     }
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -298,7 +296,6 @@ fn a_timer_in_the_past_is_an_engine_bug() {
         fn on_timer(&mut self, cx: &mut Cx, _: Timer) {
             cx.set_timer(Instant::ZERO, Timer::new(0, 0));
         }
-        fn on_disk(&mut self, _: &mut Cx, _: DiskDone) {}
         fn as_any(&self) -> &dyn Any {
             self
         }

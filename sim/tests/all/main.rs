@@ -16,6 +16,7 @@ mod consumer_coordinator;
 mod consumer_database;
 mod consumer_faults;
 mod consumer_group;
+mod consumer_pace;
 mod consumer_smoke;
 mod cost;
 mod drain;

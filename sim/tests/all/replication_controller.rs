@@ -129,7 +129,6 @@ impl kafsim_engine::Node for PidClient {
     fn on_timer(&mut self, cx: &mut kafsim_engine::Cx, _t: kafsim_engine::Timer) {
         self.ask(cx, -1, -1);
     }
-    fn on_disk(&mut self, _cx: &mut kafsim_engine::Cx, _d: kafsim_engine::DiskDone) {}
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

@@ -11,8 +11,8 @@ use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::protocol::*;
 use kafsim_engine::{
-    Cx, DiskDone, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicId,
-    TopicPartition, ValueId,
+    Cx, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicId, TopicPartition,
+    ValueId,
 };
 use std::any::Any;
 
@@ -75,8 +75,6 @@ impl Node for Retrier {
             cx.set_timer_after(Duration::from_secs(1), Timer::new(1, 0));
         }
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
 
     fn as_any(&self) -> &dyn Any {
         self

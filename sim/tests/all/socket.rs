@@ -2,7 +2,7 @@
 //! request per client connection at a time, the next only once it has answered the one before.
 
 use kafsim_engine::protocol::{Acks, Message, ProduceRequest, ProduceResponse};
-use kafsim_engine::{Cx, DiskDone, Duration, Instant, Node, NodeId, Timer};
+use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
 use kafsim_sim::cost::CostClass;
 use kafsim_sim::network::LinkConfig;
 use kafsim_sim::world::{World, WorldConfig};
@@ -39,7 +39,6 @@ impl Node for SlowBroker {
             }),
         );
     }
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -73,7 +72,6 @@ impl Node for Client {
         }
     }
     fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -11,7 +11,7 @@ use kafsim_engine::broker::Broker;
 use kafsim_engine::coordinator::txn_metadata::TxnState;
 use kafsim_engine::protocol::*;
 use kafsim_engine::record::{ControlMarker, Record, RecordBatch};
-use kafsim_engine::{Cx, DiskDone, Duration, Instant, Node, NodeId, Timer};
+use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
 use kafsim_engine::{TopicId, TopicPartition, ValueId};
 use kafsim_sim::cluster::{Cluster, TRANSACTION_TOPIC};
 use kafsim_sim::world::World;
@@ -263,8 +263,6 @@ impl Node for TxnScript {
         self.request(cx);
         cx.set_timer_after(Duration::from_millis(100), timer);
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _d: DiskDone) {}
 
     fn as_any(&self) -> &dyn Any {
         self

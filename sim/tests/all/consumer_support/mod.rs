@@ -10,8 +10,8 @@ use kafsim_engine::consumer::{Consumer, ConsumerConfig, ConsumerSpec};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::*;
 use kafsim_engine::{
-    Cx, DiskDone, Duration, Instant, Key, Node, NodeId, Record, RecordBatch, Timer, TopicId,
-    TopicPartition, ValueId,
+    Cx, Duration, Instant, Key, Node, NodeId, Record, RecordBatch, Timer, TopicId, TopicPartition,
+    ValueId,
 };
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::database::{Database, DEFAULT_LATENCY};
@@ -198,8 +198,6 @@ impl Node for KeyedProducer {
         self.tick(cx);
         cx.set_timer_after(self.interval, Timer::new(1, 0));
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
 
     fn as_any(&self) -> &dyn Any {
         self

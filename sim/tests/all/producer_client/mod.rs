@@ -20,8 +20,7 @@ use kafsim_engine::protocol::{
     PartitionProduceResponse, PartitionState, ProduceRequest, ProduceResponse,
 };
 use kafsim_engine::{
-    Cx, DiskDone, Duration, Instant, Node, NodeId, RecordBatch, Timer, TopicId, TopicPartition,
-    ValueId,
+    Cx, Duration, Instant, Node, NodeId, RecordBatch, Timer, TopicId, TopicPartition, ValueId,
 };
 use kafsim_sim::world::{World, WorldConfig};
 use std::any::Any;
@@ -234,7 +233,6 @@ impl Node for ScriptedBroker {
     }
 
     fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -70,151 +70,155 @@ fn standalone_consumers_parse_with_each_clients_defaults() {
     assert_eq!(sa.start, scenario::Start::Newest);
 }
 
+/// A `[[consumers]]` entry the parser refuses: its client and lines (as [`with_consumer`]
+/// takes them), the text of the line the error points at (its last occurrence), the key, the
+/// words of the message, and the words its hint must hold (`Some("")`: any hint).
+struct Refused {
+    client: &'static str,
+    keys: &'static str,
+    config: &'static str,
+    handler: &'static str,
+    at: &'static str,
+    key: &'static str,
+    words: &'static str,
+    hint: Option<&'static str>,
+}
+
+const fn refused(client: &'static str, lines: [&'static str; 3], at: &'static str) -> Refused {
+    Refused {
+        client,
+        keys: lines[0],
+        config: lines[1],
+        handler: lines[2],
+        at,
+        key: "",
+        words: "",
+        hint: None,
+    }
+}
+
+impl Refused {
+    const fn at_key(self, key: &'static str, words: &'static str) -> Refused {
+        Refused { key, words, ..self }
+    }
+
+    const fn hinting(self, hint: &'static str) -> Refused {
+        Refused {
+            hint: Some(hint),
+            ..self
+        }
+    }
+}
+
+const REFUSED: &[Refused] = &[
+    refused("javaa", ["", "", ""], "javaa")
+        .at_key("consumers[0].client", "unknown value")
+        .hinting(""),
+    refused("java", ["partitions = [6]\n", "", ""], "partitions = [6]")
+        .at_key("consumers[0].partitions[0]", "no partition 6")
+        .hinting("0 to 5"),
+    refused(
+        "java",
+        ["partitions = [1, 1]\n", "", ""],
+        "partitions = [1, 1]",
+    )
+    .at_key("consumers[0].partitions[1]", "listed twice"),
+    refused("java", ["partitions = []\n", "", ""], "partitions = []")
+        .at_key("consumers[0].partitions", "at least one"),
+    refused(
+        "kafka-go",
+        ["partitions = [0, 1]\n", "", ""],
+        "partitions = [0, 1]",
+    )
+    .at_key("consumers[0].partitions", "reads one partition")
+    .hinting("one [[consumers]] entry per partition"),
+    refused("kafka-go", ["", "", ""], "topic = \"orders\"").at_key("consumers[0].partitions", ""),
+    refused(
+        "java",
+        ["start = \"latest\"\n", "", ""],
+        "start = \"latest\"",
+    )
+    .at_key("consumers[0].start", "unknown value")
+    .hinting(""),
+    refused(
+        "sarama",
+        ["start = \"committed\"\n", "", ""],
+        "start = \"committed\"",
+    )
+    .at_key("consumers[0].start", "no offset management")
+    .hinting("offsets-in-sink"),
+    refused(
+        "kafka-go",
+        ["partitions = [0]\nstart = \"committed\"\n", "", ""],
+        "start = \"committed\"",
+    )
+    .at_key("consumers[0].start", "no GroupID"),
+    refused(
+        "java",
+        ["start = \"committed\"\n", "", ""],
+        "start = \"committed\"",
+    )
+    .at_key("consumers[0].start", "needs a group.id")
+    .hinting("group.id"),
+    refused(
+        "sarama",
+        ["", "\"group.id\" = \"audit\"\n", ""],
+        "\"group.id\" = \"audit\"",
+    )
+    .at_key("consumers[0].config.group.id", "ConsumePartition"),
+    refused(
+        "kafka-go",
+        ["partitions = [0]\n", "\"group.id\" = \"audit\"\n", ""],
+        "\"group.id\" = \"audit\"",
+    )
+    .at_key("consumers[0].config.group.id", "Partition or GroupID"),
+    refused(
+        "java",
+        ["", "\"group.id\" = \"billing\"\n", ""],
+        "\"group.id\" = \"billing\"",
+    )
+    .at_key("consumers[0].config.group.id", "[[consumer_groups]]")
+    .hinting(""),
+    refused("java", ["", "", "commit = \"sync\"\n"], "commit = \"sync\"")
+        .at_key("consumers[0].handler.commit", "commits nothing")
+        .hinting("offsets-in-sink"),
+    refused(
+        "sarama",
+        ["", "", "mark = \"before-process\"\n"],
+        "mark = \"before-process\"",
+    )
+    .at_key("consumers[0].handler.mark", ""),
+    refused(
+        "java",
+        ["", "\"enable.auto.commit\" = true\n", ""],
+        "\"enable.auto.commit\" = true",
+    )
+    .at_key("consumers[0].config.enable.auto.commit", ""),
+];
+
 #[test]
 fn standalone_consumer_keys_have_clear_errors() {
-    let t = with_consumer("javaa", "", "", "");
-    let e = assert_error(&t, "javaa", "consumers[0].client", "unknown value");
-    assert!(e.hint.is_some(), "{e}");
+    for case in REFUSED {
+        let t = with_consumer(case.client, case.keys, case.config, case.handler);
+        let e = parse_err(&t);
+        let line = last_line(&t, |l| l.contains(case.at));
+        assert_eq!((e.key.as_str(), e.line), (case.key, line), "{e}");
+        assert!(e.column >= 1 && e.file == "test.toml", "{e}");
+        assert!(
+            e.to_string().contains(case.words),
+            "'{}' not in: {e}",
+            case.words
+        );
+        if let Some(hint) = case.hint {
+            let shown = e.hint.as_deref().unwrap_or_else(|| panic!("no hint: {e}"));
+            assert!(shown.contains(hint), "'{hint}' not in the hint of: {e}");
+        }
+    }
     let t = with_consumer("java", "", "", "").replace(
         "topic = \"orders\"\n[consumers",
         "topic = \"order\"\n[consumers",
     );
     assert_error(&t, "\"order\"", "consumers[0].topic", "no topic \"order\"");
-    let t = with_consumer("java", "partitions = [6]\n", "", "");
-    let e = assert_error(
-        &t,
-        "partitions = [6]",
-        "consumers[0].partitions[0]",
-        "no partition 6",
-    );
-    assert!(e.hint.as_deref().unwrap().contains("0 to 5"), "{e}");
-    let t = with_consumer("java", "partitions = [1, 1]\n", "", "");
-    assert_error(
-        &t,
-        "partitions = [1, 1]",
-        "consumers[0].partitions[1]",
-        "listed twice",
-    );
-    let t = with_consumer("java", "partitions = []\n", "", "");
-    assert_error(
-        &t,
-        "partitions = []",
-        "consumers[0].partitions",
-        "at least one",
-    );
-    let t = with_consumer("kafka-go", "partitions = [0, 1]\n", "", "");
-    let e = assert_error(
-        &t,
-        "partitions = [0, 1]",
-        "consumers[0].partitions",
-        "reads one partition",
-    );
-    assert!(e
-        .hint
-        .as_deref()
-        .unwrap()
-        .contains("one [[consumers]] entry per partition"));
-    let t = with_consumer("kafka-go", "", "", "");
-    let line = last_line(&t, |l| l == "topic = \"orders\"");
-    let e = parse_err(&t);
-    assert_eq!(
-        (e.key.as_str(), e.line),
-        ("consumers[0].partitions", line),
-        "{e}"
-    );
-    let t = with_consumer("java", "start = \"latest\"\n", "", "");
-    let e = assert_error(
-        &t,
-        "start = \"latest\"",
-        "consumers[0].start",
-        "unknown value",
-    );
-    assert!(e.hint.is_some(), "{e}");
-    let t = with_consumer("sarama", "start = \"committed\"\n", "", "");
-    let e = assert_error(
-        &t,
-        "start = \"committed\"",
-        "consumers[0].start",
-        "no offset management",
-    );
-    assert!(
-        e.hint.as_deref().unwrap().contains("offsets-in-sink"),
-        "{e}"
-    );
-    let t = with_consumer(
-        "kafka-go",
-        "partitions = [0]\nstart = \"committed\"\n",
-        "",
-        "",
-    );
-    assert_error(
-        &t,
-        "start = \"committed\"",
-        "consumers[0].start",
-        "no GroupID",
-    );
-    let t = with_consumer("java", "start = \"committed\"\n", "", "");
-    let e = assert_error(
-        &t,
-        "start = \"committed\"",
-        "consumers[0].start",
-        "needs a group.id",
-    );
-    assert!(e.hint.as_deref().unwrap().contains("group.id"), "{e}");
-    let t = with_consumer("sarama", "", "\"group.id\" = \"audit\"\n", "");
-    assert_error(
-        &t,
-        "\"group.id\" = \"audit\"",
-        "consumers[0].config.group.id",
-        "ConsumePartition",
-    );
-    let t = with_consumer(
-        "kafka-go",
-        "partitions = [0]\n",
-        "\"group.id\" = \"audit\"\n",
-        "",
-    );
-    assert_error(
-        &t,
-        "\"group.id\" = \"audit\"",
-        "consumers[0].config.group.id",
-        "Partition or GroupID",
-    );
-    let t = with_consumer("java", "", "\"group.id\" = \"billing\"\n", "");
-    let e = assert_error(
-        &t,
-        "\"group.id\" = \"billing\"",
-        "consumers[0].config.group.id",
-        "[[consumer_groups]]",
-    );
-    assert!(e.hint.is_some(), "{e}");
-    let t = with_consumer("java", "", "", "commit = \"sync\"\n");
-    let e = assert_error(
-        &t,
-        "commit = \"sync\"",
-        "consumers[0].handler.commit",
-        "commits nothing",
-    );
-    assert!(
-        e.hint.as_deref().unwrap().contains("offsets-in-sink"),
-        "{e}"
-    );
-    let t = with_consumer("sarama", "", "", "mark = \"before-process\"\n");
-    let line = last_line(&t, |l| l == "mark = \"before-process\"");
-    let e = parse_err(&t);
-    assert_eq!(
-        (e.key.as_str(), e.line),
-        ("consumers[0].handler.mark", line),
-        "{e}"
-    );
-    let t = with_consumer("java", "", "\"enable.auto.commit\" = true\n", "");
-    let line = last_line(&t, |l| l == "\"enable.auto.commit\" = true");
-    let e = parse_err(&t);
-    assert_eq!(
-        (e.key.as_str(), e.line),
-        ("consumers[0].config.enable.auto.commit", line),
-        "{e}"
-    );
     // With a group.id the client's consume loop rules apply, as in a group.
     let t = with_consumer(
         "librdkafka",

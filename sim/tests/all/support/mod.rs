@@ -7,8 +7,7 @@ pub use crate::harness::Harness;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::*;
 use kafsim_engine::{
-    Cx, DiskDone, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicPartition,
-    ValueId,
+    Cx, Duration, Instant, Node, NodeId, Record, RecordBatch, Timer, TopicPartition, ValueId,
 };
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::world::World;
@@ -175,8 +174,6 @@ impl Node for Probe {
         self.tick(cx);
         cx.set_timer_after(self.interval, Timer::new(1, 0));
     }
-
-    fn on_disk(&mut self, _cx: &mut Cx, _done: DiskDone) {}
 
     fn as_any(&self) -> &dyn Any {
         self
