@@ -15,12 +15,15 @@ use crate::record::{TopicId, TopicPartition};
 /// wild number would allocate without bound (Kafka's own limit is far lower in practice).
 pub const MAX_PARTITION_NUMBER: u32 = 1 << 20;
 
+/// One topic's slots, indexed by partition number, each with its key.
+type Slots<V> = Vec<Option<(TopicPartition, V)>>;
+
 /// Entries by partition (see the module docs).
 #[derive(Clone, Debug)]
 pub struct PartitionMap<V> {
     /// Ordered by topic id; a topic's vector is indexed by partition number and keeps the key
     /// beside each value, so that walks can lend `&TopicPartition` as a B-tree's do.
-    topics: Vec<(TopicId, Vec<Option<(TopicPartition, V)>>)>,
+    topics: Vec<(TopicId, Slots<V>)>,
     len: usize,
 }
 
@@ -236,7 +239,7 @@ impl<V> std::ops::Index<&TopicPartition> for PartitionMap<V> {
 
 /// The walk of [`PartitionMap::iter`] (named, so that `for (tp, v) in &map` needs no box).
 pub struct Iter<'a, V> {
-    topics: std::slice::Iter<'a, (TopicId, Vec<Option<(TopicPartition, V)>>)>,
+    topics: std::slice::Iter<'a, (TopicId, Slots<V>)>,
     slots: std::slice::Iter<'a, Option<(TopicPartition, V)>>,
     /// The key last walked: each is above it (the `TopicPartition` order, checked in debug).
     last: Option<TopicPartition>,
