@@ -109,6 +109,9 @@ struct Facts {
     first_poller: BTreeMap<u32, u32>,
     /// Where it is in its own topic, its producer and its sends ([`copies`]).
     copies: Copies,
+    /// Where each group first read it. A group reading it in another topic (the output of a
+    /// consume-transform-produce, which carries its input's id) has its own position there.
+    read_positions: BTreeMap<u32, (TopicPartition, u64)>,
 }
 
 /// The commit that moved a group's offset past the value.
@@ -273,6 +276,10 @@ fn facts(history: &History, value: ValueId) -> Facts {
                 facts.copies.note_position(*partition, *offset);
                 facts.first_poll.entry(*group).or_insert(entry.at);
                 facts.first_poller.entry(*group).or_insert(*member);
+                facts
+                    .read_positions
+                    .entry(*group)
+                    .or_insert((*partition, *offset));
                 facts.home.get_or_insert(Home {
                     partition: *partition,
                     offset: *offset,

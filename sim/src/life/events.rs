@@ -200,6 +200,18 @@ pub(super) fn derived_mark(
     ))
 }
 
+/// The group a consumer-side event is about (none for a broker's own events).
+fn event_group(cx: &LifeContext, event: &HistoryEvent) -> Option<u32> {
+    match event {
+        HistoryEvent::PositionReset { group, .. }
+        | HistoryEvent::Commit { group, .. }
+        | HistoryEvent::Assigned { group, .. }
+        | HistoryEvent::Resumed { group, .. } => Some(*group),
+        HistoryEvent::OffsetsStored { group, .. } => cx.names.group_index(group),
+        _ => None,
+    }
+}
+
 /// A line for a broker or consumer event on the value's partition that concerns its offset.
 pub(super) fn partition_event(
     cx: &LifeContext,
@@ -209,7 +221,14 @@ pub(super) fn partition_event(
     walk: &mut Walk,
 ) -> Option<String> {
     let n = cx.names;
-    let (tp, o) = (home.partition, home.offset);
+    // A group's commits, resets and resumes concern the position where it reads the value:
+    // the home, or its own position in another topic (a consume-transform-produce output
+    // read downstream).
+    let (tp, o) = event_group(cx, &entry.event)
+        .and_then(|g| facts.read_positions.get(&g))
+        .filter(|(p, _)| p.topic != home.partition.topic)
+        .copied()
+        .unwrap_or((home.partition, home.offset));
     match &entry.event {
         HistoryEvent::Appended {
             broker,

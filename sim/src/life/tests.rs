@@ -634,3 +634,52 @@ fn a_duplicate_names_each_copys_append_and_why_the_retry_was_not_recognized() {
         "{output:#?}"
     );
 }
+
+/// A group that reads the value downstream of a consume-transform-produce (in the output
+/// topic, where it carries its input's id) has its resume told at its own position: reader
+/// read v7 at out/0@9, and after its crash resumed out/0 at the committed offset 9. A resume
+/// of the input partition at that offset is about another record and is not told as this one's.
+#[test]
+fn a_downstream_reader_s_resume_is_told_at_its_position_in_the_output_topic() {
+    let mut names = names();
+    names.set_topic(TopicId(1), "out");
+    names.set_group(1, "reader");
+    names.set_node(NodeId(4), "reader/0");
+    let out = TopicPartition::new(TopicId(1), 0);
+    let resumed = |partition, offset| HistoryEvent::Resumed {
+        group: 1,
+        member: 0,
+        generation: 3,
+        partition,
+        offset,
+    };
+    let story = |partition| {
+        let mut s = Story::new();
+        s.send(1, 0, 7, 0, 5);
+        s.poll(10, 0, 0, 0, 5, 7);
+        s.event(
+            11,
+            HistoryEvent::Poll {
+                group: 1,
+                member: 0,
+                partition: out,
+                offset: 9,
+                value: v(7),
+                key: None,
+            },
+        );
+        s.event(30, resumed(partition, 9));
+        s
+    };
+    let lines = |s: &Story| record_life(&LifeContext::bare(s.history(), &names), v(7));
+    let told = lines(&story(out));
+    assert!(
+        told.iter().any(|l| l.ends_with(
+            "reader/0 resumed out/0 in generation 3 at the committed offset 9, at or before \
+             this record: it will be read again"
+        )),
+        "{told:#?}"
+    );
+    let other = lines(&story(tp(0)));
+    assert!(other.iter().all(|l| !l.contains("resumed")), "{other:#?}");
+}
