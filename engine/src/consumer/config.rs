@@ -293,7 +293,22 @@ impl Configurable for ConsumerConfig {
                         _ => IsolationLevel::ReadUncommitted,
                     }
             }
-            "group.instance.id" => self.group_instance_id = Some(value.as_str()?.to_string()),
+            // Static membership (KIP-345) changes what a restart does: the coordinator hands
+            // a rejoining static member its old assignment without a rebalance (Kafka
+            // `GroupCoordinator.updateStaticMemberAndRebalance`), fences the old instance
+            // (FENCED_INSTANCE_ID), and a closing static member sends no LeaveGroup. The group
+            // coordinator models dynamic members only, so accepting the key would give the
+            // verdict of a dynamic group under a static group's name: refused until modelled.
+            "group.instance.id" => {
+                value.as_str()?;
+                return Err("static membership (KIP-345) is not modelled: the group \
+                     coordinator would treat these members as dynamic (a restarted member \
+                     rejoins with a new member id and the group rebalances, waiting out the old \
+                     member's session), which is not what Kafka does with a group.instance.id, \
+                     so the verdict would not be real Kafka's\nhint: remove \"group.instance.id\" \
+                     to model dynamic members (Kafka's default)"
+                    .into());
+            }
             "request.timeout.ms" if self.client == ClientKind::Librdkafka => {
                 return Err(
                     "request.timeout.ms is a librdkafka producer property (the ack timeout it \

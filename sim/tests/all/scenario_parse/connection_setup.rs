@@ -5,7 +5,7 @@
 
 use super::*;
 
-fn prepare_err(text: &str) -> ScenarioError {
+pub(super) fn prepare_err(text: &str) -> ScenarioError {
     let s = parse(text).unwrap_or_else(|e| panic!("{e}"));
     match kafsim_sim::runner::prepare(s) {
         Ok(_) => panic!("expected an error for:\n{text}"),
@@ -34,7 +34,7 @@ fn producer_as(client: &str, version: &str, config: &str) -> String {
 }
 
 /// The design example's group as `client`, with `config` lines added.
-fn group_as(client: &str, config: &str) -> String {
+pub(super) fn group_as(client: &str, config: &str) -> String {
     edited(
         "client = \"sarama\"\ntopics = [\"orders\"]",
         &format!("client = \"{client}\"\ntopics = [\"orders\"]"),

@@ -677,3 +677,22 @@ fn producer_partition_needs_a_producer() {
         vec![scenario::FaultKind::ProducerPartition]
     );
 }
+
+/// Static membership is not modelled: `group.instance.id` (and sarama's
+/// `Consumer.Group.InstanceId`) is an error at its line with a hint, not silently a dynamic
+/// group.
+#[test]
+fn static_membership_is_refused_at_its_line_until_it_is_modelled() {
+    for (client, key) in [
+        ("java", "group.instance.id"),
+        ("sarama", "Consumer.Group.InstanceId"),
+    ] {
+        let text =
+            super::connection_setup::group_as(client, &format!("\"{key}\" = \"billing-host\"\n"));
+        let e = super::connection_setup::prepare_err(&text);
+        assert_eq!(e.key, format!("consumer_groups[0].config.{key}"), "{e}");
+        assert_eq!(e.line, line_of(&text, key), "{e}");
+        let e = e.to_string();
+        assert!(e.contains("KIP-345") && e.contains("hint: remove"), "{e}");
+    }
+}
