@@ -24,6 +24,7 @@ pub mod history;
 pub mod isr;
 pub mod log;
 pub mod node;
+pub mod partition_map;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;

@@ -21,6 +21,7 @@ use crate::coordinator::transaction::{
 use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::log::{checkpoint, recovery};
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, NodeTimer, Timer};
+use crate::partition_map::PartitionMap;
 use crate::protocol::*;
 use crate::record::{TopicId, TopicPartition};
 use crate::replica::partition::Partition;
@@ -131,7 +132,7 @@ impl Broker {
     }
 
     /// Every hosted replica.
-    pub fn replicas(&self) -> &BTreeMap<TopicPartition, Partition> {
+    pub fn replicas(&self) -> &PartitionMap<Partition> {
         &self.rm.partitions
     }
 

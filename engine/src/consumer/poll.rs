@@ -159,7 +159,9 @@ impl Consumer {
     /// Take up to `max` buffered records, partition by partition from a rotating start.
     fn take_records(&mut self, max: usize) -> Vec<Delivered> {
         let tps: Vec<TopicPartition> = self.parts.keys().copied().collect();
-        let mut out = Vec::new();
+        // Sized once (what is buffered, at most `max`) rather than grown record by record.
+        let buffered: usize = self.parts.values().map(|p| p.buffered.len()).sum();
+        let mut out = Vec::with_capacity(buffered.min(max));
         let claims = self.claims;
         for k in 0..tps.len() {
             let tp = tps[(self.poll.cursor + k) % tps.len()];

@@ -11,9 +11,9 @@
 //! The accumulator only holds batches that are *not* in flight; the sender owns in-flight
 //! batches and gives failed ones back with [`RecordAccumulator::reenqueue`].
 
+use super::queues::PartitionQueues;
 use crate::record::{Record, TopicPartition, BATCH_HEADER_BYTES};
 use crate::time::{Duration, Instant};
-use std::collections::{BTreeMap, VecDeque};
 
 /// Idempotence stamp of a batch: assigned when it is first drained, kept across retries
 /// (until an epoch bump re-sequences it).
@@ -56,6 +56,9 @@ impl ProducerBatch {
     }
 }
 
+/// Most records a new batch's vector is sized for up front (it grows beyond if it must).
+const MAX_RECORDS_HINT: usize = 1024;
+
 /// Limits the accumulator enforces (from [`super::config::ProducerConfig`]).
 #[derive(Clone, Copy, Debug)]
 pub struct AccumulatorLimits {
@@ -69,13 +72,16 @@ pub struct AccumulatorLimits {
 #[derive(Debug)]
 pub struct RecordAccumulator {
     limits: AccumulatorLimits,
-    queues: BTreeMap<TopicPartition, VecDeque<ProducerBatch>>,
+    queues: PartitionQueues,
     /// Record bytes of every incomplete batch, queued or in flight.
     buffer_used: u64,
     next_batch_id: u64,
     /// Java `RecordAccumulator.beginFlush`: every batch is ready at once, lingering or not (a
     /// transactional producer flushes before EndTxn(commit)).
     flushing: bool,
+    /// Records in the last batch drained: a new batch's vector starts with room for as many
+    /// (within what `batch.size` lets in) instead of growing record by record.
+    records_hint: usize,
 }
 
 impl RecordAccumulator {
@@ -83,10 +89,11 @@ impl RecordAccumulator {
         assert!(limits.batch_size > 0, "batch.size must be positive");
         RecordAccumulator {
             limits,
-            queues: BTreeMap::new(),
+            queues: PartitionQueues::default(),
             buffer_used: 0,
             next_batch_id: 0,
             flushing: false,
+            records_hint: 1,
         }
     }
 
@@ -109,17 +116,25 @@ impl RecordAccumulator {
         );
         self.buffer_used += size as u64;
         let limits = self.limits;
-        let queue = self.queues.entry(partition).or_default();
+        let queue = self.queues.entry(partition);
         if let Some(last) = queue.back_mut().filter(|b| fits(b, size, &limits)) {
             last.bytes += size;
             last.records.push(record);
             return false;
         }
         self.next_batch_id += 1;
+        // What fits after this record (the hint is only a capacity: no effect on batching).
+        let fit = (limits.batch_size.saturating_sub(BATCH_HEADER_BYTES) / size.max(1)) as usize;
+        let fit = limits
+            .batch_records
+            .map_or(fit, |max| fit.min(max as usize))
+            .clamp(1, MAX_RECORDS_HINT);
+        let mut records = Vec::with_capacity(self.records_hint.clamp(1, fit));
+        records.push(record);
         queue.push_back(ProducerBatch {
             id: self.next_batch_id,
             partition,
-            records: vec![record],
+            records,
             bytes: BATCH_HEADER_BYTES + size,
             created: now,
             attempts: 0,
@@ -134,7 +149,7 @@ impl RecordAccumulator {
 
     /// The instant the head batch of `partition` becomes ready, if it has one.
     pub fn ready_at(&self, partition: TopicPartition) -> Option<Instant> {
-        let queue = self.queues.get(&partition)?;
+        let queue = self.queues.get(partition)?;
         let head = queue.front()?;
         if head.attempts > 0 || queue.len() > 1 || self.flushing || is_full(head, &self.limits) {
             return Some(head.retry_at);
@@ -146,7 +161,7 @@ impl RecordAccumulator {
     /// batch waits behind it (sarama's `wouldOverflow`: the next record did not fit).
     pub fn backed_up(&self, partition: TopicPartition) -> bool {
         self.queues
-            .get(&partition)
+            .get(partition)
             .and_then(|q| {
                 q.front()
                     .map(|head| q.len() > 1 || is_full(head, &self.limits))
@@ -159,12 +174,12 @@ impl RecordAccumulator {
         self.queues
             .iter()
             .filter(|(_, q)| !q.is_empty())
-            .map(|(tp, _)| *tp)
+            .map(|(tp, _)| tp)
     }
 
     /// The head batch of `partition`, for inspection before draining.
     pub fn head(&self, partition: TopicPartition) -> Option<&ProducerBatch> {
-        self.queues.get(&partition)?.front()
+        self.queues.get(partition)?.front()
     }
 
     /// Take the head batch of `partition` if it is ready at `now`; it is closed from then on.
@@ -172,9 +187,10 @@ impl RecordAccumulator {
         if self.ready_at(partition)? > now {
             return None;
         }
-        let queue = self.queues.get_mut(&partition)?;
+        let queue = self.queues.get_mut(partition)?;
         let mut batch = queue.pop_front()?;
         batch.closed = true;
+        self.records_hint = batch.records.len();
         Some(batch)
     }
 
@@ -182,12 +198,13 @@ impl RecordAccumulator {
     /// still backing off: a Java or sarama node that is ready drains every partition's head,
     /// lingering or not (see `drain.rs`). It is closed from then on.
     pub fn drain_head(&mut self, partition: TopicPartition, now: Instant) -> Option<ProducerBatch> {
-        let queue = self.queues.get_mut(&partition)?;
+        let queue = self.queues.get_mut(partition)?;
         if queue.front()?.retry_at > now {
             return None;
         }
         let mut batch = queue.pop_front()?;
         batch.closed = true;
+        self.records_hint = batch.records.len();
         Some(batch)
     }
 
@@ -195,7 +212,7 @@ impl RecordAccumulator {
     /// in sequence order (Java's `insertInSequenceOrder`), others to the front, which is why a
     /// non-idempotent producer with several requests in flight can reorder its records.
     pub fn reenqueue(&mut self, batch: ProducerBatch) {
-        let queue = self.queues.entry(batch.partition).or_default();
+        let queue = self.queues.entry(batch.partition);
         match batch.sequence {
             Some(seq) => {
                 let at = queue
@@ -253,7 +270,7 @@ impl RecordAccumulator {
     ) -> Vec<ProducerBatch> {
         let mut taken = Vec::new();
         for (tp, queue) in self.queues.iter_mut() {
-            if !refused(*tp) {
+            if !refused(tp) {
                 continue;
             }
             while queue.front().is_some_and(|b| b.retry_at <= now) {

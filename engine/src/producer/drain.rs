@@ -75,25 +75,30 @@ impl Producer {
             return;
         }
         let now = cx.now();
-        let mut brokers: std::collections::BTreeSet<NodeId> = Default::default();
-        let queued: Vec<TopicPartition> = self.accumulator.partitions().collect();
-        for tp in queued {
+        // The usable leaders of queued partitions, in node order (a handful: a sorted vector).
+        let mut brokers: Vec<NodeId> = Vec::new();
+        let mut stale = false;
+        for tp in self.accumulator.partitions() {
             match self.metadata.leader(tp) {
                 Some(leader) if self.broker_usable(leader, now) => {
-                    brokers.insert(leader);
+                    if let Err(at) = brokers.binary_search(&leader) {
+                        brokers.insert(at, leader);
+                    }
                 }
                 // Java `NetworkClient.ready`: the batches wait for the connection. A broker
                 // that refuses connections (down, see metadata.rs) fails every reconnect
                 // attempt, and each failure requests a metadata update.
                 // (kafka-go's failed dials refresh nothing: `Transport` refreshes periodically.)
                 Some(leader) if !self.metadata.is_up(leader, now) => {
-                    if self.config.client != ClientKind::KafkaGo {
-                        self.metadata.mark_stale();
-                    }
+                    stale |= self.config.client != ClientKind::KafkaGo;
                 }
                 Some(_) => {}
-                None => self.metadata.mark_stale(),
+                None => stale = true,
             }
+        }
+        if stale {
+            // After the walk: nothing the walk reads depends on staleness.
+            self.metadata.mark_stale();
         }
         for broker in brokers {
             while self.sender.requests_to(broker) < self.config.max_in_flight as usize {
@@ -121,12 +126,8 @@ impl Producer {
     }
 
     /// Every partition `broker` leads per the client's metadata, in partition order (Java's
-    /// `Cluster.partitionsForNode`, built from the metadata response's order).
-    fn partitions_led_by(&self, broker: NodeId) -> Vec<TopicPartition> {
-        self.partitions_led_by_iter(broker).collect()
-    }
-
-    /// [`Self::partitions_led_by`] without collecting them (readiness asks on every poll).
+    /// `Cluster.partitionsForNode`, built from the metadata response's order), without
+    /// collecting them (readiness asks on every poll).
     fn partitions_led_by_iter(&self, broker: NodeId) -> impl Iterator<Item = TopicPartition> + '_ {
         let topic = self.workload.spec().topic;
         let count = self.metadata.partition_count().unwrap_or(0);
@@ -224,7 +225,21 @@ impl Producer {
     /// and stops at a partition whose idempotent retry must wait; sarama takes every
     /// partition in order and skips such a partition.
     fn drain_node(&mut self, broker: NodeId, now: Instant) -> Vec<ProducerBatch> {
-        let parts = self.partitions_led_by(broker);
+        let mut parts = std::mem::take(&mut self.led_scratch);
+        parts.clear();
+        parts.extend(self.partitions_led_by_iter(broker));
+        let batches = self.drain_node_of(broker, &parts, now);
+        self.led_scratch = parts;
+        batches
+    }
+
+    /// [`Self::drain_node`] over `parts`, the partitions `broker` leads in partition order.
+    fn drain_node_of(
+        &mut self,
+        broker: NodeId,
+        parts: &[TopicPartition],
+        now: Instant,
+    ) -> Vec<ProducerBatch> {
         if parts.is_empty() {
             return Vec::new();
         }
@@ -240,7 +255,7 @@ impl Producer {
         } else {
             0
         };
-        let mut batches: Vec<ProducerBatch> = Vec::new();
+        let mut batches: Vec<ProducerBatch> = Vec::with_capacity(parts.len());
         let mut bytes = 0u32;
         let mut records = 0usize;
         for step in 0..parts.len() {
@@ -288,19 +303,16 @@ impl Producer {
     /// One request holding the first ready batch of one partition `broker` leads (kafka-go,
     /// librdkafka).
     fn drain_one_partition(&mut self, broker: NodeId, now: Instant) -> Vec<ProducerBatch> {
-        for tp in self.partitions_led_by(broker) {
-            if self.muted(tp) || self.awaits_metadata(tp) {
-                continue;
-            }
-            if self.accumulator.ready_at(tp).is_none_or(|at| at > now) {
-                continue;
-            }
-            if !self.may_drain_idempotent(tp) {
-                continue;
-            }
-            return vec![self.take_head(tp, now)];
+        let first = self.partitions_led_by_iter(broker).find(|&tp| {
+            !self.muted(tp)
+                && !self.awaits_metadata(tp)
+                && self.accumulator.ready_at(tp).is_some_and(|at| at <= now)
+                && self.may_drain_idempotent(tp)
+        });
+        match first {
+            Some(tp) => vec![self.take_head(tp, now)],
+            None => Vec::new(),
         }
-        Vec::new()
     }
 
     /// Take the head batch of `tp` (checked drainable) and stamp its sequence if idempotent.

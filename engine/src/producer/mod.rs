@@ -28,6 +28,7 @@ pub mod drain;
 pub mod idempotence;
 pub mod metadata;
 pub mod profile;
+pub mod queues;
 mod sender;
 pub mod status;
 pub mod timer;
@@ -132,6 +133,8 @@ pub struct Producer {
     stats_txn: TxnStats,
     /// Hosted by a consumer's application (`ctp.rs`): its outputs and batch ends.
     external: Option<ctp::External>,
+    /// Reused by each drain for the partitions a node leads (no allocation per poll).
+    led_scratch: Vec<TopicPartition>,
 }
 
 impl Producer {
@@ -178,6 +181,7 @@ impl Producer {
             txn,
             stats_txn: TxnStats::default(),
             external: None,
+            led_scratch: Vec::new(),
             compression,
             metadata: ClientMetadata::new(spec.topic, spec.bootstrap.clone()),
             connections: ConnectionStates::new(

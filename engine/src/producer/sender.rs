@@ -24,6 +24,7 @@ use crate::protocol::{
 use crate::record::{RecordBatch, TopicPartition};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::accumulator::ProducerBatch;
 
@@ -536,7 +537,8 @@ fn to_record_batch(
     compression: Compression,
     transactional: bool,
 ) -> RecordBatch {
-    let mut wire = RecordBatch::new(batch.records.clone().into());
+    // One allocation: the records straight into the shared slice the broker keeps.
+    let mut wire = RecordBatch::new(Arc::from(batch.records.as_slice()));
     wire.compression = compression;
     wire.is_transactional = transactional;
     if let Some(seq) = batch.sequence {

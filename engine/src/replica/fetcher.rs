@@ -215,7 +215,8 @@ impl ReplicaManager {
         }
         let leader = fetcher.0;
         let max_bytes = self.config.replica_fetch_max_bytes;
-        let mut parts = Vec::new();
+        // At most every hosted partition: sized once, not grown partition by partition.
+        let mut parts = Vec::with_capacity(self.partitions.len());
         // One walk over the hosted partitions (what `following` lists, without a second lookup
         // of each): this runs after every fetch response.
         for (&tp, p) in &self.partitions {

@@ -25,6 +25,7 @@ use crate::broker::config::BrokerConfig;
 use crate::broker::timer::ReplicaTimer;
 use crate::log::Log;
 use crate::node::{Cx, NodeId};
+use crate::partition_map::PartitionMap;
 use crate::protocol::*;
 use crate::record::TopicPartition;
 use partition::{Partition, Role};
@@ -33,7 +34,7 @@ use std::collections::BTreeMap;
 
 pub struct ReplicaManager {
     pub config: BrokerConfig,
-    pub partitions: BTreeMap<TopicPartition, Partition>,
+    pub partitions: PartitionMap<Partition>,
     /// The controller's view of every partition, for MetadataRequest.
     pub metadata: BTreeMap<TopicPartition, PartitionState>,
     pub topics: Vec<(crate::record::TopicId, u32)>,
@@ -49,7 +50,7 @@ pub struct ReplicaManager {
     /// Leadership changes (partition, Some(epoch) | None), drained by the broker.
     pub leadership_changes: Vec<(TopicPartition, Option<u32>)>,
     /// Idempotent-producer state per partition (see [`crate::log::producer_state`]).
-    pub producer_states: BTreeMap<TopicPartition, crate::log::producer_state::ProducerStateManager>,
+    pub producer_states: PartitionMap<crate::log::producer_state::ProducerStateManager>,
     /// Grows whenever what this broker leads may have changed: a partition led or no longer
     /// led (a new leader epoch included) or a leader's HW moved. The simulator's invariants
     /// read it to skip, after an event, the walk of a broker whose leaderships did not
@@ -61,7 +62,7 @@ impl ReplicaManager {
     pub fn new(config: BrokerConfig) -> ReplicaManager {
         ReplicaManager {
             config,
-            partitions: BTreeMap::new(),
+            partitions: PartitionMap::new(),
             metadata: BTreeMap::new(),
             topics: Vec::new(),
             live_brokers: Vec::new(),
@@ -73,7 +74,7 @@ impl ReplicaManager {
             next_id: 0,
             coordinator_done: Vec::new(),
             leadership_changes: Vec::new(),
-            producer_states: BTreeMap::new(),
+            producer_states: PartitionMap::new(),
             leadership_version: 0,
         }
     }
@@ -253,7 +254,7 @@ impl ReplicaManager {
                 }
             }
         }
-        self.try_complete_produces(cx, tp);
+        self.try_complete_produces_on(cx, tp);
         self.check_partition(cx.me(), tp);
     }
 
@@ -304,7 +305,7 @@ impl ReplicaManager {
             return;
         }
         if p.is_leader() {
-            self.try_complete_produces(cx, tp);
+            self.try_complete_produces_on(cx, tp);
         } else {
             self.fetcher_kick(cx);
         }

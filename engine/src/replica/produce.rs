@@ -9,10 +9,10 @@ use crate::broker::config::BrokerConfig;
 use crate::broker::timer::ReplicaTimer;
 use crate::history::HistoryEvent;
 use crate::node::{Cx, NodeId};
+use crate::partition_map::PartitionMap;
 use crate::protocol::*;
 use crate::record::{RecordBatch, TopicPartition};
 use crate::time::Duration;
-use std::collections::BTreeMap;
 
 impl ReplicaManager {
     /// ProduceRequest from a client.
@@ -241,15 +241,36 @@ impl ReplicaManager {
 
     pub(crate) fn try_complete_produces(&mut self, cx: &mut Cx, tp: TopicPartition) {
         for id in self.produces.watching(tp) {
-            self.try_complete_produce(cx, id);
+            self.try_complete_produce(cx, id, None);
         }
     }
 
-    pub(super) fn try_complete_produce(&mut self, cx: &mut Cx, id: u64) {
+    /// [`Self::try_complete_produces`] after a change of `tp` alone (its HW recomputed, its
+    /// log synced): only the waiting appends *to `tp`* are tried, not every partition of
+    /// every produce waiting on it (Kafka's `DelayedProduce.tryComplete` walks them all; the
+    /// others cannot have changed, and debug builds assert that they would still wait, so
+    /// the answers keep the order a full settle gives).
+    pub(crate) fn try_complete_produces_on(&mut self, cx: &mut Cx, tp: TopicPartition) {
+        for id in self.produces.watching(tp) {
+            self.try_complete_produce(cx, id, Some(tp));
+        }
+    }
+
+    /// Settle the appends of produce `id` (only those to `only`, if given) and answer it once
+    /// none waits.
+    pub(super) fn try_complete_produce(
+        &mut self,
+        cx: &mut Cx,
+        id: u64,
+        only: Option<TopicPartition>,
+    ) {
         let Some(op) = self.produces.get_mut(id) else {
             return;
         };
-        settle_appends(&self.partitions, &self.config, op);
+        match only {
+            None => settle_appends(&self.partitions, &self.config, op),
+            Some(tp) => settle_partition(&self.partitions, &self.config, op, tp),
+        }
         if op.pending.is_empty() {
             let op = self.produces.remove(id).expect("present");
             assert!(
@@ -320,7 +341,7 @@ impl ReplicaManager {
 
 /// Move the appends of `op` whose outcome is known into its answers.
 pub(super) fn settle_appends(
-    partitions: &BTreeMap<TopicPartition, Partition>,
+    partitions: &PartitionMap<Partition>,
     config: &BrokerConfig,
     op: &mut DelayedProduce,
 ) {
@@ -332,16 +353,7 @@ pub(super) fn settle_appends(
         .retain(|pa| match append_outcome(partitions, config, pa) {
             None => true,
             Some(error) => {
-                done.push(PartitionProduceResponse {
-                    partition: pa.partition,
-                    error,
-                    base_offset: if error == ErrorCode::None {
-                        pa.base_offset
-                    } else {
-                        0
-                    },
-                    log_start_offset: 0,
-                });
+                done.push(answer(pa, error));
                 false
             }
         });
@@ -352,10 +364,65 @@ pub(super) fn settle_appends(
     );
 }
 
+/// [`settle_appends`] for the appends of `op` to `tp` only, the others left waiting: what a
+/// change of `tp` alone can settle. Debug builds (every test) check that no other append
+/// would settle now, which is what makes this equal to a full settle, answers' order
+/// included.
+pub(super) fn settle_partition(
+    partitions: &PartitionMap<Partition>,
+    config: &BrokerConfig,
+    op: &mut DelayedProduce,
+    tp: TopicPartition,
+) {
+    let before = op.pending.len() + op.done.len();
+    let done = &mut op.done;
+    op.pending.retain(|pa| {
+        if pa.partition != tp {
+            return true;
+        }
+        match append_outcome(partitions, config, pa) {
+            None => true,
+            Some(error) => {
+                done.push(answer(pa, error));
+                false
+            }
+        }
+    });
+    assert_eq!(
+        op.pending.len() + op.done.len(),
+        before,
+        "settling a produce on {tp} lost or duplicated a partition"
+    );
+    if cfg!(debug_assertions) {
+        for pa in &op.pending {
+            assert!(
+                append_outcome(partitions, config, pa).is_none(),
+                "{tp}: a produce waiting on {} would settle there too: a change of {tp} alone \
+                 was assumed",
+                pa.partition
+            );
+        }
+    }
+}
+
+/// The answer for a settled append.
+fn answer(pa: &PendingAppend, error: ErrorCode) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        partition: pa.partition,
+        error,
+        base_offset: if error == ErrorCode::None {
+            pa.base_offset
+        } else {
+            0
+        },
+        log_start_offset: 0,
+    }
+}
+
 /// The outcome of one waiting append given the current state of its partition (`None`: it
 /// still waits).
 pub(super) fn append_outcome(
-    partitions: &BTreeMap<TopicPartition, Partition>,
+    partitions: &PartitionMap<Partition>,
     config: &BrokerConfig,
     pa: &PendingAppend,
 ) -> Option<ErrorCode> {
