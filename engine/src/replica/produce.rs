@@ -345,23 +345,7 @@ pub(super) fn settle_appends(
     config: &BrokerConfig,
     op: &mut DelayedProduce,
 ) {
-    let before = op.pending.len() + op.done.len();
-    // In place (the appends still waiting keep their order): this runs for every waiting
-    // produce of a partition each time its HW may have moved.
-    let done = &mut op.done;
-    op.pending
-        .retain(|pa| match append_outcome(partitions, config, pa) {
-            None => true,
-            Some(error) => {
-                done.push(answer(pa, error));
-                false
-            }
-        });
-    assert_eq!(
-        op.pending.len() + op.done.len(),
-        before,
-        "settling a produce lost or duplicated a partition"
-    );
+    settle_where(partitions, config, op, |_| true);
 }
 
 /// [`settle_appends`] for the appends of `op` to `tp` only, the others left waiting: what a
@@ -374,10 +358,32 @@ pub(super) fn settle_partition(
     op: &mut DelayedProduce,
     tp: TopicPartition,
 ) {
+    settle_where(partitions, config, op, |pa| pa.partition == tp);
+    if cfg!(debug_assertions) {
+        for pa in &op.pending {
+            assert!(
+                append_outcome(partitions, config, pa).is_none(),
+                "{tp}: a produce waiting on {} would settle there too: a change of {tp} alone \
+                 was assumed",
+                pa.partition
+            );
+        }
+    }
+}
+
+/// Settles, in place, the appends of `op` that `which` selects and whose outcome is known
+/// (the appends still waiting keep their order): this runs for the waiting produces of a
+/// partition each time its HW may have moved.
+fn settle_where(
+    partitions: &PartitionMap<Partition>,
+    config: &BrokerConfig,
+    op: &mut DelayedProduce,
+    which: impl Fn(&PendingAppend) -> bool,
+) {
     let before = op.pending.len() + op.done.len();
     let done = &mut op.done;
     op.pending.retain(|pa| {
-        if pa.partition != tp {
+        if !which(pa) {
             return true;
         }
         match append_outcome(partitions, config, pa) {
@@ -391,18 +397,8 @@ pub(super) fn settle_partition(
     assert_eq!(
         op.pending.len() + op.done.len(),
         before,
-        "settling a produce on {tp} lost or duplicated a partition"
+        "settling a produce lost or duplicated a partition"
     );
-    if cfg!(debug_assertions) {
-        for pa in &op.pending {
-            assert!(
-                append_outcome(partitions, config, pa).is_none(),
-                "{tp}: a produce waiting on {} would settle there too: a change of {tp} alone \
-                 was assumed",
-                pa.partition
-            );
-        }
-    }
 }
 
 /// The answer for a settled append.
