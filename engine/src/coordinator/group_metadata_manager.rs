@@ -227,24 +227,14 @@ impl CoordinatorPartitions for GroupCoordinator {
         );
     }
 
-    /// Rebuild committed offsets and groups from the partition's log.
-    fn load(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        epoch: u32,
-        log: &mut dyn OffsetsLog,
-    ) {
-        assert!(
-            !self.owned.contains_key(&partition.partition),
-            "{}: {partition} loaded over a load",
-            cx.me()
-        );
-        let loaded = load::replay(&log.loadable_batches(partition));
-        for (group, tp, offset, leader_epoch) in loaded.offsets {
-            self.offsets.put(&group, tp, (offset, leader_epoch));
+    /// Rebuild committed offsets and groups from the log of `tp`, a partition of
+    /// `__consumer_offsets`.
+    fn load(&mut self, cx: &mut Cx, tp: TopicPartition, epoch: u32, log: &mut dyn OffsetsLog) {
+        let loaded = load::replay(&log.loadable_batches(tp));
+        for (group, partition, offset, leader_epoch) in loaded.offsets {
+            self.offsets.put(&group, partition, (offset, leader_epoch));
         }
-        for (producer_id, group, tp, offset, leader_epoch) in loaded.pending {
+        for (producer_id, group, partition, offset, leader_epoch) in loaded.pending {
             // Loaded from the log: appended. Who wrote it is not in the record; the history
             // names this coordinator's broker as the committer of a loaded offset.
             let pending = PendingTxnOffset {
@@ -254,12 +244,12 @@ impl CoordinatorPartitions for GroupCoordinator {
                 generation: -1,
             };
             self.offsets
-                .put_txn_pending(&group, producer_id, tp, pending);
+                .put_txn_pending(&group, producer_id, partition, pending);
         }
         for (name, meta) in loaded.groups {
             assert_eq!(
                 self.partition_for(&name),
-                partition,
+                tp,
                 "{}: group {name} loaded from another group's partition",
                 cx.me()
             );
@@ -267,7 +257,7 @@ impl CoordinatorPartitions for GroupCoordinator {
                 g.restore(cx, &meta);
             }
         }
-        self.owned.insert(partition.partition, epoch);
+        self.owned.insert(tp.partition, epoch);
     }
 }
 

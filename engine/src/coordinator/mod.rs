@@ -66,14 +66,9 @@ pub(crate) trait CoordinatorPartitions {
     fn owned(&self) -> &BTreeMap<u32, u32>;
     /// Forget what `partition` held, answering everything that waits on it.
     fn unload(&mut self, cx: &mut Cx, partition: TopicPartition);
-    /// Read `partition`'s committed batches and take it up at `epoch`.
-    fn load(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        epoch: u32,
-        log: &mut dyn OffsetsLog,
-    );
+    /// Read the committed batches of `tp` and take it up at `epoch`. Called only by
+    /// [`CoordinatorPartitions::change_leadership`], on a partition just unloaded.
+    fn load(&mut self, cx: &mut Cx, tp: TopicPartition, epoch: u32, log: &mut dyn OffsetsLog);
 
     /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) one of the
     /// manager's partitions: unload it, then load it at the new epoch; a notice of the epoch
@@ -90,6 +85,11 @@ pub(crate) trait CoordinatorPartitions {
             return false;
         }
         self.unload(cx, partition);
+        assert!(
+            !self.owned().contains_key(&partition.partition),
+            "{}: {partition} still owned after its unload: a load would load over it",
+            cx.me()
+        );
         if let Some(epoch) = leader_epoch {
             self.load(cx, partition, epoch, log);
         }

@@ -97,11 +97,19 @@ impl OffsetCache {
             .entry(producer_id)
             .or_default()
             .insert(partition, pending);
+        assert!(
+            self.txn_pending_for(group, partition),
+            "group {group}: producer {producer_id}'s offset of {partition} not held pending"
+        );
     }
 
     /// `failPendingTxnOffsetCommit`: the append failed; forget the offset unless an earlier
     /// append of the same producer's transaction holds it.
     pub fn fail_txn_pending(&mut self, group: &str, producer_id: i64, partition: TopicPartition) {
+        assert!(
+            producer_id >= 0,
+            "group {group}: a failed transactional offset of producer {producer_id}"
+        );
         let Some(by_producer) = self.txn_pending.get_mut(group) else {
             return;
         };
@@ -138,6 +146,10 @@ impl OffsetCache {
         producer_id: i64,
         commit: bool,
     ) -> Vec<(TopicPartition, PendingTxnOffset)> {
+        assert!(
+            producer_id >= 0,
+            "group {group}: a transaction of producer {producer_id} completed"
+        );
         let Some(by_producer) = self.txn_pending.get_mut(group) else {
             return Vec::new();
         };
@@ -170,6 +182,11 @@ impl OffsetCache {
 
     /// Groups with a pending transactional offset of `producer_id`.
     pub fn groups_pending_from(&self, producer_id: i64) -> Vec<Arc<str>> {
+        // `put_txn_pending` holds offsets only of producers with an id.
+        assert!(
+            producer_id >= 0,
+            "offset cache: pending offsets of producer {producer_id} asked for"
+        );
         self.txn_pending
             .iter()
             .filter(|(_, by)| by.contains_key(&producer_id))

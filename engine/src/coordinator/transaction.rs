@@ -391,7 +391,13 @@ impl TransactionCoordinator {
 
     fn take_correlation(&mut self) -> u64 {
         self.next_correlation += 1;
-        self.next_correlation
+        let c = self.next_correlation;
+        // Answers are matched to requests by correlation id alone (`awaits`).
+        assert!(
+            !self.id_requests.contains_key(&c) && !self.marker_requests.contains_key(&c),
+            "transaction coordinator: correlation id {c} already in flight"
+        );
+        c
     }
 
     /// Whether this broker leads and has loaded the partition of `id`.

@@ -268,22 +268,11 @@ impl CoordinatorPartitions for TransactionCoordinator {
         );
     }
 
-    /// Rebuild the ids of `partition` from its log (the last state of each wins) and resend
+    /// Rebuild the ids of `tp` from its log (the last state of each wins) and resend
     /// the markers of prepared transactions.
-    fn load(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        epoch: u32,
-        log: &mut dyn OffsetsLog,
-    ) {
-        assert!(
-            !self.owned.contains_key(&partition.partition),
-            "{}: {partition} loaded over a load",
-            cx.me()
-        );
+    fn load(&mut self, cx: &mut Cx, tp: TopicPartition, epoch: u32, log: &mut dyn OffsetsLog) {
         let mut last: BTreeMap<Arc<str>, TxnMetadata> = BTreeMap::new();
-        for batch in log.loadable_batches(partition) {
+        for batch in log.loadable_batches(tp) {
             for record in batch.records.iter() {
                 if let Some(InternalPayload::TransactionMetadata {
                     transactional_id,
@@ -293,8 +282,8 @@ impl CoordinatorPartitions for TransactionCoordinator {
                     // Every id of a partition is written there, and every state written was
                     // a legal one.
                     assert!(
-                        self.in_partition(transactional_id, partition),
-                        "{}: {transactional_id} loaded from {partition}",
+                        self.in_partition(transactional_id, tp),
+                        "{}: {transactional_id} loaded from {tp}",
                         cx.me()
                     );
                     metadata.check();
@@ -302,7 +291,7 @@ impl CoordinatorPartitions for TransactionCoordinator {
                 }
             }
         }
-        self.owned.insert(partition.partition, epoch);
+        self.owned.insert(tp.partition, epoch);
         if !self.abort_check_scheduled {
             self.abort_check_scheduled = true;
             cx.set_timer_after(self.config.abort_check_interval, TxnTimer::AbortCheck);
