@@ -14,7 +14,7 @@ use super::{GroupCoordinator, OffsetsLog, PendingAppend};
 use crate::history::HistoryEvent;
 use crate::node::Cx;
 use crate::protocol::ErrorCode;
-use crate::record::{InternalPayload, MemberTimeouts, Record, TopicPartition, ValueId};
+use crate::record::{InternalPayload, MemberTimeouts, Record, TopicId, TopicPartition, ValueId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -75,21 +75,6 @@ impl GroupCoordinator {
                     g.on_persisted(cx, persist.generation, e);
                 }
             }
-        }
-    }
-
-    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) an offsets partition.
-    pub fn on_leadership(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        leader_epoch: Option<u32>,
-        log: &mut dyn OffsetsLog,
-    ) {
-        if partition.topic == self.config.offsets_topic
-            && self.change_leadership(cx, partition, leader_epoch, log)
-        {
-            self.check();
         }
     }
 
@@ -168,6 +153,14 @@ impl GroupCoordinator {
 }
 
 impl CoordinatorPartitions for GroupCoordinator {
+    fn topic(&self) -> Option<TopicId> {
+        Some(self.config.offsets_topic)
+    }
+
+    fn check_state(&self) {
+        self.check();
+    }
+
     fn owned(&self) -> &BTreeMap<u32, u32> {
         &self.owned
     }

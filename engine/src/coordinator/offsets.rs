@@ -124,6 +124,10 @@ impl OffsetCache {
         if by_producer.is_empty() {
             self.txn_pending.remove(group);
         }
+        assert!(
+            self.no_empty_pending(group),
+            "group {group}: an empty pending map kept after a failed offset of {producer_id}"
+        );
         // An offset whose append succeeded stays: it may still become visible at a commit.
         assert!(
             self.txn_pending
@@ -159,6 +163,10 @@ impl OffsetCache {
         if by_producer.is_empty() {
             self.txn_pending.remove(group);
         }
+        assert!(
+            self.no_empty_pending(group),
+            "group {group}: an empty pending map kept after the marker of {producer_id}"
+        );
         if !commit {
             return Vec::new();
         }
@@ -172,6 +180,14 @@ impl OffsetCache {
             "group {group}: producer {producer_id} pending after its marker"
         );
         visible
+    }
+
+    /// No group or producer is kept with nothing pending: `groups_pending_from` would name a
+    /// group whose marker has nothing to settle.
+    fn no_empty_pending(&self, group: &str) -> bool {
+        self.txn_pending
+            .get(group)
+            .is_none_or(|by| !by.is_empty() && by.values().all(|o| !o.is_empty()))
     }
 
     fn txn_pending_for_producer(&self, group: &str, producer_id: i64) -> bool {

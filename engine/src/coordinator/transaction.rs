@@ -374,6 +374,11 @@ impl TransactionCoordinator {
     /// The transactional id and state this coordinator has for `producer_id`, if it owns one
     /// (stall explanations: does anyone know of a transaction open on a partition?).
     pub fn find_producer(&self, producer_id: i64) -> Option<(&str, &TxnMetadata)> {
+        // Only a producer InitProducerId gave an id opens a transaction.
+        assert!(
+            producer_id >= 0,
+            "a transaction of producer id {producer_id} looked for"
+        );
         self.ids
             .iter()
             .find(|(_, e)| e.meta.producer_id == producer_id)

@@ -12,7 +12,7 @@ use crate::coordinator::txn_metadata::{TxnMetadata, TxnState};
 use crate::coordinator::{CoordinatorPartitions, OffsetsLog};
 use crate::node::Cx;
 use crate::protocol::ErrorCode;
-use crate::record::{InternalPayload, Record, TopicPartition, ValueId};
+use crate::record::{InternalPayload, Record, TopicId, TopicPartition, ValueId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -201,28 +201,20 @@ impl TransactionCoordinator {
         );
     }
 
-    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) a
-    /// `__transaction_state` partition.
-    pub fn on_leadership(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        leader_epoch: Option<u32>,
-        log: &mut dyn OffsetsLog,
-    ) {
-        if Some(partition.topic) == self.config.topic
-            && self.change_leadership(cx, partition, leader_epoch, log)
-        {
-            self.check();
-        }
-    }
-
     fn in_partition(&self, id: &str, partition: TopicPartition) -> bool {
         self.partition_for(id) == Some(partition)
     }
 }
 
 impl CoordinatorPartitions for TransactionCoordinator {
+    fn topic(&self) -> Option<TopicId> {
+        self.config.topic
+    }
+
+    fn check_state(&self) {
+        self.check();
+    }
+
     fn owned(&self) -> &BTreeMap<u32, u32> {
         &self.owned
     }
