@@ -124,11 +124,23 @@ impl Admin {
 impl Node for Admin {
     fn on_start(&mut self, _cx: &mut Cx) {}
 
-    fn on_message(&mut self, _cx: &mut Cx, _from: NodeId, msg: Message) {
-        if let Message::CreatePartitionsResponse(r) = msg {
-            if let Some(p) = self.pending.remove(&r.correlation_id) {
-                self.results.push((p.topic, p.count, r.error));
+    fn on_message(&mut self, cx: &mut Cx, _from: NodeId, msg: Message) {
+        match msg {
+            // A second answer (to a request sent again before the first answer came) finds
+            // its command done.
+            Message::CreatePartitionsResponse(r) => {
+                if let Some(p) = self.pending.remove(&r.correlation_id) {
+                    self.results.push((p.topic, p.count, r.error));
+                }
             }
+            // A request lost with its connection is sent again by its `Retry` timer, as the
+            // Java admin client retries a call whose connection dropped.
+            Message::ConnectionReset | Message::ConnectionRefused => {}
+            other => unreachable!(
+                "{}: {} is not an answer to anything an admin client sends",
+                cx.me(),
+                other.kind()
+            ),
         }
     }
 

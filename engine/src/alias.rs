@@ -312,31 +312,23 @@ fn kafka_go_isolation(v: &ConfigValue) -> Result<ConfigValue, String> {
     sarama_isolation(v)
 }
 
-/// A Go duration as Go prints one ("10ms", "1s", "1.5s", "2m", "1h") to whole milliseconds.
-/// A bare number is refused: in Go it would be nanoseconds, which nobody means.
+/// A Go duration as Go prints one ("10ms", "1s", "1.5s", "2m", "1h", "500µs") to whole
+/// milliseconds, read by the one duration parser ([`crate::config::parse_duration`]); Go's
+/// `µs` is its `us`. A bare number is refused: in Go it would be nanoseconds, which nobody
+/// means.
 pub fn go_duration(v: &ConfigValue) -> Result<ConfigValue, String> {
     let bad = || format!("expected a Go duration such as \"10ms\", \"1s\" or \"1.5s\", got {v}");
     let ConfigValue::Str(text) = v else {
         return Err(bad());
     };
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let per_unit = match unit {
-        "us" | "µs" => 0.001,
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return Err(bad()),
-    };
-    let ms = n * per_unit;
-    if !ms.is_finite() || ms > i32::MAX as f64 {
+    // Go writes microseconds with U+00B5 (and accepts U+03BC).
+    let text = text.replace(['\u{b5}', '\u{3bc}'], "u");
+    let d = crate::config::parse_duration(&text).map_err(|_| bad())?;
+    let ms = (d.as_nanos() as f64 / 1e6).round();
+    if ms > f64::from(i32::MAX) {
         return Err(bad());
     }
-    Ok(ConfigValue::Int(ms.round() as i64))
+    Ok(ConfigValue::Int(ms as i64))
 }
 
 #[cfg(test)]
@@ -385,7 +377,16 @@ mod tests {
         assert_eq!(go_duration(&s("10ms")), Ok(ConfigValue::Int(10)));
         assert_eq!(go_duration(&s("1.5s")), Ok(ConfigValue::Int(1_500)));
         assert_eq!(go_duration(&s("2m")), Ok(ConfigValue::Int(120_000)));
-        for bad in [s("10"), s("1d"), s("ms"), ConfigValue::Int(10)] {
+        assert_eq!(go_duration(&s("1500\u{b5}s")), Ok(ConfigValue::Int(2)));
+        assert_eq!(go_duration(&s("1h")), Ok(ConfigValue::Int(3_600_000)));
+        for bad in [
+            s("10"),
+            s("1d"),
+            s("ms"),
+            s("-1s"),
+            s("600h"),
+            ConfigValue::Int(10),
+        ] {
             assert!(
                 go_duration(&bad).unwrap_err().contains("Go duration"),
                 "{bad}"

@@ -217,6 +217,28 @@ pub enum HistoryEvent {
     },
 }
 
+impl HistoryEvent {
+    /// Where a value was seen in a log: the position its producer's acknowledgement named
+    /// (`SendOk`; `producer::OFFSET_UNKNOWN` under acks=0) or a member read it at (`Poll`).
+    pub fn value_position(&self) -> Option<(ValueId, TopicPartition, u64)> {
+        match self {
+            HistoryEvent::SendOk {
+                value,
+                partition,
+                offset,
+                ..
+            }
+            | HistoryEvent::Poll {
+                value,
+                partition,
+                offset,
+                ..
+            } => Some((*value, *partition, *offset)),
+            _ => None,
+        }
+    }
+}
+
 /// Why a consumer's position was set other than by reading on (`PositionReset`): what a
 /// replay tells the user, since "reset past this record" is only actionable with its cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

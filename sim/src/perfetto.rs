@@ -177,21 +177,9 @@ struct Step {
 fn steps(history: &History, names: &Names, value: ValueId) -> Vec<Step> {
     let mut home: Option<(TopicPartition, u64)> = None;
     for e in history.entries() {
-        if let HistoryEvent::SendOk {
-            value: v,
-            partition,
-            offset,
-            ..
-        }
-        | HistoryEvent::Poll {
-            value: v,
-            partition,
-            offset,
-            ..
-        } = &e.event
-        {
-            if *v == value && home.is_none() {
-                home = Some((*partition, *offset));
+        if let Some((v, partition, offset)) = e.event.value_position() {
+            if v == value && home.is_none() {
+                home = Some((partition, offset));
             }
         }
     }

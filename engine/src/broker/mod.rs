@@ -18,7 +18,7 @@ pub mod version;
 use crate::coordinator::transaction::{
     TransactionCoordinator, TxnCoordinatorConfig, TXN_TOKEN_BIT,
 };
-use crate::coordinator::{CoordinatorConfig, GroupCoordinator};
+use crate::coordinator::{CoordinatorConfig, CoordinatorPartitions, GroupCoordinator};
 use crate::log::{checkpoint, recovery};
 use crate::node::{Cx, DiskData, DiskDone, DiskEntry, FileId, Node, NodeId, NodeTimer, Timer};
 use crate::partition_map::PartitionMap;

@@ -14,7 +14,7 @@ use super::{GroupCoordinator, OffsetsLog, PendingAppend};
 use crate::history::HistoryEvent;
 use crate::node::Cx;
 use crate::protocol::ErrorCode;
-use crate::record::{InternalPayload, MemberTimeouts, Record, TopicPartition, ValueId};
+use crate::record::{InternalPayload, MemberTimeouts, Record, TopicId, TopicPartition, ValueId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -75,21 +75,6 @@ impl GroupCoordinator {
                     g.on_persisted(cx, persist.generation, e);
                 }
             }
-        }
-    }
-
-    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) an offsets partition.
-    pub fn on_leadership(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        leader_epoch: Option<u32>,
-        log: &mut dyn OffsetsLog,
-    ) {
-        if partition.topic == self.config.offsets_topic
-            && self.change_leadership(cx, partition, leader_epoch, log)
-        {
-            self.check();
         }
     }
 
@@ -168,6 +153,14 @@ impl GroupCoordinator {
 }
 
 impl CoordinatorPartitions for GroupCoordinator {
+    fn topic(&self) -> Option<TopicId> {
+        Some(self.config.offsets_topic)
+    }
+
+    fn check_state(&self) {
+        self.check();
+    }
+
     fn owned(&self) -> &BTreeMap<u32, u32> {
         &self.owned
     }
@@ -227,24 +220,14 @@ impl CoordinatorPartitions for GroupCoordinator {
         );
     }
 
-    /// Rebuild committed offsets and groups from the partition's log.
-    fn load(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        epoch: u32,
-        log: &mut dyn OffsetsLog,
-    ) {
-        assert!(
-            !self.owned.contains_key(&partition.partition),
-            "{}: {partition} loaded over a load",
-            cx.me()
-        );
-        let loaded = load::replay(&log.loadable_batches(partition));
-        for (group, tp, offset, leader_epoch) in loaded.offsets {
-            self.offsets.put(&group, tp, (offset, leader_epoch));
+    /// Rebuild committed offsets and groups from the log of `tp`, a partition of
+    /// `__consumer_offsets`.
+    fn load(&mut self, cx: &mut Cx, tp: TopicPartition, epoch: u32, log: &mut dyn OffsetsLog) {
+        let loaded = load::replay(&log.loadable_batches(tp));
+        for (group, partition, offset, leader_epoch) in loaded.offsets {
+            self.offsets.put(&group, partition, (offset, leader_epoch));
         }
-        for (producer_id, group, tp, offset, leader_epoch) in loaded.pending {
+        for (producer_id, group, partition, offset, leader_epoch) in loaded.pending {
             // Loaded from the log: appended. Who wrote it is not in the record; the history
             // names this coordinator's broker as the committer of a loaded offset.
             let pending = PendingTxnOffset {
@@ -254,12 +237,12 @@ impl CoordinatorPartitions for GroupCoordinator {
                 generation: -1,
             };
             self.offsets
-                .put_txn_pending(&group, producer_id, tp, pending);
+                .put_txn_pending(&group, producer_id, partition, pending);
         }
         for (name, meta) in loaded.groups {
             assert_eq!(
                 self.partition_for(&name),
-                partition,
+                tp,
                 "{}: group {name} loaded from another group's partition",
                 cx.me()
             );
@@ -267,7 +250,7 @@ impl CoordinatorPartitions for GroupCoordinator {
                 g.restore(cx, &meta);
             }
         }
-        self.owned.insert(partition.partition, epoch);
+        self.owned.insert(tp.partition, epoch);
     }
 }
 

@@ -60,36 +60,43 @@ const OFFSETS_RECORD_BYTES: u32 = 64;
 /// internal topic (`__consumer_offsets` for [`GroupCoordinator`], `__transaction_state` for
 /// [`transaction::TransactionCoordinator`]) that this broker leads. Both follow one election
 /// rule, as Kafka's `GroupCoordinator` and `TransactionCoordinator` do in their
-/// `onElection` / `onResignation`: [`CoordinatorPartitions::change_leadership`].
+/// `onElection` / `onResignation`: [`CoordinatorPartitions::on_leadership`].
 pub(crate) trait CoordinatorPartitions {
+    /// The internal topic whose partitions the manager loads (`None` while the cluster has
+    /// none, as `__transaction_state` before a transactional producer).
+    fn topic(&self) -> Option<TopicId>;
     /// The partitions loaded, by index, and the leader epoch each was loaded at.
     fn owned(&self) -> &BTreeMap<u32, u32>;
+    /// Assert what every entry point of the coordinator leaves true.
+    fn check_state(&self);
     /// Forget what `partition` held, answering everything that waits on it.
     fn unload(&mut self, cx: &mut Cx, partition: TopicPartition);
-    /// Read `partition`'s committed batches and take it up at `epoch`.
-    fn load(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        epoch: u32,
-        log: &mut dyn OffsetsLog,
-    );
+    /// Read the committed batches of `tp` and take it up at `epoch`. Called only by
+    /// [`CoordinatorPartitions::on_leadership`], on a partition just unloaded.
+    fn load(&mut self, cx: &mut Cx, tp: TopicPartition, epoch: u32, log: &mut dyn OffsetsLog);
 
-    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) one of the
-    /// manager's partitions: unload it, then load it at the new epoch; a notice of the epoch
-    /// already loaded changes nothing (returns false).
-    fn change_leadership(
+    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) `partition`: if
+    /// it is one of the manager's, unload it, then load it at the new epoch; a notice of the
+    /// epoch already loaded, or of another topic's partition, changes nothing.
+    fn on_leadership(
         &mut self,
         cx: &mut Cx,
         partition: TopicPartition,
         leader_epoch: Option<u32>,
         log: &mut dyn OffsetsLog,
-    ) -> bool {
-        if leader_epoch.is_some() && self.owned().get(&partition.partition) == leader_epoch.as_ref()
+    ) {
+        if self.topic() != Some(partition.topic)
+            || (leader_epoch.is_some()
+                && self.owned().get(&partition.partition) == leader_epoch.as_ref())
         {
-            return false;
+            return;
         }
         self.unload(cx, partition);
+        assert!(
+            !self.owned().contains_key(&partition.partition),
+            "{}: {partition} still owned after its unload: a load would load over it",
+            cx.me()
+        );
         if let Some(epoch) = leader_epoch {
             self.load(cx, partition, epoch, log);
         }
@@ -99,7 +106,7 @@ pub(crate) trait CoordinatorPartitions {
             "{}: {partition} owned at the wrong epoch after a leadership change",
             cx.me()
         );
-        true
+        self.check_state();
     }
 }
 

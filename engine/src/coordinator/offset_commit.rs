@@ -27,6 +27,15 @@ impl GroupCoordinator {
         tp: TopicPartition,
         log: &mut dyn OffsetsLog,
     ) {
+        // Routed by `handle` to the group's own partition: a commit appended elsewhere would
+        // be loaded by another coordinator, or by none.
+        assert_eq!(
+            tp,
+            self.partition_for(&req.group),
+            "{}: group {}: a commit for another partition of __consumer_offsets",
+            cx.me(),
+            req.group
+        );
         let error = self.commit_allowed(&req);
         if error != ErrorCode::None {
             return reply_commit(cx, from, &req, error);
@@ -95,6 +104,13 @@ impl GroupCoordinator {
         tp: TopicPartition,
         log: &mut dyn OffsetsLog,
     ) {
+        assert_eq!(
+            tp,
+            self.partition_for(&req.group),
+            "{}: group {}: a transactional commit for another partition of __consumer_offsets",
+            cx.me(),
+            req.group
+        );
         let error = self.txn_commit_allowed(&req);
         if error != ErrorCode::None || req.offsets.is_empty() {
             return reply_txn_commit(cx, from, req.correlation_id, &req.offsets, error);
@@ -205,6 +221,12 @@ impl GroupCoordinator {
         {
             return;
         }
+        // Markers are written only for transactions, whose producers InitProducerId gave an id.
+        assert!(
+            producer_id >= 0,
+            "{}: a transaction marker of producer {producer_id} in {partition}",
+            cx.me()
+        );
         let commit = marker == crate::record::ControlMarker::Commit;
         for group in self.offsets.groups_pending_from(producer_id) {
             if self.partition_for(&group) != partition {
@@ -271,10 +293,10 @@ impl GroupCoordinator {
             .iter()
             .map(|tp| (*tp, self.offsets.get(&req.group, *tp).map(|(o, _)| o)))
             .collect();
-        assert_eq!(
-            offsets.len(),
-            req.partitions.len(),
-            "an OffsetFetch answered for other partitions"
+        assert!(
+            offsets.iter().map(|(tp, _)| tp).eq(req.partitions.iter()),
+            "{}: an OffsetFetch answered for other partitions than it asked",
+            cx.me()
         );
         let resp = OffsetFetchResponse {
             correlation_id: req.correlation_id,

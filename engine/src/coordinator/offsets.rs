@@ -97,11 +97,19 @@ impl OffsetCache {
             .entry(producer_id)
             .or_default()
             .insert(partition, pending);
+        assert!(
+            self.txn_pending_for(group, partition),
+            "group {group}: producer {producer_id}'s offset of {partition} not held pending"
+        );
     }
 
     /// `failPendingTxnOffsetCommit`: the append failed; forget the offset unless an earlier
     /// append of the same producer's transaction holds it.
     pub fn fail_txn_pending(&mut self, group: &str, producer_id: i64, partition: TopicPartition) {
+        assert!(
+            producer_id >= 0,
+            "group {group}: a failed transactional offset of producer {producer_id}"
+        );
         let Some(by_producer) = self.txn_pending.get_mut(group) else {
             return;
         };
@@ -116,6 +124,10 @@ impl OffsetCache {
         if by_producer.is_empty() {
             self.txn_pending.remove(group);
         }
+        assert!(
+            self.no_empty_pending(group),
+            "group {group}: an empty pending map kept after a failed offset of {producer_id}"
+        );
         // An offset whose append succeeded stays: it may still become visible at a commit.
         assert!(
             self.txn_pending
@@ -138,6 +150,10 @@ impl OffsetCache {
         producer_id: i64,
         commit: bool,
     ) -> Vec<(TopicPartition, PendingTxnOffset)> {
+        assert!(
+            producer_id >= 0,
+            "group {group}: a transaction of producer {producer_id} completed"
+        );
         let Some(by_producer) = self.txn_pending.get_mut(group) else {
             return Vec::new();
         };
@@ -147,6 +163,10 @@ impl OffsetCache {
         if by_producer.is_empty() {
             self.txn_pending.remove(group);
         }
+        assert!(
+            self.no_empty_pending(group),
+            "group {group}: an empty pending map kept after the marker of {producer_id}"
+        );
         if !commit {
             return Vec::new();
         }
@@ -162,6 +182,14 @@ impl OffsetCache {
         visible
     }
 
+    /// No group or producer is kept with nothing pending: `groups_pending_from` would name a
+    /// group whose marker has nothing to settle.
+    fn no_empty_pending(&self, group: &str) -> bool {
+        self.txn_pending
+            .get(group)
+            .is_none_or(|by| !by.is_empty() && by.values().all(|o| !o.is_empty()))
+    }
+
     fn txn_pending_for_producer(&self, group: &str, producer_id: i64) -> bool {
         self.txn_pending
             .get(group)
@@ -170,6 +198,11 @@ impl OffsetCache {
 
     /// Groups with a pending transactional offset of `producer_id`.
     pub fn groups_pending_from(&self, producer_id: i64) -> Vec<Arc<str>> {
+        // `put_txn_pending` holds offsets only of producers with an id.
+        assert!(
+            producer_id >= 0,
+            "offset cache: pending offsets of producer {producer_id} asked for"
+        );
         self.txn_pending
             .iter()
             .filter(|(_, by)| by.contains_key(&producer_id))

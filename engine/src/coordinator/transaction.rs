@@ -374,6 +374,11 @@ impl TransactionCoordinator {
     /// The transactional id and state this coordinator has for `producer_id`, if it owns one
     /// (stall explanations: does anyone know of a transaction open on a partition?).
     pub fn find_producer(&self, producer_id: i64) -> Option<(&str, &TxnMetadata)> {
+        // Only a producer InitProducerId gave an id opens a transaction.
+        assert!(
+            producer_id >= 0,
+            "a transaction of producer id {producer_id} looked for"
+        );
         self.ids
             .iter()
             .find(|(_, e)| e.meta.producer_id == producer_id)
@@ -391,7 +396,13 @@ impl TransactionCoordinator {
 
     fn take_correlation(&mut self) -> u64 {
         self.next_correlation += 1;
-        self.next_correlation
+        let c = self.next_correlation;
+        // Answers are matched to requests by correlation id alone (`awaits`).
+        assert!(
+            !self.id_requests.contains_key(&c) && !self.marker_requests.contains_key(&c),
+            "transaction coordinator: correlation id {c} already in flight"
+        );
+        c
     }
 
     /// Whether this broker leads and has loaded the partition of `id`.

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::coordinator::testkit::FakeLog;
+use crate::coordinator::CoordinatorPartitions;
 use crate::node::NodeTimer;
 use crate::protocol::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, InitProducerIdRequest,

@@ -5,7 +5,8 @@
 //! seed, at the write that broke the invariant (TigerBeetle's rule: assert what must hold,
 //! where state is written and where it is read).
 //!
-//! `cargo test -p kafsim-engine --test assert_density -- --nocapture` prints the table.
+//! `cargo test --release -p kafsim-engine --test all assert_density -- --nocapture` prints the
+//! table.
 
 use std::path::{Path, PathBuf};
 

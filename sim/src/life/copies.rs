@@ -105,25 +105,17 @@ pub(super) fn copy_event(
             }
             line
         }
-        HistoryEvent::SendOk {
-            value: v,
-            partition,
-            offset,
-            ..
-        }
-        | HistoryEvent::Poll {
-            value: v,
-            partition,
-            offset,
-            ..
-        } if *v == value => {
-            let key = (*partition, *offset);
-            if let Some(a) = walk.copy_appends.last.get(&key) {
-                walk.copy_appends.fixed.entry(key).or_insert(*a);
+        other => {
+            // An acknowledgement or a read of a copy fixes the append that made it.
+            let (v, partition, offset) = other.value_position()?;
+            if v == value {
+                let key = (partition, offset);
+                if let Some(a) = walk.copy_appends.last.get(&key) {
+                    walk.copy_appends.fixed.entry(key).or_insert(*a);
+                }
             }
             None
         }
-        _ => None,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::coordinator::txn_metadata::{TxnMetadata, TxnState};
 use crate::coordinator::{CoordinatorPartitions, OffsetsLog};
 use crate::node::Cx;
 use crate::protocol::ErrorCode;
-use crate::record::{InternalPayload, Record, TopicPartition, ValueId};
+use crate::record::{InternalPayload, Record, TopicId, TopicPartition, ValueId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -201,28 +201,20 @@ impl TransactionCoordinator {
         );
     }
 
-    /// The broker became leader (`Some(epoch)`) or stopped leading (`None`) a
-    /// `__transaction_state` partition.
-    pub fn on_leadership(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        leader_epoch: Option<u32>,
-        log: &mut dyn OffsetsLog,
-    ) {
-        if Some(partition.topic) == self.config.topic
-            && self.change_leadership(cx, partition, leader_epoch, log)
-        {
-            self.check();
-        }
-    }
-
     fn in_partition(&self, id: &str, partition: TopicPartition) -> bool {
         self.partition_for(id) == Some(partition)
     }
 }
 
 impl CoordinatorPartitions for TransactionCoordinator {
+    fn topic(&self) -> Option<TopicId> {
+        self.config.topic
+    }
+
+    fn check_state(&self) {
+        self.check();
+    }
+
     fn owned(&self) -> &BTreeMap<u32, u32> {
         &self.owned
     }
@@ -268,22 +260,11 @@ impl CoordinatorPartitions for TransactionCoordinator {
         );
     }
 
-    /// Rebuild the ids of `partition` from its log (the last state of each wins) and resend
+    /// Rebuild the ids of `tp` from its log (the last state of each wins) and resend
     /// the markers of prepared transactions.
-    fn load(
-        &mut self,
-        cx: &mut Cx,
-        partition: TopicPartition,
-        epoch: u32,
-        log: &mut dyn OffsetsLog,
-    ) {
-        assert!(
-            !self.owned.contains_key(&partition.partition),
-            "{}: {partition} loaded over a load",
-            cx.me()
-        );
+    fn load(&mut self, cx: &mut Cx, tp: TopicPartition, epoch: u32, log: &mut dyn OffsetsLog) {
         let mut last: BTreeMap<Arc<str>, TxnMetadata> = BTreeMap::new();
-        for batch in log.loadable_batches(partition) {
+        for batch in log.loadable_batches(tp) {
             for record in batch.records.iter() {
                 if let Some(InternalPayload::TransactionMetadata {
                     transactional_id,
@@ -293,8 +274,8 @@ impl CoordinatorPartitions for TransactionCoordinator {
                     // Every id of a partition is written there, and every state written was
                     // a legal one.
                     assert!(
-                        self.in_partition(transactional_id, partition),
-                        "{}: {transactional_id} loaded from {partition}",
+                        self.in_partition(transactional_id, tp),
+                        "{}: {transactional_id} loaded from {tp}",
                         cx.me()
                     );
                     metadata.check();
@@ -302,7 +283,7 @@ impl CoordinatorPartitions for TransactionCoordinator {
                 }
             }
         }
-        self.owned.insert(partition.partition, epoch);
+        self.owned.insert(tp.partition, epoch);
         if !self.abort_check_scheduled {
             self.abort_check_scheduled = true;
             cx.set_timer_after(self.config.abort_check_interval, TxnTimer::AbortCheck);
