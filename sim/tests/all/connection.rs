@@ -2,10 +2,10 @@
 //! TCP retransmits it after the heal; a closed connection loses what it carried; a response
 //! goes only to the connection its request came on; a dead process refuses connections.
 
+use crate::harness::fixed_latency;
 use kafsim_engine::protocol::{Message, MetadataRequest, MetadataResponse};
 use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
-use kafsim_sim::network::LinkConfig;
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use std::any::Any;
 
 const TIMER_SEND: u16 = 1;
@@ -17,17 +17,6 @@ fn request(n: u64) -> Message {
         correlation_id: n,
         topics: vec![],
     })
-}
-
-fn fixed_latency() -> WorldConfig {
-    WorldConfig {
-        link: LinkConfig {
-            latency: Duration::from_millis(1),
-            jitter: Duration::ZERO,
-            ..LinkConfig::default()
-        },
-        ..WorldConfig::default()
-    }
 }
 
 /// A client: sends request `i` (correlation id `ids[i]`) at `send_at[i]`, optionally closes
@@ -116,7 +105,7 @@ fn ms(n: u64) -> Instant {
 
 /// A server at node 0 and a client at node 1 with `client`'s plan.
 fn pair(delay: Duration, client: Client) -> (World, NodeId, NodeId) {
-    let mut w = World::new(1, fixed_latency());
+    let mut w = World::new(1, fixed_latency(Duration::from_millis(1)));
     let server = w.add_node("server", move || {
         Box::new(Server {
             delay,
