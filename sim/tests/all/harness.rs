@@ -11,7 +11,9 @@
 #![allow(dead_code)]
 
 use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
+use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId};
 use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
 use kafsim_sim::invariants::{self, InvariantScope};
@@ -171,4 +173,12 @@ pub fn add_producer(
     w.add_node("producer-0", move || {
         Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
     })
+}
+
+/// How many sends of the run failed definitely with `error` (`SendFail`).
+pub fn send_failures(w: &World, error: ErrorCode) -> usize {
+    w.history()
+        .entries()
+        .filter(|e| matches!(e.event, HistoryEvent::SendFail { error: e, .. } if e == error))
+        .count()
 }

@@ -2,7 +2,7 @@
 //! with a sync acks=all producer, and acks=0 (kafka-go defaults) vs Java defaults on a leader
 //! crash. Each both ways; assertions read the leader's log and the history directly.
 
-use crate::harness::Harness;
+use crate::harness::{send_failures, Harness};
 use kafsim_engine::broker::config::{BrokerConfig, KafkaVersion};
 use kafsim_engine::broker::Broker;
 use kafsim_engine::config::{ConfigValue, Configurable};
@@ -340,19 +340,7 @@ fn long_outage(client: &str) -> (usize, usize, ProducerStats) {
     w.restart(b2);
     w.run_until(Instant::from_millis(60_000));
     let _ = b0;
-    let not_leader = w
-        .history()
-        .entries()
-        .filter(|e| {
-            matches!(
-                e.event,
-                HistoryEvent::SendFail {
-                    error: ErrorCode::NotLeaderOrFollower,
-                    ..
-                }
-            )
-        })
-        .count();
+    let not_leader = send_failures(&w, ErrorCode::NotLeaderOrFollower);
     let late_acks = w
         .history()
         .entries()

@@ -5,22 +5,19 @@
 
 use crate::txn_support::{
     aborted_values_read_and_reported, assert_reads_exactly_the_commits, fates, line_of,
-    prepare_err, run, TxnScenario,
+    prepare_err, read_by_java, run,
 };
 use kafsim_sim::scenario::{self, ScenarioError};
 
 /// One transactional producer of `client` and one Java group reading with `isolation`
 /// ([`TxnScenario`]); `extra` goes into the producer's config.
 fn scenario_text(isolation: &str, abort: f64, extra: &str, client: &str) -> String {
-    TxnScenario {
-        producer: &format!("client = \"{client}\""),
-        producer_config: &format!("\"transactional.id\" = \"orders-app\"\n{extra}"),
+    read_by_java(
+        &format!("client = \"{client}\""),
+        &format!("\"transactional.id\" = \"orders-app\"\n{extra}"),
+        isolation,
         abort,
-        group_client: "java",
-        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
-        cluster_config: "",
-    }
-    .text()
+    )
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use crate::txn_support::{
     aborted_values_read_and_reported, assert_only_commits, assert_reads_exactly_the_commits,
-    failed_by_abort, fates, line_of, prepare_err, run, TxnScenario,
+    failed_by_abort, fates, line_of, prepare_err, read_by_java, run,
 };
 
 /// The three settings sarama's `Config.Validate` demands of a transactional producer.
@@ -14,17 +14,14 @@ const SARAMA_TXN: &str = "\"Producer.Idempotent\" = true\n\"Producer.RequiredAck
                           \"WaitForAll\"\n\"Net.MaxOpenRequests\" = 1";
 
 /// One transactional sarama producer and one Java group reading with `isolation`
-/// ([`TxnScenario`]); `config` is the producer's config table.
+/// ([`read_by_java`]); `config` is the producer's config table.
 fn scenario_text(isolation: &str, abort: f64, config: &str, version: &str) -> String {
-    TxnScenario {
-        producer: &format!("client = \"sarama\"\nclient_version = \"{version}\""),
-        producer_config: &format!("\"Producer.Transaction.ID\" = \"orders-app\"\n{config}"),
+    read_by_java(
+        &format!("client = \"sarama\"\nclient_version = \"{version}\""),
+        &format!("\"Producer.Transaction.ID\" = \"orders-app\"\n{config}"),
+        isolation,
         abort,
-        group_client: "java",
-        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
-        cluster_config: "",
-    }
-    .text()
+    )
 }
 
 #[test]

@@ -130,6 +130,19 @@ pub fn aborted_values_read_and_reported(out: &RunOutput) -> (usize, usize) {
     (read, reported)
 }
 
+/// A [`TxnScenario`] read by a Java group at `isolation`, on a cluster of default settings.
+pub fn read_by_java(producer: &str, producer_config: &str, isolation: &str, abort: f64) -> String {
+    TxnScenario {
+        producer,
+        producer_config,
+        abort,
+        group_client: "java",
+        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
+        cluster_config: "",
+    }
+    .text()
+}
+
 /// The scenario every client's transaction tests run: one transactional producer (rate 200,
 /// 5 records per transaction, `abort` of them aborted by the application) and a one-member
 /// group reading `orders` from the earliest offset, 4 s on 3 brokers.
