@@ -20,7 +20,7 @@
 //! whose position was reset (`PositionReset`) past a value's offset skipped it knowingly: that
 //! is reported as `unseen`, not `lost-write`.
 
-use super::dense::ValueTable;
+use super::dense::{RecentMap, ValueTable};
 use super::index::HistoryIndex;
 use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::OFFSET_UNKNOWN;
@@ -68,7 +68,7 @@ struct Pass {
     /// Further distinct positions of a value (duplicates: rare, so kept apart).
     more_positions: HashMap<ValueId, Vec<(TopicPartition, u64)>>,
     /// The first value evidenced at each position: per partition, by offset.
-    occupant: HashMap<TopicPartition, Vec<Option<(ValueId, Source)>>>,
+    occupant: RecentMap<TopicPartition, Vec<Option<(ValueId, Source)>>>,
     /// ... for offsets far beyond the dense range (crafted histories only).
     occupant_sparse: HashMap<(TopicPartition, u64), (ValueId, Source)>,
     /// (position, value) pairs already reported as inconsistent.
@@ -78,13 +78,17 @@ struct Pass {
     /// (group, value) for groups beyond the first 64.
     read_more: HashSet<(u32, ValueId)>,
     /// Per (group, partition): reads that raised the highest read offset, in time order.
-    marks: HashMap<(u32, TopicPartition), Vec<ReadMark>>,
+    marks: RecentMap<(u32, TopicPartition), Vec<ReadMark>>,
     /// Per (group, partition): the highest offset a position reset jumped to.
     resets: HashMap<(u32, TopicPartition), u64>,
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut pass = Pass::default();
+    let mut pass = Pass {
+        first_position: index.value_table(),
+        read: index.value_table(),
+        ..Pass::default()
+    };
     for entry in history.entries() {
         match entry.event {
             HistoryEvent::SendOk {
@@ -215,7 +219,7 @@ impl Pass {
         } else {
             self.read_more.insert((group, value));
         }
-        let marks = self.marks.entry((group, partition)).or_default();
+        let marks = self.marks.get_or_insert_with((group, partition), Vec::new);
         if marks.last().is_none_or(|m| m.offset < offset) {
             marks.push(ReadMark {
                 at,
@@ -233,10 +237,13 @@ impl Pass {
         offset: u64,
         first: (ValueId, Source),
     ) -> (ValueId, Source) {
-        let slots = self.occupant.entry(partition).or_default();
+        let slots = self.occupant.get_or_insert_with(partition, Vec::new);
         let dense = offset < (1 << 32)
             && (offset as usize) <= slots.len().saturating_mul(2).max(slots.len() + 65_536);
-        if dense && !self.occupant_sparse.contains_key(&(partition, offset)) {
+        if dense
+            && (self.occupant_sparse.is_empty()
+                || !self.occupant_sparse.contains_key(&(partition, offset)))
+        {
             let i = offset as usize;
             if i >= slots.len() {
                 slots.resize(i + 1, None);
@@ -293,10 +300,11 @@ impl Pass {
         let ack = index.ack(value).expect("acknowledged value has an ack");
         // Jepsen takes a value's last known index: a consumer past all of them missed it.
         let offset = self.last_known_offset(value, ack.partition, ack.offset);
-        let skipped_by_reset = self
-            .resets
-            .get(&(group.group, ack.partition))
-            .is_some_and(|reset| *reset > offset);
+        let skipped_by_reset = !self.resets.is_empty()
+            && self
+                .resets
+                .get(&(group.group, ack.partition))
+                .is_some_and(|reset| *reset > offset);
         let past = self
             .marks
             .get(&(group.group, ack.partition))

@@ -10,9 +10,16 @@
 //! producer would allocate, a crafted history) goes to a small sparse side table instead of
 //! growing the vector without bound. Lookups only; iteration is in ascending id or offset
 //! order, never in hash order.
+//!
+//! The index learns the blocks the producers used from the invocations before it fills
+//! anything ([`ValueShape`]), so every per-value table of the index and the checkers is
+//! allocated once at its final size ([`ValueTable::with_shape`]) rather than doubling its way
+//! there. Per-partition and per-member state sits in a [`RecentMap`]: the history names one
+//! partition (one fetch's records, one batch's acknowledgements) many times in a row.
 
 use super::index::FastMap;
 use kafsim_engine::ValueId;
+use std::hash::Hash;
 
 /// How far past its current length a block grows for one insert; anything further is sparse.
 const MAX_GROWTH: usize = 1 << 16;
@@ -48,11 +55,73 @@ impl<T> Default for ValueTable<T> {
     }
 }
 
+#[inline]
 fn split(value: ValueId) -> (u64, usize) {
     (value.0 >> 32, (value.0 & 0xffff_ffff) as usize)
 }
 
+/// The slots each block of a table will need, learned from a history's invocations before
+/// the tables are filled, so that a table is allocated once at its final size instead of
+/// doubling (and copying) its way there value by value.
+#[derive(Clone, Debug, Default)]
+pub struct ValueShape {
+    /// (block id, one past its highest value seen, values seen), in order of first sight.
+    blocks: Vec<(u64, usize, usize)>,
+}
+
+impl ValueShape {
+    /// Notes one value that the tables will hold.
+    pub fn note(&mut self, value: ValueId) {
+        let (block, n) = split(value);
+        // A run has a few producer incarnations: a short linear search, the latest first
+        // (values of one producer come in runs).
+        match self.blocks.iter_mut().rev().find(|(b, _, _)| *b == block) {
+            Some((_, end, count)) => {
+                *end = (*end).max(n.saturating_add(1));
+                *count += 1;
+            }
+            None => self.blocks.push((block, n.saturating_add(1), 1)),
+        }
+    }
+
+    /// Slots to allocate for each block: its full range where that range is dense (no more
+    /// than twice the values seen, plus [`MAX_GROWTH`], within [`MAX_BLOCK`]), else none.
+    fn sizes(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.blocks.iter().map(|&(block, end, count)| {
+            let dense = end <= MAX_BLOCK && end <= count.saturating_mul(2) + MAX_GROWTH;
+            (block, if dense { end } else { 0 })
+        })
+    }
+}
+
 impl<T> ValueTable<T> {
+    /// An empty table with every block of `shape` allocated at its final size.
+    pub fn with_shape(shape: &ValueShape) -> ValueTable<T> {
+        let mut table = ValueTable::default();
+        for (block, slots) in shape.sizes() {
+            let i = table.add_block(block);
+            table.blocks[i].1.resize_with(slots, || None);
+        }
+        table
+    }
+
+    /// Adds an empty block; returns its position.
+    fn add_block(&mut self, block: u64) -> usize {
+        debug_assert!(self.block_position(block).is_none(), "block {block} twice");
+        let i = self.blocks.len();
+        self.blocks.push((block, Vec::new()));
+        if block < NEAR_BLOCKS {
+            if self.near.len() <= block as usize {
+                self.near.resize(block as usize + 1, NO_BLOCK);
+            }
+            self.near[block as usize] = i as u32;
+        } else {
+            self.block_of.insert(block, i);
+        }
+        i
+    }
+
+    #[inline]
     fn block_position(&self, block: u64) -> Option<usize> {
         if block < NEAR_BLOCKS {
             match self.near.get(block as usize) {
@@ -73,6 +142,7 @@ impl<T> ValueTable<T> {
         self.len == 0
     }
 
+    #[inline]
     pub fn get(&self, value: ValueId) -> Option<&T> {
         let (block, n) = split(value);
         if let Some(i) = self.block_position(block) {
@@ -97,33 +167,46 @@ impl<T> ValueTable<T> {
         self.sparse.get_mut(&value)
     }
 
+    #[inline]
     pub fn contains(&self, value: ValueId) -> bool {
         self.get(value).is_some()
     }
 
     /// The value's entry, inserting `make()` if it has none (`entry().or_insert_with`).
+    #[inline]
     pub fn get_or_insert_with(&mut self, value: ValueId, make: impl FnOnce() -> T) -> &mut T {
+        // The common case, kept small enough to inline: a slot within its block's range
+        // (every slot of a table made [`ValueTable::with_shape`]) and no sparse values.
+        let (block, n) = split(value);
+        if let Some(i) = self.block_position(block) {
+            if n < self.blocks[i].1.len() && self.sparse.is_empty() {
+                let slot = &mut self.blocks[i].1[n];
+                if slot.is_none() {
+                    *slot = Some(make());
+                    self.len += 1;
+                }
+                return slot.as_mut().expect("just filled");
+            }
+        }
+        self.get_or_insert_beyond(value, make)
+    }
+
+    /// [`ValueTable::get_or_insert_with`] for a value outside its block's slots (or with
+    /// sparse values about).
+    #[cold]
+    #[inline(never)]
+    fn get_or_insert_beyond(&mut self, value: ValueId, make: impl FnOnce() -> T) -> &mut T {
         let (block, n) = split(value);
         let i = match self.block_position(block) {
             Some(i) => i,
-            None => {
-                let i = self.blocks.len();
-                self.blocks.push((block, Vec::new()));
-                if block < NEAR_BLOCKS {
-                    if self.near.len() <= block as usize {
-                        self.near.resize(block as usize + 1, NO_BLOCK);
-                    }
-                    self.near[block as usize] = i as u32;
-                } else {
-                    self.block_of.insert(block, i);
-                }
-                i
-            }
+            None => self.add_block(block),
         };
         let slots = &mut self.blocks[i].1;
         let dense = n < slots.len()
             || (n < MAX_BLOCK && n <= slots.len().saturating_mul(2).max(slots.len() + MAX_GROWTH));
-        if dense && !self.sparse.contains_key(&value) {
+        // A value lives in the sparse table only if it was put there while its slot lay
+        // beyond the dense range; with no sparse values (every real run) that is no question.
+        if dense && (self.sparse.is_empty() || !self.sparse.contains_key(&value)) {
             if n >= slots.len() {
                 slots.resize_with(n + 1, || None);
             }
@@ -142,6 +225,7 @@ impl<T> ValueTable<T> {
     }
 
     /// Inserts `item` unless the value already has an entry; returns the entry.
+    #[inline]
     pub fn insert_if_absent(&mut self, value: ValueId, item: T) -> &mut T {
         self.get_or_insert_with(value, || item)
     }
@@ -263,9 +347,105 @@ impl OffsetSet {
     }
 }
 
+/// A map for keys that come in runs (the partition of one fetch's records, of one batch's
+/// acknowledgements; one member's reads): a repeat of the last key used is answered without
+/// hashing. Entries are kept in insertion order, which is also the order of every walk.
+#[derive(Clone, Debug)]
+pub struct RecentMap<K, V> {
+    entries: Vec<(K, V)>,
+    position: FastMap<K, usize>,
+    /// The entry last found or inserted by a `&mut` lookup.
+    last: usize,
+}
+
+impl<K, V> Default for RecentMap<K, V> {
+    fn default() -> RecentMap<K, V> {
+        RecentMap {
+            entries: Vec::new(),
+            position: FastMap::default(),
+            last: 0,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash, V> RecentMap<K, V> {
+    #[inline]
+    fn find(&self, key: &K) -> Option<usize> {
+        match self.entries.get(self.last) {
+            Some((k, _)) if k == key => Some(self.last),
+            _ => self.position.get(key).copied(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.find(key).map(|i| &self.entries[i].1)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let i = self.find(key)?;
+        self.last = i;
+        Some(&mut self.entries[i].1)
+    }
+
+    #[inline]
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.find(&key) {
+            Some(i) => i,
+            None => {
+                self.position.insert(key, self.entries.len());
+                self.entries.push((key, make()));
+                self.entries.len() - 1
+            }
+        };
+        self.last = i;
+        &mut self.entries[i].1
+    }
+
+    /// Sets the key's value, inserting the key if it is new.
+    pub fn insert(&mut self, key: K, value: V) {
+        match self.get_mut(&key) {
+            Some(slot) => *slot = value,
+            None => {
+                self.get_or_insert_with(key, || value);
+            }
+        }
+    }
+
+    /// Keeps only the entries `keep` accepts, in their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.entries.retain_mut(|(k, v)| keep(k, v));
+        self.position.clear();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            self.position.insert(*k, i);
+        }
+        self.last = 0;
+    }
+
+    /// The entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn value_table_is_dense_per_block_and_sparse_beyond() {
@@ -323,5 +503,132 @@ mod tests {
         assert_eq!(s.first_in(131, u64::MAX), Some(1 << 40));
         assert_eq!(s.first_in(5, 5), None);
         assert_eq!(OffsetSet::default().first_in(0, 10), None);
+    }
+
+    /// A value id from a few blocks: mostly small dense indices, sometimes one far beyond
+    /// (sparse), sometimes a block beyond the directly indexed ones.
+    fn value() -> impl Strategy<Value = ValueId> {
+        let block = prop_oneof![3 => 0u64..4, 1 => Just(NEAR_BLOCKS + 1)];
+        // 70 000 first lies beyond the dense range (sparse); 60 000 then 120 000 grow the
+        // block past it, so a later lookup of it finds an empty slot and must ask the sparse
+        // side.
+        let far = prop_oneof![Just(60_000u64), Just(70_000), Just(120_000), Just(1 << 30)];
+        let n = prop_oneof![8 => 0u64..300, 2 => far];
+        (block, n).prop_map(|(b, n)| ValueId((b << 32) | n))
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(ValueId, u32),
+        Bump(ValueId),
+        Retain(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (value(), any::<u32>()).prop_map(|(v, x)| Op::Insert(v, x)),
+            2 => value().prop_map(Op::Bump),
+            1 => (2u32..5).prop_map(Op::Retain),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// A table made with a shape (some of the values, as an index's invocations give
+        /// it) and one grown from nothing answer every lookup as a B-tree map does.
+        #[test]
+        fn value_tables_answer_as_a_map(
+            ops in prop::collection::vec(op(), 0..200),
+            shaped in prop::collection::vec(value(), 0..100),
+        ) {
+            let mut shape = ValueShape::default();
+            for v in &shaped {
+                shape.note(*v);
+            }
+            let mut tables: [ValueTable<u32>; 2] =
+                [ValueTable::default(), ValueTable::with_shape(&shape)];
+            let mut map: BTreeMap<ValueId, u32> = BTreeMap::new();
+            for op in &ops {
+                match *op {
+                    Op::Insert(v, x) => {
+                        let expected = *map.entry(v).or_insert(x);
+                        for t in &mut tables {
+                            prop_assert_eq!(*t.insert_if_absent(v, x), expected);
+                        }
+                    }
+                    Op::Bump(v) => {
+                        if let Some(x) = map.get_mut(&v) {
+                            *x = x.wrapping_add(1);
+                        }
+                        for t in &mut tables {
+                            if let Some(x) = t.get_mut(v) {
+                                *x = x.wrapping_add(1);
+                            }
+                        }
+                    }
+                    Op::Retain(m) => {
+                        map.retain(|_, x| *x % m != 0);
+                        for t in &mut tables {
+                            t.retain(|_, x| *x % m != 0);
+                        }
+                    }
+                }
+            }
+            let keys: Vec<ValueId> = map.keys().copied().collect();
+            for t in &tables {
+                prop_assert_eq!(t.len(), map.len());
+                prop_assert_eq!(&t.values_ascending(), &keys);
+                for v in ops.iter().filter_map(|op| match op {
+                    Op::Insert(v, _) | Op::Bump(v) => Some(*v),
+                    Op::Retain(_) => None,
+                }) {
+                    prop_assert_eq!(t.get(v), map.get(&v));
+                    prop_assert_eq!(t.contains(v), map.contains_key(&v));
+                }
+            }
+        }
+
+        /// A recent map answers as a B-tree map, and walks its entries in insertion order.
+        #[test]
+        fn recent_maps_answer_as_a_map(
+            ops in prop::collection::vec((0u8..4, 0u32..12, any::<u32>()), 0..200),
+        ) {
+            let mut recent: RecentMap<u32, u32> = RecentMap::default();
+            let mut map: BTreeMap<u32, u32> = BTreeMap::new();
+            let mut order: Vec<u32> = Vec::new();
+            for (what, k, x) in ops {
+                match what {
+                    0 => {
+                        if !map.contains_key(&k) {
+                            order.push(k);
+                        }
+                        let expected = *map.entry(k).or_insert(x);
+                        prop_assert_eq!(*recent.get_or_insert_with(k, || x), expected);
+                    }
+                    1 => {
+                        if map.insert(k, x).is_none() {
+                            order.push(k);
+                        }
+                        recent.insert(k, x);
+                    }
+                    2 => {
+                        prop_assert_eq!(recent.get_mut(&k).map(|v| *v), map.get(&k).copied());
+                    }
+                    _ => {
+                        map.retain(|_, v| *v % 3 != 0);
+                        order.retain(|k| map.contains_key(k));
+                        recent.retain(|_, v| *v % 3 != 0);
+                    }
+                }
+                for k in 0..12 {
+                    prop_assert_eq!(recent.get(&k), map.get(&k));
+                }
+            }
+            let walked: Vec<(u32, u32)> = recent.iter().map(|(k, v)| (*k, *v)).collect();
+            let expected: Vec<(u32, u32)> = order.iter().map(|k| (*k, map[k])).collect();
+            prop_assert_eq!(walked, expected);
+            prop_assert_eq!(recent.len(), map.len());
+        }
     }
 }

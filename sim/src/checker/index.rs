@@ -11,7 +11,7 @@
 //! Hash maps here serve lookups only; anything a checker iterates to produce output is a
 //! sorted `Vec` or a `BTreeMap`, so output never depends on hash order.
 
-use super::dense::{OffsetSet, ValueTable};
+use super::dense::{OffsetSet, RecentMap, ValueShape, ValueTable};
 use crate::history::History;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
@@ -76,25 +76,41 @@ pub struct HistoryIndex {
     failed: ValueTable<Instant>,
     /// Acknowledged values (see [`HistoryIndex::acknowledged`]), ascending.
     acknowledged: Vec<ValueId>,
-    known: FastMap<TopicPartition, KnownOffsets>,
+    known: RecentMap<TopicPartition, KnownOffsets>,
+    /// The blocks of value ids the producers invoked (see [`HistoryIndex::value_table`]).
+    shape: ValueShape,
 }
 
 impl HistoryIndex {
     /// `read_committed` says which groups read with `isolation.level=read_committed`.
     pub fn build(history: &History, read_committed: impl Fn(u32) -> bool) -> HistoryIndex {
-        let mut index = HistoryIndex::default();
+        // A first look: the value ids the producers invoked, so that every per-value table
+        // is allocated once at its size (growing tables of hundreds of thousands of values
+        // copies them over and over), and whether any value is transactional: without
+        // transactional values every evidenced offset counts for read_committed too, and no
+        // per-value evidence list is needed to tell them apart.
+        let mut shape = ValueShape::default();
+        let mut transactional = false;
+        for slice in history.slices() {
+            for entry in slice {
+                match entry.event {
+                    HistoryEvent::SendInvoke { value, .. } => shape.note(value),
+                    HistoryEvent::TxnValue { .. } => transactional = true,
+                    _ => {}
+                }
+            }
+        }
+        let mut index = HistoryIndex {
+            invocations: ValueTable::with_shape(&shape),
+            acks: ValueTable::with_shape(&shape),
+            shape,
+            ..HistoryIndex::default()
+        };
         let mut committed_reads: Vec<ValueId> = Vec::new();
         // Values one of whose sends may have reached a log: never "definitely failed".
         let mut maybe_written: FastSet<ValueId> = FastSet::default();
-        // Sized once: growing maps of hundreds of thousands of values rehashes and faults in
-        // pages over and over.
-        // Without transactional values every evidenced offset counts for read_committed
-        // too: no per-value evidence list is needed to tell them apart.
-        let transactional = history
-            .entries()
-            .any(|e| matches!(e.event, HistoryEvent::TxnValue { .. }));
         let mut evidence: Vec<(TopicPartition, u64, ValueId)> = Vec::new();
-        let note = |known: &mut FastMap<TopicPartition, KnownOffsets>,
+        let note = |known: &mut RecentMap<TopicPartition, KnownOffsets>,
                     evidence: &mut Vec<(TopicPartition, u64, ValueId)>,
                     partition: TopicPartition,
                     offset: u64,
@@ -104,7 +120,10 @@ impl HistoryIndex {
             }
             // acks=0 acknowledgements carry no position.
             if offset != super::OFFSET_UNKNOWN {
-                known.entry(partition).or_default().all.insert(offset);
+                (known
+                    .get_or_insert_with(partition, KnownOffsets::default)
+                    .all)
+                    .insert(offset);
             }
         };
         let mut seq = 0u64;
@@ -263,6 +282,12 @@ impl HistoryIndex {
         self.acknowledged = acknowledged;
     }
 
+    /// An empty per-value table allocated for every value the producers invoked: what a
+    /// checker keeps per value.
+    pub fn value_table<T>(&self) -> ValueTable<T> {
+        ValueTable::with_shape(&self.shape)
+    }
+
     pub fn invocation(&self, value: ValueId) -> Option<&Invocation> {
         self.invocations.get(value)
     }
@@ -316,6 +341,12 @@ impl HistoryIndex {
     /// learned the outcome (must-have-committed).
     pub fn proven_committed(&self, txn: TxnId) -> bool {
         self.proven_committed.contains(&txn)
+    }
+
+    /// Whether any value was sent in a transaction or definitely failed: without such values
+    /// no read can be of a value that was never committed.
+    pub fn has_uncommitted_values(&self) -> bool {
+        !self.txn_of.is_empty() || !self.failed.is_empty()
     }
 
     /// When the send of `value` definitely failed, if it did and was never acknowledged.

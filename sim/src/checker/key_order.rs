@@ -7,8 +7,9 @@
 //! ignored here (`sink-loss` covers them). Values without a key, or without a recorded invoke,
 //! have no order to keep.
 
+use super::dense::{RecentMap, ValueTable};
+use super::index::FastMap as HashMap;
 use super::index::HistoryIndex;
-use super::index::{FastMap as HashMap, FastSet as HashSet};
 use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
@@ -29,7 +30,8 @@ struct Highest {
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut written: HashSet<(u32, ValueId)> = HashSet::default();
+    // Per group, the values it has written.
+    let mut written: RecentMap<u32, ValueTable<()>> = RecentMap::default();
     let mut highest: HashMap<(u32, u32, Key), Highest> = HashMap::default();
     for entry in history.entries() {
         let HistoryEvent::SinkWrite {
@@ -43,7 +45,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         else {
             continue;
         };
-        if !written.insert((group, value)) {
+        let sunk = written.get_or_insert_with(group, || index.value_table());
+        let before = sunk.len();
+        sunk.insert_if_absent(value, ());
+        if sunk.len() == before {
             continue; // a re-delivery: sink-duplicate, not an order question
         }
         let Some(invocation) = index.invocation(value) else {

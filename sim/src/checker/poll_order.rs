@@ -34,6 +34,7 @@
 //! read must start there (a read after `seek(1)` that starts at 3 skipped 1 and 2 if they
 //! are known to hold values; one that starts at 0 went backwards).
 
+use super::dense::RecentMap;
 use super::index::FastMap as HashMap;
 use super::index::HistoryIndex;
 use super::{value_name, CheckConfig, Collector};
@@ -67,7 +68,7 @@ struct Member {
     /// (era of the group, generation) of its last assignment.
     generation: Option<(u32, i32)>,
     assigned: Vec<TopicPartition>,
-    tracks: HashMap<TopicPartition, Track>,
+    tracks: RecentMap<TopicPartition, Track>,
 }
 
 /// One poll being judged.
@@ -81,7 +82,7 @@ struct Read {
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut members: HashMap<(u32, u32), Member> = HashMap::default();
+    let mut members: RecentMap<(u32, u32), Member> = RecentMap::default();
     // Per group: its era and the newest generation assigned in it.
     let mut eras: HashMap<u32, (u32, i32)> = HashMap::default();
     for entry in history.entries() {
@@ -92,7 +93,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 generation,
                 partitions,
             } => {
-                let m = members.entry((*group, *member)).or_default();
+                let m = members.get_or_insert_with((*group, *member), Member::default);
                 let era = eras.entry(*group).or_insert((0, *generation));
                 let own_repeat = m
                     .generation
@@ -121,7 +122,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 offset,
                 ..
             } => {
-                let m = members.entry((*group, *member)).or_default();
+                let m = members.get_or_insert_with((*group, *member), Member::default);
                 m.tracks.insert(
                     *partition,
                     Track {
@@ -147,22 +148,23 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                     value: *value,
                     at: entry.at,
                 };
-                let m = members.entry((*group, *member)).or_default();
-                if let Some(track) = m.tracks.get(partition) {
-                    judge(track, &read, index, config, out);
+                let m = members.get_or_insert_with((*group, *member), Member::default);
+                let next = Track {
+                    expect: offset + 1,
+                    previous: Some(LastRead {
+                        offset: *offset,
+                        value: *value,
+                        at: entry.at,
+                    }),
+                    backwards_ok: false,
+                };
+                match m.tracks.get_mut(partition) {
+                    Some(track) => {
+                        judge(track, &read, index, config, out);
+                        *track = next;
+                    }
+                    None => m.tracks.insert(*partition, next),
                 }
-                m.tracks.insert(
-                    *partition,
-                    Track {
-                        expect: offset + 1,
-                        previous: Some(LastRead {
-                            offset: *offset,
-                            value: *value,
-                            at: entry.at,
-                        }),
-                        backwards_ok: false,
-                    },
-                );
             }
             _ => {}
         }

@@ -11,6 +11,7 @@
 //! a `SendInvoke` have no invoke order and are ignored. The violation becomes evident at the
 //! later of the two acknowledgements (or reads).
 
+use super::dense::RecentMap;
 use super::index::{FastMap, HistoryIndex};
 use super::{value_name, CheckConfig, Collector};
 use crate::history::History;
@@ -32,7 +33,7 @@ struct Landed {
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     // Per (producer, partition), in history order: acknowledgements arrive almost in invoke
     // order, so each run is nearly sorted and no per-record data is sorted as a whole.
-    let mut runs: FastMap<(u32, TopicPartition), Vec<Landed>> = FastMap::default();
+    let mut runs: RecentMap<(u32, TopicPartition), Vec<Landed>> = RecentMap::default();
     // Values placed only by reads (their send's outcome unknown): their earliest read, as a
     // position in `runs`. Rare, so a hash map.
     let mut read_only: FastMap<ValueId, (u32, TopicPartition, usize)> = FastMap::default();
@@ -45,7 +46,10 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         } = entry.event
         {
             // A position known only from a read.
-            if let (None, Some(invocation)) = (index.ack(value), index.invocation(value)) {
+            if index.ack(value).is_some() {
+                continue;
+            }
+            if let Some(invocation) = index.invocation(value) {
                 let landed = Landed {
                     producer: invocation.producer,
                     partition,
@@ -84,7 +88,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
             // acknowledgement, which carries no offset.
             continue;
         }
-        let run = runs.entry((ack.producer, ack.partition)).or_default();
+        let run = runs.get_or_insert_with((ack.producer, ack.partition), Vec::new);
         if run.last().is_some_and(|l| l.value == value) {
             continue; // two acknowledgements at the same instant: one position
         }
@@ -113,11 +117,11 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
 
 /// Adds a read-only position to its run and remembers where.
 fn push(
-    runs: &mut FastMap<(u32, TopicPartition), Vec<Landed>>,
+    runs: &mut RecentMap<(u32, TopicPartition), Vec<Landed>>,
     read_only: &mut FastMap<ValueId, (u32, TopicPartition, usize)>,
     landed: Landed,
 ) {
-    let run = runs.entry((landed.producer, landed.partition)).or_default();
+    let run = runs.get_or_insert_with((landed.producer, landed.partition), Vec::new);
     read_only.insert(landed.value, (landed.producer, landed.partition, run.len()));
     run.push(landed);
 }

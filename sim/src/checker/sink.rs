@@ -17,14 +17,14 @@
 //! an unknown outcome are not owed (but may be sunk). At-least-once services allow
 //! `sink-duplicate`; the scenario says so.
 
+use super::dense::{RecentMap, ValueTable};
+use super::index::FastSet as HashSet;
 use super::index::HistoryIndex;
-use super::index::{FastMap as HashMap, FastSet as HashSet};
-use super::{value_name, CheckConfig, Collector};
+use super::{value_name, CheckConfig, Collector, GroupCheck};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, TopicPartition, ValueId};
-use std::collections::hash_map::Entry;
 
 /// The first sink write of one value by one group.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,8 @@ struct FirstWrite {
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
-    let mut first: HashMap<(u32, ValueId), FirstWrite> = HashMap::default();
+    // Per group, per value: its first write.
+    let mut first: RecentMap<u32, ValueTable<FirstWrite>> = RecentMap::default();
     let mut dead_lettered: HashSet<(u32, ValueId)> = HashSet::default();
     for entry in history.entries() {
         match entry.event {
@@ -56,7 +57,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                     partition,
                     offset,
                 };
-                note_write(&mut first, group, value, write, config, out);
+                note_write(&mut first, index, group, value, write, config, out);
             }
             HistoryEvent::OutputRecord {
                 group,
@@ -70,7 +71,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                     partition,
                     offset,
                 };
-                note_write(&mut first, group, value, write, config, out);
+                note_write(&mut first, index, group, value, write, config, out);
             }
             HistoryEvent::DeadLetter { group, value, .. } => {
                 dead_lettered.insert((group, value));
@@ -82,20 +83,19 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
 }
 
 fn note_write(
-    first: &mut HashMap<(u32, ValueId), FirstWrite>,
+    first: &mut RecentMap<u32, ValueTable<FirstWrite>>,
+    index: &HistoryIndex,
     group: u32,
     value: ValueId,
     write: FirstWrite,
     config: &CheckConfig,
     out: &mut Collector,
 ) {
-    match first.entry((group, value)) {
-        Entry::Occupied(earlier) => {
-            out.push(duplicate(group, value, earlier.get(), &write, config));
-        }
-        Entry::Vacant(slot) => {
-            slot.insert(write);
-        }
+    let written = first.get_or_insert_with(group, || index.value_table());
+    let before = written.len();
+    let earlier = *written.insert_if_absent(value, write);
+    if written.len() == before {
+        out.push(duplicate(group, value, &earlier, &write, config));
     }
 }
 
@@ -104,15 +104,22 @@ fn note_write(
 fn report_losses(
     index: &HistoryIndex,
     config: &CheckConfig,
-    first: &HashMap<(u32, ValueId), FirstWrite>,
+    first: &RecentMap<u32, ValueTable<FirstWrite>>,
     dead_lettered: &HashSet<(u32, ValueId)>,
     out: &mut Collector,
 ) {
+    let sinks: Vec<(&GroupCheck, Option<&ValueTable<FirstWrite>>)> = (config.groups.iter())
+        .filter(|g| g.has_sink)
+        .map(|g| (g, first.get(&g.group)))
+        .collect();
     for value in index.acknowledged_values() {
-        for group in config.groups.iter().filter(|g| g.has_sink) {
+        for &(group, written) in &sinks {
             let consumes = index.ack(*value).is_some_and(|a| group.owes(a.partition));
             let key = (group.group, *value);
-            if consumes && !first.contains_key(&key) && !dead_lettered.contains(&key) {
+            if consumes
+                && !written.is_some_and(|w| w.contains(*value))
+                && (dead_lettered.is_empty() || !dead_lettered.contains(&key))
+            {
                 let ack = index.ack(*value).expect("acknowledged value has an ack");
                 let sink = match group.output {
                     Some(topic) => format!(

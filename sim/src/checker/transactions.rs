@@ -23,6 +23,9 @@ use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::ValueId;
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
+    if !index.has_uncommitted_values() {
+        return; // no read can be an aborted read: no need to walk the polls
+    }
     let mut reported: HashSet<(u32, ValueId)> = HashSet::default();
     for entry in history.entries() {
         let HistoryEvent::Poll {
