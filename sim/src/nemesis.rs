@@ -9,13 +9,17 @@
 //! fires, from the cluster as it is then; every random fault schedules its own undo
 //! (restart, resume, heal, normal speed) a drawn time later.
 
-use crate::scenario::{FaultAction, FaultKind, FaultSpec, Target};
+use crate::scenario::{FaultAction, FaultKind, FaultSpec};
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Duration, Instant, NodeId};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
+
+mod resolve;
+pub use resolve::resolve;
+use resolve::{everyone_but, resolve_action};
 
 /// What the runner must do to the world.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,6 +162,9 @@ pub struct Nemesis {
     pub fired: Vec<Fired>,
     /// `[faults] undo_after`: the range every random fault's duration is drawn from.
     undo_after: Option<(Duration, Duration)>,
+    /// Partitions and slow links in force: (kind, began, own undo due), for the log line of
+    /// the heal that lifts them all.
+    network: Vec<(FaultKind, Instant, Option<Instant>)>,
 }
 
 /// A random fault that fired: the operation its draw resolved to, and when its undo was due.
@@ -183,6 +190,7 @@ impl Nemesis {
             applied: Vec::new(),
             fired: Vec::new(),
             undo_after: spec.undo_after,
+            network: Vec::new(),
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -276,6 +284,7 @@ impl Nemesis {
                 if let Some((d, _)) = &undo {
                     let _ = write!(line, " (undone after {:?})", d);
                 }
+                line.push_str(&self.note_network(now, &op, undo.as_ref().map(|(d, _)| now + *d)));
                 self.log.push(line);
                 self.applied.push(AppliedFault {
                     at: now,
@@ -290,6 +299,42 @@ impl Nemesis {
             }
         }
         ops
+    }
+
+    /// Keep track of the partitions and slow links in force; for a heal, the note that says
+    /// which of them it ends before their own undo was due. A heal lifts every partition and
+    /// slow link at once (`Network::heal`), so when such faults overlap, the first one's undo
+    /// ends the others early, and without the note the log would promise durations the run
+    /// did not have.
+    fn note_network(&mut self, now: Instant, op: &Op, undo_at: Option<Instant>) -> String {
+        let kind = match op {
+            Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } => FaultKind::Partition,
+            Op::SlowLink { .. } => FaultKind::SlowLink,
+            Op::Heal => {
+                if self.network.is_empty() {
+                    return " (nothing left to lift: an earlier heal ended it)".to_string();
+                }
+                let early: Vec<String> = std::mem::take(&mut self.network)
+                    .into_iter()
+                    .filter_map(|(kind, began, due)| {
+                        let due = due.filter(|due| *due > now)?;
+                        Some(format!("the {kind} of {began} {:?} early", due - now))
+                    })
+                    .collect();
+                if early.is_empty() {
+                    return String::new();
+                }
+                return format!(
+                    " (a heal lifts every partition and slow link: it also ends {})",
+                    early.join(", ")
+                );
+            }
+            _ => return String::new(),
+        };
+        // Bounded: a run has at most one entry per partition or slow link applied since the
+        // last heal, and the end of the safety phase heals.
+        self.network.push((kind, now, undo_at));
+        String::new()
     }
 
     /// Draw the concrete fault of a random kind, and how long until its undo (from
@@ -558,94 +603,6 @@ fn undo_of(op: &Op) -> Option<Op> {
         },
         Op::Restart(_) | Op::Resume(_) | Op::Heal | Op::AddPartitions { .. } => return None,
     })
-}
-
-/// Every node of the run (brokers, controller, consumers, producers) except `inside`: the
-/// other side of a partition that isolates `inside`.
-fn everyone_but(inside: &[NodeId], r: &dyn Resolver) -> Vec<NodeId> {
-    let mut rest: Vec<NodeId> = r
-        .brokers()
-        .into_iter()
-        .filter(|n| !inside.contains(n))
-        .collect();
-    rest.extend(r.controller().filter(|n| !inside.contains(n)));
-    rest.extend(r.consumers().into_iter().filter(|n| !inside.contains(n)));
-    rest.extend(r.producers().into_iter().filter(|n| !inside.contains(n)));
-    rest
-}
-
-/// Resolve every target of a scripted action now.
-fn resolve_action(action: &FaultAction, r: &dyn Resolver) -> Option<Op> {
-    let nodes = |t: &Target| resolve(t, r);
-    let non_empty = |v: Vec<NodeId>| if v.is_empty() { None } else { Some(v) };
-    Some(match action {
-        FaultAction::Crash(t) | FaultAction::ConsumerCrash(t) | FaultAction::ProducerCrash(t) => {
-            Op::Crash(non_empty(nodes(t))?)
-        }
-        FaultAction::Restart(t) => Op::Restart(non_empty(nodes(t))?),
-        FaultAction::PowerLoss { target, tear } => Op::PowerLoss {
-            nodes: non_empty(nodes(target))?,
-            tear: *tear,
-        },
-        FaultAction::Pause(t) => Op::Pause(non_empty(nodes(t))?),
-        FaultAction::Resume(t) => Op::Resume(non_empty(nodes(t))?),
-        FaultAction::ProducerPartition(t) => {
-            let inside = non_empty(nodes(t))?;
-            Op::Partition(vec![inside.clone(), everyone_but(&inside, r)])
-        }
-        FaultAction::Partition { groups, one_way } => {
-            let mut resolved: Vec<Vec<NodeId>> = groups
-                .iter()
-                .map(|g| g.iter().flat_map(nodes).collect())
-                .collect();
-            if resolved.len() == 1 {
-                // A single group is isolated from every other node of the run.
-                let rest = everyone_but(&resolved[0], r);
-                resolved.push(rest);
-            }
-            if *one_way {
-                let from = resolved[0].clone();
-                let to: Vec<NodeId> = resolved[1..].iter().flatten().copied().collect();
-                Op::PartitionOneWay(from, to)
-            } else {
-                Op::Partition(resolved)
-            }
-        }
-        FaultAction::Heal => Op::Heal,
-        FaultAction::SlowLink { target, latency } => Op::SlowLink {
-            nodes: non_empty(nodes(target))?,
-            latency: *latency,
-        },
-        FaultAction::SlowDisk { target, factor } => Op::SlowDisk {
-            nodes: non_empty(nodes(target))?,
-            factor: *factor,
-        },
-        FaultAction::ConsumerSlowdown { target, factor } => Op::Slowdown {
-            nodes: non_empty(nodes(target))?,
-            factor: *factor,
-        },
-        FaultAction::AddPartitions { topic, count } => Op::AddPartitions {
-            topic: topic.clone(),
-            count: *count,
-        },
-    })
-}
-
-/// The nodes a target names now (empty if, say, a partition has no leader at this moment).
-pub fn resolve(target: &Target, r: &dyn Resolver) -> Vec<NodeId> {
-    match target {
-        Target::Broker(i) => r.broker(*i).into_iter().collect(),
-        Target::Brokers(ids) => ids.iter().filter_map(|i| r.broker(*i)).collect(),
-        Target::AllBrokers => r.brokers(),
-        Target::Leader { topic, partition } => r.leader(topic, *partition).into_iter().collect(),
-        Target::Follower { topic, partition } => {
-            r.followers(topic, *partition).into_iter().take(1).collect()
-        }
-        Target::Controller => r.controller().into_iter().collect(),
-        Target::Consumer { group, member } => r.consumer(group, *member).into_iter().collect(),
-        Target::Producer(i) => r.producer(*i).into_iter().collect(),
-        Target::Database { group } => r.database(group).into_iter().collect(),
-    }
 }
 
 /// One line describing an operation, naming nodes by `name`.
