@@ -123,6 +123,10 @@ pub enum InternalPayload {
         assignments: Arc<[Arc<Vec<TopicPartition>>]>,
         /// Each member's (session timeout, rebalance timeout), in `members` order.
         timeouts: Arc<[MemberTimeouts]>,
+        /// Each member's `group.instance.id` (KIP-345; `None` for a dynamic member), in
+        /// `members` order: `GroupMetadataValue` v3 keeps it, so a coordinator that loads the
+        /// group after a failover still maps each static member to its member id.
+        instance_ids: Arc<[Option<Arc<str>>]>,
     },
     /// `__transaction_state`: the coordinator's state of one transactional.id after a
     /// transition (Kafka's `TransactionLog` value: producer id, epochs, state, partitions,

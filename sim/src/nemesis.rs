@@ -158,6 +158,9 @@ pub struct Nemesis {
     pub fired: Vec<Fired>,
     /// `[faults] undo_after`: the range every random fault's duration is drawn from.
     undo_after: Option<(Duration, Duration)>,
+    /// Partitions and slow links in force: (kind, began, own undo due), for the log line of
+    /// the heal that lifts them all.
+    network: Vec<(FaultKind, Instant, Option<Instant>)>,
 }
 
 /// A random fault that fired: the operation its draw resolved to, and when its undo was due.
@@ -183,6 +186,7 @@ impl Nemesis {
             applied: Vec::new(),
             fired: Vec::new(),
             undo_after: spec.undo_after,
+            network: Vec::new(),
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -276,6 +280,7 @@ impl Nemesis {
                 if let Some((d, _)) = &undo {
                     let _ = write!(line, " (undone after {:?})", d);
                 }
+                line.push_str(&self.note_network(now, &op, undo.as_ref().map(|(d, _)| now + *d)));
                 self.log.push(line);
                 self.applied.push(AppliedFault {
                     at: now,
@@ -290,6 +295,42 @@ impl Nemesis {
             }
         }
         ops
+    }
+
+    /// Keep track of the partitions and slow links in force; for a heal, the note that says
+    /// which of them it ends before their own undo was due. A heal lifts every partition and
+    /// slow link at once (`Network::heal`), so when such faults overlap, the first one's undo
+    /// ends the others early, and without the note the log would promise durations the run
+    /// did not have.
+    fn note_network(&mut self, now: Instant, op: &Op, undo_at: Option<Instant>) -> String {
+        let kind = match op {
+            Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } => FaultKind::Partition,
+            Op::SlowLink { .. } => FaultKind::SlowLink,
+            Op::Heal => {
+                if self.network.is_empty() {
+                    return " (nothing left to lift: an earlier heal ended it)".to_string();
+                }
+                let early: Vec<String> = std::mem::take(&mut self.network)
+                    .into_iter()
+                    .filter_map(|(kind, began, due)| {
+                        let due = due.filter(|due| *due > now)?;
+                        Some(format!("the {kind} of {began} {:?} early", due - now))
+                    })
+                    .collect();
+                if early.is_empty() {
+                    return String::new();
+                }
+                return format!(
+                    " (a heal lifts every partition and slow link: it also ends {})",
+                    early.join(", ")
+                );
+            }
+            _ => return String::new(),
+        };
+        // Bounded: a run has at most one entry per partition or slow link applied since the
+        // last heal, and the end of the safety phase heals.
+        self.network.push((kind, now, undo_at));
+        String::new()
     }
 
     /// Draw the concrete fault of a random kind, and how long until its undo (from

@@ -194,6 +194,7 @@ impl Consumer {
             correlation_id: self.take_corr(),
             group: self.spec.group.clone(),
             member_id: self.group.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             generation: ctx.generation,
             offsets: ctx.offsets.clone(),
         });
@@ -267,6 +268,9 @@ impl Consumer {
                 self.group.rejoin = true;
             }
             ErrorCode::RebalanceInProgress if current => self.group.rejoin = true,
+            // Another incarnation holds this member's group.instance.id: fatal (Java
+            // `OffsetCommitResponseHandler`: FencedInstanceIdException).
+            ErrorCode::FencedInstanceId => self.fenced_instance(cx),
             // Nothing else touches the membership (Java
             // `ConsumerCoordinator.OffsetCommitResponseHandler.handle`): success; the
             // coordinator errors, already marked unknown in `on_commit_response`; the

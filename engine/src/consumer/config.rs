@@ -201,6 +201,14 @@ impl ConsumerConfig {
         }
     }
 
+    /// Whether the member sends JoinGroup v9+ (KIP-814, Java 3.2+), so a static leader that
+    /// rejoins a Stable group is told it leads and to skip the assignment. librdkafka and
+    /// sarama send older versions: the coordinator tells such a rejoining member the old
+    /// leader id, so it does not assign either.
+    pub fn join_group_v9(&self) -> bool {
+        self.client == ClientKind::Java && self.client_version >= (3, 2)
+    }
+
     pub fn auto_commit_style(&self) -> AutoCommitStyle {
         profile::auto_commit_style(self.client, self.auto_commit_interval)
     }

@@ -10,6 +10,11 @@
 //! what the new assignment takes away, and rejoins once more if it revoked anything.
 //! A fenced member (UnknownMemberId / IllegalGeneration) loses its partitions without
 //! committing (`onPartitionsLost`).
+//!
+//! A static member (`group.instance.id`, KIP-345) sends its instance id with every group
+//! request, sends no LeaveGroup when its poll interval expires (it only forgets its member id
+//! and rejoins, which a Stable group answers with its old assignment), and stops for good
+//! when the coordinator answers FENCED_INSTANCE_ID: another process holds its instance id.
 
 use super::{Consumer, Need, PartState, Req};
 use crate::history::{HistoryEvent, ResetCause};
@@ -52,6 +57,10 @@ pub struct Membership {
     /// KIP-429 incremental rebalancing: owned partitions stay owned across the join.
     pub cooperative: bool,
     pub rebalances: u64,
+    /// FENCED_INSTANCE_ID: another incarnation holds this member's `group.instance.id`. Java
+    /// throws `FencedInstanceIdException` from poll (fatal), librdkafka raises a fatal error
+    /// (`rdkafka_cgrp.c`: "Fatal consumer error"); the member does nothing more.
+    pub fenced: bool,
     /// The subscribed topics' partition counts this member's assignment was made with, kept
     /// by the members that watch for new partitions ([`super::partition_watch`]).
     pub partition_snapshot: Option<std::collections::BTreeMap<crate::record::TopicId, u32>>,
@@ -80,6 +89,7 @@ impl Membership {
             // assignor (range, as in the 3.x default list) makes the whole protocol eager.
             cooperative: config.strategies.iter().all(|s| s == "cooperative-sticky"),
             rebalances: 0,
+            fenced: false,
             partition_snapshot: None,
             standalone: false,
         }
@@ -233,6 +243,7 @@ impl Consumer {
             group: self.spec.group.clone(),
             member_id: self.group.member_id.clone(),
             group_instance_id: self.config.group_instance_id.clone(),
+            supports_skip_assignment: self.config.join_group_v9(),
             session_timeout_ms: self.config.session_timeout.as_millis() as u32,
             rebalance_timeout_ms: self.config.rebalance_timeout.as_millis() as u32,
             protocols,
@@ -283,6 +294,7 @@ impl Consumer {
                 self.group.join_not_before = backoff;
                 return;
             }
+            ErrorCode::FencedInstanceId => return self.fenced_instance(cx),
             e => {
                 self.coordinator_error(from, e);
                 return self.group.rejoin_after_failure(backoff);
@@ -300,7 +312,9 @@ impl Consumer {
             super::partition_watch::Watcher::Leader if leader => Some(self.subscribed_counts()),
             _ => None,
         };
-        let assignments = if leader {
+        // KIP-814: a static leader whose rejoin did not rebalance the Stable group leads
+        // without assigning (Java `ConsumerCoordinator.onLeaderElected` with skipAssignment).
+        let assignments = if leader && !resp.skip_assignment {
             self.assign(&resp)
         } else {
             Vec::new()
@@ -309,6 +323,7 @@ impl Consumer {
             correlation_id: self.take_corr(),
             group: self.spec.group.clone(),
             member_id: self.group.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             generation: self.group.generation,
             assignments,
         });
@@ -350,6 +365,7 @@ impl Consumer {
                 self.group.reset();
                 self.group.join_not_before = backoff;
             }
+            ErrorCode::FencedInstanceId => self.fenced_instance(cx),
             e => {
                 self.coordinator_error(from, e);
                 self.group.rejoin_after_failure(backoff);
@@ -480,6 +496,7 @@ impl Consumer {
             correlation_id: self.take_corr(),
             group: self.spec.group.clone(),
             member_id: self.group.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             generation: self.group.generation,
         });
         let timeout = self.config.request_timeout;
@@ -498,10 +515,32 @@ impl Consumer {
                 self.lose_partitions();
                 self.group.reset();
             }
+            ErrorCode::FencedInstanceId => self.fenced_instance(cx),
             e => {
                 self.coordinator_error(from, e);
             }
         }
+    }
+
+    /// FENCED_INSTANCE_ID (join, sync, heartbeat or commit): another process holds this
+    /// member's `group.instance.id`. Fatal for Java (`FencedInstanceIdException` from poll,
+    /// `AbstractCoordinator`) and librdkafka (`rd_kafka_set_fatal_error`, `rdkafka_cgrp.c`):
+    /// the member drops its partitions without a commit and does nothing more. sarama
+    /// returns the error from `Consume` (`consumer_group.go`), and an application that calls
+    /// it again is fenced again: the same outcome.
+    pub(super) fn fenced_instance(&mut self, cx: &mut Cx) {
+        assert!(
+            self.config.group_instance_id.is_some(),
+            "consumer {}/{}: FENCED_INSTANCE_ID without a group.instance.id",
+            self.spec.group,
+            self.spec.member_index
+        );
+        let _ = cx;
+        self.lose_partitions();
+        self.group.reset();
+        self.group.rejoin = false;
+        self.group.fenced = true;
+        self.sync_commit = None;
     }
 
     /// Java's heartbeat thread: no successful heartbeat for a session timeout means the
@@ -520,6 +559,10 @@ impl Consumer {
     /// `max.poll.interval.ms`: an application that has not called poll in time makes its
     /// member leave the group (Java's heartbeat thread sends LeaveGroup, KIP-62; librdkafka
     /// does the same); it rejoins at its next poll, and its partitions are lost meanwhile.
+    /// A static member sends no LeaveGroup (Java `AbstractCoordinator.maybeLeaveGroup` only
+    /// for a dynamic member; librdkafka "static group members should continue to respect
+    /// max.poll.interval.ms but should not send a LeaveGroupRequest"): it forgets its member
+    /// id all the same, and its rejoin without one replaces its old id in the group.
     /// sarama and kafka-go have no such setting: their heartbeats go on, and a slow handler
     /// only hurts when a rebalance starts, as the coordinator then drops a member that does
     /// not rejoin within its rebalance timeout.
@@ -542,11 +585,13 @@ impl Consumer {
         if cx.now().saturating_since(self.poll.last_poll) <= self.config.max_poll_interval {
             return;
         }
-        if let Some(coordinator) = self.group.coordinator {
+        let dynamic = self.config.group_instance_id.is_none();
+        if let Some(coordinator) = self.group.coordinator.filter(|_| dynamic) {
             let msg = Message::LeaveGroupRequest(LeaveGroupRequest {
                 correlation_id: self.take_corr(),
                 group: self.spec.group.clone(),
                 member_id: self.group.member_id.clone(),
+                group_instance_id: None,
             });
             let timeout = self.config.request_timeout;
             self.send(cx, coordinator, timeout, Req::Leave, msg);

@@ -395,6 +395,9 @@ impl Consumer {
 
     /// Move every state machine forward as far as it goes now.
     fn drive(&mut self, cx: &mut Cx) {
+        if self.group.fenced {
+            return; // FENCED_INSTANCE_ID is fatal: the application's consumer is gone
+        }
         self.drive_metadata(cx);
         self.drive_coordinator(cx);
         self.drive_sync_commit(cx);

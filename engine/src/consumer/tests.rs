@@ -424,3 +424,40 @@ fn illegal_generation_keeps_the_member_id_in_java_3_1_and_later() {
     assert_eq!(fenced("java", Some("3.7"), ErrorCode::UnknownMemberId), "");
     assert_eq!(fenced("sarama", None, ig), "");
 }
+
+/// FENCED_INSTANCE_ID is fatal (Java's `FencedInstanceIdException` from poll, librdkafka's
+/// "Fatal consumer error"): the static member drops its partitions and sends nothing more.
+/// UNKNOWN_MEMBER_ID only makes a member rejoin.
+#[test]
+fn a_fenced_static_member_stops_for_good() {
+    use crate::protocol::HeartbeatResponse;
+    for (error, fenced) in [
+        (ErrorCode::FencedInstanceId, true),
+        (ErrorCode::UnknownMemberId, false),
+    ] {
+        let mut host = host();
+        let mut c = consumer("java", CommitMode::Auto);
+        c.config.group_instance_id = Some("pod-0".into());
+        c.group.member_id = "pod-0-n5-0-1".into();
+        c.group.generation = 3;
+        c.group.state = membership::MemberState::Stable;
+        c.group.coordinator = Some(NodeId(0));
+        let resp = HeartbeatResponse {
+            correlation_id: 1,
+            error,
+        };
+        host.at(1, |cx| c.on_heartbeat(cx, NodeId(0), resp));
+        assert!(c.group.owned.is_empty() && c.parts.is_empty(), "{error:?}");
+        assert_eq!(c.group.fenced, fenced, "{error:?}");
+        assert_eq!(
+            c.group.rejoin, !fenced,
+            "{error:?}: only a live member rejoins"
+        );
+        host.at(200, |cx| c.drive(cx));
+        assert_eq!(
+            c.group.state,
+            membership::MemberState::Unjoined,
+            "{error:?}"
+        );
+    }
+}

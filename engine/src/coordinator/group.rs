@@ -16,8 +16,16 @@
 //! Timers are lazy: a session timer fires at the deadline it was set for and re-arms itself if a
 //! heartbeat moved the deadline since, so a heartbeat costs no timer operation.
 //!
-//! JoinGroup and the rebalance it drives live in [`join_group`]; SyncGroup, Heartbeat,
-//! LeaveGroup and the session timer here, with the group's state and its invariants.
+//! Static members (KIP-345, `group.instance.id`) are members like the others, plus a mapping
+//! from their instance id to their current member id (`GroupMetadata.staticMembers`): a
+//! request naming an instance id is checked against that mapping (`FENCED_INSTANCE_ID` for an
+//! old member id), a static member that misses a rebalance stays a member until its session
+//! expires, and one that rejoins without its member id replaces its old incarnation
+//! ([`static_member`]).
+//!
+//! JoinGroup and the rebalance it drives live in [`join_group`], static members in
+//! [`static_member`]; SyncGroup, Heartbeat, LeaveGroup and the session timer here, with the
+//! group's state and its invariants.
 
 use super::load::LoadedGroup;
 use crate::broker::timer::GroupTimer;
@@ -32,8 +40,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod join_group;
+mod static_member;
 
 use join_group::send_join_error_to;
+use static_member::StaticRejoin;
 
 /// Most members one group admits (Kafka's `group.max.size` default is unbounded; a bound keeps
 /// a runaway client from growing the coordinator without limit).
@@ -52,6 +62,8 @@ pub enum GroupState {
 #[derive(Clone, Debug)]
 pub struct Member {
     pub client: NodeId,
+    /// `group.instance.id` of a static member (KIP-345), `None` for a dynamic one.
+    pub instance_id: Option<String>,
     /// Unique per member incarnation within this coordinator; keys its session timer.
     pub seq: u32,
     pub session_timeout: Duration,
@@ -72,13 +84,25 @@ struct PendingMember {
     deadline: Instant,
 }
 
-/// What the group wants its coordinator to persist: the outcome of a completed rebalance.
+/// What the group wants its coordinator to persist: the outcome of a completed rebalance,
+/// or a static member's new member id (`GroupCoordinator.storeGroup` in both cases).
 #[derive(Clone, Debug)]
 pub struct PersistGroup {
     pub generation: i32,
     pub protocol: String,
     /// Every member with the assignment the leader gave it and its timeouts.
-    pub members: Vec<(String, Assignment, MemberTimeouts)>,
+    pub members: Vec<PersistedMember>,
+    /// The new member id of the static member whose rejoin this persists.
+    pub static_rejoin: Option<String>,
+}
+
+/// One member as a GroupMetadata record keeps it.
+#[derive(Clone, Debug)]
+pub struct PersistedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub assignment: Assignment,
+    pub timeouts: MemberTimeouts,
 }
 
 #[derive(Debug)]
@@ -92,6 +116,11 @@ pub struct Group {
     pub leader: Option<String>,
     pub members: BTreeMap<String, Member>,
     pending: BTreeMap<String, PendingMember>,
+    /// `group.instance.id` -> the member id that instance holds now (`staticMembers`).
+    static_members: BTreeMap<String, String>,
+    /// Static members that replaced their old member id in a Stable group, by new member id,
+    /// whose JoinGroup waits for the GroupMetadata append.
+    static_rejoins: BTreeMap<String, StaticRejoin>,
     /// Deadline of the current join phase and its sequence (stale timers carry an old one).
     join_deadline: Instant,
     rebalance_seq: u32,
@@ -113,6 +142,8 @@ impl Group {
             leader: None,
             members: BTreeMap::new(),
             pending: BTreeMap::new(),
+            static_members: BTreeMap::new(),
+            static_rejoins: BTreeMap::new(),
             join_deadline: Instant::ZERO,
             rebalance_seq: 0,
             initial_delay_left: None,
@@ -153,18 +184,29 @@ impl Group {
             meta.timeouts.len(),
             "one timeout pair per member"
         );
+        assert_eq!(
+            meta.members.len(),
+            meta.instance_ids.len(),
+            "one instance id (or none) per member"
+        );
         self.generation = meta.generation;
         self.protocol = Some(meta.protocol.to_string());
         self.members.clear();
-        for ((id, assignment), timeouts) in meta
+        for (((id, assignment), timeouts), instance) in meta
             .members
             .iter()
             .zip(meta.assignments.iter())
             .zip(meta.timeouts.iter())
+            .zip(meta.instance_ids.iter())
         {
             let seq = self.take_seq();
+            let instance_id = instance.as_deref().map(str::to_string);
+            if let Some(instance) = &instance_id {
+                self.static_members.insert(instance.clone(), id.to_string());
+            }
             let member = Member {
                 client: NodeId(u32::MAX),
+                instance_id,
                 seq,
                 session_timeout: timeouts.session,
                 rebalance_timeout: timeouts.rebalance,
@@ -204,6 +246,7 @@ impl Group {
             "group {}: a member id both joined and pending",
             self.name
         );
+        self.check_static_members();
         assert!(
             self.members.len() + self.pending.len() <= GROUP_MAX_MEMBERS,
             "group {}: {} members and {} pending",
@@ -246,9 +289,14 @@ impl Group {
                 self.state
             );
         }
+        // A static member's rejoin of a Stable group waits for its GroupMetadata append.
         assert!(
             self.state == GroupState::PreparingRebalance
-                || self.members.values().all(|m| m.awaiting_join.is_none()),
+                || self.members.iter().all(|(id, m)| {
+                    m.awaiting_join.is_none()
+                        || (self.state == GroupState::Stable
+                            && self.static_rejoins.contains_key(id))
+                }),
             "group {}: a JoinGroup parked in {:?}",
             self.name,
             self.state
@@ -296,7 +344,8 @@ impl Group {
         req: SyncGroupRequest,
     ) -> Option<PersistGroup> {
         self.check();
-        let error = self.check_member(&req.member_id, req.generation);
+        let instance = req.group_instance_id.as_deref();
+        let error = self.check_member(&req.member_id, instance, req.generation);
         if error != ErrorCode::None {
             send_sync(cx, from, req.correlation_id, error, Arc::new(Vec::new()));
             return None;
@@ -350,22 +399,23 @@ impl Group {
         Some(PersistGroup {
             generation: self.generation,
             protocol: self.protocol.clone().unwrap_or_default(),
-            members: self
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    let timeouts = MemberTimeouts {
-                        session: m.session_timeout,
-                        rebalance: m.rebalance_timeout,
-                    };
-                    (id.clone(), m.assignment.clone(), timeouts)
-                })
-                .collect(),
+            members: self.members.iter().map(|(id, m)| m.persisted(id)).collect(),
+            static_rejoin: None,
         })
     }
 
-    /// The GroupMetadata append of `generation` completed with `result`.
-    pub fn on_persisted(&mut self, cx: &mut Cx, generation: i32, result: ErrorCode) {
+    /// The GroupMetadata append of `generation` completed with `result` (for the rejoin of
+    /// static member `static_rejoin`, or for a rebalance).
+    pub fn on_persisted(
+        &mut self,
+        cx: &mut Cx,
+        generation: i32,
+        static_rejoin: Option<String>,
+        result: ErrorCode,
+    ) {
+        if let Some(member_id) = static_rejoin {
+            return self.on_static_rejoin_persisted(cx, &member_id, result);
+        }
         assert!(
             generation <= self.generation,
             "group {}: generation {generation} persisted before it was formed ({})",
@@ -410,7 +460,8 @@ impl Group {
     // ------------------------------------------------------------------ Heartbeat / Leave
 
     pub fn heartbeat(&mut self, cx: &mut Cx, from: NodeId, req: HeartbeatRequest) {
-        let mut error = self.check_member(&req.member_id, req.generation);
+        let instance = req.group_instance_id.as_deref();
+        let mut error = self.check_member(&req.member_id, instance, req.generation);
         if error == ErrorCode::None {
             let member = self
                 .members
@@ -439,13 +490,20 @@ impl Group {
         cx.send(from, Message::HeartbeatResponse(resp));
     }
 
-    /// `UnknownMemberId` / `IllegalGeneration` checks shared by sync, heartbeat and commit.
-    pub fn check_member(&self, member_id: &str, generation: i32) -> ErrorCode {
+    /// `FencedInstanceId` / `UnknownMemberId` / `IllegalGeneration` checks shared by sync,
+    /// heartbeat and commit.
+    pub fn check_member(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> ErrorCode {
         if self.state == GroupState::Dead {
             return ErrorCode::CoordinatorNotAvailable;
         }
-        if !self.members.contains_key(member_id) {
-            return ErrorCode::UnknownMemberId;
+        let error = self.validate_current_member(member_id, instance);
+        if error != ErrorCode::None {
+            return error;
         }
         if generation != self.generation {
             return ErrorCode::IllegalGeneration;
@@ -454,17 +512,22 @@ impl Group {
     }
 
     pub fn leave(&mut self, cx: &mut Cx, from: NodeId, req: LeaveGroupRequest) {
+        let instance = req.group_instance_id.as_deref();
         let error = if self.pending.remove(&req.member_id).is_some() {
             ErrorCode::None
-        } else if self.members.contains_key(&req.member_id) {
-            self.remove_member(cx, &req.member_id);
-            ErrorCode::None
         } else {
-            ErrorCode::UnknownMemberId
+            // `handleLeaveGroup`: a static member's LeaveGroup is checked like its other
+            // requests (an old member id of the instance is fenced and stays out).
+            let error = self.validate_current_member(&req.member_id, instance);
+            if error == ErrorCode::None {
+                self.remove_member(cx, &req.member_id);
+            }
+            error
         };
         assert!(
-            !self.members.contains_key(&req.member_id)
-                && !self.pending.contains_key(&req.member_id),
+            error != ErrorCode::None
+                || (!self.members.contains_key(&req.member_id)
+                    && !self.pending.contains_key(&req.member_id)),
             "group {}: {} still a member after leaving",
             self.name,
             req.member_id
@@ -481,6 +544,7 @@ impl Group {
         let Some(member) = self.members.remove(member_id) else {
             return;
         };
+        self.forget_static(member_id, &member);
         let formed = matches!(
             self.state,
             GroupState::Stable | GroupState::CompletingRebalance
@@ -569,6 +633,7 @@ impl Group {
             }
         }
         self.state = GroupState::Dead;
+        self.static_rejoins.clear();
         assert!(
             self.members
                 .values()

@@ -43,11 +43,19 @@ impl GroupCoordinator {
         let members: Vec<Arc<str>> = persist
             .members
             .iter()
-            .map(|(m, _, _)| Arc::from(m.as_str()))
+            .map(|m| Arc::from(m.member_id.as_str()))
             .collect();
-        let assignments: Vec<crate::protocol::Assignment> =
-            persist.members.iter().map(|(_, a, _)| a.clone()).collect();
-        let timeouts: Vec<MemberTimeouts> = persist.members.iter().map(|(_, _, t)| *t).collect();
+        let assignments: Vec<crate::protocol::Assignment> = persist
+            .members
+            .iter()
+            .map(|m| m.assignment.clone())
+            .collect();
+        let timeouts: Vec<MemberTimeouts> = persist.members.iter().map(|m| m.timeouts).collect();
+        let instance_ids: Vec<Option<Arc<str>>> = persist
+            .members
+            .iter()
+            .map(|m| m.instance_id.as_deref().map(Arc::from))
+            .collect();
         let payload = InternalPayload::GroupMetadata {
             group: name.clone(),
             generation: persist.generation,
@@ -55,6 +63,7 @@ impl GroupCoordinator {
             members: members.into(),
             assignments: assignments.into(),
             timeouts: timeouts.into(),
+            instance_ids: instance_ids.into(),
         };
         let token = self.take_token();
         let records = vec![internal_record(cx, payload)];
@@ -63,6 +72,7 @@ impl GroupCoordinator {
                 let pending = PendingAppend::Group {
                     group: name,
                     generation: persist.generation,
+                    static_rejoin: persist.static_rejoin,
                 };
                 assert!(
                     self.pending.insert(token, (tp, pending)).is_none(),
@@ -72,7 +82,7 @@ impl GroupCoordinator {
             }
             Err(e) => {
                 if let Some(g) = self.groups.get_mut(&name) {
-                    g.on_persisted(cx, persist.generation, e);
+                    g.on_persisted(cx, persist.generation, persist.static_rejoin, e);
                 }
             }
         }
@@ -142,9 +152,13 @@ impl GroupCoordinator {
                 let error = coordinator_error(result);
                 reply_txn_commit(cx, c.client, c.correlation_id, &c.offsets, error);
             }
-            PendingAppend::Group { group, generation } => {
+            PendingAppend::Group {
+                group,
+                generation,
+                static_rejoin,
+            } => {
                 if let Some(g) = self.groups.get_mut(&group) {
-                    g.on_persisted(cx, generation, result);
+                    g.on_persisted(cx, generation, static_rejoin, result);
                 }
             }
         }

@@ -17,6 +17,8 @@ pub struct LoadedGroup {
     pub assignments: Arc<[Arc<Vec<TopicPartition>>]>,
     /// Each member's session and rebalance timeouts, in `members` order.
     pub timeouts: Arc<[MemberTimeouts]>,
+    /// Each member's `group.instance.id` (`None`: dynamic), in `members` order.
+    pub instance_ids: Arc<[Option<Arc<str>>]>,
 }
 
 /// What one offsets partition held.
@@ -83,10 +85,14 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                     members,
                     assignments,
                     timeouts,
+                    instance_ids,
                 }) => {
-                    // Written by one `persist_group`: one assignment and timeouts per member.
+                    // Written by one `persist_group`: one assignment, timeouts and instance
+                    // id per member.
                     assert!(
-                        members.len() == assignments.len() && members.len() == timeouts.len(),
+                        members.len() == assignments.len()
+                            && members.len() == timeouts.len()
+                            && members.len() == instance_ids.len(),
                         "group {group}: generation {generation} record with {} members, {} \
                          assignments, {} timeouts",
                         members.len(),
@@ -99,6 +105,7 @@ pub fn replay(batches: &[RecordBatch]) -> Loaded {
                         members: members.clone(),
                         assignments: assignments.clone(),
                         timeouts: timeouts.clone(),
+                        instance_ids: instance_ids.clone(),
                     };
                     groups.insert(group.clone(), loaded);
                 }
@@ -160,6 +167,7 @@ mod tests {
                 session: Duration::from_secs(45),
                 rebalance: Duration::from_secs(300),
             }]),
+            instance_ids: Arc::from(vec![Some(Arc::from("pod-0"))]),
         };
         let b1 = RecordBatch::new(vec![rec(commit(10)), rec(meta(1))].into());
         let b2 = RecordBatch::new(vec![rec(commit(25)), rec(meta(2))].into());
@@ -170,6 +178,7 @@ mod tests {
             loaded.groups[&g].timeouts[0].session,
             Duration::from_secs(45)
         );
+        assert_eq!(loaded.groups[&g].instance_ids[0].as_deref(), Some("pod-0"));
     }
 
     #[test]

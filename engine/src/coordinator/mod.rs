@@ -22,6 +22,8 @@ mod load;
 mod offset_commit;
 mod offsets;
 #[cfg(test)]
+mod static_member_tests;
+#[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
@@ -181,6 +183,9 @@ enum PendingAppend {
     Group {
         group: Arc<str>,
         generation: i32,
+        /// The new member id of a static member whose rejoin of a Stable group this append
+        /// persists (its JoinGroup is answered when it completes); `None` for a rebalance.
+        static_rejoin: Option<String>,
     },
 }
 
@@ -344,7 +349,12 @@ impl GroupCoordinator {
         }
         match msg {
             Message::JoinGroupRequest(req) => match self.group_mut(&req.group) {
-                Some(g) => g.join(cx, from, req),
+                Some(g) => {
+                    let name = g.name.clone();
+                    if let Some(persist) = g.join(cx, from, req) {
+                        self.persist_group(cx, name, persist, log);
+                    }
+                }
                 None => reply_error(
                     cx,
                     from,

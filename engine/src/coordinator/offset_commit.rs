@@ -78,18 +78,20 @@ impl GroupCoordinator {
                 ErrorCode::IllegalGeneration
             };
         };
-        if req.generation < 0 && group.state == GroupState::Empty {
+        // `validateOffsetCommit`: a commit naming an instance id is a member's, checked as one.
+        let instance = req.group_instance_id.as_deref();
+        if req.generation < 0 && instance.is_none() && group.state == GroupState::Empty {
             return ErrorCode::None;
         }
         if group.state == GroupState::CompletingRebalance {
-            let e = group.check_member(&req.member_id, req.generation);
+            let e = group.check_member(&req.member_id, instance, req.generation);
             return if e == ErrorCode::None {
                 ErrorCode::RebalanceInProgress
             } else {
                 e
             };
         }
-        group.check_member(&req.member_id, req.generation)
+        group.check_member(&req.member_id, instance, req.generation)
     }
 
     /// TxnOffsetCommit (`GroupCoordinator.handleTxnCommitOffsets` → `doTxnCommitOffsets`):

@@ -18,10 +18,10 @@ pub(super) struct Rig {
     pub(super) coord: GroupCoordinator,
     pub(super) host: Host,
     pub(super) log: FakeLog,
-    timers: Vec<(Instant, Timer)>,
-    corr: u64,
+    pub(super) timers: Vec<(Instant, Timer)>,
+    pub(super) corr: u64,
     /// The session timeout members ask for in their JoinGroup.
-    session_ms: u32,
+    pub(super) session_ms: u32,
 }
 
 impl Rig {
@@ -73,7 +73,7 @@ impl Rig {
     }
 
     /// Fire every timer due up to `to`.
-    fn advance(&mut self, to: Instant) -> Vec<(NodeId, Message)> {
+    pub(super) fn advance(&mut self, to: Instant) -> Vec<(NodeId, Message)> {
         let mut sent = Vec::new();
         while let Some(&(at, timer)) = self.timers.first() {
             if at > to {
@@ -102,7 +102,7 @@ impl Rig {
         sent
     }
 
-    fn join(&mut self, from: u32, member_id: &str) -> Vec<(NodeId, Message)> {
+    pub(super) fn join(&mut self, from: u32, member_id: &str) -> Vec<(NodeId, Message)> {
         self.corr += 1;
         let sub = Subscription {
             topics: vec![DATA],
@@ -114,6 +114,7 @@ impl Rig {
             group: "g".into(),
             member_id: member_id.into(),
             group_instance_id: None,
+            supports_skip_assignment: false,
             session_timeout_ms: self.session_ms,
             rebalance_timeout_ms: 30_000,
             protocols: vec![("range".into(), sub)],
@@ -122,7 +123,7 @@ impl Rig {
     }
 
     /// Join with the KIP-394 handshake; returns the member id.
-    fn handshake(&mut self, from: u32) -> String {
+    pub(super) fn handshake(&mut self, from: u32) -> String {
         let sent = self.join(from, "");
         let resp = join_resp(&sent, from);
         assert_eq!(resp.error, ErrorCode::MemberIdRequired);
@@ -135,12 +136,13 @@ impl Rig {
         resp.member_id
     }
 
-    fn heartbeat(&mut self, from: u32, member: &str, generation: i32) -> ErrorCode {
+    pub(super) fn heartbeat(&mut self, from: u32, member: &str, generation: i32) -> ErrorCode {
         self.corr += 1;
         let req = HeartbeatRequest {
             correlation_id: self.corr,
             group: "g".into(),
             member_id: member.into(),
+            group_instance_id: None,
             generation,
         };
         match &self.send(from, Message::HeartbeatRequest(req))[..] {
@@ -161,6 +163,7 @@ impl Rig {
             correlation_id: self.corr,
             group: "g".into(),
             member_id: member.into(),
+            group_instance_id: None,
             generation,
             offsets: vec![(TopicPartition::new(DATA, 0), offset, Some(1))],
         };
@@ -185,7 +188,7 @@ impl Rig {
     }
 }
 
-fn join_resp(sent: &[(NodeId, Message)], to: u32) -> JoinGroupResponse {
+pub(super) fn join_resp(sent: &[(NodeId, Message)], to: u32) -> JoinGroupResponse {
     sent.iter()
         .find_map(|(n, m)| match m {
             Message::JoinGroupResponse(r) if *n == NodeId(to) => Some(r.clone()),
@@ -226,6 +229,7 @@ pub(super) fn stable_group(rig: &mut Rig) -> (String, String, i32) {
             correlation_id: corr,
             group: "g".into(),
             member_id: member.into(),
+            group_instance_id: None,
             generation: 1,
             assignments,
         })
@@ -409,6 +413,7 @@ fn failover_keeps_each_members_assignment_for_a_late_sync() {
                 correlation_id: 7,
                 group: "g".into(),
                 member_id: member.clone(),
+                group_instance_id: None,
                 generation,
                 assignments: Vec::new(),
             }),
@@ -500,6 +505,7 @@ fn leave_triggers_a_rebalance_that_completes_without_the_leaver() {
         correlation_id: rig.corr,
         group: "g".into(),
         member_id: b.clone(),
+        group_instance_id: None,
     };
     rig.send(11, Message::LeaveGroupRequest(leave));
     assert_eq!(
@@ -538,6 +544,7 @@ fn a_leader_rejoining_unchanged_while_completing_gets_the_generation_back() {
         correlation_id: 500,
         group: "g".into(),
         member_id: fid.clone(),
+        group_instance_id: None,
         generation: 1,
         assignments: Vec::new(),
     });
@@ -577,6 +584,7 @@ fn a_member_rejoining_with_changed_metadata_while_completing_rebalances() {
         group: "g".into(),
         member_id: fid,
         group_instance_id: None,
+        supports_skip_assignment: false,
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 30_000,
         protocols: vec![("range".into(), sub)],
@@ -641,6 +649,7 @@ fn a_member_waiting_in_sync_group_outlives_the_dead_leader() {
         correlation_id: 100,
         group: "g".into(),
         member_id: fid.clone(),
+        group_instance_id: None,
         generation: ra.generation,
         assignments: Vec::new(),
     });

@@ -42,7 +42,11 @@ pub struct JoinGroupRequest {
     pub group: String,
     /// Empty on the first join (the coordinator answers MemberIdRequired with an id).
     pub member_id: String,
+    /// `group.instance.id` (KIP-345): a static member's name, kept across restarts.
     pub group_instance_id: Option<String>,
+    /// JoinGroup v9+ (KIP-814, Java 3.2+): the client understands `skip_assignment`, so a
+    /// static leader rejoining a Stable group is told it leads without assigning again.
+    pub supports_skip_assignment: bool,
     pub session_timeout_ms: u32,
     pub rebalance_timeout_ms: u32,
     /// (assignor name, subscription), in the member's order of preference.
@@ -53,6 +57,7 @@ impl JoinGroupRequest {
     pub fn wire_size(&self) -> u32 {
         32 + self.group.len() as u32
             + self.member_id.len() as u32
+            + instance_id_bytes(&self.group_instance_id)
             + self
                 .protocols
                 .iter()
@@ -74,6 +79,9 @@ pub struct JoinGroupResponse {
     pub member_id: String,
     /// Only for the leader: every member's id and subscription.
     pub members: Vec<(String, Subscription)>,
+    /// KIP-814 (JoinGroup v9+): the leader of a Stable group that a static member's rejoin
+    /// did not rebalance must not assign (the coordinator would ignore it).
+    pub skip_assignment: bool,
 }
 
 impl JoinGroupResponse {
@@ -87,6 +95,7 @@ impl JoinGroupResponse {
             leader: String::new(),
             member_id: String::new(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 
@@ -107,6 +116,7 @@ pub struct SyncGroupRequest {
     pub correlation_id: u64,
     pub group: String,
     pub member_id: String,
+    pub group_instance_id: Option<String>,
     pub generation: i32,
     /// Only from the leader: the assignment of every member.
     pub assignments: Vec<(String, Assignment)>,
@@ -114,11 +124,12 @@ pub struct SyncGroupRequest {
 
 impl SyncGroupRequest {
     pub fn wire_size(&self) -> u32 {
-        24 + self
-            .assignments
-            .iter()
-            .map(|(m, a)| m.len() as u32 + 8 * a.len() as u32)
-            .sum::<u32>()
+        24 + instance_id_bytes(&self.group_instance_id)
+            + self
+                .assignments
+                .iter()
+                .map(|(m, a)| m.len() as u32 + 8 * a.len() as u32)
+                .sum::<u32>()
     }
 }
 
@@ -140,6 +151,7 @@ pub struct HeartbeatRequest {
     pub correlation_id: u64,
     pub group: String,
     pub member_id: String,
+    pub group_instance_id: Option<String>,
     pub generation: i32,
 }
 
@@ -154,6 +166,7 @@ pub struct LeaveGroupRequest {
     pub correlation_id: u64,
     pub group: String,
     pub member_id: String,
+    pub group_instance_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +180,9 @@ pub struct OffsetCommitRequest {
     pub correlation_id: u64,
     pub group: String,
     pub member_id: String,
+    /// A static member's `group.instance.id` (OffsetCommit v7+), checked against the member
+    /// id the instance is mapped to.
+    pub group_instance_id: Option<String>,
     /// -1 for a commit from outside the group (simple consumer / standalone).
     pub generation: i32,
     /// (partition, next offset to consume, leader epoch of the last consumed record).
@@ -196,4 +212,9 @@ pub struct OffsetFetchResponse {
     pub error: ErrorCode,
     /// (partition, committed offset or `None` when nothing was committed).
     pub offsets: Vec<(TopicPartition, Option<u64>)>,
+}
+
+/// Wire bytes of an optional `group.instance.id` (a nullable string: nothing when absent).
+pub fn instance_id_bytes(id: &Option<String>) -> u32 {
+    id.as_ref().map_or(0, |s| s.len() as u32)
 }

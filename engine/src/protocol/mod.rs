@@ -245,11 +245,23 @@ impl Message {
             JoinGroupResponse(m) => m.wire_size(),
             SyncGroupRequest(m) => m.wire_size(),
             SyncGroupResponse(m) => m.wire_size(),
-            HeartbeatRequest(m) => 16 + m.group.len() as u32 + m.member_id.len() as u32,
+            HeartbeatRequest(m) => {
+                16 + m.group.len() as u32
+                    + m.member_id.len() as u32
+                    + group::instance_id_bytes(&m.group_instance_id)
+            }
             HeartbeatResponse(_) => 8,
-            LeaveGroupRequest(m) => 16 + m.group.len() as u32 + m.member_id.len() as u32,
+            LeaveGroupRequest(m) => {
+                16 + m.group.len() as u32
+                    + m.member_id.len() as u32
+                    + group::instance_id_bytes(&m.group_instance_id)
+            }
             LeaveGroupResponse(_) => 8,
-            OffsetCommitRequest(m) => 32 + m.group.len() as u32 + 24 * m.offsets.len() as u32,
+            OffsetCommitRequest(m) => {
+                32 + m.group.len() as u32
+                    + group::instance_id_bytes(&m.group_instance_id)
+                    + 24 * m.offsets.len() as u32
+            }
             OffsetCommitResponse(m) => 8 + 12 * m.results.len() as u32,
             OffsetFetchRequest(m) => 8 + m.group.len() as u32 + 8 * m.partitions.len() as u32,
             OffsetFetchResponse(m) => 8 + 24 * m.offsets.len() as u32,

@@ -121,3 +121,51 @@ fn a_scripted_fault_that_finds_no_target_says_it_was_skipped() {
         "{skipped:?}"
     );
 }
+
+/// A heal lifts every partition and slow link, so when partitions overlap the first one's
+/// undo ends the second early: the log says so instead of leaving the second's "undone after"
+/// to stand, and the second's own undo says it found nothing to lift.
+#[test]
+fn a_heal_that_ends_an_overlapping_partition_early_says_so() {
+    let isolate = |at, broker| ScheduledFault {
+        at: Duration::from_secs(at),
+        action: FaultAction::Partition {
+            groups: vec![vec![Target::Broker(broker)]],
+            one_way: false,
+        },
+        undo_after: Some(Duration::from_secs(10)),
+        line: 1,
+    };
+    let spec = FaultSpec {
+        random: false,
+        kinds: Vec::new(),
+        mean_interval: Duration::from_secs(5),
+        undo_after: None,
+        schedule: vec![isolate(1, 0), isolate(4, 1)],
+    };
+    let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(20), ChaCha8Rng::seed_from_u64(1));
+    let up = Cluster { down: Vec::new() };
+    for s in [1, 4, 11, 14] {
+        nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
+    }
+    let heals: Vec<&String> = nemesis.log.iter().filter(|l| l.contains(" heal")).collect();
+    assert_eq!(heals.len(), 2, "{:?}", nemesis.log);
+    assert!(
+        heals[0].ends_with("heal (a heal lifts every partition and slow link: it also ends the partition of 4000.000ms 3s early)"),
+        "{heals:?}"
+    );
+    assert!(
+        heals[1].ends_with("heal (nothing left to lift: an earlier heal ended it)"),
+        "{heals:?}"
+    );
+    // One partition healed by its own undo: nothing to add.
+    let spec = FaultSpec {
+        schedule: vec![isolate(1, 0)],
+        ..spec
+    };
+    let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(20), ChaCha8Rng::seed_from_u64(1));
+    for s in [1, 11] {
+        nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
+    }
+    assert!(nemesis.log[1].ends_with(" heal"), "{:?}", nemesis.log);
+}

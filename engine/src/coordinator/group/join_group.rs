@@ -1,10 +1,10 @@
 //! JoinGroup at the group coordinator (`GroupCoordinator.handleJoinGroup` and the
 //! `PreparingRebalance` -> `CompletingRebalance` half of the group's state machine): the
 //! KIP-394 member-id handshake, the KIP-134 initial rebalance delay, the join deadline and
-//! the protocol choice. Apart from `group.rs` because a rebalance is the longest path of the
+//! the protocol choice (a static member's join without a member id: `static_member.rs`). Apart from `group.rs` because a rebalance is the longest path of the
 //! group's state machine and reads best on its own against Kafka's `handleJoinGroup`.
 
-use super::{Group, GroupState, Member, PendingMember, GROUP_MAX_MEMBERS};
+use super::{Group, GroupState, Member, PendingMember, PersistGroup, GROUP_MAX_MEMBERS};
 use crate::broker::timer::GroupTimer;
 use crate::node::{Cx, NodeId};
 use crate::protocol::{ErrorCode, JoinGroupRequest, JoinGroupResponse, Message, Subscription};
@@ -13,24 +13,44 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl Group {
-    pub fn join(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+    /// Returns what to persist when a static member's rejoin of a Stable group replaced its
+    /// old member id without a rebalance (its JoinGroup is answered once that is persisted).
+    pub fn join(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: JoinGroupRequest,
+    ) -> Option<PersistGroup> {
         self.check();
         if self.state == GroupState::Dead {
-            return send_join_error(cx, from, &req, ErrorCode::CoordinatorNotAvailable);
+            send_join_error(cx, from, &req, ErrorCode::CoordinatorNotAvailable);
+            return None;
         }
         if req.protocols.is_empty() || !self.supports_protocols(&req) {
-            return send_join_error(cx, from, &req, ErrorCode::InconsistentGroupProtocol);
+            send_join_error(cx, from, &req, ErrorCode::InconsistentGroupProtocol);
+            return None;
         }
         if req.member_id.is_empty() {
-            return self.join_unknown_member(cx, from, &req);
+            if let Some(instance) = req.group_instance_id.clone() {
+                return self.join_static_unknown(cx, from, req, instance);
+            }
+            self.join_unknown_member(cx, from, &req);
+            return None;
         }
         if self.pending.remove(&req.member_id).is_some() {
-            return self.add_member_and_rebalance(cx, from, req);
+            // A member's session timer is its own: the pending id's timer finds nobody.
+            let seq = self.take_seq();
+            self.add_member_and_rebalance(cx, from, req, seq);
+            return None;
         }
-        if !self.members.contains_key(&req.member_id) {
-            return send_join_error(cx, from, &req, ErrorCode::UnknownMemberId);
+        let instance = req.group_instance_id.as_deref();
+        let error = self.validate_current_member(&req.member_id, instance);
+        if error != ErrorCode::None {
+            send_join_error(cx, from, &req, error);
+            return None;
         }
         self.join_known_member(cx, from, req);
+        None
     }
 
     /// Whether the request names at least one protocol every current member supports.
@@ -51,17 +71,7 @@ impl Group {
         if self.members.len() + self.pending.len() >= GROUP_MAX_MEMBERS {
             return send_join_error(cx, from, req, ErrorCode::InvalidRequest);
         }
-        // Kafka draws `clientId-UUID` (`GroupMetadata.generateMemberId`): never a member id
-        // in use. kafsim numbers ids per group, and a group loaded on a coordinator (after a
-        // failover or a restart) numbers from its loaded members again, so an id this broker
-        // handed out in an earlier term can still be a member's: skip to an unused one.
-        let (seq, member_id) = loop {
-            let seq = self.take_seq();
-            let id = format!("consumer-n{}-{}-{}", from.0, cx.me().0, seq);
-            if !self.members.contains_key(&id) && !self.pending.contains_key(&id) {
-                break (seq, id);
-            }
-        };
+        let (seq, member_id) = self.new_member_id(cx, from, None);
         let deadline = cx.now() + Duration::from_millis(req.session_timeout_ms as u64);
         assert!(
             !self.members.contains_key(&member_id) && !self.pending.contains_key(&member_id),
@@ -79,21 +89,61 @@ impl Group {
             leader: String::new(),
             member_id,
             members: Vec::new(),
+            skip_assignment: false,
         };
         cx.send(from, Message::JoinGroupResponse(resp));
     }
 
-    fn add_member_and_rebalance(&mut self, cx: &mut Cx, from: NodeId, req: JoinGroupRequest) {
+    /// A fresh member id and its timer sequence. Kafka draws `clientId-UUID`, or
+    /// `groupInstanceId-UUID` for a static member (`GroupMetadata.generateMemberId`): never a
+    /// member id in use. kafsim numbers ids per group, and a group loaded on a coordinator
+    /// (after a failover or a restart) numbers from its loaded members again, so an id this
+    /// broker handed out in an earlier term can still be a member's: skip to an unused one.
+    pub(super) fn new_member_id(
+        &mut self,
+        cx: &Cx,
+        from: NodeId,
+        instance: Option<&str>,
+    ) -> (u32, String) {
+        let prefix = instance.unwrap_or("consumer");
+        loop {
+            let seq = self.take_seq();
+            let id = format!("{prefix}-n{}-{}-{}", from.0, cx.me().0, seq);
+            if !self.members.contains_key(&id) && !self.pending.contains_key(&id) {
+                return (seq, id);
+            }
+        }
+    }
+
+    /// `addMemberAndRebalance`: a pending dynamic member that rejoined with its id, or a new
+    /// static member, under session timer sequence `seq`.
+    pub(super) fn add_member_and_rebalance(
+        &mut self,
+        cx: &mut Cx,
+        from: NodeId,
+        req: JoinGroupRequest,
+        seq: u32,
+    ) {
         assert!(
             !self.members.contains_key(&req.member_id),
             "group {}: {} joins twice",
             self.name,
             req.member_id
         );
-        let seq = self.take_seq();
         let session = Duration::from_millis(req.session_timeout_ms as u64);
+        if let Some(instance) = &req.group_instance_id {
+            let old = self
+                .static_members
+                .insert(instance.clone(), req.member_id.clone());
+            assert!(
+                old.is_none(),
+                "group {}: new static member {instance} was mapped to {old:?}",
+                self.name
+            );
+        }
         let member = Member {
             client: from,
+            instance_id: req.group_instance_id,
             seq,
             session_timeout: session,
             rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms as u64),
@@ -164,15 +214,13 @@ impl Group {
 
     /// Enter PreparingRebalance: every member must rejoin within the rebalance timeout.
     pub(super) fn prepare_rebalance(&mut self, cx: &mut Cx) {
+        // A static member's JoinGroup parked for its persisted rejoin now waits for this
+        // rebalance, which answers it (the append's completion then finds nothing to do).
+        self.static_rejoins.clear();
         if self.state == GroupState::CompletingRebalance {
             self.fail_pending_syncs(cx, ErrorCode::RebalanceInProgress);
         }
-        let max_rebalance = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or(Duration::ZERO);
+        let max_rebalance = self.max_rebalance_timeout();
         let delay = if self.state == GroupState::Empty {
             let first = self.initial_delay.min(max_rebalance);
             self.initial_delay_left = Some(max_rebalance.saturating_sub(first));
@@ -252,18 +300,36 @@ impl Group {
             }
             self.initial_delay_left = None;
         }
-        // Members that did not rejoin in time are removed (Kafka: onCompleteJoin).
+        // Dynamic members that did not rejoin in time are removed (Kafka: onCompleteJoin);
+        // static ones stay members, with the partitions of the generation, until their
+        // session expires (KIP-345).
         let stragglers: Vec<String> = self
             .members
             .iter()
-            .filter(|(_, m)| m.awaiting_join.is_none())
+            .filter(|(_, m)| m.awaiting_join.is_none() && m.instance_id.is_none())
             .map(|(id, _)| id.clone())
             .collect();
         for id in stragglers {
             self.members.remove(&id);
         }
         self.pending.clear();
+        // `maybeElectNewJoinedLeader`: the leader must be a member that rejoined. With none
+        // (only static members that did not), wait another rebalance timeout: their sessions
+        // expire meanwhile.
+        if self.members.values().all(|m| m.awaiting_join.is_none()) && !self.members.is_empty() {
+            let wait = self.max_rebalance_timeout();
+            return self.arm_join_deadline(cx, wait);
+        }
         self.complete_join(cx);
+    }
+
+    /// The longest rebalance timeout of the members: how long a join phase may last.
+    fn max_rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     fn complete_join(&mut self, cx: &mut Cx) {
@@ -280,13 +346,22 @@ impl Group {
             return;
         }
         self.protocol = Some(self.select_protocol());
+        // The leader is a member that rejoined (`maybeElectNewJoinedLeader`): the old one
+        // if it did, else the first that did (a static member may be a member that did not).
+        let rejoined = |id: &String| self.members[id].awaiting_join.is_some();
         if !self
             .leader
             .as_ref()
-            .is_some_and(|l| self.members.contains_key(l))
+            .is_some_and(|l| self.members.contains_key(l) && rejoined(l))
         {
-            self.leader = self.members.keys().next().cloned();
+            self.leader = self.members.keys().find(|id| rejoined(id)).cloned();
         }
+        assert!(
+            self.leader.is_some(),
+            "group {}: generation {} completes with no member that rejoined",
+            self.name,
+            self.generation
+        );
         self.state = GroupState::CompletingRebalance;
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
@@ -311,14 +386,15 @@ impl Group {
 
     /// Kafka's `selectProtocol`: among protocols every member supports, each member votes for
     /// the first of its own list; most votes wins (ties: the earliest candidate in name order).
-    fn select_protocol(&self) -> String {
+    pub(super) fn select_protocol(&self) -> String {
+        // A member restored from a GroupMetadata record that has not rejoined since supports
+        // the group's protocol only (Kafka's record keeps that one protocol's metadata).
+        let current = self.protocol.as_deref();
+        let supported = |m| supported_protocols(m, current);
         let mut candidates: Vec<&str> = Vec::new();
-        if let Some(first) = self.members.values().next() {
-            for (name, _) in &first.protocols {
-                let everyone = self
-                    .members
-                    .values()
-                    .all(|m| m.protocols.iter().any(|(n, _)| n == name));
+        if let Some(first) = self.members.values().map(supported).find(|p| !p.is_empty()) {
+            for name in first {
+                let everyone = self.members.values().all(|m| supported(m).contains(&name));
                 if everyone {
                     candidates.push(name);
                 }
@@ -331,8 +407,8 @@ impl Group {
         );
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
-            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&&**n)) {
-                *votes.entry(n.as_str()).or_default() += 1;
+            if let Some(n) = supported(m).into_iter().find(|n| candidates.contains(n)) {
+                *votes.entry(n).or_default() += 1;
             }
         }
         let best = votes.values().copied().max().unwrap_or(0);
@@ -349,7 +425,12 @@ impl Group {
         chosen
     }
 
-    fn join_response(&self, member_id: &str, corr: u64, with_members: bool) -> JoinGroupResponse {
+    pub(super) fn join_response(
+        &self,
+        member_id: &str,
+        corr: u64,
+        with_members: bool,
+    ) -> JoinGroupResponse {
         assert!(
             self.generation > 0 && self.members.contains_key(member_id),
             "group {}: a join answer for {member_id} at generation {}",
@@ -385,7 +466,18 @@ impl Group {
             leader: self.leader.clone().unwrap_or_default(),
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
+    }
+}
+
+/// The protocols `member` supports; `current` (the group's) for a member restored from the log
+/// that has not rejoined.
+fn supported_protocols<'a>(member: &'a Member, current: Option<&'a str>) -> Vec<&'a str> {
+    if member.protocols.is_empty() {
+        current.into_iter().collect()
+    } else {
+        member.protocols.iter().map(|(n, _)| n.as_str()).collect()
     }
 }
 
