@@ -2,7 +2,7 @@
 //! choices it makes.
 
 use super::*;
-use crate::scenario::ScheduledFault;
+use crate::scenario::{ScheduledFault, Target};
 use rand::SeedableRng;
 
 /// Three brokers and one consumer; `down` lists the nodes that are not up.
