@@ -97,6 +97,11 @@ impl Consumer {
         self.offsets_to_commit(&self.group.owned, false)
     }
 
+    /// The marked offsets of `tps` not yet committed.
+    pub(super) fn marked_offsets_of(&self, tps: &[TopicPartition]) -> Vec<CommitOffset> {
+        self.offsets_to_commit(tps, false)
+    }
+
     fn offsets_to_commit(&self, tps: &[TopicPartition], positions: bool) -> Vec<CommitOffset> {
         tps.iter()
             .filter_map(|tp| {

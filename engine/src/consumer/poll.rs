@@ -195,7 +195,7 @@ impl Consumer {
     }
 
     /// `poll()` returns `records` to the application.
-    fn deliver(&mut self, cx: &mut Cx, records: Vec<Delivered>) {
+    pub(super) fn deliver(&mut self, cx: &mut Cx, records: Vec<Delivered>) {
         let per_record_sync =
             self.auto_commit_enabled() && self.auto_style == AutoCommitStyle::PerRecordSync;
         for rec in &records {
@@ -213,8 +213,15 @@ impl Consumer {
         }
         if per_record_sync {
             // kafka-go ReadMessage: commit before the application sees the message; if the
-            // commit fails, ReadMessage returns the error instead of the message.
-            self.start_sync_commit(self.marked_offsets());
+            // commit fails, ReadMessage returns the error instead of the message. Only this
+            // message's partition: `CommitMessages(ctx, m)` commits `m` alone, and
+            // `commitLoopImmediate` resets its offset stash after every attempt, failed or
+            // not (kafka-go `reader.go`), so an offset whose commit failed is not repeated
+            // with the next message of another partition.
+            let mut tps: Vec<TopicPartition> = records.iter().map(|r| r.partition).collect();
+            tps.sort();
+            tps.dedup();
+            self.start_sync_commit(self.marked_offsets_of(&tps));
             if let Some(sc) = self.sync_commit.as_mut() {
                 sc.drops_delivery_on_failure = true;
             }

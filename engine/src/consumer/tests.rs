@@ -382,6 +382,26 @@ fn kafka_go_read_message_drops_its_message_when_the_commit_fails_three_times() {
     assert_eq!(c.procs.all[0].queue.len(), 1);
 }
 
+/// kafka-go `ReadMessage` commits the message it returns and nothing else: a mark whose
+/// commit failed earlier (TP0's 60, above its committed 50) is not repeated with a message
+/// of another partition, since `CommitMessages(ctx, m)` commits `m` alone and
+/// `commitLoopImmediate` resets its offset stash after every attempt (kafka-go `reader.go`).
+#[test]
+fn kafka_go_read_message_commits_only_the_message_it_returns() {
+    let mut host = host();
+    let mut c = consumer("kafka-go", CommitMode::Auto);
+    c.mark_at = consume_loop::MarkAt::Delivery;
+    let mut rec = delivered(100);
+    rec.partition = TP1;
+    host.at(1, |cx| c.deliver(cx, vec![rec]));
+    let sc = c
+        .sync_commit
+        .as_ref()
+        .expect("ReadMessage commits before returning");
+    assert_eq!(sc.offsets(), &[(TP1, 101, None)], "not TP0's failed 60");
+    assert!(sc.drops_delivery_on_failure);
+}
+
 #[test]
 fn java_commit_sync_retries_until_the_default_api_timeout() {
     let e = ErrorCode::CoordinatorNotAvailable;
