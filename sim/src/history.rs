@@ -36,6 +36,9 @@ impl History {
         History::default()
     }
 
+    /// Inlined: the world records about four entries per simulated record, and a call
+    /// passing the 64-byte entry on to [`History::append`] cost a copy of it each time.
+    #[inline(always)]
     pub fn push(&mut self, entry: HistoryEntry) {
         debug_assert!(
             self.last().is_none_or(|last| last.at <= entry.at),
@@ -44,19 +47,29 @@ impl History {
         self.append(entry);
     }
 
+    #[inline(always)]
     fn append(&mut self, entry: HistoryEntry) {
         match self.chunks.last_mut() {
             Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
-            full_or_none => {
-                let mut chunk = match full_or_none {
-                    None => Vec::new(),
-                    Some(_) => Vec::with_capacity(CHUNK),
-                };
-                chunk.push(entry);
-                self.chunks.push(chunk);
-            }
+            _ => self.append_to_new_chunk(entry),
         }
         self.len += 1;
+    }
+
+    /// Starts a chunk with `entry`: the first one grows like a vector, every later one is
+    /// allocated at its final size.
+    #[cold]
+    #[inline(never)]
+    fn append_to_new_chunk(&mut self, entry: HistoryEntry) {
+        let mut chunk = match self.chunks.last() {
+            None => Vec::new(),
+            Some(full) => {
+                debug_assert_eq!(full.len(), CHUNK, "a chunk left before it was full");
+                Vec::with_capacity(CHUNK)
+            }
+        };
+        chunk.push(entry);
+        self.chunks.push(chunk);
     }
 
     /// Every entry, in the order recorded, read in place from the chunks.
@@ -69,7 +82,7 @@ impl History {
     }
 
     /// The entries from the `from`-th on (`from` at most [`History::len`]).
-    pub fn entries_from(&self, from: usize) -> impl Iterator<Item = &HistoryEntry> + '_ {
+    pub fn entries_from(&self, from: usize) -> Entries<'_> {
         assert!(
             from <= self.len,
             "entry {from} of a history of {}",
@@ -77,9 +90,11 @@ impl History {
         );
         let (chunk, offset) = (from / CHUNK, from % CHUNK);
         let first = self.chunks.get(chunk).map_or(&[][..], |c| &c[offset..]);
-        first
-            .iter()
-            .chain(self.chunks.iter().skip(chunk + 1).flatten())
+        Entries {
+            front: first.iter(),
+            chunks: self.chunks.get(chunk + 1..).unwrap_or(&[]).iter(),
+            back: [].iter(),
+        }
     }
 
     /// The entries as consecutive slices, in order.

@@ -24,6 +24,7 @@ use kafsim_engine::{NodeId, TopicPartition, ValueId};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// What the run's configuration and faults allow, deciding which invariants are real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,11 +316,30 @@ impl DivergenceCheck {
 }
 
 /// The first offset in `from..end` where two logs hold different values (or one holds none).
-/// Walks both logs' batches in step: one search each, then constant work per offset.
+/// Walks both logs' batches in step: one search each, then constant work per offset. A
+/// follower appends the leader's batches as it fetched them, sharing their records: a batch
+/// both logs hold at one base offset with the very same records is passed over whole.
 fn first_difference(a: &Log, b: &Log, from: u64, end: u64) -> Option<u64> {
     let mut ca = Cursor::new(a, from);
     let mut cb = Cursor::new(b, from);
-    (from..end).find(|&o| ca.value_at(o) != cb.value_at(o))
+    let mut o = from;
+    while o < end {
+        if let (Some(x), Some(y)) = (ca.batch_at(o), cb.batch_at(o)) {
+            if x.base_offset == y.base_offset && Arc::ptr_eq(&x.records, &y.records) {
+                debug_assert!((o..x.next_offset().min(end)).all(|k| {
+                    let k = (k - x.base_offset) as usize;
+                    x.records.get(k).map(|r| r.value) == y.records.get(k).map(|r| r.value)
+                }));
+                o = x.next_offset();
+                continue;
+            }
+        }
+        if ca.value_at(o) != cb.value_at(o) {
+            return Some(o);
+        }
+        o += 1;
+    }
+    None
 }
 
 /// Reads a log's values at increasing offsets.
@@ -335,8 +355,9 @@ impl<'l> Cursor<'l> {
         Cursor { batches, i }
     }
 
-    /// The value at `offset`; offsets must not decrease from one call to the next.
-    fn value_at(&mut self, offset: u64) -> Option<ValueId> {
+    /// The batch holding `offset`, if one does; offsets must not decrease from one call to
+    /// the next.
+    fn batch_at(&mut self, offset: u64) -> Option<&'l kafsim_engine::RecordBatch> {
         while self
             .batches
             .get(self.i)
@@ -344,8 +365,13 @@ impl<'l> Cursor<'l> {
         {
             self.i += 1;
         }
-        let b = self.batches.get(self.i)?;
-        let k = offset.checked_sub(b.base_offset)?;
+        self.batches.get(self.i).filter(|b| b.base_offset <= offset)
+    }
+
+    /// The value at `offset`; offsets must not decrease from one call to the next.
+    fn value_at(&mut self, offset: u64) -> Option<ValueId> {
+        let b = self.batch_at(offset)?;
+        let k = offset - b.base_offset;
         b.records.get(k as usize).map(|r| r.value)
     }
 }

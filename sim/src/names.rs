@@ -18,6 +18,9 @@ pub struct Names {
     nodes: Vec<String>,
     topics: Vec<String>,
     groups: Vec<String>,
+    /// Per group index: its `group.instance.id` (static membership), member I being
+    /// `<value>-I`; empty for a dynamic group.
+    instances: Vec<String>,
 }
 
 impl Names {
@@ -32,7 +35,17 @@ impl Names {
             nodes: w.node_ids().map(|n| w.name(n).to_string()).collect(),
             topics: topics.to_vec(),
             groups: groups.to_vec(),
+            instances: Vec::new(),
         }
+    }
+
+    /// Register group `index`'s `group.instance.id`: its members are static.
+    pub fn set_instance(&mut self, index: u32, instance_id: impl Into<String>) {
+        let i = index as usize;
+        if self.instances.len() <= i {
+            self.instances.resize_with(i + 1, String::new);
+        }
+        self.instances[i] = instance_id.into();
     }
 
     /// Register (or rename) node `id`.
@@ -109,6 +122,21 @@ impl Names {
     /// `billing/2`: member 2 of group billing (the name of its node, too).
     pub fn member(&self, group: u32, member: u32) -> String {
         format!("{}/{member}", self.group(group))
+    }
+
+    /// `billing-2`: the `group.instance.id` of member 2 of a static group, as the runner
+    /// gives it (`<value>-<member>`); `None` for a dynamic group.
+    pub fn member_instance(&self, group: u32, member: u32) -> Option<String> {
+        known(&self.instances, group).map(|v| format!("{v}-{member}"))
+    }
+
+    /// `billing/2`, or `billing/2 (group.instance.id billing-2)` for a static member: how
+    /// a story names a member when its identity across restarts matters.
+    pub fn member_with_instance(&self, group: u32, member: u32) -> String {
+        match self.member_instance(group, member) {
+            Some(id) => format!("{} (group.instance.id {id})", self.member(group, member)),
+            None => self.member(group, member),
+        }
     }
 
     /// `producer-1`: the producer client with run-wide index 1 (the name of its node).

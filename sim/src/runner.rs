@@ -469,7 +469,12 @@ pub fn run_seed_streaming(
         })
         .collect();
     let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
-    let names = Names::of_world(&w, &h.cluster.topic_names(), &group_names);
+    let mut names = Names::of_world(&w, &h.cluster.topic_names(), &group_names);
+    for g in &p.groups {
+        if let Some(id) = &g.config.group_instance_id {
+            names.set_instance(g.index, id.clone());
+        }
+    }
     let mut check_config = CheckConfig::new(w.now(), checks).with_names(names.clone());
     check_config.ignoring_errors = p
         .producers

@@ -438,8 +438,16 @@ pub fn history_json(e: &HistoryEvent, names: &Names) -> Map<String, Value> {
             member: m,
             generation,
             partitions,
-        } => json!({"event": "Assigned", "member": member(group, m), "generation": generation,
-            "partitions": partitions.iter().map(tp).collect::<Vec<_>>()}),
+        } => {
+            let mut v = json!({"event": "Assigned", "member": member(group, m),
+                "generation": generation,
+                "partitions": partitions.iter().map(tp).collect::<Vec<_>>()});
+            // A static member's instance id: who it is across restarts (dynamic: no field).
+            if let Some(id) = names.member_instance(*group, *m) {
+                v["instance"] = json!(id);
+            }
+            v
+        }
         // A record as read and as stored: the same fields (see `HistoryEvent::Poll`).
         Poll {
             group,

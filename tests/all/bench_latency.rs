@@ -3,6 +3,7 @@
 //! with acks=all costs a replication round trip, not half a fetch wait. Reads the same
 //! `--json` fields (`end_to_end_latency_ms.p50`) that users read.
 
+use crate::common::json_written_by;
 use std::process::Command;
 
 /// "My service": 5k msgs/s of 1 KiB, acks=all, 12 partitions, 3 consumers, i3en.2xlarge,
@@ -98,13 +99,7 @@ fn e2e_p50_of(name: &str, text: &str) -> f64 {
         ])
         .output()
         .expect("kafsim runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = json_written_by(&out, &json);
     v["end_to_end_latency_ms"]["p50"]
         .as_f64()
         .expect("end_to_end_latency_ms.p50")

@@ -2,6 +2,7 @@
 //! directory; a sweep gives one row per grid point; bad input is exit status 2 with the file,
 //! line and key, and `--report` into someone's non-empty directory is refused before running.
 
+use crate::common::json_written_by;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -79,15 +80,9 @@ fn a_run_prints_perf_test_text_and_writes_json_and_a_report() {
         "--report",
         report.to_str().unwrap(),
     ]);
+    let v = json_written_by(&out, &json);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("records sent,"), "{stdout}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rate = v["publish_rate"].as_f64().unwrap();
     assert!((rate - 2000.0).abs() < 100.0, "publish rate {rate}");
     assert!(v["end_to_end_latency_ms"]["p50"].as_f64().unwrap() > 0.0);
@@ -123,13 +118,7 @@ target = "leader:t/0"
         let workload = write(&dir, name, &text);
         let json = dir.join(format!("{name}.json"));
         let out = kafsim_bench(&[&workload, "--json", json.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let v = json_written_by(&out, &json);
         let labels: Vec<String> = v["faults"]
             .as_array()
             .unwrap()
@@ -169,13 +158,7 @@ fn a_sweep_prints_one_row_per_point() {
 fn swept_p50(workload: &str, sweep: &str, field: &str) -> Vec<(String, f64)> {
     let json = format!("{workload}.{}.json", sweep.replace(['=', ','], "_"));
     let out = kafsim_bench(&[workload, "--sweep", sweep, "--json", &json]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = json_written_by(&out, &json);
     let name = sweep.split('=').next().unwrap();
     v["sweep"]["points"]
         .as_array()

@@ -18,6 +18,7 @@ mod cli_replay;
 mod cli_reports;
 mod cli_run;
 mod cli_shrink;
+mod common;
 mod false_verdicts;
 mod kreps2014;
 mod library;

@@ -301,21 +301,13 @@ impl Configurable for ConsumerConfig {
                         _ => IsolationLevel::ReadUncommitted,
                     }
             }
-            // Static membership (KIP-345) changes what a restart does: the coordinator hands
-            // a rejoining static member its old assignment without a rebalance (Kafka
-            // `GroupCoordinator.updateStaticMemberAndRebalance`), fences the old instance
-            // (FENCED_INSTANCE_ID), and a closing static member sends no LeaveGroup. The group
-            // coordinator models dynamic members only, so accepting the key would give the
-            // verdict of a dynamic group under a static group's name: refused until modelled.
+            // Static membership (KIP-345). The runner gives member I of a group the instance
+            // id `<value>-I`, as a StatefulSet names its pods.
             "group.instance.id" => {
-                value.as_str()?;
-                return Err("static membership (KIP-345) is not modelled: the group \
-                     coordinator would treat these members as dynamic (a restarted member \
-                     rejoins with a new member id and the group rebalances, waiting out the old \
-                     member's session), which is not what Kafka does with a group.instance.id, \
-                     so the verdict would not be real Kafka's\nhint: remove \"group.instance.id\" \
-                     to model dynamic members (Kafka's default)"
-                    .into());
+                let id = value.as_str()?;
+                static_membership_supported(self.client, self.client_version)?;
+                validate_instance_id(id)?;
+                self.group_instance_id = Some(id.to_string());
             }
             "request.timeout.ms" if self.client == ClientKind::Librdkafka => {
                 return Err(
@@ -410,6 +402,56 @@ impl Configurable for ConsumerConfig {
     }
 }
 
+/// Which clients have static membership (KIP-345), and since which version: Java 2.3
+/// (`ConsumerConfig.GROUP_INSTANCE_ID_CONFIG`), librdkafka 1.4.0 (its `group.instance.id`,
+/// merged for 1.3.0 but hidden there as experimental, confluentinc/librdkafka #2638 and
+/// #2711), sarama 1.34.0 (`Consumer.Group.InstanceId`, IBM/sarama #2230). kafka-go has none:
+/// neither `ReaderConfig` nor `ConsumerGroupConfig` carries an instance id, so its members
+/// are always dynamic.
+fn static_membership_supported(client: ClientKind, version: (u32, u32)) -> Result<(), String> {
+    let since = match client {
+        ClientKind::Java => (2, 3),
+        ClientKind::Librdkafka => (1, 4),
+        ClientKind::Sarama => (1, 34),
+        ClientKind::KafkaGo => {
+            return Err(
+                "kafka-go has no static membership: neither its ReaderConfig nor its \
+                 ConsumerGroupConfig has an instance id (segmentio/kafka-go), so every kafka-go \
+                 member is dynamic\nhint: remove \"group.instance.id\""
+                    .into(),
+            )
+        }
+    };
+    if version < since {
+        return Err(format!(
+            "{} {}.{} has no group.instance.id: static membership came in {} {}.{}\nhint: \
+             set client_version to {}.{} or later, or remove the key",
+            client.name(),
+            version.0,
+            version.1,
+            client.name(),
+            since.0,
+            since.1,
+            since.0,
+            since.1
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka's rule for a `group.instance.id` (`JoinGroupRequest.validateGroupInstanceId`, the
+/// topic-name rule): 1 to 249 characters among ASCII letters, digits, `.`, `_` and `-`.
+fn validate_instance_id(id: &str) -> Result<(), String> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id.len() > 249 || !id.chars().all(legal) {
+        return Err(format!(
+            "group.instance.id \"{id}\" is not a valid instance id: 1 to 249 characters \
+             among ASCII letters, digits, '.', '_' and '-' (Kafka's rule)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,5 +534,40 @@ mod tests {
         c.set("heartbeat.interval.ms", &ConfigValue::Int(60_000))
             .unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn group_instance_id_needs_a_client_and_version_that_have_it() {
+        let set = |client: &str, version: Option<&str>, id: &str| {
+            let mut c = ConsumerConfig::for_client(client, version).unwrap();
+            c.set("group.instance.id", &ConfigValue::Str(id.into()))
+                .map(|()| c.group_instance_id.clone())
+        };
+        for (client, version) in [
+            ("java", Some("2.3")),
+            ("java", None),
+            ("librdkafka", Some("1.4.0")),
+            ("sarama", Some("1.34.0")),
+            ("sarama", None),
+        ] {
+            assert_eq!(
+                set(client, version, "pod"),
+                Ok(Some("pod".into())),
+                "{client}"
+            );
+        }
+        for (client, version) in [
+            ("java", Some("2.2")),
+            ("librdkafka", Some("1.3.0")),
+            ("sarama", Some("1.33.0")),
+        ] {
+            let e = set(client, version, "pod").unwrap_err();
+            assert!(e.contains("static membership came in"), "{client}: {e}");
+        }
+        let e = set("kafka-go", None, "pod").unwrap_err();
+        assert!(e.contains("kafka-go has no static membership"), "{e}");
+        for bad in ["", "pod 0", "pod/0"] {
+            assert!(set("java", None, bad).is_err(), "{bad:?}");
+        }
     }
 }

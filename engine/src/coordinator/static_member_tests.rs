@@ -5,8 +5,8 @@
 use super::tests::{join_resp, stable_group, Rig, DATA};
 use super::*;
 use crate::protocol::{
-    HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, OffsetCommitRequest,
-    Subscription, SyncGroupRequest,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, OffsetCommitRequest, Subscription,
+    SyncGroupRequest,
 };
 use crate::time::Instant;
 
@@ -65,26 +65,6 @@ impl Rig {
             assignments,
         };
         self.send(from, Message::SyncGroupRequest(req))
-    }
-
-    fn heartbeat_as(
-        &mut self,
-        from: u32,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-    ) -> ErrorCode {
-        let req = HeartbeatRequest {
-            correlation_id: self.next_corr(),
-            group: "g".into(),
-            member_id: member_id.into(),
-            group_instance_id: instance.map(str::to_string),
-            generation,
-        };
-        match &self.send(from, Message::HeartbeatRequest(req))[..] {
-            [(_, Message::HeartbeatResponse(r))] => r.error,
-            other => panic!("expected a heartbeat response, got {other:?}"),
-        }
     }
 
     fn commit_as(

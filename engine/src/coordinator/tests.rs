@@ -137,12 +137,23 @@ impl Rig {
     }
 
     pub(super) fn heartbeat(&mut self, from: u32, member: &str, generation: i32) -> ErrorCode {
+        self.heartbeat_as(from, member, None, generation)
+    }
+
+    /// A heartbeat of `member`, with `instance` as its group.instance.id if static.
+    pub(super) fn heartbeat_as(
+        &mut self,
+        from: u32,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> ErrorCode {
         self.corr += 1;
         let req = HeartbeatRequest {
             correlation_id: self.corr,
             group: "g".into(),
             member_id: member.into(),
-            group_instance_id: None,
+            group_instance_id: instance.map(str::to_string),
             generation,
         };
         match &self.send(from, Message::HeartbeatRequest(req))[..] {

@@ -363,12 +363,12 @@ impl HistoryIndex {
         self.acks.contains(value) && self.committed_or_plain(value)
     }
 
-    /// Every acknowledged value, ascending.
     /// Values the producers sent (invoked).
     pub fn sends(&self) -> usize {
         self.invocations.len()
     }
 
+    /// Every acknowledged value, ascending.
     pub fn acknowledged_values(&self) -> &[ValueId] {
         &self.acknowledged
     }

@@ -509,9 +509,15 @@ pub(super) fn partition_event(
                 .is_some_and(|first| entry.at > *first)
             && !walk.sunk.contains(group) =>
         {
+            // A static member that rejoined a Stable group owns its partitions again in the
+            // same generation: no rebalance happened.
+            let how = match n.member_instance(*group, *member) {
+                Some(_) => "after it joined",
+                None => "after a rebalance",
+            };
             Some(format!(
-                "{} owns {} in generation {generation} after a rebalance",
-                n.member(*group, *member),
+                "{} owns {} in generation {generation} {how}",
+                n.member_with_instance(*group, *member),
                 n.tp(tp)
             ))
         }

@@ -2,7 +2,7 @@
 //! choices it makes.
 
 use super::*;
-use crate::scenario::ScheduledFault;
+use crate::scenario::{ScheduledFault, Target};
 use rand::SeedableRng;
 
 /// Three brokers and one consumer; `down` lists the nodes that are not up.
@@ -86,6 +86,22 @@ fn random_faults_stop_only_nodes_that_are_up() {
 
 /// A scripted fault whose target names no node when it is due (here a member that is not
 /// running) is not applied, and the log says so instead of leaving it out silently.
+/// A nemesis with only `schedule`, planned for a run of `secs` seconds.
+fn scripted(schedule: Vec<ScheduledFault>, secs: u64) -> Nemesis {
+    let spec = FaultSpec {
+        random: false,
+        kinds: Vec::new(),
+        mean_interval: Duration::from_secs(5),
+        undo_after: None,
+        schedule,
+    };
+    Nemesis::plan(
+        &spec,
+        Duration::from_secs(secs),
+        ChaCha8Rng::seed_from_u64(1),
+    )
+}
+
 #[test]
 fn a_scripted_fault_that_finds_no_target_says_it_was_skipped() {
     let crash = |member| ScheduledFault {
@@ -97,14 +113,7 @@ fn a_scripted_fault_that_finds_no_target_says_it_was_skipped() {
         undo_after: Some(Duration::from_secs(1)),
         line: 1,
     };
-    let spec = FaultSpec {
-        random: false,
-        kinds: Vec::new(),
-        mean_interval: Duration::from_secs(5),
-        undo_after: None,
-        schedule: vec![crash(1), crash(0)],
-    };
-    let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(10), ChaCha8Rng::seed_from_u64(1));
+    let mut nemesis = scripted(vec![crash(1), crash(0)], 10);
     let ops = nemesis.fire(
         Instant::ZERO + Duration::from_secs(1),
         &Cluster { down: Vec::new() },
@@ -136,14 +145,7 @@ fn a_heal_that_ends_an_overlapping_partition_early_says_so() {
         undo_after: Some(Duration::from_secs(10)),
         line: 1,
     };
-    let spec = FaultSpec {
-        random: false,
-        kinds: Vec::new(),
-        mean_interval: Duration::from_secs(5),
-        undo_after: None,
-        schedule: vec![isolate(1, 0), isolate(4, 1)],
-    };
-    let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(20), ChaCha8Rng::seed_from_u64(1));
+    let mut nemesis = scripted(vec![isolate(1, 0), isolate(4, 1)], 20);
     let up = Cluster { down: Vec::new() };
     for s in [1, 4, 11, 14] {
         nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
@@ -159,11 +161,7 @@ fn a_heal_that_ends_an_overlapping_partition_early_says_so() {
         "{heals:?}"
     );
     // One partition healed by its own undo: nothing to add.
-    let spec = FaultSpec {
-        schedule: vec![isolate(1, 0)],
-        ..spec
-    };
-    let mut nemesis = Nemesis::plan(&spec, Duration::from_secs(20), ChaCha8Rng::seed_from_u64(1));
+    let mut nemesis = scripted(vec![isolate(1, 0)], 20);
     for s in [1, 11] {
         nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
     }

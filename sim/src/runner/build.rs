@@ -267,7 +267,10 @@ pub(super) fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handl
                     out
                 }),
             };
-            let config = g.config.clone();
+            let mut config = g.config.clone();
+            // Static membership: member M is instance `<group.instance.id>-M`, as a
+            // StatefulSet names its pods (numbered across tables that share the group).
+            config.group_instance_id = config.group_instance_id.map(|id| format!("{id}-{m}"));
             let release = release.clone();
             members.push(
                 w.add_node(format!("{}/{m}", g.name), move || -> Box<dyn Node> {

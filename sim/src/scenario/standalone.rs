@@ -48,6 +48,7 @@ pub fn consumers(
             ));
         }
         commits_fit(check, c, &at, client, group_id.is_some(), &handler)?;
+        no_instance_id(check, c, &at)?;
         let config = check
             .properties(&c.config)
             .into_iter()
@@ -70,6 +71,30 @@ pub fn consumers(
         });
     }
     Ok(out)
+}
+
+/// A standalone consumer never joins a group, so no member holds its `group.instance.id`
+/// (sarama's `Consumer.Group.InstanceId`): Java still sends it with a manual assignment's
+/// commits (`ConsumerCoordinator.sendOffsetCommitRequest`), which the coordinator refuses as
+/// UNKNOWN_MEMBER_ID (`GroupCoordinator.validateOffsetCommit`). Refused rather than modelled.
+fn no_instance_id(check: &Check<'_>, c: &RawConsumer, at: &str) -> R<()> {
+    let spellings = ["group.instance.id", "Consumer.Group.InstanceId"];
+    let Some((k, _)) = c
+        .config
+        .0
+        .iter()
+        .find(|(k, _)| spellings.contains(&k.get_ref().as_str()))
+    else {
+        return Ok(());
+    };
+    Err(check.err_hint(
+        k,
+        &format!("{at}.config.{}", k.get_ref()),
+        "a standalone consumer (assign) never joins its group, so no member holds this \
+         instance id: Java still sends it with every commit, which the coordinator refuses \
+         (UNKNOWN_MEMBER_ID)",
+        "remove it; static members are the members of a [[consumer_groups]] entry",
+    ))
 }
 
 /// `partitions`: listed ones of the topic (default: all); a kafka-go Reader reads one.

@@ -2,10 +2,10 @@
 //! TCP retransmits it after the heal; a closed connection loses what it carried; a response
 //! goes only to the connection its request came on; a dead process refuses connections.
 
+use crate::harness::fixed_latency;
 use kafsim_engine::protocol::{Message, MetadataRequest, MetadataResponse};
 use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
-use kafsim_sim::network::LinkConfig;
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use std::any::Any;
 
 const TIMER_SEND: u16 = 1;
@@ -17,17 +17,6 @@ fn request(n: u64) -> Message {
         correlation_id: n,
         topics: vec![],
     })
-}
-
-fn fixed_latency() -> WorldConfig {
-    WorldConfig {
-        link: LinkConfig {
-            latency: Duration::from_millis(1),
-            jitter: Duration::ZERO,
-            ..LinkConfig::default()
-        },
-        ..WorldConfig::default()
-    }
 }
 
 /// A client: sends request `i` (correlation id `ids[i]`) at `send_at[i]`, optionally closes
@@ -116,7 +105,7 @@ fn ms(n: u64) -> Instant {
 
 /// A server at node 0 and a client at node 1 with `client`'s plan.
 fn pair(delay: Duration, client: Client) -> (World, NodeId, NodeId) {
-    let mut w = World::new(1, fixed_latency());
+    let mut w = World::new(1, fixed_latency(Duration::from_millis(1)));
     let server = w.add_node("server", move || {
         Box::new(Server {
             delay,
@@ -131,6 +120,14 @@ fn pair(delay: Duration, client: Client) -> (World, NodeId, NodeId) {
     (w, server, c)
 }
 
+/// The pair, with the link cut from the start to 1 s (the world is at 1 s, still cut).
+fn partitioned_for_a_second(client: Client) -> (World, NodeId, NodeId) {
+    let (mut w, s, c) = pair(Duration::ZERO, client);
+    w.net().partition(&[s], &[c]);
+    w.run_until(ms(1_000));
+    (w, s, c)
+}
+
 fn client(w: &World, id: NodeId) -> &Client {
     w.node::<Client>(id).unwrap()
 }
@@ -142,15 +139,10 @@ fn server(w: &World, id: NodeId) -> &Server {
 #[test]
 fn a_partition_delays_requests_until_tcp_retransmits_them_after_the_heal() {
     let sends = (0..10).map(|i| (ms(100 + 10 * i), i)).collect();
-    let (mut w, s, c) = pair(
-        Duration::ZERO,
-        Client {
-            sends,
-            ..Client::default()
-        },
-    );
-    w.net().partition(&[s], &[c]);
-    w.run_until(ms(1_000));
+    let (mut w, s, c) = partitioned_for_a_second(Client {
+        sends,
+        ..Client::default()
+    });
     assert!(
         server(&w, s).requests.is_empty(),
         "nothing crosses a partition"
@@ -173,15 +165,10 @@ fn a_partition_delays_requests_until_tcp_retransmits_them_after_the_heal() {
 #[test]
 fn messages_sent_after_the_heal_queue_behind_the_held_ones() {
     let sends = vec![(ms(100), 1), (ms(1_100), 2)];
-    let (mut w, s, c) = pair(
-        Duration::ZERO,
-        Client {
-            sends,
-            ..Client::default()
-        },
-    );
-    w.net().partition(&[s], &[c]);
-    w.run_until(ms(1_000));
+    let (mut w, s, c) = partitioned_for_a_second(Client {
+        sends,
+        ..Client::default()
+    });
     w.net().heal();
     w.run_until(ms(3_000));
     let read: Vec<Instant> = server(&w, s).requests.iter().map(|r| r.2).collect();
@@ -194,16 +181,11 @@ fn messages_sent_after_the_heal_queue_behind_the_held_ones() {
 
 #[test]
 fn closing_a_connection_loses_what_it_held_and_the_peer_learns_after_the_heal() {
-    let (mut w, s, c) = pair(
-        Duration::ZERO,
-        Client {
-            sends: vec![(ms(100), 1), (ms(200), 2)],
-            close_at: Some(ms(500)),
-            ..Client::default()
-        },
-    );
-    w.net().partition(&[s], &[c]);
-    w.run_until(ms(1_000));
+    let (mut w, s, c) = partitioned_for_a_second(Client {
+        sends: vec![(ms(100), 1), (ms(200), 2)],
+        close_at: Some(ms(500)),
+        ..Client::default()
+    });
     w.net().heal();
     w.run_until(ms(5_000));
     assert!(

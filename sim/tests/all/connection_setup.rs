@@ -4,9 +4,9 @@
 //! handshake) and a reachable broker are not given up on before the request timeout; a
 //! broker without power is unreachable, one whose process crashed refuses at once.
 
-use crate::harness::Harness;
-use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
-use kafsim_engine::{Instant, Node, NodeId, TopicId};
+use crate::harness::{add_producer, Harness};
+use kafsim_engine::producer::ProducerConfig;
+use kafsim_engine::{Instant, NodeId};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::world::World;
 
@@ -16,22 +16,7 @@ fn world(client: &str, seed: u64) -> (World, Cluster, NodeId) {
     let (mut w, c) = Harness::new(seed).brokers(3).topic("t", 3, 3).build();
     let mut config = ProducerConfig::for_client(client, None).unwrap();
     config.validate().unwrap();
-    let spec = ProducerSpec {
-        index: 0,
-        topic: TopicId(0),
-        rate: Some(100.0),
-        keys: 0,
-        message_size: 100,
-        message_profile: Default::default(),
-        stop_at: Instant::from_millis(120_000),
-        bootstrap: c.brokers.clone(),
-        value_base: 0,
-        transactions: None,
-        held: false,
-    };
-    let p = w.add_node("producer-0", move || {
-        Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
-    });
+    let p = add_producer(&mut w, &c, config, 100.0, 0, 120_000);
     (w, c, p)
 }
 

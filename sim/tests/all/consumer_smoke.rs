@@ -3,10 +3,12 @@
 use crate::consumer_support::*;
 use kafsim_engine::app::HandlerSpec;
 use kafsim_engine::{Duration, Instant};
+use kafsim_sim::cluster::Cluster;
+use kafsim_sim::world::World;
 
-#[test]
-fn one_member_sinks_every_acknowledged_record() {
-    let (mut w, c) = consumer_harness(1, 3).build();
+/// Three brokers and a producer of 10 keys sending every 10 ms for 6 s.
+fn producing_cluster(seed: u64) -> (World, Cluster) {
+    let (mut w, c) = consumer_harness(seed, 3).build();
     add_producer(
         &mut w,
         &c,
@@ -15,6 +17,12 @@ fn one_member_sinks_every_acknowledged_record() {
         Duration::from_millis(10),
         Instant::from_millis(6000),
     );
+    (w, c)
+}
+
+#[test]
+fn one_member_sinks_every_acknowledged_record() {
+    let (mut w, c) = producing_cluster(1);
     let cfg = config("sarama", &[("auto.offset.reset", text("earliest"))]);
     add_consumer(&mut w, &c, 0, 0, cfg, HandlerSpec::default());
     w.run_until(Instant::from_millis(15_000));
@@ -28,15 +36,7 @@ fn one_member_sinks_every_acknowledged_record() {
 }
 
 fn crashy_run(seed: u64) -> (u64, u64, usize) {
-    let (mut w, c) = consumer_harness(seed, 3).build();
-    add_producer(
-        &mut w,
-        &c,
-        0,
-        10,
-        Duration::from_millis(10),
-        Instant::from_millis(6000),
-    );
+    let (mut w, c) = producing_cluster(seed);
     let cfg = config("java", &[("auto.offset.reset", text("earliest"))]);
     let h = HandlerSpec {
         process_time: (Duration::from_millis(1), Duration::from_millis(9)),

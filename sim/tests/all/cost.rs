@@ -2,6 +2,7 @@
 //! per-effect costs), NIC sharing (egress and ingress of a node shared by all its links),
 //! extra wire bytes per record, and the hardware profiles.
 
+use crate::harness::fixed_latency;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::{Acks, ControllerSyncAck, Message, ProduceRequest};
 use kafsim_engine::{
@@ -12,7 +13,6 @@ use kafsim_sim::cost::{
     ethernet_goodput_bytes_per_sec, profile, CostClass, CostModel, Cpu, CpuCost, GcModel, Work,
     PROFILE_NAMES,
 };
-use kafsim_sim::network::LinkConfig;
 use kafsim_sim::world::{World, WorldConfig};
 use std::any::Any;
 use std::sync::Arc;
@@ -68,17 +68,12 @@ impl CpuCost for TestCpu {
 
 fn config(cpu: TestCpu, nic: u64) -> WorldConfig {
     WorldConfig {
-        link: LinkConfig {
-            latency: Duration::from_micros(500),
-            jitter: Duration::ZERO,
-            ..LinkConfig::default()
-        },
         cost: CostModel {
             cpu: Some(Cpu(Arc::new(cpu))),
             nic_bytes_per_sec: nic,
             extra_bytes_per_record: 0,
         },
-        ..WorldConfig::default()
+        ..fixed_latency(Duration::from_micros(500))
     }
 }
 

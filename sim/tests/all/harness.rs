@@ -11,8 +11,13 @@
 #![allow(dead_code)]
 
 use kafsim_engine::broker::config::BrokerConfig;
+use kafsim_engine::history::HistoryEvent;
+use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
+use kafsim_engine::protocol::ErrorCode;
+use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId};
 use kafsim_sim::cluster::{build_cluster, Cluster, ClusterSpec};
 use kafsim_sim::invariants::{self, InvariantScope};
+use kafsim_sim::network::LinkConfig;
 use kafsim_sim::world::{World, WorldConfig};
 
 /// A cluster to build, and the world to build it in.
@@ -78,6 +83,13 @@ impl Harness {
         self
     }
 
+    /// `min.insync.replicas` of the brokers' configuration (call after
+    /// [`Harness::broker_config`], which replaces the whole configuration).
+    pub fn min_insync_replicas(mut self, n: u32) -> Harness {
+        self.broker_config.min_insync_replicas = n;
+        self
+    }
+
     /// The brokers' configuration (`offsets.topic.num.partitions` is the harness's).
     pub fn broker_config(mut self, config: BrokerConfig) -> Harness {
         self.broker_config = config;
@@ -120,4 +132,53 @@ impl Harness {
         }
         (w, c)
     }
+}
+
+/// A world whose every link takes exactly `latency` (no jitter): tests that count
+/// round trips.
+pub fn fixed_latency(latency: Duration) -> WorldConfig {
+    WorldConfig {
+        link: LinkConfig {
+            latency,
+            jitter: Duration::ZERO,
+            ..LinkConfig::default()
+        },
+        ..WorldConfig::default()
+    }
+}
+
+/// Add `producer-0`, an engine producer of `config` sending to topic 0 of `c` at `rate`
+/// records/s over `keys` keys (0: none) until `stop_ms`; returns its node.
+pub fn add_producer(
+    w: &mut World,
+    c: &Cluster,
+    config: ProducerConfig,
+    rate: f64,
+    keys: u32,
+    stop_ms: u64,
+) -> NodeId {
+    let spec = ProducerSpec {
+        index: 0,
+        topic: TopicId(0),
+        rate: Some(rate),
+        keys,
+        message_size: 100,
+        message_profile: Default::default(),
+        stop_at: Instant::from_millis(stop_ms),
+        bootstrap: c.brokers.clone(),
+        value_base: 0,
+        transactions: None,
+        held: false,
+    };
+    w.add_node("producer-0", move || {
+        Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
+    })
+}
+
+/// How many sends of the run failed definitely with `error` (`SendFail`).
+pub fn send_failures(w: &World, error: ErrorCode) -> usize {
+    w.history()
+        .entries()
+        .filter(|e| matches!(e.event, HistoryEvent::SendFail { error: e, .. } if e == error))
+        .count()
 }

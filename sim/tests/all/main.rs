@@ -42,5 +42,6 @@ mod sarama_transactions;
 mod scenario_parse;
 mod scenario_properties;
 mod socket;
+mod static_membership;
 mod transaction_coordinator;
 mod transactions_kip890;

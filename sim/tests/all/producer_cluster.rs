@@ -2,14 +2,14 @@
 //! with a sync acks=all producer, and acks=0 (kafka-go defaults) vs Java defaults on a leader
 //! crash. Each both ways; assertions read the leader's log and the history directly.
 
-use crate::harness::Harness;
+use crate::harness::{send_failures, Harness};
 use kafsim_engine::broker::config::{BrokerConfig, KafkaVersion};
 use kafsim_engine::broker::Broker;
 use kafsim_engine::config::{ConfigValue, Configurable};
 use kafsim_engine::history::HistoryEvent;
-use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec, ProducerStats};
+use kafsim_engine::producer::{Producer, ProducerConfig, ProducerStats};
 use kafsim_engine::protocol::ErrorCode;
-use kafsim_engine::{Duration, Instant, Node, NodeId, TopicId, TopicPartition, ValueId};
+use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition, ValueId};
 use kafsim_sim::cluster::Cluster;
 use kafsim_sim::world::World;
 use std::collections::BTreeSet;
@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 const TOPIC: TopicId = TopicId(0);
 const TP: TopicPartition = TopicPartition::new(TOPIC, 0);
 
+/// An engine producer of `config` on topic 0, without keys.
 fn add_producer(
     w: &mut World,
     c: &Cluster,
@@ -24,22 +25,7 @@ fn add_producer(
     rate: f64,
     stop: u64,
 ) -> NodeId {
-    let spec = ProducerSpec {
-        index: 0,
-        topic: TOPIC,
-        rate: Some(rate),
-        keys: 0,
-        message_size: 100,
-        message_profile: Default::default(),
-        stop_at: Instant::from_millis(stop),
-        bootstrap: c.brokers.clone(),
-        value_base: 0,
-        transactions: None,
-        held: false,
-    };
-    w.add_node("producer-0", move || {
-        Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
-    })
+    crate::harness::add_producer(w, c, config, rate, 0, stop)
 }
 
 fn producer_config(client: &str, overrides: &[(&str, ConfigValue)]) -> ProducerConfig {
@@ -354,19 +340,7 @@ fn long_outage(client: &str) -> (usize, usize, ProducerStats) {
     w.restart(b2);
     w.run_until(Instant::from_millis(60_000));
     let _ = b0;
-    let not_leader = w
-        .history()
-        .entries()
-        .filter(|e| {
-            matches!(
-                e.event,
-                HistoryEvent::SendFail {
-                    error: ErrorCode::NotLeaderOrFollower,
-                    ..
-                }
-            )
-        })
-        .count();
+    let not_leader = send_failures(&w, ErrorCode::NotLeaderOrFollower);
     let late_acks = w
         .history()
         .entries()

@@ -3,10 +3,10 @@
 //! batch.size 16 KiB vs 1 MiB. Prints records acknowledged per wall second. Run with
 //! `cargo test --release -p kafsim-sim --test producer_throughput -- --ignored --nocapture`.
 
-use crate::harness::Harness;
+use crate::harness::{add_producer, Harness};
 use kafsim_engine::config::{ConfigValue, Configurable};
-use kafsim_engine::producer::{Producer, ProducerConfig, ProducerSpec};
-use kafsim_engine::{Instant, Node, TopicId};
+use kafsim_engine::producer::{Producer, ProducerConfig};
+use kafsim_engine::Instant;
 
 fn measure(linger_ms: i64, batch_size: i64) {
     let (mut w, c) = Harness::new(1).partitions(6).build();
@@ -18,22 +18,7 @@ fn measure(linger_ms: i64, batch_size: i64) {
         .set("batch.size", &ConfigValue::Int(batch_size))
         .unwrap();
     config.validate().unwrap();
-    let spec = ProducerSpec {
-        index: 0,
-        topic: TopicId(0),
-        rate: Some(100_000.0),
-        keys: 1000,
-        message_size: 100,
-        message_profile: Default::default(),
-        stop_at: Instant::from_millis(4_000),
-        bootstrap: c.brokers.clone(),
-        value_base: 0,
-        transactions: None,
-        held: false,
-    };
-    let p = w.add_node("producer-0", move || {
-        Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>
-    });
+    let p = add_producer(&mut w, &c, config, 100_000.0, 1000, 4_000);
     w.run_until(Instant::from_millis(1_000)); // cluster start-up
     let start = std::time::Instant::now();
     w.run_until(Instant::from_millis(5_000));

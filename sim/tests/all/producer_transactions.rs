@@ -4,23 +4,20 @@
 //! (`aborted-read`), and the transaction keys are errors at their line when they are wrong.
 
 use crate::txn_support::{
-    assert_reads_exactly_the_commits, fates, line_of, prepare_err, run, TxnScenario,
+    aborted_values_read_and_reported, assert_reads_exactly_the_commits, fates, line_of,
+    prepare_err, read_by_java, run,
 };
 use kafsim_sim::scenario::{self, ScenarioError};
-use kafsim_sim::violation::ViolationKind;
 
 /// One transactional producer of `client` and one Java group reading with `isolation`
 /// ([`TxnScenario`]); `extra` goes into the producer's config.
 fn scenario_text(isolation: &str, abort: f64, extra: &str, client: &str) -> String {
-    TxnScenario {
-        producer: &format!("client = \"{client}\""),
-        producer_config: &format!("\"transactional.id\" = \"orders-app\"\n{extra}"),
+    read_by_java(
+        &format!("client = \"{client}\""),
+        &format!("\"transactional.id\" = \"orders-app\"\n{extra}"),
+        isolation,
         abort,
-        group_client: "java",
-        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
-        cluster_config: "",
-    }
-    .text()
+    )
 }
 
 #[test]
@@ -34,17 +31,11 @@ fn read_uncommitted_reads_aborted_values_and_the_checker_says_so() {
     let out = run(&scenario_text("read_uncommitted", 0.3, "", "java"));
     let f = fates(&out);
     assert!(f.committed.is_subset(&f.polled));
-    let read_aborted = f.aborted.intersection(&f.polled).count();
+    let (read_aborted, aborted_reads) = aborted_values_read_and_reported(&out);
     assert!(
         read_aborted > 0,
         "aborted values were acknowledged and read"
     );
-    let aborted_reads = out
-        .result
-        .violations
-        .iter()
-        .filter(|v| v.kind == ViolationKind::AbortedRead)
-        .count();
     assert!(
         aborted_reads > 0 && aborted_reads <= read_aborted,
         "{aborted_reads}"

@@ -13,15 +13,11 @@ const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 #[test]
 fn standby_controller_takes_over_and_elects_leaders() {
-    let config = BrokerConfig {
-        min_insync_replicas: 2,
-        ..BrokerConfig::default()
-    };
     let (mut w, c) = Harness::new(31)
         .controllers(2)
         .partitions(2)
         .offsets_partitions(3)
-        .broker_config(config)
+        .min_insync_replicas(2)
         .invariants(InvariantScope {
             correlated_power_loss: false,
         })

@@ -20,23 +20,12 @@ fn random_faults(w: &mut World, brokers: &[NodeId], seed: u64, until: Instant) {
         let b = brokers[rng.gen_range(0..brokers.len())];
         let others: Vec<NodeId> = brokers.iter().copied().filter(|x| *x != b).collect();
         let hold = Duration::from_millis(rng.gen_range(200..12_000));
-        match rng.gen_range(0..3) {
-            0 => {
-                w.crash(b);
-                w.run_for(hold);
-                w.restart(b);
-            }
-            1 => {
-                w.pause(b);
-                w.run_for(hold);
-                w.resume(b);
-            }
-            _ => {
-                w.net().partition(&[b], &others);
-                w.run_for(hold);
-                w.net().heal();
-            }
-        }
+        let fault = match rng.gen_range(0..3) {
+            0 => HeldFault::Crash,
+            1 => HeldFault::Pause,
+            _ => HeldFault::Partition,
+        };
+        hold_fault(w, fault, b, &others, hold);
     }
 }
 
@@ -83,13 +72,9 @@ fn acks_all_min_insync_2_never_loses_under_crashes_partitions_pauses() {
 
 /// One faulty run, returning its trace hash and history length.
 fn run_once(seed: u64) -> (u64, usize) {
-    let config = BrokerConfig {
-        min_insync_replicas: 2,
-        ..BrokerConfig::default()
-    };
     let (mut w, c) = Harness::new(seed)
         .partitions(2)
-        .broker_config(config)
+        .min_insync_replicas(2)
         .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(20_000));
     random_faults(&mut w, &c.brokers, seed, Instant::from_millis(20_000));

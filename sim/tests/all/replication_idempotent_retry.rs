@@ -7,7 +7,6 @@
 //! lost them (library rows defaults-java seed 10, fsync-every-message-power-loss seed 2).
 
 use crate::support::*;
-use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::protocol::*;
 use kafsim_engine::{
@@ -83,11 +82,7 @@ impl Node for Retrier {
 
 #[test]
 fn acks_all_retry_of_a_duplicate_waits_for_the_high_watermark() {
-    let config = BrokerConfig {
-        min_insync_replicas: 2,
-        ..BrokerConfig::default()
-    };
-    let (mut w, c) = Harness::new(3).broker_config(config).build();
+    let (mut w, c) = Harness::new(3).min_insync_replicas(2).build();
     w.run_until(Instant::from_millis(2000));
     let leader = c.leader_of(&w, TP).expect("a leader");
     let followers = c.followers_of(&w, TP);

@@ -1,6 +1,7 @@
 //! ISR shrink and expand, min.insync.replicas, and unclean leader election
 //! (issue 3 priority b).
 
+use crate::harness::send_failures;
 use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::history::HistoryEvent;
@@ -116,19 +117,7 @@ fn min_insync_rejects_acks_all_when_the_isr_is_too_small() {
     assert_eq!(isr(&w, &c).len(), 1);
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::MAX);
     w.run_until(Instant::from_millis(16_000));
-    let rejected = w
-        .history()
-        .entries()
-        .filter(|e| {
-            matches!(
-                e.event,
-                HistoryEvent::SendFail {
-                    error: ErrorCode::NotEnoughReplicas,
-                    ..
-                }
-            )
-        })
-        .count();
+    let rejected = send_failures(&w, ErrorCode::NotEnoughReplicas);
     assert!(rejected > 10, "only {rejected} NotEnoughReplicas");
     assert!(acked(&w, TP).is_empty());
 }

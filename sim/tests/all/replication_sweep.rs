@@ -46,28 +46,13 @@ fn no_panic_under_mixed_configurations_and_faults() {
             let b = nodes[rng.gen_range(0..nodes.len())];
             let others: Vec<NodeId> = nodes.iter().copied().filter(|x| *x != b).collect();
             let hold = Duration::from_millis(rng.gen_range(100..12_000));
-            match rng.gen_range(0..4) {
-                0 => {
-                    w.crash(b);
-                    w.run_for(hold);
-                    w.restart(b);
-                }
-                1 => {
-                    w.pause(b);
-                    w.run_for(hold);
-                    w.resume(b);
-                }
-                2 => {
-                    w.power_loss(b, true);
-                    w.run_for(hold);
-                    w.restart(b);
-                }
-                _ => {
-                    w.net().partition(&[b], &others);
-                    w.run_for(hold);
-                    w.net().heal();
-                }
-            }
+            let fault = match rng.gen_range(0..4) {
+                0 => HeldFault::Crash,
+                1 => HeldFault::Pause,
+                2 => HeldFault::PowerLoss,
+                _ => HeldFault::Partition,
+            };
+            hold_fault(&mut w, fault, b, &others, hold);
         }
         w.net().heal();
         for n in &nodes {

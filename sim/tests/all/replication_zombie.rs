@@ -3,7 +3,6 @@
 //! follower, and no replica diverges (issue 3 priority e).
 
 use crate::support::*;
-use kafsim_engine::broker::config::BrokerConfig;
 use kafsim_engine::broker::Broker;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::Acks;
@@ -14,12 +13,8 @@ const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 #[test]
 fn resumed_zombie_leader_is_fenced_and_its_late_writes_vanish() {
-    let config = BrokerConfig {
-        min_insync_replicas: 2,
-        ..BrokerConfig::default()
-    };
     let (mut w, c) = Harness::new(13)
-        .broker_config(config)
+        .min_insync_replicas(2)
         .invariants(InvariantScope {
             correlated_power_loss: false,
         })

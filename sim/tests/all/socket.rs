@@ -1,11 +1,11 @@
 //! The broker's socket server in the kernel (`sim/src/socket.rs`): a broker reads one produce
 //! request per client connection at a time, the next only once it has answered the one before.
 
+use crate::harness::fixed_latency;
 use kafsim_engine::protocol::{Acks, Message, ProduceRequest, ProduceResponse};
 use kafsim_engine::{Cx, Duration, Instant, Node, NodeId, Timer};
 use kafsim_sim::cost::CostClass;
-use kafsim_sim::network::LinkConfig;
-use kafsim_sim::world::{World, WorldConfig};
+use kafsim_sim::world::World;
 use std::any::Any;
 
 /// Answers every produce request 10 ms after it reads it (a produce waiting for followers)
@@ -78,17 +78,7 @@ impl Node for Client {
 }
 
 fn world(class: CostClass, requests: Vec<(u64, Acks)>) -> (World, NodeId, NodeId) {
-    let mut w = World::new(
-        1,
-        WorldConfig {
-            link: LinkConfig {
-                latency: Duration::from_millis(1),
-                jitter: Duration::ZERO,
-                ..LinkConfig::default()
-            },
-            ..WorldConfig::default()
-        },
-    );
+    let mut w = World::new(1, fixed_latency(Duration::from_millis(1)));
     let b = w.add_node_with_cost("broker", class, || Box::new(SlowBroker::default()));
     let c = w.add_node("client", move || {
         Box::new(Client {

@@ -13,7 +13,7 @@ pub(super) fn prepare_err(text: &str) -> ScenarioError {
     }
 }
 
-fn prepares(text: &str) -> kafsim_sim::runner::Prepared {
+pub(super) fn prepares(text: &str) -> kafsim_sim::runner::Prepared {
     kafsim_sim::runner::prepare(parse(text).unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -678,21 +678,46 @@ fn producer_partition_needs_a_producer() {
     );
 }
 
-/// Static membership is not modelled: `group.instance.id` (and sarama's
-/// `Consumer.Group.InstanceId`) is an error at its line with a hint, not silently a dynamic
-/// group.
+/// Static membership (KIP-345): `group.instance.id` (sarama's `Consumer.Group.InstanceId`)
+/// is accepted where the client has it, and member I of the group gets `<value>-I`; kafka-go
+/// has no instance id, an old client version has none yet, and a standalone consumer never
+/// joins: each an error at the key's line.
 #[test]
-fn static_membership_is_refused_at_its_line_until_it_is_modelled() {
-    for (client, key) in [
-        ("java", "group.instance.id"),
-        ("sarama", "Consumer.Group.InstanceId"),
+fn group_instance_id_is_accepted_where_the_client_has_it() {
+    use super::connection_setup::{group_as, prepare_err, prepares};
+    for (client, key, more) in [
+        ("java", "group.instance.id", ""),
+        (
+            "librdkafka",
+            "group.instance.id",
+            "\"enable.auto.offset.store\" = false\n",
+        ),
+        ("sarama", "Consumer.Group.InstanceId", ""),
     ] {
-        let text =
-            super::connection_setup::group_as(client, &format!("\"{key}\" = \"billing-host\"\n"));
-        let e = super::connection_setup::prepare_err(&text);
-        assert_eq!(e.key, format!("consumer_groups[0].config.{key}"), "{e}");
-        assert_eq!(e.line, line_of(&text, key), "{e}");
-        let e = e.to_string();
-        assert!(e.contains("KIP-345") && e.contains("hint: remove"), "{e}");
+        let p = prepares(&group_as(
+            client,
+            &format!("\"{key}\" = \"billing\"\n{more}"),
+        ));
+        let config = p.group_config("billing").expect("the group");
+        assert_eq!(
+            config.group_instance_id.as_deref(),
+            Some("billing"),
+            "{client}"
+        );
     }
+    let text = group_as("kafka-go", "\"group.instance.id\" = \"billing\"\n");
+    let e = prepare_err(&text);
+    assert_eq!(e.key, "consumer_groups[0].config.group.instance.id", "{e}");
+    assert_eq!(e.line, line_of(&text, "group.instance.id"), "{e}");
+    assert!(
+        e.to_string().contains("kafka-go has no static membership"),
+        "{e}"
+    );
+    let text = group_as("java", "\"group.instance.id\" = \"billing\"\n").replacen(
+        "client = \"java\"\n",
+        "client = \"java\"\nclient_version = \"2.2\"\n",
+        1,
+    );
+    let e = prepare_err(&text).to_string();
+    assert!(e.contains("static membership came in java 2.3"), "{e}");
 }

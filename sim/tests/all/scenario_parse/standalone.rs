@@ -240,3 +240,18 @@ fn standalone_consumer_keys_have_clear_errors() {
     assert_eq!(e.key, "consumers[0].config.max.poll.records", "{e}");
     assert_eq!(e.line, last_line(&t, |l| l.contains("max.poll.records")));
 }
+
+/// A standalone consumer never joins its group: a `group.instance.id` is an error at its line.
+#[test]
+fn a_standalone_consumer_has_no_group_instance_id() {
+    let config = "\"group.id\" = \"audit\"\n\"group.instance.id\" = \"audit\"\n";
+    let text = with_consumer("java", "", config, "");
+    let e = parse(&text).expect_err("refused");
+    assert_eq!(e.key, "consumers[0].config.group.instance.id", "{e}");
+    assert_eq!(
+        e.line,
+        last_line(&text, |l| l.contains("group.instance.id")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("never joins its group"), "{e}");
+}

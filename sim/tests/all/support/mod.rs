@@ -254,3 +254,36 @@ pub fn isr_of(w: &World, c: &Cluster, tp: TopicPartition) -> Vec<NodeId> {
     isr.sort();
     isr
 }
+
+/// A fault the random-fault tests hold on one node for a while, then lift.
+#[derive(Clone, Copy, Debug)]
+pub enum HeldFault {
+    Crash,
+    Pause,
+    /// A power loss that tears the unsynced tail, lifted by a restart.
+    PowerLoss,
+    /// The node cut off from `others`, lifted by healing the network.
+    Partition,
+}
+
+/// Apply `fault` to `node`, run for `hold`, then lift it.
+pub fn hold_fault(
+    w: &mut World,
+    fault: HeldFault,
+    node: NodeId,
+    others: &[NodeId],
+    hold: Duration,
+) {
+    match fault {
+        HeldFault::Crash => w.crash(node),
+        HeldFault::Pause => w.pause(node),
+        HeldFault::PowerLoss => w.power_loss(node, true),
+        HeldFault::Partition => w.net().partition(&[node], others),
+    }
+    w.run_for(hold);
+    match fault {
+        HeldFault::Crash | HeldFault::PowerLoss => w.restart(node),
+        HeldFault::Pause => w.resume(node),
+        HeldFault::Partition => w.net().heal(),
+    }
+}

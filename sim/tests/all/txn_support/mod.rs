@@ -5,6 +5,7 @@
 use kafsim_engine::history::HistoryEvent;
 use kafsim_sim::runner::{prepare, run_seed, Prepared, RunOptions, RunOutput};
 use kafsim_sim::scenario;
+use kafsim_sim::violation::ViolationKind;
 use std::collections::BTreeSet;
 
 /// Run seed 1 of a scenario text, keeping the history.
@@ -96,6 +97,50 @@ pub fn assert_reads_exactly_the_commits(out: &RunOutput) {
         "{:?}",
         out.result.violations
     );
+}
+
+/// A run of commits only (at least 50, no abort) without a violation: transactions that must
+/// all commit did.
+pub fn assert_only_commits(out: &RunOutput) {
+    let f = fates(out);
+    assert!(
+        f.commits >= 50 && f.aborts == 0,
+        "{} / {}",
+        f.commits,
+        f.aborts
+    );
+    assert!(
+        out.result.violations.is_empty(),
+        "{:?}",
+        out.result.violations
+    );
+}
+
+/// Aborted values a group polled, and the `aborted-read` violations the checker reported:
+/// a read_uncommitted group reads aborted values, and each report is one of those reads.
+pub fn aborted_values_read_and_reported(out: &RunOutput) -> (usize, usize) {
+    let f = fates(out);
+    let read = f.aborted.intersection(&f.polled).count();
+    let reported = out
+        .result
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::AbortedRead)
+        .count();
+    (read, reported)
+}
+
+/// A [`TxnScenario`] read by a Java group at `isolation`, on a cluster of default settings.
+pub fn read_by_java(producer: &str, producer_config: &str, isolation: &str, abort: f64) -> String {
+    TxnScenario {
+        producer,
+        producer_config,
+        abort,
+        group_client: "java",
+        group_config: &format!("\"isolation.level\" = \"{isolation}\""),
+        cluster_config: "",
+    }
+    .text()
 }
 
 /// The scenario every client's transaction tests run: one transactional producer (rate 200,
