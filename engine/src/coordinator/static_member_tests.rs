@@ -415,3 +415,43 @@ fn a_failed_append_undoes_the_replacement() {
     assert_eq!(rig.heartbeat_as(10, &p0, Some("pod-0"), 1), ErrorCode::None);
     assert_eq!(rig.state(), (GroupState::Stable, 1, 2));
 }
+
+/// A static member that joins again while the GroupMetadata append of its previous rejoin is
+/// still pending (a restarted process whose first JoinGroup timed out, or that crashed and
+/// restarted once more): the second replacement fences the first JoinGroup at once
+/// (`ClassicGroup.replaceStaticMember` completes the replaced member's join future with
+/// FENCED_INSTANCE_ID), the first append's completion answers nothing, and the second
+/// rejoin gets the old assignment back in the same generation.
+#[test]
+fn a_second_static_rejoin_before_the_first_append_fences_the_first() {
+    let mut rig = Rig::new();
+    let (_, p1, _) = static_group(&mut rig);
+    let first = rig.join_static(11, "", "pod-1", false);
+    assert!(
+        first.is_empty(),
+        "the answer waits for the append: {first:?}"
+    );
+    let second = rig.join_static(11, "", "pod-1", false);
+    let fenced = join_resp(&second, 11);
+    assert_eq!(fenced.error, ErrorCode::FencedInstanceId);
+    assert_eq!(rig.state(), (GroupState::Stable, 1, 2), "no rebalance");
+    let answers: Vec<JoinGroupResponse> = rig
+        .complete_appends()
+        .into_iter()
+        .filter_map(|(n, m)| match m {
+            Message::JoinGroupResponse(r) if n == NodeId(11) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answers.len(),
+        1,
+        "one answer, to the second join: {answers:?}"
+    );
+    let resp = &answers[0];
+    assert_eq!((resp.error, resp.generation), (ErrorCode::None, 1));
+    assert!(resp.member_id != p1 && resp.member_id != fenced.member_id);
+    let sent = rig.sync_as(11, &resp.member_id, Some("pod-1"), 1, Vec::new());
+    assert_eq!(sync_resp(&sent, 11), (ErrorCode::None, vec![TP1]));
+    assert_eq!(rig.state(), (GroupState::Stable, 1, 2));
+}

@@ -73,12 +73,23 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
         } else if invocation.seq < high.seq {
             // Both records, where each was read from and when, so the finding explains
             // itself: two partitions means the key moved (partitions added, a non-hashing
-            // partitioner); one partition means the service reordered it (workers, retries).
+            // partitioner); one partition means either the log holds them out of send order
+            // (the later send at the lower offset: the producer's retries reordered them) or
+            // the service wrote the higher offset first (workers, a redelivery).
             let keyless =
                 (config.keyless_partitioners.iter()).find(|(p, _)| *p == invocation.producer);
             let where_ = match keyless {
+                _ if high.partition == partition && high.offset < offset => format!(
+                    "both from one partition, read in log order, but the log holds the later \
+                     send at the lower offset: {}'s sends landed out of order (a retried \
+                     request overtaken by a later one, which needs retries without \
+                     idempotence and more than one request in flight; see nonmonotonic-send)",
+                    config.names.producer(invocation.producer)
+                ),
                 _ if high.partition == partition => {
-                    "both from one partition: the service reordered them".to_string()
+                    "both from one partition, the higher offset written first: the service \
+                     reordered them"
+                        .to_string()
                 }
                 Some((_, name)) => format!(
                     "the key's records were in two partitions, read independently: {}'s \
@@ -127,16 +138,34 @@ mod tests {
     fn sinking_a_key_out_of_invoke_order_fires() {
         let mut s = Story::new();
         s.invoke(1, 0, 1, Some(7)).invoke(1, 0, 2, Some(7));
-        s.ok(2, 0, 1, 0, 1).ok(2, 0, 2, 0, 0);
-        s.sink(3, 0, 0, 0, 2).sink(4, 0, 0, 1, 1);
+        // The log holds them in send order (v1 @0, v2 @1); the service sank @1 first.
+        s.ok(2, 0, 1, 0, 0).ok(2, 0, 2, 0, 1);
+        s.sink(3, 0, 0, 1, 2).sink(4, 0, 0, 0, 1);
         let found = run(check, &s, &config(vec![group(0, false, true)]));
         assert_eq!(kinds(&found), vec![KeyOrder]);
         assert_eq!((found[0].value, found[0].at.as_millis()), (Some(v(1)), 4));
+        let d = &found[0].detail;
         assert!(
-            found[0].detail.contains("both from one partition"),
-            "{}",
-            found[0].detail
+            d.ends_with("the higher offset written first: the service reordered them"),
+            "{d}"
         );
+        assert!(!d.contains("landed out of order"), "{d}");
+    }
+
+    #[test]
+    fn a_key_the_producer_reordered_in_the_log_blames_the_producer_not_the_service() {
+        // v2 was sent after v1 but its batch landed first (a retried batch overtaken): the
+        // service read the partition in offset order and sank v2 (@0) before v1 (@1).
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, Some(7)).invoke(1, 0, 2, Some(7));
+        s.ok(2, 0, 2, 0, 0).ok(3, 0, 1, 0, 1);
+        s.sink(4, 0, 0, 0, 2).sink(5, 0, 0, 1, 1);
+        let found = run(check, &s, &config(vec![group(0, false, true)]));
+        assert_eq!(kinds(&found), vec![KeyOrder]);
+        let d = &found[0].detail;
+        assert!(d.contains("read in log order"), "{d}");
+        assert!(d.contains("producer-0's sends landed out of order"), "{d}");
+        assert!(!d.contains("the service reordered"), "{d}");
     }
 
     #[test]

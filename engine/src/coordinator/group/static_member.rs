@@ -187,6 +187,10 @@ impl Group {
             let e = ErrorCode::FencedInstanceId;
             send_sync(cx, member.client, corr, e, Arc::new(Vec::new()));
         }
+        // A rejoin of `old` whose append is still pending was just fenced: its append's
+        // completion answers nothing (Kafka's `ClassicGroup.replaceStaticMember` builds a new
+        // member object, so the old append's `completeJoinFuture` finds no future).
+        self.static_rejoins.remove(old);
         assert!(
             !self.members.contains_key(new) && !self.pending.contains_key(new),
             "group {}: {new} replaces {old} but is taken",
