@@ -57,24 +57,42 @@ struct ReadMark {
     value: ValueId,
 }
 
+/// What the history says of one value: where it was first evidenced, and which groups read it.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    /// The first position evidenced for the value.
+    first: (TopicPartition, u64, Source),
+    /// One bit per group (the first 64) that polled it.
+    read: u64,
+}
+
+/// One piece of evidence: `value` at `(partition, offset)`, as `source` recorded at `at`.
+#[derive(Clone, Copy, Debug)]
+struct Evidence {
+    at: Instant,
+    partition: TopicPartition,
+    offset: u64,
+    value: ValueId,
+    source: Source,
+}
+
 /// What one pass over the history learns.
 #[derive(Default)]
 struct Pass {
-    /// The first position evidenced for each value.
-    first_position: ValueTable<(TopicPartition, u64, Source)>,
+    /// Per value, its first position and its readers: one table, one lookup per evidence.
+    seen: ValueTable<Seen>,
     /// The first position of a value in a topic other than that of its first position
     /// (copies: consume-transform-produce outputs, dead letters), by (topic, value).
     copies: HashMap<(TopicId, ValueId), (TopicPartition, u64, Source)>,
     /// Further distinct positions of a value (duplicates: rare, so kept apart).
     more_positions: HashMap<ValueId, Vec<(TopicPartition, u64)>>,
-    /// The first value evidenced at each position: per partition, by offset.
+    /// The first value evidenced at each position: per partition, by offset (each allocated
+    /// once for the partition's known offsets, [`HistoryIndex::offset_bound`]).
     occupant: RecentMap<TopicPartition, Vec<Option<(ValueId, Source)>>>,
     /// ... for offsets far beyond the dense range (crafted histories only).
     occupant_sparse: HashMap<(TopicPartition, u64), (ValueId, Source)>,
     /// (position, value) pairs already reported as inconsistent.
     inconsistent: HashSet<(TopicPartition, u64, ValueId)>,
-    /// Per value, one bit per group (the first 64) that polled it.
-    read: ValueTable<u64>,
     /// (group, value) for groups beyond the first 64.
     read_more: HashSet<(u32, ValueId)>,
     /// Per (group, partition): reads that raised the highest read offset, in time order.
@@ -85,8 +103,7 @@ struct Pass {
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
     let mut pass = Pass {
-        first_position: index.value_table(),
-        read: index.value_table(),
+        seen: index.value_table(),
         ..Pass::default()
     };
     for entry in history.entries() {
@@ -103,7 +120,14 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                     continue;
                 }
                 let source = Source::Ack { producer };
-                pass.evidence(entry.at, partition, offset, value, source, config, out);
+                let evidence = Evidence {
+                    at: entry.at,
+                    partition,
+                    offset,
+                    value,
+                    source,
+                };
+                pass.evidence(evidence, None, index, config, out);
             }
             HistoryEvent::Poll {
                 group,
@@ -114,8 +138,15 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 ..
             } => {
                 let source = Source::Read { group, member };
-                pass.evidence(entry.at, partition, offset, value, source, config, out);
-                pass.read(entry.at, group, member, partition, offset, value);
+                let evidence = Evidence {
+                    at: entry.at,
+                    partition,
+                    offset,
+                    value,
+                    source,
+                };
+                pass.evidence(evidence, Some(group), index, config, out);
+                pass.read(entry.at, group, member, partition, offset, value, index);
             }
             HistoryEvent::PositionReset {
                 group,
@@ -137,18 +168,24 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
 }
 
 impl Pass {
-    #[allow(clippy::too_many_arguments)]
+    /// Notes one piece of evidence (of a read by `reader`, if it is one), reporting what it
+    /// contradicts.
     fn evidence(
         &mut self,
-        at: Instant,
-        partition: TopicPartition,
-        offset: u64,
-        value: ValueId,
-        source: Source,
+        evidence: Evidence,
+        reader: Option<u32>,
+        index: &HistoryIndex,
         config: &CheckConfig,
         out: &mut Collector,
     ) {
-        let (first_value, first_source) = self.occupant(partition, offset, (value, source));
+        let Evidence {
+            at,
+            partition,
+            offset,
+            value,
+            source,
+        } = evidence;
+        let (first_value, first_source) = self.occupant(partition, offset, (value, source), index);
         if first_value != value && self.inconsistent.insert((partition, offset, value)) {
             out.push(
                 Violation::new(
@@ -168,9 +205,14 @@ impl Pass {
                 .of_value(value),
             );
         }
-        let mut first = *self
-            .first_position
-            .insert_if_absent(value, (partition, offset, source));
+        let seen = self.seen.get_or_insert_with(value, || Seen {
+            first: (partition, offset, source),
+            read: 0,
+        });
+        if let Some(group) = reader.filter(|g| *g < 64) {
+            seen.read |= 1 << group;
+        }
+        let mut first = seen.first;
         if first.0.topic != partition.topic {
             first = *self
                 .copies
@@ -205,6 +247,8 @@ impl Pass {
         );
     }
 
+    /// Notes a read's marks (its group's bit is set with its evidence).
+    #[allow(clippy::too_many_arguments)]
     fn read(
         &mut self,
         at: Instant,
@@ -213,13 +257,15 @@ impl Pass {
         partition: TopicPartition,
         offset: u64,
         value: ValueId,
+        index: &HistoryIndex,
     ) {
-        if group < 64 {
-            *self.read.insert_if_absent(value, 0) |= 1 << group;
-        } else {
+        if group >= 64 {
             self.read_more.insert((group, value));
         }
-        let marks = self.marks.get_or_insert_with((group, partition), Vec::new);
+        // Marks raise the offset: at most one per known offset of the partition.
+        let marks = self.marks.get_or_insert_with((group, partition), || {
+            Vec::with_capacity(index.offset_bound(partition))
+        });
         if marks.last().is_none_or(|m| m.offset < offset) {
             marks.push(ReadMark {
                 at,
@@ -236,8 +282,11 @@ impl Pass {
         partition: TopicPartition,
         offset: u64,
         first: (ValueId, Source),
+        index: &HistoryIndex,
     ) -> (ValueId, Source) {
-        let slots = self.occupant.get_or_insert_with(partition, Vec::new);
+        let slots = self.occupant.get_or_insert_with(partition, || {
+            Vec::with_capacity(index.offset_bound(partition))
+        });
         let dense = offset < (1 << 32)
             && (offset as usize) <= slots.len().saturating_mul(2).max(slots.len() + 65_536);
         if dense
@@ -259,9 +308,9 @@ impl Pass {
 
     fn has_read(&self, group: u32, value: ValueId) -> bool {
         if group < 64 {
-            self.read
+            self.seen
                 .get(value)
-                .is_some_and(|bits| bits & (1 << group) != 0)
+                .is_some_and(|seen| seen.read & (1 << group) != 0)
         } else {
             self.read_more.contains(&(group, value))
         }
@@ -269,7 +318,10 @@ impl Pass {
 
     /// The highest offset of `partition` evidenced for `value`, at least `acked`.
     fn last_known_offset(&self, value: ValueId, partition: TopicPartition, acked: u64) -> u64 {
-        let first = self.first_position.get(value).map(|(p, o, _)| (*p, *o));
+        let first = self
+            .seen
+            .get(value)
+            .map(|seen| (seen.first.0, seen.first.1));
         let more = self
             .more_positions
             .get(&value)

@@ -305,6 +305,12 @@ impl OffsetSet {
         }
     }
 
+    /// One past the highest offset the bitset can hold (its words × 64): at least one past
+    /// every dense offset inserted.
+    pub fn dense_len(&self) -> usize {
+        self.words.len() * 64
+    }
+
     /// Sorts the side list; call once after the last insert, before [`OffsetSet::first_in`].
     pub fn finish(&mut self) {
         if !self.sparse_sorted {

@@ -62,6 +62,25 @@ struct KnownOffsets {
     /// died (`transaction.timeout.ms`) without the producer recording it. `None` when the
     /// history has no transactional value: then every offset in `all` counts.
     committed: Option<OffsetSet>,
+    /// By producer id, its values first acknowledged here at a known offset: what
+    /// [`HistoryIndex::first_acks`] tells a checker sizing a per-(producer, partition) list.
+    first_acks: Vec<usize>,
+}
+
+/// Producers with an id below this have their first acknowledgements counted per partition
+/// ([`HistoryIndex::first_acks`]; a count is only a size hint).
+const COUNTED_PRODUCERS: u32 = 1 << 10;
+
+impl KnownOffsets {
+    fn count_first_ack(&mut self, producer: u32) {
+        if producer < COUNTED_PRODUCERS {
+            let p = producer as usize;
+            if p >= self.first_acks.len() {
+                self.first_acks.resize(p + 1, 0);
+            }
+            self.first_acks[p] += 1;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -158,7 +177,7 @@ impl HistoryIndex {
                     partition,
                     offset,
                 } => {
-                    note(&mut index.known, &mut evidence, *partition, *offset, *value);
+                    let acked = index.acks.len();
                     index.acks.insert_if_absent(
                         *value,
                         Ack {
@@ -168,6 +187,13 @@ impl HistoryIndex {
                             offset: *offset,
                         },
                     );
+                    note(&mut index.known, &mut evidence, *partition, *offset, *value);
+                    if index.acks.len() != acked && *offset != super::OFFSET_UNKNOWN {
+                        // The value's first acknowledgement, at a known offset (the lookup
+                        // finds the partition `note` just used without hashing).
+                        let known = index.known.get_mut(partition).expect("noted above");
+                        known.count_first_ack(*producer);
+                    }
                 }
                 HistoryEvent::Poll {
                     group,
@@ -371,6 +397,24 @@ impl HistoryIndex {
     /// Every acknowledged value, ascending.
     pub fn acknowledged_values(&self) -> &[ValueId] {
         &self.acknowledged
+    }
+
+    /// One past the highest offset of `partition` known to hold a value, within the range
+    /// kept densely (rounded up to 64): what a checker's per-offset table of the partition
+    /// grows to, so that it can be allocated once.
+    pub fn offset_bound(&self, partition: TopicPartition) -> usize {
+        self.known
+            .get(&partition)
+            .map_or(0, |known| known.all.dense_len())
+    }
+
+    /// How many values `producer` had first acknowledged in `partition` at a known offset
+    /// (0 for a producer id beyond the counted ones): the length of a per-(producer,
+    /// partition) list of acknowledged sends.
+    pub fn first_acks(&self, producer: u32, partition: TopicPartition) -> usize {
+        let known = self.known.get(&partition);
+        let count = known.and_then(|k| k.first_acks.get(producer as usize));
+        count.copied().unwrap_or(0)
     }
 
     /// The lowest offset in `lo..hi` of `partition` known to hold a value; with

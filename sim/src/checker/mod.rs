@@ -151,8 +151,7 @@ pub fn check_history(history: &History, config: &CheckConfig) -> Vec<Violation> 
     delivery::check(history, &index, config, &mut out);
     send_order::check(history, &index, config, &mut out);
     poll_order::check(history, &index, config, &mut out);
-    key_order::check(history, &index, config, &mut out);
-    sink::check(history, &index, config, &mut out);
+    sink::check_with_key_order(history, &index, config, &mut out);
     ignored::check(history, &index, config, &mut out);
     transactions::check(history, &index, config, &mut out);
     out.finish(config.end)

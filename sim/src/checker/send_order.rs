@@ -88,7 +88,11 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
             // acknowledgement, which carries no offset.
             continue;
         }
-        let run = runs.get_or_insert_with((ack.producer, ack.partition), Vec::new);
+        // Allocated once for every acknowledgement it will hold (a run of hundreds of
+        // thousands of sends otherwise doubles and copies itself some twenty times).
+        let run = runs.get_or_insert_with((ack.producer, ack.partition), || {
+            Vec::with_capacity(index.first_acks(ack.producer, ack.partition))
+        });
         if run.last().is_some_and(|l| l.value == value) {
             continue; // two acknowledgements at the same instant: one position
         }

@@ -20,6 +20,7 @@
 use super::dense::{RecentMap, ValueTable};
 use super::index::FastSet as HashSet;
 use super::index::HistoryIndex;
+use super::key_order::{FirstSinkWrite, KeyOrder};
 use super::{value_name, CheckConfig, Collector, GroupCheck};
 use crate::history::History;
 use crate::violation::{Violation, ViolationKind};
@@ -32,12 +33,36 @@ struct FirstWrite {
     at: Instant,
     /// The member that wrote it (None: a committed output record, found by the final read).
     member: Option<u32>,
+    /// A member wrote the value (`SinkWrite`), this first write or a later one: key order
+    /// judges a group's first `SinkWrite` of each value.
+    sunk: bool,
     /// The input record (a database row), or the output record (`OutputRecord`).
     partition: TopicPartition,
     offset: u64,
 }
 
 pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out: &mut Collector) {
+    pass(history, index, config, out, None);
+}
+
+/// The sink and [`super::key_order`] in one pass over the sink writes, sharing the table of
+/// each group's first writes (key order judges a group's first write of each value).
+pub fn check_with_key_order(
+    history: &History,
+    index: &HistoryIndex,
+    config: &CheckConfig,
+    out: &mut Collector,
+) {
+    pass(history, index, config, out, Some(&mut KeyOrder::default()));
+}
+
+fn pass(
+    history: &History,
+    index: &HistoryIndex,
+    config: &CheckConfig,
+    out: &mut Collector,
+    mut key_order: Option<&mut KeyOrder>,
+) {
     // Per group, per value: its first write.
     let mut first: RecentMap<u32, ValueTable<FirstWrite>> = RecentMap::default();
     let mut dead_lettered: HashSet<(u32, ValueId)> = HashSet::default();
@@ -54,10 +79,22 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 let write = FirstWrite {
                     at: entry.at,
                     member: Some(member),
+                    sunk: true,
                     partition,
                     offset,
                 };
-                note_write(&mut first, index, group, value, write, config, out);
+                let first_sunk = note_write(&mut first, index, group, value, write, config, out);
+                if let (true, Some(order)) = (first_sunk, key_order.as_deref_mut()) {
+                    let write = FirstSinkWrite {
+                        at: entry.at,
+                        group,
+                        member,
+                        partition,
+                        offset,
+                        value,
+                    };
+                    order.first_write(write, index, config, out);
+                }
             }
             HistoryEvent::OutputRecord {
                 group,
@@ -68,6 +105,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 let write = FirstWrite {
                     at: entry.at,
                     member: None,
+                    sunk: false,
                     partition,
                     offset,
                 };
@@ -82,6 +120,8 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
     report_losses(index, config, &first, &dead_lettered, out);
 }
 
+/// Notes a write, reporting a repeated one; returns whether it is the group's first
+/// `SinkWrite` of the value.
 fn note_write(
     first: &mut RecentMap<u32, ValueTable<FirstWrite>>,
     index: &HistoryIndex,
@@ -90,13 +130,21 @@ fn note_write(
     write: FirstWrite,
     config: &CheckConfig,
     out: &mut Collector,
-) {
+) -> bool {
     let written = first.get_or_insert_with(group, || index.value_table());
-    let before = written.len();
-    let earlier = *written.insert_if_absent(value, write);
-    if written.len() == before {
-        out.push(duplicate(group, value, &earlier, &write, config));
+    let mut new = false;
+    let earlier = written.get_or_insert_with(value, || {
+        new = true;
+        write
+    });
+    if new {
+        return write.sunk;
     }
+    let first_sunk = write.sunk && !earlier.sunk;
+    earlier.sunk |= write.sunk;
+    let earlier = *earlier;
+    out.push(duplicate(group, value, &earlier, &write, config));
+    first_sunk
 }
 
 /// `sink-loss` for every acknowledged value a sink group consumes that reached neither its
@@ -186,7 +234,8 @@ fn duplicate(
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, check_with_key_order};
+    use crate::checker::key_order;
     use crate::checker::test_support::*;
     use crate::violation::ViolationKind::*;
 
@@ -292,6 +341,39 @@ mod tests {
             .output(9, 0, 0, 0, 1)
             .output(9, 0, 0, 1, 3);
         assert_eq!(run(check, &s, &config(vec![ctp_group()])), vec![]);
+    }
+
+    #[test]
+    fn key_order_in_the_sink_pass_judges_the_first_sink_write_after_an_output_record() {
+        // v2 (invoked after v1, same key) is sunk before v1. v1 was first an output record:
+        // its first *sink write* is still judged, by key order alone as by the fused pass.
+        let mut s = Story::new();
+        s.invoke(1, 0, 1, Some(7)).invoke(1, 0, 2, Some(7));
+        s.ok(2, 0, 1, 0, 0).ok(2, 0, 2, 0, 1);
+        s.output(3, 0, 0, 0, 1)
+            .sink(4, 0, 0, 1, 2)
+            .sink(5, 0, 0, 0, 1)
+            .sink(6, 0, 0, 0, 1);
+        let cfg = config(vec![group(0, false, true)]);
+        let alone = [run(check, &s, &cfg), run(key_order::check, &s, &cfg)].concat();
+        let mut alone: Vec<_> = alone
+            .into_iter()
+            .map(|x| (x.kind, x.at, x.detail))
+            .collect();
+        alone.sort();
+        let fused = run(check_with_key_order, &s, &cfg);
+        let mut fused: Vec<_> = fused
+            .into_iter()
+            .map(|x| (x.kind, x.at, x.detail))
+            .collect();
+        fused.sort();
+        assert_eq!(fused, alone);
+        let kinds: Vec<_> = fused.iter().map(|x| x.0).collect();
+        assert_eq!(
+            kinds,
+            vec![KeyOrder, SinkDuplicate, SinkDuplicate],
+            "{fused:?}"
+        );
     }
 
     #[test]
