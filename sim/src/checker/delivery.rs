@@ -76,6 +76,24 @@ struct Evidence {
     source: Source,
 }
 
+impl Evidence {
+    fn new(
+        at: Instant,
+        partition: TopicPartition,
+        offset: u64,
+        value: ValueId,
+        source: Source,
+    ) -> Evidence {
+        Evidence {
+            at,
+            partition,
+            offset,
+            value,
+            source,
+        }
+    }
+}
+
 /// What one pass over the history learns.
 #[derive(Default)]
 struct Pass {
@@ -120,13 +138,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                     continue;
                 }
                 let source = Source::Ack { producer };
-                let evidence = Evidence {
-                    at: entry.at,
-                    partition,
-                    offset,
-                    value,
-                    source,
-                };
+                let evidence = Evidence::new(entry.at, partition, offset, value, source);
                 pass.evidence(evidence, None, index, config, out);
             }
             HistoryEvent::Poll {
@@ -138,13 +150,7 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
                 ..
             } => {
                 let source = Source::Read { group, member };
-                let evidence = Evidence {
-                    at: entry.at,
-                    partition,
-                    offset,
-                    value,
-                    source,
-                };
+                let evidence = Evidence::new(entry.at, partition, offset, value, source);
                 pass.evidence(evidence, Some(group), index, config, out);
                 pass.read(entry.at, group, member, partition, offset, value, index);
             }

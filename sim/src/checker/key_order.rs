@@ -11,7 +11,7 @@ use super::dense::{RecentMap, ValueTable};
 use super::index::FastMap as HashMap;
 use super::index::HistoryIndex;
 use super::{value_name, CheckConfig, Collector};
-use crate::history::History;
+use crate::history::{History, HistoryEntry};
 use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, Key, TopicPartition, ValueId};
@@ -38,6 +38,31 @@ pub struct FirstSinkWrite {
     pub partition: TopicPartition,
     pub offset: u64,
     pub value: ValueId,
+}
+
+impl FirstSinkWrite {
+    /// The sink write `entry` records, if it records one (whether it is the group's first
+    /// of the value is for the caller to know).
+    pub fn of(entry: &HistoryEntry) -> Option<FirstSinkWrite> {
+        match entry.event {
+            HistoryEvent::SinkWrite {
+                group,
+                member,
+                partition,
+                offset,
+                value,
+                ..
+            } => Some(FirstSinkWrite {
+                at: entry.at,
+                group,
+                member,
+                partition,
+                offset,
+                value,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Per (group, producer, key), the latest-invoked value sunk so far: the state of the check,
@@ -83,31 +108,15 @@ pub fn check(history: &History, index: &HistoryIndex, config: &CheckConfig, out:
     let mut written: RecentMap<u32, ValueTable<()>> = RecentMap::default();
     let mut order = KeyOrder::default();
     for entry in history.entries() {
-        let HistoryEvent::SinkWrite {
-            group,
-            member,
-            partition,
-            offset,
-            value,
-            ..
-        } = entry.event
-        else {
+        let Some(write) = FirstSinkWrite::of(entry) else {
             continue;
         };
-        let sunk = written.get_or_insert_with(group, || index.value_table());
+        let sunk = written.get_or_insert_with(write.group, || index.value_table());
         let before = sunk.len();
-        sunk.insert_if_absent(value, ());
+        sunk.insert_if_absent(write.value, ());
         if sunk.len() == before {
             continue; // a re-delivery: sink-duplicate, not an order question
         }
-        let write = FirstSinkWrite {
-            at: entry.at,
-            group,
-            member,
-            partition,
-            offset,
-            value,
-        };
         order.first_write(write, index, config, out);
     }
 }

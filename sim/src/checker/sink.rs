@@ -68,32 +68,19 @@ fn pass(
     let mut dead_lettered: HashSet<(u32, ValueId)> = HashSet::default();
     for entry in history.entries() {
         match entry.event {
-            HistoryEvent::SinkWrite {
-                group,
-                member,
-                partition,
-                offset,
-                value,
-                ..
-            } => {
+            HistoryEvent::SinkWrite { .. } => {
+                let sunk = FirstSinkWrite::of(entry).expect("a sink write");
                 let write = FirstWrite {
                     at: entry.at,
-                    member: Some(member),
+                    member: Some(sunk.member),
                     sunk: true,
-                    partition,
-                    offset,
+                    partition: sunk.partition,
+                    offset: sunk.offset,
                 };
+                let (group, value) = (sunk.group, sunk.value);
                 let first_sunk = note_write(&mut first, index, group, value, write, config, out);
                 if let (true, Some(order)) = (first_sunk, key_order.as_deref_mut()) {
-                    let write = FirstSinkWrite {
-                        at: entry.at,
-                        group,
-                        member,
-                        partition,
-                        offset,
-                        value,
-                    };
-                    order.first_write(write, index, config, out);
+                    order.first_write(sunk, index, config, out);
                 }
             }
             HistoryEvent::OutputRecord {
