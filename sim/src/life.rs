@@ -407,11 +407,13 @@ fn merge_faults(
 ) {
     for f in cx.faults {
         let during_send = in_flight.is_some_and(|(from, to)| from <= f.at && f.at <= to);
-        let hits = during_send
-            || f.nodes()
-                .iter()
-                .any(|n| since.get(n).is_some_and(|t| *t <= f.at));
-        if !hits {
+        // A node is in the story once it shows up in it, every node while the send travels
+        // (it may be lost on the wire or on the broker it went to).
+        let involved = |n: NodeId| during_send || since.get(&n).is_some_and(|t| *t <= f.at);
+        if !touches(&f.op, &involved, &|n| {
+            let name = cx.names.node(n);
+            name.starts_with("broker-") || name.starts_with("controller-")
+        }) {
             continue;
         }
         let what = describe(&f.op, &|id| cx.names.node(id));
@@ -421,6 +423,23 @@ fn merge_faults(
             .unwrap_or_default();
         let i = lines.partition_point(|(at, _)| *at <= f.at);
         lines.insert(i, (f.at, format!("{} fault: {what}{undo}", f.at)));
+    }
+}
+
+/// Whether fault `op` can have changed what the story's nodes (`involved`) did: it stopped or
+/// slowed one of them, or its partition cut two of them apart. A partition that isolates some
+/// other client leaves everyone in the story on one side: it is not part of this story (a
+/// run with ten producers would otherwise list the other nine's outages).
+/// For a partition, the cluster's own nodes (`cluster`) count as in the story: a partition
+/// among them moves leaders and high watermarks for every record.
+fn touches(op: &Op, involved: &dyn Fn(NodeId) -> bool, cluster: &dyn Fn(NodeId) -> bool) -> bool {
+    let any = |nodes: &[NodeId]| nodes.iter().any(|n| involved(*n));
+    let side = |nodes: &[NodeId]| nodes.iter().any(|n| involved(*n) || cluster(*n));
+    match op {
+        Op::Partition(groups) => groups.iter().filter(|g| side(g)).count() >= 2,
+        Op::PartitionOneWay(a, b) | Op::Bridge { a, b, .. } => side(a) && side(b),
+        Op::Lift(op) => touches(op, involved, cluster),
+        other => any(&crate::nemesis::op_nodes(other)),
     }
 }
 

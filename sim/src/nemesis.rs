@@ -42,7 +42,11 @@ pub enum Op {
         bridge: NodeId,
         b: Vec<NodeId>,
     },
+    /// Lifts every partition and slow link (the scenario's `heal` action).
     Heal,
+    /// The end of one partition, bridge or slow link: lifts what that operation imposed and
+    /// nothing else, so overlapping network faults each last their own time.
+    Lift(Box<Op>),
     SlowLink {
         nodes: Vec<NodeId>,
         latency: Duration,
@@ -139,6 +143,7 @@ pub fn op_nodes(op: &Op) -> Vec<NodeId> {
         Op::Partition(groups) => groups.concat(),
         Op::PartitionOneWay(a, b) => [a.as_slice(), b.as_slice()].concat(),
         Op::Bridge { a, bridge, b } => [a.as_slice(), &[*bridge], b.as_slice()].concat(),
+        Op::Lift(op) => op_nodes(op),
         Op::Heal | Op::AddPartitions { .. } => Vec::new(),
     };
     v.sort();
@@ -162,9 +167,9 @@ pub struct Nemesis {
     pub fired: Vec<Fired>,
     /// `[faults] undo_after`: the range every random fault's duration is drawn from.
     undo_after: Option<(Duration, Duration)>,
-    /// Partitions and slow links in force: (kind, began, own undo due), for the log line of
-    /// the heal that lifts them all.
-    network: Vec<(FaultKind, Instant, Option<Instant>)>,
+    /// Partitions and slow links in force: (kind, began, own undo due, the fault), for the
+    /// log line of a heal that lifts them all.
+    network: Vec<(FaultKind, Instant, Option<Instant>, Op)>,
 }
 
 /// A random fault that fired: the operation its draw resolved to, and when its undo was due.
@@ -284,8 +289,14 @@ impl Nemesis {
                 if let Some((d, _)) = &undo {
                     let _ = write!(line, " (undone after {:?})", d);
                 }
-                line.push_str(&self.note_network(now, &op, undo.as_ref().map(|(d, _)| now + *d)));
+                let (note, in_force) =
+                    self.note_network(now, &op, undo.as_ref().map(|(d, _)| now + *d));
+                line.push_str(&note);
                 self.log.push(line);
+                if !in_force {
+                    // The end of a fault a heal already lifted: nothing to undo in the world.
+                    continue;
+                }
                 self.applied.push(AppliedFault {
                     at: now,
                     kind,
@@ -302,39 +313,49 @@ impl Nemesis {
     }
 
     /// Keep track of the partitions and slow links in force; for a heal, the note that says
-    /// which of them it ends before their own undo was due. A heal lifts every partition and
-    /// slow link at once (`Network::heal`), so when such faults overlap, the first one's undo
-    /// ends the others early, and without the note the log would promise durations the run
-    /// did not have.
-    fn note_network(&mut self, now: Instant, op: &Op, undo_at: Option<Instant>) -> String {
+    /// which of them it ends before their own undo was due. Each fault's own undo lifts only
+    /// that fault (`Op::Lift`), but a scheduled `heal` lifts every partition and slow link at
+    /// once (`Network::heal`): without the note the log would promise durations the run did
+    /// not have. Returns the note, and false for the end of a fault no longer in force.
+    fn note_network(&mut self, now: Instant, op: &Op, undo_at: Option<Instant>) -> (String, bool) {
         let kind = match op {
             Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } => FaultKind::Partition,
             Op::SlowLink { .. } => FaultKind::SlowLink,
+            Op::Lift(lifted) => {
+                return match self.network.iter().position(|e| e.3 == **lifted) {
+                    Some(i) => {
+                        self.network.remove(i);
+                        (String::new(), true)
+                    }
+                    None => (
+                        " (nothing left to lift: a heal ended it earlier)".to_string(),
+                        false,
+                    ),
+                };
+            }
             Op::Heal => {
-                if self.network.is_empty() {
-                    return " (nothing left to lift: an earlier heal ended it)".to_string();
-                }
                 let early: Vec<String> = std::mem::take(&mut self.network)
                     .into_iter()
-                    .filter_map(|(kind, began, due)| {
+                    .filter_map(|(kind, began, due, _)| {
                         let due = due.filter(|due| *due > now)?;
                         Some(format!("the {kind} of {began} {:?} early", due - now))
                     })
                     .collect();
                 if early.is_empty() {
-                    return String::new();
+                    return (String::new(), true);
                 }
-                return format!(
-                    " (a heal lifts every partition and slow link: it also ends {})",
+                let note = format!(
+                    " (a heal lifts every partition and slow link: it ends {})",
                     early.join(", ")
                 );
+                return (note, true);
             }
-            _ => return String::new(),
+            _ => return (String::new(), true),
         };
-        // Bounded: a run has at most one entry per partition or slow link applied since the
-        // last heal, and the end of the safety phase heals.
-        self.network.push((kind, now, undo_at));
-        String::new()
+        // Bounded: an entry lives from its fault to its own undo or the next heal, and the
+        // end of the safety phase heals.
+        self.network.push((kind, now, undo_at, op.clone()));
+        (String::new(), true)
     }
 
     /// Draw the concrete fault of a random kind, and how long until its undo (from
@@ -591,7 +612,7 @@ fn undo_of(op: &Op) -> Option<Op> {
         Op::PowerLoss { nodes, .. } => Op::Restart(nodes.clone()),
         Op::Pause(n) => Op::Resume(n.clone()),
         Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } | Op::SlowLink { .. } => {
-            Op::Heal
+            Op::Lift(Box::new(op.clone()))
         }
         Op::SlowDisk { nodes, .. } => Op::SlowDisk {
             nodes: nodes.clone(),
@@ -601,7 +622,9 @@ fn undo_of(op: &Op) -> Option<Op> {
             nodes: nodes.clone(),
             factor: 1.0,
         },
-        Op::Restart(_) | Op::Resume(_) | Op::Heal | Op::AddPartitions { .. } => return None,
+        Op::Restart(_) | Op::Resume(_) | Op::Heal | Op::Lift(_) | Op::AddPartitions { .. } => {
+            return None
+        }
     })
 }
 
@@ -632,6 +655,7 @@ pub fn describe(op: &Op, name: &dyn Fn(NodeId) -> String) -> String {
             )
         }
         Op::Heal => "heal".to_string(),
+        Op::Lift(op) => format!("heal {}", describe(op, name)),
         Op::SlowLink { nodes, latency } => format!("slow-link {} +{:?}", ids(nodes), latency),
         Op::SlowDisk { nodes, factor } => format!("slow-disk {} x{factor:.1}", ids(nodes)),
         Op::Slowdown { nodes, factor } => format!("slowdown {} x{factor:.1}", ids(nodes)),

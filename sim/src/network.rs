@@ -73,13 +73,16 @@ struct Link {
     /// The connection's epoch, equal on both links of a pair: bumped when the connection
     /// ends; messages sent under an older epoch are dropped on arrival.
     epoch: u64,
-    blocked: bool,
+    /// How many partitions in force cut this link (each fault lifts only its own cut, so
+    /// overlapping partitions end one by one; a heal lifts them all).
+    cuts: u16,
     /// A message of the current epoch reached the end of this link or of its reverse: the
     /// connection is established (its handshake got through).
     established: bool,
     /// Epochs of connections this link's sender closed gracefully after they were
     /// established, newest last (at most [`MAX_ORPHANS`]): their messages still arrive.
     orphans: VecDeque<u64>,
+    /// The sum of the slow-link faults in force on this link (each ends on its own).
     extra_latency: Duration,
     /// Overrides the configured bandwidth (slow-link fault); 0 = use the config.
     bandwidth_override: u64,
@@ -264,7 +267,7 @@ impl Network {
         if !link.accepts(link_epoch) {
             self.settle(from, to, bytes, false);
             Arrival::Stale
-        } else if link.blocked {
+        } else if link.cuts > 0 {
             self.stats.delayed += 1;
             Arrival::Blocked
         } else {
@@ -328,39 +331,60 @@ impl Network {
         self.links.len() as u32
     }
 
-    /// Block `from -> to` (a one-way partition).
+    /// Block `from -> to` (a one-way partition), on top of any cut already in force.
     pub fn block(&mut self, from: NodeId, to: NodeId) {
-        self.link(from, to).blocked = true;
+        let link = self.link(from, to);
+        link.cuts = link
+            .cuts
+            .checked_add(1)
+            .expect("at most 65535 partitions on one link");
     }
 
-    /// Unblock `from -> to`.
+    /// Lift one cut of `from -> to`: the link opens when no other partition cuts it.
     pub fn unblock(&mut self, from: NodeId, to: NodeId) {
-        self.link(from, to).blocked = false;
+        let link = self.link(from, to);
+        assert!(
+            link.cuts > 0,
+            "unblock of {from}->{to}: no partition cuts it"
+        );
+        link.cuts -= 1;
     }
 
     /// Whether `from -> to` is blocked now.
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
-        self.links[from.0 as usize][to.0 as usize].blocked
+        self.links[from.0 as usize][to.0 as usize].cuts > 0
     }
 
     /// Symmetric partition: nothing crosses between `a` and `b` in either direction.
     pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
-        for &x in a {
-            for &y in b {
-                if x != y {
-                    self.block(x, y);
-                    self.block(y, x);
-                }
-            }
-        }
+        self.partition_one_way(a, b);
+        self.partition_one_way(b, a);
     }
 
     /// One-way partition: nothing goes from any of `from` to any of `to`; the reverse works.
     pub fn partition_one_way(&mut self, from: &[NodeId], to: &[NodeId]) {
+        self.cut_pairs(from, to, true);
+    }
+
+    /// The end of [`Network::partition`] of `a` and `b`: lifts that partition's cuts only.
+    pub fn unpartition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        self.cut_pairs(a, b, false);
+        self.cut_pairs(b, a, false);
+    }
+
+    /// The end of [`Network::partition_one_way`].
+    pub fn unpartition_one_way(&mut self, from: &[NodeId], to: &[NodeId]) {
+        self.cut_pairs(from, to, false);
+    }
+
+    /// Add (`cut`) or lift one cut on every link from `from` to `to`.
+    fn cut_pairs(&mut self, from: &[NodeId], to: &[NodeId], cut: bool) {
         for &x in from {
             for &y in to {
-                if x != y {
-                    self.block(x, y);
+                match (x != y, cut) {
+                    (false, _) => {}
+                    (true, true) => self.block(x, y),
+                    (true, false) => self.unblock(x, y),
                 }
             }
         }
@@ -379,21 +403,43 @@ impl Network {
         self.partition(&a, &b);
     }
 
+    /// The end of [`Network::bridge`].
+    pub fn unbridge(&mut self, a: &[NodeId], bridge: NodeId, b: &[NodeId]) {
+        let a: Vec<NodeId> = a.iter().copied().filter(|&n| n != bridge).collect();
+        let b: Vec<NodeId> = b.iter().copied().filter(|&n| n != bridge).collect();
+        self.unpartition(&a, &b);
+    }
+
     /// Lift every partition and link degradation.
     pub fn heal(&mut self) {
         for row in &mut self.links {
             for link in row {
-                link.blocked = false;
+                link.cuts = 0;
                 link.extra_latency = Duration::ZERO;
                 link.bandwidth_override = 0;
             }
         }
     }
 
-    /// Add latency to both directions between `a` and `b` (slow-link fault).
+    /// Add latency to both directions between `a` and `b` (slow-link fault), on top of the
+    /// slow links already in force (two delayed hosts delay what passes both, as `tc netem`
+    /// on each host's interface would).
     pub fn slow_link(&mut self, a: NodeId, b: NodeId, extra: Duration) {
-        self.link(a, b).extra_latency = extra;
-        self.link(b, a).extra_latency = extra;
+        self.link(a, b).extra_latency += extra;
+        self.link(b, a).extra_latency += extra;
+    }
+
+    /// The end of one [`Network::slow_link`] of `extra`: the others in force stay.
+    pub fn unslow_link(&mut self, a: NodeId, b: NodeId, extra: Duration) {
+        for (x, y) in [(a, b), (b, a)] {
+            let link = self.link(x, y);
+            assert!(
+                link.extra_latency >= extra,
+                "end of a slow link {x}->{y} of {extra:?}: only {:?} in force",
+                link.extra_latency
+            );
+            link.extra_latency -= extra;
+        }
     }
 
     /// Reduce the bandwidth of both directions between `a` and `b`.
@@ -547,5 +593,38 @@ mod tests {
             Arrival::Stale
         );
         assert_eq!(n.epoch(NodeId(0), NodeId(1)), n.epoch(NodeId(1), NodeId(0)));
+    }
+
+    #[test]
+    fn overlapping_partitions_and_slow_links_each_end_on_their_own() {
+        let mut n = net(LinkConfig::default());
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        n.partition(&[a], &[b, c]);
+        n.partition(&[a, c], &[b]);
+        n.unpartition(&[a], &[b, c]);
+        // The second partition still cuts a from b; the first one's other cut is gone.
+        assert!(n.is_blocked(a, b) && n.is_blocked(b, a));
+        assert!(!n.is_blocked(a, c) && n.is_blocked(c, b));
+        n.unpartition(&[a, c], &[b]);
+        assert!(!n.is_blocked(a, b) && !n.is_blocked(c, b));
+
+        n.slow_link(a, b, Duration::from_millis(20));
+        n.slow_link(a, b, Duration::from_millis(5));
+        n.unslow_link(a, b, Duration::from_millis(20));
+        assert_eq!(n.links[0][1].extra_latency, Duration::from_millis(5));
+        assert_eq!(n.links[1][0].extra_latency, Duration::from_millis(5));
+        // A heal lifts everything at once.
+        n.partition(&[a], &[b]);
+        n.partition(&[a], &[b]);
+        n.heal();
+        assert!(!n.is_blocked(a, b));
+        assert_eq!(n.links[0][1].extra_latency, Duration::ZERO);
+    }
+
+    #[test]
+    #[should_panic(expected = "no partition cuts it")]
+    fn lifting_a_partition_that_is_not_in_force_is_a_bug() {
+        let mut n = net(LinkConfig::default());
+        n.unpartition(&[NodeId(0)], &[NodeId(1)]);
     }
 }

@@ -118,7 +118,7 @@ fn action_of(op: &Op, target_of: &dyn Fn(NodeId) -> Option<Target>) -> Option<Fa
             factor: *factor,
         },
         // Undo operations are not random faults; their entry's `duration` says when.
-        Op::Restart(_) | Op::Resume(_) | Op::Heal => return None,
+        Op::Restart(_) | Op::Resume(_) | Op::Heal | Op::Lift(_) => return None,
         Op::AddPartitions { topic, count } => FaultAction::AddPartitions {
             topic: topic.clone(),
             count: *count,

@@ -253,6 +253,7 @@ impl Broker {
             correlation_id,
             broker: cx.me(),
             incarnation: self.incarnation,
+            controller_epoch: self.highest_controller_epoch,
         };
         for &c in &self.identity.controllers {
             cx.send(c, Message::BrokerRegistrationRequest(req.clone()));
@@ -274,6 +275,7 @@ impl Broker {
                     correlation_id,
                     broker: cx.me(),
                     broker_epoch: self.rm.broker_epoch,
+                    controller_epoch: self.highest_controller_epoch,
                 };
                 for &c in &self.identity.controllers {
                     cx.send(c, Message::BrokerHeartbeatRequest(req.clone()));

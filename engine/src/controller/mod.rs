@@ -23,10 +23,19 @@
 //! cannot create its ephemeral `/brokers/ids` node while the old ZooKeeper session holds it
 //! (`KafkaZkClient.checkedEphemeralCreate`, NODEEXISTS).
 //!
-//! Known limit (no quorum yet): if only the link between the two controllers breaks, the
-//! standby takes over with the state of the last sync, and changes the old active made since
-//! are forgotten; brokers obey the higher controller epoch. A Raft quorum would implement
-//! [`state::MetadataLog`] and close this.
+//! A standby takes over with a controller epoch above every epoch it has seen, the epochs the
+//! brokers follow included, and an active controller that sees a higher epoch resigns
+//! ([`failover`]): one controller per epoch, as ZooKeeper's conditional `/controller_epoch`
+//! update and KRaft's vote guarantee.
+//!
+//! Known limit (no quorum yet): a change the active controller published to brokers after
+//! its last sync reached the standby is unknown to the standby if it takes over, which it
+//! does after a session without syncs even when the old active still serves the brokers
+//! (syncs held up by TCP retransmission after a partition) or when the old active's
+//! changes made while cut off reach brokers late. The new controller can then give a leader
+//! epoch the old one already gave to another leader (`replication_sweep` seed 195). Real
+//! Kafka publishes only what its quorum (KRaft) or ZooKeeper has committed. A Raft quorum
+//! would implement [`state::MetadataLog`] and close this.
 //!
 //! Broker liveness is in [`broker_heartbeat`], partition state (creation, election,
 //! AlterPartition, fencing's ISR shrink) in [`replication_control`], leader choice in
@@ -35,6 +44,7 @@
 
 mod broker_heartbeat;
 pub mod election;
+mod failover;
 mod replication_control;
 pub mod state;
 
@@ -113,9 +123,9 @@ pub struct Controller {
     next_broker_epoch: u64,
     last_sync_seen: Instant,
     highest_epoch_seen: u32,
-    /// When each broker was last heard from (heartbeats go to every controller): a standby
-    /// only takes over while a majority of brokers can reach it, so a standby cut off from
-    /// the cluster does not seize control with stale state.
+    /// When each broker was last heard from (heartbeats and registrations go to every
+    /// controller): a standby only takes over while a majority of brokers can reach it, so a
+    /// standby cut off from the cluster does not seize control with stale state.
     heard: BTreeMap<NodeId, Instant>,
 }
 
@@ -147,6 +157,8 @@ impl Controller {
 
     fn become_active(&mut self, cx: &mut Cx, first_boot: bool) {
         self.role = Role::Active;
+        // Above every epoch this controller, its peer's syncs and the brokers' heartbeats showed
+        // (`failover`: one controller per epoch).
         self.state.controller_epoch = self.highest_epoch_seen.max(self.state.controller_epoch) + 1;
         self.highest_epoch_seen = self.state.controller_epoch;
         self.live.clear();
@@ -286,7 +298,11 @@ impl Controller {
     }
 
     fn on_sync(&mut self, cx: &mut Cx, from: NodeId, sync: ControllerSync) {
-        self.highest_epoch_seen = self.highest_epoch_seen.max(sync.controller_epoch);
+        self.observe_epoch(cx.now(), sync.controller_epoch);
+        if sync.controller_epoch < self.highest_epoch_seen {
+            // The state of a controller that a newer one replaced (`failover`).
+            return;
+        }
         let newer = sync.controller_epoch > self.state.controller_epoch
             || (sync.controller_epoch == self.state.controller_epoch && self.role == Role::Standby);
         if !newer {
@@ -313,34 +329,6 @@ impl Controller {
                 controller_epoch: sync.controller_epoch,
                 version: sync.version,
             }),
-        );
-    }
-
-    /// Whether more than half of the brokers were heard within a session timeout.
-    fn majority_of_brokers_heard(&self, now: Instant) -> bool {
-        let session = self.config.broker.broker_session_timeout;
-        let heard = self
-            .heard
-            .values()
-            .filter(|t| now.saturating_since(**t) < session)
-            .count();
-        2 * heard > self.config.brokers.len()
-    }
-
-    fn on_sync_timer(&mut self, cx: &mut Cx) {
-        match self.role {
-            Role::Active => self.send_sync(cx),
-            Role::Standby => {
-                let silent = cx.now().saturating_since(self.last_sync_seen)
-                    >= self.config.broker.broker_session_timeout;
-                if silent && self.majority_of_brokers_heard(cx.now()) {
-                    self.become_active(cx, false);
-                }
-            }
-        }
-        cx.set_timer_after(
-            self.config.broker.broker_heartbeat_interval,
-            ControllerTimer::Sync,
         );
     }
 }
@@ -377,11 +365,14 @@ impl Node for Controller {
         if let Message::ControllerSync(s) = msg {
             return self.on_sync(cx, from, s);
         }
-        if matches!(
-            msg,
-            Message::BrokerHeartbeatRequest(_) | Message::BrokerRegistrationRequest(_)
-        ) {
-            self.heard.insert(from, cx.now());
+        match &msg {
+            Message::BrokerHeartbeatRequest(r) => {
+                self.on_broker_heard(cx.now(), from, r.controller_epoch)
+            }
+            Message::BrokerRegistrationRequest(r) => {
+                self.on_broker_heard(cx.now(), from, r.controller_epoch)
+            }
+            _ => {}
         }
         if self.role != Role::Active {
             // Brokers heartbeat every controller; only the active one answers (module doc).

@@ -90,7 +90,9 @@ struct PendingMember {
 pub struct PersistGroup {
     pub generation: i32,
     pub protocol: String,
-    /// Every member with the assignment the leader gave it and its timeouts.
+    /// Every member with the assignment the leader gave it and its timeouts: the leader
+    /// first (Kafka's `GroupMetadataValue` stores the `leader`; a group loaded on another
+    /// coordinator is led by the first member), then in the order they joined.
     pub members: Vec<PersistedMember>,
     /// The new member id of the static member whose rejoin this persists.
     pub static_rejoin: Option<String>,
@@ -310,6 +312,24 @@ impl Group {
         );
     }
 
+    /// The members as a GroupMetadata record keeps them: the leader first, then in join
+    /// order (see [`PersistGroup::members`]).
+    pub(super) fn persisted_members(&self) -> Vec<PersistedMember> {
+        let mut order: Vec<(&String, &Member)> = self.members.iter().collect();
+        order.sort_by_key(|(id, m)| (self.leader.as_deref() != Some(id.as_str()), m.seq));
+        order.into_iter().map(|(id, m)| m.persisted(id)).collect()
+    }
+
+    /// The member added first (smallest sequence) among those `eligible`: kafsim's
+    /// deterministic choice where Kafka takes whichever member its hash map yields first.
+    pub(super) fn earliest_member(&self, eligible: impl Fn(&Member) -> bool) -> Option<String> {
+        self.members
+            .iter()
+            .filter(|(_, m)| eligible(m))
+            .min_by_key(|(_, m)| m.seq)
+            .map(|(id, _)| id.clone())
+    }
+
     fn take_seq(&mut self) -> u32 {
         self.next_member_seq = self.next_member_seq.wrapping_add(1);
         // Sequences key session timers; a wrap could wake another member's timer.
@@ -399,7 +419,7 @@ impl Group {
         Some(PersistGroup {
             generation: self.generation,
             protocol: self.protocol.clone().unwrap_or_default(),
-            members: self.members.iter().map(|(id, m)| m.persisted(id)).collect(),
+            members: self.persisted_members(),
             static_rejoin: None,
         })
     }
@@ -545,6 +565,11 @@ impl Group {
             return;
         };
         self.forget_static(member_id, &member);
+        // Kafka `GroupMetadata.remove`: a departing leader's lead passes to another member
+        // (`members.keys.headOption` of a hash map; here the earliest added).
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = self.earliest_member(|_| true);
+        }
         let formed = matches!(
             self.state,
             GroupState::Stable | GroupState::CompletingRebalance

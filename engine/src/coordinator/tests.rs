@@ -528,6 +528,90 @@ fn leave_triggers_a_rebalance_that_completes_without_the_leaver() {
     assert_eq!((resp.generation, resp.leader.as_str()), (2, a.as_str()));
 }
 
+/// Kafka `GroupMetadata.add`: the first member added leads, whatever its id. Node 12 rejoins
+/// with its id first; node 10's id sorts first ("consumer-n10-..." < "consumer-n12-...") and
+/// led under the old smallest-id rule, which made a dead member's id lead a generation and
+/// hold every SyncGroup for a session.
+#[test]
+fn the_first_member_to_join_leads_and_a_leaver_hands_the_lead_on() {
+    let mut rig = Rig::new();
+    let c = rig.handshake(12);
+    let a = rig.handshake(10);
+    let b = rig.handshake(11);
+    assert!(a < c, "the test needs the later member's id to sort first");
+    let sent = rig.advance(Instant::from_millis(10_000));
+    let resp = join_resp(&sent, 10);
+    assert_eq!((resp.generation, resp.leader.as_str()), (1, c.as_str()));
+    assert_eq!(
+        join_resp(&sent, 12).members.len(),
+        3,
+        "the leader gets every member"
+    );
+    // The leader leaves: the lead passes to the earliest remaining member, node 10.
+    rig.corr += 1;
+    let leave = crate::protocol::LeaveGroupRequest {
+        correlation_id: rig.corr,
+        group: "g".into(),
+        member_id: c.clone(),
+        group_instance_id: None,
+    };
+    rig.send(12, Message::LeaveGroupRequest(leave));
+    assert_eq!(
+        rig.coord.group_state("g").unwrap().0,
+        GroupState::PreparingRebalance
+    );
+    let mut sent = rig.join(11, &b);
+    sent.extend(rig.join(10, &a));
+    let ra = join_resp(&sent, 10);
+    assert_eq!((ra.generation, ra.leader.as_str()), (2, a.as_str()));
+    assert_eq!(join_resp(&sent, 11).leader, a);
+}
+
+/// Kafka `maybeElectNewJoinedLeader`: a leader that does not rejoin by the join deadline is
+/// dropped and a member that rejoined leads the next generation.
+#[test]
+fn a_leader_that_does_not_rejoin_loses_the_lead_to_one_that_did() {
+    let mut rig = Rig::new();
+    let ((leader_node, leader), (node, member)) = completing_group(&mut rig);
+    // The follower's metadata changes (it rejoins): a new rebalance; the leader is silent.
+    rig.corr += 1;
+    let sub = Subscription {
+        topics: vec![DATA, OFFSETS],
+        owned_partitions: Vec::new(),
+        generation: 1,
+    };
+    let req = JoinGroupRequest {
+        correlation_id: rig.corr,
+        group: "g".into(),
+        member_id: member.clone(),
+        group_instance_id: None,
+        supports_skip_assignment: false,
+        session_timeout_ms: rig.session_ms,
+        rebalance_timeout_ms: 30_000,
+        protocols: vec![("range".into(), sub)],
+    };
+    assert!(rig
+        .send(node, Message::JoinGroupRequest(req))
+        .iter()
+        .all(|(to, _)| *to != NodeId(node)));
+    assert_eq!(
+        rig.coord.group_state("g").unwrap().0,
+        GroupState::PreparingRebalance
+    );
+    let sent = rig.advance(Instant::from_millis(45_000));
+    let resp = join_resp(&sent, node);
+    assert_eq!(resp.error, ErrorCode::None);
+    assert_eq!(
+        (resp.generation, resp.leader.as_str()),
+        (2, member.as_str())
+    );
+    assert_ne!(leader_node, node);
+    assert_eq!(
+        rig.heartbeat(leader_node, &leader, 2),
+        ErrorCode::UnknownMemberId
+    );
+}
+
 /// Two members joined generation 1; neither has synced yet. Returns (leader, follower) as
 /// (node, member id).
 fn completing_group(rig: &mut Rig) -> ((u32, String), (u32, String)) {

@@ -12,6 +12,8 @@ pub struct BrokerRegistrationRequest {
     /// Grows with every restart of the broker's process (KIP-380 broker epoch analogue,
     /// chosen by the broker from its disk so that it is larger after every restart).
     pub incarnation: u64,
+    /// The highest controller epoch the broker has followed since it started (0: none).
+    pub controller_epoch: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -28,6 +30,9 @@ pub struct BrokerHeartbeatRequest {
     pub correlation_id: u64,
     pub broker: NodeId,
     pub broker_epoch: u64,
+    /// The highest controller epoch the broker has followed (a standby takes over above it:
+    /// `controller::failover`).
+    pub controller_epoch: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -144,6 +144,57 @@ fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() 
     );
 }
 
+/// A partition is in a record's story when it cuts nodes of the story (or the cluster) apart,
+/// not when it isolates some other client: with many producers, the others' outages would
+/// bury the story. Its own undo follows the same rule.
+#[test]
+fn a_partition_of_another_client_is_not_in_the_story() {
+    let mut s = Story::new();
+    s.invoke(10, 0, 9, None).ok(15, 0, 9, 0, 7);
+    let history = s.history().clone();
+    let mut names = names();
+    names.set_node(NodeId(4), "producer-1");
+    let all: Vec<NodeId> = (0..5).map(NodeId).collect();
+    let isolate = |ms, node: u32| {
+        let rest: Vec<NodeId> = all.iter().copied().filter(|n| n.0 != node).collect();
+        AppliedFault {
+            at: Instant::from_millis(ms),
+            kind: Some(FaultKind::Partition),
+            op: Op::Partition(vec![vec![NodeId(node)], rest]),
+            undo_after: None,
+        }
+    };
+    let lift = |f: &AppliedFault, ms| AppliedFault {
+        at: Instant::from_millis(ms),
+        kind: None,
+        op: Op::Lift(Box::new(f.op.clone())),
+        undo_after: None,
+    };
+    let (other, own) = (isolate(20, 4), isolate(30, 0));
+    let faults = [other.clone(), own.clone(), lift(&other, 40), lift(&own, 50)];
+    let cx = LifeContext {
+        history: &history,
+        names: &names,
+        faults: &faults,
+        marks: &[],
+        workers: &[],
+        read_message: &[],
+        offset_resets: &[],
+        idempotence: &[],
+    };
+    let lines = record_life(&cx, v(9));
+    let faults: Vec<&String> = lines.iter().filter(|l| l.contains("fault:")).collect();
+    assert_eq!(faults.len(), 2, "{lines:#?}");
+    assert!(
+        faults[0].starts_with("30.000ms fault: partition [producer-0] | [broker-0,"),
+        "{lines:#?}"
+    );
+    assert!(
+        faults[1].starts_with("50.000ms fault: heal partition [producer-0] |"),
+        "{lines:#?}"
+    );
+}
+
 /// A value sent in a transaction: its story says how the transaction ended and which
 /// values it held (replay's "committed transaction T of producer P with values ...").
 #[test]

@@ -131,11 +131,11 @@ fn a_scripted_fault_that_finds_no_target_says_it_was_skipped() {
     );
 }
 
-/// A heal lifts every partition and slow link, so when partitions overlap the first one's
-/// undo ends the second early: the log says so instead of leaving the second's "undone after"
-/// to stand, and the second's own undo says it found nothing to lift.
+/// Each partition's undo lifts that partition only (`Op::Lift`), so overlapping partitions
+/// each last their own time; a scheduled `heal` lifts all of them, and the log says which it
+/// ends early and that their own undo later found nothing left.
 #[test]
-fn a_heal_that_ends_an_overlapping_partition_early_says_so() {
+fn overlapping_partitions_end_on_their_own_and_a_heal_ends_them_all() {
     let isolate = |at, broker| ScheduledFault {
         at: Duration::from_secs(at),
         action: FaultAction::Partition {
@@ -145,25 +145,48 @@ fn a_heal_that_ends_an_overlapping_partition_early_says_so() {
         undo_after: Some(Duration::from_secs(10)),
         line: 1,
     };
-    let mut nemesis = scripted(vec![isolate(1, 0), isolate(4, 1)], 20);
     let up = Cluster { down: Vec::new() };
-    for s in [1, 4, 11, 14] {
+    let mut nemesis = scripted(vec![isolate(1, 0), isolate(4, 1)], 20);
+    let first = nemesis.fire(Instant::ZERO + Duration::from_secs(1), &up);
+    nemesis.fire(Instant::ZERO + Duration::from_secs(4), &up);
+    let undo = nemesis.fire(Instant::ZERO + Duration::from_secs(11), &up);
+    assert_eq!(undo, vec![Op::Lift(Box::new(first[0].clone()))]);
+    assert!(
+        nemesis.log[2].ends_with(&format!(
+            "heal {}",
+            nemesis.log[0]
+                .split_once(' ')
+                .unwrap()
+                .1
+                .split(" (undone")
+                .next()
+                .unwrap()
+        )),
+        "{:?}",
+        nemesis.log
+    );
+
+    let heal = ScheduledFault {
+        at: Duration::from_secs(7),
+        action: FaultAction::Heal,
+        undo_after: None,
+        line: 1,
+    };
+    let mut nemesis = scripted(vec![isolate(1, 0), isolate(4, 1), heal], 20);
+    for s in [1, 4, 7, 11, 14] {
         nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
     }
-    let heals: Vec<&String> = nemesis.log.iter().filter(|l| l.contains(" heal")).collect();
-    assert_eq!(heals.len(), 2, "{:?}", nemesis.log);
+    let log = &nemesis.log;
     assert!(
-        heals[0].ends_with("heal (a heal lifts every partition and slow link: it also ends the partition of 4000.000ms 3s early)"),
-        "{heals:?}"
+        log[2].ends_with("heal (a heal lifts every partition and slow link: it ends the partition of 1000.000ms 4s early, the partition of 4000.000ms 7s early)"),
+        "{log:?}"
     );
     assert!(
-        heals[1].ends_with("heal (nothing left to lift: an earlier heal ended it)"),
-        "{heals:?}"
+        log[3].ends_with("(nothing left to lift: a heal ended it earlier)"),
+        "{log:?}"
     );
-    // One partition healed by its own undo: nothing to add.
-    let mut nemesis = scripted(vec![isolate(1, 0)], 20);
-    for s in [1, 11] {
-        nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
-    }
-    assert!(nemesis.log[1].ends_with(" heal"), "{:?}", nemesis.log);
+    assert!(
+        log[4].ends_with("(nothing left to lift: a heal ended it earlier)"),
+        "{log:?}"
+    );
 }

@@ -377,6 +377,7 @@ pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
         Op::PartitionOneWay(from, to) => w.net().partition_one_way(from, to),
         Op::Bridge { a, bridge, b } => w.net().bridge(a, *bridge, b),
         Op::Heal => w.net().heal(),
+        Op::Lift(op) => lift(w, op),
         Op::SlowLink { nodes, latency } => {
             let all: Vec<NodeId> = w.node_ids().collect();
             for &n in nodes {
@@ -407,6 +408,33 @@ pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
             let admin = h.admin.expect("an add-partitions run has an admin client");
             w.signal(admin, Admin::command_timer(id, total));
         }
+    }
+}
+
+/// Ends one network fault: exactly the cuts or latency `op` added, so a partition or slow
+/// link still in force from another fault stays (its own undo ends it).
+fn lift(w: &mut World, op: &Op) {
+    match op {
+        Op::Partition(groups) => {
+            for (i, a) in groups.iter().enumerate() {
+                for b in &groups[i + 1..] {
+                    w.net().unpartition(a, b);
+                }
+            }
+        }
+        Op::PartitionOneWay(from, to) => w.net().unpartition_one_way(from, to),
+        Op::Bridge { a, bridge, b } => w.net().unbridge(a, *bridge, b),
+        Op::SlowLink { nodes, latency } => {
+            let all: Vec<NodeId> = w.node_ids().collect();
+            for &n in nodes {
+                for &m in &all {
+                    if m != n {
+                        w.net().unslow_link(n, m, *latency);
+                    }
+                }
+            }
+        }
+        other => unreachable!("only partitions and slow links are lifted, not {other:?}"),
     }
 }
 

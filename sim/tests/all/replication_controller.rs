@@ -222,3 +222,53 @@ fn create_partitions_grows_a_topic_once() {
     let state = w.node::<Controller>(active).unwrap().state();
     assert!(state.topics.contains(&(t, 5)), "{:?}", state.topics);
 }
+
+/// The chain of `replication_sweep` seed 167, scripted: controller-0 crashes, controller-1
+/// takes over at epoch 2; controller-0 restarts from its disk (epoch 1) between two of
+/// controller-1's syncs, and controller-1 is cut off before the next one. controller-0 takes
+/// over, and must do so above the epoch 2 the brokers follow: with epoch 2 again, neither
+/// controller gave way after the heal (an active controller ignores a sync of its own epoch)
+/// and both handed out leader epochs, until a broker was told two leaders for one epoch.
+#[test]
+fn a_controller_restarted_from_disk_takes_over_above_the_epoch_brokers_follow() {
+    let (mut w, c) = Harness::new(167)
+        .controllers(2)
+        .invariants(InvariantScope {
+            correlated_power_loss: false,
+        })
+        .build();
+    let (c0, c1) = (c.controllers[0], c.controllers[1]);
+    let epoch = |w: &kafsim_sim::world::World, n| {
+        let ctl = w.node::<Controller>(n).unwrap();
+        (ctl.role(), ctl.state().controller_epoch)
+    };
+    w.run_until(Instant::from_millis(1000));
+    w.crash(c0);
+    // controller-1 takes over at one of its sync ticks (every broker heartbeat interval).
+    while epoch(&w, c1) != (Role::Active, 2) {
+        assert!(w.now() < Instant::from_millis(15_000), "no takeover");
+        w.run_for(kafsim_engine::Duration::from_millis(1));
+    }
+    let interval = BrokerConfig::default().broker_heartbeat_interval;
+    // Restart controller-0 just after controller-1's next sync, cut controller-1 off just
+    // before the one after: controller-0 never hears of epoch 2 from its peer.
+    w.run_for(interval + kafsim_engine::Duration::from_millis(10));
+    w.restart(c0);
+    w.run_for(interval - kafsim_engine::Duration::from_millis(20));
+    assert_eq!(epoch(&w, c0), (Role::Standby, 1), "controller-0 synced");
+    let others: Vec<_> = c.brokers.iter().copied().chain([c0]).collect();
+    w.net().partition(&[c1], &others);
+    w.run_for(kafsim_engine::Duration::from_secs(12));
+    assert_eq!(epoch(&w, c1), (Role::Active, 2), "controller-1, cut off");
+    assert_eq!(
+        epoch(&w, c0),
+        (Role::Active, 3),
+        "controller-0 took over above the epoch the brokers follow"
+    );
+    // After the heal the older controller gives way and takes the newer one's state.
+    w.net().heal();
+    w.run_for(kafsim_engine::Duration::from_secs(5));
+    assert_eq!(epoch(&w, c1), (Role::Standby, 3));
+    assert_eq!(c.active_controller(&w), Some(c0));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}

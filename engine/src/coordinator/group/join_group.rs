@@ -154,6 +154,12 @@ impl Group {
             assignment: Arc::new(Vec::new()),
         };
         self.arm_session_timer(cx, &req.member_id, member.session_deadline, seq);
+        // The first member added leads the group until it leaves (Kafka
+        // `GroupMetadata.add` / `ClassicGroup.add`: `if (leaderId.isEmpty) leaderId = member`):
+        // with KIP-394 that is the first member to rejoin with its id, not the smallest id.
+        if self.leader.is_none() {
+            self.leader = Some(req.member_id.clone());
+        }
         self.members.insert(req.member_id, member);
         self.new_member_joined = true;
         if self.state == GroupState::PreparingRebalance {
@@ -346,19 +352,23 @@ impl Group {
             return;
         }
         self.protocol = Some(self.select_protocol());
-        // The leader is a member that rejoined (`maybeElectNewJoinedLeader`): the old one
-        // if it did, else the first that did (a static member may be a member that did not).
-        let rejoined = |id: &String| self.members[id].awaiting_join.is_some();
-        if !self
+        // Kafka `GroupMetadata.maybeElectNewJoinedLeader` (`ClassicGroup.maybeElectNewJoinedLeader`):
+        // a leader that did not rejoin hands the lead to a member that did. Kafka takes the
+        // first of a hash map's members; kafsim the earliest added, a deterministic stand-in.
+        let leader_joined = self
             .leader
             .as_ref()
-            .is_some_and(|l| self.members.contains_key(l) && rejoined(l))
-        {
-            self.leader = self.members.keys().find(|id| rejoined(id)).cloned();
+            .and_then(|l| self.members.get(l))
+            .is_some_and(|m| m.awaiting_join.is_some());
+        if !leader_joined {
+            self.leader = self.earliest_member(|m| m.awaiting_join.is_some());
         }
         assert!(
-            self.leader.is_some(),
-            "group {}: generation {} completes with no member that rejoined",
+            self.leader
+                .as_ref()
+                .and_then(|l| self.members.get(l))
+                .is_some_and(|m| m.awaiting_join.is_some()),
+            "group {}: generation {} completes its join without a joined leader",
             self.name,
             self.generation
         );

@@ -149,7 +149,7 @@ impl Group {
                 let persist = PersistGroup {
                     generation: self.generation,
                     protocol: self.protocol.clone().expect("a Stable group's protocol"),
-                    members: self.members.iter().map(|(id, m)| m.persisted(id)).collect(),
+                    members: self.persisted_members(),
                     static_rejoin: Some(new_member_id.clone()),
                 };
                 self.static_rejoins.insert(new_member_id, rejoin);
