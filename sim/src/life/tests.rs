@@ -123,14 +123,8 @@ fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() 
     };
     let faults = [crash(12, 1), crash(30, 2)];
     let cx = LifeContext {
-        history: &history,
-        names: &names,
         faults: &faults,
-        marks: &[],
-        workers: &[],
-        read_message: &[],
-        offset_resets: &[],
-        idempotence: &[],
+        ..LifeContext::bare(&history, &names)
     };
     let lines = record_life(&cx, v(9));
     assert_eq!(
@@ -173,14 +167,8 @@ fn a_partition_of_another_client_is_not_in_the_story() {
     let (other, own) = (isolate(20, 4), isolate(30, 0));
     let faults = [other.clone(), own.clone(), lift(&other, 40), lift(&own, 50)];
     let cx = LifeContext {
-        history: &history,
-        names: &names,
         faults: &faults,
-        marks: &[],
-        workers: &[],
-        read_message: &[],
-        offset_resets: &[],
-        idempotence: &[],
+        ..LifeContext::bare(&history, &names)
     };
     let lines = record_life(&cx, v(9));
     let faults: Vec<&String> = lines.iter().filter(|l| l.contains("fault:")).collect();
