@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     /// goes to `Utils.abs(31 · topic.hashCode() + partition) % n`
     /// (`AbstractFetcherManager.getFetcherId`).
     pub num_replica_fetchers: u32,
+    /// `max.incremental.fetch.session.cache.slots` (default 1000): most incremental fetch
+    /// sessions (KIP-227) a broker holds; 0 makes every follower fetch full.
+    pub max_incremental_fetch_session_cache_slots: u32,
     /// Java `String.hashCode()` of each topic's name, for the fetcher assignment above. Not a
     /// broker property: the host that names the topics fills it in; a topic missing here
     /// hashes as its id.
@@ -128,6 +131,8 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             group_initial_rebalance_delay: ms(3000),
             num_replica_fetchers: 1,
+            max_incremental_fetch_session_cache_slots:
+                crate::replica::fetch_session::DEFAULT_CACHE_SLOTS,
             topic_name_hashes: Default::default(),
             transaction_state_partitions: 50,
             transaction_state_replication_factor: 3,
@@ -197,6 +202,7 @@ const KEYS: &[&str] = &[
     "num.partitions",
     "group.initial.rebalance.delay.ms",
     "num.replica.fetchers",
+    "max.incremental.fetch.session.cache.slots",
     "transaction.state.log.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.max.timeout.ms",
@@ -257,6 +263,9 @@ impl Configurable for BrokerConfig {
                 self.group_initial_rebalance_delay = millis(v, 0, DAY)?
             }
             "num.replica.fetchers" => self.num_replica_fetchers = v.as_int_in(1, 64)? as u32,
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots = v.as_int_in(0, 1 << 20)? as u32
+            }
             "transaction.state.log.num.partitions" => {
                 self.transaction_state_partitions = v.as_int_in(1, 1000)? as u32
             }
@@ -306,6 +315,13 @@ mod tests {
             .set("replication.protocol", &ConfigValue::Str("raft".into()))
             .is_err());
         assert!(c.set("no.such.key", &ConfigValue::Int(1)).is_err());
+        assert_eq!(c.max_incremental_fetch_session_cache_slots, 1000);
+        c.set(
+            "max.incremental.fetch.session.cache.slots",
+            &ConfigValue::Int(0),
+        )
+        .unwrap();
+        assert_eq!(c.max_incremental_fetch_session_cache_slots, 0);
         c.set("num.replica.fetchers", &ConfigValue::Int(4)).unwrap();
         assert_eq!(c.num_replica_fetchers, 4);
         assert!(c.set("num.replica.fetchers", &ConfigValue::Int(0)).is_err());

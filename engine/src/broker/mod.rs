@@ -222,6 +222,9 @@ impl Broker {
         // this broker (delivered after a quick restart) match nothing.
         self.next_correlation = self.incarnation << 40;
         self.rm.fetcher.set_correlation_base(self.incarnation << 40);
+        // Fetch session ids too: a follower still holding a session of the previous process
+        // must find none (FETCH_SESSION_ID_NOT_FOUND), not another follower's.
+        self.rm.fetch_sessions.set_id_base(self.incarnation << 40);
         self.txn_coordinator
             .set_correlation_base((self.incarnation << 40) | (1 << 39));
         let blob: Arc<dyn Any + Send + Sync> = Arc::new(self.incarnation);

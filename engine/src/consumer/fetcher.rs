@@ -16,7 +16,7 @@ use crate::node::{Cx, NodeId};
 use crate::protocol::{
     ErrorCode, FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, IsolationLevel,
     ListOffsetsRequest, ListOffsetsResponse, Message, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest, OffsetFetchResponse, OffsetSpec,
+    OffsetFetchRequest, OffsetFetchResponse, OffsetSpec, FINAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::record::{ControlMarker, TopicId, TopicPartition};
 use crate::time::{Duration, Instant};
@@ -396,7 +396,13 @@ impl Consumer {
                 min_bytes: self.config.fetch_min_bytes,
                 max_bytes: self.config.fetch_max_bytes,
                 isolation_level: self.config.isolation_level,
+                // Sessionless (`FetchMetadata.LEGACY`): kafsim's consumers fetch every
+                // partition every time. sarama and kafka-go have no fetch sessions; the Java
+                // consumer's `FetchSessionHandler` is not modelled.
+                session_id: INVALID_SESSION_ID,
+                session_epoch: FINAL_EPOCH,
                 partitions,
+                forgotten: Vec::new(),
             });
             let timeout = self.config.request_timeout + self.config.fetch_max_wait;
             let corr = self.send(cx, leader, timeout, Req::Fetch(tps), msg);

@@ -13,7 +13,28 @@ pub enum IsolationLevel {
     ReadCommitted,
 }
 
-#[derive(Clone, Debug)]
+/// `FetchMetadata.INVALID_SESSION_ID`: no fetch session (a sessionless or a first full fetch).
+pub const INVALID_SESSION_ID: u64 = 0;
+/// `FetchMetadata.INITIAL_EPOCH`: a full fetch that asks for a new session (closing the one
+/// it names, if any).
+pub const INITIAL_EPOCH: i32 = 0;
+/// `FetchMetadata.FINAL_EPOCH`: a full fetch that wants no session (consumers here, and
+/// clients before KIP-227).
+pub const FINAL_EPOCH: i32 = -1;
+
+/// `FetchMetadata.nextEpoch`: the session epoch after `prev` (wrapping to 1, never to the
+/// initial or final epoch).
+pub fn next_fetch_epoch(prev: i32) -> i32 {
+    if prev < 0 {
+        FINAL_EPOCH
+    } else if prev == i32::MAX {
+        1
+    } else {
+        prev + 1
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FetchPartition {
     pub partition: TopicPartition,
     pub fetch_offset: u64,
@@ -37,12 +58,27 @@ pub struct FetchRequest {
     pub min_bytes: u32,
     pub max_bytes: u32,
     pub isolation_level: IsolationLevel,
+    /// KIP-227's fetch session this request continues or closes (`INVALID_SESSION_ID`: none).
+    /// kafsim's ids are 64-bit (Kafka's are random 31-bit integers) so that they can carry
+    /// the leader's incarnation and never repeat across its restarts.
+    pub session_id: u64,
+    /// The session epoch: `INITIAL_EPOCH` or `FINAL_EPOCH` for a full fetch, else the
+    /// epoch the session expects (a full fetch names every partition; an incremental one only
+    /// those added or whose fetch state changed since the last request).
+    pub session_epoch: i32,
     pub partitions: Vec<FetchPartition>,
+    /// Partitions an incremental fetch removes from its session (`forgottenTopicsData`).
+    pub forgotten: Vec<TopicPartition>,
 }
 
 impl FetchRequest {
     pub fn wire_size(&self) -> u32 {
-        24 + 28 * self.partitions.len() as u32
+        24 + 28 * self.partitions.len() as u32 + 8 * self.forgotten.len() as u32
+    }
+
+    /// A full fetch (`FetchMetadata.isFull`): it names every partition it fetches.
+    pub fn is_full(&self) -> bool {
+        self.session_epoch == INITIAL_EPOCH || self.session_epoch == FINAL_EPOCH
     }
 }
 
@@ -71,6 +107,13 @@ pub struct FetchPartitionResponse {
 #[derive(Clone, Debug)]
 pub struct FetchResponse {
     pub correlation_id: u64,
+    /// A session error (`FETCH_SESSION_ID_NOT_FOUND`, `INVALID_FETCH_SESSION_EPOCH`), with no
+    /// partitions; `None` otherwise.
+    pub error: ErrorCode,
+    /// The session the fetcher is to continue (`INVALID_SESSION_ID`: none).
+    pub session_id: u64,
+    /// Every partition of a sessionless or full fetch; of an incremental one, only those with
+    /// something new (`CachedPartition.maybeUpdateResponseData`).
     pub partitions: Vec<FetchPartitionResponse>,
 }
 

@@ -76,6 +76,13 @@ pub enum ErrorCode {
     /// `UNSTABLE_OFFSET_COMMIT` (KIP-447): an OffsetFetch with `require_stable` for a partition
     /// whose transactional offset commit is still pending; the consumer retries.
     UnstableOffsetCommit,
+    /// `FETCH_SESSION_ID_NOT_FOUND` (KIP-227): an incremental fetch named a session the leader
+    /// does not hold (it restarted, or evicted the session); the fetcher goes back to a full
+    /// fetch (`FetchSessionHandler.handleResponse`).
+    FetchSessionIdNotFound,
+    /// `INVALID_FETCH_SESSION_EPOCH` (KIP-227): an incremental fetch's epoch is not the one
+    /// the session expects; the fetcher closes the session with a full fetch.
+    InvalidFetchSessionEpoch,
     /// Not a wire error: the Java producer fails the records of an aborted transaction that
     /// were never sent with `TransactionAbortedException` (`RecordAccumulator
     /// .abortUndrainedBatches`).

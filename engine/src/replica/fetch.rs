@@ -2,6 +2,7 @@
 //! `Partition.updateFollowerFetchState`): a follower's fetch moves its progress and the HW; a
 //! consumer's or follower's fetch reads to its isolation bound, or parks until it can.
 
+use super::fetch_session::FetchContext;
 use super::partition::Role;
 use super::purgatory::DelayedFetch;
 use super::ReplicaManager;
@@ -20,7 +21,7 @@ impl ReplicaManager {
     }
 
     /// FetchRequest from a follower or a consumer.
-    pub fn handle_fetch(&mut self, cx: &mut Cx, from: NodeId, req: FetchRequest) {
+    pub fn handle_fetch(&mut self, cx: &mut Cx, from: NodeId, mut req: FetchRequest) {
         // A follower fetches for itself, and never from itself (it does not follow itself).
         assert!(
             req.replica_id.is_none_or(|r| r == from && r != cx.me()),
@@ -28,13 +29,35 @@ impl ReplicaManager {
             cx.me(),
             req.replica_id
         );
+        // `FetchManager.newContext` (KIP-227): an incremental fetch stands for its whole
+        // session, whose partitions are read and whose follower progress is recorded below.
+        let context = self.fetch_sessions.new_context(&mut req, cx.now());
+        if let FetchContext::SessionError(_) = context {
+            let mut resp = FetchResponse {
+                correlation_id: req.correlation_id,
+                error: ErrorCode::None,
+                session_id: INVALID_SESSION_ID,
+                partitions: Vec::new(),
+            };
+            self.fetch_sessions
+                .finish(context, &req, &mut resp, cx.now());
+            cx.send(from, Message::FetchResponse(resp));
+            return;
+        }
         if let Some(replica) = req.replica_id {
             for fp in &req.partitions {
                 self.update_follower(cx, replica, fp);
             }
         }
-        let (resp, bytes, any_error) = self.read_fetch(&req);
-        if bytes >= req.min_bytes as u64 || any_error || req.max_wait.is_zero() {
+        let (mut resp, bytes, any_error) = self.read_fetch(&req);
+        // `ReplicaManager.fetchMessages` answers at once a fetch with no partition too.
+        if bytes >= req.min_bytes as u64
+            || any_error
+            || req.max_wait.is_zero()
+            || req.partitions.is_empty()
+        {
+            self.fetch_sessions
+                .finish(context, &req, &mut resp, cx.now());
             cx.send(from, Message::FetchResponse(resp));
             return;
         }
@@ -46,10 +69,18 @@ impl ReplicaManager {
             DelayedFetch {
                 from,
                 request: req,
+                context,
                 timer,
             },
             tps,
         );
+    }
+
+    /// Send the answer to a fetch, shaped by its session context.
+    fn answer_fetch(&mut self, cx: &mut Cx, f: DelayedFetch, mut resp: FetchResponse) {
+        self.fetch_sessions
+            .finish(f.context, &f.request, &mut resp, cx.now());
+        cx.send(f.from, Message::FetchResponse(resp));
     }
 
     /// Record a follower's fetch offset (its LEO) and act on it: ISR expansion, HW advance.
@@ -134,6 +165,8 @@ impl ReplicaManager {
         );
         let resp = FetchResponse {
             correlation_id: req.correlation_id,
+            error: ErrorCode::None,
+            session_id: INVALID_SESSION_ID,
             partitions: parts,
         };
         (resp, bytes, any_error)
@@ -268,7 +301,7 @@ impl ReplicaManager {
                 cx.me()
             );
             cx.cancel_timer(f.timer);
-            cx.send(f.from, Message::FetchResponse(resp));
+            self.answer_fetch(cx, f, resp);
         }
     }
 
@@ -278,14 +311,14 @@ impl ReplicaManager {
         };
         cx.cancel_timer(f.timer);
         let (resp, _, _) = self.read_fetch(&f.request);
-        cx.send(f.from, Message::FetchResponse(resp));
+        self.answer_fetch(cx, f, resp);
     }
 
     /// The max wait of a parked fetch elapsed.
     pub fn on_fetch_wait(&mut self, cx: &mut Cx, id: u64) {
         if let Some(f) = self.fetches.remove(id) {
             let (resp, _, _) = self.read_fetch(&f.request);
-            cx.send(f.from, Message::FetchResponse(resp));
+            self.answer_fetch(cx, f, resp);
         }
     }
 }

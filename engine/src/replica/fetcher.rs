@@ -7,6 +7,7 @@
 //! A response from a leader older than the epoch this follower knows is rejected, so a
 //! deposed leader cannot feed its late writes to anyone.
 
+use super::fetch_session_handler::FetchSessionHandler;
 use super::partition::{FollowerPhase, Role};
 use super::ReplicaManager;
 use crate::broker::config::ReplicationProtocol;
@@ -25,6 +26,8 @@ pub struct Session {
     fetch_in_flight: Option<(u64, TimerId)>,
     epochs_in_flight: Option<(u64, TimerId)>,
     backoff_until: Option<Instant>,
+    /// The fetcher's incremental fetch session with the leader (KIP-227).
+    fetch_session: FetchSessionHandler,
 }
 
 /// One fetcher thread: its source broker and its index among that broker's fetchers.
@@ -243,14 +246,17 @@ impl ReplicaManager {
                 partition_max_bytes: max_bytes,
             });
         }
-        if parts.is_empty() {
-            return;
-        }
         assert!(
             parts.windows(2).all(|w| w[0].partition < w[1].partition),
             "{}: a fetch names a partition twice",
             cx.me()
         );
+        // KIP-227: a full fetch names every partition; an incremental one only those whose
+        // fetch state changed, and the ones to forget.
+        let data = self.session(fetcher).fetch_session.build(parts);
+        if data.is_empty() {
+            return;
+        }
         let correlation_id = self.fetcher.next_correlation();
         let wait = self.config.replica_fetch_wait_max;
         let timer = cx.set_timer_after(
@@ -268,7 +274,10 @@ impl ReplicaManager {
                 min_bytes: self.config.replica_fetch_min_bytes,
                 max_bytes,
                 isolation_level: IsolationLevel::ReadUncommitted,
-                partitions: parts,
+                session_id: data.session_id,
+                session_epoch: data.epoch,
+                partitions: data.partitions,
+                forgotten: data.forgotten,
             }),
         );
     }
@@ -292,7 +301,17 @@ impl ReplicaManager {
             "{}: an answered fetch still in flight",
             cx.me()
         );
-        let mut progressed = false;
+        // `FetchSessionHandler.handleResponse`: a session error (or a malformed answer) is not
+        // processed, and the next fetch is full; it comes at once, as Kafka's
+        // `RemoteLeaderEndPoint.fetch` returns no partitions and so none with an error.
+        let session = &mut self.session(fetcher).fetch_session;
+        if !session.handle_response(&resp) {
+            self.fetcher_kick(cx);
+            return;
+        }
+        // Partitions of the session that an incremental answer leaves out had nothing new:
+        // they are fine, as a full answer's idle partitions were.
+        let mut progressed = session.implied(resp.partitions.len()) > 0;
         for r in resp.partitions {
             progressed |= self.process_partition_data(cx, from, r);
         }
@@ -475,6 +494,12 @@ impl ReplicaManager {
     fn lose_requests_to(&mut self, cx: &mut Cx, leader: NodeId) {
         for fetcher in self.fetchers_of(leader) {
             let s = self.session(fetcher);
+            // `FetchSessionHandler.handleError`: a fetch that failed makes the next one full
+            // (a fetcher with none in flight keeps its session: a restarted leader will
+            // answer its next fetch with FETCH_SESSION_ID_NOT_FOUND).
+            if s.fetch_in_flight.is_some() {
+                s.fetch_session.handle_error();
+            }
             for (_, t) in [s.fetch_in_flight.take(), s.epochs_in_flight.take()]
                 .into_iter()
                 .flatten()

@@ -13,6 +13,8 @@
 
 mod alter_partition;
 mod fetch;
+pub mod fetch_session;
+pub mod fetch_session_handler;
 pub mod fetcher;
 mod leader_and_isr;
 mod list_offsets;
@@ -43,6 +45,8 @@ pub struct ReplicaManager {
     pub controller: Option<NodeId>,
     produces: Purgatory<DelayedProduce>,
     fetches: Purgatory<DelayedFetch>,
+    /// The incremental fetch sessions this broker holds as a leader (KIP-227).
+    pub(crate) fetch_sessions: fetch_session::FetchSessionCache,
     pub(crate) fetcher: fetcher::ReplicaFetcher,
     next_id: u64,
     /// Coordinator append completions, drained by the broker into the coordinator.
@@ -60,6 +64,7 @@ pub struct ReplicaManager {
 
 impl ReplicaManager {
     pub fn new(config: BrokerConfig) -> ReplicaManager {
+        let slots = config.max_incremental_fetch_session_cache_slots;
         ReplicaManager {
             config,
             partitions: PartitionMap::new(),
@@ -70,6 +75,7 @@ impl ReplicaManager {
             controller: None,
             produces: Purgatory::default(),
             fetches: Purgatory::default(),
+            fetch_sessions: fetch_session::FetchSessionCache::new(slots),
             fetcher: fetcher::ReplicaFetcher::default(),
             next_id: 0,
             coordinator_done: Vec::new(),

@@ -49,7 +49,10 @@ pub struct DelayedProduce {
 #[derive(Debug)]
 pub struct DelayedFetch {
     pub from: NodeId,
+    /// The request with every partition it fetches (an incremental fetch's whole session).
     pub request: FetchRequest,
+    /// How its answer is shaped (sessionless, full, or incremental: only what changed).
+    pub context: super::fetch_session::FetchContext,
     pub timer: TimerId,
 }
 

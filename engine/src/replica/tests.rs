@@ -48,6 +48,9 @@ fn follower_fetch(partitions: &[TopicPartition], offset: u64, max_wait: Duration
         min_bytes: 1,
         max_bytes: u32::MAX,
         isolation_level: IsolationLevel::ReadUncommitted,
+        session_id: INVALID_SESSION_ID,
+        session_epoch: FINAL_EPOCH,
+        forgotten: Vec::new(),
         partitions: partitions
             .iter()
             .map(|&partition| FetchPartition {
