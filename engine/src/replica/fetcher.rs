@@ -4,6 +4,9 @@
 //! for the partitions this broker follows, first find the common prefix with the leader (leader-epoch
 //! protocol: OffsetsForLeaderEpoch, KIP-101, repeated per KIP-279 until the epochs agree),
 //! then fetch from the LEO in a loop, appending what comes back and taking the leader's HW.
+//! Each fetcher keeps an incremental fetch session with its leader (KIP-227,
+//! [`super::fetch_session_handler`]): after a full fetch it names only the partitions whose
+//! fetch state changed, and the answer carries only partitions with news.
 //! A response from a leader older than the epoch this follower knows is rejected, so a
 //! deposed leader cannot feed its late writes to anyone.
 
