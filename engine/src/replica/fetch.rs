@@ -78,6 +78,12 @@ impl ReplicaManager {
 
     /// Send the answer to a fetch, shaped by its session context.
     fn answer_fetch(&mut self, cx: &mut Cx, f: DelayedFetch, mut resp: FetchResponse) {
+        assert_eq!(
+            resp.correlation_id,
+            f.request.correlation_id,
+            "{}: a parked fetch answered with another's response",
+            cx.me()
+        );
         self.fetch_sessions
             .finish(f.context, &f.request, &mut resp, cx.now());
         cx.send(f.from, Message::FetchResponse(resp));

@@ -46,6 +46,10 @@ impl CachedPartition {
     /// `CachedPartition.maybeUpdateResponseData(respData, updateResponseData = true)`: whether
     /// an incremental response must carry this partition, remembering what it carries.
     fn must_respond(&mut self, r: &FetchPartitionResponse) -> bool {
+        assert_eq!(
+            r.partition, self.request.partition,
+            "an incremental response answers other partitions than its session holds"
+        );
         let mut must = !r.batches.is_empty();
         if self.high_watermark != Some(r.high_watermark) {
             must = true;
@@ -174,14 +178,6 @@ impl FetchSessionCache {
         self.next_id = 0;
     }
 
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
     /// `FetchManager.newContext`: resolve a fetch against the sessions. An incremental request's
     /// partitions become the session's (all of them, with their cached parameters), which is
     /// what the leader reads and records the follower's progress for.
@@ -216,6 +212,14 @@ impl FetchSessionCache {
         req.partitions
             .extend(session.partitions.iter().map(|c| c.request));
         session.epoch = next_fetch_epoch(session.epoch);
+        // `nextEpoch` wraps to 1: an open session never expects the initial or final epoch,
+        // which would make its requests full.
+        assert!(
+            session.epoch > INITIAL_EPOCH,
+            "fetch session {} at epoch {}",
+            req.session_id,
+            session.epoch
+        );
         let expected_epoch = session.epoch;
         self.touch(req.session_id, now);
         FetchContext::Incremental {
@@ -264,14 +268,6 @@ impl FetchSessionCache {
                     resp.session_id = session_id;
                     return;
                 };
-                assert!(
-                    session
-                        .partitions
-                        .iter()
-                        .map(|c| c.request.partition)
-                        .eq(resp.partitions.iter().map(|r| r.partition)),
-                    "an incremental response answers other partitions than its session holds"
-                );
                 let mut cached = session.partitions.iter_mut();
                 resp.partitions.retain(|r| {
                     cached
@@ -346,6 +342,7 @@ impl FetchSessionCache {
     /// [`EVICTION`]).
     fn touch(&mut self, id: u64, now: Instant) {
         let s = self.sessions.get_mut(&id).expect("touched session");
+        assert!(now >= s.last_used, "fetch session {id} used back in time");
         s.last_used = now;
         let old = now.saturating_since(s.creation) > EVICTION;
         s.evictable_by_privileged = !s.privileged || old;
@@ -533,7 +530,7 @@ mod tests {
         assert_ne!(again, id);
         let mut req = request(id, INITIAL_EPOCH, vec![fp(0, 5)]);
         cache.new_context(&mut req, at(3));
-        assert_eq!(cache.len(), 1, "the named session was closed");
+        assert_eq!(cache.sessions.len(), 1, "the named session was closed");
         // Forgetting every partition closes a session too.
         let mut req = request(again, 1, Vec::new());
         req.forgotten = (0..3).map(|p| fp(p, 0).partition).collect();
@@ -541,7 +538,7 @@ mod tests {
             cache.new_context(&mut req, at(4)),
             FetchContext::Sessionless
         );
-        assert!(cache.is_empty());
+        assert!(cache.sessions.is_empty());
     }
 
     #[test]
@@ -551,7 +548,7 @@ mod tests {
         assert_ne!(first, INVALID_SESSION_ID);
         // Another follower, 1 s later: the only slot is taken by a young follower session.
         assert_eq!(open(&mut cache, at(1_000)), INVALID_SESSION_ID);
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.sessions.len(), 1);
         // Unused for longer than min.incremental.fetch.session.eviction.ms: evicted.
         let second = open(&mut cache, at(121_001));
         assert_ne!(second, INVALID_SESSION_ID);

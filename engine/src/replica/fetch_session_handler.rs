@@ -88,6 +88,14 @@ impl FetchSessionHandler {
             }
         }
         forgotten.extend(old.map(|o| o.partition));
+        // The leader applies a request's partitions before its forgotten ones: a partition
+        // in both would leave the session.
+        assert!(
+            forgotten
+                .iter()
+                .all(|tp| next.binary_search_by_key(tp, |p| p.partition).is_err()),
+            "an incremental fetch forgets a partition it fetches"
+        );
         self.partitions = next;
         FetchRequestData {
             session_id: self.session_id,
@@ -131,6 +139,10 @@ impl FetchSessionHandler {
             }
             return true;
         }
+        assert!(
+            self.session_id != INVALID_SESSION_ID,
+            "an incremental fetch without a session"
+        );
         // `verifyIncrementalFetchResponsePartitions`: an incremental response answers only
         // partitions of the session.
         let known = resp.partitions.iter().all(|r| {
@@ -160,7 +172,12 @@ impl FetchSessionHandler {
 
     /// Partitions of the session that a response leaves out (implied: nothing new).
     pub fn implied(&self, answered: usize) -> usize {
-        self.partitions.len().saturating_sub(answered)
+        assert!(
+            answered <= self.partitions.len(),
+            "a fetch response answers {answered} of a session of {}",
+            self.partitions.len()
+        );
+        self.partitions.len() - answered
     }
 }
 

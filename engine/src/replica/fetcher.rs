@@ -260,6 +260,11 @@ impl ReplicaManager {
         if data.is_empty() {
             return;
         }
+        assert!(
+            data.partitions.len() <= data.session_partitions,
+            "{}: a fetch names partitions outside its session",
+            cx.me()
+        );
         let correlation_id = self.fetcher.next_correlation();
         let wait = self.config.replica_fetch_wait_max;
         let timer = cx.set_timer_after(
