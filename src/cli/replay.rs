@@ -220,8 +220,9 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         }
     );
     if let Some(path) = &args.trace {
+        // The records whose lives were told, failures first, as the flows to follow.
         let mut follow: Vec<ValueId> = Vec::new();
-        for v in out.result.violations.iter().filter_map(|v| v.value) {
+        for v in told.iter().filter_map(|&i| out.result.violations[i].value) {
             if !follow.contains(&v) && follow.len() < MAX_FLOWS {
                 follow.push(v);
             }

@@ -382,7 +382,8 @@ impl Consumer {
     /// processed. A fenced member's application is gone (FENCED_INSTANCE_ID is fatal) and
     /// holds nothing. The drain waits for this, however long a handler takes.
     pub fn holds_records(&self) -> bool {
-        !self.group.fenced && !(self.poll_thread_idle() && self.procs.pool_idle())
+        let idle = self.poll_thread_idle() && self.procs.pool_idle();
+        !self.group.fenced && !idle
     }
 
     /// Position of an assigned partition.
