@@ -242,6 +242,7 @@ mod tests {
             kind: Some(kind),
             op: Op::Crash(vec![NodeId(1)]),
             undo_after: undo_ms.map(Duration::from_millis),
+            note: String::new(),
         }
     }
 

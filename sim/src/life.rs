@@ -422,7 +422,7 @@ fn merge_faults(
             .map(|d| format!(" (undone after {d:?})"))
             .unwrap_or_default();
         let i = lines.partition_point(|(at, _)| *at <= f.at);
-        lines.insert(i, (f.at, format!("{} fault: {what}{undo}", f.at)));
+        lines.insert(i, (f.at, format!("{} fault: {what}{undo}{}", f.at, f.note)));
     }
 }
 

@@ -90,6 +90,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             keep_history: true,
             stream: false,
             await_consumers: false,
+            extend: None,
         },
     );
     let s = &prepared.scenario;

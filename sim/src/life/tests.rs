@@ -122,6 +122,7 @@ fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() 
         kind: Some(FaultKind::Crash),
         op: Op::Crash(vec![NodeId(node)]),
         undo_after: None,
+        note: String::new(),
     };
     let faults = [crash(12, 1), crash(30, 2)];
     let cx = LifeContext {
@@ -158,6 +159,7 @@ fn a_partition_of_another_client_is_not_in_the_story() {
             kind: Some(FaultKind::Partition),
             op: Op::Partition(vec![vec![NodeId(node)], rest]),
             undo_after: None,
+            note: String::new(),
         }
     };
     let lift = |f: &AppliedFault, ms| AppliedFault {
@@ -165,6 +167,7 @@ fn a_partition_of_another_client_is_not_in_the_story() {
         kind: None,
         op: Op::Lift(Box::new(f.op.clone())),
         undo_after: None,
+        note: String::new(),
     };
     let (other, own) = (isolate(20, 4), isolate(30, 0));
     let faults = [other.clone(), own.clone(), lift(&other, 40), lift(&own, 50)];
@@ -412,6 +415,7 @@ fn sink_loss_lines(marks: &[MarkRule], workers: &[u32]) -> Vec<String> {
         kind: Some(FaultKind::ConsumerCrash),
         op: Op::Crash(vec![NodeId(3)]),
         undo_after: None,
+        note: String::new(),
     }];
     let cx = LifeContext {
         history: &history,
