@@ -54,6 +54,17 @@ fn run(text: &str) -> RunOutput {
     run_seed(&p, 1, &RunOptions::default())
 }
 
+/// Seed 1 of `text` with its history kept.
+fn run_kept(text: &str) -> RunOutput {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        keep_history: true,
+        ..RunOptions::default()
+    };
+    run_seed(&p, 1, &opts)
+}
+
 fn kinds(out: &RunOutput) -> Vec<ViolationKind> {
     out.result.violations.iter().map(|v| v.kind).collect()
 }
@@ -320,13 +331,7 @@ duration = "20s"
 
 #[test]
 fn a_group_that_catches_up_by_a_reset_long_after_the_heal_is_not_reported_as_caught_up_at_once() {
-    let s = scenario::parse("test.toml", LATE_ASSIGNMENT).unwrap_or_else(|e| panic!("{e}"));
-    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        keep_history: true,
-        ..RunOptions::default()
-    };
-    let out = run_seed(&p, 1, &opts);
+    let out = run_kept(LATE_ASSIGNMENT);
     assert!(out.drained, "{:?}", out.result.violations);
     let history = out.history.as_ref().expect("kept");
     let resets: Vec<f64> = (history.entries())
@@ -378,13 +383,7 @@ sink = "plain"
 
 #[test]
 fn the_drain_waits_for_the_record_a_slow_handler_still_holds() {
-    let s = scenario::parse("test.toml", SLOW_HANDLER).unwrap_or_else(|e| panic!("{e}"));
-    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        keep_history: true,
-        ..RunOptions::default()
-    };
-    let out = run_seed(&p, 1, &opts);
+    let out = run_kept(SLOW_HANDLER);
     assert!(out.drained, "{:?}", out.result.violations);
     assert!(kinds(&out).is_empty(), "{:?}", out.result.violations);
     let history = out.history.as_ref().expect("kept");
