@@ -27,6 +27,10 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 ///   with news, so fetch requests and responses are smaller on the wire and arrive at other
 ///   times. With `max.incremental.fetch.session.cache.slots = 0` (no sessions) every library
 ///   scenario's trace at seed 1 is the old one.
+/// - 2026-12-07: commit-before-process: the scenario keeps sarama's default auto-commit
+///   interval (1 s) with a 100-300 ms handler and a crash every 20 s or so for 5 minutes (see
+///   its comment); seed 1 of it loses nothing, so the pin moves to seed 6, which loses one
+///   record (the story `cli_replay` tells).
 /// - 2026-12-07: commit-before-process, defaults-java: the group coordinator makes the
 ///   first member to join with its id the group's leader (Kafka `GroupMetadata.add`), not
 ///   the member whose id sorts first, and hands the lead to a member that rejoined
@@ -65,7 +69,7 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
     ("acks1-leader-crash.toml", 1, 0xbb8b43104a1aede5),
-    ("commit-before-process.toml", 1, 0xc188647913281aae),
+    ("commit-before-process.toml", 6, 0x0f76ba9aaa380861),
     ("defaults-java.toml", 1, 0x2a06f04e3850f7c0),
 ];
 
