@@ -205,3 +205,80 @@ fn the_json_trace_has_typed_fields_and_the_perfetto_trace_follows_violated_recor
     assert_eq!(flow, steps.len(), "one flow event per step");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A kafka-go service whose round-robin writer scatters keys (a thousand `key-order`
+/// violations, all failures) and whose `ReadMessage` reader loses the message in hand when
+/// it crashes (`sink-loss`, later in the list). Every failing kind gets its story, not only
+/// the first twenty violations: the sink-loss used to be printed bare, behind the key-orders.
+#[test]
+fn every_failing_kind_gets_a_story_however_many_of_another_come_first() {
+    let dir = std::env::temp_dir().join(format!("kafsim-replay-kinds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scattered-keys-readmessage-crash.toml");
+    std::fs::write(
+        &file,
+        r#"name = "scattered-keys-readmessage-crash"
+duration = "25s"
+
+[cluster]
+brokers = 3
+[cluster.config]
+"min.insync.replicas" = 2
+
+[[topics]]
+name = "jobs"
+partitions = 12
+replication_factor = 3
+
+[[producers]]
+count = 2
+client = "kafka-go"
+topic = "jobs"
+rate = 200
+keys = 50
+[producers.config]
+RequiredAcks = "RequireAll"
+BatchTimeout = "10ms"
+Async = true
+
+[[consumer_groups]]
+group = "workers"
+members = 3
+client = "kafka-go"
+topics = ["jobs"]
+[consumer_groups.handler]
+process_time = "20ms..50ms"
+sink = "plain"
+
+[faults]
+random = true
+kinds = ["consumer-crash"]
+mean_interval = "2s"
+
+[expect]
+violations = ["sink-loss"]
+allow = ["sink-duplicate"]
+"#,
+    )
+    .unwrap();
+    let out = kafsim()
+        .args(["replay", file.to_str().unwrap(), "--seed", "4"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let key_orders = text
+        .lines()
+        .filter(|l| l.starts_with("- key-order "))
+        .count();
+    assert!(
+        key_orders > 20,
+        "{key_orders} key-order violations come first"
+    );
+    let story = first_story(&text, "sink-loss");
+    assert!(
+        story.iter().any(|l| l.contains("polled it")),
+        "the sink-loss is told:\n{}",
+        story.join("\n")
+    );
+}
