@@ -8,7 +8,8 @@
 //! producer statistics — and summed over seeds, so the result does not depend on `--jobs`.
 //!
 //! A fault *affected a client-visible operation* when, between the moment it fired and
-//! [`AFTER_UNDO`] after it was undone (or after the heal, for faults nothing undoes), a client
+//! [`AFTER_UNDO`] after it was undone (or after the heal, for faults nothing undoes; for a
+//! consumer crash or slowdown also the groups' longest session timeout later), a client
 //! saw one of: a send that failed or has an unknown outcome, a failed commit, a rebalance
 //! (a new assignment), a reset of a consumer position, a new leader of a partition (clients
 //! must find it: NotLeaderOrFollower, metadata refresh), or a truncation of a log.
@@ -102,6 +103,9 @@ pub struct RunFacts<'a> {
     pub heal_at: Instant,
     /// Producer epoch bumps counted by the producers alive at the end.
     pub producer_epoch_bumps: u64,
+    /// The longest `session.timeout.ms` of the scenario's groups (zero without groups): a
+    /// consumer fault's rebalance can show that much later than a broker fault's effects.
+    pub group_notice: Duration,
 }
 
 /// The coverage of one run.
@@ -118,7 +122,16 @@ pub fn of_run(f: &RunFacts) -> Coverage {
         let Some(kind) = a.kind.filter(|k| is_fault(*k)) else {
             continue;
         };
-        let until = a.undo_after.map_or(f.heal_at, |d| a.at + d) + AFTER_UNDO;
+        // A crashed or slowed member's rebalance comes when the coordinator gives up on
+        // its old member id: a restarted member's JoinGroup opens a rebalance that waits
+        // for the old id's session to expire (`GroupCoordinator.onExpireHeartbeat`), and
+        // only then is anyone assigned anew. That is a session timeout after its last
+        // heartbeat (45 s with Java's default), well past a broker fault's 10 s.
+        let after_undo = match kind {
+            FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => AFTER_UNDO + f.group_notice,
+            _ => AFTER_UNDO,
+        };
+        let until = a.undo_after.map_or(f.heal_at, |d| a.at + d) + after_undo;
         let i = effects.partition_point(|t| *t < a.at);
         let affected = effects.get(i).is_some_and(|t| *t <= until);
         let c = cov.faults.entry(kind.as_str().to_string()).or_default();
@@ -247,6 +260,7 @@ mod tests {
             history,
             heal_at: Instant::from_millis(100_000),
             producer_epoch_bumps: 0,
+            group_notice: Duration::from_secs(30),
         }
     }
 
@@ -281,6 +295,33 @@ mod tests {
         let cov = of_run(&facts(&requested, &faults, s.history()));
         assert_eq!(cov.faults["crash"].affected, 0);
         assert!(cov.warnings()[0].contains("never affected a client-visible operation"));
+    }
+
+    /// A consumer crash whose rebalance completes only when the old member's session
+    /// expires (here 29 s after the restart, with kafka-go's 30 s session) affected the
+    /// group: the warning "never affected a client-visible operation" would be false. A
+    /// broker crash with the same timing did not (its window stays 10 s).
+    #[test]
+    fn a_consumer_crash_counts_the_rebalance_its_session_timeout_delays() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0);
+        s.event(
+            39_000,
+            HistoryEvent::Assigned {
+                group: 0,
+                member: 7,
+                generation: 2,
+                partitions: vec![tp(0)],
+            },
+        );
+        let requested = [FaultKind::ConsumerCrash, FaultKind::Crash];
+        let faults = [
+            fault(8_800, FaultKind::ConsumerCrash, Some(1_700)),
+            fault(8_800, FaultKind::Crash, Some(1_700)),
+        ];
+        let cov = of_run(&facts(&requested, &faults, s.history()));
+        assert_eq!(cov.faults["consumer-crash"].affected, 1);
+        assert_eq!(cov.faults["crash"].affected, 0);
     }
 
     #[test]

@@ -583,7 +583,18 @@ pub fn run_seed_streaming(
             .producers
             .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
     }
-    stats.coverage = run_coverage(s, producer_epoch_bumps, &faults, &history, heal_at);
+    let group_notice = (p.groups.iter())
+        .map(|g| g.config.session_timeout)
+        .max()
+        .unwrap_or(Duration::ZERO);
+    stats.coverage = run_coverage(
+        s,
+        producer_epoch_bumps,
+        &faults,
+        &history,
+        heal_at,
+        group_notice,
+    );
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     RunOutput {
         disk_throttled_s,
@@ -736,6 +747,7 @@ fn run_coverage(
     faults: &[AppliedFault],
     history: &History,
     heal_at: Instant,
+    group_notice: Duration,
 ) -> Coverage {
     let mut requested: Vec<FaultKind> = Vec::new();
     if s.faults.random {
@@ -748,6 +760,7 @@ fn run_coverage(
         history,
         heal_at,
         producer_epoch_bumps,
+        group_notice,
     })
 }
 
