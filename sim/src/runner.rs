@@ -18,7 +18,7 @@ use prepare::{PreparedGroup, PreparedProducer};
 
 use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
-use crate::coverage::{self, Coverage, RunFacts};
+use crate::coverage::{self, RunFacts};
 use crate::drain::{DrainTracker, GroupInfo, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::DivergenceCheck;
@@ -596,7 +596,22 @@ pub fn run_seed_streaming(
             .producers
             .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
     }
-    stats.coverage = run_coverage(s, producer_epoch_bumps, &faults, &history, heal_at);
+    let sessions: BTreeMap<NodeId, Duration> = (groups.iter())
+        .flat_map(|g| {
+            let session = (p.groups.iter())
+                .find(|pg| pg.index == g.index)
+                .map_or(Duration::ZERO, |pg| pg.config.session_timeout);
+            g.members.iter().map(move |m| (*m, session))
+        })
+        .collect();
+    stats.coverage = coverage::of_run(&RunFacts {
+        requested: &requested_faults(s),
+        faults: &faults,
+        history: &history,
+        heal_at,
+        producer_epoch_bumps,
+        sessions: &sessions,
+    });
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     RunOutput {
         disk_throttled_s,
@@ -742,26 +757,14 @@ fn panicked(run: Panicked<'_>) -> RunOutput {
     }
 }
 
-/// The run's coverage: requested fault kinds fired and affecting clients, states reached.
-fn run_coverage(
-    s: &Scenario,
-    producer_epoch_bumps: u64,
-    faults: &[AppliedFault],
-    history: &History,
-    heal_at: Instant,
-) -> Coverage {
+/// The fault kinds the scenario asks for: its random kinds and its scripted actions.
+fn requested_faults(s: &Scenario) -> Vec<FaultKind> {
     let mut requested: Vec<FaultKind> = Vec::new();
     if s.faults.random {
         requested.extend(s.faults.kinds.iter().copied());
     }
     requested.extend(s.faults.schedule.iter().map(|f| f.action.kind()));
-    coverage::of_run(&RunFacts {
-        requested: &requested,
-        faults,
-        history,
-        heal_at,
-        producer_epoch_bumps,
-    })
+    requested
 }
 
 /// Every group, with the partitions it consumes and its members' nodes.
