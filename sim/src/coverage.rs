@@ -8,11 +8,13 @@
 //! producer statistics — and summed over seeds, so the result does not depend on `--jobs`.
 //!
 //! A fault *affected a client-visible operation* when, between the moment it fired and
-//! [`AFTER_UNDO`] after it was undone (or after the heal, for faults nothing undoes; for a
-//! consumer crash or slowdown also the groups' longest session timeout later), a client
+//! [`AFTER_UNDO`] after it was undone (or after the heal, for faults nothing undoes), a client
 //! saw one of: a send that failed or has an unknown outcome, a failed commit, a rebalance
 //! (a new assignment), a reset of a consumer position, a new leader of a partition (clients
-//! must find it: NotLeaderOrFollower, metadata refresh), or a truncation of a log.
+//! must find it: NotLeaderOrFollower, metadata refresh), or a truncation of a log. A fault
+//! of a consumer group member also counts what follows until its session could run out
+//! (`session.timeout.ms` after it fired, then [`AFTER_UNDO`]): the group rebalances away from
+//! a crashed member only then, whenever its process came back.
 
 use crate::history::History;
 use crate::nemesis::AppliedFault;
@@ -103,9 +105,8 @@ pub struct RunFacts<'a> {
     pub heal_at: Instant,
     /// Producer epoch bumps counted by the producers alive at the end.
     pub producer_epoch_bumps: u64,
-    /// The longest `session.timeout.ms` of the scenario's groups (zero without groups): a
-    /// consumer fault's rebalance can show that much later than a broker fault's effects.
-    pub group_notice: Duration,
+    /// Each group member's `session.timeout.ms`, by its node.
+    pub sessions: &'a BTreeMap<NodeId, Duration>,
 }
 
 /// The coverage of one run.
@@ -122,16 +123,12 @@ pub fn of_run(f: &RunFacts) -> Coverage {
         let Some(kind) = a.kind.filter(|k| is_fault(*k)) else {
             continue;
         };
-        // A crashed or slowed member's rebalance comes when the coordinator gives up on
-        // its old member id: a restarted member's JoinGroup opens a rebalance that waits
-        // for the old id's session to expire (`GroupCoordinator.onExpireHeartbeat`), and
-        // only then is anyone assigned anew. That is a session timeout after its last
-        // heartbeat (45 s with Java's default), well past a broker fault's 10 s.
-        let after_undo = match kind {
-            FaultKind::ConsumerCrash | FaultKind::ConsumerSlowdown => AFTER_UNDO + f.group_notice,
-            _ => AFTER_UNDO,
-        };
-        let until = a.undo_after.map_or(f.heal_at, |d| a.at + d) + after_undo;
+        let undone = a.undo_after.map_or(f.heal_at, |d| a.at + d);
+        let session = (a.nodes().iter())
+            .filter_map(|n| f.sessions.get(n))
+            .max()
+            .map_or(undone, |s| a.at + *s);
+        let until = undone.max(session) + AFTER_UNDO;
         let i = effects.partition_point(|t| *t < a.at);
         let affected = effects.get(i).is_some_and(|t| *t <= until);
         let c = cov.faults.entry(kind.as_str().to_string()).or_default();
@@ -254,13 +251,14 @@ mod tests {
         faults: &'a [AppliedFault],
         history: &'a History,
     ) -> RunFacts<'a> {
+        static NO_SESSIONS: BTreeMap<NodeId, Duration> = BTreeMap::new();
         RunFacts {
             requested,
             faults,
             history,
             heal_at: Instant::from_millis(100_000),
             producer_epoch_bumps: 0,
-            group_notice: Duration::from_secs(30),
+            sessions: &NO_SESSIONS,
         }
     }
 
@@ -297,31 +295,24 @@ mod tests {
         assert!(cov.warnings()[0].contains("never affected a client-visible operation"));
     }
 
-    /// A consumer crash whose rebalance completes only when the old member's session
-    /// expires (here 29 s after the restart, with kafka-go's 30 s session) affected the
-    /// group: the warning "never affected a client-visible operation" would be false. A
-    /// broker crash with the same timing did not (its window stays 10 s).
     #[test]
-    fn a_consumer_crash_counts_the_rebalance_its_session_timeout_delays() {
+    fn a_crashed_member_s_rebalance_counts_until_its_session_could_run_out() {
         let mut s = Story::new();
         s.send(1, 0, 1, 0, 0);
-        s.event(
-            39_000,
-            HistoryEvent::Assigned {
-                group: 0,
-                member: 7,
-                generation: 2,
-                partitions: vec![tp(0)],
-            },
-        );
-        let requested = [FaultKind::ConsumerCrash, FaultKind::Crash];
-        let faults = [
-            fault(8_800, FaultKind::ConsumerCrash, Some(1_700)),
-            fault(8_800, FaultKind::Crash, Some(1_700)),
-        ];
-        let cov = of_run(&facts(&requested, &faults, s.history()));
-        assert_eq!(cov.faults["consumer-crash"].affected, 1);
-        assert_eq!(cov.faults["crash"].affected, 0);
+        // The member crashed at 1 s for 500 ms; its group moves its partitions when its
+        // 45 s session runs out: a rebalance at 46 s is the crash's doing.
+        s.fail(46_000, 0, 2);
+        let requested = [FaultKind::ConsumerCrash];
+        let faults = [fault(1_000, FaultKind::ConsumerCrash, Some(500))];
+        let member = BTreeMap::from([(NodeId(1), Duration::from_secs(45))]);
+        let other = BTreeMap::from([(NodeId(2), Duration::from_secs(45))]);
+        let with = |sessions| RunFacts {
+            sessions,
+            ..facts(&requested, &faults, s.history())
+        };
+        assert_eq!(of_run(&with(&member)).faults["consumer-crash"].affected, 1);
+        // A node that is no group member keeps the short window.
+        assert_eq!(of_run(&with(&other)).faults["consumer-crash"].affected, 0);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use prepare::{PreparedGroup, PreparedProducer};
 
 use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
-use crate::coverage::{self, Coverage, RunFacts};
+use crate::coverage::{self, RunFacts};
 use crate::drain::{DrainTracker, GroupInfo, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::DivergenceCheck;
@@ -507,6 +507,19 @@ pub fn run_seed_streaming(
         .filter(|producer| producer.config.on_error == OnError::Ignore)
         .map(|producer| producer.index)
         .collect();
+    check_config.ordering = p
+        .producers
+        .iter()
+        .map(|producer| {
+            let c = &producer.config;
+            let ordering = crate::checker::cause::Ordering {
+                words: c.ordering_words(),
+                may_reorder: c.may_reorder(),
+                idempotent: c.enable_idempotence,
+            };
+            (producer.index, ordering)
+        })
+        .collect();
     check_config.keyless_partitioners = p
         .producers
         .iter()
@@ -583,18 +596,22 @@ pub fn run_seed_streaming(
             .producers
             .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
     }
-    let group_notice = (p.groups.iter())
-        .map(|g| g.config.session_timeout)
-        .max()
-        .unwrap_or(Duration::ZERO);
-    stats.coverage = run_coverage(
-        s,
-        producer_epoch_bumps,
-        &faults,
-        &history,
+    let sessions: BTreeMap<NodeId, Duration> = (groups.iter())
+        .flat_map(|g| {
+            let session = (p.groups.iter())
+                .find(|pg| pg.index == g.index)
+                .map_or(Duration::ZERO, |pg| pg.config.session_timeout);
+            g.members.iter().map(move |m| (*m, session))
+        })
+        .collect();
+    stats.coverage = coverage::of_run(&RunFacts {
+        requested: &requested_faults(s),
+        faults: &faults,
+        history: &history,
         heal_at,
-        group_notice,
-    );
+        producer_epoch_bumps,
+        sessions: &sessions,
+    });
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     RunOutput {
         disk_throttled_s,
@@ -740,28 +757,14 @@ fn panicked(run: Panicked<'_>) -> RunOutput {
     }
 }
 
-/// The run's coverage: requested fault kinds fired and affecting clients, states reached.
-fn run_coverage(
-    s: &Scenario,
-    producer_epoch_bumps: u64,
-    faults: &[AppliedFault],
-    history: &History,
-    heal_at: Instant,
-    group_notice: Duration,
-) -> Coverage {
+/// The fault kinds the scenario asks for: its random kinds and its scripted actions.
+fn requested_faults(s: &Scenario) -> Vec<FaultKind> {
     let mut requested: Vec<FaultKind> = Vec::new();
     if s.faults.random {
         requested.extend(s.faults.kinds.iter().copied());
     }
     requested.extend(s.faults.schedule.iter().map(|f| f.action.kind()));
-    coverage::of_run(&RunFacts {
-        requested: &requested,
-        faults,
-        history,
-        heal_at,
-        producer_epoch_bumps,
-        group_notice,
-    })
+    requested
 }
 
 /// Every group, with the partitions it consumes and its members' nodes.

@@ -21,6 +21,10 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 }
 
 /// (file, seed, pinned hash). Changes, newest first:
+/// - 2026-12-07: commit-before-process: the scenario keeps sarama's default auto-commit
+///   interval (1 s) with a 100-300 ms handler and a crash every 20 s or so for 5 minutes (see
+///   its comment); seed 1 of it loses nothing, so the pin moves to seed 6, which loses one
+///   record (the story `cli_replay` tells).
 /// - 2026-12-07: commit-before-process, defaults-java: the group coordinator makes the
 ///   first member to join with its id the group's leader (Kafka `GroupMetadata.add`), not
 ///   the member whose id sorts first, and hands the lead to a member that rejoined
@@ -59,7 +63,7 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
     ("acks1-leader-crash.toml", 1, 0x9bc5dbd2ce98393b),
-    ("commit-before-process.toml", 1, 0x82b7676abfc0d236),
+    ("commit-before-process.toml", 6, 0x0df46c8e40648f5e),
     ("defaults-java.toml", 1, 0x71b91dfe49590369),
 ];
 
