@@ -283,3 +283,40 @@ allow = ["sink-duplicate"]
         story.join("\n")
     );
 }
+
+/// `kafsim replay ... | head -1`: once the reader has gone, the process ends by SIGPIPE, as
+/// `cat` would, instead of panicking with "failed printing to stdout: Broken pipe". The
+/// replay prints about 770 kB, far more than a pipe holds, so it must write to the closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = kafsim()
+        .args([
+            "replay",
+            &scenario("sarama-waitforall-not-idempotent.toml"),
+            "--seed",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("kafsim replay"), "{first}");
+    // The reader is dropped here: the rest of the story goes to a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        out.status
+    );
+}
