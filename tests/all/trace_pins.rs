@@ -21,6 +21,11 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 }
 
 /// (file, seed, pinned hash). Changes, newest first:
+/// - 2026-12-07: all three: the two controllers are a metadata quorum; a change reaches
+///   brokers (and its request is answered) only once the standby holds it durably, one
+///   controller round trip and a standby fsync after the decision, and a LeaderAndIsr made
+///   for a broker's previous registration is refused (KIP-380). Timings shift by milliseconds;
+///   every library scenario still meets its expectation.
 /// - 2026-12-07: commit-before-process, defaults-java: the group coordinator makes the
 ///   first member to join with its id the group's leader (Kafka `GroupMetadata.add`), not
 ///   the member whose id sorts first, and hands the lead to a member that rejoined
@@ -58,9 +63,9 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 /// - 2026-12-06: pinned (after per-client produce requests, the coordinator's OffsetsStored
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
-    ("acks1-leader-crash.toml", 1, 0x9bc5dbd2ce98393b),
-    ("commit-before-process.toml", 1, 0x82b7676abfc0d236),
-    ("defaults-java.toml", 1, 0x71b91dfe49590369),
+    ("acks1-leader-crash.toml", 1, 0x61a8e4d58e097a09),
+    ("commit-before-process.toml", 1, 0x13fd21587b4f059f),
+    ("defaults-java.toml", 1, 0xf68e00b8940eb555),
 ];
 
 #[test]

@@ -184,6 +184,9 @@ pub enum Message {
     /// Active controller -> standby controllers: the replicated controller state.
     ControllerSync(ControllerSync),
     ControllerSyncAck(ControllerSyncAck),
+    /// Candidate controller -> the other controllers: a request for their vote.
+    VoteRequest(VoteRequest),
+    VoteResponse(VoteResponse),
 
     /// A consumer's statement to its group's database (not Kafka: see [`database`]).
     DatabaseRequest(DatabaseRequest),
@@ -277,6 +280,8 @@ impl Message {
             CreatePartitionsResponse(_) => 16,
             ControllerSync(m) => 64 + 32 * m.partitions.len() as u32,
             ControllerSyncAck(_) => 16,
+            VoteRequest(_) => 24,
+            VoteResponse(_) => 16,
             DatabaseRequest(_) => STATEMENT_BYTES,
             DatabaseResponse(m) => match &m.result {
                 StatementResult::Offsets(o) => 16 + 16 * o.len() as u32,
@@ -342,6 +347,8 @@ impl Message {
             CreatePartitionsResponse(_) => "CreatePartitionsResponse",
             ControllerSync(_) => "ControllerSync",
             ControllerSyncAck(_) => "ControllerSyncAck",
+            VoteRequest(_) => "VoteRequest",
+            VoteResponse(_) => "VoteResponse",
             DatabaseRequest(_) => "DatabaseRequest",
             DatabaseResponse(_) => "DatabaseResponse",
         }
@@ -370,7 +377,9 @@ macro_rules! exchanges {
                     Message::ConnectionReset
                     | Message::ConnectionRefused
                     | Message::ControllerSync(_)
-                    | Message::ControllerSyncAck(_) => Exchange::Other,
+                    | Message::ControllerSyncAck(_)
+                    | Message::VoteRequest(_)
+                    | Message::VoteResponse(_) => Exchange::Other,
                 }
             }
 
@@ -385,7 +394,9 @@ macro_rules! exchanges {
                     Message::ConnectionReset
                     | Message::ConnectionRefused
                     | Message::ControllerSync(_)
-                    | Message::ControllerSyncAck(_) => None,
+                    | Message::ControllerSyncAck(_)
+                    | Message::VoteRequest(_)
+                    | Message::VoteResponse(_) => None,
                 }
             }
         }
