@@ -222,12 +222,14 @@ thread_local! {
     static CAPTURING: RefCell<bool> = const { RefCell::new(false) };
 }
 
-/// Run `f`; a panic inside it is returned as `Err(message with location)`.
+/// Run `f`; a panic inside it is returned as `Err(message with location)`. Calls nest: the
+/// runner catches an engine panic itself (to explain it with the world's state, see
+/// `runner::panicked`) inside the campaign's catch of everything else.
 pub fn catch_run<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_panic_hook();
-    CAPTURING.with(|c| *c.borrow_mut() = true);
+    let outer = CAPTURING.with(|c| std::mem::replace(&mut *c.borrow_mut(), true));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    CAPTURING.with(|c| *c.borrow_mut() = false);
+    CAPTURING.with(|c| *c.borrow_mut() = outer);
     result.map_err(|_| {
         LAST_PANIC
             .with(|p| p.borrow_mut().take())
@@ -329,6 +331,22 @@ mod tests {
         assert!(
             detail.contains("engine bug on seed 3") && detail.contains("campaign.rs"),
             "{detail}"
+        );
+    }
+
+    /// The runner catches engine panics inside the campaign's catch: after the inner catch
+    /// returns, a panic of the outer one is still captured with its message.
+    #[test]
+    fn catches_nest() {
+        let outer = catch_run(|| {
+            let inner = catch_run(|| -> () { panic!("inner") });
+            assert!(inner.unwrap_err().starts_with("inner at "));
+            panic!("outer after inner");
+        });
+        let message = outer.unwrap_err();
+        assert!(
+            message.starts_with("outer after inner at ") && message.contains("campaign.rs"),
+            "{message}"
         );
     }
 

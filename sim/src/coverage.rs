@@ -11,7 +11,10 @@
 //! [`AFTER_UNDO`] after it was undone (or after the heal, for faults nothing undoes), a client
 //! saw one of: a send that failed or has an unknown outcome, a failed commit, a rebalance
 //! (a new assignment), a reset of a consumer position, a new leader of a partition (clients
-//! must find it: NotLeaderOrFollower, metadata refresh), or a truncation of a log.
+//! must find it: NotLeaderOrFollower, metadata refresh), or a truncation of a log. A fault
+//! of a consumer group member also counts what follows until its session could run out
+//! (`session.timeout.ms` after it fired, then [`AFTER_UNDO`]): the group rebalances away from
+//! a crashed member only then, whenever its process came back.
 
 use crate::history::History;
 use crate::nemesis::AppliedFault;
@@ -102,6 +105,8 @@ pub struct RunFacts<'a> {
     pub heal_at: Instant,
     /// Producer epoch bumps counted by the producers alive at the end.
     pub producer_epoch_bumps: u64,
+    /// Each group member's `session.timeout.ms`, by its node.
+    pub sessions: &'a BTreeMap<NodeId, Duration>,
 }
 
 /// The coverage of one run.
@@ -118,7 +123,12 @@ pub fn of_run(f: &RunFacts) -> Coverage {
         let Some(kind) = a.kind.filter(|k| is_fault(*k)) else {
             continue;
         };
-        let until = a.undo_after.map_or(f.heal_at, |d| a.at + d) + AFTER_UNDO;
+        let undone = a.undo_after.map_or(f.heal_at, |d| a.at + d);
+        let session = (a.nodes().iter())
+            .filter_map(|n| f.sessions.get(n))
+            .max()
+            .map_or(undone, |s| a.at + *s);
+        let until = undone.max(session) + AFTER_UNDO;
         let i = effects.partition_point(|t| *t < a.at);
         let affected = effects.get(i).is_some_and(|t| *t <= until);
         let c = cov.faults.entry(kind.as_str().to_string()).or_default();
@@ -232,6 +242,7 @@ mod tests {
             kind: Some(kind),
             op: Op::Crash(vec![NodeId(1)]),
             undo_after: undo_ms.map(Duration::from_millis),
+            note: String::new(),
         }
     }
 
@@ -240,12 +251,14 @@ mod tests {
         faults: &'a [AppliedFault],
         history: &'a History,
     ) -> RunFacts<'a> {
+        static NO_SESSIONS: BTreeMap<NodeId, Duration> = BTreeMap::new();
         RunFacts {
             requested,
             faults,
             history,
             heal_at: Instant::from_millis(100_000),
             producer_epoch_bumps: 0,
+            sessions: &NO_SESSIONS,
         }
     }
 
@@ -280,6 +293,26 @@ mod tests {
         let cov = of_run(&facts(&requested, &faults, s.history()));
         assert_eq!(cov.faults["crash"].affected, 0);
         assert!(cov.warnings()[0].contains("never affected a client-visible operation"));
+    }
+
+    #[test]
+    fn a_crashed_member_s_rebalance_counts_until_its_session_could_run_out() {
+        let mut s = Story::new();
+        s.send(1, 0, 1, 0, 0);
+        // The member crashed at 1 s for 500 ms; its group moves its partitions when its
+        // 45 s session runs out: a rebalance at 46 s is the crash's doing.
+        s.fail(46_000, 0, 2);
+        let requested = [FaultKind::ConsumerCrash];
+        let faults = [fault(1_000, FaultKind::ConsumerCrash, Some(500))];
+        let member = BTreeMap::from([(NodeId(1), Duration::from_secs(45))]);
+        let other = BTreeMap::from([(NodeId(2), Duration::from_secs(45))]);
+        let with = |sessions| RunFacts {
+            sessions,
+            ..facts(&requested, &faults, s.history())
+        };
+        assert_eq!(of_run(&with(&member)).faults["consumer-crash"].affected, 1);
+        // A node that is no group member keeps the short window.
+        assert_eq!(of_run(&with(&other)).faults["consumer-crash"].affected, 0);
     }
 
     #[test]

@@ -35,8 +35,9 @@ use kafsim_engine::{Duration, Instant, NodeId, TopicPartition};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
-/// Consumers are caught up only after this long without a poll or a sink write (processing
-/// of what they polled last has finished).
+/// Consumers are caught up only after this long without a poll or a sink write, and once no
+/// running member holds a record it polled and has not finished ([`in_hand`]: a handler may
+/// take longer than this).
 pub const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// An automatic drain ends after at least this much simulated time even if something is
@@ -405,7 +406,7 @@ impl DrainTracker {
 
     /// Sample lag, note who caught up, and say whether the whole run has: no send without
     /// an outcome, every group has read up to the high watermark of every partition it
-    /// consumes, and has been quiet for [`DRAIN_QUIET`].
+    /// consumes, has been quiet for [`DRAIN_QUIET`] and holds no record in hand.
     pub fn observe(
         &mut self,
         w: &World,
@@ -486,7 +487,9 @@ impl DrainTracker {
                 .last_activity
                 .get(&g.index)
                 .is_none_or(|t| w.now().saturating_since(*t) >= DRAIN_QUIET);
-            if behind.is_none() && (!quiet || sink_busy(w, g) || output_open(w, cluster, g)) {
+            if behind.is_none()
+                && (!quiet || in_hand(w, g) || sink_busy(w, g) || output_open(w, cluster, g))
+            {
                 behind = Some(NotCaughtUp::Processing { group: g.index });
             }
             match behind {
@@ -557,6 +560,15 @@ fn owned_by_running_member(
                 && w.node::<Consumer>(m)
                     .is_some_and(|c| c.position(tp).is_some())
         })
+}
+
+/// Whether a running member of `g` holds records it polled and has not finished processing
+/// (or a commit of them it waits on). Without this, a handler slower than [`DRAIN_QUIET`]
+/// ended the run with its last record in hand, reported as a sink-loss no real service shows.
+fn in_hand(w: &World, g: &GroupInfo) -> bool {
+    g.members
+        .iter()
+        .any(|m| w.is_up(*m) && w.node::<Consumer>(*m).is_some_and(Consumer::holds_records))
 }
 
 /// Whether `g`'s sink has not caught up: a member waits for a statement's answer or retry,

@@ -28,7 +28,7 @@ use events::{derived_mark, partition_event, value_event};
 use crate::history::{History, HistoryEntry};
 use crate::names::Names;
 use crate::nemesis::{describe, AppliedFault, Op};
-use kafsim_engine::app::Mark;
+use kafsim_engine::consumer::consume_loop::{MarkAt, MarkRule};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, NodeId, TopicPartition, ValueId};
@@ -43,8 +43,8 @@ pub struct LifeContext<'a> {
     pub names: &'a Names,
     /// Every fault applied in the run, in time order.
     pub faults: &'a [AppliedFault],
-    /// Where each group's handler marks offsets, by group index.
-    pub marks: &'a [Mark],
+    /// Where each group's consume loop marks offsets and why, by group index.
+    pub marks: &'a [MarkRule],
     /// Each group's handler `workers` (1: the poll loop processes), by group index.
     pub workers: &'a [u32],
     /// Groups whose client commits each record before the application gets it (kafka-go's
@@ -422,7 +422,7 @@ fn merge_faults(
             .map(|d| format!(" (undone after {d:?})"))
             .unwrap_or_default();
         let i = lines.partition_point(|(at, _)| *at <= f.at);
-        lines.insert(i, (f.at, format!("{} fault: {what}{undo}", f.at)));
+        lines.insert(i, (f.at, format!("{} fault: {what}{undo}{}", f.at, f.note)));
     }
 }
 
@@ -573,11 +573,16 @@ fn explain_covered<'c>(
 /// Why a group's commit can cover a record it has not processed, from its handler.
 fn mark_cause(cx: &LifeContext, group: u32) -> String {
     let workers = cx.workers.get(group as usize).copied().unwrap_or(1);
-    match cx.marks.get(group as usize) {
-        Some(Mark::BeforeProcess) => {
-            " (mark = before-process: a record is marked when it is handed over)".to_string()
-        }
-        Some(Mark::AfterProcess) if workers >= 2 => format!(
+    let Some(rule) = cx.marks.get(group as usize) else {
+        return String::new();
+    };
+    match rule.at {
+        MarkAt::Delivery => format!(" ({}: a record is marked when it is handed over)", rule.why),
+        MarkAt::ProcessStart => format!(
+            " ({}: a record is marked when its loop takes it up, before processing it)",
+            rule.why
+        ),
+        MarkAt::ProcessEnd if workers >= 2 => format!(
             " (workers = {workers}: each worker marks the records it finished, and a \
              partition's mark is the highest of them, so it passes records still queued for a \
              slower worker)"

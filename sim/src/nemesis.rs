@@ -44,8 +44,8 @@ pub enum Op {
     },
     /// Lifts every partition and slow link (the scenario's `heal` action).
     Heal,
-    /// The end of one partition, bridge or slow link: lifts what that operation imposed and
-    /// nothing else, so overlapping network faults each last their own time.
+    /// The end of one partition, bridge, slow link, slow disk or slowdown: lifts what that
+    /// operation imposed and nothing else, so overlapping faults each last their own time.
     Lift(Box<Op>),
     SlowLink {
         nodes: Vec<NodeId>,
@@ -123,6 +123,9 @@ pub struct AppliedFault {
     pub op: Op,
     /// When it is undone, for faults that schedule their own undo.
     pub undo_after: Option<Duration>,
+    /// What the fault log says after the operation: for the end of a fault, which fault it
+    /// ends (`" (ends the pause of 10536.765ms)"`); empty for a fault that starts.
+    pub note: String,
 }
 
 impl AppliedFault {
@@ -167,9 +170,30 @@ pub struct Nemesis {
     pub fired: Vec<Fired>,
     /// `[faults] undo_after`: the range every random fault's duration is drawn from.
     undo_after: Option<(Duration, Duration)>,
-    /// Partitions and slow links in force: (kind, began, own undo due, the fault), for the
-    /// log line of a heal that lifts them all.
-    network: Vec<(FaultKind, Instant, Option<Instant>, Op)>,
+    /// The faults in force (crashes, pauses, partitions, slow links, disks and consumers),
+    /// so that every end names the fault it ends and a panic can list them.
+    in_force: Vec<InForce>,
+}
+
+/// A fault in force: the kind it fired as, when, when its own undo is due, and what it did
+/// (a restart or resume takes its nodes out of it; a lift or a heal removes it).
+#[derive(Clone, Debug, PartialEq)]
+struct InForce {
+    kind: FaultKind,
+    began: Instant,
+    undo_at: Option<Instant>,
+    op: Op,
+}
+
+impl InForce {
+    /// `slow-link broker-0 +300ms of 8000.000ms`, and how early `now` ends it.
+    fn describe(&self, now: Instant, name: &dyn Fn(NodeId) -> String) -> String {
+        let early = match self.undo_at {
+            Some(due) if due > now => format!(" {:?} early", due - now),
+            _ => String::new(),
+        };
+        format!("{} of {}{early}", describe(&self.op, name), self.began)
+    }
 }
 
 /// A random fault that fired: the operation its draw resolved to, and when its undo was due.
@@ -195,7 +219,7 @@ impl Nemesis {
             applied: Vec::new(),
             fired: Vec::new(),
             undo_after: spec.undo_after,
-            network: Vec::new(),
+            in_force: Vec::new(),
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -289,8 +313,9 @@ impl Nemesis {
                 if let Some((d, _)) = &undo {
                     let _ = write!(line, " (undone after {:?})", d);
                 }
+                let undo_at = undo.as_ref().map(|(d, _)| now + *d);
                 let (note, in_force) =
-                    self.note_network(now, &op, undo.as_ref().map(|(d, _)| now + *d));
+                    self.note_fault(now, &op, kind, undo_at, &|n| resolver.name(n));
                 line.push_str(&note);
                 self.log.push(line);
                 if !in_force {
@@ -302,6 +327,7 @@ impl Nemesis {
                     kind,
                     op: op.clone(),
                     undo_after: undo.as_ref().map(|(d, _)| *d),
+                    note,
                 });
                 ops.push(op);
             }
@@ -312,50 +338,150 @@ impl Nemesis {
         ops
     }
 
-    /// Keep track of the partitions and slow links in force; for a heal, the note that says
-    /// which of them it ends before their own undo was due. Each fault's own undo lifts only
-    /// that fault (`Op::Lift`), but a scheduled `heal` lifts every partition and slow link at
-    /// once (`Network::heal`): without the note the log would promise durations the run did
-    /// not have. Returns the note, and false for the end of a fault no longer in force.
-    fn note_network(&mut self, now: Instant, op: &Op, undo_at: Option<Instant>) -> (String, bool) {
-        let kind = match op {
-            Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } => FaultKind::Partition,
-            Op::SlowLink { .. } => FaultKind::SlowLink,
-            Op::Lift(lifted) => {
-                return match self.network.iter().position(|e| e.3 == **lifted) {
-                    Some(i) => {
-                        self.network.remove(i);
-                        (String::new(), true)
-                    }
-                    None => (
-                        " (nothing left to lift: a heal ended it earlier)".to_string(),
-                        false,
-                    ),
-                };
+    /// Keep track of the faults in force, and say which one an end ends: a restart or a
+    /// resume names the crash, power loss or pause it ends, a lift (`Op::Lift`: the own
+    /// undo of one partition, slow link, slow disk or slowdown) names when its fault began,
+    /// and a scheduled `heal`, which lifts every partition and slow link at once
+    /// (`Network::heal`), names each it ends and how early (without that the log would
+    /// promise durations the run did not have). Returns the note for the log line, and
+    /// false for the end of a fault no longer in force.
+    fn note_fault(
+        &mut self,
+        now: Instant,
+        op: &Op,
+        kind: Option<FaultKind>,
+        undo_at: Option<Instant>,
+        name: &dyn Fn(NodeId) -> String,
+    ) -> (String, bool) {
+        let ends = |ended: Vec<String>| {
+            if ended.is_empty() {
+                String::new()
+            } else {
+                format!(" (ends {})", ended.join(", "))
             }
+        };
+        match op {
+            Op::Restart(nodes) => {
+                let ended = self.take_nodes(nodes, name, |op| {
+                    matches!(op, Op::Crash(_) | Op::PowerLoss { .. })
+                });
+                (ends(ended), true)
+            }
+            Op::Resume(nodes) => {
+                let ended = self.take_nodes(nodes, name, |op| matches!(op, Op::Pause(_)));
+                (ends(ended), true)
+            }
+            Op::Lift(lifted) => match self.in_force.iter().position(|e| e.op == **lifted) {
+                Some(i) => {
+                    let e = self.in_force.remove(i);
+                    (ends(vec![format!("the {} of {}", e.kind, e.began)]), true)
+                }
+                None => (
+                    " (nothing left to lift: a heal ended it earlier)".to_string(),
+                    false,
+                ),
+            },
             Op::Heal => {
-                let early: Vec<String> = std::mem::take(&mut self.network)
-                    .into_iter()
-                    .filter_map(|(kind, began, due, _)| {
-                        let due = due.filter(|due| *due > now)?;
-                        Some(format!("the {kind} of {began} {:?} early", due - now))
-                    })
-                    .collect();
-                if early.is_empty() {
+                let (network, rest): (Vec<InForce>, Vec<InForce>) =
+                    std::mem::take(&mut self.in_force)
+                        .into_iter()
+                        .partition(|e| is_network(&e.op));
+                self.in_force = rest;
+                if network.is_empty() {
                     return (String::new(), true);
                 }
+                let ended: Vec<String> = network.iter().map(|e| e.describe(now, name)).collect();
                 let note = format!(
                     " (a heal lifts every partition and slow link: it ends {})",
-                    early.join(", ")
+                    ended.join(", ")
                 );
-                return (note, true);
+                (note, true)
             }
-            _ => return (String::new(), true),
-        };
-        // Bounded: an entry lives from its fault to its own undo or the next heal, and the
-        // end of the safety phase heals.
-        self.network.push((kind, now, undo_at, op.clone()));
-        (String::new(), true)
+            Op::AddPartitions { .. } => (String::new(), true),
+            _ => {
+                // Bounded: an entry lives from its fault to its end, and the end of the
+                // safety phase ends them all (`end_all`).
+                self.in_force.push(InForce {
+                    kind: kind.unwrap_or_else(|| natural_kind(op)),
+                    began: now,
+                    undo_at,
+                    op: op.clone(),
+                });
+                (String::new(), true)
+            }
+        }
+    }
+
+    /// Takes `nodes` out of the faults in force that `ends` (a restart: crashes and power
+    /// losses; a resume: pauses); a fault with none of its nodes left is over. Returns what
+    /// ended: `the crash of 8000.000ms`, naming the nodes when not all of the fault's.
+    fn take_nodes(
+        &mut self,
+        nodes: &[NodeId],
+        name: &dyn Fn(NodeId) -> String,
+        ends: impl Fn(&Op) -> bool,
+    ) -> Vec<String> {
+        let mut ended = Vec::new();
+        for e in &mut self.in_force {
+            if !ends(&e.op) {
+                continue;
+            }
+            let held = match &mut e.op {
+                Op::Crash(n) | Op::Pause(n) | Op::PowerLoss { nodes: n, .. } => n,
+                _ => continue,
+            };
+            let hit: Vec<NodeId> = held.iter().copied().filter(|n| nodes.contains(n)).collect();
+            if hit.is_empty() {
+                continue;
+            }
+            if hit.len() == held.len() && hit.len() == nodes.len() {
+                ended.push(format!("the {} of {}", e.kind, e.began));
+            } else {
+                let who: Vec<String> = hit.iter().map(|n| name(*n)).collect();
+                ended.push(format!(
+                    "the {} of {} at {}",
+                    e.kind,
+                    who.join(","),
+                    e.began
+                ));
+            }
+            held.retain(|n| !nodes.contains(n));
+        }
+        self.in_force.retain(|e| !op_nodes(&e.op).is_empty());
+        ended
+    }
+
+    /// The faults in force at `now`, one line each (`pause broker-0 since 8488.145ms, its
+    /// own end due at 25977.145ms`): what a panic lists.
+    pub fn in_force(&self, name: &dyn Fn(NodeId) -> String) -> Vec<String> {
+        self.in_force
+            .iter()
+            .map(|e| {
+                let until = match e.undo_at {
+                    Some(t) => format!("its own end due at {t}"),
+                    None => "until a heal".to_string(),
+                };
+                format!(
+                    "{} since {} ({}, {until})",
+                    describe(&e.op, name),
+                    e.began,
+                    e.kind
+                )
+            })
+            .collect()
+    }
+
+    /// The end of the safety phase lifts every fault still in force: the note of the heal's
+    /// log line, naming each and how early it ends (empty when none was in force).
+    pub fn end_all(&mut self, now: Instant, name: &dyn Fn(NodeId) -> String) -> String {
+        let ended: Vec<String> = std::mem::take(&mut self.in_force)
+            .iter()
+            .map(|e| e.describe(now, name))
+            .collect();
+        if ended.is_empty() {
+            return String::new();
+        }
+        format!(" (ends {})", ended.join(", "))
     }
 
     /// Draw the concrete fault of a random kind, and how long until its undo (from
@@ -605,23 +731,45 @@ fn random_partition(rng: &mut ChaCha8Rng, brokers: &[NodeId], r: &dyn Resolver) 
     })
 }
 
+/// Whether `op` is a network fault (what a scheduled `heal` lifts).
+fn is_network(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } | Op::SlowLink { .. }
+    )
+}
+
+/// The fault kind of an operation, for one that did not fire as a kind of its own.
+fn natural_kind(op: &Op) -> FaultKind {
+    match op {
+        Op::Crash(_) => FaultKind::Crash,
+        Op::PowerLoss { .. } => FaultKind::PowerLoss,
+        Op::Pause(_) => FaultKind::Pause,
+        Op::SlowLink { .. } => FaultKind::SlowLink,
+        Op::SlowDisk { .. } => FaultKind::SlowDisk,
+        Op::Slowdown { .. } => FaultKind::ConsumerSlowdown,
+        Op::Restart(_) => FaultKind::Restart,
+        Op::Resume(_) => FaultKind::Resume,
+        Op::Heal | Op::Lift(_) => FaultKind::Heal,
+        Op::AddPartitions { .. } => FaultKind::AddPartitions,
+        Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } => FaultKind::Partition,
+    }
+}
+
 /// The operation that undoes `op`, if it has one.
 fn undo_of(op: &Op) -> Option<Op> {
     Some(match op {
         Op::Crash(n) => Op::Restart(n.clone()),
         Op::PowerLoss { nodes, .. } => Op::Restart(nodes.clone()),
         Op::Pause(n) => Op::Resume(n.clone()),
-        Op::Partition(_) | Op::PartitionOneWay(..) | Op::Bridge { .. } | Op::SlowLink { .. } => {
-            Op::Lift(Box::new(op.clone()))
-        }
-        Op::SlowDisk { nodes, .. } => Op::SlowDisk {
-            nodes: nodes.clone(),
-            factor: 1.0,
-        },
-        Op::Slowdown { nodes, .. } => Op::Slowdown {
-            nodes: nodes.clone(),
-            factor: 1.0,
-        },
+        // Each ends exactly what it imposed (a slow disk or slowdown its own factor), so
+        // that overlapping faults of one target each last their own time.
+        Op::Partition(_)
+        | Op::PartitionOneWay(..)
+        | Op::Bridge { .. }
+        | Op::SlowLink { .. }
+        | Op::SlowDisk { .. }
+        | Op::Slowdown { .. } => Op::Lift(Box::new(op.clone())),
         Op::Restart(_) | Op::Resume(_) | Op::Heal | Op::Lift(_) | Op::AddPartitions { .. } => {
             return None
         }

@@ -18,7 +18,7 @@ use prepare::{PreparedGroup, PreparedProducer};
 
 use crate::campaign::{GroupStats, RunStats, SeedResult};
 use crate::checker::{check_history, CheckConfig, GroupCheck};
-use crate::coverage::{self, Coverage, RunFacts};
+use crate::coverage::{self, RunFacts};
 use crate::drain::{DrainTracker, GroupInfo, StallCause, StallContext};
 use crate::history::History;
 use crate::invariants::DivergenceCheck;
@@ -35,8 +35,9 @@ use kafsim_engine::consumer::Consumer;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::producer::OnError;
 use kafsim_engine::producer::Producer;
-use kafsim_engine::{Duration, Instant, TopicId, TopicPartition};
+use kafsim_engine::{Duration, Instant, NodeId, TopicId, TopicPartition};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// How often the safety phase compares replicas for divergence.
 const DIVERGENCE_EVERY: Duration = Duration::from_secs(1);
@@ -72,6 +73,10 @@ pub struct RunOptions {
     /// consumer group can read (OpenMessaging Benchmark's `ensureTopicsAreReady`), then run
     /// the load, its faults and its backlog phase for `duration` from that instant.
     pub await_consumers: bool,
+    /// Called with the built world before it runs, to add nodes or invariants of the
+    /// caller's own: the runner's tests add a node that panics on a given event, so that
+    /// the panic path is exercised as any run takes it.
+    pub extend: Option<fn(&mut World)>,
 }
 
 /// What a streaming run hands its consumer: history slices, and the start of the load.
@@ -271,6 +276,9 @@ pub fn run_seed_streaming(
     let wall = std::time::Instant::now();
     let s = &p.scenario;
     let (mut w, mut h) = build(p, seed, opts);
+    if let Some(extend) = opts.extend {
+        extend(&mut w);
+    }
     let mut nemesis = Nemesis::plan(&s.faults, s.duration, rng_for(seed, stream::NEMESIS));
     let plan = nemesis.describe_plan();
     let mut violations: Vec<Violation> = Vec::new();
@@ -284,125 +292,148 @@ pub fn run_seed_streaming(
         safety_end,
     });
 
-    // A bench's readiness phase: the load, its faults and its backlog phase start when
-    // every group can read.
     let mut ready = None;
-    if let Some(release) = h.release.clone() {
-        let outcome = await_consumers(p, &mut w, &h, &mut tracker, &mut stream, &mut budget_ok);
-        let at = outcome.load_start;
-        let offset = at.saturating_since(Instant::ZERO);
-        let (stop_at, pause_until) = match s.bench.backlog {
-            Some(b) if b.producers == AfterBacklog::Stop => (at + b.fill, at + b.fill),
-            Some(b) => (at + s.duration, at + b.fill),
-            None => (at + s.duration, at),
-        };
-        release.set(Released {
-            at,
-            stop_at,
-            pause_until,
-        });
-        for &n in &h.producers {
-            w.signal(n, Producer::release_timer(stop_at));
-        }
-        if pause_until > at {
-            for (_, members) in &h.groups {
-                for &m in members {
-                    w.signal(m, Consumer::pause_timer(pause_until));
-                }
-            }
-        }
-        nemesis.shift(offset);
-        safety_end = at + s.duration;
-        if let Some(stream) = &mut stream {
-            stream.safety_end = safety_end;
-            (stream.consume)(Streamed::LoadStart {
-                at,
-                unready: &outcome.unready,
-            });
-        }
-        ready = Some(outcome);
-    }
-
-    // Safety phase: load and faults, with a replica divergence check and a lag sample every
-    // second (a divergence below the HW can be repaired later by truncation, so the end alone
-    // would miss it).
     let mut divergence = DivergenceCheck::default();
-    while budget_ok && w.now() < safety_end {
-        let tick = (w.now() + DIVERGENCE_EVERY).min(safety_end);
-        let next = nemesis.next_at().filter(|t| *t < tick).unwrap_or(tick);
-        if advance(&mut w, next, &mut tracker, &mut stream) == RunOutcome::BudgetExhausted {
-            budget_ok = false;
-            break;
-        }
-        if nemesis.next_at().is_some_and(|t| t <= next) {
-            let ops = nemesis.fire(next, &View { w: &w, h: &h });
-            for op in &ops {
-                if let Op::Crash(nodes) | Op::PowerLoss { nodes, .. } = op {
-                    for n in nodes {
-                        tracker.crashed_at.insert(*n, w.now());
+    let mut heal_at = Instant::ZERO;
+    let mut stalled: Option<StallCause> = None;
+    let liveness = p.liveness();
+    // Everything that drives the world, caught: an engine panic stops the run here, and the
+    // world and the nemesis, as they were when it panicked, explain it (`panicked`).
+    let driven = crate::campaign::catch_run(|| {
+        // A bench's readiness phase: the load, its faults and its backlog phase start when
+        // every group can read.
+        if let Some(release) = h.release.clone() {
+            let outcome = await_consumers(p, &mut w, &h, &mut tracker, &mut stream, &mut budget_ok);
+            let at = outcome.load_start;
+            let offset = at.saturating_since(Instant::ZERO);
+            let (stop_at, pause_until) = match s.bench.backlog {
+                Some(b) if b.producers == AfterBacklog::Stop => (at + b.fill, at + b.fill),
+                Some(b) => (at + s.duration, at + b.fill),
+                None => (at + s.duration, at),
+            };
+            release.set(Released {
+                at,
+                stop_at,
+                pause_until,
+            });
+            for &n in &h.producers {
+                w.signal(n, Producer::release_timer(stop_at));
+            }
+            if pause_until > at {
+                for (_, members) in &h.groups {
+                    for &m in members {
+                        w.signal(m, Consumer::pause_timer(pause_until));
                     }
                 }
-                apply(&mut w, &mut h, op);
-                if matches!(op, Op::AddPartitions { .. }) {
-                    groups = group_infos(p, &h);
+            }
+            nemesis.shift(offset);
+            safety_end = at + s.duration;
+            if let Some(stream) = &mut stream {
+                stream.safety_end = safety_end;
+                (stream.consume)(Streamed::LoadStart {
+                    at,
+                    unready: &outcome.unready,
+                });
+            }
+            ready = Some(outcome);
+        }
+
+        // Safety phase: load and faults, with a replica divergence check and a lag sample every
+        // second (a divergence below the HW can be repaired later by truncation, so the end alone
+        // would miss it).
+        while budget_ok && w.now() < safety_end {
+            let tick = (w.now() + DIVERGENCE_EVERY).min(safety_end);
+            let next = nemesis.next_at().filter(|t| *t < tick).unwrap_or(tick);
+            if advance(&mut w, next, &mut tracker, &mut stream) == RunOutcome::BudgetExhausted {
+                budget_ok = false;
+                break;
+            }
+            if nemesis.next_at().is_some_and(|t| t <= next) {
+                let ops = nemesis.fire(next, &View { w: &w, h: &h });
+                for op in &ops {
+                    if let Op::Crash(nodes) | Op::PowerLoss { nodes, .. } = op {
+                        for n in nodes {
+                            tracker.crashed_at.insert(*n, w.now());
+                        }
+                    }
+                    apply(&mut w, &mut h, op);
+                    if matches!(op, Op::AddPartitions { .. }) {
+                        groups = group_infos(p, &h);
+                    }
                 }
             }
-        }
-        if next == tick {
-            if stream.is_none() {
-                violations.extend(divergence.check(&w, &h.cluster));
+            if next == tick {
+                if stream.is_none() {
+                    violations.extend(divergence.check(&w, &h.cluster));
+                }
+                tracker.scan(w.history());
+                let _ = tracker.observe(&w, &h.cluster, &groups);
             }
-            tracker.scan(w.history());
-            let _ = tracker.observe(&w, &h.cluster, &groups);
         }
-    }
 
-    // Heal, then drain.
-    heal(&mut w);
-    let heal_at = w.now();
-    let mut fault_log = std::mem::take(&mut nemesis.log);
+        // Heal, then drain.
+        heal(&mut w);
+        heal_at = w.now();
+        let ended = nemesis.end_all(heal_at, &|n| w.name(n).to_string());
+        nemesis.log.push(format!(
+            "{heal_at} heal: all faults lifted, every node up{ended}"
+        ));
+        tracker.scan(w.history());
+        tracker.healed(heal_at);
+        let drain_end = heal_at
+            + match s.drain {
+                Drain::Auto => liveness.cap,
+                Drain::Bound(d) => d,
+            };
+        while stalled.is_none() {
+            if !budget_ok {
+                stalled = Some(StallCause::Budget(w.config().event_budget));
+                break;
+            }
+            if tracker.observe(&w, &h.cluster, &groups).is_ok() {
+                break;
+            }
+            if w.now() >= drain_end {
+                stalled = Some(match s.drain {
+                    Drain::Auto => StallCause::Cap(liveness.cap),
+                    Drain::Bound(d) => StallCause::Bound(d),
+                });
+                break;
+            }
+            if s.drain == Drain::Auto
+                && w.now().saturating_since(tracker.last_progress_at()) >= liveness.window
+            {
+                stalled = Some(StallCause::NoProgress(liveness.clone()));
+                break;
+            }
+            let next = (w.now() + DRAIN_POLL).min(drain_end);
+            budget_ok = advance(&mut w, next, &mut tracker, &mut stream) == RunOutcome::Reached;
+            tracker.scan(w.history());
+        }
+    });
+    if let Err(message) = driven {
+        return panicked(Panicked {
+            p,
+            seed,
+            opts,
+            w,
+            h: &h,
+            nemesis,
+            plan,
+            message,
+            ready,
+            wall,
+        });
+    }
+    let fault_log = std::mem::take(&mut nemesis.log);
     let faults = std::mem::take(&mut nemesis.applied);
-    // The fault mix: a nemesis line is "<time> <action> ..." (see `nemesis::describe`).
+    // The fault mix: a nemesis line is "<time> <action> ..." (see `nemesis::describe`); the
+    // last line is the heal of the end of the safety phase.
     let mut fault_mix: BTreeMap<String, u64> = BTreeMap::new();
-    for line in &fault_log {
+    for line in &fault_log[..fault_log.len() - 1] {
         if let Some(action) = line.split_whitespace().nth(1).filter(|a| *a != "skipped") {
             *fault_mix.entry(action.to_string()).or_insert(0) += 1;
         }
-    }
-    fault_log.push(format!("{heal_at} heal: all faults lifted, every node up"));
-    tracker.scan(w.history());
-    tracker.healed(heal_at);
-    let liveness = p.liveness();
-    let drain_end = heal_at
-        + match s.drain {
-            Drain::Auto => liveness.cap,
-            Drain::Bound(d) => d,
-        };
-    let mut stalled: Option<StallCause> = None;
-    while stalled.is_none() {
-        if !budget_ok {
-            stalled = Some(StallCause::Budget(w.config().event_budget));
-            break;
-        }
-        if tracker.observe(&w, &h.cluster, &groups).is_ok() {
-            break;
-        }
-        if w.now() >= drain_end {
-            stalled = Some(match s.drain {
-                Drain::Auto => StallCause::Cap(liveness.cap),
-                Drain::Bound(d) => StallCause::Bound(d),
-            });
-            break;
-        }
-        if s.drain == Drain::Auto
-            && w.now().saturating_since(tracker.last_progress_at()) >= liveness.window
-        {
-            stalled = Some(StallCause::NoProgress(liveness.clone()));
-            break;
-        }
-        let next = (w.now() + DRAIN_POLL).min(drain_end);
-        budget_ok = advance(&mut w, next, &mut tracker, &mut stream) == RunOutcome::Reached;
-        tracker.scan(w.history());
     }
     let drained = stalled.is_none();
     let load_seconds = s.duration.as_secs_f64();
@@ -468,13 +499,7 @@ pub fn run_seed_streaming(
             output: g.produce_to.as_ref().map(|o| o.topic),
         })
         .collect();
-    let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
-    let mut names = Names::of_world(&w, &h.cluster.topic_names(), &group_names);
-    for g in &p.groups {
-        if let Some(id) = &g.config.group_instance_id {
-            names.set_instance(g.index, id.clone());
-        }
-    }
+    let names = run_names(p, &w, &h);
     let mut check_config = CheckConfig::new(w.now(), checks).with_names(names.clone());
     check_config.ignoring_errors = p
         .producers
@@ -558,7 +583,22 @@ pub fn run_seed_streaming(
             .producers
             .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
     }
-    stats.coverage = run_coverage(s, producer_epoch_bumps, &faults, &history, heal_at);
+    let sessions: BTreeMap<NodeId, Duration> = (groups.iter())
+        .flat_map(|g| {
+            let session = (p.groups.iter())
+                .find(|pg| pg.index == g.index)
+                .map_or(Duration::ZERO, |pg| pg.config.session_timeout);
+            g.members.iter().map(move |m| (*m, session))
+        })
+        .collect();
+    stats.coverage = coverage::of_run(&RunFacts {
+        requested: &requested_faults(s),
+        faults: &faults,
+        history: &history,
+        heal_at,
+        producer_epoch_bumps,
+        sessions: &sessions,
+    });
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     RunOutput {
         disk_throttled_s,
@@ -580,26 +620,138 @@ pub fn run_seed_streaming(
     }
 }
 
-/// The run's coverage: requested fault kinds fired and affecting clients, states reached.
-fn run_coverage(
-    s: &Scenario,
-    producer_epoch_bumps: u64,
-    faults: &[AppliedFault],
-    history: &History,
-    heal_at: Instant,
-) -> Coverage {
+/// How a run names its nodes, topics, groups and static members.
+fn run_names(p: &Prepared, w: &World, h: &Handles) -> Names {
+    let group_names: Vec<String> = p.groups.iter().map(|g| g.name.clone()).collect();
+    let mut names = Names::of_world(w, &h.cluster.topic_names(), &group_names);
+    for g in &p.groups {
+        if let Some(id) = &g.config.group_instance_id {
+            names.set_instance(g.index, id.clone());
+        }
+    }
+    names
+}
+
+/// A run the engine panicked in, as it was at that moment.
+struct Panicked<'a> {
+    p: &'a Prepared,
+    seed: u64,
+    opts: &'a RunOptions,
+    w: World,
+    h: &'a Handles,
+    nemesis: Nemesis,
+    plan: Vec<String>,
+    /// The panic's message and location (`campaign::catch_run`).
+    message: String,
+    ready: Option<ReadyOutcome>,
+    wall: std::time::Instant,
+}
+
+/// The output of a run that panicked: one `panic` violation that explains itself (the
+/// simulated time, the node by its name, the event it was handling, the panic's message and
+/// location, the faults in force and the fault log up to then), and what the run recorded
+/// until then: the fault log, the trace up to and including the event that panicked (so
+/// `replay --trace` shows how the run got there), the history, the trace hash and the
+/// counts. Nothing is checked: the world's state after a panic is not a result.
+fn panicked(run: Panicked<'_>) -> RunOutput {
+    let Panicked {
+        p,
+        seed,
+        opts,
+        mut w,
+        h,
+        mut nemesis,
+        plan,
+        message,
+        ready,
+        wall,
+    } = run;
+    let names = run_names(p, &w, h);
+    let name = |n: NodeId| names.node(n);
+    let now = w.now();
+    let mut detail = message;
+    let (node, event) = match w.handling() {
+        Some(handling) => {
+            let node = name(handling.node);
+            let event = handling.describe(&name);
+            let _ = write!(detail, "\n  at {now} in {node}, handling {event}");
+            (Some(node), Some(event))
+        }
+        None => {
+            let _ = write!(detail, "\n  at {now}, outside any node's handler");
+            (None, None)
+        }
+    };
+    let in_force = nemesis.in_force(&name);
+    if in_force.is_empty() {
+        detail.push_str("\n  faults in force: none");
+    } else {
+        detail.push_str("\n  faults in force:");
+        for line in &in_force {
+            let _ = write!(detail, "\n    {line}");
+        }
+    }
+    if nemesis.log.is_empty() {
+        detail.push_str("\n  fault log up to then: empty");
+    } else {
+        detail.push_str("\n  fault log up to then:");
+        for line in &nemesis.log {
+            let _ = write!(detail, "\n    {line}");
+        }
+    }
+    let mut violation = Violation::new(ViolationKind::Panic, now, detail);
+    violation.node = node;
+    violation.event = event;
+    let mut fault_log = std::mem::take(&mut nemesis.log);
+    fault_log.push(format!(
+        "{now} the engine panicked: the run stopped here, with {} fault(s) in force",
+        in_force.len()
+    ));
+    let faults = std::mem::take(&mut nemesis.applied);
+    let history = w.take_history();
+    let mut counts = Counts::default();
+    counts.note(history.entries(), Instant::ZERO + p.scenario.duration);
+    let stats = RunStats {
+        events: w.stats().events,
+        sim_seconds: now.as_secs_f64(),
+        load_seconds: p.scenario.duration.as_secs_f64(),
+        sim_nanos: now.as_nanos(),
+        load_nanos: kafsim_engine::time::duration_nanos(p.scenario.duration),
+        records_produced: counts.produced,
+        records_acked: counts.acked,
+        records_consumed: counts.consumed,
+        records_refused: counts.refused,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        ..RunStats::default()
+    };
+    RunOutput {
+        disk_throttled_s: Vec::new(),
+        result: SeedResult {
+            seed,
+            violations: vec![violation],
+            stats,
+            trace_hash: w.trace_hash(),
+        },
+        history: (opts.keep_history && !opts.stream).then_some(history),
+        plan,
+        fault_log,
+        faults,
+        trace_events: w.trace_events().to_vec(),
+        names,
+        random_faults: crate::script::schedule_of(&nemesis.fired, &|n| h.target_of(n)),
+        drained: false,
+        ready,
+    }
+}
+
+/// The fault kinds the scenario asks for: its random kinds and its scripted actions.
+fn requested_faults(s: &Scenario) -> Vec<FaultKind> {
     let mut requested: Vec<FaultKind> = Vec::new();
     if s.faults.random {
         requested.extend(s.faults.kinds.iter().copied());
     }
     requested.extend(s.faults.schedule.iter().map(|f| f.action.kind()));
-    coverage::of_run(&RunFacts {
-        requested: &requested,
-        faults,
-        history,
-        heal_at,
-        producer_epoch_bumps,
-    })
+    requested
 }
 
 /// Every group, with the partitions it consumes and its members' nodes.

@@ -85,8 +85,12 @@ pub struct Violation {
     pub value: Option<ValueId>,
     /// Simulated time at which the violation became evident (or the fact it is about).
     pub at: Instant,
-    /// One line a human reads.
+    /// One line a human reads (a `panic` or a `stall` adds indented lines).
     pub detail: String,
+    /// A `panic`: the node that panicked, by its name (`broker-2`).
+    pub node: Option<String>,
+    /// A `panic`: the event its handler was running for (`a FetchRequest from broker-0`).
+    pub event: Option<String>,
 }
 
 impl Violation {
@@ -98,6 +102,8 @@ impl Violation {
             value: None,
             at,
             detail: detail.into(),
+            node: None,
+            event: None,
         }
     }
 

@@ -295,6 +295,8 @@ mod tests {
             at_ms: 0.0,
             detail: String::new(),
             repro: String::new(),
+            node: None,
+            event: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::common;
 use kafsim_engine::app::CommitMode;
+use kafsim_engine::consumer::consume_loop::mark_rule;
 use kafsim_engine::ValueId;
 use kafsim_sim::life::{record_life, LifeContext};
 use kafsim_sim::perfetto::{chrome_trace, validate, PerfettoInput, MAX_FLOWS};
@@ -89,6 +90,7 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
             keep_history: true,
             stream: false,
             await_consumers: false,
+            extend: None,
         },
     );
     let s = &prepared.scenario;
@@ -109,7 +111,17 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
     }
     let history = out.history.as_ref().expect("replay keeps the history");
     let names = &out.names;
-    let marks: Vec<_> = s.consumer_groups.iter().map(|g| g.handler.mark).collect();
+    let marks: Vec<_> = (s.consumer_groups.iter())
+        .zip(prepared.consumer_configs())
+        .map(|(g, c)| {
+            mark_rule(
+                c.client,
+                g.handler.mark,
+                g.handler.commit,
+                c.enable_auto_offset_store,
+            )
+        })
+        .collect();
     let workers: Vec<_> = s
         .consumer_groups
         .iter()
@@ -209,8 +221,9 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         }
     );
     if let Some(path) = &args.trace {
+        // The records whose lives were told, failures first, as the flows to follow.
         let mut follow: Vec<ValueId> = Vec::new();
-        for v in out.result.violations.iter().filter_map(|v| v.value) {
+        for v in told.iter().filter_map(|&i| out.result.violations[i].value) {
             if !follow.contains(&v) && follow.len() < MAX_FLOWS {
                 follow.push(v);
             }

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kafsim_sim::campaign::{run_seeds, GroupStats, ProducerStats, RunStats, SeedRange, SeedResult};
 use kafsim_sim::coverage::{Coverage, FaultCount, STATES};
 use kafsim_sim::runner::{run_seed, Prepared, RunOptions};
-use kafsim_sim::violation::Violation;
+use kafsim_sim::violation::{Violation, ViolationKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -212,6 +212,13 @@ pub struct ViolationJson {
     pub at_ms: f64,
     pub detail: String,
     pub repro: String,
+    /// A `panic`: the node that panicked, by its name (`broker-2`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// A `panic`: the event it was handling (`a FetchRequest from broker-0`); absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// `stats` (DESIGN §6, §8): counts and seconds are sums over the seeds; `catch_up_seconds`
@@ -422,12 +429,16 @@ fn run(args: RunArgs) -> Result<u8, u8> {
     for r in &results {
         let failures = common::failures(&prepared, &r.violations);
         if !failures.is_empty() {
-            let kinds = common::describe_kinds(&common::count_kinds(failures));
+            let kinds = common::describe_kinds(&common::count_kinds(failures.iter().copied()));
             println!(
                 "FAIL seed {}: {kinds}\n     {}",
                 r.seed,
                 common::repro(&args.scenario, r.seed)
             );
+            // A panic ends the run: say where at once (its replay tells the rest).
+            for v in failures.iter().filter(|v| v.kind == ViolationKind::Panic) {
+                println!("     {}", panic_line(v));
+            }
         }
     }
     print_summary(&doc, Some(jobs));
@@ -443,6 +454,18 @@ fn run(args: RunArgs) -> Result<u8, u8> {
     } else {
         super::EXIT_FAILURES
     })
+}
+
+/// `panic at 3000.000ms in broker-0, handling a ControllerSyncAck from rogue: MESSAGE at
+/// FILE:LINE`: the first line of a panic's detail with where it happened.
+pub fn panic_line(v: &Violation) -> String {
+    let message = v.detail.lines().next().unwrap_or_default();
+    match (&v.node, &v.event) {
+        (Some(node), Some(event)) => {
+            format!("panic at {} in {node}, handling {event}: {message}", v.at)
+        }
+        _ => format!("panic at {}: {message}", v.at),
+    }
 }
 
 fn progress(len: u64, disabled: bool) -> ProgressBar {
@@ -513,6 +536,8 @@ pub fn campaign_json(
                 at_ms: v.at.as_nanos() as f64 / 1e6,
                 detail: v.detail.clone(),
                 repro: common::repro(path, r.seed),
+                node: v.node.clone(),
+                event: v.event.clone(),
             });
         }
     }

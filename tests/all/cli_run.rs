@@ -356,7 +356,7 @@ fn failed_sends_and_refused_sink_writes_are_in_the_summary_and_the_json() {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    let random = "[faults]\nrandom = true\nkinds = [\"consumer-crash\", \"crash\", \"pause\"]\nmean_interval = \"3s\"\n";
+    let random = "[faults]\nrandom = true\nkinds = [\"consumer-crash\", \"crash\", \"pause\"]\nmean_interval = \"10s\"\n";
     assert!(
         library.contains(random),
         "the library scenario changed: {library}"

@@ -26,6 +26,10 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 ///   controller round trip and a standby fsync after the decision, and a LeaderAndIsr made
 ///   for a broker's previous registration is refused (KIP-380). Timings shift by milliseconds;
 ///   every library scenario still meets its expectation.
+/// - 2026-12-07: commit-before-process: the scenario keeps sarama's default auto-commit
+///   interval (1 s) with a 100-300 ms handler and a crash every 20 s or so for 5 minutes (see
+///   its comment); seed 1 of it loses nothing, so the pin moves to seed 6, which loses one
+///   record (the story `cli_replay` tells).
 /// - 2026-12-07: commit-before-process, defaults-java: the group coordinator makes the
 ///   first member to join with its id the group's leader (Kafka `GroupMetadata.add`), not
 ///   the member whose id sorts first, and hands the lead to a member that rejoined
@@ -64,7 +68,7 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
     ("acks1-leader-crash.toml", 1, 0x61a8e4d58e097a09),
-    ("commit-before-process.toml", 1, 0x13fd21587b4f059f),
+    ("commit-before-process.toml", 6, 0x3f136f8f17a9531e),
     ("defaults-java.toml", 1, 0xf68e00b8940eb555),
 ];
 

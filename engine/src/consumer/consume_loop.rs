@@ -53,6 +53,15 @@ pub enum MarkAt {
     Never,
 }
 
+/// Where a loop marks a record's offset, and why, in the user's words (for explanations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkRule {
+    pub at: MarkAt,
+    /// The setting or code that puts the mark there, e.g. `mark = before-process` or
+    /// `enable.auto.offset.store = true, librdkafka's default`.
+    pub why: &'static str,
+}
+
 /// The loop's mark point for `client` with the handler's `mark` and `commit`.
 /// `auto_offset_store` is librdkafka's `enable.auto.offset.store` (ignored elsewhere).
 pub fn mark_at(
@@ -61,17 +70,34 @@ pub fn mark_at(
     commit: CommitMode,
     auto_offset_store: bool,
 ) -> MarkAt {
-    match (client, mark) {
+    mark_rule(client, mark, commit, auto_offset_store).at
+}
+
+/// [`mark_at`] with the reason a story gives for it.
+pub fn mark_rule(
+    client: ClientKind,
+    mark: Mark,
+    commit: CommitMode,
+    auto_offset_store: bool,
+) -> MarkRule {
+    let (at, why) = match (client, mark) {
         // kafka-go ReadMessage commits before returning.
-        (ClientKind::KafkaGo, _) if commit == CommitMode::Auto => MarkAt::Delivery,
+        (ClientKind::KafkaGo, _) if commit == CommitMode::Auto => (
+            MarkAt::Delivery,
+            "kafka-go's ReadMessage commits it before returning it",
+        ),
         // librdkafka stores the offset when it hands the message over.
-        (ClientKind::Librdkafka, _) if auto_offset_store => MarkAt::Delivery,
-        (_, Mark::Never) => MarkAt::Never,
-        (_, Mark::AfterProcess) => MarkAt::ProcessEnd,
+        (ClientKind::Librdkafka, _) if auto_offset_store => (
+            MarkAt::Delivery,
+            "enable.auto.offset.store = true, librdkafka's default",
+        ),
+        (_, Mark::Never) => (MarkAt::Never, "mark = never"),
+        (_, Mark::AfterProcess) => (MarkAt::ProcessEnd, "mark = after-process"),
         // A Java poll loop committing before processing commits the whole poll.
-        (ClientKind::Java, Mark::BeforeProcess) => MarkAt::Delivery,
-        (_, Mark::BeforeProcess) => MarkAt::ProcessStart,
-    }
+        (ClientKind::Java, Mark::BeforeProcess) => (MarkAt::Delivery, "mark = before-process"),
+        (_, Mark::BeforeProcess) => (MarkAt::ProcessStart, "mark = before-process"),
+    };
+    MarkRule { at, why }
 }
 
 /// Why a handler's explicit `mark` cannot be honoured by the client's loop, if it cannot:

@@ -377,6 +377,15 @@ impl Consumer {
         self.sink.pending()
     }
 
+    /// The application holds records it has not finished with: a processor is processing
+    /// or queueing one, or the poll loop waits on a commit or a transaction of what it
+    /// processed. A fenced member's application is gone (FENCED_INSTANCE_ID is fatal) and
+    /// holds nothing. The drain waits for this, however long a handler takes.
+    pub fn holds_records(&self) -> bool {
+        let idle = self.poll_thread_idle() && self.procs.pool_idle();
+        !self.group.fenced && !idle
+    }
+
     /// Position of an assigned partition.
     pub fn position(&self, tp: TopicPartition) -> Option<u64> {
         self.parts.get(&tp)?.position

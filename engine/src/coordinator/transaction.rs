@@ -47,7 +47,7 @@ use crate::protocol::{
 };
 use crate::record::{TopicId, TopicPartition};
 use crate::time::Duration;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use marker_channel::{MarkerJob, MarkerRequest};
@@ -213,6 +213,13 @@ pub struct TransactionCoordinator {
     next_token: u64,
     next_correlation: u64,
     abort_check_scheduled: bool,
+    /// Timer indexes of the ids with a marker retry scheduled: at most one per id. Kafka
+    /// re-enqueues each failed partition once (`TransactionMarkerRequestCompletionHandler`
+    /// calls `addTxnMarkersToBrokerQueue` with the partitions to retry, and leaderless ones
+    /// wait in `markersQueueForUnknownBroker` for the next drain), so a job's retries never
+    /// multiply; one timer per answer or timeout of each of a job's requests would (each
+    /// firing sends to every leader, and each of those requests schedules its own retry).
+    marker_retry_scheduled: BTreeSet<u32>,
     /// WriteTxnMarkers for partitions this very broker leads: Kafka's marker channel sends
     /// them over the network to itself; a node here cannot, so the broker takes them from
     /// [`Self::take_local_markers`] and answers through
@@ -239,6 +246,7 @@ impl TransactionCoordinator {
             next_token: 0,
             next_correlation: 0,
             abort_check_scheduled: false,
+            marker_retry_scheduled: BTreeSet::new(),
             local: Vec::new(),
         }
     }
@@ -552,6 +560,7 @@ impl TransactionCoordinator {
                 cx.set_timer_after(self.config.abort_check_interval, timer);
             }
             TxnTimer::MarkerRetry(index) => {
+                self.marker_retry_scheduled.remove(&index);
                 let Some(id) = self.by_index.get(&index).cloned() else {
                     return;
                 };

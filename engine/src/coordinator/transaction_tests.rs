@@ -413,6 +413,35 @@ fn markers_are_retried_with_the_new_leader_and_cancelled_when_fenced() {
     assert_eq!(rig.coord.state("t"), Some((7, 0, TxnState::PrepareCommit)));
 }
 
+/// Markers for partitions on two leaders that both keep failing: each round sends one
+/// request per leader and leaves one retry due, however many rounds. Before the retry was
+/// deduplicated per id, each failed request scheduled a retry of its own and each retry sent
+/// to both leaders, so the requests doubled every round (a `__transaction_state` leader's
+/// event queue grew past 1 GiB in a 30 s scenario whose partitions lost their leaders).
+/// Kafka re-enqueues each failed partition once (`TransactionMarkerRequestCompletionHandler`
+/// -> `TransactionMarkerChannelManager.addTxnMarkersToBrokerQueue`).
+#[test]
+fn failing_markers_keep_one_retry_per_transaction() {
+    let mut rig = Rig::in_transaction(false, &[A, B]);
+    let (_, mut markers) = rig.end(0, true);
+    assert_eq!(markers.len(), 2, "one WriteTxnMarkers per leader");
+    for round in 1..=12u64 {
+        rig.answer_markers(&markers, ErrorCode::NotLeaderOrFollower);
+        rig.timers.extend(rig.host.timers());
+        let retries = (rig.timers.iter())
+            .filter(|(_, t)| t.kind == TIMER_MARKER_RETRY)
+            .count();
+        assert_eq!(retries, 1, "round {round}: one retry due");
+        rig.host.now = Instant::from_millis(100 * round);
+        rig.fire(TIMER_MARKER_RETRY);
+        markers = rig.markers_sent().into_iter().map(|m| m.1).collect();
+        assert_eq!(markers.len(), 2, "round {round}: one request per leader");
+    }
+    rig.answer_markers(&markers, ErrorCode::None);
+    rig.commit_appends();
+    assert_eq!(rig.coord.state("t"), Some((7, 0, TxnState::CompleteCommit)));
+}
+
 #[test]
 fn kip_890_part_2_answers_end_txn_with_the_bumped_epoch() {
     let mut rig = Rig::in_transaction(true, &[A]);

@@ -6,7 +6,7 @@
 use super::{value_list, Cover, Facts, FailedCovers, Home, LifeContext, Walk};
 use crate::history::{History, HistoryEntry};
 use crate::names::Names;
-use kafsim_engine::app::Mark;
+use kafsim_engine::consumer::consume_loop::MarkAt;
 use kafsim_engine::history::{HistoryEvent, ResetCause};
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, NodeId, TopicPartition, ValueId};
@@ -187,17 +187,27 @@ pub(super) fn derived_mark(
         } if *v == value => (*group, *member, *offset, false),
         _ => return None,
     };
-    let mark = cx.marks.get(group as usize)?;
-    let when = match (mark, before) {
-        (Mark::BeforeProcess, true) => "at delivery, before processing (mark = before-process)",
-        (Mark::AfterProcess, false) => "after its sink write (mark = after-process)",
-        _ => return None,
-    };
-    Some(format!(
-        "{} marks offset {offset} {when}: its next commit will say {}",
-        cx.names.member(group, member),
-        offset + 1
-    ))
+    let rule = cx.marks.get(group as usize)?;
+    let member = cx.names.member(group, member);
+    let next = offset + 1;
+    let why = rule.why;
+    match (rule.at, before) {
+        // kafka-go's ReadMessage: its commit is the mark, and has lines of its own.
+        (MarkAt::Delivery, true) if cx.read_message.get(group as usize) == Some(&true) => None,
+        (MarkAt::Delivery, true) => Some(format!(
+            "{member} marks offset {offset} as poll hands it over, before processing ({why}): \
+             its next commit will say {next}"
+        )),
+        (MarkAt::ProcessStart, true) => Some(format!(
+            "{member} marks offset {offset} once its loop takes it up, before processing it \
+             ({why}): a commit after that will say {next}"
+        )),
+        (MarkAt::ProcessEnd, false) => Some(format!(
+            "{member} marks offset {offset} after its sink write ({why}): its next commit \
+             will say {next}"
+        )),
+        _ => None,
+    }
 }
 
 /// The group a consumer-side event is about (none for a broker's own events).

@@ -7,7 +7,9 @@ use crate::history::History;
 use crate::names::Names;
 use crate::nemesis::{AppliedFault, Op};
 use crate::scenario::FaultKind;
-use kafsim_engine::app::Mark;
+use kafsim_engine::app::{CommitMode, Mark};
+use kafsim_engine::client::ClientKind;
+use kafsim_engine::consumer::consume_loop::{mark_rule, MarkRule};
 use kafsim_engine::history::{HistoryEvent, ResetCause};
 use kafsim_engine::protocol::ErrorCode;
 use kafsim_engine::{Instant, NodeId, TopicId, TopicPartition};
@@ -120,6 +122,7 @@ fn an_acks0_loss_shows_the_fault_that_hit_it_in_flight_and_no_sentinel_offset() 
         kind: Some(FaultKind::Crash),
         op: Op::Crash(vec![NodeId(node)]),
         undo_after: None,
+        note: String::new(),
     };
     let faults = [crash(12, 1), crash(30, 2)];
     let cx = LifeContext {
@@ -156,6 +159,7 @@ fn a_partition_of_another_client_is_not_in_the_story() {
             kind: Some(FaultKind::Partition),
             op: Op::Partition(vec![vec![NodeId(node)], rest]),
             undo_after: None,
+            note: String::new(),
         }
     };
     let lift = |f: &AppliedFault, ms| AppliedFault {
@@ -163,6 +167,7 @@ fn a_partition_of_another_client_is_not_in_the_story() {
         kind: None,
         op: Op::Lift(Box::new(f.op.clone())),
         undo_after: None,
+        note: String::new(),
     };
     let (other, own) = (isolate(20, 4), isolate(30, 0));
     let faults = [other.clone(), own.clone(), lift(&other, 40), lift(&own, 50)];
@@ -305,7 +310,7 @@ fn a_zombies_duplicate_names_its_stale_commit_and_both_outputs() {
         history,
         names: &names,
         faults: &[],
-        marks: &[Mark::AfterProcess],
+        marks: &[rule(ClientKind::Java, Mark::AfterProcess)],
         workers: &[],
         read_message: &[],
         offset_resets: &[],
@@ -337,10 +342,16 @@ fn a_zombies_duplicate_names_its_stale_commit_and_both_outputs() {
     );
 }
 
+/// Where `client`'s loop marks with the handler's `mark` (auto-commit, librdkafka's default
+/// offset store).
+fn rule(client: ClientKind, mark: Mark) -> MarkRule {
+    mark_rule(client, mark, CommitMode::Auto, true)
+}
+
 /// The consumer side of a sink-loss: billing/0 polls v7 at orders/0@5, marks it before
 /// processing, its auto-commit covers offset 5, it crashes before the sink write, and
 /// billing/1 takes the partition over and resumes at 6.
-fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
+fn sink_loss_lines(marks: &[MarkRule], workers: &[u32]) -> Vec<String> {
     let mut s = Story::new();
     s.send(1, 0, 7, 0, 5);
     s.event(
@@ -404,6 +415,7 @@ fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
         kind: Some(FaultKind::ConsumerCrash),
         op: Op::Crash(vec![NodeId(3)]),
         undo_after: None,
+        note: String::new(),
     }];
     let cx = LifeContext {
         history: &history,
@@ -420,7 +432,7 @@ fn sink_loss_lines(marks: &[Mark], workers: &[u32]) -> Vec<String> {
 
 #[test]
 fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
-    let lines = sink_loss_lines(&[Mark::BeforeProcess], &[1]);
+    let lines = sink_loss_lines(&[rule(ClientKind::Java, Mark::BeforeProcess)], &[1]);
     let texts: Vec<&str> = lines
         .iter()
         .map(|l| match l.starts_with("=>") {
@@ -432,8 +444,8 @@ fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
         "sends v7 (key none) to topic orders",
         "got its acknowledgement: orders/0@5",
         "polled it (generation 3) at orders/0@5",
-        "marks offset 5 at delivery, before processing (mark = before-process): its next \
-         commit will say 6",
+        "marks offset 5 as poll hands it over, before processing (mark = before-process): \
+         its next commit will say 6",
         "its commit of orders/0 offset 6, which would cover offset 5, failed \
          (RebalanceInProgress)",
         "committed orders/0 offset 6 (generation 3), which covers offset 5: billing will not \
@@ -455,7 +467,7 @@ fn a_sink_loss_tells_mark_commit_crash_rebalance_and_resume_in_time_order() {
 /// A worker pool that marks after processing: the cause is the pool's out-of-order marks.
 #[test]
 fn a_worker_pool_sink_loss_names_the_out_of_order_mark() {
-    let lines = sink_loss_lines(&[Mark::AfterProcess], &[4]);
+    let lines = sink_loss_lines(&[rule(ClientKind::Java, Mark::AfterProcess)], &[4]);
     let last = lines.last().expect("an explanation");
     assert!(
         last.contains(
@@ -467,10 +479,60 @@ fn a_worker_pool_sink_loss_names_the_out_of_order_mark() {
         "{lines:#?}"
     );
     // The poll loop itself marking after processing gives no such cause.
-    let lines = sink_loss_lines(&[Mark::AfterProcess], &[1]);
+    let lines = sink_loss_lines(&[rule(ClientKind::Java, Mark::AfterProcess)], &[1]);
     let last = lines.last().expect("an explanation");
     assert!(!last.contains("workers"), "{lines:#?}");
     assert!(last.contains("before billing/0 had processed it, and billing/0 crashed"));
+}
+
+/// Each client's loop marks where it really does, and the story says so: sarama's claim
+/// loop when it takes the message up, librdkafka's default offset store as poll hands it
+/// over (whatever the handler's `mark`).
+#[test]
+fn the_mark_line_and_the_cause_name_the_client_s_own_mark_point() {
+    let sarama = sink_loss_lines(&[rule(ClientKind::Sarama, Mark::BeforeProcess)], &[1]);
+    assert!(
+        sarama.iter().any(|l| l.ends_with(
+            "billing/0: marks offset 5 once its loop takes it up, before processing it \
+             (mark = before-process): a commit after that will say 6"
+        )),
+        "{sarama:#?}"
+    );
+    assert!(
+        sarama.last().unwrap().contains(
+            "(mark = before-process: a record is marked when its loop takes it up, before \
+             processing it)"
+        ),
+        "{sarama:#?}"
+    );
+    let librdkafka = sink_loss_lines(&[rule(ClientKind::Librdkafka, Mark::AfterProcess)], &[1]);
+    assert!(
+        librdkafka.iter().any(|l| l.ends_with(
+            "billing/0: marks offset 5 as poll hands it over, before processing \
+             (enable.auto.offset.store = true, librdkafka's default): its next commit will \
+             say 6"
+        )),
+        "{librdkafka:#?}"
+    );
+    assert!(
+        (librdkafka.last().unwrap()).contains(
+            "(enable.auto.offset.store = true, librdkafka's default: a record is marked when \
+             it is handed over)"
+        ),
+        "{librdkafka:#?}"
+    );
+    // With the store off, the handler's `mark` = after-process holds: no mark at the poll.
+    let stored = mark_rule(
+        ClientKind::Librdkafka,
+        Mark::AfterProcess,
+        CommitMode::Auto,
+        false,
+    );
+    let lines = sink_loss_lines(&[stored], &[1]);
+    assert!(
+        !lines.iter().any(|l| l.contains("marks offset")),
+        "{lines:#?}"
+    );
 }
 
 #[test]

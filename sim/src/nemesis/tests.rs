@@ -153,7 +153,7 @@ fn overlapping_partitions_end_on_their_own_and_a_heal_ends_them_all() {
     assert_eq!(undo, vec![Op::Lift(Box::new(first[0].clone()))]);
     assert!(
         nemesis.log[2].ends_with(&format!(
-            "heal {}",
+            "heal {} (ends the partition of 1000.000ms)",
             nemesis.log[0]
                 .split_once(' ')
                 .unwrap()
@@ -178,7 +178,7 @@ fn overlapping_partitions_end_on_their_own_and_a_heal_ends_them_all() {
     }
     let log = &nemesis.log;
     assert!(
-        log[2].ends_with("heal (a heal lifts every partition and slow link: it ends the partition of 1000.000ms 4s early, the partition of 4000.000ms 7s early)"),
+        log[2].ends_with("heal (a heal lifts every partition and slow link: it ends partition [n0] | [n1,n2,n3] of 1000.000ms 4s early, partition [n1] | [n0,n2,n0,n3] of 4000.000ms 7s early)"),
         "{log:?}"
     );
     assert!(
@@ -189,4 +189,101 @@ fn overlapping_partitions_end_on_their_own_and_a_heal_ends_them_all() {
         log[4].ends_with("(nothing left to lift: a heal ended it earlier)"),
         "{log:?}"
     );
+}
+
+/// Every end names the fault it ends. Two slow disks of one broker overlap: each ends on its
+/// own (its own factor lifted, `Op::Lift`), and the log line of each end says which one it
+/// is (kind, target, factor and when it began), instead of a bare `x1.0` that ended both.
+#[test]
+fn overlapping_slow_disks_each_end_on_their_own_and_say_which() {
+    let slow = |at, factor, secs| ScheduledFault {
+        at: Duration::from_secs(at),
+        action: FaultAction::SlowDisk {
+            target: Target::Broker(0),
+            factor,
+        },
+        undo_after: Some(Duration::from_secs(secs)),
+        line: 1,
+    };
+    let up = Cluster { down: Vec::new() };
+    let mut nemesis = scripted(vec![slow(1, 10.0, 10), slow(4, 40.0, 2)], 20);
+    let mut ops = Vec::new();
+    for s in [1, 4, 6, 11] {
+        ops.extend(nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up));
+    }
+    let x = |factor| Op::SlowDisk {
+        nodes: vec![NodeId(0)],
+        factor,
+    };
+    assert_eq!(
+        ops,
+        vec![
+            x(10.0),
+            x(40.0),
+            Op::Lift(Box::new(x(40.0))),
+            Op::Lift(Box::new(x(10.0)))
+        ]
+    );
+    assert_eq!(
+        nemesis.log[2..],
+        [
+            "6000.000ms heal slow-disk n0 x40.0 (ends the slow-disk of 4000.000ms)",
+            "11000.000ms heal slow-disk n0 x10.0 (ends the slow-disk of 1000.000ms)",
+        ]
+    );
+    assert_eq!(
+        nemesis.applied[3].note,
+        " (ends the slow-disk of 1000.000ms)"
+    );
+    assert!(nemesis.in_force(&|n| n.to_string()).is_empty());
+}
+
+/// A restart or resume names the crash or pause it ends (and the nodes, when it restarts
+/// only some of a fault's); faults still in force at the end of the safety phase are named
+/// by its heal, with how early it ends them.
+#[test]
+fn restarts_resumes_and_the_last_heal_name_what_they_end() {
+    let at = |secs, action, undo: Option<u64>| ScheduledFault {
+        at: Duration::from_secs(secs),
+        action,
+        undo_after: undo.map(Duration::from_secs),
+        line: 1,
+    };
+    let up = Cluster { down: Vec::new() };
+    let mut nemesis = scripted(
+        vec![
+            at(1, FaultAction::Crash(Target::Brokers(vec![0, 1])), None),
+            at(2, FaultAction::Pause(Target::Broker(2)), Some(3)),
+            at(3, FaultAction::Restart(Target::Broker(1)), None),
+            at(4, FaultAction::Restart(Target::Broker(0)), None),
+            at(6, FaultAction::Pause(Target::Broker(2)), Some(30)),
+        ],
+        20,
+    );
+    for s in [1, 2, 3, 4, 5, 6] {
+        nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
+    }
+    let log = &nemesis.log;
+    assert!(
+        log[2].ends_with("restart n1 (ends the crash of n1 at 1000.000ms)"),
+        "{log:?}"
+    );
+    assert!(
+        log[3].ends_with("restart n0 (ends the crash of 1000.000ms)"),
+        "{log:?}"
+    );
+    assert!(
+        log[4].ends_with("resume n2 (ends the pause of 2000.000ms)"),
+        "{log:?}"
+    );
+    assert_eq!(
+        nemesis.in_force(&|n| n.to_string()),
+        ["pause n2 since 6000.000ms (pause, its own end due at 36000.000ms)"]
+    );
+    let end = Instant::ZERO + Duration::from_secs(20);
+    assert_eq!(
+        nemesis.end_all(end, &|n| n.to_string()),
+        " (ends pause n2 of 6000.000ms 16s early)"
+    );
+    assert_eq!(nemesis.end_all(end, &|n| n.to_string()), "");
 }

@@ -389,12 +389,12 @@ pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
             }
         }
         Op::SlowDisk { nodes, factor } => {
-            nodes.iter().for_each(|n| w.set_disk_slowdown(*n, *factor))
+            nodes.iter().for_each(|n| w.add_disk_slowdown(*n, *factor))
         }
         Op::Slowdown { nodes, factor } => {
             for &n in nodes {
-                w.set_slowdown(n, *factor);
-                w.signal(n, Consumer::slowdown_timer(*factor));
+                w.add_slowdown(n, *factor);
+                w.signal(n, Consumer::slowdown_timer(w.slowdown(n)));
             }
         }
         Op::AddPartitions { topic, count } => {
@@ -411,8 +411,9 @@ pub(super) fn apply(w: &mut World, h: &mut Handles, op: &Op) {
     }
 }
 
-/// Ends one network fault: exactly the cuts or latency `op` added, so a partition or slow
-/// link still in force from another fault stays (its own undo ends it).
+/// Ends one fault: exactly the cuts, latency or slowdown `op` added, so a partition, slow
+/// link, slow disk or slowdown still in force from another fault stays (its own undo ends
+/// it).
 fn lift(w: &mut World, op: &Op) {
     match op {
         Op::Partition(groups) => {
@@ -434,7 +435,16 @@ fn lift(w: &mut World, op: &Op) {
                 }
             }
         }
-        other => unreachable!("only partitions and slow links are lifted, not {other:?}"),
+        Op::SlowDisk { nodes, factor } => {
+            nodes.iter().for_each(|n| w.end_disk_slowdown(*n, *factor))
+        }
+        Op::Slowdown { nodes, factor } => {
+            for &n in nodes {
+                w.end_slowdown(n, *factor);
+                w.signal(n, Consumer::slowdown_timer(w.slowdown(n)));
+            }
+        }
+        other => unreachable!("only partitions, slow links and slowdowns are lifted: {other:?}"),
     }
 }
 
@@ -459,7 +469,7 @@ pub(super) fn heal(w: &mut World) {
         if w.slowdown(id) != 1.0 {
             w.signal(id, Consumer::slowdown_timer(1.0));
         }
-        w.set_slowdown(id, 1.0);
-        w.set_disk_slowdown(id, 1.0);
+        w.clear_slowdowns(id);
+        w.clear_disk_slowdowns(id);
     }
 }

@@ -194,30 +194,126 @@ impl World {
     }
 
     /// Notes that the node's application processes `factor` times slower (a
-    /// `consumer-slowdown`; 1.0 undoes). The world stretches nothing itself: the runner
-    /// signals the consumer, whose handler stretches its processing time and nothing else
-    /// (a slow handler does not slow the client's heartbeat thread or its timeouts).
-    pub fn set_slowdown(&mut self, id: NodeId, factor: f64) {
+    /// `consumer-slowdown`), on top of those in force: the slowest in force applies, and
+    /// each ends on its own ([`World::end_slowdown`]). The world stretches nothing itself:
+    /// the runner signals the consumer [`World::slowdown`], whose handler stretches its
+    /// processing time and nothing else (a slow handler does not slow the client's heartbeat
+    /// thread or its timeouts).
+    pub fn add_slowdown(&mut self, id: NodeId, factor: f64) {
         assert!(
             factor > 0.0 && factor.is_finite(),
             "slowdown factor must be positive"
         );
         self.fault_trace(id, "slowdown");
-        self.slot_mut(id).slowdown = factor;
+        self.slot_mut(id).slowdowns.push(factor);
     }
 
-    /// The node's current `consumer-slowdown` factor (1.0: none).
+    /// The end of one [`World::add_slowdown`] of `factor`: the others in force stay.
+    pub fn end_slowdown(&mut self, id: NodeId, factor: f64) {
+        self.fault_trace(id, "slowdown");
+        let slot = self.slot_mut(id);
+        let i = (slot.slowdowns.iter())
+            .position(|f| *f == factor)
+            .unwrap_or_else(|| panic!("end of a slowdown x{factor} of {id} not in force"));
+        slot.slowdowns.remove(i);
+    }
+
+    /// Every slowdown of the node ends (the heal).
+    pub fn clear_slowdowns(&mut self, id: NodeId) {
+        self.fault_trace(id, "slowdown");
+        self.slot_mut(id).slowdowns.clear();
+    }
+
+    /// The node's `consumer-slowdown` factor: the slowest in force (1.0: none).
     pub fn slowdown(&self, id: NodeId) -> f64 {
-        self.slot(id).slowdown
+        slowest(&self.slot(id).slowdowns)
     }
 
-    /// Multiply the node's fsync time by `factor` (slow-disk fault); 1.0 undoes.
-    pub fn set_disk_slowdown(&mut self, id: NodeId, factor: f64) {
+    /// Multiply the node's fsync time (and divide its disk bandwidth) by `factor` (slow-disk
+    /// fault), on top of those in force: the slowest in force applies, and each ends on its
+    /// own ([`World::end_disk_slowdown`]).
+    pub fn add_disk_slowdown(&mut self, id: NodeId, factor: f64) {
         assert!(
             factor > 0.0 && factor.is_finite(),
             "slow-disk factor must be positive"
         );
         self.fault_trace(id, "slow-disk");
-        self.slot_mut(id).disk.slowdown = factor;
+        let slot = self.slot_mut(id);
+        slot.disk_slowdowns.push(factor);
+        slot.disk.slowdown = slowest(&slot.disk_slowdowns);
+    }
+
+    /// The end of one [`World::add_disk_slowdown`] of `factor`: the others in force stay.
+    pub fn end_disk_slowdown(&mut self, id: NodeId, factor: f64) {
+        self.fault_trace(id, "slow-disk");
+        let slot = self.slot_mut(id);
+        let i = (slot.disk_slowdowns.iter())
+            .position(|f| *f == factor)
+            .unwrap_or_else(|| panic!("end of a slow disk x{factor} of {id} not in force"));
+        slot.disk_slowdowns.remove(i);
+        slot.disk.slowdown = slowest(&slot.disk_slowdowns);
+    }
+
+    /// Every slow disk of the node ends (the heal).
+    pub fn clear_disk_slowdowns(&mut self, id: NodeId) {
+        self.fault_trace(id, "slow-disk");
+        let slot = self.slot_mut(id);
+        slot.disk_slowdowns.clear();
+        slot.disk.slowdown = 1.0;
+    }
+}
+
+/// The factor of the slowest of several slowdowns in force of one node (1.0: none). Two slow
+/// dependencies, or two faults slowing one disk, do not compound: the node is as slow as the
+/// worst of them, and when that one ends the next worst applies.
+fn slowest(factors: &[f64]) -> f64 {
+    factors.iter().copied().reduce(f64::max).unwrap_or(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::world::{World, WorldConfig};
+    use kafsim_engine::protocol::Message;
+    use kafsim_engine::{Cx, Node, NodeId, Timer};
+
+    struct Idle;
+    impl Node for Idle {
+        fn on_start(&mut self, _cx: &mut Cx) {}
+        fn on_message(&mut self, _cx: &mut Cx, _from: NodeId, _msg: Message) {}
+        fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    /// Overlapping slowdowns of one node each end on their own: the slowest in force
+    /// applies, and the end of one leaves the others (ending the first used to set the
+    /// node back to normal speed while the second was still in force).
+    #[test]
+    fn overlapping_slowdowns_each_end_on_their_own() {
+        let mut w = World::new(1, WorldConfig::default());
+        let n = w.add_node("broker-0", || Box::new(Idle));
+        w.add_disk_slowdown(n, 10.0);
+        w.add_disk_slowdown(n, 40.0);
+        assert_eq!(w.disk(n).slowdown, 40.0);
+        w.end_disk_slowdown(n, 40.0);
+        assert_eq!(w.disk(n).slowdown, 10.0, "the first is still in force");
+        w.add_disk_slowdown(n, 5.0);
+        w.end_disk_slowdown(n, 10.0);
+        assert_eq!(w.disk(n).slowdown, 5.0);
+        w.end_disk_slowdown(n, 5.0);
+        assert_eq!(w.disk(n).slowdown, 1.0);
+
+        w.add_slowdown(n, 3.0);
+        w.add_slowdown(n, 30.0);
+        w.end_slowdown(n, 3.0);
+        assert_eq!(w.slowdown(n), 30.0, "the second is still in force");
+        w.end_slowdown(n, 30.0);
+        assert_eq!(w.slowdown(n), 1.0);
+        w.add_slowdown(n, 7.0);
+        w.add_disk_slowdown(n, 7.0);
+        w.clear_slowdowns(n);
+        w.clear_disk_slowdowns(n);
+        assert_eq!((w.slowdown(n), w.disk(n).slowdown), (1.0, 1.0));
     }
 }

@@ -117,8 +117,11 @@ struct Slot {
     /// Down by power loss (the host is off: nothing answers) rather than a process crash
     /// (the host's TCP stack refuses connections to the dead process at once).
     powered_off: bool,
-    /// The application's processing slowdown (consumer-slowdown), for the heal and restarts.
-    slowdown: f64,
+    /// The application's processing slowdowns in force (consumer-slowdown factors), for the
+    /// heal and restarts.
+    slowdowns: Vec<f64>,
+    /// The slow-disk factors in force (the disk applies the slowest).
+    disk_slowdowns: Vec<f64>,
     /// Cost model: what the node is, when each of its cores is free, and the events waiting
     /// for a core (already arrived), with whether a `CpuWake` is scheduled for them.
     class: CostClass,
@@ -170,6 +173,46 @@ pub struct World {
     closed_at: BTreeMap<(NodeId, NodeId, u64), Instant>,
     /// Transactional requests of closed connections delivered late ([`crate::late`]).
     late_requests: Vec<crate::late::LateRequest>,
+    /// The event whose handler is running (and its effects being applied), so that a panic
+    /// inside it can say which node was handling what ([`World::handling`]).
+    handling: Option<Handling>,
+}
+
+/// The event a node was handling: what a panic inside its handler explains itself with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handling {
+    pub node: NodeId,
+    /// The node's incarnation (1, then one more after each crash or power loss).
+    pub incarnation: u64,
+    pub event: Handled,
+}
+
+/// What kind of event a handler was called for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// `on_start`: a fresh start or a restart.
+    Start,
+    /// `on_message`: a message of `kind` (`Message::kind`) from `from`.
+    Message { kind: &'static str, from: NodeId },
+    /// `on_timer`: the node's timer `kind`:`key` (as `--trace` prints it).
+    Timer { kind: u16, key: u64 },
+    /// `on_disk`: the completion of the fsync with `token`.
+    Fsync { token: u64 },
+}
+
+impl Handling {
+    /// `a ProduceRequest from producer-0`, `its timer 7:3`, `its start (incarnation 2)`.
+    pub fn describe(&self, name: &dyn Fn(NodeId) -> String) -> String {
+        match self.event {
+            Handled::Start if self.incarnation > 1 => {
+                format!("its start (a restart: incarnation {})", self.incarnation)
+            }
+            Handled::Start => "its start".to_string(),
+            Handled::Message { kind, from } => format!("a {kind} from {}", name(from)),
+            Handled::Timer { kind, key } => format!("its timer {kind}:{key}"),
+            Handled::Fsync { token } => format!("the completion of its fsync (token {token})"),
+        }
+    }
 }
 
 impl World {
@@ -199,6 +242,7 @@ impl World {
             connections: Connections::default(),
             closed_at: BTreeMap::new(),
             late_requests: Vec::new(),
+            handling: None,
         }
     }
 
@@ -236,7 +280,8 @@ impl World {
             peers: Vec::new(),
             orphaned_peers: Vec::new(),
             powered_off: false,
-            slowdown: 1.0,
+            slowdowns: Vec::new(),
+            disk_slowdowns: Vec::new(),
             class: CostClass::Free,
             cores_free_at: Vec::new(),
             cpu_queue: VecDeque::new(),
@@ -364,6 +409,13 @@ impl World {
     /// Stable hash of everything that happened so far.
     pub fn trace_hash(&self) -> u64 {
         self.hasher.finish()
+    }
+
+    /// The event whose handler is running, or whose effects are being applied: after a
+    /// panic unwound out of [`World::run_until`], the event the panicking node was handling
+    /// (`None` when the panic came from outside any handler).
+    pub fn handling(&self) -> Option<Handling> {
+        self.handling
     }
 
     /// The structured trace (only with `TraceLevel::Events`).
@@ -568,8 +620,17 @@ impl World {
     /// Run the handler of an event that arrived (and, with a CPU model, got a core).
     fn handle(&mut self, id: NodeId, event: Event) {
         self.stats.events += 1;
+        let incarnation = self.slots[id.0 as usize].incarnation;
+        let handling = |event| {
+            Some(Handling {
+                node: id,
+                incarnation,
+                event,
+            })
+        };
         match event.kind {
             EventKind::Start => {
+                self.handling = handling(Handled::Start);
                 self.hash_event(1, id, None, 0);
                 self.trace(id, || TraceKind::Start);
                 let cost = self.cpu_cost(id, &Work::Start);
@@ -597,6 +658,10 @@ impl World {
                 }
                 set_peer(&mut self.slots[id.0 as usize].peers, from, true);
                 set_peer(&mut self.slots[from.0 as usize].peers, id, true);
+                self.handling = handling(Handled::Message {
+                    kind: msg.kind(),
+                    from,
+                });
                 self.hash_event(2, id, Some(from), bytes as u64);
                 self.hasher.str(msg.kind());
                 self.trace(id, || {
@@ -613,6 +678,10 @@ impl World {
                     return;
                 }
                 self.stats.timers_fired += 1;
+                self.handling = handling(Handled::Timer {
+                    kind: timer.kind,
+                    key: timer.key,
+                });
                 self.hash_event(3, id, None, ((timer.kind as u64) << 48) ^ timer.key);
                 self.trace(id, || TraceKind::Timer {
                     kind: timer.kind,
@@ -623,6 +692,7 @@ impl World {
             }
             EventKind::Fsync { ticket, token } => {
                 self.slots[id.0 as usize].disk.complete_fsync(ticket);
+                self.handling = handling(Handled::Fsync { token });
                 self.hash_event(4, id, None, token);
                 self.trace(id, || TraceKind::Fsync { token });
                 let done = DiskDone {
@@ -637,6 +707,7 @@ impl World {
             }
         }
         self.check_invariants(id);
+        self.handling = None;
     }
 
     fn check_invariants(&mut self, id: NodeId) {

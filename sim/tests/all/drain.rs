@@ -54,6 +54,17 @@ fn run(text: &str) -> RunOutput {
     run_seed(&p, 1, &RunOptions::default())
 }
 
+/// Seed 1 of `text` with its history kept.
+fn run_kept(text: &str) -> RunOutput {
+    let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        keep_history: true,
+        ..RunOptions::default()
+    };
+    run_seed(&p, 1, &opts)
+}
+
 fn kinds(out: &RunOutput) -> Vec<ViolationKind> {
     out.result.violations.iter().map(|v| v.kind).collect()
 }
@@ -320,13 +331,7 @@ duration = "20s"
 
 #[test]
 fn a_group_that_catches_up_by_a_reset_long_after_the_heal_is_not_reported_as_caught_up_at_once() {
-    let s = scenario::parse("test.toml", LATE_ASSIGNMENT).unwrap_or_else(|e| panic!("{e}"));
-    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        keep_history: true,
-        ..RunOptions::default()
-    };
-    let out = run_seed(&p, 1, &opts);
+    let out = run_kept(LATE_ASSIGNMENT);
     assert!(out.drained, "{:?}", out.result.violations);
     let history = out.history.as_ref().expect("kept");
     let resets: Vec<f64> = (history.entries())
@@ -342,4 +347,64 @@ fn a_group_that_catches_up_by_a_reset_long_after_the_heal_is_not_reported_as_cau
         "caught up {c} s after the heal, but the group reset its position {} s after it",
         last_reset - 10.0
     );
+}
+
+/// A service whose handler calls a slow downstream API (3 s a record; librdkafka defaults).
+/// The drain used to end one quiet second after the last poll, with the last record still in
+/// the handler, and reported it as a sink-loss no real service shows.
+const SLOW_HANDLER: &str = r#"name = "slow-handler"
+duration = "3s"
+seeds = 1
+
+[cluster]
+brokers = 3
+
+[[topics]]
+name = "payments"
+partitions = 1
+replication_factor = 3
+
+[[producers]]
+client = "java"
+topic = "payments"
+rate = 2
+
+[[consumer_groups]]
+group = "ledger"
+members = 1
+client = "librdkafka"
+topics = ["payments"]
+[consumer_groups.config]
+"auto.offset.reset" = "earliest"
+[consumer_groups.handler]
+process_time = "3s"
+sink = "plain"
+"#;
+
+#[test]
+fn the_drain_waits_for_the_record_a_slow_handler_still_holds() {
+    let out = run_kept(SLOW_HANDLER);
+    assert!(out.drained, "{:?}", out.result.violations);
+    assert!(kinds(&out).is_empty(), "{:?}", out.result.violations);
+    let history = out.history.as_ref().expect("kept");
+    let last = |sink: bool| {
+        (history.entries())
+            .filter(|e| match e.event {
+                HistoryEvent::SinkWrite { .. } => sink,
+                HistoryEvent::Poll { .. } => !sink,
+                _ => false,
+            })
+            .map(|e| e.at.as_secs_f64())
+            .fold(0.0, f64::max)
+    };
+    let (polled, written) = (last(false), last(true));
+    // What makes this test able to fail: the last record was written well after the quiet
+    // second that once ended the drain.
+    assert!(
+        written > polled + 2.0,
+        "last poll {polled} s, last sink write {written} s"
+    );
+    let acked = out.result.stats.records_acked;
+    assert!(acked >= 5, "{acked} records acknowledged");
+    assert_eq!(out.result.stats.groups["ledger"].records_consumed, acked);
 }

@@ -22,6 +22,7 @@ mod cost;
 mod drain;
 mod kernel;
 mod librdkafka_transactions;
+mod panic_explained;
 mod producer_client;
 mod producer_cluster;
 mod producer_throughput;

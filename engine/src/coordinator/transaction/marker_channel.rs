@@ -146,10 +146,15 @@ impl TransactionCoordinator {
         }
     }
 
-    fn schedule_retry(&mut self, cx: &mut Cx, id: &str) {
+    /// Retry `id`'s markers after the backoff, unless a retry is already due: the due one
+    /// sends every owed partition not in flight, so a second would only double the traffic
+    /// (and, as each of its requests schedules a retry of its own, keep doubling it).
+    pub(super) fn schedule_retry(&mut self, cx: &mut Cx, id: &str) {
         if let Some(e) = self.ids.get(id) {
-            let at = cx.now() + self.config.retry_backoff;
-            cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
+            if self.marker_retry_scheduled.insert(e.index) {
+                let at = cx.now() + self.config.retry_backoff;
+                cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
+            }
         }
     }
 

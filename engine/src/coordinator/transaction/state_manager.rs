@@ -182,10 +182,7 @@ impl TransactionCoordinator {
             Then::Nothing => {
                 // A completion or timeout abort: retried by the next abort check / marker
                 // retry while this broker still owns the id.
-                if let Some(e) = self.ids.get(id) {
-                    let at = cx.now() + self.config.retry_backoff;
-                    cx.set_timer(at, TxnTimer::MarkerRetry(e.index));
-                }
+                self.schedule_retry(cx, id);
             }
         }
     }
