@@ -507,6 +507,19 @@ pub fn run_seed_streaming(
         .filter(|producer| producer.config.on_error == OnError::Ignore)
         .map(|producer| producer.index)
         .collect();
+    check_config.ordering = p
+        .producers
+        .iter()
+        .map(|producer| {
+            let c = &producer.config;
+            let ordering = crate::checker::cause::Ordering {
+                words: c.ordering_words(),
+                may_reorder: c.may_reorder(),
+                idempotent: c.enable_idempotence,
+            };
+            (producer.index, ordering)
+        })
+        .collect();
     check_config.keyless_partitioners = p
         .producers
         .iter()

@@ -83,6 +83,9 @@ pub struct Violation {
     pub partition: Option<TopicPartition>,
     pub offset: Option<u64>,
     pub value: Option<ValueId>,
+    /// The other record of a pair: the earlier send a `nonmonotonic-send` landed below, the
+    /// first value at an `inconsistent-offsets` offset (its cause names both).
+    pub other: Option<ValueId>,
     /// Simulated time at which the violation became evident (or the fact it is about).
     pub at: Instant,
     /// One line a human reads (a `panic` or a `stall` adds indented lines).
@@ -100,6 +103,7 @@ impl Violation {
             partition: None,
             offset: None,
             value: None,
+            other: None,
             at,
             detail: detail.into(),
             node: None,
@@ -121,6 +125,12 @@ impl Violation {
 
     pub fn of_value(mut self, value: ValueId) -> Violation {
         self.value = Some(value);
+        self
+    }
+
+    /// The other record of a pair ([`Violation::other`]).
+    pub fn with_other(mut self, value: ValueId) -> Violation {
+        self.other = Some(value);
         self
     }
 }

@@ -304,6 +304,41 @@ impl ProducerConfig {
         }
     }
 
+    /// How this producer keeps the batches of one partition in order, in the user's words:
+    /// its requests in flight, its retries and its idempotence (`max.in.flight.requests.
+    /// per.connection = 5, retries = 2147483647, not idempotent (enable.idempotence =
+    /// false)`), for the cause of a `nonmonotonic-send` or a `duplicate`.
+    pub fn ordering_words(&self) -> String {
+        let (in_flight, retries) = match self.client {
+            ClientKind::Sarama => (
+                format!("Net.MaxOpenRequests = {}", self.max_in_flight),
+                format!("Producer.Retry.Max = {}", self.retries),
+            ),
+            // kafka-go's Writer writes one batch of a partition at a time; `MaxAttempts`
+            // counts the first attempt.
+            ClientKind::KafkaGo => (
+                "one batch of a partition in flight (kafka-go's Writer)".to_string(),
+                format!("MaxAttempts = {}", u64::from(self.retries) + 1),
+            ),
+            ClientKind::Java | ClientKind::Librdkafka => (
+                format!(
+                    "max.in.flight.requests.per.connection = {}",
+                    self.max_in_flight
+                ),
+                format!("retries = {}", self.retries),
+            ),
+        };
+        format!("{in_flight}, {retries}, {}", self.idempotence_words())
+    }
+
+    /// Whether a batch retried after a failed or unanswered request can land behind later
+    /// batches of its partition: it is retried, more than one batch of a partition may be in
+    /// flight, and the leader cannot put it back in order (no idempotence: with it, Kafka
+    /// keeps the order of up to 5 requests in flight, KIP-98 / KAFKA-5494).
+    pub fn may_reorder(&self) -> bool {
+        self.retries > 0 && !self.one_batch_per_partition_in_flight && !self.enable_idempotence
+    }
+
     /// Whether the leader can recognize this producer's retried batch, in the user's words:
     /// "idempotent", or "not idempotent (why)". For a record's story (`kafsim replay`).
     pub fn idempotence_words(&self) -> String {

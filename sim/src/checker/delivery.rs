@@ -208,7 +208,8 @@ impl Pass {
                 )
                 .at_partition(partition)
                 .at_offset(offset)
-                .of_value(value),
+                .of_value(value)
+                .with_other(first_value),
             );
         }
         let seen = self.seen.get_or_insert_with(value, || Seen {

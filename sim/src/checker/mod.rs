@@ -16,6 +16,7 @@
 //! kind are kept in detail (the earliest ones in output order); the rest are counted and
 //! reported in one summary violation of that kind at the end of the run.
 
+pub mod cause;
 pub mod delivery;
 pub mod dense;
 pub mod ignored;
@@ -94,6 +95,9 @@ pub struct CheckConfig {
     pub keyless_partitioners: Vec<(u32, &'static str)>,
     /// How details name topics, groups, members and producers.
     pub names: Names,
+    /// Per producer index, how it keeps a partition's batches in order (the causes of
+    /// `nonmonotonic-send` and `duplicate`, [`cause`]).
+    pub ordering: Vec<(u32, cause::Ordering)>,
 }
 
 impl CheckConfig {
@@ -109,6 +113,7 @@ impl CheckConfig {
             ignoring_errors: Vec::new(),
             keyless_partitioners: Vec::new(),
             names,
+            ordering: Vec::new(),
         }
     }
 
@@ -133,6 +138,14 @@ impl CheckConfig {
         self.group(group).is_some_and(|g| g.read_committed)
     }
 
+    /// How producer `producer` keeps a partition's batches in order, if the run said.
+    pub fn ordering(&self, producer: u32) -> Option<&cause::Ordering> {
+        self.ordering
+            .iter()
+            .find(|(p, _)| *p == producer)
+            .map(|(_, o)| o)
+    }
+
     /// Human name of a group for details: the scenario's name (`group-N` if undeclared).
     pub fn group_name(&self, group: u32) -> String {
         self.names.group(group)
@@ -154,7 +167,10 @@ pub fn check_history(history: &History, config: &CheckConfig) -> Vec<Violation> 
     sink::check_with_key_order(history, &index, config, &mut out);
     ignored::check(history, &index, config, &mut out);
     transactions::check(history, &index, config, &mut out);
-    out.finish(config.end)
+    let mut found = out.finish(config.end);
+    cause::explain(history, &index, config, &mut found);
+    found.sort_by(violation_order);
+    found
 }
 
 /// The total order of the output: `(at, kind, partition, offset, value, detail)`.

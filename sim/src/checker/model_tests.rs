@@ -412,7 +412,11 @@ fn separately(history: &History, config: &CheckConfig) -> Vec<Violation> {
     for check in checks {
         check(history, &index, config, &mut out);
     }
-    out.finish(config.end)
+    // The causes are one pass over what the checkers kept, fused or not.
+    let mut found = out.finish(config.end);
+    cause::explain(history, &index, config, &mut found);
+    found.sort_by(violation_order);
+    found
 }
 
 /// A history with violations of many kinds at once.

@@ -151,7 +151,8 @@ fn scan(run: &[Landed], config: &CheckConfig, out: &mut Collector) {
                 )
                 .at_partition(send.partition)
                 .at_offset(send.offset)
-                .of_value(send.value),
+                .of_value(send.value)
+                .with_other(high.value),
             ),
             Some(high) if send.offset == high.offset => {} // inconsistent-offsets reports it
             _ => highest = Some(*send),
