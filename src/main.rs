@@ -43,6 +43,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = Args::parse();
     let code = match args.command {
         Command::Run(a) => cli::run::main(a),
@@ -57,4 +58,18 @@ fn main() -> ExitCode {
         Command::Assign(a) => cli::assign::main(a),
     };
     ExitCode::from(code)
+}
+
+/// `kafsim run ... | head` must end quietly when `head` has read enough, as `cat` or `grep`
+/// do. Rust ignores SIGPIPE at start-up, so a write to the closed pipe is an error and
+/// `println!` panics with "failed printing to stdout: Broken pipe"; with the signal's default
+/// action restored, the process ends by SIGPIPE instead. No output file is left half written
+/// (they are written atomically), and a killed process never reaches them.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -10,7 +10,7 @@ use kafsim_sim::life::{record_life, LifeContext};
 use kafsim_sim::perfetto::{chrome_trace, validate, PerfettoInput, MAX_FLOWS};
 use kafsim_sim::runner::{run_seed, Prepared, RunOptions, RunOutput};
 use kafsim_sim::trace::TraceLevel;
-use kafsim_sim::violation::Violation;
+use kafsim_sim::violation::{Violation, ViolationKind};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -39,8 +39,8 @@ pub struct ReplayArgs {
     format: TraceFormat,
 }
 
-/// Which violations (by index) get their record's life told: the first [`MAX_LIVES`] of those
-/// that count as failures, then allowed ones while the budget lasts, so that a failure is
+/// Which violations (by index) get their record's life told: the first of each kind that
+/// counts as a failure, then the next of those up to [`MAX_LIVES`], then allowed ones while the budget lasts, so that a failure is
 /// never left unexplained behind a run of allowed duplicates.
 fn lives_to_tell(prepared: &Prepared, violations: &[Violation]) -> Vec<usize> {
     let with_value = || {
@@ -50,11 +50,22 @@ fn lives_to_tell(prepared: &Prepared, violations: &[Violation]) -> Vec<usize> {
             .filter(|(_, v)| v.value.is_some())
     };
     let failing = |v: &Violation| !common::failures(prepared, std::slice::from_ref(v)).is_empty();
-    let mut told: Vec<usize> = with_value()
-        .filter(|(_, v)| failing(v))
+    // The first failure of each kind first: a thousand key-order violations must not leave
+    // the one sink-loss after them without its story.
+    let mut told: Vec<usize> = Vec::new();
+    let mut kinds: Vec<ViolationKind> = Vec::new();
+    for (i, v) in with_value().filter(|(_, v)| failing(v)) {
+        if !kinds.contains(&v.kind) && told.len() < MAX_LIVES {
+            kinds.push(v.kind);
+            told.push(i);
+        }
+    }
+    let rest: Vec<usize> = with_value()
+        .filter(|(i, v)| failing(v) && !told.contains(i))
         .map(|(i, _)| i)
-        .take(MAX_LIVES)
+        .take(MAX_LIVES - told.len())
         .collect();
+    told.extend(rest);
     let room = MAX_LIVES - told.len();
     told.extend(
         with_value()

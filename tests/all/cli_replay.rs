@@ -206,3 +206,117 @@ fn the_json_trace_has_typed_fields_and_the_perfetto_trace_follows_violated_recor
     assert_eq!(flow, steps.len(), "one flow event per step");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A kafka-go service whose round-robin writer scatters keys (a thousand `key-order`
+/// violations, all failures) and whose `ReadMessage` reader loses the message in hand when
+/// it crashes (`sink-loss`, later in the list). Every failing kind gets its story, not only
+/// the first twenty violations: the sink-loss used to be printed bare, behind the key-orders.
+#[test]
+fn every_failing_kind_gets_a_story_however_many_of_another_come_first() {
+    let dir = std::env::temp_dir().join(format!("kafsim-replay-kinds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scattered-keys-readmessage-crash.toml");
+    std::fs::write(
+        &file,
+        r#"name = "scattered-keys-readmessage-crash"
+duration = "25s"
+
+[cluster]
+brokers = 3
+[cluster.config]
+"min.insync.replicas" = 2
+
+[[topics]]
+name = "jobs"
+partitions = 12
+replication_factor = 3
+
+[[producers]]
+count = 2
+client = "kafka-go"
+topic = "jobs"
+rate = 200
+keys = 50
+[producers.config]
+RequiredAcks = "RequireAll"
+BatchTimeout = "10ms"
+Async = true
+
+[[consumer_groups]]
+group = "workers"
+members = 3
+client = "kafka-go"
+topics = ["jobs"]
+[consumer_groups.handler]
+process_time = "20ms..50ms"
+sink = "plain"
+
+[faults]
+random = true
+kinds = ["consumer-crash"]
+mean_interval = "2s"
+
+[expect]
+violations = ["sink-loss"]
+allow = ["sink-duplicate"]
+"#,
+    )
+    .unwrap();
+    let out = kafsim()
+        .args(["replay", file.to_str().unwrap(), "--seed", "4"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let key_orders = text
+        .lines()
+        .filter(|l| l.starts_with("- key-order "))
+        .count();
+    assert!(
+        key_orders > 20,
+        "{key_orders} key-order violations come first"
+    );
+    let story = first_story(&text, "sink-loss");
+    assert!(
+        story.iter().any(|l| l.contains("polled it")),
+        "the sink-loss is told:\n{}",
+        story.join("\n")
+    );
+}
+
+/// `kafsim replay ... | head -1`: once the reader has gone, the process ends by SIGPIPE, as
+/// `cat` would, instead of panicking with "failed printing to stdout: Broken pipe". The
+/// replay prints about 770 kB, far more than a pipe holds, so it must write to the closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = kafsim()
+        .args([
+            "replay",
+            &scenario("sarama-waitforall-not-idempotent.toml"),
+            "--seed",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("kafsim replay"), "{first}");
+    // The reader is dropped here: the rest of the story goes to a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        out.status
+    );
+}
