@@ -23,7 +23,8 @@ pub const TRANSACTION_TOPIC: &str = "__transaction_state";
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
     pub brokers: u32,
-    /// 1, or 2 for an active controller with a standby.
+    /// The controllers: a metadata quorum of 1 to 5 voters (2: an active controller and a
+    /// standby, which both must be up for metadata to change).
     pub controllers: u32,
     pub broker_config: BrokerConfig,
     /// (name, partitions, replication factor).
@@ -44,9 +45,11 @@ pub struct Cluster {
 /// `offsets.topic.replication.factor` capped at the broker count (as Kafka's test clusters).
 pub fn build_cluster(w: &mut World, spec: &ClusterSpec) -> Cluster {
     assert!(spec.brokers >= 1, "a cluster needs a broker");
+    // KRaft quorums of one to five voters (three or five in production: a majority of the
+    // controllers must be up for metadata to change).
     assert!(
-        (1..=2).contains(&spec.controllers),
-        "1 or 2 controllers, not {}",
+        (1..=5).contains(&spec.controllers),
+        "1 to 5 controllers, not {}",
         spec.controllers
     );
     let first = w.node_count() as u32;

@@ -320,6 +320,22 @@ impl Broker {
             );
             return;
         }
+        if req.broker_epoch != 0 && req.broker_epoch < self.rm.broker_epoch {
+            // Made for this broker's previous registration (KIP-380: ZooKeeper-mode
+            // `KafkaApis.handleLeaderAndIsrRequest` answers STALE_BROKER_EPOCH; a KRaft broker
+            // replays the metadata log up to date before it acts on it). A controller that
+            // commits through its quorum can deliver such a request after the registration
+            // that replaced it. 0: made before this controller knew any registration.
+            cx.send(
+                from,
+                Message::LeaderAndIsrResponse(LeaderAndIsrResponse {
+                    correlation_id: self.metadata_version,
+                    error: ErrorCode::StaleBrokerEpoch,
+                    partitions: Vec::new(),
+                }),
+            );
+            return;
+        }
         self.last_controller_contact = cx.now();
         if req.full || req.correlation_id == self.metadata_version + 1 {
             self.metadata_version = req.correlation_id;

@@ -4,6 +4,7 @@
 //! every ISR it was in. Apart from partition state because liveness is the controller's only
 //! clock-driven decision and the one a network partition exercises.
 
+use super::quorum::Then;
 use super::Controller;
 use crate::node::{Cx, NodeId};
 use crate::protocol::*;
@@ -100,13 +101,12 @@ impl Controller {
         }
         changed.sort();
         changed.dedup();
-        // Commit the registration (and tell the standby) whether or not partitions changed;
-        // the version the broker then gets in full is the one it must acknowledge.
-        self.publish_to_brokers(cx, changed);
+        // Append the registration whether or not partitions changed; the version the broker
+        // then gets in full, once committed, is the one it must acknowledge.
+        self.publish_to_brokers(cx, changed, vec![Then::Full(from)]);
         if let Some(l) = self.live.get_mut(&from).filter(|l| l.fenced) {
             l.catching_up_to = Some(self.state.version);
         }
-        self.send_leader_and_isr(cx, from, None);
     }
 
     /// A broker acknowledged metadata `version`: unfence it if it was catching up, elect
@@ -123,11 +123,12 @@ impl Controller {
         l.fenced = false;
         l.last_heartbeat = cx.now();
         let changed = self.elect_where(cx, &|_| false);
-        self.publish_to_brokers(cx, changed);
+        self.publish_to_brokers(cx, changed, Vec::new());
     }
 
     pub(super) fn on_heartbeat(&mut self, cx: &mut Cx, from: NodeId, req: BrokerHeartbeatRequest) {
-        let version = self.state.version;
+        // Brokers only ever get committed metadata (`quorum`).
+        let version = self.committed_version();
         // A registered broker still catching up is fenced but keeps its registration: it
         // heartbeats on (KRaft answers `isFenced` until it is unfenced) and is not told to
         // register again; `fenced` in the answer means "register again".
@@ -138,7 +139,7 @@ impl Controller {
         let mut resend = false;
         if let Some(l) = known {
             l.last_heartbeat = cx.now();
-            resend = l.acked_version < version;
+            resend = version.is_some_and(|v| l.acked_version < v);
         }
         cx.send(
             from,
@@ -177,6 +178,6 @@ impl Controller {
         // A change of the live set even if no partition changed: leaders must stop counting
         // it as eligible for their ISRs.
         let changed = self.fence_partitions(cx, b);
-        self.publish_to_brokers(cx, changed);
+        self.publish_to_brokers(cx, changed, Vec::new());
     }
 }

@@ -1,25 +1,23 @@
-//! Failover between the active controller and its standby: when a standby takes over, with
-//! which controller epoch, and when an active controller resigns.
+//! Failover between controllers: when a standby runs for election, with which controller
+//! epoch, and when an active controller resigns. Votes and what a new controller holds are in
+//! [`super::quorum`].
 //!
 //! A controller epoch belongs to one controller. ZooKeeper-mode Kafka increments
 //! `/controller_epoch` with a conditional write (`KafkaZkClient.
 //! registerControllerAndIncrementControllerEpoch`, called from `KafkaController.elect`); KRaft
 //! wins an epoch by a majority vote (`QuorumState.transitionToCandidate`, one vote per voter
-//! and epoch). kafsim has no shared store, so a standby takes over with an epoch above every
-//! epoch it has seen: its own, its peer's syncs, and the epochs the brokers follow, which
-//! every registration and heartbeat carries (brokers send both to every controller). Without
-//! the brokers' epochs, a controller restarted from its disk (whose epoch is the one it had
-//! before the crash) took over with the epoch its peer already held while that peer was cut
-//! off; after the heal neither gave way (a sync of an equal epoch is ignored by an active
-//! controller) and both handed out the same leader epochs to different leaders.
+//! and epoch), which kafsim models. A candidate runs in an epoch above every epoch it has
+//! seen: its own, its peers' syncs and votes, and the epochs the brokers follow, which every
+//! registration and heartbeat carries (brokers send both to every controller). Without the
+//! brokers' epochs, a controller restarted from its disk (whose epoch is the one it had before
+//! the crash) ran with the epoch its peer already held while that peer was cut off
+//! (`replication_sweep` seed 167); the vote now refuses it too, its log being behind.
 //!
-//! An active controller that learns of a higher controller epoch (from a broker or from the
-//! other controller) resigns, as `KafkaController.onControllerResignation` does when
-//! `/controller` changed; the newer controller's ControllerSync then gives it that state.
-//!
-//! Known limit (no quorum yet): a change the active controller published after its last
-//! sync reached the standby is unknown to the standby if it takes over (see the module doc
-//! of `controller`).
+//! An active controller that learns of a higher controller epoch (from a broker, a sync or a
+//! vote request) resigns, as `KafkaController.onControllerResignation` does when
+//! `/controller` changed and KRaft's leader does on a higher epoch
+//! (`QuorumController.renounce`); the newer controller's ControllerSync then gives it that
+//! state.
 
 use super::{Controller, ControllerTimer, Role};
 use crate::node::{Cx, NodeId};
@@ -33,14 +31,18 @@ impl Controller {
         self.observe_epoch(now, epoch);
     }
 
-    /// Some node follows controller epoch `epoch`: remember it, and resign if it is newer than
-    /// this controller's own.
+    /// Some node follows (or runs for) controller epoch `epoch`: remember it, give up a
+    /// candidacy for an older epoch, and resign if it is newer than this controller's own.
     pub(super) fn observe_epoch(&mut self, now: Instant, epoch: u32) {
+        if self.candidacy_epoch().is_some_and(|e| e < epoch) {
+            // KRaft `QuorumState.transitionToUnattached`: a higher epoch ends a candidacy.
+            self.candidacy = None;
+        }
         self.highest_epoch_seen = self.highest_epoch_seen.max(epoch);
         if self.role == Role::Active && epoch > self.state.controller_epoch {
-            self.role = Role::Standby;
+            self.renounce();
             // As a standby it waits a full session for the newer controller's sync before it
-            // could take over again.
+            // could run again.
             self.last_sync_seen = now;
         }
         assert!(
@@ -62,14 +64,20 @@ impl Controller {
         2 * heard > self.config.brokers.len()
     }
 
+    /// Whether this standby may run for election: no sync for a session timeout while a
+    /// majority of brokers still reaches it.
+    pub(super) fn may_run(&self, now: Instant) -> bool {
+        let silent =
+            now.saturating_since(self.last_sync_seen) >= self.config.broker.broker_session_timeout;
+        silent && self.majority_of_brokers_heard(now)
+    }
+
     pub(super) fn on_sync_timer(&mut self, cx: &mut Cx) {
         match self.role {
             Role::Active => self.send_sync(cx),
             Role::Standby => {
-                let silent = cx.now().saturating_since(self.last_sync_seen)
-                    >= self.config.broker.broker_session_timeout;
-                if silent && self.majority_of_brokers_heard(cx.now()) {
-                    self.become_active(cx, false);
+                if self.candidacy_epoch().is_none() && self.may_run(cx.now()) {
+                    self.start_election(cx);
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! is where leader epochs and ISRs are written, and asserted.
 
 use super::election::{self, Elected};
+use super::quorum::Then;
 use super::state;
 use super::Controller;
 use crate::broker::config::BreakRule;
@@ -43,18 +44,18 @@ impl Controller {
     /// ISR of the active replicas and the first of them as leader
     /// (`buildPartitionRegistration`). The change is published like any other: brokers create
     /// the logs, and clients learn of the partitions only from their next metadata response.
+    /// The new partitions (to publish), or the error to answer with.
     pub(super) fn create_partitions(
         &mut self,
-        cx: &mut Cx,
         topic: TopicId,
         count: u32,
-    ) -> ErrorCode {
+    ) -> Result<Vec<TopicPartition>, ErrorCode> {
         let Some(slot) = self.state.topics.iter().position(|(t, _)| *t == topic) else {
-            return ErrorCode::UnknownTopicOrPartition;
+            return Err(ErrorCode::UnknownTopicOrPartition);
         };
         let current = self.state.topics[slot].1;
         if count <= current {
-            return ErrorCode::InvalidPartitions;
+            return Err(ErrorCode::InvalidPartitions);
         }
         let rf = self
             .state
@@ -69,7 +70,7 @@ impl Controller {
             .filter(|b| self.is_live(*b))
             .collect();
         if (usable.len() as u32) < rf {
-            return ErrorCode::InvalidReplicationFactor;
+            return Err(ErrorCode::InvalidReplicationFactor);
         }
         // The placer continues the topic's striping from the first new partition id.
         let placement = state::assign_replicas(&usable, topic, count, rf);
@@ -82,8 +83,7 @@ impl Controller {
             changed.push(tp);
         }
         self.state.topics[slot].1 = count;
-        self.publish(cx, changed);
-        ErrorCode::None
+        Ok(changed)
     }
 
     /// Elect new leaders where `pred` says the leader must change or the partition is offline.
@@ -148,20 +148,24 @@ impl Controller {
                 .expect("validated");
             p.isr = req.new_isr.clone();
             p.partition_epoch += 1;
-            self.publish(cx, vec![req.partition]);
         }
         let p = self.state.partitions.get(&req.partition);
-        cx.send(
-            from,
-            Message::AlterPartitionResponse(AlterPartitionResponse {
-                correlation_id: req.correlation_id,
-                error,
-                partition: req.partition,
-                leader_epoch: p.map_or(0, |p| p.leader_epoch),
-                isr: p.map_or(Vec::new(), |p| p.isr.clone()),
-                partition_epoch: p.map_or(0, |p| p.partition_epoch),
-            }),
-        );
+        let reply = Message::AlterPartitionResponse(AlterPartitionResponse {
+            correlation_id: req.correlation_id,
+            error,
+            partition: req.partition,
+            leader_epoch: p.map_or(0, |p| p.leader_epoch),
+            isr: p.map_or(Vec::new(), |p| p.isr.clone()),
+            partition_epoch: p.map_or(0, |p| p.partition_epoch),
+        });
+        if error == ErrorCode::None {
+            // Answered once the new ISR commits (KRaft answers AlterPartition from the
+            // deferred event queue): the leader must not act on an ISR a new controller
+            // would not know.
+            self.publish(cx, vec![req.partition], vec![Then::Reply(from, reply)]);
+        } else {
+            cx.send(from, reply);
+        }
     }
 
     fn validate_alter(&self, from: NodeId, req: &AlterPartitionRequest) -> ErrorCode {

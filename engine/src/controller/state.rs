@@ -1,7 +1,8 @@
 //! The controller's durable state (topics, partition states, producer-id block) and the
-//! interface it is kept behind. Today [`LocalMetadataLog`] writes it to the controller's own
-//! disk and the active controller pushes it to the standby with `ControllerSync`; a Raft
-//! quorum can later implement [`MetadataLog`] without touching election or ISR logic.
+//! interface it is kept behind. Each controller is a voter of the metadata quorum
+//! ([`super::quorum`]): [`MetadataLog`] is that voter's own copy of the metadata log (the whole
+//! state as its last entry: it is small) and its vote, and [`LocalMetadataLog`] keeps both on
+//! the controller's disk as KRaft's `KafkaMetadataLog` and `FileQuorumStateStore` do.
 
 use crate::node::{Cx, Disk, DiskData, DiskEntry, FileId, NodeId};
 use crate::protocol::PartitionState;
@@ -12,9 +13,10 @@ use std::sync::Arc;
 /// Everything a controller must not forget.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ControllerState {
-    /// Epoch of the controller that last changed the state (ZooKeeper's controller epoch).
+    /// Epoch of the controller that last changed the state (ZooKeeper's controller epoch;
+    /// KRaft's epoch of the last log entry).
     pub controller_epoch: u32,
-    /// Bumped by every change; brokers acknowledge metadata by it.
+    /// Bumped by every change (KRaft's log offset); brokers acknowledge metadata by it.
     pub version: u64,
     pub topics: Vec<(TopicId, u32)>,
     pub partitions: BTreeMap<TopicPartition, PartitionState>,
@@ -28,42 +30,82 @@ impl ControllerState {
     pub fn partition(&self, tp: TopicPartition) -> Option<&PartitionState> {
         self.partitions.get(&tp)
     }
+
+    /// The position of this state in the metadata log, compared as KRaft compares logs in an
+    /// election (`OffsetAndEpoch`: the epoch of the last entry, then its offset).
+    pub fn position(&self) -> (u32, u64) {
+        (self.controller_epoch, self.version)
+    }
 }
 
-/// Where the controller state is made durable and shared. Implementations must make `commit`
-/// durable before the controller acts on the new state towards brokers.
+/// A voter's vote: the epoch and the controller it voted for in it (KRaft's `quorum-state`
+/// file: `votedId` and `leaderEpoch`). It must survive a restart, or a voter could vote twice
+/// in one epoch and two controllers win it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vote {
+    pub epoch: u32,
+    pub candidate: NodeId,
+}
+
+/// One voter's durable copy of the metadata log and its vote. Writes go to the page cache at
+/// once and are durable when the fsync they start completes (`Node::on_disk` with the file and
+/// the token named below): a voter acknowledges an entry or grants a vote only then.
 pub trait MetadataLog {
-    /// The last committed state, if any (read on start).
+    /// The last state written, if any (read on start).
     fn load(&self, disk: &dyn Disk) -> Option<ControllerState>;
-    /// Persist `state` (the whole state: it is small).
-    fn commit(&mut self, cx: &mut Cx, state: &ControllerState);
+    /// Write `state` as the log's last entry (the whole state: it is small) and fsync
+    /// [`LOG_FILE`] with `state.version` as the token.
+    fn append(&mut self, cx: &mut Cx, state: &ControllerState);
+    /// The last vote written, if any.
+    fn load_vote(&self, disk: &dyn Disk) -> Option<Vote>;
+    /// Write `vote` and fsync [`VOTE_FILE`] with `vote.epoch` as the token.
+    fn write_vote(&mut self, cx: &mut Cx, vote: Vote);
 }
 
-const FILE: FileId = FileId::Named("controller-state");
+/// The file of the controller state.
+pub const LOG_FILE: FileId = FileId::Named("controller-state");
+/// The file of the vote.
+pub const VOTE_FILE: FileId = FileId::Named("quorum-state");
 
-/// The controller's own disk, fsynced on every commit (as ZooKeeper and the KRaft log are).
+/// The controller's own disk, fsynced on every write (as the KRaft log and quorum-state are).
 #[derive(Debug, Default)]
 pub struct LocalMetadataLog;
 
-impl MetadataLog for LocalMetadataLog {
-    fn load(&self, disk: &dyn Disk) -> Option<ControllerState> {
-        let mut out = None;
-        for e in disk.read(FILE) {
-            if let (DiskData::Blob(b), false) = (&e.data, e.torn) {
-                if let Some(s) = b.downcast_ref::<ControllerState>() {
-                    out = Some(s.clone());
-                }
+/// The last intact blob of type `T` in `file`.
+fn last_blob<T: Clone + 'static>(disk: &dyn Disk, file: FileId) -> Option<T> {
+    let mut out = None;
+    for e in disk.read(file) {
+        if let (DiskData::Blob(b), false) = (&e.data, e.torn) {
+            if let Some(s) = b.downcast_ref::<T>() {
+                out = Some(s.clone());
             }
         }
-        out
+    }
+    out
+}
+
+impl MetadataLog for LocalMetadataLog {
+    fn load(&self, disk: &dyn Disk) -> Option<ControllerState> {
+        last_blob(disk, LOG_FILE)
     }
 
-    fn commit(&mut self, cx: &mut Cx, state: &ControllerState) {
+    fn append(&mut self, cx: &mut Cx, state: &ControllerState) {
         let bytes = 64 + 48 * state.partitions.len() as u32;
         let blob: Arc<dyn std::any::Any + Send + Sync> = Arc::new(state.clone());
         cx.disk()
-            .overwrite(FILE, vec![DiskEntry::new(DiskData::Blob(blob), bytes)]);
-        cx.disk_fsync(FILE, 0);
+            .overwrite(LOG_FILE, vec![DiskEntry::new(DiskData::Blob(blob), bytes)]);
+        cx.disk_fsync(LOG_FILE, state.version);
+    }
+
+    fn load_vote(&self, disk: &dyn Disk) -> Option<Vote> {
+        last_blob(disk, VOTE_FILE)
+    }
+
+    fn write_vote(&mut self, cx: &mut Cx, vote: Vote) {
+        let blob: Arc<dyn std::any::Any + Send + Sync> = Arc::new(vote);
+        cx.disk()
+            .overwrite(VOTE_FILE, vec![DiskEntry::new(DiskData::Blob(blob), 16)]);
+        cx.disk_fsync(VOTE_FILE, u64::from(vote.epoch));
     }
 }
 

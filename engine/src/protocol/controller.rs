@@ -146,8 +146,30 @@ pub struct ControllerSync {
     pub broker_incarnations: Vec<(NodeId, u64)>,
 }
 
+/// A standby's acknowledgement that the state of `version` (from the active controller of
+/// `controller_epoch`) is durable on its disk: KRaft's voter Fetch offset, which a voter
+/// advances only after flushing its log (`KafkaRaftClient.appendAsFollower`).
 #[derive(Clone, Debug)]
 pub struct ControllerSyncAck {
     pub controller_epoch: u32,
     pub version: u64,
+}
+
+/// A candidate controller asks for a vote (KRaft's Vote RPC, KIP-595): the epoch it wants
+/// and the last entry of its metadata log, which voters compare with theirs.
+#[derive(Clone, Debug)]
+pub struct VoteRequest {
+    /// The bumped epoch the candidate runs for.
+    pub candidate_epoch: u32,
+    /// The controller epoch of the last state in the candidate's log (`LastOffsetEpoch`).
+    pub last_epoch: u32,
+    /// The version of that state (`LastOffset`).
+    pub last_version: u64,
+}
+
+/// A voter's answer to a [`VoteRequest`], sent once the vote is durable.
+#[derive(Clone, Debug)]
+pub struct VoteResponse {
+    pub candidate_epoch: u32,
+    pub granted: bool,
 }

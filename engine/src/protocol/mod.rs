@@ -191,6 +191,9 @@ pub enum Message {
     /// Active controller -> standby controllers: the replicated controller state.
     ControllerSync(ControllerSync),
     ControllerSyncAck(ControllerSyncAck),
+    /// Candidate controller -> the other controllers: a request for their vote.
+    VoteRequest(VoteRequest),
+    VoteResponse(VoteResponse),
 
     /// A consumer's statement to its group's database (not Kafka: see [`database`]).
     DatabaseRequest(DatabaseRequest),
@@ -284,6 +287,8 @@ impl Message {
             CreatePartitionsResponse(_) => 16,
             ControllerSync(m) => 64 + 32 * m.partitions.len() as u32,
             ControllerSyncAck(_) => 16,
+            VoteRequest(_) => 24,
+            VoteResponse(_) => 16,
             DatabaseRequest(_) => STATEMENT_BYTES,
             DatabaseResponse(m) => match &m.result {
                 StatementResult::Offsets(o) => 16 + 16 * o.len() as u32,
@@ -349,6 +354,8 @@ impl Message {
             CreatePartitionsResponse(_) => "CreatePartitionsResponse",
             ControllerSync(_) => "ControllerSync",
             ControllerSyncAck(_) => "ControllerSyncAck",
+            VoteRequest(_) => "VoteRequest",
+            VoteResponse(_) => "VoteResponse",
             DatabaseRequest(_) => "DatabaseRequest",
             DatabaseResponse(_) => "DatabaseResponse",
         }
@@ -377,7 +384,9 @@ macro_rules! exchanges {
                     Message::ConnectionReset
                     | Message::ConnectionRefused
                     | Message::ControllerSync(_)
-                    | Message::ControllerSyncAck(_) => Exchange::Other,
+                    | Message::ControllerSyncAck(_)
+                    | Message::VoteRequest(_)
+                    | Message::VoteResponse(_) => Exchange::Other,
                 }
             }
 
@@ -392,7 +401,9 @@ macro_rules! exchanges {
                     Message::ConnectionReset
                     | Message::ConnectionRefused
                     | Message::ControllerSync(_)
-                    | Message::ControllerSyncAck(_) => None,
+                    | Message::ControllerSyncAck(_)
+                    | Message::VoteRequest(_)
+                    | Message::VoteResponse(_) => None,
                 }
             }
         }

@@ -1,6 +1,8 @@
-//! Controller failover (issue 3 priority g): the standby takes over with a higher controller
-//! epoch when the active controller crashes, brokers follow it, it elects leaders on broker
-//! death, and the old controller returns as a standby.
+//! Controller failover (issue 3 priority g): a standby takes over with a higher controller
+//! epoch when the active controller crashes and a majority of controllers remains (the
+//! metadata quorum, `kafsim_engine::controller` module doc), brokers follow it, it elects
+//! leaders on broker death, and the old controller returns as a standby. Without a majority
+//! (one of two controllers down) metadata changes wait, as they do in KRaft.
 
 use crate::support::*;
 use kafsim_engine::broker::config::BrokerConfig;
@@ -12,9 +14,9 @@ use kafsim_sim::invariants::{self, InvariantScope};
 const TP: TopicPartition = TopicPartition::new(TopicId(0), 0);
 
 #[test]
-fn standby_controller_takes_over_and_elects_leaders() {
+fn a_standby_takes_over_and_elects_leaders_while_a_majority_of_controllers_remains() {
     let (mut w, c) = Harness::new(31)
-        .controllers(2)
+        .controllers(3)
         .partitions(2)
         .offsets_partitions(3)
         .min_insync_replicas(2)
@@ -24,15 +26,14 @@ fn standby_controller_takes_over_and_elects_leaders() {
         .build();
     add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(45_000));
     w.run_until(Instant::from_millis(3000));
-    let (c0, c1) = (c.controllers[0], c.controllers[1]);
+    let c0 = c.controllers[0];
     assert_eq!(c.active_controller(&w), Some(c0));
     w.crash(c0);
     w.run_until(Instant::from_millis(15_000));
-    assert_eq!(c.active_controller(&w), Some(c1), "the standby took over");
-    assert_eq!(
-        w.node::<Controller>(c1).unwrap().state().controller_epoch,
-        2
-    );
+    let new = c.active_controller(&w).expect("a standby took over");
+    assert_ne!(new, c0);
+    // Epoch 2, or higher when both standbys ran at once and split the vote.
+    assert!(w.node::<Controller>(new).unwrap().state().controller_epoch >= 2);
 
     let leader = c.leader_of(&w, TP).unwrap();
     w.crash(leader);
@@ -50,10 +51,74 @@ fn standby_controller_takes_over_and_elects_leaders() {
         "produce continued under the new controller"
     );
     assert_eq!(w.node::<Controller>(c0).unwrap().role(), Role::Standby);
-    assert_eq!(c.active_controller(&w), Some(c1));
+    assert_eq!(c.active_controller(&w), Some(new));
     settle(&mut w, &c, TP, kafsim_engine::Duration::from_secs(10));
     assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
     assert!(invariants::check_divergence(&w, &c).is_empty());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+/// Two controllers are a quorum of two: with either one down nothing commits. The active
+/// controller fences a dead leader's broker and elects another leader in its own state, but
+/// no broker hears of it until the standby is back and holds that state (KRaft: a majority
+/// of two voters is both). With the active controller down, the standby never takes over:
+/// it cannot win a vote alone.
+#[test]
+fn two_controllers_halt_metadata_changes_while_either_is_down() {
+    let (mut w, c) = Harness::new(34)
+        .controllers(2)
+        .invariants(InvariantScope {
+            correlated_power_loss: false,
+        })
+        .build();
+    add_probe(
+        &mut w,
+        &c,
+        0,
+        TP,
+        Acks::Leader,
+        Instant::from_millis(60_000),
+    );
+    w.run_until(Instant::from_millis(3000));
+    let (c0, c1) = (c.controllers[0], c.controllers[1]);
+    assert_eq!(c.active_controller(&w), Some(c0));
+    let committed = w.node::<Controller>(c0).unwrap().committed_version();
+    assert!(committed.is_some());
+
+    w.crash(c1);
+    let leader = c.leader_of(&w, TP).unwrap();
+    w.crash(leader);
+    w.run_until(Instant::from_millis(20_000));
+    let ctl = w.node::<Controller>(c0).unwrap();
+    assert_eq!(c.active_controller(&w), Some(c0));
+    let decided = ctl.state().partition(TP).unwrap().leader;
+    assert!(
+        decided.is_some() && decided != Some(leader),
+        "the active controller moved the leadership in its own state: {decided:?}"
+    );
+    assert_eq!(ctl.committed_version(), committed, "nothing committed");
+    assert_eq!(c.leader_of(&w, TP), None, "no broker was told to lead");
+
+    w.restart(c1);
+    w.run_until(Instant::from_millis(25_000));
+    assert_eq!(
+        c.leader_of(&w, TP),
+        decided,
+        "published once the standby holds it"
+    );
+    let acked_mid = acked(&w, TP).len();
+
+    // Now the active controller: the standby stays a standby.
+    w.crash(c0);
+    w.run_until(Instant::from_millis(45_000));
+    assert_eq!(c.active_controller(&w), None);
+    assert_eq!(w.node::<Controller>(c1).unwrap().role(), Role::Standby);
+    // Brokers keep their leaders meanwhile: produce to a live leader goes on.
+    assert!(acked(&w, TP).len() > acked_mid);
+    w.restart(c0);
+    w.restart(leader);
+    w.run_until(Instant::from_millis(60_000));
+    assert!(c.active_controller(&w).is_some());
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -223,52 +288,114 @@ fn create_partitions_grows_a_topic_once() {
     assert!(state.topics.contains(&(t, 5)), "{:?}", state.topics);
 }
 
-/// The chain of `replication_sweep` seed 167, scripted: controller-0 crashes, controller-1
-/// takes over at epoch 2; controller-0 restarts from its disk (epoch 1) between two of
-/// controller-1's syncs, and controller-1 is cut off before the next one. controller-0 takes
-/// over, and must do so above the epoch 2 the brokers follow: with epoch 2 again, neither
-/// controller gave way after the heal (an active controller ignores a sync of its own epoch)
-/// and both handed out leader epochs, until a broker was told two leaders for one epoch.
+/// The chain of `replication_sweep` seed 167, scripted with three controllers: controller-0
+/// crashes, another controller takes over (with the third one's vote); controller-0 restarts
+/// from its disk (epoch 1) without hearing from its peers, and then the new controller is cut
+/// off. With two controllers and no quorum, controller-0 took over at the epoch the brokers
+/// followed and both handed out leader epochs. Now controller-0's log is behind the third
+/// controller's, which refuses it its vote and wins itself, above the cut-off controller's
+/// epoch; after the heal the cut-off controller gives way.
 #[test]
-fn a_controller_restarted_from_disk_takes_over_above_the_epoch_brokers_follow() {
+fn a_controller_restarted_from_disk_cannot_win_with_a_stale_log() {
     let (mut w, c) = Harness::new(167)
-        .controllers(2)
+        .controllers(3)
         .invariants(InvariantScope {
             correlated_power_loss: false,
         })
         .build();
-    let (c0, c1) = (c.controllers[0], c.controllers[1]);
+    let (c0, c1, c2) = (c.controllers[0], c.controllers[1], c.controllers[2]);
     let epoch = |w: &kafsim_sim::world::World, n| {
         let ctl = w.node::<Controller>(n).unwrap();
         (ctl.role(), ctl.state().controller_epoch)
     };
     w.run_until(Instant::from_millis(1000));
     w.crash(c0);
-    // controller-1 takes over at one of its sync ticks (every broker heartbeat interval).
-    while epoch(&w, c1) != (Role::Active, 2) {
-        assert!(w.now() < Instant::from_millis(15_000), "no takeover");
-        w.run_for(kafsim_engine::Duration::from_millis(1));
-    }
-    let interval = BrokerConfig::default().broker_heartbeat_interval;
-    // Restart controller-0 just after controller-1's next sync, cut controller-1 off just
-    // before the one after: controller-0 never hears of epoch 2 from its peer.
-    w.run_for(interval + kafsim_engine::Duration::from_millis(10));
+    w.run_until(Instant::from_millis(15_000));
+    let new = c.active_controller(&w).expect("a takeover");
+    let won = epoch(&w, new).1;
+    assert!(new != c0 && won >= 2);
+    let other = if new == c1 { c2 } else { c1 };
+    // controller-0 restarts from its disk while its peers cannot reach it; the brokers can.
+    w.net().partition(&[c0], &[c1, c2]);
     w.restart(c0);
-    w.run_for(interval - kafsim_engine::Duration::from_millis(20));
-    assert_eq!(epoch(&w, c0), (Role::Standby, 1), "controller-0 synced");
-    let others: Vec<_> = c.brokers.iter().copied().chain([c0]).collect();
-    w.net().partition(&[c1], &others);
-    w.run_for(kafsim_engine::Duration::from_secs(12));
-    assert_eq!(epoch(&w, c1), (Role::Active, 2), "controller-1, cut off");
+    w.run_for(kafsim_engine::Duration::from_secs(3));
     assert_eq!(
         epoch(&w, c0),
-        (Role::Active, 3),
-        "controller-0 took over above the epoch the brokers follow"
+        (Role::Standby, 1),
+        "controller-0's log is stale"
     );
-    // After the heal the older controller gives way and takes the newer one's state.
+    // Its peer comes back; the new controller is cut off from everyone.
+    w.net().heal();
+    let others: Vec<_> = c.brokers.iter().copied().chain([c0, other]).collect();
+    w.net().partition(&[new], &others);
+    w.run_for(kafsim_engine::Duration::from_secs(15));
+    assert_eq!(
+        epoch(&w, new),
+        (Role::Active, won),
+        "the cut-off controller"
+    );
+    let (role, e) = epoch(&w, other);
+    assert!(
+        role == Role::Active && e > won,
+        "the up-to-date standby took over above epoch {won}: {:?}",
+        (role, e)
+    );
+    assert_eq!(epoch(&w, c0), (Role::Standby, e), "controller-0 follows it");
+    // After the heal the older controller gives way and takes the newer one's state (once
+    // TCP's retransmission backoff lets the syncs through).
     w.net().heal();
     w.run_for(kafsim_engine::Duration::from_secs(5));
-    assert_eq!(epoch(&w, c1), (Role::Standby, 3));
+    assert_eq!(epoch(&w, new).0, Role::Standby);
+    w.run_for(kafsim_engine::Duration::from_secs(20));
+    assert_eq!(epoch(&w, new), (Role::Standby, e));
+    assert_eq!(c.active_controller(&w), Some(other));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+/// The chain of `replication_sweep` seed 195, scripted: the active controller is cut off from
+/// the other controllers but not from the brokers. It goes on deciding (it fences a dead
+/// leader's broker and elects another leader) but cannot commit, so no broker hears of it; the
+/// others elect a new controller, which decides for itself. Without the quorum the old
+/// controller published its leader epoch and the new one gave the same epoch to another
+/// leader: a broker was told two leaders for one epoch.
+#[test]
+fn a_controller_cut_off_from_its_quorum_publishes_nothing() {
+    let (mut w, c) = Harness::new(195)
+        .controllers(3)
+        .invariants(InvariantScope {
+            correlated_power_loss: false,
+        })
+        .build();
+    add_probe(&mut w, &c, 0, TP, Acks::All, Instant::from_millis(40_000));
+    w.run_until(Instant::from_millis(3000));
+    let (c0, c1, c2) = (c.controllers[0], c.controllers[1], c.controllers[2]);
     assert_eq!(c.active_controller(&w), Some(c0));
+    let committed = w.node::<Controller>(c0).unwrap().committed_version();
+    w.net().partition(&[c0], &[c1, c2]);
+    let leader = c.leader_of(&w, TP).unwrap();
+    w.crash(leader);
+    w.run_until(Instant::from_millis(30_000));
+    let old = w.node::<Controller>(c0).unwrap();
+    assert!(
+        old.state().version > committed.unwrap(),
+        "the cut-off controller decided something"
+    );
+    assert_eq!(
+        old.committed_version(),
+        None,
+        "and resigned, publishing none of it"
+    );
+    let new = c.active_controller(&w).expect("a new controller");
+    assert!(new == c1 || new == c2);
+    let new_leader = c
+        .leader_of(&w, TP)
+        .expect("the new controller elected a leader");
+    assert_ne!(new_leader, leader);
+    w.net().heal();
+    w.restart(leader);
+    w.run_until(Instant::from_millis(40_000));
+    assert_eq!(w.node::<Controller>(c0).unwrap().role(), Role::Standby);
+    settle(&mut w, &c, TP, kafsim_engine::Duration::from_secs(10));
+    assert_eq!(lost_acked(&w, &c, TP), Some(vec![]));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }

@@ -1,7 +1,9 @@
 //! A no-panic sweep over mixed configurations (legacy and leader-epoch protocols, unclean
-//! election, flush policies, two controllers) and every fault kind, power loss included.
-//! Slow in debug: `cargo test --release -p kafsim-sim --test all replication_sweep -- --ignored`
-//! runs it and names every seed that panicked, with its message.
+//! election, flush policies, two controllers: a metadata quorum of two, which a fault of
+//! either controller halts) and every fault kind, power loss included. Slow in debug:
+//! `cargo test --release -p kafsim-sim --test all replication_sweep -- --ignored` runs all
+//! 300 seeds and names every seed that panicked, with its message; every tenth seed and the
+//! seeds that once panicked run in the regular suite.
 
 use crate::support::*;
 use kafsim_engine::broker::config::{BrokerConfig, ReplicationProtocol};
@@ -84,14 +86,30 @@ fn sweep_panic(seed: u64) -> Option<String> {
     )
 }
 
-#[test]
-// Ignored while seed 195 panics: the controller's known limit (no quorum; module doc of
-// `kafsim_engine::controller`). About 20 s in release.
-#[ignore = "seed 195 still panics (controller known limit); 300 seeds"]
-fn no_panic_under_mixed_configurations_and_faults() {
-    let failed: Vec<(u64, String)> = (0..SEEDS)
+/// The seeds of `seeds` that panicked, with their messages.
+fn panicked(seeds: impl Iterator<Item = u64>) -> Vec<(u64, String)> {
+    seeds
         .filter_map(|seed| sweep_panic(seed).map(|m| (seed, m)))
-        .collect();
+        .collect()
+}
+
+#[test]
+// The whole sweep takes about 26 s in release on one core (2026-12-07) and several times that
+// in a debug build, so it is left to `--ignored`; every tenth seed runs in the regular suite.
+#[ignore = "300 seeds: run in release with --ignored"]
+fn no_panic_under_mixed_configurations_and_faults() {
+    let failed = panicked(0..SEEDS);
+    assert!(
+        failed.is_empty(),
+        "{} seeds panicked: {failed:#?}",
+        failed.len()
+    );
+}
+
+/// Every tenth seed of the sweep (30 runs).
+#[test]
+fn no_panic_under_mixed_configurations_and_faults_every_tenth_seed() {
+    let failed = panicked((0..SEEDS).step_by(10));
     assert!(
         failed.is_empty(),
         "{} seeds panicked: {failed:#?}",
@@ -106,4 +124,14 @@ fn no_panic_under_mixed_configurations_and_faults() {
 #[test]
 fn seed_167_no_two_controllers_share_an_epoch() {
     assert_eq!(sweep_panic(167), None);
+}
+
+/// Seed 195 had the active controller publish a leader epoch after its last sync reached the
+/// standby, which then took over without it and gave that epoch to another leader: a broker
+/// was told two leaders for one epoch (the controller's known limit before the metadata
+/// quorum; `replication_controller::a_controller_cut_off_from_its_quorum_publishes_nothing`
+/// scripts the chain).
+#[test]
+fn seed_195_a_controller_publishes_only_what_its_quorum_holds() {
+    assert_eq!(sweep_panic(195), None);
 }

@@ -90,7 +90,7 @@ fn a_late_end_txn_commits_a_later_transaction_without_kip_890() {
     // request that committed it.
     for words in [
         "(read_committed) read",
-        "of transaction 242 of producer-0 aborted at 60706.127ms",
+        "of transaction 242 of producer-0 aborted at 60706.068ms",
         "late request: EndTxn(commit) of producer id 1000 epoch 0 of producer-0",
         "written at 9.703s in its transaction 38",
         "closed at 39.702s (the request timed out; it retried on a new one)",
