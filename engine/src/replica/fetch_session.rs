@@ -388,12 +388,14 @@ impl FetchSessionCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::node::NodeId;
     use crate::record::TopicId;
 
-    fn fp(partition: u32, offset: u64) -> FetchPartition {
+    /// A follower's fetch of `partition` at `offset` in leader epoch 1 (also the session
+    /// handler's tests).
+    pub(crate) fn fp(partition: u32, offset: u64) -> FetchPartition {
         FetchPartition {
             partition: TopicPartition {
                 topic: TopicId(1),

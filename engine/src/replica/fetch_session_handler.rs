@@ -184,21 +184,7 @@ impl FetchSessionHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TopicId;
-
-    fn fp(partition: u32, offset: u64) -> FetchPartition {
-        FetchPartition {
-            partition: TopicPartition {
-                topic: TopicId(1),
-                partition,
-            },
-            fetch_offset: offset,
-            current_leader_epoch: Some(1),
-            last_fetched_epoch: Some(1),
-            log_start_offset: 0,
-            partition_max_bytes: 1 << 20,
-        }
-    }
+    use crate::replica::fetch_session::tests::fp;
 
     fn answer(session_id: u64, parts: &[FetchPartition]) -> FetchResponse {
         FetchResponse {
