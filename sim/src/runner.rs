@@ -520,6 +520,28 @@ pub fn run_seed_streaming(
             (producer.index, ordering)
         })
         .collect();
+    check_config.stops = (faults.iter())
+        .flat_map(|f| {
+            let what = match f.op {
+                Op::Crash(_) => "crashed",
+                Op::PowerLoss { .. } => "lost power",
+                Op::Pause(_) => "was paused",
+                _ => "",
+            };
+            let nodes = if what.is_empty() {
+                Vec::new()
+            } else {
+                f.nodes()
+            };
+            nodes
+                .into_iter()
+                .map(move |node| crate::checker::cause::NodeStop {
+                    at: f.at,
+                    node,
+                    what,
+                })
+        })
+        .collect();
     check_config.keyless_partitioners = p
         .producers
         .iter()

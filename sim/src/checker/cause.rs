@@ -18,6 +18,9 @@
 //! - `duplicate`: the two leader appends of the value, and the producer's retries and
 //!   idempotence in the user's words.
 //!
+//! - `sink-duplicate`, `poll-skip`, `nonmonotonic-poll`: the consumer side's causes, in
+//!   [`consumer`].
+//!
 //! A violation whose facts are not in the history (hand-built histories, a value placed by
 //! reads only) keeps its line as it was.
 
@@ -28,6 +31,9 @@ use crate::violation::{Violation, ViolationKind};
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::{Instant, NodeId, TopicPartition, ValueId};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod consumer;
+pub use consumer::NodeStop;
 
 /// How one producer keeps its batches of a partition in order, for the causes above.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,6 +176,7 @@ pub fn explain(
     config: &CheckConfig,
     violations: &mut [Violation],
 ) {
+    consumer::explain(history, index, config, violations);
     let partitions: BTreeSet<TopicPartition> = violations
         .iter()
         .filter(|v| explained(v.kind) && v.value.is_some())

@@ -98,6 +98,9 @@ pub struct CheckConfig {
     /// Per producer index, how it keeps a partition's batches in order (the causes of
     /// `nonmonotonic-send` and `duplicate`, [`cause`]).
     pub ordering: Vec<(u32, cause::Ordering)>,
+    /// The nodes the nemesis stopped (crashes, power losses, pauses), in time order: why a
+    /// member never committed what it wrote (the cause of a `sink-duplicate`).
+    pub stops: Vec<cause::NodeStop>,
 }
 
 impl CheckConfig {
@@ -114,6 +117,7 @@ impl CheckConfig {
             keyless_partitioners: Vec::new(),
             names,
             ordering: Vec::new(),
+            stops: Vec::new(),
         }
     }
 
