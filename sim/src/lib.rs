@@ -22,6 +22,7 @@ pub mod names;
 pub mod nemesis;
 pub mod network;
 pub mod output;
+pub mod pace;
 pub mod perfetto;
 pub mod readiness;
 pub mod runner;

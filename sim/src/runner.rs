@@ -614,9 +614,16 @@ pub fn run_seed_streaming(
     }
     for pr in &p.producers {
         let sent = counts.sent_by.get(pr.index as usize).copied().unwrap_or(0);
-        stats
-            .producers
-            .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
+        let mut producer = pr.stats(sent, load_seconds);
+        // A transactional application is held back by its transactions' waits, which its
+        // history tells (not kept when streaming: then the settings' reason stays).
+        let rate = pr.rate.filter(|r| *r > 0.0);
+        if let (Some(_), Some(rate), None) = (&pr.config.transactional_id, rate, &stream) {
+            let interval = Duration::from_secs_f64(1.0 / rate);
+            let waits = crate::pace::transaction_waits(&history, pr.index, safety_end, interval);
+            producer.pace = waits.pace(seed, s.duration, &names);
+        }
+        stats.producers.insert(names.producer(pr.index), producer);
     }
     let sessions: BTreeMap<NodeId, Duration> = (groups.iter())
         .flat_map(|g| {
