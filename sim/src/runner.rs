@@ -77,6 +77,11 @@ pub struct RunOptions {
     /// caller's own: the runner's tests add a node that panics on a given event, so that
     /// the panic path is exercised as any run takes it.
     pub extend: Option<fn(&mut World)>,
+    /// Start every producer's application at instant zero instead of a random instant of
+    /// its first second ([`kafsim_engine::producer::ProducerSpec::start_phase`]). For tests
+    /// that time a fault by hand against one batch cycle, to pin one interleaving; no run a
+    /// user starts sets it (their services are never started in step with a fault script).
+    pub producers_in_step: bool,
 }
 
 /// What a streaming run hands its consumer: history slices, and the start of the load.
