@@ -595,11 +595,13 @@ pub fn run_seed_streaming(
             },
         );
     }
-    for pr in &p.producers {
+    for (pr, phase) in p.producers.iter().zip(&h.phases) {
         let sent = counts.sent_by.get(pr.index as usize).copied().unwrap_or(0);
+        // Its rate asks for sends from its first one, at its start phase, to the end of the load.
+        let asked_seconds = (load_seconds - phase.as_secs_f64()).max(0.0);
         stats
             .producers
-            .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
+            .insert(names.producer(pr.index), pr.stats(sent, asked_seconds));
     }
     let sessions: BTreeMap<NodeId, Duration> = (groups.iter())
         .flat_map(|g| {

@@ -24,6 +24,9 @@ const STAGGER: Duration = Duration::from_secs(1);
 pub(super) struct Handles {
     pub(super) cluster: Cluster,
     pub(super) producers: Vec<NodeId>,
+    /// Per producer (same order): its application's start phase, what its rate could not ask
+    /// for at the start of the load.
+    pub(super) phases: Vec<Duration>,
     /// Per group: its members' nodes.
     pub(super) groups: Vec<(String, Vec<NodeId>)>,
     /// Per group (same order): its database node, if it declared a sink.
@@ -199,6 +202,7 @@ pub(super) fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handl
     let release = (opts.await_consumers && !p.groups.is_empty()).then(Release::default);
     let held = release.is_some();
     let mut producers = Vec::new();
+    let mut start_phases = Vec::new();
     // Each producer's application makes its first send at a random instant of its first
     // second, so that neither the producers nor a fault script at a round time are in step
     // with one batch cycle in every seed (linger and flush timers, up to kafka-go's 1 s
@@ -212,6 +216,7 @@ pub(super) fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handl
         } else {
             Duration::ZERO
         };
+        start_phases.push(start_phase);
         let spec = ProducerSpec {
             start_phase,
             index: pp.index,
@@ -331,6 +336,7 @@ pub(super) fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handl
         Handles {
             cluster,
             producers,
+            phases: start_phases,
             groups,
             databases,
             admin,
