@@ -84,7 +84,8 @@ fn a_slow_group_catches_up_in_an_automatic_drain_without_a_stall() {
     // Far longer than the old 20-30 s drains advised: it is a capacity finding, not a stall.
     assert!(catch_up(&out) > 10.0, "{g:?}");
     assert!(g.peak_lag > 1000, "lag builds during the burst: {g:?}");
-    assert!(out.result.stats.records_acked > 1500);
+    // The producer starts at a random instant of its first second: at least 1 s of the burst.
+    assert!(out.result.stats.records_acked > 1000);
     assert_eq!(g.records_consumed, out.result.stats.records_consumed);
 }
 
@@ -222,7 +223,13 @@ duration = "60s"
         out.result.violations.len()
     );
     let read = out.result.stats.groups["analytics"].records_consumed;
-    assert!(read >= 1500, "the group read {read} of about 1600 records");
+    let acked = out.result.stats.records_acked;
+    // The producer starts at a random instant of its first second: 7 to 8 s of 200/s.
+    assert!(acked >= 1400, "{acked} acknowledged");
+    assert!(
+        read >= acked,
+        "the group read {read} of {acked} acknowledged records"
+    );
 }
 
 /// A service as users write it: a Java producer and a sarama group with sarama's defaults
