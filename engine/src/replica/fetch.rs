@@ -63,7 +63,6 @@ impl ReplicaManager {
         }
         let id = self.next_id();
         let timer = cx.set_timer_after(req.max_wait, ReplicaTimer::FetchWait(id));
-        let tps: Vec<TopicPartition> = req.partitions.iter().map(|p| p.partition).collect();
         self.fetches.insert(
             id,
             DelayedFetch {
@@ -72,7 +71,6 @@ impl ReplicaManager {
                 context,
                 timer,
             },
-            tps,
         );
     }
 
