@@ -17,7 +17,7 @@
 //! a crashed member only then, whenever its process came back.
 
 use crate::history::History;
-use crate::nemesis::AppliedFault;
+use crate::nemesis::{AppliedFault, FaultWarning};
 use crate::scenario::FaultKind;
 use kafsim_engine::history::HistoryEvent;
 use kafsim_engine::protocol::ErrorCode;
@@ -47,6 +47,16 @@ pub struct FaultCount {
     pub affected: u64,
 }
 
+/// Runs in which one scripted fault did less than asked (a [`FaultWarning`]'s `what`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultNote {
+    /// Runs it happened in.
+    pub runs: u64,
+    /// The lowest seed it happened in, and why there: the example the warning gives.
+    pub seed: u64,
+    pub why: String,
+}
+
 /// Coverage of one run, or the sum over a campaign.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Coverage {
@@ -54,6 +64,9 @@ pub struct Coverage {
     pub faults: BTreeMap<String, FaultCount>,
     /// Per interesting state: (runs that reached it, occurrences).
     pub states: BTreeMap<String, (u64, u64)>,
+    /// Scripted faults that did less than asked (a target that named no node, a duration
+    /// the end of the load phase cut short), by what happened.
+    pub scripted: BTreeMap<String, FaultNote>,
     /// Runs summed.
     pub runs: u64,
 }
@@ -70,7 +83,33 @@ impl Coverage {
             mine.0 += runs;
             mine.1 += n;
         }
+        for (what, n) in &other.scripted {
+            match self.scripted.get_mut(what) {
+                Some(mine) => {
+                    mine.runs += n.runs;
+                    if n.seed < mine.seed {
+                        mine.seed = n.seed;
+                        mine.why.clone_from(&n.why);
+                    }
+                }
+                None => {
+                    self.scripted.insert(what.clone(), n.clone());
+                }
+            }
+        }
         self.runs += other.runs;
+    }
+
+    /// Note the scripted faults of one run (seed `seed`) that did less than asked.
+    pub fn note_warnings(&mut self, seed: u64, warnings: &[FaultWarning]) {
+        for w in warnings {
+            let note = self.scripted.entry(w.what.clone()).or_insert(FaultNote {
+                runs: 0,
+                seed,
+                why: w.why.clone(),
+            });
+            note.runs += 1;
+        }
     }
 
     /// Warnings: requested fault kinds that never fired, or never affected clients.
@@ -88,6 +127,16 @@ impl Coverage {
                      client-visible operation (no failed or unknown send, failed commit, \
                      rebalance, position reset, leader change or truncation followed it)",
                     c.fired
+                ));
+            }
+        }
+        for (what, n) in &self.scripted {
+            if self.runs <= 1 {
+                out.push(format!("warning: {what}: {}", n.why));
+            } else {
+                out.push(format!(
+                    "warning: {what}, in {} of {} runs (seed {}: {})",
+                    n.runs, self.runs, n.seed, n.why
                 ));
             }
         }

@@ -419,7 +419,7 @@ fn merge_faults(
         let what = describe(&f.op, &|id| cx.names.node(id));
         let undo = f
             .undo_after
-            .map(|d| format!(" (undone after {d:?})"))
+            .map(|d| format!(" (undone after {})", crate::scenario::format_span(d)))
             .unwrap_or_default();
         let i = lines.partition_point(|(at, _)| *at <= f.at);
         lines.insert(i, (f.at, format!("{} fault: {what}{undo}{}", f.at, f.note)));

@@ -9,7 +9,7 @@
 //! fires, from the cluster as it is then; every random fault schedules its own undo
 //! (restart, resume, heal, normal speed) a drawn time later.
 
-use crate::scenario::{FaultAction, FaultKind, FaultSpec};
+use crate::scenario::{format_span, FaultAction, FaultKind, FaultSpec};
 use kafsim_engine::time::duration_nanos;
 use kafsim_engine::{Duration, Instant, NodeId};
 use rand::seq::SliceRandom;
@@ -18,8 +18,11 @@ use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 
 mod resolve;
+mod warning;
 pub use resolve::resolve;
 use resolve::{everyone_but, resolve_action};
+pub use warning::FaultWarning;
+use warning::Written;
 
 /// What the runner must do to the world.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +88,12 @@ pub trait Resolver {
     fn database(&self, _group: &str) -> Option<NodeId> {
         None
     }
+    /// The leader the active controller's metadata names for a partition: `Some(None)`
+    /// while the partition is offline, `None` when no active controller knows it. Only
+    /// for explaining a `leader:` target that named no node.
+    fn named_leader(&self, _topic: &str, _partition: u32) -> Option<Option<NodeId>> {
+        None
+    }
     /// A random partition's (topic, partition), for random leader/follower targeting.
     fn partitions(&self) -> Vec<(String, u32)>;
     /// Whether a node is up (not crashed, powered off or paused). Random faults that stop a
@@ -102,6 +111,8 @@ enum Due {
     Scripted {
         action: FaultAction,
         undo_after: Option<Duration>,
+        /// `at` as the scenario wrote it (a bench shifts the due time, not this).
+        at: Duration,
     },
     Random(FaultKind),
     Undo(Op),
@@ -173,6 +184,10 @@ pub struct Nemesis {
     /// The faults in force (crashes, pauses, partitions, slow links, disks and consumers),
     /// so that every end names the fault it ends and a panic can list them.
     in_force: Vec<InForce>,
+    /// The load phase's length as the scenario wrote it (`duration`).
+    load: Duration,
+    /// Scripted faults that did less than the scenario asked (see [`FaultWarning`]).
+    pub warnings: Vec<FaultWarning>,
 }
 
 /// A fault in force: the kind it fired as, when, when its own undo is due, and what it did
@@ -183,13 +198,15 @@ struct InForce {
     began: Instant,
     undo_at: Option<Instant>,
     op: Op,
+    /// A scripted fault with a `duration`: how the scenario wrote it.
+    written: Option<Written>,
 }
 
 impl InForce {
     /// `slow-link broker-0 +300ms of 8000.000ms`, and how early `now` ends it.
     fn describe(&self, now: Instant, name: &dyn Fn(NodeId) -> String) -> String {
         let early = match self.undo_at {
-            Some(due) if due > now => format!(" {:?} early", due - now),
+            Some(due) if due > now => format!(" {} early", format_span(due - now)),
             _ => String::new(),
         };
         format!("{} of {}{early}", describe(&self.op, name), self.began)
@@ -220,6 +237,8 @@ impl Nemesis {
             fired: Vec::new(),
             undo_after: spec.undo_after,
             in_force: Vec::new(),
+            load: duration,
+            warnings: Vec::new(),
         };
         for s in &spec.schedule {
             nemesis.push(
@@ -227,6 +246,7 @@ impl Nemesis {
                 Due::Scripted {
                     action: s.action.clone(),
                     undo_after: s.undo_after,
+                    at: s.at,
                 },
             );
         }
@@ -274,9 +294,16 @@ impl Nemesis {
         let mut ops = Vec::new();
         while self.due.first().is_some_and(|(t, _, _)| *t <= now) {
             let (_, _, due) = self.due.remove(0);
+            let mut written = None;
             let (op, undo, kind) = match due {
-                Due::Scripted { action, undo_after } => {
+                Due::Scripted {
+                    action,
+                    undo_after,
+                    at,
+                } => {
                     let op = resolve_action(&action, resolver);
+                    self.warn_unresolved(now, at, &action, op.as_ref(), resolver);
+                    written = undo_after.map(|lasts| Written::new(at, lasts, &action));
                     if op.is_none() {
                         // Say so: a scripted fault that silently did nothing would leave the
                         // user reading a run they did not ask for.
@@ -311,11 +338,11 @@ impl Nemesis {
             if let Some(op) = op {
                 let mut line = format!("{now} {}", describe(&op, &|n| resolver.name(n)));
                 if let Some((d, _)) = &undo {
-                    let _ = write!(line, " (undone after {:?})", d);
+                    let _ = write!(line, " (undone after {})", format_span(*d));
                 }
                 let undo_at = undo.as_ref().map(|(d, _)| now + *d);
                 let (note, in_force) =
-                    self.note_fault(now, &op, kind, undo_at, &|n| resolver.name(n));
+                    self.note_fault(now, &op, kind, undo_at, written, &|n| resolver.name(n));
                 line.push_str(&note);
                 self.log.push(line);
                 if !in_force {
@@ -351,6 +378,7 @@ impl Nemesis {
         op: &Op,
         kind: Option<FaultKind>,
         undo_at: Option<Instant>,
+        written: Option<Written>,
         name: &dyn Fn(NodeId) -> String,
     ) -> (String, bool) {
         let ends = |ended: Vec<String>| {
@@ -406,6 +434,7 @@ impl Nemesis {
                     began: now,
                     undo_at,
                     op: op.clone(),
+                    written,
                 });
                 (String::new(), true)
             }
@@ -472,12 +501,14 @@ impl Nemesis {
     }
 
     /// The end of the safety phase lifts every fault still in force: the note of the heal's
-    /// log line, naming each and how early it ends (empty when none was in force).
+    /// log line, naming each and how early it ends (empty when none was in force). A
+    /// scripted fault whose `duration` ran past the load phase gets a warning.
     pub fn end_all(&mut self, now: Instant, name: &dyn Fn(NodeId) -> String) -> String {
-        let ended: Vec<String> = std::mem::take(&mut self.in_force)
-            .iter()
-            .map(|e| e.describe(now, name))
-            .collect();
+        let in_force = std::mem::take(&mut self.in_force);
+        for e in &in_force {
+            self.warn_cut(now, e);
+        }
+        let ended: Vec<String> = in_force.iter().map(|e| e.describe(now, name)).collect();
         if ended.is_empty() {
             return String::new();
         }
@@ -804,7 +835,9 @@ pub fn describe(op: &Op, name: &dyn Fn(NodeId) -> String) -> String {
         }
         Op::Heal => "heal".to_string(),
         Op::Lift(op) => format!("heal {}", describe(op, name)),
-        Op::SlowLink { nodes, latency } => format!("slow-link {} +{:?}", ids(nodes), latency),
+        Op::SlowLink { nodes, latency } => {
+            format!("slow-link {} +{}", ids(nodes), format_span(*latency))
+        }
         Op::SlowDisk { nodes, factor } => format!("slow-disk {} x{factor:.1}", ids(nodes)),
         Op::Slowdown { nodes, factor } => format!("slowdown {} x{factor:.1}", ids(nodes)),
         Op::AddPartitions { topic, count } => format!("add-partitions {topic} +{count}"),

@@ -612,6 +612,7 @@ pub fn run_seed_streaming(
         producer_epoch_bumps,
         sessions: &sessions,
     });
+    stats.coverage.note_warnings(seed, &nemesis.warnings);
     stats.wall_seconds = wall.elapsed().as_secs_f64();
     RunOutput {
         disk_throttled_s,

@@ -9,7 +9,7 @@
 use super::common;
 use indicatif::{ProgressBar, ProgressStyle};
 use kafsim_sim::campaign::{run_seeds, GroupStats, ProducerStats, RunStats, SeedRange, SeedResult};
-use kafsim_sim::coverage::{Coverage, FaultCount, STATES};
+use kafsim_sim::coverage::{Coverage, FaultCount, FaultNote, STATES};
 use kafsim_sim::runner::{run_seed, Prepared, RunOptions};
 use kafsim_sim::violation::{Violation, ViolationKind};
 use serde::{Deserialize, Serialize};
@@ -87,14 +87,30 @@ pub struct CampaignJson {
 }
 
 /// `coverage`: per requested fault kind how often it fired and how often a client-visible
-/// effect followed; per interesting state the runs that reached it and its occurrences; and
-/// the warnings the summary prints (a requested fault kind that never fired or never
-/// affected a client). See `kafsim_sim::coverage`.
+/// effect followed; per interesting state the runs that reached it and its occurrences; the
+/// scripted faults that did less than asked; and the warnings the summary prints (a
+/// requested fault kind that never fired or never affected a client, a scripted fault whose
+/// target named no node or whose duration the load phase cut short). See
+/// `kafsim_sim::coverage`.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct CoverageJson {
     pub faults: BTreeMap<String, FaultCoverageJson>,
     pub states: BTreeMap<String, StateCoverageJson>,
     pub warnings: Vec<String>,
+    /// By what happened (the warning's text before its runs): the runs it happened in and
+    /// the lowest seed's reason, so that `merge` rebuilds the warnings of merged shards.
+    /// Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scripted: BTreeMap<String, ScriptedWarningJson>,
+}
+
+/// One scripted fault that did less than asked: in how many runs, and the lowest seed's
+/// reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ScriptedWarningJson {
+    pub runs: u64,
+    pub seed: u64,
+    pub why: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -131,6 +147,16 @@ impl CoverageJson {
                 })
                 .collect(),
             warnings: c.warnings(),
+            scripted: (c.scripted.iter())
+                .map(|(what, n)| {
+                    let json = ScriptedWarningJson {
+                        runs: n.runs,
+                        seed: n.seed,
+                        why: n.why.clone(),
+                    };
+                    (what.clone(), json)
+                })
+                .collect(),
         }
     }
 
@@ -153,6 +179,16 @@ impl CoverageJson {
                 .iter()
                 .filter(|(_, st)| st.runs > 0 || st.count > 0)
                 .map(|(k, st)| (k.clone(), (st.runs, st.count)))
+                .collect(),
+            scripted: (self.scripted.iter())
+                .map(|(what, n)| {
+                    let note = FaultNote {
+                        runs: n.runs,
+                        seed: n.seed,
+                        why: n.why.clone(),
+                    };
+                    (what.clone(), note)
+                })
                 .collect(),
             runs,
         }

@@ -112,3 +112,72 @@ fn coverage_counts_fired_faults_and_states_the_same_with_any_jobs() {
         "{line}"
     );
 }
+
+/// A scripted fault whose target named no node when it fired (a `leader:` target while every
+/// broker is paused) and one whose `duration` ran past the load phase are each a warning,
+/// printed and in the JSON (`coverage.warnings`), naming the fault, its time, its target and
+/// why; merged shards give the same warnings as the whole campaign.
+#[test]
+fn scripted_faults_that_did_less_than_asked_are_warnings() {
+    let (text, doc) = run("tiny-scripted-misses.toml", "1");
+    let warnings: Vec<&str> = (doc["coverage"]["warnings"].as_array().unwrap().iter())
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: scripted partition at 3s ([leader:events/0] -> [producer:0]): \
+             leader:events/0 named no node when it fired, in 2 of 2 runs (seed 1: events/0 had \
+             no leader at 3000.000ms: broker-0, its leader in the controller's metadata, was \
+             paused since 2000.000ms, so the partition cut nothing)",
+            "warning: scripted pause at 6s (broker:1) was to last 10s, until 16s, but the load \
+             phase ends at 8s: the heal there lifted it early, in 2 of 2 runs (seed 1: it \
+             ended at 8000.000ms, 8s early)",
+        ]
+    );
+    for w in &warnings {
+        assert!(text.lines().any(|l| l == *w), "printed: {text}");
+    }
+    let scripted = doc["coverage"]["scripted"].as_object().unwrap();
+    assert_eq!(scripted.len(), 2, "{scripted:?}");
+    for note in scripted.values() {
+        assert_eq!(
+            (note["runs"].as_u64(), note["seed"].as_u64()),
+            (Some(2), Some(1))
+        );
+    }
+
+    // The shards of the campaign, merged: the same warnings.
+    let dir = std::env::temp_dir().join(format!("kafsim-scripted-misses-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut shards = Vec::new();
+    for shard in ["1/2", "0/2"] {
+        let json = dir.join(format!("shard{}.json", &shard[..1]));
+        let out = kafsim()
+            .args([
+                "run",
+                &fixture("tiny-scripted-misses.toml"),
+                "--no-progress",
+            ])
+            .args(["--shard", shard, "--json"])
+            .arg(&json)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        shards.push(json);
+    }
+    let merged = dir.join("merged.json");
+    let out = kafsim()
+        .arg("merge")
+        .args(&shards)
+        .arg("--json")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(merged["coverage"]["warnings"], doc["coverage"]["warnings"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

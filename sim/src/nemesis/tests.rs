@@ -287,3 +287,176 @@ fn restarts_resumes_and_the_last_heal_name_what_they_end() {
     );
     assert_eq!(nemesis.end_all(end, &|n| n.to_string()), "");
 }
+
+/// The cluster of [`Cluster`] with no leader for any partition: `named` is what the
+/// controller's metadata says (see [`Resolver::named_leader`]).
+struct Leaderless {
+    cluster: Cluster,
+    named: Option<Option<NodeId>>,
+}
+
+impl Resolver for Leaderless {
+    fn brokers(&self) -> Vec<NodeId> {
+        self.cluster.brokers()
+    }
+    fn broker(&self, index: u32) -> Option<NodeId> {
+        self.cluster.broker(index)
+    }
+    fn leader(&self, _topic: &str, _partition: u32) -> Option<NodeId> {
+        None
+    }
+    fn named_leader(&self, _topic: &str, _partition: u32) -> Option<Option<NodeId>> {
+        self.named
+    }
+    fn followers(&self, topic: &str, partition: u32) -> Vec<NodeId> {
+        self.cluster.followers(topic, partition)
+    }
+    fn controller(&self) -> Option<NodeId> {
+        self.cluster.controller()
+    }
+    fn consumer(&self, group: &str, member: u32) -> Option<NodeId> {
+        self.cluster.consumer(group, member)
+    }
+    fn consumers(&self) -> Vec<NodeId> {
+        self.cluster.consumers()
+    }
+    fn producer(&self, index: u32) -> Option<NodeId> {
+        self.cluster.producer(index)
+    }
+    fn producers(&self) -> Vec<NodeId> {
+        self.cluster.producers()
+    }
+    fn partitions(&self) -> Vec<(String, u32)> {
+        self.cluster.partitions()
+    }
+    fn is_up(&self, id: NodeId) -> bool {
+        self.cluster.is_up(id)
+    }
+}
+
+/// A scripted fault whose `leader:` target names no node is a warning that says why, from
+/// the controller's metadata and the fault that stopped the leader; a partition with one side
+/// left empty cuts nothing, and a crash of nobody is not applied.
+#[test]
+fn a_target_that_names_no_node_is_a_warning_with_its_reason() {
+    let leader = || Target::Leader {
+        topic: "orders".into(),
+        partition: 0,
+    };
+    let schedule = vec![
+        ScheduledFault {
+            at: Duration::from_secs(1),
+            action: FaultAction::Pause(Target::Broker(0)),
+            undo_after: None,
+            line: 1,
+        },
+        ScheduledFault {
+            at: Duration::from_secs(2),
+            action: FaultAction::Partition {
+                groups: vec![
+                    vec![leader()],
+                    vec![Target::Consumer {
+                        group: "billing".into(),
+                        member: 0,
+                    }],
+                ],
+                one_way: true,
+            },
+            undo_after: Some(Duration::from_secs(5)),
+            line: 2,
+        },
+        ScheduledFault {
+            at: Duration::from_secs(3),
+            action: FaultAction::Crash(leader()),
+            undo_after: None,
+            line: 3,
+        },
+    ];
+    let why = |named| {
+        let mut nemesis = scripted(schedule.clone(), 10);
+        let r = Leaderless {
+            cluster: Cluster {
+                down: vec![NodeId(0)],
+            },
+            named,
+        };
+        for s in 1..=3 {
+            nemesis.fire(Instant::ZERO + Duration::from_secs(s), &r);
+        }
+        let w = &nemesis.warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w[0].what,
+            "scripted partition at 2s ([leader:orders/0] -> [consumer:billing/0]): \
+             leader:orders/0 named no node when it fired"
+        );
+        assert_eq!(
+            w[1].what,
+            "scripted crash at 3s (leader:orders/0): leader:orders/0 named no node when it fired"
+        );
+        assert!(w[1].why.ends_with(", so it was not applied"), "{w:?}");
+        w[0].why.clone()
+    };
+    assert_eq!(
+        why(Some(Some(NodeId(0)))),
+        "orders/0 had no leader at 2000.000ms: n0, its leader in the controller's metadata, \
+         was paused since 1000.000ms, so the partition cut nothing"
+    );
+    assert_eq!(
+        why(Some(Some(NodeId(1)))),
+        "orders/0 had no leader at 2000.000ms: the controller had elected n1, which had not \
+         taken the leadership yet, so the partition cut nothing"
+    );
+    assert_eq!(
+        why(Some(None)),
+        "orders/0 had no leader at 2000.000ms: it was offline (no replica in its ISR the \
+         controller could elect) (n0 was paused since 1000.000ms), so the partition cut nothing"
+    );
+}
+
+/// A scripted fault whose `duration` runs past the load phase is a warning naming its
+/// requested end and the end of the load phase; one that ended in time is not.
+#[test]
+fn a_scripted_duration_cut_by_the_heal_is_a_warning() {
+    let pause = |at, node, secs| ScheduledFault {
+        at: Duration::from_secs(at),
+        action: FaultAction::Pause(Target::Broker(node)),
+        undo_after: Some(Duration::from_secs(secs)),
+        line: 1,
+    };
+    let mut nemesis = scripted(vec![pause(1, 0, 2), pause(5, 1, 20)], 10);
+    let up = Cluster { down: Vec::new() };
+    for s in [1, 3, 5] {
+        nemesis.fire(Instant::ZERO + Duration::from_secs(s), &up);
+    }
+    assert!(nemesis.warnings.is_empty(), "{:?}", nemesis.warnings);
+    nemesis.end_all(Instant::ZERO + Duration::from_secs(10), &|n| n.to_string());
+    assert_eq!(
+        nemesis.warnings,
+        [FaultWarning {
+            what: "scripted pause at 5s (broker:1) was to last 20s, until 25s, but the load \
+                   phase ends at 10s: the heal there lifted it early"
+                .to_string(),
+            why: "it ended at 10000.000ms, 15s early".to_string(),
+        }]
+    );
+}
+
+/// How early the heal ends a fault is a measured span: printed as the report prints spans
+/// (`4.235s`), not in whole nanoseconds (`4.234567891s`).
+#[test]
+fn the_heal_says_how_early_to_the_millisecond() {
+    let pause = ScheduledFault {
+        at: Duration::from_nanos(1_234_567_891),
+        action: FaultAction::Pause(Target::Broker(0)),
+        undo_after: Some(Duration::from_secs(5)),
+        line: 1,
+    };
+    let mut nemesis = scripted(vec![pause], 10);
+    let up = Cluster { down: Vec::new() };
+    nemesis.fire(Instant::ZERO + Duration::from_nanos(1_234_567_891), &up);
+    assert_eq!(
+        nemesis.end_all(Instant::ZERO + Duration::from_secs(2), &|n| n.to_string()),
+        " (ends pause n0 of 1234.567ms 4.235s early)"
+    );
+}

@@ -13,6 +13,7 @@ use crate::scenario::{AfterBacklog, FaultAction, FaultKind, Scenario, Target};
 use crate::world::{NodeState, World};
 use kafsim_engine::admin::Admin;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
+use kafsim_engine::controller::Controller;
 use kafsim_engine::producer::{Producer, ProducerSpec};
 use kafsim_engine::{Instant, Node, NodeId, TopicPartition};
 
@@ -80,6 +81,11 @@ impl Resolver for View<'_> {
     }
     fn leader(&self, topic: &str, partition: u32) -> Option<NodeId> {
         self.h.cluster.leader_of(self.w, self.tp(topic, partition))
+    }
+    fn named_leader(&self, topic: &str, partition: u32) -> Option<Option<NodeId>> {
+        let controller = self.h.cluster.active_controller(self.w)?;
+        let state = self.w.node::<Controller>(controller)?.state();
+        Some(state.partition(self.tp(topic, partition))?.leader)
     }
     fn followers(&self, topic: &str, partition: u32) -> Vec<NodeId> {
         self.h

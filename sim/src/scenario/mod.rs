@@ -28,7 +28,7 @@ mod target;
 mod validate;
 
 pub use bench::{AfterBacklog, Backlog, BenchSpec};
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, format_span, parse_duration};
 pub use error::{did_you_mean, edit_distance, ScenarioError};
 pub use keys::{accepted_keys, TableKeys};
 pub use target::{FaultKind, Target, TARGET_FORMS};
