@@ -118,7 +118,9 @@ impl<T: Watches> Purgatory<T> {
             !self.ops.contains_key(&id),
             "purgatory: operation {id} inserted twice"
         );
+        let mut named = 0;
         op.watched(|tp| {
+            named += 1;
             let ids = self.by_partition.get_or_insert_with(tp, Vec::new);
             // Ids grow (`ReplicaManager::next_id`), so this is a push but for a partition
             // named twice.
@@ -127,18 +129,29 @@ impl<T: Watches> Purgatory<T> {
                 ids.insert(at, id);
             }
         });
+        // Parked operations wait on something: a fetch answers at once when it names no
+        // partition, a produce when none of its appends waits; one that watched nothing would
+        // be woken by its timer only.
+        assert!(named > 0, "purgatory: operation {id} watches no partition");
         self.ops.insert(id, op);
     }
 
     pub fn remove(&mut self, id: u64) -> Option<T> {
         let op = self.ops.remove(&id)?;
+        let mut found = false;
         op.watched(|tp| {
             if let Some(ids) = self.by_partition.get_mut(&tp) {
                 if let Ok(at) = ids.binary_search(&id) {
                     ids.remove(at);
+                    found = true;
                 }
             }
         });
+        // It was indexed under at least one partition it still names.
+        assert!(
+            found,
+            "purgatory: operation {id} found under none of its partitions"
+        );
         // Every test: the operation named every partition it was indexed under.
         if cfg!(debug_assertions) {
             assert!(
@@ -301,6 +314,13 @@ mod tests {
         pg.insert(1, Op("a", vec![tp(0), tp(1)]));
         pg.get_mut(1).expect("parked").1.pop();
         pg.remove(1);
+    }
+
+    #[test]
+    #[should_panic(expected = "operation 1 watches no partition")]
+    fn parking_an_operation_that_watches_nothing_fires() {
+        let mut pg: Purgatory<Op> = Purgatory::default();
+        pg.insert(1, Op("a", Vec::new()));
     }
 
     /// A test operation: a name and the partitions it watches.
