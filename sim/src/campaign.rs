@@ -76,7 +76,8 @@ pub struct RunStats {
 pub struct ProducerStats {
     /// Sends the application made (resends included).
     pub sent: u64,
-    /// Sends its `rate` asked for over the load phase (0 without a numeric rate).
+    /// Sends its `rate` asked for from its first send (its start phase) to the end of the load
+    /// phase (0 without a numeric rate).
     pub asked: u64,
     /// Why such a producer falls short of its rate, in words for the warning.
     pub pace: String,

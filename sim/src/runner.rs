@@ -77,6 +77,11 @@ pub struct RunOptions {
     /// caller's own: the runner's tests add a node that panics on a given event, so that
     /// the panic path is exercised as any run takes it.
     pub extend: Option<fn(&mut World)>,
+    /// Start every producer's application at instant zero instead of a random instant of
+    /// its first second ([`kafsim_engine::producer::ProducerSpec::start_phase`]). For tests
+    /// that time a fault by hand against one batch cycle, to pin one interleaving; no run a
+    /// user starts sets it (their services are never started in step with a fault script).
+    pub producers_in_step: bool,
 }
 
 /// What a streaming run hands its consumer: history slices, and the start of the load.
@@ -590,11 +595,13 @@ pub fn run_seed_streaming(
             },
         );
     }
-    for pr in &p.producers {
+    for (pr, phase) in p.producers.iter().zip(&h.phases) {
         let sent = counts.sent_by.get(pr.index as usize).copied().unwrap_or(0);
+        // Its rate asks for sends from its first one, at its start phase, to the end of the load.
+        let asked_seconds = (load_seconds - phase.as_secs_f64()).max(0.0);
         stats
             .producers
-            .insert(names.producer(pr.index), pr.stats(sent, load_seconds));
+            .insert(names.producer(pr.index), pr.stats(sent, asked_seconds));
     }
     let sessions: BTreeMap<NodeId, Duration> = (groups.iter())
         .flat_map(|g| {

@@ -13,6 +13,8 @@ pub mod stream {
     pub const DISK: u64 = 2;
     pub const NEMESIS: u64 = 3;
     pub const WORKLOAD: u64 = 4;
+    /// Each producer's start phase ([`kafsim_engine::producer::ProducerSpec::start_phase`]).
+    pub const PRODUCER_PHASE: u64 = 5;
     pub const NODE_BASE: u64 = 1 << 32;
 }
 

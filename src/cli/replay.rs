@@ -97,11 +97,8 @@ fn replay(args: ReplayArgs) -> Result<u8, u8> {
         args.seed,
         &RunOptions {
             trace,
-            world: None,
             keep_history: true,
-            stream: false,
-            await_consumers: false,
-            extend: None,
+            ..RunOptions::default()
         },
     );
     let s = &prepared.scenario;

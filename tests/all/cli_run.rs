@@ -430,7 +430,8 @@ fn a_producer_far_below_its_rate_is_named_with_why_and_one_at_its_rate_is_not() 
     let (text, doc) = run("tiny-kafka-go-sync.toml", &dir.join("sync.json"));
     let p = &doc["stats"]["producers"]["producer-0"];
     let (sent, asked) = (p["sent"].as_u64().unwrap(), p["asked"].as_u64().unwrap());
-    assert_eq!(asked, 1200, "200/s over 6 s: {p}");
+    // 200/s from its first send (a random instant of its first second) to the end at 6 s.
+    assert!((1000..=1200).contains(&asked), "200/s over 5 to 6 s: {p}");
     assert!(sent * 2 < asked, "{p}");
     let line = format!("warning: producer-0 made {sent} of the {asked} sends its rate asked for");
     let warning = text.lines().find(|l| l.starts_with(&line));

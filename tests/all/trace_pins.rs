@@ -21,6 +21,11 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 }
 
 /// (file, seed, pinned hash). Changes, newest first:
+/// - 2026-12-07: all three: each producer's application makes its first send at a random
+///   instant of its first second (drawn per seed), instead of every producer of every seed
+///   sending on one lattice from instant zero, which put a scripted fault at the same phase
+///   of the batch cycle in every seed. Same verdicts: acks1-leader-crash seed 1 ok,
+///   commit-before-process seed 6 loses records (two now), defaults-java seed 1 ok.
 /// - 2026-12-07: all three: replica fetchers use incremental fetch sessions (KIP-227,
 ///   `FetchSessionHandler` / `FetchSession.scala`): after a full fetch, a follower's request
 ///   names only partitions whose fetch state changed and the leader answers only partitions
@@ -73,9 +78,9 @@ fn trace_hash(file: &str, seed: u64) -> u64 {
 /// - 2026-12-06: pinned (after per-client produce requests, the coordinator's OffsetsStored
 ///   history event and the drain waiting for the high watermark to reach the log end).
 const PINS: [(&str, u64, u64); 3] = [
-    ("acks1-leader-crash.toml", 1, 0xf7ac8bf02d5742d6),
-    ("commit-before-process.toml", 6, 0x67e069dffe19df56),
-    ("defaults-java.toml", 1, 0xc05ec5ec889e7360),
+    ("acks1-leader-crash.toml", 1, 0x5a385b7f3af3d2f1),
+    ("commit-before-process.toml", 6, 0x0c2224576e6f55e0),
+    ("defaults-java.toml", 1, 0x52f0b59b0e2e562d),
 ];
 
 #[test]

@@ -158,11 +158,20 @@ impl Consumer {
         let now = cx.now();
         if let Some(sc) = self.sync_commit.as_mut() {
             sc.started.get_or_insert(now);
+            // Every try is an attempt, also one the member refuses itself because it has no
+            // stable membership (RebalanceInProgress, recorded in `send_commit`). kafka-go's
+            // `commitOffsetsWithRetry(gen, offsets, defaultCommitRetries)` (`reader.go`) sends
+            // each of its 3 attempts with the generation the commit started in, which the
+            // coordinator refuses once that generation is gone, so the commit ends after its
+            // third try; counting only the tries that reached the wire retried a commit of a
+            // member fenced mid-commit (ILLEGAL_GENERATION) every 100 ms for ever, while its
+            // rejoin waited for that commit to finish: a stall. The other clients do not retry
+            // RebalanceInProgress, so for them nothing changes.
+            sc.attempts += 1;
         }
         if self.send_commit(cx, offsets, true) {
             let sc = self.sync_commit.as_mut().expect("checked");
             sc.inflight = true;
-            sc.attempts += 1;
         }
     }
 

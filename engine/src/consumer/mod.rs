@@ -321,6 +321,7 @@ impl Consumer {
                 value_base: 0,
                 transactions: None,
                 held: false,
+                start_phase: Duration::ZERO,
             };
             let producer = crate::producer::Producer::hosted(producer_spec, out.producer.clone());
             ctp::Ctp::new(producer, out.transactional)

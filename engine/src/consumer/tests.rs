@@ -382,6 +382,50 @@ fn kafka_go_read_message_drops_its_message_when_the_commit_fails_three_times() {
     assert_eq!(c.procs.all[0].queue.len(), 1);
 }
 
+/// A kafka-go member fenced in the middle of ReadMessage's commit (ILLEGAL_GENERATION: it
+/// is now unjoined, generation -1) retries that commit, and its tries, refused before they
+/// reach the wire for want of a stable membership, count as attempts: after the third,
+/// ReadMessage returns the error, the message is dropped, and the rejoin the commit held
+/// back goes out (kafka-go `commitOffsetsWithRetry`: 3 attempts with the commit's own
+/// generation). Before, the tries were not counted: the commit was retried every 100 ms for
+/// ever and the member never rejoined.
+#[test]
+fn kafka_go_commit_of_a_fenced_member_ends_after_three_tries_and_the_member_rejoins() {
+    let mut host = host();
+    let mut c = consumer("kafka-go", CommitMode::Auto);
+    c.group.coordinator = Some(BROKER);
+    c.procs.all[0].queue.push_back(delivered(99));
+    c.start_sync_commit(vec![(TP0, 100, None)]);
+    c.sync_commit
+        .as_mut()
+        .expect("queued")
+        .drops_delivery_on_failure = true;
+    // The member is fenced: unjoined, waiting to rejoin.
+    c.group.generation = -1;
+    c.group.state = membership::MemberState::Unjoined;
+    c.group.rejoin = true;
+    c.meta.counts.insert(TopicId(1), 2);
+    let mut ms = 1;
+    for _ in 0..3 {
+        assert!(c.sync_commit.is_some(), "not given up before its third try");
+        host.at(ms, |cx| c.drive_sync_commit(cx));
+        ms += 1_000;
+    }
+    assert!(c.sync_commit.is_none(), "ReadMessage returned the error");
+    assert!(c.procs.all[0].queue.is_empty(), "the message was dropped");
+    let effects = host.at(ms, |cx| c.drive_membership(cx));
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            crate::node::Effect::Send {
+                msg: Message::JoinGroupRequest(_),
+                ..
+            }
+        )),
+        "the member rejoins once the commit is over"
+    );
+}
+
 /// kafka-go `ReadMessage` commits the message it returns and nothing else: a mark whose
 /// commit failed earlier (TP0's 60, above its committed 50) is not repeated with a message
 /// of another partition, since `CommitMessages(ctx, m)` commits `m` alone and

@@ -50,6 +50,13 @@ pub struct ProducerSpec {
     /// ([`Workload::release`]), only the probe records the host asks for
     /// ([`Workload::probe`]). `stop_at` counts only from the release.
     pub held: bool,
+    /// How long after the process first starts the application makes its first send (its
+    /// rate's schedule starts then). Real services are not started in step with one another
+    /// or with an operator's fault script; with every producer on one lattice from instant
+    /// zero, a scripted fault hits the same phase of every batch cycle in every seed (an
+    /// acks=1 leader killed "at 8s" never caught a batch its followers had not fetched yet).
+    /// The host draws it per seed; a restart sends at once.
+    pub start_phase: Duration,
 }
 
 /// `[producers.transactions]`: the application sends `records` records per transaction and
@@ -115,6 +122,7 @@ impl ProducerSpec {
             value_base: 0,
             transactions: None,
             held: false,
+            start_phase: Duration::ZERO,
         }
     }
 }
@@ -155,8 +163,13 @@ impl Workload {
         );
         self.incarnation = incarnation;
         self.next_n = 0;
-        self.next_due = now;
-        self.started = now;
+        let first = if incarnation == 0 && !self.spec.held {
+            now + self.spec.start_phase
+        } else {
+            now
+        };
+        self.next_due = first;
+        self.started = first;
         self.unscheduled = 0;
         self.held = self.spec.held;
         self.probes = 0;
@@ -288,7 +301,34 @@ mod tests {
             value_base: 1 << 40,
             transactions: None,
             held: false,
+            start_phase: Duration::ZERO,
         }
+    }
+
+    /// The first life waits out its start phase, then keeps the rate's schedule from there;
+    /// a restart sends at once.
+    #[test]
+    fn the_first_life_starts_its_schedule_after_its_phase() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut w = Workload::new(ProducerSpec {
+            start_phase: Duration::from_micros(700),
+            stop_at: Instant::from_millis(100),
+            ..spec(Some(500.0), 0)
+        });
+        w.start(Instant::ZERO, 0);
+        assert!(!w.due(Instant::from_nanos(699_000)));
+        assert_eq!(
+            w.next_wake(Instant::ZERO),
+            Some(Instant::from_nanos(700_000))
+        );
+        let (_, _, at) = w.take(Instant::from_nanos(700_000), &mut rng);
+        assert_eq!(at, Some(Instant::from_nanos(700_000)));
+        assert_eq!(
+            w.next_wake(Instant::from_nanos(700_000)),
+            Some(Instant::from_nanos(2_700_000))
+        );
+        w.start(Instant::from_millis(50), 1);
+        assert!(w.due(Instant::from_millis(50)), "a restart does not wait");
     }
 
     #[test]

@@ -15,12 +15,19 @@ use kafsim_engine::admin::Admin;
 use kafsim_engine::consumer::{Consumer, ConsumerSpec};
 use kafsim_engine::controller::Controller;
 use kafsim_engine::producer::{Producer, ProducerSpec};
-use kafsim_engine::{Instant, Node, NodeId, TopicPartition};
+use kafsim_engine::{Duration, Instant, Node, NodeId, TopicPartition};
+use rand::Rng;
+
+/// The span of the producers' start phases (see [`ProducerSpec::start_phase`]).
+const STAGGER: Duration = Duration::from_secs(1);
 
 /// The nodes of a run, by role.
 pub(super) struct Handles {
     pub(super) cluster: Cluster,
     pub(super) producers: Vec<NodeId>,
+    /// Per producer (same order): its application's start phase, what its rate could not ask
+    /// for at the start of the load.
+    pub(super) phases: Vec<Duration>,
     /// Per group: its members' nodes.
     pub(super) groups: Vec<(String, Vec<NodeId>)>,
     /// Per group (same order): its database node, if it declared a sink.
@@ -201,8 +208,23 @@ pub(super) fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handl
     let release = (opts.await_consumers && !p.groups.is_empty()).then(Release::default);
     let held = release.is_some();
     let mut producers = Vec::new();
+    let mut start_phases = Vec::new();
+    // Each producer's application makes its first send at a random instant of its first
+    // second, so that neither the producers nor a fault script at a round time are in step
+    // with one batch cycle in every seed (linger and flush timers, up to kafka-go's 1 s
+    // BatchTimeout, follow the sends). Benchmarks (their own cost model, readiness phase)
+    // start in step, as OpenMessaging Benchmark's workers do.
+    let mut phases = crate::seed::rng_for(seed, crate::seed::stream::PRODUCER_PHASE);
+    let staggered = opts.world.is_none() && !held && !opts.producers_in_step;
     for pp in &p.producers {
+        let start_phase = if staggered && pp.rate.is_some() {
+            Duration::from_nanos(phases.gen_range(0..STAGGER.as_nanos() as u64))
+        } else {
+            Duration::ZERO
+        };
+        start_phases.push(start_phase);
         let spec = ProducerSpec {
+            start_phase,
             index: pp.index,
             topic: pp.topic,
             rate: pp.rate,
@@ -320,6 +342,7 @@ pub(super) fn build(p: &Prepared, seed: u64, opts: &RunOptions) -> (World, Handl
         Handles {
             cluster,
             producers,
+            phases: start_phases,
             groups,
             databases,
             admin,

@@ -84,7 +84,8 @@ fn a_slow_group_catches_up_in_an_automatic_drain_without_a_stall() {
     // Far longer than the old 20-30 s drains advised: it is a capacity finding, not a stall.
     assert!(catch_up(&out) > 10.0, "{g:?}");
     assert!(g.peak_lag > 1000, "lag builds during the burst: {g:?}");
-    assert!(out.result.stats.records_acked > 1500);
+    // The producer starts at a random instant of its first second: at least 1 s of the burst.
+    assert!(out.result.stats.records_acked > 1000);
     assert_eq!(g.records_consumed, out.result.stats.records_consumed);
 }
 
@@ -222,7 +223,13 @@ duration = "60s"
         out.result.violations.len()
     );
     let read = out.result.stats.groups["analytics"].records_consumed;
-    assert!(read >= 1500, "the group read {read} of about 1600 records");
+    let acked = out.result.stats.records_acked;
+    // The producer starts at a random instant of its first second: 7 to 8 s of 200/s.
+    assert!(acked >= 1400, "{acked} acknowledged");
+    assert!(
+        read >= acked,
+        "the group read {read} of {acked} acknowledged records"
+    );
 }
 
 /// A service as users write it: a Java producer and a sarama group with sarama's defaults
@@ -407,4 +414,80 @@ fn the_drain_waits_for_the_record_a_slow_handler_still_holds() {
     let acked = out.result.stats.records_acked;
     assert!(acked >= 5, "{acked} records acknowledged");
     assert_eq!(out.result.stats.groups["ledger"].records_consumed, acked);
+}
+
+/// kafka-go `Writer{Async, RequireOne}` and a one-member kafka-go `ReadMessage` group through
+/// random broker power losses (seed 17 of a probe scenario): the member's ReadMessage commit
+/// is answered ILLEGAL_GENERATION after the coordinator moved, which leaves it unjoined with
+/// the commit still to retry.
+const KAFKA_GO_FENCED_MID_COMMIT: &str = r#"
+name = "kafka-go-fenced-mid-commit"
+duration = "21s"
+seeds = 1
+[cluster]
+brokers = 3
+[[topics]]
+name = "telemetry"
+partitions = 3
+replication_factor = 3
+[[producers]]
+client = "kafka-go"
+topic = "telemetry"
+rate = 400
+keys = 0
+[producers.config]
+RequiredAcks = "RequireOne"
+Async = true
+BatchTimeout = "10ms"
+[[consumer_groups]]
+group = "dash"
+members = 1
+client = "kafka-go"
+topics = ["telemetry"]
+[consumer_groups.handler]
+process_time = "50us..200us"
+[faults]
+random = true
+kinds = ["crash", "power-loss"]
+mean_interval = "3.7s"
+[expect]
+violations = ["lost-write"]
+allow = ["unseen", "sink-loss", "inconsistent-offsets", "nonmonotonic-send", "duplicate", "sink-duplicate", "divergence", "nonmonotonic-poll", "poll-skip"]
+"#;
+
+/// kafka-go's `commitOffsetsWithRetry` makes 3 attempts with the generation the commit began
+/// in, then ReadMessage returns the error and the Reader goes on with its next generation.
+/// The model used to count only the tries that reached the wire: a member fenced mid-commit
+/// retried it locally (RebalanceInProgress) every 100 ms for ever while its rejoin waited for
+/// that commit, and the run ended in a `stall` (dash/0 "unjoined (rejoin pending)").
+#[test]
+fn a_kafka_go_member_fenced_in_the_middle_of_its_commit_rejoins_instead_of_stalling() {
+    let s =
+        scenario::parse("test.toml", KAFKA_GO_FENCED_MID_COMMIT).unwrap_or_else(|e| panic!("{e}"));
+    let p: Prepared = prepare(s).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        keep_history: true,
+        ..RunOptions::default()
+    };
+    let out = run_seed(&p, 17, &opts);
+    let history = out.history.as_ref().expect("kept");
+    let fenced_mid_commit = history.entries().any(|e| {
+        matches!(
+            e.event,
+            HistoryEvent::Commit {
+                error: kafsim_engine::protocol::ErrorCode::IllegalGeneration,
+                ..
+            }
+        )
+    });
+    assert!(fenced_mid_commit, "the seed no longer reaches the case");
+    assert!(
+        !kinds(&out).contains(&ViolationKind::Stall),
+        "{:?}",
+        out.result
+            .violations
+            .iter()
+            .find(|v| v.kind == ViolationKind::Stall)
+    );
+    assert!(out.drained);
 }

@@ -169,6 +169,7 @@ pub fn add_producer(
         value_base: 0,
         transactions: None,
         held: false,
+        start_phase: Default::default(),
     };
     w.add_node("producer-0", move || {
         Box::new(Producer::new(spec.clone(), config.clone())) as Box<dyn Node>

@@ -25,6 +25,7 @@ mod librdkafka_transactions;
 mod panic_explained;
 mod producer_client;
 mod producer_cluster;
+mod producer_phase;
 mod producer_throughput;
 mod producer_transactions;
 mod replication_basic;

@@ -13,7 +13,9 @@
 //!
 //! The fault is scripted at a fixed time: the producer's EndTxn of the transaction ending at
 //! 9.7 s is on the wire at 9702.5 ms in seed 1 (its timeline before the fault does not
-//! depend on the fault).
+//! depend on the fault). To hit that instant the producer keeps the old lattice
+//! (`producers_in_step`: its first send at instant zero, not at a random instant of its
+//! first second).
 
 use kafsim_sim::runner::{prepare, run_seed, RunOptions, RunOutput};
 use kafsim_sim::scenario;
@@ -72,7 +74,11 @@ duration = "33s"
 fn run(text: &str) -> RunOutput {
     let s = scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"));
     let p = prepare(s).unwrap_or_else(|e| panic!("{e}"));
-    run_seed(&p, 1, &RunOptions::default())
+    let opts = RunOptions {
+        producers_in_step: true,
+        ..RunOptions::default()
+    };
+    run_seed(&p, 1, &opts)
 }
 
 #[test]

@@ -272,6 +272,7 @@ fn spec(broker: NodeId, rate: Option<f64>, stop_ms: u64, partitions_keys: u32) -
         value_base: 0,
         transactions: None,
         held: false,
+        start_phase: Default::default(),
     }
 }
 
