@@ -136,10 +136,19 @@ impl Host {
 
 /// Run `f` with a throwaway `Cx` over `disk` (node 0 at time zero); returns the effects.
 pub fn with_cx<R>(disk: &mut MemDisk, f: impl FnOnce(&mut Cx) -> R) -> (R, Vec<Effect>) {
+    with_cx_at(disk, Instant::ZERO, f)
+}
+
+/// [`with_cx`] at `now`.
+pub fn with_cx_at<R>(
+    disk: &mut MemDisk,
+    now: Instant,
+    f: impl FnOnce(&mut Cx) -> R,
+) -> (R, Vec<Effect>) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut out = Vec::new();
     let mut ids = 0;
-    let mut cx = Cx::new(Instant::ZERO, NodeId(0), &mut rng, disk, &mut out, &mut ids);
+    let mut cx = Cx::new(now, NodeId(0), &mut rng, disk, &mut out, &mut ids);
     let r = f(&mut cx);
     (r, out)
 }

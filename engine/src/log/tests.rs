@@ -8,7 +8,7 @@ use rand::SeedableRng;
 
 /// The engine's test disk and throwaway `Cx`, re-exported for the log's and replica's
 /// tests.
-pub use crate::testkit::{with_cx, MemDisk};
+pub use crate::testkit::{with_cx, with_cx_at, MemDisk};
 
 pub fn batch(values: &[u64]) -> RecordBatch {
     let recs: Vec<Record> = values

@@ -63,7 +63,6 @@ impl ReplicaManager {
         }
         let id = self.next_id();
         let timer = cx.set_timer_after(req.max_wait, ReplicaTimer::FetchWait(id));
-        let tps: Vec<TopicPartition> = req.partitions.iter().map(|p| p.partition).collect();
         self.fetches.insert(
             id,
             DelayedFetch {
@@ -72,7 +71,6 @@ impl ReplicaManager {
                 context,
                 timer,
             },
-            tps,
         );
     }
 
@@ -90,6 +88,16 @@ impl ReplicaManager {
     }
 
     /// Record a follower's fetch offset (its LEO) and act on it: ISR expansion, HW advance.
+    ///
+    /// Kafka's `Partition.updateFollowerFetchState` (core/src/main/scala/kafka/cluster/
+    /// Partition.scala, the same from 2.x to 4.x) tries to advance the HW only when the
+    /// follower's LEO moved: `if (prevFollowerEndOffset != replica.stateSnapshot.logEndOffset)
+    /// maybeIncrementLeaderHW(...)`, and completes delayed operations only when it advanced.
+    /// The other moments a leader recomputes its HW are an append (`appendRecordsToLeader`),
+    /// an ISR change (the AlterPartition answer, a newer partition epoch) and becoming leader;
+    /// so a follower outside the ISR that stops counting (no longer caught up within
+    /// `replica.lag.time.max.ms`) releases the HW only at the next of these, as in Kafka, not
+    /// at the next fetch of any follower.
     pub(super) fn update_follower(&mut self, cx: &mut Cx, replica: NodeId, fp: &FetchPartition) {
         let tp = fp.partition;
         let now = cx.now();
@@ -108,6 +116,9 @@ impl ReplicaManager {
         let Some(progress) = l.followers.get_mut(&replica) else {
             return;
         };
+        // Kafka's `Replica` starts a leadership with an unknown LEO (`UnknownOffset`), so the
+        // first fetch of a leadership is always a move.
+        let previous_leo = progress.has_fetched().then_some(progress.log_end_offset);
         progress.on_fetch(fp.fetch_offset, leo, now);
         assert!(
             progress.log_end_offset <= leo,
@@ -115,6 +126,7 @@ impl ReplicaManager {
             cx.me(),
             progress.log_end_offset
         );
+        let leo_moved = previous_leo != Some(progress.log_end_offset);
         let rejoin = isr::can_rejoin(progress, hw, l.epoch_start_offset);
         let in_isr = p.in_maximal_isr(replica);
         // KIP-841 (`Partition.isReplicaIsrEligible`): a follower on a fenced broker (one the
@@ -129,28 +141,40 @@ impl ReplicaManager {
                 cx.me()
             );
             new_isr.push(replica);
+            // `maybeExpandIsr`: the proposal grows the maximal ISR; the HW is then tried as
+            // for any fetch (only if the LEO moved), and the partition checked whole, since
+            // its pending ISR changed.
             self.propose_isr(cx, tp, new_isr);
-            // The maximal ISR may have grown: the whole recomputation.
-            self.on_isr_or_hw_change(cx, tp);
+            let moved = leo_moved && self.try_increment_hw(cx, tp, hw);
+            self.after_hw_update(cx, tp, moved);
             return;
         }
-        // `Partition.updateFollowerFetchState`: the HW is recomputed (here on every fetch, as
-        // the follower's progress and the time both count), and the delayed operations are
-        // tried only when it moved (`if (leaderHWIncremented) tryCompleteDelayedRequests()`).
-        // This runs for every partition of every follower fetch, and most fetches move
-        // nothing: the HW is computed on the partition already at hand.
-        let moved = p.maybe_increment_hw(cx, &self.config, &self.live_brokers);
+        if leo_moved && self.try_increment_hw(cx, tp, hw) {
+            self.after_hw_update(cx, tp, true);
+        } else {
+            // Nothing but the follower's progress changed: no waiting produce can settle
+            // (`if (leaderHWIncremented) tryCompleteDelayedRequests()`), and debug builds
+            // prove it. This is the fast path of nearly every partition of every fetch.
+            self.assert_nothing_to_complete(cx.me(), tp);
+        }
+    }
+
+    /// `maybeIncrementLeaderHW` on a follower fetch of `tp` whose HW was `hw` before it:
+    /// whether the HW advanced ([`super::partition::Partition::maybe_increment_hw`] asserts that it never moves
+    /// backward nor past the smallest LEO of the maximal ISR).
+    fn try_increment_hw(&mut self, cx: &mut Cx, tp: TopicPartition, hw: u64) -> bool {
+        let (config, live) = (&self.config, &self.live_brokers);
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return false;
+        };
+        let moved = p.maybe_increment_hw(cx, config, live);
         assert_eq!(
             moved,
             p.high_watermark != hw,
             "{} {tp}: the HW recomputation misreports a move from {hw}",
             cx.me()
         );
-        if moved {
-            self.after_hw_update(cx, tp, true);
-        } else {
-            self.assert_nothing_to_complete(cx.me(), tp);
-        }
+        moved
     }
 
     /// Build a fetch response from current state: (response, bytes, any partition errored).

@@ -370,6 +370,17 @@ impl Partition {
             "{}: HW below the log start",
             self.tp()
         );
+        // The HW never passes a member of the maximal ISR (one that has not fetched in this
+        // leadership has an unknown LEO, 0 here, and holds it at the epoch's start); only the
+        // `SkipHwRule` break takes the leader's LEO alone.
+        assert!(
+            config.breaks(BreakRule::SkipHwRule)
+                || l.followers
+                    .iter()
+                    .all(|(r, f)| !self.in_maximal_isr(*r) || new_hw <= f.log_end_offset),
+            "{}: HW {new_hw} past the LEO of a member of the maximal ISR",
+            self.tp()
+        );
         self.set_high_watermark(new_hw);
         cx.record(HistoryEvent::HighWatermark {
             broker: cx.me(),

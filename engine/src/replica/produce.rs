@@ -125,13 +125,12 @@ impl ReplicaManager {
         }
         let id = self.next_id();
         op.timer = Some(cx.set_timer_after(timeout, ReplicaTimer::ProduceTimeout(id)));
-        let tps: Vec<TopicPartition> = op.pending.iter().map(|p| p.partition).collect();
         assert!(
             self.produces.get(id).is_none(),
             "{}: delayed produce id {id} reused",
             cx.me()
         );
-        self.produces.insert(id, op, tps);
+        self.produces.insert(id, op);
     }
 
     /// Validate and append one batch as leader. `Ok(Some)` = wait for it; `Err` = answered.

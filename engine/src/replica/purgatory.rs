@@ -5,9 +5,10 @@
 //! appends, fsync completion, loss of leadership.
 
 use crate::node::{NodeId, TimerId};
+use crate::partition_map::PartitionMap;
 use crate::protocol::{ErrorCode, FetchRequest, PartitionProduceResponse};
 use crate::record::TopicPartition;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Most delayed operations a broker holds; beyond that something is wrong (assert).
 pub const MAX_DELAYED: usize = 100_000;
@@ -56,24 +57,58 @@ pub struct DelayedFetch {
     pub timer: TimerId,
 }
 
-/// Delayed operations by id, indexed by the partitions they wait on.
+/// What a delayed operation waits on: the partitions it is indexed under. An operation
+/// names them for as long as it is in the purgatory (it may name more, never fewer), so
+/// that removing it touches only its own partitions' lists.
+pub trait Watches {
+    fn watched(&self, f: impl FnMut(TopicPartition));
+}
+
+impl Watches for DelayedFetch {
+    fn watched(&self, f: impl FnMut(TopicPartition)) {
+        self.request
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .for_each(f);
+    }
+}
+
+impl Watches for DelayedProduce {
+    /// The partitions still pending and those settled (`settle_where` moves a settled append
+    /// to `done`, and nothing else takes one out of `pending` while the produce is parked).
+    fn watched(&self, f: impl FnMut(TopicPartition)) {
+        let pending = self.pending.iter().map(|p| p.partition);
+        pending
+            .chain(self.done.iter().map(|d| d.partition))
+            .for_each(f);
+    }
+}
+
+/// Delayed operations by id, indexed by the partitions they wait on (Kafka's
+/// `DelayedOperationPurgatory` keeps a watcher list per key in the same way).
 #[derive(Debug)]
 pub struct Purgatory<T> {
     ops: BTreeMap<u64, T>,
-    by_partition: BTreeMap<TopicPartition, BTreeSet<u64>>,
+    /// Per partition, the ids of the operations watching it, ascending. A list stays when it
+    /// empties: the next operation on that partition reuses its room (a follower's parked
+    /// fetch watches every partition of its session, and such fetches come and go all the
+    /// time), and a broker hosts a bounded number of partitions.
+    by_partition: PartitionMap<Vec<u64>>,
 }
 
 impl<T> Default for Purgatory<T> {
     fn default() -> Self {
         Purgatory {
             ops: BTreeMap::new(),
-            by_partition: BTreeMap::new(),
+            by_partition: PartitionMap::new(),
         }
     }
 }
 
-impl<T> Purgatory<T> {
-    pub fn insert(&mut self, id: u64, op: T, partitions: impl IntoIterator<Item = TopicPartition>) {
+impl<T: Watches> Purgatory<T> {
+    /// Park `op` under `id`, watching the partitions it names.
+    pub fn insert(&mut self, id: u64, op: T) {
         assert!(
             self.ops.len() < MAX_DELAYED,
             "purgatory full: {} operations",
@@ -83,18 +118,55 @@ impl<T> Purgatory<T> {
             !self.ops.contains_key(&id),
             "purgatory: operation {id} inserted twice"
         );
-        for tp in partitions {
-            self.by_partition.entry(tp).or_default().insert(id);
-        }
+        let mut named = 0;
+        op.watched(|tp| {
+            named += 1;
+            let ids = self.by_partition.get_or_insert_with(tp, Vec::new);
+            // Ids grow (`ReplicaManager::next_id`), so this is a push but for a partition
+            // named twice.
+            let at = ids.partition_point(|&x| x < id);
+            if ids.get(at) != Some(&id) {
+                ids.insert(at, id);
+            }
+        });
+        // Parked operations wait on something: a fetch answers at once when it names no
+        // partition, a produce when none of its appends waits; one that watched nothing would
+        // be woken by its timer only.
+        assert!(named > 0, "purgatory: operation {id} watches no partition");
         self.ops.insert(id, op);
     }
 
+    pub fn remove(&mut self, id: u64) -> Option<T> {
+        let op = self.ops.remove(&id)?;
+        let mut found = false;
+        op.watched(|tp| {
+            if let Some(ids) = self.by_partition.get_mut(&tp) {
+                if let Ok(at) = ids.binary_search(&id) {
+                    ids.remove(at);
+                    found = true;
+                }
+            }
+        });
+        // It was indexed under at least one partition it still names.
+        assert!(
+            found,
+            "purgatory: operation {id} found under none of its partitions"
+        );
+        // Every test: the operation named every partition it was indexed under.
+        if cfg!(debug_assertions) {
+            assert!(
+                self.by_partition.values().all(|ids| !ids.contains(&id)),
+                "purgatory: removed operation {id} still indexed"
+            );
+        }
+        Some(op)
+    }
+}
+
+impl<T> Purgatory<T> {
     /// Ids of operations watching `tp`, in order.
     pub fn watching(&self, tp: TopicPartition) -> Vec<u64> {
-        let ids: Vec<u64> = self
-            .by_partition
-            .get(&tp)
-            .map_or(Vec::new(), |s| s.iter().copied().collect());
+        let ids = self.by_partition.get(&tp).map_or(Vec::new(), Vec::clone);
         // The index names only operations the purgatory holds (removal cleans it).
         assert!(
             ids.iter().all(|id| self.ops.contains_key(id)),
@@ -109,19 +181,6 @@ impl<T> Purgatory<T> {
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         self.ops.get_mut(&id)
-    }
-
-    pub fn remove(&mut self, id: u64) -> Option<T> {
-        let op = self.ops.remove(&id)?;
-        self.by_partition.retain(|_, ids| {
-            ids.remove(&id);
-            !ids.is_empty()
-        });
-        assert!(
-            self.by_partition.values().all(|ids| !ids.contains(&id)),
-            "purgatory: removed operation {id} still indexed"
-        );
-        Some(op)
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -226,12 +285,50 @@ mod tests {
     #[test]
     fn purgatory_indexes_by_partition() {
         let tp = |n| TopicPartition::new(TopicId(0), n);
-        let mut pg: Purgatory<&str> = Purgatory::default();
-        pg.insert(1, "a", [tp(0), tp(1)]);
-        pg.insert(2, "b", [tp(1)]);
-        assert_eq!(pg.watching(tp(1)), vec![1, 2]);
-        assert_eq!(pg.remove(1), Some("a"));
+        let mut pg: Purgatory<Op> = Purgatory::default();
+        pg.insert(2, Op("b", vec![tp(1)]));
+        // Out of id order, and a partition named twice.
+        pg.insert(1, Op("a", vec![tp(0), tp(1), tp(0)]));
+        pg.insert(3, Op("c", vec![tp(1), tp(2)]));
+        assert_eq!(pg.watching(tp(1)), vec![1, 2, 3]);
+        assert_eq!(pg.watching(tp(0)), vec![1]);
+        assert_eq!(pg.remove(1).map(|o| o.0), Some("a"));
         assert!(pg.watching(tp(0)).is_empty());
-        assert_eq!(pg.len(), 1);
+        assert_eq!(pg.watching(tp(1)), vec![2, 3]);
+        assert_eq!(pg.remove(1).map(|o| o.0), None);
+        // An emptied list keeps its place for the next operation.
+        pg.insert(4, Op("d", vec![tp(0)]));
+        assert_eq!(pg.watching(tp(0)), vec![4]);
+        assert_eq!(pg.len(), 3);
+        assert_eq!(pg.ids(), vec![2, 3, 4]);
+    }
+
+    /// An operation that stops naming a partition it was indexed under would leave its id
+    /// behind: debug builds catch it at removal.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "removed operation 1 still indexed")]
+    fn removing_an_operation_that_forgot_a_partition_fires() {
+        let tp = |n| TopicPartition::new(TopicId(0), n);
+        let mut pg: Purgatory<Op> = Purgatory::default();
+        pg.insert(1, Op("a", vec![tp(0), tp(1)]));
+        pg.get_mut(1).expect("parked").1.pop();
+        pg.remove(1);
+    }
+
+    #[test]
+    #[should_panic(expected = "operation 1 watches no partition")]
+    fn parking_an_operation_that_watches_nothing_fires() {
+        let mut pg: Purgatory<Op> = Purgatory::default();
+        pg.insert(1, Op("a", Vec::new()));
+    }
+
+    /// A test operation: a name and the partitions it watches.
+    struct Op(&'static str, Vec<TopicPartition>);
+
+    impl Watches for Op {
+        fn watched(&self, f: impl FnMut(TopicPartition)) {
+            self.1.iter().copied().for_each(f);
+        }
     }
 }

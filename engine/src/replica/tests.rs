@@ -3,10 +3,10 @@
 use super::*;
 use crate::broker::config::KafkaVersion;
 use crate::coordinator::OffsetsLog;
-use crate::log::tests::{batch, with_cx, MemDisk, TP};
+use crate::log::tests::{batch, with_cx, with_cx_at, MemDisk, TP};
 use crate::node::Effect;
 use crate::record::RecordBatch;
-use crate::time::{ms, Duration};
+use crate::time::{ms, Duration, Instant};
 
 /// The controller's state of `partition` on replicas 0 and 1.
 fn state(
@@ -273,6 +273,64 @@ fn the_follower_fetch_fast_path_proves_it_skips_nothing() {
     with_cx(&mut disk, |cx| {
         rm.handle_fetch(cx, NodeId(1), follower_fetch(&[TP], 1, ms(0)))
     });
+}
+
+/// `Partition.updateFollowerFetchState` tries to advance the HW only when the follower's LEO
+/// moved. A follower outside the ISR that is caught up holds the HW
+/// (`shouldWaitForReplicaToJoinIsr`); once it has not been caught up for
+/// `replica.lag.time.max.ms` it no longer does, but the HW is released only at the next LEO
+/// move, append or ISR change, not by a fetch that moves nothing.
+#[test]
+fn a_follower_fetch_that_moves_no_leo_does_not_recompute_the_hw() {
+    let three = PartitionState {
+        replicas: vec![NodeId(0), NodeId(1), NodeId(2)],
+        ..state(TP, 0, 1, vec![NodeId(0), NodeId(1)], 1)
+    };
+    let mut rm = ReplicaManager::new(BrokerConfig::default());
+    let mut disk = MemDisk::default();
+    with_cx(&mut disk, |cx| rm.apply_partition_states(cx, vec![three]));
+    // No controller is known yet: replica 2's proposal to rejoin goes nowhere, so it stays
+    // outside the ISR however caught up it is.
+    assert_eq!(rm.controller, None);
+    let hw = |rm: &ReplicaManager| rm.partitions[&TP].high_watermark;
+    let fetch_at = |rm: &mut ReplicaManager, disk: &mut MemDisk, at: u64, from: u32, offset| {
+        let mut req = follower_fetch(&[TP], offset, ms(0));
+        req.replica_id = Some(NodeId(from));
+        with_cx_at(disk, Instant::ZERO + ms(at), |cx| {
+            rm.handle_fetch(cx, NodeId(from), req)
+        });
+    };
+    produce_one(&mut rm, &mut disk, 1);
+    fetch_at(&mut rm, &mut disk, 0, 2, 1);
+    fetch_at(&mut rm, &mut disk, 0, 1, 1);
+    assert_eq!(hw(&rm), 1);
+    produce_one(&mut rm, &mut disk, 2);
+    fetch_at(&mut rm, &mut disk, 0, 1, 2);
+    assert_eq!(
+        hw(&rm),
+        1,
+        "replica 2 is caught up (at 0 ms) and holds the HW"
+    );
+    // 40 s later replica 2 no longer counts; a fetch at the same offset moves nothing.
+    fetch_at(&mut rm, &mut disk, 40_000, 1, 2);
+    assert_eq!(hw(&rm), 1, "no LEO moved: the HW is not recomputed");
+    // The next append recomputes it (`appendRecordsToLeader`), without replica 2.
+    with_cx_at(&mut disk, Instant::ZERO + ms(40_000), |cx| {
+        rm.handle_produce(
+            cx,
+            NodeId(5),
+            ProduceRequest {
+                correlation_id: 3,
+                acks: Acks::Leader,
+                timeout: ms(1000),
+                transactional_id: None,
+                batches: vec![(TP, batch(&[3]))],
+            },
+        )
+    });
+    assert_eq!(hw(&rm), 2, "the append releases what replica 1 has");
+    fetch_at(&mut rm, &mut disk, 40_000, 1, 3);
+    assert_eq!(hw(&rm), 3, "replica 1's LEO moved");
 }
 
 #[test]
